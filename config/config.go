@@ -1,0 +1,332 @@
+// Package config loads xroute's configuration: one YAML file, every scalar
+// setting overridable from the environment, and defaults good enough that
+// `xroute serve` runs with no file at all.
+//
+// Precedence, lowest first: built-in defaults, the YAML file, XROUTE_*
+// environment variables. Validation runs last and names the offending field.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration. Field tags are the YAML keys; the env
+// variable for a field is XROUTE_ followed by its YAML path in upper case,
+// joined by underscores (server.addr -> XROUTE_SERVER_ADDR).
+type Config struct {
+	Server    Server     `yaml:"server"`
+	Log       Log        `yaml:"log"`
+	Database  Database   `yaml:"database"`
+	Auth      Auth       `yaml:"auth"`
+	Usage     Usage      `yaml:"usage"`
+	Router    Router     `yaml:"router"`
+	Providers []Provider `yaml:"providers"`
+	Models    []Model    `yaml:"models"`
+}
+
+// Server holds the HTTP listener settings.
+type Server struct {
+	Addr string `yaml:"addr"`
+	// MaxBodyBytes caps a request body; larger bodies get 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ShutdownTimeout is how long in-flight requests (streams included) may
+	// run after SIGTERM before the server closes them.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// RequestTimeout bounds one request end to end, failover included.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+}
+
+// Log configures zap.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or console
+}
+
+// Database selects the store. Path is the SQLite file of the embedded default.
+type Database struct {
+	Path string `yaml:"path"`
+}
+
+// Auth holds the secret used to hash caller keys. The pepper never lives in
+// the database: it comes from XROUTE_AUTH_PEPPER or from PepperFile, which is
+// created (mode 0600) on first start when it does not exist.
+type Auth struct {
+	Pepper     string        `yaml:"pepper"`
+	PepperFile string        `yaml:"pepper_file"`
+	CacheTTL   time.Duration `yaml:"cache_ttl"`
+}
+
+// Usage tunes the asynchronous usage-record writer.
+type Usage struct {
+	BatchSize     int           `yaml:"batch_size"`
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	QueueSize     int           `yaml:"queue_size"`
+}
+
+// Router tunes failover.
+type Router struct {
+	// MaxAttempts is how many deployments one request may try.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Breaker settings, per deployment.
+	BreakerFailures uint32        `yaml:"breaker_failures"`
+	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
+}
+
+// Provider is one upstream account: a wire format (Type), where it lives and
+// the key to use. APIKeyEnv names an environment variable holding the key so
+// that secrets stay out of the file.
+type Provider struct {
+	Name      string        `yaml:"name"`
+	Type      string        `yaml:"type"`
+	BaseURL   string        `yaml:"base_url"`
+	APIKey    string        `yaml:"api_key"`
+	APIKeyEnv string        `yaml:"api_key_env"`
+	Timeout   time.Duration `yaml:"timeout"`
+}
+
+// Model is a public model name callers use, served by one or more
+// deployments tried in order.
+type Model struct {
+	Name        string       `yaml:"name"`
+	OwnedBy     string       `yaml:"owned_by"`
+	Deployments []Deployment `yaml:"deployments"`
+}
+
+// Deployment is a provider plus the model id that provider knows.
+type Deployment struct {
+	Provider string `yaml:"provider"`
+	Model    string `yaml:"model"`
+}
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Addr:            "127.0.0.1:8080",
+			MaxBodyBytes:    10 << 20,
+			ShutdownTimeout: 30 * time.Second,
+			RequestTimeout:  10 * time.Minute,
+		},
+		Log:      Log{Level: "info", Format: "json"},
+		Database: Database{Path: "xroute.db"},
+		Auth:     Auth{PepperFile: "xroute.pepper", CacheTTL: 30 * time.Second},
+		Usage:    Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536},
+		Router:   Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second},
+	}
+}
+
+// Load reads the file at path (empty path: defaults only), applies the
+// environment (pass os.Environ()) and validates the result.
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		if err := decode(data, &cfg); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		if path != "" {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// decode is strict: an unknown key is an error (a typo must not be ignored).
+// yaml reports type errors by line; we add the field's path so the message
+// names what to fix ("line 3 (server.shutdown_timeout): cannot unmarshal").
+func decode(data []byte, cfg *Config) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return err
+	}
+	if len(root.Content) == 0 {
+		return nil // an empty file means defaults
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(cfg)
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		paths := map[int]string{}
+		nodePaths(root.Content[0], "", paths)
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			var line int
+			if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil && paths[line] != "" {
+				m = strings.Replace(m, fmt.Sprintf("line %d:", line), fmt.Sprintf("line %d (%s):", line, paths[line]), 1)
+			}
+			msgs[i] = m
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// nodePaths records, for each line, the dotted path of the key found there.
+func nodePaths(n *yaml.Node, path string, out map[int]string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			if _, seen := out[k.Line]; !seen || v.Kind == yaml.ScalarNode {
+				out[k.Line] = p
+			}
+			nodePaths(v, p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if _, seen := out[c.Line]; !seen {
+				out[c.Line] = p
+			}
+			nodePaths(c, p, out)
+		}
+	}
+}
+
+// FieldError names the field that failed validation.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Validate checks every setting and reports all problems at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.Server.Addr == "" {
+		bad("server.addr", "must not be empty")
+	}
+	if c.Server.MaxBodyBytes <= 0 {
+		bad("server.max_body_bytes", "must be positive, got %d", c.Server.MaxBodyBytes)
+	}
+	if c.Server.ShutdownTimeout < 0 {
+		bad("server.shutdown_timeout", "must not be negative")
+	}
+	if c.Server.RequestTimeout <= 0 {
+		bad("server.request_timeout", "must be positive")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		bad("log.format", "must be json or console; got %q", c.Log.Format)
+	}
+	if c.Database.Path == "" {
+		bad("database.path", "must not be empty")
+	}
+	if c.Auth.Pepper == "" && c.Auth.PepperFile == "" {
+		bad("auth.pepper_file", "set auth.pepper_file or XROUTE_AUTH_PEPPER")
+	}
+	if c.Auth.Pepper != "" && len(c.Auth.Pepper) < 32 {
+		bad("auth.pepper", "must be at least 32 characters")
+	}
+	if c.Auth.CacheTTL <= 0 {
+		bad("auth.cache_ttl", "must be positive")
+	}
+	if c.Usage.BatchSize <= 0 {
+		bad("usage.batch_size", "must be positive")
+	}
+	if c.Usage.FlushInterval <= 0 {
+		bad("usage.flush_interval", "must be positive")
+	}
+	if c.Usage.QueueSize < c.Usage.BatchSize {
+		bad("usage.queue_size", "must be at least usage.batch_size (%d)", c.Usage.BatchSize)
+	}
+	if c.Router.MaxAttempts <= 0 {
+		bad("router.max_attempts", "must be at least 1")
+	}
+	if c.Router.BreakerFailures == 0 {
+		bad("router.breaker_failures", "must be at least 1")
+	}
+	if c.Router.BreakerCooldown <= 0 {
+		bad("router.breaker_cooldown", "must be positive")
+	}
+	providers := make(map[string]bool, len(c.Providers))
+	for i, p := range c.Providers {
+		f := fmt.Sprintf("providers[%d]", i)
+		switch {
+		case p.Name == "":
+			bad(f+".name", "must not be empty")
+		case providers[p.Name]:
+			bad(f+".name", "duplicate provider %q", p.Name)
+		}
+		providers[p.Name] = true
+		if p.Type == "" {
+			bad(f+".type", "must not be empty (e.g. openai)")
+		}
+		if p.BaseURL != "" && !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://") {
+			bad(f+".base_url", "must start with http:// or https://, got %q", p.BaseURL)
+		}
+		if p.APIKey != "" && p.APIKeyEnv != "" {
+			bad(f+".api_key", "set api_key or api_key_env, not both")
+		}
+		if p.Timeout < 0 {
+			bad(f+".timeout", "must not be negative")
+		}
+	}
+	models := make(map[string]bool, len(c.Models))
+	for i, m := range c.Models {
+		f := fmt.Sprintf("models[%d]", i)
+		switch {
+		case m.Name == "":
+			bad(f+".name", "must not be empty")
+		case models[m.Name]:
+			bad(f+".name", "duplicate model %q", m.Name)
+		}
+		models[m.Name] = true
+		if len(m.Deployments) == 0 {
+			bad(f+".deployments", "needs at least one deployment")
+		}
+		for j, d := range m.Deployments {
+			df := fmt.Sprintf("%s.deployments[%d]", f, j)
+			if !providers[d.Provider] {
+				bad(df+".provider", "unknown provider %q", d.Provider)
+			}
+			if d.Model == "" {
+				bad(df+".model", "must not be empty")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ProviderKey resolves a provider's API key from the config or its env var.
+func (p Provider) ProviderKey(getenv func(string) string) string {
+	if p.APIKeyEnv != "" {
+		return getenv(p.APIKeyEnv)
+	}
+	return p.APIKey
+}

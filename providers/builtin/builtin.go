@@ -1,0 +1,15 @@
+// Package builtin lists the adapters compiled into xroute. Adding an adapter
+// is one new package plus one line here.
+package builtin
+
+import (
+	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/openai"
+)
+
+// Registry returns a registry holding every built-in adapter.
+func Registry() *providers.Registry {
+	r := providers.NewRegistry()
+	r.Register("openai", openai.New)
+	return r
+}

@@ -1,0 +1,107 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error is a failed upstream call. Status is the upstream's HTTP status, or
+// 0 when no answer came (connect error, reset, timeout). The router branches
+// on Retryable; httpapi maps it to the caller's status.
+type Error struct {
+	Provider string
+	Status   int
+	// Type, Code, Param and Message come from the upstream's error body,
+	// translated to OpenAI's vocabulary by the adapter.
+	Type, Code, Param, Message string
+	// RetryAfter is the upstream's Retry-After, when it sent one.
+	RetryAfter time.Duration
+	// MidStream is true when the failure came after the stream started.
+	MidStream bool
+	// Err is the transport cause, if any.
+	Err error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Provider)
+	if e.Status != 0 {
+		b.WriteString(": status ")
+		b.WriteString(strconv.Itoa(e.Status))
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Retryable reports whether another deployment might succeed where this one
+// failed: no answer at all, timeouts, 408, 409, 429, 5xx and 529.
+func (e *Error) Retryable() bool {
+	if e.Status == 0 {
+		return !errors.Is(e.Err, context.Canceled)
+	}
+	switch {
+	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusConflict,
+		e.Status == http.StatusTooManyRequests, e.Status >= 500:
+		return true
+	}
+	return false
+}
+
+// Timeout reports whether the upstream did not answer in time.
+func (e *Error) Timeout() bool {
+	if e.Status == http.StatusGatewayTimeout || e.Status == http.StatusRequestTimeout {
+		return true
+	}
+	return errors.Is(e.Err, context.DeadlineExceeded)
+}
+
+// TransportError wraps a failure to get any answer from the upstream.
+func TransportError(provider string, err error) *Error {
+	return &Error{Provider: provider, Err: err, Message: "upstream request failed"}
+}
+
+// ParseRetryAfter reads retry-after-ms (float milliseconds) or Retry-After
+// (seconds or an HTTP date), as the OpenAI SDKs do.
+func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// ErrNoUsage is returned when a response carried no usage object.
+var ErrNoUsage = errors.New("response carried no usage")
+
+// StatusText gives a short reason for an upstream status without echoing
+// the upstream's own words (which may name the provider key).
+func StatusText(status int) string {
+	return fmt.Sprintf("upstream answered %d %s", status, http.StatusText(status))
+}

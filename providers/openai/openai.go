@@ -1,0 +1,287 @@
+// Package openai is the adapter for OpenAI and every OpenAI-compatible API
+// (Groq, Mistral, DeepSeek, vLLM, Ollama, ...). The caller already speaks
+// this format, so the adapter forwards the caller's bytes, rewriting only
+// the model id (and asking streams for usage), and reads usage back out.
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/sse"
+)
+
+// maxResponseBytes bounds a non-streaming answer read into memory.
+const maxResponseBytes = 32 << 20
+
+// Adapter talks to one OpenAI-compatible endpoint.
+type Adapter struct {
+	name    string
+	url     string // full chat completions URL
+	auth    string // "Bearer <key>", or empty for keyless local servers
+	timeout time.Duration
+	client  *http.Client
+	now     func() time.Time
+}
+
+// New builds an adapter from its config entry; it is the registry Factory.
+func New(cfg config.Provider, deps providers.Deps) (providers.Provider, error) {
+	if cfg.BaseURL == "" {
+		return nil, errors.New("openai: base_url is required")
+	}
+	getenv := deps.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	client := deps.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	a := &Adapter{
+		name:    cfg.Name,
+		url:     strings.TrimRight(cfg.BaseURL, "/") + "/chat/completions",
+		timeout: cfg.Timeout,
+		client:  client,
+		now:     time.Now,
+	}
+	if key := cfg.ProviderKey(getenv); key != "" {
+		a.auth = "Bearer " + key
+	}
+	return a, nil
+}
+
+// upstreamBody rewrites the model id and, for streams, forces
+// stream_options.include_usage so that usage is always known. Everything
+// else the caller sent goes through untouched.
+func upstreamBody(call *providers.Call) ([]byte, error) {
+	body := call.Request.Body
+	var err error
+	if call.Model != call.Request.Model {
+		if body, err = sjson.SetBytes(body, "model", call.Model); err != nil {
+			return nil, fmt.Errorf("rewrite model: %w", err)
+		}
+	}
+	if call.Request.Stream && !call.Request.IncludeUsage {
+		if body, err = sjson.SetBytes(body, "stream_options.include_usage", true); err != nil {
+			return nil, fmt.Errorf("set include_usage: %w", err)
+		}
+	}
+	return body, nil
+}
+
+func (a *Adapter) newRequest(ctx context.Context, call *providers.Call) (*http.Request, error) {
+	body, err := upstreamBody(call)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if call.Request.Stream {
+		req.Header.Set("Accept", "text/event-stream")
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
+	req.Header.Set("User-Agent", "xroute")
+	if a.auth != "" {
+		req.Header.Set("Authorization", a.auth)
+	}
+	return req, nil
+}
+
+// Chat implements providers.Provider.
+func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.ChatResponse, error) {
+	if a.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.timeout)
+		defer cancel()
+	}
+	req, err := a.newRequest(ctx, call)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.name, err)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return nil, providers.TransportError(a.name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return nil, providers.TransportError(a.name, fmt.Errorf("read response: %w", err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, a.upstreamError(resp, body)
+	}
+	if len(body) > maxResponseBytes {
+		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream response too large"}
+	}
+	if !json.Valid(body) {
+		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream sent invalid JSON"}
+	}
+	out := &providers.ChatResponse{Body: body}
+	if u, ok := parseUsage(gjson.GetBytes(body, "usage")); ok {
+		out.Usage = u
+	}
+	return out, nil
+}
+
+// ChatStream implements providers.Provider.
+func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (providers.Stream, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	// The per-attempt timeout covers the wait for the response headers;
+	// a stream that started may run as long as the caller's deadline allows.
+	var timer *time.Timer
+	if a.timeout > 0 {
+		timer = time.AfterFunc(a.timeout, cancel)
+	}
+	req, err := a.newRequest(ctx, call)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%s: %w", a.name, err)
+	}
+	resp, err := a.client.Do(req)
+	if timer != nil {
+		timer.Stop()
+	}
+	if err != nil {
+		cancel()
+		return nil, providers.TransportError(a.name, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		cancel()
+		return nil, a.upstreamError(resp, body)
+	}
+	return &stream{name: a.name, body: resp.Body, r: sse.NewReader(resp.Body), cancel: cancel}, nil
+}
+
+type stream struct {
+	name   string
+	body   io.ReadCloser
+	r      *sse.Reader
+	cancel context.CancelFunc
+	done   bool
+}
+
+var (
+	doneMarker = []byte("[DONE]")
+	usageKey   = []byte(`"usage"`)
+	errorKey   = []byte(`"error"`)
+)
+
+// Recv returns the next chunk. Chunk.Data is valid until the next call.
+func (s *stream) Recv() (providers.Chunk, error) {
+	if s.done {
+		return providers.Chunk{}, io.EOF
+	}
+	for {
+		ev, err := s.r.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF // the upstream hung up before [DONE]
+			}
+			return providers.Chunk{}, &providers.Error{Provider: s.name, MidStream: true, Message: "upstream stream broke", Err: err}
+		}
+		data := bytes.TrimSpace(ev.Data)
+		if len(data) == 0 {
+			continue
+		}
+		if bytes.Equal(data, doneMarker) {
+			s.done = true
+			return providers.Chunk{}, io.EOF
+		}
+		if bytes.Contains(data, errorKey) {
+			if e := gjson.GetBytes(data, "error"); e.IsObject() {
+				pe := errorFromJSON(s.name, 0, e)
+				pe.MidStream = true
+				return providers.Chunk{}, pe
+			}
+		}
+		c := providers.Chunk{Data: data}
+		if bytes.Contains(data, usageKey) {
+			if u, ok := parseUsage(gjson.GetBytes(data, "usage")); ok {
+				c.Usage = &u
+				if ch := gjson.GetBytes(data, "choices"); !ch.Exists() || (ch.IsArray() && len(ch.Array()) == 0) {
+					c.UsageOnly = true
+				}
+			}
+		}
+		return c, nil
+	}
+}
+
+func (s *stream) Close() error {
+	s.cancel()
+	return s.body.Close()
+}
+
+func parseUsage(u gjson.Result) (providers.Usage, bool) {
+	if !u.IsObject() {
+		return providers.Usage{}, false
+	}
+	out := providers.Usage{
+		PromptTokens:     int(u.Get("prompt_tokens").Int()),
+		CompletionTokens: int(u.Get("completion_tokens").Int()),
+		TotalTokens:      int(u.Get("total_tokens").Int()),
+		CachedTokens:     int(u.Get("prompt_tokens_details.cached_tokens").Int()),
+	}
+	if out.TotalTokens == 0 {
+		out.TotalTokens = out.PromptTokens + out.CompletionTokens
+	}
+	return out, true
+}
+
+// upstreamError turns a non-200 answer into a typed error. OpenAI's body is
+// {"error":{"message","type","param","code"}}; compatible servers vary, so
+// anything else keeps the status and a generic message.
+func (a *Adapter) upstreamError(resp *http.Response, body []byte) *providers.Error {
+	var pe *providers.Error
+	if e := gjson.GetBytes(body, "error"); e.IsObject() {
+		pe = errorFromJSON(a.name, resp.StatusCode, e)
+	} else if e.Type == gjson.String {
+		pe = &providers.Error{Provider: a.name, Status: resp.StatusCode, Message: e.String()}
+	} else {
+		pe = &providers.Error{Provider: a.name, Status: resp.StatusCode, Message: providers.StatusText(resp.StatusCode)}
+	}
+	pe.RetryAfter = providers.ParseRetryAfter(resp.Header, a.now())
+	return pe
+}
+
+func errorFromJSON(provider string, status int, e gjson.Result) *providers.Error {
+	pe := &providers.Error{
+		Provider: provider,
+		Status:   status,
+		Message:  e.Get("message").String(),
+		Type:     e.Get("type").String(),
+		Param:    e.Get("param").String(),
+	}
+	switch c := e.Get("code"); c.Type {
+	case gjson.String:
+		pe.Code = c.String()
+	case gjson.Number:
+		pe.Code = strconv.FormatInt(c.Int(), 10)
+		if pe.Status == 0 && c.Int() >= 400 && c.Int() < 600 {
+			pe.Status = int(c.Int())
+		}
+	}
+	if pe.Message == "" {
+		pe.Message = providers.StatusText(status)
+	}
+	return pe
+}

@@ -1,0 +1,158 @@
+// Package providers defines what xroute needs of an LLM provider: the
+// Provider interface, the canonical request, response and stream types, typed
+// upstream errors, and a registry of adapters by wire format.
+//
+// The canonical wire format is OpenAI's Chat Completions. A request keeps the
+// caller's bytes untouched (so new OpenAI parameters keep working) next to
+// the few fields xroute itself decodes; responses and stream chunks are
+// OpenAI-shaped JSON produced by the adapter, with usage extracted.
+package providers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Provider is one upstream account speaking one wire format. Adapters are
+// safe for concurrent use.
+type Provider interface {
+	// Chat performs a non-streaming completion.
+	Chat(ctx context.Context, call *Call) (*ChatResponse, error)
+	// ChatStream starts a streaming completion. It returns once the upstream
+	// accepted the request (status 200); errors before that are *Error.
+	ChatStream(ctx context.Context, call *Call) (Stream, error)
+}
+
+// Call is one attempt at one deployment: the caller's request and the model
+// id the upstream knows.
+type Call struct {
+	Request *ChatRequest
+	Model   string
+}
+
+// ChatRequest is the caller's chat request: the original body plus the
+// fields xroute decodes for its own decisions.
+type ChatRequest struct {
+	Model  string
+	Stream bool
+	// IncludeUsage is true when the caller asked for the usage chunk
+	// (stream_options.include_usage). xroute always asks the upstream for it.
+	IncludeUsage bool
+	// MaxTokens is max_completion_tokens, else the deprecated max_tokens;
+	// 0 when neither is set.
+	MaxTokens int
+	// Body is the caller's JSON, never modified in place.
+	Body []byte
+}
+
+// Usage is token accounting as OpenAI reports it.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+	CachedTokens     int `json:"-"`
+}
+
+// ChatResponse is a finished non-streaming completion.
+type ChatResponse struct {
+	// Body is an OpenAI chat.completion object, ready for the caller.
+	Body  []byte
+	Usage Usage
+}
+
+// Chunk is one stream event: an OpenAI chat.completion.chunk object.
+type Chunk struct {
+	Data []byte
+	// Usage is set on the chunk that carries usage.
+	Usage *Usage
+	// UsageOnly marks the include_usage chunk (empty choices): it goes to the
+	// caller only when the caller asked for it.
+	UsageOnly bool
+}
+
+// Stream yields chunks until io.EOF (the upstream finished cleanly). Any
+// other error means the stream broke. Close releases the upstream
+// connection and may be called at any time, more than once.
+type Stream interface {
+	Recv() (Chunk, error)
+	Close() error
+}
+
+// RequestError is a problem with the caller's request, found before any
+// upstream is called (it maps to a 400).
+type RequestError struct {
+	Param   string
+	Message string
+}
+
+func (e *RequestError) Error() string { return e.Message }
+
+// chatFields are the only fields xroute decodes from the caller's body.
+type chatFields struct {
+	Model         *string         `json:"model"`
+	Messages      json.RawMessage `json:"messages"`
+	Stream        *bool           `json:"stream"`
+	StreamOptions *struct {
+		IncludeUsage *bool `json:"include_usage"`
+	} `json:"stream_options"`
+	MaxTokens           *int `json:"max_tokens"`
+	MaxCompletionTokens *int `json:"max_completion_tokens"`
+}
+
+// ParseChatRequest decodes and checks the fields xroute relies on. The body
+// is kept as given; the caller must not modify it afterwards.
+func ParseChatRequest(body []byte) (*ChatRequest, error) {
+	var f chatFields
+	if err := json.Unmarshal(body, &f); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, &RequestError{Param: te.Field, Message: fmt.Sprintf("Invalid type for '%s': expected %s, got %s.", te.Field, te.Type, te.Value)}
+		}
+		return nil, &RequestError{Message: "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"}
+	}
+	if f.Model == nil || *f.Model == "" {
+		return nil, &RequestError{Param: "model", Message: "you must provide a model parameter"}
+	}
+	if len(f.Messages) == 0 || string(f.Messages) == "null" {
+		return nil, &RequestError{Param: "messages", Message: "Missing required parameter: 'messages'."}
+	}
+	if f.Messages[0] != '[' {
+		return nil, &RequestError{Param: "messages", Message: "Invalid type for 'messages': expected an array."}
+	}
+	if isEmptyArray(f.Messages) {
+		return nil, &RequestError{Param: "messages", Message: "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."}
+	}
+	r := &ChatRequest{Model: *f.Model, Body: body}
+	if f.Stream != nil {
+		r.Stream = *f.Stream
+	}
+	if f.StreamOptions != nil && f.StreamOptions.IncludeUsage != nil {
+		r.IncludeUsage = *f.StreamOptions.IncludeUsage
+	}
+	switch {
+	case f.MaxCompletionTokens != nil:
+		r.MaxTokens = *f.MaxCompletionTokens
+	case f.MaxTokens != nil:
+		r.MaxTokens = *f.MaxTokens
+	}
+	if r.MaxTokens < 0 {
+		return nil, &RequestError{Param: "max_tokens", Message: fmt.Sprintf("Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got %d instead.", r.MaxTokens)}
+	}
+	return r, nil
+}
+
+func isEmptyArray(raw json.RawMessage) bool {
+	for _, c := range raw[1:] {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case ']':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
