@@ -1,0 +1,105 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/internal/store"
+)
+
+type memWriter struct {
+	mu       sync.Mutex
+	byID     map[string]store.UsageRecord
+	batches  []int
+	failNext int
+}
+
+func (m *memWriter) InsertUsage(_ context.Context, recs []store.UsageRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failNext > 0 {
+		m.failNext--
+		return errors.New("database is locked")
+	}
+	if m.byID == nil {
+		m.byID = map[string]store.UsageRecord{}
+	}
+	for _, r := range recs {
+		m.byID[r.RequestID] = r
+	}
+	m.batches = append(m.batches, len(recs))
+	return nil
+}
+
+func TestRecorderFlushesEverythingOnClose(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	tests := []struct {
+		name     string
+		n        int
+		batch    int
+		failNext int
+	}{
+		{"fewer than a batch", 3, 100, 0},
+		{"many batches", 1000, 64, 0},
+		{"transient write failures", 50, 16, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &memWriter{failNext: tt.failNext}
+			r := NewRecorder(w, zap.NewNop(), tt.batch, tt.batch, time.Hour) // interval never fires
+			var wg sync.WaitGroup
+			for g := 0; g < 4; g++ {
+				wg.Add(1)
+				go func(g int) {
+					defer wg.Done()
+					for i := g; i < tt.n; i += 4 {
+						if err := r.Record(store.UsageRecord{RequestID: fmt.Sprint(i)}); err != nil {
+							t.Error(err)
+						}
+					}
+				}(g)
+			}
+			wg.Wait()
+			if err := r.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if len(w.byID) != tt.n {
+				t.Fatalf("written %d records, want %d", len(w.byID), tt.n)
+			}
+			for _, b := range w.batches {
+				if b > tt.batch {
+					t.Fatalf("batch of %d exceeds limit %d", b, tt.batch)
+				}
+			}
+			if err := r.Record(store.UsageRecord{RequestID: "late"}); !errors.Is(err, ErrClosed) {
+				t.Fatalf("record after close: %v", err)
+			}
+		})
+	}
+}
+
+func TestRecorderFlushesOnInterval(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	w := &memWriter{}
+	r := NewRecorder(w, zap.NewNop(), 100, 100, 5*time.Millisecond)
+	defer r.Close(context.Background())
+	r.Record(store.UsageRecord{RequestID: "one"})
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		n := len(w.byID)
+		w.mu.Unlock()
+		if n == 1 {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatal("a lone record was not written by the interval flush")
+}

@@ -1,0 +1,63 @@
+// Command xroute is the gateway binary: `serve` runs it; the other
+// subcommands are operator tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/xroute/xroute/loadtest/mock"
+)
+
+const usage = `xroute — a unified, OpenAI-compatible LLM gateway
+
+Usage:
+  xroute serve [--config FILE] [--addr HOST:PORT] [--demo]
+  xroute keys create --name NAME [--models GLOB,...] [--expires 720h] [--quiet]
+  xroute keys list
+  xroute keys revoke ID
+  xroute mock [-addr HOST:PORT] [mock flags, see xroute mock -h]
+  xroute config env        list the XROUTE_* environment variables
+
+Every command that touches the database reads --config FILE (or XROUTE_CONFIG).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "xroute:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("missing command")
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return cmdKeys(ctx, args[1:], stdout, stderr)
+	case "mock":
+		return mock.Main(ctx, args[1:], stdout)
+	case "config":
+		return cmdConfig(args[1:], stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}

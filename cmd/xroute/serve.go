@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/httpapi"
+	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/loadtest/mock"
+	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/builtin"
+	"github.com/xroute/xroute/router"
+)
+
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", os.Getenv("XROUTE_CONFIG"), "config file (YAML); also XROUTE_CONFIG")
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := configFlag(fs)
+	addr := fs.String("addr", "", "listen address, overrides server.addr (e.g. 127.0.0.1:8080; port 0 picks one)")
+	demo := fs.Bool("demo", false, "start in-process mock providers and print a ready-to-use demo key")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath, os.Environ())
+	if err != nil {
+		return err
+	}
+	if *addr != "" {
+		cfg.Server.Addr = *addr
+	}
+	log, err := newLogger(cfg.Log, stderr, *demo)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	var mocks []*http.Server
+	if *demo {
+		if mocks, err = startDemoMocks(&cfg); err != nil {
+			return err
+		}
+		defer func() {
+			for _, m := range mocks {
+				m.Close()
+			}
+		}()
+	}
+
+	app, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer app.close(log)
+
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Server.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           app.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+	log.Info("xroute listening", zap.String("addr", ln.Addr().String()), zap.Int("models", len(cfg.Models)), zap.String("database", cfg.Database.Path))
+
+	if *demo {
+		key, _, err := app.keys.Create(ctx, keys.CreateParams{Name: "demo"})
+		if err != nil {
+			return fmt.Errorf("demo key: %w", err)
+		}
+		printDemo(stdout, base, key)
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	// Graceful stop: refuse new connections, let in-flight requests and
+	// streams finish up to the deadline, then flush usage records.
+	log.Info("shutting down", zap.Duration("deadline", cfg.Server.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("in-flight requests cut at the shutdown deadline", zap.Error(err))
+		srv.Close()
+	}
+	return nil
+}
+
+// app is the wired gateway.
+type app struct {
+	handler  http.Handler
+	db       *store.DB
+	keys     *keys.Service
+	recorder *billing.Recorder
+}
+
+// build wires every part of the gateway from config.
+func build(ctx context.Context, cfg config.Config, log *zap.Logger) (*app, error) {
+	db, err := store.OpenSQLite(ctx, cfg.Database.Path)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := openKeys(db, cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	client := &http.Client{Transport: upstreamTransport()}
+	reg := builtin.Registry()
+	adapters := make(map[string]providers.Provider, len(cfg.Providers))
+	for _, pc := range cfg.Providers {
+		a, err := reg.New(pc, providers.Deps{Client: client, Getenv: os.Getenv})
+		if err != nil {
+			ks.Close()
+			db.Close()
+			return nil, err
+		}
+		adapters[pc.Name] = a
+	}
+	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now)
+	if err != nil {
+		ks.Close()
+		db.Close()
+		return nil, err
+	}
+	rec := billing.NewRecorder(db, log.Named("usage"), cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.FlushInterval)
+	gin.SetMode(gin.ReleaseMode)
+	h := httpapi.New(httpapi.Config{
+		Keys:           ks,
+		Router:         rt,
+		Usage:          rec,
+		Log:            log,
+		MaxBodyBytes:   cfg.Server.MaxBodyBytes,
+		RequestTimeout: cfg.Server.RequestTimeout,
+		Health:         db.Ping,
+	})
+	return &app{handler: h, db: db, keys: ks, recorder: rec}, nil
+}
+
+func (a *app) close(log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.recorder.Close(ctx); err != nil {
+		log.Error("flushing usage records", zap.Error(err))
+	}
+	a.keys.Close()
+	if err := a.db.Close(); err != nil {
+		log.Error("closing database", zap.Error(err))
+	}
+}
+
+func openKeys(db *store.DB, cfg config.Config) (*keys.Service, error) {
+	pepper, err := keys.LoadPepper(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	return keys.NewService(db, pepper, cfg.Auth.CacheTTL, time.Now)
+}
+
+// upstreamTransport keeps many idle connections per provider: a gateway
+// talks to few hosts at high concurrency.
+func upstreamTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4096
+	t.MaxIdleConnsPerHost = 1024
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}
+
+func newLogger(lc config.Log, w io.Writer, demo bool) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(lc.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.TimeKey = "ts"
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if lc.Format == "console" || demo {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)), nil
+}
+
+// startDemoMocks runs two mock providers in-process and points the config
+// at them: a primary and a backup, so failover can be seen with the
+// mock's `#mock:status=503` directive.
+func startDemoMocks(cfg *config.Config) ([]*http.Server, error) {
+	specs := []struct {
+		name string
+		mc   mock.Config
+	}{
+		{"mock-primary", mock.Config{Latency: 40 * time.Millisecond, TokensPerSec: 30, APIKey: "sk-mock-primary", Seed: 1}},
+		{"mock-backup", mock.Config{Latency: 80 * time.Millisecond, TokensPerSec: 20, APIKey: "sk-mock-backup", Seed: 2}},
+	}
+	var servers []*http.Server
+	for _, sp := range specs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			for _, s := range servers {
+				s.Close()
+			}
+			return nil, fmt.Errorf("demo mock: %w", err)
+		}
+		srv := &http.Server{Handler: mock.New(sp.mc), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		servers = append(servers, srv)
+		cfg.Providers = append(cfg.Providers, config.Provider{
+			Name: sp.name, Type: "openai", BaseURL: "http://" + ln.Addr().String() + "/v1", APIKey: sp.mc.APIKey,
+		})
+	}
+	for _, name := range []string{"gpt-4o-mini", "gpt-4o", "gpt-4.1-nano"} {
+		if hasModel(cfg, name) {
+			continue
+		}
+		cfg.Models = append(cfg.Models, config.Model{Name: name, OwnedBy: "xroute-demo", Deployments: []config.Deployment{
+			{Provider: "mock-primary", Model: name}, {Provider: "mock-backup", Model: name},
+		}})
+	}
+	if err := cfg.Validate(); err != nil {
+		return servers, err
+	}
+	return servers, nil
+}
+
+func hasModel(cfg *config.Config, name string) bool {
+	for _, m := range cfg.Models {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func printDemo(w io.Writer, base, key string) {
+	fmt.Fprintf(w, "xroute demo is running with two mock providers. Paste these lines into your shell:\n\n")
+	fmt.Fprintf(w, "export OPENAI_BASE_URL=%s/v1\n", base)
+	fmt.Fprintf(w, "export OPENAI_API_KEY=%s\n", key)
+	fmt.Fprintf(w, "\nThen try (works as printed):\n\n")
+	fmt.Fprintf(w, "curl -sS %s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'\n\n", base, key)
+	fmt.Fprintf(w, "Streaming: add \"stream\":true to the body and -N to curl. Stop with Ctrl-C.\n")
+}
+
+var errUsage = errors.New("usage")

@@ -1,0 +1,218 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/router"
+)
+
+// statusClientClosed is logged and metered when the caller went away.
+const statusClientClosed = 499
+
+// chat is POST /v1/chat/completions: read and check the request, route it,
+// relay the answer, meter it. Auth already happened in the middleware.
+func (s *Server) chat(c *gin.Context) {
+	info := infoOf(c)
+	body, err := s.readBody(c)
+	if err != nil {
+		writeError(c, err.(*apiError))
+		return
+	}
+	req, err := providers.ParseChatRequest(body)
+	if err != nil {
+		var re *providers.RequestError
+		errors.As(err, &re)
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", re.Message).withParam(re.Param))
+		return
+	}
+	info.model, info.stream = req.Model, req.Stream
+	defer s.meter(info)
+
+	m, ok := s.router.Lookup(req.Model)
+	if !ok {
+		writeError(c, modelNotFound(req.Model))
+		return
+	}
+	if !info.key.AllowsModel(req.Model) {
+		writeError(c, newError(http.StatusForbidden, "permission_error", "model_not_allowed",
+			"This API key is not allowed to use the model `"+req.Model+"`.").withParam("model"))
+		return
+	}
+
+	// The request context ends when the caller disconnects, which cancels
+	// the upstream call; the timeout bounds the whole request, failover
+	// included.
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
+	defer cancel()
+	if req.Stream {
+		s.relayStream(ctx, c, m, req)
+		return
+	}
+	resp, res, err := s.router.Chat(ctx, m, req)
+	noteRoute(info, res)
+	if err != nil {
+		s.routeFailed(c, err)
+		return
+	}
+	info.prompt, info.complete, info.cached, info.usageSeen = resp.Usage.PromptTokens, resp.Usage.CompletionTokens, resp.Usage.CachedTokens, true
+	setRouteHeaders(c.Writer.Header(), info)
+	c.Data(http.StatusOK, "application/json", resp.Body)
+}
+
+// readBody reads the body up to the configured limit.
+func (s *Server) readBody(c *gin.Context) ([]byte, error) {
+	r := http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBody)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, newError(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
+				"Request body too large: the limit is "+strconv.FormatInt(s.maxBody, 10)+" bytes.")
+		}
+		return nil, newError(http.StatusBadRequest, "invalid_request_error", "", "Could not read the request body.")
+	}
+	return body, nil
+}
+
+func noteRoute(info *requestInfo, res router.Result) {
+	info.attempts = res.Attempts
+	if res.Deployment != nil {
+		info.provider, info.upstream = res.Deployment.Provider, res.Deployment.Model
+	}
+}
+
+func setRouteHeaders(h http.Header, info *requestInfo) {
+	h.Set("x-xroute-provider", info.provider)
+	h.Set("x-xroute-model", info.upstream)
+	h.Set("x-xroute-attempts", strconv.Itoa(info.attempts))
+}
+
+// routeFailed answers a request that no deployment served.
+func (s *Server) routeFailed(c *gin.Context, err error) {
+	info := infoOf(c)
+	if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
+		info.status, info.errCode = statusClientClosed, "client_closed"
+		return // nobody is listening
+	}
+	if info.provider != "" {
+		setRouteHeaders(c.Writer.Header(), info)
+	}
+	writeError(c, upstreamError(err))
+}
+
+// relayStream passes the upstream's SSE events to the caller one by one,
+// flushing each, and never buffers the stream whole.
+func (s *Server) relayStream(ctx context.Context, c *gin.Context, m *router.Model, req *providers.ChatRequest) {
+	info := infoOf(c)
+	st, res, err := s.router.ChatStream(ctx, m, req)
+	noteRoute(info, res)
+	if err != nil {
+		s.routeFailed(c, err)
+		return
+	}
+	defer st.Close()
+
+	w := c.Writer
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no") // keep nginx in front from buffering
+	setRouteHeaders(h, info)
+	w.WriteHeader(http.StatusOK)
+
+	buf := make([]byte, 0, 1024)
+	for {
+		chunk, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			if _, werr := w.Write([]byte("data: [DONE]\n\n")); werr == nil {
+				w.Flush()
+			}
+			return
+		}
+		if err != nil {
+			if c.Request.Context().Err() != nil {
+				info.status, info.errCode = statusClientClosed, "client_closed"
+				return
+			}
+			// The caller already has a 200 and part of the answer: end the
+			// stream with an error event; what was delivered is metered.
+			e := upstreamError(err)
+			if errors.Is(err, context.DeadlineExceeded) {
+				e = newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The request timed out while streaming.")
+			} else {
+				e.Message = "The upstream stream was interrupted: " + e.Message
+			}
+			info.status, info.errCode, info.errMsg = e.Status, "stream_interrupted", e.Message
+			s.log.Warn("stream interrupted", zap.String("request_id", info.id), zap.String("provider", info.provider), zap.Error(safeErr(err)))
+			w.Write(streamErrorEvent(e))
+			w.Flush()
+			return
+		}
+		if chunk.Usage != nil {
+			u := chunk.Usage
+			info.prompt, info.complete, info.cached, info.usageSeen = u.PromptTokens, u.CompletionTokens, u.CachedTokens, true
+		}
+		if chunk.UsageOnly && !req.IncludeUsage {
+			continue // xroute asked for usage; the caller did not
+		}
+		if info.ttft == 0 {
+			info.ttft = s.now().Sub(info.start)
+		}
+		buf = append(buf[:0], "data: "...)
+		buf = append(buf, chunk.Data...)
+		buf = append(buf, "\n\n"...)
+		if _, err := w.Write(buf); err != nil {
+			info.status, info.errCode = statusClientClosed, "client_closed"
+			return
+		}
+		w.Flush()
+	}
+}
+
+// safeErr drops upstream words from errors about credentials before they
+// are logged: a provider's 401 message may quote part of the key.
+func safeErr(err error) error {
+	var pe *providers.Error
+	if errors.As(err, &pe) && (pe.Status == http.StatusUnauthorized || pe.Status == http.StatusForbidden) {
+		return errors.New(pe.Provider + ": upstream rejected credentials")
+	}
+	return err
+}
+
+// meter queues the usage record of a request that reached the model check.
+func (s *Server) meter(info *requestInfo) {
+	status := info.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	rec := store.UsageRecord{
+		RequestID:        info.id,
+		KeyID:            info.key.ID,
+		Model:            info.model,
+		Provider:         info.provider,
+		UpstreamModel:    info.upstream,
+		Stream:           info.stream,
+		PromptTokens:     info.prompt,
+		CompletionTokens: info.complete,
+		CachedTokens:     info.cached,
+		Latency:          s.now().Sub(info.start),
+		TTFT:             info.ttft,
+		Status:           status,
+		Attempts:         info.attempts,
+		ErrorCode:        info.errCode,
+		CreatedAt:        info.start,
+	}
+	if err := s.usage.Record(rec); err != nil {
+		s.log.Error("usage record not queued", zap.String("request_id", info.id), zap.Error(err))
+	}
+}

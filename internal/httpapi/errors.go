@@ -1,0 +1,131 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/router"
+)
+
+// apiError is OpenAI's error object. Param and Code are null when unset, as
+// OpenAI sends them; every SDK can parse this shape.
+type apiError struct {
+	Status  int    `json:"-"`
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Param   any    `json:"param"`
+	Code    any    `json:"code"`
+	// RetryAfter, when set, becomes Retry-After and retry-after-ms headers.
+	RetryAfter time.Duration `json:"-"`
+	// NoRetry sends x-should-retry: false (permanent refusals).
+	NoRetry bool `json:"-"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func newError(status int, typ, code, message string) *apiError {
+	e := &apiError{Status: status, Type: typ, Message: message}
+	if code != "" {
+		e.Code = code
+	}
+	return e
+}
+
+func (e *apiError) withParam(p string) *apiError {
+	if p != "" {
+		e.Param = p
+	}
+	return e
+}
+
+// writeError sends an OpenAI-shaped error with the right status and headers.
+func writeError(c *gin.Context, e *apiError) {
+	h := c.Writer.Header()
+	if e.RetryAfter > 0 {
+		secs := int((e.RetryAfter + time.Second - 1) / time.Second)
+		h.Set("Retry-After", strconv.Itoa(secs))
+		h.Set("retry-after-ms", strconv.FormatInt(e.RetryAfter.Milliseconds(), 10))
+	}
+	if e.NoRetry {
+		h.Set("x-should-retry", "false")
+	}
+	if info := infoOf(c); info != nil {
+		info.status = e.Status
+		if code, ok := e.Code.(string); ok {
+			info.errCode = code
+		} else {
+			info.errCode = e.Type
+		}
+		info.errMsg = e.Message
+	}
+	body, _ := json.Marshal(struct {
+		Error *apiError `json:"error"`
+	}{e})
+	c.Data(e.Status, "application/json", body)
+	c.Abort()
+}
+
+// upstreamError maps a routing failure to what the caller sees. Upstream
+// messages pass through only for errors about the caller's request; for
+// everything else xroute speaks for itself, so that a provider's words
+// (which may name its account or key) never reach the caller.
+func upstreamError(err error) *apiError {
+	var pe *providers.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The upstream provider did not answer in time.")
+	case errors.Is(err, router.ErrNoDeployment):
+		return newError(http.StatusServiceUnavailable, "server_error", "no_healthy_deployment", "No healthy deployment can serve this model right now. Please retry later.")
+	case !errors.As(err, &pe):
+		return newError(http.StatusBadGateway, "server_error", "upstream_error", "The upstream provider failed.")
+	}
+	switch s := pe.Status; {
+	case s == 0 && pe.Timeout():
+		return newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The upstream provider did not answer in time.")
+	case s == 0:
+		return newError(http.StatusBadGateway, "server_error", "upstream_unreachable", "The upstream provider could not be reached.")
+	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+		return newError(http.StatusBadGateway, "server_error", "upstream_auth_failed", "The upstream provider rejected the gateway's credentials.")
+	case s == http.StatusTooManyRequests:
+		e := newError(http.StatusTooManyRequests, "rate_limit_error", "upstream_rate_limited", "The upstream provider is rate limiting requests. Please retry later.")
+		e.RetryAfter = pe.RetryAfter
+		if pe.Code == "insufficient_quota" {
+			e.Code, e.NoRetry = "upstream_quota_exceeded", true
+			e.Message = "The upstream provider's quota is exhausted."
+		}
+		return e
+	case s >= 400 && s < 500:
+		typ := pe.Type
+		if typ == "" {
+			typ = "invalid_request_error"
+		}
+		return newError(s, typ, pe.Code, pe.Message).withParam(pe.Param)
+	case s == http.StatusGatewayTimeout:
+		return newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The upstream provider timed out.")
+	case s == http.StatusServiceUnavailable || s == 529 || s == http.StatusBadGateway:
+		e := newError(http.StatusServiceUnavailable, "server_error", "upstream_unavailable", "The upstream provider is overloaded or unavailable. Please retry later.")
+		e.RetryAfter = pe.RetryAfter
+		return e
+	default:
+		return newError(http.StatusBadGateway, "server_error", "upstream_error", "The upstream provider failed.")
+	}
+}
+
+// streamErrorEvent is the SSE event sent when a stream breaks after it
+// started: `error` is the first key, as go-openai expects.
+func streamErrorEvent(e *apiError) []byte {
+	body, _ := json.Marshal(struct {
+		Error *apiError `json:"error"`
+	}{e})
+	out := make([]byte, 0, len(body)+8)
+	out = append(out, "data: "...)
+	out = append(out, body...)
+	return append(out, "\n\n"...)
+}

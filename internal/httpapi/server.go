@@ -1,0 +1,151 @@
+// Package httpapi is xroute's HTTP layer: the OpenAI-compatible /v1 routes,
+// health, and the middleware every request passes (request id, access log,
+// panic recovery, Bearer auth). The request path reads top to bottom in
+// chat.go.
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/router"
+)
+
+// KeyVerifier authenticates caller keys.
+type KeyVerifier interface {
+	Verify(ctx context.Context, presented string) (*keys.Key, error)
+}
+
+// Router routes a request to deployments with failover.
+type Router interface {
+	Lookup(name string) (*router.Model, bool)
+	Models() []*router.Model
+	Chat(ctx context.Context, m *router.Model, req *providers.ChatRequest) (*providers.ChatResponse, router.Result, error)
+	ChatStream(ctx context.Context, m *router.Model, req *providers.ChatRequest) (providers.Stream, router.Result, error)
+}
+
+// UsageRecorder queues usage records for the store.
+type UsageRecorder interface {
+	Record(rec store.UsageRecord) error
+}
+
+// Config holds the server's dependencies and limits.
+type Config struct {
+	Keys           KeyVerifier
+	Router         Router
+	Usage          UsageRecorder
+	Log            *zap.Logger
+	MaxBodyBytes   int64
+	RequestTimeout time.Duration
+	// Health reports whether dependencies (the store) answer.
+	Health func(ctx context.Context) error
+	Now    func() time.Time
+}
+
+// Server is the HTTP handler.
+type Server struct {
+	keys    KeyVerifier
+	router  Router
+	usage   UsageRecorder
+	log     *zap.Logger
+	maxBody int64
+	timeout time.Duration
+	health  func(ctx context.Context) error
+	now     func() time.Time
+	engine  *gin.Engine
+}
+
+// New builds the server and its routes.
+func New(cfg Config) *Server {
+	s := &Server{
+		keys:    cfg.Keys,
+		router:  cfg.Router,
+		usage:   cfg.Usage,
+		log:     cfg.Log,
+		maxBody: cfg.MaxBodyBytes,
+		timeout: cfg.RequestTimeout,
+		health:  cfg.Health,
+		now:     cfg.Now,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true // c.Done()/c.Err() follow the request context
+	e.Use(s.begin)
+	e.GET("/healthz", s.healthz)
+	v1 := e.Group("/v1", s.authenticate)
+	v1.POST("/chat/completions", s.chat)
+	v1.GET("/models", s.listModels)
+	v1.GET("/models/:id", s.getModel)
+	e.NoRoute(func(c *gin.Context) {
+		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "Invalid URL ("+c.Request.Method+" "+c.Request.URL.Path+")"))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeError(c, newError(http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "Method "+c.Request.Method+" is not allowed for "+c.Request.URL.Path))
+	})
+	s.engine = e
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+func (s *Server) healthz(c *gin.Context) {
+	if s.health != nil {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.health(ctx); err != nil {
+			s.log.Warn("health check failed", zap.Error(err))
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+func toModelObject(m *router.Model) modelObject {
+	return modelObject{ID: m.Name, Object: "model", Created: m.Created, OwnedBy: m.OwnedBy}
+}
+
+// listModels lists the models the caller's key may use.
+func (s *Server) listModels(c *gin.Context) {
+	k := infoOf(c).key
+	data := []modelObject{}
+	for _, m := range s.router.Models() {
+		if k.AllowsModel(m.Name) {
+			data = append(data, toModelObject(m))
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
+}
+
+func (s *Server) getModel(c *gin.Context) {
+	id := c.Param("id")
+	m, ok := s.router.Lookup(id)
+	if !ok || !infoOf(c).key.AllowsModel(id) {
+		writeError(c, modelNotFound(id))
+		return
+	}
+	c.JSON(http.StatusOK, toModelObject(m))
+}
+
+func modelNotFound(id string) *apiError {
+	return newError(http.StatusNotFound, "invalid_request_error", "model_not_found",
+		"The model `"+id+"` does not exist or you do not have access to it.").withParam("model")
+}
