@@ -125,4 +125,3 @@ func cmdConfig(args []string, stdout io.Writer) error {
 	}
 	return nil
 }
-
