@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 )
@@ -45,7 +46,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer db.Close()
-	svc, err := openKeys(db, cfg)
+	svc, err := app.OpenKeys(db, cfg)
 	if err != nil {
 		return err
 	}

@@ -11,19 +11,13 @@ import (
 	"os"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/httpapi"
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
-	"github.com/xroute/xroute/providers"
-	"github.com/xroute/xroute/providers/builtin"
-	"github.com/xroute/xroute/router"
 )
 
 func configFlag(fs *flag.FlagSet) *string {
@@ -64,18 +58,18 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}()
 	}
 
-	app, err := build(ctx, cfg, log)
+	gw, err := app.Build(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer app.close(log)
+	defer gw.Close()
 
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Server.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           app.handler,
+		Handler:           gw.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
@@ -86,7 +80,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("xroute listening", zap.String("addr", ln.Addr().String()), zap.Int("models", len(cfg.Models)), zap.String("database", cfg.Database.Path))
 
 	if *demo {
-		key, _, err := app.keys.Create(ctx, keys.CreateParams{Name: "demo"})
+		key, _, err := gw.Keys.Create(ctx, keys.CreateParams{Name: "demo"})
 		if err != nil {
 			return fmt.Errorf("demo key: %w", err)
 		}
@@ -108,87 +102,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		srv.Close()
 	}
 	return nil
-}
-
-// app is the wired gateway.
-type app struct {
-	handler  http.Handler
-	db       *store.DB
-	keys     *keys.Service
-	recorder *billing.Recorder
-}
-
-// build wires every part of the gateway from config.
-func build(ctx context.Context, cfg config.Config, log *zap.Logger) (*app, error) {
-	db, err := store.OpenSQLite(ctx, cfg.Database.Path)
-	if err != nil {
-		return nil, err
-	}
-	ks, err := openKeys(db, cfg)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	client := &http.Client{Transport: upstreamTransport()}
-	reg := builtin.Registry()
-	adapters := make(map[string]providers.Provider, len(cfg.Providers))
-	for _, pc := range cfg.Providers {
-		a, err := reg.New(pc, providers.Deps{Client: client, Getenv: os.Getenv})
-		if err != nil {
-			ks.Close()
-			db.Close()
-			return nil, err
-		}
-		adapters[pc.Name] = a
-	}
-	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now)
-	if err != nil {
-		ks.Close()
-		db.Close()
-		return nil, err
-	}
-	rec := billing.NewRecorder(db, log.Named("usage"), cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.FlushInterval)
-	gin.SetMode(gin.ReleaseMode)
-	h := httpapi.New(httpapi.Config{
-		Keys:           ks,
-		Router:         rt,
-		Usage:          rec,
-		Log:            log,
-		MaxBodyBytes:   cfg.Server.MaxBodyBytes,
-		RequestTimeout: cfg.Server.RequestTimeout,
-		Health:         db.Ping,
-	})
-	return &app{handler: h, db: db, keys: ks, recorder: rec}, nil
-}
-
-func (a *app) close(log *zap.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := a.recorder.Close(ctx); err != nil {
-		log.Error("flushing usage records", zap.Error(err))
-	}
-	a.keys.Close()
-	if err := a.db.Close(); err != nil {
-		log.Error("closing database", zap.Error(err))
-	}
-}
-
-func openKeys(db *store.DB, cfg config.Config) (*keys.Service, error) {
-	pepper, err := keys.LoadPepper(cfg.Auth)
-	if err != nil {
-		return nil, err
-	}
-	return keys.NewService(db, pepper, cfg.Auth.CacheTTL, time.Now)
-}
-
-// upstreamTransport keeps many idle connections per provider: a gateway
-// talks to few hosts at high concurrency.
-func upstreamTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 4096
-	t.MaxIdleConnsPerHost = 1024
-	t.IdleConnTimeout = 90 * time.Second
-	return t
 }
 
 func newLogger(lc config.Log, w io.Writer, demo bool) (*zap.Logger, error) {
