@@ -89,17 +89,17 @@ func (s *Reader) Next() (Event, error) {
 	}
 }
 
-// readLine returns one line without its terminator (\n, \r\n or \r\n).
+// readLine returns one line without its terminator (\n or \r\n).
 func (s *Reader) readLine() ([]byte, error) {
 	line, err := s.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		s.long = append(s.long[:0], line...)
-		for errors.Is(err, bufio.ErrBufferFull) {
-			if len(s.long) > MaxLineBytes {
-				return nil, ErrLineTooLong
-			}
+		for errors.Is(err, bufio.ErrBufferFull) && len(s.long) <= MaxLineBytes {
 			line, err = s.r.ReadSlice('\n')
 			s.long = append(s.long, line...)
+		}
+		if len(s.long) > MaxLineBytes {
+			return nil, ErrLineTooLong
 		}
 		line = s.long
 	}

@@ -1,0 +1,66 @@
+package sse
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func readAll(t *testing.T, r io.Reader) ([]Event, error) {
+	t.Helper()
+	rd := NewReader(r)
+	var out []Event
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, Event{Name: ev.Name, Data: append([]byte(nil), ev.Data...)})
+	}
+}
+
+func TestReader(t *testing.T) {
+	long := strings.Repeat("x", 40000)
+	tests := []struct {
+		name    string
+		in      string
+		want    []string // "name|data"
+		wantErr error
+	}{
+		{"openai style", "data: {\"a\":1}\n\ndata: [DONE]\n\n", []string{`|{"a":1}`, "|[DONE]"}, io.EOF},
+		{"anthropic style with event names", "event: message_start\ndata: {}\n\nevent: ping\ndata: {\"type\":\"ping\"}\n\n", []string{"message_start|{}", `ping|{"type":"ping"}`}, io.EOF},
+		{"crlf and no space after colon", "data:{\"a\":1}\r\n\r\n", []string{`|{"a":1}`}, io.EOF},
+		{"comments and blank lines skipped", ": ping\n\n\n\ndata: x\n\n", []string{"|x"}, io.EOF},
+		{"multi-line data joined", "data: a\ndata: b\n\n", []string{"|a\nb"}, io.EOF},
+		{"last event without blank line", "data: tail", []string{"|tail"}, io.EOF},
+		{"line longer than the buffer", "data: " + long + "\n\n", []string{"|" + long}, io.EOF},
+		{"event name without data is dropped", "event: x\n\ndata: y\n\n", []string{"|y"}, io.EOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// One byte at a time: events split across reads must still parse.
+			evs, err := readAll(t, iotest.OneByteReader(strings.NewReader(tt.in)))
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err %v, want %v", err, tt.wantErr)
+			}
+			if len(evs) != len(tt.want) {
+				t.Fatalf("got %d events, want %d", len(evs), len(tt.want))
+			}
+			for i, ev := range evs {
+				if got := ev.Name + "|" + string(ev.Data); got != tt.want[i] {
+					t.Errorf("event %d = %.60q, want %.60q", i, got, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestReaderBoundsLineLength(t *testing.T) {
+	in := "data: " + strings.Repeat("y", MaxLineBytes+10) + "\n\n"
+	_, err := readAll(t, strings.NewReader(in))
+	if !errors.Is(err, ErrLineTooLong) {
+		t.Fatalf("want ErrLineTooLong, got %v", err)
+	}
+}
