@@ -28,6 +28,7 @@ type App struct {
 	Keys     *keys.Service
 	Recorder *billing.Recorder
 	log      *zap.Logger
+	client   *http.Client
 }
 
 // Build wires every part of the gateway from config. Close releases it.
@@ -70,7 +71,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error
 		RequestTimeout: cfg.Server.RequestTimeout,
 		Health:         db.Ping,
 	})
-	return &App{Handler: h, DB: db, Keys: ks, Recorder: rec, log: log}, nil
+	return &App{Handler: h, DB: db, Keys: ks, Recorder: rec, log: log, client: client}, nil
 }
 
 // Close flushes queued usage records and closes the store. Call it after
@@ -83,6 +84,7 @@ func (a *App) Close() {
 		log.Error("flushing usage records", zap.Error(err))
 	}
 	a.Keys.Close()
+	a.client.CloseIdleConnections()
 	if err := a.DB.Close(); err != nil {
 		log.Error("closing database", zap.Error(err))
 	}
