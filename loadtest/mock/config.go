@@ -1,0 +1,125 @@
+// Package mock is a mock OpenAI-compatible upstream: Chat Completions (plain,
+// streamed, tool calls), embeddings and models, with knobs for latency, speed,
+// injected failures and connection resets. It is the upstream for xroute's
+// tests, the demo and the benchmarks.
+//
+// Replies are deterministic: the same request gets the same answer. A "token"
+// is a word of the generated text, or a piece of about 4 bytes of tool-call
+// arguments (plus 1 per call for its name).
+//
+// # Directives
+//
+// A request can force its own behaviour, for tests that go through a gateway.
+// Directives are read from the last user message of a chat request (or from
+// the string inputs of an embeddings request) as "#mock:ITEMS", running to the
+// next whitespace, and from the header "X-Mock-Directive: ITEMS". ITEMS are
+// separated by ';' or ','; message directives apply after header ones:
+//
+//	status=NNN        answer with that error status (400..599) in OpenAI's shape
+//	quota             429 insufficient_quota with x-should-retry: false
+//	retry-after=DUR   Retry-After/retry-after-ms of a 429 (Go duration or seconds)
+//	latency=DUR       replaces Config.Latency (Go duration or milliseconds)
+//	tokens=N          completion length in tokens (still capped by max tokens)
+//	reset             streams: cut the connection after 2 chunks;
+//	                  non-streams: close the connection without a response
+//	stream-error      streams: after 2 chunks send data: {"error":...} and end
+//	                  the stream without [DONE]
+//
+// Examples: "hi #mock:status=429", "#mock:latency=150ms;tokens=5 hello",
+// "X-Mock-Directive: status=503". A malformed directive is a 400.
+package mock
+
+import (
+	"flag"
+	"strings"
+	"time"
+)
+
+// Defaults applied by New and SetConfig when a field is zero.
+const (
+	DefaultChunkTokens      = 1
+	DefaultCompletionTokens = 16
+	DefaultAddr             = "127.0.0.1:9001"
+)
+
+// Config holds the knobs of a Server. The zero value is a fast, failure-free
+// upstream that accepts any model and any (or no) API key.
+type Config struct {
+	// Latency is added before the response headers (for non-streams, before
+	// the body). It is also applied to injected errors.
+	Latency time.Duration
+	// TokensPerSec paces streams; 0 sends as fast as possible.
+	TokensPerSec float64
+	// ChunkTokens is the number of tokens per stream chunk (default 1).
+	ChunkTokens int
+	// CompletionTokens is the answer length in tokens when the request sets
+	// no max_completion_tokens/max_tokens below it (default 16).
+	CompletionTokens int
+	// Probabilities (0..1) that a chat or embeddings request fails with 429,
+	// 500 or 503.
+	FailRate429, FailRate500, FailRate503 float64
+	// ResetRate is the probability that a stream is cut (connection closed
+	// without the rest of the body) after two chunks.
+	ResetRate float64
+	// RetryAfter is sent on 429s as Retry-After (whole seconds, rounded up)
+	// and retry-after-ms.
+	RetryAfter time.Duration
+	// Seed seeds the RNG that draws failures and resets.
+	Seed int64
+	// APIKey, when non-empty, is required as "Authorization: Bearer <APIKey>".
+	APIKey string
+	// Models are the served model ids; empty accepts any model id.
+	Models []string
+}
+
+func (c Config) normalized() Config {
+	if c.ChunkTokens <= 0 {
+		c.ChunkTokens = DefaultChunkTokens
+	}
+	if c.CompletionTokens <= 0 {
+		c.CompletionTokens = DefaultCompletionTokens
+	}
+	if c.TokensPerSec < 0 {
+		c.TokensPerSec = 0
+	}
+	if c.Latency < 0 {
+		c.Latency = 0
+	}
+	if c.RetryAfter < 0 {
+		c.RetryAfter = 0
+	}
+	c.Models = append([]string(nil), c.Models...)
+	return c
+}
+
+// RegisterFlags binds the fields of c to flags of fs. The current values of c
+// are the defaults (ChunkTokens and CompletionTokens default to 1 and 16 when
+// zero).
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	if c.ChunkTokens <= 0 {
+		c.ChunkTokens = DefaultChunkTokens
+	}
+	if c.CompletionTokens <= 0 {
+		c.CompletionTokens = DefaultCompletionTokens
+	}
+	fs.DurationVar(&c.Latency, "latency", c.Latency, "delay before the response headers")
+	fs.Float64Var(&c.TokensPerSec, "tokens-per-sec", c.TokensPerSec, "stream speed in tokens per second (0 = as fast as possible)")
+	fs.IntVar(&c.ChunkTokens, "chunk-tokens", c.ChunkTokens, "tokens per stream chunk")
+	fs.IntVar(&c.CompletionTokens, "completion-tokens", c.CompletionTokens, "answer length in tokens when the request sets no lower max tokens")
+	fs.Float64Var(&c.FailRate429, "fail-429", c.FailRate429, "probability of a 429 rate-limit error per request")
+	fs.Float64Var(&c.FailRate500, "fail-500", c.FailRate500, "probability of a 500 server error per request")
+	fs.Float64Var(&c.FailRate503, "fail-503", c.FailRate503, "probability of a 503 overloaded error per request")
+	fs.Float64Var(&c.ResetRate, "reset-rate", c.ResetRate, "probability that a stream is cut mid-way")
+	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After sent with 429s")
+	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of the failure RNG")
+	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "required bearer API key (empty = no auth)")
+	fs.Func("models", "comma-separated served model ids (empty = any model)", func(v string) error {
+		c.Models = c.Models[:0:0]
+		for _, m := range strings.Split(v, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				c.Models = append(c.Models, m)
+			}
+		}
+		return nil
+	})
+}

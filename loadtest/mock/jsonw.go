@@ -1,0 +1,112 @@
+package mock
+
+import (
+	"strconv"
+	"sync"
+	"unicode/utf8"
+)
+
+// Responses are built by appending to byte slices: the shapes are fixed and
+// small, and the mock is the baseline in benchmarks, so it avoids reflection
+// on the hot path.
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string literal. Invalid UTF-8 becomes
+// U+FFFD and U+2028/U+2029 are escaped, like encoding/json.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendNullableString appends s quoted, or null when s is empty.
+func appendNullableString(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
+	}
+	return appendString(b, s)
+}
+
+func appendInt(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }
+
+// appendErrorBody appends OpenAI's error envelope:
+// {"error":{"message":...,"type":...,"param":...,"code":...}}; empty param or
+// code become null.
+func appendErrorBody(b []byte, message, typ, param, code string) []byte {
+	b = append(b, `{"error":{"message":`...)
+	b = appendString(b, message)
+	b = append(b, `,"type":`...)
+	b = appendString(b, typ)
+	b = append(b, `,"param":`...)
+	b = appendNullableString(b, param)
+	b = append(b, `,"code":`...)
+	b = appendNullableString(b, code)
+	return append(b, "}}"...)
+}
+
+// appendUsage appends the usage object of chat completions.
+func appendUsage(b []byte, prompt, completion int) []byte {
+	b = append(b, `{"prompt_tokens":`...)
+	b = appendInt(b, int64(prompt))
+	b = append(b, `,"completion_tokens":`...)
+	b = appendInt(b, int64(completion))
+	b = append(b, `,"total_tokens":`...)
+	b = appendInt(b, int64(prompt+completion))
+	b = append(b, `,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}`...)
+	return b
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(p *[]byte) {
+	if cap(*p) > 1<<20 {
+		return
+	}
+	*p = (*p)[:0]
+	bufPool.Put(p)
+}

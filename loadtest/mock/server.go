@@ -1,0 +1,407 @@
+package mock
+
+import (
+	crand "crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Values of the x-ratelimit-* headers. They are informational only: the
+// mock never enforces them (use FailRate429 or a directive for 429s).
+const (
+	rateLimitRequests = 100_000
+	rateLimitTokens   = 100_000_000
+	rateWindow        = time.Minute
+)
+
+var (
+	hdrLimitRequests = []string{strconv.Itoa(rateLimitRequests)}
+	hdrLimitTokens   = []string{strconv.Itoa(rateLimitTokens)}
+	hdrJSON          = []string{"application/json"}
+	hdrEventStream   = []string{"text/event-stream"}
+	hdrNoCache       = []string{"no-cache"}
+	hdrKeepAlive     = []string{"keep-alive"}
+	hdrFalse         = []string{"false"}
+)
+
+// Stats are the counters of a Server since New.
+type Stats struct {
+	Requests         int64         // HTTP requests received, all routes
+	Active           int64         // requests being handled now
+	Chat             int64         // POST /v1/chat/completions requests
+	Embeddings       int64         // POST /v1/embeddings requests
+	Streams          int64         // streams started (200 and SSE headers sent)
+	Completed        int64         // successful responses written to the end ([DONE] for streams)
+	Canceled         int64         // requests whose client went away before the end
+	Resets           int64         // connections cut on purpose (ResetRate or #mock:reset)
+	Failures         map[int]int64 // error responses by HTTP status (injected or not)
+	PromptTokens     int64         // prompt tokens of answered chat requests
+	CompletionTokens int64         // completion tokens actually sent
+}
+
+type counters struct {
+	requests, active, chat, embeddings, streams, completed, canceled, resets atomic.Int64
+	promptTokens, completionTokens                                           atomic.Int64
+	failures                                                                 [600]atomic.Int64
+}
+
+// state is an immutable snapshot of the configuration and what derives from it.
+type state struct {
+	cfg        Config
+	models     map[string]struct{} // nil: any model
+	modelsBody []byte              // GET /v1/models body
+	retrySec   []string            // Retry-After value
+	retryMs    []string            // retry-after-ms value
+	failAny    bool                // some failure or reset rate is non-zero
+}
+
+// Server is the mock upstream. It implements http.Handler; all its methods
+// are safe for concurrent use.
+type Server struct {
+	st    atomic.Pointer[state]
+	mux   *http.ServeMux
+	stats counters
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	idBase uint64
+	idSeq  atomic.Uint64
+
+	rlMu    sync.Mutex
+	rlStart time.Time
+	rlReqs  int64
+	rlToks  int64
+}
+
+// New returns a Server with cfg.
+func New(cfg Config) *Server {
+	var seed [8]byte
+	_, _ = crand.Read(seed[:])
+	s := &Server{idBase: binary.LittleEndian.Uint64(seed[:])}
+	s.SetConfig(cfg)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", s.handleChat)
+	mux.HandleFunc("POST /v1/embeddings", s.handleEmbeddings)
+	mux.HandleFunc("GET /v1/models", s.handleModels)
+	mux.HandleFunc("GET /v1/models/{id...}", s.handleModel)
+	mux.HandleFunc("/", s.handleNotFound)
+	s.mux = mux
+	return s
+}
+
+// SetConfig replaces the configuration. Requests in flight keep the one they
+// started with. The failure RNG is reseeded with cfg.Seed.
+func (s *Server) SetConfig(cfg Config) {
+	cfg = cfg.normalized()
+	st := &state{cfg: cfg}
+	if len(cfg.Models) > 0 {
+		st.models = make(map[string]struct{}, len(cfg.Models))
+		for _, m := range cfg.Models {
+			st.models[m] = struct{}{}
+		}
+	}
+	st.modelsBody = appendModelList(nil, cfg.Models)
+	st.retrySec = []string{strconv.FormatInt(int64(math.Ceil(cfg.RetryAfter.Seconds())), 10)}
+	st.retryMs = []string{strconv.FormatInt(cfg.RetryAfter.Milliseconds(), 10)}
+	st.failAny = cfg.FailRate429 > 0 || cfg.FailRate500 > 0 || cfg.FailRate503 > 0 || cfg.ResetRate > 0
+	s.rngMu.Lock()
+	s.rng = rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15))
+	s.rngMu.Unlock()
+	s.st.Store(st)
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	c := &s.stats
+	out := Stats{
+		Requests:         c.requests.Load(),
+		Active:           c.active.Load(),
+		Chat:             c.chat.Load(),
+		Embeddings:       c.embeddings.Load(),
+		Streams:          c.streams.Load(),
+		Completed:        c.completed.Load(),
+		Canceled:         c.canceled.Load(),
+		Resets:           c.resets.Load(),
+		PromptTokens:     c.promptTokens.Load(),
+		CompletionTokens: c.completionTokens.Load(),
+		Failures:         map[int]int64{},
+	}
+	for i := range c.failures {
+		if n := c.failures[i].Load(); n != 0 {
+			out.Failures[i] = n
+		}
+	}
+	return out
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.stats.requests.Add(1)
+	s.stats.active.Add(1)
+	defer s.stats.active.Add(-1)
+	if key := s.st.Load().cfg.APIKey; key != "" {
+		if msg, ok := checkAuth(r.Header.Get("Authorization"), key); !ok {
+			s.writeError(w, time.Now(), http.StatusUnauthorized, msg, "invalid_request_error", "", "invalid_api_key")
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func checkAuth(header, key string) (string, bool) {
+	got, found := strings.CutPrefix(header, "Bearer ")
+	if !found {
+		got, found = strings.CutPrefix(header, "bearer ")
+	}
+	got = strings.TrimSpace(got)
+	if !found || got == "" {
+		return "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). You can obtain an API key from https://platform.openai.com/account/api-keys.", false
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(key)) == 1 {
+		return "", true
+	}
+	return "Incorrect API key provided: " + maskKey(got) + ". You can find your API key at https://platform.openai.com/account/api-keys.", false
+}
+
+func maskKey(k string) string {
+	if len(k) <= 8 {
+		return strings.Repeat("*", len(k))
+	}
+	return k[:3] + strings.Repeat("*", len(k)-7) + k[len(k)-4:]
+}
+
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	s.writeError(w, time.Now(), http.StatusNotFound, "Invalid URL ("+r.Method+" "+r.URL.Path+")", "invalid_request_error", "", "")
+}
+
+// mix is splitmix64's finalizer.
+func mix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// appendAlnum appends n base-62 characters drawn from seed.
+func appendAlnum(b []byte, seed uint64, n int) []byte {
+	x := seed
+	for i := 0; i < n; i++ {
+		if i%8 == 0 {
+			x = mix(seed + uint64(i))
+		}
+		b = append(b, alnum[x%62])
+		x /= 62
+	}
+	return b
+}
+
+// newID returns prefix followed by 24 random-looking characters.
+func (s *Server) newID(prefix string) string {
+	b := make([]byte, 0, len(prefix)+24)
+	b = append(b, prefix...)
+	return string(appendAlnum(b, s.idBase^mix(s.idSeq.Add(1)), 24))
+}
+
+func (s *Server) requestID() string {
+	v := mix(s.idBase ^ s.idSeq.Add(1))
+	w := mix(v)
+	var b [36]byte
+	copy(b[:], "req_")
+	for i := 0; i < 16; i++ {
+		b[4+i] = hexDigits[(v>>(4*i))&0xf]
+		b[20+i] = hexDigits[(w>>(4*i))&0xf]
+	}
+	return string(b[:])
+}
+
+// takeRate accounts a request in the informational rate-limit window.
+func (s *Server) takeRate(now time.Time, tokens int) (remReq, remTok int64, reset time.Duration) {
+	s.rlMu.Lock()
+	if now.Sub(s.rlStart) >= rateWindow || now.Before(s.rlStart) {
+		s.rlStart, s.rlReqs, s.rlToks = now, 0, 0
+	}
+	s.rlReqs++
+	s.rlToks += int64(tokens)
+	remReq, remTok = rateLimitRequests-s.rlReqs, rateLimitTokens-s.rlToks
+	reset = rateWindow - now.Sub(s.rlStart)
+	s.rlMu.Unlock()
+	return max(remReq, 0), max(remTok, 0), reset
+}
+
+func fmtDuration(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// writeHead sets the headers every response carries (x-request-id,
+// openai-processing-ms, x-ratelimit-*) and writes the status line. limited
+// marks a 429: remaining requests are reported as 0.
+func (s *Server) writeHead(w http.ResponseWriter, start time.Time, status, tokens int, limited time.Duration) {
+	h := w.Header()
+	now := time.Now()
+	remReq, remTok, reset := s.takeRate(now, tokens)
+	resetReq := fmtDuration(reset)
+	if limited > 0 {
+		remReq, resetReq = 0, fmtDuration(limited)
+	}
+	h["X-Request-Id"] = []string{s.requestID()}
+	h["Openai-Processing-Ms"] = []string{strconv.FormatInt(now.Sub(start).Milliseconds(), 10)}
+	h["X-Ratelimit-Limit-Requests"] = hdrLimitRequests
+	h["X-Ratelimit-Limit-Tokens"] = hdrLimitTokens
+	h["X-Ratelimit-Remaining-Requests"] = []string{strconv.FormatInt(remReq, 10)}
+	h["X-Ratelimit-Remaining-Tokens"] = []string{strconv.FormatInt(remTok, 10)}
+	h["X-Ratelimit-Reset-Requests"] = []string{resetReq}
+	h["X-Ratelimit-Reset-Tokens"] = []string{fmtDuration(reset)}
+	w.WriteHeader(status)
+}
+
+// writeJSON writes a complete JSON response.
+func (s *Server) writeJSON(w http.ResponseWriter, start time.Time, status, tokens int, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = hdrJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	s.writeHead(w, start, status, tokens, 0)
+	_, _ = w.Write(body)
+}
+
+// writeError writes an OpenAI error envelope; empty param/code become null.
+func (s *Server) writeError(w http.ResponseWriter, start time.Time, status int, message, typ, param, code string) {
+	if status >= 0 && status < len(s.stats.failures) {
+		s.stats.failures[status].Add(1)
+	}
+	bp := getBuf()
+	b := appendErrorBody(*bp, message, typ, param, code)
+	s.writeJSON(w, start, status, 0, b)
+	*bp = b
+	putBuf(bp)
+}
+
+// Injected failures.
+const (
+	msg500   = "The server had an error while processing your request. Sorry about that!"
+	msg503   = "That model is currently overloaded with other requests. You can retry your request, or contact us through our help center at help.openai.com if the error persists."
+	msgQuota = "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors."
+)
+
+// failure is an error response decided before the work starts.
+type failure struct {
+	status int
+	quota  bool
+}
+
+// roll draws the injected failure of a request, and whether a stream is cut.
+func (s *Server) roll(st *state, stream bool) (status int, reset bool) {
+	if !st.failAny {
+		return 0, false
+	}
+	c := &st.cfg
+	s.rngMu.Lock()
+	u := s.rng.Float64()
+	var v float64
+	if stream && c.ResetRate > 0 {
+		v = s.rng.Float64()
+	}
+	s.rngMu.Unlock()
+	switch {
+	case u < c.FailRate429:
+		status = http.StatusTooManyRequests
+	case u < c.FailRate429+c.FailRate500:
+		status = http.StatusInternalServerError
+	case u < c.FailRate429+c.FailRate500+c.FailRate503:
+		status = http.StatusServiceUnavailable
+	}
+	return status, stream && status == 0 && v < c.ResetRate
+}
+
+// writeFailure writes an injected (or directive-forced) error status.
+func (s *Server) writeFailure(w http.ResponseWriter, start time.Time, st *state, f failure, model string, retryAfter time.Duration, hasRetryAfter bool) {
+	h := w.Header()
+	switch {
+	case f.status == http.StatusTooManyRequests:
+		sec, ms := st.retrySec, st.retryMs
+		ra := st.cfg.RetryAfter
+		if hasRetryAfter {
+			ra = retryAfter
+			sec = []string{strconv.FormatInt(int64(math.Ceil(ra.Seconds())), 10)}
+			ms = []string{strconv.FormatInt(ra.Milliseconds(), 10)}
+		}
+		h["Retry-After"] = sec
+		h["Retry-After-Ms"] = ms
+		if f.quota {
+			h["X-Should-Retry"] = hdrFalse
+			s.writeError(w, start, f.status, msgQuota, "insufficient_quota", "", "insufficient_quota")
+			return
+		}
+		s.stats.failures[f.status].Add(1)
+		if model == "" {
+			model = "mock"
+		}
+		msg := "Rate limit reached for " + model + " in organization org-mock on requests per min (RPM): Limit " +
+			hdrLimitRequests[0] + ", Used " + hdrLimitRequests[0] + ", Requested 1. Please try again in " +
+			fmtDuration(ra) + ". Visit https://platform.openai.com/account/rate-limits to learn more."
+		bp := getBuf()
+		b := appendErrorBody(*bp, msg, "requests", "", "rate_limit_exceeded")
+		h["Content-Type"] = hdrJSON
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+		s.writeHead(w, start, f.status, 0, max(ra, time.Millisecond))
+		_, _ = w.Write(b)
+		*bp = b
+		putBuf(bp)
+	case f.status == http.StatusInternalServerError:
+		s.writeError(w, start, f.status, msg500, "server_error", "", "")
+	case f.status == http.StatusServiceUnavailable:
+		s.writeError(w, start, f.status, msg503, "server_error", "", "")
+	case f.status == http.StatusBadRequest:
+		s.writeError(w, start, f.status, "mock: 400 forced by directive", "invalid_request_error", "", "")
+	case f.status == http.StatusUnauthorized:
+		s.writeError(w, start, f.status, "mock: 401 forced by directive", "invalid_request_error", "", "invalid_api_key")
+	case f.status == http.StatusForbidden:
+		s.writeError(w, start, f.status, "mock: 403 forced by directive", "permission_denied", "", "")
+	case f.status == http.StatusNotFound:
+		s.writeError(w, start, f.status, "mock: 404 forced by directive", "invalid_request_error", "", "")
+	case f.status >= 500:
+		s.writeError(w, start, f.status, "mock: "+strconv.Itoa(f.status)+" "+http.StatusText(f.status)+" forced by directive", "server_error", "", "")
+	default:
+		s.writeError(w, start, f.status, "mock: "+strconv.Itoa(f.status)+" "+http.StatusText(f.status)+" forced by directive", "invalid_request_error", "", "")
+	}
+}
+
+// sleep waits d or until the request is canceled; it reports false when
+// canceled.
+func sleep(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return r.Context().Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// cut closes the connection abruptly: the client sees the body end without
+// the chunked terminator (or without any response).
+func (s *Server) cut(w http.ResponseWriter) {
+	s.stats.resets.Add(1)
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler) // e.g. HTTP/2: the server resets the stream
+	}
+	_ = conn.Close()
+}
