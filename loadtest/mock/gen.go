@@ -24,14 +24,15 @@ var vocabulary = [...]string{
 // Precomputed token spellings: the first token is capitalized, later ones
 // carry a leading space, and the last token of a finished answer ends with
 // a period.
-var tokFirst, tokFirstEnd, tokNext, tokNextEnd [len(vocabulary)]string
+var tokFirst, tokFirstEnd, tokNext, tokNextEnd = spellings()
 
-func init() {
+func spellings() (first, firstEnd, next, nextEnd [len(vocabulary)]string) {
 	for i, w := range vocabulary {
 		c := strings.ToUpper(w[:1]) + w[1:]
-		tokFirst[i], tokFirstEnd[i] = c, c+"."
-		tokNext[i], tokNextEnd[i] = " "+w, " "+w+"."
+		first[i], firstEnd[i] = c, c+"."
+		next[i], nextEnd[i] = " "+w, " "+w+"."
 	}
+	return
 }
 
 // token returns token i of an answer of n tokens.
