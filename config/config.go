@@ -90,6 +90,14 @@ type Provider struct {
 	APIKey    string        `yaml:"api_key"`
 	APIKeyEnv string        `yaml:"api_key_env"`
 	Timeout   time.Duration `yaml:"timeout"`
+	// APIVersion is Azure OpenAI's api-version (and Anthropic's
+	// anthropic-version when set).
+	APIVersion string `yaml:"api_version"`
+	// Region is the cloud region of regional APIs (AWS Bedrock).
+	Region string `yaml:"region"`
+	// Headers are extra headers sent on every upstream request (e.g.
+	// OpenRouter's HTTP-Referer). Never put secrets here: use api_key.
+	Headers map[string]string `yaml:"headers"`
 }
 
 // Model is a public model name callers use, served by one or more
