@@ -28,6 +28,9 @@ type Config struct {
 	Auth      Auth       `yaml:"auth"`
 	Usage     Usage      `yaml:"usage"`
 	Router    Router     `yaml:"router"`
+	Limits    Limits     `yaml:"limits"`
+	Vault     Vault      `yaml:"vault"`
+	Anomaly   Anomaly    `yaml:"anomaly"`
 	Providers []Provider `yaml:"providers"`
 	Models    []Model    `yaml:"models"`
 }
@@ -59,9 +62,56 @@ type Database struct {
 // the database: it comes from XROUTE_AUTH_PEPPER or from PepperFile, which is
 // created (mode 0600) on first start when it does not exist.
 type Auth struct {
-	Pepper     string        `yaml:"pepper"`
-	PepperFile string        `yaml:"pepper_file"`
-	CacheTTL   time.Duration `yaml:"cache_ttl"`
+	Pepper     string `yaml:"pepper"`
+	PepperFile string `yaml:"pepper_file"`
+	// PreviousPeppers are older peppers (newest first) still accepted while
+	// keys hashed with them are re-hashed under the current one on use.
+	PreviousPeppers string        `yaml:"previous_peppers"`
+	CacheTTL        time.Duration `yaml:"cache_ttl"`
+	// RotationOverlap is how long a rotated key keeps working (0: at once).
+	RotationOverlap time.Duration `yaml:"rotation_overlap"`
+	// FailedAuthBurst failures from one IP within a minute start exponential
+	// backoff for that IP, up to FailedAuthMaxBackoff.
+	FailedAuthBurst      int           `yaml:"failed_auth_burst"`
+	FailedAuthMaxBackoff time.Duration `yaml:"failed_auth_max_backoff"`
+}
+
+// Limits are the defaults for keys that set no limits of their own
+// (0 = unlimited).
+type Limits struct {
+	RPM           int `yaml:"rpm"`
+	TPM           int `yaml:"tpm"`
+	MaxConcurrent int `yaml:"max_concurrent"`
+}
+
+// Vault holds the master key that encrypts provider keys at rest. It comes
+// from XROUTE_VAULT_MASTER_KEY (also read as XROUTE_MASTER_KEY) or from
+// MasterKeyFile, never from the database.
+type Vault struct {
+	MasterKey     string `yaml:"master_key"`
+	MasterKeyFile string `yaml:"master_key_file"`
+}
+
+// Anomaly tunes per-key anomaly detection. Defaults do not fire on normal
+// traffic.
+type Anomaly struct {
+	Enabled bool `yaml:"enabled"`
+	// SpikeFactor: a minute's request or token rate above SpikeFactor x the
+	// key's baseline (after Warmup of history) is a spike.
+	SpikeFactor float64       `yaml:"spike_factor"`
+	Warmup      time.Duration `yaml:"warmup"`
+	// AuthFailures 401/403 answers for one key within a minute is a burst.
+	AuthFailures int `yaml:"auth_failures"`
+	// NewIP flags a key used from an IP it has never used, once its
+	// baseline is established.
+	NewIP bool `yaml:"new_ip"`
+	// OffHours flags use in an hour of the week the key has never been used
+	// in, once Warmup of history exists.
+	OffHours bool `yaml:"off_hours"`
+	// Action: "log" (log + audit), "webhook" (also POST to Webhook) or
+	// "suspend" (also suspend the key until an operator resumes it).
+	Action  string `yaml:"action"`
+	Webhook string `yaml:"webhook"`
 }
 
 // Usage tunes the asynchronous usage-record writer.
@@ -125,9 +175,13 @@ func Default() Config {
 		},
 		Log:      Log{Level: "info", Format: "json"},
 		Database: Database{Path: "xroute.db"},
-		Auth:     Auth{PepperFile: "xroute.pepper", CacheTTL: 30 * time.Second},
-		Usage:    Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536},
-		Router:   Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second},
+		Auth: Auth{PepperFile: "xroute.pepper", CacheTTL: 30 * time.Second, RotationOverlap: 24 * time.Hour,
+			FailedAuthBurst: 10, FailedAuthMaxBackoff: 5 * time.Minute},
+		Usage:  Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536},
+		Router: Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second},
+		Vault:  Vault{MasterKeyFile: "xroute.master"},
+		Anomaly: Anomaly{Enabled: true, SpikeFactor: 10, Warmup: 24 * time.Hour, AuthFailures: 20,
+			NewIP: true, OffHours: false, Action: "log"},
 	}
 }
 
@@ -263,6 +317,38 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.CacheTTL <= 0 {
 		bad("auth.cache_ttl", "must be positive")
+	}
+	if c.Auth.RotationOverlap < 0 {
+		bad("auth.rotation_overlap", "must not be negative (0 expires the old key at once)")
+	}
+	if c.Auth.FailedAuthBurst <= 0 {
+		bad("auth.failed_auth_burst", "must be at least 1")
+	}
+	if c.Auth.FailedAuthMaxBackoff <= 0 {
+		bad("auth.failed_auth_max_backoff", "must be positive")
+	}
+	if c.Limits.RPM < 0 || c.Limits.TPM < 0 || c.Limits.MaxConcurrent < 0 {
+		bad("limits", "rpm, tpm and max_concurrent must not be negative")
+	}
+	if c.Vault.MasterKey == "" && c.Vault.MasterKeyFile == "" {
+		bad("vault.master_key_file", "set vault.master_key_file or XROUTE_VAULT_MASTER_KEY")
+	}
+	if c.Anomaly.Enabled {
+		if c.Anomaly.SpikeFactor <= 1 {
+			bad("anomaly.spike_factor", "must be above 1, got %v", c.Anomaly.SpikeFactor)
+		}
+		if c.Anomaly.AuthFailures <= 0 {
+			bad("anomaly.auth_failures", "must be at least 1")
+		}
+		switch c.Anomaly.Action {
+		case "log", "suspend":
+		case "webhook":
+			if !strings.HasPrefix(c.Anomaly.Webhook, "http://") && !strings.HasPrefix(c.Anomaly.Webhook, "https://") {
+				bad("anomaly.webhook", "action webhook needs an http(s) URL")
+			}
+		default:
+			bad("anomaly.action", "must be log, webhook or suspend; got %q", c.Anomaly.Action)
+		}
 	}
 	if c.Usage.BatchSize <= 0 {
 		bad("usage.batch_size", "must be positive")
