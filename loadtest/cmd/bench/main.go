@@ -1,0 +1,214 @@
+// Command bench measures what xroute adds on top of an upstream: latency
+// (p50/p99) and gateway CPU time per request, xroute in front of the mock
+// upstream against the mock called directly and against a bare
+// httputil.ReverseProxy (the floor), at a fixed request rate and with many
+// concurrent streams.
+//
+//	go run ./loadtest/cmd/bench [-duration 10s] [-rate 1000] [-streams 500] [-json out.json] [-md docs/benchmarks-run.md]
+//
+// Every server is a separate process started (and stopped) by the bench, so
+// that its CPU time and peak RSS can be read from /proc. The load generator
+// runs on the same machine and shares its cores with the servers.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/xroute/xroute/loadtest"
+)
+
+// config is the command line.
+type config struct {
+	duration        time.Duration
+	warmup          time.Duration
+	ramp            time.Duration
+	drain           time.Duration
+	rate            float64
+	streams         int
+	maxInFlight     int
+	maxTokens       int
+	streamMaxTokens int
+	model           string
+	targets         []string
+	phases          []string
+	jsonOut         string
+	mdOut           string
+	xrouteBin       string
+	xrouteEnv       string
+	mockBin         string
+	mockArgs        string
+	mockLatency     time.Duration
+	mockTPS         int
+	mockChunkTokens int
+	keepTmp         bool
+	quiet           bool
+	timeout         time.Duration
+}
+
+const (
+	targetDirect     = "direct"
+	targetProxy      = "proxy"
+	targetXroute     = "xroute"
+	targetXrouteInfo = "xroute-info" // xroute with log level info: the cost of request logs
+	phaseNonStream   = "nonstream"
+	phaseStream      = "stream"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config
+	var targets, phases string
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time of each phase against each target")
+	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "warm-up before each measured run (not counted)")
+	fs.DurationVar(&cfg.ramp, "ramp", -1, "stream phase: spread the streams' starts over this time (-1: one stream's expected length, at most a third of -duration)")
+	fs.DurationVar(&cfg.drain, "drain", 10*time.Second, "time in-flight requests may take after a run's end before they are canceled")
+	fs.Float64Var(&cfg.rate, "rate", 1000, "open-loop arrival rate of the non-streaming phase, requests/s")
+	fs.IntVar(&cfg.streams, "streams", 500, "concurrent streams held open in the streaming phase")
+	fs.IntVar(&cfg.maxInFlight, "max-inflight", 5000, "open loop: requests due beyond this many in flight are dropped (errors)")
+	fs.IntVar(&cfg.maxTokens, "max-tokens", 16, "max_tokens of the non-streaming request")
+	fs.IntVar(&cfg.streamMaxTokens, "stream-max-tokens", 64, "max_tokens of the streaming request")
+	fs.StringVar(&cfg.model, "model", "gpt-4o-mini", "model name in the requests and the xroute config")
+	fs.StringVar(&targets, "targets", "direct,proxy,xroute", "targets, in order: direct, proxy, xroute, xroute-info")
+	fs.StringVar(&phases, "phases", "nonstream,stream", "phases, in order: nonstream, stream")
+	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to this file")
+	fs.StringVar(&cfg.mdOut, "md", "", "write the Markdown report to this file too")
+	fs.StringVar(&cfg.xrouteBin, "xroute-bin", "", "xroute binary to use instead of building ./cmd/xroute")
+	fs.StringVar(&cfg.xrouteEnv, "xroute-env", "", "extra environment for xroute, space-separated KEY=VALUE")
+	fs.StringVar(&cfg.mockBin, "mock-bin", "", "mock binary taking the mock flags directly (default: \"xroute mock\", or ./loadtest/cmd/mock built when xroute does not build)")
+	fs.StringVar(&cfg.mockArgs, "mock-args", "", "extra mock flags, space-separated (e.g. \"-fail-500 0.01\")")
+	fs.DurationVar(&cfg.mockLatency, "mock-latency", 20*time.Millisecond, "mock: latency before the first byte")
+	fs.IntVar(&cfg.mockTPS, "mock-tps", 200, "mock: tokens per second")
+	fs.IntVar(&cfg.mockChunkTokens, "mock-chunk-tokens", 0, "mock: tokens per stream chunk (0: the mock's default)")
+	fs.BoolVar(&cfg.keepTmp, "keep-tmp", false, "keep the temp dir (configs, databases, server logs)")
+	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress lines on stderr")
+	fs.DurationVar(&cfg.timeout, "timeout", 20*time.Minute, "hard limit on the whole bench")
+	// Hidden mode: the bare reverse proxy, run by the bench itself.
+	proxyOnly := fs.Bool("proxy-only", false, "internal: serve only the bare reverse proxy")
+	listen := fs.String("listen", "127.0.0.1:0", "internal: -proxy-only listen address")
+	upstream := fs.String("upstream", "", "internal: -proxy-only upstream URL")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if *proxyOnly {
+		return serveProxy(ctx, *listen, *upstream, stdout, stderr)
+	}
+
+	cfg.targets = splitList(targets)
+	cfg.phases = splitList(phases)
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	progress := func(format string, a ...any) {
+		if !cfg.quiet {
+			fmt.Fprintf(stderr, format+"\n", a...)
+		}
+	}
+	var progressW io.Writer = stderr
+	if cfg.quiet {
+		progressW = nil
+	}
+
+	b := &bench{cfg: cfg, progress: progress, progressW: progressW, procs: loadtest.NewProcReader("", nil)}
+	report, runErr := b.run(ctx)
+	if report != nil && len(report.Runs) > 0 {
+		if err := writeReport(report, cfg, stdout); err != nil {
+			return errors.Join(runErr, err)
+		}
+	}
+	return runErr
+}
+
+func (c *config) validate() error {
+	known := []string{targetDirect, targetProxy, targetXroute, targetXrouteInfo}
+	for _, t := range c.targets {
+		if !slices.Contains(known, t) {
+			return fmt.Errorf("-targets: unknown target %q (known: %s)", t, strings.Join(known, ", "))
+		}
+	}
+	for _, p := range c.phases {
+		if p != phaseNonStream && p != phaseStream {
+			return fmt.Errorf("-phases: unknown phase %q (known: nonstream, stream)", p)
+		}
+	}
+	switch {
+	case len(c.targets) == 0 || len(c.phases) == 0:
+		return errors.New("-targets and -phases must not be empty")
+	case c.duration <= 0 || c.warmup < 0:
+		return errors.New("-duration must be > 0 and -warmup >= 0")
+	case c.rate <= 0 || c.streams <= 0:
+		return errors.New("-rate and -streams must be > 0")
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// serveProxy is the -proxy-only mode.
+func serveProxy(ctx context.Context, listen, upstream string, stdout, stderr io.Writer) error {
+	u, err := url.Parse(upstream)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return fmt.Errorf("-upstream: want an absolute URL, got %q", upstream)
+	}
+	return loadtest.ServeProxy(ctx, listen, u, stderr, func(a net.Addr) {
+		fmt.Fprintf(stdout, "proxy listening on http://%s\n", a)
+	})
+}
+
+func writeReport(r *loadtest.Report, cfg config, stdout io.Writer) error {
+	md := r.Markdown()
+	if _, err := io.WriteString(stdout, md); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if cfg.mdOut != "" {
+		if err := writeFile(cfg.mdOut, []byte(md)); err != nil {
+			return err
+		}
+	}
+	if cfg.jsonOut != "" {
+		b, err := jsonIndent(r)
+		if err != nil {
+			return err
+		}
+		if err := writeFile(cfg.jsonOut, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}

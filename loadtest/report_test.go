@@ -1,0 +1,91 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func fakeRun(phase, target string, p50, p99 float64, gwCPU float64, stream bool) Run {
+	res := &Result{
+		Target: target, Phase: phase, Mode: "open", TargetRate: 1000, Duration: 5,
+		Completed: 5000, Sent: 5000, AchievedRate: 1000,
+		Latency: Summary{Count: 5000, P50Ms: p50, P99Ms: p99},
+	}
+	if stream {
+		res.Mode, res.Workers = "closed", 500
+		res.TTFT = &Summary{Count: 5000, P50Ms: p50 / 2, P99Ms: p99 / 2}
+		res.ChunkGap = &Summary{Count: 10}
+		res.Streams = &StreamCounts{Total: 5000, Valid: 5000}
+	}
+	r := Run{Result: res, Procs: []ProcUsage{{Name: "mock", Role: "upstream", CPUSeconds: 1, CPUMicrosPerOp: 200}}}
+	if gwCPU > 0 {
+		r.Procs = append(r.Procs, ProcUsage{Name: target, Role: "gateway", CPUSeconds: gwCPU, CPUMicrosPerOp: gwCPU * 1e6 / 5000, PeakRSSBytes: 64 << 20})
+	}
+	return r
+}
+
+func TestReportDeriveAndRender(t *testing.T) {
+	r := &Report{
+		Title: "t",
+		Env:   CurrentEnv(time.Unix(0, 0)),
+		Knobs: map[string]string{"rate": "1000"},
+		Runs: []Run{
+			fakeRun("nonstream", "direct", 21, 24, 0, false),
+			fakeRun("nonstream", "proxy", 22, 30, 1, false),
+			fakeRun("nonstream", "xroute", 23, 40, 2, false),
+			fakeRun("stream", "direct", 400, 600, 0, true),
+			fakeRun("stream", "xroute", 500, 900, 3, true),
+		},
+		Skipped: map[string]string{"xroute-info": "not asked"},
+	}
+	r.Runs[2].Result.Errors = map[string]int64{"http_502": 3}
+	r.Derive("direct", [][2]string{{"xroute", "proxy"}})
+
+	want := []Comparison{
+		{Phase: "nonstream", Target: "proxy", Baseline: "direct", AddedP50Ms: 1, AddedP99Ms: 6},
+		{Phase: "nonstream", Target: "xroute", Baseline: "direct", AddedP50Ms: 2, AddedP99Ms: 16},
+		{Phase: "stream", Target: "xroute", Baseline: "direct", AddedP50Ms: 100, AddedP99Ms: 300, AddedTTFTP50Ms: 50, AddedTTFTP99Ms: 150},
+	}
+	if len(r.Comparisons) != len(want) {
+		t.Fatalf("comparisons = %+v", r.Comparisons)
+	}
+	for i, c := range r.Comparisons {
+		if c != want[i] {
+			t.Errorf("comparison %d = %+v, want %+v", i, c, want[i])
+		}
+	}
+	// The stream phase has no proxy run: one ratio only.
+	if len(r.CPURatios) != 1 || math.Abs(r.CPURatios[0].Ratio-2) > 1e-9 {
+		t.Fatalf("cpu ratios = %+v, want xroute:proxy = 2 in nonstream", r.CPURatios)
+	}
+
+	md := r.Markdown()
+	for _, s := range []string{
+		"## nonstream — open loop at 1000 req/s",
+		"## stream — closed loop, 500 concurrent",
+		"| xroute | 5000 | 0 | 1000 | 23.00 |",
+		"xroute errors: http_502=3",
+		"skipped target xroute-info",
+		"| nonstream | xroute : proxy | 2.00 |",
+		"| stream | xroute | direct | +100.00 | +300.00 | +50.00 | +150.00 |",
+	} {
+		if !strings.Contains(md, s) {
+			t.Errorf("markdown lacks %q:\n%s", s, md)
+		}
+	}
+
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Runs) != 5 || back.Runs[4].Result.Streams.Valid != 5000 || back.CPURatios[0].Ratio != r.CPURatios[0].Ratio {
+		t.Fatalf("JSON round trip lost data: %s", b)
+	}
+}

@@ -1,0 +1,256 @@
+package loadtest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// SSEReader splits a text/event-stream body into events and returns the
+// data of each one. It follows the parts of the SSE grammar that OpenAI-style
+// streams use: "data:" lines (several are joined with "\n"), comment lines
+// starting with ":", other fields ignored, an event ends at a blank line, and
+// LF, CRLF or CR line endings.
+type SSEReader struct {
+	br   *bufio.Reader
+	data []byte
+	line []byte
+	// Chunk scanning state, kept here so that pooled readers reuse buffers.
+	scan  scanner
+	chunk chunkFields
+}
+
+// NewSSEReader returns a reader of the events in r.
+func NewSSEReader(r io.Reader) *SSEReader {
+	return &SSEReader{br: bufio.NewReaderSize(r, 4096)}
+}
+
+var sseReaders = sync.Pool{New: func() any { return NewSSEReader(nil) }}
+
+// reset points a pooled reader at a new body.
+func (s *SSEReader) reset(r io.Reader) {
+	s.br.Reset(r)
+	s.data = s.data[:0]
+	s.line = s.line[:0]
+}
+
+// readLine returns the next line without its terminator. The slice is valid
+// until the next call.
+func (s *SSEReader) readLine() ([]byte, error) {
+	s.line = s.line[:0]
+	for {
+		chunk, err := s.br.ReadSlice('\n')
+		s.line = append(s.line, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			if len(s.line) > 0 && err == io.EOF {
+				// Last line without a terminator: return it, EOF on the next call.
+				return trimEOL(s.line), nil
+			}
+			return nil, err
+		}
+		return trimEOL(s.line), nil
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
+}
+
+// Next returns the data of the next event that has any. The slice is valid
+// until the next call. At the end of the body it returns io.EOF, after
+// returning a final event that was not closed by a blank line.
+func (s *SSEReader) Next() ([]byte, error) {
+	s.data = s.data[:0]
+	hasData := false
+	for {
+		line, err := s.readLine()
+		if err != nil {
+			if err == io.EOF && hasData {
+				return s.data, nil
+			}
+			return nil, err
+		}
+		if len(line) == 0 { // blank line: dispatch
+			if hasData {
+				return s.data, nil
+			}
+			continue
+		}
+		if line[0] == ':' { // comment / keep-alive
+			continue
+		}
+		field, value, found := bytes.Cut(line, []byte(":"))
+		if found && len(value) > 0 && value[0] == ' ' {
+			value = value[1:]
+		}
+		if string(field) != "data" {
+			continue // event:, id:, retry: are not used by OpenAI streams
+		}
+		if hasData {
+			s.data = append(s.data, '\n')
+		}
+		s.data = append(s.data, value...)
+		hasData = true
+	}
+}
+
+// StreamCheck says what a well-formed chat completion stream must show
+// beyond ending with "data: [DONE]".
+type StreamCheck struct {
+	// ExpectUsage requires a usage chunk (stream_options.include_usage) and
+	// compares its completion_tokens with the content chunks received.
+	ExpectUsage bool `json:"expect_usage"`
+	// TokensPerChunk is how many completion tokens the upstream puts in one
+	// content chunk; with ExpectUsage the stream must have exactly
+	// ceil(completion_tokens / TokensPerChunk) content chunks. 0 skips the
+	// comparison.
+	TokensPerChunk int `json:"tokens_per_chunk"`
+	// ExpectContent, when set, is the exact text the stream must spell out;
+	// a reordered, dropped or duplicated chunk changes it.
+	ExpectContent string `json:"-"`
+	// CollectContent keeps the streamed text in StreamResult.Content.
+	CollectContent bool `json:"-"`
+}
+
+// StreamResult is what one streamed response showed.
+type StreamResult struct {
+	Events        int           // data events, [DONE] excluded
+	ContentChunks int           // events whose delta carried non-empty content
+	ContentBytes  int           // total content length
+	TTFT          time.Duration // start to first content chunk; 0 when none
+	Gaps          []time.Duration
+	Done          bool // "data: [DONE]" seen
+	AfterDone     bool // data arrived after [DONE]
+	FinishReason  string
+	UsageSeen     bool
+	UsageTokens   int    // usage.completion_tokens of the usage chunk
+	ErrorEvent    bool   // a chunk carried an "error" object
+	IDChanged     bool   // the chunk id changed within the stream
+	BadJSON       bool   // a data event was not valid JSON
+	ContentWrong  bool   // content diverged from StreamCheck.ExpectContent
+	Content       []byte // the text, with StreamCheck.CollectContent
+	contentOffset int
+	id            []byte
+	lastContent   time.Time
+}
+
+// Reset empties r for reuse, keeping the Gaps storage.
+func (r *StreamResult) Reset() {
+	gaps, id, content := r.Gaps[:0], r.id[:0], r.Content[:0]
+	*r = StreamResult{Gaps: gaps, id: id, Content: content}
+}
+
+// Problem names the first defect of the stream under check, or returns ""
+// for a well-formed stream. The names are stable: they become error kinds in
+// results.
+func (r *StreamResult) Problem(check StreamCheck) string {
+	switch {
+	case r.ErrorEvent:
+		return "stream_error_event"
+	case r.BadJSON:
+		return "stream_bad_json"
+	case !r.Done:
+		return "stream_no_done"
+	case r.AfterDone:
+		return "stream_data_after_done"
+	case r.IDChanged:
+		return "stream_id_changed"
+	case r.FinishReason == "":
+		return "stream_no_finish_reason"
+	case check.ExpectUsage && !r.UsageSeen:
+		return "stream_no_usage"
+	case check.ExpectUsage && check.TokensPerChunk > 0 &&
+		r.ContentChunks != (r.UsageTokens+check.TokensPerChunk-1)/check.TokensPerChunk:
+		return "stream_chunks_mismatch"
+	case check.ExpectContent != "" && (r.ContentWrong || r.contentOffset != len(check.ExpectContent)):
+		return "stream_content_mismatch"
+	}
+	return ""
+}
+
+// ReadChatStream reads an OpenAI chat completion SSE body to its end,
+// filling res. start is when the request began (TTFT is measured from it) and
+// now is the clock. It returns the first read error other than io.EOF; the
+// stream's defects are in res (see StreamResult.Problem).
+func ReadChatStream(body io.Reader, start time.Time, now func() time.Time, check StreamCheck, res *StreamResult) error {
+	sr := sseReaders.Get().(*SSEReader)
+	sr.reset(body)
+	defer func() {
+		sr.reset(nil)
+		sseReaders.Put(sr)
+	}()
+	for {
+		data, err := sr.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read stream: %w", err)
+		}
+		at := now()
+		if string(bytes.TrimSpace(data)) == "[DONE]" {
+			res.Done = true
+			continue
+		}
+		if res.Done {
+			res.AfterDone = true
+		}
+		res.Events++
+		if !scanChunk(data, &sr.scan, &sr.chunk) {
+			res.BadJSON = true
+			continue
+		}
+		res.observe(&sr.chunk, at, start, check)
+	}
+}
+
+func (r *StreamResult) observe(c *chunkFields, at, start time.Time, check StreamCheck) {
+	if c.HasError {
+		r.ErrorEvent = true
+	}
+	if len(c.ID) > 0 {
+		if len(r.id) == 0 {
+			r.id = append(r.id, c.ID...)
+		} else if !bytes.Equal(r.id, c.ID) {
+			r.IDChanged = true
+		}
+	}
+	if c.HasUsage {
+		r.UsageSeen = true
+		r.UsageTokens = c.Completion
+	}
+	if len(c.FinishReason) > 0 {
+		r.FinishReason = string(c.FinishReason)
+	}
+	content := c.Content
+	if len(content) == 0 {
+		return
+	}
+	if r.ContentChunks == 0 {
+		r.TTFT = at.Sub(start)
+	} else {
+		r.Gaps = append(r.Gaps, at.Sub(r.lastContent))
+	}
+	r.lastContent = at
+	r.ContentChunks++
+	r.ContentBytes += len(content)
+	if check.CollectContent {
+		r.Content = append(r.Content, content...)
+	}
+	if check.ExpectContent != "" && !r.ContentWrong {
+		rest := check.ExpectContent[r.contentOffset:]
+		if len(rest) >= len(content) && rest[:len(content)] == string(content) {
+			r.contentOffset += len(content)
+		} else {
+			r.ContentWrong = true
+		}
+	}
+}
