@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -45,6 +46,10 @@ type Server struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// RequestTimeout bounds one request end to end, failover included.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
+	// is believed; empty means the client IP is the connection's address.
+	// IP allowlists and failed-auth throttling depend on it.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Log configures zap.
@@ -295,6 +300,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.RequestTimeout <= 0 {
 		bad("server.request_timeout", "must be positive")
+	}
+	for i, p := range c.Server.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is neither an IP nor a CIDR", p)
+			}
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

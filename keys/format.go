@@ -1,21 +1,36 @@
-// Package keys owns caller keys: generation in a checkable format, keyed
-// hashing for storage, verification with a cache, scopes and revocation.
+// Package keys owns caller and admin keys: generation in a checkable
+// format, keyed hashing for storage, verification with a cache, scopes,
+// expiry, suspension, revocation and rotation; and, beside them, the
+// provider-key vault, the audit log, rate limits and anomaly detection.
 package keys
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"hash/crc32"
 	"strings"
 )
 
-// CallerPrefix starts every caller key; secret scanners match on it.
-const CallerPrefix = "xr-"
+// Key prefixes; secret scanners match on them.
+const (
+	CallerPrefix = "xr-"
+	AdminPrefix  = "xra-"
+)
 
 const (
-	alphabet     = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	bodyLen      = 32 // 32 base62 characters = 190.5 bits of entropy
-	checksumLen  = 6  // CRC32 fits in 6 base62 characters (62^6 > 2^32)
-	callerKeyLen = len(CallerPrefix) + bodyLen + checksumLen
+	alphabet    = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	bodyLen     = 32 // 32 base62 characters = 190.5 bits of entropy
+	checksumLen = 6  // CRC32 fits in 6 base62 characters (62^6 > 2^32)
+)
+
+var (
+	crcTable = crc32.MakeTable(crc32.IEEE)
+	inAlpha  = func() (t [256]bool) {
+		for i := 0; i < len(alphabet); i++ {
+			t[alphabet[i]] = true
+		}
+		return
+	}()
 )
 
 // randomBase62 returns n characters drawn uniformly from the alphabet.
@@ -34,44 +49,77 @@ func randomBase62(n int) string {
 	return string(out)
 }
 
-func checksum(s string) string {
-	c := crc32.ChecksumIEEE([]byte(s))
+// checksum encodes the CRC32 of s in base62, without allocating.
+func checksum(s string) [checksumLen]byte {
+	c := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		c = crcTable[byte(c)^s[i]] ^ (c >> 8)
+	}
+	c = ^c
 	var out [checksumLen]byte
 	for i := checksumLen - 1; i >= 0; i-- {
 		out[i] = alphabet[c%62]
 		c /= 62
 	}
-	return string(out[:])
+	return out
+}
+
+func generate(prefix string) string {
+	s := prefix + randomBase62(bodyLen)
+	sum := checksum(s)
+	return s + string(sum[:])
 }
 
 // Generate returns a new caller key: prefix, random body, checksum.
-func Generate() string {
-	s := CallerPrefix + randomBase62(bodyLen)
-	return s + checksum(s)
+func Generate() string { return generate(CallerPrefix) }
+
+// GenerateAdmin returns a new admin key.
+func GenerateAdmin() string { return generate(AdminPrefix) }
+
+// kindOf returns the key kind a well-formed key's prefix announces.
+func kindOf(s string) string {
+	if strings.HasPrefix(s, AdminPrefix) {
+		return KindAdmin
+	}
+	return KindCaller
 }
 
-// WellFormed reports whether s has the caller-key shape and a valid
-// checksum. It runs before any cache or database lookup, so a mistyped or
-// random key costs almost nothing.
+// WellFormed reports whether s has a key's shape (either prefix) and a
+// valid checksum. It runs before any cache or database lookup, so a
+// mistyped or random key costs almost nothing; it does not allocate.
 func WellFormed(s string) bool {
-	if len(s) != callerKeyLen || !strings.HasPrefix(s, CallerPrefix) {
+	var prefix string
+	switch {
+	case strings.HasPrefix(s, AdminPrefix):
+		prefix = AdminPrefix
+	case strings.HasPrefix(s, CallerPrefix):
+		prefix = CallerPrefix
+	default:
 		return false
 	}
-	for i := len(CallerPrefix); i < len(s); i++ {
-		if strings.IndexByte(alphabet, s[i]) < 0 {
+	if len(s) != len(prefix)+bodyLen+checksumLen {
+		return false
+	}
+	for i := len(prefix); i < len(s); i++ {
+		if !inAlpha[s[i]] {
 			return false
 		}
 	}
 	split := len(s) - checksumLen
-	return checksum(s[:split]) == s[split:]
+	sum := checksum(s[:split])
+	return subtle.ConstantTimeCompare(sum[:], []byte(s[split:])) == 1
 }
 
 // Hint is the display form of a key: enough to recognise it, useless to use.
 func Hint(s string) string {
-	if len(s) < len(CallerPrefix)+8 {
-		return CallerPrefix + "…"
+	prefix := CallerPrefix
+	if strings.HasPrefix(s, AdminPrefix) {
+		prefix = AdminPrefix
 	}
-	return s[:len(CallerPrefix)+4] + "…" + s[len(s)-4:]
+	if len(s) < len(prefix)+8 {
+		return prefix + "…"
+	}
+	return s[:len(prefix)+4] + "…" + s[len(s)-4:]
 }
 
 // NewID returns a random identifier with the given prefix (e.g. "key_").

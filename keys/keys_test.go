@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,7 +73,7 @@ func newService(t *testing.T, now func() time.Time) (*Service, *countingStore) {
 	}
 	t.Cleanup(func() { db.Close() })
 	cs := &countingStore{DB: db}
-	svc, err := NewService(cs, []byte(strings.Repeat("p", 32)), time.Minute, now)
+	svc, err := NewService(cs, Options{Peppers: [][]byte{[]byte(strings.Repeat("p", 32))}, CacheTTL: time.Minute, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestCreateVerifyRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, _ := cs.ListKeys(ctx)
+	rows, _ := cs.ListKeys(ctx, store.KeyFilter{})
 	if len(rows) != 1 || strings.Contains(rows[0].Hash, plain) || rows[0].Hash != svc.Hash(plain) || rows[0].Hint != Hint(plain) {
 		t.Fatalf("stored row must hold only the HMAC and a hint: %+v", rows[0])
 	}
@@ -108,7 +109,7 @@ func TestCreateVerifyRevoke(t *testing.T) {
 	if cs.lookups.Load() != before {
 		t.Fatalf("cached key hit the store %d times", cs.lookups.Load()-before)
 	}
-	if err := svc.Revoke(ctx, k.ID); err != nil {
+	if err := svc.Revoke(ctx, k.ID, "test"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.Verify(ctx, plain); !errors.Is(err, ErrRevoked) {
@@ -171,5 +172,184 @@ func TestLoadPepperCreatesPrivateFile(t *testing.T) {
 	env, _ := LoadPepper(config.Auth{Pepper: strings.Repeat("e", 40), PepperFile: p})
 	if string(env) != strings.Repeat("e", 40) {
 		t.Fatal("configured pepper must win over the file")
+	}
+}
+
+func TestRotateKeepsPropertiesAndOverlaps(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	svc, _ := newService(t, clock)
+	acct, err := svc.CreateAccount(ctx, "acme", "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPlain, old, err := svc.Create(ctx, CreateParams{AccountID: acct.ID, Name: "app", AllowedModels: []string{"gpt-*"}, AllowedCIDRs: []string{"10.0.0.0/8"}, RPM: 60, Metadata: map[string]string{"team": "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		overlap time.Duration
+		// at is when the old key is tried, relative to the rotation.
+		at      time.Duration
+		wantOld error
+	}{
+		{"old key works during the overlap", time.Hour, 59 * time.Minute, nil},
+		{"old key expires after the overlap", time.Hour, time.Hour, ErrExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now = time.Now()
+			plain, k, err := svc.Create(ctx, CreateParams{AccountID: acct.ID, Name: "tmp"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc.Verify(ctx, plain) // cached before rotation
+			svc.found.Wait()
+			newPlain, nk, err := svc.Rotate(ctx, k.ID, "test", tt.overlap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now = now.Add(tt.at)
+			if _, err := svc.Verify(ctx, plain); !errors.Is(err, tt.wantOld) {
+				t.Fatalf("old key: got %v, want %v", err, tt.wantOld)
+			}
+			got, err := svc.Verify(ctx, newPlain)
+			if err != nil || got.ID != nk.ID || got.RotatedFrom != k.ID || got.AccountID != acct.ID {
+				t.Fatalf("new key: %+v %v", got, err)
+			}
+		})
+	}
+	now = time.Now()
+	newPlain, nk, err := svc.Rotate(ctx, old.ID, "test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Verify(ctx, oldPlain); !errors.Is(err, ErrExpired) {
+		t.Fatalf("overlap 0 must stop the old key at once: %v", err)
+	}
+	got, _ := svc.Verify(ctx, newPlain)
+	if got.RPM != 60 || got.AllowedModels[0] != "gpt-*" || got.AllowedCIDRs[0].String() != "10.0.0.0/8" || got.Metadata["team"] != "x" || nk.Hint == old.Hint {
+		t.Fatalf("rotation must keep properties: %+v", got)
+	}
+	if _, _, err := svc.Rotate(ctx, old.ID, "test", 0); err == nil {
+		t.Fatal("an expired key cannot be rotated again")
+	}
+}
+
+func TestSuspendResume(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := newService(t, time.Now)
+	plain, k, _ := svc.Create(ctx, CreateParams{Name: "app"})
+	svc.Verify(ctx, plain)
+	svc.found.Wait()
+	if err := svc.Suspend(ctx, k.ID, "test", "anomaly"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Verify(ctx, plain); !errors.Is(err, ErrSuspended) {
+		t.Fatalf("suspended: %v", err)
+	}
+	if err := svc.Resume(ctx, k.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Verify(ctx, plain); err != nil {
+		t.Fatalf("resumed: %v", err)
+	}
+}
+
+func TestPepperRotationRehashesOnUse(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	oldPepper, newPepper := []byte(strings.Repeat("o", 32)), []byte(strings.Repeat("n", 32))
+	before, _ := NewService(db, Options{Peppers: [][]byte{oldPepper}, CacheTTL: time.Minute})
+	plain, k, _ := before.Create(ctx, CreateParams{Name: "app"})
+	before.Close()
+
+	onlyNew, _ := NewService(db, Options{Peppers: [][]byte{newPepper}, CacheTTL: time.Minute})
+	if _, err := onlyNew.Verify(ctx, plain); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("without the old pepper the key is unknown: %v", err)
+	}
+	onlyNew.Close()
+	both, _ := NewService(db, Options{Peppers: [][]byte{newPepper, oldPepper}, CacheTTL: time.Minute})
+	defer both.Close()
+	if got, err := both.Verify(ctx, plain); err != nil || got.ID != k.ID {
+		t.Fatalf("old pepper still accepted: %v", err)
+	}
+	row, _ := db.KeyByID(ctx, k.ID)
+	if row.Hash != both.Hash(plain) {
+		t.Fatal("the key was not re-hashed under the current pepper")
+	}
+}
+
+func TestScopes(t *testing.T) {
+	k, err := fromRow(store.APIKey{ID: "k", AllowedEndpoints: []string{EndpointChat}, AllowedCIDRs: []string{"10.1.0.0/16", "192.0.2.7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"endpoint chat", k.AllowsEndpoint(EndpointChat)},
+		{"endpoint embeddings refused", !k.AllowsEndpoint(EndpointEmbeddings)},
+		{"ip in cidr", k.AllowsIP(netip.MustParseAddr("10.1.2.3"))},
+		{"ipv4-mapped ipv6 in cidr", k.AllowsIP(netip.MustParseAddr("::ffff:10.1.2.3"))},
+		{"single ip", k.AllowsIP(netip.MustParseAddr("192.0.2.7"))},
+		{"ip outside refused", !k.AllowsIP(netip.MustParseAddr("10.2.0.1"))},
+		{"invalid ip refused", !k.AllowsIP(netip.Addr{})},
+	}
+	for _, tt := range tests {
+		if !tt.ok {
+			t.Errorf("%s", tt.name)
+		}
+	}
+	if _, _, err := (&Service{}).Create(context.Background(), CreateParams{Name: "x", AllowedCIDRs: []string{"nope"}}); err == nil {
+		t.Fatal("bad CIDR accepted")
+	}
+}
+
+func TestAdminAndCallerPrefixes(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := newService(t, time.Now)
+	plain, k, err := svc.Create(ctx, CreateParams{Name: "ops", Kind: KindAdmin})
+	if err != nil || !strings.HasPrefix(plain, AdminPrefix) || k.Kind != KindAdmin {
+		t.Fatalf("admin key: %q %+v %v", plain, k, err)
+	}
+	got, err := svc.Verify(ctx, plain)
+	if err != nil || got.Kind != KindAdmin {
+		t.Fatalf("verify admin: %+v %v", got, err)
+	}
+}
+
+// BenchmarkVerifyCacheHit is the hot path of every request: checksum,
+// HMAC, cache lookup, constant-time compare.
+func BenchmarkVerifyCacheHit(b *testing.B) {
+	db, _ := store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "k.db"))
+	defer db.Close()
+	svc, _ := NewService(db, Options{Peppers: [][]byte{[]byte(strings.Repeat("p", 32))}, CacheTTL: time.Hour})
+	defer svc.Close()
+	plain, _, _ := svc.Create(context.Background(), CreateParams{Name: "bench"})
+	svc.Verify(context.Background(), plain)
+	svc.found.Wait()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := svc.Verify(ctx, plain); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifyMalformed(b *testing.B) {
+	svc := &Service{}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		svc.Verify(context.Background(), "xr-0000000000000000000000000000000000000A")
 	}
 }

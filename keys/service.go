@@ -5,13 +5,18 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"net/netip"
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -20,12 +25,21 @@ import (
 	"github.com/xroute/xroute/internal/store"
 )
 
-// Errors Verify returns; httpapi maps each to a 401 with its own message.
+// Key kinds.
+const (
+	KindCaller = "caller"
+	KindAdmin  = "admin"
+)
+
+// Errors Verify returns; httpapi maps each to its answer. Every unknown-key
+// variant (malformed, bad checksum, not found) is ErrUnknown or
+// ErrMalformed and gets the same 401 body.
 var (
 	ErrMalformed = errors.New("malformed API key")
 	ErrUnknown   = errors.New("unknown API key")
 	ErrRevoked   = errors.New("API key revoked")
 	ErrExpired   = errors.New("API key expired")
+	ErrSuspended = errors.New("API key suspended")
 )
 
 // Store is what the key service needs from persistence.
@@ -33,20 +47,49 @@ type Store interface {
 	CreateKey(ctx context.Context, k store.APIKey) error
 	KeyByHash(ctx context.Context, hash string) (store.APIKey, error)
 	KeyByID(ctx context.Context, id string) (store.APIKey, error)
-	ListKeys(ctx context.Context) ([]store.APIKey, error)
+	ListKeys(ctx context.Context, f store.KeyFilter) ([]store.APIKey, error)
 	RevokeKey(ctx context.Context, id string, t time.Time) error
+	SuspendKey(ctx context.Context, id string, t time.Time, reason string) error
+	ResumeKey(ctx context.Context, id string) error
+	ExpireKeyBy(ctx context.Context, id string, t time.Time) error
+	RehashKey(ctx context.Context, id, hash string, pepperVersion int) error
+	CreateAccount(ctx context.Context, a store.Account) error
+	AccountByID(ctx context.Context, id string) (store.Account, error)
+	ListAccounts(ctx context.Context, after string, limit int) ([]store.Account, error)
 }
 
-// Key is a verified caller key's properties, as the request path sees them.
+// Key is a key's properties, as the request path sees them. It never holds
+// the key itself.
 type Key struct {
-	ID            string
-	Name          string
-	Hint          string
-	AllowedModels []string
-	CreatedAt     time.Time
-	ExpiresAt     *time.Time
-	RevokedAt     *time.Time
+	ID               string
+	AccountID        string
+	Kind             string
+	Name             string
+	Hint             string
+	AllowedModels    []string
+	AllowedEndpoints []string
+	AllowedCIDRs     []netip.Prefix
+	RPM              int
+	TPM              int
+	MaxConcurrent    int
+	Metadata         map[string]string
+	CreatedAt        time.Time
+	ExpiresAt        *time.Time
+	RevokedAt        *time.Time
+	SuspendedAt      *time.Time
+	SuspendReason    string
+	RotatedFrom      string
+
+	hash [sha256.Size]byte // for the constant-time check on a cache hit
 }
+
+// Endpoint names a key's endpoint scope may list.
+const (
+	EndpointChat       = "chat.completions"
+	EndpointEmbeddings = "embeddings"
+	EndpointModels     = "models"
+	EndpointUsage      = "usage"
+)
 
 // AllowsModel reports whether the key may use model. An empty list allows
 // every model; entries are globs ("gpt-4o*", "claude-*").
@@ -62,6 +105,49 @@ func (k *Key) AllowsModel(model string) bool {
 	return false
 }
 
+// AllowsEndpoint reports whether the key may call an endpoint (one of the
+// Endpoint* names). An empty list allows every endpoint.
+func (k *Key) AllowsEndpoint(name string) bool {
+	if len(k.AllowedEndpoints) == 0 {
+		return true
+	}
+	for _, e := range k.AllowedEndpoints {
+		if e == name || e == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsIP reports whether a request from ip may use the key. An empty
+// allowlist allows every address; an unparsable ip is refused when a list
+// exists.
+func (k *Key) AllowsIP(ip netip.Addr) bool {
+	if len(k.AllowedCIDRs) == 0 {
+		return true
+	}
+	ip = ip.Unmap()
+	for _, p := range k.AllowedCIDRs {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Status is "active", "suspended", "revoked" or "expired" at now.
+func (k *Key) Status(now time.Time) string {
+	switch k.check(now) {
+	case ErrRevoked:
+		return "revoked"
+	case ErrExpired:
+		return "expired"
+	case ErrSuspended:
+		return "suspended"
+	}
+	return "active"
+}
+
 func (k *Key) check(now time.Time) error {
 	if k.RevokedAt != nil && !now.Before(*k.RevokedAt) {
 		return ErrRevoked
@@ -69,39 +155,111 @@ func (k *Key) check(now time.Time) error {
 	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
 		return ErrExpired
 	}
+	if k.SuspendedAt != nil {
+		return ErrSuspended
+	}
 	return nil
 }
 
-// Service creates and verifies caller keys.
-type Service struct {
-	store    Store
-	pepper   []byte
-	version  int
-	now      func() time.Time
-	cacheTTL time.Duration
-	// found caches verified keys by hash; missing caches unknown hashes
-	// so a flood of well-formed random keys does not reach the database.
-	// Both are bounded by cost, so neither can exhaust memory.
-	found   *ristretto.Cache[string, *Key]
-	missing *ristretto.Cache[string, struct{}]
+// LifecycleEvent is a lifecycle event the service reports to its hook (the audit
+// log). Details never hold key material.
+type LifecycleEvent struct {
+	Kind      string // key.created, key.rotated, key.revoked, key.suspended, key.resumed, account.created
+	Actor     string
+	AccountID string
+	Subject   string
+	Details   map[string]any
 }
 
-// NewService builds a key service. pepper is the HMAC secret (never stored
-// in the database); cacheTTL bounds how long a cached key is trusted.
-func NewService(st Store, pepper []byte, cacheTTL time.Duration, now func() time.Time) (*Service, error) {
-	if len(pepper) < 32 {
-		return nil, errors.New("keys: pepper must be at least 32 bytes")
+// pepper is one HMAC secret and its stable version (a fingerprint, so the
+// list of peppers can change without renumbering).
+type pepper struct {
+	version int
+	pool    sync.Pool // of *hasher
+}
+
+type hasher struct {
+	mac hash.Hash
+	buf [64]byte
+	sum [sha256.Size]byte
+}
+
+func newPepper(secret []byte) *pepper {
+	fp := sha256.Sum256(secret)
+	p := &pepper{version: int(binary.BigEndian.Uint32(fp[:4]) >> 1)}
+	p.pool.New = func() any { return &hasher{mac: hmac.New(sha256.New, secret)} }
+	return p
+}
+
+// sum computes HMAC-SHA256(pepper, key) without allocating.
+func (p *pepper) sum(key string) [sha256.Size]byte {
+	h := p.pool.Get().(*hasher)
+	h.mac.Reset()
+	n := copy(h.buf[:], key)
+	h.mac.Write(h.buf[:n])
+	if n < len(key) { // keys are short; longer input is malformed anyway
+		h.mac.Write([]byte(key[n:]))
 	}
-	found, err := ristretto.NewCache(&ristretto.Config[string, *Key]{NumCounters: 1e5, MaxCost: 1e4, BufferItems: 64})
+	out := [sha256.Size]byte(h.mac.Sum(h.sum[:0]))
+	p.pool.Put(h)
+	return out
+}
+
+// Service creates and verifies keys.
+type Service struct {
+	store    Store
+	peppers  []*pepper // current first
+	now      func() time.Time
+	cacheTTL time.Duration
+	onEvent  func(ctx context.Context, ev LifecycleEvent)
+	// found caches verified keys by the first 8 bytes of their hash (the
+	// full hash is compared in constant time on a hit); missing caches
+	// unknown hashes so a flood of well-formed random keys does not reach
+	// the database. Both are bounded by cost, so neither can exhaust memory.
+	found   *ristretto.Cache[uint64, *Key]
+	missing *ristretto.Cache[uint64, struct{}]
+}
+
+// Options configure a Service.
+type Options struct {
+	// Peppers are HMAC secrets, current first, then older ones still
+	// accepted (keys hashed with them are re-hashed on first use).
+	Peppers  [][]byte
+	CacheTTL time.Duration
+	Now      func() time.Time
+	// OnEvent receives lifecycle events (wire it to the audit log).
+	OnEvent func(ctx context.Context, ev LifecycleEvent)
+}
+
+// NewService builds a key service.
+func NewService(st Store, o Options) (*Service, error) {
+	if len(o.Peppers) == 0 {
+		return nil, errors.New("keys: no pepper")
+	}
+	s := &Service{store: st, now: o.Now, cacheTTL: o.CacheTTL, onEvent: o.OnEvent}
+	for i, p := range o.Peppers {
+		if len(p) < 32 {
+			return nil, fmt.Errorf("keys: pepper %d must be at least 32 bytes", i)
+		}
+		s.peppers = append(s.peppers, newPepper(p))
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.onEvent == nil {
+		s.onEvent = func(context.Context, LifecycleEvent) {}
+	}
+	var err error
+	s.found, err = ristretto.NewCache(&ristretto.Config[uint64, *Key]{NumCounters: 1e5, MaxCost: 1e4, BufferItems: 64})
 	if err != nil {
 		return nil, fmt.Errorf("keys: cache: %w", err)
 	}
-	missing, err := ristretto.NewCache(&ristretto.Config[string, struct{}]{NumCounters: 1e5, MaxCost: 1e4, BufferItems: 64})
+	s.missing, err = ristretto.NewCache(&ristretto.Config[uint64, struct{}]{NumCounters: 1e5, MaxCost: 1e4, BufferItems: 64})
 	if err != nil {
-		found.Close()
+		s.found.Close()
 		return nil, fmt.Errorf("keys: negative cache: %w", err)
 	}
-	return &Service{store: st, pepper: pepper, version: 1, now: now, cacheTTL: cacheTTL, found: found, missing: missing}, nil
+	return s, nil
 }
 
 // Close stops the caches' goroutines.
@@ -110,79 +268,230 @@ func (s *Service) Close() {
 	s.missing.Close()
 }
 
-// Hash is the stored form of a key: hex HMAC-SHA256(pepper, key).
+func cacheKey(h [sha256.Size]byte) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
+
+// Hash is the stored form of a key under the current pepper.
 func (s *Service) Hash(key string) string {
-	m := hmac.New(sha256.New, s.pepper)
-	m.Write([]byte(key))
-	return hex.EncodeToString(m.Sum(nil))
+	h := s.peppers[0].sum(key)
+	return hex.EncodeToString(h[:])
 }
 
 // CreateParams are the properties of a new key.
 type CreateParams struct {
-	Name          string
-	AllowedModels []string
-	ExpiresAt     *time.Time
+	AccountID        string
+	Kind             string // KindCaller (default) or KindAdmin
+	Name             string
+	AllowedModels    []string
+	AllowedEndpoints []string
+	AllowedCIDRs     []string
+	RPM              int
+	TPM              int
+	MaxConcurrent    int
+	Metadata         map[string]string
+	ExpiresAt        *time.Time
+	Actor            string // who asked, for the audit log
+}
+
+// ValidationError is a bad key property (a 400 for the admin API).
+type ValidationError struct{ Field, Msg string }
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Msg }
+
+func (p *CreateParams) validate() error {
+	if strings.TrimSpace(p.Name) == "" {
+		return &ValidationError{"name", "a key needs a name"}
+	}
+	switch p.Kind {
+	case "":
+		p.Kind = KindCaller
+	case KindCaller, KindAdmin:
+	default:
+		return &ValidationError{"kind", fmt.Sprintf("must be %q or %q", KindCaller, KindAdmin)}
+	}
+	for _, pat := range p.AllowedModels {
+		if _, err := path.Match(pat, ""); err != nil {
+			return &ValidationError{"allowed_models", fmt.Sprintf("bad pattern %q", pat)}
+		}
+	}
+	for _, e := range p.AllowedEndpoints {
+		switch e {
+		case EndpointChat, EndpointEmbeddings, EndpointModels, EndpointUsage, "*":
+		default:
+			return &ValidationError{"allowed_endpoints", fmt.Sprintf("unknown endpoint %q (known: %s, %s, %s, %s)", e, EndpointChat, EndpointEmbeddings, EndpointModels, EndpointUsage)}
+		}
+	}
+	for _, c := range p.AllowedCIDRs {
+		if _, err := parseCIDR(c); err != nil {
+			return &ValidationError{"allowed_cidrs", err.Error()}
+		}
+	}
+	if p.RPM < 0 || p.TPM < 0 || p.MaxConcurrent < 0 {
+		return &ValidationError{"limits", "rpm, tpm and max_concurrent must not be negative"}
+	}
+	if p.AccountID == "" {
+		p.AccountID = store.DefaultAccountID
+	}
+	return nil
+}
+
+// parseCIDR accepts a prefix ("10.0.0.0/8") or a single address.
+func parseCIDR(c string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(c); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(c)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an IP address", c)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // Create makes a key and returns it in plain text (the only time it is
 // ever visible) with its stored properties.
 func (s *Service) Create(ctx context.Context, p CreateParams) (string, Key, error) {
-	if strings.TrimSpace(p.Name) == "" {
-		return "", Key{}, errors.New("keys: a key needs a name")
+	if err := p.validate(); err != nil {
+		return "", Key{}, err
 	}
-	for _, pat := range p.AllowedModels {
-		if _, err := path.Match(pat, ""); err != nil {
-			return "", Key{}, fmt.Errorf("keys: bad model pattern %q: %w", pat, err)
+	if _, err := s.store.AccountByID(ctx, p.AccountID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", Key{}, &ValidationError{"account_id", fmt.Sprintf("no account %q", p.AccountID)}
 		}
+		return "", Key{}, err
 	}
 	plain := Generate()
+	if p.Kind == KindAdmin {
+		plain = GenerateAdmin()
+	}
 	row := store.APIKey{
-		ID:            NewID("key_"),
-		Name:          p.Name,
-		Hash:          s.Hash(plain),
-		PepperVersion: s.version,
-		Hint:          Hint(plain),
-		AllowedModels: p.AllowedModels,
-		CreatedAt:     s.now().UTC().Truncate(time.Millisecond),
-		ExpiresAt:     p.ExpiresAt,
+		ID:               NewID("key_"),
+		AccountID:        p.AccountID,
+		Kind:             p.Kind,
+		Name:             p.Name,
+		Hash:             s.Hash(plain),
+		PepperVersion:    s.peppers[0].version,
+		Hint:             Hint(plain),
+		AllowedModels:    p.AllowedModels,
+		AllowedEndpoints: p.AllowedEndpoints,
+		AllowedCIDRs:     p.AllowedCIDRs,
+		RPM:              p.RPM,
+		TPM:              p.TPM,
+		MaxConcurrent:    p.MaxConcurrent,
+		Metadata:         p.Metadata,
+		CreatedAt:        s.now().UTC().Truncate(time.Millisecond),
+		ExpiresAt:        p.ExpiresAt,
 	}
 	if err := s.store.CreateKey(ctx, row); err != nil {
 		return "", Key{}, err
 	}
-	s.missing.Del(row.Hash)
-	return plain, fromRow(row), nil
+	h := s.peppers[0].sum(plain)
+	s.missing.Del(cacheKey(h))
+	k, err := fromRow(row)
+	if err != nil {
+		return "", Key{}, err
+	}
+	s.onEvent(ctx, LifecycleEvent{Kind: "key.created", Actor: p.Actor, AccountID: k.AccountID, Subject: k.ID,
+		Details: map[string]any{"name": k.Name, "kind": k.Kind, "hint": k.Hint}})
+	return plain, k, nil
 }
 
-// Verify authenticates a presented key.
+// Verify authenticates a presented key. On a cache hit it does no I/O and
+// no allocation: checksum, one HMAC, one cache lookup, one constant-time
+// comparison.
 func (s *Service) Verify(ctx context.Context, presented string) (*Key, error) {
 	if !WellFormed(presented) {
 		return nil, ErrMalformed
 	}
-	h := s.Hash(presented)
+	h := s.peppers[0].sum(presented)
+	ck := cacheKey(h)
 	now := s.now()
-	if k, ok := s.found.Get(h); ok {
+	if k, ok := s.found.Get(ck); ok && subtle.ConstantTimeCompare(k.hash[:], h[:]) == 1 {
 		return k, k.check(now)
 	}
-	if _, ok := s.missing.Get(h); ok {
+	if _, ok := s.missing.Get(ck); ok {
 		return nil, ErrUnknown
 	}
-	row, err := s.store.KeyByHash(ctx, h)
-	if errors.Is(err, store.ErrNotFound) {
-		s.missing.SetWithTTL(h, struct{}{}, 1, s.cacheTTL)
+	k, err := s.lookup(ctx, presented, h)
+	if errors.Is(err, ErrUnknown) {
+		s.missing.SetWithTTL(ck, struct{}{}, 1, s.cacheTTL)
 		return nil, ErrUnknown
 	}
 	if err != nil {
-		return nil, fmt.Errorf("keys: verify: %w", err)
+		return nil, err
 	}
-	k := fromRow(row)
-	kp := &k
-	s.found.SetWithTTL(h, kp, 1, s.cacheTTL)
-	return kp, kp.check(now)
+	if kindOf(presented) != k.Kind {
+		return nil, ErrUnknown // an admin row presented with a caller prefix, or the reverse
+	}
+	s.found.SetWithTTL(ck, k, 1, s.cacheTTL)
+	return k, k.check(now)
 }
 
-// Revoke revokes a key now and drops it from this replica's cache, so the
-// very next request with it is refused.
-func (s *Service) Revoke(ctx context.Context, id string) error {
+// lookup finds a key in the store under the current pepper, then under
+// older ones (re-hashing a key found with an old pepper).
+func (s *Service) lookup(ctx context.Context, presented string, current [sha256.Size]byte) (*Key, error) {
+	row, err := s.store.KeyByHash(ctx, hex.EncodeToString(current[:]))
+	if err == nil {
+		return fromRowPtr(row)
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("keys: verify: %w", err)
+	}
+	for _, old := range s.peppers[1:] {
+		h := old.sum(presented)
+		row, err := s.store.KeyByHash(ctx, hex.EncodeToString(h[:]))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("keys: verify: %w", err)
+		}
+		newHash := hex.EncodeToString(current[:])
+		if err := s.store.RehashKey(ctx, row.ID, newHash, s.peppers[0].version); err != nil {
+			return nil, fmt.Errorf("keys: rehash %s: %w", row.ID, err)
+		}
+		row.Hash, row.PepperVersion = newHash, s.peppers[0].version
+		return fromRowPtr(row)
+	}
+	return nil, ErrUnknown
+}
+
+// Get returns a key's properties by id.
+func (s *Service) Get(ctx context.Context, id string) (Key, error) {
+	row, err := s.store.KeyByID(ctx, id)
+	if err != nil {
+		return Key{}, fmt.Errorf("keys: %s: %w", id, err)
+	}
+	return fromRow(row)
+}
+
+// List returns keys' properties (never the keys).
+func (s *Service) List(ctx context.Context, f store.KeyFilter) ([]Key, error) {
+	rows, err := s.store.ListKeys(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Key, 0, len(rows))
+	for _, r := range rows {
+		k, err := fromRow(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// invalidate drops a key from this replica's cache, so the very next
+// request with it reads the store again.
+func (s *Service) invalidate(hexHash string) {
+	raw, err := hex.DecodeString(hexHash)
+	if err != nil || len(raw) != sha256.Size {
+		return
+	}
+	s.found.Del(cacheKey([sha256.Size]byte(raw)))
+}
+
+// Revoke revokes a key now; the next request with it is refused.
+func (s *Service) Revoke(ctx context.Context, id, actor string) error {
 	row, err := s.store.KeyByID(ctx, id)
 	if err != nil {
 		return fmt.Errorf("keys: revoke %s: %w", id, err)
@@ -190,30 +499,162 @@ func (s *Service) Revoke(ctx context.Context, id string) error {
 	if err := s.store.RevokeKey(ctx, id, s.now()); err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
-	s.found.Del(row.Hash)
+	s.invalidate(row.Hash)
+	s.onEvent(ctx, LifecycleEvent{Kind: "key.revoked", Actor: actor, AccountID: row.AccountID, Subject: id})
 	return nil
 }
 
-// List returns every key's properties (never the key).
-func (s *Service) List(ctx context.Context) ([]Key, error) {
-	rows, err := s.store.ListKeys(ctx)
+// Suspend blocks a key until Resume (an operator's or the anomaly
+// detector's decision, reversible unlike Revoke).
+func (s *Service) Suspend(ctx context.Context, id, actor, reason string) error {
+	row, err := s.store.KeyByID(ctx, id)
+	if err != nil {
+		return fmt.Errorf("keys: suspend %s: %w", id, err)
+	}
+	if err := s.store.SuspendKey(ctx, id, s.now(), reason); err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	s.invalidate(row.Hash)
+	s.onEvent(ctx, LifecycleEvent{Kind: "key.suspended", Actor: actor, AccountID: row.AccountID, Subject: id, Details: map[string]any{"reason": reason}})
+	return nil
+}
+
+// Resume lifts a suspension.
+func (s *Service) Resume(ctx context.Context, id, actor string) error {
+	row, err := s.store.KeyByID(ctx, id)
+	if err != nil {
+		return fmt.Errorf("keys: resume %s: %w", id, err)
+	}
+	if err := s.store.ResumeKey(ctx, id); err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	s.invalidate(row.Hash)
+	s.onEvent(ctx, LifecycleEvent{Kind: "key.resumed", Actor: actor, AccountID: row.AccountID, Subject: id})
+	return nil
+}
+
+// Rotate issues a new key with the old one's properties and lets the old
+// key live for overlap (0: it stops at once), then it expires by itself.
+func (s *Service) Rotate(ctx context.Context, id, actor string, overlap time.Duration) (string, Key, error) {
+	if overlap < 0 {
+		return "", Key{}, &ValidationError{"overlap", "must not be negative"}
+	}
+	old, err := s.store.KeyByID(ctx, id)
+	if err != nil {
+		return "", Key{}, fmt.Errorf("keys: rotate %s: %w", id, err)
+	}
+	now := s.now()
+	if old.RevokedAt != nil || (old.ExpiresAt != nil && !now.Before(*old.ExpiresAt)) {
+		return "", Key{}, &ValidationError{"id", "a revoked or expired key cannot be rotated"}
+	}
+	plain := Generate()
+	if old.Kind == KindAdmin {
+		plain = GenerateAdmin()
+	}
+	row := old
+	row.ID = NewID("key_")
+	row.Hash = s.Hash(plain)
+	row.PepperVersion = s.peppers[0].version
+	row.Hint = Hint(plain)
+	row.CreatedAt = now.UTC().Truncate(time.Millisecond)
+	row.RevokedAt, row.SuspendedAt, row.SuspendReason = nil, nil, ""
+	row.RotatedFrom = old.ID
+	if err := s.store.CreateKey(ctx, row); err != nil {
+		return "", Key{}, err
+	}
+	if err := s.store.ExpireKeyBy(ctx, old.ID, now.Add(overlap)); err != nil {
+		return "", Key{}, err
+	}
+	s.invalidate(old.Hash)
+	k, err := fromRow(row)
+	if err != nil {
+		return "", Key{}, err
+	}
+	s.onEvent(ctx, LifecycleEvent{Kind: "key.rotated", Actor: actor, AccountID: k.AccountID, Subject: old.ID,
+		Details: map[string]any{"new_key_id": k.ID, "overlap": overlap.String()}})
+	return plain, k, nil
+}
+
+// CreateAccount adds an account.
+func (s *Service) CreateAccount(ctx context.Context, name, actor string, meta map[string]string) (store.Account, error) {
+	if strings.TrimSpace(name) == "" {
+		return store.Account{}, &ValidationError{"name", "an account needs a name"}
+	}
+	a := store.Account{ID: NewID("acct_"), Name: name, Metadata: meta, CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
+	if err := s.store.CreateAccount(ctx, a); err != nil {
+		return store.Account{}, err
+	}
+	s.onEvent(ctx, LifecycleEvent{Kind: "account.created", Actor: actor, AccountID: a.ID, Subject: a.ID, Details: map[string]any{"name": name}})
+	return a, nil
+}
+
+// Account returns one account.
+func (s *Service) Account(ctx context.Context, id string) (store.Account, error) {
+	return s.store.AccountByID(ctx, id)
+}
+
+// Accounts pages through accounts.
+func (s *Service) Accounts(ctx context.Context, after string, limit int) ([]store.Account, error) {
+	return s.store.ListAccounts(ctx, after, limit)
+}
+
+func fromRowPtr(r store.APIKey) (*Key, error) {
+	k, err := fromRow(r)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Key, len(rows))
-	for i, r := range rows {
-		out[i] = fromRow(r)
+	return &k, nil
+}
+
+func fromRow(r store.APIKey) (Key, error) {
+	k := Key{ID: r.ID, AccountID: r.AccountID, Kind: r.Kind, Name: r.Name, Hint: r.Hint,
+		AllowedModels: r.AllowedModels, AllowedEndpoints: r.AllowedEndpoints, RPM: r.RPM, TPM: r.TPM,
+		MaxConcurrent: r.MaxConcurrent, Metadata: r.Metadata, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
+		RevokedAt: r.RevokedAt, SuspendedAt: r.SuspendedAt, SuspendReason: r.SuspendReason, RotatedFrom: r.RotatedFrom}
+	if raw, err := hex.DecodeString(r.Hash); err == nil && len(raw) == sha256.Size {
+		k.hash = [sha256.Size]byte(raw)
+	}
+	for _, c := range r.AllowedCIDRs {
+		p, err := parseCIDR(c)
+		if err != nil {
+			return Key{}, fmt.Errorf("key %s: %w", r.ID, err)
+		}
+		k.AllowedCIDRs = append(k.AllowedCIDRs, p)
+	}
+	return k, nil
+}
+
+// CIDRStrings renders the allowlist for display.
+func (k *Key) CIDRStrings() []string {
+	out := make([]string, len(k.AllowedCIDRs))
+	for i, p := range k.AllowedCIDRs {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// LoadPeppers returns the HMAC peppers, current first: XROUTE_AUTH_PEPPER
+// (via config) wins over the pepper file, which is created with a fresh
+// random secret (mode 0600) when it does not exist yet; then
+// auth.previous_peppers (comma-separated) in order.
+func LoadPeppers(a config.Auth) ([][]byte, error) {
+	cur, err := LoadPepper(a)
+	if err != nil {
+		return nil, err
+	}
+	out := [][]byte{cur}
+	for _, p := range strings.Split(a.PreviousPeppers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			if len(p) < 32 {
+				return nil, errors.New("keys: every previous pepper must be at least 32 characters")
+			}
+			out = append(out, []byte(p))
+		}
 	}
 	return out, nil
 }
 
-func fromRow(r store.APIKey) Key {
-	return Key{ID: r.ID, Name: r.Name, Hint: r.Hint, AllowedModels: r.AllowedModels, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, RevokedAt: r.RevokedAt}
-}
-
-// LoadPepper returns the HMAC pepper: XROUTE_AUTH_PEPPER (via config) wins;
-// otherwise the pepper file, created with a fresh random secret (mode 0600)
-// when it does not exist yet.
+// LoadPepper returns the current HMAC pepper.
 func LoadPepper(a config.Auth) ([]byte, error) {
 	if a.Pepper != "" {
 		return []byte(a.Pepper), nil

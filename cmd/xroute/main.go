@@ -19,9 +19,14 @@ const usage = `xroute — a unified, OpenAI-compatible LLM gateway
 
 Usage:
   xroute serve [--config FILE] [--addr HOST:PORT] [--demo]
-  xroute keys create --name NAME [--models GLOB,...] [--expires 720h] [--quiet]
-  xroute keys list
-  xroute keys revoke ID
+  xroute keys create --name NAME [--account ID] [--admin] [--models GLOB,...] [--endpoints ...]
+                     [--cidrs CIDR,...] [--rpm N] [--tpm N] [--max-concurrent N] [--meta k=v]
+                     [--expires 720h] [--quiet] [--json]
+  xroute keys list [--account ID] [--json]
+  xroute keys show|revoke|resume ID
+  xroute keys rotate ID [--overlap 24h]
+  xroute keys suspend ID [--reason TEXT]
+  xroute accounts create NAME | list
   xroute mock [-addr HOST:PORT] [mock flags, see xroute mock -h]
   xroute config env        list the XROUTE_* environment variables
 
@@ -49,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdServe(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return cmdKeys(ctx, args[1:], stdout, stderr)
+	case "accounts":
+		return cmdAccounts(ctx, args[1:], stdout, stderr)
 	case "mock":
 		return mock.Main(ctx, args[1:], stdout)
 	case "config":

@@ -37,7 +37,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error
 	if err != nil {
 		return nil, err
 	}
-	ks, err := OpenKeys(db, cfg)
+	ks, err := OpenKeys(db, cfg, nil)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -62,15 +62,24 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error
 	}
 	rec := billing.NewRecorder(db, log.Named("usage"), cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.FlushInterval)
 	gin.SetMode(gin.ReleaseMode)
-	h := httpapi.New(httpapi.Config{
-		Keys:           ks,
-		Router:         rt,
-		Usage:          rec,
-		Log:            log,
-		MaxBodyBytes:   cfg.Server.MaxBodyBytes,
-		RequestTimeout: cfg.Server.RequestTimeout,
-		Health:         db.Ping,
+	h, err := httpapi.New(httpapi.Config{
+		Keys:            ks,
+		Router:          rt,
+		Usage:           rec,
+		Log:             log,
+		MaxBodyBytes:    cfg.Server.MaxBodyBytes,
+		RequestTimeout:  cfg.Server.RequestTimeout,
+		Health:          db.Ping,
+		Admin:           ks,
+		RotationOverlap: cfg.Auth.RotationOverlap,
+		TrustedProxies:  cfg.Server.TrustedProxies,
 	})
+	if err != nil {
+		rec.Close(context.Background())
+		ks.Close()
+		db.Close()
+		return nil, err
+	}
 	return &App{Handler: h, DB: db, Keys: ks, Recorder: rec, log: log, client: client}, nil
 }
 
@@ -90,13 +99,13 @@ func (a *App) Close() {
 	}
 }
 
-// OpenKeys builds the key service on db with the configured pepper.
-func OpenKeys(db *store.DB, cfg config.Config) (*keys.Service, error) {
-	pepper, err := keys.LoadPepper(cfg.Auth)
+// OpenKeys builds the key service on db with the configured peppers.
+func OpenKeys(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent)) (*keys.Service, error) {
+	peppers, err := keys.LoadPeppers(cfg.Auth)
 	if err != nil {
 		return nil, err
 	}
-	return keys.NewService(db, pepper, cfg.Auth.CacheTTL, time.Now)
+	return keys.NewService(db, keys.Options{Peppers: peppers, CacheTTL: cfg.Auth.CacheTTL, Now: time.Now, OnEvent: onEvent})
 }
 
 // upstreamTransport keeps many idle connections per provider: a gateway

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -197,6 +198,7 @@ func (s *Server) meter(info *requestInfo) {
 	}
 	rec := store.UsageRecord{
 		RequestID:        info.id,
+		AccountID:        info.key.AccountID,
 		KeyID:            info.key.ID,
 		Model:            info.model,
 		Provider:         info.provider,
@@ -214,5 +216,9 @@ func (s *Server) meter(info *requestInfo) {
 	}
 	if err := s.usage.Record(rec); err != nil {
 		s.log.Error("usage record not queued", zap.String("request_id", info.id), zap.Error(err))
+	}
+	if s.observe != nil {
+		ip, _ := netip.ParseAddr(info.clientIP)
+		s.observe(Observation{KeyID: info.key.ID, AccountID: info.key.AccountID, IP: ip, Status: status, Tokens: info.prompt + info.complete})
 	}
 }

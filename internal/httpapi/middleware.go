@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ const infoKey = "xroute.request"
 type requestInfo struct {
 	id        string
 	start     time.Time
+	clientIP  string
 	key       *keys.Key
 	model     string
 	provider  string
@@ -55,7 +57,7 @@ func newRequestID() string {
 // errors included), recovers panics into an OpenAI-shaped 500 and writes
 // one access log line when the request ends.
 func (s *Server) begin(c *gin.Context) {
-	info := &requestInfo{id: newRequestID(), start: s.now()}
+	info := &requestInfo{id: newRequestID(), start: s.now(), clientIP: c.ClientIP()}
 	c.Set(infoKey, info)
 	c.Writer.Header().Set("x-request-id", info.id)
 	defer func() {
@@ -92,7 +94,7 @@ func (s *Server) logRequest(c *gin.Context, info *requestInfo) {
 		zap.String("path", c.Request.URL.Path),
 		zap.Int("status", status),
 		zap.Duration("latency", s.now().Sub(info.start)),
-		zap.String("client_ip", c.ClientIP()),
+		zap.String("client_ip", info.clientIP),
 	)
 	if info.key != nil {
 		fields = append(fields, zap.String("key_id", info.key.ID))
@@ -115,32 +117,143 @@ func (s *Server) logRequest(c *gin.Context, info *requestInfo) {
 	s.log.Info("request", fields...)
 }
 
-// authenticate reads the caller key from the Authorization header only
-// (never from the URL) and verifies it.
+// maxAuthHeader bounds the Authorization header we look at.
+const maxAuthHeader = 256
+
+// keyParams are query parameters people put keys in; a request carrying
+// one is refused so the habit fails loudly instead of leaking keys into
+// proxy and browser logs.
+var keyParams = []string{"api_key", "api-key", "apikey", "key", "access_token", "token"}
+
+func unauthorized(code, msg string) *apiError {
+	return newError(http.StatusUnauthorized, "invalid_request_error", code, msg)
+}
+
+// errInvalidKey is the one answer for every unknown-key variant (bad
+// shape, bad checksum, not found), so callers learn nothing from it.
+var errInvalidKey = unauthorized("invalid_api_key", "Incorrect API key provided.")
+
+// authenticate reads the key from the Authorization header only (never
+// from the URL), verifies it and checks where it may be used from.
 func (s *Server) authenticate(c *gin.Context) {
-	h := c.GetHeader("Authorization")
+	info := infoOf(c)
+	if e := keyInURL(c.Request); e != nil {
+		writeError(c, e)
+		return
+	}
+	vals := c.Request.Header.Values("Authorization")
+	if len(vals) > 1 {
+		writeError(c, unauthorized("invalid_authorization_header", "Send exactly one Authorization header."))
+		return
+	}
+	h := ""
+	if len(vals) == 1 {
+		h = vals[0]
+	}
+	if len(h) > maxAuthHeader {
+		writeError(c, unauthorized("invalid_authorization_header", "The Authorization header is too long."))
+		return
+	}
 	scheme, token, found := strings.Cut(h, " ")
-	if h == "" || !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		writeError(c, newError(http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
+	token = strings.TrimSpace(token)
+	if h == "" || !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		writeError(c, unauthorized("missing_api_key",
 			"You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."))
 		return
 	}
-	k, err := s.keys.Verify(c.Request.Context(), strings.TrimSpace(token))
+	ip, _ := netip.ParseAddr(c.ClientIP())
+	if s.throttle != nil {
+		if wait, blocked := s.throttle.Check(ip.String()); blocked {
+			e := newError(http.StatusTooManyRequests, "rate_limit_error", "too_many_auth_failures", "Too many failed authentication attempts from your address. Please retry later.")
+			e.RetryAfter = wait
+			writeError(c, e)
+			return
+		}
+	}
+	k, err := s.keys.Verify(c.Request.Context(), token)
 	if err != nil {
+		var e *apiError
 		switch {
 		case errors.Is(err, keys.ErrRevoked):
-			writeError(c, newError(http.StatusUnauthorized, "invalid_request_error", "api_key_revoked", "This API key has been revoked."))
+			e = unauthorized("api_key_revoked", "This API key has been revoked.")
 		case errors.Is(err, keys.ErrExpired):
-			writeError(c, newError(http.StatusUnauthorized, "invalid_request_error", "api_key_expired", "This API key has expired."))
+			e = unauthorized("api_key_expired", "This API key has expired.")
+		case errors.Is(err, keys.ErrSuspended):
+			e = unauthorized("api_key_suspended", "This API key is suspended. Contact your administrator.")
 		case errors.Is(err, keys.ErrMalformed), errors.Is(err, keys.ErrUnknown):
 			// The presented key is never echoed back, not even masked.
-			writeError(c, newError(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "Incorrect API key provided."))
+			e = errInvalidKey
 		default:
-			s.log.Error("key verification failed", zap.String("request_id", infoOf(c).id), zap.Error(err))
+			s.log.Error("key verification failed", zap.String("request_id", info.id), zap.Error(err))
 			writeError(c, newError(http.StatusServiceUnavailable, "server_error", "auth_unavailable", "The gateway cannot verify API keys right now. Please retry."))
+			return
 		}
+		if s.throttle != nil {
+			s.throttle.Failed(ip.String())
+		}
+		s.observeAuthFailure(c, k, ip)
+		writeError(c, e)
 		return
 	}
-	infoOf(c).key = k
+	info.key = k
+	if !k.AllowsIP(ip) {
+		s.observeAuthFailure(c, k, ip)
+		writeError(c, newError(http.StatusForbidden, "permission_error", "ip_not_allowed", "This API key may not be used from your IP address."))
+		return
+	}
+	if s.throttle != nil {
+		s.throttle.Succeeded(ip.String())
+	}
 	c.Next()
+}
+
+// keyInURL refuses a request that carries a key in its query string.
+func keyInURL(r *http.Request) *apiError {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q := r.URL.Query()
+	for _, p := range keyParams {
+		if q.Has(p) {
+			return unauthorized("key_in_url", "API keys are not accepted in the URL. Send the key in the Authorization header (Authorization: Bearer YOUR_KEY).")
+		}
+	}
+	for _, vs := range q {
+		for _, v := range vs {
+			if strings.HasPrefix(v, keys.CallerPrefix) || strings.HasPrefix(v, keys.AdminPrefix) {
+				return unauthorized("key_in_url", "API keys are not accepted in the URL. Send the key in the Authorization header (Authorization: Bearer YOUR_KEY).")
+			}
+		}
+	}
+	return nil
+}
+
+// callerOnly keeps admin keys off the model API (least privilege: an
+// operator's key is not an application's key).
+func (s *Server) callerOnly(c *gin.Context) {
+	if infoOf(c).key.Kind == keys.KindAdmin {
+		writeError(c, newError(http.StatusForbidden, "permission_error", "caller_key_required", "Admin keys cannot call the model API; create a caller key (xr-…)."))
+		return
+	}
+	c.Next()
+}
+
+// scope refuses a key whose endpoint scope does not include endpoint.
+func (s *Server) scope(endpoint string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !infoOf(c).key.AllowsEndpoint(endpoint) {
+			writeError(c, newError(http.StatusForbidden, "permission_error", "endpoint_not_allowed", "This API key may not call "+endpoint+"."))
+			return
+		}
+		c.Next()
+	}
+}
+
+// observeAuthFailure reports a refused request of a known key (revoked,
+// suspended, wrong IP) to the anomaly detector.
+func (s *Server) observeAuthFailure(c *gin.Context, k *keys.Key, ip netip.Addr) {
+	if s.observe == nil || k == nil {
+		return
+	}
+	s.observe(Observation{KeyID: k.ID, AccountID: k.AccountID, IP: ip, Status: http.StatusUnauthorized})
 }

@@ -5,8 +5,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -36,6 +39,21 @@ type UsageRecorder interface {
 	Record(rec store.UsageRecord) error
 }
 
+// AuthThrottle slows down repeated failed authentication per client IP.
+type AuthThrottle interface {
+	Check(ip string) (retryAfter time.Duration, blocked bool)
+	Failed(ip string)
+	Succeeded(ip string)
+}
+
+// Observation is one finished request as the anomaly detector sees it.
+type Observation struct {
+	KeyID, AccountID string
+	IP               netip.Addr
+	Status           int
+	Tokens           int
+}
+
 // Config holds the server's dependencies and limits.
 type Config struct {
 	Keys           KeyVerifier
@@ -47,6 +65,20 @@ type Config struct {
 	// Health reports whether dependencies (the store) answer.
 	Health func(ctx context.Context) error
 	Now    func() time.Time
+	// Admin serves /admin/v1 (nil: no admin API).
+	Admin KeyAdmin
+	// AdminRoutes mount further admin routes (audit log, provider keys,
+	// vault) on the authenticated /admin/v1 group.
+	AdminRoutes []func(*gin.RouterGroup)
+	// RotationOverlap is the default overlap of a rotation.
+	RotationOverlap time.Duration
+	// TrustedProxies whose X-Forwarded-For is believed (empty: none).
+	TrustedProxies []string
+	// Throttle slows down failed authentication per IP (nil: off).
+	Throttle AuthThrottle
+	// Observe receives every request that named a known key (anomaly
+	// detection); it must not block.
+	Observe func(Observation)
 }
 
 // Server is the HTTP handler.
@@ -60,10 +92,16 @@ type Server struct {
 	health  func(ctx context.Context) error
 	now     func() time.Time
 	engine  *gin.Engine
+
+	admin           KeyAdmin
+	adminExt        []func(*gin.RouterGroup)
+	rotationOverlap time.Duration
+	throttle        AuthThrottle
+	observe         func(Observation)
 }
 
 // New builds the server and its routes.
-func New(cfg Config) *Server {
+func New(cfg Config) (*Server, error) {
 	s := &Server{
 		keys:    cfg.Keys,
 		router:  cfg.Router,
@@ -73,6 +111,12 @@ func New(cfg Config) *Server {
 		timeout: cfg.RequestTimeout,
 		health:  cfg.Health,
 		now:     cfg.Now,
+
+		admin:           cfg.Admin,
+		adminExt:        cfg.AdminRoutes,
+		rotationOverlap: cfg.RotationOverlap,
+		throttle:        cfg.Throttle,
+		observe:         cfg.Observe,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -80,12 +124,18 @@ func New(cfg Config) *Server {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true // c.Done()/c.Err() follow the request context
+	// Only listed proxies may set the client IP (IP allowlists and auth
+	// throttling depend on it); by default nobody can spoof it.
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
 	e.Use(s.begin)
 	e.GET("/healthz", s.healthz)
-	v1 := e.Group("/v1", s.authenticate)
-	v1.POST("/chat/completions", s.chat)
-	v1.GET("/models", s.listModels)
-	v1.GET("/models/:id", s.getModel)
+	v1 := e.Group("/v1", s.authenticate, s.callerOnly)
+	v1.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat)
+	v1.GET("/models", s.scope(keys.EndpointModels), s.listModels)
+	v1.GET("/models/:id", s.scope(keys.EndpointModels), s.getModel)
+	s.routeAdmin(e)
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "Invalid URL ("+c.Request.Method+" "+c.Request.URL.Path+")"))
 	})
@@ -93,7 +143,7 @@ func New(cfg Config) *Server {
 		writeError(c, newError(http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "Method "+c.Request.Method+" is not allowed for "+c.Request.URL.Path))
 	})
 	s.engine = e
-	return s
+	return s, nil
 }
 
 // ServeHTTP implements http.Handler.
@@ -149,3 +199,5 @@ func modelNotFound(id string) *apiError {
 	return newError(http.StatusNotFound, "invalid_request_error", "model_not_found",
 		"The model `"+id+"` does not exist or you do not have access to it.").withParam("model")
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

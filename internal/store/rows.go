@@ -10,29 +10,44 @@ import (
 	"time"
 )
 
-// APIKey is a caller key as stored: never the key itself.
+// APIKey is a key as stored: never the key itself.
 type APIKey struct {
-	ID            string
-	Name          string
-	Hash          string // hex HMAC-SHA256(pepper, key)
-	PepperVersion int
-	Hint          string // display form, e.g. "xr-AbC…9xYz"
-	AllowedModels []string
-	CreatedAt     time.Time
-	ExpiresAt     *time.Time
-	RevokedAt     *time.Time
+	ID               string
+	AccountID        string
+	Kind             string // "caller" or "admin"
+	Name             string
+	Hash             string // hex HMAC-SHA256(pepper, key)
+	PepperVersion    int
+	Hint             string // display form, e.g. "xr-AbC…9xYz"
+	AllowedModels    []string
+	AllowedEndpoints []string
+	AllowedCIDRs     []string
+	RPM              int
+	TPM              int
+	MaxConcurrent    int
+	Metadata         map[string]string
+	CreatedAt        time.Time
+	ExpiresAt        *time.Time
+	RevokedAt        *time.Time
+	SuspendedAt      *time.Time
+	SuspendReason    string
+	RotatedFrom      string
 }
 
-const keyColumns = `id, name, hash, pepper_version, hint, allowed_models, created_at, expires_at, revoked_at`
+const keyColumns = `id, account_id, kind, name, hash, pepper_version, hint, allowed_models, allowed_endpoints, allowed_cidrs, rpm, tpm, max_concurrent, metadata, created_at, expires_at, revoked_at, suspended_at, suspend_reason, rotated_from`
 
 // CreateKey inserts a key row. ErrConflict if the id or hash exists.
 func (s *DB) CreateKey(ctx context.Context, k APIKey) error {
-	models, err := json.Marshal(nonNil(k.AllowedModels))
-	if err != nil {
-		return err
+	if k.AccountID == "" {
+		k.AccountID = DefaultAccountID
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, k.Name, k.Hash, k.PepperVersion, k.Hint, string(models), k.CreatedAt.UnixMilli(), msPtr(k.ExpiresAt), msPtr(k.RevokedAt))
+	if k.Kind == "" {
+		k.Kind = "caller"
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.AccountID, k.Kind, k.Name, k.Hash, k.PepperVersion, k.Hint, jsonText(nonNil(k.AllowedModels)), jsonText(nonNil(k.AllowedEndpoints)),
+		jsonText(nonNil(k.AllowedCIDRs)), k.RPM, k.TPM, k.MaxConcurrent, jsonText(nonNilMap(k.Metadata)),
+		k.CreatedAt.UnixMilli(), msPtr(k.ExpiresAt), msPtr(k.RevokedAt), msPtr(k.SuspendedAt), k.SuspendReason, k.RotatedFrom)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("create key %s: %w", k.ID, ErrConflict)
 	}
@@ -54,9 +69,40 @@ func (s *DB) KeyByID(ctx context.Context, id string) (APIKey, error) {
 	return scanKey(row)
 }
 
-// ListKeys returns every key, newest first.
-func (s *DB) ListKeys(ctx context.Context) ([]APIKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at DESC, id`)
+// KeyFilter selects keys; zero fields do not filter. Pages go by creation,
+// newest first: pass the last id seen as After.
+type KeyFilter struct {
+	AccountID string
+	Kind      string
+	After     string
+	Limit     int
+}
+
+// ListKeys returns matching keys, newest first.
+func (s *DB) ListKeys(ctx context.Context, f KeyFilter) ([]APIKey, error) {
+	var where []string
+	var args []any
+	if f.AccountID != "" {
+		where = append(where, "account_id = ?")
+		args = append(args, f.AccountID)
+	}
+	if f.Kind != "" {
+		where = append(where, "kind = ?")
+		args = append(args, f.Kind)
+	}
+	if f.After != "" {
+		where = append(where, "(created_at, id) < (SELECT created_at, id FROM api_keys WHERE id = ?)")
+		args = append(args, f.After)
+	}
+	q := `SELECT ` + keyColumns + ` FROM api_keys`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY created_at DESC, id DESC"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
@@ -72,14 +118,39 @@ func (s *DB) ListKeys(ctx context.Context) ([]APIKey, error) {
 	return out, rows.Err()
 }
 
-// RevokeKey marks a key revoked at t. ErrNotFound if it does not exist.
+// RevokeKey marks a key revoked at t (the first revocation time stays).
 func (s *DB) RevokeKey(ctx context.Context, id string, t time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, t.UnixMilli(), id)
+	return s.updateKey(ctx, "revoke", id, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, t.UnixMilli(), id)
+}
+
+// SuspendKey suspends a key (reversible, unlike revocation).
+func (s *DB) SuspendKey(ctx context.Context, id string, t time.Time, reason string) error {
+	return s.updateKey(ctx, "suspend", id, `UPDATE api_keys SET suspended_at = ?, suspend_reason = ? WHERE id = ?`, t.UnixMilli(), reason, id)
+}
+
+// ResumeKey lifts a suspension.
+func (s *DB) ResumeKey(ctx context.Context, id string) error {
+	return s.updateKey(ctx, "resume", id, `UPDATE api_keys SET suspended_at = NULL, suspend_reason = '' WHERE id = ?`, id)
+}
+
+// ExpireKeyBy makes a key expire at t unless it already expires earlier
+// (rotation overlap).
+func (s *DB) ExpireKeyBy(ctx context.Context, id string, t time.Time) error {
+	return s.updateKey(ctx, "expire", id, `UPDATE api_keys SET expires_at = MIN(COALESCE(expires_at, ?), ?) WHERE id = ?`, t.UnixMilli(), t.UnixMilli(), id)
+}
+
+// RehashKey replaces a key's hash after a pepper change.
+func (s *DB) RehashKey(ctx context.Context, id, hash string, pepperVersion int) error {
+	return s.updateKey(ctx, "rehash", id, `UPDATE api_keys SET hash = ?, pepper_version = ? WHERE id = ?`, hash, pepperVersion, id)
+}
+
+func (s *DB) updateKey(ctx context.Context, op, id, q string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("revoke key %s: %w", id, err)
+		return fmt.Errorf("%s key %s: %w", op, id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("revoke key %s: %w", id, ErrNotFound)
+		return fmt.Errorf("%s key %s: %w", op, id, ErrNotFound)
 	}
 	return nil
 }
@@ -88,28 +159,119 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanKey(sc scanner) (APIKey, error) {
 	var k APIKey
-	var models string
+	var models, endpoints, cidrs, meta string
 	var created int64
-	var expires, revoked sql.NullInt64
-	err := sc.Scan(&k.ID, &k.Name, &k.Hash, &k.PepperVersion, &k.Hint, &models, &created, &expires, &revoked)
+	var expires, revoked, suspended sql.NullInt64
+	err := sc.Scan(&k.ID, &k.AccountID, &k.Kind, &k.Name, &k.Hash, &k.PepperVersion, &k.Hint, &models, &endpoints, &cidrs,
+		&k.RPM, &k.TPM, &k.MaxConcurrent, &meta, &created, &expires, &revoked, &suspended, &k.SuspendReason, &k.RotatedFrom)
 	if errors.Is(err, sql.ErrNoRows) {
 		return APIKey{}, ErrNotFound
 	}
 	if err != nil {
 		return APIKey{}, fmt.Errorf("scan key: %w", err)
 	}
-	if err := json.Unmarshal([]byte(models), &k.AllowedModels); err != nil {
-		return APIKey{}, fmt.Errorf("key %s: allowed_models: %w", k.ID, err)
+	for _, f := range []struct {
+		name string
+		raw  string
+		dst  any
+	}{{"allowed_models", models, &k.AllowedModels}, {"allowed_endpoints", endpoints, &k.AllowedEndpoints}, {"allowed_cidrs", cidrs, &k.AllowedCIDRs}, {"metadata", meta, &k.Metadata}} {
+		if err := json.Unmarshal([]byte(f.raw), f.dst); err != nil {
+			return APIKey{}, fmt.Errorf("key %s: %s: %w", k.ID, f.name, err)
+		}
 	}
 	k.CreatedAt = time.UnixMilli(created).UTC()
 	k.ExpiresAt = msTime(expires)
 	k.RevokedAt = msTime(revoked)
+	k.SuspendedAt = msTime(suspended)
 	return k, nil
+}
+
+// DefaultAccountID is the account keys belong to unless told otherwise.
+const DefaultAccountID = "acct_default"
+
+// Account owns keys (and, with billing, credits).
+type Account struct {
+	ID        string
+	Name      string
+	Status    string
+	Metadata  map[string]string
+	CreatedAt time.Time
+}
+
+// CreateAccount inserts an account. ErrConflict if the id or name exists.
+func (s *DB) CreateAccount(ctx context.Context, a Account) error {
+	if a.Status == "" {
+		a.Status = "active"
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO accounts (id, name, status, metadata, created_at) VALUES (?, ?, ?, ?, ?)`,
+		a.ID, a.Name, a.Status, jsonText(nonNilMap(a.Metadata)), a.CreatedAt.UnixMilli())
+	if isUniqueViolation(err) {
+		return fmt.Errorf("create account %q: %w", a.Name, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create account %q: %w", a.Name, err)
+	}
+	return nil
+}
+
+// AccountByID finds an account.
+func (s *DB) AccountByID(ctx context.Context, id string) (Account, error) {
+	var a Account
+	var meta string
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, name, status, metadata, created_at FROM accounts WHERE id = ?`, id).Scan(&a.ID, &a.Name, &a.Status, &meta, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("account %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("account %s: %w", id, err)
+	}
+	json.Unmarshal([]byte(meta), &a.Metadata)
+	a.CreatedAt = time.UnixMilli(created).UTC()
+	return a, nil
+}
+
+// ListAccounts pages through accounts by id.
+func (s *DB) ListAccounts(ctx context.Context, after string, limit int) ([]Account, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, status, metadata, created_at FROM accounts WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []Account
+	for rows.Next() {
+		var a Account
+		var meta string
+		var created int64
+		if err := rows.Scan(&a.ID, &a.Name, &a.Status, &meta, &created); err != nil {
+			return nil, err
+		}
+		json.Unmarshal([]byte(meta), &a.Metadata)
+		a.CreatedAt = time.UnixMilli(created).UTC()
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }
 
 // UsageRecord is one metered request.
 type UsageRecord struct {
 	RequestID        string
+	AccountID        string
 	KeyID            string
 	Model            string // public model name the caller asked for
 	Provider         string
@@ -126,7 +288,7 @@ type UsageRecord struct {
 	CreatedAt        time.Time
 }
 
-const usageColumns = `request_id, key_id, model, provider, upstream_model, stream, prompt_tokens, completion_tokens, cached_tokens, latency_us, ttft_us, status, attempts, error_code, created_at`
+const usageColumns = `request_id, account_id, key_id, model, provider, upstream_model, stream, prompt_tokens, completion_tokens, cached_tokens, latency_us, ttft_us, status, attempts, error_code, created_at`
 
 // InsertUsage writes a batch in one transaction (group commit). A record
 // whose request id is already stored is skipped, so a retried batch never
@@ -136,13 +298,13 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`)
 		if err != nil {
 			return fmt.Errorf("insert usage: %w", err)
 		}
 		defer stmt.Close()
 		for _, r := range recs {
-			if _, err := stmt.ExecContext(ctx, r.RequestID, r.KeyID, r.Model, r.Provider, r.UpstreamModel, r.Stream,
+			if _, err := stmt.ExecContext(ctx, r.RequestID, r.AccountID, r.KeyID, r.Model, r.Provider, r.UpstreamModel, r.Stream,
 				r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.Latency.Microseconds(), r.TTFT.Microseconds(),
 				r.Status, r.Attempts, r.ErrorCode, r.CreatedAt.UnixMilli()); err != nil {
 				return fmt.Errorf("insert usage %s: %w", r.RequestID, err)
@@ -193,7 +355,7 @@ func (s *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error
 	for rows.Next() {
 		var r UsageRecord
 		var lat, ttft, created int64
-		if err := rows.Scan(&r.RequestID, &r.KeyID, &r.Model, &r.Provider, &r.UpstreamModel, &r.Stream,
+		if err := rows.Scan(&r.RequestID, &r.AccountID, &r.KeyID, &r.Model, &r.Provider, &r.UpstreamModel, &r.Stream,
 			&r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &lat, &ttft, &r.Status, &r.Attempts, &r.ErrorCode, &created); err != nil {
 			return nil, fmt.Errorf("scan usage: %w", err)
 		}

@@ -73,7 +73,7 @@ func TestKeysRoundTrip(t *testing.T) {
 	if got.RevokedAt == nil {
 		t.Fatal("revoked_at not set")
 	}
-	list, err := db.ListKeys(ctx)
+	list, err := db.ListKeys(ctx, KeyFilter{})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("list: %v %v", list, err)
 	}

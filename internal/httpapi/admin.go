@@ -1,0 +1,375 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
+)
+
+// KeyAdmin is what the admin API needs of the key service.
+type KeyAdmin interface {
+	Create(ctx context.Context, p keys.CreateParams) (string, keys.Key, error)
+	Get(ctx context.Context, id string) (keys.Key, error)
+	List(ctx context.Context, f store.KeyFilter) ([]keys.Key, error)
+	Rotate(ctx context.Context, id, actor string, overlap time.Duration) (string, keys.Key, error)
+	Revoke(ctx context.Context, id, actor string) error
+	Suspend(ctx context.Context, id, actor, reason string) error
+	Resume(ctx context.Context, id, actor string) error
+	CreateAccount(ctx context.Context, name, actor string, meta map[string]string) (store.Account, error)
+	Account(ctx context.Context, id string) (store.Account, error)
+	Accounts(ctx context.Context, after string, limit int) ([]store.Account, error)
+}
+
+// KeyObject is a key's public view: never the key, only its hint. Key is
+// set only in the answer that creates or rotates it.
+type KeyObject struct {
+	Object           string            `json:"object"`
+	ID               string            `json:"id"`
+	Key              string            `json:"key,omitempty"`
+	Name             string            `json:"name"`
+	Kind             string            `json:"kind"`
+	AccountID        string            `json:"account_id"`
+	Hint             string            `json:"hint"`
+	Status           string            `json:"status"`
+	AllowedModels    []string          `json:"allowed_models"`
+	AllowedEndpoints []string          `json:"allowed_endpoints"`
+	AllowedCIDRs     []string          `json:"allowed_cidrs"`
+	RPM              int               `json:"rpm"`
+	TPM              int               `json:"tpm"`
+	MaxConcurrent    int               `json:"max_concurrent"`
+	Metadata         map[string]string `json:"metadata"`
+	CreatedAt        time.Time         `json:"created_at"`
+	ExpiresAt        *time.Time        `json:"expires_at"`
+	RevokedAt        *time.Time        `json:"revoked_at"`
+	SuspendedAt      *time.Time        `json:"suspended_at"`
+	SuspendReason    string            `json:"suspend_reason,omitempty"`
+	RotatedFrom      string            `json:"rotated_from,omitempty"`
+}
+
+// NewKeyObject renders k for the admin API and the CLI.
+func NewKeyObject(k keys.Key, now time.Time) KeyObject {
+	return KeyObject{Object: "key", ID: k.ID, Name: k.Name, Kind: k.Kind, AccountID: k.AccountID, Hint: k.Hint, Status: k.Status(now),
+		AllowedModels: nonNil(k.AllowedModels), AllowedEndpoints: nonNil(k.AllowedEndpoints), AllowedCIDRs: nonNil(k.CIDRStrings()),
+		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, Metadata: nonNilMap(k.Metadata), CreatedAt: k.CreatedAt,
+		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, SuspendedAt: k.SuspendedAt, SuspendReason: k.SuspendReason, RotatedFrom: k.RotatedFrom}
+}
+
+// AccountObject is an account's public view.
+type AccountObject struct {
+	Object    string            `json:"object"`
+	ID        string            `json:"id"`
+	Name      string            `json:"name"`
+	Status    string            `json:"status"`
+	Metadata  map[string]string `json:"metadata"`
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+func newAccountObject(a store.Account) AccountObject {
+	return AccountObject{Object: "account", ID: a.ID, Name: a.Name, Status: a.Status, Metadata: nonNilMap(a.Metadata), CreatedAt: a.CreatedAt}
+}
+
+// listPage is every list answer: OpenAI's list shape plus a cursor.
+type listPage struct {
+	Object    string `json:"object"`
+	Data      any    `json:"data"`
+	HasMore   bool   `json:"has_more"`
+	NextAfter string `json:"next_after,omitempty"`
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// routeAdmin mounts /admin/v1: admin keys only.
+func (s *Server) routeAdmin(e *gin.Engine) {
+	if s.admin == nil {
+		return
+	}
+	g := e.Group("/admin/v1", s.authenticate, s.requireAdmin)
+	g.GET("/accounts", s.adminListAccounts)
+	g.POST("/accounts", s.adminCreateAccount)
+	g.GET("/accounts/:id", s.adminGetAccount)
+	g.GET("/keys", s.adminListKeys)
+	g.POST("/keys", s.adminCreateKey)
+	g.GET("/keys/:id", s.adminGetKey)
+	g.POST("/keys/:id/rotate", s.adminRotateKey)
+	g.POST("/keys/:id/revoke", s.adminKeyAction)
+	g.POST("/keys/:id/suspend", s.adminKeyAction)
+	g.POST("/keys/:id/resume", s.adminKeyAction)
+	for _, ext := range s.adminExt {
+		ext(g)
+	}
+}
+
+func (s *Server) requireAdmin(c *gin.Context) {
+	if infoOf(c).key.Kind != keys.KindAdmin {
+		writeError(c, newError(http.StatusForbidden, "permission_error", "admin_key_required", "This key cannot use the admin API; use an admin key (xra-…)."))
+		return
+	}
+	c.Next()
+}
+
+// actor names who did an admin action, for the audit log.
+func actor(c *gin.Context) string { return "admin:" + infoOf(c).key.ID }
+
+// pageArgs reads ?after=&limit= (limit 1..1000, default 100).
+func pageArgs(c *gin.Context) (string, int, *apiError) {
+	limit := 100
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return "", 0, newError(http.StatusBadRequest, "invalid_request_error", "invalid_limit", "limit must be an integer from 1 to 1000.").withParam("limit")
+		}
+		limit = n
+	}
+	return c.Query("after"), limit, nil
+}
+
+// bindJSON decodes an admin request body strictly.
+func (s *Server) bindJSON(c *gin.Context, v any) bool {
+	body, err := s.readBody(c)
+	if err != nil {
+		writeError(c, err.(*apiError))
+		return false
+	}
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	dec := json.NewDecoder(bytesReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_json", "Invalid request body: "+err.Error()))
+		return false
+	}
+	return true
+}
+
+// adminError maps service errors to answers.
+func adminError(c *gin.Context, err error) {
+	var ve *keys.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", ve.Error()).withParam(ve.Field))
+	case errors.Is(err, store.ErrNotFound):
+		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "not_found", "No such object: "+c.Param("id")))
+	case errors.Is(err, store.ErrConflict):
+		writeError(c, newError(http.StatusConflict, "invalid_request_error", "conflict", "It already exists."))
+	default:
+		writeError(c, newError(http.StatusInternalServerError, "server_error", "internal_error", "The admin operation failed."))
+		infoOf(c).errMsg = err.Error()
+	}
+}
+
+func (s *Server) adminListAccounts(c *gin.Context) {
+	after, limit, e := pageArgs(c)
+	if e != nil {
+		writeError(c, e)
+		return
+	}
+	list, err := s.admin.Accounts(c.Request.Context(), after, limit+1)
+	if err != nil {
+		adminError(c, err)
+		return
+	}
+	page := listPage{Object: "list"}
+	if len(list) > limit {
+		list, page.HasMore = list[:limit], true
+	}
+	data := make([]AccountObject, len(list))
+	for i, a := range list {
+		data[i] = newAccountObject(a)
+	}
+	if page.HasMore {
+		page.NextAfter = list[len(list)-1].ID
+	}
+	page.Data = data
+	c.JSON(http.StatusOK, page)
+}
+
+func (s *Server) adminCreateAccount(c *gin.Context) {
+	var req struct {
+		Name     string            `json:"name"`
+		Metadata map[string]string `json:"metadata"`
+	}
+	if !s.bindJSON(c, &req) {
+		return
+	}
+	a, err := s.admin.CreateAccount(c.Request.Context(), req.Name, actor(c), req.Metadata)
+	if err != nil {
+		adminError(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, newAccountObject(a))
+}
+
+func (s *Server) adminGetAccount(c *gin.Context) {
+	a, err := s.admin.Account(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		adminError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, newAccountObject(a))
+}
+
+func (s *Server) adminListKeys(c *gin.Context) {
+	after, limit, e := pageArgs(c)
+	if e != nil {
+		writeError(c, e)
+		return
+	}
+	list, err := s.admin.List(c.Request.Context(), store.KeyFilter{AccountID: c.Query("account_id"), Kind: c.Query("kind"), After: after, Limit: limit + 1})
+	if err != nil {
+		adminError(c, err)
+		return
+	}
+	page := listPage{Object: "list"}
+	if len(list) > limit {
+		list, page.HasMore = list[:limit], true
+	}
+	now := s.now()
+	data := make([]KeyObject, len(list))
+	for i, k := range list {
+		data[i] = NewKeyObject(k, now)
+	}
+	if page.HasMore {
+		page.NextAfter = list[len(list)-1].ID
+	}
+	page.Data = data
+	c.JSON(http.StatusOK, page)
+}
+
+// createKeyRequest is the admin API's key creation body.
+type createKeyRequest struct {
+	Name             string            `json:"name"`
+	AccountID        string            `json:"account_id"`
+	Kind             string            `json:"kind"`
+	AllowedModels    []string          `json:"allowed_models"`
+	AllowedEndpoints []string          `json:"allowed_endpoints"`
+	AllowedCIDRs     []string          `json:"allowed_cidrs"`
+	RPM              int               `json:"rpm"`
+	TPM              int               `json:"tpm"`
+	MaxConcurrent    int               `json:"max_concurrent"`
+	Metadata         map[string]string `json:"metadata"`
+	ExpiresAt        *time.Time        `json:"expires_at"`
+	ExpiresIn        string            `json:"expires_in"` // Go duration, e.g. "720h"
+}
+
+func (s *Server) adminCreateKey(c *gin.Context) {
+	var req createKeyRequest
+	if !s.bindJSON(c, &req) {
+		return
+	}
+	p := keys.CreateParams{AccountID: req.AccountID, Kind: req.Kind, Name: req.Name, AllowedModels: req.AllowedModels,
+		AllowedEndpoints: req.AllowedEndpoints, AllowedCIDRs: req.AllowedCIDRs, RPM: req.RPM, TPM: req.TPM,
+		MaxConcurrent: req.MaxConcurrent, Metadata: req.Metadata, ExpiresAt: req.ExpiresAt, Actor: actor(c)}
+	if req.ExpiresIn != "" {
+		d, err := time.ParseDuration(req.ExpiresIn)
+		if err != nil || d <= 0 {
+			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "expires_in must be a positive duration such as 720h.").withParam("expires_in"))
+			return
+		}
+		t := s.now().Add(d).UTC()
+		p.ExpiresAt = &t
+	}
+	plain, k, err := s.admin.Create(c.Request.Context(), p)
+	if err != nil {
+		adminError(c, err)
+		return
+	}
+	obj := NewKeyObject(k, s.now())
+	obj.Key = plain
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusCreated, obj)
+}
+
+func (s *Server) adminGetKey(c *gin.Context) {
+	k, err := s.admin.Get(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		adminError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, NewKeyObject(k, s.now()))
+}
+
+func (s *Server) adminRotateKey(c *gin.Context) {
+	var req struct {
+		Overlap *string `json:"overlap"` // Go duration; default from config
+	}
+	if !s.bindJSON(c, &req) {
+		return
+	}
+	overlap := s.rotationOverlap
+	if req.Overlap != nil {
+		d, err := time.ParseDuration(*req.Overlap)
+		if err != nil || d < 0 {
+			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "overlap must be a duration such as 24h, or 0s.").withParam("overlap"))
+			return
+		}
+		overlap = d
+	}
+	plain, k, err := s.admin.Rotate(c.Request.Context(), c.Param("id"), actor(c), overlap)
+	if err != nil {
+		adminError(c, err)
+		return
+	}
+	obj := NewKeyObject(k, s.now())
+	obj.Key = plain
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusCreated, obj)
+}
+
+// adminKeyAction is revoke, suspend and resume: the last path element.
+func (s *Server) adminKeyAction(c *gin.Context) {
+	id := c.Param("id")
+	ctx := c.Request.Context()
+	var err error
+	switch action := lastSegment(c.FullPath()); action {
+	case "revoke":
+		err = s.admin.Revoke(ctx, id, actor(c))
+	case "resume":
+		err = s.admin.Resume(ctx, id, actor(c))
+	case "suspend":
+		var req struct {
+			Reason string `json:"reason"`
+		}
+		if !s.bindJSON(c, &req) {
+			return
+		}
+		if req.Reason == "" {
+			req.Reason = "suspended by an operator"
+		}
+		err = s.admin.Suspend(ctx, id, actor(c), req.Reason)
+	}
+	if err != nil {
+		adminError(c, err)
+		return
+	}
+	s.adminGetKey(c)
+}
+
+func lastSegment(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[i+1:]
+		}
+	}
+	return p
+}
