@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// AuditRow is one audit-log row as stored. At is unix milliseconds and
+// Details JSON text, both exactly as hashed.
+type AuditRow struct {
+	Seq       int64
+	At        int64
+	Kind      string
+	Actor     string
+	AccountID string
+	Subject   string
+	IP        string
+	Details   string
+	PrevHash  string
+	Hash      string
+}
+
+const auditColumns = `seq, at, kind, actor, account_id, subject, ip, details, prev_hash, hash`
+
+// AppendAudit appends one row in a single transaction: it reads the last
+// row's seq and hash (0 and "" for an empty log), lets build make the new
+// row from them, and inserts it. The transaction takes SQLite's write lock
+// at BEGIN, so appenders, across processes too, form one linear chain.
+// (A PostgreSQL port must lock the same way, e.g. LOCK TABLE or an advisory
+// lock, before reading the last row.)
+func (s *DB) AppendAudit(ctx context.Context, build func(lastSeq int64, lastHash string) (AuditRow, error)) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var seq int64
+		var hash string
+		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("append audit: read last: %w", err)
+		}
+		r, err := build(seq, hash)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.Seq, r.At, r.Kind, r.Actor, r.AccountID, r.Subject, r.IP, r.Details, r.PrevHash, r.Hash); err != nil {
+			return fmt.Errorf("append audit seq %d: %w", r.Seq, err)
+		}
+		return nil
+	})
+}
+
+// AuditFilter selects audit rows; zero fields do not filter.
+type AuditFilter struct {
+	KindPrefix string // "key." matches key.created, key.revoked, ...
+	Subject    string
+	AccountID  string
+	Since      time.Time
+	BeforeSeq  int64 // pagination: rows with seq < BeforeSeq
+	Limit      int
+}
+
+// ListAudit returns matching rows, newest (highest seq) first.
+func (s *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditRow, error) {
+	var where []string
+	var args []any
+	if f.KindPrefix != "" {
+		where = append(where, `kind LIKE ? ESCAPE '\'`)
+		args = append(args, likeEscaper.Replace(f.KindPrefix)+"%")
+	}
+	if f.Subject != "" {
+		where = append(where, "subject = ?")
+		args = append(args, f.Subject)
+	}
+	if f.AccountID != "" {
+		where = append(where, "account_id = ?")
+		args = append(args, f.AccountID)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "at >= ?")
+		args = append(args, f.Since.UnixMilli())
+	}
+	if f.BeforeSeq > 0 {
+		where = append(where, "seq < ?")
+		args = append(args, f.BeforeSeq)
+	}
+	q := `SELECT ` + auditColumns + ` FROM audit_log`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY seq DESC"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	return s.queryAudit(ctx, q, args...)
+}
+
+// ScanAudit returns up to limit rows with seq > afterSeq in ascending
+// order: the chain walk that verification pages through.
+func (s *DB) ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]AuditRow, error) {
+	return s.queryAudit(ctx, `SELECT `+auditColumns+` FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, afterSeq, limit)
+}
+
+func (s *DB) queryAudit(ctx context.Context, q string, args ...any) ([]AuditRow, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditRow
+	for rows.Next() {
+		var r AuditRow
+		if err := rows.Scan(&r.Seq, &r.At, &r.Kind, &r.Actor, &r.AccountID, &r.Subject, &r.IP, &r.Details, &r.PrevHash, &r.Hash); err != nil {
+			return nil, fmt.Errorf("scan audit: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// likeEscaper escapes LIKE's wildcards so a prefix matches literally.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)

@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Keyring returns the vault's encrypted keyring and its generation;
+// ErrNotFound before the vault's first start.
+func (s *DB) Keyring(ctx context.Context) ([]byte, int64, error) {
+	var blob []byte
+	var gen int64
+	err := s.db.QueryRowContext(ctx, `SELECT blob, generation FROM vault_keyring WHERE id = 1`).Scan(&blob, &gen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("load keyring: %w", err)
+	}
+	return blob, gen, nil
+}
+
+// SaveKeyring stores the encrypted keyring if the stored generation is
+// still gen (0: none stored yet) and returns the new generation.
+// ErrConflict when another writer saved first.
+func (s *DB) SaveKeyring(ctx context.Context, blob []byte, gen int64) (int64, error) {
+	now := time.Now().UnixMilli()
+	if gen == 0 {
+		_, err := s.db.ExecContext(ctx, `INSERT INTO vault_keyring (id, blob, generation, updated_at) VALUES (1, ?, 1, ?)`, blob, now)
+		if isUniqueViolation(err) {
+			return 0, fmt.Errorf("save keyring: %w", ErrConflict)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("save keyring: %w", err)
+		}
+		return 1, nil
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE vault_keyring SET blob = ?, generation = generation + 1, updated_at = ? WHERE id = 1 AND generation = ?`, blob, now, gen)
+	if err != nil {
+		return 0, fmt.Errorf("save keyring: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return 0, fmt.Errorf("save keyring generation %d: %w", gen, ErrConflict)
+	}
+	return gen + 1, nil
+}
+
+// Provider-key statuses.
+const (
+	ProviderKeyActive   = "active"
+	ProviderKeyDisabled = "disabled"
+)
+
+// ProviderKey is an upstream provider key as stored: ciphertext only.
+type ProviderKey struct {
+	ID             string
+	Provider       string
+	Name           string
+	Ciphertext     []byte
+	Term           uint32
+	Hint           string
+	Weight         int
+	Status         string
+	DisabledReason string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+const providerKeyColumns = `id, provider, name, ciphertext, term, hint, weight, status, disabled_reason, created_at, updated_at`
+
+// CreateProviderKey inserts a provider key. ErrConflict when the id, or the
+// provider+name pair, exists.
+func (s *DB) CreateProviderKey(ctx context.Context, k ProviderKey) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO provider_keys (`+providerKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Provider, k.Name, k.Ciphertext, k.Term, k.Hint, k.Weight, k.Status, k.DisabledReason, k.CreatedAt.UnixMilli(), k.UpdatedAt.UnixMilli())
+	if isUniqueViolation(err) {
+		return fmt.Errorf("create provider key %s (%s/%s): %w", k.ID, k.Provider, k.Name, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create provider key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+// ProviderKeyFilter selects provider keys; zero fields do not filter.
+type ProviderKeyFilter struct {
+	Provider string
+	Status   string
+	// NotTerm selects keys sealed under any term but this one.
+	NotTerm uint32
+}
+
+// ListProviderKeys returns matching keys ordered by provider, then age.
+func (s *DB) ListProviderKeys(ctx context.Context, f ProviderKeyFilter) ([]ProviderKey, error) {
+	var where []string
+	var args []any
+	if f.Provider != "" {
+		where = append(where, "provider = ?")
+		args = append(args, f.Provider)
+	}
+	if f.Status != "" {
+		where = append(where, "status = ?")
+		args = append(args, f.Status)
+	}
+	if f.NotTerm != 0 {
+		where = append(where, "term <> ?")
+		args = append(args, f.NotTerm)
+	}
+	q := `SELECT ` + providerKeyColumns + ` FROM provider_keys`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY provider, created_at, id"
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list provider keys: %w", err)
+	}
+	defer rows.Close()
+	var out []ProviderKey
+	for rows.Next() {
+		k, err := scanProviderKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// ProviderKeyByID finds a provider key. ErrNotFound if it does not exist.
+func (s *DB) ProviderKeyByID(ctx context.Context, id string) (ProviderKey, error) {
+	return scanProviderKey(s.db.QueryRowContext(ctx, `SELECT `+providerKeyColumns+` FROM provider_keys WHERE id = ?`, id))
+}
+
+// SetProviderKeyStatus sets a key's status and reason. ErrNotFound if it
+// does not exist.
+func (s *DB) SetProviderKeyStatus(ctx context.Context, id, status, reason string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE provider_keys SET status = ?, disabled_reason = ?, updated_at = ? WHERE id = ?`, status, reason, at.UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("set provider key %s status: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("set provider key %s status: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteProviderKey removes a key. ErrNotFound if it does not exist.
+func (s *DB) DeleteProviderKey(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM provider_keys WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete provider key %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("delete provider key %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// SwapProviderKeyCiphertext replaces a key's ciphertext and term if the
+// stored ciphertext is still old: one statement, so one short transaction
+// per key, and concurrent readers see either the old or the new ciphertext.
+// ErrConflict when the row changed meanwhile, ErrNotFound when it is gone.
+func (s *DB) SwapProviderKeyCiphertext(ctx context.Context, id string, old, ct []byte, term uint32, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE provider_keys SET ciphertext = ?, term = ?, updated_at = ? WHERE id = ? AND ciphertext = ?`, ct, term, at.UnixMilli(), id, old)
+	if err != nil {
+		return fmt.Errorf("re-seal provider key %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	if _, err := s.ProviderKeyByID(ctx, id); err != nil {
+		return fmt.Errorf("re-seal provider key %s: %w", id, err)
+	}
+	return fmt.Errorf("re-seal provider key %s: %w", id, ErrConflict)
+}
+
+func scanProviderKey(sc scanner) (ProviderKey, error) {
+	var k ProviderKey
+	var created, updated int64
+	var term int64
+	err := sc.Scan(&k.ID, &k.Provider, &k.Name, &k.Ciphertext, &term, &k.Hint, &k.Weight, &k.Status, &k.DisabledReason, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ProviderKey{}, ErrNotFound
+	}
+	if err != nil {
+		return ProviderKey{}, fmt.Errorf("scan provider key: %w", err)
+	}
+	k.Term = uint32(term)
+	k.CreatedAt = time.UnixMilli(created).UTC()
+	k.UpdatedAt = time.UnixMilli(updated).UTC()
+	return k, nil
+}
