@@ -1,0 +1,576 @@
+package keys
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"math/bits"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// This file holds the per-replica admission controls of the request path:
+// the GCRA rate limiter (RPM, TPM), the concurrent-request cap and the
+// failed-authentication throttle per client IP. All three are in memory,
+// sharded by a seeded hash of the key, bounded in size, free of goroutines
+// (the owner calls Sweep periodically) and driven by an injected clock.
+
+const (
+	rlShards = 64 // power of two
+
+	// DefaultLimiterEntries bounds a Limiter (all shards together).
+	DefaultLimiterEntries = 1 << 18
+	// DefaultThrottleEntries bounds an AuthThrottle (all shards together).
+	DefaultThrottleEntries = 1 << 16
+
+	// rlSample is how many entries a full shard inspects to pick a victim.
+	rlSample = 16
+)
+
+// rlShard is one lock and one map, padded so that neighbouring shards do
+// not share a cache line.
+type rlShard[K comparable, V any] struct {
+	mu sync.Mutex
+	m  map[K]V
+	_  [48]byte
+}
+
+// ---------------------------------------------------------------------------
+// GCRA rate limiter
+
+// Rate is Limit units per Period, e.g. Rate{600, time.Minute}. Burst equals
+// Limit: a key that has been idle for a full Period may spend the whole
+// Period's worth at once, after which units come back one every
+// Period/Limit. A Rate with Limit <= 0 or Period <= 0 is unlimited.
+type Rate struct {
+	Limit  int
+	Period time.Duration
+}
+
+// PerMinute is n units a minute (RPM, TPM).
+func PerMinute(n int) Rate { return Rate{Limit: n, Period: time.Minute} }
+
+func (r Rate) unlimited() bool { return r.Limit <= 0 || r.Period <= 0 }
+
+// interval is the emission interval T = Period/Limit in nanoseconds (at
+// least 1). The bucket's capacity is Limit*T, which is Period rounded down
+// to a multiple of T, so exactly Limit units fit in a full bucket.
+func (r Rate) interval() int64 {
+	t := int64(r.Period) / int64(r.Limit)
+	if t < 1 {
+		t = 1
+	}
+	return t
+}
+
+// Decision is the outcome of a limiter call, in the terms of OpenAI's
+// x-ratelimit-* headers.
+type Decision struct {
+	Allowed bool
+	// Limit is the rate's Limit (x-ratelimit-limit-*); 0 when unlimited.
+	Limit int
+	// Remaining is how many units would be allowed right now after this
+	// call (x-ratelimit-remaining-*).
+	Remaining int
+	// ResetAfter is the time until the bucket is full again
+	// (x-ratelimit-reset-*).
+	ResetAfter time.Duration
+	// RetryAfter, when denied, is the time until this cost would fit; round
+	// it up to whole seconds for a Retry-After header. It is -1 when
+	// Impossible.
+	RetryAfter time.Duration
+	// Impossible: the cost exceeds Limit, so it can never be allowed, however
+	// long the caller waits (answer 429 saying the request is larger than
+	// the key's per-minute limit).
+	Impossible bool
+}
+
+// Limiter is an in-memory GCRA (generic cell rate algorithm) limiter. For
+// each key it stores only the theoretical arrival time (TAT): the instant at
+// which the key's bucket would be full again. It is safe for concurrent use.
+//
+// A Limiter does not remember which Rate a key was used with: use one
+// Limiter per dimension (one for requests, one for tokens) and always pass
+// the key's current rate. A changed rate applies from the next call.
+type Limiter struct {
+	now      func() time.Time
+	seed     maphash.Seed
+	perShard int
+	shards   [rlShards]rlShard[string, int64]
+}
+
+// NewLimiter returns a Limiter holding at most DefaultLimiterEntries keys.
+func NewLimiter(now func() time.Time) *Limiter {
+	l := &Limiter{now: now, seed: maphash.MakeSeed(), perShard: DefaultLimiterEntries / rlShards}
+	for i := range l.shards {
+		l.shards[i].m = make(map[string]int64)
+	}
+	return l
+}
+
+func (l *Limiter) shard(key string) *rlShard[string, int64] {
+	return &l.shards[maphash.String(l.seed, key)&(rlShards-1)]
+}
+
+// decide computes a decision for a bucket whose TAT is tat (already clamped
+// to now or later) after spending cost units.
+func gcra(r Rate, now, tat int64, cost int) (d Decision, newTAT int64) {
+	t := r.interval()
+	capacity := t * int64(r.Limit)
+	d.Limit = r.Limit
+	if cost > r.Limit {
+		d.Impossible = true
+		d.RetryAfter = -1
+		d.Remaining, d.ResetAfter = remaining(tat-now, t, capacity), time.Duration(tat-now)
+		return d, tat
+	}
+	newTAT = tat + int64(cost)*t
+	if newTAT-now > capacity {
+		d.RetryAfter = time.Duration(newTAT - capacity - now)
+		d.Remaining, d.ResetAfter = remaining(tat-now, t, capacity), time.Duration(tat-now)
+		return d, tat
+	}
+	d.Allowed = true
+	d.Remaining, d.ResetAfter = remaining(newTAT-now, t, capacity), time.Duration(newTAT-now)
+	return d, newTAT
+}
+
+func remaining(used, t, capacity int64) int {
+	if used >= capacity {
+		return 0
+	}
+	return int((capacity - used) / t)
+}
+
+// Allow spends cost units of key's budget under rate r if they fit, and
+// reports the outcome. Use cost 1 for a request and, for tokens, the
+// estimated prompt tokens plus max tokens (corrected later with Adjust). A
+// cost above r.Limit is denied as Impossible without spending anything. An
+// unlimited rate always allows.
+func (l *Limiter) Allow(key string, r Rate, cost int) Decision {
+	if r.unlimited() {
+		return Decision{Allowed: true}
+	}
+	if cost < 0 {
+		cost = 0
+	}
+	now := l.now().UnixNano()
+	s := l.shard(key)
+	s.mu.Lock()
+	tat, ok := s.m[key]
+	if tat < now {
+		tat = now
+	}
+	d, newTAT := gcra(r, now, tat, cost)
+	if newTAT > now {
+		if ok {
+			s.m[key] = newTAT
+		} else {
+			l.insert(s, key, newTAT, now)
+		}
+	}
+	s.mu.Unlock()
+	return d
+}
+
+// Peek reports key's state under rate r without spending anything: Allowed
+// and RetryAfter say whether (and when) a cost of 1 would be allowed.
+func (l *Limiter) Peek(key string, r Rate) Decision {
+	if r.unlimited() {
+		return Decision{Allowed: true}
+	}
+	now := l.now().UnixNano()
+	s := l.shard(key)
+	s.mu.Lock()
+	tat := s.m[key]
+	s.mu.Unlock()
+	if tat < now {
+		tat = now
+	}
+	d, _ := gcra(r, now, tat, 1)
+	// Report the bucket as it is, not as it would be after one more unit.
+	t := r.interval()
+	d.Remaining, d.ResetAfter = remaining(tat-now, t, t*int64(r.Limit)), time.Duration(tat-now)
+	return d
+}
+
+// Adjust corrects key's spending under rate r once the real cost is known
+// (real tokens minus the estimate given to Allow). A negative delta refunds:
+// the TAT moves back, never before now. A positive delta charges the
+// difference without denying anything (the tokens are already spent): the
+// key is allowed less until it has paid the debt. The debt is capped at one
+// Period beyond a full bucket, so a wild estimate cannot lock a key out for
+// longer than about one Period.
+func (l *Limiter) Adjust(key string, r Rate, delta int) {
+	if r.unlimited() || delta == 0 {
+		return
+	}
+	// |delta| beyond 2*Limit changes nothing (clamps below) but could
+	// overflow the multiplication.
+	delta = max(-2*r.Limit, min(delta, 2*r.Limit))
+	t := r.interval()
+	capacity := t * int64(r.Limit)
+	now := l.now().UnixNano()
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tat, ok := s.m[key]
+	if tat < now {
+		tat = now
+	}
+	tat += int64(delta) * t
+	switch {
+	case tat <= now:
+		if ok {
+			delete(s.m, key) // the bucket is full: nothing left to remember
+		}
+	case ok:
+		s.m[key] = min(tat, now+2*capacity)
+	default:
+		l.insert(s, key, min(tat, now+2*capacity), now)
+	}
+}
+
+// insert adds a new key to a locked shard, making room first when the
+// shard is full. The key is cloned so the map never pins a larger buffer the
+// caller's string may point into.
+func (l *Limiter) insert(s *rlShard[string, int64], key string, tat, now int64) {
+	if len(s.m) >= l.perShard {
+		evictOldest(s.m, now, func(v int64) int64 { return v })
+	}
+	s.m[strings.Clone(key)] = tat
+}
+
+// evictOldest makes room in a full map: it inspects a random sample of
+// entries, deletes every one that has expired (score <= now) and, if none
+// had, deletes the sampled entry with the oldest score. Sampling keeps the
+// cost constant when a flood of new keys meets a full shard, where an exact
+// oldest would cost a scan of the whole shard for every insert.
+func evictOldest[K comparable, V any](m map[K]V, now int64, score func(V) int64) {
+	var (
+		victim K
+		oldest int64
+		found  bool
+		freed  bool
+		n      int
+	)
+	for k, v := range m { // map iteration starts at a random position
+		if sc := score(v); sc <= now {
+			delete(m, k)
+			freed = true
+		} else if !found || sc < oldest {
+			victim, oldest, found = k, sc, true
+		}
+		if n++; n == rlSample {
+			break
+		}
+	}
+	if !freed && found {
+		delete(m, victim)
+	}
+}
+
+// Sweep forgets every key whose bucket is full again (TAT in the past):
+// such an entry says nothing a missing one would not. Call it periodically
+// (e.g. every minute); it returns how many entries it removed.
+func (l *Limiter) Sweep() int {
+	now := l.now().UnixNano()
+	removed := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for k, tat := range s.m {
+			if tat <= now {
+				delete(s.m, k)
+				removed++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return removed
+}
+
+// Len is the number of keys held.
+func (l *Limiter) Len() int {
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// ---------------------------------------------------------------------------
+// Concurrent-request cap
+
+// Concurrency counts requests in flight per key and caps them. Only keys
+// with requests in flight take memory: a key's entry goes when its count
+// returns to zero. The zero value is not usable; call NewConcurrency.
+type Concurrency struct {
+	seed   maphash.Seed
+	shards [rlShards]concShard
+}
+
+type concShard struct {
+	mu sync.Mutex
+	m  map[string]int
+	// slab hands out release tokens; see Acquire.
+	slab []concToken
+	_    [24]byte
+}
+
+type concToken struct {
+	c    *Concurrency
+	key  string
+	done atomic.Bool
+}
+
+func (t *concToken) release() {
+	if t.done.CompareAndSwap(false, true) {
+		t.c.Release(t.key)
+	}
+}
+
+// NewConcurrency returns an empty Concurrency.
+func NewConcurrency() *Concurrency {
+	c := &Concurrency{seed: maphash.MakeSeed()}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]int)
+	}
+	return c
+}
+
+func (c *Concurrency) shard(key string) *concShard {
+	return &c.shards[maphash.String(c.seed, key)&(rlShards-1)]
+}
+
+// TryAcquire takes one of key's max slots and reports whether it got one;
+// max <= 0 means unlimited (the request is still counted). Every true must
+// be followed by exactly one Release(key); `defer c.Release(key)` is the
+// natural pairing. It does not allocate.
+func (c *Concurrency) TryAcquire(key string, max int) bool {
+	s := c.shard(key)
+	s.mu.Lock()
+	n := s.m[key]
+	if max > 0 && n >= max {
+		s.mu.Unlock()
+		return false
+	}
+	s.m[key] = n + 1
+	s.mu.Unlock()
+	return true
+}
+
+// Release gives back a slot taken by TryAcquire. Releasing a key with
+// nothing in flight does nothing.
+func (c *Concurrency) Release(key string) {
+	s := c.shard(key)
+	s.mu.Lock()
+	switch n := s.m[key]; {
+	case n > 1:
+		s.m[key] = n - 1
+	case n == 1:
+		delete(s.m, key)
+	}
+	s.mu.Unlock()
+}
+
+// Acquire is TryAcquire returning an idempotent release function: calling
+// it twice releases once. It costs one small allocation (the function
+// value); the per-acquire state comes from a per-shard slab, never reused,
+// which is what makes a late second call harmless.
+func (c *Concurrency) Acquire(key string, max int) (release func(), ok bool) {
+	s := c.shard(key)
+	s.mu.Lock()
+	n := s.m[key]
+	if max > 0 && n >= max {
+		s.mu.Unlock()
+		return func() {}, false
+	}
+	s.m[key] = n + 1
+	if len(s.slab) == cap(s.slab) {
+		s.slab = make([]concToken, 0, 64)
+	}
+	s.slab = s.slab[:len(s.slab)+1]
+	t := &s.slab[len(s.slab)-1]
+	t.c, t.key = c, key
+	s.mu.Unlock()
+	return t.release, true
+}
+
+// InFlight is the number of key's requests in flight.
+func (c *Concurrency) InFlight(key string) int {
+	s := c.shard(key)
+	s.mu.Lock()
+	n := s.m[key]
+	s.mu.Unlock()
+	return n
+}
+
+// ---------------------------------------------------------------------------
+// Failed-authentication throttle
+
+// throttleWindow is the window of the failed-auth rule: Burst failures
+// within it start blocking; an IP quiet for a whole window after its last
+// block is forgiven.
+const throttleWindow = time.Minute
+
+// AuthThrottle slows down key guessing from one client address. Burst
+// failed authentications within a minute block the address for 1 s; every
+// further failure doubles the block (2 s, 4 s, ... up to the maximum backoff).
+// Failures below the burst decay at Burst per minute; an address that stays
+// quiet for a minute after its last block ended starts over, and a success
+// forgets it at once.
+//
+// Addresses are grouped: an IPv4-mapped IPv6 address counts as its IPv4
+// address and an IPv6 address as its /64, since one client controls a whole
+// /64. Strings that are not IP addresses share one bucket. Memory is bounded
+// (DefaultThrottleEntries); when full, the entries closest to being
+// forgotten go first, so a flood of fresh addresses does not free an address
+// that is blocked.
+type AuthThrottle struct {
+	now        func() time.Time
+	burst      int
+	interval   int64 // window / burst
+	maxBackoff time.Duration
+	seed       uint64
+	perShard   int
+	shards     [rlShards]rlShard[netip.Addr, throttleEntry]
+}
+
+type throttleEntry struct {
+	tat   int64 // GCRA arrival time of failures: burst per window
+	until int64 // blocked until
+	level int   // blocks so far in this episode
+}
+
+// forgetAt is when the entry carries no more information.
+func (e throttleEntry) forgetAt() int64 {
+	if e.level > 0 {
+		return max(e.tat, e.until+int64(throttleWindow))
+	}
+	return e.tat
+}
+
+// NewAuthThrottle returns a throttle that blocks after burst failures within
+// a minute, with backoff doubling from 1 s up to maxBackoff.
+func NewAuthThrottle(burst int, maxBackoff time.Duration, now func() time.Time) *AuthThrottle {
+	burst = max(burst, 1)
+	maxBackoff = max(maxBackoff, time.Second)
+	a := &AuthThrottle{
+		now: now, burst: burst, interval: int64(throttleWindow) / int64(burst),
+		maxBackoff: maxBackoff, seed: rand.Uint64(),
+		perShard: DefaultThrottleEntries / rlShards,
+	}
+	for i := range a.shards {
+		a.shards[i].m = make(map[netip.Addr]throttleEntry)
+	}
+	return a
+}
+
+// throttleAddr parses and groups a client address.
+func throttleAddr(ip string) netip.Addr {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return netip.Addr{}
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.WithZone("").Prefix(64)
+		a = p.Addr()
+	}
+	return a
+}
+
+func (a *AuthThrottle) shard(addr netip.Addr) *rlShard[netip.Addr, throttleEntry] {
+	b := addr.As16()
+	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(b[:8])^a.seed, binary.LittleEndian.Uint64(b[8:])^0x9e3779b97f4a7c15)
+	return &a.shards[((hi^lo)>>32)&(rlShards-1)]
+}
+
+// Check reports whether ip is blocked now and for how long; call it before
+// verifying a key and answer 429 with Retry-After (rounded up to seconds)
+// when blocked.
+func (a *AuthThrottle) Check(ip string) (retryAfter time.Duration, blocked bool) {
+	addr := throttleAddr(ip)
+	now := a.now().UnixNano()
+	s := a.shard(addr)
+	s.mu.Lock()
+	e, ok := s.m[addr]
+	s.mu.Unlock()
+	if ok && now < e.until {
+		return time.Duration(e.until - now), true
+	}
+	return 0, false
+}
+
+// Failed records a failed authentication from ip.
+func (a *AuthThrottle) Failed(ip string) {
+	addr := throttleAddr(ip)
+	now := a.now().UnixNano()
+	s := a.shard(addr)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[addr]
+	if ok && e.level > 0 && now-e.until >= int64(throttleWindow) {
+		e = throttleEntry{} // quiet for a window after the last block: forgiven
+	}
+	e.tat = max(e.tat, now) + a.interval
+	if e.level > 0 || e.tat-now >= int64(a.burst)*a.interval {
+		backoff := a.maxBackoff
+		if e.level < 32 { // 1 s << 32 still fits an int64
+			backoff = min(time.Second<<e.level, a.maxBackoff)
+		}
+		e.until = now + int64(backoff)
+		e.level++
+	}
+	if !ok && len(s.m) >= a.perShard {
+		evictOldest(s.m, now, throttleEntry.forgetAt)
+	}
+	s.m[addr] = e
+}
+
+// Succeeded forgets ip's failures.
+func (a *AuthThrottle) Succeeded(ip string) {
+	addr := throttleAddr(ip)
+	s := a.shard(addr)
+	s.mu.Lock()
+	delete(s.m, addr)
+	s.mu.Unlock()
+}
+
+// Sweep forgets addresses whose failures no longer matter; call it
+// periodically. It returns how many entries it removed.
+func (a *AuthThrottle) Sweep() int {
+	now := a.now().UnixNano()
+	removed := 0
+	for i := range a.shards {
+		s := &a.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if e.forgetAt() <= now {
+				delete(s.m, k)
+				removed++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return removed
+}
+
+// Len is the number of addresses held.
+func (a *AuthThrottle) Len() int {
+	n := 0
+	for i := range a.shards {
+		s := &a.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}

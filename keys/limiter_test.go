@@ -1,0 +1,611 @@
+package keys
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rlClock is a fake clock, safe for concurrent use.
+type rlClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newRLClock() *rlClock {
+	return &rlClock{t: time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC)} // a Monday
+}
+
+func (c *rlClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *rlClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *rlClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+func TestGCRABurstThenRefill(t *testing.T) {
+	clk := newRLClock()
+	l := NewLimiter(clk.Now)
+	r := PerMinute(600)
+	for i := range 600 {
+		d := l.Allow("k", r, 1)
+		if !d.Allowed || d.Remaining != 599-i || d.Limit != 600 {
+			t.Fatalf("request %d: %+v", i, d)
+		}
+	}
+	d := l.Allow("k", r, 1)
+	if d.Allowed || d.Remaining != 0 || d.RetryAfter != 100*time.Millisecond || d.ResetAfter != time.Minute || d.Impossible {
+		t.Fatalf("601st request: %+v", d)
+	}
+	clk.Advance(99 * time.Millisecond)
+	if d := l.Allow("k", r, 1); d.Allowed || d.RetryAfter != time.Millisecond {
+		t.Fatalf("after 99ms: %+v", d)
+	}
+	clk.Advance(time.Millisecond)
+	if d := l.Allow("k", r, 1); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("after 100ms: %+v", d)
+	}
+	clk.Advance(time.Minute)
+	if d := l.Allow("k", r, 1); !d.Allowed || d.Remaining != 599 || d.ResetAfter != 100*time.Millisecond {
+		t.Fatalf("after a full period: %+v", d)
+	}
+	if d := l.Allow("other", r, 1); !d.Allowed || d.Remaining != 599 {
+		t.Fatalf("keys are independent: %+v", d)
+	}
+}
+
+func TestGCRAExactBurstForAwkwardLimits(t *testing.T) {
+	for _, r := range []Rate{PerMinute(1), PerMinute(7), PerMinute(999_983), PerMinute(3_000_000), {Limit: 5, Period: time.Second}, {Limit: 100, Period: 24 * time.Hour}} {
+		t.Run(fmt.Sprintf("%d/%s", r.Limit, r.Period), func(t *testing.T) {
+			l := NewLimiter(newRLClock().Now)
+			if d := l.Allow("k", r, r.Limit); !d.Allowed || d.Remaining != 0 {
+				t.Fatalf("a full burst must fit: %+v", d)
+			}
+			if d := l.Allow("k", r, 1); d.Allowed || d.RetryAfter <= 0 {
+				t.Fatalf("one more unit must not: %+v", d)
+			}
+			l2 := NewLimiter(newRLClock().Now)
+			for i := range min(r.Limit, 10_000) {
+				if d := l2.Allow("k", r, 1); !d.Allowed || d.Remaining != r.Limit-1-i {
+					t.Fatalf("unit %d: %+v", i, d)
+				}
+			}
+		})
+	}
+}
+
+func TestGCRATokenCostsAndImpossible(t *testing.T) {
+	clk := newRLClock()
+	l := NewLimiter(clk.Now)
+	r := PerMinute(10_000) // 6ms per token
+	if d := l.Allow("k", r, 6000); !d.Allowed || d.Remaining != 4000 || d.ResetAfter != 36*time.Second {
+		t.Fatalf("first: %+v", d)
+	}
+	d := l.Allow("k", r, 6000)
+	if d.Allowed || d.RetryAfter != 12*time.Second || d.Remaining != 4000 {
+		t.Fatalf("second must wait until 2000 more tokens are back: %+v", d)
+	}
+	d = l.Allow("k", r, 10_001)
+	if d.Allowed || !d.Impossible || d.RetryAfter != -1 || d.Remaining != 4000 {
+		t.Fatalf("cost above the limit: %+v", d)
+	}
+	if d := l.Peek("k", r); d.Remaining != 4000 {
+		t.Fatalf("denied calls must not spend: %+v", d)
+	}
+	if d := l.Allow("fresh", r, 10_001); !d.Impossible || l.Peek("fresh", r).Remaining != 10_000 {
+		t.Fatalf("impossible on a fresh key: %+v", d)
+	}
+	clk.Advance(12 * time.Second)
+	if d := l.Allow("k", r, 6000); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("after RetryAfter: %+v", d)
+	}
+}
+
+func TestGCRAPeek(t *testing.T) {
+	clk := newRLClock()
+	l := NewLimiter(clk.Now)
+	r := PerMinute(60)
+	if d := l.Peek("k", r); !d.Allowed || d.Remaining != 60 || d.ResetAfter != 0 || d.Limit != 60 {
+		t.Fatalf("fresh: %+v", d)
+	}
+	l.Allow("k", r, 60)
+	for range 3 {
+		if d := l.Peek("k", r); d.Allowed || d.Remaining != 0 || d.ResetAfter != time.Minute || d.RetryAfter != time.Second {
+			t.Fatalf("empty bucket: %+v", d)
+		}
+	}
+	clk.Advance(2 * time.Second)
+	if d := l.Peek("k", r); !d.Allowed || d.Remaining != 2 || d.ResetAfter != 58*time.Second {
+		t.Fatalf("after 2s: %+v", d)
+	}
+	if l.Len() != 1 {
+		t.Fatalf("Peek must not add keys: %d", l.Len())
+	}
+	l.Peek("never", r)
+	if l.Len() != 1 {
+		t.Fatalf("Peek must not add keys: %d", l.Len())
+	}
+}
+
+func TestGCRAAdjust(t *testing.T) {
+	clk := newRLClock()
+	l := NewLimiter(clk.Now)
+	r := PerMinute(10_000)
+
+	// Refund: estimated 6000, used 1000.
+	l.Allow("k", r, 6000)
+	l.Adjust("k", r, -5000)
+	if d := l.Peek("k", r); d.Remaining != 9000 {
+		t.Fatalf("after refund: %+v", d)
+	}
+	// A refund never moves the TAT before now (no credit beyond a full
+	// bucket).
+	l.Adjust("k", r, -9000)
+	l.Adjust("k", r, -9000)
+	if d := l.Peek("k", r); d.Remaining != 10_000 || l.Len() != 0 {
+		t.Fatalf("after over-refund: %+v, %d entries", d, l.Len())
+	}
+	if d := l.Allow("k", r, 10_000); !d.Allowed {
+		t.Fatalf("a refund must not create extra burst: %+v", d)
+	}
+	if d := l.Allow("k", r, 1); d.Allowed {
+		t.Fatalf("a refund must not create extra burst: %+v", d)
+	}
+
+	// Charge: the usage beyond the estimate is taken without denying and
+	// becomes debt.
+	clk.Advance(time.Minute)
+	l.Allow("c", r, 5000)
+	l.Adjust("c", r, 8000) // 13000 spent: 3000 in debt
+	d := l.Peek("c", r)
+	if d.Allowed || d.Remaining != 0 || d.ResetAfter != 78*time.Second || d.RetryAfter != 18*time.Second+6*time.Millisecond {
+		t.Fatalf("after charge: %+v", d)
+	}
+	// A charge on an unknown key.
+	l.Adjust("new", r, 500)
+	if d := l.Peek("new", r); d.Remaining != 9500 {
+		t.Fatalf("charge on a fresh key: %+v", d)
+	}
+	// The debt is capped at one period beyond a full bucket.
+	l.Adjust("c", r, 1<<40)
+	if d := l.Peek("c", r); d.ResetAfter != 2*time.Minute {
+		t.Fatalf("debt cap: %+v", d)
+	}
+	l.Adjust("c", r, -1<<40)
+	if d := l.Peek("c", r); d.Remaining != 10_000 {
+		t.Fatalf("huge refund: %+v", d)
+	}
+}
+
+func TestGCRAUnlimited(t *testing.T) {
+	l := NewLimiter(newRLClock().Now)
+	for _, r := range []Rate{{}, {Limit: 10}, {Period: time.Minute}, PerMinute(-1)} {
+		for range 100 {
+			if d := l.Allow("k", r, 1000); !d.Allowed || d.Limit != 0 {
+				t.Fatalf("%+v: %+v", r, d)
+			}
+		}
+		l.Adjust("k", r, 5)
+		if d := l.Peek("k", r); !d.Allowed {
+			t.Fatalf("%+v: %+v", r, d)
+		}
+	}
+	if l.Len() != 0 {
+		t.Fatalf("unlimited rates must not store keys: %d", l.Len())
+	}
+}
+
+func TestGCRASweepAndCap(t *testing.T) {
+	clk := newRLClock()
+	l := NewLimiter(clk.Now)
+	for i := range 1000 {
+		l.Allow("k"+strconv.Itoa(i), PerMinute(60), 1) // each full again after 1s
+	}
+	l.Allow("busy", PerMinute(1), 1) // full again after 1 minute
+	if n := l.Len(); n != 1001 {
+		t.Fatalf("Len = %d", n)
+	}
+	clk.Advance(2 * time.Second)
+	if n := l.Sweep(); n != 1000 || l.Len() != 1 {
+		t.Fatalf("Sweep removed %d, %d left", n, l.Len())
+	}
+	if d := l.Allow("busy", PerMinute(1), 1); d.Allowed {
+		t.Fatalf("Sweep must keep live entries: %+v", d)
+	}
+
+	// The hard cap holds without any Sweep, even when nothing has expired.
+	l = NewLimiter(clk.Now)
+	l.perShard = 8
+	for i := range 100_000 {
+		l.Allow("flood"+strconv.Itoa(i), PerMinute(1), 1)
+	}
+	if n := l.Len(); n > 8*rlShards {
+		t.Fatalf("cap exceeded: %d entries", n)
+	}
+}
+
+func TestGCRAConcurrentAllowIsExact(t *testing.T) {
+	l := NewLimiter(newRLClock().Now) // frozen clock: no refill
+	r := PerMinute(1000)
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 500 {
+				if l.Allow("k", r, 1).Allowed {
+					allowed.Add(1)
+				}
+				l.Peek("k", r)
+			}
+		}()
+	}
+	wg.Wait()
+	if allowed.Load() != 1000 {
+		t.Fatalf("allowed %d of 4000, want exactly 1000", allowed.Load())
+	}
+}
+
+func TestGCRAAllowDoesNotAllocate(t *testing.T) {
+	l := NewLimiter(newRLClock().Now)
+	r := PerMinute(1 << 30)
+	l.Allow("key_0123456789abcdef", r, 1000) // the entry stays through the loop
+	if n := testing.AllocsPerRun(1000, func() {
+		l.Allow("key_0123456789abcdef", r, 1)
+		l.Peek("key_0123456789abcdef", r)
+		l.Adjust("key_0123456789abcdef", r, -1)
+	}); n != 0 {
+		t.Fatalf("%v allocations per Allow+Peek+Adjust", n)
+	}
+}
+
+func BenchmarkAllow(b *testing.B) {
+	l := NewLimiter(time.Now)
+	r := PerMinute(1 << 30)
+	ids := make([]string, 1024)
+	for i := range ids {
+		ids[i] = "key_" + strconv.Itoa(i) + "_0123456789"
+	}
+	var next atomic.Uint32
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(97))
+		for pb.Next() {
+			l.Allow(ids[i&1023], r, 1)
+			i++
+		}
+	})
+}
+
+func BenchmarkAllowOneKey(b *testing.B) {
+	l := NewLimiter(time.Now)
+	r := PerMinute(1 << 30)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			l.Allow("key_0123456789abcdef", r, 1)
+		}
+	})
+}
+
+// ---------------------------------------------------------------------------
+
+func TestConcurrencyAcquireRelease(t *testing.T) {
+	c := NewConcurrency()
+	var releases []func()
+	for i := range 3 {
+		rel, ok := c.Acquire("k", 3)
+		if !ok {
+			t.Fatalf("acquire %d refused", i)
+		}
+		releases = append(releases, rel)
+	}
+	if rel, ok := c.Acquire("k", 3); ok {
+		t.Fatal("4th acquire allowed")
+	} else {
+		rel() // harmless
+	}
+	if c.InFlight("k") != 3 || c.InFlight("other") != 0 {
+		t.Fatalf("InFlight = %d", c.InFlight("k"))
+	}
+	if _, ok := c.Acquire("other", 3); !ok {
+		t.Fatal("keys are independent")
+	}
+	releases[0]()
+	releases[0]() // idempotent
+	releases[0]()
+	if c.InFlight("k") != 2 {
+		t.Fatalf("idempotent release: InFlight = %d", c.InFlight("k"))
+	}
+	rel, ok := c.Acquire("k", 3)
+	if !ok {
+		t.Fatal("a released slot must be reusable")
+	}
+	releases[0]() // a late double release must not free the new holder's slot
+	if c.InFlight("k") != 3 {
+		t.Fatalf("InFlight = %d", c.InFlight("k"))
+	}
+	rel()
+	releases[1]()
+	releases[2]()
+	if c.InFlight("k") != 0 {
+		t.Fatalf("InFlight = %d", c.InFlight("k"))
+	}
+
+	// TryAcquire/Release, and unlimited max.
+	for range 5 {
+		if !c.TryAcquire("u", 0) {
+			t.Fatal("max 0 is unlimited")
+		}
+	}
+	if !c.TryAcquire("t", 1) || c.TryAcquire("t", 1) {
+		t.Fatal("TryAcquire")
+	}
+	c.Release("t")
+	c.Release("t") // nothing in flight: no-op
+	if c.InFlight("t") != 0 || c.InFlight("u") != 5 {
+		t.Fatal("Release")
+	}
+	for range 5 {
+		c.Release("u")
+	}
+	c.Release("other")
+	n := 0
+	for i := range c.shards {
+		n += len(c.shards[i].m)
+	}
+	if n != 0 {
+		t.Fatalf("%d entries left with nothing in flight", n)
+	}
+}
+
+func TestConcurrencyCapHoldsUnderContention(t *testing.T) {
+	c := NewConcurrency()
+	const limit = 4
+	var inside, peak atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 300 {
+				rel, ok := c.Acquire("k", limit)
+				if !ok {
+					continue
+				}
+				n := inside.Add(1)
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				inside.Add(-1)
+				rel()
+				rel()
+			}
+		}()
+	}
+	wg.Wait()
+	if peak.Load() > limit || c.InFlight("k") != 0 {
+		t.Fatalf("peak %d (limit %d), %d still in flight", peak.Load(), limit, c.InFlight("k"))
+	}
+}
+
+func TestConcurrencyAllocations(t *testing.T) {
+	c := NewConcurrency()
+	c.TryAcquire("warm", 0) // keep the shard's map grown
+	if n := testing.AllocsPerRun(1000, func() {
+		if c.TryAcquire("k", 10) {
+			c.Release("k")
+		}
+	}); n != 0 {
+		t.Fatalf("TryAcquire+Release: %v allocations", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		rel, _ := c.Acquire("k", 10)
+		rel()
+	}); n > 1 {
+		t.Fatalf("Acquire: %v allocations", n)
+	}
+}
+
+func BenchmarkConcurrencyAcquire(b *testing.B) {
+	c := NewConcurrency()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			rel, _ := c.Acquire("key_0123456789abcdef", 0)
+			rel()
+		}
+	})
+}
+
+func BenchmarkConcurrencyTryAcquire(b *testing.B) {
+	c := NewConcurrency()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			c.TryAcquire("key_0123456789abcdef", 0)
+			c.Release("key_0123456789abcdef")
+		}
+	})
+}
+
+// ---------------------------------------------------------------------------
+
+func TestThrottleFloodBlocksWithGrowingBackoff(t *testing.T) {
+	clk := newRLClock()
+	a := NewAuthThrottle(10, 5*time.Minute, clk.Now)
+	const ip = "203.0.113.7"
+	for i := range 10 {
+		if _, blocked := a.Check(ip); blocked {
+			t.Fatalf("blocked after %d failures", i)
+		}
+		a.Failed(ip)
+	}
+	want := []time.Duration{1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300}
+	for i, w := range want {
+		w *= time.Second
+		retry, blocked := a.Check(ip)
+		if !blocked || retry != w {
+			t.Fatalf("block %d: retry %v blocked %v, want %v", i, retry, blocked, w)
+		}
+		// The attacker keeps hammering while blocked: answered without
+		// verifying, so nothing is recorded.
+		clk.Advance(w / 2)
+		if r, b := a.Check(ip); !b || r != w/2 {
+			t.Fatalf("half-way through block %d: %v %v", i, r, b)
+		}
+		if _, b := a.Check("203.0.113.8"); b {
+			t.Fatal("another address must not be blocked")
+		}
+		clk.Advance(w / 2)
+		if _, b := a.Check(ip); b {
+			t.Fatalf("still blocked after block %d", i)
+		}
+		a.Failed(ip) // the next guess fails again
+	}
+}
+
+func TestThrottleSuccessResetsAndFailuresDecay(t *testing.T) {
+	clk := newRLClock()
+	a := NewAuthThrottle(5, time.Minute, clk.Now)
+	const ip = "198.51.100.1"
+
+	for range 4 {
+		a.Failed(ip)
+	}
+	a.Succeeded(ip)
+	for range 4 {
+		a.Failed(ip)
+	}
+	if _, b := a.Check(ip); b {
+		t.Fatal("a success must reset the count")
+	}
+	a.Failed(ip)
+	if _, b := a.Check(ip); !b {
+		t.Fatal("5 failures must block")
+	}
+	a.Succeeded(ip)
+	if _, b := a.Check(ip); b {
+		t.Fatal("a success must lift the block")
+	}
+
+	// Failures older than the window are forgotten: 4 a minute never block.
+	for range 30 {
+		for range 4 {
+			a.Failed(ip)
+		}
+		if _, b := a.Check(ip); b {
+			t.Fatal("a slow drip must not block")
+		}
+		clk.Advance(time.Minute)
+	}
+
+	// An episode ends when the address stays quiet for a window after its
+	// last block ended: then it gets the full burst again.
+	for range 8 {
+		a.Failed(ip)
+	}
+	r, _ := a.Check(ip)
+	if r != 8*time.Second {
+		t.Fatalf("retry %v", r)
+	}
+	clk.Advance(8*time.Second + time.Minute)
+	for range 4 {
+		a.Failed(ip)
+	}
+	if _, b := a.Check(ip); b {
+		t.Fatal("a forgiven address must get its burst back")
+	}
+	if n := a.Sweep(); n != 0 {
+		t.Fatalf("Sweep removed a live entry (%d)", n)
+	}
+	clk.Advance(time.Minute)
+	if n := a.Sweep(); n != 1 || a.Len() != 0 {
+		t.Fatalf("Sweep removed %d, %d left", n, a.Len())
+	}
+}
+
+func TestThrottleGroupsAddresses(t *testing.T) {
+	clk := newRLClock()
+	a := NewAuthThrottle(3, time.Minute, clk.Now)
+	// One client owns a /64: rotating through it does not escape.
+	for i := range 3 {
+		a.Failed(fmt.Sprintf("2001:db8:1:2::%x", i+1))
+	}
+	if _, b := a.Check("2001:db8:1:2:ffff:ffff:ffff:ffff"); !b {
+		t.Fatal("the /64 must be blocked")
+	}
+	if _, b := a.Check("2001:db8:1:3::1"); b {
+		t.Fatal("another /64 must not be blocked")
+	}
+	for range 3 {
+		a.Failed("::ffff:192.0.2.1")
+	}
+	if _, b := a.Check("192.0.2.1"); !b {
+		t.Fatal("an IPv4-mapped address is its IPv4 address")
+	}
+	if _, b := a.Check("192.0.2.2"); b {
+		t.Fatal("IPv4 addresses are not grouped")
+	}
+}
+
+func TestThrottleMemoryCapUnderDistinctIPFlood(t *testing.T) {
+	clk := newRLClock()
+	a := NewAuthThrottle(10, 5*time.Minute, clk.Now)
+	const attacker = "192.0.2.66"
+	for range 20 {
+		a.Failed(attacker)
+	}
+	for i := range 100_000 {
+		ip := fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)
+		if _, b := a.Check(ip); b {
+			t.Fatalf("%s blocked after a single failure", ip)
+		}
+		a.Failed(ip)
+		if i%1000 == 0 {
+			clk.Advance(time.Millisecond)
+		}
+	}
+	if n := a.Len(); n > DefaultThrottleEntries {
+		t.Fatalf("%d entries, cap %d", n, DefaultThrottleEntries)
+	}
+	if _, b := a.Check(attacker); !b {
+		t.Fatal("a flood of fresh addresses must not free a blocked one")
+	}
+}
+
+func TestThrottleCheckDoesNotAllocate(t *testing.T) {
+	a := NewAuthThrottle(10, time.Minute, time.Now)
+	a.Failed("203.0.113.9")
+	if n := testing.AllocsPerRun(1000, func() {
+		a.Check("203.0.113.9")
+		a.Check("2001:db8::1")
+		a.Succeeded("198.51.100.3")
+	}); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
+
+func BenchmarkThrottleCheck(b *testing.B) {
+	a := NewAuthThrottle(10, time.Minute, time.Now)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			a.Check("203.0.113.9")
+		}
+	})
+}
