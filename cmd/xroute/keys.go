@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/httpapi"
@@ -36,8 +38,9 @@ func (l *listFlag) Set(v string) error {
 // server sees changes made this way within auth.cache_ttl; the admin API
 // applies them at once.
 type offline struct {
-	db   *store.DB
-	keys *keys.Service
+	db    *store.DB
+	keys  *keys.Service
+	audit *keys.Auditor
 }
 
 func openOffline(ctx context.Context, cfgPath string) (*offline, error) {
@@ -49,12 +52,13 @@ func openOffline(ctx context.Context, cfgPath string) (*offline, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := app.OpenKeys(db, cfg, nil)
+	audit := keys.NewAuditor(db, time.Now)
+	svc, err := app.OpenKeys(db, cfg, app.AuditHook(audit, zap.NewNop()))
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &offline{db: db, keys: svc}, nil
+	return &offline{db: db, keys: svc, audit: audit}, nil
 }
 
 func (o *offline) close() {

@@ -26,41 +26,65 @@ type App struct {
 	Handler  http.Handler
 	DB       *store.DB
 	Keys     *keys.Service
+	Audit    *keys.Auditor
 	Recorder *billing.Recorder
 	log      *zap.Logger
-	client   *http.Client
+	closers  []func() // in order of construction; Close runs them backwards
 }
 
 // Build wires every part of the gateway from config. Close releases it.
-func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) {
+func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err error) {
+	a := &App{log: log}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
 	db, err := store.OpenSQLite(ctx, cfg.Database.Path)
 	if err != nil {
 		return nil, err
 	}
-	ks, err := OpenKeys(db, cfg, nil)
+	a.DB = db
+	a.closers = append(a.closers, func() {
+		if err := db.Close(); err != nil {
+			log.Error("closing database", zap.Error(err))
+		}
+	})
+	a.Audit = keys.NewAuditor(db, time.Now)
+	ks, err := OpenKeys(db, cfg, AuditHook(a.Audit, log))
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
+	a.Keys = ks
+	a.closers = append(a.closers, ks.Close)
+
 	client := &http.Client{Transport: upstreamTransport()}
+	a.closers = append(a.closers, client.CloseIdleConnections)
 	reg := builtin.Registry()
 	adapters := make(map[string]providers.Provider, len(cfg.Providers))
 	for _, pc := range cfg.Providers {
-		a, err := reg.New(pc, providers.Deps{Client: client, Getenv: os.Getenv})
+		ad, err := reg.New(pc, providers.Deps{Client: client, Getenv: os.Getenv})
 		if err != nil {
-			ks.Close()
-			db.Close()
 			return nil, err
 		}
-		adapters[pc.Name] = a
+		adapters[pc.Name] = ad
 	}
 	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now)
 	if err != nil {
-		ks.Close()
-		db.Close()
 		return nil, err
 	}
 	rec := billing.NewRecorder(db, log.Named("usage"), cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.FlushInterval)
+	a.Recorder = rec
+	a.closers = append(a.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := rec.Close(ctx); err != nil {
+			log.Error("flushing usage records", zap.Error(err))
+		}
+	})
+	g := newGuard(cfg, ks, a.Audit, log.Named("guard"))
+	a.closers = append(a.closers, g.close)
+
 	gin.SetMode(gin.ReleaseMode)
 	h, err := httpapi.New(httpapi.Config{
 		Keys:            ks,
@@ -73,30 +97,40 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error
 		Admin:           ks,
 		RotationOverlap: cfg.Auth.RotationOverlap,
 		TrustedProxies:  cfg.Server.TrustedProxies,
+		Throttle:        g.throttle,
+		Observe:         g.observe,
+		Limits:          g.limits,
 	})
 	if err != nil {
-		rec.Close(context.Background())
-		ks.Close()
-		db.Close()
 		return nil, err
 	}
-	return &App{Handler: h, DB: db, Keys: ks, Recorder: rec, log: log, client: client}, nil
+	a.Handler = h
+	return a, nil
 }
 
-// Close flushes queued usage records and closes the store. Call it after
-// the HTTP server has stopped.
-func (a *App) Close() {
-	log := a.log
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := a.Recorder.Close(ctx); err != nil {
-		log.Error("flushing usage records", zap.Error(err))
+// AuditHook returns the key service's event hook that writes lifecycle
+// events to the audit log.
+func AuditHook(audit *keys.Auditor, log *zap.Logger) func(context.Context, keys.LifecycleEvent) {
+	return func(ctx context.Context, ev keys.LifecycleEvent) {
+		actor := ev.Actor
+		if actor == "" {
+			actor = "system"
+		}
+		if err := audit.Record(ctx, keys.Event{Kind: ev.Kind, Actor: actor, AccountID: ev.AccountID, Subject: ev.Subject, Details: ev.Details}); err != nil {
+			log.Error("audit log write failed", zap.String("kind", ev.Kind), zap.String("subject", ev.Subject), zap.Error(err))
+		}
 	}
-	a.Keys.Close()
-	a.client.CloseIdleConnections()
-	if err := a.DB.Close(); err != nil {
-		log.Error("closing database", zap.Error(err))
+}
+
+// Close stops background work, flushes queued usage records and closes the
+// store. Call it after the HTTP server has stopped.
+func (a *App) Close() { a.closeAll() }
+
+func (a *App) closeAll() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
 	}
+	a.closers = nil
 }
 
 // OpenKeys builds the key service on db with the configured peppers.

@@ -49,6 +49,21 @@ func (s *Server) chat(c *gin.Context) {
 		return
 	}
 
+	adm := s.admit(c, info.key, body, req.MaxTokens)
+	if adm == nil {
+		return
+	}
+	defer func() {
+		used := -1 // unknown: keep the reservation
+		switch {
+		case info.usageSeen:
+			used = info.prompt + info.complete
+		case info.ttft == 0 && info.status >= 400:
+			used = 0 // failed before any output: nothing was spent
+		}
+		adm.settle(used)
+	}()
+
 	// The request context ends when the caller disconnects, which cancels
 	// the upstream call; the timeout bounds the whole request, failover
 	// included.

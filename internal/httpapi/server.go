@@ -79,6 +79,8 @@ type Config struct {
 	// Observe receives every request that named a known key (anomaly
 	// detection); it must not block.
 	Observe func(Observation)
+	// Limits are per-key rate and concurrency limits (nil: none).
+	Limits *Limits
 }
 
 // Server is the HTTP handler.
@@ -98,6 +100,7 @@ type Server struct {
 	rotationOverlap time.Duration
 	throttle        AuthThrottle
 	observe         func(Observation)
+	limits          *Limits
 }
 
 // New builds the server and its routes.
@@ -117,6 +120,7 @@ func New(cfg Config) (*Server, error) {
 		rotationOverlap: cfg.RotationOverlap,
 		throttle:        cfg.Throttle,
 		observe:         cfg.Observe,
+		limits:          cfg.Limits,
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -1,0 +1,152 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/httpapi"
+	"github.com/xroute/xroute/keys"
+)
+
+// guard owns the token-control machinery that runs beside the request
+// path: rate limiters, the failed-auth throttle, the anomaly detector and
+// the worker that acts on its alerts (audit, webhook, suspension). It owns
+// two goroutines, both stopped by close.
+type guard struct {
+	limits   *httpapi.Limits
+	requests *keys.Limiter
+	tokens   *keys.Limiter
+	throttle *keys.AuthThrottle
+	detector *keys.Detector
+	cfg      config.Anomaly
+	keys     *keys.Service
+	audit    *keys.Auditor
+	log      *zap.Logger
+	client   *http.Client
+
+	alerts chan keys.Alert
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func newGuard(cfg config.Config, ks *keys.Service, audit *keys.Auditor, log *zap.Logger) *guard {
+	g := &guard{
+		requests: keys.NewLimiter(time.Now),
+		tokens:   keys.NewLimiter(time.Now),
+		throttle: keys.NewAuthThrottle(cfg.Auth.FailedAuthBurst, cfg.Auth.FailedAuthMaxBackoff, time.Now),
+		cfg:      cfg.Anomaly,
+		keys:     ks,
+		audit:    audit,
+		log:      log,
+		client:   &http.Client{Timeout: 5 * time.Second},
+		alerts:   make(chan keys.Alert, 1024),
+		stop:     make(chan struct{}),
+	}
+	g.limits = &httpapi.Limits{Requests: g.requests, Tokens: g.tokens, Concurrency: keys.NewConcurrency(),
+		DefaultRPM: cfg.Limits.RPM, DefaultTPM: cfg.Limits.TPM, DefaultConc: cfg.Limits.MaxConcurrent}
+	if cfg.Anomaly.Enabled {
+		g.detector = keys.NewDetector(cfg.Anomaly, time.Now)
+	}
+	g.wg.Add(2)
+	go g.sweep()
+	go g.act()
+	return g
+}
+
+// observe feeds the detector from the request path; it never blocks: if
+// the alert queue is full the alert is logged and dropped.
+func (g *guard) observe(o httpapi.Observation) {
+	if g.detector == nil {
+		return
+	}
+	ip := ""
+	if o.IP.IsValid() {
+		ip = o.IP.String()
+	}
+	for _, a := range g.detector.Observe(keys.Observation{KeyID: o.KeyID, AccountID: o.AccountID, IP: ip, Tokens: o.Tokens, Status: o.Status}) {
+		select {
+		case g.alerts <- a:
+		default:
+			g.log.Warn("anomaly alert queue full; alert only logged", zap.String("key_id", a.KeyID), zap.String("kind", a.Kind))
+		}
+	}
+}
+
+// act handles alerts off the request path, as config.Anomaly.Action says.
+func (g *guard) act() {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case a := <-g.alerts:
+			g.handle(a)
+		}
+	}
+}
+
+func (g *guard) handle(a keys.Alert) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g.log.Warn("anomaly", zap.String("key_id", a.KeyID), zap.String("account_id", a.AccountID), zap.String("kind", a.Kind), zap.String("detail", a.Detail))
+	if err := g.audit.Record(ctx, keys.Event{Kind: "anomaly." + a.Kind, Actor: "system", AccountID: a.AccountID, Subject: a.KeyID,
+		Details: map[string]any{"detail": a.Detail, "action": g.cfg.Action}}); err != nil {
+		g.log.Error("audit anomaly", zap.Error(err))
+	}
+	switch g.cfg.Action {
+	case "webhook":
+		body, _ := json.Marshal(map[string]any{"type": "anomaly", "kind": a.Kind, "key_id": a.KeyID, "account_id": a.AccountID, "detail": a.Detail, "at": a.At})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.cfg.Webhook, bytes.NewReader(body))
+		if err != nil {
+			g.log.Error("anomaly webhook", zap.Error(err))
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := g.client.Do(req)
+		if err != nil {
+			g.log.Error("anomaly webhook", zap.Error(err))
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			g.log.Error("anomaly webhook answered", zap.Int("status", resp.StatusCode))
+		}
+	case "suspend":
+		if err := g.keys.Suspend(ctx, a.KeyID, "system:anomaly", "anomaly: "+a.Kind+": "+a.Detail); err != nil {
+			g.log.Error("suspend after anomaly", zap.String("key_id", a.KeyID), zap.Error(err))
+		}
+	}
+}
+
+// sweep drops idle limiter, throttle and detector entries every minute so
+// memory stays bounded by active keys and addresses.
+func (g *guard) sweep() {
+	defer g.wg.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+			g.requests.Sweep()
+			g.tokens.Sweep()
+			g.throttle.Sweep()
+			if g.detector != nil {
+				g.detector.Sweep()
+			}
+		}
+	}
+}
+
+func (g *guard) close() {
+	close(g.stop)
+	g.wg.Wait()
+}
