@@ -405,3 +405,26 @@ func BenchmarkAnomalyObserve(b *testing.B) {
 		}
 	})
 }
+
+func TestAnomalySpikeFloor(t *testing.T) {
+	// A key at 1 request a minute: 11 in a minute is not a spike (below the
+	// absolute floor of 30), 40 is.
+	s := newAnomSim(t, anomDefaults())
+	start := anomWeek1.Add(9 * time.Hour)
+	for m := range 26 * 60 {
+		s.observe(Observation{KeyID: "slow", IP: "192.0.2.5", At: start.Add(time.Duration(m) * time.Minute), Status: 200, Tokens: 100})
+	}
+	burst := func(at time.Time, n int) {
+		for i := range n {
+			s.observe(Observation{KeyID: "slow", IP: "192.0.2.5", At: at.Add(time.Duration(i) * time.Second), Status: 200, Tokens: 100})
+		}
+	}
+	burst(start.Add(26*time.Hour+30*time.Second), 11)
+	if a := s.take(); len(a) != 0 {
+		t.Fatalf("1 -> 11 requests a minute: %+v", a)
+	}
+	burst(start.Add(26*time.Hour+2*time.Minute), 40)
+	if got := anomCount(s.take()); fmt.Sprint(got) != fmt.Sprint(map[string]int{"slow/rate_spike": 1}) {
+		t.Fatalf("1 -> 40 requests a minute: %v", got)
+	}
+}

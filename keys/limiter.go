@@ -95,6 +95,9 @@ type Decision struct {
 // A Limiter does not remember which Rate a key was used with: use one
 // Limiter per dimension (one for requests, one for tokens) and always pass
 // the key's current rate. A changed rate applies from the next call.
+//
+// State is per replica: N replicas behind a load balancer admit up to N
+// times a key's rate unless the rates are divided among them.
 type Limiter struct {
 	now      func() time.Time
 	seed     maphash.Seed
@@ -115,8 +118,8 @@ func (l *Limiter) shard(key string) *rlShard[string, int64] {
 	return &l.shards[maphash.String(l.seed, key)&(rlShards-1)]
 }
 
-// decide computes a decision for a bucket whose TAT is tat (already clamped
-// to now or later) after spending cost units.
+// gcra decides whether cost units fit a bucket whose TAT is tat (already
+// clamped to now or later) and returns the TAT to store.
 func gcra(r Rate, now, tat int64, cost int) (d Decision, newTAT int64) {
 	t := r.interval()
 	capacity := t * int64(r.Limit)
@@ -349,15 +352,15 @@ func (c *Concurrency) shard(key string) *concShard {
 	return &c.shards[maphash.String(c.seed, key)&(rlShards-1)]
 }
 
-// TryAcquire takes one of key's max slots and reports whether it got one;
-// max <= 0 means unlimited (the request is still counted). Every true must
+// TryAcquire takes one of key's limit slots and reports whether it got
+// one; limit <= 0 means unlimited (the request is still counted). Every true must
 // be followed by exactly one Release(key); `defer c.Release(key)` is the
 // natural pairing. It does not allocate.
-func (c *Concurrency) TryAcquire(key string, max int) bool {
+func (c *Concurrency) TryAcquire(key string, limit int) bool {
 	s := c.shard(key)
 	s.mu.Lock()
 	n := s.m[key]
-	if max > 0 && n >= max {
+	if limit > 0 && n >= limit {
 		s.mu.Unlock()
 		return false
 	}
@@ -384,11 +387,11 @@ func (c *Concurrency) Release(key string) {
 // it twice releases once. It costs one small allocation (the function
 // value); the per-acquire state comes from a per-shard slab, never reused,
 // which is what makes a late second call harmless.
-func (c *Concurrency) Acquire(key string, max int) (release func(), ok bool) {
+func (c *Concurrency) Acquire(key string, limit int) (release func(), ok bool) {
 	s := c.shard(key)
 	s.mu.Lock()
 	n := s.m[key]
-	if max > 0 && n >= max {
+	if limit > 0 && n >= limit {
 		s.mu.Unlock()
 		return func() {}, false
 	}
