@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -24,8 +26,50 @@ import (
 type Deployment struct {
 	Provider string
 	Model    string
-	adapter  providers.Provider
+	adapter  providers.Provider // built from the config's key (or keyless)
+	pool     *pool              // the provider's vault keys, shared by its deployments
 	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
+}
+
+// Credential is one provider key, as an adapter built with it.
+type Credential struct {
+	ID      string
+	Weight  int
+	Adapter providers.Provider
+}
+
+// pool holds a provider's credentials; readers take a snapshot.
+type pool struct {
+	creds atomic.Pointer[[]Credential]
+}
+
+// pick chooses a credential by weight; ok is false when the pool is empty.
+func (p *pool) pick() (Credential, bool) {
+	cs := p.creds.Load()
+	if cs == nil || len(*cs) == 0 {
+		return Credential{}, false
+	}
+	total := 0
+	for _, c := range *cs {
+		total += c.Weight
+	}
+	n := rand.IntN(total)
+	for _, c := range *cs {
+		if n < c.Weight {
+			return c, true
+		}
+		n -= c.Weight
+	}
+	return (*cs)[len(*cs)-1], true
+}
+
+// adapterFor returns the adapter for one attempt: a pool key when the
+// provider has any, else the config's.
+func (d *Deployment) adapterFor() (providers.Provider, string) {
+	if c, ok := d.pool.pick(); ok {
+		return c.Adapter, c.ID
+	}
+	return d.adapter, ""
 }
 
 // Name is "provider/model", unique in a router.
@@ -48,6 +92,10 @@ type Router struct {
 	names       []string
 	maxAttempts int
 	log         *zap.Logger
+	pools       map[string]*pool // by provider
+	// OnRejected is told when a provider answers a pool key with 401/403,
+	// after the key has left the pool (disable it in the store, audit it).
+	OnRejected func(provider, credentialID string)
 }
 
 // ErrNoDeployment means every deployment of a model was skipped (breakers
@@ -56,7 +104,10 @@ var ErrNoDeployment = errors.New("no healthy deployment available")
 
 // New builds the router from config and the adapters by provider name.
 func New(cfg config.Config, adapters map[string]providers.Provider, log *zap.Logger, now func() time.Time) (*Router, error) {
-	r := &Router{models: map[string]*Model{}, maxAttempts: cfg.Router.MaxAttempts, log: log}
+	r := &Router{models: map[string]*Model{}, maxAttempts: cfg.Router.MaxAttempts, log: log, pools: map[string]*pool{}}
+	for _, pc := range cfg.Providers {
+		r.pools[pc.Name] = &pool{}
+	}
 	shared := map[string]*Deployment{}
 	created := now().Unix()
 	for _, mc := range cfg.Models {
@@ -72,7 +123,7 @@ func New(cfg config.Config, adapters map[string]providers.Provider, log *zap.Log
 			key := dc.Provider + "/" + dc.Model
 			d := shared[key]
 			if d == nil {
-				d = &Deployment{Provider: dc.Provider, Model: dc.Model, adapter: a, breaker: newBreaker(key, cfg.Router, log)}
+				d = &Deployment{Provider: dc.Provider, Model: dc.Model, adapter: a, pool: r.pools[dc.Provider], breaker: newBreaker(key, cfg.Router, log)}
 				shared[key] = d
 			}
 			m.Deployments = append(m.Deployments, d)
@@ -143,8 +194,10 @@ func (r *Router) Chat(ctx context.Context, m *Model, req *providers.ChatRequest)
 		}
 		res.Attempts++
 		res.Deployment = d
-		resp, err := d.adapter.Chat(ctx, &providers.Call{Request: req, Model: d.Model})
+		adapter, cred := d.adapterFor()
+		resp, err := adapter.Chat(ctx, &providers.Call{Request: req, Model: d.Model})
 		done(err)
+		r.checkRejected(d, cred, err)
 		if err == nil {
 			return resp, res, nil
 		}
@@ -172,7 +225,8 @@ func (r *Router) ChatStream(ctx context.Context, m *Model, req *providers.ChatRe
 		}
 		res.Attempts++
 		res.Deployment = d
-		s, err := d.adapter.ChatStream(ctx, &providers.Call{Request: req, Model: d.Model})
+		adapter, cred := d.adapterFor()
+		s, err := adapter.ChatStream(ctx, &providers.Call{Request: req, Model: d.Model})
 		if err == nil {
 			var first providers.Chunk
 			first, err = s.Recv()
@@ -183,12 +237,76 @@ func (r *Router) ChatStream(ctx context.Context, m *Model, req *providers.ChatRe
 			s.Close()
 		}
 		done(err)
+		r.checkRejected(d, cred, err)
 		last = err
 		if !r.failover(ctx, d, err) {
 			break
 		}
 	}
 	return nil, res, fmt.Errorf("route %s: %w", m.Name, last)
+}
+
+// SetCredentials replaces a provider's key pool (from the vault). An empty
+// list falls back to the config's key.
+func (r *Router) SetCredentials(provider string, creds []Credential) error {
+	p, ok := r.pools[provider]
+	if !ok {
+		return fmt.Errorf("router: unknown provider %q", provider)
+	}
+	cs := make([]Credential, 0, len(creds))
+	for _, c := range creds {
+		if c.Weight <= 0 {
+			c.Weight = 1
+		}
+		cs = append(cs, c)
+	}
+	p.creds.Store(&cs)
+	return nil
+}
+
+// Credentials returns the ids in a provider's pool.
+func (r *Router) Credentials(provider string) []string {
+	p, ok := r.pools[provider]
+	if !ok || p.creds.Load() == nil {
+		return nil
+	}
+	var ids []string
+	for _, c := range *p.creds.Load() {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+// checkRejected takes a pool key out when the provider refused it (401 or
+// 403): the key is wrong or revoked upstream, and every further use would
+// fail too.
+func (r *Router) checkRejected(d *Deployment, cred string, err error) {
+	var pe *providers.Error
+	if cred == "" || !errors.As(err, &pe) || (pe.Status != http.StatusUnauthorized && pe.Status != http.StatusForbidden) {
+		return
+	}
+	for {
+		old := d.pool.creds.Load()
+		if old == nil {
+			return
+		}
+		next := make([]Credential, 0, len(*old))
+		for _, c := range *old {
+			if c.ID != cred {
+				next = append(next, c)
+			}
+		}
+		if len(next) == len(*old) {
+			return // another request removed it already
+		}
+		if d.pool.creds.CompareAndSwap(old, &next) {
+			break
+		}
+	}
+	r.log.Warn("provider key rejected upstream; taken out of the pool", zap.String("provider", d.Provider), zap.String("credential", cred), zap.Int("status", pe.Status))
+	if r.OnRejected != nil {
+		r.OnRejected(d.Provider, cred)
+	}
 }
 
 // failover decides whether to try the next candidate after err.

@@ -27,6 +27,7 @@ type App struct {
 	DB       *store.DB
 	Keys     *keys.Service
 	Audit    *keys.Auditor
+	Secrets  *Secrets
 	Recorder *billing.Recorder
 	log      *zap.Logger
 	closers  []func() // in order of construction; Close runs them backwards
@@ -73,6 +74,17 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
+	vault, err := OpenVault(ctx, db, cfg.Vault, log)
+	if err != nil {
+		return nil, err
+	}
+	build := func(pc config.Provider) (providers.Provider, error) {
+		return reg.New(pc, providers.Deps{Client: client, Getenv: os.Getenv})
+	}
+	a.Secrets = newSecrets(vault, db, a.Audit, rt, cfg, build, log.Named("secrets"))
+	if err := a.Secrets.ReloadAll(ctx); err != nil {
+		return nil, err
+	}
 	rec := billing.NewRecorder(db, log.Named("usage"), cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.FlushInterval)
 	a.Recorder = rec
 	a.closers = append(a.closers, func() {
@@ -100,6 +112,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		Throttle:        g.throttle,
 		Observe:         g.observe,
 		Limits:          g.limits,
+		AuditLog:        a.Audit,
+		ProviderKeys:    a.Secrets,
 	})
 	if err != nil {
 		return nil, err

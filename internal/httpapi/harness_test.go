@@ -47,6 +47,11 @@ type gwOptions struct {
 	backup        *mock.Config // a second deployment behind the first
 	maxBody       int64
 	allowedModels []string
+	// noProviderKey leaves the primary provider's config key empty, so
+	// only vault keys can authenticate to it.
+	noProviderKey bool
+	// mutate adjusts the config before the app is built.
+	mutate func(*config.Config)
 }
 
 // gateway is xroute wired exactly as the binary wires it, in front of
@@ -77,11 +82,15 @@ func newGateway(t *testing.T, o gwOptions) *gateway {
 	cfg := config.Default()
 	cfg.Database.Path = filepath.Join(dir, "xroute.db")
 	cfg.Auth.PepperFile = filepath.Join(dir, "pepper")
+	cfg.Vault.MasterKeyFile = filepath.Join(dir, "master")
 	cfg.Usage.FlushInterval = 10 * time.Millisecond
 	if o.maxBody > 0 {
 		cfg.Server.MaxBodyBytes = o.maxBody
 	}
 	cfg.Providers = []config.Provider{{Name: "primary", Type: "openai", BaseURL: up.URL + "/v1", APIKey: o.mock.APIKey}}
+	if o.noProviderKey {
+		cfg.Providers[0].APIKey = ""
+	}
 	deps := []config.Deployment{{Provider: "primary", Model: "mock-small"}}
 	if o.backup != nil {
 		if o.backup.APIKey == "" {
@@ -96,6 +105,9 @@ func newGateway(t *testing.T, o gwOptions) *gateway {
 	cfg.Models = []config.Model{
 		{Name: "gpt-4o-mini", Deployments: deps},
 		{Name: "gpt-4o", Deployments: []config.Deployment{{Provider: "primary", Model: "mock-large"}}},
+	}
+	if o.mutate != nil {
+		o.mutate(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

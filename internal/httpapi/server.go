@@ -81,6 +81,9 @@ type Config struct {
 	Observe func(Observation)
 	// Limits are per-key rate and concurrency limits (nil: none).
 	Limits *Limits
+	// AuditLog and ProviderKeys serve their admin routes (nil: none).
+	AuditLog     AuditLog
+	ProviderKeys ProviderKeyAdmin
 }
 
 // Server is the HTTP handler.
@@ -101,6 +104,8 @@ type Server struct {
 	throttle        AuthThrottle
 	observe         func(Observation)
 	limits          *Limits
+	audit           AuditLog
+	pkeys           ProviderKeyAdmin
 }
 
 // New builds the server and its routes.
@@ -121,6 +126,8 @@ func New(cfg Config) (*Server, error) {
 		throttle:        cfg.Throttle,
 		observe:         cfg.Observe,
 		limits:          cfg.Limits,
+		audit:           cfg.AuditLog,
+		pkeys:           cfg.ProviderKeys,
 	}
 	if s.now == nil {
 		s.now = time.Now

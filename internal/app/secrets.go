@@ -1,0 +1,178 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/router"
+)
+
+// OpenVault loads the master key and opens the vault. On a fresh install
+// (no keyring stored yet) a missing master-key file is created, and the
+// caller is told so loudly; once a keyring exists, a missing or wrong
+// master key fails here, at start, never at the first request.
+func OpenVault(ctx context.Context, db *store.DB, cfg config.Vault, log *zap.Logger) (*keys.Vault, error) {
+	_, _, err := db.Keyring(ctx)
+	fresh := errors.Is(err, store.ErrNotFound)
+	if err != nil && !fresh {
+		return nil, err
+	}
+	master, generated, err := keys.LoadMasterKey(cfg, fresh)
+	if err != nil {
+		return nil, err
+	}
+	if generated {
+		log.Warn("generated a new vault master key; back it up: without it the stored provider keys cannot be decrypted", zap.String("file", cfg.MasterKeyFile))
+	}
+	v, err := keys.OpenVault(ctx, db, master)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	return v, nil
+}
+
+// Secrets manages provider keys: the vault, the stored keys, the router's
+// key pools and the audit trail of every change. The admin API and the CLI
+// both go through it.
+type Secrets struct {
+	vault     *keys.Vault
+	pks       *keys.ProviderKeys
+	audit     *keys.Auditor
+	router    *router.Router // nil in the CLI: no pools to refresh
+	providers map[string]config.Provider
+	build     func(config.Provider) (providers.Provider, error)
+	log       *zap.Logger
+}
+
+func newSecrets(v *keys.Vault, db *store.DB, audit *keys.Auditor, rt *router.Router, cfg config.Config,
+	build func(config.Provider) (providers.Provider, error), log *zap.Logger) *Secrets {
+	s := &Secrets{vault: v, pks: keys.NewProviderKeys(db, v, time.Now), audit: audit, router: rt,
+		providers: map[string]config.Provider{}, build: build, log: log}
+	for _, p := range cfg.Providers {
+		s.providers[p.Name] = p
+	}
+	if rt != nil {
+		rt.OnRejected = s.rejected
+	}
+	return s
+}
+
+func (s *Secrets) record(ctx context.Context, kind, actor, subject string, details map[string]any) {
+	if err := s.audit.Record(ctx, keys.Event{Kind: kind, Actor: actor, Subject: subject, Details: details}); err != nil {
+		s.log.Error("audit log write failed", zap.String("kind", kind), zap.Error(err))
+	}
+}
+
+// ReloadAll refreshes every provider's pool from the store.
+func (s *Secrets) ReloadAll(ctx context.Context) error {
+	var errs []error
+	for name := range s.providers {
+		errs = append(errs, s.reload(ctx, name))
+	}
+	return errors.Join(errs...)
+}
+
+// reload rebuilds one provider's pool: an adapter per active stored key.
+func (s *Secrets) reload(ctx context.Context, provider string) error {
+	if s.router == nil {
+		return nil
+	}
+	secrets, err := s.pks.Active(ctx, provider)
+	if err != nil {
+		return fmt.Errorf("provider %s keys: %w", provider, err)
+	}
+	creds := make([]router.Credential, 0, len(secrets))
+	for _, sec := range secrets {
+		pc := s.providers[provider]
+		pc.APIKey, pc.APIKeyEnv = sec.Value.Reveal(), ""
+		a, err := s.build(pc)
+		if err != nil {
+			return fmt.Errorf("provider %s key %s: %w", provider, sec.ID, err)
+		}
+		creds = append(creds, router.Credential{ID: sec.ID, Weight: sec.Weight, Adapter: a})
+	}
+	return s.router.SetCredentials(provider, creds)
+}
+
+// rejected is the router's hook: the provider refused a pool key.
+func (s *Secrets) rejected(provider, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.pks.Disable(ctx, id, "the provider answered 401/403"); err != nil {
+		s.log.Error("disable rejected provider key", zap.String("id", id), zap.Error(err))
+	}
+	s.record(ctx, "provider_key.disabled", "system", id, map[string]any{"provider": provider, "reason": "upstream 401/403"})
+}
+
+// AddProviderKey stores a provider key sealed in the vault.
+func (s *Secrets) AddProviderKey(ctx context.Context, actor, provider, name, secret string, weight int) (keys.ProviderKey, error) {
+	if _, ok := s.providers[provider]; !ok {
+		return keys.ProviderKey{}, &keys.ValidationError{Field: "provider", Msg: fmt.Sprintf("unknown provider %q (configure it first)", provider)}
+	}
+	pk, err := s.pks.Add(ctx, provider, name, secret, weight)
+	if err != nil {
+		return keys.ProviderKey{}, err
+	}
+	s.record(ctx, "provider_key.added", actor, pk.ID, map[string]any{"provider": provider, "name": name, "hint": pk.Hint, "weight": pk.Weight})
+	return pk, s.reload(ctx, provider)
+}
+
+// ListProviderKeys lists keys (masked), of one provider or all ("").
+func (s *Secrets) ListProviderKeys(ctx context.Context, provider string) ([]keys.ProviderKey, error) {
+	return s.pks.List(ctx, provider)
+}
+
+// SetProviderKeyEnabled disables or re-enables a key.
+func (s *Secrets) SetProviderKeyEnabled(ctx context.Context, actor, id string, enabled bool, reason string) error {
+	pk, err := s.pks.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	kind := "provider_key.enabled"
+	if enabled {
+		err = s.pks.Enable(ctx, id)
+	} else {
+		kind = "provider_key.disabled"
+		err = s.pks.Disable(ctx, id, reason)
+	}
+	if err != nil {
+		return err
+	}
+	s.record(ctx, kind, actor, id, map[string]any{"provider": pk.Provider, "reason": reason})
+	return s.reload(ctx, pk.Provider)
+}
+
+// DeleteProviderKey removes a key for good.
+func (s *Secrets) DeleteProviderKey(ctx context.Context, actor, id string) error {
+	pk, err := s.pks.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.pks.Delete(ctx, id); err != nil {
+		return err
+	}
+	s.record(ctx, "provider_key.deleted", actor, id, map[string]any{"provider": pk.Provider, "name": pk.Name})
+	return s.reload(ctx, pk.Provider)
+}
+
+// RotateVault adds a keyring term and re-encrypts every stored key under
+// it, online: old terms keep decrypting until the last row is done.
+func (s *Secrets) RotateVault(ctx context.Context, actor string, progress func(done, total int)) (uint32, error) {
+	term, err := s.vault.Rotate(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.pks.Reencrypt(ctx, progress); err != nil {
+		return term, err
+	}
+	s.record(ctx, "vault.rotated", actor, fmt.Sprintf("term:%d", term), map[string]any{"term": term})
+	return term, nil
+}

@@ -1,0 +1,191 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/xroute/xroute/keys"
+)
+
+// AuditLog reads and verifies the audit log.
+type AuditLog interface {
+	List(ctx context.Context, f keys.AuditFilter) ([]keys.Event, error)
+	Verify(ctx context.Context) (int, error)
+}
+
+// ProviderKeyAdmin manages provider keys and the vault.
+type ProviderKeyAdmin interface {
+	AddProviderKey(ctx context.Context, actor, provider, name, secret string, weight int) (keys.ProviderKey, error)
+	ListProviderKeys(ctx context.Context, provider string) ([]keys.ProviderKey, error)
+	SetProviderKeyEnabled(ctx context.Context, actor, id string, enabled bool, reason string) error
+	DeleteProviderKey(ctx context.Context, actor, id string) error
+	RotateVault(ctx context.Context, actor string, progress func(done, total int)) (uint32, error)
+}
+
+func (s *Server) routeAdminOps(g *gin.RouterGroup) {
+	if s.audit != nil {
+		g.GET("/audit", s.adminListAudit)
+		g.GET("/audit/verify", s.adminVerifyAudit)
+	}
+	if s.pkeys != nil {
+		g.GET("/provider-keys", s.adminListProviderKeys)
+		g.POST("/provider-keys", s.adminAddProviderKey)
+		g.POST("/provider-keys/:id/disable", s.adminProviderKeyState)
+		g.POST("/provider-keys/:id/enable", s.adminProviderKeyState)
+		g.DELETE("/provider-keys/:id", s.adminDeleteProviderKey)
+		g.POST("/vault/rotate", s.adminRotateVault)
+	}
+}
+
+type auditObject struct {
+	Object    string         `json:"object"`
+	Seq       int64          `json:"seq"`
+	At        time.Time      `json:"at"`
+	Kind      string         `json:"kind"`
+	Actor     string         `json:"actor"`
+	AccountID string         `json:"account_id"`
+	Subject   string         `json:"subject"`
+	IP        string         `json:"ip"`
+	Details   map[string]any `json:"details"`
+	Hash      string         `json:"hash"`
+}
+
+func (s *Server) adminListAudit(c *gin.Context) {
+	f := keys.AuditFilter{Kind: c.Query("kind"), Subject: c.Query("subject"), AccountID: c.Query("account_id"), Limit: 100}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_limit", "limit must be an integer from 1 to 1000.").withParam("limit"))
+			return
+		}
+		f.Limit = n
+	}
+	if v := c.Query("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "before must be a sequence number.").withParam("before"))
+			return
+		}
+		f.BeforeSeq = n
+	}
+	if v := c.Query("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "since must be an RFC 3339 time.").withParam("since"))
+			return
+		}
+		f.Since = t
+	}
+	list, err := s.audit.List(c.Request.Context(), keys.AuditFilter{Kind: f.Kind, Subject: f.Subject, AccountID: f.AccountID, Since: f.Since, BeforeSeq: f.BeforeSeq, Limit: f.Limit + 1})
+	if err != nil {
+		adminError(c, err)
+		return
+	}
+	page := listPage{Object: "list"}
+	if len(list) > f.Limit {
+		list, page.HasMore = list[:f.Limit], true
+	}
+	data := make([]auditObject, len(list))
+	for i, e := range list {
+		data[i] = auditObject{Object: "audit_event", Seq: e.Seq, At: e.At, Kind: e.Kind, Actor: e.Actor, AccountID: e.AccountID, Subject: e.Subject, IP: e.IP, Details: e.Details, Hash: e.Hash}
+		if data[i].Details == nil {
+			data[i].Details = map[string]any{}
+		}
+	}
+	if page.HasMore {
+		page.NextAfter = strconv.FormatInt(list[len(list)-1].Seq, 10)
+	}
+	page.Data = data
+	c.JSON(http.StatusOK, page)
+}
+
+func (s *Server) adminVerifyAudit(c *gin.Context) {
+	n, err := s.audit.Verify(c.Request.Context())
+	var ce *keys.ChainError
+	switch {
+	case errors.As(err, &ce):
+		c.JSON(http.StatusOK, gin.H{"object": "audit_verification", "ok": false, "rows": n, "broken_at_seq": ce.Seq, "reason": ce.Reason})
+	case err != nil:
+		adminError(c, err)
+	default:
+		c.JSON(http.StatusOK, gin.H{"object": "audit_verification", "ok": true, "rows": n})
+	}
+}
+
+func (s *Server) adminListProviderKeys(c *gin.Context) {
+	list, err := s.pkeys.ListProviderKeys(c.Request.Context(), c.Query("provider"))
+	if err != nil {
+		adminError(c, err)
+		return
+	}
+	if list == nil {
+		list = []keys.ProviderKey{}
+	}
+	c.JSON(http.StatusOK, listPage{Object: "list", Data: list})
+}
+
+func (s *Server) adminAddProviderKey(c *gin.Context) {
+	var req struct {
+		Provider string `json:"provider"`
+		Name     string `json:"name"`
+		Key      string `json:"key"`
+		Weight   int    `json:"weight"`
+	}
+	if !s.bindJSON(c, &req) {
+		return
+	}
+	pk, err := s.pkeys.AddProviderKey(c.Request.Context(), actor(c), req.Provider, req.Name, req.Key, req.Weight)
+	if err != nil {
+		providerKeyError(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, pk)
+}
+
+func (s *Server) adminProviderKeyState(c *gin.Context) {
+	enable := lastSegment(c.FullPath()) == "enable"
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if !s.bindJSON(c, &req) {
+		return
+	}
+	if !enable && req.Reason == "" {
+		req.Reason = "disabled by an operator"
+	}
+	if err := s.pkeys.SetProviderKeyEnabled(c.Request.Context(), actor(c), c.Param("id"), enable, req.Reason); err != nil {
+		providerKeyError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "provider_key", "id": c.Param("id"), "status": map[bool]string{true: "active", false: "disabled"}[enable]})
+}
+
+func (s *Server) adminDeleteProviderKey(c *gin.Context) {
+	if err := s.pkeys.DeleteProviderKey(c.Request.Context(), actor(c), c.Param("id")); err != nil {
+		providerKeyError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "provider_key", "id": c.Param("id"), "deleted": true})
+}
+
+func (s *Server) adminRotateVault(c *gin.Context) {
+	term, err := s.pkeys.RotateVault(c.Request.Context(), actor(c), nil)
+	if err != nil {
+		adminError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "vault", "active_term": term})
+}
+
+func providerKeyError(c *gin.Context, err error) {
+	if errors.Is(err, keys.ErrInvalidProviderKey) {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", err.Error()))
+		return
+	}
+	adminError(c, err)
+}
