@@ -27,6 +27,10 @@ Usage:
   xroute keys rotate ID [--overlap 24h]
   xroute keys suspend ID [--reason TEXT]
   xroute accounts create NAME | list
+  xroute provider-keys add --provider P --name N [--weight W] < keyfile
+  xroute provider-keys list [--provider P] | disable|enable|delete ID
+  xroute vault rotate      new data-key term, re-encrypt every provider key
+  xroute audit list [--kind key.] [--subject ID] | verify
   xroute mock [-addr HOST:PORT] [mock flags, see xroute mock -h]
   xroute config env        list the XROUTE_* environment variables
 
@@ -56,6 +60,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdKeys(ctx, args[1:], stdout, stderr)
 	case "accounts":
 		return cmdAccounts(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return cmdAudit(ctx, args[1:], stdout, stderr)
+	case "vault":
+		return cmdVault(ctx, args[1:], stdout, stderr)
+	case "provider-keys":
+		return cmdProviderKeys(ctx, args[1:], stdout, stderr)
 	case "mock":
 		return mock.Main(ctx, args[1:], stdout)
 	case "config":

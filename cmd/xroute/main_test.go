@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -107,5 +108,75 @@ func TestBadConfigFailsAtStartNamingTheField(t *testing.T) {
 	err := run(context.Background(), []string{"serve", "--config", p}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "server.max_body_bytes") {
 		t.Fatalf("want an error naming server.max_body_bytes, got %v", err)
+	}
+}
+
+// TestAuditVerifyCatchesTampering: someone with database access drops the
+// append-only trigger and edits a row; `xroute audit verify` names it.
+func TestAuditVerifyCatchesTampering(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ctx := context.Background()
+	for _, name := range []string{"a", "b", "c"} {
+		if err := run(ctx, []string{"keys", "create", "--name", name, "--quiet"}, io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	if err := run(ctx, []string{"audit", "verify"}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "intact: 3 rows") {
+		t.Fatalf("untouched log: %v %q", err, out.String())
+	}
+	db, err := sql.Open("sqlite", "file:xroute.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TRIGGER IF EXISTS audit_log_no_update`,
+		`UPDATE audit_log SET details = '{"name":"innocent"}' WHERE seq = 2`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			db.Close()
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	out.Reset()
+	err = run(ctx, []string{"audit", "verify"}, &out, io.Discard)
+	if err == nil || !strings.Contains(out.String(), "BROKEN at seq 2") {
+		t.Fatalf("tampered log: %v %q", err, out.String())
+	}
+}
+
+func TestProviderKeysAndVaultRotateCLI(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cfg := "providers:\n  - {name: up, type: openai, base_url: 'http://127.0.0.1:1/v1'}\n"
+	os.WriteFile("x.yaml", []byte(cfg), 0o600)
+	ctx := context.Background()
+	r, w, _ := os.Pipe()
+	io.WriteString(w, "sk-live-0123456789abcdefghij\n")
+	w.Close()
+	old := os.Stdin
+	os.Stdin = r
+	var out strings.Builder
+	err := run(ctx, []string{"provider-keys", "add", "--config", "x.yaml", "--provider", "up", "--name", "main"}, &out, io.Discard)
+	os.Stdin = old
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"provider-keys", "list", "--config", "x.yaml"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "0123456789") || !strings.Contains(out.String(), "main") {
+		t.Fatalf("list must mask the key:\n%s", out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"vault", "rotate", "--config", "x.yaml"}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "term 2") {
+		t.Fatalf("vault rotate: %v %q", err, out.String())
+	}
+	// A wrong master key fails at start, clearly.
+	os.WriteFile("xroute.master", []byte(strings.Repeat("A", 43)+"=\n"), 0o600)
+	err = run(ctx, []string{"provider-keys", "list", "--config", "x.yaml"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "master key") {
+		t.Fatalf("wrong master key: %v", err)
 	}
 }

@@ -81,7 +81,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	build := func(pc config.Provider) (providers.Provider, error) {
 		return reg.New(pc, providers.Deps{Client: client, Getenv: os.Getenv})
 	}
-	a.Secrets = newSecrets(vault, db, a.Audit, rt, cfg, build, log.Named("secrets"))
+	a.Secrets = NewSecrets(vault, db, a.Audit, rt, cfg, build, log.Named("secrets"))
 	if err := a.Secrets.ReloadAll(ctx); err != nil {
 		return nil, err
 	}

@@ -52,7 +52,9 @@ type Secrets struct {
 	log       *zap.Logger
 }
 
-func newSecrets(v *keys.Vault, db *store.DB, audit *keys.Auditor, rt *router.Router, cfg config.Config,
+// NewSecrets builds the provider-key manager; rt and build may be nil (the
+// CLI has no router to refresh).
+func NewSecrets(v *keys.Vault, db *store.DB, audit *keys.Auditor, rt *router.Router, cfg config.Config,
 	build func(config.Provider) (providers.Provider, error), log *zap.Logger) *Secrets {
 	s := &Secrets{vault: v, pks: keys.NewProviderKeys(db, v, time.Now), audit: audit, router: rt,
 		providers: map[string]config.Provider{}, build: build, log: log}
