@@ -80,11 +80,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("xroute listening", zap.String("addr", ln.Addr().String()), zap.Int("models", len(cfg.Models)), zap.String("database", cfg.Database.Path))
 
 	if *demo {
-		key, _, err := gw.Keys.Create(ctx, keys.CreateParams{Name: "demo"})
+		key, _, err := gw.Keys.Create(ctx, keys.CreateParams{Name: "demo", Actor: "demo"})
 		if err != nil {
 			return fmt.Errorf("demo key: %w", err)
 		}
-		printDemo(stdout, base, key)
+		adminKey, _, err := gw.Keys.Create(ctx, keys.CreateParams{Name: "demo-admin", Kind: keys.KindAdmin, Actor: "demo"})
+		if err != nil {
+			return fmt.Errorf("demo admin key: %w", err)
+		}
+		printDemo(stdout, base, key, adminKey)
 	}
 
 	select {
@@ -172,13 +176,16 @@ func hasModel(cfg *config.Config, name string) bool {
 	return false
 }
 
-func printDemo(w io.Writer, base, key string) {
+func printDemo(w io.Writer, base, key, adminKey string) {
 	fmt.Fprintf(w, "xroute demo is running with two mock providers. Paste these lines into your shell:\n\n")
 	fmt.Fprintf(w, "export OPENAI_BASE_URL=%s/v1\n", base)
 	fmt.Fprintf(w, "export OPENAI_API_KEY=%s\n", key)
 	fmt.Fprintf(w, "\nThen try (works as printed):\n\n")
 	fmt.Fprintf(w, "curl -sS %s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'\n\n", base, key)
-	fmt.Fprintf(w, "Streaming: add \"stream\":true to the body and -N to curl. Stop with Ctrl-C.\n")
+	fmt.Fprintf(w, "Streaming: add \"stream\":true to the body and -N to curl.\n\n")
+	fmt.Fprintf(w, "Operators: an admin key for the admin API (keys, accounts, provider keys, audit log):\n\n")
+	fmt.Fprintf(w, "export XROUTE_ADMIN_KEY=%s\n", adminKey)
+	fmt.Fprintf(w, "curl -sS %s/admin/v1/keys -H 'Authorization: Bearer %s'\n\nStop with Ctrl-C.\n", base, adminKey)
 }
 
 var errUsage = errors.New("usage")
