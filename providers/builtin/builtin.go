@@ -4,6 +4,7 @@ package builtin
 
 import (
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/gemini"
 	"github.com/xroute/xroute/providers/openai"
 )
 
@@ -11,5 +12,6 @@ import (
 func Registry() *providers.Registry {
 	r := providers.NewRegistry()
 	r.Register("openai", openai.New)
+	r.Register(gemini.Type, gemini.New)
 	return r
 }

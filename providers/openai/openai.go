@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -146,8 +147,9 @@ func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (provide
 	// The per-attempt timeout covers the wait for the response headers;
 	// a stream that started may run as long as the caller's deadline allows.
 	var timer *time.Timer
+	var timedOut atomic.Bool
 	if a.timeout > 0 {
-		timer = time.AfterFunc(a.timeout, cancel)
+		timer = time.AfterFunc(a.timeout, func() { timedOut.Store(true); cancel() })
 	}
 	req, err := a.newRequest(ctx, call)
 	if err != nil {
@@ -160,6 +162,10 @@ func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (provide
 	}
 	if err != nil {
 		cancel()
+		if timedOut.Load() {
+			// Our own header timeout, not the caller leaving: retryable.
+			err = fmt.Errorf("no response headers within %s: %w", a.timeout, context.DeadlineExceeded)
+		}
 		return nil, providers.TransportError(a.name, err)
 	}
 	if resp.StatusCode != http.StatusOK {

@@ -206,3 +206,21 @@ func TestTransportErrorIsRetryable(t *testing.T) {
 		t.Fatalf("got %T %v", err, err)
 	}
 }
+
+func TestStreamHeaderTimeoutIsRetryable(t *testing.T) {
+	block := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(block)
+	p, _ := New(config.Provider{Name: "slow", BaseURL: srv.URL, Timeout: 50 * time.Millisecond}, providers.Deps{Client: srv.Client()})
+	_, err := p.ChatStream(context.Background(), call(t, `{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`, "m"))
+	var pe *providers.Error
+	if !errors.As(err, &pe) || !pe.Retryable() || !pe.Timeout() {
+		t.Fatalf("header timeout must be a retryable timeout: %T %v", err, err)
+	}
+}

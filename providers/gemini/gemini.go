@@ -1,0 +1,208 @@
+// Package gemini is the adapter for the Google Gemini API
+// (generativelanguage.googleapis.com) in its native format: it translates
+// the caller's OpenAI chat request into generateContent /
+// streamGenerateContent, and the answer back into OpenAI's chat.completion
+// and chat.completion.chunk objects. It also embeds text with
+// batchEmbedContents.
+//
+// Config: type "gemini"; base_url defaults to
+// https://generativelanguage.googleapis.com; api_version picks the API
+// version path (default v1beta); the key (api_key / api_key_env) goes in
+// the x-goog-api-key header, never in the URL.
+package gemini
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/providers"
+)
+
+// Type is the adapter's name in config (providers[].type).
+const Type = "gemini"
+
+// DefaultBaseURL is the Gemini API's endpoint.
+const DefaultBaseURL = "https://generativelanguage.googleapis.com"
+
+const defaultAPIVersion = "v1beta"
+
+// maxResponseBytes bounds a non-streaming answer read into memory.
+const maxResponseBytes = 32 << 20
+
+// Adapter talks to one Gemini API account.
+type Adapter struct {
+	name    string
+	base    string // e.g. https://generativelanguage.googleapis.com/v1beta
+	key     string
+	headers map[string]string
+	timeout time.Duration
+	client  *http.Client
+	now     func() time.Time
+}
+
+// New builds an adapter from its config entry; it is the registry Factory.
+func New(cfg config.Provider, deps providers.Deps) (providers.Provider, error) {
+	return newAdapter(cfg, deps)
+}
+
+func newAdapter(cfg config.Provider, deps providers.Deps) (*Adapter, error) {
+	base := strings.TrimRight(cfg.BaseURL, "/")
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("gemini: base_url must be an http(s) URL, got %q", cfg.BaseURL)
+	}
+	// base_url may already name the version (".../v1beta"); otherwise
+	// api_version (default v1beta) is appended.
+	last := base[strings.LastIndexByte(base, '/')+1:]
+	if !strings.HasPrefix(last, "v1") {
+		version := cfg.APIVersion
+		if version == "" {
+			version = defaultAPIVersion
+		}
+		base += "/" + strings.Trim(version, "/")
+	}
+	getenv := deps.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	client := deps.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	return &Adapter{
+		name:    cfg.Name,
+		base:    base,
+		key:     cfg.ProviderKey(getenv),
+		headers: cfg.Headers,
+		timeout: cfg.Timeout,
+		client:  client,
+		now:     time.Now,
+	}, nil
+}
+
+// modelURL is the URL of a model method, e.g. ":generateContent".
+func (a *Adapter) modelURL(model, method string) string {
+	model = strings.TrimPrefix(model, "models/")
+	return a.base + "/models/" + url.PathEscape(model) + method
+}
+
+func (a *Adapter) newRequest(ctx context.Context, u string, body []byte, stream bool) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range a.headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if stream {
+		req.Header.Set("Accept", "text/event-stream")
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
+	req.Header.Set("User-Agent", "xroute")
+	if a.key != "" {
+		req.Header.Set("x-goog-api-key", a.key)
+	}
+	return req, nil
+}
+
+// Chat implements providers.Provider.
+func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.ChatResponse, error) {
+	body, err := translateRequest(call.Request.Body)
+	if err != nil {
+		return nil, err
+	}
+	if a.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.timeout)
+		defer cancel()
+	}
+	req, err := a.newRequest(ctx, a.modelURL(call.Model, ":generateContent"), body, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.name, err)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return nil, providers.TransportError(a.name, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return nil, providers.TransportError(a.name, fmt.Errorf("read response: %w", err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, upstreamError(a.name, resp, raw, a.key, a.now())
+	}
+	if len(raw) > maxResponseBytes {
+		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream response too large"}
+	}
+	var g generateResponse
+	if err := json.Unmarshal(raw, &g); err != nil {
+		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream sent invalid JSON", Err: err}
+	}
+	c := providers.Completion{ID: providers.NewCompletionID(), Model: call.Request.Model, Created: a.now().Unix()}
+	if err := completion(&g, &c, toolCallID); err != nil {
+		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream answer unusable", Err: err}
+	}
+	return c.Response()
+}
+
+// ChatStream implements providers.Provider.
+func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (providers.Stream, error) {
+	body, err := translateRequest(call.Request.Body)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	// The per-attempt timeout covers the wait for the response headers;
+	// a stream that started may run as long as the caller's deadline allows.
+	var timer *time.Timer
+	if a.timeout > 0 {
+		timer = time.AfterFunc(a.timeout, cancel)
+	}
+	req, err := a.newRequest(ctx, a.modelURL(call.Model, ":streamGenerateContent")+"?alt=sse", body, true)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%s: %w", a.name, err)
+	}
+	resp, err := a.client.Do(req)
+	if timer != nil && !timer.Stop() {
+		// The per-attempt timeout fired: report a timeout (retryable), not
+		// the cancellation it caused.
+		if err == nil {
+			resp.Body.Close()
+		}
+		err = fmt.Errorf("no response headers within %s: %w", a.timeout, context.DeadlineExceeded)
+	}
+	if err != nil {
+		cancel()
+		return nil, providers.TransportError(a.name, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		cancel()
+		return nil, upstreamError(a.name, resp, raw, a.key, a.now())
+	}
+	t := newTranslator(a.name, resp.Body, providers.ChunkBuilder{ID: providers.NewCompletionID(), Model: call.Request.Model, Created: a.now().Unix()})
+	t.key = a.key
+	return &providers.TranslatedStream{
+		Next: t.next,
+		CloseFn: func() error {
+			cancel()
+			return resp.Body.Close()
+		},
+	}, nil
+}
