@@ -4,6 +4,7 @@ package builtin
 
 import (
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/anthropic"
 	"github.com/xroute/xroute/providers/gemini"
 	"github.com/xroute/xroute/providers/openai"
 )
@@ -12,6 +13,7 @@ import (
 func Registry() *providers.Registry {
 	r := providers.NewRegistry()
 	r.Register("openai", openai.New)
+	r.Register("anthropic", anthropic.New)
 	r.Register(gemini.Type, gemini.New)
 	return r
 }
