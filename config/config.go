@@ -32,6 +32,7 @@ type Config struct {
 	Limits    Limits     `yaml:"limits"`
 	Vault     Vault      `yaml:"vault"`
 	Anomaly   Anomaly    `yaml:"anomaly"`
+	Catalog   Catalog    `yaml:"catalog"`
 	Providers []Provider `yaml:"providers"`
 	Models    []Model    `yaml:"models"`
 }
@@ -133,6 +134,17 @@ type Router struct {
 	// Breaker settings, per deployment.
 	BreakerFailures uint32        `yaml:"breaker_failures"`
 	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
+}
+
+// Catalog controls the embedded model catalog (prices, limits,
+// capabilities) and the providers enabled from their usual env variables.
+type Catalog struct {
+	// File is a YAML file in the catalog's format whose entries replace or
+	// add to the embedded ones (e.g. negotiated prices).
+	File string `yaml:"file"`
+	// FromEnv enables every known provider whose key variable is set
+	// (OPENAI_API_KEY, ANTHROPIC_API_KEY, GROQ_API_KEY, ...).
+	FromEnv bool `yaml:"from_env"`
 }
 
 // Provider is one upstream account: a wire format (Type), where it lives and

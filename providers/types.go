@@ -9,6 +9,7 @@
 package providers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,6 +46,16 @@ type ChatRequest struct {
 	MaxTokens int
 	// Body is the caller's JSON, never modified in place.
 	Body []byte
+	// What the request needs of a deployment, found while parsing.
+	HasTools      bool
+	HasImages     bool
+	JSONSchema    bool
+	ContextTokens int // prompt estimate + completion budget
+}
+
+// Embedder is implemented by adapters that serve embeddings.
+type Embedder interface {
+	Embed(ctx context.Context, model string, inputs []string, dimensions int) ([][]float32, Usage, error)
 }
 
 // Usage is token accounting as OpenAI reports it.
@@ -97,8 +108,12 @@ type chatFields struct {
 	StreamOptions *struct {
 		IncludeUsage *bool `json:"include_usage"`
 	} `json:"stream_options"`
-	MaxTokens           *int `json:"max_tokens"`
-	MaxCompletionTokens *int `json:"max_completion_tokens"`
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	Tools               json.RawMessage `json:"tools"`
+	ResponseFormat      *struct {
+		Type string `json:"type"`
+	} `json:"response_format"`
 }
 
 // ParseChatRequest decodes and checks the fields xroute relies on. The body
@@ -137,6 +152,10 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 	case f.MaxTokens != nil:
 		r.MaxTokens = *f.MaxTokens
 	}
+	r.HasTools = len(f.Tools) > 0 && f.Tools[0] == '[' && !isEmptyArray(f.Tools)
+	r.HasImages = bytes.Contains(f.Messages, []byte(`"image_url"`))
+	r.JSONSchema = f.ResponseFormat != nil && f.ResponseFormat.Type == "json_schema"
+	r.ContextTokens = len(body)/4 + r.MaxTokens
 	if r.MaxTokens < 0 {
 		return nil, &RequestError{Param: "max_tokens", Message: fmt.Sprintf("Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got %d instead.", r.MaxTokens)}
 	}

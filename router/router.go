@@ -12,6 +12,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,15 +22,20 @@ import (
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/catalog"
 )
 
 // Deployment is one provider serving one upstream model.
 type Deployment struct {
 	Provider string
 	Model    string
-	adapter  providers.Provider // built from the config's key (or keyless)
-	pool     *pool              // the provider's vault keys, shared by its deployments
-	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
+	// Info is the catalog entry (prices, limits, capabilities), when known.
+	Info *catalog.Model
+	// quirks rewrite the body for this provider/model (dropped params...).
+	quirks  catalog.Quirks
+	adapter providers.Provider // built from the config's key (or keyless)
+	pool    *pool              // the provider's vault keys, shared by its deployments
+	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
 }
 
 // Credential is one provider key, as an adapter built with it.
@@ -93,6 +100,12 @@ type Router struct {
 	maxAttempts int
 	log         *zap.Logger
 	pools       map[string]*pool // by provider
+	adapters    map[string]providers.Provider
+	catalog     CatalogLookup
+	rc          config.Router
+	mu          sync.Mutex
+	shared      map[string]*Deployment // by provider/model, breakers included
+	dynamic     map[string]*Model      // provider/model names built on demand
 	// OnRejected is told when a provider answers a pool key with 401/403,
 	// after the key has left the pool (disable it in the store, audit it).
 	OnRejected func(provider, credentialID string)
@@ -102,13 +115,21 @@ type Router struct {
 // open) without an attempt.
 var ErrNoDeployment = errors.New("no healthy deployment available")
 
+// CatalogLookup finds a deployment's catalog entry; nil means none known.
+type CatalogLookup func(provider, model string) (catalog.Model, bool)
+
+// maxDynamic bounds the provider/model names remembered (callers choose
+// them, so the table must not grow without limit).
+const maxDynamic = 4096
+
 // New builds the router from config and the adapters by provider name.
-func New(cfg config.Config, adapters map[string]providers.Provider, log *zap.Logger, now func() time.Time) (*Router, error) {
-	r := &Router{models: map[string]*Model{}, maxAttempts: cfg.Router.MaxAttempts, log: log, pools: map[string]*pool{}}
+// lookup may be nil.
+func New(cfg config.Config, adapters map[string]providers.Provider, log *zap.Logger, now func() time.Time, lookup CatalogLookup) (*Router, error) {
+	r := &Router{models: map[string]*Model{}, maxAttempts: cfg.Router.MaxAttempts, log: log, pools: map[string]*pool{},
+		adapters: adapters, catalog: lookup, rc: cfg.Router, shared: map[string]*Deployment{}, dynamic: map[string]*Model{}}
 	for _, pc := range cfg.Providers {
 		r.pools[pc.Name] = &pool{}
 	}
-	shared := map[string]*Deployment{}
 	created := now().Unix()
 	for _, mc := range cfg.Models {
 		m := &Model{Name: mc.Name, OwnedBy: mc.OwnedBy, Created: created}
@@ -120,12 +141,7 @@ func New(cfg config.Config, adapters map[string]providers.Provider, log *zap.Log
 			if m.OwnedBy == "" {
 				m.OwnedBy = dc.Provider
 			}
-			key := dc.Provider + "/" + dc.Model
-			d := shared[key]
-			if d == nil {
-				d = &Deployment{Provider: dc.Provider, Model: dc.Model, adapter: a, pool: r.pools[dc.Provider], breaker: newBreaker(key, cfg.Router, log)}
-				shared[key] = d
-			}
+			d := r.deployment(dc.Provider, dc.Model, a)
 			m.Deployments = append(m.Deployments, d)
 		}
 		r.models[m.Name] = m
@@ -159,10 +175,58 @@ func newBreaker(name string, rc config.Router, log *zap.Logger) *gobreaker.TwoSt
 	})
 }
 
-// Lookup finds a public model.
+// deployment returns the shared deployment of provider/model, creating it
+// (with its breaker) on first use.
+func (r *Router) deployment(provider, model string, a providers.Provider) *Deployment {
+	key := provider + "/" + model
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d := r.shared[key]; d != nil {
+		return d
+	}
+	d := &Deployment{Provider: provider, Model: model, adapter: a, pool: r.pools[provider], breaker: newBreaker(key, r.rc, r.log)}
+	if r.catalog != nil {
+		if info, ok := r.catalog(provider, model); ok {
+			d.Info = &info
+			d.quirks = info.RequestQuirks()
+		}
+	}
+	r.shared[key] = d
+	return d
+}
+
+// Lookup finds a public model, or builds one for "provider/model" (the
+// OpenRouter-style address of one provider's model) when provider is
+// configured.
 func (r *Router) Lookup(name string) (*Model, bool) {
-	m, ok := r.models[name]
-	return m, ok
+	if m, ok := r.models[name]; ok {
+		return m, true
+	}
+	provider, model, found := strings.Cut(name, "/")
+	a, ok := r.adapters[provider]
+	if !found || !ok || model == "" {
+		return nil, false
+	}
+	r.mu.Lock()
+	m, ok := r.dynamic[name]
+	r.mu.Unlock()
+	if ok {
+		return m, true
+	}
+	// A public catalog name on that provider maps to the provider's id.
+	id := model
+	if r.catalog != nil {
+		if info, ok := r.catalog(provider, model); ok {
+			id = info.ID
+		}
+	}
+	m = &Model{Name: name, OwnedBy: provider, Created: time.Now().Unix(), Deployments: []*Deployment{r.deployment(provider, id, a)}}
+	r.mu.Lock()
+	if len(r.dynamic) < maxDynamic {
+		r.dynamic[name] = m
+	}
+	r.mu.Unlock()
+	return m, true
 }
 
 // Models lists the public models, sorted by name.
@@ -180,13 +244,59 @@ type Result struct {
 	Attempts   int
 }
 
+// CapabilityError means no deployment of a model can serve the request
+// (tools, images, JSON schema, context length): a 400 for the caller.
+type CapabilityError struct {
+	Model   string
+	Reasons []string
+}
+
+func (e *CapabilityError) Error() string {
+	return "model " + e.Model + " cannot serve this request: " + strings.Join(e.Reasons, "; ")
+}
+
+// prepare checks that d can serve req and applies its quirks; a non-nil
+// error is the reason to skip d.
+func (d *Deployment) prepare(req *providers.ChatRequest) (*providers.ChatRequest, error) {
+	if d.Info != nil {
+		if err := d.Info.Supports(catalog.Needs{Tools: req.HasTools, Vision: req.HasImages, JSONSchema: req.JSONSchema, ContextTokens: req.ContextTokens}); err != nil {
+			return nil, err
+		}
+	}
+	if d.quirks.IsZero() {
+		return req, nil
+	}
+	body, err := d.quirks.Apply(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := *req
+	out.Body = body
+	return &out, nil
+}
+
+// capabilityFailure is what a request gets when every deployment was
+// skipped for what it lacks.
+func capabilityFailure(m *Model, reasons []string, attempts int, last error) error {
+	if attempts == 0 && len(reasons) > 0 {
+		return &CapabilityError{Model: m.Name, Reasons: reasons}
+	}
+	return last
+}
+
 // Chat runs a non-streaming request with failover.
 func (r *Router) Chat(ctx context.Context, m *Model, req *providers.ChatRequest) (*providers.ChatResponse, Result, error) {
 	var res Result
 	var last error = ErrNoDeployment
+	var skipped []string
 	for _, d := range m.Deployments {
 		if res.Attempts >= r.maxAttempts {
 			break
+		}
+		dreq, err := d.prepare(req)
+		if err != nil {
+			skipped = append(skipped, err.Error())
+			continue
 		}
 		done, err := d.breaker.Allow()
 		if err != nil {
@@ -195,7 +305,7 @@ func (r *Router) Chat(ctx context.Context, m *Model, req *providers.ChatRequest)
 		res.Attempts++
 		res.Deployment = d
 		adapter, cred := d.adapterFor()
-		resp, err := adapter.Chat(ctx, &providers.Call{Request: req, Model: d.Model})
+		resp, err := adapter.Chat(ctx, &providers.Call{Request: dreq, Model: d.Model})
 		done(err)
 		r.checkRejected(d, cred, err)
 		if err == nil {
@@ -206,7 +316,7 @@ func (r *Router) Chat(ctx context.Context, m *Model, req *providers.ChatRequest)
 			break
 		}
 	}
-	return nil, res, fmt.Errorf("route %s: %w", m.Name, last)
+	return nil, res, fmt.Errorf("route %s: %w", m.Name, capabilityFailure(m, skipped, res.Attempts, last))
 }
 
 // ChatStream starts a stream with failover. It reads the first chunk before
@@ -215,9 +325,15 @@ func (r *Router) Chat(ctx context.Context, m *Model, req *providers.ChatRequest)
 func (r *Router) ChatStream(ctx context.Context, m *Model, req *providers.ChatRequest) (providers.Stream, Result, error) {
 	var res Result
 	var last error = ErrNoDeployment
+	var skipped []string
 	for _, d := range m.Deployments {
 		if res.Attempts >= r.maxAttempts {
 			break
+		}
+		dreq, err := d.prepare(req)
+		if err != nil {
+			skipped = append(skipped, err.Error())
+			continue
 		}
 		done, err := d.breaker.Allow()
 		if err != nil {
@@ -226,7 +342,7 @@ func (r *Router) ChatStream(ctx context.Context, m *Model, req *providers.ChatRe
 		res.Attempts++
 		res.Deployment = d
 		adapter, cred := d.adapterFor()
-		s, err := adapter.ChatStream(ctx, &providers.Call{Request: req, Model: d.Model})
+		s, err := adapter.ChatStream(ctx, &providers.Call{Request: dreq, Model: d.Model})
 		if err == nil {
 			var first providers.Chunk
 			first, err = s.Recv()
@@ -243,7 +359,43 @@ func (r *Router) ChatStream(ctx context.Context, m *Model, req *providers.ChatRe
 			break
 		}
 	}
-	return nil, res, fmt.Errorf("route %s: %w", m.Name, last)
+	return nil, res, fmt.Errorf("route %s: %w", m.Name, capabilityFailure(m, skipped, res.Attempts, last))
+}
+
+// Embed runs an embeddings request with failover over the deployments whose
+// adapter serves embeddings.
+func (r *Router) Embed(ctx context.Context, m *Model, inputs []string, dimensions int) ([][]float32, providers.Usage, Result, error) {
+	var res Result
+	var last error = ErrNoDeployment
+	var skipped []string
+	for _, d := range m.Deployments {
+		if res.Attempts >= r.maxAttempts {
+			break
+		}
+		adapter, cred := d.adapterFor()
+		emb, ok := adapter.(providers.Embedder)
+		if !ok {
+			skipped = append(skipped, d.Provider+" does not serve embeddings")
+			continue
+		}
+		done, err := d.breaker.Allow()
+		if err != nil {
+			continue
+		}
+		res.Attempts++
+		res.Deployment = d
+		vecs, usage, err := emb.Embed(ctx, d.Model, inputs, dimensions)
+		done(err)
+		r.checkRejected(d, cred, err)
+		if err == nil {
+			return vecs, usage, res, nil
+		}
+		last = err
+		if !r.failover(ctx, d, err) {
+			break
+		}
+	}
+	return nil, providers.Usage{}, res, fmt.Errorf("route %s: %w", m.Name, capabilityFailure(m, skipped, res.Attempts, last))
 }
 
 // SetCredentials replaces a provider's key pool (from the vault). An empty

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/catalog"
 )
 
 // scripted is a Provider whose answers tests choose.
@@ -67,7 +69,7 @@ func newRouter(t *testing.T, failures uint32, adapters map[string]providers.Prov
 		m.Deployments = append(m.Deployments, config.Deployment{Provider: p, Model: p + "-model"})
 	}
 	cfg.Models = []config.Model{m}
-	r, err := New(cfg, adapters, zap.NewNop(), time.Now)
+	r, err := New(cfg, adapters, zap.NewNop(), time.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,5 +209,42 @@ func TestRejectedPoolKeyLeavesThePool(t *testing.T) {
 	}
 	if err := r.SetCredentials("nope", nil); err == nil {
 		t.Fatal("unknown provider accepted")
+	}
+}
+
+func TestCapabilityRouting(t *testing.T) {
+	plain, tooled := &scripted{}, &scripted{}
+	cfg := config.Default()
+	cfg.Providers = []config.Provider{{Name: "plain", Type: "t"}, {Name: "tooled", Type: "t"}}
+	cfg.Models = []config.Model{
+		{Name: "m", Deployments: []config.Deployment{{Provider: "plain", Model: "p"}, {Provider: "tooled", Model: "t"}}},
+		{Name: "only-plain", Deployments: []config.Deployment{{Provider: "plain", Model: "p"}}},
+	}
+	lookup := func(provider, model string) (catalog.Model, bool) {
+		m := catalog.Model{Provider: provider, ID: model, Context: 1000}
+		m.Caps.Tools = provider == "tooled"
+		return m, true
+	}
+	r, err := New(cfg, map[string]providers.Provider{"plain": plain, "tooled": tooled}, zap.NewNop(), time.Now, lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := r.Lookup("m")
+	withTools := &providers.ChatRequest{Model: "m", HasTools: true}
+	if _, res, err := r.Chat(context.Background(), m, withTools); err != nil || res.Deployment.Provider != "tooled" || res.Attempts != 1 {
+		t.Fatalf("tools request went to %v (%v)", res.Deployment, err)
+	}
+	if _, res, _ := r.Chat(context.Background(), m, &providers.ChatRequest{Model: "m"}); res.Deployment.Provider != "plain" {
+		t.Fatal("a plain request takes the first deployment")
+	}
+	only, _ := r.Lookup("only-plain")
+	_, _, err = r.Chat(context.Background(), only, withTools)
+	var ce *CapabilityError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Error(), "tools") || plain.calls.Load() != 1 {
+		t.Fatalf("want a CapabilityError naming tools without calling: %v (calls %d)", err, plain.calls.Load())
+	}
+	long := &providers.ChatRequest{Model: "m", ContextTokens: 5000}
+	if _, _, err := r.Chat(context.Background(), m, long); !errors.As(err, &ce) {
+		t.Fatalf("a request over every context window: %v", err)
 	}
 }

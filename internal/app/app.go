@@ -59,6 +59,14 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	a.Keys = ks
 	a.closers = append(a.closers, ks.Close)
 
+	cat, err := loadCatalog(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	cfg = withCatalog(cfg, cat, os.Getenv)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	client := &http.Client{Transport: upstreamTransport()}
 	a.closers = append(a.closers, client.CloseIdleConnections)
 	reg := builtin.Registry()
@@ -70,7 +78,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		}
 		adapters[pc.Name] = ad
 	}
-	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now)
+	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat))
 	if err != nil {
 		return nil, err
 	}

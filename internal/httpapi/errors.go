@@ -78,7 +78,10 @@ func writeError(c *gin.Context, e *apiError) {
 // (which may name its account or key) never reach the caller.
 func upstreamError(err error) *apiError {
 	var pe *providers.Error
+	var ce *router.CapabilityError
 	switch {
+	case errors.As(err, &ce):
+		return newError(http.StatusBadRequest, "invalid_request_error", "unsupported_by_model", ce.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The upstream provider did not answer in time.")
 	case errors.Is(err, router.ErrNoDeployment):

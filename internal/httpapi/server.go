@@ -32,6 +32,7 @@ type Router interface {
 	Models() []*router.Model
 	Chat(ctx context.Context, m *router.Model, req *providers.ChatRequest) (*providers.ChatResponse, router.Result, error)
 	ChatStream(ctx context.Context, m *router.Model, req *providers.ChatRequest) (providers.Stream, router.Result, error)
+	Embed(ctx context.Context, m *router.Model, inputs []string, dimensions int) ([][]float32, providers.Usage, router.Result, error)
 }
 
 // UsageRecorder queues usage records for the store.
@@ -144,6 +145,7 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/healthz", s.healthz)
 	v1 := e.Group("/v1", s.authenticate, s.callerOnly)
 	v1.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat)
+	v1.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings)
 	v1.GET("/models", s.scope(keys.EndpointModels), s.listModels)
 	v1.GET("/models/:id", s.scope(keys.EndpointModels), s.getModel)
 	s.routeAdmin(e)

@@ -2,7 +2,9 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -199,5 +201,38 @@ func TestAnomalySuspendsKey(t *testing.T) {
 	}
 	if !kinds["anomaly.auth_failures"] || !kinds["key.suspended"] || !kinds["key.created"] {
 		t.Fatalf("audit trail: %v", kinds)
+	}
+}
+
+func TestAnomalyWebhook(t *testing.T) {
+	got := make(chan map[string]any, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		json.NewDecoder(r.Body).Decode(&m)
+		got <- m
+	}))
+	defer hook.Close()
+	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
+		c.Anomaly.AuthFailures = 3
+		c.Anomaly.Action = "webhook"
+		c.Anomaly.Webhook = hook.URL
+	}})
+	plain, k, _ := g.app.Keys.Create(context.Background(), keys.CreateParams{Name: "office", AllowedCIDRs: []string{"10.0.0.0/8"}})
+	for i := 0; i < 4; i++ {
+		call(t, "GET", g.base+"/models", plain, "")
+	}
+	select {
+	case m := <-got:
+		if m["kind"] != "auth_failures" || m["key_id"] != k.ID {
+			t.Fatalf("webhook payload %v", m)
+		}
+		if s, _ := json.Marshal(m); strings.Contains(string(s), plain) {
+			t.Fatal("webhook payload carries the key")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no webhook call")
+	}
+	if k2, _ := g.app.Keys.Get(context.Background(), k.ID); k2.SuspendedAt != nil {
+		t.Fatal("webhook action must not suspend")
 	}
 }

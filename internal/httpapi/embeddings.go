@@ -1,0 +1,182 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+)
+
+// maxEmbeddingInputs bounds one request, as OpenAI does (2048 inputs).
+const maxEmbeddingInputs = 2048
+
+type embeddingRequest struct {
+	Model          string          `json:"model"`
+	Input          json.RawMessage `json:"input"`
+	EncodingFormat string          `json:"encoding_format"`
+	Dimensions     int             `json:"dimensions"`
+	User           string          `json:"user"`
+}
+
+// parseInputs accepts a string or an array of strings. Token-id inputs
+// are refused: not every provider accepts them.
+func parseInputs(raw json.RawMessage) ([]string, *apiError) {
+	bad := func(msg string) ([]string, *apiError) {
+		return nil, newError(http.StatusBadRequest, "invalid_request_error", "", msg).withParam("input")
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		return bad("Missing required parameter: 'input'.")
+	}
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil {
+		if one == "" {
+			return bad("'input' cannot be an empty string.")
+		}
+		return []string{one}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil {
+		return bad("'input' must be a string or an array of strings (token-id inputs are not supported by the gateway).")
+	}
+	if len(many) == 0 || len(many) > maxEmbeddingInputs {
+		return bad("'input' must hold from 1 to " + strconv.Itoa(maxEmbeddingInputs) + " strings.")
+	}
+	for _, s := range many {
+		if s == "" {
+			return bad("'input' cannot contain an empty string.")
+		}
+	}
+	return many, nil
+}
+
+// embeddings is POST /v1/embeddings: the same path as chat (scope, limits,
+// routing with failover, metering), answered in OpenAI's shape whatever the
+// provider. Floats, or base64 of little-endian float32 when asked (the
+// official SDKs ask by default).
+func (s *Server) embeddings(c *gin.Context) {
+	info := infoOf(c)
+	body, err := s.readBody(c)
+	if err != nil {
+		writeError(c, err.(*apiError))
+		return
+	}
+	var req embeddingRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", "We could not parse the JSON body of your request."))
+		return
+	}
+	if req.Model == "" {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", "you must provide a model parameter").withParam("model"))
+		return
+	}
+	switch req.EncodingFormat {
+	case "", "float", "base64":
+	default:
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", "encoding_format must be float or base64.").withParam("encoding_format"))
+		return
+	}
+	if req.Dimensions < 0 {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", "dimensions must be positive.").withParam("dimensions"))
+		return
+	}
+	inputs, e := parseInputs(req.Input)
+	if e != nil {
+		writeError(c, e)
+		return
+	}
+	info.model = req.Model
+	defer s.meter(info)
+	m, ok := s.router.Lookup(req.Model)
+	if !ok {
+		writeError(c, modelNotFound(req.Model))
+		return
+	}
+	if !info.key.AllowsModel(req.Model) {
+		writeError(c, newError(http.StatusForbidden, "permission_error", "model_not_allowed", "This API key is not allowed to use the model `"+req.Model+"`.").withParam("model"))
+		return
+	}
+	adm := s.admit(c, info.key, body, 0)
+	if adm == nil {
+		return
+	}
+	defer func() {
+		used := -1
+		if info.usageSeen {
+			used = info.prompt
+		} else if info.status >= 400 {
+			used = 0
+		}
+		adm.settle(used)
+	}()
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
+	defer cancel()
+	vecs, usage, res, err := s.router.Embed(ctx, m, inputs, req.Dimensions)
+	noteRoute(info, res)
+	if err != nil {
+		if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
+			info.status, info.errCode = statusClientClosed, "client_closed"
+			return
+		}
+		s.routeFailed(c, err)
+		return
+	}
+	info.prompt, info.usageSeen = usage.PromptTokens, true
+	setRouteHeaders(c.Writer.Header(), info)
+	c.Data(http.StatusOK, "application/json", renderEmbeddings(req.Model, vecs, usage.PromptTokens, req.EncodingFormat == "base64"))
+}
+
+// renderEmbeddings writes OpenAI's embeddings list by hand: a vector of
+// 3072 floats through encoding/json would cost far more.
+func renderEmbeddings(model string, vecs [][]float32, promptTokens int, b64 bool) []byte {
+	out := make([]byte, 0, 64+len(vecs)*16*len(firstOr(vecs)))
+	out = append(out, `{"object":"list","data":[`...)
+	var raw []byte
+	for i, v := range vecs {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `{"object":"embedding","index":`...)
+		out = strconv.AppendInt(out, int64(i), 10)
+		out = append(out, `,"embedding":`...)
+		if b64 {
+			raw = raw[:0]
+			for _, f := range v {
+				raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(f))
+			}
+			out = append(out, '"')
+			out = base64.StdEncoding.AppendEncode(out, raw)
+			out = append(out, '"')
+		} else {
+			out = append(out, '[')
+			for j, f := range v {
+				if j > 0 {
+					out = append(out, ',')
+				}
+				out = strconv.AppendFloat(out, float64(f), 'g', -1, 32)
+			}
+			out = append(out, ']')
+		}
+		out = append(out, '}')
+	}
+	out = append(out, `],"model":`...)
+	mj, _ := json.Marshal(model)
+	out = append(out, mj...)
+	out = append(out, `,"usage":{"prompt_tokens":`...)
+	out = strconv.AppendInt(out, int64(promptTokens), 10)
+	out = append(out, `,"total_tokens":`...)
+	out = strconv.AppendInt(out, int64(promptTokens), 10)
+	return append(out, "}}"...)
+}
+
+func firstOr(vecs [][]float32) []float32 {
+	if len(vecs) == 0 {
+		return nil
+	}
+	return vecs[0]
+}

@@ -1,0 +1,81 @@
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/xroute/xroute/providers"
+)
+
+// Embed implements providers.Embedder against POST {base}/embeddings. It
+// always asks for floats; the gateway encodes base64 for callers who want it,
+// so every provider answers the same way.
+func (a *Adapter) Embed(ctx context.Context, model string, inputs []string, dimensions int) ([][]float32, providers.Usage, error) {
+	if a.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.timeout)
+		defer cancel()
+	}
+	reqBody := struct {
+		Model          string   `json:"model"`
+		Input          []string `json:"input"`
+		EncodingFormat string   `json:"encoding_format"`
+		Dimensions     int      `json:"dimensions,omitempty"`
+	}{model, inputs, "float", dimensions}
+	body, err := json.Marshal(reqBody)
+	if err != nil {
+		return nil, providers.Usage{}, err
+	}
+	url := strings.TrimSuffix(a.url, "/chat/completions") + "/embeddings"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, providers.Usage{}, fmt.Errorf("%s: %w", a.name, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "xroute")
+	if a.auth != "" {
+		req.Header.Set("Authorization", a.auth)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return nil, providers.Usage{}, providers.TransportError(a.name, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return nil, providers.Usage{}, providers.TransportError(a.name, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, providers.Usage{}, a.upstreamError(resp, raw)
+	}
+	var out struct {
+		Data []struct {
+			Index     int       `json:"index"`
+			Embedding []float32 `json:"embedding"`
+		} `json:"data"`
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+			TotalTokens  int `json:"total_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, providers.Usage{}, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream sent invalid embeddings JSON"}
+	}
+	if len(out.Data) != len(inputs) {
+		return nil, providers.Usage{}, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: fmt.Sprintf("upstream returned %d embeddings for %d inputs", len(out.Data), len(inputs))}
+	}
+	vecs := make([][]float32, len(inputs))
+	for _, d := range out.Data {
+		if d.Index < 0 || d.Index >= len(vecs) {
+			return nil, providers.Usage{}, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream embedding index out of range"}
+		}
+		vecs[d.Index] = d.Embedding
+	}
+	return vecs, providers.Usage{PromptTokens: out.Usage.PromptTokens, TotalTokens: out.Usage.PromptTokens}, nil
+}
