@@ -5,6 +5,8 @@ package builtin
 import (
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/providers/anthropic"
+	"github.com/xroute/xroute/providers/azure"
+	"github.com/xroute/xroute/providers/bedrock"
 	"github.com/xroute/xroute/providers/gemini"
 	"github.com/xroute/xroute/providers/openai"
 )
@@ -14,6 +16,8 @@ func Registry() *providers.Registry {
 	r := providers.NewRegistry()
 	r.Register("openai", openai.New)
 	r.Register("anthropic", anthropic.New)
+	r.Register("azure", azure.New)
+	r.Register("bedrock", bedrock.New)
 	r.Register(gemini.Type, gemini.New)
 	return r
 }

@@ -35,7 +35,7 @@ type Reader struct {
 
 // NewReader returns a Reader on r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{r: bufio.NewReaderSize(r, 16<<10)}
+	return &Reader{r: bufio.NewReaderSize(r, 4<<10)} // longer lines spill into Reader.long
 }
 
 // Next returns the next event. It returns io.EOF when the stream ends at an

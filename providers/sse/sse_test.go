@@ -64,3 +64,33 @@ func TestReaderBoundsLineLength(t *testing.T) {
 		t.Fatalf("want ErrLineTooLong, got %v", err)
 	}
 }
+
+// FuzzReader: any byte stream yields events or an error, never a panic or a
+// hang, and every event's data is exactly what the data lines carried.
+func FuzzReader(f *testing.F) {
+	for _, seed := range []string{
+		"data: {\"a\":1}\n\ndata: [DONE]\n\n",
+		"event: message_start\ndata: {}\n\n",
+		"data:x\r\n\r\n: comment\n\ndata: a\ndata: b\n\n",
+		"data: tail",
+		"\n\n\n",
+		"event: x\n\n",
+		":\n",
+		"data: " + strings.Repeat("z", 5000) + "\n\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		rd := NewReader(strings.NewReader(string(in)))
+		for i := 0; i <= len(in)+1; i++ {
+			ev, err := rd.Next()
+			if err != nil {
+				return
+			}
+			if len(ev.Data) > len(in) {
+				t.Fatalf("event data longer than the input: %d > %d", len(ev.Data), len(in))
+			}
+		}
+		t.Fatal("more events than input bytes")
+	})
+}

@@ -1,0 +1,710 @@
+package bedrock
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/xroute/xroute/loadtest/mock"
+)
+
+const maxBodyBytes = 32 << 20
+
+// The request shapes of Converse / ConverseStream. Members the mock does not
+// act on are accepted as raw JSON; anything else is an unknown field, which
+// the service rejects too.
+type converseRequest struct {
+	Messages                          []message        `json:"messages"`
+	System                            []systemBlock    `json:"system"`
+	InferenceConfig                   *inferenceConfig `json:"inferenceConfig"`
+	ToolConfig                        *toolConfig      `json:"toolConfig"`
+	OutputConfig                      *outputConfig    `json:"outputConfig"`
+	GuardrailConfig                   json.RawMessage  `json:"guardrailConfig"`
+	AdditionalModelRequestFields      json.RawMessage  `json:"additionalModelRequestFields"`
+	AdditionalModelResponseFieldPaths json.RawMessage  `json:"additionalModelResponseFieldPaths"`
+	PromptVariables                   json.RawMessage  `json:"promptVariables"`
+	RequestMetadata                   json.RawMessage  `json:"requestMetadata"`
+	PerformanceConfig                 json.RawMessage  `json:"performanceConfig"`
+	ServiceTier                       json.RawMessage  `json:"serviceTier"`
+}
+
+type message struct {
+	Role    string         `json:"role"`
+	Content []contentBlock `json:"content"`
+}
+
+type contentBlock struct {
+	Text             *string         `json:"text"`
+	Image            *imageBlock     `json:"image"`
+	ToolUse          *toolUseBlock   `json:"toolUse"`
+	ToolResult       *toolResult     `json:"toolResult"`
+	Document         json.RawMessage `json:"document"`
+	Video            json.RawMessage `json:"video"`
+	Audio            json.RawMessage `json:"audio"`
+	GuardContent     json.RawMessage `json:"guardContent"`
+	CachePoint       json.RawMessage `json:"cachePoint"`
+	ReasoningContent json.RawMessage `json:"reasoningContent"`
+	CitationsContent json.RawMessage `json:"citationsContent"`
+	SearchResult     json.RawMessage `json:"searchResult"`
+}
+
+func (b *contentBlock) members() int {
+	n := 0
+	for _, set := range []bool{b.Text != nil, b.Image != nil, b.ToolUse != nil, b.ToolResult != nil,
+		b.Document != nil, b.Video != nil, b.Audio != nil, b.GuardContent != nil, b.CachePoint != nil,
+		b.ReasoningContent != nil, b.CitationsContent != nil, b.SearchResult != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
+}
+
+type imageBlock struct {
+	Format string `json:"format"`
+	Source struct {
+		Bytes      *string         `json:"bytes"`
+		S3Location json.RawMessage `json:"s3Location"`
+	} `json:"source"`
+}
+
+type toolUseBlock struct {
+	ToolUseID string          `json:"toolUseId"`
+	Name      string          `json:"name"`
+	Input     json.RawMessage `json:"input"`
+	Type      string          `json:"type"`
+}
+
+type toolResult struct {
+	ToolUseID string `json:"toolUseId"`
+	Content   []struct {
+		JSON         json.RawMessage `json:"json"`
+		Text         *string         `json:"text"`
+		Image        json.RawMessage `json:"image"`
+		Document     json.RawMessage `json:"document"`
+		Video        json.RawMessage `json:"video"`
+		SearchResult json.RawMessage `json:"searchResult"`
+	} `json:"content"`
+	Status string `json:"status"`
+	Type   string `json:"type"`
+}
+
+type systemBlock struct {
+	Text         *string         `json:"text"`
+	GuardContent json.RawMessage `json:"guardContent"`
+	CachePoint   json.RawMessage `json:"cachePoint"`
+}
+
+type inferenceConfig struct {
+	MaxTokens     *int     `json:"maxTokens"`
+	Temperature   *float64 `json:"temperature"`
+	TopP          *float64 `json:"topP"`
+	StopSequences []string `json:"stopSequences"`
+}
+
+type toolConfig struct {
+	Tools []struct {
+		ToolSpec   *toolSpec       `json:"toolSpec"`
+		SystemTool json.RawMessage `json:"systemTool"`
+		CachePoint json.RawMessage `json:"cachePoint"`
+	} `json:"tools"`
+	ToolChoice *struct {
+		Auto *struct{} `json:"auto"`
+		Any  *struct{} `json:"any"`
+		Tool *struct {
+			Name string `json:"name"`
+		} `json:"tool"`
+	} `json:"toolChoice"`
+}
+
+type toolSpec struct {
+	Name        string  `json:"name"`
+	Description *string `json:"description"`
+	InputSchema struct {
+		JSON json.RawMessage `json:"json"`
+	} `json:"inputSchema"`
+	Strict *bool `json:"strict"`
+}
+
+type outputConfig struct {
+	TextFormat *struct {
+		Type      string `json:"type"`
+		Structure struct {
+			JSONSchema *struct {
+				Schema      string `json:"schema"`
+				Name        string `json:"name"`
+				Description string `json:"description"`
+			} `json:"jsonSchema"`
+		} `json:"structure"`
+	} `json:"textFormat"`
+	Effort *string `json:"effort"`
+}
+
+// validation is a 400 ValidationException.
+type validation string
+
+var (
+	toolNameRE  = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+	toolUseIDRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+)
+
+func validationf(format string, args ...any) *validation {
+	v := validation(fmt.Sprintf(format, args...))
+	return &v
+}
+
+// validate checks req as the service does where a gateway can go wrong.
+func validate(req *converseRequest) *validation {
+	for i, sb := range req.System {
+		if sb.Text != nil && strings.TrimSpace(*sb.Text) == "" {
+			return validationf("The text field in the SystemContentBlock object at system.%d is blank. Add text to the text field, and try again.", i)
+		}
+	}
+	if len(req.Messages) == 0 || req.Messages[0].Role != "user" {
+		return validationf("A conversation must start with a user message. Try again with a conversation that starts with a user message.")
+	}
+	var pendingUses map[string]bool // tool uses of the previous assistant turn
+	usesTools := false
+	for i := range req.Messages {
+		m := &req.Messages[i]
+		if m.Role != "user" && m.Role != "assistant" {
+			return validationf("1 validation error detected: Value '%s' at 'messages.%d.member.role' failed to satisfy constraint: Member must satisfy enum value set: [user, assistant]", m.Role, i+1)
+		}
+		if i > 0 && req.Messages[i-1].Role == m.Role {
+			return validationf("A conversation must alternate between user and assistant roles. Make sure the conversation alternates between user and assistant roles and try again.")
+		}
+		if len(m.Content) == 0 {
+			return validationf("The content field in the Message object at messages.%d is empty. Add a ContentBlock object to the content field and try again.", i)
+		}
+		uses := map[string]bool{}
+		for j := range m.Content {
+			b := &m.Content[j]
+			at := fmt.Sprintf("messages.%d.content.%d", i, j)
+			if b.members() != 1 {
+				return validationf("Malformed input request: the ContentBlock at %s must set exactly one member, please reformat your input and try again.", at)
+			}
+			switch {
+			case b.Text != nil:
+				if strings.TrimSpace(*b.Text) == "" {
+					return validationf("The text field in the ContentBlock object at %s is blank. Add text to the text field, and try again.", at)
+				}
+			case b.Image != nil:
+				if v := validateImage(b.Image, at); v != nil {
+					return v
+				}
+			case b.ToolUse != nil:
+				usesTools = true
+				t := b.ToolUse
+				if m.Role != "assistant" {
+					return validationf("A toolUse block at %s must be in an assistant message.", at)
+				}
+				if !toolUseIDRE.MatchString(t.ToolUseID) || !toolNameRE.MatchString(t.Name) {
+					return validationf("The toolUse block at %s needs a valid toolUseId and name.", at)
+				}
+				if in := bytes.TrimSpace(t.Input); len(in) == 0 || in[0] != '{' {
+					return validationf("The input of the toolUse block at %s must be a JSON object.", at)
+				}
+				uses[t.ToolUseID] = true
+			case b.ToolResult != nil:
+				usesTools = true
+				t := b.ToolResult
+				if m.Role != "user" {
+					return validationf("A toolResult block at %s must be in a user message.", at)
+				}
+				if !pendingUses[t.ToolUseID] {
+					return validationf("The toolResult block at %s references toolUseId %q, which is not a toolUse of the previous assistant message.", at, t.ToolUseID)
+				}
+				delete(pendingUses, t.ToolUseID)
+				if len(t.Content) == 0 {
+					return validationf("The content field of the toolResult block at %s is empty.", at)
+				}
+				for k, c := range t.Content {
+					n := 0
+					for _, set := range []bool{c.JSON != nil, c.Text != nil, c.Image != nil, c.Document != nil, c.Video != nil, c.SearchResult != nil} {
+						if set {
+							n++
+						}
+					}
+					if n != 1 {
+						return validationf("Malformed input request: %s.toolResult.content.%d must set exactly one member.", at, k)
+					}
+				}
+				if t.Status != "" && t.Status != "success" && t.Status != "error" {
+					return validationf("Invalid toolResult status %q at %s.", t.Status, at)
+				}
+			}
+		}
+		if m.Role == "assistant" {
+			pendingUses = uses
+		}
+	}
+	if ic := req.InferenceConfig; ic != nil {
+		if ic.MaxTokens != nil && *ic.MaxTokens < 1 {
+			return validationf("1 validation error detected: Value '%d' at 'inferenceConfig.maxTokens' failed to satisfy constraint: Member must have value greater than or equal to 1", *ic.MaxTokens)
+		}
+		if ic.TopP != nil && (*ic.TopP < 0 || *ic.TopP > 1) {
+			return validationf("1 validation error detected: Value at 'inferenceConfig.topP' failed to satisfy constraint: Member must have value between 0 and 1")
+		}
+		if ic.Temperature != nil && *ic.Temperature < 0 {
+			return validationf("1 validation error detected: Value at 'inferenceConfig.temperature' failed to satisfy constraint: Member must have value greater than or equal to 0")
+		}
+		for _, s := range ic.StopSequences {
+			if s == "" {
+				return validationf("1 validation error detected: Value at 'inferenceConfig.stopSequences' failed to satisfy constraint: Member must have length greater than or equal to 1")
+			}
+		}
+	}
+	if tc := req.ToolConfig; tc != nil {
+		if len(tc.Tools) == 0 {
+			return validationf("The tools field of toolConfig must hold at least one tool.")
+		}
+		names := map[string]bool{}
+		for i, t := range tc.Tools {
+			if t.ToolSpec == nil {
+				continue
+			}
+			if !toolNameRE.MatchString(t.ToolSpec.Name) {
+				return validationf("1 validation error detected: Value at 'toolConfig.tools.%d.member.toolSpec.name' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+", i+1)
+			}
+			if names[t.ToolSpec.Name] {
+				return validationf("The toolConfig field contains duplicate tool name %q.", t.ToolSpec.Name)
+			}
+			names[t.ToolSpec.Name] = true
+			if s := bytes.TrimSpace(t.ToolSpec.InputSchema.JSON); len(s) == 0 || s[0] != '{' || !json.Valid(s) {
+				return validationf("The inputSchema.json of tool %q must be a JSON schema object.", t.ToolSpec.Name)
+			}
+		}
+		if ch := tc.ToolChoice; ch != nil {
+			n := 0
+			for _, set := range []bool{ch.Auto != nil, ch.Any != nil, ch.Tool != nil} {
+				if set {
+					n++
+				}
+			}
+			if n != 1 {
+				return validationf("Malformed input request: toolChoice must set exactly one of auto, any and tool.")
+			}
+			if ch.Tool != nil && !names[ch.Tool.Name] {
+				return validationf("The tool %q named in toolChoice is not in toolConfig.tools.", ch.Tool.Name)
+			}
+		}
+	} else if usesTools {
+		return validationf("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
+	}
+	if oc := req.OutputConfig; oc != nil && oc.TextFormat != nil {
+		tf := oc.TextFormat
+		if tf.Type != "json_schema" {
+			return validationf("1 validation error detected: Value '%s' at 'outputConfig.textFormat.type' failed to satisfy constraint: Member must satisfy enum value set: [json_schema]", tf.Type)
+		}
+		js := tf.Structure.JSONSchema
+		if js == nil {
+			return validationf("outputConfig.textFormat.structure must set jsonSchema.")
+		}
+		if s := strings.TrimSpace(js.Schema); s == "" || s[0] != '{' || !json.Valid([]byte(s)) {
+			return validationf("outputConfig.textFormat.structure.jsonSchema.schema must be a JSON schema object, as a string.")
+		}
+	}
+	return nil
+}
+
+func validateImage(img *imageBlock, at string) *validation {
+	switch img.Format {
+	case "png", "jpeg", "gif", "webp":
+	default:
+		return validationf("1 validation error detected: Value '%s' at '%s.image.format' failed to satisfy constraint: Member must satisfy enum value set: [png, jpeg, gif, webp]", img.Format, at)
+	}
+	switch {
+	case img.Source.Bytes != nil:
+		raw, err := base64.StdEncoding.DecodeString(*img.Source.Bytes)
+		if err != nil || len(raw) == 0 {
+			return validationf("The image bytes at %s are not valid base64.", at)
+		}
+	case img.Source.S3Location != nil:
+	default:
+		return validationf("The image source at %s must set bytes or s3Location.", at)
+	}
+	return nil
+}
+
+// plan is the fully determined answer to a request.
+type plan struct {
+	model      string
+	input      int // uncached prompt tokens
+	cacheRead  int
+	text       []string // text pieces, one per token
+	preamble   bool     // text precedes toolUse blocks
+	stopReason string
+	calls      []call
+}
+
+type call struct {
+	id, name, args string
+	frags          []int // end offsets of the ~4-byte argument pieces
+}
+
+func (p *plan) outputTokens() int {
+	n := len(p.text)
+	for _, c := range p.calls {
+		n += 1 + len(c.frags)
+	}
+	return n
+}
+
+// textBlocks joins the text blocks of m with "\n" (as the OpenAI mock joins
+// text parts).
+func textBlocks(m *message) (string, bool) {
+	var sb strings.Builder
+	found := false
+	for _, b := range m.Content {
+		if b.Text != nil {
+			if found {
+				sb.WriteByte('\n')
+			}
+			sb.WriteString(*b.Text)
+			found = true
+		}
+	}
+	return sb.String(), found
+}
+
+func resultText(t *toolResult) string {
+	var sb strings.Builder
+	for _, c := range t.Content {
+		switch {
+		case c.Text != nil:
+			sb.WriteString(*c.Text)
+		case c.JSON != nil:
+			sb.Write(c.JSON)
+		}
+	}
+	return sb.String()
+}
+
+// makePlan decides the answer; d holds the directives found.
+func makePlan(st *state, model string, req *converseRequest, header string) (*plan, *mock.Directives, error) {
+	// Prompt tokens as the OpenAI mock counts them: words, 3 per message
+	// (system blocks included) and 3 for the reply's framing.
+	prompt := 3
+	for _, sb := range req.System {
+		if sb.Text != nil {
+			prompt += 3 + mock.CountWords(*sb.Text)
+		}
+	}
+	userText := ""
+	for i := range req.Messages {
+		m := &req.Messages[i]
+		prompt += 3
+		for _, b := range m.Content {
+			switch {
+			case b.Text != nil:
+				prompt += mock.CountWords(*b.Text)
+			case b.ToolUse != nil:
+				prompt += 1 + mock.CountWords(string(b.ToolUse.Input))
+			case b.ToolResult != nil:
+				prompt += mock.CountWords(resultText(b.ToolResult))
+			}
+		}
+		if t, ok := textBlocks(m); ok && m.Role == "user" {
+			userText = t
+		}
+	}
+	d, err := mock.ParseDirectives(header, userText)
+	if err != nil {
+		return nil, nil, err
+	}
+	last := &req.Messages[len(req.Messages)-1]
+	seed := mock.Seed(userText)
+	answersTools := false
+	for _, b := range last.Content {
+		if b.ToolResult != nil {
+			answersTools = true
+			seed = mock.Mix(seed ^ mock.Seed(resultText(b.ToolResult)))
+		}
+	}
+
+	p := &plan{model: model}
+	p.cacheRead = min(st.cfg.CacheReadTokens, prompt)
+	p.input = prompt - p.cacheRead
+	maxTok := 1 << 30
+	var stops []string
+	if ic := req.InferenceConfig; ic != nil {
+		if ic.MaxTokens != nil {
+			maxTok = *ic.MaxTokens
+		}
+		stops = ic.StopSequences
+	}
+
+	if tools := chooseTools(req.ToolConfig); len(tools) > 0 && !answersTools {
+		p.stopReason = "tool_use"
+		if ch := req.ToolConfig.ToolChoice; ch == nil || ch.Auto != nil {
+			p.preamble = true
+			p.text = genText(seed^0x5bd1e995, 3, true)
+		}
+		p.calls = make([]call, len(tools))
+		for i, t := range tools {
+			c := &p.calls[i]
+			c.name = t.Name
+			c.args = mock.ToolArguments(t.InputSchema.JSON, mock.Mix(seed^mock.Seed(t.Name)))
+			c.frags = fragment(c.args)
+			c.id = string(appendID([]byte("tooluse_"), mock.Mix(seed+uint64(i)+1)^mock.Seed(t.Name), 22))
+		}
+		if p.outputTokens() > maxTok { // cut inside the answer
+			p.calls, p.preamble, p.stopReason = nil, false, "max_tokens"
+			p.text = genText(seed, maxTok, false)
+		}
+		return p, &d, nil
+	}
+
+	if oc := req.OutputConfig; oc != nil && oc.TextFormat != nil {
+		doc := mock.ToolArguments(json.RawMessage(oc.TextFormat.Structure.JSONSchema.Schema), seed)
+		p.text, p.stopReason = pieces(doc), "end_turn"
+	} else {
+		want := st.cfg.CompletionTokens
+		if d.Tokens > 0 {
+			want = d.Tokens
+		}
+		p.text, p.stopReason = genText(seed, want, true), "end_turn"
+	}
+	if len(p.text) > maxTok {
+		p.text, p.stopReason = p.text[:maxTok], "max_tokens"
+		if req.OutputConfig == nil { // regenerate: the last token has no period
+			p.text = genText(seed, maxTok, false)
+		}
+	}
+	applyStops(p, stops)
+	return p, &d, nil
+}
+
+// chooseTools returns the tools to call: the named one for toolChoice
+// tool, else the first two (or the only one).
+func chooseTools(tc *toolConfig) []*toolSpec {
+	if tc == nil {
+		return nil
+	}
+	var specs []*toolSpec
+	for _, t := range tc.Tools {
+		if t.ToolSpec != nil {
+			specs = append(specs, t.ToolSpec)
+		}
+	}
+	if ch := tc.ToolChoice; ch != nil && ch.Tool != nil {
+		for _, s := range specs {
+			if s.Name == ch.Tool.Name {
+				return []*toolSpec{s}
+			}
+		}
+	}
+	return specs[:min(len(specs), 2)]
+}
+
+func genText(seed uint64, n int, stop bool) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = mock.Token(seed, i, n, stop)
+	}
+	return out
+}
+
+// pieces splits s into ~4-byte pieces on rune boundaries.
+func pieces(s string) []string {
+	ends := fragment(s)
+	out := make([]string, len(ends))
+	start := 0
+	for i, e := range ends {
+		out[i], start = s[start:e], e
+	}
+	return out
+}
+
+// fragment returns the end offsets of ~4-byte pieces of s.
+func fragment(s string) []int {
+	frags := make([]int, 0, len(s)/4+1)
+	for i := 0; i < len(s); {
+		j := min(i+4, len(s))
+		for j < len(s) && !utf8.RuneStart(s[j]) {
+			j++
+		}
+		frags = append(frags, j)
+		i = j
+	}
+	return frags
+}
+
+// applyStops cuts the text before the first stop sequence it contains.
+func applyStops(p *plan, stops []string) {
+	if len(stops) == 0 || len(p.calls) > 0 {
+		return
+	}
+	full := strings.Join(p.text, "")
+	cut := -1
+	for _, s := range stops {
+		if k := strings.Index(full, s); k >= 0 && (cut < 0 || k < cut) {
+			cut = k
+		}
+	}
+	if cut < 0 {
+		return
+	}
+	out, n := p.text[:0:0], 0
+	for _, piece := range p.text {
+		if n+len(piece) <= cut {
+			out, n = append(out, piece), n+len(piece)
+			continue
+		}
+		if rest := piece[:cut-n]; rest != "" {
+			out = append(out, rest)
+		}
+		break
+	}
+	p.text, p.stopReason = out, "stop_sequence"
+}
+
+type usageJSON struct {
+	InputTokens          int `json:"inputTokens"`
+	OutputTokens         int `json:"outputTokens"`
+	TotalTokens          int `json:"totalTokens"`
+	CacheReadInputTokens int `json:"cacheReadInputTokens,omitempty"`
+}
+
+func (p *plan) usage(output int) usageJSON {
+	return usageJSON{InputTokens: p.input, OutputTokens: output, TotalTokens: p.input + p.cacheRead + output, CacheReadInputTokens: p.cacheRead}
+}
+
+type outBlock struct {
+	Text    *string     `json:"text,omitempty"`
+	ToolUse *outToolUse `json:"toolUse,omitempty"`
+}
+
+type outToolUse struct {
+	ToolUseID string          `json:"toolUseId"`
+	Name      string          `json:"name"`
+	Input     json.RawMessage `json:"input"`
+}
+
+// response renders the Converse answer.
+func (p *plan) response(latency time.Duration) []byte {
+	content := []outBlock{}
+	if len(p.calls) == 0 || p.preamble {
+		t := strings.Join(p.text, "")
+		content = append(content, outBlock{Text: &t})
+	}
+	for _, c := range p.calls {
+		content = append(content, outBlock{ToolUse: &outToolUse{ToolUseID: c.id, Name: c.name, Input: json.RawMessage(c.args)}})
+	}
+	type msg struct {
+		Role    string     `json:"role"`
+		Content []outBlock `json:"content"`
+	}
+	body, _ := json.Marshal(struct {
+		Output struct {
+			Message msg `json:"message"`
+		} `json:"output"`
+		StopReason string    `json:"stopReason"`
+		Usage      usageJSON `json:"usage"`
+		Metrics    struct {
+			LatencyMs int64 `json:"latencyMs"`
+		} `json:"metrics"`
+	}{
+		Output: struct {
+			Message msg `json:"message"`
+		}{msg{"assistant", content}},
+		StopReason: p.stopReason,
+		Usage:      p.usage(p.outputTokens()),
+		Metrics: struct {
+			LatencyMs int64 `json:"latencyMs"`
+		}{latency.Milliseconds()},
+	})
+	return body
+}
+
+func (s *Server) handleConverse(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	s.stats.converse.Add(1)
+	st := s.st.Load()
+	stream := strings.HasSuffix(r.URL.Path, "/converse-stream")
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.writeError(w, http.StatusRequestEntityTooLarge, "ValidationException", "Request body too large.")
+			return
+		}
+		s.stats.canceled.Add(1)
+		return
+	}
+	if !s.authorize(w, r, &st.cfg, body) {
+		return
+	}
+	model := r.PathValue("modelId")
+	if st.models != nil {
+		if _, ok := st.models[model]; !ok {
+			s.writeError(w, http.StatusBadRequest, "ValidationException", "The provided model identifier is invalid.")
+			return
+		}
+	}
+	var req converseRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		s.writeError(w, http.StatusBadRequest, "ValidationException", "Malformed input request: "+err.Error()+", please reformat your input and try again.")
+		return
+	}
+	if v := validate(&req); v != nil {
+		s.writeError(w, http.StatusBadRequest, "ValidationException", string(*v))
+		return
+	}
+	p, d, err := makePlan(st, model, &req, r.Header.Get(mock.DirectiveHeader))
+	if err != nil {
+		s.writeError(w, http.StatusBadRequest, "ValidationException", "mock: bad directive")
+		return
+	}
+
+	status, reset := s.roll(st, stream)
+	if d.Status != 0 {
+		status = d.Status
+	}
+	reset = reset || d.Reset
+	latency := st.cfg.Latency
+	if d.HasLatency {
+		latency = d.Latency
+	}
+	if !sleep(r, latency) {
+		s.stats.canceled.Add(1)
+		return
+	}
+	if status != 0 || d.Quota {
+		s.failure(w, status, d.Quota)
+		return
+	}
+	if stream {
+		s.streamConverse(w, r, start, st, p, reset, d.StreamError)
+		return
+	}
+	if reset {
+		s.cut(w)
+		return
+	}
+	out := p.response(time.Since(start))
+	s.stats.promptTokens.Add(int64(p.input + p.cacheRead))
+	s.stats.completionTokens.Add(int64(p.outputTokens()))
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	h.Set("X-Amzn-Requestid", s.requestID())
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(out); err != nil || r.Context().Err() != nil {
+		s.stats.canceled.Add(1)
+	} else {
+		s.stats.completed.Add(1)
+	}
+}

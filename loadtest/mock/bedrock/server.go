@@ -1,0 +1,364 @@
+// Package bedrock is a mock Amazon Bedrock runtime for the Converse API:
+// POST /model/{modelId}/converse (JSON) and /model/{modelId}/converse-stream
+// (AWS event-stream framing, application/vnd.amazon.eventstream), with tool
+// use, usage with prompt-cache reads, and errors as Bedrock sends them
+// (X-Amzn-ErrorType header, {"message"} body), plus the knobs and "#mock:"
+// directives of the OpenAI mock (package loadtest/mock).
+//
+// # Authentication
+//
+// With AccessKeyID and SecretAccessKey set, every request must carry a valid
+// SigV4 signature (service "bedrock", Config.Region): the mock checks the
+// Authorization header's shape, the credential scope and X-Amz-Date, then
+// recomputes the signature over the signed headers and the body with AWS's
+// own signer, answering 403 InvalidSignatureException on a mismatch. With
+// APIKey set, "Authorization: Bearer <APIKey>" (a Bedrock API key) is
+// accepted too. With neither, any request is accepted.
+//
+// # Answers
+//
+// Answers are deterministic and equal to the OpenAI and Anthropic mocks'
+// for the same conversation: the same text (mock.Token) and tool arguments
+// (mock.ToolArguments). With toolChoice auto (or none given) a tool-using
+// answer starts with a three-token text block, as Claude does; with two or
+// more tools the first two are called. Stop sequences cut the text
+// (stopReason stop_sequence); outputConfig.textFormat json_schema answers
+// with a JSON document built from the schema.
+//
+// Requests are validated where a translating gateway can go wrong: unknown
+// fields, turns that do not alternate or do not start with the user, blank
+// text, content blocks with zero or several members, image formats and
+// bytes, tool results without a matching tool use, tool blocks without
+// toolConfig, tool names and schemas.
+//
+// # Differences in the knobs
+//
+// Errors carry no Retry-After (Bedrock sends none). FailRate503 answers 503
+// ServiceUnavailableException; the quota directive answers 400
+// ServiceQuotaExceededException; stream-error sends a
+// modelStreamErrorException event after two events and ends the stream.
+package bedrock
+
+import (
+	crand "crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xroute/xroute/loadtest/mock"
+)
+
+// DefaultRegion is the signing region checked when Config.Region is empty.
+const DefaultRegion = "us-east-1"
+
+// Config holds the knobs: those of the OpenAI mock (APIKey is accepted as a
+// Bedrock API key; Models are the accepted model ids) plus SigV4
+// credentials and prompt-cache accounting.
+type Config struct {
+	mock.Config
+	// AccessKeyID and SecretAccessKey, when set, require SigV4-signed
+	// requests with these credentials. SessionToken, when set, must come as
+	// X-Amz-Security-Token.
+	AccessKeyID, SecretAccessKey, SessionToken string
+	// Region is the signing region requests must use (DefaultRegion).
+	Region string
+	// CacheReadTokens are prompt tokens reported as cacheReadInputTokens
+	// (capped at the prompt); inputTokens is the rest.
+	CacheReadTokens int
+	// Now is the clock for signature expiry (time.Now).
+	Now func() time.Time
+}
+
+// RegisterFlags binds c to flags of fs: the OpenAI mock's plus the AWS ones.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Config.RegisterFlags(fs)
+	fs.StringVar(&c.AccessKeyID, "aws-access-key-id", c.AccessKeyID, "require SigV4 with this access key id")
+	fs.StringVar(&c.SecretAccessKey, "aws-secret-access-key", c.SecretAccessKey, "secret of -aws-access-key-id")
+	fs.StringVar(&c.Region, "region", c.Region, "signing region (default "+DefaultRegion+")")
+	fs.IntVar(&c.CacheReadTokens, "cache-read-tokens", c.CacheReadTokens, "prompt tokens reported as cache reads")
+}
+
+func (c Config) normalized() Config {
+	if c.ChunkTokens <= 0 {
+		c.ChunkTokens = mock.DefaultChunkTokens
+	}
+	if c.CompletionTokens <= 0 {
+		c.CompletionTokens = mock.DefaultCompletionTokens
+	}
+	c.TokensPerSec = max(c.TokensPerSec, 0)
+	c.Latency = max(c.Latency, 0)
+	c.CacheReadTokens = max(c.CacheReadTokens, 0)
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.Models = append([]string(nil), c.Models...)
+	return c
+}
+
+type state struct {
+	cfg     Config
+	models  map[string]struct{} // nil: any model
+	failAny bool
+}
+
+type counters struct {
+	requests, active, converse, streams, completed, canceled, resets atomic.Int64
+	promptTokens, completionTokens                                   atomic.Int64
+	failures                                                         [600]atomic.Int64
+}
+
+// Server is the mock upstream; an http.Handler safe for concurrent use.
+type Server struct {
+	st    atomic.Pointer[state]
+	mux   *http.ServeMux
+	stats counters
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	idBase uint64
+	idSeq  atomic.Uint64
+}
+
+// New returns a Server with cfg.
+func New(cfg Config) *Server {
+	var seed [8]byte
+	_, _ = crand.Read(seed[:])
+	s := &Server{idBase: binary.LittleEndian.Uint64(seed[:])}
+	s.SetConfig(cfg)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /model/{modelId}/converse", s.handleConverse)
+	mux.HandleFunc("POST /model/{modelId}/converse-stream", s.handleConverse)
+	mux.HandleFunc("/", s.handleNotFound)
+	s.mux = mux
+	return s
+}
+
+// SetConfig replaces the configuration; requests in flight keep theirs. The
+// failure RNG is reseeded with cfg.Seed.
+func (s *Server) SetConfig(cfg Config) {
+	cfg = cfg.normalized()
+	st := &state{cfg: cfg}
+	if len(cfg.Models) > 0 {
+		st.models = make(map[string]struct{}, len(cfg.Models))
+		for _, m := range cfg.Models {
+			st.models[m] = struct{}{}
+		}
+	}
+	st.failAny = cfg.FailRate429 > 0 || cfg.FailRate500 > 0 || cfg.FailRate503 > 0 || cfg.ResetRate > 0
+	s.rngMu.Lock()
+	s.rng = rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15))
+	s.rngMu.Unlock()
+	s.st.Store(st)
+}
+
+// Stats returns a snapshot of the counters; Chat counts converse and
+// converse-stream requests.
+func (s *Server) Stats() mock.Stats {
+	c := &s.stats
+	out := mock.Stats{
+		Requests:         c.requests.Load(),
+		Active:           c.active.Load(),
+		Chat:             c.converse.Load(),
+		Streams:          c.streams.Load(),
+		Completed:        c.completed.Load(),
+		Canceled:         c.canceled.Load(),
+		Resets:           c.resets.Load(),
+		PromptTokens:     c.promptTokens.Load(),
+		CompletionTokens: c.completionTokens.Load(),
+		Failures:         map[int]int64{},
+	}
+	for i := range c.failures {
+		if n := c.failures[i].Load(); n != 0 {
+			out.Failures[i] = n
+		}
+	}
+	return out
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.stats.requests.Add(1)
+	s.stats.active.Add(1)
+	defer s.stats.active.Add(-1)
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	s.writeError(w, http.StatusNotFound, "UnknownOperationException", "")
+}
+
+// The exceptions the mock answers with, by status (service model statuses).
+var exceptionFor = map[int]string{
+	http.StatusBadRequest:          "ValidationException",
+	http.StatusUnauthorized:        "UnrecognizedClientException",
+	http.StatusForbidden:           "AccessDeniedException",
+	http.StatusNotFound:            "ResourceNotFoundException",
+	http.StatusRequestTimeout:      "ModelTimeoutException",
+	http.StatusFailedDependency:    "ModelErrorException",
+	http.StatusTooManyRequests:     "ThrottlingException",
+	http.StatusInternalServerError: "InternalServerException",
+	http.StatusServiceUnavailable:  "ServiceUnavailableException",
+}
+
+var exceptionMessage = map[string]string{
+	"ValidationException":           "mock: 400 forced by directive",
+	"UnrecognizedClientException":   "The security token included in the request is invalid.",
+	"AccessDeniedException":         "You don't have access to the model with the specified model ID.",
+	"ResourceNotFoundException":     "Could not resolve the foundation model from the provided model identifier.",
+	"ModelTimeoutException":         "Model has timed out in processing the request. Try your request again.",
+	"ModelErrorException":           "The model returned an error. Try your request again.",
+	"ThrottlingException":           "Too many requests, please wait before trying again.",
+	"ServiceQuotaExceededException": "Your request exceeds the service quota for your account. You can view your quotas at Viewing service quotas. You can resubmit your request later.",
+	"InternalServerException":       "The server encountered an error processing your request.",
+	"ServiceUnavailableException":   "The service is unavailable. Try again later.",
+	"UnknownOperationException":     "",
+}
+
+// writeError writes a Bedrock error: the type in X-Amzn-ErrorType (with the
+// URI suffix the service adds) and {"message": ...} as the body.
+func (s *Server) writeError(w http.ResponseWriter, status int, typ, message string) {
+	if status > 0 && status < len(s.stats.failures) {
+		s.stats.failures[status].Add(1)
+	}
+	if message == "" {
+		message = exceptionMessage[typ]
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Amzn-Errortype", typ+":http://internal.amazon.com/coral/com.amazon.bedrock/")
+	h.Set("X-Amzn-Requestid", s.requestID())
+	body, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{message})
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// failure writes an injected or directive-forced error.
+func (s *Server) failure(w http.ResponseWriter, status int, quota bool) {
+	if quota {
+		s.writeError(w, http.StatusBadRequest, "ServiceQuotaExceededException", "")
+		return
+	}
+	typ, ok := exceptionFor[status]
+	switch {
+	case ok:
+		s.writeError(w, status, typ, "")
+	case status >= 500:
+		s.writeError(w, status, "InternalServerException", "mock: "+strconv.Itoa(status)+" "+http.StatusText(status)+" forced by directive")
+	default:
+		s.writeError(w, status, "ValidationException", "mock: "+strconv.Itoa(status)+" "+http.StatusText(status)+" forced by directive")
+	}
+}
+
+// roll draws the injected failure of a request and whether a stream is cut.
+func (s *Server) roll(st *state, stream bool) (status int, reset bool) {
+	if !st.failAny {
+		return 0, false
+	}
+	c := &st.cfg
+	s.rngMu.Lock()
+	u := s.rng.Float64()
+	var v float64
+	if stream && c.ResetRate > 0 {
+		v = s.rng.Float64()
+	}
+	s.rngMu.Unlock()
+	switch {
+	case u < c.FailRate429:
+		status = http.StatusTooManyRequests
+	case u < c.FailRate429+c.FailRate500:
+		status = http.StatusInternalServerError
+	case u < c.FailRate429+c.FailRate500+c.FailRate503:
+		status = http.StatusServiceUnavailable
+	}
+	return status, stream && status == 0 && v < c.ResetRate
+}
+
+// authorize checks the request's credentials; it reports false after
+// writing the 403.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, cfg *Config, body []byte) bool {
+	sigv4 := cfg.AccessKeyID != "" && cfg.SecretAccessKey != ""
+	if !sigv4 && cfg.APIKey == "" {
+		return true
+	}
+	auth := r.Header.Get("Authorization")
+	if tok, ok := strings.CutPrefix(auth, "Bearer "); ok && cfg.APIKey != "" {
+		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(cfg.APIKey)) == 1 {
+			return true
+		}
+		s.writeError(w, http.StatusForbidden, "UnrecognizedClientException", "Invalid API Key format: Must start with pre-defined prefix")
+		return false
+	}
+	if !sigv4 || auth == "" {
+		s.writeError(w, http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token")
+		return false
+	}
+	if typ, msg := verifySigV4(r, body, cfg); typ != "" {
+		s.writeError(w, http.StatusForbidden, typ, msg)
+		return false
+	}
+	return true
+}
+
+// sleep waits d or until the request is canceled; false when canceled.
+func sleep(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return r.Context().Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// cut closes the connection abruptly.
+func (s *Server) cut(w http.ResponseWriter) {
+	s.stats.resets.Add(1)
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	_ = conn.Close()
+}
+
+const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// appendID appends n base-62 characters drawn from seed.
+func appendID(b []byte, seed uint64, n int) []byte {
+	x := seed
+	for i := 0; i < n; i++ {
+		if i%8 == 0 {
+			x = mock.Mix(seed + uint64(i))
+		}
+		b = append(b, alnum[x%62])
+		x /= 62
+	}
+	return b
+}
+
+// requestID is a UUID-shaped x-amzn-RequestId.
+func (s *Server) requestID() string {
+	b := appendID(nil, s.idBase^mock.Mix(s.idSeq.Add(1)), 32)
+	for i := range b {
+		b[i] = "0123456789abcdef"[b[i]%16]
+	}
+	return string(b[0:8]) + "-" + string(b[8:12]) + "-" + string(b[12:16]) + "-" + string(b[16:20]) + "-" + string(b[20:32])
+}
