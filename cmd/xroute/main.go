@@ -11,8 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/xroute/xroute/loadtest/mock"
 )
 
 const usage = `xroute — a unified, OpenAI-compatible LLM gateway
@@ -31,7 +29,7 @@ Usage:
   xroute provider-keys list [--provider P] | disable|enable|delete ID
   xroute vault rotate      new data-key term, re-encrypt every provider key
   xroute audit list [--kind key.] [--subject ID] | verify
-  xroute mock [-addr HOST:PORT] [mock flags, see xroute mock -h]
+  xroute mock [openai|anthropic|gemini|azure|bedrock] [-addr HOST:PORT] [knobs, see -h]
   xroute config env        list the XROUTE_* environment variables
 
 Every command that touches the database reads --config FILE (or XROUTE_CONFIG).
@@ -67,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "provider-keys":
 		return cmdProviderKeys(ctx, args[1:], stdout, stderr)
 	case "mock":
-		return mock.Main(ctx, args[1:], stdout)
+		return cmdMock(ctx, args[1:], stdout)
 	case "config":
 		return cmdConfig(args[1:], stdout)
 	case "help", "-h", "--help":

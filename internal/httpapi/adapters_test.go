@@ -16,6 +16,8 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/loadtest/mock"
 	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
+	azuremock "github.com/xroute/xroute/loadtest/mock/azure"
+	bedrockmock "github.com/xroute/xroute/loadtest/mock/bedrock"
 	geminimock "github.com/xroute/xroute/loadtest/mock/gemini"
 )
 
@@ -28,14 +30,22 @@ func nativeGateway(t *testing.T) *gateway {
 	t.Cleanup(am.Close)
 	gm := httptest.NewServer(geminimock.New(geminimock.Config{Config: mock.Config{APIKey: "AIza-test-key-0001"}}))
 	t.Cleanup(gm.Close)
+	az := httptest.NewServer(azuremock.New(azuremock.Config{Config: mock.Config{APIKey: "azure-test-key-0001"}}))
+	t.Cleanup(az.Close)
+	br := httptest.NewServer(bedrockmock.New(bedrockmock.Config{AccessKeyID: "AKIDTEST0001", SecretAccessKey: "secret-test-0001", Region: "us-east-1"}))
+	t.Cleanup(br.Close)
 	return newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		c.Providers = append(c.Providers,
 			config.Provider{Name: "claude", Type: "anthropic", BaseURL: am.URL, APIKey: "sk-ant-test-key-0001"},
 			config.Provider{Name: "google", Type: "gemini", BaseURL: gm.URL, APIKey: "AIza-test-key-0001"},
+			config.Provider{Name: "azure", Type: "azure", BaseURL: az.URL, APIKey: "azure-test-key-0001"},
+			config.Provider{Name: "aws", Type: "bedrock", BaseURL: br.URL, Region: "us-east-1", APIKey: "AKIDTEST0001:secret-test-0001"},
 		)
 		c.Models = append(c.Models,
 			config.Model{Name: "claude-test", Deployments: []config.Deployment{{Provider: "claude", Model: "claude-sonnet-4-5"}}},
 			config.Model{Name: "gemini-test", Deployments: []config.Deployment{{Provider: "google", Model: "gemini-2.5-flash"}}},
+			config.Model{Name: "azure-test", Deployments: []config.Deployment{{Provider: "azure", Model: "my-gpt-4o"}}},
+			config.Model{Name: "bedrock-test", Deployments: []config.Deployment{{Provider: "aws", Model: "anthropic.claude-3-5-haiku-20241022-v1:0"}}},
 			config.Model{Name: "embed-openai", Deployments: []config.Deployment{{Provider: "primary", Model: "text-embedding-3-small"}}},
 			config.Model{Name: "embed-gemini", Deployments: []config.Deployment{{Provider: "google", Model: "gemini-embedding-001"}}},
 		)
@@ -47,7 +57,7 @@ func nativeGateway(t *testing.T) *gateway {
 func TestEveryAdapterThroughTheGateway(t *testing.T) {
 	g := nativeGateway(t)
 	ctx := context.Background()
-	for _, model := range []string{"gpt-4o-mini", "claude-test", "gemini-test"} {
+	for _, model := range []string{"gpt-4o-mini", "claude-test", "gemini-test", "azure-test", "bedrock-test"} {
 		t.Run(model+"/text", func(t *testing.T) {
 			resp, err := goClient(g).CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{
 				Model: model, Messages: []goopenai.ChatCompletionMessage{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Say hello"}}, MaxTokens: 32,

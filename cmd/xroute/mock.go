@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/xroute/xroute/loadtest/mock"
+	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
+	azuremock "github.com/xroute/xroute/loadtest/mock/azure"
+	bedrockmock "github.com/xroute/xroute/loadtest/mock/bedrock"
+	geminimock "github.com/xroute/xroute/loadtest/mock/gemini"
+)
+
+// cmdMock runs a mock upstream: `xroute mock [openai|anthropic|gemini|azure|bedrock] [flags]`.
+func cmdMock(ctx context.Context, args []string, stdout io.Writer) error {
+	format := "openai"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		format, args = args[0], args[1:]
+	}
+	switch format {
+	case "openai":
+		return mock.Main(ctx, args, stdout)
+	case "anthropic":
+		return anthropicmock.Main(ctx, args, stdout)
+	case "gemini":
+		return geminimock.Main(ctx, args, stdout)
+	case "azure":
+		fs := flag.NewFlagSet("mock azure", flag.ContinueOnError)
+		var cfg azuremock.Config
+		cfg.RegisterFlags(fs)
+		addr := fs.String("addr", "127.0.0.1:9004", "listen address")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return serveMock(ctx, "azure", *addr, azuremock.New(cfg), stdout)
+	case "bedrock":
+		fs := flag.NewFlagSet("mock bedrock", flag.ContinueOnError)
+		var cfg bedrockmock.Config
+		cfg.RegisterFlags(fs)
+		addr := fs.String("addr", "127.0.0.1:9005", "listen address")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return serveMock(ctx, "bedrock", *addr, bedrockmock.New(cfg), stdout)
+	}
+	return fmt.Errorf("%w: xroute mock [openai|anthropic|gemini|azure|bedrock] [flags]", errUsage)
+}
+
+func serveMock(ctx context.Context, name, addr string, h http.Handler, stdout io.Writer) error {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "mock %s listening on http://%s\n", name, ln.Addr())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
