@@ -153,35 +153,11 @@ func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (provide
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	// The per-attempt timeout covers the wait for the response headers; a
-	// stream that started may run as long as the caller's deadline allows.
-	var timer *time.Timer
-	if a.timeout > 0 {
-		timer = time.AfterFunc(a.timeout, cancel)
-	}
-	req, err := a.newRequest(ctx, tr.body, true)
+	resp, cancel, err := providers.OpenStream(ctx, a.client, a.name, a.timeout,
+		func(ctx context.Context) (*http.Request, error) { return a.newRequest(ctx, tr.body, true) },
+		func(resp *http.Response, raw []byte) error { return a.upstreamError(resp, raw) })
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("%s: %w", a.name, err)
-	}
-	resp, err := a.client.Do(req)
-	if timer != nil && !timer.Stop() {
-		// The per-attempt timeout fired (canceling ctx): report a timeout.
-		if err == nil {
-			resp.Body.Close()
-		}
-		err = fmt.Errorf("no response headers within %v: %w", a.timeout, context.DeadlineExceeded)
-	}
-	if err != nil {
-		cancel()
-		return nil, providers.TransportError(a.name, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		cancel()
-		return nil, a.upstreamError(resp, body)
+		return nil, err
 	}
 	t := newTranslator(a.name, resp.Body, tr.jsonTool, call.Model, a.now().Unix())
 	return &providers.TranslatedStream{

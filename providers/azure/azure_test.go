@@ -20,6 +20,7 @@ import (
 	"github.com/xroute/xroute/loadtest/mock"
 	amock "github.com/xroute/xroute/loadtest/mock/azure"
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/openai"
 )
 
 func TestMain(m *testing.M) {
@@ -78,7 +79,7 @@ func startMock(t *testing.T, cfg amock.Config) (*amock.Server, *recorder, *httpt
 	return m, rec, srv
 }
 
-func newAdapter(t *testing.T, srv *httptest.Server, pc config.Provider) *Adapter {
+func newAdapter(t *testing.T, srv *httptest.Server, pc config.Provider) *openai.Adapter {
 	t.Helper()
 	pc.Name, pc.Type = "azure-test", "azure"
 	if pc.BaseURL == "" {
@@ -91,7 +92,7 @@ func newAdapter(t *testing.T, srv *httptest.Server, pc config.Provider) *Adapter
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p.(*Adapter)
+	return p.(*openai.Adapter)
 }
 
 func mkCall(t *testing.T, body string) *providers.Call {
@@ -227,18 +228,19 @@ func TestChatAndStreamAgainstMock(t *testing.T) {
 			}},
 	}
 	_, rec, srv := startMock(t, amock.Config{})
-	for _, version := range []string{"", APIVersionV1} {
+	for _, version := range []string{DefaultAPIVersion, APIVersionV1} {
 		a := newAdapter(t, srv, config.Provider{APIVersion: version})
+		v1 := version == APIVersionV1
 		for _, tt := range tests {
-			t.Run(tt.name+"/"+a.apiVersion, func(t *testing.T) {
+			t.Run(tt.name+"/"+version, func(t *testing.T) {
 				resp, err := a.Chat(context.Background(), mkCall(t, tt.body))
 				if err != nil {
 					t.Fatal(err)
 				}
 				plain := fromResponse(t, resp)
 				sent := rec.last()
-				checkAddress(t, sent, a.v1, false)
-				if a.v1 {
+				checkAddress(t, sent, v1, false)
+				if v1 {
 					if m := jsonField(sent.body, "model"); m != `"`+deployment+`"` {
 						t.Fatalf("v1 API: model must be the deployment, got %s", m)
 					}
@@ -259,7 +261,7 @@ func TestChatAndStreamAgainstMock(t *testing.T) {
 					t.Fatal(err)
 				}
 				sent = rec.last()
-				checkAddress(t, sent, a.v1, true)
+				checkAddress(t, sent, v1, true)
 				if jsonField(sent.body, "stream_options") != `{"include_usage":true}` {
 					t.Fatalf("stream_options not forced: %s", sent.body)
 				}
@@ -436,7 +438,9 @@ func TestNew(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := p.(*Adapter).endpoint("my dep"); got != tt.wantURL {
+			call := &providers.Call{Request: &providers.ChatRequest{Model: "m", Body: []byte(`{"model":"m"}`)}, Model: "my dep"}
+			r, _ := p.(*openai.Adapter).NewRequest(context.Background(), call)
+			if got := r.URL.String(); got != tt.wantURL {
 				t.Fatalf("endpoint %s, want %s", got, tt.wantURL)
 			}
 		})

@@ -5,7 +5,6 @@ import (
 	"io"
 	"testing"
 
-	"github.com/xroute/xroute/providers/sse"
 )
 
 // BenchmarkFirstChunk measures the adapter's work from the upstream's first
@@ -19,7 +18,7 @@ func BenchmarkFirstChunk(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		r.Reset(data)
-		s := &stream{name: "b", body: io.NopCloser(r), r: sse.NewReader(r), cancel: func() {}}
+		s := recordedStream(io.NopCloser(r))
 		if _, err := s.Recv(); err != nil {
 			b.Fatal(err)
 		}

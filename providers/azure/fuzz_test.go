@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/xroute/xroute/providers"
-	"github.com/xroute/xroute/providers/sse"
 )
 
 // FuzzStream feeds arbitrary bytes to the Azure stream reader: it must end
@@ -31,7 +30,7 @@ func FuzzStream(f *testing.F) {
 	f.Add([]byte("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":\"x\"}}\n\ndata: [DONE]"))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := &stream{name: "fuzz", body: io.NopCloser(bytes.NewReader(data)), r: sse.NewReader(bytes.NewReader(data)), cancel: func() {}}
+		s := recordedStream(io.NopCloser(bytes.NewReader(data)))
 		for i := 0; ; i++ {
 			if i > len(data)+2 {
 				t.Fatalf("stream did not end after %d chunks from %d bytes", i, len(data))

@@ -14,7 +14,7 @@ import (
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/providers"
-	"github.com/xroute/xroute/providers/sse"
+	"github.com/xroute/xroute/providers/openai"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -62,8 +62,8 @@ func TestRequestGolden(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				a := p.(*Adapter)
-				r, err := a.newRequest(context.Background(), &providers.Call{Request: req, Model: "prod"})
+				a := p.(*openai.Adapter)
+				r, err := a.NewRequest(context.Background(), &providers.Call{Request: req, Model: "prod"})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -105,7 +105,7 @@ func TestStreamGolden(t *testing.T) {
 // readAll runs the stream reader over data: one line per chunk, then how
 // the stream ended.
 func readAll(data []byte) [][]byte {
-	s := &stream{name: "az", body: io.NopCloser(bytes.NewReader(data)), r: sse.NewReader(bytes.NewReader(data)), cancel: func() {}}
+	s := recordedStream(io.NopCloser(bytes.NewReader(data)))
 	var lines [][]byte
 	for {
 		c, err := s.Recv()
@@ -132,4 +132,11 @@ func readAll(data []byte) [][]byte {
 		}
 		lines = append(lines, append([]byte(prefix), bytes.Clone(c.Data)...))
 	}
+}
+
+// recordedStream reads a recorded Azure SSE body through the adapter's
+// stream, as ChatStream would.
+func recordedStream(body io.ReadCloser) providers.Stream {
+	p, _ := New(config.Provider{Name: "az", BaseURL: "https://res.openai.azure.com", APIKey: "k"}, providers.Deps{})
+	return p.(*openai.Adapter).StreamFrom(body)
 }

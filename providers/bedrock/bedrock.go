@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -256,41 +255,11 @@ func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (provide
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	// The per-attempt timeout covers the wait for the response headers; a
-	// stream that started may run as long as the caller's deadline allows.
-	var timer *time.Timer
-	var timedOut atomic.Bool
-	if a.timeout > 0 {
-		timer = time.AfterFunc(a.timeout, func() {
-			timedOut.Store(true)
-			cancel()
-		})
-	}
-	req, err := a.newRequest(ctx, call.Model, true, body)
+	resp, cancel, err := providers.OpenStream(ctx, a.client, a.name, a.timeout,
+		func(ctx context.Context) (*http.Request, error) { return a.newRequest(ctx, call.Model, true, body) },
+		func(resp *http.Response, raw []byte) error { return a.upstreamError(resp, raw) })
 	if err != nil {
-		cancel()
 		return nil, err
-	}
-	resp, err := a.client.Do(req)
-	if timer != nil && !timer.Stop() && err == nil {
-		resp.Body.Close() // the timer fired as the headers arrived
-		err = context.Canceled
-	}
-	if err != nil {
-		cancel()
-		if timedOut.Load() {
-			// Not context.Canceled: the caller did not give up, the
-			// upstream was too slow (retryable elsewhere).
-			err = fmt.Errorf("no response headers within %v: %w", a.timeout, context.DeadlineExceeded)
-		}
-		return nil, providers.TransportError(a.name, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		cancel()
-		return nil, a.upstreamError(resp, raw)
 	}
 	b := providers.ChunkBuilder{ID: providers.NewCompletionID(), Model: call.Model, Created: a.now().Unix()}
 	s := &stream{name: a.name, mr: newMessageReader(resp.Body), tr: newTranslator(a.name, b, tr.jsonTool)}

@@ -165,36 +165,13 @@ func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (provide
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	// The per-attempt timeout covers the wait for the response headers;
-	// a stream that started may run as long as the caller's deadline allows.
-	var timer *time.Timer
-	if a.timeout > 0 {
-		timer = time.AfterFunc(a.timeout, cancel)
-	}
-	req, err := a.newRequest(ctx, a.modelURL(call.Model, ":streamGenerateContent")+"?alt=sse", body, true)
+	resp, cancel, err := providers.OpenStream(ctx, a.client, a.name, a.timeout,
+		func(ctx context.Context) (*http.Request, error) {
+			return a.newRequest(ctx, a.modelURL(call.Model, ":streamGenerateContent")+"?alt=sse", body, true)
+		},
+		func(resp *http.Response, raw []byte) error { return upstreamError(a.name, resp, raw, a.key, a.now()) })
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("%s: %w", a.name, err)
-	}
-	resp, err := a.client.Do(req)
-	if timer != nil && !timer.Stop() {
-		// The per-attempt timeout fired: report a timeout (retryable), not
-		// the cancellation it caused.
-		if err == nil {
-			resp.Body.Close()
-		}
-		err = fmt.Errorf("no response headers within %s: %w", a.timeout, context.DeadlineExceeded)
-	}
-	if err != nil {
-		cancel()
-		return nil, providers.TransportError(a.name, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		cancel()
-		return nil, upstreamError(a.name, resp, raw, a.key, a.now())
+		return nil, err
 	}
 	t := newTranslator(a.name, resp.Body, providers.ChunkBuilder{ID: providers.NewCompletionID(), Model: call.Request.Model, Created: a.now().Unix()})
 	t.key = a.key

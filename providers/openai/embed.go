@@ -32,16 +32,16 @@ func (a *Adapter) Embed(ctx context.Context, model string, inputs []string, dime
 		return nil, providers.Usage{}, err
 	}
 	url := strings.TrimSuffix(a.url, "/chat/completions") + "/embeddings"
+	if a.opts.EmbeddingsURL != nil {
+		url = a.opts.EmbeddingsURL(model)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, providers.Usage{}, fmt.Errorf("%s: %w", a.name, err)
 	}
+	a.setHeaders(req.Header)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "xroute")
-	if a.auth != "" {
-		req.Header.Set("Authorization", a.auth)
-	}
 	resp, err := a.client.Do(req)
 	if err != nil {
 		return nil, providers.Usage{}, providers.TransportError(a.name, err)

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -31,11 +30,33 @@ const maxResponseBytes = 32 << 20
 // Adapter talks to one OpenAI-compatible endpoint.
 type Adapter struct {
 	name    string
-	url     string // full chat completions URL
+	url     string // chat completions URL (when Options.URL is nil)
 	auth    string // "Bearer <key>", or empty for keyless local servers
 	timeout time.Duration
 	client  *http.Client
+	headers map[string]string
+	opts    Options
 	now     func() time.Time
+}
+
+// Options adapt the adapter to providers that speak OpenAI's format at
+// other addresses or with other credentials (Azure OpenAI). Every field
+// is optional.
+type Options struct {
+	// URL is the chat completions URL for an upstream model.
+	URL func(model string) string
+	// EmbeddingsURL is the embeddings URL for an upstream model.
+	EmbeddingsURL func(model string) string
+	// Auth sets the credential headers, replacing "Authorization: Bearer".
+	Auth func(h http.Header)
+	// KeepModel leaves the body's model as the caller sent it (the URL
+	// names the deployment).
+	KeepModel bool
+	// SkipChunk drops a stream chunk before the caller sees it.
+	SkipChunk func(data []byte) bool
+	// ErrorFromJSON reads an error object (an answer's or a mid-stream
+	// event's) in the provider's vocabulary; status is 0 mid-stream.
+	ErrorFromJSON func(provider string, status int, e gjson.Result) *providers.Error
 }
 
 // New builds an adapter from its config entry; it is the registry Factory.
@@ -43,6 +64,11 @@ func New(cfg config.Provider, deps providers.Deps) (providers.Provider, error) {
 	if cfg.BaseURL == "" {
 		return nil, errors.New("openai: base_url is required")
 	}
+	return NewWith(cfg, deps, Options{}), nil
+}
+
+// NewWith builds an adapter with provider-specific options.
+func NewWith(cfg config.Provider, deps providers.Deps, o Options) *Adapter {
 	getenv := deps.Getenv
 	if getenv == nil {
 		getenv = func(string) string { return "" }
@@ -51,26 +77,51 @@ func New(cfg config.Provider, deps providers.Deps) (providers.Provider, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
+	if o.ErrorFromJSON == nil {
+		o.ErrorFromJSON = errorFromJSON
+	}
 	a := &Adapter{
 		name:    cfg.Name,
 		url:     strings.TrimRight(cfg.BaseURL, "/") + "/chat/completions",
 		timeout: cfg.Timeout,
 		client:  client,
+		headers: cfg.Headers,
+		opts:    o,
 		now:     time.Now,
 	}
 	if key := cfg.ProviderKey(getenv); key != "" {
 		a.auth = "Bearer " + key
 	}
-	return a, nil
+	return a
+}
+
+func (a *Adapter) chatURL(model string) string {
+	if a.opts.URL != nil {
+		return a.opts.URL(model)
+	}
+	return a.url
+}
+
+func (a *Adapter) setHeaders(h http.Header) {
+	for k, v := range a.headers {
+		h.Set(k, v)
+	}
+	h.Set("User-Agent", "xroute")
+	switch {
+	case a.opts.Auth != nil:
+		a.opts.Auth(h)
+	case a.auth != "":
+		h.Set("Authorization", a.auth)
+	}
 }
 
 // upstreamBody rewrites the model id and, for streams, forces
 // stream_options.include_usage so that usage is always known. Everything
 // else the caller sent goes through untouched.
-func upstreamBody(call *providers.Call) ([]byte, error) {
+func (a *Adapter) upstreamBody(call *providers.Call) ([]byte, error) {
 	body := call.Request.Body
 	var err error
-	if call.Model != call.Request.Model {
+	if !a.opts.KeepModel && call.Model != call.Request.Model {
 		if body, err = sjson.SetBytes(body, "model", call.Model); err != nil {
 			return nil, fmt.Errorf("rewrite model: %w", err)
 		}
@@ -84,23 +135,20 @@ func upstreamBody(call *providers.Call) ([]byte, error) {
 }
 
 func (a *Adapter) newRequest(ctx context.Context, call *providers.Call) (*http.Request, error) {
-	body, err := upstreamBody(call)
+	body, err := a.upstreamBody(call)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.chatURL(call.Model), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
+	a.setHeaders(req.Header)
 	req.Header.Set("Content-Type", "application/json")
 	if call.Request.Stream {
 		req.Header.Set("Accept", "text/event-stream")
 	} else {
 		req.Header.Set("Accept", "application/json")
-	}
-	req.Header.Set("User-Agent", "xroute")
-	if a.auth != "" {
-		req.Header.Set("Authorization", a.auth)
 	}
 	return req, nil
 }
@@ -143,42 +191,17 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 
 // ChatStream implements providers.Provider.
 func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (providers.Stream, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	// The per-attempt timeout covers the wait for the response headers;
-	// a stream that started may run as long as the caller's deadline allows.
-	var timer *time.Timer
-	var timedOut atomic.Bool
-	if a.timeout > 0 {
-		timer = time.AfterFunc(a.timeout, func() { timedOut.Store(true); cancel() })
-	}
-	req, err := a.newRequest(ctx, call)
+	resp, cancel, err := providers.OpenStream(ctx, a.client, a.name, a.timeout,
+		func(ctx context.Context) (*http.Request, error) { return a.newRequest(ctx, call) },
+		func(resp *http.Response, body []byte) error { return a.upstreamError(resp, body) })
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("%s: %w", a.name, err)
+		return nil, err
 	}
-	resp, err := a.client.Do(req)
-	if timer != nil {
-		timer.Stop()
-	}
-	if err != nil {
-		cancel()
-		if timedOut.Load() {
-			// Our own header timeout, not the caller leaving: retryable.
-			err = fmt.Errorf("no response headers within %s: %w", a.timeout, context.DeadlineExceeded)
-		}
-		return nil, providers.TransportError(a.name, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		cancel()
-		return nil, a.upstreamError(resp, body)
-	}
-	return &stream{name: a.name, body: resp.Body, r: sse.NewReader(resp.Body), cancel: cancel}, nil
+	return &stream{a: a, body: resp.Body, r: sse.NewReader(resp.Body), cancel: cancel}, nil
 }
 
 type stream struct {
-	name   string
+	a      *Adapter
 	body   io.ReadCloser
 	r      *sse.Reader
 	cancel context.CancelFunc
@@ -196,13 +219,15 @@ func (s *stream) Recv() (providers.Chunk, error) {
 	if s.done {
 		return providers.Chunk{}, io.EOF
 	}
+	name := s.a.name
 	for {
 		ev, err := s.r.Next()
 		if err != nil {
+			s.done = true
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF // the upstream hung up before [DONE]
 			}
-			return providers.Chunk{}, &providers.Error{Provider: s.name, MidStream: true, Message: "upstream stream broke", Err: err}
+			return providers.Chunk{}, &providers.Error{Provider: name, MidStream: true, Message: "upstream stream broke", Err: err}
 		}
 		data := bytes.TrimSpace(ev.Data)
 		if len(data) == 0 {
@@ -214,10 +239,18 @@ func (s *stream) Recv() (providers.Chunk, error) {
 		}
 		if bytes.Contains(data, errorKey) {
 			if e := gjson.GetBytes(data, "error"); e.IsObject() {
-				pe := errorFromJSON(s.name, 0, e)
+				s.done = true
+				pe := s.a.opts.ErrorFromJSON(name, 0, e)
 				pe.MidStream = true
 				return providers.Chunk{}, pe
 			}
+		}
+		if !gjson.ValidBytes(data) {
+			s.done = true
+			return providers.Chunk{}, &providers.Error{Provider: name, MidStream: true, Message: "upstream sent a malformed stream", Err: errors.New("chunk is not JSON")}
+		}
+		if s.a.opts.SkipChunk != nil && s.a.opts.SkipChunk(data) {
+			continue
 		}
 		c := providers.Chunk{Data: data}
 		if bytes.Contains(data, usageKey) {
@@ -259,9 +292,13 @@ func parseUsage(u gjson.Result) (providers.Usage, bool) {
 func (a *Adapter) upstreamError(resp *http.Response, body []byte) *providers.Error {
 	var pe *providers.Error
 	if e := gjson.GetBytes(body, "error"); e.IsObject() {
-		pe = errorFromJSON(a.name, resp.StatusCode, e)
+		pe = a.opts.ErrorFromJSON(a.name, resp.StatusCode, e)
 	} else if e.Type == gjson.String {
 		pe = &providers.Error{Provider: a.name, Status: resp.StatusCode, Message: e.String()}
+	} else if m := gjson.GetBytes(body, "message"); m.Type == gjson.String {
+		// API gateways in front of providers (Azure API management, ...)
+		// answer {"statusCode","message"}.
+		pe = &providers.Error{Provider: a.name, Status: resp.StatusCode, Message: m.String()}
 	} else {
 		pe = &providers.Error{Provider: a.name, Status: resp.StatusCode, Message: providers.StatusText(resp.StatusCode)}
 	}
@@ -290,4 +327,16 @@ func errorFromJSON(provider string, status int, e gjson.Result) *providers.Error
 		pe.Message = providers.StatusText(status)
 	}
 	return pe
+}
+
+// NewRequest builds the upstream request of a call (exported for the
+// golden tests of adapters built on this one).
+func (a *Adapter) NewRequest(ctx context.Context, call *providers.Call) (*http.Request, error) {
+	return a.newRequest(ctx, call)
+}
+
+// StreamFrom reads an upstream SSE body as this adapter's stream (for
+// golden and fuzz tests of recorded streams).
+func (a *Adapter) StreamFrom(body io.ReadCloser) providers.Stream {
+	return &stream{a: a, body: body, r: sse.NewReader(body), cancel: func() {}}
 }
