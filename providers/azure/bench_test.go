@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"testing"
-
 )
 
 // BenchmarkFirstChunk measures the adapter's work from the upstream's first
