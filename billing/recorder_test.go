@@ -85,21 +85,41 @@ func TestRecorderFlushesEverythingOnClose(t *testing.T) {
 	}
 }
 
-func TestRecorderFlushesOnInterval(t *testing.T) {
+func TestCommitWaitsForTheWrite(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	w := &memWriter{}
-	r := NewRecorder(w, zap.NewNop(), 100, 100, 5*time.Millisecond)
+	r := NewRecorder(w, zap.NewNop(), 64, 1024, time.Hour)
 	defer r.Close(context.Background())
-	r.Record(store.UsageRecord{RequestID: "one"})
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		w.mu.Lock()
-		n := len(w.byID)
-		w.mu.Unlock()
-		if n == 1 {
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := fmt.Sprint("c", i)
+			if err := r.Commit(context.Background(), store.UsageRecord{RequestID: id}); err != nil {
+				t.Error(err)
+				return
+			}
+			w.mu.Lock()
+			_, ok := w.byID[id]
+			w.mu.Unlock()
+			if !ok {
+				t.Errorf("Commit returned before %s was written", id)
+			}
+		}(i)
 	}
-	t.Fatal("a lone record was not written by the interval flush")
+	wg.Wait()
+	if len(w.batches) >= 200 {
+		t.Fatalf("200 concurrent commits took %d transactions: no group commit", len(w.batches))
+	}
+}
+
+func TestCommitReportsWriteFailure(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	w := &memWriter{failNext: 100}
+	r := NewRecorder(w, zap.NewNop(), 8, 8, time.Hour)
+	defer r.Close(context.Background())
+	if err := r.Commit(context.Background(), store.UsageRecord{RequestID: "x"}); err == nil {
+		t.Fatal("a record that could not be written must not be acknowledged")
+	}
 }

@@ -81,6 +81,7 @@ func (s *Server) chat(c *gin.Context) {
 	}
 	info.prompt, info.complete, info.cached, info.usageSeen = resp.Usage.PromptTokens, resp.Usage.CompletionTokens, resp.Usage.CachedTokens, true
 	setRouteHeaders(c.Writer.Header(), info)
+	s.commitUsage(c, info) // durable before the answer leaves
 	c.Data(http.StatusOK, "application/json", resp.Body)
 }
 
@@ -150,6 +151,7 @@ func (s *Server) relayStream(ctx context.Context, c *gin.Context, m *router.Mode
 	for {
 		chunk, err := st.Recv()
 		if errors.Is(err, io.EOF) {
+			s.commitUsage(c, info) // durable before the final byte
 			if _, werr := w.Write([]byte("data: [DONE]\n\n")); werr == nil {
 				w.Flush()
 			}
@@ -205,13 +207,13 @@ func safeErr(err error) error {
 	return err
 }
 
-// meter queues the usage record of a request that reached the model check.
-func (s *Server) meter(info *requestInfo) {
+// usageRecord is the record of a request as it stands.
+func (s *Server) usageRecord(info *requestInfo) store.UsageRecord {
 	status := info.status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	rec := store.UsageRecord{
+	return store.UsageRecord{
 		RequestID:        info.id,
 		AccountID:        info.key.AccountID,
 		KeyID:            info.key.ID,
@@ -229,11 +231,40 @@ func (s *Server) meter(info *requestInfo) {
 		ErrorCode:        info.errCode,
 		CreatedAt:        info.start,
 	}
-	if err := s.usage.Record(rec); err != nil {
+}
+
+// commitUsage writes a successful request's record and waits for the
+// commit, so that a response whose last byte was sent always has its
+// record, even if the process is killed right after.
+func (s *Server) commitUsage(c *gin.Context, info *requestInfo) {
+	info.metered = true
+	if err := s.usage.Commit(c.Request.Context(), s.usageRecord(info)); err != nil {
+		s.log.Error("usage record not committed", zap.String("request_id", info.id), zap.Error(err))
+	}
+	s.observeDone(info)
+}
+
+// meter queues the record of a request that ended without commitUsage
+// (errors, refusals, a caller that left); it runs deferred.
+func (s *Server) meter(info *requestInfo) {
+	if info.metered {
+		return
+	}
+	info.metered = true
+	if err := s.usage.Record(s.usageRecord(info)); err != nil {
 		s.log.Error("usage record not queued", zap.String("request_id", info.id), zap.Error(err))
 	}
-	if s.observe != nil {
-		ip, _ := netip.ParseAddr(info.clientIP)
-		s.observe(Observation{KeyID: info.key.ID, AccountID: info.key.AccountID, IP: ip, Status: status, Tokens: info.prompt + info.complete})
+	s.observeDone(info)
+}
+
+func (s *Server) observeDone(info *requestInfo) {
+	if s.observe == nil {
+		return
 	}
+	status := info.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	ip, _ := netip.ParseAddr(info.clientIP)
+	s.observe(Observation{KeyID: info.key.ID, AccountID: info.key.AccountID, IP: ip, Status: status, Tokens: info.prompt + info.complete})
 }

@@ -128,6 +128,7 @@ func (s *Server) embeddings(c *gin.Context) {
 	}
 	info.prompt, info.usageSeen = usage.PromptTokens, true
 	setRouteHeaders(c.Writer.Header(), info)
+	s.commitUsage(c, info)
 	c.Data(http.StatusOK, "application/json", renderEmbeddings(req.Model, vecs, usage.PromptTokens, req.EncodingFormat == "base64"))
 }
 

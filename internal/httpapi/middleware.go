@@ -37,6 +37,7 @@ type requestInfo struct {
 	cached    int
 	ttft      time.Duration
 	usageSeen bool
+	metered   bool // the usage record was written
 }
 
 func infoOf(c *gin.Context) *requestInfo {

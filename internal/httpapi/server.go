@@ -35,9 +35,11 @@ type Router interface {
 	Embed(ctx context.Context, m *router.Model, inputs []string, dimensions int) ([][]float32, providers.Usage, router.Result, error)
 }
 
-// UsageRecorder queues usage records for the store.
+// UsageRecorder writes usage records: Record queues one, Commit waits
+// until it is durable.
 type UsageRecorder interface {
 	Record(rec store.UsageRecord) error
+	Commit(ctx context.Context, rec store.UsageRecord) error
 }
 
 // AuthThrottle slows down repeated failed authentication per client IP.
