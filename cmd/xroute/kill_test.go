@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/loadtest/mock"
+)
+
+// The test binary doubles as the xroute binary in a subprocess, so that a
+// test can kill a real server process with SIGKILL.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("XROUTE_TEST_SUBPROCESS_ARGS"); args != "" {
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		if err := run(ctx, strings.Fields(args), io.Discard, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestSIGKILLLosesNoCompletedResponse kills a loaded server process and
+// checks that every response the clients received whole has a usage record.
+func TestSIGKILLLosesNoCompletedResponse(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	up := httptest.NewServer(mock.New(mock.Config{Latency: 5 * time.Millisecond, TokensPerSec: 400, CompletionTokens: 8}))
+	defer up.Close()
+	cfg := fmt.Sprintf("log:\n  level: error\nproviders:\n  - {name: up, type: openai, base_url: '%s/v1'}\nmodels:\n  - {name: m, deployments: [{provider: up, model: m}]}\n", up.URL)
+	os.WriteFile("x.yaml", []byte(cfg), 0o600)
+	var keyOut strings.Builder
+	if err := run(context.Background(), []string{"keys", "create", "--config", "x.yaml", "--name", "load", "--quiet"}, &keyOut, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(keyOut.String())
+
+	var mu sync.Mutex
+	completed := map[string]bool{}
+	var sent atomic.Int64
+	// Three rounds of start, load, SIGKILL on the same database: each
+	// kill is another chance to catch a response that left before its
+	// record was durable.
+	for round := 0; round < 3; round++ {
+		killUnderLoad(t, dir, key, &mu, completed, &sent)
+	}
+
+	db, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "xroute.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	recs, err := db.ListUsage(context.Background(), store.UsageFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]bool{}
+	for _, r := range recs {
+		stored[r.RequestID] = true
+	}
+	missing := 0
+	for id := range completed {
+		if !stored[id] {
+			missing++
+		}
+	}
+	t.Logf("SIGKILL under load: %d requests sent, %d completed whole, %d usage records after restart, %d completed without a record",
+		sent.Load(), len(completed), len(recs), missing)
+	if len(completed) < 50 {
+		t.Fatalf("the load was too small to mean anything: %d completed", len(completed))
+	}
+	if missing != 0 {
+		t.Fatalf("%d completed responses have no usage record", missing)
+	}
+}
+
+// killUnderLoad starts a server process, loads it from 16 clients, kills
+// it with SIGKILL after 1.5 s and notes the ids of whole responses.
+func killUnderLoad(t *testing.T, dir, key string, mu *sync.Mutex, completed map[string]bool, sent *atomic.Int64) {
+	t.Helper()
+	addr := freePort(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "XROUTE_TEST_SUBPROCESS_ARGS=serve --config x.yaml --addr "+addr)
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	base := "http://" + addr
+	for i := 0; ; i++ {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 200 {
+			t.Fatal("server did not start")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				stream := (w+i)%2 == 0
+				body := fmt.Sprintf(`{"model":"m","stream":%v,"messages":[{"role":"user","content":"hi %d-%d"}]}`, stream, w, i)
+				req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+key)
+				sent.Add(1)
+				resp, err := client.Do(req)
+				if err != nil {
+					return // the server is gone
+				}
+				id := resp.Header.Get("x-request-id")
+				whole := false
+				if stream {
+					sc := bufio.NewScanner(resp.Body)
+					for sc.Scan() {
+						if sc.Text() == "data: [DONE]" {
+							whole = true
+						}
+					}
+				} else {
+					b, err := io.ReadAll(resp.Body)
+					whole = err == nil && resp.StatusCode == 200 && int64(len(b)) == resp.ContentLength
+				}
+				resp.Body.Close()
+				if whole {
+					mu.Lock()
+					completed[id] = true
+					mu.Unlock()
+				}
+			}
+		}(w)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	close(stop)
+	wg.Wait()
+
+}
