@@ -176,9 +176,15 @@ type Model struct {
 }
 
 // Deployment is a provider plus the model id that provider knows.
+// Prices (USD per million tokens, as decimal strings such as "0.15") are
+// needed only where the catalog does not know the deployment; they
+// override the catalog where it does.
 type Deployment struct {
-	Provider string `yaml:"provider"`
-	Model    string `yaml:"model"`
+	Provider         string `yaml:"provider"`
+	Model            string `yaml:"model"`
+	InputPrice       string `yaml:"input_price"`
+	OutputPrice      string `yaml:"output_price"`
+	CachedInputPrice string `yaml:"cached_input_price"`
 }
 
 // Default returns the configuration used when no file is given.
@@ -436,6 +442,11 @@ func (c *Config) Validate() error {
 			if d.Model == "" {
 				bad(df+".model", "must not be empty")
 			}
+			for name, v := range map[string]string{"input_price": d.InputPrice, "output_price": d.OutputPrice, "cached_input_price": d.CachedInputPrice} {
+				if v != "" && !isDecimal(v) {
+					bad(df+"."+name, "must be a decimal number of USD per million tokens, e.g. \"0.15\"; got %q", v)
+				}
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -447,4 +458,19 @@ func (p Provider) ProviderKey(getenv func(string) string) string {
 		return getenv(p.APIKeyEnv)
 	}
 	return p.APIKey
+}
+
+// isDecimal accepts "12", "0.15", "3.000001": digits with at most one dot.
+func isDecimal(s string) bool {
+	dot := false
+	for i, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+		case c == '.' && !dot && i > 0 && i < len(s)-1:
+			dot = true
+		default:
+			return false
+		}
+	}
+	return s != ""
 }

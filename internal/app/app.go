@@ -78,7 +78,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		}
 		adapters[pc.Name] = ad
 	}
-	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat))
+	own, err := priced(cfg, cat)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own))
 	if err != nil {
 		return nil, err
 	}

@@ -82,10 +82,51 @@ func withCatalog(cfg config.Config, cat *catalog.Catalog, getenv func(string) st
 	return cfg
 }
 
-// catalogLookup finds a deployment's entry by the provider's model id, or
-// by the public name on that provider.
-func catalogLookup(cat *catalog.Catalog) router.CatalogLookup {
+// priced returns the config's own deployment prices, keyed by
+// provider/model: they override the catalog, and give deployments it does
+// not know (custom servers, mocks) a price. An unknown deployment is
+// assumed capable of everything: only the operator knows what it serves.
+func priced(cfg config.Config, cat *catalog.Catalog) (map[string]catalog.Model, error) {
+	out := map[string]catalog.Model{}
+	for _, m := range cfg.Models {
+		for _, d := range m.Deployments {
+			if d.InputPrice == "" && d.OutputPrice == "" && d.CachedInputPrice == "" {
+				continue
+			}
+			e, ok := cat.Find(d.Provider, d.Model)
+			if !ok {
+				e = catalog.Model{Name: m.Name, Provider: d.Provider, ID: d.Model, Context: 1 << 30,
+					Caps: catalog.Capabilities{Tools: true, Vision: true, JSONSchema: true, StreamingUsage: true, Embeddings: true}}
+			}
+			var err error
+			for _, p := range []struct {
+				raw string
+				dst *catalog.Price
+			}{{d.InputPrice, &e.Input}, {d.OutputPrice, &e.Output}, {d.CachedInputPrice, &e.CachedInput}} {
+				if p.raw == "" {
+					continue
+				}
+				if *p.dst, err = catalog.ParsePrice(p.raw); err != nil {
+					return nil, fmt.Errorf("model %s deployment %s/%s: %w", m.Name, d.Provider, d.Model, err)
+				}
+			}
+			if d.CachedInputPrice == "" && !ok {
+				e.CachedInput = e.Input
+			}
+			out[d.Provider+"/"+d.Model] = e
+		}
+	}
+	return out, nil
+}
+
+// catalogLookup finds a deployment's entry: the config's own prices first,
+// then the catalog by the provider's model id, then by the public name on
+// that provider.
+func catalogLookup(cat *catalog.Catalog, own map[string]catalog.Model) router.CatalogLookup {
 	return func(provider, model string) (catalog.Model, bool) {
+		if m, ok := own[provider+"/"+model]; ok {
+			return m, true
+		}
 		if m, ok := cat.Find(provider, model); ok {
 			return m, true
 		}
