@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"time"
 
 	"github.com/xroute/xroute/loadtest/mock"
 	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
@@ -53,26 +50,5 @@ func cmdMock(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func serveMock(ctx context.Context, name, addr string, h http.Handler, stdout io.Writer) error {
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "mock %s listening on http://%s\n", name, ln.Addr())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return mock.Serve(ctx, "mock "+name, addr, h, stdout)
 }

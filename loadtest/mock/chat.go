@@ -129,13 +129,8 @@ type chatPlan struct {
 	seed         uint64 // text generator seed
 	n            int    // text tokens (when no tool calls)
 	finish       string // stop, length or tool_calls
-	calls        []plannedCall
+	calls        []ToolCall
 	includeUsage bool
-}
-
-type plannedCall struct {
-	id, name, args string
-	frags          []int // end offsets of the argument fragments in args
 }
 
 // tokens returns the completion tokens of the full answer.
@@ -145,26 +140,36 @@ func (p *chatPlan) tokens() int {
 	}
 	t := 0
 	for _, c := range p.calls {
-		t += 1 + len(c.frags)
+		t += c.Tokens()
 	}
 	return t
 }
 
-func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	s.stats.chat.Add(1)
-	st := s.st.Load()
-
-	var d directives
+// begin reads the directives of the X-Mock-Directive header, then decodes
+// the JSON body of r into v; it reports false after writing a 400.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, start time.Time, v any) (Directives, bool) {
+	var d Directives
 	if h := r.Header.Get(DirectiveHeader); h != "" {
-		if err := d.parse(h); err != nil {
+		if err := d.Parse(h); err != nil {
 			s.writeError(w, start, http.StatusBadRequest, "mock: bad "+DirectiveHeader+" header: "+h, "invalid_request_error", "", "")
-			return
+			return d, false
 		}
 	}
-	var req chatRequest
-	if e := decodeBody(r, w, &req); e != nil {
+	if e := decodeBody(r, w, v); e != nil {
 		s.writeError(w, start, e.status, e.message, e.typ, e.param, e.code)
+		return d, false
+	}
+	return d, true
+}
+
+func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	s.core.Chat.Add(1)
+	st := s.st.Load()
+
+	var req chatRequest
+	d, ok := s.begin(w, r, start, &req)
+	if !ok {
 		return
 	}
 	p, e := s.planChat(st, &req, &d)
@@ -173,49 +178,37 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	status, reset := s.roll(st, req.Stream)
-	if d.status != 0 {
-		status = d.status
-	}
-	reset = reset || d.reset
-	latency := st.cfg.Latency
-	if d.hasLatency {
-		latency = d.latency
-	}
-	if !sleep(r, latency) {
-		s.stats.canceled.Add(1)
+	status, reset := s.core.Roll(&st.cfg, &d, req.Stream)
+	if !s.core.Delay(r, &st.cfg, &d) {
 		return
 	}
 	if status != 0 {
-		s.writeFailure(w, start, st, failure{status: status, quota: d.quota}, p.model, d.retryAfter, d.hasRetryAfter)
+		s.writeFailure(w, start, st, status, &d, p.model)
 		return
 	}
 	if req.Stream {
-		s.streamChat(w, r, start, st, p, reset, d.streamError)
+		s.streamChat(w, r, start, st, p, reset, d.StreamError)
 		return
 	}
 	if reset {
-		s.cut(w)
+		s.core.Cut(w)
 		return
 	}
 	bp := getBuf()
 	b := appendCompletion(*bp, s.newID("chatcmpl-"), start.Unix(), p)
-	s.stats.promptTokens.Add(int64(p.prompt))
-	s.stats.completionTokens.Add(int64(p.tokens()))
+	s.core.PromptTokens.Add(int64(p.prompt))
+	s.core.CompletionTokens.Add(int64(p.tokens()))
 	w.Header()["Content-Type"] = hdrJSON
 	w.Header()["Content-Length"] = []string{strconv.Itoa(len(b))}
 	s.writeHead(w, start, http.StatusOK, p.prompt+p.tokens(), 0)
-	if _, err := w.Write(b); err != nil || r.Context().Err() != nil {
-		s.stats.canceled.Add(1)
-	} else {
-		s.stats.completed.Add(1)
-	}
+	_, err := w.Write(b)
+	s.core.Answered(r, err)
 	*bp = b
 	putBuf(bp)
 }
 
 // planChat validates req and decides the whole answer.
-func (s *Server) planChat(st *state, req *chatRequest, d *directives) (*chatPlan, *reqError) {
+func (s *Server) planChat(st *state, req *chatRequest, d *Directives) (*chatPlan, *reqError) {
 	if req.Model == nil || *req.Model == "" {
 		return nil, badRequest("Missing required parameter: 'model'.", "model", "missing_required_parameter")
 	}
@@ -244,10 +237,8 @@ func (s *Server) planChat(st *state, req *chatRequest, d *directives) (*chatPlan
 		maxTok = *req.MaxTokens
 	}
 	model := *req.Model
-	if st.models != nil {
-		if _, ok := st.models[model]; !ok {
-			return nil, &reqError{status: http.StatusNotFound, message: "The model `" + model + "` does not exist or you do not have access to it.", typ: "invalid_request_error", code: "model_not_found"}
-		}
+	if !st.models.Has(model) {
+		return nil, &reqError{status: http.StatusNotFound, message: "The model `" + model + "` does not exist or you do not have access to it.", typ: "invalid_request_error", code: "model_not_found"}
 	}
 
 	// Prompt tokens: words of every content (and tool-call arguments), 3 per
@@ -268,7 +259,7 @@ func (s *Server) planChat(st *state, req *chatRequest, d *directives) (*chatPlan
 	userText := last.Content.text
 	if lastUser >= 0 {
 		userText = req.Messages[lastUser].Content.text
-		if err := d.scan(userText); err != nil {
+		if err := d.Scan(userText); err != nil {
 			return nil, badRequest("mock: bad #mock: directive in the last user message", "messages", "")
 		}
 	}
@@ -288,20 +279,16 @@ func (s *Server) planChat(st *state, req *chatRequest, d *directives) (*chatPlan
 	}
 	if len(calls) > 0 && last.Role != "tool" {
 		p.finish = "tool_calls"
-		p.calls = make([]plannedCall, len(calls))
+		p.calls = make([]ToolCall, len(calls))
 		for i, t := range calls {
-			pc := &p.calls[i]
-			pc.name = t.Function.Name
-			pc.args = toolArguments(t.Function.Parameters, mix(seed^hashString(pc.name)))
-			pc.frags = fragment(pc.args)
-			pc.id = string(appendAlnum([]byte("call_"), mix(seed+uint64(i)+1)^hashString(pc.name), 24))
+			p.calls[i] = NewToolCall(seed, i, t.Function.Name, t.Function.Parameters, "call_", 24)
 		}
 		return p, nil
 	}
 
 	want := st.cfg.CompletionTokens
-	if d.tokens > 0 {
-		want = d.tokens
+	if d.Tokens > 0 {
+		want = d.Tokens
 	}
 	p.n, p.finish = want, "stop"
 	if maxTok > 0 && maxTok < want {
@@ -362,21 +349,6 @@ func chooseTools(req *chatRequest) ([]*chatTool, *reqError) {
 	return fns[:1], nil
 }
 
-// fragment splits tool-call arguments into ~4-byte pieces on rune
-// boundaries (each piece counts as a token) and returns their end offsets.
-func fragment(args string) []int {
-	frags := make([]int, 0, len(args)/4+1)
-	for i := 0; i < len(args); {
-		j := min(i+4, len(args))
-		for j < len(args) && !utf8.RuneStart(args[j]) {
-			j++
-		}
-		frags = append(frags, j)
-		i = j
-	}
-	return frags
-}
-
 // appendCompletion appends a chat.completion object.
 func appendCompletion(b []byte, id string, created int64, p *chatPlan) []byte {
 	b = append(b, `{"id":`...)
@@ -394,11 +366,11 @@ func appendCompletion(b []byte, id string, created int64, p *chatPlan) []byte {
 			}
 			c := &p.calls[i]
 			b = append(b, `{"id":`...)
-			b = appendString(b, c.id)
+			b = appendString(b, c.ID)
 			b = append(b, `,"type":"function","function":{"name":`...)
-			b = appendString(b, c.name)
+			b = appendString(b, c.Name)
 			b = append(b, `,"arguments":`...)
-			b = appendString(b, c.args)
+			b = appendString(b, c.Args)
 			b = append(b, "}}"...)
 		}
 		b = append(b, ']')

@@ -27,6 +27,15 @@
 //
 // Examples: "hi #mock:status=429", "#mock:latency=150ms;tokens=5 hello",
 // "X-Mock-Directive: status=503". A malformed directive is a 400.
+//
+// # Other wire formats
+//
+// The mocks of other wire formats (the subpackages anthropic, gemini,
+// bedrock and azure) keep only their wire format and share the rest with
+// this one: Config and its flags, Core (Stats counters, the failure RNG,
+// latency, connection cuts, ids), Stream and Pacer (paced streams that
+// fail on purpose), Directives, Serve and Command (the command line), and
+// the deterministic answers of export.go.
 package mock
 
 import (
@@ -72,24 +81,46 @@ type Config struct {
 	Models []string
 }
 
-func (c Config) normalized() Config {
+// Normalized returns c with the defaults applied (ChunkTokens,
+// CompletionTokens), negative durations and speeds as 0, and its own copy
+// of Models. New and SetConfig of every mock apply it.
+func (c Config) Normalized() Config {
 	if c.ChunkTokens <= 0 {
 		c.ChunkTokens = DefaultChunkTokens
 	}
 	if c.CompletionTokens <= 0 {
 		c.CompletionTokens = DefaultCompletionTokens
 	}
-	if c.TokensPerSec < 0 {
-		c.TokensPerSec = 0
-	}
-	if c.Latency < 0 {
-		c.Latency = 0
-	}
-	if c.RetryAfter < 0 {
-		c.RetryAfter = 0
-	}
+	c.TokensPerSec = max(c.TokensPerSec, 0)
+	c.Latency = max(c.Latency, 0)
+	c.RetryAfter = max(c.RetryAfter, 0)
 	c.Models = append([]string(nil), c.Models...)
 	return c
+}
+
+// ModelSet is the set of served model ids (Config.Models); nil serves any
+// model.
+type ModelSet map[string]struct{}
+
+// NewModelSet returns the set of ids, nil when there are none.
+func NewModelSet(ids []string) ModelSet {
+	if len(ids) == 0 {
+		return nil
+	}
+	m := make(ModelSet, len(ids))
+	for _, id := range ids {
+		m[id] = struct{}{}
+	}
+	return m
+}
+
+// Has reports whether id is served.
+func (m ModelSet) Has(id string) bool {
+	if m == nil {
+		return true
+	}
+	_, ok := m[id]
+	return ok
 }
 
 // RegisterFlags binds the fields of c to flags of fs. The current values of c

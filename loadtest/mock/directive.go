@@ -15,23 +15,42 @@ const DirectiveHeader = "X-Mock-Directive"
 // input string (embeddings), e.g. "#mock:status=503" or "#mock:reset".
 const directivePrefix = "#mock:"
 
-// directives force the behaviour of one request; see the package doc.
-type directives struct {
-	status        int
-	quota         bool
-	reset         bool
-	streamError   bool
-	tokens        int
-	latency       time.Duration
-	hasLatency    bool
-	retryAfter    time.Duration
-	hasRetryAfter bool
+// Directives force the behaviour of one request, in every wire format's
+// mock (see the package doc for the syntax). The zero value forces
+// nothing.
+type Directives struct {
+	Status        int  // error status to answer with (400..599), 0 = none
+	Quota         bool // a permanent quota/billing failure (Status is 429)
+	Reset         bool // cut the connection
+	StreamError   bool // streams: end with an error event after a few events
+	Tokens        int  // completion length in tokens, 0 = the configured one
+	Latency       time.Duration
+	HasLatency    bool
+	RetryAfter    time.Duration
+	HasRetryAfter bool
 }
 
-var errDirective = errors.New("mock: bad directive")
+// ErrDirective is returned for a malformed directive.
+var ErrDirective = errors.New("mock: bad directive")
 
-// parse applies a header-style spec: "status=429;latency=10ms;reset".
-func (d *directives) parse(spec string) error {
+// ParseDirectives applies a header-style spec (the X-Mock-Directive value,
+// may be empty), then every "#mock:..." occurrence in text (the last user
+// message, or the embeddings input); text directives apply after header
+// ones. The error, ErrDirective, means either is malformed (the mocks
+// answer 400).
+func ParseDirectives(header, text string) (Directives, error) {
+	var d Directives
+	if err := d.Parse(header); err != nil {
+		return Directives{}, err
+	}
+	if err := d.Scan(text); err != nil {
+		return Directives{}, err
+	}
+	return d, nil
+}
+
+// Parse applies a header-style spec: "status=429;latency=10ms;reset".
+func (d *Directives) Parse(spec string) error {
 	for spec != "" {
 		var item string
 		if i := strings.IndexAny(spec, ";,"); i >= 0 {
@@ -50,42 +69,42 @@ func (d *directives) parse(spec string) error {
 		case "status":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 400 || n > 599 {
-				return errDirective
+				return ErrDirective
 			}
-			d.status = n
+			d.Status = n
 		case "quota":
-			d.status, d.quota = 429, true
+			d.Status, d.Quota = 429, true
 		case "reset":
-			d.reset = true
+			d.Reset = true
 		case "stream-error", "stream_error":
-			d.streamError = true
+			d.StreamError = true
 		case "tokens":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 || n > 1_000_000 {
-				return errDirective
+				return ErrDirective
 			}
-			d.tokens = n
+			d.Tokens = n
 		case "latency":
 			v, err := parseDur(val, time.Millisecond)
 			if err != nil {
-				return errDirective
+				return ErrDirective
 			}
-			d.latency, d.hasLatency = v, true
+			d.Latency, d.HasLatency = v, true
 		case "retry-after", "retry_after":
 			v, err := parseDur(val, time.Second)
 			if err != nil {
-				return errDirective
+				return ErrDirective
 			}
-			d.retryAfter, d.hasRetryAfter = v, true
+			d.RetryAfter, d.HasRetryAfter = v, true
 		default:
-			return errDirective
+			return ErrDirective
 		}
 	}
 	return nil
 }
 
-// scan applies every "#mock:..." occurrence in text.
-func (d *directives) scan(text string) error {
+// Scan applies every "#mock:..." occurrence in text.
+func (d *Directives) Scan(text string) error {
 	for {
 		i := strings.Index(text, directivePrefix)
 		if i < 0 {
@@ -96,7 +115,7 @@ func (d *directives) scan(text string) error {
 		if end < 0 {
 			end = len(text)
 		}
-		if err := d.parse(text[:end]); err != nil {
+		if err := d.Parse(text[:end]); err != nil {
 			return err
 		}
 		text = text[end:]
@@ -107,13 +126,13 @@ func (d *directives) scan(text string) error {
 func parseDur(v string, unit time.Duration) (time.Duration, error) {
 	if n, err := strconv.ParseFloat(v, 64); err == nil {
 		if n < 0 {
-			return 0, errDirective
+			return 0, ErrDirective
 		}
 		return time.Duration(n * float64(unit)), nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		return 0, errDirective
+		return 0, ErrDirective
 	}
 	return d, nil
 }

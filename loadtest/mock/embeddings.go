@@ -115,19 +115,12 @@ func vector(v []float32, seed uint64) {
 
 func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	s.stats.embeddings.Add(1)
+	s.core.Embeddings.Add(1)
 	st := s.st.Load()
 
-	var d directives
-	if h := r.Header.Get(DirectiveHeader); h != "" {
-		if err := d.parse(h); err != nil {
-			s.writeError(w, start, http.StatusBadRequest, "mock: bad "+DirectiveHeader+" header: "+h, "invalid_request_error", "", "")
-			return
-		}
-	}
 	var req embeddingRequest
-	if e := decodeBody(r, w, &req); e != nil {
-		s.writeError(w, start, e.status, e.message, e.typ, e.param, e.code)
+	d, ok := s.begin(w, r, start, &req)
+	if !ok {
 		return
 	}
 	if req.Model == nil || *req.Model == "" {
@@ -157,39 +150,29 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, start, http.StatusBadRequest, "Invalid value: '"+req.EncodingFormat+"'. Supported values are: 'float' and 'base64'.", "invalid_request_error", "encoding_format", "invalid_value")
 		return
 	}
-	if st.models != nil {
-		if _, ok := st.models[model]; !ok {
-			s.writeError(w, start, http.StatusNotFound, "The model `"+model+"` does not exist or you do not have access to it.", "invalid_request_error", "", "model_not_found")
-			return
-		}
+	if !st.models.Has(model) {
+		s.writeError(w, start, http.StatusNotFound, "The model `"+model+"` does not exist or you do not have access to it.", "invalid_request_error", "", "model_not_found")
+		return
 	}
 	for i := range inputs {
 		if !inputs[i].isTok {
-			if err := d.scan(inputs[i].text); err != nil {
+			if err := d.Scan(inputs[i].text); err != nil {
 				s.writeError(w, start, http.StatusBadRequest, "mock: bad #mock: directive in the input", "invalid_request_error", "input", "")
 				return
 			}
 		}
 	}
 
-	status, _ := s.roll(st, false)
-	if d.status != 0 {
-		status = d.status
-	}
-	latency := st.cfg.Latency
-	if d.hasLatency {
-		latency = d.latency
-	}
-	if !sleep(r, latency) {
-		s.stats.canceled.Add(1)
+	status, reset := s.core.Roll(&st.cfg, &d, false)
+	if !s.core.Delay(r, &st.cfg, &d) {
 		return
 	}
 	if status != 0 {
-		s.writeFailure(w, start, st, failure{status: status, quota: d.quota}, model, d.retryAfter, d.hasRetryAfter)
+		s.writeFailure(w, start, st, status, &d, model)
 		return
 	}
-	if d.reset {
-		s.cut(w)
+	if reset {
+		s.core.Cut(w)
 		return
 	}
 
@@ -234,7 +217,7 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	b = appendInt(b, int64(tokens))
 	b = append(b, "}}"...)
 	s.writeJSON(w, start, http.StatusOK, tokens, b)
-	s.stats.completed.Add(1)
+	s.core.Completed.Add(1)
 	*bp = b
 	putBuf(bp)
 }

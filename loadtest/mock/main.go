@@ -2,56 +2,16 @@ package mock
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"time"
 )
 
 // Main runs the mock upstream: it parses args (the flags of
 // Config.RegisterFlags plus -addr), listens, prints
 // "mock listening on http://ADDR/v1" to stdout and serves until ctx is done.
 func Main(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("mock", flag.ContinueOnError)
-	fs.SetOutput(stdout)
 	var cfg Config
-	cfg.RegisterFlags(fs)
-	addr := fs.String("addr", DefaultAddr, "listen address")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("mock: unexpected arguments: %q", fs.Args())
-	}
-
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", *addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{
-		Handler:           New(cfg),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "mock listening on http://%s/v1\n", ln.Addr())
-
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	cmd := Command{Name: "mock", Addr: DefaultAddr, Path: "/v1", Flags: cfg.RegisterFlags,
+		Handler: func() http.Handler { return New(cfg) }}
+	return cmd.Run(ctx, args, stdout)
 }

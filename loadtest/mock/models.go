@@ -46,11 +46,9 @@ func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 		s.handleModels(w, r)
 		return
 	}
-	if st.models != nil {
-		if _, ok := st.models[id]; !ok {
-			s.writeError(w, start, http.StatusNotFound, "The model '"+id+"' does not exist", "invalid_request_error", "model", "model_not_found")
-			return
-		}
+	if !st.models.Has(id) {
+		s.writeError(w, start, http.StatusNotFound, "The model '"+id+"' does not exist", "invalid_request_error", "model", "model_not_found")
+		return
 	}
 	s.writeJSON(w, start, http.StatusOK, 0, appendModel(nil, id))
 }

@@ -1,11 +1,8 @@
 package mock
 
 import (
-	crand "crypto/rand"
 	"crypto/subtle"
-	"encoding/binary"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -32,49 +29,21 @@ var (
 	hdrFalse         = []string{"false"}
 )
 
-// Stats are the counters of a Server since New.
-type Stats struct {
-	Requests         int64         // HTTP requests received, all routes
-	Active           int64         // requests being handled now
-	Chat             int64         // POST /v1/chat/completions requests
-	Embeddings       int64         // POST /v1/embeddings requests
-	Streams          int64         // streams started (200 and SSE headers sent)
-	Completed        int64         // successful responses written to the end ([DONE] for streams)
-	Canceled         int64         // requests whose client went away before the end
-	Resets           int64         // connections cut on purpose (ResetRate or #mock:reset)
-	Failures         map[int]int64 // error responses by HTTP status (injected or not)
-	PromptTokens     int64         // prompt tokens of answered chat requests
-	CompletionTokens int64         // completion tokens actually sent
-}
-
-type counters struct {
-	requests, active, chat, embeddings, streams, completed, canceled, resets atomic.Int64
-	promptTokens, completionTokens                                           atomic.Int64
-	failures                                                                 [600]atomic.Int64
-}
-
 // state is an immutable snapshot of the configuration and what derives from it.
 type state struct {
 	cfg        Config
-	models     map[string]struct{} // nil: any model
-	modelsBody []byte              // GET /v1/models body
-	retrySec   []string            // Retry-After value
-	retryMs    []string            // retry-after-ms value
-	failAny    bool                // some failure or reset rate is non-zero
+	models     ModelSet
+	modelsBody []byte   // GET /v1/models body
+	retrySec   []string // Retry-After value
+	retryMs    []string // retry-after-ms value
 }
 
 // Server is the mock upstream. It implements http.Handler; all its methods
 // are safe for concurrent use.
 type Server struct {
-	st    atomic.Pointer[state]
-	mux   *http.ServeMux
-	stats counters
-
-	rngMu sync.Mutex
-	rng   *rand.Rand
-
-	idBase uint64
-	idSeq  atomic.Uint64
+	st   atomic.Pointer[state]
+	mux  *http.ServeMux
+	core *Core
 
 	rlMu    sync.Mutex
 	rlStart time.Time
@@ -84,9 +53,7 @@ type Server struct {
 
 // New returns a Server with cfg.
 func New(cfg Config) *Server {
-	var seed [8]byte
-	_, _ = crand.Read(seed[:])
-	s := &Server{idBase: binary.LittleEndian.Uint64(seed[:])}
+	s := &Server{core: NewCore()}
 	s.SetConfig(cfg)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.handleChat)
@@ -101,53 +68,22 @@ func New(cfg Config) *Server {
 // SetConfig replaces the configuration. Requests in flight keep the one they
 // started with. The failure RNG is reseeded with cfg.Seed.
 func (s *Server) SetConfig(cfg Config) {
-	cfg = cfg.normalized()
-	st := &state{cfg: cfg}
-	if len(cfg.Models) > 0 {
-		st.models = make(map[string]struct{}, len(cfg.Models))
-		for _, m := range cfg.Models {
-			st.models[m] = struct{}{}
-		}
-	}
+	cfg = cfg.Normalized()
+	st := &state{cfg: cfg, models: NewModelSet(cfg.Models)}
 	st.modelsBody = appendModelList(nil, cfg.Models)
 	st.retrySec = []string{strconv.FormatInt(int64(math.Ceil(cfg.RetryAfter.Seconds())), 10)}
 	st.retryMs = []string{strconv.FormatInt(cfg.RetryAfter.Milliseconds(), 10)}
-	st.failAny = cfg.FailRate429 > 0 || cfg.FailRate500 > 0 || cfg.FailRate503 > 0 || cfg.ResetRate > 0
-	s.rngMu.Lock()
-	s.rng = rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15))
-	s.rngMu.Unlock()
+	s.core.Reseed(cfg.Seed)
 	s.st.Store(st)
 }
 
 // Stats returns a snapshot of the counters.
-func (s *Server) Stats() Stats {
-	c := &s.stats
-	out := Stats{
-		Requests:         c.requests.Load(),
-		Active:           c.active.Load(),
-		Chat:             c.chat.Load(),
-		Embeddings:       c.embeddings.Load(),
-		Streams:          c.streams.Load(),
-		Completed:        c.completed.Load(),
-		Canceled:         c.canceled.Load(),
-		Resets:           c.resets.Load(),
-		PromptTokens:     c.promptTokens.Load(),
-		CompletionTokens: c.completionTokens.Load(),
-		Failures:         map[int]int64{},
-	}
-	for i := range c.failures {
-		if n := c.failures[i].Load(); n != 0 {
-			out.Failures[i] = n
-		}
-	}
-	return out
-}
+func (s *Server) Stats() Stats { return s.core.Stats() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.stats.requests.Add(1)
-	s.stats.active.Add(1)
-	defer s.stats.active.Add(-1)
+	s.core.Begin()
+	defer s.core.End()
 	if key := s.st.Load().cfg.APIKey; key != "" {
 		if msg, ok := checkAuth(r.Header.Get("Authorization"), key); !ok {
 			s.writeError(w, time.Now(), http.StatusUnauthorized, msg, "invalid_request_error", "", "invalid_api_key")
@@ -191,30 +127,15 @@ func mix(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
-const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-// appendAlnum appends n base-62 characters drawn from seed.
-func appendAlnum(b []byte, seed uint64, n int) []byte {
-	x := seed
-	for i := 0; i < n; i++ {
-		if i%8 == 0 {
-			x = mix(seed + uint64(i))
-		}
-		b = append(b, alnum[x%62])
-		x /= 62
-	}
-	return b
-}
-
 // newID returns prefix followed by 24 random-looking characters.
 func (s *Server) newID(prefix string) string {
 	b := make([]byte, 0, len(prefix)+24)
 	b = append(b, prefix...)
-	return string(appendAlnum(b, s.idBase^mix(s.idSeq.Add(1)), 24))
+	return string(AppendAlnum(b, s.core.NextID(), 24))
 }
 
 func (s *Server) requestID() string {
-	v := mix(s.idBase ^ s.idSeq.Add(1))
+	v := s.core.NextID()
 	w := mix(v)
 	var b [36]byte
 	copy(b[:], "req_")
@@ -279,9 +200,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, start time.Time, status, token
 
 // writeError writes an OpenAI error envelope; empty param/code become null.
 func (s *Server) writeError(w http.ResponseWriter, start time.Time, status int, message, typ, param, code string) {
-	if status >= 0 && status < len(s.stats.failures) {
-		s.stats.failures[status].Add(1)
-	}
+	s.core.Fail(status)
 	bp := getBuf()
 	b := appendErrorBody(*bp, message, typ, param, code)
 	s.writeJSON(w, start, status, 0, b)
@@ -296,56 +215,26 @@ const (
 	msgQuota = "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors."
 )
 
-// failure is an error response decided before the work starts.
-type failure struct {
-	status int
-	quota  bool
-}
-
-// roll draws the injected failure of a request, and whether a stream is cut.
-func (s *Server) roll(st *state, stream bool) (status int, reset bool) {
-	if !st.failAny {
-		return 0, false
-	}
-	c := &st.cfg
-	s.rngMu.Lock()
-	u := s.rng.Float64()
-	var v float64
-	if stream && c.ResetRate > 0 {
-		v = s.rng.Float64()
-	}
-	s.rngMu.Unlock()
-	switch {
-	case u < c.FailRate429:
-		status = http.StatusTooManyRequests
-	case u < c.FailRate429+c.FailRate500:
-		status = http.StatusInternalServerError
-	case u < c.FailRate429+c.FailRate500+c.FailRate503:
-		status = http.StatusServiceUnavailable
-	}
-	return status, stream && status == 0 && v < c.ResetRate
-}
-
 // writeFailure writes an injected (or directive-forced) error status.
-func (s *Server) writeFailure(w http.ResponseWriter, start time.Time, st *state, f failure, model string, retryAfter time.Duration, hasRetryAfter bool) {
+func (s *Server) writeFailure(w http.ResponseWriter, start time.Time, st *state, status int, d *Directives, model string) {
 	h := w.Header()
 	switch {
-	case f.status == http.StatusTooManyRequests:
+	case status == http.StatusTooManyRequests:
 		sec, ms := st.retrySec, st.retryMs
 		ra := st.cfg.RetryAfter
-		if hasRetryAfter {
-			ra = retryAfter
+		if d.HasRetryAfter {
+			ra = d.RetryAfter
 			sec = []string{strconv.FormatInt(int64(math.Ceil(ra.Seconds())), 10)}
 			ms = []string{strconv.FormatInt(ra.Milliseconds(), 10)}
 		}
 		h["Retry-After"] = sec
 		h["Retry-After-Ms"] = ms
-		if f.quota {
+		if d.Quota {
 			h["X-Should-Retry"] = hdrFalse
-			s.writeError(w, start, f.status, msgQuota, "insufficient_quota", "", "insufficient_quota")
+			s.writeError(w, start, status, msgQuota, "insufficient_quota", "", "insufficient_quota")
 			return
 		}
-		s.stats.failures[f.status].Add(1)
+		s.core.Fail(status)
 		if model == "" {
 			model = "mock"
 		}
@@ -356,52 +245,25 @@ func (s *Server) writeFailure(w http.ResponseWriter, start time.Time, st *state,
 		b := appendErrorBody(*bp, msg, "requests", "", "rate_limit_exceeded")
 		h["Content-Type"] = hdrJSON
 		h["Content-Length"] = []string{strconv.Itoa(len(b))}
-		s.writeHead(w, start, f.status, 0, max(ra, time.Millisecond))
+		s.writeHead(w, start, status, 0, max(ra, time.Millisecond))
 		_, _ = w.Write(b)
 		*bp = b
 		putBuf(bp)
-	case f.status == http.StatusInternalServerError:
-		s.writeError(w, start, f.status, msg500, "server_error", "", "")
-	case f.status == http.StatusServiceUnavailable:
-		s.writeError(w, start, f.status, msg503, "server_error", "", "")
-	case f.status == http.StatusBadRequest:
-		s.writeError(w, start, f.status, "mock: 400 forced by directive", "invalid_request_error", "", "")
-	case f.status == http.StatusUnauthorized:
-		s.writeError(w, start, f.status, "mock: 401 forced by directive", "invalid_request_error", "", "invalid_api_key")
-	case f.status == http.StatusForbidden:
-		s.writeError(w, start, f.status, "mock: 403 forced by directive", "permission_denied", "", "")
-	case f.status == http.StatusNotFound:
-		s.writeError(w, start, f.status, "mock: 404 forced by directive", "invalid_request_error", "", "")
-	case f.status >= 500:
-		s.writeError(w, start, f.status, "mock: "+strconv.Itoa(f.status)+" "+http.StatusText(f.status)+" forced by directive", "server_error", "", "")
+	case status == http.StatusInternalServerError:
+		s.writeError(w, start, status, msg500, "server_error", "", "")
+	case status == http.StatusServiceUnavailable:
+		s.writeError(w, start, status, msg503, "server_error", "", "")
+	case status == http.StatusBadRequest:
+		s.writeError(w, start, status, "mock: 400 forced by directive", "invalid_request_error", "", "")
+	case status == http.StatusUnauthorized:
+		s.writeError(w, start, status, "mock: 401 forced by directive", "invalid_request_error", "", "invalid_api_key")
+	case status == http.StatusForbidden:
+		s.writeError(w, start, status, "mock: 403 forced by directive", "permission_denied", "", "")
+	case status == http.StatusNotFound:
+		s.writeError(w, start, status, "mock: 404 forced by directive", "invalid_request_error", "", "")
+	case status >= 500:
+		s.writeError(w, start, status, "mock: "+strconv.Itoa(status)+" "+http.StatusText(status)+" forced by directive", "server_error", "", "")
 	default:
-		s.writeError(w, start, f.status, "mock: "+strconv.Itoa(f.status)+" "+http.StatusText(f.status)+" forced by directive", "invalid_request_error", "", "")
+		s.writeError(w, start, status, "mock: "+strconv.Itoa(status)+" "+http.StatusText(status)+" forced by directive", "invalid_request_error", "", "")
 	}
-}
-
-// sleep waits d or until the request is canceled; it reports false when
-// canceled.
-func sleep(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return r.Context().Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
-}
-
-// cut closes the connection abruptly: the client sees the body end without
-// the chunked terminator (or without any response).
-func (s *Server) cut(w http.ResponseWriter) {
-	s.stats.resets.Add(1)
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler) // e.g. HTTP/2: the server resets the stream
-	}
-	_ = conn.Close()
 }

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -106,12 +105,7 @@ type plan struct {
 	preamble              bool     // text precedes tool_use blocks
 	stopReason            string
 	stopSequence          string
-	calls                 []call
-}
-
-type call struct {
-	id, name, args string
-	frags          []int // end offsets of the ~4-byte argument pieces
+	calls                 []mock.ToolCall
 }
 
 func (p *plan) prompt() int { return p.input + p.cacheRead + p.cacheWrite }
@@ -119,7 +113,7 @@ func (p *plan) prompt() int { return p.input + p.cacheRead + p.cacheWrite }
 func (p *plan) outputTokens() int {
 	n := len(p.text)
 	for _, c := range p.calls {
-		n += 1 + len(c.frags)
+		n += c.Tokens()
 	}
 	return n
 }
@@ -148,10 +142,8 @@ func (s *Server) decide(st *state, req *request, header string) (*plan, *mock.Di
 	if t := req.TopP; t != nil && (*t < 0 || *t > 1) {
 		return nil, nil, invalid("top_p: range: 0..1")
 	}
-	if st.models != nil {
-		if _, ok := st.models[*req.Model]; !ok {
-			return nil, nil, &apiError{status: http.StatusNotFound, message: "model: " + *req.Model}
-		}
+	if !st.models.Has(*req.Model) {
+		return nil, nil, &apiError{status: http.StatusNotFound, message: "model: " + *req.Model}
 	}
 
 	prompt := 3
@@ -317,19 +309,15 @@ func (s *Server) decide(st *state, req *request, header string) (*plan, *mock.Di
 		auto := req.ToolChoice == nil || req.ToolChoice.Type == "auto"
 		if auto {
 			p.preamble = true
-			p.text = genText(seed^0x5bd1e995, 3, true)
+			p.text = mock.Answer(seed^0x5bd1e995, 3, true)
 		}
-		p.calls = make([]call, len(calls))
+		p.calls = make([]mock.ToolCall, len(calls))
 		for i, t := range calls {
-			c := &p.calls[i]
-			c.name = t.Name
-			c.args = mock.ToolArguments(t.InputSchema, mock.Mix(seed^mock.Seed(t.Name)))
-			c.frags = fragment(c.args)
-			c.id = string(appendID([]byte("toolu_01"), mock.Mix(seed+uint64(i)+1)^mock.Seed(t.Name), 22))
+			p.calls[i] = mock.NewToolCall(seed, i, t.Name, t.InputSchema, "toolu_01", 22)
 		}
 		if p.outputTokens() > maxTok { // cut inside the answer
 			p.calls, p.preamble, p.stopReason = nil, false, "max_tokens"
-			p.text = genText(seed, maxTok, false)
+			p.text = mock.Answer(seed, maxTok, false)
 		}
 		return p, &d, nil
 	}
@@ -343,20 +331,11 @@ func (s *Server) decide(st *state, req *request, header string) (*plan, *mock.Di
 	if maxTok < want {
 		n, finished, p.stopReason = maxTok, false, "max_tokens"
 	}
-	p.text = genText(seed, n, finished)
+	p.text = mock.Answer(seed, n, finished)
 	if seq, at, ok := findStop(p.text, req.StopSequences); ok {
 		p.text, p.stopReason, p.stopSequence = at, "stop_sequence", seq
 	}
 	return p, &d, nil
-}
-
-// genText returns the n tokens of an answer.
-func genText(seed uint64, n int, finished bool) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = mock.Token(seed, i, n, finished)
-	}
-	return out
 }
 
 // findStop cuts the text before the first stop sequence it contains; the
@@ -476,21 +455,6 @@ func chooseTools(req *request, tools map[string]*tool) []*tool {
 	return fns[:1]
 }
 
-// fragment splits arguments into ~4-byte pieces on rune boundaries and
-// returns their end offsets (each piece counts as a token).
-func fragment(args string) []int {
-	frags := make([]int, 0, len(args)/4+1)
-	for i := 0; i < len(args); {
-		j := min(i+4, len(args))
-		for j < len(args) && !utf8.RuneStart(args[j]) {
-			j++
-		}
-		frags = append(frags, j)
-		i = j
-	}
-	return frags
-}
-
 // ---- response bodies ----
 
 type usage struct {
@@ -539,7 +503,7 @@ func (p *plan) message(id string) message {
 		m.Content = append(m.Content, outBlock{Type: "text", Text: &t})
 	}
 	for _, c := range p.calls {
-		m.Content = append(m.Content, outBlock{Type: "tool_use", ID: c.id, Name: c.name, Input: json.RawMessage(c.args)})
+		m.Content = append(m.Content, outBlock{Type: "tool_use", ID: c.ID, Name: c.Name, Input: json.RawMessage(c.Args)})
 	}
 	return m
 }
@@ -547,7 +511,7 @@ func (p *plan) message(id string) message {
 // ---- handler ----
 
 func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
-	s.stats.messages.Add(1)
+	s.core.Chat.Add(1)
 	st := s.st.Load()
 	if r.Header.Get("anthropic-version") == "" {
 		s.writeError(w, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required")
@@ -570,20 +534,14 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	status, reset := s.roll(st, req.Stream)
-	if d.Status != 0 {
-		status = d.Status
+	status, reset := s.core.Roll(&st.cfg.Config, d, req.Stream)
+	if status == http.StatusServiceUnavailable && d.Status == 0 {
+		status = 529 // FailRate503: Anthropic's overloaded_error
 	}
 	if d.Quota {
 		status = http.StatusPaymentRequired
 	}
-	reset = reset || d.Reset
-	latency := st.cfg.Latency
-	if d.HasLatency {
-		latency = d.Latency
-	}
-	if !sleep(r, latency) {
-		s.stats.canceled.Add(1)
+	if !s.core.Delay(r, &st.cfg.Config, d) {
 		return
 	}
 	if status != 0 {
@@ -595,16 +553,12 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if reset {
-		s.cut(w)
+		s.core.Cut(w)
 		return
 	}
 	body, _ := json.Marshal(p.message(s.newID("msg_01", 22)))
-	s.stats.promptTokens.Add(int64(p.prompt()))
-	s.stats.completionTokens.Add(int64(p.outputTokens()))
+	s.core.PromptTokens.Add(int64(p.prompt()))
+	s.core.CompletionTokens.Add(int64(p.outputTokens()))
 	s.writeJSON(w, http.StatusOK, body)
-	if r.Context().Err() != nil {
-		s.stats.canceled.Add(1)
-	} else {
-		s.stats.completed.Add(1)
-	}
+	s.core.Answered(r, nil)
 }

@@ -23,16 +23,12 @@
 package anthropic
 
 import (
-	crand "crypto/rand"
 	"crypto/subtle"
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,52 +55,28 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 }
 
 func (c Config) normalized() Config {
-	if c.ChunkTokens <= 0 {
-		c.ChunkTokens = mock.DefaultChunkTokens
-	}
-	if c.CompletionTokens <= 0 {
-		c.CompletionTokens = mock.DefaultCompletionTokens
-	}
-	c.TokensPerSec = max(c.TokensPerSec, 0)
-	c.Latency = max(c.Latency, 0)
-	c.RetryAfter = max(c.RetryAfter, 0)
+	c.Config = c.Config.Normalized()
 	c.CacheReadTokens = max(c.CacheReadTokens, 0)
 	c.CacheCreationTokens = max(c.CacheCreationTokens, 0)
-	c.Models = append([]string(nil), c.Models...)
 	return c
 }
 
 // state is an immutable snapshot of the configuration.
 type state struct {
-	cfg     Config
-	models  map[string]struct{} // nil: any model
-	failAny bool
-}
-
-type counters struct {
-	requests, active, messages, streams, completed, canceled, resets atomic.Int64
-	promptTokens, completionTokens                                   atomic.Int64
-	failures                                                         [600]atomic.Int64
+	cfg    Config
+	models mock.ModelSet
 }
 
 // Server is the mock upstream; an http.Handler safe for concurrent use.
 type Server struct {
-	st    atomic.Pointer[state]
-	mux   *http.ServeMux
-	stats counters
-
-	rngMu sync.Mutex
-	rng   *rand.Rand
-
-	idBase uint64
-	idSeq  atomic.Uint64
+	st   atomic.Pointer[state]
+	mux  *http.ServeMux
+	core *mock.Core
 }
 
 // New returns a Server with cfg.
 func New(cfg Config) *Server {
-	var seed [8]byte
-	_, _ = crand.Read(seed[:])
-	s := &Server{idBase: binary.LittleEndian.Uint64(seed[:])}
+	s := &Server{core: mock.NewCore()}
 	s.SetConfig(cfg)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", s.handleMessages)
@@ -117,48 +89,17 @@ func New(cfg Config) *Server {
 // failure RNG is reseeded with cfg.Seed.
 func (s *Server) SetConfig(cfg Config) {
 	cfg = cfg.normalized()
-	st := &state{cfg: cfg}
-	if len(cfg.Models) > 0 {
-		st.models = make(map[string]struct{}, len(cfg.Models))
-		for _, m := range cfg.Models {
-			st.models[m] = struct{}{}
-		}
-	}
-	st.failAny = cfg.FailRate429 > 0 || cfg.FailRate500 > 0 || cfg.FailRate503 > 0 || cfg.ResetRate > 0
-	s.rngMu.Lock()
-	s.rng = rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15))
-	s.rngMu.Unlock()
-	s.st.Store(st)
+	s.core.Reseed(cfg.Seed)
+	s.st.Store(&state{cfg: cfg, models: mock.NewModelSet(cfg.Models)})
 }
 
 // Stats returns a snapshot of the counters; Chat counts POST /v1/messages.
-func (s *Server) Stats() mock.Stats {
-	c := &s.stats
-	out := mock.Stats{
-		Requests:         c.requests.Load(),
-		Active:           c.active.Load(),
-		Chat:             c.messages.Load(),
-		Streams:          c.streams.Load(),
-		Completed:        c.completed.Load(),
-		Canceled:         c.canceled.Load(),
-		Resets:           c.resets.Load(),
-		PromptTokens:     c.promptTokens.Load(),
-		CompletionTokens: c.completionTokens.Load(),
-		Failures:         map[int]int64{},
-	}
-	for i := range c.failures {
-		if n := c.failures[i].Load(); n != 0 {
-			out.Failures[i] = n
-		}
-	}
-	return out
-}
+func (s *Server) Stats() mock.Stats { return s.core.Stats() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.stats.requests.Add(1)
-	s.stats.active.Add(1)
-	defer s.stats.active.Add(-1)
+	s.core.Begin()
+	defer s.core.End()
 	if key := s.st.Load().cfg.APIKey; key != "" {
 		got := r.Header.Get("x-api-key")
 		switch {
@@ -220,27 +161,11 @@ func errorMessage(status int) string {
 	return "mock: " + strconv.Itoa(status) + " " + http.StatusText(status) + " forced by directive"
 }
 
-func (s *Server) requestID() string {
-	return string(appendID([]byte("req_011C"), s.idBase^mock.Mix(s.idSeq.Add(1)), 20))
-}
+func (s *Server) requestID() string { return s.newID("req_011C", 20) }
 
 // newID returns prefix followed by n base-62 characters.
 func (s *Server) newID(prefix string, n int) string {
-	return string(appendID([]byte(prefix), s.idBase^mock.Mix(s.idSeq.Add(1)), n))
-}
-
-const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-func appendID(b []byte, seed uint64, n int) []byte {
-	x := seed
-	for i := range n {
-		if i%8 == 0 {
-			x = mock.Mix(seed + uint64(i))
-		}
-		b = append(b, alnum[x%62])
-		x /= 62
-	}
-	return b
+	return string(mock.AppendAlnum([]byte(prefix), s.core.NextID(), n))
 }
 
 // writeJSON writes a complete JSON response with Anthropic's headers.
@@ -255,9 +180,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, body []byte) {
 
 // writeError writes {"type":"error","error":{"type","message"},"request_id"}.
 func (s *Server) writeError(w http.ResponseWriter, status int, typ, message string) {
-	if status >= 0 && status < len(s.stats.failures) {
-		s.stats.failures[status].Add(1)
-	}
+	s.core.Fail(status)
 	id := s.requestID()
 	body, _ := json.Marshal(errorBody{Type: "error", Error: errorDetail{Type: typ, Message: message}, RequestID: id})
 	h := w.Header()
@@ -293,53 +216,4 @@ func (s *Server) writeFailure(w http.ResponseWriter, st *state, status int, d *m
 		h.Set("Anthropic-Ratelimit-Requests-Reset", time.Now().Add(ra).UTC().Format(time.RFC3339))
 	}
 	s.writeError(w, status, errorType(status), errorMessage(status))
-}
-
-// roll draws the injected failure of a request and whether a stream is cut.
-func (s *Server) roll(st *state, stream bool) (status int, reset bool) {
-	if !st.failAny {
-		return 0, false
-	}
-	c := &st.cfg
-	s.rngMu.Lock()
-	u := s.rng.Float64()
-	var v float64
-	if stream && c.ResetRate > 0 {
-		v = s.rng.Float64()
-	}
-	s.rngMu.Unlock()
-	switch {
-	case u < c.FailRate429:
-		status = http.StatusTooManyRequests
-	case u < c.FailRate429+c.FailRate500:
-		status = http.StatusInternalServerError
-	case u < c.FailRate429+c.FailRate500+c.FailRate503:
-		status = 529
-	}
-	return status, stream && status == 0 && v < c.ResetRate
-}
-
-// sleep waits d or until the request is canceled; false when canceled.
-func sleep(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return r.Context().Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
-}
-
-// cut closes the connection abruptly.
-func (s *Server) cut(w http.ResponseWriter) {
-	s.stats.resets.Add(1)
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	_ = conn.Close()
 }

@@ -1,11 +1,11 @@
 package anthropic
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
-	"time"
+
+	"github.com/xroute/xroute/loadtest/mock"
 )
 
 // eventsBeforeFault is how many events (pings aside) a stream sends before a
@@ -13,60 +13,17 @@ import (
 // content delta.
 const eventsBeforeFault = 3
 
-const overloadedEvent = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+var overloadedEvent = []byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n")
 
-type outcome int
-
-const (
-	outcomeDone outcome = iota
-	outcomeCanceled
-	outcomeCut
-	outcomeError
-)
-
-// streamWriter writes the SSE events of one stream.
-type streamWriter struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	ctx context.Context
+// eventWriter writes the SSE events of one stream on a mock.Stream.
+type eventWriter struct {
+	*mock.Stream
 	buf []byte
-
-	start    time.Time
-	perToken time.Duration
-	timer    *time.Timer
-
-	events, sent int
-	faultAfter   int
-	fault        outcome
-	outcome      outcome
-}
-
-func (sw *streamWriter) pace(tokens int) bool {
-	if sw.perToken > 0 && tokens > 0 {
-		d := time.Until(sw.start.Add(time.Duration(sw.sent+tokens) * sw.perToken))
-		if d > 0 {
-			if sw.timer == nil {
-				sw.timer = time.NewTimer(d)
-			} else {
-				sw.timer.Reset(d)
-			}
-			select {
-			case <-sw.timer.C:
-			case <-sw.ctx.Done():
-				return false
-			}
-		}
-	}
-	return sw.ctx.Err() == nil
 }
 
 // event sends "event: name" with data (any JSON value) carrying tokens;
-// false means stop (see sw.outcome).
-func (sw *streamWriter) event(name string, data any, tokens int) bool {
-	if !sw.pace(tokens) {
-		sw.outcome = outcomeCanceled
-		return false
-	}
+// false means stop. Pings do not count as events.
+func (sw *eventWriter) event(name string, data any, tokens int) bool {
 	js, _ := json.Marshal(data)
 	b := append(sw.buf[:0], "event: "...)
 	b = append(b, name...)
@@ -74,24 +31,10 @@ func (sw *streamWriter) event(name string, data any, tokens int) bool {
 	b = append(b, js...)
 	b = append(b, "\n\n"...)
 	sw.buf = b
-	_, err := sw.w.Write(b)
-	if err == nil {
-		err = sw.rc.Flush()
-	}
-	if err != nil {
-		sw.outcome = outcomeCanceled
-		return false
-	}
-	sw.sent += tokens
 	if name == "ping" {
-		return true
+		return sw.Ping(b)
 	}
-	sw.events++
-	if sw.faultAfter > 0 && sw.events >= sw.faultAfter {
-		sw.outcome = sw.fault
-		return false
-	}
-	return true
+	return sw.Send(b, tokens)
 }
 
 type (
@@ -145,46 +88,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, st *state, p *pl
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Request-Id", s.requestID())
 	w.WriteHeader(http.StatusOK)
-	s.stats.streams.Add(1)
-	s.stats.promptTokens.Add(int64(p.prompt()))
 
-	sw := &streamWriter{w: w, rc: http.NewResponseController(w), ctx: r.Context(), buf: make([]byte, 0, 512), start: time.Now()}
-	if tps := st.cfg.TokensPerSec; tps > 0 {
-		sw.perToken = time.Duration(float64(time.Second) / tps)
-	}
-	switch {
-	case reset:
-		sw.faultAfter, sw.fault = eventsBeforeFault, outcomeCut
-	case streamErr:
-		sw.faultAfter, sw.fault = eventsBeforeFault, outcomeError
-	}
-	defer func() {
-		if sw.timer != nil {
-			sw.timer.Stop()
-		}
-	}()
-
-	if s.streamBody(sw, st, p) {
-		sw.outcome = outcomeDone
-	}
-	s.stats.completionTokens.Add(int64(sw.sent))
-	switch sw.outcome {
-	case outcomeDone:
-		s.stats.completed.Add(1)
-	case outcomeCanceled:
-		s.stats.canceled.Add(1)
-	case outcomeCut:
-		s.cut(w)
-	case outcomeError:
-		if _, err := w.Write([]byte(overloadedEvent)); err == nil {
-			_ = sw.rc.Flush()
-		}
-	}
+	sw := &eventWriter{Stream: s.core.Stream(w, r, st.cfg.TokensPerSec, p.prompt()), buf: make([]byte, 0, 512)}
+	sw.FaultAfter(eventsBeforeFault, reset, streamErr)
+	s.streamBody(sw, st, p)
+	sw.Finish(overloadedEvent)
 }
 
 // streamBody sends the events of p in Anthropic's order; false when the
 // stream must stop early.
-func (s *Server) streamBody(sw *streamWriter, st *state, p *plan) bool {
+func (s *Server) streamBody(sw *eventWriter, st *state, p *plan) bool {
 	msg := p.message(s.newID("msg_01", 22))
 	msg.Content, msg.StopReason, msg.StopSequence = []outBlock{}, nil, nil
 	msg.Usage = p.usage(1) // the real API reports a first output token here
@@ -228,7 +141,7 @@ func (s *Server) streamBody(sw *streamWriter, st *state, p *plan) bool {
 	}
 	for ci := range p.calls {
 		c := &p.calls[ci]
-		if !start(outBlock{Type: "tool_use", ID: c.id, Name: c.name, Input: emptyInput}) {
+		if !start(outBlock{Type: "tool_use", ID: c.ID, Name: c.Name, Input: emptyInput}) {
 			return false
 		}
 		// The real API opens every tool input with an empty fragment.
@@ -237,10 +150,10 @@ func (s *Server) streamBody(sw *streamWriter, st *state, p *plan) bool {
 			return false
 		}
 		from := 0
-		for i := 0; i < len(c.frags); i += chunk {
-			j := min(i+chunk, len(c.frags))
-			to := c.frags[j-1]
-			frag := c.args[from:to]
+		for i := 0; i < len(c.Frags); i += chunk {
+			j := min(i+chunk, len(c.Frags))
+			to := c.Frags[j-1]
+			frag := c.Args[from:to]
 			if !sw.event("content_block_delta", evBlockDelta{Type: "content_block_delta", Index: index, Delta: evDelta{Type: "input_json_delta", PartialJSON: &frag}}, j-i) {
 				return false
 			}
@@ -253,7 +166,7 @@ func (s *Server) streamBody(sw *streamWriter, st *state, p *plan) bool {
 	var md evMessageDelta
 	md.Type = "message_delta"
 	md.Delta.StopReason, md.Delta.StopSequence = nullable(p.stopReason), nullable(p.stopSequence)
-	md.Usage.OutputTokens = sw.sent
+	md.Usage.OutputTokens = sw.Sent()
 	if !sw.event("message_delta", md, 0) {
 		return false
 	}

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -343,18 +342,13 @@ type plan struct {
 	text       []string // text pieces, one per token
 	preamble   bool     // text precedes toolUse blocks
 	stopReason string
-	calls      []call
-}
-
-type call struct {
-	id, name, args string
-	frags          []int // end offsets of the ~4-byte argument pieces
+	calls      []mock.ToolCall
 }
 
 func (p *plan) outputTokens() int {
 	n := len(p.text)
 	for _, c := range p.calls {
-		n += 1 + len(c.frags)
+		n += c.Tokens()
 	}
 	return n
 }
@@ -447,37 +441,33 @@ func makePlan(st *state, model string, req *converseRequest, header string) (*pl
 		p.stopReason = "tool_use"
 		if ch := req.ToolConfig.ToolChoice; ch == nil || ch.Auto != nil {
 			p.preamble = true
-			p.text = genText(seed^0x5bd1e995, 3, true)
+			p.text = mock.Answer(seed^0x5bd1e995, 3, true)
 		}
-		p.calls = make([]call, len(tools))
+		p.calls = make([]mock.ToolCall, len(tools))
 		for i, t := range tools {
-			c := &p.calls[i]
-			c.name = t.Name
-			c.args = mock.ToolArguments(t.InputSchema.JSON, mock.Mix(seed^mock.Seed(t.Name)))
-			c.frags = fragment(c.args)
-			c.id = string(appendID([]byte("tooluse_"), mock.Mix(seed+uint64(i)+1)^mock.Seed(t.Name), 22))
+			p.calls[i] = mock.NewToolCall(seed, i, t.Name, t.InputSchema.JSON, "tooluse_", 22)
 		}
 		if p.outputTokens() > maxTok { // cut inside the answer
 			p.calls, p.preamble, p.stopReason = nil, false, "max_tokens"
-			p.text = genText(seed, maxTok, false)
+			p.text = mock.Answer(seed, maxTok, false)
 		}
 		return p, &d, nil
 	}
 
 	if oc := req.OutputConfig; oc != nil && oc.TextFormat != nil {
 		doc := mock.ToolArguments(json.RawMessage(oc.TextFormat.Structure.JSONSchema.Schema), seed)
-		p.text, p.stopReason = pieces(doc), "end_turn"
+		p.text, p.stopReason = mock.Pieces(doc), "end_turn"
 	} else {
 		want := st.cfg.CompletionTokens
 		if d.Tokens > 0 {
 			want = d.Tokens
 		}
-		p.text, p.stopReason = genText(seed, want, true), "end_turn"
+		p.text, p.stopReason = mock.Answer(seed, want, true), "end_turn"
 	}
 	if len(p.text) > maxTok {
 		p.text, p.stopReason = p.text[:maxTok], "max_tokens"
 		if req.OutputConfig == nil { // regenerate: the last token has no period
-			p.text = genText(seed, maxTok, false)
+			p.text = mock.Answer(seed, maxTok, false)
 		}
 	}
 	applyStops(p, stops)
@@ -504,39 +494,6 @@ func chooseTools(tc *toolConfig) []*toolSpec {
 		}
 	}
 	return specs[:min(len(specs), 2)]
-}
-
-func genText(seed uint64, n int, stop bool) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = mock.Token(seed, i, n, stop)
-	}
-	return out
-}
-
-// pieces splits s into ~4-byte pieces on rune boundaries.
-func pieces(s string) []string {
-	ends := fragment(s)
-	out := make([]string, len(ends))
-	start := 0
-	for i, e := range ends {
-		out[i], start = s[start:e], e
-	}
-	return out
-}
-
-// fragment returns the end offsets of ~4-byte pieces of s.
-func fragment(s string) []int {
-	frags := make([]int, 0, len(s)/4+1)
-	for i := 0; i < len(s); {
-		j := min(i+4, len(s))
-		for j < len(s) && !utf8.RuneStart(s[j]) {
-			j++
-		}
-		frags = append(frags, j)
-		i = j
-	}
-	return frags
 }
 
 // applyStops cuts the text before the first stop sequence it contains.
@@ -598,7 +555,7 @@ func (p *plan) response(latency time.Duration) []byte {
 		content = append(content, outBlock{Text: &t})
 	}
 	for _, c := range p.calls {
-		content = append(content, outBlock{ToolUse: &outToolUse{ToolUseID: c.id, Name: c.name, Input: json.RawMessage(c.args)}})
+		content = append(content, outBlock{ToolUse: &outToolUse{ToolUseID: c.ID, Name: c.Name, Input: json.RawMessage(c.Args)}})
 	}
 	type msg struct {
 		Role    string     `json:"role"`
@@ -628,7 +585,7 @@ func (p *plan) response(latency time.Duration) []byte {
 
 func (s *Server) handleConverse(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	s.stats.converse.Add(1)
+	s.core.Chat.Add(1)
 	st := s.st.Load()
 	stream := strings.HasSuffix(r.URL.Path, "/converse-stream")
 
@@ -639,18 +596,16 @@ func (s *Server) handleConverse(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, http.StatusRequestEntityTooLarge, "ValidationException", "Request body too large.")
 			return
 		}
-		s.stats.canceled.Add(1)
+		s.core.Canceled.Add(1)
 		return
 	}
 	if !s.authorize(w, r, &st.cfg, body) {
 		return
 	}
 	model := r.PathValue("modelId")
-	if st.models != nil {
-		if _, ok := st.models[model]; !ok {
-			s.writeError(w, http.StatusBadRequest, "ValidationException", "The provided model identifier is invalid.")
-			return
-		}
+	if !st.models.Has(model) {
+		s.writeError(w, http.StatusBadRequest, "ValidationException", "The provided model identifier is invalid.")
+		return
 	}
 	var req converseRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -669,17 +624,8 @@ func (s *Server) handleConverse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	status, reset := s.roll(st, stream)
-	if d.Status != 0 {
-		status = d.Status
-	}
-	reset = reset || d.Reset
-	latency := st.cfg.Latency
-	if d.HasLatency {
-		latency = d.Latency
-	}
-	if !sleep(r, latency) {
-		s.stats.canceled.Add(1)
+	status, reset := s.core.Roll(&st.cfg.Config, d, stream)
+	if !s.core.Delay(r, &st.cfg.Config, d) {
 		return
 	}
 	if status != 0 || d.Quota {
@@ -691,20 +637,17 @@ func (s *Server) handleConverse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if reset {
-		s.cut(w)
+		s.core.Cut(w)
 		return
 	}
 	out := p.response(time.Since(start))
-	s.stats.promptTokens.Add(int64(p.input + p.cacheRead))
-	s.stats.completionTokens.Add(int64(p.outputTokens()))
+	s.core.PromptTokens.Add(int64(p.input + p.cacheRead))
+	s.core.CompletionTokens.Add(int64(p.outputTokens()))
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	h.Set("X-Amzn-Requestid", s.requestID())
 	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(out); err != nil || r.Context().Err() != nil {
-		s.stats.canceled.Add(1)
-	} else {
-		s.stats.completed.Add(1)
-	}
+	_, err = w.Write(out)
+	s.core.Answered(r, err)
 }

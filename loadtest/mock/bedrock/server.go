@@ -40,16 +40,12 @@
 package bedrock
 
 import (
-	crand "crypto/rand"
 	"crypto/subtle"
-	"encoding/binary"
 	"encoding/json"
 	"flag"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -87,14 +83,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 }
 
 func (c Config) normalized() Config {
-	if c.ChunkTokens <= 0 {
-		c.ChunkTokens = mock.DefaultChunkTokens
-	}
-	if c.CompletionTokens <= 0 {
-		c.CompletionTokens = mock.DefaultCompletionTokens
-	}
-	c.TokensPerSec = max(c.TokensPerSec, 0)
-	c.Latency = max(c.Latency, 0)
+	c.Config = c.Config.Normalized()
 	c.CacheReadTokens = max(c.CacheReadTokens, 0)
 	if c.Region == "" {
 		c.Region = DefaultRegion
@@ -102,40 +91,24 @@ func (c Config) normalized() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	c.Models = append([]string(nil), c.Models...)
 	return c
 }
 
 type state struct {
-	cfg     Config
-	models  map[string]struct{} // nil: any model
-	failAny bool
-}
-
-type counters struct {
-	requests, active, converse, streams, completed, canceled, resets atomic.Int64
-	promptTokens, completionTokens                                   atomic.Int64
-	failures                                                         [600]atomic.Int64
+	cfg    Config
+	models mock.ModelSet
 }
 
 // Server is the mock upstream; an http.Handler safe for concurrent use.
 type Server struct {
-	st    atomic.Pointer[state]
-	mux   *http.ServeMux
-	stats counters
-
-	rngMu sync.Mutex
-	rng   *rand.Rand
-
-	idBase uint64
-	idSeq  atomic.Uint64
+	st   atomic.Pointer[state]
+	mux  *http.ServeMux
+	core *mock.Core
 }
 
 // New returns a Server with cfg.
 func New(cfg Config) *Server {
-	var seed [8]byte
-	_, _ = crand.Read(seed[:])
-	s := &Server{idBase: binary.LittleEndian.Uint64(seed[:])}
+	s := &Server{core: mock.NewCore()}
 	s.SetConfig(cfg)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /model/{modelId}/converse", s.handleConverse)
@@ -149,49 +122,18 @@ func New(cfg Config) *Server {
 // failure RNG is reseeded with cfg.Seed.
 func (s *Server) SetConfig(cfg Config) {
 	cfg = cfg.normalized()
-	st := &state{cfg: cfg}
-	if len(cfg.Models) > 0 {
-		st.models = make(map[string]struct{}, len(cfg.Models))
-		for _, m := range cfg.Models {
-			st.models[m] = struct{}{}
-		}
-	}
-	st.failAny = cfg.FailRate429 > 0 || cfg.FailRate500 > 0 || cfg.FailRate503 > 0 || cfg.ResetRate > 0
-	s.rngMu.Lock()
-	s.rng = rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15))
-	s.rngMu.Unlock()
-	s.st.Store(st)
+	s.core.Reseed(cfg.Seed)
+	s.st.Store(&state{cfg: cfg, models: mock.NewModelSet(cfg.Models)})
 }
 
 // Stats returns a snapshot of the counters; Chat counts converse and
 // converse-stream requests.
-func (s *Server) Stats() mock.Stats {
-	c := &s.stats
-	out := mock.Stats{
-		Requests:         c.requests.Load(),
-		Active:           c.active.Load(),
-		Chat:             c.converse.Load(),
-		Streams:          c.streams.Load(),
-		Completed:        c.completed.Load(),
-		Canceled:         c.canceled.Load(),
-		Resets:           c.resets.Load(),
-		PromptTokens:     c.promptTokens.Load(),
-		CompletionTokens: c.completionTokens.Load(),
-		Failures:         map[int]int64{},
-	}
-	for i := range c.failures {
-		if n := c.failures[i].Load(); n != 0 {
-			out.Failures[i] = n
-		}
-	}
-	return out
-}
+func (s *Server) Stats() mock.Stats { return s.core.Stats() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.stats.requests.Add(1)
-	s.stats.active.Add(1)
-	defer s.stats.active.Add(-1)
+	s.core.Begin()
+	defer s.core.End()
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -229,9 +171,7 @@ var exceptionMessage = map[string]string{
 // writeError writes a Bedrock error: the type in X-Amzn-ErrorType (with the
 // URI suffix the service adds) and {"message": ...} as the body.
 func (s *Server) writeError(w http.ResponseWriter, status int, typ, message string) {
-	if status > 0 && status < len(s.stats.failures) {
-		s.stats.failures[status].Add(1)
-	}
+	s.core.Fail(status)
 	if message == "" {
 		message = exceptionMessage[typ]
 	}
@@ -264,30 +204,6 @@ func (s *Server) failure(w http.ResponseWriter, status int, quota bool) {
 	}
 }
 
-// roll draws the injected failure of a request and whether a stream is cut.
-func (s *Server) roll(st *state, stream bool) (status int, reset bool) {
-	if !st.failAny {
-		return 0, false
-	}
-	c := &st.cfg
-	s.rngMu.Lock()
-	u := s.rng.Float64()
-	var v float64
-	if stream && c.ResetRate > 0 {
-		v = s.rng.Float64()
-	}
-	s.rngMu.Unlock()
-	switch {
-	case u < c.FailRate429:
-		status = http.StatusTooManyRequests
-	case u < c.FailRate429+c.FailRate500:
-		status = http.StatusInternalServerError
-	case u < c.FailRate429+c.FailRate500+c.FailRate503:
-		status = http.StatusServiceUnavailable
-	}
-	return status, stream && status == 0 && v < c.ResetRate
-}
-
 // authorize checks the request's credentials; it reports false after
 // writing the 403.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, cfg *Config, body []byte) bool {
@@ -314,49 +230,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, cfg *Config, 
 	return true
 }
 
-// sleep waits d or until the request is canceled; false when canceled.
-func sleep(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return r.Context().Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
-}
-
-// cut closes the connection abruptly.
-func (s *Server) cut(w http.ResponseWriter) {
-	s.stats.resets.Add(1)
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	_ = conn.Close()
-}
-
-const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-// appendID appends n base-62 characters drawn from seed.
-func appendID(b []byte, seed uint64, n int) []byte {
-	x := seed
-	for i := 0; i < n; i++ {
-		if i%8 == 0 {
-			x = mock.Mix(seed + uint64(i))
-		}
-		b = append(b, alnum[x%62])
-		x /= 62
-	}
-	return b
-}
-
 // requestID is a UUID-shaped x-amzn-RequestId.
 func (s *Server) requestID() string {
-	b := appendID(nil, s.idBase^mock.Mix(s.idSeq.Add(1)), 32)
+	b := mock.AppendAlnum(nil, s.core.NextID(), 32)
 	for i := range b {
 		b[i] = "0123456789abcdef"[b[i]%16]
 	}

@@ -15,8 +15,9 @@ import (
 // outputDimensionality says otherwise). Like the Gemini API, the answer
 // carries no token count.
 func (s *Server) handleEmbed(w http.ResponseWriter, r *http.Request, model string, batch bool) {
-	s.stats.embeddings.Add(1)
-	cfg := s.cfg.Load()
+	s.core.Embeddings.Add(1)
+	st := s.st.Load()
+	cfg := &st.cfg
 	var reqs []embedContentRequest
 	if batch {
 		var b batchEmbedRequest
@@ -47,7 +48,7 @@ func (s *Server) handleEmbed(w http.ResponseWriter, r *http.Request, model strin
 		}
 		reqs = []embedContentRequest{one}
 	}
-	if !knownModel(cfg, model) {
+	if !st.models.Has(model) {
 		method := "embedContent"
 		if batch {
 			method = "batchEmbedContents"
@@ -79,29 +80,21 @@ func (s *Server) handleEmbed(w http.ResponseWriter, r *http.Request, model strin
 			return
 		}
 	}
-	d, err := mock.ReadDirectives(r.Header.Get(mock.DirectiveHeader), strings.Join(texts, "\n"))
+	d, err := mock.ParseDirectives(r.Header.Get(mock.DirectiveHeader), strings.Join(texts, "\n"))
 	if err != nil {
 		s.badRequest(w, "mock: bad #mock: directive in the input or the "+mock.DirectiveHeader+" header")
 		return
 	}
-	status, _ := s.roll(cfg, false)
-	if d.Status != 0 {
-		status = d.Status
-	}
-	latency := cfg.Latency
-	if d.HasLatency {
-		latency = d.Latency
-	}
-	if !sleep(r, latency) {
-		s.stats.canceled.Add(1)
+	status, reset := s.core.Roll(&cfg.Config, &d, false)
+	if !s.core.Delay(r, &cfg.Config, &d) {
 		return
 	}
 	if status != 0 {
 		s.writeFailure(w, cfg, status, &d, model)
 		return
 	}
-	if d.Reset {
-		s.cut(w)
+	if reset {
+		s.core.Cut(w)
 		return
 	}
 	out := make([]embedding, len(reqs))
@@ -115,11 +108,11 @@ func (s *Server) handleEmbed(w http.ResponseWriter, r *http.Request, model strin
 		mock.UnitVector(out[i].Values, mock.Seed(texts[i]))
 		tokens += max(1, mock.CountWords(texts[i]))
 	}
-	s.stats.promptTokens.Add(int64(tokens))
+	s.core.PromptTokens.Add(int64(tokens))
 	if batch {
 		s.writeJSON(w, http.StatusOK, map[string]any{"embeddings": out})
 	} else {
 		s.writeJSON(w, http.StatusOK, map[string]any{"embedding": out[0]})
 	}
-	s.stats.completed.Add(1)
+	s.core.Completed.Add(1)
 }

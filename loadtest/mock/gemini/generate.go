@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
-	"unicode/utf8"
 
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -47,10 +45,10 @@ const sigPrefix = "xrmock1"
 func signatureFor(name string) string {
 	b := make([]byte, 48)
 	copy(b, sigPrefix)
-	h := mock.MixSeed(mock.Seed(name) ^ 0x5167a7e5)
+	h := mock.Mix(mock.Seed(name) ^ 0x5167a7e5)
 	binary.BigEndian.PutUint64(b[7:], h)
 	for i := 15; i < len(b); i += 8 {
-		h = mock.MixSeed(h)
+		h = mock.Mix(h)
 		var x [8]byte
 		binary.BigEndian.PutUint64(x[:], h)
 		copy(b[i:], x[:])
@@ -318,8 +316,8 @@ type plan struct {
 }
 
 type plannedCall struct {
-	name, args, sig string
-	tokens          int
+	mock.ToolCall        // Gemini's calls have no id
+	sig           string // thoughtSignature, "" = none
 }
 
 // completion is the number of candidate tokens of the whole answer.
@@ -327,7 +325,7 @@ func (p *plan) completion() int {
 	if len(p.calls) > 0 {
 		n := 0
 		for _, c := range p.calls {
-			n += c.tokens
+			n += c.Tokens()
 		}
 		return n
 	}
@@ -424,24 +422,9 @@ func schemaOf(d *functionDeclaration) json.RawMessage {
 	return nil
 }
 
-// fragments splits s into ~4-byte pieces on rune boundaries (one token
-// each), as the OpenAI mock counts tool arguments.
-func fragments(s string) []string {
-	var out []string
-	for i := 0; i < len(s); {
-		j := min(i+4, len(s))
-		for j < len(s) && !utf8.RuneStart(s[j]) {
-			j++
-		}
-		out = append(out, s[i:j])
-		i = j
-	}
-	return out
-}
-
 // makePlan decides the answer. lastUser is the text the seed and the
 // directives come from.
-func makePlan(cfg *Config, req *generateRequest, model string, d *mock.RequestDirectives, lastUser string) *plan {
+func makePlan(cfg *Config, req *generateRequest, model string, d *mock.Directives, lastUser string) *plan {
 	p := &plan{model: model, prompt: countPrompt(req), finish: "STOP"}
 	if (cfg.ImplicitCacheMin > 0 && p.prompt >= cfg.ImplicitCacheMin) || req.CachedContent != "" {
 		p.cached = p.prompt / 2
@@ -465,13 +448,13 @@ func makePlan(cfg *Config, req *generateRequest, model string, d *mock.RequestDi
 				resp = append(resp, fr.Response...)
 			}
 		}
-		seed = mock.MixSeed(seed ^ mock.Seed(string(resp)))
+		seed = mock.Mix(seed ^ mock.Seed(string(resp)))
 	}
 	if p.thoughts > 0 && gc.ThinkingConfig != nil && gc.ThinkingConfig.IncludeThoughts {
 		n := min(p.thoughts, 8)
 		var sb strings.Builder
 		for i := 0; i < n; i++ {
-			sb.WriteString(mock.Token(mock.MixSeed(seed), i, n, true))
+			sb.WriteString(mock.Token(mock.Mix(seed), i, n, true))
 		}
 		p.thought = "**Thinking** " + sb.String()
 	}
@@ -498,8 +481,7 @@ func makePlan(cfg *Config, req *generateRequest, model string, d *mock.RequestDi
 	if len(decls) > 0 && mode != "NONE" && !afterResponse {
 		n := min(len(decls), 2)
 		for i, dcl := range decls[:n] {
-			c := plannedCall{name: dcl.Name, args: mock.ToolArguments(schemaOf(dcl), mock.MixSeed(seed^mock.Seed(dcl.Name)))}
-			c.tokens = 1 + len(fragments(c.args))
+			c := plannedCall{ToolCall: mock.NewToolCall(seed, i, dcl.Name, schemaOf(dcl), "", 0)}
 			if i == 0 {
 				c.sig = signatureFor(dcl.Name) // parallel calls: the first one only
 			}
@@ -531,7 +513,7 @@ func makePlan(cfg *Config, req *generateRequest, model string, d *mock.RequestDi
 			b, _ := json.Marshal(map[string]string{"text": sb.String()})
 			js = string(b)
 		}
-		p.pieces = fragments(js)
+		p.pieces = mock.Pieces(js)
 		if maxTok > 0 && maxTok < len(p.pieces) {
 			p.pieces, p.finish = p.pieces[:maxTok], "MAX_TOKENS"
 		}
@@ -541,10 +523,7 @@ func makePlan(cfg *Config, req *generateRequest, model string, d *mock.RequestDi
 	if maxTok > 0 && maxTok < want {
 		n, stop, p.finish = maxTok, false, "MAX_TOKENS"
 	}
-	p.pieces = make([]string, n)
-	for i := range p.pieces {
-		p.pieces[i] = mock.Token(seed, i, n, stop)
-	}
+	p.pieces = mock.Answer(seed, n, stop)
 	applyStop(p, gc.StopSequences)
 	return p
 }
@@ -579,8 +558,9 @@ func applyStop(p *plan, stops []string) {
 }
 
 func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, model string, stream bool) {
-	s.stats.chat.Add(1)
-	cfg := s.cfg.Load()
+	s.core.Chat.Add(1)
+	st := s.st.Load()
+	cfg := &st.cfg
 	var req generateRequest
 	if status, msg := decode(w, r, &req); status != 0 {
 		s.writeError(w, status, statusName(status), msg, nil)
@@ -594,7 +574,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, model st
 	if stream {
 		method = "streamGenerateContent"
 	}
-	if !knownModel(cfg, model) {
+	if !st.models.Has(model) {
 		s.writeError(w, http.StatusNotFound, "NOT_FOUND", modelNotFound(model, method), nil)
 		return
 	}
@@ -607,24 +587,15 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, model st
 			}
 		}
 	}
-	d, err := mock.ReadDirectives(r.Header.Get(mock.DirectiveHeader), lastUser)
+	d, err := mock.ParseDirectives(r.Header.Get(mock.DirectiveHeader), lastUser)
 	if err != nil {
 		s.badRequest(w, "mock: bad #mock: directive in the last user message or the "+mock.DirectiveHeader+" header")
 		return
 	}
 	p := makePlan(cfg, &req, model, &d, lastUser)
 
-	status, reset := s.roll(cfg, stream)
-	if d.Status != 0 {
-		status = d.Status
-	}
-	reset = reset || d.Reset
-	latency := cfg.Latency
-	if d.HasLatency {
-		latency = d.Latency
-	}
-	if !sleep(r, latency) {
-		s.stats.canceled.Add(1)
+	status, reset := s.core.Roll(&cfg.Config, &d, stream)
+	if !s.core.Delay(r, &cfg.Config, &d) {
 		return
 	}
 	if status != 0 {
@@ -636,7 +607,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, model st
 		return
 	}
 	if reset {
-		s.cut(w)
+		s.core.Cut(w)
 		return
 	}
 	resp := generateResponse{
@@ -645,14 +616,10 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, model st
 		ModelVersion:  model,
 		ResponseID:    s.responseID(),
 	}
-	s.stats.promptTokens.Add(int64(p.prompt))
-	s.stats.completionTokens.Add(int64(p.completion()))
+	s.core.PromptTokens.Add(int64(p.prompt))
+	s.core.CompletionTokens.Add(int64(p.completion()))
 	s.writeJSON(w, http.StatusOK, &resp)
-	if r.Context().Err() != nil {
-		s.stats.canceled.Add(1)
-	} else {
-		s.stats.completed.Add(1)
-	}
+	s.core.Answered(r, nil)
 }
 
 // answerParts renders pieces [from, to) (or the calls) as parts; withThought
@@ -665,7 +632,7 @@ func answerParts(p *plan, from, to int, withThought bool) []part {
 	}
 	if len(p.calls) > 0 {
 		for _, c := range p.calls {
-			parts = append(parts, part{FunctionCall: &functionCall{Name: c.name, Args: json.RawMessage(c.args)}, ThoughtSignature: c.sig})
+			parts = append(parts, part{FunctionCall: &functionCall{Name: c.Name, Args: json.RawMessage(c.Args)}, ThoughtSignature: c.sig})
 		}
 		return parts
 	}
@@ -697,7 +664,6 @@ func (p *plan) usage(sent int, final bool) *usageMetadata {
 // ("data: {...}\r\n\r\n") with alt=sse, else one JSON array written
 // element by element.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, cfg *Config, p *plan, reset, streamErr, sse bool) {
-	rc := http.NewResponseController(w)
 	h := w.Header()
 	if sse {
 		h.Set("Content-Type", "text/event-stream")
@@ -707,9 +673,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, cfg *Config, p *
 	h.Set("Vary", "Origin, X-Origin, Referer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	_ = rc.Flush()
-	s.stats.streams.Add(1)
-	s.stats.promptTokens.Add(int64(p.prompt))
+	_ = http.NewResponseController(w).Flush()
+	sw := s.core.Stream(w, r, cfg.TokensPerSec, p.prompt)
 
 	// The events: [thought], text chunks or the calls; the last one has
 	// finishReason and the full usage.
@@ -730,43 +695,25 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, cfg *Config, p *
 			events = append(events, event{parts: answerParts(p, i, j, false), tokens: j - i})
 		}
 	}
-	faultAfter := -1
-	if reset || streamErr {
-		faultAfter = min(2, len(events)-1) // Gemini has no end marker: fault before the last event
+	// Gemini has no end marker: the fault comes before the last event.
+	sw.FaultAfter(min(2, len(events)-1), reset, streamErr)
+	var errEvent []byte
+	if streamErr {
+		b, _ := json.Marshal(errorBody(500, "INTERNAL", msgInternal, nil))
+		if sse {
+			errEvent = append(append([]byte("data: "), b...), "\r\n\r\n"...)
+		} else {
+			errEvent = append(append([]byte("[\n"), b...), "\n]"...)
+		}
 	}
+	defer sw.Finish(errEvent)
+
 	id := s.responseID()
-	var perToken time.Duration
-	if cfg.TokensPerSec > 0 {
-		perToken = time.Duration(float64(time.Second) / cfg.TokensPerSec)
-	}
-	start, sent := time.Now(), 0
 	for i, ev := range events {
-		if i == faultAfter {
-			s.stats.completionTokens.Add(int64(sent))
-			if reset {
-				s.cut(w)
-				return
-			}
-			b, _ := json.Marshal(errorBody(500, "INTERNAL", msgInternal, nil))
-			if sse {
-				_, _ = w.Write(append(append([]byte("data: "), b...), "\r\n\r\n"...))
-			} else {
-				_, _ = w.Write(append(append([]byte("[\n"), b...), "\n]"...))
-			}
-			_ = rc.Flush()
-			return
-		}
-		if perToken > 0 && ev.tokens > 0 {
-			if !sleep(r, time.Until(start.Add(time.Duration(sent+ev.tokens)*perToken))) {
-				s.stats.canceled.Add(1)
-				s.stats.completionTokens.Add(int64(sent))
-				return
-			}
-		}
 		final := i == len(events)-1
 		resp := generateResponse{
 			Candidates:    []candidate{{Content: content{Role: "model", Parts: ev.parts}}},
-			UsageMetadata: p.usage(sent+ev.tokens, final),
+			UsageMetadata: p.usage(sw.Sent()+ev.tokens, final),
 			ModelVersion:  p.model,
 			ResponseID:    id,
 		}
@@ -786,17 +733,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, cfg *Config, p *
 		if final && !sse {
 			out = append(out, ']')
 		}
-		if _, err := w.Write(out); err != nil || rc.Flush() != nil {
-			s.stats.canceled.Add(1)
-			s.stats.completionTokens.Add(int64(sent))
+		if !sw.Send(out, ev.tokens) {
 			return
 		}
-		sent += ev.tokens
 	}
-	s.stats.completionTokens.Add(int64(sent))
 	if r.Context().Err() != nil {
-		s.stats.canceled.Add(1)
-		return
+		sw.Cancel()
 	}
-	s.stats.completed.Add(1)
 }

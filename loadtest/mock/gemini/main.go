@@ -2,13 +2,11 @@ package gemini
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"time"
+
+	"github.com/xroute/xroute/loadtest/mock"
 )
 
 // DefaultAddr is where Main listens unless told otherwise.
@@ -27,37 +25,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // stdout and serves until ctx is done. Point an xroute provider of type
 // "gemini" at base_url http://ADDR.
 func Main(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("gemini-mock", flag.ContinueOnError)
-	fs.SetOutput(stdout)
 	var cfg Config
-	cfg.RegisterFlags(fs)
-	addr := fs.String("addr", DefaultAddr, "listen address")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("gemini mock: unexpected arguments: %q", fs.Args())
-	}
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", *addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: New(cfg), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "gemini mock listening on http://%s\n", ln.Addr())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	cmd := mock.Command{Name: "gemini mock", Addr: DefaultAddr, Flags: cfg.RegisterFlags,
+		Handler: func() http.Handler { return New(cfg) }}
+	return cmd.Run(ctx, args, stdout)
 }

@@ -34,13 +34,10 @@ package gemini
 import (
 	"crypto/subtle"
 	"encoding/json"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -68,27 +65,23 @@ const (
 	imageTokens          = 258 // Gemini's token count of an image
 )
 
-type counters struct {
-	requests, active, chat, embeddings, streams, completed, canceled, resets atomic.Int64
-	promptTokens, completionTokens                                           atomic.Int64
-	failures                                                                 [600]atomic.Int64
+// state is an immutable snapshot of the configuration.
+type state struct {
+	cfg    Config
+	models mock.ModelSet
 }
 
 // Server is the mock upstream; it implements http.Handler and is safe for
 // concurrent use.
 type Server struct {
-	cfg    atomic.Pointer[Config]
-	mux    *http.ServeMux
-	stats  counters
-	rngMu  sync.Mutex
-	rng    *rand.Rand
-	idSeq  atomic.Uint64
-	idBase uint64
+	st   atomic.Pointer[state]
+	mux  *http.ServeMux
+	core *mock.Core
 }
 
 // New returns a Server with cfg.
 func New(cfg Config) *Server {
-	s := &Server{idBase: uint64(time.Now().UnixNano())}
+	s := &Server{core: mock.NewCore()}
 	s.SetConfig(cfg)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{version}/models/{action}", s.handleModelAction)
@@ -103,44 +96,20 @@ func New(cfg Config) *Server {
 
 // SetConfig replaces the configuration and reseeds the failure RNG.
 func (s *Server) SetConfig(cfg Config) {
-	if cfg.ChunkTokens <= 0 {
-		cfg.ChunkTokens = mock.DefaultChunkTokens
-	}
-	if cfg.CompletionTokens <= 0 {
-		cfg.CompletionTokens = mock.DefaultCompletionTokens
-	}
-	cfg.Models = append([]string(nil), cfg.Models...)
-	s.rngMu.Lock()
-	s.rng = rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15))
-	s.rngMu.Unlock()
-	s.cfg.Store(&cfg)
+	cfg.Config = cfg.Config.Normalized()
+	s.core.Reseed(cfg.Seed)
+	s.st.Store(&state{cfg: cfg, models: mock.NewModelSet(cfg.Models)})
 }
 
 // Stats returns a snapshot of the counters (Chat counts generateContent and
 // streamGenerateContent requests).
-func (s *Server) Stats() mock.Stats {
-	c := &s.stats
-	out := mock.Stats{
-		Requests: c.requests.Load(), Active: c.active.Load(), Chat: c.chat.Load(),
-		Embeddings: c.embeddings.Load(), Streams: c.streams.Load(), Completed: c.completed.Load(),
-		Canceled: c.canceled.Load(), Resets: c.resets.Load(),
-		PromptTokens: c.promptTokens.Load(), CompletionTokens: c.completionTokens.Load(),
-		Failures: map[int]int64{},
-	}
-	for i := range c.failures {
-		if n := c.failures[i].Load(); n != 0 {
-			out.Failures[i] = n
-		}
-	}
-	return out
-}
+func (s *Server) Stats() mock.Stats { return s.core.Stats() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.stats.requests.Add(1)
-	s.stats.active.Add(1)
-	defer s.stats.active.Add(-1)
-	if key := s.cfg.Load().APIKey; key != "" {
+	s.core.Begin()
+	defer s.core.End()
+	if key := s.st.Load().cfg.APIKey; key != "" {
 		got := r.Header.Get("x-goog-api-key")
 		if got == "" {
 			got = r.URL.Query().Get("key")
@@ -185,20 +154,6 @@ func (s *Server) handleModelAction(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// knownModel reports whether model is served (any model when Models is
-// empty).
-func knownModel(cfg *Config, model string) bool {
-	if len(cfg.Models) == 0 {
-		return true
-	}
-	for _, m := range cfg.Models {
-		if m == model {
-			return true
-		}
-	}
-	return false
-}
-
 func modelNotFound(model, method string) string {
 	return "models/" + model + " is not found for API version v1beta, or is not supported for " + method +
 		". Call ListModels to see the list of available models and their supported methods."
@@ -218,7 +173,7 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	list := []map[string]any{}
-	for _, m := range s.cfg.Load().Models {
+	for _, m := range s.st.Load().cfg.Models {
 		list = append(list, modelObject(m))
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{"models": list})
@@ -230,7 +185,7 @@ func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusNotFound, "NOT_FOUND", "Method not found.", nil)
 		return
 	}
-	if !knownModel(s.cfg.Load(), model) {
+	if !s.st.Load().models.Has(model) {
 		s.writeError(w, http.StatusNotFound, "NOT_FOUND", "models/"+model+" is not found for API version v1beta.", nil)
 		return
 	}
@@ -293,9 +248,7 @@ func errorBody(status int, name, message string, details []any) map[string]any {
 
 // writeError writes {"error":{"code","message","status"[,"details"]}}.
 func (s *Server) writeError(w http.ResponseWriter, status int, name, message string, details []any) {
-	if status >= 0 && status < len(s.stats.failures) {
-		s.stats.failures[status].Add(1)
-	}
+	s.core.Fail(status)
 	s.writeJSON(w, status, errorBody(status, name, message, details))
 }
 
@@ -312,7 +265,7 @@ const (
 )
 
 // writeFailure writes an injected or directive-forced error.
-func (s *Server) writeFailure(w http.ResponseWriter, cfg *Config, status int, d *mock.RequestDirectives, model string) {
+func (s *Server) writeFailure(w http.ResponseWriter, cfg *Config, status int, d *mock.Directives, model string) {
 	switch status {
 	case http.StatusTooManyRequests:
 		retry := cfg.RetryAfter
@@ -351,64 +304,7 @@ func (s *Server) writeFailure(w http.ResponseWriter, cfg *Config, status int, d 
 	}
 }
 
-// roll draws the injected failure of a request and whether a stream is cut.
-func (s *Server) roll(cfg *Config, stream bool) (status int, reset bool) {
-	if cfg.FailRate429 <= 0 && cfg.FailRate500 <= 0 && cfg.FailRate503 <= 0 && cfg.ResetRate <= 0 {
-		return 0, false
-	}
-	s.rngMu.Lock()
-	u, v := s.rng.Float64(), 1.0
-	if stream && cfg.ResetRate > 0 {
-		v = s.rng.Float64()
-	}
-	s.rngMu.Unlock()
-	switch {
-	case u < cfg.FailRate429:
-		status = http.StatusTooManyRequests
-	case u < cfg.FailRate429+cfg.FailRate500:
-		status = http.StatusInternalServerError
-	case u < cfg.FailRate429+cfg.FailRate500+cfg.FailRate503:
-		status = http.StatusServiceUnavailable
-	}
-	return status, stream && status == 0 && v < cfg.ResetRate
-}
-
-// sleep waits d or until the client leaves; false when it left.
-func sleep(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return r.Context().Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
-}
-
-// cut closes the connection abruptly.
-func (s *Server) cut(w http.ResponseWriter) {
-	s.stats.resets.Add(1)
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	_ = conn.Close()
-}
-
 // responseID returns a Gemini-style response id.
 func (s *Server) responseID() string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	x := mock.MixSeed(s.idBase ^ s.idSeq.Add(1))
-	var b [22]byte
-	for i := range b {
-		if i%8 == 0 && i > 0 {
-			x = mock.MixSeed(x)
-		}
-		b[i] = alphabet[x%uint64(len(alphabet))]
-		x /= uint64(len(alphabet))
-	}
-	return string(b[:])
+	return string(mock.AppendAlnum(make([]byte, 0, 22), s.core.NextID(), 22))
 }
