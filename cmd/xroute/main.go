@@ -29,6 +29,8 @@ Usage:
   xroute provider-keys list [--provider P] | disable|enable|delete ID
   xroute vault rotate      new data-key term, re-encrypt every provider key
   xroute audit list [--kind key.] [--subject ID] | verify
+  xroute usage report [--group-by account,key,model,provider,day|hour] [--from DATE] [--to DATE]
+                      [--account ID] [--key ID] [--model M] [--provider P] [--json|--csv]
   xroute mock [openai|anthropic|gemini|azure|bedrock] [-addr HOST:PORT] [knobs, see -h]
   xroute config env        list the XROUTE_* environment variables
 
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdKeys(ctx, args[1:], stdout, stderr)
 	case "accounts":
 		return cmdAccounts(ctx, args[1:], stdout, stderr)
+	case "usage":
+		return cmdUsage(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, args[1:], stdout, stderr)
 	case "vault":

@@ -109,6 +109,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	g := newGuard(cfg, ks, a.Audit, log.Named("guard"))
 	a.closers = append(a.closers, g.close)
 
+	usageAdmin, usageCaller := httpapi.UsageRoutes(billing.NewReporter(db, time.Now))
 	gin.SetMode(gin.ReleaseMode)
 	h, err := httpapi.New(httpapi.Config{
 		Keys:            ks,
@@ -124,6 +125,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		Throttle:        g.throttle,
 		Observe:         g.observe,
 		Limits:          g.limits,
+		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin},
+		CallerRoutes:    []func(*gin.RouterGroup){usageCaller},
 		AuditLog:        a.Audit,
 		ProviderKeys:    a.Secrets,
 	})

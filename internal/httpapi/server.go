@@ -84,6 +84,9 @@ type Config struct {
 	Observe func(Observation)
 	// Limits are per-key rate and concurrency limits (nil: none).
 	Limits *Limits
+	// CallerRoutes mount further caller routes on the authenticated /v1
+	// group (a caller's own usage and credits).
+	CallerRoutes []func(*gin.RouterGroup)
 	// AuditLog and ProviderKeys serve their admin routes (nil: none).
 	AuditLog     AuditLog
 	ProviderKeys ProviderKeyAdmin
@@ -150,6 +153,9 @@ func New(cfg Config) (*Server, error) {
 	v1.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings)
 	v1.GET("/models", s.scope(keys.EndpointModels), s.listModels)
 	v1.GET("/models/:id", s.scope(keys.EndpointModels), s.getModel)
+	for _, r := range cfg.CallerRoutes {
+		r(v1)
+	}
 	s.routeAdmin(e)
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "Invalid URL ("+c.Request.Method+" "+c.Request.URL.Path+")"))

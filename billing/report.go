@@ -1,0 +1,404 @@
+package billing
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/xroute/xroute/internal/store"
+)
+
+// ReportSource aggregates usage records (the store).
+type ReportSource interface {
+	UsageReport(ctx context.Context, q store.ReportQuery) ([]store.ReportRow, error)
+}
+
+// Report limits and defaults.
+const (
+	// MaxReportRange is the longest range one report covers.
+	MaxReportRange = 366 * 24 * time.Hour
+	// DefaultReportRange is the range when no start is given.
+	DefaultReportRange = 30 * 24 * time.Hour
+)
+
+// QueryError is a report query a caller got wrong; Param names the
+// parameter (group_by, from, to).
+type QueryError struct {
+	Param string
+	Msg   string
+}
+
+func (e *QueryError) Error() string { return e.Msg }
+
+// Reporter answers usage reports.
+type Reporter struct {
+	src ReportSource
+	now func() time.Time
+}
+
+// NewReporter reports from src; now (nil: time.Now) supplies the default
+// end of the range.
+func NewReporter(src ReportSource, now func() time.Time) *Reporter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Reporter{src: src, now: now}
+}
+
+// Report is a usage report: its query and one row per group.
+type Report struct {
+	Object  string            `json:"object"`
+	GroupBy []store.Dimension `json:"group_by"`
+	From    time.Time         `json:"from"`
+	To      time.Time         `json:"to"`
+	Data    []Row             `json:"data"`
+}
+
+// Row is one group. Only the fields of the dimensions grouped by are set;
+// BucketStart is the start of the UTC day or hour. Costs are nano-USD
+// (CostUSD is the same amount as a decimal string); latencies are
+// microseconds.
+type Row struct {
+	AccountID        string     `json:"account_id,omitempty"`
+	KeyID            string     `json:"key_id,omitempty"`
+	Model            string     `json:"model,omitempty"`
+	Provider         string     `json:"provider,omitempty"`
+	BucketStart      *time.Time `json:"bucket_start,omitempty"`
+	Requests         int64      `json:"requests"`
+	Errors           int64      `json:"errors"`
+	PromptTokens     int64      `json:"prompt_tokens"`
+	CompletionTokens int64      `json:"completion_tokens"`
+	CachedTokens     int64      `json:"cached_tokens"`
+	CostNano         int64      `json:"cost_nano"`
+	CostUSD          string     `json:"cost_usd"`
+	LatencyP50US     int64      `json:"latency_p50_us"`
+	LatencyP95US     int64      `json:"latency_p95_us"`
+}
+
+// Report fills the query's defaults (To: now; From: To minus
+// DefaultReportRange), validates it and runs it. A *QueryError reports a
+// bad query.
+func (r *Reporter) Report(ctx context.Context, q store.ReportQuery) (Report, error) {
+	if q.To.IsZero() {
+		q.To = r.now()
+	}
+	if q.From.IsZero() {
+		q.From = q.To.Add(-DefaultReportRange)
+	}
+	q.From, q.To = q.From.UTC(), q.To.UTC()
+	if err := ValidateQuery(q); err != nil {
+		return Report{}, err
+	}
+	rows, err := r.src.UsageReport(ctx, q)
+	if err != nil {
+		return Report{}, fmt.Errorf("billing: %w", err)
+	}
+	rep := Report{Object: "usage.report", GroupBy: q.GroupBy, From: q.From, To: q.To, Data: make([]Row, len(rows))}
+	if rep.GroupBy == nil {
+		rep.GroupBy = []store.Dimension{}
+	}
+	for i, sr := range rows {
+		rep.Data[i] = newRow(sr)
+	}
+	return rep, nil
+}
+
+func newRow(sr store.ReportRow) Row {
+	row := Row{
+		AccountID: sr.AccountID, KeyID: sr.KeyID, Model: sr.Model, Provider: sr.Provider,
+		Requests: sr.Requests, Errors: sr.Errors, PromptTokens: sr.PromptTokens, CompletionTokens: sr.CompletionTokens,
+		CachedTokens: sr.CachedTokens, CostNano: sr.CostNano, CostUSD: FormatUSD(sr.CostNano),
+		LatencyP50US: sr.LatencyP50.Microseconds(), LatencyP95US: sr.LatencyP95.Microseconds(),
+	}
+	if !sr.Bucket.IsZero() {
+		b := sr.Bucket.UTC()
+		row.BucketStart = &b
+	}
+	return row
+}
+
+// ValidateQuery checks a complete query: known dimensions, each once, at
+// most one of day and hour, From before To, at most MaxReportRange.
+func ValidateQuery(q store.ReportQuery) error {
+	if err := validateGroupBy(q.GroupBy); err != nil {
+		return err
+	}
+	if q.From.IsZero() || q.To.IsZero() {
+		return &QueryError{"from", "A report needs both from and to."}
+	}
+	if !q.From.Before(q.To) {
+		return &QueryError{"from", fmt.Sprintf("from (%s) must be before to (%s).", q.From.UTC().Format(time.RFC3339), q.To.UTC().Format(time.RFC3339))}
+	}
+	if q.To.Sub(q.From) > MaxReportRange {
+		return &QueryError{"to", fmt.Sprintf("The range from %s to %s is longer than 366 days; ask for at most 366 days per report.",
+			q.From.UTC().Format(time.RFC3339), q.To.UTC().Format(time.RFC3339))}
+	}
+	return nil
+}
+
+func validateGroupBy(groupBy []store.Dimension) error {
+	seen := map[store.Dimension]bool{}
+	for _, d := range groupBy {
+		if !knownDimension(d) {
+			return &QueryError{"group_by", fmt.Sprintf("Unknown group_by %q: use %s.", d, dimensionList())}
+		}
+		if seen[d] {
+			return &QueryError{"group_by", fmt.Sprintf("group_by lists %q twice.", d)}
+		}
+		seen[d] = true
+	}
+	if seen[store.ByDay] && seen[store.ByHour] {
+		return &QueryError{"group_by", "group_by may hold day or hour, not both."}
+	}
+	return nil
+}
+
+func knownDimension(d store.Dimension) bool {
+	for _, k := range store.Dimensions() {
+		if d == k {
+			return true
+		}
+	}
+	return false
+}
+
+func dimensionList() string {
+	var names []string
+	for _, d := range store.Dimensions() {
+		names = append(names, string(d))
+	}
+	return strings.Join(names, ", ")
+}
+
+// ParseGroupBy reads a comma-separated list of dimensions ("account,model").
+// Empty means no grouping: one row of totals.
+func ParseGroupBy(s string) ([]store.Dimension, error) {
+	var out []store.Dimension
+	for _, part := range strings.Split(s, ",") {
+		part = strings.ToLower(strings.TrimSpace(part))
+		if part == "" {
+			continue
+		}
+		out = append(out, store.Dimension(part))
+	}
+	if err := validateGroupBy(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParseTime reads an RFC 3339 time or a date (YYYY-MM-DD, midnight UTC).
+// An empty string is the zero time (the default applies). param names the
+// parameter in the error.
+func ParseTime(param, s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, &QueryError{param, fmt.Sprintf("%s must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01), got %q.", param, s)}
+}
+
+// FormatUSD renders nano-USD as dollars with 6 decimals, rounding half
+// away from zero, with integers only: 1234567 -> "0.001235".
+func FormatUSD(nano int64) string {
+	neg := nano < 0
+	u := uint64(nano)
+	if neg {
+		u = uint64(-nano) // two's complement: also right for math.MinInt64
+	}
+	micro := (u + 500) / 1000
+	s := strconv.FormatUint(micro/1_000_000, 10) + "." + fmt.Sprintf("%06d", micro%1_000_000)
+	if neg && micro != 0 {
+		s = "-" + s
+	}
+	return s
+}
+
+// column is one column of a rendered report.
+type column struct {
+	head    string // table header
+	csvHead string
+	numeric bool
+	summed  bool             // the TOTAL line shows its sum
+	cell    func(Row) string // table text
+	csvCell func(Row) string // CSV text (nil: cell)
+}
+
+func columns(groupBy []store.Dimension) []column {
+	var cols []column
+	for _, d := range groupBy {
+		switch d {
+		case store.ByAccount:
+			cols = append(cols, column{head: "ACCOUNT", csvHead: "account_id", cell: func(r Row) string { return r.AccountID }})
+		case store.ByKey:
+			cols = append(cols, column{head: "KEY", csvHead: "key_id", cell: func(r Row) string { return r.KeyID }})
+		case store.ByModel:
+			cols = append(cols, column{head: "MODEL", csvHead: "model", cell: func(r Row) string { return r.Model }})
+		case store.ByProvider:
+			cols = append(cols, column{head: "PROVIDER", csvHead: "provider", cell: func(r Row) string { return r.Provider }})
+		case store.ByDay, store.ByHour:
+			layout, head := time.DateOnly, "DAY (UTC)"
+			if d == store.ByHour {
+				layout, head = "2006-01-02 15:00", "HOUR (UTC)"
+			}
+			cols = append(cols, column{head: head, csvHead: "bucket_start",
+				cell:    func(r Row) string { return bucketText(r, layout) },
+				csvCell: func(r Row) string { return bucketText(r, time.RFC3339) }})
+		}
+	}
+	num := func(head, csvHead string, v func(Row) int64) column {
+		return column{head: head, csvHead: csvHead, numeric: true, summed: true, cell: func(r Row) string { return strconv.FormatInt(v(r), 10) }}
+	}
+	return append(cols,
+		num("REQUESTS", "requests", func(r Row) int64 { return r.Requests }),
+		num("ERRORS", "errors", func(r Row) int64 { return r.Errors }),
+		num("PROMPT", "prompt_tokens", func(r Row) int64 { return r.PromptTokens }),
+		num("COMPLETION", "completion_tokens", func(r Row) int64 { return r.CompletionTokens }),
+		num("CACHED", "cached_tokens", func(r Row) int64 { return r.CachedTokens }),
+		column{head: "COST (USD)", csvHead: "cost_usd", numeric: true, summed: true, cell: func(r Row) string { return r.CostUSD }},
+		column{head: "P50 MS", csvHead: "latency_p50_us", numeric: true,
+			cell: func(r Row) string { return millis(r.LatencyP50US) }, csvCell: func(r Row) string { return strconv.FormatInt(r.LatencyP50US, 10) }},
+		column{head: "P95 MS", csvHead: "latency_p95_us", numeric: true,
+			cell: func(r Row) string { return millis(r.LatencyP95US) }, csvCell: func(r Row) string { return strconv.FormatInt(r.LatencyP95US, 10) }},
+	)
+}
+
+func bucketText(r Row, layout string) string {
+	if r.BucketStart == nil {
+		return ""
+	}
+	return r.BucketStart.UTC().Format(layout)
+}
+
+// millis renders microseconds as milliseconds with one decimal.
+func millis(us int64) string {
+	tenths := (us + 50) / 100
+	return strconv.FormatInt(tenths/10, 10) + "." + strconv.FormatInt(tenths%10, 10)
+}
+
+// WriteTable writes the report as an aligned table: text columns left,
+// numbers right, and a TOTAL line when there is more than one row
+// (percentiles do not add up, so the total leaves them blank).
+func WriteTable(w io.Writer, rep Report) error {
+	cols := columns(rep.GroupBy)
+	lines := [][]string{make([]string, len(cols))}
+	for i, c := range cols {
+		lines[0][i] = c.head
+	}
+	var total Row
+	for _, r := range rep.Data {
+		line := make([]string, len(cols))
+		for i, c := range cols {
+			line[i] = c.cell(r)
+		}
+		lines = append(lines, line)
+		total.Requests += r.Requests
+		total.Errors += r.Errors
+		total.PromptTokens += r.PromptTokens
+		total.CompletionTokens += r.CompletionTokens
+		total.CachedTokens += r.CachedTokens
+		total.CostNano += r.CostNano
+	}
+	if len(rep.Data) > 1 {
+		total.CostUSD = FormatUSD(total.CostNano)
+		line := make([]string, len(cols))
+		for i, c := range cols {
+			switch {
+			case i == 0 && !c.numeric:
+				line[i] = "TOTAL"
+			case c.summed:
+				line[i] = c.cell(total)
+			}
+		}
+		lines = append(lines, line)
+	}
+	width := make([]int, len(cols))
+	for _, line := range lines {
+		for i, s := range line {
+			width[i] = max(width[i], utf8.RuneCountInString(s))
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage %s to %s (UTC, end exclusive)\n", rep.From.UTC().Format(time.RFC3339), rep.To.UTC().Format(time.RFC3339))
+	var out strings.Builder
+	for _, line := range lines {
+		out.Reset()
+		for i, s := range line {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(s))
+			if i > 0 {
+				out.WriteString("  ")
+			}
+			if cols[i].numeric {
+				out.WriteString(pad + s)
+			} else {
+				out.WriteString(s + pad)
+			}
+		}
+		b.WriteString(strings.TrimRight(out.String(), " "))
+		b.WriteString("\n")
+	}
+	if len(rep.Data) == 0 {
+		b.WriteString("(no usage in this range)\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteCSV writes the report as RFC 4180 CSV (CRLF line ends) with a
+// header row. Costs are exact (cost_usd and cost_nano), latencies in
+// microseconds, bucket_start in RFC 3339. A text cell that a spreadsheet
+// would run as a formula (=, +, -, @ first) is prefixed with a quote.
+func WriteCSV(w io.Writer, rep Report) error {
+	cols := columns(rep.GroupBy)
+	cw := csv.NewWriter(w)
+	cw.UseCRLF = true
+	rec := make([]string, 0, len(cols)+1)
+	for _, c := range cols {
+		rec = append(rec, c.csvHead)
+		if c.csvHead == "cost_usd" {
+			rec = append(rec, "cost_nano")
+		}
+	}
+	if err := cw.Write(rec); err != nil {
+		return err
+	}
+	for _, r := range rep.Data {
+		rec = rec[:0]
+		for _, c := range cols {
+			switch {
+			case c.csvCell != nil:
+				rec = append(rec, c.csvCell(r))
+			case c.numeric:
+				rec = append(rec, c.cell(r))
+			default:
+				rec = append(rec, defuseFormula(c.cell(r)))
+			}
+			if c.csvHead == "cost_usd" {
+				rec = append(rec, strconv.FormatInt(r.CostNano, 10))
+			}
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func defuseFormula(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}

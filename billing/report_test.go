@@ -1,0 +1,233 @@
+package billing
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/xroute/xroute/internal/store"
+)
+
+func TestReportFormatUSD(t *testing.T) {
+	tests := []struct {
+		nano int64
+		want string
+	}{
+		{0, "0.000000"},
+		{499, "0.000000"},
+		{500, "0.000001"},
+		{1_234_567, "0.001235"},
+		{1_000_000_000, "1.000000"},
+		{12_345_678_901_234, "12345.678901"},
+		{-1_500, "-0.000002"},
+		{-499, "0.000000"},
+		{math.MaxInt64, "9223372036.854776"},
+		{math.MinInt64, "-9223372036.854776"},
+	}
+	for _, tc := range tests {
+		if got := FormatUSD(tc.nano); got != tc.want {
+			t.Errorf("FormatUSD(%d) = %q, want %q", tc.nano, got, tc.want)
+		}
+	}
+}
+
+func TestReportParseGroupBy(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []store.Dimension
+		wantErr bool
+	}{
+		{"", nil, false},
+		{"account, Model", []store.Dimension{store.ByAccount, store.ByModel}, false},
+		{"key,provider,hour", []store.Dimension{store.ByKey, store.ByProvider, store.ByHour}, false},
+		{"color", nil, true},
+		{"model,model", nil, true},
+		{"day,hour", nil, true},
+	}
+	for _, tc := range tests {
+		got, err := ParseGroupBy(tc.in)
+		var qe *QueryError
+		if tc.wantErr {
+			if !errors.As(err, &qe) || qe.Param != "group_by" {
+				t.Errorf("ParseGroupBy(%q): want a group_by QueryError, got %v", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ParseGroupBy(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestReportParseTime(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Time
+		bad  bool
+	}{
+		{"", time.Time{}, false},
+		{"2026-11-01", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), false},
+		{"2026-11-01T10:00:00+02:00", time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC), false},
+		{"2026-11-01T10:00:00.5Z", time.Date(2026, 11, 1, 10, 0, 0, 5e8, time.UTC), false},
+		{"yesterday", time.Time{}, true},
+		{"2026-13-01", time.Time{}, true},
+	}
+	for _, tc := range tests {
+		got, err := ParseTime("from", tc.in)
+		var qe *QueryError
+		if tc.bad {
+			if !errors.As(err, &qe) || qe.Param != "from" {
+				t.Errorf("ParseTime(%q): want a from QueryError, got %v", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || !got.Equal(tc.want) || got.Location() != time.UTC {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+type fakeSource struct {
+	got  store.ReportQuery
+	rows []store.ReportRow
+	err  error
+}
+
+func (f *fakeSource) UsageReport(_ context.Context, q store.ReportQuery) ([]store.ReportRow, error) {
+	f.got = q
+	return f.rows, f.err
+}
+
+func TestReporterReport(t *testing.T) {
+	now := time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) }
+	tests := []struct {
+		name      string
+		q         store.ReportQuery
+		wantQuery store.ReportQuery
+		errParam  string
+	}{
+		{"defaults: the last 30 days", store.ReportQuery{}, store.ReportQuery{From: now.Add(-30 * 24 * time.Hour), To: now}, ""},
+		{"from only: up to now", store.ReportQuery{From: day(1)}, store.ReportQuery{From: day(1), To: now}, ""},
+		{"exactly 366 days", store.ReportQuery{From: day(1), To: day(1).AddDate(0, 0, 366)}, store.ReportQuery{From: day(1), To: day(1).AddDate(0, 0, 366)}, ""},
+		{"367 days", store.ReportQuery{From: day(1), To: day(1).AddDate(0, 0, 367)}, store.ReportQuery{}, "to"},
+		{"from equals to", store.ReportQuery{From: day(2), To: day(2)}, store.ReportQuery{}, "from"},
+		{"from after to", store.ReportQuery{From: day(3), To: day(2)}, store.ReportQuery{}, "from"},
+		{"from after the default to", store.ReportQuery{From: day(20)}, store.ReportQuery{}, "from"},
+		{"bad dimension", store.ReportQuery{GroupBy: []store.Dimension{"colour"}, From: day(1), To: day(2)}, store.ReportQuery{}, "group_by"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &fakeSource{}
+			rep, err := NewReporter(src, clock).Report(context.Background(), tc.q)
+			if tc.errParam != "" {
+				var qe *QueryError
+				if !errors.As(err, &qe) || qe.Param != tc.errParam {
+					t.Fatalf("want a QueryError on %s, got %v", tc.errParam, err)
+				}
+				if !src.got.From.IsZero() {
+					t.Fatal("a bad query reached the store")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(src.got, tc.wantQuery) {
+				t.Fatalf("store query %+v, want %+v", src.got, tc.wantQuery)
+			}
+			if !rep.From.Equal(tc.wantQuery.From) || !rep.To.Equal(tc.wantQuery.To) || rep.Data == nil || rep.GroupBy == nil {
+				t.Fatalf("report %+v", rep)
+			}
+		})
+	}
+}
+
+func TestReporterConvertsRows(t *testing.T) {
+	bucket := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	src := &fakeSource{rows: []store.ReportRow{
+		{AccountID: "acct_a", Bucket: bucket, Requests: 3, Errors: 1, PromptTokens: 10, CompletionTokens: 20, CachedTokens: 5, CostNano: 1_234_567,
+			LatencyP50: 1500 * time.Microsecond, LatencyP95: 2 * time.Second},
+		{AccountID: "acct_b", Requests: 1},
+	}}
+	q := store.ReportQuery{GroupBy: []store.Dimension{store.ByAccount, store.ByDay}, From: bucket, To: bucket.Add(24 * time.Hour)}
+	rep, err := NewReporter(src, nil).Report(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Row{
+		{AccountID: "acct_a", BucketStart: &bucket, Requests: 3, Errors: 1, PromptTokens: 10, CompletionTokens: 20, CachedTokens: 5,
+			CostNano: 1_234_567, CostUSD: "0.001235", LatencyP50US: 1500, LatencyP95US: 2_000_000},
+		{AccountID: "acct_b", Requests: 1, CostUSD: "0.000000"},
+	}
+	if !reflect.DeepEqual(rep.Data, want) {
+		t.Fatalf("rows %+v\nwant %+v", rep.Data, want)
+	}
+
+	src.err = errors.New("disk on fire")
+	if _, err := NewReporter(src, nil).Report(context.Background(), q); !errors.Is(err, src.err) {
+		t.Fatalf("store error: %v", err)
+	}
+}
+
+func sampleReport() Report {
+	b1 := time.Date(2026, 11, 1, 23, 0, 0, 0, time.UTC)
+	b2 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	return Report{
+		GroupBy: []store.Dimension{store.ByModel, store.ByHour},
+		From:    time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+		To:      time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC),
+		Data: []Row{
+			{Model: "gpt-4o", BucketStart: &b1, Requests: 12, Errors: 1, PromptTokens: 1200, CompletionTokens: 300, CachedTokens: 0,
+				CostNano: 4_500_000, CostUSD: "0.004500", LatencyP50US: 12_345, LatencyP95US: 250_050},
+			{Model: `odd, "model"`, BucketStart: &b2, Requests: 3, PromptTokens: 9, CompletionTokens: 1, CachedTokens: 4,
+				CostNano: 1_001, CostUSD: "0.000001", LatencyP50US: 900, LatencyP95US: 1_000},
+			{Model: "=cmd()", BucketStart: &b2, Requests: 1, CostUSD: "0.000000"},
+		},
+	}
+}
+
+func TestReportWriteTable(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteTable(&b, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	want := `Usage 2026-11-01T00:00:00Z to 2026-11-03T00:00:00Z (UTC, end exclusive)
+MODEL         HOUR (UTC)        REQUESTS  ERRORS  PROMPT  COMPLETION  CACHED  COST (USD)  P50 MS  P95 MS
+gpt-4o        2026-11-01 23:00        12       1    1200         300       0    0.004500    12.3   250.1
+odd, "model"  2026-11-02 00:00         3       0       9           1       4    0.000001     0.9     1.0
+=cmd()        2026-11-02 00:00         1       0       0           0       0    0.000000     0.0     0.0
+TOTAL                                 16       1    1209         301       4    0.004501
+`
+	if b.String() != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+
+	b.Reset()
+	if err := WriteTable(&b, Report{From: time.Unix(0, 0), To: time.Unix(86400, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Usage 1970-01-01T00:00:00Z to 1970-01-02T00:00:00Z (UTC, end exclusive)\n" +
+		"REQUESTS  ERRORS  PROMPT  COMPLETION  CACHED  COST (USD)  P50 MS  P95 MS\n(no usage in this range)\n"; b.String() != want {
+		t.Fatalf("empty table:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestReportWriteCSV(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteCSV(&b, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	want := "model,bucket_start,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cost_usd,cost_nano,latency_p50_us,latency_p95_us\r\n" +
+		"gpt-4o,2026-11-01T23:00:00Z,12,1,1200,300,0,0.004500,4500000,12345,250050\r\n" +
+		"\"odd, \"\"model\"\"\",2026-11-02T00:00:00Z,3,0,9,1,4,0.000001,1001,900,1000\r\n" +
+		"'=cmd(),2026-11-02T00:00:00Z,1,0,0,0,0,0.000000,0,0,0\r\n"
+	if b.String() != want {
+		t.Fatalf("csv:\n%q\nwant:\n%q", b.String(), want)
+	}
+}

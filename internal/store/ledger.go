@@ -1,0 +1,387 @@
+package store
+
+// The credits ledger and budgets (migration 0005). Amounts are signed
+// nano-USD. Every balance change is a ledger row written in the same
+// transaction as the cached accounts.balance_nano it moves.
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// Ledger entry kinds.
+const (
+	LedgerTopUp      = "top_up"
+	LedgerUsage      = "usage"
+	LedgerRefund     = "refund"
+	LedgerAdjustment = "adjustment"
+	LedgerExpiry     = "expiry"
+)
+
+// UsageIdempotencyPrefix starts the idempotency key of every usage debit
+// ("usage:" + request id).
+const UsageIdempotencyPrefix = "usage:"
+
+// ErrIdempotencyConflict is returned when an idempotency key is reused for
+// an entry of another kind or amount.
+var ErrIdempotencyConflict = errors.New("idempotency key already used for a different entry")
+
+// LedgerEntry is one balance change as stored.
+type LedgerEntry struct {
+	ID             int64
+	AccountID      string
+	Kind           string // see the Ledger* constants
+	Amount         int64  // nano-USD, credits positive, debits negative
+	Reference      string // free text: an invoice, a reason
+	IdempotencyKey string
+	RequestID      string // usage: the request debited
+	KeyID          string // usage: the caller key
+	Actor          string // who posted it: "admin:key_x", "cli", "system"
+	CreatedAt      time.Time
+}
+
+const ledgerColumns = `id, account_id, kind, amount_nano, reference, idempotency_key, request_id, key_id, actor, created_at`
+
+func scanLedger(sc scanner) (LedgerEntry, error) {
+	var e LedgerEntry
+	var created int64
+	err := sc.Scan(&e.ID, &e.AccountID, &e.Kind, &e.Amount, &e.Reference, &e.IdempotencyKey, &e.RequestID, &e.KeyID, &e.Actor, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return LedgerEntry{}, ErrNotFound
+	}
+	if err != nil {
+		return LedgerEntry{}, fmt.Errorf("scan ledger entry: %w", err)
+	}
+	e.CreatedAt = time.UnixMilli(created).UTC()
+	return e, nil
+}
+
+// PostLedgerEntry appends e (ID is assigned) and moves the account's
+// balance by e.Amount, in one transaction. When the account already has an
+// entry with e.IdempotencyKey, nothing changes: the stored entry is
+// returned with replayed true if it has the same kind and amount, else
+// ErrIdempotencyConflict. ErrNotFound if the account does not exist.
+func (s *DB) PostLedgerEntry(ctx context.Context, e LedgerEntry) (out LedgerEntry, replayed bool, err error) {
+	if e.IdempotencyKey == "" {
+		return LedgerEntry{}, false, fmt.Errorf("post ledger entry: empty idempotency key")
+	}
+	e.CreatedAt = time.UnixMilli(e.CreatedAt.UnixMilli()).UTC()
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		prev, err := scanLedger(tx.QueryRowContext(ctx, `SELECT `+ledgerColumns+` FROM ledger_entries WHERE account_id = ? AND idempotency_key = ?`, e.AccountID, e.IdempotencyKey))
+		switch {
+		case err == nil:
+			if prev.Kind != e.Kind || prev.Amount != e.Amount {
+				return fmt.Errorf("idempotency key %q was used for %s %d: %w", e.IdempotencyKey, prev.Kind, prev.Amount, ErrIdempotencyConflict)
+			}
+			out, replayed = prev, true
+			return nil
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		var bal int64
+		if err := tx.QueryRowContext(ctx, `SELECT balance_nano FROM accounts WHERE id = ?`, e.AccountID).Scan(&bal); errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("account %s: %w", e.AccountID, ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		if (e.Amount > 0 && bal > math.MaxInt64-e.Amount) || (e.Amount < 0 && bal < math.MinInt64-e.Amount) {
+			return fmt.Errorf("balance of %s would overflow", e.AccountID)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (account_id, kind, amount_nano, reference, idempotency_key, request_id, key_id, actor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.AccountID, e.Kind, e.Amount, e.Reference, e.IdempotencyKey, e.RequestID, e.KeyID, e.Actor, e.CreatedAt.UnixMilli())
+		if err != nil {
+			return err
+		}
+		if e.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET balance_nano = balance_nano + ? WHERE id = ?`, e.Amount, e.AccountID); err != nil {
+			return err
+		}
+		out = e
+		return nil
+	})
+	if err != nil {
+		return LedgerEntry{}, false, fmt.Errorf("post %s to %s: %w", e.Kind, e.AccountID, err)
+	}
+	return out, replayed, nil
+}
+
+// AccountCredit is an account's cached balance and price multiplier.
+type AccountCredit struct {
+	AccountID    string
+	Balance      int64 // nano-USD
+	MultiplierBP int   // basis points, 10000 = 1x
+	// LastEntryID is the newest ledger entry the balance includes (0: none).
+	LastEntryID int64
+}
+
+// AccountCredit reads an account's balance and multiplier (one statement,
+// so Balance and LastEntryID agree). ErrNotFound if there is no account.
+func (s *DB) AccountCredit(ctx context.Context, accountID string) (AccountCredit, error) {
+	c := AccountCredit{AccountID: accountID}
+	err := s.db.QueryRowContext(ctx, `SELECT balance_nano, multiplier_bp, COALESCE((SELECT MAX(id) FROM ledger_entries WHERE account_id = accounts.id), 0) FROM accounts WHERE id = ?`, accountID).
+		Scan(&c.Balance, &c.MultiplierBP, &c.LastEntryID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return AccountCredit{}, fmt.Errorf("account %s: %w", accountID, ErrNotFound)
+	}
+	if err != nil {
+		return AccountCredit{}, fmt.Errorf("account %s credit: %w", accountID, err)
+	}
+	return c, nil
+}
+
+// SetAccountMultiplier sets an account's price multiplier (basis points).
+func (s *DB) SetAccountMultiplier(ctx context.Context, accountID string, bp int) error {
+	if bp <= 0 {
+		return fmt.Errorf("account %s: multiplier must be positive, got %d bp", accountID, bp)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE accounts SET multiplier_bp = ? WHERE id = ?`, bp, accountID)
+	if err != nil {
+		return fmt.Errorf("account %s multiplier: %w", accountID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("account %s: %w", accountID, ErrNotFound)
+	}
+	return nil
+}
+
+// ListLedgerEntries pages through an account's entries, newest first:
+// pass the smallest ID of the previous page as beforeID (0 for the first
+// page). limit defaults to 100 and is at most 1000.
+func (s *DB) ListLedgerEntries(ctx context.Context, accountID string, limit int, beforeID int64) ([]LedgerEntry, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	if beforeID <= 0 {
+		beforeID = math.MaxInt64
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+ledgerColumns+` FROM ledger_entries WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, accountID, beforeID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list ledger %s: %w", accountID, err)
+	}
+	defer rows.Close()
+	var out []LedgerEntry
+	for rows.Next() {
+		e, err := scanLedger(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// BalanceMismatch is an account whose cached balance is not the sum of its
+// ledger entries, or entries whose account does not exist.
+type BalanceMismatch struct {
+	AccountID      string
+	Cached         int64 // accounts.balance_nano (0 when the account is missing)
+	Computed       int64 // SUM(ledger_entries.amount_nano)
+	AccountMissing bool
+}
+
+// VerifyBalances recomputes every balance from the ledger in one statement
+// (one consistent snapshot) and returns the accounts that disagree.
+func (s *DB) VerifyBalances(ctx context.Context) ([]BalanceMismatch, error) {
+	rows, err := s.db.QueryContext(ctx, `
+SELECT a.id, a.balance_nano, COALESCE(e.total, 0), 0
+  FROM accounts a LEFT JOIN (SELECT account_id, SUM(amount_nano) AS total FROM ledger_entries GROUP BY account_id) e ON e.account_id = a.id
+ WHERE a.balance_nano <> COALESCE(e.total, 0)
+UNION ALL
+SELECT l.account_id, 0, SUM(l.amount_nano), 1
+  FROM ledger_entries l
+ WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = l.account_id)
+ GROUP BY l.account_id
+ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("verify balances: %w", err)
+	}
+	defer rows.Close()
+	var out []BalanceMismatch
+	for rows.Next() {
+		var m BalanceMismatch
+		if err := rows.Scan(&m.AccountID, &m.Cached, &m.Computed, &m.AccountMissing); err != nil {
+			return nil, fmt.Errorf("verify balances: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// UsageDebit is the cost of one metered request, to be debited from its
+// account.
+type UsageDebit struct {
+	AccountID string
+	RequestID string
+	Amount    int64 // nano-USD, >= 0; stored as a negative entry
+	KeyID     string
+	At        time.Time // when the request happened (budgets count by it)
+}
+
+// ApplyUsageDebits writes, inside the caller's transaction tx, one usage
+// entry per debit (idempotency key "usage:" + RequestID, so a retried
+// batch never debits a request twice) and moves each account's cached
+// balance by the debits actually inserted. Call it from the transaction
+// that stores the usage records, so records and debits commit together.
+// Debits without an AccountID (unauthenticated requests) are skipped; a
+// debit without a RequestID or with a negative Amount is an error.
+// A zero Amount still writes an entry, so usage records and usage entries
+// reconcile one to one.
+func (s *DB) ApplyUsageDebits(ctx context.Context, tx *sql.Tx, debits []UsageDebit) error {
+	if len(debits) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO ledger_entries (account_id, kind, amount_nano, idempotency_key, request_id, key_id, actor, created_at)
+		VALUES (?, 'usage', ?, ?, ?, ?, 'system', ?) ON CONFLICT (account_id, idempotency_key) DO NOTHING`)
+	if err != nil {
+		return fmt.Errorf("usage debits: %w", err)
+	}
+	defer stmt.Close()
+	totals := map[string]int64{}
+	for _, d := range debits {
+		if d.AccountID == "" {
+			continue
+		}
+		if d.RequestID == "" || d.Amount < 0 {
+			return fmt.Errorf("usage debit for %s: need a request id and a non-negative amount (got %q, %d)", d.AccountID, d.RequestID, d.Amount)
+		}
+		at := d.At
+		if at.IsZero() {
+			at = time.Now()
+		}
+		res, err := stmt.ExecContext(ctx, d.AccountID, -d.Amount, UsageIdempotencyPrefix+d.RequestID, d.RequestID, d.KeyID, at.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("usage debit %s: %w", d.RequestID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			totals[d.AccountID] += d.Amount
+		}
+	}
+	// Update in a fixed order (lock order, for a PostgreSQL port).
+	ids := make([]string, 0, len(totals))
+	for id := range totals {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET balance_nano = balance_nano - ? WHERE id = ?`, totals[id], id); err != nil {
+			return fmt.Errorf("usage debits: balance of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// DebitUsage runs ApplyUsageDebits in a transaction of its own.
+func (s *DB) DebitUsage(ctx context.Context, debits []UsageDebit) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.ApplyUsageDebits(ctx, tx, debits) })
+}
+
+// Budget scopes and periods.
+const (
+	BudgetScopeAccount = "account"
+	BudgetScopeKey     = "key"
+	BudgetDaily        = "daily"
+	BudgetMonthly      = "monthly"
+)
+
+// UsageSpend is what usage entries debited since since (inclusive), for an
+// account (scope "account") or a caller key (scope "key"), in nano-USD.
+func (s *DB) UsageSpend(ctx context.Context, scope, scopeID string, since time.Time) (int64, error) {
+	col := "account_id"
+	switch scope {
+	case BudgetScopeAccount:
+	case BudgetScopeKey:
+		col = "key_id"
+	default:
+		return 0, fmt.Errorf("usage spend: unknown scope %q", scope)
+	}
+	var spent int64
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(-SUM(amount_nano), 0) FROM ledger_entries WHERE `+col+` = ? AND kind = 'usage' AND created_at >= ?`,
+		scopeID, since.UnixMilli()).Scan(&spent)
+	if err != nil {
+		return 0, fmt.Errorf("usage spend of %s %s: %w", scope, scopeID, err)
+	}
+	return spent, nil
+}
+
+// Budget is a spend limit for an account or a caller key over a UTC day
+// or month.
+type Budget struct {
+	Scope         string // "account" or "key"
+	ScopeID       string
+	Period        string // "daily" or "monthly"
+	LimitNano     int64
+	AlertPercents []int
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+const budgetColumns = `scope, scope_id, period, limit_nano, alert_percents, created_at, updated_at`
+
+// PutBudget creates the budget for (Scope, ScopeID, Period) or replaces
+// its limit and alerts (CreatedAt is kept from the first write).
+func (s *DB) PutBudget(ctx context.Context, b Budget) error {
+	pcts := b.AlertPercents
+	if pcts == nil {
+		pcts = []int{}
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO budgets (`+budgetColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (scope, scope_id, period) DO UPDATE SET limit_nano = excluded.limit_nano, alert_percents = excluded.alert_percents, updated_at = excluded.updated_at`,
+		b.Scope, b.ScopeID, b.Period, b.LimitNano, jsonText(pcts), b.CreatedAt.UnixMilli(), b.UpdatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("put budget %s %s %s: %w", b.Scope, b.ScopeID, b.Period, err)
+	}
+	return nil
+}
+
+// DeleteBudget removes a budget; ErrNotFound if there was none.
+func (s *DB) DeleteBudget(ctx context.Context, scope, scopeID, period string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM budgets WHERE scope = ? AND scope_id = ? AND period = ?`, scope, scopeID, period)
+	if err != nil {
+		return fmt.Errorf("delete budget %s %s %s: %w", scope, scopeID, period, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("budget %s %s %s: %w", scope, scopeID, period, ErrNotFound)
+	}
+	return nil
+}
+
+// BudgetFilter selects budgets; zero fields do not filter.
+type BudgetFilter struct {
+	Scope   string
+	ScopeID string
+}
+
+// ListBudgets returns matching budgets ordered by scope, id and period.
+func (s *DB) ListBudgets(ctx context.Context, f BudgetFilter) ([]Budget, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+budgetColumns+` FROM budgets WHERE (? = '' OR scope = ?) AND (? = '' OR scope_id = ?) ORDER BY scope, scope_id, period`,
+		f.Scope, f.Scope, f.ScopeID, f.ScopeID)
+	if err != nil {
+		return nil, fmt.Errorf("list budgets: %w", err)
+	}
+	defer rows.Close()
+	var out []Budget
+	for rows.Next() {
+		var b Budget
+		var pcts string
+		var created, updated int64
+		if err := rows.Scan(&b.Scope, &b.ScopeID, &b.Period, &b.LimitNano, &pcts, &created, &updated); err != nil {
+			return nil, fmt.Errorf("list budgets: %w", err)
+		}
+		if err := json.Unmarshal([]byte(pcts), &b.AlertPercents); err != nil {
+			return nil, fmt.Errorf("budget %s %s %s: alert_percents: %w", b.Scope, b.ScopeID, b.Period, err)
+		}
+		b.CreatedAt = time.UnixMilli(created).UTC()
+		b.UpdatedAt = time.UnixMilli(updated).UTC()
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
