@@ -29,6 +29,8 @@ type App struct {
 	Audit    *keys.Auditor
 	Secrets  *Secrets
 	Recorder *billing.Recorder
+	Ledger   *billing.Ledger
+	Budgets  *billing.Budgets
 	log      *zap.Logger
 	closers  []func() // in order of construction; Close runs them backwards
 }
@@ -106,6 +108,14 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 			log.Error("flushing usage records", zap.Error(err))
 		}
 	})
+	est, err := billing.NewEstimator()
+	if err != nil {
+		return nil, err
+	}
+	a.Ledger = billing.NewLedger(db, time.Now)
+	cr := newCredits(a.Ledger, db, est, a.Audit, cfg.Anomaly.Webhook, log.Named("credits"))
+	a.Budgets = cr.budgets
+	a.closers = append(a.closers, cr.close)
 	g := newGuard(cfg, ks, a.Audit, log.Named("guard"))
 	a.closers = append(a.closers, g.close)
 
@@ -127,6 +137,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		Limits:          g.limits,
 		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin},
 		CallerRoutes:    []func(*gin.RouterGroup){usageCaller},
+		Meter:           cr,
 		AuditLog:        a.Audit,
 		ProviderKeys:    a.Secrets,
 	})

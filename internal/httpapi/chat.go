@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/internal/store"
@@ -35,7 +37,7 @@ func (s *Server) chat(c *gin.Context) {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", re.Message).withParam(re.Param))
 		return
 	}
-	info.model, info.stream = req.Model, req.Stream
+	info.model, info.stream, info.body = req.Model, req.Stream, body
 	defer s.meter(info)
 
 	m, ok := s.router.Lookup(req.Model)
@@ -51,6 +53,10 @@ func (s *Server) chat(c *gin.Context) {
 
 	adm := s.admit(c, info.key, body, req.MaxTokens)
 	if adm == nil {
+		return
+	}
+	if !s.hold(c, info, m, body, req.MaxTokens) {
+		adm.settle(0)
 		return
 	}
 	defer func() {
@@ -103,6 +109,7 @@ func (s *Server) readBody(c *gin.Context) ([]byte, error) {
 func noteRoute(info *requestInfo, res router.Result) {
 	info.attempts = res.Attempts
 	if res.Deployment != nil {
+		info.deployment = res.Deployment
 		info.provider, info.upstream = res.Deployment.Provider, res.Deployment.Model
 	}
 }
@@ -183,6 +190,13 @@ func (s *Server) relayStream(ctx context.Context, c *gin.Context, m *router.Mode
 		if chunk.UsageOnly && !req.IncludeUsage {
 			continue // xroute asked for usage; the caller did not
 		}
+		if info.hold != nil && !info.usageSeen {
+			// Kept only for priced requests, to count the delivered part
+			// if the provider never reports usage.
+			if t := gjson.GetBytes(chunk.Data, "choices.0.delta.content"); t.Type == gjson.String {
+				info.delivered = append(info.delivered, t.Str...)
+			}
+		}
 		if info.ttft == 0 {
 			info.ttft = s.now().Sub(info.start)
 		}
@@ -230,31 +244,59 @@ func (s *Server) usageRecord(info *requestInfo) store.UsageRecord {
 		Attempts:         info.attempts,
 		ErrorCode:        info.errCode,
 		CreatedAt:        info.start,
+		CostNano:         info.cost,
+		Estimated:        info.estimated,
 	}
 }
 
-// commitUsage writes a successful request's record and waits for the
-// commit, so that a response whose last byte was sent always has its
-// record, even if the process is killed right after.
+// commitUsage prices and writes a successful request's record (with its
+// ledger debit) and waits for the commit, so that a response whose last
+// byte was sent always has its record and its charge, even if the process
+// is killed right after. Then the reservation is settled.
 func (s *Server) commitUsage(c *gin.Context, info *requestInfo) {
 	info.metered = true
+	s.price(info, info.body)
 	if err := s.usage.Commit(c.Request.Context(), s.usageRecord(info)); err != nil {
 		s.log.Error("usage record not committed", zap.String("request_id", info.id), zap.Error(err))
 	}
+	s.settle(info)
 	s.observeDone(info)
 }
 
-// meter queues the record of a request that ended without commitUsage
-// (errors, refusals, a caller that left); it runs deferred.
+// meter writes the record of a request that ended without commitUsage
+// (errors, refusals, a caller that left, a stream that broke); it runs
+// deferred. A part that was delivered is still charged.
 func (s *Server) meter(info *requestInfo) {
 	if info.metered {
 		return
 	}
 	info.metered = true
-	if err := s.usage.Record(s.usageRecord(info)); err != nil {
+	s.price(info, info.body)
+	rec := s.usageRecord(info)
+	if info.cost > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.usage.Commit(ctx, rec); err != nil {
+			s.log.Error("usage record not committed", zap.String("request_id", info.id), zap.Error(err))
+		}
+		cancel()
+	} else if err := s.usage.Record(rec); err != nil {
 		s.log.Error("usage record not queued", zap.String("request_id", info.id), zap.Error(err))
 	}
+	s.settle(info)
 	s.observeDone(info)
+}
+
+// settle charges the reservation what the request cost (0 releases it).
+func (s *Server) settle(info *requestInfo) {
+	if info.hold == nil {
+		return
+	}
+	if info.cost > 0 {
+		info.hold.Settle(info.cost)
+	} else {
+		info.hold.Release()
+	}
+	info.hold = nil
 }
 
 func (s *Server) observeDone(info *requestInfo) {

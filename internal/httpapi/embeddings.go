@@ -90,7 +90,7 @@ func (s *Server) embeddings(c *gin.Context) {
 		writeError(c, e)
 		return
 	}
-	info.model = req.Model
+	info.model, info.body = req.Model, body
 	defer s.meter(info)
 	m, ok := s.router.Lookup(req.Model)
 	if !ok {
@@ -103,6 +103,10 @@ func (s *Server) embeddings(c *gin.Context) {
 	}
 	adm := s.admit(c, info.key, body, 0)
 	if adm == nil {
+		return
+	}
+	if !s.hold(c, info, m, body, 0) {
+		adm.settle(0)
 		return
 	}
 	defer func() {

@@ -13,7 +13,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/router"
 )
+
+func zapReq(info *requestInfo) zap.Field { return zap.String("request_id", info.id) }
+func zapErr(err error) zap.Field         { return zap.Error(err) }
 
 const infoKey = "xroute.request"
 
@@ -38,6 +42,13 @@ type requestInfo struct {
 	ttft      time.Duration
 	usageSeen bool
 	metered   bool // the usage record was written
+
+	deployment *router.Deployment // the one that served
+	hold       Hold               // credits reserved (nil: free)
+	cost       int64              // nano-USD
+	estimated  bool               // usage counted, not reported
+	delivered  []byte             // streamed text, kept only to estimate usage
+	body       []byte             // the request body (not copied)
 }
 
 func infoOf(c *gin.Context) *requestInfo {

@@ -84,6 +84,8 @@ type Config struct {
 	Observe func(Observation)
 	// Limits are per-key rate and concurrency limits (nil: none).
 	Limits *Limits
+	// Meter prices requests against credits (nil: nothing is charged).
+	Meter Meter
 	// CallerRoutes mount further caller routes on the authenticated /v1
 	// group (a caller's own usage and credits).
 	CallerRoutes []func(*gin.RouterGroup)
@@ -112,6 +114,7 @@ type Server struct {
 	limits          *Limits
 	audit           AuditLog
 	pkeys           ProviderKeyAdmin
+	credits         Meter
 }
 
 // New builds the server and its routes.
@@ -134,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 		limits:          cfg.Limits,
 		audit:           cfg.AuditLog,
 		pkeys:           cfg.ProviderKeys,
+		credits:         cfg.Meter,
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -286,19 +286,25 @@ type UsageRecord struct {
 	Attempts         int
 	ErrorCode        string
 	CreatedAt        time.Time
+	// CostNano is what the request cost the account (nano-USD); its ledger
+	// debit is written in the same transaction as the record.
+	CostNano int64
+	// Estimated: the provider reported no usage; tokens were counted.
+	Estimated bool
 }
 
-const usageColumns = `request_id, account_id, key_id, model, provider, upstream_model, stream, prompt_tokens, completion_tokens, cached_tokens, latency_us, ttft_us, status, attempts, error_code, created_at`
+const usageColumns = `request_id, account_id, key_id, model, provider, upstream_model, stream, prompt_tokens, completion_tokens, cached_tokens, latency_us, ttft_us, status, attempts, error_code, created_at, cost_nano, estimated`
 
-// InsertUsage writes a batch in one transaction (group commit). A record
-// whose request id is already stored is skipped, so a retried batch never
-// counts a request twice.
+// InsertUsage writes a batch in one transaction (group commit), with the
+// ledger debits of the records that cost something. A record whose request
+// id is already stored is skipped, and a debit is keyed by its request id,
+// so a retried batch never counts or charges a request twice.
 func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`)
 		if err != nil {
 			return fmt.Errorf("insert usage: %w", err)
 		}
@@ -306,11 +312,22 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 		for _, r := range recs {
 			if _, err := stmt.ExecContext(ctx, r.RequestID, r.AccountID, r.KeyID, r.Model, r.Provider, r.UpstreamModel, r.Stream,
 				r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.Latency.Microseconds(), r.TTFT.Microseconds(),
-				r.Status, r.Attempts, r.ErrorCode, r.CreatedAt.UnixMilli()); err != nil {
+				r.Status, r.Attempts, r.ErrorCode, r.CreatedAt.UnixMilli(), r.CostNano, r.Estimated); err != nil {
 				return fmt.Errorf("insert usage %s: %w", r.RequestID, err)
 			}
 		}
-		return nil
+		var debits []UsageDebit
+		for _, r := range recs {
+			// Every served request gets an entry (zero when free), so records
+			// and debits reconcile one to one.
+			if r.AccountID != "" && (r.CostNano != 0 || r.Status == 200) {
+				debits = append(debits, UsageDebit{AccountID: r.AccountID, RequestID: r.RequestID, Amount: r.CostNano, KeyID: r.KeyID, At: r.CreatedAt})
+			}
+		}
+		if len(debits) == 0 {
+			return nil
+		}
+		return s.ApplyUsageDebits(ctx, tx, debits)
 	})
 }
 
@@ -356,7 +373,7 @@ func (s *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error
 		var r UsageRecord
 		var lat, ttft, created int64
 		if err := rows.Scan(&r.RequestID, &r.AccountID, &r.KeyID, &r.Model, &r.Provider, &r.UpstreamModel, &r.Stream,
-			&r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &lat, &ttft, &r.Status, &r.Attempts, &r.ErrorCode, &created); err != nil {
+			&r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &lat, &ttft, &r.Status, &r.Attempts, &r.ErrorCode, &created, &r.CostNano, &r.Estimated); err != nil {
 			return nil, fmt.Errorf("scan usage: %w", err)
 		}
 		r.Latency = time.Duration(lat) * time.Microsecond

@@ -1,0 +1,148 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/internal/httpapi"
+	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/router"
+)
+
+// credits prices requests: the ledger's reservations, the budgets and the
+// token estimator behind httpapi.Meter. Budget alerts are audited and,
+// when configured, posted to a webhook by one goroutine it owns.
+type credits struct {
+	ledger  *billing.Ledger
+	budgets *billing.Budgets
+	est     *billing.Estimator
+	audit   *keys.Auditor
+	webhook string
+	log     *zap.Logger
+	client  *http.Client
+
+	alerts chan billing.Alert
+	wg     sync.WaitGroup
+}
+
+func newCredits(ledger *billing.Ledger, st billing.BudgetStore, est *billing.Estimator, audit *keys.Auditor, webhook string, log *zap.Logger) *credits {
+	c := &credits{ledger: ledger, est: est, audit: audit, webhook: webhook, log: log,
+		client: &http.Client{Timeout: 5 * time.Second}, alerts: make(chan billing.Alert, 256)}
+	c.budgets = billing.NewBudgets(st, time.Now, c.enqueue)
+	c.wg.Add(1)
+	go c.deliver()
+	return c
+}
+
+// enqueue runs on the request goroutine: it must not block.
+func (c *credits) enqueue(a billing.Alert) {
+	select {
+	case c.alerts <- a:
+	default:
+		c.log.Warn("budget alert queue full; alert only logged", zap.String("scope_id", a.Budget.ScopeID), zap.Int("percent", a.Percent))
+	}
+}
+
+func (c *credits) deliver() {
+	defer c.wg.Done()
+	for a := range c.alerts {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		details := map[string]any{"scope": string(a.Budget.Scope), "period": string(a.Budget.Period), "percent": a.Percent,
+			"limit_usd": a.Budget.Limit.String(), "spent_usd": a.Spent.String(), "blocked": a.Blocked}
+		if err := c.audit.Record(ctx, keys.Event{Kind: "budget.alert", Actor: "system", Subject: a.Budget.ScopeID, Details: details}); err != nil {
+			c.log.Error("audit budget alert", zap.Error(err))
+		}
+		if c.webhook != "" {
+			body, _ := json.Marshal(map[string]any{"type": "budget.alert", "scope_id": a.Budget.ScopeID, "details": details, "period_start": a.PeriodStart})
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.webhook, bytes.NewReader(body))
+			if err == nil {
+				req.Header.Set("Content-Type", "application/json")
+				if resp, err := c.client.Do(req); err != nil {
+					c.log.Error("budget webhook", zap.Error(err))
+				} else {
+					resp.Body.Close()
+				}
+			}
+		}
+		cancel()
+	}
+}
+
+func (c *credits) close() {
+	close(c.alerts)
+	c.wg.Wait()
+}
+
+// Hold implements httpapi.Meter: it reserves the most the request can cost
+// on any of the model's priced deployments (prompt by the tokenizer, plus
+// max tokens or the model's cap), after the budgets agree.
+func (c *credits) Hold(ctx context.Context, k *keys.Key, m *router.Model, body []byte, maxTokens int) (httpapi.Hold, error) {
+	var max billing.Nano
+	prompt := -1
+	bp := 0
+	for _, d := range m.Deployments {
+		if d.Info == nil || (d.Info.Input == 0 && d.Info.Output == 0) {
+			continue
+		}
+		if prompt < 0 {
+			prompt = c.est.PromptTokens(body)
+			var err error
+			if bp, err = c.ledger.Multiplier(ctx, k.AccountID); err != nil {
+				return nil, err
+			}
+		}
+		if cost := billing.MaxCost(*d.Info, prompt, maxTokens, bp); cost > max {
+			max = cost
+		}
+	}
+	if max == 0 {
+		return nil, nil // every deployment is free
+	}
+	if err := c.budgets.Check(ctx, k.AccountID, k.ID, max); err != nil {
+		return nil, err
+	}
+	r, err := c.ledger.Reserve(ctx, k.AccountID, max)
+	if err != nil {
+		return nil, err
+	}
+	return &hold{c: c, r: r, bp: bp, account: k.AccountID, key: k.ID, model: m.Name}, nil
+}
+
+type hold struct {
+	c       *credits
+	r       *billing.Reservation
+	bp      int
+	account string
+	key     string
+	model   string
+}
+
+func (h *hold) Cost(d *router.Deployment, u providers.Usage) int64 {
+	if d == nil || d.Info == nil {
+		return 0
+	}
+	return int64(billing.Cost(*d.Info, u, h.bp))
+}
+
+func (h *hold) Estimate(body []byte, delivered string) providers.Usage {
+	return providers.Usage{PromptTokens: h.c.est.PromptTokens(body), CompletionTokens: h.c.est.TextTokens(h.model, delivered)}
+}
+
+func (h *hold) Settle(cost int64) {
+	h.r.Settle(billing.Nano(cost))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.c.budgets.Add(ctx, h.account, h.key, billing.Nano(cost)); err != nil {
+		h.c.log.Error("budget spend not counted", zap.String("account_id", h.account), zap.Error(err))
+	}
+}
+
+func (h *hold) Release() { h.r.Release() }

@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/router"
+)
+
+// Meter prices requests against the caller's credits.
+type Meter interface {
+	// Hold reserves the most the request can cost on model m and checks
+	// budgets. A nil Hold means the request costs nothing.
+	Hold(ctx context.Context, k *keys.Key, m *router.Model, body []byte, maxTokens int) (Hold, error)
+}
+
+// Hold is one request's reservation.
+type Hold interface {
+	// Cost prices the usage served by deployment d, in nano-USD.
+	Cost(d *router.Deployment, u providers.Usage) int64
+	// Estimate counts usage when the provider reported none.
+	Estimate(body []byte, delivered string) providers.Usage
+	// Settle charges cost (after its record is committed) and releases the
+	// rest of the reservation.
+	Settle(cost int64)
+	// Release frees the reservation of a request that cost nothing.
+	Release()
+}
+
+// hold reserves credits for a request; on refusal it writes the answer
+// and returns false.
+func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body []byte, maxTokens int) bool {
+	if s.credits == nil {
+		return true
+	}
+	h, err := s.credits.Hold(c.Request.Context(), info.key, m, body, maxTokens)
+	var be *billing.BudgetError
+	switch {
+	case err == nil:
+		info.hold = h
+		return true
+	case errors.Is(err, billing.ErrInsufficientCredits):
+		// As OpenAI answers an exhausted quota: a 429 the SDKs must not retry.
+		e := newError(http.StatusTooManyRequests, "insufficient_quota", "insufficient_quota",
+			"You exceeded your current quota: the account's credits cannot cover this request. Top up the account's credits.")
+		e.NoRetry = true
+		writeError(c, e)
+	case errors.As(err, &be):
+		e := newError(http.StatusTooManyRequests, "insufficient_quota", "budget_exceeded", be.Error())
+		e.NoRetry = true
+		if d := time.Until(be.ResetsAt); d > 0 {
+			e.RetryAfter = d
+		}
+		writeError(c, e)
+	default:
+		s.log.Error("credit check failed", zapReq(info), zapErr(err))
+		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "billing_unavailable", "The gateway cannot check credits right now. Please retry."))
+	}
+	return false
+}
+
+// price fills in the request's cost from its usage, estimating the usage
+// from the delivered text when the provider sent none.
+func (s *Server) price(info *requestInfo, body []byte) {
+	if info.hold == nil || info.deployment == nil {
+		return
+	}
+	if !info.usageSeen {
+		if len(info.delivered) == 0 {
+			return
+		}
+		u := info.hold.Estimate(body, string(info.delivered))
+		info.prompt, info.complete, info.usageSeen, info.estimated = u.PromptTokens, u.CompletionTokens, true, true
+	}
+	info.cost = info.hold.Cost(info.deployment, providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached})
+}
