@@ -31,6 +31,9 @@ import (
 // ErrBudgetExceeded is matched (errors.Is) by every *BudgetError.
 var ErrBudgetExceeded = errors.New("billing: budget exceeded")
 
+// ErrInvalidBudget is matched by every budget validation error.
+var ErrInvalidBudget = errors.New("billing: invalid budget")
+
 // BudgetScope is what a budget limits.
 type BudgetScope string
 
@@ -87,7 +90,7 @@ const maxAlertPercents = 16
 // normalize validates b and sorts and de-duplicates its thresholds.
 func (b Budget) normalize() (Budget, error) {
 	bad := func(format string, args ...any) (Budget, error) {
-		return Budget{}, fmt.Errorf("billing: budget: "+format, args...)
+		return Budget{}, fmt.Errorf("%w: "+format, append([]any{ErrInvalidBudget}, args...)...)
 	}
 	switch {
 	case b.Scope != ScopeAccount && b.Scope != ScopeKey:

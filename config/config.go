@@ -33,6 +33,7 @@ type Config struct {
 	Vault     Vault      `yaml:"vault"`
 	Anomaly   Anomaly    `yaml:"anomaly"`
 	Catalog   Catalog    `yaml:"catalog"`
+	Routing   Routing    `yaml:"routing"`
 	Providers []Provider `yaml:"providers"`
 	Models    []Model    `yaml:"models"`
 }
@@ -449,6 +450,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.Routing.Validate())
 	return errors.Join(errs...)
 }
 

@@ -2,13 +2,23 @@
 // runs the failover loop: candidates in order, a circuit breaker per
 // deployment, retryable failures moving on to the next candidate, streams
 // failing over only before their first chunk reaches the caller.
+//
+// The order comes from a Strategy (priority, cost, latency, balanced; one
+// file each, registered by name), chosen by the request (provider.sort),
+// else the caller's key (Caller), else the model (routing.models), else
+// routing.default_strategy. A request may also narrow and reorder the
+// deployments and name fallback models, in OpenRouter's shape (see
+// Preferences); those fields never reach an upstream.
+//
+// Health is per deployment: a gobreaker breaker (consecutive failures or a
+// failure ratio), a cooldown after a 429, moving averages of latency, time
+// to first token and error rate, and the requests in flight (health.go).
+// Hedging (failover.go) sends a slow request to a second deployment too.
 package router
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"sort"
@@ -31,11 +41,17 @@ type Deployment struct {
 	Model    string
 	// Info is the catalog entry (prices, limits, capabilities), when known.
 	Info *catalog.Model
+	name string // provider/model
 	// quirks rewrite the body for this provider/model (dropped params...).
 	quirks  catalog.Quirks
 	adapter providers.Provider // built from the config's key (or keyless)
 	pool    *pool              // the provider's vault keys, shared by its deployments
 	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+	// From routing.deployments.
+	weight   int
+	priority *int
+	tags     []string
+	health   health
 }
 
 // Credential is one provider key, as an adapter built with it.
@@ -80,7 +96,7 @@ func (d *Deployment) adapterFor() (providers.Provider, string) {
 }
 
 // Name is "provider/model", unique in a router.
-func (d *Deployment) Name() string { return d.Provider + "/" + d.Model }
+func (d *Deployment) Name() string { return d.name }
 
 // BreakerState is "closed", "half-open" or "open".
 func (d *Deployment) BreakerState() string { return d.breaker.State().String() }
@@ -91,6 +107,11 @@ type Model struct {
 	OwnedBy     string
 	Created     int64
 	Deployments []*Deployment
+	// From routing.models (or the defaults).
+	strategy     Strategy
+	strategyName string
+	hedge        bool
+	maxAttempts  int
 }
 
 // Router holds the model table. It is safe for concurrent use.
@@ -99,10 +120,14 @@ type Router struct {
 	names       []string
 	maxAttempts int
 	log         *zap.Logger
+	now         func() time.Time
 	pools       map[string]*pool // by provider
 	adapters    map[string]providers.Provider
 	catalog     CatalogLookup
 	rc          config.Router
+	rt          config.Routing
+	strategies  map[string]Strategy
+	plans       sync.Pool // of *plan
 	mu          sync.Mutex
 	shared      map[string]*Deployment // by provider/model, breakers included
 	dynamic     map[string]*Model      // provider/model names built on demand
@@ -111,8 +136,15 @@ type Router struct {
 	OnRejected func(provider, credentialID string)
 }
 
+// Option tunes New.
+type Option func(*Router)
+
+// WithRouting sets the routing settings (strategies, deployment weights,
+// priorities and tags, hedging, breaker ratio, budget).
+func WithRouting(rt config.Routing) Option { return func(r *Router) { r.rt = rt } }
+
 // ErrNoDeployment means every deployment of a model was skipped (breakers
-// open) without an attempt.
+// open, cooling down after a 429) without an attempt.
 var ErrNoDeployment = errors.New("no healthy deployment available")
 
 // CatalogLookup finds a deployment's catalog entry; nil means none known.
@@ -124,15 +156,30 @@ const maxDynamic = 4096
 
 // New builds the router from config and the adapters by provider name.
 // lookup may be nil.
-func New(cfg config.Config, adapters map[string]providers.Provider, log *zap.Logger, now func() time.Time, lookup CatalogLookup) (*Router, error) {
-	r := &Router{models: map[string]*Model{}, maxAttempts: cfg.Router.MaxAttempts, log: log, pools: map[string]*pool{},
+func New(cfg config.Config, adapters map[string]providers.Provider, log *zap.Logger, now func() time.Time, lookup CatalogLookup, opts ...Option) (*Router, error) {
+	r := &Router{models: map[string]*Model{}, maxAttempts: cfg.Router.MaxAttempts, log: log, now: now, pools: map[string]*pool{},
 		adapters: adapters, catalog: lookup, rc: cfg.Router, shared: map[string]*Deployment{}, dynamic: map[string]*Model{}}
+	r.plans.New = func() any { return new(plan) }
+	for _, o := range opts {
+		o(r)
+	}
+	if err := r.rt.Validate(); err != nil {
+		return nil, err
+	}
+	r.rt = r.rt.WithDefaults()
+	r.strategies = buildStrategies(r.rt)
+	if _, ok := r.strategies[r.rt.DefaultStrategy]; !ok {
+		return nil, unknownStrategy("routing.default_strategy", r.rt.DefaultStrategy)
+	}
 	for _, pc := range cfg.Providers {
 		r.pools[pc.Name] = &pool{}
 	}
 	created := now().Unix()
 	for _, mc := range cfg.Models {
 		m := &Model{Name: mc.Name, OwnedBy: mc.OwnedBy, Created: created}
+		if err := r.configure(m); err != nil {
+			return nil, err
+		}
 		for _, dc := range mc.Deployments {
 			a, ok := adapters[dc.Provider]
 			if !ok {
@@ -148,31 +195,35 @@ func New(cfg config.Config, adapters map[string]providers.Provider, log *zap.Log
 		r.names = append(r.names, m.Name)
 	}
 	sort.Strings(r.names)
+	for name := range r.rt.Models {
+		if _, ok := r.models[name]; !ok {
+			log.Warn("routing.models names a model that is not configured", zap.String("model", name))
+		}
+	}
 	return r, nil
 }
 
-func newBreaker(name string, rc config.Router, log *zap.Logger) *gobreaker.TwoStepCircuitBreaker[struct{}] {
-	return gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        name,
-		MaxRequests: 1, // one probe while half-open
-		Timeout:     rc.BreakerCooldown,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= rc.BreakerFailures },
-		IsSuccessful: func(err error) bool {
-			// A request the upstream rejected on its merits says nothing
-			// about the deployment's health.
-			var pe *providers.Error
-			if err == nil || errors.Is(err, context.Canceled) {
-				return true
-			}
-			if errors.As(err, &pe) {
-				return !pe.Retryable() && pe.Status != http.StatusUnauthorized && pe.Status != http.StatusForbidden
-			}
-			return false
-		},
-		OnStateChange: func(name string, from, to gobreaker.State) {
-			log.Warn("breaker state change", zap.String("deployment", name), zap.String("from", from.String()), zap.String("to", to.String()))
-		},
-	})
+// configure applies routing.models to m.
+func (r *Router) configure(m *Model) error {
+	mr := r.rt.Models[m.Name]
+	m.strategyName = r.rt.DefaultStrategy
+	if mr.Strategy != "" {
+		m.strategyName = mr.Strategy
+	}
+	s, ok := r.strategies[m.strategyName]
+	if !ok {
+		return unknownStrategy(fmt.Sprintf("routing.models[%q].strategy", m.Name), m.strategyName)
+	}
+	m.strategy = s
+	m.hedge = r.rt.Hedge.Enabled
+	if mr.Hedge != nil {
+		m.hedge = *mr.Hedge
+	}
+	m.maxAttempts = r.maxAttempts
+	if mr.MaxAttempts > 0 {
+		m.maxAttempts = mr.MaxAttempts
+	}
+	return nil
 }
 
 // deployment returns the shared deployment of provider/model, creating it
@@ -184,7 +235,15 @@ func (r *Router) deployment(provider, model string, a providers.Provider) *Deplo
 	if d := r.shared[key]; d != nil {
 		return d
 	}
-	d := &Deployment{Provider: provider, Model: model, adapter: a, pool: r.pools[provider], breaker: newBreaker(key, r.rc, r.log)}
+	d := &Deployment{Provider: provider, Model: model, name: key, adapter: a, pool: r.pools[provider], weight: 1}
+	if dr, ok := r.rt.Deployments[key]; ok {
+		if dr.Weight > 0 {
+			d.weight = dr.Weight
+		}
+		d.priority = dr.Priority
+		d.tags = dr.Tags
+	}
+	d.breaker = newBreaker(d, r.rc, r.rt, r.log)
 	if r.catalog != nil {
 		if info, ok := r.catalog(provider, model); ok {
 			d.Info = &info
@@ -220,7 +279,10 @@ func (r *Router) Lookup(name string) (*Model, bool) {
 			id = info.ID
 		}
 	}
-	m = &Model{Name: name, OwnedBy: provider, Created: time.Now().Unix(), Deployments: []*Deployment{r.deployment(provider, id, a)}}
+	m = &Model{Name: name, OwnedBy: provider, Created: r.now().Unix(), Deployments: []*Deployment{r.deployment(provider, id, a)}}
+	if err := r.configure(m); err != nil {
+		m.strategy, m.strategyName = r.strategies[r.rt.DefaultStrategy], r.rt.DefaultStrategy
+	}
 	r.mu.Lock()
 	if len(r.dynamic) < maxDynamic {
 		r.dynamic[name] = m
@@ -236,166 +298,6 @@ func (r *Router) Models() []*Model {
 		out[i] = r.models[n]
 	}
 	return out
-}
-
-// Result says where a request went.
-type Result struct {
-	Deployment *Deployment
-	Attempts   int
-}
-
-// CapabilityError means no deployment of a model can serve the request
-// (tools, images, JSON schema, context length): a 400 for the caller.
-type CapabilityError struct {
-	Model   string
-	Reasons []string
-}
-
-func (e *CapabilityError) Error() string {
-	return "model " + e.Model + " cannot serve this request: " + strings.Join(e.Reasons, "; ")
-}
-
-// prepare checks that d can serve req and applies its quirks; a non-nil
-// error is the reason to skip d.
-func (d *Deployment) prepare(req *providers.ChatRequest) (*providers.ChatRequest, error) {
-	if d.Info != nil {
-		if err := d.Info.Supports(catalog.Needs{Tools: req.HasTools, Vision: req.HasImages, JSONSchema: req.JSONSchema, ContextTokens: req.ContextTokens}); err != nil {
-			return nil, err
-		}
-	}
-	if d.quirks.IsZero() {
-		return req, nil
-	}
-	body, err := d.quirks.Apply(req.Body)
-	if err != nil {
-		return nil, err
-	}
-	out := *req
-	out.Body = body
-	return &out, nil
-}
-
-// capabilityFailure is what a request gets when every deployment was
-// skipped for what it lacks.
-func capabilityFailure(m *Model, reasons []string, attempts int, last error) error {
-	if attempts == 0 && len(reasons) > 0 {
-		return &CapabilityError{Model: m.Name, Reasons: reasons}
-	}
-	return last
-}
-
-// Chat runs a non-streaming request with failover.
-func (r *Router) Chat(ctx context.Context, m *Model, req *providers.ChatRequest) (*providers.ChatResponse, Result, error) {
-	var res Result
-	var last error = ErrNoDeployment
-	var skipped []string
-	for _, d := range m.Deployments {
-		if res.Attempts >= r.maxAttempts {
-			break
-		}
-		dreq, err := d.prepare(req)
-		if err != nil {
-			skipped = append(skipped, err.Error())
-			continue
-		}
-		done, err := d.breaker.Allow()
-		if err != nil {
-			continue // open: skip without spending an attempt
-		}
-		res.Attempts++
-		res.Deployment = d
-		adapter, cred := d.adapterFor()
-		resp, err := adapter.Chat(ctx, &providers.Call{Request: dreq, Model: d.Model})
-		done(err)
-		r.checkRejected(d, cred, err)
-		if err == nil {
-			return resp, res, nil
-		}
-		last = err
-		if !r.failover(ctx, d, err) {
-			break
-		}
-	}
-	return nil, res, fmt.Errorf("route %s: %w", m.Name, capabilityFailure(m, skipped, res.Attempts, last))
-}
-
-// ChatStream starts a stream with failover. It reads the first chunk before
-// returning, so that a deployment failing before its first byte is replaced
-// while the caller has seen nothing yet.
-func (r *Router) ChatStream(ctx context.Context, m *Model, req *providers.ChatRequest) (providers.Stream, Result, error) {
-	var res Result
-	var last error = ErrNoDeployment
-	var skipped []string
-	for _, d := range m.Deployments {
-		if res.Attempts >= r.maxAttempts {
-			break
-		}
-		dreq, err := d.prepare(req)
-		if err != nil {
-			skipped = append(skipped, err.Error())
-			continue
-		}
-		done, err := d.breaker.Allow()
-		if err != nil {
-			continue
-		}
-		res.Attempts++
-		res.Deployment = d
-		adapter, cred := d.adapterFor()
-		s, err := adapter.ChatStream(ctx, &providers.Call{Request: dreq, Model: d.Model})
-		if err == nil {
-			var first providers.Chunk
-			first, err = s.Recv()
-			if err == nil || errors.Is(err, io.EOF) {
-				done(nil)
-				return &peeked{Stream: s, first: first, firstErr: err, pending: true}, res, nil
-			}
-			s.Close()
-		}
-		done(err)
-		r.checkRejected(d, cred, err)
-		last = err
-		if !r.failover(ctx, d, err) {
-			break
-		}
-	}
-	return nil, res, fmt.Errorf("route %s: %w", m.Name, capabilityFailure(m, skipped, res.Attempts, last))
-}
-
-// Embed runs an embeddings request with failover over the deployments whose
-// adapter serves embeddings.
-func (r *Router) Embed(ctx context.Context, m *Model, inputs []string, dimensions int) ([][]float32, providers.Usage, Result, error) {
-	var res Result
-	var last error = ErrNoDeployment
-	var skipped []string
-	for _, d := range m.Deployments {
-		if res.Attempts >= r.maxAttempts {
-			break
-		}
-		adapter, cred := d.adapterFor()
-		emb, ok := adapter.(providers.Embedder)
-		if !ok {
-			skipped = append(skipped, d.Provider+" does not serve embeddings")
-			continue
-		}
-		done, err := d.breaker.Allow()
-		if err != nil {
-			continue
-		}
-		res.Attempts++
-		res.Deployment = d
-		vecs, usage, err := emb.Embed(ctx, d.Model, inputs, dimensions)
-		done(err)
-		r.checkRejected(d, cred, err)
-		if err == nil {
-			return vecs, usage, res, nil
-		}
-		last = err
-		if !r.failover(ctx, d, err) {
-			break
-		}
-	}
-	return nil, providers.Usage{}, res, fmt.Errorf("route %s: %w", m.Name, capabilityFailure(m, skipped, res.Attempts, last))
 }
 
 // SetCredentials replaces a provider's key pool (from the vault). An empty
@@ -459,33 +361,4 @@ func (r *Router) checkRejected(d *Deployment, cred string, err error) {
 	if r.OnRejected != nil {
 		r.OnRejected(d.Provider, cred)
 	}
-}
-
-// failover decides whether to try the next candidate after err.
-func (r *Router) failover(ctx context.Context, d *Deployment, err error) bool {
-	if ctx.Err() != nil {
-		return false // the caller left or its deadline passed
-	}
-	var pe *providers.Error
-	if !errors.As(err, &pe) || !pe.Retryable() {
-		return false
-	}
-	r.log.Info("failover", zap.String("deployment", d.Name()), zap.Int("status", pe.Status), zap.Bool("mid_stream", pe.MidStream))
-	return true
-}
-
-// peeked replays the first chunk the router read while choosing.
-type peeked struct {
-	providers.Stream
-	first    providers.Chunk
-	firstErr error
-	pending  bool
-}
-
-func (p *peeked) Recv() (providers.Chunk, error) {
-	if p.pending {
-		p.pending = false
-		return p.first, p.firstErr
-	}
-	return p.Stream.Recv()
 }

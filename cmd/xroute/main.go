@@ -29,6 +29,7 @@ Usage:
   xroute provider-keys list [--provider P] | disable|enable|delete ID
   xroute vault rotate      new data-key term, re-encrypt every provider key
   xroute audit list [--kind key.] [--subject ID] | verify
+  xroute credits topup --account A --amount 10.00 --idempotency-key K | balance | ledger | verify
   xroute usage report [--group-by account,key,model,provider,day|hour] [--from DATE] [--to DATE]
                       [--account ID] [--key ID] [--model M] [--provider P] [--json|--csv]
   xroute mock [openai|anthropic|gemini|azure|bedrock] [-addr HOST:PORT] [knobs, see -h]
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdKeys(ctx, args[1:], stdout, stderr)
 	case "accounts":
 		return cmdAccounts(ctx, args[1:], stdout, stderr)
+	case "credits":
+		return cmdCredits(ctx, args[1:], stdout, stderr)
 	case "usage":
 		return cmdUsage(ctx, args[1:], stdout, stderr)
 	case "audit":

@@ -84,7 +84,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
-	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own))
+	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own), router.WithRouting(cfg.Routing))
 	if err != nil {
 		return nil, err
 	}
@@ -135,9 +135,10 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		Throttle:        g.throttle,
 		Observe:         g.observe,
 		Limits:          g.limits,
-		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin},
+		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin, httpapi.DeploymentsRoute(rt)},
 		CallerRoutes:    []func(*gin.RouterGroup){usageCaller},
 		Meter:           cr,
+		Credits:         NewCreditsAdmin(a.Ledger, a.Budgets, a.Audit),
 		AuditLog:        a.Audit,
 		ProviderKeys:    a.Secrets,
 	})

@@ -146,3 +146,60 @@ func (h *hold) Settle(cost int64) {
 }
 
 func (h *hold) Release() { h.r.Release() }
+
+// CreditsAdmin is the ledger and budgets as the admin API and the CLI use
+// them: every change is audited.
+type CreditsAdmin struct {
+	*billing.Ledger
+	budgets *billing.Budgets
+	audit   *keys.Auditor
+}
+
+// NewCreditsAdmin wraps a ledger and budgets for operators.
+func NewCreditsAdmin(l *billing.Ledger, b *billing.Budgets, audit *keys.Auditor) *CreditsAdmin {
+	return &CreditsAdmin{Ledger: l, budgets: b, audit: audit}
+}
+
+// TopUp adds credits (idempotent by key) and audits a real change.
+func (a *CreditsAdmin) TopUp(ctx context.Context, accountID string, amount billing.Nano, idemKey, actor string) (billing.Entry, bool, error) {
+	e, replayed, err := a.Ledger.TopUp(ctx, accountID, amount, idemKey, actor)
+	if err == nil && !replayed {
+		a.audit.Record(ctx, keys.Event{Kind: keys.AuditCreditsChanged, Actor: actor, AccountID: accountID, Subject: accountID,
+			Details: map[string]any{"kind": "top_up", "amount_usd": amount.String(), "entry_id": e.ID}})
+	}
+	return e, replayed, err
+}
+
+// SetMultiplier changes an account's price multiplier, audited.
+func (a *CreditsAdmin) SetMultiplier(ctx context.Context, accountID string, bp int) error {
+	if err := a.Ledger.SetMultiplier(ctx, accountID, bp); err != nil {
+		return err
+	}
+	a.audit.Record(ctx, keys.Event{Kind: keys.AuditCreditsChanged, Actor: "admin", AccountID: accountID, Subject: accountID,
+		Details: map[string]any{"multiplier": billing.FormatMultiplier(bp)}})
+	return nil
+}
+
+// SetBudget creates or replaces a budget, audited.
+func (a *CreditsAdmin) SetBudget(ctx context.Context, b billing.Budget, actor string) (billing.Budget, error) {
+	out, err := a.budgets.Set(ctx, b)
+	if err == nil {
+		a.audit.Record(ctx, keys.Event{Kind: "budget.set", Actor: actor, Subject: b.ScopeID,
+			Details: map[string]any{"scope": string(b.Scope), "period": string(b.Period), "limit_usd": b.Limit.String()}})
+	}
+	return out, err
+}
+
+// ListBudgets lists budgets, of one scope id or all.
+func (a *CreditsAdmin) ListBudgets(ctx context.Context, scope billing.BudgetScope, scopeID string) ([]billing.Budget, error) {
+	return a.budgets.List(ctx, scope, scopeID)
+}
+
+// DeleteBudget removes a budget, audited.
+func (a *CreditsAdmin) DeleteBudget(ctx context.Context, scope billing.BudgetScope, scopeID string, period billing.Period, actor string) error {
+	if err := a.budgets.Delete(ctx, scope, scopeID, period); err != nil {
+		return err
+	}
+	a.audit.Record(ctx, keys.Event{Kind: "budget.deleted", Actor: actor, Subject: scopeID, Details: map[string]any{"scope": string(scope), "period": string(period)}})
+	return nil
+}

@@ -115,6 +115,7 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 	g.POST("/keys/:id/suspend", s.adminKeyAction)
 	g.POST("/keys/:id/resume", s.adminKeyAction)
 	s.routeAdminOps(g)
+	s.routeCredits(g)
 	for _, ext := range s.adminExt {
 		ext(g)
 	}

@@ -75,6 +75,7 @@ func (s *Server) chat(c *gin.Context) {
 	// included.
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
 	defer cancel()
+	ctx = router.WithCaller(ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel})
 	if req.Stream {
 		s.relayStream(ctx, c, m, req)
 		return
@@ -108,6 +109,7 @@ func (s *Server) readBody(c *gin.Context) ([]byte, error) {
 
 func noteRoute(info *requestInfo, res router.Result) {
 	info.attempts = res.Attempts
+	info.tried = res.Tried
 	if res.Deployment != nil {
 		info.deployment = res.Deployment
 		info.provider, info.upstream = res.Deployment.Provider, res.Deployment.Model

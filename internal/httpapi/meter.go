@@ -80,4 +80,11 @@ func (s *Server) price(info *requestInfo, body []byte) {
 		info.prompt, info.complete, info.usageSeen, info.estimated = u.PromptTokens, u.CompletionTokens, true, true
 	}
 	info.cost = info.hold.Cost(info.deployment, providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached})
+	// A hedge that lost but finished was served too: the caller pays for
+	// what the upstream charged for it.
+	for _, a := range info.tried {
+		if !a.Won && a.Usage != nil && a.Deployment != nil {
+			info.cost += info.hold.Cost(a.Deployment, *a.Usage)
+		}
+	}
 }

@@ -49,6 +49,7 @@ type requestInfo struct {
 	estimated  bool               // usage counted, not reported
 	delivered  []byte             // streamed text, kept only to estimate usage
 	body       []byte             // the request body (not copied)
+	tried      []router.Attempt   // every attempt, hedges included
 }
 
 func infoOf(c *gin.Context) *requestInfo {

@@ -86,6 +86,8 @@ type Config struct {
 	Limits *Limits
 	// Meter prices requests against credits (nil: nothing is charged).
 	Meter Meter
+	// Credits serves the credit and budget admin routes and GET /v1/credits.
+	Credits CreditsAdmin
 	// CallerRoutes mount further caller routes on the authenticated /v1
 	// group (a caller's own usage and credits).
 	CallerRoutes []func(*gin.RouterGroup)
@@ -115,6 +117,7 @@ type Server struct {
 	audit           AuditLog
 	pkeys           ProviderKeyAdmin
 	credits         Meter
+	creditsAdmin    CreditsAdmin
 }
 
 // New builds the server and its routes.
@@ -138,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 		audit:           cfg.AuditLog,
 		pkeys:           cfg.ProviderKeys,
 		credits:         cfg.Meter,
+		creditsAdmin:    cfg.Credits,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -157,6 +161,9 @@ func New(cfg Config) (*Server, error) {
 	v1.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings)
 	v1.GET("/models", s.scope(keys.EndpointModels), s.listModels)
 	v1.GET("/models/:id", s.scope(keys.EndpointModels), s.getModel)
+	if s.creditsAdmin != nil {
+		v1.GET("/credits", s.scope(keys.EndpointUsage), s.callerCredits)
+	}
 	for _, r := range cfg.CallerRoutes {
 		r(v1)
 	}

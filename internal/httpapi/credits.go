@@ -1,0 +1,246 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/xroute/xroute/billing"
+)
+
+// CreditsAdmin is what the credit routes need: the ledger and budgets,
+// with top-ups audited by the implementation.
+type CreditsAdmin interface {
+	TopUp(ctx context.Context, accountID string, amount billing.Nano, idemKey, actor string) (billing.Entry, bool, error)
+	Balance(ctx context.Context, accountID string) (balance, reserved, available billing.Nano, err error)
+	Entries(ctx context.Context, accountID string, limit int, beforeID int64) ([]billing.Entry, error)
+	Verify(ctx context.Context) ([]billing.Mismatch, error)
+	SetMultiplier(ctx context.Context, accountID string, bp int) error
+	SetBudget(ctx context.Context, b billing.Budget, actor string) (billing.Budget, error)
+	ListBudgets(ctx context.Context, scope billing.BudgetScope, scopeID string) ([]billing.Budget, error)
+	DeleteBudget(ctx context.Context, scope billing.BudgetScope, scopeID string, period billing.Period, actor string) error
+}
+
+type entryObject struct {
+	Object    string    `json:"object"`
+	ID        int64     `json:"id"`
+	AccountID string    `json:"account_id"`
+	Kind      string    `json:"kind"`
+	AmountUSD string    `json:"amount_usd"`
+	Amount    int64     `json:"amount_nano"`
+	Reference string    `json:"reference,omitempty"`
+	RequestID string    `json:"request_id,omitempty"`
+	KeyID     string    `json:"key_id,omitempty"`
+	Actor     string    `json:"actor"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func newEntryObject(e billing.Entry) entryObject {
+	return entryObject{Object: "ledger_entry", ID: e.ID, AccountID: e.AccountID, Kind: string(e.Kind), AmountUSD: e.Amount.String(),
+		Amount: int64(e.Amount), Reference: e.Reference, RequestID: e.RequestID, KeyID: e.KeyID, Actor: e.Actor, CreatedAt: e.CreatedAt}
+}
+
+type budgetObject struct {
+	Object        string `json:"object"`
+	Scope         string `json:"scope"`
+	ScopeID       string `json:"scope_id"`
+	Period        string `json:"period"`
+	LimitUSD      string `json:"limit_usd"`
+	AlertPercents []int  `json:"alert_percents"`
+}
+
+func newBudgetObject(b billing.Budget) budgetObject {
+	return budgetObject{Object: "budget", Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitUSD: b.Limit.String(), AlertPercents: b.AlertPercents}
+}
+
+func (s *Server) routeCredits(g *gin.RouterGroup) {
+	if s.creditsAdmin == nil {
+		return
+	}
+	g.POST("/accounts/:id/credits", s.adminTopUp)
+	g.GET("/accounts/:id/credits", s.adminBalance)
+	g.GET("/accounts/:id/ledger", s.adminLedger)
+	g.POST("/accounts/:id/multiplier", s.adminMultiplier)
+	g.GET("/credits/verify", s.adminVerifyCredits)
+	g.GET("/budgets", s.adminListBudgets)
+	g.POST("/budgets", s.adminSetBudget)
+	g.DELETE("/budgets", s.adminDeleteBudget)
+}
+
+func billingError(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, billing.ErrIdempotencyConflict):
+		writeError(c, newError(http.StatusConflict, "invalid_request_error", "idempotency_conflict", "This idempotency key was used with a different amount."))
+	case errors.Is(err, billing.ErrInvalidPosting), errors.Is(err, billing.ErrInvalidBudget):
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", err.Error()))
+	default:
+		adminError(c, err)
+	}
+}
+
+func (s *Server) adminTopUp(c *gin.Context) {
+	var req struct {
+		Amount         string `json:"amount"` // USD, e.g. "10.00"
+		IdempotencyKey string `json:"idempotency_key"`
+	}
+	if !s.bindJSON(c, &req) {
+		return
+	}
+	amount, err := billing.ParseUSD(req.Amount)
+	if err != nil || amount <= 0 {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "amount must be a positive USD amount such as \"10.00\".").withParam("amount"))
+		return
+	}
+	if req.IdempotencyKey == "" {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "idempotency_key is required: replaying a top-up with the same key changes nothing.").withParam("idempotency_key"))
+		return
+	}
+	e, replayed, err := s.creditsAdmin.TopUp(c.Request.Context(), c.Param("id"), amount, req.IdempotencyKey, actor(c))
+	if err != nil {
+		billingError(c, err)
+		return
+	}
+	status := http.StatusCreated
+	if replayed {
+		status = http.StatusOK
+	}
+	c.JSON(status, gin.H{"object": "top_up", "replayed": replayed, "entry": newEntryObject(e)})
+}
+
+func (s *Server) balance(c *gin.Context, accountID string) {
+	bal, res, avail, err := s.creditsAdmin.Balance(c.Request.Context(), accountID)
+	if err != nil {
+		billingError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "credits", "account_id": accountID,
+		"balance_usd": bal.String(), "reserved_usd": res.String(), "available_usd": avail.String(),
+		"balance_nano": int64(bal), "reserved_nano": int64(res), "available_nano": int64(avail)})
+}
+
+func (s *Server) adminBalance(c *gin.Context) { s.balance(c, c.Param("id")) }
+
+// callerCredits is GET /v1/credits: the caller's own account, nothing else.
+func (s *Server) callerCredits(c *gin.Context) { s.balance(c, infoOf(c).key.AccountID) }
+
+func (s *Server) adminLedger(c *gin.Context) {
+	limit := 100
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_limit", "limit must be an integer from 1 to 1000.").withParam("limit"))
+			return
+		}
+		limit = n
+	}
+	var before int64
+	if v := c.Query("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "before must be an entry id.").withParam("before"))
+			return
+		}
+		before = n
+	}
+	list, err := s.creditsAdmin.Entries(c.Request.Context(), c.Param("id"), limit+1, before)
+	if err != nil {
+		billingError(c, err)
+		return
+	}
+	page := listPage{Object: "list"}
+	if len(list) > limit {
+		list, page.HasMore = list[:limit], true
+	}
+	data := make([]entryObject, len(list))
+	for i, e := range list {
+		data[i] = newEntryObject(e)
+	}
+	if page.HasMore {
+		page.NextAfter = strconv.FormatInt(list[len(list)-1].ID, 10)
+	}
+	page.Data = data
+	c.JSON(http.StatusOK, page)
+}
+
+func (s *Server) adminMultiplier(c *gin.Context) {
+	var req struct {
+		Multiplier string `json:"multiplier"` // e.g. "1.25"
+	}
+	if !s.bindJSON(c, &req) {
+		return
+	}
+	bp, err := billing.ParseMultiplier(req.Multiplier)
+	if err != nil {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", err.Error()).withParam("multiplier"))
+		return
+	}
+	if err := s.creditsAdmin.SetMultiplier(c.Request.Context(), c.Param("id"), bp); err != nil {
+		billingError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "multiplier", "account_id": c.Param("id"), "multiplier": billing.FormatMultiplier(bp)})
+}
+
+func (s *Server) adminVerifyCredits(c *gin.Context) {
+	mm, err := s.creditsAdmin.Verify(c.Request.Context())
+	if err != nil {
+		billingError(c, err)
+		return
+	}
+	out := make([]gin.H, len(mm))
+	for i, m := range mm {
+		out[i] = gin.H{"account_id": m.AccountID, "cached_nano": int64(m.Cached), "computed_nano": int64(m.Computed), "account_missing": m.AccountMissing}
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "credits_verification", "ok": len(mm) == 0, "mismatches": out})
+}
+
+func (s *Server) adminListBudgets(c *gin.Context) {
+	list, err := s.creditsAdmin.ListBudgets(c.Request.Context(), billing.BudgetScope(c.Query("scope")), c.Query("scope_id"))
+	if err != nil {
+		billingError(c, err)
+		return
+	}
+	data := make([]budgetObject, len(list))
+	for i, b := range list {
+		data[i] = newBudgetObject(b)
+	}
+	c.JSON(http.StatusOK, listPage{Object: "list", Data: data})
+}
+
+func (s *Server) adminSetBudget(c *gin.Context) {
+	var req struct {
+		Scope         string `json:"scope"` // account or key
+		ScopeID       string `json:"scope_id"`
+		Period        string `json:"period"` // daily or monthly
+		Limit         string `json:"limit_usd"`
+		AlertPercents []int  `json:"alert_percents"`
+	}
+	if !s.bindJSON(c, &req) {
+		return
+	}
+	limit, err := billing.ParseUSD(req.Limit)
+	if err != nil {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "limit_usd must be a USD amount such as \"50.00\".").withParam("limit_usd"))
+		return
+	}
+	b, err := s.creditsAdmin.SetBudget(c.Request.Context(), billing.Budget{Scope: billing.BudgetScope(req.Scope), ScopeID: req.ScopeID,
+		Period: billing.Period(req.Period), Limit: limit, AlertPercents: req.AlertPercents}, actor(c))
+	if err != nil {
+		billingError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, newBudgetObject(b))
+}
+
+func (s *Server) adminDeleteBudget(c *gin.Context) {
+	err := s.creditsAdmin.DeleteBudget(c.Request.Context(), billing.BudgetScope(c.Query("scope")), c.Query("scope_id"), billing.Period(c.Query("period")), actor(c))
+	if err != nil {
+		billingError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "budget", "deleted": true})
+}

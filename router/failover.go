@@ -1,0 +1,530 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/catalog"
+)
+
+// Result says where a request went.
+type Result struct {
+	// Deployment answered (or was the last tried when none did).
+	Deployment *Deployment
+	// Model is the public model whose deployment answered: the requested
+	// one, or a fallback from the request's "models" list.
+	Model *Model
+	// Attempts counts the upstream calls made, hedges included.
+	Attempts int
+	// Strategy named the order the candidates were tried in.
+	Strategy string
+	// Hedged is true when a hedge request was sent.
+	Hedged bool
+	// Tried lists every attempt in the order they started, the winner
+	// (Won) included. Attempts other than the winner are what the upstreams
+	// may bill besides the answer: see Attempt.
+	Tried []Attempt
+	// PromptTokens is the router's estimate of the prompt, for metering an
+	// attempt whose usage is unknown (a cancelled hedge was probably billed
+	// its prompt).
+	PromptTokens int
+}
+
+// Attempt is one upstream call.
+type Attempt struct {
+	Deployment *Deployment
+	Err        error
+	Latency    time.Duration
+	// Hedge is true for a request sent because the previous one was slow
+	// (not because it failed).
+	Hedge bool
+	Won   bool
+	// Canceled is true when the router stopped the call because another
+	// attempt won: the upstream may have billed part of it (Usage unknown).
+	Canceled bool
+	// Usage is the upstream's count when the call finished with one: the
+	// winner of a non-stream, or a hedge loser that finished anyway.
+	Usage *providers.Usage
+}
+
+// CapabilityError means no deployment of a model can serve the request
+// (tools, images, JSON schema, context length): a 400 for the caller.
+type CapabilityError struct {
+	Model   string
+	Reasons []string
+}
+
+func (e *CapabilityError) Error() string {
+	return "model " + e.Model + " cannot serve this request: " + strings.Join(e.Reasons, "; ")
+}
+
+// prepare checks that d can serve req and applies its quirks; a non-nil
+// error is the reason to skip d.
+func (d *Deployment) prepare(req *providers.ChatRequest) (*providers.ChatRequest, error) {
+	if d.Info != nil && !d.fits(req) {
+		if err := d.Info.Supports(catalog.Needs{Tools: req.HasTools, Vision: req.HasImages, JSONSchema: req.JSONSchema, ContextTokens: req.ContextTokens}); err != nil {
+			return nil, err
+		}
+	}
+	if d.quirks.IsZero() {
+		return req, nil
+	}
+	body, err := d.quirks.Apply(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := *req
+	out.Body = body
+	return &out, nil
+}
+
+// fits is the allocation-free test of what Supports checks.
+func (d *Deployment) fits(req *providers.ChatRequest) bool {
+	c := d.Info.Caps
+	return (!req.HasTools || c.Tools) && (!req.HasImages || c.Vision) && (!req.JSONSchema || c.JSONSchema) && req.ContextTokens <= d.Info.Context
+}
+
+// Chat runs a non-streaming request with failover (and hedging, when the
+// model has it).
+func (r *Router) Chat(ctx context.Context, m *Model, req *providers.ChatRequest) (*providers.ChatResponse, Result, error) {
+	return route(r, ctx, m, req, &chatOps)
+}
+
+// ChatStream starts a stream with failover. It reads the first chunk before
+// returning, so that a deployment failing before its first byte is replaced
+// while the caller has seen nothing yet; hedged streams race to that first
+// chunk.
+func (r *Router) ChatStream(ctx context.Context, m *Model, req *providers.ChatRequest) (providers.Stream, Result, error) {
+	s, res, err := route(r, ctx, m, req, &streamOps)
+	if err != nil {
+		return nil, res, err
+	}
+	return s, res, nil
+}
+
+type embedded struct {
+	vecs  [][]float32
+	usage providers.Usage
+}
+
+// Embed runs an embeddings request with failover over the deployments whose
+// adapter serves embeddings.
+func (r *Router) Embed(ctx context.Context, m *Model, inputs []string, dimensions int) ([][]float32, providers.Usage, Result, error) {
+	o := ops[*embedded]{
+		embed: true,
+		call: func(ctx context.Context, a providers.Provider, d *Deployment, _ *providers.ChatRequest) (*embedded, error) {
+			emb, ok := a.(providers.Embedder)
+			if !ok {
+				return nil, fmt.Errorf("%s does not serve embeddings", d.Provider)
+			}
+			vecs, usage, err := emb.Embed(ctx, d.Model, inputs, dimensions)
+			if err != nil {
+				return nil, err
+			}
+			return &embedded{vecs, usage}, nil
+		},
+		usage: func(e *embedded) *providers.Usage {
+			if e == nil {
+				return nil
+			}
+			return &e.usage
+		},
+	}
+	for _, in := range inputs {
+		o.embedTokens += len(in) / 4
+	}
+	e, res, err := route(r, ctx, m, nil, &o)
+	if err != nil {
+		return nil, providers.Usage{}, res, err
+	}
+	return e.vecs, e.usage, res, nil
+}
+
+// ops are what differs between chat, stream and embeddings attempts.
+type ops[T any] struct {
+	stream bool
+	// embed marks embeddings requests (no chat request) of about
+	// embedTokens prompt tokens.
+	embed       bool
+	embedTokens int
+	// call makes one attempt.
+	call func(ctx context.Context, a providers.Provider, d *Deployment, req *providers.ChatRequest) (T, error)
+	// usage is the upstream's count in a result, if known.
+	usage func(T) *providers.Usage
+	// won hands the winner to the caller; cancel ends its attempt's
+	// context (nil when the caller's context was used).
+	won func(v T, r *Router, d *Deployment, start int64, cancel context.CancelFunc) T
+	// discard releases a result nobody will read (a hedge loser).
+	discard func(T)
+}
+
+var chatOps = ops[*providers.ChatResponse]{
+	call: func(ctx context.Context, a providers.Provider, d *Deployment, req *providers.ChatRequest) (*providers.ChatResponse, error) {
+		return a.Chat(ctx, &providers.Call{Request: req, Model: d.Model})
+	},
+	usage: func(v *providers.ChatResponse) *providers.Usage {
+		if v == nil {
+			return nil
+		}
+		return &v.Usage
+	},
+}
+
+var streamOps = ops[*peeked]{
+	stream: true,
+	call: func(ctx context.Context, a providers.Provider, d *Deployment, req *providers.ChatRequest) (*peeked, error) {
+		s, err := a.ChatStream(ctx, &providers.Call{Request: req, Model: d.Model})
+		if err != nil {
+			return nil, err
+		}
+		first, err := s.Recv()
+		if err == nil || errors.Is(err, io.EOF) {
+			return &peeked{Stream: s, first: first, firstErr: err, pending: true}, nil
+		}
+		s.Close()
+		return nil, err
+	},
+	usage: func(*peeked) *providers.Usage { return nil },
+	won: func(p *peeked, r *Router, d *Deployment, start int64, cancel context.CancelFunc) *peeked {
+		p.r, p.d, p.start, p.cancel = r, d, start, cancel
+		return p
+	},
+	discard: func(p *peeked) {
+		p.Close()
+	},
+}
+
+// route runs the failover loop of one request.
+func route[T any](r *Router, ctx context.Context, m *Model, req *providers.ChatRequest, o *ops[T]) (T, Result, error) {
+	var zero T
+	p := r.plans.Get().(*plan)
+	defer r.putPlan(p)
+	if err := p.init(ctx, r, m, req, o.embed, o.embedTokens); err != nil {
+		return zero, Result{Model: m}, fmt.Errorf("route %s: %w", m.Name, err)
+	}
+	res := Result{Strategy: p.strategyName(), PromptTokens: p.q.PromptTokens}
+	var v T
+	var err error
+	if m.hedge && req != nil {
+		v, err = hedged(r, ctx, p, o, &res)
+	} else {
+		v, err = sequential(r, ctx, p, o, &res)
+	}
+	if err != nil {
+		return zero, res, fmt.Errorf("route %s: %w", m.Name, err)
+	}
+	return v, res, nil
+}
+
+// sequential tries the candidates one after the other.
+func sequential[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Result) (T, error) {
+	var zero T
+	var last error = ErrNoDeployment
+	for {
+		c, ok := p.next()
+		if !ok {
+			return zero, p.failure(last)
+		}
+		a, cred := c.d.adapterFor()
+		start := r.begin(c.d)
+		v, err := o.call(ctx, a, c.d, c.req)
+		usage := o.usage(v)
+		el := r.end(ctx, c.d, start, o.stream, c.done, cred, err, usage)
+		res.Attempts++
+		res.Deployment, res.Model = c.d, c.m
+		res.Tried = append(res.Tried, Attempt{Deployment: c.d, Err: err, Latency: el, Won: err == nil, Usage: usage})
+		if err == nil {
+			if o.won != nil {
+				v = o.won(v, r, c.d, start, nil)
+			}
+			return v, nil
+		}
+		last = err
+		if !r.failover(ctx, c.d, err) {
+			return zero, err
+		}
+	}
+}
+
+// hedged keeps up to two attempts in flight: when the running one has not
+// answered within the hedge delay, the next candidate starts too; the
+// first success wins and the other is cancelled. Failures fail over as in
+// sequential. It returns only after every attempt it started has ended.
+func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Result) (T, error) {
+	type outcome struct {
+		v   T
+		err error
+		i   int
+	}
+	type run struct {
+		c      candidate
+		cred   string
+		start  int64
+		cancel context.CancelFunc
+		ended  bool
+	}
+	var zero T
+	results := make(chan outcome, 2)
+	runs := make([]run, 0, 4)
+	launch := func(hedge bool) bool {
+		c, ok := p.next()
+		if !ok {
+			return false
+		}
+		a, cred := c.d.adapterFor()
+		actx, cancel := context.WithCancel(ctx)
+		i := len(runs)
+		runs = append(runs, run{c: c, cred: cred, start: r.begin(c.d), cancel: cancel})
+		res.Attempts++
+		res.Deployment, res.Model = c.d, c.m
+		res.Tried = append(res.Tried, Attempt{Deployment: c.d, Hedge: hedge})
+		if hedge {
+			res.Hedged = true
+		}
+		go func() {
+			v, err := o.call(actx, a, c.d, c.req)
+			results <- outcome{v, err, i}
+		}()
+		return true
+	}
+	if !launch(false) {
+		return zero, p.failure(ErrNoDeployment)
+	}
+	active := 1
+	timer := time.NewTimer(r.hedgeDelay(runs[0].c.d, p.q.Stream))
+	defer timer.Stop()
+	hedgeC, doneC := timer.C, ctx.Done()
+	winner := -1
+	stopped := false
+	var last error = ErrNoDeployment
+	var val T
+	stopOthers := func() {
+		for j := range runs {
+			if !runs[j].ended && j != winner {
+				res.Tried[j].Canceled = true
+				runs[j].cancel()
+			}
+		}
+	}
+	for active > 0 {
+		select {
+		case out := <-results:
+			active--
+			ru := &runs[out.i]
+			ru.ended = true
+			usage := o.usage(out.v)
+			el := r.end(ctx, ru.c.d, ru.start, o.stream, ru.c.done, ru.cred, out.err, usage)
+			at := &res.Tried[out.i]
+			at.Err, at.Latency, at.Usage = out.err, el, usage
+			if out.err == nil && winner < 0 && ctx.Err() == nil {
+				winner, val = out.i, out.v
+				at.Won = true
+				res.Deployment, res.Model = ru.c.d, ru.c.m
+				stopOthers()
+				continue
+			}
+			if winner >= 0 || stopped {
+				switch {
+				case out.err == nil && o.stream:
+					// Streams are cut after their first chunk: usage unknown.
+					o.discard(o.won(out.v, r, ru.c.d, ru.start, ru.cancel))
+				case out.err == nil:
+					at.Canceled = false // it finished anyway: its usage is known
+				case !errors.Is(out.err, context.Canceled):
+					at.Canceled = false // it failed on its own
+				}
+				ru.cancel()
+				continue
+			}
+			ru.cancel()
+			last = out.err
+			if !r.failover(ctx, ru.c.d, out.err) {
+				stopped = true
+				stopOthers()
+				continue
+			}
+			if active == 0 && launch(false) {
+				active++
+			}
+			if active == 1 {
+				// Watch the one still running (or the one just started).
+				for j := len(runs) - 1; j >= 0; j-- {
+					if !runs[j].ended {
+						timer.Reset(r.hedgeDelay(runs[j].c.d, p.q.Stream))
+						hedgeC = timer.C
+						break
+					}
+				}
+			}
+		case <-hedgeC:
+			hedgeC = nil
+			if winner < 0 && !stopped && active == 1 && launch(true) {
+				active++
+			}
+		case <-doneC:
+			doneC = nil
+			stopped = true
+			for j := range runs {
+				runs[j].cancel()
+			}
+		}
+	}
+	if winner < 0 {
+		if stopped && ctx.Err() != nil && errors.Is(last, ErrNoDeployment) {
+			last = ctx.Err()
+		}
+		return zero, p.failure(last)
+	}
+	w := runs[winner]
+	if o.won != nil {
+		return o.won(val, r, w.c.d, w.start, w.cancel), nil
+	}
+	w.cancel()
+	return val, nil
+}
+
+// hedgeDelay is how long to wait for d before hedging: the configured
+// delay, else d's p95 time to first token (streams) or latency, within
+// the configured bounds.
+func (r *Router) hedgeDelay(d *Deployment, stream bool) time.Duration {
+	h := r.rt.Hedge
+	if h.Delay > 0 {
+		return h.Delay
+	}
+	p95 := d.health.latencyP95.load()
+	if stream {
+		p95 = d.health.ttftP95.load()
+	}
+	if p95 <= 0 {
+		return h.MaxDelay
+	}
+	return min(max(time.Duration(p95), h.MinDelay), h.MaxDelay)
+}
+
+// begin counts an attempt in flight and returns its start.
+func (r *Router) begin(d *Deployment) int64 {
+	d.health.inflight.Add(1)
+	return r.now().UnixNano()
+}
+
+// end records an attempt's outcome: breaker, statistics, key pool,
+// cooldown. A failure after the caller left or its deadline passed (ctx is
+// the caller's) says nothing of the deployment: it is not counted. A
+// successful stream stays in flight until it is closed.
+func (r *Router) end(ctx context.Context, d *Deployment, start int64, stream bool, done func(error), cred string, err error, usage *providers.Usage) time.Duration {
+	now := r.now().UnixNano()
+	el := now - start
+	verdict := err
+	if err != nil && ctx.Err() != nil {
+		verdict = context.Canceled
+	}
+	done(verdict)
+	r.checkRejected(d, cred, err)
+	h := &d.health
+	h.requests.Add(1)
+	switch judge(verdict) {
+	case healthy:
+		h.observeOutcome(false)
+	case failed:
+		h.observeOutcome(true)
+	}
+	switch {
+	case err == nil && stream:
+		h.observeTTFT(float64(el), now)
+		return time.Duration(el)
+	case err == nil:
+		completion := 0
+		if usage != nil {
+			completion = usage.CompletionTokens
+		}
+		h.observeLatency(float64(el), completion, now)
+	}
+	var pe *providers.Error
+	if errors.As(err, &pe) && pe.Status == http.StatusTooManyRequests {
+		cool := pe.RetryAfter
+		if cool <= 0 {
+			cool = r.rt.RateLimitCooldown
+		}
+		h.coolDown(now, min(cool, r.rt.MaxCooldown))
+	}
+	h.inflight.Add(-1)
+	return time.Duration(el)
+}
+
+// failover decides whether to try the next candidate after err.
+func (r *Router) failover(ctx context.Context, d *Deployment, err error) bool {
+	if ctx.Err() != nil {
+		return false // the caller left or its deadline passed
+	}
+	var pe *providers.Error
+	if !errors.As(err, &pe) || !pe.Retryable() {
+		return false
+	}
+	r.log.Info("failover", zap.String("deployment", d.Name()), zap.Int("status", pe.Status), zap.Bool("mid_stream", pe.MidStream))
+	return true
+}
+
+// peeked replays the first chunk the router read while choosing, and
+// keeps the deployment's statistics: time per token when the stream ends,
+// a failure when it breaks, in flight until it is closed.
+type peeked struct {
+	providers.Stream
+	first    providers.Chunk
+	firstErr error
+	pending  bool
+
+	r          *Router
+	d          *Deployment
+	start      int64
+	cancel     context.CancelFunc
+	completion int
+	ended      bool
+	closed     bool
+}
+
+func (p *peeked) Recv() (providers.Chunk, error) {
+	var c providers.Chunk
+	var err error
+	if p.pending {
+		p.pending = false
+		c, err = p.first, p.firstErr
+	} else {
+		c, err = p.Stream.Recv()
+	}
+	if c.Usage != nil {
+		p.completion = c.Usage.CompletionTokens
+	}
+	if err != nil && p.d != nil && !p.ended {
+		p.ended = true
+		if errors.Is(err, io.EOF) {
+			p.d.health.observePerToken(float64(p.r.now().UnixNano()-p.start), p.completion)
+		} else if judge(err) == failed {
+			p.d.health.markFailed()
+		}
+	}
+	return c, err
+}
+
+// Close releases the upstream stream; it may be called more than once.
+func (p *peeked) Close() error {
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	err := p.Stream.Close()
+	if p.d != nil {
+		p.d.health.inflight.Add(-1)
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+	return err
+}

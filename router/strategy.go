@@ -1,0 +1,170 @@
+package router
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"github.com/xroute/xroute/config"
+)
+
+// Strategy orders the deployments of a model for one request, best first.
+// The router then tries them in that order, skipping those whose breaker
+// is open, that cool down after a 429, or that cannot serve the request.
+//
+// Each strategy is one file that registers itself with RegisterStrategy;
+// nothing else lists them.
+type Strategy interface {
+	// Order sorts ds in place. ds holds the model's deployments in config
+	// order. Order must be safe for concurrent use and should not allocate.
+	Order(q *Query, ds []*Deployment)
+}
+
+// Query is what a strategy knows of the request.
+type Query struct {
+	Stream bool
+	// PromptTokens is the estimated prompt size; CompletionTokens the
+	// completion budget (max tokens, else defaultCompletion).
+	PromptTokens, CompletionTokens int
+	// Now is the router's clock, in unix nanoseconds.
+	Now int64
+	// explored is set once a stale deployment was given a try: one per
+	// request.
+	explored bool
+}
+
+// defaultCompletion is the completion estimate of a request without max
+// tokens, used to weigh output against input prices.
+const defaultCompletion = 256
+
+// StrategyFactory builds a strategy from the routing settings.
+type StrategyFactory func(config.Routing) Strategy
+
+// strategies is the registry, written only by RegisterStrategy from the
+// init functions of the strategy files.
+var strategies = map[string]StrategyFactory{}
+
+// RegisterStrategy adds a strategy under name. Call it from an init
+// function; registering a name twice is a programming error.
+func RegisterStrategy(name string, f StrategyFactory) {
+	if _, dup := strategies[name]; dup {
+		panic("router: strategy registered twice: " + name)
+	}
+	strategies[name] = f
+}
+
+// StrategyNames lists the registered strategies, sorted.
+func StrategyNames() []string {
+	out := make([]string, 0, len(strategies))
+	for n := range strategies {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// buildStrategies instantiates every registered strategy once.
+func buildStrategies(rt config.Routing) map[string]Strategy {
+	out := make(map[string]Strategy, len(strategies))
+	for n, f := range strategies {
+		out[n] = f(rt)
+	}
+	return out
+}
+
+func unknownStrategy(field, name string) error {
+	return fmt.Errorf("%s: unknown strategy %q (known: %s)", field, name, strings.Join(StrategyNames(), ", "))
+}
+
+// ranked is a deployment with its score and its random tie-breaker.
+type ranked struct {
+	d     *Deployment
+	score float64
+	tie   float64
+}
+
+// rank sorts ds by score (lower first). Equal scores are ties: they are
+// put in a random order in which a deployment of weight w comes first w
+// times as often as one of weight 1 (exponential keys divided by the
+// weight). It does not allocate for up to 32 deployments.
+func rank(ds []*Deployment, score func(d *Deployment, i int) float64) {
+	var stack [32]ranked
+	rs := stack[:0]
+	if len(ds) > len(stack) {
+		rs = make([]ranked, 0, len(ds))
+	}
+	for i, d := range ds {
+		rs = append(rs, ranked{d: d, score: score(d, i)})
+	}
+	// Insertion sorts: few elements, no allocation, no interface calls.
+	for i := 1; i < len(rs); i++ {
+		x := rs[i]
+		j := i
+		for ; j > 0 && x.score < rs[j-1].score; j-- {
+			rs[j] = rs[j-1]
+		}
+		rs[j] = x
+	}
+	// Shuffle each run of equal scores by weight.
+	for lo := 0; lo < len(rs); {
+		hi := lo + 1
+		for hi < len(rs) && rs[hi].score == rs[lo].score {
+			hi++
+		}
+		if hi-lo > 1 {
+			run := rs[lo:hi]
+			for i := range run {
+				run[i].tie = rand.ExpFloat64() / float64(run[i].d.weight)
+			}
+			for i := 1; i < len(run); i++ {
+				x := run[i]
+				j := i
+				for ; j > 0 && x.tie < run[j-1].tie; j-- {
+					run[j] = run[j-1]
+				}
+				run[j] = x
+			}
+		}
+		lo = hi
+	}
+	for i := range rs {
+		ds[i] = rs[i].d
+	}
+}
+
+// band rounds a positive measurement down to 5 significant bits, so that
+// values within about 3% of each other tie and share the traffic.
+func band(v float64) float64 {
+	if v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return v
+	}
+	return math.Float64frombits(math.Float64bits(v) &^ (1<<47 - 1))
+}
+
+// costOf is the estimated price of the request on d in pico-USD (+Inf
+// when d has no price).
+func costOf(q *Query, d *Deployment) float64 {
+	if d.Info == nil {
+		return math.Inf(1)
+	}
+	return float64(q.PromptTokens)*float64(max(d.Info.Input, 0)) + float64(q.CompletionTokens)*float64(max(d.Info.Output, 0))
+}
+
+// latencyOf is d's recent latency for the request's kind in nanoseconds:
+// time to first token for streams, time per output token otherwise,
+// inflated by its error rate (a failing deployment costs a failover). 0
+// means unknown, or stale and chosen to be refreshed by this request.
+func latencyOf(q *Query, d *Deployment) float64 {
+	h := &d.health
+	if !q.explored && h.claimStale(q.Now) {
+		q.explored = true
+		return 0
+	}
+	v := h.perToken.load()
+	if q.Stream {
+		v = h.ttft.load()
+	}
+	return v / (1 - min(h.errRate.load(), 0.9))
+}
