@@ -1,0 +1,164 @@
+package httpapi_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/providers/catalog"
+)
+
+// priced makes the mock deployment cost 1000 USD / 2000 USD per million
+// prompt / completion tokens, so a request costs a visible amount.
+func priced(c *config.Config) {
+	for i := range c.Models {
+		for j := range c.Models[i].Deployments {
+			c.Models[i].Deployments[j].InputPrice = "1000"
+			c.Models[i].Deployments[j].OutputPrice = "2000"
+		}
+	}
+}
+
+// TestConcurrentSpendNeverOverdraws: 200 simultaneous requests against a
+// balance that covers 50 at their maximum cost. The balance never goes
+// below zero, refusals are OpenAI's insufficient_quota and never reach the
+// upstream, and afterwards top-ups − debits = balance exactly, with one
+// usage record and one ledger debit per served request.
+func TestConcurrentSpendNeverOverdraws(t *testing.T) {
+	g := newGateway(t, gwOptions{mutate: priced})
+	ctx := context.Background()
+	const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}],"max_tokens":8}`
+
+	est, err := billing.NewEstimator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := catalog.ParsePrice("1000")
+	out, _ := catalog.ParsePrice("2000")
+	maxCost := billing.MaxCost(catalog.Model{Input: in, Output: out, CachedInput: in}, est.PromptTokens([]byte(body)), 8, 0)
+	topUp := 50 * maxCost
+	if _, _, err := g.app.Ledger.TopUp(ctx, store.DefaultAccountID, topUp, "t1", "test"); err != nil {
+		t.Fatal(err)
+	}
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	codes := map[string]int{}
+	start := make(chan struct{})
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			st, b, h := call(t, "POST", g.base+"/chat/completions", g.key, body)
+			mu.Lock()
+			defer mu.Unlock()
+			statuses[st]++
+			if st == 429 {
+				codes[errCode(b)]++
+				if h.Get("x-should-retry") != "false" {
+					t.Error("insufficient_quota must carry x-should-retry: false")
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	served := statuses[200]
+	if served < 50 || statuses[200]+statuses[429] != 200 || codes["insufficient_quota"] != statuses[429] {
+		t.Fatalf("statuses %v codes %v", statuses, codes)
+	}
+	bal, reserved, _, err := g.app.Ledger.Balance(ctx, store.DefaultAccountID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := g.usage()
+	var charged int64
+	servedRecs := 0
+	for _, r := range recs {
+		charged += r.CostNano
+		if r.Status == 200 {
+			servedRecs++
+			if r.CostNano <= 0 || r.CostNano > int64(maxCost) {
+				t.Fatalf("record cost %d outside (0, %d]", r.CostNano, maxCost)
+			}
+		}
+	}
+	entries, err := g.app.Ledger.Entries(ctx, store.DefaultAccountID, 1000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	debits := 0
+	var debited int64
+	for _, e := range entries {
+		if e.Kind == "usage" {
+			debits++
+			debited -= int64(e.Amount)
+		}
+	}
+	mm, err := g.app.Ledger.Verify(ctx)
+	if err != nil || len(mm) != 0 {
+		t.Fatalf("ledger verify: %v %v", mm, err)
+	}
+	t.Logf("200 concurrent requests, balance for 50 at max cost: %d served, %d refused (insufficient_quota); top-up %s, charged %s, balance %s USD",
+		served, statuses[429], topUp, billing.Nano(charged), bal)
+	switch {
+	case bal < 0:
+		t.Fatalf("balance went negative: %s", bal)
+	case reserved != 0:
+		t.Fatalf("reservations left after every request ended: %s", reserved)
+	case int64(bal) != int64(topUp)-charged || debited != charged:
+		t.Fatalf("top-up %d − charged %d != balance %d (debited %d)", topUp, charged, bal, debited)
+	case servedRecs != served || debits != served:
+		t.Fatalf("served %d, records %d, debits %d: must reconcile one to one", served, servedRecs, debits)
+	case g.primary.Stats().Chat != int64(served):
+		t.Fatalf("the upstream saw %d requests, %d were served: refusals must not reach it", g.primary.Stats().Chat, served)
+	}
+}
+
+func TestCreditsEndpointsAndTopUpIdempotency(t *testing.T) {
+	g := newGateway(t, gwOptions{mutate: priced})
+	admin := g.adminKey(t)
+	base := g.srv.URL + "/admin/v1/accounts/" + store.DefaultAccountID
+	st, b, _ := call(t, "POST", base+"/credits", admin, `{"amount":"10.00","idempotency_key":"k1"}`)
+	if st != 201 || b["replayed"] != false {
+		t.Fatalf("top-up: %d %v", st, b)
+	}
+	st, b, _ = call(t, "POST", base+"/credits", admin, `{"amount":"10.00","idempotency_key":"k1"}`)
+	if st != 200 || b["replayed"] != true {
+		t.Fatalf("replay: %d %v", st, b)
+	}
+	if st, b, _ := call(t, "POST", base+"/credits", admin, `{"amount":"20.00","idempotency_key":"k1"}`); st != 409 || errCode(b) != "idempotency_conflict" {
+		t.Fatalf("same key, other amount: %d %v", st, b)
+	}
+	for _, bad := range []string{`{"amount":"-1","idempotency_key":"x"}`, `{"amount":"ten","idempotency_key":"x"}`, `{"amount":"1.00"}`} {
+		if st, _, _ := call(t, "POST", base+"/credits", admin, bad); st != 400 {
+			t.Errorf("%s: %d", bad, st)
+		}
+	}
+	if st, _, _ := call(t, "POST", g.base+"/chat/completions", g.key, chatBody); st != 200 {
+		t.Fatalf("a funded request: %d", st)
+	}
+	st, own, _ := call(t, "GET", g.base+"/credits", g.key, "")
+	if st != 200 || own["account_id"] != store.DefaultAccountID || own["balance_usd"] == "10.00" {
+		t.Fatalf("caller credits after one request: %d %v", st, own)
+	}
+	bal, _ := strconv.ParseInt(strconv.FormatFloat(own["balance_nano"].(float64), 'f', 0, 64), 10, 64)
+	if bal >= 10_000_000_000 || bal <= 0 {
+		t.Fatalf("balance after a charge: %d", bal)
+	}
+	if st, v, _ := call(t, "GET", g.srv.URL+"/admin/v1/credits/verify", admin, ""); st != 200 || v["ok"] != true {
+		t.Fatalf("verify: %d %v", st, v)
+	}
+	// A caller key cannot read another account's credits: /v1/credits has no
+	// account parameter, and admin routes refuse caller keys.
+	if st, _, _ := call(t, "GET", base+"/credits", g.key, ""); st != 403 {
+		t.Fatalf("caller on admin credits: %d", st)
+	}
+}
