@@ -14,8 +14,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
+	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -83,6 +85,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		key, _, err := gw.Keys.Create(ctx, keys.CreateParams{Name: "demo", Actor: "demo"})
 		if err != nil {
 			return fmt.Errorf("demo key: %w", err)
+		}
+		// The demo account starts with 10 USD (once per database).
+		if _, _, err := gw.Ledger.TopUp(ctx, store.DefaultAccountID, 10*billing.NanoPerUSD, "demo-initial-credits", "demo"); err != nil {
+			return fmt.Errorf("demo credits: %w", err)
 		}
 		adminKey, _, err := gw.Keys.Create(ctx, keys.CreateParams{Name: "demo-admin", Kind: keys.KindAdmin, Actor: "demo"})
 		if err != nil {
@@ -153,12 +159,14 @@ func startDemoMocks(cfg *config.Config) ([]*http.Server, error) {
 			Name: sp.name, Type: "openai", BaseURL: "http://" + ln.Addr().String() + "/v1", APIKey: sp.mc.APIKey,
 		})
 	}
-	for _, name := range []string{"gpt-4o-mini", "gpt-4o", "gpt-4.1-nano"} {
-		if hasModel(cfg, name) {
+	// OpenAI's list prices, so the demo meters real-looking costs.
+	for _, m := range []struct{ name, in, out string }{{"gpt-4o-mini", "0.15", "0.60"}, {"gpt-4o", "2.50", "10.00"}, {"gpt-4.1-nano", "0.10", "0.40"}} {
+		if hasModel(cfg, m.name) {
 			continue
 		}
-		cfg.Models = append(cfg.Models, config.Model{Name: name, OwnedBy: "xroute-demo", Deployments: []config.Deployment{
-			{Provider: "mock-primary", Model: name}, {Provider: "mock-backup", Model: name},
+		cfg.Models = append(cfg.Models, config.Model{Name: m.name, OwnedBy: "xroute-demo", Deployments: []config.Deployment{
+			{Provider: "mock-primary", Model: m.name, InputPrice: m.in, OutputPrice: m.out},
+			{Provider: "mock-backup", Model: m.name, InputPrice: m.in, OutputPrice: m.out},
 		}})
 	}
 	if err := cfg.Validate(); err != nil {
@@ -182,7 +190,8 @@ func printDemo(w io.Writer, base, key, adminKey string) {
 	fmt.Fprintf(w, "export OPENAI_API_KEY=%s\n", key)
 	fmt.Fprintf(w, "\nThen try (works as printed):\n\n")
 	fmt.Fprintf(w, "curl -sS %s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'\n\n", base, key)
-	fmt.Fprintf(w, "Streaming: add \"stream\":true to the body and -N to curl.\n\n")
+	fmt.Fprintf(w, "Streaming: add \"stream\":true to the body and -N to curl. The demo account has 10 USD of credits:\n")
+	fmt.Fprintf(w, "curl -sS %s/v1/credits -H 'Authorization: Bearer %s'\n\n", base, key)
 	fmt.Fprintf(w, "Operators: an admin key for the admin API (keys, accounts, provider keys, audit log):\n\n")
 	fmt.Fprintf(w, "export XROUTE_ADMIN_KEY=%s\n", adminKey)
 	fmt.Fprintf(w, "curl -sS %s/admin/v1/keys -H 'Authorization: Bearer %s'\n\nStop with Ctrl-C.\n", base, adminKey)
