@@ -24,8 +24,11 @@ type UsageWriter interface {
 var ErrClosed = errors.New("billing: recorder closed")
 
 type queued struct {
-	rec store.UsageRecord
-	ack chan error // nil for fire-and-forget records
+	rec     store.UsageRecord
+	ack     chan error // nil for fire-and-forget records
+	spooled bool       // already durable in the spool
+	seg     int64
+	barrier bool // no record: Flush's marker
 }
 
 // Recorder writes usage records by group commit: one goroutine takes
@@ -34,9 +37,11 @@ type queued struct {
 // one transaction per batch, not per request. Nothing is dropped: when the
 // queue is full, callers wait.
 type Recorder struct {
-	w     UsageWriter
-	log   *zap.Logger
-	batch int
+	w        UsageWriter
+	log      *zap.Logger
+	batch    int
+	interval time.Duration
+	spool    *Spool
 
 	mu     sync.RWMutex // guards closed against sends on a closed channel
 	closed bool
@@ -44,16 +49,28 @@ type Recorder struct {
 	done   chan struct{}
 }
 
-// NewRecorder starts the writer goroutine; Close stops it. flushInterval
-// is kept for configuration compatibility: batches are written as soon as
-// the previous commit finishes.
-func NewRecorder(w UsageWriter, log *zap.Logger, batchSize, queueSize int, _ time.Duration) *Recorder {
+// RecorderOption configures a Recorder.
+type RecorderOption func(*Recorder)
+
+// WithSpool makes Commit durable through the spool (one append) instead of
+// a database commit per request; the store is then written in batches
+// every flush interval.
+func WithSpool(s *Spool) RecorderOption { return func(r *Recorder) { r.spool = s } }
+
+// NewRecorder starts the writer goroutine; Close stops it. Spooled and
+// fire-and-forget records are written in batches of batchSize or every
+// flushInterval; a record a caller waits on is written at once.
+func NewRecorder(w UsageWriter, log *zap.Logger, batchSize, queueSize int, flushInterval time.Duration, opts ...RecorderOption) *Recorder {
 	r := &Recorder{
-		w:     w,
-		log:   log,
-		batch: batchSize,
-		queue: make(chan queued, queueSize),
-		done:  make(chan struct{}),
+		w:        w,
+		log:      log,
+		batch:    batchSize,
+		interval: flushInterval,
+		queue:    make(chan queued, queueSize),
+		done:     make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(r)
 	}
 	go r.run()
 	return r
@@ -64,10 +81,18 @@ func (r *Recorder) Record(rec store.UsageRecord) error {
 	return r.enqueue(queued{rec: rec})
 }
 
-// Commit queues one record and waits until it is committed (or ctx ends):
-// the caller may then send the final byte of its answer knowing the record
-// survives a crash of the process.
+// Commit makes one record durable before returning: the caller may then
+// send the final byte of its answer knowing the record survives a crash of
+// the process. With a spool that is one append; without, it waits for the
+// record's database commit (or ctx).
 func (r *Recorder) Commit(ctx context.Context, rec store.UsageRecord) error {
+	if r.spool != nil {
+		if seg, err := r.spool.Append(rec); err == nil {
+			return r.enqueue(queued{rec: rec, spooled: true, seg: seg})
+		} else {
+			r.log.Warn("usage spool append failed; committing to the store directly", zap.Error(err))
+		}
+	}
 	ack := make(chan error, 1)
 	if err := r.enqueue(queued{rec: rec, ack: ack}); err != nil {
 		return err
@@ -88,6 +113,20 @@ func (r *Recorder) enqueue(q queued) error {
 	}
 	r.queue <- q
 	return nil
+}
+
+// Flush writes everything queued so far and waits for it.
+func (r *Recorder) Flush(ctx context.Context) error {
+	ack := make(chan error, 1)
+	if err := r.enqueue(queued{ack: ack, barrier: true}); err != nil {
+		return err
+	}
+	select {
+	case err := <-ack:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Pending is the number of queued records not yet written.
@@ -114,38 +153,84 @@ func (r *Recorder) run() {
 	defer close(r.done)
 	buf := make([]queued, 0, r.batch)
 	recs := make([]store.UsageRecord, 0, r.batch)
-	for {
-		q, ok := <-r.queue
-		if !ok {
-			return
-		}
-		buf = append(buf[:0], q)
-		// Take whatever else is already queued, up to a batch: the records
-		// that arrived during the previous commit share this one.
-	drain:
-		for len(buf) < r.batch {
-			select {
-			case q, ok = <-r.queue:
-				if !ok {
-					break drain
-				}
-				buf = append(buf, q)
-			default:
-				break drain
-			}
-		}
+	ticker := time.NewTicker(r.interval)
+	defer ticker.Stop()
+	waiters := 0
+	flush := func() {
 		recs = recs[:0]
 		for _, q := range buf {
-			recs = append(recs, q.rec)
+			if !q.barrier {
+				recs = append(recs, q.rec)
+			}
 		}
-		err := r.flush(recs)
+		var err error
+		if len(recs) > 0 {
+			err = r.flush(recs)
+		}
+		bySeg := map[int64]int{}
 		for _, q := range buf {
 			if q.ack != nil {
 				q.ack <- err
 			}
+			if q.spooled && err == nil {
+				bySeg[q.seg]++
+			}
 		}
-		if !ok {
-			return
+		// A batch that could not be written stays in the spool and is
+		// replayed at the next start.
+		for seg, n := range bySeg {
+			r.spool.Committed(seg, n)
+		}
+		buf, waiters = buf[:0], 0
+	}
+	for {
+		select {
+		case q, ok := <-r.queue:
+			if !ok {
+				if len(buf) > 0 {
+					flush()
+				}
+				if r.spool != nil {
+					r.spool.Close()
+				}
+				return
+			}
+			buf = append(buf, q)
+			if q.ack != nil {
+				waiters++
+			}
+			// Take whatever else is already queued, up to a batch.
+		drain:
+			for len(buf) < r.batch {
+				select {
+				case q, ok = <-r.queue:
+					if !ok {
+						break drain
+					}
+					buf = append(buf, q)
+					if q.ack != nil {
+						waiters++
+					}
+				default:
+					break drain
+				}
+			}
+			if waiters > 0 || len(buf) >= r.batch {
+				flush()
+			}
+			if !ok {
+				if len(buf) > 0 {
+					flush()
+				}
+				if r.spool != nil {
+					r.spool.Close()
+				}
+				return
+			}
+		case <-ticker.C:
+			if len(buf) > 0 {
+				flush()
+			}
 		}
 	}
 }

@@ -43,3 +43,39 @@ func BenchmarkRecorderCommitSQLite(b *testing.B) {
 	})
 	b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "records/s")
 }
+
+// BenchmarkRecorderCommitSequential is the light-load case: one request at
+// a time, so every commit is a transaction of one record.
+func BenchmarkRecorderCommitSequential(b *testing.B) {
+	for _, tc := range []struct {
+		cost  int64
+		spool bool
+	}{{0, false}, {1234, false}, {1234, true}} {
+		b.Run(fmt.Sprintf("cost=%d/spool=%v", tc.cost, tc.spool), func(b *testing.B) {
+			cost := tc.cost
+			db, err := store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			var opts []RecorderOption
+			if tc.spool {
+				sp, _, err := OpenSpool(filepath.Join(b.TempDir(), "spool"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				opts = append(opts, WithSpool(sp))
+			}
+			r := NewRecorder(db, zap.NewNop(), 256, 65536, 200*time.Millisecond, opts...)
+			defer r.Close(context.Background())
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				rec := store.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: store.DefaultAccountID, KeyID: "k", Model: "m",
+					Status: 200, CreatedAt: time.Now(), CostNano: cost}
+				if err := r.Commit(context.Background(), rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

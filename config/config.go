@@ -123,6 +123,9 @@ type Anomaly struct {
 
 // Usage tunes the asynchronous usage-record writer.
 type Usage struct {
+	// SpoolDir holds the append-only spool that makes a record durable
+	// before an answer's final byte (default: the database path + ".spool").
+	SpoolDir      string        `yaml:"spool_dir"`
 	BatchSize     int           `yaml:"batch_size"`
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	QueueSize     int           `yaml:"queue_size"`

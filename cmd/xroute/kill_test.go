@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -77,6 +80,13 @@ func TestSIGKILLLosesNoCompletedResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	// What the next start does: replay the records the killed process
+	// spooled (durably, before each final byte) but had not committed.
+	spool, err := app.RecoverUsage(context.Background(), db, filepath.Join(dir, "xroute.db.spool"), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool.Close()
 	recs, err := db.ListUsage(context.Background(), store.UsageFilter{})
 	if err != nil {
 		t.Fatal(err)

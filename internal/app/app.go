@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"time"
@@ -99,7 +100,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err := a.Secrets.ReloadAll(ctx); err != nil {
 		return nil, err
 	}
-	rec := billing.NewRecorder(db, log.Named("usage"), cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.FlushInterval)
+	spool, err := RecoverUsage(ctx, db, SpoolDir(cfg), log)
+	if err != nil {
+		return nil, err
+	}
+	rec := billing.NewRecorder(db, log.Named("usage"), cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.FlushInterval, billing.WithSpool(spool))
 	a.Recorder = rec
 	a.closers = append(a.closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -147,6 +152,39 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	}
 	a.Handler = h
 	return a, nil
+}
+
+// SpoolDir is where the usage spool lives.
+func SpoolDir(cfg config.Config) string {
+	if cfg.Usage.SpoolDir != "" {
+		return cfg.Usage.SpoolDir
+	}
+	return cfg.Database.Path + ".spool"
+}
+
+// RecoverUsage opens the usage spool and writes to the store the records a
+// previous process spooled but did not commit (a crash, a kill -9); inserts
+// are idempotent, so records that did reach the store are not counted
+// twice.
+func RecoverUsage(ctx context.Context, db *store.DB, dir string, log *zap.Logger) (*billing.Spool, error) {
+	spool, left, err := billing.OpenSpool(dir)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(left); i += 1000 {
+		if err := db.InsertUsage(ctx, left[i:min(i+1000, len(left))]); err != nil {
+			spool.Close()
+			return nil, fmt.Errorf("replay usage spool: %w", err)
+		}
+	}
+	if len(left) > 0 {
+		log.Warn("replayed usage records left in the spool by a previous process", zap.Int("records", len(left)))
+	}
+	if err := spool.Replayed(); err != nil {
+		spool.Close()
+		return nil, err
+	}
+	return spool, nil
 }
 
 // AuditHook returns the key service's event hook that writes lifecycle

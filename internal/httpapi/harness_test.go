@@ -144,12 +144,9 @@ func (g *gateway) close() {
 // usage returns the stored records after flushing the recorder's queue.
 func (g *gateway) usage() []store.UsageRecord {
 	g.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for g.app.Recorder.Pending() > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	if err := g.app.Recorder.Flush(context.Background()); err != nil {
+		g.t.Fatal(err)
 	}
-	// One more flush interval so a batch taken off the queue is committed.
-	time.Sleep(30 * time.Millisecond)
 	recs, err := g.app.DB.ListUsage(context.Background(), store.UsageFilter{})
 	if err != nil {
 		g.t.Fatal(err)

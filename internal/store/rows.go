@@ -318,9 +318,9 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 		}
 		var debits []UsageDebit
 		for _, r := range recs {
-			// Every served request gets an entry (zero when free), so records
-			// and debits reconcile one to one.
-			if r.AccountID != "" && (r.CostNano != 0 || r.Status == 200) {
+			// Free requests need no ledger entry (and the write would double
+			// the commit's pages); every request that cost something has one.
+			if r.AccountID != "" && r.CostNano != 0 {
 				debits = append(debits, UsageDebit{AccountID: r.AccountID, RequestID: r.RequestID, Amount: r.CostNano, KeyID: r.KeyID, At: r.CreatedAt})
 			}
 		}
