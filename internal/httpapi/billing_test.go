@@ -2,13 +2,20 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/providers/catalog"
 )
 
@@ -160,5 +167,81 @@ func TestCreditsEndpointsAndTopUpIdempotency(t *testing.T) {
 	// account parameter, and admin routes refuse caller keys.
 	if st, _, _ := call(t, "GET", base+"/credits", g.key, ""); st != 403 {
 		t.Fatalf("caller on admin credits: %d", st)
+	}
+}
+
+// TestBudgetHardStop: a daily account budget stops spending once reached,
+// with OpenAI's non-retryable 429, and the alert lands in the audit log.
+func TestBudgetHardStop(t *testing.T) {
+	g := newGateway(t, gwOptions{mutate: priced})
+	admin := g.adminKey(t)
+	ctx := context.Background()
+	g.app.Ledger.TopUp(ctx, store.DefaultAccountID, 100*billing.NanoPerUSD, "t", "test")
+	st, b, _ := call(t, "POST", g.srv.URL+"/admin/v1/budgets", admin, `{"scope":"account","scope_id":"`+store.DefaultAccountID+`","period":"daily","limit_usd":"0.20"}`)
+	if st != 200 {
+		t.Fatalf("set budget: %d %v", st, b)
+	}
+	served, stopped := 0, 0
+	for i := 0; i < 20 && stopped == 0; i++ {
+		st, b, h := call(t, "POST", g.base+"/chat/completions", g.key, chatBody)
+		switch {
+		case st == 200:
+			served++
+		case st == 429 && errCode(b) == "budget_exceeded" && h.Get("x-should-retry") == "false":
+			stopped++
+		default:
+			t.Fatalf("request %d: %d %v", i, st, b)
+		}
+	}
+	if served == 0 || stopped != 1 {
+		t.Fatalf("served %d, stopped %d", served, stopped)
+	}
+	var spent int64
+	for _, r := range g.usage() {
+		spent += r.CostNano
+	}
+	if spent > 200_000_000 {
+		t.Fatalf("spent %d nano-USD past a 0.20 USD budget", spent)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		events, _ := g.app.Audit.List(ctx, keys.AuditFilter{Kind: "budget.alert"})
+		if len(events) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no budget alert in the audit log")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestStreamWithoutUsageIsEstimated: an upstream that never reports usage
+// is charged by counting the delivered text, and the record says so.
+func TestStreamWithoutUsageIsEstimated(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, piece := range []string{"Hello", " there,", " friend."} {
+			fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%q},\"finish_reason\":null}]}\n\n", piece)
+		}
+		fmt.Fprint(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer up.Close()
+	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
+		c.Providers = append(c.Providers, config.Provider{Name: "nousage", Type: "openai", BaseURL: up.URL})
+		c.Models = append(c.Models, config.Model{Name: "quiet", Deployments: []config.Deployment{{Provider: "nousage", Model: "m", InputPrice: "1000", OutputPrice: "2000"}}})
+	}})
+	g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test")
+	req, _ := http.NewRequest("POST", g.base+"/chat/completions", strings.NewReader(`{"model":"quiet","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+g.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	rec := g.usageFor(resp.Header.Get("x-request-id"))
+	if !rec.Estimated || rec.CompletionTokens < 4 || rec.PromptTokens == 0 || rec.CostNano <= 0 {
+		t.Fatalf("record %+v", rec)
 	}
 }
