@@ -52,6 +52,9 @@ type Server struct {
 	// is believed; empty means the client IP is the connection's address.
 	// IP allowlists and failed-auth throttling depend on it.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// PprofAddr, when set, serves net/http/pprof on its own listener
+	// (keep it on loopback); off by default.
+	PprofAddr string `yaml:"pprof_addr"`
 }
 
 // Log configures zap.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -78,6 +79,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.Server.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.Server.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	base := "http://" + ln.Addr().String()
 	log.Info("xroute listening", zap.String("addr", ln.Addr().String()), zap.Int("models", len(cfg.Models)), zap.String("database", cfg.Database.Path))
 
@@ -198,3 +206,21 @@ func printDemo(w io.Writer, base, key, adminKey string) {
 }
 
 var errUsage = errors.New("usage")
+
+// servePprof exposes the Go profiler on its own listener, for profiling a
+// running gateway (go tool pprof http://ADDR/debug/pprof/heap).
+func servePprof(addr string, log *zap.Logger) (func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server.pprof_addr: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Warn("pprof is exposed", zap.String("addr", ln.Addr().String()))
+	return func() { srv.Close() }, nil
+}
