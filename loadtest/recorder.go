@@ -21,6 +21,10 @@ type Recorder struct {
 	gaps    *Histogram
 	streams StreamCounts
 	bytes   int64
+	// first is the earliest due time seen (the run's start); done counts
+	// successes by the throughputBin of wall time they ended in.
+	first time.Time
+	done  map[int64]int64
 }
 
 // StreamCounts tallies the streams of a run.
@@ -41,6 +45,7 @@ func NewRecorder() *Recorder {
 		service: NewHistogram(),
 		ttft:    NewHistogram(),
 		gaps:    NewHistogram(),
+		done:    make(map[int64]int64),
 	}
 }
 
@@ -49,6 +54,9 @@ func (r *Recorder) Add(o *Outcome, stream bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.bytes += o.Bytes
+	if !o.Scheduled.IsZero() && (r.first.IsZero() || o.Scheduled.Before(r.first)) {
+		r.first = o.Scheduled
+	}
 	if stream && o.Status == 200 {
 		s := &o.Stream
 		r.streams.Total++
@@ -77,6 +85,9 @@ func (r *Recorder) Add(o *Outcome, stream bool) {
 		return
 	}
 	r.ok++
+	if !o.Scheduled.IsZero() {
+		r.done[o.Scheduled.Add(o.Latency).UnixNano()/int64(throughputBin)]++
+	}
 	r.latency.Record(o.Latency)
 	r.service.Record(o.Service)
 }
@@ -134,6 +145,11 @@ type Result struct {
 	ChunkGap     *Summary         `json:"chunk_gap,omitempty"`
 	Streams      *StreamCounts    `json:"streams,omitempty"`
 	BytesRead    int64            `json:"bytes_read"`
+	// For the charts: latency (and a stream's TTFT) by percentile, and the
+	// successes per interval over the run.
+	LatencyCurve []PercentilePoint `json:"latency_curve,omitempty"`
+	TTFTCurve    []PercentilePoint `json:"ttft_curve,omitempty"`
+	Throughput   *Throughput       `json:"throughput,omitempty"`
 }
 
 // result digests the recorder.
@@ -147,6 +163,9 @@ func (r *Recorder) result(stream bool) *Result {
 		Latency:   r.latency.Summary(),
 		Service:   r.service.Summary(),
 		BytesRead: r.bytes,
+
+		LatencyCurve: percentileCurve(r.latency),
+		Throughput:   throughputSeries(r.done, r.first),
 	}
 	for _, n := range r.errs {
 		res.ErrorsTotal += n
@@ -157,6 +176,7 @@ func (r *Recorder) result(stream bool) *Result {
 	if stream {
 		ttft, gaps, counts := r.ttft.Summary(), r.gaps.Summary(), r.streams
 		res.TTFT, res.ChunkGap, res.Streams = &ttft, &gaps, &counts
+		res.TTFTCurve = percentileCurve(r.ttft)
 	}
 	return res
 }

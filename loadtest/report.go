@@ -113,6 +113,14 @@ type Report struct {
 	CPURatios   []CPURatio        `json:"cpu_ratios"`
 	Skipped     map[string]string `json:"skipped,omitempty"` // target -> why
 	Notes       []string          `json:"notes,omitempty"`
+	Charts      []ChartRef        `json:"charts,omitempty"` // set by WriteCharts
+}
+
+// ChartRef is a chart image the Markdown shows in a phase's section.
+type ChartRef struct {
+	Phase string `json:"phase"`
+	Title string `json:"title"`
+	Path  string `json:"path"` // as linked from the Markdown
 }
 
 // Derive fills Comparisons (every target against baseline, per phase) and
@@ -298,6 +306,11 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			p("- %s errors: %s\n", run.Result.Target, line)
 		}
 		p("\n")
+		for _, c := range r.Charts {
+			if c.Phase == phase {
+				p("![%s](%s)\n\n", c.Title, c.Path)
+			}
+		}
 	}
 
 	if len(r.Comparisons) > 0 || len(r.CPURatios) > 0 {

@@ -113,12 +113,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 			log.Error("flushing usage records", zap.Error(err))
 		}
 	})
-	est, err := billing.NewEstimator()
-	if err != nil {
-		return nil, err
-	}
 	a.Ledger = billing.NewLedger(db, time.Now)
-	cr := newCredits(a.Ledger, db, est, a.Audit, cfg.Anomaly.Webhook, log.Named("credits"))
+	cr := newCredits(a.Ledger, db, a.Audit, cfg.Anomaly.Webhook, log.Named("credits"))
 	a.Budgets = cr.budgets
 	a.closers = append(a.closers, cr.close)
 	g := newGuard(cfg, ks, a.Audit, log.Named("guard"))

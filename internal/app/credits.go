@@ -23,7 +23,11 @@ import (
 type credits struct {
 	ledger  *billing.Ledger
 	budgets *billing.Budgets
+	// The tokenizer's ranks take ~15 MB and 0.25 s to load: only a priced
+	// request needs them, so they load on first use.
+	estOnce sync.Once
 	est     *billing.Estimator
+	estErr  error
 	audit   *keys.Auditor
 	webhook string
 	log     *zap.Logger
@@ -33,13 +37,18 @@ type credits struct {
 	wg     sync.WaitGroup
 }
 
-func newCredits(ledger *billing.Ledger, st billing.BudgetStore, est *billing.Estimator, audit *keys.Auditor, webhook string, log *zap.Logger) *credits {
-	c := &credits{ledger: ledger, est: est, audit: audit, webhook: webhook, log: log,
+func newCredits(ledger *billing.Ledger, st billing.BudgetStore, audit *keys.Auditor, webhook string, log *zap.Logger) *credits {
+	c := &credits{ledger: ledger, audit: audit, webhook: webhook, log: log,
 		client: &http.Client{Timeout: 5 * time.Second}, alerts: make(chan billing.Alert, 256)}
 	c.budgets = billing.NewBudgets(st, time.Now, c.enqueue)
 	c.wg.Add(1)
 	go c.deliver()
 	return c
+}
+
+func (c *credits) estimator() (*billing.Estimator, error) {
+	c.estOnce.Do(func() { c.est, c.estErr = billing.NewEstimator() })
+	return c.est, c.estErr
 }
 
 // enqueue runs on the request goroutine: it must not block.
@@ -93,8 +102,11 @@ func (c *credits) Hold(ctx context.Context, k *keys.Key, m *router.Model, body [
 			continue
 		}
 		if prompt < 0 {
-			prompt = c.est.PromptTokens(body)
-			var err error
+			est, err := c.estimator()
+			if err != nil {
+				return nil, err
+			}
+			prompt = est.PromptTokens(body)
 			if bp, err = c.ledger.Multiplier(ctx, k.AccountID); err != nil {
 				return nil, err
 			}
@@ -133,7 +145,11 @@ func (h *hold) Cost(d *router.Deployment, u providers.Usage) int64 {
 }
 
 func (h *hold) Estimate(body []byte, delivered string) providers.Usage {
-	return providers.Usage{PromptTokens: h.c.est.PromptTokens(body), CompletionTokens: h.c.est.TextTokens(h.model, delivered)}
+	est, err := h.c.estimator() // loaded by Hold already
+	if err != nil {
+		return providers.Usage{}
+	}
+	return providers.Usage{PromptTokens: est.PromptTokens(body), CompletionTokens: est.TextTokens(h.model, delivered)}
 }
 
 func (h *hold) Settle(cost int64) {

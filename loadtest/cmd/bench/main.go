@@ -4,7 +4,11 @@
 // httputil.ReverseProxy (the floor), at a fixed request rate and with many
 // concurrent streams.
 //
-//	go run ./loadtest/cmd/bench [-duration 10s] [-rate 1000] [-streams 500] [-json out.json] [-md docs/benchmarks-run.md]
+//	go run ./loadtest/cmd/bench [-duration 10s] [-rate 1000] [-streams 500] [-json out.json] [-md docs/benchmarks-run.md] [-charts DIR]
+//
+// With -md, PNG charts (latency by percentile, completed requests per second)
+// go to -charts, by default a directory named after the Markdown file
+// (docs/benchmarks.md: docs/benchmarks/), and the Markdown links to them.
 //
 // Every server is a separate process started (and stopped) by the bench, so
 // that its CPU time and peak RSS can be read from /proc. The load generator
@@ -21,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -45,6 +50,7 @@ type config struct {
 	phases          []string
 	jsonOut         string
 	mdOut           string
+	chartsDir       string
 	xrouteBin       string
 	xrouteEnv       string
 	mockBin         string
@@ -92,6 +98,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&phases, "phases", "nonstream,stream", "phases, in order: nonstream, stream")
 	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&cfg.mdOut, "md", "", "write the Markdown report to this file too")
+	fs.StringVar(&cfg.chartsDir, "charts", "", "write PNG charts to this directory and link them from the Markdown (default with -md: the -md path without its extension, e.g. docs/benchmarks/; \"-\": none)")
 	fs.StringVar(&cfg.xrouteBin, "xroute-bin", "", "xroute binary to use instead of building ./cmd/xroute")
 	fs.StringVar(&cfg.xrouteEnv, "xroute-env", "", "extra environment for xroute, space-separated KEY=VALUE")
 	fs.StringVar(&cfg.mockBin, "mock-bin", "", "mock binary taking the mock flags directly (default: \"xroute mock\", or ./loadtest/cmd/mock built when xroute does not build)")
@@ -192,13 +199,19 @@ func serveProxy(ctx context.Context, listen, upstream string, stdout, stderr io.
 }
 
 func writeReport(r *loadtest.Report, cfg config, stdout io.Writer) error {
+	// Charts first, so that the Markdown and the JSON link them. A chart
+	// that fails is reported but does not stop the rest.
+	var chartErr error
+	if dir, link := chartsDir(cfg); dir != "" {
+		chartErr = r.WriteCharts(dir, link)
+	}
 	md := r.Markdown()
 	if _, err := io.WriteString(stdout, md); err != nil {
-		return fmt.Errorf("write report: %w", err)
+		return errors.Join(chartErr, fmt.Errorf("write report: %w", err))
 	}
 	if cfg.mdOut != "" {
 		if err := writeFile(cfg.mdOut, []byte(md)); err != nil {
-			return err
+			return errors.Join(chartErr, err)
 		}
 	}
 	if cfg.jsonOut != "" {
@@ -207,8 +220,35 @@ func writeReport(r *loadtest.Report, cfg config, stdout io.Writer) error {
 			return err
 		}
 		if err := writeFile(cfg.jsonOut, b); err != nil {
-			return err
+			return errors.Join(chartErr, err)
 		}
 	}
-	return nil
+	return chartErr
+}
+
+// chartsDir is where the charts go and how the Markdown links to that
+// directory: -charts, else the -md path without its extension; "" for no
+// charts (-charts -, or neither flag).
+func chartsDir(cfg config) (dir, link string) {
+	dir = cfg.chartsDir
+	switch {
+	case dir == "-":
+		return "", ""
+	case dir == "" && cfg.mdOut == "":
+		return "", ""
+	case dir == "":
+		dir = strings.TrimSuffix(cfg.mdOut, filepath.Ext(cfg.mdOut))
+		if dir == cfg.mdOut || filepath.Base(dir) == "" {
+			dir = cfg.mdOut + "-charts"
+		}
+	}
+	link = dir
+	if cfg.mdOut != "" {
+		if rel, err := filepath.Rel(filepath.Dir(cfg.mdOut), dir); err == nil {
+			link = rel
+		} else if abs, err := filepath.Abs(dir); err == nil {
+			link = abs
+		}
+	}
+	return dir, filepath.ToSlash(link)
 }
