@@ -48,3 +48,41 @@ func OpenStream(ctx context.Context, client *http.Client, provider string, timeo
 	}
 	return resp, cancel, nil
 }
+
+// MaxResponseBytes bounds a non-streaming answer read into memory.
+const MaxResponseBytes = 32 << 20
+
+// Send performs a non-streaming call within the per-attempt timeout and
+// returns the 200 answer's body (at most MaxResponseBytes). A non-200
+// answer becomes upstreamErr's error; a failure to get an answer is a
+// retryable *Error.
+func Send(ctx context.Context, client *http.Client, provider string, timeout time.Duration,
+	build func(ctx context.Context) (*http.Request, error),
+	upstreamErr func(resp *http.Response, body []byte) error,
+) ([]byte, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	req, err := build(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", provider, err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, TransportError(provider, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return nil, TransportError(provider, fmt.Errorf("read response: %w", err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, upstreamErr(resp, body)
+	}
+	if len(body) > MaxResponseBytes {
+		return nil, &Error{Provider: provider, Status: http.StatusBadGateway, Type: "server_error", Message: "upstream response too large"}
+	}
+	return body, nil
+}

@@ -30,8 +30,6 @@ const (
 	// DefaultVersion is the anthropic-version header sent when the config
 	// sets no api_version.
 	DefaultVersion = "2023-06-01"
-	// maxResponseBytes bounds a non-streaming answer read into memory.
-	maxResponseBytes = 32 << 20
 )
 
 // Adapter talks to one Anthropic Messages endpoint.
@@ -116,29 +114,11 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 	if err != nil {
 		return nil, err
 	}
-	if a.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.timeout)
-		defer cancel()
-	}
-	req, err := a.newRequest(ctx, tr.body, false)
+	body, err := providers.Send(ctx, a.client, a.name, a.timeout,
+		func(ctx context.Context) (*http.Request, error) { return a.newRequest(ctx, tr.body, false) },
+		func(resp *http.Response, raw []byte) error { return a.upstreamError(resp, raw) })
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", a.name, err)
-	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return nil, providers.TransportError(a.name, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil {
-		return nil, providers.TransportError(a.name, fmt.Errorf("read response: %w", err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, a.upstreamError(resp, body)
-	}
-	if len(body) > maxResponseBytes {
-		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Type: "server_error", Message: "upstream response too large"}
+		return nil, err
 	}
 	out, err := translateResponse(body, tr.jsonTool, call.Model, a.now().Unix())
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -30,9 +29,6 @@ import (
 // signingService is SigV4's service name for Bedrock (the runtime
 // endpoint signs as "bedrock").
 const signingService = "bedrock"
-
-// maxResponseBytes bounds a non-streaming answer read into memory.
-const maxResponseBytes = 32 << 20
 
 // Adapter talks to one Bedrock runtime endpoint with one set of
 // credentials. It is safe for concurrent use.
@@ -212,29 +208,11 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 	if err != nil {
 		return nil, err
 	}
-	if a.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.timeout)
-		defer cancel()
-	}
-	req, err := a.newRequest(ctx, call.Model, false, body)
+	raw, err := providers.Send(ctx, a.client, a.name, a.timeout,
+		func(ctx context.Context) (*http.Request, error) { return a.newRequest(ctx, call.Model, false, body) },
+		func(resp *http.Response, raw []byte) error { return a.upstreamError(resp, raw) })
 	if err != nil {
 		return nil, err
-	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return nil, providers.TransportError(a.name, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil {
-		return nil, providers.TransportError(a.name, fmt.Errorf("read response: %w", err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, a.upstreamError(resp, raw)
-	}
-	if len(raw) > maxResponseBytes {
-		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream response too large"}
 	}
 	var cr converseResponse
 	if err := json.Unmarshal(raw, &cr); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -60,29 +59,13 @@ func (a *Adapter) embedBatch(ctx context.Context, model string, inputs []string,
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", a.name, err)
 	}
-	if a.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.timeout)
-		defer cancel()
-	}
-	hr, err := a.newRequest(ctx, a.modelURL(model, ":batchEmbedContents"), body, false)
+	raw, err := providers.Send(ctx, a.client, a.name, a.timeout,
+		func(ctx context.Context) (*http.Request, error) {
+			return a.newRequest(ctx, a.modelURL(model, ":batchEmbedContents"), body, false)
+		},
+		func(resp *http.Response, raw []byte) error { return upstreamError(a.name, resp, raw, a.key, a.now()) })
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", a.name, err)
-	}
-	resp, err := a.client.Do(hr)
-	if err != nil {
-		return nil, 0, providers.TransportError(a.name, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil {
-		return nil, 0, providers.TransportError(a.name, fmt.Errorf("read response: %w", err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, 0, upstreamError(a.name, resp, raw, a.key, a.now())
-	}
-	if len(raw) > maxResponseBytes {
-		return nil, 0, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream response too large"}
+		return nil, 0, err
 	}
 	var er embedResponse
 	if err := json.Unmarshal(raw, &er); err != nil {

@@ -16,7 +16,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -33,9 +32,6 @@ const Type = "gemini"
 const DefaultBaseURL = "https://generativelanguage.googleapis.com"
 
 const defaultAPIVersion = "v1beta"
-
-// maxResponseBytes bounds a non-streaming answer read into memory.
-const maxResponseBytes = 32 << 20
 
 // Adapter talks to one Gemini API account.
 type Adapter struct {
@@ -124,29 +120,13 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 	if err != nil {
 		return nil, err
 	}
-	if a.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.timeout)
-		defer cancel()
-	}
-	req, err := a.newRequest(ctx, a.modelURL(call.Model, ":generateContent"), body, false)
+	raw, err := providers.Send(ctx, a.client, a.name, a.timeout,
+		func(ctx context.Context) (*http.Request, error) {
+			return a.newRequest(ctx, a.modelURL(call.Model, ":generateContent"), body, false)
+		},
+		func(resp *http.Response, raw []byte) error { return upstreamError(a.name, resp, raw, a.key, a.now()) })
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", a.name, err)
-	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return nil, providers.TransportError(a.name, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil {
-		return nil, providers.TransportError(a.name, fmt.Errorf("read response: %w", err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, upstreamError(a.name, resp, raw, a.key, a.now())
-	}
-	if len(raw) > maxResponseBytes {
-		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream response too large"}
+		return nil, err
 	}
 	var g generateResponse
 	if err := json.Unmarshal(raw, &g); err != nil {

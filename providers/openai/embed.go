@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -16,43 +15,33 @@ import (
 // always asks for floats; the gateway encodes base64 for callers who want it,
 // so every provider answers the same way.
 func (a *Adapter) Embed(ctx context.Context, model string, inputs []string, dimensions int) ([][]float32, providers.Usage, error) {
-	if a.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.timeout)
-		defer cancel()
-	}
-	reqBody := struct {
-		Model          string   `json:"model"`
-		Input          []string `json:"input"`
-		EncodingFormat string   `json:"encoding_format"`
-		Dimensions     int      `json:"dimensions,omitempty"`
-	}{model, inputs, "float", dimensions}
-	body, err := json.Marshal(reqBody)
-	if err != nil {
-		return nil, providers.Usage{}, err
-	}
 	url := strings.TrimSuffix(a.url, "/chat/completions") + "/embeddings"
 	if a.opts.EmbeddingsURL != nil {
 		url = a.opts.EmbeddingsURL(model)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	body, err := json.Marshal(struct {
+		Model          string   `json:"model"`
+		Input          []string `json:"input"`
+		EncodingFormat string   `json:"encoding_format"`
+		Dimensions     int      `json:"dimensions,omitempty"`
+	}{model, inputs, "float", dimensions})
 	if err != nil {
-		return nil, providers.Usage{}, fmt.Errorf("%s: %w", a.name, err)
+		return nil, providers.Usage{}, err
 	}
-	a.setHeaders(req.Header)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	resp, err := a.client.Do(req)
+	raw, err := providers.Send(ctx, a.client, a.name, a.timeout,
+		func(ctx context.Context) (*http.Request, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+			if err != nil {
+				return nil, err
+			}
+			a.setHeaders(req.Header)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json")
+			return req, nil
+		},
+		func(resp *http.Response, raw []byte) error { return a.upstreamError(resp, raw) })
 	if err != nil {
-		return nil, providers.Usage{}, providers.TransportError(a.name, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return nil, providers.Usage{}, providers.TransportError(a.name, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, providers.Usage{}, a.upstreamError(resp, raw)
+		return nil, providers.Usage{}, err
 	}
 	var out struct {
 		Data []struct {

@@ -24,9 +24,6 @@ import (
 	"github.com/xroute/xroute/providers/sse"
 )
 
-// maxResponseBytes bounds a non-streaming answer read into memory.
-const maxResponseBytes = 32 << 20
-
 // Adapter talks to one OpenAI-compatible endpoint.
 type Adapter struct {
 	name    string
@@ -155,29 +152,11 @@ func (a *Adapter) newRequest(ctx context.Context, call *providers.Call) (*http.R
 
 // Chat implements providers.Provider.
 func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.ChatResponse, error) {
-	if a.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.timeout)
-		defer cancel()
-	}
-	req, err := a.newRequest(ctx, call)
+	body, err := providers.Send(ctx, a.client, a.name, a.timeout,
+		func(ctx context.Context) (*http.Request, error) { return a.newRequest(ctx, call) },
+		func(resp *http.Response, body []byte) error { return a.upstreamError(resp, body) })
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", a.name, err)
-	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return nil, providers.TransportError(a.name, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil {
-		return nil, providers.TransportError(a.name, fmt.Errorf("read response: %w", err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, a.upstreamError(resp, body)
-	}
-	if len(body) > maxResponseBytes {
-		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream response too large"}
+		return nil, err
 	}
 	if !json.Valid(body) {
 		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream sent invalid JSON"}
