@@ -28,6 +28,17 @@ func cmdCredits(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	if r := remoteFromEnv(); r != nil {
+		switch args[0] {
+		case "topup", "balance", "ledger":
+			if *account == "" {
+				return fmt.Errorf("%w: --account is required", errUsage)
+			}
+			fallthrough
+		case "verify":
+			return remoteCredits(ctx, r, args[0], *account, *amount, *idem, *limit, stdout)
+		}
+	}
 	o, err := openOffline(ctx, *cfgPath)
 	if err != nil {
 		return err

@@ -113,6 +113,27 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if needID && fs.NArg() != 1 {
 		return fmt.Errorf("%w: xroute keys %s KEY_ID", errUsage, sub)
 	}
+	if r := remoteFromEnv(); r != nil {
+		if sub == "create" && p.Name == "" {
+			return fmt.Errorf("%w: keys create needs --name", errUsage)
+		}
+		f := keyFlags{name: p.Name, account: p.AccountID, reason: reason, admin: admin, quiet: quiet, asJSON: *asJSON,
+			models: models, endpoints: endpoints, cidrs: cidrs, rpm: p.RPM, tpm: p.TPM, conc: p.MaxConcurrent, expires: expires, overlap: overlap}
+		if sub == "list" {
+			f.account = account
+		}
+		if len(meta) > 0 {
+			f.meta = map[string]string{}
+			for _, kv := range meta {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return fmt.Errorf("%w: --meta wants key=value, got %q", errUsage, kv)
+				}
+				f.meta[k] = v
+			}
+		}
+		return remoteKeys(ctx, r, sub, f, fs.Arg(0), stdout, stderr)
+	}
 	o, err := openOffline(ctx, *cfgPath)
 	if err != nil {
 		return err
@@ -157,17 +178,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if *asJSON {
 			return printJSON(stdout, keyViews(list))
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tKIND\tACCOUNT\tKEY\tMODELS\tCREATED\tSTATUS")
-		now := time.Now()
-		for _, k := range list {
-			m := "*"
-			if len(k.AllowedModels) > 0 {
-				m = strings.Join(k.AllowedModels, ",")
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Kind, k.AccountID, k.Hint, m, k.CreatedAt.Format(time.RFC3339), k.Status(now))
-		}
-		return tw.Flush()
+		return printKeyTable(stdout, keyViews(list))
 	case "show":
 		k, err := o.keys.Get(ctx, fs.Arg(0))
 		if err != nil {
@@ -227,6 +238,12 @@ func cmdAccounts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	cfgPath := configFlag(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if args[0] == "create" && fs.NArg() != 1 {
+		return fmt.Errorf("%w: xroute accounts create NAME", errUsage)
+	}
+	if r := remoteFromEnv(); r != nil && (args[0] == "create" || args[0] == "list") {
+		return remoteAccounts(ctx, r, args[0], fs.Arg(0), stdout)
 	}
 	o, err := openOffline(ctx, *cfgPath)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 const usage = `xroute — a unified, OpenAI-compatible LLM gateway
@@ -34,8 +36,11 @@ Usage:
                       [--account ID] [--key ID] [--model M] [--provider P] [--json|--csv]
   xroute mock [openai|anthropic|gemini|azure|bedrock] [-addr HOST:PORT] [knobs, see -h]
   xroute config env        list the XROUTE_* environment variables
+  xroute completion bash|zsh|fish|powershell
 
-Every command that touches the database reads --config FILE (or XROUTE_CONFIG).
+With XROUTE_URL and XROUTE_ADMIN_KEY set, keys, accounts, credits, audit and
+usage go through the admin API of that running server (changes apply at once);
+otherwise they work on the database of --config FILE (or XROUTE_CONFIG).
 `
 
 func main() {
@@ -49,37 +54,69 @@ func main() {
 	}
 }
 
+// subcommand is one top-level command: its own flag parsing (flag sets
+// with --help per command) behind cobra, which gives the command tree,
+// suggestions for typos and shell completion.
+type subcommand struct {
+	name, short string
+	sub         []string // second-level words, for completion
+	run         func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func subcommands() []subcommand {
+	return []subcommand{
+		{"serve", "run the gateway (--demo: with mock providers and a ready key)", nil, cmdServe},
+		{"keys", "create, list, show, rotate, revoke, suspend, resume keys", []string{"create", "list", "show", "rotate", "revoke", "suspend", "resume"}, cmdKeys},
+		{"accounts", "create and list accounts", []string{"create", "list"}, cmdAccounts},
+		{"credits", "top up, read balances and the ledger, verify balances", []string{"topup", "balance", "ledger", "verify"}, cmdCredits},
+		{"usage", "usage reports (table, --json, --csv)", []string{"report"}, cmdUsage},
+		{"audit", "read and verify the audit log", []string{"list", "verify"}, cmdAudit},
+		{"vault", "rotate the provider-key vault", []string{"rotate"}, cmdVault},
+		{"provider-keys", "manage provider keys in the vault", []string{"add", "list", "disable", "enable", "delete"}, cmdProviderKeys},
+		{"mock", "run a mock provider upstream", []string{"openai", "anthropic", "gemini", "azure", "bedrock"},
+			func(ctx context.Context, args []string, stdout, _ io.Writer) error { return cmdMock(ctx, args, stdout) }},
+		{"config", "list the XROUTE_* environment variables", []string{"env"},
+			func(_ context.Context, args []string, stdout, _ io.Writer) error { return cmdConfig(args, stdout) }},
+	}
+}
+
+// newRoot builds the command tree.
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "xroute",
+		Short:         "a unified, OpenAI-compatible LLM gateway",
+		Long:          usage,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	for _, sc := range subcommands() {
+		sc := sc
+		root.AddCommand(&cobra.Command{
+			Use:                sc.name,
+			Short:              sc.short,
+			DisableFlagParsing: true, // each command parses its own flags
+			ValidArgs:          sc.sub,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return sc.run(cmd.Context(), args, stdout, stderr)
+			},
+		})
+	}
+	return root
+}
+
+// run executes one command line (main's body, and the tests' entry).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("missing command")
 	}
-	switch args[0] {
-	case "serve":
-		return cmdServe(ctx, args[1:], stdout, stderr)
-	case "keys":
-		return cmdKeys(ctx, args[1:], stdout, stderr)
-	case "accounts":
-		return cmdAccounts(ctx, args[1:], stdout, stderr)
-	case "credits":
-		return cmdCredits(ctx, args[1:], stdout, stderr)
-	case "usage":
-		return cmdUsage(ctx, args[1:], stdout, stderr)
-	case "audit":
-		return cmdAudit(ctx, args[1:], stdout, stderr)
-	case "vault":
-		return cmdVault(ctx, args[1:], stdout, stderr)
-	case "provider-keys":
-		return cmdProviderKeys(ctx, args[1:], stdout, stderr)
-	case "mock":
-		return cmdMock(ctx, args[1:], stdout)
-	case "config":
-		return cmdConfig(args[1:], stdout)
-	case "help", "-h", "--help":
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, usage)
 		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", args[0])
 	}
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
 }

@@ -34,6 +34,9 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	if r := remoteFromEnv(); r != nil {
+		return remoteAudit(ctx, r, args[0], *kind, *subject, *limit, *asJSON, stdout)
+	}
 	o, err := openOffline(ctx, *cfgPath)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"time"
 
 	"github.com/xroute/xroute/billing"
@@ -49,6 +50,23 @@ func cmdUsage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if q.To, err = billing.ParseTime("to", *to); err != nil {
 		return cliQueryError(err)
+	}
+	if r := remoteFromEnv(); r != nil {
+		params := url.Values{}
+		for k, v := range map[string]string{"group_by": *groupBy, "from": *from, "to": *to, "account_id": q.AccountID,
+			"key_id": q.KeyID, "model": q.Model, "provider": q.Provider} {
+			if v != "" {
+				params.Set(k, v)
+			}
+		}
+		format := "table"
+		switch {
+		case *asJSON:
+			format = "json"
+		case *asCSV:
+			format = "csv"
+		}
+		return remoteUsage(ctx, r, params, format, stdout)
 	}
 	o, err := openOffline(ctx, *cfgPath)
 	if err != nil {

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/internal/httpapi"
+)
+
+// printKeyTable is the keys list, offline or remote.
+func printKeyTable(w io.Writer, list []httpapi.KeyObject) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tKIND\tACCOUNT\tKEY\tMODELS\tCREATED\tSTATUS")
+	for _, k := range list {
+		m := "*"
+		if len(k.AllowedModels) > 0 {
+			m = fmt.Sprint(k.AllowedModels)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Kind, k.AccountID, k.Hint, m, k.CreatedAt.Format(time.RFC3339), k.Status)
+	}
+	return tw.Flush()
+}
+
+type keyFlags struct {
+	name, account, reason  string
+	admin, quiet, asJSON   bool
+	models, endpoints      []string
+	cidrs                  []string
+	rpm, tpm, conc         int
+	meta                   map[string]string
+	expires, overlap       time.Duration
+	expiresSet, overlapSet bool
+}
+
+// remoteKeys runs a keys subcommand through the admin API.
+func remoteKeys(ctx context.Context, r *remote, sub string, f keyFlags, id string, stdout, stderr io.Writer) error {
+	switch sub {
+	case "create":
+		body := map[string]any{"name": f.name, "account_id": f.account, "allowed_models": f.models, "allowed_endpoints": f.endpoints,
+			"allowed_cidrs": f.cidrs, "rpm": f.rpm, "tpm": f.tpm, "max_concurrent": f.conc, "metadata": f.meta}
+		if f.admin {
+			body["kind"] = "admin"
+		}
+		if f.expires > 0 {
+			body["expires_in"] = f.expires.String()
+		}
+		var k httpapi.KeyObject
+		if _, err := r.do(ctx, http.MethodPost, "/keys", nil, body, &k); err != nil {
+			return err
+		}
+		return printRemoteNewKey(stdout, stderr, k, f.quiet, f.asJSON)
+	case "list":
+		q := url.Values{}
+		if f.account != "" {
+			q.Set("account_id", f.account)
+		}
+		raw, err := r.list(ctx, "/keys", q, 0)
+		if err != nil {
+			return err
+		}
+		list := make([]httpapi.KeyObject, len(raw))
+		for i, m := range raw {
+			json.Unmarshal(m, &list[i])
+		}
+		if f.asJSON {
+			return printJSON(stdout, list)
+		}
+		return printKeyTable(stdout, list)
+	case "show":
+		var k httpapi.KeyObject
+		if _, err := r.do(ctx, http.MethodGet, "/keys/"+url.PathEscape(id), nil, nil, &k); err != nil {
+			return err
+		}
+		return printJSON(stdout, k)
+	case "rotate":
+		var k httpapi.KeyObject
+		if _, err := r.do(ctx, http.MethodPost, "/keys/"+url.PathEscape(id)+"/rotate", nil, map[string]any{"overlap": f.overlap.String()}, &k); err != nil {
+			return err
+		}
+		if !f.quiet {
+			fmt.Fprintf(stderr, "rotated %s: the old key keeps working for %s\n", id, f.overlap)
+		}
+		return printRemoteNewKey(stdout, stderr, k, f.quiet, f.asJSON)
+	case "revoke", "resume":
+		if _, err := r.do(ctx, http.MethodPost, "/keys/"+url.PathEscape(id)+"/"+sub, nil, nil, nil); err != nil {
+			return err
+		}
+	case "suspend":
+		if _, err := r.do(ctx, http.MethodPost, "/keys/"+url.PathEscape(id)+"/suspend", nil, map[string]any{"reason": f.reason}, nil); err != nil {
+			return err
+		}
+	}
+	past := map[string]string{"revoke": "revoked", "resume": "resumed", "suspend": "suspended"}[sub]
+	fmt.Fprintf(stdout, "%s %s (effective on the server's next request)\n", past, id)
+	return nil
+}
+
+func printRemoteNewKey(stdout, stderr io.Writer, k httpapi.KeyObject, quiet, asJSON bool) error {
+	switch {
+	case quiet:
+		fmt.Fprintln(stdout, k.Key)
+	case asJSON:
+		return printJSON(stdout, k)
+	default:
+		fmt.Fprintln(stdout, k.Key)
+		fmt.Fprintf(stderr, "created %s key %s (%s) in account %s. This is the only time the key is shown: store it now.\n", k.Kind, k.ID, k.Name, k.AccountID)
+	}
+	return nil
+}
+
+// remoteAccounts runs accounts create|list through the admin API.
+func remoteAccounts(ctx context.Context, r *remote, sub, name string, stdout io.Writer) error {
+	if sub == "create" {
+		var a httpapi.AccountObject
+		if _, err := r.do(ctx, http.MethodPost, "/accounts", nil, map[string]any{"name": name}, &a); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, a.ID)
+		return nil
+	}
+	raw, err := r.list(ctx, "/accounts", nil, 0)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tCREATED")
+	for _, m := range raw {
+		var a httpapi.AccountObject
+		json.Unmarshal(m, &a)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Status, a.CreatedAt.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+// remoteCredits runs credits topup|balance|ledger|verify through the admin API.
+func remoteCredits(ctx context.Context, r *remote, sub, account, amount, idem string, limit int, stdout io.Writer) error {
+	acct := "/accounts/" + url.PathEscape(account)
+	switch sub {
+	case "topup":
+		var out struct {
+			Replayed bool `json:"replayed"`
+			Entry    struct {
+				ID        int64  `json:"id"`
+				AmountUSD string `json:"amount_usd"`
+			} `json:"entry"`
+		}
+		if _, err := r.do(ctx, http.MethodPost, acct+"/credits", nil, map[string]any{"amount": amount, "idempotency_key": idem}, &out); err != nil {
+			return err
+		}
+		if out.Replayed {
+			fmt.Fprintf(stdout, "already applied as entry %d (%s USD)\n", out.Entry.ID, out.Entry.AmountUSD)
+		} else {
+			fmt.Fprintf(stdout, "topped up %s USD (entry %d)\n", out.Entry.AmountUSD, out.Entry.ID)
+		}
+		return nil
+	case "balance":
+		var b map[string]any
+		if _, err := r.do(ctx, http.MethodGet, acct+"/credits", nil, nil, &b); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "balance %v USD, reserved %v USD, available %v USD\n", b["balance_usd"], b["reserved_usd"], b["available_usd"])
+		return nil
+	case "ledger":
+		raw, err := r.list(ctx, acct+"/ledger", nil, limit)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "ID\tAT\tKIND\tAMOUNT USD\tREQUEST\tACTOR\t")
+		for _, m := range raw {
+			var e struct {
+				ID        int64     `json:"id"`
+				Kind      string    `json:"kind"`
+				AmountUSD string    `json:"amount_usd"`
+				RequestID string    `json:"request_id"`
+				Actor     string    `json:"actor"`
+				CreatedAt time.Time `json:"created_at"`
+			}
+			json.Unmarshal(m, &e)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t\n", e.ID, e.CreatedAt.Format(time.RFC3339), e.Kind, e.AmountUSD, e.RequestID, e.Actor)
+		}
+		return tw.Flush()
+	default: // verify
+		var v struct {
+			OK         bool             `json:"ok"`
+			Mismatches []map[string]any `json:"mismatches"`
+		}
+		if _, err := r.do(ctx, http.MethodGet, "/credits/verify", nil, nil, &v); err != nil {
+			return err
+		}
+		if !v.OK {
+			for _, m := range v.Mismatches {
+				fmt.Fprintf(stdout, "account %v: cached %v nano-USD, sum of entries %v nano-USD\n", m["account_id"], m["cached_nano"], m["computed_nano"])
+			}
+			return fmt.Errorf("%d account balances do not match their ledger", len(v.Mismatches))
+		}
+		fmt.Fprintln(stdout, "every balance equals the sum of its ledger entries")
+		return nil
+	}
+}
+
+// remoteAudit runs audit list|verify through the admin API.
+func remoteAudit(ctx context.Context, r *remote, sub, kind, subject string, limit int, asJSON bool, stdout io.Writer) error {
+	if sub == "verify" {
+		var v struct {
+			OK     bool   `json:"ok"`
+			Rows   int    `json:"rows"`
+			Broken int64  `json:"broken_at_seq"`
+			Reason string `json:"reason"`
+		}
+		if _, err := r.do(ctx, http.MethodGet, "/audit/verify", nil, nil, &v); err != nil {
+			return err
+		}
+		if !v.OK {
+			fmt.Fprintf(stdout, "audit log BROKEN at seq %d: %s (%d rows checked before it)\n", v.Broken, v.Reason, v.Rows)
+			return fmt.Errorf("audit chain broken at seq %d", v.Broken)
+		}
+		fmt.Fprintf(stdout, "audit log intact: %d rows, hash chain verified\n", v.Rows)
+		return nil
+	}
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if kind != "" {
+		q.Set("kind", kind)
+	}
+	if subject != "" {
+		q.Set("subject", subject)
+	}
+	var page struct {
+		Data []struct {
+			Seq     int64          `json:"seq"`
+			At      time.Time      `json:"at"`
+			Kind    string         `json:"kind"`
+			Actor   string         `json:"actor"`
+			Subject string         `json:"subject"`
+			Details map[string]any `json:"details"`
+		} `json:"data"`
+	}
+	if _, err := r.do(ctx, http.MethodGet, "/audit", q, nil, &page); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(stdout, page.Data)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tAT\tKIND\tACTOR\tSUBJECT\tDETAILS")
+	for _, e := range page.Data {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%v\n", e.Seq, e.At.Format(time.RFC3339), e.Kind, e.Actor, e.Subject, e.Details)
+	}
+	return tw.Flush()
+}
+
+// remoteUsage fetches a usage report; CSV and JSON are passed through, the
+// table is rendered here.
+func remoteUsage(ctx context.Context, r *remote, q url.Values, format string, stdout io.Writer) error {
+	if format == "csv" {
+		q.Set("format", "csv")
+	}
+	raw, err := r.do(ctx, http.MethodGet, "/usage/report", q, nil, nil)
+	if err != nil {
+		return err
+	}
+	if format != "table" {
+		_, err := stdout.Write(raw)
+		return err
+	}
+	var rep billing.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return fmt.Errorf("unexpected usage report: %w", err)
+	}
+	return billing.WriteTable(stdout, rep)
+}
