@@ -52,6 +52,9 @@ type Server struct {
 	// is believed; empty means the client IP is the connection's address.
 	// IP allowlists and failed-auth throttling depend on it.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Metrics serves Prometheus metrics at /metrics (no auth: put it
+	// behind the network boundary, or turn it off).
+	Metrics bool `yaml:"metrics"`
 	// PprofAddr, when set, serves net/http/pprof on its own listener
 	// (keep it on loopback); off by default.
 	PprofAddr string `yaml:"pprof_addr"`
@@ -202,6 +205,7 @@ func Default() Config {
 			MaxBodyBytes:    10 << 20,
 			ShutdownTimeout: 30 * time.Second,
 			RequestTimeout:  10 * time.Minute,
+			Metrics:         true,
 		},
 		Log:      Log{Level: "info", Format: "json"},
 		Database: Database{Path: "xroute.db"},

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/billing"
@@ -121,6 +123,13 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	a.closers = append(a.closers, g.close)
 
 	usageAdmin, usageCaller := httpapi.UsageRoutes(billing.NewReporter(db, time.Now))
+	// The gateway's own registry, never the global default one.
+	var metrics httpapi.MetricsConfig
+	if cfg.Server.Metrics {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics = httpapi.MetricsConfig{Registry: reg, Deployments: rt.Deployments, UsageQueue: rec.Pending}
+	}
 	gin.SetMode(gin.ReleaseMode)
 	h, err := httpapi.New(httpapi.Config{
 		Keys:            ks,
@@ -142,6 +151,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		Credits:         NewCreditsAdmin(a.Ledger, a.Budgets, a.Audit),
 		AuditLog:        a.Audit,
 		ProviderKeys:    a.Secrets,
+		Metrics:         metrics,
 	})
 	if err != nil {
 		return nil, err

@@ -146,6 +146,8 @@ func (s *Server) relayStream(ctx context.Context, c *gin.Context, m *router.Mode
 		return
 	}
 	defer st.Close()
+	s.metrics.streamOpened()
+	defer s.metrics.streamClosed()
 
 	w := c.Writer
 	h := w.Header()

@@ -69,6 +69,7 @@ func (s *Server) admit(c *gin.Context, k *keys.Key, body []byte, maxTokens int) 
 	h := c.Writer.Header()
 	if conc := pick(k.MaxConcurrent, l.DefaultConc); conc > 0 {
 		if !l.Concurrency.TryAcquire(k.ID, conc) {
+			s.metrics.rejected(rejectConcurrency)
 			e := newError(http.StatusTooManyRequests, "rate_limit_error", "concurrency_limit_exceeded",
 				"Too many concurrent requests for this API key (limit "+strconv.Itoa(conc)+"). Retry when one finishes.")
 			e.RetryAfter = time.Second
@@ -83,6 +84,7 @@ func (s *Server) admit(c *gin.Context, k *keys.Key, body []byte, maxTokens int) 
 		setLimitHeaders(h, "requests", d)
 		if !d.Allowed {
 			a.release()
+			s.metrics.rejected(rejectRequests)
 			e := newError(http.StatusTooManyRequests, "rate_limit_error", "rate_limit_exceeded",
 				"Rate limit reached for requests: limit "+strconv.Itoa(d.Limit)+" per minute. Please retry after "+retrySecs(d.RetryAfter)+"s.")
 			e.RetryAfter = d.RetryAfter
@@ -99,6 +101,7 @@ func (s *Server) admit(c *gin.Context, k *keys.Key, body []byte, maxTokens int) 
 		setLimitHeaders(h, "tokens", d)
 		if !d.Allowed {
 			a.release()
+			s.metrics.rejected(rejectTokens)
 			if rpm.Limit > 0 {
 				l.Requests.Adjust(k.ID, rpm, -1) // this request was not served
 			}

@@ -84,6 +84,7 @@ func (s *Server) begin(c *gin.Context) {
 			}
 		}
 		s.logRequest(c, info)
+		s.observeMetrics(c, info)
 	}()
 	c.Next()
 }
