@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -104,6 +105,7 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 		return
 	}
 	g := e.Group("/admin/v1", s.authenticate, s.requireAdmin)
+	g.GET("/openapi.json", s.adminOpenAPI)
 	g.GET("/accounts", s.adminListAccounts)
 	g.POST("/accounts", s.adminCreateAccount)
 	g.GET("/accounts/:id", s.adminGetAccount)
@@ -143,6 +145,16 @@ func pageArgs(c *gin.Context) (string, int, *apiError) {
 		limit = n
 	}
 	return c.Query("after"), limit, nil
+}
+
+// cursorArg reads the cursor of the newest-first lists (audit log,
+// ledger): before, or after — the previous page's next_after, from which
+// the list continues toward older rows. It names the parameter it read.
+func cursorArg(c *gin.Context) (string, string) {
+	if v := c.Query("before"); v != "" {
+		return v, "before"
+	}
+	return c.Query("after"), "after"
 }
 
 // bindJSON decodes an admin request body strictly.
@@ -186,10 +198,25 @@ func (s *Server) adminListAccounts(c *gin.Context) {
 		writeError(c, e)
 		return
 	}
-	list, err := s.admin.Accounts(c.Request.Context(), after, limit+1)
-	if err != nil {
-		adminError(c, err)
-		return
+	// Filters: status, and name (a case-insensitive substring). The store
+	// pages by id; filtered pages read on until they are full.
+	name, status := strings.ToLower(c.Query("name")), c.Query("status")
+	var list []store.Account
+	for cur := after; len(list) <= limit; {
+		batch, err := s.admin.Accounts(c.Request.Context(), cur, limit+1)
+		if err != nil {
+			adminError(c, err)
+			return
+		}
+		for _, a := range batch {
+			if (status == "" || a.Status == status) && strings.Contains(strings.ToLower(a.Name), name) {
+				list = append(list, a)
+			}
+		}
+		if len(batch) <= limit {
+			break
+		}
+		cur = batch[len(batch)-1].ID
 	}
 	page := listPage{Object: "list"}
 	if len(list) > limit {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -65,10 +66,12 @@ func (s *Server) adminListAudit(c *gin.Context) {
 		}
 		f.Limit = n
 	}
-	if v := c.Query("before"); v != "" {
+	// after is the previous page's next_after: the list runs newest
+	// first, so it continues before that sequence number.
+	if v, param := cursorArg(c); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "before must be a sequence number.").withParam("before"))
+			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", param+" must be a sequence number.").withParam(param))
 			return
 		}
 		f.BeforeSeq = n
@@ -117,16 +120,49 @@ func (s *Server) adminVerifyAudit(c *gin.Context) {
 	}
 }
 
+// providerKeyObject is a provider key's masked view.
+type providerKeyObject struct {
+	Object string `json:"object"`
+	keys.ProviderKey
+}
+
+// adminListProviderKeys lists provider keys ordered by provider, then age.
+// Filters: provider, status (active or disabled). The cursor (after) is
+// the id of the last key of the previous page.
 func (s *Server) adminListProviderKeys(c *gin.Context) {
+	after, limit, e := pageArgs(c)
+	if e != nil {
+		writeError(c, e)
+		return
+	}
 	list, err := s.pkeys.ListProviderKeys(c.Request.Context(), c.Query("provider"))
 	if err != nil {
 		adminError(c, err)
 		return
 	}
-	if list == nil {
-		list = []keys.ProviderKey{}
+	if after != "" {
+		i := slices.IndexFunc(list, func(k keys.ProviderKey) bool { return k.ID == after })
+		if i < 0 {
+			writeError(c, invalidParam("after", "after must be the id of a provider key in this listing (the next_after of the previous page)."))
+			return
+		}
+		list = list[i+1:]
 	}
-	c.JSON(http.StatusOK, listPage{Object: "list", Data: list})
+	status := c.Query("status")
+	page := listPage{Object: "list"}
+	data := make([]providerKeyObject, 0, min(len(list), limit))
+	for _, k := range list {
+		if status != "" && k.Status != status {
+			continue
+		}
+		if len(data) == limit {
+			page.HasMore, page.NextAfter = true, data[len(data)-1].ID
+			break
+		}
+		data = append(data, providerKeyObject{Object: "provider_key", ProviderKey: k})
+	}
+	page.Data = data
+	c.JSON(http.StatusOK, page)
 }
 
 func (s *Server) adminAddProviderKey(c *gin.Context) {
@@ -144,7 +180,7 @@ func (s *Server) adminAddProviderKey(c *gin.Context) {
 		providerKeyError(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, pk)
+	c.JSON(http.StatusCreated, providerKeyObject{Object: "provider_key", ProviderKey: pk})
 }
 
 func (s *Server) adminProviderKeyState(c *gin.Context) {

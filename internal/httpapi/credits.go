@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -138,10 +140,10 @@ func (s *Server) adminLedger(c *gin.Context) {
 		limit = n
 	}
 	var before int64
-	if v := c.Query("before"); v != "" {
+	if v, param := cursorArg(c); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "before must be an entry id.").withParam("before"))
+			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", param+" must be an entry id.").withParam(param))
 			return
 		}
 		before = n
@@ -198,17 +200,48 @@ func (s *Server) adminVerifyCredits(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"object": "credits_verification", "ok": len(mm) == 0, "mismatches": out})
 }
 
+// adminListBudgets lists budgets ordered by scope, scope id and period.
+// Filters: scope, scope_id, period. The cursor (after) is the last
+// budget's "scope:scope_id:period".
 func (s *Server) adminListBudgets(c *gin.Context) {
+	after, limit, e := pageArgs(c)
+	if e != nil {
+		writeError(c, e)
+		return
+	}
+	var cur [3]string
+	if after != "" {
+		i, j := strings.IndexByte(after, ':'), strings.LastIndexByte(after, ':')
+		if i < 0 || i == j {
+			writeError(c, invalidParam("after", "after must be the next_after of the previous page (scope:scope_id:period)."))
+			return
+		}
+		cur = [3]string{after[:i], after[i+1 : j], after[j+1:]}
+	}
 	list, err := s.creditsAdmin.ListBudgets(c.Request.Context(), billing.BudgetScope(c.Query("scope")), c.Query("scope_id"))
 	if err != nil {
 		billingError(c, err)
 		return
 	}
-	data := make([]budgetObject, len(list))
-	for i, b := range list {
-		data[i] = newBudgetObject(b)
+	period := c.Query("period")
+	page := listPage{Object: "list"}
+	data := make([]budgetObject, 0, min(len(list), limit))
+	for _, b := range list {
+		if period != "" && string(b.Period) != period {
+			continue
+		}
+		if after != "" && slices.Compare([]string{string(b.Scope), b.ScopeID, string(b.Period)}, cur[:]) <= 0 {
+			continue
+		}
+		if len(data) == limit {
+			last := data[len(data)-1]
+			page.HasMore, page.NextAfter = true, last.Scope+":"+last.ScopeID+":"+last.Period
+			break
+		}
+		data = append(data, newBudgetObject(b))
 	}
-	c.JSON(http.StatusOK, listPage{Object: "list", Data: data})
+	page.Data = data
+	c.JSON(http.StatusOK, page)
 }
 
 func (s *Server) adminSetBudget(c *gin.Context) {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -41,15 +42,35 @@ type deploymentObject struct {
 // deployment's breaker state, moving latency and time to first token,
 // error rate, requests in flight, cooldown and key pool size. It shows no
 // key, only how many there are.
+//
+// The list is ordered by id and paginated (limit, after: the last id of
+// the previous page); filters: provider, model (a public model the
+// deployment serves, or its upstream model) and breaker (closed, open,
+// half-open).
 func DeploymentsRoute(r *router.Router) func(*gin.RouterGroup) {
 	return func(g *gin.RouterGroup) {
 		g.GET("/deployments", func(c *gin.Context) {
-			list := r.Deployments()
-			data := make([]deploymentObject, 0, len(list))
-			for _, d := range list {
+			after, limit, e := pageArgs(c)
+			if e != nil {
+				writeError(c, e)
+				return
+			}
+			provider, model, breaker := c.Query("provider"), c.Query("model"), c.Query("breaker")
+			page := listPage{Object: "list"}
+			data := make([]deploymentObject, 0)
+			for _, d := range r.Deployments() {
+				if (after != "" && d.Name <= after) || (provider != "" && d.Provider != provider) ||
+					(breaker != "" && d.Breaker != breaker) || (model != "" && d.Model != model && !slices.Contains(d.Models, model)) {
+					continue
+				}
+				if len(data) == limit {
+					page.HasMore, page.NextAfter = true, data[len(data)-1].ID
+					break
+				}
 				data = append(data, toDeploymentObject(d))
 			}
-			c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
+			page.Data = data
+			c.JSON(http.StatusOK, page)
 		})
 	}
 }
