@@ -94,6 +94,8 @@ type Config struct {
 	// AuditLog and ProviderKeys serve their admin routes (nil: none).
 	AuditLog     AuditLog
 	ProviderKeys ProviderKeyAdmin
+	// Metrics turns on Prometheus metrics and GET /metrics (zero: off).
+	Metrics MetricsConfig
 }
 
 // Server is the HTTP handler.
@@ -118,6 +120,7 @@ type Server struct {
 	pkeys           ProviderKeyAdmin
 	credits         Meter
 	creditsAdmin    CreditsAdmin
+	metrics         *metrics
 }
 
 // New builds the server and its routes.
@@ -155,6 +158,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	e.Use(s.begin)
+	m, err := newMetrics(cfg.Metrics, cfg.Router)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	m.route(e) // GET /metrics, before auth
 	e.GET("/healthz", s.healthz)
 	v1 := e.Group("/v1", s.authenticate, s.callerOnly)
 	v1.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat)
@@ -168,6 +177,7 @@ func New(cfg Config) (*Server, error) {
 		r(v1)
 	}
 	s.routeAdmin(e)
+	RegisterUI(e)
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "Invalid URL ("+c.Request.Method+" "+c.Request.URL.Path+")"))
 	})
