@@ -191,16 +191,23 @@ func TestAnomalySuspendsKey(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	events, err := g.app.Audit.List(ctx, keys.AuditFilter{Subject: k.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The audit events are written just after the suspension: wait for them.
 	kinds := map[string]bool{}
-	for _, e := range events {
-		kinds[e.Kind] = true
-	}
-	if !kinds["anomaly.auth_failures"] || !kinds["key.suspended"] || !kinds["key.created"] {
-		t.Fatalf("audit trail: %v", kinds)
+	for {
+		events, err := g.app.Audit.List(ctx, keys.AuditFilter{Subject: k.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			kinds[e.Kind] = true
+		}
+		if kinds["anomaly.auth_failures"] && kinds["key.suspended"] && kinds["key.created"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit trail: %v", kinds)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

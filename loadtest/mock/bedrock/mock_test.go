@@ -46,10 +46,15 @@ func serve(t *testing.T, cfg Config) (*Server, *httptest.Server) {
 // checks the mock's wire format (JSON, event stream, errors) and the mock
 // checks the SDK's SigV4 signatures.
 func sdkClient(srv *httptest.Server, key, sec string) *bedrockruntime.Client {
+	// A fresh connection per call: the SDK's event-stream reader may still
+	// be finishing on a kept-alive connection when the next call reuses it,
+	// and connection reuse is not what these tests check.
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true
 	return bedrockruntime.New(bedrockruntime.Options{
 		Region:       DefaultRegion,
 		BaseEndpoint: aws.String(srv.URL),
-		HTTPClient:   srv.Client(),
+		HTTPClient:   &http.Client{Transport: tr},
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: key, SecretAccessKey: sec}, nil
 		}),
