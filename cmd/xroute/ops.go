@@ -106,6 +106,9 @@ func cmdVault(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	if r := remoteFromEnv(); r != nil {
+		return remoteVaultRotate(ctx, r, stdout)
+	}
 	s, closeFn, err := openSecrets(ctx, *cfgPath, stderr)
 	if err != nil {
 		return err
@@ -136,6 +139,25 @@ func cmdProviderKeys(ctx context.Context, args []string, stdout, stderr io.Write
 	reason := fs.String("reason", "disabled by an operator", "why (disable)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if r := remoteFromEnv(); r != nil {
+		secret := ""
+		switch args[0] {
+		case "add":
+			raw, err := io.ReadAll(io.LimitReader(os.Stdin, 64<<10))
+			if err != nil {
+				return err
+			}
+			secret = strings.TrimSpace(string(raw))
+		case "disable", "enable", "delete":
+			if fs.NArg() != 1 {
+				return fmt.Errorf("%w: %s", errUsage, use)
+			}
+		case "list":
+		default:
+			return fmt.Errorf("%w: %s", errUsage, use)
+		}
+		return remoteProviderKeys(ctx, r, args[0], *provider, *name, secret, *reason, fs.Arg(0), *weight, stdout)
 	}
 	s, closeFn, err := openSecrets(ctx, *cfgPath, stderr)
 	if err != nil {

@@ -277,3 +277,65 @@ func remoteUsage(ctx context.Context, r *remote, q url.Values, format string, st
 	}
 	return billing.WriteTable(stdout, rep)
 }
+
+// remoteProviderKeys runs provider-keys through the admin API; the key
+// itself is read from stdin by the caller.
+func remoteProviderKeys(ctx context.Context, r *remote, sub, provider, name, secret, reason, id string, weight int, stdout io.Writer) error {
+	switch sub {
+	case "add":
+		var pk struct {
+			ID       string `json:"id"`
+			Name     string `json:"name"`
+			Hint     string `json:"hint"`
+			Provider string `json:"provider"`
+		}
+		if _, err := r.do(ctx, http.MethodPost, "/provider-keys", nil, map[string]any{"provider": provider, "name": name, "key": secret, "weight": weight}, &pk); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "added %s (%s, %s) for %s\n", pk.ID, pk.Name, pk.Hint, pk.Provider)
+	case "list":
+		q := url.Values{}
+		if provider != "" {
+			q.Set("provider", provider)
+		}
+		raw, err := r.list(ctx, "/provider-keys", q, 0)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tPROVIDER\tNAME\tKEY\tWEIGHT\tTERM\tSTATUS")
+		for _, m := range raw {
+			var k struct {
+				ID, Provider, Name, Hint, Status string
+				Weight                           int
+				Term                             uint32
+			}
+			json.Unmarshal(m, &k)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", k.ID, k.Provider, k.Name, k.Hint, k.Weight, k.Term, k.Status)
+		}
+		return tw.Flush()
+	case "disable", "enable":
+		if _, err := r.do(ctx, http.MethodPost, "/provider-keys/"+url.PathEscape(id)+"/"+sub, nil, map[string]any{"reason": reason}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%sd %s\n", sub, id)
+	case "delete":
+		if _, err := r.do(ctx, http.MethodDelete, "/provider-keys/"+url.PathEscape(id), nil, nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deleted %s\n", id)
+	}
+	return nil
+}
+
+// remoteVaultRotate rotates the vault of a running server.
+func remoteVaultRotate(ctx context.Context, r *remote, stdout io.Writer) error {
+	var out struct {
+		ActiveTerm uint32 `json:"active_term"`
+	}
+	if _, err := r.do(ctx, http.MethodPost, "/vault/rotate", nil, nil, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "vault rotated: new keys are sealed under term %d; every stored provider key was re-encrypted\n", out.ActiveTerm)
+	return nil
+}

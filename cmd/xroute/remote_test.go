@@ -91,6 +91,15 @@ func TestCLIThroughTheAdminAPI(t *testing.T) {
 	if out, err := cli("usage", "report", "--csv"); err != nil || !strings.Contains(out, "requests") {
 		t.Fatalf("usage report --csv: %q %v", out, err)
 	}
+	if out, err := cli("vault", "rotate"); err != nil || !strings.Contains(out, "term 2") {
+		t.Fatalf("vault rotate: %q %v", out, err)
+	}
+	if out, err := cli("provider-keys", "list"); err != nil || !strings.Contains(out, "PROVIDER") {
+		t.Fatalf("provider-keys list: %q %v", out, err)
+	}
+	if _, err := cli("provider-keys", "disable", "pk_nope"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("provider-keys disable unknown: %v", err)
+	}
 	// Helpful errors: a caller key is not an admin key.
 	t.Setenv("XROUTE_ADMIN_KEY", key)
 	if _, err := cli("keys", "list"); err == nil || !strings.Contains(err.Error(), "401") {
