@@ -131,6 +131,9 @@ type Router struct {
 	mu          sync.Mutex
 	shared      map[string]*Deployment // by provider/model, breakers included
 	dynamic     map[string]*Model      // provider/model names built on demand
+	// dynamicDeployments counts the shared deployments built for
+	// caller-chosen names, capped at maxDynamic.
+	dynamicDeployments int
 	// OnRejected is told when a provider answers a pool key with 401/403,
 	// after the key has left the pool (disable it in the store, audit it).
 	OnRejected func(provider, credentialID string)
@@ -229,12 +232,20 @@ func (r *Router) configure(m *Model) error {
 // deployment returns the shared deployment of provider/model, creating it
 // (with its breaker) on first use.
 func (r *Router) deployment(provider, model string, a providers.Provider) *Deployment {
+	return r.deploymentCapped(provider, model, a, false)
+}
+
+// deploymentCapped is deployment for names callers choose ("provider/x"):
+// once maxDynamic of those are remembered, a new one is built for the
+// request only, so callers cannot grow the table without limit.
+func (r *Router) deploymentCapped(provider, model string, a providers.Provider, callerChosen bool) *Deployment {
 	key := provider + "/" + model
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if d := r.shared[key]; d != nil {
 		return d
 	}
+	remember := !callerChosen || r.dynamicDeployments < maxDynamic
 	d := &Deployment{Provider: provider, Model: model, name: key, adapter: a, pool: r.pools[provider], weight: 1}
 	if dr, ok := r.rt.Deployments[key]; ok {
 		if dr.Weight > 0 {
@@ -250,7 +261,12 @@ func (r *Router) deployment(provider, model string, a providers.Provider) *Deplo
 			d.quirks = info.RequestQuirks()
 		}
 	}
-	r.shared[key] = d
+	if remember {
+		r.shared[key] = d
+		if callerChosen {
+			r.dynamicDeployments++
+		}
+	}
 	return d
 }
 
@@ -279,7 +295,7 @@ func (r *Router) Lookup(name string) (*Model, bool) {
 			id = info.ID
 		}
 	}
-	m = &Model{Name: name, OwnedBy: provider, Created: r.now().Unix(), Deployments: []*Deployment{r.deployment(provider, id, a)}}
+	m = &Model{Name: name, OwnedBy: provider, Created: r.now().Unix(), Deployments: []*Deployment{r.deploymentCapped(provider, id, a, true)}}
 	if err := r.configure(m); err != nil {
 		m.strategy, m.strategyName = r.strategies[r.rt.DefaultStrategy], r.rt.DefaultStrategy
 	}

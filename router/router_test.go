@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -246,5 +247,22 @@ func TestCapabilityRouting(t *testing.T) {
 	long := &providers.ChatRequest{Model: "m", ContextTokens: 5000}
 	if _, _, err := r.Chat(context.Background(), m, long); !errors.As(err, &ce) {
 		t.Fatalf("a request over every context window: %v", err)
+	}
+}
+
+// TestCallerChosenNamesCannotGrowTheTables: "provider/<anything>" names are
+// chosen by callers; past a cap they are served without being remembered.
+func TestCallerChosenNamesCannotGrowTheTables(t *testing.T) {
+	r, _ := newRouter(t, 5, map[string]providers.Provider{"a": &scripted{}}, "a")
+	for i := 0; i < maxDynamic+500; i++ {
+		m, ok := r.Lookup("a/model-" + strconv.Itoa(i))
+		if !ok || len(m.Deployments) != 1 || m.Deployments[0].Model != "model-"+strconv.Itoa(i) {
+			t.Fatalf("lookup %d: %+v %v", i, m, ok)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.dynamic) > maxDynamic || r.dynamicDeployments > maxDynamic || len(r.shared) > maxDynamic+1 {
+		t.Fatalf("tables grew past the cap: models %d, deployments %d (%d shared)", len(r.dynamic), r.dynamicDeployments, len(r.shared))
 	}
 }
