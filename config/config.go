@@ -26,6 +26,7 @@ type Config struct {
 	Server    Server     `yaml:"server"`
 	Log       Log        `yaml:"log"`
 	Database  Database   `yaml:"database"`
+	Redis     Redis      `yaml:"redis"`
 	Auth      Auth       `yaml:"auth"`
 	Usage     Usage      `yaml:"usage"`
 	Router    Router     `yaml:"router"`
@@ -69,6 +70,13 @@ type Log struct {
 // Database selects the store. Path is the SQLite file of the embedded default.
 type Database struct {
 	Path string `yaml:"path"`
+}
+
+// Redis is shared state between replicas (redis://host:port/db). With it,
+// a key revoked on one replica is refused by every replica on its next
+// request. Empty: single replica.
+type Redis struct {
+	URL string `yaml:"url"`
 }
 
 // Auth holds the secret used to hash caller keys. The pepper never lives in

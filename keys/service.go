@@ -212,6 +212,7 @@ type Service struct {
 	now      func() time.Time
 	cacheTTL time.Duration
 	onEvent  func(ctx context.Context, ev LifecycleEvent)
+	onInval  func(hexHash string)
 	// found caches verified keys by the first 8 bytes of their hash (the
 	// full hash is compared in constant time on a hit); missing caches
 	// unknown hashes so a flood of well-formed random keys does not reach
@@ -229,6 +230,9 @@ type Options struct {
 	Now      func() time.Time
 	// OnEvent receives lifecycle events (wire it to the audit log).
 	OnEvent func(ctx context.Context, ev LifecycleEvent)
+	// OnInvalidate is told the hash of every key this replica invalidated
+	// (revoke, suspend, resume, rotate), so other replicas can drop it too.
+	OnInvalidate func(hexHash string)
 }
 
 // NewService builds a key service.
@@ -236,7 +240,7 @@ func NewService(st Store, o Options) (*Service, error) {
 	if len(o.Peppers) == 0 {
 		return nil, errors.New("keys: no pepper")
 	}
-	s := &Service{store: st, now: o.Now, cacheTTL: o.CacheTTL, onEvent: o.OnEvent}
+	s := &Service{store: st, now: o.Now, cacheTTL: o.CacheTTL, onEvent: o.OnEvent, onInval: o.OnInvalidate}
 	for i, p := range o.Peppers {
 		if len(p) < 32 {
 			return nil, fmt.Errorf("keys: pepper %d must be at least 32 bytes", i)
@@ -481,8 +485,17 @@ func (s *Service) List(ctx context.Context, f store.KeyFilter) ([]Key, error) {
 }
 
 // invalidate drops a key from this replica's cache, so the very next
-// request with it reads the store again.
+// request with it reads the store again, and tells the other replicas.
 func (s *Service) invalidate(hexHash string) {
+	s.InvalidateHash(hexHash)
+	if s.onInval != nil {
+		s.onInval(hexHash)
+	}
+}
+
+// InvalidateHash drops a key, named by its stored hash, from this
+// replica's cache only (an invalidation another replica announced).
+func (s *Service) InvalidateHash(hexHash string) {
 	raw, err := hex.DecodeString(hexHash)
 	if err != nil || len(raw) != sha256.Size {
 		return

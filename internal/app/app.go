@@ -57,12 +57,23 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		}
 	})
 	a.Audit = keys.NewAuditor(db, time.Now)
-	ks, err := OpenKeys(db, cfg, AuditHook(a.Audit, log))
+	var fo *fanout
+	ks, err := openKeys(db, cfg, AuditHook(a.Audit, log), func(h string) {
+		if fo != nil {
+			fo.publish(h)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
 	a.Keys = ks
 	a.closers = append(a.closers, ks.Close)
+	if cfg.Redis.URL != "" {
+		if fo, err = newFanout(cfg.Redis.URL, log.Named("fanout"), ks.InvalidateHash); err != nil {
+			return nil, fmt.Errorf("redis.url: %w", err)
+		}
+		a.closers = append(a.closers, fo.close)
+	}
 
 	cat, err := loadCatalog(cfg.Catalog)
 	if err != nil {
@@ -220,11 +231,15 @@ func (a *App) closeAll() {
 
 // OpenKeys builds the key service on db with the configured peppers.
 func OpenKeys(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent)) (*keys.Service, error) {
+	return openKeys(db, cfg, onEvent, nil)
+}
+
+func openKeys(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent), onInvalidate func(string)) (*keys.Service, error) {
 	peppers, err := keys.LoadPeppers(cfg.Auth)
 	if err != nil {
 		return nil, err
 	}
-	return keys.NewService(db, keys.Options{Peppers: peppers, CacheTTL: cfg.Auth.CacheTTL, Now: time.Now, OnEvent: onEvent})
+	return keys.NewService(db, keys.Options{Peppers: peppers, CacheTTL: cfg.Auth.CacheTTL, Now: time.Now, OnEvent: onEvent, OnInvalidate: onInvalidate})
 }
 
 // upstreamTransport keeps many idle connections per provider: a gateway
