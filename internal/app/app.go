@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/billing"
@@ -68,10 +69,15 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	}
 	a.Keys = ks
 	a.closers = append(a.closers, ks.Close)
+	var rdb *redis.Client
 	if cfg.Redis.URL != "" {
-		if fo, err = newFanout(cfg.Redis.URL, log.Named("fanout"), ks.InvalidateHash); err != nil {
+		opts, err := redis.ParseURL(cfg.Redis.URL)
+		if err != nil {
 			return nil, fmt.Errorf("redis.url: %w", err)
 		}
+		rdb = redis.NewClient(opts)
+		a.closers = append(a.closers, func() { rdb.Close() })
+		fo = newFanout(rdb, log.Named("fanout"), ks.InvalidateHash)
 		a.closers = append(a.closers, fo.close)
 	}
 
@@ -130,7 +136,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	cr := newCredits(a.Ledger, db, a.Audit, cfg.Anomaly.Webhook, log.Named("credits"))
 	a.Budgets = cr.budgets
 	a.closers = append(a.closers, cr.close)
-	g := newGuard(cfg, ks, a.Audit, log.Named("guard"))
+	g := newGuard(cfg, ks, a.Audit, rdb, log.Named("guard"))
 	a.closers = append(a.closers, g.close)
 
 	usageAdmin, usageCaller := httpapi.UsageRoutes(billing.NewReporter(db, time.Now))

@@ -25,14 +25,9 @@ type fanout struct {
 	wg     sync.WaitGroup
 }
 
-// newFanout connects to url and delivers every other replica's
-// invalidations to onRemote.
-func newFanout(url string, log *zap.Logger, onRemote func(hexHash string)) (*fanout, error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, err
-	}
-	f := &fanout{rdb: redis.NewClient(opts), log: log}
+// newFanout delivers every other replica's invalidations to onRemote.
+func newFanout(rdb *redis.Client, log *zap.Logger, onRemote func(hexHash string)) *fanout {
+	f := &fanout{rdb: rdb, log: log}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	sub := f.rdb.Subscribe(ctx, invalidationChannel)
@@ -53,7 +48,7 @@ func newFanout(url string, log *zap.Logger, onRemote func(hexHash string)) (*fan
 			}
 		}
 	}()
-	return f, nil
+	return f
 }
 
 // publish announces a local invalidation; it never blocks a request for
@@ -69,5 +64,4 @@ func (f *fanout) publish(hexHash string) {
 func (f *fanout) close() {
 	f.cancel()
 	f.wg.Wait()
-	f.rdb.Close()
 }

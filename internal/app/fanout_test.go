@@ -6,13 +6,16 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/loadtest/mock"
 )
 
 // TestRevocationReachesEveryReplica: two replicas share one database and
@@ -73,4 +76,75 @@ func TestRevocationReachesEveryReplica(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	t.Logf("revocation on replica A refused by replica B after %v", time.Since(revoked))
+}
+
+// TestGlobalRateLimitAcrossReplicas: a key limited to 60 requests a
+// minute, used through two replicas sharing Redis, gets 60 in all (within
+// 5%), not 60 per replica.
+func TestGlobalRateLimitAcrossReplicas(t *testing.T) {
+	url := os.Getenv("XROUTE_TEST_REDIS_URL")
+	if url == "" {
+		t.Skip("integration test: set XROUTE_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to run it; .ci/run does")
+	}
+	up := httptest.NewServer(mock.New(mock.Config{}))
+	defer up.Close()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Database.Path = filepath.Join(dir, "x.db")
+	cfg.Auth.PepperFile = filepath.Join(dir, "pepper")
+	cfg.Vault.MasterKeyFile = filepath.Join(dir, "master")
+	cfg.Redis.URL = url
+	cfg.Providers = []config.Provider{{Name: "up", Type: "openai", BaseURL: up.URL + "/v1"}}
+	cfg.Models = []config.Model{{Name: "m", Deployments: []config.Deployment{{Provider: "up", Model: "m"}}}}
+	var servers []*httptest.Server
+	var first *App
+	for i := 0; i < 2; i++ {
+		a, err := Build(context.Background(), cfg, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(a.Handler)
+		t.Cleanup(func() { srv.Close(); a.Close() })
+		servers = append(servers, srv)
+		if first == nil {
+			first = a
+		}
+	}
+	plain, _, err := first.Keys.Create(context.Background(), keys.CreateParams{Name: "limited", RPM: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	statuses := map[int]int{}
+	for i := 0; i < 120; i++ {
+		req, _ := http.NewRequest("POST", servers[i%2].URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+plain)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		statuses[resp.StatusCode]++
+	}
+	t.Logf("global RPM 60 across 2 replicas: %d of 120 allowed, %d refused", statuses[200], statuses[429])
+	if statuses[200] < 57 || statuses[200] > 63 || statuses[200]+statuses[429] != 120 {
+		t.Fatalf("statuses %v: want 60 allowed within 5%%, the rest 429", statuses)
+	}
+}
+
+// TestRedisDownFallsBackToLocalLimits: with Redis unreachable, limits are
+// enforced per replica and no request fails.
+func TestRedisDownFallsBackToLocalLimits(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 50 * time.Millisecond})
+	defer rdb.Close()
+	l := keys.NewRedisLimiter(rdb, "t:", keys.NewLimiter(time.Now), zap.NewNop())
+	allowed := 0
+	for i := 0; i < 10; i++ {
+		if l.Allow("k", keys.PerMinute(5), 1).Allowed {
+			allowed++
+		}
+	}
+	if allowed != 5 || l.Fallbacks() != 10 {
+		t.Fatalf("allowed %d (want 5, by the local limiter), fallbacks %d", allowed, l.Fallbacks())
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/config"
@@ -19,10 +20,16 @@ import (
 // path: rate limiters, the failed-auth throttle, the anomaly detector and
 // the worker that acts on its alerts (audit, webhook, suspension). It owns
 // two goroutines, both stopped by close.
+// limiter is a rate limiter the guard sweeps: local, or shared in Redis.
+type limiter interface {
+	httpapi.RateLimiter
+	Sweep() int
+}
+
 type guard struct {
 	limits   *httpapi.Limits
-	requests *keys.Limiter
-	tokens   *keys.Limiter
+	requests limiter
+	tokens   limiter
 	throttle *keys.AuthThrottle
 	detector *keys.Detector
 	cfg      config.Anomaly
@@ -36,10 +43,17 @@ type guard struct {
 	wg     sync.WaitGroup
 }
 
-func newGuard(cfg config.Config, ks *keys.Service, audit *keys.Auditor, log *zap.Logger) *guard {
+// newGuard builds the limiters (shared through rdb when it is set, so a
+// key's limits hold across replicas) and starts the guard's goroutines.
+func newGuard(cfg config.Config, ks *keys.Service, audit *keys.Auditor, rdb *redis.Client, log *zap.Logger) *guard {
+	var requests, tokens limiter = keys.NewLimiter(time.Now), keys.NewLimiter(time.Now)
+	if rdb != nil {
+		requests = keys.NewRedisLimiter(rdb, "xroute:rl:req:", keys.NewLimiter(time.Now), log)
+		tokens = keys.NewRedisLimiter(rdb, "xroute:rl:tok:", keys.NewLimiter(time.Now), log)
+	}
 	g := &guard{
-		requests: keys.NewLimiter(time.Now),
-		tokens:   keys.NewLimiter(time.Now),
+		requests: requests,
+		tokens:   tokens,
 		throttle: keys.NewAuthThrottle(cfg.Auth.FailedAuthBurst, cfg.Auth.FailedAuthMaxBackoff, time.Now),
 		cfg:      cfg.Anomaly,
 		keys:     ks,
