@@ -278,29 +278,10 @@ func (k *anomKey) forgetOldestIP() {
 // periodically. It returns how many keys it removed.
 func (d *Detector) Sweep() int {
 	now := d.now().UnixNano()
-	removed := 0
-	for i := range d.shards {
-		s := &d.shards[i]
-		s.mu.Lock()
-		for id, k := range s.m {
-			if k.last+d.idle <= now {
-				delete(s.m, id)
-				removed++
-			}
-		}
-		s.mu.Unlock()
-	}
-	return removed
+	return sweepShards(d.shards[:], func(k *anomKey) bool { return k.last+d.idle <= now })
 }
 
 // Len is the number of keys tracked.
 func (d *Detector) Len() int {
-	n := 0
-	for i := range d.shards {
-		s := &d.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
+	return lenShards(d.shards[:])
 }

@@ -38,6 +38,36 @@ type rlShard[K comparable, V any] struct {
 	_  [48]byte
 }
 
+// sweepShards deletes every entry for which done reports true and returns
+// how many went.
+func sweepShards[K comparable, V any](shards []rlShard[K, V], done func(V) bool) int {
+	removed := 0
+	for i := range shards {
+		s := &shards[i]
+		s.mu.Lock()
+		for k, v := range s.m {
+			if done(v) {
+				delete(s.m, k)
+				removed++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return removed
+}
+
+// lenShards counts the entries of every shard.
+func lenShards[K comparable, V any](shards []rlShard[K, V]) int {
+	n := 0
+	for i := range shards {
+		s := &shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
+
 // ---------------------------------------------------------------------------
 // GCRA rate limiter
 
@@ -281,31 +311,12 @@ func evictOldest[K comparable, V any](m map[K]V, now int64, score func(V) int64)
 // (e.g. every minute); it returns how many entries it removed.
 func (l *Limiter) Sweep() int {
 	now := l.now().UnixNano()
-	removed := 0
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.mu.Lock()
-		for k, tat := range s.m {
-			if tat <= now {
-				delete(s.m, k)
-				removed++
-			}
-		}
-		s.mu.Unlock()
-	}
-	return removed
+	return sweepShards(l.shards[:], func(tat int64) bool { return tat <= now })
 }
 
 // Len is the number of keys held.
 func (l *Limiter) Len() int {
-	n := 0
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
+	return lenShards(l.shards[:])
 }
 
 // ---------------------------------------------------------------------------
@@ -551,29 +562,10 @@ func (a *AuthThrottle) Succeeded(ip string) {
 // periodically. It returns how many entries it removed.
 func (a *AuthThrottle) Sweep() int {
 	now := a.now().UnixNano()
-	removed := 0
-	for i := range a.shards {
-		s := &a.shards[i]
-		s.mu.Lock()
-		for k, e := range s.m {
-			if e.forgetAt() <= now {
-				delete(s.m, k)
-				removed++
-			}
-		}
-		s.mu.Unlock()
-	}
-	return removed
+	return sweepShards(a.shards[:], func(e throttleEntry) bool { return e.forgetAt() <= now })
 }
 
 // Len is the number of addresses held.
 func (a *AuthThrottle) Len() int {
-	n := 0
-	for i := range a.shards {
-		s := &a.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
+	return lenShards(a.shards[:])
 }
