@@ -28,15 +28,20 @@ const auditColumns = `seq, at, kind, actor, account_id, subject, ip, details, pr
 
 // AppendAudit appends one row in a single transaction: it reads the last
 // row's seq and hash (0 and "" for an empty log), lets build make the new
-// row from them, and inserts it. The transaction takes SQLite's write lock
-// at BEGIN, so appenders, across processes too, form one linear chain.
-// (A PostgreSQL port must lock the same way, e.g. LOCK TABLE or an advisory
-// lock, before reading the last row.)
+// row from them, and inserts it. Appenders, across processes too, form one
+// linear chain: on SQLite the transaction takes the write lock at BEGIN, on
+// PostgreSQL a transaction-scoped advisory lock is taken before reading
+// the last row (a row lock cannot serve: an empty log has no row to lock).
 func (s *DB) AppendAudit(ctx context.Context, build func(lastSeq int64, lastHash string) (AuditRow, error)) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.isPostgres() {
+			if _, err := s.txExec(ctx, tx, `SELECT pg_advisory_xact_lock(?, ?)`, s.lockNS, lockAudit); err != nil {
+				return fmt.Errorf("append audit: lock: %w", err)
+			}
+		}
 		var seq int64
 		var hash string
-		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+		err := s.txQueryRow(ctx, tx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("append audit: read last: %w", err)
 		}
@@ -44,7 +49,7 @@ func (s *DB) AppendAudit(ctx context.Context, build func(lastSeq int64, lastHash
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := s.txExec(ctx, tx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.Seq, r.At, r.Kind, r.Actor, r.AccountID, r.Subject, r.IP, r.Details, r.PrevHash, r.Hash); err != nil {
 			return fmt.Errorf("append audit seq %d: %w", r.Seq, err)
 		}
@@ -92,7 +97,8 @@ func (s *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditRow, error) {
 	}
 	q += " ORDER BY seq DESC"
 	if f.Limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
 	}
 	return s.queryAudit(ctx, q, args...)
 }
@@ -104,7 +110,7 @@ func (s *DB) ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]AuditR
 }
 
 func (s *DB) queryAudit(ctx context.Context, q string, args ...any) ([]AuditRow, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -67,25 +68,33 @@ func scanLedger(sc scanner) (LedgerEntry, error) {
 // entry with e.IdempotencyKey, nothing changes: the stored entry is
 // returned with replayed true if it has the same kind and amount, else
 // ErrIdempotencyConflict. ErrNotFound if the account does not exist.
+// Concurrent posts, from several processes too, settle the same way: one
+// entry per key, and every balance change counted once.
 func (s *DB) PostLedgerEntry(ctx context.Context, e LedgerEntry) (out LedgerEntry, replayed bool, err error) {
 	if e.IdempotencyKey == "" {
 		return LedgerEntry{}, false, fmt.Errorf("post ledger entry: empty idempotency key")
 	}
 	e.CreatedAt = time.UnixMilli(e.CreatedAt.UnixMilli()).UTC()
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		prev, err := scanLedger(tx.QueryRowContext(ctx, `SELECT `+ledgerColumns+` FROM ledger_entries WHERE account_id = ? AND idempotency_key = ?`, e.AccountID, e.IdempotencyKey))
-		switch {
-		case err == nil:
+		replay := func(prev LedgerEntry) error {
 			if prev.Kind != e.Kind || prev.Amount != e.Amount {
 				return fmt.Errorf("idempotency key %q was used for %s %d: %w", e.IdempotencyKey, prev.Kind, prev.Amount, ErrIdempotencyConflict)
 			}
 			out, replayed = prev, true
 			return nil
+		}
+		prev, err := s.ledgerEntryByKey(ctx, tx, e.AccountID, e.IdempotencyKey)
+		switch {
+		case err == nil:
+			return replay(prev)
 		case !errors.Is(err, ErrNotFound):
 			return err
 		}
+		// On PostgreSQL the row lock queues concurrent posts to the
+		// account until this transaction ends (SQLite's one write lock,
+		// taken at BEGIN, already does).
 		var bal int64
-		if err := tx.QueryRowContext(ctx, `SELECT balance_nano FROM accounts WHERE id = ?`, e.AccountID).Scan(&bal); errors.Is(err, sql.ErrNoRows) {
+		if err := s.txQueryRow(ctx, tx, `SELECT balance_nano FROM accounts WHERE id = ?`+s.forUpdate(), e.AccountID).Scan(&bal); errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("account %s: %w", e.AccountID, ErrNotFound)
 		} else if err != nil {
 			return err
@@ -93,15 +102,23 @@ func (s *DB) PostLedgerEntry(ctx context.Context, e LedgerEntry) (out LedgerEntr
 		if (e.Amount > 0 && bal > math.MaxInt64-e.Amount) || (e.Amount < 0 && bal < math.MinInt64-e.Amount) {
 			return fmt.Errorf("balance of %s would overflow", e.AccountID)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (account_id, kind, amount_nano, reference, idempotency_key, request_id, key_id, actor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.AccountID, e.Kind, e.Amount, e.Reference, e.IdempotencyKey, e.RequestID, e.KeyID, e.Actor, e.CreatedAt.UnixMilli())
+		err = s.txQueryRow(ctx, tx, `INSERT INTO ledger_entries (account_id, kind, amount_nano, reference, idempotency_key, request_id, key_id, actor, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id`,
+			e.AccountID, e.Kind, e.Amount, e.Reference, e.IdempotencyKey, e.RequestID, e.KeyID, e.Actor, e.CreatedAt.UnixMilli()).Scan(&e.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			// An entry with this key committed since the lookup (the
+			// conflict waited for it): it wins, and this statement's
+			// fresh snapshot sees it.
+			prev, err := s.ledgerEntryByKey(ctx, tx, e.AccountID, e.IdempotencyKey)
+			if err != nil {
+				return err
+			}
+			return replay(prev)
+		}
 		if err != nil {
 			return err
 		}
-		if e.ID, err = res.LastInsertId(); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET balance_nano = balance_nano + ? WHERE id = ?`, e.Amount, e.AccountID); err != nil {
+		if _, err := s.txExec(ctx, tx, `UPDATE accounts SET balance_nano = balance_nano + ? WHERE id = ?`, e.Amount, e.AccountID); err != nil {
 			return err
 		}
 		out = e
@@ -111,6 +128,10 @@ func (s *DB) PostLedgerEntry(ctx context.Context, e LedgerEntry) (out LedgerEntr
 		return LedgerEntry{}, false, fmt.Errorf("post %s to %s: %w", e.Kind, e.AccountID, err)
 	}
 	return out, replayed, nil
+}
+
+func (s *DB) ledgerEntryByKey(ctx context.Context, tx *sql.Tx, accountID, key string) (LedgerEntry, error) {
+	return scanLedger(s.txQueryRow(ctx, tx, `SELECT `+ledgerColumns+` FROM ledger_entries WHERE account_id = ? AND idempotency_key = ?`, accountID, key))
 }
 
 // AccountCredit is an account's cached balance and price multiplier.
@@ -126,7 +147,7 @@ type AccountCredit struct {
 // so Balance and LastEntryID agree). ErrNotFound if there is no account.
 func (s *DB) AccountCredit(ctx context.Context, accountID string) (AccountCredit, error) {
 	c := AccountCredit{AccountID: accountID}
-	err := s.db.QueryRowContext(ctx, `SELECT balance_nano, multiplier_bp, COALESCE((SELECT MAX(id) FROM ledger_entries WHERE account_id = accounts.id), 0) FROM accounts WHERE id = ?`, accountID).
+	err := s.queryRow(ctx, `SELECT balance_nano, multiplier_bp, COALESCE((SELECT MAX(id) FROM ledger_entries WHERE account_id = accounts.id), 0) FROM accounts WHERE id = ?`, accountID).
 		Scan(&c.Balance, &c.MultiplierBP, &c.LastEntryID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return AccountCredit{}, fmt.Errorf("account %s: %w", accountID, ErrNotFound)
@@ -142,7 +163,7 @@ func (s *DB) SetAccountMultiplier(ctx context.Context, accountID string, bp int)
 	if bp <= 0 {
 		return fmt.Errorf("account %s: multiplier must be positive, got %d bp", accountID, bp)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE accounts SET multiplier_bp = ? WHERE id = ?`, bp, accountID)
+	res, err := s.exec(ctx, `UPDATE accounts SET multiplier_bp = ? WHERE id = ?`, bp, accountID)
 	if err != nil {
 		return fmt.Errorf("account %s multiplier: %w", accountID, err)
 	}
@@ -163,7 +184,7 @@ func (s *DB) ListLedgerEntries(ctx context.Context, accountID string, limit int,
 	if beforeID <= 0 {
 		beforeID = math.MaxInt64
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+ledgerColumns+` FROM ledger_entries WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, accountID, beforeID, limit)
+	rows, err := s.query(ctx, `SELECT `+ledgerColumns+` FROM ledger_entries WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, accountID, beforeID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list ledger %s: %w", accountID, err)
 	}
@@ -190,13 +211,14 @@ type BalanceMismatch struct {
 
 // VerifyBalances recomputes every balance from the ledger in one statement
 // (one consistent snapshot) and returns the accounts that disagree.
+// (Sums are cast back to BIGINT: PostgreSQL sums BIGINTs as NUMERIC.)
 func (s *DB) VerifyBalances(ctx context.Context) ([]BalanceMismatch, error) {
-	rows, err := s.db.QueryContext(ctx, `
+	rows, err := s.query(ctx, `
 SELECT a.id, a.balance_nano, COALESCE(e.total, 0), 0
-  FROM accounts a LEFT JOIN (SELECT account_id, SUM(amount_nano) AS total FROM ledger_entries GROUP BY account_id) e ON e.account_id = a.id
+  FROM accounts a LEFT JOIN (SELECT account_id, CAST(SUM(amount_nano) AS BIGINT) AS total FROM ledger_entries GROUP BY account_id) e ON e.account_id = a.id
  WHERE a.balance_nano <> COALESCE(e.total, 0)
 UNION ALL
-SELECT l.account_id, 0, SUM(l.amount_nano), 1
+SELECT l.account_id, 0, CAST(SUM(l.amount_nano) AS BIGINT), 1
   FROM ledger_entries l
  WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = l.account_id)
  GROUP BY l.account_id
@@ -236,43 +258,82 @@ type UsageDebit struct {
 // A zero Amount still writes an entry, so usage records and usage entries
 // reconcile one to one.
 func (s *DB) ApplyUsageDebits(ctx context.Context, tx *sql.Tx, debits []UsageDebit) error {
-	if len(debits) == 0 {
-		return nil
+	return s.applyUsage(ctx, tx, debits, nil)
+}
+
+// applyUsage is ApplyUsageDebits that also releases the credit holds
+// holdIDs, with one update per account for both.
+func (s *DB) applyUsage(ctx context.Context, tx *sql.Tx, debits []UsageDebit, holdIDs []string) error {
+	type delta struct{ debited, released int64 }
+	deltas := map[string]*delta{}
+	at := func(accountID string) *delta {
+		d := deltas[accountID]
+		if d == nil {
+			d = &delta{}
+			deltas[accountID] = d
+		}
+		return d
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO ledger_entries (account_id, kind, amount_nano, idempotency_key, request_id, key_id, actor, created_at)
-		VALUES (?, 'usage', ?, ?, ?, ?, 'system', ?) ON CONFLICT (account_id, idempotency_key) DO NOTHING`)
-	if err != nil {
-		return fmt.Errorf("usage debits: %w", err)
-	}
-	defer stmt.Close()
-	totals := map[string]int64{}
-	for _, d := range debits {
-		if d.AccountID == "" {
-			continue
+	if len(debits) > 0 {
+		for _, d := range debits {
+			if d.AccountID != "" && (d.RequestID == "" || d.Amount < 0) {
+				return fmt.Errorf("usage debit for %s: need a request id and a non-negative amount (got %q, %d)", d.AccountID, d.RequestID, d.Amount)
+			}
 		}
-		if d.RequestID == "" || d.Amount < 0 {
-			return fmt.Errorf("usage debit for %s: need a request id and a non-negative amount (got %q, %d)", d.AccountID, d.RequestID, d.Amount)
-		}
-		at := d.At
-		if at.IsZero() {
-			at = time.Now()
-		}
-		res, err := stmt.ExecContext(ctx, d.AccountID, -d.Amount, UsageIdempotencyPrefix+d.RequestID, d.RequestID, d.KeyID, at.UnixMilli())
+		// One insertion order for everyone, as in InsertUsage.
+		debits = slices.Clone(debits)
+		slices.SortStableFunc(debits, func(a, b UsageDebit) int {
+			if c := strings.Compare(a.RequestID, b.RequestID); c != 0 {
+				return c
+			}
+			return strings.Compare(a.AccountID, b.AccountID)
+		})
+		stmt, err := s.txPrepare(ctx, tx, `INSERT INTO ledger_entries (account_id, kind, amount_nano, idempotency_key, request_id, key_id, actor, created_at)
+			VALUES (?, 'usage', ?, ?, ?, ?, 'system', ?) ON CONFLICT (account_id, idempotency_key) DO NOTHING`)
 		if err != nil {
-			return fmt.Errorf("usage debit %s: %w", d.RequestID, err)
+			return fmt.Errorf("usage debits: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			totals[d.AccountID] += d.Amount
+		defer stmt.Close()
+		for _, d := range debits {
+			if d.AccountID == "" {
+				continue
+			}
+			when := d.At
+			if when.IsZero() {
+				when = time.Now()
+			}
+			res, err := stmt.ExecContext(ctx, d.AccountID, -d.Amount, UsageIdempotencyPrefix+d.RequestID, d.RequestID, d.KeyID, when.UnixMilli())
+			if err != nil {
+				return fmt.Errorf("usage debit %s: %w", d.RequestID, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("usage debit %s: %w", d.RequestID, err)
+			} else if n == 1 {
+				at(d.AccountID).debited += d.Amount
+			}
 		}
 	}
-	// Update in a fixed order (lock order, for a PostgreSQL port).
-	ids := make([]string, 0, len(totals))
-	for id := range totals {
-		ids = append(ids, id)
+	if len(holdIDs) > 0 {
+		released, err := s.deleteHolds(ctx, tx, holdIDs)
+		if err != nil {
+			return fmt.Errorf("release holds: %w", err)
+		}
+		for id, h := range released {
+			at(id).released += h.amount
+		}
+	}
+	// Update in a fixed order: transactions touching several accounts
+	// take their row locks in one order, so they cannot deadlock.
+	ids := make([]string, 0, len(deltas))
+	for id, d := range deltas {
+		if d.debited != 0 || d.released != 0 {
+			ids = append(ids, id)
+		}
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET balance_nano = balance_nano - ? WHERE id = ?`, totals[id], id); err != nil {
+		d := deltas[id]
+		if _, err := s.txExec(ctx, tx, `UPDATE accounts SET balance_nano = balance_nano - ?, reserved_nano = reserved_nano - ? WHERE id = ?`, d.debited, d.released, id); err != nil {
 			return fmt.Errorf("usage debits: balance of %s: %w", id, err)
 		}
 	}
@@ -304,7 +365,7 @@ func (s *DB) UsageSpend(ctx context.Context, scope, scopeID string, since time.T
 		return 0, fmt.Errorf("usage spend: unknown scope %q", scope)
 	}
 	var spent int64
-	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(-SUM(amount_nano), 0) FROM ledger_entries WHERE `+col+` = ? AND kind = 'usage' AND created_at >= ?`,
+	err := s.queryRow(ctx, `SELECT CAST(COALESCE(-SUM(amount_nano), 0) AS BIGINT) FROM ledger_entries WHERE `+col+` = ? AND kind = 'usage' AND created_at >= ?`,
 		scopeID, since.UnixMilli()).Scan(&spent)
 	if err != nil {
 		return 0, fmt.Errorf("usage spend of %s %s: %w", scope, scopeID, err)
@@ -333,7 +394,7 @@ func (s *DB) PutBudget(ctx context.Context, b Budget) error {
 	if pcts == nil {
 		pcts = []int{}
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO budgets (`+budgetColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO budgets (`+budgetColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (scope, scope_id, period) DO UPDATE SET limit_nano = excluded.limit_nano, alert_percents = excluded.alert_percents, updated_at = excluded.updated_at`,
 		b.Scope, b.ScopeID, b.Period, b.LimitNano, jsonText(pcts), b.CreatedAt.UnixMilli(), b.UpdatedAt.UnixMilli())
 	if err != nil {
@@ -344,7 +405,7 @@ func (s *DB) PutBudget(ctx context.Context, b Budget) error {
 
 // DeleteBudget removes a budget; ErrNotFound if there was none.
 func (s *DB) DeleteBudget(ctx context.Context, scope, scopeID, period string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM budgets WHERE scope = ? AND scope_id = ? AND period = ?`, scope, scopeID, period)
+	res, err := s.exec(ctx, `DELETE FROM budgets WHERE scope = ? AND scope_id = ? AND period = ?`, scope, scopeID, period)
 	if err != nil {
 		return fmt.Errorf("delete budget %s %s %s: %w", scope, scopeID, period, err)
 	}
@@ -362,8 +423,21 @@ type BudgetFilter struct {
 
 // ListBudgets returns matching budgets ordered by scope, id and period.
 func (s *DB) ListBudgets(ctx context.Context, f BudgetFilter) ([]Budget, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+budgetColumns+` FROM budgets WHERE (? = '' OR scope = ?) AND (? = '' OR scope_id = ?) ORDER BY scope, scope_id, period`,
-		f.Scope, f.Scope, f.ScopeID, f.ScopeID)
+	q := `SELECT ` + budgetColumns + ` FROM budgets`
+	var where []string
+	var args []any
+	if f.Scope != "" {
+		where = append(where, "scope = ?")
+		args = append(args, f.Scope)
+	}
+	if f.ScopeID != "" {
+		where = append(where, "scope_id = ?")
+		args = append(args, f.ScopeID)
+	}
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	rows, err := s.query(ctx, q+" ORDER BY scope, scope_id, period", args...)
 	if err != nil {
 		return nil, fmt.Errorf("list budgets: %w", err)
 	}

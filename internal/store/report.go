@@ -26,7 +26,9 @@ func Dimensions() []Dimension {
 }
 
 // dimExpr is each dimension's SQL expression. created_at is unix ms, so a
-// UTC day or hour starts where the remainder is zero.
+// UTC day or hour starts where the remainder is zero: plain integer
+// arithmetic, the same on both backends (no date functions, no time zone).
+// Text sorts bytewise on both (PostgreSQL's columns are COLLATE "C").
 var dimExpr = map[Dimension]string{
 	ByAccount:  "account_id",
 	ByKey:      "key_id",
@@ -78,7 +80,7 @@ func (s *DB) UsageReport(ctx context.Context, q ReportQuery) ([]ReportRow, error
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("usage report: %w", err)
 	}
@@ -199,11 +201,11 @@ func reportSQL(q ReportQuery) (string, []any, error) {
 	b.WriteString(`latency_us,
   ROW_NUMBER() OVER w AS rn,
   COUNT(*) OVER w AS n,
-  SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) OVER w AS errors,
-  SUM(prompt_tokens) OVER w AS prompt,
-  SUM(completion_tokens) OVER w AS completion,
-  SUM(cached_tokens) OVER w AS cached,
-  SUM(cost_nano) OVER w AS cost
+  CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) OVER w AS BIGINT) AS errors,
+  CAST(SUM(prompt_tokens) OVER w AS BIGINT) AS prompt,
+  CAST(SUM(completion_tokens) OVER w AS BIGINT) AS completion,
+  CAST(SUM(cached_tokens) OVER w AS BIGINT) AS cached,
+  CAST(SUM(cost_nano) OVER w AS BIGINT) AS cost
 FROM usage_records`)
 	if len(where) > 0 {
 		b.WriteString(" WHERE " + strings.Join(where, " AND "))

@@ -9,33 +9,6 @@ import (
 	"time"
 )
 
-// ensureCostColumns adds the billing columns when this tree's migrations
-// do not have them yet (migration 0005 adds them).
-func ensureCostColumns(t *testing.T, db *DB) {
-	t.Helper()
-	ctx := context.Background()
-	have := map[string]bool{}
-	rows, err := db.db.QueryContext(ctx, `SELECT name FROM pragma_table_info('usage_records')`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		have[name] = true
-	}
-	rows.Close()
-	for _, col := range []string{"cost_nano", "estimated"} {
-		if !have[col] {
-			if _, err := db.db.ExecContext(ctx, `ALTER TABLE usage_records ADD COLUMN `+col+` INTEGER NOT NULL DEFAULT 0`); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}
-
 type testUsage struct {
 	account, key, model, provider string
 	at                            time.Time
@@ -48,7 +21,7 @@ type testUsage struct {
 func insertTestUsage(t *testing.T, db *DB, recs []testUsage) {
 	t.Helper()
 	for i, r := range recs {
-		_, err := db.db.Exec(`INSERT INTO usage_records (request_id, account_id, key_id, model, provider, prompt_tokens, completion_tokens, cached_tokens, latency_us, status, cost_nano, created_at)
+		_, err := db.exec(context.Background(), `INSERT INTO usage_records (request_id, account_id, key_id, model, provider, prompt_tokens, completion_tokens, cached_tokens, latency_us, status, cost_nano, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			fmt.Sprintf("req_%d", i), r.account, r.key, r.model, r.provider,
 			r.prompt, r.completion, r.cached, r.latency.Microseconds(), r.status, r.cost, r.at.UnixMilli())
@@ -69,125 +42,125 @@ func utc(s string) time.Time {
 const ms = time.Millisecond
 
 func TestUsageReport(t *testing.T) {
-	db, _ := openTest(t)
-	ensureCostColumns(t, db)
-	recs := []testUsage{
-		// account a, key a1: two records just before midnight UTC, two after.
-		{"acct_a", "key_a1", "gpt-4o", "openai", utc("2026-11-01T23:30:00Z"), 40 * ms, 200, 100, 10, 0, 1000},
-		{"acct_a", "key_a1", "gpt-4o", "openai", utc("2026-11-01T23:59:59.999Z"), 10 * ms, 200, 200, 20, 50, 2000},
-		{"acct_a", "key_a1", "gpt-4o", "openai", utc("2026-11-02T00:00:00Z"), 30 * ms, 500, 0, 0, 0, 0},
-		{"acct_a", "key_a1", "gpt-4o", "openai", utc("2026-11-02T00:10:00Z"), 20 * ms, 200, 300, 30, 0, 3000},
-		// account a, key a2: another model and provider.
-		{"acct_a", "key_a2", "claude", "anthropic", utc("2026-11-01T23:45:00Z"), 100 * ms, 429, 0, 0, 0, 0},
-		{"acct_a", "key_a2", "claude", "anthropic", utc("2026-11-02T00:30:00Z"), 5 * ms, 200, 10, 5, 0, 500},
-		// Outside [2026-11-01, 2026-11-03): never counted.
-		{"acct_a", "key_a1", "gpt-4o", "openai", utc("2026-10-31T23:59:59.999Z"), 1 * ms, 200, 1000, 1000, 0, 99999},
-		{"acct_b", "key_b1", "gpt-4o", "openai", utc("2026-11-03T00:00:00Z"), 1 * ms, 200, 1000, 1000, 0, 99999},
-	}
-	// account b: 20 requests with latencies 1..20ms, inserted out of order.
-	for _, i := range []int{7, 19, 0, 13, 2, 18, 5, 11, 1, 16, 9, 3, 14, 6, 17, 10, 4, 12, 8, 15} {
-		recs = append(recs, testUsage{"acct_b", "key_b1", "gpt-4o", "openai", utc("2026-11-02T01:00:00Z").Add(time.Duration(i) * time.Second),
-			time.Duration(i+1) * ms, 200, 1, 1, 0, 7})
-	}
-	insertTestUsage(t, db, recs)
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		recs := []testUsage{
+			// account a, key a1: two records just before midnight UTC, two after.
+			{"acct_a", "key_a1", "gpt-4o", "openai", utc("2026-11-01T23:30:00Z"), 40 * ms, 200, 100, 10, 0, 1000},
+			{"acct_a", "key_a1", "gpt-4o", "openai", utc("2026-11-01T23:59:59.999Z"), 10 * ms, 200, 200, 20, 50, 2000},
+			{"acct_a", "key_a1", "gpt-4o", "openai", utc("2026-11-02T00:00:00Z"), 30 * ms, 500, 0, 0, 0, 0},
+			{"acct_a", "key_a1", "gpt-4o", "openai", utc("2026-11-02T00:10:00Z"), 20 * ms, 200, 300, 30, 0, 3000},
+			// account a, key a2: another model and provider.
+			{"acct_a", "key_a2", "claude", "anthropic", utc("2026-11-01T23:45:00Z"), 100 * ms, 429, 0, 0, 0, 0},
+			{"acct_a", "key_a2", "claude", "anthropic", utc("2026-11-02T00:30:00Z"), 5 * ms, 200, 10, 5, 0, 500},
+			// Outside [2026-11-01, 2026-11-03): never counted.
+			{"acct_a", "key_a1", "gpt-4o", "openai", utc("2026-10-31T23:59:59.999Z"), 1 * ms, 200, 1000, 1000, 0, 99999},
+			{"acct_b", "key_b1", "gpt-4o", "openai", utc("2026-11-03T00:00:00Z"), 1 * ms, 200, 1000, 1000, 0, 99999},
+		}
+		// account b: 20 requests with latencies 1..20ms, inserted out of order.
+		for _, i := range []int{7, 19, 0, 13, 2, 18, 5, 11, 1, 16, 9, 3, 14, 6, 17, 10, 4, 12, 8, 15} {
+			recs = append(recs, testUsage{"acct_b", "key_b1", "gpt-4o", "openai", utc("2026-11-02T01:00:00Z").Add(time.Duration(i) * time.Second),
+				time.Duration(i+1) * ms, 200, 1, 1, 0, 7})
+		}
+		insertTestUsage(t, db, recs)
 
-	from, to := utc("2026-11-01T00:00:00Z"), utc("2026-11-03T00:00:00Z")
-	nov1, nov2 := utc("2026-11-01T00:00:00Z"), utc("2026-11-02T00:00:00Z")
-	acctB := ReportRow{AccountID: "acct_b", Requests: 20, PromptTokens: 20, CompletionTokens: 20, CostNano: 140, LatencyP50: 10 * ms, LatencyP95: 19 * ms}
+		from, to := utc("2026-11-01T00:00:00Z"), utc("2026-11-03T00:00:00Z")
+		nov1, nov2 := utc("2026-11-01T00:00:00Z"), utc("2026-11-02T00:00:00Z")
+		acctB := ReportRow{AccountID: "acct_b", Requests: 20, PromptTokens: 20, CompletionTokens: 20, CostNano: 140, LatencyP50: 10 * ms, LatencyP95: 19 * ms}
 
-	tests := []struct {
-		name string
-		q    ReportQuery
-		want []ReportRow
-	}{
-		{
-			// 26 latencies in order: 1,2,3,4,5,5,6,7,8,9,10,10,11,…,19,20,20,30,40,100.
-			// p50 is rank ceil(13) = 13th = 11ms; p95 rank ceil(24.7) = 25th = 40ms.
-			name: "totals",
-			q:    ReportQuery{From: from, To: to},
-			want: []ReportRow{{Requests: 26, Errors: 2, PromptTokens: 630, CompletionTokens: 85, CachedTokens: 50, CostNano: 6640, LatencyP50: 11 * ms, LatencyP95: 40 * ms}},
-		},
-		{
-			// acct_a latencies 5,10,20,30,40,100: p50 rank 3, p95 rank 6.
-			name: "by account",
-			q:    ReportQuery{GroupBy: []Dimension{ByAccount}, From: from, To: to},
-			want: []ReportRow{
-				{AccountID: "acct_a", Requests: 6, Errors: 2, PromptTokens: 610, CompletionTokens: 65, CachedTokens: 50, CostNano: 6500, LatencyP50: 20 * ms, LatencyP95: 100 * ms},
-				acctB,
+		tests := []struct {
+			name string
+			q    ReportQuery
+			want []ReportRow
+		}{
+			{
+				// 26 latencies in order: 1,2,3,4,5,5,6,7,8,9,10,10,11,…,19,20,20,30,40,100.
+				// p50 is rank ceil(13) = 13th = 11ms; p95 rank ceil(24.7) = 25th = 40ms.
+				name: "totals",
+				q:    ReportQuery{From: from, To: to},
+				want: []ReportRow{{Requests: 26, Errors: 2, PromptTokens: 630, CompletionTokens: 85, CachedTokens: 50, CostNano: 6640, LatencyP50: 11 * ms, LatencyP95: 40 * ms}},
 			},
-		},
-		{
-			name: "by account and day, across midnight UTC",
-			q:    ReportQuery{GroupBy: []Dimension{ByAccount, ByDay}, From: from, To: to},
-			want: []ReportRow{
-				{AccountID: "acct_a", Bucket: nov1, Requests: 3, Errors: 1, PromptTokens: 300, CompletionTokens: 30, CachedTokens: 50, CostNano: 3000, LatencyP50: 40 * ms, LatencyP95: 100 * ms},
-				{AccountID: "acct_a", Bucket: nov2, Requests: 3, Errors: 1, PromptTokens: 310, CompletionTokens: 35, CostNano: 3500, LatencyP50: 20 * ms, LatencyP95: 30 * ms},
-				func() ReportRow { r := acctB; r.Bucket = nov2; return r }(),
+			{
+				// acct_a latencies 5,10,20,30,40,100: p50 rank 3, p95 rank 6.
+				name: "by account",
+				q:    ReportQuery{GroupBy: []Dimension{ByAccount}, From: from, To: to},
+				want: []ReportRow{
+					{AccountID: "acct_a", Requests: 6, Errors: 2, PromptTokens: 610, CompletionTokens: 65, CachedTokens: 50, CostNano: 6500, LatencyP50: 20 * ms, LatencyP95: 100 * ms},
+					acctB,
+				},
 			},
-		},
-		{
-			name: "by hour for one key, across midnight UTC",
-			q:    ReportQuery{GroupBy: []Dimension{ByHour}, From: from, To: to, KeyID: "key_a1"},
-			want: []ReportRow{
-				{Bucket: utc("2026-11-01T23:00:00Z"), Requests: 2, PromptTokens: 300, CompletionTokens: 30, CachedTokens: 50, CostNano: 3000, LatencyP50: 10 * ms, LatencyP95: 40 * ms},
-				{Bucket: utc("2026-11-02T00:00:00Z"), Requests: 2, Errors: 1, PromptTokens: 300, CompletionTokens: 30, CostNano: 3000, LatencyP50: 20 * ms, LatencyP95: 30 * ms},
+			{
+				name: "by account and day, across midnight UTC",
+				q:    ReportQuery{GroupBy: []Dimension{ByAccount, ByDay}, From: from, To: to},
+				want: []ReportRow{
+					{AccountID: "acct_a", Bucket: nov1, Requests: 3, Errors: 1, PromptTokens: 300, CompletionTokens: 30, CachedTokens: 50, CostNano: 3000, LatencyP50: 40 * ms, LatencyP95: 100 * ms},
+					{AccountID: "acct_a", Bucket: nov2, Requests: 3, Errors: 1, PromptTokens: 310, CompletionTokens: 35, CostNano: 3500, LatencyP50: 20 * ms, LatencyP95: 30 * ms},
+					func() ReportRow { r := acctB; r.Bucket = nov2; return r }(),
+				},
 			},
-		},
-		{
-			name: "by model and provider within one account",
-			q:    ReportQuery{GroupBy: []Dimension{ByModel, ByProvider}, From: from, To: to, AccountID: "acct_a"},
-			want: []ReportRow{
-				{Model: "claude", Provider: "anthropic", Requests: 2, Errors: 1, PromptTokens: 10, CompletionTokens: 5, CostNano: 500, LatencyP50: 5 * ms, LatencyP95: 100 * ms},
-				{Model: "gpt-4o", Provider: "openai", Requests: 4, Errors: 1, PromptTokens: 600, CompletionTokens: 60, CachedTokens: 50, CostNano: 6000, LatencyP50: 20 * ms, LatencyP95: 40 * ms},
+			{
+				name: "by hour for one key, across midnight UTC",
+				q:    ReportQuery{GroupBy: []Dimension{ByHour}, From: from, To: to, KeyID: "key_a1"},
+				want: []ReportRow{
+					{Bucket: utc("2026-11-01T23:00:00Z"), Requests: 2, PromptTokens: 300, CompletionTokens: 30, CachedTokens: 50, CostNano: 3000, LatencyP50: 10 * ms, LatencyP95: 40 * ms},
+					{Bucket: utc("2026-11-02T00:00:00Z"), Requests: 2, Errors: 1, PromptTokens: 300, CompletionTokens: 30, CostNano: 3000, LatencyP50: 20 * ms, LatencyP95: 30 * ms},
+				},
 			},
-		},
-		{
-			name: "by key, filtered by model and provider",
-			q:    ReportQuery{GroupBy: []Dimension{ByKey}, From: from, To: to, Model: "gpt-4o", Provider: "openai"},
-			want: []ReportRow{
-				{KeyID: "key_a1", Requests: 4, Errors: 1, PromptTokens: 600, CompletionTokens: 60, CachedTokens: 50, CostNano: 6000, LatencyP50: 20 * ms, LatencyP95: 40 * ms},
-				{KeyID: "key_b1", Requests: 20, PromptTokens: 20, CompletionTokens: 20, CostNano: 140, LatencyP50: 10 * ms, LatencyP95: 19 * ms},
+			{
+				name: "by model and provider within one account",
+				q:    ReportQuery{GroupBy: []Dimension{ByModel, ByProvider}, From: from, To: to, AccountID: "acct_a"},
+				want: []ReportRow{
+					{Model: "claude", Provider: "anthropic", Requests: 2, Errors: 1, PromptTokens: 10, CompletionTokens: 5, CostNano: 500, LatencyP50: 5 * ms, LatencyP95: 100 * ms},
+					{Model: "gpt-4o", Provider: "openai", Requests: 4, Errors: 1, PromptTokens: 600, CompletionTokens: 60, CachedTokens: 50, CostNano: 6000, LatencyP50: 20 * ms, LatencyP95: 40 * ms},
+				},
 			},
-		},
-		{
-			name: "from is inclusive, to exclusive",
-			q:    ReportQuery{GroupBy: []Dimension{ByKey}, From: utc("2026-11-02T00:00:00Z"), To: utc("2026-11-02T00:10:00Z")},
-			want: []ReportRow{{KeyID: "key_a1", Requests: 1, Errors: 1, LatencyP50: 30 * ms, LatencyP95: 30 * ms}},
-		},
-		{
-			name: "another account's key under an account filter",
-			q:    ReportQuery{GroupBy: []Dimension{ByKey}, From: from, To: to, AccountID: "acct_a", KeyID: "key_b1"},
-			want: nil,
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := db.UsageReport(context.Background(), tc.q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("report:\n got %+v\nwant %+v", got, tc.want)
-			}
-		})
-	}
+			{
+				name: "by key, filtered by model and provider",
+				q:    ReportQuery{GroupBy: []Dimension{ByKey}, From: from, To: to, Model: "gpt-4o", Provider: "openai"},
+				want: []ReportRow{
+					{KeyID: "key_a1", Requests: 4, Errors: 1, PromptTokens: 600, CompletionTokens: 60, CachedTokens: 50, CostNano: 6000, LatencyP50: 20 * ms, LatencyP95: 40 * ms},
+					{KeyID: "key_b1", Requests: 20, PromptTokens: 20, CompletionTokens: 20, CostNano: 140, LatencyP50: 10 * ms, LatencyP95: 19 * ms},
+				},
+			},
+			{
+				name: "from is inclusive, to exclusive",
+				q:    ReportQuery{GroupBy: []Dimension{ByKey}, From: utc("2026-11-02T00:00:00Z"), To: utc("2026-11-02T00:10:00Z")},
+				want: []ReportRow{{KeyID: "key_a1", Requests: 1, Errors: 1, LatencyP50: 30 * ms, LatencyP95: 30 * ms}},
+			},
+			{
+				name: "another account's key under an account filter",
+				q:    ReportQuery{GroupBy: []Dimension{ByKey}, From: from, To: to, AccountID: "acct_a", KeyID: "key_b1"},
+				want: nil,
+			},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				got, err := db.UsageReport(context.Background(), tc.q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, tc.want) {
+					t.Fatalf("report:\n got %+v\nwant %+v", got, tc.want)
+				}
+			})
+		}
+	})
 }
 
 func TestUsageReportRejectsBadDimensions(t *testing.T) {
-	db, _ := openTest(t)
-	ensureCostColumns(t, db)
-	for _, g := range [][]Dimension{{"color"}, {ByModel, ByModel}, {ByDay, ByHour}} {
-		if _, err := db.UsageReport(context.Background(), ReportQuery{GroupBy: g}); err == nil {
-			t.Errorf("group by %v: no error", g)
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		for _, g := range [][]Dimension{{"color"}, {ByModel, ByModel}, {ByDay, ByHour}} {
+			if _, err := db.UsageReport(context.Background(), ReportQuery{GroupBy: g}); err == nil {
+				t.Errorf("group by %v: no error", g)
+			}
 		}
-	}
+	})
 }
 
 // TestUsageReportUsesIndexes checks the query plan: a range scan of the
 // right index, never a scan of the whole table.
 func TestUsageReportUsesIndexes(t *testing.T) {
-	db, _ := openTest(t)
-	ensureCostColumns(t, db)
+	// SQLite only: the plan's text is SQLite's EXPLAIN QUERY PLAN.
+	db, _ := openSQLiteTest(t)
 	from, to := utc("2026-11-01T00:00:00Z"), utc("2026-12-01T00:00:00Z")
 	tests := []struct {
 		name  string
@@ -205,7 +178,7 @@ func TestUsageReportUsesIndexes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rows, err := db.db.Query("EXPLAIN QUERY PLAN "+q, args...)
+			rows, err := db.query(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -44,7 +45,7 @@ func (s *DB) CreateKey(ctx context.Context, k APIKey) error {
 	if k.Kind == "" {
 		k.Kind = "caller"
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.AccountID, k.Kind, k.Name, k.Hash, k.PepperVersion, k.Hint, jsonText(nonNil(k.AllowedModels)), jsonText(nonNil(k.AllowedEndpoints)),
 		jsonText(nonNil(k.AllowedCIDRs)), k.RPM, k.TPM, k.MaxConcurrent, jsonText(nonNilMap(k.Metadata)),
 		k.CreatedAt.UnixMilli(), msPtr(k.ExpiresAt), msPtr(k.RevokedAt), msPtr(k.SuspendedAt), k.SuspendReason, k.RotatedFrom)
@@ -59,13 +60,13 @@ func (s *DB) CreateKey(ctx context.Context, k APIKey) error {
 
 // KeyByHash finds a key by its hash (the auth lookup).
 func (s *DB) KeyByHash(ctx context.Context, hash string) (APIKey, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ?`, hash)
+	row := s.queryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ?`, hash)
 	return scanKey(row)
 }
 
 // KeyByID finds a key by id.
 func (s *DB) KeyByID(ctx context.Context, id string) (APIKey, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id)
+	row := s.queryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id)
 	return scanKey(row)
 }
 
@@ -100,9 +101,10 @@ func (s *DB) ListKeys(ctx context.Context, f KeyFilter) ([]APIKey, error) {
 	}
 	q += " ORDER BY created_at DESC, id DESC"
 	if f.Limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
@@ -136,7 +138,8 @@ func (s *DB) ResumeKey(ctx context.Context, id string) error {
 // ExpireKeyBy makes a key expire at t unless it already expires earlier
 // (rotation overlap).
 func (s *DB) ExpireKeyBy(ctx context.Context, id string, t time.Time) error {
-	return s.updateKey(ctx, "expire", id, `UPDATE api_keys SET expires_at = MIN(COALESCE(expires_at, ?), ?) WHERE id = ?`, t.UnixMilli(), t.UnixMilli(), id)
+	ms := t.UnixMilli()
+	return s.updateKey(ctx, "expire", id, `UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NOT NULL AND expires_at < ? THEN expires_at ELSE ? END WHERE id = ?`, ms, ms, id)
 }
 
 // RehashKey replaces a key's hash after a pepper change.
@@ -145,7 +148,7 @@ func (s *DB) RehashKey(ctx context.Context, id, hash string, pepperVersion int) 
 }
 
 func (s *DB) updateKey(ctx context.Context, op, id, q string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, q, args...)
+	res, err := s.exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("%s key %s: %w", op, id, err)
 	}
@@ -203,7 +206,7 @@ func (s *DB) CreateAccount(ctx context.Context, a Account) error {
 	if a.Status == "" {
 		a.Status = "active"
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO accounts (id, name, status, metadata, created_at) VALUES (?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO accounts (id, name, status, metadata, created_at) VALUES (?, ?, ?, ?, ?)`,
 		a.ID, a.Name, a.Status, jsonText(nonNilMap(a.Metadata)), a.CreatedAt.UnixMilli())
 	if isUniqueViolation(err) {
 		return fmt.Errorf("create account %q: %w", a.Name, ErrConflict)
@@ -219,7 +222,7 @@ func (s *DB) AccountByID(ctx context.Context, id string) (Account, error) {
 	var a Account
 	var meta string
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, status, metadata, created_at FROM accounts WHERE id = ?`, id).Scan(&a.ID, &a.Name, &a.Status, &meta, &created)
+	err := s.queryRow(ctx, `SELECT id, name, status, metadata, created_at FROM accounts WHERE id = ?`, id).Scan(&a.ID, &a.Name, &a.Status, &meta, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, fmt.Errorf("account %s: %w", id, ErrNotFound)
 	}
@@ -236,7 +239,7 @@ func (s *DB) ListAccounts(ctx context.Context, after string, limit int) ([]Accou
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, status, metadata, created_at FROM accounts WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	rows, err := s.query(ctx, `SELECT id, name, status, metadata, created_at FROM accounts WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
@@ -297,37 +300,51 @@ const usageColumns = `request_id, account_id, key_id, model, provider, upstream_
 
 // InsertUsage writes a batch in one transaction (group commit), with the
 // ledger debits of the records that cost something. A record whose request
-// id is already stored is skipped, and a debit is keyed by its request id,
-// so a retried batch never counts or charges a request twice.
+// id is already stored is skipped, with its debit: a retried batch never
+// counts or charges a request twice, also when two replicas store the same
+// record at once. The same transaction releases the credit hold whose id
+// is each stored record's request id (see HoldCredit), so no one ever sees
+// a request's credit both unspent and unheld.
 func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	// Insert in request-id order: two transactions storing overlapping
+	// batches then wait on each other's rows in one order (PostgreSQL
+	// would otherwise risk a deadlock).
+	sorted := slices.Clone(recs)
+	slices.SortStableFunc(sorted, func(a, b UsageRecord) int { return strings.Compare(a.RequestID, b.RequestID) })
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`)
+		stmt, err := s.txPrepare(ctx, tx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`)
 		if err != nil {
 			return fmt.Errorf("insert usage: %w", err)
 		}
 		defer stmt.Close()
-		for _, r := range recs {
-			if _, err := stmt.ExecContext(ctx, r.RequestID, r.AccountID, r.KeyID, r.Model, r.Provider, r.UpstreamModel, r.Stream,
+		var debits []UsageDebit
+		var stored []string
+		for _, r := range sorted {
+			res, err := stmt.ExecContext(ctx, r.RequestID, r.AccountID, r.KeyID, r.Model, r.Provider, r.UpstreamModel, b2i(r.Stream),
 				r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.Latency.Microseconds(), r.TTFT.Microseconds(),
-				r.Status, r.Attempts, r.ErrorCode, r.CreatedAt.UnixMilli(), r.CostNano, r.Estimated); err != nil {
+				r.Status, r.Attempts, r.ErrorCode, r.CreatedAt.UnixMilli(), r.CostNano, b2i(r.Estimated))
+			if err != nil {
 				return fmt.Errorf("insert usage %s: %w", r.RequestID, err)
 			}
-		}
-		var debits []UsageDebit
-		for _, r := range recs {
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("insert usage %s: %w", r.RequestID, err)
+			} else if n == 0 {
+				continue // stored before, with its debit
+			}
+			stored = append(stored, r.RequestID)
 			// Free requests need no ledger entry (and the write would double
 			// the commit's pages); every request that cost something has one.
 			if r.AccountID != "" && r.CostNano != 0 {
 				debits = append(debits, UsageDebit{AccountID: r.AccountID, RequestID: r.RequestID, Amount: r.CostNano, KeyID: r.KeyID, At: r.CreatedAt})
 			}
 		}
-		if len(debits) == 0 {
+		if len(stored) == 0 {
 			return nil
 		}
-		return s.ApplyUsageDebits(ctx, tx, debits)
+		return s.applyUsage(ctx, tx, debits, stored)
 	})
 }
 
@@ -361,9 +378,10 @@ func (s *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error
 	}
 	q += " ORDER BY id DESC"
 	if f.Limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list usage: %w", err)
 	}

@@ -1,25 +1,23 @@
-// Package store persists keys and usage records. The embedded default is
-// SQLite through a pure-Go driver (no cgo), in WAL mode, with migrations
-// compiled into the binary and applied at open.
+// Package store persists keys, usage records, credits and the audit log.
+// Two backends share one type and one set of methods: SQLite through a
+// pure-Go driver (no cgo), in WAL mode, the embedded default for a single
+// replica; and PostgreSQL, the shared state of several replicas. Each has
+// its own migrations, compiled into the binary and applied at open, with
+// the same version numbers and the same semantics.
 package store
 
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"sort"
-	"strconv"
 	"strings"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
-
-//go:embed migrations/*.sql
-var migrationFS embed.FS
 
 // ErrNotFound is returned when a row does not exist.
 var ErrNotFound = errors.New("not found")
@@ -27,9 +25,35 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned when a unique constraint would be violated.
 var ErrConflict = errors.New("already exists")
 
-// DB is the store. Its methods are safe for concurrent use.
+// Dialects, as Dialect reports them.
+const (
+	DialectSQLite   = "sqlite"
+	DialectPostgres = "postgres"
+)
+
+// DB is the store. Its methods are safe for concurrent use, and on
+// PostgreSQL also across processes sharing the database.
 type DB struct {
-	db *sql.DB
+	db      *sql.DB
+	dialect string
+	binder  binder
+	// lockNS namespaces PostgreSQL advisory locks by schema, so two
+	// deployments in one database (or two tests) never wait on each other.
+	lockNS int32
+}
+
+// Open opens the database dsn names: PostgreSQL for a postgres:// or
+// postgresql:// URL, else the SQLite file at path dsn.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	if isPostgresURL(dsn) {
+		return OpenPostgres(ctx, dsn)
+	}
+	return OpenSQLite(ctx, dsn)
+}
+
+func isPostgresURL(dsn string) bool {
+	scheme, _, ok := strings.Cut(dsn, "://")
+	return ok && (strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql"))
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and
@@ -51,7 +75,7 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	s := &DB{db: sqlDB}
+	s := &DB{db: sqlDB, dialect: DialectSQLite}
 	if err := s.migrate(ctx); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
@@ -59,83 +83,38 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	return s, nil
 }
 
+// Dialect reports the backend: DialectSQLite or DialectPostgres.
+func (s *DB) Dialect() string { return s.dialect }
+
 // Close closes the database.
 func (s *DB) Close() error { return s.db.Close() }
 
 // Ping checks the database answers (used by /healthz).
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
+func (s *DB) isPostgres() bool { return s.dialect == DialectPostgres }
+
+// forUpdate is the row-lock suffix of a SELECT. SQLite has no row locks
+// and needs none: a write transaction holds the database's one write lock
+// from BEGIN (_txlock=immediate).
+func (s *DB) forUpdate() string {
+	if s.isPostgres() {
+		return " FOR UPDATE"
+	}
+	return ""
 }
 
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("migration %s: name must start with a number and _", e.Name())
-		}
-		body, err := fs.ReadFile(migrationFS, "migrations/"+e.Name())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: e.Name(), sql: string(body)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
-}
-
-// migrate applies, each in its own transaction, every migration newer than
-// the recorded version. A database newer than the binary is refused.
-func (s *DB) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL DEFAULT (unixepoch()))`); err != nil {
-		return err
-	}
-	var current int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return err
-	}
-	migs, err := loadMigrations()
-	if err != nil {
-		return err
-	}
-	if n := len(migs); n > 0 && current > migs[n-1].version {
-		return fmt.Errorf("database schema version %d is newer than this binary knows (%d)", current, migs[n-1].version)
-	}
-	for _, m := range migs {
-		if m.version <= current {
-			continue
-		}
-		if err := s.inTx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.version, m.name)
-			return err
-		}); err != nil {
-			return fmt.Errorf("%s: %w", m.name, err)
-		}
-	}
-	return nil
-}
-
-// SchemaVersion reports the applied migration version.
-func (s *DB) SchemaVersion(ctx context.Context) (int, error) {
-	var v int
-	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
-	return v, err
+// txBeginner is what runs a transaction: the pool, or one connection.
+type txBeginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 }
 
 func (s *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	return runTx(ctx, s.db, fn)
+}
+
+func runTx(ctx context.Context, b txBeginner, fn func(*sql.Tx) error) error {
+	tx, err := b.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -146,6 +125,29 @@ func (s *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
+// isUniqueViolation tells a duplicate key (primary key or unique index)
+// from other failures, on either backend.
 func isUniqueViolation(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505" // unique_violation
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		c := sqErr.Code()
+		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// b2i stores a flag as 0 or 1: the columns are integers on both backends,
+// and PostgreSQL will not encode a Go bool into a BIGINT.
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -14,7 +14,7 @@ import (
 func (s *DB) Keyring(ctx context.Context) ([]byte, int64, error) {
 	var blob []byte
 	var gen int64
-	err := s.db.QueryRowContext(ctx, `SELECT blob, generation FROM vault_keyring WHERE id = 1`).Scan(&blob, &gen)
+	err := s.queryRow(ctx, `SELECT blob, generation FROM vault_keyring WHERE id = 1`).Scan(&blob, &gen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, ErrNotFound
 	}
@@ -30,16 +30,22 @@ func (s *DB) Keyring(ctx context.Context) ([]byte, int64, error) {
 func (s *DB) SaveKeyring(ctx context.Context, blob []byte, gen int64) (int64, error) {
 	now := time.Now().UnixMilli()
 	if gen == 0 {
-		_, err := s.db.ExecContext(ctx, `INSERT INTO vault_keyring (id, blob, generation, updated_at) VALUES (1, ?, 1, ?)`, blob, now)
-		if isUniqueViolation(err) {
-			return 0, fmt.Errorf("save keyring: %w", ErrConflict)
-		}
+		// A concurrent first save shows as zero rows inserted, the same
+		// on both backends, rather than as each driver's error.
+		res, err := s.exec(ctx, `INSERT INTO vault_keyring (id, blob, generation, updated_at) VALUES (1, ?, 1, ?) ON CONFLICT (id) DO NOTHING`, blob, now)
 		if err != nil {
 			return 0, fmt.Errorf("save keyring: %w", err)
 		}
+		if n, err := res.RowsAffected(); err != nil {
+			return 0, fmt.Errorf("save keyring: %w", err)
+		} else if n == 0 {
+			return 0, fmt.Errorf("save keyring: %w", ErrConflict)
+		}
 		return 1, nil
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE vault_keyring SET blob = ?, generation = generation + 1, updated_at = ? WHERE id = 1 AND generation = ?`, blob, now, gen)
+	// One statement: PostgreSQL re-checks generation on the row it locks,
+	// so of two concurrent savers of one generation only one matches.
+	res, err := s.exec(ctx, `UPDATE vault_keyring SET blob = ?, generation = generation + 1, updated_at = ? WHERE id = 1 AND generation = ?`, blob, now, gen)
 	if err != nil {
 		return 0, fmt.Errorf("save keyring: %w", err)
 	}
@@ -75,8 +81,8 @@ const providerKeyColumns = `id, provider, name, ciphertext, term, hint, weight, 
 // CreateProviderKey inserts a provider key. ErrConflict when the id, or the
 // provider+name pair, exists.
 func (s *DB) CreateProviderKey(ctx context.Context, k ProviderKey) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO provider_keys (`+providerKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, k.Provider, k.Name, k.Ciphertext, k.Term, k.Hint, k.Weight, k.Status, k.DisabledReason, k.CreatedAt.UnixMilli(), k.UpdatedAt.UnixMilli())
+	_, err := s.exec(ctx, `INSERT INTO provider_keys (`+providerKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Provider, k.Name, k.Ciphertext, int64(k.Term), k.Hint, k.Weight, k.Status, k.DisabledReason, k.CreatedAt.UnixMilli(), k.UpdatedAt.UnixMilli())
 	if isUniqueViolation(err) {
 		return fmt.Errorf("create provider key %s (%s/%s): %w", k.ID, k.Provider, k.Name, ErrConflict)
 	}
@@ -108,14 +114,14 @@ func (s *DB) ListProviderKeys(ctx context.Context, f ProviderKeyFilter) ([]Provi
 	}
 	if f.NotTerm != 0 {
 		where = append(where, "term <> ?")
-		args = append(args, f.NotTerm)
+		args = append(args, int64(f.NotTerm))
 	}
 	q := `SELECT ` + providerKeyColumns + ` FROM provider_keys`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY provider, created_at, id"
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list provider keys: %w", err)
 	}
@@ -133,13 +139,13 @@ func (s *DB) ListProviderKeys(ctx context.Context, f ProviderKeyFilter) ([]Provi
 
 // ProviderKeyByID finds a provider key. ErrNotFound if it does not exist.
 func (s *DB) ProviderKeyByID(ctx context.Context, id string) (ProviderKey, error) {
-	return scanProviderKey(s.db.QueryRowContext(ctx, `SELECT `+providerKeyColumns+` FROM provider_keys WHERE id = ?`, id))
+	return scanProviderKey(s.queryRow(ctx, `SELECT `+providerKeyColumns+` FROM provider_keys WHERE id = ?`, id))
 }
 
 // SetProviderKeyStatus sets a key's status and reason. ErrNotFound if it
 // does not exist.
 func (s *DB) SetProviderKeyStatus(ctx context.Context, id, status, reason string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE provider_keys SET status = ?, disabled_reason = ?, updated_at = ? WHERE id = ?`, status, reason, at.UnixMilli(), id)
+	res, err := s.exec(ctx, `UPDATE provider_keys SET status = ?, disabled_reason = ?, updated_at = ? WHERE id = ?`, status, reason, at.UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("set provider key %s status: %w", id, err)
 	}
@@ -151,7 +157,7 @@ func (s *DB) SetProviderKeyStatus(ctx context.Context, id, status, reason string
 
 // DeleteProviderKey removes a key. ErrNotFound if it does not exist.
 func (s *DB) DeleteProviderKey(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM provider_keys WHERE id = ?`, id)
+	res, err := s.exec(ctx, `DELETE FROM provider_keys WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("delete provider key %s: %w", id, err)
 	}
@@ -166,7 +172,7 @@ func (s *DB) DeleteProviderKey(ctx context.Context, id string) error {
 // per key, and concurrent readers see either the old or the new ciphertext.
 // ErrConflict when the row changed meanwhile, ErrNotFound when it is gone.
 func (s *DB) SwapProviderKeyCiphertext(ctx context.Context, id string, old, ct []byte, term uint32, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE provider_keys SET ciphertext = ?, term = ?, updated_at = ? WHERE id = ? AND ciphertext = ?`, ct, term, at.UnixMilli(), id, old)
+	res, err := s.exec(ctx, `UPDATE provider_keys SET ciphertext = ?, term = ?, updated_at = ? WHERE id = ? AND ciphertext = ?`, ct, int64(term), at.UnixMilli(), id, old)
 	if err != nil {
 		return fmt.Errorf("re-seal provider key %s: %w", id, err)
 	}
