@@ -19,7 +19,8 @@ import (
 // guard owns the token-control machinery that runs beside the request
 // path: rate limiters, the failed-auth throttle, the anomaly detector and
 // the worker that acts on its alerts (audit, webhook, suspension). It owns
-// two goroutines, both stopped by close.
+// two goroutines, plus the lease refresher of the shared concurrency cap
+// when Redis is configured, all stopped by close.
 // limiter is a rate limiter the guard sweeps: local, or shared in Redis.
 type limiter interface {
 	httpapi.RateLimiter
@@ -30,6 +31,9 @@ type guard struct {
 	limits   *httpapi.Limits
 	requests limiter
 	tokens   limiter
+	// conc is the concurrency cap shared through Redis; nil when the cap
+	// is per replica (it then owns no goroutine).
+	conc     *keys.RedisConcurrency
 	throttle *keys.AuthThrottle
 	detector *keys.Detector
 	cfg      config.Anomaly
@@ -47,13 +51,18 @@ type guard struct {
 // key's limits hold across replicas) and starts the guard's goroutines.
 func newGuard(cfg config.Config, ks *keys.Service, audit *keys.Auditor, rdb *redis.Client, log *zap.Logger) *guard {
 	var requests, tokens limiter = keys.NewLimiter(time.Now), keys.NewLimiter(time.Now)
+	var conc httpapi.ConcurrencyLimiter = keys.NewConcurrency()
+	var shared *keys.RedisConcurrency
 	if rdb != nil {
 		requests = keys.NewRedisLimiter(rdb, "xroute:rl:req:", keys.NewLimiter(time.Now), log)
 		tokens = keys.NewRedisLimiter(rdb, "xroute:rl:tok:", keys.NewLimiter(time.Now), log)
+		shared = keys.NewRedisConcurrency(rdb, "xroute:conc:", log)
+		conc = shared
 	}
 	g := &guard{
 		requests: requests,
 		tokens:   tokens,
+		conc:     shared,
 		throttle: keys.NewAuthThrottle(cfg.Auth.FailedAuthBurst, cfg.Auth.FailedAuthMaxBackoff, time.Now),
 		cfg:      cfg.Anomaly,
 		keys:     ks,
@@ -63,7 +72,7 @@ func newGuard(cfg config.Config, ks *keys.Service, audit *keys.Auditor, rdb *red
 		alerts:   make(chan keys.Alert, 1024),
 		stop:     make(chan struct{}),
 	}
-	g.limits = &httpapi.Limits{Requests: g.requests, Tokens: g.tokens, Concurrency: keys.NewConcurrency(),
+	g.limits = &httpapi.Limits{Requests: g.requests, Tokens: g.tokens, Concurrency: conc,
 		DefaultRPM: cfg.Limits.RPM, DefaultTPM: cfg.Limits.TPM, DefaultConc: cfg.Limits.MaxConcurrent}
 	if cfg.Anomaly.Enabled {
 		g.detector = keys.NewDetector(cfg.Anomaly, time.Now)
@@ -163,4 +172,7 @@ func (g *guard) sweep() {
 func (g *guard) close() {
 	close(g.stop)
 	g.wg.Wait()
+	if g.conc != nil {
+		g.conc.Close()
+	}
 }
