@@ -24,7 +24,7 @@ func BenchmarkRecorderCommitSQLite(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	sp, _, err := OpenSpool(filepath.Join(b.TempDir(), "spool"))
+	sp, err := OpenSpool(filepath.Join(b.TempDir(), "spool"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func BenchmarkRecorderCommitSequential(b *testing.B) {
 			defer db.Close()
 			var opts []RecorderOption
 			if tc.spool {
-				sp, _, err := OpenSpool(filepath.Join(b.TempDir(), "spool"))
+				sp, err := OpenSpool(filepath.Join(b.TempDir(), "spool"))
 				if err != nil {
 					b.Fatal(err)
 				}

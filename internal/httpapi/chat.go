@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
+	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/router"
@@ -88,7 +89,10 @@ func (s *Server) chat(c *gin.Context) {
 	}
 	info.prompt, info.complete, info.cached, info.usageSeen = resp.Usage.PromptTokens, resp.Usage.CompletionTokens, resp.Usage.CachedTokens, true
 	setRouteHeaders(c.Writer.Header(), info)
-	s.commitUsage(c, info) // durable before the answer leaves
+	if !s.commitUsage(c, info) { // durable before the answer leaves
+		writeError(c, errSpoolFull())
+		return
+	}
 	c.Data(http.StatusOK, "application/json", resp.Body)
 }
 
@@ -257,14 +261,27 @@ func (s *Server) usageRecord(info *requestInfo) store.UsageRecord {
 // ledger debit) and waits for the commit, so that a response whose last
 // byte was sent always has its record and its charge, even if the process
 // is killed right after. Then the reservation is settled.
-func (s *Server) commitUsage(c *gin.Context, info *requestInfo) {
+//
+// It returns false when the record could not be kept at all (the database
+// is down and the usage spool full): the request is then not charged, and
+// a caller that has not sent its answer yet refuses it instead.
+func (s *Server) commitUsage(c *gin.Context, info *requestInfo) bool {
 	info.metered = true
 	s.price(info, info.body)
-	if err := s.usage.Commit(c.Request.Context(), s.usageRecord(info)); err != nil {
+	rec := s.usageRecord(info)
+	err := s.usage.Commit(c.Request.Context(), rec)
+	kept := !errors.Is(err, billing.ErrSpoolFull)
+	switch {
+	case !kept:
+		// The log line is the only trace left of this request's usage.
+		s.log.Error("usage record not kept: database down and usage spool full", zap.String("request_id", info.id), zap.Reflect("usage", rec))
+		info.cost = 0
+	case err != nil:
 		s.log.Error("usage record not committed", zap.String("request_id", info.id), zap.Error(err))
 	}
 	s.settle(info)
 	s.observeDone(info)
+	return kept
 }
 
 // meter writes the record of a request that ended without commitUsage

@@ -132,7 +132,10 @@ func (s *Server) embeddings(c *gin.Context) {
 	}
 	info.prompt, info.usageSeen = usage.PromptTokens, true
 	setRouteHeaders(c.Writer.Header(), info)
-	s.commitUsage(c, info)
+	if !s.commitUsage(c, info) {
+		writeError(c, errSpoolFull())
+		return
+	}
 	c.Data(http.StatusOK, "application/json", renderEmbeddings(req.Model, vecs, usage.PromptTokens, req.EncodingFormat == "base64"))
 }
 

@@ -199,6 +199,10 @@ func (s *Server) authenticate(c *gin.Context) {
 			e = errInvalidKey
 		default:
 			s.log.Error("key verification failed", zap.String("request_id", info.id), zap.Error(err))
+			if s.storeDown(err) {
+				writeError(c, errStoreUnavailable())
+				return
+			}
 			writeError(c, newError(http.StatusServiceUnavailable, "server_error", "auth_unavailable", "The gateway cannot verify API keys right now. Please retry."))
 			return
 		}

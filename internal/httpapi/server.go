@@ -96,6 +96,9 @@ type Config struct {
 	ProviderKeys ProviderKeyAdmin
 	// Metrics turns on Prometheus metrics and GET /metrics (zero: off).
 	Metrics MetricsConfig
+	// StoreHealth gates new /v1 requests and answers /healthz while the
+	// database is down (nil: Health is pinged on /healthz, no gate).
+	StoreHealth StoreHealth
 }
 
 // Server is the HTTP handler.
@@ -121,6 +124,7 @@ type Server struct {
 	credits         Meter
 	creditsAdmin    CreditsAdmin
 	metrics         *metrics
+	storeHealth     StoreHealth
 }
 
 // New builds the server and its routes.
@@ -145,6 +149,7 @@ func New(cfg Config) (*Server, error) {
 		pkeys:           cfg.ProviderKeys,
 		credits:         cfg.Meter,
 		creditsAdmin:    cfg.Credits,
+		storeHealth:     cfg.StoreHealth,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -165,7 +170,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = m
 	m.route(e) // GET /metrics, before auth
 	e.GET("/healthz", s.healthz)
-	v1 := e.Group("/v1", s.authenticate, s.callerOnly)
+	v1 := e.Group("/v1", s.storeGate, s.authenticate, s.callerOnly)
 	v1.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat)
 	v1.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings)
 	v1.GET("/models", s.scope(keys.EndpointModels), s.listModels)
@@ -192,6 +197,10 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
 
 func (s *Server) healthz(c *gin.Context) {
+	if s.storeHealth != nil {
+		s.healthzStore(c)
+		return
+	}
 	if s.health != nil {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 		defer cancel()
