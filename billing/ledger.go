@@ -223,10 +223,17 @@ func (l *Ledger) Adjust(ctx context.Context, accountID string, amount Nano, idem
 // after that Reserve does no I/O. Every Reservation must end with Settle
 // or Release.
 func (l *Ledger) Reserve(ctx context.Context, accountID string, amount Nano) (*Reservation, error) {
+	return l.ReserveFor(ctx, accountID, "", amount)
+}
+
+// ReserveFor is Reserve for the request whose usage record has id
+// requestID. A shared Holds names the hold after it, so that committing
+// the request's usage debit releases the hold in the same transaction.
+func (l *Ledger) ReserveFor(ctx context.Context, accountID, requestID string, amount Nano) (*Reservation, error) {
 	if amount < 0 {
 		return nil, fmt.Errorf("%w: negative reservation %s", ErrInvalidPosting, amount)
 	}
-	ref, err := l.holds.Hold(ctx, accountID, amount)
+	ref, err := l.holds.Hold(ctx, accountID, requestID, amount)
 	if err != nil {
 		return nil, err
 	}
@@ -363,8 +370,9 @@ type HoldRef any
 // releases the hold (the debit is already in the shared balance) and
 // Credit is a no-op.
 type Holds interface {
-	// Hold reserves amount, or returns ErrInsufficientCredits.
-	Hold(ctx context.Context, accountID string, amount Nano) (HoldRef, error)
+	// Hold reserves amount for request requestID (may be empty), or
+	// returns ErrInsufficientCredits.
+	Hold(ctx context.Context, accountID, requestID string, amount Nano) (HoldRef, error)
 	// Release returns a hold unused.
 	Release(accountID string, ref HoldRef, amount Nano)
 	// Settle ends a hold whose request's debit of cost is committed.
@@ -442,7 +450,7 @@ func (m *MemoryHolds) ready(ctx context.Context, id string, a *memAccount) error
 }
 
 // Hold implements Holds.
-func (m *MemoryHolds) Hold(ctx context.Context, accountID string, amount Nano) (HoldRef, error) {
+func (m *MemoryHolds) Hold(ctx context.Context, accountID, _ string, amount Nano) (HoldRef, error) {
 	a := m.account(accountID, true)
 	a.mu.Lock()
 	defer a.mu.Unlock()

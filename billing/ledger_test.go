@@ -352,7 +352,7 @@ func TestMemoryHoldsCreditSkipsWhatTheLoadSaw(t *testing.T) {
 		t.Fatalf("balance %d, want 120", b)
 	}
 	// Invalidate reloads only once no hold is in flight.
-	ref, err := h.Hold(ctx, "a", 50)
+	ref, err := h.Hold(ctx, "a", "", 50)
 	if err != nil {
 		t.Fatal(err)
 	}

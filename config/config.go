@@ -67,9 +67,20 @@ type Log struct {
 	Format string `yaml:"format"` // json or console
 }
 
-// Database selects the store. Path is the SQLite file of the embedded default.
+// Database selects the store. Path is the SQLite file of the embedded
+// default; URL (postgres://...) selects PostgreSQL instead, which several
+// replicas share. HoldTTL bounds how long credit held by a request
+// survives its replica: a replica killed mid-request leaves its holds in
+// the shared store, and any replica's sweeper frees them after HoldTTL.
 type Database struct {
-	Path string `yaml:"path"`
+	Path    string        `yaml:"path"`
+	URL     string        `yaml:"url"`
+	HoldTTL time.Duration `yaml:"hold_ttl"`
+}
+
+// Postgres reports whether the store is a shared PostgreSQL database.
+func (d Database) Postgres() bool {
+	return strings.HasPrefix(d.URL, "postgres://") || strings.HasPrefix(d.URL, "postgresql://")
 }
 
 // Redis is shared state between replicas (redis://host:port/db). With it,
@@ -143,6 +154,10 @@ type Usage struct {
 	BatchSize     int           `yaml:"batch_size"`
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	QueueSize     int           `yaml:"queue_size"`
+	// SpoolMaxBytes bounds the spool. While the database is down records
+	// wait there; once it is (nearly) full, new requests get 503 rather
+	// than run unmetered.
+	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
 }
 
 // Router tunes failover.
@@ -216,10 +231,10 @@ func Default() Config {
 			Metrics:         true,
 		},
 		Log:      Log{Level: "info", Format: "json"},
-		Database: Database{Path: "xroute.db"},
+		Database: Database{Path: "xroute.db", HoldTTL: 15 * time.Minute},
 		Auth: Auth{PepperFile: "xroute.pepper", CacheTTL: 30 * time.Second, RotationOverlap: 24 * time.Hour,
 			FailedAuthBurst: 10, FailedAuthMaxBackoff: 5 * time.Minute},
-		Usage:  Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536},
+		Usage:  Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536, SpoolMaxBytes: 512 << 20},
 		Router: Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second},
 		Vault:  Vault{MasterKeyFile: "xroute.master"},
 		Anomaly: Anomaly{Enabled: true, SpikeFactor: 10, Warmup: 24 * time.Hour, AuthFailures: 20,
@@ -358,6 +373,15 @@ func (c *Config) Validate() error {
 	if c.Database.Path == "" {
 		bad("database.path", "must not be empty")
 	}
+	if c.Database.URL != "" && !c.Database.Postgres() {
+		bad("database.url", "must be a postgres:// or postgresql:// URL")
+	}
+	if c.Database.HoldTTL < time.Minute {
+		bad("database.hold_ttl", "must be at least 1m; got %s", c.Database.HoldTTL)
+	} else if c.Server.RequestTimeout > 0 && c.Database.HoldTTL <= c.Server.RequestTimeout {
+		// A hold swept while its request still runs could be spent twice.
+		bad("database.hold_ttl", "must be longer than server.request_timeout (%s); got %s", c.Server.RequestTimeout, c.Database.HoldTTL)
+	}
 	if c.Auth.Pepper == "" && c.Auth.PepperFile == "" {
 		bad("auth.pepper_file", "set auth.pepper_file or XROUTE_AUTH_PEPPER")
 	}
@@ -398,6 +422,9 @@ func (c *Config) Validate() error {
 		default:
 			bad("anomaly.action", "must be log, webhook or suspend; got %q", c.Anomaly.Action)
 		}
+	}
+	if c.Usage.SpoolMaxBytes < 1<<20 {
+		bad("usage.spool_max_bytes", "must be at least 1 MiB (1048576); got %d", c.Usage.SpoolMaxBytes)
 	}
 	if c.Usage.BatchSize <= 0 {
 		bad("usage.batch_size", "must be positive")

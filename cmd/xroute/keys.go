@@ -38,9 +38,10 @@ func (l *listFlag) Set(v string) error {
 // server sees changes made this way within auth.cache_ttl; the admin API
 // applies them at once.
 type offline struct {
-	db    *store.DB
-	keys  *keys.Service
-	audit *keys.Auditor
+	db        *store.DB
+	keys      *keys.Service
+	audit     *keys.Auditor
+	closeKeys func()
 }
 
 func openOffline(ctx context.Context, cfgPath string) (*offline, error) {
@@ -48,21 +49,21 @@ func openOffline(ctx context.Context, cfgPath string) (*offline, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.OpenSQLite(ctx, cfg.Database.Path)
+	db, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	audit := keys.NewAuditor(db, time.Now)
-	svc, err := app.OpenKeys(db, cfg, app.AuditHook(audit, zap.NewNop()))
+	svc, closeKeys, err := app.OpenKeysFanout(db, cfg, app.AuditHook(audit, zap.NewNop()), zap.NewNop())
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &offline{db: db, keys: svc, audit: audit}, nil
+	return &offline{db: db, keys: svc, audit: audit, closeKeys: closeKeys}, nil
 }
 
 func (o *offline) close() {
-	o.keys.Close()
+	o.closeKeys()
 	o.db.Close()
 }
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -80,7 +79,7 @@ func openSecrets(ctx context.Context, cfgPath string, stderr io.Writer) (*app.Se
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := store.OpenSQLite(ctx, cfg.Database.Path)
+	db, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

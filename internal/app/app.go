@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -47,7 +48,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 			a.closeAll()
 		}
 	}()
-	db, err := store.OpenSQLite(ctx, cfg.Database.Path)
+	db, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -75,10 +76,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		if err != nil {
 			return nil, fmt.Errorf("redis.url: %w", err)
 		}
+		// Per-call deadlines (200 ms on the hot path) must bound reads from a
+		// Redis that accepts connections but never answers.
+		opts.ContextTimeoutEnabled = true
 		rdb = redis.NewClient(opts)
 		a.closers = append(a.closers, func() { rdb.Close() })
-		fo = newFanout(rdb, log.Named("fanout"), ks.InvalidateHash)
-		a.closers = append(a.closers, fo.close)
 	}
 
 	cat, err := loadCatalog(cfg.Catalog)
@@ -119,12 +121,19 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err := a.Secrets.ReloadAll(ctx); err != nil {
 		return nil, err
 	}
-	spool, err := RecoverUsage(ctx, db, SpoolDir(cfg), log)
+	spool, err := RecoverUsage(ctx, db, SpoolDir(cfg), log, billing.WithSpoolLimit(cfg.Usage.SpoolMaxBytes))
 	if err != nil {
 		return nil, err
 	}
-	rec := billing.NewRecorder(db, log.Named("usage"), cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.FlushInterval, billing.WithSpool(spool))
+	// Store outage: the monitor gates new requests while the database is
+	// unreachable (pings, and the recorder's own failures).
+	health := newStoreHealth(db.Ping, log.Named("store"), time.Second, 500*time.Millisecond)
+	a.closers = append(a.closers, health.close)
+	rec := billing.NewRecorder(db, log.Named("usage"), cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.FlushInterval,
+		billing.WithSpool(spool), billing.WithOnOutage(health.markDown))
 	a.Recorder = rec
+	health.usage = rec
+	health.start()
 	a.closers = append(a.closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -132,19 +141,32 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 			log.Error("flushing usage records", zap.Error(err))
 		}
 	})
-	a.Ledger = billing.NewLedger(db, time.Now)
+	var ledgerOpts []billing.LedgerOption
+	if db.Dialect() == "postgres" {
+		// Several replicas spend the same accounts: holds live in the
+		// shared database, and any replica frees those of a dead one.
+		sh := billing.NewSharedHolds(db, cfg.Database.HoldTTL, time.Now, log.Named("holds"))
+		ledgerOpts = append(ledgerOpts, billing.WithHolds(sh))
+		sweepCtx, stopSweep := context.WithCancel(context.Background())
+		swept := make(chan struct{})
+		go func() { defer close(swept); sh.Sweep(sweepCtx, min(cfg.Database.HoldTTL/4, 30*time.Second)) }()
+		a.closers = append(a.closers, func() { stopSweep(); <-swept })
+	}
+	a.Ledger = billing.NewLedger(db, time.Now, ledgerOpts...)
 	cr := newCredits(a.Ledger, db, a.Audit, cfg.Anomaly.Webhook, log.Named("credits"))
 	a.Budgets = cr.budgets
 	a.closers = append(a.closers, cr.close)
 	g := newGuard(cfg, ks, a.Audit, rdb, log.Named("guard"))
 	a.closers = append(a.closers, g.close)
 
+	creditsAdmin := NewCreditsAdmin(a.Ledger, a.Budgets, a.Audit)
 	usageAdmin, usageCaller := httpapi.UsageRoutes(billing.NewReporter(db, time.Now))
 	// The gateway's own registry, never the global default one.
 	var metrics httpapi.MetricsConfig
 	if cfg.Server.Metrics {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg.MustRegister(health.collectors()...) // store outage: xroute_store_up, xroute_usage_spool_*
 		metrics = httpapi.MetricsConfig{Registry: reg, Deployments: rt.Deployments, UsageQueue: rec.Pending}
 	}
 	gin.SetMode(gin.ReleaseMode)
@@ -165,16 +187,51 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin, httpapi.DeploymentsRoute(rt)},
 		CallerRoutes:    []func(*gin.RouterGroup){usageCaller},
 		Meter:           cr,
-		Credits:         NewCreditsAdmin(a.Ledger, a.Budgets, a.Audit),
+		Credits:         creditsAdmin,
 		AuditLog:        a.Audit,
 		ProviderKeys:    a.Secrets,
 		Metrics:         metrics,
+		StoreHealth:     health, // store outage: 503 store_unavailable
 	})
 	if err != nil {
 		return nil, err
 	}
+	if rdb != nil {
+		// Subscribed last: what changed before this point is read fresh
+		// from the store by the parts built above.
+		fo = newFanout(rdb, log.Named("fanout"), func(msg string) {
+			switch {
+			case msg == budgetsChanged:
+				if err := a.Budgets.Load(context.Background()); err != nil {
+					log.Warn("reload budgets changed by another replica", zap.Error(err))
+				}
+			case msg == providerKeysChanged:
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if err := a.Secrets.Refresh(ctx); err != nil {
+					log.Warn("reload provider keys changed by another replica", zap.Error(err))
+				}
+				cancel()
+			case strings.HasPrefix(msg, accountChanged):
+				a.Ledger.Invalidate(strings.TrimPrefix(msg, accountChanged))
+			default:
+				ks.InvalidateHash(msg)
+			}
+		})
+		a.closers = append(a.closers, fo.close)
+		a.Secrets.changed = fo.publish
+		creditsAdmin.changed = fo.publish
+	}
 	a.Handler = h
 	return a, nil
+}
+
+// OpenStore opens the configured store: PostgreSQL when database.url is
+// set (shared by several replicas), else the embedded SQLite file.
+func OpenStore(ctx context.Context, cfg config.Config) (*store.DB, error) {
+	if cfg.Database.Postgres() {
+		return store.OpenPostgres(ctx, cfg.Database.URL)
+	}
+	return store.OpenSQLite(ctx, cfg.Database.Path)
 }
 
 // SpoolDir is where the usage spool lives.
@@ -188,24 +245,20 @@ func SpoolDir(cfg config.Config) string {
 // RecoverUsage opens the usage spool and writes to the store the records a
 // previous process spooled but did not commit (a crash, a kill -9); inserts
 // are idempotent, so records that did reach the store are not counted
-// twice.
-func RecoverUsage(ctx context.Context, db *store.DB, dir string, log *zap.Logger) (*billing.Spool, error) {
-	spool, left, err := billing.OpenSpool(dir)
+// twice. A store that cannot take them does not stop the start: they stay
+// in the spool, and the usage recorder replays them once it answers.
+func RecoverUsage(ctx context.Context, db *store.DB, dir string, log *zap.Logger, opts ...billing.SpoolOption) (*billing.Spool, error) {
+	spool, err := billing.OpenSpool(dir, opts...)
 	if err != nil {
 		return nil, err
 	}
-	for i := 0; i < len(left); i += 1000 {
-		if err := db.InsertUsage(ctx, left[i:min(i+1000, len(left))]); err != nil {
-			spool.Close()
-			return nil, fmt.Errorf("replay usage spool: %w", err)
-		}
+	n, err := spool.Replay(ctx, db, 1000)
+	if n > 0 {
+		log.Warn("replayed usage records left in the spool by a previous process", zap.Int("records", n))
 	}
-	if len(left) > 0 {
-		log.Warn("replayed usage records left in the spool by a previous process", zap.Int("records", len(left)))
-	}
-	if err := spool.Replayed(); err != nil {
-		spool.Close()
-		return nil, err
+	if err != nil {
+		left, _ := spool.Stats()
+		log.Warn("usage records left in the spool by a previous process wait for the database", zap.Int64("records", left), zap.Error(err))
 	}
 	return spool, nil
 }
@@ -238,6 +291,33 @@ func (a *App) closeAll() {
 // OpenKeys builds the key service on db with the configured peppers.
 func OpenKeys(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent)) (*keys.Service, error) {
 	return openKeys(db, cfg, onEvent, nil)
+}
+
+// OpenKeysFanout is OpenKeys for a process that is not a replica (the
+// CLI on the database directly): with Redis configured, the keys it
+// revokes, suspends or rotates are announced to every running replica,
+// which then refuse them at once instead of after their cache TTL.
+func OpenKeysFanout(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent), log *zap.Logger) (*keys.Service, func(), error) {
+	if cfg.Redis.URL == "" {
+		ks, err := openKeys(db, cfg, onEvent, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ks, ks.Close, nil
+	}
+	opts, err := redis.ParseURL(cfg.Redis.URL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis.url: %w", err)
+	}
+	opts.ContextTimeoutEnabled = true
+	rdb := redis.NewClient(opts)
+	f := &fanout{rdb: rdb, log: log}
+	ks, err := openKeys(db, cfg, onEvent, f.publish)
+	if err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	return ks, func() { ks.Close(); rdb.Close() }, nil
 }
 
 func openKeys(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent), onInvalidate func(string)) (*keys.Service, error) {

@@ -93,7 +93,7 @@ func (c *credits) close() {
 // Hold implements httpapi.Meter: it reserves the most the request can cost
 // on any of the model's priced deployments (prompt by the tokenizer, plus
 // max tokens or the model's cap), after the budgets agree.
-func (c *credits) Hold(ctx context.Context, k *keys.Key, m *router.Model, body []byte, maxTokens int) (httpapi.Hold, error) {
+func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, maxTokens int) (httpapi.Hold, error) {
 	var max billing.Nano
 	prompt := -1
 	bp := 0
@@ -121,7 +121,7 @@ func (c *credits) Hold(ctx context.Context, k *keys.Key, m *router.Model, body [
 	if err := c.budgets.Check(ctx, k.AccountID, k.ID, max); err != nil {
 		return nil, err
 	}
-	r, err := c.ledger.Reserve(ctx, k.AccountID, max)
+	r, err := c.ledger.ReserveFor(ctx, k.AccountID, requestID, max)
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +169,14 @@ type CreditsAdmin struct {
 	*billing.Ledger
 	budgets *billing.Budgets
 	audit   *keys.Auditor
+	// changed tells the other replicas what to reload (nil: one replica).
+	changed func(msg string)
+}
+
+func (a *CreditsAdmin) announce(msg string) {
+	if a.changed != nil {
+		a.changed(msg)
+	}
 }
 
 // NewCreditsAdmin wraps a ledger and budgets for operators.
@@ -191,6 +199,7 @@ func (a *CreditsAdmin) SetMultiplier(ctx context.Context, accountID string, bp i
 	if err := a.Ledger.SetMultiplier(ctx, accountID, bp); err != nil {
 		return err
 	}
+	a.announce(accountChanged + accountID)
 	a.audit.Record(ctx, keys.Event{Kind: keys.AuditCreditsChanged, Actor: "admin", AccountID: accountID, Subject: accountID,
 		Details: map[string]any{"multiplier": billing.FormatMultiplier(bp)}})
 	return nil
@@ -200,6 +209,7 @@ func (a *CreditsAdmin) SetMultiplier(ctx context.Context, accountID string, bp i
 func (a *CreditsAdmin) SetBudget(ctx context.Context, b billing.Budget, actor string) (billing.Budget, error) {
 	out, err := a.budgets.Set(ctx, b)
 	if err == nil {
+		a.announce(budgetsChanged)
 		a.audit.Record(ctx, keys.Event{Kind: "budget.set", Actor: actor, Subject: b.ScopeID,
 			Details: map[string]any{"scope": string(b.Scope), "period": string(b.Period), "limit_usd": b.Limit.String()}})
 	}
@@ -216,6 +226,7 @@ func (a *CreditsAdmin) DeleteBudget(ctx context.Context, scope billing.BudgetSco
 	if err := a.budgets.Delete(ctx, scope, scopeID, period); err != nil {
 		return err
 	}
+	a.announce(budgetsChanged)
 	a.audit.Record(ctx, keys.Event{Kind: "budget.deleted", Actor: actor, Subject: scopeID, Details: map[string]any{"scope": string(scope), "period": string(period)}})
 	return nil
 }

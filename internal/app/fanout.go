@@ -9,9 +9,17 @@ import (
 	"go.uber.org/zap"
 )
 
-// invalidationChannel carries the hashes of keys a replica revoked,
-// suspended, resumed or rotated (hashes, never keys).
+// invalidationChannel carries what a replica changed that others cache:
+// the hashes of keys it revoked, suspended, resumed or rotated (hashes,
+// never keys), accountChanged+id for an account's price multiplier, budgetsChanged,
+// and providerKeysChanged (a stored provider key or the vault's keyring).
 const invalidationChannel = "xroute:keys:invalidate"
+
+const (
+	accountChanged      = "acct:"
+	budgetsChanged      = "budgets"
+	providerKeysChanged = "provider-keys"
+)
 
 // fanout spreads key invalidations between replicas through Redis
 // pub/sub, so every replica refuses a revoked key on its next request

@@ -50,6 +50,23 @@ type Secrets struct {
 	providers map[string]config.Provider
 	build     func(config.Provider) (providers.Provider, error)
 	log       *zap.Logger
+	// changed tells the other replicas to Refresh (nil: one replica).
+	changed func(msg string)
+}
+
+// Refresh re-reads the keyring and every pool: another replica changed a
+// provider key or rotated the vault.
+func (s *Secrets) Refresh(ctx context.Context) error {
+	if err := s.vault.Reload(ctx); err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	return s.ReloadAll(ctx)
+}
+
+func (s *Secrets) announce() {
+	if s.changed != nil {
+		s.changed(providerKeysChanged)
+	}
 }
 
 // NewSecrets builds the provider-key manager; rt and build may be nil (the
@@ -112,6 +129,7 @@ func (s *Secrets) rejected(provider, id string) {
 		s.log.Error("disable rejected provider key", zap.String("id", id), zap.Error(err))
 	}
 	s.record(ctx, "provider_key.disabled", "system", id, map[string]any{"provider": provider, "reason": "upstream 401/403"})
+	s.announce()
 }
 
 // AddProviderKey stores a provider key sealed in the vault.
@@ -124,6 +142,7 @@ func (s *Secrets) AddProviderKey(ctx context.Context, actor, provider, name, sec
 		return keys.ProviderKey{}, err
 	}
 	s.record(ctx, "provider_key.added", actor, pk.ID, map[string]any{"provider": provider, "name": name, "hint": pk.Hint, "weight": pk.Weight})
+	s.announce()
 	return pk, s.reload(ctx, provider)
 }
 
@@ -149,6 +168,7 @@ func (s *Secrets) SetProviderKeyEnabled(ctx context.Context, actor, id string, e
 		return err
 	}
 	s.record(ctx, kind, actor, id, map[string]any{"provider": pk.Provider, "reason": reason})
+	s.announce()
 	return s.reload(ctx, pk.Provider)
 }
 
@@ -162,6 +182,7 @@ func (s *Secrets) DeleteProviderKey(ctx context.Context, actor, id string) error
 		return err
 	}
 	s.record(ctx, "provider_key.deleted", actor, id, map[string]any{"provider": pk.Provider, "name": pk.Name})
+	s.announce()
 	return s.reload(ctx, pk.Provider)
 }
 
@@ -172,6 +193,8 @@ func (s *Secrets) RotateVault(ctx context.Context, actor string, progress func(d
 	if err != nil {
 		return 0, err
 	}
+	// Others must know the new term before they read a key sealed by it.
+	s.announce()
 	if err := s.pks.Reencrypt(ctx, progress); err != nil {
 		return term, err
 	}

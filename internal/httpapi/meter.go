@@ -18,7 +18,8 @@ import (
 type Meter interface {
 	// Hold reserves the most the request can cost on model m and checks
 	// budgets. A nil Hold means the request costs nothing.
-	Hold(ctx context.Context, k *keys.Key, m *router.Model, body []byte, maxTokens int) (Hold, error)
+	// requestID is the id of the request's usage record.
+	Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, maxTokens int) (Hold, error)
 }
 
 // Hold is one request's reservation.
@@ -40,7 +41,7 @@ func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body [
 	if s.credits == nil {
 		return true
 	}
-	h, err := s.credits.Hold(c.Request.Context(), info.key, m, body, maxTokens)
+	h, err := s.credits.Hold(c.Request.Context(), info.id, info.key, m, body, maxTokens)
 	var be *billing.BudgetError
 	switch {
 	case err == nil:
@@ -59,6 +60,9 @@ func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body [
 			e.RetryAfter = d
 		}
 		writeError(c, e)
+	case s.storeDown(err):
+		s.log.Error("credit check failed: database unreachable", zapReq(info), zapErr(err))
+		writeError(c, errStoreUnavailable())
 	default:
 		s.log.Error("credit check failed", zapReq(info), zapErr(err))
 		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "billing_unavailable", "The gateway cannot check credits right now. Please retry."))

@@ -13,10 +13,12 @@ import (
 )
 
 // Pool settings for PostgreSQL. Each replica holds at most pgMaxOpenConns
-// connections, so N replicas need N×32 of the server's max_connections
-// (100 by default): put PgBouncer in front beyond three replicas.
+// connections, so N replicas need N×16 of the server's max_connections
+// (100 by default, a few of them reserved): put PgBouncer in front beyond
+// five replicas. Statements on the request path are short (a credit hold
+// is one round trip), so 16 connections serve thousands of requests/s.
 const (
-	pgMaxOpenConns    = 32
+	pgMaxOpenConns    = 16
 	pgMaxIdleConns    = 16
 	pgConnMaxIdleTime = 5 * time.Minute
 	// Recycling connections now and then lets a failover or a PgBouncer

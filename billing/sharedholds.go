@@ -1,0 +1,128 @@
+package billing
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/internal/store"
+)
+
+// HoldStore keeps holds in a store every replica shares. HoldCredit must
+// be one atomic step (balance - reserved >= amount, then reserve), and
+// committing a usage record must release the hold named after its request
+// id in the same transaction (store.DB does both, on SQLite and
+// PostgreSQL).
+type HoldStore interface {
+	HoldCredit(ctx context.Context, accountID, holdID string, amount int64, expiresAt time.Time) error
+	ReleaseHold(ctx context.Context, holdID string) (bool, error)
+	SweepExpiredHolds(ctx context.Context, now time.Time) (int, error)
+	CreditState(ctx context.Context, accountID string) (balance, reserved int64, err error)
+}
+
+// SharedHolds keeps reservations in the shared store, so that requests
+// spending one account through several replicas can never hold more than
+// its balance: each hold is a conditional update the database serializes
+// on the account's row. It costs one round trip per request (and one more
+// for a request that fails before any cost); nothing is cached, so a
+// top-up through any replica is spendable at once everywhere.
+//
+// A hold is named after its request id. Settle does nothing: the usage
+// batch that debits the request's cost deletes its hold in the same
+// transaction, so no replica ever sees that credit as both unspent and
+// unheld. Holds of a replica that died are freed by Sweep after the TTL.
+type SharedHolds struct {
+	st  HoldStore
+	ttl time.Duration
+	now func() time.Time
+	log *zap.Logger
+}
+
+// NewSharedHolds returns holds in st that expire ttl after they are taken
+// (longer than any request may run).
+func NewSharedHolds(st HoldStore, ttl time.Duration, now func() time.Time, log *zap.Logger) *SharedHolds {
+	return &SharedHolds{st: st, ttl: ttl, now: now, log: log}
+}
+
+// Hold implements Holds.
+func (h *SharedHolds) Hold(ctx context.Context, accountID, requestID string, amount Nano) (HoldRef, error) {
+	id := requestID
+	if id == "" {
+		var b [12]byte
+		rand.Read(b[:])
+		id = "hold_" + hex.EncodeToString(b[:])
+	}
+	err := h.st.HoldCredit(ctx, accountID, id, int64(amount), h.now().Add(h.ttl))
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.Is(err, store.ErrInsufficientCredit):
+		return nil, ErrInsufficientCredits
+	case errors.Is(err, store.ErrNotFound):
+		return nil, err
+	default:
+		return nil, fmt.Errorf("billing: hold credit: %w", err)
+	}
+}
+
+// Release implements Holds. A release the store refuses (it is down) is
+// left to the sweeper: the credit stays held until the TTL, never spent
+// twice.
+func (h *SharedHolds) Release(accountID string, ref HoldRef, _ Nano) {
+	id, _ := ref.(string)
+	if id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := h.st.ReleaseHold(ctx, id); err != nil {
+		h.log.Warn("credit hold not released; the sweeper frees it after the hold TTL",
+			zap.String("account_id", accountID), zap.Duration("hold_ttl", h.ttl), zap.Error(err))
+	}
+}
+
+// Settle implements Holds: the committed usage debit released the hold.
+func (h *SharedHolds) Settle(string, HoldRef, Nano, Nano) {}
+
+// Credit implements Holds: balances are read from the store, not cached.
+func (h *SharedHolds) Credit(string, int64, Nano) {}
+
+// Invalidate implements Holds: nothing is cached.
+func (h *SharedHolds) Invalidate(string) {}
+
+// Balance implements Holds.
+func (h *SharedHolds) Balance(ctx context.Context, accountID string) (Nano, Nano, error) {
+	b, r, err := h.st.CreditState(ctx, accountID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("billing: %w", err)
+	}
+	return Nano(b), Nano(r), nil
+}
+
+// Sweep frees, every interval until ctx ends, the holds whose TTL passed:
+// those of requests on a replica that was killed. Any replica may run it.
+func (h *SharedHolds) Sweep(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			n, err := h.st.SweepExpiredHolds(sctx, h.now())
+			cancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
+				h.log.Warn("sweep expired credit holds", zap.Error(err))
+			case n > 0:
+				h.log.Warn("freed credit holds left by a stopped replica", zap.Int("holds", n))
+			}
+		}
+	}
+}
