@@ -167,6 +167,12 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		reg.MustRegister(health.collectors()...) // store outage: xroute_store_up, xroute_usage_spool_*
+		if rdb != nil {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "xroute_redis_fallbacks_total",
+				Help: "Rate-limit and concurrency decisions this replica took alone because Redis did not answer (limits then hold per replica).",
+			}, g.redisFallbacks))
+		}
 		metrics = httpapi.MetricsConfig{Registry: reg, Deployments: rt.Deployments, UsageQueue: rec.Pending}
 	}
 	gin.SetMode(gin.ReleaseMode)

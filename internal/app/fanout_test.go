@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -146,5 +148,61 @@ func TestRedisDownFallsBackToLocalLimits(t *testing.T) {
 	}
 	if allowed != 5 || l.Fallbacks() != 10 {
 		t.Fatalf("allowed %d (want 5, by the local limiter), fallbacks %d", allowed, l.Fallbacks())
+	}
+}
+
+// TestReplicaWithRedisDown: a replica whose Redis is unreachable serves
+// every request, enforces the key's limits by itself and counts each
+// decision taken alone in xroute_redis_fallbacks_total.
+func TestReplicaWithRedisDown(t *testing.T) {
+	up := httptest.NewServer(mock.New(mock.Config{}))
+	defer up.Close()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Database.Path = filepath.Join(dir, "x.db")
+	cfg.Auth.PepperFile = filepath.Join(dir, "pepper")
+	cfg.Vault.MasterKeyFile = filepath.Join(dir, "master")
+	cfg.Redis.URL = "redis://127.0.0.1:1/0" // nothing listens there
+	cfg.Server.Metrics = true
+	cfg.Providers = []config.Provider{{Name: "up", Type: "openai", BaseURL: up.URL + "/v1"}}
+	cfg.Models = []config.Model{{Name: "m", Deployments: []config.Deployment{{Provider: "up", Model: "m"}}}}
+	a, err := Build(context.Background(), cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler)
+	defer func() { srv.Close(); a.Close() }()
+	key, _, err := a.Keys.Create(context.Background(), keys.CreateParams{Name: "app", RPM: 5, MaxConcurrent: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[int]int{}
+	for i := 0; i < 8; i++ {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes[resp.StatusCode]++
+	}
+	if codes[200] != 5 || codes[429] != 3 {
+		t.Fatalf("answers %v; want 5 served and 3 refused by the local RPM limit, nothing failed", codes)
+	}
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var n float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "xroute_redis_fallbacks_total ") {
+			fmt.Sscan(strings.TrimPrefix(line, "xroute_redis_fallbacks_total "), &n)
+		}
+	}
+	if n < 8 {
+		t.Fatalf("xroute_redis_fallbacks_total = %v; want at least one per request (8)", n)
 	}
 }

@@ -16,17 +16,17 @@ import (
 	"github.com/xroute/xroute/keys"
 )
 
-// guard owns the token-control machinery that runs beside the request
-// path: rate limiters, the failed-auth throttle, the anomaly detector and
-// the worker that acts on its alerts (audit, webhook, suspension). It owns
-// two goroutines, plus the lease refresher of the shared concurrency cap
-// when Redis is configured, all stopped by close.
 // limiter is a rate limiter the guard sweeps: local, or shared in Redis.
 type limiter interface {
 	httpapi.RateLimiter
 	Sweep() int
 }
 
+// guard owns the token-control machinery that runs beside the request
+// path: rate limiters, the failed-auth throttle, the anomaly detector and
+// the worker that acts on its alerts (audit, webhook, suspension). It owns
+// two goroutines, plus the lease refresher of the shared concurrency cap
+// when Redis is configured, all stopped by close.
 type guard struct {
 	limits   *httpapi.Limits
 	requests limiter
@@ -175,4 +175,19 @@ func (g *guard) close() {
 	if g.conc != nil {
 		g.conc.Close()
 	}
+}
+
+// redisFallbacks counts limit decisions taken by this replica alone
+// because Redis did not answer (0 without Redis).
+func (g *guard) redisFallbacks() float64 {
+	var n int64
+	for _, l := range []limiter{g.requests, g.tokens} {
+		if r, ok := l.(*keys.RedisLimiter); ok {
+			n += r.Fallbacks()
+		}
+	}
+	if g.conc != nil {
+		n += g.conc.Fallbacks()
+	}
+	return float64(n)
 }
