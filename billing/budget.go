@@ -171,9 +171,10 @@ type spendRef struct {
 }
 
 type spendState struct {
-	start time.Time
-	spent Nano
-	fired uint64 // bit i: AlertPercents[i] fired this period
+	start  time.Time
+	spent  Nano
+	fired  uint64    // bit i: AlertPercents[i] fired this period
+	seeded time.Time // when spent was last read from the store
 }
 
 // Budgets enforces spend limits. Safe for concurrent use.
@@ -181,6 +182,7 @@ type Budgets struct {
 	st      BudgetStore
 	now     func() time.Time
 	onAlert func(Alert)
+	refresh time.Duration
 
 	mu     sync.Mutex
 	loaded bool
@@ -192,9 +194,26 @@ type Budgets struct {
 // nil) is called for every threshold reached, from the goroutine calling
 // Check or Add, without locks held: it must not block (hand the alert to
 // a queue that sends the webhook and writes the audit event).
-func NewBudgets(st BudgetStore, now func() time.Time, onAlert func(Alert)) *Budgets {
-	return &Budgets{st: st, now: now, onAlert: onAlert, defs: map[scopeRef][]Budget{}, spend: map[spendRef]*spendState{}}
+func NewBudgets(st BudgetStore, now func() time.Time, onAlert func(Alert), opts ...BudgetsOption) *Budgets {
+	b := &Budgets{st: st, now: now, onAlert: onAlert, defs: map[scopeRef][]Budget{}, spend: map[spendRef]*spendState{}}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
 }
+
+// BudgetsOption configures NewBudgets.
+type BudgetsOption func(*Budgets)
+
+// WithSpendRefresh re-reads a budget's spend from the store when the last
+// read is older than d. Several replicas share one store and each counts
+// only its own requests in memory: with a refresh, a replica sees the
+// others' spend within d plus their usage flush interval. A refresh
+// takes the stored spend as it is, so this replica's costs not yet
+// flushed are missing from it until the next refresh: an undercount
+// bounded by one flush interval of spend, where keeping the larger of the
+// two would count some requests twice, for good.
+func WithSpendRefresh(d time.Duration) BudgetsOption { return func(b *Budgets) { b.refresh = d } }
 
 // Load (re)reads every budget definition from the store. Check loads them
 // on first use; call Load again when another replica changed them.
@@ -434,7 +453,7 @@ func (b *Budgets) prepare(ctx context.Context, accountID, keyID string, now time
 	var stale []int
 	for i, bd := range list {
 		st := b.spend[spendRef{scopeRef{bd.Scope, bd.ScopeID}, bd.Period}]
-		if st == nil || !st.start.Equal(bd.Period.Start(now)) {
+		if st == nil || !st.start.Equal(bd.Period.Start(now)) || (b.refresh > 0 && now.Sub(st.seeded) >= b.refresh) {
 			stale = append(stale, i)
 		}
 	}
@@ -448,17 +467,25 @@ func (b *Budgets) prepare(ctx context.Context, accountID, keyID string, now time
 		}
 		b.mu.Lock()
 		ref := spendRef{scopeRef{bd.Scope, bd.ScopeID}, bd.Period}
-		if st := b.spend[ref]; st == nil || st.start.Before(start) {
-			// Thresholds already passed are taken as fired (before a
-			// restart, most likely): alerts stay at most once per period.
+		st := b.spend[ref]
+		switch {
+		case st == nil || st.start.Before(start):
 			st = &spendState{start: start, spent: Nano(spent)}
-			for j, p := range bd.AlertPercents {
-				if reached(st.spent, bd.Limit, p) {
-					st.fired |= 1 << j
-				}
-			}
 			b.spend[ref] = st
 			seeded |= 1 << i
+		case st.start.Equal(start) && b.refresh > 0:
+			// A refresh: the store has every replica's flushed spend.
+			st.spent = Nano(spent)
+			seeded |= 1 << i
+		}
+		st.seeded = now
+		// Thresholds already passed are taken as fired (before a restart,
+		// or by another replica, which alerted): alerts stay at most once
+		// per period.
+		for j, p := range bd.AlertPercents {
+			if reached(st.spent, bd.Limit, p) {
+				st.fired |= 1 << j
+			}
 		}
 		b.mu.Unlock()
 	}

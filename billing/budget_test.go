@@ -308,3 +308,48 @@ func TestBudgetsConcurrentUse(t *testing.T) {
 	}
 	wantAlerts(t, log, "account/acct_a/monthly:50", "account/acct_a/monthly:80", "account/acct_a/monthly:100")
 }
+
+// TestBudgetSpendRefreshSeesOtherReplicas: two Budgets over one store
+// stand for two replicas; with a refresh, each sees what the other spent
+// once it is in the store, and a limit holds for the pair.
+func TestBudgetSpendRefreshSeesOtherReplicas(t *testing.T) {
+	ctx := context.Background()
+	db := ledgerStore(t, "acct_a")
+	clock := &testClock{t: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)}
+	logA, logB := &alertLog{}, &alertLog{}
+	a := NewBudgets(db, clock.Now, logA.add, WithSpendRefresh(time.Second))
+	b := NewBudgets(db, clock.Now, logB.add, WithSpendRefresh(time.Second))
+	if _, err := a.Set(ctx, Budget{Scope: ScopeAccount, ScopeID: "acct_a", Period: Daily, Limit: 100}); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []*Budgets{a, b} {
+		if err := x.Check(ctx, "acct_a", "", 90); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Replica A spends 90 (committed, then counted).
+	if err := db.DebitUsage(ctx, []store.UsageDebit{{AccountID: "acct_a", RequestID: "r1", Amount: 90, At: clock.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(ctx, "acct_a", "", 90); err != nil {
+		t.Fatal(err)
+	}
+	wantAlerts(t, logA, "account/acct_a/daily:50", "account/acct_a/daily:80")
+	// Replica B has not refreshed yet: it still sees 0 spent.
+	if err := b.Check(ctx, "acct_a", "", 20); err != nil {
+		t.Fatalf("before B's refresh: %v", err)
+	}
+	clock.Set(clock.Now().Add(time.Second))
+	if err := b.Check(ctx, "acct_a", "", 20); !errors.Is(err, ErrBudgetExceeded) {
+		t.Fatalf("after B's refresh, 90 of 100 spent by A, Check(20) = %v; want ErrBudgetExceeded", err)
+	}
+	// A's 50/80 % alerts already fired there: B does not repeat them; it
+	// reports only its own refusal.
+	wantAlerts(t, logB, "account/acct_a/daily:100:blocked")
+	// A refresh is not a double count: A's spend stays 90 after its own
+	// refresh read the 90 it had counted.
+	st, err := a.Status(ctx, "acct_a", "")
+	if err != nil || len(st) != 1 || st[0].Spent != 90 {
+		t.Fatalf("A's status after refresh = %+v, %v", st, err)
+	}
+}

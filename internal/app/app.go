@@ -153,7 +153,12 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		a.closers = append(a.closers, func() { stopSweep(); <-swept })
 	}
 	a.Ledger = billing.NewLedger(db, time.Now, ledgerOpts...)
-	cr := newCredits(a.Ledger, db, a.Audit, cfg.Anomaly.Webhook, log.Named("credits"))
+	var budgetOpts []billing.BudgetsOption
+	if db.Dialect() == "postgres" {
+		// Other replicas spend too: re-read budgets' spend every second.
+		budgetOpts = append(budgetOpts, billing.WithSpendRefresh(time.Second))
+	}
+	cr := newCredits(a.Ledger, db, a.Audit, cfg.Anomaly.Webhook, log.Named("credits"), budgetOpts...)
 	a.Budgets = cr.budgets
 	a.closers = append(a.closers, cr.close)
 	g := newGuard(cfg, ks, a.Audit, rdb, log.Named("guard"))

@@ -37,10 +37,10 @@ type credits struct {
 	wg     sync.WaitGroup
 }
 
-func newCredits(ledger *billing.Ledger, st billing.BudgetStore, audit *keys.Auditor, webhook string, log *zap.Logger) *credits {
+func newCredits(ledger *billing.Ledger, st billing.BudgetStore, audit *keys.Auditor, webhook string, log *zap.Logger, opts ...billing.BudgetsOption) *credits {
 	c := &credits{ledger: ledger, audit: audit, webhook: webhook, log: log,
 		client: &http.Client{Timeout: 5 * time.Second}, alerts: make(chan billing.Alert, 256)}
-	c.budgets = billing.NewBudgets(st, time.Now, c.enqueue)
+	c.budgets = billing.NewBudgets(st, time.Now, c.enqueue, opts...)
 	c.wg.Add(1)
 	go c.deliver()
 	return c
