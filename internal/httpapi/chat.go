@@ -38,6 +38,10 @@ func (s *Server) chat(c *gin.Context) {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", re.Message).withParam(re.Param))
 		return
 	}
+	if e := checkModelName(req.Model); e != nil {
+		writeError(c, e)
+		return
+	}
 	info.model, info.stream, info.body = req.Model, req.Stream, body
 	defer s.meter(info)
 

@@ -75,6 +75,10 @@ func (s *Server) embeddings(c *gin.Context) {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", "you must provide a model parameter").withParam("model"))
 		return
 	}
+	if e := checkModelName(req.Model); e != nil {
+		writeError(c, e)
+		return
+	}
 	switch req.EncodingFormat {
 	case "", "float", "base64":
 	default:

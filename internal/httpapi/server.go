@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
@@ -244,6 +247,28 @@ func (s *Server) getModel(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, toModelObject(m))
+}
+
+// maxModelName bounds a model name. Names are stored in every usage
+// record and echoed in errors; real ones are well under 100 bytes.
+const maxModelName = 256
+
+// checkModelName refuses a model name no deployment could have: too long,
+// not UTF-8, or with control characters (PostgreSQL refuses a NUL in
+// text, and such a record must never reach the usage writer).
+func checkModelName(model string) *apiError {
+	bad := len(model) > maxModelName || !utf8.ValidString(model)
+	for _, r := range model {
+		if bad || unicode.IsControl(r) {
+			bad = true
+			break
+		}
+	}
+	if bad {
+		return newError(http.StatusBadRequest, "invalid_request_error", "invalid_model",
+			"The model name must be at most "+strconv.Itoa(maxModelName)+" bytes of UTF-8 text without control characters.").withParam("model")
+	}
+	return nil
 }
 
 func modelNotFound(id string) *apiError {
