@@ -2,8 +2,6 @@ package billing
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -17,13 +15,18 @@ import (
 // be one atomic step (balance - reserved >= amount, then reserve), and
 // committing a usage record must release the hold named after its request
 // id in the same transaction (store.DB does both, on SQLite and
-// PostgreSQL).
+// PostgreSQL). One clock, the store's, times a hold's TTL and decides in
+// SweepExpiredHolds that it has passed, so replicas' clocks may disagree.
 type HoldStore interface {
-	HoldCredit(ctx context.Context, accountID, holdID string, amount int64, expiresAt time.Time) error
+	HoldCredit(ctx context.Context, accountID, holdID string, amount int64, ttl time.Duration) error
 	ReleaseHold(ctx context.Context, holdID string) (bool, error)
-	SweepExpiredHolds(ctx context.Context, now time.Time) (int, error)
+	SweepExpiredHolds(ctx context.Context) (int, error)
 	CreditState(ctx context.Context, accountID string) (balance, reserved int64, err error)
 }
+
+// errNoRequestID refuses a shared hold without a request id: no usage
+// batch would ever release it, so it would hold its credit until the TTL.
+var errNoRequestID = errors.New("billing: shared holds need the request id")
 
 // SharedHolds keeps reservations in the shared store, so that requests
 // spending one account through several replicas can never hold more than
@@ -32,35 +35,33 @@ type HoldStore interface {
 // for a request that fails before any cost); nothing is cached, so a
 // top-up through any replica is spendable at once everywhere.
 //
-// A hold is named after its request id. Settle does nothing: the usage
-// batch that debits the request's cost deletes its hold in the same
-// transaction, so no replica ever sees that credit as both unspent and
-// unheld. Holds of a replica that died are freed by Sweep after the TTL.
+// A hold is named after its request id, so every hold needs one (use
+// Ledger.ReserveFor). Settle does nothing: the usage batch that debits the
+// request's cost deletes its hold in the same transaction, so no replica
+// ever sees that credit as both unspent and unheld. Holds of a replica
+// that died are freed by Sweep after the TTL, by the store's clock.
 type SharedHolds struct {
 	st  HoldStore
 	ttl time.Duration
-	now func() time.Time
 	log *zap.Logger
 }
 
 // NewSharedHolds returns holds in st that expire ttl after they are taken
-// (longer than any request may run).
-func NewSharedHolds(st HoldStore, ttl time.Duration, now func() time.Time, log *zap.Logger) *SharedHolds {
-	return &SharedHolds{st: st, ttl: ttl, now: now, log: log}
+// (longer than any request may run, with time to store its usage).
+func NewSharedHolds(st HoldStore, ttl time.Duration, log *zap.Logger) *SharedHolds {
+	return &SharedHolds{st: st, ttl: ttl, log: log}
 }
 
-// Hold implements Holds.
+// Hold implements Holds. requestID must not be empty: a hold without one
+// is refused.
 func (h *SharedHolds) Hold(ctx context.Context, accountID, requestID string, amount Nano) (HoldRef, error) {
-	id := requestID
-	if id == "" {
-		var b [12]byte
-		rand.Read(b[:])
-		id = "hold_" + hex.EncodeToString(b[:])
+	if requestID == "" {
+		return nil, errNoRequestID
 	}
-	err := h.st.HoldCredit(ctx, accountID, id, int64(amount), h.now().Add(h.ttl))
+	err := h.st.HoldCredit(ctx, accountID, requestID, int64(amount), h.ttl)
 	switch {
 	case err == nil:
-		return id, nil
+		return requestID, nil
 	case errors.Is(err, store.ErrInsufficientCredit):
 		return nil, ErrInsufficientCredits
 	case errors.Is(err, store.ErrNotFound):
@@ -115,7 +116,7 @@ func (h *SharedHolds) Sweep(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			n, err := h.st.SweepExpiredHolds(sctx, h.now())
+			n, err := h.st.SweepExpiredHolds(sctx)
 			cancel()
 			switch {
 			case err != nil && ctx.Err() == nil:

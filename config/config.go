@@ -376,11 +376,12 @@ func (c *Config) Validate() error {
 	if c.Database.URL != "" && !c.Database.Postgres() {
 		bad("database.url", "must be a postgres:// or postgresql:// URL")
 	}
-	if c.Database.HoldTTL < time.Minute {
-		bad("database.hold_ttl", "must be at least 1m; got %s", c.Database.HoldTTL)
-	} else if c.Server.RequestTimeout > 0 && c.Database.HoldTTL <= c.Server.RequestTimeout {
-		// A hold swept while its request still runs could be spent twice.
-		bad("database.hold_ttl", "must be longer than server.request_timeout (%s); got %s", c.Server.RequestTimeout, c.Database.HoldTTL)
+	// A hold swept while its request still runs, or before the usage
+	// writer (its retries, its flush interval) has stored the request's
+	// debit, could be spent twice: keep a minute's margin over the
+	// longest request.
+	if floor := max(c.Server.RequestTimeout, 0) + time.Minute; c.Database.HoldTTL < floor {
+		bad("database.hold_ttl", "must be at least server.request_timeout (%s) + 1m = %s; got %s", c.Server.RequestTimeout, floor, c.Database.HoldTTL)
 	}
 	if c.Auth.Pepper == "" && c.Auth.PepperFile == "" {
 		bad("auth.pepper_file", "set auth.pepper_file or XROUTE_AUTH_PEPPER")

@@ -191,10 +191,10 @@ func TestHoldCreditConcurrent(t *testing.T) {
 		const goroutines = 300
 		var ok, short atomic.Int64
 		var wg sync.WaitGroup
-		exp := time.Now().Add(time.Minute)
+		const ttl = time.Minute
 		for i := range goroutines {
 			wg.Go(func() {
-				err := dbs[i%2].HoldCredit(ctx, "acct_a", fmt.Sprint("h", i), 1, exp)
+				err := dbs[i%2].HoldCredit(ctx, "acct_a", fmt.Sprint("h", i), 1, ttl)
 				switch {
 				case err == nil:
 					ok.Add(1)
@@ -221,8 +221,8 @@ func TestHoldCreditErrors(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		topUp(t, db, "acct_a", 10)
-		exp := time.Now().Add(time.Minute)
-		if err := db.HoldCredit(ctx, "acct_a", "h1", 6, exp); err != nil {
+		const ttl = time.Minute
+		if err := db.HoldCredit(ctx, "acct_a", "h1", 6, ttl); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range []struct {
@@ -237,17 +237,20 @@ func TestHoldCreditErrors(t *testing.T) {
 			{"hold id taken, too much anyway", "acct_a", "h1", 100, ErrConflict},
 			{"more than is free", "acct_a", "h2", 5, ErrInsufficientCredit},
 		} {
-			if err := db.HoldCredit(ctx, c.account, c.hold, c.amount, exp); !errors.Is(err, c.want) {
+			if err := db.HoldCredit(ctx, c.account, c.hold, c.amount, ttl); !errors.Is(err, c.want) {
 				t.Errorf("%s: %v, want %v", c.name, err, c.want)
 			}
 		}
-		if err := db.HoldCredit(ctx, "acct_a", "h3", -1, exp); err == nil {
+		if err := db.HoldCredit(ctx, "acct_a", "h3", -1, ttl); err == nil {
 			t.Error("negative hold accepted")
 		}
-		if err := db.HoldCredit(ctx, "acct_a", "h4", 4, exp); err != nil { // exactly what is free
+		if err := db.HoldCredit(ctx, "acct_a", "h3", 1, 0); err == nil {
+			t.Error("hold without a TTL accepted")
+		}
+		if err := db.HoldCredit(ctx, "acct_a", "h4", 4, ttl); err != nil { // exactly what is free
 			t.Fatal(err)
 		}
-		if err := db.HoldCredit(ctx, "acct_a", "h5", 0, exp); err != nil { // nothing is free, but 0 fits
+		if err := db.HoldCredit(ctx, "acct_a", "h5", 0, ttl); err != nil { // nothing is free, but 0 fits
 			t.Fatal(err)
 		}
 		checkCredit(t, db, "acct_a", 10, 10)
@@ -261,9 +264,9 @@ func TestReleaseHold(t *testing.T) {
 	forEachBackendDSN(t, func(t *testing.T, db *DB, dsn string) {
 		ctx := context.Background()
 		topUp(t, db, "acct_a", 100)
-		exp := time.Now().Add(time.Minute)
+		const ttl = time.Minute
 		for i, amount := range []int64{30, 20} {
-			if err := db.HoldCredit(ctx, "acct_a", fmt.Sprint("h", i), amount, exp); err != nil {
+			if err := db.HoldCredit(ctx, "acct_a", fmt.Sprint("h", i), amount, ttl); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -300,7 +303,7 @@ func TestReleaseHold(t *testing.T) {
 		}
 		checkCredit(t, db, "acct_a", 100, 0)
 		// The freed credit can be held again.
-		if err := db.HoldCredit(ctx, "acct_a", "h9", 100, exp); err != nil {
+		if err := db.HoldCredit(ctx, "acct_a", "h9", 100, ttl); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -311,12 +314,12 @@ func TestInsertUsageReleasesHolds(t *testing.T) {
 		ctx := context.Background()
 		topUp(t, db, "acct_a", 100)
 		topUp(t, db, "acct_b", 100)
-		exp := time.Now().Add(time.Minute)
+		const ttl = time.Minute
 		for _, h := range []struct {
 			account, id string
 			amount      int64
 		}{{"acct_a", "r1", 10}, {"acct_a", "r2", 20}, {"acct_b", "r3", 40}, {"acct_a", "r4", 5}} {
-			if err := db.HoldCredit(ctx, h.account, h.id, h.amount, exp); err != nil {
+			if err := db.HoldCredit(ctx, h.account, h.id, h.amount, ttl); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -334,7 +337,7 @@ func TestInsertUsageReleasesHolds(t *testing.T) {
 		}
 		// A hold placed again under a stored request's id is not released
 		// by a replay of that request: its usage is not stored again.
-		if err := db.HoldCredit(ctx, "acct_a", "r1", 3, exp); err != nil {
+		if err := db.HoldCredit(ctx, "acct_a", "r1", 3, ttl); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.InsertUsage(ctx, batch[1:2]); err != nil {
@@ -352,40 +355,46 @@ func TestInsertUsageReleasesHolds(t *testing.T) {
 	})
 }
 
+// TestSweepExpiredHolds: a sweep frees the holds whose TTL has passed by
+// the database's clock, and only those.
 func TestSweepExpiredHolds(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		topUp(t, db, "acct_a", 100)
 		topUp(t, db, "acct_b", 100)
-		now := time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
 		for _, h := range []struct {
 			account, id string
 			amount      int64
-			expires     time.Time
+			ttl         time.Duration
 		}{
-			{"acct_a", "old1", 10, now.Add(-time.Minute)},
-			{"acct_a", "old2", 20, now.Add(-time.Millisecond)},
-			{"acct_b", "old3", 40, now.Add(-time.Hour)},
-			{"acct_a", "edge", 1, now}, // expires at now: not yet expired
-			{"acct_b", "live", 2, now.Add(time.Minute)},
+			{"acct_a", "old1", 10, time.Millisecond},
+			{"acct_a", "old2", 20, time.Millisecond},
+			{"acct_b", "old3", 40, time.Nanosecond}, // rounds up to 1ms
+			{"acct_a", "live1", 1, time.Hour},
+			{"acct_b", "live2", 2, time.Hour},
 		} {
-			if err := db.HoldCredit(ctx, h.account, h.id, h.amount, h.expires); err != nil {
+			if err := db.HoldCredit(ctx, h.account, h.id, h.amount, h.ttl); err != nil {
 				t.Fatal(err)
 			}
 		}
-		n, err := db.SweepExpiredHolds(ctx, now)
+		time.Sleep(20 * time.Millisecond)
+		n, err := db.SweepExpiredHolds(ctx)
 		if err != nil || n != 3 {
 			t.Fatalf("swept %d, %v; want 3", n, err)
 		}
 		checkCredit(t, db, "acct_a", 100, 1)
 		checkCredit(t, db, "acct_b", 100, 2)
-		if n, err := db.SweepExpiredHolds(ctx, now); err != nil || n != 0 {
+		if n, err := db.SweepExpiredHolds(ctx); err != nil || n != 0 {
 			t.Fatalf("second sweep: %d, %v", n, err)
 		}
 		if ok, _ := db.ReleaseHold(ctx, "old1"); ok {
 			t.Fatal("a swept hold was released again")
 		}
-		if n, err := db.SweepExpiredHolds(ctx, now.Add(time.Hour)); err != nil || n != 2 {
+		// An hour later (the live holds' expiry moved back by an hour).
+		if _, err := db.exec(ctx, `UPDATE credit_holds SET expires_at = expires_at - ?`, time.Hour.Milliseconds()); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.SweepExpiredHolds(ctx); err != nil || n != 2 {
 			t.Fatalf("later sweep: %d, %v", n, err)
 		}
 		checkCredit(t, db, "acct_a", 100, 0)
@@ -423,10 +432,10 @@ func BenchmarkHoldCredit(b *testing.B) {
 				db, _ := be.open(b)
 				topUp(b, db, "acct_a", 1<<60)
 				ctx := context.Background()
-				exp := time.Now().Add(time.Hour)
+				const ttl = time.Hour
 				var n atomic.Int64
 				hold := func() error {
-					return db.HoldCredit(ctx, "acct_a", fmt.Sprint("h", n.Add(1)), 1000, exp)
+					return db.HoldCredit(ctx, "acct_a", fmt.Sprint("h", n.Add(1)), 1000, ttl)
 				}
 				b.ReportAllocs()
 				b.ResetTimer()

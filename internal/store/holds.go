@@ -8,6 +8,20 @@ package store
 // A request's hold is released in the transaction that stores its usage
 // record and debit (InsertUsage), or by ReleaseHold when it ends without
 // one; SweepExpiredHolds frees the holds of a replica that died.
+//
+// The database's clock stamps holds and decides when they expire: the
+// replica that places a hold and the one that sweeps it compare times
+// from one clock, so a replica whose clock runs ahead cannot free the
+// live holds of another. created_at is informational.
+//
+// Lock order on PostgreSQL. A usage batch deletes its holds, then updates
+// its accounts in id order; ReleaseHold deletes one hold, then updates its
+// account; HoldCredit updates one account, then inserts a hold under a
+// fresh id (a request id). The sweep takes only hold rows nobody has
+// locked (SKIP LOCKED), so it never waits on a hold, and then updates
+// accounts in id order, like everyone else: no cycle of waits can form.
+// (Re-holding an id whose old hold is being deleted could wait on that
+// delete while holding the account: request ids are not reused.)
 
 import (
 	"context"
@@ -22,20 +36,34 @@ import (
 // cannot cover a hold.
 var ErrInsufficientCredit = errors.New("insufficient credit")
 
+// The database's current time in unix milliseconds, as SQL. PostgreSQL's
+// clock_timestamp() is the time the expression is evaluated (not the
+// transaction's start); SQLite's 'now' is the time of the statement's
+// step.
+const (
+	pgNowMillis     = `CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)`
+	sqliteNowMillis = `CAST(round(unixepoch('subsec') * 1000) AS INTEGER)`
+)
+
+// sweepBatch caps the holds one sweep transaction frees; a sweep runs
+// batches until one comes back short.
+const sweepBatch = 1000
+
 // HoldCredit reserves amount (nano-USD, >= 0) of the account's balance
-// under holdID until it is released or expires at expiresAt: atomically,
-// only if balance - reserved >= amount, else ErrInsufficientCredit.
-// ErrNotFound for an unknown account, ErrConflict when holdID is taken.
-func (s *DB) HoldCredit(ctx context.Context, accountID, holdID string, amount int64, expiresAt time.Time) error {
-	if holdID == "" || amount < 0 {
-		return fmt.Errorf("hold %q on %s: need a hold id and a non-negative amount, got %d", holdID, accountID, amount)
+// under holdID until it is released or, ttl after the database's clock
+// says it was placed, expires: atomically, only if balance - reserved >=
+// amount, else ErrInsufficientCredit. ErrNotFound for an unknown account,
+// ErrConflict when holdID is taken.
+func (s *DB) HoldCredit(ctx context.Context, accountID, holdID string, amount int64, ttl time.Duration) error {
+	if holdID == "" || amount < 0 || ttl <= 0 {
+		return fmt.Errorf("hold %q on %s: need a hold id, a non-negative amount and a positive TTL, got %d for %s", holdID, accountID, amount, ttl)
 	}
-	now := time.Now().UnixMilli()
+	ttlMillis := int64((ttl + time.Millisecond - 1) / time.Millisecond) // at least 1
 	var err error
 	if s.isPostgres() {
-		err = s.holdCreditPostgres(ctx, accountID, holdID, amount, now, expiresAt.UnixMilli())
+		err = s.holdCreditPostgres(ctx, accountID, holdID, amount, ttlMillis)
 	} else {
-		err = s.holdCreditSQLite(ctx, accountID, holdID, amount, now, expiresAt.UnixMilli())
+		err = s.holdCreditSQLite(ctx, accountID, holdID, amount, ttlMillis)
 	}
 	if err != nil {
 		return fmt.Errorf("hold %d on %s (%s): %w", amount, accountID, holdID, err)
@@ -48,13 +76,14 @@ func (s *DB) HoldCredit(ctx context.Context, accountID, holdID string, amount in
 // condition is re-checked on the latest balance, and a taken hold id fails
 // the whole statement, the reservation with it. Why it failed is asked
 // only then.
-func (s *DB) holdCreditPostgres(ctx context.Context, accountID, holdID string, amount, now, expires int64) error {
+func (s *DB) holdCreditPostgres(ctx context.Context, accountID, holdID string, amount, ttlMillis int64) error {
 	res, err := s.exec(ctx, `WITH a AS (
     UPDATE accounts SET reserved_nano = reserved_nano + $3
      WHERE id = $1 AND balance_nano - reserved_nano >= $3
  RETURNING id)
 INSERT INTO credit_holds (id, account_id, amount_nano, created_at, expires_at)
-SELECT CAST($2 AS TEXT), a.id, $3, CAST($4 AS BIGINT), CAST($5 AS BIGINT) FROM a`, accountID, holdID, amount, now, expires)
+SELECT CAST($2 AS TEXT), a.id, $3, c.ms, c.ms + CAST($4 AS BIGINT)
+  FROM a, (SELECT `+pgNowMillis+` AS ms) c`, accountID, holdID, amount, ttlMillis)
 	if isUniqueViolation(err) {
 		return ErrConflict
 	}
@@ -81,7 +110,7 @@ SELECT CAST($2 AS TEXT), a.id, $3, CAST($4 AS BIGINT), CAST($5 AS BIGINT) FROM a
 
 // holdCreditSQLite checks and reserves in one transaction, which holds the
 // database's write lock from BEGIN.
-func (s *DB) holdCreditSQLite(ctx context.Context, accountID, holdID string, amount, now, expires int64) error {
+func (s *DB) holdCreditSQLite(ctx context.Context, accountID, holdID string, amount, ttlMillis int64) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		var free int64
 		if err := s.txQueryRow(ctx, tx, `SELECT balance_nano - reserved_nano FROM accounts WHERE id = ?`, accountID).Scan(&free); errors.Is(err, sql.ErrNoRows) {
@@ -89,8 +118,9 @@ func (s *DB) holdCreditSQLite(ctx context.Context, accountID, holdID string, amo
 		} else if err != nil {
 			return err
 		}
-		if _, err := s.txExec(ctx, tx, `INSERT INTO credit_holds (id, account_id, amount_nano, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-			holdID, accountID, amount, now, expires); isUniqueViolation(err) {
+		if _, err := s.txExec(ctx, tx, `INSERT INTO credit_holds (id, account_id, amount_nano, created_at, expires_at)
+SELECT ?, ?, ?, c.ms, c.ms + ? FROM (SELECT `+sqliteNowMillis+` AS ms) c`,
+			holdID, accountID, amount, ttlMillis); isUniqueViolation(err) {
 			return ErrConflict
 		} else if err != nil {
 			return err
@@ -134,71 +164,58 @@ SELECT COUNT(*) FROM d`, holdID).Scan(&n)
 	return released, nil
 }
 
-// SweepExpiredHolds releases every hold that expired before now (the holds
-// of a replica that died before releasing them) and returns how many.
-func (s *DB) SweepExpiredHolds(ctx context.Context, now time.Time) (int, error) {
-	n, err := s.sweepExpiredHolds(ctx, now.UnixMilli())
-	if err != nil {
-		return n, fmt.Errorf("sweep expired holds: %w", err)
+// SweepExpiredHolds releases every hold whose expiry has passed by the
+// database's clock (the holds of a replica that died before releasing
+// them) and returns how many. On PostgreSQL it passes over holds another
+// transaction has locked, such as a usage batch releasing them: that
+// transaction frees them, or, if it rolls back, the next sweep does.
+func (s *DB) SweepExpiredHolds(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := s.sweepExpiredBatch(ctx)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("sweep expired holds: %w", err)
+		}
+		if n < sweepBatch {
+			return total, nil
+		}
 	}
-	return n, nil
 }
 
-func (s *DB) sweepExpiredHolds(ctx context.Context, now int64) (int, error) {
-	if !s.isPostgres() {
-		var n int
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			rows, err := s.txQuery(ctx, tx, `DELETE FROM credit_holds WHERE expires_at < ? RETURNING account_id, amount_nano`, now)
-			if err != nil {
-				return err
-			}
-			byAccount, err := sumByAccount(rows)
-			if err != nil {
-				return err
-			}
-			for _, h := range byAccount {
-				n += h.count
-			}
-			return s.unreserve(ctx, tx, byAccount)
-		})
-		if err != nil {
-			return 0, err
-		}
-		return n, nil
+// sweepExpiredBatch frees up to sweepBatch expired holds in one
+// transaction: it deletes them (in id order, taking on PostgreSQL only
+// rows no one has locked, so it never waits on a hold) and then subtracts
+// them from their accounts in account order.
+func (s *DB) sweepExpiredBatch(ctx context.Context) (int, error) {
+	q := `DELETE FROM credit_holds WHERE id IN (
+    SELECT id FROM credit_holds WHERE expires_at < (SELECT ` + sqliteNowMillis + `) ORDER BY id LIMIT ?)
+RETURNING account_id, amount_nano`
+	if s.isPostgres() {
+		// The scalar subquery reads the clock once, not per row.
+		q = `DELETE FROM credit_holds WHERE id IN (
+    SELECT id FROM credit_holds WHERE expires_at < (SELECT ` + pgNowMillis + `) ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
+RETURNING account_id, amount_nano`
 	}
-	// PostgreSQL: one statement per account, each locking just that
-	// account's row. A single statement over all accounts would lock
-	// their rows in no set order and could deadlock with a usage batch.
-	rows, err := s.query(ctx, `SELECT DISTINCT account_id FROM credit_holds WHERE expires_at < ? ORDER BY account_id`, now)
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := s.txQuery(ctx, tx, q, sweepBatch)
+		if err != nil {
+			return err
+		}
+		byAccount, err := sumByAccount(rows)
+		if err != nil {
+			return err
+		}
+		for _, h := range byAccount {
+			n += h.count
+		}
+		return s.unreserve(ctx, tx, byAccount)
+	})
 	if err != nil {
 		return 0, err
 	}
-	var accounts []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		accounts = append(accounts, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	total := 0
-	for _, id := range accounts {
-		var n int64
-		err := s.queryRow(ctx, `WITH d AS (DELETE FROM credit_holds WHERE account_id = ? AND expires_at < ? RETURNING amount_nano),
-     u AS (UPDATE accounts SET reserved_nano = reserved_nano - (SELECT CAST(SUM(amount_nano) AS BIGINT) FROM d)
-            WHERE id = ? AND EXISTS (SELECT 1 FROM d))
-SELECT COUNT(*) FROM d`, id, now, id).Scan(&n)
-		if err != nil {
-			return total, fmt.Errorf("account %s: %w", id, err)
-		}
-		total += int(n)
-	}
-	return total, nil
+	return n, nil
 }
 
 // CreditState reads an account's balance and the part of it that holds

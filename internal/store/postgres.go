@@ -17,6 +17,18 @@ import (
 // (100 by default, a few of them reserved): put PgBouncer in front beyond
 // five replicas. Statements on the request path are short (a credit hold
 // is one round trip), so 16 connections serve thousands of requests/s.
+//
+// PgBouncer in transaction pooling mode: add default_query_exec_mode=exec
+// (or simple_protocol) to the URL. By default pgx prepares each statement
+// once per connection and runs it by name later, and a transaction pooler
+// hands the next transaction to whichever server connection is free, where
+// that name is unknown or is another statement ("prepared statement ...
+// does not exist / already exists"), unless PgBouncer is 1.21 or newer
+// with max_prepared_statements set. pgx's ParseConfig takes the parameter
+// out of the URL (it is not sent to the server) and its database/sql
+// driver runs every Exec and Query in that mode; the statements the store
+// prepares explicitly inside a transaction are prepared, run and closed
+// within it, on one server connection. Session pooling needs nothing.
 const (
 	pgMaxOpenConns    = 16
 	pgMaxIdleConns    = 16
