@@ -101,7 +101,13 @@ type Ledger struct {
 	holds Holds
 
 	mu   sync.RWMutex
-	mult map[string]int // account -> multiplier bp, cached
+	mult    map[string]cachedMult // account -> multiplier, cached
+	multTTL time.Duration         // 0: until Invalidate
+}
+
+type cachedMult struct {
+	bp int
+	at time.Time
 }
 
 // LedgerOption configures NewLedger.
@@ -111,10 +117,15 @@ type LedgerOption func(*Ledger)
 // Holds, e.g. one kept atomically in a shared store.
 func WithHolds(h Holds) LedgerOption { return func(l *Ledger) { l.holds = h } }
 
+// WithMultiplierTTL re-reads a cached price multiplier older than d. With
+// several replicas a change made elsewhere arrives by Redis pub/sub; the
+// TTL bounds how long a missed message (or no Redis) keeps an old price.
+func WithMultiplierTTL(d time.Duration) LedgerOption { return func(l *Ledger) { l.multTTL = d } }
+
 // NewLedger returns a ledger over st with the clock now. Reservations are
 // kept in memory (NewMemoryHolds) unless WithHolds says otherwise.
 func NewLedger(st LedgerStore, now func() time.Time, opts ...LedgerOption) *Ledger {
-	l := &Ledger{st: st, now: now, mult: map[string]int{}}
+	l := &Ledger{st: st, now: now, mult: map[string]cachedMult{}}
 	l.holds = NewMemoryHolds(l.loadCredit)
 	for _, o := range opts {
 		o(l)
@@ -128,7 +139,7 @@ func (l *Ledger) loadCredit(ctx context.Context, accountID string) (Nano, int64,
 		return 0, 0, err
 	}
 	l.mu.Lock()
-	l.mult[accountID] = c.MultiplierBP
+	l.mult[accountID] = cachedMult{c.MultiplierBP, l.now()}
 	l.mu.Unlock()
 	return Nano(c.Balance), c.LastEntryID, nil
 }
@@ -221,7 +232,8 @@ func (l *Ledger) Adjust(ctx context.Context, accountID string, amount Nano, idem
 // what requests in flight hold) for one request, or fails with
 // ErrInsufficientCredits. The first use of an account loads its balance;
 // after that Reserve does no I/O. Every Reservation must end with Settle
-// or Release.
+// or Release. With shared holds (WithHolds(SharedHolds)) use ReserveFor:
+// they are named after the request, and Reserve fails.
 func (l *Ledger) Reserve(ctx context.Context, accountID string, amount Nano) (*Reservation, error) {
 	return l.ReserveFor(ctx, accountID, "", amount)
 }
@@ -255,17 +267,17 @@ func (l *Ledger) Balance(ctx context.Context, accountID string) (balance, reserv
 // 1x), cached after the first read.
 func (l *Ledger) Multiplier(ctx context.Context, accountID string) (int, error) {
 	l.mu.RLock()
-	bp, ok := l.mult[accountID]
+	e, ok := l.mult[accountID]
 	l.mu.RUnlock()
-	if ok {
-		return bp, nil
+	if ok && (l.multTTL == 0 || l.now().Sub(e.at) < l.multTTL) {
+		return e.bp, nil
 	}
 	c, err := l.st.AccountCredit(ctx, accountID)
 	if err != nil {
 		return 0, fmt.Errorf("billing: %w", err)
 	}
 	l.mu.Lock()
-	l.mult[accountID] = c.MultiplierBP
+	l.mult[accountID] = cachedMult{c.MultiplierBP, l.now()}
 	l.mu.Unlock()
 	return c.MultiplierBP, nil
 }
@@ -279,7 +291,7 @@ func (l *Ledger) SetMultiplier(ctx context.Context, accountID string, bp int) er
 		return fmt.Errorf("billing: %w", err)
 	}
 	l.mu.Lock()
-	l.mult[accountID] = bp
+	l.mult[accountID] = cachedMult{bp, l.now()}
 	l.mu.Unlock()
 	return nil
 }
@@ -370,8 +382,9 @@ type HoldRef any
 // releases the hold (the debit is already in the shared balance) and
 // Credit is a no-op.
 type Holds interface {
-	// Hold reserves amount for request requestID (may be empty), or
-	// returns ErrInsufficientCredits.
+	// Hold reserves amount for request requestID, or returns
+	// ErrInsufficientCredits. MemoryHolds accepts an empty requestID;
+	// SharedHolds needs it (the request's usage batch releases the hold).
 	Hold(ctx context.Context, accountID, requestID string, amount Nano) (HoldRef, error)
 	// Release returns a hold unused.
 	Release(accountID string, ref HoldRef, amount Nano)

@@ -414,3 +414,35 @@ func TestVerifyReportsOrphanDebits(t *testing.T) {
 		t.Fatalf("Verify = %+v, %v", mm, err)
 	}
 }
+
+// TestMultiplierTTL: a multiplier changed by another replica (here:
+// straight in the store) is seen once the cached one is older than the
+// TTL, even if no invalidation arrives.
+func TestMultiplierTTL(t *testing.T) {
+	ctx := context.Background()
+	db := ledgerStore(t, "acct_a")
+	now := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	for _, c := range []struct {
+		name string
+		ttl  time.Duration
+		want int // after the change and 2 s
+	}{{"no TTL keeps the cached value", 0, 10000}, {"TTL re-reads", time.Second, 15000}} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := db.SetAccountMultiplier(ctx, "acct_a", 10000); err != nil {
+				t.Fatal(err)
+			}
+			l := NewLedger(db, clock, WithMultiplierTTL(c.ttl))
+			if bp, err := l.Multiplier(ctx, "acct_a"); err != nil || bp != 10000 {
+				t.Fatalf("Multiplier = %d, %v", bp, err)
+			}
+			if err := db.SetAccountMultiplier(ctx, "acct_a", 15000); err != nil { // another replica
+				t.Fatal(err)
+			}
+			now = now.Add(2 * time.Second)
+			if bp, err := l.Multiplier(ctx, "acct_a"); err != nil || bp != c.want {
+				t.Fatalf("Multiplier after the change = %d, %v; want %d", bp, err, c.want)
+			}
+		})
+	}
+}

@@ -114,6 +114,10 @@ type Model struct {
 	maxAttempts  int
 }
 
+// Hedged reports whether a slow request to this model may be sent to a
+// second deployment too, so that two attempts can complete and be paid.
+func (m *Model) Hedged() bool { return m.hedge }
+
 // Router holds the model table. It is safe for concurrent use.
 type Router struct {
 	models      map[string]*Model

@@ -90,10 +90,18 @@ func (c *credits) close() {
 	c.wg.Wait()
 }
 
+// holdTimeout bounds the credit check of one request.
+const holdTimeout = 3 * time.Second
+
 // Hold implements httpapi.Meter: it reserves the most the request can cost
 // on any of the model's priced deployments (prompt by the tokenizer, plus
 // max tokens or the model's cap), after the budgets agree.
 func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, maxTokens int) (httpapi.Hold, error) {
+	// The hold may be a database round trip; a database that stops
+	// answering must cost a request a few seconds and a 503, not hang it
+	// (the request timeout starts after the hold).
+	ctx, cancel := context.WithTimeout(ctx, holdTimeout)
+	defer cancel()
 	var max billing.Nano
 	prompt := -1
 	bp := 0
@@ -117,6 +125,11 @@ func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *ro
 	}
 	if max == 0 {
 		return nil, nil // every deployment is free
+	}
+	if m.Hedged() {
+		// A hedge that lost but finished is paid too: at most two
+		// attempts are in flight, so at most two complete.
+		max *= 2
 	}
 	if err := c.budgets.Check(ctx, k.AccountID, k.ID, max); err != nil {
 		return nil, err

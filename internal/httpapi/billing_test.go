@@ -16,6 +16,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/loadtest/mock"
 	"github.com/xroute/xroute/providers/catalog"
 )
 
@@ -243,5 +244,38 @@ func TestStreamWithoutUsageIsEstimated(t *testing.T) {
 	rec := g.usageFor(resp.Header.Get("x-request-id"))
 	if !rec.Estimated || rec.CompletionTokens < 4 || rec.PromptTokens == 0 || rec.CostNano <= 0 {
 		t.Fatalf("record %+v", rec)
+	}
+}
+
+// TestHedgedModelHoldsForTwoAttempts: a hedged request can complete on
+// two deployments and pay for both, so its hold covers two maximum costs;
+// a balance of 1.5 maximum costs serves it only without hedging.
+func TestHedgedModelHoldsForTwoAttempts(t *testing.T) {
+	const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}],"max_tokens":8}`
+	est, err := billing.NewEstimator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := catalog.ParsePrice("1000")
+	out, _ := catalog.ParsePrice("2000")
+	maxCost := billing.MaxCost(catalog.Model{Input: in, Output: out, CachedInput: in}, est.PromptTokens([]byte(body)), 8, 0)
+	for _, c := range []struct {
+		name   string
+		hedge  bool
+		status int
+	}{{"not hedged", false, 200}, {"hedged", true, 429}} {
+		t.Run(c.name, func(t *testing.T) {
+			g := newGateway(t, gwOptions{backup: &mock.Config{}, mutate: func(cfg *config.Config) {
+				priced(cfg)
+				cfg.Routing.Hedge.Enabled = c.hedge
+			}})
+			if _, _, err := g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, maxCost*3/2, "t", "test"); err != nil {
+				t.Fatal(err)
+			}
+			st, b, _ := call(t, "POST", g.base+"/chat/completions", g.key, body)
+			if st != c.status || (st == 429 && errCode(b) != "insufficient_quota") {
+				t.Fatalf("status %d (%s), want %d", st, b, c.status)
+			}
+		})
 	}
 }
