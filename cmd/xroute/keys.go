@@ -54,11 +54,18 @@ func openOffline(ctx context.Context, cfgPath string) (*offline, error) {
 		return nil, err
 	}
 	audit := keys.NewAuditor(db, time.Now)
-	svc, closeKeys, err := app.OpenKeysFanout(db, cfg, app.AuditHook(audit, zap.NewNop()), zap.NewNop())
+	publish, closeAnnouncer, err := app.Announcer(cfg, cliLogger())
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
+	svc, err := app.OpenKeysAnnouncing(db, cfg, app.AuditHook(audit, zap.NewNop()), publish)
+	if err != nil {
+		closeAnnouncer()
+		db.Close()
+		return nil, err
+	}
+	closeKeys := func() { svc.Close(); closeAnnouncer() }
 	return &offline{db: db, keys: svc, audit: audit, closeKeys: closeKeys}, nil
 }
 
@@ -302,4 +309,15 @@ func cmdConfig(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%-36s %s\n", kv[0], kv[1])
 	}
 	return nil
+}
+
+// cliLogger reports on stderr what an operator must know from a command
+// working on the database directly: a change the running replicas could
+// not be told about (Redis unreachable).
+func cliLogger() *zap.Logger {
+	l, err := newLogger(config.Log{Level: "warn", Format: "console"}, os.Stderr, false)
+	if err != nil {
+		return zap.NewNop()
+	}
+	return l
 }

@@ -89,8 +89,14 @@ func openSecrets(ctx context.Context, cfgPath string, stderr io.Writer) (*app.Se
 		db.Close()
 		return nil, nil, err
 	}
+	publish, closeAnnouncer, err := app.Announcer(cfg, cliLogger())
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
 	s := app.NewSecrets(v, db, keys.NewAuditor(db, time.Now), nil, cfg, nil, log)
-	return s, func() { db.Close() }, nil
+	s.OnChange(publish) // running replicas reload the keys this changes
+	return s, func() { closeAnnouncer(); db.Close() }, nil
 }
 
 // cmdVault rotates the vault's data key and re-encrypts every stored

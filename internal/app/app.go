@@ -145,8 +145,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if db.Dialect() == "postgres" {
 		// Several replicas spend the same accounts: holds live in the
 		// shared database, and any replica frees those of a dead one.
-		sh := billing.NewSharedHolds(db, cfg.Database.HoldTTL, time.Now, log.Named("holds"))
-		ledgerOpts = append(ledgerOpts, billing.WithHolds(sh))
+		sh := billing.NewSharedHolds(db, cfg.Database.HoldTTL, log.Named("holds"))
+		ledgerOpts = append(ledgerOpts, billing.WithHolds(sh), billing.WithMultiplierTTL(30*time.Second))
 		sweepCtx, stopSweep := context.WithCancel(context.Background())
 		swept := make(chan struct{})
 		go func() { defer close(swept); sh.Sweep(sweepCtx, min(cfg.Database.HoldTTL/4, 30*time.Second)) }()
@@ -207,21 +207,25 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
+	// State other replicas change is reloaded when they say so (Redis),
+	// and with a shared database also every 30 s, in case a message was
+	// missed or there is no Redis.
+	var every time.Duration
+	if db.Dialect() == "postgres" {
+		every = 30 * time.Second
+	}
+	rl := newReloader(log.Named("reload"), every, map[string]func(context.Context) error{
+		budgetsChanged:      a.Budgets.Load,
+		providerKeysChanged: a.Secrets.Refresh,
+	})
+	a.closers = append(a.closers, rl.close)
 	if rdb != nil {
 		// Subscribed last: what changed before this point is read fresh
 		// from the store by the parts built above.
 		fo = newFanout(rdb, log.Named("fanout"), func(msg string) {
 			switch {
-			case msg == budgetsChanged:
-				if err := a.Budgets.Load(context.Background()); err != nil {
-					log.Warn("reload budgets changed by another replica", zap.Error(err))
-				}
-			case msg == providerKeysChanged:
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				if err := a.Secrets.Refresh(ctx); err != nil {
-					log.Warn("reload provider keys changed by another replica", zap.Error(err))
-				}
-				cancel()
+			case msg == budgetsChanged, msg == providerKeysChanged:
+				rl.ask(msg)
 			case strings.HasPrefix(msg, accountChanged):
 				a.Ledger.Invalidate(strings.TrimPrefix(msg, accountChanged))
 			default:
@@ -229,7 +233,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 			}
 		})
 		a.closers = append(a.closers, fo.close)
-		a.Secrets.changed = fo.publish
+		a.Secrets.OnChange(fo.publish)
 		creditsAdmin.changed = fo.publish
 	}
 	a.Handler = h
@@ -304,17 +308,14 @@ func OpenKeys(db *store.DB, cfg config.Config, onEvent func(context.Context, key
 	return openKeys(db, cfg, onEvent, nil)
 }
 
-// OpenKeysFanout is OpenKeys for a process that is not a replica (the
-// CLI on the database directly): with Redis configured, the keys it
-// revokes, suspends or rotates are announced to every running replica,
-// which then refuse them at once instead of after their cache TTL.
-func OpenKeysFanout(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent), log *zap.Logger) (*keys.Service, func(), error) {
+// Announcer is how a process that is not a replica (the CLI on the
+// database directly) tells the running replicas what it changed, through
+// Redis pub/sub: they then refuse a revoked key, or reload provider keys,
+// at once instead of after a cache TTL or timer. Without Redis, publish
+// does nothing. Publish failures are logged to log.
+func Announcer(cfg config.Config, log *zap.Logger) (publish func(string), closeFn func(), err error) {
 	if cfg.Redis.URL == "" {
-		ks, err := openKeys(db, cfg, onEvent, nil)
-		if err != nil {
-			return nil, nil, err
-		}
-		return ks, ks.Close, nil
+		return func(string) {}, func() {}, nil
 	}
 	opts, err := redis.ParseURL(cfg.Redis.URL)
 	if err != nil {
@@ -323,12 +324,13 @@ func OpenKeysFanout(db *store.DB, cfg config.Config, onEvent func(context.Contex
 	opts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opts)
 	f := &fanout{rdb: rdb, log: log}
-	ks, err := openKeys(db, cfg, onEvent, f.publish)
-	if err != nil {
-		rdb.Close()
-		return nil, nil, err
-	}
-	return ks, func() { ks.Close(); rdb.Close() }, nil
+	return f.publish, func() { rdb.Close() }, nil
+}
+
+// OpenKeysAnnouncing is OpenKeys whose invalidations (revoke, suspend,
+// resume, rotate) go to publish.
+func OpenKeysAnnouncing(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent), publish func(string)) (*keys.Service, error) {
+	return openKeys(db, cfg, onEvent, publish)
 }
 
 func openKeys(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent), onInvalidate func(string)) (*keys.Service, error) {

@@ -73,3 +73,79 @@ func (f *fanout) close() {
 	f.cancel()
 	f.wg.Wait()
 }
+
+// reloader runs the store reloads other replicas ask for (budgets,
+// provider keys) on its own goroutine, off the pub/sub subscriber: a slow
+// database must not hold up key revocations queued behind them. Requests
+// for the same reload coalesce while one is pending. With every > 0 it
+// also asks for each registered reload on a timer, which bounds how long
+// a missed message (a Redis blip) keeps stale state.
+type reloader struct {
+	log   *zap.Logger
+	every time.Duration
+	named map[string]func(context.Context) error // fixed after newReloader
+
+	mu      sync.Mutex
+	pending map[string]bool
+	kick    chan struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func newReloader(log *zap.Logger, every time.Duration, named map[string]func(context.Context) error) *reloader {
+	r := &reloader{log: log, every: every, named: named, pending: map[string]bool{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	r.wg.Add(1)
+	go r.run()
+	return r
+}
+
+// ask schedules the named reload; it never blocks.
+func (r *reloader) ask(name string) {
+	if r.named[name] == nil {
+		return
+	}
+	r.mu.Lock()
+	r.pending[name] = true
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reloader) run() {
+	defer r.wg.Done()
+	var tick <-chan time.Time
+	if r.every > 0 {
+		t := time.NewTicker(r.every)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-tick:
+			for name := range r.named {
+				r.ask(name)
+			}
+		case <-r.kick:
+			r.mu.Lock()
+			names := r.pending
+			r.pending = map[string]bool{}
+			r.mu.Unlock()
+			for name := range names {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if err := r.named[name](ctx); err != nil {
+					r.log.Warn("reload of state changed by another replica failed; retried on the next change or timer", zap.String("what", name), zap.Error(err))
+				}
+				cancel()
+			}
+		}
+	}
+}
+
+func (r *reloader) close() {
+	close(r.stop)
+	r.wg.Wait()
+}

@@ -63,6 +63,11 @@ func (s *Secrets) Refresh(ctx context.Context) error {
 	return s.ReloadAll(ctx)
 }
 
+// OnChange makes every change (a key added, disabled, enabled, deleted;
+// the vault rotated) announce itself with publish, for the other
+// replicas or, from the CLI, for all of them.
+func (s *Secrets) OnChange(publish func(msg string)) { s.changed = publish }
+
 func (s *Secrets) announce() {
 	if s.changed != nil {
 		s.changed(providerKeysChanged)
@@ -126,10 +131,14 @@ func (s *Secrets) rejected(provider, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.pks.Disable(ctx, id, "the provider answered 401/403"); err != nil {
+		// Not announced: replicas reloading now would put the key back.
 		s.log.Error("disable rejected provider key", zap.String("id", id), zap.Error(err))
+		return
 	}
 	s.record(ctx, "provider_key.disabled", "system", id, map[string]any{"provider": provider, "reason": "upstream 401/403"})
-	s.announce()
+	// This runs on a request's path: the announcement must not hold it
+	// up (a publish to an unreachable Redis waits up to 2 s).
+	go s.announce()
 }
 
 // AddProviderKey stores a provider key sealed in the vault.
