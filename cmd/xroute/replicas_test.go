@@ -198,7 +198,17 @@ models:
 	if err != nil {
 		t.Fatal(err)
 	}
-	loader, loaderKey, err := a.Keys.Create(ctx, keys.CreateParams{Name: "loader"})
+	// The load of the SIGKILL test pays too, so that holds and debits
+	// go through a kill.
+	loadAcct, err := a.Keys.CreateAccount(ctx, "load", "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const loadFunds = billing.Nano(100_000_000_000) // $100
+	if _, _, err := a.Ledger.TopUp(ctx, loadAcct.ID, loadFunds, "fund", "test"); err != nil {
+		t.Fatal(err)
+	}
+	loader, loaderKey, err := a.Keys.Create(ctx, keys.CreateParams{Name: "loader", AccountID: loadAcct.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +466,7 @@ models:
 					stream := (w+i)%2 == 0
 					sent.Add(1)
 					resp, err := c.do(r, "POST", "/v1/chat/completions", loader,
-						fmt.Sprintf(`{"model":"free","stream":%v,"messages":[{"role":"user","content":"load %d-%d"}]}`, stream, w, i))
+						fmt.Sprintf(`{"model":"paid","max_tokens":16,"stream":%v,"messages":[{"role":"user","content":"load %d-%d"}]}`, stream, w, i))
 					if err != nil {
 						continue // the killed replica; the balancer would retry elsewhere
 					}
@@ -532,6 +542,28 @@ models:
 		}
 		if missing != 0 {
 			t.Fatalf("%d completed responses have no usage record", missing)
+		}
+		// Money after the kill: the balance is the top-up minus what the
+		// records cost, and what is still held is at most the requests
+		// that were in flight on the killed replica (their holds wait for
+		// the sweeper; no completed request keeps one).
+		var charged int64
+		for _, r := range recs {
+			charged += r.CostNano
+		}
+		bal, reserved, err := db.CreditState(ctx, loadAcct.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mism, err := db.VerifyBalances(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unfinished := sent.Load() - int64(len(completed))
+		t.Logf("after the kill: top-up %s, charged %s by %d records, balance %s, still held %s (%d holds of requests cut by the kill, ≤ %d unfinished), ledger mismatches %d",
+			loadFunds, billing.Nano(charged), len(recs), billing.Nano(bal), billing.Nano(reserved), reserved/int64(perRequest), unfinished, len(mism))
+		if bal != int64(loadFunds)-charged || len(mism) != 0 || reserved%int64(perRequest) != 0 || reserved/int64(perRequest) > unfinished {
+			t.Fatal("the ledger does not reconcile after the kill")
 		}
 	})
 }
