@@ -87,7 +87,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer stopPprof()
 	}
 	base := "http://" + ln.Addr().String()
-	log.Info("xroute listening", zap.String("addr", ln.Addr().String()), zap.Int("models", len(cfg.Models)), zap.String("database", cfg.Database.Path))
+	log.Info("xroute listening", zap.String("addr", ln.Addr().String()), zap.Int("models", len(cfg.Models)), zap.String("database", app.StoreName(cfg)), zap.String("spool", app.SpoolDir(cfg)))
 
 	if *demo {
 		key, _, err := gw.Keys.Create(ctx, keys.CreateParams{Name: "demo", Actor: "demo"})

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -247,6 +248,19 @@ func OpenStore(ctx context.Context, cfg config.Config) (*store.DB, error) {
 		return store.OpenPostgres(ctx, cfg.Database.URL)
 	}
 	return store.OpenSQLite(ctx, cfg.Database.Path)
+}
+
+// StoreName says which store cfg opens, for logs: the SQLite path, or
+// the PostgreSQL host and database (never the user or password).
+func StoreName(cfg config.Config) string {
+	if !cfg.Database.Postgres() {
+		return cfg.Database.Path
+	}
+	u, err := url.Parse(cfg.Database.URL)
+	if err != nil {
+		return "postgres"
+	}
+	return "postgres://" + u.Host + u.Path
 }
 
 // SpoolDir is where the usage spool lives.
