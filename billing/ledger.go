@@ -100,7 +100,7 @@ type Ledger struct {
 	now   func() time.Time
 	holds Holds
 
-	mu   sync.RWMutex
+	mu      sync.RWMutex
 	mult    map[string]cachedMult // account -> multiplier, cached
 	multTTL time.Duration         // 0: until Invalidate
 }
