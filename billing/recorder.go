@@ -5,13 +5,22 @@ package billing
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/xroute/xroute/internal/store"
 )
@@ -43,6 +52,11 @@ type queued struct {
 // waiting request. Concurrent requests share a commit, so durability costs
 // one transaction per batch, not per request.
 //
+// A record the store refuses for what it holds (a data or constraint
+// error) is set aside in the spool's rejected file and the rest of its
+// batch written: one bad record neither blocks the others nor counts as
+// the store being down.
+//
 // When a batch cannot be written, the recorder enters an outage: it keeps
 // accepting records (a spool append each, nothing piling up in memory) and
 // a second goroutine replays the spool's sealed segments from disk, with
@@ -59,7 +73,8 @@ type Recorder struct {
 	spool    *Spool
 	onOutage func()
 
-	attempts               int           // quick retries of a batch before an outage
+	attempts               int           // tries of a write before its error is believed
+	retryBackoff           time.Duration // before the first retry, doubling
 	minBackoff, maxBackoff time.Duration // of the replay during an outage
 	maxBacklog             int           // unspooled records held in memory during an outage
 
@@ -69,6 +84,7 @@ type Recorder struct {
 	done   chan struct{}
 
 	outage   atomic.Bool
+	reported atomic.Bool                       // onOutage ran for this outage
 	overflow atomic.Bool                       // spooled records skipped the full queue: replay them
 	kick     chan struct{}                     // wakes the replay (buffered, one)
 	resume   chan chan int64                   // the replay asks the writer to leave the outage
@@ -90,9 +106,10 @@ type RecorderOption func(*Recorder)
 // every flush interval.
 func WithSpool(s *Spool) RecorderOption { return func(r *Recorder) { r.spool = s } }
 
-// WithOnOutage calls f each time the recorder enters an outage (a batch or
-// a replay could not be written), from one of its goroutines. f must not
-// block.
+// WithOnOutage calls f when the recorder finds the store unreachable (a
+// connection error; see IsUnreachable), once per outage, from one of its
+// goroutines. A record the store refuses, or a write that is only slow,
+// does not call it. f must not block.
 func WithOnOutage(f func()) RecorderOption { return func(r *Recorder) { r.onOutage = f } }
 
 // withBackoff sets the replay's backoff (tests).
@@ -106,24 +123,29 @@ func withBackoff(lo, hi time.Duration) RecorderOption {
 // previous process left in the spool are replayed in the background.
 func NewRecorder(w UsageWriter, log *zap.Logger, batchSize, queueSize int, flushInterval time.Duration, opts ...RecorderOption) *Recorder {
 	r := &Recorder{
-		w:          w,
-		log:        log,
-		batch:      batchSize,
-		interval:   flushInterval,
-		attempts:   3,
-		minBackoff: 250 * time.Millisecond,
-		maxBackoff: 5 * time.Second,
-		maxBacklog: queueSize,
-		queue:      make(chan queued, queueSize),
-		done:       make(chan struct{}),
-		kick:       make(chan struct{}, 1),
-		resume:     make(chan chan int64),
-		stop:       make(chan struct{}),
+		w:            w,
+		log:          log,
+		batch:        batchSize,
+		interval:     flushInterval,
+		attempts:     3,
+		retryBackoff: 20 * time.Millisecond,
+		minBackoff:   250 * time.Millisecond,
+		maxBackoff:   5 * time.Second,
+		maxBacklog:   queueSize,
+		queue:        make(chan queued, queueSize),
+		done:         make(chan struct{}),
+		kick:         make(chan struct{}, 1),
+		resume:       make(chan chan int64),
+		stop:         make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(r)
 	}
 	r.stopCtx, r.cancel = context.WithCancel(context.Background())
+	if r.spool != nil {
+		// A spool without a logger of its own reports through ours.
+		r.spool.log.CompareAndSwap(nil, log)
+	}
 	if r.spool != nil && len(r.spool.sealed(r.spool.current())) > 0 {
 		r.wake() // a previous process left records
 	}
@@ -276,36 +298,58 @@ func (r *Recorder) run() {
 	defer r.finish()
 	buf := make([]queued, 0, r.batch)
 	recs := make([]store.UsageRecord, 0, r.batch)
+	idx := make([]int, 0, r.batch) // of recs[i] in buf
 	ticker := time.NewTicker(r.interval)
 	defer ticker.Stop()
 	waiters := 0
+	var refused map[int]error // by index in buf: records set aside
 	flush := func() {
-		recs = recs[:0]
-		for _, q := range buf {
+		recs, idx = recs[:0], idx[:0]
+		for i, q := range buf {
 			if !q.barrier {
 				recs = append(recs, q.rec)
+				idx = append(idx, i)
 			}
 		}
+		clear(refused)
 		var err error
 		if len(recs) > 0 {
-			err = r.write(recs)
+			err = r.put(r.stopCtx, recs, func(i int, err error) {
+				if refused == nil {
+					refused = map[int]error{}
+				}
+				refused[idx[i]] = err
+			})
 		}
 		if err != nil {
-			r.enterOutage(buf, err)
-			buf, waiters = buf[:0], 0
-			return
+			r.markOutage(err)
 		}
+		// The spool learns what is in the store before anyone waiting
+		// does: a Flush that returned finds its records accounted for.
 		bySeg := map[int64]int{}
-		for _, q := range buf {
-			if q.ack != nil {
-				q.ack <- nil
-			}
-			if q.spooled {
-				bySeg[q.seg]++
+		for i, q := range buf {
+			if _, isRefused := refused[i]; q.spooled && (isRefused || err == nil) {
+				bySeg[q.seg]++ // in the store, or set aside: done with
 			}
 		}
 		for seg, n := range bySeg {
 			r.spool.Committed(seg, n)
+		}
+		for i, q := range buf {
+			rerr, isRefused := refused[i]
+			switch {
+			case isRefused:
+				if q.ack != nil {
+					q.ack <- fmt.Errorf("billing: usage record %s refused by the store: %w", q.rec.RequestID, rerr)
+				}
+			case err != nil:
+				r.parkErr(q, err)
+			case q.ack != nil:
+				q.ack <- nil
+			}
+		}
+		if err != nil {
+			r.wake()
 		}
 		buf, waiters = buf[:0], 0
 	}
@@ -361,47 +405,15 @@ func (r *Recorder) run() {
 	}
 }
 
-// write writes a batch, retrying briefly: a transient database error (a
-// lock, a dropped connection) must not start an outage. Inserts are
-// idempotent by request id, so a retry after an ambiguous failure cannot
-// double-count.
-func (r *Recorder) write(recs []store.UsageRecord) error {
-	backoff := 20 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := r.w.InsertUsage(ctx, recs)
-		cancel()
-		if err == nil {
-			r.setProbe(recs)
-			return nil
-		}
-		if attempt >= r.attempts {
-			return err
-		}
-		r.log.Warn("usage write failed, retrying", zap.Int("records", len(recs)), zap.Int("attempt", attempt), zap.Error(err))
-		time.Sleep(backoff)
-		backoff *= 2
-	}
-}
-
-// enterOutage keeps the records of a batch that could not be written and
-// hands them to the replay.
-func (r *Recorder) enterOutage(buf []queued, err error) {
-	r.markOutage(err)
-	for _, q := range buf {
-		r.parkErr(q, err)
-	}
-	r.wake()
-}
-
 // markOutage notes that the store could not be written: from now on the
-// writer lets spooled records go to the replay.
+// writer lets spooled records go to the replay. Only an unreachable store
+// is reported to onOutage: a slow one is left to the health pings.
 func (r *Recorder) markOutage(err error) {
 	if !r.outage.Swap(true) {
 		r.log.Error("usage store unavailable; records kept in the spool for replay", zap.Error(err))
-		if r.onOutage != nil {
-			r.onOutage()
-		}
+	}
+	if IsUnreachable(err) && !r.reported.Swap(true) && r.onOutage != nil {
+		r.onOutage()
 	}
 }
 
@@ -454,6 +466,7 @@ func (r *Recorder) appendParked(rec store.UsageRecord) bool {
 // segment the replay need not read.
 func (r *Recorder) leaveOutage() int64 {
 	was := r.outage.Swap(false)
+	r.reported.Store(false)
 	over := r.overflow.Swap(false)
 	if r.spool == nil {
 		return 0
@@ -601,40 +614,94 @@ func (r *Recorder) replay(before int64) (int, error) {
 	return n + len(left), nil
 }
 
-// insert writes records in batches. A batch the store refuses is split
-// only when the store is shown to take writes (a record already stored
-// inserts again, a no-op): then the records it still refuses are bad
-// records, kept aside in the spool's rejected file rather than blocking
-// the replay forever. Otherwise the store is down and the error returned.
+// insert writes records in batches (see put).
 func (r *Recorder) insert(ctx context.Context, recs []store.UsageRecord) error {
 	for i := 0; i < len(recs); i += r.batch {
-		batch := recs[i:min(i+r.batch, len(recs))]
-		err := r.insertOne(ctx, batch)
-		if err == nil {
-			continue
-		}
-		for _, rec := range batch {
-			if r.insertOne(ctx, []store.UsageRecord{rec}) == nil {
-				continue
-			}
-			if !r.storeTakesWrites(ctx) {
-				return err
-			}
-			r.log.Error("usage record refused by the store; kept aside in the spool's rejected file",
-				zap.String("request_id", rec.RequestID), zap.String("file", rejectedFile), zap.Error(err))
-			if r.spool == nil {
-				return err
-			}
-			if rerr := r.spool.reject([]store.UsageRecord{rec}); rerr != nil {
-				return errors.Join(err, rerr)
-			}
+		if err := r.put(ctx, recs[i:min(i+r.batch, len(recs))], nil); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// put writes recs. A record the store refuses is set aside (setAside) and
+// reported to refused, if not nil, with its index in recs; the others are
+// written. It returns an error only when the store could not be written:
+// then nothing is known of the records not set aside, and they must be
+// kept (inserts are idempotent: some may be in already).
+//
+// What a failure says decides what follows: an unreachable store is an
+// outage at once; a data or constraint error blames the records, and the
+// batch is bisected down to the ones at fault; any other error is retried,
+// and blames the records only if the store still takes a record known to
+// be good (the probe). A batch is bisected with no probe yet, as halves
+// that go in show the store takes writes; a single record is never set
+// aside on an unknown error without one.
+func (r *Recorder) put(ctx context.Context, recs []store.UsageRecord, refused func(i int, err error)) error {
+	return r.putFrom(ctx, recs, 0, refused)
+}
+
+func (r *Recorder) putFrom(ctx context.Context, recs []store.UsageRecord, base int, refused func(int, error)) error {
+	err := r.tryInsert(ctx, recs)
+	if err == nil {
+		return nil
+	}
+	switch classify(err) {
+	case errUnreachable:
+		return err
+	case errUnknown:
+		if ctx.Err() != nil {
+			return err
+		}
+		// A write that timed out blames no record: without a probe to
+		// show the store takes writes, bisecting would only time out
+		// again, level after level.
+		bisectBlind := len(recs) > 1 && r.probe.Load() == nil && !errors.Is(err, context.DeadlineExceeded)
+		if !bisectBlind && !r.storeTakesWrites(ctx) {
+			return err
+		}
+	case errBadData:
+	}
+	if len(recs) == 1 {
+		r.setAside(recs[0], err)
+		if refused != nil {
+			refused(base, err)
+		}
+		return nil
+	}
+	mid := len(recs) / 2
+	if err := r.putFrom(ctx, recs[:mid], base, refused); err != nil {
+		return err
+	}
+	return r.putFrom(ctx, recs[mid:], base+mid, refused)
+}
+
+// tryInsert writes recs, retrying briefly: a transient failure (a lock, a
+// dropped connection) must not start an outage nor blame the records. A
+// data error is not retried: it would fail again. Inserts are idempotent
+// by request id, so a retry after an ambiguous failure cannot
+// double-count.
+func (r *Recorder) tryInsert(ctx context.Context, recs []store.UsageRecord) error {
+	backoff := r.retryBackoff
+	for attempt := 1; ; attempt++ {
+		err := r.insertOne(ctx, recs)
+		if err == nil || attempt >= r.attempts || classify(err) == errBadData || ctx.Err() != nil {
+			return err
+		}
+		r.log.Warn("usage write failed, retrying", zap.Int("records", len(recs)), zap.Int("attempt", attempt), zap.Error(err))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff *= 2
+	}
+}
+
 func (r *Recorder) insertOne(ctx context.Context, recs []store.UsageRecord) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	err := r.w.InsertUsage(ctx, recs)
 	if err == nil {
@@ -643,19 +710,115 @@ func (r *Recorder) insertOne(ctx context.Context, recs []store.UsageRecord) erro
 	return err
 }
 
+// setAside keeps a record the store refuses in the spool's rejected file,
+// for an operator to correct and replay; without a spool (or if that
+// fails) the log line is all that is left of it. It logs the record's ids
+// and the store's error, never more of the request.
+func (r *Recorder) setAside(rec store.UsageRecord, cause error) {
+	ids := []zap.Field{zap.String("request_id", rec.RequestID), zap.String("account_id", rec.AccountID), zap.String("key_id", rec.KeyID), zap.Int64("cost_nano", rec.CostNano)}
+	if r.spool != nil {
+		err := r.spool.reject([]store.UsageRecord{rec})
+		if err == nil {
+			r.log.Error("usage record refused by the store; set aside in the spool's rejected file",
+				append(ids, zap.String("file", r.spool.rejectedPath()), zap.Error(cause))...)
+			return
+		}
+		cause = errors.Join(cause, err)
+	}
+	r.log.Error("usage record refused by the store and not kept: this log line is all that is left of it",
+		append(ids, zap.Reflect("usage", rec), zap.Error(cause))...)
+}
+
 // setProbe remembers a record just written (a copy: recs is reused).
 func (r *Recorder) setProbe(recs []store.UsageRecord) {
 	p := recs[len(recs)-1]
 	r.probe.Store(&p)
 }
 
-// storeTakesWrites inserts again a record known to be stored.
+// storeTakesWrites inserts again a record known to be stored (a no-op
+// that still needs the store to take a write).
 func (r *Recorder) storeTakesWrites(ctx context.Context) bool {
 	p := r.probe.Load()
 	if p == nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	return r.w.InsertUsage(ctx, []store.UsageRecord{*p}) == nil
+}
+
+// errKind is what a failed write says about the store.
+type errKind int
+
+const (
+	errUnknown     errKind = iota // retried; then the probe decides
+	errUnreachable                // the store cannot be reached: an outage
+	errBadData                    // the store refuses what the records hold
+)
+
+func classify(err error) errKind {
+	switch {
+	case IsUnreachable(err):
+		return errUnreachable
+	case isBadData(err):
+		return errBadData
+	}
+	return errUnknown
+}
+
+// isBadData reports an error that blames what was written, not the store:
+// on PostgreSQL a data exception or an integrity constraint violation
+// (SQLSTATE classes 22 and 23, e.g. 22021 for a NUL byte in a text
+// column); on SQLite a constraint, a datatype mismatch or a value too big.
+// The same records fail again however often they are retried.
+func isBadData(err error) bool {
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) {
+		code := st.SQLState()
+		return strings.HasPrefix(code, "22") || strings.HasPrefix(code, "23")
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // the primary code of an extended one
+		case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_TOOBIG:
+			return true
+		}
+	}
+	return false
+}
+
+// IsUnreachable reports whether err, from a store call, means the store
+// cannot be reached, on either backend: a connection that could not be
+// made (refused, timed out while dialing, rejected at start-up), a network
+// error on an open connection, a connection the pool gave up on, a server
+// shutting down or refusing connections (SQLSTATE classes 08 and 57P,
+// 53300). A context that ended is not one by itself: a caller that went
+// away, or a deadline that passed waiting for a pooled connection or a
+// slow query, says the store is busy, not gone.
+func IsUnreachable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var op *net.OpError
+	var ne net.Error
+	var st interface{ SQLState() string }
+	switch {
+	case errors.As(err, &ce): // pgx could not open a connection, for whatever reason
+		return true
+	case errors.As(err, &op) && op.Op == "dial": // timed out dialing included
+		return true
+	case errors.Is(err, context.DeadlineExceeded):
+		return false
+	case errors.As(err, &ne): // I/O errors on an open connection
+		return true
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return true
+	case errors.As(err, &st):
+		code := st.SQLState()
+		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "57P") || code == "53300"
+	}
+	return false
 }

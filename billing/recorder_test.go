@@ -19,9 +19,13 @@ type memWriter struct {
 	byID     map[string]store.UsageRecord
 	batches  []int
 	failNext int
+	before   func() // if set, runs before each write, outside mu
 }
 
 func (m *memWriter) InsertUsage(_ context.Context, recs []store.UsageRecord) error {
+	if m.before != nil {
+		m.before()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.failNext > 0 {
@@ -90,6 +94,18 @@ func TestCommitWaitsForTheWrite(t *testing.T) {
 	w := &memWriter{}
 	r := NewRecorder(w, zap.NewNop(), 64, 1024, time.Hour)
 	defer r.Close(context.Background())
+	// The first write waits for every other commit to queue up behind it,
+	// as they do behind a real transaction: an instant store could else
+	// keep up with them one at a time, and the test would prove nothing.
+	var first sync.Once
+	w.before = func() {
+		first.Do(func() {
+			deadline := time.Now().Add(5 * time.Second)
+			for r.Pending() < 199 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < 200; i++ {
 		wg.Add(1)

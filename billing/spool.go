@@ -2,10 +2,12 @@ package billing
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/internal/store"
 )
@@ -39,12 +43,21 @@ const DefaultSpoolLimit = 512 << 20
 // replayed from the sealed segment files themselves: inserts are
 // idempotent by request id, so a record both replayed and committed is
 // never counted twice.
+//
+// One process owns a spool directory: OpenSpool locks it until Close, so
+// that a second replica pointed at the same directory fails at start
+// rather than replaying (and deleting) the first one's live segment.
 type Spool struct {
 	dir     string
 	maxSize int64 // of one segment, before rotation
 	limit   int64 // of all segments together (0: unbounded)
+	maxLine int   // of one record's line; a longer one is set aside when read
+	log     atomic.Pointer[zap.Logger]
+
+	rmu sync.Mutex // serialises writes to the rejected file
 
 	mu   sync.Mutex
+	lock *os.File // holds the directory's lock (nil where locks are not supported)
 	f    *os.File
 	seg  int64 // the segment being appended to; lower ones are sealed
 	segs map[int64]*segment
@@ -64,6 +77,11 @@ type segment struct {
 const (
 	spoolSuffix  = ".usage"
 	rejectedFile = "rejected.jsonl" // not a segment: never replayed
+	lockFile     = "LOCK"
+
+	// defaultMaxLine bounds one record's line: far above any real record
+	// (a few hundred bytes), low enough to read a line into memory.
+	defaultMaxLine = 16 << 20
 )
 
 // SpoolOption configures a Spool.
@@ -74,17 +92,36 @@ type SpoolOption func(*Spool)
 // DefaultSpoolLimit.
 func WithSpoolLimit(bytes int64) SpoolOption { return func(s *Spool) { s.limit = bytes } }
 
-// OpenSpool opens (creating) the spool directory. Segments a previous
-// process left are kept, sealed, for Replay (or the Recorder's background
-// replay); their records count in Stats.
-func OpenSpool(dir string, opts ...SpoolOption) (*Spool, error) {
+// WithSpoolLogger logs what the spool itself finds wrong (lines it cannot
+// read, set aside in its rejected file). Without it, a Recorder writing
+// the spool lends it its own logger.
+func WithSpoolLogger(log *zap.Logger) SpoolOption { return func(s *Spool) { s.log.Store(log) } }
+
+// withMaxLine sets the longest line a segment may hold (tests).
+func withMaxLine(n int) SpoolOption { return func(s *Spool) { s.maxLine = n } }
+
+// OpenSpool opens (creating) the spool directory and locks it for this
+// process until Close: a directory another process holds is refused.
+// Segments a previous process left are kept, sealed, for Replay (or the
+// Recorder's background replay); their records count in Stats.
+func OpenSpool(dir string, opts ...SpoolOption) (_ *Spool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &Spool{dir: dir, maxSize: 8 << 20, limit: DefaultSpoolLimit, segs: map[int64]*segment{}}
+	s := &Spool{dir: dir, maxSize: 8 << 20, limit: DefaultSpoolLimit, maxLine: defaultMaxLine, segs: map[int64]*segment{}}
 	for _, o := range opts {
 		o(s)
 	}
+	// Locked before anything is read: another process's segments are not
+	// ours to count, replay or delete.
+	if s.lock, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.unlock()
+		}
+	}()
 	segs, err := s.listFiles()
 	if err != nil {
 		return nil, err
@@ -92,7 +129,7 @@ func OpenSpool(dir string, opts ...SpoolOption) (*Spool, error) {
 	for _, seg := range segs {
 		// Counting lines is enough here; the records are read again, a
 		// segment at a time, when they are replayed.
-		n, size, err := countSegment(s.path(seg))
+		n, size, err := s.countSegment(s.path(seg))
 		if err != nil {
 			return nil, err
 		}
@@ -108,6 +145,21 @@ func OpenSpool(dir string, opts ...SpoolOption) (*Spool, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+func (s *Spool) unlock() {
+	if s.lock != nil {
+		s.lock.Close() // closing the descriptor releases the lock
+		s.lock = nil
+	}
+}
+
+// logger is the spool's logger, or one that discards.
+func (s *Spool) logger() *zap.Logger {
+	if l := s.log.Load(); l != nil {
+		return l
+	}
+	return zap.NewNop()
 }
 
 func (s *Spool) path(seg int64) string {
@@ -135,46 +187,93 @@ func (s *Spool) listFiles() ([]int64, error) {
 }
 
 // countSegment counts a segment's whole records and its size.
-func countSegment(path string) (int, int64, error) {
-	n := 0
-	err := scanSegment(path, func(store.UsageRecord) { n++ })
-	if err != nil {
-		return 0, 0, err
-	}
-	fi, err := os.Stat(path)
+func (s *Spool) countSegment(path string) (int, int64, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("spool: %w", err)
 	}
-	return n, fi.Size(), nil
-}
-
-// readSegment reads a segment's records.
-func readSegment(path string) ([]store.UsageRecord, error) {
-	var out []store.UsageRecord
-	err := scanSegment(path, func(r store.UsageRecord) { out = append(out, r) })
-	return out, err
-}
-
-// scanSegment reads whole lines; a torn last line (the process died in the
-// middle of a write) is skipped: its answer's final byte was never sent.
-func scanSegment(path string, fn func(store.UsageRecord)) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var r store.UsageRecord
-		if json.Unmarshal(sc.Bytes(), &r) == nil && r.RequestID != "" {
-			fn(r)
+	n := 0
+	size, err := scanSegment(f, s.maxLine, func(store.UsageRecord) { n++ }, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("spool: %s: %w", filepath.Base(path), err)
+	}
+	return n, size, nil
+}
+
+// badLine is a whole line of a segment that holds no record: bytes
+// [off, off+n) of the file, newline included.
+type badLine struct {
+	off, n int64
+	err    error
+}
+
+var errLineTooLong = errors.New("line longer than the spool's limit")
+
+// scanSegment reads a segment's lines and returns its size. Each record
+// goes to rec; each whole line that holds none (corrupted, or longer than
+// maxLine, which is not read into memory) to bad, if not nil. A torn last
+// line (the process died in the middle of a write) is skipped: its
+// answer's final byte was never sent. A bufio.Reader rather than a
+// Scanner: one long line must not make the whole segment unreadable.
+func scanSegment(r io.Reader, maxLine int, rec func(store.UsageRecord), bad func(badLine)) (int64, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var (
+		off, n int64  // the line being read: where it starts, its bytes so far
+		buf    []byte // its bytes, when it spans several reads
+		over   bool   // longer than maxLine: its bytes are not kept
+	)
+	for {
+		chunk, err := br.ReadSlice('\n')
+		partial := errors.Is(err, bufio.ErrBufferFull)
+		if err != nil && !partial && !errors.Is(err, io.EOF) {
+			return off + n, err
 		}
+		n += int64(len(chunk))
+		switch {
+		case over:
+		case n > int64(maxLine)+1: // the newline is not part of the limit
+			over, buf = true, buf[:0]
+		case partial || len(buf) > 0:
+			buf = append(buf, chunk...)
+		}
+		if partial {
+			continue
+		}
+		line := chunk // the whole line came in one read: no copy
+		if len(buf) > 0 {
+			line = buf
+		}
+		whole := err == nil // ends with a newline
+		if n > 0 {
+			switch got, lerr := parseLine(line, over); {
+			case lerr == nil:
+				rec(got)
+			case whole && n > 1 && bad != nil: // not a torn last line, nor an empty one
+				bad(badLine{off: off, n: n, err: lerr})
+			}
+		}
+		if !whole {
+			return off + n, nil
+		}
+		off, n, buf, over = off+n, 0, buf[:0], false
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("spool: %s: %w", filepath.Base(path), err)
+}
+
+// parseLine decodes one line, newline included.
+func parseLine(line []byte, over bool) (store.UsageRecord, error) {
+	var r store.UsageRecord
+	if over {
+		return r, errLineTooLong
 	}
-	return nil
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	if err := json.Unmarshal(line, &r); err != nil {
+		return r, err
+	}
+	if r.RequestID == "" {
+		return r, errors.New("record without a request id")
+	}
+	return r, nil
 }
 
 // openSegment starts segment s.seg; the caller holds mu (or owns s).
@@ -191,11 +290,15 @@ func (s *Spool) openSegment() error {
 
 // Append writes one record (a JSON line, one write call) and returns the
 // segment it is in. It returns ErrSpoolFull when the record would take the
-// spool past its limit.
+// spool past its limit, and an error for a record too long to be read
+// back (the caller then writes it to the store directly).
 func (s *Spool) Append(rec store.UsageRecord) (int64, error) {
 	line, err := json.Marshal(rec)
 	if err != nil {
 		return 0, err
+	}
+	if len(line) > s.maxLine {
+		return 0, fmt.Errorf("spool: record %s of %d bytes: %w", rec.RequestID, len(line), errLineTooLong)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -314,24 +417,79 @@ func (s *Spool) current() int64 {
 
 // replay writes the records of every sealed segment below before through
 // insert, deleting each segment once it is in the store. It stops at the
-// first failure: what is left stays for the next try.
+// first failure: what is left stays for the next try. Lines of a segment
+// that hold no record are set aside in the rejected file once the rest is
+// in the store (not before: a failed pass would set them aside twice).
 func (s *Spool) replay(ctx context.Context, before int64, insert func(context.Context, []store.UsageRecord) error) (int, error) {
 	total := 0
 	for _, seg := range s.sealed(before) {
-		recs, err := readSegment(s.path(seg))
-		if errors.Is(err, os.ErrNotExist) {
-			continue // its last records were committed meanwhile
-		}
+		n, err := s.replaySegment(ctx, seg, insert)
 		if err != nil {
 			return total, err
 		}
-		if err := insert(ctx, recs); err != nil {
-			return total, err
-		}
-		s.drop(seg)
-		total += len(recs)
+		total += n
 	}
 	return total, nil
+}
+
+func (s *Spool) replaySegment(ctx context.Context, seg int64, insert func(context.Context, []store.UsageRecord) error) (int, error) {
+	// The file stays open until its bad lines are copied: the writer may
+	// delete it meanwhile (its last records committed), and an unlinked
+	// file is still readable through an open descriptor.
+	f, err := os.Open(s.path(seg))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil // its last records were committed meanwhile
+	}
+	if err != nil {
+		return 0, fmt.Errorf("spool: %w", err)
+	}
+	defer f.Close()
+	var recs []store.UsageRecord
+	var bad []badLine
+	if _, err := scanSegment(f, s.maxLine, func(r store.UsageRecord) { recs = append(recs, r) }, func(b badLine) { bad = append(bad, b) }); err != nil {
+		return 0, fmt.Errorf("spool: %s: %w", filepath.Base(f.Name()), err)
+	}
+	if err := insert(ctx, recs); err != nil {
+		return 0, err
+	}
+	s.setAsideLines(f, bad)
+	s.drop(seg)
+	return len(recs), nil
+}
+
+// setAsideLines copies lines of a segment that hold no record to the
+// rejected file as they are, for an operator to look at: the segment is
+// about to be deleted. One that cannot be copied is only logged.
+func (s *Spool) setAsideLines(f *os.File, bad []badLine) {
+	log := s.logger()
+	for _, b := range bad {
+		fields := []zap.Field{zap.String("segment", filepath.Base(f.Name())), zap.Int64("offset", b.off), zap.Int64("bytes", b.n), zap.NamedError("cause", b.err)}
+		if err := s.appendRejected(io.NewSectionReader(f, b.off, b.n)); err != nil {
+			log.Error("unreadable usage spool line skipped: it could not be set aside", append(fields, zap.Error(err))...)
+			continue
+		}
+		log.Error("unreadable usage spool line set aside in the rejected file", append(fields, zap.String("file", s.rejectedPath()))...)
+	}
+}
+
+func (s *Spool) rejectedPath() string { return filepath.Join(s.dir, rejectedFile) }
+
+// appendRejected appends to the rejected file what r holds.
+func (s *Spool) appendRejected(r io.Reader) error {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	f, err := os.OpenFile(s.rejectedPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("spool: %s: %w", rejectedFile, err)
+	}
+	return nil
 }
 
 // Replay writes to w, in batches of batch records, the records of every
@@ -354,26 +512,15 @@ func (s *Spool) Replay(ctx context.Context, w UsageWriter, batch int) (int, erro
 // file of their own, never replayed automatically, so that one bad record
 // cannot hold the spool back forever and is still not lost.
 func (s *Spool) reject(recs []store.UsageRecord) error {
-	f, err := os.OpenFile(filepath.Join(s.dir, rejectedFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
 	var buf []byte
 	for _, r := range recs {
 		line, err := json.Marshal(r)
 		if err != nil {
-			continue
+			return fmt.Errorf("spool: %w", err)
 		}
 		buf = append(append(buf, line...), '\n')
 	}
-	_, err = f.Write(buf)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	return nil
+	return s.appendRejected(bytes.NewReader(buf))
 }
 
 // Stats is what the spool holds: records not known to be in the store,
@@ -384,17 +531,18 @@ func (s *Spool) Stats() (records, bytes int64) { return s.records.Load(), s.byte
 func (s *Spool) Limit() int64 { return s.limit }
 
 // Close closes the current segment; if every record is committed (a
-// graceful stop), it is deleted.
+// graceful stop), it is deleted. Then the directory's lock is released.
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil {
-		return nil
+	var err error
+	if s.f != nil {
+		err = s.f.Close()
+		s.f = nil
+		if sg := s.segs[s.seg]; sg == nil || sg.pending <= 0 {
+			os.Remove(s.path(s.seg))
+		}
 	}
-	err := s.f.Close()
-	s.f = nil
-	if sg := s.segs[s.seg]; sg == nil || sg.pending <= 0 {
-		os.Remove(s.path(s.seg))
-	}
+	s.unlock() // last: the next process may take the directory now
 	return err
 }

@@ -122,13 +122,13 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err := a.Secrets.ReloadAll(ctx); err != nil {
 		return nil, err
 	}
-	spool, err := RecoverUsage(ctx, db, SpoolDir(cfg), log, billing.WithSpoolLimit(cfg.Usage.SpoolMaxBytes))
+	spool, err := RecoverUsage(ctx, db, SpoolDir(cfg), log, billing.WithSpoolLimit(cfg.Usage.SpoolMaxBytes), billing.WithSpoolLogger(log.Named("usage")))
 	if err != nil {
 		return nil, err
 	}
 	// Store outage: the monitor gates new requests while the database is
 	// unreachable (pings, and the recorder's own failures).
-	health := newStoreHealth(db.Ping, log.Named("store"), time.Second, 500*time.Millisecond)
+	health := newStoreHealth(db.Ping, log.Named("store"), time.Second, time.Second)
 	a.closers = append(a.closers, health.close)
 	rec := billing.NewRecorder(db, log.Named("usage"), cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.FlushInterval,
 		billing.WithSpool(spool), billing.WithOnOutage(health.markDown))

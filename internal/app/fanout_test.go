@@ -37,6 +37,8 @@ func TestRevocationReachesEveryReplica(t *testing.T) {
 	cfg.Auth.CacheTTL = time.Hour // without the fan-out, B would accept the key for an hour
 	cfg.Redis.URL = url
 	replica := func() (*App, *httptest.Server) {
+		cfg := cfg
+		cfg.Usage.SpoolDir = t.TempDir() // each replica its own spool
 		a, err := Build(context.Background(), cfg, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
@@ -101,6 +103,8 @@ func TestGlobalRateLimitAcrossReplicas(t *testing.T) {
 	var servers []*httptest.Server
 	var first *App
 	for i := 0; i < 2; i++ {
+		cfg := cfg
+		cfg.Usage.SpoolDir = t.TempDir() // each replica its own spool
 		a, err := Build(context.Background(), cfg, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)

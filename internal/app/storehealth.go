@@ -2,19 +2,14 @@ package app
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
-	"errors"
-	"io"
-	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/billing"
 )
 
 // usageState is what the health monitor reads of the usage recorder.
@@ -23,11 +18,23 @@ type usageState interface {
 	Spooled() (records, bytes int64)
 }
 
+const (
+	// minPingTimeout bounds a ping's deadline from below. A ping waits
+	// for a connection of the pool like any query: a shorter deadline
+	// mistakes a pool busy with slow reports or lock waits for a dead
+	// database, and takes every replica down at once.
+	minPingTimeout = time.Second
+	// downAfterPings is how many pings in a row must fail for the store
+	// to be down: one slow ping is no outage, and a store that flaps
+	// between up and down each second helps no one.
+	downAfterPings = 3
+)
+
 // storeHealth watches the database for the HTTP layer (it implements
 // httpapi.StoreHealth): one goroutine pings it every interval; the store
-// is down after a failed ping, or as soon as the usage recorder or a
-// request sees it unreachable, and up again after the next successful
-// ping.
+// is down after downAfterPings failed pings in a row, or as soon as the
+// usage recorder or a request finds it unreachable (a connection error,
+// not a deadline), and up again after the next successful ping.
 type storeHealth struct {
 	ping     func(context.Context) error
 	log      *zap.Logger
@@ -36,15 +43,18 @@ type storeHealth struct {
 	// usage is set before start and read-only after (nil: no recorder).
 	usage usageState
 
-	up   atomic.Bool
-	gen  atomic.Uint64 // bumped by markDown: a ping that began before it cannot undo it
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	up    atomic.Bool
+	gen   atomic.Uint64 // bumped by markDown: a ping that began before it cannot undo it
+	fails atomic.Int32  // failed pings in a row
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
 }
 
+// newStoreHealth pings every interval, each ping with a deadline of
+// timeout, but at least minPingTimeout.
 func newStoreHealth(ping func(context.Context) error, log *zap.Logger, interval, timeout time.Duration) *storeHealth {
-	h := &storeHealth{ping: ping, log: log, interval: interval, timeout: timeout, stop: make(chan struct{})}
+	h := &storeHealth{ping: ping, log: log, interval: interval, timeout: max(timeout, minPingTimeout), stop: make(chan struct{})}
 	h.up.Store(true) // the store was just opened
 	return h
 }
@@ -72,23 +82,32 @@ func (h *storeHealth) close() {
 	h.wg.Wait()
 }
 
+// check pings the store once and updates its state; only the ping loop
+// (or a test, instead of it) calls it.
 func (h *storeHealth) check() {
 	gen := h.gen.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 	err := h.ping(ctx)
 	cancel()
 	if err != nil {
+		n := h.fails.Add(1)
+		if n < downAfterPings {
+			h.log.Warn("database ping failed", zap.Int32("in_a_row", n), zap.Error(err))
+			return
+		}
 		if h.up.Swap(false) {
-			h.log.Error("database unreachable: refusing new requests", zap.Error(err))
+			h.log.Error("database unreachable: refusing new requests", zap.Int32("failed_pings", n), zap.Error(err))
 		}
 		return
 	}
+	h.fails.Store(0)
 	if h.gen.Load() == gen && !h.up.Swap(true) {
 		h.log.Info("database reachable again: serving new requests")
 	}
 }
 
-// markDown takes the store down until the next successful ping.
+// markDown takes the store down until the next successful ping: the
+// usage recorder found it unreachable (billing.WithOnOutage).
 func (h *storeHealth) markDown() {
 	h.gen.Add(1)
 	if h.up.Swap(false) {
@@ -105,7 +124,9 @@ func (h *storeHealth) SpoolFull() bool { return h.usage != nil && h.usage.Full()
 // Unreachable reports whether err, from a store call on the request path,
 // means the store cannot be reached (and if so takes it down until the
 // next successful ping). While the store is down, every store error is
-// taken to be that.
+// taken to be that. A deadline or a cancellation alone is not (see
+// billing.IsUnreachable): a pool busy with slow queries would else take
+// the store down for every tenant.
 func (h *storeHealth) Unreachable(err error) bool {
 	if err == nil {
 		return false
@@ -113,33 +134,9 @@ func (h *storeHealth) Unreachable(err error) bool {
 	if !h.up.Load() {
 		return true
 	}
-	if unreachable(err) {
+	if billing.IsUnreachable(err) {
 		h.markDown()
 		return true
-	}
-	return false
-}
-
-// unreachable classifies connection failures of either driver: network
-// errors (refused, reset, timed out), a connection the pool gave up on,
-// a server shutting down or refusing connections (SQLSTATE classes 08 and
-// 57P, 53300). A caller that went away (context.Canceled) is not one.
-func unreachable(err error) bool {
-	if errors.Is(err, context.Canceled) {
-		return false
-	}
-	var ne net.Error
-	var st interface{ SQLState() string }
-	switch {
-	case errors.As(err, &ne): // dial and I/O errors, and deadlines
-		return true
-	case errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, io.ErrUnexpectedEOF):
-		return true
-	case errors.As(err, &st):
-		code := st.SQLState()
-		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "57P") || code == "53300"
 	}
 	return false
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net"
@@ -15,80 +14,156 @@ import (
 	"go.uber.org/zap"
 )
 
-type sqlStateErr string
+var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 
-func (e sqlStateErr) Error() string    { return "server error " + string(e) }
-func (e sqlStateErr) SQLState() string { return string(e) }
-
-func TestUnreachable(t *testing.T) {
-	tests := []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"connection refused", fmt.Errorf("keys: lookup: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), true},
-		{"connection reset", fmt.Errorf("insert: %w", syscall.ECONNRESET), true},
-		{"pool gave up on the connection", fmt.Errorf("query: %w", driver.ErrBadConn), true},
-		{"store call timed out", fmt.Errorf("query: %w", context.DeadlineExceeded), true},
-		{"server shutting down (57P01)", sqlStateErr("57P01"), true},
-		{"connection exception (08006)", fmt.Errorf("wrapped: %w", sqlStateErr("08006")), true},
-		{"too many connections (53300)", sqlStateErr("53300"), true},
-		{"unique violation (23505)", sqlStateErr("23505"), false},
-		{"caller went away", fmt.Errorf("query: %w", context.Canceled), false},
-		{"plain error", errors.New("database is locked"), false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := unreachable(tt.err); got != tt.want {
-				t.Fatalf("unreachable(%v) = %v, want %v", tt.err, got, tt.want)
-			}
-		})
-	}
+// pings is a ping whose answers the test sets; the tests call check
+// themselves instead of running the loop, so nothing depends on timing.
+type pings struct {
+	err   atomic.Pointer[error]
+	calls atomic.Int32
 }
 
+func (p *pings) ping(context.Context) error {
+	p.calls.Add(1)
+	if e := p.err.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (p *pings) fail(err error) { p.err.Store(&err) }
+func (p *pings) succeed()       { p.err.Store(nil) }
+
 func TestStoreHealthFollowsPingsAndFailures(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	var failing atomic.Bool
-	ping := func(context.Context) error {
-		if failing.Load() {
-			return &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
-		}
-		return nil
-	}
-	h := newStoreHealth(ping, zap.NewNop(), 5*time.Millisecond, 50*time.Millisecond)
-	h.start()
-	defer h.close()
-	wait := func(what string, up bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for h.StoreUp() != up {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
+	p := &pings{}
+	h := newStoreHealth(p.ping, zap.NewNop(), time.Hour, time.Second)
 	if !h.StoreUp() || h.SpoolFull() {
 		t.Fatal("a fresh monitor reports the store up and no spool")
 	}
-	failing.Store(true)
-	wait("a failed ping to take the store down", false)
+	// The store is down after downAfterPings failed pings in a row, not
+	// before: one slow ping is no outage.
+	p.fail(errRefused)
+	for i := 1; i < downAfterPings; i++ {
+		h.check()
+		if !h.StoreUp() {
+			t.Fatalf("down after %d failed ping(s), want %d", i, downAfterPings)
+		}
+	}
+	// A success in between starts the count again.
+	p.succeed()
+	h.check()
+	p.fail(fmt.Errorf("ping: %w", context.DeadlineExceeded)) // a pool busy with slow queries
+	for i := 1; i < downAfterPings; i++ {
+		h.check()
+	}
+	if !h.StoreUp() {
+		t.Fatal("failed pings separated by a success took the store down")
+	}
+	h.check()
+	if h.StoreUp() {
+		t.Fatalf("still up after %d failed pings in a row", downAfterPings)
+	}
 	if !h.Unreachable(errors.New("any error while down")) {
 		t.Fatal("while the store is down every store error is taken as that")
 	}
-	failing.Store(false)
-	wait("a successful ping to bring it up", true)
+	p.succeed()
+	h.check()
+	if !h.StoreUp() {
+		t.Fatal("a successful ping must bring the store up")
+	}
 
-	// A failure on the request path takes it down at once; the next ping
-	// brings it back.
-	if h.Unreachable(errors.New("constraint violated")) || !h.StoreUp() {
-		t.Fatal("an error that is not a connection failure must not take the store down")
+	// A connection failure on the request path (or the recorder's,
+	// through markDown) takes it down at once; the next ping brings it
+	// back.
+	for _, err := range []error{
+		errors.New("constraint violated"),
+		fmt.Errorf("query: %w", context.DeadlineExceeded), // a wait for a pooled connection
+		fmt.Errorf("query: %w", context.Canceled),         // a caller that went away
+	} {
+		if h.Unreachable(err) || !h.StoreUp() {
+			t.Fatalf("%v must not take the store down", err)
+		}
+	}
+	if !h.Unreachable(fmt.Errorf("keys: lookup: %w", errRefused)) || h.StoreUp() {
+		t.Fatal("a refused connection on the request path must take the store down at once")
+	}
+	h.check()
+	if !h.StoreUp() {
+		t.Fatal("the next successful ping must bring the store up")
 	}
 	h.markDown()
 	if h.StoreUp() {
 		t.Fatal("markDown must take the store down at once")
 	}
-	wait("the next ping", true)
+	h.check()
+	if !h.StoreUp() {
+		t.Fatal("the next successful ping must bring the store up")
+	}
+}
+
+// A ping that began before markDown proves nothing about the store after
+// it: its success must not bring the store back.
+func TestStoreHealthPingRacingMarkDown(t *testing.T) {
+	var h *storeHealth
+	first := true
+	h = newStoreHealth(func(context.Context) error {
+		if first {
+			first = false
+			h.markDown() // the recorder finds the store unreachable meanwhile
+		}
+		return nil
+	}, zap.NewNop(), time.Hour, time.Second)
+	h.check()
+	if h.StoreUp() {
+		t.Fatal("a ping that began before markDown brought the store back")
+	}
+	h.check()
+	if !h.StoreUp() {
+		t.Fatal("a ping begun after markDown must bring the store back")
+	}
+}
+
+func TestStoreHealthPingTimeout(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		want    time.Duration
+	}{
+		{"shorter than the floor", 500 * time.Millisecond, minPingTimeout},
+		{"longer", 3 * time.Second, 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var left time.Duration
+			h := newStoreHealth(func(ctx context.Context) error {
+				d, _ := ctx.Deadline()
+				left = time.Until(d)
+				return nil
+			}, zap.NewNop(), time.Hour, tt.timeout)
+			h.check()
+			// The deadline was set just before the ping: it has all but
+			// a sliver of its time left.
+			if left > tt.want || left < tt.want-tt.want/10 {
+				t.Fatalf("ping deadline %v away, want %v", left, tt.want)
+			}
+		})
+	}
+}
+
+// The loop pings until close, which is idempotent, and leaves nothing
+// running.
+func TestStoreHealthLoopStops(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := &pings{}
+	h := newStoreHealth(p.ping, zap.NewNop(), time.Millisecond, time.Second)
+	h.start()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the loop never pinged twice")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	h.close()
-	h.close() // idempotent
+	h.close()
 }

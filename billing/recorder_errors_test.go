@@ -1,0 +1,114 @@
+package billing
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// sqliteErr runs stmts on a fresh in-memory SQLite database and returns
+// the error of the last one: a real driver error, not a lookalike.
+func sqliteErr(t *testing.T, stmts ...string) error {
+	t.Helper()
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1) // one connection: one in-memory database
+	for i, s := range stmts {
+		_, err = db.Exec(s)
+		if i < len(stmts)-1 && err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	if err == nil {
+		t.Fatalf("%s: no error", stmts[len(stmts)-1])
+	}
+	return err
+}
+
+// pgConnectErr is what pgx returns when it cannot open a connection: here
+// to a port nothing listens on.
+func pgConnectErr(t *testing.T) error {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = pgconn.Connect(ctx, "postgres://u@"+addr+"/db?sslmode=disable")
+	var ce *pgconn.ConnectError
+	if !errors.As(err, &ce) {
+		t.Fatalf("connect to a closed port: %v, want a *pgconn.ConnectError", err)
+	}
+	return err
+}
+
+type sqlStateErr string
+
+func (e sqlStateErr) Error() string    { return "server error " + string(e) }
+func (e sqlStateErr) SQLState() string { return string(e) }
+
+func TestClassifyStoreErrors(t *testing.T) {
+	dialTimeout := &net.OpError{Op: "dial", Net: "tcp", Err: context.DeadlineExceeded}
+	tests := []struct {
+		name string
+		err  error
+		want errKind
+	}{
+		// Unreachable: the store cannot be reached.
+		{"connection refused", fmt.Errorf("keys: lookup: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), errUnreachable},
+		{"pgx could not connect", fmt.Errorf("insert usage: %w", pgConnectErr(t)), errUnreachable},
+		{"deadline while dialing", fmt.Errorf("query: %w", dialTimeout), errUnreachable},
+		{"connection reset", fmt.Errorf("insert: %w", syscall.ECONNRESET), errUnreachable},
+		{"connection closed mid-answer", fmt.Errorf("query: %w", io.EOF), errUnreachable},
+		{"pool gave up on the connection", fmt.Errorf("query: %w", driver.ErrBadConn), errUnreachable},
+		{"server shutting down (57P01)", &pgconn.PgError{Code: "57P01"}, errUnreachable},
+		{"connection exception (08006)", fmt.Errorf("wrapped: %w", sqlStateErr("08006")), errUnreachable},
+		{"too many connections (53300)", sqlStateErr("53300"), errUnreachable},
+
+		// Bad data: the store refuses what the records hold.
+		{"NUL byte in a text column (22021)", fmt.Errorf("insert usage r1: %w", &pgconn.PgError{Code: "22021", Message: `invalid byte sequence for encoding "UTF8": 0x00`}), errBadData},
+		{"value out of range (22003)", &pgconn.PgError{Code: "22003"}, errBadData},
+		{"check constraint (23514)", &pgconn.PgError{Code: "23514"}, errBadData},
+		{"unique violation (23505)", sqlStateErr("23505"), errBadData},
+		{"sqlite check constraint", sqliteErr(t, "CREATE TABLE t (x INTEGER CHECK (x > 0))", "INSERT INTO t VALUES (-1)"), errBadData},
+		{"sqlite not null constraint", sqliteErr(t, "CREATE TABLE t (x INTEGER NOT NULL)", "INSERT INTO t VALUES (NULL)"), errBadData},
+		{"sqlite datatype mismatch", sqliteErr(t, "CREATE TABLE t (x INTEGER)", "INSERT INTO t (rowid) VALUES ('abc')"), errBadData},
+
+		// Unknown: retried, then the probe decides.
+		{"store call timed out", fmt.Errorf("query: %w", context.DeadlineExceeded), errUnknown},
+		{"caller went away", fmt.Errorf("query: %w", context.Canceled), errUnknown},
+		{"caller went away while dialing", fmt.Errorf("query: %w", &net.OpError{Op: "dial", Net: "tcp", Err: context.Canceled}), errUnknown},
+		{"serialization failure (40001)", &pgconn.PgError{Code: "40001"}, errUnknown},
+		{"query cancelled by statement_timeout (57014)", &pgconn.PgError{Code: "57014"}, errUnknown},
+		{"sqlite syntax error", sqliteErr(t, "INSERT INTO nowhere VALUES (1)"), errUnknown},
+		{"plain error", errors.New("database is locked"), errUnknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := classify(tt.err); got != tt.want {
+				t.Fatalf("classify(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+			if got, want := IsUnreachable(tt.err), tt.want == errUnreachable; got != want {
+				t.Fatalf("IsUnreachable(%v) = %v, want %v", tt.err, got, want)
+			}
+		})
+	}
+	if IsUnreachable(nil) || classify(nil) == errBadData {
+		t.Fatal("nil is no failure")
+	}
+}
