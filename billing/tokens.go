@@ -562,14 +562,24 @@ func Cost(m catalog.Model, u providers.Usage, multiplierBP int) Nano {
 		[2]uint64{o, uint64(max(m.Output, 0))})
 }
 
+// DefaultMaxOutput is the completion length reserved for a request that
+// sets no max_tokens on a model whose output limit is unknown (a
+// deployment priced in the config and absent from the catalog). Reserving
+// nothing there would let such requests spend credits the account does
+// not have; the unused part of the hold is released at settle.
+const DefaultMaxOutput = 16384
+
 // MaxCost is what a request may cost at most, the amount to reserve before
 // routing: promptTokens at Input (no cache discount assumed) plus maxTokens
 // at Output, where maxTokens 0 (unset) or above the model's MaxOutput means
-// MaxOutput. Rounded like Cost.
+// MaxOutput, or DefaultMaxOutput when that is unknown. Rounded like Cost.
 func MaxCost(m catalog.Model, promptTokens, maxTokens int, multiplierBP int) Nano {
 	out := max(maxTokens, 0)
 	if m.MaxOutput > 0 && (out == 0 || out > m.MaxOutput) {
 		out = m.MaxOutput
+	}
+	if out == 0 {
+		out = DefaultMaxOutput
 	}
 	return price(multiplierBP,
 		[2]uint64{uint64(max(promptTokens, 0)), uint64(max(m.Input, 0))},

@@ -123,7 +123,7 @@ func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *ro
 			max = cost
 		}
 	}
-	if max == 0 {
+	if prompt < 0 {
 		return nil, nil // every deployment is free
 	}
 	if m.Hedged() {

@@ -233,7 +233,7 @@ func TestStreamWithoutUsageIsEstimated(t *testing.T) {
 		c.Models = append(c.Models, config.Model{Name: "quiet", Deployments: []config.Deployment{{Provider: "nousage", Model: "m", InputPrice: "1000", OutputPrice: "2000"}}})
 	}})
 	g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test")
-	req, _ := http.NewRequest("POST", g.base+"/chat/completions", strings.NewReader(`{"model":"quiet","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req, _ := http.NewRequest("POST", g.base+"/chat/completions", strings.NewReader(`{"model":"quiet","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`))
 	req.Header.Set("Authorization", "Bearer "+g.key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -275,6 +275,45 @@ func TestHedgedModelHoldsForTwoAttempts(t *testing.T) {
 			st, b, _ := call(t, "POST", g.base+"/chat/completions", g.key, body)
 			if st != c.status || (st == 429 && errCode(b) != "insufficient_quota") {
 				t.Fatalf("status %d (%s), want %d", st, b, c.status)
+			}
+		})
+	}
+}
+
+// TestRequestWithoutMaxTokensIsNotFree: a deployment priced in the config
+// and absent from the catalog has no known output limit. A request that
+// sets no max_tokens must still reserve a completion (DefaultMaxOutput),
+// or an account without the credits would be served, for free when the
+// prompt is free.
+func TestRequestWithoutMaxTokensIsNotFree(t *testing.T) {
+	const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}`
+	for _, c := range []struct {
+		name, input string
+		credit      billing.Nano
+	}{
+		{"free prompt, no credits", "0", 0},
+		{"balance covers the prompt only", "1000", 1_000_000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := newGateway(t, gwOptions{mutate: func(cfg *config.Config) {
+				for i := range cfg.Models {
+					for j := range cfg.Models[i].Deployments {
+						cfg.Models[i].Deployments[j].InputPrice = c.input
+						cfg.Models[i].Deployments[j].OutputPrice = "2000"
+					}
+				}
+			}})
+			if c.credit > 0 {
+				if _, _, err := g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, c.credit, "t", "test"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, b, _ := call(t, "POST", g.base+"/chat/completions", g.key, body)
+			if st != 429 || errCode(b) != "insufficient_quota" {
+				t.Fatalf("status %d (%s); want 429 insufficient_quota", st, b)
+			}
+			if n := g.primary.Stats().Chat; n != 0 {
+				t.Fatalf("the upstream saw %d requests", n)
 			}
 		})
 	}
