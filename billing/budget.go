@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/singleflight"
 	"math/bits"
 	"slices"
 	"sync"
@@ -184,6 +185,8 @@ type Budgets struct {
 	onAlert func(Alert)
 	refresh time.Duration
 
+	reads singleflight.Group // spend reads in flight, by budget and period
+
 	mu     sync.Mutex
 	loaded bool
 	defs   map[scopeRef][]Budget
@@ -209,10 +212,11 @@ type BudgetsOption func(*Budgets)
 // read is older than d. Several replicas share one store and each counts
 // only its own requests in memory: with a refresh, a replica sees the
 // others' spend within d plus their usage flush interval. A refresh
-// takes the stored spend as it is, so this replica's costs not yet
-// flushed are missing from it until the next refresh: an undercount
-// bounded by one flush interval of spend, where keeping the larger of the
-// two would count some requests twice, for good.
+// takes the stored spend as it is: this replica's costs not yet flushed
+// are missing from it, and the request whose Add triggered the refresh
+// may be counted twice, both until the next refresh. Thresholds newly
+// reached at a refresh fire on this replica's next Add, so a 50/80 %
+// alert may come once per replica.
 func WithSpendRefresh(d time.Duration) BudgetsOption { return func(b *Budgets) { b.refresh = d } }
 
 // Load (re)reads every budget definition from the store. Check loads them
@@ -461,31 +465,40 @@ func (b *Budgets) prepare(ctx context.Context, accountID, keyID string, now time
 	for _, i := range stale {
 		bd := list[i]
 		start := bd.Period.Start(now)
-		spent, err := b.st.UsageSpend(ctx, string(bd.Scope), bd.ScopeID, start)
+		// Concurrent requests that find the same spend stale share one
+		// read: a refresh must not cost the store one query per request.
+		v, err, _ := b.reads.Do(string(bd.Scope)+"\x00"+bd.ScopeID+"\x00"+start.Format(time.RFC3339), func() (any, error) {
+			return b.st.UsageSpend(ctx, string(bd.Scope), bd.ScopeID, start)
+		})
 		if err != nil {
 			return nil, 0, fmt.Errorf("billing: budget spend: %w", err)
 		}
+		spent := v.(int64)
 		b.mu.Lock()
 		ref := spendRef{scopeRef{bd.Scope, bd.ScopeID}, bd.Period}
 		st := b.spend[ref]
 		switch {
 		case st == nil || st.start.Before(start):
-			st = &spendState{start: start, spent: Nano(spent)}
+			st = &spendState{start: start, spent: Nano(spent), seeded: now}
 			b.spend[ref] = st
 			seeded |= 1 << i
-		case st.start.Equal(start) && b.refresh > 0:
-			// A refresh: the store has every replica's flushed spend.
-			st.spent = Nano(spent)
-			seeded |= 1 << i
-		}
-		st.seeded = now
-		// Thresholds already passed are taken as fired (before a restart,
-		// or by another replica, which alerted): alerts stay at most once
-		// per period.
-		for j, p := range bd.AlertPercents {
-			if reached(st.spent, bd.Limit, p) {
-				st.fired |= 1 << j
+			// Thresholds already passed are taken as fired (before a
+			// restart, most likely): alerts stay at most once per period
+			// and process.
+			for j, p := range bd.AlertPercents {
+				if reached(st.spent, bd.Limit, p) {
+					st.fired |= 1 << j
+				}
 			}
+		case st.start.Equal(start) && b.refresh > 0 && now.Sub(st.seeded) >= b.refresh:
+			// A refresh: the store has every replica's flushed spend. It
+			// is not marked seeded, so Add still counts its request's cost
+			// (counted twice until the next refresh if the store already
+			// had it) and fires the thresholds that are newly reached here,
+			// which other replicas may have fired too: an alert may come
+			// once per replica, never not at all.
+			st.spent = Nano(spent)
+			st.seeded = now
 		}
 		b.mu.Unlock()
 	}

@@ -353,3 +353,33 @@ func TestBudgetSpendRefreshSeesOtherReplicas(t *testing.T) {
 		t.Fatalf("A's status after refresh = %+v, %v", st, err)
 	}
 }
+
+// TestBudgetRefreshInAddStillAlerts: a refresh that happens in Add (the
+// request ran longer than the refresh interval, as LLM calls do) must not
+// swallow the threshold that request crosses.
+func TestBudgetRefreshInAddStillAlerts(t *testing.T) {
+	ctx := context.Background()
+	db := ledgerStore(t, "acct_a")
+	clock := &testClock{t: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)}
+	alerts := &alertLog{}
+	b := NewBudgets(db, clock.Now, alerts.add, WithSpendRefresh(time.Second))
+	if _, err := b.Set(ctx, Budget{Scope: ScopeAccount, ScopeID: "acct_a", Period: Daily, Limit: 100, AlertPercents: []int{80}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(ctx, "acct_a", "", 30); err != nil { // seeds 0
+		t.Fatal(err)
+	}
+	// Another replica spends 60 meanwhile; this request takes 5 s and
+	// costs 30, committed before its Add.
+	if err := db.DebitUsage(ctx, []store.UsageDebit{
+		{AccountID: "acct_a", RequestID: "elsewhere", Amount: 60, At: clock.Now()},
+		{AccountID: "acct_a", RequestID: "mine", Amount: 30, At: clock.Now()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(clock.Now().Add(5 * time.Second))
+	if err := b.Add(ctx, "acct_a", "", 30); err != nil {
+		t.Fatal(err)
+	}
+	wantAlerts(t, alerts, "account/acct_a/daily:80")
+}

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/singleflight"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,6 +101,7 @@ type Ledger struct {
 	now   func() time.Time
 	holds Holds
 
+	reads   singleflight.Group // multiplier reads in flight, by account
 	mu      sync.RWMutex
 	mult    map[string]cachedMult // account -> multiplier, cached
 	multTTL time.Duration         // 0: until Invalidate
@@ -272,14 +274,22 @@ func (l *Ledger) Multiplier(ctx context.Context, accountID string) (int, error) 
 	if ok && (l.multTTL == 0 || l.now().Sub(e.at) < l.multTTL) {
 		return e.bp, nil
 	}
-	c, err := l.st.AccountCredit(ctx, accountID)
+	// Concurrent requests of an account with a cold or expired entry
+	// share one read.
+	v, err, _ := l.reads.Do(accountID, func() (any, error) {
+		c, err := l.st.AccountCredit(ctx, accountID)
+		if err != nil {
+			return 0, err
+		}
+		l.mu.Lock()
+		l.mult[accountID] = cachedMult{c.MultiplierBP, l.now()}
+		l.mu.Unlock()
+		return c.MultiplierBP, nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("billing: %w", err)
 	}
-	l.mu.Lock()
-	l.mult[accountID] = cachedMult{c.MultiplierBP, l.now()}
-	l.mu.Unlock()
-	return c.MultiplierBP, nil
+	return v.(int), nil
 }
 
 // SetMultiplier stores an account's price multiplier (basis points).
