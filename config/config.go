@@ -88,6 +88,15 @@ func (d Database) Postgres() bool {
 // request. Empty: single replica.
 type Redis struct {
 	URL string `yaml:"url"`
+	// Timeout bounds each Redis call on the request path (rate limits,
+	// concurrency leases). It is short because every request waits for
+	// it: a slow Redis must not slow every request. A call that misses it
+	// is decided by the replica alone (the limit then holds per replica,
+	// so N replicas may admit up to N times a global limit), Redis is not
+	// asked again for 5 s, and each such decision is counted in
+	// xroute_redis_fallbacks_total. Raise it (at most 5s) on a CPU-starved
+	// host where a healthy Redis misses it.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Auth holds the secret used to hash caller keys. The pepper never lives in
@@ -232,6 +241,7 @@ func Default() Config {
 		},
 		Log:      Log{Level: "info", Format: "json"},
 		Database: Database{Path: "xroute.db", HoldTTL: 15 * time.Minute},
+		Redis:    Redis{Timeout: 200 * time.Millisecond},
 		Auth: Auth{PepperFile: "xroute.pepper", CacheTTL: 30 * time.Second, RotationOverlap: 24 * time.Hour,
 			FailedAuthBurst: 10, FailedAuthMaxBackoff: 5 * time.Minute},
 		Usage:  Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536, SpoolMaxBytes: 512 << 20},
@@ -382,6 +392,9 @@ func (c *Config) Validate() error {
 	// longest request.
 	if floor := max(c.Server.RequestTimeout, 0) + time.Minute; c.Database.HoldTTL < floor {
 		bad("database.hold_ttl", "must be at least server.request_timeout (%s) + 1m = %s; got %s", c.Server.RequestTimeout, floor, c.Database.HoldTTL)
+	}
+	if c.Redis.Timeout <= 0 || c.Redis.Timeout > 5*time.Second {
+		bad("redis.timeout", "must be above 0 and at most 5s; got %s", c.Redis.Timeout)
 	}
 	if c.Auth.Pepper == "" && c.Auth.PepperFile == "" {
 		bad("auth.pepper_file", "set auth.pepper_file or XROUTE_AUTH_PEPPER")

@@ -134,22 +134,27 @@ type leaseSet struct {
 type orphan struct{ key, id string }
 
 // RedisConcurrencyOption configures a RedisConcurrency.
-type RedisConcurrencyOption func(*RedisConcurrency)
+type RedisConcurrencyOption interface{ applyConcurrency(*RedisConcurrency) }
+
+type concurrencyOption func(*RedisConcurrency)
+
+func (f concurrencyOption) applyConcurrency(c *RedisConcurrency) { f(c) }
 
 // WithLeaseTTL sets the lease TTL (DefaultLeaseTTL when not given or not
 // positive); leases are refreshed every ttl/3.
 func WithLeaseTTL(ttl time.Duration) RedisConcurrencyOption {
-	return func(c *RedisConcurrency) {
+	return concurrencyOption(func(c *RedisConcurrency) {
 		if ttl > 0 {
 			c.ttl = ttl
 		}
-	}
+	})
 }
 
 // NewRedisConcurrency returns a cap shared through rdb, keeping its lease
 // sets under prefix, and starts its lease refresher (stop it with Close).
-// Each Redis call is bounded by a 200 ms context deadline, which go-redis
-// applies to socket reads and writes only when rdb's options set
+// Each Redis call on the request path is bounded by a context deadline
+// (DefaultRedisTimeout, or WithRedisTimeout), which go-redis applies to
+// socket reads and writes only when rdb's options set
 // ContextTimeoutEnabled; without it a hung Redis stalls requests for the
 // client's ReadTimeout instead.
 func NewRedisConcurrency(rdb redis.UniversalClient, prefix string, log *zap.Logger, opts ...RedisConcurrencyOption) *RedisConcurrency {
@@ -157,7 +162,7 @@ func NewRedisConcurrency(rdb redis.UniversalClient, prefix string, log *zap.Logg
 		rdb:     rdb,
 		prefix:  prefix,
 		local:   NewConcurrency(),
-		timeout: 200 * time.Millisecond,
+		timeout: DefaultRedisTimeout,
 		ttl:     DefaultLeaseTTL,
 		idBase:  fmt.Sprintf("%016x:", rand.Uint64()),
 		seed:    maphash.MakeSeed(),
@@ -166,7 +171,7 @@ func NewRedisConcurrency(rdb redis.UniversalClient, prefix string, log *zap.Logg
 	c.health.log = log
 	c.health.msg = "Redis unreachable: concurrency caps are enforced per replica until it returns"
 	for _, o := range opts {
-		o(c)
+		o.applyConcurrency(c)
 	}
 	c.every = max(c.ttl/3, time.Millisecond)
 	for i := range c.held {

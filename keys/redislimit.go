@@ -60,9 +60,51 @@ type RedisLimiter struct {
 	skipUntil atomic.Int64
 }
 
-// NewRedisLimiter returns a limiter storing its state under prefix.
-func NewRedisLimiter(rdb redis.UniversalClient, prefix string, local *Limiter, log *zap.Logger) *RedisLimiter {
-	return &RedisLimiter{rdb: rdb, prefix: prefix, local: local, log: log, timeout: 200 * time.Millisecond}
+// DefaultRedisTimeout is the deadline of each Redis call on the request
+// path when WithRedisTimeout does not set one.
+const DefaultRedisTimeout = 200 * time.Millisecond
+
+// RedisLimiterOption configures a RedisLimiter.
+type RedisLimiterOption interface{ applyLimiter(*RedisLimiter) }
+
+// RedisOption configures a RedisLimiter and a RedisConcurrency alike.
+type RedisOption interface {
+	RedisLimiterOption
+	RedisConcurrencyOption
+}
+
+// WithRedisTimeout sets the deadline of each Redis call on the request
+// path (DefaultRedisTimeout when not given or not positive). It is short
+// because every request waits for it: a slow Redis must not slow every
+// request. A call that misses it is decided by the local fallback (the
+// limit then holds per replica), Redis is not asked again for 5 s, and
+// each such decision is counted by Fallbacks (xroute_redis_fallbacks_total).
+// Raise it only where a healthy Redis misses it, e.g. on a CPU-starved host.
+func WithRedisTimeout(d time.Duration) RedisOption { return redisTimeout(d) }
+
+type redisTimeout time.Duration
+
+func (d redisTimeout) applyLimiter(l *RedisLimiter) {
+	if d > 0 {
+		l.timeout = time.Duration(d)
+	}
+}
+
+func (d redisTimeout) applyConcurrency(c *RedisConcurrency) {
+	if d > 0 {
+		c.timeout = time.Duration(d)
+	}
+}
+
+// NewRedisLimiter returns a limiter storing its state under prefix. Each
+// Redis call is bounded by DefaultRedisTimeout or WithRedisTimeout; see
+// NewRedisConcurrency for the client option that deadline needs.
+func NewRedisLimiter(rdb redis.UniversalClient, prefix string, local *Limiter, log *zap.Logger, opts ...RedisLimiterOption) *RedisLimiter {
+	l := &RedisLimiter{rdb: rdb, prefix: prefix, local: local, log: log, timeout: DefaultRedisTimeout}
+	for _, o := range opts {
+		o.applyLimiter(l)
+	}
+	return l
 }
 
 // Fallbacks counts decisions taken locally because Redis failed.

@@ -77,7 +77,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		if err != nil {
 			return nil, fmt.Errorf("redis.url: %w", err)
 		}
-		// Per-call deadlines (200 ms on the hot path) must bound reads from a
+		// Per-call deadlines (redis.timeout, 200 ms by default) must bound reads from a
 		// Redis that accepts connections but never answers.
 		opts.ContextTimeoutEnabled = true
 		rdb = redis.NewClient(opts)

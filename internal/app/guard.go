@@ -48,15 +48,17 @@ type guard struct {
 }
 
 // newGuard builds the limiters (shared through rdb when it is set, so a
-// key's limits hold across replicas) and starts the guard's goroutines.
+// key's limits hold across replicas, each call bounded by redis.timeout)
+// and starts the guard's goroutines.
 func newGuard(cfg config.Config, ks *keys.Service, audit *keys.Auditor, rdb *redis.Client, log *zap.Logger) *guard {
 	var requests, tokens limiter = keys.NewLimiter(time.Now), keys.NewLimiter(time.Now)
 	var conc httpapi.ConcurrencyLimiter = keys.NewConcurrency()
 	var shared *keys.RedisConcurrency
 	if rdb != nil {
-		requests = keys.NewRedisLimiter(rdb, "xroute:rl:req:", keys.NewLimiter(time.Now), log)
-		tokens = keys.NewRedisLimiter(rdb, "xroute:rl:tok:", keys.NewLimiter(time.Now), log)
-		shared = keys.NewRedisConcurrency(rdb, "xroute:conc:", log)
+		timeout := keys.WithRedisTimeout(cfg.Redis.Timeout)
+		requests = keys.NewRedisLimiter(rdb, "xroute:rl:req:", keys.NewLimiter(time.Now), log, timeout)
+		tokens = keys.NewRedisLimiter(rdb, "xroute:rl:tok:", keys.NewLimiter(time.Now), log, timeout)
+		shared = keys.NewRedisConcurrency(rdb, "xroute:conc:", log, timeout)
 		conc = shared
 	}
 	g := &guard{
