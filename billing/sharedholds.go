@@ -66,7 +66,14 @@ func (h *SharedHolds) Hold(ctx context.Context, accountID, requestID string, amo
 		return nil, ErrInsufficientCredits
 	case errors.Is(err, store.ErrNotFound):
 		return nil, err
+	case errors.Is(err, store.ErrConflict):
+		// The id is held already (never by this request: ids are made
+		// per request); that hold is not ours to release.
+		return nil, fmt.Errorf("billing: hold credit: %w", err)
 	default:
+		// A deadline or a lost connection may come after the database
+		// committed the hold: undo it, or it would stay until the TTL.
+		h.Release(accountID, requestID, amount)
 		return nil, fmt.Errorf("billing: hold credit: %w", err)
 	}
 }

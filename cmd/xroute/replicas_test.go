@@ -134,6 +134,8 @@ func TestThreeReplicasShareState(t *testing.T) {
 	t.Chdir(dir)
 	up := httptest.NewServer(mock.New(mock.Config{Latency: 2 * time.Millisecond, TokensPerSec: 2000, CompletionTokens: 16}))
 	defer up.Close()
+	// Prices belong to a (provider, upstream model) pair: "free" uses its
+	// own upstream id so that none of its requests is metered.
 	// "paid" costs exactly $0.001 per completion token and nothing per
 	// prompt token, so a request with max_tokens 16 (the mock answers 16)
 	// costs exactly what it reserves: the balance covers an exact count.
@@ -147,7 +149,7 @@ usage: {flush_interval: 50ms}
 providers:
   - {name: up, type: openai, base_url: '%s/v1'}
 models:
-  - {name: free, deployments: [{provider: up, model: m}]}
+  - {name: free, deployments: [{provider: up, model: m-free}]}
   - {name: paid, deployments: [{provider: up, model: m, input_price: "0", output_price: "1000"}]}
 `, pgURL, redisURL, up.URL)
 	if err := os.WriteFile("x.yaml", []byte(yaml), 0o600); err != nil {
@@ -222,6 +224,10 @@ models:
 			// Each replica spools to its own local disk.
 			"XROUTE_USAGE_SPOOL_DIR="+filepath.Join(dir, fmt.Sprintf("spool-%d", i)),
 			"XROUTE_AUTH_CACHE_TTL=1h", // without the fan-out a revoked key would live this long
+			// CI runs this beside every other package on 2 cores: a 200 ms
+			// Redis deadline can miss there and send a replica to its
+			// local limits, which is the Redis-down path tested elsewhere.
+			"XROUTE_REDIS_TIMEOUT=2s",
 		)})
 	}
 	var starters sync.WaitGroup

@@ -91,12 +91,12 @@ func (c *credits) close() {
 }
 
 // holdTimeout bounds the credit check of one request.
-const holdTimeout = 3 * time.Second
+const holdTimeout = 10 * time.Second
 
 // Hold implements httpapi.Meter: it reserves the most the request can cost
 // on any of the model's priced deployments (prompt by the tokenizer, plus
 // max tokens or the model's cap), after the budgets agree.
-func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, maxTokens int) (httpapi.Hold, error) {
+func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, maxTokens int, hedgeable bool) (httpapi.Hold, error) {
 	// The hold may be a database round trip; a database that stops
 	// answering must cost a request a few seconds and a 503, not hang it
 	// (the request timeout starts after the hold).
@@ -126,7 +126,7 @@ func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *ro
 	if prompt < 0 {
 		return nil, nil // every deployment is free
 	}
-	if m.Hedged() {
+	if hedgeable && m.Hedged() {
 		// A hedge that lost but finished is paid too: at most two
 		// attempts are in flight, so at most two complete.
 		max *= 2

@@ -60,7 +60,7 @@ func (s *Server) chat(c *gin.Context) {
 	if adm == nil {
 		return
 	}
-	if !s.hold(c, info, m, body, req.MaxTokens) {
+	if !s.hold(c, info, m, body, req.MaxTokens, true) {
 		adm.settle(0)
 		return
 	}

@@ -109,7 +109,7 @@ func (s *Server) embeddings(c *gin.Context) {
 	if adm == nil {
 		return
 	}
-	if !s.hold(c, info, m, body, 0) {
+	if !s.hold(c, info, m, body, 0, false) {
 		adm.settle(0)
 		return
 	}

@@ -17,9 +17,10 @@ import (
 // Meter prices requests against the caller's credits.
 type Meter interface {
 	// Hold reserves the most the request can cost on model m and checks
-	// budgets. A nil Hold means the request costs nothing.
-	// requestID is the id of the request's usage record.
-	Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, maxTokens int) (Hold, error)
+	// budgets. A nil Hold means the request costs nothing. requestID is
+	// the id of the request's usage record; hedgeable says the request
+	// may be hedged (chat completions), so that two attempts may be paid.
+	Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, maxTokens int, hedgeable bool) (Hold, error)
 }
 
 // Hold is one request's reservation.
@@ -37,11 +38,11 @@ type Hold interface {
 
 // hold reserves credits for a request; on refusal it writes the answer
 // and returns false.
-func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body []byte, maxTokens int) bool {
+func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body []byte, maxTokens int, hedgeable bool) bool {
 	if s.credits == nil {
 		return true
 	}
-	h, err := s.credits.Hold(c.Request.Context(), info.id, info.key, m, body, maxTokens)
+	h, err := s.credits.Hold(c.Request.Context(), info.id, info.key, m, body, maxTokens, hedgeable)
 	var be *billing.BudgetError
 	switch {
 	case err == nil:
