@@ -53,18 +53,21 @@ type queued struct {
 // one transaction per batch, not per request.
 //
 // A record the store refuses for what it holds (a data or constraint
-// error) is set aside in the spool's rejected file and the rest of its
-// batch written: one bad record neither blocks the others nor counts as
-// the store being down.
+// error, see isBadData) is set aside in the spool's rejected file and the
+// rest of its batch written: one bad record neither blocks the others nor
+// counts as the store being down. No other error blames a record: a lock
+// wait that timed out, a full disk or a cancelled statement keep the
+// records and retry them.
 //
 // When a batch cannot be written, the recorder enters an outage: it keeps
 // accepting records (a spool append each, nothing piling up in memory) and
 // a second goroutine replays the spool's sealed segments from disk, with
-// capped backoff, until the store takes them; then the writer resumes.
-// Request handlers never wait on the store: a spooled record that finds
-// the queue full stays on disk for the replay. Without a spool (or when
-// an append fails) records wait in memory, up to the queue size; only
-// beyond that is one dropped, and then logged.
+// capped backoff, for as long as it takes the store to take them; then
+// the writer resumes. Request handlers never wait on the store: a spooled
+// record that finds the queue full stays on disk for the replay (Flush and
+// Close still wait for it). Without a spool (or when an append fails)
+// records wait in memory, up to the queue size; only beyond that is one
+// dropped, and then logged.
 type Recorder struct {
 	w        UsageWriter
 	log      *zap.Logger
@@ -75,6 +78,7 @@ type Recorder struct {
 
 	attempts               int           // tries of a write before its error is believed
 	retryBackoff           time.Duration // before the first retry, doubling
+	writeTimeout           time.Duration // of one write
 	minBackoff, maxBackoff time.Duration // of the replay during an outage
 	maxBacklog             int           // unspooled records held in memory during an outage
 
@@ -85,18 +89,47 @@ type Recorder struct {
 
 	outage   atomic.Bool
 	reported atomic.Bool                       // onOutage ran for this outage
-	overflow atomic.Bool                       // spooled records skipped the full queue: replay them
 	kick     chan struct{}                     // wakes the replay (buffered, one)
-	resume   chan chan int64                   // the replay asks the writer to leave the outage
+	resume   chan chan resumed                 // the replay asks the writer to leave the outage
 	stop     chan struct{}                     // closed when the writer ends: the replay ends too
-	stopCtx  context.Context                   // the replay's writes, cancelled at the end
+	stopCtx  context.Context                   // every write, cancelled when Close's ctx ends
 	cancel   context.CancelFunc                // of stopCtx
 	wg       sync.WaitGroup                    // the replay goroutine
 	probe    atomic.Pointer[store.UsageRecord] // a record known to be in the store
 
+	// letGo counts the records the writer let go of to the replay: spooled
+	// ones that found the queue full, and those parked during an outage.
+	// The replay reports in covered how many of them it has written: a
+	// Flush waits until covered reaches what letGo was at its call.
+	letGo    atomic.Int64
+	pmu      sync.Mutex
+	covered  int64         // guarded by pmu
+	passDone chan struct{} // closed when a replay pass ends; guarded by pmu
+	passErr  error         // of the last pass; guarded by pmu
+
 	bmu     sync.Mutex
 	backlog []store.UsageRecord // records no spool could take, during an outage
+
+	amu   sync.Mutex
+	aside map[string]struct{} // request ids set aside, not to be written again
+
+	fails failLog
 }
+
+// failLog rate-limits the Error lines of writes that keep failing.
+type failLog struct {
+	every time.Duration
+
+	mu    sync.Mutex
+	since time.Time // the first failure of this outage
+	last  time.Time // the last line logged
+	n     int       // failures since that line
+}
+
+// maxAside bounds the request ids kept of records set aside: beyond it, a
+// replay may set one aside again (a duplicate line in the rejected file,
+// harmless: inserts are idempotent).
+const maxAside = 1 << 16
 
 // RecorderOption configures a Recorder.
 type RecorderOption func(*Recorder)
@@ -117,6 +150,16 @@ func withBackoff(lo, hi time.Duration) RecorderOption {
 	return func(r *Recorder) { r.minBackoff, r.maxBackoff = lo, hi }
 }
 
+// withWriteTimeout bounds one write (tests).
+func withWriteTimeout(d time.Duration) RecorderOption {
+	return func(r *Recorder) { r.writeTimeout = d }
+}
+
+// withFailLogEvery sets how often a failure that persists is logged (tests).
+func withFailLogEvery(d time.Duration) RecorderOption {
+	return func(r *Recorder) { r.fails.every = d }
+}
+
 // NewRecorder starts the writer goroutine; Close stops it. Spooled and
 // fire-and-forget records are written in batches of batchSize or every
 // flushInterval; a record a caller waits on is written at once. Records a
@@ -129,14 +172,17 @@ func NewRecorder(w UsageWriter, log *zap.Logger, batchSize, queueSize int, flush
 		interval:     flushInterval,
 		attempts:     3,
 		retryBackoff: 20 * time.Millisecond,
+		writeTimeout: 5 * time.Second,
 		minBackoff:   250 * time.Millisecond,
 		maxBackoff:   5 * time.Second,
 		maxBacklog:   queueSize,
 		queue:        make(chan queued, queueSize),
 		done:         make(chan struct{}),
 		kick:         make(chan struct{}, 1),
-		resume:       make(chan chan int64),
+		resume:       make(chan chan resumed),
 		stop:         make(chan struct{}),
+		passDone:     make(chan struct{}),
+		fails:        failLog{every: 30 * time.Second},
 	}
 	for _, o := range opts {
 		o(r)
@@ -147,7 +193,11 @@ func NewRecorder(w UsageWriter, log *zap.Logger, batchSize, queueSize int, flush
 		r.spool.log.CompareAndSwap(nil, log)
 	}
 	if r.spool != nil && len(r.spool.sealed(r.spool.current())) > 0 {
-		r.wake() // a previous process left records
+		// A previous process left records: the replay writes them, and a
+		// Flush waits for them as for any record let go of.
+		left, _ := r.spool.Stats()
+		r.letGo.Add(max(left, 1))
+		r.wake()
 	}
 	r.wg.Add(1)
 	go r.recoverLoop()
@@ -207,7 +257,7 @@ func (r *Recorder) enqueue(q queued) error {
 		}
 	}
 	if q.spooled {
-		r.overflow.Store(true)
+		r.letGo.Add(1) // after its append: the replay's count covers it
 		r.wake()
 		return nil
 	}
@@ -223,9 +273,10 @@ func (r *Recorder) wake() {
 	}
 }
 
-// Flush writes everything queued so far and waits for it. During an
-// outage it returns ErrStoreDown at once: the records are kept for the
-// replay.
+// Flush writes everything recorded before the call and waits for it: the
+// writer's queue, and the records it let go of to the replay (spooled ones
+// that found the queue full). During an outage it returns ErrStoreDown at
+// once: the records are kept for the replay.
 func (r *Recorder) Flush(ctx context.Context) error {
 	ack := make(chan error, 1)
 	if err := r.enqueue(queued{ack: ack, barrier: true}); err != nil {
@@ -233,10 +284,56 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	}
 	select {
 	case err := <-ack:
-		return err
+		if err != nil {
+			return err
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// Read after the barrier: it counts what the writer let go of before
+	// it, and every record that overflowed before the call.
+	return r.waitReplayed(ctx, r.letGo.Load())
+}
+
+// waitReplayed waits until the replay has written the first target records
+// the writer let go of, starting passes as needed.
+func (r *Recorder) waitReplayed(ctx context.Context, target int64) error {
+	for {
+		r.pmu.Lock()
+		covered, passDone, passErr := r.covered, r.passDone, r.passErr
+		r.pmu.Unlock()
+		switch {
+		case covered >= target:
+			return nil
+		case r.outage.Load():
+			return storeDown(passErr)
+		}
+		r.wake()
+		select {
+		case <-passDone:
+		case <-r.done:
+			// The writer ended after a last replay (see finish).
+			r.pmu.Lock()
+			covered = r.covered
+			r.pmu.Unlock()
+			switch {
+			case covered >= target:
+				return nil
+			case r.outage.Load():
+				return storeDown(nil)
+			}
+			return fmt.Errorf("%w: usage records kept in the spool for the next start", ErrClosed)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func storeDown(cause error) error {
+	if cause == nil || errors.Is(cause, ErrStoreDown) {
+		return ErrStoreDown
+	}
+	return fmt.Errorf("%w: %w", ErrStoreDown, cause)
 }
 
 // Pending is the number of queued records not yet written.
@@ -275,9 +372,11 @@ func (r *Recorder) Full() bool {
 	return limit > 0 && bytes >= limit-limit/16
 }
 
-// Close stops accepting records, writes everything queued and returns when
-// done or when ctx ends. During an outage, spooled records stay in the
-// spool for the next start.
+// Close stops accepting records, writes everything queued and, unless the
+// store is in an outage, everything the writer let go of to the spool; it
+// returns when done or when ctx ends. The end of ctx also cancels the
+// writes still in flight: what they held stays in the spool for the next
+// start, as do spooled records during an outage.
 func (r *Recorder) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if !r.closed {
@@ -285,10 +384,13 @@ func (r *Recorder) Close(ctx context.Context) error {
 		close(r.queue)
 	}
 	r.mu.Unlock()
+	stop := context.AfterFunc(ctx, r.cancel)
+	defer stop()
 	select {
 	case <-r.done:
 		return nil
 	case <-ctx.Done():
+		r.cancel() // now: stop may otherwise win against the AfterFunc
 		return errors.Join(ctx.Err(), errors.New("billing: usage records still queued at shutdown"))
 	}
 }
@@ -321,7 +423,7 @@ func (r *Recorder) run() {
 				refused[idx[i]] = err
 			})
 		}
-		if err != nil {
+		if err != nil && !r.shuttingDown() {
 			r.markOutage(err)
 		}
 		// The spool learns what is in the store before anyone waiting
@@ -409,13 +511,48 @@ func (r *Recorder) run() {
 // writer lets spooled records go to the replay. Only an unreachable store
 // is reported to onOutage: a slow one is left to the health pings.
 func (r *Recorder) markOutage(err error) {
-	if !r.outage.Swap(true) {
-		r.log.Error("usage store unavailable; records kept in the spool for replay", zap.Error(err))
-	}
+	first := !r.outage.Swap(true)
+	r.logFailure(first, err)
 	if IsUnreachable(err) && !r.reported.Swap(true) && r.onOutage != nil {
 		r.onOutage()
 	}
 }
+
+// logFailure logs a failed write at Error: the first of an outage, then
+// at most one line every fails.every, counting those in between.
+func (r *Recorder) logFailure(first bool, err error) {
+	f := &r.fails
+	now := time.Now()
+	f.mu.Lock()
+	if first || f.since.IsZero() {
+		f.since, f.last, f.n = now, time.Time{}, 0
+	}
+	f.n++
+	n, since := f.n, f.since
+	due := f.last.IsZero() || now.Sub(f.last) >= f.every
+	if due {
+		f.last, f.n = now, 0
+	}
+	f.mu.Unlock()
+	if !due {
+		r.log.Debug("usage write failed; records kept for replay", zap.Error(err))
+		return
+	}
+	waiting, _ := r.Spooled()
+	fields := []zap.Field{zap.Error(err), zap.Int("failures", n), zap.Duration("failing_for", now.Sub(since)), zap.Int64("records_waiting", waiting)}
+	switch {
+	case !first:
+		r.log.Error("usage records still cannot be written; kept for replay, retrying", fields...)
+	case IsUnreachable(err):
+		r.log.Error("usage store unreachable; records kept for replay", fields...)
+	default:
+		r.log.Error("usage store does not take writes; records kept for replay, retrying", fields...)
+	}
+}
+
+// shuttingDown reports that Close's ctx ended: a write that fails now was
+// cancelled, which says nothing of the store.
+func (r *Recorder) shuttingDown() bool { return r.stopCtx.Err() != nil }
 
 // park keeps one record that arrived during an outage.
 func (r *Recorder) park(q queued) { r.parkErr(q, nil) }
@@ -426,16 +563,15 @@ func (r *Recorder) parkErr(q queued, cause error) {
 			q.ack <- err
 		}
 	}
-	down := ErrStoreDown
-	if cause != nil {
-		down = fmt.Errorf("%w: %w", ErrStoreDown, cause)
-	}
+	down := storeDown(cause)
 	switch {
 	case q.barrier:
 		ack(down)
 	case q.spooled:
 		// On disk, counted pending in its segment: the replay writes it.
+		r.letGo.Add(1)
 	case r.spool != nil && r.appendParked(q.rec):
+		r.letGo.Add(1)
 		ack(nil) // durable now
 	default:
 		r.bmu.Lock()
@@ -445,6 +581,7 @@ func (r *Recorder) parkErr(q queued, cause error) {
 		}
 		r.bmu.Unlock()
 		if kept {
+			r.letGo.Add(1)
 			ack(down)
 			return
 		}
@@ -459,40 +596,83 @@ func (r *Recorder) appendParked(rec store.UsageRecord) bool {
 	return err == nil
 }
 
+// resumed is the writer's answer to the replay's resume.
+type resumed struct {
+	before int64 // the first segment the replay need not read
+	upTo   int64 // letGo when the spool was rotated: the replay's pass covers these
+}
+
 // leaveOutage runs on the writer when the replay found the store answering:
 // from now on records are written from memory again. The spool is rotated
-// so that every record the writer let go of during the outage is in a
-// sealed segment, which the replay then writes; it returns the first
-// segment the replay need not read.
-func (r *Recorder) leaveOutage() int64 {
+// so that every record the writer let go of is in a sealed segment, which
+// the replay then writes.
+func (r *Recorder) leaveOutage() resumed {
 	was := r.outage.Swap(false)
 	r.reported.Store(false)
-	over := r.overflow.Swap(false)
-	if r.spool == nil {
-		return 0
+	if was {
+		r.fails.mu.Lock()
+		since := r.fails.since
+		r.fails.since = time.Time{}
+		r.fails.mu.Unlock()
+		r.log.Info("usage store takes writes again; replaying the records kept", zap.Duration("failed_for", time.Since(since)))
 	}
-	if was || over {
+	// Read before the rotation: each record counted was spooled (or put in
+	// the backlog) before it was counted, so before the rotation.
+	upTo := r.letGo.Load()
+	if r.spool == nil {
+		return resumed{upTo: upTo}
+	}
+	if was || upTo > r.coveredCount() {
 		cur, err := r.spool.rotate()
 		if err != nil {
 			r.log.Error("usage spool rotation failed", zap.Error(err))
+			return resumed{before: cur} // covers nothing: the records wait for the next pass
 		}
-		return cur
+		return resumed{before: cur, upTo: upTo}
 	}
-	return r.spool.current()
+	return resumed{before: r.spool.current(), upTo: upTo}
 }
 
-// finish runs when the writer ends: the replay stops, and records that
-// only memory holds get one last chance before they are reported lost.
+func (r *Recorder) coveredCount() int64 {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	return r.covered
+}
+
+// passEnded records the end of a replay pass, which covered the first
+// upTo records let go of if err is nil, and wakes the Flushes waiting.
+func (r *Recorder) passEnded(upTo int64, err error) {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	if err == nil {
+		r.covered = max(r.covered, upTo)
+	}
+	r.passErr = err
+	close(r.passDone)
+	r.passDone = make(chan struct{})
+}
+
+// finish runs when the writer ends, having written what was queued: the
+// replay stops after its pass in flight, then, unless the store is in an
+// outage, a last pass writes what the writer let go of, within Close's
+// ctx. Records that only memory holds get one last chance before they
+// are reported lost.
 func (r *Recorder) finish() {
-	r.cancel()
 	close(r.stop)
 	r.wg.Wait()
+	if !r.outage.Load() && !r.shuttingDown() {
+		upTo, err := r.replayAll()
+		r.passEnded(upTo, err)
+		if err != nil && !r.shuttingDown() {
+			r.log.Error("usage records not written at shutdown", zap.Error(err))
+		}
+	}
 	r.bmu.Lock()
 	left := r.backlog
 	r.backlog = nil
 	r.bmu.Unlock()
 	if len(left) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(r.stopCtx, r.writeTimeout)
 		err := r.w.InsertUsage(ctx, left)
 		cancel()
 		if err != nil {
@@ -500,20 +680,41 @@ func (r *Recorder) finish() {
 			for i, rec := range left {
 				ids[i] = rec.RequestID
 			}
-			r.log.Error("usage records lost at shutdown: store unavailable and no spool", zap.Int("records", len(left)), zap.Strings("request_ids", ids), zap.Error(err))
+			r.log.Error("usage records lost at shutdown: not written and no spool", zap.Int("records", len(left)), zap.Strings("request_ids", ids), zap.Error(err))
 		}
 	}
+	r.cancel()
 	if r.spool != nil {
-		if recs, _ := r.spool.Stats(); recs > 0 && r.outage.Load() {
+		if recs, _ := r.spool.Stats(); recs > 0 {
 			r.log.Warn("usage records left in the spool for the next start", zap.Int64("records", recs))
 		}
 		r.spool.Close()
 	}
 }
 
+// replayAll is the last pass, once the writer has ended: it writes every
+// sealed segment and the backlog, and returns the records let go of it
+// covered.
+func (r *Recorder) replayAll() (int64, error) {
+	upTo := r.letGo.Load() // before the rotation, as in leaveOutage
+	before := r.currentSeg()
+	if r.spool != nil {
+		cur, err := r.spool.rotate()
+		if err != nil {
+			return 0, err
+		}
+		before = cur
+	}
+	if _, err := r.replay(before); err != nil {
+		return 0, err
+	}
+	return upTo, nil
+}
+
 // recoverLoop replays what the writer could not write, when woken (an
-// outage, a full queue, records left by a previous process), retrying
-// with capped backoff until a pass succeeds.
+// outage, a full queue, records left by a previous process, a Flush),
+// retrying with capped backoff until a pass succeeds, however long that
+// takes: the records are durable in the spool meanwhile.
 func (r *Recorder) recoverLoop() {
 	defer r.wg.Done()
 	for {
@@ -523,7 +724,15 @@ func (r *Recorder) recoverLoop() {
 		case <-r.kick:
 		}
 		backoff := r.minBackoff
-		for !r.recoverOnce() {
+		for {
+			upTo, err := r.recoverOnce()
+			if err != nil && !errors.Is(err, errStopping) && !r.shuttingDown() {
+				r.markOutage(err) // before passEnded: a Flush woken sees the outage
+			}
+			r.passEnded(upTo, err)
+			if err == nil {
+				break
+			}
 			t := time.NewTimer(backoff)
 			select {
 			case <-r.stop:
@@ -536,11 +745,15 @@ func (r *Recorder) recoverLoop() {
 	}
 }
 
+// errStopping ends a replay pass cut short by the writer's end.
+var errStopping = errors.New("billing: usage writer stopping")
+
 // recoverOnce is one replay pass: the sealed segments and the backlog
 // while the writer still lets records go (the bulk, and the probe that the
 // store answers), then, once the writer is back, what it let go of since.
-func (r *Recorder) recoverOnce() bool {
-	if r.spool != nil && (r.outage.Load() || r.overflow.Load()) {
+// It returns how many of the records let go of it covered.
+func (r *Recorder) recoverOnce() (int64, error) {
+	if r.spool != nil && (r.outage.Load() || r.letGo.Load() > r.coveredCount()) {
 		// Seal what the writer let go of, so that this pass writes it and
 		// so proves the store answers before the writer resumes.
 		if _, err := r.spool.rotate(); err != nil {
@@ -549,33 +762,31 @@ func (r *Recorder) recoverOnce() bool {
 	}
 	n, err := r.replay(r.currentSeg())
 	if err != nil {
-		r.markOutage(err)
-		r.log.Warn("usage replay failed; retrying", zap.Error(err))
-		return false
+		return 0, err
 	}
-	if n == 0 && r.outage.Load() && r.probe.Load() != nil && !r.storeTakesWrites(r.stopCtx) {
+	if n == 0 && r.outage.Load() {
 		// Nothing was sealed yet to show the store answers: ask it, or the
 		// writer would resume only to fail again.
-		return false
+		if err := r.storeTakesWrites(r.stopCtx); err != nil {
+			return 0, err
+		}
 	}
-	reply := make(chan int64, 1)
+	reply := make(chan resumed, 1)
 	select {
 	case r.resume <- reply:
 	case <-r.stop:
-		return true
+		return 0, errStopping
 	}
-	var before int64
+	var res resumed
 	select {
-	case before = <-reply:
+	case res = <-reply:
 	case <-r.stop:
-		return true
+		return 0, errStopping
 	}
-	if _, err := r.replay(before); err != nil {
-		r.markOutage(err)
-		r.log.Warn("usage replay failed; retrying", zap.Error(err))
-		return false
+	if _, err := r.replay(res.before); err != nil {
+		return 0, err
 	}
-	return true
+	return res.upTo, nil
 }
 
 func (r *Recorder) currentSeg() int64 {
@@ -614,8 +825,10 @@ func (r *Recorder) replay(before int64) (int, error) {
 	return n + len(left), nil
 }
 
-// insert writes records in batches (see put).
+// insert writes records in batches (see put), but for those already set
+// aside: a segment is replayed whole, bad records included.
 func (r *Recorder) insert(ctx context.Context, recs []store.UsageRecord) error {
+	recs = r.withoutAside(recs)
 	for i := 0; i < len(recs); i += r.batch {
 		if err := r.put(ctx, recs[i:min(i+r.batch, len(recs))], nil); err != nil {
 			return err
@@ -624,43 +837,26 @@ func (r *Recorder) insert(ctx context.Context, recs []store.UsageRecord) error {
 	return nil
 }
 
-// put writes recs. A record the store refuses is set aside (setAside) and
-// reported to refused, if not nil, with its index in recs; the others are
-// written. It returns an error only when the store could not be written:
-// then nothing is known of the records not set aside, and they must be
-// kept (inserts are idempotent: some may be in already).
+// put writes recs. A record the store refuses for what it holds is set
+// aside (setAside) and reported to refused, if not nil, with its index in
+// recs; the others are written. It returns an error when the store could
+// not be written: then nothing is known of the records not set aside, and
+// they must be kept (inserts are idempotent: some may be in already).
 //
-// What a failure says decides what follows: an unreachable store is an
-// outage at once; a data or constraint error blames the records, and the
-// batch is bisected down to the ones at fault; any other error is retried,
-// and blames the records only if the store still takes a record known to
-// be good (the probe). A batch is bisected with no probe yet, as halves
-// that go in show the store takes writes; a single record is never set
-// aside on an unknown error without one.
+// Only a data or constraint error (isBadData) blames the records: the
+// batch is bisected down to the ones at fault, and a record is set aside
+// only if its own insert fails with one. Any other error (the store
+// unreachable, a lock wait or statement timeout, a full disk, a
+// serialization failure) blames none: it is retried a few times, then
+// returned, and the records wait for the replay.
 func (r *Recorder) put(ctx context.Context, recs []store.UsageRecord, refused func(i int, err error)) error {
 	return r.putFrom(ctx, recs, 0, refused)
 }
 
 func (r *Recorder) putFrom(ctx context.Context, recs []store.UsageRecord, base int, refused func(int, error)) error {
 	err := r.tryInsert(ctx, recs)
-	if err == nil {
-		return nil
-	}
-	switch classify(err) {
-	case errUnreachable:
+	if err == nil || classify(err) != errBadData {
 		return err
-	case errUnknown:
-		if ctx.Err() != nil {
-			return err
-		}
-		// A write that timed out blames no record: without a probe to
-		// show the store takes writes, bisecting would only time out
-		// again, level after level.
-		bisectBlind := len(recs) > 1 && r.probe.Load() == nil && !errors.Is(err, context.DeadlineExceeded)
-		if !bisectBlind && !r.storeTakesWrites(ctx) {
-			return err
-		}
-	case errBadData:
 	}
 	if len(recs) == 1 {
 		r.setAside(recs[0], err)
@@ -677,10 +873,10 @@ func (r *Recorder) putFrom(ctx context.Context, recs []store.UsageRecord, base i
 }
 
 // tryInsert writes recs, retrying briefly: a transient failure (a lock, a
-// dropped connection) must not start an outage nor blame the records. A
-// data error is not retried: it would fail again. Inserts are idempotent
-// by request id, so a retry after an ambiguous failure cannot
-// double-count.
+// dropped connection, a serialization failure or deadlock) must not start
+// an outage. A data error is not retried: it would fail again. Inserts
+// are idempotent by request id, so a retry after an ambiguous failure
+// cannot double-count.
 func (r *Recorder) tryInsert(ctx context.Context, recs []store.UsageRecord) error {
 	backoff := r.retryBackoff
 	for attempt := 1; ; attempt++ {
@@ -688,7 +884,11 @@ func (r *Recorder) tryInsert(ctx context.Context, recs []store.UsageRecord) erro
 		if err == nil || attempt >= r.attempts || classify(err) == errBadData || ctx.Err() != nil {
 			return err
 		}
-		r.log.Warn("usage write failed, retrying", zap.Int("records", len(recs)), zap.Int("attempt", attempt), zap.Error(err))
+		lvl := zap.WarnLevel
+		if r.outage.Load() {
+			lvl = zap.DebugLevel // logFailure reports the outage, rate-limited
+		}
+		r.log.Log(lvl, "usage write failed, retrying", zap.Int("records", len(recs)), zap.Int("attempt", attempt), zap.Error(err))
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -701,7 +901,7 @@ func (r *Recorder) tryInsert(ctx context.Context, recs []store.UsageRecord) erro
 }
 
 func (r *Recorder) insertOne(ctx context.Context, recs []store.UsageRecord) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, r.writeTimeout)
 	defer cancel()
 	err := r.w.InsertUsage(ctx, recs)
 	if err == nil {
@@ -715,6 +915,14 @@ func (r *Recorder) insertOne(ctx context.Context, recs []store.UsageRecord) erro
 // fails) the log line is all that is left of it. It logs the record's ids
 // and the store's error, never more of the request.
 func (r *Recorder) setAside(rec store.UsageRecord, cause error) {
+	r.amu.Lock()
+	if r.aside == nil {
+		r.aside = map[string]struct{}{}
+	}
+	if len(r.aside) < maxAside {
+		r.aside[rec.RequestID] = struct{}{}
+	}
+	r.amu.Unlock()
 	ids := []zap.Field{zap.String("request_id", rec.RequestID), zap.String("account_id", rec.AccountID), zap.String("key_id", rec.KeyID), zap.Int64("cost_nano", rec.CostNano)}
 	if r.spool != nil {
 		err := r.spool.reject([]store.UsageRecord{rec})
@@ -729,31 +937,59 @@ func (r *Recorder) setAside(rec store.UsageRecord, cause error) {
 		append(ids, zap.Reflect("usage", rec), zap.Error(cause))...)
 }
 
+// withoutAside returns recs but for the records already set aside (recs
+// itself if none is).
+func (r *Recorder) withoutAside(recs []store.UsageRecord) []store.UsageRecord {
+	r.amu.Lock()
+	defer r.amu.Unlock()
+	if len(r.aside) == 0 {
+		return recs
+	}
+	var out []store.UsageRecord
+	for i, rec := range recs {
+		if _, ok := r.aside[rec.RequestID]; !ok {
+			if out != nil {
+				out = append(out, rec)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]store.UsageRecord, 0, len(recs)), recs[:i]...)
+		}
+	}
+	if out == nil {
+		return recs
+	}
+	return out
+}
+
 // setProbe remembers a record just written (a copy: recs is reused).
 func (r *Recorder) setProbe(recs []store.UsageRecord) {
 	p := recs[len(recs)-1]
 	r.probe.Store(&p)
 }
 
-// storeTakesWrites inserts again a record known to be stored (a no-op
-// that still needs the store to take a write).
-func (r *Recorder) storeTakesWrites(ctx context.Context) bool {
+// storeTakesWrites inserts again a record known to be stored: a no-op
+// that still needs the store to take a write. It proves no more: a record
+// that debits a locked account row may still time out. Without a probe it
+// reports nothing.
+func (r *Recorder) storeTakesWrites(ctx context.Context) error {
 	p := r.probe.Load()
 	if p == nil {
-		return false
+		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, r.writeTimeout)
 	defer cancel()
-	return r.w.InsertUsage(ctx, []store.UsageRecord{*p}) == nil
+	return r.w.InsertUsage(ctx, []store.UsageRecord{*p})
 }
 
 // errKind is what a failed write says about the store.
 type errKind int
 
 const (
-	errUnknown     errKind = iota // retried; then the probe decides
-	errUnreachable                // the store cannot be reached: an outage
-	errBadData                    // the store refuses what the records hold
+	errUnknown     errKind = iota // blames no record: retried, the records kept meanwhile
+	errUnreachable                // the store cannot be reached: an outage, reported
+	errBadData                    // the store refuses what the records hold: set aside
 )
 
 func classify(err error) errKind {

@@ -89,11 +89,15 @@ func TestClassifyStoreErrors(t *testing.T) {
 		{"sqlite not null constraint", sqliteErr(t, "CREATE TABLE t (x INTEGER NOT NULL)", "INSERT INTO t VALUES (NULL)"), errBadData},
 		{"sqlite datatype mismatch", sqliteErr(t, "CREATE TABLE t (x INTEGER)", "INSERT INTO t (rowid) VALUES ('abc')"), errBadData},
 
-		// Unknown: retried, then the probe decides.
-		{"store call timed out", fmt.Errorf("query: %w", context.DeadlineExceeded), errUnknown},
+		// Unknown: blames no record; retried, the records kept meanwhile.
+		{"store call timed out (a lock wait)", fmt.Errorf("query: %w", context.DeadlineExceeded), errUnknown},
 		{"caller went away", fmt.Errorf("query: %w", context.Canceled), errUnknown},
 		{"caller went away while dialing", fmt.Errorf("query: %w", &net.OpError{Op: "dial", Net: "tcp", Err: context.Canceled}), errUnknown},
 		{"serialization failure (40001)", &pgconn.PgError{Code: "40001"}, errUnknown},
+		{"deadlock detected (40P01)", &pgconn.PgError{Code: "40P01"}, errUnknown},
+		{"lock not available (55P03)", &pgconn.PgError{Code: "55P03"}, errUnknown},
+		{"disk full (53100)", fmt.Errorf("insert usage r1: %w", &pgconn.PgError{Code: "53100"}), errUnknown},
+		{"out of memory (53200)", &pgconn.PgError{Code: "53200"}, errUnknown},
 		{"query cancelled by statement_timeout (57014)", &pgconn.PgError{Code: "57014"}, errUnknown},
 		{"sqlite syntax error", sqliteErr(t, "INSERT INTO nowhere VALUES (1)"), errUnknown},
 		{"plain error", errors.New("database is locked"), errUnknown},

@@ -24,13 +24,16 @@ import (
 
 // flakyWriter is a store that can go down (every write fails, as a
 // refused connection does), hang (every write waits for its context or
-// for the hang to end), or refuse particular records while taking others
-// (a batch holding one fails whole with that record's error, as a
-// transaction does). Like the real store it is idempotent by request id.
+// for the hang to end), fail every write that inserts something with some
+// error (failing: a lock wait that timed out, a full disk), or refuse
+// particular records while taking others (a batch holding one fails whole
+// with that record's error, as a transaction does). Like the real store it
+// is idempotent by request id.
 type flakyWriter struct {
-	down   atomic.Bool
-	hang   atomic.Pointer[chan struct{}]
-	poison map[string]error
+	down    atomic.Bool
+	hang    atomic.Pointer[chan struct{}]
+	failing atomic.Pointer[error]
+	poison  map[string]error // guarded by mu once the writer is in use
 
 	mu    sync.Mutex
 	byID  map[string]store.UsageRecord
@@ -50,6 +53,9 @@ func (w *flakyWriter) InsertUsage(ctx context.Context, recs []store.UsageRecord)
 	w.calls++
 	if w.down.Load() {
 		return fmt.Errorf("dial tcp 10.0.0.5:5432: %w", syscall.ECONNREFUSED)
+	}
+	if err := w.failing.Load(); err != nil && w.holdsNew(recs) {
+		return fmt.Errorf("insert usage: %w", *err)
 	}
 	for _, r := range recs {
 		if err := w.poison[r.RequestID]; err != nil {
@@ -71,6 +77,34 @@ func (w *flakyWriter) stored() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.byID)
+}
+
+// holdsNew reports whether recs hold a record not stored yet: a write that
+// inserts nothing (a record stored before) takes no lock and writes no
+// page, so it goes through where others fail. The caller holds mu.
+func (w *flakyWriter) holdsNew(recs []store.UsageRecord) bool {
+	for _, r := range recs {
+		if _, ok := w.byID[r.RequestID]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// setPoison makes the store refuse id with err (nil: take it again).
+func (w *flakyWriter) setPoison(id string, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.poison == nil {
+		w.poison = map[string]error{}
+	}
+	w.poison[id] = err
+}
+
+func (w *flakyWriter) callCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls
 }
 
 func (w *flakyWriter) has(id string) bool {
@@ -423,9 +457,10 @@ func rejectedIDs(t *testing.T, dir string) []string {
 // A record the store refuses for what it holds must neither hold the
 // others back nor pass for an outage: it is set aside, still on disk, the
 // rest is written, and the replica is not taken down (onOutage would 503
-// every tenant). The store's own error classes decide; an error nothing
-// classifies blames a record only once a probe shows the store takes
-// writes.
+// every tenant). The store's own error classes decide: an error nothing
+// classifies blames no record, even when the store still takes other
+// writes (a record whose account row is locked times out while a no-op
+// insert goes through); the batch is kept and retried.
 func TestRefusedRecordIsSetAside(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	nul := &pgconn.PgError{Severity: "ERROR", Code: "22021", Message: `invalid byte sequence for encoding "UTF8": 0x00`}
@@ -434,14 +469,16 @@ func TestRefusedRecordIsSetAside(t *testing.T) {
 		first        []string // committed and flushed before the rest
 		then         []string // committed in one batch
 		poison       error    // what the store says of "bad"
-		wantRejected bool     // else: an outage, "bad" kept in the spool
+		wantRejected bool     // else: an outage, the batch kept in the spool
 	}{
 		{"class 22 (NUL byte), the process's first record", nil, []string{"bad", "good1", "good2"}, nul, true},
 		{"class 22, alone, before anything was stored", nil, []string{"bad"}, nul, true},
 		{"class 23 in the middle of a batch", []string{"good0"}, []string{"good1", "good2", "bad", "good3", "good4"}, &pgconn.PgError{Code: "23514", Message: "violates check constraint"}, true},
 		{"sqlite constraint", nil, []string{"good1", "bad"}, sqliteErr(t, "CREATE TABLE t (x INTEGER NOT NULL)", "INSERT INTO t VALUES (NULL)"), true},
-		{"unknown error, the probe shows the store takes writes", []string{"good0"}, []string{"good1", "bad", "good2"}, errors.New("violates something"), true},
-		{"unknown error and nothing stored yet: an outage, not blamed on the record", nil, []string{"bad"}, errors.New("violates something"), false},
+		{"unknown error though the store takes other writes: kept, not blamed", []string{"good0"}, []string{"good1", "bad", "good2"}, errors.New("violates something"), false},
+		{"lock wait timed out though the store takes other writes: kept", []string{"good0"}, []string{"good1", "bad"}, fmt.Errorf("insert usage bad: %w", context.DeadlineExceeded), false},
+		{"lock not available (55P03): kept", []string{"good0"}, []string{"bad"}, &pgconn.PgError{Code: "55P03"}, false},
+		{"unknown error and nothing stored yet: kept", nil, []string{"bad"}, errors.New("violates something"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -474,11 +511,12 @@ func TestRefusedRecordIsSetAside(t *testing.T) {
 				if !errors.Is(err, ErrStoreDown) || !r.Outage() {
 					t.Fatalf("flush: %v, outage %v; want ErrStoreDown and an outage", err, r.Outage())
 				}
+				time.Sleep(50 * time.Millisecond) // the replay retries meanwhile
 				if ids := rejectedIDs(t, dir); len(ids) != 0 || w.has("bad") {
 					t.Fatalf("set aside %v on an error that blames nothing", ids)
 				}
-				if recs, _ := r.Spooled(); recs != 1 {
-					t.Fatalf("%d records kept for the replay, want the 1", recs)
+				if recs, _ := r.Spooled(); recs != int64(len(tt.then)) {
+					t.Fatalf("%d records kept for the replay, want the %d of the batch", recs, len(tt.then))
 				}
 				if outages.Load() != 0 {
 					t.Fatal("onOutage ran for an error that is no connection failure")

@@ -338,7 +338,10 @@ func (s *Spool) rotate() (int64, error) {
 	if s.segs[s.seg].size == 0 {
 		return s.seg, nil
 	}
-	return s.seg, s.rotateLocked()
+	// Not `return s.seg, s.rotateLocked()`: Go leaves unspecified whether
+	// s.seg is read before or after the call, and the caller needs the new one.
+	err := s.rotateLocked()
+	return s.seg, err
 }
 
 func (s *Spool) rotateLocked() error {
