@@ -73,7 +73,10 @@ func (h *SharedHolds) Hold(ctx context.Context, accountID, requestID string, amo
 	default:
 		// A deadline or a lost connection may come after the database
 		// committed the hold: undo it, or it would stay until the TTL.
-		h.Release(accountID, requestID, amount)
+		// (A statement still waiting on a lock gives up on the server
+		// first: the store sets lock_timeout below the hold deadline.)
+		// Off the request path: the database may be what hangs.
+		go h.Release(accountID, requestID, amount)
 		return nil, fmt.Errorf("billing: hold credit: %w", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -326,4 +327,35 @@ func withParams(t *testing.T, rawURL string, nameValues ...string) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// TestPostgresLockTimeout: the pool's statements give up waiting on a
+// row lock on the server (5 s unless the URL says otherwise), so a hold
+// whose caller timed out cannot commit later, unseen.
+func TestPostgresLockTimeout(t *testing.T) {
+	ctx := context.Background()
+	db, dsn := openPostgresTest(t)
+	var v string
+	if err := db.db.QueryRowContext(ctx, `SHOW lock_timeout`).Scan(&v); err != nil || v != "5s" {
+		t.Fatalf("lock_timeout = %q, %v; want 5s", v, err)
+	}
+	short := openAgain(t, dsn+"&lock_timeout=100")
+	if err := short.db.QueryRowContext(ctx, `SHOW lock_timeout`).Scan(&v); err != nil || v != "100ms" {
+		t.Fatalf("lock_timeout from the URL = %q, %v; want 100ms", v, err)
+	}
+	if err := db.CreateAccount(ctx, Account{ID: "acct_lock", Name: "lock", Status: "active", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM accounts WHERE id = 'acct_lock' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	err = short.HoldCredit(ctx, "acct_lock", "req_lock", 0, time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "55P03") {
+		t.Fatalf("hold on a locked account: %v; want lock_not_available (55P03) from the server", err)
+	}
 }

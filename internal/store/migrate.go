@@ -88,6 +88,12 @@ func (s *DB) migrate(ctx context.Context) error {
 			return errors.New("no schema selected: search_path names no existing schema")
 		}
 		s.lockNS = schemaLockNS(schema.String)
+		// Replicas that start together wait here for the one migrating,
+		// longer than the pool's lock_timeout allows.
+		if _, err := conn.ExecContext(ctx, `SET lock_timeout = 0`); err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `RESET lock_timeout`)
 		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1, $2)`, s.lockNS, lockMigrate); err != nil {
 			return fmt.Errorf("migration lock: %w", err)
 		}

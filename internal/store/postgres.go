@@ -30,6 +30,7 @@ import (
 // prepares explicitly inside a transaction are prepared, run and closed
 // within it, on one server connection. Session pooling needs nothing.
 const (
+	pgLockTimeout     = "5s"
 	pgMaxOpenConns    = 16
 	pgMaxIdleConns    = 16
 	pgConnMaxIdleTime = 5 * time.Minute
@@ -54,6 +55,13 @@ func OpenPostgres(ctx context.Context, rawURL string) (*DB, error) {
 	}
 	if cfg.Password != "" { // also from PGPASSWORD or a passfile
 		secrets = append(secrets, cfg.Password)
+	}
+	if _, set := cfg.RuntimeParams["lock_timeout"]; !set {
+		// A statement waiting on a row lock gives up on the server before
+		// its caller's deadline (a credit hold waits at most 10 s): a
+		// client that timed out must not leave a statement that commits
+		// later, unseen. Override with ?lock_timeout=... in the URL.
+		cfg.RuntimeParams["lock_timeout"] = pgLockTimeout
 	}
 	sqlDB := openPGPool(cfg)
 	sqlDB.SetMaxOpenConns(pgMaxOpenConns)
