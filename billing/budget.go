@@ -467,13 +467,12 @@ func (b *Budgets) prepare(ctx context.Context, accountID, keyID string, now time
 		start := bd.Period.Start(now)
 		// Concurrent requests that find the same spend stale share one
 		// read: a refresh must not cost the store one query per request.
-		v, err, _ := b.reads.Do(string(bd.Scope)+"\x00"+bd.ScopeID+"\x00"+start.Format(time.RFC3339), func() (any, error) {
+		spent, shared, err := sharedRead(ctx, &b.reads, string(bd.Scope)+"\x00"+bd.ScopeID+"\x00"+start.Format(time.RFC3339), func(ctx context.Context) (int64, error) {
 			return b.st.UsageSpend(ctx, string(bd.Scope), bd.ScopeID, start)
 		})
 		if err != nil {
 			return nil, 0, fmt.Errorf("billing: budget spend: %w", err)
 		}
-		spent := v.(int64)
 		b.mu.Lock()
 		ref := spendRef{scopeRef{bd.Scope, bd.ScopeID}, bd.Period}
 		st := b.spend[ref]
@@ -481,7 +480,12 @@ func (b *Budgets) prepare(ctx context.Context, accountID, keyID string, now time
 		case st == nil || st.start.Before(start):
 			st = &spendState{start: start, spent: Nano(spent), seeded: now}
 			b.spend[ref] = st
-			seeded |= 1 << i
+			if !shared {
+				// A read this caller joined may have begun before its
+				// debit committed: then Add counts the cost itself (at
+				// worst twice until the next refresh, never not at all).
+				seeded |= 1 << i
+			}
 			// Thresholds already passed are taken as fired (before a
 			// restart, most likely): alerts stay at most once per period
 			// and process.

@@ -276,7 +276,7 @@ func (l *Ledger) Multiplier(ctx context.Context, accountID string) (int, error) 
 	}
 	// Concurrent requests of an account with a cold or expired entry
 	// share one read.
-	v, err, _ := l.reads.Do(accountID, func() (any, error) {
+	bp, _, err := sharedRead(ctx, &l.reads, accountID, func(ctx context.Context) (int, error) {
 		c, err := l.st.AccountCredit(ctx, accountID)
 		if err != nil {
 			return 0, err
@@ -289,7 +289,7 @@ func (l *Ledger) Multiplier(ctx context.Context, accountID string) (int, error) 
 	if err != nil {
 		return 0, fmt.Errorf("billing: %w", err)
 	}
-	return v.(int), nil
+	return bp, nil
 }
 
 // SetMultiplier stores an account's price multiplier (basis points).
