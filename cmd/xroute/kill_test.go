@@ -111,6 +111,25 @@ func TestSIGKILLLosesNoCompletedResponse(t *testing.T) {
 	}
 }
 
+// readWhole reads and closes an answer and reports its request id and
+// whether it arrived whole: a 200 with its full Content-Length, or a
+// stream that reached [DONE]. Only a whole answer reached its client.
+func readWhole(resp *http.Response, stream bool) (id string, whole bool) {
+	defer resp.Body.Close()
+	id = resp.Header.Get("x-request-id")
+	if stream {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if sc.Text() == "data: [DONE]" {
+				whole = true
+			}
+		}
+		return id, whole
+	}
+	b, err := io.ReadAll(resp.Body)
+	return id, err == nil && resp.StatusCode == 200 && int64(len(b)) == resp.ContentLength
+}
+
 // killUnderLoad starts a server process, loads it from 16 clients, kills
 // it with SIGKILL after 1.5 s and notes the ids of whole responses.
 func killUnderLoad(t *testing.T, dir, key string, mu *sync.Mutex, completed map[string]bool, sent *atomic.Int64) {
@@ -158,21 +177,7 @@ func killUnderLoad(t *testing.T, dir, key string, mu *sync.Mutex, completed map[
 				if err != nil {
 					return // the server is gone
 				}
-				id := resp.Header.Get("x-request-id")
-				whole := false
-				if stream {
-					sc := bufio.NewScanner(resp.Body)
-					for sc.Scan() {
-						if sc.Text() == "data: [DONE]" {
-							whole = true
-						}
-					}
-				} else {
-					b, err := io.ReadAll(resp.Body)
-					whole = err == nil && resp.StatusCode == 200 && int64(len(b)) == resp.ContentLength
-				}
-				resp.Body.Close()
-				if whole {
+				if id, whole := readWhole(resp, stream); whole {
 					mu.Lock()
 					completed[id] = true
 					mu.Unlock()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -476,21 +475,7 @@ models:
 					if err != nil {
 						continue // the killed replica; the balancer would retry elsewhere
 					}
-					id := resp.Header.Get("x-request-id")
-					whole := false
-					if stream {
-						sc := bufio.NewScanner(resp.Body)
-						for sc.Scan() {
-							if sc.Text() == "data: [DONE]" {
-								whole = true
-							}
-						}
-					} else {
-						b, err := io.ReadAll(resp.Body)
-						whole = err == nil && resp.StatusCode == 200 && int64(len(b)) == resp.ContentLength
-					}
-					resp.Body.Close()
-					if whole {
+					if id, whole := readWhole(resp, stream); whole {
 						mu.Lock()
 						completed[id] = true
 						mu.Unlock()
