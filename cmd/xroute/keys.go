@@ -59,7 +59,7 @@ func openOffline(ctx context.Context, cfgPath string) (*offline, error) {
 		db.Close()
 		return nil, err
 	}
-	svc, err := app.OpenKeysAnnouncing(db, cfg, app.AuditHook(audit, zap.NewNop()), publish)
+	svc, err := app.OpenKeys(db, cfg, app.AuditHook(audit, zap.NewNop()), publish)
 	if err != nil {
 		closeAnnouncer()
 		db.Close()

@@ -61,7 +61,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	})
 	a.Audit = keys.NewAuditor(db, time.Now)
 	var fo *fanout
-	ks, err := openKeys(db, cfg, AuditHook(a.Audit, log), func(h string) {
+	ks, err := OpenKeys(db, cfg, AuditHook(a.Audit, log), func(h string) {
 		if fo != nil {
 			fo.publish(h)
 		}
@@ -317,11 +317,6 @@ func (a *App) closeAll() {
 	a.closers = nil
 }
 
-// OpenKeys builds the key service on db with the configured peppers.
-func OpenKeys(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent)) (*keys.Service, error) {
-	return openKeys(db, cfg, onEvent, nil)
-}
-
 // Announcer is how a process that is not a replica (the CLI on the
 // database directly) tells the running replicas what it changed, through
 // Redis pub/sub: they then refuse a revoked key, or reload provider keys,
@@ -341,13 +336,10 @@ func Announcer(cfg config.Config, log *zap.Logger) (publish func(string), closeF
 	return f.publish, func() { rdb.Close() }, nil
 }
 
-// OpenKeysAnnouncing is OpenKeys whose invalidations (revoke, suspend,
-// resume, rotate) go to publish.
-func OpenKeysAnnouncing(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent), publish func(string)) (*keys.Service, error) {
-	return openKeys(db, cfg, onEvent, publish)
-}
-
-func openKeys(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent), onInvalidate func(string)) (*keys.Service, error) {
+// OpenKeys builds the key service on db with the configured peppers.
+// onInvalidate (may be nil) gets the hash of every key it revokes,
+// suspends, resumes or rotates, to announce to the other replicas.
+func OpenKeys(db *store.DB, cfg config.Config, onEvent func(context.Context, keys.LifecycleEvent), onInvalidate func(string)) (*keys.Service, error) {
 	peppers, err := keys.LoadPeppers(cfg.Auth)
 	if err != nil {
 		return nil, err
