@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,6 +91,11 @@ func (c *credits) close() {
 	c.wg.Wait()
 }
 
+// costs reports whether requests served by d cost anything.
+func costs(d *router.Deployment) bool {
+	return d.Info != nil && (d.Info.Input != 0 || d.Info.Output != 0)
+}
+
 // holdTimeout bounds the credit check of one request.
 const holdTimeout = 10 * time.Second
 
@@ -97,44 +103,38 @@ const holdTimeout = 10 * time.Second
 // on any of the model's priced deployments (prompt by the tokenizer, plus
 // max tokens or the model's cap), after the budgets agree.
 func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, maxTokens int, hedgeable bool) (httpapi.Hold, error) {
+	if !slices.ContainsFunc(m.Deployments, costs) {
+		return nil, nil // every deployment is free
+	}
 	// The hold may be a database round trip; a database that stops
 	// answering must cost a request a few seconds and a 503, not hang it
 	// (the request timeout starts after the hold).
 	ctx, cancel := context.WithTimeout(ctx, holdTimeout)
 	defer cancel()
-	var max billing.Nano
-	prompt := -1
-	bp := 0
-	for _, d := range m.Deployments {
-		if d.Info == nil || (d.Info.Input == 0 && d.Info.Output == 0) {
-			continue
-		}
-		if prompt < 0 {
-			est, err := c.estimator()
-			if err != nil {
-				return nil, err
-			}
-			prompt = est.PromptTokens(body)
-			if bp, err = c.ledger.Multiplier(ctx, k.AccountID); err != nil {
-				return nil, err
-			}
-		}
-		if cost := billing.MaxCost(*d.Info, prompt, maxTokens, bp); cost > max {
-			max = cost
-		}
+	est, err := c.estimator()
+	if err != nil {
+		return nil, err
 	}
-	if prompt < 0 {
-		return nil, nil // every deployment is free
+	prompt := est.PromptTokens(body)
+	bp, err := c.ledger.Multiplier(ctx, k.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	var most billing.Nano
+	for _, d := range m.Deployments {
+		if costs(d) {
+			most = max(most, billing.MaxCost(*d.Info, prompt, maxTokens, bp))
+		}
 	}
 	if hedgeable && m.Hedged() {
 		// A hedge that lost but finished is paid too: at most two
 		// attempts are in flight, so at most two complete.
-		max *= 2
+		most *= 2
 	}
-	if err := c.budgets.Check(ctx, k.AccountID, k.ID, max); err != nil {
+	if err := c.budgets.Check(ctx, k.AccountID, k.ID, most); err != nil {
 		return nil, err
 	}
-	r, err := c.ledger.ReserveFor(ctx, k.AccountID, requestID, max)
+	r, err := c.ledger.ReserveFor(ctx, k.AccountID, requestID, most)
 	if err != nil {
 		return nil, err
 	}
