@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ type Config struct {
 	Redis     Redis      `yaml:"redis"`
 	Auth      Auth       `yaml:"auth"`
 	Usage     Usage      `yaml:"usage"`
+	Responses Responses  `yaml:"responses"`
 	Router    Router     `yaml:"router"`
 	Limits    Limits     `yaml:"limits"`
 	Vault     Vault      `yaml:"vault"`
@@ -169,6 +171,17 @@ type Usage struct {
 	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
 }
 
+// Responses tunes the Responses API's stored responses (kept in the
+// database for GET /v1/responses/{id} and previous_response_id, unless a
+// request says store: false).
+type Responses struct {
+	// Retention is how long a stored response stays readable (OpenAI
+	// keeps them 30 days); a sweep deletes it after.
+	Retention time.Duration `yaml:"retention"`
+	// SweepInterval is how often expired responses are deleted.
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+}
+
 // Router tunes failover.
 type Router struct {
 	// MaxAttempts is how many deployments one request may try.
@@ -207,7 +220,17 @@ type Provider struct {
 	// Headers are extra headers sent on every upstream request (e.g.
 	// OpenRouter's HTTP-Referer). Never put secrets here: use api_key.
 	Headers map[string]string `yaml:"headers"`
+	// NativeFormats are the API shapes besides chat that an "openai" or
+	// "azure" upstream serves itself ("responses", "completions"): a
+	// request in one of them is passed through instead of translated.
+	// Default: both for api.openai.com, responses for Azure's v1 API, none
+	// for other compatible APIs (most serve chat only). ["none"] turns the
+	// default off.
+	NativeFormats []string `yaml:"native_formats"`
 }
+
+// NativeFormatNames are the values native_formats accepts.
+var NativeFormatNames = []string{"responses", "completions", "none"}
 
 // Model is a public model name callers use, served by one or more
 // deployments tried in order.
@@ -244,9 +267,10 @@ func Default() Config {
 		Redis:    Redis{Timeout: 200 * time.Millisecond},
 		Auth: Auth{PepperFile: "xroute.pepper", CacheTTL: 30 * time.Second, RotationOverlap: 24 * time.Hour,
 			FailedAuthBurst: 10, FailedAuthMaxBackoff: 5 * time.Minute},
-		Usage:  Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536, SpoolMaxBytes: 512 << 20},
-		Router: Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second},
-		Vault:  Vault{MasterKeyFile: "xroute.master"},
+		Usage:     Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536, SpoolMaxBytes: 512 << 20},
+		Responses: Responses{Retention: 30 * 24 * time.Hour, SweepInterval: 10 * time.Minute},
+		Router:    Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second},
+		Vault:     Vault{MasterKeyFile: "xroute.master"},
 		Anomaly: Anomaly{Enabled: true, SpikeFactor: 10, Warmup: 24 * time.Hour, AuthFailures: 20,
 			NewIP: true, OffHours: false, Action: "log"},
 	}
@@ -452,6 +476,12 @@ func (c *Config) Validate() error {
 	if c.Router.MaxAttempts <= 0 {
 		bad("router.max_attempts", "must be at least 1")
 	}
+	if c.Responses.Retention <= 0 {
+		bad("responses.retention", "must be positive (e.g. 720h)")
+	}
+	if c.Responses.SweepInterval <= 0 {
+		bad("responses.sweep_interval", "must be positive (e.g. 10m)")
+	}
 	if c.Router.BreakerFailures == 0 {
 		bad("router.breaker_failures", "must be at least 1")
 	}
@@ -479,6 +509,11 @@ func (c *Config) Validate() error {
 		}
 		if p.Timeout < 0 {
 			bad(f+".timeout", "must not be negative")
+		}
+		for j, nf := range p.NativeFormats {
+			if !slices.Contains(NativeFormatNames, nf) {
+				bad(fmt.Sprintf("%s.native_formats[%d]", f, j), "unknown format %q (known: %s)", nf, strings.Join(NativeFormatNames, ", "))
+			}
 		}
 	}
 	models := make(map[string]bool, len(c.Models))

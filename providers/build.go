@@ -51,15 +51,19 @@ type Completion struct {
 	ToolCalls    []ToolCall
 	FinishReason string // stop, length, tool_calls, content_filter
 	Usage        Usage
+	// Reasoning is the reasoning the provider showed (thinking text or a
+	// summary); chat answers leave it out.
+	Reasoning string
 }
 
 // Response renders c as an OpenAI chat.completion, with usage extracted.
 func (c *Completion) Response() (*ChatResponse, error) {
 	type message struct {
-		Role      string     `json:"role"`
-		Content   *string    `json:"content"`
-		Refusal   *string    `json:"refusal"`
-		ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+		Role             string     `json:"role"`
+		Content          *string    `json:"content"`
+		Refusal          *string    `json:"refusal"`
+		ReasoningContent string     `json:"reasoning_content,omitempty"`
+		ToolCalls        []ToolCall `json:"tool_calls,omitempty"`
 	}
 	type choice struct {
 		Index        int     `json:"index"`
@@ -75,12 +79,12 @@ func (c *Completion) Response() (*ChatResponse, error) {
 		Choices []choice   `json:"choices"`
 		Usage   *usageJSON `json:"usage"`
 	}{c.ID, "chat.completion", c.Created, c.Model,
-		[]choice{{Message: message{Role: "assistant", Content: c.Content, Refusal: c.Refusal, ToolCalls: c.ToolCalls}, FinishReason: c.FinishReason}},
+		[]choice{{Message: message{Role: "assistant", Content: c.Content, Refusal: c.Refusal, ReasoningContent: c.Reasoning, ToolCalls: c.ToolCalls}, FinishReason: c.FinishReason}},
 		toUsageJSON(c.Usage)})
 	if err != nil {
 		return nil, err
 	}
-	return &ChatResponse{Body: body, Usage: c.Usage}, nil
+	return &ChatResponse{Body: body, Usage: c.Usage, Completion: c}, nil
 }
 
 // ChunkBuilder renders chat.completion.chunk objects that share one id,
@@ -92,10 +96,11 @@ type ChunkBuilder struct {
 }
 
 type chunkDelta struct {
-	Role      string          `json:"role,omitempty"`
-	Content   *string         `json:"content,omitempty"`
-	Refusal   *string         `json:"refusal,omitempty"`
-	ToolCalls []toolCallDelta `json:"tool_calls,omitempty"`
+	Role             string          `json:"role,omitempty"`
+	ReasoningContent string          `json:"reasoning_content,omitempty"`
+	Content          *string         `json:"content,omitempty"`
+	Refusal          *string         `json:"refusal,omitempty"`
+	ToolCalls        []toolCallDelta `json:"tool_calls,omitempty"`
 }
 
 type toolCallDelta struct {
@@ -119,7 +124,7 @@ type chunkChoice struct {
 	FinishReason *string    `json:"finish_reason"`
 }
 
-func (b *ChunkBuilder) chunk(choices []chunkChoice, usage *usageJSON) Chunk {
+func (b *ChunkBuilder) chunk(choices []chunkChoice, usage *usageJSON, ev Event) Chunk {
 	data, _ := json.Marshal(struct {
 		ID      string        `json:"id"`
 		Object  string        `json:"object"`
@@ -128,44 +133,53 @@ func (b *ChunkBuilder) chunk(choices []chunkChoice, usage *usageJSON) Chunk {
 		Choices []chunkChoice `json:"choices"`
 		Usage   *usageJSON    `json:"usage,omitempty"`
 	}{b.ID, "chat.completion.chunk", b.Created, b.Model, choices, usage})
-	return Chunk{Data: data}
+	return Chunk{Data: data, Events: []Event{ev}}
 }
 
 // Role is the first chunk: role "assistant" and empty content.
 func (b *ChunkBuilder) Role() Chunk {
 	empty := ""
-	return b.chunk([]chunkChoice{{Delta: chunkDelta{Role: "assistant", Content: &empty}}}, nil)
+	return b.chunk([]chunkChoice{{Delta: chunkDelta{Role: "assistant", Content: &empty}}}, nil, Event{Kind: EventRole})
 }
 
 // Text is a content delta.
 func (b *ChunkBuilder) Text(s string) Chunk {
-	return b.chunk([]chunkChoice{{Delta: chunkDelta{Content: &s}}}, nil)
+	return b.chunk([]chunkChoice{{Delta: chunkDelta{Content: &s}}}, nil, Event{Kind: EventText, Text: s})
 }
 
 // Refusal is a refusal delta.
 func (b *ChunkBuilder) Refusal(s string) Chunk {
-	return b.chunk([]chunkChoice{{Delta: chunkDelta{Refusal: &s}}}, nil)
+	return b.chunk([]chunkChoice{{Delta: chunkDelta{Refusal: &s}}}, nil, Event{Kind: EventRefusal, Text: s})
+}
+
+// Reasoning is a fragment of shown reasoning, as reasoning_content: the
+// field DeepSeek, vLLM and go-openai use for it in chat (clients that do
+// not know it ignore it).
+func (b *ChunkBuilder) Reasoning(s string) Chunk {
+	return b.chunk([]chunkChoice{{Delta: chunkDelta{ReasoningContent: s}}}, nil, Event{Kind: EventReasoning, Text: s})
 }
 
 // ToolCallStart opens tool call number index (0, 1, ... in the order the
 // calls appear, not the provider's block index).
 func (b *ChunkBuilder) ToolCallStart(index int, id, name string) Chunk {
-	return b.chunk([]chunkChoice{{Delta: chunkDelta{ToolCalls: []toolCallDelta{{Index: index, ID: id, Type: "function", Function: functionCallDelta{Name: name}}}}}}, nil)
+	return b.chunk([]chunkChoice{{Delta: chunkDelta{ToolCalls: []toolCallDelta{{Index: index, ID: id, Type: "function", Function: functionCallDelta{Name: name}}}}}}, nil,
+		Event{Kind: EventToolStart, Index: index, ID: id, Name: name})
 }
 
 // ToolCallArgs appends a fragment to tool call index's arguments.
 func (b *ChunkBuilder) ToolCallArgs(index int, fragment string) Chunk {
-	return b.chunk([]chunkChoice{{Delta: chunkDelta{ToolCalls: []toolCallDelta{{Index: index, Function: functionCallDelta{Arguments: fragment}}}}}}, nil)
+	return b.chunk([]chunkChoice{{Delta: chunkDelta{ToolCalls: []toolCallDelta{{Index: index, Function: functionCallDelta{Arguments: fragment}}}}}}, nil,
+		Event{Kind: EventToolArgs, Index: index, Text: fragment})
 }
 
 // Finish is the chunk with the finish reason and an empty delta.
 func (b *ChunkBuilder) Finish(reason string) Chunk {
-	return b.chunk([]chunkChoice{{Delta: chunkDelta{}, FinishReason: &reason}}, nil)
+	return b.chunk([]chunkChoice{{Delta: chunkDelta{}, FinishReason: &reason}}, nil, Event{Kind: EventFinish, Finish: reason})
 }
 
 // Usage is the include_usage chunk: empty choices and the usage object.
 func (b *ChunkBuilder) Usage(u Usage) Chunk {
-	c := b.chunk([]chunkChoice{}, toUsageJSON(u))
+	c := b.chunk([]chunkChoice{}, toUsageJSON(u), Event{Kind: EventUsage})
 	c.Usage, c.UsageOnly = &u, true
 	return c
 }

@@ -2,10 +2,13 @@
 // Provider interface, the canonical request, response and stream types, typed
 // upstream errors, and a registry of adapters by wire format.
 //
-// The canonical wire format is OpenAI's Chat Completions. A request keeps the
-// caller's bytes untouched (so new OpenAI parameters keep working) next to
-// the few fields xroute itself decodes; responses and stream chunks are
-// OpenAI-shaped JSON produced by the adapter, with usage extracted.
+// The canonical request format (the pivot) is OpenAI's Chat Completions. A
+// request keeps the pivot's bytes untouched (so new OpenAI parameters keep
+// working) next to the few fields xroute itself decodes; every ingress
+// (chat, Responses, legacy completions) produces one. Answers come back as
+// OpenAI-shaped JSON with usage extracted, plus neutral Events that the
+// other ingresses encode into their own formats (event.go). An adapter that
+// speaks a caller's format natively (NativeSpeaker) serves it as it is.
 package providers
 
 import (
@@ -14,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Provider is one upstream account speaking one wire format. Adapters are
@@ -31,6 +35,13 @@ type Provider interface {
 type Call struct {
 	Request *ChatRequest
 	Model   string
+}
+
+// Native reports whether this attempt is served in the caller's own format
+// (the adapter speaks it): then the Native body goes upstream and the
+// answer comes back in that format.
+func (c *Call) Native(p Provider) bool {
+	return c.Request.Format != FormatChat && c.Request.Native != nil && Speaks(p, c.Request.Format)
 }
 
 // ChatRequest is the caller's chat request: the original body plus the
@@ -51,6 +62,62 @@ type ChatRequest struct {
 	HasImages     bool
 	JSONSchema    bool
 	ContextTokens int // prompt estimate + completion budget
+
+	// Format is the ingress the request came in through. For any format
+	// but chat, adapters set Events on every chunk and Completion on every
+	// answer, which the ingress encodes.
+	Format Format
+	// Native is the caller's body in Format (nil for chat, whose Body is
+	// the caller's): an adapter that speaks Format sends it instead of
+	// translating Body, with only the model rewritten.
+	Native []byte
+	// NativeOnly, when set, says why only a deployment speaking Format
+	// natively can serve the request (a built-in tool the pivot cannot
+	// express); others are skipped with this reason.
+	NativeOnly string
+
+	// decoded caches the full decode of Body for translating adapters,
+	// shared by every attempt at the same Body (see Decoded).
+	decoded *decodeOnce
+}
+
+// decodeOnce is one body's full decode, done at most once even when
+// hedged attempts ask at the same time.
+type decodeOnce struct {
+	once sync.Once
+	req  *OpenAIRequest
+	err  error
+}
+
+// Decoded returns Body fully decoded, parsing it at most once per body:
+// the ingress that built the pivot may have set it already (WithDecoded),
+// and attempts at several translating deployments share it. Callers must
+// not modify the result.
+func (r *ChatRequest) Decoded() (*OpenAIRequest, error) {
+	d := r.decoded
+	if d == nil {
+		// Not shared: a request built without ParseChatRequest.
+		return DecodeOpenAIRequest(r.Body)
+	}
+	d.once.Do(func() { d.req, d.err = DecodeOpenAIRequest(r.Body) })
+	return d.req, d.err
+}
+
+// WithBody returns a copy of r with another pivot body (quirks applied,
+// routing extensions stripped); its decode is its own.
+func (r *ChatRequest) WithBody(body []byte) *ChatRequest {
+	out := *r
+	out.Body = body
+	out.decoded = &decodeOnce{}
+	return &out
+}
+
+// SetDecoded records the decode of Body its builder already holds, so no
+// adapter parses the pivot again.
+func (r *ChatRequest) SetDecoded(d *OpenAIRequest) {
+	o := &decodeOnce{req: d}
+	o.once.Do(func() {})
+	r.decoded = o
 }
 
 // Embedder is implemented by adapters that serve embeddings.
@@ -64,16 +131,26 @@ type Usage struct {
 	CompletionTokens int `json:"completion_tokens"`
 	TotalTokens      int `json:"total_tokens"`
 	CachedTokens     int `json:"-"`
+	// ReasoningTokens are the part of CompletionTokens spent reasoning
+	// (billed as output; reported in Responses' output_tokens_details).
+	ReasoningTokens int `json:"-"`
 }
 
 // ChatResponse is a finished non-streaming completion.
 type ChatResponse struct {
-	// Body is an OpenAI chat.completion object, ready for the caller.
+	// Body is an OpenAI chat.completion object, ready for the caller; or,
+	// when Native, the answer in the request's own format.
 	Body  []byte
 	Usage Usage
+	// Completion is the answer in neutral form: set by translating adapters
+	// always, and by every adapter when the request's format is not chat.
+	Completion *Completion
+	// Native marks an answer in the request's format (Body is not chat).
+	Native bool
 }
 
-// Chunk is one stream event: an OpenAI chat.completion.chunk object.
+// Chunk is one stream event: an OpenAI chat.completion.chunk object, or
+// when Native one event of the request's own format.
 type Chunk struct {
 	Data []byte
 	// Usage is set on the chunk that carries usage.
@@ -81,6 +158,14 @@ type Chunk struct {
 	// UsageOnly marks the include_usage chunk (empty choices): it goes to the
 	// caller only when the caller asked for it.
 	UsageOnly bool
+	// Events is the chunk in neutral form (see event.go): set by
+	// translating adapters always, and by every adapter when the request's
+	// format is not chat.
+	Events []Event
+	// Native marks an event in the request's own format: Name is its SSE
+	// event name and Data its data, relayed as they are.
+	Native bool
+	Name   string
 }
 
 // Stream yields chunks until io.EOF (the upstream finished cleanly). Any
@@ -139,7 +224,7 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 	if isEmptyArray(f.Messages) {
 		return nil, &RequestError{Param: "messages", Message: "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."}
 	}
-	r := &ChatRequest{Model: *f.Model, Body: body}
+	r := &ChatRequest{Model: *f.Model, Body: body, decoded: &decodeOnce{}}
 	if f.Stream != nil {
 		r.Stream = *f.Stream
 	}

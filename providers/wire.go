@@ -99,11 +99,20 @@ func (c Content) String() string {
 	return sb.String()
 }
 
-// ContentPart is one part of an array content: text, image_url, ...
+// ContentPart is one part of an array content: text, image_url, file, ...
 type ContentPart struct {
 	Type     string    `json:"type"`
 	Text     string    `json:"text,omitempty"`
 	ImageURL *ImageURL `json:"image_url,omitempty"`
+	File     *FilePart `json:"file,omitempty"`
+}
+
+// FilePart is a file given inline (base64 data URL) or by an id of the
+// provider's file store.
+type FilePart struct {
+	FileData string `json:"file_data,omitempty"`
+	FileID   string `json:"file_id,omitempty"`
+	Filename string `json:"filename,omitempty"`
 }
 
 // ImageURL is an image reference: an https URL or a data: URL.

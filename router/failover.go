@@ -69,21 +69,25 @@ func (e *CapabilityError) Error() string {
 // prepare checks that d can serve req and applies its quirks; a non-nil
 // error is the reason to skip d.
 func (d *Deployment) prepare(req *providers.ChatRequest) (*providers.ChatRequest, error) {
+	native := req.Format != providers.FormatChat && providers.Speaks(d.adapter, req.Format)
+	if req.NativeOnly != "" && !native {
+		return nil, errors.New(d.name + " does not speak the " + req.Format.String() + " API natively, which " + req.NativeOnly)
+	}
 	if d.Info != nil && !d.fits(req) {
 		if err := d.Info.Supports(catalog.Needs{Tools: req.HasTools, Vision: req.HasImages, JSONSchema: req.JSONSchema, ContextTokens: req.ContextTokens}); err != nil {
 			return nil, err
 		}
 	}
-	if d.quirks.IsZero() {
+	if d.quirks.IsZero() || native {
+		// Quirks rewrite the chat pivot; a native call sends the caller's
+		// own body, which the upstream's own API accepts as it is.
 		return req, nil
 	}
 	body, err := d.quirks.Apply(req.Body)
 	if err != nil {
 		return nil, err
 	}
-	out := *req
-	out.Body = body
-	return &out, nil
+	return req.WithBody(body), nil
 }
 
 // fits is the allocation-free test of what Supports checks.

@@ -79,9 +79,7 @@ func (p *plan) init(ctx context.Context, r *Router, m *Model, req *providers.Cha
 			return err
 		}
 		if prefs != nil {
-			stripped := *req
-			stripped.Body = body
-			p.req, p.prefs = &stripped, prefs
+			p.req, p.prefs = req.WithBody(body), prefs
 		}
 		p.q.Stream = req.Stream
 		p.q.CompletionTokens = req.MaxTokens

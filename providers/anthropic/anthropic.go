@@ -110,7 +110,11 @@ func (a *Adapter) newRequest(ctx context.Context, body []byte, stream bool) (*ht
 
 // Chat implements providers.Provider.
 func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.ChatResponse, error) {
-	tr, err := translateRequest(call.Request.Body, call.Model, false)
+	in, err := call.Request.Decoded()
+	if err != nil {
+		return nil, err
+	}
+	tr, err := translate(in, call.Model, false)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +133,11 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 
 // ChatStream implements providers.Provider.
 func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (providers.Stream, error) {
-	tr, err := translateRequest(call.Request.Body, call.Model, true)
+	in, err := call.Request.Decoded()
+	if err != nil {
+		return nil, err
+	}
+	tr, err := translate(in, call.Model, true)
 	if err != nil {
 		return nil, err
 	}

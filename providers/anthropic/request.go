@@ -106,6 +106,12 @@ func translateRequest(body []byte, model string, stream bool) (*translated, erro
 	if err != nil {
 		return nil, err
 	}
+	return translate(in, model, stream)
+}
+
+// translate is translateRequest on a decoded request (the pivot is parsed
+// once per request, see ChatRequest.Decoded); in is not modified.
+func translate(in *providers.OpenAIRequest, model string, stream bool) (*translated, error) {
 	if in.N != nil && *in.N > 1 {
 		return nil, reqErr("n", "Anthropic models return one choice: 'n' must be 1, got %d.", *in.N)
 	}

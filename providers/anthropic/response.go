@@ -18,11 +18,12 @@ type response struct {
 }
 
 type responseBlock struct {
-	Type  string          `json:"type"`
-	Text  string          `json:"text"`
-	ID    string          `json:"id"`
-	Name  string          `json:"name"`
-	Input json.RawMessage `json:"input"`
+	Type     string          `json:"type"`
+	Text     string          `json:"text"`
+	Thinking string          `json:"thinking"`
+	ID       string          `json:"id"`
+	Name     string          `json:"name"`
+	Input    json.RawMessage `json:"input"`
 }
 
 // usage is Anthropic's usage object. Input tokens come in three parts:
@@ -109,9 +110,12 @@ func translateResponse(body []byte, jsonTool bool, model string, created int64) 
 				id = providers.ToolCallID(len(c.ToolCalls))
 			}
 			c.ToolCalls = append(c.ToolCalls, providers.ToolCall{ID: id, Type: "function", Function: providers.FunctionCall{Name: b.Name, Arguments: args}})
+		case "thinking":
+			// Not part of a chat answer; other ingresses show it.
+			c.Reasoning += b.Thinking
 		default:
-			// thinking, redacted_thinking, server tool blocks: not part of
-			// an OpenAI chat answer.
+			// redacted_thinking, server tool blocks: not part of an
+			// OpenAI chat answer.
 		}
 	}
 	if hasText || len(c.ToolCalls) == 0 {

@@ -16,8 +16,9 @@ type blockKind uint8
 const (
 	blockIgnored blockKind = iota // thinking, server tools, ...
 	blockText
-	blockTool // an OpenAI tool call
-	blockJSON // the forced JSON-mode tool: its input is content
+	blockTool     // an OpenAI tool call
+	blockJSON     // the forced JSON-mode tool: its input is content
+	blockThinking // shown reasoning: Events only, never chat content
 )
 
 type blockState struct {
@@ -139,6 +140,11 @@ func (t *translator) handle(name string, data gjson.Result, raw []byte) ([]provi
 			if s := cb.Get("text").String(); s != "" {
 				out = append(out, t.cb.Text(s))
 			}
+		case "thinking":
+			st.kind = blockThinking
+			if s := cb.Get("thinking").String(); s != "" {
+				out = append(out, t.cb.Reasoning(s))
+			}
 		case "tool_use":
 			if t.jsonTool && cb.Get("name").String() == jsonToolName {
 				st.kind = blockJSON
@@ -165,6 +171,12 @@ func (t *translator) handle(name string, data gjson.Result, raw []byte) ([]provi
 			if st.kind == blockText {
 				if s := delta.Get("text").String(); s != "" {
 					return []providers.Chunk{t.cb.Text(s)}, nil
+				}
+			}
+		case "thinking_delta":
+			if st.kind == blockThinking {
+				if s := delta.Get("thinking").String(); s != "" {
+					return []providers.Chunk{t.cb.Reasoning(s)}, nil
 				}
 			}
 		case "input_json_delta":

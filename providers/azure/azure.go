@@ -20,6 +20,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -78,7 +79,24 @@ func New(cfg config.Provider, deps providers.Deps) (providers.Provider, error) {
 		}
 	}
 	cfg.APIKey, cfg.APIKeyEnv = "", "" // the key goes in api-key, not Authorization
+	// The Responses API lives at /openai/v1/responses (v1) or
+	// /openai/responses?api-version= (previews from 2025-03-01), with the
+	// deployment as the body's model; native_formats may turn it off.
+	responsesURL := ""
+	switch {
+	case slices.Contains(cfg.NativeFormats, "none"):
+	case v1:
+		responsesURL = base + "/openai/v1/responses"
+	case strings.HasSuffix(version, "-preview") && version >= "2025-03-01-preview":
+		responsesURL = base + "/openai/responses?api-version=" + url.QueryEscape(version)
+	}
 	return openai.NewWith(cfg, deps, openai.Options{
+		NativeURL: func(f providers.Format, _ string) string {
+			if f == providers.FormatResponses {
+				return responsesURL
+			}
+			return ""
+		},
 		URL:           endpoint("chat/completions"),
 		EmbeddingsURL: endpoint("embeddings"),
 		Auth:          func(h http.Header) { h.Set("api-key", key) },

@@ -155,7 +155,7 @@ func (a *Adapter) prepare(call *providers.Call) (*translation, []byte, error) {
 	if call.Model == "" {
 		return nil, nil, fmt.Errorf("%s: no upstream model id", a.name)
 	}
-	or, err := providers.DecodeOpenAIRequest(call.Request.Body)
+	or, err := call.Request.Decoded()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -116,7 +116,11 @@ func (a *Adapter) newRequest(ctx context.Context, u string, body []byte, stream 
 
 // Chat implements providers.Provider.
 func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.ChatResponse, error) {
-	body, err := translateRequest(call.Request.Body)
+	in, err := call.Request.Decoded()
+	if err != nil {
+		return nil, err
+	}
+	body, err := translateDecoded(in)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +145,11 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 
 // ChatStream implements providers.Provider.
 func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (providers.Stream, error) {
-	body, err := translateRequest(call.Request.Body)
+	in, err := call.Request.Decoded()
+	if err != nil {
+		return nil, err
+	}
+	body, err := translateDecoded(in)
 	if err != nil {
 		return nil, err
 	}

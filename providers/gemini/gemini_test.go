@@ -731,7 +731,7 @@ func TestUsage(t *testing.T) {
 			if st.err != nil || st.usage == nil {
 				t.Fatalf("stream: %+v", st)
 			}
-			if *st.usage != (providers.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens, CachedTokens: wantCached}) {
+			if *st.usage != (providers.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens, CachedTokens: wantCached, ReasoningTokens: tt.wantThink}) {
 				t.Fatalf("stream usage %+v, non-stream %+v", *st.usage, u)
 			}
 		})

@@ -21,6 +21,12 @@ func translateRequest(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return translateDecoded(r)
+}
+
+// translateDecoded is translateRequest on a decoded request (parsed once
+// per request, see ChatRequest.Decoded); r is not modified.
+func translateDecoded(r *providers.OpenAIRequest) ([]byte, error) {
 	g, err := buildRequest(r)
 	if err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ func (u *usageMetadata) usage() providers.Usage {
 		PromptTokens:     u.PromptTokenCount + u.ToolUsePromptTokenCount,
 		CompletionTokens: u.CandidatesTokenCount + u.ThoughtsTokenCount,
 		CachedTokens:     u.CachedContentTokenCount,
+		ReasoningTokens:  u.ThoughtsTokenCount,
 	}
 	out.TotalTokens = out.PromptTokens + out.CompletionTokens
 	return out
@@ -70,7 +71,9 @@ func completion(g *generateResponse, c *providers.Completion, newID func(int, st
 			p := &cand.Content.Parts[i]
 			switch {
 			case p.Thought:
-				// A thought summary is not part of the answer.
+				// A thought summary is not part of a chat answer; other
+				// ingresses show it.
+				c.Reasoning += p.Text
 			case p.FunctionCall != nil:
 				c.ToolCalls = append(c.ToolCalls, providers.ToolCall{
 					ID:       newID(len(c.ToolCalls), p.ThoughtSignature),
@@ -185,6 +188,9 @@ func (t *translator) translate(g *generateResponse) []providers.Chunk {
 				p := &cand.Content.Parts[i]
 				switch {
 				case p.Thought:
+					if p.Text != "" { // a thought summary (includeThoughts)
+						out = append(out, t.b.Reasoning(p.Text))
+					}
 				case p.FunctionCall != nil:
 					n := t.calls
 					t.calls++

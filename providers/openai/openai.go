@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,10 @@ type Options struct {
 	// ErrorFromJSON reads an error object (an answer's or a mid-stream
 	// event's) in the provider's vocabulary; status is 0 mid-stream.
 	ErrorFromJSON func(provider string, status int, e gjson.Result) *providers.Error
+	// NativeURL is the URL serving format f natively for an upstream model
+	// ("" when the upstream does not speak f). Nil: config's
+	// native_formats under base_url (/responses, /completions).
+	NativeURL func(f providers.Format, model string) string
 }
 
 // New builds an adapter from its config entry; it is the registry Factory.
@@ -89,7 +94,38 @@ func NewWith(cfg config.Provider, deps providers.Deps, o Options) *Adapter {
 	if key := cfg.ProviderKey(getenv); key != "" {
 		a.auth = "Bearer " + key
 	}
+	if a.opts.NativeURL == nil {
+		base := strings.TrimRight(cfg.BaseURL, "/")
+		native := map[providers.Format]string{}
+		formats := cfg.NativeFormats
+		if len(formats) == 0 && isOpenAI(base) {
+			formats = []string{"responses", "completions"}
+		}
+		for _, name := range formats {
+			switch f, _ := providers.ParseFormat(name); f {
+			case providers.FormatResponses:
+				native[f] = base + "/responses"
+			case providers.FormatCompletions:
+				native[f] = base + "/completions"
+			}
+		}
+		a.opts.NativeURL = func(f providers.Format, _ string) string { return native[f] }
+	}
 	return a
+}
+
+// isOpenAI reports whether base is OpenAI's own API, which serves the
+// Responses API and legacy completions besides chat.
+func isOpenAI(base string) bool {
+	u, err := url.Parse(base)
+	return err == nil && strings.EqualFold(u.Hostname(), "api.openai.com")
+}
+
+// Speaks implements providers.NativeSpeaker: the formats config's
+// native_formats names (OpenAI itself serves Responses and legacy
+// completions; most compatible APIs serve chat only).
+func (a *Adapter) Speaks(f providers.Format) bool {
+	return f == providers.FormatChat || a.opts.NativeURL(f, "") != ""
 }
 
 func (a *Adapter) chatURL(model string) string {
@@ -114,16 +150,21 @@ func (a *Adapter) setHeaders(h http.Header) {
 
 // upstreamBody rewrites the model id and, for streams, forces
 // stream_options.include_usage so that usage is always known. Everything
-// else the caller sent goes through untouched.
-func (a *Adapter) upstreamBody(call *providers.Call) ([]byte, error) {
-	body := call.Request.Body
+// else the caller sent goes through untouched. A native call sends the
+// caller's own body (Responses, legacy completions) the same way; the
+// Responses API always reports usage in its final event.
+func (a *Adapter) upstreamBody(call *providers.Call, native bool) ([]byte, error) {
+	body, keep := call.Request.Body, a.opts.KeepModel
+	if native {
+		body, keep = call.Request.Native, false // the native URLs name no deployment
+	}
 	var err error
-	if !a.opts.KeepModel && call.Model != call.Request.Model {
+	if !keep && call.Model != call.Request.Model {
 		if body, err = sjson.SetBytes(body, "model", call.Model); err != nil {
 			return nil, fmt.Errorf("rewrite model: %w", err)
 		}
 	}
-	if call.Request.Stream && !call.Request.IncludeUsage {
+	if call.Request.Stream && !call.Request.IncludeUsage && (!native || call.Request.Format == providers.FormatCompletions) {
 		if body, err = sjson.SetBytes(body, "stream_options.include_usage", true); err != nil {
 			return nil, fmt.Errorf("set include_usage: %w", err)
 		}
@@ -132,11 +173,16 @@ func (a *Adapter) upstreamBody(call *providers.Call) ([]byte, error) {
 }
 
 func (a *Adapter) newRequest(ctx context.Context, call *providers.Call) (*http.Request, error) {
-	body, err := a.upstreamBody(call)
+	native := call.Native(a)
+	body, err := a.upstreamBody(call, native)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.chatURL(call.Model), bytes.NewReader(body))
+	u := a.chatURL(call.Model)
+	if native {
+		u = a.opts.NativeURL(call.Request.Format, call.Model)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -162,8 +208,26 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream sent invalid JSON"}
 	}
 	out := &providers.ChatResponse{Body: body}
+	if call.Native(a) {
+		out.Native = true
+		if call.Request.Format == providers.FormatResponses {
+			if u, ok := parseResponsesUsage(gjson.GetBytes(body, "usage")); ok {
+				out.Usage = u
+			}
+			return out, nil
+		}
+	}
 	if u, ok := parseUsage(gjson.GetBytes(body, "usage")); ok {
 		out.Usage = u
+	}
+	if call.Request.Format != providers.FormatChat && !out.Native {
+		// Another ingress encodes the answer: give it the neutral form.
+		c, err := providers.DecodeChatCompletion(body)
+		if err != nil {
+			return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Type: "server_error", Message: "upstream sent an invalid response", Err: err}
+		}
+		c.Usage = out.Usage
+		out.Completion = c
 	}
 	return out, nil
 }
@@ -176,7 +240,16 @@ func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (provide
 	if err != nil {
 		return nil, err
 	}
-	return &stream{a: a, body: resp.Body, r: sse.NewReader(resp.Body), cancel: cancel}, nil
+	st := &stream{a: a, body: resp.Body, r: sse.NewReader(resp.Body), cancel: cancel}
+	switch {
+	case call.Native(a) && call.Request.Format == providers.FormatResponses:
+		return &responsesStream{stream: st}, nil
+	case call.Native(a):
+		st.native = true
+	case call.Request.Format != providers.FormatChat:
+		st.events, st.open = true, map[int]bool{}
+	}
+	return st, nil
 }
 
 type stream struct {
@@ -185,6 +258,12 @@ type stream struct {
 	r      *sse.Reader
 	cancel context.CancelFunc
 	done   bool
+	// native: the chunks are the caller's own format (legacy completions),
+	// relayed as they are; events: decode Events from chat chunks for
+	// another ingress (open tracks the tool calls opened).
+	native bool
+	events bool
+	open   map[int]bool
 }
 
 var (
@@ -231,13 +310,30 @@ func (s *stream) Recv() (providers.Chunk, error) {
 		if s.a.opts.SkipChunk != nil && s.a.opts.SkipChunk(data) {
 			continue
 		}
-		c := providers.Chunk{Data: data}
+		c := providers.Chunk{Data: data, Native: s.native}
 		if bytes.Contains(data, usageKey) {
 			if u, ok := parseUsage(gjson.GetBytes(data, "usage")); ok {
 				c.Usage = &u
 				if ch := gjson.GetBytes(data, "choices"); !ch.Exists() || (ch.IsArray() && len(ch.Array()) == 0) {
 					c.UsageOnly = true
 				}
+			}
+		}
+		switch {
+		case s.events:
+			evs, err := providers.DecodeChatChunk(data, nil, s.open)
+			if err != nil {
+				s.done = true
+				return providers.Chunk{}, &providers.Error{Provider: name, MidStream: true, Message: "upstream sent a malformed stream", Err: err}
+			}
+			if c.Usage != nil {
+				evs = append(evs, providers.Event{Kind: providers.EventUsage})
+			}
+			c.Events = evs
+		case s.native:
+			// Legacy completions: the delivered text, for metering.
+			if t := gjson.GetBytes(data, "choices.0.text"); t.Type == gjson.String && t.Str != "" {
+				c.Events = []providers.Event{{Kind: providers.EventText, Text: t.Str}}
 			}
 		}
 		return c, nil
@@ -258,6 +354,7 @@ func parseUsage(u gjson.Result) (providers.Usage, bool) {
 		CompletionTokens: int(u.Get("completion_tokens").Int()),
 		TotalTokens:      int(u.Get("total_tokens").Int()),
 		CachedTokens:     int(u.Get("prompt_tokens_details.cached_tokens").Int()),
+		ReasoningTokens:  int(u.Get("completion_tokens_details.reasoning_tokens").Int()),
 	}
 	if out.TotalTokens == 0 {
 		out.TotalTokens = out.PromptTokens + out.CompletionTokens
