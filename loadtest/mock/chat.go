@@ -28,6 +28,10 @@ type chatRequest struct {
 	Tools               []chatTool      `json:"tools"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
 	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
+	ResponseFormat      *struct {
+		Type       string          `json:"type"`
+		JSONSchema json.RawMessage `json:"json_schema"`
+	} `json:"response_format"`
 }
 
 type chatMessage struct {
@@ -127,7 +131,7 @@ type chatPlan struct {
 	model        string
 	prompt       int    // prompt tokens
 	seed         uint64 // text generator seed
-	n            int    // text tokens (when no tool calls)
+	text         answer // the content (when no tool calls)
 	finish       string // stop, length or tool_calls
 	calls        []ToolCall
 	includeUsage bool
@@ -136,7 +140,7 @@ type chatPlan struct {
 // tokens returns the completion tokens of the full answer.
 func (p *chatPlan) tokens() int {
 	if len(p.calls) == 0 {
-		return p.n
+		return p.text.n
 	}
 	t := 0
 	for _, c := range p.calls {
@@ -240,6 +244,10 @@ func (s *Server) planChat(st *state, req *chatRequest, d *Directives) (*chatPlan
 	if !st.models.Has(model) {
 		return nil, &reqError{status: http.StatusNotFound, message: "The model `" + model + "` does not exist or you do not have access to it.", typ: "invalid_request_error", code: "model_not_found"}
 	}
+	format, e := chatFormat(req)
+	if e != nil {
+		return nil, e
+	}
 
 	// Prompt tokens: words of every content (and tool-call arguments), 3 per
 	// message and 3 for the reply's framing.
@@ -290,11 +298,56 @@ func (s *Server) planChat(st *state, req *chatRequest, d *Directives) (*chatPlan
 	if d.Tokens > 0 {
 		want = d.Tokens
 	}
-	p.n, p.finish = want, "stop"
-	if maxTok > 0 && maxTok < want {
-		p.n, p.finish = maxTok, "length"
+	var cut bool
+	if format.kind != "" {
+		p.text, cut = docAnswer(format.doc(seed, want), maxTok)
+	} else {
+		p.text, cut = wordAnswer(seed, want, maxTok)
+	}
+	p.finish = "stop"
+	if cut {
+		p.finish = "length"
 	}
 	return p, nil
+}
+
+// chatFormat validates response_format: text, json_object (some message
+// must say "json", as OpenAI requires) or json_schema.
+func chatFormat(req *chatRequest) (jsonFormat, *reqError) {
+	rf := req.ResponseFormat
+	if rf == nil {
+		return jsonFormat{}, nil
+	}
+	switch rf.Type {
+	case "text":
+		return jsonFormat{}, nil
+	case "json_object":
+		for i := range req.Messages {
+			if containsJSONWord(req.Messages[i].Content.text) {
+				return jsonFormat{kind: rf.Type}, nil
+			}
+		}
+		return jsonFormat{}, badRequest("'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.", "messages", "")
+	case "json_schema":
+		js := bytes.TrimSpace(rf.JSONSchema)
+		if len(js) == 0 || js[0] == 'n' {
+			return jsonFormat{}, badRequest("Missing required parameter: 'response_format.json_schema'.", "response_format.json_schema", "missing_required_parameter")
+		}
+		var spec struct {
+			Name   *string         `json:"name"`
+			Schema json.RawMessage `json:"schema"`
+		}
+		if json.Unmarshal(js, &spec) != nil {
+			return jsonFormat{}, badRequest("Invalid type for 'response_format.json_schema': expected an object.", "response_format.json_schema", "invalid_type")
+		}
+		if spec.Name == nil || *spec.Name == "" {
+			return jsonFormat{}, badRequest("Missing required parameter: 'response_format.json_schema.name'.", "response_format.json_schema.name", "missing_required_parameter")
+		}
+		return jsonFormat{kind: rf.Type, schema: spec.Schema}, nil
+	case "":
+		return jsonFormat{}, badRequest("Missing required parameter: 'response_format.type'.", "response_format.type", "missing_required_parameter")
+	}
+	return jsonFormat{}, badRequest("Invalid value: '"+rf.Type+"'. Supported values are: 'json_object', 'json_schema', and 'text'.", "response_format.type", "invalid_value")
 }
 
 // chooseTools returns the tools to call: none when there are no function
@@ -375,11 +428,8 @@ func appendCompletion(b []byte, id string, created int64, p *chatPlan) []byte {
 		}
 		b = append(b, ']')
 	} else {
-		b = append(b, '"')
-		for i := 0; i < p.n; i++ {
-			b = appendTokenRaw(b, p.seed, i, p.n, p.finish == "stop")
-		}
-		b = append(b, `","refusal":null,"annotations":[]`...)
+		b = p.text.appendText(b)
+		b = append(b, `,"refusal":null,"annotations":[]`...)
 	}
 	b = append(b, `},"logprobs":null,"finish_reason":`...)
 	b = appendString(b, p.finish)

@@ -1,18 +1,37 @@
-// Package mock is a mock OpenAI-compatible upstream: Chat Completions (plain,
-// streamed, tool calls), embeddings and models, with knobs for latency, speed,
-// injected failures and connection resets. It is the upstream for xroute's
-// tests, the demo and the benchmarks.
+// Package mock is a mock OpenAI-compatible upstream, with knobs for latency,
+// speed, injected failures and connection resets. It is the upstream for
+// xroute's tests, the demo and the benchmarks. Its routes:
 //
-// Replies are deterministic: the same request gets the same answer. A "token"
-// is a word of the generated text, or a piece of about 4 bytes of tool-call
-// arguments (plus 1 per call for its name).
+//	POST /v1/chat/completions  Chat Completions: plain, streamed, tool calls,
+//	                           JSON mode (response_format)
+//	POST /v1/responses         the Responses API: plain, streamed (typed
+//	                           events), function tools, reasoning items,
+//	                           structured outputs (text.format)
+//	POST /v1/completions       legacy Completions: prompts, n, echo, stop,
+//	                           logprobs, streamed
+//	POST /v1/embeddings        embeddings (float or base64)
+//	GET  /v1/models[/{id}]     the served models
+//
+// Replies are deterministic: the same request gets the same answer, and the
+// three text APIs answer the same text to the same last user message. A
+// "token" is a word of the generated text, or a piece of about 4 bytes of
+// tool-call arguments or of a JSON answer (plus 1 per call for its name).
+// JSON mode answers a value of the request's JSON schema (see JSONValue), or
+// for json_object {"text": <the generated text>}; as OpenAI does, a
+// json_object request must mention "json" in its messages. A Responses
+// request reasons when it sets reasoning.effort (other than "none") or names
+// an o1/o3/o4/gpt-5 model: a reasoning item of 4 (minimal) to 128 (max)
+// tokens, 16 by default, comes first, with a summary when reasoning.summary
+// is set and encrypted_content when include asks for it. The mock keeps no
+// state: previous_response_id is answered 400 previous_response_not_found.
 //
 // # Directives
 //
 // A request can force its own behaviour, for tests that go through a gateway.
-// Directives are read from the last user message of a chat request (or from
-// the string inputs of an embeddings request) as "#mock:ITEMS", running to the
-// next whitespace, and from the header "X-Mock-Directive: ITEMS". ITEMS are
+// Directives are read from the last user message of a chat or Responses
+// request (or from the string inputs of an embeddings request, or the
+// prompts of a completion) as "#mock:ITEMS", running to the next
+// whitespace, and from the header "X-Mock-Directive: ITEMS". ITEMS are
 // separated by ';' or ','; message directives apply after header ones:
 //
 //	status=NNN        answer with that error status (400..599) in OpenAI's shape
@@ -20,10 +39,16 @@
 //	retry-after=DUR   Retry-After/retry-after-ms of a 429 (Go duration or seconds)
 //	latency=DUR       replaces Config.Latency (Go duration or milliseconds)
 //	tokens=N          completion length in tokens (still capped by max tokens)
-//	reset             streams: cut the connection after 2 chunks;
+//	reset             streams: cut the connection after 2 chunks (Responses:
+//	                  after 5 events, the first text delta);
 //	                  non-streams: close the connection without a response
 //	stream-error      streams: after 2 chunks send data: {"error":...} and end
-//	                  the stream without [DONE]
+//	                  the stream without [DONE]; Responses streams: after 5
+//	                  events send an "error" event (with both the reference's
+//	                  top-level code/message/param and the nested "error"
+//	                  object the live API sends, on which the SDKs raise)
+//	stream-error=failed  Responses streams: a response.failed event (status
+//	                  failed, error.code server_error) instead
 //
 // Examples: "hi #mock:status=429", "#mock:latency=150ms;tokens=5 hello",
 // "X-Mock-Directive: status=503". A malformed directive is a 400.

@@ -14,14 +14,14 @@ import (
 type Stats struct {
 	Requests         int64         // HTTP requests received, all routes
 	Active           int64         // requests being handled now
-	Chat             int64         // chat requests: POST /v1/chat/completions, or the format's equivalent
+	Chat             int64         // text requests: POST /v1/chat/completions, /v1/responses and /v1/completions, or the format's equivalent
 	Embeddings       int64         // embeddings requests: POST /v1/embeddings, or the format's equivalent
 	Streams          int64         // streams started (200 and stream headers sent)
 	Completed        int64         // successful responses written to the end ([DONE] for streams)
 	Canceled         int64         // requests whose client went away before the end
 	Resets           int64         // connections cut on purpose (ResetRate or #mock:reset)
 	Failures         map[int]int64 // error responses by HTTP status (injected or not)
-	PromptTokens     int64         // prompt tokens of answered chat requests
+	PromptTokens     int64         // prompt (input) tokens of answered text requests
 	CompletionTokens int64         // completion tokens actually sent
 }
 

@@ -23,6 +23,7 @@ type Directives struct {
 	Quota         bool // a permanent quota/billing failure (Status is 429)
 	Reset         bool // cut the connection
 	StreamError   bool // streams: end with an error event after a few events
+	StreamFailed  bool // Responses API streams: the error event is response.failed
 	Tokens        int  // completion length in tokens, 0 = the configured one
 	Latency       time.Duration
 	HasLatency    bool
@@ -78,6 +79,7 @@ func (d *Directives) Parse(spec string) error {
 			d.Reset = true
 		case "stream-error", "stream_error":
 			d.StreamError = true
+			d.StreamFailed = strings.EqualFold(val, "failed")
 		case "tokens":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 || n > 1_000_000 {

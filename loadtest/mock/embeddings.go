@@ -32,16 +32,17 @@ type embeddingInput struct {
 }
 
 // parseInputs accepts a string, an array of strings, an array of token ids
-// or an array of token-id arrays.
-func parseInputs(raw json.RawMessage) ([]embeddingInput, *reqError) {
+// or an array of token-id arrays: the embeddings input, or (param
+// "prompt", with empty strings allowed) the prompt of a completion.
+func parseInputs(raw json.RawMessage, param string, allowEmpty bool) ([]embeddingInput, *reqError) {
 	raw = bytes.TrimSpace(raw)
-	invalid := badRequest("'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.", "input", "")
+	invalid := badRequest("'$."+param+"' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.", param, "")
 	if len(raw) == 0 || raw[0] == 'n' {
-		return nil, badRequest("Missing required parameter: 'input'.", "input", "missing_required_parameter")
+		return nil, badRequest("Missing required parameter: '"+param+"'.", param, "missing_required_parameter")
 	}
 	if raw[0] == '"' {
 		var s string
-		if json.Unmarshal(raw, &s) != nil || s == "" {
+		if json.Unmarshal(raw, &s) != nil || (s == "" && !allowEmpty) {
 			return nil, invalid
 		}
 		return []embeddingInput{{text: s}}, nil
@@ -63,7 +64,7 @@ func parseInputs(raw json.RawMessage) ([]embeddingInput, *reqError) {
 		it = bytes.TrimSpace(it)
 		switch {
 		case len(it) > 0 && it[0] == '"':
-			if json.Unmarshal(it, &out[i].text) != nil || out[i].text == "" {
+			if json.Unmarshal(it, &out[i].text) != nil || (out[i].text == "" && !allowEmpty) {
 				return nil, invalid
 			}
 		case len(it) > 0 && it[0] == '[':
@@ -128,7 +129,7 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	model := *req.Model
-	inputs, e := parseInputs(req.Input)
+	inputs, e := parseInputs(req.Input, "input", false)
 	if e != nil {
 		s.writeError(w, start, e.status, e.message, e.typ, e.param, e.code)
 		return

@@ -40,6 +40,11 @@ func CountWords(s string) int { return countWords(s) }
 // string) from a function's JSON-schema parameters.
 func ToolArguments(params json.RawMessage, seed uint64) string { return toolArguments(params, seed) }
 
+// JSONValue builds a deterministic JSON document of any type (an object,
+// an array, a string...) that conforms to the JSON schema sc: the answer
+// of structured outputs. It is "" when sc is empty or not a schema.
+func JSONValue(sc json.RawMessage, seed uint64) string { return jsonValue(sc, seed) }
+
 // Fragments splits s (tool-call arguments) into pieces of about 4 bytes on
 // rune boundaries, each of which counts as a token, and returns their end
 // offsets.

@@ -1,10 +1,7 @@
 package mock
 
 import (
-	"bytes"
 	"encoding/json"
-	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -50,121 +47,93 @@ func token(seed uint64, i, n int, stop bool) string {
 	return tokNext[w]
 }
 
-func appendTokenRaw(b []byte, seed uint64, i, n int, stop bool) []byte {
-	return append(b, token(seed, i, n, stop)...)
+// answer is the text of an answer, n tokens: words of the generated text
+// (the last one ending with a period when stop), or, for a JSON answer, the
+// first n pieces (Fragments) of doc.
+type answer struct {
+	seed  uint64
+	n     int
+	stop  bool
+	doc   string
+	frags []int
 }
 
-// schema is the part of a JSON schema used to build tool-call arguments.
-type schema struct {
-	Type       json.RawMessage    `json:"type"`
-	Enum       []json.RawMessage  `json:"enum"`
-	Const      json.RawMessage    `json:"const"`
-	Properties map[string]*schema `json:"properties"`
-	Items      *schema            `json:"items"`
-	AnyOf      []*schema          `json:"anyOf"`
-	OneOf      []*schema          `json:"oneOf"`
+// wordAnswer is the generated text of want tokens (seed), cut to limit
+// tokens when 0 < limit < want; cut reports the cut.
+func wordAnswer(seed uint64, want, limit int) (a answer, cut bool) {
+	if limit > 0 && limit < want {
+		return answer{seed: seed, n: limit}, true
+	}
+	return answer{seed: seed, n: want, stop: true}, false
 }
 
-// toolArguments builds deterministic arguments (a JSON object, as a string)
-// from a function's parameters schema: every property gets a value of its
-// type (enum values are picked from the enum).
-func toolArguments(params json.RawMessage, seed uint64) string {
-	var sc schema
-	if len(bytes.TrimSpace(params)) == 0 || json.Unmarshal(params, &sc) != nil {
-		return "{}"
+// docAnswer is the JSON document doc, cut to limit tokens (pieces) when
+// 0 < limit < its length; cut reports the cut.
+func docAnswer(doc string, limit int) (a answer, cut bool) {
+	a = answer{doc: doc, frags: Fragments(doc), stop: true}
+	a.n = len(a.frags)
+	if limit > 0 && limit < a.n {
+		a.n, a.stop, cut = limit, false, true
 	}
-	b := appendValue(nil, &sc, seed, 0)
-	if len(b) == 0 || b[0] != '{' {
-		return "{}"
-	}
-	return string(b)
+	return a, cut
 }
 
-func schemaType(sc *schema) string {
-	t := bytes.TrimSpace(sc.Type)
-	if len(t) == 0 {
-		if sc.Properties != nil {
-			return "object"
+// appendRange appends tokens [i, j) of the answer, escaped for the inside
+// of a JSON string.
+func (a *answer) appendRange(b []byte, i, j int) []byte {
+	if j <= i {
+		return b
+	}
+	if a.doc == "" {
+		for k := i; k < j; k++ {
+			b = append(b, token(a.seed, k, a.n, a.stop)...)
 		}
-		return ""
+		return b
 	}
-	if t[0] == '"' {
-		var s string
-		_ = json.Unmarshal(t, &s)
-		return s
+	from := 0
+	if i > 0 {
+		from = a.frags[i-1]
 	}
-	var list []string
-	_ = json.Unmarshal(t, &list)
-	for _, s := range list {
-		if s != "null" {
-			return s
-		}
-	}
-	if len(list) > 0 {
-		return list[0]
-	}
-	return ""
+	return appendEscaped(b, a.doc[from:a.frags[j-1]])
 }
 
-func appendRaw(b []byte, raw json.RawMessage) []byte {
-	var buf bytes.Buffer
-	if json.Compact(&buf, raw) != nil {
-		return append(b, "null"...)
-	}
-	return append(b, buf.Bytes()...)
+// appendText appends the whole answer as a JSON string literal.
+func (a *answer) appendText(b []byte) []byte {
+	b = append(b, '"')
+	b = a.appendRange(b, 0, a.n)
+	return append(b, '"')
 }
 
-func appendValue(b []byte, sc *schema, seed uint64, depth int) []byte {
-	if sc == nil {
-		return appendString(b, vocabulary[seed%uint64(len(vocabulary))])
-	}
-	if len(sc.Const) > 0 {
-		return appendRaw(b, sc.Const)
-	}
-	if len(sc.Enum) > 0 {
-		return appendRaw(b, sc.Enum[seed%uint64(len(sc.Enum))])
-	}
-	for _, alts := range [][]*schema{sc.AnyOf, sc.OneOf} {
-		for _, alt := range alts {
-			if alt != nil && schemaType(alt) != "null" {
-				return appendValue(b, alt, seed, depth+1)
-			}
+// jsonFormat is the JSON mode of a request: chat's response_format or the
+// Responses API's text.format.
+type jsonFormat struct {
+	kind   string          // "" (text), "json_object" or "json_schema"
+	schema json.RawMessage // json_schema's schema, may be empty
+}
+
+// doc returns the JSON answer to a request with seed: a value of the
+// schema, or (json_object, or no usable schema) an object whose "text" is
+// the generated text of want tokens.
+func (f *jsonFormat) doc(seed uint64, want int) string {
+	if f.kind == "json_schema" {
+		if v := jsonValue(f.schema, seed); v != "" {
+			return v
 		}
 	}
-	switch schemaType(sc) {
-	case "object":
-		b = append(b, '{')
-		if depth < 6 {
-			keys := make([]string, 0, len(sc.Properties))
-			for k := range sc.Properties {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			for i, k := range keys {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = appendString(b, k)
-				b = append(b, ':')
-				b = appendValue(b, sc.Properties[k], mix(seed^hashString(k)), depth+1)
-			}
-		}
-		return append(b, '}')
-	case "array":
-		b = append(b, '[')
-		if sc.Items != nil && depth < 6 {
-			b = appendValue(b, sc.Items, mix(seed+1), depth+1)
-		}
-		return append(b, ']')
-	case "integer":
-		return strconv.AppendUint(b, seed%100, 10)
-	case "number":
-		return strconv.AppendFloat(b, float64(seed%1000)/10+0.5, 'f', -1, 64)
-	case "boolean":
-		return strconv.AppendBool(b, seed&1 == 1)
-	case "null":
-		return append(b, "null"...)
+	b := make([]byte, 0, 16+8*want)
+	b = append(b, `{"text":"`...)
+	for i := 0; i < want; i++ {
+		b = append(b, token(seed, i, want, true)...)
 	}
-	v := len(vocabulary)
-	return appendString(b, vocabulary[seed%uint64(v)]+" "+vocabulary[mix(seed)%uint64(v)])
+	return string(append(b, `"}`...))
+}
+
+// containsJSONWord reports whether s mentions "json" in any letter case.
+func containsJSONWord(s string) bool {
+	for i := 0; i+4 <= len(s); i++ {
+		if (s[i]|0x20) == 'j' && (s[i+1]|0x20) == 's' && (s[i+2]|0x20) == 'o' && (s[i+3]|0x20) == 'n' {
+			return true
+		}
+	}
+	return false
 }

@@ -16,6 +16,13 @@ const hexDigits = "0123456789abcdef"
 // U+FFFD and U+2028/U+2029 are escaped, like encoding/json.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	b = appendEscaped(b, s)
+	return append(b, '"')
+}
+
+// appendEscaped appends s escaped for the inside of a JSON string literal
+// (see appendString).
+func appendEscaped(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -58,8 +65,7 @@ func appendString(b []byte, s string) []byte {
 		}
 		i += size
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, s[start:]...)
 }
 
 // appendNullableString appends s quoted, or null when s is empty.

@@ -28,7 +28,12 @@ func (cw *chunkWriter) begin() []byte {
 
 // end closes a chunk started by begin.
 func (cw *chunkWriter) end(b []byte, finish string) []byte {
-	b = append(b, `,"logprobs":null,"finish_reason":`...)
+	return cw.endChoice(append(b, `,"logprobs":null`...), finish)
+}
+
+// endChoice closes a chunk whose choice is written up to its logprobs.
+func (cw *chunkWriter) endChoice(b []byte, finish string) []byte {
+	b = append(b, `,"finish_reason":`...)
 	b = appendNullableString(b, finish)
 	b = append(b, "}]"...)
 	if cw.usageNull {
@@ -95,14 +100,11 @@ func (s *Server) streamBody(sw *chunkWriter, st *state, p *chatPlan) bool {
 	}
 
 	if len(p.calls) == 0 {
-		stop := p.finish == "stop"
-		for i := 0; i < p.n; i += chunk {
-			j := min(i+chunk, p.n)
+		for i := 0; i < p.text.n; i += chunk {
+			j := min(i+chunk, p.text.n)
 			b = sw.begin()
 			b = append(b, `{"content":"`...)
-			for k := i; k < j; k++ {
-				b = appendTokenRaw(b, p.seed, k, p.n, stop)
-			}
+			b = p.text.appendRange(b, i, j)
 			b = append(b, `"}`...)
 			if !sw.emit(sw.end(b, ""), j-i) {
 				return false

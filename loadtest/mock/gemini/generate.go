@@ -502,9 +502,9 @@ func makePlan(cfg *Config, req *generateRequest, model string, d *mock.Directive
 	if gc.ResponseMimeType == "application/json" {
 		var js string
 		if s := gc.ResponseJSONSchema; len(s) > 0 {
-			js = mock.ToolArguments(s, seed)
+			js = jsonOrEmpty(mock.JSONValue(s, seed))
 		} else if s := gc.ResponseSchema; len(s) > 0 {
-			js = mock.ToolArguments(lowerTypes(s), seed)
+			js = jsonOrEmpty(mock.JSONValue(lowerTypes(s), seed))
 		} else {
 			var sb strings.Builder
 			for i := 0; i < want; i++ {
@@ -526,6 +526,14 @@ func makePlan(cfg *Config, req *generateRequest, model string, d *mock.Directive
 	p.pieces = mock.Answer(seed, n, stop)
 	applyStop(p, gc.StopSequences)
 	return p
+}
+
+// jsonOrEmpty is js, or {} when the schema gave nothing.
+func jsonOrEmpty(js string) string {
+	if js == "" {
+		return "{}"
+	}
+	return js
 }
 
 // applyStop ends the answer before the first stop sequence (which is not

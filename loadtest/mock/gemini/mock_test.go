@@ -203,6 +203,70 @@ func TestStream(t *testing.T) {
 	}
 }
 
+func TestJSONMode(t *testing.T) {
+	_, base := start(t, Config{})
+	type item struct {
+		Name   string  `json:"name"`
+		Rating int     `json:"rating"`
+		Genre  *string `json:"genre"`
+	}
+	tests := []struct {
+		name  string
+		gc    string
+		check func(t *testing.T, text string)
+	}{
+		{"no schema", `{"responseMimeType":"application/json"}`, func(t *testing.T, text string) {
+			var v struct{ Text string }
+			if err := json.Unmarshal([]byte(text), &v); err != nil || v.Text == "" {
+				t.Fatalf("%q: %v", text, err)
+			}
+		}},
+		{"responseSchema, top-level ARRAY", `{"responseMimeType":"application/json","responseSchema":{"type":"ARRAY","minItems":"2","items":{"type":"OBJECT","properties":{"name":{"type":"STRING"},"rating":{"type":"INTEGER","minimum":1,"maximum":5},"genre":{"type":"STRING","enum":["rock","jazz"],"nullable":true}},"required":["name","rating"]}}}`, func(t *testing.T, text string) {
+			var v []item
+			if err := json.Unmarshal([]byte(text), &v); err != nil || len(v) != 2 {
+				t.Fatalf("%q: %v", text, err)
+			}
+			for _, it := range v {
+				if it.Name == "" || it.Rating < 1 || it.Rating > 5 || it.Genre == nil || (*it.Genre != "rock" && *it.Genre != "jazz") {
+					t.Fatalf("%q", text)
+				}
+			}
+		}},
+		{"responseJsonSchema with $defs", `{"responseMimeType":"application/json","responseJsonSchema":{"type":"object","properties":{"items":{"type":"array","items":{"$ref":"#/$defs/item"}}},"required":["items"],"$defs":{"item":{"type":"object","properties":{"name":{"type":"string"},"rating":{"type":"integer","minimum":1,"maximum":5}},"required":["name","rating"]}}}}`, func(t *testing.T, text string) {
+			var v struct{ Items []item }
+			if err := json.Unmarshal([]byte(text), &v); err != nil || len(v.Items) != 1 || v.Items[0].Name == "" || v.Items[0].Rating < 1 || v.Items[0].Rating > 5 {
+				t.Fatalf("%q: %v", text, err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"contents":[{"role":"user","parts":[{"text":"list some albums"}]}],"generationConfig":` + tt.gc + `}`
+			resp, b := post(t, context.Background(), base+"/v1beta/models/m:generateContent", body, nil)
+			var r response
+			if err := json.Unmarshal(b, &r); err != nil || resp.StatusCode != 200 || len(r.Candidates) != 1 || r.Candidates[0].Content.Parts[0].Text == nil {
+				t.Fatalf("%d %s", resp.StatusCode, b)
+			}
+			text := *r.Candidates[0].Content.Parts[0].Text
+			tt.check(t, text)
+
+			// Streamed, the pieces join to the same document.
+			_, b = post(t, context.Background(), base+"/v1beta/models/m:streamGenerateContent?alt=sse", body, nil)
+			var joined strings.Builder
+			for _, ev := range sseEvents(t, b) {
+				for _, p := range ev.Candidates[0].Content.Parts {
+					if p.Text != nil {
+						joined.WriteString(*p.Text)
+					}
+				}
+			}
+			if joined.String() != text {
+				t.Fatalf("stream %q != %q", joined.String(), text)
+			}
+		})
+	}
+}
+
 func TestStreamFaults(t *testing.T) {
 	_, base := start(t, Config{})
 	t.Run("stream-error", func(t *testing.T) {
