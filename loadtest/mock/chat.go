@@ -285,11 +285,15 @@ func (s *Server) planChat(st *state, req *chatRequest, d *Directives) (*chatPlan
 	if e != nil {
 		return nil, e
 	}
+	if i, ok := d.Called(len(req.Tools), func(i int) string { return req.Tools[i].Function.Name }); ok {
+		calls = []*chatTool{&req.Tools[i]}
+	}
 	if len(calls) > 0 && last.Role != "tool" {
 		p.finish = "tool_calls"
 		p.calls = make([]ToolCall, len(calls))
 		for i, t := range calls {
 			p.calls[i] = NewToolCall(seed, i, t.Function.Name, t.Function.Parameters, "call_", 24)
+			d.SetArgs(&p.calls[i])
 		}
 		return p, nil
 	}

@@ -49,6 +49,12 @@
 //	                  object the live API sends, on which the SDKs raise)
 //	stream-error=failed  Responses streams: a response.failed event (status
 //	                  failed, error.code server_error) instead
+//	call=NAME         call only the tool NAME (when offered), in every
+//	                  format: scripted agent tests drive a real client's
+//	                  tool round trip
+//	arg.KEY=VALUE     that call's arguments are exactly the arg.* given, as
+//	                  strings (URL-escaped: %20 for a space), e.g. "#mock:call=exec_command
+//	                  #mock:arg.cmd=cat%20hello.txt"
 //
 // Examples: "hi #mock:status=429", "#mock:latency=150ms;tokens=5 hello",
 // "X-Mock-Directive: status=503". A malformed directive is a 400.

@@ -1,7 +1,9 @@
 package mock
 
 import (
+	"encoding/json"
 	"errors"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +31,12 @@ type Directives struct {
 	HasLatency    bool
 	RetryAfter    time.Duration
 	HasRetryAfter bool
+	// Call names the one tool the answer calls (when the request offers
+	// it), and Args sets string arguments of that call: scripted agent
+	// tests ("#mock:call=exec_command #mock:arg.cmd=cat%20hello.txt")
+	// drive a real client's tool round trip.
+	Call string
+	Args map[string]string
 }
 
 // ErrDirective is returned for a malformed directive.
@@ -92,6 +100,11 @@ func (d *Directives) Parse(spec string) error {
 				return ErrDirective
 			}
 			d.Latency, d.HasLatency = v, true
+		case "call":
+			if val == "" {
+				return ErrDirective
+			}
+			d.Call = val
 		case "retry-after", "retry_after":
 			v, err := parseDur(val, time.Second)
 			if err != nil {
@@ -99,10 +112,48 @@ func (d *Directives) Parse(spec string) error {
 			}
 			d.RetryAfter, d.HasRetryAfter = v, true
 		default:
-			return ErrDirective
+			name, ok := strings.CutPrefix(key, "arg.")
+			if !ok || name == "" {
+				return ErrDirective
+			}
+			v, err := url.PathUnescape(val) // %20 for spaces: a directive ends at whitespace
+			if err != nil {
+				return ErrDirective
+			}
+			if d.Args == nil {
+				d.Args = map[string]string{}
+			}
+			d.Args[name] = v
 		}
 	}
 	return nil
+}
+
+// Called is the index, among the n tools a request offers (name(i) is
+// the i-th one's name), of the tool a call= directive names; ok is false
+// without such a directive or when the request does not offer that tool.
+func (d *Directives) Called(n int, name func(i int) string) (i int, ok bool) {
+	if d == nil || d.Call == "" {
+		return 0, false
+	}
+	for i := 0; i < n; i++ {
+		if name(i) == d.Call {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// SetArgs makes c's arguments exactly the arg.* directives (strings): the
+// generated ones fill every property of the schema, and a real client may
+// refuse values it did not expect (a float where it parses an integer).
+func (d *Directives) SetArgs(c *ToolCall) {
+	if d == nil || len(d.Args) == 0 {
+		return
+	}
+	b, _ := json.Marshal(d.Args)
+	c.Args = string(b)
+	c.Frags = Fragments(c.Args)
 }
 
 // Scan applies every "#mock:..." occurrence in text.

@@ -258,7 +258,7 @@ func (s *Server) planResponses(st *state, req *responsesRequest, d *Directives, 
 	if len(items) > 0 {
 		last := &items[len(items)-1]
 		userText = last.Content.text
-		afterOutput = last.Type == "function_call_output"
+		afterOutput = last.Type == "function_call_output" || last.Type == "custom_tool_call_output"
 		if lastUser >= 0 {
 			userText = items[lastUser].Content.text
 			if err := d.Scan(userText); err != nil {
@@ -305,10 +305,14 @@ func (s *Server) planResponses(st *state, req *responsesRequest, d *Directives, 
 		if len(fns) >= 2 && p.parallel {
 			calls = fns[:2]
 		}
+		if i, ok := d.Called(len(fns), func(i int) string { return fns[i].Name }); ok {
+			calls = fns[i : i+1]
+		}
 		p.calls = make([]ToolCall, len(calls))
 		p.callIDs = make([]string, len(calls))
 		for i, t := range calls {
 			p.calls[i] = NewToolCall(seed, i, t.Name, t.Parameters, "call_", 24)
+			d.SetArgs(&p.calls[i])
 			p.callIDs[i] = s.newID("fc_")
 		}
 		return p, nil

@@ -304,7 +304,11 @@ func (s *Server) decide(st *state, req *request, header string) (*plan, *mock.Di
 	}
 	maxTok := *req.MaxTokens
 
-	if calls := chooseTools(req, tools); len(calls) > 0 && last.Role == "user" && !lastBlockIsResult {
+	calls := chooseTools(req, tools)
+	if i, ok := d.Called(len(req.Tools), func(i int) string { return req.Tools[i].Name }); ok && tools[req.Tools[i].Name] == &req.Tools[i] {
+		calls = []*tool{&req.Tools[i]}
+	}
+	if len(calls) > 0 && last.Role == "user" && !lastBlockIsResult {
 		p.stopReason = "tool_use"
 		auto := req.ToolChoice == nil || req.ToolChoice.Type == "auto"
 		if auto {
@@ -314,6 +318,7 @@ func (s *Server) decide(st *state, req *request, header string) (*plan, *mock.Di
 		p.calls = make([]mock.ToolCall, len(calls))
 		for i, t := range calls {
 			p.calls[i] = mock.NewToolCall(seed, i, t.Name, t.InputSchema, "toolu_01", 22)
+			d.SetArgs(&p.calls[i])
 		}
 		if p.outputTokens() > maxTok { // cut inside the answer
 			p.calls, p.preamble, p.stopReason = nil, false, "max_tokens"

@@ -478,10 +478,14 @@ func makePlan(cfg *Config, req *generateRequest, model string, d *mock.Directive
 		decls = decls[:0]
 		decls = append(decls, findDecl(req.Tools, allowed[0]))
 	}
+	if i, ok := d.Called(len(decls), func(i int) string { return decls[i].Name }); ok {
+		decls = decls[i : i+1]
+	}
 	if len(decls) > 0 && mode != "NONE" && !afterResponse {
 		n := min(len(decls), 2)
 		for i, dcl := range decls[:n] {
 			c := plannedCall{ToolCall: mock.NewToolCall(seed, i, dcl.Name, schemaOf(dcl), "", 0)}
+			d.SetArgs(&c.ToolCall)
 			if i == 0 {
 				c.sig = signatureFor(dcl.Name) // parallel calls: the first one only
 			}
