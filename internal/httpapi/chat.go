@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/billing"
@@ -22,8 +21,10 @@ import (
 // statusClientClosed is logged and metered when the caller went away.
 const statusClientClosed = 499
 
-// chat is POST /v1/chat/completions: read and check the request, route it,
-// relay the answer, meter it. Auth already happened in the middleware.
+// chat is POST /v1/chat/completions: read and check the request, admit
+// it, route it, relay the answer, meter it. Auth already happened in the
+// middleware. The caller's body is the pivot: it goes upstream untouched
+// but for the model (and whatever a provider's quirks require).
 func (s *Server) chat(c *gin.Context) {
 	info := infoOf(c)
 	body, err := s.readBody(c)
@@ -44,54 +45,35 @@ func (s *Server) chat(c *gin.Context) {
 	}
 	info.model, info.stream, info.body = req.Model, req.Stream, body
 	defer s.meter(info)
+	a := s.admitModelCall(c, info, body, req.MaxTokens, true)
+	if a == nil {
+		return
+	}
+	defer a.done(info)
+	s.serveChat(c, a, req, &chatEncoder{includeUsage: req.IncludeUsage})
+}
 
-	m, ok := s.router.Lookup(req.Model)
-	if !ok {
-		writeError(c, modelNotFound(req.Model))
-		return
-	}
-	if !info.key.AllowsModel(req.Model) {
-		writeError(c, newError(http.StatusForbidden, "permission_error", "model_not_allowed",
-			"This API key is not allowed to use the model `"+req.Model+"`.").withParam("model"))
-		return
-	}
-
-	adm := s.admit(c, info.key, body, req.MaxTokens)
-	if adm == nil {
-		return
-	}
-	if !s.hold(c, info, m, body, req.MaxTokens, true) {
-		adm.settle(0)
-		return
-	}
-	defer func() {
-		used := -1 // unknown: keep the reservation
-		switch {
-		case info.usageSeen:
-			used = info.prompt + info.complete
-		case info.ttft == 0 && info.status >= 400:
-			used = 0 // failed before any output: nothing was spent
-		}
-		adm.settle(used)
-	}()
-
-	// The request context ends when the caller disconnects, which cancels
-	// the upstream call; the timeout bounds the whole request, failover
-	// included.
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
-	defer cancel()
-	ctx = router.WithCaller(ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel})
+// serveChat routes a pivot request and answers it: a stream through enc,
+// else the chat.completion body as it came.
+func (s *Server) serveChat(c *gin.Context, a *admitted, req *providers.ChatRequest, enc encoder) {
+	info := infoOf(c)
 	if req.Stream {
-		s.relayStream(ctx, c, m, req)
+		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
+		noteRoute(info, res)
+		if err != nil {
+			s.routeFailed(c, err)
+			return
+		}
+		s.relayStream(c, st, enc)
 		return
 	}
-	resp, res, err := s.router.Chat(ctx, m, req)
+	resp, res, err := s.router.Chat(a.ctx, a.m, req)
 	noteRoute(info, res)
 	if err != nil {
 		s.routeFailed(c, err)
 		return
 	}
-	info.prompt, info.complete, info.cached, info.usageSeen = resp.Usage.PromptTokens, resp.Usage.CompletionTokens, resp.Usage.CachedTokens, true
+	noteUsage(info, resp.Usage)
 	setRouteHeaders(c.Writer.Header(), info)
 	if !s.commitUsage(c, info) { // durable before the answer leaves
 		writeError(c, errSpoolFull())
@@ -99,6 +81,27 @@ func (s *Server) chat(c *gin.Context) {
 	}
 	c.Data(http.StatusOK, "application/json", resp.Body)
 }
+
+// chatEncoder writes chat.completion.chunk events as SSE data lines.
+type chatEncoder struct {
+	includeUsage bool
+	buf          []byte
+}
+
+func (e *chatEncoder) chunk(ch providers.Chunk) []byte {
+	if len(ch.Data) == 0 || (ch.UsageOnly && !e.includeUsage) {
+		return nil // xroute asked for usage; the caller did not
+	}
+	e.buf = append(e.buf[:0], "data: "...)
+	e.buf = append(e.buf, ch.Data...)
+	return append(e.buf, "\n\n"...)
+}
+
+func (e *chatEncoder) finish(context.Context, *requestInfo) []byte {
+	return []byte("data: [DONE]\n\n")
+}
+
+func (e *chatEncoder) fail(ae *apiError, _ *requestInfo) []byte { return streamErrorEvent(ae) }
 
 // readBody reads the body up to the configured limit.
 func (s *Server) readBody(c *gin.Context) ([]byte, error) {
@@ -141,86 +144,6 @@ func (s *Server) routeFailed(c *gin.Context, err error) {
 		setRouteHeaders(c.Writer.Header(), info)
 	}
 	writeError(c, upstreamError(err))
-}
-
-// relayStream passes the upstream's SSE events to the caller one by one,
-// flushing each, and never buffers the stream whole.
-func (s *Server) relayStream(ctx context.Context, c *gin.Context, m *router.Model, req *providers.ChatRequest) {
-	info := infoOf(c)
-	st, res, err := s.router.ChatStream(ctx, m, req)
-	noteRoute(info, res)
-	if err != nil {
-		s.routeFailed(c, err)
-		return
-	}
-	defer st.Close()
-	s.metrics.streamOpened()
-	defer s.metrics.streamClosed()
-
-	w := c.Writer
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no") // keep nginx in front from buffering
-	setRouteHeaders(h, info)
-	w.WriteHeader(http.StatusOK)
-
-	buf := make([]byte, 0, 1024)
-	for {
-		chunk, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			s.commitUsage(c, info) // durable before the final byte
-			if _, werr := w.Write([]byte("data: [DONE]\n\n")); werr == nil {
-				w.Flush()
-			}
-			return
-		}
-		if err != nil {
-			if c.Request.Context().Err() != nil {
-				info.status, info.errCode = statusClientClosed, "client_closed"
-				return
-			}
-			// The caller already has a 200 and part of the answer: end the
-			// stream with an error event; what was delivered is metered.
-			e := upstreamError(err)
-			if errors.Is(err, context.DeadlineExceeded) {
-				e = newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The request timed out while streaming.")
-			} else {
-				e.Message = "The upstream stream was interrupted: " + e.Message
-			}
-			info.status, info.errCode, info.errMsg = e.Status, "stream_interrupted", e.Message
-			s.log.Warn("stream interrupted", zap.String("request_id", info.id), zap.String("provider", info.provider), zap.Error(safeErr(err)))
-			w.Write(streamErrorEvent(e))
-			w.Flush()
-			return
-		}
-		if chunk.Usage != nil {
-			u := chunk.Usage
-			info.prompt, info.complete, info.cached, info.usageSeen = u.PromptTokens, u.CompletionTokens, u.CachedTokens, true
-		}
-		if chunk.UsageOnly && !req.IncludeUsage {
-			continue // xroute asked for usage; the caller did not
-		}
-		if info.hold != nil && !info.usageSeen {
-			// Kept only for priced requests, to count the delivered part
-			// if the provider never reports usage.
-			if t := gjson.GetBytes(chunk.Data, "choices.0.delta.content"); t.Type == gjson.String {
-				info.delivered = append(info.delivered, t.Str...)
-			}
-		}
-		if info.ttft == 0 {
-			info.ttft = s.now().Sub(info.start)
-		}
-		buf = append(buf[:0], "data: "...)
-		buf = append(buf, chunk.Data...)
-		buf = append(buf, "\n\n"...)
-		if _, err := w.Write(buf); err != nil {
-			info.status, info.errCode = statusClientClosed, "client_closed"
-			return
-		}
-		w.Flush()
-	}
 }
 
 // safeErr drops upstream words from errors about credentials before they

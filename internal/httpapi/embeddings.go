@@ -96,35 +96,12 @@ func (s *Server) embeddings(c *gin.Context) {
 	}
 	info.model, info.body = req.Model, body
 	defer s.meter(info)
-	m, ok := s.router.Lookup(req.Model)
-	if !ok {
-		writeError(c, modelNotFound(req.Model))
+	a := s.admitModelCall(c, info, body, 0, false)
+	if a == nil {
 		return
 	}
-	if !info.key.AllowsModel(req.Model) {
-		writeError(c, newError(http.StatusForbidden, "permission_error", "model_not_allowed", "This API key is not allowed to use the model `"+req.Model+"`.").withParam("model"))
-		return
-	}
-	adm := s.admit(c, info.key, body, 0)
-	if adm == nil {
-		return
-	}
-	if !s.hold(c, info, m, body, 0, false) {
-		adm.settle(0)
-		return
-	}
-	defer func() {
-		used := -1
-		if info.usageSeen {
-			used = info.prompt
-		} else if info.status >= 400 {
-			used = 0
-		}
-		adm.settle(used)
-	}()
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
-	defer cancel()
-	vecs, usage, res, err := s.router.Embed(ctx, m, inputs, req.Dimensions)
+	defer a.done(info)
+	vecs, usage, res, err := s.router.Embed(a.ctx, a.m, inputs, req.Dimensions)
 	noteRoute(info, res)
 	if err != nil {
 		if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {

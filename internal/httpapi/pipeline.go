@@ -1,0 +1,180 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/router"
+)
+
+// The admission pipeline every model endpoint shares (chat, Responses,
+// legacy completions, embeddings), in one order: the model is looked up
+// and the key's model scope checked, the key's limits admit the request
+// (concurrency, RPM, TPM), the credits its worst case may cost are held,
+// then the request's deadline starts and the caller's routing wishes are
+// attached. Routing, failover, metering and the usage log do not know
+// which endpoint a request came in through.
+
+// admitted is a request that passed admission.
+type admitted struct {
+	m      *router.Model
+	adm    *admission
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// admitModelCall runs admission for a request to info.model whose pivot
+// (or embeddings) body is body. maxTokens is the caller's output cap (0:
+// none); hedgeable says two attempts may complete and be paid (chat-like
+// requests on a hedged model). On refusal it has answered and returns
+// nil; otherwise the caller must defer done. The caller has deferred
+// s.meter(info) before, so refusals are recorded too.
+func (s *Server) admitModelCall(c *gin.Context, info *requestInfo, body []byte, maxTokens int, hedgeable bool) *admitted {
+	m, ok := s.router.Lookup(info.model)
+	if !ok {
+		writeError(c, modelNotFound(info.model))
+		return nil
+	}
+	if !info.key.AllowsModel(info.model) {
+		writeError(c, newError(http.StatusForbidden, "permission_error", "model_not_allowed",
+			"This API key is not allowed to use the model `"+info.model+"`.").withParam("model"))
+		return nil
+	}
+	adm := s.admit(c, info.key, body, maxTokens)
+	if adm == nil {
+		return nil
+	}
+	if !s.hold(c, info, m, body, maxTokens, hedgeable) {
+		adm.settle(0)
+		return nil
+	}
+	// The request context ends when the caller disconnects, which cancels
+	// the upstream call; the timeout bounds the whole request, failover
+	// included.
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
+	ctx = router.WithCaller(ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel})
+	return &admitted{m: m, adm: adm, ctx: ctx, cancel: cancel}
+}
+
+// done settles the key's token reservation with what was used and ends
+// the request's context.
+func (a *admitted) done(info *requestInfo) {
+	used := -1 // unknown: keep the reservation
+	switch {
+	case info.usageSeen:
+		used = info.prompt + info.complete
+	case info.ttft == 0 && info.status >= 400:
+		used = 0 // failed before any output: nothing was spent
+	}
+	a.adm.settle(used)
+	a.cancel()
+}
+
+// noteUsage records an answer's usage.
+func noteUsage(info *requestInfo, u providers.Usage) {
+	info.prompt, info.complete, info.cached, info.usageSeen = u.PromptTokens, u.CompletionTokens, u.CachedTokens, true
+}
+
+// encoder writes a routed stream in the caller's format. Each method
+// returns the bytes to send (nil: nothing now).
+type encoder interface {
+	// chunk renders one upstream chunk.
+	chunk(ch providers.Chunk) []byte
+	// finish renders the end of a stream that completed; its usage is
+	// committed already. It may keep state (a stored response) first.
+	finish(ctx context.Context, info *requestInfo) []byte
+	// fail renders the end of a stream that broke after it started.
+	fail(e *apiError, info *requestInfo) []byte
+}
+
+// relayStream sends a routed stream to the caller through enc, flushing
+// every event: nothing is buffered whole. The answer's usage is committed
+// before its final byte.
+func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder) {
+	info := infoOf(c)
+	defer st.Close()
+	s.metrics.streamOpened()
+	defer s.metrics.streamClosed()
+
+	w := c.Writer
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no") // keep nginx in front from buffering
+	setRouteHeaders(h, info)
+	w.WriteHeader(http.StatusOK)
+
+	var scratch []providers.Event
+	open := map[int]bool{}
+	for {
+		chunk, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			s.commitUsage(c, info) // durable before the final byte
+			if out := enc.finish(c.Request.Context(), info); len(out) > 0 {
+				if _, werr := w.Write(out); werr == nil {
+					w.Flush()
+				}
+			}
+			return
+		}
+		if err != nil {
+			if c.Request.Context().Err() != nil {
+				info.status, info.errCode = statusClientClosed, "client_closed"
+				return
+			}
+			// The caller already has a 200 and part of the answer: end the
+			// stream with an error event; what was delivered is metered.
+			e := upstreamError(err)
+			if errors.Is(err, context.DeadlineExceeded) {
+				e = newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The request timed out while streaming.")
+			} else {
+				e.Message = "The upstream stream was interrupted: " + e.Message
+			}
+			info.status, info.errCode, info.errMsg = e.Status, "stream_interrupted", e.Message
+			s.log.Warn("stream interrupted", zap.String("request_id", info.id), zap.String("provider", info.provider), zap.Error(safeErr(err)))
+			w.Write(enc.fail(e, info))
+			w.Flush()
+			return
+		}
+		if chunk.Usage != nil {
+			noteUsage(info, *chunk.Usage)
+		}
+		if info.hold != nil && !info.usageSeen {
+			// Kept only for priced requests, to count what was delivered if
+			// the provider never reports usage: text, reasoning, tool names
+			// and arguments alike.
+			evs := chunk.Events
+			if evs == nil && !chunk.Native && len(chunk.Data) > 0 {
+				scratch, _ = providers.DecodeChatChunk(chunk.Data, scratch[:0], open)
+				evs = scratch
+			}
+			for _, ev := range evs {
+				switch ev.Kind {
+				case providers.EventText, providers.EventRefusal, providers.EventReasoning, providers.EventToolArgs:
+					info.delivered = append(info.delivered, ev.Text...)
+				case providers.EventToolStart:
+					info.delivered = append(info.delivered, ev.Name...)
+				}
+			}
+		}
+		out := enc.chunk(chunk)
+		if len(out) == 0 {
+			continue
+		}
+		if info.ttft == 0 {
+			info.ttft = s.now().Sub(info.start)
+		}
+		if _, err := w.Write(out); err != nil {
+			info.status, info.errCode = statusClientClosed, "client_closed"
+			return
+		}
+		w.Flush()
+	}
+}
