@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -85,11 +86,16 @@ type Key struct {
 
 // Endpoint names a key's endpoint scope may list.
 const (
-	EndpointChat       = "chat.completions"
-	EndpointEmbeddings = "embeddings"
-	EndpointModels     = "models"
-	EndpointUsage      = "usage"
+	EndpointChat        = "chat.completions"
+	EndpointResponses   = "responses"
+	EndpointCompletions = "completions"
+	EndpointEmbeddings  = "embeddings"
+	EndpointModels      = "models"
+	EndpointUsage       = "usage"
 )
+
+// Endpoints lists every endpoint name, in the order help texts show them.
+var Endpoints = []string{EndpointChat, EndpointResponses, EndpointCompletions, EndpointEmbeddings, EndpointModels, EndpointUsage}
 
 // AllowsModel reports whether the key may use model. An empty list allows
 // every model; entries are globs ("gpt-4o*", "claude-*").
@@ -318,10 +324,8 @@ func (p *CreateParams) validate() error {
 		}
 	}
 	for _, e := range p.AllowedEndpoints {
-		switch e {
-		case EndpointChat, EndpointEmbeddings, EndpointModels, EndpointUsage, "*":
-		default:
-			return &ValidationError{"allowed_endpoints", fmt.Sprintf("unknown endpoint %q (known: %s, %s, %s, %s)", e, EndpointChat, EndpointEmbeddings, EndpointModels, EndpointUsage)}
+		if e != "*" && !slices.Contains(Endpoints, e) {
+			return &ValidationError{"allowed_endpoints", fmt.Sprintf("unknown endpoint %q (known: %s)", e, strings.Join(Endpoints, ", "))}
 		}
 	}
 	for _, c := range p.AllowedCIDRs {

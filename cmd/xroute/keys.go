@@ -95,7 +95,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.StringVar(&p.AccountID, "account", "", "owning account id (default: the default account)")
 		fs.BoolVar(&admin, "admin", false, "create an admin key (xra-…) for the admin API")
 		fs.Var(&models, "models", "model globs the key may use, comma-separated (default: all)")
-		fs.Var(&endpoints, "endpoints", "endpoints the key may call: chat.completions,embeddings,models,usage (default: all)")
+		fs.Var(&endpoints, "endpoints", "endpoints the key may call: "+strings.Join(keys.Endpoints, ",")+" (default: all)")
 		fs.Var(&cidrs, "cidrs", "client IPs/CIDRs allowed, comma-separated (default: any)")
 		fs.IntVar(&p.RPM, "rpm", 0, "requests per minute (0: the server default)")
 		fs.IntVar(&p.TPM, "tpm", 0, "tokens per minute (0: the server default)")

@@ -162,6 +162,13 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	cr := newCredits(a.Ledger, db, a.Audit, cfg.Anomaly.Webhook, log.Named("credits"), budgetOpts...)
 	a.Budgets = cr.budgets
 	a.closers = append(a.closers, cr.close)
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		sweepResponses(sweepCtx, db, cfg.Responses.SweepInterval, log.Named("responses"))
+	}()
+	a.closers = append(a.closers, func() { stopSweep(); <-swept })
 	g := newGuard(cfg, ks, a.Audit, rdb, log.Named("guard"))
 	a.closers = append(a.closers, g.close)
 
@@ -204,6 +211,10 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		ProviderKeys:    a.Secrets,
 		Metrics:         metrics,
 		StoreHealth:     health, // store outage: 503 store_unavailable
+
+		Responses:         db,
+		ResponseRetention: cfg.Responses.Retention,
+		Tokens:            cr,
 	})
 	if err != nil {
 		return nil, err
@@ -239,6 +250,28 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	}
 	a.Handler = h
 	return a, nil
+}
+
+// sweepResponses deletes stored Responses API answers past their
+// retention, every interval until ctx ends. Replicas may all sweep: each
+// batch takes rows no other sweep has locked.
+func sweepResponses(ctx context.Context, db *store.DB, every time.Duration, log *zap.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := db.SweepResponses(ctx, time.Now(), 1000)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("sweeping expired responses", zap.Error(err))
+		case n > 0:
+			log.Info("expired responses deleted", zap.Int("responses", n))
+		}
+	}
 }
 
 // OpenStore opens the configured store: PostgreSQL when database.url is

@@ -52,6 +52,16 @@ func (c *credits) estimator() (*billing.Estimator, error) {
 	return c.est, c.estErr
 }
 
+// PromptTokens implements httpapi.TokenCounter: a pivot body's prompt
+// tokens by the tokenizer that reserves credits.
+func (c *credits) PromptTokens(body []byte) (int, error) {
+	est, err := c.estimator()
+	if err != nil {
+		return 0, err
+	}
+	return est.PromptTokens(body), nil
+}
+
 // enqueue runs on the request goroutine: it must not block.
 func (c *credits) enqueue(a billing.Alert) {
 	select {

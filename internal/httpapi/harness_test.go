@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -52,6 +53,8 @@ type gwOptions struct {
 	noProviderKey bool
 	// mutate adjusts the config before the app is built.
 	mutate func(*config.Config)
+	// wrapPrimary wraps the primary mock's handler (to record requests).
+	wrapPrimary func(http.Handler) http.Handler
 }
 
 // gateway is xroute wired exactly as the binary wires it, in front of
@@ -75,7 +78,11 @@ func newGateway(t *testing.T, o gwOptions) *gateway {
 	}
 	g := &gateway{t: t, logs: &syncBuffer{}}
 	g.primary = mock.New(o.mock)
-	up := httptest.NewServer(g.primary)
+	var h http.Handler = g.primary
+	if o.wrapPrimary != nil {
+		h = o.wrapPrimary(h)
+	}
+	up := httptest.NewServer(h)
 	t.Cleanup(up.Close)
 
 	dir := t.TempDir()

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -102,6 +103,12 @@ type Config struct {
 	// StoreHealth gates new /v1 requests and answers /healthz while the
 	// database is down (nil: Health is pinged on /healthz, no gate).
 	StoreHealth StoreHealth
+	// Responses keeps Responses API answers (nil: only store: false
+	// requests are served) for ResponseRetention.
+	Responses         ResponseStore
+	ResponseRetention time.Duration
+	// Tokens counts prompt tokens for the input_tokens endpoint.
+	Tokens TokenCounter
 }
 
 // Server is the HTTP handler.
@@ -128,6 +135,10 @@ type Server struct {
 	creditsAdmin    CreditsAdmin
 	metrics         *metrics
 	storeHealth     StoreHealth
+
+	responses         ResponseStore
+	responseRetention time.Duration
+	tokens            TokenCounter
 }
 
 // New builds the server and its routes.
@@ -153,6 +164,13 @@ func New(cfg Config) (*Server, error) {
 		credits:         cfg.Meter,
 		creditsAdmin:    cfg.Credits,
 		storeHealth:     cfg.StoreHealth,
+
+		responses:         cfg.Responses,
+		responseRetention: cfg.ResponseRetention,
+		tokens:            cfg.Tokens,
+	}
+	if s.responseRetention <= 0 {
+		s.responseRetention = 30 * 24 * time.Hour
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -176,6 +194,8 @@ func New(cfg Config) (*Server, error) {
 	v1 := e.Group("/v1", s.storeGate, s.authenticate, s.callerOnly)
 	v1.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat)
 	v1.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings)
+	v1.POST("/completions", s.scope(keys.EndpointCompletions), s.completion)
+	s.routeResponses(v1)
 	v1.GET("/models", s.scope(keys.EndpointModels), s.listModels)
 	v1.GET("/models/:id", s.scope(keys.EndpointModels), s.getModel)
 	if s.creditsAdmin != nil {
@@ -197,7 +217,27 @@ func New(cfg Config) (*Server, error) {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := apiPath(r.URL.Path); p != r.URL.Path {
+		r.URL.Path, r.URL.RawPath = p, ""
+	}
+	s.engine.ServeHTTP(w, r)
+}
+
+// apiPath maps the base URLs clients are configured with to xroute's
+// routes, answered where they are asked (a redirect would turn a POST
+// into a GET for some clients, and SDKs do not follow it): /openai/v1/...
+// (OpenAI's own path under a gateway prefix) is /v1/..., and a trailing
+// slash is dropped. Only API paths: the dashboard's /ui/ keeps its slash.
+func apiPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, "/openai/v1"); ok && (rest == "" || rest[0] == '/') {
+		p = "/v1" + rest
+	}
+	if len(p) > 1 && p[len(p)-1] == '/' && (strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/admin/")) {
+		p = strings.TrimRight(p, "/")
+	}
+	return p
+}
 
 func (s *Server) healthz(c *gin.Context) {
 	if s.storeHealth != nil {

@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/xroute/xroute/internal/ingress/completions"
+	"github.com/xroute/xroute/providers"
+)
+
+// completion is POST /v1/completions, the legacy Completions API: served
+// natively where the deployment has the endpoint, else as a chat request
+// whose answer is rendered back as text. Metered like chat; the hold and
+// the TPM reservation count every prompt and every choice.
+func (s *Server) completion(c *gin.Context) {
+	info := infoOf(c)
+	body, err := s.readBody(c)
+	if err != nil {
+		writeError(c, err.(*apiError))
+		return
+	}
+	rq, err := completions.Parse(body)
+	if err != nil {
+		writeRequestError(c, err)
+		return
+	}
+	if e := checkModelName(rq.Model); e != nil {
+		writeError(c, e)
+		return
+	}
+	pivot, pivotBody, err := rq.Pivot()
+	if err != nil {
+		writeRequestError(c, err)
+		return
+	}
+	includeUsage := rq.StreamOptions != nil && rq.StreamOptions.IncludeUsage
+	worst := rq.MaxOutput() * rq.Choices()
+	// IncludeUsage stays false: the adapter then asks every upstream for
+	// the usage chunk, and the encoder passes it on only when asked.
+	req := &providers.ChatRequest{
+		Model: rq.Model, Stream: rq.Stream, MaxTokens: rq.MaxOutput(), Body: pivotBody,
+		ContextTokens: len(body)/4 + rq.MaxOutput(),
+		Format:        providers.FormatCompletions, Native: body, NativeOnly: rq.NativeOnly(),
+	}
+	req.SetDecoded(pivot)
+	info.model, info.stream, info.body = rq.Model, rq.Stream, body
+	defer s.meter(info)
+	// The caller's body holds every prompt: the hold counts them all.
+	a := s.admitModelCall(c, info, body, worst, false)
+	if a == nil {
+		return
+	}
+	defer a.done(info)
+	b := completions.NewBuilder("cmpl-"+strings.TrimPrefix(providers.NewCompletionID(), "chatcmpl-"), rq.Model, s.now().Unix())
+	if rq.Stream {
+		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
+		noteRoute(info, res)
+		if err != nil {
+			s.routeFailed(c, err)
+			return
+		}
+		s.relayStream(c, st, &completionsEncoder{b: b, includeUsage: includeUsage})
+		return
+	}
+	resp, res, err := s.router.Chat(a.ctx, a.m, req)
+	noteRoute(info, res)
+	if err != nil {
+		s.routeFailed(c, err)
+		return
+	}
+	noteUsage(info, resp.Usage)
+	out := resp.Body
+	if !resp.Native {
+		out = b.Complete(resp.Completion, resp.Usage)
+	}
+	setRouteHeaders(c.Writer.Header(), info)
+	if !s.commitUsage(c, info) {
+		writeError(c, errSpoolFull())
+		return
+	}
+	c.Data(http.StatusOK, "application/json", out)
+}
+
+// completionsEncoder writes a completions stream: native chunks as they
+// are, translated events as text_completion chunks.
+type completionsEncoder struct {
+	b            *completions.Builder
+	includeUsage bool
+	native       bool
+	buf          []byte
+}
+
+func (e *completionsEncoder) chunk(ch providers.Chunk) []byte {
+	if ch.Native {
+		e.native = true
+		if ch.UsageOnly && !e.includeUsage {
+			return nil // xroute asked for usage; the caller did not
+		}
+		e.buf = append(e.buf[:0], "data: "...)
+		e.buf = append(e.buf, ch.Data...)
+		return append(e.buf, "\n\n"...)
+	}
+	var out []byte
+	for _, ev := range ch.Events {
+		out = append(out, e.b.Feed(ev)...)
+	}
+	return out
+}
+
+func (e *completionsEncoder) finish(_ context.Context, info *requestInfo) []byte {
+	if e.native {
+		return []byte("data: [DONE]\n\n")
+	}
+	return e.b.StreamEnd(providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete}, e.includeUsage)
+}
+
+func (e *completionsEncoder) fail(ae *apiError, _ *requestInfo) []byte { return streamErrorEvent(ae) }

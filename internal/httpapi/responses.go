@@ -1,0 +1,486 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/internal/ingress/responses"
+	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/providers"
+)
+
+// ResponseStore keeps Responses API answers for retrieval and for
+// previous_response_id, each readable only by its own account.
+type ResponseStore interface {
+	SaveResponse(ctx context.Context, r store.StoredResponse) error
+	GetResponse(ctx context.Context, accountID, id string) (store.StoredResponse, error)
+	DeleteResponse(ctx context.Context, accountID, id string) error
+	ResponseChain(ctx context.Context, accountID, id string, maxDepth int) ([]store.StoredResponse, error)
+}
+
+// TokenCounter counts a pivot body's prompt tokens without a model call.
+type TokenCounter interface {
+	PromptTokens(body []byte) (int, error)
+}
+
+// maxConversation bounds the stored turns previous_response_id replays.
+const maxConversation = 1000
+
+func (s *Server) routeResponses(v1 *gin.RouterGroup) {
+	scope := s.scope(keys.EndpointResponses)
+	v1.POST("/responses", scope, s.createResponse)
+	v1.POST("/responses/input_tokens", scope, s.responseInputTokens)
+	if s.responses == nil {
+		return
+	}
+	v1.GET("/responses/:id", scope, s.getResponse)
+	v1.DELETE("/responses/:id", scope, s.deleteResponse)
+	v1.GET("/responses/:id/input_items", scope, s.responseInputItems)
+	v1.POST("/responses/:id/cancel", scope, func(c *gin.Context) {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "not_background",
+			"Only background responses can be cancelled, and this gateway runs none."))
+	})
+}
+
+// createResponse is POST /v1/responses: the Responses API on every
+// provider. The request is parsed once and translated into the chat
+// pivot; a deployment that speaks the Responses API natively gets the
+// caller's own body (only the model rewritten) and its answer is relayed
+// as it is. Either way the answer is stored, unless store is false.
+func (s *Server) createResponse(c *gin.Context) {
+	info := infoOf(c)
+	body, err := s.readBody(c)
+	if err != nil {
+		writeError(c, err.(*apiError))
+		return
+	}
+	rq, err := responses.Parse(body)
+	if err != nil {
+		writeRequestError(c, err)
+		return
+	}
+	if e := checkModelName(rq.Model); e != nil {
+		writeError(c, e)
+		return
+	}
+	if rq.Stored() && s.responses == nil {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "store_unavailable",
+			"This gateway keeps no responses: send 'store': false.").withParam("store"))
+		return
+	}
+	history, e := s.conversation(c, rq)
+	if e != nil {
+		writeError(c, e)
+		return
+	}
+	tr, err := rq.Translate(history)
+	if err != nil {
+		writeRequestError(c, err)
+		return
+	}
+	maxTokens := 0
+	if rq.MaxOutputTokens != nil {
+		maxTokens = *rq.MaxOutputTokens
+	}
+	req := &providers.ChatRequest{
+		Model: rq.Model, Stream: rq.Streamed(), MaxTokens: maxTokens, Body: tr.PivotBody,
+		HasTools: len(tr.Pivot.Tools) > 0, HasImages: tr.HasImages, JSONSchema: tr.Pivot.ResponseFormat != nil && tr.Pivot.ResponseFormat.Type == "json_schema",
+		ContextTokens: len(tr.PivotBody)/4 + maxTokens,
+		Format:        providers.FormatResponses, Native: tr.Native, NativeOnly: tr.NativeOnly,
+	}
+	req.SetDecoded(tr.Pivot)
+	if len(tr.Dropped) > 0 {
+		c.Writer.Header().Set("x-xroute-dropped-tools", strings.Join(tr.Dropped, ","))
+	}
+	info.model, info.stream, info.body = rq.Model, req.Stream, tr.PivotBody
+	defer s.meter(info)
+	a := s.admitModelCall(c, info, tr.PivotBody, maxTokens, true)
+	if a == nil {
+		return
+	}
+	defer a.done(info)
+
+	out := &responseOut{s: s, rq: rq, key: info.key, b: responses.NewBuilder(rq, tr.Tools, responses.NewID("resp_"), rq.Model, s.now().Unix(), req.Stream)}
+	if req.Stream {
+		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
+		noteRoute(info, res)
+		if err != nil {
+			s.routeFailed(c, err)
+			return
+		}
+		s.relayStream(c, st, out)
+		return
+	}
+	resp, res, err := s.router.Chat(a.ctx, a.m, req)
+	noteRoute(info, res)
+	if err != nil {
+		s.routeFailed(c, err)
+		return
+	}
+	noteUsage(info, resp.Usage)
+	object := resp.Body
+	if resp.Native {
+		object = rq.RestorePrevious(object, "")
+	} else {
+		for _, ev := range resp.Completion.Events() {
+			out.b.Feed(ev, nil)
+		}
+		_, object = out.b.Finish(resp.Usage)
+	}
+	setRouteHeaders(c.Writer.Header(), info)
+	if !s.commitUsage(c, info) { // durable before the answer leaves
+		writeError(c, errSpoolFull())
+		return
+	}
+	if e := out.save(c.Request.Context(), info, object, out.outputOf(object, resp.Native)); e != nil {
+		writeError(c, e)
+		return
+	}
+	c.Data(http.StatusOK, "application/json", object)
+}
+
+// conversation loads the stored conversation previous_response_id names,
+// oldest first: each turn's input, then its output.
+func (s *Server) conversation(c *gin.Context, rq *responses.Request) ([]responses.Item, *apiError) {
+	if rq.PreviousResponseID == nil {
+		return nil, nil
+	}
+	id := *rq.PreviousResponseID
+	notFound := newError(http.StatusBadRequest, "invalid_request_error", "previous_response_not_found",
+		"Previous response with id '"+id+"' not found.").withParam("previous_response_id")
+	if s.responses == nil {
+		return nil, notFound
+	}
+	chain, err := s.responses.ResponseChain(c.Request.Context(), infoOf(c).key.AccountID, id, maxConversation)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, notFound
+	case err != nil:
+		return nil, s.storeError(c, "read the previous response", err)
+	}
+	turns := make([][2][]byte, len(chain))
+	for i, r := range chain {
+		turns[i] = [2][]byte{r.Input, r.Output}
+	}
+	items, err := responses.History(turns)
+	if err != nil {
+		return nil, s.storeError(c, "read the previous response", err)
+	}
+	return items, nil
+}
+
+func (s *Server) storeError(c *gin.Context, what string, err error) *apiError {
+	s.log.Error("responses store: "+what, zapReq(infoOf(c)), zapErr(err))
+	if s.storeDown(err) {
+		return errStoreUnavailable()
+	}
+	return newError(http.StatusInternalServerError, "server_error", "internal_error", "The gateway could not "+what+".")
+}
+
+// writeRequestError answers a *providers.RequestError as a 400.
+func writeRequestError(c *gin.Context, err error) {
+	var re *providers.RequestError
+	if errors.As(err, &re) {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", re.Message).withParam(re.Param))
+		return
+	}
+	writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", err.Error()))
+}
+
+// responseOut renders one answer: the translated stream through the
+// Builder, or a native stream relayed as it is; and stores the result.
+type responseOut struct {
+	s      *Server
+	rq     *responses.Request
+	key    *keys.Key
+	b      *responses.Builder
+	native bool
+	seen   bool // a chunk arrived: native or not is known
+	final  []byte
+	buf    []byte
+}
+
+// chunk implements encoder.
+func (o *responseOut) chunk(ch providers.Chunk) []byte {
+	if !o.seen {
+		o.seen, o.native = true, ch.Native
+	}
+	if o.native {
+		data := ch.Data
+		switch ch.Name {
+		case "response.created", "response.in_progress", "response.completed", "response.incomplete", "response.failed":
+			data = o.rq.RestorePrevious(data, "response.")
+		}
+		switch ch.Name {
+		case "response.completed", "response.incomplete", "response.failed":
+			// Stored (and usage committed) before it leaves: finish sends it.
+			o.final = append(o.final[:0], "event: "+ch.Name+"\ndata: "...)
+			o.final = append(o.final, data...)
+			o.final = append(o.final, "\n\n"...)
+			return nil
+		}
+		o.buf = append(o.buf[:0], "event: "...)
+		o.buf = append(o.buf, ch.Name...)
+		o.buf = append(o.buf, "\ndata: "...)
+		o.buf = append(o.buf, data...)
+		return append(o.buf, "\n\n"...)
+	}
+	o.buf = o.buf[:0]
+	if !o.b.Started() {
+		o.buf = append(o.buf, o.b.Start()...)
+	}
+	for _, ev := range ch.Events {
+		o.buf = append(o.buf, o.b.Feed(ev, ch.Usage)...)
+	}
+	return o.buf
+}
+
+// finish implements encoder: the final event, after the response is
+// stored (a client that continues at once finds it).
+func (o *responseOut) finish(ctx context.Context, info *requestInfo) []byte {
+	u := providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached}
+	if o.native {
+		if len(o.final) == 0 {
+			return nil
+		}
+		object := []byte(gjson.GetBytes(o.final[strings.Index(string(o.final), "data: ")+6:], "response").Raw)
+		if e := o.save(ctx, info, object, o.outputOf(object, true)); e != nil {
+			return responseErrorEvent(e)
+		}
+		return o.final
+	}
+	var events []byte
+	if !o.b.Started() {
+		events = o.b.Start()
+	}
+	events = append([]byte(nil), events...)
+	fin, object := o.b.Finish(u)
+	events = append(events, fin...)
+	if e := o.save(ctx, info, object, o.b.Output()); e != nil {
+		return append(events[:0:0], responseErrorEvent(e)...)
+	}
+	return events
+}
+
+// fail implements encoder.
+func (o *responseOut) fail(e *apiError, info *requestInfo) []byte {
+	code, _ := e.Code.(string)
+	if code == "" {
+		code = "server_error"
+	}
+	if o.native {
+		return responseErrorEvent(e)
+	}
+	var events []byte
+	if !o.b.Started() {
+		events = append(events, o.b.Start()...)
+	}
+	u := providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete}
+	fin, _ := o.b.Fail(code, e.Message, u)
+	return append(events, fin...)
+}
+
+// outputOf is the output items of a response object.
+func (o *responseOut) outputOf(object []byte, native bool) []byte {
+	if !native {
+		return o.b.Output()
+	}
+	if out := gjson.GetBytes(object, "output"); out.IsArray() {
+		return []byte(out.Raw)
+	}
+	return []byte("[]")
+}
+
+// save keeps the response unless the caller said store: false.
+func (o *responseOut) save(ctx context.Context, info *requestInfo, object, output []byte) *apiError {
+	if !o.rq.Stored() || o.s.responses == nil {
+		return nil
+	}
+	id := gjson.GetBytes(object, "id").Str
+	if id == "" {
+		id = o.b.ID()
+	}
+	prev := ""
+	if o.rq.PreviousResponseID != nil {
+		prev = *o.rq.PreviousResponseID
+	}
+	now := o.s.now()
+	rec := store.StoredResponse{ID: id, AccountID: o.key.AccountID, KeyID: o.key.ID, PreviousID: prev, Model: o.rq.Model,
+		Status: gjson.GetBytes(object, "status").Str, Input: o.rq.StoredInput(), Output: output, Response: object,
+		CreatedAt: now, ExpiresAt: now.Add(o.s.responseRetention)}
+	// A caller that left must not lose the turn it paid for.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := o.s.responses.SaveResponse(ctx, rec); err != nil {
+		o.s.log.Error("response not stored", zap.String("request_id", info.id), zap.String("response_id", id), zap.Error(err))
+		return newError(http.StatusInternalServerError, "server_error", "response_not_stored",
+			"The answer could not be stored for later retrieval; retry, or send 'store': false.")
+	}
+	return nil
+}
+
+// responseErrorEvent is a Responses stream's error event.
+func responseErrorEvent(e *apiError) []byte {
+	code, _ := e.Code.(string)
+	if code == "" {
+		code = e.Type
+	}
+	b, _ := json.Marshal(map[string]any{"type": "error", "code": code, "message": e.Message, "param": e.Param, "sequence_number": 0})
+	return append(append([]byte("event: error\ndata: "), b...), "\n\n"...)
+}
+
+// getResponse is GET /v1/responses/{id}: the caller's own stored answer.
+func (s *Server) getResponse(c *gin.Context) {
+	r, ok := s.ownResponse(c)
+	if !ok {
+		return
+	}
+	if c.Query("stream") == "true" {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "not_background",
+			"Only background responses can be streamed again, and this gateway runs none.").withParam("stream"))
+		return
+	}
+	c.Data(http.StatusOK, "application/json", r.Response)
+}
+
+// ownResponse reads the stored response named in the path; another
+// account's is a 404 like one that does not exist.
+func (s *Server) ownResponse(c *gin.Context) (store.StoredResponse, bool) {
+	id := c.Param("id")
+	r, err := s.responses.GetResponse(c.Request.Context(), infoOf(c).key.AccountID, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(c, responseNotFound(id))
+		return r, false
+	case err != nil:
+		writeError(c, s.storeError(c, "read the response", err))
+		return r, false
+	}
+	return r, true
+}
+
+func responseNotFound(id string) *apiError {
+	return newError(http.StatusNotFound, "invalid_request_error", "response_not_found", "Response with id '"+id+"' not found.")
+}
+
+// deleteResponse is DELETE /v1/responses/{id}.
+func (s *Server) deleteResponse(c *gin.Context) {
+	id := c.Param("id")
+	err := s.responses.DeleteResponse(c.Request.Context(), infoOf(c).key.AccountID, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(c, responseNotFound(id))
+		return
+	case err != nil:
+		writeError(c, s.storeError(c, "delete the response", err))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"id": id, "object": "response.deleted", "deleted": true})
+}
+
+// responseInputItems is GET /v1/responses/{id}/input_items: limit (1 to
+// 100, default 20), order (desc by default, as OpenAI), after an item id.
+func (s *Server) responseInputItems(c *gin.Context) {
+	limit := 20
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			writeError(c, invalidParam("limit", "limit must be an integer from 1 to 100."))
+			return
+		}
+		limit = n
+	}
+	order := c.DefaultQuery("order", "desc")
+	if order != "asc" && order != "desc" {
+		writeError(c, invalidParam("order", "order must be asc or desc."))
+		return
+	}
+	r, ok := s.ownResponse(c)
+	if !ok {
+		return
+	}
+	items, ids, err := responses.ListItems(r.ID, r.Input)
+	if err != nil {
+		writeError(c, s.storeError(c, "read the input items", err))
+		return
+	}
+	if order == "desc" {
+		for i, j := 0, len(items)-1; i < j; i, j = i+1, j-1 {
+			items[i], items[j] = items[j], items[i]
+			ids[i], ids[j] = ids[j], ids[i]
+		}
+	}
+	start := 0
+	if after := c.Query("after"); after != "" {
+		start = -1
+		for i, id := range ids {
+			if id == after {
+				start = i + 1
+				break
+			}
+		}
+		if start < 0 {
+			writeError(c, invalidParam("after", "after must be the id of an item of this response."))
+			return
+		}
+	}
+	end := min(start+limit, len(items))
+	page := items[start:end]
+	var first, last any
+	if len(page) > 0 {
+		first, last = ids[start], ids[end-1]
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": page, "first_id": first, "last_id": last, "has_more": end < len(items)})
+}
+
+// responseInputTokens is POST /v1/responses/input_tokens: the input's
+// token count without a model call, from xroute's own tokenizer (OpenAI's
+// encodings; an estimate for other vendors' models, which the
+// x-xroute-token-count header says).
+func (s *Server) responseInputTokens(c *gin.Context) {
+	body, err := s.readBody(c)
+	if err != nil {
+		writeError(c, err.(*apiError))
+		return
+	}
+	if !gjson.GetBytes(body, "model").Exists() {
+		// The model is optional here; it picks the tokenizer.
+		body = append([]byte(`{"model":"gpt-4o",`), body[1:]...)
+	}
+	rq, err := responses.Parse(body)
+	if err != nil {
+		writeRequestError(c, err)
+		return
+	}
+	history, e := s.conversation(c, rq)
+	if e != nil {
+		writeError(c, e)
+		return
+	}
+	tr, err := rq.Translate(history)
+	if err != nil {
+		writeRequestError(c, err)
+		return
+	}
+	if s.tokens == nil {
+		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "tokenizer_unavailable", "The gateway cannot count tokens right now."))
+		return
+	}
+	n, err := s.tokens.PromptTokens(tr.PivotBody)
+	if err != nil {
+		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "tokenizer_unavailable", "The gateway cannot count tokens right now."))
+		return
+	}
+	c.Writer.Header().Set("x-xroute-token-count", "estimate")
+	c.JSON(http.StatusOK, gin.H{"object": "response.input_tokens", "input_tokens": n})
+}
