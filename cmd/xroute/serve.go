@@ -165,6 +165,9 @@ func startDemoMocks(cfg *config.Config) ([]*http.Server, error) {
 		servers = append(servers, srv)
 		cfg.Providers = append(cfg.Providers, config.Provider{
 			Name: sp.name, Type: "openai", BaseURL: "http://" + ln.Addr().String() + "/v1", APIKey: sp.mc.APIKey,
+			// The mock serves the Responses API and legacy completions as
+			// OpenAI does: they are passed through natively.
+			NativeFormats: []string{"responses", "completions"},
 		})
 	}
 	// OpenAI's list prices, so the demo meters real-looking costs.
@@ -198,6 +201,8 @@ func printDemo(w io.Writer, base, key, adminKey string) {
 	fmt.Fprintf(w, "export OPENAI_API_KEY=%s\n", key)
 	fmt.Fprintf(w, "\nThen try (works as printed):\n\n")
 	fmt.Fprintf(w, "curl -sS %s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'\n\n", base, key)
+	fmt.Fprintf(w, "The Responses API (Codex CLI, the Vercel AI SDK, the Agents SDK) and the seed's /openai/v1 base URL work too:\n\n")
+	fmt.Fprintf(w, "curl -sS %s/openai/v1/responses -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"input\":\"Hello!\"}'\n\n", base, key)
 	fmt.Fprintf(w, "Streaming: add \"stream\":true to the body and -N to curl. The demo account has 10 USD of credits:\n")
 	fmt.Fprintf(w, "curl -sS %s/v1/credits -H 'Authorization: Bearer %s'\n\n", base, key)
 	fmt.Fprintf(w, "Operators: an admin key for the admin API (keys, accounts, provider keys, audit log):\n\n")
