@@ -464,3 +464,22 @@ func TestTimeoutBeforeHeaders(t *testing.T) {
 		}
 	}
 }
+
+func TestResponsesAPIIsNativeWhereAzureServesIt(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		formats []string
+		want    bool
+	}{{"v1", nil, true}, {"", nil, false}, {"2025-04-01-preview", nil, true}, {"2024-10-21", nil, false}, {"v1", []string{"none"}, false}} {
+		a, err := New(config.Provider{Name: "az", Type: "azure", BaseURL: "https://r.openai.azure.com", APIKey: "k", APIVersion: tc.version, NativeFormats: tc.formats}, providers.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := providers.Speaks(a, providers.FormatResponses); got != tc.want {
+			t.Errorf("api_version %q %v: native responses %v, want %v", tc.version, tc.formats, got, tc.want)
+		}
+		if providers.Speaks(a, providers.FormatCompletions) {
+			t.Errorf("api_version %q: Azure's completions are not served natively", tc.version)
+		}
+	}
+}

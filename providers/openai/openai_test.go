@@ -224,3 +224,34 @@ func TestStreamHeaderTimeoutIsRetryable(t *testing.T) {
 		t.Fatalf("header timeout must be a retryable timeout: %T %v", err, err)
 	}
 }
+
+func TestNativeFormats(t *testing.T) {
+	cases := []struct {
+		base    string
+		formats []string
+		resp    bool
+		compl   bool
+	}{
+		{"https://api.openai.com/v1", nil, true, true},
+		{"https://API.OPENAI.COM/v1", nil, true, true},
+		{"https://api.openai.com/v1", []string{"none"}, false, false},
+		{"https://api.groq.com/openai/v1", nil, false, false},
+		{"http://127.0.0.1:9/v1", []string{"responses"}, true, false},
+		{"http://127.0.0.1:9/v1", []string{"completions"}, false, true},
+	}
+	for _, tc := range cases {
+		a, err := New(config.Provider{Name: "p", Type: "openai", BaseURL: tc.base, NativeFormats: tc.formats}, providers.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := providers.Speaks(a, providers.FormatResponses); got != tc.resp {
+			t.Errorf("%s %v: responses %v, want %v", tc.base, tc.formats, got, tc.resp)
+		}
+		if got := providers.Speaks(a, providers.FormatCompletions); got != tc.compl {
+			t.Errorf("%s %v: completions %v, want %v", tc.base, tc.formats, got, tc.compl)
+		}
+		if !providers.Speaks(a, providers.FormatChat) {
+			t.Errorf("%s: every adapter speaks chat", tc.base)
+		}
+	}
+}
