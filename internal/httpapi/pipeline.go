@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/providers"
@@ -81,6 +83,11 @@ func noteUsage(info *requestInfo, u providers.Usage) {
 	info.prompt, info.complete, info.cached, info.usageSeen = u.PromptTokens, u.CompletionTokens, u.CachedTokens, true
 }
 
+var (
+	toolCallsKey = []byte(`"tool_calls"`)
+	reasoningKey = []byte(`"reasoning`)
+)
+
 // encoder writes a routed stream in the caller's format. Each method
 // returns the bytes to send (nil: nothing now).
 type encoder interface {
@@ -152,8 +159,15 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder) {
 			// and arguments alike.
 			evs := chunk.Events
 			if evs == nil && !chunk.Native && len(chunk.Data) > 0 {
-				scratch, _ = providers.DecodeChatChunk(chunk.Data, scratch[:0], open)
-				evs = scratch
+				if !bytes.Contains(chunk.Data, toolCallsKey) && !bytes.Contains(chunk.Data, reasoningKey) {
+					// The common chunk: text only, one path lookup.
+					if t := gjson.GetBytes(chunk.Data, "choices.0.delta.content"); t.Type == gjson.String {
+						info.delivered = append(info.delivered, t.Str...)
+					}
+				} else {
+					scratch, _ = providers.DecodeChatChunk(chunk.Data, scratch[:0], open)
+					evs = scratch
+				}
 			}
 			for _, ev := range evs {
 				switch ev.Kind {
