@@ -271,11 +271,11 @@ type chartMark struct {
 
 // Layout, in pixels.
 const (
-	chartW      = 900
+	chartW      = 930
 	chartH      = 420
 	plotLeft    = 76
 	plotTop     = 40
-	plotRight   = chartW - 136 // the legend goes to the right of the plot
+	plotRight   = chartW - 166 // the legend goes to the right of the plot: room for "xroute-translated"
 	plotBottom  = chartH - 52
 	superSample = 3 // lines are drawn at 3× and scaled down: anti-aliasing
 )
@@ -302,8 +302,10 @@ func seriesColor(name string, i int) color.RGBA {
 		return color.RGBA{44, 160, 44, 255} // green
 	case "xroute-info":
 		return color.RGBA{214, 39, 40, 255} // red
+	case "xroute-translated":
+		return color.RGBA{148, 103, 189, 255} // purple
 	}
-	others := []color.RGBA{{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {23, 190, 207, 255}}
+	others := []color.RGBA{{140, 86, 75, 255}, {227, 119, 194, 255}, {23, 190, 207, 255}, {188, 189, 34, 255}}
 	return others[i%len(others)]
 }
 

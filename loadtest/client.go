@@ -25,12 +25,25 @@ type Target struct {
 
 // Request is the request every operation of a run sends, built once.
 type Request struct {
-	Method string // POST when empty
-	Path   string // relative to the target's base URL, e.g. "/chat/completions"
-	Body   []byte // sent as is, Content-Type: application/json
-	Stream bool   // the body asks for an SSE stream
+	Method string       // POST when empty
+	Path   string       // relative to the target's base URL, e.g. "/chat/completions"
+	Body   []byte       // sent as is, Content-Type: application/json
+	Stream bool         // the body asks for an SSE stream
+	Format StreamFormat // how the stream is read and checked
 	Check  StreamCheck
 }
+
+// StreamFormat is the wire format of a streamed answer.
+type StreamFormat uint8
+
+const (
+	// StreamChat is a chat completion stream: chunks ending in
+	// "data: [DONE]" (ReadChatStream).
+	StreamChat StreamFormat = iota
+	// StreamResponses is a Responses API stream: typed events ending in
+	// response.completed (ReadResponsesStream).
+	StreamResponses
+)
 
 // ChatRequest builds the chat completion request the benchmark sends. With
 // stream, it asks for an SSE stream with a final usage chunk.
@@ -46,6 +59,28 @@ func ChatRequest(model, prompt string, maxTokens int, stream bool) Request {
 		Path:   "/chat/completions",
 		Body:   []byte(b.String()),
 		Stream: stream,
+		Check:  StreamCheck{ExpectUsage: stream},
+	}
+}
+
+// ResponsesRequest builds the Responses API request (POST /responses) the
+// benchmark sends: the prompt as input, max_output_tokens, and store:
+// false, so that a gateway's cost is its path and not a response store
+// (chat completions store nothing either). With stream, it asks for an SSE
+// stream, whose response.completed carries the usage.
+func ResponsesRequest(model, prompt string, maxOutputTokens int, stream bool) Request {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"model":%q,"input":%q,"max_output_tokens":%d,"store":false`, model, prompt, maxOutputTokens)
+	if stream {
+		b.WriteString(`,"stream":true`)
+	}
+	b.WriteString("}")
+	return Request{
+		Method: http.MethodPost,
+		Path:   "/responses",
+		Body:   []byte(b.String()),
+		Stream: stream,
+		Format: StreamResponses,
 		Check:  StreamCheck{ExpectUsage: stream},
 	}
 }
@@ -156,7 +191,11 @@ func (c *Client) Do(ctx context.Context, req *Request, scheduled time.Time, out 
 		return
 	}
 	if req.Stream {
-		if err := ReadChatStream(resp.Body, out.Scheduled, c.now, req.Check, &out.Stream); err != nil {
+		read := ReadChatStream
+		if req.Format == StreamResponses {
+			read = ReadResponsesStream
+		}
+		if err := read(resp.Body, out.Scheduled, c.now, req.Check, &out.Stream); err != nil {
 			out.ErrKind = "read_" + classifyErr(ctx, err)
 			return
 		}

@@ -12,7 +12,12 @@
 // Streamed responses are read as they arrive (ReadChatStream): time to first
 // token, gaps between chunks, the final "data: [DONE]", the usage chunk's
 // completion_tokens against the chunks received, and optionally the exact
-// text, so that dropped or reordered chunks show up as errors.
+// text, so that dropped or reordered chunks show up as errors. Responses API
+// streams (ReadResponsesStream) get the same measures, time to first token
+// being the first response.output_text.delta, and their own checks: the
+// events in the API's order with response.completed last, sequence numbers
+// increasing, the deltas' text equal to output_text.done's and to the final
+// response's, usage in response.completed.
 //
 // Latencies go into a log-linear Histogram (microsecond resolution, < 0.1 %
 // error, mergeable). ProcReader reads a server's CPU time and peak RSS from

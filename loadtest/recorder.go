@@ -32,8 +32,8 @@ type StreamCounts struct {
 	Total         int64 `json:"total"`          // streamed responses read (status 200)
 	Valid         int64 `json:"valid"`          // no defect found
 	Invalid       int64 `json:"invalid"`        // any defect (see the error kinds)
-	MissingDone   int64 `json:"missing_done"`   // no "data: [DONE]"
-	Mismatched    int64 `json:"mismatched"`     // chunk count or content wrong: dropped or reordered chunks
+	MissingDone   int64 `json:"missing_done"`   // no "data: [DONE]" (Responses: no response.completed)
+	Mismatched    int64 `json:"mismatched"`     // chunk count or content (text) wrong: dropped or reordered chunks
 	ContentChunks int64 `json:"content_chunks"` // content chunks over all streams
 }
 
@@ -67,7 +67,7 @@ func (r *Recorder) Add(o *Outcome, stream bool) {
 		switch o.ErrKind {
 		case "":
 			r.streams.Valid++
-		case "stream_chunks_mismatch", "stream_content_mismatch":
+		case "stream_chunks_mismatch", "stream_content_mismatch", "stream_text_mismatch":
 			r.streams.Mismatched++
 			r.streams.Invalid++
 		default:

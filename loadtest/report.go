@@ -113,7 +113,8 @@ type Report struct {
 	CPURatios   []CPURatio        `json:"cpu_ratios"`
 	Skipped     map[string]string `json:"skipped,omitempty"` // target -> why
 	Notes       []string          `json:"notes,omitempty"`
-	Charts      []ChartRef        `json:"charts,omitempty"` // set by WriteCharts
+	PhaseNotes  map[string]string `json:"phase_notes,omitempty"` // phase -> what it sends, shown under its heading
+	Charts      []ChartRef        `json:"charts,omitempty"`      // set by WriteCharts
 }
 
 // ChartRef is a chart image the Markdown shows in a phase's section.
@@ -244,6 +245,9 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			p("## %s — open loop at %.0f req/s for %.0f s\n\n", phase, first.TargetRate, first.Duration)
 		} else {
 			p("## %s — closed loop, %d concurrent for %.0f s\n\n", phase, first.Workers, first.Duration)
+		}
+		if n := r.PhaseNotes[phase]; n != "" {
+			p("%s\n\n", n)
 		}
 		stream := first.Streams != nil
 		p("| target | completed | errors | rate/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |")

@@ -89,3 +89,27 @@ func TestReportDeriveAndRender(t *testing.T) {
 		t.Fatalf("JSON round trip lost data: %s", b)
 	}
 }
+
+func TestReportPhaseNotes(t *testing.T) {
+	r := &Report{
+		Runs: []Run{
+			fakeRun("stream", "direct", 400, 600, 0, true),
+			fakeRun("responses-stream", "direct", 400, 600, 0, true),
+			fakeRun("responses-stream", "xroute-translated", 410, 640, 2, true),
+		},
+		PhaseNotes: map[string]string{"responses-stream": "POST /v1/responses"},
+	}
+	r.Derive("direct", [][2]string{{"xroute-translated", "proxy"}})
+	md := r.Markdown()
+	for _, s := range []string{
+		"## responses-stream — closed loop, 500 concurrent for 5 s\n\nPOST /v1/responses\n\n| target |",
+		"| responses-stream | xroute-translated | direct | +10.00 | +40.00 | +5.00 | +20.00 |",
+	} {
+		if !strings.Contains(md, s) {
+			t.Errorf("markdown lacks %q:\n%s", s, md)
+		}
+	}
+	if strings.Count(md, "POST /v1/responses") != 1 {
+		t.Errorf("the note belongs to its phase only:\n%s", md)
+	}
+}

@@ -11,17 +11,20 @@ import (
 )
 
 // SSEReader splits a text/event-stream body into events and returns the
-// data of each one. It follows the parts of the SSE grammar that OpenAI-style
-// streams use: "data:" lines (several are joined with "\n"), comment lines
-// starting with ":", other fields ignored, an event ends at a blank line, and
-// LF, CRLF or CR line endings.
+// data (and name) of each one. It follows the parts of the SSE grammar that
+// OpenAI-style streams use: "data:" lines (several are joined with "\n"), an
+// "event:" line naming the event, comment lines starting with ":", other
+// fields ignored, an event ends at a blank line, and LF, CRLF or CR line
+// endings.
 type SSEReader struct {
-	br   *bufio.Reader
-	data []byte
-	line []byte
-	// Chunk scanning state, kept here so that pooled readers reuse buffers.
+	br    *bufio.Reader
+	data  []byte
+	event []byte
+	line  []byte
+	// Scanning state, kept here so that pooled readers reuse buffers.
 	scan  scanner
 	chunk chunkFields
+	resp  respEventFields
 }
 
 // NewSSEReader returns a reader of the events in r.
@@ -35,6 +38,7 @@ var sseReaders = sync.Pool{New: func() any { return NewSSEReader(nil) }}
 func (s *SSEReader) reset(r io.Reader) {
 	s.br.Reset(r)
 	s.data = s.data[:0]
+	s.event = s.event[:0]
 	s.line = s.line[:0]
 }
 
@@ -68,20 +72,30 @@ func trimEOL(b []byte) []byte {
 // until the next call. At the end of the body it returns io.EOF, after
 // returning a final event that was not closed by a blank line.
 func (s *SSEReader) Next() ([]byte, error) {
+	_, data, err := s.NextEvent()
+	return data, err
+}
+
+// NextEvent is Next that also returns the event's name, the value of its
+// "event:" line ("" when it has none). Both slices are valid until the
+// next call.
+func (s *SSEReader) NextEvent() (name, data []byte, err error) {
 	s.data = s.data[:0]
+	s.event = s.event[:0]
 	hasData := false
 	for {
 		line, err := s.readLine()
 		if err != nil {
 			if err == io.EOF && hasData {
-				return s.data, nil
+				return s.event, s.data, nil
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		if len(line) == 0 { // blank line: dispatch
 			if hasData {
-				return s.data, nil
+				return s.event, s.data, nil
 			}
+			s.event = s.event[:0] // an event without data is not dispatched
 			continue
 		}
 		if line[0] == ':' { // comment / keep-alive
@@ -91,27 +105,33 @@ func (s *SSEReader) Next() ([]byte, error) {
 		if found && len(value) > 0 && value[0] == ' ' {
 			value = value[1:]
 		}
-		if string(field) != "data" {
-			continue // event:, id:, retry: are not used by OpenAI streams
+		switch string(field) {
+		case "data":
+			if hasData {
+				s.data = append(s.data, '\n')
+			}
+			s.data = append(s.data, value...)
+			hasData = true
+		case "event":
+			s.event = append(s.event[:0], value...)
 		}
-		if hasData {
-			s.data = append(s.data, '\n')
-		}
-		s.data = append(s.data, value...)
-		hasData = true
+		// id: and retry: are not used by OpenAI streams.
 	}
 }
 
-// StreamCheck says what a well-formed chat completion stream must show
-// beyond ending with "data: [DONE]".
+// StreamCheck says what a well-formed stream must show beyond its framing
+// (a chat completion stream ending with "data: [DONE]", a Responses stream's
+// events in order ending with response.completed).
 type StreamCheck struct {
-	// ExpectUsage requires a usage chunk (stream_options.include_usage) and
-	// compares its completion_tokens with the content chunks received.
+	// ExpectUsage requires usage (a chat stream's usage chunk, from
+	// stream_options.include_usage; a Responses stream's usage in
+	// response.completed) and compares its completion (output) tokens with
+	// the content chunks (output_text deltas) received.
 	ExpectUsage bool `json:"expect_usage"`
 	// TokensPerChunk is how many completion tokens the upstream puts in one
 	// content chunk; with ExpectUsage the stream must have exactly
-	// ceil(completion_tokens / TokensPerChunk) content chunks. 0 skips the
-	// comparison.
+	// ceil(completion_tokens / TokensPerChunk) content chunks (deltas). 0
+	// skips the comparison.
 	TokensPerChunk int `json:"tokens_per_chunk"`
 	// ExpectContent, when set, is the exact text the stream must spell out;
 	// a reordered, dropped or duplicated chunk changes it.
@@ -120,38 +140,58 @@ type StreamCheck struct {
 	CollectContent bool `json:"-"`
 }
 
-// StreamResult is what one streamed response showed.
+// StreamResult is what one streamed response showed. A chat completion
+// stream (ReadChatStream) and a Responses stream (ReadResponsesStream) fill
+// the common fields alike: a content chunk is a Responses
+// output_text.delta, Done is response.completed, the usage tokens are
+// output_tokens.
 type StreamResult struct {
 	Events        int           // data events, [DONE] excluded
 	ContentChunks int           // events whose delta carried non-empty content
 	ContentBytes  int           // total content length
 	TTFT          time.Duration // start to first content chunk; 0 when none
 	Gaps          []time.Duration
-	Done          bool // "data: [DONE]" seen
-	AfterDone     bool // data arrived after [DONE]
+	Done          bool // "data: [DONE]" seen; Responses: response.completed seen
+	AfterDone     bool // data arrived after [DONE] (after response.completed)
 	FinishReason  string
 	UsageSeen     bool
-	UsageTokens   int    // usage.completion_tokens of the usage chunk
-	ErrorEvent    bool   // a chunk carried an "error" object
-	IDChanged     bool   // the chunk id changed within the stream
+	UsageTokens   int    // usage.completion_tokens of the usage chunk (Responses: output_tokens)
+	ErrorEvent    bool   // a chunk carried an "error" object; Responses: an error or response.failed event
+	IDChanged     bool   // the chunk id (Responses: the response id) changed within the stream
 	BadJSON       bool   // a data event was not valid JSON
 	ContentWrong  bool   // content diverged from StreamCheck.ExpectContent
 	Content       []byte // the text, with StreamCheck.CollectContent
+
+	// Responses streams only.
+	Status     string // status of the final response object (completed, incomplete, failed)
+	BadEvent   bool   // an event without a type, or whose "event:" line differs from its type
+	OrderWrong bool   // an event out of the API's order (see ReadResponsesStream)
+	// Unexpected describes the first event out of order, e.g.
+	// "response.output_text.delta after response.in_progress".
+	Unexpected string
+	SeqWrong   bool // a sequence_number missing, or not above the previous one
+	TextWrong  bool // output_text.done or the final response's text differs from the deltas
+
 	contentOffset int
 	id            []byte
 	lastContent   time.Time
+	resp          respState // Responses stream state; resp.on marks a Responses stream
 }
 
 // Reset empties r for reuse, keeping the Gaps storage.
 func (r *StreamResult) Reset() {
 	gaps, id, content := r.Gaps[:0], r.id[:0], r.Content[:0]
-	*r = StreamResult{Gaps: gaps, id: id, Content: content}
+	text, last := r.resp.text[:0], r.resp.last[:0]
+	*r = StreamResult{Gaps: gaps, id: id, Content: content, resp: respState{text: text, last: last}}
 }
 
 // Problem names the first defect of the stream under check, or returns ""
 // for a well-formed stream. The names are stable: they become error kinds in
 // results.
 func (r *StreamResult) Problem(check StreamCheck) string {
+	if r.resp.on {
+		return r.responsesProblem(check)
+	}
 	switch {
 	case r.ErrorEvent:
 		return "stream_error_event"
@@ -230,7 +270,13 @@ func (r *StreamResult) observe(c *chunkFields, at, start time.Time, check Stream
 	if len(c.FinishReason) > 0 {
 		r.FinishReason = string(c.FinishReason)
 	}
-	content := c.Content
+	r.addContent(c.Content, at, start, check)
+}
+
+// addContent counts one content piece (a chat chunk's delta content, a
+// Responses output_text.delta) received at at: TTFT, gaps, the expected
+// text.
+func (r *StreamResult) addContent(content []byte, at, start time.Time, check StreamCheck) {
 	if len(content) == 0 {
 		return
 	}

@@ -23,9 +23,39 @@ type bench struct {
 	progress  func(string, ...any)
 	progressW io.Writer
 	procs     *loadtest.ProcReader
+	checks    map[string]loadtest.StreamCheck // by streaming phase, from the probes
 }
 
-func (b *bench) wants(target string) bool { return slices.Contains(b.cfg.targets, target) }
+// wants reports whether target is asked for and takes part in a phase
+// asked for.
+func (b *bench) wants(target string) bool {
+	if !slices.Contains(b.cfg.targets, target) {
+		return false
+	}
+	for _, p := range b.cfg.phases {
+		if runsIn(target, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *bench) wantsPhase(phase string) bool { return slices.Contains(b.cfg.phases, phase) }
+
+// skipKey is the key of report.Skipped for target in phase: the target
+// itself, or "target (phase)" when only that phase of the target is off.
+func skipKey(target, phase string) string {
+	if phase == "" || target == targetXrouteTranslated {
+		return target
+	}
+	return target + " (" + phase + ")"
+}
+
+func skipped(r *loadtest.Report, target, phase string) bool {
+	_, all := r.Skipped[target]
+	_, one := r.Skipped[skipKey(target, phase)]
+	return all || one
+}
 
 func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 	report := &loadtest.Report{
@@ -51,7 +81,8 @@ func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 
 	// Binaries: xroute (built unless given), the mock (xroute mock, or a
 	// fallback when xroute does not build yet).
-	needXroute := b.wants(targetXroute) || b.wants(targetXrouteInfo)
+	xroutes := []string{targetXroute, targetXrouteInfo, targetXrouteTranslated}
+	needXroute := slices.ContainsFunc(xroutes, b.wants)
 	var xrouteBin string
 	if needXroute || b.cfg.mockBin == "" {
 		xrouteBin, err = l.buildXroute(ctx)
@@ -60,7 +91,7 @@ func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 				return nil, err
 			}
 			b.progress("bench: %v", err)
-			for _, t := range []string{targetXroute, targetXrouteInfo} {
+			for _, t := range xroutes {
 				if b.wants(t) {
 					report.Skipped[t] = "xroute did not build: " + firstLine(err.Error())
 				}
@@ -81,27 +112,54 @@ func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 		return report, err
 	}
 
-	streamCheck, note := b.probeStream(ctx, mockBase)
-	if note != "" {
-		b.progress("bench: %s", note)
-		report.Notes = append(report.Notes, "stream check: "+note)
+	// Probes: what a good stream looks like, read from the mock directly.
+	// The chat one always (the smoke tests stream chat), the Responses one
+	// when its phase runs.
+	b.checks = map[string]loadtest.StreamCheck{}
+	for _, phase := range []string{phaseStream, phaseResponsesStream} {
+		if phase == phaseResponsesStream && !b.wantsPhase(phase) {
+			continue
+		}
+		check, note := b.probeStream(ctx, mockBase, phase)
+		b.checks[phase] = check
+		if note != "" {
+			b.progress("bench: %s check: %s", phase, note)
+			report.Notes = append(report.Notes, phase+" check: "+note)
+		}
+	}
+	if b.wantsPhase(phaseResponsesStream) {
+		report.PhaseNotes = map[string]string{phaseResponsesStream: b.responsesPhaseNote()}
 	}
 	for _, s := range servers {
-		if err := b.smoke(ctx, s.target, streamCheck); err != nil {
-			if ctx.Err() != nil {
-				return report, err
+		for _, phase := range b.smokePhases(s.target.Name) {
+			if err := b.smoke(ctx, s.target, phase); err != nil {
+				if ctx.Err() != nil {
+					return report, err
+				}
+				// A chat failure takes the target out of every phase.
+				key := s.target.Name
+				if phase == phaseResponsesStream {
+					key = skipKey(s.target.Name, phase)
+				}
+				b.progress("bench: smoke test of %s (%s) failed: %v", s.target.Name, phase, err)
+				report.Skipped[key] = "smoke test failed: " + firstLine(err.Error())
+				break
 			}
-			b.progress("bench: smoke test of %s failed: %v", s.target.Name, err)
-			report.Skipped[s.target.Name] = "smoke test failed: " + firstLine(err.Error())
+		}
+	}
+	if b.wantsPhase(phaseResponsesStream) {
+		if note := b.checkRoutes(ctx, servers, report); note != "" {
+			b.progress("bench: %s", note)
+			report.Notes = append(report.Notes, note)
 		}
 	}
 
 	for _, phase := range b.cfg.phases {
 		for _, s := range servers {
-			if _, skip := report.Skipped[s.target.Name]; skip {
+			if !runsIn(s.target.Name, phase) || skipped(report, s.target.Name, phase) {
 				continue
 			}
-			run, err := b.measure(ctx, phase, s, streamCheck)
+			run, err := b.measure(ctx, phase, s)
 			if run != nil && err != nil {
 				run.Note = "run incomplete: " + firstLine(err.Error())
 			}
@@ -124,7 +182,7 @@ func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 func (b *bench) startServers(ctx context.Context, l *lab, report *loadtest.Report, xrouteBin string, mock *child, mockBase string) ([]server, error) {
 	var servers []server
 	for _, name := range b.cfg.targets {
-		if _, skip := report.Skipped[name]; skip {
+		if _, skip := report.Skipped[name]; skip || !b.wants(name) {
 			continue
 		}
 		s := server{upstream: mock}
@@ -137,12 +195,13 @@ func (b *bench) startServers(ctx context.Context, l *lab, report *loadtest.Repor
 				return nil, err
 			}
 			s.gateway, s.target = c, loadtest.Target{Name: name, BaseURL: base, APIKey: mockKey}
-		case targetXroute, targetXrouteInfo:
+		case targetXroute, targetXrouteInfo, targetXrouteTranslated:
 			level := "warn"
 			if name == targetXrouteInfo {
 				level = "info"
 			}
-			c, base, key, err := l.startXroute(ctx, name, xrouteBin, level, mockBase)
+			native := name != targetXrouteTranslated
+			c, base, key, err := l.startXroute(ctx, name, xrouteBin, level, mockBase, native)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, err
@@ -160,7 +219,10 @@ func (b *bench) startServers(ctx context.Context, l *lab, report *loadtest.Repor
 
 // cpuPairs are the gateway CPU-per-request ratios the report derives.
 func cpuPairs() [][2]string {
-	return [][2]string{{targetXroute, targetProxy}, {targetXrouteInfo, targetProxy}, {targetXrouteInfo, targetXroute}}
+	return [][2]string{
+		{targetXroute, targetProxy}, {targetXrouteInfo, targetProxy}, {targetXrouteInfo, targetXroute},
+		{targetXrouteTranslated, targetProxy}, {targetXrouteTranslated, targetXroute},
+	}
 }
 
 func (b *bench) knobs() map[string]string {
@@ -188,32 +250,57 @@ func (b *bench) knobs() map[string]string {
 	return k
 }
 
+// request is the request of a phase; the streaming ones carry check.
 func (b *bench) request(phase string, check loadtest.StreamCheck) loadtest.Request {
 	const prompt = "Say hello in a few words"
-	if phase == phaseStream {
+	switch phase {
+	case phaseStream:
 		req := loadtest.ChatRequest(b.cfg.model, prompt, b.cfg.streamMaxTokens, true)
+		req.Check = check
+		return req
+	case phaseResponsesStream:
+		req := loadtest.ResponsesRequest(b.cfg.model, prompt, b.cfg.streamMaxTokens, true)
 		req.Check = check
 		return req
 	}
 	return loadtest.ChatRequest(b.cfg.model, prompt, b.cfg.maxTokens, false)
 }
 
-// probeStream reads two streams from the mock directly to learn what a good
-// stream looks like: if the text is the same both times it becomes the
-// expected content (catching reordered chunks), and the ratio of usage
-// tokens to content chunks sets the chunk-count check.
-func (b *bench) probeStream(ctx context.Context, mockBase string) (loadtest.StreamCheck, string) {
+// responsesPhaseNote says under the responses-stream heading what it sends
+// and what each xroute does with it.
+func (b *bench) responsesPhaseNote() string {
+	return fmt.Sprintf("POST /v1/responses, `stream: true`, `store: false`, `max_output_tokens: %d`; TTFT is the first "+
+		"`response.output_text.delta`. direct and proxy: the mock's own Responses API. xroute: native passthrough "+
+		"(its mock provider lists `native_formats: [responses]`: the body goes to the mock's /v1/responses with only "+
+		"the model rewritten, and the events come back as they are). xroute-translated: xroute without native_formats, "+
+		"which translates the request into the chat-completions pivot, streams the mock's /v1/chat/completions and "+
+		"re-encodes the answer as Responses events. Every stream is checked: event order (created, in_progress, "+
+		"output item, content part, deltas, done events, completed last), `sequence_number` strictly increasing, "+
+		"deltas = `output_text.done` text = the completed response's text, usage in `response.completed`.",
+		b.cfg.streamMaxTokens)
+}
+
+// probeStream reads two streams of a streaming phase from the mock
+// directly to learn what a good stream looks like: if the text is the same
+// both times it becomes the expected content (catching reordered chunks),
+// and the ratio of usage tokens to content chunks sets the chunk-count
+// check.
+func (b *bench) probeStream(ctx context.Context, mockBase, phase string) (loadtest.StreamCheck, string) {
 	check := loadtest.StreamCheck{ExpectUsage: true}
+	chunk, tokensField := "chunk", "usage.completion_tokens"
+	if phase == phaseResponsesStream {
+		chunk, tokensField = "output_text delta", "usage.output_tokens"
+	}
 	c := loadtest.NewClient(loadtest.Target{Name: "probe", BaseURL: mockBase, APIKey: mockKey}, 2)
 	defer c.CloseIdle()
-	req := b.request(phaseStream, loadtest.StreamCheck{ExpectUsage: true, CollectContent: true})
+	req := b.request(phase, loadtest.StreamCheck{ExpectUsage: true, CollectContent: true})
 	var texts [2]string
 	var chunks, tokens int
 	for i := range texts {
 		var o loadtest.Outcome
 		c.Do(ctx, &req, time.Now(), &o)
 		if o.ErrKind != "" {
-			return check, fmt.Sprintf("probe stream from the mock failed (%s): content and chunk-count checks off", o.ErrKind)
+			return check, fmt.Sprintf("probe stream from the mock failed (%s): content and %s-count checks off", o.ErrKind, chunk)
 		}
 		texts[i] = string(o.Stream.Content)
 		chunks, tokens = o.Stream.ContentChunks, o.Stream.UsageTokens
@@ -232,39 +319,54 @@ func (b *bench) probeStream(ctx context.Context, mockBase string) (loadtest.Stre
 		}
 	}
 	if check.TokensPerChunk > 0 {
-		notes = append(notes, fmt.Sprintf("chunk count checked against usage.completion_tokens (%d tokens in %d chunks: %d token(s)/chunk)", tokens, chunks, check.TokensPerChunk))
+		notes = append(notes, fmt.Sprintf("%s count checked against %s (%d tokens in %d %ss: %d token(s)/%s)",
+			chunk, tokensField, tokens, chunks, chunk, check.TokensPerChunk, chunk))
 	} else {
-		notes = append(notes, fmt.Sprintf("usage.completion_tokens=%d does not match %d chunks: chunk-count check off", tokens, chunks))
+		notes = append(notes, fmt.Sprintf("%s=%d does not match %d %ss: %s-count check off", tokensField, tokens, chunks, chunk, chunk))
 	}
 	return check, strings.Join(notes, "; ")
 }
 
-// smoke sends one non-streaming and one streaming request to a target.
-func (b *bench) smoke(ctx context.Context, t loadtest.Target, check loadtest.StreamCheck) error {
+// smokePhases are the phases a target's smoke test tries: the chat ones
+// for every target that runs them (whatever -phases says, as before), the
+// Responses one when it runs.
+func (b *bench) smokePhases(target string) []string {
+	var ps []string
+	for _, p := range []string{phaseNonStream, phaseStream, phaseResponsesStream} {
+		if runsIn(target, p) && (p != phaseResponsesStream || b.wantsPhase(p)) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// smoke sends one request of a phase to a target.
+func (b *bench) smoke(ctx context.Context, t loadtest.Target, phase string) error {
 	c := loadtest.NewClient(t, 2)
 	defer c.CloseIdle()
-	for _, phase := range []string{phaseNonStream, phaseStream} {
-		req := b.request(phase, check)
-		var o loadtest.Outcome
-		c.Do(ctx, &req, time.Now(), &o)
-		if o.ErrKind != "" {
-			return fmt.Errorf("%s request: %s", phase, o.ErrKind)
+	req := b.request(phase, b.checks[phase])
+	var o loadtest.Outcome
+	c.Do(ctx, &req, time.Now(), &o)
+	if o.ErrKind != "" {
+		if o.Stream.Unexpected != "" {
+			return fmt.Errorf("%s request: %s (%s)", phase, o.ErrKind, o.Stream.Unexpected)
 		}
+		return fmt.Errorf("%s request: %s", phase, o.ErrKind)
 	}
 	return nil
 }
 
 // measure runs one phase against one server: warm-up, then the measured run
 // bracketed by /proc readings of the gateway, the mock and the bench itself.
-func (b *bench) measure(ctx context.Context, phase string, s server, check loadtest.StreamCheck) (*loadtest.Run, error) {
-	req := b.request(phase, check)
+func (b *bench) measure(ctx context.Context, phase string, s server) (*loadtest.Run, error) {
+	req := b.request(phase, b.checks[phase])
 	conns := max(b.cfg.streams, b.cfg.maxInFlight)
 	c := loadtest.NewClient(s.target, conns)
 	defer c.CloseIdle()
 
 	runOnce := func(label string, d time.Duration) (*loadtest.Result, error) {
 		r := loadtest.NewRunner(c, &req, label, b.progressW)
-		if phase == phaseStream {
+		if streaming(phase) {
 			return r.Closed(ctx, loadtest.ClosedLoop{Workers: b.cfg.streams, Duration: d, Drain: b.cfg.drain, Ramp: b.ramp(d)})
 		}
 		return r.Open(ctx, loadtest.OpenLoop{Rate: b.cfg.rate, Duration: d, MaxInFlight: b.cfg.maxInFlight, Drain: b.cfg.drain})

@@ -6,6 +6,16 @@
 //
 //	go run ./loadtest/cmd/bench [-duration 10s] [-rate 1000] [-streams 500] [-json out.json] [-md docs/benchmarks-run.md] [-charts DIR]
 //
+// Phases: nonstream (chat completions, open loop at -rate), stream (chat
+// completion streams, -streams concurrent) and responses-stream (Responses
+// API streams, POST /v1/responses, -streams concurrent). Targets: direct
+// (the mock), proxy (the bare reverse proxy), xroute, xroute-info (xroute
+// logging every request) and xroute-translated. xroute's mock provider
+// lists native_formats: [responses], so that it passes Responses requests
+// through; xroute-translated is xroute without it, translating them into
+// chat completions and the answer back into Responses events. It only runs
+// in the responses-stream phase, the one where the two differ.
+//
 // With -md, PNG charts (latency by percentile, completed requests per second)
 // go to -charts, by default a directory named after the Markdown file
 // (docs/benchmarks.md: docs/benchmarks/), and the Markdown links to them.
@@ -68,9 +78,25 @@ const (
 	targetProxy      = "proxy"
 	targetXroute     = "xroute"
 	targetXrouteInfo = "xroute-info" // xroute with log level info: the cost of request logs
-	phaseNonStream   = "nonstream"
-	phaseStream      = "stream"
+	// targetXrouteTranslated is xroute whose mock provider has no
+	// native_formats: a Responses request goes through the chat pivot.
+	targetXrouteTranslated = "xroute-translated"
+	phaseNonStream         = "nonstream"
+	phaseStream            = "stream"
+	phaseResponsesStream   = "responses-stream"
 )
+
+// knownPhases are the phases in their default order.
+func knownPhases() []string { return []string{phaseNonStream, phaseStream, phaseResponsesStream} }
+
+// streaming reports whether a phase is a closed loop of streams.
+func streaming(phase string) bool { return phase == phaseStream || phase == phaseResponsesStream }
+
+// runsIn reports whether target takes part in phase: xroute-translated
+// differs from xroute only on the Responses API.
+func runsIn(target, phase string) bool {
+	return target != targetXrouteTranslated || phase == phaseResponsesStream
+}
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -89,13 +115,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ramp, "ramp", -1, "stream phase: spread the streams' starts over this time (-1: one stream's expected length, at most a third of -duration)")
 	fs.DurationVar(&cfg.drain, "drain", 10*time.Second, "time in-flight requests may take after a run's end before they are canceled")
 	fs.Float64Var(&cfg.rate, "rate", 1000, "open-loop arrival rate of the non-streaming phase, requests/s")
-	fs.IntVar(&cfg.streams, "streams", 500, "concurrent streams held open in the streaming phase")
+	fs.IntVar(&cfg.streams, "streams", 500, "concurrent streams held open in the streaming phases")
 	fs.IntVar(&cfg.maxInFlight, "max-inflight", 5000, "open loop: requests due beyond this many in flight are dropped (errors)")
 	fs.IntVar(&cfg.maxTokens, "max-tokens", 16, "max_tokens of the non-streaming request")
-	fs.IntVar(&cfg.streamMaxTokens, "stream-max-tokens", 64, "max_tokens of the streaming request")
+	fs.IntVar(&cfg.streamMaxTokens, "stream-max-tokens", 64, "max_tokens (Responses: max_output_tokens) of the streaming requests")
 	fs.StringVar(&cfg.model, "model", "gpt-4o-mini", "model name in the requests and the xroute config")
-	fs.StringVar(&targets, "targets", "direct,proxy,xroute", "targets, in order: direct, proxy, xroute, xroute-info")
-	fs.StringVar(&phases, "phases", "nonstream,stream", "phases, in order: nonstream, stream")
+	fs.StringVar(&targets, "targets", "direct,proxy,xroute,xroute-translated", "targets, in order: direct, proxy, xroute, xroute-info, xroute-translated (responses-stream only)")
+	fs.StringVar(&phases, "phases", strings.Join(knownPhases(), ","), "phases, in order: "+strings.Join(knownPhases(), ", "))
 	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&cfg.mdOut, "md", "", "write the Markdown report to this file too")
 	fs.StringVar(&cfg.chartsDir, "charts", "", "write PNG charts to this directory and link them from the Markdown (default with -md: the -md path without its extension, e.g. docs/benchmarks/; \"-\": none)")
@@ -155,15 +181,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 func (c *config) validate() error {
-	known := []string{targetDirect, targetProxy, targetXroute, targetXrouteInfo}
+	known := []string{targetDirect, targetProxy, targetXroute, targetXrouteInfo, targetXrouteTranslated}
 	for _, t := range c.targets {
 		if !slices.Contains(known, t) {
 			return fmt.Errorf("-targets: unknown target %q (known: %s)", t, strings.Join(known, ", "))
 		}
 	}
 	for _, p := range c.phases {
-		if p != phaseNonStream && p != phaseStream {
-			return fmt.Errorf("-phases: unknown phase %q (known: nonstream, stream)", p)
+		if !slices.Contains(knownPhases(), p) {
+			return fmt.Errorf("-phases: unknown phase %q (known: %s)", p, strings.Join(knownPhases(), ", "))
 		}
 	}
 	switch {

@@ -181,12 +181,14 @@ database:
   path: %[3]s/xroute.db
 auth:
   pepper_file: %[3]s/xroute.pepper
+vault:
+  master_key_file: %[3]s/xroute.master
 providers:
   - name: mock
     type: openai
     base_url: %[4]s
     api_key: %[5]s
-models:
+%[7]smodels:
   - name: %[6]s
     deployments:
       - provider: mock
@@ -194,8 +196,11 @@ models:
 `
 
 // startXroute writes a config, creates a caller key and serves xroute,
-// waiting for /healthz. It returns the server and the caller key.
-func (l *lab) startXroute(ctx context.Context, name, bin, logLevel, mockBase string) (*child, string, string, error) {
+// waiting for /healthz. It returns the server and the caller key. With
+// nativeResponses the mock provider lists native_formats: [responses]:
+// xroute passes Responses API requests through to the mock's /responses
+// instead of translating them into chat completions.
+func (l *lab) startXroute(ctx context.Context, name, bin, logLevel, mockBase string, nativeResponses bool) (*child, string, string, error) {
 	dir := filepath.Join(l.tmp, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", "", fmt.Errorf("%s: %w", name, err)
@@ -205,7 +210,11 @@ func (l *lab) startXroute(ctx context.Context, name, bin, logLevel, mockBase str
 		return nil, "", "", err
 	}
 	cfgPath := filepath.Join(dir, "xroute.yaml")
-	cfgText := fmt.Sprintf(xrouteConfig, addr, logLevel, dir, mockBase, mockKey, l.cfg.model)
+	native := ""
+	if nativeResponses {
+		native = "    native_formats: [\"responses\"]\n"
+	}
+	cfgText := fmt.Sprintf(xrouteConfig, addr, logLevel, dir, mockBase, mockKey, l.cfg.model, native)
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		return nil, "", "", fmt.Errorf("%s: write config: %w", name, err)
 	}
