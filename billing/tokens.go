@@ -574,6 +574,13 @@ const DefaultMaxOutput = 16384
 // at Output, where maxTokens 0 (unset) or above the model's MaxOutput means
 // MaxOutput, or DefaultMaxOutput when that is unknown. Rounded like Cost.
 func MaxCost(m catalog.Model, promptTokens, maxTokens int, multiplierBP int) Nano {
+	return MaxCostN(m, promptTokens, maxTokens, 1, multiplierBP)
+}
+
+// MaxCostN is MaxCost for a request answered choices times (n, best_of,
+// several prompts): the prompt is paid once, each answer's output up to
+// its own cap.
+func MaxCostN(m catalog.Model, promptTokens, maxTokens, choices int, multiplierBP int) Nano {
 	out := max(maxTokens, 0)
 	if m.MaxOutput > 0 && (out == 0 || out > m.MaxOutput) {
 		out = m.MaxOutput
@@ -581,9 +588,13 @@ func MaxCost(m catalog.Model, promptTokens, maxTokens int, multiplierBP int) Nan
 	if out == 0 {
 		out = DefaultMaxOutput
 	}
+	overflow, total := bits.Mul64(uint64(out), uint64(max(choices, 1)))
+	if overflow != 0 {
+		return math.MaxInt64
+	}
 	return price(multiplierBP,
 		[2]uint64{uint64(max(promptTokens, 0)), uint64(max(m.Input, 0))},
-		[2]uint64{uint64(out), uint64(max(m.Output, 0))})
+		[2]uint64{total, uint64(max(m.Output, 0))})
 }
 
 // price returns ceil(Σ tokens×pico-USD × bp / (1000 × 10000)) in nano-USD,

@@ -307,3 +307,21 @@ func FuzzCountMatchesTiktoken(f *testing.F) {
 		}
 	})
 }
+
+func TestMaxCostNCountsEveryAnswer(t *testing.T) {
+	m := catalog.Model{Input: 1_000_000, Output: 2_000_000, MaxOutput: 100}
+	one := MaxCost(m, 10, 50, OneX)
+	if got := MaxCostN(m, 10, 50, 1, OneX); got != one {
+		t.Fatalf("n=1: %d, MaxCost %d", got, one)
+	}
+	// The prompt is paid once, each answer's output up to its own cap.
+	if got, want := MaxCostN(m, 10, 50, 4, OneX), MaxCost(m, 10, 0, OneX)-MaxCost(m, 0, 0, OneX)+4*MaxCost(m, 0, 50, OneX); got != want {
+		t.Fatalf("n=4: %d, want %d", got, want)
+	}
+	if got, want := MaxCostN(m, 0, 1000, 3, OneX), 3*MaxCost(m, 0, 100, OneX); got != want {
+		t.Fatalf("capped at the model's output limit per answer: %d, want %d", got, want)
+	}
+	if got := MaxCostN(m, 0, 1<<30, 1<<62, OneX); got != math.MaxInt64 {
+		t.Fatalf("overflow must saturate, got %d", got)
+	}
+}

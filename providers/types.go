@@ -41,7 +41,7 @@ type Call struct {
 // (the adapter speaks it): then the Native body goes upstream and the
 // answer comes back in that format.
 func (c *Call) Native(p Provider) bool {
-	return c.Request.Format != FormatChat && c.Request.Native != nil && Speaks(p, c.Request.Format)
+	return c.Request.Format != FormatChat && c.Request.Native != nil && Speaks(p, c.Request.Format, c.Model)
 }
 
 // ChatRequest is the caller's chat request: the original body plus the
@@ -55,6 +55,8 @@ type ChatRequest struct {
 	// MaxTokens is max_completion_tokens, else the deprecated max_tokens;
 	// 0 when neither is set.
 	MaxTokens int
+	// Choices is n, the number of answers asked for (0 or 1: one).
+	Choices int
 	// Body is the caller's JSON, never modified in place.
 	Body []byte
 	// What the request needs of a deployment, found while parsing.
@@ -195,6 +197,7 @@ type chatFields struct {
 	} `json:"stream_options"`
 	MaxTokens           *int            `json:"max_tokens"`
 	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	N                   *int            `json:"n"`
 	Tools               json.RawMessage `json:"tools"`
 	ResponseFormat      *struct {
 		Type string `json:"type"`
@@ -236,6 +239,12 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 		r.MaxTokens = *f.MaxCompletionTokens
 	case f.MaxTokens != nil:
 		r.MaxTokens = *f.MaxTokens
+	}
+	if f.N != nil {
+		if *f.N < 1 || *f.N > 128 {
+			return nil, &RequestError{Param: "n", Message: fmt.Sprintf("Invalid 'n': expected an integer from 1 to 128, got %d.", *f.N)}
+		}
+		r.Choices = *f.N
 	}
 	r.HasTools = len(f.Tools) > 0 && f.Tools[0] == '[' && !isEmptyArray(f.Tools)
 	r.HasImages = bytes.Contains(f.Messages, []byte(`"image_url"`))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -112,7 +113,7 @@ const holdTimeout = 10 * time.Second
 // Hold implements httpapi.Meter: it reserves the most the request can cost
 // on any of the model's priced deployments (prompt by the tokenizer, plus
 // max tokens or the model's cap), after the budgets agree.
-func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, maxTokens int, hedgeable bool) (httpapi.Hold, error) {
+func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, w httpapi.Worst) (httpapi.Hold, error) {
 	if !slices.ContainsFunc(m.Deployments, costs) {
 		return nil, nil // every deployment is free
 	}
@@ -133,13 +134,13 @@ func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *ro
 	var most billing.Nano
 	for _, d := range m.Deployments {
 		if costs(d) {
-			most = max(most, billing.MaxCost(*d.Info, prompt, maxTokens, bp))
+			most = max(most, billing.MaxCostN(*d.Info, prompt, w.MaxTokens, w.Choices, bp))
 		}
 	}
-	if hedgeable && m.Hedged() {
+	if w.Hedgeable && m.Hedged() {
 		// A hedge that lost but finished is paid too: at most two
 		// attempts are in flight, so at most two complete.
-		most *= 2
+		most = min(most, math.MaxInt64/2) * 2
 	}
 	if err := c.budgets.Check(ctx, k.AccountID, k.ID, most); err != nil {
 		return nil, err

@@ -37,7 +37,6 @@ func (s *Server) completion(c *gin.Context) {
 		return
 	}
 	includeUsage := rq.StreamOptions != nil && rq.StreamOptions.IncludeUsage
-	worst := rq.MaxOutput() * rq.Choices()
 	// IncludeUsage stays false: the adapter then asks every upstream for
 	// the usage chunk, and the encoder passes it on only when asked.
 	req := &providers.ChatRequest{
@@ -49,7 +48,7 @@ func (s *Server) completion(c *gin.Context) {
 	info.model, info.stream, info.body = rq.Model, rq.Stream, body
 	defer s.meter(info)
 	// The caller's body holds every prompt: the hold counts them all.
-	a := s.admitModelCall(c, info, body, worst, false)
+	a := s.admitModelCall(c, info, body, Worst{MaxTokens: rq.MaxOutput(), Choices: rq.Choices(), Hedgeable: true})
 	if a == nil {
 		return
 	}
@@ -71,7 +70,7 @@ func (s *Server) completion(c *gin.Context) {
 		s.routeFailed(c, err)
 		return
 	}
-	noteUsage(info, resp.Usage)
+	noteAnswer(info, resp)
 	out := resp.Body
 	if !resp.Native {
 		out = b.Complete(resp.Completion, resp.Usage)

@@ -18,9 +18,22 @@ import (
 type Meter interface {
 	// Hold reserves the most the request can cost on model m and checks
 	// budgets. A nil Hold means the request costs nothing. requestID is
-	// the id of the request's usage record; hedgeable says the request
-	// may be hedged (chat completions), so that two attempts may be paid.
-	Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, maxTokens int, hedgeable bool) (Hold, error)
+	// the id of the request's usage record; body the pivot (or the
+	// caller's body) whose prompt is counted.
+	Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, w Worst) (Hold, error)
+}
+
+// Worst is what multiplies a request's worst-case cost besides its
+// prompt.
+type Worst struct {
+	// MaxTokens caps each answer's output (0: the model's limit).
+	MaxTokens int
+	// Choices is how many answers one call produces (n, best_of, several
+	// prompts); 0 means 1.
+	Choices int
+	// Hedgeable: the request may be hedged, so two attempts may complete
+	// and both be paid.
+	Hedgeable bool
 }
 
 // Hold is one request's reservation.
@@ -38,11 +51,11 @@ type Hold interface {
 
 // hold reserves credits for a request; on refusal it writes the answer
 // and returns false.
-func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body []byte, maxTokens int, hedgeable bool) bool {
+func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body []byte, w Worst) bool {
 	if s.credits == nil {
 		return true
 	}
-	h, err := s.credits.Hold(c.Request.Context(), info.id, info.key, m, body, maxTokens, hedgeable)
+	h, err := s.credits.Hold(c.Request.Context(), info.id, info.key, m, body, w)
 	var be *billing.BudgetError
 	switch {
 	case err == nil:
@@ -78,8 +91,8 @@ func (s *Server) price(info *requestInfo, body []byte) {
 		return
 	}
 	if !info.usageSeen {
-		if len(info.delivered) == 0 {
-			return
+		if len(info.delivered) == 0 && !info.served {
+			return // nothing came back: nothing to charge
 		}
 		u := info.hold.Estimate(body, string(info.delivered))
 		info.prompt, info.complete, info.usageSeen, info.estimated = u.PromptTokens, u.CompletionTokens, true, true

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -56,6 +57,10 @@ func reqErr(param, format string, args ...any) error {
 
 // Parse decodes and checks a request. Errors are *providers.RequestError.
 func Parse(body []byte) (*Request, error) {
+	if !utf8.Valid(body) {
+		// Go's decoder would accept it; the stored turn could not be kept.
+		return nil, reqErr("", "The request body is not valid UTF-8.")
+	}
 	var r Request
 	if err := json.Unmarshal(body, &r); err != nil {
 		var te *json.UnmarshalTypeError
@@ -93,6 +98,9 @@ func Parse(body []byte) (*Request, error) {
 	if r.N != nil && (*r.N < 1 || *r.N > 128) {
 		return nil, reqErr("n", "Invalid 'n': expected an integer from 1 to 128.")
 	}
+	if r.BestOf != nil && (*r.BestOf < 1 || *r.BestOf > 20 || (r.N != nil && *r.BestOf < *r.N)) {
+		return nil, reqErr("best_of", "Invalid 'best_of': expected an integer from 1 to 20, at least 'n'.")
+	}
 	return &r, nil
 }
 
@@ -104,11 +112,16 @@ func (r *Request) MaxOutput() int {
 	return DefaultMaxTokens
 }
 
-// Choices is how many completions the answer holds (prompts × n).
+// Choices is how many completions the upstream generates and bills:
+// prompts × max(n, best_of) (best_of answers are generated server-side,
+// n returned).
 func (r *Request) Choices() int {
 	n := 1
 	if r.N != nil {
 		n = *r.N
+	}
+	if r.BestOf != nil && *r.BestOf > n {
+		n = *r.BestOf
 	}
 	return n * len(r.Prompts)
 }

@@ -16,7 +16,7 @@ func TestParse(t *testing.T) {
 	}{
 		{body: `{"model":"m","prompt":"hi"}`, choices: 1},
 		{body: `{"model":"m","prompt":["a","b"],"n":3}`, choices: 6, native: "several prompts, 'n' > 1 needs"},
-		{body: `{"model":"m","prompt":"x","suffix":"y","echo":true,"logprobs":2,"best_of":3}`, choices: 1, native: "'suffix' (insertion), 'echo', 'logprobs', 'best_of' needs"},
+		{body: `{"model":"m","prompt":"x","suffix":"y","echo":true,"logprobs":2,"best_of":3}`, choices: 3, native: "'suffix' (insertion), 'echo', 'logprobs', 'best_of' needs"},
 		{body: `{"model":"m","prompt":"x","suffix":""}`, choices: 1},
 		{body: `{"prompt":"x"}`, param: "model"},
 		{body: `{"model":"m"}`, param: "prompt"},
