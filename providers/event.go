@@ -58,17 +58,20 @@ func ParseFormat(s string) (Format, bool) {
 // (ChatResponse.Native, Chunk.Native). The router does not care; the
 // ingress relays native answers instead of encoding Events.
 type NativeSpeaker interface {
-	Speaks(f Format) bool
+	// Speaks reports whether the upstream serves format f natively for
+	// the upstream model (OpenAI's legacy completions endpoint, say,
+	// serves only its instruct and base models).
+	Speaks(f Format, model string) bool
 }
 
-// Speaks reports whether p serves format f natively. Every adapter speaks
-// chat.
-func Speaks(p Provider, f Format) bool {
+// Speaks reports whether p serves format f natively for model. Every
+// adapter speaks chat.
+func Speaks(p Provider, f Format, model string) bool {
 	if f == FormatChat {
 		return true
 	}
 	n, ok := p.(NativeSpeaker)
-	return ok && n.Speaks(f)
+	return ok && n.Speaks(f, model)
 }
 
 // EventKind says what an Event carries.

@@ -69,7 +69,7 @@ func (e *CapabilityError) Error() string {
 // prepare checks that d can serve req and applies its quirks; a non-nil
 // error is the reason to skip d.
 func (d *Deployment) prepare(req *providers.ChatRequest) (*providers.ChatRequest, error) {
-	native := req.Format != providers.FormatChat && providers.Speaks(d.adapter, req.Format)
+	native := req.Format != providers.FormatChat && providers.Speaks(d.adapter, req.Format, d.Model)
 	if req.NativeOnly != "" && !native {
 		return nil, errors.New(d.name + " does not speak the " + req.Format.String() + " API natively, which " + req.NativeOnly)
 	}

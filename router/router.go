@@ -95,6 +95,9 @@ func (d *Deployment) adapterFor() (providers.Provider, string) {
 	return d.adapter, ""
 }
 
+// Speaks reports whether d's upstream serves format f natively.
+func (d *Deployment) Speaks(f providers.Format) bool { return providers.Speaks(d.adapter, f, d.Model) }
+
 // Name is "provider/model", unique in a router.
 func (d *Deployment) Name() string { return d.name }
 

@@ -475,10 +475,10 @@ func TestResponsesAPIIsNativeWhereAzureServesIt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := providers.Speaks(a, providers.FormatResponses); got != tc.want {
+		if got := providers.Speaks(a, providers.FormatResponses, "my-gpt"); got != tc.want {
 			t.Errorf("api_version %q %v: native responses %v, want %v", tc.version, tc.formats, got, tc.want)
 		}
-		if providers.Speaks(a, providers.FormatCompletions) {
+		if providers.Speaks(a, providers.FormatCompletions, "my-gpt") {
 			t.Errorf("api_version %q: Azure's completions are not served natively", tc.version)
 		}
 	}

@@ -98,7 +98,8 @@ func NewWith(cfg config.Provider, deps providers.Deps, o Options) *Adapter {
 		base := strings.TrimRight(cfg.BaseURL, "/")
 		native := map[providers.Format]string{}
 		formats := cfg.NativeFormats
-		if len(formats) == 0 && isOpenAI(base) {
+		openAI := len(formats) == 0 && isOpenAI(base)
+		if openAI {
 			formats = []string{"responses", "completions"}
 		}
 		for _, name := range formats {
@@ -109,9 +110,20 @@ func NewWith(cfg config.Provider, deps providers.Deps, o Options) *Adapter {
 				native[f] = base + "/completions"
 			}
 		}
-		a.opts.NativeURL = func(f providers.Format, _ string) string { return native[f] }
+		a.opts.NativeURL = func(f providers.Format, model string) string {
+			if openAI && f == providers.FormatCompletions && model != "" && !legacyCompletionModel(model) {
+				return "" // a chat model: OpenAI answers 404 there
+			}
+			return native[f]
+		}
 	}
 	return a
+}
+
+// legacyCompletionModel reports whether OpenAI serves model at its legacy
+// completions endpoint: the instruct and base models only.
+func legacyCompletionModel(model string) bool {
+	return strings.Contains(model, "instruct") || strings.HasPrefix(model, "davinci") || strings.HasPrefix(model, "babbage")
 }
 
 // isOpenAI reports whether base is OpenAI's own API, which serves the
@@ -122,10 +134,11 @@ func isOpenAI(base string) bool {
 }
 
 // Speaks implements providers.NativeSpeaker: the formats config's
-// native_formats names (OpenAI itself serves Responses and legacy
-// completions; most compatible APIs serve chat only).
-func (a *Adapter) Speaks(f providers.Format) bool {
-	return f == providers.FormatChat || a.opts.NativeURL(f, "") != ""
+// native_formats names (OpenAI itself serves Responses for every model and
+// legacy completions for its instruct and base models; most compatible
+// APIs serve chat only).
+func (a *Adapter) Speaks(f providers.Format, model string) bool {
+	return f == providers.FormatChat || a.opts.NativeURL(f, model) != ""
 }
 
 func (a *Adapter) chatURL(model string) string {

@@ -232,7 +232,7 @@ func TestNativeFormats(t *testing.T) {
 		resp    bool
 		compl   bool
 	}{
-		{"https://api.openai.com/v1", nil, true, true},
+		{"https://api.openai.com/v1", nil, true, true}, // gpt-3.5-turbo-instruct below
 		{"https://API.OPENAI.COM/v1", nil, true, true},
 		{"https://api.openai.com/v1", []string{"none"}, false, false},
 		{"https://api.groq.com/openai/v1", nil, false, false},
@@ -244,14 +244,19 @@ func TestNativeFormats(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := providers.Speaks(a, providers.FormatResponses); got != tc.resp {
+		if got := providers.Speaks(a, providers.FormatResponses, "gpt-4o"); got != tc.resp {
 			t.Errorf("%s %v: responses %v, want %v", tc.base, tc.formats, got, tc.resp)
 		}
-		if got := providers.Speaks(a, providers.FormatCompletions); got != tc.compl {
+		if got := providers.Speaks(a, providers.FormatCompletions, "gpt-3.5-turbo-instruct"); got != tc.compl {
 			t.Errorf("%s %v: completions %v, want %v", tc.base, tc.formats, got, tc.compl)
 		}
-		if !providers.Speaks(a, providers.FormatChat) {
+		if !providers.Speaks(a, providers.FormatChat, "gpt-4o") {
 			t.Errorf("%s: every adapter speaks chat", tc.base)
+		}
+		// OpenAI's legacy endpoint does not serve chat models: their
+		// completions go through the chat pivot, unless configured so.
+		if got := providers.Speaks(a, providers.FormatCompletions, "gpt-4o"); got != (tc.compl && tc.formats != nil) {
+			t.Errorf("%s %v: completions for gpt-4o %v", tc.base, tc.formats, got)
 		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 // reasoning as Events, to meter a stream that breaks before its usage.
 type responsesStream struct {
 	*stream
+	sent    bool  // an event went to the caller: errors are relayed
+	pending error // the failure behind an error event already returned
 }
 
 // Responses API events xroute looks into.
@@ -29,9 +31,22 @@ const (
 )
 
 func (s *responsesStream) Recv() (providers.Chunk, error) {
+	if s.pending != nil {
+		err := s.pending
+		s.pending = nil
+		return providers.Chunk{}, err
+	}
 	if s.done {
 		return providers.Chunk{}, io.EOF
 	}
+	c, err := s.next()
+	if err == nil {
+		s.sent = true
+	}
+	return c, err
+}
+
+func (s *responsesStream) next() (providers.Chunk, error) {
 	name := s.a.name
 	for {
 		ev, err := s.r.Next()
@@ -58,9 +73,19 @@ func (s *responsesStream) Recv() (providers.Chunk, error) {
 		switch typ {
 		case evError:
 			s.done = true
-			pe := s.a.opts.ErrorFromJSON(name, 0, gjson.ParseBytes(data))
+			e := gjson.ParseBytes(data)
+			if n := e.Get("error"); n.IsObject() {
+				e = n // the live API nests the error object
+			}
+			pe := s.a.opts.ErrorFromJSON(name, 0, e)
 			pe.MidStream = true
-			return providers.Chunk{}, pe
+			if !s.sent {
+				return providers.Chunk{}, pe // nothing sent yet: another deployment may serve it
+			}
+			// The upstream's own error event goes to the caller as it is
+			// (the SDKs raise on it), then the stream ends with the failure.
+			s.pending = pe
+			return c, nil
 		case evCompleted, evIncomplete, evFailed:
 			// The final event: nothing useful follows it, and some clients
 			// hang up right after it (Codex does).
