@@ -45,7 +45,7 @@ func (s *Server) chat(c *gin.Context) {
 	}
 	info.model, info.stream, info.body = req.Model, req.Stream, body
 	defer s.meter(info)
-	a := s.admitModelCall(c, info, body, req.MaxTokens, true)
+	a := s.admitModelCall(c, info, body, Worst{MaxTokens: req.MaxTokens, Choices: req.Choices, Hedgeable: true})
 	if a == nil {
 		return
 	}
@@ -73,7 +73,7 @@ func (s *Server) serveChat(c *gin.Context, a *admitted, req *providers.ChatReque
 		s.routeFailed(c, err)
 		return
 	}
-	noteUsage(info, resp.Usage)
+	noteAnswer(info, resp)
 	setRouteHeaders(c.Writer.Header(), info)
 	if !s.commitUsage(c, info) { // durable before the answer leaves
 		writeError(c, errSpoolFull())

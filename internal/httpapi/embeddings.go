@@ -96,7 +96,7 @@ func (s *Server) embeddings(c *gin.Context) {
 	}
 	info.model, info.body = req.Model, body
 	defer s.meter(info)
-	a := s.admitModelCall(c, info, body, 0, false)
+	a := s.admitModelCall(c, info, body, Worst{})
 	if a == nil {
 		return
 	}

@@ -41,7 +41,7 @@ const defaultCompletionReserve = 1024
 type admission struct {
 	l        *Limits
 	key      string
-	tpm      keys.Rate
+	tpm, rpm keys.Rate
 	reserved int
 	conc     bool
 }
@@ -55,19 +55,31 @@ func estimatePromptTokens(body []byte) int { return len(body)/4 + 1 }
 // On refusal it writes the 429 and returns nil. The returned admission must
 // be settled with the real token count when the request ends.
 func (s *Server) admit(c *gin.Context, k *keys.Key, body []byte, maxTokens int) *admission {
+	a := s.admitRequest(c, k)
+	if a == nil || !s.admitTokens(c, a, body, maxTokens) {
+		return nil
+	}
+	return a
+}
+
+func (l *Limits) pick(own, def int) int {
+	if own > 0 {
+		return own
+	}
+	return def
+}
+
+// admitRequest applies the limits that need no body: the key's
+// concurrency cap and its RPM. Work a request costs the gateway before it
+// can be priced (reading a stored conversation) comes after them.
+func (s *Server) admitRequest(c *gin.Context, k *keys.Key) *admission {
 	l := s.limits
 	if l == nil {
 		return &admission{}
 	}
-	pick := func(own, def int) int {
-		if own > 0 {
-			return own
-		}
-		return def
-	}
-	a := &admission{l: l, key: k.ID, tpm: keys.PerMinute(pick(k.TPM, l.DefaultTPM))}
+	a := &admission{l: l, key: k.ID, tpm: keys.PerMinute(l.pick(k.TPM, l.DefaultTPM)), rpm: keys.PerMinute(l.pick(k.RPM, l.DefaultRPM))}
 	h := c.Writer.Header()
-	if conc := pick(k.MaxConcurrent, l.DefaultConc); conc > 0 {
+	if conc := l.pick(k.MaxConcurrent, l.DefaultConc); conc > 0 {
 		if !l.Concurrency.TryAcquire(k.ID, conc) {
 			s.metrics.rejected(rejectConcurrency)
 			e := newError(http.StatusTooManyRequests, "rate_limit_error", "concurrency_limit_exceeded",
@@ -78,9 +90,8 @@ func (s *Server) admit(c *gin.Context, k *keys.Key, body []byte, maxTokens int) 
 		}
 		a.conc = true
 	}
-	rpm := keys.PerMinute(pick(k.RPM, l.DefaultRPM))
-	if rpm.Limit > 0 {
-		d := l.Requests.Allow(k.ID, rpm, 1)
+	if a.rpm.Limit > 0 {
+		d := l.Requests.Allow(k.ID, a.rpm, 1)
 		setLimitHeaders(h, "requests", d)
 		if !d.Allowed {
 			a.release()
@@ -92,35 +103,44 @@ func (s *Server) admit(c *gin.Context, k *keys.Key, body []byte, maxTokens int) 
 			return nil
 		}
 	}
-	if a.tpm.Limit > 0 {
-		if maxTokens <= 0 {
-			maxTokens = defaultCompletionReserve
-		}
-		cost := estimatePromptTokens(body) + maxTokens
-		d := l.Tokens.Allow(k.ID, a.tpm, cost)
-		setLimitHeaders(h, "tokens", d)
-		if !d.Allowed {
-			a.release()
-			s.metrics.rejected(rejectTokens)
-			if rpm.Limit > 0 {
-				l.Requests.Adjust(k.ID, rpm, -1) // this request was not served
-			}
-			if d.Impossible {
-				e := newError(http.StatusTooManyRequests, "rate_limit_error", "tokens_exceed_limit",
-					"This request needs about "+strconv.Itoa(cost)+" tokens (prompt + max tokens), more than this key's limit of "+strconv.Itoa(d.Limit)+" tokens per minute. Lower max_tokens or the prompt.")
-				e.NoRetry = true
-				writeError(c, e)
-				return nil
-			}
-			e := newError(http.StatusTooManyRequests, "rate_limit_error", "rate_limit_exceeded",
-				"Rate limit reached for tokens: limit "+strconv.Itoa(d.Limit)+" per minute. Please retry after "+retrySecs(d.RetryAfter)+"s.")
-			e.RetryAfter = d.RetryAfter
-			writeError(c, e)
-			return nil
-		}
-		a.reserved = cost
-	}
 	return a
+}
+
+// admitTokens reserves the request's tokens against the key's TPM: the
+// prompt estimate plus maxTokens. On refusal it writes the 429, gives the
+// request's concurrency slot and RPM back, and returns false.
+func (s *Server) admitTokens(c *gin.Context, a *admission, body []byte, maxTokens int) bool {
+	l := a.l
+	if l == nil || a.tpm.Limit <= 0 {
+		return true
+	}
+	if maxTokens <= 0 {
+		maxTokens = defaultCompletionReserve
+	}
+	cost := estimatePromptTokens(body) + maxTokens
+	d := l.Tokens.Allow(a.key, a.tpm, cost)
+	setLimitHeaders(c.Writer.Header(), "tokens", d)
+	if !d.Allowed {
+		a.release()
+		s.metrics.rejected(rejectTokens)
+		if a.rpm.Limit > 0 {
+			l.Requests.Adjust(a.key, a.rpm, -1) // this request was not served
+		}
+		if d.Impossible {
+			e := newError(http.StatusTooManyRequests, "rate_limit_error", "tokens_exceed_limit",
+				"This request needs about "+strconv.Itoa(cost)+" tokens (prompt + max tokens), more than this key's limit of "+strconv.Itoa(d.Limit)+" tokens per minute. Lower max_tokens or the prompt.")
+			e.NoRetry = true
+			writeError(c, e)
+			return false
+		}
+		e := newError(http.StatusTooManyRequests, "rate_limit_error", "rate_limit_exceeded",
+			"Rate limit reached for tokens: limit "+strconv.Itoa(d.Limit)+" per minute. Please retry after "+retrySecs(d.RetryAfter)+"s.")
+		e.RetryAfter = d.RetryAfter
+		writeError(c, e)
+		return false
+	}
+	a.reserved = cost
+	return true
 }
 
 // settle corrects the TPM reservation by the real usage and releases the

@@ -41,6 +41,7 @@ type requestInfo struct {
 	cached    int
 	ttft      time.Duration
 	usageSeen bool
+	served    bool // an answer came whose upstream reported no usage
 	metered   bool // the usage record was written
 
 	deployment *router.Deployment // the one that served

@@ -32,12 +32,24 @@ type admitted struct {
 }
 
 // admitModelCall runs admission for a request to info.model whose pivot
-// (or embeddings) body is body. maxTokens is the caller's output cap (0:
-// none); hedgeable says two attempts may complete and be paid (chat-like
-// requests on a hedged model). On refusal it has answered and returns
-// nil; otherwise the caller must defer done. The caller has deferred
-// s.meter(info) before, so refusals are recorded too.
-func (s *Server) admitModelCall(c *gin.Context, info *requestInfo, body []byte, maxTokens int, hedgeable bool) *admitted {
+// (or embeddings) body is body; w says what multiplies its worst case (the
+// output cap, the number of answers, hedging). On refusal it has answered
+// and returns nil; otherwise the caller must defer done. The caller has
+// deferred s.meter(info) before, so refusals are recorded too.
+func (s *Server) admitModelCall(c *gin.Context, info *requestInfo, body []byte, w Worst) *admitted {
+	a := s.beginModelCall(c, info)
+	if a == nil || !s.reserve(c, info, a, body, w) {
+		return nil
+	}
+	return a
+}
+
+// beginModelCall is the part of admission that needs no body: the model
+// exists, the key may use it, and the key's concurrency and RPM admit the
+// request. An ingress with work to do before it can price the request
+// (reading a stored conversation) runs it first, then reserve. On refusal
+// it has answered and returns nil.
+func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
 	m, ok := s.router.Lookup(info.model)
 	if !ok {
 		writeError(c, modelNotFound(info.model))
@@ -48,21 +60,37 @@ func (s *Server) admitModelCall(c *gin.Context, info *requestInfo, body []byte, 
 			"This API key is not allowed to use the model `"+info.model+"`.").withParam("model"))
 		return nil
 	}
-	adm := s.admit(c, info.key, body, maxTokens)
+	adm := s.admitRequest(c, info.key)
 	if adm == nil {
 		return nil
 	}
-	if !s.hold(c, info, m, body, maxTokens, hedgeable) {
-		adm.settle(0)
-		return nil
+	return &admitted{m: m, adm: adm}
+}
+
+// reserve is the rest of admission: the key's TPM and the credit hold for
+// the worst case; then the request's deadline starts. On refusal it has
+// answered, released what beginModelCall took, and returns false;
+// otherwise the caller must defer a.done.
+func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []byte, w Worst) bool {
+	// TPM reserves every answer's worth of output.
+	if !s.admitTokens(c, a.adm, body, w.MaxTokens*max(w.Choices, 1)) {
+		return false
+	}
+	if !s.hold(c, info, a.m, body, w) {
+		a.adm.settle(0)
+		return false
 	}
 	// The request context ends when the caller disconnects, which cancels
 	// the upstream call; the timeout bounds the whole request, failover
 	// included.
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.timeout)
-	ctx = router.WithCaller(ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel})
-	return &admitted{m: m, adm: adm, ctx: ctx, cancel: cancel}
+	a.ctx, a.cancel = context.WithTimeout(c.Request.Context(), s.timeout)
+	a.ctx = router.WithCaller(a.ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel})
+	return true
 }
+
+// abandon releases a request begun but never reserved (refused in
+// between).
+func (a *admitted) abandon() { a.adm.release() }
 
 // done settles the key's token reservation with what was used and ends
 // the request's context.
@@ -81,6 +109,43 @@ func (a *admitted) done(info *requestInfo) {
 // noteUsage records an answer's usage.
 func noteUsage(info *requestInfo, u providers.Usage) {
 	info.prompt, info.complete, info.cached, info.usageSeen = u.PromptTokens, u.CompletionTokens, u.CachedTokens, true
+}
+
+// noteAnswer records a non-streamed answer's usage. An upstream that
+// reported none (or nothing but zeros) is counted from the prompt and the
+// answer's text instead, marked estimated: never billed 0.
+func noteAnswer(info *requestInfo, resp *providers.ChatResponse) {
+	if u := resp.Usage; u.PromptTokens+u.CompletionTokens > 0 {
+		noteUsage(info, u)
+		return
+	}
+	info.served = true
+	c := resp.Completion
+	if c == nil && !resp.Native {
+		c, _ = providers.DecodeChatCompletion(resp.Body)
+	}
+	if c == nil {
+		// A native answer: the text wherever its format keeps it.
+		for _, path := range [...]string{"output.#.content.#.text", "output.#.arguments", "choices.#.text"} {
+			gjson.GetBytes(resp.Body, path).ForEach(func(_, v gjson.Result) bool {
+				if v.IsArray() {
+					v.ForEach(func(_, t gjson.Result) bool { info.delivered = append(info.delivered, t.String()...); return true })
+				} else {
+					info.delivered = append(info.delivered, v.String()...)
+				}
+				return true
+			})
+		}
+		return
+	}
+	for _, ev := range c.Events() {
+		switch ev.Kind {
+		case providers.EventText, providers.EventRefusal, providers.EventReasoning, providers.EventToolArgs:
+			info.delivered = append(info.delivered, ev.Text...)
+		case providers.EventToolStart:
+			info.delivered = append(info.delivered, ev.Name...)
+		}
+	}
 }
 
 var (
@@ -123,7 +188,15 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder) {
 	for {
 		chunk, err := st.Recv()
 		if errors.Is(err, io.EOF) {
-			s.commitUsage(c, info) // durable before the final byte
+			if !s.commitUsage(c, info) { // durable before the final byte
+				// Not kept (database down, usage spool full), so not charged:
+				// the answer ends as failed rather than complete.
+				e := errSpoolFull()
+				info.status, info.errCode, info.errMsg = e.Status, "usage_spool_full", e.Message
+				w.Write(enc.fail(e, info))
+				w.Flush()
+				return
+			}
 			if out := enc.finish(c.Request.Context(), info); len(out) > 0 {
 				if _, werr := w.Write(out); werr == nil {
 					w.Flush()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/internal/ingress/responses"
@@ -78,13 +79,23 @@ func (s *Server) createResponse(c *gin.Context) {
 			"This gateway keeps no responses: send 'store': false.").withParam("store"))
 		return
 	}
+	info.model, info.stream = rq.Model, rq.Streamed()
+	defer s.meter(info)
+	// The model, the key's scope, concurrency and RPM before the stored
+	// conversation is read: a refused request costs no chain read.
+	a := s.beginModelCall(c, info)
+	if a == nil {
+		return
+	}
 	history, e := s.conversation(c, rq)
 	if e != nil {
+		a.abandon()
 		writeError(c, e)
 		return
 	}
 	tr, err := rq.Translate(history)
 	if err != nil {
+		a.abandon()
 		writeRequestError(c, err)
 		return
 	}
@@ -99,16 +110,18 @@ func (s *Server) createResponse(c *gin.Context) {
 		Format:        providers.FormatResponses, Native: tr.Native, NativeOnly: tr.NativeOnly,
 	}
 	req.SetDecoded(tr.Pivot)
-	if len(tr.Dropped) > 0 {
-		c.Writer.Header().Set("x-xroute-dropped-tools", strings.Join(tr.Dropped, ","))
-	}
-	info.model, info.stream, info.body = rq.Model, req.Stream, tr.PivotBody
-	defer s.meter(info)
-	a := s.admitModelCall(c, info, tr.PivotBody, maxTokens, true)
-	if a == nil {
+	info.body = tr.PivotBody
+	if !s.reserve(c, info, a, tr.PivotBody, Worst{MaxTokens: maxTokens, Hedgeable: true}) {
 		return
 	}
 	defer a.done(info)
+	// Built-in tools a translating deployment left out are named in the
+	// answer; a native one kept them.
+	dropped := func() {
+		if len(tr.Dropped) > 0 && info.deployment != nil && !info.deployment.Speaks(providers.FormatResponses) {
+			c.Writer.Header().Set("x-xroute-dropped-tools", strings.Join(tr.Dropped, ","))
+		}
+	}
 
 	out := &responseOut{s: s, rq: rq, key: info.key, b: responses.NewBuilder(rq, tr.Tools, responses.NewID("resp_"), rq.Model, s.now().Unix(), req.Stream)}
 	if req.Stream {
@@ -118,6 +131,7 @@ func (s *Server) createResponse(c *gin.Context) {
 			s.routeFailed(c, err)
 			return
 		}
+		dropped()
 		s.relayStream(c, st, out)
 		return
 	}
@@ -127,7 +141,8 @@ func (s *Server) createResponse(c *gin.Context) {
 		s.routeFailed(c, err)
 		return
 	}
-	noteUsage(info, resp.Usage)
+	dropped()
+	noteAnswer(info, resp)
 	object := resp.Body
 	if resp.Native {
 		object = rq.RestorePrevious(object, "")
@@ -142,9 +157,10 @@ func (s *Server) createResponse(c *gin.Context) {
 		writeError(c, errSpoolFull())
 		return
 	}
-	if e := out.save(c.Request.Context(), info, object, out.outputOf(object, resp.Native)); e != nil {
-		writeError(c, e)
-		return
+	if !out.save(c.Request.Context(), info, object, out.outputOf(object, resp.Native)) {
+		// The answer is paid for: it goes out all the same, saying it
+		// could not be kept (a later previous_response_id will not find it).
+		c.Writer.Header().Set("x-xroute-stored", "false")
 	}
 	c.Data(http.StatusOK, "application/json", object)
 }
@@ -208,6 +224,10 @@ type responseOut struct {
 	seen   bool // a chunk arrived: native or not is known
 	final  []byte
 	buf    []byte
+	// Native streams: events relayed (the next sequence number) and
+	// whether the upstream's own error event was among them.
+	relayed  int
+	upstrErr bool
 }
 
 // chunk implements encoder.
@@ -216,6 +236,8 @@ func (o *responseOut) chunk(ch providers.Chunk) []byte {
 		o.seen, o.native = true, ch.Native
 	}
 	if o.native {
+		o.relayed++
+		o.upstrErr = o.upstrErr || ch.Name == "error"
 		data := ch.Data
 		switch ch.Name {
 		case "response.created", "response.in_progress", "response.completed", "response.incomplete", "response.failed":
@@ -254,9 +276,7 @@ func (o *responseOut) finish(ctx context.Context, info *requestInfo) []byte {
 			return nil
 		}
 		object := []byte(gjson.GetBytes(o.final[strings.Index(string(o.final), "data: ")+6:], "response").Raw)
-		if e := o.save(ctx, info, object, o.outputOf(object, true)); e != nil {
-			return responseErrorEvent(e)
-		}
+		o.save(ctx, info, object, o.outputOf(object, true)) // paid for: sent even if not kept
 		return o.final
 	}
 	var events []byte
@@ -266,9 +286,7 @@ func (o *responseOut) finish(ctx context.Context, info *requestInfo) []byte {
 	events = append([]byte(nil), events...)
 	fin, object := o.b.Finish(u)
 	events = append(events, fin...)
-	if e := o.save(ctx, info, object, o.b.Output()); e != nil {
-		return append(events[:0:0], responseErrorEvent(e)...)
-	}
+	o.save(ctx, info, object, o.b.Output()) // paid for: sent even if not kept
 	return events
 }
 
@@ -279,7 +297,10 @@ func (o *responseOut) fail(e *apiError, info *requestInfo) []byte {
 		code = "server_error"
 	}
 	if o.native {
-		return responseErrorEvent(e)
+		if o.upstrErr {
+			return nil // the upstream's error event was relayed
+		}
+		return responseErrorEvent(e, o.relayed)
 	}
 	var events []byte
 	if !o.b.Started() {
@@ -301,10 +322,12 @@ func (o *responseOut) outputOf(object []byte, native bool) []byte {
 	return []byte("[]")
 }
 
-// save keeps the response unless the caller said store: false.
-func (o *responseOut) save(ctx context.Context, info *requestInfo, object, output []byte) *apiError {
+// save keeps the response unless the caller said store: false. It
+// reports whether the response is kept as asked; a failure is logged (the
+// answer, already paid for, is delivered all the same).
+func (o *responseOut) save(ctx context.Context, info *requestInfo, object, output []byte) bool {
 	if !o.rq.Stored() || o.s.responses == nil {
-		return nil
+		return true
 	}
 	id := gjson.GetBytes(object, "id").Str
 	if id == "" {
@@ -322,20 +345,22 @@ func (o *responseOut) save(ctx context.Context, info *requestInfo, object, outpu
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := o.s.responses.SaveResponse(ctx, rec); err != nil {
-		o.s.log.Error("response not stored", zap.String("request_id", info.id), zap.String("response_id", id), zap.Error(err))
-		return newError(http.StatusInternalServerError, "server_error", "response_not_stored",
-			"The answer could not be stored for later retrieval; retry, or send 'store': false.")
+		o.s.log.Error("response not stored; the answer goes out unstored", zap.String("request_id", info.id), zap.String("response_id", id), zap.Error(err))
+		return false
 	}
-	return nil
+	return true
 }
 
-// responseErrorEvent is a Responses stream's error event.
-func responseErrorEvent(e *apiError) []byte {
+// responseErrorEvent is a Responses stream's error event, numbered seq:
+// the reference's fields at the top level and the nested object the live
+// API sends, on which the SDKs raise.
+func responseErrorEvent(e *apiError, seq int) []byte {
 	code, _ := e.Code.(string)
 	if code == "" {
 		code = e.Type
 	}
-	b, _ := json.Marshal(map[string]any{"type": "error", "code": code, "message": e.Message, "param": e.Param, "sequence_number": 0})
+	b, _ := json.Marshal(map[string]any{"type": "error", "code": code, "message": e.Message, "param": e.Param, "sequence_number": seq,
+		"error": map[string]any{"type": e.Type, "code": code, "message": e.Message, "param": e.Param}})
 	return append(append([]byte("event: error\ndata: "), b...), "\n\n"...)
 }
 
@@ -453,15 +478,31 @@ func (s *Server) responseInputTokens(c *gin.Context) {
 		writeError(c, err.(*apiError))
 		return
 	}
-	if !gjson.GetBytes(body, "model").Exists() {
+	named := gjson.GetBytes(body, "model").Exists()
+	if !named && gjson.ValidBytes(body) && gjson.ParseBytes(body).IsObject() {
 		// The model is optional here; it picks the tokenizer.
-		body = append([]byte(`{"model":"gpt-4o",`), body[1:]...)
+		body, _ = sjson.SetBytes(body, "model", "gpt-4o")
 	}
 	rq, err := responses.Parse(body)
 	if err != nil {
 		writeRequestError(c, err)
 		return
 	}
+	// No model call, but the key's scope and request limits hold: the
+	// count may read a whole stored conversation.
+	var adm *admission
+	if named {
+		info := infoOf(c)
+		info.model = rq.Model
+		a := s.beginModelCall(c, info)
+		if a == nil {
+			return
+		}
+		adm = a.adm
+	} else if adm = s.admitRequest(c, infoOf(c).key); adm == nil {
+		return
+	}
+	defer adm.release()
 	history, e := s.conversation(c, rq)
 	if e != nil {
 		writeError(c, e)

@@ -54,6 +54,10 @@ type outItem struct {
 	name    string
 	ns      string
 	done    bool
+	// incomplete: cut by max_output_tokens or a content filter, or by a
+	// broken stream (its .done events were never sent then).
+	incomplete bool
+	summary    bool // reasoning whose summary the caller asked to see
 }
 
 // NewBuilder starts the answer to r. id is the response id ("resp_…"),
@@ -178,9 +182,12 @@ func (b *Builder) Status() (status string, incomplete any) {
 // response.incomplete). usage is the final count.
 func (b *Builder) Finish(u providers.Usage) (events, object []byte) {
 	b.buf = b.buf[:0]
-	b.usage, b.hasUse = u, true
-	b.closeAll()
+	b.mergeUsage(u)
 	status, incomplete := b.Status()
+	if status == "incomplete" && b.cur != nil && b.cur.kind == kindMessage {
+		b.cur.incomplete = true // the text was cut: the message is incomplete too
+	}
+	b.closeAll()
 	obj := b.object(status, incomplete, true)
 	object, _ = json.Marshal(obj)
 	name := "response.completed"
@@ -197,15 +204,20 @@ func (b *Builder) Finish(u providers.Usage) (events, object []byte) {
 // vocabulary.
 func (b *Builder) Fail(code, message string, u providers.Usage) (events, object []byte) {
 	b.buf = b.buf[:0]
-	b.usage, b.hasUse = u, true
+	b.mergeUsage(u)
 	for _, it := range b.items {
-		it.done = true // cut: no .done events for a broken answer
+		if !it.done {
+			it.done, it.incomplete = true, true // cut: no .done events for a broken answer
+		}
 	}
 	b.cur = nil
 	o := b.object("failed", nil, true)
 	o.Error = map[string]string{"code": code, "message": message}
 	object, _ = json.Marshal(o)
-	b.emit("error", map[string]any{"code": code, "message": message, "param": nil})
+	// The reference's fields at the top level, and the nested object the
+	// live API sends, on which the SDKs raise.
+	b.emit("error", map[string]any{"code": code, "message": message, "param": nil,
+		"error": map[string]any{"type": "server_error", "code": code, "message": message, "param": nil}})
 	b.emit("response.failed", map[string]any{"response": json.RawMessage(object)})
 	return b.take(), object
 }
@@ -221,10 +233,19 @@ func (b *Builder) Output() []byte {
 }
 
 func itemStatus(it *outItem) string {
-	if it.done {
+	if it.done && !it.incomplete {
 		return "completed"
 	}
 	return "incomplete"
+}
+
+// mergeUsage takes the final usage, keeping the reasoning count a chunk
+// reported when the final count (the request's record) has none.
+func (b *Builder) mergeUsage(u providers.Usage) {
+	if u.ReasoningTokens == 0 && b.hasUse {
+		u.ReasoningTokens = b.usage.ReasoningTokens
+	}
+	b.usage, b.hasUse = u, true
 }
 
 func (b *Builder) add(it *outItem) {
@@ -241,7 +262,7 @@ func (b *Builder) openMessage(refusal bool) {
 }
 
 func (b *Builder) openReasoning() {
-	it := &outItem{kind: kindReasoning, id: b.newID("rs_")}
+	it := &outItem{kind: kindReasoning, id: b.newID(XrouteReasoningPrefix), summary: b.req.SummaryWanted()}
 	b.add(it)
 	b.cur = it
 	b.emit("response.output_item.added", map[string]any{"output_index": it.index, "item": it.json("in_progress")})
@@ -294,7 +315,7 @@ func (b *Builder) close(it *outItem) {
 		b.emitItem("response.custom_tool_call_input.delta", it, map[string]any{"delta": in})
 		b.emitItem("response.custom_tool_call_input.done", it, map[string]any{"input": in})
 	}
-	b.emit("response.output_item.done", map[string]any{"output_index": it.index, "item": it.json("completed")})
+	b.emit("response.output_item.done", map[string]any{"output_index": it.index, "item": it.json(itemStatus(it))})
 }
 
 // arguments is the call's JSON arguments; a call without any gets "{}",
@@ -331,7 +352,7 @@ func (it *outItem) json(status string) map[string]any {
 	switch it.kind {
 	case kindReasoning:
 		summary := []any{}
-		if status == "completed" && it.text.Len() > 0 {
+		if status != "in_progress" && it.summary && it.text.Len() > 0 {
 			summary = append(summary, map[string]string{"type": "summary_text", "text": it.text.String()})
 		}
 		return map[string]any{"id": it.id, "type": "reasoning", "summary": summary}

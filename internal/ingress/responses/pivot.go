@@ -69,7 +69,7 @@ func (r *Request) Translate(history []Item) (*Translation, error) {
 	if len(all) > maxItems {
 		return nil, reqErr("previous_response_id", "The conversation holds more than %d items.", maxItems)
 	}
-	msgs, images, err := toMessages(all, len(history))
+	msgs, images, nativeOnly, err := toMessages(all, len(history))
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +77,10 @@ func (r *Request) Translate(history []Item) (*Translation, error) {
 	tr.HasImages = images
 	if err := tr.tools(r, out); err != nil {
 		return nil, err
+	}
+	if nativeOnly != "" && tr.NativeOnly == "" {
+		tr.NativeOnly = nativeOnly
+		tr.Dropped = nil
 	}
 	if r.Text != nil && r.Text.Format != nil {
 		switch f := r.Text.Format; f.Type {
@@ -274,25 +278,44 @@ func (r *Request) toolChoice() (mode, name string, err error) {
 }
 
 // toMessages maps items to chat messages. The first fromHistory items come
-// from the stored conversation: reasoning there is dropped silently (it
-// only helps a native upstream, which gets it through Native).
-func toMessages(items []Item, fromHistory int) ([]providers.Message, bool, error) {
-	var out []providers.Message
-	images := false
+// from the stored conversation. Reasoning is dropped (it only helps a
+// native upstream, which gets it through Native), and so are the records
+// of built-in tool calls (web_search_call, ...: only OpenAI ran them; the
+// answer that used them follows as text). What the pivot cannot say at
+// all (an item reference, a file by URL) makes the request native-only:
+// nativeOnly says why, and translating deployments are skipped.
+func toMessages(items []Item, fromHistory int) (out []providers.Message, images bool, nativeOnly string, err error) {
 	// lastAssistant is the index in out of the assistant message that
 	// function calls attach to; -1 when a user or tool turn came since.
 	lastAssistant := -1
+	// Images returned by a run of tool outputs follow the whole run: chat
+	// wants every tool message right after the call it answers.
+	var toolImages []providers.ContentPart
+	flushImages := func() {
+		if len(toolImages) > 0 {
+			out = append(out, providers.Message{Role: "user", Content: providers.Content{Parts: toolImages, IsParts: true}})
+			toolImages, images = nil, true
+		}
+	}
+	needsNative := func(why string) {
+		if nativeOnly == "" {
+			nativeOnly = why + " needs"
+		}
+	}
 	for i := range items {
 		it := &items[i]
 		at := "input[" + strconv.Itoa(i-fromHistory) + "]"
 		if i < fromHistory {
 			at = "previous_response_id"
 		}
+		if it.Type != "function_call_output" && it.Type != "custom_tool_call_output" {
+			flushImages()
+		}
 		switch it.Type {
 		case "message":
 			ps, err := parts(at+".content", it.Content)
 			if err != nil {
-				return nil, false, err
+				return nil, false, "", err
 			}
 			switch it.Role {
 			case "system", "developer":
@@ -312,9 +335,12 @@ func toMessages(items []Item, fromHistory int) ([]providers.Message, bool, error
 				out = append(out, providers.Message{Role: "assistant", Content: providers.Content{Text: t}})
 				lastAssistant = len(out) - 1
 			default: // user
-				cps, img, err := chatParts(at+".content", ps)
+				cps, img, why, err := chatParts(at+".content", ps)
 				if err != nil {
-					return nil, false, err
+					return nil, false, "", err
+				}
+				if why != "" {
+					needsNative(why)
 				}
 				images = images || img
 				out = append(out, providers.Message{Role: "user", Content: providers.Content{Parts: cps, IsParts: true}})
@@ -339,89 +365,107 @@ func toMessages(items []Item, fromHistory int) ([]providers.Message, bool, error
 		case "function_call_output", "custom_tool_call_output":
 			ps, err := parts(at+".output", it.Output)
 			if err != nil {
-				return nil, false, err
+				return nil, false, "", err
 			}
 			// Chat tool messages hold text: images a tool returned (Codex's
-			// view_image) follow in a user message.
-			var imgs []providers.ContentPart
+			// view_image) follow the run of tool messages as a user message.
 			var texts []Part
+			n := len(toolImages)
 			for j, p := range ps {
 				switch p.Type {
 				case "input_image":
-					cp, err := imagePart(at+".output["+strconv.Itoa(j)+"]", p)
+					cp, why, err := imagePart(at+".output["+strconv.Itoa(j)+"]", p)
 					if err != nil {
-						return nil, false, err
+						return nil, false, "", err
 					}
-					imgs = append(imgs, cp)
+					if why != "" {
+						needsNative(why)
+						continue
+					}
+					toolImages = append(toolImages, cp)
 				default:
 					texts = append(texts, p)
 				}
 			}
 			t := text(texts)
-			if t == "" && len(imgs) > 0 {
-				t = "(the tool returned an image, shown next)"
+			if t == "" && len(toolImages) > n {
+				t = "(the tool returned an image, shown after the tool results)"
 			}
 			out = append(out, providers.Message{Role: "tool", ToolCallID: it.CallID, Content: providers.Content{Text: t}})
-			if len(imgs) > 0 {
-				images = true
-				out = append(out, providers.Message{Role: "user", Content: providers.Content{Parts: imgs, IsParts: true}})
-			}
 			lastAssistant = -1
 		case "reasoning":
 			// Reasoning of an earlier turn: only the provider that wrote it
 			// can read it (encrypted, or signed); a translated request goes
 			// without it.
 		case "item_reference":
-			return nil, false, reqErr(at+".type", "Item references are not supported by this gateway: send the item itself, or continue with 'previous_response_id'.")
+			needsNative("an item reference (" + at + ")")
 		default:
-			return nil, false, reqErr(at+".type", "Input items of type %q can only be served by an OpenAI deployment, and this one translates the request.", it.Type)
+			if strings.HasSuffix(it.Type, "_call") || strings.HasSuffix(it.Type, "_call_output") {
+				// A built-in tool's record (web_search_call, ...): only an
+				// OpenAI deployment ran it, and its outcome is in the answer
+				// that followed.
+				continue
+			}
+			needsNative("an input item of type '" + it.Type + "' (" + at + ")")
 		}
 	}
+	flushImages()
 	if len(out) == 0 {
-		return nil, false, reqErr("input", "The input holds no message.")
+		if nativeOnly != "" {
+			// Nothing the pivot can say: a native deployment reads Native.
+			out = append(out, providers.Message{Role: "user", Content: providers.Content{Text: "(native input)"}})
+			return out, images, nativeOnly, nil
+		}
+		return nil, false, "", reqErr("input", "The input holds no message.")
 	}
-	return out, images, nil
+	return out, images, nativeOnly, nil
 }
 
-// chatParts maps a user message's parts to chat content parts.
-func chatParts(at string, ps []Part) ([]providers.ContentPart, bool, error) {
-	out := make([]providers.ContentPart, 0, len(ps))
-	images := false
+// chatParts maps a user message's parts to chat content parts. nativeOnly
+// names a part the pivot cannot carry (a file by URL, an image by file id:
+// only OpenAI resolves those).
+func chatParts(at string, ps []Part) (out []providers.ContentPart, images bool, nativeOnly string, err error) {
+	out = make([]providers.ContentPart, 0, len(ps))
 	for j, p := range ps {
 		pat := at + "[" + strconv.Itoa(j) + "]"
 		switch p.Type {
 		case "input_text", "output_text", "text":
 			out = append(out, providers.ContentPart{Type: "text", Text: p.Text})
 		case "input_image":
-			cp, err := imagePart(pat, p)
+			cp, why, err := imagePart(pat, p)
 			if err != nil {
-				return nil, false, err
+				return nil, false, "", err
+			}
+			if why != "" {
+				nativeOnly = why
+				continue
 			}
 			images = true
 			out = append(out, cp)
 		case "input_file":
-			if p.FileURL != "" {
-				return nil, false, reqErr(pat+".file_url", "Files by URL are not supported by this gateway: send 'file_data' (base64).")
+			if p.FileData == "" && p.FileID == "" && p.FileURL == "" {
+				return nil, false, "", reqErr(pat, "Missing 'file_data', 'file_id' or 'file_url' in '%s'.", pat)
 			}
-			if p.FileData == "" && p.FileID == "" {
-				return nil, false, reqErr(pat, "Missing 'file_data' or 'file_id' in '%s'.", pat)
+			if p.FileURL != "" {
+				nativeOnly = "a file by URL (" + pat + ".file_url)"
+				continue
 			}
 			out = append(out, providers.ContentPart{Type: "file", File: &providers.FilePart{FileData: p.FileData, FileID: p.FileID, Filename: p.Filename}})
 		default:
-			return nil, false, reqErr(pat+".type", "Invalid value for '%s.type': %q. Supported values are: 'input_text', 'input_image' and 'input_file'.", pat, p.Type)
+			nativeOnly = "a content part of type '" + p.Type + "' (" + pat + ")"
 		}
 	}
-	return out, images, nil
+	return out, images, nativeOnly, nil
 }
 
-func imagePart(at string, p Part) (providers.ContentPart, error) {
+func imagePart(at string, p Part) (cp providers.ContentPart, nativeOnly string, err error) {
 	if p.ImageURL == "" {
 		if p.FileID != "" {
-			return providers.ContentPart{}, reqErr(at+".file_id", "Images by file id are not supported by this gateway: send 'image_url' (an https URL or a base64 data URL).")
+			return cp, "an image by file id (" + at + ".file_id)", nil
 		}
-		return providers.ContentPart{}, reqErr(at+".image_url", "Missing required parameter: '%s.image_url'.", at)
+		return cp, "", reqErr(at+".image_url", "Missing required parameter: '%s.image_url'.", at)
 	}
-	return providers.ContentPart{Type: "image_url", ImageURL: &providers.ImageURL{URL: p.ImageURL, Detail: p.Detail}}, nil
+	return providers.ContentPart{Type: "image_url", ImageURL: &providers.ImageURL{URL: p.ImageURL, Detail: p.Detail}}, "", nil
 }
 
 // nativeBody is the caller's body as a native upstream gets it: routing
@@ -437,29 +481,70 @@ func (r *Request) nativeBody(history []Item) ([]byte, error) {
 			}
 		}
 	}
-	if r.PreviousResponseID == nil {
+	drop := func(it *Item) bool {
+		// With store: false the upstream keeps nothing, so a reasoning
+		// item by id alone resolves nowhere; clients in that mode (Codex)
+		// send the encrypted content, which is kept.
+		return isXrouteReasoning(it) || (!r.Stored() && it.Type == "reasoning" && it.EncryptedContent == nil)
+	}
+	unresolvable := false
+	for i := range r.Items {
+		unresolvable = unresolvable || drop(&r.Items[i])
+	}
+	if r.PreviousResponseID == nil && !unresolvable {
 		return body, nil
 	}
-	if body, err = sjson.DeleteBytes(body, "previous_response_id"); err != nil {
-		return nil, err
-	}
-	input := make([]json.RawMessage, 0, len(history)+len(r.Items))
-	for _, it := range history {
-		if it.Type == "reasoning" && it.EncryptedContent == nil {
-			// A reasoning item by id only: the upstream can read it only if
-			// it stored it, which a translated turn or store:false never did.
-			continue
+	if r.PreviousResponseID != nil {
+		if body, err = sjson.DeleteBytes(body, "previous_response_id"); err != nil {
+			return nil, err
 		}
-		input = append(input, it.Raw)
 	}
-	for _, it := range r.Items {
-		input = append(input, it.Raw)
-	}
-	b, err := json.Marshal(input)
+	all := make([]Item, 0, len(history)+len(r.Items))
+	all = append(append(all, history...), r.Items...)
+	b, err := json.Marshal(nativeItems(all, drop))
 	if err != nil {
 		return nil, err
 	}
 	return sjson.SetRawBytes(body, "input", b)
+}
+
+// XrouteReasoningPrefix starts the ids of reasoning items xroute made (for
+// translated answers): no upstream stored them, so none can resolve them
+// (OpenAI's own ids are hex, never "xr").
+const XrouteReasoningPrefix = "rs_xr"
+
+func isXrouteReasoning(it *Item) bool {
+	return it.Type == "reasoning" && it.EncryptedContent == nil && strings.HasPrefix(it.ID, XrouteReasoningPrefix)
+}
+
+// nativeItems is items as a native upstream can read them: reasoning items
+// it cannot resolve (drop: those xroute made on a translated turn, id-only
+// ones with store: false) are left out, since the upstream would answer
+// "item not found", and the items of the assistant turn that followed one
+// lose their ids (an upstream refuses a stored call id "provided without
+// its required reasoning item"). The upstream's own reasoning items stay:
+// it stored them, or their encrypted content carries them.
+func nativeItems(items []Item, drop func(*Item) bool) []json.RawMessage {
+	out := make([]json.RawMessage, 0, len(items))
+	strip := false
+	for i := range items {
+		it := &items[i]
+		switch {
+		case drop(it):
+			strip = true
+			continue
+		case it.Type == "message" && it.Role != "assistant", strings.HasSuffix(it.Type, "_output"), it.Type == "reasoning":
+			strip = false
+		}
+		raw := it.Raw
+		if strip && it.ID != "" {
+			if b, err := sjson.DeleteBytes(raw, "id"); err == nil {
+				raw = b
+			}
+		}
+		out = append(out, raw)
+	}
+	return out
 }
 
 // RestorePrevious puts previous_response_id back into a native answer's

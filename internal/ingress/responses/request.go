@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -134,6 +135,10 @@ const maxItems = 10000
 // Parse decodes and checks a create request. body is kept as given (the
 // caller must not modify it afterwards). Errors are *Error.
 func Parse(body []byte) (*Request, error) {
+	if !utf8.Valid(body) {
+		// Go's decoder would accept it; the stored turn could not be kept.
+		return nil, reqErr("", "The request body is not valid UTF-8.")
+	}
 	var r Request
 	if err := json.Unmarshal(body, &r); err != nil {
 		var te *json.UnmarshalTypeError
