@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // This file holds the OpenAI Chat Completions wire types that translating
@@ -207,6 +208,46 @@ func (s *StringList) UnmarshalJSON(b []byte) error {
 	}
 	*s = many
 	return nil
+}
+
+// notJSON is OpenAI's answer to a body that is not JSON.
+const notJSON = "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
+
+// DecodeBody decodes a caller's request body into v for an ingress. Every
+// refusal is a *RequestError (a 400): a body that is not UTF-8 (Go's
+// decoder would accept it, and nothing downstream could keep it), not a
+// JSON object, or with a field of the wrong type, named.
+func DecodeBody(body []byte, v any) error {
+	if !utf8.Valid(body) {
+		return &RequestError{Message: "The request body is not valid UTF-8."}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			if te.Field == "" {
+				return &RequestError{Message: "The request body must be a JSON object."}
+			}
+			return &RequestError{Param: te.Field, Message: fmt.Sprintf("Invalid type for '%s': expected %s.", te.Field, jsonKind(te.Type.Kind().String()))}
+		}
+		return &RequestError{Message: notJSON}
+	}
+	return nil
+}
+
+func jsonKind(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map", "ptr":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	case "int", "int64", "float64":
+		return "a number"
+	}
+	return kind
 }
 
 // DecodeOpenAIRequest decodes the whole body for a translating adapter.

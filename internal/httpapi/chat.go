@@ -27,20 +27,8 @@ const statusClientClosed = 499
 // but for the model (and whatever a provider's quirks require).
 func (s *Server) chat(c *gin.Context) {
 	info := infoOf(c)
-	body, err := s.readBody(c)
-	if err != nil {
-		writeError(c, err.(*apiError))
-		return
-	}
-	req, err := providers.ParseChatRequest(body)
-	if err != nil {
-		var re *providers.RequestError
-		errors.As(err, &re)
-		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", re.Message).withParam(re.Param))
-		return
-	}
-	if e := checkModelName(req.Model); e != nil {
-		writeError(c, e)
+	body, req, ok := readRequest(s, c, providers.ParseChatRequest, func(r *providers.ChatRequest) string { return r.Model })
+	if !ok {
 		return
 	}
 	info.model, info.stream, info.body = req.Model, req.Stream, body

@@ -17,18 +17,8 @@ import (
 // the TPM reservation count every prompt and every choice.
 func (s *Server) completion(c *gin.Context) {
 	info := infoOf(c)
-	body, err := s.readBody(c)
-	if err != nil {
-		writeError(c, err.(*apiError))
-		return
-	}
-	rq, err := completions.Parse(body)
-	if err != nil {
-		writeRequestError(c, err)
-		return
-	}
-	if e := checkModelName(rq.Model); e != nil {
-		writeError(c, e)
+	body, rq, ok := readRequest(s, c, completions.Parse, func(r *completions.Request) string { return r.Model })
+	if !ok {
 		return
 	}
 	pivot, pivotBody, err := rq.Pivot()

@@ -23,6 +23,26 @@ import (
 // attached. Routing, failover, metering and the usage log do not know
 // which endpoint a request came in through.
 
+// readRequest reads a model endpoint's body and parses it with parse (the
+// ingress's own parser), then checks the model name model returns. On
+// failure it has answered (413, 400 in OpenAI's shape) and ok is false.
+func readRequest[T any](s *Server, c *gin.Context, parse func([]byte) (T, error), model func(T) string) (body []byte, req T, ok bool) {
+	body, err := s.readBody(c)
+	if err != nil {
+		writeError(c, err.(*apiError))
+		return nil, req, false
+	}
+	if req, err = parse(body); err != nil {
+		writeRequestError(c, err)
+		return nil, req, false
+	}
+	if e := checkModelName(model(req)); e != nil {
+		writeError(c, e)
+		return nil, req, false
+	}
+	return body, req, true
+}
+
 // admitted is a request that passed admission.
 type admitted struct {
 	m      *router.Model

@@ -60,18 +60,8 @@ func (s *Server) routeResponses(v1 *gin.RouterGroup) {
 // as it is. Either way the answer is stored, unless store is false.
 func (s *Server) createResponse(c *gin.Context) {
 	info := infoOf(c)
-	body, err := s.readBody(c)
-	if err != nil {
-		writeError(c, err.(*apiError))
-		return
-	}
-	rq, err := responses.Parse(body)
-	if err != nil {
-		writeRequestError(c, err)
-		return
-	}
-	if e := checkModelName(rq.Model); e != nil {
-		writeError(c, e)
+	_, rq, ok := readRequest(s, c, responses.Parse, func(r *responses.Request) string { return r.Model })
+	if !ok {
 		return
 	}
 	if rq.Stored() && s.responses == nil {

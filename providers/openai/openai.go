@@ -358,16 +358,27 @@ func (s *stream) Close() error {
 	return s.body.Close()
 }
 
-func parseUsage(u gjson.Result) (providers.Usage, bool) {
+func parseUsage(u gjson.Result) (providers.Usage, bool) { return usageAt(u, chatUsage) }
+
+// usagePaths name the fields of a usage object: chat's and the Responses
+// API's spell them differently.
+type usagePaths struct{ prompt, completion, total, cached, reasoning string }
+
+var (
+	chatUsage      = usagePaths{"prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details.cached_tokens", "completion_tokens_details.reasoning_tokens"}
+	responsesUsage = usagePaths{"input_tokens", "output_tokens", "total_tokens", "input_tokens_details.cached_tokens", "output_tokens_details.reasoning_tokens"}
+)
+
+func usageAt(u gjson.Result, p usagePaths) (providers.Usage, bool) {
 	if !u.IsObject() {
 		return providers.Usage{}, false
 	}
 	out := providers.Usage{
-		PromptTokens:     int(u.Get("prompt_tokens").Int()),
-		CompletionTokens: int(u.Get("completion_tokens").Int()),
-		TotalTokens:      int(u.Get("total_tokens").Int()),
-		CachedTokens:     int(u.Get("prompt_tokens_details.cached_tokens").Int()),
-		ReasoningTokens:  int(u.Get("completion_tokens_details.reasoning_tokens").Int()),
+		PromptTokens:     int(u.Get(p.prompt).Int()),
+		CompletionTokens: int(u.Get(p.completion).Int()),
+		TotalTokens:      int(u.Get(p.total).Int()),
+		CachedTokens:     int(u.Get(p.cached).Int()),
+		ReasoningTokens:  int(u.Get(p.reasoning).Int()),
 	}
 	if out.TotalTokens == 0 {
 		out.TotalTokens = out.PromptTokens + out.CompletionTokens

@@ -119,19 +119,4 @@ func deltaEvent(kind providers.EventKind, data []byte) []providers.Event {
 }
 
 // parseResponsesUsage reads the Responses API's usage object.
-func parseResponsesUsage(u gjson.Result) (providers.Usage, bool) {
-	if !u.IsObject() {
-		return providers.Usage{}, false
-	}
-	out := providers.Usage{
-		PromptTokens:     int(u.Get("input_tokens").Int()),
-		CompletionTokens: int(u.Get("output_tokens").Int()),
-		TotalTokens:      int(u.Get("total_tokens").Int()),
-		CachedTokens:     int(u.Get("input_tokens_details.cached_tokens").Int()),
-		ReasoningTokens:  int(u.Get("output_tokens_details.reasoning_tokens").Int()),
-	}
-	if out.TotalTokens == 0 {
-		out.TotalTokens = out.PromptTokens + out.CompletionTokens
-	}
-	return out, true
-}
+func parseResponsesUsage(u gjson.Result) (providers.Usage, bool) { return usageAt(u, responsesUsage) }

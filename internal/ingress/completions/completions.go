@@ -10,10 +10,8 @@ package completions
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -57,17 +55,9 @@ func reqErr(param, format string, args ...any) error {
 
 // Parse decodes and checks a request. Errors are *providers.RequestError.
 func Parse(body []byte) (*Request, error) {
-	if !utf8.Valid(body) {
-		// Go's decoder would accept it; the stored turn could not be kept.
-		return nil, reqErr("", "The request body is not valid UTF-8.")
-	}
 	var r Request
-	if err := json.Unmarshal(body, &r); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return nil, reqErr(te.Field, "Invalid type for '%s'.", te.Field)
-		}
-		return nil, reqErr("", "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)")
+	if err := providers.DecodeBody(body, &r); err != nil {
+		return nil, err
 	}
 	if r.Model == "" {
 		return nil, reqErr("model", "Missing required parameter: 'model'.")

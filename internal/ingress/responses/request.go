@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -135,21 +134,9 @@ const maxItems = 10000
 // Parse decodes and checks a create request. body is kept as given (the
 // caller must not modify it afterwards). Errors are *Error.
 func Parse(body []byte) (*Request, error) {
-	if !utf8.Valid(body) {
-		// Go's decoder would accept it; the stored turn could not be kept.
-		return nil, reqErr("", "The request body is not valid UTF-8.")
-	}
 	var r Request
-	if err := json.Unmarshal(body, &r); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			field := te.Field
-			if field == "" {
-				return nil, reqErr("", "The request body must be a JSON object.")
-			}
-			return nil, reqErr(field, "Invalid type for '%s': expected %s, got %s.", field, jsonType(te.Type.Kind().String()), te.Value)
-		}
-		return nil, reqErr("", "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)")
+	if err := providers.DecodeBody(body, &r); err != nil {
+		return nil, err
 	}
 	r.Body = body
 	if r.Model == "" {
