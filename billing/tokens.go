@@ -556,9 +556,11 @@ func upperWord(s string, st int) int {
 func Cost(m catalog.Model, u providers.Usage, multiplierBP int) Nano {
 	p, c, o := uint64(max(u.PromptTokens, 0)), uint64(max(u.CachedTokens, 0)), uint64(max(u.CompletionTokens, 0))
 	c = min(c, p)
+	w := min(uint64(max(u.CacheWriteTokens, 0)), p-c)
 	return price(multiplierBP,
-		[2]uint64{p - c, uint64(max(m.Input, 0))},
+		[2]uint64{p - c - w, uint64(max(m.Input, 0))},
 		[2]uint64{c, uint64(max(m.CachedInput, 0))},
+		[2]uint64{w, uint64(max(m.CacheWriteInput, 0))},
 		[2]uint64{o, uint64(max(m.Output, 0))})
 }
 
@@ -570,7 +572,8 @@ func Cost(m catalog.Model, u providers.Usage, multiplierBP int) Nano {
 const DefaultMaxOutput = 16384
 
 // MaxCost is what a request may cost at most, the amount to reserve before
-// routing: promptTokens at Input (no cache discount assumed) plus maxTokens
+// routing: promptTokens at Input or the cache-write price, whichever is
+// higher (no cache discount assumed) plus maxTokens
 // at Output, where maxTokens 0 (unset) or above the model's MaxOutput means
 // MaxOutput, or DefaultMaxOutput when that is unknown. Rounded like Cost.
 func MaxCost(m catalog.Model, promptTokens, maxTokens int, multiplierBP int) Nano {
@@ -592,8 +595,11 @@ func MaxCostN(m catalog.Model, promptTokens, maxTokens, choices int, multiplierB
 	if overflow != 0 {
 		return math.MaxInt64
 	}
+	// The whole prompt may be written to the provider's cache, which may
+	// cost more than plain input (Anthropic: 1.25x).
+	in := max(m.Input, m.CacheWriteInput, 0)
 	return price(multiplierBP,
-		[2]uint64{uint64(max(promptTokens, 0)), uint64(max(m.Input, 0))},
+		[2]uint64{uint64(max(promptTokens, 0)), uint64(in)},
 		[2]uint64{total, uint64(max(m.Output, 0))})
 }
 

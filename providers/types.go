@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 )
 
@@ -73,6 +74,9 @@ type ChatRequest struct {
 	// the caller's): an adapter that speaks Format sends it instead of
 	// translating Body, with only the model rewritten.
 	Native []byte
+	// NativeHeaders are the caller's headers a native upstream gets too
+	// (the Messages API's anthropic-version and anthropic-beta).
+	NativeHeaders http.Header
 	// NativeOnly, when set, says why only a deployment speaking Format
 	// natively can serve the request (a built-in tool the pivot cannot
 	// express); others are skipped with this reason.
@@ -133,6 +137,10 @@ type Usage struct {
 	CompletionTokens int `json:"completion_tokens"`
 	TotalTokens      int `json:"total_tokens"`
 	CachedTokens     int `json:"-"`
+	// CacheWriteTokens are prompt tokens written to the provider's prompt
+	// cache (Anthropic's cache_creation_input_tokens), priced at their own
+	// rate; like CachedTokens they are part of PromptTokens.
+	CacheWriteTokens int `json:"-"`
 	// ReasoningTokens are the part of CompletionTokens spent reasoning
 	// (billed as output; reported in Responses' output_tokens_details).
 	ReasoningTokens int `json:"-"`

@@ -161,6 +161,7 @@ func (s *Server) usageRecord(info *requestInfo) store.UsageRecord {
 		PromptTokens:     info.prompt,
 		CompletionTokens: info.complete,
 		CachedTokens:     info.cached,
+		CacheWriteTokens: info.cacheWrite,
 		Latency:          s.now().Sub(info.start),
 		TTFT:             info.ttft,
 		Status:           status,

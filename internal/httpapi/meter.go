@@ -97,7 +97,7 @@ func (s *Server) price(info *requestInfo, body []byte) {
 		u := info.hold.Estimate(body, string(info.delivered))
 		info.prompt, info.complete, info.usageSeen, info.estimated = u.PromptTokens, u.CompletionTokens, true, true
 	}
-	info.cost = info.hold.Cost(info.deployment, providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached})
+	info.cost = info.hold.Cost(info.deployment, providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached, CacheWriteTokens: info.cacheWrite})
 	// A hedge that lost but finished was served too: the caller pays for
 	// what the upstream charged for it.
 	for _, a := range info.tried {

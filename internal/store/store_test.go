@@ -146,8 +146,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 			}
 			db := openAgain(t, dsn)
 			var n int
-			if err := db.queryRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 7 {
-				t.Fatalf("%d migrations recorded, %v; want 7", n, err)
+			if err := db.queryRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 8 {
+				t.Fatalf("%d migrations recorded, %v; want 8", n, err)
 			}
 		})
 	}

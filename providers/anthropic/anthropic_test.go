@@ -412,7 +412,7 @@ func TestChatStream(t *testing.T) {
 func TestUsage(t *testing.T) {
 	a, _ := newMock(t, amock.Config{CacheReadTokens: 5, CacheCreationTokens: 2})
 	// prompt: 3 + (3 + 2 words) = 8 tokens, of which 5 read and 2 written.
-	want := providers.Usage{PromptTokens: 8, CompletionTokens: mock.DefaultCompletionTokens, TotalTokens: 8 + mock.DefaultCompletionTokens, CachedTokens: 5}
+	want := providers.Usage{PromptTokens: 8, CompletionTokens: mock.DefaultCompletionTokens, TotalTokens: 8 + mock.DefaultCompletionTokens, CachedTokens: 5, CacheWriteTokens: 2}
 	_, resp := chat(t, a, `{"model":"claude","messages":[{"role":"user","content":"hello there"}]}`)
 	if resp.Usage != want {
 		t.Fatalf("usage %+v, want %+v", resp.Usage, want)

@@ -36,13 +36,16 @@ type Model struct {
 	// provider's API expects ("llama-3.3-70b-versatile").
 	Provider string
 	ID       string
-	// Input, CachedInput and Output are prices per million tokens.
-	// CachedInput applies to prompt tokens served from the provider's
-	// prompt cache (for Anthropic: cache reads; cache writes cost more and
-	// are not modelled). A file entry without cached_input gets Input.
-	Input       Price
-	CachedInput Price
-	Output      Price
+	// Input, CachedInput, CacheWriteInput and Output are prices per
+	// million tokens. CachedInput applies to prompt tokens served from the
+	// provider's prompt cache, CacheWriteInput to prompt tokens written to
+	// it (Anthropic's cache_creation_input_tokens, 1.25x input for the
+	// 5-minute cache). A file entry without cached_input or
+	// cache_write_input gets Input.
+	Input           Price
+	CachedInput     Price
+	CacheWriteInput Price
+	Output          Price
 	// Context is the context window in tokens (prompt + completion);
 	// MaxOutput the largest completion (0 for embedding models).
 	Context   int
@@ -237,6 +240,7 @@ type fileModel struct {
 	ID          string       `yaml:"id"`
 	Input       Price        `yaml:"input"`
 	CachedInput *Price       `yaml:"cached_input"`
+	CacheWrite  *Price       `yaml:"cache_write_input"`
 	Output      Price        `yaml:"output"`
 	Context     int          `yaml:"context"`
 	MaxOutput   int          `yaml:"max_output"`
@@ -249,12 +253,15 @@ type fileModel struct {
 func (f fileModel) model() Model {
 	m := Model{
 		Name: f.Name, Provider: f.Provider, ID: f.ID,
-		Input: f.Input, CachedInput: f.Input, Output: f.Output,
+		Input: f.Input, CachedInput: f.Input, CacheWriteInput: f.Input, Output: f.Output,
 		Context: f.Context, MaxOutput: f.MaxOutput, Caps: f.Caps,
 		Dimensions: f.Dimensions, Verified: true, Quirks: f.Quirks,
 	}
 	if f.CachedInput != nil {
 		m.CachedInput = *f.CachedInput
+	}
+	if f.CacheWrite != nil {
+		m.CacheWriteInput = *f.CacheWrite
 	}
 	if f.Verified != nil {
 		m.Verified = *f.Verified
@@ -275,7 +282,7 @@ func validate(m Model) error {
 	if _, ok := PresetByName(m.Provider); !ok {
 		bad("provider %q is not a known preset", m.Provider)
 	}
-	if m.Input < 0 || m.Output < 0 || m.CachedInput < 0 {
+	if m.Input < 0 || m.Output < 0 || m.CachedInput < 0 || m.CacheWriteInput < 0 {
 		bad("prices must not be negative")
 	}
 	if m.Context <= 0 {
