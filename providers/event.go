@@ -31,9 +31,10 @@ const (
 	FormatChat        Format = iota // OpenAI Chat Completions (the pivot)
 	FormatResponses                 // OpenAI Responses API
 	FormatCompletions               // OpenAI legacy completions
+	FormatMessages                  // Anthropic Messages API
 )
 
-var formatNames = [...]string{FormatChat: "chat", FormatResponses: "responses", FormatCompletions: "completions"}
+var formatNames = [...]string{FormatChat: "chat", FormatResponses: "responses", FormatCompletions: "completions", FormatMessages: "messages"}
 
 func (f Format) String() string {
 	if int(f) < len(formatNames) {

@@ -95,6 +95,13 @@ func (d *Deployment) adapterFor() (providers.Provider, string) {
 	return d.adapter, ""
 }
 
+// Adapter is the adapter one call to d uses: a pool key's when the
+// provider has any, else the config's.
+func (d *Deployment) Adapter() providers.Provider {
+	a, _ := d.adapterFor()
+	return a
+}
+
 // Speaks reports whether d's upstream serves format f natively.
 func (d *Deployment) Speaks(f providers.Format) bool { return providers.Speaks(d.adapter, f, d.Model) }
 

@@ -110,6 +110,9 @@ func (a *Adapter) newRequest(ctx context.Context, body []byte, stream bool) (*ht
 
 // Chat implements providers.Provider.
 func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.ChatResponse, error) {
+	if call.Native(a) {
+		return a.chatNative(ctx, call)
+	}
 	in, err := call.Request.Decoded()
 	if err != nil {
 		return nil, err
@@ -133,6 +136,9 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 
 // ChatStream implements providers.Provider.
 func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (providers.Stream, error) {
+	if call.Native(a) {
+		return a.streamNative(ctx, call)
+	}
 	in, err := call.Request.Decoded()
 	if err != nil {
 		return nil, err

@@ -64,24 +64,7 @@ func (t *translator) start(out []providers.Chunk) []providers.Chunk {
 
 // readUsage overwrites the usage fields present in u (message_delta usage
 // is cumulative; newer API versions repeat the input counts there).
-func (t *translator) readUsage(u gjson.Result) {
-	if !u.IsObject() {
-		return
-	}
-	for _, f := range [...]struct {
-		key string
-		dst *int
-	}{
-		{"input_tokens", &t.usage.InputTokens},
-		{"cache_creation_input_tokens", &t.usage.CacheCreationInputTokens},
-		{"cache_read_input_tokens", &t.usage.CacheReadInputTokens},
-		{"output_tokens", &t.usage.OutputTokens},
-	} {
-		if v := u.Get(f.key); v.Type == gjson.Number {
-			*f.dst = int(v.Int())
-		}
-	}
-}
+func (t *translator) readUsage(u gjson.Result) { readUsageInto(&t.usage, u) }
 
 // next reads events until one yields chunks, the stream ends (io.EOF after
 // message_stop) or breaks (*providers.Error with MidStream).
