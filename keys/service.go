@@ -89,13 +89,14 @@ const (
 	EndpointChat        = "chat.completions"
 	EndpointResponses   = "responses"
 	EndpointCompletions = "completions"
+	EndpointMessages    = "messages"
 	EndpointEmbeddings  = "embeddings"
 	EndpointModels      = "models"
 	EndpointUsage       = "usage"
 )
 
 // Endpoints lists every endpoint name, in the order help texts show them.
-var Endpoints = []string{EndpointChat, EndpointResponses, EndpointCompletions, EndpointEmbeddings, EndpointModels, EndpointUsage}
+var Endpoints = []string{EndpointChat, EndpointResponses, EndpointCompletions, EndpointMessages, EndpointEmbeddings, EndpointModels, EndpointUsage}
 
 // AllowsModel reports whether the key may use model. An empty list allows
 // every model; entries are globs ("gpt-4o*", "claude-*").

@@ -56,7 +56,8 @@ func writeError(c *gin.Context, e *apiError) {
 	if e.NoRetry {
 		h.Set("x-should-retry", "false")
 	}
-	if info := infoOf(c); info != nil {
+	info := infoOf(c)
+	if info != nil {
 		info.status = e.Status
 		if code, ok := e.Code.(string); ok {
 			info.errCode = code
@@ -65,11 +66,51 @@ func writeError(c *gin.Context, e *apiError) {
 		}
 		info.errMsg = e.Message
 	}
+	if info != nil && info.anthropic {
+		status, body := anthropicError(e)
+		info.status = status
+		c.Data(status, "application/json", body)
+		c.Abort()
+		return
+	}
 	body, _ := json.Marshal(struct {
 		Error *apiError `json:"error"`
 	}{e})
 	c.Data(e.Status, "application/json", body)
 	c.Abort()
+}
+
+// anthropicError renders e in Anthropic's shape,
+// {"type":"error","error":{"type","message"}}, with the status Anthropic
+// uses for that type, so that the Anthropic SDKs raise their typed errors
+// and Claude Code retries as it does against Anthropic (429, 529).
+func anthropicError(e *apiError) (int, []byte) {
+	status, typ := e.Status, "api_error"
+	code, _ := e.Code.(string)
+	switch {
+	case code == "insufficient_quota" || code == "budget_exceeded" || code == "upstream_quota_exceeded":
+		status, typ = http.StatusPaymentRequired, "billing_error"
+	case status == http.StatusBadRequest, status == http.StatusMethodNotAllowed, status == http.StatusUnprocessableEntity:
+		typ = "invalid_request_error"
+	case status == http.StatusUnauthorized:
+		typ = "authentication_error"
+	case status == http.StatusPaymentRequired:
+		typ = "billing_error"
+	case status == http.StatusForbidden:
+		typ = "permission_error"
+	case status == http.StatusNotFound:
+		typ = "not_found_error"
+	case status == http.StatusRequestEntityTooLarge:
+		typ = "request_too_large"
+	case status == http.StatusTooManyRequests:
+		typ = "rate_limit_error"
+	case status == http.StatusServiceUnavailable || status == 529:
+		status, typ = 529, "overloaded_error"
+	case status == http.StatusGatewayTimeout:
+		typ = "timeout_error"
+	}
+	body, _ := json.Marshal(map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": e.Message}})
+	return status, body
 }
 
 // upstreamError maps a routing failure to what the caller sees. Upstream

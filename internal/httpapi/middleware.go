@@ -24,25 +24,30 @@ const infoKey = "xroute.request"
 // requestInfo collects what the access log line and the usage record need.
 // It never holds key material: only the key's id.
 type requestInfo struct {
-	id        string
-	start     time.Time
-	clientIP  string
-	key       *keys.Key
-	model     string
-	provider  string
-	upstream  string
-	stream    bool
-	attempts  int
-	status    int // overrides the written status (499: client went away)
-	errCode   string
-	errMsg    string
-	prompt    int
-	complete  int
-	cached    int
-	ttft      time.Duration
-	usageSeen bool
-	served    bool // an answer came whose upstream reported no usage
-	metered   bool // the usage record was written
+	id         string
+	start      time.Time
+	clientIP   string
+	key        *keys.Key
+	model      string
+	provider   string
+	upstream   string
+	stream     bool
+	attempts   int
+	status     int // overrides the written status (499: client went away)
+	errCode    string
+	errMsg     string
+	prompt     int
+	complete   int
+	cached     int
+	cacheWrite int
+	ttft       time.Duration
+	usageSeen  bool
+	served     bool // an answer came whose upstream reported no usage
+	metered    bool // the usage record was written
+
+	// anthropic: the caller speaks Anthropic's API (the Messages routes,
+	// or an anthropic-version header): errors in its shape.
+	anthropic bool
 
 	deployment *router.Deployment // the one that served
 	hold       Hold               // credits reserved (nil: free)
@@ -74,6 +79,12 @@ func (s *Server) begin(c *gin.Context) {
 	info := &requestInfo{id: newRequestID(), start: s.now(), clientIP: c.ClientIP()}
 	c.Set(infoKey, info)
 	c.Writer.Header().Set("x-request-id", info.id)
+	if anthropicClient(c.Request) {
+		// An Anthropic client reads request-id and errors in its own shape,
+		// from the first refusal (auth included) on.
+		info.anthropic = true
+		c.Writer.Header().Set("request-id", info.id)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			if errors.Is(asError(p), http.ErrAbortHandler) {
@@ -164,6 +175,14 @@ func (s *Server) authenticate(c *gin.Context) {
 	h := ""
 	if len(vals) == 1 {
 		h = vals[0]
+	} else if xk := c.Request.Header.Values("x-api-key"); len(xk) > 0 {
+		// Anthropic's clients send the key as x-api-key (Claude Code with
+		// ANTHROPIC_API_KEY, the SDKs by default).
+		if len(xk) > 1 {
+			writeError(c, unauthorized("invalid_authorization_header", "Send exactly one x-api-key header."))
+			return
+		}
+		h = "Bearer " + xk[0]
 	}
 	if len(h) > maxAuthHeader {
 		writeError(c, unauthorized("invalid_authorization_header", "The Authorization header is too long."))
@@ -173,7 +192,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	token = strings.TrimSpace(token)
 	if h == "" || !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		writeError(c, unauthorized("missing_api_key",
-			"You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."))
+			"You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or in an x-api-key header."))
 		return
 	}
 	ip, _ := netip.ParseAddr(c.ClientIP())
@@ -275,4 +294,11 @@ func (s *Server) observeAuthFailure(c *gin.Context, k *keys.Key, ip netip.Addr) 
 		return
 	}
 	s.observe(Observation{KeyID: k.ID, AccountID: k.AccountID, IP: ip, Status: http.StatusUnauthorized})
+}
+
+// anthropicClient reports whether r comes from an Anthropic client: a
+// Messages route, or the anthropic-version header every Anthropic SDK and
+// Claude Code send.
+func anthropicClient(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/v1/messages") || r.Header.Get("anthropic-version") != ""
 }

@@ -128,7 +128,7 @@ func (a *admitted) done(info *requestInfo) {
 
 // noteUsage records an answer's usage.
 func noteUsage(info *requestInfo, u providers.Usage) {
-	info.prompt, info.complete, info.cached, info.usageSeen = u.PromptTokens, u.CompletionTokens, u.CachedTokens, true
+	info.prompt, info.complete, info.cached, info.cacheWrite, info.usageSeen = u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens, true
 }
 
 // noteAnswer records a non-streamed answer's usage. An upstream that

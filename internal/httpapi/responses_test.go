@@ -28,23 +28,40 @@ import (
 	geminimock "github.com/xroute/xroute/loadtest/mock/gemini"
 )
 
-// recorder keeps the bodies an upstream received, by path.
+// recorder keeps the bodies (and the last headers) an upstream received,
+// by path.
 type recorder struct {
-	mu     sync.Mutex
-	h      http.Handler
-	bodies map[string][][]byte
+	mu      sync.Mutex
+	h       http.Handler
+	bodies  map[string][][]byte
+	headers map[string]http.Header
 }
 
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	b, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
 	if r.bodies == nil {
-		r.bodies = map[string][][]byte{}
+		r.bodies, r.headers = map[string][][]byte{}, map[string]http.Header{}
 	}
 	r.bodies[req.URL.Path] = append(r.bodies[req.URL.Path], b)
+	r.headers[req.URL.Path] = req.Header.Clone()
 	r.mu.Unlock()
 	req.Body = io.NopCloser(bytes.NewReader(b))
 	r.h.ServeHTTP(w, req)
+}
+
+// header is the last request's headers on a path ending in suffix.
+func (r *recorder) header(t *testing.T, suffix string) http.Header {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p, h := range r.headers {
+		if strings.HasSuffix(p, suffix) {
+			return h
+		}
+	}
+	t.Fatalf("no request to %s", suffix)
+	return nil
 }
 
 // last is the last body received on a path ending in suffix.
@@ -71,7 +88,7 @@ type respGateway struct {
 	claude, primary *recorder
 }
 
-func newRespGateway(t *testing.T) *respGateway {
+func newRespGateway(t *testing.T, extra ...config.Model) *respGateway {
 	t.Helper()
 	rg := &respGateway{}
 	rg.claude = &recorder{h: anthropicmock.New(anthropicmock.Config{Config: mock.Config{APIKey: "sk-ant-test-key-0001"}})}
@@ -95,6 +112,7 @@ func newRespGateway(t *testing.T) *respGateway {
 			config.Model{Name: "gemini-test", Deployments: []config.Deployment{{Provider: "google", Model: "gemini-2.5-flash"}}},
 			config.Model{Name: "failover-test", Deployments: []config.Deployment{{Provider: "primary", Model: "mock-small"}, {Provider: "claude", Model: "claude-sonnet-4-5"}}},
 		)
+		c.Models = append(c.Models, extra...)
 	}})
 	return rg
 }

@@ -196,6 +196,7 @@ func New(cfg Config) (*Server, error) {
 	v1.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings)
 	v1.POST("/completions", s.scope(keys.EndpointCompletions), s.completion)
 	s.routeResponses(v1)
+	s.routeMessages(v1)
 	v1.GET("/models", s.scope(keys.EndpointModels), s.listModels)
 	v1.GET("/models/:id", s.scope(keys.EndpointModels), s.getModel)
 	if s.creditsAdmin != nil {
@@ -227,11 +228,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // apiPath maps the base URLs clients are configured with to xroute's
 // routes, answered where they are asked (a redirect would turn a POST
 // into a GET for some clients, and SDKs do not follow it): /openai/v1/...
-// (OpenAI's own path under a gateway prefix) is /v1/..., and a trailing
-// slash is dropped. Only API paths: the dashboard's /ui/ keeps its slash.
+// and /anthropic/v1/... (a provider's own paths under a gateway prefix)
+// are /v1/..., and a trailing slash is dropped. Only API paths: the
+// dashboard's /ui/ keeps its slash.
 func apiPath(p string) string {
-	if rest, ok := strings.CutPrefix(p, "/openai/v1"); ok && (rest == "" || rest[0] == '/') {
-		p = "/v1" + rest
+	for _, prefix := range [...]string{"/openai/v1", "/anthropic/v1"} {
+		if rest, ok := strings.CutPrefix(p, prefix); ok && (rest == "" || rest[0] == '/') {
+			p = "/v1" + rest
+			break
+		}
 	}
 	if len(p) > 1 && p[len(p)-1] == '/' && (strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/admin/")) {
 		p = strings.TrimRight(p, "/")
@@ -267,8 +272,13 @@ func toModelObject(m *router.Model) modelObject {
 	return modelObject{ID: m.Name, Object: "model", Created: m.Created, OwnedBy: m.OwnedBy}
 }
 
-// listModels lists the models the caller's key may use.
+// listModels lists the models the caller's key may use, in Anthropic's
+// shape for an Anthropic client.
 func (s *Server) listModels(c *gin.Context) {
+	if infoOf(c).anthropic {
+		s.listAnthropicModels(c)
+		return
+	}
 	k := infoOf(c).key
 	data := []modelObject{}
 	for _, m := range s.router.Models() {
@@ -284,6 +294,10 @@ func (s *Server) getModel(c *gin.Context) {
 	m, ok := s.router.Lookup(id)
 	if !ok || !infoOf(c).key.AllowsModel(id) {
 		writeError(c, modelNotFound(id))
+		return
+	}
+	if infoOf(c).anthropic {
+		c.JSON(http.StatusOK, toAnthropicModel(m.Name, m.Created))
 		return
 	}
 	c.JSON(http.StatusOK, toModelObject(m))

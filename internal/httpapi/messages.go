@@ -1,0 +1,283 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/xroute/xroute/internal/ingress/messages"
+	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/providers"
+)
+
+// TokenCountingProvider is implemented by adapters whose upstream counts a
+// request's input tokens exactly (Anthropic's count_tokens, Gemini's
+// countTokens).
+type TokenCountingProvider interface {
+	CountTokens(ctx context.Context, call *providers.Call) (int, error)
+}
+
+func (s *Server) routeMessages(v1 *gin.RouterGroup) {
+	scope := s.scope(keys.EndpointMessages)
+	v1.POST("/messages", scope, s.createMessage)
+	v1.POST("/messages/count_tokens", scope, s.countMessageTokens)
+}
+
+// nativeHeaders are the caller's headers an Anthropic upstream gets too.
+func nativeHeaders(r *http.Request) http.Header {
+	h := http.Header{}
+	for _, k := range [...]string{"anthropic-version", "anthropic-beta"} {
+		for _, v := range r.Header.Values(k) {
+			h.Add(k, v)
+		}
+	}
+	return h
+}
+
+// parseMessage reads, checks and translates a Messages request.
+func (s *Server) parseMessage(c *gin.Context) (*messages.Request, *messages.Translation, *providers.ChatRequest, bool) {
+	_, rq, ok := readRequest(s, c, messages.Parse, func(r *messages.Request) string { return r.Model })
+	if !ok {
+		return nil, nil, nil, false
+	}
+	tr, err := rq.Translate()
+	if err != nil {
+		writeRequestError(c, err)
+		return nil, nil, nil, false
+	}
+	req := &providers.ChatRequest{
+		Model: rq.Model, Stream: rq.Streamed(), MaxTokens: *rq.MaxTokens, Body: tr.PivotBody,
+		HasTools: len(tr.Pivot.Tools) > 0, HasImages: tr.HasImages,
+		ContextTokens: len(tr.PivotBody)/4 + *rq.MaxTokens,
+		Format:        providers.FormatMessages, Native: tr.Native, NativeOnly: tr.NativeOnly,
+		NativeHeaders: nativeHeaders(c.Request),
+	}
+	req.SetDecoded(tr.Pivot)
+	return rq, tr, req, true
+}
+
+// createMessage is POST /v1/messages: the Anthropic Messages API on every
+// provider (Claude Code, the Anthropic SDKs). On an Anthropic deployment
+// the caller's body goes upstream as it is (only the model rewritten) and
+// the answer is relayed as it is; on any other it is translated through
+// the chat pivot and the answer re-encoded as Messages events.
+func (s *Server) createMessage(c *gin.Context) {
+	info := infoOf(c)
+	rq, _, req, ok := s.parseMessage(c)
+	if !ok {
+		return
+	}
+	info.model, info.stream, info.body = rq.Model, req.Stream, req.Body
+	defer s.meter(info)
+	a := s.admitModelCall(c, info, req.Body, Worst{MaxTokens: req.MaxTokens, Hedgeable: true})
+	if a == nil {
+		return
+	}
+	defer a.done(info)
+	prompt := 0
+	if s.tokens != nil && req.Stream {
+		// message_start reports the input; the exact count follows in
+		// message_delta.
+		prompt, _ = s.tokens.PromptTokens(req.Body)
+	}
+	out := &messageOut{b: messages.NewBuilder(rq, messages.NewID(), rq.Model, prompt, req.Stream)}
+	if req.Stream {
+		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
+		noteRoute(info, res)
+		if err != nil {
+			s.routeFailed(c, err)
+			return
+		}
+		s.relayStream(c, st, out)
+		return
+	}
+	resp, res, err := s.router.Chat(a.ctx, a.m, req)
+	noteRoute(info, res)
+	if err != nil {
+		s.routeFailed(c, err)
+		return
+	}
+	noteAnswer(info, resp)
+	body := resp.Body
+	if !resp.Native {
+		for _, ev := range resp.Completion.Events() {
+			out.b.Feed(ev, nil)
+		}
+		_, body = out.b.Finish(resp.Usage)
+	}
+	setRouteHeaders(c.Writer.Header(), info)
+	if !s.commitUsage(c, info) {
+		writeError(c, errSpoolFull())
+		return
+	}
+	c.Data(http.StatusOK, "application/json", body)
+}
+
+// messageOut writes a Messages stream: native events as they are,
+// translated ones through the Builder.
+type messageOut struct {
+	b        *messages.Builder
+	native   bool
+	seen     bool
+	upstrErr bool
+	buf      []byte
+}
+
+func (o *messageOut) chunk(ch providers.Chunk) []byte {
+	if !o.seen {
+		o.seen, o.native = true, ch.Native
+	}
+	if o.native {
+		o.upstrErr = o.upstrErr || ch.Name == "error"
+		o.buf = append(o.buf[:0], "event: "...)
+		o.buf = append(o.buf, ch.Name...)
+		o.buf = append(o.buf, "\ndata: "...)
+		o.buf = append(o.buf, ch.Data...)
+		return append(o.buf, "\n\n"...)
+	}
+	o.buf = o.buf[:0]
+	if !o.b.Started() {
+		o.buf = append(o.buf, o.b.Start()...)
+	}
+	for _, ev := range ch.Events {
+		o.buf = append(o.buf, o.b.Feed(ev, ch.Usage)...)
+	}
+	return o.buf
+}
+
+func (o *messageOut) finish(_ context.Context, info *requestInfo) []byte {
+	if o.native {
+		return nil // message_stop was relayed
+	}
+	var out []byte
+	if !o.b.Started() {
+		out = append(out, o.b.Start()...)
+	}
+	ev, _ := o.b.Finish(providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached, CacheWriteTokens: info.cacheWrite})
+	return append(out, ev...)
+}
+
+func (o *messageOut) fail(e *apiError, _ *requestInfo) []byte {
+	if o.native && o.upstrErr {
+		return nil // the upstream's error event was relayed
+	}
+	_, body := anthropicError(e)
+	typ := gjson.GetBytes(body, "error.type").Str
+	var out []byte
+	if !o.native && !o.b.Started() {
+		out = append(out, o.b.Start()...)
+	}
+	return append(out, o.b.Fail(typ, e.Message)...)
+}
+
+// countMessageTokens is POST /v1/messages/count_tokens: exact from the
+// model's first deployment whose upstream counts tokens (Anthropic,
+// Gemini), else xroute's own tokenizer. x-xroute-token-count says which
+// ("exact" or "estimate"), and no model is called.
+func (s *Server) countMessageTokens(c *gin.Context) {
+	body, err := s.readBody(c)
+	if err != nil {
+		writeError(c, err.(*apiError))
+		return
+	}
+	if gjson.ValidBytes(body) && gjson.ParseBytes(body).IsObject() && !gjson.GetBytes(body, "max_tokens").Exists() {
+		// count_tokens takes no max_tokens; the parser requires one.
+		body, _ = sjson.SetBytes(body, "max_tokens", 1)
+	}
+	rq, err := messages.Parse(body)
+	if err != nil {
+		writeRequestError(c, err)
+		return
+	}
+	if e := checkModelName(rq.Model); e != nil {
+		writeError(c, e)
+		return
+	}
+	tr, err := rq.Translate()
+	if err != nil {
+		writeRequestError(c, err)
+		return
+	}
+	info := infoOf(c)
+	info.model = rq.Model
+	a := s.beginModelCall(c, info)
+	if a == nil {
+		return
+	}
+	defer a.abandon()
+	req := &providers.ChatRequest{Model: rq.Model, MaxTokens: 1, Body: tr.PivotBody, Format: providers.FormatMessages,
+		Native: countBody(tr.Native), NativeHeaders: nativeHeaders(c.Request)}
+	req.SetDecoded(tr.Pivot)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 30*time.Second)
+	defer cancel()
+	for _, d := range a.m.Deployments {
+		tc, ok := d.Adapter().(TokenCountingProvider)
+		if !ok {
+			continue
+		}
+		n, err := tc.CountTokens(ctx, &providers.Call{Request: req, Model: d.Model})
+		if err != nil {
+			s.log.Info("exact token count failed; estimating", zapReq(info), zapErr(safeErr(err)))
+			break
+		}
+		c.Writer.Header().Set("x-xroute-token-count", "exact")
+		c.Writer.Header().Set("x-xroute-provider", d.Provider)
+		c.JSON(http.StatusOK, gin.H{"input_tokens": n})
+		return
+	}
+	if s.tokens == nil {
+		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "tokenizer_unavailable", "The gateway cannot count tokens right now."))
+		return
+	}
+	n, err := s.tokens.PromptTokens(tr.PivotBody)
+	if err != nil {
+		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "tokenizer_unavailable", "The gateway cannot count tokens right now."))
+		return
+	}
+	c.Writer.Header().Set("x-xroute-token-count", "estimate")
+	c.JSON(http.StatusOK, gin.H{"input_tokens": n})
+}
+
+// countBody keeps what count_tokens accepts of a Messages body.
+func countBody(body []byte) []byte {
+	out := []byte(`{}`)
+	for _, f := range [...]string{"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers", "context_management", "output_config"} {
+		if v := gjson.GetBytes(body, f); v.Exists() {
+			out, _ = sjson.SetRawBytes(out, f, []byte(v.Raw))
+		}
+	}
+	return out
+}
+
+// anthropicModel is one model in Anthropic's shape.
+type anthropicModel struct {
+	Type        string `json:"type"`
+	ID          string `json:"id"`
+	DisplayName string `json:"display_name"`
+	CreatedAt   string `json:"created_at"`
+}
+
+func toAnthropicModel(id string, created int64) anthropicModel {
+	return anthropicModel{Type: "model", ID: id, DisplayName: id, CreatedAt: time.Unix(created, 0).UTC().Format(time.RFC3339)}
+}
+
+// listAnthropicModels is GET /v1/models for an Anthropic client: the
+// models the key may use, in Anthropic's list shape.
+func (s *Server) listAnthropicModels(c *gin.Context) {
+	k := infoOf(c).key
+	data := []anthropicModel{}
+	for _, m := range s.router.Models() {
+		if k.AllowsModel(m.Name) {
+			data = append(data, toAnthropicModel(m.Name, m.Created))
+		}
+	}
+	var first, last any
+	if len(data) > 0 {
+		first, last = data[0].ID, data[len(data)-1].ID
+	}
+	c.JSON(http.StatusOK, gin.H{"data": data, "has_more": false, "first_id": first, "last_id": last})
+}

@@ -1,0 +1,254 @@
+// Package messages is the Anthropic Messages API ingress (POST
+// /v1/messages, as Claude Code and the Anthropic SDKs call it): it reads a
+// request once, checks it as Anthropic's API does, translates it into the
+// Chat Completions pivot every adapter reads (pivot.go), and renders the
+// neutral answer events as a Messages `message` object or its event stream
+// (output.go). A deployment that speaks the Messages API natively
+// (Anthropic) gets the caller's own body instead, with only the model
+// rewritten and `role: "system"` messages folded into `system`.
+package messages
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/xroute/xroute/providers"
+)
+
+// Request is a create request as xroute reads it. Fields xroute does not
+// read stay in Body (forwarded natively) and are dropped when translating.
+type Request struct {
+	Model         string          `json:"model"`
+	MaxTokens     *int            `json:"max_tokens"`
+	Messages      []Message       `json:"messages"`
+	System        json.RawMessage `json:"system"`
+	Tools         []Tool          `json:"tools"`
+	ToolChoice    *ToolChoice     `json:"tool_choice"`
+	StopSequences []string        `json:"stop_sequences"`
+	Temperature   *float64        `json:"temperature"`
+	TopP          *float64        `json:"top_p"`
+	TopK          *int            `json:"top_k"`
+	Metadata      *struct {
+		UserID string `json:"user_id"`
+	} `json:"metadata"`
+	Thinking     *Thinking `json:"thinking"`
+	OutputConfig *struct {
+		Effort string `json:"effort"`
+	} `json:"output_config"`
+	Stream *bool `json:"stream"`
+
+	// Body is the caller's JSON, never modified.
+	Body []byte `json:"-"`
+	// SystemFolded is true when messages held role "system" turns, which
+	// Anthropic's API refuses: Native folds them into system.
+	SystemFolded bool `json:"-"`
+}
+
+// Message is one turn: content is a string or an array of blocks.
+type Message struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+// Block is one content block, decoded as far as xroute needs.
+type Block struct {
+	Type      string          `json:"type"`
+	Text      string          `json:"text"`
+	Source    *Source         `json:"source"`
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Input     json.RawMessage `json:"input"`
+	ToolUseID string          `json:"tool_use_id"`
+	Content   json.RawMessage `json:"content"`
+	IsError   bool            `json:"is_error"`
+	Thinking  string          `json:"thinking"`
+	Signature string          `json:"signature"`
+	Data      string          `json:"data"`
+	Title     string          `json:"title"`
+}
+
+// Source is an image's or a document's source.
+type Source struct {
+	Type      string          `json:"type"` // base64, url, text, content, file
+	MediaType string          `json:"media_type"`
+	Data      string          `json:"data"`
+	URL       string          `json:"url"`
+	FileID    string          `json:"file_id"`
+	Content   json.RawMessage `json:"content"`
+}
+
+// Tool is a client tool (name, description, input_schema) or a server
+// tool Anthropic runs (a type such as web_search_20250305).
+type Tool struct {
+	Type        string          `json:"type"`
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	InputSchema json.RawMessage `json:"input_schema"`
+}
+
+// Server reports whether t is a server tool (run by Anthropic).
+func (t *Tool) Server() bool { return t.Type != "" && t.Type != "custom" }
+
+// ToolChoice is tool_choice.
+type ToolChoice struct {
+	Type                   string `json:"type"` // auto, any, tool, none
+	Name                   string `json:"name"`
+	DisableParallelToolUse bool   `json:"disable_parallel_tool_use"`
+}
+
+// Thinking is extended thinking: enabled with a token budget, disabled,
+// or adaptive (the model decides, with output_config.effort).
+type Thinking struct {
+	Type         string `json:"type"`
+	BudgetTokens int    `json:"budget_tokens"`
+}
+
+// ThinkingEnabled reports whether the caller asked for thinking (any kind
+// but disabled).
+func (r *Request) ThinkingEnabled() bool {
+	return r.Thinking != nil && r.Thinking.Type != "disabled"
+}
+
+func reqErr(param, format string, args ...any) error {
+	return &providers.RequestError{Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+// maxMessages bounds one request's turns.
+const maxMessages = 100000
+
+// Parse decodes and checks a create request as Anthropic's API does.
+// body is kept as given. Errors are *providers.RequestError.
+func Parse(body []byte) (*Request, error) {
+	var r Request
+	if err := providers.DecodeBody(body, &r); err != nil {
+		return nil, err
+	}
+	r.Body = body
+	if r.Model == "" {
+		return nil, reqErr("model", "model: Field required")
+	}
+	if r.MaxTokens == nil {
+		return nil, reqErr("max_tokens", "max_tokens: Field required")
+	}
+	if *r.MaxTokens < 1 {
+		return nil, reqErr("max_tokens", "max_tokens: Input should be greater than or equal to 1")
+	}
+	if len(r.Messages) == 0 {
+		return nil, reqErr("messages", "messages: at least one message is required")
+	}
+	if len(r.Messages) > maxMessages {
+		return nil, reqErr("messages", "messages: at most %d messages", maxMessages)
+	}
+	for i := range r.Messages {
+		m := &r.Messages[i]
+		at := "messages." + strconv.Itoa(i)
+		switch m.Role {
+		case "user", "assistant":
+		case "system":
+			// Claude Code sends these for model names it does not know;
+			// Anthropic's API refuses them, so they go into system.
+			r.SystemFolded = true
+		default:
+			return nil, reqErr(at+".role", "%s.role: Input should be 'user' or 'assistant'", at)
+		}
+		if _, err := blocks(at+".content", m.Content); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := blocksOrString("system", r.System); err != nil {
+		return nil, err
+	}
+	if t := r.Temperature; t != nil && (*t < 0 || *t > 1) {
+		return nil, reqErr("temperature", "temperature: Input should be less than or equal to 1")
+	}
+	if th := r.Thinking; th != nil {
+		switch th.Type {
+		case "enabled":
+			if th.BudgetTokens < 1024 {
+				return nil, reqErr("thinking.budget_tokens", "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+			}
+			if th.BudgetTokens >= *r.MaxTokens {
+				return nil, reqErr("max_tokens", "`max_tokens` must be greater than `thinking.budget_tokens`.")
+			}
+		case "":
+			return nil, reqErr("thinking.type", "thinking.type: Field required")
+		default:
+			// disabled, adaptive, between_tools, and kinds newer than this
+			// gateway: a native upstream judges them, translation maps
+			// what it knows.
+		}
+	}
+	for i, t := range r.Tools {
+		if !t.Server() && t.Name == "" {
+			return nil, reqErr("tools."+strconv.Itoa(i)+".name", "tools.%d.name: Field required", i)
+		}
+	}
+	if tc := r.ToolChoice; tc != nil {
+		switch tc.Type {
+		case "auto", "any", "none":
+		case "tool":
+			if tc.Name == "" {
+				return nil, reqErr("tool_choice.name", "tool_choice.tool.name: Field required")
+			}
+		default:
+			return nil, reqErr("tool_choice.type", "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+		}
+	}
+	return &r, nil
+}
+
+// Streamed reports whether the caller asked for a stream.
+func (r *Request) Streamed() bool { return r.Stream != nil && *r.Stream }
+
+// blocks reads a content value: a string is one text block.
+func blocks(at string, raw json.RawMessage) ([]Block, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil, reqErr(at, "%s: Field required", at)
+	}
+	return blocksOrString(at, raw)
+}
+
+func blocksOrString(at string, raw json.RawMessage) ([]Block, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, reqErr(at, "%s: Input should be a valid string", at)
+		}
+		return []Block{{Type: "text", Text: s}}, nil
+	case '[':
+		var bs []Block
+		if err := json.Unmarshal(raw, &bs); err != nil {
+			return nil, reqErr(at, "%s: Input should be a valid list of content blocks", at)
+		}
+		for i, b := range bs {
+			if b.Type == "" {
+				return nil, reqErr(at+"."+strconv.Itoa(i)+".type", "%s.%d.type: Field required", at, i)
+			}
+		}
+		return bs, nil
+	}
+	return nil, reqErr(at, "%s: Input should be a valid string or list of content blocks", at)
+}
+
+// text joins the text of text blocks.
+func text(bs []Block) string {
+	var sb strings.Builder
+	for _, b := range bs {
+		if b.Type == "text" && b.Text != "" {
+			if sb.Len() > 0 {
+				sb.WriteString("\n")
+			}
+			sb.WriteString(b.Text)
+		}
+	}
+	return sb.String()
+}
