@@ -2,328 +2,133 @@ package anthropic
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
-const maxBodyBytes = 32 << 20
-
-// request is the part of a Messages request the mock reads.
-type request struct {
-	Model         *string         `json:"model"`
-	MaxTokens     *int            `json:"max_tokens"`
-	Messages      []turn          `json:"messages"`
-	System        json.RawMessage `json:"system"`
-	Tools         []tool          `json:"tools"`
-	ToolChoice    *toolChoice     `json:"tool_choice"`
-	StopSequences []string        `json:"stop_sequences"`
-	Temperature   *float64        `json:"temperature"`
-	TopP          *float64        `json:"top_p"`
-	Stream        bool            `json:"stream"`
+// outPart is a content block of the answer.
+type outPart struct {
+	typ    string // thinking, text or tool_use
+	pieces []string
+	tokens int    // output tokens
+	sig    string // thinking: signature
+	shown  bool   // thinking: its text is returned (display is not omitted)
+	call   *mock.ToolCall
 }
 
-type turn struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
-}
-
-type block struct {
-	Type      string          `json:"type"`
-	Text      *string         `json:"text"`
-	Source    *imageSource    `json:"source"`
-	ID        string          `json:"id"`
-	Name      string          `json:"name"`
-	Input     json.RawMessage `json:"input"`
-	ToolUseID string          `json:"tool_use_id"`
-	Content   json.RawMessage `json:"content"`
-}
-
-type imageSource struct {
-	Type      string `json:"type"`
-	MediaType string `json:"media_type"`
-	Data      string `json:"data"`
-	URL       string `json:"url"`
-}
-
-type tool struct {
-	Type        string          `json:"type"`
-	Name        string          `json:"name"`
-	Description string          `json:"description"`
-	InputSchema json.RawMessage `json:"input_schema"`
-}
-
-type toolChoice struct {
-	Type                   string `json:"type"`
-	Name                   string `json:"name"`
-	DisableParallelToolUse bool   `json:"disable_parallel_tool_use"`
-}
-
-// apiError is a validation failure.
-type apiError struct {
-	status  int
-	message string
-}
-
-func invalid(msg string) *apiError { return &apiError{status: http.StatusBadRequest, message: msg} }
-
-var toolName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
-
-// blocks decodes a content (a string or an array of blocks); a string is one
-// text block.
-func blocks(raw json.RawMessage) ([]block, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] == 'n' {
-		return nil, errors.New("Field required")
+// text is the returned text of a text or thinking part.
+func (o *outPart) text() string {
+	if o.typ == "thinking" && !o.shown {
+		return ""
 	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, err
-		}
-		return []block{{Type: "text", Text: &s}}, nil
-	}
-	var bs []block
-	if err := json.Unmarshal(raw, &bs); err != nil {
-		return nil, errors.New("Input should be a valid list")
-	}
-	return bs, nil
+	return strings.Join(o.pieces, "")
 }
 
 // plan is the fully decided answer.
 type plan struct {
-	model                 string
-	input                 int // uncached prompt tokens
-	cacheRead, cacheWrite int
-	text                  []string // text pieces (one per token)
-	preamble              bool     // text precedes tool_use blocks
-	stopReason            string
-	stopSequence          string
-	calls                 []mock.ToolCall
+	model        string
+	prompt       int // input + cache tokens
+	cache        cacheUsage
+	parts        []outPart
+	stopReason   string
+	stopSequence string
+	thinking     int // thinking tokens among the output tokens
+	ctxMgmt      bool
+	geo, speed   string
 }
 
-func (p *plan) prompt() int { return p.input + p.cacheRead + p.cacheWrite }
-
 func (p *plan) outputTokens() int {
-	n := len(p.text)
-	for _, c := range p.calls {
-		n += c.Tokens()
+	n := 0
+	for i := range p.parts {
+		n += p.parts[i].tokens
 	}
 	return n
 }
 
-// decide validates req and plans the answer; directives come from the
+// addThinking appends a thinking part of n tokens.
+func (p *plan) addThinking(tp *thinkingPlan, seed uint64, part, n int) {
+	pieces := thinkingText(seed, part, n)
+	p.parts = append(p.parts, outPart{typ: "thinking", pieces: pieces, tokens: n,
+		sig: thinkingSignature(strings.Join(pieces, "")), shown: !tp.omitted})
+	p.thinking += n
+}
+
+// decide plans the answer to a validated request; directives come from the
 // header and the last user text.
-func (s *Server) decide(st *state, req *request, header string) (*plan, *mock.Directives, *apiError) {
-	if req.Model == nil || *req.Model == "" {
-		return nil, nil, invalid("model: Field required")
-	}
-	if req.MaxTokens == nil {
-		return nil, nil, invalid("max_tokens: Field required")
-	}
-	if *req.MaxTokens < 1 {
-		return nil, nil, invalid("max_tokens: Input should be greater than or equal to 1")
-	}
-	if req.Messages == nil {
-		return nil, nil, invalid("messages: Field required")
-	}
-	if len(req.Messages) == 0 {
-		return nil, nil, invalid("messages: at least one message is required")
-	}
-	if t := req.Temperature; t != nil && (*t < 0 || *t > 1) {
-		return nil, nil, invalid("temperature: range: 0..1")
-	}
-	if t := req.TopP; t != nil && (*t < 0 || *t > 1) {
-		return nil, nil, invalid("top_p: range: 0..1")
-	}
-	if !st.models.Has(*req.Model) {
-		return nil, nil, &apiError{status: http.StatusNotFound, message: "model: " + *req.Model}
-	}
-
-	prompt := 3
-	if len(req.System) > 0 && string(req.System) != "null" {
-		sys, err := blocks(req.System)
-		if err != nil {
-			return nil, nil, invalid("system: " + err.Error())
-		}
-		for _, b := range sys {
-			if b.Type != "text" || b.Text == nil {
-				return nil, nil, invalid("system: Input should be a valid string or a list of text blocks")
-			}
-			prompt += mock.CountWords(*b.Text)
-		}
-		prompt += 3
-	}
-
-	tools := map[string]*tool{}
-	for i := range req.Tools {
-		t := &req.Tools[i]
-		at := "tools." + strconv.Itoa(i)
-		if t.Type != "" && t.Type != "custom" {
-			continue // server tools (web_search_...) are not simulated
-		}
-		if !toolName.MatchString(t.Name) {
-			return nil, nil, invalid(at + ".name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'")
-		}
-		var schema struct {
-			Type string `json:"type"`
-		}
-		if len(t.InputSchema) == 0 || json.Unmarshal(t.InputSchema, &schema) != nil {
-			return nil, nil, invalid(at + ".custom.input_schema: Field required")
-		}
-		if schema.Type != "object" {
-			return nil, nil, invalid(at + ".custom.input_schema.type: Input should be 'object'")
-		}
-		if _, dup := tools[t.Name]; dup {
-			return nil, nil, invalid("tools: Tool names must be unique.")
-		}
-		tools[t.Name] = t
-	}
-	if tc := req.ToolChoice; tc != nil {
-		if len(req.Tools) == 0 {
-			return nil, nil, invalid("tool_choice: tool_choice may only be specified while providing tools.")
-		}
-		switch tc.Type {
-		case "auto", "any", "none":
-		case "tool":
-			if _, ok := tools[tc.Name]; !ok {
-				return nil, nil, invalid("tool_choice: Tool '" + tc.Name + "' not found in provided tools")
-			}
-		default:
-			return nil, nil, invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
-		}
-	}
-
-	// Turns: roles alternate, contents are non-empty, tool results answer
-	// the previous turn's tool uses and come first.
-	var pendingUses map[string]bool
-	var userText, lastResult string
-	lastBlockIsResult := false
-	for i, m := range req.Messages {
-		at := "messages." + strconv.Itoa(i)
-		if m.Role != "user" && m.Role != "assistant" {
-			return nil, nil, invalid(at + ".role: Input should be 'user' or 'assistant'")
-		}
-		if i > 0 && req.Messages[i-1].Role == m.Role {
-			return nil, nil, invalid(`messages: roles must alternate between "user" and "assistant", but found multiple "` + m.Role + `" roles in a row`)
-		}
-		bs, err := blocks(m.Content)
-		if err != nil {
-			return nil, nil, invalid(at + ".content: " + err.Error())
-		}
-		if len(bs) == 0 && !(m.Role == "assistant" && i == len(req.Messages)-1) {
-			return nil, nil, invalid(at + ": all messages must have non-empty content except for the optional final assistant message")
-		}
-		prompt += 3
-		uses := map[string]bool{}
-		var text []string
-		seenOther := false
-		lastBlockIsResult = false
-		for j, b := range bs {
-			bat := at + ".content." + strconv.Itoa(j)
-			switch b.Type {
-			case "text":
-				if b.Text == nil || *b.Text == "" {
-					return nil, nil, invalid("messages: text content blocks must be non-empty")
-				}
-				prompt += mock.CountWords(*b.Text)
-				text = append(text, *b.Text)
-				seenOther, lastBlockIsResult = true, false
-			case "image":
-				if m.Role != "user" {
-					return nil, nil, invalid(bat + ": image blocks are only allowed in user messages")
-				}
-				if e := checkImage(bat, b.Source); e != nil {
-					return nil, nil, e
-				}
-				seenOther, lastBlockIsResult = true, false
-			case "tool_use":
-				if m.Role != "assistant" {
-					return nil, nil, invalid(bat + ": tool_use blocks are only allowed in assistant messages")
-				}
-				if b.ID == "" || b.Name == "" {
-					return nil, nil, invalid(bat + ".tool_use: id and name are required")
-				}
-				in := bytes.TrimSpace(b.Input)
-				if len(in) == 0 || in[0] != '{' {
-					return nil, nil, invalid(bat + ".tool_use.input: Input should be a valid dictionary")
-				}
-				prompt += 1 + mock.CountWords(string(in))
-				uses[b.ID] = true
-				seenOther = true
-			case "tool_result":
-				if m.Role != "user" {
-					return nil, nil, invalid(bat + ": tool_result blocks are only allowed in user messages")
-				}
-				if seenOther {
-					return nil, nil, invalid(bat + ": tool_result blocks must come before any other content in a user message")
-				}
-				if !pendingUses[b.ToolUseID] {
-					return nil, nil, invalid(bat + ": unexpected `tool_use_id` found in `tool_result` blocks: " + b.ToolUseID + ". Each `tool_result` block must have a corresponding `tool_use` block in the previous message.")
-				}
-				delete(pendingUses, b.ToolUseID)
-				rt, e := resultText(bat, b.Content)
-				if e != nil {
-					return nil, nil, e
-				}
-				prompt += mock.CountWords(rt)
-				lastResult, lastBlockIsResult = rt, true
-			default:
-				return nil, nil, invalid(bat + ".type: unsupported content block type '" + b.Type + "'")
-			}
-		}
-		if len(pendingUses) > 0 {
-			return nil, nil, invalid("messages." + strconv.Itoa(i-1) + ": `tool_use` ids were found without `tool_result` blocks immediately after: " + firstKey(pendingUses) + ". Each `tool_use` block must have a corresponding `tool_result` block in the next message.")
-		}
-		pendingUses = uses
-		if m.Role == "user" && len(text) > 0 {
-			userText = strings.Join(text, "\n")
-		}
-	}
-	last := req.Messages[len(req.Messages)-1]
-
-	d, err := mock.ParseDirectives(header, userText)
+func (s *Server) decide(st *state, req *request, a *analysis, header string) (*plan, *mock.Directives, *apiError) {
+	d, err := mock.ParseDirectives(header, a.userText)
 	if err != nil {
 		return nil, nil, invalid("mock: bad directive in " + mock.DirectiveHeader + " or the last user message")
 	}
-
-	p := &plan{model: *req.Model}
-	p.cacheRead = min(st.cfg.CacheReadTokens, prompt)
-	p.cacheWrite = min(st.cfg.CacheCreationTokens, prompt-p.cacheRead)
-	p.input = prompt - p.cacheRead - p.cacheWrite
-
-	seed := mock.Seed(userText)
-	if last.Role == "user" && lastBlockIsResult {
-		seed = mock.Mix(seed ^ mock.Seed(lastResult))
+	p := &plan{model: a.model, prompt: a.prompt.tokens, ctxMgmt: len(bytes.TrimSpace(req.ContextManagement)) > 0 && string(bytes.TrimSpace(req.ContextManagement)) != "null"}
+	if req.InferenceGeo != nil {
+		p.geo = *req.InferenceGeo
 	}
-	maxTok := *req.MaxTokens
+	if req.Speed != nil {
+		p.speed = *req.Speed
+	}
+	seed := mock.Seed(a.userText)
+	if a.afterResult {
+		seed = mock.Mix(seed ^ mock.Seed(a.lastResult))
+		if a.resultError {
+			seed = mock.Mix(seed ^ 0x6572726f72)
+		}
+	}
+	budget := *req.MaxTokens
+	if budget == 0 { // only warms the prompt cache
+		p.stopReason = "max_tokens"
+		return p, &d, nil
+	}
+	tp := &a.thinking
+	if tp.tokens > 0 {
+		n := min(tp.tokens, budget)
+		p.addThinking(tp, seed, 0, n)
+		budget -= n
+	}
 
-	calls := chooseTools(req, tools)
-	if i, ok := d.Called(len(req.Tools), func(i int) string { return req.Tools[i].Name }); ok && tools[req.Tools[i].Name] == &req.Tools[i] {
+	calls := chooseTools(req, a.tools)
+	if i, ok := d.Called(len(req.Tools), func(i int) string { return req.Tools[i].Name }); ok && a.tools[req.Tools[i].Name] == &req.Tools[i] {
 		calls = []*tool{&req.Tools[i]}
 	}
-	if len(calls) > 0 && last.Role == "user" && !lastBlockIsResult {
-		p.stopReason = "tool_use"
-		auto := req.ToolChoice == nil || req.ToolChoice.Type == "auto"
-		if auto {
-			p.preamble = true
-			p.text = mock.Answer(seed^0x5bd1e995, 3, true)
+	if len(calls) > 0 && a.lastRole == "user" && !a.afterResult {
+		var parts []outPart
+		need := 0
+		if req.ToolChoice == nil || req.ToolChoice.Type == "auto" {
+			pre := mock.Answer(seed^0x5bd1e995, 3, true)
+			parts = append(parts, outPart{typ: "text", pieces: pre, tokens: len(pre)})
+			need += len(pre)
 		}
-		p.calls = make([]mock.ToolCall, len(calls))
 		for i, t := range calls {
-			p.calls[i] = mock.NewToolCall(seed, i, t.Name, t.InputSchema, "toolu_01", 22)
-			d.SetArgs(&p.calls[i])
+			if i > 0 && tp.interleaved && tp.tokens > 0 {
+				pieces := thinkingText(seed, i, interleavedTokens)
+				parts = append(parts, outPart{typ: "thinking", pieces: pieces, tokens: interleavedTokens,
+					sig: thinkingSignature(strings.Join(pieces, "")), shown: !tp.omitted})
+				need += interleavedTokens
+			}
+			c := mock.NewToolCall(seed, i, t.Name, t.InputSchema, "toolu_01", 22)
+			d.SetArgs(&c)
+			parts = append(parts, outPart{typ: "tool_use", tokens: c.Tokens(), call: &c})
+			need += c.Tokens()
 		}
-		if p.outputTokens() > maxTok { // cut inside the answer
-			p.calls, p.preamble, p.stopReason = nil, false, "max_tokens"
-			p.text = mock.Answer(seed, maxTok, false)
+		if need <= budget {
+			for _, o := range parts {
+				if o.typ == "thinking" {
+					p.thinking += o.tokens
+				}
+			}
+			p.parts = append(p.parts, parts...)
+			p.stopReason = "tool_use"
+			return p, &d, nil
 		}
+		// Cut inside the answer: the text only, to max_tokens.
+		if budget > 0 {
+			p.parts = append(p.parts, outPart{typ: "text", pieces: mock.Answer(seed, budget, false), tokens: budget})
+		}
+		p.stopReason = "max_tokens"
 		return p, &d, nil
 	}
 
@@ -331,14 +136,29 @@ func (s *Server) decide(st *state, req *request, header string) (*plan, *mock.Di
 	if d.Tokens > 0 {
 		want = d.Tokens
 	}
-	n, finished := want, true
 	p.stopReason = "end_turn"
-	if maxTok < want {
-		n, finished, p.stopReason = maxTok, false, "max_tokens"
+	var pieces []string
+	if a.format != nil {
+		doc := mock.JSONValue(a.format.Schema, seed)
+		if doc == "" {
+			doc = "{}"
+		}
+		pieces = mock.Pieces(doc)
+		if len(pieces) > budget {
+			pieces, p.stopReason = pieces[:budget], "max_tokens"
+		}
+	} else {
+		n, finished := want, true
+		if budget < want {
+			n, finished, p.stopReason = budget, false, "max_tokens"
+		}
+		pieces = mock.Answer(seed, n, finished)
+		if seq, cut, ok := findStop(pieces, req.StopSequences); ok {
+			pieces, p.stopReason, p.stopSequence = cut, "stop_sequence", seq
+		}
 	}
-	p.text = mock.Answer(seed, n, finished)
-	if seq, at, ok := findStop(p.text, req.StopSequences); ok {
-		p.text, p.stopReason, p.stopSequence = at, "stop_sequence", seq
+	if len(pieces) > 0 || p.stopReason != "max_tokens" {
+		p.parts = append(p.parts, outPart{typ: "text", pieces: pieces, tokens: len(pieces)})
 	}
 	return p, &d, nil
 }
@@ -372,78 +192,15 @@ func findStop(text []string, seqs []string) (seq string, cut []string, ok bool) 
 	return "", nil, false
 }
 
-func firstKey(m map[string]bool) string {
-	for k := range m {
-		return k
-	}
-	return ""
-}
-
-var mediaTypes = map[string]bool{"image/jpeg": true, "image/png": true, "image/gif": true, "image/webp": true}
-
-func checkImage(at string, src *imageSource) *apiError {
-	if src == nil {
-		return invalid(at + ".image.source: Field required")
-	}
-	switch src.Type {
-	case "base64":
-		if !mediaTypes[src.MediaType] {
-			return invalid(at + ".image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'")
-		}
-		if _, err := base64.StdEncoding.DecodeString(src.Data); err != nil || src.Data == "" {
-			return invalid(at + ".image.source.base64.data: invalid base64 data")
-		}
-	case "url":
-		if !strings.HasPrefix(src.URL, "https://") && !strings.HasPrefix(src.URL, "http://") {
-			return invalid(at + ".image.source.url.url: invalid URL")
-		}
-	default:
-		return invalid(at + ".image.source.type: Input should be 'base64' or 'url'")
-	}
-	return nil
-}
-
-// resultText is the text of a tool_result content (a string or text/image
-// blocks).
-func resultText(at string, raw json.RawMessage) (string, *apiError) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] == 'n' {
-		return "", nil
-	}
-	bs, err := blocks(raw)
-	if err != nil {
-		return "", invalid(at + ".content: " + err.Error())
-	}
-	var parts []string
-	for k, b := range bs {
-		switch b.Type {
-		case "text":
-			if b.Text == nil || *b.Text == "" {
-				return "", invalid("messages: text content blocks must be non-empty")
-			}
-			parts = append(parts, *b.Text)
-		case "image":
-			if e := checkImage(at+".content."+strconv.Itoa(k), b.Source); e != nil {
-				return "", e
-			}
-		default:
-			return "", invalid(at + ".content." + strconv.Itoa(k) + ".type: unsupported tool_result content type '" + b.Type + "'")
-		}
-	}
-	return strings.Join(parts, "\n"), nil
-}
-
 // chooseTools picks the tools the answer calls: none for tool_choice none;
-// the named one; else the first two, or one when parallel use is disabled.
+// the named one; else the first two client tools that are not deferred,
+// or one when parallel use is disabled.
 func chooseTools(req *request, tools map[string]*tool) []*tool {
 	var fns []*tool
 	for i := range req.Tools {
-		if t := &req.Tools[i]; tools[t.Name] == t {
+		if t := &req.Tools[i]; tools[t.Name] == t && !t.DeferLoading {
 			fns = append(fns, t)
 		}
-	}
-	if len(fns) == 0 {
-		return nil
 	}
 	tc := req.ToolChoice
 	if tc != nil {
@@ -454,43 +211,95 @@ func chooseTools(req *request, tools map[string]*tool) []*tool {
 			return []*tool{tools[tc.Name]}
 		}
 	}
+	if len(fns) == 0 {
+		return nil
+	}
 	if len(fns) >= 2 && (tc == nil || !tc.DisableParallelToolUse) {
 		return fns[:2]
 	}
 	return fns[:1]
 }
 
+// setCache splits the prompt into input and cache tokens: the fixed knobs
+// when set, else the simulated prompt cache.
+func (s *Server) setCache(st *state, p *plan, a *analysis) {
+	cfg := &st.cfg
+	if cfg.CacheReadTokens > 0 || cfg.CacheCreationTokens > 0 {
+		read := min(cfg.CacheReadTokens, p.prompt)
+		write := min(cfg.CacheCreationTokens, p.prompt-read)
+		p.cache = cacheUsage{input: p.prompt - read - write, read: read, write: write, write5m: write}
+		return
+	}
+	p.cache = s.cache.apply(a.prompt, cfg.CacheMinTokens, cfg.Now())
+}
+
 // ---- response bodies ----
 
 type usage struct {
-	InputTokens              int    `json:"input_tokens"`
-	CacheCreationInputTokens int    `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int    `json:"cache_read_input_tokens"`
-	OutputTokens             int    `json:"output_tokens"`
-	ServiceTier              string `json:"service_tier,omitempty"`
+	InputTokens              int            `json:"input_tokens"`
+	CacheCreationInputTokens int            `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int            `json:"cache_read_input_tokens"`
+	CacheCreation            *cacheCreation `json:"cache_creation,omitempty"`
+	OutputTokens             int            `json:"output_tokens"`
+	OutputTokensDetails      *outputDetails `json:"output_tokens_details,omitempty"`
+	ServiceTier              string         `json:"service_tier,omitempty"`
+	InferenceGeo             string         `json:"inference_geo,omitempty"`
+	Speed                    string         `json:"speed,omitempty"`
+}
+
+type cacheCreation struct {
+	Ephemeral5m int `json:"ephemeral_5m_input_tokens"`
+	Ephemeral1h int `json:"ephemeral_1h_input_tokens"`
+}
+
+type outputDetails struct {
+	ThinkingTokens int `json:"thinking_tokens"`
 }
 
 type outBlock struct {
-	Type  string          `json:"type"`
-	Text  *string         `json:"text,omitempty"`
-	ID    string          `json:"id,omitempty"`
-	Name  string          `json:"name,omitempty"`
-	Input json.RawMessage `json:"input,omitempty"`
+	Type      string          `json:"type"`
+	Thinking  *string         `json:"thinking,omitempty"`
+	Signature *string         `json:"signature,omitempty"`
+	Text      *string         `json:"text,omitempty"`
+	ID        string          `json:"id,omitempty"`
+	Name      string          `json:"name,omitempty"`
+	Input     json.RawMessage `json:"input,omitempty"`
+}
+
+type contextManagement struct {
+	AppliedEdits []json.RawMessage `json:"applied_edits"`
 }
 
 type message struct {
-	ID           string     `json:"id"`
-	Type         string     `json:"type"`
-	Role         string     `json:"role"`
-	Model        string     `json:"model"`
-	Content      []outBlock `json:"content"`
-	StopReason   *string    `json:"stop_reason"`
-	StopSequence *string    `json:"stop_sequence"`
-	Usage        usage      `json:"usage"`
+	ID                string             `json:"id"`
+	Type              string             `json:"type"`
+	Role              string             `json:"role"`
+	Model             string             `json:"model"`
+	Content           []outBlock         `json:"content"`
+	StopReason        *string            `json:"stop_reason"`
+	StopSequence      *string            `json:"stop_sequence"`
+	StopDetails       json.RawMessage    `json:"stop_details"`
+	Container         json.RawMessage    `json:"container"`
+	ContextManagement *contextManagement `json:"context_management,omitempty"`
+	Usage             usage              `json:"usage"`
 }
 
-func (p *plan) usage(output int) usage {
-	return usage{InputTokens: p.input, CacheCreationInputTokens: p.cacheWrite, CacheReadInputTokens: p.cacheRead, OutputTokens: output, ServiceTier: "standard"}
+var jsonNull = json.RawMessage("null")
+
+// usage is the usage of the message (and of message_start, with the output
+// so far).
+func (p *plan) usage(output int, thinking int) usage {
+	return usage{InputTokens: p.cache.input, CacheCreationInputTokens: p.cache.write, CacheReadInputTokens: p.cache.read,
+		CacheCreation: &cacheCreation{Ephemeral5m: p.cache.write5m, Ephemeral1h: p.cache.write1h},
+		OutputTokens:  output, OutputTokensDetails: &outputDetails{ThinkingTokens: thinking},
+		ServiceTier: "standard", InferenceGeo: p.geo, Speed: p.speed}
+}
+
+// deltaUsage is the cumulative usage of message_delta: the counts, without
+// the fields that only message_start and the message carry.
+func (p *plan) deltaUsage(output, thinking int) usage {
+	return usage{InputTokens: p.cache.input, CacheCreationInputTokens: p.cache.write, CacheReadInputTokens: p.cache.read,
+		OutputTokens: output, OutputTokensDetails: &outputDetails{ThinkingTokens: thinking}}
 }
 
 func nullable(s string) *string {
@@ -500,15 +309,31 @@ func nullable(s string) *string {
 	return &s
 }
 
-func (p *plan) message(id string) message {
-	m := message{ID: id, Type: "message", Role: "assistant", Model: p.model, Content: []outBlock{},
-		StopReason: nullable(p.stopReason), StopSequence: nullable(p.stopSequence), Usage: p.usage(p.outputTokens())}
-	if len(p.calls) == 0 || p.preamble {
-		t := strings.Join(p.text, "")
-		m.Content = append(m.Content, outBlock{Type: "text", Text: &t})
+func (p *plan) contextManagement() *contextManagement {
+	if !p.ctxMgmt {
+		return nil
 	}
-	for _, c := range p.calls {
-		m.Content = append(m.Content, outBlock{Type: "tool_use", ID: c.ID, Name: c.Name, Input: json.RawMessage(c.Args)})
+	return &contextManagement{AppliedEdits: []json.RawMessage{}}
+}
+
+func (o *outPart) block() outBlock {
+	switch o.typ {
+	case "thinking":
+		t, sig := o.text(), o.sig
+		return outBlock{Type: "thinking", Thinking: &t, Signature: &sig}
+	case "tool_use":
+		return outBlock{Type: "tool_use", ID: o.call.ID, Name: o.call.Name, Input: json.RawMessage(o.call.Args)}
+	}
+	t := o.text()
+	return outBlock{Type: "text", Text: &t}
+}
+
+func (p *plan) message(id string) message {
+	m := message{ID: id, Type: "message", Role: "assistant", Model: p.model, Content: make([]outBlock, 0, len(p.parts)),
+		StopReason: nullable(p.stopReason), StopSequence: nullable(p.stopSequence), StopDetails: jsonNull, Container: jsonNull,
+		ContextManagement: p.contextManagement(), Usage: p.usage(p.outputTokens(), p.thinking)}
+	for i := range p.parts {
+		m.Content = append(m.Content, p.parts[i].block())
 	}
 	return m
 }
@@ -518,22 +343,21 @@ func (p *plan) message(id string) message {
 func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 	s.core.Chat.Add(1)
 	st := s.st.Load()
-	if r.Header.Get("anthropic-version") == "" {
-		s.writeError(w, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required")
+	version, ok := s.apiVersion(w, r)
+	if !ok {
 		return
 	}
 	var req request
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err := dec.Decode(&req); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.writeError(w, http.StatusRequestEntityTooLarge, "request_too_large", "Request exceeds the maximum allowed number of bytes.")
-			return
-		}
-		s.writeError(w, http.StatusBadRequest, "invalid_request_error", "There was an issue with the format or content of your request: "+err.Error())
+	if e := decodeRequest(w, r, version, false, &req); e != nil {
+		s.writeError(w, e.status, errorType(e.status), e.message)
 		return
 	}
-	p, d, e := s.decide(st, &req, r.Header.Get(mock.DirectiveHeader))
+	a, e := s.analyze(st, &req, version, r.Header.Get("anthropic-beta"), false, req.hasCacheControl && st.cfg.CacheReadTokens == 0 && st.cfg.CacheCreationTokens == 0)
+	if e != nil {
+		s.writeError(w, e.status, errorType(e.status), e.message)
+		return
+	}
+	p, d, e := s.decide(st, &req, a, r.Header.Get(mock.DirectiveHeader))
 	if e != nil {
 		s.writeError(w, e.status, errorType(e.status), e.message)
 		return
@@ -553,6 +377,8 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 		s.writeFailure(w, st, status, d)
 		return
 	}
+	s.setCache(st, p, a)
+	rateLimitHeaders(w.Header(), st.cfg.Now(), p.prompt, p.outputTokens(), false, time.Second)
 	if req.Stream {
 		s.stream(w, r, st, p, reset, d.StreamError)
 		return
@@ -562,7 +388,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := json.Marshal(p.message(s.newID("msg_01", 22)))
-	s.core.PromptTokens.Add(int64(p.prompt()))
+	s.core.PromptTokens.Add(int64(p.prompt))
 	s.core.CompletionTokens.Add(int64(p.outputTokens()))
 	s.writeJSON(w, http.StatusOK, body)
 	s.core.Answered(r, nil)

@@ -97,7 +97,11 @@ func countCalls(c *content) (calls []string) {
 }
 
 // validate checks a request as Gemini does; it returns Gemini's message.
-func validate(req *generateRequest) string {
+func validate(req *generateRequest) string { return check(req, true) }
+
+// check validates req, with the thought signatures of function calls when
+// signatures is set (countTokens does not check them).
+func check(req *generateRequest, signatures bool) string {
 	if len(req.Contents) == 0 {
 		return "* GenerateContentRequest.contents: contents is not specified\n"
 	}
@@ -149,8 +153,10 @@ func validate(req *generateRequest) string {
 			}
 		}
 	}
-	if msg := validateSignatures(req.Contents); msg != "" {
-		return msg
+	if signatures {
+		if msg := validateSignatures(req.Contents); msg != "" {
+			return msg
+		}
 	}
 	for i := range req.Tools {
 		for j, d := range req.Tools[i].FunctionDeclarations {
@@ -197,8 +203,16 @@ func validate(req *generateRequest) string {
 		default:
 			return "* GenerateContentRequest.generation_config.response_mime_type: allowed mimetypes are `text/plain`, `application/json`, `application/xml`, `application/yaml` and `text/x.enum`.\n"
 		}
-		if tc := gc.ThinkingConfig; tc != nil && tc.ThinkingBudget != nil && tc.ThinkingLevel != "" {
-			return "You cannot use both thinking_level and the legacy thinking_budget parameter in the same request."
+		if tc := gc.ThinkingConfig; tc != nil {
+			if tc.ThinkingBudget != nil && tc.ThinkingLevel != "" {
+				return "You cannot use both thinking_level and the legacy thinking_budget parameter in the same request."
+			}
+			if tc.ThinkingBudget != nil && *tc.ThinkingBudget < -1 {
+				return "* GenerateContentRequest.generation_config.thinking_config.thinking_budget: thinking_budget must be -1 (dynamic), 0 (off) or a positive number of tokens.\n"
+			}
+			if _, ok := thinkingLevels[strings.ToLower(tc.ThinkingLevel)]; tc.ThinkingLevel != "" && !ok {
+				return "Invalid value at 'generation_config.thinking_config.thinking_level' (type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingConfig.ThinkingLevel), \"" + tc.ThinkingLevel + "\""
+			}
 		}
 	}
 	return ""
@@ -301,6 +315,44 @@ func findDecl(tools []tool, name string) *functionDeclaration {
 		}
 	}
 	return nil
+}
+
+// Thinking: the most thought tokens an answer spends, those of dynamic
+// thinking (thinkingBudget -1, or includeThoughts alone) when
+// Config.ThoughtsTokens is 0, and those of each thinkingLevel.
+const (
+	maxThoughts     = 64
+	dynamicThoughts = 32
+)
+
+var thinkingLevels = map[string]int{"thinking_level_unspecified": dynamicThoughts, "minimal": 4, "low": 16, "medium": 32, "high": 64}
+
+// thoughtTokens is how many tokens an answer thinks (thoughtsTokenCount):
+// Config.ThoughtsTokens (the model's default) unless thinkingConfig says
+// otherwise: thinkingBudget 0 turns thinking off, a positive budget thinks
+// min(budget, 64) tokens, -1 (dynamic) the default or 32; a thinkingLevel
+// thinks 4 (minimal), 16 (low), 32 (medium) or 64 (high) tokens; asking
+// for thoughts (includeThoughts) with neither thinks the default or 32.
+func thoughtTokens(cfg *Config, tc *thinkingConfig) int {
+	dynamic := cfg.ThoughtsTokens
+	if dynamic == 0 {
+		dynamic = dynamicThoughts
+	}
+	switch {
+	case tc == nil:
+		return cfg.ThoughtsTokens
+	case tc.ThinkingBudget != nil && *tc.ThinkingBudget == 0:
+		return 0
+	case tc.ThinkingBudget != nil && *tc.ThinkingBudget > 0:
+		return min(*tc.ThinkingBudget, maxThoughts)
+	case tc.ThinkingBudget != nil:
+		return dynamic
+	case tc.ThinkingLevel != "":
+		return thinkingLevels[strings.ToLower(tc.ThinkingLevel)]
+	case tc.IncludeThoughts:
+		return dynamic
+	}
+	return cfg.ThoughtsTokens
 }
 
 // plan is the fully decided answer.
@@ -433,10 +485,7 @@ func makePlan(cfg *Config, req *generateRequest, model string, d *mock.Directive
 	if gc == nil {
 		gc = &generationConfig{}
 	}
-	p.thoughts = cfg.ThoughtsTokens
-	if tc := gc.ThinkingConfig; tc != nil && tc.ThinkingBudget != nil && *tc.ThinkingBudget == 0 {
-		p.thoughts = 0 // thinking turned off
-	}
+	p.thoughts = thoughtTokens(cfg, gc.ThinkingConfig)
 
 	last := &req.Contents[len(req.Contents)-1]
 	afterResponse := isFunctionResponseTurn(last)

@@ -16,7 +16,7 @@ const DefaultAddr = "127.0.0.1:9003"
 // -thoughts-tokens and -implicit-cache-min.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Config.RegisterFlags(fs)
-	fs.IntVar(&c.ThoughtsTokens, "thoughts-tokens", c.ThoughtsTokens, "usageMetadata.thoughtsTokenCount reported on every answer (0 = none)")
+	fs.IntVar(&c.ThoughtsTokens, "thoughts-tokens", c.ThoughtsTokens, "default usageMetadata.thoughtsTokenCount when a request sets no thinking budget or level (0 = none)")
 	fs.IntVar(&c.ImplicitCacheMin, "implicit-cache-min", c.ImplicitCacheMin, "prompts of at least this many tokens report half of them as cached (0 = off)")
 }
 

@@ -1,8 +1,8 @@
 // Package gemini is a mock Google Gemini API upstream speaking the native
 // format: generateContent, streamGenerateContent (alt=sse, or a JSON array
-// without it), batchEmbedContents, embedContent and the model list, with
-// the knobs of the OpenAI mock (latency, speed, injected failures, resets,
-// API key) and its "#mock:" directives (see package
+// without it), countTokens, batchEmbedContents, embedContent and the model
+// list, with the knobs of the OpenAI mock (latency, speed, injected
+// failures, resets, API key) and its "#mock:" directives (see package
 // github.com/xroute/xroute/loadtest/mock).
 //
 // Answers are deterministic and use the OpenAI mock's generator, so the
@@ -22,6 +22,22 @@
 //     signature, or the request fails with Gemini 3's 400; a signature that
 //     is not the one issued for that function is "Corrupted". The
 //     documented dummy values skip the check.
+//
+// Thinking: an answer thinks Config.ThoughtsTokens tokens (the model's
+// default; 0 = none) unless generationConfig.thinkingConfig says otherwise:
+// thinkingBudget 0 turns thinking off, a positive budget thinks min(budget,
+// 64) tokens, -1 (dynamic) the default or 32; thinkingLevel minimal, low,
+// medium and high think 4, 16, 32 and 64 tokens; includeThoughts alone
+// thinks the default or 32. The tokens are usageMetadata.thoughtsTokenCount
+// (in totalTokenCount, not in candidatesTokenCount); with includeThoughts
+// the answer starts with a thought summary part ("thought": true), its own
+// event in a stream.
+//
+// countTokens takes contents or a generateContentRequest (which wins when
+// both are sent), validated as generateContent validates them (thought
+// signatures aside), and answers {"totalTokens"} equal to the
+// promptTokenCount generateContent reports for the same request, with
+// cachedContentTokenCount when it names a cachedContent.
 //
 // Function calls are answered (finishReason STOP, as Gemini does) when the
 // request declares functions, the mode is not NONE and the last turn is not
@@ -46,9 +62,10 @@ import (
 // required as x-goog-api-key) plus Gemini's token accounting extras.
 type Config struct {
 	mock.Config
-	// ThoughtsTokens is reported as usageMetadata.thoughtsTokenCount on
-	// every answer, as thinking models do; 0 reports none. With
-	// thinkingConfig.includeThoughts the answer starts with a thought part.
+	// ThoughtsTokens is the model's default thinking, reported as
+	// usageMetadata.thoughtsTokenCount on every answer whose request does
+	// not set a thinkingBudget or thinkingLevel; 0 reports none (see the
+	// package doc for thinkingConfig).
 	ThoughtsTokens int
 	// ImplicitCacheMin simulates implicit caching: a prompt of at least
 	// this many tokens (or any request naming a cachedContent) reports half
@@ -149,6 +166,8 @@ func (s *Server) handleModelAction(w http.ResponseWriter, r *http.Request) {
 		s.handleEmbed(w, r, model, true)
 	case "embedContent":
 		s.handleEmbed(w, r, model, false)
+	case "countTokens":
+		s.handleCountTokens(w, r, model)
 	default:
 		s.writeError(w, http.StatusNotFound, "NOT_FOUND", "Method not found.", nil)
 	}

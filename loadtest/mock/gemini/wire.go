@@ -140,6 +140,27 @@ type usageMetadata struct {
 	CacheTokensDetails      []modalityCount `json:"cacheTokensDetails,omitempty"`
 }
 
+// countTokensRequest is the body of models.countTokens: contents, or a
+// whole generateContentRequest (which wins when both are sent).
+type countTokensRequest struct {
+	Contents               []content             `json:"contents"`
+	GenerateContentRequest *countGenerateRequest `json:"generateContentRequest"`
+}
+
+// countGenerateRequest is a GenerateContentRequest as countTokens takes it:
+// with its model ("models/{model}").
+type countGenerateRequest struct {
+	Model string `json:"model"`
+	generateRequest
+}
+
+type countTokensResponse struct {
+	TotalTokens             int             `json:"totalTokens"`
+	CachedContentTokenCount int             `json:"cachedContentTokenCount,omitempty"`
+	PromptTokensDetails     []modalityCount `json:"promptTokensDetails,omitempty"`
+	CacheTokensDetails      []modalityCount `json:"cacheTokensDetails,omitempty"`
+}
+
 type embedContentRequest struct {
 	Model                string  `json:"model"`
 	Content              content `json:"content"`
