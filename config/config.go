@@ -51,6 +51,11 @@ type Server struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// RequestTimeout bounds one request end to end, failover included.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// StreamKeepAlive is the upstream silence after which an Anthropic
+	// Messages stream gets a ping event, as Anthropic's own streams do
+	// (0: none), so idle timeouts of clients and proxies do not fire while
+	// a model thinks.
+	StreamKeepAlive time.Duration `yaml:"stream_keepalive"`
 	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
 	// is believed; empty means the client IP is the connection's address.
 	// IP allowlists and failed-auth throttling depend on it.
@@ -260,6 +265,7 @@ func Default() Config {
 			MaxBodyBytes:    10 << 20,
 			ShutdownTimeout: 30 * time.Second,
 			RequestTimeout:  10 * time.Minute,
+			StreamKeepAlive: 10 * time.Second,
 			Metrics:         true,
 		},
 		Log:      Log{Level: "info", Format: "json"},
@@ -475,6 +481,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Router.MaxAttempts <= 0 {
 		bad("router.max_attempts", "must be at least 1")
+	}
+	if c.Server.StreamKeepAlive < 0 {
+		bad("server.stream_keepalive", "must not be negative (0 turns pings off)")
 	}
 	if c.Responses.Retention <= 0 {
 		bad("responses.retention", "must be positive (e.g. 720h)")

@@ -215,6 +215,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		Responses:         db,
 		ResponseRetention: cfg.Responses.Retention,
 		Tokens:            cr,
+		StreamKeepAlive:   cfg.Server.StreamKeepAlive,
 	})
 	if err != nil {
 		return nil, err

@@ -149,6 +149,9 @@ func (o *messageOut) chunk(ch providers.Chunk) []byte {
 	return o.buf
 }
 
+// keepalive implements keepaliver: Anthropic's ping event.
+func (o *messageOut) keepalive() []byte { return []byte("event: ping\ndata: {\"type\": \"ping\"}\n\n") }
+
 func (o *messageOut) finish(_ context.Context, info *requestInfo) []byte {
 	if o.native {
 		return nil // message_stop was relayed

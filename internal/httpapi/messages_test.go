@@ -10,12 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	aoption "github.com/anthropics/anthropic-sdk-go/v2/option"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -335,5 +337,34 @@ func TestMessagesClaudeCodeReplay(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMessagesKeepAlivePings: a Messages stream whose upstream goes quiet
+// (here 250 ms between tokens, a keep-alive of 40 ms) gets Anthropic's
+// ping events meanwhile, and its answer is intact.
+func TestMessagesKeepAlivePings(t *testing.T) {
+	g := newGateway(t, gwOptions{mock: mock.Config{TokensPerSec: 4}, mutate: func(c *config.Config) {
+		c.Server.StreamKeepAlive = 40 * time.Millisecond
+	}})
+	r := postAnthropic(t, g, "/v1/messages", `{"model":"gpt-4o-mini","max_tokens":3,"stream":true,"messages":[{"role":"user","content":"slowly"}]}`, nil)
+	if r.StatusCode != 200 {
+		t.Fatalf("%d %s", r.StatusCode, r.body)
+	}
+	pings, text := 0, ""
+	var types []string
+	for _, ev := range strings.Split(strings.TrimSpace(r.body), "\n\n") {
+		_, data, _ := strings.Cut(ev, "data: ")
+		ty := gjson.Get(data, "type").Str
+		types = append(types, ty)
+		switch ty {
+		case "ping":
+			pings++
+		case "content_block_delta":
+			text += gjson.Get(data, "delta.text").Str
+		}
+	}
+	if pings < 2 || text == "" || types[len(types)-1] != "message_stop" {
+		t.Fatalf("%d pings, text %q, events %v", pings, text, types)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
@@ -205,8 +206,21 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder) {
 
 	var scratch []providers.Event
 	open := map[int]bool{}
+	next := func() (providers.Chunk, error) { return st.Recv() }
+	var ka *keepAlive
+	if k, ok := enc.(keepaliver); ok && s.keepAlive > 0 {
+		ka = startKeepAlive(st, s.keepAlive)
+		defer ka.stop()
+		next = func() (providers.Chunk, error) {
+			return ka.next(func() {
+				if _, err := w.Write(k.keepalive()); err == nil {
+					w.Flush()
+				}
+			})
+		}
+	}
 	for {
-		chunk, err := st.Recv()
+		chunk, err := next()
 		if errors.Is(err, io.EOF) {
 			if !s.commitUsage(c, info) { // durable before the final byte
 				// Not kept (database down, usage spool full), so not charged:
@@ -284,4 +298,76 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder) {
 		}
 		w.Flush()
 	}
+}
+
+// keepaliver is an encoder that can write a keep-alive event, sent when
+// the upstream has been quiet for the server's keep-alive interval (a
+// model thinking for a minute before its first token), so that clients
+// and proxies with idle timeouts do not hang up.
+type keepaliver interface {
+	keepalive() []byte
+}
+
+// keepAlive reads a stream on its own goroutine so that the relay can
+// notice silence. Chunks are handed over one at a time: the reader asks
+// for the next one only after the relay is done with the last (a chunk's
+// Data is valid only until then).
+type keepAlive struct {
+	results  chan recvResult
+	more     chan struct{}
+	done     chan struct{}
+	interval time.Duration
+	timer    *time.Timer
+	asked    bool
+}
+
+type recvResult struct {
+	c   providers.Chunk
+	err error
+}
+
+func startKeepAlive(st providers.Stream, interval time.Duration) *keepAlive {
+	k := &keepAlive{results: make(chan recvResult), more: make(chan struct{}), done: make(chan struct{}), interval: interval, timer: time.NewTimer(interval)}
+	go func() {
+		for {
+			select {
+			case <-k.more:
+			case <-k.done:
+				return
+			}
+			c, err := st.Recv()
+			select {
+			case k.results <- recvResult{c, err}:
+			case <-k.done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return k
+}
+
+// next returns the stream's next chunk, calling ping each time the
+// upstream stays quiet for the interval meanwhile.
+func (k *keepAlive) next(ping func()) (providers.Chunk, error) {
+	k.more <- struct{}{}
+	for {
+		select {
+		case r := <-k.results:
+			k.timer.Reset(k.interval)
+			return r.c, r.err
+		case <-k.timer.C:
+			ping()
+			k.timer.Reset(k.interval)
+		}
+	}
+}
+
+// stop ends the reader; the stream's Close (deferred before) unblocks a
+// Recv in flight.
+func (k *keepAlive) stop() {
+	close(k.done)
+	k.timer.Stop()
 }

@@ -109,6 +109,9 @@ type Config struct {
 	ResponseRetention time.Duration
 	// Tokens counts prompt tokens for the input_tokens endpoint.
 	Tokens TokenCounter
+	// StreamKeepAlive is the silence after which a Messages stream gets a
+	// ping event (0: none).
+	StreamKeepAlive time.Duration
 }
 
 // Server is the HTTP handler.
@@ -139,6 +142,7 @@ type Server struct {
 	responses         ResponseStore
 	responseRetention time.Duration
 	tokens            TokenCounter
+	keepAlive         time.Duration
 }
 
 // New builds the server and its routes.
@@ -168,6 +172,7 @@ func New(cfg Config) (*Server, error) {
 		responses:         cfg.Responses,
 		responseRetention: cfg.ResponseRetention,
 		tokens:            cfg.Tokens,
+		keepAlive:         cfg.StreamKeepAlive,
 	}
 	if s.responseRetention <= 0 {
 		s.responseRetention = 30 * 24 * time.Hour
