@@ -255,6 +255,9 @@ type Deployment struct {
 	InputPrice       string `yaml:"input_price"`
 	OutputPrice      string `yaml:"output_price"`
 	CachedInputPrice string `yaml:"cached_input_price"`
+	// CacheWriteInputPrice prices prompt tokens written to the provider's
+	// prompt cache (Anthropic: 1.25x input for 5-minute entries).
+	CacheWriteInputPrice string `yaml:"cache_write_input_price"`
 }
 
 // Default returns the configuration used when no file is given.
@@ -546,7 +549,7 @@ func (c *Config) Validate() error {
 			if d.Model == "" {
 				bad(df+".model", "must not be empty")
 			}
-			for name, v := range map[string]string{"input_price": d.InputPrice, "output_price": d.OutputPrice, "cached_input_price": d.CachedInputPrice} {
+			for name, v := range map[string]string{"input_price": d.InputPrice, "output_price": d.OutputPrice, "cached_input_price": d.CachedInputPrice, "cache_write_input_price": d.CacheWriteInputPrice} {
 				if v != "" && !isDecimal(v) {
 					bad(df+"."+name, "must be a decimal number of USD per million tokens, e.g. \"0.15\"; got %q", v)
 				}

@@ -90,7 +90,7 @@ func priced(cfg config.Config, cat *catalog.Catalog) (map[string]catalog.Model, 
 	out := map[string]catalog.Model{}
 	for _, m := range cfg.Models {
 		for _, d := range m.Deployments {
-			if d.InputPrice == "" && d.OutputPrice == "" && d.CachedInputPrice == "" {
+			if d.InputPrice == "" && d.OutputPrice == "" && d.CachedInputPrice == "" && d.CacheWriteInputPrice == "" {
 				continue
 			}
 			e, ok := cat.Find(d.Provider, d.Model)
@@ -102,7 +102,7 @@ func priced(cfg config.Config, cat *catalog.Catalog) (map[string]catalog.Model, 
 			for _, p := range []struct {
 				raw string
 				dst *catalog.Price
-			}{{d.InputPrice, &e.Input}, {d.OutputPrice, &e.Output}, {d.CachedInputPrice, &e.CachedInput}} {
+			}{{d.InputPrice, &e.Input}, {d.OutputPrice, &e.Output}, {d.CachedInputPrice, &e.CachedInput}, {d.CacheWriteInputPrice, &e.CacheWriteInput}} {
 				if p.raw == "" {
 					continue
 				}
@@ -112,6 +112,9 @@ func priced(cfg config.Config, cat *catalog.Catalog) (map[string]catalog.Model, 
 			}
 			if d.CachedInputPrice == "" && !ok {
 				e.CachedInput = e.Input
+			}
+			if d.CacheWriteInputPrice == "" && !ok {
+				e.CacheWriteInput = e.Input
 			}
 			out[d.Provider+"/"+d.Model] = e
 		}

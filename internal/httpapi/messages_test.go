@@ -368,3 +368,44 @@ func TestMessagesKeepAlivePings(t *testing.T) {
 		t.Fatalf("%d pings, text %q, events %v", pings, text, types)
 	}
 }
+
+// TestMessagesCacheTokensArePricedAtTheirRates: a native Claude request
+// with cache_control breakpoints writes the prefix to the prompt cache,
+// then reads it; the usage records keep both counts and the costs price
+// them at the cache-write and cache-read rates.
+func TestMessagesCacheTokensArePricedAtTheirRates(t *testing.T) {
+	ctx := context.Background()
+	// The claude deployment: 1000 USD/M input, 100 cached, 1250 cache writes, 2000 output.
+	g := newRespGateway(t, config.Model{Name: "claude-priced", Deployments: []config.Deployment{{Provider: "claude", Model: "claude-sonnet-4-5",
+		InputPrice: "1000", CachedInputPrice: "100", CacheWriteInputPrice: "1250", OutputPrice: "2000"}}})
+	if _, _, err := g.app.Ledger.TopUp(ctx, "acct_default", 1_000_000*1_000_000_000, "t", "test"); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("You are a careful assistant. ", 60)
+	body := `{"model":"claude-priced","max_tokens":16,"system":[{"type":"text","text":"` + long + `","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"hi"}]}`
+	var recs [2]struct {
+		in, write, read, out int64
+		cost                 int64
+	}
+	for i := range 2 {
+		r := postAnthropic(t, g.gateway, "/v1/messages", body, nil)
+		if r.StatusCode != 200 {
+			t.Fatalf("%d %s", r.StatusCode, r.body)
+		}
+		u := gjson.Get(r.body, "usage")
+		rec := g.usageFor(r.Header.Get("x-request-id"))
+		recs[i].in, recs[i].write, recs[i].read, recs[i].out = u.Get("input_tokens").Int(), u.Get("cache_creation_input_tokens").Int(), u.Get("cache_read_input_tokens").Int(), u.Get("output_tokens").Int()
+		recs[i].cost = rec.CostNano
+		if rec.CacheWriteTokens != int(recs[i].write) || rec.CachedTokens != int(recs[i].read) || rec.PromptTokens != int(recs[i].in+recs[i].write+recs[i].read) {
+			t.Fatalf("record %+v vs usage %s", rec, u.Raw)
+		}
+		// nano-USD: per-M prices × tokens / 1000.
+		want := (recs[i].in*1000 + recs[i].write*1250 + recs[i].read*100 + recs[i].out*2000) * 1000
+		if rec.CostNano != want {
+			t.Fatalf("turn %d cost %d, want %d (usage %s)", i, rec.CostNano, want, u.Raw)
+		}
+	}
+	if recs[0].write == 0 || recs[1].read == 0 || recs[1].read != recs[0].write {
+		t.Fatalf("cache write then read: %+v", recs)
+	}
+}
