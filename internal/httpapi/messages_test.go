@@ -409,3 +409,44 @@ func TestMessagesCacheTokensArePricedAtTheirRates(t *testing.T) {
 		t.Fatalf("cache write then read: %+v", recs)
 	}
 }
+
+// TestMessagesThinking: extended thinking natively (Anthropic's thinking
+// blocks and signatures, passed back on the next turn as they are) and
+// translated (Gemini's thought summary shown as a thinking block, because
+// the caller asked for thinking; its reasoning effort mapped from the
+// budget).
+func TestMessagesThinking(t *testing.T) {
+	g := newRespGateway(t)
+	ctx := context.Background()
+	c := anthropicClient(g.gateway, g.key)
+	for _, m := range []struct{ model, provider string }{{"claude-test", "claude"}, {"gemini-test", "google"}} {
+		t.Run(m.model, func(t *testing.T) {
+			p := anthropic.MessageNewParams{Model: anthropic.Model(m.model), MaxTokens: 4096, Messages: userText("Think, then answer."),
+				Thinking: anthropic.ThinkingConfigParamOfEnabled(2048)}
+			st := c.Messages.NewStreaming(ctx, p)
+			var msg anthropic.Message
+			var deltas []string
+			for st.Next() {
+				ev := st.Current()
+				if err := msg.Accumulate(ev); err != nil {
+					t.Fatal(err)
+				}
+				if ev.Type == "content_block_delta" {
+					deltas = append(deltas, ev.Delta.Type)
+				}
+			}
+			if err := st.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if len(msg.Content) < 2 || msg.Content[0].Type != "thinking" || msg.Content[0].Thinking == "" || msg.Content[0].Signature == "" ||
+				!slices.Contains(deltas, "thinking_delta") || !slices.Contains(deltas, "signature_delta") || msg.Content[len(msg.Content)-1].Type != "text" {
+				t.Fatalf("thinking answer: %s (deltas %v)", msg.RawJSON(), deltas)
+			}
+			// The next turn passes the thinking back as it came.
+			p.Messages = append(p.Messages, msg.ToParam(), anthropic.NewUserMessage(anthropic.NewTextBlock("And again?")))
+			if _, err := c.Messages.New(ctx, p); err != nil {
+				t.Fatalf("second turn with the thinking passed back: %v", err)
+			}
+		})
+	}
+}

@@ -372,6 +372,10 @@ func buildTools(g *generateRequest, r *providers.OpenAIRequest) error {
 	return nil
 }
 
+// thinkingBudgets map OpenAI's reasoning_effort (what every ingress
+// translates reasoning into) to Gemini thinking budgets.
+var thinkingBudgets = map[string]int{"none": 0, "minimal": 128, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}
+
 func buildGenerationConfig(r *providers.OpenAIRequest) (*generationConfig, error) {
 	gc := &generationConfig{
 		Temperature:     r.Temperature,
@@ -397,6 +401,11 @@ func buildGenerationConfig(r *providers.OpenAIRequest) (*generationConfig, error
 		if s != "" {
 			gc.StopSequences = append(gc.StopSequences, s)
 		}
+	}
+	if b, ok := thinkingBudgets[r.ReasoningEffort]; ok {
+		// The caller asked for reasoning: Gemini's budget for that effort,
+		// and its thought summaries back (reasoning events).
+		gc.ThinkingConfig = &thinkingConfig{ThinkingBudget: &b, IncludeThoughts: b != 0}
 	}
 	if rf := r.ResponseFormat; rf != nil {
 		switch rf.Type {

@@ -84,6 +84,15 @@ type generationConfig struct {
 	Seed               *int64          `json:"seed,omitempty"`
 	PresencePenalty    *float64        `json:"presencePenalty,omitempty"`
 	FrequencyPenalty   *float64        `json:"frequencyPenalty,omitempty"`
+	ThinkingConfig     *thinkingConfig `json:"thinkingConfig,omitempty"`
+}
+
+// thinkingConfig is Gemini's thinking control: a token budget (0 turns
+// thinking off on models that allow it) and whether thought summaries
+// come back.
+type thinkingConfig struct {
+	ThinkingBudget  *int `json:"thinkingBudget,omitempty"`
+	IncludeThoughts bool `json:"includeThoughts,omitempty"`
 }
 
 // generateResponse is a GenerateContentResponse: the whole answer, or one
