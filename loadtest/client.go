@@ -31,6 +31,31 @@ type Request struct {
 	Stream bool         // the body asks for an SSE stream
 	Format StreamFormat // how the stream is read and checked
 	Check  StreamCheck
+	// KeyHeader is the header that carries the target's key as it is
+	// (x-api-key for the Anthropic Messages API); "" sends it as
+	// "Authorization: Bearer KEY".
+	KeyHeader string
+	// Header holds further headers sent with every request (e.g.
+	// anthropic-version). It is only read.
+	Header http.Header
+}
+
+// SetHeaders sets the headers of req on h: the key (apiKey) in KeyHeader
+// or as a bearer token, the content type of a request with a body, Accept
+// and req.Header.
+func (req *Request) SetHeaders(h http.Header, apiKey string) {
+	if req.KeyHeader != "" {
+		h.Set(req.KeyHeader, apiKey)
+	} else {
+		h.Set("Authorization", "Bearer "+apiKey)
+	}
+	if req.Body != nil {
+		h.Set("Content-Type", "application/json")
+	}
+	h.Set("Accept", "application/json")
+	for k, vs := range req.Header {
+		h[http.CanonicalHeaderKey(k)] = vs
+	}
 }
 
 // StreamFormat is the wire format of a streamed answer.
@@ -43,6 +68,9 @@ const (
 	// StreamResponses is a Responses API stream: typed events ending in
 	// response.completed (ReadResponsesStream).
 	StreamResponses
+	// StreamMessages is an Anthropic Messages stream: typed events from
+	// message_start to message_stop (ReadMessagesStream).
+	StreamMessages
 )
 
 // ChatRequest builds the chat completion request the benchmark sends. With
@@ -85,11 +113,37 @@ func ResponsesRequest(model, prompt string, maxOutputTokens int, stream bool) Re
 	}
 }
 
+// AnthropicVersion is the anthropic-version header of MessagesRequest.
+const AnthropicVersion = "2023-06-01"
+
+// MessagesRequest builds the Anthropic Messages API request (POST
+// /messages) the benchmark sends, as Claude Code and the Anthropic SDKs do:
+// the prompt as one user message, max_tokens, the key in x-api-key and
+// anthropic-version 2023-06-01. With stream, it asks for an SSE stream,
+// whose message_delta carries the usage.
+func MessagesRequest(model, prompt string, maxTokens int, stream bool) Request {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"model":%q,"max_tokens":%d`, model, maxTokens)
+	if stream {
+		b.WriteString(`,"stream":true`)
+	}
+	fmt.Fprintf(&b, `,"messages":[{"role":"user","content":%q}]}`, prompt)
+	return Request{
+		Method:    http.MethodPost,
+		Path:      "/messages",
+		Body:      []byte(b.String()),
+		Stream:    stream,
+		Format:    StreamMessages,
+		Check:     StreamCheck{ExpectUsage: stream},
+		KeyHeader: "x-api-key",
+		Header:    http.Header{"Anthropic-Version": {AnthropicVersion}},
+	}
+}
+
 // Client sends requests to one target over a tuned HTTP/1.1 transport.
 type Client struct {
 	target Target
 	url    string
-	auth   string
 	hc     *http.Client
 	tr     *http.Transport
 	now    func() time.Time
@@ -117,7 +171,6 @@ func NewClient(target Target, maxConns int) *Client {
 	return &Client{
 		target: target,
 		url:    strings.TrimSuffix(target.BaseURL, "/"),
-		auth:   "Bearer " + target.APIKey,
 		hc:     &http.Client{Transport: tr},
 		tr:     tr,
 		now:    time.Now,
@@ -172,11 +225,7 @@ func (c *Client) Do(ctx context.Context, req *Request, scheduled time.Time, out 
 		out.ErrKind = "bad_request"
 		return
 	}
-	hreq.Header.Set("Authorization", c.auth)
-	if req.Body != nil {
-		hreq.Header.Set("Content-Type", "application/json")
-	}
-	hreq.Header.Set("Accept", "application/json")
+	req.SetHeaders(hreq.Header, c.target.APIKey)
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
 		out.ErrKind = classifyErr(ctx, err)
@@ -192,8 +241,11 @@ func (c *Client) Do(ctx context.Context, req *Request, scheduled time.Time, out 
 	}
 	if req.Stream {
 		read := ReadChatStream
-		if req.Format == StreamResponses {
+		switch req.Format {
+		case StreamResponses:
 			read = ReadResponsesStream
+		case StreamMessages:
+			read = ReadMessagesStream
 		}
 		if err := read(resp.Body, out.Scheduled, c.now, req.Check, &out.Stream); err != nil {
 			out.ErrKind = "read_" + classifyErr(ctx, err)

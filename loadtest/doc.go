@@ -17,7 +17,11 @@
 // being the first response.output_text.delta, and their own checks: the
 // events in the API's order with response.completed last, sequence numbers
 // increasing, the deltas' text equal to output_text.done's and to the final
-// response's, usage in response.completed.
+// response's, usage in response.completed. Anthropic Messages streams
+// (ReadMessagesStream) likewise, time to first token being the first
+// text_delta: message_start first and message_stop last, content blocks
+// started and stopped in pairs by index, a stop_reason and usage in
+// message_delta, usage.output_tokens against the text_deltas received.
 //
 // Latencies go into a log-linear Histogram (microsecond resolution, < 0.1 %
 // error, mergeable). ProcReader reads a server's CPU time and peak RSS from

@@ -32,7 +32,7 @@ type StreamCounts struct {
 	Total         int64 `json:"total"`          // streamed responses read (status 200)
 	Valid         int64 `json:"valid"`          // no defect found
 	Invalid       int64 `json:"invalid"`        // any defect (see the error kinds)
-	MissingDone   int64 `json:"missing_done"`   // no "data: [DONE]" (Responses: no response.completed)
+	MissingDone   int64 `json:"missing_done"`   // no "data: [DONE]" (Responses: no response.completed; Messages: no message_stop)
 	Mismatched    int64 `json:"mismatched"`     // chunk count or content (text) wrong: dropped or reordered chunks
 	ContentChunks int64 `json:"content_chunks"` // content chunks over all streams
 }

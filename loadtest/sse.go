@@ -25,6 +25,7 @@ type SSEReader struct {
 	scan  scanner
 	chunk chunkFields
 	resp  respEventFields
+	msg   msgEventFields
 }
 
 // NewSSEReader returns a reader of the events in r.
@@ -121,12 +122,14 @@ func (s *SSEReader) NextEvent() (name, data []byte, err error) {
 
 // StreamCheck says what a well-formed stream must show beyond its framing
 // (a chat completion stream ending with "data: [DONE]", a Responses stream's
-// events in order ending with response.completed).
+// events in order ending with response.completed, a Messages stream's
+// events in order ending with message_stop).
 type StreamCheck struct {
 	// ExpectUsage requires usage (a chat stream's usage chunk, from
 	// stream_options.include_usage; a Responses stream's usage in
-	// response.completed) and compares its completion (output) tokens with
-	// the content chunks (output_text deltas) received.
+	// response.completed; a Messages stream's in message_delta) and
+	// compares its completion (output) tokens with the content chunks
+	// (output_text deltas, text_deltas) received.
 	ExpectUsage bool `json:"expect_usage"`
 	// TokensPerChunk is how many completion tokens the upstream puts in one
 	// content chunk; with ExpectUsage the stream must have exactly
@@ -141,10 +144,11 @@ type StreamCheck struct {
 }
 
 // StreamResult is what one streamed response showed. A chat completion
-// stream (ReadChatStream) and a Responses stream (ReadResponsesStream) fill
-// the common fields alike: a content chunk is a Responses
-// output_text.delta, Done is response.completed, the usage tokens are
-// output_tokens.
+// stream (ReadChatStream), a Responses stream (ReadResponsesStream) and a
+// Messages stream (ReadMessagesStream) fill the common fields alike: a
+// content chunk is a Responses output_text.delta or a Messages text_delta,
+// Done is response.completed or message_stop, the usage tokens are
+// output_tokens, the finish reason a Messages stop_reason.
 type StreamResult struct {
 	Events        int           // data events, [DONE] excluded
 	ContentChunks int           // events whose delta carried non-empty content
@@ -162,27 +166,33 @@ type StreamResult struct {
 	ContentWrong  bool   // content diverged from StreamCheck.ExpectContent
 	Content       []byte // the text, with StreamCheck.CollectContent
 
-	// Responses streams only.
-	Status     string // status of the final response object (completed, incomplete, failed)
-	BadEvent   bool   // an event without a type, or whose "event:" line differs from its type
-	OrderWrong bool   // an event out of the API's order (see ReadResponsesStream)
+	// Responses and Messages streams.
+	BadEvent   bool // an event without a type, or whose "event:" line differs from its type
+	OrderWrong bool // an event out of the API's order (see ReadResponsesStream, ReadMessagesStream)
 	// Unexpected describes the first event out of order, e.g.
 	// "response.output_text.delta after response.in_progress".
 	Unexpected string
-	SeqWrong   bool // a sequence_number missing, or not above the previous one
-	TextWrong  bool // output_text.done or the final response's text differs from the deltas
+
+	// Responses streams only.
+	Status    string // status of the final response object (completed, incomplete, failed)
+	SeqWrong  bool   // a sequence_number missing, or not above the previous one
+	TextWrong bool   // output_text.done or the final response's text differs from the deltas
+
+	// Messages streams only.
+	BlockUnpaired bool // content_block_start/_delta/_stop not paired by index, or a block left open
 
 	contentOffset int
 	id            []byte
 	lastContent   time.Time
 	resp          respState // Responses stream state; resp.on marks a Responses stream
+	msg           msgState  // Messages stream state; msg.on marks a Messages stream
 }
 
 // Reset empties r for reuse, keeping the Gaps storage.
 func (r *StreamResult) Reset() {
 	gaps, id, content := r.Gaps[:0], r.id[:0], r.Content[:0]
-	text, last := r.resp.text[:0], r.resp.last[:0]
-	*r = StreamResult{Gaps: gaps, id: id, Content: content, resp: respState{text: text, last: last}}
+	text, last, msgLast := r.resp.text[:0], r.resp.last[:0], r.msg.last[:0]
+	*r = StreamResult{Gaps: gaps, id: id, Content: content, resp: respState{text: text, last: last}, msg: msgState{last: msgLast}}
 }
 
 // Problem names the first defect of the stream under check, or returns ""
@@ -191,6 +201,9 @@ func (r *StreamResult) Reset() {
 func (r *StreamResult) Problem(check StreamCheck) string {
 	if r.resp.on {
 		return r.responsesProblem(check)
+	}
+	if r.msg.on {
+		return r.messagesProblem(check)
 	}
 	switch {
 	case r.ErrorEvent:
@@ -274,7 +287,7 @@ func (r *StreamResult) observe(c *chunkFields, at, start time.Time, check Stream
 }
 
 // addContent counts one content piece (a chat chunk's delta content, a
-// Responses output_text.delta) received at at: TTFT, gaps, the expected
+// Responses output_text.delta, a Messages text_delta) received at at: TTFT, gaps, the expected
 // text.
 func (r *StreamResult) addContent(content []byte, at, start time.Time, check StreamCheck) {
 	if len(content) == 0 {

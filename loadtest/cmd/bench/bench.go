@@ -43,13 +43,18 @@ func (b *bench) wants(target string) bool {
 func (b *bench) wantsPhase(phase string) bool { return slices.Contains(b.cfg.phases, phase) }
 
 // skipKey is the key of report.Skipped for target in phase: the target
-// itself, or "target (phase)" when only that phase of the target is off.
+// itself (phase ""), or "target (phase)" when only that phase of the
+// target is off.
 func skipKey(target, phase string) string {
-	if phase == "" || target == targetXrouteTranslated {
+	if phase == "" {
 		return target
 	}
 	return target + " (" + phase + ")"
 }
+
+// chatPhase reports whether phase is one of chat completions: a target
+// that fails its smoke test there is out of every phase.
+func chatPhase(phase string) bool { return phase == phaseNonStream || phase == phaseStream }
 
 func skipped(r *loadtest.Report, target, phase string) bool {
 	_, all := r.Skipped[target]
@@ -102,53 +107,78 @@ func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 	if err != nil {
 		return report, err
 	}
-	mock, mockBase, err := l.startMock(ctx, mockBin, mockPre)
+	var up upstreams
+	up.openai, up.openaiBase, err = l.startMock(ctx, "mock", mockBin, mockPre)
 	if err != nil {
 		return report, err
 	}
+	if b.wantsPhase(phaseMessagesStream) {
+		bin, pre, err := l.anthropicMockCommand(ctx, xrouteBin)
+		if err != nil {
+			return report, err
+		}
+		up.anthropic, up.anthropicBase, err = l.startMock(ctx, "mock-anthropic", bin, pre)
+		if err != nil {
+			return report, err
+		}
+	}
 
-	servers, err := b.startServers(ctx, l, report, xrouteBin, mock, mockBase)
+	servers, err := b.startServers(ctx, l, report, xrouteBin, up)
 	if err != nil {
 		return report, err
 	}
 
 	// Probes: what a good stream looks like, read from the mock directly.
-	// The chat one always (the smoke tests stream chat), the Responses one
-	// when its phase runs.
+	// The chat one always (the smoke tests stream chat), the others when
+	// their phase runs.
 	b.checks = map[string]loadtest.StreamCheck{}
-	for _, phase := range []string{phaseStream, phaseResponsesStream} {
-		if phase == phaseResponsesStream && !b.wantsPhase(phase) {
+	for _, phase := range []string{phaseStream, phaseResponsesStream, phaseMessagesStream} {
+		if phase != phaseStream && !b.wantsPhase(phase) {
 			continue
 		}
-		check, note := b.probeStream(ctx, mockBase, phase)
+		base := up.openaiBase
+		if phase == phaseMessagesStream {
+			base = up.anthropicBase
+		}
+		check, note := b.probeStream(ctx, base, phase)
 		b.checks[phase] = check
 		if note != "" {
 			b.progress("bench: %s check: %s", phase, note)
 			report.Notes = append(report.Notes, phase+" check: "+note)
 		}
 	}
+	report.PhaseNotes = map[string]string{}
 	if b.wantsPhase(phaseResponsesStream) {
-		report.PhaseNotes = map[string]string{phaseResponsesStream: b.responsesPhaseNote()}
+		report.PhaseNotes[phaseResponsesStream] = b.responsesPhaseNote()
+	}
+	if b.wantsPhase(phaseMessagesStream) {
+		report.PhaseNotes[phaseMessagesStream] = b.messagesPhaseNote()
 	}
 	for _, s := range servers {
 		for _, phase := range b.smokePhases(s.target.Name) {
-			if err := b.smoke(ctx, s.target, phase); err != nil {
+			if skipped(report, s.target.Name, phase) {
+				continue
+			}
+			if err := b.smoke(ctx, s.in(phase).target, phase); err != nil {
 				if ctx.Err() != nil {
 					return report, err
 				}
-				// A chat failure takes the target out of every phase.
-				key := s.target.Name
-				if phase == phaseResponsesStream {
-					key = skipKey(s.target.Name, phase)
-				}
 				b.progress("bench: smoke test of %s (%s) failed: %v", s.target.Name, phase, err)
+				// A chat failure takes the target out of every phase,
+				// another only out of its own.
+				key := skipKey(s.target.Name, phase)
+				if chatPhase(phase) {
+					key = s.target.Name
+				}
 				report.Skipped[key] = "smoke test failed: " + firstLine(err.Error())
-				break
 			}
 		}
 	}
-	if b.wantsPhase(phaseResponsesStream) {
-		if note := b.checkRoutes(ctx, servers, report); note != "" {
+	for _, phase := range []string{phaseResponsesStream, phaseMessagesStream} {
+		if !b.wantsPhase(phase) {
+			continue
+		}
+		if note := b.checkRoutes(ctx, phase, servers, report); note != "" {
 			b.progress("bench: %s", note)
 			report.Notes = append(report.Notes, note)
 		}
@@ -159,7 +189,7 @@ func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 			if !runsIn(s.target.Name, phase) || skipped(report, s.target.Name, phase) {
 				continue
 			}
-			run, err := b.measure(ctx, phase, s)
+			run, err := b.measure(ctx, phase, s.in(phase))
 			if run != nil && err != nil {
 				run.Note = "run incomplete: " + firstLine(err.Error())
 			}
@@ -176,32 +206,55 @@ func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 	return report, nil
 }
 
+// upstreams are the mocks: the OpenAI one always, the Anthropic one when
+// the messages-stream phase runs (else nil). The base URLs end in /v1.
+type upstreams struct {
+	openai, anthropic         *child
+	openaiBase, anthropicBase string
+}
+
 // startServers starts the gateways of the targets, all up front so that
 // they all see the same machine. An xroute that does not start is skipped
 // (noted in the report); any other failure ends the bench.
-func (b *bench) startServers(ctx context.Context, l *lab, report *loadtest.Report, xrouteBin string, mock *child, mockBase string) ([]server, error) {
-	var servers []server
+func (b *bench) startServers(ctx context.Context, l *lab, report *loadtest.Report, xrouteBin string, up upstreams) ([]*server, error) {
+	var servers []*server
+	msgs := up.anthropic != nil && b.wantsPhase(phaseMessagesStream)
 	for _, name := range b.cfg.targets {
 		if _, skip := report.Skipped[name]; skip || !b.wants(name) {
 			continue
 		}
-		s := server{upstream: mock}
+		s := &server{upstream: up.openai}
 		switch name {
 		case targetDirect:
-			s.target = loadtest.Target{Name: name, BaseURL: mockBase, APIKey: mockKey}
+			s.target = loadtest.Target{Name: name, BaseURL: up.openaiBase, APIKey: mockKey}
+			if msgs {
+				s.messages = &server{upstream: up.anthropic, target: loadtest.Target{Name: name, BaseURL: up.anthropicBase, APIKey: mockKey}}
+			}
 		case targetProxy:
-			c, base, err := l.startProxy(ctx, strings.TrimSuffix(mockBase, "/v1"))
+			c, base, err := l.startProxy(ctx, "proxy", strings.TrimSuffix(up.openaiBase, "/v1"))
 			if err != nil {
 				return nil, err
 			}
 			s.gateway, s.target = c, loadtest.Target{Name: name, BaseURL: base, APIKey: mockKey}
-		case targetXroute, targetXrouteInfo, targetXrouteTranslated:
-			level := "warn"
-			if name == targetXrouteInfo {
-				level = "info"
+			if msgs {
+				c, base, err := l.startProxy(ctx, "proxy-anthropic", strings.TrimSuffix(up.anthropicBase, "/v1"))
+				if err != nil {
+					return nil, err
+				}
+				s.messages = &server{gateway: c, upstream: up.anthropic, target: loadtest.Target{Name: name, BaseURL: base, APIKey: mockKey}}
 			}
-			native := name != targetXrouteTranslated
-			c, base, key, err := l.startXroute(ctx, name, xrouteBin, level, mockBase, native)
+		case targetXroute, targetXrouteInfo, targetXrouteTranslated:
+			x := xrouteSetup{name: name, logLevel: "warn", mockBase: up.openaiBase, nativeResponses: name != targetXrouteTranslated}
+			if name == targetXrouteInfo {
+				x.logLevel = "info"
+			}
+			if msgs {
+				x.messagesModel = b.cfg.messagesModel
+				if name != targetXrouteTranslated {
+					x.anthropicBase = strings.TrimSuffix(up.anthropicBase, "/v1")
+				}
+			}
+			c, base, key, err := l.startXroute(ctx, xrouteBin, x)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, err
@@ -211,6 +264,9 @@ func (b *bench) startServers(ctx context.Context, l *lab, report *loadtest.Repor
 				continue
 			}
 			s.gateway, s.target = c, loadtest.Target{Name: name, BaseURL: base, APIKey: key}
+			if x.anthropicBase != "" {
+				s.messages = &server{gateway: c, upstream: up.anthropic, target: s.target}
+			}
 		}
 		servers = append(servers, s)
 	}
@@ -247,6 +303,9 @@ func (b *bench) knobs() map[string]string {
 	if c.mockArgs != "" {
 		k["mock_args"] = c.mockArgs
 	}
+	if b.wantsPhase(phaseMessagesStream) {
+		k["messages_model"] = c.messagesModel
+	}
 	return k
 }
 
@@ -260,6 +319,10 @@ func (b *bench) request(phase string, check loadtest.StreamCheck) loadtest.Reque
 		return req
 	case phaseResponsesStream:
 		req := loadtest.ResponsesRequest(b.cfg.model, prompt, b.cfg.streamMaxTokens, true)
+		req.Check = check
+		return req
+	case phaseMessagesStream:
+		req := loadtest.MessagesRequest(b.cfg.messagesModel, prompt, b.cfg.streamMaxTokens, true)
 		req.Check = check
 		return req
 	}
@@ -280,6 +343,22 @@ func (b *bench) responsesPhaseNote() string {
 		b.cfg.streamMaxTokens)
 }
 
+// messagesPhaseNote says under the messages-stream heading what it sends
+// and what each target does with it.
+func (b *bench) messagesPhaseNote() string {
+	return fmt.Sprintf("POST /v1/messages, `stream: true`, `max_tokens: %d`, model `%s`, headers `x-api-key` and "+
+		"`anthropic-version: %s`; TTFT is the first `text_delta`. direct: the Anthropic mock (`xroute mock anthropic`, "+
+		"same knobs as the OpenAI mock); proxy: a bare proxy of its own in front of it. xroute: native passthrough "+
+		"(the model is deployed on an `anthropic` provider pointing at the Anthropic mock: the body goes upstream with "+
+		"only the model rewritten, and the events come back as they are). xroute-translated: the model is deployed on "+
+		"the OpenAI mock, so xroute translates the request into the chat-completions pivot, streams the OpenAI mock's "+
+		"/v1/chat/completions and re-encodes the answer as Messages events (its mock CPU column is the OpenAI mock's). "+
+		"Every stream is checked: message_start first and message_stop last, content_block_start/stop paired by index, "+
+		"the text_deltas' text = the mock's, a stop_reason and usage in message_delta, `usage.output_tokens` against "+
+		"the text_delta count.",
+		b.cfg.streamMaxTokens, b.cfg.messagesModel, loadtest.AnthropicVersion)
+}
+
 // probeStream reads two streams of a streaming phase from the mock
 // directly to learn what a good stream looks like: if the text is the same
 // both times it becomes the expected content (catching reordered chunks),
@@ -288,8 +367,11 @@ func (b *bench) responsesPhaseNote() string {
 func (b *bench) probeStream(ctx context.Context, mockBase, phase string) (loadtest.StreamCheck, string) {
 	check := loadtest.StreamCheck{ExpectUsage: true}
 	chunk, tokensField := "chunk", "usage.completion_tokens"
-	if phase == phaseResponsesStream {
+	switch phase {
+	case phaseResponsesStream:
 		chunk, tokensField = "output_text delta", "usage.output_tokens"
+	case phaseMessagesStream:
+		chunk, tokensField = "text_delta", "message_delta usage.output_tokens"
 	}
 	c := loadtest.NewClient(loadtest.Target{Name: "probe", BaseURL: mockBase, APIKey: mockKey}, 2)
 	defer c.CloseIdle()
@@ -329,11 +411,11 @@ func (b *bench) probeStream(ctx context.Context, mockBase, phase string) (loadte
 
 // smokePhases are the phases a target's smoke test tries: the chat ones
 // for every target that runs them (whatever -phases says, as before), the
-// Responses one when it runs.
+// others when they run.
 func (b *bench) smokePhases(target string) []string {
 	var ps []string
-	for _, p := range []string{phaseNonStream, phaseStream, phaseResponsesStream} {
-		if runsIn(target, p) && (p != phaseResponsesStream || b.wantsPhase(p)) {
+	for _, p := range knownPhases() {
+		if runsIn(target, p) && (chatPhase(p) || b.wantsPhase(p)) {
 			ps = append(ps, p)
 		}
 	}
@@ -358,7 +440,7 @@ func (b *bench) smoke(ctx context.Context, t loadtest.Target, phase string) erro
 
 // measure runs one phase against one server: warm-up, then the measured run
 // bracketed by /proc readings of the gateway, the mock and the bench itself.
-func (b *bench) measure(ctx context.Context, phase string, s server) (*loadtest.Run, error) {
+func (b *bench) measure(ctx context.Context, phase string, s *server) (*loadtest.Run, error) {
 	req := b.request(phase, b.checks[phase])
 	conns := max(b.cfg.streams, b.cfg.maxInFlight)
 	c := loadtest.NewClient(s.target, conns)

@@ -7,14 +7,24 @@
 //	go run ./loadtest/cmd/bench [-duration 10s] [-rate 1000] [-streams 500] [-json out.json] [-md docs/benchmarks-run.md] [-charts DIR]
 //
 // Phases: nonstream (chat completions, open loop at -rate), stream (chat
-// completion streams, -streams concurrent) and responses-stream (Responses
-// API streams, POST /v1/responses, -streams concurrent). Targets: direct
+// completion streams, -streams concurrent), responses-stream (Responses
+// API streams, POST /v1/responses, -streams concurrent) and
+// messages-stream (Anthropic Messages streams, POST /v1/messages with
+// x-api-key and anthropic-version, -streams concurrent). Targets: direct
 // (the mock), proxy (the bare reverse proxy), xroute, xroute-info (xroute
 // logging every request) and xroute-translated. xroute's mock provider
 // lists native_formats: [responses], so that it passes Responses requests
 // through; xroute-translated is xroute without it, translating them into
-// chat completions and the answer back into Responses events. It only runs
-// in the responses-stream phase, the one where the two differ.
+// chat completions and the answer back into Responses events.
+//
+// The messages-stream phase has an upstream of its own, the Anthropic mock
+// (`xroute mock anthropic`, with the same -mock-* knobs): direct calls it,
+// proxy is a second bare proxy in front of it, and xroute serves
+// -messages-model from an anthropic provider pointing at it, passing the
+// requests and the events through natively. xroute-translated serves that
+// model from the OpenAI mock instead: it translates each Messages request
+// into a chat completion and re-encodes the stream as Messages events.
+// xroute-translated only runs in the two phases where the routes differ.
 //
 // With -md, PNG charts (latency by percentile, completed requests per second)
 // go to -charts, by default a directory named after the Markdown file
@@ -56,6 +66,7 @@ type config struct {
 	maxTokens       int
 	streamMaxTokens int
 	model           string
+	messagesModel   string
 	targets         []string
 	phases          []string
 	jsonOut         string
@@ -84,18 +95,21 @@ const (
 	phaseNonStream         = "nonstream"
 	phaseStream            = "stream"
 	phaseResponsesStream   = "responses-stream"
+	phaseMessagesStream    = "messages-stream"
 )
 
 // knownPhases are the phases in their default order.
-func knownPhases() []string { return []string{phaseNonStream, phaseStream, phaseResponsesStream} }
+func knownPhases() []string {
+	return []string{phaseNonStream, phaseStream, phaseResponsesStream, phaseMessagesStream}
+}
 
 // streaming reports whether a phase is a closed loop of streams.
-func streaming(phase string) bool { return phase == phaseStream || phase == phaseResponsesStream }
+func streaming(phase string) bool { return phase != phaseNonStream }
 
 // runsIn reports whether target takes part in phase: xroute-translated
-// differs from xroute only on the Responses API.
+// differs from xroute only on the Responses and the Messages API.
 func runsIn(target, phase string) bool {
-	return target != targetXrouteTranslated || phase == phaseResponsesStream
+	return target != targetXrouteTranslated || phase == phaseResponsesStream || phase == phaseMessagesStream
 }
 
 func main() {
@@ -120,15 +134,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.maxTokens, "max-tokens", 16, "max_tokens of the non-streaming request")
 	fs.IntVar(&cfg.streamMaxTokens, "stream-max-tokens", 64, "max_tokens (Responses: max_output_tokens) of the streaming requests")
 	fs.StringVar(&cfg.model, "model", "gpt-4o-mini", "model name in the requests and the xroute config")
-	fs.StringVar(&targets, "targets", "direct,proxy,xroute,xroute-translated", "targets, in order: direct, proxy, xroute, xroute-info, xroute-translated (responses-stream only)")
+	fs.StringVar(&cfg.messagesModel, "messages-model", "claude-sonnet-4-5", "messages-stream: model name in the requests and the xroute config (must differ from -model)")
+	fs.StringVar(&targets, "targets", "direct,proxy,xroute,xroute-translated", "targets, in order: direct, proxy, xroute, xroute-info, xroute-translated (responses-stream and messages-stream only)")
 	fs.StringVar(&phases, "phases", strings.Join(knownPhases(), ","), "phases, in order: "+strings.Join(knownPhases(), ", "))
 	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&cfg.mdOut, "md", "", "write the Markdown report to this file too")
 	fs.StringVar(&cfg.chartsDir, "charts", "", "write PNG charts to this directory and link them from the Markdown (default with -md: the -md path without its extension, e.g. docs/benchmarks/; \"-\": none)")
 	fs.StringVar(&cfg.xrouteBin, "xroute-bin", "", "xroute binary to use instead of building ./cmd/xroute")
 	fs.StringVar(&cfg.xrouteEnv, "xroute-env", "", "extra environment for xroute, space-separated KEY=VALUE")
-	fs.StringVar(&cfg.mockBin, "mock-bin", "", "mock binary taking the mock flags directly (default: \"xroute mock\", or ./loadtest/cmd/mock built when xroute does not build)")
-	fs.StringVar(&cfg.mockArgs, "mock-args", "", "extra mock flags, space-separated (e.g. \"-fail-500 0.01\")")
+	fs.StringVar(&cfg.mockBin, "mock-bin", "", "OpenAI mock binary taking the mock flags directly (default: \"xroute mock\", or ./loadtest/cmd/mock built when xroute does not build); the Anthropic mock is \"xroute mock anthropic\" or \"./loadtest/cmd/mock anthropic\"")
+	fs.StringVar(&cfg.mockArgs, "mock-args", "", "extra flags of both mocks, space-separated (e.g. \"-fail-500 0.01\")")
 	fs.DurationVar(&cfg.mockLatency, "mock-latency", 20*time.Millisecond, "mock: latency before the first byte")
 	fs.IntVar(&cfg.mockTPS, "mock-tps", 200, "mock: tokens per second")
 	fs.IntVar(&cfg.mockChunkTokens, "mock-chunk-tokens", 0, "mock: tokens per stream chunk (0: the mock's default)")
@@ -199,6 +214,8 @@ func (c *config) validate() error {
 		return errors.New("-duration must be > 0 and -warmup >= 0")
 	case c.rate <= 0 || c.streams <= 0:
 		return errors.New("-rate and -streams must be > 0")
+	case slices.Contains(c.phases, phaseMessagesStream) && (c.messagesModel == "" || c.messagesModel == c.model):
+		return errors.New("-messages-model must be set and differ from -model: xroute routes it to the Anthropic mock")
 	}
 	return nil
 }

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	xrouteconfig "github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/loadtest"
 )
 
 func TestChartsDir(t *testing.T) {
@@ -37,6 +43,8 @@ func TestPhasesAndTargets(t *testing.T) {
 		{targetXrouteTranslated, phaseStream, false},
 		{targetXrouteTranslated, phaseNonStream, false},
 		{targetXrouteTranslated, phaseResponsesStream, true},
+		{targetXrouteTranslated, phaseMessagesStream, true},
+		{targetProxy, phaseMessagesStream, true},
 	} {
 		if got := runsIn(tc.target, tc.phase); got != tc.want {
 			t.Errorf("runsIn(%s, %s) = %v, want %v", tc.target, tc.phase, got, tc.want)
@@ -49,18 +57,28 @@ func TestPhasesAndTargets(t *testing.T) {
 	if got := b.smokePhases(targetXroute); len(got) != 2 {
 		t.Errorf("smokePhases(xroute) without responses-stream = %v, want the chat ones", got)
 	}
+	b.cfg.phases = []string{phaseMessagesStream}
+	if !b.wants(targetXrouteTranslated) {
+		t.Error("xroute-translated is not started with the messages-stream phase")
+	}
 	b.cfg.phases = knownPhases()
 	if !b.wants(targetXrouteTranslated) {
 		t.Error("xroute-translated is not started with the responses-stream phase")
 	}
-	if got := b.smokePhases(targetXrouteTranslated); len(got) != 1 || got[0] != phaseResponsesStream {
+	if got := b.smokePhases(targetXrouteTranslated); strings.Join(got, ",") != "responses-stream,messages-stream" {
 		t.Errorf("smokePhases(xroute-translated) = %v", got)
+	}
+	if got := b.smokePhases(targetXroute); len(got) != 4 {
+		t.Errorf("smokePhases(xroute) = %v, want every phase", got)
 	}
 	if k := skipKey(targetXroute, phaseResponsesStream); k != "xroute (responses-stream)" {
 		t.Errorf("skipKey = %q", k)
 	}
-	if k := skipKey(targetXrouteTranslated, phaseResponsesStream); k != targetXrouteTranslated {
+	if k := skipKey(targetXrouteTranslated, phaseMessagesStream); k != "xroute-translated (messages-stream)" {
 		t.Errorf("skipKey(xroute-translated) = %q", k)
+	}
+	if !streaming(phaseMessagesStream) || streaming(phaseNonStream) {
+		t.Error("streaming: messages-stream is a stream phase, nonstream is not")
 	}
 	bad := config{targets: []string{targetDirect}, phases: []string{"responses"}, duration: 1, rate: 1, streams: 1}
 	if err := bad.validate(); err == nil {
@@ -69,6 +87,84 @@ func TestPhasesAndTargets(t *testing.T) {
 	bad.phases = []string{phaseResponsesStream}
 	if err := bad.validate(); err != nil {
 		t.Errorf("validate: %v", err)
+	}
+	bad.phases, bad.model, bad.messagesModel = []string{phaseMessagesStream}, "m", "m"
+	if err := bad.validate(); err == nil {
+		t.Error("validate accepted -messages-model equal to -model")
+	}
+	bad.messagesModel = "claude"
+	if err := bad.validate(); err != nil {
+		t.Errorf("validate: %v", err)
+	}
+}
+
+// TestServerIn checks which server a target measures in each phase.
+func TestServerIn(t *testing.T) {
+	msgs := &server{target: loadtest.Target{Name: targetDirect, BaseURL: "http://anthropic/v1"}}
+	s := &server{target: loadtest.Target{Name: targetDirect, BaseURL: "http://openai/v1"}, messages: msgs}
+	for _, p := range []string{phaseNonStream, phaseStream, phaseResponsesStream} {
+		if s.in(p) != s {
+			t.Errorf("in(%s) is not the server itself", p)
+		}
+	}
+	if s.in(phaseMessagesStream) != msgs {
+		t.Error("in(messages-stream) is not the Anthropic one")
+	}
+	if alone := (&server{}); alone.in(phaseMessagesStream) != alone {
+		t.Error("in(messages-stream) without an Anthropic server is not the server itself (xroute-translated)")
+	}
+}
+
+// TestXrouteConfig loads the configs the bench writes with xroute's own
+// config loader: the messages model goes to the Anthropic mock natively,
+// or to the OpenAI mock for translation.
+func TestXrouteConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		x             xrouteSetup
+		wantProviders string
+		wantModels    string
+	}{
+		{"chat only", xrouteSetup{logLevel: "warn", mockBase: "http://127.0.0.1:1/v1", nativeResponses: true},
+			"mock:openai:[responses]", "gpt-4o-mini→mock"},
+		{"native messages", xrouteSetup{logLevel: "info", mockBase: "http://127.0.0.1:1/v1", nativeResponses: true,
+			messagesModel: "claude-x", anthropicBase: "http://127.0.0.1:2"},
+			"mock:openai:[responses] anthropic-mock:anthropic:[]", "gpt-4o-mini→mock claude-x→anthropic-mock"},
+		{"translated messages", xrouteSetup{logLevel: "warn", mockBase: "http://127.0.0.1:1/v1", messagesModel: "claude-x"},
+			"mock:openai:[]", "gpt-4o-mini→mock claude-x→mock"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "xroute.yaml")
+			if err := os.WriteFile(path, []byte(tc.x.config("127.0.0.1:3", dir, "gpt-4o-mini", mockKey)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := xrouteconfig.Load(path, nil)
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			var ps, ms []string
+			for _, p := range cfg.Providers {
+				ps = append(ps, fmt.Sprintf("%s:%s:%v", p.Name, p.Type, p.NativeFormats))
+				if p.APIKey != mockKey {
+					t.Errorf("provider %s: api_key %q", p.Name, p.APIKey)
+				}
+			}
+			for _, m := range cfg.Models {
+				for _, d := range m.Deployments {
+					ms = append(ms, m.Name+"→"+d.Provider)
+					if d.Model != m.Name {
+						t.Errorf("model %s: deployment model %q", m.Name, d.Model)
+					}
+				}
+			}
+			if got := strings.Join(ps, " "); got != tc.wantProviders {
+				t.Errorf("providers = %s, want %s", got, tc.wantProviders)
+			}
+			if got := strings.Join(ms, " "); got != tc.wantModels {
+				t.Errorf("models = %s, want %s", got, tc.wantModels)
+			}
+		})
 	}
 }
 

@@ -103,9 +103,9 @@ func (c *child) logTail() string {
 	return strings.Join(lines, "\n")
 }
 
-// waitHTTP polls url until it answers with want, the child exits, or
-// timeout passes.
-func (c *child) waitHTTP(ctx context.Context, url, bearer string, want int, timeout time.Duration) error {
+// waitHTTP polls url, sending header, until it answers with want, the
+// child exits, or timeout passes.
+func (c *child) waitHTTP(ctx context.Context, url string, header http.Header, want int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
@@ -118,8 +118,8 @@ func (c *child) waitHTTP(ctx context.Context, url, bearer string, want int, time
 		if err != nil {
 			return fmt.Errorf("wait for %s: %w", c.name, err)
 		}
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
+		for k, vs := range header {
+			req.Header[k] = vs
 		}
 		resp, err := hc.Do(req)
 		if err == nil {

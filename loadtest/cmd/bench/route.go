@@ -14,23 +14,44 @@ import (
 	"github.com/xroute/xroute/loadtest"
 )
 
-// checkRoutes makes sure that the responses-stream phase measures what it
-// says: that xroute relays the mock's Responses events as they are and that
-// xroute-translated re-encodes them. A relayed stream's final response
-// object is the mock's own, with the mock's fields in the mock's order;
-// xroute's encoder writes its own object. The result is a note for the
-// report (a mismatch is a warning, not a failure: the runs still say what
-// they measured).
-func (b *bench) checkRoutes(ctx context.Context, servers []server, report *loadtest.Report) string {
+// routeProbe is what checkRoutes compares in a phase: the keys of the
+// object field of the stream's first event named event, and the words of
+// the report's note.
+type routeProbe struct {
+	label, event, field, object, mock string
+}
+
+// routeProbes are the phases whose routes checkRoutes checks.
+func routeProbes() map[string]routeProbe {
+	return map[string]routeProbe{
+		phaseResponsesStream: {label: "responses", event: "response.completed", field: "response",
+			object: "the final response object", mock: "the mock"},
+		phaseMessagesStream: {label: "messages", event: "message_start", field: "message",
+			object: "message_start's message object", mock: "the Anthropic mock"},
+	}
+}
+
+// checkRoutes makes sure that a phase of the Responses or the Messages API
+// measures what it says: that xroute relays the mock's events as they are
+// and that xroute-translated re-encodes them. A relayed stream's objects
+// (the final response, message_start's message) are the mock's own, with
+// the mock's fields in the mock's order; xroute's encoder writes its own.
+// The result is a note for the report (a mismatch is a warning, not a
+// failure: the runs still say what they measured).
+func (b *bench) checkRoutes(ctx context.Context, phase string, servers []*server, report *loadtest.Report) string {
+	p, ok := routeProbes()[phase]
+	if !ok {
+		return ""
+	}
 	shapes := map[string]string{}
 	for _, s := range servers {
 		name := s.target.Name
-		if !runsIn(name, phaseResponsesStream) || skipped(report, name, phaseResponsesStream) {
+		if !runsIn(name, phase) || skipped(report, name, phase) {
 			continue
 		}
-		shape, err := responseShape(ctx, s.target, b.request(phaseResponsesStream, loadtest.StreamCheck{}))
+		shape, err := eventShape(ctx, s.in(phase).target, b.request(phase, loadtest.StreamCheck{}), p.event, p.field)
 		if err != nil {
-			return fmt.Sprintf("responses route check: %s: %v", name, err)
+			return fmt.Sprintf("%s route check: %s: %v", p.label, name, err)
 		}
 		shapes[name] = shape
 	}
@@ -55,9 +76,9 @@ func (b *bench) checkRoutes(ctx context.Context, servers []server, report *loadt
 		}
 	}
 	if len(wrong) > 0 {
-		return fmt.Sprintf("**responses route check failed**: the final response object of %s is not what its route should give "+
-			"(passthrough: the mock's own; translated: xroute's): the responses-stream numbers of %[1]s do not measure what they say",
-			strings.Join(wrong, ", "))
+		return fmt.Sprintf("**%s route check failed**: %s of %s is not what its route should give "+
+			"(passthrough: the mock's own; translated: xroute's): the %s numbers of %[3]s do not measure what they say",
+			p.label, p.object, strings.Join(wrong, ", "), phase)
 	}
 	// verb picks the form that agrees with the number of names.
 	verb := func(names []string, one, many string) string {
@@ -68,31 +89,30 @@ func (b *bench) checkRoutes(ctx context.Context, servers []server, report *loadt
 	}
 	var parts []string
 	if len(relayed) > 0 {
-		parts = append(parts, fmt.Sprintf("%s %s the mock's events as they are (the final response object is the mock's own)",
-			strings.Join(relayed, " and "), verb(relayed, "relays", "relay")))
+		parts = append(parts, fmt.Sprintf("%s %s %s's events as they are (%s is %[3]s's own)",
+			strings.Join(relayed, " and "), verb(relayed, "relays", "relay"), p.mock, p.object))
 	}
 	if len(reencoded) > 0 {
-		parts = append(parts, fmt.Sprintf("%s %s them (the final response object is xroute's own)",
-			strings.Join(reencoded, " and "), verb(reencoded, "re-encodes", "re-encode")))
+		parts = append(parts, fmt.Sprintf("%s %s them (%s is xroute's own)",
+			strings.Join(reencoded, " and "), verb(reencoded, "re-encodes", "re-encode"), p.object))
 	}
 	if len(parts) == 0 {
 		return ""
 	}
-	return "responses route check: " + strings.Join(parts, "; ")
+	return p.label + " route check: " + strings.Join(parts, "; ")
 }
 
-// responseShape sends req (a streamed Responses request) to t and returns
-// the top-level keys, in order, of the response object of the stream's
-// response.completed event.
-func responseShape(ctx context.Context, t loadtest.Target, req loadtest.Request) (string, error) {
+// eventShape sends req (a streamed request) to t and returns the top-level
+// keys, in order, of the object in field of the stream's first event
+// named event.
+func eventShape(ctx context.Context, t loadtest.Target, req loadtest.Request, event, field string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(t.BaseURL, "/")+req.Path, bytes.NewReader(req.Body))
 	if err != nil {
 		return "", err
 	}
-	hreq.Header.Set("Authorization", "Bearer "+t.APIKey)
-	hreq.Header.Set("Content-Type", "application/json")
+	req.SetHeaders(hreq.Header, t.APIKey)
 	hc := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 	resp, err := hc.Do(hreq)
 	if err != nil {
@@ -106,23 +126,21 @@ func responseShape(ctx context.Context, t loadtest.Target, req loadtest.Request)
 	for {
 		name, data, err := sr.NextEvent()
 		if errors.Is(err, io.EOF) {
-			return "", errors.New("no response.completed event")
+			return "", fmt.Errorf("no %s event", event)
 		}
 		if err != nil {
 			return "", err
 		}
-		if string(name) != "response.completed" {
+		if string(name) != event {
 			continue
 		}
-		var ev struct {
-			Response json.RawMessage `json:"response"`
-		}
+		var ev map[string]json.RawMessage
 		if err := json.Unmarshal(data, &ev); err != nil {
-			return "", fmt.Errorf("response.completed: %w", err)
+			return "", fmt.Errorf("%s: %w", event, err)
 		}
-		keys, err := objectKeys(ev.Response)
+		keys, err := objectKeys(ev[field])
 		if err != nil {
-			return "", fmt.Errorf("response.completed: %w", err)
+			return "", fmt.Errorf("%s.%s: %w", event, field, err)
 		}
 		return strings.Join(keys, ","), nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,11 +16,32 @@ import (
 
 const mockKey = "sk-mock"
 
+// mockHeader is what a mock's /v1/models wants: the key, and for the
+// Anthropic mock an anthropic-version (the OpenAI mock ignores it).
+func mockHeader() http.Header {
+	return http.Header{
+		"Authorization":     {"Bearer " + mockKey},
+		"Anthropic-Version": {loadtest.AnthropicVersion},
+	}
+}
+
 // server is a target plus the processes whose resources a run measures.
 type server struct {
 	target   loadtest.Target
 	gateway  *child // nil for the direct target
 	upstream *child // the mock
+	// messages is the server of the messages-stream phase when it is not
+	// this one: direct and proxy then reach the Anthropic mock (proxy
+	// through a proxy of its own), xroute the same gateway in front of it.
+	messages *server
+}
+
+// in returns the server of target s in phase.
+func (s *server) in(phase string) *server {
+	if phase == phaseMessagesStream && s.messages != nil {
+		return s.messages
+	}
+	return s
 }
 
 // lab owns the temporary directory and every child process of a bench.
@@ -106,23 +128,45 @@ func (l *lab) mockCommand(ctx context.Context, xrouteBin string) (bin string, pr
 	if xrouteBin != "" {
 		return xrouteBin, []string{"mock"}, nil
 	}
-	root, err := moduleRoot(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	if _, err := os.Stat(filepath.Join(root, "loadtest", "cmd", "mock")); err != nil {
-		return "", nil, errors.New("no mock: xroute did not build and ./loadtest/cmd/mock does not exist; pass -mock-bin")
-	}
-	bin = filepath.Join(l.tmp, "bin", "mock")
-	l.progress("bench: go build -o %s ./loadtest/cmd/mock", bin)
-	if _, err := runOutput(ctx, root, "go", "build", "-o", bin, "./loadtest/cmd/mock"); err != nil {
-		return "", nil, fmt.Errorf("build mock: %w", err)
-	}
-	return bin, nil, nil
+	bin, err = l.buildMock(ctx)
+	return bin, nil, err
 }
 
-// startMock runs the mock upstream and waits until /v1/models answers.
-func (l *lab) startMock(ctx context.Context, bin string, pre []string) (*child, string, error) {
+// anthropicMockCommand returns how to run the Anthropic mock: `xroute mock
+// anthropic`, or, when xroute was not built, ./loadtest/cmd/mock anthropic
+// (-mock-bin is an OpenAI mock).
+func (l *lab) anthropicMockCommand(ctx context.Context, xrouteBin string) (bin string, pre []string, err error) {
+	if xrouteBin != "" {
+		return xrouteBin, []string{"mock", "anthropic"}, nil
+	}
+	bin, err = l.buildMock(ctx)
+	return bin, []string{"anthropic"}, err
+}
+
+// buildMock builds ./loadtest/cmd/mock into the temp dir, once.
+func (l *lab) buildMock(ctx context.Context) (string, error) {
+	bin := filepath.Join(l.tmp, "bin", "mock")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(root, "loadtest", "cmd", "mock")); err != nil {
+		return "", errors.New("no mock: xroute did not build and ./loadtest/cmd/mock does not exist; pass -mock-bin")
+	}
+	l.progress("bench: go build -o %s ./loadtest/cmd/mock", bin)
+	if _, err := runOutput(ctx, root, "go", "build", "-o", bin, "./loadtest/cmd/mock"); err != nil {
+		return "", fmt.Errorf("build mock: %w", err)
+	}
+	return bin, nil
+}
+
+// startMock runs a mock upstream (name: its process and log) with the
+// bench's mock knobs and waits until /v1/models answers. It returns the
+// base URL, ending in /v1.
+func (l *lab) startMock(ctx context.Context, name, bin string, pre []string) (*child, string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
@@ -140,20 +184,21 @@ func (l *lab) startMock(ctx context.Context, bin string, pre []string) (*child, 
 		args = append(args, "-chunk-tokens", strconv.Itoa(l.cfg.mockChunkTokens))
 	}
 	args = append(args, strings.Fields(l.cfg.mockArgs)...)
-	l.progress("bench: start mock: %s %s", bin, strings.Join(args, " "))
-	c, err := l.start(ctx, "mock", bin, args, nil)
+	l.progress("bench: start %s: %s %s", name, bin, strings.Join(args, " "))
+	c, err := l.start(ctx, name, bin, args, nil)
 	if err != nil {
 		return nil, "", err
 	}
 	base := "http://" + addr + "/v1"
-	if err := c.waitHTTP(ctx, base+"/models", mockKey, 200, 15*time.Second); err != nil {
+	if err := c.waitHTTP(ctx, base+"/models", mockHeader(), 200, 15*time.Second); err != nil {
 		return nil, "", err
 	}
 	return c, base, nil
 }
 
-// startProxy re-executes this binary as the bare reverse proxy.
-func (l *lab) startProxy(ctx context.Context, upstream string) (*child, string, error) {
+// startProxy re-executes this binary as the bare reverse proxy to
+// upstream (name: its process and log).
+func (l *lab) startProxy(ctx context.Context, name, upstream string) (*child, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", fmt.Errorf("proxy: %w", err)
@@ -162,18 +207,41 @@ func (l *lab) startProxy(ctx context.Context, upstream string) (*child, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	c, err := l.start(ctx, "proxy", self, []string{"-proxy-only", "-listen", addr, "-upstream", upstream}, nil)
+	c, err := l.start(ctx, name, self, []string{"-proxy-only", "-listen", addr, "-upstream", upstream}, nil)
 	if err != nil {
 		return nil, "", err
 	}
 	base := "http://" + addr + "/v1"
-	if err := c.waitHTTP(ctx, base+"/models", mockKey, 200, 10*time.Second); err != nil {
+	if err := c.waitHTTP(ctx, base+"/models", mockHeader(), 200, 10*time.Second); err != nil {
 		return nil, "", err
 	}
 	return c, base, nil
 }
 
-const xrouteConfig = `server:
+// xrouteSetup is what sets one xroute target apart.
+type xrouteSetup struct {
+	name     string
+	logLevel string
+	mockBase string // the OpenAI mock, ending in /v1
+	// nativeResponses lists native_formats: [responses] on the mock
+	// provider: xroute passes Responses API requests through to the mock's
+	// /responses instead of translating them into chat completions.
+	nativeResponses bool
+	// messagesModel, when set (the messages-stream phase runs), is a
+	// second model: deployed on an anthropic provider at anthropicBase
+	// (the Anthropic mock, without /v1), whose Messages requests xroute
+	// passes through natively, or, with anthropicBase empty, on the OpenAI
+	// mock, which xroute reaches by translating them into chat
+	// completions.
+	messagesModel string
+	anthropicBase string
+}
+
+// config is the xroute.yaml of x: listening on addr, its files in dir,
+// serving model (and x.messagesModel) with key as the mocks' key.
+func (x xrouteSetup) config(addr, dir, model, key string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `server:
   addr: %[1]s
 log:
   level: %[2]s
@@ -188,19 +256,39 @@ providers:
     type: openai
     base_url: %[4]s
     api_key: %[5]s
-%[7]smodels:
-  - name: %[6]s
+`, addr, x.logLevel, dir, x.mockBase, key)
+	if x.nativeResponses {
+		b.WriteString("    native_formats: [\"responses\"]\n")
+	}
+	messagesProvider := "mock"
+	if x.messagesModel != "" && x.anthropicBase != "" {
+		messagesProvider = "anthropic-mock"
+		fmt.Fprintf(&b, `  - name: anthropic-mock
+    type: anthropic
+    base_url: %[1]s
+    api_key: %[2]s
+`, x.anthropicBase, key)
+	}
+	b.WriteString("models:\n")
+	deploy := func(name, provider string) {
+		fmt.Fprintf(&b, `  - name: %[1]s
     deployments:
-      - provider: mock
-        model: %[6]s
-`
+      - provider: %[2]s
+        model: %[1]s
+`, name, provider)
+	}
+	deploy(model, "mock")
+	if x.messagesModel != "" {
+		deploy(x.messagesModel, messagesProvider)
+	}
+	return b.String()
+}
 
 // startXroute writes a config, creates a caller key and serves xroute,
-// waiting for /healthz. It returns the server and the caller key. With
-// nativeResponses the mock provider lists native_formats: [responses]:
-// xroute passes Responses API requests through to the mock's /responses
-// instead of translating them into chat completions.
-func (l *lab) startXroute(ctx context.Context, name, bin, logLevel, mockBase string, nativeResponses bool) (*child, string, string, error) {
+// waiting for /healthz. It returns the server, its base URL (ending in
+// /v1) and the caller key.
+func (l *lab) startXroute(ctx context.Context, bin string, x xrouteSetup) (*child, string, string, error) {
+	name := x.name
 	dir := filepath.Join(l.tmp, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", "", fmt.Errorf("%s: %w", name, err)
@@ -210,12 +298,7 @@ func (l *lab) startXroute(ctx context.Context, name, bin, logLevel, mockBase str
 		return nil, "", "", err
 	}
 	cfgPath := filepath.Join(dir, "xroute.yaml")
-	native := ""
-	if nativeResponses {
-		native = "    native_formats: [\"responses\"]\n"
-	}
-	cfgText := fmt.Sprintf(xrouteConfig, addr, logLevel, dir, mockBase, mockKey, l.cfg.model, native)
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(x.config(addr, dir, l.cfg.model, mockKey)), 0o600); err != nil {
 		return nil, "", "", fmt.Errorf("%s: write config: %w", name, err)
 	}
 	env := strings.Fields(l.cfg.xrouteEnv)
@@ -233,7 +316,7 @@ func (l *lab) startXroute(ctx context.Context, name, bin, logLevel, mockBase str
 	if err != nil {
 		return nil, "", "", err
 	}
-	if err := c.waitHTTP(ctx, "http://"+addr+"/healthz", "", 200, 30*time.Second); err != nil {
+	if err := c.waitHTTP(ctx, "http://"+addr+"/healthz", nil, 200, 30*time.Second); err != nil {
 		return nil, "", "", err
 	}
 	return c, "http://" + addr + "/v1", key, nil

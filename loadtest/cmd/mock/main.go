@@ -1,7 +1,11 @@
 // Command mock runs xroute's mock OpenAI-compatible upstream (see package
-// github.com/xroute/xroute/loadtest/mock). Example:
+// github.com/xroute/xroute/loadtest/mock), or with a first argument
+// "anthropic" the mock Anthropic Messages upstream (package
+// github.com/xroute/xroute/loadtest/mock/anthropic), as `xroute mock` does.
+// Examples:
 //
 //	go run ./loadtest/cmd/mock -addr 127.0.0.1:9001 -tokens-per-sec 50 -fail-429 0.01
+//	go run ./loadtest/cmd/mock anthropic -addr 127.0.0.1:9002 -tokens-per-sec 50
 package main
 
 import (
@@ -14,12 +18,22 @@ import (
 	"syscall"
 
 	"github.com/xroute/xroute/loadtest/mock"
+	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := mock.Main(ctx, os.Args[1:], os.Stdout); err != nil {
+	serve, args := mock.Main, os.Args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "openai":
+			args = args[1:]
+		case "anthropic":
+			serve, args = anthropicmock.Main, args[1:]
+		}
+	}
+	if err := serve(ctx, args, os.Stdout); err != nil {
 		stop()
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
