@@ -557,11 +557,15 @@ func Cost(m catalog.Model, u providers.Usage, multiplierBP int) Nano {
 	p, c, o := uint64(max(u.PromptTokens, 0)), uint64(max(u.CachedTokens, 0)), uint64(max(u.CompletionTokens, 0))
 	c = min(c, p)
 	w := min(uint64(max(u.CacheWriteTokens, 0)), p-c)
+	w1h := min(uint64(max(u.CacheWrite1hTokens, 0)), w)
 	return price(multiplierBP,
 		[2]uint64{p - c - w, uint64(max(m.Input, 0))},
 		[2]uint64{c, uint64(max(m.CachedInput, 0))},
-		[2]uint64{w, uint64(max(m.CacheWriteInput, 0))},
-		[2]uint64{o, uint64(max(m.Output, 0))})
+		[2]uint64{w - w1h, uint64(max(m.CacheWriteInput, 0))},
+		[2]uint64{w1h, uint64(max(m.CacheWrite1h(), 0))},
+		[2]uint64{o, uint64(max(m.Output, 0))},
+		// WebSearch is per 1000 searches: a search is 1000 of its units.
+		[2]uint64{uint64(max(u.WebSearches, 0)) * 1000, uint64(max(m.WebSearch, 0))})
 }
 
 // DefaultMaxOutput is the completion length reserved for a request that
@@ -597,7 +601,7 @@ func MaxCostN(m catalog.Model, promptTokens, maxTokens, choices int, multiplierB
 	}
 	// The whole prompt may be written to the provider's cache, which may
 	// cost more than plain input (Anthropic: 1.25x).
-	in := max(m.Input, m.CacheWriteInput, 0)
+	in := max(m.Input, m.CacheWriteInput, m.CacheWrite1h(), 0)
 	return price(multiplierBP,
 		[2]uint64{uint64(max(promptTokens, 0)), uint64(in)},
 		[2]uint64{total, uint64(max(m.Output, 0))})

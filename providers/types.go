@@ -19,6 +19,9 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 )
 
 // Provider is one upstream account speaking one wire format. Adapters are
@@ -118,6 +121,27 @@ func (r *ChatRequest) WithBody(body []byte) *ChatRequest {
 	return &out
 }
 
+// WithMaxTokens returns a copy of r whose output cap is n: the pivot's
+// max_tokens or max_completion_tokens (whichever it carries) rewritten.
+func (r *ChatRequest) WithMaxTokens(n int) *ChatRequest {
+	body := r.Body
+	set := false
+	for _, f := range [...]string{"max_completion_tokens", "max_tokens"} {
+		if gjson.GetBytes(body, f).Exists() {
+			if b, err := sjson.SetBytes(body, f, n); err == nil {
+				body, set = b, true
+			}
+		}
+	}
+	if !set {
+		return r
+	}
+	out := r.WithBody(body)
+	out.ContextTokens = r.ContextTokens - r.MaxTokens + n
+	out.MaxTokens = n
+	return out
+}
+
 // SetDecoded records the decode of Body its builder already holds, so no
 // adapter parses the pivot again.
 func (r *ChatRequest) SetDecoded(d *OpenAIRequest) {
@@ -141,6 +165,12 @@ type Usage struct {
 	// cache (Anthropic's cache_creation_input_tokens), priced at their own
 	// rate; like CachedTokens they are part of PromptTokens.
 	CacheWriteTokens int `json:"-"`
+	// CacheWrite1hTokens are the part of CacheWriteTokens written with a
+	// one-hour lifetime (Anthropic prices them at 2x input).
+	CacheWrite1hTokens int `json:"-"`
+	// WebSearches are server-side web searches the provider ran and bills
+	// per request (Anthropic's server_tool_use.web_search_requests).
+	WebSearches int `json:"-"`
 	// ReasoningTokens are the part of CompletionTokens spent reasoning
 	// (billed as output; reported in Responses' output_tokens_details).
 	ReasoningTokens int `json:"-"`
@@ -168,6 +198,10 @@ type Chunk struct {
 	// UsageOnly marks the include_usage chunk (empty choices): it goes to the
 	// caller only when the caller asked for it.
 	UsageOnly bool
+	// UsagePartial marks a Usage that counts the input side only (an
+	// Anthropic message_start): the output is still to come, and a stream
+	// that breaks before it is counted from what it delivered.
+	UsagePartial bool
 	// Events is the chunk in neutral form (see event.go): set by
 	// translating adapters always, and by every adapter when the request's
 	// format is not chat.

@@ -53,6 +53,9 @@ type Content struct {
 	Parts []ContentPart
 	// IsParts is true when the caller sent an array (even an empty one).
 	IsParts bool
+	// Explicit keeps an empty Text a string ("" rather than null): a tool
+	// message's content is required even when the tool printed nothing.
+	Explicit bool
 }
 
 // UnmarshalJSON accepts a string, an array of parts, or null.
@@ -63,7 +66,7 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 		*c = Content{}
 		return nil
 	case b[0] == '"':
-		c.IsParts = false
+		c.IsParts, c.Explicit = false, true
 		return json.Unmarshal(b, &c.Text)
 	case b[0] == '[':
 		c.IsParts = true
@@ -77,7 +80,7 @@ func (c Content) MarshalJSON() ([]byte, error) {
 	if c.IsParts {
 		return json.Marshal(c.Parts)
 	}
-	if c.Text == "" {
+	if c.Text == "" && !c.Explicit {
 		return []byte("null"), nil
 	}
 	return json.Marshal(c.Text)

@@ -73,6 +73,44 @@ func (d *Deployment) prepare(req *providers.ChatRequest) (*providers.ChatRequest
 	if req.NativeOnly != "" && !native {
 		return nil, errors.New(d.name + " does not speak the " + req.Format.String() + " API natively, which " + req.NativeOnly)
 	}
+	if native && req.Format == providers.FormatMessages && d.Info != nil {
+		// The caller's own API judges its context: Claude's 1M-token beta,
+		// and newer models stop at the window instead of refusing.
+		check := *req
+		check.ContextTokens = 0
+		if _, err := d.prepareChecked(&check, true); err != nil {
+			return nil, err
+		}
+		return req, nil
+	}
+	if req.Format != providers.FormatChat && !native && d.Info != nil {
+		// A translated request carries its own client's output cap (Claude
+		// Code asks 128000): cap it at what this deployment can write, and
+		// at what its context leaves after the prompt.
+		req = d.capOutput(req)
+	}
+	return d.prepareChecked(req, native)
+}
+
+// capOutput lowers a translated request's max tokens to the deployment's
+// output limit and to what its context leaves after the prompt.
+func (d *Deployment) capOutput(req *providers.ChatRequest) *providers.ChatRequest {
+	limit := req.MaxTokens
+	if d.Info.MaxOutput > 0 && limit > d.Info.MaxOutput {
+		limit = d.Info.MaxOutput
+	}
+	if prompt := req.ContextTokens - req.MaxTokens; d.Info.Context > 0 && prompt < d.Info.Context && prompt+limit > d.Info.Context {
+		limit = d.Info.Context - prompt
+	}
+	if limit >= req.MaxTokens || limit <= 0 {
+		return req
+	}
+	return req.WithMaxTokens(limit)
+}
+
+// prepareChecked checks what the request needs of d and applies d's
+// quirks to the pivot.
+func (d *Deployment) prepareChecked(req *providers.ChatRequest, native bool) (*providers.ChatRequest, error) {
 	if d.Info != nil && !d.fits(req) {
 		if err := d.Info.Supports(catalog.Needs{Tools: req.HasTools, Vision: req.HasImages, JSONSchema: req.JSONSchema, ContextTokens: req.ContextTokens}); err != nil {
 			return nil, err
@@ -467,6 +505,11 @@ func (r *Router) end(ctx context.Context, d *Deployment, start int64, stream boo
 func (r *Router) failover(ctx context.Context, d *Deployment, err error) bool {
 	if ctx.Err() != nil {
 		return false // the caller left or its deadline passed
+	}
+	var re *providers.RequestError
+	if errors.As(err, &re) {
+		// This adapter cannot express the request; another may.
+		return true
 	}
 	var pe *providers.Error
 	if !errors.As(err, &pe) || !pe.Retryable() {

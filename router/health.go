@@ -168,6 +168,12 @@ func judge(err error) verdict {
 	if errors.Is(err, context.Canceled) {
 		return excluded
 	}
+	var re *providers.RequestError
+	if errors.As(err, &re) {
+		// The adapter could not express the request (a PDF for Gemini):
+		// nothing was sent, nothing is wrong with the deployment.
+		return excluded
+	}
 	var pe *providers.Error
 	if !errors.As(err, &pe) {
 		return failed

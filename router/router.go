@@ -124,6 +124,23 @@ type Model struct {
 	maxAttempts  int
 }
 
+// CapOutput caps a requested output length at the most any of the model's
+// deployments can write (0, or a model whose limits are unknown: as is):
+// what a translated request can really be answered with.
+func (m *Model) CapOutput(maxTokens int) int {
+	most := 0
+	for _, d := range m.Deployments {
+		if d.Info == nil || d.Info.MaxOutput <= 0 {
+			return maxTokens
+		}
+		most = max(most, d.Info.MaxOutput)
+	}
+	if maxTokens <= 0 || most == 0 {
+		return maxTokens
+	}
+	return min(maxTokens, most)
+}
+
 // Hedged reports whether a slow request to this model may be sent to a
 // second deployment too, so that two attempts can complete and be paid.
 func (m *Model) Hedged() bool { return m.hedge }

@@ -116,10 +116,25 @@ func priced(cfg config.Config, cat *catalog.Catalog) (map[string]catalog.Model, 
 			if d.CacheWriteInputPrice == "" && !ok {
 				e.CacheWriteInput = e.Input
 			}
+			if !ok {
+				// Server-side searches are billed by the provider: at its
+				// list price unless the catalog knows better.
+				e.WebSearch = catalog.DefaultWebSearch(providerType(cfg, d.Provider))
+			}
 			out[d.Provider+"/"+d.Model] = e
 		}
 	}
 	return out, nil
+}
+
+// providerType is the wire format of a configured provider.
+func providerType(cfg config.Config, name string) string {
+	for _, p := range cfg.Providers {
+		if p.Name == name {
+			return p.Type
+		}
+	}
+	return ""
 }
 
 // catalogLookup finds a deployment's entry: the config's own prices first,

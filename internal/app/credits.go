@@ -134,7 +134,8 @@ func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *ro
 	var most billing.Nano
 	for _, d := range m.Deployments {
 		if costs(d) {
-			most = max(most, billing.MaxCostN(*d.Info, prompt, w.MaxTokens, w.Choices, bp))
+			most = max(most, billing.MaxCostN(*d.Info, prompt, w.MaxTokens, w.Choices, bp)+
+				billing.Cost(*d.Info, providers.Usage{WebSearches: w.WebSearches}, bp))
 		}
 	}
 	if w.Hedgeable && m.Hedged() {

@@ -30,6 +30,14 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.Message }
 
+// codeOr is the error's code, else its type.
+func (e *apiError) codeOr() string {
+	if code, ok := e.Code.(string); ok && code != "" {
+		return code
+	}
+	return e.Type
+}
+
 func newError(status int, typ, code, message string) *apiError {
 	e := &apiError{Status: status, Type: typ, Message: message}
 	if code != "" {
@@ -120,9 +128,13 @@ func anthropicError(e *apiError) (int, []byte) {
 func upstreamError(err error) *apiError {
 	var pe *providers.Error
 	var ce *router.CapabilityError
+	var re *providers.RequestError
 	switch {
 	case errors.As(err, &ce):
 		return newError(http.StatusBadRequest, "invalid_request_error", "unsupported_by_model", ce.Error())
+	case errors.As(err, &re):
+		// The deployment's adapter could not express the request.
+		return newError(http.StatusBadRequest, "invalid_request_error", "unsupported_by_model", re.Message).withParam(re.Param)
 	case errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The upstream provider did not answer in time.")
 	case errors.Is(err, router.ErrNoDeployment):

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -12,6 +13,7 @@ import (
 	"github.com/xroute/xroute/internal/ingress/messages"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/router"
 )
 
 // TokenCountingProvider is implemented by adapters whose upstream counts a
@@ -73,7 +75,7 @@ func (s *Server) createMessage(c *gin.Context) {
 	}
 	info.model, info.stream, info.body = rq.Model, req.Stream, req.Body
 	defer s.meter(info)
-	a := s.admitModelCall(c, info, req.Body, Worst{MaxTokens: req.MaxTokens, Hedgeable: true})
+	a := s.admitModelCall(c, info, req.Body, Worst{MaxTokens: req.MaxTokens, Hedgeable: true, WebSearches: rq.WebSearches()})
 	if a == nil {
 		return
 	}
@@ -86,13 +88,7 @@ func (s *Server) createMessage(c *gin.Context) {
 	}
 	out := &messageOut{b: messages.NewBuilder(rq, messages.NewID(), rq.Model, prompt, req.Stream)}
 	if req.Stream {
-		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
-		noteRoute(info, res)
-		if err != nil {
-			s.routeFailed(c, err)
-			return
-		}
-		s.relayStream(c, st, out)
+		s.routeKeepAlive(c, a, req, out)
 		return
 	}
 	resp, res, err := s.router.Chat(a.ctx, a.m, req)
@@ -125,6 +121,7 @@ type messageOut struct {
 	seen     bool
 	upstrErr bool
 	buf      []byte
+	final    []byte
 }
 
 func (o *messageOut) chunk(ch providers.Chunk) []byte {
@@ -137,7 +134,14 @@ func (o *messageOut) chunk(ch providers.Chunk) []byte {
 		o.buf = append(o.buf, ch.Name...)
 		o.buf = append(o.buf, "\ndata: "...)
 		o.buf = append(o.buf, ch.Data...)
-		return append(o.buf, "\n\n"...)
+		o.buf = append(o.buf, "\n\n"...)
+		if ch.Name == "message_stop" {
+			// The answer's last event waits for its usage to be kept:
+			// finish sends it.
+			o.final = append(o.final[:0], o.buf...)
+			return nil
+		}
+		return o.buf
 	}
 	o.buf = o.buf[:0]
 	if !o.b.Started() {
@@ -154,7 +158,7 @@ func (o *messageOut) keepalive() []byte { return []byte("event: ping\ndata: {\"t
 
 func (o *messageOut) finish(_ context.Context, info *requestInfo) []byte {
 	if o.native {
-		return nil // message_stop was relayed
+		return o.final // message_stop, held back until now
 	}
 	var out []byte
 	if !o.b.Started() {
@@ -187,11 +191,7 @@ func (s *Server) countMessageTokens(c *gin.Context) {
 		writeError(c, err.(*apiError))
 		return
 	}
-	if gjson.ValidBytes(body) && gjson.ParseBytes(body).IsObject() && !gjson.GetBytes(body, "max_tokens").Exists() {
-		// count_tokens takes no max_tokens; the parser requires one.
-		body, _ = sjson.SetBytes(body, "max_tokens", 1)
-	}
-	rq, err := messages.Parse(body)
+	rq, err := messages.ParseCount(body)
 	if err != nil {
 		writeRequestError(c, err)
 		return
@@ -256,31 +256,91 @@ func countBody(body []byte) []byte {
 	return out
 }
 
-// anthropicModel is one model in Anthropic's shape.
+// anthropicModel is one model in Anthropic's shape, with its limits where
+// the catalog knows them (the smallest of its deployments', what every
+// one of them can take).
 type anthropicModel struct {
-	Type        string `json:"type"`
-	ID          string `json:"id"`
-	DisplayName string `json:"display_name"`
-	CreatedAt   string `json:"created_at"`
+	Type           string `json:"type"`
+	ID             string `json:"id"`
+	DisplayName    string `json:"display_name"`
+	CreatedAt      string `json:"created_at"`
+	MaxInputTokens *int   `json:"max_input_tokens,omitempty"`
+	MaxTokens      *int   `json:"max_tokens,omitempty"`
 }
 
-func toAnthropicModel(id string, created int64) anthropicModel {
-	return anthropicModel{Type: "model", ID: id, DisplayName: id, CreatedAt: time.Unix(created, 0).UTC().Format(time.RFC3339)}
+func toAnthropicModel(m *router.Model) anthropicModel {
+	out := anthropicModel{Type: "model", ID: m.Name, DisplayName: m.Name, CreatedAt: time.Unix(m.Created, 0).UTC().Format(time.RFC3339)}
+	in, maxOut := 0, 0
+	for i, d := range m.Deployments {
+		if d.Info == nil || d.Info.Context <= 0 || d.Info.MaxOutput <= 0 {
+			return out
+		}
+		if i == 0 || d.Info.Context < in {
+			in = d.Info.Context
+		}
+		if i == 0 || d.Info.MaxOutput < maxOut {
+			maxOut = d.Info.MaxOutput
+		}
+	}
+	if in > 0 {
+		out.MaxInputTokens, out.MaxTokens = &in, &maxOut
+	}
+	return out
 }
 
 // listAnthropicModels is GET /v1/models for an Anthropic client: the
-// models the key may use, in Anthropic's list shape.
+// models the key may use, in Anthropic's list shape, paged as Anthropic
+// pages it (limit 1..1000, default 20; after_id or before_id).
 func (s *Server) listAnthropicModels(c *gin.Context) {
+	limit := 20
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(c, invalidParam("limit", "limit: Input should be an integer from 1 to 1000"))
+			return
+		}
+		limit = n
+	}
 	k := infoOf(c).key
-	data := []anthropicModel{}
+	var all []anthropicModel
 	for _, m := range s.router.Models() {
 		if k.AllowsModel(m.Name) {
-			data = append(data, toAnthropicModel(m.Name, m.Created))
+			all = append(all, toAnthropicModel(m))
 		}
 	}
-	var first, last any
-	if len(data) > 0 {
-		first, last = data[0].ID, data[len(data)-1].ID
+	start, end := 0, len(all)
+	if id := c.Query("after_id"); id != "" {
+		start = len(all)
+		for i, m := range all {
+			if m.ID == id {
+				start = i + 1
+				break
+			}
+		}
+		end = min(start+limit, len(all))
+	} else if id := c.Query("before_id"); id != "" {
+		end = 0
+		for i, m := range all {
+			if m.ID == id {
+				end = i
+				break
+			}
+		}
+		start = max(end-limit, 0)
+	} else {
+		end = min(limit, len(all))
 	}
-	c.JSON(http.StatusOK, gin.H{"data": data, "has_more": false, "first_id": first, "last_id": last})
+	page := all[start:end]
+	var first, last any
+	if len(page) > 0 {
+		first, last = page[0].ID, page[len(page)-1].ID
+	}
+	more := end < len(all)
+	if c.Query("before_id") != "" {
+		more = start > 0
+	}
+	if page == nil {
+		page = []anthropicModel{}
+	}
+	c.JSON(http.StatusOK, gin.H{"data": page, "has_more": more, "first_id": first, "last_id": last})
 }

@@ -34,6 +34,9 @@ type Worst struct {
 	// Hedgeable: the request may be hedged, so two attempts may complete
 	// and both be paid.
 	Hedgeable bool
+	// WebSearches is the most server-side web searches the request may
+	// make (Anthropic's web_search tool: its max_uses).
+	WebSearches int
 }
 
 // Hold is one request's reservation.
@@ -90,14 +93,20 @@ func (s *Server) price(info *requestInfo, body []byte) {
 	if info.hold == nil || info.deployment == nil {
 		return
 	}
-	if !info.usageSeen {
+	switch {
+	case !info.usageSeen:
 		if len(info.delivered) == 0 && !info.served {
 			return // nothing came back: nothing to charge
 		}
 		u := info.hold.Estimate(body, string(info.delivered))
 		info.prompt, info.complete, info.usageSeen, info.estimated = u.PromptTokens, u.CompletionTokens, true, true
+	case info.partialUsage && len(info.delivered) > 0:
+		// The input side is the upstream's; the output stopped before its
+		// count came: counted from what was delivered.
+		u := info.hold.Estimate(nil, string(info.delivered))
+		info.complete, info.estimated = max(info.complete, u.CompletionTokens), true
 	}
-	info.cost = info.hold.Cost(info.deployment, providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached, CacheWriteTokens: info.cacheWrite})
+	info.cost = info.hold.Cost(info.deployment, providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached, CacheWriteTokens: info.cacheWrite, CacheWrite1hTokens: info.cacheW1h, WebSearches: info.searches})
 	// A hedge that lost but finished was served too: the caller pays for
 	// what the upstream charged for it.
 	for _, a := range info.tried {

@@ -40,10 +40,16 @@ type requestInfo struct {
 	complete   int
 	cached     int
 	cacheWrite int
+	cacheW1h   int
+	searches   int
 	ttft       time.Duration
 	usageSeen  bool
-	served     bool // an answer came whose upstream reported no usage
-	metered    bool // the usage record was written
+	// partialUsage: the usage seen counts the input side only (an
+	// Anthropic message_start); the output is counted from what was
+	// delivered if the final count never comes.
+	partialUsage bool
+	served       bool // an answer came whose upstream reported no usage
+	metered      bool // the usage record was written
 
 	// anthropic: the caller speaks Anthropic's API (the Messages routes,
 	// or an anthropic-version header): errors in its shape.
@@ -173,16 +179,18 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	h := ""
-	if len(vals) == 1 {
-		h = vals[0]
-	} else if xk := c.Request.Header.Values("x-api-key"); len(xk) > 0 {
+	xk := c.Request.Header.Values("x-api-key")
+	switch {
+	case len(xk) > 1:
+		writeError(c, unauthorized("invalid_authorization_header", "Send exactly one x-api-key header."))
+		return
+	case len(xk) == 1 && (len(vals) == 0 || info.anthropic):
 		// Anthropic's clients send the key as x-api-key (Claude Code with
-		// ANTHROPIC_API_KEY, the SDKs by default).
-		if len(xk) > 1 {
-			writeError(c, unauthorized("invalid_authorization_header", "Send exactly one x-api-key header."))
-			return
-		}
+		// ANTHROPIC_API_KEY, the SDKs by default), and for them it wins
+		// over an Authorization header, as Anthropic's API has it.
 		h = "Bearer " + xk[0]
+	case len(vals) == 1:
+		h = vals[0]
 	}
 	if len(h) > maxAuthHeader {
 		writeError(c, unauthorized("invalid_authorization_header", "The Authorization header is too long."))

@@ -93,8 +93,9 @@ func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
 // answered, released what beginModelCall took, and returns false;
 // otherwise the caller must defer a.done.
 func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []byte, w Worst) bool {
-	// TPM reserves every answer's worth of output.
-	if !s.admitTokens(c, a.adm, body, w.MaxTokens*max(w.Choices, 1)) {
+	// TPM reserves every answer's worth of output, each at most what the
+	// model's deployments can write (as the credit hold does).
+	if !s.admitTokens(c, a.adm, body, a.m.CapOutput(w.MaxTokens)*max(w.Choices, 1)) {
 		return false
 	}
 	if !s.hold(c, info, a.m, body, w) {
@@ -129,7 +130,8 @@ func (a *admitted) done(info *requestInfo) {
 
 // noteUsage records an answer's usage.
 func noteUsage(info *requestInfo, u providers.Usage) {
-	info.prompt, info.complete, info.cached, info.cacheWrite, info.usageSeen = u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens, true
+	info.prompt, info.complete, info.cached, info.cacheWrite, info.cacheW1h, info.usageSeen = u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens, u.CacheWrite1hTokens, true
+	info.searches = u.WebSearches
 }
 
 // noteAnswer records a non-streamed answer's usage. An upstream that
@@ -190,19 +192,34 @@ type encoder interface {
 // every event: nothing is buffered whole. The answer's usage is committed
 // before its final byte.
 func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder) {
+	s.relayStarted(c, st, enc, false)
+}
+
+// startStream writes a stream's headers (the route's, when known).
+func startStream(c *gin.Context, info *requestInfo) {
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no") // keep nginx in front from buffering
+	if info.provider != "" {
+		setRouteHeaders(h, info)
+	}
+	c.Writer.WriteHeader(http.StatusOK)
+}
+
+// relayStarted is relayStream for a stream whose headers (and keep-alives)
+// may have gone out already (started).
+func (s *Server) relayStarted(c *gin.Context, st providers.Stream, enc encoder, started bool) {
 	info := infoOf(c)
 	defer st.Close()
 	s.metrics.streamOpened()
 	defer s.metrics.streamClosed()
 
 	w := c.Writer
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no") // keep nginx in front from buffering
-	setRouteHeaders(h, info)
-	w.WriteHeader(http.StatusOK)
+	if !started {
+		startStream(c, info)
+	}
 
 	var scratch []providers.Event
 	open := map[int]bool{}
@@ -259,8 +276,9 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder) {
 		}
 		if chunk.Usage != nil {
 			noteUsage(info, *chunk.Usage)
+			info.partialUsage = chunk.UsagePartial
 		}
-		if info.hold != nil && !info.usageSeen {
+		if info.hold != nil && (!info.usageSeen || info.partialUsage) {
 			// Kept only for priced requests, to count what was delivered if
 			// the provider never reports usage: text, reasoning, tool names
 			// and arguments alike.
@@ -370,4 +388,68 @@ func (k *keepAlive) next(ping func()) (providers.Chunk, error) {
 func (k *keepAlive) stop() {
 	close(k.done)
 	k.timer.Stop()
+}
+
+// routeKeepAlive routes a stream whose encoder can ping, and relays it.
+// Routing waits for the first chunk (so that a failing deployment is
+// replaced before the caller sees a byte), and a model that thinks for a
+// minute first would leave the caller with nothing: after the keep-alive
+// interval the stream's headers go out with a ping, then one per interval
+// until the first chunk. A failure after that ends the stream with an
+// error event instead of an error status.
+func (s *Server) routeKeepAlive(c *gin.Context, a *admitted, req *providers.ChatRequest, enc encoder) {
+	info := infoOf(c)
+	k, ok := enc.(keepaliver)
+	if !ok || s.keepAlive <= 0 {
+		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
+		noteRoute(info, res)
+		if err != nil {
+			s.routeFailed(c, err)
+			return
+		}
+		s.relayStream(c, st, enc)
+		return
+	}
+	type routed struct {
+		st  providers.Stream
+		res router.Result
+		err error
+	}
+	done := make(chan routed, 1)
+	go func() {
+		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
+		done <- routed{st, res, err}
+	}()
+	timer := time.NewTimer(s.keepAlive)
+	defer timer.Stop()
+	started := false
+	for {
+		select {
+		case r := <-done:
+			noteRoute(info, r.res)
+			switch {
+			case r.err == nil:
+				s.relayStarted(c, r.st, enc, started)
+			case !started:
+				s.routeFailed(c, r.err)
+			case c.Request.Context().Err() != nil:
+				info.status, info.errCode = statusClientClosed, "client_closed"
+			default:
+				e := upstreamError(r.err)
+				info.status, info.errCode, info.errMsg = e.Status, e.codeOr(), e.Message
+				c.Writer.Write(enc.fail(e, info))
+				c.Writer.Flush()
+			}
+			return
+		case <-timer.C:
+			if !started {
+				started = true
+				startStream(c, info)
+			}
+			if _, err := c.Writer.Write(k.keepalive()); err == nil {
+				c.Writer.Flush()
+			}
+			timer.Reset(s.keepAlive)
+		}
+	}
 }

@@ -302,7 +302,7 @@ func (s *Server) getModel(c *gin.Context) {
 		return
 	}
 	if infoOf(c).anthropic {
-		c.JSON(http.StatusOK, toAnthropicModel(m.Name, m.Created))
+		c.JSON(http.StatusOK, toAnthropicModel(m))
 		return
 	}
 	c.JSON(http.StatusOK, toModelObject(m))

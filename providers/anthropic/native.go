@@ -110,22 +110,60 @@ type nativeStream struct {
 	sent    bool
 	done    bool
 	pending error
+	// queue holds events read ahead (copies): message_start and pings
+	// wait for the first content block, so that a stream that fails right
+	// after message_start (an overloaded Anthropic) fails over instead of
+	// failing the caller.
+	queue []providers.Chunk
+	ahead bool // message_start seen, no content yet
 }
 
 func (s *nativeStream) Recv() (providers.Chunk, error) {
-	if s.pending != nil {
-		err := s.pending
-		s.pending = nil
-		return providers.Chunk{}, err
+	for {
+		if len(s.queue) > 0 && !s.ahead {
+			c := s.queue[0]
+			s.queue = s.queue[1:]
+			s.sent = true
+			return c, nil
+		}
+		if s.pending != nil {
+			err := s.pending
+			s.pending = nil
+			return providers.Chunk{}, err
+		}
+		if s.done {
+			return providers.Chunk{}, io.EOF
+		}
+		c, err := s.next()
+		if err != nil {
+			if s.ahead && s.sent {
+				// Read ahead, but some event went out already: the error
+				// follows what is queued.
+				s.ahead, s.pending = false, err
+				continue
+			}
+			return providers.Chunk{}, err
+		}
+		switch {
+		case c.Name == "message_start":
+			s.ahead = true
+			s.queue = append(s.queue, copyChunk(c))
+		case s.ahead && c.Name == "ping":
+			s.queue = append(s.queue, copyChunk(c))
+		case s.ahead:
+			s.ahead = false
+			s.queue = append(s.queue, copyChunk(c))
+		default:
+			s.sent = true
+			return c, nil
+		}
 	}
-	if s.done {
-		return providers.Chunk{}, io.EOF
-	}
-	c, err := s.next()
-	if err == nil {
-		s.sent = true
-	}
-	return c, err
+}
+
+// copyChunk keeps a chunk past the next read (the reader reuses Data).
+func copyChunk(c providers.Chunk) providers.Chunk {
+	c.Data = bytes.Clone(c.Data)
+	return c
 }
 
 func (s *nativeStream) next() (providers.Chunk, error) {
@@ -150,7 +188,12 @@ func (s *nativeStream) next() (providers.Chunk, error) {
 		c := providers.Chunk{Data: data, Native: true, Name: name}
 		switch name {
 		case "message_start":
+			// The input side is exact here (cache reads and writes
+			// included): a stream that breaks later is billed from it.
 			readUsageInto(&s.usage, gjson.GetBytes(data, "message.usage"))
+			u := s.usage.openAI()
+			u.CompletionTokens, u.TotalTokens = 0, u.PromptTokens
+			c.Usage, c.UsagePartial = &u, true
 		case "content_block_start":
 			if cb := gjson.GetBytes(data, "content_block"); cb.Get("type").Str == "tool_use" {
 				c.Events = []providers.Event{{Kind: providers.EventToolStart, Name: cb.Get("name").Str}}
@@ -205,6 +248,8 @@ func readUsageInto(dst *usage, u gjson.Result) {
 		{"cache_creation_input_tokens", &dst.CacheCreationInputTokens},
 		{"cache_read_input_tokens", &dst.CacheReadInputTokens},
 		{"output_tokens", &dst.OutputTokens},
+		{"cache_creation.ephemeral_1h_input_tokens", &dst.CacheCreation1h},
+		{"server_tool_use.web_search_requests", &dst.WebSearches},
 	} {
 		if v := u.Get(f.key); v.Type == gjson.Number {
 			*f.dst = int(v.Int())

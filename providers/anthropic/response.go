@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/xroute/xroute/providers"
 )
 
@@ -33,16 +35,23 @@ type usage struct {
 	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
 	OutputTokens             int `json:"output_tokens"`
+	// CacheCreation1h is cache_creation.ephemeral_1h_input_tokens: the
+	// one-hour part of the cache writes, priced higher.
+	CacheCreation1h int `json:"-"`
+	// WebSearches is server_tool_use.web_search_requests.
+	WebSearches int `json:"-"`
 }
 
 func (u usage) openAI() providers.Usage {
 	prompt := u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
 	return providers.Usage{
-		PromptTokens:     prompt,
-		CompletionTokens: u.OutputTokens,
-		TotalTokens:      prompt + u.OutputTokens,
-		CachedTokens:     u.CacheReadInputTokens,
-		CacheWriteTokens: u.CacheCreationInputTokens,
+		PromptTokens:       prompt,
+		CompletionTokens:   u.OutputTokens,
+		TotalTokens:        prompt + u.OutputTokens,
+		CachedTokens:       u.CacheReadInputTokens,
+		CacheWriteTokens:   u.CacheCreationInputTokens,
+		CacheWrite1hTokens: u.CacheCreation1h,
+		WebSearches:        u.WebSearches,
 	}
 }
 
@@ -84,6 +93,7 @@ func translateResponse(body []byte, jsonTool bool, model string, created int64) 
 		FinishReason: finishReason(r.StopReason, jsonTool),
 	}
 	if r.Usage != nil {
+		readUsageInto(r.Usage, gjson.GetBytes(body, "usage")) // the 1h cache-write split
 		c.Usage = r.Usage.openAI()
 	}
 	var text strings.Builder

@@ -106,7 +106,10 @@ func (t *translator) handle(name string, data gjson.Result, raw []byte) ([]provi
 			t.cb.Model = m
 		}
 		t.readUsage(msg.Get("usage"))
-		return t.start(nil), nil
+		// The role chunk waits for the first content block: a stream that
+		// fails right after message_start (overloaded) has then sent
+		// nothing, and fails over.
+		return nil, nil
 
 	case "content_block_start":
 		out := t.start(nil)

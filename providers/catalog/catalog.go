@@ -45,7 +45,14 @@ type Model struct {
 	Input           Price
 	CachedInput     Price
 	CacheWriteInput Price
-	Output          Price
+	// CacheWrite1hInput prices one-hour cache writes (Anthropic: 2x
+	// input); 0 means: 2x input where cache writes cost more than input,
+	// else Input (see CacheWrite1h).
+	CacheWrite1hInput Price
+	Output            Price
+	// WebSearch is the price of 1000 server-side web searches (Anthropic:
+	// 10 USD), in the same units as the token prices.
+	WebSearch Price
 	// Context is the context window in tokens (prompt + completion);
 	// MaxOutput the largest completion (0 for embedding models).
 	Context   int
@@ -59,6 +66,29 @@ type Model struct {
 	// Quirks specific to this model, applied on top of the provider's
 	// preset quirks (see (Model).RequestQuirks).
 	Quirks Quirks
+}
+
+// DefaultWebSearch is the list price of 1000 server-side web searches on a
+// provider (or wire format) that runs them: Anthropic's 10 USD. Nothing a
+// provider bills is free by default.
+func DefaultWebSearch(provider string) Price {
+	if provider == "anthropic" {
+		return 10 * priceScale
+	}
+	return 0
+}
+
+// CacheWrite1h is the price of a one-hour cache write: CacheWrite1hInput,
+// else twice Input where cache writes cost more than input (Anthropic's
+// rule), else Input.
+func (m Model) CacheWrite1h() Price {
+	switch {
+	case m.CacheWrite1hInput > 0:
+		return m.CacheWrite1hInput
+	case m.CacheWriteInput > m.Input:
+		return 2 * m.Input
+	}
+	return m.Input
 }
 
 // Capabilities are what a deployment can do.
@@ -241,6 +271,8 @@ type fileModel struct {
 	Input       Price        `yaml:"input"`
 	CachedInput *Price       `yaml:"cached_input"`
 	CacheWrite  *Price       `yaml:"cache_write_input"`
+	CacheWrite1 *Price       `yaml:"cache_write_1h_input"`
+	WebSearch   *Price       `yaml:"web_search_per_1k"`
 	Output      Price        `yaml:"output"`
 	Context     int          `yaml:"context"`
 	MaxOutput   int          `yaml:"max_output"`
@@ -262,6 +294,13 @@ func (f fileModel) model() Model {
 	}
 	if f.CacheWrite != nil {
 		m.CacheWriteInput = *f.CacheWrite
+	}
+	if f.CacheWrite1 != nil {
+		m.CacheWrite1hInput = *f.CacheWrite1
+	}
+	m.WebSearch = DefaultWebSearch(f.Provider)
+	if f.WebSearch != nil {
+		m.WebSearch = *f.WebSearch
 	}
 	if f.Verified != nil {
 		m.Verified = *f.Verified

@@ -9,6 +9,8 @@ import (
 	"path"
 	"strings"
 
+	"github.com/tidwall/sjson"
+
 	"github.com/xroute/xroute/providers"
 )
 
@@ -330,7 +332,7 @@ func buildTools(g *generateRequest, r *providers.OpenAIRequest) error {
 		}
 		d := functionDeclaration{Name: t.Function.Name, Description: t.Function.Description}
 		if p := bytes.TrimSpace(t.Function.Parameters); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
-			d.ParametersJSONSchema = json.RawMessage(p)
+			d.ParametersJSONSchema = json.RawMessage(stripDialect(p))
 		}
 		decls = append(decls, d)
 	}
@@ -418,7 +420,7 @@ func buildGenerationConfig(r *providers.OpenAIRequest) (*generationConfig, error
 				return nil, reqErr("response_format.json_schema", "Missing required parameter: 'response_format.json_schema'.")
 			}
 			if s := bytes.TrimSpace(rf.JSONSchema.Schema); len(s) > 0 && !bytes.Equal(s, []byte("null")) {
-				gc.ResponseJSONSchema = json.RawMessage(s)
+				gc.ResponseJSONSchema = json.RawMessage(stripDialect(s))
 			}
 		default:
 			return nil, reqErr("response_format.type", "Invalid value: '%s'. Supported values are: 'text', 'json_object' and 'json_schema'.", rf.Type)
@@ -433,5 +435,18 @@ func buildGenerationConfig(r *providers.OpenAIRequest) (*generationConfig, error
 func (gc *generationConfig) empty() bool {
 	return len(gc.StopSequences) == 0 && gc.ResponseMimeType == "" && len(gc.ResponseJSONSchema) == 0 &&
 		gc.MaxOutputTokens == 0 && gc.Temperature == nil && gc.TopP == nil &&
-		gc.Seed == nil && gc.PresencePenalty == nil && gc.FrequencyPenalty == nil
+		gc.Seed == nil && gc.PresencePenalty == nil && gc.FrequencyPenalty == nil && gc.ThinkingConfig == nil
+}
+
+// stripDialect drops a schema's "$schema" dialect marker (zod-to-json-schema
+// writes one; Claude Code's tools carry it), which Gemini's JSON Schema
+// path does not take.
+func stripDialect(schema []byte) []byte {
+	if !bytes.Contains(schema, []byte(`"$schema"`)) {
+		return schema
+	}
+	if out, err := sjson.DeleteBytes(schema, `\$schema`); err == nil {
+		return out
+	}
+	return schema
 }

@@ -104,6 +104,9 @@ func (b *Builder) Feed(ev providers.Event, u *providers.Usage) []byte {
 			b.closeOpen()
 			b.open(&block{kind: "thinking"}, map[string]any{"type": "thinking", "thinking": "", "signature": ""})
 		}
+		if b.req.Thinking.Display == "omitted" {
+			break // a thinking block, its text withheld as asked
+		}
 		b.cur.text.WriteString(ev.Text)
 		b.emit("content_block_delta", map[string]any{"index": b.cur.index, "delta": map[string]any{"type": "thinking_delta", "thinking": ev.Text}})
 	case providers.EventToolStart:
@@ -130,15 +133,18 @@ func (b *Builder) Feed(ev providers.Event, u *providers.Usage) []byte {
 	return b.take()
 }
 
-// StopReason maps the finish reason.
+// StopReason maps the finish reason. An answer that holds tool calls
+// stops for tool use whatever the upstream said (some OpenAI-compatible
+// servers say "stop"): agent loops run tools only on tool_use.
 func (b *Builder) StopReason() string {
 	switch b.finish {
 	case "length":
 		return "max_tokens"
-	case "tool_calls":
-		return "tool_use"
 	case "content_filter":
 		return "refusal"
+	}
+	if b.finish == "tool_calls" || len(b.calls) > 0 {
+		return "tool_use"
 	}
 	return "end_turn"
 }

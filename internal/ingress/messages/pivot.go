@@ -160,7 +160,13 @@ func (r *Request) effort() string {
 	case th.Type == "disabled":
 		return ""
 	case th.Type != "enabled" && r.OutputConfig != nil && r.OutputConfig.Effort != "":
-		return r.OutputConfig.Effort
+		switch e := r.OutputConfig.Effort; e {
+		case "low", "medium", "high":
+			return e
+		case "minimal":
+			return "low"
+		}
+		return "high" // xhigh, max: the most every reasoning model takes
 	case th.Type != "enabled":
 		return "medium" // adaptive and the like: the model decides
 	case th.BudgetTokens < 4096:
@@ -213,24 +219,37 @@ func userMessages(at string, bs []Block) (out []providers.Message, images bool, 
 				return nil, false, "", err
 			}
 			t := text(rbs)
+			n := len(toolImages)
 			for k, rb := range rbs {
-				if rb.Type == "image" {
-					cp, why, err := imagePart(bat+".content."+strconv.Itoa(k), rb.Source)
-					if err != nil {
-						return nil, false, "", err
-					}
-					if why == "" {
-						toolImages = append(toolImages, cp)
-					}
+				rat := bat + ".content." + strconv.Itoa(k)
+				var cp providers.ContentPart
+				var why string
+				switch rb.Type {
+				case "image":
+					cp, why, err = imagePart(rat, rb.Source)
+				case "document":
+					// What Claude Code's Read returns for a PDF.
+					cp, why, err = documentPart(rat, rb)
+				default:
+					continue
 				}
+				if err != nil {
+					return nil, false, "", err
+				}
+				if why != "" {
+					nativeOnly = why
+					continue
+				}
+				toolImages = append(toolImages, cp)
 			}
 			if b.IsError {
 				t = "Error: " + t
 			}
-			if t == "" && len(toolImages) > 0 {
-				t = "(the tool returned an image, shown after the tool results)"
+			if t == "" && len(toolImages) > n {
+				t = "(the tool returned content shown after the tool results)"
 			}
-			out = append(out, providers.Message{Role: "tool", ToolCallID: b.ToolUseID, Content: providers.Content{Text: t}})
+			// Chat wants a string even when the tool printed nothing.
+			out = append(out, providers.Message{Role: "tool", ToolCallID: b.ToolUseID, Content: providers.Content{Text: t, Explicit: true}})
 		case "thinking", "redacted_thinking":
 			// Reasoning blocks belong to assistant turns; nothing to carry.
 		default:
@@ -238,7 +257,9 @@ func userMessages(at string, bs []Block) (out []providers.Message, images bool, 
 		}
 	}
 	if len(toolImages) > 0 {
-		images = true
+		for _, p := range toolImages {
+			images = images || p.Type == "image_url"
+		}
 		out = append(out, providers.Message{Role: "user", Content: providers.Content{Parts: toolImages, IsParts: true}})
 	}
 	if len(parts) > 0 {
@@ -351,6 +372,16 @@ func (r *Request) nativeBody() ([]byte, error) {
 		s.ForEach(func(_, v gjson.Result) bool { system = append(system, json.RawMessage(v.Raw)); return true })
 	}
 	var msgs []json.RawMessage
+	// lastAssistant is the last assistant turn: if it calls tools and
+	// xroute's own thinking is left out of it, thinking goes off for this
+	// request (Anthropic wants such a turn to start with its own thinking).
+	lastAssistant := -1
+	for i := range r.Messages {
+		if r.Messages[i].Role == "assistant" {
+			lastAssistant = i
+		}
+	}
+	thinkingOff := false
 	for i := range r.Messages {
 		m := &r.Messages[i]
 		bs, _ := blocks("", m.Content)
@@ -364,13 +395,17 @@ func (r *Request) nativeBody() ([]byte, error) {
 		raw := marshalRaw(m)
 		if mine && m.Role == "assistant" && bytes.HasPrefix(bytes.TrimSpace(m.Content), []byte("[")) {
 			var kept []json.RawMessage
+			dropped, calls := false, false
 			gjson.GetBytes(m.Content, "@this").ForEach(func(_, v gjson.Result) bool {
 				if v.Get("type").Str == "thinking" && v.Get("signature").Str == XrouteSignature {
+					dropped = true
 					return true
 				}
+				calls = calls || v.Get("type").Str == "tool_use"
 				kept = append(kept, json.RawMessage(v.Raw))
 				return true
 			})
+			thinkingOff = thinkingOff || (i == lastAssistant && dropped && calls)
 			if len(kept) == 0 {
 				continue
 			}
@@ -383,6 +418,11 @@ func (r *Request) nativeBody() ([]byte, error) {
 	}
 	if len(system) > 0 {
 		if body, err = sjson.SetRawBytes(body, "system", marshalRaw(system)); err != nil {
+			return nil, err
+		}
+	}
+	if thinkingOff && r.ThinkingEnabled() {
+		if body, err = sjson.DeleteBytes(body, "thinking"); err != nil {
 			return nil, err
 		}
 	}

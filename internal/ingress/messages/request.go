@@ -87,6 +87,27 @@ type Tool struct {
 	Name        string          `json:"name"`
 	Description string          `json:"description"`
 	InputSchema json.RawMessage `json:"input_schema"`
+	MaxUses     *int            `json:"max_uses"`
+}
+
+// DefaultSearchUses is the searches a web_search tool without max_uses is
+// held for: the hold must cover a cost the API does not cap itself.
+const DefaultSearchUses = 20
+
+// WebSearches is the most web searches the request's server tools may
+// run (each web_search tool's max_uses, DefaultSearchUses without one).
+func (r *Request) WebSearches() int {
+	n := 0
+	for _, t := range r.Tools {
+		if strings.HasPrefix(t.Type, "web_search") {
+			if t.MaxUses != nil && *t.MaxUses >= 0 {
+				n += *t.MaxUses
+			} else {
+				n += DefaultSearchUses
+			}
+		}
+	}
+	return n
 }
 
 // Server reports whether t is a server tool (run by Anthropic).
@@ -104,6 +125,9 @@ type ToolChoice struct {
 type Thinking struct {
 	Type         string `json:"type"`
 	BudgetTokens int    `json:"budget_tokens"`
+	// Display "omitted" asks for thinking blocks without their text
+	// (Claude Code's default): only the signature.
+	Display string `json:"display"`
 }
 
 // ThinkingEnabled reports whether the caller asked for thinking (any kind
@@ -121,7 +145,13 @@ const maxMessages = 100000
 
 // Parse decodes and checks a create request as Anthropic's API does.
 // body is kept as given. Errors are *providers.RequestError.
-func Parse(body []byte) (*Request, error) {
+func Parse(body []byte) (*Request, error) { return parse(body, false) }
+
+// ParseCount is Parse for count_tokens, which takes no max_tokens (and so
+// no check of the thinking budget against it).
+func ParseCount(body []byte) (*Request, error) { return parse(body, true) }
+
+func parse(body []byte, count bool) (*Request, error) {
 	var r Request
 	if err := providers.DecodeBody(body, &r); err != nil {
 		return nil, err
@@ -129,6 +159,10 @@ func Parse(body []byte) (*Request, error) {
 	r.Body = body
 	if r.Model == "" {
 		return nil, reqErr("model", "model: Field required")
+	}
+	if count {
+		one := 1
+		r.MaxTokens = &one
 	}
 	if r.MaxTokens == nil {
 		return nil, reqErr("max_tokens", "max_tokens: Field required")
@@ -170,7 +204,7 @@ func Parse(body []byte) (*Request, error) {
 			if th.BudgetTokens < 1024 {
 				return nil, reqErr("thinking.budget_tokens", "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
 			}
-			if th.BudgetTokens >= *r.MaxTokens {
+			if !count && th.BudgetTokens >= *r.MaxTokens {
 				return nil, reqErr("max_tokens", "`max_tokens` must be greater than `thinking.budget_tokens`.")
 			}
 		case "":

@@ -391,7 +391,7 @@ func toMessages(items []Item, fromHistory int) (out []providers.Message, images 
 			if t == "" && len(toolImages) > n {
 				t = "(the tool returned an image, shown after the tool results)"
 			}
-			out = append(out, providers.Message{Role: "tool", ToolCallID: it.CallID, Content: providers.Content{Text: t}})
+			out = append(out, providers.Message{Role: "tool", ToolCallID: it.CallID, Content: providers.Content{Text: t, Explicit: true}})
 			lastAssistant = -1
 		case "reasoning":
 			// Reasoning of an earlier turn: only the provider that wrote it
