@@ -203,6 +203,7 @@ func printDemo(w io.Writer, base, key, adminKey string) {
 	fmt.Fprintf(w, "curl -sS %s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'\n\n", base, key)
 	fmt.Fprintf(w, "The Responses API (Codex CLI, the Vercel AI SDK, the Agents SDK) and the seed's /openai/v1 base URL work too:\n\n")
 	fmt.Fprintf(w, "curl -sS %s/openai/v1/responses -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"input\":\"Hello!\"}'\n\n", base, key)
+	fmt.Fprintf(w, "Claude Code and the Anthropic SDKs: ANTHROPIC_BASE_URL=%s ANTHROPIC_AUTH_TOKEN=%s claude --model gpt-4o-mini\n\n", base, key)
 	fmt.Fprintf(w, "Streaming: add \"stream\":true to the body and -N to curl. The demo account has 10 USD of credits:\n")
 	fmt.Fprintf(w, "curl -sS %s/v1/credits -H 'Authorization: Bearer %s'\n\n", base, key)
 	fmt.Fprintf(w, "Operators: an admin key for the admin API (keys, accounts, provider keys, audit log):\n\n")
