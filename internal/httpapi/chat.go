@@ -38,36 +38,7 @@ func (s *Server) chat(c *gin.Context) {
 		return
 	}
 	defer a.done(info)
-	s.serveChat(c, a, req, &chatEncoder{includeUsage: req.IncludeUsage})
-}
-
-// serveChat routes a pivot request and answers it: a stream through enc,
-// else the chat.completion body as it came.
-func (s *Server) serveChat(c *gin.Context, a *admitted, req *providers.ChatRequest, enc encoder) {
-	info := infoOf(c)
-	if req.Stream {
-		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
-		noteRoute(info, res)
-		if err != nil {
-			s.routeFailed(c, err)
-			return
-		}
-		s.relayStream(c, st, enc)
-		return
-	}
-	resp, res, err := s.router.Chat(a.ctx, a.m, req)
-	noteRoute(info, res)
-	if err != nil {
-		s.routeFailed(c, err)
-		return
-	}
-	noteAnswer(info, resp)
-	setRouteHeaders(c.Writer.Header(), info)
-	if !s.commitUsage(c, info) { // durable before the answer leaves
-		writeError(c, errSpoolFull())
-		return
-	}
-	c.Data(http.StatusOK, "application/json", resp.Body)
+	s.serve(c, a, req, &chatEncoder{includeUsage: req.IncludeUsage})
 }
 
 // chatEncoder writes chat.completion.chunk events as SSE data lines.
@@ -84,6 +55,9 @@ func (e *chatEncoder) chunk(ch providers.Chunk) []byte {
 	e.buf = append(e.buf, ch.Data...)
 	return append(e.buf, "\n\n"...)
 }
+
+// render implements answerer: the chat.completion as it came.
+func (e *chatEncoder) render(resp *providers.ChatResponse) []byte { return resp.Body }
 
 func (e *chatEncoder) finish(context.Context, *requestInfo) []byte {
 	return []byte("data: [DONE]\n\n")

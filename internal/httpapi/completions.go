@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -44,33 +43,7 @@ func (s *Server) completion(c *gin.Context) {
 	}
 	defer a.done(info)
 	b := completions.NewBuilder("cmpl-"+strings.TrimPrefix(providers.NewCompletionID(), "chatcmpl-"), rq.Model, s.now().Unix())
-	if rq.Stream {
-		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
-		noteRoute(info, res)
-		if err != nil {
-			s.routeFailed(c, err)
-			return
-		}
-		s.relayStream(c, st, &completionsEncoder{b: b, includeUsage: includeUsage})
-		return
-	}
-	resp, res, err := s.router.Chat(a.ctx, a.m, req)
-	noteRoute(info, res)
-	if err != nil {
-		s.routeFailed(c, err)
-		return
-	}
-	noteAnswer(info, resp)
-	out := resp.Body
-	if !resp.Native {
-		out = b.Complete(resp.Completion, resp.Usage)
-	}
-	setRouteHeaders(c.Writer.Header(), info)
-	if !s.commitUsage(c, info) {
-		writeError(c, errSpoolFull())
-		return
-	}
-	c.Data(http.StatusOK, "application/json", out)
+	s.serve(c, a, req, &completionsEncoder{b: b, includeUsage: includeUsage})
 }
 
 // completionsEncoder writes a completions stream: native chunks as they
@@ -97,6 +70,15 @@ func (e *completionsEncoder) chunk(ch providers.Chunk) []byte {
 		out = append(out, e.b.Feed(ev)...)
 	}
 	return out
+}
+
+// render implements answerer: a native answer as it came, else the
+// neutral one as a text_completion.
+func (e *completionsEncoder) render(resp *providers.ChatResponse) []byte {
+	if resp.Native {
+		return resp.Body
+	}
+	return e.b.Complete(resp.Completion, resp.Usage)
 }
 
 func (e *completionsEncoder) finish(_ context.Context, info *requestInfo) []byte {

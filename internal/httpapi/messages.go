@@ -86,31 +86,7 @@ func (s *Server) createMessage(c *gin.Context) {
 		// message_delta.
 		prompt, _ = s.tokens.PromptTokens(req.Body)
 	}
-	out := &messageOut{b: messages.NewBuilder(rq, messages.NewID(), rq.Model, prompt, req.Stream)}
-	if req.Stream {
-		s.routeKeepAlive(c, a, req, out)
-		return
-	}
-	resp, res, err := s.router.Chat(a.ctx, a.m, req)
-	noteRoute(info, res)
-	if err != nil {
-		s.routeFailed(c, err)
-		return
-	}
-	noteAnswer(info, resp)
-	body := resp.Body
-	if !resp.Native {
-		for _, ev := range resp.Completion.Events() {
-			out.b.Feed(ev, nil)
-		}
-		_, body = out.b.Finish(resp.Usage)
-	}
-	setRouteHeaders(c.Writer.Header(), info)
-	if !s.commitUsage(c, info) {
-		writeError(c, errSpoolFull())
-		return
-	}
-	c.Data(http.StatusOK, "application/json", body)
+	s.serve(c, a, req, &messageOut{b: messages.NewBuilder(rq, messages.NewID(), rq.Model, prompt, req.Stream)})
 }
 
 // messageOut writes a Messages stream: native events as they are,
@@ -151,6 +127,19 @@ func (o *messageOut) chunk(ch providers.Chunk) []byte {
 		o.buf = append(o.buf, o.b.Feed(ev, ch.Usage)...)
 	}
 	return o.buf
+}
+
+// render implements answerer: a native message as it came, else the
+// neutral answer as a message.
+func (o *messageOut) render(resp *providers.ChatResponse) []byte {
+	if resp.Native {
+		return resp.Body
+	}
+	for _, ev := range resp.Completion.Events() {
+		o.b.Feed(ev, nil)
+	}
+	_, body := o.b.Finish(resp.Usage)
+	return body
 }
 
 // keepalive implements keepaliver: Anthropic's ping event.

@@ -176,6 +176,58 @@ var (
 	reasoningKey = []byte(`"reasoning`)
 )
 
+// answerer is what an ingress adds to serve: its stream encoder and the
+// body of a non-streamed answer.
+type answerer interface {
+	encoder
+	// render is the body of a non-streamed answer in the caller's format.
+	render(resp *providers.ChatResponse) []byte
+}
+
+// routedHook is told which deployment serves the request, before any
+// byte of the answer (the Responses API names the built-in tools a
+// translating deployment left out).
+type routedHook interface {
+	routed(c *gin.Context, info *requestInfo)
+}
+
+// keeper keeps a non-streamed answer once its usage is committed and
+// before it leaves (the Responses API's stored responses).
+type keeper interface {
+	keep(c *gin.Context, info *requestInfo, body []byte, resp *providers.ChatResponse)
+}
+
+// serve routes an admitted request and answers it through ans: a stream
+// (with keep-alives when ans can ping), or one body whose usage is
+// committed before it leaves.
+func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, ans answerer) {
+	info := infoOf(c)
+	if req.Stream {
+		s.routeKeepAlive(c, a, req, ans)
+		return
+	}
+	resp, res, err := s.router.Chat(a.ctx, a.m, req)
+	noteRoute(info, res)
+	if err != nil {
+		s.routeFailed(c, err)
+		return
+	}
+	if h, ok := ans.(routedHook); ok {
+		h.routed(c, info)
+	}
+	noteAnswer(info, resp)
+	body := ans.render(resp)
+	setRouteHeaders(c.Writer.Header(), info)
+	if !s.commitUsage(c, info) { // durable before the answer leaves
+		writeError(c, errSpoolFull())
+		return
+	}
+	if k, ok := ans.(keeper); ok {
+		k.keep(c, info, body, resp)
+	}
+	c.Data(http.StatusOK, "application/json", body)
+}
+
 // encoder writes a routed stream in the caller's format. Each method
 // returns the bytes to send (nil: nothing now).
 type encoder interface {
@@ -407,6 +459,9 @@ func (s *Server) routeKeepAlive(c *gin.Context, a *admitted, req *providers.Chat
 			s.routeFailed(c, err)
 			return
 		}
+		if h, ok := enc.(routedHook); ok {
+			h.routed(c, info)
+		}
 		s.relayStream(c, st, enc)
 		return
 	}
@@ -429,6 +484,9 @@ func (s *Server) routeKeepAlive(c *gin.Context, a *admitted, req *providers.Chat
 			noteRoute(info, r.res)
 			switch {
 			case r.err == nil:
+				if h, ok := enc.(routedHook); ok && !started {
+					h.routed(c, info)
+				}
 				s.relayStarted(c, r.st, enc, started)
 			case !started:
 				s.routeFailed(c, r.err)

@@ -105,54 +105,8 @@ func (s *Server) createResponse(c *gin.Context) {
 		return
 	}
 	defer a.done(info)
-	// Built-in tools a translating deployment left out are named in the
-	// answer; a native one kept them.
-	dropped := func() {
-		if len(tr.Dropped) > 0 && info.deployment != nil && !info.deployment.Speaks(providers.FormatResponses) {
-			c.Writer.Header().Set("x-xroute-dropped-tools", strings.Join(tr.Dropped, ","))
-		}
-	}
-
-	out := &responseOut{s: s, rq: rq, key: info.key, b: responses.NewBuilder(rq, tr.Tools, responses.NewID("resp_"), rq.Model, s.now().Unix(), req.Stream)}
-	if req.Stream {
-		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
-		noteRoute(info, res)
-		if err != nil {
-			s.routeFailed(c, err)
-			return
-		}
-		dropped()
-		s.relayStream(c, st, out)
-		return
-	}
-	resp, res, err := s.router.Chat(a.ctx, a.m, req)
-	noteRoute(info, res)
-	if err != nil {
-		s.routeFailed(c, err)
-		return
-	}
-	dropped()
-	noteAnswer(info, resp)
-	object := resp.Body
-	if resp.Native {
-		object = rq.RestorePrevious(object, "")
-	} else {
-		for _, ev := range resp.Completion.Events() {
-			out.b.Feed(ev, nil)
-		}
-		_, object = out.b.Finish(resp.Usage)
-	}
-	setRouteHeaders(c.Writer.Header(), info)
-	if !s.commitUsage(c, info) { // durable before the answer leaves
-		writeError(c, errSpoolFull())
-		return
-	}
-	if !out.save(c.Request.Context(), info, object, out.outputOf(object, resp.Native)) {
-		// The answer is paid for: it goes out all the same, saying it
-		// could not be kept (a later previous_response_id will not find it).
-		c.Writer.Header().Set("x-xroute-stored", "false")
-	}
-	c.Data(http.StatusOK, "application/json", object)
+	s.serve(c, a, req, &responseOut{s: s, rq: rq, key: info.key, dropped: tr.Dropped,
+		b: responses.NewBuilder(rq, tr.Tools, responses.NewID("resp_"), rq.Model, s.now().Unix(), req.Stream)})
 }
 
 // conversation loads the stored conversation previous_response_id names,
@@ -212,12 +166,43 @@ type responseOut struct {
 	b      *responses.Builder
 	native bool
 	seen   bool // a chunk arrived: native or not is known
-	final  []byte
-	buf    []byte
+	// dropped are the built-in tools the pivot left out.
+	dropped []string
+	final   []byte
+	buf     []byte
 	// Native streams: events relayed (the next sequence number) and
 	// whether the upstream's own error event was among them.
 	relayed  int
 	upstrErr bool
+}
+
+// routed implements routedHook: built-in tools a translating deployment
+// left out are named in the answer; a native one kept them.
+func (o *responseOut) routed(c *gin.Context, info *requestInfo) {
+	if len(o.dropped) > 0 && info.deployment != nil && !info.deployment.Speaks(providers.FormatResponses) {
+		c.Writer.Header().Set("x-xroute-dropped-tools", strings.Join(o.dropped, ","))
+	}
+}
+
+// render implements answerer: a native response (its previous id
+// restored), else the neutral answer as a response object.
+func (o *responseOut) render(resp *providers.ChatResponse) []byte {
+	if resp.Native {
+		return o.rq.RestorePrevious(resp.Body, "")
+	}
+	for _, ev := range resp.Completion.Events() {
+		o.b.Feed(ev, nil)
+	}
+	_, object := o.b.Finish(resp.Usage)
+	return object
+}
+
+// keep implements keeper: the response is stored before it leaves; if it
+// cannot be, the paid answer still goes out, saying so.
+func (o *responseOut) keep(c *gin.Context, info *requestInfo, body []byte, resp *providers.ChatResponse) {
+	if !o.save(c.Request.Context(), info, body, o.outputOf(body, resp.Native)) {
+		c.Writer.Header().Set("x-xroute-stored", "false")
+	}
 }
 
 // chunk implements encoder.

@@ -12,39 +12,16 @@ import (
 	"strings"
 	"testing"
 
+	xgolden "github.com/xroute/xroute/internal/golden"
 	"github.com/xroute/xroute/providers"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // golden compares got with testdata/name (or writes it with -update).
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run with -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
+func golden(t *testing.T, name string, got []byte) { t.Helper(); xgolden.Check(t, *update, name, got) }
 
-func indent(t *testing.T, raw []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
-		t.Fatalf("%v: %s", err, raw)
-	}
-	buf.WriteByte('\n')
-	return buf.Bytes()
-}
+func indent(t *testing.T, raw []byte) []byte { t.Helper(); return xgolden.Indent(t, raw) }
 
 // Request translation: OpenAI body -> Messages body.
 var requestCases = []struct{ name, body string }{

@@ -13,29 +13,15 @@ import (
 	"testing"
 
 	"github.com/xroute/xroute/config"
+	xgolden "github.com/xroute/xroute/internal/golden"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/providers/openai"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
+// golden compares got with testdata/name (or writes it with -update).
+func golden(t *testing.T, name string, got []byte) { t.Helper(); xgolden.Check(t, *update, name, got) }
 
 // TestRequestGolden: each testdata/request_*.json is sent to deployment
 // "prod" through the dated and the v1 API; the golden file holds the URL

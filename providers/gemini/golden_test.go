@@ -12,27 +12,16 @@ import (
 	"strings"
 	"testing"
 
+	xgolden "github.com/xroute/xroute/internal/golden"
 	"github.com/xroute/xroute/providers"
 )
 
 var update = flag.Bool("update", false, "rewrite the testdata/*.golden files")
 
-// checkGolden compares got with testdata file golden (or rewrites it).
-func checkGolden(t *testing.T, golden string, got []byte) {
+// checkGolden compares got with the golden file at path (or rewrites it).
+func checkGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it)\n--- got\n%s\n--- want\n%s", golden, got, want)
-	}
+	xgolden.CheckFile(t, *update, path, got)
 }
 
 // TestRequestGolden translates testdata/requests/*.json (OpenAI bodies)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 )
 
 // Event is one dispatched event. Data is only valid until the next call to
@@ -112,4 +113,29 @@ func (s *Reader) readLine() ([]byte, error) {
 	line = bytes.TrimSuffix(line, []byte{'\n'})
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	return line, nil
+}
+
+// AppendTypedEvent appends one event as the Responses and Messages APIs
+// write theirs: `event: typ`, and data that is the JSON object fields
+// (an encoded object) with "type" (and, when seq >= 0, "sequence_number")
+// first, so that a person reading the stream sees what each event is.
+func AppendTypedEvent(dst []byte, typ string, seq int, fields []byte) []byte {
+	dst = append(dst, "event: "...)
+	dst = append(dst, typ...)
+	dst = append(dst, "\ndata: {\"type\":\""...)
+	dst = append(dst, typ...)
+	dst = append(dst, '"')
+	if seq >= 0 {
+		dst = append(dst, `,"sequence_number":`...)
+		dst = strconv.AppendInt(dst, int64(seq), 10)
+	}
+	if len(fields) > 2 { // more than {}
+		dst = append(dst, ',')
+	}
+	if len(fields) > 0 {
+		dst = append(dst, fields[1:]...)
+	} else {
+		dst = append(dst, '}')
+	}
+	return append(dst, "\n\n"...)
 }

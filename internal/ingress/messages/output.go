@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/sse"
 )
 
 // Builder turns the neutral events of an answer into a Messages API
@@ -67,13 +68,6 @@ func (b *Builder) Start() []byte {
 	msg := b.message(false)
 	msg["stop_reason"], msg["stop_sequence"] = nil, nil
 	b.emit("message_start", map[string]any{"message": msg})
-	b.emit("ping", map[string]any{})
-	return b.take()
-}
-
-// Ping is a keep-alive event for a quiet stream.
-func (b *Builder) Ping() []byte {
-	b.buf = b.buf[:0]
 	b.emit("ping", map[string]any{})
 	return b.take()
 }
@@ -245,16 +239,7 @@ func (b *Builder) emit(typ string, fields map[string]any) {
 		return
 	}
 	data, _ := json.Marshal(fields)
-	b.buf = append(b.buf, "event: "...)
-	b.buf = append(b.buf, typ...)
-	b.buf = append(b.buf, "\ndata: {\"type\":\""...)
-	b.buf = append(b.buf, typ...)
-	b.buf = append(b.buf, '"')
-	if len(data) > 2 {
-		b.buf = append(b.buf, ',')
-	}
-	b.buf = append(b.buf, data[1:]...)
-	b.buf = append(b.buf, "\n\n"...)
+	b.buf = sse.AppendTypedEvent(b.buf, typ, -1, data)
 }
 
 func (b *Builder) take() []byte {

@@ -11,37 +11,16 @@ import (
 	"strings"
 	"testing"
 
+	xgolden "github.com/xroute/xroute/internal/golden"
 	"github.com/xroute/xroute/providers"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
+// golden compares got with testdata/name (or writes it with -update).
+func golden(t *testing.T, name string, got []byte) { t.Helper(); xgolden.Check(t, *update, name, got) }
 
-func indent(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
-		t.Fatalf("%v: %s", err, b)
-	}
-	return append(out.Bytes(), '\n')
-}
+func indent(t *testing.T, raw []byte) []byte { t.Helper(); return xgolden.Indent(t, raw) }
 
 // Request translation: a Responses request -> the chat pivot, the native
 // body and what routing must know.

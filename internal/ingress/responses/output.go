@@ -3,10 +3,10 @@ package responses
 import (
 	"crypto/rand"
 	"encoding/json"
-	"strconv"
 	"strings"
 
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/sse"
 )
 
 // Builder turns the neutral events of an answer (providers.Event) into
@@ -487,26 +487,15 @@ func (b *Builder) object(status string, incomplete any, output bool) *responseOb
 	return o
 }
 
-// emit appends one stream event (streams only).
+// emit appends one stream event (streams only), type and
+// sequence_number first, as OpenAI writes them.
 func (b *Builder) emit(typ string, fields map[string]any) {
 	if !b.stream {
 		return
 	}
-	// type and sequence_number first, as OpenAI writes them: a person
-	// reading the stream sees what each event is.
 	data, _ := json.Marshal(fields)
-	b.buf = append(b.buf, "event: "...)
-	b.buf = append(b.buf, typ...)
-	b.buf = append(b.buf, "\ndata: {\"type\":\""...)
-	b.buf = append(b.buf, typ...)
-	b.buf = append(b.buf, `","sequence_number":`...)
-	b.buf = strconv.AppendInt(b.buf, int64(b.seq), 10)
+	b.buf = sse.AppendTypedEvent(b.buf, typ, b.seq, data)
 	b.seq++
-	if len(data) > 2 {
-		b.buf = append(b.buf, ',')
-	}
-	b.buf = append(b.buf, data[1:]...)
-	b.buf = append(b.buf, "\n\n"...)
 }
 
 // emitItem is emit with the item's id and output index.
