@@ -257,10 +257,7 @@ func scanChunk(data []byte, s *scanner, out *chunkFields) bool {
 				}
 			}
 		case "error":
-			out.HasError = !s.isNull()
-			if out.HasError {
-				s.skip()
-			}
+			out.HasError = s.present()
 		default:
 			s.skip()
 		}
@@ -268,6 +265,22 @@ func scanChunk(data []byte, s *scanner, out *chunkFields) bool {
 			return false
 		}
 	}
+	return s.end()
+}
+
+// present reports whether the value at the cursor is not null, and skips
+// it (used for "error": only its presence matters).
+func (s *scanner) present() bool {
+	if s.isNull() {
+		return false
+	}
+	s.skip()
+	return true
+}
+
+// end reports whether the scan went without fault and only white space
+// follows the object.
+func (s *scanner) end() bool {
 	if s.bad {
 		return false
 	}

@@ -2,8 +2,6 @@ package loadtest
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -57,32 +55,18 @@ type msgState struct {
 // message_delta, usage.output_tokens that differs from the text_deltas'
 // count, text that differs from the expected one.
 func ReadMessagesStream(body io.Reader, start time.Time, now func() time.Time, check StreamCheck, res *StreamResult) error {
-	sr := sseReaders.Get().(*SSEReader)
-	sr.reset(body)
-	defer func() {
-		sr.reset(nil)
-		sseReaders.Put(sr)
-	}()
 	res.msg.on = true
-	for {
-		name, data, err := sr.NextEvent()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("read stream: %w", err)
-		}
-		at := now()
+	return readEvents(body, now, func(sr *SSEReader, name, data []byte, at time.Time) {
 		res.Events++
 		if res.msg.stage == msgStopped {
 			res.AfterDone = true
 		}
 		if !scanMsgEvent(data, &sr.scan, &sr.msg) {
 			res.BadJSON = true
-			continue
+			return
 		}
 		res.observeMsgEvent(name, &sr.msg, at, start, check)
-	}
+	})
 }
 
 // observeMsgEvent checks one event against the stream so far.

@@ -66,10 +66,7 @@ func scanMsgEvent(data []byte, s *scanner, out *msgEventFields) bool {
 				}
 			}
 		case "error":
-			out.HasError = !s.isNull()
-			if out.HasError {
-				s.skip()
-			}
+			out.HasError = s.present()
 		default:
 			s.skip()
 		}
@@ -77,11 +74,7 @@ func scanMsgEvent(data []byte, s *scanner, out *msgEventFields) bool {
 			return false
 		}
 	}
-	if s.bad {
-		return false
-	}
-	s.ws()
-	return s.i == len(s.b)
+	return s.end()
 }
 
 // scanMsgDelta reads the delta object of a content_block_delta (type,

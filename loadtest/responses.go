@@ -2,8 +2,6 @@ package loadtest
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"io"
 	"time"
 )
@@ -65,32 +63,18 @@ type respState struct {
 // the final response's, usage missing from response.completed or its
 // output_tokens differing from the deltas' count.
 func ReadResponsesStream(body io.Reader, start time.Time, now func() time.Time, check StreamCheck, res *StreamResult) error {
-	sr := sseReaders.Get().(*SSEReader)
-	sr.reset(body)
-	defer func() {
-		sr.reset(nil)
-		sseReaders.Put(sr)
-	}()
 	res.resp.on = true
-	for {
-		name, data, err := sr.NextEvent()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("read stream: %w", err)
-		}
-		at := now()
+	return readEvents(body, now, func(sr *SSEReader, name, data []byte, at time.Time) {
 		res.Events++
 		if res.resp.stage == stageFinished {
 			res.AfterDone = true
 		}
 		if !scanRespEvent(data, &sr.scan, &sr.resp) {
 			res.BadJSON = true
-			continue
+			return
 		}
 		res.observeEvent(name, &sr.resp, at, start, check)
-	}
+	})
 }
 
 // observeEvent checks one event against the stream so far.

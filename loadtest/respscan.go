@@ -98,10 +98,7 @@ func scanRespEvent(data []byte, s *scanner, out *respEventFields) bool {
 		case "response":
 			s.scanResponse(out)
 		case "error":
-			out.HasError = !s.isNull()
-			if out.HasError {
-				s.skip()
-			}
+			out.HasError = s.present()
 		default:
 			s.skip()
 		}
@@ -109,11 +106,7 @@ func scanRespEvent(data []byte, s *scanner, out *respEventFields) bool {
 			return false
 		}
 	}
-	if s.bad {
-		return false
-	}
-	s.ws()
-	return s.i == len(s.b)
+	return s.end()
 }
 
 // scanResponse reads a response object (or null).

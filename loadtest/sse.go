@@ -234,24 +234,10 @@ func (r *StreamResult) Problem(check StreamCheck) string {
 // now is the clock. It returns the first read error other than io.EOF; the
 // stream's defects are in res (see StreamResult.Problem).
 func ReadChatStream(body io.Reader, start time.Time, now func() time.Time, check StreamCheck, res *StreamResult) error {
-	sr := sseReaders.Get().(*SSEReader)
-	sr.reset(body)
-	defer func() {
-		sr.reset(nil)
-		sseReaders.Put(sr)
-	}()
-	for {
-		data, err := sr.Next()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("read stream: %w", err)
-		}
-		at := now()
+	return readEvents(body, now, func(sr *SSEReader, _, data []byte, at time.Time) {
 		if string(bytes.TrimSpace(data)) == "[DONE]" {
 			res.Done = true
-			continue
+			return
 		}
 		if res.Done {
 			res.AfterDone = true
@@ -259,9 +245,32 @@ func ReadChatStream(body io.Reader, start time.Time, now func() time.Time, check
 		res.Events++
 		if !scanChunk(data, &sr.scan, &sr.chunk) {
 			res.BadJSON = true
-			continue
+			return
 		}
 		res.observe(&sr.chunk, at, start, check)
+	})
+}
+
+// readEvents reads an SSE body to its end with a pooled reader, handing
+// each event, with the time now gave when it arrived, to handle (which
+// may use the reader's scan buffers). It returns the first read error
+// other than io.EOF.
+func readEvents(body io.Reader, now func() time.Time, handle func(sr *SSEReader, name, data []byte, at time.Time)) error {
+	sr := sseReaders.Get().(*SSEReader)
+	sr.reset(body)
+	defer func() {
+		sr.reset(nil)
+		sseReaders.Put(sr)
+	}()
+	for {
+		name, data, err := sr.NextEvent()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read stream: %w", err)
+		}
+		handle(sr, name, data, now())
 	}
 }
 

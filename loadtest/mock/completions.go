@@ -81,12 +81,8 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	status, reset := s.core.Roll(&st.cfg, &d, req.Stream)
-	if !s.core.Delay(r, &st.cfg, &d) {
-		return
-	}
-	if status != 0 {
-		s.writeFailure(w, start, st, status, &d, p.model)
+	reset, ok := s.fate(w, r, start, st, &d, req.Stream, p.model)
+	if !ok {
 		return
 	}
 	if req.Stream {

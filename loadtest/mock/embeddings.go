@@ -164,12 +164,8 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	status, reset := s.core.Roll(&st.cfg, &d, false)
-	if !s.core.Delay(r, &st.cfg, &d) {
-		return
-	}
-	if status != 0 {
-		s.writeFailure(w, start, st, status, &d, model)
+	reset, ok := s.fate(w, r, start, st, &d, false, model)
+	if !ok {
 		return
 	}
 	if reset {

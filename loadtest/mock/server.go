@@ -217,6 +217,23 @@ const (
 	msgQuota = "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors."
 )
 
+// fate rolls the request's injected outcome and waits out its delay. It
+// reports ok=false when the request is already answered (an injected
+// failure was written) or the client left during the delay; otherwise
+// reset says whether to cut the connection instead of answering (mid-stream
+// for a stream).
+func (s *Server) fate(w http.ResponseWriter, r *http.Request, start time.Time, st *state, d *Directives, stream bool, model string) (reset, ok bool) {
+	status, reset := s.core.Roll(&st.cfg, d, stream)
+	if !s.core.Delay(r, &st.cfg, d) {
+		return false, false
+	}
+	if status != 0 {
+		s.writeFailure(w, start, st, status, d, model)
+		return false, false
+	}
+	return reset, true
+}
+
 // writeFailure writes an injected (or directive-forced) error status.
 func (s *Server) writeFailure(w http.ResponseWriter, start time.Time, st *state, status int, d *Directives, model string) {
 	h := w.Header()
