@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -221,18 +222,32 @@ func (s *Server) countMessageTokens(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"input_tokens": n})
 		return
 	}
-	if s.tokens == nil {
-		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "tokenizer_unavailable", "The gateway cannot count tokens right now."))
+	n, ok := s.estimateTokens(c, tr.PivotBody)
+	if !ok {
 		return
 	}
-	n, err := s.tokens.PromptTokens(tr.PivotBody)
-	if err != nil {
-		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "tokenizer_unavailable", "The gateway cannot count tokens right now."))
-		return
-	}
-	c.Writer.Header().Set("x-xroute-token-count", "estimate")
 	c.JSON(http.StatusOK, gin.H{"input_tokens": n})
 }
+
+// estimateTokens counts the prompt tokens of a pivot body with the
+// gateway's tokenizer, for the token-count endpoints when no exact
+// counter answers, and marks the answer as an estimate. When it cannot
+// count it writes the error and reports false.
+func (s *Server) estimateTokens(c *gin.Context, pivot []byte) (int, bool) {
+	var n int
+	err := errNoTokenizer
+	if s.tokens != nil {
+		n, err = s.tokens.PromptTokens(pivot)
+	}
+	if err != nil {
+		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "tokenizer_unavailable", "The gateway cannot count tokens right now."))
+		return 0, false
+	}
+	c.Writer.Header().Set("x-xroute-token-count", "estimate")
+	return n, true
+}
+
+var errNoTokenizer = errors.New("no tokenizer configured")
 
 // countBody keeps what count_tokens accepts of a Messages body.
 func countBody(body []byte) []byte {

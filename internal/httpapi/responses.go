@@ -488,15 +488,9 @@ func (s *Server) responseInputTokens(c *gin.Context) {
 		writeRequestError(c, err)
 		return
 	}
-	if s.tokens == nil {
-		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "tokenizer_unavailable", "The gateway cannot count tokens right now."))
+	n, ok := s.estimateTokens(c, tr.PivotBody)
+	if !ok {
 		return
 	}
-	n, err := s.tokens.PromptTokens(tr.PivotBody)
-	if err != nil {
-		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "tokenizer_unavailable", "The gateway cannot count tokens right now."))
-		return
-	}
-	c.Writer.Header().Set("x-xroute-token-count", "estimate")
 	c.JSON(http.StatusOK, gin.H{"object": "response.input_tokens", "input_tokens": n})
 }
