@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/store/storetest"
 )
 
 // BenchmarkRecorderCommitSQLite measures the usage writer's sustained rate
@@ -24,6 +25,22 @@ func BenchmarkRecorderCommitSQLite(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
+	benchRecorderCommit(b, db)
+}
+
+// BenchmarkRecorderCommitPostgres is the same on PostgreSQL (skipped
+// without XROUTE_TEST_POSTGRES_URL): the shared store of several replicas,
+// where each batch's ledger debits lock their account rows.
+func BenchmarkRecorderCommitPostgres(b *testing.B) {
+	db, err := store.OpenPostgres(context.Background(), storetest.Postgres(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	benchRecorderCommit(b, db)
+}
+
+func benchRecorderCommit(b *testing.B, db *store.DB) {
 	sp, err := OpenSpool(filepath.Join(b.TempDir(), "spool"))
 	if err != nil {
 		b.Fatal(err)
