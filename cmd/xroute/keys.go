@@ -276,6 +276,9 @@ func cmdAccounts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tCREATED")
 		for _, a := range list {
+			if a.Status == "" {
+				a.Status = store.AccountActive // as the admin API shows it
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Status, a.CreatedAt.Format(time.RFC3339))
 		}
 		return tw.Flush()
