@@ -60,9 +60,16 @@ type Server struct {
 	// is believed; empty means the client IP is the connection's address.
 	// IP allowlists and failed-auth throttling depend on it.
 	TrustedProxies []string `yaml:"trusted_proxies"`
-	// Metrics serves Prometheus metrics at /metrics (no auth: put it
-	// behind the network boundary, or turn it off).
+	// Metrics serves Prometheus metrics at /metrics (no auth by default:
+	// put it behind the network boundary, bind it elsewhere with
+	// MetricsAddr, require MetricsToken, or turn it off).
 	Metrics bool `yaml:"metrics"`
+	// MetricsAddr, when set, serves /metrics on its own listener at this
+	// address (e.g. an internal interface) instead of on Addr.
+	MetricsAddr string `yaml:"metrics_addr"`
+	// MetricsToken, when set, is the bearer token /metrics requires
+	// (Prometheus: authorization: {credentials: ...}).
+	MetricsToken string `yaml:"metrics_token"`
 	// PprofAddr, when set, serves net/http/pprof on its own listener
 	// (keep it on loopback); off by default.
 	PprofAddr string `yaml:"pprof_addr"`
@@ -449,6 +456,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.RPM < 0 || c.Limits.TPM < 0 || c.Limits.MaxConcurrent < 0 {
 		bad("limits", "rpm, tpm and max_concurrent must not be negative")
+	}
+	if c.Server.MetricsToken != "" && len(c.Server.MetricsToken) < 16 {
+		bad("server.metrics_token", "must be at least 16 characters")
+	}
+	if c.Server.MetricsAddr != "" && c.Server.MetricsAddr == c.Server.Addr {
+		bad("server.metrics_addr", "must differ from server.addr (leave it empty to serve /metrics there)")
 	}
 	if c.Vault.MasterKey == "" && c.Vault.MasterKeyFile == "" {
 		bad("vault.master_key_file", "set vault.master_key_file or XROUTE_VAULT_MASTER_KEY")

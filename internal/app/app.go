@@ -29,7 +29,10 @@ import (
 
 // App is the wired gateway.
 type App struct {
-	Handler  http.Handler
+	Handler http.Handler
+	// Metrics serves /metrics when server.metrics_addr puts it on a
+	// listener of its own (nil otherwise: Handler serves it, if enabled).
+	Metrics  http.Handler
 	DB       *store.DB
 	Keys     *keys.Service
 	Audit    *keys.Auditor
@@ -186,7 +189,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 				Help: "Rate-limit and concurrency decisions this replica took alone because Redis did not answer (limits then hold per replica).",
 			}, g.redisFallbacks))
 		}
-		metrics = httpapi.MetricsConfig{Registry: reg, Deployments: rt.Deployments, UsageQueue: rec.Pending}
+		metrics = httpapi.MetricsConfig{Registry: reg, Deployments: rt.Deployments, UsageQueue: rec.Pending,
+			Token: cfg.Server.MetricsToken, Elsewhere: cfg.Server.MetricsAddr != ""}
 	}
 	gin.SetMode(gin.ReleaseMode)
 	h, err := httpapi.New(httpapi.Config{
@@ -250,6 +254,9 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		creditsAdmin.changed = fo.publish
 	}
 	a.Handler = h
+	if cfg.Server.MetricsAddr != "" {
+		a.Metrics = h.MetricsHandler()
+	}
 	return a, nil
 }
 

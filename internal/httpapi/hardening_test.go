@@ -1,10 +1,13 @@
 package httpapi_test
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/httpapi"
 )
 
@@ -74,5 +77,65 @@ func TestHoleAccountStatusEmpty(t *testing.T) {
 	}
 	if len(data) < 2 {
 		t.Fatalf("list: %v", list)
+	}
+}
+
+// TestHoleMetricsTokenRequired: /metrics could only be open or off.
+// server.metrics_token makes a scrape present a bearer token.
+func TestHoleMetricsTokenRequired(t *testing.T) {
+	const token = "scrape-token-0123456789"
+	g := newGateway(t, gwOptions{mutate: func(c *config.Config) { c.Server.MetricsToken = token }})
+	root := strings.TrimSuffix(g.base, "/v1")
+	for _, tc := range []struct {
+		name, auth string
+		want       int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"wrong token", "Bearer scrape-token-0123456788", http.StatusUnauthorized},
+		{"a caller key", "Bearer " + g.key, http.StatusUnauthorized},
+		{"the token", "Bearer " + token, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", root+"/metrics", nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+			if got := strings.Contains(string(raw), "xroute_requests_total"); got != (tc.want == http.StatusOK) {
+				t.Fatalf("metrics in the answer: %v (status %d)", got, resp.StatusCode)
+			}
+		})
+	}
+}
+
+// TestHoleMetricsOnSeparateAddr: server.metrics_addr moves /metrics off
+// the public listener onto one of its own.
+func TestHoleMetricsOnSeparateAddr(t *testing.T) {
+	g := newGateway(t, gwOptions{mutate: func(c *config.Config) { c.Server.MetricsAddr = "127.0.0.1:0" }})
+	root := strings.TrimSuffix(g.base, "/v1")
+	if status, _, _ := call(t, "GET", root+"/metrics", "", ""); status != http.StatusNotFound {
+		t.Fatalf("GET /metrics on the public listener: %d, want 404", status)
+	}
+	if g.app.Metrics == nil {
+		t.Fatal("no metrics handler for the separate listener")
+	}
+	ms := httptest.NewServer(g.app.Metrics)
+	defer ms.Close()
+	resp, err := http.Get(ms.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), "xroute_requests_total") {
+		t.Fatalf("separate listener: %d %.200s", resp.StatusCode, raw)
 	}
 }
