@@ -167,6 +167,13 @@ type Anomaly struct {
 	// "suspend" (also suspend the key until an operator resumes it).
 	Action  string `yaml:"action"`
 	Webhook string `yaml:"webhook"`
+	// WebhookSecret signs every webhook xroute sends (anomaly and budget
+	// alerts): X-Xroute-Signature: t=<unix>,v1=<hex HMAC-SHA256 of
+	// "<t>.<body>">. Unset, it is read from WebhookSecretFile, which is
+	// created (mode 0600, a random secret) on the first start that has a
+	// webhook to send to.
+	WebhookSecret     string `yaml:"webhook_secret"`
+	WebhookSecretFile string `yaml:"webhook_secret_file"`
 }
 
 // Usage tunes the asynchronous usage-record writer.
@@ -288,7 +295,7 @@ func Default() Config {
 		Router:    Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second},
 		Vault:     Vault{MasterKeyFile: "xroute.master"},
 		Anomaly: Anomaly{Enabled: true, SpikeFactor: 10, Warmup: 24 * time.Hour, AuthFailures: 20,
-			NewIP: true, OffHours: false, Action: "log"},
+			NewIP: true, OffHours: false, Action: "log", WebhookSecretFile: "xroute.webhook_secret"},
 	}
 }
 
@@ -462,6 +469,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.MetricsAddr != "" && c.Server.MetricsAddr == c.Server.Addr {
 		bad("server.metrics_addr", "must differ from server.addr (leave it empty to serve /metrics there)")
+	}
+	if c.Anomaly.Webhook != "" && c.Anomaly.WebhookSecret == "" && c.Anomaly.WebhookSecretFile == "" {
+		bad("anomaly.webhook_secret_file", "webhooks are signed: set anomaly.webhook_secret_file or XROUTE_ANOMALY_WEBHOOK_SECRET")
+	}
+	if c.Anomaly.WebhookSecret != "" && len(c.Anomaly.WebhookSecret) < 16 {
+		bad("anomaly.webhook_secret", "must be at least 16 characters")
 	}
 	if c.Vault.MasterKey == "" && c.Vault.MasterKeyFile == "" {
 		bad("vault.master_key_file", "set vault.master_key_file or XROUTE_VAULT_MASTER_KEY")

@@ -162,7 +162,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		// Other replicas spend too: re-read budgets' spend every second.
 		budgetOpts = append(budgetOpts, billing.WithSpendRefresh(time.Second))
 	}
-	cr := newCredits(a.Ledger, db, a.Audit, cfg.Anomaly.Webhook, log.Named("credits"), budgetOpts...)
+	hook, err := newWebhook(cfg.Anomaly, log)
+	if err != nil {
+		return nil, err
+	}
+	cr := newCredits(a.Ledger, db, a.Audit, hook, log.Named("credits"), budgetOpts...)
 	a.Budgets = cr.budgets
 	a.closers = append(a.closers, cr.close)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
@@ -172,7 +176,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		sweepResponses(sweepCtx, db, cfg.Responses.SweepInterval, log.Named("responses"))
 	}()
 	a.closers = append(a.closers, func() { stopSweep(); <-swept })
-	g := newGuard(cfg, ks, a.Audit, rdb, log.Named("guard"))
+	g := newGuard(cfg, ks, a.Audit, rdb, hook, log.Named("guard"))
 	a.closers = append(a.closers, g.close)
 
 	creditsAdmin := NewCreditsAdmin(a.Ledger, a.Budgets, a.Audit)

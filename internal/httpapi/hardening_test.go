@@ -1,14 +1,23 @@
 package httpapi_test
 
 import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/httpapi"
+	"github.com/xroute/xroute/keys"
 )
 
 // TestHoleAdminAnswerCacheable: admin answers (keys as they are created,
@@ -137,5 +146,91 @@ func TestHoleMetricsOnSeparateAddr(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), "xroute_requests_total") {
 		t.Fatalf("separate listener: %d %.200s", resp.StatusCode, raw)
+	}
+}
+
+// verifyWebhook is what the README tells a receiver to do: recompute
+// HMAC-SHA256(secret, "<t>.<raw body>"), compare in constant time with
+// v1, refuse a t more than 5 minutes off.
+func verifyWebhook(secret string, r *http.Request, body []byte, now time.Time) error {
+	var ts, sig string
+	for _, part := range strings.Split(r.Header.Get("X-Xroute-Signature"), ",") {
+		k, v, _ := strings.Cut(part, "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sig = v
+		}
+	}
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || sig == "" {
+		return fmt.Errorf("no signature: %q", r.Header.Get("X-Xroute-Signature"))
+	}
+	if d := now.Sub(time.Unix(t, 0)); d > 5*time.Minute || d < -5*time.Minute {
+		return fmt.Errorf("timestamp %d is %s off", t, d)
+	}
+	if r.Header.Get("X-Xroute-Timestamp") != ts {
+		return fmt.Errorf("X-Xroute-Timestamp %q is not the signed t %q", r.Header.Get("X-Xroute-Timestamp"), ts)
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts + "."))
+	m.Write(body)
+	got, err := hex.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, m.Sum(nil)) {
+		return errors.New("signature does not match the body")
+	}
+	return nil
+}
+
+// TestHoleWebhookUnsigned: anomaly webhooks carried no signature and no
+// timestamp: anyone who learnt the receiver's URL could post fake alerts
+// (or replay real ones). Every webhook is signed with the configured
+// secret; a receiver verifies it as the README says, and a changed body
+// or another secret fails.
+func TestHoleWebhookUnsigned(t *testing.T) {
+	const secret = "whsec-0123456789abcdef"
+	type delivery struct {
+		r    *http.Request
+		body []byte
+	}
+	got := make(chan delivery, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- delivery{r, body}
+	}))
+	defer hook.Close()
+	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
+		c.Anomaly.AuthFailures = 3
+		c.Anomaly.Action = "webhook"
+		c.Anomaly.Webhook = hook.URL
+		c.Anomaly.WebhookSecret = secret
+	}})
+	plain, _, _ := g.app.Keys.Create(context.Background(), keys.CreateParams{Name: "office", AllowedCIDRs: []string{"10.0.0.0/8"}})
+	for i := 0; i < 4; i++ {
+		call(t, "GET", g.base+"/models", plain, "")
+	}
+	var d delivery
+	select {
+	case d = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no webhook call")
+	}
+	if err := verifyWebhook(secret, d.r, d.body, time.Now()); err != nil {
+		t.Fatalf("the receiver cannot verify the webhook: %v", err)
+	}
+	if !strings.Contains(string(d.body), `"kind":"auth_failures"`) {
+		t.Fatalf("webhook body %s", d.body)
+	}
+	forged := append([]byte(nil), d.body...)
+	forged[len(forged)-2] ^= 1
+	if verifyWebhook(secret, d.r, forged, time.Now()) == nil {
+		t.Fatal("a changed body still verifies")
+	}
+	if verifyWebhook("another-secret-0123456789", d.r, d.body, time.Now()) == nil {
+		t.Fatal("another secret verifies")
+	}
+	if verifyWebhook(secret, d.r, d.body, time.Now().Add(time.Hour)) == nil {
+		t.Fatal("an hour-old delivery (a replay) verifies")
 	}
 }
