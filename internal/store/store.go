@@ -41,6 +41,9 @@ type DB struct {
 	// lockNS namespaces PostgreSQL advisory locks by schema, so two
 	// deployments in one database (or two tests) never wait on each other.
 	lockNS int32
+	// ledgerKeys authenticate ledger entries and account heads (nil:
+	// unkeyed; see KeyLedger).
+	ledgerKeys MACKeys
 }
 
 // Open opens the database dsn names: PostgreSQL for a postgres:// or
