@@ -53,7 +53,14 @@ func openOffline(ctx context.Context, cfgPath string) (*offline, error) {
 	if err != nil {
 		return nil, err
 	}
-	audit := keys.NewAuditor(db, time.Now)
+	// The vault's keys authenticate what the CLI writes to the audit log
+	// and the ledger, and let it verify them.
+	vault, err := app.OpenVault(ctx, db, cfg.Vault, zap.NewNop())
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	audit := app.KeyChains(db, vault)
 	publish, closeAnnouncer, err := app.Announcer(cfg, cliLogger())
 	if err != nil {
 		db.Close()

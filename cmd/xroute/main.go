@@ -30,7 +30,7 @@ Usage:
   xroute provider-keys add --provider P --name N [--weight W] < keyfile
   xroute provider-keys list [--provider P] | disable|enable|delete ID
   xroute vault rotate      new data-key term, re-encrypt every provider key
-  xroute audit list [--kind key.] [--subject ID] | verify
+  xroute audit list [--kind key.] [--subject ID] | verify [--head FILE] | head
   xroute credits topup --account A --amount 10.00 --idempotency-key K | balance | ledger | verify
   xroute usage report [--group-by account,key,model,provider,day|hour] [--from DATE] [--to DATE]
                       [--account ID] [--key ID] [--model M] [--provider P] [--json|--csv]
@@ -70,7 +70,7 @@ func subcommands() []subcommand {
 		{"accounts", "create and list accounts", []string{"create", "list"}, cmdAccounts},
 		{"credits", "top up, read balances and the ledger, verify balances", []string{"topup", "balance", "ledger", "verify"}, cmdCredits},
 		{"usage", "usage reports (table, --json, --csv)", []string{"report"}, cmdUsage},
-		{"audit", "read and verify the audit log", []string{"list", "verify"}, cmdAudit},
+		{"audit", "read and verify the audit log, sign its head", []string{"list", "verify", "head"}, cmdAudit},
 		{"vault", "rotate the provider-key vault", []string{"rotate"}, cmdVault},
 		{"provider-keys", "manage provider keys in the vault", []string{"add", "list", "disable", "enable", "delete"}, cmdProviderKeys},
 		{"mock", "run a mock provider upstream", []string{"openai", "anthropic", "gemini", "azure", "bedrock"},

@@ -62,7 +62,16 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 			log.Error("closing database", zap.Error(err))
 		}
 	})
-	a.Audit = keys.NewAuditor(db, time.Now)
+	// The vault first: its keys make the audit log and the ledger
+	// tamper-evident, and everything after this may write to them.
+	vault, err := OpenVault(ctx, db, cfg.Vault, log)
+	if err != nil {
+		return nil, err
+	}
+	a.Audit = KeyChains(db, vault)
+	if err := SealChains(ctx, db, vault, a.Audit, log); err != nil {
+		return nil, err
+	}
 	var fo *fanout
 	ks, err := OpenKeys(db, cfg, AuditHook(a.Audit, log), func(h string) {
 		if fo != nil {
@@ -111,10 +120,6 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		return nil, err
 	}
 	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own), router.WithRouting(cfg.Routing))
-	if err != nil {
-		return nil, err
-	}
-	vault, err := OpenVault(ctx, db, cfg.Vault, log)
 	if err != nil {
 		return nil, err
 	}
