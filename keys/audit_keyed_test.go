@@ -172,7 +172,7 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 		if _, err := raw.Exec(`DELETE FROM audit_log WHERE seq >= 4`); err != nil {
 			t.Fatal(err)
 		}
-		auForge(t, path, 2, 3, true, nil) // undo the edit's trace: a clean plain chain 1..3
+		auForge(t, path, 2, 3, true, nil) // a consistent plain chain 1..3, as a forger would leave it
 		if _, err := a.Verify(ctx); !errors.As(err, &ce) || ce.Seq != 4 || !strings.Contains(ce.Reason, "truncated") {
 			t.Fatalf("cut back to the plain rows: %v", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
+	"hash"
 	"sync"
 	"time"
 )
@@ -25,13 +26,13 @@ type ChainKeys struct {
 	purpose string
 
 	mu   sync.RWMutex
-	macs map[uint32][]byte             // term -> HMAC key
+	macs map[uint32]*sync.Pool         // term -> HMAC hashes under its key
 	sigs map[uint32]ed25519.PrivateKey // term -> signing key
 }
 
 // ChainKeys returns the keys of one purpose ("audit", "ledger").
 func (v *Vault) ChainKeys(purpose string) *ChainKeys {
-	return &ChainKeys{v: v, purpose: purpose, macs: map[uint32][]byte{}, sigs: map[uint32]ed25519.PrivateKey{}}
+	return &ChainKeys{v: v, purpose: purpose, macs: map[uint32]*sync.Pool{}, sigs: map[uint32]ed25519.PrivateKey{}}
 }
 
 // ActiveTerm is the term new rows are authenticated under.
@@ -41,13 +42,30 @@ func (c *ChainKeys) ActiveTerm() uint32 { return c.v.ActiveTerm() }
 // this process does not know yet (another replica rotated the vault) is
 // looked for once in the stored keyring.
 func (c *ChainKeys) MAC(term uint32, msg []byte) ([]byte, error) {
-	k, err := c.key(c.macs, term, "")
-	if err != nil {
-		return nil, err
+	c.mu.RLock()
+	p := c.macs[term]
+	c.mu.RUnlock()
+	if p == nil {
+		k, err := c.key(term, "")
+		if err != nil {
+			return nil, err
+		}
+		// Every row of the hot path takes an HMAC: keep them, reset.
+		p = &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}
+		c.mu.Lock()
+		if q := c.macs[term]; q != nil {
+			p = q
+		} else {
+			c.macs[term] = p
+		}
+		c.mu.Unlock()
 	}
-	m := hmac.New(sha256.New, k)
+	m := p.Get().(hash.Hash)
+	m.Reset()
 	m.Write(msg)
-	return m.Sum(nil), nil
+	out := m.Sum(nil)
+	p.Put(m)
+	return out, nil
 }
 
 // SigningKey is the Ed25519 key of term (0: the active term) that signs
@@ -63,7 +81,7 @@ func (c *ChainKeys) SigningKey(term uint32) (ed25519.PrivateKey, uint32, error) 
 	if sk != nil {
 		return sk, term, nil
 	}
-	seed, err := c.key(nil, term, "/ed25519")
+	seed, err := c.key(term, "/ed25519")
 	if err != nil {
 		return nil, term, err
 	}
@@ -74,18 +92,12 @@ func (c *ChainKeys) SigningKey(term uint32) (ed25519.PrivateKey, uint32, error) 
 	return sk, term, nil
 }
 
-// key derives (and, into cache when non-nil, keeps) the key of term.
-func (c *ChainKeys) key(cache map[uint32][]byte, term uint32, suffix string) ([]byte, error) {
+// key derives the key of term for purpose+suffix. A term this process
+// does not know yet (another replica rotated the vault) is looked for once
+// in the stored keyring.
+func (c *ChainKeys) key(term uint32, suffix string) ([]byte, error) {
 	if term == 0 {
 		return nil, errors.New("chain keys: a row's key term must be above 0")
-	}
-	if cache != nil {
-		c.mu.RLock()
-		k := cache[term]
-		c.mu.RUnlock()
-		if k != nil {
-			return k, nil
-		}
 	}
 	k, _, err := c.v.DeriveKey(c.purpose+suffix, term)
 	if errors.Is(err, ErrUnknownTerm) {
@@ -96,15 +108,7 @@ func (c *ChainKeys) key(cache map[uint32][]byte, term uint32, suffix string) ([]
 			k, _, err = c.v.DeriveKey(c.purpose+suffix, term)
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	if cache != nil {
-		c.mu.Lock()
-		cache[term] = k
-		c.mu.Unlock()
-	}
-	return k, nil
+	return k, err
 }
 
 // Epoch is where the chain became keyed, as recorded in the sealed keyring

@@ -462,6 +462,8 @@ func (g *genesis) value() string { return ledgerGenesisPrefix + hex.EncodeToStri
 // (assigned by the insert), and the MAC of the entry before it.
 func ledgerEntryMessage(term uint32, e LedgerEntry, prev string) []byte {
 	var b bytes.Buffer
+	b.Grow(len(ledgerMACDomain) + 12*8 + len(e.AccountID) + len(e.Kind) + len(e.Reference) + len(e.IdempotencyKey) +
+		len(e.RequestID) + len(e.KeyID) + len(e.Actor) + len(prev))
 	b.WriteString(ledgerMACDomain)
 	writeInt64(&b, int64(term))
 	writeEntryFields(&b, e)
