@@ -16,8 +16,8 @@ package store
 //
 // Lock order on PostgreSQL. A usage batch deletes its holds, then locks
 // and updates its accounts in id order (each account's ledger entries are
-// chained and inserted under its lock, see ledgerchain.go); ReleaseHold deletes one hold, then updates its
-// account; HoldCredit updates one account, then inserts a hold under a
+// chained and inserted under its lock, see ledgerchain.go); ReleaseHold
+// deletes one hold, then updates its account; HoldCredit updates one account, then inserts a hold under a
 // fresh id (a request id). The sweep takes only hold rows nobody has
 // locked (SKIP LOCKED), so it never waits on a hold, and then updates
 // accounts in id order, like everyone else: no cycle of waits can form.
