@@ -56,6 +56,18 @@ type Server struct {
 	// (0: none), so idle timeouts of clients and proxies do not fire while
 	// a model thinks.
 	StreamKeepAlive time.Duration `yaml:"stream_keepalive"`
+	// BodyReadTimeout bounds reading one request body, from the end of
+	// its headers: a caller sending a byte every few seconds is cut (408)
+	// instead of holding a goroutine and a socket.
+	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
+	// WriteTimeout bounds each write to a caller (a stream's event, an
+	// answer): a caller that stops reading is cut instead of holding its
+	// stream, its upstream call and its credit hold.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// PreAuthConns caps the connections one client IP may hold open
+	// before any request on them authenticated (0: no cap). Connections
+	// from trusted_proxies are not capped.
+	PreAuthConns int `yaml:"preauth_conns_per_ip"`
 	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
 	// is believed; empty means the client IP is the connection's address.
 	// IP allowlists and failed-auth throttling depend on it.
@@ -194,6 +206,15 @@ type Router struct {
 	// Breaker settings, per deployment.
 	BreakerFailures uint32        `yaml:"breaker_failures"`
 	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
+	// FirstByteTimeout bounds the wait for a stream's first chunk, from
+	// the request (headers included): a silent upstream fails over to the
+	// next deployment, the caller having seen nothing (0: no bound).
+	FirstByteTimeout time.Duration `yaml:"first_byte_timeout"`
+	// StreamIdleTimeout bounds the silence between two chunks of a stream
+	// that started: the stream then ends with an error event in the
+	// caller's format, and what was delivered is billed (0: no bound).
+	// routing.deployments may set either per deployment.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
 }
 
 // Catalog controls the embedded model catalog (prices, limits,
@@ -269,6 +290,9 @@ func Default() Config {
 			ShutdownTimeout: 30 * time.Second,
 			RequestTimeout:  10 * time.Minute,
 			StreamKeepAlive: 10 * time.Second,
+			BodyReadTimeout: 30 * time.Second,
+			WriteTimeout:    30 * time.Second,
+			PreAuthConns:    128,
 			Metrics:         true,
 		},
 		Log:      Log{Level: "info", Format: "json"},
@@ -278,7 +302,7 @@ func Default() Config {
 			FailedAuthBurst: 10, FailedAuthMaxBackoff: 5 * time.Minute},
 		Usage:     Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536, SpoolMaxBytes: 512 << 20},
 		Responses: Responses{Retention: 30 * 24 * time.Hour, SweepInterval: 10 * time.Minute},
-		Router:    Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second},
+		Router:    Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second, FirstByteTimeout: time.Minute, StreamIdleTimeout: time.Minute},
 		Vault:     Vault{MasterKeyFile: "xroute.master"},
 		Anomaly: Anomaly{Enabled: true, SpikeFactor: 10, Warmup: 24 * time.Hour, AuthFailures: 20,
 			NewIP: true, OffHours: false, Action: "log"},
@@ -487,6 +511,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.StreamKeepAlive < 0 {
 		bad("server.stream_keepalive", "must not be negative (0 turns pings off)")
+	}
+	if c.Server.BodyReadTimeout <= 0 {
+		bad("server.body_read_timeout", "must be positive (e.g. 30s)")
+	}
+	if c.Server.WriteTimeout <= 0 {
+		bad("server.write_timeout", "must be positive (e.g. 30s)")
+	}
+	if c.Server.PreAuthConns < 0 {
+		bad("server.preauth_conns_per_ip", "must not be negative (0 turns the cap off)")
+	}
+	if c.Router.FirstByteTimeout < 0 {
+		bad("router.first_byte_timeout", "must not be negative (0: no bound)")
+	}
+	if c.Router.StreamIdleTimeout < 0 {
+		bad("router.stream_idle_timeout", "must not be negative (0: no bound)")
 	}
 	if c.Responses.Retention <= 0 {
 		bad("responses.retention", "must be positive (e.g. 720h)")

@@ -97,6 +97,31 @@ func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 	return 0
 }
 
+// ErrMalformed marks an upstream answer or stream event the adapter could
+// not parse (not JSON, not the wire format's shape): the upstream answered,
+// so it is neither unreachable nor overloaded. Match it with errors.Is.
+var ErrMalformed = errors.New("malformed upstream answer")
+
+// Malformed is the error of an answer (midStream false: a 502) or a stream
+// event (midStream true) the adapter cannot make sense of; msg says what,
+// cause why.
+func Malformed(provider string, midStream bool, msg string, cause error) *Error {
+	e := &Error{Provider: provider, MidStream: midStream, Message: msg, Err: ErrMalformed}
+	if !midStream {
+		e.Status = http.StatusBadGateway
+	}
+	if cause != nil {
+		e.Err = fmt.Errorf("%w: %w", ErrMalformed, cause)
+	}
+	return e
+}
+
+// ErrStalled marks an upstream that sent nothing within a stream timeout
+// (router.first_byte_timeout before its first chunk,
+// router.stream_idle_timeout between chunks). It is a deadline: a stalled
+// attempt fails over like a timeout when nothing reached the caller yet.
+var ErrStalled = fmt.Errorf("upstream went silent: %w", context.DeadlineExceeded)
+
 // ErrNoUsage is returned when a response carried no usage object.
 var ErrNoUsage = errors.New("response carried no usage")
 

@@ -223,20 +223,31 @@ var chatOps = ops[*providers.ChatResponse]{
 var streamOps = ops[*peeked]{
 	stream: true,
 	call: func(ctx context.Context, a providers.Provider, d *Deployment, req *providers.ChatRequest) (*peeked, error) {
-		s, err := a.ChatStream(ctx, &providers.Call{Request: req, Model: d.Model})
-		if err != nil {
-			return nil, err
+		// The attempt has its own context so that its watchdog can end it
+		// alone: an upstream silent past the first-byte timeout (headers
+		// sent or not) fails over like any retryable failure.
+		actx, cancel := context.WithCancel(ctx)
+		w := newWatchdog(cancel, d.firstByte)
+		s, err := a.ChatStream(actx, &providers.Call{Request: req, Model: d.Model})
+		if err == nil {
+			var first providers.Chunk
+			first, err = s.Recv()
+			w.pause()
+			if err == nil || errors.Is(err, io.EOF) {
+				return &peeked{Stream: s, first: first, firstErr: err, pending: true, d: d, watch: w, release: cancel}, nil
+			}
+			s.Close()
 		}
-		first, err := s.Recv()
-		if err == nil || errors.Is(err, io.EOF) {
-			return &peeked{Stream: s, first: first, firstErr: err, pending: true}, nil
+		w.pause()
+		cancel()
+		if ctx.Err() != nil {
+			return nil, err // the caller left or its deadline passed: not the upstream's silence
 		}
-		s.Close()
-		return nil, err
+		return nil, w.explain(err, d.Provider, d.firstByte, false)
 	},
 	usage: func(*peeked) *providers.Usage { return nil },
 	won: func(p *peeked, r *Router, d *Deployment, start int64, cancel context.CancelFunc) *peeked {
-		p.r, p.d, p.start, p.cancel = r, d, start, cancel
+		p.r, p.start, p.cancel, p.won = r, start, cancel, true
 		return p
 	},
 	discard: func(p *peeked) {
@@ -519,17 +530,21 @@ func (r *Router) failover(ctx context.Context, d *Deployment, err error) bool {
 	return true
 }
 
-// peeked replays the first chunk the router read while choosing, and
-// keeps the deployment's statistics: time per token when the stream ends,
-// a failure when it breaks, in flight until it is closed.
+// peeked replays the first chunk the router read while choosing, bounds
+// the silence before each later chunk (the deployment's stream idle
+// timeout), and keeps the deployment's statistics: time per token when
+// the stream ends, a failure when it breaks, in flight until it is closed.
 type peeked struct {
 	providers.Stream
 	first    providers.Chunk
 	firstErr error
 	pending  bool
+	d        *Deployment
+	watch    *watchdog
+	release  context.CancelFunc // ends the attempt's own context
 
 	r          *Router
-	d          *Deployment
+	won        bool // handed out by won: counted in flight until Close
 	start      int64
 	cancel     context.CancelFunc
 	completion int
@@ -544,12 +559,17 @@ func (p *peeked) Recv() (providers.Chunk, error) {
 		p.pending = false
 		c, err = p.first, p.firstErr
 	} else {
+		p.watch.arm(p.d.idle)
 		c, err = p.Stream.Recv()
+		p.watch.pause()
+		if err != nil && !errors.Is(err, io.EOF) {
+			err = p.watch.explain(err, p.d.Provider, p.d.idle, true)
+		}
 	}
 	if c.Usage != nil {
 		p.completion = c.Usage.CompletionTokens
 	}
-	if err != nil && p.d != nil && !p.ended {
+	if err != nil && p.won && !p.ended {
 		p.ended = true
 		if errors.Is(err, io.EOF) {
 			p.d.health.observePerToken(float64(p.r.now().UnixNano()-p.start), p.completion)
@@ -567,7 +587,9 @@ func (p *peeked) Close() error {
 	}
 	p.closed = true
 	err := p.Stream.Close()
-	if p.d != nil {
+	p.watch.pause()
+	p.release()
+	if p.won {
 		p.d.health.inflight.Add(-1)
 	}
 	if p.cancel != nil {

@@ -52,6 +52,9 @@ type Deployment struct {
 	priority *int
 	tags     []string
 	health   health
+	// firstByte and idle bound a stream's silence: before its first
+	// chunk and between chunks (router's, or routing.deployments').
+	firstByte, idle time.Duration
 }
 
 // Credential is one provider key, as an adapter built with it.
@@ -277,10 +280,17 @@ func (r *Router) deploymentCapped(provider, model string, a providers.Provider, 
 		return d
 	}
 	remember := !callerChosen || r.dynamicDeployments < maxDynamic
-	d := &Deployment{Provider: provider, Model: model, name: key, adapter: a, pool: r.pools[provider], weight: 1}
+	d := &Deployment{Provider: provider, Model: model, name: key, adapter: a, pool: r.pools[provider], weight: 1,
+		firstByte: r.rc.FirstByteTimeout, idle: r.rc.StreamIdleTimeout}
 	if dr, ok := r.rt.Deployments[key]; ok {
 		if dr.Weight > 0 {
 			d.weight = dr.Weight
+		}
+		if dr.FirstByteTimeout > 0 {
+			d.firstByte = dr.FirstByteTimeout
+		}
+		if dr.StreamIdleTimeout > 0 {
+			d.idle = dr.StreamIdleTimeout
 		}
 		d.priority = dr.Priority
 		d.tags = dr.Tags

@@ -39,7 +39,12 @@ type App struct {
 	Budgets  *billing.Budgets
 	log      *zap.Logger
 	closers  []func() // in order of construction; Close runs them backwards
+	upstream *http.Client
 }
+
+// CloseIdleUpstreams closes the pooled idle connections to providers
+// (a measurement of what requests leave behind must not count them).
+func (a *App) CloseIdleUpstreams() { a.upstream.CloseIdleConnections() }
 
 // Build wires every part of the gateway from config. Close releases it.
 func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err error) {
@@ -94,6 +99,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	}
 	client := &http.Client{Transport: upstreamTransport()}
 	a.closers = append(a.closers, client.CloseIdleConnections)
+	a.upstream = client
 	reg := builtin.Registry()
 	adapters := make(map[string]providers.Provider, len(cfg.Providers))
 	for _, pc := range cfg.Providers {
@@ -216,6 +222,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		ResponseRetention: cfg.Responses.Retention,
 		Tokens:            cr,
 		StreamKeepAlive:   cfg.Server.StreamKeepAlive,
+		BodyReadTimeout:   cfg.Server.BodyReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
 	})
 	if err != nil {
 		return nil, err

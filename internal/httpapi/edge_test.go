@@ -172,7 +172,8 @@ func TestStreamBrokenMidwayEndsWithErrorEvent(t *testing.T) {
 		t.Fatal("the delivered part must reach the caller before the error")
 	}
 	rec := g.usageFor(st.Header().Get("x-request-id"))
-	if rec.ErrorCode != "stream_interrupted" || rec.Status < 500 {
+	// The upstream hung up mid-stream: neither unreachable nor the caller.
+	if rec.ErrorCode != "upstream_disconnected" || rec.Status < 500 {
 		t.Fatalf("usage record %+v", rec)
 	}
 }

@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -104,10 +102,6 @@ func (s *Server) embeddings(c *gin.Context) {
 	vecs, usage, res, err := s.router.Embed(a.ctx, a.m, inputs, req.Dimensions)
 	noteRoute(info, res)
 	if err != nil {
-		if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
-			info.status, info.errCode = statusClientClosed, "client_closed"
-			return
-		}
 		s.routeFailed(c, err)
 		return
 	}
@@ -117,6 +111,7 @@ func (s *Server) embeddings(c *gin.Context) {
 		writeError(c, errSpoolFull())
 		return
 	}
+	s.setWriteDeadline(c)
 	c.Data(http.StatusOK, "application/json", renderEmbeddings(req.Model, vecs, usage.PromptTokens, req.EncodingFormat == "base64"))
 }
 

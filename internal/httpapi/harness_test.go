@@ -69,6 +69,7 @@ type gateway struct {
 	key     string
 	logs    *syncBuffer
 	closed  bool
+	cfg     config.Config // as the app was built with
 }
 
 func newGateway(t *testing.T, o gwOptions) *gateway {
@@ -126,7 +127,7 @@ func newGateway(t *testing.T, o gwOptions) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.app = a
+	g.app, g.cfg = a, cfg
 	g.srv = httptest.NewServer(a.Handler)
 	g.base = g.srv.URL + "/v1"
 	g.key, _, err = a.Keys.Create(context.Background(), keys.CreateParams{Name: "test", AllowedModels: o.allowedModels})

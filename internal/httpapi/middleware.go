@@ -61,6 +61,7 @@ type requestInfo struct {
 	estimated  bool               // usage counted, not reported
 	delivered  []byte             // streamed text, kept only to estimate usage
 	body       []byte             // the request body (not copied)
+	reqBody    *guardedBody       // the body as it is read (nil: none)
 	tried      []router.Attempt   // every attempt, hedges included
 }
 
@@ -84,6 +85,7 @@ func newRequestID() string {
 func (s *Server) begin(c *gin.Context) {
 	info := &requestInfo{id: newRequestID(), start: s.now(), clientIP: c.ClientIP()}
 	c.Set(infoKey, info)
+	s.guardConn(c, info)
 	c.Writer.Header().Set("x-request-id", info.id)
 	if anthropicClient(c.Request) {
 		// An Anthropic client reads request-id and errors in its own shape,
@@ -250,6 +252,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	if s.throttle != nil {
 		s.throttle.Succeeded(ip.String())
 	}
+	connAuthenticated(c)
 	c.Next()
 }
 

@@ -203,7 +203,7 @@ type keeper interface {
 func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, ans answerer) {
 	info := infoOf(c)
 	if req.Stream {
-		s.routeKeepAlive(c, a, req, ans)
+		s.serveStream(c, a, req, ans)
 		return
 	}
 	resp, res, err := s.router.Chat(a.ctx, a.m, req)
@@ -225,6 +225,7 @@ func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, 
 	if k, ok := ans.(keeper); ok {
 		k.keep(c, info, body, resp)
 	}
+	s.setWriteDeadline(c)
 	c.Data(http.StatusOK, "application/json", body)
 }
 
@@ -240,13 +241,6 @@ type encoder interface {
 	fail(e *apiError, info *requestInfo) []byte
 }
 
-// relayStream sends a routed stream to the caller through enc, flushing
-// every event: nothing is buffered whole. The answer's usage is committed
-// before its final byte.
-func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder) {
-	s.relayStarted(c, st, enc, false)
-}
-
 // startStream writes a stream's headers (the route's, when known).
 func startStream(c *gin.Context, info *requestInfo) {
 	h := c.Writer.Header()
@@ -260,70 +254,41 @@ func startStream(c *gin.Context, info *requestInfo) {
 	c.Writer.WriteHeader(http.StatusOK)
 }
 
-// relayStarted is relayStream for a stream whose headers (and keep-alives)
-// may have gone out already (started).
-func (s *Server) relayStarted(c *gin.Context, st providers.Stream, enc encoder, started bool) {
+// relayStream sends a routed stream to the caller through out and enc,
+// flushing every event: nothing is buffered whole. The answer's usage is
+// committed before its final byte. A stream that breaks ends with an
+// error event in the caller's format (streamBroke).
+func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, out *streamOut) {
 	info := infoOf(c)
 	defer st.Close()
 	s.metrics.streamOpened()
 	defer s.metrics.streamClosed()
 
-	w := c.Writer
-	if !started {
-		startStream(c, info)
+	out.start(info)
+	if k, ok := enc.(keepaliver); ok && s.keepAlive > 0 {
+		out.keepAlive(k.keepalive(), s.keepAlive)
 	}
 
 	var scratch []providers.Event
 	open := map[int]bool{}
-	next := func() (providers.Chunk, error) { return st.Recv() }
-	var ka *keepAlive
-	if k, ok := enc.(keepaliver); ok && s.keepAlive > 0 {
-		ka = startKeepAlive(st, s.keepAlive)
-		defer ka.stop()
-		next = func() (providers.Chunk, error) {
-			return ka.next(func() {
-				if _, err := w.Write(k.keepalive()); err == nil {
-					w.Flush()
-				}
-			})
-		}
-	}
 	for {
-		chunk, err := next()
+		chunk, err := st.Recv()
 		if errors.Is(err, io.EOF) {
 			if !s.commitUsage(c, info) { // durable before the final byte
 				// Not kept (database down, usage spool full), so not charged:
 				// the answer ends as failed rather than complete.
 				e := errSpoolFull()
 				info.status, info.errCode, info.errMsg = e.Status, "usage_spool_full", e.Message
-				w.Write(enc.fail(e, info))
-				w.Flush()
+				out.write(enc.fail(e, info))
 				return
 			}
-			if out := enc.finish(c.Request.Context(), info); len(out) > 0 {
-				if _, werr := w.Write(out); werr == nil {
-					w.Flush()
-				}
+			if b := enc.finish(c.Request.Context(), info); len(b) > 0 {
+				out.write(b) // committed and charged: the answer is complete
 			}
 			return
 		}
 		if err != nil {
-			if c.Request.Context().Err() != nil {
-				info.status, info.errCode = statusClientClosed, "client_closed"
-				return
-			}
-			// The caller already has a 200 and part of the answer: end the
-			// stream with an error event; what was delivered is metered.
-			e := upstreamError(err)
-			if errors.Is(err, context.DeadlineExceeded) {
-				e = newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The request timed out while streaming.")
-			} else {
-				e.Message = "The upstream stream was interrupted: " + e.Message
-			}
-			info.status, info.errCode, info.errMsg = e.Status, "stream_interrupted", e.Message
-			s.log.Warn("stream interrupted", zap.String("request_id", info.id), zap.String("provider", info.provider), zap.Error(safeErr(err)))
-			w.Write(enc.fail(e, info))
-			w.Flush()
+			s.streamBroke(c, enc, out, err)
 			return
 		}
 		if chunk.Usage != nil {
@@ -355,102 +320,82 @@ func (s *Server) relayStarted(c *gin.Context, st providers.Stream, enc encoder, 
 				}
 			}
 		}
-		out := enc.chunk(chunk)
-		if len(out) == 0 {
+		b := enc.chunk(chunk)
+		if len(b) == 0 {
 			continue
 		}
 		if info.ttft == 0 {
 			info.ttft = s.now().Sub(info.start)
 		}
-		if _, err := w.Write(out); err != nil {
-			info.status, info.errCode = statusClientClosed, "client_closed"
+		if out.write(b) != nil {
+			s.callerGone(info, out)
 			return
 		}
-		w.Flush()
+	}
+}
+
+// streamBroke ends a stream that failed after its headers went out: the
+// caller gets an error event in its format while it can still hear one,
+// and the request is recorded with what really happened (what was
+// delivered is metered all the same).
+func (s *Server) streamBroke(c *gin.Context, enc encoder, out *streamOut, err error) {
+	info := infoOf(c)
+	var e *apiError
+	switch {
+	case cutByShutdown(c):
+		e = errShutdown()
+	case c.Request.Context().Err() != nil:
+		s.callerGone(info, out)
+		return
+	default:
+		e = upstreamError(err)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, providers.ErrStalled):
+			e = newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The request timed out while streaming.")
+		default:
+			e.Message = "The upstream stream was interrupted: " + e.Message
+		}
+		s.log.Warn("stream interrupted", zap.String("request_id", info.id), zap.String("provider", info.provider), zap.String("error_code", e.codeOr()), zap.Error(safeErr(err)))
+	}
+	info.status, info.errCode, info.errMsg = e.Status, e.codeOr(), e.Message
+	out.write(enc.fail(e, info))
+}
+
+// callerGone records a stream whose caller cannot hear it any more: it
+// hung up (499 client_closed), or it stopped reading and a write missed
+// the write timeout (499 client_write_timeout).
+func (s *Server) callerGone(info *requestInfo, out *streamOut) {
+	info.status, info.errCode = statusClientClosed, "client_closed"
+	if _, timedOut := out.failed(); timedOut {
+		info.errCode = "client_write_timeout"
+		info.errMsg = "The caller read nothing for server.write_timeout (" + s.writeTimeout.String() + ")."
 	}
 }
 
 // keepaliver is an encoder that can write a keep-alive event, sent when
-// the upstream has been quiet for the server's keep-alive interval (a
+// the caller has heard nothing for the server's keep-alive interval (a
 // model thinking for a minute before its first token), so that clients
 // and proxies with idle timeouts do not hang up.
 type keepaliver interface {
 	keepalive() []byte
 }
 
-// keepAlive reads a stream on its own goroutine so that the relay can
-// notice silence. Chunks are handed over one at a time: the reader asks
-// for the next one only after the relay is done with the last (a chunk's
-// Data is valid only until then).
-type keepAlive struct {
-	results  chan recvResult
-	more     chan struct{}
-	done     chan struct{}
-	interval time.Duration
-	timer    *time.Timer
-	asked    bool
-}
+// ssePing is the keep-alive of the SSE formats without one of their own
+// (chat, Responses, legacy completions): a comment, which SSE clients
+// skip.
+var ssePing = []byte(": ping\n\n")
 
-type recvResult struct {
-	c   providers.Chunk
-	err error
-}
-
-func startKeepAlive(st providers.Stream, interval time.Duration) *keepAlive {
-	k := &keepAlive{results: make(chan recvResult), more: make(chan struct{}), done: make(chan struct{}), interval: interval, timer: time.NewTimer(interval)}
-	go func() {
-		for {
-			select {
-			case <-k.more:
-			case <-k.done:
-				return
-			}
-			c, err := st.Recv()
-			select {
-			case k.results <- recvResult{c, err}:
-			case <-k.done:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return k
-}
-
-// next returns the stream's next chunk, calling ping each time the
-// upstream stays quiet for the interval meanwhile.
-func (k *keepAlive) next(ping func()) (providers.Chunk, error) {
-	k.more <- struct{}{}
-	for {
-		select {
-		case r := <-k.results:
-			k.timer.Reset(k.interval)
-			return r.c, r.err
-		case <-k.timer.C:
-			ping()
-			k.timer.Reset(k.interval)
-		}
-	}
-}
-
-// stop ends the reader; the stream's Close (deferred before) unblocks a
-// Recv in flight.
-func (k *keepAlive) stop() {
-	close(k.done)
-	k.timer.Stop()
-}
-
-// routeKeepAlive routes a stream whose encoder can ping, and relays it.
-// Routing waits for the first chunk (so that a failing deployment is
-// replaced before the caller sees a byte), and a model that thinks for a
-// minute first would leave the caller with nothing: after the keep-alive
+// serveStream routes a stream and relays it. Routing waits for the first
+// chunk (so that a failing deployment is replaced before the caller sees
+// a byte), and a model that thinks for a minute first would leave the
+// caller with nothing: when the encoder can ping, after the keep-alive
 // interval the stream's headers go out with a ping, then one per interval
 // until the first chunk. A failure after that ends the stream with an
 // error event instead of an error status.
-func (s *Server) routeKeepAlive(c *gin.Context, a *admitted, req *providers.ChatRequest, enc encoder) {
+func (s *Server) serveStream(c *gin.Context, a *admitted, req *providers.ChatRequest, enc encoder) {
 	info := infoOf(c)
+	out := s.newStreamOut(c)
+	defer out.close()
 	k, ok := enc.(keepaliver)
 	if !ok || s.keepAlive <= 0 {
 		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
@@ -462,7 +407,7 @@ func (s *Server) routeKeepAlive(c *gin.Context, a *admitted, req *providers.Chat
 		if h, ok := enc.(routedHook); ok {
 			h.routed(c, info)
 		}
-		s.relayStream(c, st, enc)
+		s.relayStream(c, st, enc, out)
 		return
 	}
 	type routed struct {
@@ -477,36 +422,25 @@ func (s *Server) routeKeepAlive(c *gin.Context, a *admitted, req *providers.Chat
 	}()
 	timer := time.NewTimer(s.keepAlive)
 	defer timer.Stop()
-	started := false
 	for {
 		select {
 		case r := <-done:
 			noteRoute(info, r.res)
 			switch {
 			case r.err == nil:
-				if h, ok := enc.(routedHook); ok && !started {
+				if h, ok := enc.(routedHook); ok && !out.isStarted() {
 					h.routed(c, info)
 				}
-				s.relayStarted(c, r.st, enc, started)
-			case !started:
+				s.relayStream(c, r.st, enc, out)
+			case !out.isStarted():
 				s.routeFailed(c, r.err)
-			case c.Request.Context().Err() != nil:
-				info.status, info.errCode = statusClientClosed, "client_closed"
 			default:
-				e := upstreamError(r.err)
-				info.status, info.errCode, info.errMsg = e.Status, e.codeOr(), e.Message
-				c.Writer.Write(enc.fail(e, info))
-				c.Writer.Flush()
+				s.streamBroke(c, enc, out, r.err)
 			}
 			return
 		case <-timer.C:
-			if !started {
-				started = true
-				startStream(c, info)
-			}
-			if _, err := c.Writer.Write(k.keepalive()); err == nil {
-				c.Writer.Flush()
-			}
+			out.start(info)
+			out.write(k.keepalive()) // a caller gone is noticed when routing ends
 			timer.Reset(s.keepAlive)
 		}
 	}

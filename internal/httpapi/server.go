@@ -109,9 +109,14 @@ type Config struct {
 	ResponseRetention time.Duration
 	// Tokens counts prompt tokens for the input_tokens endpoint.
 	Tokens TokenCounter
-	// StreamKeepAlive is the silence after which a Messages stream gets a
-	// ping event (0: none).
+	// StreamKeepAlive is the silence toward the caller after which a
+	// stream gets a keep-alive: a ping event (Messages) or an SSE comment
+	// (0: none).
 	StreamKeepAlive time.Duration
+	// BodyReadTimeout bounds reading a request body (0: unbounded);
+	// WriteTimeout bounds each write to a caller (0: unbounded).
+	BodyReadTimeout time.Duration
+	WriteTimeout    time.Duration
 }
 
 // Server is the HTTP handler.
@@ -143,6 +148,8 @@ type Server struct {
 	responseRetention time.Duration
 	tokens            TokenCounter
 	keepAlive         time.Duration
+	bodyTimeout       time.Duration
+	writeTimeout      time.Duration
 }
 
 // New builds the server and its routes.
@@ -173,6 +180,8 @@ func New(cfg Config) (*Server, error) {
 		responseRetention: cfg.ResponseRetention,
 		tokens:            cfg.Tokens,
 		keepAlive:         cfg.StreamKeepAlive,
+		bodyTimeout:       cfg.BodyReadTimeout,
+		writeTimeout:      cfg.WriteTimeout,
 	}
 	if s.responseRetention <= 0 {
 		s.responseRetention = 30 * 24 * time.Hour

@@ -187,7 +187,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Stream {
-		s.streamChat(w, r, start, st, p, reset, d.StreamError)
+		s.streamChat(w, r, start, st, p, reset, &d)
 		return
 	}
 	if reset {

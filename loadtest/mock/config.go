@@ -49,6 +49,11 @@
 //	                  object the live API sends, on which the SDKs raise)
 //	stream-error=failed  Responses streams: a response.failed event (status
 //	                  failed, error.code server_error) instead
+//	stall[=N]         streams: send N events (default 0: the headers only),
+//	                  then nothing, holding the connection open until the
+//	                  client leaves (a hung upstream); non-streams: no answer
+//	malformed         streams: at the fault point (as stream-error) send an
+//	                  event whose data is cut off mid-JSON, and end there
 //	call=NAME         call only the tool NAME (when offered), in every
 //	                  format: scripted agent tests drive a real client's
 //	                  tool round trip

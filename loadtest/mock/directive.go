@@ -21,12 +21,21 @@ const directivePrefix = "#mock:"
 // mock (see the package doc for the syntax). The zero value forces
 // nothing.
 type Directives struct {
-	Status        int  // error status to answer with (400..599), 0 = none
-	Quota         bool // a permanent quota/billing failure (Status is 429)
-	Reset         bool // cut the connection
-	StreamError   bool // streams: end with an error event after a few events
-	StreamFailed  bool // Responses API streams: the error event is response.failed
-	Tokens        int  // completion length in tokens, 0 = the configured one
+	Status       int  // error status to answer with (400..599), 0 = none
+	Quota        bool // a permanent quota/billing failure (Status is 429)
+	Reset        bool // cut the connection
+	StreamError  bool // streams: end with an error event after a few events
+	StreamFailed bool // Responses API streams: the error event is response.failed
+	// Stall (when HasStall) is how many stream events go out before the
+	// upstream falls silent, holding the connection open until the client
+	// leaves: 0 sends the headers and nothing else. A non-stream gets no
+	// answer at all.
+	Stall    int
+	HasStall bool
+	// Malformed streams send an event that is not JSON at the fault point
+	// and end there.
+	Malformed     bool
+	Tokens        int // completion length in tokens, 0 = the configured one
 	Latency       time.Duration
 	HasLatency    bool
 	RetryAfter    time.Duration
@@ -85,6 +94,17 @@ func (d *Directives) Parse(spec string) error {
 			d.Status, d.Quota = 429, true
 		case "reset":
 			d.Reset = true
+		case "stall":
+			n := 0
+			if val != "" {
+				var err error
+				if n, err = strconv.Atoi(val); err != nil || n < 0 || n > 1_000_000 {
+					return ErrDirective
+				}
+			}
+			d.Stall, d.HasStall = n, true
+		case "malformed":
+			d.Malformed = true
 		case "stream-error", "stream_error":
 			d.StreamError = true
 			d.StreamFailed = strings.EqualFold(val, "failed")

@@ -218,7 +218,7 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 		return nil, err
 	}
 	if !json.Valid(body) {
-		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream sent invalid JSON"}
+		return nil, providers.Malformed(a.name, false, "upstream sent invalid JSON", nil)
 	}
 	out := &providers.ChatResponse{Body: body}
 	if call.Native(a) {
@@ -237,7 +237,7 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 		// Another ingress encodes the answer: give it the neutral form.
 		c, err := providers.DecodeChatCompletion(body)
 		if err != nil {
-			return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Type: "server_error", Message: "upstream sent an invalid response", Err: err}
+			return nil, providers.Malformed(a.name, false, "upstream sent an invalid response", err)
 		}
 		c.Usage = out.Usage
 		out.Completion = c
@@ -318,7 +318,7 @@ func (s *stream) Recv() (providers.Chunk, error) {
 		}
 		if !gjson.ValidBytes(data) {
 			s.done = true
-			return providers.Chunk{}, &providers.Error{Provider: name, MidStream: true, Message: "upstream sent a malformed stream", Err: errors.New("chunk is not JSON")}
+			return providers.Chunk{}, providers.Malformed(name, true, "upstream sent a malformed stream", errors.New("chunk is not JSON"))
 		}
 		if s.a.opts.SkipChunk != nil && s.a.opts.SkipChunk(data) {
 			continue
@@ -337,7 +337,7 @@ func (s *stream) Recv() (providers.Chunk, error) {
 			evs, err := providers.DecodeChatChunk(data, nil, s.open)
 			if err != nil {
 				s.done = true
-				return providers.Chunk{}, &providers.Error{Provider: name, MidStream: true, Message: "upstream sent a malformed stream", Err: err}
+				return providers.Chunk{}, providers.Malformed(name, true, "upstream sent a malformed stream", err)
 			}
 			if c.Usage != nil {
 				evs = append(evs, providers.Event{Kind: providers.EventUsage})
