@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/keys"
@@ -37,6 +38,22 @@ type Worst struct {
 	// WebSearches is the most server-side web searches the request may
 	// make (Anthropic's web_search tool: its max_uses).
 	WebSearches int
+	// Fallbacks are the models the request may fall back to (its "models"
+	// list, as the key may use them): their deployments may serve it, so
+	// they are priced and held for too. Set by the admission pipeline.
+	Fallbacks []*router.Model
+}
+
+// UnpricedError is Hold's refusal of a request that a deployment without
+// a price could serve: xroute serves no answer without a price, and free
+// is only what an operator marks free.
+type UnpricedError struct {
+	Model      string // the public model
+	Deployment string // its deployment without a price (provider/model)
+}
+
+func (e *UnpricedError) Error() string {
+	return "model " + e.Model + " has no price (deployment " + e.Deployment + ")"
 }
 
 // Hold is one request's reservation.
@@ -60,10 +77,15 @@ func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body [
 	}
 	h, err := s.credits.Hold(c.Request.Context(), info.id, info.key, m, body, w)
 	var be *billing.BudgetError
+	var ue *UnpricedError
 	switch {
 	case err == nil:
 		info.hold = h
 		return true
+	case errors.As(err, &ue):
+		s.log.Warn("request refused: model has no price", zapReq(info), zap.String("model", ue.Model), zap.String("deployment", ue.Deployment))
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "model_not_priced",
+			"The model `"+ue.Model+"` has no price, and xroute serves no answer without one. An operator must price it (input_price and output_price) or mark it free in the configuration.").withParam("model"))
 	case errors.Is(err, billing.ErrInsufficientCredits):
 		// As OpenAI answers an exhausted quota: a 429 the SDKs must not retry.
 		e := newError(http.StatusTooManyRequests, "insufficient_quota", "insufficient_quota",

@@ -295,7 +295,10 @@ func (b *breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- b.desc }
 
 func (b *breakerCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, d := range b.list() {
-		if !d.HasPrice && !b.servesConfigured(d.Models) {
+		// A deployment of a configured model, or one the catalog prices:
+		// not the names callers make up (on a free provider they have a
+		// price too, of zero), which would grow the series without bound.
+		if !(d.HasPrice && (d.Input != 0 || d.Output != 0)) && !b.servesConfigured(d.Models) {
 			continue
 		}
 		for _, st := range breakerStates {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -93,9 +94,19 @@ func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
 // answered, released what beginModelCall took, and returns false;
 // otherwise the caller must defer a.done.
 func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []byte, w Worst) bool {
+	w.Fallbacks = s.fallbacks(info, a.m, body)
 	// TPM reserves every answer's worth of output, each at most what the
-	// model's deployments can write (as the credit hold does).
-	if !s.admitTokens(c, a.adm, body, a.m.CapOutput(w.MaxTokens)*max(w.Choices, 1)) {
+	// deployments that may serve it can write (as the credit hold does),
+	// or the default reserve when that is unknown: n answers reserve n
+	// times as much.
+	per := a.m.CapOutput(w.MaxTokens)
+	for _, fm := range w.Fallbacks {
+		per = max(per, fm.CapOutput(w.MaxTokens))
+	}
+	if per <= 0 {
+		per = defaultCompletionReserve
+	}
+	if !s.admitTokens(c, a.adm, body, per*max(w.Choices, 1)) {
 		return false
 	}
 	if !s.hold(c, info, a.m, body, w) {
@@ -109,6 +120,37 @@ func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []
 	a.ctx = router.WithCaller(a.ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel})
 	return true
 }
+
+// fallbacks are the models a request's "models" list names that it may
+// fall back to: those that exist and the key may use, as the router reads
+// them (at most maxFallbacks; the router refuses longer lists).
+func (s *Server) fallbacks(info *requestInfo, m *router.Model, body []byte) []*router.Model {
+	if !bytes.Contains(body, modelsKey) {
+		return nil
+	}
+	list := gjson.GetBytes(body, "models")
+	if !list.IsArray() {
+		return nil
+	}
+	var out []*router.Model
+	list.ForEach(func(_, v gjson.Result) bool {
+		if v.Type != gjson.String {
+			return true
+		}
+		fm, ok := s.router.Lookup(v.Str)
+		if ok && fm != m && info.key.AllowsModel(v.Str) && !slices.Contains(out, fm) {
+			out = append(out, fm)
+		}
+		return len(out) < maxFallbacks
+	})
+	return out
+}
+
+// maxFallbacks bounds the fallback models priced for one request (the
+// router accepts at most 8).
+const maxFallbacks = 8
+
+var modelsKey = []byte(`"models"`)
 
 // abandon releases a request begun but never reserved (refused in
 // between).
