@@ -111,13 +111,16 @@ func (s *Server) embeddings(c *gin.Context) {
 		s.routeFailed(c, err)
 		return
 	}
-	info.prompt, info.usageSeen = usage.PromptTokens, true
+	// Inputs without a usable count are counted by the tokenizer.
+	info.served = true
+	s.noteUsage(info, usage)
 	setRouteHeaders(c.Writer.Header(), info)
 	if !s.commitUsage(c, info) {
 		writeError(c, errSpoolFull())
 		return
 	}
-	c.Data(http.StatusOK, "application/json", renderEmbeddings(req.Model, vecs, usage.PromptTokens, req.EncodingFormat == "base64"))
+	// The count billed: the upstream's when it holds, else the estimate.
+	c.Data(http.StatusOK, "application/json", renderEmbeddings(req.Model, vecs, max(info.prompt, 0), req.EncodingFormat == "base64"))
 }
 
 // renderEmbeddings writes OpenAI's embeddings list by hand: a vector of

@@ -109,8 +109,9 @@ func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body [
 	return false
 }
 
-// price fills in the request's cost from its usage, estimating the usage
-// from the delivered text when the provider sent none.
+// price fills in the request's cost from its usage, estimating what the
+// provider did not count (or counted wrong) from the prompt and the
+// delivered output: an answer that came is never billed 0.
 func (s *Server) price(info *requestInfo, body []byte) {
 	if info.hold == nil || info.deployment == nil {
 		return
@@ -122,17 +123,28 @@ func (s *Server) price(info *requestInfo, body []byte) {
 		}
 		u := info.hold.Estimate(body, string(info.delivered))
 		info.prompt, info.complete, info.usageSeen, info.estimated = u.PromptTokens, u.CompletionTokens, true, true
-	case info.partialUsage && len(info.delivered) > 0:
-		// The input side is the upstream's; the output stopped before its
-		// count came: counted from what was delivered.
-		u := info.hold.Estimate(nil, string(info.delivered))
-		info.complete, info.estimated = max(info.complete, u.CompletionTokens), true
+	default:
+		if (info.partialUsage || info.complete == 0) && len(info.delivered) > 0 {
+			// The input side is the upstream's; the output stopped before
+			// its count came, or was not counted: counted from what was
+			// delivered.
+			u := info.hold.Estimate(nil, string(info.delivered))
+			info.complete, info.estimated = max(info.complete, u.CompletionTokens), true
+		}
+		if info.prompt == 0 {
+			// The upstream read a prompt it did not count.
+			info.prompt, info.estimated = info.hold.Estimate(body, "").PromptTokens, true
+		}
 	}
 	info.cost = info.hold.Cost(info.deployment, providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached, CacheWriteTokens: info.cacheWrite, CacheWrite1hTokens: info.cacheW1h, WebSearches: info.searches})
 	// A hedge that lost but finished was served too: the caller pays for
 	// what the upstream charged for it.
 	for _, a := range info.tried {
 		if !a.Won && a.Usage != nil && a.Deployment != nil {
+			if err := a.Usage.Check(); err != nil {
+				s.log.Warn("upstream usage of a losing hedge rejected", zapReq(info), zap.String("deployment", a.Deployment.Name()), zap.Error(err))
+				continue
+			}
 			info.cost += info.hold.Cost(a.Deployment, *a.Usage)
 		}
 	}

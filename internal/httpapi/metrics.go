@@ -253,8 +253,10 @@ func (s *Server) observeMetrics(c *gin.Context, info *requestInfo) {
 		p.ttft.Observe(info.ttft.Seconds())
 	}
 	if info.usageSeen {
-		p.prompt.Add(float64(info.prompt))
-		p.completion.Add(float64(info.complete))
+		// Counters only grow: a count that is not positive (never stored:
+		// the upstream's usage is checked first) must not panic here.
+		p.prompt.Add(float64(max(info.prompt, 0)))
+		p.completion.Add(float64(max(info.complete, 0)))
 	}
 	if info.cost > 0 {
 		p.cost.Add(float64(info.cost))
