@@ -310,6 +310,9 @@ type chatFields struct {
 // ParseChatRequest decodes and checks the fields xroute relies on. The body
 // is kept as given; the caller must not modify it afterwards.
 func ParseChatRequest(body []byte) (*ChatRequest, error) {
+	if err := CheckFields(body); err != nil {
+		return nil, err
+	}
 	var f chatFields
 	if err := json.Unmarshal(body, &f); err != nil {
 		var te *json.UnmarshalTypeError

@@ -11,6 +11,8 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/xroute/xroute/providers"
 )
 
 // maxEmbeddingInputs bounds one request, as OpenAI does (2048 inputs).
@@ -64,6 +66,10 @@ func (s *Server) embeddings(c *gin.Context) {
 	body, err := s.readBody(c)
 	if err != nil {
 		writeError(c, err.(*apiError))
+		return
+	}
+	if err := providers.CheckFields(body); err != nil {
+		writeRequestError(c, err)
 		return
 	}
 	var req embeddingRequest
