@@ -170,3 +170,39 @@ func TestHoleEmbeddingsWithoutUsageBilled(t *testing.T) {
 		}
 	}
 }
+
+// TestHoleFunctionCallStreamWithoutUsageBilled: a stream of legacy
+// function_call deltas (the functions API) ending without usage was read
+// as text-only chunks with no content: nothing delivered, so nothing
+// billed, prompt included. Every delivered output counts.
+func TestHoleFunctionCallStreamWithoutUsageBilled(t *testing.T) {
+	args := strings.Repeat(`{\"city\":\"Saint-Remy-de-Provence\",\"days\":14} `, 30)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := func(delta, finish string) {
+			fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":%s,\"finish_reason\":%s}]}\n\n", delta, finish)
+		}
+		chunk(`{"role":"assistant","content":null,"function_call":{"name":"get_weather","arguments":""}}`, "null")
+		for i := 0; i < len(args); i += 40 {
+			chunk(`{"function_call":{"arguments":"`+args[i:min(i+40, len(args))]+`"}}`, "null")
+		}
+		chunk(`{}`, `"function_call"`)
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(up.Close)
+	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
+		c.Providers = append(c.Providers, config.Provider{Name: "legacy", Type: "openai", BaseURL: up.URL})
+		c.Models = append(c.Models, config.Model{Name: "legacy", Deployments: []config.Deployment{{Provider: "legacy", Model: "m", InputPrice: "1000", OutputPrice: "2000"}}})
+	}})
+	reviewTopUp(t, g, 10*billing.NanoPerUSD)
+	r := moneyPost(t, g, g.key, "/v1/chat/completions", `{"model":"legacy","stream":true,"max_tokens":1000,"functions":[{"name":"get_weather","parameters":{"type":"object"}}],"messages":[{"role":"user","content":"Weather?"}]}`)
+	if r.StatusCode != 200 || !strings.Contains(r.body, "get_weather") {
+		t.Fatalf("%d %s", r.StatusCode, r.body)
+	}
+	rec := g.usageFor(r.Header.Get("x-request-id"))
+	if !rec.Estimated || rec.PromptTokens == 0 || rec.CompletionTokens < 200 || rec.CostNano <= 0 {
+		t.Fatalf("record %+v; want the function call's arguments billed", rec)
+	}
+	t.Logf("a %d-character function_call stream without usage: %d prompt + %d completion tokens, %d nano-USD", len(args), rec.PromptTokens, rec.CompletionTokens, rec.CostNano)
+}
