@@ -110,6 +110,10 @@ func TestHoleUnpricedModelRefused(t *testing.T) {
 	if bal, reserved := balance(t, g); bal != 10*billing.NanoPerUSD || reserved != 0 {
 		t.Fatalf("balance %s, reserved %s after refusals", bal, reserved)
 	}
+	// The operator hears of it at start, and at each refusal.
+	if logs := g.logs.String(); !strings.Contains(logs, "deployment has no price") || !strings.Contains(logs, "primary/mock-bare") || !strings.Contains(logs, "request refused: model has no price") {
+		t.Fatal("unpriced deployments were not logged")
+	}
 }
 
 // TestHoleChoicesCountedInHoldAndTPM: n (and best_of, and fallback
