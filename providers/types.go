@@ -341,6 +341,9 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 		r.IncludeUsage = *f.StreamOptions.IncludeUsage
 	}
 	switch {
+	case f.MaxCompletionTokens != nil && f.MaxTokens != nil:
+		// Upstreams differ on which one wins: hold and route for the larger.
+		r.MaxTokens = max(*f.MaxCompletionTokens, *f.MaxTokens)
 	case f.MaxCompletionTokens != nil:
 		r.MaxTokens = *f.MaxCompletionTokens
 	case f.MaxTokens != nil:

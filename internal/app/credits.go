@@ -116,8 +116,9 @@ const holdTimeout = 10 * time.Second
 // the budgets agree. A deployment without a price refuses the request
 // (*httpapi.UnpricedError): no answer is served without one.
 func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, w httpapi.Worst) (httpapi.Hold, error) {
+	models := append([]*router.Model{m}, w.Fallbacks...)
 	free := true
-	for _, fm := range append([]*router.Model{m}, w.Fallbacks...) {
+	for _, fm := range models {
 		for _, d := range fm.Deployments {
 			if d.Info == nil {
 				return nil, &httpapi.UnpricedError{Model: fm.Name, Deployment: d.Name()}
@@ -144,7 +145,7 @@ func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *ro
 	}
 	var most billing.Nano
 	hedged := false
-	for _, fm := range append([]*router.Model{m}, w.Fallbacks...) {
+	for _, fm := range models {
 		hedged = hedged || fm.Hedged()
 		for _, d := range fm.Deployments {
 			if costs(d) {
@@ -179,7 +180,7 @@ type hold struct {
 
 func (h *hold) Cost(d *router.Deployment, u providers.Usage) int64 {
 	if d == nil || d.Info == nil {
-		return 0
+		return 0 // not reached: Hold refuses a request an unpriced deployment could serve
 	}
 	return int64(billing.Cost(*d.Info, u, h.bp))
 }

@@ -121,7 +121,8 @@ func TestHoleUnpricedModelRefused(t *testing.T) {
 // be served to a $0.01 account; a key with TPM 2,000 reserved one answer's
 // worth of tokens for a request without max_tokens that asked for 100; a
 // fallback model ten times the price was served on the hold of the
-// cheaper one.
+// cheaper one; max_completion_tokens=1 beside max_tokens=100000 held for
+// one token, while an upstream may read the other.
 func TestHoleChoicesCountedInHoldAndTPM(t *testing.T) {
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		listPriced(c)
@@ -137,6 +138,7 @@ func TestHoleChoicesCountedInHoldAndTPM(t *testing.T) {
 	}{
 		{"n=100 max_tokens=1000 on $0.01", g.key, "/v1/chat/completions", `{"model":"gpt-4o-mini","n":100,"max_tokens":1000,"messages":[{"role":"user","content":"hi"}]}`, "insufficient_quota"},
 		{"best_of=20 max_tokens=1000 on $0.01", g.key, "/v1/completions", `{"model":"gpt-4o-mini","best_of":20,"max_tokens":1000,"prompt":"hi"}`, "insufficient_quota"},
+		{"max_completion_tokens=1 beside max_tokens=100000", g.key, "/v1/chat/completions", `{"model":"gpt-4o-mini","max_completion_tokens":1,"max_tokens":100000,"messages":[{"role":"user","content":"hi"}]}`, "insufficient_quota"},
 		{"fallback ten times the price", g.key, "/v1/chat/completions", `{"model":"gpt-4o-mini","models":["gpt-4o"],"max_tokens":1000,"messages":[{"role":"user","content":"hi"}]}`, "insufficient_quota"},
 		{"TPM 2000, n=100 max_tokens=1000", tpm, "/v1/chat/completions", `{"model":"gpt-4o-mini","n":100,"max_tokens":1000,"messages":[{"role":"user","content":"hi"}]}`, "tokens_exceed_limit"},
 		{"TPM 2000, n=100 without max_tokens", tpm, "/v1/chat/completions", `{"model":"gpt-4o-mini","n":100,"messages":[{"role":"user","content":"hi"}]}`, "tokens_exceed_limit"},
