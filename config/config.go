@@ -253,6 +253,12 @@ type Provider struct {
 	// for other compatible APIs (most serve chat only). ["none"] turns the
 	// default off.
 	NativeFormats []string `yaml:"native_formats"`
+	// Free marks every model this provider serves as costing nothing (a
+	// self-hosted server): its deployments without prices of their own,
+	// and the provider/model addresses callers build, are served without
+	// a credit hold. Without it a model xroute has no price for is refused
+	// (400 model_not_priced): free is never a default.
+	Free bool `yaml:"free"`
 }
 
 // NativeFormatNames are the values native_formats accepts.
@@ -279,6 +285,15 @@ type Deployment struct {
 	// CacheWriteInputPrice prices prompt tokens written to the provider's
 	// prompt cache (Anthropic: 1.25x input for 5-minute entries).
 	CacheWriteInputPrice string `yaml:"cache_write_input_price"`
+	// Free marks this deployment as costing nothing, whatever the catalog
+	// says; it excludes prices. A deployment with neither a price (its
+	// own or the catalog's) nor free is refused at request time.
+	Free bool `yaml:"free"`
+}
+
+// Priced reports whether the deployment sets a price of its own.
+func (d Deployment) Priced() bool {
+	return d.InputPrice != "" || d.OutputPrice != "" || d.CachedInputPrice != "" || d.CacheWriteInputPrice != ""
 }
 
 // Default returns the configuration used when no file is given.
@@ -592,6 +607,9 @@ func (c *Config) Validate() error {
 				if v != "" && !isDecimal(v) {
 					bad(df+"."+name, "must be a decimal number of USD per million tokens, e.g. \"0.15\"; got %q", v)
 				}
+			}
+			if d.Free && d.Priced() {
+				bad(df+".free", "a free deployment has no prices: remove free, or its prices")
 			}
 		}
 	}

@@ -113,10 +113,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
-	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own), router.WithRouting(cfg.Routing))
+	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own, freeProviders(cfg)), router.WithRouting(cfg.Routing))
 	if err != nil {
 		return nil, err
 	}
+	warnUnpriced(rt, log)
 	vault, err := OpenVault(ctx, db, cfg.Vault, log)
 	if err != nil {
 		return nil, err

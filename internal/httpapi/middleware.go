@@ -48,7 +48,8 @@ type requestInfo struct {
 	// Anthropic message_start); the output is counted from what was
 	// delivered if the final count never comes.
 	partialUsage bool
-	served       bool // an answer came whose upstream reported no usage
+	served       bool // an answer came (a routed stream, or a body without a usable count): the prompt was read
+	usageBad     bool // the upstream reported usage that cannot be right (logged once)
 	metered      bool // the usage record was written
 
 	// anthropic: the caller speaks Anthropic's API (the Messages routes,

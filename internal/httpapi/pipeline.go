@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/providers"
@@ -93,9 +96,19 @@ func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
 // answered, released what beginModelCall took, and returns false;
 // otherwise the caller must defer a.done.
 func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []byte, w Worst) bool {
+	w.Fallbacks = s.fallbacks(info, a.m, body)
 	// TPM reserves every answer's worth of output, each at most what the
-	// model's deployments can write (as the credit hold does).
-	if !s.admitTokens(c, a.adm, body, a.m.CapOutput(w.MaxTokens)*max(w.Choices, 1)) {
+	// deployments that may serve it can write (as the credit hold does),
+	// or the default reserve when that is unknown: n answers reserve n
+	// times as much.
+	per := a.m.CapOutput(w.MaxTokens)
+	for _, fm := range w.Fallbacks {
+		per = max(per, fm.CapOutput(w.MaxTokens))
+	}
+	if per <= 0 {
+		per = defaultCompletionReserve
+	}
+	if !s.admitTokens(c, a.adm, body, per*max(w.Choices, 1)) {
 		return false
 	}
 	if !s.hold(c, info, a.m, body, w) {
@@ -109,6 +122,37 @@ func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []
 	a.ctx = router.WithCaller(a.ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel})
 	return true
 }
+
+// fallbacks are the models a request's "models" list names that it may
+// fall back to: those that exist and the key may use, as the router reads
+// them (at most maxFallbacks; the router refuses longer lists).
+func (s *Server) fallbacks(info *requestInfo, m *router.Model, body []byte) []*router.Model {
+	if !bytes.Contains(body, modelsKey) {
+		return nil
+	}
+	list := gjson.GetBytes(body, "models")
+	if !list.IsArray() {
+		return nil
+	}
+	var out []*router.Model
+	list.ForEach(func(_, v gjson.Result) bool {
+		if v.Type != gjson.String {
+			return true
+		}
+		fm, ok := s.router.Lookup(v.Str)
+		if ok && fm != m && info.key.AllowsModel(v.Str) && !slices.Contains(out, fm) {
+			out = append(out, fm)
+		}
+		return len(out) < maxFallbacks
+	})
+	return out
+}
+
+// maxFallbacks bounds the fallback models priced for one request (the
+// router accepts at most 8).
+const maxFallbacks = 8
+
+var modelsKey = []byte(`"models"`)
 
 // abandon releases a request begun but never reserved (refused in
 // between).
@@ -128,53 +172,148 @@ func (a *admitted) done(info *requestInfo) {
 	a.cancel()
 }
 
-// noteUsage records an answer's usage.
-func noteUsage(info *requestInfo, u providers.Usage) {
+// noteUsage records an answer's usage when the upstream's count can be
+// believed, and reports whether it did. Usage that is negative, absurd or
+// not numbers is an upstream error: logged (once a request), never
+// stored, and the request is counted from the prompt and what was
+// delivered instead. All zeros is no count at all.
+func (s *Server) noteUsage(info *requestInfo, u providers.Usage) bool {
+	if err := u.Check(); err != nil {
+		if !info.usageBad {
+			info.usageBad = true
+			s.log.Warn("upstream usage rejected; the request is billed from its estimate", zapReq(info),
+				zap.String("provider", info.provider), zap.String("upstream_model", info.upstream), zap.Error(err))
+		}
+		return false
+	}
+	if u.PromptTokens == 0 && u.CompletionTokens == 0 {
+		return false
+	}
 	info.prompt, info.complete, info.cached, info.cacheWrite, info.cacheW1h, info.usageSeen = u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens, u.CacheWrite1hTokens, true
 	info.searches = u.WebSearches
+	return true
 }
 
 // noteAnswer records a non-streamed answer's usage. An upstream that
-// reported none (or nothing but zeros) is counted from the prompt and the
-// answer's text instead, marked estimated: never billed 0.
-func noteAnswer(info *requestInfo, resp *providers.ChatResponse) {
-	if u := resp.Usage; u.PromptTokens+u.CompletionTokens > 0 {
-		noteUsage(info, u)
+// reported none (or nothing but zeros, or a count that cannot be right,
+// or one side only) is counted from the prompt and everything the answer
+// delivered instead, marked estimated: never billed 0.
+func (s *Server) noteAnswer(info *requestInfo, resp *providers.ChatResponse) {
+	if s.noteUsage(info, resp.Usage) && info.prompt > 0 && info.complete > 0 {
 		return
 	}
 	info.served = true
-	c := resp.Completion
-	if c == nil && !resp.Native {
-		c, _ = providers.DecodeChatCompletion(resp.Body)
-	}
-	if c == nil {
-		// A native answer: the text wherever its format keeps it.
-		for _, path := range [...]string{"output.#.content.#.text", "output.#.arguments", "choices.#.text"} {
-			gjson.GetBytes(resp.Body, path).ForEach(func(_, v gjson.Result) bool {
-				if v.IsArray() {
-					v.ForEach(func(_, t gjson.Result) bool { info.delivered = append(info.delivered, t.String()...); return true })
-				} else {
-					info.delivered = append(info.delivered, v.String()...)
-				}
-				return true
-			})
-		}
+	info.delivered = appendAnswered(info.delivered, resp)
+}
+
+// saneUsage replaces the usage an upstream got wrong in a non-streamed
+// answer with the count the request is billed (the estimate; zeros when it
+// is free), so that the caller's SDK reads numbers that hold: in resp.Usage
+// for the ingresses that render it, in the body where it is relayed as
+// the upstream wrote it (chat, native answers).
+func (s *Server) saneUsage(info *requestInfo, f providers.Format, resp *providers.ChatResponse) {
+	s.price(info, info.body)
+	p, c := max(info.prompt, 0), max(info.complete, 0)
+	resp.Usage = providers.Usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c}
+	if f != providers.FormatChat && !resp.Native {
 		return
 	}
-	for _, ev := range c.Events() {
-		switch ev.Kind {
-		case providers.EventText, providers.EventRefusal, providers.EventReasoning, providers.EventToolArgs:
-			info.delivered = append(info.delivered, ev.Text...)
-		case providers.EventToolStart:
-			info.delivered = append(info.delivered, ev.Name...)
-		}
+	var raw string
+	switch f {
+	case providers.FormatResponses:
+		raw = fmt.Sprintf(`{"input_tokens":%d,"output_tokens":%d,"total_tokens":%d}`, p, c, p+c)
+	case providers.FormatMessages:
+		raw = fmt.Sprintf(`{"input_tokens":%d,"output_tokens":%d}`, p, c)
+	default:
+		raw = fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}`, p, c, p+c)
+	}
+	if body, err := sjson.SetRawBytes(resp.Body, "usage", []byte(raw)); err == nil {
+		resp.Body = body
 	}
 }
 
+// appendAnswered appends everything a non-streamed answer delivered, in
+// any format and for every choice: text, refusals, reasoning, tool-call
+// names and arguments.
+func appendAnswered(dst []byte, resp *providers.ChatResponse) []byte {
+	if resp.Completion != nil {
+		for _, ev := range resp.Completion.Events() {
+			dst = appendEvent(dst, ev)
+		}
+		return dst
+	}
+	root := gjson.ParseBytes(resp.Body)
+	for _, k := range [...]string{"choices", "output", "content"} {
+		if v := root.Get(k); v.Exists() {
+			return appendOutputs(dst, v)
+		}
+	}
+	return dst
+}
+
+// answerTextKeys are the fields that hold delivered output in a chat
+// completion or chunk (choices[].message or .delta), a legacy completion
+// (choices[].text), a Responses object's output (message content,
+// function calls, reasoning summaries) and an Anthropic message's content
+// blocks.
+var answerTextKeys = [...]string{"content", "text", "refusal", "reasoning_content", "reasoning", "thinking", "name", "arguments", "input", "summary", "tool_calls", "function_call", "function", "message", "delta"}
+
+// appendOutputs appends the strings under the output fields of v, walking
+// objects and arrays (the formats nest them differently); a tool_use
+// block's input object counts as its JSON.
+func appendOutputs(dst []byte, v gjson.Result) []byte {
+	switch {
+	case v.IsArray():
+		v.ForEach(func(_, e gjson.Result) bool { dst = appendOutputs(dst, e); return true })
+	case v.IsObject():
+		v.ForEach(func(k, e gjson.Result) bool {
+			for _, key := range answerTextKeys {
+				if k.Str != key {
+					continue
+				}
+				switch {
+				case e.Type == gjson.String:
+					dst = append(dst, e.Str...)
+				case k.Str == "input" && e.IsObject():
+					dst = append(dst, e.Raw...)
+				default:
+					dst = appendOutputs(dst, e)
+				}
+				break
+			}
+			return true
+		})
+	}
+	return dst
+}
+
+// appendEvent appends what one answer event delivered.
+func appendEvent(dst []byte, ev providers.Event) []byte {
+	switch ev.Kind {
+	case providers.EventText, providers.EventRefusal, providers.EventReasoning, providers.EventToolArgs:
+		return append(dst, ev.Text...)
+	case providers.EventToolStart:
+		return append(dst, ev.Name...)
+	}
+	return dst
+}
+
 var (
-	toolCallsKey = []byte(`"tool_calls"`)
-	reasoningKey = []byte(`"reasoning`)
+	toolCallsKey    = []byte(`"tool_calls"`)
+	reasoningKey    = []byte(`"reasoning`)
+	functionCallKey = []byte(`"function_call"`)
+	refusalKey      = []byte(`"refusal":"`)
+	choicesKey      = []byte(`"index":`)
 )
+
+// isTextChunk reports whether a chat chunk can deliver nothing but
+// choice 0's text: no tool calls (nor the legacy function_call), no
+// reasoning, no refusal, one choice.
+func isTextChunk(data []byte) bool {
+	return !bytes.Contains(data, toolCallsKey) && !bytes.Contains(data, reasoningKey) &&
+		!bytes.Contains(data, functionCallKey) && !bytes.Contains(data, refusalKey) &&
+		bytes.Count(data, choicesKey) <= 1
+}
 
 // answerer is what an ingress adds to serve: its stream encoder and the
 // body of a non-streamed answer.
@@ -215,7 +354,10 @@ func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, 
 	if h, ok := ans.(routedHook); ok {
 		h.routed(c, info)
 	}
-	noteAnswer(info, resp)
+	s.noteAnswer(info, resp)
+	if info.usageBad {
+		s.saneUsage(info, req.Format, resp)
+	}
 	body := ans.render(resp)
 	setRouteHeaders(c.Writer.Header(), info)
 	if !s.commitUsage(c, info) { // durable before the answer leaves
@@ -260,6 +402,8 @@ func startStream(c *gin.Context, info *requestInfo) {
 // error event in the caller's format (streamBroke).
 func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, out *streamOut) {
 	info := infoOf(c)
+	// Routed: the upstream has read the prompt, whatever it delivers.
+	info.served = true
 	defer st.Close()
 	s.metrics.streamOpened()
 	defer s.metrics.streamClosed()
@@ -269,8 +413,6 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 		out.keepAlive(k.keepalive(), s.keepAlive)
 	}
 
-	var scratch []providers.Event
-	open := map[int]bool{}
 	for {
 		chunk, err := st.Recv()
 		if errors.Is(err, io.EOF) {
@@ -292,32 +434,29 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 			return
 		}
 		if chunk.Usage != nil {
-			noteUsage(info, *chunk.Usage)
-			info.partialUsage = chunk.UsagePartial
+			if s.noteUsage(info, *chunk.Usage) {
+				info.partialUsage = chunk.UsagePartial
+			} else if chunk.UsageOnly && !chunk.Native && info.usageBad {
+				continue // a count that cannot be right: as if none came
+			}
 		}
-		if info.hold != nil && (!info.usageSeen || info.partialUsage) {
+		if info.hold != nil && (!info.usageSeen || info.partialUsage || info.complete == 0) {
 			// Kept only for priced requests, to count what was delivered if
-			// the provider never reports usage: text, reasoning, tool names
-			// and arguments alike.
+			// the provider never reports usage (or only its input side):
+			// text, refusals, reasoning, tool names and arguments alike.
 			evs := chunk.Events
 			if evs == nil && !chunk.Native && len(chunk.Data) > 0 {
-				if !bytes.Contains(chunk.Data, toolCallsKey) && !bytes.Contains(chunk.Data, reasoningKey) {
+				if isTextChunk(chunk.Data) {
 					// The common chunk: text only, one path lookup.
 					if t := gjson.GetBytes(chunk.Data, "choices.0.delta.content"); t.Type == gjson.String {
 						info.delivered = append(info.delivered, t.Str...)
 					}
 				} else {
-					scratch, _ = providers.DecodeChatChunk(chunk.Data, scratch[:0], open)
-					evs = scratch
+					info.delivered = appendOutputs(info.delivered, gjson.GetBytes(chunk.Data, "choices"))
 				}
 			}
 			for _, ev := range evs {
-				switch ev.Kind {
-				case providers.EventText, providers.EventRefusal, providers.EventReasoning, providers.EventToolArgs:
-					info.delivered = append(info.delivered, ev.Text...)
-				case providers.EventToolStart:
-					info.delivered = append(info.delivered, ev.Name...)
-				}
+				info.delivered = appendEvent(info.delivered, ev)
 			}
 		}
 		b := enc.chunk(chunk)

@@ -60,6 +60,10 @@
 //	arg.KEY=VALUE     that call's arguments are exactly the arg.* given, as
 //	                  strings (URL-escaped: %20 for a space), e.g. "#mock:call=exec_command
 //	                  #mock:arg.cmd=cat%20hello.txt"
+//	usage=MODE        chat and Responses answers: "omit" sends no usage (no
+//	                  usage object; streams no usage chunk even when asked),
+//	                  "negative", "huge" or "text" a broken one (prompt
+//	                  tokens -1e9 or 1e12, or counts as strings)
 //
 // Examples: "hi #mock:status=429", "#mock:latency=150ms;tokens=5 hello",
 // "X-Mock-Directive: status=503". A malformed directive is a 400.

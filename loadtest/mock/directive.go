@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,7 +47,16 @@ type Directives struct {
 	// drive a real client's tool round trip.
 	Call string
 	Args map[string]string
+	// Usage shapes the usage an answer reports (chat and Responses):
+	// "omit" leaves it out (a non-streamed answer has none, a stream no
+	// usage chunk even when asked), "negative", "huge" and "text" report
+	// a broken one (prompt tokens −1e9, 1e12, or strings), as some
+	// compatible servers do. Gateways must not bill any of them as 0.
+	Usage string
 }
+
+// UsageModes are the values of the usage= directive.
+var UsageModes = []string{"omit", "negative", "huge", "text"}
 
 // ErrDirective is returned for a malformed directive.
 var ErrDirective = errors.New("mock: bad directive")
@@ -120,6 +130,11 @@ func (d *Directives) Parse(spec string) error {
 				return ErrDirective
 			}
 			d.Latency, d.HasLatency = v, true
+		case "usage":
+			if !slices.Contains(UsageModes, val) {
+				return ErrDirective
+			}
+			d.Usage = val
 		case "call":
 			if val == "" {
 				return ErrDirective

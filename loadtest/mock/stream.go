@@ -74,9 +74,9 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, start time.T
 
 	if s.streamBody(cw, st, p) {
 		b := append((*cw.buf)[:0], cw.head...)
-		if p.includeUsage {
+		if p.includeUsage && p.usage != "omit" {
 			b = append(b, `],"usage":`...)
-			b = appendUsage(b, p.prompt, cw.Sent())
+			b = appendUsageAs(b, p.usage, p.prompt, cw.Sent())
 			b = append(b, "}\n\n"...)
 			b = append(b, "data: [DONE]\n\n"...)
 		} else {

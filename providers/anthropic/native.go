@@ -251,8 +251,8 @@ func readUsageInto(dst *usage, u gjson.Result) {
 		{"cache_creation.ephemeral_1h_input_tokens", &dst.CacheCreation1h},
 		{"server_tool_use.web_search_requests", &dst.WebSearches},
 	} {
-		if v := u.Get(f.key); v.Type == gjson.Number {
-			*f.dst = int(v.Int())
+		if v := u.Get(f.key); v.Exists() && v.Type != gjson.Null {
+			*f.dst = providers.UsageCount(v)
 		}
 	}
 }

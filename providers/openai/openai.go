@@ -374,11 +374,11 @@ func usageAt(u gjson.Result, p usagePaths) (providers.Usage, bool) {
 		return providers.Usage{}, false
 	}
 	out := providers.Usage{
-		PromptTokens:     int(u.Get(p.prompt).Int()),
-		CompletionTokens: int(u.Get(p.completion).Int()),
-		TotalTokens:      int(u.Get(p.total).Int()),
-		CachedTokens:     int(u.Get(p.cached).Int()),
-		ReasoningTokens:  int(u.Get(p.reasoning).Int()),
+		PromptTokens:     providers.UsageCount(u.Get(p.prompt)),
+		CompletionTokens: providers.UsageCount(u.Get(p.completion)),
+		TotalTokens:      providers.UsageCount(u.Get(p.total)),
+		CachedTokens:     providers.UsageCount(u.Get(p.cached)),
+		ReasoningTokens:  providers.UsageCount(u.Get(p.reasoning)),
 	}
 	if out.TotalTokens == 0 {
 		out.TotalTokens = out.PromptTokens + out.CompletionTokens

@@ -273,11 +273,14 @@ providers:
 `, x.anthropicBase, key)
 	}
 	b.WriteString("models:\n")
+	// The mocks cost nothing, and say so: the benchmark measures routing
+	// and relaying, without credit holds.
 	deploy := func(name, provider string) {
 		fmt.Fprintf(&b, `  - name: %[1]s
     deployments:
       - provider: %[2]s
         model: %[1]s
+        free: true
 `, name, provider)
 	}
 	deploy(model, "mock")
