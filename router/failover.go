@@ -137,7 +137,9 @@ func (d *Deployment) fits(req *providers.ChatRequest) bool {
 // Chat runs a non-streaming request with failover (and hedging, when the
 // model has it).
 func (r *Router) Chat(ctx context.Context, m *Model, req *providers.ChatRequest) (*providers.ChatResponse, Result, error) {
-	return route(r, ctx, m, req, &chatOps)
+	resp, res, err := route(r, ctx, m, req, &chatOps)
+	r.cleanResponse(resp)
+	return resp, res, err
 }
 
 // ChatStream starts a stream with failover. It reads the first chunk before
@@ -278,6 +280,7 @@ func sequential[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *
 		a, cred := c.d.adapterFor()
 		start := r.begin(c.d)
 		v, err := o.call(ctx, a, c.d, c.req)
+		err = r.scrub(err)
 		usage := o.usage(v)
 		el := r.end(ctx, c.d, start, o.stream, c.done, cred, err, usage)
 		res.Attempts++
@@ -333,7 +336,7 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 		}
 		go func() {
 			v, err := o.call(actx, a, c.d, c.req)
-			results <- outcome{v, err, i}
+			results <- outcome{v, r.scrub(err), i}
 		}()
 		return true
 	}
@@ -546,6 +549,7 @@ func (p *peeked) Recv() (providers.Chunk, error) {
 	} else {
 		c, err = p.Stream.Recv()
 	}
+	c, err = p.r.cleanChunk(c), p.r.scrub(err)
 	if c.Usage != nil {
 		p.completion = c.Usage.CompletionTokens
 	}

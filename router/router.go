@@ -168,7 +168,21 @@ type Router struct {
 	// OnRejected is told when a provider answers a pool key with 401/403,
 	// after the key has left the pool (disable it in the store, audit it).
 	OnRejected func(provider, credentialID string)
+	// redact takes secrets out of upstream text (nil: shapes are not
+	// looked for, invalid UTF-8 is still replaced).
+	redact Redactor
 }
+
+// Redactor takes secrets out of text an upstream wrote (keys.Redactor).
+type Redactor interface {
+	Redact(s string) string
+	RedactBytes(b []byte) []byte
+}
+
+// WithRedactor makes every upstream failure leave the router with its
+// text redacted (the caller, the logs and the audit see only that), and
+// every upstream error event relayed as it came too.
+func WithRedactor(rd Redactor) Option { return func(r *Router) { r.redact = rd } }
 
 // Option tunes New.
 type Option func(*Router)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
@@ -43,6 +44,11 @@ type App struct {
 
 // Build wires every part of the gateway from config. Close releases it.
 func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err error) {
+	// Every log line of the gateway, and every upstream error text before
+	// it reaches a caller, passes the redactor: provider keys (config and
+	// vault) and anything shaped like a credential are replaced.
+	red := keys.NewRedactor()
+	log = log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return keys.RedactCore(c, red) }))
 	a := &App{log: log}
 	defer func() {
 		if err != nil {
@@ -92,6 +98,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	red.Set("config", configSecrets(cfg, os.Getenv)...)
 	client := &http.Client{Transport: upstreamTransport()}
 	a.closers = append(a.closers, client.CloseIdleConnections)
 	reg := builtin.Registry()
@@ -107,7 +114,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
-	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own), router.WithRouting(cfg.Routing))
+	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own), router.WithRouting(cfg.Routing), router.WithRedactor(red))
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +126,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		return reg.New(pc, providers.Deps{Client: client, Getenv: os.Getenv})
 	}
 	a.Secrets = NewSecrets(vault, db, a.Audit, rt, cfg, build, log.Named("secrets"))
+	a.Secrets.redact = red
 	if err := a.Secrets.ReloadAll(ctx); err != nil {
 		return nil, err
 	}
