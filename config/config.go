@@ -194,6 +194,15 @@ type Router struct {
 	// Breaker settings, per deployment.
 	BreakerFailures uint32        `yaml:"breaker_failures"`
 	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
+	// A vault key the upstream refuses (401, invalid key) in
+	// KeyFailureThreshold distinct requests within KeyFailureWindow is
+	// probed; it leaves the pool during the probe only when those requests
+	// came from KeyFailureCallers distinct caller keys, and for good only
+	// when the probe is refused too, and never when it is the provider's
+	// last key.
+	KeyFailureThreshold int           `yaml:"key_failure_threshold"`
+	KeyFailureCallers   int           `yaml:"key_failure_callers"`
+	KeyFailureWindow    time.Duration `yaml:"key_failure_window"`
 }
 
 // Catalog controls the embedded model catalog (prices, limits,
@@ -278,7 +287,7 @@ func Default() Config {
 			FailedAuthBurst: 10, FailedAuthMaxBackoff: 5 * time.Minute},
 		Usage:     Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536, SpoolMaxBytes: 512 << 20},
 		Responses: Responses{Retention: 30 * 24 * time.Hour, SweepInterval: 10 * time.Minute},
-		Router:    Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second},
+		Router:    Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second, KeyFailureThreshold: 3, KeyFailureCallers: 2, KeyFailureWindow: 5 * time.Minute},
 		Vault:     Vault{MasterKeyFile: "xroute.master"},
 		Anomaly: Anomaly{Enabled: true, SpikeFactor: 10, Warmup: 24 * time.Hour, AuthFailures: 20,
 			NewIP: true, OffHours: false, Action: "log"},
@@ -499,6 +508,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Router.BreakerCooldown <= 0 {
 		bad("router.breaker_cooldown", "must be positive")
+	}
+	if c.Router.KeyFailureThreshold < 1 {
+		bad("router.key_failure_threshold", "must be at least 1")
+	}
+	if c.Router.KeyFailureCallers < 1 {
+		bad("router.key_failure_callers", "must be at least 1")
+	}
+	if c.Router.KeyFailureWindow <= 0 {
+		bad("router.key_failure_window", "must be positive (e.g. 5m)")
 	}
 	providers := make(map[string]bool, len(c.Providers))
 	for i, p := range c.Providers {

@@ -472,7 +472,7 @@ func (r *Router) end(ctx context.Context, d *Deployment, start int64, stream boo
 		verdict = context.Canceled
 	}
 	done(verdict)
-	r.checkRejected(d, cred, err)
+	r.checkRejected(ctx, d, cred, err)
 	h := &d.health
 	h.requests.Add(1)
 	switch judge(verdict) {

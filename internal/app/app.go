@@ -118,6 +118,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, rt.Close) // key probes in flight
 	vault, err := OpenVault(ctx, db, cfg.Vault, log)
 	if err != nil {
 		return nil, err

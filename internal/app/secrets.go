@@ -136,16 +136,17 @@ func (s *Secrets) reload(ctx context.Context, provider string) error {
 	return s.router.SetCredentials(provider, creds)
 }
 
-// rejected is the router's hook: the provider refused a pool key.
-func (s *Secrets) rejected(provider, id string) {
+// rejected is the router's hook: the provider refused a pool key, in
+// requests of several callers and in a probe (reason says so).
+func (s *Secrets) rejected(provider, id, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.pks.Disable(ctx, id, "the provider answered 401/403"); err != nil {
+	if err := s.pks.Disable(ctx, id, reason); err != nil {
 		// Not announced: replicas reloading now would put the key back.
 		s.log.Error("disable rejected provider key", zap.String("id", id), zap.Error(err))
 		return
 	}
-	s.record(ctx, "provider_key.disabled", "system", id, map[string]any{"provider": provider, "reason": "upstream 401/403"})
+	s.record(ctx, "provider_key.disabled", "system", id, map[string]any{"provider": provider, "reason": reason})
 	// This runs on a request's path: the announcement must not hold it
 	// up (a publish to an unreachable Redis waits up to 2 s).
 	go s.announce()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -247,6 +248,73 @@ func TestHoleInvalidUTF8RelayedAsIs(t *testing.T) {
 		}
 		if !stream && !json.Valid(raw) {
 			t.Fatalf("not JSON: %q", raw)
+		}
+	}
+}
+
+// vaultKeys adds provider keys for "primary" to the vault and returns
+// their ids, in order.
+func vaultKeys(t *testing.T, g *gateway, secrets ...string) []string {
+	t.Helper()
+	var ids []string
+	for i, s := range secrets {
+		pk, err := g.app.Secrets.AddProviderKey(context.Background(), "test", "primary", "key"+strconv.Itoa(i), s, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, pk.ID)
+	}
+	return ids
+}
+
+// storedProviderKey returns a stored provider key's properties.
+func storedProviderKey(t *testing.T, g *gateway, id string) keys.ProviderKey {
+	t.Helper()
+	list, err := g.app.Secrets.ListProviderKeys(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pk := range list {
+		if pk.ID == id {
+			return pk
+		}
+	}
+	t.Fatalf("no provider key %s", id)
+	return keys.ProviderKey{}
+}
+
+// TestHoleForbiddenModelDisablesEveryPoolKey: the red team's run — five
+// requests for a model the upstream forbids (403) disabled all three pool
+// keys, audited as system. A 403 is the request's: the keys stay active,
+// nothing is audited, and the caller learns why in a 403.
+func TestHoleForbiddenModelDisablesEveryPoolKey(t *testing.T) {
+	g := newGateway(t, gwOptions{noProviderKey: true})
+	ids := vaultKeys(t, g, providerKey, providerKey, providerKey)
+	for i := 0; i < 5; i++ {
+		st, body, _ := call(t, "POST", g.base+"/chat/completions", g.key, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi #mock:status=403"}]}`)
+		if st != http.StatusForbidden || errCode(body) != "upstream_permission_denied" {
+			t.Fatalf("request %d: %d %v", i, st, body)
+		}
+	}
+	list, err := g.app.Secrets.ListProviderKeys(context.Background(), "primary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pk := range list {
+		if pk.Status != keys.ProviderKeyActive {
+			t.Errorf("key %s is %s (%s)", pk.ID, pk.Status, pk.DisabledReason)
+		}
+	}
+	if len(list) != len(ids) {
+		t.Errorf("keys: %+v", list)
+	}
+	events, err := g.app.Audit.List(context.Background(), keys.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Kind == "provider_key.disabled" {
+			t.Errorf("audited: %+v", e)
 		}
 	}
 }
