@@ -210,6 +210,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		RotationOverlap: cfg.Auth.RotationOverlap,
 		TrustedProxies:  cfg.Server.TrustedProxies,
 		Throttle:        g.throttle,
+		Guessing:        g.guessing,
 		Observe:         g.observe,
 		Limits:          g.limits,
 		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin, httpapi.DeploymentsRoute(rt)},
