@@ -215,6 +215,15 @@ type Router struct {
 	// caller's format, and what was delivered is billed (0: no bound).
 	// routing.deployments may set either per deployment.
 	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
+	// A vault key the upstream refuses (401, invalid key) in
+	// KeyFailureThreshold distinct requests within KeyFailureWindow is
+	// probed; it leaves the pool during the probe only when those requests
+	// came from KeyFailureCallers distinct caller keys, and for good only
+	// when the probe is refused too, and never when it is the provider's
+	// last key.
+	KeyFailureThreshold int           `yaml:"key_failure_threshold"`
+	KeyFailureCallers   int           `yaml:"key_failure_callers"`
+	KeyFailureWindow    time.Duration `yaml:"key_failure_window"`
 }
 
 // Catalog controls the embedded model catalog (prices, limits,
@@ -317,8 +326,9 @@ func Default() Config {
 			FailedAuthBurst: 10, FailedAuthMaxBackoff: 5 * time.Minute},
 		Usage:     Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536, SpoolMaxBytes: 512 << 20},
 		Responses: Responses{Retention: 30 * 24 * time.Hour, SweepInterval: 10 * time.Minute},
-		Router:    Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second, FirstByteTimeout: time.Minute, StreamIdleTimeout: time.Minute},
-		Vault:     Vault{MasterKeyFile: "xroute.master"},
+		Router: Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second, FirstByteTimeout: time.Minute, StreamIdleTimeout: time.Minute,
+			KeyFailureThreshold: 3, KeyFailureCallers: 2, KeyFailureWindow: 5 * time.Minute},
+		Vault: Vault{MasterKeyFile: "xroute.master"},
 		Anomaly: Anomaly{Enabled: true, SpikeFactor: 10, Warmup: 24 * time.Hour, AuthFailures: 20,
 			NewIP: true, OffHours: false, Action: "log"},
 	}
@@ -553,6 +563,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Router.BreakerCooldown <= 0 {
 		bad("router.breaker_cooldown", "must be positive")
+	}
+	if c.Router.KeyFailureThreshold < 1 {
+		bad("router.key_failure_threshold", "must be at least 1")
+	}
+	if c.Router.KeyFailureCallers < 1 {
+		bad("router.key_failure_callers", "must be at least 1")
+	}
+	if c.Router.KeyFailureWindow <= 0 {
+		bad("router.key_failure_window", "must be positive (e.g. 5m)")
 	}
 	providers := make(map[string]bool, len(c.Providers))
 	for i, p := range c.Providers {

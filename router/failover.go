@@ -137,7 +137,9 @@ func (d *Deployment) fits(req *providers.ChatRequest) bool {
 // Chat runs a non-streaming request with failover (and hedging, when the
 // model has it).
 func (r *Router) Chat(ctx context.Context, m *Model, req *providers.ChatRequest) (*providers.ChatResponse, Result, error) {
-	return route(r, ctx, m, req, &chatOps)
+	resp, res, err := route(r, ctx, m, req, &chatOps)
+	r.cleanResponse(resp)
+	return resp, res, err
 }
 
 // ChatStream starts a stream with failover. It reads the first chunk before
@@ -289,6 +291,7 @@ func sequential[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *
 		a, cred := c.d.adapterFor()
 		start := r.begin(c.d)
 		v, err := o.call(ctx, a, c.d, c.req)
+		err = r.scrub(err)
 		usage := o.usage(v)
 		el := r.end(ctx, c.d, start, o.stream, c.done, cred, err, usage)
 		res.Attempts++
@@ -344,7 +347,7 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 		}
 		go func() {
 			v, err := o.call(actx, a, c.d, c.req)
-			results <- outcome{v, err, i}
+			results <- outcome{v, r.scrub(err), i}
 		}()
 		return true
 	}
@@ -480,7 +483,7 @@ func (r *Router) end(ctx context.Context, d *Deployment, start int64, stream boo
 		verdict = context.Canceled
 	}
 	done(verdict)
-	r.checkRejected(d, cred, err)
+	r.checkRejected(ctx, d, cred, err)
 	h := &d.health
 	h.requests.Add(1)
 	switch judge(verdict) {
@@ -566,6 +569,7 @@ func (p *peeked) Recv() (providers.Chunk, error) {
 			err = p.watch.explain(err, p.d.Provider, p.d.idle, true)
 		}
 	}
+	c, err = p.r.cleanChunk(c), p.r.scrub(err)
 	if c.Usage != nil {
 		p.completion = c.Usage.CompletionTokens
 	}

@@ -17,10 +17,11 @@
 package router
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -64,9 +65,100 @@ type Credential struct {
 	Adapter providers.Provider
 }
 
-// pool holds a provider's credentials; readers take a snapshot.
+// pool holds a provider's credentials; readers take a snapshot, writers
+// hold mu and replace it.
 type pool struct {
 	creds atomic.Pointer[[]Credential]
+	mu    sync.Mutex
+	gen   uint64 // bumped by each replacement from the store (SetCredentials)
+}
+
+// set replaces the credentials (a reload from the store).
+func (p *pool) set(cs []Credential) {
+	p.mu.Lock()
+	p.creds.Store(&cs)
+	p.gen++
+	p.mu.Unlock()
+}
+
+func (p *pool) list() []Credential {
+	if cs := p.creds.Load(); cs != nil {
+		return *cs
+	}
+	return nil
+}
+
+// get finds a credential, with the pool's generation.
+func (p *pool) get(id string) (Credential, uint64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.list() {
+		if c.ID == id {
+			return c, p.gen, true
+		}
+	}
+	return Credential{}, p.gen, false
+}
+
+// remove takes id out while the pool is still generation gen, unless it
+// is the last credential; it reports whether it did.
+func (p *pool) remove(id string, gen uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.list()
+	if p.gen != gen || len(old) < 2 {
+		return false
+	}
+	next := make([]Credential, 0, len(old))
+	for _, c := range old {
+		if c.ID != id {
+			next = append(next, c)
+		}
+	}
+	if len(next) == len(old) {
+		return false
+	}
+	p.creds.Store(&next)
+	return true
+}
+
+// removeUnlessLast takes id out for good when another credential stays;
+// it reports whether id is out (or was already, with others left).
+func (p *pool) removeUnlessLast(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.list()
+	next := make([]Credential, 0, len(old))
+	for _, c := range old {
+		if c.ID != id {
+			next = append(next, c)
+		}
+	}
+	if len(next) == 0 {
+		return false
+	}
+	if len(next) != len(old) {
+		p.creds.Store(&next)
+	}
+	return true
+}
+
+// add puts c back, unless the pool was replaced since generation gen
+// (the store's word wins) or holds it already.
+func (p *pool) add(c Credential, gen uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.list()
+	if p.gen != gen {
+		return
+	}
+	for _, o := range old {
+		if o.ID == c.ID {
+			return
+		}
+	}
+	next := append(slices.Clone(old), c)
+	p.creds.Store(&next)
 }
 
 // pick chooses a credential by weight; ok is false when the pool is empty.
@@ -168,10 +260,29 @@ type Router struct {
 	// dynamicDeployments counts the shared deployments built for
 	// caller-chosen names, capped at maxDynamic.
 	dynamicDeployments int
-	// OnRejected is told when a provider answers a pool key with 401/403,
-	// after the key has left the pool (disable it in the store, audit it).
-	OnRejected func(provider, credentialID string)
+	// OnRejected is told when a pool key was refused upstream by enough
+	// requests and callers, and by its probe, after it has left the pool
+	// for good (disable it in the store, audit it with reason).
+	OnRejected func(provider, credentialID, reason string)
+	guard      *keyGuard
+	probes     sync.WaitGroup
+	probeCtx   context.Context
+	stopProbes context.CancelFunc
+	// redact takes secrets out of upstream text (nil: shapes are not
+	// looked for, invalid UTF-8 is still replaced).
+	redact Redactor
 }
+
+// Redactor takes secrets out of text an upstream wrote (keys.Redactor).
+type Redactor interface {
+	Redact(s string) string
+	RedactBytes(b []byte) []byte
+}
+
+// WithRedactor makes every upstream failure leave the router with its
+// text redacted (the caller, the logs and the audit see only that), and
+// every upstream error event relayed as it came too.
+func WithRedactor(rd Redactor) Option { return func(r *Router) { r.redact = rd } }
 
 // Option tunes New.
 type Option func(*Router)
@@ -197,6 +308,11 @@ func New(cfg config.Config, adapters map[string]providers.Provider, log *zap.Log
 	r := &Router{models: map[string]*Model{}, maxAttempts: cfg.Router.MaxAttempts, log: log, now: now, pools: map[string]*pool{},
 		adapters: adapters, catalog: lookup, rc: cfg.Router, shared: map[string]*Deployment{}, dynamic: map[string]*Model{}}
 	r.plans.New = func() any { return new(plan) }
+	r.guard = newKeyGuard(cfg.Router.KeyFailureThreshold, cfg.Router.KeyFailureCallers, cfg.Router.KeyFailureWindow)
+	if r.guard.window <= 0 {
+		r.guard.window = int64(5 * time.Minute)
+	}
+	r.probeCtx, r.stopProbes = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(r)
 	}
@@ -371,7 +487,7 @@ func (r *Router) SetCredentials(provider string, creds []Credential) error {
 		}
 		cs = append(cs, c)
 	}
-	p.creds.Store(&cs)
+	p.set(cs)
 	return nil
 }
 
@@ -386,36 +502,4 @@ func (r *Router) Credentials(provider string) []string {
 		ids = append(ids, c.ID)
 	}
 	return ids
-}
-
-// checkRejected takes a pool key out when the provider refused it (401 or
-// 403): the key is wrong or revoked upstream, and every further use would
-// fail too.
-func (r *Router) checkRejected(d *Deployment, cred string, err error) {
-	var pe *providers.Error
-	if cred == "" || !errors.As(err, &pe) || (pe.Status != http.StatusUnauthorized && pe.Status != http.StatusForbidden) {
-		return
-	}
-	for {
-		old := d.pool.creds.Load()
-		if old == nil {
-			return
-		}
-		next := make([]Credential, 0, len(*old))
-		for _, c := range *old {
-			if c.ID != cred {
-				next = append(next, c)
-			}
-		}
-		if len(next) == len(*old) {
-			return // another request removed it already
-		}
-		if d.pool.creds.CompareAndSwap(old, &next) {
-			break
-		}
-	}
-	r.log.Warn("provider key rejected upstream; taken out of the pool", zap.String("provider", d.Provider), zap.String("credential", cred), zap.Int("status", pe.Status))
-	if r.OnRejected != nil {
-		r.OnRejected(d.Provider, cred)
-	}
 }

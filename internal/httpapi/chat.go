@@ -126,10 +126,11 @@ func (s *Server) routeFailed(c *gin.Context, err error) {
 }
 
 // safeErr drops upstream words from errors about credentials before they
-// are logged: a provider's 401 message may quote part of the key.
+// are logged: a provider's 401 message may quote part of the key (the
+// router redacts known keys and key shapes; this also drops a fragment).
 func safeErr(err error) error {
 	var pe *providers.Error
-	if errors.As(err, &pe) && (pe.Status == http.StatusUnauthorized || pe.Status == http.StatusForbidden) {
+	if errors.As(err, &pe) && (pe.KeyRejected() || pe.Status == http.StatusForbidden) {
 		return errors.New(pe.Provider + ": upstream rejected credentials")
 	}
 	return err

@@ -165,8 +165,13 @@ func upstreamError(err error) *apiError {
 		return newError(http.StatusBadGateway, "server_error", "upstream_disconnected", "The upstream provider closed the stream before it finished.")
 	case s == 0:
 		return newError(http.StatusBadGateway, "server_error", "upstream_unreachable", "The upstream provider could not be reached.")
-	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+	case pe.KeyRejected():
 		return newError(http.StatusBadGateway, "server_error", "upstream_auth_failed", "The upstream provider rejected the gateway's credentials.")
+	case s == http.StatusForbidden:
+		// The upstream refused this request (a model or a region the
+		// account may not use), not the gateway's key: the caller is told
+		// why, in the upstream's words (redacted by the router).
+		return newError(http.StatusForbidden, "permission_error", "upstream_permission_denied", "The upstream provider refused this request: "+pe.Message).withParam(pe.Param)
 	case s == http.StatusTooManyRequests:
 		e := newError(http.StatusTooManyRequests, "rate_limit_error", "upstream_rate_limited", "The upstream provider is rate limiting requests. Please retry later.")
 		e.RetryAfter = pe.RetryAfter

@@ -207,14 +207,9 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	ip, _ := netip.ParseAddr(c.ClientIP())
-	if s.throttle != nil {
-		if wait, blocked := s.throttle.Check(ip.String()); blocked {
-			e := newError(http.StatusTooManyRequests, "rate_limit_error", "too_many_auth_failures", "Too many failed authentication attempts from your address. Please retry later.")
-			e.RetryAfter = wait
-			writeError(c, e)
-			return
-		}
-	}
+	// The key is verified even from an address that is blocked: a valid
+	// key is never refused for its neighbours' failures (a shared NAT, a
+	// proxy missing from trusted_proxies); only the keys that fail are.
 	k, err := s.keys.Verify(c.Request.Context(), token)
 	if err != nil {
 		var e *apiError
@@ -238,7 +233,15 @@ func (s *Server) authenticate(c *gin.Context) {
 			return
 		}
 		if s.throttle != nil {
-			s.throttle.Failed(ip.String())
+			if s.throttle.Failed(ip.String()) && s.guessing != nil {
+				s.guessing(ip) // a burst of guesses: an anomaly, once per episode
+			}
+			// A guessing address gets a growing backoff instead of an
+			// answer about the key (a well-behaved client waits it out).
+			if wait, blocked := s.throttle.Check(ip.String()); blocked {
+				e = newError(http.StatusTooManyRequests, "rate_limit_error", "too_many_auth_failures", "Too many failed authentication attempts from your address. Please retry later.")
+				e.RetryAfter = wait
+			}
 		}
 		s.observeAuthFailure(c, k, ip)
 		writeError(c, e)
@@ -249,9 +252,6 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.observeAuthFailure(c, k, ip)
 		writeError(c, newError(http.StatusForbidden, "permission_error", "ip_not_allowed", "This API key may not be used from your IP address."))
 		return
-	}
-	if s.throttle != nil {
-		s.throttle.Succeeded(ip.String())
 	}
 	connAuthenticated(c)
 	c.Next()

@@ -119,7 +119,7 @@ func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []
 	// the upstream call; the timeout bounds the whole request, failover
 	// included.
 	a.ctx, a.cancel = context.WithTimeout(c.Request.Context(), s.timeout)
-	a.ctx = router.WithCaller(a.ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel})
+	a.ctx = router.WithCaller(a.ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel, KeyID: info.key.ID, RequestID: info.id})
 	return true
 }
 

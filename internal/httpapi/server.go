@@ -49,8 +49,9 @@ type UsageRecorder interface {
 // AuthThrottle slows down repeated failed authentication per client IP.
 type AuthThrottle interface {
 	Check(ip string) (retryAfter time.Duration, blocked bool)
-	Failed(ip string)
-	Succeeded(ip string)
+	// Failed counts a failure and reports whether it started a block (a
+	// burst of guesses).
+	Failed(ip string) (burst bool)
 }
 
 // Observation is one finished request as the anomaly detector sees it.
@@ -83,6 +84,9 @@ type Config struct {
 	TrustedProxies []string
 	// Throttle slows down failed authentication per IP (nil: off).
 	Throttle AuthThrottle
+	// Guessing is told of an address whose failed authentications started
+	// a block (an anomaly); it must not block.
+	Guessing func(ip netip.Addr)
 	// Observe receives every request that named a known key (anomaly
 	// detection); it must not block.
 	Observe func(Observation)
@@ -135,6 +139,7 @@ type Server struct {
 	adminExt        []func(*gin.RouterGroup)
 	rotationOverlap time.Duration
 	throttle        AuthThrottle
+	guessing        func(netip.Addr)
 	observe         func(Observation)
 	limits          *Limits
 	audit           AuditLog
@@ -168,6 +173,7 @@ func New(cfg Config) (*Server, error) {
 		adminExt:        cfg.AdminRoutes,
 		rotationOverlap: cfg.RotationOverlap,
 		throttle:        cfg.Throttle,
+		guessing:        cfg.Guessing,
 		observe:         cfg.Observe,
 		limits:          cfg.Limits,
 		audit:           cfg.AuditLog,

@@ -59,6 +59,9 @@ type Options struct {
 	// ("" when the upstream does not speak f). Nil: config's
 	// native_formats under base_url (/responses, /completions).
 	NativeURL func(f providers.Format, model string) string
+	// ModelsURL lists the upstream's models (the key probe); "": base_url
+	// + /models.
+	ModelsURL string
 }
 
 // New builds an adapter from its config entry; it is the registry Factory.
