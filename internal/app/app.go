@@ -120,7 +120,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
-	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own, freeProviders(cfg)), router.WithRouting(cfg.Routing), router.WithRedactor(red))
+	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own, cfg), router.WithRouting(cfg.Routing), router.WithRedactor(red))
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,11 @@ package app
 
 import (
 	"fmt"
+	"net/url"
 	"os"
+	"path"
 	"sort"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -93,18 +96,19 @@ func withCatalog(cfg config.Config, cat *catalog.Catalog, getenv func(string) st
 // and its output price, so that no part of an answer is free by omission.
 func priced(cfg config.Config, cat *catalog.Catalog) (map[string]catalog.Model, error) {
 	free := freeProviders(cfg)
+	v := newPriceBook(cfg, cat)
 	out := map[string]catalog.Model{}
 	for _, m := range cfg.Models {
 		for _, d := range m.Deployments {
 			switch {
 			case d.Priced():
 			case d.Free || free[d.Provider]:
-				out[d.Provider+"/"+d.Model] = freeEntry(cat, m.Name, d.Provider, d.Model)
+				out[d.Provider+"/"+d.Model] = freeEntry(v, m.Name, d.Provider, d.Model)
 				continue
 			default:
 				continue // the catalog's price, or none: refused when asked
 			}
-			e, ok := cat.Find(d.Provider, d.Model)
+			e, ok := v.Find(d.Provider, d.Model)
 			if !ok {
 				if d.InputPrice == "" || d.OutputPrice == "" {
 					return nil, fmt.Errorf("model %s deployment %s/%s: the catalog does not price it: set both input_price and output_price (or free: true)", m.Name, d.Provider, d.Model)
@@ -150,7 +154,7 @@ func unknownEntry(name, provider, model string) catalog.Model {
 // freeEntry is the entry of a deployment the operator marked free: the
 // catalog's limits and capabilities when it knows the model, every price
 // zero.
-func freeEntry(cat *catalog.Catalog, name, provider, model string) catalog.Model {
+func freeEntry(cat priceBook, name, provider, model string) catalog.Model {
 	e, ok := cat.Find(provider, model)
 	if !ok {
 		e = unknownEntry(name, provider, model)
@@ -185,14 +189,15 @@ func providerType(cfg config.Config, name string) string {
 // that provider; on a provider marked free, that entry with zero prices
 // (or an unknown model's, free). Not found: the deployment has no price,
 // and requests to it are refused.
-func catalogLookup(cat *catalog.Catalog, own map[string]catalog.Model, free map[string]bool) router.CatalogLookup {
+func catalogLookup(cat *catalog.Catalog, own map[string]catalog.Model, cfg config.Config) router.CatalogLookup {
+	v, free := newPriceBook(cfg, cat), freeProviders(cfg)
 	return func(provider, model string) (catalog.Model, bool) {
 		if m, ok := own[provider+"/"+model]; ok {
 			return m, true
 		}
 		id := model
-		if _, ok := cat.Find(provider, model); !ok {
-			for _, m := range cat.ByProvider(provider) {
+		if _, ok := v.Find(provider, model); !ok {
+			for _, m := range v.ByProvider(provider) {
 				if m.Name == model {
 					id = m.ID
 					break
@@ -200,10 +205,76 @@ func catalogLookup(cat *catalog.Catalog, own map[string]catalog.Model, free map[
 			}
 		}
 		if free[provider] {
-			return freeEntry(cat, model, provider, id), true
+			return freeEntry(v, model, provider, id), true
 		}
-		return cat.Find(provider, id)
+		return v.Find(provider, id)
 	}
+}
+
+// priceBook is the catalog as the config's providers see it: a provider
+// the catalog does not name, but whose type is a vendor's own API at that
+// vendor's address (a second Anthropic account named "claude-team"), is
+// priced as that vendor. An OpenAI-compatible API elsewhere is not: its
+// models and prices are its own.
+type priceBook struct {
+	cat    *catalog.Catalog
+	vendor map[string]string // provider name -> catalog provider
+}
+
+func newPriceBook(cfg config.Config, cat *catalog.Catalog) priceBook {
+	b := priceBook{cat: cat, vendor: map[string]string{}}
+	for _, p := range cfg.Providers {
+		if _, named := catalog.PresetByName(p.Name); named {
+			continue
+		}
+		preset, ok := catalog.PresetByName(p.Type)
+		if ok && preset.Type == p.Type && preset.BaseURL != "" && sameVendorHost(p.BaseURL, preset.BaseURL) {
+			b.vendor[p.Name] = preset.Name
+		}
+	}
+	return b
+}
+
+// sameVendorHost reports whether a configured base URL (empty: the
+// adapter's default, the vendor's) points at the preset's host; a
+// "{region}" in the preset matches any region.
+func sameVendorHost(configured, preset string) bool {
+	if configured == "" {
+		return true
+	}
+	c, err1 := url.Parse(configured)
+	p, err2 := url.Parse(strings.ReplaceAll(preset, "{region}", "REGION"))
+	if err1 != nil || err2 != nil || c.Host == "" {
+		return false
+	}
+	pattern := strings.ReplaceAll(p.Host, "REGION", "*")
+	ok, _ := path.Match(pattern, strings.ToLower(c.Host))
+	return ok
+}
+
+// Find is catalog.Find, falling back to the provider's vendor.
+func (b priceBook) Find(provider, model string) (catalog.Model, bool) {
+	if m, ok := b.cat.Find(provider, model); ok {
+		return m, true
+	}
+	if vendor, ok := b.vendor[provider]; ok {
+		if m, ok := b.cat.Find(vendor, model); ok {
+			m.Provider = provider
+			return m, true
+		}
+	}
+	return catalog.Model{}, false
+}
+
+// ByProvider is catalog.ByProvider, falling back to the provider's vendor.
+func (b priceBook) ByProvider(provider string) []catalog.Model {
+	if ms := b.cat.ByProvider(provider); len(ms) > 0 {
+		return ms
+	}
+	if vendor, ok := b.vendor[provider]; ok {
+		return b.cat.ByProvider(vendor)
+	}
+	return nil
 }
 
 // warnUnpriced logs, at start, every configured deployment without a price:

@@ -53,7 +53,7 @@ func TestCatalogLookupPricesOrFrees(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lookup := catalogLookup(cat, own, freeProviders(cfg))
+	lookup := catalogLookup(cat, own, cfg)
 	gpt, _ := cat.Find("openai", "gpt-4o-mini")
 	for _, c := range []struct {
 		provider, model string
@@ -80,5 +80,51 @@ func TestCatalogLookupPricesOrFrees(t *testing.T) {
 	llama, _ := cat.Find("ollama", "llama3.3:70b")
 	if m, _ := lookup("ollama", "llama-3.3-70b"); m.ID != llama.ID || m.MaxOutput != llama.MaxOutput || m.Context != llama.Context {
 		t.Errorf("a free provider's catalog model keeps its id and limits: %+v", m)
+	}
+}
+
+// TestCatalogPricesAVendorAccountUnderAnotherName: a second account of a
+// vendor (an "anthropic" provider named "claude-team" at Anthropic's own
+// address) is priced from the vendor's catalog entries, by model id or
+// public name; the same type behind another address (a proxy, a
+// compatible server) is not: its prices are its own, so it is refused
+// until the operator sets them.
+func TestCatalogPricesAVendorAccountUnderAnotherName(t *testing.T) {
+	cat, err := catalog.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Config{Providers: []config.Provider{
+		{Name: "claude-team", Type: "anthropic"},
+		{Name: "claude-eu", Type: "anthropic", BaseURL: "https://api.anthropic.com/v1"},
+		{Name: "claude-proxy", Type: "anthropic", BaseURL: "https://llm-proxy.example.com/v1"},
+		{Name: "aws-prod", Type: "bedrock", BaseURL: "https://bedrock-runtime.eu-west-1.amazonaws.com"},
+		{Name: "groq-alt", Type: "openai", BaseURL: "https://api.groq.com/openai/v1"},
+	}}
+	lookup := catalogLookup(cat, nil, cfg)
+	sonnet, _ := cat.Find("anthropic", "claude-sonnet-4-5-20250929")
+	for _, c := range []struct {
+		provider, model string
+		want            bool
+	}{
+		{"claude-team", "claude-sonnet-4-5-20250929", true},
+		{"claude-team", "claude-sonnet-4.5", true}, // the public name
+		{"claude-eu", "claude-sonnet-4-5-20250929", true},
+		{"claude-proxy", "claude-sonnet-4-5-20250929", false},
+		{"aws-prod", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", true},
+		{"groq-alt", "gpt-4o-mini", false},
+		{"claude-team", "no-such-model", false},
+	} {
+		m, ok := lookup(c.provider, c.model)
+		if ok != c.want {
+			t.Errorf("%s/%s: priced %v, want %v", c.provider, c.model, ok, c.want)
+			continue
+		}
+		if ok && (m.Input == 0 || m.Output == 0 || m.Provider != c.provider) {
+			t.Errorf("%s/%s: entry %+v", c.provider, c.model, m)
+		}
+		if ok && c.provider == "claude-team" && (m.Input != sonnet.Input || m.Output != sonnet.Output) {
+			t.Errorf("%s/%s: price %v/%v, want the vendor's %v/%v", c.provider, c.model, m.Input, m.Output, sonnet.Input, sonnet.Output)
+		}
 	}
 }
