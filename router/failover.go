@@ -288,7 +288,7 @@ func sequential[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *
 		if !ok {
 			return zero, p.failure(last)
 		}
-		a, cred := c.d.adapterFor()
+		a, cred := c.d.adapterFor(c.avoid)
 		start := r.begin(c.d)
 		v, err := o.call(ctx, a, c.d, c.req)
 		err = r.scrub(err)
@@ -304,10 +304,20 @@ func sequential[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *
 			return v, nil
 		}
 		last = err
+		if keyRejected(err) {
+			p.keyRefused(c, cred)
+		}
 		if !r.failover(ctx, c.d, err) {
 			return zero, err
 		}
 	}
+}
+
+// keyRejected reports whether err is the upstream refusing the key itself
+// (providers.Error.KeyRejected).
+func keyRejected(err error) bool {
+	var pe *providers.Error
+	return errors.As(err, &pe) && pe.KeyRejected()
 }
 
 // hedged keeps up to two attempts in flight: when the running one has not
@@ -335,7 +345,7 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 		if !ok {
 			return false
 		}
-		a, cred := c.d.adapterFor()
+		a, cred := c.d.adapterFor(c.avoid)
 		actx, cancel := context.WithCancel(ctx)
 		i := len(runs)
 		runs = append(runs, run{c: c, cred: cred, start: r.begin(c.d), cancel: cancel})
@@ -402,6 +412,9 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 			}
 			ru.cancel()
 			last = out.err
+			if keyRejected(out.err) {
+				p.keyRefused(ru.c, ru.cred)
+			}
 			if !r.failover(ctx, ru.c.d, out.err) {
 				stopped = true
 				stopOthers()
@@ -525,8 +538,10 @@ func (r *Router) failover(ctx context.Context, d *Deployment, err error) bool {
 		// This adapter cannot express the request; another may.
 		return true
 	}
+	// A refused key is the deployment's fault, not the request's: another
+	// key or deployment may serve it.
 	var pe *providers.Error
-	if !errors.As(err, &pe) || !pe.Retryable() {
+	if !errors.As(err, &pe) || !(pe.Retryable() || pe.KeyRejected()) {
 		return false
 	}
 	r.log.Info("failover", zap.String("deployment", d.Name()), zap.Int("status", pe.Status), zap.Bool("mid_stream", pe.MidStream))

@@ -210,3 +210,51 @@ func TestKeyRefusalsCountDistinctRequests(t *testing.T) {
 		t.Fatalf("a second probe while one runs: %+v", v)
 	}
 }
+
+// TestRefusedPoolKeyCostsAnAttemptNotTheAnswer: a pool key the upstream
+// refuses (a key revoked upstream, not yet out of the pool) used to end
+// the request with a 401 for whoever drew it, and a 401 never failed
+// over. The same deployment is now tried again with another pool key;
+// when every key is refused, the next deployment serves.
+func TestRefusedPoolKeyCostsAnAttemptNotTheAnswer(t *testing.T) {
+	t.Run("another key of the pool", func(t *testing.T) {
+		bad, good := &prober{scripted: scripted{err: keyRefused}}, &prober{}
+		r, m, _ := pooled(t, bad, good)
+		for i := 0; i < 20; i++ {
+			_, res, err := r.Chat(as("key_alice", i), m, req)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			if res.Attempts > 2 || res.Deployment.Provider != "a" {
+				t.Fatalf("request %d: %d attempts on %s", i, res.Attempts, res.Deployment.Provider)
+			}
+		}
+		if bad.calls.Load() == 0 || good.calls.Load() != 20 {
+			t.Fatalf("calls: bad key %d, good key %d (want some, 20)", bad.calls.Load(), good.calls.Load())
+		}
+	})
+	t.Run("every key refused: the next deployment", func(t *testing.T) {
+		ka, kb := &prober{scripted: scripted{err: keyRefused}}, &prober{scripted: scripted{err: keyRefused}}
+		b := &scripted{}
+		r, m := newRouter(t, 1000, map[string]providers.Provider{"a": &scripted{}, "b": b}, "a", "b")
+		t.Cleanup(r.Close)
+		if err := r.SetCredentials("a", []Credential{{ID: "pk_0", Weight: 1, Adapter: ka}, {ID: "pk_1", Weight: 1, Adapter: kb}}); err != nil {
+			t.Fatal(err)
+		}
+		_, res, err := r.Chat(as("key_alice", 0), m, req)
+		if err != nil || res.Deployment.Provider != "b" || res.Attempts != 3 {
+			t.Fatalf("went to %v in %d attempts: %v", res.Deployment, res.Attempts, err)
+		}
+		if ka.calls.Load() != 1 || kb.calls.Load() != 1 {
+			t.Fatalf("each refused key tried once: %d, %d", ka.calls.Load(), kb.calls.Load())
+		}
+	})
+	t.Run("a key refused without a pool: the next deployment", func(t *testing.T) {
+		a, b := &scripted{err: keyRefused}, &scripted{}
+		r, m := newRouter(t, 1000, map[string]providers.Provider{"a": a, "b": b}, "a", "b")
+		_, res, err := r.Chat(context.Background(), m, req)
+		if err != nil || res.Deployment.Provider != "b" || res.Attempts != 2 {
+			t.Fatalf("went to %v in %d attempts: %v", res.Deployment, res.Attempts, err)
+		}
+	})
+}

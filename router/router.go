@@ -161,30 +161,46 @@ func (p *pool) add(c Credential, gen uint64) {
 	p.creds.Store(&next)
 }
 
-// pick chooses a credential by weight; ok is false when the pool is empty.
-func (p *pool) pick() (Credential, bool) {
+// pick chooses a credential by weight, leaving out those in avoid (keys
+// the upstream refused during this request); ok is false when none is
+// left.
+func (p *pool) pick(avoid []string) (Credential, bool) {
 	cs := p.creds.Load()
 	if cs == nil || len(*cs) == 0 {
 		return Credential{}, false
 	}
 	total := 0
 	for _, c := range *cs {
-		total += c.Weight
+		if !slices.Contains(avoid, c.ID) {
+			total += c.Weight
+		}
+	}
+	if total == 0 {
+		return Credential{}, false
 	}
 	n := rand.IntN(total)
 	for _, c := range *cs {
+		if slices.Contains(avoid, c.ID) {
+			continue
+		}
 		if n < c.Weight {
 			return c, true
 		}
 		n -= c.Weight
 	}
-	return (*cs)[len(*cs)-1], true
+	return Credential{}, false
 }
 
-// adapterFor returns the adapter for one attempt: a pool key when the
-// provider has any, else the config's.
-func (d *Deployment) adapterFor() (providers.Provider, string) {
-	if c, ok := d.pool.pick(); ok {
+// hasOther reports whether the pool holds a key not in avoid.
+func (p *pool) hasOther(avoid []string) bool {
+	_, ok := p.pick(avoid)
+	return ok
+}
+
+// adapterFor returns the adapter for one attempt: a pool key not in avoid
+// when the provider has any, else the config's.
+func (d *Deployment) adapterFor(avoid []string) (providers.Provider, string) {
+	if c, ok := d.pool.pick(avoid); ok {
 		return c.Adapter, c.ID
 	}
 	return d.adapter, ""
@@ -193,7 +209,7 @@ func (d *Deployment) adapterFor() (providers.Provider, string) {
 // Adapter is the adapter one call to d uses: a pool key's when the
 // provider has any, else the config's.
 func (d *Deployment) Adapter() providers.Provider {
-	a, _ := d.adapterFor()
+	a, _ := d.adapterFor(nil)
 	return a
 }
 
