@@ -288,7 +288,13 @@ func TestAccessLogNamesKeyIDNeverKey(t *testing.T) {
 	if _, err := goClient(g).CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}}); err != nil {
 		t.Fatal(err)
 	}
-	wrong := goopenai.DefaultConfig(g.key[:len(g.key)-1] + "Z") // a typo in the key
+	// A typo in the key's last character (never the character it has: the
+	// key is random, and a "typo" to the same letter was the right key).
+	typo := "Z"
+	if strings.HasSuffix(g.key, typo) {
+		typo = "Y"
+	}
+	wrong := goopenai.DefaultConfig(g.key[:len(g.key)-1] + typo)
 	wrong.BaseURL = g.base
 	goopenai.NewClientWithConfig(wrong).ListModels(ctx)
 	g.close()
