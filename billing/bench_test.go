@@ -74,7 +74,9 @@ func BenchmarkBudgetCheckAdd(b *testing.B) {
 			name = "account+key"
 		}
 		b.Run(name, func(b *testing.B) {
-			bs := NewBudgets(ledgerStore(b), clock.Now, nil)
+			db := ledgerStore(b)
+			budgetScopes(b, db)
+			bs := NewBudgets(db, clock.Now, nil)
 			if withBudget {
 				for _, bd := range []Budget{{Scope: ScopeAccount, ScopeID: "acct_a", Period: Monthly, Limit: MaxAmount}, {Scope: ScopeKey, ScopeID: "key_1", Period: Daily, Limit: MaxAmount}} {
 					if _, err := bs.Set(ctx, bd); err != nil {

@@ -35,6 +35,10 @@ var ErrBudgetExceeded = errors.New("billing: budget exceeded")
 // ErrInvalidBudget is matched by every budget validation error.
 var ErrInvalidBudget = errors.New("billing: invalid budget")
 
+// ErrUnknownScope is a budget for an account or a key that does not exist
+// (it also matches store.ErrNotFound): httpapi answers 404.
+var ErrUnknownScope = fmt.Errorf("billing: no such account or key: %w", store.ErrNotFound)
+
 // BudgetScope is what a budget limits.
 type BudgetScope string
 
@@ -159,6 +163,9 @@ type BudgetStore interface {
 	PutBudget(ctx context.Context, b store.Budget) error
 	DeleteBudget(ctx context.Context, scope, scopeID, period string) error
 	UsageSpend(ctx context.Context, scope, scopeID string, since time.Time) (int64, error)
+	// AccountByID and KeyByID find a budget's scope (store.ErrNotFound).
+	AccountByID(ctx context.Context, id string) (store.Account, error)
+	KeyByID(ctx context.Context, id string) (store.APIKey, error)
 }
 
 type scopeRef struct {
@@ -267,6 +274,20 @@ func (b *Budgets) Set(ctx context.Context, bd Budget) (Budget, error) {
 	bd, err := bd.normalize()
 	if err != nil {
 		return Budget{}, err
+	}
+	// A budget on nothing would be a row that limits nothing, and a typo in
+	// an id would pass for a limit in place.
+	var lookup error
+	if bd.Scope == ScopeAccount {
+		_, lookup = b.st.AccountByID(ctx, bd.ScopeID)
+	} else {
+		_, lookup = b.st.KeyByID(ctx, bd.ScopeID)
+	}
+	switch {
+	case errors.Is(lookup, store.ErrNotFound):
+		return Budget{}, fmt.Errorf("%w (%s %s)", ErrUnknownScope, bd.Scope, bd.ScopeID)
+	case lookup != nil:
+		return Budget{}, fmt.Errorf("billing: budget scope: %w", lookup)
 	}
 	now := b.now()
 	if err := b.st.PutBudget(ctx, store.Budget{Scope: string(bd.Scope), ScopeID: bd.ScopeID, Period: string(bd.Period),

@@ -114,6 +114,21 @@ func TestBudgetValidation(t *testing.T) {
 	}
 }
 
+// budgetScopes creates what the tests' budgets limit: the account acct_a
+// and its key key_1 (a budget on nothing is refused).
+func budgetScopes(t testing.TB, db *store.DB) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.AccountByID(ctx, "acct_a"); errors.Is(err, store.ErrNotFound) {
+		if err := db.CreateAccount(ctx, store.Account{ID: "acct_a", Name: "a", CreatedAt: ledgerNow}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.CreateKey(ctx, store.APIKey{ID: "key_1", AccountID: "acct_a", Name: "k", Hash: "hash_key_1", Hint: "x", CreatedAt: ledgerNow}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newBudgets(t *testing.T, db *store.DB, clock *testClock) (*Budgets, *alertLog) {
 	t.Helper()
 	log := &alertLog{}
@@ -123,6 +138,7 @@ func newBudgets(t *testing.T, db *store.DB, clock *testClock) (*Budgets, *alertL
 func TestBudgetLimitsAndAlerts(t *testing.T) {
 	ctx := context.Background()
 	db := ledgerStore(t, "acct_a")
+	budgetScopes(t, db)
 	clock := &testClock{t: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)}
 	b, log := newBudgets(t, db, clock)
 	if _, err := b.Set(ctx, Budget{Scope: ScopeAccount, ScopeID: "acct_a", Period: Daily, Limit: 100}); err != nil {
@@ -190,6 +206,7 @@ func TestBudgetLimitsAndAlerts(t *testing.T) {
 func TestBudgetSpendIsSeededFromTheStore(t *testing.T) {
 	ctx := context.Background()
 	db := ledgerStore(t, "acct_a")
+	budgetScopes(t, db)
 	now := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
 	clock := &testClock{t: now}
 	err := db.DebitUsage(ctx, []store.UsageDebit{
@@ -239,6 +256,7 @@ func TestBudgetSpendIsSeededFromTheStore(t *testing.T) {
 func TestBudgetSetDeleteLoad(t *testing.T) {
 	ctx := context.Background()
 	db := ledgerStore(t)
+	budgetScopes(t, db)
 	clock := &testClock{t: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)}
 	b, _ := newBudgets(t, db, clock)
 	other, _ := newBudgets(t, db, clock) // another replica
@@ -281,6 +299,7 @@ func TestBudgetSetDeleteLoad(t *testing.T) {
 func TestBudgetsConcurrentUse(t *testing.T) {
 	ctx := context.Background()
 	db := ledgerStore(t)
+	budgetScopes(t, db)
 	clock := &testClock{t: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)}
 	b, log := newBudgets(t, db, clock)
 	if _, err := b.Set(ctx, Budget{Scope: ScopeAccount, ScopeID: "acct_a", Period: Monthly, Limit: 1000}); err != nil {
@@ -315,6 +334,7 @@ func TestBudgetsConcurrentUse(t *testing.T) {
 func TestBudgetSpendRefreshSeesOtherReplicas(t *testing.T) {
 	ctx := context.Background()
 	db := ledgerStore(t, "acct_a")
+	budgetScopes(t, db)
 	clock := &testClock{t: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)}
 	logA, logB := &alertLog{}, &alertLog{}
 	a := NewBudgets(db, clock.Now, logA.add, WithSpendRefresh(time.Second))
@@ -360,6 +380,7 @@ func TestBudgetSpendRefreshSeesOtherReplicas(t *testing.T) {
 func TestBudgetRefreshInAddStillAlerts(t *testing.T) {
 	ctx := context.Background()
 	db := ledgerStore(t, "acct_a")
+	budgetScopes(t, db)
 	clock := &testClock{t: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)}
 	alerts := &alertLog{}
 	b := NewBudgets(db, clock.Now, alerts.add, WithSpendRefresh(time.Second))
@@ -382,4 +403,29 @@ func TestBudgetRefreshInAddStillAlerts(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantAlerts(t, alerts, "account/acct_a/daily:80")
+}
+
+// TestHoleBudgetForUnknownKey: a budget on a key or an account that does
+// not exist was stored (a row limiting nothing, a typo passing for a
+// limit). It is refused with ErrUnknownScope (store.ErrNotFound), and
+// nothing is stored.
+func TestHoleBudgetForUnknownKey(t *testing.T) {
+	ctx := context.Background()
+	db := ledgerStore(t)
+	budgetScopes(t, db)
+	b, _ := newBudgets(t, db, &testClock{t: ledgerNow})
+	for _, bd := range []Budget{
+		{Scope: ScopeKey, ScopeID: "key_nope", Period: Daily, Limit: 10},
+		{Scope: ScopeAccount, ScopeID: "acct_nope", Period: Monthly, Limit: 10},
+	} {
+		if _, err := b.Set(ctx, bd); !errors.Is(err, ErrUnknownScope) || !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("budget on %s %s: %v", bd.Scope, bd.ScopeID, err)
+		}
+	}
+	if list, err := b.List(ctx, "", ""); err != nil || len(list) != 0 {
+		t.Fatalf("stored: %+v %v", list, err)
+	}
+	if _, err := b.Set(ctx, Budget{Scope: ScopeKey, ScopeID: "key_1", Period: Daily, Limit: 10}); err != nil {
+		t.Fatalf("a budget on a real key: %v", err)
+	}
 }

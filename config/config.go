@@ -56,6 +56,18 @@ type Server struct {
 	// (0: none), so idle timeouts of clients and proxies do not fire while
 	// a model thinks.
 	StreamKeepAlive time.Duration `yaml:"stream_keepalive"`
+	// BodyReadTimeout bounds reading one request body, from the end of
+	// its headers: a caller sending a byte every few seconds is cut (408)
+	// instead of holding a goroutine and a socket.
+	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
+	// WriteTimeout bounds each write to a caller (a stream's event, an
+	// answer): a caller that stops reading is cut instead of holding its
+	// stream, its upstream call and its credit hold.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// PreAuthConns caps the connections one client IP may hold open
+	// before any request on them authenticated (0: no cap). Connections
+	// from trusted_proxies are not capped.
+	PreAuthConns int `yaml:"preauth_conns_per_ip"`
 	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
 	// is believed; empty means the client IP is the connection's address.
 	// IP allowlists and failed-auth throttling depend on it.
@@ -208,6 +220,24 @@ type Router struct {
 	// Breaker settings, per deployment.
 	BreakerFailures uint32        `yaml:"breaker_failures"`
 	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
+	// FirstByteTimeout bounds the wait for a stream's first chunk, from
+	// the request (headers included): a silent upstream fails over to the
+	// next deployment, the caller having seen nothing (0: no bound).
+	FirstByteTimeout time.Duration `yaml:"first_byte_timeout"`
+	// StreamIdleTimeout bounds the silence between two chunks of a stream
+	// that started: the stream then ends with an error event in the
+	// caller's format, and what was delivered is billed (0: no bound).
+	// routing.deployments may set either per deployment.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
+	// A vault key the upstream refuses (401, invalid key) in
+	// KeyFailureThreshold distinct requests within KeyFailureWindow is
+	// probed; it leaves the pool during the probe only when those requests
+	// came from KeyFailureCallers distinct caller keys, and for good only
+	// when the probe is refused too, and never when it is the provider's
+	// last key.
+	KeyFailureThreshold int           `yaml:"key_failure_threshold"`
+	KeyFailureCallers   int           `yaml:"key_failure_callers"`
+	KeyFailureWindow    time.Duration `yaml:"key_failure_window"`
 }
 
 // Catalog controls the embedded model catalog (prices, limits,
@@ -246,6 +276,12 @@ type Provider struct {
 	// for other compatible APIs (most serve chat only). ["none"] turns the
 	// default off.
 	NativeFormats []string `yaml:"native_formats"`
+	// Free marks every model this provider serves as costing nothing (a
+	// self-hosted server): its deployments without prices of their own,
+	// and the provider/model addresses callers build, are served without
+	// a credit hold. Without it a model xroute has no price for is refused
+	// (400 model_not_priced): free is never a default.
+	Free bool `yaml:"free"`
 }
 
 // NativeFormatNames are the values native_formats accepts.
@@ -272,6 +308,15 @@ type Deployment struct {
 	// CacheWriteInputPrice prices prompt tokens written to the provider's
 	// prompt cache (Anthropic: 1.25x input for 5-minute entries).
 	CacheWriteInputPrice string `yaml:"cache_write_input_price"`
+	// Free marks this deployment as costing nothing, whatever the catalog
+	// says; it excludes prices. A deployment with neither a price (its
+	// own or the catalog's) nor free is refused at request time.
+	Free bool `yaml:"free"`
+}
+
+// Priced reports whether the deployment sets a price of its own.
+func (d Deployment) Priced() bool {
+	return d.InputPrice != "" || d.OutputPrice != "" || d.CachedInputPrice != "" || d.CacheWriteInputPrice != ""
 }
 
 // Default returns the configuration used when no file is given.
@@ -283,6 +328,9 @@ func Default() Config {
 			ShutdownTimeout: 30 * time.Second,
 			RequestTimeout:  10 * time.Minute,
 			StreamKeepAlive: 10 * time.Second,
+			BodyReadTimeout: 30 * time.Second,
+			WriteTimeout:    30 * time.Second,
+			PreAuthConns:    128,
 			Metrics:         true,
 		},
 		Log:      Log{Level: "info", Format: "json"},
@@ -292,8 +340,9 @@ func Default() Config {
 			FailedAuthBurst: 10, FailedAuthMaxBackoff: 5 * time.Minute},
 		Usage:     Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536, SpoolMaxBytes: 512 << 20},
 		Responses: Responses{Retention: 30 * 24 * time.Hour, SweepInterval: 10 * time.Minute},
-		Router:    Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second},
-		Vault:     Vault{MasterKeyFile: "xroute.master"},
+		Router: Router{MaxAttempts: 3, BreakerFailures: 5, BreakerCooldown: 30 * time.Second, FirstByteTimeout: time.Minute, StreamIdleTimeout: time.Minute,
+			KeyFailureThreshold: 3, KeyFailureCallers: 2, KeyFailureWindow: 5 * time.Minute},
+		Vault: Vault{MasterKeyFile: "xroute.master"},
 		Anomaly: Anomaly{Enabled: true, SpikeFactor: 10, Warmup: 24 * time.Hour, AuthFailures: 20,
 			NewIP: true, OffHours: false, Action: "log", WebhookSecretFile: "xroute.webhook_secret"},
 	}
@@ -514,6 +563,21 @@ func (c *Config) Validate() error {
 	if c.Server.StreamKeepAlive < 0 {
 		bad("server.stream_keepalive", "must not be negative (0 turns pings off)")
 	}
+	if c.Server.BodyReadTimeout <= 0 {
+		bad("server.body_read_timeout", "must be positive (e.g. 30s)")
+	}
+	if c.Server.WriteTimeout <= 0 {
+		bad("server.write_timeout", "must be positive (e.g. 30s)")
+	}
+	if c.Server.PreAuthConns < 0 {
+		bad("server.preauth_conns_per_ip", "must not be negative (0 turns the cap off)")
+	}
+	if c.Router.FirstByteTimeout < 0 {
+		bad("router.first_byte_timeout", "must not be negative (0: no bound)")
+	}
+	if c.Router.StreamIdleTimeout < 0 {
+		bad("router.stream_idle_timeout", "must not be negative (0: no bound)")
+	}
 	if c.Responses.Retention <= 0 {
 		bad("responses.retention", "must be positive (e.g. 720h)")
 	}
@@ -525,6 +589,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Router.BreakerCooldown <= 0 {
 		bad("router.breaker_cooldown", "must be positive")
+	}
+	if c.Router.KeyFailureThreshold < 1 {
+		bad("router.key_failure_threshold", "must be at least 1")
+	}
+	if c.Router.KeyFailureCallers < 1 {
+		bad("router.key_failure_callers", "must be at least 1")
+	}
+	if c.Router.KeyFailureWindow <= 0 {
+		bad("router.key_failure_window", "must be positive (e.g. 5m)")
 	}
 	providers := make(map[string]bool, len(c.Providers))
 	for i, p := range c.Providers {
@@ -579,6 +652,9 @@ func (c *Config) Validate() error {
 				if v != "" && !isDecimal(v) {
 					bad(df+"."+name, "must be a decimal number of USD per million tokens, e.g. \"0.15\"; got %q", v)
 				}
+			}
+			if d.Free && d.Priced() {
+				bad(df+".free", "a free deployment has no prices: remove free, or its prices")
 			}
 		}
 	}

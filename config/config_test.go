@@ -71,6 +71,7 @@ func TestLoadErrorsNameTheField(t *testing.T) {
 		{"unknown provider", "models:\n  - name: m\n    deployments: [{provider: nope, model: x}]\n", nil, []string{"models[0].deployments[0].provider", `unknown provider "nope"`}},
 		{"duplicate model", "providers: [{name: p, type: openai}]\nmodels:\n  - {name: m, deployments: [{provider: p, model: x}]}\n  - {name: m, deployments: [{provider: p, model: y}]}\n", nil, []string{"models[1].name", "duplicate"}},
 		{"bad base url", "providers: [{name: p, type: openai, base_url: ftp://x}]\n", nil, []string{"providers[0].base_url"}},
+		{"free and priced", "providers: [{name: p, type: openai}]\nmodels:\n  - {name: m, deployments: [{provider: p, model: x, free: true, output_price: \"1\"}]}\n", nil, []string{"models[0].deployments[0].free", "no prices"}},
 		{"bad env int", "", []string{"XROUTE_USAGE_BATCH_SIZE=lots"}, []string{"XROUTE_USAGE_BATCH_SIZE", "usage.batch_size", "not an integer"}},
 		{"short pepper", "", []string{"XROUTE_AUTH_PEPPER=short"}, []string{"auth.pepper", "32"}},
 		{"several at once", "server:\n  max_body_bytes: -1\nusage:\n  batch_size: 0\n", nil, []string{"server.max_body_bytes", "usage.batch_size"}},

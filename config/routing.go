@@ -66,6 +66,11 @@ type DeploymentRouting struct {
 	Priority *int `yaml:"priority"`
 	// Tags can be named in a request's provider.only / ignore / order.
 	Tags []string `yaml:"tags"`
+	// FirstByteTimeout and StreamIdleTimeout override router's for this
+	// deployment (0: router's): a reasoning model that thinks in silence
+	// may need more.
+	FirstByteTimeout  time.Duration `yaml:"first_byte_timeout"`
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
 }
 
 // Hedge tunes hedged requests: when the first deployment has not
@@ -169,6 +174,12 @@ func (r Routing) Validate() error {
 		}
 		if d.Weight < 0 {
 			bad(f+".weight", "must not be negative")
+		}
+		if d.FirstByteTimeout < 0 {
+			bad(f+".first_byte_timeout", "must not be negative (0: router.first_byte_timeout)")
+		}
+		if d.StreamIdleTimeout < 0 {
+			bad(f+".stream_idle_timeout", "must not be negative (0: router.stream_idle_timeout)")
 		}
 		for i, t := range d.Tags {
 			if strings.TrimSpace(t) == "" {

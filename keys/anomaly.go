@@ -17,6 +17,10 @@ const (
 	AlertTokenSpike   = "token_spike"
 	AlertAuthFailures = "auth_failures"
 	AlertOffHours     = "off_hours"
+	// AlertAuthGuessing is an address whose failed authentications (keys
+	// that do not exist) started a block of the failed-auth throttle: no
+	// key is named, the address is.
+	AlertAuthGuessing = "auth_guessing"
 )
 
 const (
@@ -71,7 +75,10 @@ type Observation struct {
 // suspend, as config.Anomaly.Action says); the detector only reports.
 type Alert struct {
 	KeyID, AccountID, Kind, Detail string
-	At                             time.Time
+	// IP is the client address of an alert about an address rather than
+	// a key (auth_guessing).
+	IP string
+	At time.Time
 }
 
 // Detector learns each key's normal use and reports departures from it.

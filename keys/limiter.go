@@ -438,8 +438,11 @@ const throttleWindow = time.Minute
 // failed authentications within a minute block the address for 1 s; every
 // further failure doubles the block (2 s, 4 s, ... up to the maximum backoff).
 // Failures below the burst decay at Burst per minute; an address that stays
-// quiet for a minute after its last block ended starts over, and a success
-// forgets it at once.
+// quiet for a minute after its last block ended starts over. A success
+// changes nothing: a scanner that mixes in one valid key is not forgiven
+// its guesses. A block refuses the unknown keys an address presents, never
+// a key that verifies (the caller checks the key first): one client's
+// guesses behind a shared NAT must not lock out its neighbours.
 //
 // Addresses are grouped: an IPv4-mapped IPv6 address counts as its IPv4
 // address and an IPv6 address as its /64, since one client controls a whole
@@ -523,8 +526,10 @@ func (a *AuthThrottle) Check(ip string) (retryAfter time.Duration, blocked bool)
 	return 0, false
 }
 
-// Failed records a failed authentication from ip.
-func (a *AuthThrottle) Failed(ip string) {
+// Failed records a failed authentication from ip. It reports whether
+// this failure started a blocking episode: a burst of guesses, worth an
+// anomaly alert once.
+func (a *AuthThrottle) Failed(ip string) (burst bool) {
 	addr := throttleAddr(ip)
 	now := a.now().UnixNano()
 	s := a.shard(addr)
@@ -542,20 +547,13 @@ func (a *AuthThrottle) Failed(ip string) {
 		}
 		e.until = now + int64(backoff)
 		e.level++
+		burst = e.level == 1
 	}
 	if !ok && len(s.m) >= a.perShard {
 		evictOldest(s.m, now, throttleEntry.forgetAt)
 	}
 	s.m[addr] = e
-}
-
-// Succeeded forgets ip's failures.
-func (a *AuthThrottle) Succeeded(ip string) {
-	addr := throttleAddr(ip)
-	s := a.shard(addr)
-	s.mu.Lock()
-	delete(s.m, addr)
-	s.mu.Unlock()
+	return burst
 }
 
 // Sweep forgets addresses whose failures no longer matter; call it

@@ -479,29 +479,40 @@ func TestThrottleFloodBlocksWithGrowingBackoff(t *testing.T) {
 	}
 }
 
-func TestThrottleSuccessResetsAndFailuresDecay(t *testing.T) {
+// TestThrottleReportsEachBurstOnce: failures add up (a success in between
+// is not the throttle's business), and the burst that starts a block is
+// reported once, for one anomaly alert.
+func TestThrottleReportsEachBurstOnce(t *testing.T) {
 	clk := newRLClock()
 	a := NewAuthThrottle(5, time.Minute, clk.Now)
 	const ip = "198.51.100.1"
+	bursts := 0
+	for i := range 4 {
+		if a.Failed(ip) {
+			t.Fatalf("burst reported after %d failures", i+1)
+		}
+	}
+	// (a valid key authenticates here: the throttle is not told)
+	if a.Failed(ip) {
+		bursts++
+	}
+	if _, b := a.Check(ip); !b || bursts != 1 {
+		t.Fatalf("5 failures with a success among them: blocked %v, bursts %d", b, bursts)
+	}
+	for range 10 {
+		if a.Failed(ip) {
+			bursts++
+		}
+	}
+	if bursts != 1 {
+		t.Fatalf("one burst reported %d times", bursts)
+	}
+}
 
-	for range 4 {
-		a.Failed(ip)
-	}
-	a.Succeeded(ip)
-	for range 4 {
-		a.Failed(ip)
-	}
-	if _, b := a.Check(ip); b {
-		t.Fatal("a success must reset the count")
-	}
-	a.Failed(ip)
-	if _, b := a.Check(ip); !b {
-		t.Fatal("5 failures must block")
-	}
-	a.Succeeded(ip)
-	if _, b := a.Check(ip); b {
-		t.Fatal("a success must lift the block")
-	}
+func TestThrottleFailuresDecay(t *testing.T) {
+	clk := newRLClock()
+	a := NewAuthThrottle(5, time.Minute, clk.Now)
+	const ip = "198.51.100.1"
 
 	// Failures older than the window are forgotten: 4 a minute never block.
 	for range 30 {
@@ -594,7 +605,6 @@ func TestThrottleCheckDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() {
 		a.Check("203.0.113.9")
 		a.Check("2001:db8::1")
-		a.Succeeded("198.51.100.3")
 	}); n != 0 {
 		t.Fatalf("%v allocations", n)
 	}

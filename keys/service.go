@@ -52,7 +52,7 @@ type Store interface {
 	RevokeKey(ctx context.Context, id string, t time.Time) error
 	SuspendKey(ctx context.Context, id string, t time.Time, reason string) error
 	ResumeKey(ctx context.Context, id string) error
-	ExpireKeyBy(ctx context.Context, id string, t time.Time) error
+	RotateKey(ctx context.Context, id string, next func(old store.APIKey, successor string) (store.APIKey, time.Time, error)) (store.APIKey, error)
 	RehashKey(ctx context.Context, id, hash string, pepperVersion int) error
 	CreateAccount(ctx context.Context, a store.Account) error
 	AccountByID(ctx context.Context, id string) (store.Account, error)
@@ -551,45 +551,81 @@ func (s *Service) Resume(ctx context.Context, id, actor string) error {
 	return nil
 }
 
+// ErrNotRotatable is matched by a rotation the key's state does not
+// allow (httpapi answers 409 with the reason).
+var ErrNotRotatable = errors.New("key cannot be rotated")
+
+// notRotatable is a refused rotation; its text is the reason, for the
+// operator.
+type notRotatable struct{ reason string }
+
+func (e *notRotatable) Error() string        { return e.reason }
+func (e *notRotatable) Is(target error) bool { return target == ErrNotRotatable }
+
 // Rotate issues a new key with the old one's properties and lets the old
 // key live for overlap (0: it stops at once), then it expires by itself.
+// The new key's state is the truth about it:
+//
+//   - an active key's successor is active;
+//   - a suspended key's successor is suspended too, with the same reason:
+//     rotating never lifts a suspension (resume the new key to use it), so
+//     rotating a key suspended as compromised issues its replacement
+//     without letting the old one back in;
+//   - a revoked or expired key cannot be rotated (ErrNotRotatable);
+//   - a key already rotated (its successor exists, it lives out its
+//     overlap) cannot be rotated again (ErrNotRotatable): a second
+//     successor would inherit the overlap's expiry while looking active;
+//     rotate the successor instead.
+//
+// The check and the writes are one transaction on the old row, so two
+// concurrent rotations of a key cannot both succeed.
 func (s *Service) Rotate(ctx context.Context, id, actor string, overlap time.Duration) (string, Key, error) {
 	if overlap < 0 {
 		return "", Key{}, &ValidationError{"overlap", "must not be negative"}
 	}
-	old, err := s.store.KeyByID(ctx, id)
+	now := s.now()
+	var plain, oldHash string
+	row, err := s.store.RotateKey(ctx, id, func(old store.APIKey, successor string) (store.APIKey, time.Time, error) {
+		switch {
+		case old.RevokedAt != nil:
+			return store.APIKey{}, time.Time{}, &notRotatable{"This key is revoked: a revoked key cannot be rotated. Create a new key instead."}
+		case successor != "":
+			return store.APIKey{}, time.Time{}, &notRotatable{"This key was already rotated (its successor is " + successor + "): rotate that key instead."}
+		case old.ExpiresAt != nil && !now.Before(*old.ExpiresAt):
+			return store.APIKey{}, time.Time{}, &notRotatable{"This key has expired: an expired key cannot be rotated. Create a new key instead."}
+		}
+		plain = Generate()
+		if old.Kind == KindAdmin {
+			plain = GenerateAdmin()
+		}
+		oldHash = old.Hash
+		row := old
+		row.ID = NewID("key_")
+		row.Hash = s.Hash(plain)
+		row.PepperVersion = s.peppers[0].version
+		row.Hint = Hint(plain)
+		row.CreatedAt = now.UTC().Truncate(time.Millisecond)
+		row.RevokedAt, row.SuspendedAt, row.SuspendReason = nil, nil, ""
+		if old.SuspendedAt != nil {
+			at := row.CreatedAt
+			row.SuspendedAt, row.SuspendReason = &at, old.SuspendReason
+		}
+		row.RotatedFrom = old.ID
+		return row, now.Add(overlap), nil
+	})
 	if err != nil {
+		if errors.Is(err, ErrNotRotatable) {
+			return "", Key{}, err
+		}
 		return "", Key{}, fmt.Errorf("keys: rotate %s: %w", id, err)
 	}
-	now := s.now()
-	if old.RevokedAt != nil || (old.ExpiresAt != nil && !now.Before(*old.ExpiresAt)) {
-		return "", Key{}, &ValidationError{"id", "a revoked or expired key cannot be rotated"}
-	}
-	plain := Generate()
-	if old.Kind == KindAdmin {
-		plain = GenerateAdmin()
-	}
-	row := old
-	row.ID = NewID("key_")
-	row.Hash = s.Hash(plain)
-	row.PepperVersion = s.peppers[0].version
-	row.Hint = Hint(plain)
-	row.CreatedAt = now.UTC().Truncate(time.Millisecond)
-	row.RevokedAt, row.SuspendedAt, row.SuspendReason = nil, nil, ""
-	row.RotatedFrom = old.ID
-	if err := s.store.CreateKey(ctx, row); err != nil {
-		return "", Key{}, err
-	}
-	if err := s.store.ExpireKeyBy(ctx, old.ID, now.Add(overlap)); err != nil {
-		return "", Key{}, err
-	}
-	s.invalidate(old.Hash)
+	s.invalidate(oldHash)
 	k, err := fromRow(row)
 	if err != nil {
 		return "", Key{}, err
 	}
-	s.onEvent(ctx, LifecycleEvent{Kind: "key.rotated", Actor: actor, AccountID: k.AccountID, Subject: old.ID,
-		Details: map[string]any{"new_key_id": k.ID, "overlap": overlap.String()}})
+	s.onEvent(ctx, LifecycleEvent{Kind: "key.rotated", Actor: actor, AccountID: k.AccountID, Subject: id,
+		Details: map[string]any{"new_key_id": k.ID, "overlap": overlap.String(), "status": k.Status(now)}})
 	return plain, k, nil
 }
 

@@ -97,6 +97,31 @@ func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 	return 0
 }
 
+// ErrMalformed marks an upstream answer or stream event the adapter could
+// not parse (not JSON, not the wire format's shape): the upstream answered,
+// so it is neither unreachable nor overloaded. Match it with errors.Is.
+var ErrMalformed = errors.New("malformed upstream answer")
+
+// Malformed is the error of an answer (midStream false: a 502) or a stream
+// event (midStream true) the adapter cannot make sense of; msg says what,
+// cause why.
+func Malformed(provider string, midStream bool, msg string, cause error) *Error {
+	e := &Error{Provider: provider, MidStream: midStream, Message: msg, Err: ErrMalformed}
+	if !midStream {
+		e.Status = http.StatusBadGateway
+	}
+	if cause != nil {
+		e.Err = fmt.Errorf("%w: %w", ErrMalformed, cause)
+	}
+	return e
+}
+
+// ErrStalled marks an upstream that sent nothing within a stream timeout
+// (router.first_byte_timeout before its first chunk,
+// router.stream_idle_timeout between chunks). It is a deadline: a stalled
+// attempt fails over like a timeout when nothing reached the caller yet.
+var ErrStalled = fmt.Errorf("upstream went silent: %w", context.DeadlineExceeded)
+
 // ErrNoUsage is returned when a response carried no usage object.
 var ErrNoUsage = errors.New("response carried no usage")
 
@@ -105,3 +130,40 @@ var ErrNoUsage = errors.New("response carried no usage")
 func StatusText(status int) string {
 	return fmt.Sprintf("upstream answered %d %s", status, http.StatusText(status))
 }
+
+// KeyRejected reports whether the upstream refused the credential itself:
+// a 401, or an error naming the key invalid (Gemini answers 400
+// API_KEY_INVALID, Bedrock 403 UnrecognizedClientException). A 403 for a
+// model, a feature or a region the account may not use is about the
+// request, not the key: another request with the same key may succeed.
+func (e *Error) KeyRejected() bool {
+	return e.Status == http.StatusUnauthorized || e.Code == "invalid_api_key"
+}
+
+// Redacted returns e with every text the upstream wrote (Message, Type,
+// Code, Param, the transport cause's text) passed through redact, or e
+// itself when nothing changed. The cause stays reachable with errors.Is
+// and errors.As; only its text is replaced.
+func (e *Error) Redacted(redact func(string) string) *Error {
+	c := *e
+	c.Message, c.Type, c.Code, c.Param = redact(e.Message), redact(e.Type), redact(e.Code), redact(e.Param)
+	changed := c.Message != e.Message || c.Type != e.Type || c.Code != e.Code || c.Param != e.Param
+	if e.Err != nil {
+		if msg := e.Err.Error(); redact(msg) != msg {
+			c.Err, changed = &redactedCause{msg: redact(msg), cause: e.Err}, true
+		}
+	}
+	if !changed {
+		return e
+	}
+	return &c
+}
+
+// redactedCause is a transport error whose text was redacted.
+type redactedCause struct {
+	msg   string
+	cause error
+}
+
+func (e *redactedCause) Error() string { return e.msg }
+func (e *redactedCause) Unwrap() error { return e.cause }

@@ -1,11 +1,13 @@
 package providers
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
+	"unicode/utf8"
 )
 
 // OpenStream sends a streaming request and waits for the response headers.
@@ -83,6 +85,11 @@ func Send(ctx context.Context, client *http.Client, provider string, timeout tim
 	}
 	if len(body) > MaxResponseBytes {
 		return nil, &Error{Provider: provider, Status: http.StatusBadGateway, Type: "server_error", Message: "upstream response too large"}
+	}
+	if !utf8.Valid(body) {
+		// Replaced, not passed on (and not refused as invalid JSON): the
+		// answer is still the answer. One pass; no copy when valid.
+		body = bytes.ToValidUTF8(body, []byte("\uFFFD"))
 	}
 	return body, nil
 }

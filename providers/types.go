@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"sync"
 
@@ -176,6 +177,66 @@ type Usage struct {
 	ReasoningTokens int `json:"-"`
 }
 
+// MaxUsageTokens bounds any one count of an upstream's usage: no request
+// reads or writes ten million tokens, and a count above it is an upstream
+// bug, not a bill.
+const MaxUsageTokens = 10_000_000
+
+// UsageError is usage an upstream reported that cannot be believed
+// (negative, absurd, not numbers): the caller is not billed from it.
+type UsageError struct{ Reason string }
+
+func (e *UsageError) Error() string { return "upstream usage rejected: " + e.Reason }
+
+// Check returns a *UsageError when u cannot be an upstream's true count:
+// a count that was not an integer (MalformedCount), below zero or above
+// MaxUsageTokens, or parts larger than their whole (cached or
+// cache-written prompt tokens above the prompt, reasoning above the
+// completion).
+func (u Usage) Check() error {
+	for _, f := range [...]struct {
+		name string
+		v    int
+	}{
+		{"prompt tokens", u.PromptTokens}, {"completion tokens", u.CompletionTokens}, {"total tokens", u.TotalTokens},
+		{"cached tokens", u.CachedTokens}, {"cache write tokens", u.CacheWriteTokens}, {"1h cache write tokens", u.CacheWrite1hTokens},
+		{"reasoning tokens", u.ReasoningTokens}, {"web searches", u.WebSearches},
+	} {
+		switch {
+		case f.v == MalformedCount:
+			return &UsageError{Reason: f.name + " is not an integer"}
+		case f.v < 0 || f.v > MaxUsageTokens:
+			return &UsageError{Reason: fmt.Sprintf("%s %d out of range [0, %d]", f.name, f.v, MaxUsageTokens)}
+		}
+	}
+	switch {
+	case u.CachedTokens+u.CacheWriteTokens > u.PromptTokens:
+		return &UsageError{Reason: fmt.Sprintf("cached (%d) and cache-written (%d) prompt tokens exceed the prompt (%d)", u.CachedTokens, u.CacheWriteTokens, u.PromptTokens)}
+	case u.CacheWrite1hTokens > u.CacheWriteTokens:
+		return &UsageError{Reason: fmt.Sprintf("1h cache writes (%d) exceed cache writes (%d)", u.CacheWrite1hTokens, u.CacheWriteTokens)}
+	case u.ReasoningTokens > u.CompletionTokens:
+		return &UsageError{Reason: fmt.Sprintf("reasoning tokens (%d) exceed the completion (%d)", u.ReasoningTokens, u.CompletionTokens)}
+	}
+	return nil
+}
+
+// MalformedCount is what UsageCount reads for a count that is not an
+// integer: negative, so that Check refuses it (and a sum with it).
+const MalformedCount = -1 << 40
+
+// UsageCount reads one usage count (a gjson value) for an adapter: absent
+// or null is 0, an integer is itself (Check bounds it), anything else
+// MalformedCount (gjson alone would read "lots" as 0).
+func UsageCount(v gjson.Result) int {
+	switch {
+	case !v.Exists() || v.Type == gjson.Null:
+		return 0
+	case v.Type == gjson.Number && v.Num == math.Trunc(v.Num):
+		return int(max(min(v.Num, 1e15), -1e15))
+	}
+	return MalformedCount
+}
+
 // ChatResponse is a finished non-streaming completion.
 type ChatResponse struct {
 	// Body is an OpenAI chat.completion object, ready for the caller; or,
@@ -249,6 +310,9 @@ type chatFields struct {
 // ParseChatRequest decodes and checks the fields xroute relies on. The body
 // is kept as given; the caller must not modify it afterwards.
 func ParseChatRequest(body []byte) (*ChatRequest, error) {
+	if err := CheckFields(body); err != nil {
+		return nil, err
+	}
 	var f chatFields
 	if err := json.Unmarshal(body, &f); err != nil {
 		var te *json.UnmarshalTypeError
@@ -277,6 +341,9 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 		r.IncludeUsage = *f.StreamOptions.IncludeUsage
 	}
 	switch {
+	case f.MaxCompletionTokens != nil && f.MaxTokens != nil:
+		// Upstreams differ on which one wins: hold and route for the larger.
+		r.MaxTokens = max(*f.MaxCompletionTokens, *f.MaxTokens)
 	case f.MaxCompletionTokens != nil:
 		r.MaxTokens = *f.MaxCompletionTokens
 	case f.MaxTokens != nil:

@@ -219,10 +219,14 @@ const notJSON = "We could not parse the JSON body of your request. (HINT: This l
 // DecodeBody decodes a caller's request body into v for an ingress. Every
 // refusal is a *RequestError (a 400): a body that is not UTF-8 (Go's
 // decoder would accept it, and nothing downstream could keep it), not a
-// JSON object, or with a field of the wrong type, named.
+// JSON object, with a field xroute reads given twice or misspelled (see
+// CheckFields), or with a field of the wrong type, named.
 func DecodeBody(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return &RequestError{Message: "The request body is not valid UTF-8."}
+	}
+	if err := CheckFields(body); err != nil {
+		return err
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError

@@ -91,3 +91,29 @@ func BenchmarkOrder(b *testing.B) {
 		})
 	}
 }
+
+// endless is a stream that never ends: one chunk per Recv.
+type endless struct{ c providers.Chunk }
+
+func (e *endless) Recv() (providers.Chunk, error) { return e.c, nil }
+func (e *endless) Close() error                   { return nil }
+
+// BenchmarkStreamRecv measures what the router adds to each chunk of a
+// stream it returned: the idle watchdog (re-armed and stopped per chunk)
+// and the statistics, against the same stream without a watchdog.
+func BenchmarkStreamRecv(b *testing.B) {
+	for _, idle := range []time.Duration{0, time.Minute} {
+		b.Run("idle="+idle.String(), func(b *testing.B) {
+			_, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			d := &Deployment{idle: idle}
+			p := &peeked{Stream: &endless{providers.Chunk{Data: []byte(`{"choices":[{"delta":{"content":"hi"}}]}`)}}, d: d, watch: newWatchdog(cancel, 0), release: cancel}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Recv(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -137,7 +137,9 @@ func (d *Deployment) fits(req *providers.ChatRequest) bool {
 // Chat runs a non-streaming request with failover (and hedging, when the
 // model has it).
 func (r *Router) Chat(ctx context.Context, m *Model, req *providers.ChatRequest) (*providers.ChatResponse, Result, error) {
-	return route(r, ctx, m, req, &chatOps)
+	resp, res, err := route(r, ctx, m, req, &chatOps)
+	r.cleanResponse(resp)
+	return resp, res, err
 }
 
 // ChatStream starts a stream with failover. It reads the first chunk before
@@ -223,20 +225,31 @@ var chatOps = ops[*providers.ChatResponse]{
 var streamOps = ops[*peeked]{
 	stream: true,
 	call: func(ctx context.Context, a providers.Provider, d *Deployment, req *providers.ChatRequest) (*peeked, error) {
-		s, err := a.ChatStream(ctx, &providers.Call{Request: req, Model: d.Model})
-		if err != nil {
-			return nil, err
+		// The attempt has its own context so that its watchdog can end it
+		// alone: an upstream silent past the first-byte timeout (headers
+		// sent or not) fails over like any retryable failure.
+		actx, cancel := context.WithCancel(ctx)
+		w := newWatchdog(cancel, d.firstByte)
+		s, err := a.ChatStream(actx, &providers.Call{Request: req, Model: d.Model})
+		if err == nil {
+			var first providers.Chunk
+			first, err = s.Recv()
+			w.pause()
+			if err == nil || errors.Is(err, io.EOF) {
+				return &peeked{Stream: s, first: first, firstErr: err, pending: true, d: d, watch: w, release: cancel}, nil
+			}
+			s.Close()
 		}
-		first, err := s.Recv()
-		if err == nil || errors.Is(err, io.EOF) {
-			return &peeked{Stream: s, first: first, firstErr: err, pending: true}, nil
+		w.pause()
+		cancel()
+		if ctx.Err() != nil {
+			return nil, err // the caller left or its deadline passed: not the upstream's silence
 		}
-		s.Close()
-		return nil, err
+		return nil, w.explain(err, d.Provider, d.firstByte, false)
 	},
 	usage: func(*peeked) *providers.Usage { return nil },
 	won: func(p *peeked, r *Router, d *Deployment, start int64, cancel context.CancelFunc) *peeked {
-		p.r, p.d, p.start, p.cancel = r, d, start, cancel
+		p.r, p.start, p.cancel, p.won = r, start, cancel, true
 		return p
 	},
 	discard: func(p *peeked) {
@@ -275,9 +288,10 @@ func sequential[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *
 		if !ok {
 			return zero, p.failure(last)
 		}
-		a, cred := c.d.adapterFor()
+		a, cred := c.d.adapterFor(c.avoid)
 		start := r.begin(c.d)
 		v, err := o.call(ctx, a, c.d, c.req)
+		err = r.scrub(err)
 		usage := o.usage(v)
 		el := r.end(ctx, c.d, start, o.stream, c.done, cred, err, usage)
 		res.Attempts++
@@ -290,10 +304,20 @@ func sequential[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *
 			return v, nil
 		}
 		last = err
+		if keyRejected(err) {
+			p.keyRefused(c, cred)
+		}
 		if !r.failover(ctx, c.d, err) {
 			return zero, err
 		}
 	}
+}
+
+// keyRejected reports whether err is the upstream refusing the key itself
+// (providers.Error.KeyRejected).
+func keyRejected(err error) bool {
+	var pe *providers.Error
+	return errors.As(err, &pe) && pe.KeyRejected()
 }
 
 // hedged keeps up to two attempts in flight: when the running one has not
@@ -321,7 +345,7 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 		if !ok {
 			return false
 		}
-		a, cred := c.d.adapterFor()
+		a, cred := c.d.adapterFor(c.avoid)
 		actx, cancel := context.WithCancel(ctx)
 		i := len(runs)
 		runs = append(runs, run{c: c, cred: cred, start: r.begin(c.d), cancel: cancel})
@@ -333,7 +357,7 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 		}
 		go func() {
 			v, err := o.call(actx, a, c.d, c.req)
-			results <- outcome{v, err, i}
+			results <- outcome{v, r.scrub(err), i}
 		}()
 		return true
 	}
@@ -388,6 +412,9 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 			}
 			ru.cancel()
 			last = out.err
+			if keyRejected(out.err) {
+				p.keyRefused(ru.c, ru.cred)
+			}
 			if !r.failover(ctx, ru.c.d, out.err) {
 				stopped = true
 				stopOthers()
@@ -469,7 +496,7 @@ func (r *Router) end(ctx context.Context, d *Deployment, start int64, stream boo
 		verdict = context.Canceled
 	}
 	done(verdict)
-	r.checkRejected(d, cred, err)
+	r.checkRejected(ctx, d, cred, err)
 	h := &d.health
 	h.requests.Add(1)
 	switch judge(verdict) {
@@ -511,25 +538,31 @@ func (r *Router) failover(ctx context.Context, d *Deployment, err error) bool {
 		// This adapter cannot express the request; another may.
 		return true
 	}
+	// A refused key is the deployment's fault, not the request's: another
+	// key or deployment may serve it.
 	var pe *providers.Error
-	if !errors.As(err, &pe) || !pe.Retryable() {
+	if !errors.As(err, &pe) || !(pe.Retryable() || pe.KeyRejected()) {
 		return false
 	}
 	r.log.Info("failover", zap.String("deployment", d.Name()), zap.Int("status", pe.Status), zap.Bool("mid_stream", pe.MidStream))
 	return true
 }
 
-// peeked replays the first chunk the router read while choosing, and
-// keeps the deployment's statistics: time per token when the stream ends,
-// a failure when it breaks, in flight until it is closed.
+// peeked replays the first chunk the router read while choosing, bounds
+// the silence before each later chunk (the deployment's stream idle
+// timeout), and keeps the deployment's statistics: time per token when
+// the stream ends, a failure when it breaks, in flight until it is closed.
 type peeked struct {
 	providers.Stream
 	first    providers.Chunk
 	firstErr error
 	pending  bool
+	d        *Deployment
+	watch    *watchdog
+	release  context.CancelFunc // ends the attempt's own context
 
 	r          *Router
-	d          *Deployment
+	won        bool // handed out by won: counted in flight until Close
 	start      int64
 	cancel     context.CancelFunc
 	completion int
@@ -544,12 +577,18 @@ func (p *peeked) Recv() (providers.Chunk, error) {
 		p.pending = false
 		c, err = p.first, p.firstErr
 	} else {
+		p.watch.arm(p.d.idle)
 		c, err = p.Stream.Recv()
+		p.watch.pause()
+		if err != nil && !errors.Is(err, io.EOF) {
+			err = p.watch.explain(err, p.d.Provider, p.d.idle, true)
+		}
 	}
+	c, err = p.r.cleanChunk(c), p.r.scrub(err)
 	if c.Usage != nil {
 		p.completion = c.Usage.CompletionTokens
 	}
-	if err != nil && p.d != nil && !p.ended {
+	if err != nil && p.won && !p.ended {
 		p.ended = true
 		if errors.Is(err, io.EOF) {
 			p.d.health.observePerToken(float64(p.r.now().UnixNano()-p.start), p.completion)
@@ -567,7 +606,9 @@ func (p *peeked) Close() error {
 	}
 	p.closed = true
 	err := p.Stream.Close()
-	if p.d != nil {
+	p.watch.pause()
+	p.release()
+	if p.won {
 		p.d.health.inflight.Add(-1)
 	}
 	if p.cancel != nil {

@@ -135,6 +135,13 @@ type fleet struct {
 
 func (f fleet) build(t testing.TB) (*Router, *Model) {
 	t.Helper()
+	return f.buildWith(t, nil)
+}
+
+// buildWith is build with more adapters by provider name (providers that
+// are not fakes).
+func (f fleet) buildWith(t testing.TB, more map[string]providers.Provider) (*Router, *Model) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Router.BreakerFailures = f.failures
 	if cfg.Router.BreakerFailures == 0 {
@@ -152,6 +159,10 @@ func (f fleet) build(t testing.TB) (*Router, *Model) {
 	for n, fk := range f.fakes {
 		cfg.Providers = append(cfg.Providers, config.Provider{Name: n, Type: "test"})
 		adapters[n] = fk
+	}
+	for n, p := range more {
+		cfg.Providers = append(cfg.Providers, config.Provider{Name: n, Type: "test"})
+		adapters[n] = p
 	}
 	for _, n := range f.names {
 		m.Deployments = append(m.Deployments, config.Deployment{Provider: n, Model: n + "-m"})

@@ -42,6 +42,11 @@ type plan struct {
 	// coolest is the earliest end of the cooldowns that made the plan skip
 	// a deployment (unix ns; 0: none skipped for a 429).
 	coolest, cooledAt int64
+	// refusedKeys are the pool keys the upstream refused during this
+	// request; again is a deployment to try once more with another of its
+	// pool's keys (d nil: none).
+	refusedKeys []string
+	again       candidate
 }
 
 // putPlan clears p (it must not keep deployments, requests or strings
@@ -58,6 +63,8 @@ type candidate struct {
 	m    *Model
 	req  *providers.ChatRequest // with d's quirks applied
 	done func(error)            // the breaker's verdict callback
+	// avoid are pool keys not to use (refused during this request).
+	avoid []string
 }
 
 // init prepares p (the caller's, usually on its stack) for one request.
@@ -185,6 +192,16 @@ func (p *plan) cands() []*Deployment {
 // budget are spent.
 func (p *plan) next() (c candidate, ok bool) {
 	for p.attempts < p.maxAttempts {
+		if p.again.d != nil {
+			c, p.again = p.again, candidate{}
+			done, err := c.d.breaker.Allow()
+			if err != nil {
+				continue
+			}
+			p.attempts++
+			c.done, c.avoid = done, p.refusedKeys
+			return c, true
+		}
 		if p.ci >= p.n {
 			if !p.nextModel() {
 				return c, false
@@ -233,6 +250,21 @@ func (p *plan) next() (c candidate, ok bool) {
 		return candidate{d: d, m: p.model(p.mi), req: req, done: done}, true
 	}
 	return c, false
+}
+
+// keyRefused notes that the upstream refused pool key cred on c's
+// deployment: the key is at fault, not the request, so the deployment is
+// offered again (next attempt) with another of its pool's keys, if any.
+// A dead key costs the caller one attempt, not the answer.
+func (p *plan) keyRefused(c candidate, cred string) {
+	if cred == "" {
+		return
+	}
+	p.refusedKeys = append(p.refusedKeys, cred)
+	if c.d.pool.hasOther(p.refusedKeys) {
+		c.done, c.avoid = nil, nil
+		p.again = c
+	}
 }
 
 func containsDeployment(ds []*Deployment, d *Deployment) bool {

@@ -22,6 +22,11 @@ type Caller struct {
 	// fallback models a request lists ("models": [...]) are tried only
 	// when AllowModel is set and allows them.
 	AllowModel func(model string) bool
+	// KeyID and RequestID name the caller's key and the request: a pool
+	// key the upstream refuses leaves the pool only after refusals in
+	// distinct requests of distinct callers ("" counts as one anonymous
+	// caller, each request with no id as its own request).
+	KeyID, RequestID string
 }
 
 type callerKey struct{}

@@ -17,10 +17,11 @@
 package router
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -52,6 +53,9 @@ type Deployment struct {
 	priority *int
 	tags     []string
 	health   health
+	// firstByte and idle bound a stream's silence: before its first
+	// chunk and between chunks (router's, or routing.deployments').
+	firstByte, idle time.Duration
 }
 
 // Credential is one provider key, as an adapter built with it.
@@ -61,35 +65,142 @@ type Credential struct {
 	Adapter providers.Provider
 }
 
-// pool holds a provider's credentials; readers take a snapshot.
+// pool holds a provider's credentials; readers take a snapshot, writers
+// hold mu and replace it.
 type pool struct {
 	creds atomic.Pointer[[]Credential]
+	mu    sync.Mutex
+	gen   uint64 // bumped by each replacement from the store (SetCredentials)
 }
 
-// pick chooses a credential by weight; ok is false when the pool is empty.
-func (p *pool) pick() (Credential, bool) {
+// set replaces the credentials (a reload from the store).
+func (p *pool) set(cs []Credential) {
+	p.mu.Lock()
+	p.creds.Store(&cs)
+	p.gen++
+	p.mu.Unlock()
+}
+
+func (p *pool) list() []Credential {
+	if cs := p.creds.Load(); cs != nil {
+		return *cs
+	}
+	return nil
+}
+
+// get finds a credential, with the pool's generation.
+func (p *pool) get(id string) (Credential, uint64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.list() {
+		if c.ID == id {
+			return c, p.gen, true
+		}
+	}
+	return Credential{}, p.gen, false
+}
+
+// remove takes id out while the pool is still generation gen, unless it
+// is the last credential; it reports whether it did.
+func (p *pool) remove(id string, gen uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.list()
+	if p.gen != gen || len(old) < 2 {
+		return false
+	}
+	next := make([]Credential, 0, len(old))
+	for _, c := range old {
+		if c.ID != id {
+			next = append(next, c)
+		}
+	}
+	if len(next) == len(old) {
+		return false
+	}
+	p.creds.Store(&next)
+	return true
+}
+
+// removeUnlessLast takes id out for good when another credential stays;
+// it reports whether id is out (or was already, with others left).
+func (p *pool) removeUnlessLast(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.list()
+	next := make([]Credential, 0, len(old))
+	for _, c := range old {
+		if c.ID != id {
+			next = append(next, c)
+		}
+	}
+	if len(next) == 0 {
+		return false
+	}
+	if len(next) != len(old) {
+		p.creds.Store(&next)
+	}
+	return true
+}
+
+// add puts c back, unless the pool was replaced since generation gen
+// (the store's word wins) or holds it already.
+func (p *pool) add(c Credential, gen uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.list()
+	if p.gen != gen {
+		return
+	}
+	for _, o := range old {
+		if o.ID == c.ID {
+			return
+		}
+	}
+	next := append(slices.Clone(old), c)
+	p.creds.Store(&next)
+}
+
+// pick chooses a credential by weight, leaving out those in avoid (keys
+// the upstream refused during this request); ok is false when none is
+// left.
+func (p *pool) pick(avoid []string) (Credential, bool) {
 	cs := p.creds.Load()
 	if cs == nil || len(*cs) == 0 {
 		return Credential{}, false
 	}
 	total := 0
 	for _, c := range *cs {
-		total += c.Weight
+		if !slices.Contains(avoid, c.ID) {
+			total += c.Weight
+		}
+	}
+	if total == 0 {
+		return Credential{}, false
 	}
 	n := rand.IntN(total)
 	for _, c := range *cs {
+		if slices.Contains(avoid, c.ID) {
+			continue
+		}
 		if n < c.Weight {
 			return c, true
 		}
 		n -= c.Weight
 	}
-	return (*cs)[len(*cs)-1], true
+	return Credential{}, false
 }
 
-// adapterFor returns the adapter for one attempt: a pool key when the
-// provider has any, else the config's.
-func (d *Deployment) adapterFor() (providers.Provider, string) {
-	if c, ok := d.pool.pick(); ok {
+// hasOther reports whether the pool holds a key not in avoid.
+func (p *pool) hasOther(avoid []string) bool {
+	_, ok := p.pick(avoid)
+	return ok
+}
+
+// adapterFor returns the adapter for one attempt: a pool key not in avoid
+// when the provider has any, else the config's.
+func (d *Deployment) adapterFor(avoid []string) (providers.Provider, string) {
+	if c, ok := d.pool.pick(avoid); ok {
 		return c.Adapter, c.ID
 	}
 	return d.adapter, ""
@@ -98,7 +209,7 @@ func (d *Deployment) adapterFor() (providers.Provider, string) {
 // Adapter is the adapter one call to d uses: a pool key's when the
 // provider has any, else the config's.
 func (d *Deployment) Adapter() providers.Provider {
-	a, _ := d.adapterFor()
+	a, _ := d.adapterFor(nil)
 	return a
 }
 
@@ -165,10 +276,29 @@ type Router struct {
 	// dynamicDeployments counts the shared deployments built for
 	// caller-chosen names, capped at maxDynamic.
 	dynamicDeployments int
-	// OnRejected is told when a provider answers a pool key with 401/403,
-	// after the key has left the pool (disable it in the store, audit it).
-	OnRejected func(provider, credentialID string)
+	// OnRejected is told when a pool key was refused upstream by enough
+	// requests and callers, and by its probe, after it has left the pool
+	// for good (disable it in the store, audit it with reason).
+	OnRejected func(provider, credentialID, reason string)
+	guard      *keyGuard
+	probes     sync.WaitGroup
+	probeCtx   context.Context
+	stopProbes context.CancelFunc
+	// redact takes secrets out of upstream text (nil: shapes are not
+	// looked for, invalid UTF-8 is still replaced).
+	redact Redactor
 }
+
+// Redactor takes secrets out of text an upstream wrote (keys.Redactor).
+type Redactor interface {
+	Redact(s string) string
+	RedactBytes(b []byte) []byte
+}
+
+// WithRedactor makes every upstream failure leave the router with its
+// text redacted (the caller, the logs and the audit see only that), and
+// every upstream error event relayed as it came too.
+func WithRedactor(rd Redactor) Option { return func(r *Router) { r.redact = rd } }
 
 // Option tunes New.
 type Option func(*Router)
@@ -194,6 +324,11 @@ func New(cfg config.Config, adapters map[string]providers.Provider, log *zap.Log
 	r := &Router{models: map[string]*Model{}, maxAttempts: cfg.Router.MaxAttempts, log: log, now: now, pools: map[string]*pool{},
 		adapters: adapters, catalog: lookup, rc: cfg.Router, shared: map[string]*Deployment{}, dynamic: map[string]*Model{}}
 	r.plans.New = func() any { return new(plan) }
+	r.guard = newKeyGuard(cfg.Router.KeyFailureThreshold, cfg.Router.KeyFailureCallers, cfg.Router.KeyFailureWindow)
+	if r.guard.window <= 0 {
+		r.guard.window = int64(5 * time.Minute)
+	}
+	r.probeCtx, r.stopProbes = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(r)
 	}
@@ -277,10 +412,17 @@ func (r *Router) deploymentCapped(provider, model string, a providers.Provider, 
 		return d
 	}
 	remember := !callerChosen || r.dynamicDeployments < maxDynamic
-	d := &Deployment{Provider: provider, Model: model, name: key, adapter: a, pool: r.pools[provider], weight: 1}
+	d := &Deployment{Provider: provider, Model: model, name: key, adapter: a, pool: r.pools[provider], weight: 1,
+		firstByte: r.rc.FirstByteTimeout, idle: r.rc.StreamIdleTimeout}
 	if dr, ok := r.rt.Deployments[key]; ok {
 		if dr.Weight > 0 {
 			d.weight = dr.Weight
+		}
+		if dr.FirstByteTimeout > 0 {
+			d.firstByte = dr.FirstByteTimeout
+		}
+		if dr.StreamIdleTimeout > 0 {
+			d.idle = dr.StreamIdleTimeout
 		}
 		d.priority = dr.Priority
 		d.tags = dr.Tags
@@ -361,7 +503,7 @@ func (r *Router) SetCredentials(provider string, creds []Credential) error {
 		}
 		cs = append(cs, c)
 	}
-	p.creds.Store(&cs)
+	p.set(cs)
 	return nil
 }
 
@@ -376,36 +518,4 @@ func (r *Router) Credentials(provider string) []string {
 		ids = append(ids, c.ID)
 	}
 	return ids
-}
-
-// checkRejected takes a pool key out when the provider refused it (401 or
-// 403): the key is wrong or revoked upstream, and every further use would
-// fail too.
-func (r *Router) checkRejected(d *Deployment, cred string, err error) {
-	var pe *providers.Error
-	if cred == "" || !errors.As(err, &pe) || (pe.Status != http.StatusUnauthorized && pe.Status != http.StatusForbidden) {
-		return
-	}
-	for {
-		old := d.pool.creds.Load()
-		if old == nil {
-			return
-		}
-		next := make([]Credential, 0, len(*old))
-		for _, c := range *old {
-			if c.ID != cred {
-				next = append(next, c)
-			}
-		}
-		if len(next) == len(*old) {
-			return // another request removed it already
-		}
-		if d.pool.creds.CompareAndSwap(old, &next) {
-			break
-		}
-	}
-	r.log.Warn("provider key rejected upstream; taken out of the pool", zap.String("provider", d.Provider), zap.String("credential", cred), zap.Int("status", pe.Status))
-	if r.OnRejected != nil {
-		r.OnRejected(d.Provider, cred)
-	}
 }

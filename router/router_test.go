@@ -184,35 +184,6 @@ func TestMaxAttemptsBoundsFailover(t *testing.T) {
 	}
 }
 
-func TestRejectedPoolKeyLeavesThePool(t *testing.T) {
-	fallback := &scripted{}
-	r, m := newRouter(t, 5, map[string]providers.Provider{"a": fallback}, "a")
-	bad := &scripted{err: &providers.Error{Status: 401}}
-	good := &scripted{}
-	var rejected []string
-	r.OnRejected = func(provider, id string) { rejected = append(rejected, provider+"/"+id) }
-	if err := r.SetCredentials("a", []Credential{{ID: "pk_bad", Weight: 1000, Adapter: bad}, {ID: "pk_good", Weight: 1, Adapter: good}}); err != nil {
-		t.Fatal(err)
-	}
-	// The heavy bad key is picked first almost surely; after its 401 it is
-	// gone, and every later request uses the good one.
-	for i := 0; i < 20; i++ {
-		r.Chat(context.Background(), m, req)
-	}
-	if got := r.Credentials("a"); len(got) != 1 || got[0] != "pk_good" {
-		t.Fatalf("pool after a 401: %v", got)
-	}
-	if len(rejected) != 1 || rejected[0] != "a/pk_bad" {
-		t.Fatalf("OnRejected calls: %v", rejected)
-	}
-	if bad.calls.Load() != 1 || good.calls.Load() < 19 || fallback.calls.Load() != 0 {
-		t.Fatalf("calls: bad %d good %d fallback %d", bad.calls.Load(), good.calls.Load(), fallback.calls.Load())
-	}
-	if err := r.SetCredentials("nope", nil); err == nil {
-		t.Fatal("unknown provider accepted")
-	}
-}
-
 func TestCapabilityRouting(t *testing.T) {
 	plain, tooled := &scripted{}, &scripted{}
 	cfg := config.Default()

@@ -206,7 +206,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		if !quiet {
-			fmt.Fprintf(stderr, "rotated %s: the old key keeps working for %s\n", fs.Arg(0), overlap)
+			rotatedNote(stderr, fs.Arg(0), overlap, k.Status(time.Now()), k.SuspendReason)
 		}
 		return printNewKey(stdout, stderr, plain, k, quiet, *asJSON)
 	case "revoke":
@@ -226,6 +226,16 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "resumed %s\n", fs.Arg(0))
 	}
 	return nil
+}
+
+// rotatedNote tells the operator what a rotation left: the old key's
+// overlap, or that the new key is suspended like the old one.
+func rotatedNote(w io.Writer, id string, overlap time.Duration, status, reason string) {
+	if status == "suspended" {
+		fmt.Fprintf(w, "rotated %s: the new key is suspended like the old one (%s); resume it to use it\n", id, reason)
+		return
+	}
+	fmt.Fprintf(w, "rotated %s: the old key keeps working for %s\n", id, overlap)
 }
 
 func printNewKey(stdout, stderr io.Writer, plain string, k keys.Key, quiet, asJSON bool) error {

@@ -57,7 +57,7 @@ func TestSIGKILLLosesNoCompletedResponse(t *testing.T) {
 	t.Chdir(dir)
 	up := httptest.NewServer(mock.New(mock.Config{Latency: 5 * time.Millisecond, TokensPerSec: 400, CompletionTokens: 8}))
 	defer up.Close()
-	cfg := fmt.Sprintf("log:\n  level: error\nproviders:\n  - {name: up, type: openai, base_url: '%s/v1'}\nmodels:\n  - {name: m, deployments: [{provider: up, model: m}]}\n", up.URL)
+	cfg := fmt.Sprintf("log:\n  level: error\nproviders:\n  - {name: up, type: openai, base_url: '%s/v1'}\nmodels:\n  - {name: m, deployments: [{provider: up, model: m, free: true}]}\n", up.URL)
 	os.WriteFile("x.yaml", []byte(cfg), 0o600)
 	var keyOut strings.Builder
 	if err := run(context.Background(), []string{"keys", "create", "--config", "x.yaml", "--name", "load", "--quiet"}, &keyOut, io.Discard); err != nil {

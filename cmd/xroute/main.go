@@ -32,14 +32,16 @@ Usage:
   xroute vault rotate      new data-key term, re-encrypt every provider key
   xroute audit list [--kind key.] [--subject ID] | verify [--head FILE] | head
   xroute credits topup --account A --amount 10.00 --idempotency-key K | balance | ledger | verify
+  xroute budgets set (--account A | --key K) --period daily|monthly --limit 50.00 [--alerts 50,80,100]
+  xroute budgets list [--account A | --key K] | delete (--account A | --key K) --period P
   xroute usage report [--group-by account,key,model,provider,day|hour] [--from DATE] [--to DATE]
                       [--account ID] [--key ID] [--model M] [--provider P] [--json|--csv]
   xroute mock [openai|anthropic|gemini|azure|bedrock] [-addr HOST:PORT] [knobs, see -h]
   xroute config env        list the XROUTE_* environment variables
   xroute completion bash|zsh|fish|powershell
 
-With XROUTE_URL and XROUTE_ADMIN_KEY set, keys, accounts, credits, audit and
-usage go through the admin API of that running server (changes apply at once);
+With XROUTE_URL and XROUTE_ADMIN_KEY set, keys, accounts, credits, budgets, audit
+and usage go through the admin API of that running server (changes apply at once);
 otherwise they work on the database of --config FILE (or XROUTE_CONFIG).
 `
 
@@ -69,6 +71,7 @@ func subcommands() []subcommand {
 		{"keys", "create, list, show, rotate, revoke, suspend, resume keys", []string{"create", "list", "show", "rotate", "revoke", "suspend", "resume"}, cmdKeys},
 		{"accounts", "create and list accounts", []string{"create", "list"}, cmdAccounts},
 		{"credits", "top up, read balances and the ledger, verify balances", []string{"topup", "balance", "ledger", "verify"}, cmdCredits},
+		{"budgets", "set, list and delete spend limits of accounts and keys", []string{"set", "list", "delete"}, cmdBudgets},
 		{"usage", "usage reports (table, --json, --csv)", []string{"report"}, cmdUsage},
 		{"audit", "read and verify the audit log, sign its head", []string{"list", "verify", "head"}, cmdAudit},
 		{"vault", "rotate the provider-key vault", []string{"rotate"}, cmdVault},

@@ -88,7 +88,7 @@ func remoteKeys(ctx context.Context, r *remote, sub string, f keyFlags, id strin
 			return err
 		}
 		if !f.quiet {
-			fmt.Fprintf(stderr, "rotated %s: the old key keeps working for %s\n", id, f.overlap)
+			rotatedNote(stderr, id, f.overlap, k.Status, k.SuspendReason)
 		}
 		return printRemoteNewKey(stdout, stderr, k, f.quiet, f.asJSON)
 	case "revoke", "resume":

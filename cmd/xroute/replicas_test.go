@@ -148,7 +148,7 @@ usage: {flush_interval: 50ms}
 providers:
   - {name: up, type: openai, base_url: '%s/v1'}
 models:
-  - {name: free, deployments: [{provider: up, model: m-free}]}
+  - {name: free, deployments: [{provider: up, model: m-free, free: true}]}
   - {name: paid, deployments: [{provider: up, model: m, input_price: "0", output_price: "1000"}]}
 `, pgURL, redisURL, up.URL)
 	if err := os.WriteFile("x.yaml", []byte(yaml), 0o600); err != nil {

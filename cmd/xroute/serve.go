@@ -71,11 +71,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Server.Addr, err)
 	}
-	srv := &http.Server{
-		Handler:           gw.Handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	srv, err := gw.NewServer(cfg, log)
+	if err != nil {
+		return err
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -118,13 +116,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case <-ctx.Done():
 	}
 	// Graceful stop: refuse new connections, let in-flight requests and
-	// streams finish up to the deadline, then flush usage records.
+	// streams finish up to the deadline, cut the rest with an error event
+	// in their callers' formats, then flush usage records.
 	log.Info("shutting down", zap.Duration("deadline", cfg.Server.ShutdownTimeout))
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := srv.Shutdown(sctx, 5*time.Second); err != nil {
 		log.Warn("in-flight requests cut at the shutdown deadline", zap.Error(err))
-		srv.Close()
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
@@ -42,10 +43,20 @@ type App struct {
 	Budgets  *billing.Budgets
 	log      *zap.Logger
 	closers  []func() // in order of construction; Close runs them backwards
+	upstream *http.Client
 }
+
+// CloseIdleUpstreams closes the pooled idle connections to providers
+// (a measurement of what requests leave behind must not count them).
+func (a *App) CloseIdleUpstreams() { a.upstream.CloseIdleConnections() }
 
 // Build wires every part of the gateway from config. Close releases it.
 func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err error) {
+	// Every log line of the gateway, and every upstream error text before
+	// it reaches a caller, passes the redactor: provider keys (config and
+	// vault) and anything shaped like a credential are replaced.
+	red := keys.NewRedactor()
+	log = log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return keys.RedactCore(c, red) }))
 	a := &App{log: log}
 	defer func() {
 		if err != nil {
@@ -104,8 +115,10 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	red.Set("config", configSecrets(cfg, os.Getenv)...)
 	client := &http.Client{Transport: upstreamTransport()}
 	a.closers = append(a.closers, client.CloseIdleConnections)
+	a.upstream = client
 	reg := builtin.Registry()
 	adapters := make(map[string]providers.Provider, len(cfg.Providers))
 	for _, pc := range cfg.Providers {
@@ -119,14 +132,17 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
-	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own), router.WithRouting(cfg.Routing))
+	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own, cfg), router.WithRouting(cfg.Routing), router.WithRedactor(red))
 	if err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, rt.Close) // key probes in flight
+	warnUnpriced(rt, log)
 	build := func(pc config.Provider) (providers.Provider, error) {
 		return reg.New(pc, providers.Deps{Client: client, Getenv: os.Getenv})
 	}
 	a.Secrets = NewSecrets(vault, db, a.Audit, rt, cfg, build, log.Named("secrets"))
+	a.Secrets.redact = red
 	if err := a.Secrets.ReloadAll(ctx); err != nil {
 		return nil, err
 	}
@@ -214,6 +230,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		RotationOverlap: cfg.Auth.RotationOverlap,
 		TrustedProxies:  cfg.Server.TrustedProxies,
 		Throttle:        g.throttle,
+		Guessing:        g.guessing,
 		Observe:         g.observe,
 		Limits:          g.limits,
 		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin, httpapi.DeploymentsRoute(rt)},
@@ -229,6 +246,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		ResponseRetention: cfg.Responses.Retention,
 		Tokens:            cr,
 		StreamKeepAlive:   cfg.Server.StreamKeepAlive,
+		BodyReadTimeout:   cfg.Server.BodyReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
 	})
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"slices"
 	"sync"
 	"time"
 
@@ -92,20 +91,33 @@ func (c *credits) close() {
 	c.wg.Wait()
 }
 
-// costs reports whether requests served by d cost anything.
+// costs reports whether requests served by d cost anything. A deployment
+// without a price (Info nil) is not free: Hold refuses it.
 func costs(d *router.Deployment) bool {
-	return d.Info != nil && (d.Info.Input != 0 || d.Info.Output != 0)
+	return d.Info == nil || d.Info.Input != 0 || d.Info.Output != 0 || d.Info.CacheWriteInput != 0 || d.Info.WebSearch != 0
 }
 
 // holdTimeout bounds the credit check of one request.
 const holdTimeout = 10 * time.Second
 
 // Hold implements httpapi.Meter: it reserves the most the request can cost
-// on any of the model's priced deployments (prompt by the tokenizer, plus
-// max tokens or the model's cap), after the budgets agree.
+// on any deployment of the model or of its fallback models (prompt by the
+// tokenizer, plus max tokens or the model's cap for each answer), after
+// the budgets agree. A deployment without a price refuses the request
+// (*httpapi.UnpricedError): no answer is served without one.
 func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *router.Model, body []byte, w httpapi.Worst) (httpapi.Hold, error) {
-	if !slices.ContainsFunc(m.Deployments, costs) {
-		return nil, nil // every deployment is free
+	models := append([]*router.Model{m}, w.Fallbacks...)
+	free := true
+	for _, fm := range models {
+		for _, d := range fm.Deployments {
+			if d.Info == nil {
+				return nil, &httpapi.UnpricedError{Model: fm.Name, Deployment: d.Name()}
+			}
+			free = free && !costs(d)
+		}
+	}
+	if free {
+		return nil, nil // every deployment is free, by the operator's word
 	}
 	// The hold may be a database round trip; a database that stops
 	// answering must cost a request a few seconds and a 503, not hang it
@@ -122,13 +134,17 @@ func (c *credits) Hold(ctx context.Context, requestID string, k *keys.Key, m *ro
 		return nil, err
 	}
 	var most billing.Nano
-	for _, d := range m.Deployments {
-		if costs(d) {
-			most = max(most, billing.MaxCostN(*d.Info, prompt, w.MaxTokens, w.Choices, bp)+
-				billing.Cost(*d.Info, providers.Usage{WebSearches: w.WebSearches}, bp))
+	hedged := false
+	for _, fm := range models {
+		hedged = hedged || fm.Hedged()
+		for _, d := range fm.Deployments {
+			if costs(d) {
+				most = max(most, billing.MaxCostN(*d.Info, prompt, w.MaxTokens, w.Choices, bp)+
+					billing.Cost(*d.Info, providers.Usage{WebSearches: w.WebSearches}, bp))
+			}
 		}
 	}
-	if w.Hedgeable && m.Hedged() {
+	if w.Hedgeable && hedged {
 		// A hedge that lost but finished is paid too: at most two
 		// attempts are in flight, so at most two complete.
 		most = min(most, math.MaxInt64/2) * 2
@@ -154,7 +170,7 @@ type hold struct {
 
 func (h *hold) Cost(d *router.Deployment, u providers.Usage) int64 {
 	if d == nil || d.Info == nil {
-		return 0
+		return 0 // not reached: Hold refuses a request an unpriced deployment could serve
 	}
 	return int64(billing.Cost(*d.Info, u, h.bp))
 }

@@ -99,7 +99,7 @@ func TestGlobalRateLimitAcrossReplicas(t *testing.T) {
 	cfg.Vault.MasterKeyFile = filepath.Join(dir, "master")
 	cfg.Redis.URL = url
 	cfg.Providers = []config.Provider{{Name: "up", Type: "openai", BaseURL: up.URL + "/v1"}}
-	cfg.Models = []config.Model{{Name: "m", Deployments: []config.Deployment{{Provider: "up", Model: "m"}}}}
+	cfg.Models = []config.Model{{Name: "m", Deployments: []config.Deployment{{Provider: "up", Model: "m", Free: true}}}}
 	var servers []*httptest.Server
 	var first *App
 	for i := 0; i < 2; i++ {
@@ -169,7 +169,7 @@ func TestReplicaWithRedisDown(t *testing.T) {
 	cfg.Redis.URL = "redis://127.0.0.1:1/0" // nothing listens there
 	cfg.Server.Metrics = true
 	cfg.Providers = []config.Provider{{Name: "up", Type: "openai", BaseURL: up.URL + "/v1"}}
-	cfg.Models = []config.Model{{Name: "m", Deployments: []config.Deployment{{Provider: "up", Model: "m"}}}}
+	cfg.Models = []config.Model{{Name: "m", Deployments: []config.Deployment{{Provider: "up", Model: "m", Free: true}}}}
 	a, err := Build(context.Background(), cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -33,6 +35,7 @@ type guard struct {
 	// is per replica (it then owns no goroutine).
 	conc     *keys.RedisConcurrency
 	throttle *keys.AuthThrottle
+	burst    int // auth.failed_auth_burst
 	detector *keys.Detector
 	cfg      config.Anomaly
 	keys     *keys.Service
@@ -66,6 +69,7 @@ func newGuard(cfg config.Config, ks *keys.Service, audit *keys.Auditor, rdb *red
 		tokens:   tokens,
 		conc:     shared,
 		throttle: keys.NewAuthThrottle(cfg.Auth.FailedAuthBurst, cfg.Auth.FailedAuthMaxBackoff, time.Now),
+		burst:    cfg.Auth.FailedAuthBurst,
 		cfg:      cfg.Anomaly,
 		keys:     ks,
 		audit:    audit,
@@ -104,6 +108,23 @@ func (g *guard) observe(o httpapi.Observation) {
 	}
 }
 
+// guessing raises an auth_guessing alert for an address whose failed
+// authentications started a block of the throttle (once per episode); it
+// never blocks.
+func (g *guard) guessing(ip netip.Addr) {
+	a := keys.Alert{Kind: keys.AlertAuthGuessing, IP: ip.String(), At: time.Now(),
+		Detail: fmt.Sprintf("%d failed authentications within a minute from %s", g.burst, ip)}
+	if !g.cfg.Enabled {
+		g.log.Warn("failed authentications burst", zap.String("ip", a.IP), zap.String("detail", a.Detail))
+		return
+	}
+	select {
+	case g.alerts <- a:
+	default:
+		g.log.Warn("anomaly alert queue full; alert only logged", zap.String("ip", a.IP), zap.String("kind", a.Kind))
+	}
+}
+
 // act handles alerts off the request path, as config.Anomaly.Action says.
 func (g *guard) act() {
 	defer g.wg.Done()
@@ -120,8 +141,12 @@ func (g *guard) act() {
 func (g *guard) handle(a keys.Alert) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	g.log.Warn("anomaly", zap.String("key_id", a.KeyID), zap.String("account_id", a.AccountID), zap.String("kind", a.Kind), zap.String("detail", a.Detail))
-	if err := g.audit.Record(ctx, keys.Event{Kind: "anomaly." + a.Kind, Actor: "system", AccountID: a.AccountID, Subject: a.KeyID,
+	g.log.Warn("anomaly", zap.String("key_id", a.KeyID), zap.String("account_id", a.AccountID), zap.String("ip", a.IP), zap.String("kind", a.Kind), zap.String("detail", a.Detail))
+	subject := a.KeyID
+	if subject == "" {
+		subject = "ip:" + a.IP // an address, not a key (auth_guessing)
+	}
+	if err := g.audit.Record(ctx, keys.Event{Kind: "anomaly." + a.Kind, Actor: "system", AccountID: a.AccountID, Subject: subject,
 		Details: map[string]any{"detail": a.Detail, "action": g.cfg.Action}}); err != nil {
 		g.log.Error("audit anomaly", zap.Error(err))
 	}
@@ -130,11 +155,14 @@ func (g *guard) handle(a keys.Alert) {
 		if g.hook == nil {
 			return
 		}
-		body, _ := json.Marshal(map[string]any{"type": "anomaly", "kind": a.Kind, "key_id": a.KeyID, "account_id": a.AccountID, "detail": a.Detail, "at": a.At})
+		body, _ := json.Marshal(map[string]any{"type": "anomaly", "kind": a.Kind, "key_id": a.KeyID, "account_id": a.AccountID, "ip": a.IP, "detail": a.Detail, "at": a.At})
 		if err := g.hook.post(ctx, body); err != nil {
 			g.log.Error("anomaly webhook", zap.Error(err))
 		}
 	case "suspend":
+		if a.KeyID == "" {
+			return // an address guessing keys has no key to suspend; the throttle slows it
+		}
 		if err := g.keys.Suspend(ctx, a.KeyID, "system:anomaly", "anomaly: "+a.Kind+": "+a.Detail); err != nil {
 			g.log.Error("suspend after anomaly", zap.String("key_id", a.KeyID), zap.Error(err))
 		}

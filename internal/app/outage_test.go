@@ -123,7 +123,7 @@ func TestPostgresOutage(t *testing.T) {
 	cfg.Usage.SpoolDir = filepath.Join(dir, "spool")
 	cfg.Usage.FlushInterval = 20 * time.Millisecond
 	cfg.Providers = []config.Provider{{Name: "up", Type: "openai", BaseURL: up.URL + "/v1"}}
-	cfg.Models = []config.Model{{Name: "m", Deployments: []config.Deployment{{Provider: "up", Model: "m"}}}}
+	cfg.Models = []config.Model{{Name: "m", Deployments: []config.Deployment{{Provider: "up", Model: "m", Free: true}}}}
 	a, err := Build(context.Background(), cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

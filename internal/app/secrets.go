@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -52,6 +53,8 @@ type Secrets struct {
 	log       *zap.Logger
 	// changed tells the other replicas to Refresh (nil: one replica).
 	changed func(msg string)
+	// redact learns every provider key loaded into a pool (nil: none).
+	redact *keys.Redactor
 }
 
 // Refresh re-reads the keyring and every pool: another replica changed a
@@ -114,6 +117,13 @@ func (s *Secrets) reload(ctx context.Context, provider string) error {
 		return fmt.Errorf("provider %s keys: %w", provider, err)
 	}
 	creds := make([]router.Credential, 0, len(secrets))
+	if s.redact != nil {
+		values := make([]string, len(secrets))
+		for i, sec := range secrets {
+			values[i] = sec.Value.Reveal()
+		}
+		s.redact.Add("vault:"+provider, values...)
+	}
 	for _, sec := range secrets {
 		pc := s.providers[provider]
 		pc.APIKey, pc.APIKeyEnv = sec.Value.Reveal(), ""
@@ -126,16 +136,17 @@ func (s *Secrets) reload(ctx context.Context, provider string) error {
 	return s.router.SetCredentials(provider, creds)
 }
 
-// rejected is the router's hook: the provider refused a pool key.
-func (s *Secrets) rejected(provider, id string) {
+// rejected is the router's hook: the provider refused a pool key, in
+// requests of several callers and in a probe (reason says so).
+func (s *Secrets) rejected(provider, id, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.pks.Disable(ctx, id, "the provider answered 401/403"); err != nil {
+	if err := s.pks.Disable(ctx, id, reason); err != nil {
 		// Not announced: replicas reloading now would put the key back.
 		s.log.Error("disable rejected provider key", zap.String("id", id), zap.Error(err))
 		return
 	}
-	s.record(ctx, "provider_key.disabled", "system", id, map[string]any{"provider": provider, "reason": "upstream 401/403"})
+	s.record(ctx, "provider_key.disabled", "system", id, map[string]any{"provider": provider, "reason": reason})
 	// This runs on a request's path: the announcement must not hold it
 	// up (a publish to an unreachable Redis waits up to 2 s).
 	go s.announce()
@@ -209,4 +220,25 @@ func (s *Secrets) RotateVault(ctx context.Context, actor string, progress func(d
 	}
 	s.record(ctx, "vault.rotated", actor, fmt.Sprintf("term:%d", term), map[string]any{"term": term})
 	return term, nil
+}
+
+// configSecrets lists the credentials the config and the environment give
+// providers, for the redactor: each provider's key, header values whose
+// name says they are credentials (against the advice, people put keys
+// there), and the AWS variables the Bedrock adapter reads.
+func configSecrets(cfg config.Config, getenv func(string) string) []string {
+	var out []string
+	for _, p := range cfg.Providers {
+		out = append(out, p.ProviderKey(getenv))
+		for name, v := range p.Headers {
+			n := strings.ToLower(name)
+			if strings.Contains(n, "key") || strings.Contains(n, "auth") || strings.Contains(n, "token") || strings.Contains(n, "secret") {
+				out = append(out, strings.TrimPrefix(strings.TrimPrefix(v, "Bearer "), "bearer "))
+			}
+		}
+	}
+	for _, env := range [...]string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK"} {
+		out = append(out, getenv(env))
+	}
+	return out
 }

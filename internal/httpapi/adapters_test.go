@@ -36,9 +36,10 @@ func nativeGateway(t *testing.T) *gateway {
 	t.Cleanup(br.Close)
 	return newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		c.Providers = append(c.Providers,
-			config.Provider{Name: "claude", Type: "anthropic", BaseURL: am.URL, APIKey: "sk-ant-test-key-0001"},
+			// Free: the mocks' provider/model addresses are served too.
+			config.Provider{Name: "claude", Type: "anthropic", BaseURL: am.URL, APIKey: "sk-ant-test-key-0001", Free: true},
 			config.Provider{Name: "google", Type: "gemini", BaseURL: gm.URL, APIKey: "AIza-test-key-0001"},
-			config.Provider{Name: "azure", Type: "azure", BaseURL: az.URL, APIKey: "azure-test-key-0001"},
+			config.Provider{Name: "azure", Type: "azure", BaseURL: az.URL, APIKey: "azure-test-key-0001", Free: true},
 			config.Provider{Name: "aws", Type: "bedrock", BaseURL: br.URL, Region: "us-east-1", APIKey: "AKIDTEST0001:secret-test-0001"},
 		)
 		c.Models = append(c.Models,

@@ -193,6 +193,8 @@ func adminError(c *gin.Context, err error) {
 	switch {
 	case errors.As(err, &ve):
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", ve.Error()).withParam(ve.Field))
+	case errors.Is(err, keys.ErrNotRotatable):
+		writeError(c, newError(http.StatusConflict, "invalid_request_error", "key_not_rotatable", err.Error()))
 	case errors.Is(err, store.ErrNotFound):
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "not_found", "No such object: "+c.Param("id")))
 	case errors.Is(err, store.ErrConflict):

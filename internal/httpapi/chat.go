@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"time"
 
@@ -65,15 +66,28 @@ func (e *chatEncoder) finish(context.Context, *requestInfo) []byte {
 
 func (e *chatEncoder) fail(ae *apiError, _ *requestInfo) []byte { return streamErrorEvent(ae) }
 
-// readBody reads the body up to the configured limit.
+// keepalive implements keepaliver: an SSE comment.
+func (e *chatEncoder) keepalive() []byte { return ssePing }
+
+// readBody reads the body up to the configured limit, within the body
+// read timeout (set by begin). A Content-Length over the limit is refused
+// before a byte of the body is read.
 func (s *Server) readBody(c *gin.Context) ([]byte, error) {
+	tooLarge := newError(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
+		"Request body too large: the limit is "+strconv.FormatInt(s.maxBody, 10)+" bytes.")
+	if c.Request.ContentLength > s.maxBody {
+		return nil, tooLarge
+	}
 	r := http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBody)
 	body, err := io.ReadAll(r)
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, newError(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
-				"Request body too large: the limit is "+strconv.FormatInt(s.maxBody, 10)+" bytes.")
+		switch {
+		case errors.As(err, &mbe):
+			return nil, tooLarge
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil, newError(http.StatusRequestTimeout, "invalid_request_error", "body_read_timeout",
+				"The request body was not received within "+s.bodyTimeout.String()+".")
 		}
 		return nil, newError(http.StatusBadRequest, "invalid_request_error", "", "Could not read the request body.")
 	}
@@ -98,21 +112,25 @@ func setRouteHeaders(h http.Header, info *requestInfo) {
 // routeFailed answers a request that no deployment served.
 func (s *Server) routeFailed(c *gin.Context, err error) {
 	info := infoOf(c)
-	if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
-		info.status, info.errCode = statusClientClosed, "client_closed"
-		return // nobody is listening
-	}
 	if info.provider != "" {
 		setRouteHeaders(c.Writer.Header(), info)
 	}
-	writeError(c, upstreamError(err))
+	switch {
+	case cutByShutdown(c):
+		writeError(c, errShutdown()) // the caller is still there: it hears why
+	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
+		info.status, info.errCode = statusClientClosed, "client_closed" // nobody is listening
+	default:
+		writeError(c, upstreamError(err))
+	}
 }
 
 // safeErr drops upstream words from errors about credentials before they
-// are logged: a provider's 401 message may quote part of the key.
+// are logged: a provider's 401 message may quote part of the key (the
+// router redacts known keys and key shapes; this also drops a fragment).
 func safeErr(err error) error {
 	var pe *providers.Error
-	if errors.As(err, &pe) && (pe.Status == http.StatusUnauthorized || pe.Status == http.StatusForbidden) {
+	if errors.As(err, &pe) && (pe.KeyRejected() || pe.Status == http.StatusForbidden) {
 		return errors.New(pe.Provider + ": upstream rejected credentials")
 	}
 	return err

@@ -89,3 +89,6 @@ func (e *completionsEncoder) finish(_ context.Context, info *requestInfo) []byte
 }
 
 func (e *completionsEncoder) fail(ae *apiError, _ *requestInfo) []byte { return streamErrorEvent(ae) }
+
+// keepalive implements keepaliver: an SSE comment.
+func (e *completionsEncoder) keepalive() []byte { return ssePing }

@@ -265,6 +265,10 @@ func (s *Server) adminSetBudget(c *gin.Context) {
 	}
 	b, err := s.creditsAdmin.SetBudget(c.Request.Context(), billing.Budget{Scope: billing.BudgetScope(req.Scope), ScopeID: req.ScopeID,
 		Period: billing.Period(req.Period), Limit: limit, AlertPercents: req.AlertPercents}, actor(c))
+	if errors.Is(err, billing.ErrUnknownScope) {
+		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "not_found", "No such "+req.Scope+": "+req.ScopeID+".").withParam("scope_id"))
+		return
+	}
 	if err != nil {
 		billingError(c, err)
 		return

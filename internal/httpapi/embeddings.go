@@ -1,16 +1,16 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"math"
 	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/xroute/xroute/providers"
 )
 
 // maxEmbeddingInputs bounds one request, as OpenAI does (2048 inputs).
@@ -66,6 +66,10 @@ func (s *Server) embeddings(c *gin.Context) {
 		writeError(c, err.(*apiError))
 		return
 	}
+	if err := providers.CheckFields(body); err != nil {
+		writeRequestError(c, err)
+		return
+	}
 	var req embeddingRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", "We could not parse the JSON body of your request."))
@@ -104,20 +108,20 @@ func (s *Server) embeddings(c *gin.Context) {
 	vecs, usage, res, err := s.router.Embed(a.ctx, a.m, inputs, req.Dimensions)
 	noteRoute(info, res)
 	if err != nil {
-		if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
-			info.status, info.errCode = statusClientClosed, "client_closed"
-			return
-		}
 		s.routeFailed(c, err)
 		return
 	}
-	info.prompt, info.usageSeen = usage.PromptTokens, true
+	// Inputs without a usable count are counted by the tokenizer.
+	info.served = true
+	s.noteUsage(info, usage)
 	setRouteHeaders(c.Writer.Header(), info)
 	if !s.commitUsage(c, info) {
 		writeError(c, errSpoolFull())
 		return
 	}
-	c.Data(http.StatusOK, "application/json", renderEmbeddings(req.Model, vecs, usage.PromptTokens, req.EncodingFormat == "base64"))
+	s.setWriteDeadline(c)
+	// The count billed: the upstream's when it holds, else the estimate.
+	c.Data(http.StatusOK, "application/json", renderEmbeddings(req.Model, vecs, max(info.prompt, 0), req.EncodingFormat == "base64"))
 }
 
 // renderEmbeddings writes OpenAI's embeddings list by hand: a vector of

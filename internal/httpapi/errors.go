@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/sse"
 	"github.com/xroute/xroute/router"
 )
 
@@ -65,6 +66,9 @@ func writeError(c *gin.Context, e *apiError) {
 		h.Set("x-should-retry", "false")
 	}
 	info := infoOf(c)
+	if info != nil && info.reqBody != nil {
+		info.reqBody.refuse(h)
+	}
 	if info != nil {
 		info.status = e.Status
 		if code, ok := e.Code.(string); ok {
@@ -135,6 +139,15 @@ func upstreamError(err error) *apiError {
 	case errors.As(err, &re):
 		// The deployment's adapter could not express the request.
 		return newError(http.StatusBadRequest, "invalid_request_error", "unsupported_by_model", re.Message).withParam(re.Param)
+	case errors.Is(err, providers.ErrStalled):
+		msg := "The upstream provider went silent."
+		if errors.As(err, &pe) {
+			msg = "The upstream provider went silent: " + pe.Message + "."
+		}
+		return newError(http.StatusGatewayTimeout, "timeout", "upstream_stalled", msg)
+	case errors.Is(err, providers.ErrMalformed), errors.Is(err, sse.ErrLineTooLong):
+		// It answered, so it is neither unreachable nor overloaded.
+		return newError(http.StatusBadGateway, "server_error", "upstream_malformed", "The upstream provider sent a malformed answer.")
 	case errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The upstream provider did not answer in time.")
 	case errors.Is(err, router.ErrNoDeployment):
@@ -145,10 +158,20 @@ func upstreamError(err error) *apiError {
 	switch s := pe.Status; {
 	case s == 0 && pe.Timeout():
 		return newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The upstream provider did not answer in time.")
+	case s == 0 && pe.MidStream && pe.Err == nil:
+		// An error event of the upstream's own, with no status.
+		return newError(http.StatusBadGateway, "server_error", "upstream_error", "The upstream provider failed while streaming.")
+	case s == 0 && pe.MidStream:
+		return newError(http.StatusBadGateway, "server_error", "upstream_disconnected", "The upstream provider closed the stream before it finished.")
 	case s == 0:
 		return newError(http.StatusBadGateway, "server_error", "upstream_unreachable", "The upstream provider could not be reached.")
-	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+	case pe.KeyRejected():
 		return newError(http.StatusBadGateway, "server_error", "upstream_auth_failed", "The upstream provider rejected the gateway's credentials.")
+	case s == http.StatusForbidden:
+		// The upstream refused this request (a model or a region the
+		// account may not use), not the gateway's key: the caller is told
+		// why, in the upstream's words (redacted by the router).
+		return newError(http.StatusForbidden, "permission_error", "upstream_permission_denied", "The upstream provider refused this request: "+pe.Message).withParam(pe.Param)
 	case s == http.StatusTooManyRequests:
 		e := newError(http.StatusTooManyRequests, "rate_limit_error", "upstream_rate_limited", "The upstream provider is rate limiting requests. Please retry later.")
 		e.RetryAfter = pe.RetryAfter
@@ -172,6 +195,23 @@ func upstreamError(err error) *apiError {
 	default:
 		return newError(http.StatusBadGateway, "server_error", "upstream_error", "The upstream provider failed.")
 	}
+}
+
+// ErrShutdown is the cause with which the server's base context is
+// canceled when its shutdown deadline passes: the requests still running
+// are cut by the server, and are answered and recorded so (503
+// server_shutdown), not as callers that went away.
+var ErrShutdown = errors.New("server shut down")
+
+// cutByShutdown reports whether c's request was cut by the shutdown.
+func cutByShutdown(c *gin.Context) bool {
+	return errors.Is(context.Cause(c.Request.Context()), ErrShutdown)
+}
+
+func errShutdown() *apiError {
+	e := newError(http.StatusServiceUnavailable, "server_error", "server_shutdown", "The gateway shut down before the request finished. Please retry.")
+	e.RetryAfter = time.Second
+	return e
 }
 
 // streamErrorEvent is the SSE event sent when a stream breaks after it

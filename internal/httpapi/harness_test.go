@@ -19,6 +19,7 @@ import (
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
+	"github.com/xroute/xroute/providers/catalog"
 )
 
 // providerKey is the key xroute presents to the mock; it must never appear
@@ -55,6 +56,9 @@ type gwOptions struct {
 	mutate func(*config.Config)
 	// wrapPrimary wraps the primary mock's handler (to record requests).
 	wrapPrimary func(http.Handler) http.Handler
+	// strictPrices leaves deployments without prices unpriced, as in
+	// production (refused); otherwise the harness marks them free.
+	strictPrices bool
 }
 
 // gateway is xroute wired exactly as the binary wires it, in front of
@@ -69,6 +73,7 @@ type gateway struct {
 	key     string
 	logs    *syncBuffer
 	closed  bool
+	cfg     config.Config // as the app was built with
 }
 
 func newGateway(t *testing.T, o gwOptions) *gateway {
@@ -117,6 +122,19 @@ func newGateway(t *testing.T, o gwOptions) *gateway {
 	if o.mutate != nil {
 		o.mutate(&cfg)
 	}
+	if !o.strictPrices {
+		// Nothing is free unless the operator says so: the harness says
+		// so for the deployments a test leaves without prices on the
+		// providers it names itself (the catalog prices the presets').
+		for i := range cfg.Models {
+			for j := range cfg.Models[i].Deployments {
+				d := &cfg.Models[i].Deployments[j]
+				if _, preset := catalog.PresetByName(d.Provider); !d.Priced() && !preset {
+					d.Free = true
+				}
+			}
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +145,7 @@ func newGateway(t *testing.T, o gwOptions) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.app = a
+	g.app, g.cfg = a, cfg
 	g.srv = httptest.NewServer(a.Handler)
 	g.base = g.srv.URL + "/v1"
 	g.key, _, err = a.Keys.Create(context.Background(), keys.CreateParams{Name: "test", AllowedModels: o.allowedModels})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/keys"
@@ -37,6 +38,22 @@ type Worst struct {
 	// WebSearches is the most server-side web searches the request may
 	// make (Anthropic's web_search tool: its max_uses).
 	WebSearches int
+	// Fallbacks are the models the request may fall back to (its "models"
+	// list, as the key may use them): their deployments may serve it, so
+	// they are priced and held for too. Set by the admission pipeline.
+	Fallbacks []*router.Model
+}
+
+// UnpricedError is Hold's refusal of a request that a deployment without
+// a price could serve: xroute serves no answer without a price, and free
+// is only what an operator marks free.
+type UnpricedError struct {
+	Model      string // the public model
+	Deployment string // its deployment without a price (provider/model)
+}
+
+func (e *UnpricedError) Error() string {
+	return "model " + e.Model + " has no price (deployment " + e.Deployment + ")"
 }
 
 // Hold is one request's reservation.
@@ -60,10 +77,15 @@ func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body [
 	}
 	h, err := s.credits.Hold(c.Request.Context(), info.id, info.key, m, body, w)
 	var be *billing.BudgetError
+	var ue *UnpricedError
 	switch {
 	case err == nil:
 		info.hold = h
 		return true
+	case errors.As(err, &ue):
+		s.log.Warn("request refused: model has no price", zapReq(info), zap.String("model", ue.Model), zap.String("deployment", ue.Deployment))
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "model_not_priced",
+			"The model `"+ue.Model+"` has no price, and xroute serves no answer without one. An operator must price it (input_price and output_price) or mark it free in the configuration.").withParam("model"))
 	case errors.Is(err, billing.ErrInsufficientCredits):
 		// As OpenAI answers an exhausted quota: a 429 the SDKs must not retry.
 		e := newError(http.StatusTooManyRequests, "insufficient_quota", "insufficient_quota",
@@ -87,8 +109,9 @@ func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body [
 	return false
 }
 
-// price fills in the request's cost from its usage, estimating the usage
-// from the delivered text when the provider sent none.
+// price fills in the request's cost from its usage, estimating what the
+// provider did not count (or counted wrong) from the prompt and the
+// delivered output: an answer that came is never billed 0.
 func (s *Server) price(info *requestInfo, body []byte) {
 	if info.hold == nil || info.deployment == nil {
 		return
@@ -100,17 +123,28 @@ func (s *Server) price(info *requestInfo, body []byte) {
 		}
 		u := info.hold.Estimate(body, string(info.delivered))
 		info.prompt, info.complete, info.usageSeen, info.estimated = u.PromptTokens, u.CompletionTokens, true, true
-	case info.partialUsage && len(info.delivered) > 0:
-		// The input side is the upstream's; the output stopped before its
-		// count came: counted from what was delivered.
-		u := info.hold.Estimate(nil, string(info.delivered))
-		info.complete, info.estimated = max(info.complete, u.CompletionTokens), true
+	default:
+		if (info.partialUsage || info.complete == 0) && len(info.delivered) > 0 {
+			// The input side is the upstream's; the output stopped before
+			// its count came, or was not counted: counted from what was
+			// delivered.
+			u := info.hold.Estimate(nil, string(info.delivered))
+			info.complete, info.estimated = max(info.complete, u.CompletionTokens), true
+		}
+		if info.prompt == 0 {
+			// The upstream read a prompt it did not count.
+			info.prompt, info.estimated = info.hold.Estimate(body, "").PromptTokens, true
+		}
 	}
 	info.cost = info.hold.Cost(info.deployment, providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached, CacheWriteTokens: info.cacheWrite, CacheWrite1hTokens: info.cacheW1h, WebSearches: info.searches})
 	// A hedge that lost but finished was served too: the caller pays for
 	// what the upstream charged for it.
 	for _, a := range info.tried {
 		if !a.Won && a.Usage != nil && a.Deployment != nil {
+			if err := a.Usage.Check(); err != nil {
+				s.log.Warn("upstream usage of a losing hedge rejected", zapReq(info), zap.String("deployment", a.Deployment.Name()), zap.Error(err))
+				continue
+			}
 			info.cost += info.hold.Cost(a.Deployment, *a.Usage)
 		}
 	}

@@ -287,8 +287,10 @@ func (s *Server) observeMetrics(c *gin.Context, info *requestInfo) {
 		p.ttft.Observe(info.ttft.Seconds())
 	}
 	if info.usageSeen {
-		p.prompt.Add(float64(info.prompt))
-		p.completion.Add(float64(info.complete))
+		// Counters only grow: a count that is not positive (never stored:
+		// the upstream's usage is checked first) must not panic here.
+		p.prompt.Add(float64(max(info.prompt, 0)))
+		p.completion.Add(float64(max(info.complete, 0)))
 	}
 	if info.cost > 0 {
 		p.cost.Add(float64(info.cost))
@@ -329,7 +331,10 @@ func (b *breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- b.desc }
 
 func (b *breakerCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, d := range b.list() {
-		if !d.HasPrice && !b.servesConfigured(d.Models) {
+		// A deployment of a configured model, or one the catalog prices:
+		// not the names callers make up (on a free provider they have a
+		// price too, of zero), which would grow the series without bound.
+		if !(d.HasPrice && (d.Input != 0 || d.Output != 0)) && !b.servesConfigured(d.Models) {
 			continue
 		}
 		for _, st := range breakerStates {

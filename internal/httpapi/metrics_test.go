@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/httpapi"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
@@ -131,7 +132,10 @@ func (g *gateway) eventually(what string, ok func(scrape) bool) scrape {
 // of /metrics and that no label holds a key, a key or account id, or a
 // model name a caller made up.
 func TestMetricsAfterTraffic(t *testing.T) {
-	g := newGateway(t, gwOptions{mutate: priced, mock: mock.Config{TokensPerSec: 20}})
+	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
+		priced(c)
+		c.Providers[0].Free = true // caller-chosen provider/model names are free
+	}, mock: mock.Config{TokensPerSec: 20}})
 	ctx := context.Background()
 	newKey := func(p keys.CreateParams) (string, keys.Key) {
 		t.Helper()

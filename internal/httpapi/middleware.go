@@ -48,7 +48,8 @@ type requestInfo struct {
 	// Anthropic message_start); the output is counted from what was
 	// delivered if the final count never comes.
 	partialUsage bool
-	served       bool // an answer came whose upstream reported no usage
+	served       bool // an answer came (a routed stream, or a body without a usable count): the prompt was read
+	usageBad     bool // the upstream reported usage that cannot be right (logged once)
 	metered      bool // the usage record was written
 
 	// anthropic: the caller speaks Anthropic's API (the Messages routes,
@@ -61,6 +62,7 @@ type requestInfo struct {
 	estimated  bool               // usage counted, not reported
 	delivered  []byte             // streamed text, kept only to estimate usage
 	body       []byte             // the request body (not copied)
+	reqBody    *guardedBody       // the body as it is read (nil: none)
 	tried      []router.Attempt   // every attempt, hedges included
 }
 
@@ -84,6 +86,7 @@ func newRequestID() string {
 func (s *Server) begin(c *gin.Context) {
 	info := &requestInfo{id: newRequestID(), start: s.now(), clientIP: c.ClientIP()}
 	c.Set(infoKey, info)
+	s.guardConn(c, info)
 	c.Writer.Header().Set("x-request-id", info.id)
 	if anthropicClient(c.Request) {
 		// An Anthropic client reads request-id and errors in its own shape,
@@ -204,14 +207,9 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	ip, _ := netip.ParseAddr(c.ClientIP())
-	if s.throttle != nil {
-		if wait, blocked := s.throttle.Check(ip.String()); blocked {
-			e := newError(http.StatusTooManyRequests, "rate_limit_error", "too_many_auth_failures", "Too many failed authentication attempts from your address. Please retry later.")
-			e.RetryAfter = wait
-			writeError(c, e)
-			return
-		}
-	}
+	// The key is verified even from an address that is blocked: a valid
+	// key is never refused for its neighbours' failures (a shared NAT, a
+	// proxy missing from trusted_proxies); only the keys that fail are.
 	k, err := s.keys.Verify(c.Request.Context(), token)
 	if err != nil {
 		var e *apiError
@@ -235,7 +233,15 @@ func (s *Server) authenticate(c *gin.Context) {
 			return
 		}
 		if s.throttle != nil {
-			s.throttle.Failed(ip.String())
+			if s.throttle.Failed(ip.String()) && s.guessing != nil {
+				s.guessing(ip) // a burst of guesses: an anomaly, once per episode
+			}
+			// A guessing address gets a growing backoff instead of an
+			// answer about the key (a well-behaved client waits it out).
+			if wait, blocked := s.throttle.Check(ip.String()); blocked {
+				e = newError(http.StatusTooManyRequests, "rate_limit_error", "too_many_auth_failures", "Too many failed authentication attempts from your address. Please retry later.")
+				e.RetryAfter = wait
+			}
 		}
 		s.observeAuthFailure(c, k, ip)
 		writeError(c, e)
@@ -247,9 +253,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		writeError(c, newError(http.StatusForbidden, "permission_error", "ip_not_allowed", "This API key may not be used from your IP address."))
 		return
 	}
-	if s.throttle != nil {
-		s.throttle.Succeeded(ip.String())
-	}
+	connAuthenticated(c)
 	c.Next()
 }
 

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/providers"
@@ -93,9 +96,19 @@ func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
 // answered, released what beginModelCall took, and returns false;
 // otherwise the caller must defer a.done.
 func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []byte, w Worst) bool {
+	w.Fallbacks = s.fallbacks(info, a.m, body)
 	// TPM reserves every answer's worth of output, each at most what the
-	// model's deployments can write (as the credit hold does).
-	if !s.admitTokens(c, a.adm, body, a.m.CapOutput(w.MaxTokens)*max(w.Choices, 1)) {
+	// deployments that may serve it can write (as the credit hold does),
+	// or the default reserve when that is unknown: n answers reserve n
+	// times as much.
+	per := a.m.CapOutput(w.MaxTokens)
+	for _, fm := range w.Fallbacks {
+		per = max(per, fm.CapOutput(w.MaxTokens))
+	}
+	if per <= 0 {
+		per = defaultCompletionReserve
+	}
+	if !s.admitTokens(c, a.adm, body, per*max(w.Choices, 1)) {
 		return false
 	}
 	if !s.hold(c, info, a.m, body, w) {
@@ -106,9 +119,40 @@ func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []
 	// the upstream call; the timeout bounds the whole request, failover
 	// included.
 	a.ctx, a.cancel = context.WithTimeout(c.Request.Context(), s.timeout)
-	a.ctx = router.WithCaller(a.ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel})
+	a.ctx = router.WithCaller(a.ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel, KeyID: info.key.ID, RequestID: info.id})
 	return true
 }
+
+// fallbacks are the models a request's "models" list names that it may
+// fall back to: those that exist and the key may use, as the router reads
+// them (at most maxFallbacks; the router refuses longer lists).
+func (s *Server) fallbacks(info *requestInfo, m *router.Model, body []byte) []*router.Model {
+	if !bytes.Contains(body, modelsKey) {
+		return nil
+	}
+	list := gjson.GetBytes(body, "models")
+	if !list.IsArray() {
+		return nil
+	}
+	var out []*router.Model
+	list.ForEach(func(_, v gjson.Result) bool {
+		if v.Type != gjson.String {
+			return true
+		}
+		fm, ok := s.router.Lookup(v.Str)
+		if ok && fm != m && info.key.AllowsModel(v.Str) && !slices.Contains(out, fm) {
+			out = append(out, fm)
+		}
+		return len(out) < maxFallbacks
+	})
+	return out
+}
+
+// maxFallbacks bounds the fallback models priced for one request (the
+// router accepts at most 8).
+const maxFallbacks = 8
+
+var modelsKey = []byte(`"models"`)
 
 // abandon releases a request begun but never reserved (refused in
 // between).
@@ -128,53 +172,148 @@ func (a *admitted) done(info *requestInfo) {
 	a.cancel()
 }
 
-// noteUsage records an answer's usage.
-func noteUsage(info *requestInfo, u providers.Usage) {
+// noteUsage records an answer's usage when the upstream's count can be
+// believed, and reports whether it did. Usage that is negative, absurd or
+// not numbers is an upstream error: logged (once a request), never
+// stored, and the request is counted from the prompt and what was
+// delivered instead. All zeros is no count at all.
+func (s *Server) noteUsage(info *requestInfo, u providers.Usage) bool {
+	if err := u.Check(); err != nil {
+		if !info.usageBad {
+			info.usageBad = true
+			s.log.Warn("upstream usage rejected; the request is billed from its estimate", zapReq(info),
+				zap.String("provider", info.provider), zap.String("upstream_model", info.upstream), zap.Error(err))
+		}
+		return false
+	}
+	if u.PromptTokens == 0 && u.CompletionTokens == 0 {
+		return false
+	}
 	info.prompt, info.complete, info.cached, info.cacheWrite, info.cacheW1h, info.usageSeen = u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens, u.CacheWrite1hTokens, true
 	info.searches = u.WebSearches
+	return true
 }
 
 // noteAnswer records a non-streamed answer's usage. An upstream that
-// reported none (or nothing but zeros) is counted from the prompt and the
-// answer's text instead, marked estimated: never billed 0.
-func noteAnswer(info *requestInfo, resp *providers.ChatResponse) {
-	if u := resp.Usage; u.PromptTokens+u.CompletionTokens > 0 {
-		noteUsage(info, u)
+// reported none (or nothing but zeros, or a count that cannot be right,
+// or one side only) is counted from the prompt and everything the answer
+// delivered instead, marked estimated: never billed 0.
+func (s *Server) noteAnswer(info *requestInfo, resp *providers.ChatResponse) {
+	if s.noteUsage(info, resp.Usage) && info.prompt > 0 && info.complete > 0 {
 		return
 	}
 	info.served = true
-	c := resp.Completion
-	if c == nil && !resp.Native {
-		c, _ = providers.DecodeChatCompletion(resp.Body)
-	}
-	if c == nil {
-		// A native answer: the text wherever its format keeps it.
-		for _, path := range [...]string{"output.#.content.#.text", "output.#.arguments", "choices.#.text"} {
-			gjson.GetBytes(resp.Body, path).ForEach(func(_, v gjson.Result) bool {
-				if v.IsArray() {
-					v.ForEach(func(_, t gjson.Result) bool { info.delivered = append(info.delivered, t.String()...); return true })
-				} else {
-					info.delivered = append(info.delivered, v.String()...)
-				}
-				return true
-			})
-		}
+	info.delivered = appendAnswered(info.delivered, resp)
+}
+
+// saneUsage replaces the usage an upstream got wrong in a non-streamed
+// answer with the count the request is billed (the estimate; zeros when it
+// is free), so that the caller's SDK reads numbers that hold: in resp.Usage
+// for the ingresses that render it, in the body where it is relayed as
+// the upstream wrote it (chat, native answers).
+func (s *Server) saneUsage(info *requestInfo, f providers.Format, resp *providers.ChatResponse) {
+	s.price(info, info.body)
+	p, c := max(info.prompt, 0), max(info.complete, 0)
+	resp.Usage = providers.Usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c}
+	if f != providers.FormatChat && !resp.Native {
 		return
 	}
-	for _, ev := range c.Events() {
-		switch ev.Kind {
-		case providers.EventText, providers.EventRefusal, providers.EventReasoning, providers.EventToolArgs:
-			info.delivered = append(info.delivered, ev.Text...)
-		case providers.EventToolStart:
-			info.delivered = append(info.delivered, ev.Name...)
-		}
+	var raw string
+	switch f {
+	case providers.FormatResponses:
+		raw = fmt.Sprintf(`{"input_tokens":%d,"output_tokens":%d,"total_tokens":%d}`, p, c, p+c)
+	case providers.FormatMessages:
+		raw = fmt.Sprintf(`{"input_tokens":%d,"output_tokens":%d}`, p, c)
+	default:
+		raw = fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}`, p, c, p+c)
+	}
+	if body, err := sjson.SetRawBytes(resp.Body, "usage", []byte(raw)); err == nil {
+		resp.Body = body
 	}
 }
 
+// appendAnswered appends everything a non-streamed answer delivered, in
+// any format and for every choice: text, refusals, reasoning, tool-call
+// names and arguments.
+func appendAnswered(dst []byte, resp *providers.ChatResponse) []byte {
+	if resp.Completion != nil {
+		for _, ev := range resp.Completion.Events() {
+			dst = appendEvent(dst, ev)
+		}
+		return dst
+	}
+	root := gjson.ParseBytes(resp.Body)
+	for _, k := range [...]string{"choices", "output", "content"} {
+		if v := root.Get(k); v.Exists() {
+			return appendOutputs(dst, v)
+		}
+	}
+	return dst
+}
+
+// answerTextKeys are the fields that hold delivered output in a chat
+// completion or chunk (choices[].message or .delta), a legacy completion
+// (choices[].text), a Responses object's output (message content,
+// function calls, reasoning summaries) and an Anthropic message's content
+// blocks.
+var answerTextKeys = [...]string{"content", "text", "refusal", "reasoning_content", "reasoning", "thinking", "name", "arguments", "input", "summary", "tool_calls", "function_call", "function", "message", "delta"}
+
+// appendOutputs appends the strings under the output fields of v, walking
+// objects and arrays (the formats nest them differently); a tool_use
+// block's input object counts as its JSON.
+func appendOutputs(dst []byte, v gjson.Result) []byte {
+	switch {
+	case v.IsArray():
+		v.ForEach(func(_, e gjson.Result) bool { dst = appendOutputs(dst, e); return true })
+	case v.IsObject():
+		v.ForEach(func(k, e gjson.Result) bool {
+			for _, key := range answerTextKeys {
+				if k.Str != key {
+					continue
+				}
+				switch {
+				case e.Type == gjson.String:
+					dst = append(dst, e.Str...)
+				case k.Str == "input" && e.IsObject():
+					dst = append(dst, e.Raw...)
+				default:
+					dst = appendOutputs(dst, e)
+				}
+				break
+			}
+			return true
+		})
+	}
+	return dst
+}
+
+// appendEvent appends what one answer event delivered.
+func appendEvent(dst []byte, ev providers.Event) []byte {
+	switch ev.Kind {
+	case providers.EventText, providers.EventRefusal, providers.EventReasoning, providers.EventToolArgs:
+		return append(dst, ev.Text...)
+	case providers.EventToolStart:
+		return append(dst, ev.Name...)
+	}
+	return dst
+}
+
 var (
-	toolCallsKey = []byte(`"tool_calls"`)
-	reasoningKey = []byte(`"reasoning`)
+	toolCallsKey    = []byte(`"tool_calls"`)
+	reasoningKey    = []byte(`"reasoning`)
+	functionCallKey = []byte(`"function_call"`)
+	refusalKey      = []byte(`"refusal":"`)
+	choicesKey      = []byte(`"index":`)
 )
+
+// isTextChunk reports whether a chat chunk can deliver nothing but
+// choice 0's text: no tool calls (nor the legacy function_call), no
+// reasoning, no refusal, one choice.
+func isTextChunk(data []byte) bool {
+	return !bytes.Contains(data, toolCallsKey) && !bytes.Contains(data, reasoningKey) &&
+		!bytes.Contains(data, functionCallKey) && !bytes.Contains(data, refusalKey) &&
+		bytes.Count(data, choicesKey) <= 1
+}
 
 // answerer is what an ingress adds to serve: its stream encoder and the
 // body of a non-streamed answer.
@@ -203,7 +342,7 @@ type keeper interface {
 func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, ans answerer) {
 	info := infoOf(c)
 	if req.Stream {
-		s.routeKeepAlive(c, a, req, ans)
+		s.serveStream(c, a, req, ans)
 		return
 	}
 	resp, res, err := s.router.Chat(a.ctx, a.m, req)
@@ -215,7 +354,10 @@ func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, 
 	if h, ok := ans.(routedHook); ok {
 		h.routed(c, info)
 	}
-	noteAnswer(info, resp)
+	s.noteAnswer(info, resp)
+	if info.usageBad {
+		s.saneUsage(info, req.Format, resp)
+	}
 	body := ans.render(resp)
 	setRouteHeaders(c.Writer.Header(), info)
 	if !s.commitUsage(c, info) { // durable before the answer leaves
@@ -225,6 +367,7 @@ func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, 
 	if k, ok := ans.(keeper); ok {
 		k.keep(c, info, body, resp)
 	}
+	s.setWriteDeadline(c)
 	c.Data(http.StatusOK, "application/json", body)
 }
 
@@ -240,13 +383,6 @@ type encoder interface {
 	fail(e *apiError, info *requestInfo) []byte
 }
 
-// relayStream sends a routed stream to the caller through enc, flushing
-// every event: nothing is buffered whole. The answer's usage is committed
-// before its final byte.
-func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder) {
-	s.relayStarted(c, st, enc, false)
-}
-
 // startStream writes a stream's headers (the route's, when known).
 func startStream(c *gin.Context, info *requestInfo) {
 	h := c.Writer.Header()
@@ -260,197 +396,145 @@ func startStream(c *gin.Context, info *requestInfo) {
 	c.Writer.WriteHeader(http.StatusOK)
 }
 
-// relayStarted is relayStream for a stream whose headers (and keep-alives)
-// may have gone out already (started).
-func (s *Server) relayStarted(c *gin.Context, st providers.Stream, enc encoder, started bool) {
+// relayStream sends a routed stream to the caller through out and enc,
+// flushing every event: nothing is buffered whole. The answer's usage is
+// committed before its final byte. A stream that breaks ends with an
+// error event in the caller's format (streamBroke).
+func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, out *streamOut) {
 	info := infoOf(c)
+	// Routed: the upstream has read the prompt, whatever it delivers.
+	info.served = true
 	defer st.Close()
 	s.metrics.streamOpened()
 	defer s.metrics.streamClosed()
 
-	w := c.Writer
-	if !started {
-		startStream(c, info)
+	out.start(info)
+	if k, ok := enc.(keepaliver); ok && s.keepAlive > 0 {
+		out.keepAlive(k.keepalive(), s.keepAlive)
 	}
 
-	var scratch []providers.Event
-	open := map[int]bool{}
-	next := func() (providers.Chunk, error) { return st.Recv() }
-	var ka *keepAlive
-	if k, ok := enc.(keepaliver); ok && s.keepAlive > 0 {
-		ka = startKeepAlive(st, s.keepAlive)
-		defer ka.stop()
-		next = func() (providers.Chunk, error) {
-			return ka.next(func() {
-				if _, err := w.Write(k.keepalive()); err == nil {
-					w.Flush()
-				}
-			})
-		}
-	}
 	for {
-		chunk, err := next()
+		chunk, err := st.Recv()
 		if errors.Is(err, io.EOF) {
 			if !s.commitUsage(c, info) { // durable before the final byte
 				// Not kept (database down, usage spool full), so not charged:
 				// the answer ends as failed rather than complete.
 				e := errSpoolFull()
 				info.status, info.errCode, info.errMsg = e.Status, "usage_spool_full", e.Message
-				w.Write(enc.fail(e, info))
-				w.Flush()
+				out.write(enc.fail(e, info))
 				return
 			}
-			if out := enc.finish(c.Request.Context(), info); len(out) > 0 {
-				if _, werr := w.Write(out); werr == nil {
-					w.Flush()
-				}
+			if b := enc.finish(c.Request.Context(), info); len(b) > 0 {
+				out.write(b) // committed and charged: the answer is complete
 			}
 			return
 		}
 		if err != nil {
-			if c.Request.Context().Err() != nil {
-				info.status, info.errCode = statusClientClosed, "client_closed"
-				return
-			}
-			// The caller already has a 200 and part of the answer: end the
-			// stream with an error event; what was delivered is metered.
-			e := upstreamError(err)
-			if errors.Is(err, context.DeadlineExceeded) {
-				e = newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The request timed out while streaming.")
-			} else {
-				e.Message = "The upstream stream was interrupted: " + e.Message
-			}
-			info.status, info.errCode, info.errMsg = e.Status, "stream_interrupted", e.Message
-			s.log.Warn("stream interrupted", zap.String("request_id", info.id), zap.String("provider", info.provider), zap.Error(safeErr(err)))
-			w.Write(enc.fail(e, info))
-			w.Flush()
+			s.streamBroke(c, enc, out, err)
 			return
 		}
 		if chunk.Usage != nil {
-			noteUsage(info, *chunk.Usage)
-			info.partialUsage = chunk.UsagePartial
+			if s.noteUsage(info, *chunk.Usage) {
+				info.partialUsage = chunk.UsagePartial
+			} else if chunk.UsageOnly && !chunk.Native && info.usageBad {
+				continue // a count that cannot be right: as if none came
+			}
 		}
-		if info.hold != nil && (!info.usageSeen || info.partialUsage) {
+		if info.hold != nil && (!info.usageSeen || info.partialUsage || info.complete == 0) {
 			// Kept only for priced requests, to count what was delivered if
-			// the provider never reports usage: text, reasoning, tool names
-			// and arguments alike.
+			// the provider never reports usage (or only its input side):
+			// text, refusals, reasoning, tool names and arguments alike.
 			evs := chunk.Events
 			if evs == nil && !chunk.Native && len(chunk.Data) > 0 {
-				if !bytes.Contains(chunk.Data, toolCallsKey) && !bytes.Contains(chunk.Data, reasoningKey) {
+				if isTextChunk(chunk.Data) {
 					// The common chunk: text only, one path lookup.
 					if t := gjson.GetBytes(chunk.Data, "choices.0.delta.content"); t.Type == gjson.String {
 						info.delivered = append(info.delivered, t.Str...)
 					}
 				} else {
-					scratch, _ = providers.DecodeChatChunk(chunk.Data, scratch[:0], open)
-					evs = scratch
+					info.delivered = appendOutputs(info.delivered, gjson.GetBytes(chunk.Data, "choices"))
 				}
 			}
 			for _, ev := range evs {
-				switch ev.Kind {
-				case providers.EventText, providers.EventRefusal, providers.EventReasoning, providers.EventToolArgs:
-					info.delivered = append(info.delivered, ev.Text...)
-				case providers.EventToolStart:
-					info.delivered = append(info.delivered, ev.Name...)
-				}
+				info.delivered = appendEvent(info.delivered, ev)
 			}
 		}
-		out := enc.chunk(chunk)
-		if len(out) == 0 {
+		b := enc.chunk(chunk)
+		if len(b) == 0 {
 			continue
 		}
 		if info.ttft == 0 {
 			info.ttft = s.now().Sub(info.start)
 		}
-		if _, err := w.Write(out); err != nil {
-			info.status, info.errCode = statusClientClosed, "client_closed"
+		if out.write(b) != nil {
+			s.callerGone(info, out)
 			return
 		}
-		w.Flush()
+	}
+}
+
+// streamBroke ends a stream that failed after its headers went out: the
+// caller gets an error event in its format while it can still hear one,
+// and the request is recorded with what really happened (what was
+// delivered is metered all the same).
+func (s *Server) streamBroke(c *gin.Context, enc encoder, out *streamOut, err error) {
+	info := infoOf(c)
+	var e *apiError
+	switch {
+	case cutByShutdown(c):
+		e = errShutdown()
+	case c.Request.Context().Err() != nil:
+		s.callerGone(info, out)
+		return
+	default:
+		e = upstreamError(err)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, providers.ErrStalled):
+			e = newError(http.StatusGatewayTimeout, "timeout", "upstream_timeout", "The request timed out while streaming.")
+		default:
+			e.Message = "The upstream stream was interrupted: " + e.Message
+		}
+		s.log.Warn("stream interrupted", zap.String("request_id", info.id), zap.String("provider", info.provider), zap.String("error_code", e.codeOr()), zap.Error(safeErr(err)))
+	}
+	info.status, info.errCode, info.errMsg = e.Status, e.codeOr(), e.Message
+	out.write(enc.fail(e, info))
+}
+
+// callerGone records a stream whose caller cannot hear it any more: it
+// hung up (499 client_closed), or it stopped reading and a write missed
+// the write timeout (499 client_write_timeout).
+func (s *Server) callerGone(info *requestInfo, out *streamOut) {
+	info.status, info.errCode = statusClientClosed, "client_closed"
+	if _, timedOut := out.failed(); timedOut {
+		info.errCode = "client_write_timeout"
+		info.errMsg = "The caller read nothing for server.write_timeout (" + s.writeTimeout.String() + ")."
 	}
 }
 
 // keepaliver is an encoder that can write a keep-alive event, sent when
-// the upstream has been quiet for the server's keep-alive interval (a
+// the caller has heard nothing for the server's keep-alive interval (a
 // model thinking for a minute before its first token), so that clients
 // and proxies with idle timeouts do not hang up.
 type keepaliver interface {
 	keepalive() []byte
 }
 
-// keepAlive reads a stream on its own goroutine so that the relay can
-// notice silence. Chunks are handed over one at a time: the reader asks
-// for the next one only after the relay is done with the last (a chunk's
-// Data is valid only until then).
-type keepAlive struct {
-	results  chan recvResult
-	more     chan struct{}
-	done     chan struct{}
-	interval time.Duration
-	timer    *time.Timer
-	asked    bool
-}
+// ssePing is the keep-alive of the SSE formats without one of their own
+// (chat, Responses, legacy completions): a comment, which SSE clients
+// skip.
+var ssePing = []byte(": ping\n\n")
 
-type recvResult struct {
-	c   providers.Chunk
-	err error
-}
-
-func startKeepAlive(st providers.Stream, interval time.Duration) *keepAlive {
-	k := &keepAlive{results: make(chan recvResult), more: make(chan struct{}), done: make(chan struct{}), interval: interval, timer: time.NewTimer(interval)}
-	go func() {
-		for {
-			select {
-			case <-k.more:
-			case <-k.done:
-				return
-			}
-			c, err := st.Recv()
-			select {
-			case k.results <- recvResult{c, err}:
-			case <-k.done:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return k
-}
-
-// next returns the stream's next chunk, calling ping each time the
-// upstream stays quiet for the interval meanwhile.
-func (k *keepAlive) next(ping func()) (providers.Chunk, error) {
-	k.more <- struct{}{}
-	for {
-		select {
-		case r := <-k.results:
-			k.timer.Reset(k.interval)
-			return r.c, r.err
-		case <-k.timer.C:
-			ping()
-			k.timer.Reset(k.interval)
-		}
-	}
-}
-
-// stop ends the reader; the stream's Close (deferred before) unblocks a
-// Recv in flight.
-func (k *keepAlive) stop() {
-	close(k.done)
-	k.timer.Stop()
-}
-
-// routeKeepAlive routes a stream whose encoder can ping, and relays it.
-// Routing waits for the first chunk (so that a failing deployment is
-// replaced before the caller sees a byte), and a model that thinks for a
-// minute first would leave the caller with nothing: after the keep-alive
+// serveStream routes a stream and relays it. Routing waits for the first
+// chunk (so that a failing deployment is replaced before the caller sees
+// a byte), and a model that thinks for a minute first would leave the
+// caller with nothing: when the encoder can ping, after the keep-alive
 // interval the stream's headers go out with a ping, then one per interval
 // until the first chunk. A failure after that ends the stream with an
 // error event instead of an error status.
-func (s *Server) routeKeepAlive(c *gin.Context, a *admitted, req *providers.ChatRequest, enc encoder) {
+func (s *Server) serveStream(c *gin.Context, a *admitted, req *providers.ChatRequest, enc encoder) {
 	info := infoOf(c)
+	out := s.newStreamOut(c)
+	defer out.close()
 	k, ok := enc.(keepaliver)
 	if !ok || s.keepAlive <= 0 {
 		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
@@ -462,7 +546,7 @@ func (s *Server) routeKeepAlive(c *gin.Context, a *admitted, req *providers.Chat
 		if h, ok := enc.(routedHook); ok {
 			h.routed(c, info)
 		}
-		s.relayStream(c, st, enc)
+		s.relayStream(c, st, enc, out)
 		return
 	}
 	type routed struct {
@@ -477,36 +561,25 @@ func (s *Server) routeKeepAlive(c *gin.Context, a *admitted, req *providers.Chat
 	}()
 	timer := time.NewTimer(s.keepAlive)
 	defer timer.Stop()
-	started := false
 	for {
 		select {
 		case r := <-done:
 			noteRoute(info, r.res)
 			switch {
 			case r.err == nil:
-				if h, ok := enc.(routedHook); ok && !started {
+				if h, ok := enc.(routedHook); ok && !out.isStarted() {
 					h.routed(c, info)
 				}
-				s.relayStarted(c, r.st, enc, started)
-			case !started:
+				s.relayStream(c, r.st, enc, out)
+			case !out.isStarted():
 				s.routeFailed(c, r.err)
-			case c.Request.Context().Err() != nil:
-				info.status, info.errCode = statusClientClosed, "client_closed"
 			default:
-				e := upstreamError(r.err)
-				info.status, info.errCode, info.errMsg = e.Status, e.codeOr(), e.Message
-				c.Writer.Write(enc.fail(e, info))
-				c.Writer.Flush()
+				s.streamBroke(c, enc, out, r.err)
 			}
 			return
 		case <-timer.C:
-			if !started {
-				started = true
-				startStream(c, info)
-			}
-			if _, err := c.Writer.Write(k.keepalive()); err == nil {
-				c.Writer.Flush()
-			}
+			out.start(info)
+			out.write(k.keepalive()) // a caller gone is noticed when routing ends
 			timer.Reset(s.keepAlive)
 		}
 	}

@@ -265,6 +265,10 @@ func (o *responseOut) finish(ctx context.Context, info *requestInfo) []byte {
 	return events
 }
 
+// keepalive implements keepaliver: an SSE comment (the Responses API
+// has no keep-alive event of its own).
+func (o *responseOut) keepalive() []byte { return ssePing }
+
 // fail implements encoder.
 func (o *responseOut) fail(e *apiError, info *requestInfo) []byte {
 	code, _ := e.Code.(string)

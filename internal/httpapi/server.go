@@ -49,8 +49,9 @@ type UsageRecorder interface {
 // AuthThrottle slows down repeated failed authentication per client IP.
 type AuthThrottle interface {
 	Check(ip string) (retryAfter time.Duration, blocked bool)
-	Failed(ip string)
-	Succeeded(ip string)
+	// Failed counts a failure and reports whether it started a block (a
+	// burst of guesses).
+	Failed(ip string) (burst bool)
 }
 
 // Observation is one finished request as the anomaly detector sees it.
@@ -83,6 +84,9 @@ type Config struct {
 	TrustedProxies []string
 	// Throttle slows down failed authentication per IP (nil: off).
 	Throttle AuthThrottle
+	// Guessing is told of an address whose failed authentications started
+	// a block (an anomaly); it must not block.
+	Guessing func(ip netip.Addr)
 	// Observe receives every request that named a known key (anomaly
 	// detection); it must not block.
 	Observe func(Observation)
@@ -109,9 +113,14 @@ type Config struct {
 	ResponseRetention time.Duration
 	// Tokens counts prompt tokens for the input_tokens endpoint.
 	Tokens TokenCounter
-	// StreamKeepAlive is the silence after which a Messages stream gets a
-	// ping event (0: none).
+	// StreamKeepAlive is the silence toward the caller after which a
+	// stream gets a keep-alive: a ping event (Messages) or an SSE comment
+	// (0: none).
 	StreamKeepAlive time.Duration
+	// BodyReadTimeout bounds reading a request body (0: unbounded);
+	// WriteTimeout bounds each write to a caller (0: unbounded).
+	BodyReadTimeout time.Duration
+	WriteTimeout    time.Duration
 }
 
 // Server is the HTTP handler.
@@ -130,6 +139,7 @@ type Server struct {
 	adminExt        []func(*gin.RouterGroup)
 	rotationOverlap time.Duration
 	throttle        AuthThrottle
+	guessing        func(netip.Addr)
 	observe         func(Observation)
 	limits          *Limits
 	audit           AuditLog
@@ -143,6 +153,8 @@ type Server struct {
 	responseRetention time.Duration
 	tokens            TokenCounter
 	keepAlive         time.Duration
+	bodyTimeout       time.Duration
+	writeTimeout      time.Duration
 }
 
 // New builds the server and its routes.
@@ -161,6 +173,7 @@ func New(cfg Config) (*Server, error) {
 		adminExt:        cfg.AdminRoutes,
 		rotationOverlap: cfg.RotationOverlap,
 		throttle:        cfg.Throttle,
+		guessing:        cfg.Guessing,
 		observe:         cfg.Observe,
 		limits:          cfg.Limits,
 		audit:           cfg.AuditLog,
@@ -173,6 +186,8 @@ func New(cfg Config) (*Server, error) {
 		responseRetention: cfg.ResponseRetention,
 		tokens:            cfg.Tokens,
 		keepAlive:         cfg.StreamKeepAlive,
+		bodyTimeout:       cfg.BodyReadTimeout,
+		writeTimeout:      cfg.WriteTimeout,
 	}
 	if s.responseRetention <= 0 {
 		s.responseRetention = 30 * 24 * time.Hour

@@ -45,10 +45,7 @@ func (s *DB) CreateKey(ctx context.Context, k APIKey) error {
 	if k.Kind == "" {
 		k.Kind = "caller"
 	}
-	_, err := s.exec(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, k.AccountID, k.Kind, k.Name, k.Hash, k.PepperVersion, k.Hint, jsonText(nonNil(k.AllowedModels)), jsonText(nonNil(k.AllowedEndpoints)),
-		jsonText(nonNil(k.AllowedCIDRs)), k.RPM, k.TPM, k.MaxConcurrent, jsonText(nonNilMap(k.Metadata)),
-		k.CreatedAt.UnixMilli(), msPtr(k.ExpiresAt), msPtr(k.RevokedAt), msPtr(k.SuspendedAt), k.SuspendReason, k.RotatedFrom)
+	_, err := s.exec(ctx, insertKey, keyArgs(k)...)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("create key %s: %w", k.ID, ErrConflict)
 	}
@@ -56,6 +53,52 @@ func (s *DB) CreateKey(ctx context.Context, k APIKey) error {
 		return fmt.Errorf("create key %s: %w", k.ID, err)
 	}
 	return nil
+}
+
+const insertKey = `INSERT INTO api_keys (` + keyColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func keyArgs(k APIKey) []any {
+	return []any{k.ID, k.AccountID, k.Kind, k.Name, k.Hash, k.PepperVersion, k.Hint, jsonText(nonNil(k.AllowedModels)), jsonText(nonNil(k.AllowedEndpoints)),
+		jsonText(nonNil(k.AllowedCIDRs)), k.RPM, k.TPM, k.MaxConcurrent, jsonText(nonNilMap(k.Metadata)),
+		k.CreatedAt.UnixMilli(), msPtr(k.ExpiresAt), msPtr(k.RevokedAt), msPtr(k.SuspendedAt), k.SuspendReason, k.RotatedFrom}
+}
+
+// RotateKey replaces key id in one transaction, with the old row locked:
+// next decides from the old row and the id of a key already rotated from
+// it ("" when none) what the new key is and when the old one expires, or
+// refuses with an error (returned as it is). The new row is inserted and
+// the old key set to expire at expireAt, unless it expires earlier. Two
+// rotations of one key cannot both see it unrotated.
+func (s *DB) RotateKey(ctx context.Context, id string, next func(old APIKey, successor string) (APIKey, time.Time, error)) (APIKey, error) {
+	var out APIKey
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		old, err := scanKey(s.txQueryRow(ctx, tx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`+s.forUpdate(), id))
+		if err != nil {
+			return fmt.Errorf("rotate key %s: %w", id, err)
+		}
+		var successor string
+		err = s.txQueryRow(ctx, tx, `SELECT id FROM api_keys WHERE rotated_from = ? LIMIT 1`, id).Scan(&successor)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("rotate key %s: %w", id, err)
+		}
+		k, expireAt, err := next(old, successor)
+		if err != nil {
+			return err
+		}
+		if _, err := s.txExec(ctx, tx, insertKey, keyArgs(k)...); err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("rotate key %s: %w", id, ErrConflict)
+			}
+			return fmt.Errorf("rotate key %s: %w", id, err)
+		}
+		ms := expireAt.UnixMilli()
+		if _, err := s.txExec(ctx, tx, `UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NOT NULL AND expires_at < ? THEN expires_at ELSE ? END WHERE id = ?`, ms, ms, id); err != nil {
+			return fmt.Errorf("rotate key %s: %w", id, err)
+		}
+		out = k
+		return nil
+	})
+	return out, err
 }
 
 // KeyByHash finds a key by its hash (the auth lookup).

@@ -135,6 +135,7 @@ type chatPlan struct {
 	finish       string // stop, length or tool_calls
 	calls        []ToolCall
 	includeUsage bool
+	usage        string // the usage= directive
 }
 
 // tokens returns the completion tokens of the full answer.
@@ -187,7 +188,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Stream {
-		s.streamChat(w, r, start, st, p, reset, d.StreamError)
+		s.streamChat(w, r, start, st, p, reset, &d)
 		return
 	}
 	if reset {
@@ -272,7 +273,7 @@ func (s *Server) planChat(st *state, req *chatRequest, d *Directives) (*chatPlan
 		seed = mix(seed ^ hashString(last.Content.text))
 	}
 
-	p := &chatPlan{model: model, prompt: prompt, seed: seed}
+	p := &chatPlan{model: model, prompt: prompt, seed: seed, usage: d.Usage}
 	if req.StreamOptions != nil {
 		p.includeUsage = req.StreamOptions.IncludeUsage
 	}
@@ -433,8 +434,11 @@ func appendCompletion(b []byte, id string, created int64, p *chatPlan) []byte {
 	}
 	b = append(b, `},"logprobs":null,"finish_reason":`...)
 	b = appendString(b, p.finish)
-	b = append(b, `}],"usage":`...)
-	b = appendUsage(b, p.prompt, p.tokens())
+	b = append(b, `}]`...)
+	if p.usage != "omit" {
+		b = append(b, `,"usage":`...)
+		b = appendUsageAs(b, p.usage, p.prompt, p.tokens())
+	}
 	b = append(b, `,"service_tier":"default","system_fingerprint":"fp_mock"}`...)
 	return b
 }

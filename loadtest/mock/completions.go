@@ -86,7 +86,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Stream {
-		s.streamCompletion(w, r, start, st, p, reset, d.StreamError)
+		s.streamCompletion(w, r, start, st, p, reset, &d)
 		return
 	}
 	if reset {
@@ -448,7 +448,7 @@ func appendTopLogprobs(b []byte, t string, seed uint64, i, k int) []byte {
 	return append(b, '}')
 }
 
-func (s *Server) streamCompletion(w http.ResponseWriter, r *http.Request, start time.Time, st *state, p *complPlan, reset, streamErr bool) {
+func (s *Server) streamCompletion(w http.ResponseWriter, r *http.Request, start time.Time, st *state, p *complPlan, reset bool, d *Directives) {
 	h := w.Header()
 	h["Content-Type"] = hdrEventStream
 	h["Cache-Control"] = hdrNoCache
@@ -468,7 +468,7 @@ func (s *Server) streamCompletion(w http.ResponseWriter, r *http.Request, start 
 		Stream: s.core.Stream(w, r, st.cfg.TokensPerSec, p.prompt),
 		head:   head, usageNull: p.includeUsage, buf: getBuf(),
 	}
-	cw.FaultAfter(eventsBeforeFault, reset, streamErr)
+	cw.Fault(eventsBeforeFault, reset, d)
 	defer putBuf(cw.buf)
 
 	if completionBody(cw, st, p) {

@@ -49,12 +49,21 @@
 //	                  object the live API sends, on which the SDKs raise)
 //	stream-error=failed  Responses streams: a response.failed event (status
 //	                  failed, error.code server_error) instead
+//	stall[=N]         streams: send N events (default 0: the headers only),
+//	                  then nothing, holding the connection open until the
+//	                  client leaves (a hung upstream); non-streams: no answer
+//	malformed         streams: at the fault point (as stream-error) send an
+//	                  event whose data is cut off mid-JSON, and end there
 //	call=NAME         call only the tool NAME (when offered), in every
 //	                  format: scripted agent tests drive a real client's
 //	                  tool round trip
 //	arg.KEY=VALUE     that call's arguments are exactly the arg.* given, as
 //	                  strings (URL-escaped: %20 for a space), e.g. "#mock:call=exec_command
 //	                  #mock:arg.cmd=cat%20hello.txt"
+//	usage=MODE        chat and Responses answers: "omit" sends no usage (no
+//	                  usage object; streams no usage chunk even when asked),
+//	                  "negative", "huge" or "text" a broken one (prompt
+//	                  tokens -1e9 or 1e12, or counts as strings)
 //
 // Examples: "hi #mock:status=429", "#mock:latency=150ms;tokens=5 hello",
 // "X-Mock-Directive: status=503". A malformed directive is a 400.

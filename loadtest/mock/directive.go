@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,12 +22,21 @@ const directivePrefix = "#mock:"
 // mock (see the package doc for the syntax). The zero value forces
 // nothing.
 type Directives struct {
-	Status        int  // error status to answer with (400..599), 0 = none
-	Quota         bool // a permanent quota/billing failure (Status is 429)
-	Reset         bool // cut the connection
-	StreamError   bool // streams: end with an error event after a few events
-	StreamFailed  bool // Responses API streams: the error event is response.failed
-	Tokens        int  // completion length in tokens, 0 = the configured one
+	Status       int  // error status to answer with (400..599), 0 = none
+	Quota        bool // a permanent quota/billing failure (Status is 429)
+	Reset        bool // cut the connection
+	StreamError  bool // streams: end with an error event after a few events
+	StreamFailed bool // Responses API streams: the error event is response.failed
+	// Stall (when HasStall) is how many stream events go out before the
+	// upstream falls silent, holding the connection open until the client
+	// leaves: 0 sends the headers and nothing else. A non-stream gets no
+	// answer at all.
+	Stall    int
+	HasStall bool
+	// Malformed streams send an event that is not JSON at the fault point
+	// and end there.
+	Malformed     bool
+	Tokens        int // completion length in tokens, 0 = the configured one
 	Latency       time.Duration
 	HasLatency    bool
 	RetryAfter    time.Duration
@@ -37,7 +47,16 @@ type Directives struct {
 	// drive a real client's tool round trip.
 	Call string
 	Args map[string]string
+	// Usage shapes the usage an answer reports (chat and Responses):
+	// "omit" leaves it out (a non-streamed answer has none, a stream no
+	// usage chunk even when asked), "negative", "huge" and "text" report
+	// a broken one (prompt tokens −1e9, 1e12, or strings), as some
+	// compatible servers do. Gateways must not bill any of them as 0.
+	Usage string
 }
+
+// UsageModes are the values of the usage= directive.
+var UsageModes = []string{"omit", "negative", "huge", "text"}
 
 // ErrDirective is returned for a malformed directive.
 var ErrDirective = errors.New("mock: bad directive")
@@ -85,6 +104,17 @@ func (d *Directives) Parse(spec string) error {
 			d.Status, d.Quota = 429, true
 		case "reset":
 			d.Reset = true
+		case "stall":
+			n := 0
+			if val != "" {
+				var err error
+				if n, err = strconv.Atoi(val); err != nil || n < 0 || n > 1_000_000 {
+					return ErrDirective
+				}
+			}
+			d.Stall, d.HasStall = n, true
+		case "malformed":
+			d.Malformed = true
 		case "stream-error", "stream_error":
 			d.StreamError = true
 			d.StreamFailed = strings.EqualFold(val, "failed")
@@ -100,6 +130,11 @@ func (d *Directives) Parse(spec string) error {
 				return ErrDirective
 			}
 			d.Latency, d.HasLatency = v, true
+		case "usage":
+			if !slices.Contains(UsageModes, val) {
+				return ErrDirective
+			}
+			d.Usage = val
 		case "call":
 			if val == "" {
 				return ErrDirective

@@ -105,6 +105,26 @@ func appendUsage(b []byte, prompt, completion int) []byte {
 	return b
 }
 
+// Broken usage counts of the usage= directive.
+const (
+	negativeTokens = -1_000_000_000
+	hugeTokens     = 1_000_000_000_000
+)
+
+// appendUsageAs appends the usage object of chat completions as the
+// usage= directive shapes it ("": the real counts; "omit" is the caller's).
+func appendUsageAs(b []byte, mode string, prompt, completion int) []byte {
+	switch mode {
+	case "negative":
+		return appendUsage(b, negativeTokens, completion)
+	case "huge":
+		return appendUsage(b, hugeTokens, completion)
+	case "text":
+		return append(b, `{"prompt_tokens":"lots","completion_tokens":"many","total_tokens":"all"}`...)
+	}
+	return appendUsage(b, prompt, completion)
+}
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 func getBuf() *[]byte { return bufPool.Get().(*[]byte) }

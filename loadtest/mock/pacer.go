@@ -59,7 +59,12 @@ const (
 	outcomeCanceled
 	outcomeCut
 	outcomeError
+	outcomeStall
+	outcomeMalformed
 )
+
+// malformedEvent is a stream event whose data is cut off mid-JSON.
+var malformedEvent = []byte("data: {\"id\":\"mock\",\"choices\":[{\"delta\":{\"content\":\"trunc\n\n")
 
 // Stream writes the events of one streamed answer in any wire format: it
 // paces them (Pacer), flushes each one, counts the tokens sent, and can
@@ -96,6 +101,20 @@ func (s *Stream) FaultAfter(n int, reset, streamErr bool) {
 		s.faultAt, s.fault = n, outcomeCut
 	case streamErr:
 		s.faultAt, s.fault = n, outcomeError
+	}
+}
+
+// Fault is FaultAfter with the directives' faults too: a stall (after
+// d.Stall events, its own count) or a malformed event (after n) win over
+// a reset or an error event.
+func (s *Stream) Fault(n int, reset bool, d *Directives) {
+	switch {
+	case d.HasStall:
+		s.faultAt, s.fault = d.Stall, outcomeStall
+	case d.Malformed:
+		s.faultAt, s.fault = n, outcomeMalformed
+	default:
+		s.FaultAfter(n, reset, d.StreamError)
 	}
 }
 
@@ -161,5 +180,15 @@ func (s *Stream) Finish(errEvent []byte) {
 		if _, err := s.w.Write(errEvent); err == nil {
 			_ = s.rc.Flush()
 		}
+	case outcomeMalformed:
+		if _, err := s.w.Write(malformedEvent); err == nil {
+			_ = s.rc.Flush()
+		}
+	case outcomeStall:
+		// The headers and the events so far are out; then nothing, until
+		// the client gives up.
+		_ = s.rc.Flush()
+		<-s.ctx.Done()
+		s.core.Canceled.Add(1)
 	}
 }

@@ -109,8 +109,9 @@ type respPlan struct {
 	callIDs    []string // item ids (fc_...)
 	msgID      string
 	text       answer
-	noAnswer   bool // the reasoning used up max_output_tokens
-	incomplete bool // cut by max_output_tokens
+	noAnswer   bool   // the reasoning used up max_output_tokens
+	incomplete bool   // cut by max_output_tokens
+	usage      string // the usage= directive
 
 	// Echoed request fields, as JSON.
 	instructions, maxOutput, toolChoice, tools, textFormat, verbosity []byte
@@ -272,6 +273,7 @@ func (s *Server) planResponses(st *state, req *responsesRequest, d *Directives, 
 		parallel:   req.ParallelToolCalls == nil || *req.ParallelToolCalls,
 		store:      req.Store == nil || *req.Store,
 		background: req.Background != nil && *req.Background,
+		usage:      d.Usage,
 	}
 	p.echo(req, choice, formatEcho, effort, summaryMode)
 
@@ -804,15 +806,25 @@ func (p *respPlan) appendResponse(b []byte, status string, output bool) []byte {
 }
 
 func (p *respPlan) appendUsage(b []byte) []byte {
-	out := p.tokens()
+	out, in := p.tokens(), int64(p.prompt)
+	switch p.usage {
+	case "omit":
+		return append(b, "null"...)
+	case "text":
+		return append(b, `{"input_tokens":"lots","output_tokens":"many","total_tokens":"all"}`...)
+	case "negative":
+		in = negativeTokens
+	case "huge":
+		in = hugeTokens
+	}
 	b = append(b, `{"input_tokens":`...)
-	b = appendInt(b, int64(p.prompt))
+	b = appendInt(b, in)
 	b = append(b, `,"input_tokens_details":{"cached_tokens":0,"cache_write_tokens":0},"output_tokens":`...)
 	b = appendInt(b, int64(out))
 	b = append(b, `,"output_tokens_details":{"reasoning_tokens":`...)
 	b = appendInt(b, int64(p.rsTokens))
 	b = append(b, `},"total_tokens":`...)
-	b = appendInt(b, int64(p.prompt+out))
+	b = appendInt(b, in+int64(out))
 	return append(b, '}')
 }
 

@@ -82,7 +82,7 @@ func (s *Server) streamResponses(w http.ResponseWriter, r *http.Request, start t
 	s.writeHead(w, start, http.StatusOK, p.prompt+p.tokens(), 0)
 
 	ew := &eventWriter{Stream: s.core.Stream(w, r, st.cfg.TokensPerSec, p.prompt), buf: getBuf()}
-	ew.FaultAfter(respEventsBeforeFault, reset, d.StreamError)
+	ew.Fault(respEventsBeforeFault, reset, d)
 	defer putBuf(ew.buf)
 
 	if s.responsesBody(ew, st, p) {

@@ -227,6 +227,11 @@ func (s *Server) fate(w http.ResponseWriter, r *http.Request, start time.Time, s
 	if !s.core.Delay(r, &st.cfg, d) {
 		return false, false
 	}
+	if d.HasStall && !stream {
+		<-r.Context().Done() // a hung upstream: no answer at all
+		s.core.Canceled.Add(1)
+		return false, false
+	}
 	if status != 0 {
 		s.writeFailure(w, start, st, status, d, model)
 		return false, false

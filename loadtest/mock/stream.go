@@ -48,7 +48,7 @@ func (cw *chunkWriter) emit(b []byte, tokens int) bool {
 	return cw.Send(b, tokens)
 }
 
-func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, start time.Time, st *state, p *chatPlan, reset, streamErr bool) {
+func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, start time.Time, st *state, p *chatPlan, reset bool, d *Directives) {
 	h := w.Header()
 	h["Content-Type"] = hdrEventStream
 	h["Cache-Control"] = hdrNoCache
@@ -69,14 +69,14 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, start time.T
 		Stream: s.core.Stream(w, r, st.cfg.TokensPerSec, p.prompt),
 		head:   head, usageNull: p.includeUsage, buf: getBuf(),
 	}
-	cw.FaultAfter(eventsBeforeFault, reset, streamErr)
+	cw.Fault(eventsBeforeFault, reset, d)
 	defer putBuf(cw.buf)
 
 	if s.streamBody(cw, st, p) {
 		b := append((*cw.buf)[:0], cw.head...)
-		if p.includeUsage {
+		if p.includeUsage && p.usage != "omit" {
 			b = append(b, `],"usage":`...)
-			b = appendUsage(b, p.prompt, cw.Sent())
+			b = appendUsageAs(b, p.usage, p.prompt, cw.Sent())
 			b = append(b, "}\n\n"...)
 			b = append(b, "data: [DONE]\n\n"...)
 		} else {

@@ -129,7 +129,7 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 	}
 	out, err := translateResponse(body, tr.jsonTool, call.Model, a.now().Unix())
 	if err != nil {
-		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Type: "server_error", Message: "upstream sent an invalid response", Err: err}
+		return nil, providers.Malformed(a.name, false, "upstream sent an invalid response", err)
 	}
 	return out, nil
 }

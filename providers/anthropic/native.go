@@ -72,7 +72,7 @@ func (a *Adapter) chatNative(ctx context.Context, call *providers.Call) (*provid
 		return nil, err
 	}
 	if !gjson.ValidBytes(raw) || gjson.GetBytes(raw, "type").Str != "message" {
-		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Type: "server_error", Message: "upstream sent an invalid response", Err: errNotMessage}
+		return nil, providers.Malformed(a.name, false, "upstream sent an invalid response", errNotMessage)
 	}
 	out := &providers.ChatResponse{Body: raw, Native: true}
 	var u usage
@@ -179,7 +179,7 @@ func (s *nativeStream) next() (providers.Chunk, error) {
 		}
 		if !gjson.ValidBytes(data) {
 			s.done = true
-			return providers.Chunk{}, brokenStream(s.name, errors.New("invalid JSON in event "+ev.Name))
+			return providers.Chunk{}, providers.Malformed(s.name, true, "upstream sent a malformed stream", errors.New("invalid JSON in event "+ev.Name))
 		}
 		name := ev.Name
 		if name == "" {
@@ -251,8 +251,8 @@ func readUsageInto(dst *usage, u gjson.Result) {
 		{"cache_creation.ephemeral_1h_input_tokens", &dst.CacheCreation1h},
 		{"server_tool_use.web_search_requests", &dst.WebSearches},
 	} {
-		if v := u.Get(f.key); v.Type == gjson.Number {
-			*f.dst = int(v.Int())
+		if v := u.Get(f.key); v.Exists() && v.Type != gjson.Null {
+			*f.dst = providers.UsageCount(v)
 		}
 	}
 }

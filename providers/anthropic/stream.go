@@ -82,7 +82,7 @@ func (t *translator) next() ([]providers.Chunk, error) {
 			continue
 		}
 		if !gjson.ValidBytes(ev.Data) {
-			return nil, brokenStream(t.name, errors.New("invalid JSON in event "+name))
+			return nil, providers.Malformed(t.name, true, "upstream sent a malformed stream", errors.New("invalid JSON in event "+name))
 		}
 		data := gjson.ParseBytes(ev.Data)
 		if name == "" { // tolerate data-only events: the type is in the data

@@ -79,6 +79,10 @@ func New(cfg config.Provider, deps providers.Deps) (providers.Provider, error) {
 		}
 	}
 	cfg.APIKey, cfg.APIKeyEnv = "", "" // the key goes in api-key, not Authorization
+	modelsURL := base + "/openai/models?api-version=" + url.QueryEscape(version)
+	if v1 {
+		modelsURL = base + "/openai/v1/models"
+	}
 	// The Responses API lives at /openai/v1/responses (v1) or
 	// /openai/responses?api-version= (previews from 2025-03-01), with the
 	// deployment as the body's model; native_formats may turn it off.
@@ -105,6 +109,7 @@ func New(cfg config.Provider, deps providers.Deps) (providers.Provider, error) {
 		KeepModel:     !v1,
 		SkipChunk:     promptFilterOnly,
 		ErrorFromJSON: errorFromJSON,
+		ModelsURL:     modelsURL,
 	}), nil
 }
 

@@ -216,7 +216,7 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 	}
 	var cr converseResponse
 	if err := json.Unmarshal(raw, &cr); err != nil {
-		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream sent invalid JSON", Err: err}
+		return nil, providers.Malformed(a.name, false, "upstream sent invalid JSON", err)
 	}
 	c := completion(&cr, tr.jsonTool)
 	c.ID, c.Model, c.Created = providers.NewCompletionID(), call.Model, a.now().Unix()

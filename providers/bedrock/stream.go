@@ -101,7 +101,7 @@ func newTranslator(name string, b providers.ChunkBuilder, jsonTool string) *tran
 
 // protocolError is a stream the adapter cannot make sense of.
 func (t *translator) protocolError(format string, args ...any) *providers.Error {
-	return &providers.Error{Provider: t.name, MidStream: true, Message: "upstream sent a malformed stream", Err: fmt.Errorf(format, args...)}
+	return providers.Malformed(t.name, true, "upstream sent a malformed stream", fmt.Errorf(format, args...))
 }
 
 // start sends the role chunk once, before anything else.

@@ -69,7 +69,7 @@ func (a *Adapter) embedBatch(ctx context.Context, model string, inputs []string,
 	}
 	var er embedResponse
 	if err := json.Unmarshal(raw, &er); err != nil {
-		return nil, 0, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream sent invalid JSON", Err: err}
+		return nil, 0, providers.Malformed(a.name, false, "upstream sent invalid JSON", err)
 	}
 	if len(er.Embeddings) != len(inputs) {
 		return nil, 0, &providers.Error{Provider: a.name, Status: http.StatusBadGateway,

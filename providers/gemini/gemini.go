@@ -134,11 +134,11 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 	}
 	var g generateResponse
 	if err := json.Unmarshal(raw, &g); err != nil {
-		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream sent invalid JSON", Err: err}
+		return nil, providers.Malformed(a.name, false, "upstream sent invalid JSON", err)
 	}
 	c := providers.Completion{ID: providers.NewCompletionID(), Model: call.Request.Model, Created: a.now().Unix()}
 	if err := completion(&g, &c, toolCallID); err != nil {
-		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream answer unusable", Err: err}
+		return nil, providers.Malformed(a.name, false, "upstream answer unusable", err)
 	}
 	return c.Response()
 }

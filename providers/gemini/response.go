@@ -153,7 +153,7 @@ func (t *translator) next() ([]providers.Chunk, error) {
 		}
 		t.ev = generateResponse{}
 		if err := json.Unmarshal(data, &t.ev); err != nil {
-			return nil, t.broken("upstream sent an invalid stream event", err)
+			return nil, providers.Malformed(t.name, true, "upstream sent an invalid stream event", err)
 		}
 		if e := t.ev.Error; e != nil {
 			pe := translateError(t.name, 0, e, t.key)

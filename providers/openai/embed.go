@@ -54,7 +54,7 @@ func (a *Adapter) Embed(ctx context.Context, model string, inputs []string, dime
 		} `json:"usage"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
-		return nil, providers.Usage{}, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream sent invalid embeddings JSON"}
+		return nil, providers.Usage{}, providers.Malformed(a.name, false, "upstream sent invalid embeddings JSON", nil)
 	}
 	if len(out.Data) != len(inputs) {
 		return nil, providers.Usage{}, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: fmt.Sprintf("upstream returned %d embeddings for %d inputs", len(out.Data), len(inputs))}

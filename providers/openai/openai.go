@@ -59,6 +59,9 @@ type Options struct {
 	// ("" when the upstream does not speak f). Nil: config's
 	// native_formats under base_url (/responses, /completions).
 	NativeURL func(f providers.Format, model string) string
+	// ModelsURL lists the upstream's models (the key probe); "": base_url
+	// + /models.
+	ModelsURL string
 }
 
 // New builds an adapter from its config entry; it is the registry Factory.
@@ -218,7 +221,7 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 		return nil, err
 	}
 	if !json.Valid(body) {
-		return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Message: "upstream sent invalid JSON"}
+		return nil, providers.Malformed(a.name, false, "upstream sent invalid JSON", nil)
 	}
 	out := &providers.ChatResponse{Body: body}
 	if call.Native(a) {
@@ -237,7 +240,7 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 		// Another ingress encodes the answer: give it the neutral form.
 		c, err := providers.DecodeChatCompletion(body)
 		if err != nil {
-			return nil, &providers.Error{Provider: a.name, Status: http.StatusBadGateway, Type: "server_error", Message: "upstream sent an invalid response", Err: err}
+			return nil, providers.Malformed(a.name, false, "upstream sent an invalid response", err)
 		}
 		c.Usage = out.Usage
 		out.Completion = c
@@ -318,7 +321,7 @@ func (s *stream) Recv() (providers.Chunk, error) {
 		}
 		if !gjson.ValidBytes(data) {
 			s.done = true
-			return providers.Chunk{}, &providers.Error{Provider: name, MidStream: true, Message: "upstream sent a malformed stream", Err: errors.New("chunk is not JSON")}
+			return providers.Chunk{}, providers.Malformed(name, true, "upstream sent a malformed stream", errors.New("chunk is not JSON"))
 		}
 		if s.a.opts.SkipChunk != nil && s.a.opts.SkipChunk(data) {
 			continue
@@ -337,7 +340,7 @@ func (s *stream) Recv() (providers.Chunk, error) {
 			evs, err := providers.DecodeChatChunk(data, nil, s.open)
 			if err != nil {
 				s.done = true
-				return providers.Chunk{}, &providers.Error{Provider: name, MidStream: true, Message: "upstream sent a malformed stream", Err: err}
+				return providers.Chunk{}, providers.Malformed(name, true, "upstream sent a malformed stream", err)
 			}
 			if c.Usage != nil {
 				evs = append(evs, providers.Event{Kind: providers.EventUsage})
@@ -374,11 +377,11 @@ func usageAt(u gjson.Result, p usagePaths) (providers.Usage, bool) {
 		return providers.Usage{}, false
 	}
 	out := providers.Usage{
-		PromptTokens:     int(u.Get(p.prompt).Int()),
-		CompletionTokens: int(u.Get(p.completion).Int()),
-		TotalTokens:      int(u.Get(p.total).Int()),
-		CachedTokens:     int(u.Get(p.cached).Int()),
-		ReasoningTokens:  int(u.Get(p.reasoning).Int()),
+		PromptTokens:     providers.UsageCount(u.Get(p.prompt)),
+		CompletionTokens: providers.UsageCount(u.Get(p.completion)),
+		TotalTokens:      providers.UsageCount(u.Get(p.total)),
+		CachedTokens:     providers.UsageCount(u.Get(p.cached)),
+		ReasoningTokens:  providers.UsageCount(u.Get(p.reasoning)),
 	}
 	if out.TotalTokens == 0 {
 		out.TotalTokens = out.PromptTokens + out.CompletionTokens

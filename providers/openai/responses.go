@@ -63,7 +63,7 @@ func (s *responsesStream) next() (providers.Chunk, error) {
 		}
 		if !gjson.ValidBytes(data) {
 			s.done = true
-			return providers.Chunk{}, &providers.Error{Provider: name, MidStream: true, Message: "upstream sent a malformed stream", Err: errors.New("event is not JSON")}
+			return providers.Chunk{}, providers.Malformed(name, true, "upstream sent a malformed stream", errors.New("event is not JSON"))
 		}
 		typ := ev.Name
 		if typ == "" {

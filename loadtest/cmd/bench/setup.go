@@ -241,8 +241,11 @@ type xrouteSetup struct {
 // serving model (and x.messagesModel) with key as the mocks' key.
 func (x xrouteSetup) config(addr, dir, model, key string) string {
 	var b strings.Builder
+	// The load generator opens thousands of connections at once from one
+	// address: the pre-auth connection cap is for strangers, not for it.
 	fmt.Fprintf(&b, `server:
   addr: %[1]s
+  preauth_conns_per_ip: 0
 log:
   level: %[2]s
 database:
@@ -270,11 +273,14 @@ providers:
 `, x.anthropicBase, key)
 	}
 	b.WriteString("models:\n")
+	// The mocks cost nothing, and say so: the benchmark measures routing
+	// and relaying, without credit holds.
 	deploy := func(name, provider string) {
 		fmt.Fprintf(&b, `  - name: %[1]s
     deployments:
       - provider: %[2]s
         model: %[1]s
+        free: true
 `, name, provider)
 	}
 	deploy(model, "mock")

@@ -170,6 +170,7 @@ func TestSDKPromptCaching(t *testing.T) {
 	// the cumulative counts in message_delta.
 	p := cached("")
 	stream := c.Messages.NewStreaming(ctx, p)
+	defer stream.Close() // an unread body keeps its connection and its goroutines alive
 	var acc anthropic.Message
 	var start, delta anthropic.MessageDeltaUsage
 	for stream.Next() {
@@ -216,6 +217,7 @@ func TestSDKCacheKnobsWin(t *testing.T) {
 func streamed(t *testing.T, c anthropic.Client, p anthropic.MessageNewParams) ([]string, anthropic.Message) {
 	t.Helper()
 	stream := c.Messages.NewStreaming(context.Background(), p)
+	defer stream.Close() // an unread body keeps its connection and its goroutines alive
 	var names []string
 	var acc anthropic.Message
 	for stream.Next() {
@@ -560,6 +562,7 @@ func TestSDKMidStreamError(t *testing.T) {
 	c, s := newClient(t, Config{})
 	stream := c.Messages.NewStreaming(context.Background(), anthropic.MessageNewParams{Model: "m", MaxTokens: 50,
 		Messages: []anthropic.MessageParam{userText("hi #mock:stream-error")}})
+	defer stream.Close() // an unread body keeps its connection and its goroutines alive
 	var types []string
 	for stream.Next() {
 		types = append(types, stream.Current().Type)
@@ -629,6 +632,7 @@ func TestSDKBetaClaudeCode(t *testing.T) {
 
 	// The same request streamed.
 	stream := c.Beta.Messages.NewStreaming(context.Background(), p)
+	defer stream.Close() // an unread body keeps its connection and its goroutines alive
 	var acc anthropic.BetaMessage
 	for stream.Next() {
 		if err := acc.Accumulate(stream.Current()); err != nil {

@@ -85,6 +85,8 @@ func New(cfg Config) *Server {
 	mux.HandleFunc("POST /openai/deployments/{deployment}/embeddings", s.dated("/v1/embeddings"))
 	mux.HandleFunc("POST /openai/v1/chat/completions", s.v1("/v1/chat/completions"))
 	mux.HandleFunc("POST /openai/v1/embeddings", s.v1("/v1/embeddings"))
+	mux.HandleFunc("GET /openai/models", s.models)
+	mux.HandleFunc("GET /openai/v1/models", s.models)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusNotFound, `{"error":{"code":"404","message":"Resource not found"}}`)
 	})
@@ -157,6 +159,21 @@ func (s *Server) dated(innerPath string) http.HandlerFunc {
 		}
 		s.forward(w, r, innerPath, r.PathValue("deployment"), body, v)
 	}
+}
+
+// models lists the resource's models (GET /openai/models?api-version=,
+// GET /openai/v1/models): the OpenAI mock's list, as Azure's is shaped.
+func (s *Server) models(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/openai/v1/") && r.URL.Query().Get("api-version") == "" {
+		s.writeError(w, http.StatusNotFound, `{"error":{"code":"404","message":"Resource not found"}}`)
+		return
+	}
+	in := r.Clone(r.Context())
+	in.URL.Path, in.URL.RawPath, in.URL.RawQuery = "/v1/models", "", ""
+	in.RequestURI = ""
+	in.Header.Del("api-key")
+	in.Header.Del("Authorization")
+	s.inner.ServeHTTP(w, in)
 }
 
 // v1 handles /openai/v1/...: the deployment is the body's model.

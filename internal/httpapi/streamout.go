@@ -1,0 +1,155 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// streamOut is the caller's end of a stream. Every write (an event, a
+// keep-alive) is flushed at once and must complete within the server's
+// write timeout: a caller that stops reading is cut instead of holding
+// the stream, its upstream call and its credit hold until the request
+// deadline. Once the stream relays, a keep-alive goes out whenever the
+// caller has heard nothing for the keep-alive interval; it comes from a
+// timer, so writes are serialised, and the relay's hot path pays a mutex
+// and a deadline per chunk, nothing more.
+type streamOut struct {
+	c       *gin.Context
+	rc      *http.ResponseController // of the connection's own writer: its Flush reports errors
+	timeout time.Duration
+
+	mu       sync.Mutex
+	started  bool
+	err      error // the first failed write: nothing more goes out
+	timedOut bool  // err is the write timeout
+	closed   bool
+	last     time.Time // of the last write
+	ping     []byte
+	every    time.Duration
+	timer    *time.Timer
+}
+
+func (s *Server) newStreamOut(c *gin.Context) *streamOut {
+	return &streamOut{c: c, rc: http.NewResponseController(unwrapWriter(c.Writer)), timeout: s.writeTimeout}
+}
+
+// unwrapWriter is the writer under gin's, whose Flush reports errors
+// (gin's swallows them).
+func unwrapWriter(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
+}
+
+// start writes the stream's headers, once (the route's when known).
+func (o *streamOut) start(info *requestInfo) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.started {
+		o.started = true
+		startStream(o.c, info)
+	}
+}
+
+// isStarted reports whether the headers went out.
+func (o *streamOut) isStarted() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.started
+}
+
+// write sends b and flushes it within the write timeout. After a failed
+// write every later one fails at once with the same error.
+func (o *streamOut) write(b []byte) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.writeLocked(b)
+}
+
+func (o *streamOut) writeLocked(b []byte) error {
+	if o.err != nil {
+		return o.err
+	}
+	now := time.Now()
+	if o.timeout > 0 {
+		// Not supported under a test recorder: no deadline there.
+		_ = o.rc.SetWriteDeadline(now.Add(o.timeout))
+	}
+	_, err := o.c.Writer.Write(b)
+	if err == nil {
+		err = o.rc.Flush()
+	}
+	if err != nil {
+		o.err = err
+		o.timedOut = errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	o.last = now
+	return err
+}
+
+// failed reports the write error that ended the stream, and whether it
+// was the write timeout (the caller stopped reading) rather than a caller
+// that hung up.
+func (o *streamOut) failed() (err error, timedOut bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err, o.timedOut
+}
+
+// keepAlive starts sending ping after every interval of silence toward
+// the caller, until close.
+func (o *streamOut) keepAlive(ping []byte, every time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed || every <= 0 {
+		return
+	}
+	o.ping, o.every = ping, every
+	if o.last.IsZero() {
+		o.last = time.Now()
+	}
+	o.timer = time.AfterFunc(every, o.tick)
+}
+
+func (o *streamOut) tick() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed || o.err != nil {
+		return
+	}
+	quiet := time.Since(o.last)
+	if quiet >= o.every {
+		o.writeLocked(o.ping)
+		quiet = 0
+	}
+	o.timer.Reset(o.every - quiet)
+}
+
+// close stops the keep-alives; nothing is written after it returns (the
+// handler may end).
+func (o *streamOut) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closed = true
+	if o.timer != nil {
+		o.timer.Stop()
+	}
+}
+
+// setWriteDeadline bounds the write of a non-streamed answer (an answer
+// of 32 MiB to a caller that does not read). The next request on the
+// connection clears it (begin).
+func (s *Server) setWriteDeadline(c *gin.Context) {
+	if s.writeTimeout > 0 {
+		_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(s.writeTimeout))
+	}
+}
