@@ -134,6 +134,14 @@ func noStore(c *gin.Context) {
 	c.Next()
 }
 
+// adminNoStore is noStore for the answers under /admin that no admin
+// route gives (unknown path, method not served).
+func adminNoStore(c *gin.Context) {
+	if strings.HasPrefix(c.Request.URL.Path, "/admin/") {
+		c.Header("Cache-Control", "no-store")
+	}
+}
+
 func (s *Server) requireAdmin(c *gin.Context) {
 	if infoOf(c).key.Kind != keys.KindAdmin {
 		writeError(c, newError(http.StatusForbidden, "permission_error", "admin_key_required", "This key cannot use the admin API; use an admin key (xra-…)."))

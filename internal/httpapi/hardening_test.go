@@ -60,6 +60,13 @@ func TestHoleAdminAnswerCacheable(t *testing.T) {
 	if n < 75 {
 		t.Fatalf("only %d admin answers checked; are the admin routes mounted?", n)
 	}
+	// Under /admin but no route: an unknown path, a method not served.
+	for _, r := range []struct{ method, path string }{{"GET", "/admin/v1/nope"}, {"HEAD", "/admin/v1/keys"}, {"PUT", "/admin/v1/accounts"}} {
+		status, _, hdr := call(t, r.method, root+r.path, admin, "")
+		if cc := hdr.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("%s %s (status %d): Cache-Control %q, want no-store", r.method, r.path, status, cc)
+		}
+	}
 }
 
 // TestHoleAccountStatusEmpty: the answer that creates an account said
