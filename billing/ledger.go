@@ -78,12 +78,16 @@ func entryFrom(e store.LedgerEntry) Entry {
 }
 
 // Mismatch is an account whose cached balance is not the sum of its
-// entries (or entries whose account is missing).
+// entries (or entries whose account is missing), or, with Problem set, a
+// place where the account's keyed chain does not hold: an entry (EntryID)
+// or the account's head (EntryID 0) changed without the vault's key.
 type Mismatch struct {
 	AccountID      string
 	Cached         Nano
 	Computed       Nano
 	AccountMissing bool
+	EntryID        int64
+	Problem        string
 }
 
 // LedgerStore is what the Ledger needs from persistence (*store.DB).
@@ -93,6 +97,7 @@ type LedgerStore interface {
 	SetAccountMultiplier(ctx context.Context, accountID string, bp int) error
 	ListLedgerEntries(ctx context.Context, accountID string, limit int, beforeID int64) ([]store.LedgerEntry, error)
 	VerifyBalances(ctx context.Context) ([]store.BalanceMismatch, error)
+	VerifyLedgerChain(ctx context.Context) ([]store.LedgerProblem, error)
 }
 
 // Ledger posts credits and holds reservations. Safe for concurrent use.
@@ -330,8 +335,12 @@ func (l *Ledger) Entries(ctx context.Context, accountID string, limit int, befor
 	return out, nil
 }
 
-// Verify recomputes every balance as the sum of its entries and returns
-// the accounts whose cached balance disagrees (none when all is well).
+// Verify recomputes every balance as the sum of its entries and walks
+// every account's keyed chain (see store.KeyLedger); it returns the
+// accounts whose cached balance disagrees, then each place where a chain
+// does not hold (none when all is well). A sum that agrees is not enough:
+// someone who can write the database can add an entry and move the
+// balance to match, which only the chain shows.
 func (l *Ledger) Verify(ctx context.Context) ([]Mismatch, error) {
 	rows, err := l.st.VerifyBalances(ctx)
 	if err != nil {
@@ -340,6 +349,13 @@ func (l *Ledger) Verify(ctx context.Context) ([]Mismatch, error) {
 	out := make([]Mismatch, len(rows))
 	for i, r := range rows {
 		out[i] = Mismatch{AccountID: r.AccountID, Cached: Nano(r.Cached), Computed: Nano(r.Computed), AccountMissing: r.AccountMissing}
+	}
+	problems, err := l.st.VerifyLedgerChain(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("billing: %w", err)
+	}
+	for _, p := range problems {
+		out = append(out, Mismatch{AccountID: p.AccountID, EntryID: p.EntryID, Problem: p.Reason})
 	}
 	return out, nil
 }

@@ -72,9 +72,16 @@ type Server struct {
 	// is believed; empty means the client IP is the connection's address.
 	// IP allowlists and failed-auth throttling depend on it.
 	TrustedProxies []string `yaml:"trusted_proxies"`
-	// Metrics serves Prometheus metrics at /metrics (no auth: put it
-	// behind the network boundary, or turn it off).
+	// Metrics serves Prometheus metrics at /metrics (no auth by default:
+	// put it behind the network boundary, bind it elsewhere with
+	// MetricsAddr, require MetricsToken, or turn it off).
 	Metrics bool `yaml:"metrics"`
+	// MetricsAddr, when set, serves /metrics on its own listener at this
+	// address (e.g. an internal interface) instead of on Addr.
+	MetricsAddr string `yaml:"metrics_addr"`
+	// MetricsToken, when set, is the bearer token /metrics requires
+	// (Prometheus: authorization: {credentials: ...}).
+	MetricsToken string `yaml:"metrics_token"`
 	// PprofAddr, when set, serves net/http/pprof on its own listener
 	// (keep it on loopback); off by default.
 	PprofAddr string `yaml:"pprof_addr"`
@@ -172,6 +179,13 @@ type Anomaly struct {
 	// "suspend" (also suspend the key until an operator resumes it).
 	Action  string `yaml:"action"`
 	Webhook string `yaml:"webhook"`
+	// WebhookSecret signs every webhook xroute sends (anomaly and budget
+	// alerts): X-Xroute-Signature: t=<unix>,v1=<hex HMAC-SHA256 of
+	// "<t>.<body>">. Unset, it is read from WebhookSecretFile, which is
+	// created (mode 0600, a random secret) on the first start that has a
+	// webhook to send to.
+	WebhookSecret     string `yaml:"webhook_secret"`
+	WebhookSecretFile string `yaml:"webhook_secret_file"`
 }
 
 // Usage tunes the asynchronous usage-record writer.
@@ -330,7 +344,7 @@ func Default() Config {
 			KeyFailureThreshold: 3, KeyFailureCallers: 2, KeyFailureWindow: 5 * time.Minute},
 		Vault: Vault{MasterKeyFile: "xroute.master"},
 		Anomaly: Anomaly{Enabled: true, SpikeFactor: 10, Warmup: 24 * time.Hour, AuthFailures: 20,
-			NewIP: true, OffHours: false, Action: "log"},
+			NewIP: true, OffHours: false, Action: "log", WebhookSecretFile: "xroute.webhook_secret"},
 	}
 }
 
@@ -498,6 +512,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.RPM < 0 || c.Limits.TPM < 0 || c.Limits.MaxConcurrent < 0 {
 		bad("limits", "rpm, tpm and max_concurrent must not be negative")
+	}
+	if c.Server.MetricsToken != "" && len(c.Server.MetricsToken) < 16 {
+		bad("server.metrics_token", "must be at least 16 characters")
+	}
+	if c.Server.MetricsAddr != "" && c.Server.MetricsAddr == c.Server.Addr {
+		bad("server.metrics_addr", "must differ from server.addr (leave it empty to serve /metrics there)")
+	}
+	if c.Anomaly.Webhook != "" && c.Anomaly.WebhookSecret == "" && c.Anomaly.WebhookSecretFile == "" {
+		bad("anomaly.webhook_secret_file", "webhooks are signed: set anomaly.webhook_secret_file or XROUTE_ANOMALY_WEBHOOK_SECRET")
+	}
+	if c.Anomaly.WebhookSecret != "" && len(c.Anomaly.WebhookSecret) < 16 {
+		bad("anomaly.webhook_secret", "must be at least 16 characters")
 	}
 	if c.Vault.MasterKey == "" && c.Vault.MasterKeyFile == "" {
 		bad("vault.master_key_file", "set vault.master_key_file or XROUTE_VAULT_MASTER_KEY")

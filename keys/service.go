@@ -634,7 +634,7 @@ func (s *Service) CreateAccount(ctx context.Context, name, actor string, meta ma
 	if strings.TrimSpace(name) == "" {
 		return store.Account{}, &ValidationError{"name", "an account needs a name"}
 	}
-	a := store.Account{ID: NewID("acct_"), Name: name, Metadata: meta, CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
+	a := store.Account{ID: NewID("acct_"), Name: name, Status: store.AccountActive, Metadata: meta, CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
 	if err := s.store.CreateAccount(ctx, a); err != nil {
 		return store.Account{}, err
 	}

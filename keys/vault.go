@@ -26,7 +26,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -101,6 +103,7 @@ type Vault struct {
 	active uint32
 	keys   map[uint32][]byte // term -> data key, kept for re-persisting
 	aeads  map[uint32]cipher.AEAD
+	marks  map[string]int64
 }
 
 // keyringDoc is the keyring's plaintext form (JSON, then sealed under the
@@ -108,6 +111,10 @@ type Vault struct {
 type keyringDoc struct {
 	Active uint32      `json:"active"`
 	Terms  []termEntry `json:"terms"`
+	// Marks are facts kept where someone who can write the database
+	// cannot change them (the keyring is sealed under the master key):
+	// e.g. from where the audit chain and the ledger are keyed.
+	Marks map[string]int64 `json:"marks,omitempty"`
 }
 
 type termEntry struct {
@@ -203,6 +210,7 @@ func (v *Vault) install(doc keyringDoc, gen int64, master []byte) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.keys, v.aeads, v.active, v.gen = keys, aeads, doc.Active, gen
+	v.marks = maps.Clone(doc.Marks)
 	if master != nil {
 		v.master = master
 	}
@@ -213,7 +221,7 @@ func (v *Vault) install(doc keyringDoc, gen int64, master []byte) error {
 func (v *Vault) doc() (keyringDoc, int64, []byte) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	d := keyringDoc{Active: v.active, Terms: make([]termEntry, 0, len(v.keys))}
+	d := keyringDoc{Active: v.active, Terms: make([]termEntry, 0, len(v.keys)), Marks: maps.Clone(v.marks)}
 	for _, term := range slices.Sorted(maps.Keys(v.keys)) {
 		d.Terms = append(d.Terms, termEntry{Term: term, Key: v.keys[term]})
 	}
@@ -272,6 +280,28 @@ func Term(ct []byte) uint32 {
 // Term is the package-level Term, for callers holding a *Vault.
 func (v *Vault) Term(ct []byte) uint32 { return Term(ct) }
 
+// DeriveKey returns a 32-byte key for purpose, derived with HKDF-SHA256
+// from the data key of term (0: the active term), and the term it used.
+// Different purposes give unrelated keys, and none reveals the data key;
+// a rotation adds a term, so keys derived from older terms stay
+// available. ErrUnknownTerm when the keyring has no such term.
+func (v *Vault) DeriveKey(purpose string, term uint32) ([]byte, uint32, error) {
+	v.mu.RLock()
+	if term == 0 {
+		term = v.active
+	}
+	k := v.keys[term]
+	v.mu.RUnlock()
+	if k == nil {
+		return nil, term, fmt.Errorf("%w %d", ErrUnknownTerm, term)
+	}
+	out, err := hkdf.Key(sha256.New, k, nil, "xroute derived key: "+purpose, MasterKeySize)
+	if err != nil {
+		return nil, term, fmt.Errorf("vault: derive %s key: %w", purpose, err)
+	}
+	return out, term, nil
+}
+
 // ActiveTerm is the term new ciphertexts are sealed under.
 func (v *Vault) ActiveTerm() uint32 {
 	v.mu.RLock()
@@ -322,6 +352,45 @@ func (v *Vault) Rotate(ctx context.Context) (uint32, error) {
 		return next, nil
 	}
 	return 0, errors.New("vault: rotate: the keyring kept changing under us")
+}
+
+// Mark returns the value recorded under name in the keyring (as this
+// process last loaded it) and whether there is one.
+func (v *Vault) Mark(name string) (int64, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	val, ok := v.marks[name]
+	return val, ok
+}
+
+// SetMark records name = value in the keyring unless a value is there
+// already: the first writer wins, across replicas, and its value is
+// returned. A mark is never changed or removed.
+func (v *Vault) SetMark(ctx context.Context, name string, value int64) (int64, error) {
+	v.wmu.Lock()
+	defer v.wmu.Unlock()
+	for attempt := 0; attempt < 3; attempt++ {
+		doc, gen, master := v.doc()
+		if old, ok := doc.Marks[name]; ok {
+			return old, nil
+		}
+		if doc.Marks == nil {
+			doc.Marks = map[string]int64{}
+		}
+		doc.Marks[name] = value
+		newGen, err := v.save(ctx, master, doc, gen)
+		if errors.Is(err, store.ErrConflict) {
+			if err := v.reloadLocked(ctx); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return value, v.install(doc, newGen, nil)
+	}
+	return 0, errors.New("vault: set mark: the keyring kept changing under us")
 }
 
 // RewrapMaster re-encrypts the keyring under a new master key. Provider-key

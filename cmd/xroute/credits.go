@@ -102,15 +102,32 @@ func cmdCredits(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		if len(mm) > 0 {
-			for _, m := range mm {
-				fmt.Fprintf(stdout, "account %s: cached balance %s USD, sum of entries %s USD\n", m.AccountID, m.Cached, m.Computed)
-			}
-			return fmt.Errorf("%d account balances do not match their ledger", len(mm))
-		}
-		fmt.Fprintln(stdout, "every balance equals the sum of its ledger entries")
+		return printCreditsCheck(stdout, mm)
 	default:
 		return fmt.Errorf("%w: %s", errUsage, use)
 	}
 	return nil
+}
+
+// printCreditsCheck reports a ledger verification: balances that are not
+// the sum of their entries, then places where an account's keyed chain
+// does not hold.
+func printCreditsCheck(w io.Writer, mm []billing.Mismatch) error {
+	if len(mm) == 0 {
+		fmt.Fprintln(w, "every balance equals the sum of its ledger entries, and every entry and balance carries the vault's MAC")
+		return nil
+	}
+	for _, m := range mm {
+		switch {
+		case m.Problem != "" && m.EntryID != 0:
+			fmt.Fprintf(w, "account %s, entry %d: %s\n", m.AccountID, m.EntryID, m.Problem)
+		case m.Problem != "":
+			fmt.Fprintf(w, "account %s: %s\n", m.AccountID, m.Problem)
+		case m.AccountMissing:
+			fmt.Fprintf(w, "account %s: entries summing to %s USD, but no such account\n", m.AccountID, m.Computed)
+		default:
+			fmt.Fprintf(w, "account %s: cached balance %s USD, sum of entries %s USD\n", m.AccountID, m.Cached, m.Computed)
+		}
+	}
+	return fmt.Errorf("the ledger does not verify: %d problems", len(mm))
 }

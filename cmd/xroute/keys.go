@@ -53,7 +53,14 @@ func openOffline(ctx context.Context, cfgPath string) (*offline, error) {
 	if err != nil {
 		return nil, err
 	}
-	audit := keys.NewAuditor(db, time.Now)
+	// The vault's keys authenticate what the CLI writes to the audit log
+	// and the ledger, and let it verify them.
+	vault, err := app.OpenVault(ctx, db, cfg.Vault, zap.NewNop())
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	audit := app.KeyChains(db, vault)
 	publish, closeAnnouncer, err := app.Announcer(cfg, cliLogger())
 	if err != nil {
 		db.Close()
@@ -286,6 +293,9 @@ func cmdAccounts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tCREATED")
 		for _, a := range list {
+			if a.Status == "" {
+				a.Status = store.AccountActive // as the admin API shows it
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Status, a.CreatedAt.Format(time.RFC3339))
 		}
 		return tw.Flush()

@@ -30,7 +30,7 @@ Usage:
   xroute provider-keys add --provider P --name N [--weight W] < keyfile
   xroute provider-keys list [--provider P] | disable|enable|delete ID
   xroute vault rotate      new data-key term, re-encrypt every provider key
-  xroute audit list [--kind key.] [--subject ID] | verify
+  xroute audit list [--kind key.] [--subject ID] | verify [--head FILE] | head
   xroute credits topup --account A --amount 10.00 --idempotency-key K | balance | ledger | verify
   xroute budgets set (--account A | --key K) --period daily|monthly --limit 50.00 [--alerts 50,80,100]
   xroute budgets list [--account A | --key K] | delete (--account A | --key K) --period P
@@ -73,7 +73,7 @@ func subcommands() []subcommand {
 		{"credits", "top up, read balances and the ledger, verify balances", []string{"topup", "balance", "ledger", "verify"}, cmdCredits},
 		{"budgets", "set, list and delete spend limits of accounts and keys", []string{"set", "list", "delete"}, cmdBudgets},
 		{"usage", "usage reports (table, --json, --csv)", []string{"report"}, cmdUsage},
-		{"audit", "read and verify the audit log", []string{"list", "verify"}, cmdAudit},
+		{"audit", "read and verify the audit log, sign its head", []string{"list", "verify", "head"}, cmdAudit},
 		{"vault", "rotate the provider-key vault", []string{"rotate"}, cmdVault},
 		{"provider-keys", "manage provider keys in the vault", []string{"add", "list", "disable", "enable", "delete"}, cmdProviderKeys},
 		{"mock", "run a mock provider upstream", []string{"openai", "anthropic", "gemini", "azure", "bedrock"},

@@ -18,10 +18,11 @@ import (
 	"github.com/xroute/xroute/keys"
 )
 
-// cmdAudit reads and verifies the audit log.
+// cmdAudit reads and verifies the audit log, and signs its head.
 func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "verify") {
-		return fmt.Errorf("%w: xroute audit list [--kind PREFIX] [--subject ID] [--limit N] | verify", errUsage)
+	const use = "xroute audit list [--kind PREFIX] [--subject ID] [--limit N] | verify [--head FILE|JSON] | head"
+	if len(args) == 0 || (args[0] != "list" && args[0] != "verify" && args[0] != "head") {
+		return fmt.Errorf("%w: %s", errUsage, use)
 	}
 	fs := flag.NewFlagSet("audit "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -30,28 +31,37 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	subject := fs.String("subject", "", "only events about this id")
 	limit := fs.Int("limit", 50, "how many events (newest first)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	headArg := fs.String("head", "", "verify: a head printed by `xroute audit head` (its file, or the JSON): also catch rows removed or rewritten since")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	var anchor *keys.Head
+	if *headArg != "" {
+		h, err := readHead(*headArg)
+		if err != nil {
+			return err
+		}
+		anchor = &h
+	}
 	if r := remoteFromEnv(); r != nil {
-		return remoteAudit(ctx, r, args[0], *kind, *subject, *limit, *asJSON, stdout)
+		return remoteAudit(ctx, r, args[0], *kind, *subject, *limit, *asJSON, anchor, stdout)
 	}
 	o, err := openOffline(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}
 	defer o.close()
-	if args[0] == "verify" {
-		n, err := o.audit.Verify(ctx)
-		var ce *keys.ChainError
-		if errors.As(err, &ce) {
-			fmt.Fprintf(stdout, "audit log BROKEN at seq %d: %s (%d rows checked before it)\n", ce.Seq, ce.Reason, n)
-			return fmt.Errorf("audit chain broken at seq %d", ce.Seq)
-		}
+	switch args[0] {
+	case "verify":
+		rep, err := o.audit.Check(ctx, anchor)
+		return printAuditCheck(stdout, auditCheck{Rows: rep.Rows, LegacyRows: rep.LegacyRows, HeadChecked: rep.HeadChecked, HeadSeq: headSeq(anchor)}, err)
+	case "head":
+		h, err := o.audit.Head(ctx)
 		if err != nil {
-			return err
+			return fmt.Errorf("no head signed: %w", err)
 		}
-		fmt.Fprintf(stdout, "audit log intact: %d rows, hash chain verified\n", n)
+		fmt.Fprintln(stdout, h.String())
+		fmt.Fprintln(stderr, "keep this line outside the database; later: xroute audit verify --head FILE")
 		return nil
 	}
 	events, err := o.audit.List(ctx, keys.AuditFilter{Kind: *kind, Subject: *subject, Limit: *limit})
@@ -71,6 +81,61 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.At.Format(time.RFC3339), e.Kind, e.Actor, e.Subject, strings.Join(det, " "))
 	}
 	return tw.Flush()
+}
+
+// auditCheck is what a verification found, locally or through the API.
+type auditCheck struct {
+	Rows, LegacyRows int
+	HeadChecked      bool
+	HeadSeq          int64
+}
+
+// printAuditCheck reports a verification; err is Check's.
+func printAuditCheck(w io.Writer, c auditCheck, err error) error {
+	var ce *keys.ChainError
+	switch {
+	case errors.As(err, &ce):
+		fmt.Fprintf(w, "audit log BROKEN at seq %d: %s (%d rows checked before it)\n", ce.Seq, ce.Reason, c.Rows)
+		return fmt.Errorf("audit chain broken at seq %d", ce.Seq)
+	case errors.Is(err, keys.ErrAuditNotKeyed), errors.Is(err, keys.ErrHeadSignature):
+		fmt.Fprintf(w, "audit log NOT VERIFIED: %v\n", err)
+		return err
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(w, "audit log intact: %d rows, hash chain verified", c.Rows)
+	if c.LegacyRows > 0 {
+		fmt.Fprintf(w, "; the first %d were written before the chain was keyed (covered since then, not before)", c.LegacyRows)
+	}
+	if c.HeadChecked {
+		fmt.Fprintf(w, "; the anchored head (seq %d) is still there, unchanged", c.HeadSeq)
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+func headSeq(h *keys.Head) int64 {
+	if h == nil {
+		return 0
+	}
+	return h.Seq
+}
+
+// readHead reads a head given as its JSON or as the file holding it.
+func readHead(arg string) (keys.Head, error) {
+	text := arg
+	if !strings.HasPrefix(strings.TrimSpace(arg), "{") {
+		raw, err := os.ReadFile(arg)
+		if err != nil {
+			return keys.Head{}, fmt.Errorf("--head: %w", err)
+		}
+		text = string(raw)
+	}
+	h, err := keys.ParseHead(text)
+	if err != nil {
+		return keys.Head{}, fmt.Errorf("--head: %w", err)
+	}
+	return h, nil
 }
 
 // openSecrets opens the vault and provider keys directly on the database.
@@ -94,7 +159,7 @@ func openSecrets(ctx context.Context, cfgPath string, stderr io.Writer) (*app.Se
 		db.Close()
 		return nil, nil, err
 	}
-	s := app.NewSecrets(v, db, keys.NewAuditor(db, time.Now), nil, cfg, nil, log)
+	s := app.NewSecrets(v, db, app.KeyChains(db, v), nil, cfg, nil, log)
 	s.OnChange(publish) // running replicas reload the keys this changes
 	return s, func() { closeAnnouncer(); db.Close() }, nil
 }

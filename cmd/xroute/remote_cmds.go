@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/internal/httpapi"
+	"github.com/xroute/xroute/keys"
 )
 
 // printKeyTable is the keys list, offline or remote.
@@ -196,34 +198,55 @@ func remoteCredits(ctx context.Context, r *remote, sub, account, amount, idem st
 		if _, err := r.do(ctx, http.MethodGet, "/credits/verify", nil, nil, &v); err != nil {
 			return err
 		}
-		if !v.OK {
-			for _, m := range v.Mismatches {
-				fmt.Fprintf(stdout, "account %v: cached %v nano-USD, sum of entries %v nano-USD\n", m["account_id"], m["cached_nano"], m["computed_nano"])
-			}
-			return fmt.Errorf("%d account balances do not match their ledger", len(v.Mismatches))
+		mm := make([]billing.Mismatch, len(v.Mismatches))
+		for i, m := range v.Mismatches {
+			num := func(k string) int64 { f, _ := m[k].(float64); return int64(f) }
+			mm[i].AccountID, _ = m["account_id"].(string)
+			mm[i].Cached, mm[i].Computed, mm[i].EntryID = billing.Nano(num("cached_nano")), billing.Nano(num("computed_nano")), num("entry_id")
+			mm[i].AccountMissing, _ = m["account_missing"].(bool)
+			mm[i].Problem, _ = m["problem"].(string)
 		}
-		fmt.Fprintln(stdout, "every balance equals the sum of its ledger entries")
-		return nil
+		if !v.OK && len(mm) == 0 {
+			return errors.New("the server says the ledger does not verify")
+		}
+		return printCreditsCheck(stdout, mm)
 	}
 }
 
-// remoteAudit runs audit list|verify through the admin API.
-func remoteAudit(ctx context.Context, r *remote, sub, kind, subject string, limit int, asJSON bool, stdout io.Writer) error {
-	if sub == "verify" {
-		var v struct {
-			OK     bool   `json:"ok"`
-			Rows   int    `json:"rows"`
-			Broken int64  `json:"broken_at_seq"`
-			Reason string `json:"reason"`
+// remoteAudit runs audit list|verify|head through the admin API.
+func remoteAudit(ctx context.Context, r *remote, sub, kind, subject string, limit int, asJSON bool, anchor *keys.Head, stdout io.Writer) error {
+	switch sub {
+	case "verify":
+		var q url.Values
+		if anchor != nil {
+			q = url.Values{"head": {anchor.String()}}
 		}
-		if _, err := r.do(ctx, http.MethodGet, "/audit/verify", nil, nil, &v); err != nil {
+		var v struct {
+			OK          bool   `json:"ok"`
+			Rows        int    `json:"rows"`
+			LegacyRows  int    `json:"legacy_rows"`
+			HeadChecked bool   `json:"head_checked"`
+			Broken      int64  `json:"broken_at_seq"`
+			Reason      string `json:"reason"`
+		}
+		if _, err := r.do(ctx, http.MethodGet, "/audit/verify", q, nil, &v); err != nil {
 			return err
 		}
-		if !v.OK {
-			fmt.Fprintf(stdout, "audit log BROKEN at seq %d: %s (%d rows checked before it)\n", v.Broken, v.Reason, v.Rows)
-			return fmt.Errorf("audit chain broken at seq %d", v.Broken)
+		var err error
+		switch {
+		case !v.OK && v.Broken > 0:
+			err = &keys.ChainError{Seq: v.Broken, Reason: v.Reason}
+		case !v.OK:
+			fmt.Fprintf(stdout, "audit log NOT VERIFIED: %s\n", v.Reason)
+			return errors.New(v.Reason)
 		}
-		fmt.Fprintf(stdout, "audit log intact: %d rows, hash chain verified\n", v.Rows)
+		return printAuditCheck(stdout, auditCheck{Rows: v.Rows, LegacyRows: v.LegacyRows, HeadChecked: v.HeadChecked, HeadSeq: headSeq(anchor)}, err)
+	case "head":
+		var h keys.Head
+		if _, err := r.do(ctx, http.MethodGet, "/audit/head", nil, nil, &h); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, h.String())
 		return nil
 	}
 	q := url.Values{"limit": {strconv.Itoa(limit)}}

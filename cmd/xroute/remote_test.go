@@ -88,6 +88,16 @@ func TestCLIThroughTheAdminAPI(t *testing.T) {
 	if out, err := cli("audit", "verify"); err != nil || !strings.Contains(out, "intact") {
 		t.Fatalf("audit verify: %q %v", out, err)
 	}
+	head, err := cli("audit", "head")
+	if err != nil || !strings.Contains(head, `"signature"`) {
+		t.Fatalf("audit head: %q %v", head, err)
+	}
+	if out, err := cli("audit", "verify", "--head", strings.TrimSpace(head)); err != nil || !strings.Contains(out, "anchored head") {
+		t.Fatalf("audit verify --head: %q %v", out, err)
+	}
+	if out, err := cli("credits", "verify"); err != nil || !strings.Contains(out, "every balance") {
+		t.Fatalf("credits verify: %q %v", out, err)
+	}
 	if out, err := cli("usage", "report", "--csv"); err != nil || !strings.Contains(out, "requests") {
 		t.Fatalf("usage report --csv: %q %v", out, err)
 	}

@@ -77,6 +77,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if gw.Metrics != nil {
+		stopMetrics, err := serveMetrics(cfg.Server.MetricsAddr, gw.Metrics, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	if cfg.Server.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.Server.PprofAddr, log)
 		if err != nil {
@@ -210,6 +217,21 @@ func printDemo(w io.Writer, base, key, adminKey string) {
 }
 
 var errUsage = errors.New("usage")
+
+// serveMetrics serves /metrics on a listener of its own
+// (server.metrics_addr), e.g. on an interface only the scraper reaches.
+func serveMetrics(addr string, h http.Handler, log *zap.Logger) (func(), error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server.metrics_addr: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("metrics listening", zap.String("addr", ln.Addr().String()))
+	return func() { srv.Close() }, nil
+}
 
 // servePprof exposes the Go profiler on its own listener, for profiling a
 // running gateway (go tool pprof http://ADDR/debug/pprof/heap).

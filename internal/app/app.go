@@ -30,7 +30,10 @@ import (
 
 // App is the wired gateway.
 type App struct {
-	Handler  http.Handler
+	Handler http.Handler
+	// Metrics serves /metrics when server.metrics_addr puts it on a
+	// listener of its own (nil otherwise: Handler serves it, if enabled).
+	Metrics  http.Handler
 	DB       *store.DB
 	Keys     *keys.Service
 	Audit    *keys.Auditor
@@ -70,7 +73,16 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 			log.Error("closing database", zap.Error(err))
 		}
 	})
-	a.Audit = keys.NewAuditor(db, time.Now)
+	// The vault first: its keys make the audit log and the ledger
+	// tamper-evident, and everything after this may write to them.
+	vault, err := OpenVault(ctx, db, cfg.Vault, log)
+	if err != nil {
+		return nil, err
+	}
+	a.Audit = KeyChains(db, vault)
+	if err := SealChains(ctx, db, vault, a.Audit, log); err != nil {
+		return nil, err
+	}
 	var fo *fanout
 	ks, err := OpenKeys(db, cfg, AuditHook(a.Audit, log), func(h string) {
 		if fo != nil {
@@ -126,10 +138,6 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	}
 	a.closers = append(a.closers, rt.Close) // key probes in flight
 	warnUnpriced(rt, log)
-	vault, err := OpenVault(ctx, db, cfg.Vault, log)
-	if err != nil {
-		return nil, err
-	}
 	build := func(pc config.Provider) (providers.Provider, error) {
 		return reg.New(pc, providers.Deps{Client: client, Getenv: os.Getenv})
 	}
@@ -175,7 +183,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		// Other replicas spend too: re-read budgets' spend every second.
 		budgetOpts = append(budgetOpts, billing.WithSpendRefresh(time.Second))
 	}
-	cr := newCredits(a.Ledger, db, a.Audit, cfg.Anomaly.Webhook, log.Named("credits"), budgetOpts...)
+	hook, err := newWebhook(cfg.Anomaly, log)
+	if err != nil {
+		return nil, err
+	}
+	cr := newCredits(a.Ledger, db, a.Audit, hook, log.Named("credits"), budgetOpts...)
 	a.Budgets = cr.budgets
 	a.closers = append(a.closers, cr.close)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
@@ -185,7 +197,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		sweepResponses(sweepCtx, db, cfg.Responses.SweepInterval, log.Named("responses"))
 	}()
 	a.closers = append(a.closers, func() { stopSweep(); <-swept })
-	g := newGuard(cfg, ks, a.Audit, rdb, log.Named("guard"))
+	g := newGuard(cfg, ks, a.Audit, rdb, hook, log.Named("guard"))
 	a.closers = append(a.closers, g.close)
 
 	creditsAdmin := NewCreditsAdmin(a.Ledger, a.Budgets, a.Audit)
@@ -202,7 +214,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 				Help: "Rate-limit and concurrency decisions this replica took alone because Redis did not answer (limits then hold per replica).",
 			}, g.redisFallbacks))
 		}
-		metrics = httpapi.MetricsConfig{Registry: reg, Deployments: rt.Deployments, UsageQueue: rec.Pending}
+		metrics = httpapi.MetricsConfig{Registry: reg, Deployments: rt.Deployments, UsageQueue: rec.Pending,
+			Token: cfg.Server.MetricsToken, Elsewhere: cfg.Server.MetricsAddr != ""}
 	}
 	gin.SetMode(gin.ReleaseMode)
 	h, err := httpapi.New(httpapi.Config{
@@ -269,6 +282,9 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		creditsAdmin.changed = fo.publish
 	}
 	a.Handler = h
+	if cfg.Server.MetricsAddr != "" {
+		a.Metrics = h.MetricsHandler()
+	}
 	return a, nil
 }
 

@@ -1,11 +1,9 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"math"
-	"net/http"
 	"sync"
 	"time"
 
@@ -30,17 +28,15 @@ type credits struct {
 	est     *billing.Estimator
 	estErr  error
 	audit   *keys.Auditor
-	webhook string
+	webhook *webhook // signs and sends alerts (nil: none)
 	log     *zap.Logger
-	client  *http.Client
 
 	alerts chan billing.Alert
 	wg     sync.WaitGroup
 }
 
-func newCredits(ledger *billing.Ledger, st billing.BudgetStore, audit *keys.Auditor, webhook string, log *zap.Logger, opts ...billing.BudgetsOption) *credits {
-	c := &credits{ledger: ledger, audit: audit, webhook: webhook, log: log,
-		client: &http.Client{Timeout: 5 * time.Second}, alerts: make(chan billing.Alert, 256)}
+func newCredits(ledger *billing.Ledger, st billing.BudgetStore, audit *keys.Auditor, hook *webhook, log *zap.Logger, opts ...billing.BudgetsOption) *credits {
+	c := &credits{ledger: ledger, audit: audit, webhook: hook, log: log, alerts: make(chan billing.Alert, 256)}
 	c.budgets = billing.NewBudgets(st, time.Now, c.enqueue, opts...)
 	c.wg.Add(1)
 	go c.deliver()
@@ -80,16 +76,10 @@ func (c *credits) deliver() {
 		if err := c.audit.Record(ctx, keys.Event{Kind: "budget.alert", Actor: "system", Subject: a.Budget.ScopeID, Details: details}); err != nil {
 			c.log.Error("audit budget alert", zap.Error(err))
 		}
-		if c.webhook != "" {
+		if c.webhook != nil {
 			body, _ := json.Marshal(map[string]any{"type": "budget.alert", "scope_id": a.Budget.ScopeID, "details": details, "period_start": a.PeriodStart})
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.webhook, bytes.NewReader(body))
-			if err == nil {
-				req.Header.Set("Content-Type", "application/json")
-				if resp, err := c.client.Do(req); err != nil {
-					c.log.Error("budget webhook", zap.Error(err))
-				} else {
-					resp.Body.Close()
-				}
+			if err := c.webhook.post(ctx, body); err != nil {
+				c.log.Error("budget webhook", zap.Error(err))
 			}
 		}
 		cancel()

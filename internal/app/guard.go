@@ -1,11 +1,9 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -43,7 +41,8 @@ type guard struct {
 	keys     *keys.Service
 	audit    *keys.Auditor
 	log      *zap.Logger
-	client   *http.Client
+	// hook signs and sends the webhook action's alerts (nil: no webhook).
+	hook *webhook
 
 	alerts chan keys.Alert
 	stop   chan struct{}
@@ -53,7 +52,8 @@ type guard struct {
 // newGuard builds the limiters (shared through rdb when it is set, so a
 // key's limits hold across replicas, each call bounded by redis.timeout)
 // and starts the guard's goroutines.
-func newGuard(cfg config.Config, ks *keys.Service, audit *keys.Auditor, rdb *redis.Client, log *zap.Logger) *guard {
+// hook (nil: none) sends the webhook action's alerts, signed.
+func newGuard(cfg config.Config, ks *keys.Service, audit *keys.Auditor, rdb *redis.Client, hook *webhook, log *zap.Logger) *guard {
 	var requests, tokens limiter = keys.NewLimiter(time.Now), keys.NewLimiter(time.Now)
 	var conc httpapi.ConcurrencyLimiter = keys.NewConcurrency()
 	var shared *keys.RedisConcurrency
@@ -74,7 +74,7 @@ func newGuard(cfg config.Config, ks *keys.Service, audit *keys.Auditor, rdb *red
 		keys:     ks,
 		audit:    audit,
 		log:      log,
-		client:   &http.Client{Timeout: 5 * time.Second},
+		hook:     hook,
 		alerts:   make(chan keys.Alert, 1024),
 		stop:     make(chan struct{}),
 	}
@@ -152,21 +152,12 @@ func (g *guard) handle(a keys.Alert) {
 	}
 	switch g.cfg.Action {
 	case "webhook":
+		if g.hook == nil {
+			return
+		}
 		body, _ := json.Marshal(map[string]any{"type": "anomaly", "kind": a.Kind, "key_id": a.KeyID, "account_id": a.AccountID, "ip": a.IP, "detail": a.Detail, "at": a.At})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.cfg.Webhook, bytes.NewReader(body))
-		if err != nil {
+		if err := g.hook.post(ctx, body); err != nil {
 			g.log.Error("anomaly webhook", zap.Error(err))
-			return
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := g.client.Do(req)
-		if err != nil {
-			g.log.Error("anomaly webhook", zap.Error(err))
-			return
-		}
-		resp.Body.Close()
-		if resp.StatusCode >= 300 {
-			g.log.Error("anomaly webhook answered", zap.Int("status", resp.StatusCode))
 		}
 	case "suspend":
 		if a.KeyID == "" {

@@ -74,7 +74,11 @@ type AccountObject struct {
 }
 
 func newAccountObject(a store.Account) AccountObject {
-	return AccountObject{Object: "account", ID: a.ID, Name: a.Name, Status: a.Status, Metadata: nonNilMap(a.Metadata), CreatedAt: a.CreatedAt}
+	status := a.Status
+	if status == "" {
+		status = store.AccountActive // never an empty status in an answer
+	}
+	return AccountObject{Object: "account", ID: a.ID, Name: a.Name, Status: status, Metadata: nonNilMap(a.Metadata), CreatedAt: a.CreatedAt}
 }
 
 // listPage is every list answer: OpenAI's list shape plus a cursor.
@@ -104,7 +108,7 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 	if s.admin == nil {
 		return
 	}
-	g := e.Group("/admin/v1", s.authenticate, s.requireAdmin)
+	g := e.Group("/admin/v1", noStore, s.authenticate, s.requireAdmin)
 	g.GET("/openapi.json", s.adminOpenAPI)
 	g.GET("/accounts", s.adminListAccounts)
 	g.POST("/accounts", s.adminCreateAccount)
@@ -120,6 +124,21 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 	s.routeCredits(g)
 	for _, ext := range s.adminExt {
 		ext(g)
+	}
+}
+
+// noStore keeps every admin answer (keys as they are created, balances,
+// the audit log) out of browser and proxy caches, refusals included.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Next()
+}
+
+// adminNoStore is noStore for the answers under /admin that no admin
+// route gives (unknown path, method not served).
+func adminNoStore(c *gin.Context) {
+	if strings.HasPrefix(c.Request.URL.Path, "/admin/") {
+		c.Header("Cache-Control", "no-store")
 	}
 }
 

@@ -13,10 +13,11 @@ import (
 	"github.com/xroute/xroute/keys"
 )
 
-// AuditLog reads and verifies the audit log.
+// AuditLog reads and verifies the audit log, and signs its head.
 type AuditLog interface {
 	List(ctx context.Context, f keys.AuditFilter) ([]keys.Event, error)
-	Verify(ctx context.Context) (int, error)
+	Check(ctx context.Context, anchor *keys.Head) (keys.ChainReport, error)
+	Head(ctx context.Context) (keys.Head, error)
 }
 
 // ProviderKeyAdmin manages provider keys and the vault.
@@ -32,6 +33,7 @@ func (s *Server) routeAdminOps(g *gin.RouterGroup) {
 	if s.audit != nil {
 		g.GET("/audit", s.adminListAudit)
 		g.GET("/audit/verify", s.adminVerifyAudit)
+		g.GET("/audit/head", s.adminAuditHead)
 	}
 	if s.pkeys != nil {
 		g.GET("/provider-keys", s.adminListProviderKeys)
@@ -54,6 +56,7 @@ type auditObject struct {
 	IP        string         `json:"ip"`
 	Details   map[string]any `json:"details"`
 	Hash      string         `json:"hash"`
+	KeyTerm   uint32         `json:"key_term"`
 }
 
 func (s *Server) adminListAudit(c *gin.Context) {
@@ -95,7 +98,7 @@ func (s *Server) adminListAudit(c *gin.Context) {
 	}
 	data := make([]auditObject, len(list))
 	for i, e := range list {
-		data[i] = auditObject{Object: "audit_event", Seq: e.Seq, At: e.At, Kind: e.Kind, Actor: e.Actor, AccountID: e.AccountID, Subject: e.Subject, IP: e.IP, Details: e.Details, Hash: e.Hash}
+		data[i] = auditObject{Object: "audit_event", Seq: e.Seq, At: e.At, Kind: e.Kind, Actor: e.Actor, AccountID: e.AccountID, Subject: e.Subject, IP: e.IP, Details: e.Details, Hash: e.Hash, KeyTerm: e.KeyTerm}
 		if data[i].Details == nil {
 			data[i].Details = map[string]any{}
 		}
@@ -107,16 +110,53 @@ func (s *Server) adminListAudit(c *gin.Context) {
 	c.JSON(http.StatusOK, page)
 }
 
+// adminVerifyAudit walks the chain; with head (a head from GET
+// /audit/head, as JSON) it also checks that nothing was removed or
+// rewritten since that head was taken.
 func (s *Server) adminVerifyAudit(c *gin.Context) {
-	n, err := s.audit.Verify(c.Request.Context())
+	var anchor *keys.Head
+	if v := c.Query("head"); v != "" {
+		h, err := keys.ParseHead(v)
+		if err != nil {
+			writeError(c, invalidParam("head", "head must be a head as GET /admin/v1/audit/head answers it (JSON): "+err.Error()))
+			return
+		}
+		anchor = &h
+	}
+	rep, err := s.audit.Check(c.Request.Context(), anchor)
 	var ce *keys.ChainError
 	switch {
 	case errors.As(err, &ce):
-		c.JSON(http.StatusOK, gin.H{"object": "audit_verification", "ok": false, "rows": n, "broken_at_seq": ce.Seq, "reason": ce.Reason})
+		c.JSON(http.StatusOK, gin.H{"object": "audit_verification", "ok": false, "rows": rep.Rows, "legacy_rows": rep.LegacyRows,
+			"broken_at_seq": ce.Seq, "reason": ce.Reason})
+	case errors.Is(err, keys.ErrAuditNotKeyed), errors.Is(err, keys.ErrHeadSignature):
+		c.JSON(http.StatusOK, gin.H{"object": "audit_verification", "ok": false, "rows": rep.Rows, "legacy_rows": rep.LegacyRows, "reason": err.Error()})
 	case err != nil:
 		adminError(c, err)
 	default:
-		c.JSON(http.StatusOK, gin.H{"object": "audit_verification", "ok": true, "rows": n})
+		c.JSON(http.StatusOK, gin.H{"object": "audit_verification", "ok": true, "rows": rep.Rows, "legacy_rows": rep.LegacyRows,
+			"keyed": rep.Keyed, "head_checked": rep.HeadChecked})
+	}
+}
+
+// auditHeadObject is a signed head, to keep outside the database.
+type auditHeadObject struct {
+	Object string `json:"object"`
+	keys.Head
+}
+
+// adminAuditHead signs the chain's newest row, after checking the chain:
+// a broken chain gets no head (409).
+func (s *Server) adminAuditHead(c *gin.Context) {
+	h, err := s.audit.Head(c.Request.Context())
+	var ce *keys.ChainError
+	switch {
+	case errors.As(err, &ce), errors.Is(err, keys.ErrAuditNotKeyed):
+		writeError(c, newError(http.StatusConflict, "invalid_request_error", "audit_chain_broken", "The audit chain does not verify, so no head is signed: "+err.Error()))
+	case err != nil:
+		adminError(c, err)
+	default:
+		c.JSON(http.StatusOK, auditHeadObject{Object: "audit_head", Head: h})
 	}
 }
 

@@ -196,6 +196,9 @@ func (s *Server) adminVerifyCredits(c *gin.Context) {
 	out := make([]gin.H, len(mm))
 	for i, m := range mm {
 		out[i] = gin.H{"account_id": m.AccountID, "cached_nano": int64(m.Cached), "computed_nano": int64(m.Computed), "account_missing": m.AccountMissing}
+		if m.Problem != "" { // the account's keyed chain does not hold
+			out[i]["problem"], out[i]["entry_id"] = m.Problem, m.EntryID
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "credits_verification", "ok": len(mm) == 0, "mismatches": out})
 }

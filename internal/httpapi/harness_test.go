@@ -95,6 +95,7 @@ func newGateway(t *testing.T, o gwOptions) *gateway {
 	cfg.Database.Path = filepath.Join(dir, "xroute.db")
 	cfg.Auth.PepperFile = filepath.Join(dir, "pepper")
 	cfg.Vault.MasterKeyFile = filepath.Join(dir, "master")
+	cfg.Anomaly.WebhookSecretFile = filepath.Join(dir, "webhook_secret")
 	cfg.Usage.FlushInterval = 10 * time.Millisecond
 	if o.maxBody > 0 {
 		cfg.Server.MaxBodyBytes = o.maxBody

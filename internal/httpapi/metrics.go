@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"maps"
 	"net/http"
@@ -31,6 +32,11 @@ type MetricsConfig struct {
 	// UsageQueue is read at scrape time: usage records queued, not yet
 	// written (nil: left out).
 	UsageQueue func() int
+	// Token, when set, is the bearer token a scrape must present.
+	Token string
+	// Elsewhere leaves /metrics off the gateway's own routes: the caller
+	// serves Server.MetricsHandler on a listener of its own.
+	Elsewhere bool
 }
 
 // otherModel labels every model that is not a configured public model:
@@ -71,7 +77,8 @@ var breakerStates = [...]string{"closed", "half-open", "open"}
 // the pre-resolved children and a few atomic adds: no allocation and no
 // lock once a label set has been seen.
 type metrics struct {
-	handler http.Handler
+	handler   http.Handler
+	elsewhere bool // served on a listener of its own, not on the gateway's routes
 	// models maps each configured public model name to itself, so labels
 	// never hold a string taken from a request.
 	models map[string]string
@@ -195,17 +202,44 @@ func newMetrics(cfg MetricsConfig, rt Router) (*metrics, error) {
 	}
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
-		// Unauthenticated: bound what concurrent scrapes can cost.
+		// Possibly unauthenticated: bound what concurrent scrapes can cost.
 		MaxRequestsInFlight: 2,
 	})
+	if cfg.Token != "" {
+		m.handler = bearerOnly(cfg.Token, m.handler)
+	}
+	m.elsewhere = cfg.Elsewhere
 	return m, nil
 }
 
-// route mounts GET /metrics (no auth: it holds no secret).
+// bearerOnly answers 401 to a request without "Authorization: Bearer
+// token" (compared in constant time).
+func bearerOnly(token string, h http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			http.Error(w, "metrics need the bearer token of server.metrics_token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// route mounts GET /metrics, unless it is served on a listener of its own.
 func (m *metrics) route(e *gin.Engine) {
-	if m != nil {
+	if m != nil && !m.elsewhere {
 		e.GET("/metrics", gin.WrapH(m.handler))
 	}
+}
+
+// MetricsHandler serves the metrics (with the token check when one is
+// set), for a listener of its own; nil when metrics are off.
+func (s *Server) MetricsHandler() http.Handler {
+	if s.metrics == nil {
+		return nil
+	}
+	return s.metrics.handler
 }
 
 // observeMetrics counts a finished request; begin calls it once per

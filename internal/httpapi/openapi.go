@@ -24,6 +24,5 @@ func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
 
 // adminOpenAPI is GET /admin/v1/openapi.json.
 func (s *Server) adminOpenAPI(c *gin.Context) {
-	c.Header("Cache-Control", "no-cache")
 	c.Data(http.StatusOK, "application/json", openAPIDoc)
 }

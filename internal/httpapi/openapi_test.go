@@ -402,6 +402,11 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 	if v := s.do("GET", "/audit/verify", "", 200); v.body["ok"] != true {
 		t.Fatalf("audit verify: %s", v.raw)
 	}
+	head := s.do("GET", "/audit/head", "", 200)
+	if v := s.do("GET", "/audit/verify?head="+url.QueryEscape(string(head.raw)), "", 200); v.body["ok"] != true || v.body["head_checked"] != true {
+		t.Fatalf("audit verify against its head: %s", v.raw)
+	}
+	s.do("GET", "/audit/verify?head=nonsense", "", 400, true)
 
 	// Who may call: no key, a caller key, a revoked admin key.
 	s.doKey("", "GET", "/keys", "", 401, false)

@@ -228,9 +228,11 @@ func New(cfg Config) (*Server, error) {
 	s.routeAdmin(e)
 	RegisterUI(e)
 	e.NoRoute(func(c *gin.Context) {
+		adminNoStore(c)
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "Invalid URL ("+c.Request.Method+" "+c.Request.URL.Path+")"))
 	})
 	e.NoMethod(func(c *gin.Context) {
+		adminNoStore(c)
 		writeError(c, newError(http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "Method "+c.Request.Method+" is not allowed for "+c.Request.URL.Path))
 	})
 	s.engine = e

@@ -5,12 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
 
 // AuditRow is one audit-log row as stored. At is unix milliseconds and
-// Details JSON text, both exactly as hashed.
+// Details JSON text, both exactly as hashed. KeyTerm is 0 for a row whose
+// Hash is plain SHA-256 (written before the chain was keyed), else the
+// vault term of the key whose HMAC Hash is.
 type AuditRow struct {
 	Seq       int64
 	At        int64
@@ -22,9 +25,10 @@ type AuditRow struct {
 	Details   string
 	PrevHash  string
 	Hash      string
+	KeyTerm   uint32
 }
 
-const auditColumns = `seq, at, kind, actor, account_id, subject, ip, details, prev_hash, hash`
+const auditColumns = `seq, at, kind, actor, account_id, subject, ip, details, prev_hash, hash, key_term`
 
 // AppendAudit appends one row in a single transaction: it reads the last
 // row's seq and hash (0 and "" for an empty log), lets build make the new
@@ -49,8 +53,8 @@ func (s *DB) AppendAudit(ctx context.Context, build func(lastSeq int64, lastHash
 		if err != nil {
 			return err
 		}
-		if _, err := s.txExec(ctx, tx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.Seq, r.At, r.Kind, r.Actor, r.AccountID, r.Subject, r.IP, r.Details, r.PrevHash, r.Hash); err != nil {
+		if _, err := s.txExec(ctx, tx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.Seq, r.At, r.Kind, r.Actor, r.AccountID, r.Subject, r.IP, r.Details, r.PrevHash, r.Hash, int64(r.KeyTerm)); err != nil {
 			return fmt.Errorf("append audit seq %d: %w", r.Seq, err)
 		}
 		return nil
@@ -109,6 +113,16 @@ func (s *DB) ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]AuditR
 	return s.queryAudit(ctx, `SELECT `+auditColumns+` FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, afterSeq, limit)
 }
 
+// FirstKeyedAudit returns the seq of the first row with a key term (0:
+// none).
+func (s *DB) FirstKeyedAudit(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.queryRow(ctx, `SELECT COALESCE(MIN(seq), 0) FROM audit_log WHERE key_term > 0`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("first keyed audit row: %w", err)
+	}
+	return seq, nil
+}
+
 func (s *DB) queryAudit(ctx context.Context, q string, args ...any) ([]AuditRow, error) {
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
@@ -118,9 +132,14 @@ func (s *DB) queryAudit(ctx context.Context, q string, args ...any) ([]AuditRow,
 	var out []AuditRow
 	for rows.Next() {
 		var r AuditRow
-		if err := rows.Scan(&r.Seq, &r.At, &r.Kind, &r.Actor, &r.AccountID, &r.Subject, &r.IP, &r.Details, &r.PrevHash, &r.Hash); err != nil {
+		var term int64
+		if err := rows.Scan(&r.Seq, &r.At, &r.Kind, &r.Actor, &r.AccountID, &r.Subject, &r.IP, &r.Details, &r.PrevHash, &r.Hash, &term); err != nil {
 			return nil, fmt.Errorf("scan audit: %w", err)
 		}
+		if term < 0 || term > math.MaxUint32 {
+			term = math.MaxUint32 // no such term: the row fails verification
+		}
+		r.KeyTerm = uint32(term)
 		out = append(out, r)
 	}
 	return out, rows.Err()

@@ -28,6 +28,10 @@ func TestLedgerConcurrentPosts(t *testing.T) {
 		ctx := context.Background()
 		seedAccounts(t, db, "acct_a", "acct_b")
 		dbs := replicas(t, db, dsn)
+		k := newTestKeys("concurrent") // keyed, as the gateway runs
+		for _, h := range dbs {
+			keyLedger(t, h, k)
+		}
 		const (
 			workers = 24
 			keys    = 6 // distinct keys per account; each posted workers/keys times
@@ -96,6 +100,9 @@ func TestLedgerConcurrentPosts(t *testing.T) {
 		}
 		if mm, err := db.VerifyBalances(ctx); err != nil || len(mm) != 0 {
 			t.Fatalf("verify = %+v, %v", mm, err)
+		}
+		if ps, err := db.VerifyLedgerChain(ctx); err != nil || len(ps) != 0 {
+			t.Fatalf("ledger chains after concurrent writers: %+v, %v", ps, err)
 		}
 	})
 }

@@ -14,9 +14,10 @@ package store
 // from one clock, so a replica whose clock runs ahead cannot free the
 // live holds of another. created_at is informational.
 //
-// Lock order on PostgreSQL. A usage batch deletes its holds, then updates
-// its accounts in id order; ReleaseHold deletes one hold, then updates its
-// account; HoldCredit updates one account, then inserts a hold under a
+// Lock order on PostgreSQL. A usage batch deletes its holds, then locks
+// and updates its accounts in id order (each account's ledger entries are
+// chained and inserted under its lock, see ledgerchain.go); ReleaseHold
+// deletes one hold, then updates its account; HoldCredit updates one account, then inserts a hold under a
 // fresh id (a request id). The sweep takes only hold rows nobody has
 // locked (SKIP LOCKED), so it never waits on a hold, and then updates
 // accounts in id order, like everyone else: no cycle of waits can form.

@@ -45,14 +45,18 @@ type LedgerEntry struct {
 	KeyID          string // usage: the caller key
 	Actor          string // who posted it: "admin:key_x", "cli", "system"
 	CreatedAt      time.Time
+	// KeyTerm and MAC authenticate the entry (see KeyLedger); 0 and ""
+	// for an entry written unkeyed.
+	KeyTerm uint32
+	MAC     string
 }
 
-const ledgerColumns = `id, account_id, kind, amount_nano, reference, idempotency_key, request_id, key_id, actor, created_at`
+const ledgerColumns = `id, account_id, kind, amount_nano, reference, idempotency_key, request_id, key_id, actor, created_at, key_term, mac`
 
 func scanLedger(sc scanner) (LedgerEntry, error) {
 	var e LedgerEntry
-	var created int64
-	err := sc.Scan(&e.ID, &e.AccountID, &e.Kind, &e.Amount, &e.Reference, &e.IdempotencyKey, &e.RequestID, &e.KeyID, &e.Actor, &created)
+	var created, term int64
+	err := sc.Scan(&e.ID, &e.AccountID, &e.Kind, &e.Amount, &e.Reference, &e.IdempotencyKey, &e.RequestID, &e.KeyID, &e.Actor, &created, &term, &e.MAC)
 	if errors.Is(err, sql.ErrNoRows) {
 		return LedgerEntry{}, ErrNotFound
 	}
@@ -60,6 +64,7 @@ func scanLedger(sc scanner) (LedgerEntry, error) {
 		return LedgerEntry{}, fmt.Errorf("scan ledger entry: %w", err)
 	}
 	e.CreatedAt = time.UnixMilli(created).UTC()
+	e.KeyTerm = clampTerm(term)
 	return e, nil
 }
 
@@ -93,18 +98,22 @@ func (s *DB) PostLedgerEntry(ctx context.Context, e LedgerEntry) (out LedgerEntr
 		// On PostgreSQL the row lock queues concurrent posts to the
 		// account until this transaction ends (SQLite's one write lock,
 		// taken at BEGIN, already does).
-		var bal int64
-		if err := s.txQueryRow(ctx, tx, `SELECT balance_nano FROM accounts WHERE id = ?`+s.forUpdate(), e.AccountID).Scan(&bal); errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("account %s: %w", e.AccountID, ErrNotFound)
-		} else if err != nil {
+		h, err := s.lockAccountHead(ctx, tx, e.AccountID)
+		if err != nil {
 			return err
 		}
-		if (e.Amount > 0 && bal > math.MaxInt64-e.Amount) || (e.Amount < 0 && bal < math.MinInt64-e.Amount) {
+		if !h.exists {
+			return fmt.Errorf("account %s: %w", e.AccountID, ErrNotFound)
+		}
+		if bal := h.balance; (e.Amount > 0 && bal > math.MaxInt64-e.Amount) || (e.Amount < 0 && bal < math.MinInt64-e.Amount) {
 			return fmt.Errorf("balance of %s would overflow", e.AccountID)
 		}
-		err = s.txQueryRow(ctx, tx, `INSERT INTO ledger_entries (account_id, kind, amount_nano, reference, idempotency_key, request_id, key_id, actor, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id`,
-			e.AccountID, e.Kind, e.Amount, e.Reference, e.IdempotencyKey, e.RequestID, e.KeyID, e.Actor, e.CreatedAt.UnixMilli()).Scan(&e.ID)
+		if err := s.chain(&h, &e); err != nil {
+			return err
+		}
+		err = s.txQueryRow(ctx, tx, `INSERT INTO ledger_entries (account_id, kind, amount_nano, reference, idempotency_key, request_id, key_id, actor, created_at, key_term, mac)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id`,
+			e.AccountID, e.Kind, e.Amount, e.Reference, e.IdempotencyKey, e.RequestID, e.KeyID, e.Actor, e.CreatedAt.UnixMilli(), int64(e.KeyTerm), e.MAC).Scan(&e.ID)
 		if errors.Is(err, sql.ErrNoRows) {
 			// An entry with this key committed since the lookup (the
 			// conflict waited for it): it wins, and this statement's
@@ -118,7 +127,8 @@ func (s *DB) PostLedgerEntry(ctx context.Context, e LedgerEntry) (out LedgerEntr
 		if err != nil {
 			return err
 		}
-		if _, err := s.txExec(ctx, tx, `UPDATE accounts SET balance_nano = balance_nano + ? WHERE id = ?`, e.Amount, e.AccountID); err != nil {
+		h.advance(e)
+		if err := s.saveAccountHead(ctx, tx, h, 0); err != nil {
 			return err
 		}
 		out = e
@@ -262,79 +272,85 @@ func (s *DB) ApplyUsageDebits(ctx context.Context, tx *sql.Tx, debits []UsageDeb
 }
 
 // applyUsage is ApplyUsageDebits that also releases the credit holds
-// holdIDs, with one update per account for both.
+// holdIDs, with one update per account for both. Lock order (see
+// holds.go): the holds first, then the accounts in id order, each locked
+// before its entries are chained and inserted.
 func (s *DB) applyUsage(ctx context.Context, tx *sql.Tx, debits []UsageDebit, holdIDs []string) error {
-	type delta struct{ debited, released int64 }
-	deltas := map[string]*delta{}
-	at := func(accountID string) *delta {
-		d := deltas[accountID]
-		if d == nil {
-			d = &delta{}
-			deltas[accountID] = d
+	byAccount := map[string][]UsageDebit{}
+	for _, d := range debits {
+		if d.AccountID == "" {
+			continue
 		}
-		return d
+		if d.RequestID == "" || d.Amount < 0 {
+			return fmt.Errorf("usage debit for %s: need a request id and a non-negative amount (got %q, %d)", d.AccountID, d.RequestID, d.Amount)
+		}
+		byAccount[d.AccountID] = append(byAccount[d.AccountID], d)
 	}
-	if len(debits) > 0 {
-		for _, d := range debits {
-			if d.AccountID != "" && (d.RequestID == "" || d.Amount < 0) {
-				return fmt.Errorf("usage debit for %s: need a request id and a non-negative amount (got %q, %d)", d.AccountID, d.RequestID, d.Amount)
-			}
+	released := map[string]int64{}
+	if len(holdIDs) > 0 {
+		rel, err := s.deleteHolds(ctx, tx, holdIDs)
+		if err != nil {
+			return fmt.Errorf("release holds: %w", err)
 		}
-		// One insertion order for everyone, as in InsertUsage.
-		debits = slices.Clone(debits)
-		slices.SortStableFunc(debits, func(a, b UsageDebit) int {
-			if c := strings.Compare(a.RequestID, b.RequestID); c != 0 {
-				return c
-			}
-			return strings.Compare(a.AccountID, b.AccountID)
-		})
-		stmt, err := s.txPrepare(ctx, tx, `INSERT INTO ledger_entries (account_id, kind, amount_nano, idempotency_key, request_id, key_id, actor, created_at)
-			VALUES (?, 'usage', ?, ?, ?, ?, 'system', ?) ON CONFLICT (account_id, idempotency_key) DO NOTHING`)
+		for id, h := range rel {
+			released[id] += h.amount
+		}
+	}
+	// Accounts in a fixed order: transactions touching several accounts
+	// take their row locks in one order, so they cannot deadlock.
+	ids := make([]string, 0, len(byAccount)+len(released))
+	for id := range byAccount {
+		ids = append(ids, id)
+	}
+	for id, amount := range released {
+		if _, ok := byAccount[id]; !ok && amount != 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var stmt *sql.Stmt
+	if len(byAccount) > 0 {
+		var err error
+		stmt, err = s.txPrepare(ctx, tx, `INSERT INTO ledger_entries (account_id, kind, amount_nano, idempotency_key, request_id, key_id, actor, created_at, key_term, mac)
+			VALUES (?, 'usage', ?, ?, ?, ?, 'system', ?, ?, ?) ON CONFLICT (account_id, idempotency_key) DO NOTHING`)
 		if err != nil {
 			return fmt.Errorf("usage debits: %w", err)
 		}
 		defer stmt.Close()
-		for _, d := range debits {
-			if d.AccountID == "" {
-				continue
-			}
+	}
+	for _, id := range ids {
+		h, err := s.lockAccountHead(ctx, tx, id)
+		if err != nil {
+			return fmt.Errorf("usage debits: %w", err)
+		}
+		changed := released[id] != 0
+		ds := byAccount[id]
+		slices.SortStableFunc(ds, func(a, b UsageDebit) int { return strings.Compare(a.RequestID, b.RequestID) })
+		for _, d := range ds {
 			when := d.At
 			if when.IsZero() {
 				when = time.Now()
 			}
-			res, err := stmt.ExecContext(ctx, d.AccountID, -d.Amount, UsageIdempotencyPrefix+d.RequestID, d.RequestID, d.KeyID, when.UnixMilli())
+			e := LedgerEntry{AccountID: id, Kind: LedgerUsage, Amount: -d.Amount, IdempotencyKey: UsageIdempotencyPrefix + d.RequestID,
+				RequestID: d.RequestID, KeyID: d.KeyID, Actor: "system", CreatedAt: time.UnixMilli(when.UnixMilli())}
+			if err := s.chain(&h, &e); err != nil {
+				return err
+			}
+			res, err := stmt.ExecContext(ctx, id, e.Amount, e.IdempotencyKey, e.RequestID, e.KeyID, e.CreatedAt.UnixMilli(), int64(e.KeyTerm), e.MAC)
 			if err != nil {
 				return fmt.Errorf("usage debit %s: %w", d.RequestID, err)
 			}
 			if n, err := res.RowsAffected(); err != nil {
 				return fmt.Errorf("usage debit %s: %w", d.RequestID, err)
 			} else if n == 1 {
-				at(d.AccountID).debited += d.Amount
+				h.advance(e)
+				changed = true
 			}
 		}
-	}
-	if len(holdIDs) > 0 {
-		released, err := s.deleteHolds(ctx, tx, holdIDs)
-		if err != nil {
-			return fmt.Errorf("release holds: %w", err)
-		}
-		for id, h := range released {
-			at(id).released += h.amount
-		}
-	}
-	// Update in a fixed order: transactions touching several accounts
-	// take their row locks in one order, so they cannot deadlock.
-	ids := make([]string, 0, len(deltas))
-	for id, d := range deltas {
-		if d.debited != 0 || d.released != 0 {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		d := deltas[id]
-		if _, err := s.txExec(ctx, tx, `UPDATE accounts SET balance_nano = balance_nano - ?, reserved_nano = reserved_nano - ? WHERE id = ?`, d.debited, d.released, id); err != nil {
-			return fmt.Errorf("usage debits: balance of %s: %w", id, err)
+		if h.exists && changed {
+			if err := s.saveAccountHead(ctx, tx, h, released[id]); err != nil {
+				return fmt.Errorf("usage debits: %w", err)
+			}
 		}
 	}
 	return nil

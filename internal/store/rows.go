@@ -244,10 +244,14 @@ type Account struct {
 	CreatedAt time.Time
 }
 
-// CreateAccount inserts an account. ErrConflict if the id or name exists.
+// AccountActive is the status of an account that has not been changed.
+const AccountActive = "active"
+
+// CreateAccount inserts an account (an empty Status is AccountActive).
+// ErrConflict if the id or name exists.
 func (s *DB) CreateAccount(ctx context.Context, a Account) error {
 	if a.Status == "" {
-		a.Status = "active"
+		a.Status = AccountActive
 	}
 	_, err := s.exec(ctx, `INSERT INTO accounts (id, name, status, metadata, created_at) VALUES (?, ?, ?, ?, ?)`,
 		a.ID, a.Name, a.Status, jsonText(nonNilMap(a.Metadata)), a.CreatedAt.UnixMilli())

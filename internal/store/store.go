@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -40,6 +41,9 @@ type DB struct {
 	// lockNS namespaces PostgreSQL advisory locks by schema, so two
 	// deployments in one database (or two tests) never wait on each other.
 	lockNS int32
+	// ledgerKeys authenticate ledger entries and account heads (nil:
+	// unkeyed; see KeyLedger).
+	ledgerKeys MACKeys
 }
 
 // Open opens the database dsn names: PostgreSQL for a postgres:// or
@@ -57,8 +61,14 @@ func isPostgresURL(dsn string) bool {
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and
-// migrates it to the current schema.
+// migrates it to the current schema. The file is created 0600, and an
+// existing one readable by others is made 0600, before anything is
+// written: SQLite creates the WAL and shared-memory files with the
+// database file's mode, so they follow.
 func OpenSQLite(ctx context.Context, path string) (*DB, error) {
+	if err := ownerOnly(path); err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(ON)"} {
 		q.Add("_pragma", p)
@@ -81,6 +91,34 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// ownerOnly creates the database file at path with mode 0600 when it does
+// not exist, and takes group and other permissions away from it and its
+// -wal and -shm files when it does. The database holds key hashes, sealed
+// provider keys, balances and the audit log: no other local user may read
+// it, whatever the umask.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Dialect reports the backend: DialectSQLite or DialectPostgres.

@@ -501,11 +501,13 @@ async function audit(ctx) {
       const v = await api('GET', '/audit/verify');
       clear(result, v.ok
         ? h('div', { class: 'banner ok', role: 'status' }, `Chain intact: ${fmtInt(v.rows)} events verified.`)
-        : h('div', { class: 'banner error', role: 'alert' }, `Chain broken at event #${v.broken_at_seq}: ${v.reason} (${fmtInt(v.rows)} events checked).`));
+        : h('div', { class: 'banner error', role: 'alert' }, v.broken_at_seq
+          ? `Chain broken at event #${v.broken_at_seq}: ${v.reason} (${fmtInt(v.rows)} events checked).`
+          : `Chain not verified: ${v.reason}`));
     } catch (e) { if (e.code !== 'auth') clear(result, h('div', { class: 'banner error' }, e.message)); }
   };
   const list = h('div', { class: 'stack' }, h('p', { class: 'loading' }, 'Loading…'));
-  main.append(header('Audit log', 'Every key, credit and provider-key change, hash-chained.',
+  main.append(header('Audit log', 'Every key, credit and provider-key change, chained under a key from the vault.',
     h('button', { type: 'button', id: 'verify', class: 'primary', onclick: verify }, 'Verify chain')),
   h('form', { class: 'toolbar', onsubmit: (e) => { e.preventDefault(); auditState.kind = kind.value.trim(); route(); } },
     h('label', { class: 'grow' }, 'Kind ', kind), kinds, h('button', { type: 'submit' }, 'Filter'),
