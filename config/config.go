@@ -384,6 +384,7 @@ func decode(data []byte, cfg *Config) error {
 	if len(root.Content) == 0 {
 		return nil // an empty file means defaults
 	}
+	data = expandDurations(data, root.Content[0], cfg) // 30d, 1w
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(cfg)

@@ -66,9 +66,9 @@ func walkEnv(v reflect.Value, prefix, path string, env map[string]string) error 
 
 func setScalar(fv reflect.Value, raw string) error {
 	if fv.Type() == durationType {
-		d, err := time.ParseDuration(raw)
+		d, err := ParseDuration(raw)
 		if err != nil {
-			return fmt.Errorf("not a duration (e.g. 30s, 5m): %q", raw)
+			return fmt.Errorf("not a duration (e.g. 30s, 5m, 30d): %q", raw)
 		}
 		fv.SetInt(int64(d))
 		return nil

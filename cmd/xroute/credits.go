@@ -2,111 +2,132 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"text/tabwriter"
+	"strconv"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/internal/app"
 )
 
-// cmdCredits manages an account's credits: topup, balance, ledger, verify.
-func cmdCredits(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const use = "xroute credits topup --account A --amount 10.00 --idempotency-key K | balance --account A | ledger --account A | verify"
-	if len(args) == 0 {
-		return fmt.Errorf("%w: %s", errUsage, use)
+// creditsFlags are the flags of the credits subcommands.
+type creditsFlags struct {
+	account, amount, idem string
+	limit                 int
+	out                   output
+}
+
+// newCreditsCmd is `xroute credits topup|balance|ledger|verify`, local or remote.
+func newCreditsCmd(stdout io.Writer) *cobra.Command {
+	var f creditsFlags
+	sub := func(name, use, short, example string, args cobra.PositionalArgs) *cobra.Command {
+		c := &cobra.Command{Use: use, Short: short, Example: example, Args: args}
+		c.RunE = func(cmd *cobra.Command, _ []string) error {
+			return runCredits(cmd.Context(), name, f, configPath(cmd), stdout)
+		}
+		return c
 	}
-	fs := flag.NewFlagSet("credits "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := configFlag(fs)
-	account := fs.String("account", "", "account id")
-	amount := fs.String("amount", "", "USD, e.g. 10.00")
-	idem := fs.String("idempotency-key", "", "replaying the same key changes nothing")
-	limit := fs.Int("limit", 50, "ledger entries to show")
-	if err := fs.Parse(args[1:]); err != nil {
+	topup := sub("topup", "topup --account A --amount USD --idempotency-key K", "add prepaid credits to an account",
+		"  xroute credits topup --account acct_123 --amount 10.00 --idempotency-key invoice-42", noArgs)
+	topup.Flags().StringVar(&f.account, "account", "", "account id (required)")
+	topup.Flags().StringVar(&f.amount, "amount", "", "USD, e.g. 10.00 (required)")
+	topup.Flags().StringVar(&f.idem, "idempotency-key", "", "replaying the same key changes nothing (required)")
+	balance := sub("balance", "balance --account A", "an account's balance, reserved and available credits",
+		"  xroute credits balance --account acct_123", noArgs)
+	balance.Flags().StringVar(&f.account, "account", "", "account id (required)")
+	ledger := sub("ledger", "ledger --account A", "an account's ledger entries, newest first",
+		"  xroute credits ledger --account acct_123 --limit 20 --csv", noArgs)
+	ledger.Flags().StringVar(&f.account, "account", "", "account id (required)")
+	ledger.Flags().IntVar(&f.limit, "limit", 50, "ledger entries to show")
+	out := addOutputFlags(ledger)
+	ledger.PreRun = func(*cobra.Command, []string) { f.out = *out }
+	verify := sub("verify", "verify", "check every balance against its ledger entries and their MACs", "  xroute credits verify", noArgs)
+	return group("credits", "top up, read balances and the ledger, verify balances", "", "  xroute credits topup --account acct_123 --amount 10.00 --idempotency-key inv-1",
+		topup, balance, ledger, verify)
+}
+
+// runCredits runs one credits subcommand on the backend the environment names.
+func runCredits(ctx context.Context, sub string, f creditsFlags, cfgPath string, stdout io.Writer) error {
+	if err := f.out.check(); err != nil {
 		return err
 	}
-	if r := remoteFromEnv(); r != nil {
-		switch args[0] {
-		case "topup", "balance", "ledger":
-			if *account == "" {
-				return fmt.Errorf("%w: --account is required", errUsage)
-			}
-			fallthrough
-		case "verify":
-			return remoteCredits(ctx, r, args[0], *account, *amount, *idem, *limit, stdout)
-		}
+	if sub != "verify" && f.account == "" {
+		return fmt.Errorf("%w: --account is required", errUsage)
 	}
-	o, err := openOffline(ctx, *cfgPath)
+	if r := remoteFromEnv(); r != nil {
+		return remoteCredits(ctx, r, sub, f, stdout)
+	}
+	o, err := openOffline(ctx, cfgPath)
 	if err != nil {
 		return err
 	}
 	defer o.close()
 	ledger := billing.NewLedger(o.db, time.Now)
 	admin := app.NewCreditsAdmin(ledger, billing.NewBudgets(o.db, time.Now, nil), o.audit)
-	needAccount := func() error {
-		if *account == "" {
-			return fmt.Errorf("%w: --account is required", errUsage)
-		}
-		return nil
-	}
-	switch args[0] {
+	switch sub {
 	case "topup":
-		if err := needAccount(); err != nil {
-			return err
-		}
-		amt, err := billing.ParseUSD(*amount)
+		amt, err := billing.ParseUSD(f.amount)
 		if err != nil || amt <= 0 {
 			return fmt.Errorf("%w: --amount must be a positive USD amount such as 10.00", errUsage)
 		}
-		if *idem == "" {
+		if f.idem == "" {
 			return fmt.Errorf("%w: --idempotency-key is required (replaying it changes nothing)", errUsage)
 		}
-		e, replayed, err := admin.TopUp(ctx, *account, amt, *idem, "cli")
+		e, replayed, err := admin.TopUp(ctx, f.account, amt, f.idem, "cli")
 		if err != nil {
 			return err
 		}
-		bal, _, _, _ := ledger.Balance(ctx, *account)
+		bal, _, _, _ := ledger.Balance(ctx, f.account)
 		if replayed {
 			fmt.Fprintf(stdout, "already applied as entry %d (%s USD); balance %s USD\n", e.ID, e.Amount, bal)
 		} else {
 			fmt.Fprintf(stdout, "topped up %s USD (entry %d); balance %s USD\n", amt, e.ID, bal)
 		}
 	case "balance":
-		if err := needAccount(); err != nil {
-			return err
-		}
-		bal, res, avail, err := ledger.Balance(ctx, *account)
+		bal, res, avail, err := ledger.Balance(ctx, f.account)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "balance %s USD, reserved %s USD, available %s USD\n", bal, res, avail)
 	case "ledger":
-		if err := needAccount(); err != nil {
-			return err
-		}
-		list, err := ledger.Entries(ctx, *account, *limit, 0)
+		list, err := ledger.Entries(ctx, f.account, f.limit, 0)
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "ID\tAT\tKIND\tAMOUNT USD\tREQUEST\tACTOR\t")
+		views := make([]ledgerView, 0, len(list))
 		for _, e := range list {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t\n", e.ID, e.CreatedAt.Format(time.RFC3339), e.Kind, e.Amount, e.RequestID, e.Actor)
+			views = append(views, ledgerView{ID: e.ID, Kind: string(e.Kind), AmountUSD: e.Amount.String(), RequestID: e.RequestID, Actor: e.Actor, CreatedAt: e.CreatedAt})
 		}
-		return tw.Flush()
+		return f.out.print(stdout, ledgerListing(views))
 	case "verify":
 		mm, err := ledger.Verify(ctx)
 		if err != nil {
 			return err
 		}
 		return printCreditsCheck(stdout, mm)
-	default:
-		return fmt.Errorf("%w: %s", errUsage, use)
 	}
 	return nil
+}
+
+// ledgerView is a ledger entry as listings print it (the admin API's fields).
+type ledgerView struct {
+	ID        int64     `json:"id"`
+	Kind      string    `json:"kind"`
+	AmountUSD string    `json:"amount_usd"`
+	RequestID string    `json:"request_id"`
+	Actor     string    `json:"actor"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func ledgerListing(list []ledgerView) listing {
+	l := listing{header: []string{"ID", "AT", "KIND", "AMOUNT USD", "REQUEST", "ACTOR"}, data: list, alignRight: true}
+	for _, e := range list {
+		l.add(strconv.FormatInt(e.ID, 10), e.CreatedAt.Format(time.RFC3339), e.Kind, e.AmountUSD, e.RequestID, e.Actor)
+	}
+	return l
 }
 
 // printCreditsCheck reports a ledger verification: balances that are not

@@ -2,15 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/config"
@@ -24,6 +22,7 @@ import (
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Type() string   { return "strings" }
 func (l *listFlag) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -81,75 +80,101 @@ func (o *offline) close() {
 	o.db.Close()
 }
 
-// cmdKeys manages keys: create, list, show, rotate, revoke, suspend, resume.
-func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: xroute keys create|list|show|rotate|revoke|suspend|resume", errUsage)
-	}
-	sub := args[0]
-	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := configFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	var p keys.CreateParams
+// newKeysCmd is `xroute keys`: one definition per subcommand; the
+// environment picks the backend (the admin API with XROUTE_URL and
+// XROUTE_ADMIN_KEY, else the database of --config).
+func newKeysCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f keyFlags
 	var models, endpoints, cidrs, meta listFlag
-	var expires, overlap time.Duration
-	var quiet, admin bool
-	var reason, account string
-	switch sub {
-	case "create":
-		fs.StringVar(&p.Name, "name", "", "a name for the key (required)")
-		fs.StringVar(&p.AccountID, "account", "", "owning account id (default: the default account)")
-		fs.BoolVar(&admin, "admin", false, "create an admin key (xra-…) for the admin API")
-		fs.Var(&models, "models", "model globs the key may use, comma-separated (default: all)")
-		fs.Var(&endpoints, "endpoints", "endpoints the key may call: "+strings.Join(keys.Endpoints, ",")+" (default: all)")
-		fs.Var(&cidrs, "cidrs", "client IPs/CIDRs allowed, comma-separated (default: any)")
-		fs.IntVar(&p.RPM, "rpm", 0, "requests per minute (0: the server default)")
-		fs.IntVar(&p.TPM, "tpm", 0, "tokens per minute (0: the server default)")
-		fs.IntVar(&p.MaxConcurrent, "max-concurrent", 0, "concurrent requests (0: the server default)")
-		fs.Var(&meta, "meta", "metadata key=value, repeatable")
-		fs.DurationVar(&expires, "expires", 0, "lifetime, e.g. 720h (default: no expiry)")
-		fs.BoolVar(&quiet, "quiet", false, "print only the key")
-	case "list":
-		fs.StringVar(&account, "account", "", "only this account's keys")
-	case "rotate":
-		fs.DurationVar(&overlap, "overlap", 24*time.Hour, "how long the old key keeps working (0: stops at once)")
-		fs.BoolVar(&quiet, "quiet", false, "print only the new key")
-	case "suspend":
-		fs.StringVar(&reason, "reason", "suspended by an operator", "why")
-	case "show", "revoke", "resume":
-	default:
-		return fmt.Errorf("%w: unknown keys command %q", errUsage, sub)
+	expires := config.Duration(0)
+	overlap := config.Duration(24 * time.Hour)
+	runner := func(sub string, out *output) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			f.models, f.endpoints, f.cidrs = models, endpoints, cidrs
+			f.expires, f.overlap = time.Duration(expires), time.Duration(overlap)
+			if len(meta) > 0 {
+				f.meta = map[string]string{}
+				for _, kv := range meta {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok {
+						return fmt.Errorf("%w: --meta wants key=value, got %q", errUsage, kv)
+					}
+					f.meta[k] = v
+				}
+			}
+			if out != nil {
+				if err := out.check(); err != nil {
+					return err
+				}
+				f.out = *out
+			}
+			id := ""
+			if len(args) > 0 {
+				id = args[0]
+			}
+			return runKeys(cmd.Context(), sub, f, id, configPath(cmd), stdout, stderr)
+		}
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+
+	create := &cobra.Command{
+		Use:   "create --name NAME",
+		Short: "create a key (printed once; only its hash is stored)",
+		Example: `  xroute keys create --name ci --models 'gpt-4o*' --rpm 60 --expires 30d
+  xroute keys create --name ops --admin --quiet`,
+		Args: noArgs,
 	}
-	needID := sub != "create" && sub != "list"
-	if needID && fs.NArg() != 1 {
-		return fmt.Errorf("%w: xroute keys %s KEY_ID", errUsage, sub)
+	cf := create.Flags()
+	cf.StringVar(&f.name, "name", "", "a name for the key (required)")
+	cf.StringVar(&f.account, "account", "", "owning account id (default: the default account)")
+	cf.BoolVar(&f.admin, "admin", false, "create an admin key (xra-…) for the admin API")
+	cf.Var(&models, "models", "model globs the key may use, comma-separated (default: all)")
+	cf.Var(&endpoints, "endpoints", "endpoints the key may call: "+strings.Join(keys.Endpoints, ",")+" (default: all)")
+	cf.Var(&cidrs, "cidrs", "client IPs/CIDRs allowed, comma-separated (default: any)")
+	cf.IntVar(&f.rpm, "rpm", 0, "requests per minute (0: the server default)")
+	cf.IntVar(&f.tpm, "tpm", 0, "tokens per minute (0: the server default)")
+	cf.IntVar(&f.conc, "max-concurrent", 0, "concurrent requests (0: the server default)")
+	cf.Var(&meta, "meta", "metadata key=value, repeatable")
+	cf.Var(&expires, "expires", "lifetime, e.g. 720h, 30d, 1w (default: no expiry)")
+	cf.BoolVar(&f.quiet, "quiet", false, "print only the key")
+	cf.BoolVar(&f.out.json, "json", false, "print JSON (with the key)")
+	create.RunE = runner("create", nil)
+
+	list := &cobra.Command{Use: "list", Short: "list keys (never the keys themselves: their hints)", Args: noArgs,
+		Example: "  xroute keys list --account acct_123 --csv"}
+	list.Flags().StringVar(&f.account, "account", "", "only this account's keys")
+	list.RunE = runner("list", addOutputFlags(list))
+
+	show := &cobra.Command{Use: "show KEY_ID", Short: "show one key as JSON", Args: exactArgs("KEY_ID"), RunE: runner("show", nil)}
+
+	rotate := &cobra.Command{Use: "rotate KEY_ID", Short: "issue a new key for the same id; the old one keeps working for --overlap",
+		Example: "  xroute keys rotate key_123 --overlap 1h\n  xroute keys rotate key_123 --overlap 0 --quiet",
+		Args:    exactArgs("KEY_ID")}
+	rotate.Flags().Var(&overlap, "overlap", "how long the old key keeps working, e.g. 1h, 2d, 1w (0: stops at once)")
+	rotate.Flags().BoolVar(&f.quiet, "quiet", false, "print only the new key")
+	rotate.Flags().BoolVar(&f.out.json, "json", false, "print JSON (with the new key)")
+	rotate.RunE = runner("rotate", nil)
+
+	suspend := &cobra.Command{Use: "suspend KEY_ID", Short: "refuse a key's requests until it is resumed", Args: exactArgs("KEY_ID"),
+		Example: "  xroute keys suspend key_123 --reason 'leaked in a log'"}
+	suspend.Flags().StringVar(&f.reason, "reason", "suspended by an operator", "why")
+	suspend.RunE = runner("suspend", nil)
+
+	revoke := &cobra.Command{Use: "revoke KEY_ID", Short: "revoke a key for good", Args: exactArgs("KEY_ID"), RunE: runner("revoke", nil)}
+	resume := &cobra.Command{Use: "resume KEY_ID", Short: "resume a suspended key", Args: exactArgs("KEY_ID"), RunE: runner("resume", nil)}
+
+	return group("keys", "create, list, show, rotate, revoke, suspend, resume keys", "", "  xroute keys create --name ci --expires 30d\n  xroute keys rotate key_123 --overlap 1w",
+		create, list, show, rotate, revoke, suspend, resume)
+}
+
+// runKeys runs one keys subcommand on the backend the environment names.
+func runKeys(ctx context.Context, sub string, f keyFlags, id, cfgPath string, stdout, stderr io.Writer) error {
+	if sub == "create" && f.name == "" {
+		return fmt.Errorf("%w: keys create needs --name", errUsage)
 	}
 	if r := remoteFromEnv(); r != nil {
-		if sub == "create" && p.Name == "" {
-			return fmt.Errorf("%w: keys create needs --name", errUsage)
-		}
-		f := keyFlags{name: p.Name, account: p.AccountID, reason: reason, admin: admin, quiet: quiet, asJSON: *asJSON,
-			models: models, endpoints: endpoints, cidrs: cidrs, rpm: p.RPM, tpm: p.TPM, conc: p.MaxConcurrent, expires: expires, overlap: overlap}
-		if sub == "list" {
-			f.account = account
-		}
-		if len(meta) > 0 {
-			f.meta = map[string]string{}
-			for _, kv := range meta {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					return fmt.Errorf("%w: --meta wants key=value, got %q", errUsage, kv)
-				}
-				f.meta[k] = v
-			}
-		}
-		return remoteKeys(ctx, r, sub, f, fs.Arg(0), stdout, stderr)
+		return remoteKeys(ctx, r, sub, f, id, stdout, stderr)
 	}
-	o, err := openOffline(ctx, *cfgPath)
+	o, err := openOffline(ctx, cfgPath)
 	if err != nil {
 		return err
 	}
@@ -158,72 +183,56 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	switch sub {
 	case "create":
-		if p.Name == "" {
-			return fmt.Errorf("%w: keys create needs --name", errUsage)
-		}
-		if admin {
+		p := keys.CreateParams{Name: f.name, AccountID: f.account, RPM: f.rpm, TPM: f.tpm, MaxConcurrent: f.conc,
+			AllowedModels: f.models, AllowedEndpoints: f.endpoints, AllowedCIDRs: f.cidrs, Metadata: f.meta, Actor: actor}
+		if f.admin {
 			p.Kind = keys.KindAdmin
 		}
-		p.AllowedModels, p.AllowedEndpoints, p.AllowedCIDRs = models, endpoints, cidrs
-		if len(meta) > 0 {
-			p.Metadata = map[string]string{}
-			for _, kv := range meta {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					return fmt.Errorf("%w: --meta wants key=value, got %q", errUsage, kv)
-				}
-				p.Metadata[k] = v
-			}
-		}
-		if expires > 0 {
-			t := time.Now().Add(expires).UTC()
+		if f.expires > 0 {
+			t := time.Now().Add(f.expires).UTC()
 			p.ExpiresAt = &t
 		}
-		p.Actor = actor
 		plain, k, err := o.keys.Create(ctx, p)
 		if err != nil {
 			return err
 		}
-		return printNewKey(stdout, stderr, plain, k, quiet, *asJSON)
+		return printNewKey(stdout, stderr, plain, k, f.quiet, f.out.json)
 	case "list":
-		list, err := o.keys.List(ctx, store.KeyFilter{AccountID: account})
+		list, err := o.keys.List(ctx, store.KeyFilter{AccountID: f.account})
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			return printJSON(stdout, keyViews(list))
-		}
-		return printKeyTable(stdout, keyViews(list))
+		return f.out.print(stdout, keyListing(keyViews(list)))
 	case "show":
-		k, err := o.keys.Get(ctx, fs.Arg(0))
+		k, err := o.keys.Get(ctx, id)
 		if err != nil {
 			return err
 		}
 		return printJSON(stdout, keyView(k))
 	case "rotate":
-		plain, k, err := o.keys.Rotate(ctx, fs.Arg(0), actor, overlap)
+		plain, k, err := o.keys.Rotate(ctx, id, actor, f.overlap)
 		if err != nil {
 			return err
 		}
-		if !quiet {
-			rotatedNote(stderr, fs.Arg(0), overlap, k.Status(time.Now()), k.SuspendReason)
+		if !f.quiet {
+			rotatedNote(stderr, id, f.overlap, k.Status(time.Now()), k.SuspendReason)
 		}
-		return printNewKey(stdout, stderr, plain, k, quiet, *asJSON)
+		return printNewKey(stdout, stderr, plain, k, f.quiet, f.out.json)
 	case "revoke":
-		if err := o.keys.Revoke(ctx, fs.Arg(0), actor); err != nil {
+		if err := o.keys.Revoke(ctx, id, actor); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "revoked %s\n", fs.Arg(0))
+		fmt.Fprintf(stdout, "revoked %s\n", id)
 	case "suspend":
-		if err := o.keys.Suspend(ctx, fs.Arg(0), actor, reason); err != nil {
+		if err := o.keys.Suspend(ctx, id, actor, f.reason); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "suspended %s\n", fs.Arg(0))
+		fmt.Fprintf(stdout, "suspended %s\n", id)
 	case "resume":
-		if err := o.keys.Resume(ctx, fs.Arg(0), actor); err != nil {
+		if err := o.keys.Resume(ctx, id, actor); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "resumed %s\n", fs.Arg(0))
+		fmt.Fprintf(stdout, "resumed %s\n", id)
 	}
 	return nil
 }
@@ -235,7 +244,7 @@ func rotatedNote(w io.Writer, id string, overlap time.Duration, status, reason s
 		fmt.Fprintf(w, "rotated %s: the new key is suspended like the old one (%s); resume it to use it\n", id, reason)
 		return
 	}
-	fmt.Fprintf(w, "rotated %s: the old key keeps working for %s\n", id, overlap)
+	fmt.Fprintf(w, "rotated %s: the old key keeps working for %s\n", id, config.FormatDuration(overlap))
 }
 
 func printNewKey(stdout, stderr io.Writer, plain string, k keys.Key, quiet, asJSON bool) error {
@@ -253,56 +262,72 @@ func printNewKey(stdout, stderr io.Writer, plain string, k keys.Key, quiet, asJS
 	return nil
 }
 
-// cmdAccounts manages accounts.
-func cmdAccounts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: xroute accounts create NAME | list", errUsage)
-	}
-	fs := flag.NewFlagSet("accounts "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := configFlag(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if args[0] == "create" && fs.NArg() != 1 {
-		return fmt.Errorf("%w: xroute accounts create NAME", errUsage)
-	}
-	if r := remoteFromEnv(); r != nil && (args[0] == "create" || args[0] == "list") {
-		return remoteAccounts(ctx, r, args[0], fs.Arg(0), stdout)
-	}
-	o, err := openOffline(ctx, *cfgPath)
-	if err != nil {
-		return err
-	}
-	defer o.close()
-	switch args[0] {
-	case "create":
-		if fs.NArg() != 1 {
-			return fmt.Errorf("%w: xroute accounts create NAME", errUsage)
+// newAccountsCmd is `xroute accounts create|list`, local or remote.
+func newAccountsCmd(stdout io.Writer) *cobra.Command {
+	create := &cobra.Command{Use: "create NAME", Short: "create an account; prints its id", Args: exactArgs("NAME"),
+		Example: "  xroute accounts create acme",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if r := remoteFromEnv(); r != nil {
+				return remoteAccounts(ctx, r, "create", args[0], output{}, stdout)
+			}
+			o, err := openOffline(ctx, configPath(cmd))
+			if err != nil {
+				return err
+			}
+			defer o.close()
+			a, err := o.keys.CreateAccount(ctx, args[0], "cli", nil)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, a.ID)
+			return nil
+		}}
+	list := &cobra.Command{Use: "list", Short: "list accounts", Args: noArgs, Example: "  xroute accounts list --json"}
+	out := addOutputFlags(list)
+	list.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		if err := out.check(); err != nil {
+			return err
 		}
-		a, err := o.keys.CreateAccount(ctx, fs.Arg(0), "cli", nil)
+		if r := remoteFromEnv(); r != nil {
+			return remoteAccounts(ctx, r, "list", "", *out, stdout)
+		}
+		o, err := openOffline(ctx, configPath(cmd))
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, a.ID)
-	case "list":
+		defer o.close()
 		list, err := o.keys.Accounts(ctx, "", 1000)
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tCREATED")
+		views := make([]accountView, 0, len(list))
 		for _, a := range list {
 			if a.Status == "" {
 				a.Status = store.AccountActive // as the admin API shows it
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Status, a.CreatedAt.Format(time.RFC3339))
+			views = append(views, accountView{ID: a.ID, Name: a.Name, Status: a.Status, CreatedAt: a.CreatedAt})
 		}
-		return tw.Flush()
-	default:
-		return fmt.Errorf("%w: unknown accounts command %q", errUsage, args[0])
+		return out.print(stdout, accountListing(views))
 	}
-	return nil
+	return group("accounts", "create and list accounts", "", "  xroute accounts create acme\n  xroute accounts list", create, list)
+}
+
+// accountView is an account as listings print it (the admin API's fields).
+type accountView struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func accountListing(list []accountView) listing {
+	l := listing{header: []string{"ID", "NAME", "STATUS", "CREATED"}, data: list}
+	for _, a := range list {
+		l.add(a.ID, a.Name, a.Status, a.CreatedAt.Format(time.RFC3339))
+	}
+	return l
 }
 
 func keyView(k keys.Key) httpapi.KeyObject { return httpapi.NewKeyObject(k, time.Now()) }
@@ -315,20 +340,16 @@ func keyViews(list []keys.Key) []httpapi.KeyObject {
 	return out
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func cmdConfig(args []string, stdout io.Writer) error {
-	if len(args) != 1 || args[0] != "env" {
-		return fmt.Errorf("%w: xroute config env", errUsage)
-	}
-	for _, kv := range config.EnvNames() {
-		fmt.Fprintf(stdout, "%-36s %s\n", kv[0], kv[1])
-	}
-	return nil
+// newConfigCmd is `xroute config env`.
+func newConfigCmd(stdout io.Writer) *cobra.Command {
+	env := &cobra.Command{Use: "env", Short: "list the XROUTE_* environment variables and the settings they override", Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			for _, kv := range config.EnvNames() {
+				fmt.Fprintf(stdout, "%-36s %s\n", kv[0], kv[1])
+			}
+			return nil
+		}}
+	return group("config", "inspect the configuration", "", "  xroute config env", env)
 }
 
 // cliLogger reports on stderr what an operator must know from a command

@@ -32,8 +32,7 @@ func TestMain(m *testing.M) {
 		ctx, stop := context.WithCancel(context.Background())
 		defer stop()
 		if err := run(ctx, strings.Fields(args), io.Discard, os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			os.Exit(exitCode(err)) // run printed the error
 		}
 		os.Exit(0)
 	}

@@ -10,116 +10,283 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
-
-const usage = `xroute — a unified, OpenAI-compatible LLM gateway
-
-Usage:
-  xroute serve [--config FILE] [--addr HOST:PORT] [--demo]
-  xroute keys create --name NAME [--account ID] [--admin] [--models GLOB,...] [--endpoints ...]
-                     [--cidrs CIDR,...] [--rpm N] [--tpm N] [--max-concurrent N] [--meta k=v]
-                     [--expires 720h] [--quiet] [--json]
-  xroute keys list [--account ID] [--json]
-  xroute keys show|revoke|resume ID
-  xroute keys rotate ID [--overlap 24h]
-  xroute keys suspend ID [--reason TEXT]
-  xroute accounts create NAME | list
-  xroute provider-keys add --provider P --name N [--weight W] < keyfile
-  xroute provider-keys list [--provider P] | disable|enable|delete ID
-  xroute vault rotate      new data-key term, re-encrypt every provider key
-  xroute audit list [--kind key.] [--subject ID] | verify [--head FILE] | head
-  xroute credits topup --account A --amount 10.00 --idempotency-key K | balance | ledger | verify
-  xroute budgets set (--account A | --key K) --period daily|monthly --limit 50.00 [--alerts 50,80,100]
-  xroute budgets list [--account A | --key K] | delete (--account A | --key K) --period P
-  xroute usage report [--group-by account,key,model,provider,day|hour] [--from DATE] [--to DATE]
-                      [--account ID] [--key ID] [--model M] [--provider P] [--json|--csv]
-  xroute mock [openai|anthropic|gemini|azure|bedrock] [-addr HOST:PORT] [knobs, see -h]
-  xroute config env        list the XROUTE_* environment variables
-  xroute completion bash|zsh|fish|powershell
-
-With XROUTE_URL and XROUTE_ADMIN_KEY set, keys, accounts, credits, budgets, audit
-and usage go through the admin API of that running server (changes apply at once);
-otherwise they work on the database of --config FILE (or XROUTE_CONFIG).
-`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "xroute:", err)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err))
+}
+
+// Exit statuses: a command line the CLI could not make sense of is 2 (as
+// for most Unix tools); anything that went wrong doing it is 1.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// exitError is what run returns for a failed command, after it has printed
+// the message: it carries the process's exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		return exitFailure
+	}
+}
+
+// usageError is a command line that does not parse: an unknown command or
+// flag, a bad flag value, a missing argument. It is printed with what the
+// user may have meant and the command's usage line, and exits 2.
+type usageError struct {
+	msg         string
+	suggestions []string // "did you mean": commands, or flags with their dashes
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// errUsage (serve.go) marks the usage errors found while running a command
+// ("--account is required"): they exit 2 too.
+func isUsage(err error) bool {
+	var ue *usageError
+	return errors.As(err, &ue) || errors.Is(err, errUsage)
+}
+
+// run executes one command line: main's body and the tests' entry. It
+// prints a failure once, on stderr, and returns it as an *exitError.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil || errors.Is(err, flag.ErrHelp) { // ErrHelp: a mock's own -h
+		return nil
+	}
+	if cmd == nil {
+		cmd = root
+	}
+	if isUsage(err) {
+		printUsageError(stderr, cmd, err)
+		return &exitError{code: exitUsage, err: err}
+	}
+	fmt.Fprintln(stderr, "xroute:", err)
+	return &exitError{code: exitFailure, err: err}
+}
+
+func printUsageError(w io.Writer, cmd *cobra.Command, err error) {
+	fmt.Fprintln(w, "xroute:", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+	var ue *usageError
+	if errors.As(err, &ue) && len(ue.suggestions) > 0 {
+		fmt.Fprintln(w, "\nDid you mean this?")
+		for _, s := range ue.suggestions {
+			fmt.Fprintf(w, "\t%s\n", s)
 		}
-		os.Exit(1)
+		fmt.Fprintln(w)
 	}
-}
-
-// subcommand is one top-level command: its own flag parsing (flag sets
-// with --help per command) behind cobra, which gives the command tree,
-// suggestions for typos and shell completion.
-type subcommand struct {
-	name, short string
-	sub         []string // second-level words, for completion
-	run         func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
-
-func subcommands() []subcommand {
-	return []subcommand{
-		{"serve", "run the gateway (--demo: with mock providers and a ready key)", nil, cmdServe},
-		{"keys", "create, list, show, rotate, revoke, suspend, resume keys", []string{"create", "list", "show", "rotate", "revoke", "suspend", "resume"}, cmdKeys},
-		{"accounts", "create and list accounts", []string{"create", "list"}, cmdAccounts},
-		{"credits", "top up, read balances and the ledger, verify balances", []string{"topup", "balance", "ledger", "verify"}, cmdCredits},
-		{"budgets", "set, list and delete spend limits of accounts and keys", []string{"set", "list", "delete"}, cmdBudgets},
-		{"usage", "usage reports (table, --json, --csv)", []string{"report"}, cmdUsage},
-		{"audit", "read and verify the audit log, sign its head", []string{"list", "verify", "head"}, cmdAudit},
-		{"vault", "rotate the provider-key vault", []string{"rotate"}, cmdVault},
-		{"provider-keys", "manage provider keys in the vault", []string{"add", "list", "disable", "enable", "delete"}, cmdProviderKeys},
-		{"mock", "run a mock provider upstream", []string{"openai", "anthropic", "gemini", "azure", "bedrock"},
-			func(ctx context.Context, args []string, stdout, _ io.Writer) error { return cmdMock(ctx, args, stdout) }},
-		{"config", "list the XROUTE_* environment variables", []string{"env"},
-			func(_ context.Context, args []string, stdout, _ io.Writer) error { return cmdConfig(args, stdout) }},
+	if cmd.HasAvailableSubCommands() {
+		var names []string
+		for _, c := range cmd.Commands() {
+			if c.IsAvailableCommand() {
+				names = append(names, c.Name())
+			}
+		}
+		fmt.Fprintf(w, "Usage: %s COMMAND (%s)\n", cmd.CommandPath(), strings.Join(names, ", "))
+	} else {
+		fmt.Fprintf(w, "Usage: %s\n", cmd.UseLine())
 	}
+	fmt.Fprintf(w, "Run '%s --help' for more.\n", cmd.CommandPath())
 }
 
-// newRoot builds the command tree.
+// newRoot builds the command tree. Nothing in it is package state: every
+// run builds its own, so tests can run commands in parallel.
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "xroute",
-		Short:         "a unified, OpenAI-compatible LLM gateway",
-		Long:          usage,
+		Use:   "xroute",
+		Short: "a unified, OpenAI-compatible LLM gateway",
+		Long: `xroute — a unified, OpenAI-compatible LLM gateway.
+
+'xroute serve' runs the gateway; the other commands are operator tools. With
+XROUTE_URL and XROUTE_ADMIN_KEY set, keys, accounts, credits, budgets, audit,
+usage, provider-keys, vault and logs go through the admin API of that running
+server (changes apply at once); otherwise they work on the database of
+--config FILE (or XROUTE_CONFIG).
+
+Flags may come before or after arguments. Durations take Go's units and d
+(days) and w (weeks): --expires 30d, --overlap 1w2d. Exit status: 0 done,
+1 failed (a server error shows its message, code and request id), 2 the
+command line was wrong.`,
+		Example: `  xroute serve --demo
+  xroute keys create --name ci --models 'gpt-4o*' --expires 30d
+  xroute keys rotate key_123 --overlap 1w
+  XROUTE_URL=http://127.0.0.1:8080 XROUTE_ADMIN_KEY=xra-… xroute logs --follow`,
+		Version:       buildInfo().Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          groupArgs,
+		RunE:          groupRun,
 	}
+	root.SuggestionsMinimumDistance = 2
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	for _, sc := range subcommands() {
-		sc := sc
-		root.AddCommand(&cobra.Command{
-			Use:                sc.name,
-			Short:              sc.short,
-			DisableFlagParsing: true, // each command parses its own flags
-			ValidArgs:          sc.sub,
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return sc.run(cmd.Context(), args, stdout, stderr)
-			},
-		})
-	}
+	root.SetVersionTemplate(versionLine(buildInfo()) + "\n")
+	root.SetFlagErrorFunc(flagError)
+	root.PersistentFlags().String("config", os.Getenv("XROUTE_CONFIG"), "config file (YAML); also XROUTE_CONFIG")
+	root.AddCommand(
+		newServeCmd(stdout, stderr),
+		newKeysCmd(stdout, stderr),
+		newAccountsCmd(stdout),
+		newCreditsCmd(stdout),
+		newBudgetsCmd(stdout),
+		newUsageCmd(stdout),
+		newAuditCmd(stdout, stderr),
+		newVaultCmd(stdout, stderr),
+		newProviderKeysCmd(stdout, stderr),
+		newLogsCmd(stdout),
+		newMockCmd(stdout),
+		newConfigCmd(stdout),
+		newVersionCmd(stdout),
+	)
+	// Made now rather than at Execute, so the tree is whole for
+	// walking (tests, docs) and did-you-mean knows them.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
 	return root
 }
 
-// run executes one command line (main's body, and the tests' entry).
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// group makes a command whose only job is to hold subcommands: without a
+// subcommand it shows its help; with an unknown one it says so, with the
+// nearest names.
+func group(use, short, long, example string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short, Long: long, Example: example, Args: groupArgs, RunE: groupRun}
+	c.SuggestionsMinimumDistance = 2
+	c.AddCommand(subs...)
+	return c
+}
+
+func groupArgs(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("missing command")
-	}
-	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	root := newRoot(stdout, stderr)
-	root.SetArgs(args)
-	return root.ExecuteContext(ctx)
+	return unknownCommand(cmd, args[0])
+}
+
+func groupRun(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+
+func unknownCommand(cmd *cobra.Command, name string) error {
+	return &usageError{msg: fmt.Sprintf("unknown command %q for %q", name, cmd.CommandPath()), suggestions: cmd.SuggestionsFor(name)}
+}
+
+// flagError turns pflag's errors into usage errors, with the nearest flag
+// names for a misspelt one (cobra suggests commands, not flags).
+func flagError(cmd *cobra.Command, err error) error {
+	// `xroute keys rotat ID --overlap 1h`: the flag is unknown to `keys`
+	// only because the command is misspelt; say that.
+	if cmd.HasAvailableSubCommands() && cmd.Flags().NArg() > 0 {
+		return unknownCommand(cmd, cmd.Flags().Arg(0))
+	}
+	ue := &usageError{msg: err.Error()}
+	if name, ok := strings.CutPrefix(err.Error(), "unknown flag: --"); ok {
+		ue.suggestions = suggestFlags(cmd.Flags(), name)
+	}
+	return ue
+}
+
+// suggestFlags lists the flags within two edits of name, or starting with it.
+func suggestFlags(fs *pflag.FlagSet, name string) []string {
+	type cand struct {
+		name string
+		dist int
+	}
+	var cands []cand
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
+		d := levenshtein(strings.ToLower(name), f.Name)
+		if d <= 2 || strings.HasPrefix(f.Name, strings.ToLower(name)) {
+			cands = append(cands, cand{f.Name, d})
+		}
+	})
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].dist != cands[j].dist {
+			return cands[i].dist < cands[j].dist
+		}
+		return cands[i].name < cands[j].name
+	})
+	out := make([]string, len(cands))
+	for i, c := range cands {
+		out[i] = "--" + c.name
+	}
+	return out
+}
+
+// levenshtein is the edit distance between a and b (bytes; flag names are ASCII).
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// exactArgs requires n positional arguments, named in the error.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) < len(names):
+			return &usageError{msg: fmt.Sprintf("%s needs %s", commandName(cmd), strings.Join(names[len(args):], " "))}
+		case len(args) > len(names):
+			return &usageError{msg: fmt.Sprintf("%s: unexpected argument %q", commandName(cmd), args[len(names)])}
+		}
+		return nil
+	}
+}
+
+// noArgs refuses positional arguments.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &usageError{msg: fmt.Sprintf("%s: unexpected argument %q", commandName(cmd), args[0])}
+	}
+	return nil
+}
+
+// commandName is the command's path without the program: "keys rotate".
+func commandName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+}
+
+// configPath is the --config flag (root's, persistent).
+func configPath(cmd *cobra.Command) string {
+	p, _ := cmd.Flags().GetString("config")
+	return p
 }

@@ -7,12 +7,50 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/spf13/cobra"
+
 	"github.com/xroute/xroute/loadtest/mock"
 	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
 	azuremock "github.com/xroute/xroute/loadtest/mock/azure"
 	bedrockmock "github.com/xroute/xroute/loadtest/mock/bedrock"
 	geminimock "github.com/xroute/xroute/loadtest/mock/gemini"
 )
+
+// newMockCmd is `xroute mock`. Its knobs are the loadtest mocks' own Go
+// flag sets (single dash, `-addr`, `-latency`), parsed by the mock itself:
+// scripts and the bench harness pass them in that form.
+func newMockCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "mock [openai|anthropic|gemini|azure|bedrock] [-addr HOST:PORT] [knobs]",
+		Short: "run a mock provider upstream (for demos, tests and benchmarks)",
+		Long: `Run a mock provider upstream. Its knobs are Go flags of the mock itself
+(single dash): 'xroute mock anthropic -h' lists them.`,
+		Example: `  xroute mock -addr 127.0.0.1:9001 -latency 50ms
+  xroute mock anthropic -addr 127.0.0.1:9002`,
+		ValidArgs:          []string{"openai", "anthropic", "gemini", "azure", "bedrock"},
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, a := range args {
+				if a == "--help" || a == "-h" || a == "-help" {
+					// cobra's help, then the mock's own knobs
+					if err := cmd.Help(); err != nil {
+						return err
+					}
+					fmt.Fprintln(stdout, "\nKnobs:")
+					return cmdMock(cmd.Context(), []string{mockFormat(args), "-h"}, stdout)
+				}
+			}
+			return cmdMock(cmd.Context(), args, stdout)
+		},
+	}
+}
+
+func mockFormat(args []string) string {
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		return args[0]
+	}
+	return "openai"
+}
 
 // cmdMock runs a mock upstream: `xroute mock [openai|anthropic|gemini|azure|bedrock] [flags]`.
 func cmdMock(ctx context.Context, args []string, stdout io.Writer) error {
@@ -29,6 +67,7 @@ func cmdMock(ctx context.Context, args []string, stdout io.Writer) error {
 		return geminimock.Main(ctx, args, stdout)
 	case "azure":
 		fs := flag.NewFlagSet("mock azure", flag.ContinueOnError)
+		fs.SetOutput(stdout)
 		var cfg azuremock.Config
 		cfg.RegisterFlags(fs)
 		addr := fs.String("addr", "127.0.0.1:9004", "listen address")
@@ -38,6 +77,7 @@ func cmdMock(ctx context.Context, args []string, stdout io.Writer) error {
 		return serveMock(ctx, "azure", *addr, azuremock.New(cfg), stdout)
 	case "bedrock":
 		fs := flag.NewFlagSet("mock bedrock", flag.ContinueOnError)
+		fs.SetOutput(stdout)
 		var cfg bedrockmock.Config
 		cfg.RegisterFlags(fs)
 		addr := fs.String("addr", "127.0.0.1:9005", "listen address")

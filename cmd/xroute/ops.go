@@ -3,14 +3,15 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/config"
@@ -18,40 +19,58 @@ import (
 	"github.com/xroute/xroute/keys"
 )
 
-// cmdAudit reads and verifies the audit log, and signs its head.
-func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const use = "xroute audit list [--kind PREFIX] [--subject ID] [--limit N] | verify [--head FILE|JSON] | head"
-	if len(args) == 0 || (args[0] != "list" && args[0] != "verify" && args[0] != "head") {
-		return fmt.Errorf("%w: %s", errUsage, use)
+// auditFlags are the flags of the audit subcommands.
+type auditFlags struct {
+	kind, subject, head string
+	limit               int
+	out                 output
+}
+
+// newAuditCmd is `xroute audit list|verify|head`, local or remote.
+func newAuditCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f auditFlags
+	sub := func(name, short, example string) *cobra.Command {
+		c := &cobra.Command{Use: name, Short: short, Example: example, Args: noArgs}
+		c.RunE = func(cmd *cobra.Command, _ []string) error {
+			return runAudit(cmd.Context(), name, f, configPath(cmd), stdout, stderr)
+		}
+		return c
 	}
-	fs := flag.NewFlagSet("audit "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := configFlag(fs)
-	kind := fs.String("kind", "", "only events whose kind starts with this (e.g. key.)")
-	subject := fs.String("subject", "", "only events about this id")
-	limit := fs.Int("limit", 50, "how many events (newest first)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	headArg := fs.String("head", "", "verify: a head printed by `xroute audit head` (its file, or the JSON): also catch rows removed or rewritten since")
-	if err := fs.Parse(args[1:]); err != nil {
+	list := sub("list", "list audit events, newest first", "  xroute audit list --kind key. --limit 20\n  xroute audit list --subject key_123 --json")
+	list.Flags().StringVar(&f.kind, "kind", "", "only events whose kind starts with this (e.g. key.)")
+	list.Flags().StringVar(&f.subject, "subject", "", "only events about this id")
+	list.Flags().IntVar(&f.limit, "limit", 50, "how many events (newest first)")
+	out := addOutputFlags(list)
+	list.PreRun = func(*cobra.Command, []string) { f.out = *out }
+	verify := sub("verify", "verify the audit log's keyed hash chain (and a head kept outside the database)",
+		"  xroute audit verify\n  xroute audit verify --head head.json")
+	verify.Flags().StringVar(&f.head, "head", "", "a head printed by `xroute audit head` (its file, or the JSON): also catch rows removed or rewritten since")
+	head := sub("head", "print the log's signed head, to keep outside the database", "  xroute audit head > head.json")
+	return group("audit", "read and verify the audit log, sign its head", "", "  xroute audit list\n  xroute audit verify --head head.json", list, verify, head)
+}
+
+// runAudit runs one audit subcommand on the backend the environment names.
+func runAudit(ctx context.Context, sub string, f auditFlags, cfgPath string, stdout, stderr io.Writer) error {
+	if err := f.out.check(); err != nil {
 		return err
 	}
 	var anchor *keys.Head
-	if *headArg != "" {
-		h, err := readHead(*headArg)
+	if f.head != "" {
+		h, err := readHead(f.head)
 		if err != nil {
 			return err
 		}
 		anchor = &h
 	}
 	if r := remoteFromEnv(); r != nil {
-		return remoteAudit(ctx, r, args[0], *kind, *subject, *limit, *asJSON, anchor, stdout)
+		return remoteAudit(ctx, r, sub, f, anchor, stdout)
 	}
-	o, err := openOffline(ctx, *cfgPath)
+	o, err := openOffline(ctx, cfgPath)
 	if err != nil {
 		return err
 	}
 	defer o.close()
-	switch args[0] {
+	switch sub {
 	case "verify":
 		rep, err := o.audit.Check(ctx, anchor)
 		return printAuditCheck(stdout, auditCheck{Rows: rep.Rows, LegacyRows: rep.LegacyRows, HeadChecked: rep.HeadChecked, HeadSeq: headSeq(anchor)}, err)
@@ -64,23 +83,38 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "keep this line outside the database; later: xroute audit verify --head FILE")
 		return nil
 	}
-	events, err := o.audit.List(ctx, keys.AuditFilter{Kind: *kind, Subject: *subject, Limit: *limit})
+	events, err := o.audit.List(ctx, keys.AuditFilter{Kind: f.kind, Subject: f.subject, Limit: f.limit})
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(stdout, events)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tAT\tKIND\tACTOR\tSUBJECT\tDETAILS")
+	views := make([]auditView, 0, len(events))
 	for _, e := range events {
-		var det []string
+		views = append(views, auditView{Seq: e.Seq, At: e.At, Kind: e.Kind, Actor: e.Actor, Subject: e.Subject, Details: e.Details})
+	}
+	return f.out.print(stdout, auditListing(views))
+}
+
+// auditView is an audit event as listings print it (the admin API's fields).
+type auditView struct {
+	Seq     int64          `json:"seq"`
+	At      time.Time      `json:"at"`
+	Kind    string         `json:"kind"`
+	Actor   string         `json:"actor"`
+	Subject string         `json:"subject"`
+	Details map[string]any `json:"details"`
+}
+
+func auditListing(list []auditView) listing {
+	l := listing{header: []string{"SEQ", "AT", "KIND", "ACTOR", "SUBJECT", "DETAILS"}, data: list}
+	for _, e := range list {
+		det := make([]string, 0, len(e.Details))
 		for k, v := range e.Details {
 			det = append(det, fmt.Sprintf("%s=%v", k, v))
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.At.Format(time.RFC3339), e.Kind, e.Actor, e.Subject, strings.Join(det, " "))
+		sort.Strings(det)
+		l.add(strconv.FormatInt(e.Seq, 10), e.At.Format(time.RFC3339), e.Kind, e.Actor, e.Subject, strings.Join(det, " "))
 	}
-	return tw.Flush()
+	return l
 }
 
 // auditCheck is what a verification found, locally or through the API.
@@ -164,120 +198,146 @@ func openSecrets(ctx context.Context, cfgPath string, stderr io.Writer) (*app.Se
 	return s, func() { closeAnnouncer(); db.Close() }, nil
 }
 
-// cmdVault rotates the vault's data key and re-encrypts every stored
-// provider key, online.
-func cmdVault(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "rotate" {
-		return fmt.Errorf("%w: xroute vault rotate", errUsage)
-	}
-	fs := flag.NewFlagSet("vault rotate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := configFlag(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if r := remoteFromEnv(); r != nil {
-		return remoteVaultRotate(ctx, r, stdout)
-	}
-	s, closeFn, err := openSecrets(ctx, *cfgPath, stderr)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	bar := newProgress(stderr, "re-encrypting provider keys")
-	term, err := s.RotateVault(ctx, "cli", bar.update)
-	bar.done()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "vault rotated: new keys are sealed under term %d; every stored provider key was re-encrypted\n", term)
-	return nil
-}
-
-// cmdProviderKeys manages provider keys in the vault.
-func cmdProviderKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const use = "xroute provider-keys add --provider P --name N [--weight W] (key on stdin) | list [--provider P] | disable|enable|delete ID"
-	if len(args) == 0 {
-		return fmt.Errorf("%w: %s", errUsage, use)
-	}
-	fs := flag.NewFlagSet("provider-keys "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := configFlag(fs)
-	provider := fs.String("provider", "", "provider name from the config")
-	name := fs.String("name", "", "a name for the key")
-	weight := fs.Int("weight", 1, "share of traffic among the provider's keys")
-	reason := fs.String("reason", "disabled by an operator", "why (disable)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if r := remoteFromEnv(); r != nil {
-		secret := ""
-		switch args[0] {
-		case "add":
-			raw, err := io.ReadAll(io.LimitReader(os.Stdin, 64<<10))
+// newVaultCmd is `xroute vault rotate`, local or remote.
+func newVaultCmd(stdout, stderr io.Writer) *cobra.Command {
+	rotate := &cobra.Command{
+		Use:     "rotate",
+		Short:   "new data-key term; re-encrypt every stored provider key, online",
+		Example: "  xroute vault rotate",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if r := remoteFromEnv(); r != nil {
+				return remoteVaultRotate(ctx, r, stdout)
+			}
+			s, closeFn, err := openSecrets(ctx, configPath(cmd), stderr)
 			if err != nil {
 				return err
 			}
-			secret = strings.TrimSpace(string(raw))
-		case "disable", "enable", "delete":
-			if fs.NArg() != 1 {
-				return fmt.Errorf("%w: %s", errUsage, use)
+			defer closeFn()
+			bar := newProgress(stderr, "re-encrypting provider keys")
+			term, err := s.RotateVault(ctx, "cli", bar.update)
+			bar.done()
+			if err != nil {
+				return err
 			}
-		case "list":
-		default:
-			return fmt.Errorf("%w: %s", errUsage, use)
-		}
-		return remoteProviderKeys(ctx, r, args[0], *provider, *name, secret, *reason, fs.Arg(0), *weight, stdout)
+			fmt.Fprintf(stdout, "vault rotated: new keys are sealed under term %d; every stored provider key was re-encrypted\n", term)
+			return nil
+		},
 	}
-	s, closeFn, err := openSecrets(ctx, *cfgPath, stderr)
-	if err != nil {
+	return group("vault", "rotate the provider-key vault", "", "  xroute vault rotate", rotate)
+}
+
+// providerKeyFlags are the flags of the provider-keys subcommands.
+type providerKeyFlags struct {
+	provider, name, reason string
+	weight                 int
+	out                    output
+}
+
+// newProviderKeysCmd is `xroute provider-keys`, local or remote.
+func newProviderKeysCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f providerKeyFlags
+	sub := func(name, use, short, example string, args cobra.PositionalArgs) *cobra.Command {
+		c := &cobra.Command{Use: use, Short: short, Example: example, Args: args}
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			id := ""
+			if len(args) > 0 {
+				id = args[0]
+			}
+			return runProviderKeys(cmd.Context(), name, f, id, configPath(cmd), stdout, stderr)
+		}
+		return c
+	}
+	add := sub("add", "add --provider P --name N < keyfile", "add a provider key, read from stdin (never a flag: flags end up in shell history)",
+		"  xroute provider-keys add --provider openai --name main < openai.key", noArgs)
+	add.Flags().StringVar(&f.provider, "provider", "", "provider name from the config")
+	add.Flags().StringVar(&f.name, "name", "", "a name for the key")
+	add.Flags().IntVar(&f.weight, "weight", 1, "share of traffic among the provider's keys")
+	list := sub("list", "list", "list provider keys (masked)", "  xroute provider-keys list --provider openai --json", noArgs)
+	list.Flags().StringVar(&f.provider, "provider", "", "only this provider's keys")
+	out := addOutputFlags(list)
+	list.PreRun = func(*cobra.Command, []string) { f.out = *out }
+	disable := sub("disable", "disable ID", "stop routing to a provider key", "  xroute provider-keys disable pk_123 --reason 'quota exhausted'", exactArgs("ID"))
+	disable.Flags().StringVar(&f.reason, "reason", "disabled by an operator", "why")
+	enable := sub("enable", "enable ID", "route to a disabled provider key again", "  xroute provider-keys enable pk_123", exactArgs("ID"))
+	del := sub("delete", "delete ID", "delete a provider key", "  xroute provider-keys delete pk_123", exactArgs("ID"))
+	return group("provider-keys", "manage provider keys in the vault", "", "  xroute provider-keys add --provider openai --name main < openai.key\n  xroute provider-keys list",
+		add, list, disable, enable, del)
+}
+
+// runProviderKeys runs one provider-keys subcommand on the backend the
+// environment names.
+func runProviderKeys(ctx context.Context, sub string, f providerKeyFlags, id, cfgPath string, stdout, stderr io.Writer) error {
+	if err := f.out.check(); err != nil {
 		return err
 	}
-	defer closeFn()
-	switch args[0] {
-	case "add":
+	secret := ""
+	if sub == "add" {
 		// The key is read from stdin, never from a flag: flags end up in
 		// shell history and process listings.
 		raw, err := io.ReadAll(io.LimitReader(os.Stdin, 64<<10))
 		if err != nil {
 			return err
 		}
-		pk, err := s.AddProviderKey(ctx, "cli", *provider, *name, strings.TrimSpace(string(raw)), *weight)
+		secret = strings.TrimSpace(string(raw))
+	}
+	if r := remoteFromEnv(); r != nil {
+		return remoteProviderKeys(ctx, r, sub, f, secret, id, stdout)
+	}
+	s, closeFn, err := openSecrets(ctx, cfgPath, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	switch sub {
+	case "add":
+		pk, err := s.AddProviderKey(ctx, "cli", f.provider, f.name, secret, f.weight)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "added %s (%s, %s) for %s\n", pk.ID, pk.Name, pk.Hint, pk.Provider)
 	case "list":
-		list, err := s.ListProviderKeys(ctx, *provider)
+		list, err := s.ListProviderKeys(ctx, f.provider)
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tPROVIDER\tNAME\tKEY\tWEIGHT\tTERM\tSTATUS")
+		views := make([]providerKeyView, 0, len(list))
 		for _, k := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", k.ID, k.Provider, k.Name, k.Hint, k.Weight, k.Term, k.Status)
+			views = append(views, providerKeyView{ID: k.ID, Provider: k.Provider, Name: k.Name, Hint: k.Hint, Weight: k.Weight, Term: k.Term, Status: k.Status})
 		}
-		return tw.Flush()
+		return f.out.print(stdout, providerKeyListing(views))
 	case "disable", "enable":
-		if fs.NArg() != 1 {
-			return fmt.Errorf("%w: %s", errUsage, use)
-		}
-		if err := s.SetProviderKeyEnabled(ctx, "cli", fs.Arg(0), args[0] == "enable", *reason); err != nil {
+		if err := s.SetProviderKeyEnabled(ctx, "cli", id, sub == "enable", f.reason); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%sd %s\n", args[0], fs.Arg(0))
+		fmt.Fprintf(stdout, "%sd %s\n", sub, id)
 	case "delete":
-		if fs.NArg() != 1 {
-			return fmt.Errorf("%w: %s", errUsage, use)
-		}
-		if err := s.DeleteProviderKey(ctx, "cli", fs.Arg(0)); err != nil {
+		if err := s.DeleteProviderKey(ctx, "cli", id); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted %s\n", fs.Arg(0))
-	default:
-		return fmt.Errorf("%w: %s", errUsage, use)
+		fmt.Fprintf(stdout, "deleted %s\n", id)
 	}
 	return nil
+}
+
+// providerKeyView is a provider key as listings print it (masked).
+type providerKeyView struct {
+	ID       string `json:"id"`
+	Provider string `json:"provider"`
+	Name     string `json:"name"`
+	Hint     string `json:"hint"`
+	Weight   int    `json:"weight"`
+	Term     uint32 `json:"term"`
+	Status   string `json:"status"`
+}
+
+func providerKeyListing(list []providerKeyView) listing {
+	l := listing{header: []string{"ID", "PROVIDER", "NAME", "KEY", "WEIGHT", "TERM", "STATUS"}, data: list}
+	for _, k := range list {
+		l.add(k.ID, k.Provider, k.Name, k.Hint, strconv.Itoa(k.Weight), strconv.FormatUint(uint64(k.Term), 10), k.Status)
+	}
+	return l
 }
 
 // progress draws a one-line progress bar on a terminal-ish writer.

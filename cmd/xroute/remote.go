@@ -33,17 +33,27 @@ func remoteFromEnv() *remote {
 	return &remote{base: base, key: key, hc: &http.Client{Timeout: 60 * time.Second}}
 }
 
-// apiError is the server's OpenAI-shaped error, shown as the CLI's error.
+// apiError is the server's OpenAI-shaped error, shown as the CLI's error
+// with what an operator needs to find it in the server's log: the code
+// and the request id.
 type apiError struct {
-	Status  int
-	Message string
-	Param   string
+	Status    int
+	Message   string
+	Param     string
+	Code      string
+	RequestID string // the answer's x-request-id
 }
 
 func (e *apiError) Error() string {
 	msg := fmt.Sprintf("server answered %d: %s", e.Status, e.Message)
 	if e.Param != "" {
 		msg += " (" + e.Param + ")"
+	}
+	if e.Code != "" {
+		msg += " [code " + e.Code + "]"
+	}
+	if e.RequestID != "" {
+		msg += " [request id " + e.RequestID + "]"
 	}
 	switch e.Status {
 	case http.StatusUnauthorized:
@@ -91,12 +101,16 @@ func (r *remote) do(ctx context.Context, method, path string, query url.Values, 
 			Error struct {
 				Message string `json:"message"`
 				Param   any    `json:"param"`
+				Code    any    `json:"code"`
 			} `json:"error"`
 		}
 		json.Unmarshal(raw, &e)
-		ae := &apiError{Status: resp.StatusCode, Message: e.Error.Message}
+		ae := &apiError{Status: resp.StatusCode, Message: e.Error.Message, RequestID: resp.Header.Get("x-request-id")}
 		if p, ok := e.Error.Param.(string); ok {
 			ae.Param = p
+		}
+		if c, ok := e.Error.Code.(string); ok {
+			ae.Code = c
 		}
 		if ae.Message == "" {
 			ae.Message = http.StatusText(resp.StatusCode)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/xroute/xroute/billing"
@@ -17,29 +16,29 @@ import (
 	"github.com/xroute/xroute/keys"
 )
 
-// printKeyTable is the keys list, offline or remote.
-func printKeyTable(w io.Writer, list []httpapi.KeyObject) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tKIND\tACCOUNT\tKEY\tMODELS\tCREATED\tSTATUS")
+// keyListing is the keys list, offline or remote.
+func keyListing(list []httpapi.KeyObject) listing {
+	l := listing{header: []string{"ID", "NAME", "KIND", "ACCOUNT", "KEY", "MODELS", "CREATED", "STATUS"}, data: list}
 	for _, k := range list {
 		m := "*"
 		if len(k.AllowedModels) > 0 {
 			m = fmt.Sprint(k.AllowedModels)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Kind, k.AccountID, k.Hint, m, k.CreatedAt.Format(time.RFC3339), k.Status)
+		l.add(k.ID, k.Name, k.Kind, k.AccountID, k.Hint, m, k.CreatedAt.Format(time.RFC3339), k.Status)
 	}
-	return tw.Flush()
+	return l
 }
 
+// keyFlags are the flags of the keys subcommands.
 type keyFlags struct {
-	name, account, reason  string
-	admin, quiet, asJSON   bool
-	models, endpoints      []string
-	cidrs                  []string
-	rpm, tpm, conc         int
-	meta                   map[string]string
-	expires, overlap       time.Duration
-	expiresSet, overlapSet bool
+	name, account, reason string
+	admin, quiet          bool
+	out                   output
+	models, endpoints     []string
+	cidrs                 []string
+	rpm, tpm, conc        int
+	meta                  map[string]string
+	expires, overlap      time.Duration
 }
 
 // remoteKeys runs a keys subcommand through the admin API.
@@ -58,7 +57,7 @@ func remoteKeys(ctx context.Context, r *remote, sub string, f keyFlags, id strin
 		if _, err := r.do(ctx, http.MethodPost, "/keys", nil, body, &k); err != nil {
 			return err
 		}
-		return printRemoteNewKey(stdout, stderr, k, f.quiet, f.asJSON)
+		return printRemoteNewKey(stdout, stderr, k, f.quiet, f.out.json)
 	case "list":
 		q := url.Values{}
 		if f.account != "" {
@@ -72,10 +71,7 @@ func remoteKeys(ctx context.Context, r *remote, sub string, f keyFlags, id strin
 		for i, m := range raw {
 			json.Unmarshal(m, &list[i])
 		}
-		if f.asJSON {
-			return printJSON(stdout, list)
-		}
-		return printKeyTable(stdout, list)
+		return f.out.print(stdout, keyListing(list))
 	case "show":
 		var k httpapi.KeyObject
 		if _, err := r.do(ctx, http.MethodGet, "/keys/"+url.PathEscape(id), nil, nil, &k); err != nil {
@@ -90,7 +86,7 @@ func remoteKeys(ctx context.Context, r *remote, sub string, f keyFlags, id strin
 		if !f.quiet {
 			rotatedNote(stderr, id, f.overlap, k.Status, k.SuspendReason)
 		}
-		return printRemoteNewKey(stdout, stderr, k, f.quiet, f.asJSON)
+		return printRemoteNewKey(stdout, stderr, k, f.quiet, f.out.json)
 	case "revoke", "resume":
 		if _, err := r.do(ctx, http.MethodPost, "/keys/"+url.PathEscape(id)+"/"+sub, nil, nil, nil); err != nil {
 			return err
@@ -119,7 +115,7 @@ func printRemoteNewKey(stdout, stderr io.Writer, k httpapi.KeyObject, quiet, asJ
 }
 
 // remoteAccounts runs accounts create|list through the admin API.
-func remoteAccounts(ctx context.Context, r *remote, sub, name string, stdout io.Writer) error {
+func remoteAccounts(ctx context.Context, r *remote, sub, name string, out output, stdout io.Writer) error {
 	if sub == "create" {
 		var a httpapi.AccountObject
 		if _, err := r.do(ctx, http.MethodPost, "/accounts", nil, map[string]any{"name": name}, &a); err != nil {
@@ -132,19 +128,18 @@ func remoteAccounts(ctx context.Context, r *remote, sub, name string, stdout io.
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tCREATED")
+	views := make([]accountView, 0, len(raw))
 	for _, m := range raw {
-		var a httpapi.AccountObject
+		var a accountView
 		json.Unmarshal(m, &a)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Status, a.CreatedAt.Format(time.RFC3339))
+		views = append(views, a)
 	}
-	return tw.Flush()
+	return out.print(stdout, accountListing(views))
 }
 
 // remoteCredits runs credits topup|balance|ledger|verify through the admin API.
-func remoteCredits(ctx context.Context, r *remote, sub, account, amount, idem string, limit int, stdout io.Writer) error {
-	acct := "/accounts/" + url.PathEscape(account)
+func remoteCredits(ctx context.Context, r *remote, sub string, f creditsFlags, stdout io.Writer) error {
+	acct := "/accounts/" + url.PathEscape(f.account)
 	switch sub {
 	case "topup":
 		var out struct {
@@ -154,7 +149,7 @@ func remoteCredits(ctx context.Context, r *remote, sub, account, amount, idem st
 				AmountUSD string `json:"amount_usd"`
 			} `json:"entry"`
 		}
-		if _, err := r.do(ctx, http.MethodPost, acct+"/credits", nil, map[string]any{"amount": amount, "idempotency_key": idem}, &out); err != nil {
+		if _, err := r.do(ctx, http.MethodPost, acct+"/credits", nil, map[string]any{"amount": f.amount, "idempotency_key": f.idem}, &out); err != nil {
 			return err
 		}
 		if out.Replayed {
@@ -171,25 +166,17 @@ func remoteCredits(ctx context.Context, r *remote, sub, account, amount, idem st
 		fmt.Fprintf(stdout, "balance %v USD, reserved %v USD, available %v USD\n", b["balance_usd"], b["reserved_usd"], b["available_usd"])
 		return nil
 	case "ledger":
-		raw, err := r.list(ctx, acct+"/ledger", nil, limit)
+		raw, err := r.list(ctx, acct+"/ledger", nil, f.limit)
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "ID\tAT\tKIND\tAMOUNT USD\tREQUEST\tACTOR\t")
+		views := make([]ledgerView, 0, len(raw))
 		for _, m := range raw {
-			var e struct {
-				ID        int64     `json:"id"`
-				Kind      string    `json:"kind"`
-				AmountUSD string    `json:"amount_usd"`
-				RequestID string    `json:"request_id"`
-				Actor     string    `json:"actor"`
-				CreatedAt time.Time `json:"created_at"`
-			}
+			var e ledgerView
 			json.Unmarshal(m, &e)
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t\n", e.ID, e.CreatedAt.Format(time.RFC3339), e.Kind, e.AmountUSD, e.RequestID, e.Actor)
+			views = append(views, e)
 		}
-		return tw.Flush()
+		return f.out.print(stdout, ledgerListing(views))
 	default: // verify
 		var v struct {
 			OK         bool             `json:"ok"`
@@ -214,7 +201,7 @@ func remoteCredits(ctx context.Context, r *remote, sub, account, amount, idem st
 }
 
 // remoteAudit runs audit list|verify|head through the admin API.
-func remoteAudit(ctx context.Context, r *remote, sub, kind, subject string, limit int, asJSON bool, anchor *keys.Head, stdout io.Writer) error {
+func remoteAudit(ctx context.Context, r *remote, sub string, f auditFlags, anchor *keys.Head, stdout io.Writer) error {
 	switch sub {
 	case "verify":
 		var q url.Values
@@ -249,35 +236,23 @@ func remoteAudit(ctx context.Context, r *remote, sub, kind, subject string, limi
 		fmt.Fprintln(stdout, h.String())
 		return nil
 	}
-	q := url.Values{"limit": {strconv.Itoa(limit)}}
-	if kind != "" {
-		q.Set("kind", kind)
+	q := url.Values{"limit": {strconv.Itoa(f.limit)}}
+	if f.kind != "" {
+		q.Set("kind", f.kind)
 	}
-	if subject != "" {
-		q.Set("subject", subject)
+	if f.subject != "" {
+		q.Set("subject", f.subject)
 	}
 	var page struct {
-		Data []struct {
-			Seq     int64          `json:"seq"`
-			At      time.Time      `json:"at"`
-			Kind    string         `json:"kind"`
-			Actor   string         `json:"actor"`
-			Subject string         `json:"subject"`
-			Details map[string]any `json:"details"`
-		} `json:"data"`
+		Data []auditView `json:"data"`
 	}
 	if _, err := r.do(ctx, http.MethodGet, "/audit", q, nil, &page); err != nil {
 		return err
 	}
-	if asJSON {
-		return printJSON(stdout, page.Data)
+	if page.Data == nil {
+		page.Data = []auditView{}
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tAT\tKIND\tACTOR\tSUBJECT\tDETAILS")
-	for _, e := range page.Data {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%v\n", e.Seq, e.At.Format(time.RFC3339), e.Kind, e.Actor, e.Subject, e.Details)
-	}
-	return tw.Flush()
+	return f.out.print(stdout, auditListing(page.Data))
 }
 
 // remoteUsage fetches a usage report; CSV and JSON are passed through, the
@@ -303,7 +278,7 @@ func remoteUsage(ctx context.Context, r *remote, q url.Values, format string, st
 
 // remoteProviderKeys runs provider-keys through the admin API; the key
 // itself is read from stdin by the caller.
-func remoteProviderKeys(ctx context.Context, r *remote, sub, provider, name, secret, reason, id string, weight int, stdout io.Writer) error {
+func remoteProviderKeys(ctx context.Context, r *remote, sub string, f providerKeyFlags, secret, id string, stdout io.Writer) error {
 	switch sub {
 	case "add":
 		var pk struct {
@@ -312,33 +287,28 @@ func remoteProviderKeys(ctx context.Context, r *remote, sub, provider, name, sec
 			Hint     string `json:"hint"`
 			Provider string `json:"provider"`
 		}
-		if _, err := r.do(ctx, http.MethodPost, "/provider-keys", nil, map[string]any{"provider": provider, "name": name, "key": secret, "weight": weight}, &pk); err != nil {
+		if _, err := r.do(ctx, http.MethodPost, "/provider-keys", nil, map[string]any{"provider": f.provider, "name": f.name, "key": secret, "weight": f.weight}, &pk); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "added %s (%s, %s) for %s\n", pk.ID, pk.Name, pk.Hint, pk.Provider)
 	case "list":
 		q := url.Values{}
-		if provider != "" {
-			q.Set("provider", provider)
+		if f.provider != "" {
+			q.Set("provider", f.provider)
 		}
 		raw, err := r.list(ctx, "/provider-keys", q, 0)
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tPROVIDER\tNAME\tKEY\tWEIGHT\tTERM\tSTATUS")
+		views := make([]providerKeyView, 0, len(raw))
 		for _, m := range raw {
-			var k struct {
-				ID, Provider, Name, Hint, Status string
-				Weight                           int
-				Term                             uint32
-			}
+			var k providerKeyView
 			json.Unmarshal(m, &k)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", k.ID, k.Provider, k.Name, k.Hint, k.Weight, k.Term, k.Status)
+			views = append(views, k)
 		}
-		return tw.Flush()
+		return f.out.print(stdout, providerKeyListing(views))
 	case "disable", "enable":
-		if _, err := r.do(ctx, http.MethodPost, "/provider-keys/"+url.PathEscape(id)+"/"+sub, nil, map[string]any{"reason": reason}, nil); err != nil {
+		if _, err := r.do(ctx, http.MethodPost, "/provider-keys/"+url.PathEscape(id)+"/"+sub, nil, map[string]any{"reason": f.reason}, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%sd %s\n", sub, id)

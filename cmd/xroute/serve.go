@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -23,34 +22,24 @@ import (
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
-func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", os.Getenv("XROUTE_CONFIG"), "config file (YAML); also XROUTE_CONFIG")
-}
-
-func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := configFlag(fs)
-	addr := fs.String("addr", "", "listen address, overrides server.addr (e.g. 127.0.0.1:8080; port 0 picks one)")
-	demo := fs.Bool("demo", false, "start in-process mock providers and print a ready-to-use demo key")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*cfgPath, os.Environ())
+// serve runs the gateway until ctx is done; its flags are parsed by the
+// serve command (commands.go).
+func serve(ctx context.Context, opts serveOptions, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(opts.configPath, os.Environ())
 	if err != nil {
 		return err
 	}
-	if *addr != "" {
-		cfg.Server.Addr = *addr
+	if opts.addr != "" {
+		cfg.Server.Addr = opts.addr
 	}
-	log, err := newLogger(cfg.Log, stderr, *demo)
+	log, err := newLogger(cfg.Log, stderr, opts.demo)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
 
 	var mocks []*http.Server
-	if *demo {
+	if opts.demo {
 		if mocks, err = startDemoMocks(&cfg); err != nil {
 			return err
 		}
@@ -94,7 +83,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	base := "http://" + ln.Addr().String()
 	log.Info("xroute listening", zap.String("addr", ln.Addr().String()), zap.Int("models", len(cfg.Models)), zap.String("database", app.StoreName(cfg)), zap.String("spool", app.SpoolDir(cfg)))
 
-	if *demo {
+	if opts.demo {
 		key, _, err := gw.Keys.Create(ctx, keys.CreateParams{Name: "demo", Actor: "demo"})
 		if err != nil {
 			return fmt.Errorf("demo key: %w", err)

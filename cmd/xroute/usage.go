@@ -1,90 +1,89 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/internal/store"
 )
 
-// cmdUsage reads usage reports from the database (offline, like keys).
-func cmdUsage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "xroute usage report [--group-by account,key,model,provider,day|hour] [--from DATE] [--to DATE] [--account ID] [--key ID] [--model M] [--provider P] [--json|--csv]"
-	if len(args) == 0 || args[0] != "report" {
-		return fmt.Errorf("%w: %s", errUsage, synopsis)
-	}
-	fs := flag.NewFlagSet("usage report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := configFlag(fs)
-	groupBy := fs.String("group-by", "", "group by, comma-separated: account, key, model, provider, day, hour (UTC) (default: one line of totals)")
-	from := fs.String("from", "", "start, inclusive: YYYY-MM-DD or RFC 3339, UTC (default: 30 days before --to)")
-	to := fs.String("to", "", "end, exclusive: YYYY-MM-DD or RFC 3339, UTC (default: now)")
+// newUsageCmd is `xroute usage report`, local or remote.
+func newUsageCmd(stdout io.Writer) *cobra.Command {
+	var groupBy, from, to string
 	var q store.ReportQuery
+	report := &cobra.Command{
+		Use:   "report",
+		Short: "usage and cost, grouped and filtered (table, --json, --csv)",
+		Example: `  xroute usage report --group-by account,model --from 2026-11-01
+  xroute usage report --group-by day --key key_123 --csv > usage.csv`,
+		Args: noArgs,
+	}
+	fs := report.Flags()
+	fs.StringVar(&groupBy, "group-by", "", "group by, comma-separated: account, key, model, provider, day, hour (UTC) (default: one line of totals)")
+	fs.StringVar(&from, "from", "", "start, inclusive: YYYY-MM-DD or RFC 3339, UTC (default: 30 days before --to)")
+	fs.StringVar(&to, "to", "", "end, exclusive: YYYY-MM-DD or RFC 3339, UTC (default: now)")
 	fs.StringVar(&q.AccountID, "account", "", "only this account")
 	fs.StringVar(&q.KeyID, "key", "", "only this key id")
 	fs.StringVar(&q.Model, "model", "", "only this model")
 	fs.StringVar(&q.Provider, "provider", "", "only this provider")
-	asJSON := fs.Bool("json", false, "print JSON")
-	asCSV := fs.Bool("csv", false, "print CSV")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected %q; %s", errUsage, fs.Arg(0), synopsis)
-	}
-	if *asJSON && *asCSV {
-		return fmt.Errorf("%w: --json or --csv, not both", errUsage)
-	}
-	var err error
-	if q.GroupBy, err = billing.ParseGroupBy(*groupBy); err != nil {
-		return cliQueryError(err)
-	}
-	if q.From, err = billing.ParseTime("from", *from); err != nil {
-		return cliQueryError(err)
-	}
-	if q.To, err = billing.ParseTime("to", *to); err != nil {
-		return cliQueryError(err)
-	}
-	if r := remoteFromEnv(); r != nil {
-		params := url.Values{}
-		for k, v := range map[string]string{"group_by": *groupBy, "from": *from, "to": *to, "account_id": q.AccountID,
-			"key_id": q.KeyID, "model": q.Model, "provider": q.Provider} {
-			if v != "" {
-				params.Set(k, v)
+	out := addOutputFlags(report)
+	report.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		if err := out.check(); err != nil {
+			return err
+		}
+		var err error
+		if q.GroupBy, err = billing.ParseGroupBy(groupBy); err != nil {
+			return cliQueryError(err)
+		}
+		if q.From, err = billing.ParseTime("from", from); err != nil {
+			return cliQueryError(err)
+		}
+		if q.To, err = billing.ParseTime("to", to); err != nil {
+			return cliQueryError(err)
+		}
+		if r := remoteFromEnv(); r != nil {
+			params := url.Values{}
+			for k, v := range map[string]string{"group_by": groupBy, "from": from, "to": to, "account_id": q.AccountID,
+				"key_id": q.KeyID, "model": q.Model, "provider": q.Provider} {
+				if v != "" {
+					params.Set(k, v)
+				}
 			}
+			format := "table"
+			switch {
+			case out.json:
+				format = "json"
+			case out.csv:
+				format = "csv"
+			}
+			return remoteUsage(ctx, r, params, format, stdout)
 		}
-		format := "table"
+		o, err := openOffline(ctx, configPath(cmd))
+		if err != nil {
+			return err
+		}
+		defer o.close()
+		rep, err := billing.NewReporter(o.db, time.Now).Report(ctx, q)
+		if err != nil {
+			return cliQueryError(err)
+		}
 		switch {
-		case *asJSON:
-			format = "json"
-		case *asCSV:
-			format = "csv"
+		case out.json:
+			return printJSON(stdout, rep)
+		case out.csv:
+			return billing.WriteCSV(stdout, rep)
+		default:
+			return billing.WriteTable(stdout, rep)
 		}
-		return remoteUsage(ctx, r, params, format, stdout)
 	}
-	o, err := openOffline(ctx, *cfgPath)
-	if err != nil {
-		return err
-	}
-	defer o.close()
-	rep, err := billing.NewReporter(o.db, time.Now).Report(ctx, q)
-	if err != nil {
-		return cliQueryError(err)
-	}
-	switch {
-	case *asJSON:
-		return printJSON(stdout, rep)
-	case *asCSV:
-		return billing.WriteCSV(stdout, rep)
-	default:
-		return billing.WriteTable(stdout, rep)
-	}
+	return group("usage", "usage reports (table, --json, --csv)", "", "  xroute usage report --group-by model", report)
 }
 
 // cliQueryError names flags, not the HTTP parameters, in a query error.

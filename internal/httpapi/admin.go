@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 )
@@ -319,7 +320,7 @@ type createKeyRequest struct {
 	MaxConcurrent    int               `json:"max_concurrent"`
 	Metadata         map[string]string `json:"metadata"`
 	ExpiresAt        *time.Time        `json:"expires_at"`
-	ExpiresIn        string            `json:"expires_in"` // Go duration, e.g. "720h"
+	ExpiresIn        string            `json:"expires_in"` // a duration, e.g. "720h", "30d" (config.ParseDuration)
 }
 
 func (s *Server) adminCreateKey(c *gin.Context) {
@@ -331,9 +332,9 @@ func (s *Server) adminCreateKey(c *gin.Context) {
 		AllowedEndpoints: req.AllowedEndpoints, AllowedCIDRs: req.AllowedCIDRs, RPM: req.RPM, TPM: req.TPM,
 		MaxConcurrent: req.MaxConcurrent, Metadata: req.Metadata, ExpiresAt: req.ExpiresAt, Actor: actor(c)}
 	if req.ExpiresIn != "" {
-		d, err := time.ParseDuration(req.ExpiresIn)
+		d, err := config.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {
-			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "expires_in must be a positive duration such as 720h.").withParam("expires_in"))
+			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "expires_in must be a positive duration such as 720h or 30d.").withParam("expires_in"))
 			return
 		}
 		t := s.now().Add(d).UTC()
@@ -361,16 +362,16 @@ func (s *Server) adminGetKey(c *gin.Context) {
 
 func (s *Server) adminRotateKey(c *gin.Context) {
 	var req struct {
-		Overlap *string `json:"overlap"` // Go duration; default from config
+		Overlap *string `json:"overlap"` // a duration (24h, 1w); default from config
 	}
 	if !s.bindJSON(c, &req) {
 		return
 	}
 	overlap := s.rotationOverlap
 	if req.Overlap != nil {
-		d, err := time.ParseDuration(*req.Overlap)
+		d, err := config.ParseDuration(*req.Overlap)
 		if err != nil || d < 0 {
-			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "overlap must be a duration such as 24h, or 0s.").withParam("overlap"))
+			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "overlap must be a duration such as 24h or 1w, or 0s.").withParam("overlap"))
 			return
 		}
 		overlap = d
