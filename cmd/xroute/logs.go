@@ -249,6 +249,10 @@ func fetchLogs(ctx context.Context, r *remote, q url.Values, limit int, seen map
 			NextAfter string   `json:"next_after"`
 		}
 		if _, err := r.do(ctx, http.MethodGet, "/requests", pq, nil, &page); err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Code == "unknown_url" {
+				return nil, fmt.Errorf("%w; this server has no request log API yet (upgrade it)", err)
+			}
 			return nil, err
 		}
 		all = append(all, page.Data...)

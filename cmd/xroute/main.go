@@ -149,6 +149,7 @@ command line was wrong.`,
 	root.SetVersionTemplate(versionLine(buildInfo()) + "\n")
 	root.SetFlagErrorFunc(flagError)
 	root.PersistentFlags().String("config", os.Getenv("XROUTE_CONFIG"), "config file (YAML); also XROUTE_CONFIG")
+	root.MarkPersistentFlagFilename("config", "yaml", "yml")
 	root.AddCommand(
 		newServeCmd(stdout, stderr),
 		newKeysCmd(stdout, stderr),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -27,9 +28,19 @@ func newMockCmd(stdout io.Writer) *cobra.Command {
 (single dash): 'xroute mock anthropic -h' lists them.`,
 		Example: `  xroute mock -addr 127.0.0.1:9001 -latency 50ms
   xroute mock anthropic -addr 127.0.0.1:9002`,
-		ValidArgs:          []string{"openai", "anthropic", "gemini", "azure", "bedrock"},
-		DisableFlagParsing: true,
+		ValidArgs:             mockFormats,
+		DisableFlagParsing:    true,
+		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f := mockFormat(args); !slices.Contains(mockFormats, f) {
+				ue := &usageError{msg: fmt.Sprintf("unknown mock %q", f)}
+				for _, m := range mockFormats {
+					if levenshtein(f, m) <= 2 {
+						ue.suggestions = append(ue.suggestions, m)
+					}
+				}
+				return ue
+			}
 			for _, a := range args {
 				if a == "--help" || a == "-h" || a == "-help" {
 					// cobra's help, then the mock's own knobs
@@ -44,6 +55,8 @@ func newMockCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 }
+
+var mockFormats = []string{"openai", "anthropic", "gemini", "azure", "bedrock"}
 
 func mockFormat(args []string) string {
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
