@@ -189,6 +189,9 @@ func TestCLI(t *testing.T) {
 					t.Errorf("%v: %+v", c.args, r)
 				}
 			}
+			if r := runCLI(t, "completion", "bahs"); r.code != 2 || !strings.Contains(r.stderr, "Did you mean this?\n\tbash") {
+				t.Errorf("completion bahs: %+v", r)
+			}
 			if r := runCLI(t, "mock", "antropic"); r.code != 2 || !strings.Contains(r.stderr, "Did you mean this?\n\tanthropic") {
 				t.Errorf("mock antropic: %+v", r)
 			}

@@ -160,6 +160,9 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 func runLogs(ctx context.Context, r *remote, q url.Values, f logsFlags, stdout io.Writer) error {
 	rows, err := fetchLogs(ctx, r, q, f.limit, nil)
 	if err != nil {
+		if f.follow && ctx.Err() != nil {
+			return nil // Ctrl-C before the first page
+		}
 		return err
 	}
 	reverse(rows) // oldest first, as a log reads

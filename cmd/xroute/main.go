@@ -68,7 +68,17 @@ func (e *usageError) Error() string { return e.msg }
 // ("--account is required"): they exit 2 too.
 func isUsage(err error) bool {
 	var ue *usageError
-	return errors.As(err, &ue) || errors.Is(err, errUsage)
+	if errors.As(err, &ue) || errors.Is(err, errUsage) {
+		return true
+	}
+	// cobra's own argument checks (e.g. of the completion command) return
+	// plain errors; these are their openings.
+	for _, p := range []string{"invalid argument ", "accepts ", "requires at least ", "requires at most ", "required flag", "unknown command ", "unknown flag", "unknown shorthand flag", "flag needs an argument"} {
+		if strings.HasPrefix(err.Error(), p) {
+			return true
+		}
+	}
+	return false
 }
 
 // run executes one command line: main's body and the tests' entry. It
@@ -169,6 +179,10 @@ command line was wrong.`,
 	// walking (tests, docs) and did-you-mean knows them.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	if c, _, err := root.Find([]string{"completion"}); err == nil && c != root {
+		c.Args, c.RunE = groupArgs, groupRun // `completion bahs`: did you mean bash
+		c.SuggestionsMinimumDistance = 2
+	}
 	return root
 }
 
