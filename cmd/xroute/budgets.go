@@ -50,6 +50,7 @@ func newBudgetsCmd(stdout io.Writer) *cobra.Command {
 	set := sub("set", "set (--account A | --key K) --period daily|monthly --limit USD", "set a daily or monthly spend limit",
 		"  xroute budgets set --account acct_123 --period monthly --limit 50.00 --alerts 50,80,100")
 	set.Flags().StringVar(&f.period, "period", "", "daily or monthly")
+	set.RegisterFlagCompletionFunc("period", cobra.FixedCompletions([]string{"daily", "monthly"}, cobra.ShellCompDirectiveNoFileComp))
 	set.Flags().StringVar(&f.limit, "limit", "", "USD, e.g. 50.00")
 	set.Flags().StringVar(&f.alerts, "alerts", "", "alert thresholds in percent, e.g. 50,80,100 (default)")
 	set.Flags().BoolVar(&f.out.json, "json", false, "print JSON")
@@ -58,6 +59,7 @@ func newBudgetsCmd(stdout io.Writer) *cobra.Command {
 	list.PreRun = func(*cobra.Command, []string) { f.out = *out }
 	del := sub("delete", "delete (--account A | --key K) --period P", "delete a budget", "  xroute budgets delete --key key_123 --period daily")
 	del.Flags().StringVar(&f.period, "period", "", "daily or monthly")
+	del.RegisterFlagCompletionFunc("period", cobra.FixedCompletions([]string{"daily", "monthly"}, cobra.ShellCompDirectiveNoFileComp))
 	return group("budgets", "set, list and delete spend limits of accounts and keys", "", "  xroute budgets set --key key_123 --period daily --limit 5.00",
 		set, list, del)
 }

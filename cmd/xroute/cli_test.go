@@ -369,7 +369,23 @@ func TestCLI(t *testing.T) {
 					t.Errorf("completion %s: exit %d, %d bytes", sh, r.code, len(r.stdout))
 				}
 			}
-			// what the scripts call: subcommands complete, with their flags
+			// what the scripts call: subcommands complete, with their flags,
+			// key ids, and flag values
+			id, _ := createKey(t, "--name", "completed")
+			if r := runCLI(t, "__complete", "keys", "rotate", ""); !strings.Contains(r.stdout, id+"\tcompleted (active)") {
+				t.Errorf("__complete keys rotate: %q", r.stdout)
+			}
+			if r := runCLI(t, "__complete", "budgets", "set", "--period", ""); !strings.Contains(r.stdout, "monthly") {
+				t.Errorf("__complete budgets set --period: %q", r.stdout)
+			}
+			empty := t.TempDir()
+			t.Chdir(empty)
+			if r := runCLI(t, "__complete", "keys", "show", ""); strings.Contains(r.stdout, "key_") {
+				t.Errorf("no database, no ids: %q", r.stdout)
+			}
+			if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+				t.Errorf("completion created %v", ents)
+			}
 			r := runCLI(t, "__complete", "keys", "ro")
 			if !strings.Contains(r.stdout, "rotate") {
 				t.Errorf("__complete keys ro: %q", r.stdout)

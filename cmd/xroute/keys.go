@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -145,6 +146,12 @@ func newKeysCmd(stdout, stderr io.Writer) *cobra.Command {
 	list.RunE = runner("list", addOutputFlags(list))
 
 	show := &cobra.Command{Use: "show KEY_ID", Short: "show one key as JSON", Args: exactArgs("KEY_ID"), RunE: runner("show", nil)}
+	completeKeyIDs := func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return keyIDs(cmd.Context(), configPath(cmd)), cobra.ShellCompDirectiveNoFileComp
+	}
 
 	rotate := &cobra.Command{Use: "rotate KEY_ID", Short: "issue a new key for the same id; the old one keeps working for --overlap",
 		Example: "  xroute keys rotate key_123 --overlap 1h\n  xroute keys rotate key_123 --overlap 0 --quiet",
@@ -162,14 +169,63 @@ func newKeysCmd(stdout, stderr io.Writer) *cobra.Command {
 	revoke := &cobra.Command{Use: "revoke KEY_ID", Short: "revoke a key for good", Args: exactArgs("KEY_ID"), RunE: runner("revoke", nil)}
 	resume := &cobra.Command{Use: "resume KEY_ID", Short: "resume a suspended key", Args: exactArgs("KEY_ID"), RunE: runner("resume", nil)}
 
+	for _, c := range []*cobra.Command{show, rotate, suspend, revoke, resume} {
+		c.ValidArgsFunction = completeKeyIDs
+	}
 	return group("keys", "create, list, show, rotate, revoke, suspend, resume keys", "", "  xroute keys create --name ci --expires 30d\n  xroute keys rotate key_123 --overlap 1w",
 		create, list, show, rotate, revoke, suspend, resume)
+}
+
+// keyIDs lists key ids with their names, for shell completion; a backend
+// that cannot answer completes nothing.
+func keyIDs(ctx context.Context, cfgPath string) []string {
+	var list []httpapi.KeyObject
+	if r := remoteFromEnv(); r != nil {
+		raw, err := r.list(ctx, "/keys", nil, 1000)
+		if err != nil {
+			return nil
+		}
+		list = make([]httpapi.KeyObject, len(raw))
+		for i, m := range raw {
+			json.Unmarshal(m, &list[i])
+		}
+	} else {
+		// Completing must not create a database (and its pepper and
+		// master key files) in whatever directory the shell is in.
+		cfg, err := config.Load(cfgPath, os.Environ())
+		if err != nil {
+			return nil
+		}
+		if !cfg.Database.Postgres() {
+			if _, err := os.Stat(cfg.Database.Path); err != nil {
+				return nil
+			}
+		}
+		o, err := openOffline(ctx, cfgPath)
+		if err != nil {
+			return nil
+		}
+		defer o.close()
+		ks, err := o.keys.List(ctx, store.KeyFilter{})
+		if err != nil {
+			return nil
+		}
+		list = keyViews(ks)
+	}
+	out := make([]string, 0, len(list))
+	for _, k := range list {
+		out = append(out, k.ID+"\t"+k.Name+" ("+k.Status+")")
+	}
+	return out
 }
 
 // runKeys runs one keys subcommand on the backend the environment names.
 func runKeys(ctx context.Context, sub string, f keyFlags, id, cfgPath string, stdout, stderr io.Writer) error {
 	if sub == "create" && f.name == "" {
 		return fmt.Errorf("%w: keys create needs --name", errUsage)
+	}
+	if f.expires < 0 || f.overlap < 0 {
+		return fmt.Errorf("%w: --expires and --overlap cannot be negative", errUsage)
 	}
 	if r := remoteFromEnv(); r != nil {
 		return remoteKeys(ctx, r, sub, f, id, stdout, stderr)
