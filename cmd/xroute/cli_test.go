@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -220,6 +221,26 @@ func TestCLI(t *testing.T) {
 			} {
 				if r := runCLI(t, args...); r.code != 2 || !strings.Contains(r.stderr, "Usage: ") {
 					t.Errorf("%v: %+v", args, r)
+				}
+			}
+		}},
+		{"exit statuses of the process", func(t *testing.T) {
+			// the test binary is xroute in a subprocess (TestMain)
+			for _, c := range []struct {
+				args string
+				code int
+			}{{"version", 0}, {"kyes list", 2}, {"keys rotate key_1 --overlap soon", 2}, {"keys show key_nope", 1}} {
+				cmd := exec.Command(os.Args[0], "-test.run=^$")
+				cmd.Env = append(os.Environ(), "XROUTE_TEST_SUBPROCESS_ARGS="+c.args)
+				var errOut bytes.Buffer
+				cmd.Stderr = &errOut
+				err := cmd.Run()
+				code := 0
+				if ee, ok := err.(*exec.ExitError); ok {
+					code = ee.ExitCode()
+				}
+				if code != c.code || strings.Count(errOut.String(), "xroute: ") != min(c.code, 1) {
+					t.Errorf("xroute %s: exit %d (%v), stderr %q; want %d", c.args, code, err, errOut.String(), c.code)
 				}
 			}
 		}},
