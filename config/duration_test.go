@@ -106,6 +106,12 @@ func TestConfigFileAndEnvTakeDays(t *testing.T) {
 		cfg.Responses.SweepInterval != 10*time.Minute || cfg.Auth.CacheTTL != 24*time.Hour {
 		t.Fatalf("got overlap %v retention %v sweep %v cache_ttl %v", cfg.Auth.RotationOverlap, cfg.Responses.Retention, cfg.Responses.SweepInterval, cfg.Auth.CacheTTL)
 	}
+	// flow style, two on one line, one quoted, comments
+	os.WriteFile(p, []byte("router: {breaker_cooldown: 1d, first_byte_timeout: '2w'} # days\nusage:\n  flush_interval: 1s # Go's\n"), 0o600)
+	cfg, err = Load(p, nil)
+	if err != nil || cfg.Router.BreakerCooldown != 24*time.Hour || cfg.Router.FirstByteTimeout != 14*24*time.Hour || cfg.Usage.FlushInterval != time.Second {
+		t.Fatalf("flow style: %v %v %v %v", err, cfg.Router.BreakerCooldown, cfg.Router.FirstByteTimeout, cfg.Usage.FlushInterval)
+	}
 	os.WriteFile(p, []byte("auth:\n  rotation_overlap: 1w\n\nresponses:\n  retention: 2x\n"), 0o600)
 	if _, err := Load(p, nil); err == nil || !strings.Contains(err.Error(), "line 5 (responses.retention)") {
 		t.Fatalf("bad duration must name line and field: %v", err)
