@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -418,5 +419,38 @@ func TestCLI(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, tc.test)
+	}
+}
+
+func TestVersionFromBuildInfo(t *testing.T) {
+	vcs := func(kv ...string) []debug.BuildSetting {
+		var s []debug.BuildSetting
+		for i := 0; i+1 < len(kv); i += 2 {
+			s = append(s, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name                  string
+		version, commit, date string
+		bi                    *debug.BuildInfo
+		want                  versionInfo
+	}{
+		{name: "go run: nothing recorded", bi: &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}},
+			want: versionInfo{Version: "devel", Commit: "unknown"}},
+		{name: "go build in a checkout", bi: &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("vcs.revision", "abc", "vcs.time", "2026-12-07T10:00:00Z", "vcs.modified", "true")},
+			want: versionInfo{Version: "devel", Commit: "abc-dirty", Date: "2026-12-07T10:00:00Z"}},
+		{name: "go install module@v1.2.0", bi: &debug.BuildInfo{Main: debug.Module{Version: "v1.2.0"}},
+			want: versionInfo{Version: "v1.2.0", Commit: "unknown"}},
+		{name: "-ldflags -X wins", version: "v2.0.0", commit: "def", date: "d", bi: &debug.BuildInfo{Main: debug.Module{Version: "v1.2.0"}, Settings: vcs("vcs.revision", "abc", "vcs.modified", "true")},
+			want: versionInfo{Version: "v2.0.0", Commit: "def", Date: "d"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := versionFrom(tc.version, tc.commit, tc.date, tc.bi, true)
+			tc.want.GoVersion, tc.want.Platform = runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH
+			if got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

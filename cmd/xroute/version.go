@@ -32,8 +32,13 @@ type versionInfo struct {
 }
 
 func buildInfo() versionInfo {
-	v := versionInfo{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	bi, ok := debug.ReadBuildInfo()
+	return versionFrom(version, commit, date, bi, ok)
+}
+
+// versionFrom fills what -ldflags left empty from the build info.
+func versionFrom(version, commit, date string, bi *debug.BuildInfo, ok bool) versionInfo {
+	v := versionInfo{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if ok {
 		if v.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v.Version = bi.Main.Version
