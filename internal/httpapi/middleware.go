@@ -64,6 +64,15 @@ type requestInfo struct {
 	body       []byte             // the request body (not copied)
 	reqBody    *guardedBody       // the body as it is read (nil: none)
 	tried      []router.Attempt   // every attempt, hedges included
+
+	// The request log: the ingress (chat, responses, messages,
+	// completions, embeddings), the W3C trace id, the body as received
+	// (not copied; kept only for a capture) and the capture in progress
+	// (nil: the account captures nothing).
+	endpoint string
+	traceID  string
+	received []byte
+	capture  *requestCapture
 }
 
 func infoOf(c *gin.Context) *requestInfo {
@@ -84,7 +93,7 @@ func newRequestID() string {
 // errors included), recovers panics into an OpenAI-shaped 500 and writes
 // one access log line when the request ends.
 func (s *Server) begin(c *gin.Context) {
-	info := &requestInfo{id: newRequestID(), start: s.now(), clientIP: c.ClientIP()}
+	info := &requestInfo{id: newRequestID(), start: s.now(), clientIP: c.ClientIP(), traceID: traceID(c.Request)}
 	c.Set(infoKey, info)
 	s.guardConn(c, info)
 	c.Writer.Header().Set("x-request-id", info.id)
@@ -106,6 +115,7 @@ func (s *Server) begin(c *gin.Context) {
 		}
 		s.logRequest(c, info)
 		s.observeMetrics(c, info)
+		s.finishCapture(info)
 	}()
 	c.Next()
 }
