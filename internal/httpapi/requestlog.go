@@ -139,7 +139,7 @@ func requestFilter(c *gin.Context) (store.RequestLogFilter, *apiError) {
 func parseStatusFilter(v string) (lo, hi int, ok bool) {
 	switch v = strings.ToLower(v); {
 	case v == "error":
-		return 400, 999, true
+		return 400, 599, true
 	case v == "ok":
 		return 1, 399, true
 	case len(v) == 3 && v[1:] == "xx" && '1' <= v[0] && v[0] <= '5':
@@ -147,7 +147,7 @@ func parseStatusFilter(v string) (lo, hi int, ok bool) {
 		return n, n + 99, true
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 100 || n > 999 {
+	if err != nil || n < 100 || n > 599 {
 		return 0, 0, false
 	}
 	return n, n, true
