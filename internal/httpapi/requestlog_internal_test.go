@@ -1,0 +1,137 @@
+package httpapi
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/internal/store"
+)
+
+func TestTraceparentID(t *testing.T) {
+	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
+	tests := []struct {
+		name, header, want string
+	}{
+		{"valid", "00-" + id + "-00f067aa0ba902b7-01", id},
+		{"unsampled", "00-" + id + "-00f067aa0ba902b7-00", id},
+		{"later version with more fields", "01-" + id + "-00f067aa0ba902b7-01-what-comes-next", id},
+		{"none", "", ""},
+		{"version 00 too long", "00-" + id + "-00f067aa0ba902b7-01-x", ""},
+		{"version ff", "ff-" + id + "-00f067aa0ba902b7-01", ""},
+		{"uppercase", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", ""},
+		{"zero trace id", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", ""},
+		{"zero parent id", "00-" + id + "-0000000000000000-01", ""},
+		{"short trace id", "00-" + id[:31] + "-00f067aa0ba902b7-01", ""},
+		{"not hex", "00-" + id[:31] + "g-00f067aa0ba902b7-01", ""},
+		{"bad separators", "00_" + id + "-00f067aa0ba902b7-01", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := traceparentID(tc.header); got != tc.want {
+				t.Errorf("traceparentID(%q) = %q, want %q", tc.header, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseRetention(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+		out  string // formatRetention of want
+	}{
+		{"7d", 7 * 24 * time.Hour, true, "7d"},
+		{"2w", 14 * 24 * time.Hour, true, "14d"},
+		{"36h", 36 * time.Hour, true, "36h0m0s"},
+		{"48h", 48 * time.Hour, true, "2d"},
+		{"90m", 90 * time.Minute, true, "1h30m0s"},
+		{"d", 0, false, ""},
+		{"1.5d", 0, false, ""},
+		{"-1d", 0, false, ""},
+		{"soon", 0, false, ""},
+	}
+	for _, tc := range tests {
+		got, err := parseRetention(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("parseRetention(%q) = %v, %v; want %v (ok %v)", tc.in, got, err, tc.want, tc.ok)
+			continue
+		}
+		if tc.ok {
+			if s := formatRetention(got); s != tc.out {
+				t.Errorf("formatRetention(%v) = %q, want %q", got, s, tc.out)
+			}
+			if back, err := parseRetention(formatRetention(got)); err != nil || back != got {
+				t.Errorf("%q does not read back: %v, %v", formatRetention(got), back, err)
+			}
+		}
+	}
+}
+
+func TestParseStatusFilter(t *testing.T) {
+	tests := []struct {
+		in     string
+		lo, hi int
+		ok     bool
+	}{
+		{"429", 429, 429, true},
+		{"499", 499, 499, true},
+		{"5xx", 500, 599, true},
+		{"2XX", 200, 299, true},
+		{"error", 400, 599, true},
+		{"ok", 1, 399, true},
+		{"6xx", 0, 0, false},
+		{"600", 0, 0, false},
+		{"99", 0, 0, false},
+		{"fail", 0, 0, false},
+	}
+	for _, tc := range tests {
+		lo, hi, ok := parseStatusFilter(tc.in)
+		if ok != tc.ok || lo != tc.lo || hi != tc.hi {
+			t.Errorf("parseStatusFilter(%q) = %d, %d, %v; want %d, %d, %v", tc.in, lo, hi, ok, tc.lo, tc.hi, tc.ok)
+		}
+	}
+}
+
+type settingsList []store.CaptureSetting
+
+func (l settingsList) CaptureSettings(context.Context) ([]store.CaptureSetting, error) { return l, nil }
+
+// TestCaptureSettingsLookup: the copy answers for the accounts with
+// capture on, and invalidate makes the next lookup read the source.
+func TestCaptureSettingsLookup(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	src := settingsList{{AccountID: "acct_on", Enabled: true, Retention: time.Hour, MaxBytes: 10}}
+	cs := &captureSettings{src: src, log: zap.NewNop()}
+	if _, ok := cs.lookup("acct_off", now); ok {
+		t.Error("acct_off captures")
+	}
+	if s, ok := cs.lookup("acct_on", now); !ok || s.MaxBytes != 10 {
+		t.Errorf("acct_on: %+v, %v", s, ok)
+	}
+	cs.src = settingsList{}
+	if _, ok := cs.lookup("acct_on", now.Add(captureTTL/2)); !ok {
+		t.Error("the copy was read again before its TTL")
+	}
+	cs.invalidate()
+	if _, ok := cs.lookup("acct_on", now.Add(captureTTL/2)); ok {
+		t.Error("acct_on still captures after invalidate")
+	}
+}
+
+// BenchmarkCaptureLookupOff is what a request of an account without
+// capture pays for the feature.
+func BenchmarkCaptureLookupOff(b *testing.B) {
+	now := time.Now()
+	cs := &captureSettings{src: settingsList{{AccountID: "acct_on", Enabled: true, Retention: time.Hour, MaxBytes: 10}}, log: zap.NewNop()}
+	cs.lookup("x", now)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := cs.lookup("acct_default", now); ok {
+			b.Fatal("captures")
+		}
+	}
+}
