@@ -368,7 +368,7 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 
 	// The request log and body capture.
 	capPath := "/accounts/" + store.DefaultAccountID + "/capture"
-	if c := s.do("GET", capPath, "", 200); c.body["enabled"] != false || c.str("retention") != "7d" {
+	if c := s.do("GET", capPath, "", 200); c.body["enabled"] != false || c.str("retention") != "1w" {
 		t.Fatalf("capture by default: %s", c.raw)
 	}
 	s.do("PUT", capPath, `{"enabled":true,"retention":"2w","max_bytes":65536}`, 200)

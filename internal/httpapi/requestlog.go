@@ -10,6 +10,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"github.com/xroute/xroute/config"
 	"net/http"
 	"strconv"
 	"strings"
@@ -223,7 +224,7 @@ type captureObject struct {
 }
 
 func newCaptureObject(cs store.CaptureSetting) captureObject {
-	o := captureObject{Object: "capture_setting", AccountID: cs.AccountID, Enabled: cs.Enabled, Retention: formatRetention(cs.Retention), MaxBytes: cs.MaxBytes}
+	o := captureObject{Object: "capture_setting", AccountID: cs.AccountID, Enabled: cs.Enabled, Retention: config.FormatDuration(cs.Retention), MaxBytes: cs.MaxBytes}
 	if !cs.UpdatedAt.IsZero() {
 		t := cs.UpdatedAt
 		o.UpdatedAt = &t
@@ -278,7 +279,7 @@ func (s *Server) adminPutCapture(c *gin.Context) {
 	}
 	cs.Enabled = *req.Enabled
 	if req.Retention != nil {
-		d, err := parseRetention(*req.Retention)
+		d, err := config.ParseDuration(*req.Retention)
 		if err != nil || d <= 0 || d > maxCaptureRetention {
 			writeError(c, invalidParam("retention", `retention must be a duration from 1s to 365d, such as "7d", "2w" or "36h".`))
 			return
@@ -302,7 +303,7 @@ func (s *Server) adminPutCapture(c *gin.Context) {
 	}
 	if s.auditW != nil {
 		ev := keys.Event{Kind: auditCaptureChanged, Actor: actor(c), AccountID: cs.AccountID, Subject: cs.AccountID, IP: infoOf(c).clientIP,
-			Details: map[string]any{"enabled": cs.Enabled, "retention": formatRetention(cs.Retention), "max_bytes": cs.MaxBytes}}
+			Details: map[string]any{"enabled": cs.Enabled, "retention": config.FormatDuration(cs.Retention), "max_bytes": cs.MaxBytes}}
 		if err := s.auditW.Record(ctx, ev); err != nil {
 			// The setting is in force; the audit log must say so, so the
 			// operator hears that it does not.
@@ -311,32 +312,4 @@ func (s *Server) adminPutCapture(c *gin.Context) {
 		}
 	}
 	c.JSON(http.StatusOK, newCaptureObject(cs))
-}
-
-// parseRetention reads a Go duration ("36h") or a whole number of days or
-// weeks ("7d", "2w").
-// TODO(lead): switch to config.ParseDuration once it lands.
-func parseRetention(v string) (time.Duration, error) {
-	if n := len(v); n > 1 && (v[n-1] == 'd' || v[n-1] == 'w') {
-		k, err := strconv.Atoi(v[:n-1])
-		if err != nil || k < 0 || k > 10*366 {
-			return 0, errors.New("bad duration " + strconv.Quote(v))
-		}
-		unit := 24 * time.Hour
-		if v[n-1] == 'w' {
-			unit *= 7
-		}
-		return time.Duration(k) * unit, nil
-	}
-	return time.ParseDuration(v)
-}
-
-// formatRetention writes a retention the way parseRetention reads it, in
-// days when it is whole ones ("7d", "14d"), else as a Go duration.
-func formatRetention(d time.Duration) string {
-	const day = 24 * time.Hour
-	if d > 0 && d%day == 0 {
-		return strconv.FormatInt(int64(d/day), 10) + "d"
-	}
-	return d.String()
 }

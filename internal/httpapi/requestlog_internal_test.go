@@ -37,40 +37,6 @@ func TestTraceparentID(t *testing.T) {
 	}
 }
 
-func TestParseRetention(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-		out  string // formatRetention of want
-	}{
-		{"7d", 7 * 24 * time.Hour, true, "7d"},
-		{"2w", 14 * 24 * time.Hour, true, "14d"},
-		{"36h", 36 * time.Hour, true, "36h0m0s"},
-		{"48h", 48 * time.Hour, true, "2d"},
-		{"90m", 90 * time.Minute, true, "1h30m0s"},
-		{"d", 0, false, ""},
-		{"1.5d", 0, false, ""},
-		{"-1d", 0, false, ""},
-		{"soon", 0, false, ""},
-	}
-	for _, tc := range tests {
-		got, err := parseRetention(tc.in)
-		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
-			t.Errorf("parseRetention(%q) = %v, %v; want %v (ok %v)", tc.in, got, err, tc.want, tc.ok)
-			continue
-		}
-		if tc.ok {
-			if s := formatRetention(got); s != tc.out {
-				t.Errorf("formatRetention(%v) = %q, want %q", got, s, tc.out)
-			}
-			if back, err := parseRetention(formatRetention(got)); err != nil || back != got {
-				t.Errorf("%q does not read back: %v, %v", formatRetention(got), back, err)
-			}
-		}
-	}
-}
-
 func TestParseStatusFilter(t *testing.T) {
 	tests := []struct {
 		in     string
