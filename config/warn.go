@@ -49,7 +49,7 @@ var OtherEnv = [][2]string{
 	{"XROUTE_CONFIG", "the config file of serve and of the CLI (--config)"},
 	{"XROUTE_URL", "CLI: the admin API of a running server (with XROUTE_ADMIN_KEY)"},
 	{"XROUTE_ADMIN_KEY", "CLI: the admin key for XROUTE_URL"},
-	{"XROUTE_DATA", "serve --demo: its data directory (--data)"},
+	{"XROUTE_DATA", "serve: the data directory (--data; --demo defaults to a per-user one)"},
 	{"XROUTE_KEY", "a caller key for clients configured by name (Codex's env_key)"},
 	{"XROUTE_BIN", "e2e: the binary to test instead of building one"},
 	{"XROUTE_CODEX_BIN", "tests: the Codex CLI to run through xroute"},

@@ -325,7 +325,7 @@ func cmdConfig(args []string, stdout io.Writer) error {
 	if len(args) != 1 || args[0] != "env" {
 		return fmt.Errorf("%w: xroute config env", errUsage)
 	}
-	for _, kv := range config.EnvNames() {
+	for _, kv := range append(config.EnvNames(), config.OtherEnv...) {
 		fmt.Fprintf(stdout, "%-36s %s\n", kv[0], kv[1])
 	}
 	return nil
