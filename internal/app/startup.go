@@ -60,6 +60,11 @@ func WrittenPaths(cfg config.Config) []string {
 // and only then lets Build write: a start that cannot serve leaves the
 // disk as it found it.
 func Preflight(cfg config.Config) error {
+	for _, p := range WrittenPaths(cfg) {
+		if err := writable(p); err != nil {
+			return err
+		}
+	}
 	if cfg.Vault.MasterKey != "" {
 		if _, err := keys.ParseMasterKey(cfg.Vault.MasterKey); err != nil {
 			return &StartupError{What: "XROUTE_VAULT_MASTER_KEY is not a master key (" + err.Error() + ")",
@@ -73,11 +78,6 @@ func Preflight(cfg config.Config) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return &StartupError{What: "cannot read the master key file " + cfg.Vault.MasterKeyFile + " (" + errText(err) + ")",
 			Fix: "check its permissions, or set XROUTE_VAULT_MASTER_KEY", Err: err}
-	}
-	for _, p := range WrittenPaths(cfg) {
-		if err := writable(p); err != nil {
-			return err
-		}
 	}
 	return nil
 }
