@@ -75,6 +75,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer metricsLn.Close()
 	}
+	var pprofLn net.Listener
+	if cfg.Server.PprofAddr != "" {
+		if pprofLn, err = listen(cfg.Server.PprofAddr, "server.pprof_addr", "set XROUTE_SERVER_PPROF_ADDR to a free address"); err != nil {
+			return err
+		}
+		defer pprofLn.Close()
+	}
 	if *dataDir != "" {
 		if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 			return app.Explain(err)
@@ -108,12 +115,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if gw.Metrics != nil && metricsLn != nil {
 		defer serveMetrics(metricsLn, gw.Metrics, log)()
 	}
-	if cfg.Server.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.Server.PprofAddr, log)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
+	if pprofLn != nil {
+		defer servePprof(pprofLn, log)()
 	}
 	e := endpointsOf(ln, metricsLn, cfg)
 	log.Info("xroute listening", zap.String("addr", ln.Addr().String()), zap.String("openai_base_url", e.OpenAI), zap.String("anthropic_base_url", e.Anthropic),
@@ -179,18 +182,14 @@ func serveMetrics(ln net.Listener, h http.Handler, log *zap.Logger) func() {
 
 // servePprof exposes the Go profiler on its own listener, for profiling a
 // running gateway (go tool pprof http://ADDR/debug/pprof/heap).
-func servePprof(addr string, log *zap.Logger) (func(), error) {
+func servePprof(ln net.Listener, log *zap.Logger) func() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("server.pprof_addr: %w", err)
-	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	log.Warn("pprof is exposed", zap.String("addr", ln.Addr().String()))
-	return func() { srv.Close() }, nil
+	return func() { srv.Close() }
 }

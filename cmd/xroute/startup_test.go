@@ -28,24 +28,27 @@ func TestStartupFailuresAreOneLineAndWriteNothing(t *testing.T) {
 	os.WriteFile(aFile, []byte("x"), 0o600)
 
 	tests := []struct {
-		name  string
-		args  []string
-		env   map[string]string
-		want  []string
-		clean string // a path that must not exist afterwards ("": the data dir)
+		name string
+		args []string
+		env  map[string]string
+		want []string
 	}{
 		{"port in use", []string{"--addr", held.Addr().String()}, nil,
-			[]string{held.Addr().String() + " (server.addr) is in use", "stop the other process or pass --addr 127.0.0.1:0"}, ""},
+			[]string{held.Addr().String() + " (server.addr) is in use", "stop the other process or pass --addr 127.0.0.1:0"}},
+		{"metrics port in use", nil, map[string]string{"XROUTE_SERVER_METRICS_ADDR": held.Addr().String()},
+			[]string{held.Addr().String() + " (server.metrics_addr) is in use", "XROUTE_SERVER_METRICS_ADDR"}},
+		{"pprof port in use", nil, map[string]string{"XROUTE_SERVER_PPROF_ADDR": held.Addr().String()},
+			[]string{held.Addr().String() + " (server.pprof_addr) is in use"}},
 		{"data directory under a regular file", []string{"--data", filepath.Join(aFile, "data")}, nil,
-			[]string{"cannot write", aFile + " is a file, not a directory", "--data DIR"}, ""},
+			[]string{"cannot write", aFile + " is a file, not a directory", "--data DIR"}},
 		{"missing config", []string{"--config", "nope.yaml"}, nil,
-			[]string{"cannot read the config file nope.yaml", "check the path and its permissions"}, ""},
+			[]string{"cannot read the config file nope.yaml", "check the path and its permissions"}},
 		{"config is a directory", []string{"--config", os.TempDir()}, nil,
-			[]string{"cannot read the config file", "is a directory"}, ""},
+			[]string{"cannot read the config file", "is a directory"}},
 		{"master key of the wrong length", nil, map[string]string{"XROUTE_VAULT_MASTER_KEY": "c2hvcnQ="},
-			[]string{"XROUTE_VAULT_MASTER_KEY is not a master key", "decodes to 5 bytes", "base64 or hex"}, ""},
+			[]string{"XROUTE_VAULT_MASTER_KEY is not a master key", "decodes to 5 bytes", "base64 or hex"}},
 		{"master key not base64 or hex", nil, map[string]string{"XROUTE_VAULT_MASTER_KEY": "not a key!"},
-			[]string{"XROUTE_VAULT_MASTER_KEY is not a master key", "base64 or hex"}, ""},
+			[]string{"XROUTE_VAULT_MASTER_KEY is not a master key", "base64 or hex"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
