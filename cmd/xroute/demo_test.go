@@ -296,6 +296,30 @@ func TestDemoShowsFailoverAndCooldown(t *testing.T) {
 			}
 		}
 	})
+	t.Run("Responses API text.format json_schema", func(t *testing.T) {
+		st, _, b := d.post(t, "/v1/responses", `{"model":"gpt-4o-mini","input":"A city as JSON.","text":{"format":{"type":"json_schema","name":"city","strict":true,"schema":{"type":"object","properties":{"name":{"type":"string"},"population":{"type":"integer"}},"required":["name","population"],"additionalProperties":false}}}}`)
+		var out struct {
+			Output []struct {
+				Content []struct {
+					Text string `json:"text"`
+				} `json:"content"`
+			} `json:"output"`
+		}
+		if st != 200 || json.Unmarshal(b, &out) != nil || len(out.Output) == 0 || len(out.Output[len(out.Output)-1].Content) == 0 {
+			t.Fatalf("%d %s", st, b)
+		}
+		var v map[string]any
+		text := out.Output[len(out.Output)-1].Content[0].Text
+		if err := json.Unmarshal([]byte(text), &v); err != nil {
+			t.Fatalf("not JSON: %q", text)
+		}
+		if _, ok := v["name"].(string); !ok {
+			t.Fatalf("does not fit the schema: %v", v)
+		}
+		if n, ok := v["population"].(float64); !ok || n != float64(int64(n)) {
+			t.Fatalf("does not fit the schema: %v", v)
+		}
+	})
 	t.Run("a 429 from every deployment carries Retry-After", func(t *testing.T) {
 		// Last: it cools down both embedding deployments.
 		st, h, b := d.post(t, "/v1/embeddings", `{"model":"text-embedding-3-small","input":"x #mock:status=429"}`)
