@@ -152,8 +152,8 @@ type Limits struct {
 }
 
 // Vault holds the master key that encrypts provider keys at rest. It comes
-// from XROUTE_VAULT_MASTER_KEY (also read as XROUTE_MASTER_KEY) or from
-// MasterKeyFile, never from the database.
+// from XROUTE_VAULT_MASTER_KEY (one name: a variable spelled otherwise is a
+// start-up warning naming this one) or from MasterKeyFile, never from the database.
 type Vault struct {
 	MasterKey     string `yaml:"master_key"`
 	MasterKeyFile string `yaml:"master_key_file"`
@@ -349,45 +349,60 @@ func Default() Config {
 }
 
 // Load reads the file at path (empty path: defaults only), applies the
-// environment (pass os.Environ()) and validates the result.
+// environment (pass os.Environ()) and validates the result. Settings it
+// does not know are ignored; LoadWithWarnings names them.
 func Load(path string, environ []string) (Config, error) {
+	cfg, _, err := LoadWithWarnings(path, environ)
+	return cfg, err
+}
+
+// LoadWithWarnings is Load that also returns the warnings: every key of
+// the file and every XROUTE_* variable that matches no setting, with the
+// closest known one. They are warnings, not errors: the setting meant is
+// left at its value, and serve logs each one at start-up.
+func LoadWithWarnings(path string, environ []string) (Config, []Warning, error) {
 	cfg := Default()
+	var warns []Warning
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return Config{}, fmt.Errorf("config: %w", err)
+			return Config{}, nil, fmt.Errorf("config: %w", err)
 		}
-		if err := decode(data, &cfg); err != nil {
-			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		w, err := decode(path, data, &cfg)
+		if err != nil {
+			return Config{}, nil, fmt.Errorf("config %s: %w", path, err)
 		}
+		warns = w
 	}
+	warns = append(warns, envWarnings(environ)...)
 	if err := applyEnv(&cfg, environ); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, warns, fmt.Errorf("config: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {
 		if path != "" {
-			return Config{}, fmt.Errorf("config %s: %w", path, err)
+			return Config{}, warns, fmt.Errorf("config %s: %w", path, err)
 		}
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, warns, fmt.Errorf("config: %w", err)
 	}
-	return cfg, nil
+	return cfg, warns, nil
 }
 
-// decode is strict: an unknown key is an error (a typo must not be ignored).
-// yaml reports type errors by line; we add the field's path so the message
-// names what to fix ("line 3 (server.shutdown_timeout): cannot unmarshal").
-func decode(data []byte, cfg *Config) error {
+// decode reads the file into cfg. A key that matches no setting is a
+// warning (returned, with the closest known key), not an error: the file
+// of another version still starts. yaml reports type errors by line; we
+// add the field's path so the message names what to fix ("line 3
+// (server.shutdown_timeout): cannot unmarshal").
+func decode(source string, data []byte, cfg *Config) ([]Warning, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return err
+		return nil, err
 	}
 	if len(root.Content) == 0 {
-		return nil // an empty file means defaults
+		return nil, nil // an empty file means defaults
 	}
+	warns := yamlWarnings(source, &root)
 	data = expandDurations(data, root.Content[0], cfg) // 30d, 1w
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	err := dec.Decode(cfg)
+	err := yaml.NewDecoder(bytes.NewReader(data)).Decode(cfg)
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		paths := map[int]string{}
@@ -400,12 +415,12 @@ func decode(data []byte, cfg *Config) error {
 			}
 			msgs[i] = m
 		}
-		return errors.New(strings.Join(msgs, "; "))
+		return warns, errors.New(strings.Join(msgs, "; "))
 	}
 	if errors.Is(err, io.EOF) {
-		return nil
+		return warns, nil
 	}
-	return err
+	return warns, err
 }
 
 // nodePaths records, for each line, the dotted path of the key found there.

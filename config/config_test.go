@@ -65,7 +65,6 @@ func TestLoadErrorsNameTheField(t *testing.T) {
 		env        []string
 		want       []string
 	}{
-		{"unknown key", "server:\n  adr: x\n", nil, []string{"field adr not found"}},
 		{"bad duration", "server:\n  shutdown_timeout: soon\n", nil, []string{"shutdown_timeout"}},
 		{"bad level", "log:\n  level: loud\n", nil, []string{"log.level", "loud"}},
 		{"unknown provider", "models:\n  - name: m\n    deployments: [{provider: nope, model: x}]\n", nil, []string{"models[0].deployments[0].provider", `unknown provider "nope"`}},

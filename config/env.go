@@ -22,12 +22,6 @@ func applyEnv(cfg *Config, environ []string) error {
 	if len(env) == 0 {
 		return nil
 	}
-	// XROUTE_MASTER_KEY is the documented short name of the vault key.
-	if v, ok := env["XROUTE_MASTER_KEY"]; ok {
-		if _, set := env["XROUTE_VAULT_MASTER_KEY"]; !set {
-			env["XROUTE_VAULT_MASTER_KEY"] = v
-		}
-	}
 	return walkEnv(reflect.ValueOf(cfg).Elem(), envPrefix, "", env)
 }
 

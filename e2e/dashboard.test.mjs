@@ -47,7 +47,8 @@ async function startServer() {
   }
   // A clean environment for the server: no XROUTE_* settings leak in.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('XROUTE_')));
-  server = spawn(bin, ['serve', '--demo', '--addr', '127.0.0.1:0'], { cwd: work, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A fresh data directory: the demo's own per-user one would carry state between runs.
+  server = spawn(bin, ['serve', '--demo', '--addr', '127.0.0.1:0', '--data', path.join(work, 'data')], { cwd: work, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   server.stderr.on('data', (d) => { serverLog += d; });
   let out = '';
   return await new Promise((resolve, reject) => {

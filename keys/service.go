@@ -49,9 +49,9 @@ type Store interface {
 	KeyByHash(ctx context.Context, hash string) (store.APIKey, error)
 	KeyByID(ctx context.Context, id string) (store.APIKey, error)
 	ListKeys(ctx context.Context, f store.KeyFilter) ([]store.APIKey, error)
-	RevokeKey(ctx context.Context, id string, t time.Time) error
-	SuspendKey(ctx context.Context, id string, t time.Time, reason string) error
-	ResumeKey(ctx context.Context, id string) error
+	RevokeKey(ctx context.Context, id string, t time.Time) (changed bool, err error)
+	SuspendKey(ctx context.Context, id string, t time.Time, reason string) (changed bool, err error)
+	ResumeKey(ctx context.Context, id string) (changed bool, err error)
 	RotateKey(ctx context.Context, id string, next func(old store.APIKey, successor string) (store.APIKey, time.Time, error)) (store.APIKey, error)
 	RehashKey(ctx context.Context, id, hash string, pepperVersion int) error
 	CreateAccount(ctx context.Context, a store.Account) error
@@ -509,46 +509,61 @@ func (s *Service) InvalidateHash(hexHash string) {
 }
 
 // Revoke revokes a key now; the next request with it is refused.
+// Revoking a revoked key changes nothing and writes no second audit row.
 func (s *Service) Revoke(ctx context.Context, id, actor string) error {
 	row, err := s.store.KeyByID(ctx, id)
 	if err != nil {
 		return fmt.Errorf("keys: revoke %s: %w", id, err)
 	}
-	if err := s.store.RevokeKey(ctx, id, s.now()); err != nil {
+	changed, err := s.store.RevokeKey(ctx, id, s.now())
+	if err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
-	s.invalidate(row.Hash)
-	s.onEvent(ctx, LifecycleEvent{Kind: "key.revoked", Actor: actor, AccountID: row.AccountID, Subject: id})
+	s.transitioned(ctx, changed, row, LifecycleEvent{Kind: "key.revoked", Actor: actor, AccountID: row.AccountID, Subject: id})
 	return nil
 }
 
 // Suspend blocks a key until Resume (an operator's or the anomaly
-// detector's decision, reversible unlike Revoke).
+// detector's decision, reversible unlike Revoke). Suspending a suspended
+// key changes nothing: the first suspension's time and reason stay.
 func (s *Service) Suspend(ctx context.Context, id, actor, reason string) error {
 	row, err := s.store.KeyByID(ctx, id)
 	if err != nil {
 		return fmt.Errorf("keys: suspend %s: %w", id, err)
 	}
-	if err := s.store.SuspendKey(ctx, id, s.now(), reason); err != nil {
+	changed, err := s.store.SuspendKey(ctx, id, s.now(), reason)
+	if err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
-	s.invalidate(row.Hash)
-	s.onEvent(ctx, LifecycleEvent{Kind: "key.suspended", Actor: actor, AccountID: row.AccountID, Subject: id, Details: map[string]any{"reason": reason}})
+	s.transitioned(ctx, changed, row, LifecycleEvent{Kind: "key.suspended", Actor: actor, AccountID: row.AccountID, Subject: id, Details: map[string]any{"reason": reason}})
 	return nil
 }
 
-// Resume lifts a suspension.
+// Resume lifts a suspension; resuming a key that is not suspended changes
+// nothing.
 func (s *Service) Resume(ctx context.Context, id, actor string) error {
 	row, err := s.store.KeyByID(ctx, id)
 	if err != nil {
 		return fmt.Errorf("keys: resume %s: %w", id, err)
 	}
-	if err := s.store.ResumeKey(ctx, id); err != nil {
+	changed, err := s.store.ResumeKey(ctx, id)
+	if err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
-	s.invalidate(row.Hash)
-	s.onEvent(ctx, LifecycleEvent{Kind: "key.resumed", Actor: actor, AccountID: row.AccountID, Subject: id})
+	s.transitioned(ctx, changed, row, LifecycleEvent{Kind: "key.resumed", Actor: actor, AccountID: row.AccountID, Subject: id})
 	return nil
+}
+
+// transitioned finishes a revoke, suspend or resume. Only a change is an
+// event: repeating one (a retried CLI call, two operators, the anomaly
+// detector suspending a key again) answers the same and writes no second
+// audit row. The cache is dropped either way, so that this replica reads
+// the stored state even when another one made the change.
+func (s *Service) transitioned(ctx context.Context, changed bool, row store.APIKey, ev LifecycleEvent) {
+	s.invalidate(row.Hash)
+	if changed {
+		s.onEvent(ctx, ev)
+	}
 }
 
 // ErrNotRotatable is matched by a rotation the key's state does not

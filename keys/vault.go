@@ -520,7 +520,7 @@ func ParseMasterKey(s string) ([]byte, error) {
 }
 
 // LoadMasterKey returns the master key: cfg.MasterKey (from
-// XROUTE_VAULT_MASTER_KEY / XROUTE_MASTER_KEY) wins; otherwise
+// XROUTE_VAULT_MASTER_KEY) wins; otherwise
 // cfg.MasterKeyFile. When the file does not exist and create is true (demo,
 // first start), a fresh key is written to it with mode 0600 and generated
 // reports true: the caller should log "generated a master key at FILE:

@@ -2,14 +2,15 @@ package main
 
 import (
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 )
 
 // serveOptions are serve's flags; serve (serve.go) does the rest.
 type serveOptions struct {
-	configPath, addr string
-	demo             bool
+	configPath, addr, dataDir string
+	demo                      bool
 }
 
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -27,5 +28,6 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	c.Flags().StringVar(&opts.addr, "addr", "", "listen address, overrides server.addr (e.g. 127.0.0.1:8080; port 0 picks one)")
 	c.Flags().BoolVar(&opts.demo, "demo", false, "start in-process mock providers and print a ready-to-use demo key")
+	c.Flags().StringVar(&opts.dataDir, "data", os.Getenv("XROUTE_DATA"), "directory for the database and secrets (relative paths of the config); --demo: default a per-user directory; also XROUTE_DATA")
 	return c
 }

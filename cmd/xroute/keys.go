@@ -400,7 +400,7 @@ func keyViews(list []keys.Key) []httpapi.KeyObject {
 func newConfigCmd(stdout io.Writer) *cobra.Command {
 	env := &cobra.Command{Use: "env", Short: "list the XROUTE_* environment variables and the settings they override", Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			for _, kv := range config.EnvNames() {
+			for _, kv := range append(config.EnvNames(), config.OtherEnv...) {
 				fmt.Fprintf(stdout, "%-36s %s\n", kv[0], kv[1])
 			}
 			return nil

@@ -18,6 +18,7 @@ import (
 // run, follows the printed instructions, then stops it like Ctrl-C does.
 func TestDemoPrintsWorkingEnvAndCurl(t *testing.T) {
 	t.Chdir(t.TempDir())
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -77,8 +78,8 @@ func TestDemoPrintsWorkingEnvAndCurl(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not stop")
 	}
-	if _, err := os.Stat(filepath.Join(".", "xroute.db")); err != nil {
-		t.Fatalf("embedded database not created in the working directory: %v", err)
+	if _, err := os.Stat(filepath.Join(os.Getenv("XDG_DATA_HOME"), "xroute", "demo", "xroute.db")); err != nil {
+		t.Fatalf("embedded database not created in the per-user data directory: %v", err)
 	}
 }
 

@@ -163,19 +163,40 @@ func (s *DB) ListKeys(ctx context.Context, f KeyFilter) ([]APIKey, error) {
 	return out, rows.Err()
 }
 
-// RevokeKey marks a key revoked at t (the first revocation time stays).
-func (s *DB) RevokeKey(ctx context.Context, id string, t time.Time) error {
-	return s.updateKey(ctx, "revoke", id, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, t.UnixMilli(), id)
+// RevokeKey marks a key revoked at t. changed is false when it already
+// was: the first revocation time stays, and the caller writes no second
+// audit row. The condition is in the UPDATE, so of two concurrent
+// revocations exactly one reports the change.
+func (s *DB) RevokeKey(ctx context.Context, id string, t time.Time) (changed bool, err error) {
+	return s.transitionKey(ctx, "revoke", id, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, t.UnixMilli(), id)
 }
 
-// SuspendKey suspends a key (reversible, unlike revocation).
-func (s *DB) SuspendKey(ctx context.Context, id string, t time.Time, reason string) error {
-	return s.updateKey(ctx, "suspend", id, `UPDATE api_keys SET suspended_at = ?, suspend_reason = ? WHERE id = ?`, t.UnixMilli(), reason, id)
+// SuspendKey suspends a key (reversible, unlike revocation). changed is
+// false when it already was suspended: the first suspension (its time
+// and reason) stays.
+func (s *DB) SuspendKey(ctx context.Context, id string, t time.Time, reason string) (changed bool, err error) {
+	return s.transitionKey(ctx, "suspend", id, `UPDATE api_keys SET suspended_at = ?, suspend_reason = ? WHERE id = ? AND suspended_at IS NULL`, t.UnixMilli(), reason, id)
 }
 
-// ResumeKey lifts a suspension.
-func (s *DB) ResumeKey(ctx context.Context, id string) error {
-	return s.updateKey(ctx, "resume", id, `UPDATE api_keys SET suspended_at = NULL, suspend_reason = '' WHERE id = ?`, id)
+// ResumeKey lifts a suspension; changed is false when there was none.
+func (s *DB) ResumeKey(ctx context.Context, id string) (changed bool, err error) {
+	return s.transitionKey(ctx, "resume", id, `UPDATE api_keys SET suspended_at = NULL, suspend_reason = '' WHERE id = ? AND suspended_at IS NOT NULL`, id)
+}
+
+// transitionKey runs a conditional state change: no row changed means
+// the key is already in that state, or (ErrNotFound) does not exist.
+func (s *DB) transitionKey(ctx context.Context, op, id, q string, args ...any) (bool, error) {
+	res, err := s.exec(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("%s key %s: %w", op, id, err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return true, nil
+	}
+	if _, err := s.KeyByID(ctx, id); err != nil {
+		return false, fmt.Errorf("%s key %s: %w", op, id, err)
+	}
+	return false, nil
 }
 
 // ExpireKeyBy makes a key expire at t unless it already expires earlier

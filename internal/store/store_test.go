@@ -274,10 +274,13 @@ func TestKeysRoundTrip(t *testing.T) {
 		if _, err := db.KeyByHash(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("missing: want ErrNotFound, got %v", err)
 		}
-		if err := db.RevokeKey(ctx, "key_1", now); err != nil {
-			t.Fatal(err)
+		if changed, err := db.RevokeKey(ctx, "key_1", now); err != nil || !changed {
+			t.Fatalf("revoke: changed %v, %v", changed, err)
 		}
-		if err := db.RevokeKey(ctx, "key_x", now); !errors.Is(err, ErrNotFound) {
+		if changed, err := db.RevokeKey(ctx, "key_1", now.Add(time.Hour)); err != nil || changed {
+			t.Fatalf("revoke again: want no change, got changed %v, %v", changed, err)
+		}
+		if _, err := db.RevokeKey(ctx, "key_x", now); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("revoke missing: %v", err)
 		}
 		got, _ = db.KeyByID(ctx, "key_1")
@@ -346,14 +349,20 @@ func TestKeyLifecycle(t *testing.T) {
 		if k, _ := db.KeyByID(ctx, "key_0"); !k.ExpiresAt.Equal(t0.Add(time.Minute)) {
 			t.Fatalf("expires_at = %v", k.ExpiresAt)
 		}
-		if err := db.SuspendKey(ctx, "key_2", t0, "abuse"); err != nil {
+		if _, err := db.SuspendKey(ctx, "key_2", t0, "abuse"); err != nil {
 			t.Fatal(err)
+		}
+		if changed, err := db.SuspendKey(ctx, "key_2", t0, "again"); err != nil || changed {
+			t.Fatalf("suspend again: want no change, got changed %v, %v", changed, err)
 		}
 		if k, _ := db.KeyByID(ctx, "key_2"); k.SuspendedAt == nil || k.SuspendReason != "abuse" {
 			t.Fatalf("suspended: %+v", k)
 		}
-		if err := db.ResumeKey(ctx, "key_2"); err != nil {
+		if _, err := db.ResumeKey(ctx, "key_2"); err != nil {
 			t.Fatal(err)
+		}
+		if changed, err := db.ResumeKey(ctx, "key_2"); err != nil || changed {
+			t.Fatalf("resume an active key: want no change, got changed %v, %v", changed, err)
 		}
 		if err := db.RehashKey(ctx, "key_2", "h2b", 2); err != nil {
 			t.Fatal(err)

@@ -60,6 +60,10 @@
 //	arg.KEY=VALUE     that call's arguments are exactly the arg.* given, as
 //	                  strings (URL-escaped: %20 for a space), e.g. "#mock:call=exec_command
 //	                  #mock:arg.cmd=cat%20hello.txt"
+//	only=NAME         the faults above apply only on the mock whose
+//	                  Config.Name (-name) is NAME; others answer normally:
+//	                  "#mock:status=503;only=mock-primary" fails one
+//	                  deployment of a model and not the other
 //	usage=MODE        chat and Responses answers: "omit" sends no usage (no
 //	                  usage object; streams no usage chunk even when asked),
 //	                  "negative", "huge" or "text" a broken one (prompt
@@ -94,6 +98,10 @@ const (
 // Config holds the knobs of a Server. The zero value is a fast, failure-free
 // upstream that accepts any model and any (or no) API key.
 type Config struct {
+	// Name tells this mock from others in one setup: directives with
+	// only=NAME fail this mock alone (the demo's mock-primary and
+	// mock-backup).
+	Name string
 	// Latency is added before the response headers (for non-streams, before
 	// the body). It is also applied to injected errors.
 	Latency time.Duration
@@ -183,6 +191,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.ResetRate, "reset-rate", c.ResetRate, "probability that a stream is cut mid-way")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After sent with 429s")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of the failure RNG")
+	fs.StringVar(&c.Name, "name", c.Name, "this mock's name, for only=NAME directives")
 	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "required bearer API key (empty = no auth)")
 	fs.Func("models", "comma-separated served model ids (empty = any model)", func(v string) error {
 		c.Models = c.Models[:0:0]

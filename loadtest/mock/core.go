@@ -107,8 +107,10 @@ func (c *Core) Fail(status int) {
 // Roll decides how a request fails: it draws an injected failure with the
 // rates of cfg (429, 500 or 503) and, for a stream, whether the connection
 // is cut (cfg.ResetRate); then the directives d override both (d.Status
-// replaces the status, d.Reset forces the cut).
+// replaces the status, d.Reset forces the cut). Directives addressed to
+// another mock (only=) lose their faults here, before anything reads them.
 func (c *Core) Roll(cfg *Config, d *Directives, stream bool) (status int, reset bool) {
+	d.ForMock(cfg.Name)
 	if cfg.FailRate429 > 0 || cfg.FailRate500 > 0 || cfg.FailRate503 > 0 || cfg.ResetRate > 0 {
 		c.rngMu.Lock()
 		u := c.rng.Float64()

@@ -47,6 +47,12 @@ type Directives struct {
 	// drive a real client's tool round trip.
 	Call string
 	Args map[string]string
+	// Only names the one mock (Config.Name) whose answer the directives'
+	// faults (status, quota, reset, stall, malformed, stream-error) apply
+	// to; every other mock answers normally. With two deployments of a
+	// model on two mocks, "#mock:status=503;only=mock-primary" fails the
+	// first and lets a gateway's failover land on the second.
+	Only string
 	// Usage shapes the usage an answer reports (chat and Responses):
 	// "omit" leaves it out (a non-streamed answer has none, a stream no
 	// usage chunk even when asked), "negative", "huge" and "text" report
@@ -140,6 +146,11 @@ func (d *Directives) Parse(spec string) error {
 				return ErrDirective
 			}
 			d.Call = val
+		case "only":
+			if val == "" {
+				return ErrDirective
+			}
+			d.Only = val
 		case "retry-after", "retry_after":
 			v, err := parseDur(val, time.Second)
 			if err != nil {
@@ -223,4 +234,15 @@ func parseDur(v string, unit time.Duration) (time.Duration, error) {
 		return 0, ErrDirective
 	}
 	return d, nil
+}
+
+// ForMock drops the faults of directives addressed (only=) to another mock
+// than name; it reports whether they were kept.
+func (d *Directives) ForMock(name string) bool {
+	if d.Only == "" || d.Only == name {
+		return true
+	}
+	d.Status, d.Quota, d.Reset, d.StreamError, d.StreamFailed = 0, false, false, false, false
+	d.Stall, d.HasStall, d.Malformed = 0, false, false
+	return false
 }
