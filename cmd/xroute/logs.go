@@ -22,6 +22,7 @@ import (
 // (GET /admin/v1/requests).
 type logRow struct {
 	RequestID    string    `json:"request_id"`
+	Seq          int64     `json:"seq"`
 	CreatedAt    time.Time `json:"created_at"`
 	AccountID    string    `json:"account_id"`
 	KeyID        string    `json:"key_id"`
@@ -158,7 +159,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // runLogs prints the newest rows, then, with --follow, polls for newer
 // ones until ctx is done (Ctrl-C), which is a normal end.
 func runLogs(ctx context.Context, r *remote, q url.Values, f logsFlags, stdout io.Writer) error {
-	rows, err := fetchLogs(ctx, r, q, f.limit, nil)
+	rows, err := fetchLogs(ctx, r, q, f.limit)
 	if err != nil {
 		if f.follow && ctx.Err() != nil {
 			return nil // Ctrl-C before the first page
@@ -173,24 +174,19 @@ func runLogs(ctx context.Context, r *remote, q url.Values, f logsFlags, stdout i
 	if err := p.print(rows); err != nil {
 		return err
 	}
-	var newest time.Time
-	seen := map[string]bool{}
-	note := func(rows []logRow) {
-		for _, row := range rows {
-			if row.CreatedAt.After(newest) {
-				newest = row.CreatedAt
-				clear(seen) // only rows at the newest instant can come again
-			}
-			if row.CreatedAt.Equal(newest) {
-				seen[row.RequestID] = true
-			}
-		}
+	// Follow by the order rows are recorded (seq), not by created_at: a
+	// request's row is written when it ends, so a long request that
+	// started before rows already shown still comes through once.
+	var last int64
+	for _, row := range rows {
+		last = max(last, row.Seq)
 	}
-	note(rows)
-	if newest.IsZero() {
-		newest = time.Now().UTC() // nothing yet: from now on
-		if from := q.Get("from"); from != "" {
-			newest, _ = time.Parse(time.RFC3339, from)
+	if len(rows) == 0 {
+		if last, err = newestSeq(ctx, r); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 	}
 	tick := time.NewTicker(time.Duration(f.interval))
@@ -201,36 +197,55 @@ func runLogs(ctx context.Context, r *remote, q url.Values, f logsFlags, stdout i
 			return nil
 		case <-tick.C:
 		}
-		pq := url.Values{}
-		for k, v := range q {
-			pq[k] = v
-		}
-		pq.Set("from", newest.UTC().Format(time.RFC3339Nano))
-		fresh, err := fetchLogs(ctx, r, pq, 0, seen)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		for more := true; more; {
+			pq := url.Values{}
+			for k, v := range q {
+				pq[k] = v
 			}
-			return err
-		}
-		var out []logRow
-		for _, row := range fresh {
-			if row.CreatedAt.Before(newest) || seen[row.RequestID] {
-				continue
+			pq.Set("since_seq", strconv.FormatInt(last, 10))
+			pq.Set("limit", strconv.Itoa(logsPageSize))
+			var page struct {
+				Data    []logRow `json:"data"`
+				HasMore bool     `json:"has_more"`
 			}
-			out = append(out, row)
+			if _, err := r.do(ctx, http.MethodGet, "/requests", pq, nil, &page); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			if err := p.print(page.Data); err != nil {
+				return err
+			}
+			for _, row := range page.Data {
+				last = max(last, row.Seq)
+			}
+			more = page.HasMore && len(page.Data) > 0
 		}
-		reverse(out)
-		if err := p.print(out); err != nil {
-			return err
-		}
-		note(out)
 	}
 }
 
+// newestSeq is the seq of the newest row recorded, whatever the filters:
+// where a follow with nothing to show yet starts. It reads the newest
+// rows by time; the latest recorded is among them unless more requests
+// than a page were in flight longer than every newer one.
+func newestSeq(ctx context.Context, r *remote) (int64, error) {
+	var page struct {
+		Data []logRow `json:"data"`
+	}
+	if _, err := r.do(ctx, http.MethodGet, "/requests", url.Values{"limit": {strconv.Itoa(logsPageSize)}}, nil, &page); err != nil {
+		return 0, err
+	}
+	var last int64
+	for _, row := range page.Data {
+		last = max(last, row.Seq)
+	}
+	return last, nil
+}
+
 // fetchLogs pages through the request log, newest first: up to limit rows
-// (0: no limit), stopping at a page that holds a row already seen.
-func fetchLogs(ctx context.Context, r *remote, q url.Values, limit int, seen map[string]bool) ([]logRow, error) {
+// (0: no limit).
+func fetchLogs(ctx context.Context, r *remote, q url.Values, limit int) ([]logRow, error) {
 	var all []logRow
 	before := ""
 	for {
@@ -259,11 +274,7 @@ func fetchLogs(ctx context.Context, r *remote, q url.Values, limit int, seen map
 			return nil, err
 		}
 		all = append(all, page.Data...)
-		caughtUp := false
-		for _, row := range page.Data {
-			caughtUp = caughtUp || seen[row.RequestID]
-		}
-		if caughtUp || !page.HasMore || page.NextAfter == "" || (limit > 0 && len(all) >= limit) {
+		if !page.HasMore || page.NextAfter == "" || (limit > 0 && len(all) >= limit) {
 			break
 		}
 		before = page.NextAfter

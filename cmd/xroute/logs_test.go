@@ -8,12 +8,20 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/app"
+	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/loadtest/mock"
 )
 
 // requestLog serves the request-log contract of the admin API
@@ -25,10 +33,14 @@ type requestLog struct {
 	queries []string
 }
 
+// add records rows in the order given: each gets the next seq.
 func (l *requestLog) add(rows ...logRow) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.rows = append(l.rows, rows...)
+	for _, r := range rows {
+		r.Seq = int64(len(l.rows) + 1)
+		l.rows = append(l.rows, r)
+	}
 }
 
 func (l *requestLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -55,6 +67,22 @@ func (l *requestLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	if v := q.Get("since_seq"); v != "" { // the tail: oldest first by seq
+		n, _ := strconv.ParseInt(v, 10, 64)
+		limit, _ := strconv.Atoi(q.Get("limit"))
+		out := []logRow{}
+		for _, row := range l.rows {
+			if row.Seq > n && (q.Get("model") == "" || row.Model == q.Get("model")) {
+				out = append(out, row)
+			}
+		}
+		more := limit > 0 && len(out) > limit
+		if more {
+			out = out[:limit]
+		}
+		json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": out, "has_more": more})
+		return
+	}
 	var from time.Time
 	if s := q.Get("from"); s != "" {
 		from, _ = time.Parse(time.RFC3339Nano, s)
@@ -161,16 +189,17 @@ func TestLogsFollow(t *testing.T) {
 			t.Fatalf("got %s, want %s", got.RequestID, want)
 		}
 	}
-	// two arrive at the same instant, then one later
+	// two arrive at the same instant, then one that started before all of
+	// them (a long request) but was recorded last
 	log.add(row("req_3", t0.Add(2*time.Second)), row("req_4", t0.Add(2*time.Second)))
 	got := []string{next().RequestID, next().RequestID}
 	sort.Strings(got)
 	if got[0] != "req_3" || got[1] != "req_4" {
 		t.Fatalf("got %v", got)
 	}
-	log.add(row("req_5", t0.Add(3*time.Second)))
-	if got := next(); got.RequestID != "req_5" {
-		t.Fatalf("got %s, want req_5", got.RequestID)
+	log.add(row("req_long", t0.Add(-time.Minute)))
+	if got := next(); got.RequestID != "req_long" {
+		t.Fatalf("got %s, want req_long (recorded after the others, started before them)", got.RequestID)
 	}
 	cancel() // Ctrl-C
 	if err := <-done; err != nil {
@@ -181,12 +210,11 @@ func TestLogsFollow(t *testing.T) {
 		t.Fatalf("a row printed twice or late: %q", l)
 	default:
 	}
-	// the polls ask only for what is newer than the newest row seen
-	// (req_5 was found by a poll from req_3's and req_4's instant)
+	// the polls continue from the last seq seen
 	log.mu.Lock()
 	queries := strings.Join(log.queries, "\n")
 	log.mu.Unlock()
-	if !strings.Contains(queries, "from=2026-12-07T09%3A00%3A02Z") {
+	if !strings.Contains(queries, "since_seq=4") {
 		t.Fatalf("polls:\n%s", queries)
 	}
 }
@@ -241,5 +269,118 @@ func TestLogsListing(t *testing.T) {
 	t.Setenv("XROUTE_URL", "")
 	if r := runCLI(t, "logs"); r.code != 1 || !strings.Contains(r.stderr, "XROUTE_URL") {
 		t.Errorf("logs without a server: %+v", r)
+	}
+}
+
+// TestLogsAgainstTheGateway: `xroute logs` and `logs --follow` read the
+// real request log of a running gateway: the rows of requests it served,
+// with key name, deployment and cost, and a request made while following
+// printed once.
+func TestLogsAgainstTheGateway(t *testing.T) {
+	dir := t.TempDir()
+	up := httptest.NewServer(mock.New(mock.Config{CompletionTokens: 8}))
+	defer up.Close()
+	cfg := config.Default()
+	cfg.Log.Level = "error"
+	cfg.Database.Path = filepath.Join(dir, "x.db")
+	cfg.Auth.PepperFile = filepath.Join(dir, "pepper")
+	cfg.Vault.MasterKeyFile = filepath.Join(dir, "master")
+	cfg.Usage.FlushInterval = 10 * time.Millisecond
+	cfg.Providers = []config.Provider{{Name: "up", Type: "openai", BaseURL: up.URL + "/v1", APIKey: "sk-up"}}
+	cfg.Models = []config.Model{{Name: "chat-small", Deployments: []config.Deployment{{Provider: "up", Model: "m", InputPrice: "1", OutputPrice: "2", Free: false}}}}
+	ctx := context.Background()
+	a, err := app.Build(ctx, cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(func() { srv.Close(); a.Close() })
+	admin, _, err := a.Keys.Create(ctx, keys.CreateParams{Name: "ops", Kind: keys.KindAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, _, err := a.Keys.Create(ctx, keys.CreateParams{Name: "laptop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Ledger.TopUp(ctx, "acct_default", 1_000_000_000, "t", "test"); err != nil {
+		t.Fatal(err)
+	}
+	chat := func() string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"chat-small","messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+caller)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("chat: %d", resp.StatusCode)
+		}
+		return resp.Header.Get("x-request-id")
+	}
+	// rows are written by the usage batch: wait until `logs` shows them
+	listed := func(args ...string) []logRow {
+		t.Helper()
+		r := runCLI(t, append([]string{"logs", "--json"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("logs: exit %d: %s", r.code, r.stderr)
+		}
+		var rows []logRow
+		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+			t.Fatalf("logs --json: %v: %s", err, r.stdout)
+		}
+		return rows
+	}
+	t.Setenv("XROUTE_URL", srv.URL)
+	t.Setenv("XROUTE_ADMIN_KEY", admin)
+	first := chat()
+	var rows []logRow
+	for deadline := time.Now().Add(10 * time.Second); len(rows) == 0 && time.Now().Before(deadline); {
+		rows = listed("--request-id", first)
+	}
+	if len(rows) != 1 || rows[0].KeyName != "laptop" || rows[0].Model != "chat-small" || rows[0].Deployment == "" || rows[0].Status != 200 || rows[0].CostUSD == "0" || rows[0].Seq == 0 {
+		t.Fatalf("logs --request-id %s: %+v", first, rows)
+	}
+
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := &lineWriter{lines: make(chan string, 100)}
+	done := make(chan error, 1)
+	go func() { done <- run(fctx, []string{"logs", "--follow", "--interval", "20ms", "--json"}, w, io.Discard) }()
+	line := func() logRow {
+		t.Helper()
+		select {
+		case l := <-w.lines:
+			var r logRow
+			if err := json.Unmarshal([]byte(l), &r); err != nil {
+				t.Fatalf("not a JSON line: %q", l)
+			}
+			return r
+		case err := <-done:
+			t.Fatalf("logs --follow ended: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("no line")
+		}
+		return logRow{}
+	}
+	if r := line(); r.RequestID != first {
+		t.Fatalf("follow starts with %s, want %s", r.RequestID, first)
+	}
+	second := chat()
+	if r := line(); r.RequestID != second {
+		t.Fatalf("follow printed %s, want the new request %s", r.RequestID, second)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Ctrl-C must end --follow cleanly: %v", err)
+	}
+	select {
+	case l := <-w.lines:
+		t.Fatalf("a row printed twice: %q", l)
+	default:
 	}
 }

@@ -62,6 +62,7 @@ func (s *Server) routeRequestLog(g *gin.RouterGroup) {
 // requestObject is one row of the request log.
 type requestObject struct {
 	RequestID    string   `json:"request_id"`
+	Seq          int64    `json:"seq"` // order of recording: since_seq follows from it
 	CreatedAt    string   `json:"created_at"` // RFC 3339, nanoseconds
 	AccountID    string   `json:"account_id"`
 	AccountName  string   `json:"account_name"`
@@ -96,7 +97,7 @@ type capture struct {
 
 func newRequestObject(r store.RequestLogRow) requestObject {
 	return requestObject{
-		RequestID: r.RequestID, CreatedAt: r.CreatedAt.UTC().Format(time.RFC3339Nano),
+		RequestID: r.RequestID, Seq: r.Seq, CreatedAt: r.CreatedAt.UTC().Format(time.RFC3339Nano),
 		AccountID: r.AccountID, AccountName: r.AccountName, KeyID: r.KeyID, KeyName: r.KeyName,
 		Model: r.Model, Provider: r.Provider, Deployment: r.Deployment, Endpoint: r.Endpoint,
 		Stream: r.Stream, Attempts: r.Attempts, Status: r.Status, ErrorCode: r.ErrorCode,
@@ -111,6 +112,13 @@ func requestFilter(c *gin.Context) (store.RequestLogFilter, *apiError) {
 	f := store.RequestLogFilter{
 		AccountID: c.Query("account"), KeyID: c.Query("key"), Model: c.Query("model"),
 		Provider: c.Query("provider"), RequestID: c.Query("request_id"),
+	}
+	if v := c.Query("since_seq"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return f, invalidParam("since_seq", "since_seq must be the seq of a row already read (a whole number, 0 for the start).")
+		}
+		f.Tail, f.AfterSeq = true, n
 	}
 	if v := c.Query("status"); v != "" {
 		lo, hi, ok := parseStatusFilter(v)
@@ -180,7 +188,11 @@ func (s *Server) adminListRequests(c *gin.Context) {
 	for i, r := range rows {
 		data[i] = newRequestObject(r)
 	}
-	c.JSON(http.StatusOK, listPage{Object: "list", Data: data, HasMore: next != "", NextAfter: next})
+	page := listPage{Object: "list", Data: data, HasMore: next != "", NextAfter: next}
+	if f.Tail {
+		page.NextAfter = "" // oldest first: the next page is since_seq of the last row
+	}
+	c.JSON(http.StatusOK, page)
 }
 
 // adminGetRequest is GET /admin/v1/requests/{request_id}: the row, and

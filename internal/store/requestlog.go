@@ -36,6 +36,13 @@ type RequestLogFilter struct {
 	StatusMin, StatusMax int
 	From                 time.Time // created_at at or after
 	To                   time.Time // created_at before
+	// Tail turns the list around: rows recorded after the row whose Seq
+	// is AfterSeq (0: from the first), oldest first — the order they were
+	// written in, which is the order requests finished. It is how a
+	// follower tails the log: created_at is when a request started, so a
+	// long request lands behind rows already shown.
+	Tail     bool
+	AfterSeq int64
 }
 
 // RequestLogRow is one request as the log shows it.
@@ -47,7 +54,9 @@ type RequestLogRow struct {
 	// its retention).
 	Captured bool
 
-	id int64 // the row's id: the second half of the cursor
+	// Seq is the row's id, in the order rows were recorded: the second
+	// half of the cursor, and what AfterSeq continues from.
+	Seq int64
 }
 
 // requestLogSelect reads a RequestLogRow; the caller appends WHERE and
@@ -96,7 +105,11 @@ func (s *DB) RequestLog(ctx context.Context, f RequestLogFilter, cursor string, 
 	if len(rows) > limit {
 		rows = rows[:limit]
 		last := rows[limit-1]
-		next = encodeCursor(last.CreatedAt.UnixMilli(), last.id)
+		if f.Tail {
+			next = strconv.FormatInt(last.Seq, 10) // more after this one
+		} else {
+			next = encodeCursor(last.CreatedAt.UnixMilli(), last.Seq)
+		}
 	}
 	return rows, next, nil
 }
@@ -128,6 +141,11 @@ func (s *DB) requestLogSQL(f RequestLogFilter, cursor string, limit int) (string
 		where = append(where, "u.created_at < ?")
 		args = append(args, f.To.UnixMilli())
 	}
+	if f.Tail {
+		where = append(where, "u.id > ?")
+		args = append(args, f.AfterSeq)
+		cursor = "" // the sequence is the cursor
+	}
 	if cursor != "" {
 		ms, id, err := decodeCursor(cursor)
 		if err != nil {
@@ -142,7 +160,11 @@ func (s *DB) requestLogSQL(f RequestLogFilter, cursor string, limit int) (string
 	if len(where) > 0 {
 		q += "\n WHERE " + strings.Join(where, " AND ")
 	}
-	q += "\n ORDER BY u.created_at DESC, u.id DESC LIMIT ?"
+	if f.Tail {
+		q += "\n ORDER BY u.id LIMIT ?"
+	} else {
+		q += "\n ORDER BY u.created_at DESC, u.id DESC LIMIT ?"
+	}
 	args = append(args, limit)
 	return q, args, nil
 }
@@ -164,7 +186,7 @@ func scanRequestLog(sc scanner) (RequestLogRow, error) {
 	var r RequestLogRow
 	var lat, ttft, created int64
 	var captured int64
-	if err := sc.Scan(&r.id, &r.RequestID, &r.AccountID, &r.KeyID, &r.Model, &r.Provider, &r.UpstreamModel, &r.Stream,
+	if err := sc.Scan(&r.Seq, &r.RequestID, &r.AccountID, &r.KeyID, &r.Model, &r.Provider, &r.UpstreamModel, &r.Stream,
 		&r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &lat, &ttft, &r.Status, &r.Attempts, &r.ErrorCode, &created,
 		&r.CostNano, &r.Estimated, &r.CacheWriteTokens, &r.Deployment, &r.Endpoint, &r.TraceID,
 		&r.KeyName, &r.AccountName, &captured); err != nil {
