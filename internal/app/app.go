@@ -39,6 +39,7 @@ type App struct {
 	Audit    *keys.Auditor
 	Secrets  *Secrets
 	Recorder *billing.Recorder
+	Captures *billing.Captures // request captures of accounts with capture on
 	Ledger   *billing.Ledger
 	Budgets  *billing.Budgets
 	log      *zap.Logger
@@ -197,6 +198,24 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		sweepResponses(sweepCtx, db, cfg.Responses.SweepInterval, log.Named("responses"))
 	}()
 	a.closers = append(a.closers, func() { stopSweep(); <-swept })
+	// Request captures: written off the request path, redacted first (the
+	// redactor knows the config's and the vault's provider keys); expired
+	// ones are swept like stored responses.
+	a.Captures = billing.NewCaptures(db, red.RedactBytes, log.Named("captures"), 256)
+	a.closers = append(a.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Captures.Close(ctx); err != nil {
+			log.Error("flushing request captures", zap.Error(err))
+		}
+	})
+	capSweepCtx, stopCapSweep := context.WithCancel(context.Background())
+	capSwept := make(chan struct{})
+	go func() {
+		defer close(capSwept)
+		sweepCaptures(capSweepCtx, db, cfg.Responses.SweepInterval, log.Named("captures"))
+	}()
+	a.closers = append(a.closers, func() { stopCapSweep(); <-capSwept })
 	g := newGuard(cfg, ks, a.Audit, rdb, hook, log.Named("guard"))
 	a.closers = append(a.closers, g.close)
 
@@ -248,6 +267,10 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		StreamKeepAlive:   cfg.Server.StreamKeepAlive,
 		BodyReadTimeout:   cfg.Server.BodyReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,
+
+		RequestLog:  db,
+		Captures:    a.Captures,
+		AuditWriter: a.Audit,
 	})
 	if err != nil {
 		return nil, err
@@ -306,6 +329,27 @@ func sweepResponses(ctx context.Context, db *store.DB, every time.Duration, log 
 			log.Warn("sweeping expired responses", zap.Error(err))
 		case n > 0:
 			log.Info("expired responses deleted", zap.Int("responses", n))
+		}
+	}
+}
+
+// sweepCaptures deletes request captures past their retention, every
+// interval until ctx ends (as sweepResponses).
+func sweepCaptures(ctx context.Context, db *store.DB, every time.Duration, log *zap.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := db.SweepCaptures(ctx, time.Now(), 1000)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("sweeping expired request captures", zap.Error(err))
+		case n > 0:
+			log.Info("expired request captures deleted", zap.Int("captures", n))
 		}
 	}
 }

@@ -28,6 +28,7 @@ const statusClientClosed = 499
 // but for the model (and whatever a provider's quirks require).
 func (s *Server) chat(c *gin.Context) {
 	info := infoOf(c)
+	info.endpoint = "chat"
 	body, req, ok := readRequest(s, c, providers.ParseChatRequest, func(r *providers.ChatRequest) string { return r.Model })
 	if !ok {
 		return
@@ -90,6 +91,9 @@ func (s *Server) readBody(c *gin.Context) ([]byte, error) {
 				"The request body was not received within "+s.bodyTimeout.String()+".")
 		}
 		return nil, newError(http.StatusBadRequest, "invalid_request_error", "", "Could not read the request body.")
+	}
+	if info := infoOf(c); info != nil {
+		info.received = body // for a capture, should the account have one
 	}
 	return body, nil
 }
@@ -162,7 +166,22 @@ func (s *Server) usageRecord(info *requestInfo) store.UsageRecord {
 		CreatedAt:        info.start,
 		CostNano:         info.cost,
 		Estimated:        info.estimated,
+		Deployment:       deploymentName(info),
+		Endpoint:         info.endpoint,
+		TraceID:          info.traceID,
 	}
+}
+
+// deploymentName names the deployment that served the request, or the
+// last one tried when none did ("" when routing never ran).
+func deploymentName(info *requestInfo) string {
+	if info.deployment != nil {
+		return info.deployment.Name()
+	}
+	if n := len(info.tried); n > 0 && info.tried[n-1].Deployment != nil {
+		return info.tried[n-1].Deployment.Name()
+	}
+	return ""
 }
 
 // commitUsage prices and writes a successful request's record (with its

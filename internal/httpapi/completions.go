@@ -16,6 +16,7 @@ import (
 // the TPM reservation count every prompt and every choice.
 func (s *Server) completion(c *gin.Context) {
 	info := infoOf(c)
+	info.endpoint = "completions"
 	body, rq, ok := readRequest(s, c, completions.Parse, func(r *completions.Request) string { return r.Model })
 	if !ok {
 		return

@@ -61,6 +61,7 @@ func parseInputs(raw json.RawMessage) ([]string, *apiError) {
 // official SDKs ask by default).
 func (s *Server) embeddings(c *gin.Context) {
 	info := infoOf(c)
+	info.endpoint = "embeddings"
 	body, err := s.readBody(c)
 	if err != nil {
 		writeError(c, err.(*apiError))

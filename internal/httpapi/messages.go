@@ -70,6 +70,7 @@ func (s *Server) parseMessage(c *gin.Context) (*messages.Request, *messages.Tran
 // the chat pivot and the answer re-encoded as Messages events.
 func (s *Server) createMessage(c *gin.Context) {
 	info := infoOf(c)
+	info.endpoint = "messages"
 	rq, _, req, ok := s.parseMessage(c)
 	if !ok {
 		return

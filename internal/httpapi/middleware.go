@@ -64,6 +64,15 @@ type requestInfo struct {
 	body       []byte             // the request body (not copied)
 	reqBody    *guardedBody       // the body as it is read (nil: none)
 	tried      []router.Attempt   // every attempt, hedges included
+
+	// The request log: the ingress (chat, responses, messages,
+	// completions, embeddings), the W3C trace id, the body as received
+	// (not copied; kept only for a capture) and the capture in progress
+	// (nil: the account captures nothing).
+	endpoint string
+	traceID  string
+	received []byte
+	capture  *requestCapture
 }
 
 func infoOf(c *gin.Context) *requestInfo {
@@ -84,7 +93,7 @@ func newRequestID() string {
 // errors included), recovers panics into an OpenAI-shaped 500 and writes
 // one access log line when the request ends.
 func (s *Server) begin(c *gin.Context) {
-	info := &requestInfo{id: newRequestID(), start: s.now(), clientIP: c.ClientIP()}
+	info := &requestInfo{id: newRequestID(), start: s.now(), clientIP: c.ClientIP(), traceID: traceID(c.Request)}
 	c.Set(infoKey, info)
 	s.guardConn(c, info)
 	c.Writer.Header().Set("x-request-id", info.id)
@@ -106,6 +115,7 @@ func (s *Server) begin(c *gin.Context) {
 		}
 		s.logRequest(c, info)
 		s.observeMetrics(c, info)
+		s.finishCapture(info)
 	}()
 	c.Next()
 }
@@ -257,6 +267,21 @@ func (s *Server) authenticate(c *gin.Context) {
 	c.Next()
 }
 
+// isKeyID reports whether v has the shape of a key's id (key_ and
+// letters or digits), which names a key without being one.
+func isKeyID(v string) bool {
+	rest, ok := strings.CutPrefix(v, "key_")
+	if !ok || rest == "" || len(rest) > 64 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
 // keyInURL refuses a request that carries a key in its query string.
 func keyInURL(r *http.Request) *apiError {
 	if r.URL.RawQuery == "" {
@@ -264,6 +289,9 @@ func keyInURL(r *http.Request) *apiError {
 	}
 	q := r.URL.Query()
 	for _, p := range keyParams {
+		if p == "key" && r.URL.Path == "/admin/v1/requests" && isKeyID(q.Get(p)) {
+			continue // the request log's filter by key id, which is no secret
+		}
 		if q.Has(p) {
 			return unauthorized("key_in_url", "API keys are not accepted in the URL. Send the key in the Authorization header (Authorization: Bearer YOUR_KEY).")
 		}

@@ -366,6 +366,41 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 	s.do("GET", "/usage/report?group_by=colour", "", 400, true)
 	s.do("GET", "/usage/report?from=2024-05-01&to=2024-04-01", "", 400)
 
+	// The request log and body capture.
+	capPath := "/accounts/" + store.DefaultAccountID + "/capture"
+	if c := s.do("GET", capPath, "", 200); c.body["enabled"] != false || c.str("retention") != "7d" {
+		t.Fatalf("capture by default: %s", c.raw)
+	}
+	s.do("PUT", capPath, `{"enabled":true,"retention":"2w","max_bytes":65536}`, 200)
+	s.do("PUT", capPath, `{"enabled":true,"retention":"soon"}`, 400)
+	s.do("PUT", capPath, `{"enabled":true,"max_bytes":0}`, 400, true)
+	s.do("PUT", capPath, `{"retention":"1d"}`, 400, true)
+	s.do("PUT", "/accounts/acct_nope/capture", `{"enabled":false}`, 404)
+	s.do("GET", "/accounts/acct_nope/capture", "", 404)
+	if st, body, _ := call(t, "POST", g.base+"/chat/completions", g.key, chat); st != 200 {
+		t.Fatalf("chat: %d %v", st, body)
+	}
+	g.usage()
+	if err := g.app.Captures.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rl := s.do("GET", "/requests?limit=1", "", 200)
+	if len(rl.data()) != 1 || rl.body["has_more"] != true || rl.data()[0]["captured"] != true {
+		t.Fatalf("request log page 1: %s", rl.raw)
+	}
+	if l := s.do("GET", "/requests?limit=1&after="+rl.str("next_after"), "", 200).data(); len(l) != 1 || l[0]["request_id"] == rl.data()[0]["request_id"] {
+		t.Fatalf("request log page 2: %v", l)
+	}
+	s.do("GET", "/requests?before="+rl.str("next_after"), "", 200)
+	s.do("GET", "/requests?account="+store.DefaultAccountID+"&model=gpt-4o-mini&provider=primary&status=2xx&from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z", "", 200)
+	s.do("GET", "/requests?status=fine", "", 400)
+	s.do("GET", "/requests?from=yesterday", "", 400, true)
+	s.do("GET", "/requests?after=nonsense", "", 400)
+	if one := s.do("GET", "/requests/"+rl.data()[0]["request_id"].(string), "", 200); one.str("capture", "request_body") != chat {
+		t.Fatalf("request with its capture: %s", one.raw)
+	}
+	s.do("GET", "/requests/req_nope", "", 404)
+
 	// Deployments.
 	deps := s.do("GET", "/deployments", "", 200).data()
 	if len(deps) != 2 {

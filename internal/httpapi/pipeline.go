@@ -74,6 +74,7 @@ func (s *Server) admitModelCall(c *gin.Context, info *requestInfo, body []byte, 
 // (reading a stored conversation) runs it first, then reserve. On refusal
 // it has answered and returns nil.
 func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
+	s.startCapture(c, info)
 	m, ok := s.router.Lookup(info.model)
 	if !ok {
 		writeError(c, modelNotFound(info.model))

@@ -60,6 +60,7 @@ func (s *Server) routeResponses(v1 *gin.RouterGroup) {
 // as it is. Either way the answer is stored, unless store is false.
 func (s *Server) createResponse(c *gin.Context) {
 	info := infoOf(c)
+	info.endpoint = "responses"
 	_, rq, ok := readRequest(s, c, responses.Parse, func(r *responses.Request) string { return r.Model })
 	if !ok {
 		return

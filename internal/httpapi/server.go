@@ -121,6 +121,13 @@ type Config struct {
 	// WriteTimeout bounds each write to a caller (0: unbounded).
 	BodyReadTimeout time.Duration
 	WriteTimeout    time.Duration
+	// RequestLog serves the request log and the capture settings on the
+	// admin API (nil: neither); Captures writes the captures of accounts
+	// that have capture on (nil: nothing is captured). AuditWriter records
+	// capture setting changes in the audit log.
+	RequestLog  RequestLogStore
+	Captures    CaptureSink
+	AuditWriter AuditWriter
 }
 
 // Server is the HTTP handler.
@@ -155,6 +162,11 @@ type Server struct {
 	keepAlive         time.Duration
 	bodyTimeout       time.Duration
 	writeTimeout      time.Duration
+
+	reqlog    RequestLogStore
+	captures  CaptureSink
+	captureOn *captureSettings
+	auditW    AuditWriter
 }
 
 // New builds the server and its routes.
@@ -188,6 +200,11 @@ func New(cfg Config) (*Server, error) {
 		keepAlive:         cfg.StreamKeepAlive,
 		bodyTimeout:       cfg.BodyReadTimeout,
 		writeTimeout:      cfg.WriteTimeout,
+	}
+	s.reqlog, s.auditW = cfg.RequestLog, cfg.AuditWriter
+	if cfg.Captures != nil && cfg.RequestLog != nil {
+		s.captures = cfg.Captures
+		s.captureOn = &captureSettings{src: cfg.RequestLog, log: cfg.Log}
 	}
 	if s.responseRetention <= 0 {
 		s.responseRetention = 30 * 24 * time.Hour

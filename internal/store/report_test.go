@@ -167,10 +167,10 @@ func TestUsageReportUsesIndexes(t *testing.T) {
 		q     ReportQuery
 		index string
 	}{
-		{"time range", ReportQuery{GroupBy: []Dimension{ByModel, ByDay}, From: from, To: to}, "usage_records_time"},
-		{"time range and model", ReportQuery{GroupBy: []Dimension{ByAccount}, From: from, To: to, Model: "gpt-4o"}, "usage_records_time"},
-		{"account", ReportQuery{GroupBy: []Dimension{ByKey, ByHour}, From: from, To: to, AccountID: "acct_a"}, "usage_records_account_time"},
-		{"key", ReportQuery{From: from, To: to, KeyID: "key_a1"}, "usage_records_key_time"},
+		{"time range", ReportQuery{GroupBy: []Dimension{ByModel, ByDay}, From: from, To: to}, "usage_records_time_id"},
+		{"time range and model", ReportQuery{GroupBy: []Dimension{ByAccount}, From: from, To: to, Model: "gpt-4o"}, "usage_records_time_id"},
+		{"account", ReportQuery{GroupBy: []Dimension{ByKey, ByHour}, From: from, To: to, AccountID: "acct_a"}, "usage_records_account_time_id"},
+		{"key", ReportQuery{From: from, To: to, KeyID: "key_a1"}, "usage_records_key_time_id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
