@@ -396,18 +396,24 @@ async function requests(ctx) {
       from: requestsState.from ? requestsState.from + 'T00:00:00Z' : '', to: requestsState.to ? toDateEnd(requestsState.to) + 'T00:00:00Z' : '',
       before, limit })),
     columns: [
-      { label: 'Time', render: (r) => h('span', { title: r.created_at }, fmtTime(r.created_at)) },
-      { label: 'Account', render: acctName },
-      { label: 'Key', render: keyName },
+      // Two lines a cell (the id under the time, the account under the
+      // key, TTFT under latency, attempts under status): every field of
+      // the row fits a 1280 px screen.
+      { label: 'Time · request id', render: (r) => [h('div', { title: r.created_at + ' (UTC)' }, fmtSeconds(r.created_at)),
+        h('button', { type: 'button', class: 'link mono small-text req-id', 'data-request': r.request_id, title: r.request_id, onclick: () => requestDetail(r.request_id) }, r.request_id)] },
+      { label: 'Key · account', render: (r) => [h('div', {}, keyName(r)), h('div', { class: 'muted small-text' }, acctName(r))] },
       { label: 'Model', render: (r) => [h('div', {}, r.model), r.stream ? h('div', { class: 'muted small-text' }, 'stream') : null] },
-      { label: 'Served by', render: (r) => [h('div', {}, r.provider || '—'), r.deployment ? h('div', { class: 'muted small-text' }, r.deployment) : null] },
-      { label: 'Tries', num: true, render: (r) => fmtInt(r.attempts) },
-      { label: 'Status', render: (r) => [statusBadge(r.status), r.error_code ? h('div', { class: 'muted small-text' }, r.error_code) : null] },
-      { label: 'Latency', num: true, render: (r) => fmtMs(r.latency_ms) },
-      { label: 'TTFT', num: true, render: (r) => (r.ttft_ms ? fmtMs(r.ttft_ms) : '—') },
+      { label: 'Served by', render: (r) => {
+        // provider/model deployments as the provider over the model.
+        const dep = r.deployment || '';
+        const rest = r.provider && dep.startsWith(r.provider + '/') ? dep.slice(r.provider.length + 1) : dep;
+        return [h('div', { title: dep || null }, r.provider || dep || '—'), rest && rest !== r.provider ? h('div', { class: 'muted small-text' }, rest) : null];
+      } },
+      { label: 'Status', render: (r) => [statusBadge(r.status), h('div', { class: 'muted small-text' },
+        [r.error_code, r.attempts === 1 ? '1 attempt' : fmtInt(r.attempts) + ' attempts'].filter(Boolean).join(' · '))] },
+      { label: 'Latency', num: true, render: (r) => [h('div', {}, fmtMs(r.latency_ms)), r.ttft_ms ? h('div', { class: 'muted small-text nowrap' }, 'TTFT ' + fmtMs(r.ttft_ms)) : null] },
       { label: 'Tokens in/out', num: true, render: (r) => fmtInt(r.input_tokens) + ' / ' + fmtInt(r.output_tokens) },
       { label: 'Cost', num: true, render: (r) => h('span', { title: r.estimated ? 'estimated' : null }, fmtUSDText(r.cost_usd) + (r.estimated ? '*' : '')) },
-      { label: 'Request id', render: (r) => h('button', { type: 'button', class: 'link mono', 'data-request': r.request_id, onclick: () => requestDetail(r.request_id) }, r.request_id) },
     ],
   });
   try {
@@ -420,8 +426,10 @@ async function requests(ctx) {
     throw e;
   }
   if (!ctx.live()) return;
-  clear(body, card('', list.el));
+  clear(body, card('', h('div', { class: 'dense' }, list.el)));
 }
+
+const fmtSeconds = (t) => { const d = new Date(t); return isNaN(d) ? String(t) : d.toISOString().slice(5, 19).replace('T', ' '); };
 
 function statusBadge(status) {
   const s = Number(status) || 0;
