@@ -559,9 +559,13 @@ async function createKey() {
   let balances = [];
   try {
     accounts = await accountList();
-    // The balances of the listed accounts (at most 200): the form names
-    // the ones without credit.
-    balances = await Promise.all(accounts.map((a) => api('GET', `/accounts/${encodeURIComponent(a.id)}/credits`).catch((e) => { if (e.code === 'auth') throw e; return null; })));
+    // Balances, 25 accounts at a time: the first 50 (the form names the
+    // ones without credit), then on only until one with credit is found.
+    const balanceOf = (a) => api('GET', `/accounts/${encodeURIComponent(a.id)}/credits`).catch((e) => { if (e.code === 'auth') throw e; return null; });
+    for (let i = 0; i < accounts.length; i += 25) {
+      balances.push(...await Promise.all(accounts.slice(i, i + 25).map(balanceOf)));
+      if (i + 25 >= 50 && balances.some((b) => b && b.available_nano > 0)) break;
+    }
   } catch (e) { if (e.code === 'auth') return; }
   const chosen = defaultAccount(accounts, balances);
   const note = h('p', { class: 'form-hint', id: 'account-credit' });
