@@ -95,7 +95,7 @@ type LedgerStore interface {
 	PostLedgerEntry(ctx context.Context, e store.LedgerEntry) (store.LedgerEntry, bool, error)
 	AccountCredit(ctx context.Context, accountID string) (store.AccountCredit, error)
 	SetAccountMultiplier(ctx context.Context, accountID string, bp int) error
-	ListLedgerEntries(ctx context.Context, accountID string, limit int, beforeID int64) ([]store.LedgerEntry, error)
+	FindLedgerEntries(ctx context.Context, accountID string, f store.LedgerFilter) ([]store.LedgerEntry, error)
 	VerifyBalances(ctx context.Context) ([]store.BalanceMismatch, error)
 	VerifyLedgerChain(ctx context.Context) ([]store.LedgerProblem, error)
 }
@@ -324,7 +324,12 @@ func (l *Ledger) Invalidate(accountID string) {
 // Entries pages through an account's entries, newest first (beforeID: the
 // smallest ID of the previous page, 0 for the first; limit at most 1000).
 func (l *Ledger) Entries(ctx context.Context, accountID string, limit int, beforeID int64) ([]Entry, error) {
-	rows, err := l.st.ListLedgerEntries(ctx, accountID, limit, beforeID)
+	return l.FindEntries(ctx, accountID, store.LedgerFilter{Limit: limit, BeforeID: beforeID})
+}
+
+// FindEntries is Entries narrowed by key, kind and time window.
+func (l *Ledger) FindEntries(ctx context.Context, accountID string, f store.LedgerFilter) ([]Entry, error) {
+	rows, err := l.st.FindLedgerEntries(ctx, accountID, f)
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}

@@ -1,8 +1,10 @@
 // End-to-end test of the /ui dashboard: builds xroute, starts `xroute serve
 // --demo` in a temporary directory, sends some traffic with the demo caller
 // key, then drives Debian's Chromium (headless, through playwright-core)
-// through every page, asserting what is visible and saving a screenshot of
-// each page to docs/screenshots/. Exits non-zero on any failure and always
+// through every page, asserting what is visible (uPlot charts on canvas,
+// currency axes, server-side pages and filters, the create-key form's
+// account), and saving a screenshot of each page at 1280 px and at 390 px
+// (a phone) to docs/screenshots/. Exits non-zero on any failure and always
 // stops the server.
 //
 //   node e2e/dashboard.test.mjs        (XROUTE_BIN=path skips the build,
@@ -130,6 +132,10 @@ async function main() {
   assert(acme.status === 201, 'create an account: ' + acme.text);
   const acmeTop = await call(base, adminKey, 'POST', `/admin/v1/accounts/${acme.json.id}/credits`, { amount: '50.00', idempotency_key: 'e2e-acme-initial' });
   assert(acmeTop.status === 201, 'top up the account: ' + acmeTop.text);
+  // An account without credit: the create-key form must not start on it.
+  const empty = await call(base, adminKey, 'POST', '/admin/v1/accounts', { name: 'empty-co' });
+  assert(empty.status === 201, 'create an empty account: ' + empty.text);
+  const requestLog = (await call(base, adminKey, 'GET', '/admin/v1/requests?limit=1')).status !== 404;
 
   log('usage recorded');
   const ui = await fetch(base + '/ui/');
@@ -142,7 +148,7 @@ async function main() {
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1360, height: 880 },
+    viewport: { width: 1280, height: 900 },
     acceptDownloads: true,
     deviceScaleFactor: 1,
   });
@@ -156,7 +162,12 @@ async function main() {
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   page.on('console', (m) => {
     // A wrong key is answered 401 on purpose below; Chromium logs it.
-    if (m.type() === 'error' && !/status of 401/.test(m.text())) problems.push('console error: ' + m.text());
+    // A 404 is judged by its address below (Chromium's line lacks it).
+    if (m.type() === 'error' && !/status of 40[14]/.test(m.text())) problems.push('console error: ' + m.text());
+  });
+  page.on('response', (r) => {
+    // Only the request log may be missing, until branch h-reqlog is in.
+    if (r.status() === 404 && (requestLog || !new URL(r.url()).pathname.startsWith('/admin/v1/requests'))) problems.push('404: ' + r.url());
   });
   page.on('requestfailed', (r) => { if (!r.url().startsWith('blob:')) problems.push('request failed: ' + r.url()); });
   const shot = async (name) => {
@@ -164,6 +175,24 @@ async function main() {
     await page.evaluate(() => document.getElementById('toasts')?.remove());
     await page.screenshot({ path: path.join(shots, name + '.png'), fullPage: true });
     log('screenshot', `docs/screenshots/${name}.png`);
+  };
+  // chartsFit waits until every chart has followed its box's width (the
+  // ResizeObserver), so that a screenshot shows them laid out.
+  const chartsFit = () => page.waitForFunction(() => [...document.querySelectorAll('.chart-box')]
+    .every((b) => b.uplot && Math.abs(b.uplot.width - Math.floor(b.getBoundingClientRect().width)) <= 1));
+  // shotBoth saves the page at 1280 px and at 390 px (a phone), and checks
+  // that at 390 px nothing but a table's own scroller is wider than the
+  // screen.
+  const shotBoth = async (name) => {
+    await chartsFit();
+    await shot(name + '-1280');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await chartsFit();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert(overflow <= 390, `${name}: the page is ${overflow} px wide at 390 px (only tables may scroll sideways)`);
+    await shot(name + '-390');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await chartsFit();
   };
   const nav = async (label) => {
     await page.locator('nav.sidebar').getByRole('link', { name: label, exact: true }).click();
@@ -178,7 +207,7 @@ async function main() {
   await page.fill('#admin-key', 'xra-not-a-real-key');
   await page.click('button[type=submit]');
   await page.locator('.form-error', { hasText: /./ }).waitFor();
-  await shot('login');
+  await shotBoth('login');
   await page.fill('#admin-key', adminKey);
   await page.click('button[type=submit]');
   await page.locator('main h1', { hasText: 'Overview' }).waitFor();
@@ -188,24 +217,58 @@ async function main() {
   await page.locator('.stat-value[data-stat="Requests"]', { hasText: /^[1-9]/ }).waitFor();
   const reqs = await page.textContent('.stat-value[data-stat="Requests"]');
   assert(Number(reqs.replace(/,/g, '')) >= 18, 'overview counts the requests sent: ' + reqs);
-  assert(await page.locator('main svg.chart').count() === 5, 'overview draws five charts');
-  assert(await page.locator('main svg.chart rect.bar').count() >= 2, 'the bar charts have bars');
-  assert(await page.locator('main svg.chart path.line, main svg.chart circle.dot').count() >= 3, 'the line charts have data');
+  await page.locator('.chart-box .uplot canvas').first().waitFor();
+  assert(await page.evaluate(() => typeof window.uPlot === 'function' && window.uPlot.paths !== undefined), 'uPlot is loaded from the vendored file');
+  assert(await page.locator('main .chart-box .uplot canvas').count() === 5, 'overview draws five uPlot charts on canvas');
+  assert(await page.locator('main svg').count() === 0, 'no hand-drawn SVG charts are left');
+  const spend = page.locator('.chart-box[data-chart^="Spend"]');
+  const yLabels = (await spend.getAttribute('data-y-labels')).split('|');
+  assert(yLabels.length >= 2 && yLabels.every((l) => /^\$\d/.test(l)), 'the spend axis is labelled in dollars: ' + yLabels.join(' '));
+  const errLabels = (await page.locator('.chart-box[data-chart^="Error rate"]').getAttribute('data-y-labels')).split('|');
+  assert(errLabels.every((l) => /%$/.test(l)), 'the error-rate axis is in percent: ' + errLabels.join(' '));
+  assert(await spend.getAttribute('data-bucket') === 'hour', 'a 24 h view buckets by the hour');
+  // Nothing clips: the y axis is at least as wide as its widest label.
+  const fits = await page.evaluate(() => [...document.querySelectorAll('.chart-box')].every((b) => {
+    const u = b.uplot; const ctx = document.createElement('canvas').getContext('2d'); ctx.font = u.axes[1].font[0];
+    const widest = Math.max(...b.dataset.yLabels.split('|').map((l) => ctx.measureText(l).width));
+    return u.axes[1]._size >= widest + u.axes[1].gap;
+  }));
+  assert(fits, 'every y axis is wide enough for its widest label');
+  // The tooltip: hover the spend chart where the traffic is (the last hour).
+  const over = spend.locator('.u-over');
+  const box = await over.boundingBox();
+  await page.mouse.move(box.x + box.width - 4, box.y + box.height / 2);
+  const tip = spend.locator('.u-tooltip');
+  await tip.waitFor({ state: 'visible' });
+  assert(/UTC/.test(await tip.textContent()) && /Spend: \$/.test(await tip.textContent()), 'the tooltip shows the bucket and the spend: ' + await tip.textContent());
+  assert(await spend.locator('.u-legend').count() === 1, 'the chart has a legend');
+  await page.mouse.move(0, 0);
   const errRate = await page.textContent('.stat-value[data-stat="Error rate"]');
   assert(errRate !== '0.0%' && errRate !== '—', 'the error rate shows the failed requests: ' + errRate);
-  await shot('overview');
+  // A 30-day range is drawn in days.
+  await page.selectOption('select[name=range]', '30d');
+  await page.locator('.chart-box[data-chart^="Spend"][data-bucket="day"]').waitFor();
+  await page.selectOption('select[name=range]', '24h');
+  await page.locator('.chart-box[data-chart^="Spend"][data-bucket="hour"]').waitFor();
+  // The charts follow the window's width.
+  const wide = await spend.evaluate((b) => b.uplot.width);
+  await page.setViewportSize({ width: 900, height: 900 });
+  await page.waitForFunction((w) => document.querySelector('.chart-box[data-chart^="Spend"]').uplot.width !== w, wide);
+  await chartsFit();
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await chartsFit();
 
   // Usage: by model, with a CSV download; then by key.
   await nav('Usage');
   for (const m of ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-nano']) await rowOf(m).first().waitFor();
-  assert(await page.locator('main svg.chart.bars rect').count() === 3, 'usage draws a bar per model');
+  await page.locator('main .chart-box[data-chart="Spend by model"] .uplot canvas').waitFor();
+  assert(await page.locator('tr.usage-row').count() === 3, 'usage lists a row per model');
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#csv')]);
   const csv = readFileSync(await dl.path(), 'utf8');
   assert(/^model,/m.test(csv.split('\n')[0]) || csv.split('\n')[0].includes('model'), 'the CSV has a model column: ' + csv.split('\n')[0]);
   assert(csv.includes('gpt-4o-mini'), 'the CSV holds the rows');
   assert(dl.suggestedFilename().endsWith('.csv'), 'the download is a .csv file: ' + dl.suggestedFilename());
   log('CSV downloaded:', dl.suggestedFilename(), csv.trim().split('\n').length - 1, 'rows');
-  await shot('usage');
   await page.selectOption('select[name=group_by]', 'key');
   await page.click('form.toolbar button[type=submit]');
   await rowOf('demo (').first().waitFor();
@@ -213,6 +276,39 @@ async function main() {
   // Keys: create one (shown once, copied), use it, rotate, suspend, resume, revoke.
   await nav('Keys');
   await rowOf('demo-admin').waitFor();
+  // The create-key form's account: with none picked yet, one with credit
+  // (never empty-co, which has none); once the operator looks at an
+  // account (the keys filter here), that one.
+  const accountOf = async () => {
+    await page.click('#create-key');
+    const sel = page.locator('.modal select[name=account_id]');
+    await sel.waitFor();
+    await page.locator('.modal select[name=account_id] option', { hasText: 'no credit' }).first().waitFor({ state: 'attached' });
+    const v = await sel.inputValue();
+    return v;
+  };
+  const firstDefault = await accountOf();
+  const credit = (await call(base, adminKey, 'GET', `/admin/v1/accounts/${firstDefault}/credits`)).json;
+  assert(firstDefault !== empty.json.id && credit.available_nano > 0, `the form starts on an account with credit (${firstDefault}: ${credit.available_usd})`);
+  await page.locator('.modal').getByRole('button', { name: 'Cancel' }).click();
+  await page.selectOption('form.filters select[name=account]', acme.json.id);
+  await page.click('form.filters button[type=submit]');
+  await page.locator('[data-pager=keys] .empty, [data-pager=keys] tbody').first().waitFor();
+  assert(await accountOf() === acme.json.id, 'the form starts on the account the operator is looking at');
+  await page.locator('.modal').getByRole('button', { name: 'Cancel' }).click();
+  await page.selectOption('form.filters select[name=account]', empty.json.id);
+  await page.click('form.filters button[type=submit]');
+  assert(await accountOf() === empty.json.id, 'picking the empty account is the operator\'s choice');
+  await page.locator('#account-credit', { hasText: 'no credit' }).waitFor();
+  await page.locator('.modal').getByRole('button', { name: 'Cancel' }).click();
+  await page.locator('form.filters').getByRole('button', { name: 'Clear' }).click();
+  await rowOf('demo-admin').waitFor();
+  await page.selectOption('form.filters select[name=account]', 'acct_default');
+  await page.click('form.filters button[type=submit]');
+  await rowOf('demo-admin').waitFor();
+  assert(await accountOf() === 'acct_default', 'the default account once it is the one in view');
+  await page.locator('.modal').getByRole('button', { name: 'Cancel' }).click();
+  log('create-key form: starts on an account with credit, then on the one in view');
   await page.click('#create-key');
   await page.fill('.modal input[name=name]', 'e2e-dashboard');
   await page.fill('.modal input[name=rpm]', '600');
@@ -225,6 +321,10 @@ async function main() {
   assert(await page.evaluate(() => navigator.clipboard.readText()) === created, 'Copy puts the key on the clipboard');
   await shot('key-created');
   await page.locator('.modal').getByRole('button', { name: 'Done' }).click();
+  // The key starts on the default account (the one in view): its first
+  // call is served, not refused for credit.
+  const first = await call(base, created, 'POST', '/v1/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi #mock:tokens=5' }] });
+  assert(first.status === 200, 'the new key\'s first call is served: ' + first.status + ' ' + first.text);
   assert((await call(base, created, 'GET', '/v1/models')).status === 200, 'the new key works');
   const row = rowOf('e2e-dashboard');
   await row.locator('.badge', { hasText: 'active' }).waitFor();
@@ -265,7 +365,6 @@ async function main() {
   await page.locator('#new-key').waitFor();
   await page.locator('.modal').getByRole('button', { name: 'Done' }).click();
   await rowOf('analytics-batch').locator('.badge', { hasText: 'active' }).waitFor();
-  await shot('keys');
   log('keys: created, copied, rotated, suspended, resumed, revoked');
 
   // Deployments: six (three models on two mock providers), breakers closed.
@@ -275,8 +374,7 @@ async function main() {
   assert(await page.locator('tr.deployment-row .badge', { hasText: 'closed' }).count() >= 1, 'breaker states shown');
   const served = await page.textContent('.stat-value[data-stat="Requests"]');
   assert(Number(served.replace(/,/g, '')) >= 18, 'deployments count requests: ' + served);
-  assert(/\d ms/.test(await page.locator('tbody').textContent()), 'latency shown');
-  await shot('deployments');
+  assert(/\d ms/.test((await page.locator('tr.deployment-row').allTextContents()).join(' ')), 'latency shown');
 
   // Credits: top up the default account; the balance and ledger follow.
   await nav('Credits');
@@ -305,7 +403,33 @@ async function main() {
   assert(again.balance_nano === after.balance_nano, 'a replayed top-up changes nothing');
   await page.locator('tr.ledger-row').first().waitFor();
   assert(await page.locator('tr.ledger-row').count() >= 2, 'the ledger lists the top-ups');
-  await shot('credits');
+  // The ledger pages on the server: 10 rows, then the next 10 through the
+  // cursor (the demo account has a debit per request and the top-ups).
+  const ledgerPager = page.locator('[data-pager=ledger]');
+  await ledgerPager.locator('select[name=page_size]').selectOption('10');
+  await page.waitForFunction(() => document.querySelectorAll('[data-pager=ledger] tr.ledger-row').length === 10);
+  const firstPage = await ledgerPager.locator('tr.ledger-row td:first-child').allTextContents();
+  const [second] = await Promise.all([
+    page.waitForRequest((r) => /\/ledger\?.*before=\d+/.test(r.url()) && /limit=10/.test(r.url())),
+    ledgerPager.locator('[data-action=next]').click(),
+  ]);
+  await ledgerPager.locator('[data-page="2"]').waitFor();
+  const secondPage = await ledgerPager.locator('tr.ledger-row td:first-child').allTextContents();
+  assert(secondPage.length > 0 && Number(secondPage[0]) < Number(firstPage[firstPage.length - 1]),
+    `the second page continues below the first (${firstPage.at(-1)} then ${secondPage[0]}; ${second.url()})`);
+  await ledgerPager.locator('[data-action=prev]').click();
+  await ledgerPager.locator('[data-page="1"]').waitFor();
+  // A filter narrows on the server: top-ups only.
+  const [filtered] = await Promise.all([
+    page.waitForRequest((r) => /\/ledger\?.*kind=top_up/.test(r.url())),
+    (async () => { await page.selectOption('#account-detail form.filters select[name=kind]', 'top_up'); await page.click('#account-detail form.filters button[type=submit]'); })(),
+  ]);
+  await page.waitForFunction(() => { const k = [...document.querySelectorAll('[data-pager=ledger] tr.ledger-row .pill')]; return k.length > 0 && k.every((e) => e.textContent === 'top_up'); });
+  const topUps = await ledgerPager.locator('tr.ledger-row').count();
+  assert(topUps === 2, `the kind filter leaves the two top-ups (${topUps} rows; ${filtered.url()})`);
+  await page.locator('#account-detail form.filters').getByRole('button', { name: 'Clear' }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-pager=ledger] tr.ledger-row .pill')].some((e) => e.textContent === 'usage'));
+  log('ledger: paged 10 at a time through the cursor, filtered by kind');
 
   // Audit log: the key events above, a kind filter, and the chain verified.
   await nav('Audit log');
@@ -321,7 +445,49 @@ async function main() {
   await page.locator('tr.audit-row .pill', { hasText: 'key.created' }).first().waitFor();
   await page.click('#verify');
   await page.locator('#verify-result .banner.ok', { hasText: 'Chain intact' }).waitFor();
-  await shot('audit');
+
+  // The request log: a row per request, searchable by id, filtered on the
+  // server, with a detail view.
+  if (requestLog) {
+    await nav('Requests');
+    await page.locator('tr.request-row').first().waitFor();
+    const shown = await page.locator('tr.request-row').count();
+    assert(shown >= 18, `the request log lists the requests (${shown})`);
+    const [filteredReq] = await Promise.all([
+      page.waitForRequest((r) => /\/admin\/v1\/requests\?.*model=gpt-4o-mini/.test(r.url())),
+      (async () => { await page.fill('form.filters input[name=model]', 'gpt-4o-mini'); await page.click('form.filters button[type=submit]'); })(),
+    ]);
+    await page.waitForFunction(() => { const r = [...document.querySelectorAll('tr.request-row')]; return r.length > 0 && r.length < 18; });
+    assert((await page.locator('tr.request-row').allTextContents()).every((t) => t.includes('gpt-4o-mini')), 'the model filter leaves only that model: ' + filteredReq.url());
+    const id = await page.locator('tr.request-row [data-request]').first().getAttribute('data-request');
+    await page.fill('input[name=request_id]', id);
+    await page.locator('form.search button[type=submit]').click();
+    await page.waitForFunction(() => document.querySelectorAll('tr.request-row').length === 1);
+    await page.locator('tr.request-row [data-request]').click();
+    await page.locator('#request-detail', { hasText: id }).waitFor();
+    await shot('request-detail-1280');
+    await page.locator('.modal').getByRole('button', { name: 'Close' }).click();
+    await page.fill('input[name=request_id]', '');
+    await page.locator('form.filters').getByRole('button', { name: 'Clear' }).click();
+    await page.locator('tr.request-row').nth(17).waitFor();
+    log('request log: listed, filtered by model, found by id, detail shown');
+  } else {
+    log('PENDING: the request log (GET /admin/v1/requests answers 404 on this branch; it comes with branch h-reqlog)');
+  }
+
+  // Every main view at both widths, from a fresh load (filters reset).
+  await page.reload();
+  await page.locator('main h1').waitFor();
+  for (const [label, name] of [['Overview', 'overview'], ['Usage', 'usage'], ['Requests', 'requests'], ['Keys', 'keys'], ['Deployments', 'deployments'], ['Credits', 'credits'], ['Audit log', 'audit']]) {
+    await nav(label);
+    if (name === 'overview' || name === 'usage') await page.locator('.chart-box .uplot canvas').first().waitFor();
+    if (name === 'credits') {
+      await page.locator('tbody a', { hasText: /^default$/ }).click();
+      await page.locator('h2', { hasText: 'Top up default' }).waitFor();
+      await page.locator('tr.ledger-row').first().waitFor();
+    }
+    await shotBoth(name);
+  }
 
   // A key that stops working sends the operator back to the login form.
   await page.evaluate(() => sessionStorage.setItem('xroute.adminKey', 'xra-revoked-or-wrong'));

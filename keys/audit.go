@@ -112,8 +112,9 @@ type AuditFilter struct {
 	Subject   string
 	AccountID string
 	Since     time.Time
-	Limit     int   // default 100, at most 1000
-	BeforeSeq int64 // pagination: pass the last page's smallest Seq
+	Until     time.Time // events before this instant; zero: no bound
+	Limit     int       // default 100, at most 1000
+	BeforeSeq int64     // pagination: pass the last page's smallest Seq
 }
 
 // ChainError pinpoints where the audit chain breaks.
@@ -284,7 +285,7 @@ func (a *Auditor) List(ctx context.Context, f AuditFilter) ([]Event, error) {
 	limit = min(limit, auditMaxListLimit)
 	rows, err := a.st.ListAudit(ctx, store.AuditFilter{
 		KindPrefix: f.Kind, Subject: f.Subject, AccountID: f.AccountID,
-		Since: f.Since, BeforeSeq: f.BeforeSeq, Limit: limit,
+		Since: f.Since, Until: f.Until, BeforeSeq: f.BeforeSeq, Limit: limit,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)

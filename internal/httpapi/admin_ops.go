@@ -87,7 +87,18 @@ func (s *Server) adminListAudit(c *gin.Context) {
 		}
 		f.Since = t
 	}
-	list, err := s.audit.List(c.Request.Context(), keys.AuditFilter{Kind: f.Kind, Subject: f.Subject, AccountID: f.AccountID, Since: f.Since, BeforeSeq: f.BeforeSeq, Limit: f.Limit + 1})
+	// from and to are the date range every dashboard list takes; from is
+	// since under the name the other lists use.
+	from, to, e := timeRange(c)
+	if e != nil {
+		writeError(c, e)
+		return
+	}
+	if from.After(f.Since) {
+		f.Since = from
+	}
+	f.Until = to
+	list, err := s.audit.List(c.Request.Context(), keys.AuditFilter{Kind: f.Kind, Subject: f.Subject, AccountID: f.AccountID, Since: f.Since, Until: f.Until, BeforeSeq: f.BeforeSeq, Limit: f.Limit + 1})
 	if err != nil {
 		adminError(c, err)
 		return

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/internal/store"
 )
 
 // CreditsAdmin is what the credit routes need: the ledger and budgets,
@@ -19,7 +20,7 @@ import (
 type CreditsAdmin interface {
 	TopUp(ctx context.Context, accountID string, amount billing.Nano, idemKey, actor string) (billing.Entry, bool, error)
 	Balance(ctx context.Context, accountID string) (balance, reserved, available billing.Nano, err error)
-	Entries(ctx context.Context, accountID string, limit int, beforeID int64) ([]billing.Entry, error)
+	FindEntries(ctx context.Context, accountID string, f store.LedgerFilter) ([]billing.Entry, error)
 	Verify(ctx context.Context) ([]billing.Mismatch, error)
 	SetMultiplier(ctx context.Context, accountID string, bp int) error
 	SetBudget(ctx context.Context, b billing.Budget, actor string) (billing.Budget, error)
@@ -129,26 +130,36 @@ func (s *Server) adminBalance(c *gin.Context) { s.balance(c, c.Param("id")) }
 // callerCredits is GET /v1/credits: the caller's own account, nothing else.
 func (s *Server) callerCredits(c *gin.Context) { s.balance(c, infoOf(c).key.AccountID) }
 
+// adminLedger pages an account's entries, newest first (at most 1000 a
+// page). Filters: key_id, kind, from and to ([from, to), RFC 3339 or
+// YYYY-MM-DD). The cursor (before, or after) is the previous page's
+// next_after.
 func (s *Server) adminLedger(c *gin.Context) {
-	limit := 100
+	f := store.LedgerFilter{Limit: 100, KeyID: c.Query("key_id"), Kind: c.Query("kind")}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
 			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_limit", "limit must be an integer from 1 to 1000.").withParam("limit"))
 			return
 		}
-		limit = n
+		f.Limit = n
 	}
-	var before int64
 	if v, param := cursorArg(c); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
 			writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", param+" must be an entry id.").withParam(param))
 			return
 		}
-		before = n
+		f.BeforeID = n
 	}
-	list, err := s.creditsAdmin.Entries(c.Request.Context(), c.Param("id"), limit+1, before)
+	var e *apiError
+	if f.From, f.To, e = timeRange(c); e != nil {
+		writeError(c, e)
+		return
+	}
+	limit := f.Limit
+	f.Limit++
+	list, err := s.creditsAdmin.FindEntries(c.Request.Context(), c.Param("id"), f)
 	if err != nil {
 		billingError(c, err)
 		return
@@ -166,6 +177,22 @@ func (s *Server) adminLedger(c *gin.Context) {
 	}
 	page.Data = data
 	c.JSON(http.StatusOK, page)
+}
+
+// timeRange reads the from and to of a list's date-range filter: RFC 3339
+// or a UTC date, [from, to); either may be left out.
+func timeRange(c *gin.Context) (from, to time.Time, e *apiError) {
+	var err error
+	if from, err = billing.ParseTime("from", c.Query("from")); err != nil {
+		return from, to, queryError(err)
+	}
+	if to, err = billing.ParseTime("to", c.Query("to")); err != nil {
+		return from, to, queryError(err)
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return from, to, invalidParam("from", "from must be before to.")
+	}
+	return from, to, nil
 }
 
 func (s *Server) adminMultiplier(c *gin.Context) {

@@ -326,6 +326,8 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 	}
 	s.do("GET", "/accounts/"+acct+"/ledger?before="+lp.str("next_after"), "", 200)
 	s.do("GET", "/accounts/"+acct+"/ledger?before=x", "", 400, true)
+	s.do("GET", "/accounts/"+acct+"/ledger?kind=top_up&key_id=key_nope&from=2020-01-01&to=2100-01-01T00:00:00Z&limit=1", "", 200)
+	s.do("GET", "/accounts/"+acct+"/ledger?from=soon", "", 400)
 	s.do("POST", "/accounts/"+acct+"/multiplier", `{"multiplier":"1.25"}`, 200)
 	s.do("POST", "/accounts/"+acct+"/multiplier", `{"multiplier":"lots"}`, 400)
 	s.do("GET", "/credits/verify", "", 200)
@@ -359,6 +361,8 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 		t.Fatalf("usage report is empty: %s", rep.raw)
 	}
 	s.do("GET", "/usage/report?group_by=key,hour&from=2020-01-01&to=2020-01-02&model=gpt-4o-mini", "", 200)
+	s.do("GET", "/usage/report?group_by=model&limit=1", "", 200)
+	s.do("GET", "/usage/report?group_by=model&limit=1&after=1", "", 200)
 	csv := s.do("GET", "/usage/report?group_by=model&format=csv", "", 200)
 	if !strings.HasPrefix(csv.header.Get("Content-Type"), "text/csv") || !bytes.Contains(csv.raw, []byte("gpt-4o-mini")) {
 		t.Fatalf("csv report: %s %s", csv.header.Get("Content-Type"), csv.raw)
@@ -420,6 +424,7 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 
 	// The audit log: pages, filters, verification.
 	ap := s.do("GET", "/audit?limit=2", "", 200)
+	s.do("GET", "/audit?from=2020-01-01&to=2100-01-01&limit=1", "", 200)
 	if len(ap.data()) != 2 || ap.body["has_more"] != true {
 		t.Fatalf("audit page 1: %s", ap.raw)
 	}

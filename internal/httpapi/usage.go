@@ -2,9 +2,12 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -30,7 +33,9 @@ type UsageReporter interface {
 // provider, day, hour), from and to (RFC 3339 or YYYY-MM-DD, UTC; [from,
 // to), default the last 30 days, at most 366 days), the filters account_id
 // (admin only), key_id, model, provider, and format (json or csv, admin
-// only).
+// only). The admin JSON report pages when asked (limit, after: the
+// previous page's next_after): rows then come largest cost first, so a
+// table of thousands of keys reads a page at a time.
 func UsageRoutes(rep UsageReporter) (admin func(*gin.RouterGroup), caller func(*gin.RouterGroup)) {
 	admin = func(g *gin.RouterGroup) {
 		g.GET("/usage/report", func(c *gin.Context) {
@@ -40,7 +45,12 @@ func UsageRoutes(rep UsageReporter) (admin func(*gin.RouterGroup), caller func(*
 				return
 			}
 			q.AccountID = c.Query("account_id")
-			serveReport(c, rep, q, format)
+			pg, e := reportPaging(c, format)
+			if e != nil {
+				writeError(c, e)
+				return
+			}
+			serveReport(c, rep, q, format, pg)
 		})
 	}
 	caller = func(g *gin.RouterGroup) {
@@ -75,7 +85,7 @@ func UsageRoutes(rep UsageReporter) (admin func(*gin.RouterGroup), caller func(*
 			// With the account forced, a key_id of another account's key
 			// matches nothing: an empty report, revealing nothing.
 			q.AccountID = k.AccountID
-			serveReport(c, rep, q, format)
+			serveReport(c, rep, q, format, nil)
 		})
 	}
 	return admin, caller
@@ -115,7 +125,79 @@ func queryError(err error) *apiError {
 	return invalidParam("", err.Error())
 }
 
-func serveReport(c *gin.Context, rep UsageReporter, q store.ReportQuery, format string) {
+// reportPage is a paged report: the report's rows of one page, with the
+// cursor every admin list answers with.
+type reportPage struct {
+	billing.Report
+	HasMore   bool   `json:"has_more"`
+	NextAfter string `json:"next_after,omitempty"`
+}
+
+// paging is a report page request: rows [offset, offset+limit) of the
+// report ordered by cost.
+type paging struct{ offset, limit int }
+
+// reportPaging reads limit and after; nil when neither is given (the
+// whole report, as before).
+func reportPaging(c *gin.Context, format string) (*paging, *apiError) {
+	lv, av := c.Query("limit"), c.Query("after")
+	if lv == "" && av == "" {
+		return nil, nil
+	}
+	if format != "json" {
+		return nil, invalidParam("limit", "limit and after page the JSON report; a CSV holds every row.")
+	}
+	pg := &paging{limit: 100}
+	if lv != "" {
+		n, err := strconv.Atoi(lv)
+		if err != nil || n < 1 || n > 1000 {
+			return nil, newError(http.StatusBadRequest, "invalid_request_error", "invalid_limit", "limit must be an integer from 1 to 1000.").withParam("limit")
+		}
+		pg.limit = n
+	}
+	if av != "" {
+		n, err := strconv.Atoi(av)
+		if err != nil || n < 1 {
+			return nil, invalidParam("after", "after must be the next_after of the previous page.")
+		}
+		pg.offset = n
+	}
+	return pg, nil
+}
+
+// page orders the rows by cost, then requests, then their group (a stable
+// order, so that pages neither skip nor repeat rows while the data stays
+// the same) and keeps one page.
+func (pg *paging) page(r billing.Report) reportPage {
+	rows := slices.Clone(r.Data)
+	slices.SortStableFunc(rows, func(a, b billing.Row) int {
+		if a.CostNano != b.CostNano {
+			return cmp.Compare(b.CostNano, a.CostNano)
+		}
+		if a.Requests != b.Requests {
+			return cmp.Compare(b.Requests, a.Requests)
+		}
+		return cmp.Or(strings.Compare(a.AccountID, b.AccountID), strings.Compare(a.KeyID, b.KeyID),
+			strings.Compare(a.Model, b.Model), strings.Compare(a.Provider, b.Provider), bucketOrder(a, b))
+	})
+	out := reportPage{Report: r}
+	start := min(pg.offset, len(rows))
+	end := min(start+pg.limit, len(rows))
+	out.Data = rows[start:end]
+	if end < len(rows) {
+		out.HasMore, out.NextAfter = true, strconv.Itoa(end)
+	}
+	return out
+}
+
+func bucketOrder(a, b billing.Row) int {
+	if a.BucketStart == nil || b.BucketStart == nil {
+		return 0
+	}
+	return a.BucketStart.Compare(*b.BucketStart)
+}
+
+func serveReport(c *gin.Context, rep UsageReporter, q store.ReportQuery, format string, pg *paging) {
 	r, err := rep.Report(c.Request.Context(), q)
 	var qe *billing.QueryError
 	switch {
@@ -127,6 +209,10 @@ func serveReport(c *gin.Context, rep UsageReporter, q store.ReportQuery, format 
 		if info := infoOf(c); info != nil {
 			info.errMsg = err.Error()
 		}
+		return
+	}
+	if pg != nil {
+		c.JSON(http.StatusOK, pg.page(r))
 		return
 	}
 	if format != "csv" {

@@ -67,7 +67,8 @@ type AuditFilter struct {
 	Subject    string
 	AccountID  string
 	Since      time.Time
-	BeforeSeq  int64 // pagination: rows with seq < BeforeSeq
+	Until      time.Time // rows before this instant (the dashboard's date range)
+	BeforeSeq  int64     // pagination: rows with seq < BeforeSeq
 	Limit      int
 }
 
@@ -90,6 +91,10 @@ func (s *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditRow, error) {
 	if !f.Since.IsZero() {
 		where = append(where, "at >= ?")
 		args = append(args, f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "at < ?")
+		args = append(args, f.Until.UnixMilli())
 	}
 	if f.BeforeSeq > 0 {
 		where = append(where, "seq < ?")

@@ -187,14 +187,45 @@ func (s *DB) SetAccountMultiplier(ctx context.Context, accountID string, bp int)
 // pass the smallest ID of the previous page as beforeID (0 for the first
 // page). limit defaults to 100 and is at most 1000.
 func (s *DB) ListLedgerEntries(ctx context.Context, accountID string, limit int, beforeID int64) ([]LedgerEntry, error) {
+	return s.FindLedgerEntries(ctx, accountID, LedgerFilter{Limit: limit, BeforeID: beforeID})
+}
+
+// LedgerFilter narrows an account's entries; zero fields do not filter.
+// The dashboard pages a large ledger by key, kind and time window.
+type LedgerFilter struct {
+	KeyID    string
+	Kind     string
+	From, To time.Time // created in [From, To)
+	BeforeID int64     // the smallest ID of the previous page
+	Limit    int       // default 100, at most 1000
+}
+
+// FindLedgerEntries is ListLedgerEntries with filters: newest first,
+// never more than 1000 rows, so no caller reads a ledger unbounded.
+func (s *DB) FindLedgerEntries(ctx context.Context, accountID string, f LedgerFilter) ([]LedgerEntry, error) {
+	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
 	limit = min(limit, 1000)
+	beforeID := f.BeforeID
 	if beforeID <= 0 {
 		beforeID = math.MaxInt64
 	}
-	rows, err := s.query(ctx, `SELECT `+ledgerColumns+` FROM ledger_entries WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, accountID, beforeID, limit)
+	where, args := []string{"account_id = ?", "id < ?"}, []any{accountID, beforeID}
+	if f.KeyID != "" {
+		where, args = append(where, "key_id = ?"), append(args, f.KeyID)
+	}
+	if f.Kind != "" {
+		where, args = append(where, "kind = ?"), append(args, f.Kind)
+	}
+	if !f.From.IsZero() {
+		where, args = append(where, "created_at >= ?"), append(args, f.From.UnixMilli())
+	}
+	if !f.To.IsZero() {
+		where, args = append(where, "created_at < ?"), append(args, f.To.UnixMilli())
+	}
+	rows, err := s.query(ctx, `SELECT `+ledgerColumns+` FROM ledger_entries WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list ledger %s: %w", accountID, err)
 	}

@@ -1,137 +1,226 @@
-// Small SVG charts drawn by hand: a time series as lines or bars, and
-// horizontal bars for a breakdown. Labels are text nodes (<text>, <title>).
+// Charts drawn by uPlot (vendored: /ui/vendor/uplot-1.6.32/, loaded by
+// index.html as the global uPlot). This file only configures it: time
+// buckets on the x axis (UTC), value formatters for the y axis, axes sized
+// to their widest label, stacked bars, a tooltip, and a resize observer.
 
-const NS = 'http://www.w3.org/2000/svg';
-let W = 560; const H = 210, PAD = { l: 56, r: 12, t: 12, b: 26 };
+const { uPlot } = window;
 
-function s(tag, attrs = {}, ...children) {
-  const el = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) el.setAttribute(k, String(v));
-  for (const c of children) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return el;
+const COLORS = ['#3b5bdb', '#f08c00', '#2b8a3e', '#c92a2a', '#7048e8', '#1098ad', '#868e96'];
+const FONT = '11px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+
+// ---------- value formatters (also used by the tooltip and tests) ----------
+
+const trim = (s) => s.replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '');
+
+// fmtUSDAxis: $0, $0.0012, $0.25, $12.5, $1.2k, $3.4M. Small amounts keep
+// two significant digits, so a chart of fractions of a cent never shows
+// a column of "$0.00".
+export function fmtUSDAxis(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '';
+  const a = Math.abs(v);
+  const sign = v < 0 ? '-' : '';
+  if (a === 0) return '$0';
+  if (a >= 1e6) return sign + '$' + trim((a / 1e6).toFixed(1)) + 'M';
+  if (a >= 1e3) return sign + '$' + trim((a / 1e3).toFixed(1)) + 'k';
+  if (a >= 1) return sign + '$' + trim(a.toFixed(2));
+  if (a >= 0.01) return sign + '$' + trim(a.toFixed(3));
+  return sign + '$' + trim(a.toFixed(Math.min(9, 1 - Math.floor(Math.log10(a)))));
 }
-const title = (t) => s('title', {}, t);
 
-// niceMax rounds a maximum up to 1, 2, 2.5 or 5 times a power of ten.
-function niceMax(v) {
-  if (!(v > 0)) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+export function fmtPctAxis(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '';
+  const p = v * 100;
+  return trim(p.toFixed(Math.abs(p) < 1 && p !== 0 ? 2 : 1)) + '%';
 }
 
-function frame(svg, max, fmt, labels, fmtLabel) {
-  const iw = W - PAD.l - PAD.r, ih = H - PAD.t - PAD.b;
-  for (let i = 0; i <= 4; i++) {
-    const y = PAD.t + ih - (ih * i) / 4;
-    svg.append(s('line', { x1: PAD.l, x2: W - PAD.r, y1: y, y2: y, class: i ? 'grid' : 'axis' }));
-    svg.append(s('text', { x: PAD.l - 6, y: y + 4, 'text-anchor': 'end', class: 'tick' }, fmt((max * i) / 4)));
+export function fmtCountAxis(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '';
+  const a = Math.abs(v);
+  if (a >= 1e9) return trim((v / 1e9).toFixed(1)) + 'B';
+  if (a >= 1e6) return trim((v / 1e6).toFixed(1)) + 'M';
+  if (a >= 1e3) return trim((v / 1e3).toFixed(1)) + 'k';
+  return trim(v.toFixed(Number.isInteger(v) ? 0 : 1));
+}
+
+export function fmtMsAxis(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '';
+  if (Math.abs(v) >= 1000) return trim((v / 1000).toFixed(2)) + ' s';
+  return trim(v.toFixed(v < 10 ? 1 : 0)) + ' ms';
+}
+
+// ---------- time buckets ----------
+
+// bucketFor picks the bucket from the range: up to 48 hours in hours,
+// longer in days (the usage report groups by hour or day).
+export function bucketFor(hours) {
+  return hours <= 48 ? 'hour' : 'day';
+}
+
+const pad = (n) => String(n).padStart(2, '0');
+function fmtBucket(sec, group, withDate) {
+  const d = new Date(sec * 1000);
+  const day = `${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+  if (group === 'day') return day;
+  const hm = `${pad(d.getUTCHours())}:00`;
+  return withDate ? `${day} ${hm}` : hm;
+}
+
+// ---------- axis sizing ----------
+
+// axisSize measures the widest label with the axis's own font, so a long
+// currency label is never clipped at the chart's left edge.
+function axisSize(self, values, axisIdx, cycleNum) {
+  const axis = self.axes[axisIdx];
+  if (cycleNum > 1) return axis._size;
+  let size = axis.ticks.size + axis.gap;
+  const longest = (values || []).reduce((acc, v) => (String(v).length > acc.length ? String(v) : acc), '');
+  if (longest) {
+    self.ctx.font = axis.font[0];
+    size += self.ctx.measureText(longest).width / (window.devicePixelRatio || 1);
   }
-  const n = labels.length;
-  const ticks = Math.min(6, n);
-  const seen = new Set();
-  for (let i = 0; i < ticks; i++) {
-    const idx = ticks === 1 ? 0 : Math.round((i * (n - 1)) / (ticks - 1));
-    if (seen.has(idx)) continue;
-    seen.add(idx);
-    const x = xAt(idx, n, true);
-    svg.append(s('text', { x, y: H - 8, 'text-anchor': i === 0 && n > 1 ? 'start' : i === ticks - 1 && n > 1 ? 'end' : 'middle', class: 'tick' }, fmtLabel(labels[idx])));
-  }
-  return { iw, ih };
+  return Math.ceil(size) + 4;
 }
 
-function xAt(i, n, center) {
-  const iw = W - PAD.l - PAD.r;
-  if (center) return PAD.l + (iw * (i + 0.5)) / n;
-  return PAD.l + (n <= 1 ? iw / 2 : (iw * i) / (n - 1));
+// ---------- tooltip ----------
+
+function tooltipPlugin(rows, group) {
+  let tip;
+  return {
+    hooks: {
+      init: (u) => {
+        tip = document.createElement('div');
+        tip.className = 'u-tooltip';
+        tip.setAttribute('role', 'tooltip');
+        tip.hidden = true;
+        u.over.append(tip);
+        u.over.addEventListener('mouseleave', () => { tip.hidden = true; });
+      },
+      setCursor: (u) => {
+        const i = u.cursor.idx;
+        if (i === null || i === undefined || u.cursor.left < 0) { tip.hidden = true; return; }
+        tip.replaceChildren();
+        const head = document.createElement('div');
+        head.className = 'u-tooltip-head';
+        head.textContent = fmtBucket(u.data[0][i], group, true) + ' UTC';
+        tip.append(head);
+        rows.forEach((r) => {
+          const line = document.createElement('div');
+          const sw = document.createElement('span');
+          sw.className = 'u-tooltip-swatch';
+          sw.style.background = r.color;
+          line.append(sw, document.createTextNode(`${r.label}: ${r.fmt(r.values[i])}`));
+          tip.append(line);
+        });
+        tip.hidden = false;
+        const w = u.over.clientWidth;
+        const left = u.cursor.left + 12;
+        tip.style.left = (left + tip.offsetWidth > w ? Math.max(0, u.cursor.left - tip.offsetWidth - 12) : left) + 'px';
+        tip.style.top = Math.max(0, u.cursor.top - 10) + 'px';
+      },
+    },
+  };
 }
 
-function root(label) {
-  return s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': label });
-}
+// ---------- the chart ----------
 
-// timeChart draws series over the same buckets. kind 'bar' stacks the
-// series as bars; 'line' draws each as a line, null values as gaps.
-export function timeChart({ label, labels, series, kind = 'line', fmt = String, fmtLabel = String, width = 560 }) {
-  W = width; // the drawing width in user units (the SVG scales to its box)
-  const svg = root(label);
-  const n = labels.length;
-  let max = 0;
-  if (kind === 'bar') {
-    for (let i = 0; i < n; i++) max = Math.max(max, series.reduce((a, se) => a + (se.values[i] || 0), 0));
-  } else {
-    for (const se of series) for (const v of se.values) if (v !== null && v > max) max = v;
-  }
-  max = niceMax(max);
-  const { ih } = frame(svg, max, fmt, labels, fmtLabel);
-  const yOf = (v) => PAD.t + ih - (ih * v) / max;
-  if (kind === 'bar') {
-    const bw = Math.max(1, ((W - PAD.l - PAD.r) / n) * 0.72);
-    for (let i = 0; i < n; i++) {
-      let base = 0;
-      series.forEach((se, k) => {
-        const v = se.values[i] || 0;
-        if (v <= 0) return;
-        const y0 = yOf(base), y1 = yOf(base + v);
-        base += v;
-        svg.append(s('rect', { x: xAt(i, n, true) - bw / 2, y: y1, width: bw, height: Math.max(1, y0 - y1), class: 'bar s' + (k + 1) },
-          title(`${fmtLabel(labels[i])} · ${se.name}: ${fmt(v)}`)));
-      });
-    }
-  } else {
-    series.forEach((se, k) => {
-      let d = '';
-      let run = [];
-      const flush = () => {
-        if (run.length === 1) {
-          const [i, v] = run[0];
-          svg.append(s('circle', { cx: xAt(i, n, true), cy: yOf(v), r: 3.5, class: 'dot s' + (k + 1) }, title(`${fmtLabel(labels[i])} · ${se.name}: ${fmt(v)}`)));
-        }
-        run = [];
-      };
-      se.values.forEach((v, i) => {
-        if (v === null || v === undefined) { flush(); d += ' '; return; }
-        d += (run.length ? 'L' : 'M') + xAt(i, n, true).toFixed(1) + ' ' + yOf(v).toFixed(1);
-        run.push([i, v]);
-      });
-      flush();
-      if (d.trim()) svg.append(s('path', { d: d.replace(/ +/g, ' '), class: 'line s' + (k + 1) }));
-      // Invisible hover targets with the exact value.
-      se.values.forEach((v, i) => {
-        if (v === null || v === undefined) return;
-        svg.append(s('circle', { cx: xAt(i, n, true), cy: yOf(v), r: 6, class: 'hit' }, title(`${fmtLabel(labels[i])} · ${se.name}: ${fmt(v)}`)));
-      });
-    });
-  }
-  return svg;
-}
-
-// barList draws a horizontal bar per row: [{label, value}].
-export function barList({ label, rows, fmt = String }) {
-  const BW = 1000, rowH = 26, lw = 230, top = 6;
-  const h = top * 2 + rows.length * rowH;
-  const svg = s('svg', { viewBox: `0 0 ${BW} ${h}`, class: 'chart bars', role: 'img', 'aria-label': label });
-  const max = Math.max(...rows.map((r) => r.value), 0) || 1;
-  rows.forEach((r, i) => {
-    const y = top + i * rowH;
-    const name = r.label.length > 28 ? r.label.slice(0, 27) + '…' : r.label;
-    svg.append(s('text', { x: lw - 8, y: y + 17, 'text-anchor': 'end', class: 'tick label' }, name, title(r.label)));
-    const bw = Math.max(2, ((BW - lw - 110) * r.value) / max);
-    svg.append(s('rect', { x: lw, y: y + 4, width: bw, height: rowH - 8, rx: 3, class: 'bar s1' }, title(`${r.label}: ${fmt(r.value)}`)));
-    svg.append(s('text', { x: lw + bw + 6, y: y + 17, class: 'tick value' }, fmt(r.value)));
-  });
-  return svg;
-}
-
-export function legend(names) {
+// timeChart draws series over time buckets and returns its element.
+//   buckets: bucket starts (ms); group: 'hour' | 'day'
+//   series: [{ label, values }] (null: no data in that bucket)
+//   kind: 'bar' (stacked) or 'line'; fmt: the y formatter
+//   label: the chart's accessible name
+export function timeChart({ label, buckets, group, series, kind = 'line', fmt = fmtCountAxis, height = 220 }) {
   const box = document.createElement('div');
-  box.className = 'legend';
-  names.forEach((n, k) => {
-    const sw = document.createElement('span');
-    sw.className = 'swatch s' + (k + 1);
-    const item = document.createElement('span');
-    item.append(sw, document.createTextNode(n));
-    box.append(item);
+  box.className = 'chart-box';
+  box.setAttribute('role', 'img');
+  box.setAttribute('aria-label', label);
+  box.dataset.chart = label;
+  box.dataset.bucket = group;
+
+  const step = group === 'hour' ? 3600 : 86400;
+  const xs = buckets.map((t) => Math.floor(t / 1000));
+  const raw = series.map((s) => s.values);
+  // Stacked bars: each series drawn as the sum of itself and those below
+  // it, the tallest first, so every segment shows; the tooltip and legend
+  // read the raw values.
+  let plotted = raw;
+  if (kind === 'bar') {
+    const sums = xs.map(() => 0);
+    plotted = raw.map((vals) => vals.map((v, i) => (sums[i] += v || 0)));
+  }
+  const order = kind === 'bar' ? series.map((_, k) => k).reverse() : series.map((_, k) => k);
+  const rows = series.map((s, k) => ({ label: s.label, values: raw[k], color: COLORS[k % COLORS.length], fmt }));
+  const bars = uPlot.paths.bars({ size: [0.72, 48], align: 0 });
+  let yLabels = [];
+
+  const opts = {
+    width: 400,
+    height,
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
+    padding: [10, 12, 0, 0],
+    cursor: { points: { size: 7 }, drag: { x: false, y: false } },
+    legend: { live: false },
+    scales: {
+      x: { time: true, range: () => [xs[0] - step / 2, xs[xs.length - 1] + step / 2] },
+      y: { range: (u, min, max) => [Math.min(0, min || 0), max > 0 ? max * 1.1 : 1] },
+    },
+    axes: [
+      {
+        font: FONT, stroke: '#6b7385', grid: { show: false }, ticks: { size: 4, stroke: '#cfd4de' },
+        space: group === 'hour' ? 56 : 48,
+        incrs: group === 'hour' ? [3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600, 86400] : [86400, 2 * 86400, 7 * 86400, 14 * 86400],
+        // Hours as 15:00, a day's start as its date (12-07): short labels
+        // that never run into each other; the tooltip has the full time.
+        values: (u, splits) => splits.map((s) => (group === 'hour' && new Date(s * 1000).getUTCHours() === 0 ? fmtBucket(s, 'day') : fmtBucket(s, group, false))),
+      },
+      {
+        font: FONT, stroke: '#6b7385', grid: { stroke: '#eef0f4', width: 1 }, ticks: { show: false },
+        size: axisSize,
+        values: (u, splits) => (yLabels = splits.map(fmt)),
+      },
+    ],
+    series: [
+      { label: 'Time' },
+      ...order.map((k) => ({
+        label: series[k].label,
+        stroke: COLORS[k % COLORS.length],
+        fill: kind === 'bar' ? COLORS[k % COLORS.length] : COLORS[k % COLORS.length] + '14',
+        width: kind === 'bar' ? 0 : 2,
+        paths: kind === 'bar' ? bars : undefined,
+        points: { show: kind === 'line' && countNonNull(raw[k]) <= 30, size: 6 },
+        spanGaps: false,
+        value: (u, v, si, i) => (i === null || i === undefined ? '—' : fmt(raw[k][i])),
+      })),
+    ],
+    plugins: [tooltipPlugin(rows, group)],
+    hooks: {
+      draw: [(u) => { box.dataset.yLabels = yLabels.join('|'); }],
+    },
+  };
+  const data = [xs, ...order.map((k) => plotted[k])];
+  const u = new uPlot(opts, data, box);
+  box.uplot = u;
+
+  // Follow the card's width (window resizes, the sidebar collapsing).
+  let last = 0;
+  const ro = new ResizeObserver((entries) => {
+    const w = Math.floor(entries[0].contentRect.width);
+    if (w > 0 && w !== last) {
+      last = w;
+      u.setSize({ width: w, height });
+    }
   });
+  ro.observe(box);
+  box.disposeChart = () => { ro.disconnect(); u.destroy(); };
   return box;
+}
+
+// countNonNull: a line with few points shows them, or a lone bucket
+// with data would draw nothing at all.
+function countNonNull(vals) {
+  return vals.filter((v) => v !== null && v !== undefined).length;
+}
+
+// disposeCharts stops the resize observers of the charts under el.
+export function disposeCharts(el) {
+  for (const b of el.querySelectorAll('.chart-box')) if (b.disposeChart) b.disposeChart();
 }

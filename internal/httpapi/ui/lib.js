@@ -119,7 +119,7 @@ export const dateInput = (d) => d.toISOString().slice(0, 10);
 // A status badge: the class comes from a fixed list, never from the data.
 const tones = {
   active: 'ok', closed: 'ok', ok: 'ok',
-  suspended: 'warn', 'half-open': 'warn', half_open: 'warn', expired: 'muted',
+  suspended: 'warn', disabled: 'warn', 'half-open': 'warn', half_open: 'warn', expired: 'muted',
   revoked: 'bad', open: 'bad',
 };
 export const badge = (text) => h('span', { class: 'badge ' + (tones[String(text)] || 'muted') }, text);
@@ -182,11 +182,11 @@ export async function copyText(text) {
   }
 }
 
-export function table(columns, rows, { empty = 'Nothing here yet.', rowClass } = {}) {
+export function table(columns, rows, { empty = 'Nothing here yet.', rowClass, rowAttrs } = {}) {
   if (!rows.length) return h('p', { class: 'empty' }, empty);
   return h('div', { class: 'table-wrap' }, h('table', {},
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.num ? 'num' : '' }, c.label)))),
-    h('tbody', {}, rows.map((r) => h('tr', { class: rowClass ? rowClass(r) : '' },
+    h('tbody', {}, rows.map((r) => h('tr', { class: rowClass ? rowClass(r) : '', ...(rowAttrs ? rowAttrs(r) : {}) },
       columns.map((c) => h('td', { class: c.num ? 'num' : c.mono ? 'mono' : '' }, c.render ? c.render(r) : r[c.key])))))));
 }
 
@@ -197,4 +197,51 @@ export function download(filename, blob) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// pager is a table paged by the server: fetchPage(cursor, limit) answers a
+// list page ({data, has_more, next_after}); Previous and Next walk the
+// cursors, and the page size is the operator's. Nothing is ever fetched
+// whole.
+export function pager({ columns, fetchPage, limit = 25, sizes = [10, 25, 50, 100], empty, rowClass, rowAttrs, name = 'rows' }) {
+  const el = h('div', { class: 'pager', 'data-pager': name });
+  const st = { cursors: [''], index: 0, limit, rows: [] };
+  let gen = 0;
+  const load = async () => {
+    const my = ++gen;
+    el.classList.add('busy');
+    let page;
+    try {
+      page = await fetchPage(st.cursors[st.index], st.limit);
+    } finally {
+      if (my === gen) el.classList.remove('busy');
+    }
+    if (my !== gen) return; // a newer load (filter, page) won
+    st.rows = page.data || [];
+    st.cursors.length = st.index + 1;
+    if (page.has_more && page.next_after) st.cursors.push(page.next_after);
+    const hasPrev = st.index > 0, hasNext = st.cursors.length > st.index + 1;
+    const go = (d) => () => { st.index += d; load().catch(report); };
+    const size = h('select', { name: 'page_size', 'aria-label': 'Rows per page', onchange: (e) => { st.limit = Number(e.target.value); reset().catch(report); } },
+      sizes.map((n) => h('option', { value: String(n), selected: n === st.limit }, n + ' / page')));
+    clear(el, table(columns, st.rows, { empty: st.index ? 'No more rows.' : empty, rowClass, rowAttrs }),
+      (hasPrev || hasNext || st.rows.length >= Math.min(...sizes)) ? h('div', { class: 'pager-bar' },
+        h('button', { type: 'button', class: 'small', 'data-action': 'prev', disabled: !hasPrev, onclick: go(-1) }, '‹ Previous'),
+        h('span', { class: 'muted pager-pos', 'data-page': String(st.index + 1) }, `Page ${st.index + 1} · ${st.rows.length} ${st.rows.length === 1 ? 'row' : 'rows'}`),
+        h('button', { type: 'button', class: 'small', 'data-action': 'next', disabled: !hasNext, onclick: go(1) }, 'Next ›'),
+        size) : null);
+  };
+  const report = (e) => { if (!(e instanceof APIError && e.code === 'auth')) toast(e.message || String(e), 'error'); };
+  const reset = () => { st.cursors = ['']; st.index = 0; return load(); };
+  return { el, load, reset, rows: () => st.rows };
+}
+
+// toDateEnd turns an inclusive date (the "to" of a date input) into the
+// exclusive bound the API takes: the next day.
+export function toDateEnd(d) {
+  if (!d) return '';
+  const end = new Date(d + 'T00:00:00Z');
+  if (isNaN(end)) return '';
+  end.setUTCDate(end.getUTCDate() + 1);
+  return dateInput(end);
 }
