@@ -62,7 +62,7 @@ func (s *Server) routeRequestLog(g *gin.RouterGroup) {
 // requestObject is one row of the request log.
 type requestObject struct {
 	RequestID    string   `json:"request_id"`
-	Seq          int64    `json:"seq"` // order of recording: since_seq follows from it
+	Seq          int64    `json:"seq"`        // order of recording: since_seq follows from it
 	CreatedAt    string   `json:"created_at"` // RFC 3339, nanoseconds
 	AccountID    string   `json:"account_id"`
 	AccountName  string   `json:"account_name"`
