@@ -301,8 +301,14 @@ func logCells(r logRow) []string {
 	if key == "" {
 		key = r.KeyID
 	}
+	// A deployment is named provider/upstream-model: print it alone when
+	// it already starts with the provider.
 	where := r.Provider
-	if r.Deployment != "" && r.Deployment != r.Provider {
+	switch {
+	case r.Deployment == "" || r.Deployment == r.Provider:
+	case strings.HasPrefix(r.Deployment, r.Provider+"/"):
+		where = r.Deployment
+	default:
 		where += "/" + r.Deployment
 	}
 	status := strconv.Itoa(r.Status)
