@@ -116,7 +116,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		return nil, err
 	}
 	red.Set("config", configSecrets(cfg, os.Getenv)...)
-	client := &http.Client{Transport: upstreamTransport()}
+	tel, err := openTelemetry(ctx, cfg, a, log)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Transport: tel.Transport(upstreamTransport())}
 	a.closers = append(a.closers, client.CloseIdleConnections)
 	a.upstream = client
 	reg := builtin.Registry()
@@ -132,7 +136,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
-	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own, cfg), router.WithRouting(cfg.Routing), router.WithRedactor(red))
+	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own, cfg), router.WithRouting(cfg.Routing), router.WithRedactor(red), router.WithTracer(tel.Tracer()))
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +252,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		StreamKeepAlive:   cfg.Server.StreamKeepAlive,
 		BodyReadTimeout:   cfg.Server.BodyReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,
+		Tracer:            tel,
 	})
 	if err != nil {
 		return nil, err

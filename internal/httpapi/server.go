@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/router"
@@ -121,6 +122,8 @@ type Config struct {
 	// WriteTimeout bounds each write to a caller (0: unbounded).
 	BodyReadTimeout time.Duration
 	WriteTimeout    time.Duration
+	// Tracer makes every request a trace (nil: tracing off).
+	Tracer *telemetry.Tracer
 }
 
 // Server is the HTTP handler.
@@ -155,6 +158,7 @@ type Server struct {
 	keepAlive         time.Duration
 	bodyTimeout       time.Duration
 	writeTimeout      time.Duration
+	tel               *telemetry.Tracer
 }
 
 // New builds the server and its routes.
@@ -188,6 +192,7 @@ func New(cfg Config) (*Server, error) {
 		keepAlive:         cfg.StreamKeepAlive,
 		bodyTimeout:       cfg.BodyReadTimeout,
 		writeTimeout:      cfg.WriteTimeout,
+		tel:               cfg.Tracer,
 	}
 	if s.responseRetention <= 0 {
 		s.responseRetention = 30 * 24 * time.Hour
@@ -211,7 +216,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = m
 	m.route(e) // GET /metrics, before auth
 	e.GET("/healthz", s.healthz)
-	v1 := e.Group("/v1", s.storeGate, s.authenticate, s.callerOnly)
+	v1 := e.Group("/v1", s.storeGate, s.traced(telemetry.SpanAuth, s.authenticate), s.callerOnly)
 	v1.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat)
 	v1.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings)
 	v1.POST("/completions", s.scope(keys.EndpointCompletions), s.completion)

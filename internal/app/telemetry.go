@@ -1,0 +1,35 @@
+package app
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/telemetry"
+)
+
+// telemetryFlushTimeout bounds the export of the last spans at shutdown:
+// a collector that is down must not hold up the exit.
+const telemetryFlushTimeout = 5 * time.Second
+
+// openTelemetry builds the tracer the telemetry section and the OTEL_*
+// variables ask for (nil: tracing off) and flushes it when a closes,
+// after the HTTP server has stopped and the usage is written.
+func openTelemetry(ctx context.Context, cfg config.Config, a *App, log *zap.Logger) (*telemetry.Tracer, error) {
+	tel, err := telemetry.New(ctx, cfg.Telemetry, os.Getenv, "")
+	if err != nil || tel == nil {
+		return nil, err
+	}
+	log.Info("tracing on: spans exported over OTLP")
+	a.closers = append(a.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), telemetryFlushTimeout)
+		defer cancel()
+		if err := tel.Shutdown(ctx); err != nil {
+			log.Warn("tracing: spans not flushed", zap.Error(err))
+		}
+	})
+	return tel, nil
+}
