@@ -51,7 +51,7 @@ type App struct {
 func (a *App) CloseIdleUpstreams() { a.upstream.CloseIdleConnections() }
 
 // Build wires every part of the gateway from config. Close releases it.
-func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err error) {
+func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option) (_ *App, err error) {
 	// Every log line of the gateway, and every upstream error text before
 	// it reaches a caller, passes the redactor: provider keys (config and
 	// vault) and anything shaped like a credential are replaced.
@@ -116,7 +116,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		return nil, err
 	}
 	red.Set("config", configSecrets(cfg, os.Getenv)...)
-	tel, err := openTelemetry(ctx, cfg, a, log)
+	tel, err := openTelemetry(ctx, cfg, a, log, opts)
 	if err != nil {
 		return nil, err
 	}

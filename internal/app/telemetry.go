@@ -15,10 +15,28 @@ import (
 // a collector that is down must not hold up the exit.
 const telemetryFlushTimeout = 5 * time.Second
 
+// Option adjusts Build.
+type Option func(*options)
+
+type options struct {
+	tracer *telemetry.Tracer
+}
+
+// WithTracer traces with t instead of the tracer the config asks for (a
+// test's in-memory exporter); t's owner shuts it down.
+func WithTracer(t *telemetry.Tracer) Option { return func(o *options) { o.tracer = t } }
+
 // openTelemetry builds the tracer the telemetry section and the OTEL_*
 // variables ask for (nil: tracing off) and flushes it when a closes,
 // after the HTTP server has stopped and the usage is written.
-func openTelemetry(ctx context.Context, cfg config.Config, a *App, log *zap.Logger) (*telemetry.Tracer, error) {
+func openTelemetry(ctx context.Context, cfg config.Config, a *App, log *zap.Logger, opts []Option) (*telemetry.Tracer, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.tracer != nil {
+		return o.tracer, nil
+	}
 	tel, err := telemetry.New(ctx, cfg.Telemetry, os.Getenv, "")
 	if err != nil || tel == nil {
 		return nil, err
