@@ -296,7 +296,9 @@ func sequential[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *
 		err = r.scrub(err)
 		usage := o.usage(v)
 		el := r.end(ctx, c.d, start, o.stream, c.done, cred, err, usage)
-		endAttempt(sp, c.d, seqOutcome(ctx, err), err)
+		if sp != nil {
+			endAttempt(sp, c.d, seqOutcome(ctx, err), err)
+		}
 		res.Attempts++
 		res.Deployment, res.Model = c.d, c.m
 		res.Tried = append(res.Tried, Attempt{Deployment: c.d, Err: err, Latency: el, Won: err == nil, Usage: usage})
@@ -399,11 +401,15 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 				winner, val = out.i, out.v
 				at.Won = true
 				res.Deployment, res.Model = ru.c.d, ru.c.m
-				endAttempt(ru.span, ru.c.d, "success", nil)
+				if ru.span != nil {
+					endAttempt(ru.span, ru.c.d, "success", nil)
+				}
 				stopOthers()
 				continue
 			}
-			endAttempt(ru.span, ru.c.d, hedgeOutcome(out.err, winner >= 0 || stopped), out.err)
+			if ru.span != nil {
+				endAttempt(ru.span, ru.c.d, hedgeOutcome(out.err, winner >= 0 || stopped), out.err)
+			}
 			if winner >= 0 || stopped {
 				switch {
 				case out.err == nil && o.stream:

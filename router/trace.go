@@ -61,11 +61,9 @@ func operation(req *providers.ChatRequest) string {
 }
 
 // endAttempt ends an attempt's span with its outcome and its deployment's
-// breaker state after it.
+// breaker state after it. Callers check sp != nil first, so that tracing
+// off does not even work out the outcome.
 func endAttempt(sp trace.Span, d *Deployment, outcome string, err error) {
-	if sp == nil {
-		return
-	}
 	if sp.IsRecording() {
 		sp.SetAttributes(attrOutcome.String(outcome), attrBreakerState.String(d.BreakerState()))
 		if err != nil && outcome == "failure" {
