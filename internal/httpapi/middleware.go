@@ -108,6 +108,7 @@ func (s *Server) begin(c *gin.Context) {
 	defer func() {
 		if p := recover(); p != nil {
 			if errors.Is(asError(p), http.ErrAbortHandler) {
+				s.traceEnd(c, info)
 				panic(p) // net/http's own signal to abort a response
 			}
 			s.log.Error("panic in handler", zapReq(info), zap.Any("panic", p), zap.Stack("stack"))

@@ -457,6 +457,7 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 			// Kept only for priced requests, to count what was delivered if
 			// the provider never reports usage (or only its input side):
 			// text, refusals, reasoning, tool names and arguments alike.
+			// (And for a traced request whose content an operator captures.)
 			evs := chunk.Events
 			if evs == nil && !chunk.Native && len(chunk.Data) > 0 {
 				if isTextChunk(chunk.Data) {
