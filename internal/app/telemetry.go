@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/config"
@@ -41,6 +42,11 @@ func openTelemetry(ctx context.Context, cfg config.Config, a *App, log *zap.Logg
 	if err != nil || tel == nil {
 		return nil, err
 	}
+	// The SDK reports export failures (a collector down) to its one
+	// process-wide handler: to the gateway's log, not bare stderr.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("tracing: spans not exported", zap.Error(err))
+	}))
 	log.Info("tracing on: spans exported over OTLP")
 	a.closers = append(a.closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), telemetryFlushTimeout)

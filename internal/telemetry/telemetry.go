@@ -291,3 +291,19 @@ func TraceID(ctx context.Context) string {
 	}
 	return sc.TraceID().String()
 }
+
+// HeaderValues are the values of the export headers (the config's and
+// the OTEL_EXPORTER_OTLP_(TRACES_)HEADERS'), which often hold a
+// collector's token: the gateway's redactor keeps them out of its logs.
+func HeaderValues(cfg config.Telemetry, getenv func(string) string) []string {
+	var out []string
+	for _, s := range []string{cfg.Headers, getenv("OTEL_EXPORTER_OTLP_HEADERS"), getenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS")} {
+		kv, _ := parseList(s)
+		for _, v := range kv {
+			if len(v) >= 8 { // a token, not a short value the redactor would find everywhere
+				out = append(out, strings.TrimPrefix(strings.TrimPrefix(v, "Bearer "), "bearer "))
+			}
+		}
+	}
+	return out
+}

@@ -387,3 +387,11 @@ func TestTraceID(t *testing.T) {
 		t.Fatalf("TraceID = %q", id)
 	}
 }
+
+func TestHeaderValues(t *testing.T) {
+	got := telemetry.HeaderValues(config.Telemetry{Headers: "authorization=Bearer%20collector-token-1,x=short"},
+		env(map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "api-key=collector-token-2"}))
+	if strings.Join(got, ",") != "collector-token-1,collector-token-2" {
+		t.Fatalf("HeaderValues = %v", got)
+	}
+}
