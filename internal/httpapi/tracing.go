@@ -119,8 +119,10 @@ func (s *Server) traceEnd(c *gin.Context, info *requestInfo) {
 // span.
 func (s *Server) traceModelCall(c *gin.Context, info *requestInfo, sp trace.Span) {
 	attrs := make([]attribute.KeyValue, 0, 16)
+	if op := operationOf(c.FullPath()); op != "" {
+		attrs = append(attrs, semconv.GenAIOperationNameKey.String(op))
+	}
 	attrs = append(attrs,
-		semconv.GenAIOperationNameKey.String(operationOf(c.FullPath())),
 		semconv.GenAIRequestModel(info.model),
 		telemetry.AttrStream.Bool(info.stream),
 		telemetry.AttrAttempts.Int(info.attempts),
@@ -168,9 +170,12 @@ func (s *Server) traceModelCall(c *gin.Context, info *requestInfo, sp trace.Span
 	sp.SetAttributes(attrs...)
 }
 
-// operationOf is gen_ai.operation.name for a route.
+// operationOf is gen_ai.operation.name for a route ("" for the token
+// counting routes, which call no model).
 func operationOf(route string) string {
 	switch {
+	case strings.HasSuffix(route, "/input_tokens"), strings.HasSuffix(route, "/count_tokens"):
+		return ""
 	case strings.HasSuffix(route, "/embeddings"):
 		return "embeddings"
 	case strings.HasSuffix(route, "/v1/completions"):

@@ -505,3 +505,39 @@ func TestTraceKeyNeverOnSpans(t *testing.T) {
 	wantAttr(t, auth, "error.type", "invalid_api_key")
 	noSecrets(t, spans, bad, bad[3:20], tg.key, providerKey)
 }
+
+// TestTraceEveryIngress: each model endpoint gets the same tree (server
+// span, admission steps, an attempt with its upstream call) and its GenAI
+// operation name.
+func TestTraceEveryIngress(t *testing.T) {
+	for _, c := range []struct {
+		path, body, op string
+		hdr            []string
+	}{
+		{"/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, "chat", nil},
+		{"/responses", `{"model":"gpt-4o-mini","input":"hi","store":false}`, "chat", nil},
+		{"/completions", `{"model":"gpt-4o-mini","prompt":"hi","max_tokens":5}`, "text_completion", nil},
+		{"/messages", `{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, "chat", []string{"anthropic-version", "2023-06-01"}},
+		{"/embeddings", `{"model":"gpt-4o-mini","input":"hi"}`, "embeddings", nil},
+	} {
+		t.Run(c.path, func(t *testing.T) {
+			tg := newTracedGateway(t, gwOptions{}, false)
+			st, b, _ := post(t, tg.base+c.path, tg.key, c.body, append([]string{"traceparent", callerParent}, c.hdr...)...)
+			if st != 200 {
+				t.Fatalf("status %d: %s", st, b)
+			}
+			tr := traceOf(t, tg.finished(), mustTraceID(t, callerTraceID))
+			srv := tr.one("POST /v1" + c.path)
+			wantAttr(t, srv, "gen_ai.operation.name", c.op)
+			wantAttr(t, srv, "gen_ai.request.model", "gpt-4o-mini")
+			att := tr.one(telemetry.SpanAttempt)
+			wantAttr(t, att, "gen_ai.operation.name", c.op)
+			if ch := tr.children(att); len(ch) != 1 || ch[0] != "POST" {
+				t.Errorf("attempt's children %v, want its upstream call", ch)
+			}
+			for _, step := range []string{telemetry.SpanAuth, telemetry.SpanLimits, telemetry.SpanCreditHold} {
+				tr.one(step)
+			}
+		})
+	}
+}
