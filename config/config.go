@@ -36,6 +36,7 @@ type Config struct {
 	Vault     Vault      `yaml:"vault"`
 	Anomaly   Anomaly    `yaml:"anomaly"`
 	Catalog   Catalog    `yaml:"catalog"`
+	Telemetry Telemetry  `yaml:"telemetry"`
 	Routing   Routing    `yaml:"routing"`
 	Providers []Provider `yaml:"providers"`
 	Models    []Model    `yaml:"models"`
@@ -238,6 +239,40 @@ type Router struct {
 	KeyFailureThreshold int           `yaml:"key_failure_threshold"`
 	KeyFailureCallers   int           `yaml:"key_failure_callers"`
 	KeyFailureWindow    time.Duration `yaml:"key_failure_window"`
+}
+
+// Telemetry configures OpenTelemetry traces (internal/telemetry). Tracing
+// is off unless an endpoint is set here or in OTEL_EXPORTER_OTLP_ENDPOINT
+// (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), as in every OpenTelemetry SDK.
+// A key set here wins over its OTEL_* variable; an empty one leaves the
+// variable (or the SDK's default) in force.
+type Telemetry struct {
+	// Endpoint is the OTLP collector's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT
+	// (http://host:4318; /v1/traces is appended for OTLP/HTTP), or its
+	// host:port (4317) for gRPC.
+	Endpoint string `yaml:"endpoint"`
+	// Protocol is http/protobuf (the default) or grpc.
+	Protocol string `yaml:"protocol"`
+	// Headers are sent with every export, as OTEL_EXPORTER_OTLP_HEADERS
+	// ("k1=v1,k2=v2"); never logged.
+	Headers string `yaml:"headers"`
+	// Insecure exports over gRPC without TLS (an http:// endpoint is plain
+	// already).
+	Insecure bool `yaml:"insecure"`
+	// ServiceName is service.name (default "xroute"), as OTEL_SERVICE_NAME.
+	ServiceName string `yaml:"service_name"`
+	// ResourceAttributes are added to the resource, as
+	// OTEL_RESOURCE_ATTRIBUTES ("deployment.environment.name=prod,...").
+	ResourceAttributes string `yaml:"resource_attributes"`
+	// Sampler and SamplerArg are OTEL_TRACES_SAMPLER and its argument
+	// (parentbased_traceidratio with 0.01 samples 1% of new traces and
+	// follows the caller's decision otherwise). Default: parentbased_always_on.
+	Sampler    string `yaml:"sampler"`
+	SamplerArg string `yaml:"sampler_arg"`
+	// CaptureContent puts prompts and completions on spans
+	// (gen_ai.input.messages, gen_ai.output.messages). Off by default:
+	// they are the callers' data.
+	CaptureContent bool `yaml:"capture_content"`
 }
 
 // Catalog controls the embedded model catalog (prices, limits,

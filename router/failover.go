@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/providers"
@@ -290,10 +291,14 @@ func sequential[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *
 		}
 		a, cred := c.d.adapterFor(c.avoid)
 		start := r.begin(c.d)
-		v, err := o.call(ctx, a, c.d, c.req)
+		actx, sp := r.startAttempt(ctx, c.d, c.req, false, res.Strategy)
+		v, err := o.call(actx, a, c.d, c.req)
 		err = r.scrub(err)
 		usage := o.usage(v)
 		el := r.end(ctx, c.d, start, o.stream, c.done, cred, err, usage)
+		if sp != nil {
+			endAttempt(sp, c.d, seqOutcome(ctx, err), err)
+		}
 		res.Attempts++
 		res.Deployment, res.Model = c.d, c.m
 		res.Tried = append(res.Tried, Attempt{Deployment: c.d, Err: err, Latency: el, Won: err == nil, Usage: usage})
@@ -336,6 +341,7 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 		start  int64
 		cancel context.CancelFunc
 		ended  bool
+		span   trace.Span
 	}
 	var zero T
 	results := make(chan outcome, 2)
@@ -347,8 +353,9 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 		}
 		a, cred := c.d.adapterFor(c.avoid)
 		actx, cancel := context.WithCancel(ctx)
+		actx, sp := r.startAttempt(actx, c.d, c.req, hedge, res.Strategy)
 		i := len(runs)
-		runs = append(runs, run{c: c, cred: cred, start: r.begin(c.d), cancel: cancel})
+		runs = append(runs, run{c: c, cred: cred, start: r.begin(c.d), cancel: cancel, span: sp})
 		res.Attempts++
 		res.Deployment, res.Model = c.d, c.m
 		res.Tried = append(res.Tried, Attempt{Deployment: c.d, Hedge: hedge})
@@ -394,8 +401,14 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 				winner, val = out.i, out.v
 				at.Won = true
 				res.Deployment, res.Model = ru.c.d, ru.c.m
+				if ru.span != nil {
+					endAttempt(ru.span, ru.c.d, "success", nil)
+				}
 				stopOthers()
 				continue
+			}
+			if ru.span != nil {
+				endAttempt(ru.span, ru.c.d, hedgeOutcome(out.err, winner >= 0 || stopped), out.err)
 			}
 			if winner >= 0 || stopped {
 				switch {
@@ -544,7 +557,7 @@ func (r *Router) failover(ctx context.Context, d *Deployment, err error) bool {
 	if !errors.As(err, &pe) || !(pe.Retryable() || pe.KeyRejected()) {
 		return false
 	}
-	r.log.Info("failover", zap.String("deployment", d.Name()), zap.Int("status", pe.Status), zap.Bool("mid_stream", pe.MidStream))
+	r.log.Info("failover", zap.String("request_id", callerFrom(ctx).RequestID), zap.String("deployment", d.Name()), zap.Int("status", pe.Status), zap.Bool("mid_stream", pe.MidStream), zapTrace(ctx))
 	return true
 }
 

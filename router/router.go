@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/config"
@@ -287,6 +288,8 @@ type Router struct {
 	// redact takes secrets out of upstream text (nil: shapes are not
 	// looked for, invalid UTF-8 is still replaced).
 	redact Redactor
+	// tracer makes attempts spans (nil: tracing off).
+	tracer trace.Tracer
 }
 
 // Redactor takes secrets out of text an upstream wrote (keys.Redactor).

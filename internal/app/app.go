@@ -52,7 +52,7 @@ type App struct {
 func (a *App) CloseIdleUpstreams() { a.upstream.CloseIdleConnections() }
 
 // Build wires every part of the gateway from config. Close releases it.
-func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err error) {
+func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option) (_ *App, err error) {
 	// Every log line of the gateway, and every upstream error text before
 	// it reaches a caller, passes the redactor: provider keys (config and
 	// vault) and anything shaped like a credential are replaced.
@@ -117,7 +117,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		return nil, err
 	}
 	red.Set("config", configSecrets(cfg, os.Getenv)...)
-	client := &http.Client{Transport: upstreamTransport()}
+	tel, err := openTelemetry(ctx, cfg, a, log, opts)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Transport: tel.Transport(upstreamTransport())}
 	a.closers = append(a.closers, client.CloseIdleConnections)
 	a.upstream = client
 	reg := builtin.Registry()
@@ -133,7 +137,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
-	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own, cfg), router.WithRouting(cfg.Routing), router.WithRedactor(red))
+	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own, cfg), router.WithRouting(cfg.Routing), router.WithRedactor(red), router.WithTracer(tel.Tracer()))
 	if err != nil {
 		return nil, err
 	}
@@ -271,6 +275,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger) (_ *App, err
 		RequestLog:  db,
 		Captures:    a.Captures,
 		AuditWriter: a.Audit,
+		Tracer:            tel,
 	})
 	if err != nil {
 		return nil, err

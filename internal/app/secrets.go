@@ -11,6 +11,7 @@ import (
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/router"
@@ -240,5 +241,6 @@ func configSecrets(cfg config.Config, getenv func(string) string) []string {
 	for _, env := range [...]string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK"} {
 		out = append(out, getenv(env))
 	}
+	out = append(out, telemetry.HeaderValues(cfg.Telemetry, getenv)...) // a collector's token
 	return out
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/router"
 )
@@ -196,15 +197,17 @@ func (s *Server) commitUsage(c *gin.Context, info *requestInfo) bool {
 	info.metered = true
 	s.price(info, info.body)
 	rec := s.usageRecord(info)
+	sp := s.child(info, telemetry.SpanUsageWrite)
 	err := s.usage.Commit(c.Request.Context(), rec)
+	endUsageWrite(sp, err)
 	kept := !errors.Is(err, billing.ErrSpoolFull)
 	switch {
 	case !kept:
 		// The log line is the only trace left of this request's usage.
-		s.log.Error("usage record not kept: database down and usage spool full", zap.String("request_id", info.id), zap.Reflect("usage", rec))
+		s.log.Error("usage record not kept: database down and usage spool full", zapReq(info), zap.Reflect("usage", rec))
 		info.cost = 0
 	case err != nil:
-		s.log.Error("usage record not committed", zap.String("request_id", info.id), zap.Error(err))
+		s.log.Error("usage record not committed", zapReq(info), zap.Error(err))
 	}
 	s.settle(info)
 	s.observeDone(info)
@@ -221,15 +224,18 @@ func (s *Server) meter(info *requestInfo) {
 	info.metered = true
 	s.price(info, info.body)
 	rec := s.usageRecord(info)
+	sp := s.child(info, telemetry.SpanUsageWrite)
+	var err error
 	if info.cost > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s.usage.Commit(ctx, rec); err != nil {
-			s.log.Error("usage record not committed", zap.String("request_id", info.id), zap.Error(err))
+		if err = s.usage.Commit(ctx, rec); err != nil {
+			s.log.Error("usage record not committed", zapReq(info), zap.Error(err))
 		}
 		cancel()
-	} else if err := s.usage.Record(rec); err != nil {
-		s.log.Error("usage record not queued", zap.String("request_id", info.id), zap.Error(err))
+	} else if err = s.usage.Record(rec); err != nil {
+		s.log.Error("usage record not queued", zapReq(info), zap.Error(err))
 	}
+	endUsageWrite(sp, err)
 	s.settle(info)
 	s.observeDone(info)
 }
@@ -239,12 +245,14 @@ func (s *Server) settle(info *requestInfo) {
 	if info.hold == nil {
 		return
 	}
+	sp := s.child(info, telemetry.SpanSettle)
 	if info.cost > 0 {
 		info.hold.Settle(info.cost)
 	} else {
 		info.hold.Release()
 	}
 	info.hold = nil
+	endSettle(sp, info.cost)
 }
 
 func (s *Server) observeDone(info *requestInfo) {

@@ -17,6 +17,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 	"github.com/xroute/xroute/providers/catalog"
@@ -59,6 +60,8 @@ type gwOptions struct {
 	// strictPrices leaves deployments without prices unpriced, as in
 	// production (refused); otherwise the harness marks them free.
 	strictPrices bool
+	// tracer traces the gateway (nil: tracing off, as by default).
+	tracer *telemetry.Tracer
 }
 
 // gateway is xroute wired exactly as the binary wires it, in front of
@@ -141,7 +144,7 @@ func newGateway(t *testing.T, o gwOptions) *gateway {
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	log := zap.New(zapcore.NewCore(enc, zapcore.AddSync(g.logs), zapcore.DebugLevel))
 
-	a, err := app.Build(context.Background(), cfg, log)
+	a, err := app.Build(context.Background(), cfg, log, app.WithTracer(o.tracer))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -10,14 +11,14 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/router"
 )
 
-func zapReq(info *requestInfo) zap.Field { return zap.String("request_id", info.id) }
-func zapErr(err error) zap.Field         { return zap.Error(err) }
+func zapErr(err error) zap.Field { return zap.Error(err) }
 
 const infoKey = "xroute.request"
 
@@ -44,6 +45,15 @@ type requestInfo struct {
 	searches   int
 	ttft       time.Duration
 	usageSeen  bool
+	// The request's trace (tracing.go): its server span and the context
+	// its children start under (nil when tracing is off), its trace id
+	// for log lines and the request log ("" when none), the finish reasons
+	// seen, and whether its content goes on the span.
+	span         trace.Span
+	traceCtx     context.Context
+	traceID      string
+	finish       []string
+	traceContent bool // prompts and completions go on the span
 	// partialUsage: the usage seen counts the input side only (an
 	// Anthropic message_start); the output is counted from what was
 	// delivered if the final count never comes.
@@ -66,11 +76,10 @@ type requestInfo struct {
 	tried      []router.Attempt   // every attempt, hedges included
 
 	// The request log: the ingress (chat, responses, messages,
-	// completions, embeddings), the W3C trace id, the body as received
-	// (not copied; kept only for a capture) and the capture in progress
-	// (nil: the account captures nothing).
+	// completions, embeddings), the body as received (not copied; kept
+	// only for a capture) and the capture in progress (nil: the account
+	// captures nothing). Its trace id is traceID above.
 	endpoint string
-	traceID  string
 	received []byte
 	capture  *requestCapture
 }
@@ -93,9 +102,10 @@ func newRequestID() string {
 // errors included), recovers panics into an OpenAI-shaped 500 and writes
 // one access log line when the request ends.
 func (s *Server) begin(c *gin.Context) {
-	info := &requestInfo{id: newRequestID(), start: s.now(), clientIP: c.ClientIP(), traceID: traceID(c.Request)}
+	info := &requestInfo{id: newRequestID(), start: s.now(), clientIP: c.ClientIP()}
 	c.Set(infoKey, info)
 	s.guardConn(c, info)
+	s.traceBegin(c, info)
 	c.Writer.Header().Set("x-request-id", info.id)
 	if anthropicClient(c.Request) {
 		// An Anthropic client reads request-id and errors in its own shape,
@@ -106,9 +116,10 @@ func (s *Server) begin(c *gin.Context) {
 	defer func() {
 		if p := recover(); p != nil {
 			if errors.Is(asError(p), http.ErrAbortHandler) {
+				s.traceEnd(c, info)
 				panic(p) // net/http's own signal to abort a response
 			}
-			s.log.Error("panic in handler", zap.String("request_id", info.id), zap.Any("panic", p), zap.Stack("stack"))
+			s.log.Error("panic in handler", zapReq(info), zap.Any("panic", p), zap.Stack("stack"))
 			if !c.Writer.Written() {
 				writeError(c, newError(http.StatusInternalServerError, "server_error", "internal_error", "The server had an error while processing your request."))
 			}
@@ -116,6 +127,7 @@ func (s *Server) begin(c *gin.Context) {
 		s.logRequest(c, info)
 		s.observeMetrics(c, info)
 		s.finishCapture(info)
+		s.traceEnd(c, info)
 	}()
 	c.Next()
 }
@@ -134,7 +146,7 @@ func (s *Server) logRequest(c *gin.Context, info *requestInfo) {
 	}
 	fields := make([]zap.Field, 0, 16)
 	fields = append(fields,
-		zap.String("request_id", info.id),
+		zapReq(info),
 		zap.String("method", c.Request.Method),
 		zap.String("path", c.Request.URL.Path),
 		zap.Int("status", status),
@@ -234,7 +246,7 @@ func (s *Server) authenticate(c *gin.Context) {
 			// The presented key is never echoed back, not even masked.
 			e = errInvalidKey
 		default:
-			s.log.Error("key verification failed", zap.String("request_id", info.id), zap.Error(err))
+			s.log.Error("key verification failed", zapReq(info), zap.Error(err))
 			if s.storeDown(err) {
 				writeError(c, errStoreUnavailable())
 				return
@@ -264,7 +276,8 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	connAuthenticated(c)
-	c.Next()
+	// No c.Next: the chain goes on when this step returns unaborted, and
+	// the step's span (traced) covers the step alone.
 }
 
 // isKeyID reports whether v has the shape of a key's id (key_ and

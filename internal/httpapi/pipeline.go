@@ -15,6 +15,7 @@ import (
 	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
+	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/router"
 )
@@ -85,7 +86,9 @@ func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
 			"This API key is not allowed to use the model `"+info.model+"`.").withParam("model"))
 		return nil
 	}
+	sp := s.child(info, telemetry.SpanLimits)
 	adm := s.admitRequest(c, info.key)
+	endChild(sp, info, adm == nil)
 	if adm == nil {
 		return nil
 	}
@@ -109,10 +112,16 @@ func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []
 	if per <= 0 {
 		per = defaultCompletionReserve
 	}
-	if !s.admitTokens(c, a.adm, body, per*max(w.Choices, 1)) {
+	sp := s.child(info, telemetry.SpanTokenLimit)
+	ok := s.admitTokens(c, a.adm, body, per*max(w.Choices, 1))
+	endChild(sp, info, !ok)
+	if !ok {
 		return false
 	}
-	if !s.hold(c, info, a.m, body, w) {
+	sp = s.child(info, telemetry.SpanCreditHold)
+	ok = s.hold(c, info, a.m, body, w)
+	endChild(sp, info, !ok)
+	if !ok {
 		a.adm.settle(0)
 		return false
 	}
@@ -356,6 +365,7 @@ func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, 
 		h.routed(c, info)
 	}
 	s.noteAnswer(info, resp)
+	noteFinishAnswer(info, resp)
 	if info.usageBad {
 		s.saneUsage(info, req.Format, resp)
 	}
@@ -406,6 +416,8 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 	// Routed: the upstream has read the prompt, whatever it delivers.
 	info.served = true
 	defer st.Close()
+	sp := s.child(info, telemetry.SpanStream)
+	defer func() { endChild(sp, info, info.status >= 400) }()
 	s.metrics.streamOpened()
 	defer s.metrics.streamClosed()
 
@@ -441,10 +453,12 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 				continue // a count that cannot be right: as if none came
 			}
 		}
-		if info.hold != nil && (!info.usageSeen || info.partialUsage || info.complete == 0) {
+		noteFinish(info, chunk)
+		if (info.hold != nil && (!info.usageSeen || info.partialUsage || info.complete == 0)) || info.traceContent {
 			// Kept only for priced requests, to count what was delivered if
 			// the provider never reports usage (or only its input side):
 			// text, refusals, reasoning, tool names and arguments alike.
+			// (And for a traced request whose content an operator captures.)
 			evs := chunk.Events
 			if evs == nil && !chunk.Native && len(chunk.Data) > 0 {
 				if isTextChunk(chunk.Data) {
@@ -466,6 +480,7 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 		}
 		if info.ttft == 0 {
 			info.ttft = s.now().Sub(info.start)
+			traceFirstToken(sp, info.ttft)
 		}
 		if out.write(b) != nil {
 			s.callerGone(info, out)
@@ -495,7 +510,7 @@ func (s *Server) streamBroke(c *gin.Context, enc encoder, out *streamOut, err er
 		default:
 			e.Message = "The upstream stream was interrupted: " + e.Message
 		}
-		s.log.Warn("stream interrupted", zap.String("request_id", info.id), zap.String("provider", info.provider), zap.String("error_code", e.codeOr()), zap.Error(safeErr(err)))
+		s.log.Warn("stream interrupted", zapReq(info), zap.String("provider", info.provider), zap.String("error_code", e.codeOr()), zap.Error(safeErr(err)))
 	}
 	info.status, info.errCode, info.errMsg = e.Status, e.codeOr(), e.Message
 	out.write(enc.fail(e, info))

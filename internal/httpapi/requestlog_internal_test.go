@@ -10,33 +10,6 @@ import (
 	"github.com/xroute/xroute/internal/store"
 )
 
-func TestTraceparentID(t *testing.T) {
-	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
-	tests := []struct {
-		name, header, want string
-	}{
-		{"valid", "00-" + id + "-00f067aa0ba902b7-01", id},
-		{"unsampled", "00-" + id + "-00f067aa0ba902b7-00", id},
-		{"later version with more fields", "01-" + id + "-00f067aa0ba902b7-01-what-comes-next", id},
-		{"none", "", ""},
-		{"version 00 too long", "00-" + id + "-00f067aa0ba902b7-01-x", ""},
-		{"version ff", "ff-" + id + "-00f067aa0ba902b7-01", ""},
-		{"uppercase", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", ""},
-		{"zero trace id", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", ""},
-		{"zero parent id", "00-" + id + "-0000000000000000-01", ""},
-		{"short trace id", "00-" + id[:31] + "-00f067aa0ba902b7-01", ""},
-		{"not hex", "00-" + id[:31] + "g-00f067aa0ba902b7-01", ""},
-		{"bad separators", "00_" + id + "-00f067aa0ba902b7-01", ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := traceparentID(tc.header); got != tc.want {
-				t.Errorf("traceparentID(%q) = %q, want %q", tc.header, got, tc.want)
-			}
-		})
-	}
-}
-
 func TestParseStatusFilter(t *testing.T) {
 	tests := []struct {
 		in     string

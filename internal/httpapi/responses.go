@@ -325,7 +325,7 @@ func (o *responseOut) save(ctx context.Context, info *requestInfo, object, outpu
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := o.s.responses.SaveResponse(ctx, rec); err != nil {
-		o.s.log.Error("response not stored; the answer goes out unstored", zap.String("request_id", info.id), zap.String("response_id", id), zap.Error(err))
+		o.s.log.Error("response not stored; the answer goes out unstored", zapReq(info), zap.String("response_id", id), zap.Error(err))
 		return false
 	}
 	return true

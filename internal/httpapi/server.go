@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/router"
@@ -128,6 +129,8 @@ type Config struct {
 	RequestLog  RequestLogStore
 	Captures    CaptureSink
 	AuditWriter AuditWriter
+	// Tracer makes every request a trace (nil: tracing off).
+	Tracer *telemetry.Tracer
 }
 
 // Server is the HTTP handler.
@@ -167,6 +170,7 @@ type Server struct {
 	captures  CaptureSink
 	captureOn *captureSettings
 	auditW    AuditWriter
+	tel               *telemetry.Tracer
 }
 
 // New builds the server and its routes.
@@ -200,6 +204,7 @@ func New(cfg Config) (*Server, error) {
 		keepAlive:         cfg.StreamKeepAlive,
 		bodyTimeout:       cfg.BodyReadTimeout,
 		writeTimeout:      cfg.WriteTimeout,
+		tel:               cfg.Tracer,
 	}
 	s.reqlog, s.auditW = cfg.RequestLog, cfg.AuditWriter
 	if cfg.Captures != nil && cfg.RequestLog != nil {
@@ -228,7 +233,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = m
 	m.route(e) // GET /metrics, before auth
 	e.GET("/healthz", s.healthz)
-	v1 := e.Group("/v1", s.storeGate, s.authenticate, s.callerOnly)
+	v1 := e.Group("/v1", s.storeGate, s.traced(telemetry.SpanAuth, s.authenticate), s.callerOnly)
 	v1.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat)
 	v1.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings)
 	v1.POST("/completions", s.scope(keys.EndpointCompletions), s.completion)

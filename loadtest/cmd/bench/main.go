@@ -253,7 +253,7 @@ func writeReport(r *loadtest.Report, cfg config, stdout io.Writer) error {
 		return errors.Join(chartErr, fmt.Errorf("write report: %w", err))
 	}
 	if cfg.mdOut != "" {
-		if err := writeFile(cfg.mdOut, []byte(md)); err != nil {
+		if err := writeFile(cfg.mdOut, withKept(cfg.mdOut, []byte(md))); err != nil {
 			return errors.Join(chartErr, err)
 		}
 	}
@@ -267,6 +267,25 @@ func writeReport(r *loadtest.Report, cfg config, stdout io.Writer) error {
 		}
 	}
 	return chartErr
+}
+
+// keptMarker starts the part of a Markdown report that this tool does not
+// write (the tracing phase, measured by go test -bench): a new run keeps
+// it after its own report.
+const keptMarker = "<!-- kept: the sections below are written by hand from go test benchmarks; the bench tool keeps them -->"
+
+// withKept is md followed by the kept part of the report at path, if it
+// has one.
+func withKept(path string, md []byte) []byte {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return md
+	}
+	i := strings.Index(string(old), keptMarker)
+	if i < 0 {
+		return md
+	}
+	return append(append(md, '\n'), old[i:]...)
 }
 
 // chartsDir is where the charts go and how the Markdown links to that

@@ -177,3 +177,28 @@ func TestObjectKeys(t *testing.T) {
 		t.Fatal("objectKeys accepted an array")
 	}
 }
+
+// TestWithKeptKeepsHandWrittenSections: a new report replaces the tool's
+// own sections and keeps what follows the marker (the tracing phase).
+func TestWithKeptKeepsHandWrittenSections(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, old, want string
+	}{
+		{"no file", "", "# new\n"},
+		{"no marker", "# old\n", "# new\n"},
+		{"marker", "# old\n" + keptMarker + "\n## Tracing\n", "# new\n\n" + keptMarker + "\n## Tracing\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".md")
+			if tc.old != "" {
+				if err := os.WriteFile(path, []byte(tc.old), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := string(withKept(path, []byte("# new\n"))); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
