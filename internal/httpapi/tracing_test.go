@@ -233,6 +233,10 @@ func TestTraceSuccess(t *testing.T) {
 		t.Fatalf("status %d: %s", st, b)
 	}
 	reqID := h.Get("x-request-id")
+	// The request log row names the same trace.
+	if rec := tg.usageFor(reqID); rec.TraceID != callerTraceID {
+		t.Errorf("request log trace_id %q, want %q", rec.TraceID, callerTraceID)
+	}
 	spans := tg.finished()
 	tr := traceOf(t, spans, mustTraceID(t, callerTraceID))
 
