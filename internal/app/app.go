@@ -275,7 +275,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		RequestLog:  db,
 		Captures:    a.Captures,
 		AuditWriter: a.Audit,
-		Tracer:            tel,
+		Tracer:      tel,
 	})
 	if err != nil {
 		return nil, err

@@ -195,4 +195,3 @@ var messagesPing = []byte("event: ping\ndata: {\"type\": \"ping\"}\n\n")
 func isPing(b []byte) bool {
 	return bytes.Equal(b, ssePing) || bytes.Equal(b, messagesPing)
 }
-

@@ -170,7 +170,7 @@ type Server struct {
 	captures  CaptureSink
 	captureOn *captureSettings
 	auditW    AuditWriter
-	tel               *telemetry.Tracer
+	tel       *telemetry.Tracer
 }
 
 // New builds the server and its routes.
