@@ -44,8 +44,19 @@ type offline struct {
 	closeKeys func()
 }
 
+// loadConfig reads the configuration for a command working on the
+// database, and warns on stderr, as serve does, of settings it does not
+// know (a misspelt key is otherwise silently ignored).
+func loadConfig(cfgPath string) (config.Config, error) {
+	cfg, warns, err := config.LoadWithWarnings(cfgPath, os.Environ())
+	for _, w := range warns {
+		fmt.Fprintln(os.Stderr, "xroute: warning:", w.String())
+	}
+	return cfg, err
+}
+
 func openOffline(ctx context.Context, cfgPath string) (*offline, error) {
-	cfg, err := config.Load(cfgPath, os.Environ())
+	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return nil, err
 	}

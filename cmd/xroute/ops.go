@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/keys"
 )
@@ -174,7 +173,7 @@ func readHead(arg string) (keys.Head, error) {
 
 // openSecrets opens the vault and provider keys directly on the database.
 func openSecrets(ctx context.Context, cfgPath string, stderr io.Writer) (*app.Secrets, func(), error) {
-	cfg, err := config.Load(cfgPath, os.Environ())
+	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return nil, nil, err
 	}
