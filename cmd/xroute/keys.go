@@ -378,7 +378,7 @@ func newAccountsCmd(stdout io.Writer) *cobra.Command {
 		}
 		return out.print(stdout, accountListing(views))
 	}
-	return group("accounts", "create and list accounts", "", "  xroute accounts create acme\n  xroute accounts list", create, list)
+	return group("accounts", "create and list accounts, set their body capture", "", "  xroute accounts create acme\n  xroute accounts list\n  xroute accounts capture acct_123 --on --retention 7d", create, list, newCaptureCmd(stdout))
 }
 
 // accountView is an account as listings print it (the admin API's fields).
