@@ -187,7 +187,7 @@ func closest(s string, candidates []string) string {
 	suffix := suffixAfterPrefix(s)
 	best, bestD, bestSuffix := "", -1, false
 	for _, c := range candidates {
-		d := levenshtein(strings.ToLower(s), strings.ToLower(c))
+		d := EditDistance(strings.ToLower(s), strings.ToLower(c))
 		isSuffix := strings.HasSuffix(c, suffix)
 		if !isSuffix && d > max(len(s), len(c))/3 {
 			continue
@@ -217,9 +217,10 @@ func suffixAfterPrefix(s string) string {
 	return "." + s // a top-level key that belongs in a section
 }
 
-// levenshtein is the edit distance between a and b (bytes: keys and
-// variable names are ASCII).
-func levenshtein(a, b string) int {
+// EditDistance is the Levenshtein distance between a and b, in bytes
+// (setting, variable, command and flag names are ASCII): what the
+// did-you-mean of config warnings and of the CLI go by.
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/xroute/xroute/config"
 )
 
 func main() {
@@ -235,7 +237,7 @@ func suggestFlags(fs *pflag.FlagSet, name string) []string {
 		if f.Hidden {
 			return
 		}
-		d := levenshtein(strings.ToLower(name), f.Name)
+		d := config.EditDistance(strings.ToLower(name), f.Name)
 		if d <= 2 || strings.HasPrefix(f.Name, strings.ToLower(name)) {
 			cands = append(cands, cand{f.Name, d})
 		}
@@ -251,27 +253,6 @@ func suggestFlags(fs *pflag.FlagSet, name string) []string {
 		out[i] = "--" + c.name
 	}
 	return out
-}
-
-// levenshtein is the edit distance between a and b (bytes; flag names are ASCII).
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // exactArgs requires n positional arguments, named in the error.

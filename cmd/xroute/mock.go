@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/loadtest/mock"
 	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
 	azuremock "github.com/xroute/xroute/loadtest/mock/azure"
@@ -35,7 +36,7 @@ func newMockCmd(stdout io.Writer) *cobra.Command {
 			if f := mockFormat(args); !slices.Contains(mockFormats, f) {
 				ue := &usageError{msg: fmt.Sprintf("unknown mock %q", f)}
 				for _, m := range mockFormats {
-					if levenshtein(f, m) <= 2 {
+					if config.EditDistance(f, m) <= 2 {
 						ue.suggestions = append(ue.suggestions, m)
 					}
 				}

@@ -10,7 +10,6 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"github.com/xroute/xroute/config"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 )
