@@ -240,6 +240,17 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		metrics = httpapi.MetricsConfig{Registry: reg, Deployments: rt.Deployments, UsageQueue: rec.Pending,
 			Token: cfg.Server.MetricsToken, Elsewhere: cfg.Server.MetricsAddr != ""}
 	}
+	// Identity tokens for short-lived keys; the issuers' discovery and
+	// JWKS are fetched with a client of their own (not the upstream one).
+	xch, stopExchange, err := openExchange(cfg, db, ks, a.Audit, &http.Client{Timeout: 10 * time.Second}, log.Named("exchange"))
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, stopExchange)
+	var exchanger httpapi.TokenExchanger // nil, not a nil *exchange.Service, when off
+	if xch != nil {
+		exchanger = xch
+	}
 	gin.SetMode(gin.ReleaseMode)
 	h, err := httpapi.New(httpapi.Config{
 		Keys:            ks,
@@ -276,6 +287,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		Captures:    a.Captures,
 		AuditWriter: a.Audit,
 		Tracer:      tel,
+		Exchange:    exchanger,
 	})
 	if err != nil {
 		return nil, err
