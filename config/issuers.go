@@ -47,6 +47,13 @@ type IssuerRule struct {
 	Claims  map[string]string `yaml:"claims"`
 	Account string            `yaml:"account"`
 	Key     KeyTemplate       `yaml:"key"`
+	// RefreshTokens hands out a refresh token beside the key: used once,
+	// it returns a new key and a new refresh token; presented again it
+	// revokes every key and token descended from the same exchange.
+	RefreshTokens bool `yaml:"refresh_tokens"`
+	// RefreshTTL is how long such a family lives from its exchange,
+	// whatever is refreshed (default 24h).
+	RefreshTTL time.Duration `yaml:"refresh_ttl"`
 }
 
 // KeyTemplate is what the issued key may do.
@@ -69,6 +76,7 @@ const (
 	DefaultClockSkew           = 30 * time.Second
 	DefaultJWKSRefreshInterval = time.Minute
 	DefaultExchangeTTL         = time.Hour
+	DefaultRefreshTTL          = 24 * time.Hour
 )
 
 // asymmetricAlgs are the JWS algorithms an issuer may list.
@@ -92,6 +100,9 @@ func (is Issuer) WithDefaults() Issuer {
 	for i := range rules {
 		if rules[i].Key.TTL == 0 {
 			rules[i].Key.TTL = DefaultExchangeTTL
+		}
+		if rules[i].RefreshTTL == 0 {
+			rules[i].RefreshTTL = DefaultRefreshTTL
 		}
 	}
 	is.Rules = rules
@@ -148,6 +159,9 @@ func validateIssuers(issuers []Issuer, bad func(field, format string, args ...an
 			}
 			if r.Key.TTL < 0 {
 				bad(rf+".key.ttl", "must not be negative")
+			}
+			if r.RefreshTTL < 0 {
+				bad(rf+".refresh_ttl", "must not be negative")
 			}
 			if r.Key.RPM < 0 || r.Key.TPM < 0 || r.Key.MaxConcurrent < 0 {
 				bad(rf+".key", "rpm, tpm and max_concurrent must not be negative")

@@ -20,7 +20,7 @@ func openExchange(cfg config.Config, db *store.DB, ks *keys.Service, audit *keys
 	if len(cfg.Auth.Issuers) == 0 {
 		return nil, func() {}, nil
 	}
-	x, err := exchange.New(exchange.Options{Issuers: cfg.Auth.Issuers, Minter: ks, JTIs: db, Audit: audit, Client: client})
+	x, err := exchange.New(exchange.Options{Issuers: cfg.Auth.Issuers, Minter: ks, Store: db, Audit: audit, Client: client})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -34,7 +34,8 @@ func openExchange(cfg config.Config, db *store.DB, ks *keys.Service, audit *keys
 }
 
 // sweepJTIs deletes the jtis of identity tokens past their expiry (they
-// can no longer be presented, so their replay needs no memory).
+// can no longer be presented, so their replay needs no memory), and the
+// refresh tokens of families that have ended.
 func sweepJTIs(ctx context.Context, db *store.DB, every time.Duration, log *zap.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -46,6 +47,9 @@ func sweepJTIs(ctx context.Context, db *store.DB, every time.Duration, log *zap.
 		}
 		if _, err := db.SweepJTIs(ctx, time.Now(), 1000); err != nil && ctx.Err() == nil {
 			log.Warn("sweeping exchanged token ids", zap.Error(err))
+		}
+		if _, err := db.SweepRefreshTokens(ctx, time.Now(), 1000); err != nil && ctx.Err() == nil {
+			log.Warn("sweeping ended refresh token families", zap.Error(err))
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -76,6 +77,7 @@ type Request struct {
 	SubjectTokenType   string
 	RequestedTokenType string
 	Scope              string
+	RefreshToken       string // grant_type refresh_token
 	IP                 string // for the audit row
 }
 
@@ -86,18 +88,24 @@ type Token struct {
 	ExpiresIn       int64 // seconds
 	ExpiresAt       time.Time
 	Scope           string
+	RefreshToken    string // "" unless the rule hands them out
 	KeyID           string
 	AccountID       string
 }
 
-// Minter creates keys (keys.Service).
+// Minter creates, reads and revokes keys (keys.Service).
 type Minter interface {
 	Create(ctx context.Context, p keys.CreateParams) (string, keys.Key, error)
+	Get(ctx context.Context, id string) (keys.Key, error)
+	Revoke(ctx context.Context, id, actor string) error
 }
 
-// JTIs remembers exchanged token ids (store.DB).
-type JTIs interface {
+// Store remembers exchanged token ids and refresh tokens (store.DB).
+type Store interface {
 	ClaimJTI(ctx context.Context, issuer, jti string, expires time.Time) (bool, error)
+	CreateRefreshToken(ctx context.Context, t store.RefreshToken) error
+	SpendRefreshToken(ctx context.Context, hash string, now time.Time) (store.RefreshToken, bool, error)
+	RevokeRefreshFamily(ctx context.Context, family string, now time.Time) ([]string, error)
 }
 
 // Auditor records audit rows (keys.Auditor).
@@ -109,7 +117,7 @@ type Auditor interface {
 type Options struct {
 	Issuers []config.Issuer
 	Minter  Minter
-	JTIs    JTIs
+	Store   Store
 	Audit   Auditor
 	Client  *http.Client
 	Now     func() time.Time
@@ -128,7 +136,7 @@ type issuer struct {
 type Service struct {
 	issuers   map[string]*issuer
 	minter    Minter
-	jtis      JTIs
+	st        Store
 	audit     Auditor
 	now       func() time.Time
 	onOutcome func(string)
@@ -142,10 +150,10 @@ var parseAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jo
 
 // New builds the service; the issuers are validated by config.Validate.
 func New(o Options) (*Service, error) {
-	if o.Minter == nil || o.JTIs == nil || o.Audit == nil {
-		return nil, errors.New("exchange: a minter, a jti store and an audit log are required")
+	if o.Minter == nil || o.Store == nil || o.Audit == nil {
+		return nil, errors.New("exchange: a minter, a store and an audit log are required")
 	}
-	s := &Service{issuers: map[string]*issuer{}, minter: o.Minter, jtis: o.JTIs, audit: o.Audit, now: o.Now, onOutcome: o.OnOutcome}
+	s := &Service{issuers: map[string]*issuer{}, minter: o.Minter, st: o.Store, audit: o.Audit, now: o.Now, onOutcome: o.OnOutcome}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -177,6 +185,9 @@ type identity struct {
 // Exchange verifies the subject token, picks the rule and mints the key.
 // Every outcome writes one audit row.
 func (s *Service) Exchange(ctx context.Context, r Request) (Token, error) {
+	if r.GrantType == GrantRefreshToken {
+		return s.refresh(ctx, r)
+	}
 	tok, id, rule, err := s.exchange(ctx, r)
 	ev := keys.Event{Actor: "exchange", IP: r.IP, Details: map[string]any{}}
 	if id != nil {
@@ -252,7 +263,7 @@ func (s *Service) exchange(ctx context.Context, r Request) (Token, *identity, *c
 		return Token{}, id, rule, refuse(CodeInvalidRequest, "expired", "the subject token has no life left to hand on")
 	}
 	if jti := id.std.ID; jti != "" {
-		fresh, err := s.jtis.ClaimJTI(ctx, id.issuer.cfg.Issuer, jti, id.std.Expiry.Time().Add(id.issuer.cfg.ClockSkew))
+		fresh, err := s.st.ClaimJTI(ctx, id.issuer.cfg.Issuer, jti, id.std.Expiry.Time().Add(id.issuer.cfg.ClockSkew))
 		if err != nil {
 			return Token{}, id, rule, fmt.Errorf("exchange: %w", err)
 		}
@@ -275,8 +286,17 @@ func (s *Service) exchange(ctx context.Context, r Request) (Token, *identity, *c
 	if err != nil {
 		return Token{}, id, rule, fmt.Errorf("exchange: mint: %w", err)
 	}
-	return Token{AccessToken: plain, IssuedTokenType: TokenTypeAccess, ExpiresAt: exp,
-		ExpiresIn: int64(exp.Sub(now).Round(time.Second) / time.Second), Scope: scope, KeyID: k.ID, AccountID: k.AccountID}, id, rule, nil
+	tok := Token{AccessToken: plain, IssuedTokenType: TokenTypeAccess, ExpiresAt: exp,
+		ExpiresIn: int64(exp.Sub(now).Round(time.Second) / time.Second), Scope: scope, KeyID: k.ID, AccountID: k.AccountID}
+	if rule.RefreshTokens {
+		tok.RefreshToken, err = s.newRefresh(ctx, keys.NewID("rtf_"), k, id.issuer.cfg.Issuer, rule.Name, now, now.Add(rule.RefreshTTL))
+		if err != nil {
+			// The key is useless without the pair the caller asked for.
+			s.minter.Revoke(ctx, k.ID, "exchange")
+			return Token{}, id, rule, err
+		}
+	}
+	return tok, id, rule, nil
 }
 
 // verify checks the token's signature and claims against its issuer. The

@@ -40,16 +40,22 @@ func rules() []config.IssuerRule {
 		{Name: "ci-any", Claims: map[string]string{"sub": "repo:octo-org/*"}, Account: store.DefaultAccountID,
 			Key: config.KeyTemplate{Models: []string{"gpt-4o-mini"}, TTL: 5 * time.Minute}},
 		{Name: "k8s", Claims: map[string]string{"kubernetes.io.namespace": "ml-*", "kubernetes.io.serviceaccount.name": "inference"}, Account: store.DefaultAccountID,
-			Key: config.KeyTemplate{MaxConcurrent: 4, TTL: time.Hour}},
+			Key: config.KeyTemplate{MaxConcurrent: 4, TTL: time.Hour}, RefreshTokens: true, RefreshTTL: 3 * time.Hour},
 		{Name: "admins", Claims: map[string]string{"groups": "llm-admins", "email": "*@example.com"}, Account: store.DefaultAccountID,
 			Key: config.KeyTemplate{TTL: 2 * time.Hour, OutliveIdentity: true}},
 	}
 }
 
-func newFixture(t *testing.T, mutate func(*config.Issuer)) *fixture {
+func newFixture(t testing.TB, mutate func(*config.Issuer)) *fixture {
+	t.Helper()
+	return newFixtureOn(t, filepath.Join(t.TempDir(), "x.db"), mutate)
+}
+
+// newFixtureOn opens the store at dsn (a SQLite path or a postgres URL).
+func newFixtureOn(t testing.TB, dsn string, mutate func(*config.Issuer)) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "x.db"))
+	db, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +71,7 @@ func newFixture(t *testing.T, mutate func(*config.Issuer)) *fixture {
 	if mutate != nil {
 		mutate(&is)
 	}
-	f.svc, err = exchange.New(exchange.Options{Issuers: []config.Issuer{is}, Minter: f.keys, JTIs: db, Audit: f.audit, Now: f.clock.now})
+	f.svc, err = exchange.New(exchange.Options{Issuers: []config.Issuer{is}, Minter: f.keys, Store: db, Audit: f.audit, Now: f.clock.now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,9 @@ type TokenExchanger interface {
 // JWT.
 const maxTokenRequest = 64 << 10
 
-// routeToken mounts POST /v1/auth/token (RFC 8693) outside the
-// authenticated /v1 group: the subject token is the credential.
+// routeToken mounts POST /v1/auth/token (RFC 8693, and RFC 6749's
+// refresh_token grant) outside the authenticated /v1 group: the subject
+// token, or the refresh token, is the credential.
 func (s *Server) routeToken(e *gin.Engine) {
 	if s.exchange == nil {
 		return
@@ -40,6 +41,7 @@ type tokenResponse struct {
 	TokenType       string `json:"token_type"`
 	ExpiresIn       int64  `json:"expires_in"`
 	Scope           string `json:"scope,omitempty"`
+	RefreshToken    string `json:"refresh_token,omitempty"`
 }
 
 func (s *Server) tokenExchange(c *gin.Context) {
@@ -61,13 +63,14 @@ func (s *Server) tokenExchange(c *gin.Context) {
 		SubjectTokenType:   params.Get("subject_token_type"),
 		RequestedTokenType: params.Get("requested_token_type"),
 		Scope:              params.Get("scope"),
+		RefreshToken:       params.Get("refresh_token"),
 		IP:                 c.ClientIP(),
 	})
 	var xe *exchange.Error
 	switch {
 	case err == nil:
 		c.JSON(http.StatusOK, tokenResponse{AccessToken: tok.AccessToken, IssuedTokenType: tok.IssuedTokenType,
-			TokenType: "Bearer", ExpiresIn: tok.ExpiresIn, Scope: tok.Scope})
+			TokenType: "Bearer", ExpiresIn: tok.ExpiresIn, Scope: tok.Scope, RefreshToken: tok.RefreshToken})
 	case errors.As(err, &xe):
 		oauthError(c, oauthStatus(xe.Code), xe.Code, xe.Description)
 	default:

@@ -27,7 +27,7 @@ func exchangeGateway(t *testing.T) (*gateway, *oidctest.Issuer) {
 			{Name: "ci", Claims: map[string]string{"repository_owner": "octo-org", "ref": "refs/heads/main"}, Account: store.DefaultAccountID,
 				Key: config.KeyTemplate{Models: []string{"gpt-4o-mini"}, Endpoints: []string{"chat.completions"}, TTL: 15 * time.Minute}},
 			{Name: "k8s", Claims: map[string]string{"kubernetes.io.namespace": "ml-*"}, Account: store.DefaultAccountID,
-				Key: config.KeyTemplate{TTL: time.Hour}},
+				Key: config.KeyTemplate{TTL: time.Hour}, RefreshTokens: true},
 		}}}
 	}})
 	return g, is
@@ -190,5 +190,37 @@ func TestTokenExchangeOffWithoutIssuers(t *testing.T) {
 	g := newGateway(t, gwOptions{})
 	if st, _, _ := call(t, "POST", g.base+"/auth/token", "", "grant_type=x", "Content-Type", "application/x-www-form-urlencoded"); st != 401 && st != 404 {
 		t.Fatalf("without issuers: %d", st)
+	}
+}
+
+// TestTokenRefreshOverHTTP: grant_type=refresh_token returns a new pair;
+// the spent refresh token coming back is 400 invalid_grant and revokes
+// the family's keys (token.refresh_reused in the audit log).
+func TestTokenRefreshOverHTTP(t *testing.T) {
+	g, is := exchangeGateway(t)
+	st, body, _ := postToken(t, g, exchangeParams(is.Sign(is.Kubernetes("ml-prod", "inference"))), false)
+	rt, _ := body["refresh_token"].(string)
+	if st != 200 || !strings.HasPrefix(rt, exchange.RefreshPrefix) {
+		t.Fatalf("exchange: %d %v", st, body)
+	}
+	refresh := map[string]string{"grant_type": "refresh_token", "refresh_token": rt}
+	st, next, _ := postToken(t, g, refresh, true)
+	if st != 200 || next["refresh_token"] == rt || next["access_token"] == body["access_token"] || next["token_type"] != "Bearer" {
+		t.Fatalf("refresh: %d %v", st, next)
+	}
+	if st, b, _ := call(t, "POST", g.base+"/chat/completions", next["access_token"].(string), chatBody); st != 200 {
+		t.Fatalf("chat with the refreshed token: %d %v", st, b)
+	}
+	if st, b, _ := postToken(t, g, refresh, false); st != 400 || b["error"] != "invalid_grant" {
+		t.Fatalf("reuse: %d %v", st, b)
+	}
+	for _, access := range []any{body["access_token"], next["access_token"]} {
+		if st, b, _ := call(t, "POST", g.base+"/chat/completions", access.(string), chatBody); st != 401 || errCode(b) != "api_key_revoked" {
+			t.Fatalf("a family key after the reuse: %d %v", st, b)
+		}
+	}
+	evs, err := g.app.Audit.List(context.Background(), keys.AuditFilter{Kind: "token.refresh_reused"})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("audit: %v %v", evs, err)
 	}
 }
