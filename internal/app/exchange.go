@@ -16,11 +16,11 @@ import (
 // openExchange builds the token exchange when issuers are configured (nil
 // otherwise: POST /v1/auth/token is not served) and starts the sweep of
 // exchanged tokens' jtis, stopped by the returned func.
-func openExchange(cfg config.Config, db *store.DB, ks *keys.Service, audit *keys.Auditor, client *http.Client, log *zap.Logger) (*exchange.Service, func(), error) {
+func openExchange(cfg config.Config, db *store.DB, ks *keys.Service, audit *keys.Auditor, client *http.Client, outcome func(string), log *zap.Logger) (*exchange.Service, func(), error) {
 	if len(cfg.Auth.Issuers) == 0 {
 		return nil, func() {}, nil
 	}
-	x, err := exchange.New(exchange.Options{Issuers: cfg.Auth.Issuers, Minter: ks, Store: db, Audit: audit, Client: client})
+	x, err := exchange.New(exchange.Options{Issuers: cfg.Auth.Issuers, Minter: ks, Store: db, Audit: audit, Client: client, OnOutcome: outcome})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -223,4 +223,10 @@ func TestTokenRefreshOverHTTP(t *testing.T) {
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("audit: %v %v", evs, err)
 	}
+	m := g.scrape()
+	for outcome, want := range map[string]float64{"issued": 1, "refreshed": 1, "refresh_reused": 1} {
+		if got := m.value("xroute_token_exchanges_total", "outcome", outcome); got != want {
+			t.Errorf("xroute_token_exchanges_total{outcome=%q} = %v, want %v", outcome, got, want)
+		}
+	}
 }
