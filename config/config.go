@@ -142,6 +142,9 @@ type Auth struct {
 	// backoff for that IP, up to FailedAuthMaxBackoff.
 	FailedAuthBurst      int           `yaml:"failed_auth_burst"`
 	FailedAuthMaxBackoff time.Duration `yaml:"failed_auth_max_backoff"`
+	// Issuers are the identity providers whose tokens POST /v1/auth/token
+	// exchanges for short-lived keys (issuers.go).
+	Issuers []Issuer `yaml:"issuers"`
 }
 
 // Limits are the defaults for keys that set no limits of their own
@@ -558,6 +561,7 @@ func (c *Config) Validate() error {
 	if c.Auth.FailedAuthBurst <= 0 {
 		bad("auth.failed_auth_burst", "must be at least 1")
 	}
+	validateIssuers(c.Auth.Issuers, bad)
 	if c.Auth.FailedAuthMaxBackoff <= 0 {
 		bad("auth.failed_auth_max_backoff", "must be positive")
 	}

@@ -227,6 +227,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	usageAdmin, usageCaller := httpapi.UsageRoutes(billing.NewReporter(db, time.Now))
 	// The gateway's own registry, never the global default one.
 	var metrics httpapi.MetricsConfig
+	var exchangeOutcome func(string)
 	if cfg.Server.Metrics {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -237,8 +238,27 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 				Help: "Rate-limit and concurrency decisions this replica took alone because Redis did not answer (limits then hold per replica).",
 			}, g.redisFallbacks))
 		}
+		// Token exchanges and refreshes by outcome ("issued", "refreshed" or
+		// the refusal's reason: refresh_reused is the theft signal).
+		exchanges := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xroute_token_exchanges_total",
+			Help: "POST /v1/auth/token outcomes: issued, refreshed, or the refusal's reason (expired, wrong_audience, replayed_jti, no_rule, refresh_reused, ...).",
+		}, []string{"outcome"})
+		reg.MustRegister(exchanges)
+		exchangeOutcome = func(o string) { exchanges.WithLabelValues(o).Inc() }
 		metrics = httpapi.MetricsConfig{Registry: reg, Deployments: rt.Deployments, UsageQueue: rec.Pending,
 			Token: cfg.Server.MetricsToken, Elsewhere: cfg.Server.MetricsAddr != ""}
+	}
+	// Identity tokens for short-lived keys; the issuers' discovery and
+	// JWKS are fetched with a client of their own (not the upstream one).
+	xch, stopExchange, err := openExchange(cfg, db, ks, a.Audit, &http.Client{Timeout: 10 * time.Second}, exchangeOutcome, log.Named("exchange"))
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, stopExchange)
+	var exchanger httpapi.TokenExchanger // nil, not a nil *exchange.Service, when off
+	if xch != nil {
+		exchanger = xch
 	}
 	gin.SetMode(gin.ReleaseMode)
 	h, err := httpapi.New(httpapi.Config{
@@ -276,6 +296,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		Captures:    a.Captures,
 		AuditWriter: a.Audit,
 		Tracer:      tel,
+		Exchange:    exchanger,
 	})
 	if err != nil {
 		return nil, err

@@ -131,6 +131,8 @@ type Config struct {
 	AuditWriter AuditWriter
 	// Tracer makes every request a trace (nil: tracing off).
 	Tracer *telemetry.Tracer
+	// Exchange serves POST /v1/auth/token (nil: no token exchange).
+	Exchange TokenExchanger
 }
 
 // Server is the HTTP handler.
@@ -171,6 +173,7 @@ type Server struct {
 	captureOn *captureSettings
 	auditW    AuditWriter
 	tel       *telemetry.Tracer
+	exchange  TokenExchanger
 }
 
 // New builds the server and its routes.
@@ -205,6 +208,7 @@ func New(cfg Config) (*Server, error) {
 		bodyTimeout:       cfg.BodyReadTimeout,
 		writeTimeout:      cfg.WriteTimeout,
 		tel:               cfg.Tracer,
+		exchange:          cfg.Exchange,
 	}
 	s.reqlog, s.auditW = cfg.RequestLog, cfg.AuditWriter
 	if cfg.Captures != nil && cfg.RequestLog != nil {
@@ -233,6 +237,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = m
 	m.route(e) // GET /metrics, before auth
 	e.GET("/healthz", s.healthz)
+	s.routeToken(e) // before the /v1 group: the subject token is the credential
 	v1 := e.Group("/v1", s.storeGate, s.traced(telemetry.SpanAuth, s.authenticate), s.callerOnly)
 	v1.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat)
 	v1.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings)

@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ClaimJTI records that the identity token (issuer, jti) was exchanged,
+// until expires. It reports false when the pair was already recorded: the
+// token is being replayed. The insert is the check, so two concurrent
+// exchanges of one token cannot both win.
+func (s *DB) ClaimJTI(ctx context.Context, issuer, jti string, expires time.Time) (bool, error) {
+	res, err := s.exec(ctx, `INSERT INTO exchange_jtis (issuer, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (issuer, jti) DO NOTHING`,
+		issuer, jti, expires.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("claim jti: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("claim jti: %w", err)
+	}
+	return n == 1, nil
+}
+
+// SweepJTIs deletes the jtis of tokens expired before now (they can no
+// longer be presented), batch rows per statement.
+func (s *DB) SweepJTIs(ctx context.Context, now time.Time, batch int) (int, error) {
+	if batch < 1 {
+		return 0, fmt.Errorf("sweep jtis: batch %d, want at least 1", batch)
+	}
+	q := `DELETE FROM exchange_jtis WHERE (issuer, jti) IN (
+    SELECT issuer, jti FROM exchange_jtis WHERE expires_at < ? ORDER BY expires_at LIMIT ?)`
+	if s.isPostgres() {
+		q = `DELETE FROM exchange_jtis WHERE (issuer, jti) IN (
+    SELECT issuer, jti FROM exchange_jtis WHERE expires_at < ? ORDER BY expires_at LIMIT ? FOR UPDATE SKIP LOCKED)`
+	}
+	total := 0
+	for {
+		res, err := s.exec(ctx, q, now.UnixMilli(), batch)
+		if err != nil {
+			return total, fmt.Errorf("sweep jtis: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("sweep jtis: %w", err)
+		}
+		total += int(n)
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}
+
+// RefreshToken is a stored refresh token (its hash, never the token).
+type RefreshToken struct {
+	Hash      string
+	Family    string
+	KeyID     string // the access key issued with it
+	AccountID string
+	Issuer    string
+	Rule      string
+	CreatedAt time.Time
+	ExpiresAt time.Time // the family's end
+	SpentAt   *time.Time
+	RevokedAt *time.Time
+}
+
+// CreateRefreshToken stores a refresh token.
+func (s *DB) CreateRefreshToken(ctx context.Context, t RefreshToken) error {
+	_, err := s.exec(ctx, `INSERT INTO refresh_tokens (hash, family, key_id, account_id, issuer, rule, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.Hash, t.Family, t.KeyID, t.AccountID, t.Issuer, t.Rule, t.CreatedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("create refresh token: %w", err)
+	}
+	return nil
+}
+
+// SpendRefreshToken marks the token spent at now and reports whether this
+// call did it. The conditional update is the decision: of concurrent
+// spends of one token exactly one wins; the others, and every later one,
+// get the row with won false (a reuse). ErrNotFound: no such token.
+func (s *DB) SpendRefreshToken(ctx context.Context, hash string, now time.Time) (RefreshToken, bool, error) {
+	res, err := s.exec(ctx, `UPDATE refresh_tokens SET spent_at = ? WHERE hash = ? AND spent_at IS NULL AND revoked_at IS NULL`, now.UnixMilli(), hash)
+	if err != nil {
+		return RefreshToken{}, false, fmt.Errorf("spend refresh token: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return RefreshToken{}, false, fmt.Errorf("spend refresh token: %w", err)
+	}
+	var t RefreshToken
+	var created, expires int64
+	var spent, revoked sql.NullInt64
+	err = s.queryRow(ctx, `SELECT hash, family, key_id, account_id, issuer, rule, created_at, expires_at, spent_at, revoked_at FROM refresh_tokens WHERE hash = ?`, hash).
+		Scan(&t.Hash, &t.Family, &t.KeyID, &t.AccountID, &t.Issuer, &t.Rule, &created, &expires, &spent, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RefreshToken{}, false, ErrNotFound
+	}
+	if err != nil {
+		return RefreshToken{}, false, fmt.Errorf("spend refresh token: %w", err)
+	}
+	t.CreatedAt, t.ExpiresAt = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
+	if spent.Valid {
+		at := time.UnixMilli(spent.Int64).UTC()
+		t.SpentAt = &at
+	}
+	if revoked.Valid {
+		at := time.UnixMilli(revoked.Int64).UTC()
+		t.RevokedAt = &at
+	}
+	return t, n == 1, nil
+}
+
+// RevokeRefreshFamily revokes every refresh token of a family and returns
+// the ids of the access keys issued in it (for the caller to revoke).
+func (s *DB) RevokeRefreshFamily(ctx context.Context, family string, now time.Time) ([]string, error) {
+	if _, err := s.exec(ctx, `UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL`, now.UnixMilli(), family); err != nil {
+		return nil, fmt.Errorf("revoke refresh family: %w", err)
+	}
+	rows, err := s.query(ctx, `SELECT key_id FROM refresh_tokens WHERE family = ? ORDER BY created_at`, family)
+	if err != nil {
+		return nil, fmt.Errorf("revoke refresh family: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("revoke refresh family: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// SweepRefreshTokens deletes the refresh tokens of families that ended
+// before now.
+func (s *DB) SweepRefreshTokens(ctx context.Context, now time.Time, batch int) (int, error) {
+	if batch < 1 {
+		return 0, fmt.Errorf("sweep refresh tokens: batch %d, want at least 1", batch)
+	}
+	q := `DELETE FROM refresh_tokens WHERE hash IN (SELECT hash FROM refresh_tokens WHERE expires_at < ? ORDER BY expires_at LIMIT ?)`
+	if s.isPostgres() {
+		q = `DELETE FROM refresh_tokens WHERE hash = ANY(ARRAY(SELECT hash FROM refresh_tokens WHERE expires_at < ? ORDER BY expires_at LIMIT ? FOR UPDATE SKIP LOCKED))`
+	}
+	total := 0
+	for {
+		res, err := s.exec(ctx, q, now.UnixMilli(), batch)
+		if err != nil {
+			return total, fmt.Errorf("sweep refresh tokens: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("sweep refresh tokens: %w", err)
+		}
+		total += int(n)
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}
