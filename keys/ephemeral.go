@@ -153,12 +153,12 @@ func (s *Service) narrow(parent *Key, p MintParams, now time.Time) (store.APIKey
 	for _, c := range cidrs {
 		pf, err := parseCIDR(c)
 		if err != nil {
-			return bad("cidrs", err.Error())
+			return bad("allowed_cidrs", err.Error())
 		}
 		if len(parent.AllowedCIDRs) > 0 && !slices.ContainsFunc(parent.AllowedCIDRs, func(pp netip.Prefix) bool {
 			return pp.Bits() <= pf.Bits() && pp.Contains(pf.Addr())
 		}) {
-			return bad("cidrs", fmt.Sprintf("%q is wider than the parent key's addresses", c))
+			return bad("allowed_cidrs", fmt.Sprintf("%q is wider than the parent key's addresses", c))
 		}
 	}
 	if len(cidrs) == 0 {
@@ -181,11 +181,11 @@ func (s *Service) narrow(parent *Key, p MintParams, now time.Time) (store.APIKey
 	ttl := p.TTL
 	switch {
 	case ttl < 0:
-		return bad("ttl", "must be positive")
+		return bad("ttl_seconds", "must be positive")
 	case ttl == 0:
 		ttl = min(DefaultChildTTL, s.maxTTL)
 	case ttl > s.maxTTL:
-		return bad("ttl", fmt.Sprintf("at most %s (auth.ephemeral_max_ttl)", s.maxTTL))
+		return bad("ttl_seconds", fmt.Sprintf("at most %s (auth.ephemeral_max_ttl)", s.maxTTL))
 	}
 	exp := now.Add(ttl)
 	if parent.ExpiresAt != nil && parent.ExpiresAt.Before(exp) {

@@ -74,12 +74,12 @@ func TestMintRefusesWiderThanParent(t *testing.T) {
 		{"wider endpoint", MintParams{Endpoints: []string{EndpointEmbeddings}}, "endpoints"},
 		{"mint for a child", MintParams{Endpoints: []string{EndpointMint}}, "endpoints"},
 		{"star endpoint", MintParams{Endpoints: []string{"*"}}, "endpoints"},
-		{"wider cidr", MintParams{CIDRs: []string{"0.0.0.0/0"}}, "cidrs"},
-		{"outside cidr", MintParams{CIDRs: []string{"192.168.1.1"}}, "cidrs"},
+		{"wider cidr", MintParams{CIDRs: []string{"0.0.0.0/0"}}, "allowed_cidrs"},
+		{"outside cidr", MintParams{CIDRs: []string{"192.168.1.1"}}, "allowed_cidrs"},
 		{"wider rpm", MintParams{RPM: 61}, "rpm"},
 		{"wider tpm", MintParams{TPM: 1001}, "tpm"},
 		{"wider concurrency", MintParams{MaxConcurrent: 3}, "max_concurrent"},
-		{"ttl past the cap", MintParams{TTL: 2 * time.Hour}, "ttl"},
+		{"ttl past the cap", MintParams{TTL: 2 * time.Hour}, "ttl_seconds"},
 		{"negative spend", MintParams{SpendCap: -1}, "max_spend_usd"},
 	}
 	for _, tt := range tests {

@@ -131,6 +131,10 @@ type Config struct {
 	AuditWriter AuditWriter
 	// Tracer makes every request a trace (nil: tracing off).
 	Tracer *telemetry.Tracer
+	// Children mints ephemeral child keys (nil: no POST /v1/keys/ephemeral);
+	// CORS keeps each account's allowed browser origins (nil: no CORS).
+	Children ChildKeys
+	CORS     CORSStore
 }
 
 // Server is the HTTP handler.
@@ -171,6 +175,9 @@ type Server struct {
 	captureOn *captureSettings
 	auditW    AuditWriter
 	tel       *telemetry.Tracer
+
+	children ChildKeys
+	corsOn   *corsOrigins
 }
 
 // New builds the server and its routes.
@@ -207,6 +214,10 @@ func New(cfg Config) (*Server, error) {
 		tel:               cfg.Tracer,
 	}
 	s.reqlog, s.auditW = cfg.RequestLog, cfg.AuditWriter
+	s.children = cfg.Children
+	if cfg.CORS != nil {
+		s.corsOn = &corsOrigins{src: cfg.CORS, log: cfg.Log}
+	}
 	if cfg.Captures != nil && cfg.RequestLog != nil {
 		s.captures = cfg.Captures
 		s.captureOn = &captureSettings{src: cfg.RequestLog, log: cfg.Log}
@@ -226,6 +237,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	e.Use(s.begin)
+	e.Use(s.cors) // the model API's CORS, preflights included; never /admin
 	m, err := newMetrics(cfg.Metrics, cfg.Router)
 	if err != nil {
 		return nil, err
@@ -233,7 +245,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = m
 	m.route(e) // GET /metrics, before auth
 	e.GET("/healthz", s.healthz)
-	v1 := e.Group("/v1", s.storeGate, s.traced(telemetry.SpanAuth, s.authenticate), s.callerOnly)
+	v1 := e.Group("/v1", s.storeGate, s.traced(telemetry.SpanAuth, s.authenticate), s.callerOnly, s.corsAccount)
 	v1.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat)
 	v1.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings)
 	v1.POST("/completions", s.scope(keys.EndpointCompletions), s.completion)
@@ -244,6 +256,7 @@ func New(cfg Config) (*Server, error) {
 	if s.creditsAdmin != nil {
 		v1.GET("/credits", s.scope(keys.EndpointUsage), s.callerCredits)
 	}
+	s.routeEphemeral(v1)
 	for _, r := range cfg.CallerRoutes {
 		r(v1)
 	}
