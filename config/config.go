@@ -145,6 +145,9 @@ type Auth struct {
 	// Issuers are the identity providers whose tokens POST /v1/auth/token
 	// exchanges for short-lived keys (issuers.go).
 	Issuers []Issuer `yaml:"issuers"`
+	// EphemeralMaxTTL is the longest life a minted child key may ask for
+	// (POST /v1/keys/ephemeral; default 1h).
+	EphemeralMaxTTL time.Duration `yaml:"ephemeral_max_ttl"`
 }
 
 // Limits are the defaults for keys that set no limits of their own
@@ -374,7 +377,7 @@ func Default() Config {
 		Log:      Log{Level: "info", Format: "json"},
 		Database: Database{Path: "xroute.db", HoldTTL: 15 * time.Minute},
 		Redis:    Redis{Timeout: 200 * time.Millisecond},
-		Auth: Auth{PepperFile: "xroute.pepper", CacheTTL: 30 * time.Second, RotationOverlap: 24 * time.Hour,
+		Auth: Auth{PepperFile: "xroute.pepper", CacheTTL: 30 * time.Second, RotationOverlap: 24 * time.Hour, EphemeralMaxTTL: time.Hour,
 			FailedAuthBurst: 10, FailedAuthMaxBackoff: 5 * time.Minute},
 		Usage:     Usage{BatchSize: 256, FlushInterval: 200 * time.Millisecond, QueueSize: 65536, SpoolMaxBytes: 512 << 20},
 		Responses: Responses{Retention: 30 * 24 * time.Hour, SweepInterval: 10 * time.Minute},
@@ -554,6 +557,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.CacheTTL <= 0 {
 		bad("auth.cache_ttl", "must be positive")
+	}
+	if c.Auth.EphemeralMaxTTL <= 0 {
+		bad("auth.ephemeral_max_ttl", "must be positive (the longest life of a minted child key, e.g. 1h)")
 	}
 	if c.Auth.RotationOverlap < 0 {
 		bad("auth.rotation_overlap", "must not be negative (0 expires the old key at once)")

@@ -80,6 +80,7 @@ type Key struct {
 	SuspendedAt      *time.Time
 	SuspendReason    string
 	RotatedFrom      string
+	Child            *Child // an ephemeral child key's parent and caps (nil: not a child)
 
 	hash [sha256.Size]byte // for the constant-time check on a cache hit
 }
@@ -96,7 +97,7 @@ const (
 )
 
 // Endpoints lists every endpoint name, in the order help texts show them.
-var Endpoints = []string{EndpointChat, EndpointResponses, EndpointCompletions, EndpointMessages, EndpointEmbeddings, EndpointModels, EndpointUsage}
+var Endpoints = []string{EndpointChat, EndpointResponses, EndpointCompletions, EndpointMessages, EndpointEmbeddings, EndpointModels, EndpointUsage, EndpointMint}
 
 // AllowsModel reports whether the key may use model. An empty list allows
 // every model; entries are globs ("gpt-4o*", "claude-*").
@@ -226,6 +227,10 @@ type Service struct {
 	// the database. Both are bounded by cost, so neither can exhaust memory.
 	found   *ristretto.Cache[uint64, *Key]
 	missing *ristretto.Cache[uint64, struct{}]
+	// children stores ephemeral child keys (nil: none can be minted);
+	// maxTTL is the longest life a child may ask for.
+	children ChildStore
+	maxTTL   time.Duration
 }
 
 // Options configure a Service.
@@ -240,6 +245,10 @@ type Options struct {
 	// OnInvalidate is told the hash of every key this replica invalidated
 	// (revoke, suspend, resume, rotate), so other replicas can drop it too.
 	OnInvalidate func(hexHash string)
+	// Children stores ephemeral child keys (nil: minting is off);
+	// EphemeralMaxTTL caps their life (0: DefaultMaxTTL).
+	Children        ChildStore
+	EphemeralMaxTTL time.Duration
 }
 
 // NewService builds a key service.
@@ -247,7 +256,11 @@ func NewService(st Store, o Options) (*Service, error) {
 	if len(o.Peppers) == 0 {
 		return nil, errors.New("keys: no pepper")
 	}
-	s := &Service{store: st, now: o.Now, cacheTTL: o.CacheTTL, onEvent: o.OnEvent, onInval: o.OnInvalidate}
+	s := &Service{store: st, now: o.Now, cacheTTL: o.CacheTTL, onEvent: o.OnEvent, onInval: o.OnInvalidate,
+		children: o.Children, maxTTL: o.EphemeralMaxTTL}
+	if s.maxTTL <= 0 {
+		s.maxTTL = DefaultMaxTTL
+	}
 	for i, p := range o.Peppers {
 		if len(p) < 32 {
 			return nil, fmt.Errorf("keys: pepper %d must be at least 32 bytes", i)
@@ -414,7 +427,7 @@ func (s *Service) Verify(ctx context.Context, presented string) (*Key, error) {
 	ck := cacheKey(h)
 	now := s.now()
 	if k, ok := s.found.Get(ck); ok && subtle.ConstantTimeCompare(k.hash[:], h[:]) == 1 {
-		return k, k.check(now)
+		return k, s.checkChild(ctx, k, now)
 	}
 	if _, ok := s.missing.Get(ck); ok {
 		return nil, ErrUnknown
@@ -430,8 +443,11 @@ func (s *Service) Verify(ctx context.Context, presented string) (*Key, error) {
 	if kindOf(presented) != k.Kind {
 		return nil, ErrUnknown // an admin row presented with a caller prefix, or the reverse
 	}
+	if err := s.loadChild(ctx, k); err != nil {
+		return nil, err
+	}
 	s.found.SetWithTTL(ck, k, 1, s.cacheTTL)
-	return k, k.check(now)
+	return k, s.checkChild(ctx, k, now)
 }
 
 // lookup finds a key in the store under the current pepper, then under
@@ -520,7 +536,7 @@ func (s *Service) Revoke(ctx context.Context, id, actor string) error {
 		return fmt.Errorf("keys: %w", err)
 	}
 	s.transitioned(ctx, changed, row, LifecycleEvent{Kind: "key.revoked", Actor: actor, AccountID: row.AccountID, Subject: id})
-	return nil
+	return s.endChildren(ctx, id)
 }
 
 // Suspend blocks a key until Resume (an operator's or the anomaly
@@ -536,7 +552,7 @@ func (s *Service) Suspend(ctx context.Context, id, actor, reason string) error {
 		return fmt.Errorf("keys: %w", err)
 	}
 	s.transitioned(ctx, changed, row, LifecycleEvent{Kind: "key.suspended", Actor: actor, AccountID: row.AccountID, Subject: id, Details: map[string]any{"reason": reason}})
-	return nil
+	return s.endChildren(ctx, id)
 }
 
 // Resume lifts a suspension; resuming a key that is not suspended changes
@@ -598,6 +614,11 @@ func (s *Service) Rotate(ctx context.Context, id, actor string, overlap time.Dur
 	if overlap < 0 {
 		return "", Key{}, &ValidationError{"overlap", "must not be negative"}
 	}
+	if child, err := s.isChild(ctx, id); err != nil {
+		return "", Key{}, err
+	} else if child {
+		return "", Key{}, &notRotatable{"This is an ephemeral key: it cannot be rotated. Mint a new one instead."}
+	}
 	now := s.now()
 	var plain, oldHash string
 	row, err := s.store.RotateKey(ctx, id, func(old store.APIKey, successor string) (store.APIKey, time.Time, error) {
@@ -635,12 +656,16 @@ func (s *Service) Rotate(ctx context.Context, id, actor string, overlap time.Dur
 		return "", Key{}, fmt.Errorf("keys: rotate %s: %w", id, err)
 	}
 	s.invalidate(oldHash)
+	// The rotated-out key's children end now, not when its overlap does.
+	// Should this fail, they still end with their TTL (at most
+	// auth.ephemeral_max_ttl) or the old key's expiry, whichever is first.
+	childErr := s.endChildren(ctx, id)
 	k, err := fromRow(row)
 	if err != nil {
 		return "", Key{}, err
 	}
 	s.onEvent(ctx, LifecycleEvent{Kind: "key.rotated", Actor: actor, AccountID: k.AccountID, Subject: id,
-		Details: map[string]any{"new_key_id": k.ID, "overlap": overlap.String(), "status": k.Status(now)}})
+		Details: map[string]any{"new_key_id": k.ID, "overlap": overlap.String(), "status": k.Status(now), "children_ended": childErr == nil}})
 	return plain, k, nil
 }
 

@@ -278,7 +278,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		Limits:          g.limits,
 		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin, httpapi.DeploymentsRoute(rt)},
 		CallerRoutes:    []func(*gin.RouterGroup){usageCaller},
-		Meter:           cr,
+		Meter:           childMeter{credits: cr, keys: ks},
 		Credits:         creditsAdmin,
 		AuditLog:        a.Audit,
 		ProviderKeys:    a.Secrets,
@@ -297,6 +297,9 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		AuditWriter: a.Audit,
 		Tracer:      tel,
 		Exchange:    exchanger,
+
+		Children: ks, // POST /v1/keys/ephemeral
+		CORS:     db, // per-account browser origins
 	})
 	if err != nil {
 		return nil, err
@@ -483,7 +486,8 @@ func OpenKeys(db *store.DB, cfg config.Config, onEvent func(context.Context, key
 	if err != nil {
 		return nil, err
 	}
-	return keys.NewService(db, keys.Options{Peppers: peppers, CacheTTL: cfg.Auth.CacheTTL, Now: time.Now, OnEvent: onEvent, OnInvalidate: onInvalidate})
+	return keys.NewService(db, keys.Options{Peppers: peppers, CacheTTL: cfg.Auth.CacheTTL, Now: time.Now, OnEvent: onEvent, OnInvalidate: onInvalidate,
+		Children: db, EphemeralMaxTTL: cfg.Auth.EphemeralMaxTTL})
 }
 
 // upstreamTransport keeps many idle connections per provider: a gateway

@@ -124,6 +124,7 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 	s.routeAdminOps(g)
 	s.routeCredits(g)
 	s.routeRequestLog(g)
+	s.routeCORSAdmin(g)
 	for _, ext := range s.adminExt {
 		ext(g)
 	}

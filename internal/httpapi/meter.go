@@ -86,6 +86,8 @@ func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body [
 		s.log.Warn("request refused: model has no price", zapReq(info), zap.String("model", ue.Model), zap.String("deployment", ue.Deployment))
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "model_not_priced",
 			"The model `"+ue.Model+"` has no price, and xroute serves no answer without one. An operator must price it (input_price and output_price) or mark it free in the configuration.").withParam("model"))
+	case errors.Is(err, keys.ErrChildCap):
+		writeError(c, childCapError(err))
 	case errors.Is(err, billing.ErrInsufficientCredits):
 		// As OpenAI answers an exhausted quota: a 429 the SDKs must not retry.
 		e := newError(http.StatusTooManyRequests, "insufficient_quota", "insufficient_quota",

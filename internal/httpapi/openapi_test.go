@@ -381,6 +381,17 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 	s.do("PUT", capPath, `{"retention":"1d"}`, 400, true)
 	s.do("PUT", "/accounts/acct_nope/capture", `{"enabled":false}`, 404)
 	s.do("GET", "/accounts/acct_nope/capture", "", 404)
+
+	// Browser origins (CORS) per account.
+	corsPath := "/accounts/" + store.DefaultAccountID + "/cors"
+	if c := s.do("GET", corsPath, "", 200); len(c.body["origins"].([]any)) != 0 {
+		t.Fatalf("cors by default: %s", c.raw)
+	}
+	s.do("PUT", corsPath, `{"origins":["https://app.example.com","http://localhost:5173"]}`, 200)
+	s.do("PUT", corsPath, `{"origins":["https://*.example.com"]}`, 400)
+	s.do("PUT", corsPath, `{}`, 400, true)
+	s.do("PUT", "/accounts/acct_nope/cors", `{"origins":[]}`, 404)
+	s.do("GET", "/accounts/acct_nope/cors", "", 404)
 	if st, body, _ := call(t, "POST", g.base+"/chat/completions", g.key, chat); st != 200 {
 		t.Fatalf("chat: %d %v", st, body)
 	}

@@ -92,6 +92,10 @@ func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
 	if adm == nil {
 		return nil
 	}
+	if !s.admitChild(c, info) { // an ephemeral key's request cap
+		adm.release()
+		return nil
+	}
 	return &admitted{m: m, adm: adm}
 }
 

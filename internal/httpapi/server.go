@@ -133,6 +133,10 @@ type Config struct {
 	Tracer *telemetry.Tracer
 	// Exchange serves POST /v1/auth/token (nil: no token exchange).
 	Exchange TokenExchanger
+	// Children mints ephemeral child keys (nil: no POST /v1/keys/ephemeral);
+	// CORS keeps each account's allowed browser origins (nil: no CORS).
+	Children ChildKeys
+	CORS     CORSStore
 }
 
 // Server is the HTTP handler.
@@ -174,6 +178,9 @@ type Server struct {
 	auditW    AuditWriter
 	tel       *telemetry.Tracer
 	exchange  TokenExchanger
+
+	children ChildKeys
+	corsOn   *corsOrigins
 }
 
 // New builds the server and its routes.
@@ -211,6 +218,10 @@ func New(cfg Config) (*Server, error) {
 		exchange:          cfg.Exchange,
 	}
 	s.reqlog, s.auditW = cfg.RequestLog, cfg.AuditWriter
+	s.children = cfg.Children
+	if cfg.CORS != nil {
+		s.corsOn = &corsOrigins{src: cfg.CORS, log: cfg.Log}
+	}
 	if cfg.Captures != nil && cfg.RequestLog != nil {
 		s.captures = cfg.Captures
 		s.captureOn = &captureSettings{src: cfg.RequestLog, log: cfg.Log}
@@ -230,6 +241,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	e.Use(s.begin)
+	e.Use(s.cors) // the model API's CORS, preflights included; never /admin
 	m, err := newMetrics(cfg.Metrics, cfg.Router)
 	if err != nil {
 		return nil, err
@@ -238,7 +250,7 @@ func New(cfg Config) (*Server, error) {
 	m.route(e) // GET /metrics, before auth
 	e.GET("/healthz", s.healthz)
 	s.routeToken(e) // before the /v1 group: the subject token is the credential
-	v1 := e.Group("/v1", s.storeGate, s.traced(telemetry.SpanAuth, s.authenticate), s.callerOnly)
+	v1 := e.Group("/v1", s.storeGate, s.traced(telemetry.SpanAuth, s.authenticate), s.callerOnly, s.corsAccount)
 	v1.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat)
 	v1.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings)
 	v1.POST("/completions", s.scope(keys.EndpointCompletions), s.completion)
@@ -249,6 +261,7 @@ func New(cfg Config) (*Server, error) {
 	if s.creditsAdmin != nil {
 		v1.GET("/credits", s.scope(keys.EndpointUsage), s.callerCredits)
 	}
+	s.routeEphemeral(v1)
 	for _, r := range cfg.CallerRoutes {
 		r(v1)
 	}
