@@ -443,6 +443,9 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 		t.Fatalf("audit verify: %s", v.raw)
 	}
 	head := s.do("GET", "/audit/head", "", 200)
+	if me := s.do("GET", "/me", "", 200); me.body["role"] != "owner" {
+		t.Fatalf("GET /me of the session's admin key: %s", me.raw)
+	}
 	if v := s.do("GET", "/audit/verify?head="+url.QueryEscape(string(head.raw)), "", 200); v.body["ok"] != true || v.body["head_checked"] != true {
 		t.Fatalf("audit verify against its head: %s", v.raw)
 	}
