@@ -121,13 +121,15 @@ func newKeysCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "create --name NAME",
 		Short: "create a key (printed once; only its hash is stored)",
 		Example: `  xroute keys create --name ci --models 'gpt-4o*' --rpm 60 --expires 30d
-  xroute keys create --name ops --admin --quiet`,
+  xroute keys create --name ops --admin --quiet
+  xroute keys create --name books --admin --role billing`,
 		Args: noArgs,
 	}
 	cf := create.Flags()
 	cf.StringVar(&f.name, "name", "", "a name for the key (required)")
 	cf.StringVar(&f.account, "account", "", "owning account id (default: the default account)")
 	cf.BoolVar(&f.admin, "admin", false, "create an admin key (xra-…) for the admin API")
+	cf.StringVar(&f.role, "role", "", "the admin key's role: "+strings.Join(keys.Roles, ", ")+" (with --admin; default owner)")
 	cf.Var(&models, "models", "model globs the key may use, comma-separated (default: all)")
 	cf.Var(&endpoints, "endpoints", "endpoints the key may call: "+strings.Join(keys.Endpoints, ",")+" (default: all)")
 	cf.Var(&cidrs, "cidrs", "client IPs/CIDRs allowed, comma-separated (default: any)")
@@ -224,6 +226,9 @@ func runKeys(ctx context.Context, sub string, f keyFlags, id, cfgPath string, st
 	if sub == "create" && f.name == "" {
 		return fmt.Errorf("%w: keys create needs --name", errUsage)
 	}
+	if f.role != "" && (!f.admin || !keys.ValidRole(f.role)) {
+		return fmt.Errorf("%w: --role is an admin key's role (with --admin), one of %s", errUsage, strings.Join(keys.Roles, ", "))
+	}
 	if f.expires < 0 || f.overlap < 0 {
 		return fmt.Errorf("%w: --expires and --overlap cannot be negative", errUsage)
 	}
@@ -242,7 +247,7 @@ func runKeys(ctx context.Context, sub string, f keyFlags, id, cfgPath string, st
 		p := keys.CreateParams{Name: f.name, AccountID: f.account, RPM: f.rpm, TPM: f.tpm, MaxConcurrent: f.conc,
 			AllowedModels: f.models, AllowedEndpoints: f.endpoints, AllowedCIDRs: f.cidrs, Metadata: f.meta, Actor: actor}
 		if f.admin {
-			p.Kind = keys.KindAdmin
+			p.Kind, p.Role = keys.KindAdmin, f.role
 		}
 		if f.expires > 0 {
 			t := time.Now().Add(f.expires).UTC()
