@@ -1,6 +1,11 @@
 package keys
 
-import "slices"
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // Roles of admin keys (issue 19: least privilege for operators). A role
 // names what an admin key may do; which admin route each role may call is
@@ -35,4 +40,30 @@ func createdDetails(k Key) map[string]any {
 		d["role"] = k.Role
 	}
 	return d
+}
+
+// SetRole changes an admin key's role, effective on its next request on
+// every replica (the cached key is dropped and the drop announced).
+// Setting the role it has changes nothing and writes no audit row; the
+// audit's key.role_changed names the old and the new role.
+func (s *Service) SetRole(ctx context.Context, id, role, actor string) (Key, error) {
+	if !ValidRole(role) {
+		return Key{}, &ValidationError{"role", fmt.Sprintf("unknown role %q (known: %s)", role, strings.Join(Roles, ", "))}
+	}
+	row, err := s.store.KeyByID(ctx, id)
+	if err != nil {
+		return Key{}, fmt.Errorf("keys: set role of %s: %w", id, err)
+	}
+	if row.Kind != KindAdmin {
+		return Key{}, &ValidationError{"role", "only an admin key has a role"}
+	}
+	changed, err := s.store.SetKeyRole(ctx, id, role)
+	if err != nil {
+		return Key{}, fmt.Errorf("keys: %w", err)
+	}
+	from := row.Role
+	row.Role = role
+	s.transitioned(ctx, changed, row, LifecycleEvent{Kind: "key.role_changed", Actor: actor, AccountID: row.AccountID, Subject: id,
+		Details: map[string]any{"from": from, "to": role}})
+	return fromRow(row)
 }

@@ -53,6 +53,7 @@ type Store interface {
 	SuspendKey(ctx context.Context, id string, t time.Time, reason string) (changed bool, err error)
 	ResumeKey(ctx context.Context, id string) (changed bool, err error)
 	RotateKey(ctx context.Context, id string, next func(old store.APIKey, successor string) (store.APIKey, time.Time, error)) (store.APIKey, error)
+	SetKeyRole(ctx context.Context, id, role string) (changed bool, err error)
 	RehashKey(ctx context.Context, id, hash string, pepperVersion int) error
 	CreateAccount(ctx context.Context, a store.Account) error
 	AccountByID(ctx context.Context, id string) (store.Account, error)

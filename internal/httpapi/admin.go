@@ -25,6 +25,7 @@ type KeyAdmin interface {
 	Revoke(ctx context.Context, id, actor string) error
 	Suspend(ctx context.Context, id, actor, reason string) error
 	Resume(ctx context.Context, id, actor string) error
+	SetRole(ctx context.Context, id, role, actor string) (keys.Key, error)
 	CreateAccount(ctx context.Context, name, actor string, meta map[string]string) (store.Account, error)
 	Account(ctx context.Context, id string) (store.Account, error)
 	Accounts(ctx context.Context, after string, limit int) ([]store.Account, error)
@@ -123,6 +124,7 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 	g.POST("/keys/:id/revoke", s.adminKeyAction)
 	g.POST("/keys/:id/suspend", s.adminKeyAction)
 	g.POST("/keys/:id/resume", s.adminKeyAction)
+	g.POST("/keys/:id/role", s.adminSetRole) // owner only: not in the role table
 	s.routeAdminOps(g)
 	s.routeCredits(g)
 	s.routeRequestLog(g)

@@ -152,3 +152,26 @@ func scrubHints(details map[string]any) map[string]any {
 	}
 	return out
 }
+
+// adminSetRole is POST /admin/v1/keys/{id}/role {"role":"billing"}:
+// owner only (the route is left out of the role table on purpose). An
+// owner cannot change its own key's role, so that the last owner cannot
+// demote itself by mistake; another owner key can.
+func (s *Server) adminSetRole(c *gin.Context) {
+	var req struct {
+		Role string `json:"role"`
+	}
+	if !s.bindJSON(c, &req) {
+		return
+	}
+	if c.Param("id") == infoOf(c).key.ID {
+		writeError(c, newError(http.StatusConflict, "invalid_request_error", "own_role", "An admin key cannot change its own role; use another owner key."))
+		return
+	}
+	k, err := s.admin.SetRole(c.Request.Context(), c.Param("id"), req.Role, actor(c))
+	if err != nil {
+		adminError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, NewKeyObject(k, s.now()))
+}

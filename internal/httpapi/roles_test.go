@@ -256,3 +256,35 @@ func TestUndeclaredAdminRouteIsOwnerOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnerChangesRole: an owner changes another admin key's role, which
+// applies on that key's very next request (the cached key is dropped)
+// and is audited with the old and new role; no key changes its own role.
+func TestOwnerChangesRole(t *testing.T) {
+	g := newGateway(t, gwOptions{})
+	owner, ok := g.roleKey(t, keys.RoleOwner)
+	viewer, vk := g.roleKey(t, keys.RoleViewer)
+	u := g.srv.URL + adminPrefix
+	// The viewer's key is cached by a first request, and refused a write.
+	if st, out, _ := call(t, "POST", u+"/accounts", viewer, `{"name":"a"}`); st != 403 || errCode(out) != "role_forbidden" {
+		t.Fatalf("viewer creates an account: %d %v", st, out)
+	}
+	if st, out, _ := call(t, "POST", u+"/keys/"+vk.ID+"/role", owner, `{"role":"operator"}`); st != 200 || out["role"] != keys.RoleOperator {
+		t.Fatalf("set role: %d %v", st, out)
+	}
+	if st, out, _ := call(t, "POST", u+"/accounts", viewer, `{"name":"a"}`); st != 201 {
+		t.Fatalf("the new operator creates an account: %d %v", st, out)
+	}
+	if st, out, _ := call(t, "POST", u+"/keys/"+ok.ID+"/role", owner, `{"role":"viewer"}`); st != 409 || errCode(out) != "own_role" {
+		t.Fatalf("owner changes its own role: %d %v", st, out)
+	}
+	_, ev, _ := call(t, "GET", u+"/audit?kind=key.role_changed&subject="+vk.ID, owner, "")
+	data, _ := ev["data"].([]any)
+	if len(data) != 1 {
+		t.Fatalf("key.role_changed events: %v", ev)
+	}
+	d := data[0].(map[string]any)["details"].(map[string]any)
+	if d["from"] != keys.RoleViewer || d["to"] != keys.RoleOperator {
+		t.Fatalf("key.role_changed details: %v", d)
+	}
+}

@@ -207,6 +207,13 @@ func (s *DB) ExpireKeyBy(ctx context.Context, id string, t time.Time) error {
 	return s.updateKey(ctx, "expire", id, `UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NOT NULL AND expires_at < ? THEN expires_at ELSE ? END WHERE id = ?`, ms, ms, id)
 }
 
+// SetKeyRole changes an admin key's role; changed is false when it
+// already had it, and for a caller key, which has no role and keeps none
+// (keys.Service refuses that before it gets here). ErrNotFound: no key.
+func (s *DB) SetKeyRole(ctx context.Context, id, role string) (changed bool, err error) {
+	return s.transitionKey(ctx, "set role of", id, `UPDATE api_keys SET role = ? WHERE id = ? AND kind = 'admin' AND role <> ?`, role, id, role)
+}
+
 // RehashKey replaces a key's hash after a pepper change.
 func (s *DB) RehashKey(ctx context.Context, id, hash string, pepperVersion int) error {
 	return s.updateKey(ctx, "rehash", id, `UPDATE api_keys SET hash = ?, pepper_version = ? WHERE id = ?`, hash, pepperVersion, id)
