@@ -95,6 +95,13 @@ func remoteKeys(ctx context.Context, r *remote, sub string, f keyFlags, id strin
 			rotatedNote(stderr, id, f.overlap, k.Status, k.SuspendReason)
 		}
 		return printRemoteNewKey(stdout, stderr, k, f.quiet, f.out.json)
+	case "role":
+		var k httpapi.KeyObject
+		if _, err := r.do(ctx, http.MethodPost, "/keys/"+url.PathEscape(id)+"/role", nil, map[string]any{"role": f.role}, &k); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is now %s (effective on the server's next request)\n", id, k.Role)
+		return nil
 	case "revoke", "resume":
 		if _, err := r.do(ctx, http.MethodPost, "/keys/"+url.PathEscape(id)+"/"+sub, nil, nil, nil); err != nil {
 			return err

@@ -71,6 +71,22 @@ func TestCLIAdminRoles(t *testing.T) {
 		}
 	}
 
+	var booksID string
+	for _, f := range strings.Fields(list) {
+		if strings.HasPrefix(f, "key_") && strings.Contains(list, f+"  books") {
+			booksID = f
+		}
+	}
+	if out, err := cli("keys", "role", booksID, "--role", "viewer"); err != nil || !strings.Contains(out, "is now viewer") {
+		t.Fatalf("keys role %s --role viewer: %q %v", booksID, out, err)
+	}
+	if _, err := cli("keys", "role", booksID); !errors.Is(err, errUsage) {
+		t.Errorf("keys role without --role: %v, want a usage error", err)
+	}
+	if out, err := cli("keys", "role", booksID, "--role", "billing"); err != nil || !strings.Contains(out, "is now billing") {
+		t.Fatalf("keys role back to billing: %q %v", out, err)
+	}
+
 	t.Setenv("XROUTE_ADMIN_KEY", billing)
 	if _, err := cli("keys", "create", "--name", "app"); err == nil || !strings.Contains(err.Error(), "role") {
 		t.Errorf("billing creates a key: %v, want the role refusal", err)
