@@ -489,6 +489,26 @@ async function main() {
     await shotBoth(name);
   }
 
+  // A viewer (an admin key with the read-only role) sees every page but
+  // no control it could not use, and no key hint.
+  const made = await fetch(base + '/admin/v1/keys', { method: 'POST', headers: { Authorization: 'Bearer ' + adminKey, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: 'e2e-viewer', kind: 'admin', role: 'viewer' }) }).then((r) => r.json());
+  assert(made.role === 'viewer' && made.key, 'viewer key created: ' + JSON.stringify(made));
+  await page.evaluate((k) => sessionStorage.setItem('xroute.adminKey', k), made.key);
+  await page.reload();
+  await page.locator('#role', { hasText: 'Role: viewer' }).waitFor();
+  await nav('Keys');
+  await page.locator('tr.key-row').first().waitFor();
+  assert(await page.locator('#create-key').count() === 0, 'a viewer has no Create key button');
+  assert(await page.locator('[data-action]').count() === 0, 'a viewer has no key actions');
+  const hints = await page.locator('tr.key-row code').allTextContents();
+  assert(hints.length > 0 && hints.every((t) => t === '—'), 'a viewer sees no key hint: ' + hints.join(', '));
+  await nav('Credits');
+  await page.locator('tbody a', { hasText: /^default$/ }).click();
+  await page.locator('tr.ledger-row').first().waitFor();
+  assert(await page.locator('#topup').count() === 0, 'a viewer has no top-up form');
+  log('viewer: every control it cannot use hidden, no key hints');
+
   // A key that stops working sends the operator back to the login form.
   await page.evaluate(() => sessionStorage.setItem('xroute.adminKey', 'xra-revoked-or-wrong'));
   await page.locator('nav.sidebar').getByRole('link', { name: 'Overview', exact: true }).click();

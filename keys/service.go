@@ -53,6 +53,7 @@ type Store interface {
 	SuspendKey(ctx context.Context, id string, t time.Time, reason string) (changed bool, err error)
 	ResumeKey(ctx context.Context, id string) (changed bool, err error)
 	RotateKey(ctx context.Context, id string, next func(old store.APIKey, successor string) (store.APIKey, time.Time, error)) (store.APIKey, error)
+	SetKeyRole(ctx context.Context, id, role string) (changed bool, err error)
 	RehashKey(ctx context.Context, id, hash string, pepperVersion int) error
 	CreateAccount(ctx context.Context, a store.Account) error
 	AccountByID(ctx context.Context, id string) (store.Account, error)
@@ -65,6 +66,7 @@ type Key struct {
 	ID               string
 	AccountID        string
 	Kind             string
+	Role             string // an admin key's role (RoleOwner, …); "" for a caller key
 	Name             string
 	Hint             string
 	AllowedModels    []string
@@ -304,6 +306,7 @@ func (s *Service) Hash(key string) string {
 type CreateParams struct {
 	AccountID        string
 	Kind             string // KindCaller (default) or KindAdmin
+	Role             string // an admin key's role (default RoleOwner); must be empty for a caller key
 	Name             string
 	AllowedModels    []string
 	AllowedEndpoints []string
@@ -331,6 +334,14 @@ func (p *CreateParams) validate() error {
 	case KindCaller, KindAdmin:
 	default:
 		return &ValidationError{"kind", fmt.Sprintf("must be %q or %q", KindCaller, KindAdmin)}
+	}
+	switch {
+	case p.Kind == KindCaller && p.Role != "":
+		return &ValidationError{"role", "only an admin key has a role"}
+	case p.Kind == KindAdmin && p.Role == "":
+		p.Role = RoleOwner
+	case p.Kind == KindAdmin && !ValidRole(p.Role):
+		return &ValidationError{"role", fmt.Sprintf("unknown role %q (known: %s)", p.Role, strings.Join(Roles, ", "))}
 	}
 	for _, pat := range p.AllowedModels {
 		if _, err := path.Match(pat, ""); err != nil {
@@ -388,6 +399,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (string, Key, erro
 		ID:               NewID("key_"),
 		AccountID:        p.AccountID,
 		Kind:             p.Kind,
+		Role:             p.Role,
 		Name:             p.Name,
 		Hash:             s.Hash(plain),
 		PepperVersion:    s.peppers[0].version,
@@ -412,7 +424,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (string, Key, erro
 		return "", Key{}, err
 	}
 	s.onEvent(ctx, LifecycleEvent{Kind: "key.created", Actor: p.Actor, AccountID: k.AccountID, Subject: k.ID,
-		Details: map[string]any{"name": k.Name, "kind": k.Kind, "hint": k.Hint}})
+		Details: createdDetails(k)})
 	return plain, k, nil
 }
 
@@ -701,7 +713,7 @@ func fromRowPtr(r store.APIKey) (*Key, error) {
 }
 
 func fromRow(r store.APIKey) (Key, error) {
-	k := Key{ID: r.ID, AccountID: r.AccountID, Kind: r.Kind, Name: r.Name, Hint: r.Hint,
+	k := Key{ID: r.ID, AccountID: r.AccountID, Kind: r.Kind, Role: r.Role, Name: r.Name, Hint: r.Hint,
 		AllowedModels: r.AllowedModels, AllowedEndpoints: r.AllowedEndpoints, RPM: r.RPM, TPM: r.TPM,
 		MaxConcurrent: r.MaxConcurrent, Metadata: r.Metadata, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
 		RevokedAt: r.RevokedAt, SuspendedAt: r.SuspendedAt, SuspendReason: r.SuspendReason, RotatedFrom: r.RotatedFrom}

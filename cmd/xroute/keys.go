@@ -132,13 +132,15 @@ func newKeysCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "create --name NAME",
 		Short: "create a key (printed once; only its hash is stored)",
 		Example: `  xroute keys create --name ci --models 'gpt-4o*' --rpm 60 --expires 30d
-  xroute keys create --name ops --admin --quiet`,
+  xroute keys create --name ops --admin --quiet
+  xroute keys create --name books --admin --role billing`,
 		Args: noArgs,
 	}
 	cf := create.Flags()
 	cf.StringVar(&f.name, "name", "", "a name for the key (required)")
 	cf.StringVar(&f.account, "account", "", "owning account id (default: the default account)")
 	cf.BoolVar(&f.admin, "admin", false, "create an admin key (xra-…) for the admin API")
+	cf.StringVar(&f.role, "role", "", "the admin key's role: "+strings.Join(keys.Roles, ", ")+" (with --admin; default owner)")
 	cf.Var(&models, "models", "model globs the key may use, comma-separated (default: all)")
 	cf.Var(&endpoints, "endpoints", "endpoints the key may call: "+strings.Join(keys.Endpoints, ",")+" (default: all)")
 	cf.Var(&cidrs, "cidrs", "client IPs/CIDRs allowed, comma-separated (default: any)")
@@ -179,12 +181,16 @@ func newKeysCmd(stdout, stderr io.Writer) *cobra.Command {
 
 	revoke := &cobra.Command{Use: "revoke KEY_ID", Short: "revoke a key for good", Args: exactArgs("KEY_ID"), RunE: runner("revoke", nil)}
 	resume := &cobra.Command{Use: "resume KEY_ID", Short: "resume a suspended key", Args: exactArgs("KEY_ID"), RunE: runner("resume", nil)}
+	role := &cobra.Command{Use: "role KEY_ID --role ROLE", Short: "change an admin key's role (owner only; not the calling key's own)", Args: exactArgs("KEY_ID"),
+		Example: "  xroute keys role key_123 --role viewer"}
+	role.Flags().StringVar(&f.role, "role", "", "the new role: "+strings.Join(keys.Roles, ", "))
+	role.RunE = runner("role", nil)
 
-	for _, c := range []*cobra.Command{show, rotate, suspend, revoke, resume} {
+	for _, c := range []*cobra.Command{show, rotate, suspend, revoke, resume, role} {
 		c.ValidArgsFunction = completeKeyIDs
 	}
-	return group("keys", "create, list, show, rotate, revoke, suspend, resume keys", "", "  xroute keys create --name ci --expires 30d\n  xroute keys rotate key_123 --overlap 1w",
-		create, list, show, rotate, revoke, suspend, resume)
+	return group("keys", "create, list, show, rotate, revoke, suspend, resume keys; change an admin key's role", "", "  xroute keys create --name ci --expires 30d\n  xroute keys rotate key_123 --overlap 1w",
+		create, list, show, rotate, revoke, suspend, resume, role)
 }
 
 // keyIDs lists key ids with their names, for shell completion; a backend
@@ -235,6 +241,12 @@ func runKeys(ctx context.Context, sub string, f keyFlags, id, cfgPath string, st
 	if sub == "create" && f.name == "" {
 		return fmt.Errorf("%w: keys create needs --name", errUsage)
 	}
+	if sub == "role" && !keys.ValidRole(f.role) {
+		return fmt.Errorf("%w: keys role needs --role, one of %s", errUsage, strings.Join(keys.Roles, ", "))
+	}
+	if sub == "create" && f.role != "" && (!f.admin || !keys.ValidRole(f.role)) {
+		return fmt.Errorf("%w: --role is an admin key's role (with --admin), one of %s", errUsage, strings.Join(keys.Roles, ", "))
+	}
 	if f.expires < 0 || f.overlap < 0 {
 		return fmt.Errorf("%w: --expires and --overlap cannot be negative", errUsage)
 	}
@@ -253,7 +265,7 @@ func runKeys(ctx context.Context, sub string, f keyFlags, id, cfgPath string, st
 		p := keys.CreateParams{Name: f.name, AccountID: f.account, RPM: f.rpm, TPM: f.tpm, MaxConcurrent: f.conc,
 			AllowedModels: f.models, AllowedEndpoints: f.endpoints, AllowedCIDRs: f.cidrs, Metadata: f.meta, Actor: actor}
 		if f.admin {
-			p.Kind = keys.KindAdmin
+			p.Kind, p.Role = keys.KindAdmin, f.role
 		}
 		if f.expires > 0 {
 			t := time.Now().Add(f.expires).UTC()
@@ -285,6 +297,12 @@ func runKeys(ctx context.Context, sub string, f keyFlags, id, cfgPath string, st
 			rotatedNote(stderr, id, f.overlap, k.Status(time.Now()), k.SuspendReason)
 		}
 		return printNewKey(stdout, stderr, plain, k, f.quiet, f.out.json)
+	case "role":
+		k, err := o.keys.SetRole(ctx, id, f.role, actor)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is now %s\n", id, k.Role)
 	case "revoke":
 		if err := o.keys.Revoke(ctx, id, actor); err != nil {
 			return err

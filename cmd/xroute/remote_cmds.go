@@ -18,13 +18,17 @@ import (
 
 // keyListing is the keys list, offline or remote.
 func keyListing(list []httpapi.KeyObject) listing {
-	l := listing{header: []string{"ID", "NAME", "KIND", "ACCOUNT", "KEY", "MODELS", "CREATED", "STATUS"}, data: list}
+	l := listing{header: []string{"ID", "NAME", "KIND", "ROLE", "ACCOUNT", "KEY", "MODELS", "CREATED", "STATUS"}, data: list}
 	for _, k := range list {
 		m := "*"
 		if len(k.AllowedModels) > 0 {
 			m = fmt.Sprint(k.AllowedModels)
 		}
-		l.add(k.ID, k.Name, k.Kind, k.AccountID, k.Hint, m, k.CreatedAt.Format(time.RFC3339), k.Status)
+		role := k.Role
+		if role == "" {
+			role = "-" // a caller key has none
+		}
+		l.add(k.ID, k.Name, k.Kind, role, k.AccountID, k.Hint, m, k.CreatedAt.Format(time.RFC3339), k.Status)
 	}
 	return l
 }
@@ -32,6 +36,7 @@ func keyListing(list []httpapi.KeyObject) listing {
 // keyFlags are the flags of the keys subcommands.
 type keyFlags struct {
 	name, account, reason string
+	role                  string // an admin key's role (--role, with --admin)
 	admin, quiet          bool
 	out                   output
 	models, endpoints     []string
@@ -49,6 +54,9 @@ func remoteKeys(ctx context.Context, r *remote, sub string, f keyFlags, id strin
 			"allowed_cidrs": f.cidrs, "rpm": f.rpm, "tpm": f.tpm, "max_concurrent": f.conc, "metadata": f.meta}
 		if f.admin {
 			body["kind"] = "admin"
+		}
+		if f.role != "" {
+			body["role"] = f.role
 		}
 		if f.expires > 0 {
 			body["expires_in"] = f.expires.String()
@@ -87,6 +95,13 @@ func remoteKeys(ctx context.Context, r *remote, sub string, f keyFlags, id strin
 			rotatedNote(stderr, id, f.overlap, k.Status, k.SuspendReason)
 		}
 		return printRemoteNewKey(stdout, stderr, k, f.quiet, f.out.json)
+	case "role":
+		var k httpapi.KeyObject
+		if _, err := r.do(ctx, http.MethodPost, "/keys/"+url.PathEscape(id)+"/role", nil, map[string]any{"role": f.role}, &k); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is now %s (effective on the server's next request)\n", id, k.Role)
+		return nil
 	case "revoke", "resume":
 		if _, err := r.do(ctx, http.MethodPost, "/keys/"+url.PathEscape(id)+"/"+sub, nil, nil, nil); err != nil {
 			return err

@@ -25,6 +25,7 @@ type KeyAdmin interface {
 	Revoke(ctx context.Context, id, actor string) error
 	Suspend(ctx context.Context, id, actor, reason string) error
 	Resume(ctx context.Context, id, actor string) error
+	SetRole(ctx context.Context, id, role, actor string) (keys.Key, error)
 	CreateAccount(ctx context.Context, name, actor string, meta map[string]string) (store.Account, error)
 	Account(ctx context.Context, id string) (store.Account, error)
 	Accounts(ctx context.Context, after string, limit int) ([]store.Account, error)
@@ -38,6 +39,7 @@ type KeyObject struct {
 	Key              string            `json:"key,omitempty"`
 	Name             string            `json:"name"`
 	Kind             string            `json:"kind"`
+	Role             string            `json:"role,omitempty"` // an admin key's role
 	AccountID        string            `json:"account_id"`
 	Hint             string            `json:"hint"`
 	Status           string            `json:"status"`
@@ -58,7 +60,7 @@ type KeyObject struct {
 
 // NewKeyObject renders k for the admin API and the CLI.
 func NewKeyObject(k keys.Key, now time.Time) KeyObject {
-	return KeyObject{Object: "key", ID: k.ID, Name: k.Name, Kind: k.Kind, AccountID: k.AccountID, Hint: k.Hint, Status: k.Status(now),
+	return KeyObject{Object: "key", ID: k.ID, Name: k.Name, Kind: k.Kind, Role: k.Role, AccountID: k.AccountID, Hint: k.Hint, Status: k.Status(now),
 		AllowedModels: nonNil(k.AllowedModels), AllowedEndpoints: nonNil(k.AllowedEndpoints), AllowedCIDRs: nonNil(k.CIDRStrings()),
 		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, Metadata: nonNilMap(k.Metadata), CreatedAt: k.CreatedAt,
 		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, SuspendedAt: k.SuspendedAt, SuspendReason: k.SuspendReason, RotatedFrom: k.RotatedFrom}
@@ -109,8 +111,9 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 	if s.admin == nil {
 		return
 	}
-	g := e.Group("/admin/v1", noStore, s.authenticate, s.requireAdmin)
+	g := e.Group("/admin/v1", noStore, s.authenticate, s.requireAdmin, s.authorize)
 	g.GET("/openapi.json", s.adminOpenAPI)
+	g.GET("/me", s.adminMe)
 	g.GET("/accounts", s.adminListAccounts)
 	g.POST("/accounts", s.adminCreateAccount)
 	g.GET("/accounts/:id", s.adminGetAccount)
@@ -121,6 +124,7 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 	g.POST("/keys/:id/revoke", s.adminKeyAction)
 	g.POST("/keys/:id/suspend", s.adminKeyAction)
 	g.POST("/keys/:id/resume", s.adminKeyAction)
+	g.POST("/keys/:id/role", s.adminSetRole) // owner only: not in the role table
 	s.routeAdminOps(g)
 	s.routeCredits(g)
 	s.routeRequestLog(g)
@@ -299,8 +303,12 @@ func (s *Server) adminListKeys(c *gin.Context) {
 	}
 	now := s.now()
 	data := make([]KeyObject, len(list))
+	hints := seesKeyHints(c)
 	for i, k := range list {
 		data[i] = NewKeyObject(k, now)
+		if !hints {
+			data[i].Hint = ""
+		}
 	}
 	if page.HasMore {
 		page.NextAfter = list[len(list)-1].ID
@@ -314,6 +322,7 @@ type createKeyRequest struct {
 	Name             string            `json:"name"`
 	AccountID        string            `json:"account_id"`
 	Kind             string            `json:"kind"`
+	Role             string            `json:"role"` // admin keys only (default owner)
 	AllowedModels    []string          `json:"allowed_models"`
 	AllowedEndpoints []string          `json:"allowed_endpoints"`
 	AllowedCIDRs     []string          `json:"allowed_cidrs"`
@@ -330,7 +339,11 @@ func (s *Server) adminCreateKey(c *gin.Context) {
 	if !s.bindJSON(c, &req) {
 		return
 	}
-	p := keys.CreateParams{AccountID: req.AccountID, Kind: req.Kind, Name: req.Name, AllowedModels: req.AllowedModels,
+	// Only the owner mints admin keys (of any role): a role is a grant.
+	if !requireOwnerFor(c, req.Kind) {
+		return
+	}
+	p := keys.CreateParams{AccountID: req.AccountID, Kind: req.Kind, Role: req.Role, Name: req.Name, AllowedModels: req.AllowedModels,
 		AllowedEndpoints: req.AllowedEndpoints, AllowedCIDRs: req.AllowedCIDRs, RPM: req.RPM, TPM: req.TPM,
 		MaxConcurrent: req.MaxConcurrent, Metadata: req.Metadata, ExpiresAt: req.ExpiresAt, Actor: actor(c)}
 	if req.ExpiresIn != "" {
@@ -359,14 +372,33 @@ func (s *Server) adminGetKey(c *gin.Context) {
 		adminError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, NewKeyObject(k, s.now()))
+	obj := NewKeyObject(k, s.now())
+	if !seesKeyHints(c) {
+		obj.Hint = ""
+	}
+	c.JSON(http.StatusOK, obj)
+}
+
+// ownerForAdminKey refuses an action on an admin key to every role but
+// the owner (a rotated admin key is a new admin key of the same role).
+// The key is read first; a missing one is a 404 as before.
+func (s *Server) ownerForAdminKey(c *gin.Context) bool {
+	if roleOf(c) == keys.RoleOwner {
+		return true
+	}
+	k, err := s.admin.Get(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		adminError(c, err)
+		return false
+	}
+	return requireOwnerFor(c, k.Kind)
 }
 
 func (s *Server) adminRotateKey(c *gin.Context) {
 	var req struct {
 		Overlap *string `json:"overlap"` // a duration (24h, 1w); default from config
 	}
-	if !s.bindJSON(c, &req) {
+	if !s.bindJSON(c, &req) || !s.ownerForAdminKey(c) {
 		return
 	}
 	overlap := s.rotationOverlap
@@ -393,6 +425,9 @@ func (s *Server) adminRotateKey(c *gin.Context) {
 func (s *Server) adminKeyAction(c *gin.Context) {
 	id := c.Param("id")
 	ctx := c.Request.Context()
+	if !s.ownerForAdminKey(c) {
+		return
+	}
 	var err error
 	switch action := lastSegment(c.FullPath()); action {
 	case "revoke":

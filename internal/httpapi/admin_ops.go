@@ -108,7 +108,11 @@ func (s *Server) adminListAudit(c *gin.Context) {
 		list, page.HasMore = list[:f.Limit], true
 	}
 	data := make([]auditObject, len(list))
+	hints := seesKeyHints(c)
 	for i, e := range list {
+		if !hints {
+			e.Details = scrubHints(e.Details)
+		}
 		data[i] = auditObject{Object: "audit_event", Seq: e.Seq, At: e.At, Kind: e.Kind, Actor: e.Actor, AccountID: e.AccountID, Subject: e.Subject, IP: e.IP, Details: e.Details, Hash: e.Hash, KeyTerm: e.KeyTerm}
 		if data[i].Details == nil {
 			data[i].Details = map[string]any{}
@@ -199,7 +203,7 @@ func (s *Server) adminListProviderKeys(c *gin.Context) {
 		}
 		list = list[i+1:]
 	}
-	status := c.Query("status")
+	status, hints := c.Query("status"), seesKeyHints(c)
 	page := listPage{Object: "list"}
 	data := make([]providerKeyObject, 0, min(len(list), limit))
 	for _, k := range list {
@@ -209,6 +213,9 @@ func (s *Server) adminListProviderKeys(c *gin.Context) {
 		if len(data) == limit {
 			page.HasMore, page.NextAfter = true, data[len(data)-1].ID
 			break
+		}
+		if !hints {
+			k.Hint = ""
 		}
 		data = append(data, providerKeyObject{Object: "provider_key", ProviderKey: k})
 	}

@@ -253,7 +253,13 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 	if secret == "" || k.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("create key: %s", k.raw)
 	}
-	s.do("POST", "/keys", `{"name":"ops","kind":"admin"}`, 201)
+	opsID := s.do("POST", "/keys", `{"name":"ops","kind":"admin","role":"viewer"}`, 201).str("id")
+	if k := s.do("POST", "/keys/"+opsID+"/role", `{"role":"billing"}`, 200); k.str("role") != "billing" {
+		t.Fatalf("set role: %s", k.raw)
+	}
+	s.do("POST", "/keys/"+opsID+"/role", `{"role":"root"}`, 400, true)
+	s.do("POST", "/keys/"+keyID+"/role", `{"role":"viewer"}`, 400)
+	s.do("POST", "/keys/key_nope/role", `{"role":"viewer"}`, 404)
 	s.do("POST", "/keys", `{"name":"x","expires_in":"soon"}`, 400)
 	s.do("POST", "/keys", `{"name":"x","rpm":-1}`, 400, true)
 	s.do("POST", "/keys", `{"name":"x","account_id":"acct_nope"}`, 400)
@@ -454,6 +460,9 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 		t.Fatalf("audit verify: %s", v.raw)
 	}
 	head := s.do("GET", "/audit/head", "", 200)
+	if me := s.do("GET", "/me", "", 200); me.body["role"] != "owner" {
+		t.Fatalf("GET /me of the session's admin key: %s", me.raw)
+	}
 	if v := s.do("GET", "/audit/verify?head="+url.QueryEscape(string(head.raw)), "", 200); v.body["ok"] != true || v.body["head_checked"] != true {
 		t.Fatalf("audit verify against its head: %s", v.raw)
 	}

@@ -16,6 +16,7 @@ type APIKey struct {
 	ID               string
 	AccountID        string
 	Kind             string // "caller" or "admin"
+	Role             string // an admin key's role (owner, operator, billing, viewer); "" for a caller key
 	Name             string
 	Hash             string // hex HMAC-SHA256(pepper, key)
 	PepperVersion    int
@@ -35,7 +36,7 @@ type APIKey struct {
 	RotatedFrom      string
 }
 
-const keyColumns = `id, account_id, kind, name, hash, pepper_version, hint, allowed_models, allowed_endpoints, allowed_cidrs, rpm, tpm, max_concurrent, metadata, created_at, expires_at, revoked_at, suspended_at, suspend_reason, rotated_from`
+const keyColumns = `id, account_id, kind, name, hash, pepper_version, hint, allowed_models, allowed_endpoints, allowed_cidrs, rpm, tpm, max_concurrent, metadata, created_at, expires_at, revoked_at, suspended_at, suspend_reason, rotated_from, role`
 
 // CreateKey inserts a key row. ErrConflict if the id or hash exists.
 func (s *DB) CreateKey(ctx context.Context, k APIKey) error {
@@ -55,12 +56,12 @@ func (s *DB) CreateKey(ctx context.Context, k APIKey) error {
 	return nil
 }
 
-const insertKey = `INSERT INTO api_keys (` + keyColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const insertKey = `INSERT INTO api_keys (` + keyColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func keyArgs(k APIKey) []any {
 	return []any{k.ID, k.AccountID, k.Kind, k.Name, k.Hash, k.PepperVersion, k.Hint, jsonText(nonNil(k.AllowedModels)), jsonText(nonNil(k.AllowedEndpoints)),
 		jsonText(nonNil(k.AllowedCIDRs)), k.RPM, k.TPM, k.MaxConcurrent, jsonText(nonNilMap(k.Metadata)),
-		k.CreatedAt.UnixMilli(), msPtr(k.ExpiresAt), msPtr(k.RevokedAt), msPtr(k.SuspendedAt), k.SuspendReason, k.RotatedFrom}
+		k.CreatedAt.UnixMilli(), msPtr(k.ExpiresAt), msPtr(k.RevokedAt), msPtr(k.SuspendedAt), k.SuspendReason, k.RotatedFrom, k.Role}
 }
 
 // RotateKey replaces key id in one transaction, with the old row locked:
@@ -206,6 +207,13 @@ func (s *DB) ExpireKeyBy(ctx context.Context, id string, t time.Time) error {
 	return s.updateKey(ctx, "expire", id, `UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NOT NULL AND expires_at < ? THEN expires_at ELSE ? END WHERE id = ?`, ms, ms, id)
 }
 
+// SetKeyRole changes an admin key's role; changed is false when it
+// already had it, and for a caller key, which has no role and keeps none
+// (keys.Service refuses that before it gets here). ErrNotFound: no key.
+func (s *DB) SetKeyRole(ctx context.Context, id, role string) (changed bool, err error) {
+	return s.transitionKey(ctx, "set role of", id, `UPDATE api_keys SET role = ? WHERE id = ? AND kind = 'admin' AND role <> ?`, role, id, role)
+}
+
 // RehashKey replaces a key's hash after a pepper change.
 func (s *DB) RehashKey(ctx context.Context, id, hash string, pepperVersion int) error {
 	return s.updateKey(ctx, "rehash", id, `UPDATE api_keys SET hash = ?, pepper_version = ? WHERE id = ?`, hash, pepperVersion, id)
@@ -230,7 +238,7 @@ func scanKey(sc scanner) (APIKey, error) {
 	var created int64
 	var expires, revoked, suspended sql.NullInt64
 	err := sc.Scan(&k.ID, &k.AccountID, &k.Kind, &k.Name, &k.Hash, &k.PepperVersion, &k.Hint, &models, &endpoints, &cidrs,
-		&k.RPM, &k.TPM, &k.MaxConcurrent, &meta, &created, &expires, &revoked, &suspended, &k.SuspendReason, &k.RotatedFrom)
+		&k.RPM, &k.TPM, &k.MaxConcurrent, &meta, &created, &expires, &revoked, &suspended, &k.SuspendReason, &k.RotatedFrom, &k.Role)
 	if errors.Is(err, sql.ErrNoRows) {
 		return APIKey{}, ErrNotFound
 	}

@@ -25,11 +25,22 @@ const pages = [
 const focus = { account: '' };
 const setFocus = (id) => { if (id) focus.account = id; };
 
+// me is the signed-in admin key's role (GET /admin/v1/me). The server
+// refuses what a role may not do (403 role_forbidden); the dashboard hides
+// those controls so that an operator never meets the refusal.
+const me = { role: '' };
+const can = {
+  manageKeys: () => me.role === 'owner' || me.role === 'operator',
+  adminKeys: () => me.role === 'owner', // make or act on admin keys
+  topUp: () => me.role === 'owner' || me.role === 'billing',
+};
+
 let cleanup = null; // the current page's timers
 let generation = 0; // a page load's answers are dropped once the page changed
 
 hooks.onAuthLost = (msg) => {
   session.key = '';
+  me.role = '';
   login(msg);
 };
 
@@ -43,7 +54,7 @@ function login(message) {
     if (!key) return;
     session.key = key;
     try {
-      await api('GET', '/keys?limit=1');
+      me.role = (await api('GET', '/me')).role;
       if (!location.hash || location.hash === '#/login') location.hash = '#/overview';
       route();
     } catch (ex) {
@@ -73,7 +84,8 @@ function shell(active) {
   const nav = h('nav', { class: 'sidebar', 'aria-label': 'Pages' }, h('div', { class: 'side-inner' },
     h('div', { class: 'brand' }, h('span', { class: 'logo' }, 'x'), 'xroute'),
     h('ul', {}, pages.map((p) => h('li', {}, h('a', { href: '#/' + p.id, class: p.id === active ? 'active' : '', 'aria-current': p.id === active ? 'page' : null, 'data-page': p.id }, p.label)))),
-    h('button', { type: 'button', class: 'logout', onclick: () => { session.key = ''; location.hash = ''; login('Signed out.'); } }, 'Sign out')));
+    h('p', { class: 'muted small-text', id: 'role' }, 'Role: ' + me.role),
+    h('button', { type: 'button', class: 'logout', onclick: () => { session.key = ''; me.role = ''; location.hash = ''; login('Signed out.'); } }, 'Sign out')));
   const main = h('main', { id: 'main' });
   clear(app, h('div', { class: 'layout' }, nav, main));
   return main;
@@ -81,6 +93,11 @@ function shell(active) {
 
 function route() {
   if (!session.key) return login();
+  if (!me.role) { // a reload keeps the key, not the role
+    api('GET', '/me').then((r) => { me.role = r.role; route(); })
+      .catch((e) => { if (!(e instanceof APIError && e.code === 'auth')) { session.key = ''; login(e.message); } });
+    return;
+  }
   const id = (location.hash.replace(/^#\/?/, '') || 'overview').split('?')[0];
   const page = pages.find((p) => p.id === id) || pages[0];
   stop();
@@ -472,7 +489,7 @@ async function keysPage(ctx) {
   const apply = () => { keysState.account = acct.value; keysState.kind = kind.value; setFocus(acct.value); route(); };
   const body = h('div', { class: 'stack' }, h('p', { class: 'loading' }, 'Loading…'));
   main.append(header('Keys', 'Caller and admin keys. A key is shown once, when it is created or rotated.',
-    h('button', { type: 'button', class: 'primary', id: 'create-key', onclick: () => createKey() }, 'Create key')),
+    can.manageKeys() ? h('button', { type: 'button', class: 'primary', id: 'create-key', onclick: () => createKey() }, 'Create key') : null),
   filterBar([['Account', acct], ['Kind', kind]], apply, () => { keysState.account = ''; keysState.kind = ''; route(); }),
   body);
   const list = pager({
@@ -489,9 +506,9 @@ async function keysPage(ctx) {
 }
 
 const keyColumns = () => [
-    { label: 'Name', render: (k) => [h('div', { class: 'strong' }, k.name || '(unnamed)'), h('div', { class: 'muted small-text' }, [k.kind, k.account_id, limits(k)].filter(Boolean).join(' · '))] },
+    { label: 'Name', render: (k) => [h('div', { class: 'strong' }, k.name || '(unnamed)'), h('div', { class: 'muted small-text' }, [k.role ? k.kind + ' (' + k.role + ')' : k.kind, k.account_id, limits(k)].filter(Boolean).join(' · '))] },
     { label: 'ID', key: 'id', mono: true },
-    { label: 'Key', render: (k) => h('code', {}, k.hint) },
+    { label: 'Key', render: (k) => h('code', {}, k.hint || '—') },
     { label: 'Status', render: (k) => badge(k.status) },
     { label: 'Created', render: (k) => h('span', { title: fmtTime(k.created_at) + ' UTC' }, fmtTime(k.created_at).slice(0, 10)) },
     { label: 'Expires', render: (k) => h('span', { title: k.expires_at ? fmtTime(k.expires_at) + ' UTC' : null }, fmtTime(k.expires_at).slice(0, 10)) },
@@ -506,6 +523,7 @@ function limits(k) {
 function keyActions(k) {
   const act = (label, fn, cls = '') => h('button', { type: 'button', class: 'small ' + cls, 'data-action': label.toLowerCase(), 'data-key': k.id, onclick: fn }, label);
   if (k.status === 'revoked' || k.status === 'expired') return h('span', { class: 'muted' }, '—');
+  if (!can.manageKeys() || (k.kind === 'admin' && !can.adminKeys())) return h('span', { class: 'muted' }, '');
   return h('div', { class: 'actions' },
     act('Rotate', () => rotateKey(k)),
     k.status === 'suspended' ? act('Resume', () => keyAction(k, 'resume')) : act('Suspend', () => suspendKey(k)),
@@ -573,7 +591,8 @@ async function createKey() {
     name: h('input', { type: 'text', name: 'name', required: true, placeholder: 'e.g. billing-service' }),
     account: h('select', { name: 'account_id' }, accounts.map((a, i) => h('option', { value: a.id, selected: a.id === chosen },
       `${a.name} (${a.id})` + (balances[i] ? (balances[i].available_nano > 0 ? ` · $${balances[i].available_usd}` : ' · no credit') : '')))),
-    kind: select('kind', [['caller', 'Caller'], ['admin', 'Admin']], 'caller'),
+    kind: select('kind', can.adminKeys() ? [['caller', 'Caller'], ['admin', 'Admin']] : [['caller', 'Caller']], 'caller'),
+    role: select('role', [['owner', 'Owner'], ['operator', 'Operator'], ['billing', 'Billing'], ['viewer', 'Viewer']], 'owner'),
     models: h('input', { type: 'text', name: 'allowed_models', placeholder: 'all models (or gpt-4o-mini, gpt-4o)' }),
     rpm: h('input', { type: 'number', name: 'rpm', min: 0, placeholder: 'unlimited' }),
     tpm: h('input', { type: 'number', name: 'tpm', min: 0, placeholder: 'unlimited' }),
@@ -587,13 +606,16 @@ async function createKey() {
   f.account.addEventListener('change', explain);
   explain();
   const err = h('p', { class: 'form-error', role: 'alert' });
+  f.kind.addEventListener('change', () => { const l = f.role.closest('label'); if (l) l.hidden = f.kind.value !== 'admin'; });
   const m = modal('Create key', h('div', { class: 'form-grid' },
     h('label', {}, 'Name', f.name), h('label', {}, 'Account', f.account, note), h('label', {}, 'Kind', f.kind),
+    h('label', { class: 'role-field', hidden: true }, 'Role (admin keys)', f.role),
     h('label', {}, 'Allowed models', f.models), h('label', {}, 'Requests / min', f.rpm), h('label', {}, 'Tokens / min', f.tpm),
     h('label', {}, 'Expires in', f.expires), err), [
     { label: 'Cancel' },
     { label: 'Create', primary: true, onclick: () => {
       const body = { name: f.name.value.trim(), kind: f.kind.value };
+      if (f.kind.value === 'admin') body.role = f.role.value;
       if (f.account.value) body.account_id = f.account.value;
       const models = f.models.value.split(',').map((s) => s.trim()).filter(Boolean);
       if (models.length) body.allowed_models = models;
@@ -677,7 +699,7 @@ async function providerKeys(ctx) {
     columns: [
       { label: 'Name', render: (k) => [h('div', { class: 'strong' }, k.name || '(unnamed)'), h('div', { class: 'muted small-text mono' }, k.id)] },
       { label: 'Provider', key: 'provider' },
-      { label: 'Key', render: (k) => h('code', {}, k.hint) },
+      { label: 'Key', render: (k) => h('code', {}, k.hint || '—') },
       { label: 'Weight', num: true, render: (k) => fmtInt(k.weight) },
       { label: 'Status', render: (k) => [badge(k.status), k.disabled_reason ? h('div', { class: 'muted small-text' }, k.disabled_reason) : null] },
       { label: 'Updated', render: (k) => fmtTime(k.updated_at) },
@@ -825,7 +847,7 @@ async function showAccount(ctx, acct, detail, refreshBalances) {
   await ledger.load();
   if (!ctx.live()) return;
   clear(detail,
-    card(`Top up ${acct.name}`, h('p', { class: 'muted' }, 'Replaying a top-up with the same idempotency key changes nothing.'), topUp, msg),
+    can.topUp() ? card(`Top up ${acct.name}`, h('p', { class: 'muted' }, 'Replaying a top-up with the same idempotency key changes nothing.'), topUp, msg) : null,
     card(`Ledger · ${acct.name}`, filterBar([['Key', lf.key], ['Kind', lf.kind], ['From', lf.from], ['To', lf.to]], apply, reset), ledger.el));
 }
 
