@@ -125,8 +125,29 @@ func (s *DB) applyMigrations(ctx context.Context, conn *sql.Conn) error {
 	if n := len(migs); n > 0 && current > migs[n-1].version {
 		return fmt.Errorf("database schema version %d is newer than this binary knows (%d)", current, migs[n-1].version)
 	}
+	// Every migration not yet recorded runs, in version order, not only
+	// those above the highest recorded: a migration that lands after a
+	// higher one was applied (two branches merged in either order) still
+	// runs.
+	applied := map[int]bool{}
+	rows, err := conn.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return err
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
 	for _, m := range migs {
-		if m.version <= current {
+		if applied[m.version] {
 			continue
 		}
 		if err := runTx(ctx, conn, func(tx *sql.Tx) error {
