@@ -92,6 +92,7 @@ func Start(cfgs []config.AuditSink, st Store, log *zap.Logger, o Options) (*Ship
 			}
 		}
 		sh.sinks = append(sh.sinks, sink)
+		o.Metrics.errors.WithLabelValues(c.Name) // exported from the start, at 0
 		nudge := make(chan struct{}, 1)
 		sh.nudges = append(sh.nudges, nudge)
 		maxBackoff := durOr(c.MaxBackoff, time.Minute)
