@@ -264,7 +264,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		Guessing:        g.guessing,
 		Observe:         g.observe,
 		Limits:          g.limits,
-		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin, httpapi.DeploymentsRoute(rt)},
+		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin, httpapi.DeploymentsRoute(rt), httpapi.AuditExportRoute(db)},
 		CallerRoutes:    []func(*gin.RouterGroup){usageCaller},
 		Meter:           cr,
 		Credits:         creditsAdmin,
