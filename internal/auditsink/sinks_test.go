@@ -5,13 +5,16 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -274,88 +277,111 @@ func TestRecordNotDelayedByHangingSink(t *testing.T) {
 
 var rfc5424 = regexp.MustCompile(`^<109>1 (\S+) (\S+) xroute-test - audit \[xroute@32473 seq="(\d+)" kind="([^"]*)"\] (\{.*\})$`)
 
-// TestSyslogFrames: an in-test TCP receiver parses RFC 6587
-// octet-counted RFC 5424 frames, each carrying its seq and kind in
-// structured data and the JSON line as MSG; every seq arrives in order,
-// those written after the start too.
-func TestSyslogFrames(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// syslogReceiver accepts one connection on ln and sends the seq of each
+// RFC 6587 octet-counted RFC 5424 frame it parses to got, checking that
+// the structured data and the JSON MSG agree; it ends when the
+// connection closes.
+func syslogReceiver(t *testing.T, ln net.Listener, got chan<- int64) {
+	c, err := ln.Accept()
 	if err != nil {
-		t.Fatal(err)
+		return
 	}
-	got := make(chan int64, 1000)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c, err := ln.Accept()
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		size, err := r.ReadString(' ')
 		if err != nil {
 			return
 		}
-		defer c.Close()
-		r := bufio.NewReader(c)
-		for {
-			size, err := r.ReadString(' ')
-			if err != nil {
-				return
-			}
-			l, err := strconv.Atoi(strings.TrimSuffix(size, " "))
-			if err != nil {
-				t.Errorf("frame length %q", size)
-				return
-			}
-			msg := make([]byte, l)
-			if _, err := io.ReadFull(r, msg); err != nil {
-				t.Errorf("frame of %d bytes: %v", l, err)
-				return
-			}
-			f := rfc5424.FindSubmatch(msg)
-			if f == nil {
-				t.Errorf("not an RFC 5424 message as expected: %q", msg)
-				continue
-			}
-			if _, err := time.Parse(time.RFC3339Nano, string(f[1])); err != nil {
-				t.Errorf("timestamp %q: %v", f[1], err)
-			}
-			var line Line
-			if err := json.Unmarshal(f[5], &line); err != nil || strconv.FormatInt(line.Seq, 10) != string(f[3]) || line.Kind != string(f[4]) {
-				t.Errorf("MSG %s does not match the structured data (%v)", f[5], err)
-			}
-			got <- line.Seq
+		l, err := strconv.Atoi(strings.TrimSuffix(size, " "))
+		if err != nil {
+			t.Errorf("frame length %q", size)
+			return
 		}
-	}()
-	db, audit := open(t, filepath.Join(t.TempDir(), "x.db"))
-	defer db.Close()
-	record(t, audit, 1, 5)
-	sh, err := Start([]config.AuditSink{{Name: "syslog", Type: "syslog", Address: ln.Addr().String(), AppName: "xroute-test",
-		BatchSize: 2, PollInterval: 20 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}}, db, zap.NewNop(), Options{})
-	if err != nil {
+		msg := make([]byte, l)
+		if _, err := io.ReadFull(r, msg); err != nil {
+			t.Errorf("frame of %d bytes: %v", l, err)
+			return
+		}
+		f := rfc5424.FindSubmatch(msg)
+		if f == nil {
+			t.Errorf("not an RFC 5424 message as expected: %q", msg)
+			continue
+		}
+		if _, err := time.Parse(time.RFC3339Nano, string(f[1])); err != nil {
+			t.Errorf("timestamp %q: %v", f[1], err)
+		}
+		var line Line
+		if err := json.Unmarshal(f[5], &line); err != nil || strconv.FormatInt(line.Seq, 10) != string(f[3]) || line.Kind != string(f[4]) {
+			t.Errorf("MSG %s does not match the structured data (%v)", f[5], err)
+		}
+		got <- line.Seq
+	}
+}
+
+// TestSyslogFrames: an in-test receiver, over plain TCP and over TLS
+// (its certificate's CA given as ca_file), parses the frames; every seq
+// arrives in order, those written after the start too.
+func TestSyslogFrames(t *testing.T) {
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler()) // for its certificate
+	tlsSrv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var seen []int64
-	deadline := time.After(30 * time.Second) // a hang guard
-	for len(seen) < 8 {
-		if len(seen) == 5 {
-			record(t, audit, 6, 8)
-			sh.Nudge()
-		}
-		select {
-		case s := <-got:
-			seen = append(seen, s)
-		case <-deadline:
-			sh.Close()
+	tests := []struct {
+		name string
+		tls  bool
+	}{{"tcp", false}, {"tls", true}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := config.AuditSink{Name: "syslog", Type: "syslog", Address: ln.Addr().String(), AppName: "xroute-test",
+				BatchSize: 2, PollInterval: 20 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+			if tc.tls {
+				ln = tls.NewListener(ln, tlsSrv.TLS)
+				sc.TLS, sc.CAFile = true, ca
+			}
+			got := make(chan int64, 1000)
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { defer wg.Done(); syslogReceiver(t, ln, got) }()
+			db, audit := open(t, filepath.Join(t.TempDir(), "x.db"))
+			defer db.Close()
+			record(t, audit, 1, 5)
+			sh, err := Start([]config.AuditSink{sc}, db, zap.NewNop(), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seen []int64
+			deadline := time.After(30 * time.Second) // a hang guard
+			for len(seen) < 8 {
+				if len(seen) == 5 {
+					record(t, audit, 6, 8)
+					sh.Nudge()
+				}
+				select {
+				case s := <-got:
+					seen = append(seen, s)
+				case <-deadline:
+					sh.Close()
+					ln.Close()
+					wg.Wait()
+					t.Fatalf("seqs seen %v, want 1..8", seen)
+				}
+			}
+			sh.Close() // closes the connection: the receiver ends
 			ln.Close()
 			wg.Wait()
-			t.Fatalf("seqs seen %v, want 1..8", seen)
-		}
-	}
-	sh.Close() // closes the connection: the receiver ends
-	ln.Close()
-	wg.Wait()
-	for i, s := range seen {
-		if s != int64(i+1) {
-			t.Fatalf("seqs %v, want 1..8 in order", seen)
-		}
+			for i, s := range seen {
+				if s != int64(i+1) {
+					t.Fatalf("seqs %v, want 1..8 in order", seen)
+				}
+			}
+		})
 	}
 }
 
