@@ -94,3 +94,15 @@ func TestAuditSinkOffTheRequestPath(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditSinkSecretRedacted: an audit sink's signing secret is among
+// the config's secrets the redactor takes out of every log line.
+func TestAuditSinkSecretRedacted(t *testing.T) {
+	cfg := config.Default()
+	cfg.Audit.Sinks = []config.AuditSink{{Name: "siem", Type: "webhook", URL: "https://siem.example", Secret: "sink-secret-0123456789"}}
+	red := keys.NewRedactor()
+	red.Set("config", configSecrets(cfg, func(string) string { return "" })...)
+	if out := red.Redact("posting with sink-secret-0123456789 failed"); strings.Contains(out, "sink-secret") {
+		t.Fatalf("the sink's secret survives redaction: %q", out)
+	}
+}
