@@ -134,6 +134,9 @@ func (s *shipper) step(ctx context.Context) (time.Duration, error) {
 
 // reportLag sets the lag gauge: the seqs written but not acknowledged.
 func (s *shipper) reportLag(ctx context.Context) {
+	// Not cut by shutdown: the gauge then shows the cursor as persisted.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	last, err := s.st.LastAuditSeq(ctx)
 	if err != nil {
 		return

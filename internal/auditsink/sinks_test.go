@@ -30,6 +30,7 @@ import (
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/store/storetest"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -46,6 +47,26 @@ func open(t *testing.T, path string) (*store.DB, *keys.Auditor) {
 		t.Fatal(err)
 	}
 	return db, keys.NewAuditor(db, time.Now)
+}
+
+// forEachBackend runs fn on SQLite and, when XROUTE_TEST_POSTGRES_URL is
+// set, on PostgreSQL; reopen opens the same database again each call (a
+// restart, or another replica).
+func forEachBackend(t *testing.T, fn func(t *testing.T, reopen func() (*store.DB, *keys.Auditor))) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "x.db")
+		fn(t, func() (*store.DB, *keys.Auditor) { return open(t, path) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := storetest.Postgres(t)
+		fn(t, func() (*store.DB, *keys.Auditor) {
+			db, err := store.OpenPostgres(context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return db, keys.NewAuditor(db, time.Now)
+		})
+	})
 }
 
 func record(t *testing.T, a *keys.Auditor, from, to int) {
@@ -146,13 +167,16 @@ func webhookSink(url string) config.AuditSink {
 // seq at least once and none missing, and the second run resumes after
 // the persisted cursor instead of from the start.
 func TestWebhookFailsRecoversAcrossRestartNoGap(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "x.db")
+	forEachBackend(t, testRestartNoGap)
+}
+
+func testRestartNoGap(t *testing.T, reopen func() (*store.DB, *keys.Auditor)) {
 	rc := newReceiver(t, 3)
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	cfg := []config.AuditSink{webhookSink(srv.URL)}
 
-	db, audit := open(t, path)
+	db, audit := reopen()
 	record(t, audit, 1, 7)
 	m := NewMetrics()
 	sh, err := Start(cfg, db, zap.NewNop(), Options{Metrics: m})
@@ -183,7 +207,7 @@ func TestWebhookFailsRecoversAcrossRestartNoGap(t *testing.T) {
 	rc.fail = 2
 	before := len(rc.first)
 	rc.mu.Unlock()
-	db, audit = open(t, path)
+	db, audit = reopen()
 	defer db.Close()
 	m = NewMetrics()
 	sh, err = Start(cfg, db, zap.NewNop(), Options{Metrics: m})
@@ -216,12 +240,17 @@ func TestWebhookFailsRecoversAcrossRestartNoGap(t *testing.T) {
 // TestLeaseOneShipperAtATime: two processes on one database ship a sink
 // once between them: the second waits while the first holds the lease.
 func TestLeaseOneShipperAtATime(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "x.db")
+	forEachBackend(t, testLease)
+}
+
+func testLease(t *testing.T, reopen func() (*store.DB, *keys.Auditor)) {
 	rc := newReceiver(t, 0)
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	db, audit := open(t, path)
+	db, audit := reopen()
 	defer db.Close()
+	db2, _ := reopen() // the second replica's connection
+	defer db2.Close()
 	record(t, audit, 1, 9)
 	a, err := Start([]config.AuditSink{webhookSink(srv.URL)}, db, zap.NewNop(), Options{Owner: "a"})
 	if err != nil {
@@ -229,7 +258,7 @@ func TestLeaseOneShipperAtATime(t *testing.T) {
 	}
 	defer a.Close()
 	rc.waitFor(t, 9)
-	b, err := Start([]config.AuditSink{webhookSink(srv.URL)}, db, zap.NewNop(), Options{Owner: "b"})
+	b, err := Start([]config.AuditSink{webhookSink(srv.URL)}, db2, zap.NewNop(), Options{Owner: "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
