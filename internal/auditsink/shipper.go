@@ -162,8 +162,8 @@ func (s *shipper) sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	nudge := s.nudge
-	if s.failing > 0 {
-		nudge = nil // a failing receiver waits out its backoff
+	if s.failing > 0 || s.leased.IsZero() {
+		nudge = nil // a failing receiver waits out its backoff; a standby, the lease
 	}
 	select {
 	case <-ctx.Done():
