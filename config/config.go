@@ -35,6 +35,7 @@ type Config struct {
 	Limits    Limits     `yaml:"limits"`
 	Vault     Vault      `yaml:"vault"`
 	Anomaly   Anomaly    `yaml:"anomaly"`
+	Audit     Audit      `yaml:"audit"`
 	Catalog   Catalog    `yaml:"catalog"`
 	Telemetry Telemetry  `yaml:"telemetry"`
 	Routing   Routing    `yaml:"routing"`
@@ -720,6 +721,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Routing.Validate())
+	errs = append(errs, c.Audit.Validate())
 	return errors.Join(errs...)
 }
 

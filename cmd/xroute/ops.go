@@ -45,7 +45,7 @@ func newAuditCmd(stdout, stderr io.Writer) *cobra.Command {
 		"  xroute audit verify\n  xroute audit verify --head head.json")
 	verify.Flags().StringVar(&f.head, "head", "", "a head printed by `xroute audit head` (its file, or the JSON): also catch rows removed or rewritten since")
 	head := sub("head", "print the log's signed head, to keep outside the database", "  xroute audit head > head.json")
-	return group("audit", "read and verify the audit log, sign its head", "", "  xroute audit list\n  xroute audit verify --head head.json", list, verify, head)
+	return group("audit", "read and verify the audit log, sign its head", "", "  xroute audit list\n  xroute audit verify --head head.json", list, verify, head, newAuditExportCmd(stdout))
 }
 
 // runAudit runs one audit subcommand on the backend the environment names.

@@ -80,7 +80,13 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	a.Audit = KeyChains(db, vault)
+	// Audit sinks before the auditor: every row it appends nudges them.
+	sinks, err := startAuditSinks(cfg.Audit, db, log.Named("audit_sinks"))
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, sinks.shippers.Close)
+	a.Audit = keyChainsOn(db, sinks.store(db), vault)
 	if err := SealChains(ctx, db, vault, a.Audit, log); err != nil {
 		return nil, err
 	}
@@ -232,6 +238,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		reg.MustRegister(health.collectors()...) // store outage: xroute_store_up, xroute_usage_spool_*
+		// xroute_audit_sink_lag, xroute_audit_sink_errors_total
+		reg.MustRegister(sinks.metrics.Collectors()...)
 		if rdb != nil {
 			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "xroute_redis_fallbacks_total",
@@ -276,7 +284,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		Guessing:        g.guessing,
 		Observe:         g.observe,
 		Limits:          g.limits,
-		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin, httpapi.DeploymentsRoute(rt)},
+		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin, httpapi.DeploymentsRoute(rt), httpapi.AuditExportRoute(db)},
 		CallerRoutes:    []func(*gin.RouterGroup){usageCaller},
 		Meter:           childMeter{credits: cr, keys: ks},
 		Credits:         creditsAdmin,

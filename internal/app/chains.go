@@ -16,9 +16,13 @@ import (
 // audit log's rows, are authenticated with keys derived from the vault
 // (sealed under the master key, never in the database in the clear). It
 // returns the keyed auditor. Call it before anything writes.
-func KeyChains(db *store.DB, v *keys.Vault) *keys.Auditor {
+func KeyChains(db *store.DB, v *keys.Vault) *keys.Auditor { return keyChainsOn(db, db, v) }
+
+// keyChainsOn is KeyChains with the audit log written through audit (db,
+// or db wrapped to nudge the audit sinks).
+func keyChainsOn(db *store.DB, audit keys.AuditStore, v *keys.Vault) *keys.Auditor {
 	db.KeyLedger(v.ChainKeys("ledger"))
-	return keys.NewAuditor(db, time.Now, keys.KeyedBy(v.ChainKeys("audit")))
+	return keys.NewAuditor(audit, time.Now, keys.KeyedBy(v.ChainKeys("audit")))
 }
 
 // SealChains records, once, where the audit log and the ledger become

@@ -242,5 +242,8 @@ func configSecrets(cfg config.Config, getenv func(string) string) []string {
 		out = append(out, getenv(env))
 	}
 	out = append(out, telemetry.HeaderValues(cfg.Telemetry, getenv)...) // a collector's token
+	for _, sk := range cfg.Audit.Sinks {
+		out = append(out, sk.Secret) // an audit sink's signing secret
+	}
 	return out
 }

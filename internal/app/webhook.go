@@ -3,11 +3,8 @@ package app
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/auditsink"
 )
 
 // Webhook signature headers. A receiver recomputes HMAC-SHA256 with the
@@ -99,14 +97,7 @@ func webhookSecret(cfg config.Anomaly) (secret []byte, created bool, err error) 
 }
 
 // signWebhook is the X-Xroute-Signature value of body sent at t.
-func signWebhook(secret []byte, t int64, body []byte) string {
-	ts := strconv.FormatInt(t, 10)
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
-}
+func signWebhook(secret []byte, t int64, body []byte) string { return auditsink.Sign(secret, t, body) }
 
 // post sends body, signed, and reports a transport failure or a non-2xx
 // answer.
