@@ -122,6 +122,7 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 	g.POST("/keys/:id/suspend", s.adminKeyAction)
 	g.POST("/keys/:id/resume", s.adminKeyAction)
 	s.routeAdminOps(g)
+	s.routeCache(g)
 	s.routeCredits(g)
 	s.routeRequestLog(g)
 	for _, ext := range s.adminExt {

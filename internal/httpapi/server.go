@@ -105,6 +105,8 @@ type Config struct {
 	ProviderKeys ProviderKeyAdmin
 	// Metrics turns on Prometheus metrics and GET /metrics (zero: off).
 	Metrics MetricsConfig
+	// Cache is the response cache (zero: off).
+	Cache CacheConfig
 	// StoreHealth gates new /v1 requests and answers /healthz while the
 	// database is down (nil: Health is pinged on /healthz, no gate).
 	StoreHealth StoreHealth
@@ -171,6 +173,9 @@ type Server struct {
 	captureOn *captureSettings
 	auditW    AuditWriter
 	tel       *telemetry.Tracer
+
+	cache        CacheConfig
+	cacheMetrics *cacheMetrics
 }
 
 // New builds the server and its routes.
@@ -205,6 +210,7 @@ func New(cfg Config) (*Server, error) {
 		bodyTimeout:       cfg.BodyReadTimeout,
 		writeTimeout:      cfg.WriteTimeout,
 		tel:               cfg.Tracer,
+		cache:             cfg.Cache,
 	}
 	s.reqlog, s.auditW = cfg.RequestLog, cfg.AuditWriter
 	if cfg.Captures != nil && cfg.RequestLog != nil {
@@ -231,6 +237,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if cfg.Cache.Cache != nil {
+		if s.cacheMetrics, err = newCacheMetrics(cfg.Metrics.Registry, cfg.Cache.Cache.Bytes); err != nil {
+			return nil, err
+		}
+		if cfg.Cache.Metrics != nil {
+			cfg.Cache.Metrics.m = s.cacheMetrics
+		}
+	}
 	m.route(e) // GET /metrics, before auth
 	e.GET("/healthz", s.healthz)
 	v1 := e.Group("/v1", s.storeGate, s.traced(telemetry.SpanAuth, s.authenticate), s.callerOnly)
