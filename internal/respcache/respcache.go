@@ -116,7 +116,18 @@ type Cache struct {
 	gens   map[string]uint64 // purge generations: "", "m:"+model, "s:"+scope
 	flight map[string]*Flight
 
-	redisDown atomic.Bool // the last Redis call failed (log once per outage)
+	redisDown atomic.Bool  // the last Redis call failed (log once per outage)
+	retryAt   atomic.Int64 // unix nanos: Redis is left alone until then
+}
+
+// redisBackoff is how long a replica serves from memory alone after a
+// Redis call failed, so that an outage does not add Redis's timeout to
+// every lookup.
+const redisBackoff = 5 * time.Second
+
+// shared reports whether Redis is to be asked now.
+func (c *Cache) shared() bool {
+	return c.rdb != nil && c.now().UnixNano() >= c.retryAt.Load()
 }
 
 // New builds a cache.
@@ -135,9 +146,9 @@ func New(cfg Config) (*Cache, error) {
 	}
 	c := &Cache{rdb: cfg.Redis, log: cfg.Log, m: cfg.Metrics, now: cfg.Now,
 		gens: map[string]uint64{}, flight: map[string]*Flight{}}
-	// About one counter per 1 KiB entry, ten times over, as ristretto
-	// advises; the cost of an entry is its encoded size.
-	counters := max(cfg.MaxBytes/1024*10, 1000)
+	// Ten counters per entry, as ristretto advises, for entries of about
+	// 4 KiB; the cost of an entry is its encoded size.
+	counters := max(cfg.MaxBytes/4096*10, 1000)
 	local, err := ristretto.NewCache(&ristretto.Config[string, []byte]{
 		NumCounters: counters,
 		MaxCost:     cfg.MaxBytes,
@@ -240,7 +251,7 @@ func (c *Cache) Get(ctx context.Context, k Key) (*Entry, bool) {
 	if b, ok := c.local.Get(lk); ok {
 		return decode(b)
 	}
-	if c.rdb == nil {
+	if !c.shared() {
 		return nil, false
 	}
 	b, err := c.rdb.Get(ctx, k.Shared).Bytes()
@@ -293,7 +304,7 @@ func (c *Cache) Put(ctx context.Context, k Key, e *Entry, ttl time.Duration, max
 	}
 	c.local.SetWithTTL(c.localKey(k), b, int64(len(b)), ttl)
 	c.local.Wait()
-	if c.rdb != nil {
+	if c.shared() {
 		if err := c.rdb.Set(ctx, k.Shared, b, ttl).Err(); err != nil {
 			c.redisFailed("set", err)
 		} else {
@@ -367,6 +378,7 @@ func (c *Cache) Purge(ctx context.Context, t Target) (int, error) {
 
 func (c *Cache) redisFailed(op string, err error) {
 	c.m.RedisError()
+	c.retryAt.Store(c.now().Add(redisBackoff).UnixNano())
 	if !c.redisDown.Swap(true) {
 		c.log.Warn("response cache: Redis unavailable, serving from this replica's memory only", zap.String("op", op), zap.Error(err))
 	}
