@@ -153,6 +153,9 @@ func TestCacheBillingOfAHit(t *testing.T) {
 			if want := int64(float64(mr.CostNano) * tc.fraction); hr.CostNano != want {
 				t.Fatalf("hit cost %d, want %d (%.1f of %d)", hr.CostNano, want, tc.fraction, mr.CostNano)
 			}
+			if !hr.CacheHit || mr.CacheHit {
+				t.Fatalf("cache_hit: the miss %v, the hit %v", mr.CacheHit, hr.CacheHit)
+			}
 			if hr.Status != http.StatusOK || hr.Provider != mr.Provider {
 				t.Fatalf("hit record: status %d provider %q", hr.Status, hr.Provider)
 			}
