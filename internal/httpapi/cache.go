@@ -331,11 +331,10 @@ func (cm *CacheMetrics) Lookup(d time.Duration) {
 	}
 }
 
-// routeCache mounts the purge routes on the admin group.
+// routeCache mounts the purge route on the admin group (always: without
+// a cache it answers 400 cache_off, so the admin API is the same on
+// every configuration).
 func (s *Server) routeCache(g *gin.RouterGroup) {
-	if s.cache.Cache == nil {
-		return
-	}
 	g.POST("/cache/purge", s.adminPurgeCache)
 }
 
@@ -351,6 +350,11 @@ func (s *Server) adminPurgeCache(c *gin.Context) {
 	}
 	if err := c.ShouldBindJSON(&in); err != nil {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", "The body must be a JSON object: model, account_id, or all."))
+		return
+	}
+	if s.cache.Cache == nil {
+		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "cache_off",
+			"No model has the response cache on: there is nothing to purge."))
 		return
 	}
 	if in.All == (in.Model != "" || in.AccountID != "") {
