@@ -57,19 +57,32 @@ type cacheState struct {
 	flight *respcache.Flight
 	col    respcache.Collector
 	resp   *providers.ChatResponse // the non-streamed answer, once committed
+	vecs   [][]float32             // the embeddings, once committed
 	clean  bool                    // the stream ended cleanly and was committed
 }
 
 // cacheLookup is the hook before routing: it reports whether the request
 // was answered from the cache.
 func (s *Server) cacheLookup(c *gin.Context, a *admitted, req *providers.ChatRequest, ans answerer) bool {
+	e := s.cacheBegin(c, a, req.Format.String(), req.Choices)
+	if e == nil {
+		return false
+	}
+	s.serveHit(c, a, req, ans, e)
+	return true
+}
+
+// cacheBegin looks a request of ingress format up: it returns the entry
+// of a hit (the caller answers it), or nil, having set the header and,
+// for a miss that may be stored, the request's cacheState.
+func (s *Server) cacheBegin(c *gin.Context, a *admitted, format string, choices int) *respcache.Entry {
 	info := infoOf(c)
 	if s.cache.Cache == nil {
-		return false
+		return nil
 	}
 	pol, ok := s.cache.Policies[info.model]
 	if !ok || !pol.Enabled {
-		return false
+		return nil
 	}
 	h := c.Writer.Header()
 	body := info.body
@@ -77,36 +90,52 @@ func (s *Server) cacheLookup(c *gin.Context, a *admitted, req *providers.ChatReq
 		body = info.received
 	}
 	noCache, noStore := cacheControl(c.GetHeader("Cache-Control"))
-	if noStore || !cacheable(info, req, pol, body) {
+	if noStore || !cacheable(info, choices, pol, body) {
 		h.Set(cacheHeader, cacheBypass)
 		s.cacheMetrics.result(cacheBypass)
-		return false
+		return nil
 	}
 	scope := info.key.AccountID
 	if pol.Scope == respcache.ScopeGlobal {
 		scope = respcache.ScopeGlobal
 	}
-	k, err := s.cache.Cache.Key(scope, info.model, req.Format.String(), body)
+	k, err := s.cache.Cache.Key(scope, info.model, format, body)
 	if err != nil {
 		h.Set(cacheHeader, cacheBypass)
 		s.cacheMetrics.result(cacheBypass)
-		return false
+		return nil
 	}
 	st := &cacheState{key: k, pol: pol}
 	if !noCache { // no-cache: refresh, the lookup is skipped
 		e, f := s.cache.Cache.Acquire(a.ctx, k)
-		if e != nil {
+		if e != nil && (e.Vectors != nil) == (format == embeddingsFormat) {
 			h.Set(cacheHeader, cacheHit)
 			s.cacheMetrics.result(cacheHit)
-			s.serveHit(c, a, req, ans, e)
-			return true
+			s.noteHit(c, a, e)
+			return e
 		}
 		st.flight = f
 	}
 	h.Set(cacheHeader, cacheMiss)
 	s.cacheMetrics.result(cacheMiss)
 	info.cache = st
-	return false
+	return nil
+}
+
+// embeddingsFormat is the cache's name of the embeddings ingress.
+const embeddingsFormat = "embeddings"
+
+// noteHit records on the request what a hit served: the cached answer's
+// tokens and deployment, billed as a hit.
+func (s *Server) noteHit(c *gin.Context, a *admitted, e *respcache.Entry) {
+	info := infoOf(c)
+	info.cacheHit = true
+	a.hitTokensFree = !s.cache.CountTPM
+	info.provider, info.upstream = e.Provider, e.Upstream
+	info.deployment = hitDeployment(a.m, e)
+	info.prompt, info.complete, info.usageSeen = e.Prompt, e.Output, true
+	age := max(s.now().Sub(e.Stored), 0)
+	c.Writer.Header().Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
 }
 
 // cacheControl reads the request's Cache-Control directives.
@@ -126,8 +155,8 @@ func cacheControl(v string) (noCache, noStore bool) {
 // the cache: one answer (n, best_of), deterministic unless the model opts
 // in (temperature), no per-token data the neutral form does not keep
 // (logprobs), and a key that does not opt out (metadata cache: off).
-func cacheable(info *requestInfo, req *providers.ChatRequest, pol respcache.Policy, body []byte) bool {
-	if info.key.Metadata["cache"] == "off" || req.Choices > 1 {
+func cacheable(info *requestInfo, choices int, pol respcache.Policy, body []byte) bool {
+	if info.key.Metadata["cache"] == "off" || choices > 1 {
 		return false
 	}
 	r := gjson.GetManyBytes(body, "n", "best_of", "temperature", "logprobs", "top_logprobs")
@@ -148,13 +177,6 @@ func cacheable(info *requestInfo, req *providers.ChatRequest, pol respcache.Poli
 // configured fraction of their price.
 func (s *Server) serveHit(c *gin.Context, a *admitted, req *providers.ChatRequest, ans answerer, e *respcache.Entry) {
 	info := infoOf(c)
-	info.cacheHit = true
-	a.hitTokensFree = !s.cache.CountTPM
-	info.provider, info.upstream = e.Provider, e.Upstream
-	info.deployment = hitDeployment(a.m, e)
-	info.prompt, info.complete, info.usageSeen = e.Prompt, e.Output, true
-	age := max(s.now().Sub(e.Stored), 0)
-	c.Writer.Header().Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
 	id, created := providers.NewCompletionID(), s.now().Unix()
 	if req.Stream {
 		out := s.newStreamOut(c)
@@ -222,6 +244,7 @@ func (s *Server) cacheDone(info *requestInfo) {
 	defer st.flight.Done()
 	var cp providers.Completion
 	switch {
+	case st.vecs != nil:
 	case st.resp != nil && !st.resp.Native:
 		if st.resp.Completion != nil {
 			cp = *st.resp.Completion
@@ -244,7 +267,7 @@ func (s *Server) cacheDone(info *requestInfo) {
 		return
 	}
 	cp.ID, cp.Usage = "", providers.Usage{}
-	e := &respcache.Entry{Completion: cp, Prompt: info.prompt, Output: info.complete,
+	e := &respcache.Entry{Completion: cp, Vectors: st.vecs, Prompt: info.prompt, Output: info.complete,
 		Provider: info.provider, Upstream: info.upstream, Stored: s.now()}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

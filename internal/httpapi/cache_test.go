@@ -442,3 +442,27 @@ func TestCacheMetrics(t *testing.T) {
 		t.Errorf("xroute_cache_bytes = %v", v)
 	}
 }
+
+func TestCacheEmbeddings(t *testing.T) {
+	cg := newCacheGateway(t, config.ModelCache{})
+	const body = `{"model":"gpt-4o-mini","input":["cache me","and me"]}`
+	first := cg.post(t, cg.key, "/v1/embeddings", body)
+	second := cg.post(t, cg.key, "/v1/embeddings", body)
+	if cacheResult(first) != "miss" || cacheResult(second) != "hit" {
+		t.Fatalf("embeddings: %q then %q", cacheResult(first), cacheResult(second))
+	}
+	if first.body != second.body {
+		t.Fatalf("the hit's vectors differ:\n%s\n%s", first.body, second.body)
+	}
+	if n := cg.upstream.Load(); n != 1 {
+		t.Fatalf("upstream called %d times, want 1", n)
+	}
+	if r := cg.usageFor(second.Header.Get("x-request-id")); !r.CacheHit || r.PromptTokens == 0 || r.CostNano != 0 {
+		t.Fatalf("the hit's record: %+v", r)
+	}
+	// Base64 is another request (its body differs), answered from its own entry.
+	b64 := `{"model":"gpt-4o-mini","input":["cache me","and me"],"encoding_format":"base64"}`
+	if r := cg.post(t, cg.key, "/v1/embeddings", b64); cacheResult(r) != "miss" || !strings.Contains(r.body, `"embedding":"`) {
+		t.Fatalf("base64: %q %s", cacheResult(r), r.body)
+	}
+}

@@ -68,6 +68,8 @@ const (
 // nothing of the caller but the answer.
 type Entry struct {
 	Completion providers.Completion `json:"completion"`
+	// Vectors are an embeddings answer (nil for a chat answer).
+	Vectors [][]float32 `json:"vectors,omitempty"`
 	// Prompt and Output are the tokens the original request was billed.
 	Prompt int `json:"prompt"`
 	Output int `json:"output"`
