@@ -185,9 +185,13 @@ func (c *Cache) Key(scope, model, format string, body []byte) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
+	// The scope is hashed in whole (not only into the prefix) so that no
+	// two accounts' keys can meet, however short the prefix.
 	h := sha256.New()
-	h.Write([]byte(format))
-	h.Write([]byte{0})
+	for _, p := range [...]string{scope, model, format} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
 	h.Write(canon)
 	sum := hex.EncodeToString(h.Sum(nil))
 	// Scope and model are hashed into the Redis key's prefix so that a
