@@ -466,3 +466,50 @@ func TestCacheEmbeddings(t *testing.T) {
 		t.Fatalf("base64: %q %s", cacheResult(r), r.body)
 	}
 }
+
+// A hit counts against RPM but, unless cache.count_tpm, 0 tokens against
+// TPM: a key whose TPM admits about two answers a minute gets many hits
+// (and with count_tpm it does not), and its RPM still stops it.
+func TestCacheHitLimits(t *testing.T) {
+	limited := func(cg *cacheGateway) string {
+		k, _, err := cg.app.Keys.Create(context.Background(), keys.CreateParams{Name: "limited", TPM: 80, RPM: 6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	status := func(cg *cacheGateway, k string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, cg.srv.URL+"/v1/chat/completions", strings.NewReader(cachedChat))
+		req.Header.Set("Authorization", "Bearer "+k)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("x-xroute-cache")
+	}
+	t.Run("hits count 0 tokens, RPM still counts", func(t *testing.T) {
+		cg := newCacheGateway(t, config.ModelCache{})
+		k := limited(cg)
+		for i := 0; i < 6; i++ {
+			if st, res := status(cg, k); st != http.StatusOK || (i == 0) != (res == "miss") {
+				t.Fatalf("request %d: %d %q", i+1, st, res)
+			}
+		}
+		if st, _ := status(cg, k); st != http.StatusTooManyRequests {
+			t.Fatalf("the 7th request in a minute with RPM 6: %d", st)
+		}
+	})
+	t.Run("count_tpm counts a hit's tokens", func(t *testing.T) {
+		cg := newCacheGateway(t, config.ModelCache{}, func(c *config.Config) { c.Cache.CountTPM = true })
+		k := limited(cg)
+		refused := false
+		for i := 0; i < 6 && !refused; i++ {
+			st, _ := status(cg, k)
+			refused = st == http.StatusTooManyRequests
+		}
+		if !refused {
+			t.Fatal("with count_tpm, six hits of ~27 tokens passed a TPM of 80")
+		}
+	})
+}
