@@ -38,6 +38,7 @@ type Config struct {
 	Audit     Audit      `yaml:"audit"`
 	Catalog   Catalog    `yaml:"catalog"`
 	Telemetry Telemetry  `yaml:"telemetry"`
+	Cache     Cache      `yaml:"cache"`
 	Routing   Routing    `yaml:"routing"`
 	Providers []Provider `yaml:"providers"`
 	Models    []Model    `yaml:"models"`
@@ -335,6 +336,41 @@ type Model struct {
 	Name        string       `yaml:"name"`
 	OwnedBy     string       `yaml:"owned_by"`
 	Deployments []Deployment `yaml:"deployments"`
+	// Cache is the model's response cache policy (nil: not cached).
+	Cache *ModelCache `yaml:"cache"`
+}
+
+// Cache sizes the response cache shared by the models that turn it on
+// (each model's own `cache:`), and says what a hit costs.
+type Cache struct {
+	// MaxBytes bounds the memory the cached answers take on a replica
+	// (0: 256 MiB).
+	MaxBytes int64 `yaml:"max_bytes"`
+	// PriceFraction is the part of the price a hit is billed, 0 to 1
+	// (0, the default: a hit is free).
+	PriceFraction float64 `yaml:"price_fraction"`
+	// CountTPM counts a hit's tokens against the key's TPM limit (off: a
+	// hit counts 0 tokens; its request still counts against RPM).
+	CountTPM bool `yaml:"count_tpm"`
+	// Redis shares the cache between replicas through redis.url when one
+	// is configured (default true; false keeps it per replica).
+	Redis *bool `yaml:"redis"`
+}
+
+// ModelCache is one model's response cache policy. Off unless enabled.
+type ModelCache struct {
+	Enabled bool `yaml:"enabled"`
+	// TTL is how long an answer is kept (0: 1h).
+	TTL time.Duration `yaml:"ttl"`
+	// Scope is "account" (the default: an answer serves only the account
+	// that paid for it) or "global" (every account).
+	Scope string `yaml:"scope"`
+	// Sampled caches requests with temperature > 0 too (their answers are
+	// not deterministic: an operator's choice).
+	Sampled bool `yaml:"sampled"`
+	// MaxEntryBytes bounds one cached answer (0: 1 MiB); larger ones are
+	// not kept.
+	MaxEntryBytes int `yaml:"max_entry_bytes"`
 }
 
 // Deployment is a provider plus the model id that provider knows.
@@ -507,6 +543,29 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.Addr == "" {
 		bad("server.addr", "must not be empty")
+	}
+	if c.Cache.MaxBytes < 0 {
+		bad("cache.max_bytes", "must not be negative")
+	}
+	if c.Cache.PriceFraction < 0 || c.Cache.PriceFraction > 1 {
+		bad("cache.price_fraction", "must be between 0 and 1, got %v", c.Cache.PriceFraction)
+	}
+	for i, m := range c.Models {
+		if m.Cache == nil {
+			continue
+		}
+		f := fmt.Sprintf("models[%d].cache", i)
+		switch m.Cache.Scope {
+		case "", "account", "global":
+		default:
+			bad(f+".scope", "must be account or global, got %q", m.Cache.Scope)
+		}
+		if m.Cache.TTL < 0 {
+			bad(f+".ttl", "must not be negative")
+		}
+		if m.Cache.MaxEntryBytes < 0 {
+			bad(f+".max_entry_bytes", "must not be negative")
+		}
 	}
 	if c.Server.MaxBodyBytes <= 0 {
 		bad("server.max_body_bytes", "must be positive, got %d", c.Server.MaxBodyBytes)

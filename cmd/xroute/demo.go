@@ -94,7 +94,7 @@ func startDemoMocks(cfg *config.Config) ([]*http.Server, error) {
 		cfg.Models = append(cfg.Models, config.Model{Name: m.name, OwnedBy: "xroute-demo", Deployments: []config.Deployment{
 			{Provider: demoPrimary, Model: m.name, InputPrice: m.in, OutputPrice: m.out},
 			{Provider: demoBackup, Model: m.name, InputPrice: m.in, OutputPrice: m.out},
-		}})
+		}, Cache: &config.ModelCache{Enabled: true}}) // the second identical request is a hit
 	}
 	if err := cfg.Validate(); err != nil {
 		return servers, err

@@ -21,6 +21,7 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/httpapi"
+	"github.com/xroute/xroute/internal/respcache"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/providers"
@@ -40,6 +41,7 @@ type App struct {
 	Secrets  *Secrets
 	Recorder *billing.Recorder
 	Captures *billing.Captures // request captures of accounts with capture on
+	Cache    *respcache.Cache  // the response cache (nil: no model caches)
 	Ledger   *billing.Ledger
 	Budgets  *billing.Budgets
 	log      *zap.Logger
@@ -268,6 +270,14 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	if xch != nil {
 		exchanger = xch
 	}
+	rc, err := newResponseCache(cfg, rdb, log.Named("cache"))
+	if err != nil {
+		return nil, err
+	}
+	if rc.Cache != nil {
+		a.Cache = rc.Cache
+		a.closers = append(a.closers, rc.Cache.Close)
+	}
 	gin.SetMode(gin.ReleaseMode)
 	h, err := httpapi.New(httpapi.Config{
 		Keys:            ks,
@@ -308,6 +318,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 
 		Children: ks, // POST /v1/keys/ephemeral
 		CORS:     db, // per-account browser origins
+		Cache:    rc,
 	})
 	if err != nil {
 		return nil, err

@@ -126,6 +126,7 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 	g.POST("/keys/:id/resume", s.adminKeyAction)
 	g.POST("/keys/:id/role", s.adminSetRole) // owner only: not in the role table
 	s.routeAdminOps(g)
+	s.routeCache(g)
 	s.routeCredits(g)
 	s.routeRequestLog(g)
 	s.routeCORSAdmin(g)

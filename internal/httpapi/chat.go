@@ -170,6 +170,7 @@ func (s *Server) usageRecord(info *requestInfo) store.UsageRecord {
 		Deployment:       deploymentName(info),
 		Endpoint:         info.endpoint,
 		TraceID:          info.traceID,
+		CacheHit:         info.cacheHit,
 	}
 }
 

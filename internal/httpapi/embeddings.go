@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/xroute/xroute/internal/respcache"
 	"github.com/xroute/xroute/providers"
 )
 
@@ -106,6 +107,11 @@ func (s *Server) embeddings(c *gin.Context) {
 		return
 	}
 	defer a.done(info)
+	if e := s.cacheBegin(c, a, embeddingsFormat, 0); e != nil {
+		s.serveEmbeddingsHit(c, req, e)
+		return
+	}
+	defer s.cacheDone(info)
 	vecs, usage, res, err := s.router.Embed(a.ctx, a.m, inputs, req.Dimensions)
 	noteRoute(info, res)
 	if err != nil {
@@ -119,6 +125,9 @@ func (s *Server) embeddings(c *gin.Context) {
 	if !s.commitUsage(c, info) {
 		writeError(c, errSpoolFull())
 		return
+	}
+	if info.cache != nil {
+		info.cache.vecs = vecs // committed: cacheDone may keep them
 	}
 	s.setWriteDeadline(c)
 	// The count billed: the upstream's when it holds, else the estimate.
@@ -173,4 +182,17 @@ func firstOr(vecs [][]float32) []float32 {
 		return nil
 	}
 	return vecs[0]
+}
+
+// serveEmbeddingsHit answers an embeddings request from the response
+// cache, recorded and billed as a hit.
+func (s *Server) serveEmbeddingsHit(c *gin.Context, req embeddingRequest, e *respcache.Entry) {
+	info := infoOf(c)
+	setRouteHeaders(c.Writer.Header(), info)
+	if !s.commitUsage(c, info) {
+		writeError(c, errSpoolFull())
+		return
+	}
+	s.setWriteDeadline(c)
+	c.Data(http.StatusOK, "application/json", renderEmbeddings(req.Model, e.Vectors, max(info.prompt, 0), req.EncodingFormat == "base64"))
 }

@@ -82,6 +82,11 @@ type requestInfo struct {
 	endpoint string
 	received []byte
 	capture  *requestCapture
+
+	// The response cache (cache.go): the state of a miss whose answer
+	// may be stored (nil: none), and whether this request was a hit.
+	cache    *cacheState
+	cacheHit bool
 }
 
 func infoOf(c *gin.Context) *requestInfo {

@@ -474,6 +474,7 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 		t.Fatalf("audit export: %s (next since %q)", ex.raw, ex.header.Get("X-Xroute-Next-Since"))
 	}
 	s.do("GET", "/audit/export?since=x", "", 400, true)
+	s.do("POST", "/cache/purge", `{"all":true}`, 400) // no model caches here: cache_off
 
 	// Who may call: no key, a caller key, a revoked admin key.
 	s.doKey("", "GET", "/keys", "", 401, false)

@@ -54,6 +54,8 @@ type admitted struct {
 	adm    *admission
 	ctx    context.Context
 	cancel context.CancelFunc
+	// hitTokensFree: a response cache hit that counts 0 against TPM.
+	hitTokensFree bool
 }
 
 // admitModelCall runs admission for a request to info.model whose pivot
@@ -181,6 +183,9 @@ func (a *admitted) done(info *requestInfo) {
 		used = info.prompt + info.complete
 	case info.ttft == 0 && info.status >= 400:
 		used = 0 // failed before any output: nothing was spent
+	}
+	if a.hitTokensFree {
+		used = 0
 	}
 	a.adm.settle(used)
 	a.cancel()
@@ -355,6 +360,10 @@ type keeper interface {
 // committed before it leaves.
 func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, ans answerer) {
 	info := infoOf(c)
+	if s.cacheLookup(c, a, req, ans) {
+		return // answered from the response cache
+	}
+	defer s.cacheDone(info)
 	if req.Stream {
 		s.serveStream(c, a, req, ans)
 		return
@@ -378,6 +387,9 @@ func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, 
 	if !s.commitUsage(c, info) { // durable before the answer leaves
 		writeError(c, errSpoolFull())
 		return
+	}
+	if info.cache != nil {
+		info.cache.resp = resp // committed: cacheDone may keep it
 	}
 	if k, ok := ans.(keeper); ok {
 		k.keep(c, info, body, resp)
@@ -444,6 +456,9 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 			if b := enc.finish(c.Request.Context(), info); len(b) > 0 {
 				out.write(b) // committed and charged: the answer is complete
 			}
+			if info.cache != nil {
+				info.cache.clean = true // cacheDone may keep it
+			}
 			return
 		}
 		if err != nil {
@@ -458,6 +473,9 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 			}
 		}
 		noteFinish(info, chunk)
+		if info.cache != nil {
+			info.cache.col.Chunk(chunk)
+		}
 		if (info.hold != nil && (!info.usageSeen || info.partialUsage || info.complete == 0)) || info.traceContent {
 			// Kept only for priced requests, to count what was delivered if
 			// the provider never reports usage (or only its input side):

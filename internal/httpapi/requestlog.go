@@ -83,6 +83,7 @@ type requestObject struct {
 	CostUSD      string   `json:"cost_usd"` // exact, from nano-USD
 	Estimated    bool     `json:"estimated"`
 	TraceID      string   `json:"trace_id"`
+	CacheHit     bool     `json:"cache_hit"` // answered from the response cache
 	Captured     bool     `json:"captured"`
 	Capture      *capture `json:"capture,omitempty"`
 }
@@ -103,7 +104,7 @@ func newRequestObject(r store.RequestLogRow) requestObject {
 		Stream: r.Stream, Attempts: r.Attempts, Status: r.Status, ErrorCode: r.ErrorCode,
 		LatencyMS: float64(r.Latency.Microseconds()) / 1000, TTFTMS: float64(r.TTFT.Microseconds()) / 1000,
 		InputTokens: r.PromptTokens, OutputTokens: r.CompletionTokens, CostUSD: billing.Nano(r.CostNano).String(),
-		Estimated: r.Estimated, TraceID: r.TraceID, Captured: r.Captured,
+		Estimated: r.Estimated, TraceID: r.TraceID, CacheHit: r.CacheHit, Captured: r.Captured,
 	}
 }
 

@@ -63,6 +63,7 @@ var (
 		"DELETE /admin/v1/provider-keys/:id":       operators,
 		"PUT /admin/v1/accounts/:id/capture":       operators,
 		"PUT /admin/v1/accounts/:id/cors":          operators,
+		"POST /admin/v1/cache/purge":               operators,
 		"POST /admin/v1/accounts/:id/credits":      billers,
 		"POST /admin/v1/accounts/:id/multiplier":   billers,
 		"POST /admin/v1/budgets":                   billers,

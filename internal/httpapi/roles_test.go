@@ -32,7 +32,7 @@ var roleTable = func() map[string][]string {
 	for _, r := range []string{"POST /accounts", "POST /keys", "POST /keys/:id/rotate", "POST /keys/:id/revoke",
 		"POST /keys/:id/suspend", "POST /keys/:id/resume", "POST /provider-keys", "POST /provider-keys/:id/disable",
 		"POST /provider-keys/:id/enable", "DELETE /provider-keys/:id", "PUT /accounts/:id/capture",
-		"PUT /accounts/:id/cors", "GET /audit/export"} {
+		"PUT /accounts/:id/cors", "GET /audit/export", "POST /cache/purge"} {
 		method, p, _ := strings.Cut(r, " ")
 		m[method+" "+adminPrefix+p] = op
 	}

@@ -105,6 +105,8 @@ type Config struct {
 	ProviderKeys ProviderKeyAdmin
 	// Metrics turns on Prometheus metrics and GET /metrics (zero: off).
 	Metrics MetricsConfig
+	// Cache is the response cache (zero: off).
+	Cache CacheConfig
 	// StoreHealth gates new /v1 requests and answers /healthz while the
 	// database is down (nil: Health is pinged on /healthz, no gate).
 	StoreHealth StoreHealth
@@ -181,6 +183,9 @@ type Server struct {
 
 	children ChildKeys
 	corsOn   *corsOrigins
+
+	cache        CacheConfig
+	cacheMetrics *cacheMetrics
 }
 
 // New builds the server and its routes.
@@ -216,6 +221,7 @@ func New(cfg Config) (*Server, error) {
 		writeTimeout:      cfg.WriteTimeout,
 		tel:               cfg.Tracer,
 		exchange:          cfg.Exchange,
+		cache:             cfg.Cache,
 	}
 	s.reqlog, s.auditW = cfg.RequestLog, cfg.AuditWriter
 	s.children = cfg.Children
@@ -247,6 +253,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if cfg.Cache.Cache != nil {
+		if s.cacheMetrics, err = newCacheMetrics(cfg.Metrics.Registry, cfg.Cache.Cache.Bytes); err != nil {
+			return nil, err
+		}
+		if cfg.Cache.Metrics != nil {
+			cfg.Cache.Metrics.m = s.cacheMetrics
+		}
+	}
 	m.route(e) // GET /metrics, before auth
 	e.GET("/healthz", s.healthz)
 	s.routeToken(e) // before the /v1 group: the subject token is the credential
