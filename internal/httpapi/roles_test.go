@@ -237,8 +237,8 @@ func TestUndeclaredAdminRouteIsOwnerOnly(t *testing.T) {
 	g := newGateway(t, gwOptions{})
 	srv, err := httpapi.New(httpapi.Config{Keys: g.app.Keys, Admin: g.app.Keys, Log: zap.NewNop(),
 		AdminRoutes: []func(*gin.RouterGroup){func(r *gin.RouterGroup) {
-			r.POST("/cache/purge", func(c *gin.Context) { c.JSON(200, gin.H{"purged": true}) })
-			r.GET("/cache/stats", func(c *gin.Context) { c.JSON(200, gin.H{}) })
+			r.POST("/future/purge", func(c *gin.Context) { c.JSON(200, gin.H{"purged": true}) })
+			r.GET("/future/stats", func(c *gin.Context) { c.JSON(200, gin.H{}) })
 		}}})
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +247,7 @@ func TestUndeclaredAdminRouteIsOwnerOnly(t *testing.T) {
 	t.Cleanup(ts.Close)
 	for _, role := range keys.Roles {
 		key, _ := g.roleKey(t, role)
-		for _, path := range []string{"POST /cache/purge", "GET /cache/stats"} {
+		for _, path := range []string{"POST /future/purge", "GET /future/stats"} {
 			method, p, _ := strings.Cut(path, " ")
 			st, out, _ := call(t, method, ts.URL+adminPrefix+p, key, "")
 			want := map[bool]int{true: 200, false: 403}[role == keys.RoleOwner]
