@@ -106,6 +106,7 @@ type Store interface {
 	CreateRefreshToken(ctx context.Context, t store.RefreshToken) error
 	SpendRefreshToken(ctx context.Context, hash string, now time.Time) (store.RefreshToken, bool, error)
 	RevokeRefreshFamily(ctx context.Context, family string, now time.Time) ([]string, error)
+	RecordExchangedKey(ctx context.Context, id string, expires time.Time) error
 }
 
 // Auditor records audit rows (keys.Auditor).
@@ -271,7 +272,7 @@ func (s *Service) exchange(ctx context.Context, r Request) (Token, *identity, *c
 			return Token{}, id, rule, refuse(CodeInvalidRequest, "replayed_jti", "this subject token (its jti) was already exchanged")
 		}
 	}
-	plain, k, err := s.minter.Create(ctx, keys.CreateParams{
+	plain, k, err := s.mint(ctx, keys.CreateParams{
 		AccountID:        rule.Account,
 		Name:             clip("exchange:" + rule.Name + ":" + id.std.Subject),
 		AllowedModels:    models,
@@ -436,4 +437,20 @@ func clip(s string) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// mint creates a key and marks it as the exchange's, so that its row is
+// swept once it has long expired (store.SweepExchangedKeys). A key that
+// cannot be marked is revoked and not handed out: it would outlive its
+// use as a row nobody removes.
+func (s *Service) mint(ctx context.Context, p keys.CreateParams) (string, keys.Key, error) {
+	plain, k, err := s.minter.Create(ctx, p)
+	if err != nil {
+		return "", keys.Key{}, err
+	}
+	if err := s.st.RecordExchangedKey(ctx, k.ID, *p.ExpiresAt); err != nil {
+		s.minter.Revoke(ctx, k.ID, "exchange")
+		return "", keys.Key{}, err
+	}
+	return plain, k, nil
 }

@@ -311,3 +311,42 @@ func TestJTIsAreSwept(t *testing.T) {
 		t.Fatalf("swept %d expired jtis, want 1: %v", n, err)
 	}
 }
+
+// TestExchangedKeysAreSwept: every key the exchange mints, by exchange or
+// by refresh, is marked as its own and swept once long expired; a key a
+// live refresh token names stays until its family ends.
+func TestExchangedKeysAreSwept(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	ci, err := f.svc.Exchange(ctx, req(f.is.Sign(f.is.GitHubActions("octo-org/octo-repo", "refs/heads/main"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k8s, err := f.svc.Exchange(ctx, req(f.is.Sign(f.is.Kubernetes("ml-prod", "inference"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := f.svc.Exchange(ctx, exchange.Request{GrantType: exchange.GrantRefreshToken, RefreshToken: k8s.RefreshToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Past every key's expiry (an hour at most), within the family (3h).
+	n, err := f.db.SweepExchangedKeys(ctx, time.Now().Add(2*time.Hour), 10)
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d, %v; want the one key no refresh token names", n, err)
+	}
+	if _, err := f.keys.Get(ctx, ci.KeyID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ci key: %v, want ErrNotFound", err)
+	}
+	for _, id := range []string{k8s.KeyID, next.KeyID} {
+		if _, err := f.keys.Get(ctx, id); err != nil {
+			t.Fatalf("key %s of a live family: %v", id, err)
+		}
+	}
+	if _, err := f.db.SweepRefreshTokens(ctx, time.Now().Add(4*time.Hour), 10); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.db.SweepExchangedKeys(ctx, time.Now().Add(4*time.Hour), 10); err != nil || n != 2 {
+		t.Fatalf("swept %d, %v; want the family's two keys", n, err)
+	}
+}

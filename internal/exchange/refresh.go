@@ -132,7 +132,7 @@ func (s *Service) doRefresh(ctx context.Context, r Request, ev *keys.Event) (Tok
 	}
 	exp = exp.UTC().Truncate(time.Second)
 	cidrs := prev.CIDRStrings()
-	plain, k, err := s.minter.Create(ctx, keys.CreateParams{AccountID: prev.AccountID, Name: prev.Name, AllowedModels: prev.AllowedModels,
+	plain, k, err := s.mint(ctx, keys.CreateParams{AccountID: prev.AccountID, Name: prev.Name, AllowedModels: prev.AllowedModels,
 		AllowedEndpoints: prev.AllowedEndpoints, AllowedCIDRs: cidrs, RPM: prev.RPM, TPM: prev.TPM, MaxConcurrent: prev.MaxConcurrent,
 		Metadata: prev.Metadata, ExpiresAt: &exp, Actor: "exchange"})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -158,6 +159,81 @@ func (s *DB) SweepRefreshTokens(ctx context.Context, now time.Time, batch int) (
 		}
 		total += int(n)
 		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}
+
+// RecordExchangedKey notes that the token exchange minted key id, which
+// expires at expires: the mark SweepExchangedKeys goes by.
+func (s *DB) RecordExchangedKey(ctx context.Context, id string, expires time.Time) error {
+	if _, err := s.exec(ctx, `INSERT INTO exchanged_keys (key_id, expires_at) VALUES (?, ?)`, id, expires.UnixMilli()); err != nil {
+		return fmt.Errorf("record exchanged key %s: %w", id, err)
+	}
+	return nil
+}
+
+// SweepExchangedKeys deletes the api_keys rows of keys the exchange
+// minted that expired before cutoff (the caller passes now minus a grace
+// period, so recent ones still have a name in the request log and the
+// admin API), batch keys per transaction. A key is kept while a refresh
+// token names it (the refresh grant reads it; the token goes when its
+// family ends) and while its own expires_at is not before cutoff (an
+// admin may have moved it). Usage records and audit rows that name the
+// key stay: they hold its id, and the request log shows the id once the
+// name is gone. It returns how many keys were deleted.
+func (s *DB) SweepExchangedKeys(ctx context.Context, cutoff time.Time, batch int) (int, error) {
+	if batch < 1 {
+		return 0, fmt.Errorf("sweep exchanged keys: batch %d, want at least 1", batch)
+	}
+	// The LEFT JOIN also clears marks whose key row is already gone.
+	q := `SELECT e.key_id FROM exchanged_keys e LEFT JOIN api_keys k ON k.id = e.key_id
+ WHERE e.expires_at < ? AND (k.id IS NULL OR (k.expires_at IS NOT NULL AND k.expires_at < ?))
+   AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.key_id = e.key_id)
+ ORDER BY e.expires_at LIMIT ?`
+	if s.isPostgres() {
+		// Two replicas sweeping at once take disjoint batches.
+		q += ` FOR UPDATE OF e SKIP LOCKED`
+	}
+	total := 0
+	for {
+		var n int
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			rows, err := s.txQuery(ctx, tx, q, cutoff.UnixMilli(), cutoff.UnixMilli(), batch)
+			if err != nil {
+				return err
+			}
+			var ids []any
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				ids = append(ids, id)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				return nil
+			}
+			in := "(?" + strings.Repeat(", ?", len(ids)-1) + ")"
+			if _, err := s.txExec(ctx, tx, `DELETE FROM api_keys WHERE id IN `+in, ids...); err != nil {
+				return err
+			}
+			if _, err := s.txExec(ctx, tx, `DELETE FROM exchanged_keys WHERE key_id IN `+in, ids...); err != nil {
+				return err
+			}
+			n = len(ids)
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("sweep exchanged keys: %w", err)
+		}
+		total += n
+		if n < batch {
 			return total, nil
 		}
 	}
