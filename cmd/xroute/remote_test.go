@@ -4,38 +4,16 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"go.uber.org/zap"
-
-	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/app"
-	"github.com/xroute/xroute/keys"
 )
 
 // TestCLIThroughTheAdminAPI: with XROUTE_URL and XROUTE_ADMIN_KEY set, the
 // CLI manages a running server through its admin API, and a revocation
 // refuses the very next request.
 func TestCLIThroughTheAdminAPI(t *testing.T) {
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.Database.Path = filepath.Join(dir, "x.db")
-	cfg.Auth.PepperFile = filepath.Join(dir, "pepper")
-	cfg.Vault.MasterKeyFile = filepath.Join(dir, "master")
-	a, err := app.Build(context.Background(), cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler)
-	defer func() { srv.Close(); a.Close() }()
-	admin, _, err := a.Keys.Create(context.Background(), keys.CreateParams{Name: "ops", Kind: keys.KindAdmin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("XROUTE_URL", srv.URL)
+	url, admin := adminServer(t)
+	t.Setenv("XROUTE_URL", url)
 	t.Setenv("XROUTE_ADMIN_KEY", admin)
 
 	cli := func(args ...string) (string, error) {
@@ -57,7 +35,7 @@ func TestCLIThroughTheAdminAPI(t *testing.T) {
 		t.Fatalf("keys list (hint only):\n%s %v", list, err)
 	}
 	models := func() int {
-		req, _ := http.NewRequest("GET", srv.URL+"/v1/models", nil)
+		req, _ := http.NewRequest("GET", url+"/v1/models", nil)
 		req.Header.Set("Authorization", "Bearer "+key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

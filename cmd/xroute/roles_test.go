@@ -4,16 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"go.uber.org/zap"
-
-	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/app"
-	"github.com/xroute/xroute/keys"
 )
 
 // TestCLIAdminRoles: `keys create --admin --role` makes a key of that
@@ -21,22 +13,8 @@ import (
 // do (the CLI prints its role_forbidden), and a bad --role is a usage
 // error before any request.
 func TestCLIAdminRoles(t *testing.T) {
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.Database.Path = filepath.Join(dir, "x.db")
-	cfg.Auth.PepperFile = filepath.Join(dir, "pepper")
-	cfg.Vault.MasterKeyFile = filepath.Join(dir, "master")
-	a, err := app.Build(context.Background(), cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler)
-	defer func() { srv.Close(); a.Close() }()
-	owner, _, err := a.Keys.Create(context.Background(), keys.CreateParams{Name: "ops", Kind: keys.KindAdmin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("XROUTE_URL", srv.URL)
+	url, owner := adminServer(t)
+	t.Setenv("XROUTE_URL", url)
 	t.Setenv("XROUTE_ADMIN_KEY", owner)
 	cli := func(args ...string) (string, error) {
 		var out strings.Builder
