@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -74,27 +73,11 @@ func (cg *cacheGateway) otherAccount(t *testing.T) string {
 // clients do.
 func (cg *cacheGateway) post(t *testing.T, key, path, body string, hdr ...string) rawResponse {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, cg.srv.URL+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if strings.HasPrefix(path, "/v1/messages") {
-		req.Header.Set("x-api-key", key)
-		req.Header.Set("anthropic-version", "2023-06-01")
-	} else {
-		req.Header.Set("Authorization", "Bearer "+key)
+	r := sendModel(t, cg.srv.URL, key, path, body, hdr...)
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %d %s", path, r.StatusCode, r.body)
 	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
-	}
-	return rawResponse{resp, string(b)}
+	return r
 }
 
 func cacheResult(r rawResponse) string { return r.Header.Get("x-xroute-cache") }

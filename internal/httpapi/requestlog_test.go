@@ -15,12 +15,12 @@ import (
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
-// logPost sends a model request with key (Anthropic's headers on the
-// Messages routes) and extra headers, and returns the status, the
-// request id and the raw answer.
-func logPost(t *testing.T, g *gateway, key, path, body string, hdr ...string) (int, string, string) {
+// sendModel sends a model request to base+path with key (Anthropic's
+// headers on the Messages routes, as its clients send them) and extra
+// header pairs, and returns the answer with its body read.
+func sendModel(t *testing.T, base, key, path, body string, hdr ...string) rawResponse {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, g.srv.URL+path, strings.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if strings.HasPrefix(path, "/v1/messages") {
 		req.Header.Set("x-api-key", key)
@@ -40,7 +40,15 @@ func logPost(t *testing.T, g *gateway, key, path, body string, hdr ...string) (i
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, resp.Header.Get("x-request-id"), string(raw)
+	return rawResponse{resp, string(raw)}
+}
+
+// logPost sends a model request and returns the status, the request id
+// and the raw answer.
+func logPost(t *testing.T, g *gateway, key, path, body string, hdr ...string) (int, string, string) {
+	t.Helper()
+	r := sendModel(t, g.srv.URL, key, path, body, hdr...)
+	return r.StatusCode, r.Header.Get("x-request-id"), r.body
 }
 
 // adminGet calls the admin API and decodes the answer; it checks the
