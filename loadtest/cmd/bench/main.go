@@ -62,6 +62,10 @@ type config struct {
 	drain           time.Duration
 	rate            float64
 	streams         int
+	manyStreams     int
+	rounds          int
+	portkeyVersion  string
+	portkeyDir      string
 	maxInFlight     int
 	maxTokens       int
 	streamMaxTokens int
@@ -92,24 +96,13 @@ const (
 	// targetXrouteTranslated is xroute whose mock provider has no
 	// native_formats: a Responses request goes through the chat pivot.
 	targetXrouteTranslated = "xroute-translated"
-	phaseNonStream         = "nonstream"
-	phaseStream            = "stream"
-	phaseResponsesStream   = "responses-stream"
-	phaseMessagesStream    = "messages-stream"
+	// targetPortkey is Portkey's open-source gateway (npm
+	// @portkey-ai/gateway) run by node: a peer, when node is there.
+	targetPortkey = "portkey"
 )
 
-// knownPhases are the phases in their default order.
-func knownPhases() []string {
-	return []string{phaseNonStream, phaseStream, phaseResponsesStream, phaseMessagesStream}
-}
-
-// streaming reports whether a phase is a closed loop of streams.
-func streaming(phase string) bool { return phase != phaseNonStream }
-
-// runsIn reports whether target takes part in phase: xroute-translated
-// differs from xroute only on the Responses and the Messages API.
-func runsIn(target, phase string) bool {
-	return target != targetXrouteTranslated || phase == phaseResponsesStream || phase == phaseMessagesStream
+func knownTargets() []string {
+	return []string{targetDirect, targetProxy, targetXroute, targetXrouteInfo, targetXrouteTranslated, targetPortkey}
 }
 
 func main() {
@@ -130,12 +123,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.drain, "drain", 10*time.Second, "time in-flight requests may take after a run's end before they are canceled")
 	fs.Float64Var(&cfg.rate, "rate", 1000, "open-loop arrival rate of the non-streaming phase, requests/s")
 	fs.IntVar(&cfg.streams, "streams", 500, "concurrent streams held open in the streaming phases")
+	fs.IntVar(&cfg.manyStreams, "many-streams", 5000, "concurrent streams held open in the many-streams phase (memory at scale)")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds of every phase, the targets interleaved (A B C A B C …); the report gives medians and ranges")
+	fs.StringVar(&cfg.portkeyVersion, "portkey-version", "1.15.2", "portkey target: the version of npm @portkey-ai/gateway")
+	fs.StringVar(&cfg.portkeyDir, "portkey-dir", "", "portkey target: where it is installed (default: the user cache dir's xroute-bench/portkey-VERSION)")
+	quick := fs.Bool("quick", false, "a short run for tests and smoke checks: durations, rates, streams and tokens cut down (flags given explicitly still win)")
 	fs.IntVar(&cfg.maxInFlight, "max-inflight", 5000, "open loop: requests due beyond this many in flight are dropped (errors)")
 	fs.IntVar(&cfg.maxTokens, "max-tokens", 16, "max_tokens of the non-streaming request")
 	fs.IntVar(&cfg.streamMaxTokens, "stream-max-tokens", 64, "max_tokens (Responses: max_output_tokens) of the streaming requests")
 	fs.StringVar(&cfg.model, "model", "gpt-4o-mini", "model name in the requests and the xroute config")
 	fs.StringVar(&cfg.messagesModel, "messages-model", "claude-sonnet-4-5", "messages-stream: model name in the requests and the xroute config (must differ from -model)")
-	fs.StringVar(&targets, "targets", "direct,proxy,xroute,xroute-translated", "targets, in order: direct, proxy, xroute, xroute-info, xroute-translated (responses-stream and messages-stream only)")
+	fs.StringVar(&targets, "targets", "direct,proxy,xroute,xroute-translated,portkey", "targets, in order: direct, proxy, xroute, xroute-info, xroute-translated (Responses and Messages phases only), portkey (skipped when node or the package is not there)")
 	fs.StringVar(&phases, "phases", strings.Join(knownPhases(), ","), "phases, in order: "+strings.Join(knownPhases(), ", "))
 	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&cfg.mdOut, "md", "", "write the Markdown report to this file too")
@@ -168,6 +166,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serveProxy(ctx, *listen, *upstream, stdout, stderr)
 	}
 
+	if *quick {
+		quickMode(fs, &cfg)
+	}
 	cfg.targets = splitList(targets)
 	cfg.phases = splitList(phases)
 	if err := cfg.validate(); err != nil {
@@ -196,7 +197,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 func (c *config) validate() error {
-	known := []string{targetDirect, targetProxy, targetXroute, targetXrouteInfo, targetXrouteTranslated}
+	known := knownTargets()
 	for _, t := range c.targets {
 		if !slices.Contains(known, t) {
 			return fmt.Errorf("-targets: unknown target %q (known: %s)", t, strings.Join(known, ", "))
@@ -212,12 +213,39 @@ func (c *config) validate() error {
 		return errors.New("-targets and -phases must not be empty")
 	case c.duration <= 0 || c.warmup < 0:
 		return errors.New("-duration must be > 0 and -warmup >= 0")
-	case c.rate <= 0 || c.streams <= 0:
-		return errors.New("-rate and -streams must be > 0")
-	case slices.Contains(c.phases, phaseMessagesStream) && (c.messagesModel == "" || c.messagesModel == c.model):
+	case c.rate <= 0 || c.streams <= 0 || c.manyStreams <= 0:
+		return errors.New("-rate, -streams and -many-streams must be > 0")
+	case c.rounds <= 0:
+		return errors.New("-rounds must be > 0")
+	case slices.ContainsFunc(c.phases, func(p string) bool { return specOf(p).api == apiMsgs }) && (c.messagesModel == "" || c.messagesModel == c.model):
 		return errors.New("-messages-model must be set and differ from -model: xroute routes it to the Anthropic mock")
 	}
 	return nil
+}
+
+// quickMode cuts the knobs down for a run of seconds (-quick), leaving
+// alone every flag given on the command line.
+func quickMode(fs *flag.FlagSet, cfg *config) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, apply := range map[string]func(){
+		"duration":          func() { cfg.duration = 500 * time.Millisecond },
+		"warmup":            func() { cfg.warmup = 0 },
+		"rate":              func() { cfg.rate = 40 },
+		"streams":           func() { cfg.streams = 8 },
+		"many-streams":      func() { cfg.manyStreams = 32 },
+		"rounds":            func() { cfg.rounds = 1 },
+		"max-inflight":      func() { cfg.maxInFlight = 200 },
+		"stream-max-tokens": func() { cfg.streamMaxTokens = 16 },
+		"mock-latency":      func() { cfg.mockLatency = 2 * time.Millisecond },
+		"mock-tps":          func() { cfg.mockTPS = 2000 },
+		"drain":             func() { cfg.drain = 5 * time.Second },
+		"timeout":           func() { cfg.timeout = 3 * time.Minute },
+	} {
+		if !set[name] {
+			apply()
+		}
+	}
 }
 
 func splitList(s string) []string {
