@@ -365,9 +365,9 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		}
 		first := runs[0].Result
 		if first.Mode == "open" {
-			p("## %s — open loop at %.0f req/s for %.0f s\n\n", phase, first.TargetRate, first.Duration)
+			p("## %s — open loop at %.0f req/s for %g s\n\n", phase, first.TargetRate, first.Duration)
 		} else {
-			p("## %s — closed loop, %d concurrent for %.0f s\n\n", phase, first.Workers, first.Duration)
+			p("## %s — closed loop, %d concurrent for %g s\n\n", phase, first.Workers, first.Duration)
 		}
 		if n := r.PhaseNotes[phase]; n != "" {
 			p("%s\n\n", n)

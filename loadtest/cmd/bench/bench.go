@@ -406,10 +406,6 @@ func (b *bench) phaseNote(phase string) string {
 			"credit before each request, settles it and writes the ledger after; the other targets send the same request "+
 			"(the mock ignores the name).", pricedModel(b.cfg.model), pricedModel(b.cfg.messagesModel), benchInputPrice, benchOutputPrice))
 	}
-	if b.wants(targetPortkey) {
-		notes = append(notes, "portkey: Portkey's gateway, routed by `x-portkey-provider` (openai; anthropic for Messages) "+
-			"and `x-portkey-custom-host` (the mock).")
-	}
 	return strings.Join(notes, " ")
 }
 

@@ -162,8 +162,12 @@ func (l *lab) startPortkey(ctx context.Context) (*child, string, string, error) 
 		return nil, "", "", err
 	}
 	node, _ := runOutput(ctx, "", "node", "--version")
+	if home, err := os.UserHomeDir(); err == nil && strings.HasPrefix(dir, home+string(filepath.Separator)) {
+		dir = "~" + strings.TrimPrefix(dir, home)
+	}
 	note := fmt.Sprintf("portkey: @portkey-ai/gateway %s on node %s, with @hono/node-server pinned to %s and Portkey's "+
-		"one-line patch (`await responseViaResponseObject`), installed in %s", l.cfg.portkeyVersion, strings.TrimSpace(node),
+		"one-line patch (`await responseViaResponseObject`), installed in %s; routed by `x-portkey-provider` (openai; "+
+		"anthropic for Messages) and `x-portkey-custom-host` (the mock)", l.cfg.portkeyVersion, strings.TrimSpace(node),
 		honoNodeServerVersion, dir)
 	return c, "http://" + addr + "/v1", note, nil
 }

@@ -30,7 +30,7 @@ type server struct {
 	target   loadtest.Target
 	gateway  *child // nil for the direct target
 	upstream *child // the mock
-	// messages is the server of the messages-stream phase when it is not
+	// messages is the server of the Messages phases when it is not
 	// this one: direct and proxy then reach the Anthropic mock (proxy
 	// through a proxy of its own), xroute the same gateway in front of it.
 	messages *server
@@ -38,7 +38,7 @@ type server struct {
 
 // in returns the server of target s in phase.
 func (s *server) in(phase string) *server {
-	if phase == phaseMessagesStream && s.messages != nil {
+	if specOf(phase).api == apiMsgs && s.messages != nil {
 		return s.messages
 	}
 	return s
