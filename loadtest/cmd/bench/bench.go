@@ -324,10 +324,10 @@ func (b *bench) knobs() map[string]string {
 		"warmup":            c.warmup.String(),
 		"rate":              strconv.FormatFloat(c.rate, 'f', -1, 64),
 		"streams":           strconv.Itoa(c.streams),
-		"many_streams":      strconv.Itoa(c.manyStreams),
+		"many_streams":      fmt.Sprintf("%d (max_tokens %d at %g tokens/s)", c.manyStreams, c.manyTokens, c.manyTPS),
 		"rounds":            strconv.Itoa(c.rounds),
 		"priced_models":     fmt.Sprintf("%s, %s: input %s, output %s USD/Mtok", pricedModel(c.model), pricedModel(c.messagesModel), benchInputPrice, benchOutputPrice),
-		"stream_ramp":       b.ramp(c.duration).String(),
+		"stream_ramp":       b.ramp(phaseStream, c.duration).String(),
 		"max_inflight":      strconv.Itoa(c.maxInFlight),
 		"max_tokens":        strconv.Itoa(c.maxTokens),
 		"stream_max_tokens": strconv.Itoa(c.streamMaxTokens),
@@ -354,7 +354,7 @@ func (b *bench) knobs() map[string]string {
 // request is the request of a phase; the streaming ones carry check.
 // A money-on phase asks for the priced twin of the model.
 func (b *bench) request(phase string, check loadtest.StreamCheck) loadtest.Request {
-	const prompt = "Say hello in a few words"
+	const basePrompt = "Say hello in a few words"
 	spec := specOf(phase)
 	model, msgsModel := b.cfg.model, b.cfg.messagesModel
 	if spec.paid {
@@ -363,6 +363,14 @@ func (b *bench) request(phase string, check loadtest.StreamCheck) loadtest.Reque
 	maxTokens := b.cfg.maxTokens
 	if spec.stream {
 		maxTokens = b.cfg.streamMaxTokens
+	}
+	prompt := basePrompt
+	if spec.many {
+		// Long, slow streams (the mock paces them as the directive
+		// says), so that -many-streams are open at once without
+		// thousands of new requests a second.
+		maxTokens = b.cfg.manyTokens
+		prompt += " #mock:tps=" + strconv.FormatFloat(b.cfg.manyTPS, 'f', -1, 64)
 	}
 	var req loadtest.Request
 	switch spec.api {
@@ -533,7 +541,7 @@ func (b *bench) measure(ctx context.Context, phase string, round int, s *server)
 	runOnce := func(label string, d time.Duration) (*loadtest.Result, error) {
 		r := loadtest.NewRunner(c, &req, label, b.progressW)
 		if streaming(phase) {
-			return r.Closed(ctx, loadtest.ClosedLoop{Workers: workers, Duration: d, Drain: b.cfg.drain, Ramp: b.ramp(d)})
+			return r.Closed(ctx, loadtest.ClosedLoop{Workers: workers, Duration: d, Drain: b.cfg.drain, Ramp: b.ramp(phase, d)})
 		}
 		return r.Open(ctx, loadtest.OpenLoop{Rate: b.cfg.rate, Duration: d, MaxInFlight: b.cfg.maxInFlight, Drain: b.cfg.drain})
 	}
@@ -599,13 +607,17 @@ func (b *bench) measure(ctx context.Context, phase string, round int, s *server)
 // ramp is how long a streaming run spreads its workers' starts: -ramp, or
 // by default the expected length of one stream (mock latency plus tokens at
 // the mock's speed), at most a third of the run.
-func (b *bench) ramp(run time.Duration) time.Duration {
+func (b *bench) ramp(phase string, run time.Duration) time.Duration {
 	if b.cfg.ramp >= 0 {
 		return b.cfg.ramp
 	}
+	tokens, tps := float64(b.cfg.streamMaxTokens), float64(b.cfg.mockTPS)
+	if specOf(phase).many {
+		tokens, tps = float64(b.cfg.manyTokens), b.cfg.manyTPS
+	}
 	stream := b.cfg.mockLatency
-	if b.cfg.mockTPS > 0 {
-		stream += time.Duration(float64(b.cfg.streamMaxTokens) / float64(b.cfg.mockTPS) * float64(time.Second))
+	if tps > 0 {
+		stream += time.Duration(tokens / tps * float64(time.Second))
 	}
 	return min(stream, run/3)
 }

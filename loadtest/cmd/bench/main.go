@@ -63,6 +63,8 @@ type config struct {
 	rate            float64
 	streams         int
 	manyStreams     int
+	manyTPS         float64
+	manyTokens      int
 	rounds          int
 	portkeyVersion  string
 	portkeyDir      string
@@ -124,6 +126,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&cfg.rate, "rate", 1000, "open-loop arrival rate of the non-streaming phase, requests/s")
 	fs.IntVar(&cfg.streams, "streams", 500, "concurrent streams held open in the streaming phases")
 	fs.IntVar(&cfg.manyStreams, "many-streams", 5000, "concurrent streams held open in the many-streams phase (memory at scale)")
+	fs.Float64Var(&cfg.manyTPS, "many-streams-tps", 4, "many-streams: the mock's tokens per second for these streams (a #mock:tps directive in the prompt): long, slow streams, so that all of them are open at once")
+	fs.IntVar(&cfg.manyTokens, "many-streams-tokens", 32, "many-streams: max_tokens of each stream")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds of every phase, the targets interleaved (A B C A B C …); the report gives medians and ranges")
 	fs.StringVar(&cfg.portkeyVersion, "portkey-version", "1.15.2", "portkey target: the version of npm @portkey-ai/gateway")
 	fs.StringVar(&cfg.portkeyDir, "portkey-dir", "", "portkey target: where it is installed (default: the user cache dir's xroute-bench/portkey-VERSION)")
@@ -213,8 +217,8 @@ func (c *config) validate() error {
 		return errors.New("-targets and -phases must not be empty")
 	case c.duration <= 0 || c.warmup < 0:
 		return errors.New("-duration must be > 0 and -warmup >= 0")
-	case c.rate <= 0 || c.streams <= 0 || c.manyStreams <= 0:
-		return errors.New("-rate, -streams and -many-streams must be > 0")
+	case c.rate <= 0 || c.streams <= 0 || c.manyStreams <= 0 || c.manyTPS <= 0 || c.manyTokens <= 0:
+		return errors.New("-rate, -streams, -many-streams, -many-streams-tps and -many-streams-tokens must be > 0")
 	case c.rounds <= 0:
 		return errors.New("-rounds must be > 0")
 	case slices.ContainsFunc(c.phases, func(p string) bool { return specOf(p).api == apiMsgs }) && (c.messagesModel == "" || c.messagesModel == c.model):
@@ -229,18 +233,20 @@ func quickMode(fs *flag.FlagSet, cfg *config) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for name, apply := range map[string]func(){
-		"duration":          func() { cfg.duration = 500 * time.Millisecond },
-		"warmup":            func() { cfg.warmup = 0 },
-		"rate":              func() { cfg.rate = 40 },
-		"streams":           func() { cfg.streams = 8 },
-		"many-streams":      func() { cfg.manyStreams = 32 },
-		"rounds":            func() { cfg.rounds = 1 },
-		"max-inflight":      func() { cfg.maxInFlight = 200 },
-		"stream-max-tokens": func() { cfg.streamMaxTokens = 16 },
-		"mock-latency":      func() { cfg.mockLatency = 2 * time.Millisecond },
-		"mock-tps":          func() { cfg.mockTPS = 2000 },
-		"drain":             func() { cfg.drain = 5 * time.Second },
-		"timeout":           func() { cfg.timeout = 3 * time.Minute },
+		"duration":            func() { cfg.duration = 500 * time.Millisecond },
+		"warmup":              func() { cfg.warmup = 0 },
+		"rate":                func() { cfg.rate = 40 },
+		"streams":             func() { cfg.streams = 8 },
+		"many-streams":        func() { cfg.manyStreams = 32 },
+		"many-streams-tps":    func() { cfg.manyTPS = 400 },
+		"many-streams-tokens": func() { cfg.manyTokens = 16 },
+		"rounds":              func() { cfg.rounds = 1 },
+		"max-inflight":        func() { cfg.maxInFlight = 200 },
+		"stream-max-tokens":   func() { cfg.streamMaxTokens = 16 },
+		"mock-latency":        func() { cfg.mockLatency = 2 * time.Millisecond },
+		"mock-tps":            func() { cfg.mockTPS = 2000 },
+		"drain":               func() { cfg.drain = 5 * time.Second },
+		"timeout":             func() { cfg.timeout = 3 * time.Minute },
 	} {
 		if !set[name] {
 			apply()

@@ -81,7 +81,7 @@ func TestPhasesAndTargets(t *testing.T) {
 	if !streaming(phaseMessagesStream) || streaming(phaseNonStream) {
 		t.Error("streaming: messages-stream is a stream phase, nonstream is not")
 	}
-	bad := config{targets: []string{targetDirect}, phases: []string{"responses-plain"}, duration: 1, rate: 1, streams: 1, manyStreams: 1, rounds: 1}
+	bad := config{targets: []string{targetDirect}, phases: []string{"responses-plain"}, duration: 1, rate: 1, streams: 1, manyStreams: 1, manyTPS: 1, manyTokens: 1, rounds: 1}
 	if err := bad.validate(); err == nil {
 		t.Error("validate accepted an unknown phase")
 	}
