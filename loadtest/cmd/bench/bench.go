@@ -202,6 +202,19 @@ func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 		}
 	}
 	b.derive(report)
+	if slices.ContainsFunc(b.cfg.phases, func(p string) bool { return specOf(p).paid }) {
+		for _, name := range b.cfg.targets {
+			a, ok := l.accounts[name]
+			if !ok {
+				continue
+			}
+			bal, err := a.balance(ctx)
+			if err != nil {
+				bal = "unknown: " + firstLine(err.Error())
+			}
+			report.Notes = append(report.Notes, fmt.Sprintf("%s: the bench account, funded with %s USD, after the run: %s", name, benchCredit, bal))
+		}
+	}
 	return report, nil
 }
 

@@ -51,6 +51,22 @@ type lab struct {
 	logDir   string
 	children []*child
 	progress func(format string, a ...any)
+	// accounts are the funded accounts of the xroute targets, by name.
+	accounts map[string]benchAccount
+}
+
+// benchAccount is an xroute target's funded account and the config to
+// reach its store with.
+type benchAccount struct {
+	bin, config, id string
+	env             []string
+}
+
+// balance is the account's `xroute credits balance` line: after the
+// money-on phases, proof that xroute charged them.
+func (a benchAccount) balance(ctx context.Context) (string, error) {
+	out, err := runOutputEnv(ctx, filepath.Dir(a.config), a.env, a.bin, "credits", "balance", "--config", a.config, "--account", a.id)
+	return strings.TrimSpace(out), err
 }
 
 func newLab(cfg config, progress func(string, ...any)) (*lab, error) {
@@ -58,7 +74,7 @@ func newLab(cfg config, progress func(string, ...any)) (*lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
-	l := &lab{cfg: cfg, tmp: tmp, logDir: filepath.Join(tmp, "logs"), progress: progress}
+	l := &lab{cfg: cfg, tmp: tmp, logDir: filepath.Join(tmp, "logs"), progress: progress, accounts: map[string]benchAccount{}}
 	for _, d := range []string{l.logDir, filepath.Join(tmp, "bin")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("temp dir: %w", err)
@@ -369,6 +385,7 @@ func (l *lab) startXroute(ctx context.Context, bin string, x xrouteSetup) (*chil
 		return nil, "", "", fmt.Errorf("%s: create key: %w", name, err)
 	}
 	key := strings.TrimSpace(out)
+	l.accounts[name] = benchAccount{bin: bin, config: cfgPath, id: acct, env: env}
 	if key == "" || strings.ContainsAny(key, " \n\t") {
 		return nil, "", "", fmt.Errorf("%s: keys create --quiet printed %q, want one key on one line", name, out)
 	}
