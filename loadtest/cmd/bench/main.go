@@ -1,38 +1,54 @@
 // Command bench measures what xroute adds on top of an upstream: latency
-// (p50/p99) and gateway CPU time per request, xroute in front of the mock
-// upstream against the mock called directly and against a bare
-// httputil.ReverseProxy (the floor), at a fixed request rate and with many
+// (p50/p99), time to first token, gateway CPU time per request and peak
+// RSS, xroute in front of the mock upstream against the mock called
+// directly, a bare httputil.ReverseProxy (the floor) and, as a peer,
+// Portkey's open-source gateway, at a fixed request rate and with many
 // concurrent streams.
 //
-//	go run ./loadtest/cmd/bench [-duration 10s] [-rate 1000] [-streams 500] [-json out.json] [-md docs/benchmarks-run.md] [-charts DIR]
+//	go run ./loadtest/cmd/bench [-duration 10s] [-rounds 3] [-rate 1000] [-streams 500] [-many-streams 5000] [-json out.json] [-md docs/benchmarks-run.md] [-charts DIR] [-quick]
 //
-// Phases: nonstream (chat completions, open loop at -rate), stream (chat
-// completion streams, -streams concurrent), responses-stream (Responses
-// API streams, POST /v1/responses, -streams concurrent) and
-// messages-stream (Anthropic Messages streams, POST /v1/messages with
-// x-api-key and anthropic-version, -streams concurrent). Targets: direct
-// (the mock), proxy (the bare reverse proxy), xroute, xroute-info (xroute
-// logging every request) and xroute-translated. xroute's mock provider
-// lists native_formats: [responses], so that it passes Responses requests
-// through; xroute-translated is xroute without it, translating them into
-// chat completions and the answer back into Responses events.
+// Phases: for each ingress (Chat Completions: nonstream and stream;
+// Responses API: responses and responses-stream; Anthropic Messages:
+// messages and messages-stream), plain requests (open loop at -rate) and
+// streams (closed loop, -streams concurrent), each with money off (the
+// model deployed free: true) and on (the "-paid" twin: a priced model and
+// a key of a funded account, so that xroute holds, settles and writes the
+// ledger on every request); then many-streams, -many-streams slow chat
+// streams open at once (memory at scale). Each phase runs -rounds times
+// with the targets interleaved (A B C A B C …); the report gives each
+// target's medians and ranges, and opens with a table of xroute's ratios
+// to the bare proxy against issue 22's targets.
 //
-// The messages-stream phase has an upstream of its own, the Anthropic mock
+// Targets: direct (the mock), proxy (the bare reverse proxy), xroute,
+// xroute-info (xroute logging every request), xroute-translated and
+// portkey. xroute's mock provider lists native_formats: [responses], so
+// that it passes Responses requests through; xroute-translated is xroute
+// without it, translating them into chat completions and the answer back
+// into Responses events. portkey runs when node is installed: the bench
+// installs npm @portkey-ai/gateway once into the user's cache dir, with
+// @hono/node-server pinned to 1.13.5 and Portkey's one-line patch
+// (portkey.go), and routes it by its x-portkey-provider and
+// x-portkey-custom-host headers to the mocks.
+//
+// The Messages phases have an upstream of their own, the Anthropic mock
 // (`xroute mock anthropic`, with the same -mock-* knobs): direct calls it,
 // proxy is a second bare proxy in front of it, and xroute serves
 // -messages-model from an anthropic provider pointing at it, passing the
 // requests and the events through natively. xroute-translated serves that
 // model from the OpenAI mock instead: it translates each Messages request
 // into a chat completion and re-encodes the stream as Messages events.
-// xroute-translated only runs in the two phases where the routes differ.
+// xroute-translated only runs in the Responses and Messages phases, where
+// the routes differ.
 //
-// With -md, PNG charts (latency by percentile, completed requests per second)
-// go to -charts, by default a directory named after the Markdown file
-// (docs/benchmarks.md: docs/benchmarks/), and the Markdown links to them.
+// With -md, PNG charts (latency by percentile, completed requests per second;
+// the first round) go to -charts, by default a directory named after the
+// Markdown file (docs/benchmarks.md: docs/benchmarks/), and the Markdown
+// links to them.
 //
 // Every server is a separate process started (and stopped) by the bench, so
-// that its CPU time and peak RSS can be read from /proc. The load generator
-// runs on the same machine and shares its cores with the servers.
+// that its CPU time and peak RSS can be read from /proc, and runs in the
+// bench's temp dir: nothing is written to the working directory. The load
+// generator runs on the same machine and shares its cores with the servers.
 package main
 
 import (
