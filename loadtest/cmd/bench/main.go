@@ -167,7 +167,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.mockChunkTokens, "mock-chunk-tokens", 0, "mock: tokens per stream chunk (0: the mock's default)")
 	fs.BoolVar(&cfg.keepTmp, "keep-tmp", false, "keep the temp dir (configs, databases, server logs)")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress lines on stderr")
-	fs.DurationVar(&cfg.timeout, "timeout", 20*time.Minute, "hard limit on the whole bench")
+	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Hour, "hard limit on the whole bench")
 	// Hidden mode: the bare reverse proxy, run by the bench itself.
 	proxyOnly := fs.Bool("proxy-only", false, "internal: serve only the bare reverse proxy")
 	listen := fs.String("listen", "127.0.0.1:0", "internal: -proxy-only listen address")
