@@ -165,7 +165,9 @@ func (r *Report) charts() []reportChart {
 	for _, phase := range r.phases() {
 		var runs []*Result
 		for i := range r.Runs {
-			if res := r.Runs[i].Result; res.Phase == phase {
+			// With interleaved rounds, the charts show the first: a
+			// curve per target, from runs made side by side.
+			if res := r.Runs[i].Result; res.Phase == phase && r.Runs[i].Round <= 1 {
 				runs = append(runs, res)
 			}
 		}

@@ -21,6 +21,10 @@ type Target struct {
 	Name    string `json:"name"`
 	BaseURL string `json:"base_url"`
 	APIKey  string `json:"-"`
+	// Header holds further headers sent with every request to this target
+	// (e.g. a gateway's routing headers), after the request's own. It is
+	// only read.
+	Header http.Header `json:"-"`
 }
 
 // Request is the request every operation of a run sends, built once.
@@ -226,6 +230,9 @@ func (c *Client) Do(ctx context.Context, req *Request, scheduled time.Time, out 
 		return
 	}
 	req.SetHeaders(hreq.Header, c.target.APIKey)
+	for k, vs := range c.target.Header {
+		hreq.Header[http.CanonicalHeaderKey(k)] = vs
+	}
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
 		out.ErrKind = classifyErr(ctx, err)

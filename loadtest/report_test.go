@@ -113,3 +113,74 @@ func TestReportPhaseNotes(t *testing.T) {
 		t.Errorf("the note belongs to its phase only:\n%s", md)
 	}
 }
+
+func TestSpreadOf(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []float64
+		want Spread
+	}{
+		{"none", nil, Spread{}},
+		{"one", []float64{3}, Spread{Median: 3, Min: 3, Max: 3, N: 1}},
+		{"odd", []float64{5, 1, 3}, Spread{Median: 3, Min: 1, Max: 5, N: 3}},
+		{"even", []float64{4, 1, 2, 10}, Spread{Median: 3, Min: 1, Max: 10, N: 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := append([]float64(nil), tc.in...)
+			if got := SpreadOf(tc.in); got != tc.want {
+				t.Errorf("SpreadOf(%v) = %+v, want %+v", tc.in, got, tc.want)
+			}
+			for i := range in {
+				if in[i] != tc.in[i] {
+					t.Fatal("SpreadOf reordered its input")
+				}
+			}
+		})
+	}
+}
+
+// TestReportRounds: with interleaved rounds, the comparisons and ratios
+// come from the medians, the phase opens with a table of medians and
+// ranges, and every run stays listed with its round.
+func TestReportRounds(t *testing.T) {
+	r := &Report{Title: "t"}
+	for round, v := range []struct{ p99, proxyCPU, xrouteCPU float64 }{{30, 1, 3}, {90, 2, 2.5}, {50, 1.5, 2}} {
+		for _, run := range []Run{
+			fakeRun("nonstream", "direct", 20, 24, 0, false),
+			fakeRun("nonstream", "proxy", 21, 26, v.proxyCPU, false),
+			fakeRun("nonstream", "xroute", 22, v.p99, v.xrouteCPU, false),
+		} {
+			run.Round = round + 1
+			r.Runs = append(r.Runs, run)
+		}
+	}
+	r.Lead = "## Verdict\n\nlead table\n"
+	r.Derive("direct", [][2]string{{"xroute", "proxy"}})
+
+	x, ok := r.Aggregate("nonstream", "xroute")
+	if !ok || x.Rounds != 3 || x.Completed != 15000 || x.P99Ms != (Spread{Median: 50, Min: 30, Max: 90, N: 3}) {
+		t.Fatalf("xroute aggregate = %+v", x)
+	}
+	// CPU µs/req = CPU s × 1e6 / 5000 completed: 400, 500, 600.
+	if x.CPUMicrosPerOp != (Spread{Median: 500, Min: 400, Max: 600, N: 3}) {
+		t.Errorf("xroute CPU = %+v", x.CPUMicrosPerOp)
+	}
+	if len(r.Comparisons) != 2 || r.Comparisons[1].AddedP99Ms != 26 {
+		t.Errorf("comparisons = %+v, want xroute +26 ms p99 (median 50 − 24)", r.Comparisons)
+	}
+	if len(r.CPURatios) != 1 || math.Abs(r.CPURatios[0].Ratio-500.0/300) > 1e-9 {
+		t.Errorf("cpu ratios = %+v, want 500/300 (medians)", r.CPURatios)
+	}
+	md := r.Markdown()
+	for _, s := range []string{
+		"# t\n\n## Verdict\n\nlead table\n",
+		"Medians over 3 interleaved rounds",
+		"| xroute | 3 | 15000 | 0 | 22.00 | 50.00 (30.00–90.00) | 500 (400–600) | 64.0 | 200 |",
+		"<details><summary>every run of nonstream (3 rounds, interleaved)</summary>",
+		"| 2 | xroute | 5000 | 0 | 1000 | 22.00 |",
+	} {
+		if !strings.Contains(md, s) {
+			t.Errorf("markdown lacks %q:\n%s", s, md)
+		}
+	}
+}

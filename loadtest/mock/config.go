@@ -39,6 +39,8 @@
 //	retry-after=DUR   Retry-After/retry-after-ms of a 429 (Go duration or seconds)
 //	latency=DUR       replaces Config.Latency (Go duration or milliseconds)
 //	tokens=N          completion length in tokens (still capped by max tokens)
+//	tps=N             chat and Responses streams: N tokens a second instead of
+//	                  Config.TokensPerSec (long, slow streams: many held open)
 //	reset             streams: cut the connection after 2 chunks (Responses:
 //	                  after 5 events, the first text delta);
 //	                  non-streams: close the connection without a response

@@ -35,8 +35,11 @@ type Directives struct {
 	HasStall bool
 	// Malformed streams send an event that is not JSON at the fault point
 	// and end there.
-	Malformed     bool
-	Tokens        int // completion length in tokens, 0 = the configured one
+	Malformed bool
+	Tokens    int // completion length in tokens, 0 = the configured one
+	// TokensPerSec paces a chat or Responses stream instead of the
+	// configured rate (0: the configured one).
+	TokensPerSec  float64
 	Latency       time.Duration
 	HasLatency    bool
 	RetryAfter    time.Duration
@@ -66,6 +69,14 @@ var UsageModes = []string{"omit", "negative", "huge", "text"}
 
 // ErrDirective is returned for a malformed directive.
 var ErrDirective = errors.New("mock: bad directive")
+
+// tokensPerSec is the pace of a stream: the directive's, else cfg's.
+func (d *Directives) tokensPerSec(cfg float64) float64 {
+	if d != nil && d.TokensPerSec > 0 {
+		return d.TokensPerSec
+	}
+	return cfg
+}
 
 // ParseDirectives applies a header-style spec (the X-Mock-Directive value,
 // may be empty), then every "#mock:..." occurrence in text (the last user
@@ -130,6 +141,12 @@ func (d *Directives) Parse(spec string) error {
 				return ErrDirective
 			}
 			d.Tokens = n
+		case "tps":
+			v, err := strconv.ParseFloat(val, 64)
+			if err != nil || !(v > 0 && v <= 1_000_000) {
+				return ErrDirective
+			}
+			d.TokensPerSec = v
 		case "latency":
 			v, err := parseDur(val, time.Millisecond)
 			if err != nil {

@@ -12,6 +12,33 @@ import (
 	"github.com/tidwall/gjson"
 )
 
+func TestTokensPerSecDirective(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want float64
+		bad  bool
+	}{
+		{"hi #mock:tps=2", 2, false},
+		{"hi #mock:tps=0.5;tokens=3", 0.5, false},
+		{"hi", 0, false},
+		{"hi #mock:tps=0", 0, true},
+		{"hi #mock:tps=fast", 0, true},
+	} {
+		var d Directives
+		err := d.Scan(tc.text)
+		if (err != nil) != tc.bad || d.TokensPerSec != tc.want {
+			t.Errorf("Scan(%q): tps %v, err %v; want %v, bad %v", tc.text, d.TokensPerSec, err, tc.want, tc.bad)
+		}
+		if got := d.tokensPerSec(100); !tc.bad && got != map[bool]float64{true: tc.want, false: 100}[tc.want > 0] {
+			t.Errorf("tokensPerSec(100) with %q = %v", tc.text, got)
+		}
+	}
+	var none *Directives
+	if got := none.tokensPerSec(7); got != 7 {
+		t.Errorf("nil directives: tokensPerSec = %v, want the configured 7", got)
+	}
+}
+
 func TestCallDirectives(t *testing.T) {
 	var d Directives
 	if err := d.Scan("Show me hello.txt. #mock:call=exec_command #mock:arg.cmd=cat%20hello.txt;arg.workdir=/tmp"); err != nil {

@@ -1154,6 +1154,7 @@ func TestClientCancel(t *testing.T) {
 		stream  bool
 	}{
 		{"slow stream", Config{TokensPerSec: 50}, "#mock:tokens=100000", true},
+		{"slow stream by directive", Config{}, "#mock:tokens=100000 #mock:tps=50", true},
 		{"latency before headers", Config{Latency: time.Hour}, "hi", false},
 		{"latency before stream", Config{}, "hi #mock:latency=1h", true},
 	}
@@ -1179,7 +1180,7 @@ func TestClientCancel(t *testing.T) {
 				cancel()
 				_, _ = io.Copy(io.Discard, br)
 			}()
-			if tc.stream && tc.cfg.TokensPerSec > 0 {
+			if tc.stream && (tc.cfg.TokensPerSec > 0 || strings.Contains(tc.content, "tps=")) {
 				waitFor(t, "stream start", func() bool { return srv.Stats().Streams == 1 })
 			} else {
 				waitFor(t, "request", func() bool { return srv.Stats().Active == 1 })

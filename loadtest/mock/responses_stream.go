@@ -81,7 +81,7 @@ func (s *Server) streamResponses(w http.ResponseWriter, r *http.Request, start t
 	h["Connection"] = hdrKeepAlive
 	s.writeHead(w, start, http.StatusOK, p.prompt+p.tokens(), 0)
 
-	ew := &eventWriter{Stream: s.core.Stream(w, r, st.cfg.TokensPerSec, p.prompt), buf: getBuf()}
+	ew := &eventWriter{Stream: s.core.Stream(w, r, d.tokensPerSec(st.cfg.TokensPerSec), p.prompt), buf: getBuf()}
 	ew.Fault(respEventsBeforeFault, reset, d)
 	defer putBuf(ew.buf)
 

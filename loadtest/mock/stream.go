@@ -66,7 +66,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, start time.T
 	head = append(head, `,"service_tier":"default","system_fingerprint":"fp_mock","choices":[`...)
 
 	cw := &chunkWriter{
-		Stream: s.core.Stream(w, r, st.cfg.TokensPerSec, p.prompt),
+		Stream: s.core.Stream(w, r, d.tokensPerSec(st.cfg.TokensPerSec), p.prompt),
 		head:   head, usageNull: p.includeUsage, buf: getBuf(),
 	}
 	cw.Fault(eventsBeforeFault, reset, d)

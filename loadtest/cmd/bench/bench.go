@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -51,10 +52,6 @@ func skipKey(target, phase string) string {
 	}
 	return target + " (" + phase + ")"
 }
-
-// chatPhase reports whether phase is one of chat completions: a target
-// that fails its smoke test there is out of every phase.
-func chatPhase(phase string) bool { return phase == phaseNonStream || phase == phaseStream }
 
 func skipped(r *loadtest.Report, target, phase string) bool {
 	_, all := r.Skipped[target]
@@ -112,7 +109,7 @@ func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 	if err != nil {
 		return report, err
 	}
-	if b.wantsPhase(phaseMessagesStream) {
+	if b.wantsAPI(apiMsgs) {
 		bin, pre, err := l.anthropicMockCommand(ctx, xrouteBin)
 		if err != nil {
 			return report, err
@@ -132,12 +129,12 @@ func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 	// The chat one always (the smoke tests stream chat), the others when
 	// their phase runs.
 	b.checks = map[string]loadtest.StreamCheck{}
-	for _, phase := range []string{phaseStream, phaseResponsesStream, phaseMessagesStream} {
-		if phase != phaseStream && !b.wantsPhase(phase) {
+	for _, phase := range knownPhases() {
+		if !streaming(phase) || (phase != phaseStream && !b.wantsPhase(phase)) {
 			continue
 		}
 		base := up.openaiBase
-		if phase == phaseMessagesStream {
+		if specOf(phase).api == apiMsgs {
 			base = up.anthropicBase
 		}
 		check, note := b.probeStream(ctx, base, phase)
@@ -148,11 +145,8 @@ func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 		}
 	}
 	report.PhaseNotes = map[string]string{}
-	if b.wantsPhase(phaseResponsesStream) {
-		report.PhaseNotes[phaseResponsesStream] = b.responsesPhaseNote()
-	}
-	if b.wantsPhase(phaseMessagesStream) {
-		report.PhaseNotes[phaseMessagesStream] = b.messagesPhaseNote()
+	for _, phase := range b.cfg.phases {
+		report.PhaseNotes[phase] = b.phaseNote(phase)
 	}
 	for _, s := range servers {
 		for _, phase := range b.smokePhases(s.target.Name) {
@@ -184,26 +178,57 @@ func (b *bench) run(ctx context.Context) (*loadtest.Report, error) {
 		}
 	}
 
+	// Each phase runs its rounds with the targets interleaved (A B C A
+	// B C …), so that a drift of the machine's load over the bench falls
+	// on every target alike.
 	for _, phase := range b.cfg.phases {
-		for _, s := range servers {
-			if !runsIn(s.target.Name, phase) || skipped(report, s.target.Name, phase) {
-				continue
-			}
-			run, err := b.measure(ctx, phase, s.in(phase))
-			if run != nil && err != nil {
-				run.Note = "run incomplete: " + firstLine(err.Error())
-			}
-			if run != nil {
-				report.Runs = append(report.Runs, *run)
-			}
-			if err != nil {
-				report.Derive(targetDirect, cpuPairs())
-				return report, fmt.Errorf("%s against %s: %w", phase, s.target.Name, err)
+		for round := 1; round <= b.cfg.rounds; round++ {
+			for _, s := range servers {
+				if !runsIn(s.target.Name, phase) || skipped(report, s.target.Name, phase) {
+					continue
+				}
+				run, err := b.measure(ctx, phase, round, s.in(phase))
+				if run != nil && err != nil {
+					run.Note = "run incomplete: " + firstLine(err.Error())
+				}
+				if run != nil {
+					report.Runs = append(report.Runs, *run)
+				}
+				if err != nil {
+					b.derive(report)
+					return report, fmt.Errorf("%s against %s (round %d): %w", phase, s.target.Name, round, err)
+				}
 			}
 		}
 	}
-	report.Derive(targetDirect, cpuPairs())
+	b.derive(report)
+	if slices.ContainsFunc(b.cfg.phases, func(p string) bool { return specOf(p).paid }) {
+		for _, name := range b.cfg.targets {
+			a, ok := l.accounts[name]
+			if !ok {
+				continue
+			}
+			bal, err := a.balance(ctx)
+			if err != nil {
+				bal = "unknown: " + firstLine(err.Error())
+			}
+			report.Notes = append(report.Notes, fmt.Sprintf("%s: the bench account, funded with %s USD, after the run: %s", name, benchCredit, bal))
+		}
+	}
 	return report, nil
+}
+
+// derive fills the report's derived numbers and the verdict table.
+func (b *bench) derive(report *loadtest.Report) {
+	report.Derive(targetDirect, cpuPairs())
+	vs := verdicts(report)
+	report.Verdicts = vs
+	report.Lead = verdictMarkdown(vs, b.cfg.rounds)
+}
+
+// wantsAPI reports whether a phase of api runs.
+func (b *bench) wantsAPI(api string) bool {
+	return slices.ContainsFunc(b.cfg.phases, func(p string) bool { return specOf(p).api == api })
 }
 
 // upstreams are the mocks: the OpenAI one always, the Anthropic one when
@@ -218,7 +243,7 @@ type upstreams struct {
 // (noted in the report); any other failure ends the bench.
 func (b *bench) startServers(ctx context.Context, l *lab, report *loadtest.Report, xrouteBin string, up upstreams) ([]*server, error) {
 	var servers []*server
-	msgs := up.anthropic != nil && b.wantsPhase(phaseMessagesStream)
+	msgs := up.anthropic != nil && b.wantsAPI(apiMsgs)
 	for _, name := range b.cfg.targets {
 		if _, skip := report.Skipped[name]; skip || !b.wants(name) {
 			continue
@@ -267,6 +292,29 @@ func (b *bench) startServers(ctx context.Context, l *lab, report *loadtest.Repor
 			if x.anthropicBase != "" {
 				s.messages = &server{gateway: c, upstream: up.anthropic, target: s.target}
 			}
+		case targetPortkey:
+			c, base, note, err := l.startPortkey(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, err
+				}
+				b.progress("bench: portkey: %v", err)
+				report.Skipped[name] = firstLine(err.Error())
+				continue
+			}
+			report.Notes = append(report.Notes, note)
+			// Portkey routes by headers: the provider, and a custom host
+			// (the mock) instead of the provider's public API.
+			s.gateway, s.target = c, loadtest.Target{Name: name, BaseURL: base, APIKey: mockKey, Header: http.Header{
+				"X-Portkey-Provider":    {"openai"},
+				"X-Portkey-Custom-Host": {up.openaiBase},
+			}}
+			if msgs {
+				s.messages = &server{gateway: c, upstream: up.anthropic, target: loadtest.Target{Name: name, BaseURL: base, APIKey: mockKey, Header: http.Header{
+					"X-Portkey-Provider":    {"anthropic"},
+					"X-Portkey-Custom-Host": {up.anthropicBase},
+				}}}
+			}
 		}
 		servers = append(servers, s)
 	}
@@ -278,6 +326,7 @@ func cpuPairs() [][2]string {
 	return [][2]string{
 		{targetXroute, targetProxy}, {targetXrouteInfo, targetProxy}, {targetXrouteInfo, targetXroute},
 		{targetXrouteTranslated, targetProxy}, {targetXrouteTranslated, targetXroute},
+		{targetPortkey, targetProxy}, {targetXroute, targetPortkey},
 	}
 }
 
@@ -288,7 +337,10 @@ func (b *bench) knobs() map[string]string {
 		"warmup":            c.warmup.String(),
 		"rate":              strconv.FormatFloat(c.rate, 'f', -1, 64),
 		"streams":           strconv.Itoa(c.streams),
-		"stream_ramp":       b.ramp(c.duration).String(),
+		"many_streams":      fmt.Sprintf("%d (max_tokens %d at %g tokens/s)", c.manyStreams, c.manyTokens, c.manyTPS),
+		"rounds":            strconv.Itoa(c.rounds),
+		"priced_models":     fmt.Sprintf("%s, %s: input %s, output %s USD/Mtok", pricedModel(c.model), pricedModel(c.messagesModel), benchInputPrice, benchOutputPrice),
+		"stream_ramp":       b.ramp(phaseStream, c.duration).String(),
 		"max_inflight":      strconv.Itoa(c.maxInFlight),
 		"max_tokens":        strconv.Itoa(c.maxTokens),
 		"stream_max_tokens": strconv.Itoa(c.streamMaxTokens),
@@ -303,30 +355,79 @@ func (b *bench) knobs() map[string]string {
 	if c.mockArgs != "" {
 		k["mock_args"] = c.mockArgs
 	}
-	if b.wantsPhase(phaseMessagesStream) {
+	if b.wantsAPI(apiMsgs) {
 		k["messages_model"] = c.messagesModel
+	}
+	if slices.Contains(c.targets, targetPortkey) {
+		k["portkey"] = "@portkey-ai/gateway@" + c.portkeyVersion
 	}
 	return k
 }
 
 // request is the request of a phase; the streaming ones carry check.
+// A money-on phase asks for the priced twin of the model.
 func (b *bench) request(phase string, check loadtest.StreamCheck) loadtest.Request {
-	const prompt = "Say hello in a few words"
-	switch phase {
-	case phaseStream:
-		req := loadtest.ChatRequest(b.cfg.model, prompt, b.cfg.streamMaxTokens, true)
-		req.Check = check
-		return req
-	case phaseResponsesStream:
-		req := loadtest.ResponsesRequest(b.cfg.model, prompt, b.cfg.streamMaxTokens, true)
-		req.Check = check
-		return req
-	case phaseMessagesStream:
-		req := loadtest.MessagesRequest(b.cfg.messagesModel, prompt, b.cfg.streamMaxTokens, true)
-		req.Check = check
-		return req
+	const basePrompt = "Say hello in a few words"
+	spec := specOf(phase)
+	model, msgsModel := b.cfg.model, b.cfg.messagesModel
+	if spec.paid {
+		model, msgsModel = pricedModel(model), pricedModel(msgsModel)
 	}
-	return loadtest.ChatRequest(b.cfg.model, prompt, b.cfg.maxTokens, false)
+	maxTokens := b.cfg.maxTokens
+	if spec.stream {
+		maxTokens = b.cfg.streamMaxTokens
+	}
+	prompt := basePrompt
+	if spec.many {
+		// Long, slow streams (the mock paces them as the directive
+		// says), so that -many-streams are open at once without
+		// thousands of new requests a second.
+		maxTokens = b.cfg.manyTokens
+		prompt += " #mock:tps=" + strconv.FormatFloat(b.cfg.manyTPS, 'f', -1, 64)
+	}
+	var req loadtest.Request
+	switch spec.api {
+	case apiResp:
+		req = loadtest.ResponsesRequest(model, prompt, maxTokens, spec.stream)
+	case apiMsgs:
+		req = loadtest.MessagesRequest(msgsModel, prompt, maxTokens, spec.stream)
+	default:
+		req = loadtest.ChatRequest(model, prompt, maxTokens, spec.stream)
+	}
+	if spec.stream {
+		req.Check = check
+	}
+	return req
+}
+
+// phaseNote says under a phase's heading what it sends and what each
+// target does with it.
+func (b *bench) phaseNote(phase string) string {
+	spec := specOf(phase)
+	var notes []string
+	switch {
+	case spec.many:
+		notes = append(notes, fmt.Sprintf("The stream phase's request with %d concurrent streams: memory at scale "+
+			"(the gateways' peak RSS is the number to read).", b.cfg.manyStreams))
+	case spec.api == apiResp && spec.stream:
+		notes = append(notes, b.responsesPhaseNote())
+	case spec.api == apiMsgs && spec.stream:
+		notes = append(notes, b.messagesPhaseNote())
+	case spec.api == apiResp:
+		notes = append(notes, fmt.Sprintf("POST /v1/responses, `store: false`, `max_output_tokens: %d`, not streamed; the "+
+			"routes are those of responses-stream (xroute: native passthrough; xroute-translated: the chat pivot).", b.cfg.maxTokens))
+	case spec.api == apiMsgs:
+		notes = append(notes, fmt.Sprintf("POST /v1/messages, `max_tokens: %d`, model `%s`, not streamed; the routes are "+
+			"those of messages-stream (xroute: native passthrough to the Anthropic mock; xroute-translated: the chat pivot "+
+			"to the OpenAI mock).", b.cfg.maxTokens, b.cfg.messagesModel))
+	}
+	if spec.paid {
+		notes = append(notes, fmt.Sprintf("**Money on**: the model is `%s` (`%s` for Messages), deployed with a price "+
+			"(input %s, output %s USD per million tokens) and asked for with a key of a funded account, so that xroute holds "+
+			"credit before each request, settles it and writes the ledger after; the other targets send the same request "+
+			"(the mock ignores the name).", pricedModel(b.cfg.model), pricedModel(b.cfg.messagesModel), benchInputPrice, benchOutputPrice))
+	}
+	return strings.Join(notes, " ")
 }
 
 // responsesPhaseNote says under the responses-stream heading what it sends
@@ -367,10 +468,10 @@ func (b *bench) messagesPhaseNote() string {
 func (b *bench) probeStream(ctx context.Context, mockBase, phase string) (loadtest.StreamCheck, string) {
 	check := loadtest.StreamCheck{ExpectUsage: true}
 	chunk, tokensField := "chunk", "usage.completion_tokens"
-	switch phase {
-	case phaseResponsesStream:
+	switch specOf(phase).api {
+	case apiResp:
 		chunk, tokensField = "output_text delta", "usage.output_tokens"
-	case phaseMessagesStream:
+	case apiMsgs:
 		chunk, tokensField = "text_delta", "message_delta usage.output_tokens"
 	}
 	c := loadtest.NewClient(loadtest.Target{Name: "probe", BaseURL: mockBase, APIKey: mockKey}, 2)
@@ -409,13 +510,13 @@ func (b *bench) probeStream(ctx context.Context, mockBase, phase string) (loadte
 	return check, strings.Join(notes, "; ")
 }
 
-// smokePhases are the phases a target's smoke test tries: the chat ones
-// for every target that runs them (whatever -phases says, as before), the
-// others when they run.
+// smokePhases are the phases a target's smoke test tries: the money-off
+// chat ones for every target that runs them (whatever -phases says, as
+// before), the others when they run.
 func (b *bench) smokePhases(target string) []string {
 	var ps []string
 	for _, p := range knownPhases() {
-		if runsIn(target, p) && (chatPhase(p) || b.wantsPhase(p)) {
+		if runsIn(target, p) && (p == phaseNonStream || p == phaseStream || b.wantsPhase(p)) {
 			ps = append(ps, p)
 		}
 	}
@@ -440,22 +541,26 @@ func (b *bench) smoke(ctx context.Context, t loadtest.Target, phase string) erro
 
 // measure runs one phase against one server: warm-up, then the measured run
 // bracketed by /proc readings of the gateway, the mock and the bench itself.
-func (b *bench) measure(ctx context.Context, phase string, s *server) (*loadtest.Run, error) {
+func (b *bench) measure(ctx context.Context, phase string, round int, s *server) (*loadtest.Run, error) {
 	req := b.request(phase, b.checks[phase])
-	conns := max(b.cfg.streams, b.cfg.maxInFlight)
+	workers := b.cfg.streams
+	if specOf(phase).many {
+		workers = b.cfg.manyStreams
+	}
+	conns := max(workers, b.cfg.maxInFlight)
 	c := loadtest.NewClient(s.target, conns)
 	defer c.CloseIdle()
 
 	runOnce := func(label string, d time.Duration) (*loadtest.Result, error) {
 		r := loadtest.NewRunner(c, &req, label, b.progressW)
 		if streaming(phase) {
-			return r.Closed(ctx, loadtest.ClosedLoop{Workers: b.cfg.streams, Duration: d, Drain: b.cfg.drain, Ramp: b.ramp(d)})
+			return r.Closed(ctx, loadtest.ClosedLoop{Workers: workers, Duration: d, Drain: b.cfg.drain, Ramp: b.ramp(phase, d)})
 		}
 		return r.Open(ctx, loadtest.OpenLoop{Rate: b.cfg.rate, Duration: d, MaxInFlight: b.cfg.maxInFlight, Drain: b.cfg.drain})
 	}
 	if b.cfg.warmup > 0 {
-		b.progress("bench: %s/%s: warm-up %v", phase, s.target.Name, b.cfg.warmup)
-		if _, err := runOnce(fmt.Sprintf("[%s %s warm-up]", phase, s.target.Name), b.cfg.warmup); err != nil {
+		b.progress("bench: %s/%s round %d: warm-up %v", phase, s.target.Name, round, b.cfg.warmup)
+		if _, err := runOnce(fmt.Sprintf("[%s %s r%d warm-up]", phase, s.target.Name, round), b.cfg.warmup); err != nil {
 			return nil, err
 		}
 	}
@@ -482,13 +587,13 @@ func (b *bench) measure(ctx context.Context, phase string, s *server) (*loadtest
 		w.before = before
 	}
 
-	b.progress("bench: %s/%s: measuring %v", phase, s.target.Name, b.cfg.duration)
-	res, err := runOnce(fmt.Sprintf("[%s %s]", phase, s.target.Name), b.cfg.duration)
+	b.progress("bench: %s/%s round %d: measuring %v", phase, s.target.Name, round, b.cfg.duration)
+	res, err := runOnce(fmt.Sprintf("[%s %s r%d]", phase, s.target.Name, round), b.cfg.duration)
 	if res == nil {
 		return nil, err
 	}
 	res.Target, res.Phase = s.target.Name, phase
-	run := &loadtest.Run{Result: res}
+	run := &loadtest.Run{Round: round, Result: res}
 	for _, w := range ws {
 		after, perr := b.procs.Read(w.pid)
 		if perr != nil {
@@ -515,13 +620,17 @@ func (b *bench) measure(ctx context.Context, phase string, s *server) (*loadtest
 // ramp is how long a streaming run spreads its workers' starts: -ramp, or
 // by default the expected length of one stream (mock latency plus tokens at
 // the mock's speed), at most a third of the run.
-func (b *bench) ramp(run time.Duration) time.Duration {
+func (b *bench) ramp(phase string, run time.Duration) time.Duration {
 	if b.cfg.ramp >= 0 {
 		return b.cfg.ramp
 	}
+	tokens, tps := float64(b.cfg.streamMaxTokens), float64(b.cfg.mockTPS)
+	if specOf(phase).many {
+		tokens, tps = float64(b.cfg.manyTokens), b.cfg.manyTPS
+	}
 	stream := b.cfg.mockLatency
-	if b.cfg.mockTPS > 0 {
-		stream += time.Duration(float64(b.cfg.streamMaxTokens) / float64(b.cfg.mockTPS) * float64(time.Second))
+	if tps > 0 {
+		stream += time.Duration(tokens / tps * float64(time.Second))
 	}
 	return min(stream, run/3)
 }

@@ -1,38 +1,54 @@
 // Command bench measures what xroute adds on top of an upstream: latency
-// (p50/p99) and gateway CPU time per request, xroute in front of the mock
-// upstream against the mock called directly and against a bare
-// httputil.ReverseProxy (the floor), at a fixed request rate and with many
+// (p50/p99), time to first token, gateway CPU time per request and peak
+// RSS, xroute in front of the mock upstream against the mock called
+// directly, a bare httputil.ReverseProxy (the floor) and, as a peer,
+// Portkey's open-source gateway, at a fixed request rate and with many
 // concurrent streams.
 //
-//	go run ./loadtest/cmd/bench [-duration 10s] [-rate 1000] [-streams 500] [-json out.json] [-md docs/benchmarks-run.md] [-charts DIR]
+//	go run ./loadtest/cmd/bench [-duration 10s] [-rounds 3] [-rate 1000] [-streams 500] [-many-streams 5000] [-json out.json] [-md docs/benchmarks-run.md] [-charts DIR] [-quick]
 //
-// Phases: nonstream (chat completions, open loop at -rate), stream (chat
-// completion streams, -streams concurrent), responses-stream (Responses
-// API streams, POST /v1/responses, -streams concurrent) and
-// messages-stream (Anthropic Messages streams, POST /v1/messages with
-// x-api-key and anthropic-version, -streams concurrent). Targets: direct
-// (the mock), proxy (the bare reverse proxy), xroute, xroute-info (xroute
-// logging every request) and xroute-translated. xroute's mock provider
-// lists native_formats: [responses], so that it passes Responses requests
-// through; xroute-translated is xroute without it, translating them into
-// chat completions and the answer back into Responses events.
+// Phases: for each ingress (Chat Completions: nonstream and stream;
+// Responses API: responses and responses-stream; Anthropic Messages:
+// messages and messages-stream), plain requests (open loop at -rate) and
+// streams (closed loop, -streams concurrent), each with money off (the
+// model deployed free: true) and on (the "-paid" twin: a priced model and
+// a key of a funded account, so that xroute holds, settles and writes the
+// ledger on every request); then many-streams, -many-streams slow chat
+// streams open at once (memory at scale). Each phase runs -rounds times
+// with the targets interleaved (A B C A B C …); the report gives each
+// target's medians and ranges, and opens with a table of xroute's ratios
+// to the bare proxy against issue 22's targets.
 //
-// The messages-stream phase has an upstream of its own, the Anthropic mock
+// Targets: direct (the mock), proxy (the bare reverse proxy), xroute,
+// xroute-info (xroute logging every request), xroute-translated and
+// portkey. xroute's mock provider lists native_formats: [responses], so
+// that it passes Responses requests through; xroute-translated is xroute
+// without it, translating them into chat completions and the answer back
+// into Responses events. portkey runs when node is installed: the bench
+// installs npm @portkey-ai/gateway once into the user's cache dir, with
+// @hono/node-server pinned to 1.13.5 and Portkey's one-line patch
+// (portkey.go), and routes it by its x-portkey-provider and
+// x-portkey-custom-host headers to the mocks.
+//
+// The Messages phases have an upstream of their own, the Anthropic mock
 // (`xroute mock anthropic`, with the same -mock-* knobs): direct calls it,
 // proxy is a second bare proxy in front of it, and xroute serves
 // -messages-model from an anthropic provider pointing at it, passing the
 // requests and the events through natively. xroute-translated serves that
 // model from the OpenAI mock instead: it translates each Messages request
 // into a chat completion and re-encodes the stream as Messages events.
-// xroute-translated only runs in the two phases where the routes differ.
+// xroute-translated only runs in the Responses and Messages phases, where
+// the routes differ.
 //
-// With -md, PNG charts (latency by percentile, completed requests per second)
-// go to -charts, by default a directory named after the Markdown file
-// (docs/benchmarks.md: docs/benchmarks/), and the Markdown links to them.
+// With -md, PNG charts (latency by percentile, completed requests per second;
+// the first round) go to -charts, by default a directory named after the
+// Markdown file (docs/benchmarks.md: docs/benchmarks/), and the Markdown
+// links to them.
 //
 // Every server is a separate process started (and stopped) by the bench, so
-// that its CPU time and peak RSS can be read from /proc. The load generator
-// runs on the same machine and shares its cores with the servers.
+// that its CPU time and peak RSS can be read from /proc, and runs in the
+// bench's temp dir: nothing is written to the working directory. The load
+// generator runs on the same machine and shares its cores with the servers.
 package main
 
 import (
@@ -62,6 +78,12 @@ type config struct {
 	drain           time.Duration
 	rate            float64
 	streams         int
+	manyStreams     int
+	manyTPS         float64
+	manyTokens      int
+	rounds          int
+	portkeyVersion  string
+	portkeyDir      string
 	maxInFlight     int
 	maxTokens       int
 	streamMaxTokens int
@@ -92,24 +114,13 @@ const (
 	// targetXrouteTranslated is xroute whose mock provider has no
 	// native_formats: a Responses request goes through the chat pivot.
 	targetXrouteTranslated = "xroute-translated"
-	phaseNonStream         = "nonstream"
-	phaseStream            = "stream"
-	phaseResponsesStream   = "responses-stream"
-	phaseMessagesStream    = "messages-stream"
+	// targetPortkey is Portkey's open-source gateway (npm
+	// @portkey-ai/gateway) run by node: a peer, when node is there.
+	targetPortkey = "portkey"
 )
 
-// knownPhases are the phases in their default order.
-func knownPhases() []string {
-	return []string{phaseNonStream, phaseStream, phaseResponsesStream, phaseMessagesStream}
-}
-
-// streaming reports whether a phase is a closed loop of streams.
-func streaming(phase string) bool { return phase != phaseNonStream }
-
-// runsIn reports whether target takes part in phase: xroute-translated
-// differs from xroute only on the Responses and the Messages API.
-func runsIn(target, phase string) bool {
-	return target != targetXrouteTranslated || phase == phaseResponsesStream || phase == phaseMessagesStream
+func knownTargets() []string {
+	return []string{targetDirect, targetProxy, targetXroute, targetXrouteInfo, targetXrouteTranslated, targetPortkey}
 }
 
 func main() {
@@ -130,12 +141,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.drain, "drain", 10*time.Second, "time in-flight requests may take after a run's end before they are canceled")
 	fs.Float64Var(&cfg.rate, "rate", 1000, "open-loop arrival rate of the non-streaming phase, requests/s")
 	fs.IntVar(&cfg.streams, "streams", 500, "concurrent streams held open in the streaming phases")
+	fs.IntVar(&cfg.manyStreams, "many-streams", 5000, "concurrent streams held open in the many-streams phase (memory at scale)")
+	fs.Float64Var(&cfg.manyTPS, "many-streams-tps", 4, "many-streams: the mock's tokens per second for these streams (a #mock:tps directive in the prompt): long, slow streams, so that all of them are open at once")
+	fs.IntVar(&cfg.manyTokens, "many-streams-tokens", 32, "many-streams: max_tokens of each stream")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds of every phase, the targets interleaved (A B C A B C …); the report gives medians and ranges")
+	fs.StringVar(&cfg.portkeyVersion, "portkey-version", "1.15.2", "portkey target: the version of npm @portkey-ai/gateway")
+	fs.StringVar(&cfg.portkeyDir, "portkey-dir", "", "portkey target: where it is installed (default: the user cache dir's xroute-bench/portkey-VERSION)")
+	quick := fs.Bool("quick", false, "a short run for tests and smoke checks: durations, rates, streams and tokens cut down (flags given explicitly still win)")
 	fs.IntVar(&cfg.maxInFlight, "max-inflight", 5000, "open loop: requests due beyond this many in flight are dropped (errors)")
 	fs.IntVar(&cfg.maxTokens, "max-tokens", 16, "max_tokens of the non-streaming request")
 	fs.IntVar(&cfg.streamMaxTokens, "stream-max-tokens", 64, "max_tokens (Responses: max_output_tokens) of the streaming requests")
 	fs.StringVar(&cfg.model, "model", "gpt-4o-mini", "model name in the requests and the xroute config")
 	fs.StringVar(&cfg.messagesModel, "messages-model", "claude-sonnet-4-5", "messages-stream: model name in the requests and the xroute config (must differ from -model)")
-	fs.StringVar(&targets, "targets", "direct,proxy,xroute,xroute-translated", "targets, in order: direct, proxy, xroute, xroute-info, xroute-translated (responses-stream and messages-stream only)")
+	fs.StringVar(&targets, "targets", "direct,proxy,xroute,xroute-translated,portkey", "targets, in order: direct, proxy, xroute, xroute-info, xroute-translated (Responses and Messages phases only), portkey (skipped when node or the package is not there)")
 	fs.StringVar(&phases, "phases", strings.Join(knownPhases(), ","), "phases, in order: "+strings.Join(knownPhases(), ", "))
 	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&cfg.mdOut, "md", "", "write the Markdown report to this file too")
@@ -149,7 +167,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.mockChunkTokens, "mock-chunk-tokens", 0, "mock: tokens per stream chunk (0: the mock's default)")
 	fs.BoolVar(&cfg.keepTmp, "keep-tmp", false, "keep the temp dir (configs, databases, server logs)")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress lines on stderr")
-	fs.DurationVar(&cfg.timeout, "timeout", 20*time.Minute, "hard limit on the whole bench")
+	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Hour, "hard limit on the whole bench")
 	// Hidden mode: the bare reverse proxy, run by the bench itself.
 	proxyOnly := fs.Bool("proxy-only", false, "internal: serve only the bare reverse proxy")
 	listen := fs.String("listen", "127.0.0.1:0", "internal: -proxy-only listen address")
@@ -168,6 +186,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serveProxy(ctx, *listen, *upstream, stdout, stderr)
 	}
 
+	if *quick {
+		quickMode(fs, &cfg)
+	}
 	cfg.targets = splitList(targets)
 	cfg.phases = splitList(phases)
 	if err := cfg.validate(); err != nil {
@@ -196,7 +217,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 func (c *config) validate() error {
-	known := []string{targetDirect, targetProxy, targetXroute, targetXrouteInfo, targetXrouteTranslated}
+	known := knownTargets()
 	for _, t := range c.targets {
 		if !slices.Contains(known, t) {
 			return fmt.Errorf("-targets: unknown target %q (known: %s)", t, strings.Join(known, ", "))
@@ -212,12 +233,41 @@ func (c *config) validate() error {
 		return errors.New("-targets and -phases must not be empty")
 	case c.duration <= 0 || c.warmup < 0:
 		return errors.New("-duration must be > 0 and -warmup >= 0")
-	case c.rate <= 0 || c.streams <= 0:
-		return errors.New("-rate and -streams must be > 0")
-	case slices.Contains(c.phases, phaseMessagesStream) && (c.messagesModel == "" || c.messagesModel == c.model):
+	case c.rate <= 0 || c.streams <= 0 || c.manyStreams <= 0 || c.manyTPS <= 0 || c.manyTokens <= 0:
+		return errors.New("-rate, -streams, -many-streams, -many-streams-tps and -many-streams-tokens must be > 0")
+	case c.rounds <= 0:
+		return errors.New("-rounds must be > 0")
+	case slices.ContainsFunc(c.phases, func(p string) bool { return specOf(p).api == apiMsgs }) && (c.messagesModel == "" || c.messagesModel == c.model):
 		return errors.New("-messages-model must be set and differ from -model: xroute routes it to the Anthropic mock")
 	}
 	return nil
+}
+
+// quickMode cuts the knobs down for a run of seconds (-quick), leaving
+// alone every flag given on the command line.
+func quickMode(fs *flag.FlagSet, cfg *config) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, apply := range map[string]func(){
+		"duration":            func() { cfg.duration = 500 * time.Millisecond },
+		"warmup":              func() { cfg.warmup = 0 },
+		"rate":                func() { cfg.rate = 40 },
+		"streams":             func() { cfg.streams = 8 },
+		"many-streams":        func() { cfg.manyStreams = 32 },
+		"many-streams-tps":    func() { cfg.manyTPS = 400 },
+		"many-streams-tokens": func() { cfg.manyTokens = 16 },
+		"rounds":              func() { cfg.rounds = 1 },
+		"max-inflight":        func() { cfg.maxInFlight = 200 },
+		"stream-max-tokens":   func() { cfg.streamMaxTokens = 16 },
+		"mock-latency":        func() { cfg.mockLatency = 2 * time.Millisecond },
+		"mock-tps":            func() { cfg.mockTPS = 2000 },
+		"drain":               func() { cfg.drain = 5 * time.Second },
+		"timeout":             func() { cfg.timeout = 3 * time.Minute },
+	} {
+		if !set[name] {
+			apply()
+		}
+	}
 }
 
 func splitList(s string) []string {

@@ -65,10 +65,11 @@ func TestPhasesAndTargets(t *testing.T) {
 	if !b.wants(targetXrouteTranslated) {
 		t.Error("xroute-translated is not started with the responses-stream phase")
 	}
-	if got := b.smokePhases(targetXrouteTranslated); strings.Join(got, ",") != "responses-stream,messages-stream" {
-		t.Errorf("smokePhases(xroute-translated) = %v", got)
+	if got, want := strings.Join(b.smokePhases(targetXrouteTranslated), ","),
+		"responses,responses-paid,responses-stream,responses-stream-paid,messages,messages-paid,messages-stream,messages-stream-paid"; got != want {
+		t.Errorf("smokePhases(xroute-translated) = %v, want %v", got, want)
 	}
-	if got := b.smokePhases(targetXroute); len(got) != 4 {
+	if got := b.smokePhases(targetXroute); len(got) != len(knownPhases()) {
 		t.Errorf("smokePhases(xroute) = %v, want every phase", got)
 	}
 	if k := skipKey(targetXroute, phaseResponsesStream); k != "xroute (responses-stream)" {
@@ -80,7 +81,7 @@ func TestPhasesAndTargets(t *testing.T) {
 	if !streaming(phaseMessagesStream) || streaming(phaseNonStream) {
 		t.Error("streaming: messages-stream is a stream phase, nonstream is not")
 	}
-	bad := config{targets: []string{targetDirect}, phases: []string{"responses"}, duration: 1, rate: 1, streams: 1}
+	bad := config{targets: []string{targetDirect}, phases: []string{"responses-plain"}, duration: 1, rate: 1, streams: 1, manyStreams: 1, manyTPS: 1, manyTokens: 1, rounds: 1}
 	if err := bad.validate(); err == nil {
 		t.Error("validate accepted an unknown phase")
 	}
@@ -126,12 +127,13 @@ func TestXrouteConfig(t *testing.T) {
 		wantModels    string
 	}{
 		{"chat only", xrouteSetup{logLevel: "warn", mockBase: "http://127.0.0.1:1/v1", nativeResponses: true},
-			"mock:openai:[responses]", "gpt-4o-mini→mock"},
+			"mock:openai:[responses]", "gpt-4o-mini→mock:free gpt-4o-mini-priced→mock:0.15/0.60"},
 		{"native messages", xrouteSetup{logLevel: "info", mockBase: "http://127.0.0.1:1/v1", nativeResponses: true,
 			messagesModel: "claude-x", anthropicBase: "http://127.0.0.1:2"},
-			"mock:openai:[responses] anthropic-mock:anthropic:[]", "gpt-4o-mini→mock claude-x→anthropic-mock"},
+			"mock:openai:[responses] anthropic-mock:anthropic:[]",
+			"gpt-4o-mini→mock:free claude-x→anthropic-mock:free gpt-4o-mini-priced→mock:0.15/0.60 claude-x-priced→anthropic-mock:0.15/0.60"},
 		{"translated messages", xrouteSetup{logLevel: "warn", mockBase: "http://127.0.0.1:1/v1", messagesModel: "claude-x"},
-			"mock:openai:[]", "gpt-4o-mini→mock claude-x→mock"},
+			"mock:openai:[]", "gpt-4o-mini→mock:free claude-x→mock:free gpt-4o-mini-priced→mock:0.15/0.60 claude-x-priced→mock:0.15/0.60"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -150,9 +152,22 @@ func TestXrouteConfig(t *testing.T) {
 					t.Errorf("provider %s: api_key %q", p.Name, p.APIKey)
 				}
 			}
+			// Every file xroute writes is in the bench's directory, never
+			// relative to the working directory.
+			for name, p := range map[string]string{"database.path": cfg.Database.Path, "auth.pepper_file": cfg.Auth.PepperFile,
+				"vault.master_key_file": cfg.Vault.MasterKeyFile, "anomaly.webhook_secret_file": cfg.Anomaly.WebhookSecretFile,
+				"usage.spool_dir": cfg.Usage.SpoolDir} {
+				if !strings.HasPrefix(p, dir+string(filepath.Separator)) {
+					t.Errorf("%s = %q, not under %s", name, p, dir)
+				}
+			}
 			for _, m := range cfg.Models {
 				for _, d := range m.Deployments {
-					ms = append(ms, m.Name+"→"+d.Provider)
+					price := "free"
+					if !d.Free {
+						price = d.InputPrice + "/" + d.OutputPrice
+					}
+					ms = append(ms, m.Name+"→"+d.Provider+":"+price)
 					if d.Model != m.Name {
 						t.Errorf("model %s: deployment model %q", m.Name, d.Model)
 					}

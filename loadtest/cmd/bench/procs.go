@@ -24,16 +24,18 @@ type child struct {
 	err  error // valid once done is closed
 }
 
-// startChild starts bin with args, its stdout and stderr going to logPath.
+// startChild starts bin with args in dir, its stdout and stderr going to
+// logPath.
 // When ctx ends, the whole process group receives SIGTERM; a child also gets
 // SIGKILL if the bench dies without cleaning up (Pdeathsig).
-func startChild(ctx context.Context, name, logPath, bin string, args, env []string) (*child, error) {
+func startChild(ctx context.Context, name, logPath, bin string, args, env []string, dir string) (*child, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return killGroup(cmd, syscall.SIGTERM) }

@@ -30,7 +30,7 @@ type server struct {
 	target   loadtest.Target
 	gateway  *child // nil for the direct target
 	upstream *child // the mock
-	// messages is the server of the messages-stream phase when it is not
+	// messages is the server of the Messages phases when it is not
 	// this one: direct and proxy then reach the Anthropic mock (proxy
 	// through a proxy of its own), xroute the same gateway in front of it.
 	messages *server
@@ -38,7 +38,7 @@ type server struct {
 
 // in returns the server of target s in phase.
 func (s *server) in(phase string) *server {
-	if phase == phaseMessagesStream && s.messages != nil {
+	if specOf(phase).api == apiMsgs && s.messages != nil {
 		return s.messages
 	}
 	return s
@@ -51,6 +51,22 @@ type lab struct {
 	logDir   string
 	children []*child
 	progress func(format string, a ...any)
+	// accounts are the funded accounts of the xroute targets, by name.
+	accounts map[string]benchAccount
+}
+
+// benchAccount is an xroute target's funded account and the config to
+// reach its store with.
+type benchAccount struct {
+	bin, config, id string
+	env             []string
+}
+
+// balance is the account's `xroute credits balance` line: after the
+// money-on phases, proof that xroute charged them.
+func (a benchAccount) balance(ctx context.Context) (string, error) {
+	out, err := runOutputEnv(ctx, filepath.Dir(a.config), a.env, a.bin, "credits", "balance", "--config", a.config, "--account", a.id)
+	return strings.TrimSpace(out), err
 }
 
 func newLab(cfg config, progress func(string, ...any)) (*lab, error) {
@@ -58,7 +74,7 @@ func newLab(cfg config, progress func(string, ...any)) (*lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
-	l := &lab{cfg: cfg, tmp: tmp, logDir: filepath.Join(tmp, "logs"), progress: progress}
+	l := &lab{cfg: cfg, tmp: tmp, logDir: filepath.Join(tmp, "logs"), progress: progress, accounts: map[string]benchAccount{}}
 	for _, d := range []string{l.logDir, filepath.Join(tmp, "bin")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("temp dir: %w", err)
@@ -79,8 +95,14 @@ func (l *lab) close(keep bool) {
 	os.RemoveAll(l.tmp)
 }
 
-func (l *lab) start(ctx context.Context, name, bin string, args, env []string) (*child, error) {
-	c, err := startChild(ctx, name, filepath.Join(l.logDir, name+".log"), bin, args, env)
+// start runs a child in dir ("": the lab's temp dir): never in the
+// bench's working directory, so that a file a child writes relative to
+// its cwd stays in the temp dir.
+func (l *lab) start(ctx context.Context, name, bin string, args, env []string, dir string) (*child, error) {
+	if dir == "" {
+		dir = l.tmp
+	}
+	c, err := startChild(ctx, name, filepath.Join(l.logDir, name+".log"), bin, args, env, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +207,7 @@ func (l *lab) startMock(ctx context.Context, name, bin string, pre []string) (*c
 	}
 	args = append(args, strings.Fields(l.cfg.mockArgs)...)
 	l.progress("bench: start %s: %s %s", name, bin, strings.Join(args, " "))
-	c, err := l.start(ctx, name, bin, args, nil)
+	c, err := l.start(ctx, name, bin, args, nil, "")
 	if err != nil {
 		return nil, "", err
 	}
@@ -207,7 +229,7 @@ func (l *lab) startProxy(ctx context.Context, name, upstream string) (*child, st
 	if err != nil {
 		return nil, "", err
 	}
-	c, err := l.start(ctx, name, self, []string{"-proxy-only", "-listen", addr, "-upstream", upstream}, nil)
+	c, err := l.start(ctx, name, self, []string{"-proxy-only", "-listen", addr, "-upstream", upstream}, nil, "")
 	if err != nil {
 		return nil, "", err
 	}
@@ -237,8 +259,23 @@ type xrouteSetup struct {
 	anthropicBase string
 }
 
-// config is the xroute.yaml of x: listening on addr, its files in dir,
-// serving model (and x.messagesModel) with key as the mocks' key.
+// pricedModel is the name under which the bench config deploys model
+// with a price (the money-on phases), on the same provider. The upstream
+// is asked for that same name, so that every target's upstream sees the
+// same request in a phase.
+func pricedModel(model string) string { return model + "-priced" }
+
+// Prices of the priced deployments, USD per million tokens: any price
+// makes xroute hold, settle and write the ledger.
+const (
+	benchInputPrice  = "0.15"
+	benchOutputPrice = "0.60"
+)
+
+// config is the xroute.yaml of x: listening on addr, every file it writes
+// under dir (an absolute path: nothing lands in the working directory),
+// serving model and its priced twin (and x.messagesModel's) with key as
+// the mocks' key.
 func (x xrouteSetup) config(addr, dir, model, key string) string {
 	var b strings.Builder
 	// The load generator opens thousands of connections at once from one
@@ -250,10 +287,14 @@ log:
   level: %[2]s
 database:
   path: %[3]s/xroute.db
+usage:
+  spool_dir: %[3]s/xroute.db.spool
 auth:
   pepper_file: %[3]s/xroute.pepper
 vault:
   master_key_file: %[3]s/xroute.master
+anomaly:
+  webhook_secret_file: %[3]s/xroute.webhook_secret
 providers:
   - name: mock
     type: openai
@@ -273,22 +314,37 @@ providers:
 `, x.anthropicBase, key)
 	}
 	b.WriteString("models:\n")
-	// The mocks cost nothing, and say so: the benchmark measures routing
-	// and relaying, without credit holds.
-	deploy := func(name, provider string) {
+	// The mocks cost nothing, and the money-off phases say so: they
+	// measure routing and relaying, without credit holds. The priced twin
+	// of each model is the money-on phases': a hold before the request, a
+	// settle and a ledger entry after it.
+	deploy := func(name, provider string, priced bool) {
+		price := "        free: true\n"
+		if priced {
+			price = fmt.Sprintf("        input_price: %q\n        output_price: %q\n", benchInputPrice, benchOutputPrice)
+		}
 		fmt.Fprintf(&b, `  - name: %[1]s
     deployments:
       - provider: %[2]s
         model: %[1]s
-        free: true
-`, name, provider)
+%[3]s`, name, provider, price)
 	}
-	deploy(model, "mock")
-	if x.messagesModel != "" {
-		deploy(x.messagesModel, messagesProvider)
+	for _, priced := range []bool{false, true} {
+		name, msgs := model, x.messagesModel
+		if priced {
+			name, msgs = pricedModel(model), pricedModel(msgs)
+		}
+		deploy(name, "mock", priced)
+		if x.messagesModel != "" {
+			deploy(msgs, messagesProvider, priced)
+		}
 	}
 	return b.String()
 }
+
+// benchCredit is what the bench account is funded with, USD: far more
+// than any run spends, so that no hold is ever refused.
+const benchCredit = "1000000.00"
 
 // startXroute writes a config, creates a caller key and serves xroute,
 // waiting for /healthz. It returns the server, its base URL (ending in
@@ -308,17 +364,33 @@ func (l *lab) startXroute(ctx context.Context, bin string, x xrouteSetup) (*chil
 		return nil, "", "", fmt.Errorf("%s: write config: %w", name, err)
 	}
 	env := strings.Fields(l.cfg.xrouteEnv)
-	keyCmd := []string{"keys", "create", "--config", cfgPath, "--name", "bench", "--quiet"}
-	out, err := runOutputEnv(ctx, dir, env, bin, keyCmd...)
+	// One funded account and one key on it: the money-off phases ask for
+	// free models (no hold), the money-on ones for priced models (a hold,
+	// a settle and a ledger entry on every request).
+	out, err := runOutputEnv(ctx, dir, env, bin, "accounts", "create", "--config", cfgPath, "bench")
+	if err != nil {
+		return nil, "", "", fmt.Errorf("%s: create account: %w", name, err)
+	}
+	acct := strings.TrimSpace(out)
+	if acct == "" || strings.ContainsAny(acct, " \n\t") {
+		return nil, "", "", fmt.Errorf("%s: accounts create printed %q, want one id", name, out)
+	}
+	if _, err := runOutputEnv(ctx, dir, env, bin, "credits", "topup", "--config", cfgPath, "--account", acct,
+		"--amount", benchCredit, "--idempotency-key", "bench-funding"); err != nil {
+		return nil, "", "", fmt.Errorf("%s: fund account: %w", name, err)
+	}
+	keyCmd := []string{"keys", "create", "--config", cfgPath, "--name", "bench", "--account", acct, "--quiet"}
+	out, err = runOutputEnv(ctx, dir, env, bin, keyCmd...)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("%s: create key: %w", name, err)
 	}
 	key := strings.TrimSpace(out)
+	l.accounts[name] = benchAccount{bin: bin, config: cfgPath, id: acct, env: env}
 	if key == "" || strings.ContainsAny(key, " \n\t") {
 		return nil, "", "", fmt.Errorf("%s: keys create --quiet printed %q, want one key on one line", name, out)
 	}
 	l.progress("bench: start %s: %s serve --config %s", name, bin, cfgPath)
-	c, err := l.start(ctx, name, bin, []string{"serve", "--config", cfgPath}, env)
+	c, err := l.start(ctx, name, bin, []string{"serve", "--config", cfgPath}, env, dir)
 	if err != nil {
 		return nil, "", "", err
 	}
