@@ -267,7 +267,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	// JWKS are fetched with a client of their own (not the upstream one).
 	xch, err := openExchange(ctx, cfg, db, ks, a.Audit, &http.Client{Timeout: 10 * time.Second}, exchangeOutcome, log.Named("exchange"), func() {
 		if fo != nil {
-			fo.publish(issuersChanged)
+			fo.publish(IssuersChanged)
 		}
 	})
 	if err != nil {
@@ -338,7 +338,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	rl := newReloader(log.Named("reload"), every, map[string]func(context.Context) error{
 		budgetsChanged:      a.Budgets.Load,
 		providerKeysChanged: a.Secrets.Refresh,
-		issuersChanged:      xch.reload,
+		IssuersChanged:      xch.reload,
 	})
 	a.closers = append(a.closers, rl.close)
 	if rdb != nil {
@@ -346,7 +346,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		// from the store by the parts built above.
 		fo = newFanout(rdb, log.Named("fanout"), func(msg string) {
 			switch {
-			case msg == budgetsChanged, msg == providerKeysChanged, msg == issuersChanged:
+			case msg == budgetsChanged, msg == providerKeysChanged, msg == IssuersChanged:
 				rl.ask(msg)
 			case strings.HasPrefix(msg, accountChanged):
 				a.Ledger.Invalidate(strings.TrimPrefix(msg, accountChanged))

@@ -15,9 +15,9 @@ import (
 	"github.com/xroute/xroute/keys"
 )
 
-// issuersChanged is the fan-out message of a change to the trusted
+// IssuersChanged is the fan-out message (the CLI announces it too) of a change to the trusted
 // issuers (admin API or CLI): every replica reads them again.
-const issuersChanged = "issuers"
+const IssuersChanged = "issuers"
 
 // issuerPoll is how often every replica reads the stored issuers even
 // without a message: a replica without Redis, or one that missed the
