@@ -265,7 +265,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	}
 	// Identity tokens for short-lived keys; the issuers' discovery and
 	// JWKS are fetched with a client of their own (not the upstream one).
-	xch, err := openExchange(ctx, cfg, db, ks, a.Audit, &http.Client{Timeout: 10 * time.Second}, exchangeOutcome, log.Named("exchange"), func() {
+	o := options{issuerPoll: issuerPoll}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	xch, err := openExchange(ctx, cfg, db, ks, a.Audit, &http.Client{Timeout: 10 * time.Second}, exchangeOutcome, log.Named("exchange"), o.issuerPoll, func() {
 		if fo != nil {
 			fo.publish(IssuersChanged)
 		}

@@ -40,7 +40,7 @@ type exchangeParts struct {
 // stop. POST /v1/auth/token is served even with no issuer yet: one may be
 // added through the admin API at any time. announce (may be nil) tells
 // the other replicas that the issuers changed.
-func openExchange(ctx context.Context, cfg config.Config, db *store.DB, ks *keys.Service, audit *keys.Auditor, client *http.Client, outcome func(string), log *zap.Logger, announce func()) (*exchangeParts, error) {
+func openExchange(ctx context.Context, cfg config.Config, db *store.DB, ks *keys.Service, audit *keys.Auditor, client *http.Client, outcome func(string), log *zap.Logger, poll time.Duration, announce func()) (*exchangeParts, error) {
 	x, err := exchange.New(exchange.Options{Issuers: cfg.Auth.Issuers, Minter: ks, Store: db, Audit: audit, Client: client, OnOutcome: outcome})
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func openExchange(ctx context.Context, cfg config.Config, db *store.DB, ks *keys
 	}()
 	go func() {
 		defer wg.Done()
-		pollIssuers(bg, p.reload, issuerPoll, log)
+		pollIssuers(bg, p.reload, poll, log)
 	}()
 	p.stop = func() { stop(); wg.Wait() }
 	return p, nil
