@@ -1,6 +1,7 @@
 // Package exchange turns a verified identity token into a short-lived
-// xroute key: OAuth 2.0 Token Exchange (RFC 8693) without the HTTP. An
-// issuer from the config vouches for the token (its signature by a key
+// xroute key: OAuth 2.0 Token Exchange (RFC 8693) without the HTTP. A
+// trusted issuer (from the config file or added through the admin API,
+// see Registry) vouches for the token (its signature by a key
 // from its JWKS, iss, aud, exp, nbf, iat, an allowed algorithm, a jti
 // not seen before); the first of the issuer's rules whose claim patterns
 // match decides the account and what the key may do; the key is an
