@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -113,59 +114,75 @@ func validateIssuers(issuers []Issuer, bad func(field, format string, args ...an
 	seen := map[string]bool{}
 	for i, is := range issuers {
 		f := fmt.Sprintf("auth.issuers[%d]", i)
-		u, err := url.Parse(is.Issuer)
-		switch {
-		case is.Issuer == "" || err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-			bad(f+".issuer", "must be the issuer's URL (the tokens' iss), got %q", is.Issuer)
-		case seen[is.Issuer]:
+		if is.Issuer != "" && seen[is.Issuer] {
 			bad(f+".issuer", "%q is listed twice", is.Issuer)
 		}
 		seen[is.Issuer] = true
-		if is.JWKSURL != "" {
-			if u, err := url.Parse(is.JWKSURL); err != nil || u.Host == "" {
-				bad(f+".jwks_url", "must be a URL, got %q", is.JWKSURL)
-			}
+		validateIssuer(f+".", is, bad)
+	}
+}
+
+// Validate checks one issuer with the config file's rules (the admin API
+// and the CLI add issuers with it). Each problem is a *FieldError whose
+// field is relative to the issuer ("audiences", "rules[0].account").
+func (is Issuer) Validate() error {
+	var errs []error
+	validateIssuer("", is, func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	})
+	return errors.Join(errs...)
+}
+
+// validateIssuer checks one issuer; f prefixes its fields' names.
+func validateIssuer(f string, is Issuer, bad func(field, format string, args ...any)) {
+	u, err := url.Parse(is.Issuer)
+	if is.Issuer == "" || err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		bad(f+"issuer", "must be the issuer's URL (the tokens' iss), got %q", is.Issuer)
+	}
+	if is.JWKSURL != "" {
+		if u, err := url.Parse(is.JWKSURL); err != nil || u.Host == "" {
+			bad(f+"jwks_url", "must be a URL, got %q", is.JWKSURL)
 		}
-		if len(is.Audiences) == 0 {
-			bad(f+".audiences", "list at least one audience (a token for any audience could be replayed from elsewhere)")
+	}
+	if len(is.Audiences) == 0 {
+		bad(f+"audiences", "list at least one audience (a token for any audience could be replayed from elsewhere)")
+	}
+	for j, a := range is.Algorithms {
+		if !slices.Contains(asymmetricAlgs, a) {
+			bad(fmt.Sprintf("%salgorithms[%d]", f, j), "%q is not allowed (allowed: %s)", a, strings.Join(asymmetricAlgs, ", "))
 		}
-		for j, a := range is.Algorithms {
-			if !slices.Contains(asymmetricAlgs, a) {
-				bad(fmt.Sprintf("%s.algorithms[%d]", f, j), "%q is not allowed (allowed: %s)", a, strings.Join(asymmetricAlgs, ", "))
-			}
+	}
+	if is.MaxTokenLifetime < 0 {
+		bad(f+"max_token_lifetime", "must not be negative")
+	}
+	if is.ClockSkew < 0 || is.ClockSkew > 5*time.Minute {
+		bad(f+"clock_skew", "must be between 0 and 5m, got %s", is.ClockSkew)
+	}
+	if is.JWKSRefreshInterval < 0 {
+		bad(f+"jwks_refresh_interval", "must not be negative")
+	}
+	if len(is.Rules) == 0 {
+		bad(f+"rules", "list at least one rule (without one every exchange is refused)")
+	}
+	for j, r := range is.Rules {
+		rf := fmt.Sprintf("%srules[%d]", f, j)
+		if strings.TrimSpace(r.Name) == "" {
+			bad(rf+".name", "a rule needs a name (it names the issued keys and the audit rows)")
 		}
-		if is.MaxTokenLifetime < 0 {
-			bad(f+".max_token_lifetime", "must not be negative")
+		if len(r.Claims) == 0 {
+			bad(rf+".claims", "list at least one claim pattern (use sub: \"*\" to match every token on purpose)")
 		}
-		if is.ClockSkew < 0 || is.ClockSkew > 5*time.Minute {
-			bad(f+".clock_skew", "must be between 0 and 5m, got %s", is.ClockSkew)
+		if r.Account == "" {
+			bad(rf+".account", "must name the account the issued keys spend")
 		}
-		if is.JWKSRefreshInterval < 0 {
-			bad(f+".jwks_refresh_interval", "must not be negative")
+		if r.Key.TTL < 0 {
+			bad(rf+".key.ttl", "must not be negative")
 		}
-		if len(is.Rules) == 0 {
-			bad(f+".rules", "list at least one rule (without one every exchange is refused)")
+		if r.RefreshTTL < 0 {
+			bad(rf+".refresh_ttl", "must not be negative")
 		}
-		for j, r := range is.Rules {
-			rf := fmt.Sprintf("%s.rules[%d]", f, j)
-			if strings.TrimSpace(r.Name) == "" {
-				bad(rf+".name", "a rule needs a name (it names the issued keys and the audit rows)")
-			}
-			if len(r.Claims) == 0 {
-				bad(rf+".claims", "list at least one claim pattern (use sub: \"*\" to match every token on purpose)")
-			}
-			if r.Account == "" {
-				bad(rf+".account", "must name the account the issued keys spend")
-			}
-			if r.Key.TTL < 0 {
-				bad(rf+".key.ttl", "must not be negative")
-			}
-			if r.RefreshTTL < 0 {
-				bad(rf+".refresh_ttl", "must not be negative")
-			}
-			if r.Key.RPM < 0 || r.Key.TPM < 0 || r.Key.MaxConcurrent < 0 {
-				bad(rf+".key", "rpm, tpm and max_concurrent must not be negative")
-			}
+		if r.Key.RPM < 0 || r.Key.TPM < 0 || r.Key.MaxConcurrent < 0 {
+			bad(rf+".key", "rpm, tpm and max_concurrent must not be negative")
 		}
 	}
 }

@@ -357,6 +357,7 @@ func TestCLI(t *testing.T) {
 				{[]string{"keys", "list"}, "ID", ""},
 				{[]string{"accounts", "list"}, "ID", ""},
 				{[]string{"provider-keys", "list", "--config", "pk.yaml"}, "ID", ""},
+				{[]string{"issuers", "list"}, "ID", ""},
 				{[]string{"audit", "list"}, "SEQ", ""},
 				{[]string{"credits", "ledger", "--account", acct}, "ID", ""},
 				{[]string{"budgets", "list"}, "SCOPE", ""},

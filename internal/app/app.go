@@ -20,6 +20,7 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/exchange"
 	"github.com/xroute/xroute/internal/httpapi"
 	"github.com/xroute/xroute/internal/respcache"
 	"github.com/xroute/xroute/internal/store"
@@ -44,6 +45,9 @@ type App struct {
 	Cache    *respcache.Cache  // the response cache (nil: no model caches)
 	Ledger   *billing.Ledger
 	Budgets  *billing.Budgets
+	// Issuers are the token exchange's trusted issuers (config file and
+	// admin API).
+	Issuers  *exchange.Registry
 	log      *zap.Logger
 	closers  []func() // in order of construction; Close runs them backwards
 	upstream *http.Client
@@ -261,15 +265,20 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	}
 	// Identity tokens for short-lived keys; the issuers' discovery and
 	// JWKS are fetched with a client of their own (not the upstream one).
-	xch, stopExchange, err := openExchange(cfg, db, ks, a.Audit, &http.Client{Timeout: 10 * time.Second}, exchangeOutcome, log.Named("exchange"))
+	o := options{issuerPoll: issuerPoll}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	xch, err := openExchange(ctx, cfg, db, ks, a.Audit, &http.Client{Timeout: 10 * time.Second}, exchangeOutcome, log.Named("exchange"), o.issuerPoll, func() {
+		if fo != nil {
+			fo.publish(IssuersChanged)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, stopExchange)
-	var exchanger httpapi.TokenExchanger // nil, not a nil *exchange.Service, when off
-	if xch != nil {
-		exchanger = xch
-	}
+	a.closers = append(a.closers, xch.stop)
+	a.Issuers = xch.reg
 	rc, err := newResponseCache(cfg, rdb, log.Named("cache"))
 	if err != nil {
 		return nil, err
@@ -294,7 +303,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		Guessing:        g.guessing,
 		Observe:         g.observe,
 		Limits:          g.limits,
-		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin, httpapi.DeploymentsRoute(rt), httpapi.AuditExportRoute(db)},
+		AdminRoutes:     []func(*gin.RouterGroup){usageAdmin, httpapi.DeploymentsRoute(rt), httpapi.AuditExportRoute(db), httpapi.IssuersRoute(xch.reg)},
 		CallerRoutes:    []func(*gin.RouterGroup){usageCaller},
 		Meter:           childMeter{credits: cr, keys: ks},
 		Credits:         creditsAdmin,
@@ -314,7 +323,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		Captures:    a.Captures,
 		AuditWriter: a.Audit,
 		Tracer:      tel,
-		Exchange:    exchanger,
+		Exchange:    xch.svc,
 
 		Children: ks, // POST /v1/keys/ephemeral
 		CORS:     db, // per-account browser origins
@@ -333,6 +342,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	rl := newReloader(log.Named("reload"), every, map[string]func(context.Context) error{
 		budgetsChanged:      a.Budgets.Load,
 		providerKeysChanged: a.Secrets.Refresh,
+		IssuersChanged:      xch.reload,
 	})
 	a.closers = append(a.closers, rl.close)
 	if rdb != nil {
@@ -340,7 +350,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		// from the store by the parts built above.
 		fo = newFanout(rdb, log.Named("fanout"), func(msg string) {
 			switch {
-			case msg == budgetsChanged, msg == providerKeysChanged:
+			case msg == budgetsChanged, msg == providerKeysChanged, msg == IssuersChanged:
 				rl.ask(msg)
 			case strings.HasPrefix(msg, accountChanged):
 				a.Ledger.Invalidate(strings.TrimPrefix(msg, accountChanged))

@@ -12,7 +12,8 @@ import (
 // invalidationChannel carries what a replica changed that others cache:
 // the hashes of keys it revoked, suspended, resumed or rotated (hashes,
 // never keys), accountChanged+id for an account's price multiplier, budgetsChanged,
-// and providerKeysChanged (a stored provider key or the vault's keyring).
+// providerKeysChanged (a stored provider key or the vault's keyring) and
+// IssuersChanged (the token exchange's trusted issuers).
 const invalidationChannel = "xroute:keys:invalidate"
 
 const (

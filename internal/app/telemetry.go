@@ -20,8 +20,14 @@ const telemetryFlushTimeout = 5 * time.Second
 type Option func(*options)
 
 type options struct {
-	tracer *telemetry.Tracer
+	tracer     *telemetry.Tracer
+	issuerPoll time.Duration
 }
+
+// WithIssuerPoll sets how often the replica reads the stored trusted
+// issuers without being told (default issuerPoll); a test that must see
+// the Redis fan-out deliver a change sets it beyond its own length.
+func WithIssuerPoll(d time.Duration) Option { return func(o *options) { o.issuerPoll = d } }
 
 // WithTracer traces with t instead of the tracer the config asks for (a
 // test's in-memory exporter); t's owner shuts it down.

@@ -1,6 +1,7 @@
 // Package exchange turns a verified identity token into a short-lived
-// xroute key: OAuth 2.0 Token Exchange (RFC 8693) without the HTTP. An
-// issuer from the config vouches for the token (its signature by a key
+// xroute key: OAuth 2.0 Token Exchange (RFC 8693) without the HTTP. A
+// trusted issuer (from the config file or added through the admin API,
+// see Registry) vouches for the token (its signature by a key
 // from its JWKS, iss, aud, exp, nbf, iat, an allowed algorithm, a jti
 // not seen before); the first of the issuer's rules whose claim patterns
 // match decides the account and what the key may do; the key is an
@@ -16,6 +17,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -133,9 +136,12 @@ type issuer struct {
 	keys *keySet
 }
 
-// Service exchanges identity tokens for keys.
+// Service exchanges identity tokens for keys. Its issuers are swapped
+// whole (SetIssuers) while exchanges run: each exchange reads one set.
 type Service struct {
-	issuers   map[string]*issuer
+	issuers   atomic.Pointer[map[string]*issuer]
+	setMu     sync.Mutex // one SetIssuers at a time
+	client    *http.Client
 	minter    Minter
 	st        Store
 	audit     Auditor
@@ -154,26 +160,55 @@ func New(o Options) (*Service, error) {
 	if o.Minter == nil || o.Store == nil || o.Audit == nil {
 		return nil, errors.New("exchange: a minter, a store and an audit log are required")
 	}
-	s := &Service{issuers: map[string]*issuer{}, minter: o.Minter, st: o.Store, audit: o.Audit, now: o.Now, onOutcome: o.OnOutcome}
+	s := &Service{minter: o.Minter, st: o.Store, audit: o.Audit, now: o.Now, onOutcome: o.OnOutcome}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.onOutcome == nil {
 		s.onOutcome = func(string) {}
 	}
-	client := o.Client
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+	s.client = o.Client
+	if s.client == nil {
+		s.client = &http.Client{Timeout: 10 * time.Second}
 	}
-	for _, c := range o.Issuers {
+	s.SetIssuers(o.Issuers)
+	return s, nil
+}
+
+// SetIssuers replaces the trusted issuers (the config's and those added
+// through the admin API), validated by the caller. Exchanges already
+// verifying finish with the set they read; the next ones use this one.
+// An issuer whose key source (iss, jwks_url, refresh interval) is
+// unchanged keeps its cached JWKS, so a reload costs no fetch; an issuer
+// left out is untrusted from now on.
+func (s *Service) SetIssuers(list []config.Issuer) {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	var old map[string]*issuer
+	if p := s.issuers.Load(); p != nil {
+		old = *p
+	}
+	next := make(map[string]*issuer, len(list))
+	for _, c := range list {
 		c = c.WithDefaults()
-		is := &issuer{cfg: c, keys: &keySet{issuer: c.Issuer, jwksURL: c.JWKSURL, client: client, every: c.JWKSRefreshInterval, now: s.now}}
+		is := &issuer{cfg: c}
+		if prev, ok := old[c.Issuer]; ok && prev.cfg.JWKSURL == c.JWKSURL && prev.cfg.JWKSRefreshInterval == c.JWKSRefreshInterval {
+			is.keys = prev.keys
+		} else {
+			is.keys = &keySet{issuer: c.Issuer, jwksURL: c.JWKSURL, client: s.client, every: c.JWKSRefreshInterval, now: s.now}
+		}
 		for _, a := range c.Algorithms {
 			is.algs = append(is.algs, jose.SignatureAlgorithm(a))
 		}
-		s.issuers[c.Issuer] = is
+		next[c.Issuer] = is
 	}
-	return s, nil
+	s.issuers.Store(&next)
+}
+
+// issuer is the trusted issuer iss, if it is one now.
+func (s *Service) issuer(iss string) (*issuer, bool) {
+	is, ok := (*s.issuers.Load())[iss]
+	return is, ok
 }
 
 // identity is a verified subject token.
@@ -311,7 +346,7 @@ func (s *Service) verify(ctx context.Context, raw string) (*identity, error) {
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
 		return nil, refuse(CodeInvalidRequest, "malformed", "subject_token's claims are not a JSON object")
 	}
-	is, ok := s.issuers[unverified.Issuer]
+	is, ok := s.issuer(unverified.Issuer)
 	if !ok {
 		return nil, refuse(CodeInvalidRequest, "wrong_issuer", "the subject token's issuer is not trusted")
 	}

@@ -110,7 +110,7 @@ func (s *Service) doRefresh(ctx context.Context, r Request, ev *keys.Event) (Tok
 	if !now.Before(row.ExpiresAt) {
 		return Token{}, refuse(CodeInvalidGrant, "refresh_expired", "the refresh token has expired")
 	}
-	is, ok := s.issuers[row.Issuer]
+	is, ok := s.issuer(row.Issuer)
 	var ttl time.Duration
 	if ok {
 		for _, rule := range is.cfg.Rules {

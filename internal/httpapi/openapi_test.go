@@ -401,6 +401,25 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 	s.do("PUT", corsPath, `{}`, 400, true)
 	s.do("PUT", "/accounts/acct_nope/cors", `{"origins":[]}`, 404)
 	s.do("GET", "/accounts/acct_nope/cors", "", 404)
+
+	// Trusted issuers of the token exchange.
+	issDoc := issuerJSON("https://issuer.example")
+	iss := s.do("POST", "/issuers", issDoc, 201)
+	issID := iss.str("id")
+	s.do("POST", "/issuers", issDoc, 409)
+	s.do("POST", "/issuers", `{"issuer":"https://x.example","audiences":[],"rules":[]}`, 400)
+	s.do("POST", "/issuers", `{"issuer":"https://x.example"}`, 400, true)
+	if l := s.do("GET", "/issuers", "", 200); len(l.data()) != 1 {
+		t.Fatalf("issuers: %s", l.raw)
+	}
+	s.do("GET", "/issuers/"+issID, "", 200)
+	s.do("GET", "/issuers/iss_nope", "", 404)
+	s.do("PUT", "/issuers/"+issID, issuerJSON("https://issuer2.example"), 200)
+	s.do("PUT", "/issuers/iss_nope", issDoc, 404)
+	s.do("PATCH", "/issuers/"+issID, `{"clock_skew":"1m"}`, 200)
+	s.do("PATCH", "/issuers/"+issID, `{"clock_skew":"1h"}`, 400)
+	s.do("DELETE", "/issuers/"+issID, "", 200)
+	s.do("DELETE", "/issuers/"+issID, "", 404)
 	if st, body, _ := call(t, "POST", g.base+"/chat/completions", g.key, chat); st != 200 {
 		t.Fatalf("chat: %d %v", st, body)
 	}

@@ -18,16 +18,20 @@ import (
 // about). The owner passes every route and is never listed.
 //
 // Reading is open to every role, except where an answer would carry key
-// material (see seesKeyHints). Writing: operator keys, accounts, provider
-// keys and capture settings; billing credits, budgets and multipliers.
+// material (see seesKeyHints) and the trusted issuers (not billing's
+// business). Writing: operator keys, accounts, provider keys, capture
+// settings and trusted issuers; billing credits, budgets and multipliers.
 // Only the owner rotates the vault and creates, rotates, revokes,
 // suspends or resumes admin keys (checked in the key handlers, where the
 // key's kind is known).
 var (
-	readers    = []string{keys.RoleOperator, keys.RoleBilling, keys.RoleViewer}
-	operators  = []string{keys.RoleOperator}
-	billers    = []string{keys.RoleBilling}
-	adminRoles = map[string][]string{
+	readers   = []string{keys.RoleOperator, keys.RoleBilling, keys.RoleViewer}
+	operators = []string{keys.RoleOperator}
+	billers   = []string{keys.RoleBilling}
+	// Trusted issuers decide who gets keys, not what is spent: the
+	// billing role neither reads nor writes them.
+	issuerReaders = []string{keys.RoleOperator, keys.RoleViewer}
+	adminRoles    = map[string][]string{
 		"GET /admin/v1/openapi.json":         readers,
 		"GET /admin/v1/me":                   readers,
 		"GET /admin/v1/accounts":             readers,
@@ -68,6 +72,12 @@ var (
 		"POST /admin/v1/accounts/:id/multiplier":   billers,
 		"POST /admin/v1/budgets":                   billers,
 		"DELETE /admin/v1/budgets":                 billers,
+		"GET /admin/v1/issuers":                    issuerReaders,
+		"GET /admin/v1/issuers/:id":                issuerReaders,
+		"POST /admin/v1/issuers":                   operators,
+		"PUT /admin/v1/issuers/:id":                operators,
+		"PATCH /admin/v1/issuers/:id":              operators,
+		"DELETE /admin/v1/issuers/:id":             operators,
 	}
 )
 

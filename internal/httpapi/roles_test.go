@@ -40,6 +40,15 @@ var roleTable = func() map[string][]string {
 		method, p, _ := strings.Cut(r, " ")
 		m[method+" "+adminPrefix+p] = bill
 	}
+	// Trusted issuers: read by the operator and the viewer, not billing;
+	// written by the operator.
+	for _, p := range []string{"/issuers", "/issuers/:id"} {
+		m["GET "+adminPrefix+p] = []string{keys.RoleOperator, keys.RoleViewer}
+	}
+	for _, r := range []string{"POST /issuers", "PUT /issuers/:id", "PATCH /issuers/:id", "DELETE /issuers/:id"} {
+		method, p, _ := strings.Cut(r, " ")
+		m[method+" "+adminPrefix+p] = op
+	}
 	return m
 }()
 

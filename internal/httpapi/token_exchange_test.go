@@ -185,11 +185,13 @@ func TestTokenExchangeRefusalsOverHTTP(t *testing.T) {
 	}
 }
 
-// TestTokenExchangeOffWithoutIssuers: no issuers, no route.
-func TestTokenExchangeOffWithoutIssuers(t *testing.T) {
+// TestTokenExchangeWithoutIssuers: with no issuer yet the route is
+// served (one may be added through the admin API at any time) and
+// refuses every grant in the RFC's shape.
+func TestTokenExchangeWithoutIssuers(t *testing.T) {
 	g := newGateway(t, gwOptions{})
-	if st, _, _ := call(t, "POST", g.base+"/auth/token", "", "grant_type=x", "Content-Type", "application/x-www-form-urlencoded"); st != 401 && st != 404 {
-		t.Fatalf("without issuers: %d", st)
+	if st, b, _ := call(t, "POST", g.base+"/auth/token", "", "grant_type=x", "Content-Type", "application/x-www-form-urlencoded"); st != 400 || b["error"] != exchange.CodeUnsupportedGrantType {
+		t.Fatalf("without issuers: %d %v", st, b)
 	}
 }
 

@@ -503,6 +503,23 @@ async function keysPage(ctx) {
   await list.load();
   if (!ctx.live()) return;
   clear(body, card('', list.el));
+  if (me.role !== 'billing') main.append(await trustedIssuers(ctx)); // not billing's to read (403)
+}
+
+// trustedIssuers is the token exchange's issuers, read-only: those of the
+// config file and those added with the admin API or `xroute issuers`.
+async function trustedIssuers(ctx) {
+  const res = await api('GET', '/issuers');
+  if (!ctx.live()) return h('div');
+  return card('Trusted issuers',
+    h('p', { class: 'muted' }, 'Identity tokens these issuers sign are exchanged for short-lived keys at POST /v1/auth/token. Manage them with xroute issuers or the admin API.'),
+    table([
+      { label: 'Issuer', render: (i) => [h('div', { class: 'strong mono' }, i.issuer), h('div', { class: 'muted small-text mono' }, i.id)] },
+      { label: 'Source', render: (i) => badge(i.source) },
+      { label: 'Audiences', render: (i) => i.audiences.join(', ') },
+      { label: 'Rules', render: (i) => i.rules.map((r) => h('div', { class: 'small-text' }, r.name + ' → ' + r.account)) },
+      { label: 'Updated', render: (i) => (i.updated_at ? h('span', { title: i.updated_by || '' }, fmtTime(i.updated_at)) : '—') },
+    ], res.data || [], { empty: 'No trusted issuers: every token exchange is refused. Add one under auth.issuers or with xroute issuers add.', rowClass: () => 'issuer-row' }));
 }
 
 const keyColumns = () => [
