@@ -127,6 +127,9 @@ type Config struct {
 	APIKey string
 	// Models are the served model ids; empty accepts any model id.
 	Models []string
+	// Clock is the clock of the simulated prompt cache's TTLs (chat and
+	// Responses); nil is time.Now.
+	Clock func() time.Time `json:"-"`
 }
 
 // Normalized returns c with the defaults applied (ChunkTokens,
@@ -143,6 +146,9 @@ func (c Config) Normalized() Config {
 	c.Latency = max(c.Latency, 0)
 	c.RetryAfter = max(c.RetryAfter, 0)
 	c.Models = append([]string(nil), c.Models...)
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
 	return c
 }
 
