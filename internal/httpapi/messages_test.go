@@ -381,7 +381,7 @@ func TestMessagesCacheTokensArePricedAtTheirRates(t *testing.T) {
 	if _, _, err := g.app.Ledger.TopUp(ctx, "acct_default", 1_000_000*1_000_000_000, "t", "test"); err != nil {
 		t.Fatal(err)
 	}
-	long := strings.Repeat("You are a careful assistant. ", 60)
+	long := strings.Repeat("You are a careful assistant. ", 220) // above claude-sonnet-4-5's 1024-token minimum
 	body := `{"model":"claude-priced","max_tokens":16,"system":[{"type":"text","text":"` + long + `","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"hi"}]}`
 	var recs [2]struct {
 		in, write, read, out int64

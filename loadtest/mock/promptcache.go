@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"encoding/binary"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"time"
 	"unicode"
@@ -318,4 +319,28 @@ func (c *PromptCache) Auto(h *AutoHasher, scope uint64, ttl time.Duration, now t
 		c.put(entryKey(scope, hash), ttl, now)
 	}
 	return cached
+}
+
+// ClaudeMinCacheTokens is a Claude model's minimum cacheable prompt
+// length, as Anthropic's prompt-caching reference lists it: 4096 tokens for
+// Claude Opus 4.5 and 4.6 and Haiku 4.5, 2048 for Claude Opus 4.7 and the
+// Haiku 3 models, 1024 for the others (Sonnet, Opus 4 to 4.1, Opus 4.8 and
+// the later models). model may be a Bedrock id
+// ("us.anthropic.claude-haiku-4-5-20251001-v1:0").
+func ClaudeMinCacheTokens(model string) int {
+	has := func(names ...string) bool {
+		for _, n := range names {
+			if strings.Contains(model, n) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("claude-opus-4-5", "claude-opus-4-6", "claude-haiku-4-5"):
+		return 4096
+	case has("claude-opus-4-7", "claude-3-haiku", "claude-3-5-haiku", "claude-haiku-3"):
+		return 2048
+	}
+	return 1024
 }

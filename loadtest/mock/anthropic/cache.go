@@ -80,22 +80,6 @@ func canonJSON(raw json.RawMessage) []byte {
 	return b
 }
 
-// minCacheTokens is the model's minimum cacheable prompt length, as the
-// prompt-caching reference lists it: 4096 tokens for Claude Opus 4.5 and
-// 4.6 and Haiku 4.5, 2048 for Claude Opus 4.7 and the Haiku 3 models, 1024
-// for the others (Sonnet, Opus 4 to 4.1, Opus 4.8 and the later models).
-func minCacheTokens(model string) int {
-	switch {
-	case strings.HasPrefix(model, "claude-opus-4-5"), strings.HasPrefix(model, "claude-opus-4-6"),
-		strings.HasPrefix(model, "claude-haiku-4-5"):
-		return 4096
-	case strings.HasPrefix(model, "claude-opus-4-7"), strings.HasPrefix(model, "claude-3-haiku"),
-		strings.HasPrefix(model, "claude-3-5-haiku"), strings.HasPrefix(model, "claude-haiku-3"):
-		return 2048
-	}
-	return 1024
-}
-
 // cacheMin is the minimum cacheable length of model under cfg: the model's
 // (CacheMinTokens 0), CacheMinTokens when positive, none when negative.
 func cacheMin(cfg *Config, model string) int {
@@ -105,7 +89,7 @@ func cacheMin(cfg *Config, model string) int {
 	case cfg.CacheMinTokens < 0:
 		return 0
 	}
-	return minCacheTokens(model)
+	return mock.ClaudeMinCacheTokens(model)
 }
 
 // callerKey is the key a request authenticated with (x-api-key, else the
