@@ -266,6 +266,15 @@ type AutoHasher struct {
 	Hashes []uint64 // Hashes[i]: the prefix of AutoCacheMin + i*AutoCacheStep tokens
 }
 
+// Tools hashes what precedes the messages and counts no tokens (the
+// mocks count none for tool definitions): a request with other tools has
+// other prefixes, as OpenAI's prompt puts the tools first. Call it first.
+func (h *AutoHasher) Tools(b []byte) {
+	if len(b) > 0 {
+		h.sum = HashChain(h.sum, b)
+	}
+}
+
 // Token adds one token identified by b.
 func (h *AutoHasher) Token(b string) {
 	h.sum = HashChain(h.sum, b)
