@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"flag"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +35,9 @@ import (
 // the difference between the two. Run:
 //
 //	go test -run '^$' -bench IdleStreams -benchtime 500x ./internal/httpapi
+//
+// With -idleheap FILE, the heap of the xroute run is written to FILE while
+// its streams are open (go tool pprof -sample_index=inuse_space).
 func BenchmarkIdleStreams(b *testing.B) {
 	for _, target := range []string{"bare", "xroute"} {
 		b.Run(target, func(b *testing.B) {
@@ -45,11 +52,29 @@ func BenchmarkIdleStreams(b *testing.B) {
 			body := `{"model":"` + model + `","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"Hello!"}]}`
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: b.N + 1}}
 			b.Cleanup(client.CloseIdleConnections)
+			// One request first: what loads once (the tokenizer, on the
+			// first priced request) is not an idle stream's.
+			warm, _ := http.NewRequest("POST", url, strings.NewReader(strings.Replace(body, `"stream":true`, `"stream":false`, 1)))
+			warm.Header.Set("Authorization", "Bearer "+key)
+			warm.Header.Set("Content-Type", "application/json")
+			if resp, err := client.Do(warm); err != nil {
+				b.Fatal(err)
+			} else {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
 			heap0, g0 := liveHeap()
 			b.ReportAllocs()
 			b.ResetTimer()
 			var wg sync.WaitGroup
 			bodies := make([]*http.Response, b.N)
+			b.Cleanup(func() { // before the servers close: they wait for these
+				for _, r := range bodies {
+					if r != nil {
+						r.Body.Close()
+					}
+				}
+			})
 			errs := make(chan error, b.N)
 			for i := range b.N {
 				wg.Add(1)
@@ -64,7 +89,7 @@ func BenchmarkIdleStreams(b *testing.B) {
 						return
 					}
 					bodies[i] = resp
-					br := bufio.NewReaderSize(resp.Body, 256)
+					br := bufio.NewReaderSize(resp.Body, 64<<10)
 					for { // up to the first event: the stream relays, then idles
 						line, err := br.ReadSlice('\n')
 						if err != nil {
@@ -84,16 +109,19 @@ func BenchmarkIdleStreams(b *testing.B) {
 				b.Fatal(err)
 			}
 			heap1, g1 := liveHeap()
-			b.ReportMetric(float64(heap1-heap0)/float64(b.N), "heap-B/stream")
-			b.ReportMetric(float64(g1-g0)/float64(b.N), "goroutines/stream")
-			for _, r := range bodies {
-				if r != nil {
-					r.Body.Close()
+			if *idleHeap != "" && target == "xroute" {
+				if f, err := os.Create(*idleHeap); err == nil {
+					pprof.WriteHeapProfile(f)
+					f.Close()
 				}
 			}
+			b.ReportMetric(float64(heap1-heap0)/float64(b.N), "heap-B/stream")
+			b.ReportMetric(float64(g1-g0)/float64(b.N), "goroutines/stream")
 		})
 	}
 }
+
+var idleHeap = flag.String("idleheap", "", "BenchmarkIdleStreams: write the heap profile with the streams open to this file")
 
 // liveHeap is the heap in use after a collection, and the goroutines.
 func liveHeap() (heap int64, goroutines int) {
