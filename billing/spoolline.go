@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
+	"github.com/xroute/xroute/internal/jsontext"
 	"github.com/xroute/xroute/internal/store"
 )
 
@@ -29,17 +29,17 @@ func appendRecordJSON(b []byte, r *store.UsageRecord) (_ []byte, ok bool) {
 		return b, false
 	}
 	b = append(b, `{"RequestID":`...)
-	b = appendJSONString(b, r.RequestID)
+	b = jsontext.AppendString(b, r.RequestID)
 	b = append(b, `,"AccountID":`...)
-	b = appendJSONString(b, r.AccountID)
+	b = jsontext.AppendString(b, r.AccountID)
 	b = append(b, `,"KeyID":`...)
-	b = appendJSONString(b, r.KeyID)
+	b = jsontext.AppendString(b, r.KeyID)
 	b = append(b, `,"Model":`...)
-	b = appendJSONString(b, r.Model)
+	b = jsontext.AppendString(b, r.Model)
 	b = append(b, `,"Provider":`...)
-	b = appendJSONString(b, r.Provider)
+	b = jsontext.AppendString(b, r.Provider)
 	b = append(b, `,"UpstreamModel":`...)
-	b = appendJSONString(b, r.UpstreamModel)
+	b = jsontext.AppendString(b, r.UpstreamModel)
 	b = append(b, `,"Stream":`...)
 	b = strconv.AppendBool(b, r.Stream)
 	b = append(b, `,"PromptTokens":`...)
@@ -59,7 +59,7 @@ func appendRecordJSON(b []byte, r *store.UsageRecord) (_ []byte, ok bool) {
 	b = append(b, `,"Attempts":`...)
 	b = strconv.AppendInt(b, int64(r.Attempts), 10)
 	b = append(b, `,"ErrorCode":`...)
-	b = appendJSONString(b, r.ErrorCode)
+	b = jsontext.AppendString(b, r.ErrorCode)
 	b = append(b, `,"CreatedAt":"`...)
 	b = r.CreatedAt.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","CostNano":`...)
@@ -67,69 +67,14 @@ func appendRecordJSON(b []byte, r *store.UsageRecord) (_ []byte, ok bool) {
 	b = append(b, `,"Estimated":`...)
 	b = strconv.AppendBool(b, r.Estimated)
 	b = append(b, `,"Deployment":`...)
-	b = appendJSONString(b, r.Deployment)
+	b = jsontext.AppendString(b, r.Deployment)
 	b = append(b, `,"Endpoint":`...)
-	b = appendJSONString(b, r.Endpoint)
+	b = jsontext.AppendString(b, r.Endpoint)
 	b = append(b, `,"TraceID":`...)
-	b = appendJSONString(b, r.TraceID)
+	b = jsontext.AppendString(b, r.TraceID)
 	b = append(b, `,"CacheHit":`...)
 	b = strconv.AppendBool(b, r.CacheHit)
 	return append(b, '}'), true
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s quoted as encoding/json quotes it: HTML
-// characters and U+2028/U+2029 escaped, invalid UTF-8 replaced by U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // marshalLine is the spool line of rec, newline included, in a pooled
