@@ -449,6 +449,20 @@ func reached(spent, limit Nano, percent int) bool {
 	return sh > lh || (sh == lh && sl >= ll)
 }
 
+// Applies reports whether a budget may count a request of the account
+// and key: true until the budgets are loaded, then only when one is set
+// on either. A caller with nothing to count skips the work around Add
+// (its context and timer) on every request.
+func (b *Budgets) Applies(accountID, keyID string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.loaded {
+		return true
+	}
+	return (accountID != "" && len(b.defs[scopeRef{ScopeAccount, accountID}]) > 0) ||
+		(keyID != "" && len(b.defs[scopeRef{ScopeKey, keyID}]) > 0)
+}
+
 // prepare returns the budgets of the account and the key, with a spend
 // state for the current period of each (seeding from the store what is
 // missing or from an earlier period). Bit i of seeded is set when list[i]

@@ -61,7 +61,6 @@ type Spool struct {
 	f    *os.File
 	seg  int64 // the segment being appended to; lower ones are sealed
 	segs map[int64]*segment
-	buf  []byte
 
 	// Totals over segs, kept under mu and read without it.
 	records atomic.Int64
@@ -293,19 +292,21 @@ func (s *Spool) openSegment() error {
 // spool past its limit, and an error for a record too long to be read
 // back (the caller then writes it to the store directly).
 func (s *Spool) Append(rec store.UsageRecord) (int64, error) {
-	line, err := json.Marshal(rec)
+	p, err := marshalLine(&rec)
 	if err != nil {
 		return 0, err
 	}
-	if len(line) > s.maxLine {
-		return 0, fmt.Errorf("spool: record %s of %d bytes: %w", rec.RequestID, len(line), errLineTooLong)
+	defer putLine(p)
+	line := *p // newline included
+	if len(line)-1 > s.maxLine {
+		return 0, fmt.Errorf("spool: record %s of %d bytes: %w", rec.RequestID, len(line)-1, errLineTooLong)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
 		return 0, errors.New("spool: closed")
 	}
-	if s.limit > 0 && s.bytes.Load()+int64(len(line))+1 > s.limit {
+	if s.limit > 0 && s.bytes.Load()+int64(len(line)) > s.limit {
 		return 0, ErrSpoolFull
 	}
 	if s.segs[s.seg].size >= s.maxSize {
@@ -313,8 +314,7 @@ func (s *Spool) Append(rec store.UsageRecord) (int64, error) {
 			return 0, err
 		}
 	}
-	s.buf = append(append(s.buf[:0], line...), '\n')
-	n, err := s.f.Write(s.buf)
+	n, err := s.f.Write(line)
 	cur := s.segs[s.seg]
 	cur.size += int64(n)
 	s.bytes.Add(int64(n))

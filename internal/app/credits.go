@@ -185,6 +185,9 @@ func (h *hold) Estimate(body []byte, delivered string) providers.Usage {
 
 func (h *hold) Settle(cost int64) {
 	h.r.Settle(billing.Nano(cost))
+	if cost <= 0 || !h.c.budgets.Applies(h.account, h.key) {
+		return // no budget to count it against: no context, no timer
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.c.budgets.Add(ctx, h.account, h.key, billing.Nano(cost)); err != nil {

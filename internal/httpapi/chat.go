@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/netip"
 	"os"
 	"strconv"
 	"time"
@@ -75,18 +74,20 @@ func (e *chatEncoder) keepalive() []byte { return ssePing }
 // read timeout (set by begin). A Content-Length over the limit is refused
 // before a byte of the body is read.
 func (s *Server) readBody(c *gin.Context) ([]byte, error) {
-	tooLarge := newError(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
-		"Request body too large: the limit is "+strconv.FormatInt(s.maxBody, 10)+" bytes.")
+	tooLarge := func() error { // built only when refused: not on every request
+		return newError(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
+			"Request body too large: the limit is "+strconv.FormatInt(s.maxBody, 10)+" bytes.")
+	}
 	if c.Request.ContentLength > s.maxBody {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	r := http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBody)
-	body, err := io.ReadAll(r)
+	body, err := readAllSized(r, c.Request.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
-			return nil, tooLarge
+			return nil, tooLarge()
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, newError(http.StatusRequestTimeout, "invalid_request_error", "body_read_timeout",
 				"The request body was not received within "+s.bodyTimeout.String()+".")
@@ -97,6 +98,31 @@ func (s *Server) readBody(c *gin.Context) ([]byte, error) {
 		info.received = body // for a capture, should the account have one
 	}
 	return body, nil
+}
+
+// readAllSized is io.ReadAll with its buffer sized from the body's
+// Content-Length (already bounded by the caller's limit), so that a body
+// is read into one allocation instead of a doubling series from 512
+// bytes. A length that lies costs only growth: the reader's own limits
+// and errors apply as with io.ReadAll.
+func readAllSized(r io.Reader, n int64) ([]byte, error) {
+	if n <= 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, n+1) // +1: the read that finds EOF needs room
+	for {
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than announced: grow
+		}
+	}
 }
 
 func noteRoute(info *requestInfo, res router.Result) {
@@ -266,6 +292,5 @@ func (s *Server) observeDone(info *requestInfo) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	ip, _ := netip.ParseAddr(info.clientIP)
-	s.observe(Observation{KeyID: info.key.ID, AccountID: info.key.AccountID, IP: ip, Status: status, Tokens: info.prompt + info.complete})
+	s.observe(Observation{KeyID: info.key.ID, AccountID: info.key.AccountID, IP: info.clientAddr, Status: status, Tokens: info.prompt + info.complete})
 }

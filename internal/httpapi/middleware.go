@@ -28,6 +28,7 @@ type requestInfo struct {
 	id         string
 	start      time.Time
 	clientIP   string
+	clientAddr netip.Addr // clientIP parsed (invalid when it does not parse)
 	key        *keys.Key
 	model      string
 	provider   string
@@ -111,7 +112,11 @@ func newRequestID() string {
 // errors included), recovers panics into an OpenAI-shaped 500 and writes
 // one access log line when the request ends.
 func (s *Server) begin(c *gin.Context) {
+	// The client's address is worked out once (trusted proxies,
+	// forwarding headers) and parsed once: auth, the access log and the
+	// anomaly observer read it from here.
 	info := &requestInfo{id: newRequestID(), start: s.now(), clientIP: c.ClientIP()}
+	info.clientAddr, _ = netip.ParseAddr(info.clientIP)
 	c.Set(infoKey, info)
 	s.guardConn(c, info)
 	s.traceBegin(c, info)
@@ -237,7 +242,7 @@ func (s *Server) authenticate(c *gin.Context) {
 			"You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or in an x-api-key header."))
 		return
 	}
-	ip, _ := netip.ParseAddr(c.ClientIP())
+	ip := info.clientAddr
 	// The key is verified even from an address that is blocked: a valid
 	// key is never refused for its neighbours' failures (a shared NAT, a
 	// proxy missing from trusted_proxies); only the keys that fail are.

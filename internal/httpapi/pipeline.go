@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
@@ -485,7 +486,9 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 			if evs == nil && !chunk.Native && len(chunk.Data) > 0 {
 				if isTextChunk(chunk.Data) {
 					// The common chunk: text only, one path lookup.
-					if t := gjson.GetBytes(chunk.Data, "choices.0.delta.content"); t.Type == gjson.String {
+					// Looked up in place (no copy of the text): it is
+					// appended before the chunk is reused.
+					if t := gjson.Get(unsafe.String(unsafe.SliceData(chunk.Data), len(chunk.Data)), "choices.0.delta.content"); t.Type == gjson.String {
 						info.delivered = append(info.delivered, t.Str...)
 					}
 				} else {

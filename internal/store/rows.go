@@ -407,7 +407,9 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 	// would otherwise risk a deadlock).
 	sorted := slices.Clone(recs)
 	slices.SortStableFunc(sorted, func(a, b UsageRecord) int { return strings.Compare(a.RequestID, b.RequestID) })
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	// Typed (ErrUnavailable, ErrBadData): the recorder decides from the
+	// kind whether to retry, set records aside or start an outage.
+	return typed(s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := s.txPrepare(ctx, tx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`)
 		if err != nil {
 			return fmt.Errorf("insert usage: %w", err)
@@ -438,7 +440,7 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 			return nil
 		}
 		return s.applyUsage(ctx, tx, debits, stored)
-	})
+	}))
 }
 
 // UsageFilter selects usage records; zero fields do not filter.

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -327,8 +328,10 @@ func (s *stream) Recv() (providers.Chunk, error) {
 			continue
 		}
 		c := providers.Chunk{Data: data, Native: s.native}
-		if bytes.Contains(data, usageKey) {
-			if u, ok := parseUsage(gjson.GetBytes(data, "usage")); ok {
+		if carriesUsage(data) {
+			// Looked up in place, without copying the value out: only its
+			// numbers are read.
+			if u, ok := parseUsage(gjson.Get(view(data), "usage")); ok {
 				c.Usage = &u
 				if ch := gjson.GetBytes(data, "choices"); !ch.Exists() || (ch.IsArray() && len(ch.Array()) == 0) {
 					c.UsageOnly = true
@@ -360,6 +363,29 @@ func (s *stream) Close() error {
 	s.cancel()
 	return s.body.Close()
 }
+
+// carriesUsage reports whether a chat chunk may carry a usage object.
+// With include_usage every chunk but the last says "usage":null: that one
+// key, followed by null, is answered without parsing the chunk.
+func carriesUsage(data []byte) bool {
+	i := bytes.Index(data, usageKey)
+	if i < 0 {
+		return false
+	}
+	rest := bytes.TrimLeft(data[i+len(usageKey):], " \t\r\n")
+	if len(rest) == 0 || rest[0] != ':' {
+		return true // not the key as we know it: let the parser decide
+	}
+	rest = bytes.TrimLeft(rest[1:], " \t\r\n")
+	return !bytes.HasPrefix(rest, nullValue) || bytes.Count(data, usageKey) > 1
+}
+
+var nullValue = []byte("null")
+
+// view is b as a string without a copy, for gjson lookups whose results
+// are read at once (numbers, a type) and never kept: b is reused by the
+// next Recv.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func parseUsage(u gjson.Result) (providers.Usage, bool) { return usageAt(u, chatUsage) }
 

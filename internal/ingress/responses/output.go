@@ -3,8 +3,10 @@ package responses
 import (
 	"crypto/rand"
 	"encoding/json"
+	"strconv"
 	"strings"
 
+	"github.com/xroute/xroute/internal/jsontext"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/providers/sse"
 )
@@ -31,6 +33,7 @@ type Builder struct {
 	seq     int
 	started bool
 	buf     []byte
+	scratch []byte                     // the data of the event being written (emitTextDelta)
 	newID   func(prefix string) string // NewID; golden tests count instead
 }
 
@@ -117,7 +120,7 @@ func (b *Builder) Feed(ev providers.Event, u *providers.Usage) []byte {
 		if refusal {
 			b.emitItem("response.refusal.delta", b.cur, map[string]any{"content_index": 0, "delta": ev.Text})
 		} else {
-			b.emitItem("response.output_text.delta", b.cur, map[string]any{"content_index": 0, "delta": ev.Text, "logprobs": []any{}})
+			b.emitTextDelta(b.cur, ev.Text)
 		}
 	case providers.EventReasoning:
 		if ev.Text == "" {
@@ -495,6 +498,24 @@ func (b *Builder) emit(typ string, fields map[string]any) {
 	}
 	data, _ := json.Marshal(fields)
 	b.buf = sse.AppendTypedEvent(b.buf, typ, b.seq, data)
+	b.seq++
+}
+
+// emitTextDelta emits response.output_text.delta, the event of nearly
+// every chunk, written directly: the same bytes as emitItem's map through
+// encoding/json (keys sorted), without the map, its sort and its boxing.
+func (b *Builder) emitTextDelta(it *outItem, text string) {
+	if !b.stream {
+		return
+	}
+	d := append(b.scratch[:0], `{"content_index":0,"delta":`...)
+	d = jsontext.AppendString(d, text)
+	d = append(d, `,"item_id":`...)
+	d = jsontext.AppendString(d, it.id)
+	d = append(d, `,"logprobs":[],"output_index":`...)
+	d = strconv.AppendInt(d, int64(it.index), 10)
+	b.scratch = append(d, '}')
+	b.buf = sse.AppendTypedEvent(b.buf, "response.output_text.delta", b.seq, b.scratch)
 	b.seq++
 }
 

@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// What a failed store call says about the store, for the callers that
+// branch on it (the usage recorder, the store health monitor), so that
+// they never learn the database driver. The writes that callers retry
+// (InsertUsage) return errors that match these with errors.Is; the
+// driver's error stays in the chain for errors.As.
+var (
+	// ErrUnavailable: the store cannot be reached (see IsUnavailable).
+	ErrUnavailable = errors.New("store: unavailable")
+	// ErrBadData: the store refuses what was written (see IsBadData); the
+	// same write fails again however often it is retried.
+	ErrBadData = errors.New("store: data refused")
+)
+
+// Error is a store error whose kind a caller branches on: it matches
+// ErrUnavailable or ErrBadData with errors.Is, and reads as its cause.
+type Error struct {
+	Kind error // ErrUnavailable or ErrBadData
+	Err  error // the cause, from the driver
+}
+
+func (e *Error) Error() string        { return e.Err.Error() }
+func (e *Error) Unwrap() error        { return e.Err }
+func (e *Error) Is(target error) bool { return target == e.Kind }
+
+// typed marks err with its kind when it has one: a store unreachable, or
+// data it refuses; any other error is returned as it is.
+func typed(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case IsUnavailable(err):
+		return &Error{Kind: ErrUnavailable, Err: err}
+	case IsBadData(err):
+		return &Error{Kind: ErrBadData, Err: err}
+	}
+	return err
+}
+
+// IsBadData reports an error that blames what was written, not the store:
+// on PostgreSQL a data exception or an integrity constraint violation
+// (SQLSTATE classes 22 and 23, e.g. 22021 for a NUL byte in a text
+// column); on SQLite a constraint, a datatype mismatch or a value too big.
+// The same records fail again however often they are retried.
+func IsBadData(err error) bool {
+	if errors.Is(err, ErrBadData) {
+		return true
+	}
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) {
+		code := st.SQLState()
+		return strings.HasPrefix(code, "22") || strings.HasPrefix(code, "23")
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // the primary code of an extended one
+		case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_TOOBIG:
+			return true
+		}
+	}
+	return false
+}
+
+// IsUnavailable reports whether err, from a store call, means the store
+// cannot be reached, on either backend: a connection that could not be
+// made (refused, timed out while dialing, rejected at start-up), a network
+// error on an open connection, a connection the pool gave up on, a server
+// shutting down or refusing connections (SQLSTATE classes 08 and 57P,
+// 53300). A context that ended is not one by itself: a caller that went
+// away, or a deadline that passed waiting for a pooled connection or a
+// slow query, says the store is busy, not gone.
+func IsUnavailable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var op *net.OpError
+	var ne net.Error
+	var st interface{ SQLState() string }
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		return true
+	case errors.As(err, &ce): // pgx could not open a connection, for whatever reason
+		return true
+	case errors.As(err, &op) && op.Op == "dial": // timed out dialing included
+		return true
+	case errors.Is(err, context.DeadlineExceeded):
+		return false
+	case errors.As(err, &ne): // I/O errors on an open connection
+		return true
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return true
+	case errors.As(err, &st):
+		code := st.SQLState()
+		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "57P") || code == "53300"
+	}
+	return false
+}
