@@ -74,6 +74,8 @@ func appendRecordJSON(b []byte, r *store.UsageRecord) (_ []byte, ok bool) {
 	b = jsontext.AppendString(b, r.TraceID)
 	b = append(b, `,"CacheHit":`...)
 	b = strconv.AppendBool(b, r.CacheHit)
+	b = append(b, `,"PromptCacheSavedNano":`...)
+	b = strconv.AppendInt(b, r.PromptCacheSavedNano, 10)
 	return append(b, '}'), true
 }
 
