@@ -18,10 +18,10 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
-	"github.com/xroute/xroute/internal/store"
 )
 
 // upstream is one Anthropic mock deployment behind a switch that makes it
