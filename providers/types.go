@@ -394,9 +394,11 @@ func isEmptyArray(raw json.RawMessage) bool {
 
 // BreakpointCacher is implemented by an adapter whose upstream caches a
 // prompt only up to the breakpoints a request marks (Anthropic's
-// cache_control): given Call.Breakpoints, it marks a request that marks
-// none. The router reads it to know such a deployment does not cache on
-// its own.
+// cache_control, Bedrock's cachePoint): given Call.Breakpoints, it marks a
+// request that marks none. The router reads it to know such a deployment
+// does not cache on its own.
 type BreakpointCacher interface {
-	MarksCacheBreakpoints()
+	// MinCacheTokens is the shortest prefix model caches at a breakpoint
+	// when the catalog does not say (0: model has no prompt cache).
+	MinCacheTokens(model string) int
 }

@@ -377,23 +377,20 @@ func (d *Deployment) cachesAutomatically() bool {
 }
 
 // cacheMin is the prefix length from which an attempt at d may get cache
-// breakpoints added (0: none).
+// breakpoints added (0: none): the catalog's minimum, else the adapter's.
 func (d *Deployment) cacheMin(m *Model) int {
 	if m == nil || !m.breakpoints {
 		return 0
 	}
-	if _, ok := d.adapter.(providers.BreakpointCacher); !ok {
+	bc, ok := d.adapter.(providers.BreakpointCacher)
+	if !ok {
 		return 0
 	}
 	if d.Info != nil && d.Info.MinCacheTokens > 0 {
 		return d.Info.MinCacheTokens
 	}
-	return defaultMinCache
+	return bc.MinCacheTokens(d.Model)
 }
-
-// defaultMinCache is the minimum cacheable prefix of a model the catalog
-// does not know (Anthropic's smallest, for Sonnet and Opus).
-const defaultMinCache = 1024
 
 // AffinityStats returns the affinity counters of this replica.
 func (r *Router) AffinityStats() AffinityStats {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+
+	"github.com/xroute/xroute/providers/catalog"
 )
 
 // Prompt caching on Anthropic happens only up to the breakpoints a request
@@ -21,8 +23,12 @@ import (
 // as it is. Marks change no meaning: a string system prompt or turn becomes
 // the same text as one text block.
 
-// MarksCacheBreakpoints implements providers.BreakpointCacher.
-func (a *Adapter) MarksCacheBreakpoints() {}
+// MinCacheTokens implements providers.BreakpointCacher: every model on the
+// Messages API caches, from 1024 tokens (2048 for Haiku) unless the catalog
+// says otherwise.
+func (a *Adapter) MinCacheTokens(model string) int {
+	return max(catalog.DefaultMinCacheTokens(model), 1024)
+}
 
 // maxBreakpoints is Anthropic's limit of cache_control marks per request.
 const maxBreakpoints = 4
