@@ -324,7 +324,7 @@ type session struct {
 // lookupSession finds the pin of req's session on model m (nil when m has
 // affinity off or there is no pin table).
 func (r *Router) lookupSession(ctx context.Context, m *Model, req *providers.ChatRequest) *session {
-	if r.aff == nil || !m.affinity || req == nil {
+	if r.aff == nil || !m.affinity || req == nil || !m.caches() {
 		return nil
 	}
 	s := &session{a: r.aff, key: sessionKey(callerFrom(ctx), m.Name, req), ttl: max(r.aff.ttl, askedTTL(req))}
@@ -363,6 +363,21 @@ func (s *session) served(ctx context.Context, d *Deployment, cred string, u *pro
 		cached = s.pin.Tokens
 	}
 	s.a.set(ctx, s.key, Pin{Deployment: d.name, Credential: cred, Tokens: cached}, s.ttl)
+}
+
+// caches reports whether some deployment of m has a prompt cache (its
+// own, or one xroute marks breakpoints for): for the others a session is
+// not worth a lookup.
+func (m *Model) caches() bool {
+	for _, d := range m.Deployments {
+		if d.cachesAutomatically() || d.cacheMin(m) > 0 {
+			return true
+		}
+		if _, ok := d.adapter.(providers.BreakpointCacher); ok {
+			return true // marked by the caller, when breakpoints are off
+		}
+	}
+	return false
 }
 
 // cachesAutomatically reports whether d's provider caches prompt prefixes

@@ -26,6 +26,10 @@ type cacher struct {
 	warm atomic.Bool
 }
 
+// MinCacheTokens makes the cacher an upstream that caches at breakpoints,
+// as Anthropic does.
+func (c *cacher) MinCacheTokens(string) int { return 1024 }
+
 func (c *cacher) usage() providers.Usage {
 	u := providers.Usage{PromptTokens: 1000, CompletionTokens: 10}
 	if c.warm.Swap(true) {
@@ -408,6 +412,14 @@ func TestAffinitySharedThroughRedis(t *testing.T) {
 	}
 	if ttl := rdb.PTTL(ctx, pfx+"k").Val(); ttl <= 0 || ttl > time.Minute {
 		t.Fatalf("redis ttl %v", ttl)
+	}
+}
+
+func TestNoSessionLookupForModelsWithoutACache(t *testing.T) {
+	clock := newClock()
+	r, m := fleet{names: []string{"a", "b"}, fakes: fakes(clock, "a", "b"), clock: clock}.build(t)
+	if s := r.lookupSession(WithCaller(context.Background(), Caller{Session: "s"}), m, chatReq("")); s != nil {
+		t.Fatal("a session was looked up for a model no deployment of which caches")
 	}
 }
 
