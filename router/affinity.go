@@ -117,16 +117,17 @@ func (a *affinity) get(ctx context.Context, key string) (Pin, bool) {
 	a.redisUp()
 	p, ok := decodePin(v)
 	if ok {
-		a.lru.put(key, p, now+int64(a.ttl))
+		a.lru.put(key, p, now, int64(a.ttl))
 	}
 	return p, ok
 }
 
-// set pins key for ttl, here and in Redis.
+// set pins key for ttl, here and in Redis. A pin Redis holds already, and
+// written less than half its TTL ago, is only refreshed here: a session's
+// every turn does not cost a Redis write.
 func (a *affinity) set(ctx context.Context, key string, p Pin, ttl time.Duration) {
 	now := a.now().UnixNano()
-	a.lru.put(key, p, now+int64(ttl))
-	if !a.shared(now) {
+	if a.lru.put(key, p, now, int64(ttl)) || !a.shared(now) {
 		return
 	}
 	// The caller may have left with the answer: the pin is still worth
@@ -193,6 +194,7 @@ type pinEntry struct {
 	key     string
 	pin     Pin
 	expires int64 // unix ns
+	shared  int64 // when the same pin was last written to Redis (unix ns)
 }
 
 func newPinLRU(max int) *pinLRU {
@@ -216,21 +218,30 @@ func (l *pinLRU) get(key string, now int64) (Pin, bool) {
 	return pe.pin, true
 }
 
-func (l *pinLRU) put(key string, p Pin, expires int64) {
+// put stores p under key until now+ttl. It reports whether the same pin
+// (deployment and key) was stored less than half ttl ago, and is so
+// still in Redis; otherwise it counts the pin as written there now.
+func (l *pinLRU) put(key string, p Pin, now, ttl int64) (fresh bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e, ok := l.items[key]; ok {
 		pe := e.Value.(*pinEntry)
-		pe.pin, pe.expires = p, max(pe.expires, expires)
+		same := pe.pin.Deployment == p.Deployment && pe.pin.Credential == p.Credential
+		fresh = same && pe.expires > now && now-pe.shared < ttl/2
+		pe.pin, pe.expires = p, max(pe.expires, now+ttl)
+		if !fresh {
+			pe.shared = now
+		}
 		l.order.MoveToFront(e)
-		return
+		return fresh
 	}
-	l.items[key] = l.order.PushFront(&pinEntry{key: key, pin: p, expires: expires})
+	l.items[key] = l.order.PushFront(&pinEntry{key: key, pin: p, expires: now + ttl, shared: now})
 	for l.order.Len() > l.max {
 		old := l.order.Back()
 		l.order.Remove(old)
 		delete(l.items, old.Value.(*pinEntry).key)
 	}
+	return false
 }
 
 func (l *pinLRU) len() int {

@@ -350,10 +350,10 @@ func TestCostPricesTheWarmCache(t *testing.T) {
 
 func TestPinLRUIsBoundedAndExpires(t *testing.T) {
 	l := newPinLRU(2)
-	l.put("a", Pin{Deployment: "x/a"}, 100)
-	l.put("b", Pin{Deployment: "x/b"}, 100)
+	l.put("a", Pin{Deployment: "x/a"}, 0, 100)
+	l.put("b", Pin{Deployment: "x/b"}, 0, 100)
 	l.get("a", 0) // a is now the most recent
-	l.put("c", Pin{Deployment: "x/c"}, 100)
+	l.put("c", Pin{Deployment: "x/c"}, 0, 100)
 	if _, ok := l.get("b", 0); ok {
 		t.Fatal("the least recent entry survived the bound")
 	}
@@ -365,6 +365,28 @@ func TestPinLRUIsBoundedAndExpires(t *testing.T) {
 	}
 	if l.len() != 1 {
 		t.Fatalf("len %d after expiry", l.len())
+	}
+}
+
+func TestPinLRUFreshness(t *testing.T) {
+	l := newPinLRU(10)
+	p := Pin{Deployment: "x/a", Credential: "k"}
+	for _, tc := range []struct {
+		name  string
+		pin   Pin
+		now   int64
+		fresh bool
+	}{
+		{"new", p, 0, false},
+		{"same pin soon after", p, 10, true},
+		{"same pin, other token count", Pin{Deployment: "x/a", Credential: "k", Tokens: 9}, 20, true},
+		{"past half its ttl", p, 60, false},
+		{"just rewritten", p, 70, true},
+		{"another key", Pin{Deployment: "x/a", Credential: "k2"}, 80, false},
+	} {
+		if got := l.put("s", tc.pin, tc.now, 100); got != tc.fresh {
+			t.Errorf("%s: fresh %v, want %v", tc.name, got, tc.fresh)
+		}
 	}
 }
 
