@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -74,10 +75,20 @@ type Row struct {
 	PromptTokens     int64      `json:"prompt_tokens"`
 	CompletionTokens int64      `json:"completion_tokens"`
 	CachedTokens     int64      `json:"cached_tokens"`
-	CostNano         int64      `json:"cost_nano"`
-	CostUSD          string     `json:"cost_usd"`
-	LatencyP50US     int64      `json:"latency_p50_us"`
-	LatencyP95US     int64      `json:"latency_p95_us"`
+	CacheWriteTokens int64      `json:"cache_write_tokens"`
+	// CacheHitRatio is the share of prompt tokens read from the provider's
+	// prompt cache (cached / prompt; 0 without prompt tokens).
+	CacheHitRatio float64 `json:"cache_hit_ratio"`
+	CostNano      int64   `json:"cost_nano"`
+	CostUSD       string  `json:"cost_usd"`
+	// PromptCacheSavedNano is the money the prompt cache saved against the
+	// uncached price (every cached and cache-written token at the plain
+	// input price), net of what cache writes cost above it; negative when
+	// the writes cost more than the reads saved.
+	PromptCacheSavedNano int64  `json:"prompt_cache_saved_nano"`
+	PromptCacheSavedUSD  string `json:"prompt_cache_saved_usd"`
+	LatencyP50US         int64  `json:"latency_p50_us"`
+	LatencyP95US         int64  `json:"latency_p95_us"`
 }
 
 // Report fills the query's defaults (To: now; From: To minus
@@ -112,7 +123,9 @@ func newRow(sr store.ReportRow) Row {
 	row := Row{
 		AccountID: sr.AccountID, KeyID: sr.KeyID, Model: sr.Model, Provider: sr.Provider,
 		Requests: sr.Requests, Errors: sr.Errors, PromptTokens: sr.PromptTokens, CompletionTokens: sr.CompletionTokens,
-		CachedTokens: sr.CachedTokens, CostNano: sr.CostNano, CostUSD: FormatUSD(sr.CostNano),
+		CachedTokens: sr.CachedTokens, CacheWriteTokens: sr.CacheWriteTokens, CacheHitRatio: HitRatio(sr.CachedTokens, sr.PromptTokens),
+		CostNano: sr.CostNano, CostUSD: FormatUSD(sr.CostNano),
+		PromptCacheSavedNano: sr.PromptCacheSavedNano, PromptCacheSavedUSD: FormatUSD(sr.PromptCacheSavedNano),
 		LatencyP50US: sr.LatencyP50.Microseconds(), LatencyP95US: sr.LatencyP95.Microseconds(),
 	}
 	if !sr.Bucket.IsZero() {
@@ -209,6 +222,21 @@ func ParseTime(param, s string) (time.Time, error) {
 	return time.Time{}, &QueryError{param, fmt.Sprintf("%s must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01), got %q.", param, s)}
 }
 
+// HitRatio is cached / prompt tokens, rounded to 4 decimals (0 without
+// prompt tokens).
+func HitRatio(cached, prompt int64) float64 {
+	if prompt <= 0 || cached <= 0 {
+		return 0
+	}
+	return math.Round(float64(min(cached, prompt))/float64(prompt)*10000) / 10000
+}
+
+// FormatPercent renders a ratio as a percentage with one decimal: 0.4213
+// -> "42.1%".
+func FormatPercent(ratio float64) string {
+	return strconv.FormatFloat(ratio*100, 'f', 1, 64) + "%"
+}
+
 // FormatUSD renders nano-USD as dollars with 6 decimals, rounding half
 // away from zero, with integers only: 1234567 -> "0.001235".
 func FormatUSD(nano int64) string {
@@ -266,7 +294,13 @@ func columns(groupBy []store.Dimension) []column {
 		num("PROMPT", "prompt_tokens", func(r Row) int64 { return r.PromptTokens }),
 		num("COMPLETION", "completion_tokens", func(r Row) int64 { return r.CompletionTokens }),
 		num("CACHED", "cached_tokens", func(r Row) int64 { return r.CachedTokens }),
+		num("CACHE WRITE", "cache_write_tokens", func(r Row) int64 { return r.CacheWriteTokens }),
+		// the total's ratio is computed from its sums, as every row's is
+		column{head: "CACHE HIT", csvHead: "cache_hit_ratio", numeric: true, summed: true,
+			cell:    func(r Row) string { return FormatPercent(HitRatio(r.CachedTokens, r.PromptTokens)) },
+			csvCell: func(r Row) string { return strconv.FormatFloat(HitRatio(r.CachedTokens, r.PromptTokens), 'f', 4, 64) }},
 		column{head: "COST (USD)", csvHead: "cost_usd", numeric: true, summed: true, cell: func(r Row) string { return r.CostUSD }},
+		column{head: "CACHE SAVED (USD)", csvHead: "prompt_cache_saved_usd", numeric: true, summed: true, cell: func(r Row) string { return FormatUSD(r.PromptCacheSavedNano) }},
 		column{head: "P50 MS", csvHead: "latency_p50_us", numeric: true,
 			cell: func(r Row) string { return millis(r.LatencyP50US) }, csvCell: func(r Row) string { return strconv.FormatInt(r.LatencyP50US, 10) }},
 		column{head: "P95 MS", csvHead: "latency_p95_us", numeric: true,
@@ -308,7 +342,9 @@ func WriteTable(w io.Writer, rep Report) error {
 		total.PromptTokens += r.PromptTokens
 		total.CompletionTokens += r.CompletionTokens
 		total.CachedTokens += r.CachedTokens
+		total.CacheWriteTokens += r.CacheWriteTokens
 		total.CostNano += r.CostNano
+		total.PromptCacheSavedNano += r.PromptCacheSavedNano
 	}
 	if len(rep.Data) > 1 {
 		total.CostUSD = FormatUSD(total.CostNano)
@@ -366,8 +402,11 @@ func WriteCSV(w io.Writer, rep Report) error {
 	rec := make([]string, 0, len(cols)+1)
 	for _, c := range cols {
 		rec = append(rec, c.csvHead)
-		if c.csvHead == "cost_usd" {
+		switch c.csvHead {
+		case "cost_usd":
 			rec = append(rec, "cost_nano")
+		case "prompt_cache_saved_usd":
+			rec = append(rec, "prompt_cache_saved_nano")
 		}
 	}
 	if err := cw.Write(rec); err != nil {
@@ -384,8 +423,11 @@ func WriteCSV(w io.Writer, rep Report) error {
 			default:
 				rec = append(rec, defuseFormula(c.cell(r)))
 			}
-			if c.csvHead == "cost_usd" {
+			switch c.csvHead {
+			case "cost_usd":
 				rec = append(rec, strconv.FormatInt(r.CostNano, 10))
+			case "prompt_cache_saved_usd":
+				rec = append(rec, strconv.FormatInt(r.PromptCacheSavedNano, 10))
 			}
 		}
 		if err := cw.Write(rec); err != nil {

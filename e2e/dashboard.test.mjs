@@ -367,10 +367,11 @@ async function main() {
   await rowOf('analytics-batch').locator('.badge', { hasText: 'active' }).waitFor();
   log('keys: created, copied, rotated, suspended, resumed, revoked');
 
-  // Deployments: eight (four models, embeddings included, on two mock providers), breakers closed.
+  // Deployments: nine (four models, embeddings included, on two mock providers, and
+  // claude-sonnet-4-6 on mock-claude), breakers closed.
   await nav('Deployments');
   await page.locator('tr.deployment-row').first().waitFor();
-  assert(await page.locator('tr.deployment-row').count() === 8, 'eight deployments: ' + await page.locator('tr.deployment-row').count());
+  assert(await page.locator('tr.deployment-row').count() === 9, 'nine deployments: ' + await page.locator('tr.deployment-row').count());
   assert(await page.locator('tr.deployment-row .badge', { hasText: 'closed' }).count() >= 1, 'breaker states shown');
   const served = await page.textContent('.stat-value[data-stat="Requests"]');
   assert(Number(served.replace(/,/g, '')) >= 18, 'deployments count requests: ' + served);

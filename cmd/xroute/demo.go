@@ -19,13 +19,20 @@ import (
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
+	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
 )
 
-// The demo's two mock providers. Their names are what a #mock:only=
+// The demo's mock providers. Their names are what a #mock:only=
 // directive addresses, and what the dashboard's deployments show.
 const (
 	demoPrimary = "mock-primary"
 	demoBackup  = "mock-backup"
+	// demoClaude is an Anthropic Messages mock serving demoClaudeModel,
+	// with the prompt cache of the real API (breakpoints, TTLs, the
+	// model's 1024-token minimum): a session's second turn reads what the
+	// first wrote, and the request log and usage report show the saving.
+	demoClaude      = "mock-claude"
+	demoClaudeModel = "claude-sonnet-4-6"
 	// demoRetryAfter is the Retry-After of the mocks' 429s: long enough to
 	// watch the cooldown in the dashboard, short enough to wait out.
 	demoRetryAfter = 20 * time.Second
@@ -54,10 +61,11 @@ func demoDataDir(getenv func(string) string) (string, error) {
 	return filepath.Join(home, ".local", "share", "xroute", "demo"), nil
 }
 
-// startDemoMocks runs two mock providers in-process and points the config
+// startDemoMocks runs the mock providers in-process and points the config
 // at them: a primary and a backup serving the same models, so failover
 // can be seen with "#mock:status=503;only=mock-primary" (the primary
-// fails, the backup answers: x-xroute-attempts: 2).
+// fails, the backup answers: x-xroute-attempts: 2), and an Anthropic mock
+// serving demoClaudeModel (prompt caching).
 func startDemoMocks(cfg *config.Config) ([]*http.Server, error) {
 	specs := []mock.Config{
 		{Name: demoPrimary, Latency: 40 * time.Millisecond, TokensPerSec: 30, APIKey: "sk-mock-primary", Seed: 1, RetryAfter: demoRetryAfter},
@@ -96,10 +104,37 @@ func startDemoMocks(cfg *config.Config) ([]*http.Server, error) {
 			{Provider: demoBackup, Model: m.name, InputPrice: m.in, OutputPrice: m.out},
 		}, Cache: &config.ModelCache{Enabled: true}}) // the second identical request is a hit
 	}
+	srv, err := startDemoClaude(cfg)
+	if err != nil {
+		return servers, err
+	}
+	servers = append(servers, srv)
 	if err := cfg.Validate(); err != nil {
 		return servers, err
 	}
 	return servers, nil
+}
+
+// startDemoClaude runs the Anthropic mock and adds demoClaudeModel on it,
+// at Anthropic's list prices (cache reads a tenth of input, 5-minute
+// cache writes 1.25x).
+func startDemoClaude(cfg *config.Config) (*http.Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("demo mock: %w", err)
+	}
+	const key = "sk-ant-mock-claude"
+	srv := &http.Server{Handler: anthropicmock.New(anthropicmock.Config{Config: mock.Config{
+		Name: demoClaude, Latency: 40 * time.Millisecond, TokensPerSec: 30, APIKey: key, Seed: 3, RetryAfter: demoRetryAfter,
+	}}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	cfg.Providers = append(cfg.Providers, config.Provider{Name: demoClaude, Type: "anthropic", BaseURL: "http://" + ln.Addr().String(), APIKey: key})
+	if !hasModel(cfg, demoClaudeModel) {
+		cfg.Models = append(cfg.Models, config.Model{Name: demoClaudeModel, OwnedBy: "xroute-demo", Deployments: []config.Deployment{
+			{Provider: demoClaude, Model: demoClaudeModel, InputPrice: "3.00", CachedInputPrice: "0.30", CacheWriteInputPrice: "3.75", OutputPrice: "15.00"},
+		}})
+	}
+	return srv, nil
 }
 
 func hasModel(cfg *config.Config, name string) bool {
@@ -225,7 +260,7 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 // transcript shows these lines (TestREADMEDemoTranscriptMatches).
 func printDemo(w io.Writer, e endpoints, dk demoKeys, dataDir string) {
 	base, key := e.Base, dk.Caller
-	fmt.Fprintf(w, "xroute demo is running with two mock providers (%s, %s); its data is in %s.\n", demoPrimary, demoBackup, dataDir)
+	fmt.Fprintf(w, "xroute demo is running with mock providers (%s, %s, %s); its data is in %s.\n", demoPrimary, demoBackup, demoClaude, dataDir)
 	fmt.Fprintf(w, "Paste these lines into your shell:\n\n")
 	fmt.Fprintf(w, "export OPENAI_BASE_URL=%s\n", e.OpenAI)
 	fmt.Fprintf(w, "export OPENAI_API_KEY=%s\n", key)

@@ -39,7 +39,10 @@ type logRow struct {
 	TTFTMS       float64   `json:"ttft_ms"`
 	InputTokens  int64     `json:"input_tokens"`
 	OutputTokens int64     `json:"output_tokens"`
+	CachedTokens int64     `json:"cached_tokens"`
+	CacheWrite   int64     `json:"cache_write_tokens"`
 	CostUSD      string    `json:"cost_usd"`
+	CacheSaved   string    `json:"prompt_cache_saved_usd"`
 	Estimated    bool      `json:"estimated"`
 	TraceID      string    `json:"trace_id"`
 }
@@ -294,7 +297,7 @@ func reverse(rows []logRow) {
 	}
 }
 
-var logHeader = []string{"TIME", "ACCOUNT", "KEY", "MODEL", "PROVIDER/DEPLOYMENT", "ATTEMPTS", "STATUS", "LATENCY", "TTFT", "TOKENS IN/OUT", "COST USD", "REQUEST ID"}
+var logHeader = []string{"TIME", "ACCOUNT", "KEY", "MODEL", "PROVIDER/DEPLOYMENT", "ATTEMPTS", "STATUS", "LATENCY", "TTFT", "TOKENS IN/OUT", "CACHE READ/WRITE", "COST USD", "CACHE SAVED USD", "REQUEST ID"}
 
 func logCells(r logRow) []string {
 	key := r.KeyName
@@ -325,7 +328,7 @@ func logCells(r logRow) []string {
 	}
 	return []string{r.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z"), r.AccountID, key, r.Model, where,
 		strconv.Itoa(r.Attempts), status, fmt.Sprintf("%.0fms", r.LatencyMS), ttft,
-		fmt.Sprintf("%d/%d", r.InputTokens, r.OutputTokens), cost, r.RequestID}
+		fmt.Sprintf("%d/%d", r.InputTokens, r.OutputTokens), fmt.Sprintf("%d/%d", r.CachedTokens, r.CacheWrite), cost, r.CacheSaved, r.RequestID}
 }
 
 func logListing(rows []logRow) listing {

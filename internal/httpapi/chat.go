@@ -171,6 +171,8 @@ func (s *Server) usageRecord(info *requestInfo) store.UsageRecord {
 		Endpoint:         info.endpoint,
 		TraceID:          info.traceID,
 		CacheHit:         info.cacheHit,
+
+		PromptCacheSavedNano: info.cacheSaved,
 	}
 }
 

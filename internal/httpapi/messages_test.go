@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
@@ -381,11 +383,11 @@ func TestMessagesCacheTokensArePricedAtTheirRates(t *testing.T) {
 	if _, _, err := g.app.Ledger.TopUp(ctx, "acct_default", 1_000_000*1_000_000_000, "t", "test"); err != nil {
 		t.Fatal(err)
 	}
-	long := strings.Repeat("You are a careful assistant. ", 60)
+	long := strings.Repeat("You are a careful assistant. ", 220) // above claude-sonnet-4-5's 1024-token minimum
 	body := `{"model":"claude-priced","max_tokens":16,"system":[{"type":"text","text":"` + long + `","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"hi"}]}`
 	var recs [2]struct {
 		in, write, read, out int64
-		cost                 int64
+		cost, saved          int64
 	}
 	for i := range 2 {
 		r := postAnthropic(t, g.gateway, "/v1/messages", body, nil)
@@ -395,7 +397,7 @@ func TestMessagesCacheTokensArePricedAtTheirRates(t *testing.T) {
 		u := gjson.Get(r.body, "usage")
 		rec := g.usageFor(r.Header.Get("x-request-id"))
 		recs[i].in, recs[i].write, recs[i].read, recs[i].out = u.Get("input_tokens").Int(), u.Get("cache_creation_input_tokens").Int(), u.Get("cache_read_input_tokens").Int(), u.Get("output_tokens").Int()
-		recs[i].cost = rec.CostNano
+		recs[i].cost, recs[i].saved = rec.CostNano, rec.PromptCacheSavedNano
 		if rec.CacheWriteTokens != int(recs[i].write) || rec.CachedTokens != int(recs[i].read) || rec.PromptTokens != int(recs[i].in+recs[i].write+recs[i].read) {
 			t.Fatalf("record %+v vs usage %s", rec, u.Raw)
 		}
@@ -408,6 +410,46 @@ func TestMessagesCacheTokensArePricedAtTheirRates(t *testing.T) {
 	if recs[0].write == 0 || recs[1].read == 0 || recs[1].read != recs[0].write {
 		t.Fatalf("cache write then read: %+v", recs)
 	}
+	// Savings against the uncached price (every cache token at 1000):
+	// a write costs 250 more per token, a read 900 less.
+	for i, r := range recs {
+		if want := (r.read*900 - r.write*250) * 1000; r.saved != want {
+			t.Fatalf("turn %d saved %d, want %d (%+v)", i, r.saved, want, r)
+		}
+	}
+	if recs[0].saved >= 0 || recs[1].saved <= 0 {
+		t.Fatalf("the write turn must cost more than uncached, the read turn less: %+v", recs)
+	}
+
+	// The report per account, key and model and the request log show the
+	// same: hit ratio, cache writes, money saved.
+	admin := g.adminKey(t)
+	rep := adminGet(t, g.gateway, admin, "/usage/report?group_by=account,key,model&model=claude-priced", http.StatusOK)
+	rows := rep["data"].([]any)
+	if len(rows) != 1 {
+		t.Fatalf("report rows %v", rows)
+	}
+	row := rows[0].(map[string]any)
+	prompt := recs[0].in + recs[0].write + recs[0].read + recs[1].in + recs[1].write + recs[1].read
+	saved := recs[0].saved + recs[1].saved
+	wantRatio := math.Round(float64(recs[1].read)/float64(prompt)*10000) / 10000
+	if row["cached_tokens"] != float64(recs[1].read) || row["cache_write_tokens"] != float64(recs[0].write) ||
+		row["cache_hit_ratio"] != wantRatio || row["prompt_cache_saved_nano"] != float64(saved) ||
+		row["prompt_cache_saved_usd"] != billing.FormatUSD(saved) || row["key_id"] == "" || row["account_id"] == "" {
+		t.Fatalf("report row %v, want cached %d, written %d, ratio %v, saved %d", row, recs[1].read, recs[0].write, wantRatio, saved)
+	}
+	log := adminGet(t, g.gateway, admin, "/requests?model=claude-priced&limit=1", http.StatusOK)
+	last := log["data"].([]any)[0].(map[string]any)
+	if last["cached_tokens"] != float64(recs[1].read) || last["cache_write_tokens"] != float64(recs[1].write) ||
+		last["prompt_cache_saved_usd"] != billing.Nano(recs[1].saved).String() {
+		t.Fatalf("request log row %v, want turn 2 %+v", last, recs[1])
+	}
+	// The metrics count the cache's tokens by model and deployment.
+	dep := "claude/claude-sonnet-4-5"
+	g.eventually("prompt cache tokens", func(s scrape) bool {
+		return s.value("xroute_prompt_cache_tokens_total", "model", "claude-priced", "deployment", dep, "type", "read") == float64(recs[1].read) &&
+			s.value("xroute_prompt_cache_tokens_total", "model", "claude-priced", "deployment", dep, "type", "write") == float64(recs[0].write+recs[1].write)
+	})
 }
 
 // TestMessagesThinking: extended thinking natively (Anthropic's thinking

@@ -138,12 +138,17 @@ func (s *Server) price(info *requestInfo, body []byte) {
 			info.prompt, info.estimated = info.hold.Estimate(body, "").PromptTokens, true
 		}
 	}
-	info.cost = info.hold.Cost(info.deployment, providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached, CacheWriteTokens: info.cacheWrite, CacheWrite1hTokens: info.cacheW1h, WebSearches: info.searches})
+	u := providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached, CacheWriteTokens: info.cacheWrite, CacheWrite1hTokens: info.cacheW1h, WebSearches: info.searches}
+	info.cost = info.hold.Cost(info.deployment, u)
 	if info.cacheHit {
-		// A response cache hit: the configured part of the price.
+		// A response cache hit: the configured part of the price. No
+		// provider prompt cache was used for it (the replayed counts are
+		// the original request's), so it saved nothing there.
 		info.cost = int64(float64(info.cost) * s.cache.PriceFraction)
+		info.cacheSaved = 0
 		return
 	}
+	info.cacheSaved = promptCacheSaved(info.hold, info.deployment, u, info.cost)
 	// A hedge that lost but finished was served too: the caller pays for
 	// what the upstream charged for it.
 	for _, a := range info.tried {
@@ -152,7 +157,21 @@ func (s *Server) price(info *requestInfo, body []byte) {
 				s.log.Warn("upstream usage of a losing hedge rejected", zapReq(info), zap.String("deployment", a.Deployment.Name()), zap.Error(err))
 				continue
 			}
-			info.cost += info.hold.Cost(a.Deployment, *a.Usage)
+			c := info.hold.Cost(a.Deployment, *a.Usage)
+			info.cost += c
+			info.cacheSaved += promptCacheSaved(info.hold, a.Deployment, *a.Usage, c)
 		}
 	}
+}
+
+// promptCacheSaved is what the provider's prompt cache saved on usage u
+// that cost cost: the price of u with every cached and cache-written token
+// at the plain input price, minus cost. Negative when cache writes (priced
+// above input) outweighed the reads; 0 when no token touched the cache.
+func promptCacheSaved(h Hold, d *router.Deployment, u providers.Usage, cost int64) int64 {
+	if u.CachedTokens <= 0 && u.CacheWriteTokens <= 0 {
+		return 0
+	}
+	u.CachedTokens, u.CacheWriteTokens, u.CacheWrite1hTokens = 0, 0, 0
+	return h.Cost(d, u) - cost
 }

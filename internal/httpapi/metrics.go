@@ -88,13 +88,18 @@ type metrics struct {
 	ttft        *prometheus.HistogramVec
 	tokens      *prometheus.CounterVec
 	cost        *prometheus.CounterVec
+	cacheTokens *prometheus.CounterVec
 	streams     prometheus.Gauge
 	rejections  [numRejectKinds]prometheus.Counter
 	authFailure map[string]prometheus.Counter
 
-	reqs  lazy[requestKey, prometheus.Counter]
-	pairs lazy[pairKey, *pairSeries]
+	reqs   lazy[requestKey, prometheus.Counter]
+	pairs  lazy[pairKey, *pairSeries]
+	caches lazy[pairKey, *cacheSeries] // by model and deployment
 }
+
+// cacheSeries are the prompt-cache counters of one model and deployment.
+type cacheSeries struct{ read, write prometheus.Counter }
 
 type requestKey struct {
 	endpoint, model, provider string
@@ -142,6 +147,10 @@ func newMetrics(cfg MetricsConfig, rt Router) (*metrics, error) {
 			Name: "xroute_cost_nano_usd_total",
 			Help: "Cost charged to callers, in nano-USD (lost hedges included, under the provider that won).",
 		}, mp),
+		cacheTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xroute_prompt_cache_tokens_total",
+			Help: "Prompt tokens the provider read from (type read) or wrote to (type write) its prompt cache, by public model and the deployment (provider/model) that served; part of xroute_tokens_total's prompt tokens.",
+		}, []string{"model", "deployment", "type"}),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "xroute_streams_in_flight",
 			Help: "Streams being relayed to callers.",
@@ -162,7 +171,7 @@ func newMetrics(cfg MetricsConfig, rt Router) (*metrics, error) {
 	for _, code := range authCodes {
 		m.authFailure[code] = auth.WithLabelValues(code)
 	}
-	cs := []prometheus.Collector{m.requests, m.latency, m.ttft, m.tokens, m.cost, m.streams, rejections, auth}
+	cs := []prometheus.Collector{m.requests, m.latency, m.ttft, m.tokens, m.cost, m.cacheTokens, m.streams, rejections, auth}
 	if cfg.UsageQueue != nil {
 		q := cfg.UsageQueue
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -193,6 +202,10 @@ func newMetrics(cfg MetricsConfig, rt Router) (*metrics, error) {
 			completion: m.tokens.WithLabelValues(k.model, k.provider, "completion"),
 			cost:       m.cost.WithLabelValues(k.model, k.provider),
 		}
+	})
+	m.caches.init(func(k pairKey) *cacheSeries {
+		// provider holds the deployment's name here
+		return &cacheSeries{read: m.cacheTokens.WithLabelValues(k.model, k.provider, "read"), write: m.cacheTokens.WithLabelValues(k.model, k.provider, "write")}
 	})
 	for _, md := range rt.Models() {
 		m.models[md.Name] = md.Name
@@ -291,6 +304,12 @@ func (s *Server) observeMetrics(c *gin.Context, info *requestInfo) {
 		// the upstream's usage is checked first) must not panic here.
 		p.prompt.Add(float64(max(info.prompt, 0)))
 		p.completion.Add(float64(max(info.complete, 0)))
+		if (info.cached > 0 || info.cacheWrite > 0) && !info.cacheHit && info.deployment != nil {
+			// a configured deployment's name: no caller text in the label
+			c := m.caches.get(pairKey{model, info.deployment.Name()})
+			c.read.Add(float64(max(info.cached, 0)))
+			c.write.Add(float64(max(info.cacheWrite, 0)))
+		}
 	}
 	if info.cost > 0 {
 		p.cost.Add(float64(info.cost))

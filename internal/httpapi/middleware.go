@@ -43,6 +43,10 @@ type requestInfo struct {
 	cacheWrite int
 	cacheW1h   int
 	searches   int
+	// cacheSaved is what the provider's prompt cache saved (nano-USD): the
+	// price with cached and written tokens at the plain input price minus
+	// the price (price sets it).
+	cacheSaved int64
 	ttft       time.Duration
 	usageSeen  bool
 	// The request's trace (tracing.go): its server span and the context

@@ -61,31 +61,38 @@ func (s *Server) routeRequestLog(g *gin.RouterGroup) {
 
 // requestObject is one row of the request log.
 type requestObject struct {
-	RequestID    string   `json:"request_id"`
-	Seq          int64    `json:"seq"`        // order of recording: since_seq follows from it
-	CreatedAt    string   `json:"created_at"` // RFC 3339, nanoseconds
-	AccountID    string   `json:"account_id"`
-	AccountName  string   `json:"account_name"`
-	KeyID        string   `json:"key_id"`
-	KeyName      string   `json:"key_name"`
-	Model        string   `json:"model"`
-	Provider     string   `json:"provider"`
-	Deployment   string   `json:"deployment"`
-	Endpoint     string   `json:"endpoint"`
-	Stream       bool     `json:"stream"`
-	Attempts     int      `json:"attempts"`
-	Status       int      `json:"status"`
-	ErrorCode    string   `json:"error_code"`
-	LatencyMS    float64  `json:"latency_ms"`
-	TTFTMS       float64  `json:"ttft_ms"`
-	InputTokens  int      `json:"input_tokens"`
-	OutputTokens int      `json:"output_tokens"`
-	CostUSD      string   `json:"cost_usd"` // exact, from nano-USD
-	Estimated    bool     `json:"estimated"`
-	TraceID      string   `json:"trace_id"`
-	CacheHit     bool     `json:"cache_hit"` // answered from the response cache
-	Captured     bool     `json:"captured"`
-	Capture      *capture `json:"capture,omitempty"`
+	RequestID    string  `json:"request_id"`
+	Seq          int64   `json:"seq"`        // order of recording: since_seq follows from it
+	CreatedAt    string  `json:"created_at"` // RFC 3339, nanoseconds
+	AccountID    string  `json:"account_id"`
+	AccountName  string  `json:"account_name"`
+	KeyID        string  `json:"key_id"`
+	KeyName      string  `json:"key_name"`
+	Model        string  `json:"model"`
+	Provider     string  `json:"provider"`
+	Deployment   string  `json:"deployment"`
+	Endpoint     string  `json:"endpoint"`
+	Stream       bool    `json:"stream"`
+	Attempts     int     `json:"attempts"`
+	Status       int     `json:"status"`
+	ErrorCode    string  `json:"error_code"`
+	LatencyMS    float64 `json:"latency_ms"`
+	TTFTMS       float64 `json:"ttft_ms"`
+	InputTokens  int     `json:"input_tokens"`
+	OutputTokens int     `json:"output_tokens"`
+	// CachedTokens and CacheWriteTokens are the input tokens read from and
+	// written to the provider's prompt cache (part of input_tokens).
+	CachedTokens     int    `json:"cached_tokens"`
+	CacheWriteTokens int    `json:"cache_write_tokens"`
+	CostUSD          string `json:"cost_usd"` // exact, from nano-USD
+	// PromptCacheSavedUSD is what the prompt cache saved against the
+	// uncached price (negative: its writes cost more than it saved).
+	PromptCacheSavedUSD string   `json:"prompt_cache_saved_usd"`
+	Estimated           bool     `json:"estimated"`
+	TraceID             string   `json:"trace_id"`
+	CacheHit            bool     `json:"cache_hit"` // answered from the response cache
+	Captured            bool     `json:"captured"`
+	Capture             *capture `json:"capture,omitempty"`
 }
 
 // capture is a request's captured bodies, as text (a cut body is no
@@ -103,7 +110,8 @@ func newRequestObject(r store.RequestLogRow) requestObject {
 		Model: r.Model, Provider: r.Provider, Deployment: r.Deployment, Endpoint: r.Endpoint,
 		Stream: r.Stream, Attempts: r.Attempts, Status: r.Status, ErrorCode: r.ErrorCode,
 		LatencyMS: float64(r.Latency.Microseconds()) / 1000, TTFTMS: float64(r.TTFT.Microseconds()) / 1000,
-		InputTokens: r.PromptTokens, OutputTokens: r.CompletionTokens, CostUSD: billing.Nano(r.CostNano).String(),
+		InputTokens: r.PromptTokens, OutputTokens: r.CompletionTokens, CachedTokens: r.CachedTokens, CacheWriteTokens: r.CacheWriteTokens,
+		CostUSD: billing.Nano(r.CostNano).String(), PromptCacheSavedUSD: billing.Nano(r.PromptCacheSavedNano).String(),
 		Estimated: r.Estimated, TraceID: r.TraceID, CacheHit: r.CacheHit, Captured: r.Captured,
 	}
 }

@@ -300,7 +300,7 @@ func TestReviewOneHourCacheWritesArePricedAtTheirRate(t *testing.T) {
 	g := newRespGateway(t, config.Model{Name: "claude-priced", Deployments: []config.Deployment{{Provider: "claude", Model: "claude-sonnet-4-5",
 		InputPrice: "1000", CachedInputPrice: "100", CacheWriteInputPrice: "1250", OutputPrice: "2000"}}})
 	topUp(t, g.gateway)
-	long := strings.Repeat("You are a careful assistant. ", 60)
+	long := strings.Repeat("You are a careful assistant. ", 220) // above claude-sonnet-4-5's 1024-token minimum
 	body := `{"model":"claude-priced","max_tokens":16,"system":[{"type":"text","text":"` + long + `","cache_control":{"type":"ephemeral","ttl":"1h"}}],"messages":[{"role":"user","content":"hi"}]}`
 	r := postAnthropic(t, g.gateway, "/v1/messages", body, nil)
 	if r.StatusCode != 200 {

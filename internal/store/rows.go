@@ -382,9 +382,14 @@ type UsageRecord struct {
 	TraceID    string
 	// CacheHit: answered from the response cache (migration 0015).
 	CacheHit bool
+	// PromptCacheSavedNano is what the provider's prompt cache saved
+	// (migration 0019): the cost with the cached and cache-written prompt
+	// tokens at the plain input price, minus CostNano's part for them;
+	// negative when cache writes cost more than the reads saved.
+	PromptCacheSavedNano int64
 }
 
-const usageColumns = `request_id, account_id, key_id, model, provider, upstream_model, stream, prompt_tokens, completion_tokens, cached_tokens, latency_us, ttft_us, status, attempts, error_code, created_at, cost_nano, estimated, cache_write_tokens, deployment, endpoint, trace_id, cache_hit`
+const usageColumns = `request_id, account_id, key_id, model, provider, upstream_model, stream, prompt_tokens, completion_tokens, cached_tokens, latency_us, ttft_us, status, attempts, error_code, created_at, cost_nano, estimated, cache_write_tokens, deployment, endpoint, trace_id, cache_hit, prompt_cache_saved_nano`
 
 // InsertUsage writes a batch in one transaction (group commit), with the
 // ledger debits of the records that cost something. A record whose request
@@ -403,7 +408,7 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 	sorted := slices.Clone(recs)
 	slices.SortStableFunc(sorted, func(a, b UsageRecord) int { return strings.Compare(a.RequestID, b.RequestID) })
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := s.txPrepare(ctx, tx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`)
+		stmt, err := s.txPrepare(ctx, tx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`)
 		if err != nil {
 			return fmt.Errorf("insert usage: %w", err)
 		}
@@ -413,7 +418,7 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 		for _, r := range sorted {
 			res, err := stmt.ExecContext(ctx, r.RequestID, r.AccountID, r.KeyID, r.Model, r.Provider, r.UpstreamModel, b2i(r.Stream),
 				r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.Latency.Microseconds(), r.TTFT.Microseconds(),
-				r.Status, r.Attempts, r.ErrorCode, r.CreatedAt.UnixMilli(), r.CostNano, b2i(r.Estimated), r.CacheWriteTokens, r.Deployment, r.Endpoint, r.TraceID, b2i(r.CacheHit))
+				r.Status, r.Attempts, r.ErrorCode, r.CreatedAt.UnixMilli(), r.CostNano, b2i(r.Estimated), r.CacheWriteTokens, r.Deployment, r.Endpoint, r.TraceID, b2i(r.CacheHit), r.PromptCacheSavedNano)
 			if err != nil {
 				return fmt.Errorf("insert usage %s: %w", r.RequestID, err)
 			}
@@ -479,7 +484,7 @@ func (s *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error
 		var r UsageRecord
 		var lat, ttft, created int64
 		if err := rows.Scan(&r.RequestID, &r.AccountID, &r.KeyID, &r.Model, &r.Provider, &r.UpstreamModel, &r.Stream,
-			&r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &lat, &ttft, &r.Status, &r.Attempts, &r.ErrorCode, &created, &r.CostNano, &r.Estimated, &r.CacheWriteTokens, &r.Deployment, &r.Endpoint, &r.TraceID, &r.CacheHit); err != nil {
+			&r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &lat, &ttft, &r.Status, &r.Attempts, &r.ErrorCode, &created, &r.CostNano, &r.Estimated, &r.CacheWriteTokens, &r.Deployment, &r.Endpoint, &r.TraceID, &r.CacheHit, &r.PromptCacheSavedNano); err != nil {
 			return nil, fmt.Errorf("scan usage: %w", err)
 		}
 		r.Latency = time.Duration(lat) * time.Microsecond

@@ -23,12 +23,14 @@ type chatRequest struct {
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	MaxTokens           *int            `json:"max_tokens"`
-	MaxCompletionTokens *int            `json:"max_completion_tokens"`
-	Tools               []chatTool      `json:"tools"`
-	ToolChoice          json.RawMessage `json:"tool_choice"`
-	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
-	ResponseFormat      *struct {
+	MaxTokens            *int            `json:"max_tokens"`
+	MaxCompletionTokens  *int            `json:"max_completion_tokens"`
+	Tools                []chatTool      `json:"tools"`
+	ToolChoice           json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls    *bool           `json:"parallel_tool_calls"`
+	PromptCacheKey       *string         `json:"prompt_cache_key"`
+	PromptCacheRetention *string         `json:"prompt_cache_retention"`
+	ResponseFormat       *struct {
 		Type       string          `json:"type"`
 		JSONSchema json.RawMessage `json:"json_schema"`
 	} `json:"response_format"`
@@ -135,7 +137,9 @@ type chatPlan struct {
 	finish       string // stop, length or tool_calls
 	calls        []ToolCall
 	includeUsage bool
-	usage        string // the usage= directive
+	usage        string      // the usage= directive
+	auto         *AutoHasher // the prompt's prefixes when it is cacheable
+	cached       int         // prompt tokens read from the prompt cache
 }
 
 // tokens returns the completion tokens of the full answer.
@@ -187,6 +191,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	p.cached = s.cachedTokens(p.auto, autoScope(r, p.model, req.PromptCacheKey), autoRetention(req.PromptCacheRetention), st)
 	if req.Stream {
 		s.streamChat(w, r, start, st, p, reset, &d)
 		return
@@ -274,6 +279,9 @@ func (s *Server) planChat(st *state, req *chatRequest, d *Directives) (*chatPlan
 	}
 
 	p := &chatPlan{model: model, prompt: prompt, seed: seed, usage: d.Usage}
+	if prompt >= AutoCacheMin {
+		p.auto = hashChat(req)
+	}
 	if req.StreamOptions != nil {
 		p.includeUsage = req.StreamOptions.IncludeUsage
 	}
@@ -437,10 +445,32 @@ func appendCompletion(b []byte, id string, created int64, p *chatPlan) []byte {
 	b = append(b, `}]`...)
 	if p.usage != "omit" {
 		b = append(b, `,"usage":`...)
-		b = appendUsageAs(b, p.usage, p.prompt, p.tokens())
+		b = appendUsageAs(b, p.usage, p.prompt, p.cached, p.tokens())
 	}
 	b = append(b, `,"service_tier":"default","system_fingerprint":"fp_mock"}`...)
 	return b
+}
+
+// hashChat hashes the prompt of req in the order and units planChat
+// counts it: per message 3 tokens of framing, the words of its content, 1
+// token and the argument words per tool call; then the reply's 3.
+func hashChat(req *chatRequest) *AutoHasher {
+	h := &AutoHasher{}
+	for i := range req.Messages {
+		m := &req.Messages[i]
+		h.Token("\x00" + m.Role)
+		h.Token("\x01")
+		h.Token("\x02")
+		h.Words(m.Content.text)
+		for _, tc := range m.ToolCalls {
+			h.Token("\x03" + tc.Function.Name)
+			h.Words(tc.Function.Arguments)
+		}
+	}
+	h.Token("\x04")
+	h.Token("\x05")
+	h.Token("\x06")
+	return h
 }
 
 // countWords counts whitespace-separated words.

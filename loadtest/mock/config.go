@@ -23,7 +23,21 @@
 // an o1/o3/o4/gpt-5 model: a reasoning item of 4 (minimal) to 128 (max)
 // tokens, 16 by default, comes first, with a summary when reasoning.summary
 // is set and encrypted_content when include asks for it. The mock keeps no
-// state: previous_response_id is answered 400 previous_response_not_found.
+// conversation state: previous_response_id is answered 400 previous_response_not_found.
+//
+// # Prompt caching
+//
+// Chat completions and the Responses API cache prompts automatically, as
+// OpenAI documents it: a prompt of 1024 tokens or more is cached by its
+// prefixes of 1024 tokens and every 128 tokens more, and a later request
+// whose prompt starts with a cached prefix reports the longest one as
+// usage.prompt_tokens_details.cached_tokens (Responses:
+// usage.input_tokens_details.cached_tokens), streams included. Entries are
+// per API key, model and prompt_cache_key (a request with another key
+// never reads them), and live 5 minutes from their last use
+// (prompt_cache_retention "24h": 24 hours); Config.Clock is their clock.
+// Token counting is the mock's deterministic estimate (words plus framing),
+// hashed in the same order, so a test can predict every count.
 //
 // # Directives
 //
@@ -127,6 +141,9 @@ type Config struct {
 	APIKey string
 	// Models are the served model ids; empty accepts any model id.
 	Models []string
+	// Clock is the clock of the simulated prompt cache's TTLs (chat and
+	// Responses); nil is time.Now.
+	Clock func() time.Time `json:"-"`
 }
 
 // Normalized returns c with the defaults applied (ChunkTokens,
@@ -143,6 +160,9 @@ func (c Config) Normalized() Config {
 	c.Latency = max(c.Latency, 0)
 	c.RetryAfter = max(c.RetryAfter, 0)
 	c.Models = append([]string(nil), c.Models...)
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
 	return c
 }
 

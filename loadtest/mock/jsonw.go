@@ -94,14 +94,16 @@ func appendErrorBody(b []byte, message, typ, param, code string) []byte {
 }
 
 // appendUsage appends the usage object of chat completions.
-func appendUsage(b []byte, prompt, completion int) []byte {
+func appendUsage(b []byte, prompt, cached, completion int) []byte {
 	b = append(b, `{"prompt_tokens":`...)
 	b = appendInt(b, int64(prompt))
 	b = append(b, `,"completion_tokens":`...)
 	b = appendInt(b, int64(completion))
 	b = append(b, `,"total_tokens":`...)
 	b = appendInt(b, int64(prompt+completion))
-	b = append(b, `,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}`...)
+	b = append(b, `,"prompt_tokens_details":{"cached_tokens":`...)
+	b = appendInt(b, int64(cached))
+	b = append(b, `,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}`...)
 	return b
 }
 
@@ -113,16 +115,16 @@ const (
 
 // appendUsageAs appends the usage object of chat completions as the
 // usage= directive shapes it ("": the real counts; "omit" is the caller's).
-func appendUsageAs(b []byte, mode string, prompt, completion int) []byte {
+func appendUsageAs(b []byte, mode string, prompt, cached, completion int) []byte {
 	switch mode {
 	case "negative":
-		return appendUsage(b, negativeTokens, completion)
+		return appendUsage(b, negativeTokens, 0, completion)
 	case "huge":
-		return appendUsage(b, hugeTokens, completion)
+		return appendUsage(b, hugeTokens, 0, completion)
 	case "text":
 		return append(b, `{"prompt_tokens":"lots","completion_tokens":"many","total_tokens":"all"}`...)
 	}
-	return appendUsage(b, prompt, completion)
+	return appendUsage(b, prompt, cached, completion)
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}

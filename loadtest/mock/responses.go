@@ -38,16 +38,17 @@ type responsesRequest struct {
 		Summary         *string `json:"summary"`
 		GenerateSummary *string `json:"generate_summary"`
 	} `json:"reasoning"`
-	Include            []string        `json:"include"`
-	Store              *bool           `json:"store"`
-	Stream             bool            `json:"stream"`
-	Background         *bool           `json:"background"`
-	Metadata           json.RawMessage `json:"metadata"`
-	User               *string         `json:"user"`
-	PreviousResponseID *string         `json:"previous_response_id"`
-	Truncation         *string         `json:"truncation"`
-	PromptCacheKey     *string         `json:"prompt_cache_key"`
-	Prompt             json.RawMessage `json:"prompt"`
+	Include              []string        `json:"include"`
+	Store                *bool           `json:"store"`
+	Stream               bool            `json:"stream"`
+	Background           *bool           `json:"background"`
+	Metadata             json.RawMessage `json:"metadata"`
+	User                 *string         `json:"user"`
+	PreviousResponseID   *string         `json:"previous_response_id"`
+	Truncation           *string         `json:"truncation"`
+	PromptCacheKey       *string         `json:"prompt_cache_key"`
+	PromptCacheRetention *string         `json:"prompt_cache_retention"`
+	Prompt               json.RawMessage `json:"prompt"`
 }
 
 // respItem is an item of the input: a message (with or without "type"), a
@@ -95,7 +96,9 @@ type respTool struct {
 type respPlan struct {
 	id, model string
 	created   int64
-	prompt    int // input tokens
+	prompt    int         // input tokens
+	auto      *AutoHasher // the prompt's prefixes when it is cacheable
+	cached    int         // input tokens read from the prompt cache
 
 	// Output: an optional reasoning item, then tool calls or a message
 	// (neither when reasoning used up max_output_tokens).
@@ -154,6 +157,7 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	p.cached = s.cachedTokens(p.auto, autoScope(r, p.model, req.PromptCacheKey), autoRetention(req.PromptCacheRetention), st)
 	if req.Stream {
 		s.streamResponses(w, r, start, st, p, reset, &d)
 		return
@@ -173,6 +177,40 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 	s.core.Answered(r, err)
 	*bp = b
 	putBuf(bp)
+}
+
+// hashResponses hashes the input of req in the order and units
+// planResponses counts it: the instructions as a leading message, 3 tokens
+// of framing per item, then its words; the reply's 3 last.
+func hashResponses(req *responsesRequest, items []respItem) *AutoHasher {
+	h := &AutoHasher{}
+	if req.Instructions != nil && *req.Instructions != "" {
+		h.Token("\x00instructions")
+		h.Token("\x01")
+		h.Token("\x02")
+		h.Words(*req.Instructions)
+	}
+	for i := range items {
+		it := &items[i]
+		h.Token("\x00" + it.Type + ":" + it.Role)
+		h.Token("\x01")
+		h.Token("\x02")
+		switch it.Type {
+		case "", "message":
+			h.Words(it.Content.text)
+		case "function_call":
+			h.Token("\x03" + it.Name)
+			h.Words(it.Arguments.text)
+		case "function_call_output":
+			h.Words(it.Output.text)
+		case "reasoning":
+			h.Words(it.Summary.text)
+		}
+	}
+	h.Token("\x04")
+	h.Token("\x05")
+	h.Token("\x06")
+	return h
 }
 
 // planResponses validates req and decides the whole answer.
@@ -274,6 +312,9 @@ func (s *Server) planResponses(st *state, req *responsesRequest, d *Directives, 
 		store:      req.Store == nil || *req.Store,
 		background: req.Background != nil && *req.Background,
 		usage:      d.Usage,
+	}
+	if prompt >= AutoCacheMin {
+		p.auto = hashResponses(req, items)
 	}
 	p.echo(req, choice, formatEcho, effort, summaryMode)
 
@@ -819,7 +860,9 @@ func (p *respPlan) appendUsage(b []byte) []byte {
 	}
 	b = append(b, `{"input_tokens":`...)
 	b = appendInt(b, in)
-	b = append(b, `,"input_tokens_details":{"cached_tokens":0,"cache_write_tokens":0},"output_tokens":`...)
+	b = append(b, `,"input_tokens_details":{"cached_tokens":`...)
+	b = appendInt(b, int64(p.cached))
+	b = append(b, `,"cache_write_tokens":0},"output_tokens":`...)
 	b = appendInt(b, int64(out))
 	b = append(b, `,"output_tokens_details":{"reasoning_tokens":`...)
 	b = appendInt(b, int64(p.rsTokens))

@@ -41,9 +41,10 @@ type state struct {
 // Server is the mock upstream. It implements http.Handler; all its methods
 // are safe for concurrent use.
 type Server struct {
-	st   atomic.Pointer[state]
-	mux  *http.ServeMux
-	core *Core
+	st    atomic.Pointer[state]
+	mux   *http.ServeMux
+	core  *Core
+	cache *PromptCache // automatic prompt caching of chat and Responses
 
 	rlMu    sync.Mutex
 	rlStart time.Time
@@ -53,7 +54,7 @@ type Server struct {
 
 // New returns a Server with cfg.
 func New(cfg Config) *Server {
-	s := &Server{core: NewCore()}
+	s := &Server{core: NewCore(), cache: NewPromptCache(promptCacheEntries)}
 	s.SetConfig(cfg)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.handleChat)
@@ -290,4 +291,38 @@ func (s *Server) writeFailure(w http.ResponseWriter, start time.Time, st *state,
 	default:
 		s.writeError(w, start, status, "mock: "+strconv.Itoa(status)+" "+http.StatusText(status)+" forced by directive", "invalid_request_error", "", "")
 	}
+}
+
+// promptCacheEntries bounds the simulated prompt cache (prefixes of 1024
+// tokens and more, one entry per 128 tokens).
+const promptCacheEntries = 1 << 16
+
+// autoScope is the scope of a request's automatic prompt caching: the
+// caller's key (OpenAI's cache is per organization; the mock keys it by API
+// key), the model and the prompt_cache_key.
+func autoScope(r *http.Request, model string, cacheKey *string) uint64 {
+	key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	pck := ""
+	if cacheKey != nil {
+		pck = *cacheKey
+	}
+	return CacheScope(strings.TrimSpace(key), model, pck)
+}
+
+// autoRetention is the TTL of prompt_cache_retention: 5 minutes of
+// inactivity ("in_memory", the default), 24 hours for "24h".
+func autoRetention(retention *string) time.Duration {
+	if retention != nil && *retention == "24h" {
+		return 24 * time.Hour
+	}
+	return CacheTTL5m
+}
+
+// cachedTokens reads and writes the prefixes of h (nil: a prompt below
+// AutoCacheMin) in scope: the cached tokens of the prompt.
+func (s *Server) cachedTokens(h *AutoHasher, scope uint64, ttl time.Duration, st *state) int {
+	if h == nil {
+		return 0
+	}
+	return s.cache.Auto(h, scope, ttl, st.cfg.Clock())
 }

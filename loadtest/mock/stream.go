@@ -76,7 +76,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, start time.T
 		b := append((*cw.buf)[:0], cw.head...)
 		if p.includeUsage && p.usage != "omit" {
 			b = append(b, `],"usage":`...)
-			b = appendUsageAs(b, p.usage, p.prompt, cw.Sent())
+			b = appendUsageAs(b, p.usage, p.prompt, p.cached, cw.Sent())
 			b = append(b, "}\n\n"...)
 			b = append(b, "data: [DONE]\n\n"...)
 		} else {

@@ -352,7 +352,10 @@ async function usage(ctx) {
       { label: 'Prompt tok.', num: true, render: (r) => fmtInt(r.prompt_tokens) },
       { label: 'Completion tok.', num: true, render: (r) => fmtInt(r.completion_tokens) },
       { label: 'Cached tok.', num: true, render: (r) => fmtInt(r.cached_tokens) },
+      { label: 'Cache writes', num: true, render: (r) => fmtInt(r.cache_write_tokens) },
+      { label: 'Cache hit', num: true, render: (r) => fmtPct(r.cache_hit_ratio) },
       { label: 'Cost', num: true, render: (r) => fmtUSDText(r.cost_usd) },
+      { label: 'Cache saved', num: true, render: (r) => fmtUSDText(r.prompt_cache_saved_usd) },
       { label: 'p50', num: true, render: (r) => fmtMs(r.latency_p50_us / 1000) },
       { label: 'p95', num: true, render: (r) => fmtMs(r.latency_p95_us / 1000) },
     ],
@@ -361,7 +364,8 @@ async function usage(ctx) {
   if (!ctx.live()) return;
   clear(body,
     h('div', { class: 'stats' }, stat('Requests', fmtInt(sum.requests)), stat('Errors', fmtInt(sum.errors)),
-      stat('Tokens', fmtCompact(sum.prompt_tokens + sum.completion_tokens)), stat('Spend', fmtUSD(sum.cost_nano))),
+      stat('Tokens', fmtCompact(sum.prompt_tokens + sum.completion_tokens)), stat('Spend', fmtUSD(sum.cost_nano)),
+      stat('Prompt cache hit', fmtPct(sum.cache_hit_ratio || 0)), stat('Saved by prompt cache', fmtUSD(sum.prompt_cache_saved_nano || 0))),
     chartSeries.length ? card(`Spend by ${dim}, ${group === 'hour' ? 'per hour' : 'per day'}`,
       timeChart({ label: 'Spend by ' + dim, buckets, group, kind: 'bar', fmt: fmtUSDAxis, series: chartSeries, height: 240 })) : null,
     card('By ' + dim, table.el));
@@ -429,7 +433,9 @@ async function requests(ctx) {
       { label: 'Status', render: (r) => [statusBadge(r.status), h('div', { class: 'muted small-text' },
         [r.error_code, r.attempts === 1 ? '1 attempt' : fmtInt(r.attempts) + ' attempts'].filter(Boolean).join(' · '))] },
       { label: 'Latency', num: true, render: (r) => [h('div', {}, fmtMs(r.latency_ms)), r.ttft_ms ? h('div', { class: 'muted small-text nowrap' }, 'TTFT ' + fmtMs(r.ttft_ms)) : null] },
-      { label: 'Tokens in/out', num: true, render: (r) => fmtInt(r.input_tokens) + ' / ' + fmtInt(r.output_tokens) },
+      { label: 'Tokens in/out', num: true, render: (r) => [h('div', {}, fmtInt(r.input_tokens) + ' / ' + fmtInt(r.output_tokens)),
+        r.cached_tokens || r.cache_write_tokens ? h('div', { class: 'muted small-text nowrap', title: 'input tokens read from / written to the provider\'s prompt cache' },
+          'cache ' + fmtInt(r.cached_tokens) + ' / ' + fmtInt(r.cache_write_tokens)) : null] },
       { label: 'Cost', num: true, render: (r) => h('span', { title: r.estimated ? 'estimated' : null }, fmtUSDText(r.cost_usd) + (r.estimated ? '*' : '')) },
     ],
   });
@@ -465,6 +471,7 @@ async function requestDetail(id) {
     ['Attempts', fmtInt(r.attempts)], ['Status', String(r.status) + (r.error_code ? ' · ' + r.error_code : '')],
     ['Latency', fmtMs(r.latency_ms)], ['TTFT', r.ttft_ms ? fmtMs(r.ttft_ms) : '—'],
     ['Tokens', `${fmtInt(r.input_tokens)} in · ${fmtInt(r.output_tokens)} out`],
+    ['Prompt cache', `${fmtInt(r.cached_tokens)} read · ${fmtInt(r.cache_write_tokens)} written · saved ${fmtUSDText(r.prompt_cache_saved_usd)}`],
     ['Cost', fmtUSDText(r.cost_usd) + (r.estimated ? ' (estimated)' : '')], ['Trace id', r.trace_id || '—', true],
   ];
   const cap = r.capture;

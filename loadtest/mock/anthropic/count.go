@@ -36,9 +36,9 @@ func (s *Server) handleCountTokens(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, e.status, errorType(e.status), e.message)
 		return
 	}
-	resp := countResponse{InputTokens: a.prompt.tokens}
+	resp := countResponse{InputTokens: a.prompt.Tokens}
 	if cm := bytes.TrimSpace(req.ContextManagement); len(cm) > 0 && string(cm) != "null" {
-		resp.ContextManagement = &countContextUsage{OriginalInputTokens: a.prompt.tokens}
+		resp.ContextManagement = &countContextUsage{OriginalInputTokens: a.prompt.Tokens}
 	}
 	body, _ := json.Marshal(resp)
 	s.writeJSON(w, http.StatusOK, body)

@@ -32,7 +32,7 @@ func (o *outPart) text() string {
 type plan struct {
 	model        string
 	prompt       int // input + cache tokens
-	cache        cacheUsage
+	cache        mock.CacheUsage
 	parts        []outPart
 	stopReason   string
 	stopSequence string
@@ -64,7 +64,7 @@ func (s *Server) decide(st *state, req *request, a *analysis, header string) (*p
 	if err != nil {
 		return nil, nil, invalid("mock: bad directive in " + mock.DirectiveHeader + " or the last user message")
 	}
-	p := &plan{model: a.model, prompt: a.prompt.tokens, ctxMgmt: len(bytes.TrimSpace(req.ContextManagement)) > 0 && string(bytes.TrimSpace(req.ContextManagement)) != "null"}
+	p := &plan{model: a.model, prompt: a.prompt.Tokens, ctxMgmt: len(bytes.TrimSpace(req.ContextManagement)) > 0 && string(bytes.TrimSpace(req.ContextManagement)) != "null"}
 	if req.InferenceGeo != nil {
 		p.geo = *req.InferenceGeo
 	}
@@ -222,15 +222,15 @@ func chooseTools(req *request, tools map[string]*tool) []*tool {
 
 // setCache splits the prompt into input and cache tokens: the fixed knobs
 // when set, else the simulated prompt cache.
-func (s *Server) setCache(st *state, p *plan, a *analysis) {
+func (s *Server) setCache(st *state, p *plan, a *analysis, key string) {
 	cfg := &st.cfg
 	if cfg.CacheReadTokens > 0 || cfg.CacheCreationTokens > 0 {
 		read := min(cfg.CacheReadTokens, p.prompt)
 		write := min(cfg.CacheCreationTokens, p.prompt-read)
-		p.cache = cacheUsage{input: p.prompt - read - write, read: read, write: write, write5m: write}
+		p.cache = mock.CacheUsage{Input: p.prompt - read - write, Read: read, Write: write, Write5m: write}
 		return
 	}
-	p.cache = s.cache.apply(a.prompt, cfg.CacheMinTokens, cfg.Now())
+	p.cache = s.cache.Apply(a.prompt, mock.CacheScope(key), cacheMin(cfg, a.model), cacheLookback, cfg.Now())
 }
 
 // ---- response bodies ----
@@ -289,8 +289,8 @@ var jsonNull = json.RawMessage("null")
 // usage is the usage of the message (and of message_start, with the output
 // so far).
 func (p *plan) usage(output int, thinking int) usage {
-	return usage{InputTokens: p.cache.input, CacheCreationInputTokens: p.cache.write, CacheReadInputTokens: p.cache.read,
-		CacheCreation: &cacheCreation{Ephemeral5m: p.cache.write5m, Ephemeral1h: p.cache.write1h},
+	return usage{InputTokens: p.cache.Input, CacheCreationInputTokens: p.cache.Write, CacheReadInputTokens: p.cache.Read,
+		CacheCreation: &cacheCreation{Ephemeral5m: p.cache.Write5m, Ephemeral1h: p.cache.Write1h},
 		OutputTokens:  output, OutputTokensDetails: &outputDetails{ThinkingTokens: thinking},
 		ServiceTier: "standard", InferenceGeo: p.geo, Speed: p.speed}
 }
@@ -298,7 +298,7 @@ func (p *plan) usage(output int, thinking int) usage {
 // deltaUsage is the cumulative usage of message_delta: the counts, without
 // the fields that only message_start and the message carry.
 func (p *plan) deltaUsage(output, thinking int) usage {
-	return usage{InputTokens: p.cache.input, CacheCreationInputTokens: p.cache.write, CacheReadInputTokens: p.cache.read,
+	return usage{InputTokens: p.cache.Input, CacheCreationInputTokens: p.cache.Write, CacheReadInputTokens: p.cache.Read,
 		OutputTokens: output, OutputTokensDetails: &outputDetails{ThinkingTokens: thinking}}
 }
 
@@ -377,7 +377,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 		s.writeFailure(w, st, status, d)
 		return
 	}
-	s.setCache(st, p, a)
+	s.setCache(st, p, a, callerKey(r))
 	rateLimitHeaders(w.Header(), st.cfg.Now(), p.prompt, p.outputTokens(), false, time.Second)
 	if req.Stream {
 		s.stream(w, r, st, p, reset, d.StreamError)

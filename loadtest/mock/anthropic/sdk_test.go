@@ -99,7 +99,7 @@ func TestSDKPromptCaching(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
 	c, _ := newClient(t, Config{Now: clk.Now})
 	ctx := context.Background()
-	long := strings.Repeat("policy words ", 50) // 100 words
+	long := strings.Repeat("policy words ", 510) // 1020 words: above the model's 1024-token minimum with the framing
 	cached := func(ttl anthropic.CacheControlEphemeralTTL) anthropic.MessageNewParams {
 		cc := anthropic.NewCacheControlEphemeralParam()
 		cc.TTL = ttl
@@ -109,8 +109,8 @@ func TestSDKPromptCaching(t *testing.T) {
 			Messages: []anthropic.MessageParam{userText("hello there")},
 		}
 	}
-	// framing 3, system 3 + 5 + 100; then the message 3 + 2.
-	const prefixTokens, rest = 3 + 3 + 5 + 100, 3 + 2
+	// framing 3, system 3 + 5 + 1020; then the message 3 + 2.
+	const prefixTokens, rest = 3 + 3 + 5 + 1020, 3 + 2
 	type want struct{ write, read, w5m, w1h int64 }
 	steps := []struct {
 		name    string
@@ -584,7 +584,7 @@ func TestSDKMidStreamError(t *testing.T) {
 // mid-conversation system message, adaptive thinking with effort, context
 // management, metadata, deferred and server tools.
 func TestSDKBetaClaudeCode(t *testing.T) {
-	c, _ := newClient(t, Config{})
+	c, _ := newClient(t, Config{CacheMinTokens: -1}) // a short prompt: cache any prefix
 	cc := anthropic.BetaCacheControlEphemeralParam{TTL: "1h"}
 	p := anthropic.BetaMessageNewParams{Model: "claude-opus-5-5", MaxTokens: 16000,
 		Betas: []anthropic.AnthropicBeta{"claude-code-20250219", anthropic.AnthropicBetaInterleavedThinking2025_05_14,

@@ -84,20 +84,27 @@
 // content blocks, or the top-level cache_control that marks the last
 // block) are simulated with an in-memory LRU of prefix hashes (tools, then
 // system, then messages, per model; cache_control itself is not part of the
-// hash). For each breakpoint the mock looks for a cached prefix at that
-// block or up to 20 blocks before it; the longest live one found is
-// cache_read_input_tokens, the rest of the prompt up to the last
-// breakpoint is cache_creation_input_tokens (split by TTL in
+// hash), one cache per provider key (the x-api-key or bearer key the
+// request came with: the API's cache is per workspace, and two keys never
+// share an entry in the mock). For each breakpoint the mock looks for a
+// cached prefix at that block or up to 20 blocks before it; the longest
+// live one found is cache_read_input_tokens, the rest of the prompt up to
+// the last breakpoint is cache_creation_input_tokens (split by TTL in
 // usage.cache_creation) and is written at every breakpoint, and
 // input_tokens is what follows the last breakpoint. Entries live 5 minutes
 // (ttl "1h": an hour) from their last write or read; a 1h breakpoint on a
 // cached 5m prefix makes it a 1h entry. max_tokens 0 only writes (warms)
-// the cache; count_tokens leaves it alone. Prefixes shorter than
-// Config.CacheMinTokens are not cached (the API's minimum is 1024 to 4096
-// tokens depending on the model; the mock's default is 0). When
-// Config.CacheReadTokens or CacheCreationTokens is set, those fixed counts
-// are reported instead on every request, breakpoints or not, and the
-// simulation is off.
+// the cache; count_tokens leaves it alone. Prefixes shorter than the
+// model's minimum cacheable length are neither read nor written: 4096
+// tokens for claude-opus-4-5, -4-6 and claude-haiku-4-5, 2048 for
+// claude-opus-4-7 and the Haiku 3 models, 1024 for the others, as the
+// reference lists them; Config.CacheMinTokens replaces it (negative: no
+// minimum). Token counts are the mock's deterministic estimate (below), so
+// a test can predict every count. When Config.CacheReadTokens or
+// CacheCreationTokens is set, those fixed counts are reported instead on
+// every request, breakpoints or not, and the simulation is off. The
+// simulation itself (mock.Prefix, mock.PromptCache) is shared with the
+// Bedrock mock's cachePoint blocks.
 //
 // # Usage and streams
 //
@@ -164,7 +171,8 @@ type Config struct {
 	// the rest. They replace the simulation of cache_control breakpoints.
 	CacheReadTokens, CacheCreationTokens int
 	// CacheMinTokens is the shortest prefix the simulated prompt cache
-	// stores (the API's minimum cacheable prompt); 0 caches any prefix.
+	// stores: 0 is the model's minimum cacheable prompt as the reference
+	// lists it (1024 to 4096 tokens), a negative value caches any prefix.
 	CacheMinTokens int
 	// Now is the clock of the prompt cache's TTLs and of rate-limit
 	// resets; nil is time.Now.
@@ -177,14 +185,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Config.RegisterFlags(fs)
 	fs.IntVar(&c.CacheReadTokens, "cache-read-tokens", c.CacheReadTokens, "prompt tokens reported as cache reads on every request (replaces the cache simulation)")
 	fs.IntVar(&c.CacheCreationTokens, "cache-creation-tokens", c.CacheCreationTokens, "prompt tokens reported as cache writes on every request (replaces the cache simulation)")
-	fs.IntVar(&c.CacheMinTokens, "cache-min-tokens", c.CacheMinTokens, "shortest prefix the simulated prompt cache stores")
+	fs.IntVar(&c.CacheMinTokens, "cache-min-tokens", c.CacheMinTokens, "shortest prefix the simulated prompt cache stores (0: the model's documented minimum, 1024 to 4096; -1: any)")
 }
 
 func (c Config) normalized() Config {
 	c.Config = c.Config.Normalized()
 	c.CacheReadTokens = max(c.CacheReadTokens, 0)
 	c.CacheCreationTokens = max(c.CacheCreationTokens, 0)
-	c.CacheMinTokens = max(c.CacheMinTokens, 0)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -202,12 +209,12 @@ type Server struct {
 	st    atomic.Pointer[state]
 	mux   *http.ServeMux
 	core  *mock.Core
-	cache *promptCache
+	cache *mock.PromptCache
 }
 
 // New returns a Server with cfg.
 func New(cfg Config) *Server {
-	s := &Server{core: mock.NewCore(), cache: newPromptCache(cacheEntries)}
+	s := &Server{core: mock.NewCore(), cache: mock.NewPromptCache(cacheEntries)}
 	s.SetConfig(cfg)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", s.handleMessages)

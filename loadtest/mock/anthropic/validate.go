@@ -29,7 +29,7 @@ var (
 // answer depends on.
 type analysis struct {
 	model       string
-	prompt      *prefix
+	prompt      *mock.Prefix
 	tools       map[string]*tool // client tools by name
 	thinking    thinkingPlan
 	format      *outputFormat // structured output, nil for text
@@ -107,9 +107,9 @@ func (s *Server) analyze(st *state, req *request, version, betas string, count, 
 		return nil, &apiError{status: http.StatusNotFound, message: "model: " + a.model}
 	}
 
-	p := newPrefix(a.model, hashing)
+	p := mock.NewPrefix(a.model, hashing)
 	a.prompt = p
-	p.add(func() []byte { return []byte("framing") }, 3, nil)
+	p.Add(func() []byte { return []byte("framing") }, 3, 0)
 	if e := a.walkTools(req); e != nil {
 		return nil, e
 	}
@@ -123,9 +123,9 @@ func (s *Server) analyze(st *state, req *request, version, betas string, count, 
 		if e := cc.check(""); e != nil {
 			return nil, invalid(strings.TrimPrefix(e.message, "."))
 		}
-		p.markLast(cc)
+		p.MarkLast(cc.duration())
 	}
-	if e := p.checkBreakpoints(); e != nil {
+	if e := checkBreakpoints(p); e != nil {
 		return nil, e
 	}
 	return a, nil
@@ -216,7 +216,7 @@ func (a *analysis) walkTools(req *request) *apiError {
 			names[t.Name] = true
 		}
 		raw := t.raw
-		a.prompt.add(func() []byte { return canonJSON(raw) }, tokens, t.CacheControl)
+		a.prompt.Add(func() []byte { return canonJSON(raw) }, tokens, t.CacheControl.bp())
 	}
 	if tc := req.ToolChoice; tc != nil {
 		if len(req.Tools) == 0 {
@@ -237,7 +237,7 @@ func (a *analysis) walkTools(req *request) *apiError {
 
 // walkSystem validates the system prompt (a string or text blocks) and adds
 // it to the prompt: 3 tokens plus its words.
-func walkSystem(p *prefix, raw json.RawMessage) *apiError {
+func walkSystem(p *mock.Prefix, raw json.RawMessage) *apiError {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
@@ -245,7 +245,7 @@ func walkSystem(p *prefix, raw json.RawMessage) *apiError {
 	if err != nil {
 		return invalid("system: " + err.Error())
 	}
-	p.add(func() []byte { return []byte("system") }, 3, nil)
+	p.Add(func() []byte { return []byte("system") }, 3, 0)
 	for i, b := range sys {
 		at := "system." + strconv.Itoa(i)
 		if b.Type != "text" || b.Text == nil {
@@ -258,7 +258,7 @@ func walkSystem(p *prefix, raw json.RawMessage) *apiError {
 			return e
 		}
 		text := *b.Text
-		p.add(func() []byte { return []byte("text\x00" + text) }, mock.CountWords(text), b.CacheControl)
+		p.Add(func() []byte { return []byte("text\x00" + text) }, mock.CountWords(text), b.CacheControl.bp())
 	}
 	return nil
 }
@@ -352,7 +352,7 @@ func (a *analysis) walkMessages(req *request, version string) *apiError {
 			cur = m.role
 		}
 		role := m.role
-		p.add(func() []byte { return []byte("role:" + role) }, 3, nil)
+		p.Add(func() []byte { return []byte("role:" + role) }, 3, 0)
 		var text []string
 		for j := range m.blocks {
 			b := &m.blocks[j]
@@ -388,9 +388,9 @@ func (a *analysis) walkMessages(req *request, version string) *apiError {
 			raw := b.raw
 			if b.Type == "text" {
 				t := *b.Text
-				p.add(func() []byte { return []byte("text\x00" + t) }, tokens, cc)
+				p.Add(func() []byte { return []byte("text\x00" + t) }, tokens, cc.bp())
 			} else {
-				p.add(func() []byte { return canonJSON(raw) }, tokens, cc)
+				p.Add(func() []byte { return canonJSON(raw) }, tokens, cc.bp())
 			}
 		}
 		if m.role == "user" && len(text) > 0 {

@@ -339,8 +339,10 @@ type plan struct {
 	model      string
 	input      int // uncached prompt tokens
 	cacheRead  int
-	text       []string // text pieces, one per token
-	preamble   bool     // text precedes toolUse blocks
+	cacheWrite int
+	prefix     *mock.Prefix // the prompt in cache order, when it has cache points
+	text       []string     // text pieces, one per token
+	preamble   bool         // text precedes toolUse blocks
 	stopReason string
 	calls      []mock.ToolCall
 }
@@ -428,6 +430,9 @@ func makePlan(st *state, model string, req *converseRequest, header string) (*pl
 	p := &plan{model: model}
 	p.cacheRead = min(st.cfg.CacheReadTokens, prompt)
 	p.input = prompt - p.cacheRead
+	if st.cfg.CacheReadTokens == 0 && hasCachePoint(req) {
+		p.prefix = cachePrefix(model, req)
+	}
 	maxTok := 1 << 30
 	var stops []string
 	if ic := req.InferenceConfig; ic != nil {
@@ -526,14 +531,16 @@ func applyStops(p *plan, stops []string) {
 }
 
 type usageJSON struct {
-	InputTokens          int `json:"inputTokens"`
-	OutputTokens         int `json:"outputTokens"`
-	TotalTokens          int `json:"totalTokens"`
-	CacheReadInputTokens int `json:"cacheReadInputTokens,omitempty"`
+	InputTokens           int `json:"inputTokens"`
+	OutputTokens          int `json:"outputTokens"`
+	TotalTokens           int `json:"totalTokens"`
+	CacheReadInputTokens  int `json:"cacheReadInputTokens,omitempty"`
+	CacheWriteInputTokens int `json:"cacheWriteInputTokens,omitempty"`
 }
 
 func (p *plan) usage(output int) usageJSON {
-	return usageJSON{InputTokens: p.input, OutputTokens: output, TotalTokens: p.input + p.cacheRead + output, CacheReadInputTokens: p.cacheRead}
+	return usageJSON{InputTokens: p.input, OutputTokens: output, TotalTokens: p.input + p.cacheRead + p.cacheWrite + output,
+		CacheReadInputTokens: p.cacheRead, CacheWriteInputTokens: p.cacheWrite}
 }
 
 type outBlock struct {
@@ -632,6 +639,10 @@ func (s *Server) handleConverse(w http.ResponseWriter, r *http.Request) {
 		s.failure(w, status, d.Quota)
 		return
 	}
+	if p.prefix != nil {
+		u := s.cache.Apply(p.prefix, mock.CacheScope(callerKey(r)), cacheMin(&st.cfg, model), cacheLookback, st.cfg.Now())
+		p.input, p.cacheRead, p.cacheWrite = u.Input, u.Read, u.Write
+	}
 	if stream {
 		s.streamConverse(w, r, start, st, p, reset, d.StreamError)
 		return
@@ -641,7 +652,7 @@ func (s *Server) handleConverse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := p.response(time.Since(start))
-	s.core.PromptTokens.Add(int64(p.input + p.cacheRead))
+	s.core.PromptTokens.Add(int64(p.input + p.cacheRead + p.cacheWrite))
 	s.core.CompletionTokens.Add(int64(p.outputTokens()))
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

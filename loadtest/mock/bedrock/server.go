@@ -31,6 +31,19 @@
 // bytes, tool results without a matching tool use, tool blocks without
 // toolConfig, tool names and schemas.
 //
+// # Prompt caching
+//
+// cachePoint blocks (in toolConfig.tools, system and message content) are
+// breakpoints of the same simulated prompt cache as the Anthropic mock's
+// (mock.Prefix, mock.PromptCache): per credential (the SigV4 access key id
+// or the API key) and model, the prefix up to each cache point (tools,
+// system, messages; up to 20 blocks of lookback), the model's minimum
+// cacheable length (Config.CacheMinTokens replaces it), 5 minutes from the
+// last use (a cachePoint "ttl":"1h": an hour). usage reports
+// cacheReadInputTokens and cacheWriteInputTokens, and inputTokens the
+// uncached rest. Config.CacheReadTokens, when set, replaces the simulation
+// with that fixed read count.
+//
 // # Differences in the knobs
 //
 // Errors carry no Retry-After (Bedrock sends none). FailRate503 answers 503
@@ -69,7 +82,12 @@ type Config struct {
 	// CacheReadTokens are prompt tokens reported as cacheReadInputTokens
 	// (capped at the prompt); inputTokens is the rest.
 	CacheReadTokens int
-	// Now is the clock for signature expiry (time.Now).
+	// CacheMinTokens is the shortest prefix the simulated prompt cache
+	// (cachePoint blocks) stores: 0 is the Claude model's documented
+	// minimum (1024 to 4096), a negative value caches any prefix.
+	CacheMinTokens int
+	// Now is the clock for signature expiry and the prompt cache's TTLs
+	// (time.Now).
 	Now func() time.Time
 }
 
@@ -79,7 +97,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AccessKeyID, "aws-access-key-id", c.AccessKeyID, "require SigV4 with this access key id")
 	fs.StringVar(&c.SecretAccessKey, "aws-secret-access-key", c.SecretAccessKey, "secret of -aws-access-key-id")
 	fs.StringVar(&c.Region, "region", c.Region, "signing region (default "+DefaultRegion+")")
-	fs.IntVar(&c.CacheReadTokens, "cache-read-tokens", c.CacheReadTokens, "prompt tokens reported as cache reads")
+	fs.IntVar(&c.CacheReadTokens, "cache-read-tokens", c.CacheReadTokens, "prompt tokens reported as cache reads (replaces the cachePoint simulation)")
+	fs.IntVar(&c.CacheMinTokens, "cache-min-tokens", c.CacheMinTokens, "shortest prefix the simulated prompt cache stores (0: the model's documented minimum; -1: any)")
 }
 
 func (c Config) normalized() Config {
@@ -101,14 +120,15 @@ type state struct {
 
 // Server is the mock upstream; an http.Handler safe for concurrent use.
 type Server struct {
-	st   atomic.Pointer[state]
-	mux  *http.ServeMux
-	core *mock.Core
+	st    atomic.Pointer[state]
+	mux   *http.ServeMux
+	core  *mock.Core
+	cache *mock.PromptCache // cachePoint prefixes
 }
 
 // New returns a Server with cfg.
 func New(cfg Config) *Server {
-	s := &Server{core: mock.NewCore()}
+	s := &Server{core: mock.NewCore(), cache: mock.NewPromptCache(1 << 14)}
 	s.SetConfig(cfg)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /model/{modelId}/converse", s.handleConverse)

@@ -70,7 +70,7 @@ func (s *Server) streamConverse(w http.ResponseWriter, r *http.Request, start ti
 	h.Set("X-Amzn-Requestid", s.requestID())
 	w.WriteHeader(http.StatusOK)
 
-	ew := newEventWriter(s.core.Stream(w, r, st.cfg.TokensPerSec, p.input+p.cacheRead))
+	ew := newEventWriter(s.core.Stream(w, r, st.cfg.TokensPerSec, p.input+p.cacheRead+p.cacheWrite))
 	ew.FaultAfter(eventsBeforeFault, reset, streamErr)
 	defer ew.finish()
 
