@@ -199,3 +199,55 @@ func TestUsageReportUsesIndexes(t *testing.T) {
 		})
 	}
 }
+
+// TestUsageReportPromptCache: the prompt cache's counts and savings go in
+// with the records (migration 0019) and come out summed per account, key
+// and model, and on the request log's rows. A session's first turn writes
+// 1,332 tokens (costing 999,000 nano-USD more than uncached at 3 vs 3.75
+// USD/M), its second reads them (1,332 × 2.7 USD/M saved, less 12 written
+// at 0.75 more): 2,588,400 saved in all.
+func TestUsageReportPromptCache(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		at := utc("2026-11-02T10:00:00Z")
+		recs := []UsageRecord{
+			{RequestID: "req_pc1", AccountID: "acct_a", KeyID: "key_a1", Model: "claude", Provider: "anthropic", Status: 200, CreatedAt: at,
+				PromptTokens: 1332, CompletionTokens: 16, CacheWriteTokens: 1332, PromptCacheSavedNano: -999_000},
+			{RequestID: "req_pc2", AccountID: "acct_a", KeyID: "key_a1", Model: "claude", Provider: "anthropic", Status: 200, CreatedAt: at.Add(time.Second),
+				PromptTokens: 1344, CompletionTokens: 16, CachedTokens: 1332, CacheWriteTokens: 12, PromptCacheSavedNano: 3_587_400},
+			{RequestID: "req_pc3", AccountID: "acct_a", KeyID: "key_a2", Model: "claude", Provider: "anthropic", Status: 200, CreatedAt: at.Add(2 * time.Second),
+				PromptTokens: 500, CompletionTokens: 16},
+		}
+		if err := db.InsertUsage(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.UsageReport(ctx, ReportQuery{GroupBy: []Dimension{ByAccount, ByKey, ByModel}, From: at.Add(-time.Hour), To: at.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 {
+			t.Fatalf("rows %+v", got)
+		}
+		k1, k2 := got[0], got[1]
+		if k1.KeyID != "key_a1" || k1.PromptTokens != 2676 || k1.CachedTokens != 1332 || k1.CacheWriteTokens != 1344 || k1.PromptCacheSavedNano != 2_588_400 {
+			t.Fatalf("key_a1 %+v", k1)
+		}
+		if k2.KeyID != "key_a2" || k2.CachedTokens != 0 || k2.CacheWriteTokens != 0 || k2.PromptCacheSavedNano != 0 {
+			t.Fatalf("key_a2 %+v", k2)
+		}
+		rows, _, err := db.RequestLog(ctx, RequestLogFilter{RequestID: "req_pc2"}, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].CachedTokens != 1332 || rows[0].CacheWriteTokens != 12 || rows[0].PromptCacheSavedNano != 3_587_400 {
+			t.Fatalf("request log %+v", rows)
+		}
+		listed, err := db.ListUsage(ctx, UsageFilter{RequestID: "req_pc1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(listed) != 1 || listed[0].PromptCacheSavedNano != -999_000 {
+			t.Fatalf("usage %+v", listed)
+		}
+	})
+}

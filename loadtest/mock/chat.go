@@ -456,6 +456,10 @@ func appendCompletion(b []byte, id string, created int64, p *chatPlan) []byte {
 // token and the argument words per tool call; then the reply's 3.
 func hashChat(req *chatRequest) *AutoHasher {
 	h := &AutoHasher{}
+	if len(req.Tools) > 0 {
+		b, _ := json.Marshal(req.Tools)
+		h.Tools(b)
+	}
 	for i := range req.Messages {
 		m := &req.Messages[i]
 		h.Token("\x00" + m.Role)

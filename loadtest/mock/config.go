@@ -34,7 +34,8 @@
 // usage.prompt_tokens_details.cached_tokens (Responses:
 // usage.input_tokens_details.cached_tokens), streams included. Entries are
 // per API key, model and prompt_cache_key (a request with another key
-// never reads them), and live 5 minutes from their last use
+// never reads them; the tool definitions lead the prefix, so other tools
+// are another prefix), and live 5 minutes from their last use
 // (prompt_cache_retention "24h": 24 hours); Config.Clock is their clock.
 // Token counting is the mock's deterministic estimate (words plus framing),
 // hashed in the same order, so a test can predict every count.

@@ -99,6 +99,16 @@ func (p *Prefix) Add(canon func() []byte, tokens int, ttl time.Duration) {
 	}
 }
 
+// Hidden appends tokens that belong to the next block (a role marker, the
+// framing): hashed and counted, but no block boundary of their own, so they
+// take no place in the lookback and no breakpoint can end there.
+func (p *Prefix) Hidden(canon func() []byte, tokens int) {
+	p.Tokens += tokens
+	if p.hashing {
+		p.sum = HashChain(p.sum, canon())
+	}
+}
+
 // MarkLast puts a breakpoint of ttl on the last block (Anthropic's
 // top-level cache_control), unless one is there already.
 func (p *Prefix) MarkLast(ttl time.Duration) {
@@ -254,6 +264,15 @@ type AutoHasher struct {
 	sum    uint64
 	n      int      // tokens so far
 	Hashes []uint64 // Hashes[i]: the prefix of AutoCacheMin + i*AutoCacheStep tokens
+}
+
+// Tools hashes what precedes the messages and counts no tokens (the
+// mocks count none for tool definitions): a request with other tools has
+// other prefixes, as OpenAI's prompt puts the tools first. Call it first.
+func (h *AutoHasher) Tools(b []byte) {
+	if len(b) > 0 {
+		h.sum = HashChain(h.sum, b)
+	}
 }
 
 // Token adds one token identified by b.

@@ -45,7 +45,12 @@ func TestAutoPromptCache(t *testing.T) {
 	chat := func(key, sys, user, pck string, stream bool) (prompt, cached int64) {
 		t.Helper()
 		body := map[string]any{"model": "gpt-test", "messages": []map[string]string{{"role": "system", "content": sys}, {"role": "user", "content": user}}}
-		if pck != "" {
+		switch pck {
+		case "":
+		case "tools": // the same messages with a tool offered
+			body["tools"] = []any{map[string]any{"type": "function", "function": map[string]any{"name": "ls", "parameters": map[string]any{"type": "object"}}}}
+			body["tool_choice"] = "none"
+		default:
 			body["prompt_cache_key"] = pck
 		}
 		if !stream {
@@ -70,7 +75,12 @@ func TestAutoPromptCache(t *testing.T) {
 	responses := func(key, instr, user, pck string, stream bool) (prompt, cached int64) {
 		t.Helper()
 		body := map[string]any{"model": "gpt-test", "instructions": instr, "input": user, "stream": stream}
-		if pck != "" {
+		switch pck {
+		case "":
+		case "tools": // the same input with a tool offered
+			body["tools"] = []any{map[string]any{"type": "function", "name": "ls", "parameters": map[string]any{"type": "object"}}}
+			body["tool_choice"] = "none"
+		default:
 			body["prompt_cache_key"] = pck
 		}
 		resp := post(t, ctx, base+"/responses", mustJSON(t, body), map[string]string{"Authorization": "Bearer " + key})
@@ -104,6 +114,7 @@ func TestAutoPromptCache(t *testing.T) {
 
 	for _, api := range []struct {
 		name string
+		// pck is the prompt_cache_key, or "tools": offer a tool instead
 		call func(key, sys, user, pck string, stream bool) (int64, int64)
 	}{{"chat", chat}, {"responses", responses}} {
 		for _, stream := range []bool{false, true} {
@@ -128,6 +139,7 @@ func TestAutoPromptCache(t *testing.T) {
 					{"that key's own repeat reads it", key, long, "hi there", "session-a", 0, 1311, 1280},
 					{"below 1024 tokens: never cached", key, short, "hi there", "", 0, 1011, 0},
 					{"and not on a repeat", key, short, "hi there", "", 0, 1011, 0},
+					{"tools differ: another prefix", key, long, "hi there", "tools", 0, 1311, 0},
 					{"expired after 5 minutes without use", key, long, "hi there", "", 5*time.Minute + time.Second, 1311, 0},
 					{"written again", key, long, "hi there", "", 0, 1311, 1280},
 				}

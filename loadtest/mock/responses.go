@@ -184,6 +184,7 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 // of framing per item, then its words; the reply's 3 last.
 func hashResponses(req *responsesRequest, items []respItem) *AutoHasher {
 	h := &AutoHasher{}
+	h.Tools(bytes.TrimSpace(req.Tools))
 	if req.Instructions != nil && *req.Instructions != "" {
 		h.Token("\x00instructions")
 		h.Token("\x01")

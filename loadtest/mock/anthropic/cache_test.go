@@ -89,15 +89,19 @@ func TestPromptCacheLookback(t *testing.T) {
 	if first.read != 0 || first.write == 0 {
 		t.Fatalf("turn 1: %+v", first)
 	}
-	// Turn 2 adds two messages (each a role mark and a block: 4 marks):
-	// the old breakpoint is within reach.
+	// Turn 2 adds two messages (a block each; role markers are no blocks):
+	// the old breakpoint is 2 blocks back, within reach.
 	if got := cacheCall(t, base, "sk-ant-a", body(2)); got.read != first.write || got.input != 0 {
 		t.Fatalf("turn 2: %+v after %+v", got, first)
 	}
-	// 12 turns later the turn-2 entry is more than 20 blocks back: a miss
-	// that rewrites the whole prefix.
+	// 12 turns later the turn-2 entry is 24 blocks back, beyond the 20 of
+	// the lookback: a miss that rewrites the whole prefix.
 	got := cacheCall(t, base, "sk-ant-a", body(14))
 	if got.read != 0 || got.write == 0 {
 		t.Fatalf("turn 14: %+v", got)
+	}
+	// Six turns on, turn 14's entry is 12 blocks back: read.
+	if got20 := cacheCall(t, base, "sk-ant-a", body(20)); got20.read != got.write {
+		t.Fatalf("turn 20: %+v after turn 14 %+v", got20, got)
 	}
 }

@@ -109,7 +109,7 @@ func (s *Server) analyze(st *state, req *request, version, betas string, count, 
 
 	p := mock.NewPrefix(a.model, hashing)
 	a.prompt = p
-	p.Add(func() []byte { return []byte("framing") }, 3, 0)
+	p.Hidden(func() []byte { return []byte("framing") }, 3)
 	if e := a.walkTools(req); e != nil {
 		return nil, e
 	}
@@ -245,7 +245,7 @@ func walkSystem(p *mock.Prefix, raw json.RawMessage) *apiError {
 	if err != nil {
 		return invalid("system: " + err.Error())
 	}
-	p.Add(func() []byte { return []byte("system") }, 3, 0)
+	p.Hidden(func() []byte { return []byte("system") }, 3)
 	for i, b := range sys {
 		at := "system." + strconv.Itoa(i)
 		if b.Type != "text" || b.Text == nil {
@@ -352,7 +352,7 @@ func (a *analysis) walkMessages(req *request, version string) *apiError {
 			cur = m.role
 		}
 		role := m.role
-		p.Add(func() []byte { return []byte("role:" + role) }, 3, 0)
+		p.Hidden(func() []byte { return []byte("role:" + role) }, 3)
 		var text []string
 		for j := range m.blocks {
 			b := &m.blocks[j]

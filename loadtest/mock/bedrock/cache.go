@@ -56,7 +56,7 @@ func hasCachePoint(req *converseRequest) bool {
 // none, but are part of the prefix).
 func cachePrefix(model string, req *converseRequest) *mock.Prefix {
 	p := mock.NewPrefix(model, true)
-	p.Add(func() []byte { return []byte("framing") }, 3, 0)
+	p.Hidden(func() []byte { return []byte("framing") }, 3)
 	if req.ToolConfig != nil {
 		for _, t := range req.ToolConfig.Tools {
 			switch {
@@ -83,7 +83,7 @@ func cachePrefix(model string, req *converseRequest) *mock.Prefix {
 	for i := range req.Messages {
 		m := &req.Messages[i]
 		role := m.Role
-		p.Add(func() []byte { return []byte("role:" + role) }, 3, 0)
+		p.Hidden(func() []byte { return []byte("role:" + role) }, 3)
 		for j := range m.Content {
 			b := &m.Content[j]
 			switch {
