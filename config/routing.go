@@ -21,6 +21,7 @@ import (
 //	    "openai/gpt-4o": {weight: 2, priority: 1, tags: [us]}
 //	  hedge: {delay: 0s, min_delay: 50ms, max_delay: 2s}
 //	  breaker: {failure_ratio: 0.5, min_requests: 20, window: 60s, probes: 1}
+//	  affinity: {entries: 100000, ttl: 5m}
 //
 // Strategy names are checked by the router, which owns the strategies.
 type Routing struct {
@@ -45,6 +46,20 @@ type Routing struct {
 	Deployments map[string]DeploymentRouting `yaml:"deployments"`
 	Hedge       Hedge                        `yaml:"hedge"`
 	Breaker     Breaker                      `yaml:"breaker"`
+	Affinity    Affinity                     `yaml:"affinity"`
+}
+
+// Affinity tunes session affinity: a session whose request read or wrote
+// a provider's prompt cache goes back to the same deployment and provider
+// key while it is healthy (per model: routing.models[].affinity).
+type Affinity struct {
+	// Entries bounds the sessions one replica remembers (LRU; default
+	// 100000). Redis, when configured, shares them between replicas.
+	Entries int `yaml:"entries"`
+	// TTL is how long a session is remembered without traffic: the
+	// provider's cache lifetime (default 5m, Anthropic's and OpenAI's); a
+	// request asking a longer cache ttl keeps its session that long.
+	TTL time.Duration `yaml:"ttl"`
 }
 
 // ModelRouting overrides routing for one public model.
@@ -55,6 +70,12 @@ type ModelRouting struct {
 	Hedge *bool `yaml:"hedge"`
 	// MaxAttempts overrides router.max_attempts (0: keep it).
 	MaxAttempts int `yaml:"max_attempts"`
+	// Affinity keeps a session on the deployment and provider key whose
+	// prompt cache it warmed (nil: on).
+	Affinity *bool `yaml:"affinity"`
+	// CacheBreakpoints adds Anthropic cache_control breakpoints to
+	// requests that set none (nil: on).
+	CacheBreakpoints *bool `yaml:"cache_breakpoints"`
 }
 
 // DeploymentRouting describes one deployment to the strategies.
@@ -133,6 +154,12 @@ func (r Routing) WithDefaults() Routing {
 	if r.Breaker.Probes == 0 {
 		r.Breaker.Probes = 1
 	}
+	if r.Affinity.Entries == 0 {
+		r.Affinity.Entries = 100_000
+	}
+	if r.Affinity.TTL == 0 {
+		r.Affinity.TTL = 5 * time.Minute
+	}
 	return r
 }
 
@@ -198,6 +225,12 @@ func (r Routing) Validate() error {
 	}
 	if r.Breaker.Window < 0 {
 		bad("breaker.window", "must not be negative")
+	}
+	if r.Affinity.Entries < 0 {
+		bad("affinity.entries", "must not be negative")
+	}
+	if r.Affinity.TTL < 0 {
+		bad("affinity.ttl", "must not be negative")
 	}
 	return errors.Join(errs...)
 }

@@ -46,6 +46,7 @@ var readFields = [...]struct {
 	{"system", anyValue},
 	{"stream", boolValue},
 	{"stream_options", objectValue},
+	{"prompt_cache_key", anyValue},
 	{"n", countValue},
 	{"best_of", countValue},
 	{"max_tokens", countValue},

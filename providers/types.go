@@ -40,6 +40,11 @@ type Provider interface {
 type Call struct {
 	Request *ChatRequest
 	Model   string
+	// Breakpoints, when above 0, asks an adapter whose upstream caches
+	// only at marked breakpoints (Anthropic's cache_control) to mark a
+	// request that marks none, where the prefix is at least this many
+	// tokens (the model's minimum cacheable length). 0: send as it is.
+	Breakpoints int
 }
 
 // Native reports whether this attempt is served in the caller's own format
@@ -85,6 +90,10 @@ type ChatRequest struct {
 	// natively can serve the request (a built-in tool the pivot cannot
 	// express); others are skipped with this reason.
 	NativeOnly string
+	// CacheKey is OpenAI's prompt_cache_key (Chat Completions and
+	// Responses): the caller's name for a session sharing a prompt
+	// prefix, which the router keeps on one deployment.
+	CacheKey string
 
 	// decoded caches the full decode of Body for translating adapters,
 	// shared by every attempt at the same Body (see Decoded).
@@ -301,6 +310,7 @@ type chatFields struct {
 	MaxTokens           *int            `json:"max_tokens"`
 	MaxCompletionTokens *int            `json:"max_completion_tokens"`
 	N                   *int            `json:"n"`
+	PromptCacheKey      json.RawMessage `json:"prompt_cache_key"`
 	Tools               json.RawMessage `json:"tools"`
 	ResponseFormat      *struct {
 		Type string `json:"type"`
@@ -355,6 +365,9 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 		}
 		r.Choices = *f.N
 	}
+	if len(f.PromptCacheKey) > 0 && f.PromptCacheKey[0] == '"' {
+		_ = json.Unmarshal(f.PromptCacheKey, &r.CacheKey) // a string: the upstream judges anything else
+	}
 	r.HasTools = len(f.Tools) > 0 && f.Tools[0] == '[' && !isEmptyArray(f.Tools)
 	r.HasImages = bytes.Contains(f.Messages, []byte(`"image_url"`))
 	r.JSONSchema = f.ResponseFormat != nil && f.ResponseFormat.Type == "json_schema"
@@ -377,4 +390,15 @@ func isEmptyArray(raw json.RawMessage) bool {
 		}
 	}
 	return false
+}
+
+// BreakpointCacher is implemented by an adapter whose upstream caches a
+// prompt only up to the breakpoints a request marks (Anthropic's
+// cache_control, Bedrock's cachePoint): given Call.Breakpoints, it marks a
+// request that marks none. The router reads it to know such a deployment
+// does not cache on its own.
+type BreakpointCacher interface {
+	// MinCacheTokens is the shortest prefix model caches at a breakpoint
+	// when the catalog does not say (0: model has no prompt cache).
+	MinCacheTokens(model string) int
 }

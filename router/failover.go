@@ -165,7 +165,7 @@ type embedded struct {
 func (r *Router) Embed(ctx context.Context, m *Model, inputs []string, dimensions int) ([][]float32, providers.Usage, Result, error) {
 	o := ops[*embedded]{
 		embed: true,
-		call: func(ctx context.Context, a providers.Provider, d *Deployment, _ *providers.ChatRequest) (*embedded, error) {
+		call: func(ctx context.Context, a providers.Provider, d *Deployment, _ *providers.ChatRequest, _ int) (*embedded, error) {
 			emb, ok := a.(providers.Embedder)
 			if !ok {
 				return nil, fmt.Errorf("%s does not serve embeddings", d.Provider)
@@ -201,7 +201,8 @@ type ops[T any] struct {
 	embed       bool
 	embedTokens int
 	// call makes one attempt.
-	call func(ctx context.Context, a providers.Provider, d *Deployment, req *providers.ChatRequest) (T, error)
+	// breakpoints is the call's Call.Breakpoints.
+	call func(ctx context.Context, a providers.Provider, d *Deployment, req *providers.ChatRequest, breakpoints int) (T, error)
 	// usage is the upstream's count in a result, if known.
 	usage func(T) *providers.Usage
 	// won hands the winner to the caller; cancel ends its attempt's
@@ -212,8 +213,8 @@ type ops[T any] struct {
 }
 
 var chatOps = ops[*providers.ChatResponse]{
-	call: func(ctx context.Context, a providers.Provider, d *Deployment, req *providers.ChatRequest) (*providers.ChatResponse, error) {
-		return a.Chat(ctx, &providers.Call{Request: req, Model: d.Model})
+	call: func(ctx context.Context, a providers.Provider, d *Deployment, req *providers.ChatRequest, bp int) (*providers.ChatResponse, error) {
+		return a.Chat(ctx, &providers.Call{Request: req, Model: d.Model, Breakpoints: bp})
 	},
 	usage: func(v *providers.ChatResponse) *providers.Usage {
 		if v == nil {
@@ -225,13 +226,13 @@ var chatOps = ops[*providers.ChatResponse]{
 
 var streamOps = ops[*peeked]{
 	stream: true,
-	call: func(ctx context.Context, a providers.Provider, d *Deployment, req *providers.ChatRequest) (*peeked, error) {
+	call: func(ctx context.Context, a providers.Provider, d *Deployment, req *providers.ChatRequest, bp int) (*peeked, error) {
 		// The attempt has its own context so that its watchdog can end it
 		// alone: an upstream silent past the first-byte timeout (headers
 		// sent or not) fails over like any retryable failure.
 		actx, cancel := context.WithCancel(ctx)
 		w := newWatchdog(cancel, d.firstByte)
-		s, err := a.ChatStream(actx, &providers.Call{Request: req, Model: d.Model})
+		s, err := a.ChatStream(actx, &providers.Call{Request: req, Model: d.Model, Breakpoints: bp})
 		if err == nil {
 			var first providers.Chunk
 			first, err = s.Recv()
@@ -289,10 +290,10 @@ func sequential[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *
 		if !ok {
 			return zero, p.failure(last)
 		}
-		a, cred := c.d.adapterFor(c.avoid)
+		a, cred := c.d.adapterFor(c.avoid, c.prefer)
 		start := r.begin(c.d)
 		actx, sp := r.startAttempt(ctx, c.d, c.req, false, res.Strategy)
-		v, err := o.call(actx, a, c.d, c.req)
+		v, err := o.call(actx, a, c.d, c.req, c.d.cacheMin(c.m))
 		err = r.scrub(err)
 		usage := o.usage(v)
 		el := r.end(ctx, c.d, start, o.stream, c.done, cred, err, usage)
@@ -306,6 +307,7 @@ func sequential[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *
 			if o.won != nil {
 				v = o.won(v, r, c.d, start, nil)
 			}
+			p.sess.won(ctx, v, c.d, cred, usage)
 			return v, nil
 		}
 		last = err
@@ -351,7 +353,7 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 		if !ok {
 			return false
 		}
-		a, cred := c.d.adapterFor(c.avoid)
+		a, cred := c.d.adapterFor(c.avoid, c.prefer)
 		actx, cancel := context.WithCancel(ctx)
 		actx, sp := r.startAttempt(actx, c.d, c.req, hedge, res.Strategy)
 		i := len(runs)
@@ -363,7 +365,7 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 			res.Hedged = true
 		}
 		go func() {
-			v, err := o.call(actx, a, c.d, c.req)
+			v, err := o.call(actx, a, c.d, c.req, c.d.cacheMin(c.m))
 			results <- outcome{v, r.scrub(err), i}
 		}()
 		return true
@@ -467,9 +469,11 @@ func hedged[T any](r *Router, ctx context.Context, p *plan, o *ops[T], res *Resu
 	}
 	w := runs[winner]
 	if o.won != nil {
-		return o.won(val, r, w.c.d, w.start, w.cancel), nil
+		val = o.won(val, r, w.c.d, w.start, w.cancel)
+	} else {
+		w.cancel()
 	}
-	w.cancel()
+	p.sess.won(ctx, val, w.c.d, w.cred, o.usage(val))
 	return val, nil
 }
 
@@ -581,6 +585,10 @@ type peeked struct {
 	completion int
 	ended      bool
 	closed     bool
+	// sess and cred: the stream's session, told where it was served once
+	// the usage (or the end) is known.
+	sess *session
+	cred string
 }
 
 func (p *peeked) Recv() (providers.Chunk, error) {
@@ -600,6 +608,15 @@ func (p *peeked) Recv() (providers.Chunk, error) {
 	c, err = p.r.cleanChunk(c), p.r.scrub(err)
 	if c.Usage != nil {
 		p.completion = c.Usage.CompletionTokens
+		if p.sess != nil {
+			// An Anthropic message_start counts the cache already.
+			p.sess.served(context.Background(), p.d, p.cred, c.Usage)
+			p.sess = nil
+		}
+	}
+	if err != nil && p.sess != nil && p.won {
+		p.sess.served(context.Background(), p.d, p.cred, nil)
+		p.sess = nil
 	}
 	if err != nil && p.won && !p.ended {
 		p.ended = true

@@ -47,6 +47,8 @@ type plan struct {
 	// pool's keys (d nil: none).
 	refusedKeys []string
 	again       candidate
+	// sess is the request's session affinity (nil: none).
+	sess *session
 }
 
 // putPlan clears p (it must not keep deployments, requests or strings
@@ -65,6 +67,8 @@ type candidate struct {
 	done func(error)            // the breaker's verdict callback
 	// avoid are pool keys not to use (refused during this request).
 	avoid []string
+	// prefer is the pool key the session is pinned to on d ("": any).
+	prefer string
 }
 
 // init prepares p (the caller's, usually on its stack) for one request.
@@ -94,6 +98,7 @@ func (p *plan) init(ctx context.Context, r *Router, m *Model, req *providers.Cha
 			p.q.CompletionTokens = defaultCompletion
 		}
 		p.q.PromptTokens = max(req.ContextTokens-req.MaxTokens, 0)
+		p.sess = r.lookupSession(ctx, m, p.req)
 	}
 	caller := callerFrom(ctx)
 	switch {
@@ -171,12 +176,46 @@ func (p *plan) nextModel() bool {
 	if p.override != nil {
 		s = p.override
 	}
+	pinned := p.pinnedIn(cands)
+	_, aware := s.(cacheAware)
+	if pinned != nil && aware {
+		p.q.Warm, p.q.CacheTokens = pinned, p.sess.pin.Tokens
+	}
 	s.Order(&p.q, cands)
+	p.q.Warm, p.q.CacheTokens = nil, 0
+	if pinned != nil && !aware {
+		toFront(cands, pinned)
+	}
 	if p.prefs != nil {
 		cands = p.prefs.apply(cands)
 	}
 	p.n = len(cands)
 	return true
+}
+
+// pinnedIn is the deployment of cands the session is pinned to, for the
+// requested model only (nil: none).
+func (p *plan) pinnedIn(cands []*Deployment) *Deployment {
+	if p.mi != 0 || p.sess == nil || !p.sess.pinned {
+		return nil
+	}
+	for _, d := range cands {
+		if d.name == p.sess.pin.Deployment {
+			return d
+		}
+	}
+	return nil
+}
+
+// toFront moves d to the front of ds, keeping the others' order.
+func toFront(ds []*Deployment, d *Deployment) {
+	for i, x := range ds {
+		if x == d {
+			copy(ds[1:i+1], ds[:i])
+			ds[0] = d
+			return
+		}
+	}
 }
 
 func (p *plan) cands() []*Deployment {
@@ -247,7 +286,11 @@ func (p *plan) next() (c candidate, ok bool) {
 			continue // open, or half-open with its probes out
 		}
 		p.attempts++
-		return candidate{d: d, m: p.model(p.mi), req: req, done: done}, true
+		c = candidate{d: d, m: p.model(p.mi), req: req, done: done}
+		if p.sess != nil && p.sess.pinned && d.name == p.sess.pin.Deployment {
+			c.prefer = p.sess.pin.Credential
+		}
+		return c, true
 	}
 	return c, false
 }

@@ -27,6 +27,15 @@ type Caller struct {
 	// distinct requests of distinct callers ("" counts as one anonymous
 	// caller, each request with no id as its own request).
 	KeyID, RequestID string
+	// Account scopes session affinity: two accounts never share an
+	// affinity entry, even with the same session id or prompt.
+	Account string
+	// Session is the caller's explicit session id (the x-session-id
+	// header); AgentSession a coding agent's own session header
+	// (x-claude-code-session-id from Claude Code, session-id from Codex
+	// CLI). A request's prompt_cache_key ranks between them; without any,
+	// a session is named by a hash of its stable prefix (see sessionOf).
+	Session, AgentSession string
 }
 
 type callerKey struct{}

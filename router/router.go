@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
@@ -199,8 +200,16 @@ func (p *pool) hasOther(avoid []string) bool {
 }
 
 // adapterFor returns the adapter for one attempt: a pool key not in avoid
-// when the provider has any, else the config's.
-func (d *Deployment) adapterFor(avoid []string) (providers.Provider, string) {
+// when the provider has any (prefer, a session's pinned key, when it is
+// still in the pool), else the config's.
+func (d *Deployment) adapterFor(avoid []string, prefer string) (providers.Provider, string) {
+	if prefer != "" && !slices.Contains(avoid, prefer) {
+		for _, c := range d.pool.list() {
+			if c.ID == prefer {
+				return c.Adapter, c.ID
+			}
+		}
+	}
 	if c, ok := d.pool.pick(avoid); ok {
 		return c.Adapter, c.ID
 	}
@@ -210,7 +219,7 @@ func (d *Deployment) adapterFor(avoid []string) (providers.Provider, string) {
 // Adapter is the adapter one call to d uses: a pool key's when the
 // provider has any, else the config's.
 func (d *Deployment) Adapter() providers.Provider {
-	a, _ := d.adapterFor(nil)
+	a, _ := d.adapterFor(nil, "")
 	return a
 }
 
@@ -234,6 +243,10 @@ type Model struct {
 	strategyName string
 	hedge        bool
 	maxAttempts  int
+	// affinity keeps a session where its prompt cache is warm;
+	// breakpoints marks Anthropic requests that mark none (both
+	// routing.models[], default on).
+	affinity, breakpoints bool
 }
 
 // CapOutput caps a requested output length at the most any of the model's
@@ -290,6 +303,10 @@ type Router struct {
 	redact Redactor
 	// tracer makes attempts spans (nil: tracing off).
 	tracer trace.Tracer
+	// aff holds the session pins (affinity.go); affRedis shares them.
+	aff      *affinity
+	affRedis redis.UniversalClient
+	affWait  time.Duration
 }
 
 // Redactor takes secrets out of text an upstream wrote (keys.Redactor).
@@ -340,6 +357,7 @@ func New(cfg config.Config, adapters map[string]providers.Provider, log *zap.Log
 	}
 	r.rt = r.rt.WithDefaults()
 	r.strategies = buildStrategies(r.rt)
+	r.aff = newAffinity(r.rt.Affinity.Entries, r.rt.Affinity.TTL, now, log, r.affRedis, r.affWait)
 	if _, ok := r.strategies[r.rt.DefaultStrategy]; !ok {
 		return nil, unknownStrategy("routing.default_strategy", r.rt.DefaultStrategy)
 	}
@@ -395,6 +413,8 @@ func (r *Router) configure(m *Model) error {
 	if mr.MaxAttempts > 0 {
 		m.maxAttempts = mr.MaxAttempts
 	}
+	m.affinity = mr.Affinity == nil || *mr.Affinity
+	m.breakpoints = mr.CacheBreakpoints == nil || *mr.CacheBreakpoints
 	return nil
 }
 

@@ -33,7 +33,18 @@ type Query struct {
 	// explored is set once a stale deployment was given a try: one per
 	// request.
 	explored bool
+	// Warm is the deployment where the request's session has its prompt
+	// cache (nil: none known), CacheTokens the prefix expected to be read
+	// from it. costOf prices those tokens at the cached-input price on
+	// Warm and at the cache-write price elsewhere.
+	Warm        *Deployment
+	CacheTokens int
 }
+
+// cacheAware is implemented by the strategies that price a session's
+// warm cache (costOf with Query.Warm): the router does not move a pinned
+// deployment first for them, their price decides.
+type cacheAware interface{ pricesCache() }
 
 // defaultCompletion is the completion estimate of a request without max
 // tokens, used to weigh output against input prices.
@@ -144,12 +155,24 @@ func band(v float64) float64 {
 }
 
 // costOf is the estimated price of the request on d in pico-USD (+Inf
-// when d has no price).
+// when d has no price). With a warm session (q.Warm), the expected cache
+// reads cost the cached-input price on the warm deployment, and a cache
+// write (priced above input on Anthropic) on the cold ones.
 func costOf(q *Query, d *Deployment) float64 {
 	if d.Info == nil {
 		return math.Inf(1)
 	}
-	return float64(q.PromptTokens)*float64(max(d.Info.Input, 0)) + float64(q.CompletionTokens)*float64(max(d.Info.Output, 0))
+	in, out := float64(max(d.Info.Input, 0)), float64(max(d.Info.Output, 0))
+	prompt := float64(q.PromptTokens) * in
+	if c := min(q.CacheTokens, q.PromptTokens); q.Warm != nil && c > 0 {
+		rest := float64(q.PromptTokens-c) * in
+		if d == q.Warm {
+			prompt = rest + float64(c)*float64(max(d.Info.CachedInput, 0))
+		} else if w := d.Info.CacheWriteInput; w > d.Info.Input {
+			prompt = rest + float64(c)*float64(w)
+		}
+	}
+	return prompt + float64(q.CompletionTokens)*out
 }
 
 // latencyOf is d's recent latency for the request's kind in nanoseconds:

@@ -42,3 +42,5 @@ func (b balanced) Order(q *Query, ds []*Deployment) {
 		return band(score)
 	})
 }
+
+func (balanced) pricesCache() {}

@@ -12,3 +12,5 @@ type cost struct{}
 func (cost) Order(q *Query, ds []*Deployment) {
 	rank(ds, func(d *Deployment, _ int) float64 { return costOf(q, d) })
 }
+
+func (cost) pricesCache() {}

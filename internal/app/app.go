@@ -149,7 +149,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own, cfg), router.WithRouting(cfg.Routing), router.WithRedactor(red), router.WithTracer(tel.Tracer()))
+	ropts := []router.Option{router.WithRouting(cfg.Routing), router.WithRedactor(red), router.WithTracer(tel.Tracer())}
+	if rdb != nil {
+		ropts = append(ropts, router.WithAffinityRedis(rdb, cfg.Redis.Timeout)) // session pins shared by the replicas
+	}
+	rt, err := router.New(cfg, adapters, log.Named("router"), time.Now, catalogLookup(cat, own, cfg), ropts...)
 	if err != nil {
 		return nil, err
 	}
@@ -251,6 +255,21 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 				Name: "xroute_redis_fallbacks_total",
 				Help: "Rate-limit and concurrency decisions this replica took alone because Redis did not answer (limits then hold per replica).",
 			}, g.redisFallbacks))
+		}
+		// Session affinity outcomes (router/affinity.go).
+		for _, o := range []struct {
+			outcome string
+			n       func(router.AffinityStats) uint64
+		}{
+			{"hit", func(s router.AffinityStats) uint64 { return s.Hits }},
+			{"miss", func(s router.AffinityStats) uint64 { return s.Misses }},
+			{"repin", func(s router.AffinityStats) uint64 { return s.Repins }},
+		} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "xroute_affinity_total",
+				Help:        "Requests of a session by affinity outcome: hit (served where its prompt cache is warm), miss (no pin: a new or idle session), repin (pinned elsewhere, served here: breaker, cooldown, cheaper, caller's order).",
+				ConstLabels: prometheus.Labels{"outcome": o.outcome},
+			}, func() float64 { return float64(o.n(rt.AffinityStats())) }))
 		}
 		// Token exchanges and refreshes by outcome ("issued", "refreshed" or
 		// the refusal's reason: refresh_reused is the theft signal).

@@ -147,7 +147,7 @@ func priced(cfg config.Config, cat *catalog.Catalog) (map[string]catalog.Model, 
 // unknownEntry is the catalog entry of a deployment the catalog does not
 // know, before its prices are set.
 func unknownEntry(name, provider, model string) catalog.Model {
-	return catalog.Model{Name: name, Provider: provider, ID: model, Context: 1 << 30,
+	return catalog.Model{Name: name, Provider: provider, ID: model, Context: 1 << 30, MinCacheTokens: catalog.DefaultMinCacheTokens(model),
 		Caps: catalog.Capabilities{Tools: true, Vision: true, JSONSchema: true, StreamingUsage: true, Embeddings: true}}
 }
 

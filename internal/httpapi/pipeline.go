@@ -136,8 +136,22 @@ func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []
 	// the upstream call; the timeout bounds the whole request, failover
 	// included.
 	a.ctx, a.cancel = context.WithTimeout(c.Request.Context(), s.timeout)
-	a.ctx = router.WithCaller(a.ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel, KeyID: info.key.ID, RequestID: info.id})
+	a.ctx = router.WithCaller(a.ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel, KeyID: info.key.ID, RequestID: info.id,
+		Account: info.key.AccountID, Session: c.GetHeader("X-Session-Id"), AgentSession: agentSession(c.Request.Header)})
 	return true
+}
+
+// agentSession is a coding agent's own session header: Claude Code's
+// x-claude-code-session-id (v2.1.86 on), Codex CLI's session-id (older
+// versions: session_id). The router keeps a session on the deployment
+// whose prompt cache it warmed.
+func agentSession(h http.Header) string {
+	for _, name := range [...]string{"X-Claude-Code-Session-Id", "Session-Id", "Session_id"} {
+		if v := h.Get(name); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // fallbacks are the models a request's "models" list names that it may

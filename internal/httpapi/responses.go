@@ -101,6 +101,9 @@ func (s *Server) createResponse(c *gin.Context) {
 		Format:        providers.FormatResponses, Native: tr.Native, NativeOnly: tr.NativeOnly,
 	}
 	req.SetDecoded(tr.Pivot)
+	if rq.PromptCacheKey != nil {
+		req.CacheKey = *rq.PromptCacheKey
+	}
 	info.body = tr.PivotBody
 	if !s.reserve(c, info, a, tr.PivotBody, Worst{MaxTokens: maxTokens, Hedgeable: true}) {
 		return

@@ -121,6 +121,7 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 	if err != nil {
 		return nil, err
 	}
+	tr.body = AddBreakpoints(tr.body, call.Breakpoints)
 	body, err := providers.Send(ctx, a.client, a.name, a.timeout,
 		func(ctx context.Context) (*http.Request, error) { return a.newRequest(ctx, tr.body, false) },
 		func(resp *http.Response, raw []byte) error { return a.upstreamError(resp, raw) })
@@ -147,6 +148,7 @@ func (a *Adapter) ChatStream(ctx context.Context, call *providers.Call) (provide
 	if err != nil {
 		return nil, err
 	}
+	tr.body = AddBreakpoints(tr.body, call.Breakpoints)
 	resp, cancel, err := providers.OpenStream(ctx, a.client, a.name, a.timeout,
 		func(ctx context.Context) (*http.Request, error) { return a.newRequest(ctx, tr.body, true) },
 		func(resp *http.Response, raw []byte) error { return a.upstreamError(resp, raw) })

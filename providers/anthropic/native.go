@@ -21,17 +21,19 @@ import (
 // caching, thinking signatures and new beta fields keep working).
 func (a *Adapter) Speaks(f providers.Format, _ string) bool { return f == providers.FormatMessages }
 
-// nativeBody is the caller's Messages body with the upstream's model id.
+// nativeBody is the caller's Messages body with the upstream's model id,
+// and cache breakpoints when it marks none (AddBreakpoints): every other
+// byte as the caller sent it.
 func nativeBody(call *providers.Call) ([]byte, error) {
 	body := call.Request.Native
-	if call.Model == call.Request.Model {
-		return body, nil
+	if call.Model != call.Request.Model {
+		out, err := sjson.SetBytes(body, "model", call.Model)
+		if err != nil {
+			return nil, fmt.Errorf("rewrite model: %w", err)
+		}
+		body = out
 	}
-	out, err := sjson.SetBytes(body, "model", call.Model)
-	if err != nil {
-		return nil, fmt.Errorf("rewrite model: %w", err)
-	}
-	return out, nil
+	return AddBreakpoints(body, call.Breakpoints), nil
 }
 
 // nativeRequest is newRequest with the caller's anthropic-version and

@@ -163,6 +163,7 @@ func (a *Adapter) prepare(call *providers.Call) (*translation, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	addCachePoints(&tr.req, call.Breakpoints)
 	body, err := json.Marshal(&tr.req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: encode request: %w", a.name, err)

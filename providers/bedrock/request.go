@@ -125,7 +125,7 @@ func translateRequest(r *providers.OpenAIRequest) (*translation, error) {
 			if t.req.ToolConfig == nil {
 				t.jsonTool = jsonToolName
 				t.req.ToolConfig = &toolConfig{
-					Tools: []tool{{ToolSpec: toolSpec{
+					Tools: []tool{{ToolSpec: &toolSpec{
 						Name:        jsonToolName,
 						Description: "Return the answer as a JSON object.",
 						InputSchema: inputSchema{JSON: json.RawMessage(`{"type":"object"}`)},
@@ -289,7 +289,7 @@ func toolsConfig(r *providers.OpenAIRequest, historyUsesTools bool) (*toolConfig
 		if t.Function.Strict != nil && *t.Function.Strict {
 			spec.Strict = t.Function.Strict
 		}
-		tc.Tools = append(tc.Tools, tool{ToolSpec: spec})
+		tc.Tools = append(tc.Tools, tool{ToolSpec: &spec})
 		found = found || t.Function.Name == name
 	}
 	switch mode {

@@ -20,8 +20,15 @@ type message struct {
 	Content []contentBlock `json:"content"`
 }
 
+// systemBlock is a union: text, or a cache point.
 type systemBlock struct {
-	Text string `json:"text"`
+	Text       string      `json:"text,omitempty"`
+	CachePoint *cachePoint `json:"cachePoint,omitempty"`
+}
+
+// cachePoint marks the end of a prefix Bedrock caches (prompt caching).
+type cachePoint struct {
+	Type string `json:"type"` // default
 }
 
 // contentBlock is a union: exactly one member is set.
@@ -30,6 +37,7 @@ type contentBlock struct {
 	Image      *imageBlock `json:"image,omitempty"`
 	ToolUse    *toolUse    `json:"toolUse,omitempty"`
 	ToolResult *toolResult `json:"toolResult,omitempty"`
+	CachePoint *cachePoint `json:"cachePoint,omitempty"`
 }
 
 type imageBlock struct {
@@ -71,8 +79,10 @@ type toolConfig struct {
 	ToolChoice *toolChoice `json:"toolChoice,omitempty"`
 }
 
+// tool is a union: a tool, or a cache point after the tools.
 type tool struct {
-	ToolSpec toolSpec `json:"toolSpec"`
+	ToolSpec   *toolSpec   `json:"toolSpec,omitempty"`
+	CachePoint *cachePoint `json:"cachePoint,omitempty"`
 }
 
 type toolSpec struct {

@@ -60,6 +60,11 @@ type Model struct {
 	Caps      Capabilities
 	// Dimensions is the output vector size of an embedding model.
 	Dimensions int
+	// MinCacheTokens is the shortest prefix the provider caches at a
+	// breakpoint (Anthropic: 1024 tokens for Sonnet and Opus, 2048 for
+	// Haiku); 0 where the provider caches without breakpoints or not at
+	// all. xroute adds breakpoints only to a prefix at least this long.
+	MinCacheTokens int
 	// Verified is false when a price or limit could not be confirmed from
 	// the provider's own pages (see the comments in models.yaml).
 	Verified bool
@@ -89,6 +94,20 @@ func (m Model) CacheWrite1h() Price {
 		return 2 * m.Input
 	}
 	return m.Input
+}
+
+// DefaultMinCacheTokens is the minimum cacheable prefix of a Claude model by
+// its id, per Anthropic's prompt-caching docs (Haiku 2048, others 1024);
+// 0 for other models.
+func DefaultMinCacheTokens(id string) int {
+	id = strings.ToLower(id)
+	switch {
+	case !strings.Contains(id, "claude"):
+		return 0
+	case strings.Contains(id, "haiku"):
+		return 2048
+	}
+	return 1024
 }
 
 // Capabilities are what a deployment can do.
@@ -280,6 +299,7 @@ type fileModel struct {
 	Dimensions  int          `yaml:"dimensions"`
 	Verified    *bool        `yaml:"verified"`
 	Quirks      Quirks       `yaml:"quirks"`
+	MinCache    *int         `yaml:"min_cache_tokens"`
 }
 
 func (f fileModel) model() Model {
@@ -304,6 +324,10 @@ func (f fileModel) model() Model {
 	}
 	if f.Verified != nil {
 		m.Verified = *f.Verified
+	}
+	m.MinCacheTokens = DefaultMinCacheTokens(f.ID)
+	if f.MinCache != nil {
+		m.MinCacheTokens = *f.MinCache
 	}
 	return m
 }

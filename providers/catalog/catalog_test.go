@@ -294,3 +294,35 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestMinCacheTokens(t *testing.T) {
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		provider, id string
+		want         int
+	}{
+		{"anthropic", "claude-sonnet-4-5-20250929", 1024},
+		{"anthropic", "claude-opus-4-1-20250805", 1024},
+		{"anthropic", "claude-haiku-4-5-20251001", 2048},
+		{"bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", 1024},
+		{"openai", "gpt-4o-mini", 0},
+	} {
+		m, ok := c.Find(tc.provider, tc.id)
+		if !ok {
+			t.Fatalf("%s/%s not in the catalog", tc.provider, tc.id)
+		}
+		if m.MinCacheTokens != tc.want {
+			t.Errorf("%s/%s: min cache %d, want %d", tc.provider, tc.id, m.MinCacheTokens, tc.want)
+		}
+	}
+	over, err := Parse([]byte("models:\n  - {name: x, provider: anthropic, id: claude-x, input: \"1\", output: \"1\", context: 1000, max_output: 10, min_cache_tokens: 4096}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := over.Find("anthropic", "claude-x"); m.MinCacheTokens != 4096 {
+		t.Fatalf("min_cache_tokens from the file: %d", m.MinCacheTokens)
+	}
+}
