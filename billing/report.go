@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -76,8 +77,16 @@ type Row struct {
 	CachedTokens     int64      `json:"cached_tokens"`
 	CostNano         int64      `json:"cost_nano"`
 	CostUSD          string     `json:"cost_usd"`
-	LatencyP50US     int64      `json:"latency_p50_us"`
-	LatencyP95US     int64      `json:"latency_p95_us"`
+	// CacheHits are the requests answered from the response cache,
+	// CacheHitRatio CacheHits/Requests (0 without requests), and
+	// CacheSaved* what those hits would have cost at full price minus
+	// what they were billed.
+	CacheHits      int64   `json:"cache_hits"`
+	CacheHitRatio  float64 `json:"cache_hit_ratio"`
+	CacheSavedNano int64   `json:"cache_saved_nano"`
+	CacheSavedUSD  string  `json:"cache_saved_usd"`
+	LatencyP50US   int64   `json:"latency_p50_us"`
+	LatencyP95US   int64   `json:"latency_p95_us"`
 }
 
 // Report fills the query's defaults (To: now; From: To minus
@@ -113,6 +122,8 @@ func newRow(sr store.ReportRow) Row {
 		AccountID: sr.AccountID, KeyID: sr.KeyID, Model: sr.Model, Provider: sr.Provider,
 		Requests: sr.Requests, Errors: sr.Errors, PromptTokens: sr.PromptTokens, CompletionTokens: sr.CompletionTokens,
 		CachedTokens: sr.CachedTokens, CostNano: sr.CostNano, CostUSD: FormatUSD(sr.CostNano),
+		CacheHits: sr.CacheHits, CacheHitRatio: hitRatio(sr.CacheHits, sr.Requests),
+		CacheSavedNano: sr.ResponseCacheSavedNano, CacheSavedUSD: FormatUSD(sr.ResponseCacheSavedNano),
 		LatencyP50US: sr.LatencyP50.Microseconds(), LatencyP95US: sr.LatencyP95.Microseconds(),
 	}
 	if !sr.Bucket.IsZero() {
@@ -120,6 +131,15 @@ func newRow(sr store.ReportRow) Row {
 		row.BucketStart = &b
 	}
 	return row
+}
+
+// hitRatio is hits/requests rounded to 4 decimals (0 without requests),
+// so that JSON shows 0.3333, not 0.333333333.
+func hitRatio(hits, requests int64) float64 {
+	if requests <= 0 {
+		return 0
+	}
+	return math.Round(float64(hits)*10000/float64(requests)) / 10000
 }
 
 // ValidateQuery checks a complete query: known dimensions, each once, at
@@ -267,6 +287,10 @@ func columns(groupBy []store.Dimension) []column {
 		num("COMPLETION", "completion_tokens", func(r Row) int64 { return r.CompletionTokens }),
 		num("CACHED", "cached_tokens", func(r Row) int64 { return r.CachedTokens }),
 		column{head: "COST (USD)", csvHead: "cost_usd", numeric: true, summed: true, cell: func(r Row) string { return r.CostUSD }},
+		num("CACHE HITS", "cache_hits", func(r Row) int64 { return r.CacheHits }),
+		column{head: "HIT %", csvHead: "cache_hit_ratio", numeric: true,
+			cell: func(r Row) string { return percent(r.CacheHits, r.Requests) }, csvCell: func(r Row) string { return strconv.FormatFloat(hitRatio(r.CacheHits, r.Requests), 'f', -1, 64) }},
+		column{head: "SAVED (USD)", csvHead: "cache_saved_usd", numeric: true, summed: true, cell: func(r Row) string { return FormatUSD(r.CacheSavedNano) }},
 		column{head: "P50 MS", csvHead: "latency_p50_us", numeric: true,
 			cell: func(r Row) string { return millis(r.LatencyP50US) }, csvCell: func(r Row) string { return strconv.FormatInt(r.LatencyP50US, 10) }},
 		column{head: "P95 MS", csvHead: "latency_p95_us", numeric: true,
@@ -279,6 +303,16 @@ func bucketText(r Row, layout string) string {
 		return ""
 	}
 	return r.BucketStart.UTC().Format(layout)
+}
+
+// percent renders hits/requests as a percentage with one decimal ("" for
+// no requests).
+func percent(hits, requests int64) string {
+	if requests <= 0 {
+		return ""
+	}
+	tenths := (hits*1000 + requests/2) / requests
+	return strconv.FormatInt(tenths/10, 10) + "." + strconv.FormatInt(tenths%10, 10)
 }
 
 // millis renders microseconds as milliseconds with one decimal.
@@ -309,9 +343,12 @@ func WriteTable(w io.Writer, rep Report) error {
 		total.CompletionTokens += r.CompletionTokens
 		total.CachedTokens += r.CachedTokens
 		total.CostNano += r.CostNano
+		total.CacheHits += r.CacheHits
+		total.CacheSavedNano += r.CacheSavedNano
 	}
 	if len(rep.Data) > 1 {
 		total.CostUSD = FormatUSD(total.CostNano)
+		total.CacheSavedUSD = FormatUSD(total.CacheSavedNano)
 		line := make([]string, len(cols))
 		for i, c := range cols {
 			switch {
@@ -366,8 +403,11 @@ func WriteCSV(w io.Writer, rep Report) error {
 	rec := make([]string, 0, len(cols)+1)
 	for _, c := range cols {
 		rec = append(rec, c.csvHead)
-		if c.csvHead == "cost_usd" {
+		switch c.csvHead {
+		case "cost_usd":
 			rec = append(rec, "cost_nano")
+		case "cache_saved_usd":
+			rec = append(rec, "cache_saved_nano")
 		}
 	}
 	if err := cw.Write(rec); err != nil {
@@ -384,8 +424,11 @@ func WriteCSV(w io.Writer, rep Report) error {
 			default:
 				rec = append(rec, defuseFormula(c.cell(r)))
 			}
-			if c.csvHead == "cost_usd" {
+			switch c.csvHead {
+			case "cost_usd":
 				rec = append(rec, strconv.FormatInt(r.CostNano, 10))
+			case "cache_saved_usd":
+				rec = append(rec, strconv.FormatInt(r.CacheSavedNano, 10))
 			}
 		}
 		if err := cw.Write(rec); err != nil {

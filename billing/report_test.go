@@ -152,7 +152,7 @@ func TestReporterConvertsRows(t *testing.T) {
 	bucket := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	src := &fakeSource{rows: []store.ReportRow{
 		{AccountID: "acct_a", Bucket: bucket, Requests: 3, Errors: 1, PromptTokens: 10, CompletionTokens: 20, CachedTokens: 5, CostNano: 1_234_567,
-			LatencyP50: 1500 * time.Microsecond, LatencyP95: 2 * time.Second},
+			CacheHits: 1, ResponseCacheSavedNano: 2_000_000, LatencyP50: 1500 * time.Microsecond, LatencyP95: 2 * time.Second},
 		{AccountID: "acct_b", Requests: 1},
 	}}
 	q := store.ReportQuery{GroupBy: []store.Dimension{store.ByAccount, store.ByDay}, From: bucket, To: bucket.Add(24 * time.Hour)}
@@ -162,8 +162,9 @@ func TestReporterConvertsRows(t *testing.T) {
 	}
 	want := []Row{
 		{AccountID: "acct_a", BucketStart: &bucket, Requests: 3, Errors: 1, PromptTokens: 10, CompletionTokens: 20, CachedTokens: 5,
-			CostNano: 1_234_567, CostUSD: "0.001235", LatencyP50US: 1500, LatencyP95US: 2_000_000},
-		{AccountID: "acct_b", Requests: 1, CostUSD: "0.000000"},
+			CostNano: 1_234_567, CostUSD: "0.001235", CacheHits: 1, CacheHitRatio: 0.3333, CacheSavedNano: 2_000_000, CacheSavedUSD: "0.002000",
+			LatencyP50US: 1500, LatencyP95US: 2_000_000},
+		{AccountID: "acct_b", Requests: 1, CostUSD: "0.000000", CacheSavedUSD: "0.000000"},
 	}
 	if !reflect.DeepEqual(rep.Data, want) {
 		t.Fatalf("rows %+v\nwant %+v", rep.Data, want)
@@ -184,7 +185,7 @@ func sampleReport() Report {
 		To:      time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC),
 		Data: []Row{
 			{Model: "gpt-4o", BucketStart: &b1, Requests: 12, Errors: 1, PromptTokens: 1200, CompletionTokens: 300, CachedTokens: 0,
-				CostNano: 4_500_000, CostUSD: "0.004500", LatencyP50US: 12_345, LatencyP95US: 250_050},
+				CostNano: 4_500_000, CostUSD: "0.004500", CacheHits: 3, CacheSavedNano: 1_500_000, LatencyP50US: 12_345, LatencyP95US: 250_050},
 			{Model: `odd, "model"`, BucketStart: &b2, Requests: 3, PromptTokens: 9, CompletionTokens: 1, CachedTokens: 4,
 				CostNano: 1_001, CostUSD: "0.000001", LatencyP50US: 900, LatencyP95US: 1_000},
 			{Model: "=cmd()", BucketStart: &b2, Requests: 1, CostUSD: "0.000000"},
@@ -198,11 +199,11 @@ func TestReportWriteTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `Usage 2026-11-01T00:00:00Z to 2026-11-03T00:00:00Z (UTC, end exclusive)
-MODEL         HOUR (UTC)        REQUESTS  ERRORS  PROMPT  COMPLETION  CACHED  COST (USD)  P50 MS  P95 MS
-gpt-4o        2026-11-01 23:00        12       1    1200         300       0    0.004500    12.3   250.1
-odd, "model"  2026-11-02 00:00         3       0       9           1       4    0.000001     0.9     1.0
-=cmd()        2026-11-02 00:00         1       0       0           0       0    0.000000     0.0     0.0
-TOTAL                                 16       1    1209         301       4    0.004501
+MODEL         HOUR (UTC)        REQUESTS  ERRORS  PROMPT  COMPLETION  CACHED  COST (USD)  CACHE HITS  HIT %  SAVED (USD)  P50 MS  P95 MS
+gpt-4o        2026-11-01 23:00        12       1    1200         300       0    0.004500           3   25.0     0.001500    12.3   250.1
+odd, "model"  2026-11-02 00:00         3       0       9           1       4    0.000001           0    0.0     0.000000     0.9     1.0
+=cmd()        2026-11-02 00:00         1       0       0           0       0    0.000000           0    0.0     0.000000     0.0     0.0
+TOTAL                                 16       1    1209         301       4    0.004501           3            0.001500
 `
 	if b.String() != want {
 		t.Fatalf("table:\n%s\nwant:\n%s", b.String(), want)
@@ -213,7 +214,7 @@ TOTAL                                 16       1    1209         301       4    
 		t.Fatal(err)
 	}
 	if want := "Usage 1970-01-01T00:00:00Z to 1970-01-02T00:00:00Z (UTC, end exclusive)\n" +
-		"REQUESTS  ERRORS  PROMPT  COMPLETION  CACHED  COST (USD)  P50 MS  P95 MS\n(no usage in this range)\n"; b.String() != want {
+		"REQUESTS  ERRORS  PROMPT  COMPLETION  CACHED  COST (USD)  CACHE HITS  HIT %  SAVED (USD)  P50 MS  P95 MS\n(no usage in this range)\n"; b.String() != want {
 		t.Fatalf("empty table:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
@@ -223,10 +224,10 @@ func TestReportWriteCSV(t *testing.T) {
 	if err := WriteCSV(&b, sampleReport()); err != nil {
 		t.Fatal(err)
 	}
-	want := "model,bucket_start,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cost_usd,cost_nano,latency_p50_us,latency_p95_us\r\n" +
-		"gpt-4o,2026-11-01T23:00:00Z,12,1,1200,300,0,0.004500,4500000,12345,250050\r\n" +
-		"\"odd, \"\"model\"\"\",2026-11-02T00:00:00Z,3,0,9,1,4,0.000001,1001,900,1000\r\n" +
-		"'=cmd(),2026-11-02T00:00:00Z,1,0,0,0,0,0.000000,0,0,0\r\n"
+	want := "model,bucket_start,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cost_usd,cost_nano,cache_hits,cache_hit_ratio,cache_saved_usd,cache_saved_nano,latency_p50_us,latency_p95_us\r\n" +
+		"gpt-4o,2026-11-01T23:00:00Z,12,1,1200,300,0,0.004500,4500000,3,0.25,0.001500,1500000,12345,250050\r\n" +
+		"\"odd, \"\"model\"\"\",2026-11-02T00:00:00Z,3,0,9,1,4,0.000001,1001,0,0,0.000000,0,900,1000\r\n" +
+		"'=cmd(),2026-11-02T00:00:00Z,1,0,0,0,0,0.000000,0,0,0,0.000000,0,0,0\r\n"
 	if b.String() != want {
 		t.Fatalf("csv:\n%q\nwant:\n%q", b.String(), want)
 	}

@@ -496,3 +496,61 @@ func TestCacheHitLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestCacheSavingsInReports: a hit records what it would have cost at
+// full price minus what it was billed, and the usage report sums hits,
+// the hit ratio and the money saved per account and model.
+func TestCacheSavingsInReports(t *testing.T) {
+	cg := newCacheGateway(t, config.ModelCache{}, func(c *config.Config) { c.Cache.PriceFraction = 0.25 })
+	miss := cg.post(t, cg.key, "/v1/chat/completions", cachedChat)
+	var hits []rawResponse
+	for range 2 {
+		hits = append(hits, cg.post(t, cg.key, "/v1/chat/completions", cachedChat))
+	}
+	other := cg.otherAccount(t)
+	cg.post(t, other, "/v1/chat/completions", cachedChat) // the other account's own miss
+	cg.usage()                                            // every record written before the report
+
+	full := cg.usageFor(miss.Header.Get("x-request-id")).CostNano
+	if full <= 0 {
+		t.Fatalf("the miss cost %d", full)
+	}
+	if r := cg.usageFor(miss.Header.Get("x-request-id")); r.ResponseCacheSavedNano != 0 {
+		t.Fatalf("the miss saved %d, want 0", r.ResponseCacheSavedNano)
+	}
+	billed := int64(float64(full) * 0.25)
+	for _, h := range hits {
+		r := cg.usageFor(h.Header.Get("x-request-id"))
+		if r.CostNano != billed || r.ResponseCacheSavedNano != full-billed {
+			t.Fatalf("hit billed %d saved %d, want %d and %d (full price %d)", r.CostNano, r.ResponseCacheSavedNano, billed, full-billed, full)
+		}
+	}
+
+	admin := cg.adminKey(t)
+	status, rep, _ := call(t, "GET", cg.srv.URL+"/admin/v1/usage/report?group_by=account,model", admin, "")
+	if status != http.StatusOK {
+		t.Fatalf("report: %d %v", status, rep)
+	}
+	rows, _ := rep["data"].([]any)
+	got := map[string]map[string]any{}
+	for _, r := range rows {
+		m := r.(map[string]any)
+		got[m["account_id"].(string)+"/"+m["model"].(string)] = m
+	}
+	mine := got[store.DefaultAccountID+"/gpt-4o-mini"]
+	if mine == nil || len(got) != 2 {
+		t.Fatalf("report rows %v", rows)
+	}
+	want := map[string]any{"requests": 3.0, "cache_hits": 2.0, "cache_hit_ratio": 0.6667,
+		"cache_saved_nano": float64(2 * (full - billed)), "cost_nano": float64(full + 2*billed)}
+	for k, v := range want {
+		if mine[k] != v {
+			t.Errorf("%s = %v, want %v (row %v)", k, mine[k], v, mine)
+		}
+	}
+	for k, r := range got {
+		if k != store.DefaultAccountID+"/gpt-4o-mini" && (r["cache_hits"] != 0.0 || r["cache_hit_ratio"] != 0.0 || r["cache_saved_nano"] != 0.0) {
+			t.Errorf("the other account's row %v shows savings", r)
+		}
+	}
+}

@@ -140,8 +140,11 @@ func (s *Server) price(info *requestInfo, body []byte) {
 	}
 	info.cost = info.hold.Cost(info.deployment, providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached, CacheWriteTokens: info.cacheWrite, CacheWrite1hTokens: info.cacheW1h, WebSearches: info.searches})
 	if info.cacheHit {
-		// A response cache hit: the configured part of the price.
-		info.cost = int64(float64(info.cost) * s.cache.PriceFraction)
+		// A response cache hit: the configured part of the price; the
+		// rest is what the cache saved the account.
+		full := info.cost
+		info.cost = int64(float64(full) * s.cache.PriceFraction)
+		info.cacheSaved = full - info.cost
 		return
 	}
 	// A hedge that lost but finished was served too: the caller pays for

@@ -85,8 +85,9 @@ type requestInfo struct {
 
 	// The response cache (cache.go): the state of a miss whose answer
 	// may be stored (nil: none), and whether this request was a hit.
-	cache    *cacheState
-	cacheHit bool
+	cache      *cacheState
+	cacheHit   bool
+	cacheSaved int64 // a hit's full price minus what it was billed (nano-USD)
 }
 
 func infoOf(c *gin.Context) *requestInfo {

@@ -63,6 +63,11 @@ type ReportRow struct {
 	CompletionTokens int64
 	CachedTokens     int64
 	CostNano         int64
+	// CacheHits are the requests answered from the response cache;
+	// ResponseCacheSavedNano what they would have cost at full price
+	// minus what they were billed (migration 0018).
+	CacheHits              int64
+	ResponseCacheSavedNano int64
 	// LatencyP50 and LatencyP95 are nearest-rank percentiles: the value at
 	// rank ceil(p/100 × requests) of the group's latencies in order.
 	LatencyP50 time.Duration
@@ -91,7 +96,7 @@ func (s *DB) UsageReport(ctx context.Context, q ReportQuery) ([]ReportRow, error
 	var bucket int64
 	var n, rn, latency int64
 	var r ReportRow
-	dest := make([]any, 0, len(q.GroupBy)+9)
+	dest := make([]any, 0, len(q.GroupBy)+11)
 	for i, d := range q.GroupBy {
 		if d == ByDay || d == ByHour {
 			dest = append(dest, &bucket)
@@ -99,7 +104,7 @@ func (s *DB) UsageReport(ctx context.Context, q ReportQuery) ([]ReportRow, error
 			dest = append(dest, &strs[i])
 		}
 	}
-	dest = append(dest, &n, &r.Errors, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &r.CostNano, &rn, &latency)
+	dest = append(dest, &n, &r.Errors, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &r.CostNano, &r.CacheHits, &r.ResponseCacheSavedNano, &rn, &latency)
 	for rows.Next() {
 		r = ReportRow{}
 		if err := rows.Scan(dest...); err != nil {
@@ -194,7 +199,7 @@ func reportSQL(q ReportQuery) (string, []any, error) {
 	for _, a := range aliases {
 		b.WriteString(a + ", ")
 	}
-	b.WriteString("n, errors, prompt, completion, cached, cost, rn, latency_us FROM (SELECT ")
+	b.WriteString("n, errors, prompt, completion, cached, cost, hits, saved, rn, latency_us FROM (SELECT ")
 	for i, g := range groups {
 		b.WriteString(g + " AS " + aliases[i] + ", ")
 	}
@@ -205,7 +210,9 @@ func reportSQL(q ReportQuery) (string, []any, error) {
   CAST(SUM(prompt_tokens) OVER w AS BIGINT) AS prompt,
   CAST(SUM(completion_tokens) OVER w AS BIGINT) AS completion,
   CAST(SUM(cached_tokens) OVER w AS BIGINT) AS cached,
-  CAST(SUM(cost_nano) OVER w AS BIGINT) AS cost
+  CAST(SUM(cost_nano) OVER w AS BIGINT) AS cost,
+  CAST(SUM(cache_hit) OVER w AS BIGINT) AS hits,
+  CAST(SUM(response_cache_saved_nano) OVER w AS BIGINT) AS saved
 FROM usage_records`)
 	if len(where) > 0 {
 		b.WriteString(" WHERE " + strings.Join(where, " AND "))

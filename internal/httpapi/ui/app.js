@@ -353,6 +353,9 @@ async function usage(ctx) {
       { label: 'Completion tok.', num: true, render: (r) => fmtInt(r.completion_tokens) },
       { label: 'Cached tok.', num: true, render: (r) => fmtInt(r.cached_tokens) },
       { label: 'Cost', num: true, render: (r) => fmtUSDText(r.cost_usd) },
+      { label: 'Cache hits', num: true, render: (r) => fmtInt(r.cache_hits || 0) },
+      { label: 'Hit ratio', num: true, render: (r) => (r.requests ? fmtPct(r.cache_hit_ratio || 0) : '—') },
+      { label: 'Saved', num: true, render: (r) => fmtUSDText(r.cache_saved_usd || '0') },
       { label: 'p50', num: true, render: (r) => fmtMs(r.latency_p50_us / 1000) },
       { label: 'p95', num: true, render: (r) => fmtMs(r.latency_p95_us / 1000) },
     ],
@@ -361,7 +364,8 @@ async function usage(ctx) {
   if (!ctx.live()) return;
   clear(body,
     h('div', { class: 'stats' }, stat('Requests', fmtInt(sum.requests)), stat('Errors', fmtInt(sum.errors)),
-      stat('Tokens', fmtCompact(sum.prompt_tokens + sum.completion_tokens)), stat('Spend', fmtUSD(sum.cost_nano))),
+      stat('Tokens', fmtCompact(sum.prompt_tokens + sum.completion_tokens)), stat('Spend', fmtUSD(sum.cost_nano)),
+      stat('Saved by the response cache', fmtUSD(sum.cache_saved_nano || 0), fmtInt(sum.cache_hits || 0) + ' hits · ' + (sum.requests ? fmtPct((sum.cache_hits || 0) / sum.requests) : '—'))),
     chartSeries.length ? card(`Spend by ${dim}, ${group === 'hour' ? 'per hour' : 'per day'}`,
       timeChart({ label: 'Spend by ' + dim, buckets, group, kind: 'bar', fmt: fmtUSDAxis, series: chartSeries, height: 240 })) : null,
     card('By ' + dim, table.el));
