@@ -85,12 +85,13 @@ func (s *Server) cacheBegin(c *gin.Context, a *admitted, format string, choices 
 		return nil
 	}
 	h := c.Writer.Header()
+	pol, keyOn := narrowPolicy(pol, info.key)
 	body := info.body
 	if len(body) == 0 {
 		body = info.received
 	}
 	noCache, noStore := cacheControl(c.GetHeader("Cache-Control"))
-	if noStore || !cacheable(info, choices, pol, body) {
+	if noStore || !keyOn || !cacheable(info, choices, pol, body) {
 		h.Set(cacheHeader, cacheBypass)
 		s.cacheMetrics.result(cacheBypass)
 		return nil
@@ -154,9 +155,9 @@ func cacheControl(v string) (noCache, noStore bool) {
 // cacheable reports whether a request's answer may come from or go to
 // the cache: one answer (n, best_of), deterministic unless the model opts
 // in (temperature), no per-token data the neutral form does not keep
-// (logprobs), and a key that does not opt out (metadata cache: off).
+// (logprobs). A key's own policy is applied before (narrowPolicy).
 func cacheable(info *requestInfo, choices int, pol respcache.Policy, body []byte) bool {
-	if info.key.Metadata["cache"] == "off" || choices > 1 {
+	if choices > 1 {
 		return false
 	}
 	r := gjson.GetManyBytes(body, "n", "best_of", "temperature", "logprobs", "top_logprobs")

@@ -554,3 +554,64 @@ func TestCacheSavingsInReports(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheKeyPolicy: a key's cache policy is set through the admin API
+// at creation and update, kept with the key, and narrows the model's.
+func TestCacheKeyPolicy(t *testing.T) {
+	cg := newCacheGateway(t, config.ModelCache{})
+	admin := cg.adminKey(t)
+	u := cg.srv.URL + "/admin/v1/keys"
+
+	st, created, _ := call(t, "POST", u, admin, `{"name":"quiet","cache":{"enabled":false}}`)
+	if st != http.StatusCreated {
+		t.Fatalf("create: %d %v", st, created)
+	}
+	id, plain := created["id"].(string), created["key"].(string)
+	if c := created["cache"].(map[string]any); c["enabled"] != false {
+		t.Fatalf("created key's cache %v", c)
+	}
+	if m := created["metadata"].(map[string]any); m["cache"] != "off" {
+		t.Fatalf("created key's metadata %v", m)
+	}
+	for range 2 {
+		if r := cg.post(t, plain, "/v1/chat/completions", cachedChat); cacheResult(r) != "bypass" {
+			t.Fatalf("a key with the cache off: %q", cacheResult(r))
+		}
+	}
+
+	// Bad values are refused in the admin API's shape, naming the field.
+	for _, body := range []string{`{"cache":{"ttl":"soon"}}`, `{"cache":{"ttl":"-1m"}}`, `{"cache":{"max_entry_bytes":-1}}`, `{}`} {
+		if st, out, _ := call(t, "PATCH", u+"/"+id, admin, body); st != http.StatusBadRequest {
+			t.Fatalf("PATCH %s: %d %v", body, st, out)
+		}
+	}
+	if st, out, _ := call(t, "POST", u, admin, `{"name":"bad","metadata":{"cache_ttl":"forever"}}`); st != http.StatusBadRequest {
+		t.Fatalf("create with a bad cache_ttl: %d %v", st, out)
+	}
+
+	// On again, with entries too small for any answer: looked up, never stored.
+	st, upd, _ := call(t, "PATCH", u+"/"+id, admin, `{"cache":{"enabled":true,"ttl":"90s","max_entry_bytes":10}}`)
+	if st != http.StatusOK {
+		t.Fatalf("update: %d %v", st, upd)
+	}
+	if c := upd["cache"].(map[string]any); c["enabled"] != true || c["ttl"] != "1m30s" || c["max_entry_bytes"] != 10.0 {
+		t.Fatalf("updated cache %v", c)
+	}
+	for range 2 {
+		if r := cg.post(t, plain, "/v1/chat/completions", cachedChat); cacheResult(r) != "miss" {
+			t.Fatalf("a key with a 10-byte entry bound: %q", cacheResult(r))
+		}
+	}
+	// Back to the model's size (ttl kept): the answer is stored and hit.
+	if st, upd, _ = call(t, "PATCH", u+"/"+id, admin, `{"cache":{"max_entry_bytes":0}}`); st != http.StatusOK || upd["cache"].(map[string]any)["ttl"] != "1m30s" {
+		t.Fatalf("update: %d %v", st, upd)
+	}
+	cg.post(t, plain, "/v1/chat/completions", cachedChat)
+	if r := cg.post(t, plain, "/v1/chat/completions", cachedChat); cacheResult(r) != "hit" {
+		t.Fatalf("after the bound was lifted: %q", cacheResult(r))
+	}
+	// The key as read back carries its policy.
+	if _, got, _ := call(t, "GET", u+"/"+id, admin, ""); got["cache"].(map[string]any)["enabled"] != true {
+		t.Fatalf("read back %v", got["cache"])
+	}
+}

@@ -263,6 +263,12 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 	s.do("POST", "/keys/"+opsID+"/role", `{"role":"root"}`, 400, true)
 	s.do("POST", "/keys/"+keyID+"/role", `{"role":"viewer"}`, 400)
 	s.do("POST", "/keys/key_nope/role", `{"role":"viewer"}`, 404)
+	if k := s.do("PATCH", "/keys/"+keyID, `{"cache":{"enabled":false,"ttl":"10m"}}`, 200); k.str("metadata", "cache") != "off" {
+		t.Fatalf("key after PATCH: %s", k.raw)
+	}
+	s.do("PATCH", "/keys/"+keyID, `{"cache":{"ttl":"soon"}}`, 400)
+	s.do("PATCH", "/keys/key_nope", `{"cache":{"enabled":true}}`, 404)
+	s.do("PATCH", "/keys/"+keyID, `{"cache":{"enabled":true,"ttl":""}}`, 200)
 	s.do("POST", "/keys", `{"name":"x","expires_in":"soon"}`, 400)
 	s.do("POST", "/keys", `{"name":"x","rpm":-1}`, 400, true)
 	s.do("POST", "/keys", `{"name":"x","account_id":"acct_nope"}`, 400)

@@ -54,6 +54,7 @@ var (
 		"POST /admin/v1/accounts":                  operators,
 		"POST /admin/v1/keys":                      operators,
 		"POST /admin/v1/keys/:id/rotate":           operators,
+		"PATCH /admin/v1/keys/:id":                 operators,
 		"POST /admin/v1/keys/:id/revoke":           operators,
 		"POST /admin/v1/keys/:id/suspend":          operators,
 		"POST /admin/v1/keys/:id/resume":           operators,
