@@ -270,7 +270,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	if xch != nil {
 		exchanger = xch
 	}
-	rc, err := newResponseCache(cfg, rdb, log.Named("cache"))
+	rc, err := newResponseCache(cfg, rdb, log.Named("cache"), func(msg string) {
+		if fo != nil {
+			fo.publish(msg)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -344,6 +348,10 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 				rl.ask(msg)
 			case strings.HasPrefix(msg, accountChanged):
 				a.Ledger.Invalidate(strings.TrimPrefix(msg, accountChanged))
+			case strings.HasPrefix(msg, cachePurged):
+				if t, ok := respcache.ParsePurge(msg); ok && a.Cache != nil {
+					a.Cache.PurgeLocal(t)
+				}
 			default:
 				ks.InvalidateHash(msg)
 			}

@@ -12,7 +12,10 @@ import (
 // newResponseCache builds the response cache when at least one model
 // turns it on (a zero config otherwise: no cache, no metrics). With
 // Redis configured (and cache.redis not false) the replicas share it.
-func newResponseCache(cfg config.Config, rdb *redis.Client, log *zap.Logger) (httpapi.CacheConfig, error) {
+//
+// announce publishes a purge to the other replicas (their fan-out
+// subscriber hands it to respcache.PurgeLocal).
+func newResponseCache(cfg config.Config, rdb *redis.Client, log *zap.Logger, announce func(string)) (httpapi.CacheConfig, error) {
 	pols := map[string]respcache.Policy{}
 	for _, m := range cfg.Models {
 		if m.Cache == nil || !m.Cache.Enabled {
@@ -32,6 +35,11 @@ func newResponseCache(cfg config.Config, rdb *redis.Client, log *zap.Logger) (ht
 	rc := respcache.Config{MaxBytes: cfg.Cache.MaxBytes, Log: log, Metrics: cm}
 	if rdb != nil && (cfg.Cache.Redis == nil || *cfg.Cache.Redis) {
 		rc.Redis = rdb
+	}
+	if rdb != nil {
+		// Purges reach the other replicas' memory through the fan-out
+		// even when the entries themselves are not shared.
+		rc.Announce = announce
 	}
 	c, err := respcache.New(rc)
 	if err != nil {

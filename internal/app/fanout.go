@@ -12,13 +12,15 @@ import (
 // invalidationChannel carries what a replica changed that others cache:
 // the hashes of keys it revoked, suspended, resumed or rotated (hashes,
 // never keys), accountChanged+id for an account's price multiplier, budgetsChanged,
-// and providerKeysChanged (a stored provider key or the vault's keyring).
+// providerKeysChanged (a stored provider key or the vault's keyring), and
+// cachePurged+target (a response cache purge: respcache.ParsePurge).
 const invalidationChannel = "xroute:keys:invalidate"
 
 const (
 	accountChanged      = "acct:"
 	budgetsChanged      = "budgets"
 	providerKeysChanged = "provider-keys"
+	cachePurged         = "rcache-purge:" // respcache's purge announcement prefix
 )
 
 // fanout spreads key invalidations between replicas through Redis

@@ -364,8 +364,8 @@ func (s *Server) routeCache(g *gin.RouterGroup) {
 
 // adminPurgeCache is POST /admin/v1/cache/purge: {"model": ...} or
 // {"account_id": ...} (or both), or {"all": true}. This replica's memory
-// and the shared Redis layer are purged; other replicas' memory keeps
-// its copies until their TTL.
+// and the shared Redis layer are purged, and the purge is announced to
+// the other replicas' memory (respcache.Config.Announce).
 func (s *Server) adminPurgeCache(c *gin.Context) {
 	var in struct {
 		Model     string `json:"model"`
