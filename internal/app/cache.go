@@ -1,6 +1,9 @@
 package app
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
@@ -15,7 +18,10 @@ import (
 //
 // announce publishes a purge to the other replicas (their fan-out
 // subscriber hands it to respcache.PurgeLocal).
-func newResponseCache(cfg config.Config, rdb *redis.Client, log *zap.Logger, announce func(string)) (httpapi.CacheConfig, error) {
+//
+// The policies set through the admin API (st) are read first: a model one
+// of them turns on builds the cache too.
+func newResponseCache(ctx context.Context, cfg config.Config, st httpapi.CacheModelStore, rdb *redis.Client, log *zap.Logger, announce func(string)) (httpapi.CacheConfig, error) {
 	pols := map[string]respcache.Policy{}
 	for _, m := range cfg.Models {
 		if m.Cache == nil || !m.Cache.Enabled {
@@ -28,7 +34,11 @@ func newResponseCache(cfg config.Config, rdb *redis.Client, log *zap.Logger, ann
 		pols[m.Name] = respcache.Policy{Enabled: true, TTL: m.Cache.TTL, Scope: scope,
 			Sampled: m.Cache.Sampled, MaxEntryBytes: m.Cache.MaxEntryBytes}
 	}
-	if len(pols) == 0 {
+	live := httpapi.NewCachePolicies(pols, st)
+	if err := live.Load(ctx); err != nil {
+		return httpapi.CacheConfig{}, fmt.Errorf("response cache policies: %w", err)
+	}
+	if !live.Any() {
 		return httpapi.CacheConfig{}, nil
 	}
 	cm := &httpapi.CacheMetrics{}
@@ -45,6 +55,6 @@ func newResponseCache(cfg config.Config, rdb *redis.Client, log *zap.Logger, ann
 	if err != nil {
 		return httpapi.CacheConfig{}, err
 	}
-	return httpapi.CacheConfig{Cache: c, Policies: pols, PriceFraction: cfg.Cache.PriceFraction,
+	return httpapi.CacheConfig{Cache: c, Policies: pols, Live: live, PriceFraction: cfg.Cache.PriceFraction,
 		CountTPM: cfg.Cache.CountTPM, Metrics: cm}, nil
 }

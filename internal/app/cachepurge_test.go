@@ -19,7 +19,7 @@ import (
 )
 
 // TestCachePurgeReachesEveryReplica: two replicas share a database and
-// Redis; an answer stored through A is a hit on B, from B's own memory
+// Redis (so do a model's runtime policy, at the end); an answer stored through A is a hit on B, from B's own memory
 // too. A purge through A's admin API then makes B's next request a miss
 // at once (the purge is announced), not when B's copy reaches its TTL.
 func TestCachePurgeReachesEveryReplica(t *testing.T) {
@@ -99,4 +99,25 @@ func TestCachePurgeReachesEveryReplica(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Logf("purge on replica A reached replica B after %v", time.Since(purged))
+
+	// A model's policy set through A's admin API applies on B too: off,
+	// B's answers carry no cache header.
+	req, _ := http.NewRequest("PUT", srvs[0].URL+"/admin/v1/cache/models/m", strings.NewReader(`{"enabled":false}`))
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT cache model: %d", resp.StatusCode)
+	}
+	set := time.Now()
+	for chat(srvs[1]) != "" {
+		if time.Since(set) > 5*time.Second {
+			t.Fatal("replica B still caches a model turned off on replica A")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("policy set on replica A applied by replica B after %v", time.Since(set))
 }

@@ -13,7 +13,8 @@ import (
 // the hashes of keys it revoked, suspended, resumed or rotated (hashes,
 // never keys), accountChanged+id for an account's price multiplier, budgetsChanged,
 // providerKeysChanged (a stored provider key or the vault's keyring), and
-// cachePurged+target (a response cache purge: respcache.ParsePurge).
+// cachePurged+target (a response cache purge: respcache.ParsePurge), and
+// cacheModelsChanged.
 const invalidationChannel = "xroute:keys:invalidate"
 
 const (
@@ -21,6 +22,7 @@ const (
 	budgetsChanged      = "budgets"
 	providerKeysChanged = "provider-keys"
 	cachePurged         = "rcache-purge:" // respcache's purge announcement prefix
+	cacheModelsChanged  = "rcache-models" // a model's cache policy set through the admin API
 )
 
 // fanout spreads key invalidations between replicas through Redis

@@ -30,8 +30,12 @@ import (
 type CacheConfig struct {
 	// Cache is the store (nil: no response cache).
 	Cache *respcache.Cache
-	// Policies are the public models that cache, by name.
+	// Policies are the public models that cache, by name (used when Live
+	// is nil).
 	Policies map[string]respcache.Policy
+	// Live, when set, is the policy table with the admin API's runtime
+	// policies over the config's (and serves /admin/v1/cache/models).
+	Live *CachePolicies
 	// PriceFraction is the part of the price a hit is billed (0: free).
 	PriceFraction float64
 	// CountTPM counts a hit's tokens against the key's TPM limit.
@@ -80,8 +84,8 @@ func (s *Server) cacheBegin(c *gin.Context, a *admitted, format string, choices 
 	if s.cache.Cache == nil {
 		return nil
 	}
-	pol, ok := s.cache.Policies[info.model]
-	if !ok || !pol.Enabled {
+	pol, ok := s.cachePolicy(info.model)
+	if !ok {
 		return nil
 	}
 	h := c.Writer.Header()
@@ -360,6 +364,7 @@ func (cm *CacheMetrics) Lookup(d time.Duration) {
 // every configuration).
 func (s *Server) routeCache(g *gin.RouterGroup) {
 	g.POST("/cache/purge", s.adminPurgeCache)
+	s.routeCacheModels(g)
 }
 
 // adminPurgeCache is POST /admin/v1/cache/purge: {"model": ...} or

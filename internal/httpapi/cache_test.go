@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -613,5 +614,65 @@ func TestCacheKeyPolicy(t *testing.T) {
 	// The key as read back carries its policy.
 	if _, got, _ := call(t, "GET", u+"/"+id, admin, ""); got["cache"].(map[string]any)["enabled"] != true {
 		t.Fatalf("read back %v", got["cache"])
+	}
+}
+
+// TestCacheModelPolicyAdmin: a model's policy set through the admin API
+// replaces its config at once, and DELETE returns to the config.
+func TestCacheModelPolicyAdmin(t *testing.T) {
+	cg := newCacheGateway(t, config.ModelCache{})
+	admin := cg.adminKey(t)
+	u := cg.srv.URL + "/admin/v1/cache/models/"
+
+	st, got, _ := call(t, "GET", u+"gpt-4o-mini", admin, "")
+	if st != http.StatusOK || got["source"] != "config" || got["enabled"] != true || got["scope"] != "account" || got["ttl"] != "1h0m0s" {
+		t.Fatalf("GET: %d %v", st, got)
+	}
+	// Off at run time: no lookup, no header.
+	if st, got, _ = call(t, "PUT", u+"gpt-4o-mini", admin, `{"enabled":false}`); st != http.StatusOK || got["source"] != "admin" || got["enabled"] != false {
+		t.Fatalf("PUT off: %d %v", st, got)
+	}
+	for range 2 {
+		if r := cg.post(t, cg.key, "/v1/chat/completions", cachedChat); cacheResult(r) != "" {
+			t.Fatalf("a model turned off: x-xroute-cache %q", cacheResult(r))
+		}
+	}
+	// On again, shared by every account: another account's identical
+	// request is a hit.
+	if st, got, _ = call(t, "PUT", u+"gpt-4o-mini", admin, `{"enabled":true,"scope":"global","ttl":"5m"}`); st != http.StatusOK || got["scope"] != "global" || got["ttl"] != "5m0s" {
+		t.Fatalf("PUT global: %d %v", st, got)
+	}
+	other := cg.otherAccount(t)
+	cg.post(t, cg.key, "/v1/chat/completions", cachedChat)
+	if r := cg.post(t, other, "/v1/chat/completions", cachedChat); cacheResult(r) != "hit" {
+		t.Fatalf("global scope set at run time: another account's request %q", cacheResult(r))
+	}
+	// The list shows it.
+	if st, list, _ := call(t, "GET", cg.srv.URL+"/admin/v1/cache/models", admin, ""); st != http.StatusOK || !strings.Contains(fmt.Sprint(list["data"]), "scope:global") {
+		t.Fatalf("list: %d %v", st, list)
+	}
+	// Refusals: unknown model, bad values.
+	for _, tc := range []struct {
+		path, body string
+		status     int
+	}{
+		{"nope", `{"enabled":true}`, http.StatusNotFound},
+		{"gpt-4o-mini", `{"scope":"everyone"}`, http.StatusBadRequest},
+		{"gpt-4o-mini", `{"ttl":"0s"}`, http.StatusBadRequest},
+		{"gpt-4o-mini", `{"max_entry_bytes":0}`, http.StatusBadRequest},
+		{"gpt-4o-mini", `{"colour":"red"}`, http.StatusBadRequest},
+	} {
+		if st, out, _ := call(t, "PUT", u+tc.path, admin, tc.body); st != tc.status {
+			t.Fatalf("PUT %s %s: %d %v, want %d", tc.path, tc.body, st, out, tc.status)
+		}
+	}
+	// DELETE: the config applies again (account scope: the other
+	// account misses).
+	if st, got, _ = call(t, "DELETE", u+"gpt-4o-mini", admin, ""); st != http.StatusOK || got["source"] != "config" || got["scope"] != "account" {
+		t.Fatalf("DELETE: %d %v", st, got)
+	}
+	cg.post(t, cg.key, "/v1/chat/completions", cachedChat)
+	if r := cg.post(t, other, "/v1/chat/completions", cachedChat); cacheResult(r) != "miss" {
+		t.Fatalf("after DELETE: %q", cacheResult(r))
 	}
 }

@@ -481,6 +481,10 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 	}
 	s.do("GET", "/audit/export?since=x", "", 400, true)
 	s.do("POST", "/cache/purge", `{"all":true}`, 400) // no model caches here: cache_off
+	s.do("GET", "/cache/models", "", 400)
+	s.do("GET", "/cache/models/gpt-4o-mini", "", 400)
+	s.do("PUT", "/cache/models/gpt-4o-mini", `{"enabled":true}`, 400)
+	s.do("DELETE", "/cache/models/gpt-4o-mini", "", 400)
 
 	// Who may call: no key, a caller key, a revoked admin key.
 	s.doKey("", "GET", "/keys", "", 401, false)

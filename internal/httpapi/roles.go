@@ -48,6 +48,8 @@ var (
 		"GET /admin/v1/requests/:request_id": readers,
 		"GET /admin/v1/accounts/:id/capture": readers,
 		"GET /admin/v1/accounts/:id/cors":    readers,
+		"GET /admin/v1/cache/models":         readers,
+		"GET /admin/v1/cache/models/:model":  readers,
 		// The export is the raw audit rows, hints in the details included:
 		// for the roles that see key hints.
 		"GET /admin/v1/audit/export":               operators,
@@ -65,6 +67,8 @@ var (
 		"PUT /admin/v1/accounts/:id/capture":       operators,
 		"PUT /admin/v1/accounts/:id/cors":          operators,
 		"POST /admin/v1/cache/purge":               operators,
+		"PUT /admin/v1/cache/models/:model":        operators,
+		"DELETE /admin/v1/cache/models/:model":     operators,
 		"POST /admin/v1/accounts/:id/credits":      billers,
 		"POST /admin/v1/accounts/:id/multiplier":   billers,
 		"POST /admin/v1/budgets":                   billers,
