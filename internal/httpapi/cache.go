@@ -250,6 +250,17 @@ func (s *Server) cacheDone(info *requestInfo) {
 	var cp providers.Completion
 	switch {
 	case st.vecs != nil:
+	case st.resp != nil && st.resp.Native:
+		// A native Responses answer is read back into neutral form; other
+		// native bodies (Messages) are not kept yet.
+		obj := gjson.ParseBytes(st.resp.Body)
+		if obj.Get("object").Str != "response" {
+			return
+		}
+		var ok bool
+		if cp, ok = respcache.ResponsesCompletion(obj); !ok {
+			return
+		}
 	case st.resp != nil && !st.resp.Native:
 		if st.resp.Completion != nil {
 			cp = *st.resp.Completion
@@ -266,7 +277,7 @@ func (s *Server) cacheDone(info *requestInfo) {
 			return
 		}
 	default:
-		return // failed, cut, or native: not kept
+		return // failed or cut: not kept
 	}
 	if !info.usageSeen || info.status >= 400 {
 		return

@@ -23,6 +23,7 @@ import (
 type cacheGateway struct {
 	*gateway
 	upstream atomic.Int64
+	lastPath atomic.Value // the path of the last call that reached the upstream
 }
 
 func newCacheGateway(t *testing.T, pol config.ModelCache, mutate ...func(*config.Config)) *cacheGateway {
@@ -34,6 +35,7 @@ func newCacheGateway(t *testing.T, pol config.ModelCache, mutate ...func(*config
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.Method == http.MethodPost {
 					cg.upstream.Add(1)
+					cg.lastPath.Store(r.URL.Path)
 				}
 				h.ServeHTTP(w, r)
 			})
