@@ -18,6 +18,19 @@ func TestDemoCacheHitAndCLIPurge(t *testing.T) {
 			t.Fatalf("request %d: %d x-xroute-cache=%q, want %q: %s", i+1, st, h.Get("x-xroute-cache"), w, b)
 		}
 	}
+	// The Responses API (the demo's mock serves it natively) and the
+	// Messages API too.
+	for _, r := range []struct{ path, body string }{
+		{"/v1/responses", `{"model":"gpt-4o-mini","store":false,"input":"What is a response cache? ` + t.Name() + `"}`},
+		{"/v1/messages", `{"model":"gpt-4o-mini","max_tokens":64,"messages":[{"role":"user","content":"What is a response cache? ` + t.Name() + `"}]}`},
+	} {
+		for i, w := range want {
+			st, h, b := d.post(t, r.path, r.body)
+			if st != 200 || h.Get("x-xroute-cache") != w {
+				t.Fatalf("%s request %d: %d x-xroute-cache=%q, want %q: %s", r.path, i+1, st, h.Get("x-xroute-cache"), w, b)
+			}
+		}
+	}
 	t.Setenv("XROUTE_URL", d.env["XROUTE_URL"])
 	t.Setenv("XROUTE_ADMIN_KEY", d.env["XROUTE_ADMIN_KEY"])
 	if r := runCLI(t, "cache", "purge", "--model", "gpt-4o-mini"); r.code != 0 || !strings.Contains(r.stdout, "purged cached answers of model gpt-4o-mini") {
