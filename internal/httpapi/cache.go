@@ -251,14 +251,17 @@ func (s *Server) cacheDone(info *requestInfo) {
 	switch {
 	case st.vecs != nil:
 	case st.resp != nil && st.resp.Native:
-		// A native Responses answer is read back into neutral form; other
-		// native bodies (Messages) are not kept yet.
+		// A native Responses or Messages answer is read back into
+		// neutral form.
 		obj := gjson.ParseBytes(st.resp.Body)
-		if obj.Get("object").Str != "response" {
-			return
-		}
 		var ok bool
-		if cp, ok = respcache.ResponsesCompletion(obj); !ok {
+		switch {
+		case obj.Get("object").Str == "response":
+			cp, ok = respcache.ResponsesCompletion(obj)
+		case obj.Get("type").Str == "message":
+			cp, ok = respcache.MessagesCompletion(obj)
+		}
+		if !ok {
 			return
 		}
 	case st.resp != nil && !st.resp.Native:

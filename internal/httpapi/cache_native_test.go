@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	aoption "github.com/anthropics/anthropic-sdk-go/v2/option"
 	official "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
@@ -73,4 +75,83 @@ func TestCacheNativeResponses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCacheNativeMessages: a Messages request served natively by an
+// Anthropic deployment is cached too, from a body or a stream, and its
+// hits, streamed or not, parse with anthropic-sdk-go.
+func TestCacheNativeMessages(t *testing.T) {
+	rg := newRespGateway(t, config.Model{Name: "claude-cached",
+		Deployments: []config.Deployment{{Provider: "claude", Model: "claude-sonnet-4-5"}}, Cache: &config.ModelCache{Enabled: true}})
+	c := anthropicClient(rg.gateway, rg.key)
+	ctx := context.Background()
+	params := func(q string) anthropic.MessageNewParams {
+		return anthropic.MessageNewParams{Model: "claude-cached", MaxTokens: 64, Messages: userText(q)}
+	}
+	plain := func(q string) (string, string) {
+		t.Helper()
+		var raw *http.Response
+		m, err := c.Messages.New(ctx, params(q), aoption.WithResponseInto(&raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, blk := range m.Content {
+			b.WriteString(blk.Text)
+		}
+		return raw.Header.Get("x-xroute-cache"), b.String()
+	}
+	streamed := func(q string) (string, string) {
+		t.Helper()
+		var raw *http.Response
+		st := c.Messages.NewStreaming(ctx, params(q), aoption.WithResponseInto(&raw))
+		var msg anthropic.Message
+		for st.Next() {
+			if err := msg.Accumulate(st.Current()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.Err(); err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, blk := range msg.Content {
+			b.WriteString(blk.Text)
+		}
+		if msg.StopReason == "" {
+			t.Fatalf("stream without a stop reason: %+v", msg)
+		}
+		return raw.Header.Get("x-xroute-cache"), b.String()
+	}
+	for _, tc := range []struct {
+		name        string
+		first, then func(string) (string, string)
+	}{
+		{"a body, then a body and a stream", plain, streamed},
+		{"a stream, then a body and a stream", streamed, plain},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := "Tell me a story: " + tc.name
+			before := claudeCalls(rg.claude)
+			res, text := tc.first(q)
+			if res != "miss" || text == "" {
+				t.Fatalf("first: %q %q", res, text)
+			}
+			for i, ask := range []func(string) (string, string){tc.then, plain, streamed} {
+				if res, got := ask(q); res != "hit" || got != text {
+					t.Fatalf("request %d: %q %q, the first answered %q", i+2, res, got, text)
+				}
+			}
+			if n := claudeCalls(rg.claude) - before; n != 1 {
+				t.Fatalf("the Anthropic upstream was called %d times, want 1", n)
+			}
+		})
+	}
+}
+
+// claudeCalls counts the Messages calls the Anthropic mock received.
+func claudeCalls(r *recorder) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.bodies["/v1/messages"])
 }

@@ -22,8 +22,9 @@ type Collector struct {
 	// JSON): the answer is not cached.
 	Broken bool
 	// native is a native Responses stream's answer, read from its
-	// response.completed event.
+	// response.completed event; msgs folds a native Messages stream.
 	native *providers.Completion
+	msgs   *messagesFold
 }
 
 // Chunk feeds one stream chunk: its Events, or those decoded from its
@@ -44,8 +45,23 @@ func (c *Collector) Chunk(ch providers.Chunk) {
 				return
 			}
 			c.native = &cp
-		case !strings.HasPrefix(ch.Name, "response."):
-			c.Broken = true
+		case strings.HasPrefix(ch.Name, "response."):
+		default: // a native Messages stream
+			if c.msgs == nil {
+				c.msgs = &messagesFold{}
+			}
+			if !c.msgs.event(ch.Name, ch.Data) {
+				c.Broken = true
+				return
+			}
+			if ch.Name == "message_stop" {
+				cp, ok := c.msgs.completion(c.msgs.stop)
+				if !ok {
+					c.Broken = true
+					return
+				}
+				c.native = &cp
+			}
 		}
 		return
 	}
