@@ -76,19 +76,27 @@ type Row struct {
 	CompletionTokens int64      `json:"completion_tokens"`
 	CachedTokens     int64      `json:"cached_tokens"`
 	CacheWriteTokens int64      `json:"cache_write_tokens"`
-	// CacheHitRatio is the share of prompt tokens read from the provider's
-	// prompt cache (cached / prompt; 0 without prompt tokens).
-	CacheHitRatio float64 `json:"cache_hit_ratio"`
-	CostNano      int64   `json:"cost_nano"`
-	CostUSD       string  `json:"cost_usd"`
+	// PromptCacheHitRatio is the share of prompt tokens read from the
+	// provider's prompt cache (cached / prompt; 0 without prompt tokens).
+	PromptCacheHitRatio float64 `json:"prompt_cache_hit_ratio"`
+	CostNano            int64   `json:"cost_nano"`
+	CostUSD             string  `json:"cost_usd"`
 	// PromptCacheSavedNano is the money the prompt cache saved against the
 	// uncached price (every cached and cache-written token at the plain
 	// input price), net of what cache writes cost above it; negative when
 	// the writes cost more than the reads saved.
 	PromptCacheSavedNano int64  `json:"prompt_cache_saved_nano"`
 	PromptCacheSavedUSD  string `json:"prompt_cache_saved_usd"`
-	LatencyP50US         int64  `json:"latency_p50_us"`
-	LatencyP95US         int64  `json:"latency_p95_us"`
+	// CacheHits are the requests answered from xroute's response cache,
+	// ResponseCacheHitRatio CacheHits/Requests (0 without requests), and
+	// ResponseCacheSaved* what those hits would have cost at full price
+	// minus what they were billed.
+	CacheHits              int64   `json:"cache_hits"`
+	ResponseCacheHitRatio  float64 `json:"response_cache_hit_ratio"`
+	ResponseCacheSavedNano int64   `json:"response_cache_saved_nano"`
+	ResponseCacheSavedUSD  string  `json:"response_cache_saved_usd"`
+	LatencyP50US           int64   `json:"latency_p50_us"`
+	LatencyP95US           int64   `json:"latency_p95_us"`
 }
 
 // Report fills the query's defaults (To: now; From: To minus
@@ -123,9 +131,11 @@ func newRow(sr store.ReportRow) Row {
 	row := Row{
 		AccountID: sr.AccountID, KeyID: sr.KeyID, Model: sr.Model, Provider: sr.Provider,
 		Requests: sr.Requests, Errors: sr.Errors, PromptTokens: sr.PromptTokens, CompletionTokens: sr.CompletionTokens,
-		CachedTokens: sr.CachedTokens, CacheWriteTokens: sr.CacheWriteTokens, CacheHitRatio: HitRatio(sr.CachedTokens, sr.PromptTokens),
+		CachedTokens: sr.CachedTokens, CacheWriteTokens: sr.CacheWriteTokens, PromptCacheHitRatio: HitRatio(sr.CachedTokens, sr.PromptTokens),
 		CostNano: sr.CostNano, CostUSD: FormatUSD(sr.CostNano),
 		PromptCacheSavedNano: sr.PromptCacheSavedNano, PromptCacheSavedUSD: FormatUSD(sr.PromptCacheSavedNano),
+		CacheHits: sr.CacheHits, ResponseCacheHitRatio: HitRatio(sr.CacheHits, sr.Requests),
+		ResponseCacheSavedNano: sr.ResponseCacheSavedNano, ResponseCacheSavedUSD: FormatUSD(sr.ResponseCacheSavedNano),
 		LatencyP50US: sr.LatencyP50.Microseconds(), LatencyP95US: sr.LatencyP95.Microseconds(),
 	}
 	if !sr.Bucket.IsZero() {
@@ -222,13 +232,14 @@ func ParseTime(param, s string) (time.Time, error) {
 	return time.Time{}, &QueryError{param, fmt.Sprintf("%s must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01), got %q.", param, s)}
 }
 
-// HitRatio is cached / prompt tokens, rounded to 4 decimals (0 without
-// prompt tokens).
-func HitRatio(cached, prompt int64) float64 {
-	if prompt <= 0 || cached <= 0 {
+// HitRatio is part / whole, at most 1, rounded to 4 decimals so that JSON
+// shows 0.3333, not 0.333333333 (0 without a whole): cached / prompt
+// tokens for the prompt cache, hits / requests for the response cache.
+func HitRatio(part, whole int64) float64 {
+	if whole <= 0 || part <= 0 {
 		return 0
 	}
-	return math.Round(float64(min(cached, prompt))/float64(prompt)*10000) / 10000
+	return math.Round(float64(min(part, whole))/float64(whole)*10000) / 10000
 }
 
 // FormatPercent renders a ratio as a percentage with one decimal: 0.4213
@@ -296,11 +307,16 @@ func columns(groupBy []store.Dimension) []column {
 		num("CACHED", "cached_tokens", func(r Row) int64 { return r.CachedTokens }),
 		num("CACHE WRITE", "cache_write_tokens", func(r Row) int64 { return r.CacheWriteTokens }),
 		// the total's ratio is computed from its sums, as every row's is
-		column{head: "CACHE HIT", csvHead: "cache_hit_ratio", numeric: true, summed: true,
+		column{head: "CACHED %", csvHead: "prompt_cache_hit_ratio", numeric: true, summed: true,
 			cell:    func(r Row) string { return FormatPercent(HitRatio(r.CachedTokens, r.PromptTokens)) },
 			csvCell: func(r Row) string { return strconv.FormatFloat(HitRatio(r.CachedTokens, r.PromptTokens), 'f', 4, 64) }},
 		column{head: "COST (USD)", csvHead: "cost_usd", numeric: true, summed: true, cell: func(r Row) string { return r.CostUSD }},
-		column{head: "CACHE SAVED (USD)", csvHead: "prompt_cache_saved_usd", numeric: true, summed: true, cell: func(r Row) string { return FormatUSD(r.PromptCacheSavedNano) }},
+		column{head: "PROMPT SAVED (USD)", csvHead: "prompt_cache_saved_usd", numeric: true, summed: true, cell: func(r Row) string { return FormatUSD(r.PromptCacheSavedNano) }},
+		num("CACHE HITS", "cache_hits", func(r Row) int64 { return r.CacheHits }),
+		column{head: "HIT %", csvHead: "response_cache_hit_ratio", numeric: true, summed: true,
+			cell:    func(r Row) string { return FormatPercent(HitRatio(r.CacheHits, r.Requests)) },
+			csvCell: func(r Row) string { return strconv.FormatFloat(HitRatio(r.CacheHits, r.Requests), 'f', 4, 64) }},
+		column{head: "HITS SAVED (USD)", csvHead: "response_cache_saved_usd", numeric: true, summed: true, cell: func(r Row) string { return FormatUSD(r.ResponseCacheSavedNano) }},
 		column{head: "P50 MS", csvHead: "latency_p50_us", numeric: true,
 			cell: func(r Row) string { return millis(r.LatencyP50US) }, csvCell: func(r Row) string { return strconv.FormatInt(r.LatencyP50US, 10) }},
 		column{head: "P95 MS", csvHead: "latency_p95_us", numeric: true,
@@ -345,9 +361,13 @@ func WriteTable(w io.Writer, rep Report) error {
 		total.CacheWriteTokens += r.CacheWriteTokens
 		total.CostNano += r.CostNano
 		total.PromptCacheSavedNano += r.PromptCacheSavedNano
+		total.CacheHits += r.CacheHits
+		total.ResponseCacheSavedNano += r.ResponseCacheSavedNano
 	}
 	if len(rep.Data) > 1 {
 		total.CostUSD = FormatUSD(total.CostNano)
+		total.PromptCacheSavedUSD = FormatUSD(total.PromptCacheSavedNano)
+		total.ResponseCacheSavedUSD = FormatUSD(total.ResponseCacheSavedNano)
 		line := make([]string, len(cols))
 		for i, c := range cols {
 			switch {
@@ -407,6 +427,8 @@ func WriteCSV(w io.Writer, rep Report) error {
 			rec = append(rec, "cost_nano")
 		case "prompt_cache_saved_usd":
 			rec = append(rec, "prompt_cache_saved_nano")
+		case "response_cache_saved_usd":
+			rec = append(rec, "response_cache_saved_nano")
 		}
 	}
 	if err := cw.Write(rec); err != nil {
@@ -428,6 +450,8 @@ func WriteCSV(w io.Writer, rep Report) error {
 				rec = append(rec, strconv.FormatInt(r.CostNano, 10))
 			case "prompt_cache_saved_usd":
 				rec = append(rec, strconv.FormatInt(r.PromptCacheSavedNano, 10))
+			case "response_cache_saved_usd":
+				rec = append(rec, strconv.FormatInt(r.ResponseCacheSavedNano, 10))
 			}
 		}
 		if err := cw.Write(rec); err != nil {

@@ -152,7 +152,7 @@ func TestReporterConvertsRows(t *testing.T) {
 	bucket := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	src := &fakeSource{rows: []store.ReportRow{
 		{AccountID: "acct_a", Bucket: bucket, Requests: 3, Errors: 1, PromptTokens: 10, CompletionTokens: 20, CachedTokens: 5, CacheWriteTokens: 3,
-			CostNano: 1_234_567, PromptCacheSavedNano: -1_500, LatencyP50: 1500 * time.Microsecond, LatencyP95: 2 * time.Second},
+			CostNano: 1_234_567, PromptCacheSavedNano: -1_500, CacheHits: 1, ResponseCacheSavedNano: 2_000_000, LatencyP50: 1500 * time.Microsecond, LatencyP95: 2 * time.Second},
 		{AccountID: "acct_b", Requests: 1},
 	}}
 	q := store.ReportQuery{GroupBy: []store.Dimension{store.ByAccount, store.ByDay}, From: bucket, To: bucket.Add(24 * time.Hour)}
@@ -162,9 +162,11 @@ func TestReporterConvertsRows(t *testing.T) {
 	}
 	want := []Row{
 		{AccountID: "acct_a", BucketStart: &bucket, Requests: 3, Errors: 1, PromptTokens: 10, CompletionTokens: 20, CachedTokens: 5,
-			CacheWriteTokens: 3, CacheHitRatio: 0.5, CostNano: 1_234_567, CostUSD: "0.001235",
-			PromptCacheSavedNano: -1_500, PromptCacheSavedUSD: "-0.000002", LatencyP50US: 1500, LatencyP95US: 2_000_000},
-		{AccountID: "acct_b", Requests: 1, CostUSD: "0.000000", PromptCacheSavedUSD: "0.000000"},
+			CacheWriteTokens: 3, PromptCacheHitRatio: 0.5, CostNano: 1_234_567, CostUSD: "0.001235",
+			PromptCacheSavedNano: -1_500, PromptCacheSavedUSD: "-0.000002",
+			CacheHits: 1, ResponseCacheHitRatio: 0.3333, ResponseCacheSavedNano: 2_000_000, ResponseCacheSavedUSD: "0.002000",
+			LatencyP50US: 1500, LatencyP95US: 2_000_000},
+		{AccountID: "acct_b", Requests: 1, CostUSD: "0.000000", PromptCacheSavedUSD: "0.000000", ResponseCacheSavedUSD: "0.000000"},
 	}
 	if !reflect.DeepEqual(rep.Data, want) {
 		t.Fatalf("rows %+v\nwant %+v", rep.Data, want)
@@ -185,9 +187,11 @@ func sampleReport() Report {
 		To:      time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC),
 		Data: []Row{
 			// 900 tokens read from the prompt cache at 0.3 instead of 3 nano-USD
-			// each, 200 written at 3.75: 900×2.7 − 200×0.75 = 2,280 nano-USD saved
+			// each, 200 written at 3.75: 900×2.7 − 200×0.75 = 2,280 nano-USD saved;
+			// 3 of the 12 requests answered from the response cache, saving 1,500,000
 			{Model: "gpt-4o", BucketStart: &b1, Requests: 12, Errors: 1, PromptTokens: 1200, CompletionTokens: 300, CachedTokens: 900,
-				CacheWriteTokens: 200, PromptCacheSavedNano: 2_280, CostNano: 4_500_000, CostUSD: "0.004500", LatencyP50US: 12_345, LatencyP95US: 250_050},
+				CacheWriteTokens: 200, PromptCacheSavedNano: 2_280, CostNano: 4_500_000, CostUSD: "0.004500", CacheHits: 3, ResponseCacheSavedNano: 1_500_000,
+				LatencyP50US: 12_345, LatencyP95US: 250_050},
 			{Model: `odd, "model"`, BucketStart: &b2, Requests: 3, PromptTokens: 9, CompletionTokens: 1, CachedTokens: 4,
 				CostNano: 1_001, CostUSD: "0.000001", LatencyP50US: 900, LatencyP95US: 1_000},
 			{Model: "=cmd()", BucketStart: &b2, Requests: 1, CostUSD: "0.000000"},
@@ -201,11 +205,11 @@ func TestReportWriteTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `Usage 2026-11-01T00:00:00Z to 2026-11-03T00:00:00Z (UTC, end exclusive)
-MODEL         HOUR (UTC)        REQUESTS  ERRORS  PROMPT  COMPLETION  CACHED  CACHE WRITE  CACHE HIT  COST (USD)  CACHE SAVED (USD)  P50 MS  P95 MS
-gpt-4o        2026-11-01 23:00        12       1    1200         300     900          200      75.0%    0.004500           0.000002    12.3   250.1
-odd, "model"  2026-11-02 00:00         3       0       9           1       4            0      44.4%    0.000001           0.000000     0.9     1.0
-=cmd()        2026-11-02 00:00         1       0       0           0       0            0       0.0%    0.000000           0.000000     0.0     0.0
-TOTAL                                 16       1    1209         301     904          200      74.8%    0.004501           0.000002
+MODEL         HOUR (UTC)        REQUESTS  ERRORS  PROMPT  COMPLETION  CACHED  CACHE WRITE  CACHED %  COST (USD)  PROMPT SAVED (USD)  CACHE HITS  HIT %  HITS SAVED (USD)  P50 MS  P95 MS
+gpt-4o        2026-11-01 23:00        12       1    1200         300     900          200     75.0%    0.004500            0.000002           3  25.0%          0.001500    12.3   250.1
+odd, "model"  2026-11-02 00:00         3       0       9           1       4            0     44.4%    0.000001            0.000000           0   0.0%          0.000000     0.9     1.0
+=cmd()        2026-11-02 00:00         1       0       0           0       0            0      0.0%    0.000000            0.000000           0   0.0%          0.000000     0.0     0.0
+TOTAL                                 16       1    1209         301     904          200     74.8%    0.004501            0.000002           3  18.8%          0.001500
 `
 	if b.String() != want {
 		t.Fatalf("table:\n%s\nwant:\n%s", b.String(), want)
@@ -216,7 +220,7 @@ TOTAL                                 16       1    1209         301     904    
 		t.Fatal(err)
 	}
 	if want := "Usage 1970-01-01T00:00:00Z to 1970-01-02T00:00:00Z (UTC, end exclusive)\n" +
-		"REQUESTS  ERRORS  PROMPT  COMPLETION  CACHED  CACHE WRITE  CACHE HIT  COST (USD)  CACHE SAVED (USD)  P50 MS  P95 MS\n(no usage in this range)\n"; b.String() != want {
+		"REQUESTS  ERRORS  PROMPT  COMPLETION  CACHED  CACHE WRITE  CACHED %  COST (USD)  PROMPT SAVED (USD)  CACHE HITS  HIT %  HITS SAVED (USD)  P50 MS  P95 MS\n(no usage in this range)\n"; b.String() != want {
 		t.Fatalf("empty table:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
@@ -226,10 +230,10 @@ func TestReportWriteCSV(t *testing.T) {
 	if err := WriteCSV(&b, sampleReport()); err != nil {
 		t.Fatal(err)
 	}
-	want := "model,bucket_start,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cache_write_tokens,cache_hit_ratio,cost_usd,cost_nano,prompt_cache_saved_usd,prompt_cache_saved_nano,latency_p50_us,latency_p95_us\r\n" +
-		"gpt-4o,2026-11-01T23:00:00Z,12,1,1200,300,900,200,0.7500,0.004500,4500000,0.000002,2280,12345,250050\r\n" +
-		"\"odd, \"\"model\"\"\",2026-11-02T00:00:00Z,3,0,9,1,4,0,0.4444,0.000001,1001,0.000000,0,900,1000\r\n" +
-		"'=cmd(),2026-11-02T00:00:00Z,1,0,0,0,0,0,0.0000,0.000000,0,0.000000,0,0,0\r\n"
+	want := "model,bucket_start,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cache_write_tokens,prompt_cache_hit_ratio,cost_usd,cost_nano,prompt_cache_saved_usd,prompt_cache_saved_nano,cache_hits,response_cache_hit_ratio,response_cache_saved_usd,response_cache_saved_nano,latency_p50_us,latency_p95_us\r\n" +
+		"gpt-4o,2026-11-01T23:00:00Z,12,1,1200,300,900,200,0.7500,0.004500,4500000,0.000002,2280,3,0.2500,0.001500,1500000,12345,250050\r\n" +
+		"\"odd, \"\"model\"\"\",2026-11-02T00:00:00Z,3,0,9,1,4,0,0.4444,0.000001,1001,0.000000,0,0,0.0000,0.000000,0,900,1000\r\n" +
+		"'=cmd(),2026-11-02T00:00:00Z,1,0,0,0,0,0,0.0000,0.000000,0,0.000000,0,0,0.0000,0.000000,0,0,0\r\n"
 	if b.String() != want {
 		t.Fatalf("csv:\n%q\nwant:\n%q", b.String(), want)
 	}

@@ -76,6 +76,8 @@ func appendRecordJSON(b []byte, r *store.UsageRecord) (_ []byte, ok bool) {
 	b = strconv.AppendBool(b, r.CacheHit)
 	b = append(b, `,"PromptCacheSavedNano":`...)
 	b = strconv.AppendInt(b, r.PromptCacheSavedNano, 10)
+	b = append(b, `,"ResponseCacheSavedNano":`...)
+	b = strconv.AppendInt(b, r.ResponseCacheSavedNano, 10)
 	return append(b, '}'), true
 }
 

@@ -54,6 +54,7 @@ type Store interface {
 	ResumeKey(ctx context.Context, id string) (changed bool, err error)
 	RotateKey(ctx context.Context, id string, next func(old store.APIKey, successor string) (store.APIKey, time.Time, error)) (store.APIKey, error)
 	SetKeyRole(ctx context.Context, id, role string) (changed bool, err error)
+	SetKeyMetadata(ctx context.Context, id string, meta map[string]string) error
 	RehashKey(ctx context.Context, id, hash string, pepperVersion int) error
 	CreateAccount(ctx context.Context, a store.Account) error
 	AccountByID(ctx context.Context, id string) (store.Account, error)
@@ -357,6 +358,9 @@ func (p *CreateParams) validate() error {
 		if _, err := parseCIDR(c); err != nil {
 			return &ValidationError{"allowed_cidrs", err.Error()}
 		}
+	}
+	if _, err := cachePolicyOf(p.Metadata); err != nil {
+		return err
 	}
 	if p.RPM < 0 || p.TPM < 0 || p.MaxConcurrent < 0 {
 		return &ValidationError{"limits", "rpm, tpm and max_concurrent must not be negative"}

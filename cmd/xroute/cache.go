@@ -18,7 +18,7 @@ func newCacheCmd(stdout io.Writer) *cobra.Command {
 		Short: "drop cached answers: of one model, of one account, or all",
 		Long: `Drop answers from the response cache of a running server: --model, --account
 (or both), or --all. The server's memory and the shared Redis layer are
-purged; other replicas' memory keeps its copies until their TTL.
+purged, then every other replica's memory (announced through Redis).
 
 The cache lives in the server: set XROUTE_URL and XROUTE_ADMIN_KEY.`,
 		Example: `  xroute cache purge --model gpt-4o-mini

@@ -104,6 +104,9 @@ func newKeysCmd(stdout, stderr io.Writer) *cobra.Command {
 		return func(cmd *cobra.Command, args []string) error {
 			f.models, f.endpoints, f.cidrs = models, endpoints, cidrs
 			f.expires, f.overlap = time.Duration(expires), time.Duration(overlap)
+			if err := f.cache.read(cmd); err != nil {
+				return err
+			}
 			if len(meta) > 0 {
 				f.meta = map[string]string{}
 				for _, kv := range meta {
@@ -149,6 +152,7 @@ func newKeysCmd(stdout, stderr io.Writer) *cobra.Command {
 	cf.IntVar(&f.conc, "max-concurrent", 0, "concurrent requests (0: the server default)")
 	cf.Var(&meta, "meta", "metadata key=value, repeatable")
 	cf.Var(&expires, "expires", "lifetime, e.g. 720h, 30d, 1w (default: no expiry)")
+	f.cache.register(create)
 	cf.BoolVar(&f.quiet, "quiet", false, "print only the key")
 	cf.BoolVar(&f.out.json, "json", false, "print JSON (with the key)")
 	create.RunE = runner("create", nil)
@@ -186,11 +190,16 @@ func newKeysCmd(stdout, stderr io.Writer) *cobra.Command {
 	role.Flags().StringVar(&f.role, "role", "", "the new role: "+strings.Join(keys.Roles, ", "))
 	role.RunE = runner("role", nil)
 
-	for _, c := range []*cobra.Command{show, rotate, suspend, revoke, resume, role} {
+	update := &cobra.Command{Use: "update KEY_ID", Short: "change a key's response cache policy (it only narrows its models')", Args: exactArgs("KEY_ID"),
+		Example: "  xroute keys update key_123 --cache off\n  xroute keys update key_123 --cache on --cache-ttl 10m"}
+	f.cache.register(update)
+	update.RunE = runner("update", nil)
+
+	for _, c := range []*cobra.Command{show, rotate, suspend, revoke, resume, role, update} {
 		c.ValidArgsFunction = completeKeyIDs
 	}
-	return group("keys", "create, list, show, rotate, revoke, suspend, resume keys; change an admin key's role", "", "  xroute keys create --name ci --expires 30d\n  xroute keys rotate key_123 --overlap 1w",
-		create, list, show, rotate, revoke, suspend, resume, role)
+	return group("keys", "create, list, show, rotate, revoke, suspend, resume keys; change an admin key's role or a key's cache policy", "", "  xroute keys create --name ci --expires 30d\n  xroute keys rotate key_123 --overlap 1w",
+		create, list, show, rotate, revoke, suspend, resume, role, update)
 }
 
 // keyIDs lists key ids with their names, for shell completion; a backend
@@ -247,6 +256,9 @@ func runKeys(ctx context.Context, sub string, f keyFlags, id, cfgPath string, st
 	if sub == "create" && f.role != "" && (!f.admin || !keys.ValidRole(f.role)) {
 		return fmt.Errorf("%w: --role is an admin key's role (with --admin), one of %s", errUsage, strings.Join(keys.Roles, ", "))
 	}
+	if sub == "update" && !f.cache.any() {
+		return fmt.Errorf("%w: keys update needs --cache, --cache-ttl or --cache-max-entry-bytes", errUsage)
+	}
 	if f.expires < 0 || f.overlap < 0 {
 		return fmt.Errorf("%w: --expires and --overlap cannot be negative", errUsage)
 	}
@@ -264,6 +276,9 @@ func runKeys(ctx context.Context, sub string, f keyFlags, id, cfgPath string, st
 	case "create":
 		p := keys.CreateParams{Name: f.name, AccountID: f.account, RPM: f.rpm, TPM: f.tpm, MaxConcurrent: f.conc,
 			AllowedModels: f.models, AllowedEndpoints: f.endpoints, AllowedCIDRs: f.cidrs, Metadata: f.meta, Actor: actor}
+		if f.cache.any() {
+			p.Metadata = f.cache.apply(keys.CachePolicyOf(f.meta)).Metadata(f.meta)
+		}
 		if f.admin {
 			p.Kind, p.Role = keys.KindAdmin, f.role
 		}
@@ -303,6 +318,15 @@ func runKeys(ctx context.Context, sub string, f keyFlags, id, cfgPath string, st
 			return err
 		}
 		fmt.Fprintf(stdout, "%s is now %s\n", id, k.Role)
+	case "update":
+		k, err := o.keys.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if k, err = o.keys.SetCachePolicy(ctx, id, f.cache.apply(k.CachePolicy()), actor); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", id, describeCache(k.CachePolicy()))
 	case "revoke":
 		if err := o.keys.Revoke(ctx, id, actor); err != nil {
 			return err

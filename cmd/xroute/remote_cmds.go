@@ -44,6 +44,7 @@ type keyFlags struct {
 	rpm, tpm, conc        int
 	meta                  map[string]string
 	expires, overlap      time.Duration
+	cache                 cacheFlags // the response cache policy (create, update)
 }
 
 // remoteKeys runs a keys subcommand through the admin API.
@@ -60,6 +61,9 @@ func remoteKeys(ctx context.Context, r *remote, sub string, f keyFlags, id strin
 		}
 		if f.expires > 0 {
 			body["expires_in"] = f.expires.String()
+		}
+		if f.cache.any() {
+			body["cache"] = f.cache.body()
 		}
 		var k httpapi.KeyObject
 		if _, err := r.do(ctx, http.MethodPost, "/keys", nil, body, &k); err != nil {
@@ -101,6 +105,13 @@ func remoteKeys(ctx context.Context, r *remote, sub string, f keyFlags, id strin
 			return err
 		}
 		fmt.Fprintf(stdout, "%s is now %s (effective on the server's next request)\n", id, k.Role)
+		return nil
+	case "update":
+		var k httpapi.KeyObject
+		if _, err := r.do(ctx, http.MethodPatch, "/keys/"+url.PathEscape(id), nil, map[string]any{"cache": f.cache.body()}, &k); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: %s (effective on the server's next request)\n", id, describeCache(keys.CachePolicyOf(k.Metadata)))
 		return nil
 	case "revoke", "resume":
 		if _, err := r.do(ctx, http.MethodPost, "/keys/"+url.PathEscape(id)+"/"+sub, nil, nil, nil); err != nil {

@@ -298,7 +298,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	}
 	a.closers = append(a.closers, xch.stop)
 	a.Issuers = xch.reg
-	rc, err := newResponseCache(cfg, rdb, log.Named("cache"))
+	rc, err := newResponseCache(ctx, cfg, db, rdb, log.Named("cache"), func(msg string) {
+		if fo != nil {
+			fo.publish(msg)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -358,21 +362,29 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	if db.Dialect() == "postgres" {
 		every = 30 * time.Second
 	}
-	rl := newReloader(log.Named("reload"), every, map[string]func(context.Context) error{
+	reloads := map[string]func(context.Context) error{
 		budgetsChanged:      a.Budgets.Load,
 		providerKeysChanged: a.Secrets.Refresh,
 		IssuersChanged:      xch.reload,
-	})
+	}
+	if rc.Live != nil {
+		reloads[cacheModelsChanged] = rc.Live.Load
+	}
+	rl := newReloader(log.Named("reload"), every, reloads)
 	a.closers = append(a.closers, rl.close)
 	if rdb != nil {
 		// Subscribed last: what changed before this point is read fresh
 		// from the store by the parts built above.
 		fo = newFanout(rdb, log.Named("fanout"), func(msg string) {
 			switch {
-			case msg == budgetsChanged, msg == providerKeysChanged, msg == IssuersChanged:
+			case msg == budgetsChanged, msg == providerKeysChanged, msg == IssuersChanged, msg == cacheModelsChanged:
 				rl.ask(msg)
 			case strings.HasPrefix(msg, accountChanged):
 				a.Ledger.Invalidate(strings.TrimPrefix(msg, accountChanged))
+			case strings.HasPrefix(msg, cachePurged):
+				if t, ok := respcache.ParsePurge(msg); ok && a.Cache != nil {
+					a.Cache.PurgeLocal(t)
+				}
 			default:
 				ks.InvalidateHash(msg)
 			}
@@ -380,6 +392,9 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		a.closers = append(a.closers, fo.close)
 		a.Secrets.OnChange(fo.publish)
 		creditsAdmin.changed = fo.publish
+		if rc.Live != nil {
+			rc.Live.Changed = func() { fo.publish(cacheModelsChanged) }
+		}
 	}
 	a.Handler = h
 	if cfg.Server.MetricsAddr != "" {

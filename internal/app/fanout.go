@@ -12,14 +12,17 @@ import (
 // invalidationChannel carries what a replica changed that others cache:
 // the hashes of keys it revoked, suspended, resumed or rotated (hashes,
 // never keys), accountChanged+id for an account's price multiplier, budgetsChanged,
-// providerKeysChanged (a stored provider key or the vault's keyring) and
-// IssuersChanged (the token exchange's trusted issuers).
+// providerKeysChanged (a stored provider key or the vault's keyring),
+// IssuersChanged (the token exchange's trusted issuers), cachePurged+target
+// (a response cache purge: respcache.ParsePurge) and cacheModelsChanged.
 const invalidationChannel = "xroute:keys:invalidate"
 
 const (
 	accountChanged      = "acct:"
 	budgetsChanged      = "budgets"
 	providerKeysChanged = "provider-keys"
+	cachePurged         = "rcache-purge:" // respcache's purge announcement prefix
+	cacheModelsChanged  = "rcache-models" // a model's cache policy set through the admin API
 )
 
 // fanout spreads key invalidations between replicas through Redis

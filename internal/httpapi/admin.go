@@ -26,6 +26,7 @@ type KeyAdmin interface {
 	Suspend(ctx context.Context, id, actor, reason string) error
 	Resume(ctx context.Context, id, actor string) error
 	SetRole(ctx context.Context, id, role, actor string) (keys.Key, error)
+	SetCachePolicy(ctx context.Context, id string, p keys.CachePolicy, actor string) (keys.Key, error)
 	CreateAccount(ctx context.Context, name, actor string, meta map[string]string) (store.Account, error)
 	Account(ctx context.Context, id string) (store.Account, error)
 	Accounts(ctx context.Context, after string, limit int) ([]store.Account, error)
@@ -50,6 +51,7 @@ type KeyObject struct {
 	TPM              int               `json:"tpm"`
 	MaxConcurrent    int               `json:"max_concurrent"`
 	Metadata         map[string]string `json:"metadata"`
+	Cache            KeyCache          `json:"cache"` // its response cache policy (metadata cache, cache_ttl, cache_max_entry_bytes)
 	CreatedAt        time.Time         `json:"created_at"`
 	ExpiresAt        *time.Time        `json:"expires_at"`
 	RevokedAt        *time.Time        `json:"revoked_at"`
@@ -62,7 +64,7 @@ type KeyObject struct {
 func NewKeyObject(k keys.Key, now time.Time) KeyObject {
 	return KeyObject{Object: "key", ID: k.ID, Name: k.Name, Kind: k.Kind, Role: k.Role, AccountID: k.AccountID, Hint: k.Hint, Status: k.Status(now),
 		AllowedModels: nonNil(k.AllowedModels), AllowedEndpoints: nonNil(k.AllowedEndpoints), AllowedCIDRs: nonNil(k.CIDRStrings()),
-		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, Metadata: nonNilMap(k.Metadata), CreatedAt: k.CreatedAt,
+		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, Metadata: nonNilMap(k.Metadata), Cache: newKeyCache(k.CachePolicy()), CreatedAt: k.CreatedAt,
 		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, SuspendedAt: k.SuspendedAt, SuspendReason: k.SuspendReason, RotatedFrom: k.RotatedFrom}
 }
 
@@ -120,6 +122,7 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 	g.GET("/keys", s.adminListKeys)
 	g.POST("/keys", s.adminCreateKey)
 	g.GET("/keys/:id", s.adminGetKey)
+	g.PATCH("/keys/:id", s.adminUpdateKey)
 	g.POST("/keys/:id/rotate", s.adminRotateKey)
 	g.POST("/keys/:id/revoke", s.adminKeyAction)
 	g.POST("/keys/:id/suspend", s.adminKeyAction)
@@ -333,6 +336,7 @@ type createKeyRequest struct {
 	Metadata         map[string]string `json:"metadata"`
 	ExpiresAt        *time.Time        `json:"expires_at"`
 	ExpiresIn        string            `json:"expires_in"` // a duration, e.g. "720h", "30d" (config.ParseDuration)
+	Cache            *keyCacheUpdate   `json:"cache"`      // the response cache policy, kept in its metadata
 }
 
 func (s *Server) adminCreateKey(c *gin.Context) {
@@ -347,6 +351,16 @@ func (s *Server) adminCreateKey(c *gin.Context) {
 	p := keys.CreateParams{AccountID: req.AccountID, Kind: req.Kind, Role: req.Role, Name: req.Name, AllowedModels: req.AllowedModels,
 		AllowedEndpoints: req.AllowedEndpoints, AllowedCIDRs: req.AllowedCIDRs, RPM: req.RPM, TPM: req.TPM,
 		MaxConcurrent: req.MaxConcurrent, Metadata: req.Metadata, ExpiresAt: req.ExpiresAt, Actor: actor(c)}
+	if req.Cache != nil {
+		var cur keys.Key
+		cur.Metadata = req.Metadata
+		pol, e := req.Cache.apply(cur.CachePolicy())
+		if e != nil {
+			writeError(c, e)
+			return
+		}
+		p.Metadata = pol.Metadata(req.Metadata)
+	}
 	if req.ExpiresIn != "" {
 		d, err := config.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {

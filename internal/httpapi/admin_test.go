@@ -71,6 +71,7 @@ func adminRoutes(keyID, accountID string) []struct{ method, path, body string } 
 		{"POST", "/admin/v1/keys/" + keyID + "/revoke", ""},
 		{"POST", "/admin/v1/keys/" + keyID + "/suspend", `{}`},
 		{"POST", "/admin/v1/keys/" + keyID + "/resume", ""},
+		{"PATCH", "/admin/v1/keys/" + keyID, `{"cache":{"enabled":false}}`},
 	}
 }
 

@@ -30,8 +30,12 @@ import (
 type CacheConfig struct {
 	// Cache is the store (nil: no response cache).
 	Cache *respcache.Cache
-	// Policies are the public models that cache, by name.
+	// Policies are the public models that cache, by name (used when Live
+	// is nil).
 	Policies map[string]respcache.Policy
+	// Live, when set, is the policy table with the admin API's runtime
+	// policies over the config's (and serves /admin/v1/cache/models).
+	Live *CachePolicies
 	// PriceFraction is the part of the price a hit is billed (0: free).
 	PriceFraction float64
 	// CountTPM counts a hit's tokens against the key's TPM limit.
@@ -80,17 +84,18 @@ func (s *Server) cacheBegin(c *gin.Context, a *admitted, format string, choices 
 	if s.cache.Cache == nil {
 		return nil
 	}
-	pol, ok := s.cache.Policies[info.model]
-	if !ok || !pol.Enabled {
+	pol, ok := s.cachePolicy(info.model)
+	if !ok {
 		return nil
 	}
 	h := c.Writer.Header()
+	pol, keyOn := narrowPolicy(pol, info.key)
 	body := info.body
 	if len(body) == 0 {
 		body = info.received
 	}
 	noCache, noStore := cacheControl(c.GetHeader("Cache-Control"))
-	if noStore || !cacheable(info, choices, pol, body) {
+	if noStore || !keyOn || !cacheable(info, choices, pol, body) {
 		h.Set(cacheHeader, cacheBypass)
 		s.cacheMetrics.result(cacheBypass)
 		return nil
@@ -154,9 +159,9 @@ func cacheControl(v string) (noCache, noStore bool) {
 // cacheable reports whether a request's answer may come from or go to
 // the cache: one answer (n, best_of), deterministic unless the model opts
 // in (temperature), no per-token data the neutral form does not keep
-// (logprobs), and a key that does not opt out (metadata cache: off).
+// (logprobs). A key's own policy is applied before (narrowPolicy).
 func cacheable(info *requestInfo, choices int, pol respcache.Policy, body []byte) bool {
-	if info.key.Metadata["cache"] == "off" || choices > 1 {
+	if choices > 1 {
 		return false
 	}
 	r := gjson.GetManyBytes(body, "n", "best_of", "temperature", "logprobs", "top_logprobs")
@@ -245,6 +250,20 @@ func (s *Server) cacheDone(info *requestInfo) {
 	var cp providers.Completion
 	switch {
 	case st.vecs != nil:
+	case st.resp != nil && st.resp.Native:
+		// A native Responses or Messages answer is read back into
+		// neutral form.
+		obj := gjson.ParseBytes(st.resp.Body)
+		var ok bool
+		switch {
+		case obj.Get("object").Str == "response":
+			cp, ok = respcache.ResponsesCompletion(obj)
+		case obj.Get("type").Str == "message":
+			cp, ok = respcache.MessagesCompletion(obj)
+		}
+		if !ok {
+			return
+		}
 	case st.resp != nil && !st.resp.Native:
 		if st.resp.Completion != nil {
 			cp = *st.resp.Completion
@@ -261,7 +280,7 @@ func (s *Server) cacheDone(info *requestInfo) {
 			return
 		}
 	default:
-		return // failed, cut, or native: not kept
+		return // failed or cut: not kept
 	}
 	if !info.usageSeen || info.status >= 400 {
 		return
@@ -359,12 +378,13 @@ func (cm *CacheMetrics) Lookup(d time.Duration) {
 // every configuration).
 func (s *Server) routeCache(g *gin.RouterGroup) {
 	g.POST("/cache/purge", s.adminPurgeCache)
+	s.routeCacheModels(g)
 }
 
 // adminPurgeCache is POST /admin/v1/cache/purge: {"model": ...} or
 // {"account_id": ...} (or both), or {"all": true}. This replica's memory
-// and the shared Redis layer are purged; other replicas' memory keeps
-// its copies until their TTL.
+// and the shared Redis layer are purged, and the purge is announced to
+// the other replicas' memory (respcache.Config.Announce).
 func (s *Server) adminPurgeCache(c *gin.Context) {
 	var in struct {
 		Model     string `json:"model"`

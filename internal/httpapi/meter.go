@@ -141,10 +141,13 @@ func (s *Server) price(info *requestInfo, body []byte) {
 	u := providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached, CacheWriteTokens: info.cacheWrite, CacheWrite1hTokens: info.cacheW1h, WebSearches: info.searches}
 	info.cost = info.hold.Cost(info.deployment, u)
 	if info.cacheHit {
-		// A response cache hit: the configured part of the price. No
-		// provider prompt cache was used for it (the replayed counts are
-		// the original request's), so it saved nothing there.
-		info.cost = int64(float64(info.cost) * s.cache.PriceFraction)
+		// A response cache hit: the configured part of the price; the rest
+		// is what the response cache saved the account. No provider prompt
+		// cache was used for it (the replayed counts are the original
+		// request's), so it saved nothing there.
+		full := info.cost
+		info.cost = int64(float64(full) * s.cache.PriceFraction)
+		info.hitSaved = full - info.cost
 		info.cacheSaved = 0
 		return
 	}

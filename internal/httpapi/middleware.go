@@ -92,6 +92,7 @@ type requestInfo struct {
 	// may be stored (nil: none), and whether this request was a hit.
 	cache    *cacheState
 	cacheHit bool
+	hitSaved int64 // a hit's full price minus what it was billed (nano-USD)
 }
 
 func infoOf(c *gin.Context) *requestInfo {

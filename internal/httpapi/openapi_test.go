@@ -263,6 +263,12 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 	s.do("POST", "/keys/"+opsID+"/role", `{"role":"root"}`, 400, true)
 	s.do("POST", "/keys/"+keyID+"/role", `{"role":"viewer"}`, 400)
 	s.do("POST", "/keys/key_nope/role", `{"role":"viewer"}`, 404)
+	if k := s.do("PATCH", "/keys/"+keyID, `{"cache":{"enabled":false,"ttl":"10m"}}`, 200); k.str("metadata", "cache") != "off" {
+		t.Fatalf("key after PATCH: %s", k.raw)
+	}
+	s.do("PATCH", "/keys/"+keyID, `{"cache":{"ttl":"soon"}}`, 400)
+	s.do("PATCH", "/keys/key_nope", `{"cache":{"enabled":true}}`, 404)
+	s.do("PATCH", "/keys/"+keyID, `{"cache":{"enabled":true,"ttl":""}}`, 200)
 	s.do("POST", "/keys", `{"name":"x","expires_in":"soon"}`, 400)
 	s.do("POST", "/keys", `{"name":"x","rpm":-1}`, 400, true)
 	s.do("POST", "/keys", `{"name":"x","account_id":"acct_nope"}`, 400)
@@ -494,6 +500,10 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 	}
 	s.do("GET", "/audit/export?since=x", "", 400, true)
 	s.do("POST", "/cache/purge", `{"all":true}`, 400) // no model caches here: cache_off
+	s.do("GET", "/cache/models", "", 400)
+	s.do("GET", "/cache/models/gpt-4o-mini", "", 400)
+	s.do("PUT", "/cache/models/gpt-4o-mini", `{"enabled":true}`, 400)
+	s.do("DELETE", "/cache/models/gpt-4o-mini", "", 400)
 
 	// Who may call: no key, a caller key, a revoked admin key.
 	s.doKey("", "GET", "/keys", "", 401, false)

@@ -26,13 +26,13 @@ var roleTable = func() map[string][]string {
 	for _, p := range []string{"/openapi.json", "/me", "/accounts", "/accounts/:id", "/keys", "/keys/:id",
 		"/audit", "/audit/verify", "/audit/head", "/provider-keys", "/accounts/:id/credits", "/accounts/:id/ledger",
 		"/credits/verify", "/budgets", "/deployments", "/usage/report", "/requests", "/requests/:request_id",
-		"/accounts/:id/capture", "/accounts/:id/cors"} {
+		"/accounts/:id/capture", "/accounts/:id/cors", "/cache/models", "/cache/models/:model"} {
 		m["GET "+adminPrefix+p] = all
 	}
 	for _, r := range []string{"POST /accounts", "POST /keys", "POST /keys/:id/rotate", "POST /keys/:id/revoke",
 		"POST /keys/:id/suspend", "POST /keys/:id/resume", "POST /provider-keys", "POST /provider-keys/:id/disable",
 		"POST /provider-keys/:id/enable", "DELETE /provider-keys/:id", "PUT /accounts/:id/capture",
-		"PUT /accounts/:id/cors", "GET /audit/export", "POST /cache/purge"} {
+		"PUT /accounts/:id/cors", "GET /audit/export", "POST /cache/purge", "PATCH /keys/:id", "PUT /cache/models/:model", "DELETE /cache/models/:model"} {
 		method, p, _ := strings.Cut(r, " ")
 		m[method+" "+adminPrefix+p] = op
 	}
@@ -166,6 +166,8 @@ func TestRoleEscalationRefused(t *testing.T) {
 		{"unknown role", owner, "POST", "/keys", `{"name":"x","kind":"admin","role":"root"}`, 400, "invalid_value"},
 		{"owner creates a billing key", owner, "POST", "/keys", `{"name":"books","kind":"admin","role":"billing"}`, 201, ""},
 		{"owner suspends an admin key", owner, "POST", "/keys/" + other.ID + "/suspend", `{}`, 200, ""},
+		{"operator changes an admin key's cache policy", operator, "PATCH", "/keys/" + other.ID, `{"cache":{"enabled":false}}`, 403, "role_forbidden"},
+		{"owner changes an admin key's cache policy", owner, "PATCH", "/keys/" + other.ID, `{"cache":{"enabled":false}}`, 200, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

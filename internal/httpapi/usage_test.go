@@ -51,7 +51,7 @@ var usageNow = time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
 
 func newUsageSource() *usageSource {
 	return &usageSource{rows: []store.ReportRow{
-		{AccountID: "acct_a", KeyID: "key_a1", Requests: 4, Errors: 1, PromptTokens: 600, CompletionTokens: 60, CostNano: 6_000_500, LatencyP50: 20 * time.Millisecond, LatencyP95: 40 * time.Millisecond},
+		{AccountID: "acct_a", KeyID: "key_a1", Requests: 4, Errors: 1, PromptTokens: 600, CompletionTokens: 60, CostNano: 6_000_500, CacheHits: 1, ResponseCacheSavedNano: 3_000_000, LatencyP50: 20 * time.Millisecond, LatencyP95: 40 * time.Millisecond},
 		{AccountID: "acct_b", KeyID: "key_b1", Requests: 20, PromptTokens: 20, CompletionTokens: 20, CostNano: 140},
 	}}
 }
@@ -139,9 +139,9 @@ func TestUsageReportAdminCSV(t *testing.T) {
 	if cd := w.Header().Get("Content-Disposition"); cd != `attachment; filename="xroute-usage-20261101T000000Z-20261201T000000Z.csv"` {
 		t.Fatalf("Content-Disposition %q", cd)
 	}
-	want := "account_id,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cache_write_tokens,cache_hit_ratio,cost_usd,cost_nano,prompt_cache_saved_usd,prompt_cache_saved_nano,latency_p50_us,latency_p95_us\r\n" +
-		"acct_a,4,1,600,60,0,0,0.0000,0.006001,6000500,0.000000,0,20000,40000\r\n" +
-		"acct_b,20,0,20,20,0,0,0.0000,0.000000,140,0.000000,0,0,0\r\n"
+	want := "account_id,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cache_write_tokens,prompt_cache_hit_ratio,cost_usd,cost_nano,prompt_cache_saved_usd,prompt_cache_saved_nano,cache_hits,response_cache_hit_ratio,response_cache_saved_usd,response_cache_saved_nano,latency_p50_us,latency_p95_us\r\n" +
+		"acct_a,4,1,600,60,0,0,0.0000,0.006001,6000500,0.000000,0,1,0.2500,0.003000,3000000,20000,40000\r\n" +
+		"acct_b,20,0,20,20,0,0,0.0000,0.000000,140,0.000000,0,0,0.0000,0.000000,0,0,0\r\n"
 	if w.Body.String() != want {
 		t.Fatalf("csv %q\nwant %q", w.Body, want)
 	}

@@ -3,6 +3,8 @@ package respcache
 import (
 	"strings"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/xroute/xroute/providers"
 )
 
@@ -16,8 +18,13 @@ type Collector struct {
 	open                     map[int]bool // DecodeChatChunk's open tool calls
 	scratch                  []providers.Event
 	// Broken is set when a chunk could not be read in neutral form (a
-	// native event, a chunk that is not JSON): the answer is not cached.
+	// native event other than the Responses API's, a chunk that is not
+	// JSON): the answer is not cached.
 	Broken bool
+	// native is a native Responses stream's answer, read from its
+	// response.completed event; msgs folds a native Messages stream.
+	native *providers.Completion
+	msgs   *messagesFold
 }
 
 // Chunk feeds one stream chunk: its Events, or those decoded from its
@@ -26,12 +33,40 @@ func (c *Collector) Chunk(ch providers.Chunk) {
 	if c.Broken {
 		return
 	}
+	if ch.Native {
+		// A native Responses stream: its final event holds the whole
+		// answer (ResponsesCompletion); the deltas before it need not be
+		// read. Any other native event cannot be read back.
+		switch {
+		case ch.Name == "response.completed" || ch.Name == "response.incomplete":
+			cp, ok := ResponsesCompletion(gjson.GetBytes(ch.Data, "response"))
+			if !ok {
+				c.Broken = true
+				return
+			}
+			c.native = &cp
+		case strings.HasPrefix(ch.Name, "response."):
+		default: // a native Messages stream
+			if c.msgs == nil {
+				c.msgs = &messagesFold{}
+			}
+			if !c.msgs.event(ch.Name, ch.Data) {
+				c.Broken = true
+				return
+			}
+			if ch.Name == "message_stop" {
+				cp, ok := c.msgs.completion(c.msgs.stop)
+				if !ok {
+					c.Broken = true
+					return
+				}
+				c.native = &cp
+			}
+		}
+		return
+	}
 	evs := ch.Events
 	if evs == nil {
-		if ch.Native {
-			c.Broken = true
-			return
-		}
 		if len(ch.Data) == 0 {
 			return
 		}
@@ -79,6 +114,9 @@ func (c *Collector) Event(ev providers.Event) {
 // Completion is the answer fed so far; ok is false when it cannot be
 // cached (broken, or it never finished).
 func (c *Collector) Completion() (providers.Completion, bool) {
+	if c.native != nil && !c.Broken {
+		return *c.native, true
+	}
 	if c.Broken || c.finish == "" {
 		return providers.Completion{}, false
 	}

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,11 @@ type Config struct {
 	// Metrics receives the cache's counters (nil: none).
 	Metrics Metrics
 	Now     func() time.Time
+	// Announce, when set, tells the other replicas of a purge (the app
+	// publishes it through Redis; they call PurgeLocal with the Target
+	// ParsePurge reads back), so their memory drops its copies at once
+	// instead of at TTL.
+	Announce func(msg string)
 }
 
 // Metrics is what the cache reports; every method must be cheap and safe
@@ -113,6 +119,8 @@ type Cache struct {
 	log   *zap.Logger
 	m     Metrics
 	now   func() time.Time
+	// announce tells the other replicas of a purge (nil: none).
+	announce func(msg string)
 
 	mu     sync.Mutex
 	gens   map[string]uint64 // purge generations: "", "m:"+model, "s:"+scope
@@ -146,7 +154,7 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Cache{rdb: cfg.Redis, log: cfg.Log, m: cfg.Metrics, now: cfg.Now,
+	c := &Cache{rdb: cfg.Redis, log: cfg.Log, m: cfg.Metrics, now: cfg.Now, announce: cfg.Announce,
 		gens: map[string]uint64{}, flight: map[string]*Flight{}}
 	// Ten counters per entry, as ristretto advises, for entries of about
 	// 4 KiB; the cost of an entry is its encoded size.
@@ -328,26 +336,64 @@ type Target struct {
 }
 
 // Purge removes the entries of t: at once from this replica's memory (a
-// generation bumped: the old entries are unreachable and age out) and
-// from Redis. It returns the Redis entries deleted (0 without Redis).
+// generation bumped: the old entries are unreachable and age out), from
+// Redis, and then from the other replicas' memory (Config.Announce: they
+// call PurgeLocal). It returns the Redis entries deleted (0 without
+// Redis). The announcement goes out after the Redis delete, so that a
+// replica that has dropped its copy cannot read the old one back from
+// Redis; it goes out also when the delete failed (memory at least).
 func (c *Cache) Purge(ctx context.Context, t Target) (int, error) {
+	c.PurgeLocal(t)
+	n, err := c.purgeShared(ctx, t)
+	if c.announce != nil {
+		c.announce(purgePrefix + t.Model + "\x00" + t.Scope)
+	}
+	return n, err
+}
+
+// purgePrefix starts a purge announcement: the model, a NUL, the scope.
+const purgePrefix = "rcache-purge:"
+
+// ParsePurge reads an announcement Purge made (ok false: not one).
+func ParsePurge(msg string) (t Target, ok bool) {
+	rest, ok := strings.CutPrefix(msg, purgePrefix)
+	if !ok {
+		return Target{}, false
+	}
+	t.Model, t.Scope, ok = strings.Cut(rest, "\x00")
+	return t, ok
+}
+
+// PurgeLocal drops t's entries from this replica's memory only: one
+// generation bumped.
+func (c *Cache) PurgeLocal(t Target) {
 	c.mu.Lock()
-	pattern := "xroute:rc:"
+	defer c.mu.Unlock()
 	switch {
 	case t.Model == "" && t.Scope == "":
 		c.gens[""]++
-		pattern += "*"
 	case t.Scope == "":
 		c.gens["m:"+t.Model]++
-		pattern += "*:" + short(t.Model) + ":*"
 	case t.Model == "":
 		c.gens["s:"+t.Scope]++
-		pattern += short(t.Scope) + ":*"
 	default:
 		c.gens["m:"+t.Model]++ // both: the model's entries of every scope go; fine for a purge
+	}
+}
+
+// purgeShared deletes t's entries from Redis.
+func (c *Cache) purgeShared(ctx context.Context, t Target) (int, error) {
+	pattern := "xroute:rc:"
+	switch {
+	case t.Model == "" && t.Scope == "":
+		pattern += "*"
+	case t.Scope == "":
+		pattern += "*:" + short(t.Model) + ":*"
+	case t.Model == "":
+		pattern += short(t.Scope) + ":*"
+	default:
 		pattern += short(t.Scope) + ":" + short(t.Model) + ":*"
 	}
-	c.mu.Unlock()
 	if c.rdb == nil {
 		return 0, nil
 	}

@@ -332,3 +332,52 @@ func TestCollectorAndReplayRoundTrip(t *testing.T) {
 		t.Fatal("a stream without a finish was collected")
 	}
 }
+
+// TestPurgeAnnounced: a purge is announced to the other replicas (after
+// this one's memory and Redis), and the announcement, applied with
+// PurgeLocal, drops exactly the purged entries from another replica's
+// memory.
+func TestPurgeAnnounced(t *testing.T) {
+	ctx := context.Background()
+	for _, target := range []respcache.Target{{}, {Model: "m1"}, {Scope: "acct_a"}, {Model: "m1", Scope: "acct_a"}} {
+		t.Run(target.Model+"/"+target.Scope, func(t *testing.T) {
+			var msgs []string
+			a := newCache(t, respcache.Config{Announce: func(m string) { msgs = append(msgs, m) }})
+			b := newCache(t, respcache.Config{})
+			keys := map[string]respcache.Key{}
+			for _, kc := range []struct{ scope, model string }{{"acct_a", "m1"}, {"acct_a", "m2"}, {"acct_b", "m1"}, {"acct_b", "m2"}} {
+				k, err := b.Key(kc.scope, kc.model, "chat", []byte(`{"model":"`+kc.model+`"}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys[kc.scope+"/"+kc.model] = k
+				if err := b.Put(ctx, k, entry("x"), time.Hour, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := a.Purge(ctx, target); err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) != 1 {
+				t.Fatalf("announcements %q, want one", msgs)
+			}
+			got, ok := respcache.ParsePurge(msgs[0])
+			if !ok || got != target {
+				t.Fatalf("announced %+v (%v), purged %+v", got, ok, target)
+			}
+			b.PurgeLocal(got)
+			for name, k := range keys {
+				scope, model, _ := strings.Cut(name, "/")
+				// A purge of model and account drops the model's entries
+				// of every account (documented on Purge).
+				gone := (target.Model == "" || target.Model == model) && (target.Scope == "" || target.Scope == scope || target.Model != "")
+				if _, hit := b.Get(ctx, k); hit == gone {
+					t.Errorf("%s: hit %v after purging %+v", name, hit, target)
+				}
+			}
+		})
+	}
+	if _, ok := respcache.ParsePurge("acct:x"); ok {
+		t.Fatal("another message read as a purge")
+	}
+}

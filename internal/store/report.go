@@ -66,6 +66,11 @@ type ReportRow struct {
 	CostNano         int64
 	// PromptCacheSavedNano sums the records' prompt-cache savings.
 	PromptCacheSavedNano int64
+	// CacheHits are the requests answered from the response cache;
+	// ResponseCacheSavedNano what they would have cost at full price
+	// minus what they were billed (migration 0018).
+	CacheHits              int64
+	ResponseCacheSavedNano int64
 	// LatencyP50 and LatencyP95 are nearest-rank percentiles: the value at
 	// rank ceil(p/100 × requests) of the group's latencies in order.
 	LatencyP50 time.Duration
@@ -102,7 +107,7 @@ func (s *DB) UsageReport(ctx context.Context, q ReportQuery) ([]ReportRow, error
 			dest = append(dest, &strs[i])
 		}
 	}
-	dest = append(dest, &n, &r.Errors, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &r.CacheWriteTokens, &r.CostNano, &r.PromptCacheSavedNano, &rn, &latency)
+	dest = append(dest, &n, &r.Errors, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &r.CacheWriteTokens, &r.CostNano, &r.PromptCacheSavedNano, &r.CacheHits, &r.ResponseCacheSavedNano, &rn, &latency)
 	for rows.Next() {
 		r = ReportRow{}
 		if err := rows.Scan(dest...); err != nil {
@@ -197,7 +202,7 @@ func reportSQL(q ReportQuery) (string, []any, error) {
 	for _, a := range aliases {
 		b.WriteString(a + ", ")
 	}
-	b.WriteString("n, errors, prompt, completion, cached, cache_write, cost, cache_saved, rn, latency_us FROM (SELECT ")
+	b.WriteString("n, errors, prompt, completion, cached, cache_write, cost, cache_saved, hits, saved, rn, latency_us FROM (SELECT ")
 	for i, g := range groups {
 		b.WriteString(g + " AS " + aliases[i] + ", ")
 	}
@@ -210,7 +215,9 @@ func reportSQL(q ReportQuery) (string, []any, error) {
   CAST(SUM(cached_tokens) OVER w AS BIGINT) AS cached,
   CAST(SUM(cache_write_tokens) OVER w AS BIGINT) AS cache_write,
   CAST(SUM(cost_nano) OVER w AS BIGINT) AS cost,
-  CAST(SUM(prompt_cache_saved_nano) OVER w AS BIGINT) AS cache_saved
+  CAST(SUM(prompt_cache_saved_nano) OVER w AS BIGINT) AS cache_saved,
+  CAST(SUM(cache_hit) OVER w AS BIGINT) AS hits,
+  CAST(SUM(response_cache_saved_nano) OVER w AS BIGINT) AS saved
 FROM usage_records`)
 	if len(where) > 0 {
 		b.WriteString(" WHERE " + strings.Join(where, " AND "))

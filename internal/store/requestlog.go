@@ -188,7 +188,7 @@ func scanRequestLog(sc scanner) (RequestLogRow, error) {
 	var captured int64
 	if err := sc.Scan(&r.Seq, &r.RequestID, &r.AccountID, &r.KeyID, &r.Model, &r.Provider, &r.UpstreamModel, &r.Stream,
 		&r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &lat, &ttft, &r.Status, &r.Attempts, &r.ErrorCode, &created,
-		&r.CostNano, &r.Estimated, &r.CacheWriteTokens, &r.Deployment, &r.Endpoint, &r.TraceID, &r.CacheHit, &r.PromptCacheSavedNano,
+		&r.CostNano, &r.Estimated, &r.CacheWriteTokens, &r.Deployment, &r.Endpoint, &r.TraceID, &r.CacheHit, &r.PromptCacheSavedNano, &r.ResponseCacheSavedNano,
 		&r.KeyName, &r.AccountName, &captured); err != nil {
 		return RequestLogRow{}, err
 	}

@@ -214,6 +214,12 @@ func (s *DB) SetKeyRole(ctx context.Context, id, role string) (changed bool, err
 	return s.transitionKey(ctx, "set role of", id, `UPDATE api_keys SET role = ? WHERE id = ? AND kind = 'admin' AND role <> ?`, role, id, role)
 }
 
+// SetKeyMetadata replaces a key's metadata (its response cache policy
+// lives there). ErrNotFound: no key.
+func (s *DB) SetKeyMetadata(ctx context.Context, id string, meta map[string]string) error {
+	return s.updateKey(ctx, "set metadata of", id, `UPDATE api_keys SET metadata = ? WHERE id = ?`, jsonText(nonNilMap(meta)), id)
+}
+
 // RehashKey replaces a key's hash after a pepper change.
 func (s *DB) RehashKey(ctx context.Context, id, hash string, pepperVersion int) error {
 	return s.updateKey(ctx, "rehash", id, `UPDATE api_keys SET hash = ?, pepper_version = ? WHERE id = ?`, hash, pepperVersion, id)
@@ -387,9 +393,12 @@ type UsageRecord struct {
 	// tokens at the plain input price, minus CostNano's part for them;
 	// negative when cache writes cost more than the reads saved.
 	PromptCacheSavedNano int64
+	// ResponseCacheSavedNano is what a response cache hit would have cost
+	// at full price minus what it was billed (migration 0018; 0 otherwise).
+	ResponseCacheSavedNano int64
 }
 
-const usageColumns = `request_id, account_id, key_id, model, provider, upstream_model, stream, prompt_tokens, completion_tokens, cached_tokens, latency_us, ttft_us, status, attempts, error_code, created_at, cost_nano, estimated, cache_write_tokens, deployment, endpoint, trace_id, cache_hit, prompt_cache_saved_nano`
+const usageColumns = `request_id, account_id, key_id, model, provider, upstream_model, stream, prompt_tokens, completion_tokens, cached_tokens, latency_us, ttft_us, status, attempts, error_code, created_at, cost_nano, estimated, cache_write_tokens, deployment, endpoint, trace_id, cache_hit, prompt_cache_saved_nano, response_cache_saved_nano`
 
 // InsertUsage writes a batch in one transaction (group commit), with the
 // ledger debits of the records that cost something. A record whose request
@@ -410,7 +419,7 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 	// Typed (ErrUnavailable, ErrBadData): the recorder decides from the
 	// kind whether to retry, set records aside or start an outage.
 	return typed(s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := s.txPrepare(ctx, tx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`)
+		stmt, err := s.txPrepare(ctx, tx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`)
 		if err != nil {
 			return fmt.Errorf("insert usage: %w", err)
 		}
@@ -420,7 +429,7 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 		for _, r := range sorted {
 			res, err := stmt.ExecContext(ctx, r.RequestID, r.AccountID, r.KeyID, r.Model, r.Provider, r.UpstreamModel, b2i(r.Stream),
 				r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.Latency.Microseconds(), r.TTFT.Microseconds(),
-				r.Status, r.Attempts, r.ErrorCode, r.CreatedAt.UnixMilli(), r.CostNano, b2i(r.Estimated), r.CacheWriteTokens, r.Deployment, r.Endpoint, r.TraceID, b2i(r.CacheHit), r.PromptCacheSavedNano)
+				r.Status, r.Attempts, r.ErrorCode, r.CreatedAt.UnixMilli(), r.CostNano, b2i(r.Estimated), r.CacheWriteTokens, r.Deployment, r.Endpoint, r.TraceID, b2i(r.CacheHit), r.PromptCacheSavedNano, r.ResponseCacheSavedNano)
 			if err != nil {
 				return fmt.Errorf("insert usage %s: %w", r.RequestID, err)
 			}
@@ -486,7 +495,7 @@ func (s *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error
 		var r UsageRecord
 		var lat, ttft, created int64
 		if err := rows.Scan(&r.RequestID, &r.AccountID, &r.KeyID, &r.Model, &r.Provider, &r.UpstreamModel, &r.Stream,
-			&r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &lat, &ttft, &r.Status, &r.Attempts, &r.ErrorCode, &created, &r.CostNano, &r.Estimated, &r.CacheWriteTokens, &r.Deployment, &r.Endpoint, &r.TraceID, &r.CacheHit, &r.PromptCacheSavedNano); err != nil {
+			&r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &lat, &ttft, &r.Status, &r.Attempts, &r.ErrorCode, &created, &r.CostNano, &r.Estimated, &r.CacheWriteTokens, &r.Deployment, &r.Endpoint, &r.TraceID, &r.CacheHit, &r.PromptCacheSavedNano, &r.ResponseCacheSavedNano); err != nil {
 			return nil, fmt.Errorf("scan usage: %w", err)
 		}
 		r.Latency = time.Duration(lat) * time.Microsecond
