@@ -189,9 +189,9 @@ func cursorArg(c *gin.Context) (string, string) {
 
 // bindJSON decodes an admin request body strictly.
 func (s *Server) bindJSON(c *gin.Context, v any) bool {
-	body, err := s.readBody(c)
-	if err != nil {
-		writeError(c, err.(*apiError))
+	body, bad := s.readBody(c)
+	if bad != nil {
+		writeError(c, bad)
 		return false
 	}
 	if len(body) == 0 {

@@ -73,8 +73,8 @@ func (e *chatEncoder) keepalive() []byte { return ssePing }
 // readBody reads the body up to the configured limit, within the body
 // read timeout (set by begin). A Content-Length over the limit is refused
 // before a byte of the body is read.
-func (s *Server) readBody(c *gin.Context) ([]byte, error) {
-	tooLarge := func() error { // built only when refused: not on every request
+func (s *Server) readBody(c *gin.Context) ([]byte, *apiError) {
+	tooLarge := func() *apiError { // built only when refused: not on every request
 		return newError(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
 			"Request body too large: the limit is "+strconv.FormatInt(s.maxBody, 10)+" bytes.")
 	}

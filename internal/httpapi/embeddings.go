@@ -63,9 +63,9 @@ func parseInputs(raw json.RawMessage) ([]string, *apiError) {
 func (s *Server) embeddings(c *gin.Context) {
 	info := infoOf(c)
 	info.endpoint = "embeddings"
-	body, err := s.readBody(c)
-	if err != nil {
-		writeError(c, err.(*apiError))
+	body, bad := s.readBody(c)
+	if bad != nil {
+		writeError(c, bad)
 		return
 	}
 	if err := providers.CheckFields(body); err != nil {

@@ -177,9 +177,9 @@ func (o *messageOut) fail(e *apiError, _ *requestInfo) []byte {
 // Gemini), else xroute's own tokenizer. x-xroute-token-count says which
 // ("exact" or "estimate"), and no model is called.
 func (s *Server) countMessageTokens(c *gin.Context) {
-	body, err := s.readBody(c)
-	if err != nil {
-		writeError(c, err.(*apiError))
+	body, bad := s.readBody(c)
+	if bad != nil {
+		writeError(c, bad)
 		return
 	}
 	rq, err := messages.ParseCount(body)

@@ -33,12 +33,13 @@ import (
 // ingress's own parser), then checks the model name model returns. On
 // failure it has answered (413, 400 in OpenAI's shape) and ok is false.
 func readRequest[T any](s *Server, c *gin.Context, parse func([]byte) (T, error), model func(T) string) (body []byte, req T, ok bool) {
-	body, err := s.readBody(c)
-	if err != nil {
-		writeError(c, err.(*apiError))
+	body, bad := s.readBody(c)
+	if bad != nil {
+		writeError(c, bad)
 		return nil, req, false
 	}
-	if req, err = parse(body); err != nil {
+	req, err := parse(body)
+	if err != nil {
 		writeRequestError(c, err)
 		return nil, req, false
 	}

@@ -456,9 +456,9 @@ func (s *Server) responseInputItems(c *gin.Context) {
 // encodings; an estimate for other vendors' models, which the
 // x-xroute-token-count header says).
 func (s *Server) responseInputTokens(c *gin.Context) {
-	body, err := s.readBody(c)
-	if err != nil {
-		writeError(c, err.(*apiError))
+	body, bad := s.readBody(c)
+	if bad != nil {
+		writeError(c, bad)
 		return
 	}
 	named := gjson.GetBytes(body, "model").Exists()
