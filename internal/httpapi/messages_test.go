@@ -434,7 +434,7 @@ func TestMessagesCacheTokensArePricedAtTheirRates(t *testing.T) {
 	saved := recs[0].saved + recs[1].saved
 	wantRatio := math.Round(float64(recs[1].read)/float64(prompt)*10000) / 10000
 	if row["cached_tokens"] != float64(recs[1].read) || row["cache_write_tokens"] != float64(recs[0].write) ||
-		row["cache_hit_ratio"] != wantRatio || row["prompt_cache_saved_nano"] != float64(saved) ||
+		row["prompt_cache_hit_ratio"] != wantRatio || row["prompt_cache_saved_nano"] != float64(saved) ||
 		row["prompt_cache_saved_usd"] != billing.FormatUSD(saved) || row["key_id"] == "" || row["account_id"] == "" {
 		t.Fatalf("report row %v, want cached %d, written %d, ratio %v, saved %d", row, recs[1].read, recs[0].write, wantRatio, saved)
 	}
