@@ -1,20 +1,47 @@
 // Package jsontext writes JSON text by hand where encoding/json's
 // reflection is too dear for the hot path (a spool line per request, an
-// event per stream chunk), byte for byte as encoding/json writes it.
+// event per stream chunk), byte for byte as encoding/json writes it. The
+// mock upstreams (loadtest/mock) use the same escaper without the HTML
+// escapes, as the providers' own APIs write their JSON.
 package jsontext
 
 import "unicode/utf8"
 
 const hexDigits = "0123456789abcdef"
 
+// safe tables: the ASCII bytes written as they are, with and without
+// encoding/json's HTML escaping of <, > and &. A table lookup keeps the
+// per-byte loop as cheap as one comparison chain.
+var htmlSafe, plainSafe = safeTables()
+
+func safeTables() (html, plain [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		plain[c] = c != '"' && c != '\\'
+		html[c] = plain[c] && c != '<' && c != '>' && c != '&'
+	}
+	return html, plain
+}
+
 // AppendString appends s quoted as encoding/json quotes it: HTML
 // characters and U+2028/U+2029 escaped, invalid UTF-8 replaced by U+FFFD.
 func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	b = appendEscaped(b, s, &htmlSafe)
+	return append(b, '"')
+}
+
+// AppendEscaped appends s escaped for the inside of a JSON string literal,
+// as AppendString but without quotes and leaving <, > and & as they are
+// (how most upstream APIs write JSON).
+func AppendEscaped(b []byte, s string) []byte {
+	return appendEscaped(b, s, &plainSafe)
+}
+
+func appendEscaped(b []byte, s string, safe *[utf8.RuneSelf]bool) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if safe[c] {
 				i++
 				continue
 			}
@@ -56,6 +83,5 @@ func AppendString(b []byte, s string) []byte {
 		}
 		i += size
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, s[start:]...)
 }

@@ -3,7 +3,8 @@ package mock
 import (
 	"strconv"
 	"sync"
-	"unicode/utf8"
+
+	"github.com/xroute/xroute/internal/jsontext"
 )
 
 // Responses are built by appending to byte slices: the shapes are fixed and
@@ -21,52 +22,8 @@ func appendString(b []byte, s string) []byte {
 }
 
 // appendEscaped appends s escaped for the inside of a JSON string literal
-// (see appendString).
-func appendEscaped(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(b, s[start:]...)
-}
+// (see appendString), HTML characters as they are, as the providers write.
+func appendEscaped(b []byte, s string) []byte { return jsontext.AppendEscaped(b, s) }
 
 // appendNullableString appends s quoted, or null when s is empty.
 func appendNullableString(b []byte, s string) []byte {
