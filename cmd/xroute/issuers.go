@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/xroute/xroute/config"
@@ -189,26 +188,12 @@ func runIssuers(ctx context.Context, sub string, f issuerFlags, ref, cfgPath str
 // openIssuers opens the issuer registry on the database of --config; its
 // changes are announced to the running replicas (Redis), which also poll.
 func openIssuers(ctx context.Context, cfgPath string) (*exchange.Registry, func(), error) {
-	cfg, err := loadConfig(cfgPath)
+	o, err := openAnnounced(ctx, cfgPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := app.OpenStore(ctx, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	v, err := app.OpenVault(ctx, db, cfg.Vault, zap.NewNop())
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	publish, closeAnnouncer, err := app.Announcer(cfg, cliLogger())
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	reg := exchange.NewRegistry(cfg.Auth.Issuers, db, app.KeyChains(db, v), nil, func() { publish(app.IssuersChanged) })
-	return reg, func() { closeAnnouncer(); db.Close() }, nil
+	reg := exchange.NewRegistry(o.cfg.Auth.Issuers, o.db, app.KeyChains(o.db, o.vault), nil, func() { o.publish(app.IssuersChanged) })
+	return reg, o.close, nil
 }
 
 func remoteIssuers(ctx context.Context, r *remote, sub string, f issuerFlags, ref string, doc []byte, stdout io.Writer) error {

@@ -14,7 +14,9 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
+	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -173,28 +175,46 @@ func readHead(arg string) (keys.Head, error) {
 
 // openSecrets opens the vault and provider keys directly on the database.
 func openSecrets(ctx context.Context, cfgPath string, stderr io.Writer) (*app.Secrets, func(), error) {
-	cfg, err := loadConfig(cfgPath)
+	o, err := openAnnounced(ctx, cfgPath)
 	if err != nil {
 		return nil, nil, err
+	}
+	s := app.NewSecrets(o.vault, o.db, app.KeyChains(o.db, o.vault), nil, o.cfg, nil, zap.NewNop())
+	s.OnChange(o.publish) // running replicas reload the keys this changes
+	return s, o.close, nil
+}
+
+// announced is the database of --config with its vault, for a command
+// that changes what running replicas cache: publish tells them (Redis,
+// when configured), close closes both.
+type announced struct {
+	cfg     config.Config
+	db      *store.DB
+	vault   *keys.Vault
+	publish func(string)
+	close   func()
+}
+
+func openAnnounced(ctx context.Context, cfgPath string) (*announced, error) {
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return nil, err
 	}
 	db, err := app.OpenStore(ctx, cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	log := zap.NewNop()
-	v, err := app.OpenVault(ctx, db, cfg.Vault, log)
+	v, err := app.OpenVault(ctx, db, cfg.Vault, zap.NewNop())
 	if err != nil {
 		db.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	publish, closeAnnouncer, err := app.Announcer(cfg, cliLogger())
 	if err != nil {
 		db.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	s := app.NewSecrets(v, db, app.KeyChains(db, v), nil, cfg, nil, log)
-	s.OnChange(publish) // running replicas reload the keys this changes
-	return s, func() { closeAnnouncer(); db.Close() }, nil
+	return &announced{cfg: cfg, db: db, vault: v, publish: publish, close: func() { closeAnnouncer(); db.Close() }}, nil
 }
 
 // newVaultCmd is `xroute vault rotate`, local or remote.
