@@ -77,6 +77,13 @@ func IsBadData(err error) bool {
 	return false
 }
 
+// isBusy reports SQLite's SQLITE_BUSY (another connection holds the lock
+// this one needs).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
 // IsUnavailable reports whether err, from a store call, means the store
 // cannot be reached, on either backend: a connection that could not be
 // made (refused, timed out while dialing, rejected at start-up), a network

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
@@ -81,7 +82,7 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	// SQLite has one writer; a small pool serves concurrent WAL readers.
 	sqlDB.SetMaxOpenConns(4)
 	sqlDB.SetMaxIdleConns(4)
-	if err := sqlDB.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, sqlDB); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -91,6 +92,29 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// pingSQLite opens the first connection. On a new database that
+// connection switches the file to WAL, which needs it to itself, and
+// SQLite answers SQLITE_BUSY at once, without its busy handler, while
+// another process opening it at the same moment (replicas starting
+// together) holds it. So a busy ping is retried, for as long as the busy
+// timeout would have waited.
+func pingSQLite(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 // ownerOnly creates the database file at path with mode 0600 when it does
