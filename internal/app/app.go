@@ -406,15 +406,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 // sweepResponses deletes stored Responses API answers past their
 // retention, every interval until ctx ends. Replicas may all sweep: each
 // batch takes rows no other sweep has locked.
-func sweepResponses(ctx context.Context, db *store.DB, every time.Duration, log *zap.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func sweepResponses(ctx context.Context, db *store.DB, interval time.Duration, log *zap.Logger) {
+	repeatEvery(ctx, interval, func(ctx context.Context) {
 		n, err := db.SweepResponses(ctx, time.Now(), 1000)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -422,20 +415,13 @@ func sweepResponses(ctx context.Context, db *store.DB, every time.Duration, log 
 		case n > 0:
 			log.Info("expired responses deleted", zap.Int("responses", n))
 		}
-	}
+	})
 }
 
 // sweepCaptures deletes request captures past their retention, every
 // interval until ctx ends (as sweepResponses).
-func sweepCaptures(ctx context.Context, db *store.DB, every time.Duration, log *zap.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func sweepCaptures(ctx context.Context, db *store.DB, interval time.Duration, log *zap.Logger) {
+	repeatEvery(ctx, interval, func(ctx context.Context) {
 		n, err := db.SweepCaptures(ctx, time.Now(), 1000)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -443,7 +429,7 @@ func sweepCaptures(ctx context.Context, db *store.DB, every time.Duration, log *
 		case n > 0:
 			log.Info("expired request captures deleted", zap.Int("captures", n))
 		}
-	}
+	})
 }
 
 // OpenStore opens the configured store: PostgreSQL when database.url is
@@ -561,4 +547,20 @@ func upstreamTransport() *http.Transport {
 	t.MaxIdleConnsPerHost = 1024
 	t.IdleConnTimeout = 90 * time.Second
 	return t
+}
+
+// repeatEvery runs fn every interval until ctx ends (not at once: what it does
+// was just done, or need not be, when the loop starts). The sweeps and
+// polls of the background work share it.
+func repeatEvery(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fn(ctx)
+	}
 }

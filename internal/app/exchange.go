@@ -90,19 +90,12 @@ func openExchange(ctx context.Context, cfg config.Config, db *store.DB, ks *keys
 }
 
 // pollIssuers reloads the trusted issuers every interval until ctx ends.
-func pollIssuers(ctx context.Context, reload func(context.Context) error, every time.Duration, log *zap.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func pollIssuers(ctx context.Context, reload func(context.Context) error, interval time.Duration, log *zap.Logger) {
+	repeatEvery(ctx, interval, func(ctx context.Context) {
 		if err := reload(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("reloading trusted issuers failed; the last ones read stay in force", zap.Error(err))
 		}
-	}
+	})
 }
 
 // exchangedKeyGrace is how long an exchanged key's row outlives its
@@ -118,15 +111,8 @@ const exchangedKeyGrace = 24 * time.Hour
 // audit row: the key's creation is audited (key.created, token.exchanged)
 // and its expiry is in that row; deleting an unusable row is
 // housekeeping, logged with its count.
-func sweepJTIs(ctx context.Context, db *store.DB, every time.Duration, log *zap.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func sweepJTIs(ctx context.Context, db *store.DB, interval time.Duration, log *zap.Logger) {
+	repeatEvery(ctx, interval, func(ctx context.Context) {
 		if _, err := db.SweepJTIs(ctx, time.Now(), 1000); err != nil && ctx.Err() == nil {
 			log.Warn("sweeping exchanged token ids", zap.Error(err))
 		}
@@ -140,5 +126,5 @@ func sweepJTIs(ctx context.Context, db *store.DB, every time.Duration, log *zap.
 		if n > 0 {
 			log.Info("swept expired exchanged keys", zap.Int("keys", n))
 		}
-	}
+	})
 }
