@@ -10,34 +10,23 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/xroute/xroute/internal/dberr"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// What a failed store call says about the store, for the callers that
-// branch on it (the usage recorder, the store health monitor), so that
-// they never learn the database driver. The writes that callers retry
-// (InsertUsage) return errors that match these with errors.Is; the
-// driver's error stays in the chain for errors.As.
+// The errors callers branch on live in internal/dberr, which knows no
+// driver; the store's names for them are the same values.
 var (
-	// ErrUnavailable: the store cannot be reached (see IsUnavailable).
-	ErrUnavailable = errors.New("store: unavailable")
-	// ErrBadData: the store refuses what was written (see IsBadData); the
-	// same write fails again however often it is retried.
-	ErrBadData = errors.New("store: data refused")
+	ErrUnavailable = dberr.ErrUnavailable
+	ErrBadData     = dberr.ErrBadData
 )
 
-// Error is a store error whose kind a caller branches on: it matches
-// ErrUnavailable or ErrBadData with errors.Is, and reads as its cause.
-type Error struct {
-	Kind error // ErrUnavailable or ErrBadData
-	Err  error // the cause, from the driver
-}
-
-func (e *Error) Error() string        { return e.Err.Error() }
-func (e *Error) Unwrap() error        { return e.Err }
-func (e *Error) Is(target error) bool { return target == e.Kind }
+// Error is dberr.Error: a kind a caller branches on, around the driver's
+// error.
+type Error = dberr.Error
 
 // typed marks err with its kind when it has one: a store unreachable, or
 // data it refuses; any other error is returned as it is.

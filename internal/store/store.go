@@ -17,15 +17,17 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/xroute/xroute/internal/dberr"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// ErrNotFound is returned when a row does not exist.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound is returned when a row does not exist (dberr.ErrNotFound).
+var ErrNotFound = dberr.ErrNotFound
 
-// ErrConflict is returned when a unique constraint would be violated.
-var ErrConflict = errors.New("already exists")
+// ErrConflict is returned when a unique constraint would be violated
+// (dberr.ErrConflict).
+var ErrConflict = dberr.ErrConflict
 
 // Dialects, as Dialect reports them.
 const (
