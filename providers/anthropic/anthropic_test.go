@@ -17,6 +17,7 @@ import (
 	"github.com/xroute/xroute/loadtest/mock"
 	amock "github.com/xroute/xroute/loadtest/mock/anthropic"
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/providertest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -426,72 +427,34 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// suite is the shared adapter suite (providertest) against the mock.
+func suite(a *Adapter) providertest.Suite {
+	return providertest.Suite{Adapter: a, NewCall: call, Model: "claude", Provider: "claude", Secret: testKey}
+}
+
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	a, _ := newMock(t, amock.Config{Config: mock.Config{RetryAfter: 3 * time.Second}})
-	tests := []struct {
-		directive string
-		status    int
-		typ, code string
-		retryable bool
-	}{
-		{"status=400", 400, "invalid_request_error", "", false},
-		{"status=401", 401, "invalid_request_error", "invalid_api_key", false},
-		{"quota", 402, "insufficient_quota", "insufficient_quota", false},
-		{"status=403", 403, "invalid_request_error", "permission_denied", false},
-		{"status=404", 404, "invalid_request_error", "not_found", false},
-		{"status=413", 413, "invalid_request_error", "request_too_large", false},
-		{"status=429", 429, "requests", "rate_limit_exceeded", true},
-		{"status=500", 500, "server_error", "", true},
-		{"status=504", 504, "server_error", "timeout", true},
-		{"status=529", 529, "server_error", "overloaded", true},
-	}
-	for _, tt := range tests {
-		for _, streaming := range []bool{false, true} {
-			name := tt.directive
-			if streaming {
-				name += " streamed"
-			}
-			t.Run(name, func(t *testing.T) {
-				body := `{"model":"claude","stream":` + map[bool]string{true: "true", false: "false"}[streaming] + `,"messages":[{"role":"user","content":"hi #mock:` + tt.directive + `"}]}`
-				var err error
-				if streaming {
-					_, err = a.ChatStream(context.Background(), call(t, body))
-				} else {
-					_, err = a.Chat(context.Background(), call(t, body))
-				}
-				var pe *providers.Error
-				if !errors.As(err, &pe) {
-					t.Fatalf("error %T %v", err, err)
-				}
-				if pe.Status != tt.status || pe.Type != tt.typ || pe.Code != tt.code || pe.Retryable() != tt.retryable || pe.MidStream || pe.Message == "" || pe.Provider != "claude" {
-					t.Fatalf("error %+v", pe)
-				}
-				if tt.status == 429 && pe.RetryAfter != 3*time.Second {
-					t.Fatalf("retry after %v", pe.RetryAfter)
-				}
-			})
-		}
-	}
+	suite(a).Errors(t, []providertest.Failure{
+		{Name: "status=400", Content: "hi #mock:status=400", Status: 400, Type: "invalid_request_error"},
+		{Name: "status=401", Content: "hi #mock:status=401", Status: 401, Type: "invalid_request_error", Code: "invalid_api_key"},
+		{Name: "quota", Content: "hi #mock:quota", Status: 402, Type: "insufficient_quota", Code: "insufficient_quota"},
+		{Name: "status=403", Content: "hi #mock:status=403", Status: 403, Type: "invalid_request_error", Code: "permission_denied"},
+		{Name: "status=404", Content: "hi #mock:status=404", Status: 404, Type: "invalid_request_error", Code: "not_found"},
+		{Name: "status=413", Content: "hi #mock:status=413", Status: 413, Type: "invalid_request_error", Code: "request_too_large"},
+		{Name: "status=429", Content: "hi #mock:status=429", Status: 429, Type: "requests", Code: "rate_limit_exceeded", Retryable: true, RetryAfter: 3 * time.Second},
+		{Name: "status=500", Content: "hi #mock:status=500", Status: 500, Type: "server_error", Retryable: true},
+		{Name: "status=504", Content: "hi #mock:status=504", Status: 504, Type: "server_error", Code: "timeout", Retryable: true, Timeout: true},
+		{Name: "status=529", Content: "hi #mock:status=529", Status: 529, Type: "server_error", Code: "overloaded", Retryable: true},
+	})
 }
 
 func TestStreamBreaks(t *testing.T) {
+	t.Parallel()
 	a, _ := newMock(t, amock.Config{})
-	t.Run("error event is a typed mid-stream error", func(t *testing.T) {
-		got, err := stream(t, a, `{"model":"claude","stream":true,"messages":[{"role":"user","content":"hi #mock:stream-error"}]}`)
-		var pe *providers.Error
-		if !errors.As(err, &pe) || !pe.MidStream || pe.Status != 529 || pe.Type != "server_error" || pe.Message != "Overloaded" {
-			t.Fatalf("error %#v", err)
-		}
-		if got.content == "" || got.finish != "" {
-			t.Fatalf("before the error: %+v", got)
-		}
-	})
-	t.Run("cut connection", func(t *testing.T) {
-		_, err := stream(t, a, `{"model":"claude","stream":true,"messages":[{"role":"user","content":"hi #mock:reset"}]}`)
-		var pe *providers.Error
-		if !errors.As(err, &pe) || !pe.MidStream || pe.Status != 0 {
-			t.Fatalf("error %#v", err)
-		}
+	suite(a).Breaks(t, []providertest.Break{
+		{Name: "error event is a typed mid-stream error", Content: "hi #mock:stream-error", Status: 529, Retryable: true, Type: "server_error", Message: "Overloaded", Text: true},
+		{Name: "cut connection", Content: "hi #mock:reset", Status: 0, Retryable: true},
 	})
 	t.Run("non-stream reset is a transport error", func(t *testing.T) {
 		_, err := a.Chat(context.Background(), call(t, `{"model":"claude","messages":[{"role":"user","content":"hi #mock:reset"}]}`))
@@ -517,17 +480,7 @@ func TestAuthAndTimeout(t *testing.T) {
 	}
 
 	p, _ = New(config.Provider{Name: "c", BaseURL: srv.URL, APIKeyEnv: "KEY", Timeout: 30 * time.Millisecond}, providers.Deps{Client: srv.Client(), Getenv: func(string) string { return "right" }})
-	for _, streaming := range []bool{false, true} {
-		c := call(t, `{"model":"m","messages":[{"role":"user","content":"hi #mock:latency=2s"}]}`)
-		if streaming {
-			_, err = p.ChatStream(context.Background(), c)
-		} else {
-			_, err = p.Chat(context.Background(), c)
-		}
-		if !errors.As(err, &pe) || !pe.Timeout() || !pe.Retryable() {
-			t.Fatalf("streaming=%v: error %v", streaming, err)
-		}
-	}
+	providertest.Suite{NewCall: call, Model: "m"}.TimeoutBeforeHeaders(t, p, "hi #mock:latency=2s")
 }
 
 func TestRequestErrors(t *testing.T) {

@@ -3,25 +3,20 @@ package anthropic
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	xgolden "github.com/xroute/xroute/internal/golden"
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/providertest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// golden compares got with testdata/name (or writes it with -update).
-func golden(t *testing.T, name string, got []byte) { t.Helper(); xgolden.Check(t, *update, name, got) }
+func golden(t *testing.T, name string, got []byte) { t.Helper(); providertest.Golden(t, *update, name, got) }
 
-func indent(t *testing.T, raw []byte) []byte { t.Helper(); return xgolden.Indent(t, raw) }
+func indent(t *testing.T, raw []byte) []byte { t.Helper(); return providertest.Indent(t, raw) }
 
 // Request translation: OpenAI body -> Messages body.
 var requestCases = []struct{ name, body string }{
@@ -67,27 +62,17 @@ func TestGoldenRequests(t *testing.T) {
 	}
 }
 
-// Response translation: a Messages answer -> chat.completion.
+// Response translation: testdata/response_*.json (Messages answers) ->
+// chat.completion bodies and their usage.
 func TestGoldenResponses(t *testing.T) {
-	cases := []struct {
-		name     string
-		jsonTool bool
-	}{{"tools", false}, {"json", true}, {"max_tokens", false}}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			in, err := os.ReadFile(filepath.Join("testdata", "response_"+tc.name+".json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp, err := translateResponse(in, tc.jsonTool, "fallback-model", 1700000000)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body := normalizeID(t, resp.Body)
-			out := append(indent(t, body), fmt.Sprintf("usage: %+v\n", resp.Usage)...)
-			golden(t, "response_"+tc.name+".golden", out)
-		})
-	}
+	providertest.Goldens(t, *update, "testdata/response_*.json", ".json", func(t *testing.T, name string, in []byte) []byte {
+		resp, err := translateResponse(in, name == "response_json", "fallback-model", 1700000000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := normalizeID(t, resp.Body)
+		return append(indent(t, body), fmt.Sprintf("usage: %+v\n", resp.Usage)...)
+	})
 }
 
 func normalizeID(t *testing.T, b []byte) []byte {
@@ -102,48 +87,12 @@ func normalizeID(t *testing.T, b []byte) []byte {
 	return bytes.Replace(b, m["id"], []byte(`"chatcmpl-golden"`), 1)
 }
 
-// translateAll runs a recorded stream through the translator and renders
-// every chunk (and the end) as one line.
-func translateAll(t *testing.T, sse []byte, jsonTool bool) []byte {
-	t.Helper()
-	tr := newTranslator("claude", bytes.NewReader(sse), jsonTool, "fallback-model", 1700000000)
-	tr.cb.ID = "chatcmpl-golden"
-	st := &providers.TranslatedStream{Next: tr.next}
-	var out bytes.Buffer
-	for {
-		c, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			out.WriteString("EOF\n")
-			return out.Bytes()
-		}
-		if err != nil {
-			var pe *providers.Error
-			if !errors.As(err, &pe) {
-				t.Fatalf("untyped error %v", err)
-			}
-			fmt.Fprintf(&out, "error: status=%d type=%q code=%q message=%q midstream=%v cause=%v\n", pe.Status, pe.Type, pe.Code, pe.Message, pe.MidStream, pe.Err)
-			return out.Bytes()
-		}
-		if c.UsageOnly {
-			fmt.Fprintf(&out, "usage %+v: ", *c.Usage)
-		}
-		out.Write(c.Data)
-		out.WriteByte('\n')
-	}
-}
-
+// Stream translation: recorded Messages streams (testdata/stream_*.sse) ->
+// the chunks the adapter passes on.
 func TestGoldenStreams(t *testing.T) {
-	cases := []struct {
-		name     string
-		jsonTool bool
-	}{{"text", false}, {"tools", false}, {"json", true}, {"error", false}, {"truncated", false}}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			in, err := os.ReadFile(filepath.Join("testdata", "stream_"+tc.name+".sse"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden(t, "stream_"+tc.name+".golden", translateAll(t, in, tc.jsonTool))
-		})
-	}
+	providertest.Goldens(t, *update, "testdata/stream_*.sse", ".sse", func(t *testing.T, name string, in []byte) []byte {
+		tr := newTranslator("claude", bytes.NewReader(in), name == "stream_json", "fallback-model", 1700000000)
+		tr.cb.ID = "chatcmpl-golden"
+		return providertest.Transcript(t, &providers.TranslatedStream{Next: tr.next})
+	})
 }
