@@ -14,7 +14,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-func golden(t *testing.T, name string, got []byte) { t.Helper(); providertest.Golden(t, *update, name, got) }
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	providertest.Golden(t, *update, name, got)
+}
 
 func indent(t *testing.T, raw []byte) []byte { t.Helper(); return providertest.Indent(t, raw) }
 
