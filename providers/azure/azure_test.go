@@ -21,6 +21,7 @@ import (
 	amock "github.com/xroute/xroute/loadtest/mock/azure"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/providers/openai"
+	"github.com/xroute/xroute/providers/providertest"
 )
 
 func TestMain(m *testing.M) {
@@ -318,77 +319,33 @@ func deref(s *string) string {
 	return *s
 }
 
+// suite is the shared adapter suite (providertest) against the mock.
+func suite(a *openai.Adapter) providertest.Suite {
+	return providertest.Suite{Adapter: a, NewCall: mkCall, Model: "gpt-4o", Provider: "azure-test", Secret: testKey}
+}
+
 func TestUpstreamErrors(t *testing.T) {
-	tests := []struct {
-		name       string
-		pc         config.Provider
-		content    string
-		hdr        string
-		status     int
-		typ, code  string
-		param      string
-		retryable  bool
-		retryAfter time.Duration
-	}{
-		{"wrong key", config.Provider{APIKey: "wrong"}, "hi", "", 401, "authentication_error", "invalid_api_key", "", false, 0},
-		{"unknown deployment", config.Provider{}, "hi", "deployment", 404, "invalid_request_error", "model_not_found", "", false, 0},
-		{"content filter", config.Provider{}, "hi #azure:content_filter", "", 400, "invalid_request_error", "content_filter", "prompt", false, 0},
-		{"rate limited", config.Provider{}, "hi #mock:status=429;retry-after=3", "", 429, "rate_limit_error", "rate_limit_exceeded", "", true, 3 * time.Second},
-		{"bad request", config.Provider{}, "hi #mock:status=400", "", 400, "invalid_request_error", "", "", false, 0},
-		{"server error", config.Provider{}, "hi #mock:status=500", "", 500, "server_error", "", "", true, 0},
-		{"unavailable", config.Provider{}, "hi #mock:status=503", "", 503, "server_error", "", "", true, 0},
-		{"bad api version", config.Provider{APIVersion: "1999-01-01"}, "hi", "", 404, "invalid_request_error", "not_found", "", false, 0},
-	}
+	t.Parallel()
 	_, _, srv := startMock(t, amock.Config{APIVersions: []string{DefaultAPIVersion, "2025-04-01-preview"}})
-	for _, tt := range tests {
-		for _, stream := range []bool{false, true} {
-			name := tt.name
-			if stream {
-				name += "/stream"
-			}
-			t.Run(name, func(t *testing.T) {
-				a := newAdapter(t, srv, tt.pc)
-				c := mkCall(t, `{"model":"gpt-4o","stream":`+map[bool]string{true: "true", false: "false"}[stream]+`,"messages":[{"role":"user","content":"`+tt.content+`"}]}`)
-				if tt.hdr == "deployment" {
-					c.Model = "nope"
-				}
-				var err error
-				if stream {
-					_, err = a.ChatStream(context.Background(), c)
-				} else {
-					_, err = a.Chat(context.Background(), c)
-				}
-				var pe *providers.Error
-				if !errors.As(err, &pe) {
-					t.Fatalf("want *providers.Error, got %T %v", err, err)
-				}
-				if pe.Status != tt.status || pe.Type != tt.typ || pe.Code != tt.code || pe.Param != tt.param || pe.Retryable() != tt.retryable || pe.RetryAfter != tt.retryAfter || pe.Message == "" || pe.MidStream {
-					t.Fatalf("got %+v", pe)
-				}
-				if strings.Contains(pe.Error(), testKey) {
-					t.Fatal("error names the key")
-				}
-			})
-		}
-	}
+	suite(newAdapter(t, srv, config.Provider{})).Errors(t, []providertest.Failure{
+		{Name: "wrong key", Adapter: newAdapter(t, srv, config.Provider{APIKey: "wrong"}), Content: "hi", Status: 401, Type: "authentication_error", Code: "invalid_api_key"},
+		{Name: "unknown deployment", Edit: func(c *providers.Call) { c.Model = "nope" }, Content: "hi", Status: 404, Type: "invalid_request_error", Code: "model_not_found"},
+		{Name: "content filter", Content: "hi #azure:content_filter", Status: 400, Type: "invalid_request_error", Code: "content_filter", Param: "prompt"},
+		{Name: "rate limited", Content: "hi #mock:status=429;retry-after=3", Status: 429, Type: "rate_limit_error", Code: "rate_limit_exceeded", Retryable: true, RetryAfter: 3 * time.Second},
+		{Name: "bad request", Content: "hi #mock:status=400", Status: 400, Type: "invalid_request_error"},
+		{Name: "server error", Content: "hi #mock:status=500", Status: 500, Type: "server_error", Retryable: true},
+		{Name: "unavailable", Content: "hi #mock:status=503", Status: 503, Type: "server_error", Retryable: true},
+		{Name: "bad api version", Adapter: newAdapter(t, srv, config.Provider{APIVersion: "1999-01-01"}), Content: "hi", Status: 404, Type: "invalid_request_error", Code: "not_found"},
+	})
 }
 
 func TestMidStreamFailures(t *testing.T) {
+	t.Parallel()
 	_, _, srv := startMock(t, amock.Config{})
-	a := newAdapter(t, srv, config.Provider{})
-	for _, directive := range []string{"stream-error", "reset"} {
-		t.Run(directive, func(t *testing.T) {
-			st, err := a.ChatStream(context.Background(), mkCall(t, `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi #mock:`+directive+`"}]}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := collect(t, st)
-			var pe *providers.Error
-			if !errors.As(err, &pe) || !pe.MidStream || got.chunks == 0 {
-				t.Fatalf("after %d chunks: %T %v", got.chunks, err, err)
-			}
-		})
-	}
+	suite(newAdapter(t, srv, config.Provider{})).Breaks(t, []providertest.Break{
+		{Name: "stream-error", Content: "hi #mock:stream-error", Status: 0, Retryable: true},
+		{Name: "reset", Content: "hi #mock:reset", Status: 0, Retryable: true},
+	})
 }
 
 func TestUsageIsAlwaysAskedFor(t *testing.T) {
@@ -448,21 +405,10 @@ func TestNew(t *testing.T) {
 }
 
 func TestTimeoutBeforeHeaders(t *testing.T) {
+	t.Parallel()
 	_, _, srv := startMock(t, amock.Config{Config: mock.Config{Latency: 2 * time.Second}})
 	a := newAdapter(t, srv, config.Provider{Timeout: 50 * time.Millisecond})
-	for _, stream := range []bool{false, true} {
-		body := `{"model":"gpt-4o","stream":` + map[bool]string{true: "true", false: "false"}[stream] + `,"messages":[{"role":"user","content":"hi"}]}`
-		var err error
-		if stream {
-			_, err = a.ChatStream(context.Background(), mkCall(t, body))
-		} else {
-			_, err = a.Chat(context.Background(), mkCall(t, body))
-		}
-		var pe *providers.Error
-		if !errors.As(err, &pe) || pe.Status != 0 || !pe.Timeout() || !pe.Retryable() {
-			t.Fatalf("stream=%v: got %T %v", stream, err, err)
-		}
-	}
+	suite(a).TimeoutBeforeHeaders(t, a, "hi")
 }
 
 func TestResponsesAPIIsNativeWhereAzureServesIt(t *testing.T) {

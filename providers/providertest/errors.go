@@ -148,7 +148,7 @@ func (s Suite) Breaks(t *testing.T, cases []Break) {
 			chunks, err := Collect(t, st)
 			var pe *providers.Error
 			if !errors.As(err, &pe) || !pe.MidStream || pe.Status != tc.Status || pe.Retryable() != tc.Retryable {
-				t.Fatalf("want a mid-stream *providers.Error with status %d retryable=%v, got %T %+v", tc.Status, tc.Retryable, err, err)
+				t.Fatalf("want a mid-stream *providers.Error with status %d retryable=%v, got %T %v (%#v)", tc.Status, tc.Retryable, err, err, err)
 			}
 			if tc.Type != "" && pe.Type != tc.Type || tc.Message != "" && pe.Message != tc.Message {
 				t.Fatalf("error type %q message %q, want %q %q", pe.Type, pe.Message, tc.Type, tc.Message)
