@@ -19,6 +19,7 @@ import (
 	"github.com/xroute/xroute/loadtest/mock"
 	bmock "github.com/xroute/xroute/loadtest/mock/bedrock"
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/providertest"
 )
 
 const (
@@ -414,78 +415,34 @@ func TestUsageWithCacheReads(t *testing.T) {
 	}
 }
 
+// suite is the shared adapter suite (providertest) against the mock.
+func suite(a *Adapter) providertest.Suite {
+	return providertest.Suite{Adapter: a, NewCall: mkCall, Model: "m", Provider: "bedrock-test", Secret: testSecret}
+}
+
 func TestUpstreamErrors(t *testing.T) {
-	tests := []struct {
-		directive       string
-		status          int
-		typ, code       string
-		retryable       bool
-		timeoutCategory bool
-	}{
-		{"status=400", 400, "invalid_request_error", "", false, false},
-		{"status=403", 403, "permission_error", "access_denied", false, false},
-		{"status=404", 404, "invalid_request_error", "model_not_found", false, false},
-		{"status=408", 408, "timeout", "model_timeout", true, true},
-		{"status=424", 424, "server_error", "model_error", false, false},
-		{"status=429", 429, "rate_limit_error", "rate_limit_exceeded", true, false},
-		{"quota", 400, "insufficient_quota", "insufficient_quota", false, false},
-		{"status=500", 500, "server_error", "", true, false},
-		{"status=503", 503, "server_error", "service_unavailable", true, false},
-	}
+	t.Parallel()
 	_, _, srv := startMock(t, bmock.Config{})
-	a := newAdapter(t, srv, config.Provider{}, nil)
-	for _, tt := range tests {
-		for _, stream := range []bool{false, true} {
-			name := tt.directive
-			if stream {
-				name += "/stream"
-			}
-			t.Run(name, func(t *testing.T) {
-				body := `{"model":"m","stream":` + map[bool]string{true: "true", false: "false"}[stream] + `,"messages":[{"role":"user","content":"hi #mock:` + tt.directive + `"}]}`
-				var err error
-				if stream {
-					_, err = a.ChatStream(context.Background(), mkCall(t, body))
-				} else {
-					_, err = a.Chat(context.Background(), mkCall(t, body))
-				}
-				var pe *providers.Error
-				if !errors.As(err, &pe) {
-					t.Fatalf("want *providers.Error, got %T %v", err, err)
-				}
-				if pe.Status != tt.status || pe.Type != tt.typ || pe.Code != tt.code || pe.Retryable() != tt.retryable || pe.Timeout() != tt.timeoutCategory || pe.Message == "" || pe.MidStream {
-					t.Fatalf("got %+v retryable=%v", pe, pe.Retryable())
-				}
-			})
-		}
-	}
+	suite(newAdapter(t, srv, config.Provider{}, nil)).Errors(t, []providertest.Failure{
+		{Name: "status=400", Content: "hi #mock:status=400", Status: 400, Type: "invalid_request_error"},
+		{Name: "status=403", Content: "hi #mock:status=403", Status: 403, Type: "permission_error", Code: "access_denied"},
+		{Name: "status=404", Content: "hi #mock:status=404", Status: 404, Type: "invalid_request_error", Code: "model_not_found"},
+		{Name: "status=408", Content: "hi #mock:status=408", Status: 408, Type: "timeout", Code: "model_timeout", Retryable: true, Timeout: true},
+		{Name: "status=424", Content: "hi #mock:status=424", Status: 424, Type: "server_error", Code: "model_error"},
+		{Name: "status=429", Content: "hi #mock:status=429", Status: 429, Type: "rate_limit_error", Code: "rate_limit_exceeded", Retryable: true},
+		{Name: "quota", Content: "hi #mock:quota", Status: 400, Type: "insufficient_quota", Code: "insufficient_quota"},
+		{Name: "status=500", Content: "hi #mock:status=500", Status: 500, Type: "server_error", Retryable: true},
+		{Name: "status=503", Content: "hi #mock:status=503", Status: 503, Type: "server_error", Code: "service_unavailable", Retryable: true},
+	})
 }
 
 func TestMidStreamFailures(t *testing.T) {
-	tests := []struct {
-		directive string
-		status    int
-	}{
-		{"stream-error", 424}, // modelStreamErrorException
-		{"reset", 0},          // connection cut
-	}
+	t.Parallel()
 	_, _, srv := startMock(t, bmock.Config{})
-	a := newAdapter(t, srv, config.Provider{}, nil)
-	for _, tt := range tests {
-		t.Run(tt.directive, func(t *testing.T) {
-			st, err := a.ChatStream(context.Background(), mkCall(t, `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi #mock:`+tt.directive+`"}]}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := collect(t, st)
-			var pe *providers.Error
-			if !errors.As(err, &pe) || !pe.MidStream || pe.Status != tt.status {
-				t.Fatalf("want a mid-stream *providers.Error with status %d, got %T %+v", tt.status, err, err)
-			}
-			if got.chunks == 0 {
-				t.Fatal("the stream should have started before failing")
-			}
-		})
-	}
+	suite(newAdapter(t, srv, config.Provider{}, nil)).Breaks(t, []providertest.Break{
+		{Name: "stream-error", Content: "hi #mock:stream-error", Status: 424}, // modelStreamErrorException
+		{Name: "reset", Content: "hi #mock:reset", Status: 0, Retryable: true}, // connection cut
+	})
 }
 
 func TestCredentials(t *testing.T) {
@@ -616,43 +573,14 @@ func TestRequestErrors(t *testing.T) {
 }
 
 func TestTimeoutBeforeHeaders(t *testing.T) {
+	t.Parallel()
 	_, _, srv := startMock(t, bmock.Config{Config: mock.Config{Latency: 2 * time.Second}})
 	a := newAdapter(t, srv, config.Provider{Timeout: 50 * time.Millisecond}, nil)
-	body := `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
-	_, err := a.Chat(context.Background(), mkCall(t, body))
-	var pe *providers.Error
-	if !errors.As(err, &pe) || pe.Status != 0 || !pe.Timeout() || !pe.Retryable() {
-		t.Fatalf("chat: got %T %v", err, err)
-	}
-	_, err = a.ChatStream(context.Background(), mkCall(t, strings.Replace(body, `"m",`, `"m","stream":true,`, 1)))
-	if !errors.As(err, &pe) || pe.Status != 0 || !pe.Retryable() {
-		t.Fatalf("stream: got %T %v", err, err)
-	}
+	suite(a).TimeoutBeforeHeaders(t, a, "hi")
 }
 
 func TestCloseMidStream(t *testing.T) {
+	t.Parallel()
 	m, _, srv := startMock(t, bmock.Config{Config: mock.Config{TokensPerSec: 200, CompletionTokens: 400}})
-	a := newAdapter(t, srv, config.Provider{}, nil)
-	st, err := a.ChatStream(context.Background(), mkCall(t, `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 3; i++ {
-		if _, err := st.Recv(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for m.Stats().Canceled == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if m.Stats().Canceled != 1 {
-		t.Fatalf("the upstream did not see the cancel: %+v", m.Stats())
-	}
+	suite(newAdapter(t, srv, config.Provider{}, nil)).CloseMidStream(t, func() int64 { return m.Stats().Canceled })
 }

@@ -3,9 +3,7 @@ package bedrock
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,48 +11,33 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
-	xgolden "github.com/xroute/xroute/internal/golden"
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/providertest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// golden compares got with testdata/name (or writes it with -update).
-func golden(t *testing.T, name string, got []byte) { t.Helper(); xgolden.Check(t, *update, name, got) }
-
 // TestRequestTranslationGolden: testdata/request_*.json (OpenAI bodies) are
 // translated to testdata/request_*.golden (Converse bodies).
 func TestRequestTranslationGolden(t *testing.T) {
-	inputs, err := filepath.Glob(filepath.Join("testdata", "request_*.json"))
-	if err != nil || len(inputs) == 0 {
-		t.Fatalf("no inputs: %v", err)
-	}
-	for _, in := range inputs {
-		name := filepath.Base(in)
-		name = name[:len(name)-len(".json")]
-		t.Run(name, func(t *testing.T) {
-			body, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			or, err := providers.DecodeOpenAIRequest(body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tr, err := translateRequest(or)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := json.MarshalIndent(struct {
-				JSONTool string          `json:"_json_tool,omitempty"`
-				Request  converseRequest `json:"request"`
-			}{tr.jsonTool, tr.req}, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden(t, name+".golden", append(out, '\n'))
-		})
-	}
+	providertest.Goldens(t, *update, "testdata/request_*.json", ".json", func(t *testing.T, _ string, body []byte) []byte {
+		or, err := providers.DecodeOpenAIRequest(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := translateRequest(or)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := json.MarshalIndent(struct {
+			JSONTool string          `json:"_json_tool,omitempty"`
+			Request  converseRequest `json:"request"`
+		}{tr.jsonTool, tr.req}, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(out, '\n')
+	})
 }
 
 // recordedEvent is one event-stream message in a readable form: its
@@ -105,58 +88,20 @@ var chunkID = regexp.MustCompile(`"id":"chatcmpl-[0-9A-Za-z]+"`)
 // testdata/stream_*.events.json are translated to the OpenAI chunks in
 // testdata/stream_*.golden (one chunk per line, then the end).
 func TestStreamTranslationGolden(t *testing.T) {
-	inputs, err := filepath.Glob(filepath.Join("testdata", "stream_*.events.json"))
-	if err != nil || len(inputs) == 0 {
-		t.Fatalf("no inputs: %v", err)
-	}
-	for _, in := range inputs {
-		name := filepath.Base(in)
-		name = name[:len(name)-len(".events.json")]
-		t.Run(name, func(t *testing.T) {
-			jsonTool := ""
-			if name == "stream_json_object" {
-				jsonTool = jsonToolName
-			}
-			var out bytes.Buffer
-			for _, line := range translateAll(encodeEvents(t, in), jsonTool) {
-				out.Write(chunkID.ReplaceAll(line, []byte(`"id":"chatcmpl-ID"`)))
-				out.WriteByte('\n')
-			}
-			golden(t, name+".golden", out.Bytes())
-		})
-	}
+	providertest.Goldens(t, *update, "testdata/stream_*.events.json", ".events.json", func(t *testing.T, name string, _ []byte) []byte {
+		jsonTool := ""
+		if name == "stream_json_object" {
+			jsonTool = jsonToolName
+		}
+		out := providertest.Transcript(t, recordedStream(encodeEvents(t, filepath.Join("testdata", name+".events.json")), jsonTool))
+		return chunkID.ReplaceAll(out, []byte(`"id":"chatcmpl-ID"`))
+	})
 }
 
-// translateAll drives the stream reader and translator over data and
-// returns every chunk, then a line for how the stream ended.
-func translateAll(data []byte, jsonTool string) [][]byte {
+// recordedStream reads a recorded event stream through the adapter's
+// stream reader and translator, as ChatStream would.
+func recordedStream(data []byte, jsonTool string) providers.Stream {
 	s := &stream{name: "bedrock", mr: newMessageReader(bytes.NewReader(data)),
 		tr: newTranslator("bedrock", providers.ChunkBuilder{ID: "chatcmpl-ID", Model: "model", Created: 1700000000}, jsonTool)}
-	ts := &providers.TranslatedStream{Next: s.next}
-	var lines [][]byte
-	for {
-		c, err := ts.Recv()
-		if errors.Is(err, io.EOF) {
-			return append(lines, []byte("END: EOF"))
-		}
-		if err != nil {
-			var pe *providers.Error
-			if errors.As(err, &pe) {
-				e, _ := json.Marshal(struct {
-					Status    int    `json:"status"`
-					Type      string `json:"type"`
-					Code      string `json:"code"`
-					Message   string `json:"message"`
-					MidStream bool   `json:"mid_stream"`
-				}{pe.Status, pe.Type, pe.Code, pe.Message, pe.MidStream})
-				return append(lines, append([]byte("END: "), e...))
-			}
-			return append(lines, []byte("END: "+err.Error()))
-		}
-		line := c.Data
-		if c.UsageOnly {
-			line = append([]byte("USAGE "), line...)
-		}
-		lines = append(lines, line)
-	}
+	return &providers.TranslatedStream{Next: s.next}
 }

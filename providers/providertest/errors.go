@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/providers"
 )
 
@@ -204,5 +205,32 @@ func (s Suite) TimeoutBeforeHeaders(t *testing.T, a providers.Provider, content 
 		if !errors.As(err, &pe) || pe.Status != 0 || !pe.Timeout() || !pe.Retryable() {
 			t.Fatalf("stream=%v: want a retryable timeout without status, got %T %v", stream, err, err)
 		}
+	}
+}
+
+// CloseMidStream starts a long stream, reads a few chunks and closes it
+// (twice: Close may be called more than once), then waits for the upstream
+// to see the client go: canceled reports how many requests the mock saw
+// cancelled. The suite's adapter must talk to a slow, long stream.
+func (s Suite) CloseMidStream(t *testing.T, canceled func() int64) {
+	t.Helper()
+	st, err := s.Adapter.ChatStream(context.Background(), s.NewCall(t, s.body(true, "hi", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := st.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the upstream sees the cancel", func() bool { return canceled() >= 1 })
+	if n := canceled(); n != 1 {
+		t.Fatalf("the upstream saw %d cancels, want 1", n)
 	}
 }
