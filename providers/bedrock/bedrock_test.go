@@ -440,7 +440,7 @@ func TestMidStreamFailures(t *testing.T) {
 	t.Parallel()
 	_, _, srv := startMock(t, bmock.Config{})
 	suite(newAdapter(t, srv, config.Provider{}, nil)).Breaks(t, []providertest.Break{
-		{Name: "stream-error", Content: "hi #mock:stream-error", Status: 424}, // modelStreamErrorException
+		{Name: "stream-error", Content: "hi #mock:stream-error", Status: 424},  // modelStreamErrorException
 		{Name: "reset", Content: "hi #mock:reset", Status: 0, Retryable: true}, // connection cut
 	})
 }
