@@ -17,6 +17,7 @@ import (
 	"github.com/xroute/xroute/loadtest/mock"
 	mockgemini "github.com/xroute/xroute/loadtest/mock/gemini"
 	"github.com/xroute/xroute/providers"
+	"github.com/xroute/xroute/providers/providertest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -535,54 +536,26 @@ func TestImages(t *testing.T) {
 
 // ---- errors ----
 
+// suite is the shared adapter suite (providertest) against the mock.
+func suite(a *Adapter) providertest.Suite {
+	return providertest.Suite{Adapter: a, NewCall: chatCall, Model: "pub", Provider: "gem", Secret: testKey}
+}
+
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	a, _ := newMock(t, mockgemini.Config{Config: mock.Config{RetryAfter: 3 * time.Second}})
-	tests := []struct {
-		name       string
-		directive  string
-		status     int
-		typ, code  string
-		retryable  bool
-		retryAfter time.Duration
-	}{
-		{"400", "status=400", 400, "invalid_request_error", "", false, 0},
-		{"401", "status=401", 401, "invalid_request_error", "invalid_api_key", false, 0},
-		{"403", "status=403", 403, "permission_error", "", false, 0},
-		{"404", "status=404", 404, "invalid_request_error", "model_not_found", false, 0},
-		{"429 with RetryInfo", "status=429", 429, "requests", "rate_limit_exceeded", true, 3 * time.Second},
-		{"429 retry-after directive", "status=429;retry-after=1.5", 429, "requests", "rate_limit_exceeded", true, 1500 * time.Millisecond},
-		{"429 daily quota", "quota", 429, "insufficient_quota", "insufficient_quota", true, 0},
-		{"500", "status=500", 500, "server_error", "", true, 0},
-		{"503", "status=503", 503, "server_error", "", true, 0},
-		{"504", "status=504", 504, "server_error", "timeout", true, 0},
-	}
-	for _, tt := range tests {
-		for _, streamMode := range []bool{false, true} {
-			name := tt.name
-			if streamMode {
-				name += " streamed"
-			}
-			t.Run(name, func(t *testing.T) {
-				body := `{"model":"pub","stream":` + map[bool]string{true: "true", false: "false"}[streamMode] + `,"messages":[{"role":"user","content":"hi #mock:` + tt.directive + `"}]}`
-				var err error
-				if streamMode {
-					_, err = a.ChatStream(context.Background(), chatCall(t, body))
-				} else {
-					_, err = a.Chat(context.Background(), chatCall(t, body))
-				}
-				var pe *providers.Error
-				if !errors.As(err, &pe) {
-					t.Fatalf("err = %v, want *providers.Error", err)
-				}
-				if pe.Status != tt.status || pe.Type != tt.typ || pe.Code != tt.code || pe.Retryable() != tt.retryable || pe.RetryAfter != tt.retryAfter || pe.MidStream {
-					t.Fatalf("got status=%d type=%q code=%q retryable=%v retryAfter=%v midstream=%v (%s)", pe.Status, pe.Type, pe.Code, pe.Retryable(), pe.RetryAfter, pe.MidStream, pe.Message)
-				}
-				if pe.Message == "" || pe.Provider != "gem" {
-					t.Fatalf("message %q provider %q", pe.Message, pe.Provider)
-				}
-			})
-		}
-	}
+	suite(a).Errors(t, []providertest.Failure{
+		{Name: "400", Content: "hi #mock:status=400", Status: 400, Type: "invalid_request_error"},
+		{Name: "401", Content: "hi #mock:status=401", Status: 401, Type: "invalid_request_error", Code: "invalid_api_key"},
+		{Name: "403", Content: "hi #mock:status=403", Status: 403, Type: "permission_error"},
+		{Name: "404", Content: "hi #mock:status=404", Status: 404, Type: "invalid_request_error", Code: "model_not_found"},
+		{Name: "429 with RetryInfo", Content: "hi #mock:status=429", Status: 429, Type: "requests", Code: "rate_limit_exceeded", Retryable: true, RetryAfter: 3 * time.Second},
+		{Name: "429 retry-after directive", Content: "hi #mock:status=429;retry-after=1.5", Status: 429, Type: "requests", Code: "rate_limit_exceeded", Retryable: true, RetryAfter: 1500 * time.Millisecond},
+		{Name: "429 daily quota", Content: "hi #mock:quota", Status: 429, Type: "insufficient_quota", Code: "insufficient_quota", Retryable: true},
+		{Name: "500", Content: "hi #mock:status=500", Status: 500, Type: "server_error", Retryable: true},
+		{Name: "503", Content: "hi #mock:status=503", Status: 503, Type: "server_error", Retryable: true},
+		{Name: "504", Content: "hi #mock:status=504", Status: 504, Type: "server_error", Code: "timeout", Retryable: true, Timeout: true},
+	})
 }
 
 func TestAuthErrors(t *testing.T) {
@@ -622,31 +595,13 @@ func TestModelNotFound(t *testing.T) {
 }
 
 func TestStreamBreaks(t *testing.T) {
+	t.Parallel()
 	a, _ := newMock(t, mockgemini.Config{})
-	tests := []struct {
-		name, directive string
-		status          int
-	}{
-		{"error event after 200", "stream-error", 500},
-		{"connection cut", "reset", 0},
-		{"connection cut before a tool call", "reset", 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			body := `{"model":"pub","stream":true,"messages":[{"role":"user","content":"hi #mock:` + tt.directive + `"}]}`
-			if strings.Contains(tt.name, "tool") {
-				body = `{"model":"pub","stream":true,"messages":[{"role":"user","content":"hi #mock:` + tt.directive + `"}],` + weatherTools + `}`
-			}
-			got := stream(t, a, body)
-			var pe *providers.Error
-			if !errors.As(got.err, &pe) || !pe.MidStream || pe.Status != tt.status || !pe.Retryable() {
-				t.Fatalf("err = %#v", got.err)
-			}
-			if got.finish != "" {
-				t.Fatalf("a broken stream must not finish: %+v", got)
-			}
-		})
-	}
+	suite(a).Breaks(t, []providertest.Break{
+		{Name: "error event after 200", Content: "hi #mock:stream-error", Status: 500, Retryable: true},
+		{Name: "connection cut", Content: "hi #mock:reset", Status: 0, Retryable: true},
+		{Name: "connection cut before a tool call", Content: "hi #mock:reset", Extra: "," + weatherTools, Status: 0, Retryable: true, Early: true},
+	})
 }
 
 func TestTransportErrorIsRetryable(t *testing.T) {
@@ -661,13 +616,10 @@ func TestTransportErrorIsRetryable(t *testing.T) {
 }
 
 func TestStreamHeaderTimeout(t *testing.T) {
+	t.Parallel()
 	a, _ := newMock(t, mockgemini.Config{Config: mock.Config{Latency: time.Second}})
 	a.timeout = 50 * time.Millisecond
-	_, err := a.ChatStream(context.Background(), chatCall(t, `{"model":"pub","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	var pe *providers.Error
-	if !errors.As(err, &pe) || !pe.Timeout() || !pe.Retryable() {
-		t.Fatalf("err = %#v", err)
-	}
+	suite(a).TimeoutBeforeHeaders(t, a, "hi")
 }
 
 func TestRequestErrors(t *testing.T) {
