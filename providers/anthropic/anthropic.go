@@ -91,21 +91,16 @@ func (a *Adapter) newRequest(ctx context.Context, body []byte, stream bool) (*ht
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range a.headers {
-		req.Header.Set(k, v)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if stream {
-		req.Header.Set("Accept", "text/event-stream")
-	} else {
-		req.Header.Set("Accept", "application/json")
-	}
-	req.Header.Set("User-Agent", "xroute")
-	req.Header.Set("anthropic-version", a.version)
-	if a.key != "" {
-		req.Header.Set("x-api-key", a.key)
-	}
+	providers.Headers{Extra: a.headers, Own: a.ownHeaders}.Set(req.Header, providers.ContentJSON, providers.Accept(stream))
 	return req, nil
+}
+
+// ownHeaders are the Messages API's version and the key.
+func (a *Adapter) ownHeaders(h http.Header) {
+	h.Set("anthropic-version", a.version)
+	if a.key != "" {
+		h.Set("x-api-key", a.key)
+	}
 }
 
 // Chat implements providers.Provider.

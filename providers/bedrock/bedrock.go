@@ -185,13 +185,9 @@ func (a *Adapter) newRequest(ctx context.Context, modelID string, stream bool, b
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.name, err)
 	}
-	for k, v := range a.headers {
-		req.Header.Set(k, v)
-	}
 	// As the AWS SDKs send it: Content-Type only (no Accept), also for
 	// converse-stream.
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "xroute")
+	providers.Headers{Extra: a.headers}.Set(req.Header, providers.ContentJSON, "")
 	if a.bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+a.bearer)
 		return req, nil

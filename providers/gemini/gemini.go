@@ -98,20 +98,15 @@ func (a *Adapter) newRequest(ctx context.Context, u string, body []byte, stream 
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range a.headers {
-		req.Header.Set(k, v)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if stream {
-		req.Header.Set("Accept", "text/event-stream")
-	} else {
-		req.Header.Set("Accept", "application/json")
-	}
-	req.Header.Set("User-Agent", "xroute")
-	if a.key != "" {
-		req.Header.Set("x-goog-api-key", a.key)
-	}
+	providers.Headers{Extra: a.headers, Own: a.ownHeaders}.Set(req.Header, providers.ContentJSON, providers.Accept(stream))
 	return req, nil
+}
+
+// ownHeaders carry the key in a header, never in the URL.
+func (a *Adapter) ownHeaders(h http.Header) {
+	if a.key != "" {
+		h.Set("x-goog-api-key", a.key)
+	}
 }
 
 // Chat implements providers.Provider.

@@ -34,9 +34,7 @@ func (a *Adapter) Embed(ctx context.Context, model string, inputs []string, dime
 			if err != nil {
 				return nil, err
 			}
-			a.setHeaders(req.Header)
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Accept", "application/json")
+			a.setHeaders(req.Header, providers.ContentJSON, providers.ContentJSON)
 			return req, nil
 		},
 		func(resp *http.Response, raw []byte) error { return a.upstreamError(resp, raw) })

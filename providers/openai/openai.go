@@ -152,11 +152,14 @@ func (a *Adapter) chatURL(model string) string {
 	return a.url
 }
 
-func (a *Adapter) setHeaders(h http.Header) {
-	for k, v := range a.headers {
-		h.Set(k, v)
-	}
-	h.Set("User-Agent", "xroute")
+// setHeaders writes the upstream headers: a request with a body sends
+// JSON (contentType), and accept says what it expects back.
+func (a *Adapter) setHeaders(h http.Header, contentType, accept string) {
+	providers.Headers{Extra: a.headers, Own: a.ownHeaders}.Set(h, contentType, accept)
+}
+
+// ownHeaders are the credential: Options.Auth's, or "Authorization: Bearer".
+func (a *Adapter) ownHeaders(h http.Header) {
 	switch {
 	case a.opts.Auth != nil:
 		a.opts.Auth(h)
@@ -203,13 +206,7 @@ func (a *Adapter) newRequest(ctx context.Context, call *providers.Call) (*http.R
 	if err != nil {
 		return nil, err
 	}
-	a.setHeaders(req.Header)
-	req.Header.Set("Content-Type", "application/json")
-	if call.Request.Stream {
-		req.Header.Set("Accept", "text/event-stream")
-	} else {
-		req.Header.Set("Accept", "application/json")
-	}
+	a.setHeaders(req.Header, providers.ContentJSON, providers.Accept(call.Request.Stream))
 	return req, nil
 }
 

@@ -21,8 +21,7 @@ func (a *Adapter) Probe(ctx context.Context, _ string) error {
 			if err != nil {
 				return nil, err
 			}
-			a.setHeaders(req.Header)
-			req.Header.Set("Accept", "application/json")
+			a.setHeaders(req.Header, "", providers.ContentJSON)
 			return req, nil
 		},
 		func(resp *http.Response, body []byte) error { return a.upstreamError(resp, body) })
