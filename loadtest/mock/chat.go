@@ -14,8 +14,6 @@ import (
 	"unicode/utf8"
 )
 
-const maxBodyBytes = 32 << 20
-
 type chatRequest struct {
 	Model         *string       `json:"model"`
 	Messages      []chatMessage `json:"messages"`
@@ -106,7 +104,7 @@ func badRequest(message, param, code string) *reqError {
 
 // decodeBody decodes the JSON body of r into v, mapping errors to OpenAI's.
 func decodeBody(r *http.Request, w http.ResponseWriter, v any) *reqError {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	err := dec.Decode(v)
 	if err == nil {
 		return nil

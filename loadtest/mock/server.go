@@ -2,7 +2,6 @@ package mock
 
 import (
 	"crypto/subtle"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -74,7 +73,7 @@ func (s *Server) SetConfig(cfg Config) {
 	cfg = cfg.Normalized()
 	st := &state{cfg: cfg, models: NewModelSet(cfg.Models)}
 	st.modelsBody = appendModelList(nil, cfg.Models)
-	st.retrySec = []string{strconv.FormatInt(int64(math.Ceil(cfg.RetryAfter.Seconds())), 10)}
+	st.retrySec = []string{RetryAfterSeconds(cfg.RetryAfter)}
 	st.retryMs = []string{strconv.FormatInt(cfg.RetryAfter.Milliseconds(), 10)}
 	s.core.Reseed(cfg.Seed)
 	s.st.Store(st)
@@ -246,10 +245,9 @@ func (s *Server) writeFailure(w http.ResponseWriter, start time.Time, st *state,
 	switch {
 	case status == http.StatusTooManyRequests:
 		sec, ms := st.retrySec, st.retryMs
-		ra := st.cfg.RetryAfter
+		ra := d.RetryAfterOr(st.cfg.RetryAfter)
 		if d.HasRetryAfter {
-			ra = d.RetryAfter
-			sec = []string{strconv.FormatInt(int64(math.Ceil(ra.Seconds())), 10)}
+			sec = []string{RetryAfterSeconds(ra)}
 			ms = []string{strconv.FormatInt(ra.Milliseconds(), 10)}
 		}
 		h["Retry-After"] = sec

@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
-)
 
-const maxBodyBytes = 32 << 20
+	"github.com/xroute/xroute/loadtest/mock"
+)
 
 // request is the part of a Messages (or count_tokens) request the mock
 // reads; decodeRequest checks the top-level field names first.
@@ -154,14 +153,13 @@ var (
 		"output_config", "speed", "context_management", "mcp_servers", "output_format", "compaction", "billing_policy"}
 )
 
-// decodeRequest reads the JSON body of r into req: a 413 past maxBodyBytes,
+// decodeRequest reads the JSON body of r into req: a 413 past mock.MaxBodyBytes,
 // a 400 for JSON that does not parse, for a top-level field the endpoint
 // does not know ("Extra inputs are not permitted") and for a wrong type.
 func decodeRequest(w http.ResponseWriter, r *http.Request, version string, count bool, req *request) *apiError {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, tooLarge, err := mock.ReadBody(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if tooLarge {
 			return &apiError{status: http.StatusRequestEntityTooLarge, message: "Request exceeds the maximum allowed number of bytes."}
 		}
 		return invalid("There was an issue reading the body of your request: " + err.Error())

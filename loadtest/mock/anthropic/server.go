@@ -401,13 +401,9 @@ func rateLimitHeaders(h http.Header, now time.Time, in, out int, exhausted bool,
 // writeFailure writes an injected or directive-forced error.
 func (s *Server) writeFailure(w http.ResponseWriter, st *state, status int, d *mock.Directives) {
 	if status == http.StatusTooManyRequests {
-		ra := st.cfg.RetryAfter
-		if d.HasRetryAfter {
-			ra = d.RetryAfter
-		}
-		secs := int64(math.Ceil(ra.Seconds()))
-		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-		rateLimitHeaders(w.Header(), st.cfg.Now(), 0, 0, true, time.Duration(secs)*time.Second)
+		ra := d.RetryAfterOr(st.cfg.RetryAfter)
+		w.Header().Set("Retry-After", mock.RetryAfterSeconds(ra))
+		rateLimitHeaders(w.Header(), st.cfg.Now(), 0, 0, true, time.Duration(math.Ceil(ra.Seconds()))*time.Second)
 	}
 	s.writeError(w, status, errorType(status), errorMessage(status))
 }

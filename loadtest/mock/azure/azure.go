@@ -188,7 +188,7 @@ func (s *Server) v1(innerPath string) http.HandlerFunc {
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 32<<20))
+	body, _, err := mock.ReadBody(w, r)
 	if err != nil {
 		s.writeError(w, http.StatusRequestEntityTooLarge, `{"error":{"code":"413","message":"Request body too large."}}`)
 		return nil, false

@@ -3,8 +3,6 @@ package bedrock
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -13,8 +11,6 @@ import (
 
 	"github.com/xroute/xroute/loadtest/mock"
 )
-
-const maxBodyBytes = 32 << 20
 
 // The request shapes of Converse / ConverseStream. Members the mock does not
 // act on are accepted as raw JSON; anything else is an unknown field, which
@@ -413,10 +409,9 @@ func (s *Server) handleConverse(w http.ResponseWriter, r *http.Request) {
 	st := s.st.Load()
 	stream := strings.HasSuffix(r.URL.Path, "/converse-stream")
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, tooLarge, err := mock.ReadBody(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if tooLarge {
 			s.writeError(w, http.StatusRequestEntityTooLarge, "ValidationException", "Request body too large.")
 			return
 		}

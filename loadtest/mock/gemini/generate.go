@@ -13,7 +13,7 @@ import (
 
 // decode reads a JSON body strictly; the error text is Gemini's.
 func decode(w http.ResponseWriter, r *http.Request, v any) (status int, msg string) {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, mock.MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -23,7 +23,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) (status int, msg stri
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge, "Request payload size exceeds the limit: " + strconv.Itoa(maxBodyBytes) + " bytes."
+		return http.StatusRequestEntityTooLarge, "Request payload size exceeds the limit: " + strconv.Itoa(mock.MaxBodyBytes) + " bytes."
 	case errors.Is(err, io.EOF):
 		return http.StatusBadRequest, "Invalid JSON payload received. Expected a value."
 	case errors.As(err, &te):

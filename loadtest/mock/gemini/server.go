@@ -78,7 +78,6 @@ const (
 	defaultEmbeddingDims = 8
 	maxEmbeddingDims     = 3072
 	maxBatchRequests     = 100
-	maxBodyBytes         = 32 << 20
 	imageTokens          = 258 // Gemini's token count of an image
 )
 
@@ -287,10 +286,7 @@ const (
 func (s *Server) writeFailure(w http.ResponseWriter, cfg *Config, status int, d *mock.Directives, model string) {
 	switch status {
 	case http.StatusTooManyRequests:
-		retry := cfg.RetryAfter
-		if d.HasRetryAfter {
-			retry = d.RetryAfter
-		}
+		retry := d.RetryAfterOr(cfg.RetryAfter)
 		quotaID, metric := "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "generativelanguage.googleapis.com/generate_content_free_tier_requests"
 		msg := msgQuota + "\n* Quota exceeded for metric: " + metric + ", limit: 10, model: " + model
 		if d.Quota {
