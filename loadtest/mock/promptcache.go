@@ -363,3 +363,17 @@ func ClaudeMinCacheTokens(model string) int {
 	}
 	return 1024
 }
+
+// ClaudeCacheMin is the minimum cacheable length of a Claude model under a
+// cache-min-tokens knob (the Anthropic and Bedrock mocks'
+// Config.CacheMinTokens): the knob when positive, none when negative,
+// else the model's (ClaudeMinCacheTokens).
+func ClaudeCacheMin(knob int, model string) int {
+	switch {
+	case knob > 0:
+		return knob
+	case knob < 0:
+		return 0
+	}
+	return ClaudeMinCacheTokens(model)
+}

@@ -80,18 +80,6 @@ func canonJSON(raw json.RawMessage) []byte {
 	return b
 }
 
-// cacheMin is the minimum cacheable length of model under cfg: the model's
-// (CacheMinTokens 0), CacheMinTokens when positive, none when negative.
-func cacheMin(cfg *Config, model string) int {
-	switch {
-	case cfg.CacheMinTokens > 0:
-		return cfg.CacheMinTokens
-	case cfg.CacheMinTokens < 0:
-		return 0
-	}
-	return mock.ClaudeMinCacheTokens(model)
-}
-
 // callerKey is the key a request authenticated with (x-api-key, else the
 // bearer token): the prompt cache is per key, as the API's is per
 // workspace (keys of one workspace share it; the mock has no workspaces).

@@ -230,7 +230,7 @@ func (s *Server) setCache(st *state, p *plan, a *analysis, key string) {
 		p.cache = mock.CacheUsage{Input: p.prompt - read - write, Read: read, Write: write, Write5m: write}
 		return
 	}
-	p.cache = s.cache.Apply(a.prompt, mock.CacheScope(key), cacheMin(cfg, a.model), cacheLookback, cfg.Now())
+	p.cache = s.cache.Apply(a.prompt, mock.CacheScope(key), mock.ClaudeCacheMin(cfg.CacheMinTokens, a.model), cacheLookback, cfg.Now())
 }
 
 // ---- response bodies ----

@@ -108,19 +108,6 @@ func cachePrefix(model string, req *converseRequest) *mock.Prefix {
 	return p
 }
 
-// cacheMin is the minimum cacheable length of model: Config.CacheMinTokens
-// when positive, none when negative, else the Claude model's (Bedrock
-// documents the same minimums).
-func cacheMin(cfg *Config, model string) int {
-	switch {
-	case cfg.CacheMinTokens > 0:
-		return cfg.CacheMinTokens
-	case cfg.CacheMinTokens < 0:
-		return 0
-	}
-	return mock.ClaudeMinCacheTokens(model)
-}
-
 // callerKey is the credential a request came with: the access key id of a
 // SigV4 Authorization header, or a Bedrock API key (bearer). The prompt
 // cache is per credential in the mock (per account on AWS).

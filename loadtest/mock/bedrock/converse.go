@@ -452,7 +452,7 @@ func (s *Server) handleConverse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.prefix != nil {
-		u := s.cache.Apply(p.prefix, mock.CacheScope(callerKey(r)), cacheMin(&st.cfg, model), cacheLookback, st.cfg.Now())
+		u := s.cache.Apply(p.prefix, mock.CacheScope(callerKey(r)), mock.ClaudeCacheMin(st.cfg.CacheMinTokens, model), cacheLookback, st.cfg.Now())
 		p.input, p.cacheRead, p.cacheWrite = u.Input, u.Read, u.Write
 	}
 	if stream {
