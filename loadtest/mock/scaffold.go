@@ -1,6 +1,7 @@
 package mock
 
 import (
+	"crypto/subtle"
 	"errors"
 	"io"
 	"math"
@@ -39,4 +40,21 @@ func (d *Directives) RetryAfterOr(def time.Duration) time.Duration {
 // rounded up (a client that waits that long is never early).
 func RetryAfterSeconds(d time.Duration) string {
 	return strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10)
+}
+
+// Serve is the front of every format's ServeHTTP: it counts the request in
+// and out (Begin/End); when the mock wants a key (want), it compares the
+// one the request carries (key) in constant time and answers a missing or
+// wrong one with refuse in the format's words; then h routes the request.
+func (c *Core) Serve(w http.ResponseWriter, r *http.Request, want string, key func(*http.Request) string, refuse func(w http.ResponseWriter, missing bool), h http.Handler) {
+	c.Begin()
+	defer c.End()
+	if want != "" {
+		got := key(r)
+		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			refuse(w, got == "")
+			return
+		}
+	}
+	h.ServeHTTP(w, r)
 }

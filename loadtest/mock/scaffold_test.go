@@ -44,3 +44,32 @@ func TestClaudeCacheMin(t *testing.T) {
 		t.Fatal("knob: positive replaces, negative disables, zero is the model's")
 	}
 }
+
+func TestCoreServeChecksTheKey(t *testing.T) {
+	t.Parallel()
+	c := NewCore()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	key := func(r *http.Request) string { return r.Header.Get("k") }
+	refuse := func(w http.ResponseWriter, missing bool) {
+		if missing {
+			w.WriteHeader(http.StatusUnauthorized)
+		} else {
+			w.WriteHeader(http.StatusForbidden)
+		}
+	}
+	for _, tc := range []struct {
+		want, got string
+		status    int
+	}{{"", "", http.StatusNoContent}, {"s3cret", "s3cret", http.StatusNoContent}, {"s3cret", "", http.StatusUnauthorized}, {"s3cret", "nope", http.StatusForbidden}} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("k", tc.got)
+		w := httptest.NewRecorder()
+		c.Serve(w, r, tc.want, key, refuse, ok)
+		if w.Code != tc.status {
+			t.Errorf("want %q got %q: status %d, want %d", tc.want, tc.got, w.Code, tc.status)
+		}
+	}
+	if st := c.Stats(); st.Requests != 4 || st.Active != 0 {
+		t.Fatalf("counted %+v", st)
+	}
+}

@@ -147,7 +147,6 @@
 package anthropic
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"flag"
 	"math"
@@ -239,27 +238,27 @@ func (s *Server) Stats() mock.Stats { return s.core.Stats() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.core.Begin()
-	defer s.core.End()
-	if key := s.st.Load().cfg.APIKey; key != "" {
-		// x-api-key wins; the SDKs of API version 2026-10-21 send the key
-		// as a bearer token.
-		got := r.Header.Get("x-api-key")
-		if got == "" {
-			if b, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-				got = strings.TrimSpace(b)
-			}
-		}
-		switch {
-		case got == "":
-			s.writeError(w, http.StatusUnauthorized, "authentication_error", "x-api-key header is required")
-			return
-		case subtle.ConstantTimeCompare([]byte(got), []byte(key)) != 1:
-			s.writeError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key")
-			return
-		}
+	s.core.Serve(w, r, s.st.Load().cfg.APIKey, requestKey, s.refuseKey, s.mux)
+}
+
+// requestKey is the key a request carries: x-api-key wins; the SDKs of API
+// version 2026-10-21 send the key as a bearer token.
+func requestKey(r *http.Request) string {
+	if k := r.Header.Get("x-api-key"); k != "" {
+		return k
 	}
-	s.mux.ServeHTTP(w, r)
+	if b, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(b)
+	}
+	return ""
+}
+
+func (s *Server) refuseKey(w http.ResponseWriter, missing bool) {
+	if missing {
+		s.writeError(w, http.StatusUnauthorized, "authentication_error", "x-api-key header is required")
+		return
+	}
+	s.writeError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key")
 }
 
 func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {

@@ -151,10 +151,10 @@ func (s *Server) SetConfig(cfg Config) {
 func (s *Server) Stats() mock.Stats { return s.core.Stats() }
 
 // ServeHTTP implements http.Handler.
+// Credentials are checked per request (SigV4 signs the body), in
+// handleConverse, not at the door.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.core.Begin()
-	defer s.core.End()
-	s.mux.ServeHTTP(w, r)
+	s.core.Serve(w, r, "", nil, nil, s.mux)
 }
 
 func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {

@@ -48,7 +48,6 @@
 package gemini
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -123,28 +122,28 @@ func (s *Server) Stats() mock.Stats { return s.core.Stats() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.core.Begin()
-	defer s.core.End()
-	if key := s.st.Load().cfg.APIKey; key != "" {
-		got := r.Header.Get("x-goog-api-key")
-		if got == "" {
-			got = r.URL.Query().Get("key")
-		}
-		switch {
-		case got == "":
-			s.writeError(w, http.StatusForbidden, "PERMISSION_DENIED",
-				"Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.", nil)
-			return
-		case subtle.ConstantTimeCompare([]byte(got), []byte(key)) != 1:
-			s.writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", []any{
-				map[string]any{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
-					"metadata": map[string]string{"service": "generativelanguage.googleapis.com"}},
-				map[string]any{"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": "API key not valid. Please pass a valid API key."},
-			})
-			return
-		}
+	s.core.Serve(w, r, s.st.Load().cfg.APIKey, requestKey, s.refuseKey, s.mux)
+}
+
+// requestKey is the key a request carries: x-goog-api-key, else ?key=.
+func requestKey(r *http.Request) string {
+	if k := r.Header.Get("x-goog-api-key"); k != "" {
+		return k
 	}
-	s.mux.ServeHTTP(w, r)
+	return r.URL.Query().Get("key")
+}
+
+func (s *Server) refuseKey(w http.ResponseWriter, missing bool) {
+	if missing {
+		s.writeError(w, http.StatusForbidden, "PERMISSION_DENIED",
+			"Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.", nil)
+		return
+	}
+	s.writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", []any{
+		map[string]any{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+			"metadata": map[string]string{"service": "generativelanguage.googleapis.com"}},
+		map[string]any{"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": "API key not valid. Please pass a valid API key."},
+	})
 }
 
 func validVersion(v string) bool { return v == "v1" || v == "v1beta" || v == "v1alpha" }
