@@ -569,3 +569,9 @@ func TestUpstreamNonJSONErrors(t *testing.T) {
 		t.Fatalf("error %+v", pe)
 	}
 }
+
+func TestCloseMidStream(t *testing.T) {
+	t.Parallel()
+	a, s := newMock(t, amock.Config{Config: mock.Config{TokensPerSec: 200, CompletionTokens: 400}})
+	suite(a).CloseMidStream(t, func() int64 { return s.Stats().Canceled })
+}

@@ -429,3 +429,9 @@ func TestResponsesAPIIsNativeWhereAzureServesIt(t *testing.T) {
 		}
 	}
 }
+
+func TestCloseMidStream(t *testing.T) {
+	t.Parallel()
+	m, _, srv := startMock(t, amock.Config{Config: mock.Config{TokensPerSec: 200, CompletionTokens: 400}})
+	suite(newAdapter(t, srv, config.Provider{})).CloseMidStream(t, func() int64 { return m.Stats().Canceled })
+}

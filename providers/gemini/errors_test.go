@@ -249,3 +249,9 @@ func TestPromptBlocked(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+func TestCloseMidStream(t *testing.T) {
+	t.Parallel()
+	a, s := newMock(t, mockgemini.Config{Config: mock.Config{TokensPerSec: 200, CompletionTokens: 400}})
+	suite(a).CloseMidStream(t, func() int64 { return s.Stats().Canceled })
+}

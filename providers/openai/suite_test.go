@@ -61,3 +61,16 @@ func TestTimeoutBeforeHeadersAgainstMock(t *testing.T) {
 	}
 	s.TimeoutBeforeHeaders(t, slow, "hi")
 }
+
+func TestCloseMidStreamAgainstMock(t *testing.T) {
+	t.Parallel()
+	m := mock.New(mock.Config{TokensPerSec: 200, CompletionTokens: 400})
+	srv := httptest.NewServer(m)
+	t.Cleanup(srv.Close)
+	p, err := New(config.Provider{Name: "up", BaseURL: srv.URL + "/v1"}, providers.Deps{Client: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := providertest.Suite{Adapter: p, NewCall: func(t *testing.T, body string) *providers.Call { return call(t, body, "gpt-4o") }, Model: "gpt-4o"}
+	s.CloseMidStream(t, func() int64 { return m.Stats().Canceled })
+}
