@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
@@ -463,4 +464,45 @@ func isTextChunk(data []byte) bool {
 	return !bytes.Contains(data, toolCallsKey) && !bytes.Contains(data, reasoningKey) &&
 		!bytes.Contains(data, functionCallKey) && !bytes.Contains(data, refusalKey) &&
 		bytes.Count(data, choicesKey) <= 1
+}
+
+// noteChunkUsage records the usage a streamed chunk reports. It returns
+// false for a usage-only chunk whose count cannot be right: the caller
+// drops it, as if none came.
+func (s *Server) noteChunkUsage(info *requestInfo, chunk *providers.Chunk) bool {
+	if chunk.Usage == nil {
+		return true
+	}
+	if s.noteUsage(info, *chunk.Usage) {
+		info.partialUsage = chunk.UsagePartial
+		return true
+	}
+	return !(chunk.UsageOnly && !chunk.Native && info.usageBad)
+}
+
+// noteDelivered keeps what a streamed chunk delivered, when it may have
+// to be counted.
+func noteDelivered(info *requestInfo, chunk *providers.Chunk) {
+	if (info.hold != nil && (!info.usageSeen || info.partialUsage || info.complete == 0)) || info.traceContent {
+		// Kept only for priced requests, to count what was delivered if
+		// the provider never reports usage (or only its input side):
+		// text, refusals, reasoning, tool names and arguments alike.
+		// (And for a traced request whose content an operator captures.)
+		evs := chunk.Events
+		if evs == nil && !chunk.Native && len(chunk.Data) > 0 {
+			if isTextChunk(chunk.Data) {
+				// The common chunk: text only, one path lookup.
+				// Looked up in place (no copy of the text): it is
+				// appended before the chunk is reused.
+				if t := gjson.Get(unsafe.String(unsafe.SliceData(chunk.Data), len(chunk.Data)), "choices.0.delta.content"); t.Type == gjson.String {
+					info.delivered = append(info.delivered, t.Str...)
+				}
+			} else {
+				info.delivered = appendOutputs(info.delivered, gjson.GetBytes(chunk.Data, "choices"))
+			}
+		}
+		for _, ev := range evs {
+			info.delivered = appendEvent(info.delivered, ev)
+		}
+	}
 }

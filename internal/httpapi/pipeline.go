@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"time"
-	"unsafe"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
@@ -391,39 +390,14 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 			s.streamBroke(c, enc, out, err)
 			return
 		}
-		if chunk.Usage != nil {
-			if s.noteUsage(info, *chunk.Usage) {
-				info.partialUsage = chunk.UsagePartial
-			} else if chunk.UsageOnly && !chunk.Native && info.usageBad {
-				continue // a count that cannot be right: as if none came
-			}
+		if !s.noteChunkUsage(info, &chunk) {
+			continue // a count that cannot be right: as if none came
 		}
 		noteFinish(info, chunk)
 		if info.cache != nil {
 			info.cache.col.Chunk(chunk)
 		}
-		if (info.hold != nil && (!info.usageSeen || info.partialUsage || info.complete == 0)) || info.traceContent {
-			// Kept only for priced requests, to count what was delivered if
-			// the provider never reports usage (or only its input side):
-			// text, refusals, reasoning, tool names and arguments alike.
-			// (And for a traced request whose content an operator captures.)
-			evs := chunk.Events
-			if evs == nil && !chunk.Native && len(chunk.Data) > 0 {
-				if isTextChunk(chunk.Data) {
-					// The common chunk: text only, one path lookup.
-					// Looked up in place (no copy of the text): it is
-					// appended before the chunk is reused.
-					if t := gjson.Get(unsafe.String(unsafe.SliceData(chunk.Data), len(chunk.Data)), "choices.0.delta.content"); t.Type == gjson.String {
-						info.delivered = append(info.delivered, t.Str...)
-					}
-				} else {
-					info.delivered = appendOutputs(info.delivered, gjson.GetBytes(chunk.Data, "choices"))
-				}
-			}
-			for _, ev := range evs {
-				info.delivered = appendEvent(info.delivered, ev)
-			}
-		}
+		noteDelivered(info, &chunk)
 		if len(chunk.Data) > 0 {
 			d := withModel(named, chunk.Data, model)
 			if len(d) > 0 && &d[0] != &chunk.Data[0] {
