@@ -29,7 +29,7 @@ var modelIngresses = []struct {
 	}},
 	{"embeddings", "/v1/embeddings", func(m string) string { return `{"model":"` + m + `","input":"Say hello"}` }},
 	{"responses", "/v1/responses", func(m string) string {
-		return `{"model":"` + m + `","store":false,"max_output_tokens":8,"input":"Say hello"}`
+		return `{"model":"` + m + `","store":false,"max_output_tokens":16,"input":"Say hello"}`
 	}},
 	{"messages", "/v1/messages", func(m string) string {
 		return `{"model":"` + m + `","max_tokens":8,"messages":[{"role":"user","content":"Say hello"}]}`
