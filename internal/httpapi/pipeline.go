@@ -18,10 +18,10 @@ import (
 	"github.com/xroute/xroute/router"
 )
 
-// The admission pipeline every model endpoint shares (chat completions,
-// legacy completions, embeddings, Responses, Messages) is run: an ingress
-// parses its request into a modelCall and hands it over, and the pipeline
-// does the rest in one order, the same for all of them: the model is
+// run is the admission pipeline every model endpoint shares (chat
+// completions, legacy completions, embeddings, Responses, Messages): an
+// ingress parses its request into a modelCall and hands it over, and the
+// pipeline does the rest in one order, the same for all of them: the model is
 // looked up and the key's model scope checked, the key's limits admit the
 // request (concurrency, RPM, TPM), the credits its worst case may cost are
 // held, then the request's deadline starts and the caller (its key's
@@ -125,9 +125,9 @@ type admitted struct {
 
 // beginModelCall is the part of admission that needs no body: the model
 // exists, the key may use it, and the key's concurrency and RPM admit the
-// request. An ingress with work to do before it can price the request
-// (reading a stored conversation) runs it first, then reserve. On refusal
-// it has answered and returns nil.
+// request. run calls a modelCall's prepare between it and reserve (work
+// needed before the request can be priced). On refusal it has answered
+// and returns nil.
 func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
 	s.startCapture(c, info)
 	m, ok := s.router.Lookup(info.model)
