@@ -22,7 +22,7 @@ import (
 // cacheLookup once before routing: a hit is answered from the cache
 // (rendered by the ingress's own encoder, so a stream replays in the
 // caller's format) and billed as a hit; a miss that may be cached carries
-// a cacheState on the request, and cacheDone (deferred by serve) stores
+// a cacheState on the request, and cacheDone (called by finish) stores
 // the answer once it completed cleanly. Admission ran before either: a
 // hit counts against RPM and needs a priced model like any request.
 
@@ -238,7 +238,7 @@ func (r *replayStream) Recv() (providers.Chunk, error) {
 
 func (r *replayStream) Close() error { return nil }
 
-// cacheDone is the hook after the answer: deferred by serve, it stores an
+// cacheDone is the hook after the answer: called by finish, it stores an
 // answer that completed cleanly and ends the request's flight (identical
 // requests waiting for it look again).
 func (s *Server) cacheDone(info *requestInfo) {

@@ -7,16 +7,10 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
-	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/billing"
-	"github.com/xroute/xroute/internal/store"
-	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/providers"
-	"github.com/xroute/xroute/router"
 )
 
 // statusClientClosed is logged and metered when the caller went away.
@@ -33,14 +27,9 @@ func (s *Server) chat(c *gin.Context) {
 	if !ok {
 		return
 	}
-	info.model, info.stream, info.body = req.Model, req.Stream, body
-	defer s.meter(info)
-	a := s.admitModelCall(c, info, body, Worst{MaxTokens: req.MaxTokens, Choices: req.Choices, Hedgeable: true})
-	if a == nil {
-		return
-	}
-	defer a.done(info)
-	s.serve(c, a, req, &chatEncoder{includeUsage: req.IncludeUsage})
+	s.run(c, modelCall{model: req.Model, stream: req.Stream, body: body,
+		worst: Worst{MaxTokens: req.MaxTokens, Choices: req.Choices, Hedgeable: true},
+		serve: func(a *admitted) { s.serve(c, a, req, &chatEncoder{includeUsage: req.IncludeUsage}) }})
 }
 
 // chatEncoder writes chat.completion.chunk events as SSE data lines.
@@ -125,15 +114,6 @@ func readAllSized(r io.Reader, n int64) ([]byte, error) {
 	}
 }
 
-func noteRoute(info *requestInfo, res router.Result) {
-	info.attempts = res.Attempts
-	info.tried = res.Tried
-	if res.Deployment != nil {
-		info.deployment = res.Deployment
-		info.provider, info.upstream = res.Deployment.Provider, res.Deployment.Model
-	}
-}
-
 func setRouteHeaders(h http.Header, info *requestInfo) {
 	h.Set("x-xroute-provider", info.provider)
 	h.Set("x-xroute-model", info.upstream)
@@ -165,132 +145,4 @@ func safeErr(err error) error {
 		return errors.New(pe.Provider + ": upstream rejected credentials")
 	}
 	return err
-}
-
-// usageRecord is the record of a request as it stands.
-func (s *Server) usageRecord(info *requestInfo) store.UsageRecord {
-	status := info.status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	return store.UsageRecord{
-		RequestID:              info.id,
-		AccountID:              info.key.AccountID,
-		KeyID:                  info.key.ID,
-		Model:                  info.model,
-		Provider:               info.provider,
-		UpstreamModel:          info.upstream,
-		Stream:                 info.stream,
-		PromptTokens:           info.prompt,
-		CompletionTokens:       info.complete,
-		CachedTokens:           info.cached,
-		CacheWriteTokens:       info.cacheWrite,
-		Latency:                s.now().Sub(info.start),
-		TTFT:                   info.ttft,
-		Status:                 status,
-		Attempts:               info.attempts,
-		ErrorCode:              info.errCode,
-		CreatedAt:              info.start,
-		CostNano:               info.cost,
-		Estimated:              info.estimated,
-		Deployment:             deploymentName(info),
-		Endpoint:               info.endpoint,
-		TraceID:                info.traceID,
-		CacheHit:               info.cacheHit,
-		PromptCacheSavedNano:   info.cacheSaved,
-		ResponseCacheSavedNano: info.hitSaved,
-	}
-}
-
-// deploymentName names the deployment that served the request, or the
-// last one tried when none did ("" when routing never ran).
-func deploymentName(info *requestInfo) string {
-	if info.deployment != nil {
-		return info.deployment.Name()
-	}
-	if n := len(info.tried); n > 0 && info.tried[n-1].Deployment != nil {
-		return info.tried[n-1].Deployment.Name()
-	}
-	return ""
-}
-
-// commitUsage prices and writes a successful request's record (with its
-// ledger debit) and waits for the commit, so that a response whose last
-// byte was sent always has its record and its charge, even if the process
-// is killed right after. Then the reservation is settled.
-//
-// It returns false when the record could not be kept at all (the database
-// is down and the usage spool full): the request is then not charged, and
-// a caller that has not sent its answer yet refuses it instead.
-func (s *Server) commitUsage(c *gin.Context, info *requestInfo) bool {
-	info.metered = true
-	s.price(info, info.body)
-	rec := s.usageRecord(info)
-	sp := s.child(info, telemetry.SpanUsageWrite)
-	err := s.usage.Commit(c.Request.Context(), rec)
-	endUsageWrite(sp, err)
-	kept := !errors.Is(err, billing.ErrSpoolFull)
-	switch {
-	case !kept:
-		// The log line is the only trace left of this request's usage.
-		s.log.Error("usage record not kept: database down and usage spool full", zapReq(info), zap.Reflect("usage", rec))
-		info.cost = 0
-	case err != nil:
-		s.log.Error("usage record not committed", zapReq(info), zap.Error(err))
-	}
-	s.settle(info)
-	s.observeDone(info)
-	return kept
-}
-
-// meter writes the record of a request that ended without commitUsage
-// (errors, refusals, a caller that left, a stream that broke); it runs
-// deferred. A part that was delivered is still charged.
-func (s *Server) meter(info *requestInfo) {
-	if info.metered {
-		return
-	}
-	info.metered = true
-	s.price(info, info.body)
-	rec := s.usageRecord(info)
-	sp := s.child(info, telemetry.SpanUsageWrite)
-	var err error
-	if info.cost > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err = s.usage.Commit(ctx, rec); err != nil {
-			s.log.Error("usage record not committed", zapReq(info), zap.Error(err))
-		}
-		cancel()
-	} else if err = s.usage.Record(rec); err != nil {
-		s.log.Error("usage record not queued", zapReq(info), zap.Error(err))
-	}
-	endUsageWrite(sp, err)
-	s.settle(info)
-	s.observeDone(info)
-}
-
-// settle charges the reservation what the request cost (0 releases it).
-func (s *Server) settle(info *requestInfo) {
-	if info.hold == nil {
-		return
-	}
-	sp := s.child(info, telemetry.SpanSettle)
-	if info.cost > 0 {
-		info.hold.Settle(info.cost)
-	} else {
-		info.hold.Release()
-	}
-	info.hold = nil
-	endSettle(sp, info.cost)
-}
-
-func (s *Server) observeDone(info *requestInfo) {
-	if s.observe == nil {
-		return
-	}
-	status := info.status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	s.observe(Observation{KeyID: info.key.ID, AccountID: info.key.AccountID, IP: info.clientAddr, Status: status, Tokens: info.prompt + info.complete})
 }

@@ -35,16 +35,13 @@ func (s *Server) completion(c *gin.Context) {
 		Format:        providers.FormatCompletions, Native: body, NativeOnly: rq.NativeOnly(),
 	}
 	req.SetDecoded(pivot)
-	info.model, info.stream, info.body = rq.Model, rq.Stream, body
-	defer s.meter(info)
 	// The caller's body holds every prompt: the hold counts them all.
-	a := s.admitModelCall(c, info, body, Worst{MaxTokens: rq.MaxOutput(), Choices: rq.Choices(), Hedgeable: true})
-	if a == nil {
-		return
-	}
-	defer a.done(info)
-	b := completions.NewBuilder("cmpl-"+strings.TrimPrefix(providers.NewCompletionID(), "chatcmpl-"), rq.Model, s.now().Unix())
-	s.serve(c, a, req, &completionsEncoder{b: b, includeUsage: includeUsage})
+	s.run(c, modelCall{model: rq.Model, stream: rq.Stream, body: body,
+		worst: Worst{MaxTokens: rq.MaxOutput(), Choices: rq.Choices(), Hedgeable: true},
+		serve: func(a *admitted) {
+			b := completions.NewBuilder("cmpl-"+strings.TrimPrefix(providers.NewCompletionID(), "chatcmpl-"), rq.Model, s.now().Unix())
+			s.serve(c, a, req, &completionsEncoder{b: b, includeUsage: includeUsage})
+		}})
 }
 
 // completionsEncoder writes a completions stream: native chunks as they

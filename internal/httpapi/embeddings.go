@@ -100,18 +100,16 @@ func (s *Server) embeddings(c *gin.Context) {
 		writeError(c, e)
 		return
 	}
-	info.model, info.body = req.Model, body
-	defer s.meter(info)
-	a := s.admitModelCall(c, info, body, Worst{})
-	if a == nil {
-		return
-	}
-	defer a.done(info)
+	s.run(c, modelCall{model: req.Model, body: body, serve: func(a *admitted) { s.serveEmbeddings(c, a, req, inputs) }})
+}
+
+// serveEmbeddings routes an admitted embeddings request and answers it.
+func (s *Server) serveEmbeddings(c *gin.Context, a *admitted, req embeddingRequest, inputs []string) {
+	info := infoOf(c)
 	if e := s.cacheBegin(c, a, embeddingsFormat, 0); e != nil {
 		s.serveEmbeddingsHit(c, req, e)
 		return
 	}
-	defer s.cacheDone(info)
 	vecs, usage, res, err := s.router.Embed(a.ctx, a.m, inputs, req.Dimensions)
 	noteRoute(info, res)
 	if err != nil {

@@ -75,20 +75,17 @@ func (s *Server) createMessage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	info.model, info.stream, info.body = rq.Model, req.Stream, req.Body
-	defer s.meter(info)
-	a := s.admitModelCall(c, info, req.Body, Worst{MaxTokens: req.MaxTokens, Hedgeable: true, WebSearches: rq.WebSearches()})
-	if a == nil {
-		return
-	}
-	defer a.done(info)
-	prompt := 0
-	if s.tokens != nil && req.Stream {
-		// message_start reports the input; the exact count follows in
-		// message_delta.
-		prompt, _ = s.tokens.PromptTokens(req.Body)
-	}
-	s.serve(c, a, req, &messageOut{b: messages.NewBuilder(rq, messages.NewID(), rq.Model, prompt, req.Stream)})
+	s.run(c, modelCall{model: rq.Model, stream: req.Stream, body: req.Body,
+		worst: Worst{MaxTokens: req.MaxTokens, Hedgeable: true, WebSearches: rq.WebSearches()},
+		serve: func(a *admitted) {
+			prompt := 0
+			if s.tokens != nil && req.Stream {
+				// message_start reports the input; the exact count follows
+				// in message_delta.
+				prompt, _ = s.tokens.PromptTokens(req.Body)
+			}
+			s.serve(c, a, req, &messageOut{b: messages.NewBuilder(rq, messages.NewID(), rq.Model, prompt, req.Stream)})
+		}})
 }
 
 // messageOut writes a Messages stream: native events as they are,

@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"time"
-	"unsafe"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/internal/telemetry"
@@ -21,13 +18,77 @@ import (
 	"github.com/xroute/xroute/router"
 )
 
-// The admission pipeline every model endpoint shares (chat, Responses,
-// legacy completions, embeddings), in one order: the model is looked up
-// and the key's model scope checked, the key's limits admit the request
-// (concurrency, RPM, TPM), the credits its worst case may cost are held,
-// then the request's deadline starts and the caller's routing wishes are
-// attached. Routing, failover, metering and the usage log do not know
-// which endpoint a request came in through.
+// run is the admission pipeline every model endpoint shares (chat
+// completions, legacy completions, embeddings, Responses, Messages): an
+// ingress parses its request into a modelCall and hands it over, and the
+// pipeline does the rest in one order, the same for all of them: the model is
+// looked up and the key's model scope checked, the key's limits admit the
+// request (concurrency, RPM, TPM), the credits its worst case may cost are
+// held, then the request's deadline starts and the caller (its key's
+// routing_strategy, its session) is put on the context; the ingress
+// serves it (routing, failover, relaying); finish settles it. Routing,
+// failover, metering and the usage log do not know which endpoint a
+// request came in through.
+
+// modelCall is what an ingress hands the pipeline: what it parsed, and the
+// two places where ingresses differ.
+type modelCall struct {
+	model  string
+	stream bool
+	// body is what is priced, held and counted against TPM for (the
+	// pivot, or the caller's own body).
+	body  []byte
+	worst Worst
+	// prepare, when set, runs after the model, the key's scope,
+	// concurrency and RPM admitted the request and before it is priced:
+	// work that costs the gateway (reading a stored conversation). It may
+	// set body and worst. On refusal it has answered and returns false.
+	prepare func(mc *modelCall) bool
+	// serve answers the admitted request.
+	serve func(a *admitted)
+}
+
+// run is the pipeline. Whatever happens, finish settles the request once,
+// at the end: one deferred call (a panic included), whose steps run in
+// the order written there.
+func (s *Server) run(c *gin.Context, mc modelCall) {
+	info := infoOf(c)
+	info.model, info.stream, info.body = mc.model, mc.stream, mc.body
+	var a *admitted
+	defer func() { s.finish(info, a) }()
+	if a = s.beginModelCall(c, info); a == nil {
+		return
+	}
+	if mc.prepare != nil {
+		if !mc.prepare(&mc) {
+			return
+		}
+		info.body = mc.body
+	}
+	if !s.reserve(c, info, a, mc.body, mc.worst) {
+		return
+	}
+	mc.serve(a)
+}
+
+// finish settles a request, in this order: the response cache learns
+// whether the answer may be kept; the key's TPM reservation is corrected
+// by what was used (before usage is estimated for the record: an unknown
+// count keeps the reservation) and the request's context ends; then the
+// usage record is written unless the answer committed it already, and
+// the credit hold is charged or released (meter). A request refused
+// before it was reserved gives its concurrency slot back.
+func (s *Server) finish(info *requestInfo, a *admitted) {
+	switch {
+	case a == nil:
+	case a.reserved:
+		s.cacheDone(info)
+		a.done(info)
+	default:
+		a.abandon()
+	}
+	s.meter(info)
+}
 
 // readRequest reads a model endpoint's body and parses it with parse (the
 // ingress's own parser), then checks the model name model returns. On
@@ -56,28 +117,17 @@ type admitted struct {
 	adm    *admission
 	ctx    context.Context
 	cancel context.CancelFunc
+	// reserved: TPM and the credit hold are taken, the context runs.
+	reserved bool
 	// hitTokensFree: a response cache hit that counts 0 against TPM.
 	hitTokensFree bool
 }
 
-// admitModelCall runs admission for a request to info.model whose pivot
-// (or embeddings) body is body; w says what multiplies its worst case (the
-// output cap, the number of answers, hedging). On refusal it has answered
-// and returns nil; otherwise the caller must defer done. The caller has
-// deferred s.meter(info) before, so refusals are recorded too.
-func (s *Server) admitModelCall(c *gin.Context, info *requestInfo, body []byte, w Worst) *admitted {
-	a := s.beginModelCall(c, info)
-	if a == nil || !s.reserve(c, info, a, body, w) {
-		return nil
-	}
-	return a
-}
-
 // beginModelCall is the part of admission that needs no body: the model
 // exists, the key may use it, and the key's concurrency and RPM admit the
-// request. An ingress with work to do before it can price the request
-// (reading a stored conversation) runs it first, then reserve. On refusal
-// it has answered and returns nil.
+// request. run calls a modelCall's prepare between it and reserve (work
+// needed before the request can be priced). On refusal it has answered
+// and returns nil.
 func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
 	s.startCapture(c, info)
 	m, ok := s.router.Lookup(info.model)
@@ -105,8 +155,7 @@ func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
 
 // reserve is the rest of admission: the key's TPM and the credit hold for
 // the worst case; then the request's deadline starts. On refusal it has
-// answered, released what beginModelCall took, and returns false;
-// otherwise the caller must defer a.done.
+// answered, released what beginModelCall took, and returns false.
 func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []byte, w Worst) bool {
 	w.Fallbacks = s.fallbacks(info, a.m, body)
 	// TPM reserves every answer's worth of output, each at most what the
@@ -139,6 +188,7 @@ func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []
 	a.ctx, a.cancel = context.WithTimeout(c.Request.Context(), s.timeout)
 	a.ctx = router.WithCaller(a.ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel, KeyID: info.key.ID, RequestID: info.id,
 		Account: info.key.AccountID, Session: c.GetHeader("X-Session-Id"), AgentSession: agentSession(c.Request.Header)})
+	a.reserved = true
 	return true
 }
 
@@ -187,7 +237,7 @@ const maxFallbacks = 8
 var modelsKey = []byte(`"models"`)
 
 // abandon releases a request begun but never reserved (refused in
-// between).
+// between); releasing twice is harmless.
 func (a *admitted) abandon() { a.adm.release() }
 
 // done settles the key's token reservation with what was used and ends
@@ -205,149 +255,6 @@ func (a *admitted) done(info *requestInfo) {
 	}
 	a.adm.settle(used)
 	a.cancel()
-}
-
-// noteUsage records an answer's usage when the upstream's count can be
-// believed, and reports whether it did. Usage that is negative, absurd or
-// not numbers is an upstream error: logged (once a request), never
-// stored, and the request is counted from the prompt and what was
-// delivered instead. All zeros is no count at all.
-func (s *Server) noteUsage(info *requestInfo, u providers.Usage) bool {
-	if err := u.Check(); err != nil {
-		if !info.usageBad {
-			info.usageBad = true
-			s.log.Warn("upstream usage rejected; the request is billed from its estimate", zapReq(info),
-				zap.String("provider", info.provider), zap.String("upstream_model", info.upstream), zap.Error(err))
-		}
-		return false
-	}
-	if u.PromptTokens == 0 && u.CompletionTokens == 0 {
-		return false
-	}
-	info.prompt, info.complete, info.cached, info.cacheWrite, info.cacheW1h, info.usageSeen = u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens, u.CacheWrite1hTokens, true
-	info.searches = u.WebSearches
-	return true
-}
-
-// noteAnswer records a non-streamed answer's usage. An upstream that
-// reported none (or nothing but zeros, or a count that cannot be right,
-// or one side only) is counted from the prompt and everything the answer
-// delivered instead, marked estimated: never billed 0.
-func (s *Server) noteAnswer(info *requestInfo, resp *providers.ChatResponse) {
-	if s.noteUsage(info, resp.Usage) && info.prompt > 0 && info.complete > 0 {
-		return
-	}
-	info.served = true
-	info.delivered = appendAnswered(info.delivered, resp)
-}
-
-// saneUsage replaces the usage an upstream got wrong in a non-streamed
-// answer with the count the request is billed (the estimate; zeros when it
-// is free), so that the caller's SDK reads numbers that hold: in resp.Usage
-// for the ingresses that render it, in the body where it is relayed as
-// the upstream wrote it (chat, native answers).
-func (s *Server) saneUsage(info *requestInfo, f providers.Format, resp *providers.ChatResponse) {
-	s.price(info, info.body)
-	p, c := max(info.prompt, 0), max(info.complete, 0)
-	resp.Usage = providers.Usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c}
-	if f != providers.FormatChat && !resp.Native {
-		return
-	}
-	var raw string
-	switch f {
-	case providers.FormatResponses:
-		raw = fmt.Sprintf(`{"input_tokens":%d,"output_tokens":%d,"total_tokens":%d}`, p, c, p+c)
-	case providers.FormatMessages:
-		raw = fmt.Sprintf(`{"input_tokens":%d,"output_tokens":%d}`, p, c)
-	default:
-		raw = fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}`, p, c, p+c)
-	}
-	if body, err := sjson.SetRawBytes(resp.Body, "usage", []byte(raw)); err == nil {
-		resp.Body = body
-	}
-}
-
-// appendAnswered appends everything a non-streamed answer delivered, in
-// any format and for every choice: text, refusals, reasoning, tool-call
-// names and arguments.
-func appendAnswered(dst []byte, resp *providers.ChatResponse) []byte {
-	if resp.Completion != nil {
-		for _, ev := range resp.Completion.Events() {
-			dst = appendEvent(dst, ev)
-		}
-		return dst
-	}
-	root := gjson.ParseBytes(resp.Body)
-	for _, k := range [...]string{"choices", "output", "content"} {
-		if v := root.Get(k); v.Exists() {
-			return appendOutputs(dst, v)
-		}
-	}
-	return dst
-}
-
-// answerTextKeys are the fields that hold delivered output in a chat
-// completion or chunk (choices[].message or .delta), a legacy completion
-// (choices[].text), a Responses object's output (message content,
-// function calls, reasoning summaries) and an Anthropic message's content
-// blocks.
-var answerTextKeys = [...]string{"content", "text", "refusal", "reasoning_content", "reasoning", "thinking", "name", "arguments", "input", "summary", "tool_calls", "function_call", "function", "message", "delta"}
-
-// appendOutputs appends the strings under the output fields of v, walking
-// objects and arrays (the formats nest them differently); a tool_use
-// block's input object counts as its JSON.
-func appendOutputs(dst []byte, v gjson.Result) []byte {
-	switch {
-	case v.IsArray():
-		v.ForEach(func(_, e gjson.Result) bool { dst = appendOutputs(dst, e); return true })
-	case v.IsObject():
-		v.ForEach(func(k, e gjson.Result) bool {
-			for _, key := range answerTextKeys {
-				if k.Str != key {
-					continue
-				}
-				switch {
-				case e.Type == gjson.String:
-					dst = append(dst, e.Str...)
-				case k.Str == "input" && e.IsObject():
-					dst = append(dst, e.Raw...)
-				default:
-					dst = appendOutputs(dst, e)
-				}
-				break
-			}
-			return true
-		})
-	}
-	return dst
-}
-
-// appendEvent appends what one answer event delivered.
-func appendEvent(dst []byte, ev providers.Event) []byte {
-	switch ev.Kind {
-	case providers.EventText, providers.EventRefusal, providers.EventReasoning, providers.EventToolArgs:
-		return append(dst, ev.Text...)
-	case providers.EventToolStart:
-		return append(dst, ev.Name...)
-	}
-	return dst
-}
-
-var (
-	toolCallsKey    = []byte(`"tool_calls"`)
-	reasoningKey    = []byte(`"reasoning`)
-	functionCallKey = []byte(`"function_call"`)
-	refusalKey      = []byte(`"refusal":"`)
-	choicesKey      = []byte(`"index":`)
-)
-
-// isTextChunk reports whether a chat chunk can deliver nothing but
-// choice 0's text: no tool calls (nor the legacy function_call), no
-// reasoning, no refusal, one choice.
-func isTextChunk(data []byte) bool {
-	return !bytes.Contains(data, toolCallsKey) && !bytes.Contains(data, reasoningKey) &&
-		!bytes.Contains(data, functionCallKey) && !bytes.Contains(data, refusalKey) &&
-		bytes.Count(data, choicesKey) <= 1
 }
 
 // answerer is what an ingress adds to serve: its stream encoder and the
@@ -379,7 +286,6 @@ func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, 
 	if s.cacheLookup(c, a, req, ans) {
 		return // answered from the response cache
 	}
-	defer s.cacheDone(info)
 	if req.Stream {
 		s.serveStream(c, a, req, ans)
 		return
@@ -398,7 +304,7 @@ func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, 
 	if info.usageBad {
 		s.saneUsage(info, req.Format, resp)
 	}
-	body := ans.render(resp)
+	body := withModel(nil, ans.render(resp), quoteModel(info.model))
 	setRouteHeaders(c.Writer.Header(), info)
 	if !s.commitUsage(c, info) { // durable before the answer leaves
 		writeError(c, errSpoolFull())
@@ -453,6 +359,9 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 	s.metrics.streamOpened()
 	defer s.metrics.streamClosed()
 
+	model := quoteModel(info.model)
+	var named []byte // a chunk's data, naming the public model
+
 	out.start(info)
 	if k, ok := enc.(keepaliver); ok && s.keepAlive > 0 {
 		out.keepAlive(k.keepalive(), s.keepAlive)
@@ -481,38 +390,20 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 			s.streamBroke(c, enc, out, err)
 			return
 		}
-		if chunk.Usage != nil {
-			if s.noteUsage(info, *chunk.Usage) {
-				info.partialUsage = chunk.UsagePartial
-			} else if chunk.UsageOnly && !chunk.Native && info.usageBad {
-				continue // a count that cannot be right: as if none came
-			}
+		if !s.noteChunkUsage(info, &chunk) {
+			continue // a count that cannot be right: as if none came
 		}
 		noteFinish(info, chunk)
 		if info.cache != nil {
 			info.cache.col.Chunk(chunk)
 		}
-		if (info.hold != nil && (!info.usageSeen || info.partialUsage || info.complete == 0)) || info.traceContent {
-			// Kept only for priced requests, to count what was delivered if
-			// the provider never reports usage (or only its input side):
-			// text, refusals, reasoning, tool names and arguments alike.
-			// (And for a traced request whose content an operator captures.)
-			evs := chunk.Events
-			if evs == nil && !chunk.Native && len(chunk.Data) > 0 {
-				if isTextChunk(chunk.Data) {
-					// The common chunk: text only, one path lookup.
-					// Looked up in place (no copy of the text): it is
-					// appended before the chunk is reused.
-					if t := gjson.Get(unsafe.String(unsafe.SliceData(chunk.Data), len(chunk.Data)), "choices.0.delta.content"); t.Type == gjson.String {
-						info.delivered = append(info.delivered, t.Str...)
-					}
-				} else {
-					info.delivered = appendOutputs(info.delivered, gjson.GetBytes(chunk.Data, "choices"))
-				}
+		noteDelivered(info, &chunk)
+		if len(chunk.Data) > 0 {
+			d := withModel(named, chunk.Data, model)
+			if len(d) > 0 && &d[0] != &chunk.Data[0] {
+				named = d // rewritten: its buffer is reused
 			}
-			for _, ev := range evs {
-				info.delivered = appendEvent(info.delivered, ev)
-			}
+			chunk.Data = d
 		}
 		b := enc.chunk(chunk)
 		if len(b) == 0 {

@@ -70,47 +70,43 @@ func (s *Server) createResponse(c *gin.Context) {
 			"This gateway keeps no responses: send 'store': false.").withParam("store"))
 		return
 	}
-	info.model, info.stream = rq.Model, rq.Streamed()
-	defer s.meter(info)
-	// The model, the key's scope, concurrency and RPM before the stored
-	// conversation is read: a refused request costs no chain read.
-	a := s.beginModelCall(c, info)
-	if a == nil {
-		return
-	}
-	history, e := s.conversation(c, rq)
-	if e != nil {
-		a.abandon()
-		writeError(c, e)
-		return
-	}
-	tr, err := rq.Translate(history)
-	if err != nil {
-		a.abandon()
-		writeRequestError(c, err)
-		return
-	}
-	maxTokens := 0
-	if rq.MaxOutputTokens != nil {
-		maxTokens = *rq.MaxOutputTokens
-	}
-	req := &providers.ChatRequest{
-		Model: rq.Model, Stream: rq.Streamed(), MaxTokens: maxTokens, Body: tr.PivotBody,
-		HasTools: len(tr.Pivot.Tools) > 0, HasImages: tr.HasImages, JSONSchema: tr.Pivot.ResponseFormat != nil && tr.Pivot.ResponseFormat.Type == "json_schema",
-		ContextTokens: len(tr.PivotBody)/4 + maxTokens,
-		Format:        providers.FormatResponses, Native: tr.Native, NativeOnly: tr.NativeOnly,
-	}
-	req.SetDecoded(tr.Pivot)
-	if rq.PromptCacheKey != nil {
-		req.CacheKey = *rq.PromptCacheKey
-	}
-	info.body = tr.PivotBody
-	if !s.reserve(c, info, a, tr.PivotBody, Worst{MaxTokens: maxTokens, Hedgeable: true}) {
-		return
-	}
-	defer a.done(info)
-	s.serve(c, a, req, &responseOut{s: s, rq: rq, key: info.key, dropped: tr.Dropped,
-		b: responses.NewBuilder(rq, tr.Tools, responses.NewID("resp_"), rq.Model, s.now().Unix(), req.Stream)})
+	var tr *responses.Translation
+	var req *providers.ChatRequest
+	s.run(c, modelCall{model: rq.Model, stream: rq.Streamed(),
+		// After the model, the key's scope, concurrency and RPM: a
+		// refused request costs no chain read.
+		prepare: func(mc *modelCall) bool {
+			history, e := s.conversation(c, rq)
+			if e != nil {
+				writeError(c, e)
+				return false
+			}
+			var err error
+			if tr, err = rq.Translate(history); err != nil {
+				writeRequestError(c, err)
+				return false
+			}
+			maxTokens := 0
+			if rq.MaxOutputTokens != nil {
+				maxTokens = *rq.MaxOutputTokens
+			}
+			req = &providers.ChatRequest{
+				Model: rq.Model, Stream: rq.Streamed(), MaxTokens: maxTokens, Body: tr.PivotBody,
+				HasTools: len(tr.Pivot.Tools) > 0, HasImages: tr.HasImages, JSONSchema: tr.Pivot.ResponseFormat != nil && tr.Pivot.ResponseFormat.Type == "json_schema",
+				ContextTokens: len(tr.PivotBody)/4 + maxTokens,
+				Format:        providers.FormatResponses, Native: tr.Native, NativeOnly: tr.NativeOnly,
+			}
+			req.SetDecoded(tr.Pivot)
+			if rq.PromptCacheKey != nil {
+				req.CacheKey = *rq.PromptCacheKey
+			}
+			mc.body, mc.worst = tr.PivotBody, Worst{MaxTokens: maxTokens, Hedgeable: true}
+			return true
+		},
+		serve: func(a *admitted) {
+			s.serve(c, a, req, &responseOut{s: s, rq: rq, key: info.key, dropped: tr.Dropped,
+				b: responses.NewBuilder(rq, tr.Tools, responses.NewID("resp_"), rq.Model, s.now().Unix(), req.Stream)})
+		}})
 }
 
 // conversation loads the stored conversation previous_response_id names,
