@@ -10,11 +10,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 	"github.com/xroute/xroute/providers/catalog"
@@ -204,17 +204,10 @@ func TestBudgetHardStop(t *testing.T) {
 	if spent > 200_000_000 {
 		t.Fatalf("spent %d nano-USD past a 0.20 USD budget", spent)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, "a budget alert in the audit log", func() bool {
 		events, _ := g.app.Audit.List(ctx, keys.AuditFilter{Kind: "budget.alert"})
-		if len(events) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no budget alert in the audit log")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(events) > 0
+	})
 }
 
 // TestStreamWithoutUsageIsEstimated: an upstream that never reports usage

@@ -15,6 +15,7 @@ import (
 
 	goopenai "github.com/sashabaranov/go-openai"
 
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -196,13 +197,7 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	cancel() // the caller goes away after the first chunk
 	resp.Body.Close()
 
-	deadline := time.Now().Add(5 * time.Second)
-	for g.primary.Stats().Canceled == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("upstream request was not canceled: %+v", g.primary.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the upstream request to be canceled", func() bool { return g.primary.Stats().Canceled != 0 })
 	if st := g.primary.Stats(); st.Completed != 0 {
 		t.Fatalf("upstream finished a stream nobody was reading: %+v", st)
 	}

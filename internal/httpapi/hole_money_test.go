@@ -7,13 +7,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -188,29 +188,17 @@ func TestAbandonedStreamIsBilledAndReleased(t *testing.T) {
 	}
 	cancel()
 	resp.Body.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for g.primary.Stats().Canceled == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("upstream request was not cancelled: %+v", g.primary.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the upstream request to be cancelled", func() bool { return g.primary.Stats().Canceled != 0 })
 	rec := g.usageFor(id)
 	if rec.Status != 499 || rec.CostNano <= 0 || rec.CompletionTokens <= 0 || rec.CompletionTokens > 100 {
 		t.Fatalf("record %+v; want the delivered part billed", rec)
 	}
-	for {
-		bal, reserved := balance(t, g)
-		if reserved == 0 {
-			if want := 10*billing.NanoPerUSD - billing.Nano(rec.CostNano); bal != want {
-				t.Fatalf("balance %s, want %s", bal, want)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still held after the stream was abandoned", reserved)
-		}
-		time.Sleep(5 * time.Millisecond)
+	testutil.Eventually(t, "the abandoned stream's hold to be released", func() bool {
+		_, reserved := balance(t, g)
+		return reserved == 0
+	})
+	if bal, _ := balance(t, g); bal != 10*billing.NanoPerUSD-billing.Nano(rec.CostNano) {
+		t.Fatalf("balance %s, want %s", bal, 10*billing.NanoPerUSD-billing.Nano(rec.CostNano))
 	}
 }
 

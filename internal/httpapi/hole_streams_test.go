@@ -18,6 +18,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -109,7 +110,7 @@ func TestHoleStalledAfterHeadersFailsOver(t *testing.T) {
 		t.Fatalf("usage record %+v", rec)
 	}
 	// The stalled attempt was abandoned, not left hanging upstream.
-	waitFor(t, func() bool { return g.primary.Stats().Canceled == 1 }, "the stalled upstream call to end")
+	testutil.Eventually(t, "the stalled upstream call to end", func() bool { return g.primary.Stats().Canceled == 1 })
 }
 
 // TestHoleStalledAfterFirstChunkEndsWithErrorEvent: an upstream that sent
@@ -324,7 +325,7 @@ func TestHoleCallerThatStopsReadingIsCut(t *testing.T) {
 	if rec.Status != 499 || rec.ErrorCode != "client_write_timeout" {
 		t.Fatalf("usage record %+v", rec)
 	}
-	waitFor(t, func() bool { return g.primary.Stats().Canceled == 1 }, "the upstream call to be cancelled")
+	testutil.Eventually(t, "the upstream call to be cancelled", func() bool { return g.primary.Stats().Canceled == 1 })
 }
 
 // TestHoleShutdownCutStreamRecordedAsServerCut: a stream still running at
@@ -369,17 +370,5 @@ func TestHoleShutdownCutStreamRecordedAsServerCut(t *testing.T) {
 	rec := g.usageFor(resp.Header.Get("x-request-id"))
 	if rec.Status != http.StatusServiceUnavailable || rec.ErrorCode != "server_shutdown" || rec.CompletionTokens == 0 || rec.CostNano <= 0 {
 		t.Fatalf("usage record %+v", rec)
-	}
-}
-
-// waitFor polls cond until it holds (failing after hangGuard).
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(hangGuard)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

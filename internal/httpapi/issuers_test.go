@@ -11,6 +11,7 @@ import (
 	"github.com/xroute/xroute/internal/exchange"
 	"github.com/xroute/xroute/internal/exchange/oidctest"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -204,15 +205,12 @@ func TestIssuerStoredOutsideTheReplicaIsPolled(t *testing.T) {
 	if err := g.app.DB.CreateIssuer(context.Background(), store.StoredIssuer{ID: "iss_elsewhere", Issuer: is.URL, Definition: def, CreatedAt: now, UpdatedAt: now, CreatedBy: "cli", UpdatedBy: "cli"}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st, body, _ := postToken(t, g, exchangeParams(is.Sign(is.GitHubActions("octo-org/octo-repo", "refs/heads/main"))), false)
-		if st == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the stored issuer was not picked up: %d %v", st, body)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var st int
+	var body map[string]any
+	if !testutil.Wait(testutil.Timeout, func() bool {
+		st, body, _ = postToken(t, g, exchangeParams(is.Sign(is.GitHubActions("octo-org/octo-repo", "refs/heads/main"))), false)
+		return st == 200
+	}) {
+		t.Fatalf("the stored issuer was not picked up: %d %v", st, body)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -47,12 +48,10 @@ func TestVaultProviderKeysServeAndBadOnesAreDisabled(t *testing.T) {
 		t.Fatal(err)
 	}
 	statuses := map[string]string{}
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; statuses["typo"] != "disabled"; i++ {
-		if time.Now().After(deadline) {
-			t.Fatalf("the bad key was never disabled: %v", statuses)
-		}
+	i := 0
+	if !testutil.Wait(testutil.Timeout, func() bool {
 		call(t, "POST", g.base+"/chat/completions", []string{g.key, other}[i%2], chatBody)
+		i++
 		_, list, _ := call(t, "GET", base+"/provider-keys?provider=primary", admin, "")
 		for _, d := range list["data"].([]any) {
 			m := d.(map[string]any)
@@ -61,6 +60,9 @@ func TestVaultProviderKeysServeAndBadOnesAreDisabled(t *testing.T) {
 				t.Fatal("a provider key listing must not carry the key")
 			}
 		}
+		return statuses["typo"] == "disabled"
+	}) {
+		t.Fatalf("the bad key was never disabled: %v", statuses)
 	}
 	if statuses["main"] != "active" {
 		t.Fatalf("statuses after the 401s: %v", statuses)
@@ -262,23 +264,16 @@ func TestAnomalySuspendsKey(t *testing.T) {
 	for i := 0; i < 6; i++ { // used from outside its allowlist, again and again
 		call(t, "GET", g.base+"/models", plain, "")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, "the key to be suspended after a burst of 403s", func() bool {
 		got, _ := g.app.Keys.Get(ctx, k.ID)
-		if got.SuspendedAt != nil {
-			if !strings.Contains(got.SuspendReason, "auth_failures") {
-				t.Fatalf("suspend reason %q", got.SuspendReason)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("key not suspended after a burst of 403s")
-		}
-		time.Sleep(10 * time.Millisecond)
+		return got.SuspendedAt != nil
+	})
+	if got, _ := g.app.Keys.Get(ctx, k.ID); !strings.Contains(got.SuspendReason, "auth_failures") {
+		t.Fatalf("suspend reason %q", got.SuspendReason)
 	}
 	// The audit events are written just after the suspension: wait for them.
 	kinds := map[string]bool{}
-	for {
+	if !testutil.Wait(testutil.Timeout, func() bool {
 		events, err := g.app.Audit.List(ctx, keys.AuditFilter{Subject: k.ID})
 		if err != nil {
 			t.Fatal(err)
@@ -286,13 +281,9 @@ func TestAnomalySuspendsKey(t *testing.T) {
 		for _, e := range events {
 			kinds[e.Kind] = true
 		}
-		if kinds["anomaly.auth_failures"] && kinds["key.suspended"] && kinds["key.created"] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("audit trail: %v", kinds)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return kinds["anomaly.auth_failures"] && kinds["key.suspended"] && kinds["key.created"]
+	}) {
+		t.Fatalf("audit trail: %v", kinds)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	openai "github.com/openai/openai-go/v3"
+
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // streamCompletion streams params with the official SDK and returns the
@@ -145,7 +147,7 @@ func TestCompletions(t *testing.T) {
 			if usage == nil || usage.TotalTokens != u.TotalTokens {
 				t.Fatalf("stream usage %+v, want %s", usage, u.RawJSON())
 			}
-			waitFor(t, "completed", func() bool { return srv.Stats().Completed == 2 })
+			testutil.Eventually(t, "completed", func() bool { return srv.Stats().Completed == 2 })
 			if s := srv.Stats(); s.Chat != 2 || s.Streams != 1 || s.CompletionTokens != 2*u.CompletionTokens || s.PromptTokens != 2*u.PromptTokens {
 				t.Fatalf("stats %+v", s)
 			}
@@ -300,7 +302,7 @@ func TestCompletionsErrors(t *testing.T) {
 			} else if err != nil || len(events) != eventsBeforeFault+1 || !strings.HasPrefix(events[len(events)-1], `{"error":{`) {
 				t.Fatalf("events %q, err %v", events, err)
 			}
-			waitFor(t, "handlers done", func() bool { return srv.Stats().Active == 0 })
+			testutil.Eventually(t, "handlers done", func() bool { return srv.Stats().Active == 0 })
 			if s := srv.Stats(); s.Completed != 0 || s.Streams != 2 {
 				t.Fatalf("stats %+v", s)
 			}

@@ -21,6 +21,8 @@ import (
 	openai "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	goopenai "github.com/sashabaranov/go-openai"
+
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // ---- helpers ----
@@ -110,17 +112,6 @@ type rawChunk struct {
 	Model   string                       `json:"model"`
 	Choices []map[string]json.RawMessage `json:"choices"`
 	Usage   *goopenai.Usage              `json:"usage"`
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func mustJSON(t *testing.T, v any) string {
@@ -430,7 +421,7 @@ func TestChatStreamSDKs(t *testing.T) {
 			if includeUsage && acc.Usage.TotalTokens != acc.Usage.PromptTokens+5 {
 				t.Fatalf("openai-go usage %+v", acc.Usage)
 			}
-			waitFor(t, "streams completed", func() bool { return srv.Stats().Completed == 2 })
+			testutil.Eventually(t, "streams completed", func() bool { return srv.Stats().Completed == 2 })
 			if s := srv.Stats(); s.Streams != 2 || s.Canceled != 0 || s.CompletionTokens != 10 {
 				t.Fatalf("stats %+v", s)
 			}
@@ -1181,14 +1172,14 @@ func TestClientCancel(t *testing.T) {
 				_, _ = io.Copy(io.Discard, br)
 			}()
 			if tc.stream && (tc.cfg.TokensPerSec > 0 || strings.Contains(tc.content, "tps=")) {
-				waitFor(t, "stream start", func() bool { return srv.Stats().Streams == 1 })
+				testutil.Eventually(t, "stream start", func() bool { return srv.Stats().Streams == 1 })
 			} else {
-				waitFor(t, "request", func() bool { return srv.Stats().Active == 1 })
+				testutil.Eventually(t, "request", func() bool { return srv.Stats().Active == 1 })
 				cancel()
 			}
 			<-done
-			waitFor(t, "Canceled", func() bool { return srv.Stats().Canceled == 1 })
-			waitFor(t, "handler exit", func() bool { return srv.Stats().Active == 0 })
+			testutil.Eventually(t, "Canceled", func() bool { return srv.Stats().Canceled == 1 })
+			testutil.Eventually(t, "handler exit", func() bool { return srv.Stats().Active == 0 })
 			if s := srv.Stats(); s.Completed != 0 {
 				t.Fatalf("stats %+v", s)
 			}
@@ -1244,7 +1235,7 @@ func TestSetConfigConcurrent(t *testing.T) {
 		_ = srv.Stats()
 	}
 	wg.Wait()
-	waitFor(t, "all handlers done", func() bool { return srv.Stats().Active == 0 })
+	testutil.Eventually(t, "all handlers done", func() bool { return srv.Stats().Active == 0 })
 	if s := srv.Stats(); s.Chat != 80 || s.Completed != 80 {
 		t.Fatalf("stats %+v", s)
 	}

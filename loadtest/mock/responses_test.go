@@ -21,6 +21,8 @@ import (
 	"github.com/openai/openai-go/v3/packages/respjson"
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/openai/openai-go/v3/shared"
+
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // ---- helpers ----
@@ -638,7 +640,7 @@ func TestResponsesStreamEvents(t *testing.T) {
 			if tc.wantDeltas > 0 && deltas != tc.wantDeltas {
 				t.Fatalf("%d text deltas, want %d", deltas, tc.wantDeltas)
 			}
-			waitFor(t, "stream completed", func() bool { return srv.Stats().Completed == 2 })
+			testutil.Eventually(t, "stream completed", func() bool { return srv.Stats().Completed == 2 })
 			if s := srv.Stats(); s.Streams != 1 || s.Chat != 2 || s.Canceled != 0 || s.CompletionTokens%2 != 0 {
 				t.Fatalf("stats %+v", s)
 			}
@@ -658,7 +660,7 @@ func TestResponsesStreamSDK(t *testing.T) {
 	if r.OutputText() != full.OutputText() || r.Usage.OutputTokens != 16 || r.Status != "completed" {
 		t.Fatalf("stream %s\nnon-stream %s", r.RawJSON(), full.RawJSON())
 	}
-	waitFor(t, "completed", func() bool { return srv.Stats().Completed == 2 })
+	testutil.Eventually(t, "completed", func() bool { return srv.Stats().Completed == 2 })
 	if s := srv.Stats(); s.Streams != 1 || s.CompletionTokens != 32 || s.PromptTokens != 2*(3+3+2) {
 		t.Fatalf("stats %+v", s)
 	}
@@ -1031,7 +1033,7 @@ func TestResponsesMidStream(t *testing.T) {
 			if tc.wantLast == "response.failed" && types[len(types)-1] != "response.failed" {
 				t.Fatalf("openai-go: %v", types)
 			}
-			waitFor(t, "handlers done", func() bool { return srv.Stats().Active == 0 })
+			testutil.Eventually(t, "handlers done", func() bool { return srv.Stats().Active == 0 })
 			s := srv.Stats()
 			if s.Completed != 0 || s.Streams != 2 || s.CompletionTokens != 2 {
 				t.Fatalf("stats %+v", s)
@@ -1062,8 +1064,8 @@ func TestResponsesClientCancel(t *testing.T) {
 		}
 	}
 	st.Close()
-	waitFor(t, "Canceled", func() bool { return srv.Stats().Canceled == 1 })
-	waitFor(t, "handler exit", func() bool { return srv.Stats().Active == 0 })
+	testutil.Eventually(t, "Canceled", func() bool { return srv.Stats().Canceled == 1 })
+	testutil.Eventually(t, "handler exit", func() bool { return srv.Stats().Active == 0 })
 	if s := srv.Stats(); s.Completed != 0 || s.CompletionTokens == 0 || s.CompletionTokens > 1000 {
 		t.Fatalf("stats %+v", s)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // TestStallDirective: stall=N sends N events (0: the headers alone), then
@@ -56,13 +58,7 @@ func TestStallDirective(t *testing.T) {
 			}
 			cancel()
 			<-got
-			deadline := time.Now().Add(5 * time.Second)
-			for s.Stats().Canceled != 1 {
-				if time.Now().After(deadline) {
-					t.Fatalf("stats %+v", s.Stats())
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			testutil.Eventually(t, "the stalled stream's cancellation", func() bool { return s.Stats().Canceled == 1 })
 			if st := s.Stats(); st.Completed != 0 || st.Streams != 1 {
 				t.Fatalf("stats %+v", st)
 			}

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/loadtest/mock"
 	"github.com/xroute/xroute/providers/sse"
 )
@@ -605,13 +606,7 @@ func TestLatencyAndCancel(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("expected a timeout")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Stats().Canceled != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v", s.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the timed-out request's cancellation", func() bool { return s.Stats().Canceled == 1 })
 }
 
 func TestTokensDirectiveAndPacing(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -494,10 +495,7 @@ func TestClientGoneMidStream(t *testing.T) {
 	}
 	cancel()
 	resp.Body.Close()
-	deadline := time.Now().Add(2 * time.Second)
-	for s.Stats().Canceled == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Wait(testutil.Timeout, func() bool { return s.Stats().Canceled != 0 })
 	if st := s.Stats(); st.Canceled != 1 || st.Completed != 0 || st.Streams != 1 {
 		t.Fatalf("%+v", st)
 	}
