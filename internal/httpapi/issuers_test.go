@@ -28,6 +28,7 @@ func issuerJSON(iss string) string {
 // rules (400 naming the field), may not shadow a config issuer or another
 // API issuer (409), and every change is audited with the admin key.
 func TestIssuersAdminCRUD(t *testing.T) {
+	t.Parallel()
 	cfgIss := "https://config.example"
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		c.Auth.Issuers = []config.Issuer{{Issuer: cfgIss, Audiences: []string{"xroute"}, Rules: []config.IssuerRule{
@@ -146,6 +147,7 @@ func TestIssuersAdminCRUD(t *testing.T) {
 // the admin API it is exchanged (no restart); once deleted it is refused
 // again, while the key already issued keeps working until its expiry.
 func TestIssuerAddedThroughAPIIsTrustedAtOnce(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{}) // no issuer in the config
 	is := oidctest.New(t)
 	owner := g.adminKey(t)
@@ -194,6 +196,7 @@ func TestIssuerAddedThroughAPIIsTrustedAtOnce(t *testing.T) {
 // store by another process (the CLI on the database, another replica)
 // is trusted by this replica's poll, without a message and a restart.
 func TestIssuerStoredOutsideTheReplicaIsPolled(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	is := oidctest.New(t)
 	doc, err := config.ParseIssuerDoc([]byte(issuerJSON(is.URL)))

@@ -126,6 +126,7 @@ func (g *gateway) eventually(what string, ok func(scrape) bool) scrape {
 // of /metrics and that no label holds a key, a key or account id, or a
 // model name a caller made up.
 func TestMetricsAfterTraffic(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		priced(c)
 		c.Providers[0].Free = true // caller-chosen provider/model names are free
@@ -299,6 +300,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 
 // TestMetricsOffWithoutRegistry: with no registry there is no /metrics.
 func TestMetricsOffWithoutRegistry(t *testing.T) {
+	t.Parallel()
 	s, err := httpapi.New(httpapi.Config{Log: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 const chatBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":8}`
 
 func TestVaultProviderKeysServeAndBadOnesAreDisabled(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{noProviderKey: true})
 	admin := g.adminKey(t)
 	base := g.srv.URL + "/admin/v1"
@@ -103,6 +104,7 @@ func TestVaultProviderKeysServeAndBadOnesAreDisabled(t *testing.T) {
 }
 
 func TestRateLimitsAndHeaders(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	ctx := context.Background()
 	rpm2, _, _ := g.app.Keys.Create(ctx, keys.CreateParams{Name: "rpm", RPM: 2})
@@ -139,6 +141,7 @@ func TestRateLimitsAndHeaders(t *testing.T) {
 }
 
 func TestConcurrencyCap(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{Latency: 300 * time.Millisecond}})
 	one, _, _ := g.app.Keys.Create(context.Background(), keys.CreateParams{Name: "one", MaxConcurrent: 1})
 	var wg sync.WaitGroup
@@ -161,6 +164,7 @@ func TestConcurrencyCap(t *testing.T) {
 }
 
 func TestFailedAuthIsThrottledPerIP(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) { c.Auth.FailedAuthBurst = 5 }})
 	var last int
 	var hdr http.Header
@@ -177,6 +181,7 @@ func TestFailedAuthIsThrottledPerIP(t *testing.T) {
 // none blocked. Failures now add up whatever succeeds in between; the
 // valid key is served throughout.
 func TestHoleBruteForceResetBySuccess(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	blocked := 0
 	for i := 0; i < 267; i++ {
@@ -196,6 +201,7 @@ func TestHoleBruteForceResetBySuccess(t *testing.T) {
 // address's valid admin key get 429 (everyone behind a shared NAT locked
 // out). Keys that verify are served; the unknown ones keep getting 429.
 func TestHoleNeighbourLockout(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	admin := g.adminKey(t)
 	for i := 0; i < 11; i++ {
@@ -216,6 +222,7 @@ func TestHoleNeighbourLockout(t *testing.T) {
 // address was only throttled; it is an anomaly (audited and sent like the
 // others), naming the address since no key is involved.
 func TestHoleGuessingBurstRaisesNoAnomaly(t *testing.T) {
+	t.Parallel()
 	got := make(chan map[string]any, 4)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m map[string]any
@@ -254,6 +261,7 @@ func TestHoleGuessingBurstRaisesNoAnomaly(t *testing.T) {
 }
 
 func TestAnomalySuspendsKey(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		c.Anomaly.AuthFailures = 5
 		c.Anomaly.Action = "suspend"
@@ -288,6 +296,7 @@ func TestAnomalySuspendsKey(t *testing.T) {
 }
 
 func TestAnomalyWebhook(t *testing.T) {
+	t.Parallel()
 	got := make(chan map[string]any, 4)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m map[string]any
