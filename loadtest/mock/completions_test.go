@@ -51,6 +51,7 @@ func streamCompletion(t *testing.T, oc *openai.Client, params openai.CompletionN
 }
 
 func TestCompletions(t *testing.T) {
+	t.Parallel()
 	const prompt = "Say this is a test"
 	// The default answer is 20 words; max_tokens defaults to 16.
 	full := strings.Join(Answer(Seed(prompt), 16, false), "")
@@ -156,6 +157,7 @@ func TestCompletions(t *testing.T) {
 }
 
 func TestCompletionsLogprobs(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{CompletionTokens: 6, ChunkTokens: 4})
 	oc := officialClient(base, "")
 	const prompt = "one  two\nthree"
@@ -219,6 +221,7 @@ func TestCompletionsLogprobs(t *testing.T) {
 }
 
 func TestCompletionsStreamWire(t *testing.T) {
+	t.Parallel()
 	for _, includeUsage := range []bool{false, true} {
 		t.Run("include_usage="+strconv.FormatBool(includeUsage), func(t *testing.T) {
 			_, base := startServer(t, Config{CompletionTokens: 5, ChunkTokens: 2})
@@ -267,6 +270,7 @@ func TestCompletionsStreamWire(t *testing.T) {
 }
 
 func TestCompletionsErrors(t *testing.T) {
+	t.Parallel()
 	t.Run("429 with retry-after", func(t *testing.T) {
 		_, base := startServer(t, Config{FailRate429: 1, RetryAfter: 2 * time.Second})
 		_, err := officialClient(base, "").Completions.New(context.Background(), openai.CompletionNewParams{
@@ -311,6 +315,7 @@ func TestCompletionsErrors(t *testing.T) {
 }
 
 func TestCompletionsValidation(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{Models: []string{"gpt-3.5-turbo-instruct"}})
 	cases := []struct {
 		name, body string

@@ -126,6 +126,7 @@ func mustJSON(t *testing.T, v any) string {
 // ---- chat, non-stream ----
 
 func TestChatNonStream(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{APIKey: "sk-test", CompletionTokens: 12})
 	gc := goClient(base, "sk-test")
 	oc := officialClient(base, "sk-test")
@@ -215,6 +216,7 @@ func TestChatNonStream(t *testing.T) {
 }
 
 func TestChatRawShape(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	resp := post(t, context.Background(), base+"/chat/completions", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":2}`, nil)
 	body := readAll(t, resp)
@@ -244,6 +246,7 @@ func TestChatRawShape(t *testing.T) {
 // ---- chat, stream ----
 
 func TestChatStreamWire(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name         string
 		includeUsage bool
@@ -353,6 +356,7 @@ func TestChatStreamWire(t *testing.T) {
 }
 
 func TestChatStreamSDKs(t *testing.T) {
+	t.Parallel()
 	for _, includeUsage := range []bool{false, true} {
 		t.Run("include_usage="+strconv.FormatBool(includeUsage), func(t *testing.T) {
 			srv, base := startServer(t, Config{ChunkTokens: 2})
@@ -456,6 +460,7 @@ func officialTools() []openai.ChatCompletionToolUnionParam {
 }
 
 func TestToolCallsOfficial(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		setup     func(p *openai.ChatCompletionNewParams)
@@ -563,6 +568,7 @@ func TestToolCallsOfficial(t *testing.T) {
 }
 
 func TestToolCallStreamWire(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	body := mustJSON(t, map[string]any{
 		"model": "m", "stream": true,
@@ -633,6 +639,7 @@ func TestToolCallStreamWire(t *testing.T) {
 }
 
 func TestToolCallsGoOpenAI(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	params, _ := json.Marshal(weatherParams)
 	req := goopenai.ChatCompletionRequest{
@@ -684,6 +691,7 @@ func TestToolCallsGoOpenAI(t *testing.T) {
 // ---- errors ----
 
 func TestErrorsGoOpenAI(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		cfg        Config
@@ -727,6 +735,7 @@ func TestErrorsGoOpenAI(t *testing.T) {
 }
 
 func TestErrorsOfficial(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		cfg        Config
@@ -779,6 +788,7 @@ func TestErrorsOfficial(t *testing.T) {
 }
 
 func TestValidationErrors(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	cases := []struct {
 		name, path, body string
@@ -833,6 +843,7 @@ func TestValidationErrors(t *testing.T) {
 // ---- directives ----
 
 func TestDirectives(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		header     string
@@ -897,6 +908,7 @@ func decodeB64(t *testing.T, s string) []float32 {
 }
 
 func TestEmbeddings(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	gc := goClient(base, "")
 	cases := []struct {
@@ -1006,6 +1018,7 @@ func TestEmbeddings(t *testing.T) {
 // ---- models ----
 
 func TestModels(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{Models: []string{"gpt-a", "org/gpt-b"}})
 	gc := goClient(base, "")
 	list, err := gc.ListModels(context.Background())
@@ -1039,6 +1052,7 @@ func TestModels(t *testing.T) {
 // ---- resets, mid-stream errors, cancel ----
 
 func TestResetMidStream(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		cfg     Config
@@ -1108,6 +1122,7 @@ func TestResetMidStream(t *testing.T) {
 }
 
 func TestStreamErrorDirective(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	st, err := goClient(base, "").CreateChatCompletionStream(context.Background(), goopenai.ChatCompletionRequest{
 		Model: "m", Stream: true, Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "#mock:stream-error"}},
@@ -1138,6 +1153,7 @@ func TestStreamErrorDirective(t *testing.T) {
 }
 
 func TestClientCancel(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		cfg     Config
@@ -1190,6 +1206,7 @@ func TestClientCancel(t *testing.T) {
 // ---- config, determinism, concurrency ----
 
 func TestFailuresDeterministic(t *testing.T) {
+	t.Parallel()
 	run := func() []int {
 		_, base := startServer(t, Config{FailRate429: 0.2, FailRate500: 0.2, FailRate503: 0.2, Seed: 42})
 		var out []int
@@ -1214,6 +1231,7 @@ func TestFailuresDeterministic(t *testing.T) {
 }
 
 func TestSetConfigConcurrent(t *testing.T) {
+	t.Parallel()
 	srv, base := startServer(t, Config{})
 	var wg sync.WaitGroup
 	for i := range 8 {
@@ -1264,6 +1282,7 @@ func TestRegisterFlags(t *testing.T) {
 }
 
 func TestMainServes(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()

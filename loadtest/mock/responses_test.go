@@ -235,6 +235,7 @@ func weatherTools() []responses.ToolUnionParam {
 // ---- non-stream ----
 
 func TestResponsesText(t *testing.T) {
+	t.Parallel()
 	srv, base := startServer(t, Config{CompletionTokens: 12})
 	oc := officialClient(base, "")
 	cases := []struct {
@@ -331,6 +332,7 @@ func TestResponsesText(t *testing.T) {
 }
 
 func TestResponsesInputItems(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{CompletionTokens: 4})
 	cases := []struct {
 		name, input string
@@ -361,6 +363,7 @@ func TestResponsesInputItems(t *testing.T) {
 // ---- tools ----
 
 func TestResponsesTools(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		setup     func(p *responses.ResponseNewParams)
@@ -503,6 +506,7 @@ func streamToResponse(t *testing.T, oc *openai.Client, params responses.Response
 // ---- stream wire ----
 
 func TestResponsesStreamEvents(t *testing.T) {
+	t.Parallel()
 	msg := []string{"response.output_item.added", "response.content_part.added", "response.output_text.delta+",
 		"response.output_text.done", "response.content_part.done", "response.output_item.done"}
 	call := []string{"response.output_item.added", "response.function_call_arguments.delta+",
@@ -649,6 +653,7 @@ func TestResponsesStreamEvents(t *testing.T) {
 }
 
 func TestResponsesStreamSDK(t *testing.T) {
+	t.Parallel()
 	srv, base := startServer(t, Config{ChunkTokens: 2, TokensPerSec: 5000})
 	oc := officialClient(base, "")
 	params := responses.ResponseNewParams{Model: "m", Input: userInput("stream please"), MaxOutputTokens: openai.Int(16)}
@@ -669,6 +674,7 @@ func TestResponsesStreamSDK(t *testing.T) {
 // ---- JSON mode ----
 
 func TestResponsesStructuredOutputs(t *testing.T) {
+	t.Parallel()
 	var sc map[string]any
 	if err := json.Unmarshal([]byte(planSchema), &sc); err != nil {
 		t.Fatal(err)
@@ -738,6 +744,7 @@ func TestResponsesStructuredOutputs(t *testing.T) {
 // ---- reasoning ----
 
 func TestResponsesReasoning(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name          string
 		model         string
@@ -819,6 +826,7 @@ func TestResponsesReasoning(t *testing.T) {
 // ---- errors ----
 
 func TestResponsesErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		cfg        Config
@@ -897,6 +905,7 @@ func TestResponsesErrors(t *testing.T) {
 }
 
 func TestResponsesValidation(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	fn := `{"type":"function","name":"f","parameters":{"type":"object"}}`
 	cases := []struct {
@@ -969,6 +978,7 @@ func TestResponsesValidation(t *testing.T) {
 // ---- mid-stream faults ----
 
 func TestResponsesMidStream(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		input     string
@@ -1054,6 +1064,7 @@ func TestResponsesMidStream(t *testing.T) {
 }
 
 func TestResponsesClientCancel(t *testing.T) {
+	t.Parallel()
 	srv, base := startServer(t, Config{TokensPerSec: 50})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
