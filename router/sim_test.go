@@ -129,7 +129,8 @@ func TestSimulation(t *testing.T) {
 	}
 	setDown(false)
 	// Each step sleeps a third of the breaker timeout, so six steps are
-	// at least two timeouts (a slow machine only makes them longer).
+	// at least two timeouts (a slow machine only makes them longer). Real
+	// sleeps: gobreaker times its open state with the wall clock.
 	steps := 0
 	for back := false; !back; {
 		if steps++; steps > 6 {

@@ -70,15 +70,15 @@ models:
 	}
 	a.Close()
 
-	c := &cluster{t: t, dir: dir, client: &http.Client{Timeout: 30 * time.Second}}
+	c := &cluster{dir: dir, client: &http.Client{Timeout: 30 * time.Second}}
 	for i := 0; i < 3; i++ {
-		addr := freePort(t)
-		c.replicas = append(c.replicas, &replica{base: "http://" + addr, env: append(os.Environ(),
-			"XROUTE_TEST_SUBPROCESS_ARGS=serve --config x.yaml --addr "+addr, "XROUTE_REDIS_TIMEOUT=2s",
+		c.replicas = append(c.replicas, &replica{env: append(os.Environ(), "XROUTE_REDIS_TIMEOUT=2s",
 			"XROUTE_USAGE_SPOOL_DIR="+filepath.Join(dir, fmt.Sprintf("spool-%d", i)))})
 	}
 	for i := range c.replicas {
-		c.start(i)
+		if err := c.start(i); err != nil {
+			t.Fatal(err)
+		}
 		defer c.stop(i)
 	}
 	// A prompt no earlier run put in the shared Redis.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -11,6 +12,10 @@ import (
 type serveOptions struct {
 	configPath, addr, dataDir string
 	demo                      bool
+	// listener, when set, is served instead of binding addr: a socket
+	// a parent process bound and handed over, so that it never has to
+	// guess a free port (the tests' subprocess servers).
+	listener net.Listener
 }
 
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {

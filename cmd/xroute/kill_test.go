@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -36,17 +38,72 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if cfg := os.Getenv("XROUTE_TEST_SUBPROCESS_SERVE"); cfg != "" {
+		os.Exit(serveHandedOver(cfg))
+	}
 	os.Exit(m.Run())
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
+// serveHandedOver is the subprocess side of spawn: `xroute serve --config
+// cfg` on the listener the parent bound and handed over as fd 3, stopping
+// gracefully on SIGTERM as main does.
+func serveHandedOver(cfg string) int {
+	ln, err := net.FileListener(os.NewFile(3, "listener"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xroute: the handed-over listener:", err)
+		return exitFailure
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = serve(ctx, serveOptions{configPath: cfg, listener: ln}, io.Discard, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xroute:", err)
+	}
+	return exitCode(err)
+}
+
+// spawn starts `xroute serve --config x.yaml` in a subprocess run in dir
+// with env, and returns it with its base URL once /healthz answers 200.
+// The listener is bound here and handed to the child, never closed and
+// re-bound: a port found free and then reused can be taken in between.
+// Our copy is closed as soon as the child has its own, so that once the
+// child dies its port refuses connections instead of queueing them.
+func spawn(dir string, env []string) (*exec.Cmd, string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	base := "http://" + ln.Addr().String()
+	f, err := ln.(*net.TCPListener).File()
+	ln.Close()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(env[:len(env):len(env)], "XROUTE_TEST_SUBPROCESS_SERVE=x.yaml")
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = []*os.File{f} // fd 3 in the child
+	err = cmd.Start()
+	f.Close()
+	if err != nil {
+		return nil, "", err
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	healthy := func() bool {
+		resp, err := client.Get(base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	if !testutil.Wait(testutil.Timeout, healthy) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, "", fmt.Errorf("the server at %s did not become healthy", base)
+	}
+	return cmd, base, nil
 }
 
 // TestSIGKILLLosesNoCompletedResponse kills a loaded server process and
@@ -130,29 +187,15 @@ func readWhole(resp *http.Response, stream bool) (id string, whole bool) {
 }
 
 // killUnderLoad starts a server process, loads it from 16 clients, kills
-// it with SIGKILL after 1.5 s and notes the ids of whole responses.
+// it with SIGKILL once 100 more responses came back whole, and notes the
+// ids of whole responses.
 func killUnderLoad(t *testing.T, dir, key string, mu *sync.Mutex, completed map[string]bool, sent *atomic.Int64) {
 	t.Helper()
-	addr := freePort(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "XROUTE_TEST_SUBPROCESS_ARGS=serve --config x.yaml --addr "+addr)
-	cmd.Dir = dir
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	cmd, base, err := spawn(dir, os.Environ())
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	base := "http://" + addr
-	for i := 0; ; i++ {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i > 200 {
-			t.Fatal("server did not start")
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -184,10 +227,18 @@ func killUnderLoad(t *testing.T, dir, key string, mu *sync.Mutex, completed map[
 			}
 		}(w)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Kill once this round has some load behind it, however long that
+	// takes on a busy machine.
+	mu.Lock()
+	before := len(completed)
+	mu.Unlock()
+	testutil.Eventually(t, "100 whole responses before the kill", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(completed) >= before+100
+	})
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	close(stop)
 	wg.Wait()
-
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -339,9 +340,7 @@ func TestLogsAgainstTheGateway(t *testing.T) {
 	t.Setenv("XROUTE_ADMIN_KEY", admin)
 	first := chat()
 	var rows []logRow
-	for deadline := time.Now().Add(10 * time.Second); len(rows) == 0 && time.Now().Before(deadline); {
-		rows = listed("--request-id", first)
-	}
+	testutil.Wait(testutil.Timeout, func() bool { rows = listed("--request-id", first); return len(rows) != 0 })
 	if len(rows) != 1 || rows[0].KeyName != "laptop" || rows[0].Model != "chat-small" || rows[0].Deployment == "" || rows[0].Status != 200 || rows[0].CostUSD == "0" || rows[0].Seq == 0 {
 		t.Fatalf("logs --request-id %s: %+v", first, rows)
 	}

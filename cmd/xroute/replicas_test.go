@@ -24,6 +24,7 @@ import (
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -39,36 +40,22 @@ type replica struct {
 // Redis, as replicas behind a load balancer would. The test plays the
 // load balancer: it spreads requests round robin.
 type cluster struct {
-	t        *testing.T
 	dir      string
 	replicas []*replica
 	next     atomic.Uint64
 	client   *http.Client
 }
 
-func (c *cluster) start(i int) {
-	t := c.t
+// start starts replica i on a listener of its own (spawn); a restart
+// gets a new port, as a replica re-registering with its balancer would.
+func (c *cluster) start(i int) error {
 	r := c.replicas[i]
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = r.env
-	cmd.Dir = c.dir
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	cmd, base, err := spawn(c.dir, r.env)
+	if err != nil {
+		return fmt.Errorf("replica %d: %w", i, err)
 	}
-	r.cmd = cmd
-	for n := 0; ; n++ {
-		if resp, err := http.Get(r.base + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if n > 400 {
-			t.Fatalf("replica %d did not start", i)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	r.cmd, r.base = cmd, base
+	return nil
 }
 
 // stop ends a replica gracefully (SIGTERM): it drains and flushes.
@@ -215,11 +202,9 @@ models:
 	}
 	a.Close()
 
-	c := &cluster{t: t, dir: dir, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	c := &cluster{dir: dir, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	for i := 0; i < 3; i++ {
-		addr := freePort(t)
-		c.replicas = append(c.replicas, &replica{base: "http://" + addr, env: append(os.Environ(),
-			"XROUTE_TEST_SUBPROCESS_ARGS=serve --config x.yaml --addr "+addr,
+		c.replicas = append(c.replicas, &replica{env: append(os.Environ(),
 			// Each replica spools to its own local disk.
 			"XROUTE_USAGE_SPOOL_DIR="+filepath.Join(dir, fmt.Sprintf("spool-%d", i)),
 			"XROUTE_AUTH_CACHE_TTL=1h", // without the fan-out a revoked key would live this long
@@ -230,9 +215,9 @@ models:
 		)})
 	}
 	var starters sync.WaitGroup
+	startErrs := make([]error, len(c.replicas))
 	for i := range c.replicas {
-		starters.Add(1)
-		go func() { defer starters.Done(); c.start(i) }()
+		starters.Go(func() { startErrs[i] = c.start(i) })
 	}
 	starters.Wait()
 	defer func() {
@@ -240,6 +225,11 @@ models:
 			c.stop(i)
 		}
 	}()
+	for _, err := range startErrs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	t.Run("global rate limit", func(t *testing.T) {
 		const rpm, sent = 120, 360
@@ -330,18 +320,18 @@ models:
 			go func() {
 				defer wg.Done()
 				<-ready
-				for time.Since(at) < 5*time.Second {
+				refused := func() bool {
 					resp, err := c.do(r, "GET", "/v1/models", key, "")
-					if err == nil {
-						resp.Body.Close()
-						if resp.StatusCode == 401 {
-							stopped[i] = time.Since(at)
-							return
-						}
+					if err != nil {
+						return false
 					}
-					time.Sleep(2 * time.Millisecond)
+					resp.Body.Close()
+					return resp.StatusCode == 401
 				}
 				stopped[i] = -1
+				if testutil.Wait(5*time.Second, refused) {
+					stopped[i] = time.Since(at)
+				}
 			}()
 		}
 		act()
@@ -414,10 +404,11 @@ models:
 			t.Fatal(err)
 		}
 		defer db.Close()
-		// Every replica flushes its usage within its flush interval.
+		// Every replica flushes its usage within its flush interval; the
+		// checks below say what is wrong if it never settles.
 		var bal, reserved int64
 		var debits int
-		for n := 0; n < 200; n++ {
+		testutil.Wait(testutil.Timeout, func() bool {
 			bal, reserved, err = db.CreditState(ctx, acct.ID)
 			if err != nil {
 				t.Fatal(err)
@@ -432,11 +423,8 @@ models:
 					debits++
 				}
 			}
-			if reserved == 0 && debits == int(served.Load()) {
-				break
-			}
-			time.Sleep(25 * time.Millisecond)
-		}
+			return reserved == 0 && debits == int(served.Load())
+		})
 		mism, err := db.VerifyBalances(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -483,9 +471,21 @@ models:
 				}
 			}()
 		}
-		time.Sleep(1500 * time.Millisecond)
+		// Kill mid-load, once the load is well under way, and keep the
+		// load on the two survivors a while after.
+		whole := func(n int) func() bool {
+			return func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(completed) >= n
+			}
+		}
+		testutil.Eventually(t, "300 whole responses before the kill", whole(300))
 		c.kill(1)
-		time.Sleep(500 * time.Millisecond)
+		mu.Lock()
+		atKill := len(completed)
+		mu.Unlock()
+		testutil.Eventually(t, "100 whole responses after the kill", whole(atKill+100))
 		close(stop)
 		wg.Wait()
 		db, err := store.OpenPostgres(ctx, pgURL)
@@ -513,11 +513,15 @@ models:
 		// What only the killed replica's spool still knows: completed
 		// responses whose record it had made durable locally but not yet
 		// written to PostgreSQL (the live replicas flush every 50 ms).
+		// The sleep stands for the live replicas' flush interval, a real
+		// clock in other processes; what it yields is only reported.
 		time.Sleep(500 * time.Millisecond)
 		onlyInSpool := missingNow()
 		// The killed replica restarts on its own spool and replays what
 		// it had made durable but not yet written to PostgreSQL.
-		c.start(1)
+		if err := c.start(1); err != nil {
+			t.Fatal(err)
+		}
 		for i := range c.replicas {
 			c.stop(i) // drain and flush
 		}

@@ -52,9 +52,11 @@ func serve(ctx context.Context, opts serveOptions, stdout, stderr io.Writer) err
 	if err := app.Preflight(cfg); err != nil {
 		return err
 	}
-	ln, err := listen(cfg.Server.Addr, "server.addr", "pass --addr 127.0.0.1:0 (any free port)")
-	if err != nil {
-		return err
+	ln := opts.listener
+	if ln == nil {
+		if ln, err = listen(cfg.Server.Addr, "server.addr", "pass --addr 127.0.0.1:0 (any free port)"); err != nil {
+			return err
+		}
 	}
 	defer ln.Close()
 	var metricsLn net.Listener

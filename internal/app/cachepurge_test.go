@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -92,11 +93,9 @@ func TestCachePurgeReachesEveryReplica(t *testing.T) {
 	// B now holds the answer in its memory as well as Redis.
 	post(srvs[0], "/admin/v1/cache/purge", admin, `{"model":"m"}`)
 	purged := time.Now()
-	for chat(srvs[1]) != "miss" {
-		if time.Since(purged) > 5*time.Second {
-			t.Fatal("replica B still answers from its memory a model purged on replica A")
-		}
-		time.Sleep(5 * time.Millisecond)
+	testutil.Eventually(t, "replica B to miss a model purged on replica A", func() bool { return chat(srvs[1]) == "miss" })
+	if took := time.Since(purged); took > 5*time.Second {
+		t.Fatalf("replica B answered from its memory a model purged on replica A for %v", took)
 	}
 	t.Logf("purge on replica A reached replica B after %v", time.Since(purged))
 
@@ -113,11 +112,9 @@ func TestCachePurgeReachesEveryReplica(t *testing.T) {
 		t.Fatalf("PUT cache model: %d", resp.StatusCode)
 	}
 	set := time.Now()
-	for chat(srvs[1]) != "" {
-		if time.Since(set) > 5*time.Second {
-			t.Fatal("replica B still caches a model turned off on replica A")
-		}
-		time.Sleep(5 * time.Millisecond)
+	testutil.Eventually(t, "replica B to stop caching a model turned off on replica A", func() bool { return chat(srvs[1]) == "" })
+	if took := time.Since(set); took > 5*time.Second {
+		t.Fatalf("replica B cached a model turned off on replica A for %v", took)
 	}
 	t.Logf("policy set on replica A applied by replica B after %v", time.Since(set))
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"github.com/xroute/xroute/internal/exchange/oidctest"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -86,21 +88,11 @@ func TestIssuerChangeReachesTheOtherReplica(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	// eventually polls the other replica with a deadline: the message
-	// crosses Redis asynchronously.
+	// eventually polls the other replica: the message crosses Redis
+	// asynchronously.
 	eventually := func(base string, want int) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			st := exchangeOn(base)
-			if st == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("exchange on %s: %d, want %d", base, st, want)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testutil.Eventually(t, fmt.Sprintf("an exchange on %s to answer %d", base, want), func() bool { return exchangeOn(base) == want })
 	}
 
 	if st := exchangeOn(bases[1]); st != 400 {

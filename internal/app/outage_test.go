@@ -20,6 +20,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -170,21 +171,20 @@ func TestPostgresOutage(t *testing.T) {
 	proxy.cut()
 
 	// New requests are refused with a clear 503 once the replica notices.
-	var refusedAfter time.Duration
-	for {
+	testutil.Eventually(t, "a new request refused 503 after the database went away", func() bool {
 		resp := post(`{"model":"m","messages":[{"role":"user","content":"during"}],"max_tokens":2}`)
-		if resp.StatusCode == 503 {
-			if code := errCode(resp); code != "store_unavailable" || resp.Header.Get("Retry-After") == "" {
-				t.Fatalf("503 with code %q, Retry-After %q", code, resp.Header.Get("Retry-After"))
-			}
-			refusedAfter = time.Since(cutAt)
-			break
+		if resp.StatusCode != 503 {
+			resp.Body.Close()
+			return false
 		}
-		resp.Body.Close()
-		if time.Since(cutAt) > 5*time.Second {
-			t.Fatal("new requests still served 5 s after the database went away")
+		if code := errCode(resp); code != "store_unavailable" || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("503 with code %q, Retry-After %q", code, resp.Header.Get("Retry-After"))
 		}
-		time.Sleep(20 * time.Millisecond)
+		return true
+	})
+	refusedAfter := time.Since(cutAt)
+	if refusedAfter > 5*time.Second {
+		t.Fatalf("new requests still served %v after the database went away; want under 5 s", refusedAfter)
 	}
 	if hz, err := http.Get(srv.URL + "/healthz"); err != nil || hz.StatusCode != 503 {
 		t.Fatalf("/healthz during the outage: %v %v", hz, err)
@@ -211,28 +211,22 @@ func TestPostgresOutage(t *testing.T) {
 
 	restoredAt := time.Now()
 	proxy.restore()
-	var servedAfter time.Duration
-	for {
+	testutil.Eventually(t, "a request served after the database came back", func() bool {
 		resp := post(`{"model":"m","messages":[{"role":"user","content":"after"}],"max_tokens":2}`)
-		code := resp.StatusCode
 		resp.Body.Close()
-		if code == 200 {
-			servedAfter = time.Since(restoredAt)
-			break
-		}
-		if time.Since(restoredAt) > 10*time.Second {
-			t.Fatalf("still %d 10 s after the database came back", code)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return resp.StatusCode == 200
+	})
+	servedAfter := time.Since(restoredAt)
+	if servedAfter > 10*time.Second {
+		t.Fatalf("not served until %v after the database came back; want under 10 s", servedAfter)
 	}
 	db, err := store.OpenPostgres(context.Background(), pgURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var replayedAfter time.Duration
 	missing := len(served)
-	for {
+	replayed := testutil.Wait(testutil.Timeout, func() bool {
 		recs, err := db.ListUsage(context.Background(), store.UsageFilter{})
 		if err != nil {
 			t.Fatal(err)
@@ -247,14 +241,11 @@ func TestPostgresOutage(t *testing.T) {
 				missing++
 			}
 		}
-		if missing == 0 && byID[streamID].CompletionTokens == 40 {
-			replayedAfter = time.Since(restoredAt)
-			break
-		}
-		if time.Since(restoredAt) > 15*time.Second {
-			t.Fatalf("%d of %d served requests have no usage record in PostgreSQL 15 s after it came back", missing, len(served))
-		}
-		time.Sleep(20 * time.Millisecond)
+		return missing == 0 && byID[streamID].CompletionTokens == 40
+	})
+	replayedAfter := time.Since(restoredAt)
+	if !replayed || replayedAfter > 15*time.Second {
+		t.Fatalf("%d of %d served requests had no usage record (or the stream's not its 40 tokens) in PostgreSQL %v after it came back; want all within 15 s", missing, len(served), replayedAfter.Round(time.Millisecond))
 	}
 	t.Logf("PostgreSQL cut mid-stream: new requests refused 503 store_unavailable after %s; the stream finished; %d record(s) waited in the spool; after the database returned: serving again in %s, all %d served requests' records (the stream's included) in PostgreSQL in %s",
 		refusedAfter.Round(time.Millisecond), spooled, servedAfter.Round(time.Millisecond), len(served), replayedAfter.Round(time.Millisecond))

@@ -12,6 +12,8 @@ import (
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
@@ -157,13 +159,7 @@ func TestStoreHealthLoopStops(t *testing.T) {
 	p := &pings{}
 	h := newStoreHealth(p.ping, zap.NewNop(), time.Millisecond, time.Second)
 	h.start()
-	deadline := time.Now().Add(5 * time.Second)
-	for p.calls.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the loop never pinged twice")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, "the loop to ping twice", func() bool { return p.calls.Load() >= 2 })
 	h.close()
 	h.close()
 }

@@ -56,6 +56,7 @@ func nativeGateway(t *testing.T) *gateway {
 // TestEveryAdapterThroughTheGateway drives each native adapter with the
 // same OpenAI SDK calls over real HTTP: text, stream with usage, tools.
 func TestEveryAdapterThroughTheGateway(t *testing.T) {
+	t.Parallel()
 	g := nativeGateway(t)
 	ctx := context.Background()
 	for _, model := range []string{"gpt-4o-mini", "claude-test", "gemini-test", "azure-test", "bedrock-test"} {
@@ -137,6 +138,7 @@ func TestEveryAdapterThroughTheGateway(t *testing.T) {
 }
 
 func TestEmbeddingsOpenAIAndGemini(t *testing.T) {
+	t.Parallel()
 	g := nativeGateway(t)
 	ctx := context.Background()
 	for _, model := range []string{"embed-openai", "embed-gemini"} {
@@ -187,6 +189,7 @@ func TestEmbeddingsOpenAIAndGemini(t *testing.T) {
 }
 
 func TestProviderSlashModelAddressing(t *testing.T) {
+	t.Parallel()
 	g := nativeGateway(t)
 	resp, err := goClient(g).CreateChatCompletion(context.Background(), goopenai.ChatCompletionRequest{
 		Model: "claude/claude-haiku-4-5", Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}, MaxTokens: 16,

@@ -6,6 +6,7 @@ import (
 )
 
 func TestAgentSession(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		hdr  map[string]string

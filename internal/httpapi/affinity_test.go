@@ -202,6 +202,7 @@ func (cg *affGateway) totals(t *testing.T, ids []string) sessionTotals {
 // model with three Anthropic deployments under balanced, with affinity on
 // and off: the share of input tokens read from cache, and the cost.
 func TestAffinityClaudeCodeSession(t *testing.T) {
+	t.Parallel()
 	const sessions, turns = 3, 20
 	res := map[bool]sessionTotals{}
 	spread := false
@@ -276,6 +277,7 @@ func grepLines(s, sub string) string {
 // header: the prefix names the session) from two accounts gives two
 // sessions, each a miss on its first request.
 func TestAffinityTwoAccountsNeverShareAnEntry(t *testing.T) {
+	t.Parallel()
 	cg := newAffGateway(t, true, nil)
 	ctx := context.Background()
 	var keysOf []string
@@ -306,6 +308,7 @@ func TestAffinityTwoAccountsNeverShareAnEntry(t *testing.T) {
 // to starts failing; its breaker opens, the session goes on elsewhere and
 // is pinned there.
 func TestAffinityBreakerOpensMidSession(t *testing.T) {
+	t.Parallel()
 	cg := newAffGateway(t, true, func(c *config.Config) { c.Router.BreakerFailures = 1 })
 	s := newClaudeCodeSession(0)
 	var served []string
@@ -345,6 +348,7 @@ func TestAffinityBreakerOpensMidSession(t *testing.T) {
 // routed to the Anthropic mock gets breakpoints and reads its prefix
 // from the cache from turn 2 on.
 func TestBreakpointsForOpenAIFormatCallers(t *testing.T) {
+	t.Parallel()
 	cg := newAffGateway(t, true, nil)
 	system := strings.Repeat("You review Go code for a gateway; be exact and brief. ", 120)
 	msgs := []map[string]string{{"role": "system", "content": system}}
@@ -373,6 +377,7 @@ func TestBreakpointsForOpenAIFormatCallers(t *testing.T) {
 // its own breakpoints reaches the upstream byte for byte; one that marks
 // none gets marks and nothing else.
 func TestBreakpointsNeverOverTheCallersOwn(t *testing.T) {
+	t.Parallel()
 	cg := newAffGateway(t, true, nil)
 	long := strings.Repeat("Context the model needs on every turn. ", 200)
 	own := `{"model":"claude-sonnet-4-5","max_tokens":16,"system":[{"type":"text","text":"` + long + `","cache_control":{"type":"ephemeral","ttl":"1h"}}],` +

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 	"github.com/xroute/xroute/providers/catalog"
@@ -37,6 +37,7 @@ func priced(c *config.Config) {
 // upstream, and afterwards top-ups − debits = balance exactly, with one
 // usage record and one ledger debit per served request.
 func TestConcurrentSpendNeverOverdraws(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: priced})
 	ctx := context.Background()
 	const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}],"max_tokens":8}`
@@ -131,6 +132,7 @@ func TestConcurrentSpendNeverOverdraws(t *testing.T) {
 }
 
 func TestCreditsEndpointsAndTopUpIdempotency(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: priced})
 	admin := g.adminKey(t)
 	base := g.srv.URL + "/admin/v1/accounts/" + store.DefaultAccountID
@@ -174,6 +176,7 @@ func TestCreditsEndpointsAndTopUpIdempotency(t *testing.T) {
 // TestBudgetHardStop: a daily account budget stops spending once reached,
 // with OpenAI's non-retryable 429, and the alert lands in the audit log.
 func TestBudgetHardStop(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: priced})
 	admin := g.adminKey(t)
 	ctx := context.Background()
@@ -204,22 +207,16 @@ func TestBudgetHardStop(t *testing.T) {
 	if spent > 200_000_000 {
 		t.Fatalf("spent %d nano-USD past a 0.20 USD budget", spent)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, "a budget alert in the audit log", func() bool {
 		events, _ := g.app.Audit.List(ctx, keys.AuditFilter{Kind: "budget.alert"})
-		if len(events) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no budget alert in the audit log")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(events) > 0
+	})
 }
 
 // TestStreamWithoutUsageIsEstimated: an upstream that never reports usage
 // is charged by counting the delivered text, and the record says so.
 func TestStreamWithoutUsageIsEstimated(t *testing.T) {
+	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		for _, piece := range []string{"Hello", " there,", " friend."} {
@@ -251,6 +248,7 @@ func TestStreamWithoutUsageIsEstimated(t *testing.T) {
 // two deployments and pay for both, so its hold covers two maximum costs;
 // a balance of 1.5 maximum costs serves it only without hedging.
 func TestHedgedModelHoldsForTwoAttempts(t *testing.T) {
+	t.Parallel()
 	const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}],"max_tokens":8}`
 	est, err := billing.NewEstimator()
 	if err != nil {
@@ -286,6 +284,7 @@ func TestHedgedModelHoldsForTwoAttempts(t *testing.T) {
 // or an account without the credits would be served, for free when the
 // prompt is free.
 func TestRequestWithoutMaxTokensIsNotFree(t *testing.T) {
+	t.Parallel()
 	const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}`
 	for _, c := range []struct {
 		name, input string

@@ -20,6 +20,7 @@ import (
 // came as a body or a stream, and its hits, streamed or not, parse with
 // openai-go.
 func TestCacheNativeResponses(t *testing.T) {
+	t.Parallel()
 	cg := newCacheGateway(t, config.ModelCache{}, func(c *config.Config) { c.Providers[0].NativeFormats = []string{"responses"} })
 	c := officialClient(cg.gateway, cg.key)
 	ctx := context.Background()
@@ -81,6 +82,7 @@ func TestCacheNativeResponses(t *testing.T) {
 // Anthropic deployment is cached too, from a body or a stream, and its
 // hits, streamed or not, parse with anthropic-sdk-go.
 func TestCacheNativeMessages(t *testing.T) {
+	t.Parallel()
 	rg := newRespGateway(t, config.Model{Name: "claude-cached",
 		Deployments: []config.Deployment{{Provider: "claude", Model: "claude-sonnet-4-5"}}, Cache: &config.ModelCache{Enabled: true}})
 	c := anthropicClient(rg.gateway, rg.key)

@@ -91,6 +91,7 @@ const cachedChat = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":
 func chatText(body string) string { return gjson.Get(body, "choices.0.message.content").String() }
 
 func TestCacheSecondIdenticalRequestHits(t *testing.T) {
+	t.Parallel()
 	cg := newCacheGateway(t, config.ModelCache{})
 	first := cg.post(t, cg.key, "/v1/chat/completions", cachedChat)
 	if cacheResult(first) != "miss" || first.Header.Get("Age") != "" {
@@ -120,6 +121,7 @@ func TestCacheSecondIdenticalRequestHits(t *testing.T) {
 }
 
 func TestCacheBillingOfAHit(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		fraction float64
@@ -154,6 +156,7 @@ func TestCacheBillingOfAHit(t *testing.T) {
 }
 
 func TestCacheAccountScopeIsolation(t *testing.T) {
+	t.Parallel()
 	cg := newCacheGateway(t, config.ModelCache{})
 	other := cg.otherAccount(t)
 	a := cg.post(t, cg.key, "/v1/chat/completions", cachedChat)
@@ -173,6 +176,7 @@ func TestCacheAccountScopeIsolation(t *testing.T) {
 }
 
 func TestCacheGlobalScopeSharesAcrossAccounts(t *testing.T) {
+	t.Parallel()
 	cg := newCacheGateway(t, config.ModelCache{Scope: "global"})
 	other := cg.otherAccount(t)
 	cg.post(t, cg.key, "/v1/chat/completions", cachedChat)
@@ -184,6 +188,7 @@ func TestCacheGlobalScopeSharesAcrossAccounts(t *testing.T) {
 // A revoked key's account keeps its entries to itself: another key of the
 // same account hits them, a key of another account does not.
 func TestCacheRevokedKeysAccountHitsOnlyItsOwn(t *testing.T) {
+	t.Parallel()
 	cg := newCacheGateway(t, config.ModelCache{})
 	ctx := context.Background()
 	other := cg.otherAccount(t)
@@ -209,6 +214,7 @@ func TestCacheRevokedKeysAccountHitsOnlyItsOwn(t *testing.T) {
 }
 
 func TestCacheBypassRules(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		pol     config.ModelCache
@@ -269,6 +275,7 @@ func TestCacheBypassRules(t *testing.T) {
 // replayed as a well-formed stream in the caller's format, and served as a
 // body too; the text is the first answer's.
 func TestCacheStreamReplayEachIngress(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, path, stream, plain string
 		done                      string // the stream's last event
@@ -361,6 +368,7 @@ func sseData(sse string) []string {
 
 // Concurrent identical misses collapse into one upstream call.
 func TestCacheConcurrentMissesCollapse(t *testing.T) {
+	t.Parallel()
 	cg := newCacheGateway(t, config.ModelCache{})
 	var wg sync.WaitGroup
 	results := make([]string, 8)
@@ -378,6 +386,7 @@ func TestCacheConcurrentMissesCollapse(t *testing.T) {
 }
 
 func TestCachePurge(t *testing.T) {
+	t.Parallel()
 	cg := newCacheGateway(t, config.ModelCache{})
 	admin := cg.adminKey(t)
 	other := cg.otherAccount(t)
@@ -414,6 +423,7 @@ func TestCachePurge(t *testing.T) {
 }
 
 func TestCacheMetrics(t *testing.T) {
+	t.Parallel()
 	cg := newCacheGateway(t, config.ModelCache{})
 	cg.post(t, cg.key, "/v1/chat/completions", cachedChat)
 	cg.post(t, cg.key, "/v1/chat/completions", cachedChat)
@@ -430,6 +440,7 @@ func TestCacheMetrics(t *testing.T) {
 }
 
 func TestCacheEmbeddings(t *testing.T) {
+	t.Parallel()
 	cg := newCacheGateway(t, config.ModelCache{})
 	const body = `{"model":"gpt-4o-mini","input":["cache me","and me"]}`
 	first := cg.post(t, cg.key, "/v1/embeddings", body)
@@ -457,6 +468,7 @@ func TestCacheEmbeddings(t *testing.T) {
 // TPM: a key whose TPM admits about two answers a minute gets many hits
 // (and with count_tpm it does not), and its RPM still stops it.
 func TestCacheHitLimits(t *testing.T) {
+	t.Parallel()
 	limited := func(cg *cacheGateway) string {
 		k, _, err := cg.app.Keys.Create(context.Background(), keys.CreateParams{Name: "limited", TPM: 80, RPM: 6})
 		if err != nil {
@@ -504,6 +516,7 @@ func TestCacheHitLimits(t *testing.T) {
 // full price minus what it was billed, and the usage report sums hits,
 // the hit ratio and the money saved per account and model.
 func TestCacheSavingsInReports(t *testing.T) {
+	t.Parallel()
 	cg := newCacheGateway(t, config.ModelCache{}, func(c *config.Config) { c.Cache.PriceFraction = 0.25 })
 	miss := cg.post(t, cg.key, "/v1/chat/completions", cachedChat)
 	var hits []rawResponse
@@ -561,6 +574,7 @@ func TestCacheSavingsInReports(t *testing.T) {
 // TestCacheKeyPolicy: a key's cache policy is set through the admin API
 // at creation and update, kept with the key, and narrows the model's.
 func TestCacheKeyPolicy(t *testing.T) {
+	t.Parallel()
 	cg := newCacheGateway(t, config.ModelCache{})
 	admin := cg.adminKey(t)
 	u := cg.srv.URL + "/admin/v1/keys"
@@ -622,6 +636,7 @@ func TestCacheKeyPolicy(t *testing.T) {
 // TestCacheModelPolicyAdmin: a model's policy set through the admin API
 // replaces its config at once, and DELETE returns to the config.
 func TestCacheModelPolicyAdmin(t *testing.T) {
+	t.Parallel()
 	cg := newCacheGateway(t, config.ModelCache{})
 	admin := cg.adminKey(t)
 	u := cg.srv.URL + "/admin/v1/cache/models/"

@@ -219,6 +219,8 @@ func settle(t *testing.T, baseline int, idle time.Duration) (int, int64) {
 			t.Fatalf("goroutines did not return to the baseline %d: %d left\n%s", baseline, n, buf[:runtime.Stack(buf, true)])
 		}
 		last = n
+		// Not Eventually: "stopped moving" is judged over this interval,
+		// and its backoff would compare counts a millisecond apart.
 		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -14,6 +14,7 @@ import (
 // TestLegacyCompletions drives POST /v1/completions with the official SDK:
 // natively on the OpenAI mock, translated to chat on the others.
 func TestLegacyCompletions(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	c := officialClient(g.gateway, g.key)

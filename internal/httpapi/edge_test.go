@@ -15,6 +15,7 @@ import (
 
 	goopenai "github.com/sashabaranov/go-openai"
 
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -28,6 +29,7 @@ type errorBody struct {
 }
 
 func TestBadRequestsGetOpenAIShapedErrors(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{maxBody: 4096, allowedModels: []string{"gpt-4o-mini"}})
 	big := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("a", 5000) + `"}]}`
 	tests := []struct {
@@ -105,6 +107,7 @@ func TestBadRequestsGetOpenAIShapedErrors(t *testing.T) {
 }
 
 func TestModelsListOnlyAllowedModels(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{allowedModels: []string{"gpt-4o-mini"}})
 	list, err := goClient(g).ListModels(context.Background())
 	if err != nil {
@@ -120,6 +123,7 @@ func TestModelsListOnlyAllowedModels(t *testing.T) {
 }
 
 func TestFailoverToBackupBeforeFirstByte(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{FailRate503: 1}, backup: &mock.Config{}})
 	ctx := context.Background()
 	resp, err := goClient(g).CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
@@ -148,6 +152,7 @@ func TestFailoverToBackupBeforeFirstByte(t *testing.T) {
 }
 
 func TestStreamBrokenMidwayEndsWithErrorEvent(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{CompletionTokens: 20}})
 	st, err := goClient(g).CreateChatCompletionStream(context.Background(), goopenai.ChatCompletionRequest{
 		Model: "gpt-4o-mini", Stream: true, Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi #mock:reset"}},
@@ -179,6 +184,7 @@ func TestStreamBrokenMidwayEndsWithErrorEvent(t *testing.T) {
 }
 
 func TestClientDisconnectCancelsUpstream(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{TokensPerSec: 20, CompletionTokens: 400}})
 	ctx, cancel := context.WithCancel(context.Background())
 	body := `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"tell me a long story"}]}`
@@ -196,13 +202,7 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	cancel() // the caller goes away after the first chunk
 	resp.Body.Close()
 
-	deadline := time.Now().Add(5 * time.Second)
-	for g.primary.Stats().Canceled == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("upstream request was not canceled: %+v", g.primary.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the upstream request to be canceled", func() bool { return g.primary.Stats().Canceled != 0 })
 	if st := g.primary.Stats(); st.Completed != 0 {
 		t.Fatalf("upstream finished a stream nobody was reading: %+v", st)
 	}
@@ -212,6 +212,7 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 }
 
 func TestGracefulShutdownFinishesStreamAndRecordsUsage(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{TokensPerSec: 50, CompletionTokens: 25}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -268,6 +269,7 @@ func TestGracefulShutdownFinishesStreamAndRecordsUsage(t *testing.T) {
 }
 
 func TestHealthz(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	resp, err := http.Get(g.srv.URL + "/healthz")
 	if err != nil {
@@ -283,6 +285,7 @@ func TestHealthz(t *testing.T) {
 // caller by key id while no key material (caller or provider, good or bad)
 // reaches any line; the same leak check also runs after every test.
 func TestAccessLogNamesKeyIDNeverKey(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{APIKey: providerKey}})
 	ctx := context.Background()
 	if _, err := goClient(g).CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}}); err != nil {

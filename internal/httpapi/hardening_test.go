@@ -26,6 +26,7 @@ import (
 // keep them. Every answer under /admin/v1 — success, error, refusal — says
 // no-store.
 func TestHoleAdminAnswerCacheable(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	admin := g.adminKey(t)
 	srv, ok := g.app.Handler.(*httpapi.Server)
@@ -72,6 +73,7 @@ func TestHoleAdminAnswerCacheable(t *testing.T) {
 // TestHoleAccountStatusEmpty: the answer that creates an account said
 // "status": "" (the store filled in the default on its own copy).
 func TestHoleAccountStatusEmpty(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	admin := g.adminKey(t)
 	root := strings.TrimSuffix(g.base, "/v1")
@@ -99,6 +101,7 @@ func TestHoleAccountStatusEmpty(t *testing.T) {
 // TestHoleMetricsTokenRequired: /metrics could only be open or off.
 // server.metrics_token makes a scrape present a bearer token.
 func TestHoleMetricsTokenRequired(t *testing.T) {
+	t.Parallel()
 	const token = "scrape-token-0123456789"
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) { c.Server.MetricsToken = token }})
 	root := strings.TrimSuffix(g.base, "/v1")
@@ -135,6 +138,7 @@ func TestHoleMetricsTokenRequired(t *testing.T) {
 // TestHoleMetricsOnSeparateAddr: server.metrics_addr moves /metrics off
 // the public listener onto one of its own.
 func TestHoleMetricsOnSeparateAddr(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) { c.Server.MetricsAddr = "127.0.0.1:0" }})
 	root := strings.TrimSuffix(g.base, "/v1")
 	if status, _, _ := call(t, "GET", root+"/metrics", "", ""); status != http.StatusNotFound {
@@ -196,6 +200,7 @@ func verifyWebhook(secret string, r *http.Request, body []byte, now time.Time) e
 // secret; a receiver verifies it as the README says, and a changed body
 // or another secret fails.
 func TestHoleWebhookUnsigned(t *testing.T) {
+	t.Parallel()
 	const secret = "whsec-0123456789abcdef"
 	type delivery struct {
 		r    *http.Request

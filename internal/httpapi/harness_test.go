@@ -18,6 +18,7 @@ import (
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/telemetry"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 	"github.com/xroute/xroute/providers/catalog"
@@ -185,19 +186,18 @@ func (g *gateway) usage() []store.UsageRecord {
 
 func (g *gateway) usageFor(requestID string) store.UsageRecord {
 	g.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	var rec store.UsageRecord
+	testutil.Eventually(g.t, "the usage record of request "+requestID, func() bool {
 		recs, err := g.app.DB.ListUsage(context.Background(), store.UsageFilter{RequestID: requestID})
 		if err != nil {
 			g.t.Fatal(err)
 		}
 		if len(recs) == 1 {
-			return recs[0]
+			rec = recs[0]
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	g.t.Fatalf("no usage record for request %s", requestID)
-	return store.UsageRecord{}
+		return len(recs) == 1
+	})
+	return rec
 }
 
 // assertNoSecretsInLogs is the leak check every test runs at cleanup:

@@ -17,6 +17,7 @@ import (
 // was the upstream's problem. Each is a 400 from xroute, in the caller's
 // API shape, naming the field, before any upstream call.
 func TestHoleDuplicateOrMistypedFieldRefused(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: listPriced})
 	reviewTopUp(t, g, 10*billing.NanoPerUSD)
 	const msgs = `"messages":[{"role":"user","content":"hi"}]`

@@ -7,13 +7,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -71,6 +71,7 @@ func balance(t *testing.T, g *gateway) (bal, reserved billing.Nano) {
 // hold, no debit. It is a 400 model_not_priced naming the model, in the
 // caller's API shape, on every endpoint, before any upstream call.
 func TestHoleUnpricedModelRefused(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{strictPrices: true, mutate: func(c *config.Config) {
 		listPriced(c)
 		c.Models = append(c.Models, config.Model{Name: "bare", Deployments: []config.Deployment{{Provider: "primary", Model: "mock-bare"}}})
@@ -124,6 +125,7 @@ func TestHoleUnpricedModelRefused(t *testing.T) {
 // cheaper one; max_completion_tokens=1 beside max_tokens=100000 held for
 // one token, while an upstream may read the other.
 func TestHoleChoicesCountedInHoldAndTPM(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		listPriced(c)
 		c.Providers[0].NativeFormats = []string{"completions"} // best_of is native-only
@@ -164,6 +166,7 @@ func TestHoleChoicesCountedInHoldAndTPM(t *testing.T) {
 // leaves is billed for what it delivered, its hold is released, and the
 // upstream call is cancelled.
 func TestAbandonedStreamIsBilledAndReleased(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{TokensPerSec: 20, CompletionTokens: 400}, mutate: listPriced})
 	reviewTopUp(t, g, 10*billing.NanoPerUSD)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -188,29 +191,17 @@ func TestAbandonedStreamIsBilledAndReleased(t *testing.T) {
 	}
 	cancel()
 	resp.Body.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for g.primary.Stats().Canceled == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("upstream request was not cancelled: %+v", g.primary.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the upstream request to be cancelled", func() bool { return g.primary.Stats().Canceled != 0 })
 	rec := g.usageFor(id)
 	if rec.Status != 499 || rec.CostNano <= 0 || rec.CompletionTokens <= 0 || rec.CompletionTokens > 100 {
 		t.Fatalf("record %+v; want the delivered part billed", rec)
 	}
-	for {
-		bal, reserved := balance(t, g)
-		if reserved == 0 {
-			if want := 10*billing.NanoPerUSD - billing.Nano(rec.CostNano); bal != want {
-				t.Fatalf("balance %s, want %s", bal, want)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still held after the stream was abandoned", reserved)
-		}
-		time.Sleep(5 * time.Millisecond)
+	testutil.Eventually(t, "the abandoned stream's hold to be released", func() bool {
+		_, reserved := balance(t, g)
+		return reserved == 0
+	})
+	if bal, _ := balance(t, g); bal != 10*billing.NanoPerUSD-billing.Nano(rec.CostNano) {
+		t.Fatalf("balance %s, want %s", bal, 10*billing.NanoPerUSD-billing.Nano(rec.CostNano))
 	}
 }
 
@@ -220,6 +211,7 @@ func TestAbandonedStreamIsBilledAndReleased(t *testing.T) {
 // nothing; a provider/model address the catalog prices (the provider
 // named after its preset) is held and billed at the catalog's price.
 func TestFreeOnlyWhenTheOperatorSaysSo(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{strictPrices: true, mutate: func(c *config.Config) {
 		listPriced(c)
 		base := c.Providers[0].BaseURL

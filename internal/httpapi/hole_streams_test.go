@@ -18,6 +18,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -93,6 +94,7 @@ func postStream(t *testing.T, g *gateway, path, body string) (*http.Response, st
 // and never failed over (504, one attempt). Past router.first_byte_timeout
 // the next deployment answers, the caller having seen nothing.
 func TestHoleStalledAfterHeadersFailsOver(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{backup: &mock.Config{}, wrapPrimary: directive("stall=0"), mutate: func(c *config.Config) {
 		c.Router.FirstByteTimeout = 100 * time.Millisecond
 		c.Server.RequestTimeout = 5 * time.Second // the old hang ends here, as a 504
@@ -109,7 +111,7 @@ func TestHoleStalledAfterHeadersFailsOver(t *testing.T) {
 		t.Fatalf("usage record %+v", rec)
 	}
 	// The stalled attempt was abandoned, not left hanging upstream.
-	waitFor(t, func() bool { return g.primary.Stats().Canceled == 1 }, "the stalled upstream call to end")
+	testutil.Eventually(t, "the stalled upstream call to end", func() bool { return g.primary.Stats().Canceled == 1 })
 }
 
 // TestHoleStalledAfterFirstChunkEndsWithErrorEvent: an upstream that sent
@@ -118,6 +120,7 @@ func TestHoleStalledAfterHeadersFailsOver(t *testing.T) {
 // with an error event in the caller's format, and the delivered part is
 // billed; meanwhile the caller gets sparse keep-alives.
 func TestHoleStalledAfterFirstChunkEndsWithErrorEvent(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		format, path, body string
 		end, why, ping     string // the error event, what it says, the keep-alive
@@ -162,6 +165,7 @@ func TestHoleStalledAfterFirstChunkEndsWithErrorEvent(t *testing.T) {
 // reported as upstream_unreachable, which sends operators looking at the
 // network; it is upstream_malformed, in the error event and the record.
 func TestHoleMalformedUpstreamStreamLabelled(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	resp, body := postStream(t, g, "/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi #mock:malformed"}]}`)
 	errAt := strings.LastIndex(body, `data: {"error":`)
@@ -203,6 +207,7 @@ func readStatus(t *testing.T, r *bufio.Reader) *http.Response {
 // before it wrote the 401. Now the 401 goes out at once, from the headers
 // alone, and the connection closes without reading the body.
 func TestHoleSlowBodyUnknownKeyClosedUnread(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	_, addr := serveReal(t, g, nil)
 	for _, path := range []string{"/v1/chat/completions", "/v1/messages"} {
@@ -231,6 +236,7 @@ func isReset(err error) bool {
 // pipe instead. A Content-Length over server.max_body_bytes is answered
 // 413 before a byte of the body is read.
 func TestHoleContentLengthOverLimitAnsweredAtOnce(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{maxBody: 1 << 20})
 	_, addr := serveReal(t, g, nil)
 	c, r := rawConn(t, addr)
@@ -252,6 +258,7 @@ func TestHoleContentLengthOverLimitAnsweredAtOnce(t *testing.T) {
 // a new connection is refused (429) at once; one that authenticates
 // leaves the count, making room.
 func TestHolePreAuthConnectionCap(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) { c.Server.PreAuthConns = 3 }})
 	srv, addr := serveReal(t, g, nil)
 	models := "GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + g.key + "\r\n\r\n"
@@ -304,6 +311,7 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 // the stream: the upstream call is cancelled and the request recorded as
 // client_write_timeout.
 func TestHoleCallerThatStopsReadingIsCut(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{CompletionTokens: 50000}, mutate: func(c *config.Config) {
 		c.Server.WriteTimeout = 200 * time.Millisecond
 	}})
@@ -324,7 +332,7 @@ func TestHoleCallerThatStopsReadingIsCut(t *testing.T) {
 	if rec.Status != 499 || rec.ErrorCode != "client_write_timeout" {
 		t.Fatalf("usage record %+v", rec)
 	}
-	waitFor(t, func() bool { return g.primary.Stats().Canceled == 1 }, "the upstream call to be cancelled")
+	testutil.Eventually(t, "the upstream call to be cancelled", func() bool { return g.primary.Stats().Canceled == 1 })
 }
 
 // TestHoleShutdownCutStreamRecordedAsServerCut: a stream still running at
@@ -333,6 +341,7 @@ func TestHoleCallerThatStopsReadingIsCut(t *testing.T) {
 // left. It ends with an error event in the caller's format and is
 // recorded as cut by the server, its delivered part billed.
 func TestHoleShutdownCutStreamRecordedAsServerCut(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{TokensPerSec: 20, CompletionTokens: 400}, mutate: priced})
 	if _, _, err := g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test"); err != nil {
 		t.Fatal(err)
@@ -369,17 +378,5 @@ func TestHoleShutdownCutStreamRecordedAsServerCut(t *testing.T) {
 	rec := g.usageFor(resp.Header.Get("x-request-id"))
 	if rec.Status != http.StatusServiceUnavailable || rec.ErrorCode != "server_shutdown" || rec.CompletionTokens == 0 || rec.CostNano <= 0 {
 		t.Fatalf("usage record %+v", rec)
-	}
-}
-
-// waitFor polls cond until it holds (failing after hangGuard).
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(hangGuard)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

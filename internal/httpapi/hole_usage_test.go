@@ -21,6 +21,7 @@ import (
 // never billed 0 nor at a count the upstream made up, in every ingress,
 // streamed or not. The caller gets the answer; the metrics stay sane.
 func TestHoleAnswerWithoutUsageBilled(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		listPriced(c)
 		c.Providers[0].NativeFormats = []string{"responses"}
@@ -121,6 +122,7 @@ func TestHoleAnswerWithoutUsageBilled(t *testing.T) {
 // without usage and without text used to be free, prompt included: the
 // upstream read the prompt all the same.
 func TestHoleStreamWithNothingDeliveredChargesPrompt(t *testing.T) {
+	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -148,6 +150,7 @@ func TestHoleStreamWithNothingDeliveredChargesPrompt(t *testing.T) {
 // nothing. The inputs are counted by the tokenizer, and the answer's usage
 // says what was billed.
 func TestHoleEmbeddingsWithoutUsageBilled(t *testing.T) {
+	t.Parallel()
 	for _, usage := range []string{``, `,"usage":{"prompt_tokens":-5,"total_tokens":-5}`} {
 		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body)
@@ -176,6 +179,7 @@ func TestHoleEmbeddingsWithoutUsageBilled(t *testing.T) {
 // as text-only chunks with no content: nothing delivered, so nothing
 // billed, prompt included. Every delivered output counts.
 func TestHoleFunctionCallStreamWithoutUsageBilled(t *testing.T) {
+	t.Parallel()
 	args := strings.Repeat(`{\"city\":\"Saint-Remy-de-Provence\",\"days\":14} `, 30)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)

@@ -11,6 +11,7 @@ import (
 	"github.com/xroute/xroute/internal/exchange"
 	"github.com/xroute/xroute/internal/exchange/oidctest"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -27,6 +28,7 @@ func issuerJSON(iss string) string {
 // rules (400 naming the field), may not shadow a config issuer or another
 // API issuer (409), and every change is audited with the admin key.
 func TestIssuersAdminCRUD(t *testing.T) {
+	t.Parallel()
 	cfgIss := "https://config.example"
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		c.Auth.Issuers = []config.Issuer{{Issuer: cfgIss, Audiences: []string{"xroute"}, Rules: []config.IssuerRule{
@@ -145,6 +147,7 @@ func TestIssuersAdminCRUD(t *testing.T) {
 // the admin API it is exchanged (no restart); once deleted it is refused
 // again, while the key already issued keeps working until its expiry.
 func TestIssuerAddedThroughAPIIsTrustedAtOnce(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{}) // no issuer in the config
 	is := oidctest.New(t)
 	owner := g.adminKey(t)
@@ -193,6 +196,7 @@ func TestIssuerAddedThroughAPIIsTrustedAtOnce(t *testing.T) {
 // store by another process (the CLI on the database, another replica)
 // is trusted by this replica's poll, without a message and a restart.
 func TestIssuerStoredOutsideTheReplicaIsPolled(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	is := oidctest.New(t)
 	doc, err := config.ParseIssuerDoc([]byte(issuerJSON(is.URL)))
@@ -204,15 +208,12 @@ func TestIssuerStoredOutsideTheReplicaIsPolled(t *testing.T) {
 	if err := g.app.DB.CreateIssuer(context.Background(), store.StoredIssuer{ID: "iss_elsewhere", Issuer: is.URL, Definition: def, CreatedAt: now, UpdatedAt: now, CreatedBy: "cli", UpdatedBy: "cli"}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st, body, _ := postToken(t, g, exchangeParams(is.Sign(is.GitHubActions("octo-org/octo-repo", "refs/heads/main"))), false)
-		if st == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the stored issuer was not picked up: %d %v", st, body)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var st int
+	var body map[string]any
+	if !testutil.Wait(testutil.Timeout, func() bool {
+		st, body, _ = postToken(t, g, exchangeParams(is.Sign(is.GitHubActions("octo-org/octo-repo", "refs/heads/main"))), false)
+		return st == 200
+	}) {
+		t.Fatalf("the stored issuer was not picked up: %d %v", st, body)
 	}
 }

@@ -9,6 +9,7 @@ import (
 )
 
 func TestNarrowPolicy(t *testing.T) {
+	t.Parallel()
 	model := respcache.Policy{Enabled: true, TTL: time.Hour, MaxEntryBytes: 1000, Scope: respcache.ScopeGlobal}
 	for _, tc := range []struct {
 		name   string

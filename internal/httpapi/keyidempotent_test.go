@@ -9,6 +9,7 @@ import (
 // (a retried CLI call, two operators) answers what the first call
 // answered and writes no second audit row.
 func TestKeyTransitionsAreIdempotent(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	admin := g.adminKey(t)
 	base := g.srv.URL + "/admin/v1"

@@ -14,6 +14,7 @@ import (
 // account that does not exist answered 200 and stored a row limiting
 // nothing. It is a 404 naming the id, and nothing is listed.
 func TestHoleBudgetOnUnknownScopeIsARow(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	admin := g.adminKey(t)
 	for _, body := range []string{
@@ -47,6 +48,7 @@ func TestHoleBudgetOnUnknownScopeIsARow(t *testing.T) {
 // new key's true state (suspended after rotating a suspended key), and 409
 // key_not_rotatable for a revoked key or one already rotated.
 func TestRotationStatesThroughTheAdminAPI(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	admin := g.adminKey(t)
 	ctx := context.Background()

@@ -48,6 +48,7 @@ func listAll(t *testing.T, admin, base string, limit int) ([]map[string]any, int
 // narrows by key, kind and date range on the server, and its cursor walks
 // every matching entry exactly once, newest first.
 func TestLedgerListFiltersAndPages(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: priced})
 	admin := g.adminKey(t)
 	ctx := context.Background()
@@ -134,6 +135,7 @@ func TestLedgerListFiltersAndPages(t *testing.T) {
 // TestAuditListDateRange: the audit log takes the same from/to range as
 // the other lists.
 func TestAuditListDateRange(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	admin := g.adminKey(t) // itself an audited key.created
 	base := g.srv.URL + "/admin/v1/audit?"

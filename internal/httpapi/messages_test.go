@@ -43,6 +43,7 @@ func userText(s string) []anthropic.MessageParam {
 }
 
 func TestMessagesCreate(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	for _, m := range msgModels {
@@ -74,6 +75,7 @@ func TestMessagesCreate(t *testing.T) {
 }
 
 func TestMessagesStream(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	for _, m := range msgModels {
@@ -120,6 +122,7 @@ var weatherToolA = anthropic.ToolUnionParam{OfTool: &anthropic.ToolParam{
 }}
 
 func TestMessagesToolUseRoundTrip(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	for _, m := range msgModels {
@@ -174,6 +177,7 @@ func TestMessagesToolUseRoundTrip(t *testing.T) {
 }
 
 func TestMessagesImageInput(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	for _, m := range msgModels {
 		t.Run(m.model, func(t *testing.T) {
@@ -188,6 +192,7 @@ func TestMessagesImageInput(t *testing.T) {
 }
 
 func TestMessagesCountTokensAndModels(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	c := anthropicClient(g.gateway, g.key)
@@ -226,6 +231,7 @@ func TestMessagesCountTokensAndModels(t *testing.T) {
 }
 
 func TestMessagesErrorsAreAnthropicShaped(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	var apiErr *anthropic.Error
@@ -296,6 +302,7 @@ func postAnthropic(t *testing.T, g *gateway, path, body string, hdr map[string]s
 // anthropic-beta list, ?beta=true, stream) natively and translated, and
 // checks what the client needs.
 func TestMessagesClaudeCodeReplay(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	body, err := os.ReadFile("../ingress/messages/testdata/req_claude_code.json")
 	if err != nil {
@@ -346,6 +353,7 @@ func TestMessagesClaudeCodeReplay(t *testing.T) {
 // (here 250 ms between tokens, a keep-alive of 40 ms) gets Anthropic's
 // ping events meanwhile, and its answer is intact.
 func TestMessagesKeepAlivePings(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{TokensPerSec: 4}, mutate: func(c *config.Config) {
 		c.Server.StreamKeepAlive = 40 * time.Millisecond
 	}})
@@ -376,6 +384,7 @@ func TestMessagesKeepAlivePings(t *testing.T) {
 // then reads it; the usage records keep both counts and the costs price
 // them at the cache-write and cache-read rates.
 func TestMessagesCacheTokensArePricedAtTheirRates(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	// The claude deployment: 1000 USD/M input, 100 cached, 1250 cache writes, 2000 output.
 	g := newRespGateway(t, config.Model{Name: "claude-priced", Deployments: []config.Deployment{{Provider: "claude", Model: "claude-sonnet-4-5",
@@ -458,6 +467,7 @@ func TestMessagesCacheTokensArePricedAtTheirRates(t *testing.T) {
 // the caller asked for thinking; its reasoning effort mapped from the
 // budget).
 func TestMessagesThinking(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	c := anthropicClient(g.gateway, g.key)

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/httpapi"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -114,17 +114,11 @@ func (s scrape) sum(name, label, skip string) float64 {
 // is written, so a client can see the answer first.
 func (g *gateway) eventually(what string, ok func(scrape) bool) scrape {
 	g.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s := g.scrape()
-		if ok(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			g.t.Fatalf("metrics never showed %s:\n%s", what, s.raw)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var s scrape
+	if !testutil.Wait(testutil.Timeout, func() bool { s = g.scrape(); return ok(s) }) {
+		g.t.Fatalf("metrics never showed %s:\n%s", what, s.raw)
 	}
+	return s
 }
 
 // TestMetricsAfterTraffic sends successes, a stream, refusals of every
@@ -132,6 +126,7 @@ func (g *gateway) eventually(what string, ok func(scrape) bool) scrape {
 // of /metrics and that no label holds a key, a key or account id, or a
 // model name a caller made up.
 func TestMetricsAfterTraffic(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		priced(c)
 		c.Providers[0].Free = true // caller-chosen provider/model names are free
@@ -305,6 +300,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 
 // TestMetricsOffWithoutRegistry: with no registry there is no /metrics.
 func TestMetricsOffWithoutRegistry(t *testing.T) {
+	t.Parallel()
 	s, err := httpapi.New(httpapi.Config{Log: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,7 @@ func documented(doc *openapi3.T) map[string]bool {
 // every /admin/v1 route is in the document, and the document has no route
 // the server lacks.
 func TestOpenAPIListsEveryAdminRoute(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	srv, ok := g.app.Handler.(*httpapi.Server)
 	if !ok {
@@ -201,6 +202,7 @@ func (s *oaSession) doKey(key, method, path, body string, want int, badRequest b
 // checked against the document the server serves, and every documented
 // operation is exercised.
 func TestOpenAPIRealResponsesValidate(t *testing.T) {
+	t.Parallel()
 	// The audit export answers JSON lines, which the validator reads as
 	// text (no test here runs in parallel with this registration).
 	openapi3filter.RegisterBodyDecoder("application/x-ndjson", openapi3filter.PlainBodyDecoder)

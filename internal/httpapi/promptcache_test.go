@@ -15,6 +15,7 @@ import (
 // the saving is what the cached tokens did not cost: at 1000 USD/M input
 // and 100 cached, 900 USD/M, i.e. 900,000 nano-USD per 1,000 tokens.
 func TestPromptCacheSavingsOpenAI(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		priced(c)
 		for i := range c.Models {

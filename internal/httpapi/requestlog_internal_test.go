@@ -11,6 +11,7 @@ import (
 )
 
 func TestParseStatusFilter(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in     string
 		lo, hi int
@@ -42,6 +43,7 @@ func (l settingsList) CaptureSettings(context.Context) ([]store.CaptureSetting, 
 // TestCaptureSettingsLookup: the copy answers for the accounts with
 // capture on, and invalidate makes the next lookup read the source.
 func TestCaptureSettingsLookup(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	src := settingsList{{AccountID: "acct_on", Enabled: true, Retention: time.Hour, MaxBytes: 10}}
 	cs := &captureSettings{src: src, log: zap.NewNop()}

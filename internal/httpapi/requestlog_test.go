@@ -121,6 +121,7 @@ const testTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 // the endpoint and the trace id of its usage record; a malformed
 // traceparent leaves the trace id empty.
 func TestRequestLogRecordsEveryEndpoint(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	traceparent := "00-" + testTraceID + "-00f067aa0ba902b7-01"
 	tests := []struct {
@@ -160,6 +161,7 @@ func TestRequestLogRecordsEveryEndpoint(t *testing.T) {
 // TestRequestLogFailedRequestNamesLastDeployment: a request no
 // deployment served names the last one tried.
 func TestRequestLogFailedRequestNamesLastDeployment(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{FailRate500: 1}})
 	st, id, raw := logPost(t, g, g.key, "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
 	if st < 500 {
@@ -174,6 +176,7 @@ func TestRequestLogFailedRequestNamesLastDeployment(t *testing.T) {
 // TestRequestLogAdmin pages through the log with filters, finds a request
 // by id, and refuses bad filters naming them.
 func TestRequestLogAdmin(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	admin := g.adminKey(t)
 	second, k2, err := g.app.Keys.Create(context.Background(), keys.CreateParams{Name: "second"})
@@ -271,6 +274,7 @@ func TestRequestLogAdmin(t *testing.T) {
 // TestCaptureOffStoresNothing: without a capture setting (the default),
 // and with one turned off, no body is kept.
 func TestCaptureOffStoresNothing(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	admin := g.adminKey(t)
 	chat := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
@@ -307,6 +311,7 @@ func countCaptures(t *testing.T, g *gateway) int {
 // the answer are kept, a provider key and an xroute key in the prompt
 // scrubbed, and the change is in the audit log.
 func TestCaptureStoresRedactedBodies(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	admin := g.adminKey(t)
 	set := adminPut(t, g, admin, "/accounts/"+store.DefaultAccountID+"/capture", `{"enabled":true,"retention":"7d","max_bytes":65536}`, 200)
@@ -350,6 +355,7 @@ func TestCaptureStoresRedactedBodies(t *testing.T) {
 // TestCaptureStreamTruncated: a stream's SSE text is kept up to the
 // account's max bytes, then marked truncated.
 func TestCaptureStreamTruncated(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{CompletionTokens: 64}})
 	admin := g.adminKey(t)
 	adminPut(t, g, admin, "/accounts/"+store.DefaultAccountID+"/capture", `{"enabled":true,"max_bytes":300}`, 200)

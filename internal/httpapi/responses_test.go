@@ -130,6 +130,7 @@ func textInput(s string) responses.ResponseNewParamsInputUnion {
 }
 
 func TestResponsesCreate(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	for _, m := range respModels {
@@ -222,6 +223,7 @@ func (s streamed) checkOrder(t *testing.T) {
 func (s streamed) final() responses.Response { return s.events[len(s.events)-1].Response }
 
 func TestResponsesStream(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	for _, m := range respModels {
@@ -266,6 +268,7 @@ var weatherTool = responses.ToolUnionParam{OfFunction: &responses.FunctionToolPa
 }}
 
 func TestResponsesFunctionToolRoundTrip(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	for _, m := range respModels {
@@ -333,6 +336,7 @@ func ptr[T any](v T) *T { return &v }
 // that a native OpenAI deployment started on an Anthropic deployment (the
 // first one fails), and back: xroute rebuilds it from its own store.
 func TestResponsesPreviousResponseAcrossFailover(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	c := officialClient(g.gateway, g.key)
@@ -408,6 +412,7 @@ func TestResponsesPreviousResponseAcrossFailover(t *testing.T) {
 }
 
 func TestResponsesStoredRoutes(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	c := officialClient(g.gateway, g.key)
@@ -492,6 +497,7 @@ func (g *gateway) otherAccountKey(t *testing.T) string {
 }
 
 func TestResponsesJSONSchema(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	schema := map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}, "population": map[string]any{"type": "integer"}},
@@ -523,6 +529,7 @@ func TestResponsesJSONSchema(t *testing.T) {
 }
 
 func TestResponsesErrors(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	c := officialClient(g.gateway, g.key)
@@ -603,6 +610,7 @@ func postRaw(t *testing.T, g *gateway, path, body string) rawResponse {
 }
 
 func TestResponsesInputTokens(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	res, err := officialClient(g.gateway, g.key).Responses.InputTokens.Count(context.Background(), responses.InputTokenCountParams{
 		Model: official.String("gpt-4o-mini"), Input: responses.InputTokenCountParamsInputUnion{OfString: official.String("Hello there, how are you today?")},
@@ -618,6 +626,7 @@ func TestResponsesInputTokens(t *testing.T) {
 // TestSeedBaseURLs: the seed's URL (/openai/v1/...) and trailing slashes
 // are answered where they are asked, never redirected.
 func TestSeedBaseURLs(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	for _, path := range []string{"/openai/v1/chat/completions", "/v1/chat/completions/", "/openai/v1/chat/completions/"} {
 		r := postRaw(t, g.gateway, path, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello!"}]}`)
@@ -643,6 +652,7 @@ func TestSeedBaseURLs(t *testing.T) {
 // deployments, and checks what the client needs: the final event with
 // usage, and the calls mapped back to the caller's own tools.
 func TestResponsesCodexShapedRequest(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	body, err := os.ReadFile("../ingress/responses/testdata/req_codex.json")
 	if err != nil {
@@ -746,6 +756,7 @@ func streamRaw(t *testing.T, g *gateway, body []byte) rawStream {
 // recorded like a chat call, and refused like one when the credits cannot
 // cover their worst case.
 func TestResponsesAreMeteredLikeChat(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		priced(c)
 		c.Providers[0].NativeFormats = []string{"responses", "completions"}

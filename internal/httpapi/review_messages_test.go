@@ -72,6 +72,7 @@ func catalogGateway(t *testing.T, mutate func(*config.Config)) (*gateway, *recor
 // completion tokens"). The hold already caps max_tokens by the model's
 // limit; routing and the translated body do not.
 func TestReviewClaudeCodeMaxTokensOnASmallerModel(t *testing.T) {
+	t.Parallel()
 	g, rec := catalogGateway(t, nil)
 	for _, max := range []int{32000, 128000} {
 		t.Run(fmt.Sprint(max), func(t *testing.T) {
@@ -94,6 +95,7 @@ func TestReviewClaudeCodeMaxTokensOnASmallerModel(t *testing.T) {
 // tokens_exceed_limit, x-should-retry false), although the most that
 // request can use is 16384 + its prompt.
 func TestReviewTPMReservationIsCappedByTheModelsLimit(t *testing.T) {
+	t.Parallel()
 	g, _ := catalogGateway(t, nil)
 	key, _, err := g.app.Keys.Create(context.Background(), keys.CreateParams{Name: "tpm", TPM: 50000})
 	if err != nil {
@@ -112,6 +114,7 @@ func TestReviewTPMReservationIsCappedByTheModelsLimit(t *testing.T) {
 // be greater than `thinking.budget_tokens`". Counting a thinking request
 // (which the SDK's MessageCountTokensParams allows) is always a 400.
 func TestReviewCountTokensWithThinkingEnabled(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	c := anthropicClient(g.gateway, g.key)
 	for _, model := range []string{"claude-test", "compat-test"} {
@@ -170,6 +173,7 @@ func (s *chunkStream) Close() error { return nil }
 // message_stop, which no Anthropic client expects. Translated streams
 // hold their closing events back; native ones must hold message_stop.
 func TestReviewNativeStreamMessageStopWaitsForTheUsageCommit(t *testing.T) {
+	t.Parallel()
 	usage := &fakeUsage{}
 	full := billing.ErrSpoolFull
 	usage.commitErr.Store(&full)
@@ -203,6 +207,7 @@ func TestReviewNativeStreamMessageStopWaitsForTheUsageCommit(t *testing.T) {
 // is silent for 600 ms with a keep-alive of 25 ms: the only ping the caller
 // sees before the first token is the one message_start always brings.
 func TestReviewKeepAliveCoversTheSilenceBeforeTheFirstToken(t *testing.T) {
+	t.Parallel()
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -272,6 +277,7 @@ func cutAnthropic(t *testing.T) *httptest.Server {
 // at a tenth of the input price). A long cached conversation interrupted
 // mid-answer is charged the wrong prompt at up to 10x its real price.
 func TestReviewBrokenNativeStreamKeepsMessageStartUsage(t *testing.T) {
+	t.Parallel()
 	cut := cutAnthropic(t)
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		c.Providers = append(c.Providers, config.Provider{Name: "cut", Type: "anthropic", BaseURL: cut.URL, APIKey: "sk-ant-test-key-0001"})
@@ -297,6 +303,7 @@ func TestReviewBrokenNativeStreamKeepsMessageStartUsage(t *testing.T) {
 // cache-write rate: 1h writes (cache_control ttl "1h") are undercharged by
 // 37.5% of their cost.
 func TestReviewOneHourCacheWritesArePricedAtTheirRate(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t, config.Model{Name: "claude-priced", Deployments: []config.Deployment{{Provider: "claude", Model: "claude-sonnet-4-5",
 		InputPrice: "1000", CachedInputPrice: "100", CacheWriteInputPrice: "1250", OutputPrice: "2000"}}})
 	topUp(t, g.gateway)
@@ -329,6 +336,7 @@ func TestReviewOneHourCacheWritesArePricedAtTheirRate(t *testing.T) {
 // thinking"). The gateway made the block unusable; it must also not send a
 // request that needs it (e.g. turn thinking off for that request).
 func TestReviewDroppedXrouteThinkingDoesNotBreakTheToolTurn(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	body := `{"model":"claude-test","max_tokens":2048,"thinking":{"type":"enabled","budget_tokens":1024},
 		"tools":[{"name":"get_weather","description":"Weather.","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],
@@ -365,6 +373,7 @@ func overloadedAnthropic(t *testing.T) *httptest.Server {
 // translating Anthropic adapter has the same gap: it emits its role chunk
 // at message_start.)
 func TestReviewNativeStreamFailsOverWhenItFailsBeforeContent(t *testing.T) {
+	t.Parallel()
 	bad := overloadedAnthropic(t)
 	good := httptest.NewServer(anthropicmock.New(anthropicmock.Config{Config: mock.Config{APIKey: "sk-ant-test-key-0001"}}))
 	t.Cleanup(good.Close)
@@ -393,6 +402,7 @@ func TestReviewNativeStreamFailsOverWhenItFailsBeforeContent(t *testing.T) {
 // before_id: limit=1 returns every model with has_more false, and a client
 // paging with after_id gets the first page again.
 func TestReviewAnthropicModelListHonoursLimit(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	req, _ := http.NewRequest(http.MethodGet, g.gateway.srv.URL+"/v1/models?limit=1", nil)
 	req.Header.Set("x-api-key", g.key)
@@ -413,6 +423,7 @@ func TestReviewAnthropicModelListHonoursLimit(t *testing.T) {
 // token counts only: a priced request that ran three searches costs the
 // operator $0.03 more than xroute charges the caller.
 func TestReviewServerToolUseIsMetered(t *testing.T) {
+	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -449,6 +460,7 @@ func TestReviewServerToolUseIsMetered(t *testing.T) {
 // the PDF on every later turn, so one conversation trips the Gemini
 // deployment's breaker (5 failures) for every caller of the model.
 func TestReviewUntranslatableRequestIsA400NotABreakerFailure(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	pdf := `{"model":"gemini-test","max_tokens":16,"messages":[{"role":"user","content":[{"type":"text","text":"Summarise"},
 		{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0xLjQK"}}]}]}`
@@ -472,6 +484,7 @@ func TestReviewUntranslatableRequestIsA400NotABreakerFailure(t *testing.T) {
 // "Bearer " from an empty auth-token setting) is refused with 401 although
 // its x-api-key is a valid xroute key.
 func TestReviewXAPIKeyWinsOverAuthorizationForAnthropicClients(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	for name, auth := range map[string]string{"empty bearer": "Bearer ", "another token": "Bearer sk-ant-oat01-not-an-xroute-key"} {
 		t.Run(name, func(t *testing.T) {
@@ -493,6 +506,7 @@ func TestReviewXAPIKeyWinsOverAuthorizationForAnthropicClients(t *testing.T) {
 // counts max_tokens in full, while Sonnet 4.5 answers such requests and
 // stops with model_context_window_exceeded.)
 func TestReviewContextOneMillionBetaIsNotRefusedAt200k(t *testing.T) {
+	t.Parallel()
 	am := httptest.NewServer(anthropicmock.New(anthropicmock.Config{Config: mock.Config{APIKey: "sk-ant-test-key-0001"}}))
 	t.Cleanup(am.Close)
 	g := newGateway(t, gwOptions{maxBody: 4 << 20, mutate: func(c *config.Config) {

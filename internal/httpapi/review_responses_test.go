@@ -77,6 +77,7 @@ func sseTypes(body string) []string {
 // answered 400 in OpenAI's shape; today it panics (body[1:] on an empty
 // slice) and the recovery answers 500.
 func TestReviewInputTokensEmptyBody(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	r := reviewPost(t, g.gateway, g.key, "/v1/responses/input_tokens", nil)
 	if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.body, `"invalid_request_error"`) {
@@ -91,6 +92,7 @@ func TestReviewInputTokensEmptyBody(t *testing.T) {
 // by URL, an image by file id, an item_reference) must reach a native
 // deployment.
 func TestReviewNativeServesItemsThePivotCannotExpress(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	for name, item := range map[string]string{
 		"web_search_call": `{"type":"web_search_call","id":"ws_1","status":"completed","action":{"type":"search","query":"weather"}}`,
@@ -113,6 +115,7 @@ func TestReviewNativeServesItemsThePivotCannotExpress(t *testing.T) {
 // turn (the store requires UTF-8) and answers 500: the caller pays for an
 // answer it never gets, and the SDKs retry the 500 twice more.
 func TestReviewInvalidUTF8IsRefusedBeforeCharging(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		priced(c)
 		c.Providers[0].NativeFormats = []string{"responses", "completions"}
@@ -158,6 +161,7 @@ func failResponseInserts(t *testing.T, dbPath string) {
 // and pay again. Either the answer goes out (the store failure reported
 // another way) or nothing is charged.
 func TestReviewStoreFailureChargesForAnAnswerNotDelivered(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "review.db")
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
@@ -207,6 +211,7 @@ func tail(s string) string {
 // on its second turn. Keep the reasoning item (the upstream stored it) or
 // drop the ids of the items that followed it.
 func TestReviewNativeHistoryKeepsReasoningOfFunctionCall(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	c := officialClient(g.gateway, g.key)
@@ -264,6 +269,7 @@ func TestReviewNativeHistoryKeepsReasoningOfFunctionCall(t *testing.T) {
 // store is set to false"). xroute filters such items only out of the
 // stored history, never out of the caller's own input.
 func TestReviewNativeStoreFalseDropsUnresolvableReasoning(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	minted := `{"id":"rs_0123456789abcdef0123456789abcdef0123456789abcdef","type":"reasoning","summary":[{"type":"summary_text","text":"thinking"}]}`
 	body := `{"model":"gpt-4o-mini","store":false,"include":["reasoning.encrypted_content"],"input":[` +
@@ -286,6 +292,7 @@ func TestReviewNativeStoreFalseDropsUnresolvableReasoning(t *testing.T) {
 // no reasoning field, so a streamed answer always says 0 where the same
 // answer not streamed says the real count.
 func TestReviewStreamedTranslatedReasoningTokens(t *testing.T) {
+	t.Parallel()
 	gm := httptest.NewServer(geminimock.New(geminimock.Config{Config: mock.Config{APIKey: "AIza-test-key-0001"}, ThoughtsTokens: 7}))
 	t.Cleanup(gm.Close)
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
@@ -338,6 +345,7 @@ func reviewCatalog(t *testing.T) string {
 // whose limit is known the hold covers one choice: n = 4 at max_tokens =
 // max_output holds a quarter of the cost, and the account goes negative.
 func TestReviewCompletionsHoldCoversEveryChoice(t *testing.T) {
+	t.Parallel()
 	cat := reviewCatalog(t)
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		c.Catalog.File = cat
@@ -368,6 +376,7 @@ func TestReviewCompletionsHoldCoversEveryChoice(t *testing.T) {
 // 9. best_of generates (and bills) best_of completions; the hold counts
 // only n, so a best_of=5 request holds a fifth of its worst case.
 func TestReviewCompletionsBestOfHold(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		priced(c)
 		c.Providers[0].NativeFormats = []string{"completions"}
@@ -388,6 +397,7 @@ func TestReviewCompletionsBestOfHold(t *testing.T) {
 // hedgeable=false and hold once, so the same credits that refuse a chat
 // request admit the completion.
 func TestReviewCompletionsHedgedHold(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{backup: &mock.Config{}, mutate: func(c *config.Config) {
 		priced(c)
 		c.Routing.Hedge.Enabled = true
@@ -411,6 +421,7 @@ func TestReviewCompletionsHedgedHold(t *testing.T) {
 // Responses-speaking upstream (native_formats on an OpenAI-compatible
 // server) answers without a usage object.
 func TestReviewNonStreamWithoutUsageIsBilled(t *testing.T) {
+	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -436,6 +447,7 @@ func TestReviewNonStreamWithoutUsageIsBilled(t *testing.T) {
 // concurrency limit and no model scope, while it reads the whole stored
 // conversation (up to 1000 turns) and runs the tokenizer over it.
 func TestReviewInputTokensIsRateLimited(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	k, _, err := g.app.Keys.Create(context.Background(), keys.CreateParams{Name: "rpm1", RPM: 1, AllowedModels: []string{"claude-test"}})
 	if err != nil {
@@ -464,6 +476,7 @@ func TestReviewInputTokensIsRateLimited(t *testing.T) {
 // is set before routing, so a native deployment that kept web_search
 // answers that it dropped it.
 func TestReviewDroppedToolsHeaderOnNative(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	r := reviewPost(t, g.gateway, g.key, "/v1/responses", []byte(`{"model":"gpt-4o-mini","input":"hi","store":false,"tools":[{"type":"web_search"}]}`))
 	if r.StatusCode != 200 || r.Header.Get("x-xroute-provider") != "primary" {
@@ -485,6 +498,7 @@ func TestReviewDroppedToolsHeaderOnNative(t *testing.T) {
 // stream ends with Err() == nil and no terminal event: a silently
 // truncated answer.
 func TestReviewNativeStreamErrorReachesSDK(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	direct := httptest.NewServer(mock.New(mock.Config{APIKey: providerKey}))
@@ -513,6 +527,7 @@ func TestReviewNativeStreamErrorReachesSDK(t *testing.T) {
 // gateway read the whole chain on every request. The order is visible in
 // the answer: such a key gets previous_response_not_found, not 429/403.
 func TestReviewConversationLoadedBeforeAdmission(t *testing.T) {
+	t.Parallel()
 	g := newRespGateway(t)
 	ctx := context.Background()
 	k, _, err := g.app.Keys.Create(ctx, keys.CreateParams{Name: "rpm1", RPM: 1, AllowedModels: []string{"claude-test"}})

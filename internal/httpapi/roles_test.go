@@ -66,6 +66,7 @@ func (g *gateway) roleKey(t *testing.T, role string) (string, keys.Key) {
 // editing this test) with every role, and checks that exactly the roles
 // the table names (and the owner) get past authorization.
 func TestEveryAdminRouteWithEveryRole(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	srv := g.app.Handler.(*httpapi.Server)
 	ctx := context.Background()
@@ -145,6 +146,7 @@ func TestEveryAdminRouteWithEveryRole(t *testing.T) {
 // TestRoleEscalationRefused: only the owner makes or acts on admin keys,
 // so no role can mint itself a stronger one.
 func TestRoleEscalationRefused(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	owner, _ := g.roleKey(t, keys.RoleOwner)
 	operator, _ := g.roleKey(t, keys.RoleOperator)
@@ -186,6 +188,7 @@ func TestRoleEscalationRefused(t *testing.T) {
 // admin key made without one is an owner, and the audit's key.created
 // names the role granted.
 func TestAdminKeyRoleVisible(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	owner := g.adminKey(t) // made without a role
 	billing, bk := g.roleKey(t, keys.RoleBilling)
@@ -209,6 +212,7 @@ func TestAdminKeyRoleVisible(t *testing.T) {
 // key hint, caller, admin or provider, not even in the audit log; the
 // owner's do.
 func TestViewerSeesNoKeyMaterial(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	owner, ok := g.roleKey(t, keys.RoleOwner)
 	viewer, _ := g.roleKey(t, keys.RoleViewer)
@@ -245,6 +249,7 @@ func TestViewerSeesNoKeyMaterial(t *testing.T) {
 // without an entry in the role table (a new feature's, say) answers only
 // the owner.
 func TestUndeclaredAdminRouteIsOwnerOnly(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	srv, err := httpapi.New(httpapi.Config{Keys: g.app.Keys, Admin: g.app.Keys, Log: zap.NewNop(),
 		AdminRoutes: []func(*gin.RouterGroup){func(r *gin.RouterGroup) {
@@ -273,6 +278,7 @@ func TestUndeclaredAdminRouteIsOwnerOnly(t *testing.T) {
 // applies on that key's very next request (the cached key is dropped)
 // and is audited with the old and new role; no key changes its own role.
 func TestOwnerChangesRole(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	owner, ok := g.roleKey(t, keys.RoleOwner)
 	viewer, vk := g.roleKey(t, keys.RoleViewer)

@@ -40,6 +40,7 @@ func officialClient(g *gateway, key string) *official.Client {
 }
 
 func TestNonStreamingBothSDKs(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	ctx := context.Background()
 
@@ -83,6 +84,7 @@ func TestNonStreamingBothSDKs(t *testing.T) {
 }
 
 func TestStreamingUsageChunkOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{CompletionTokens: 12}})
 	for _, include := range []bool{false, true} {
 		name := map[bool]string{false: "without include_usage", true: "with include_usage"}[include]
@@ -151,6 +153,7 @@ var weatherTools = []goopenai.Tool{
 }
 
 func TestToolCalls(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	ctx := context.Background()
 	msgs := []goopenai.ChatCompletionMessage{{Role: "user", Content: "Weather in Paris and the time?"}}
@@ -243,6 +246,7 @@ func TestToolCalls(t *testing.T) {
 }
 
 func TestTypedErrorsBothSDKs(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{RetryAfter: 7 * time.Second}})
 	ctx := context.Background()
 	tests := []struct {

@@ -136,6 +136,7 @@ func echoGateway(t *testing.T) *gateway {
 // "Bearer …" / "x-api-key: …") and every key shape; none reaches the
 // caller or a log line, and the answer is valid UTF-8.
 func TestHoleProviderKeyEchoedInUpstreamError(t *testing.T) {
+	t.Parallel()
 	g := echoGateway(t)
 	type request struct {
 		name, path, body string
@@ -214,6 +215,7 @@ func TestHoleProviderKeyEchoedInUpstreamError(t *testing.T) {
 // upstream's chunks through). They are replaced with U+FFFD, streamed or
 // not, and the answer stays valid JSON.
 func TestHoleInvalidUTF8RelayedAsIs(t *testing.T) {
+	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Stream bool `json:"stream"`
@@ -288,6 +290,7 @@ func storedProviderKey(t *testing.T, g *gateway, id string) keys.ProviderKey {
 // keys, audited as system. A 403 is the request's: the keys stay active,
 // nothing is audited, and the caller learns why in a 403.
 func TestHoleForbiddenModelDisablesEveryPoolKey(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{noProviderKey: true})
 	ids := vaultKeys(t, g, providerKey, providerKey, providerKey)
 	for i := 0; i < 5; i++ {

@@ -150,6 +150,7 @@ func readAll(t *testing.T, resp *http.Response) string {
 }
 
 func TestStoreGate(t *testing.T) {
+	t.Parallel()
 	g := newGateServer(t)
 	tests := []struct {
 		name       string
@@ -209,6 +210,7 @@ func TestStoreGate(t *testing.T) {
 // A stream that began before the database went down finishes normally;
 // only new requests are refused.
 func TestStoreDownSparesStreamsInFlight(t *testing.T) {
+	t.Parallel()
 	g := newGateServer(t)
 	resp := g.chat(t, true)
 	defer resp.Body.Close()
@@ -241,6 +243,7 @@ func TestStoreDownSparesStreamsInFlight(t *testing.T) {
 }
 
 func TestStoreErrorsOnTheRequestPath(t *testing.T) {
+	t.Parallel()
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	tests := []struct {
 		name      string

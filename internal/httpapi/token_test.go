@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -19,6 +20,7 @@ import (
 const chatBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":8}`
 
 func TestVaultProviderKeysServeAndBadOnesAreDisabled(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{noProviderKey: true})
 	admin := g.adminKey(t)
 	base := g.srv.URL + "/admin/v1"
@@ -47,12 +49,10 @@ func TestVaultProviderKeysServeAndBadOnesAreDisabled(t *testing.T) {
 		t.Fatal(err)
 	}
 	statuses := map[string]string{}
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; statuses["typo"] != "disabled"; i++ {
-		if time.Now().After(deadline) {
-			t.Fatalf("the bad key was never disabled: %v", statuses)
-		}
+	i := 0
+	if !testutil.Wait(testutil.Timeout, func() bool {
 		call(t, "POST", g.base+"/chat/completions", []string{g.key, other}[i%2], chatBody)
+		i++
 		_, list, _ := call(t, "GET", base+"/provider-keys?provider=primary", admin, "")
 		for _, d := range list["data"].([]any) {
 			m := d.(map[string]any)
@@ -61,6 +61,9 @@ func TestVaultProviderKeysServeAndBadOnesAreDisabled(t *testing.T) {
 				t.Fatal("a provider key listing must not carry the key")
 			}
 		}
+		return statuses["typo"] == "disabled"
+	}) {
+		t.Fatalf("the bad key was never disabled: %v", statuses)
 	}
 	if statuses["main"] != "active" {
 		t.Fatalf("statuses after the 401s: %v", statuses)
@@ -101,6 +104,7 @@ func TestVaultProviderKeysServeAndBadOnesAreDisabled(t *testing.T) {
 }
 
 func TestRateLimitsAndHeaders(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	ctx := context.Background()
 	rpm2, _, _ := g.app.Keys.Create(ctx, keys.CreateParams{Name: "rpm", RPM: 2})
@@ -137,6 +141,7 @@ func TestRateLimitsAndHeaders(t *testing.T) {
 }
 
 func TestConcurrencyCap(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{Latency: 300 * time.Millisecond}})
 	one, _, _ := g.app.Keys.Create(context.Background(), keys.CreateParams{Name: "one", MaxConcurrent: 1})
 	var wg sync.WaitGroup
@@ -159,6 +164,7 @@ func TestConcurrencyCap(t *testing.T) {
 }
 
 func TestFailedAuthIsThrottledPerIP(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) { c.Auth.FailedAuthBurst = 5 }})
 	var last int
 	var hdr http.Header
@@ -175,6 +181,7 @@ func TestFailedAuthIsThrottledPerIP(t *testing.T) {
 // none blocked. Failures now add up whatever succeeds in between; the
 // valid key is served throughout.
 func TestHoleBruteForceResetBySuccess(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	blocked := 0
 	for i := 0; i < 267; i++ {
@@ -194,6 +201,7 @@ func TestHoleBruteForceResetBySuccess(t *testing.T) {
 // address's valid admin key get 429 (everyone behind a shared NAT locked
 // out). Keys that verify are served; the unknown ones keep getting 429.
 func TestHoleNeighbourLockout(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	admin := g.adminKey(t)
 	for i := 0; i < 11; i++ {
@@ -214,6 +222,7 @@ func TestHoleNeighbourLockout(t *testing.T) {
 // address was only throttled; it is an anomaly (audited and sent like the
 // others), naming the address since no key is involved.
 func TestHoleGuessingBurstRaisesNoAnomaly(t *testing.T) {
+	t.Parallel()
 	got := make(chan map[string]any, 4)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m map[string]any
@@ -252,6 +261,7 @@ func TestHoleGuessingBurstRaisesNoAnomaly(t *testing.T) {
 }
 
 func TestAnomalySuspendsKey(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		c.Anomaly.AuthFailures = 5
 		c.Anomaly.Action = "suspend"
@@ -262,23 +272,16 @@ func TestAnomalySuspendsKey(t *testing.T) {
 	for i := 0; i < 6; i++ { // used from outside its allowlist, again and again
 		call(t, "GET", g.base+"/models", plain, "")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, "the key to be suspended after a burst of 403s", func() bool {
 		got, _ := g.app.Keys.Get(ctx, k.ID)
-		if got.SuspendedAt != nil {
-			if !strings.Contains(got.SuspendReason, "auth_failures") {
-				t.Fatalf("suspend reason %q", got.SuspendReason)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("key not suspended after a burst of 403s")
-		}
-		time.Sleep(10 * time.Millisecond)
+		return got.SuspendedAt != nil
+	})
+	if got, _ := g.app.Keys.Get(ctx, k.ID); !strings.Contains(got.SuspendReason, "auth_failures") {
+		t.Fatalf("suspend reason %q", got.SuspendReason)
 	}
 	// The audit events are written just after the suspension: wait for them.
 	kinds := map[string]bool{}
-	for {
+	if !testutil.Wait(testutil.Timeout, func() bool {
 		events, err := g.app.Audit.List(ctx, keys.AuditFilter{Subject: k.ID})
 		if err != nil {
 			t.Fatal(err)
@@ -286,17 +289,14 @@ func TestAnomalySuspendsKey(t *testing.T) {
 		for _, e := range events {
 			kinds[e.Kind] = true
 		}
-		if kinds["anomaly.auth_failures"] && kinds["key.suspended"] && kinds["key.created"] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("audit trail: %v", kinds)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return kinds["anomaly.auth_failures"] && kinds["key.suspended"] && kinds["key.created"]
+	}) {
+		t.Fatalf("audit trail: %v", kinds)
 	}
 }
 
 func TestAnomalyWebhook(t *testing.T) {
+	t.Parallel()
 	got := make(chan map[string]any, 4)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m map[string]any

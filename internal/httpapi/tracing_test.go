@@ -225,6 +225,7 @@ func fund(t *testing.T, g *gateway) {
 // naming that call; GenAI and xroute attributes on the server span; the
 // trace id in every log line; no prompt and no key on any span.
 func TestTraceSuccess(t *testing.T) {
+	t.Parallel()
 	tg := newTracedGateway(t, gwOptions{mutate: priced}, false)
 	fund(t, tg.gateway)
 	body := `{"model":"gpt-4o-mini","max_tokens":12,"temperature":0.5,"messages":[{"role":"user","content":"` + tracedPrompt + `"}]}`
@@ -316,6 +317,7 @@ func TestTraceSuccess(t *testing.T) {
 // answers: two attempt spans, each with its upstream call, the first
 // marked failed with the upstream's status.
 func TestTraceFailover(t *testing.T) {
+	t.Parallel()
 	tg := newTracedGateway(t, gwOptions{mock: mock.Config{FailRate503: 1}, backup: &mock.Config{}}, false)
 	st, b, _ := post(t, tg.base+"/chat/completions", tg.key, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"`+tracedPrompt+`"}]}`, "traceparent", callerParent)
 	if st != 200 {
@@ -354,6 +356,7 @@ func TestTraceFailover(t *testing.T) {
 // TestTraceStream: a stream's relay is a span with the first token as an
 // event; the upstream call's span lasts until the stream is read.
 func TestTraceStream(t *testing.T) {
+	t.Parallel()
 	tg := newTracedGateway(t, gwOptions{mutate: priced}, false)
 	fund(t, tg.gateway)
 	st, b, _ := post(t, tg.base+"/chat/completions", tg.key, `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"`+tracedPrompt+`"}]}`, "traceparent", callerParent)
@@ -398,6 +401,7 @@ func TestTraceStream(t *testing.T) {
 // shape, 402 in Anthropic's) are traced to the step that refused them,
 // and no attempt nor upstream call was made.
 func TestTraceRefusals(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, path, body, code string
 		status                 int
@@ -451,6 +455,7 @@ func TestTraceRefusals(t *testing.T) {
 // TestTraceContentCapture: with content capture on, the prompt and the
 // answer are on the server span (and the keys still are not).
 func TestTraceContentCapture(t *testing.T) {
+	t.Parallel()
 	tg := newTracedGateway(t, gwOptions{}, true)
 	st, b, _ := post(t, tg.base+"/chat/completions", tg.key, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"`+tracedPrompt+`"}]}`, "traceparent", callerParent)
 	if st != 200 {
@@ -473,6 +478,7 @@ func TestTraceContentCapture(t *testing.T) {
 // traceparent still names the trace in the request's log lines; without
 // one, no trace id is made up.
 func TestTraceOffKeepsCallerTraceID(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
 	_, _, h1 := post(t, g.base+"/chat/completions", g.key, body, "traceparent", callerParent)
@@ -497,6 +503,7 @@ func TestTraceOffKeepsCallerTraceID(t *testing.T) {
 // TestTraceKeyNeverOnSpans: a refused key (401) is traced to the auth
 // step, and neither the presented key nor a part of it is on a span.
 func TestTraceKeyNeverOnSpans(t *testing.T) {
+	t.Parallel()
 	tg := newTracedGateway(t, gwOptions{}, true)
 	bad := keys.CallerPrefix + "0000000000000000000000000000000000"
 	st, _, _ := post(t, tg.base+"/chat/completions", bad, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, "traceparent", callerParent)
@@ -514,6 +521,7 @@ func TestTraceKeyNeverOnSpans(t *testing.T) {
 // span, admission steps, an attempt with its upstream call) and its GenAI
 // operation name.
 func TestTraceEveryIngress(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		path, body, op string
 		hdr            []string

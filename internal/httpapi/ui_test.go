@@ -15,6 +15,7 @@ import (
 // with the headers and the CSP of every dashboard file, and the page
 // names no other origin (no CDN, no external font).
 func TestUIServesVendoredChartLibrary(t *testing.T) {
+	t.Parallel()
 	gin.SetMode(gin.TestMode)
 	e := gin.New()
 	RegisterUI(e)

@@ -103,6 +103,7 @@ var (
 )
 
 func TestUsageReportAdminJSON(t *testing.T) {
+	t.Parallel()
 	src := newUsageSource()
 	h := usageEngine(t, src, adminKey)
 	w := usageGet(t, h, "/admin/v1/usage/report?group_by=account,key&group_by=model&from=2026-11-01&to=2026-11-02T06:00:00%2B02:00&account_id=acct_a&key_id=key_a1&model=gpt-4o&provider=openai")
@@ -127,6 +128,7 @@ func TestUsageReportAdminJSON(t *testing.T) {
 }
 
 func TestUsageReportAdminCSV(t *testing.T) {
+	t.Parallel()
 	src := newUsageSource()
 	h := usageEngine(t, src, adminKey)
 	w := usageGet(t, h, "/admin/v1/usage/report?group_by=account&from=2026-11-01&to=2026-12-01&format=csv")
@@ -148,6 +150,7 @@ func TestUsageReportAdminCSV(t *testing.T) {
 }
 
 func TestUsageReportDefaultsToTheLast30Days(t *testing.T) {
+	t.Parallel()
 	for _, url := range []string{"/admin/v1/usage/report", "/v1/usage"} {
 		src := newUsageSource()
 		k := adminKey
@@ -163,6 +166,7 @@ func TestUsageReportDefaultsToTheLast30Days(t *testing.T) {
 }
 
 func TestUsageReportBadRequests(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, query, param string
 	}{
@@ -206,6 +210,7 @@ func TestUsageReportBadRequests(t *testing.T) {
 }
 
 func TestUsageCallerSeesOnlyItsOwnAccount(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		query    string
@@ -258,6 +263,7 @@ func TestUsageCallerSeesOnlyItsOwnAccount(t *testing.T) {
 }
 
 func TestUsageReportStoreFailure(t *testing.T) {
+	t.Parallel()
 	src := newUsageSource()
 	src.err = errors.New("database is locked at /var/lib/secret.db")
 	for _, tc := range []struct {

@@ -11,6 +11,7 @@ import (
 // TestUsageReportPages: with limit the admin report answers one page of
 // rows, largest cost first, and next_after walks the rest exactly once.
 func TestUsageReportPages(t *testing.T) {
+	t.Parallel()
 	src := newUsageSource()
 	src.rows = append(src.rows,
 		store.ReportRow{AccountID: "acct_c", KeyID: "key_c1", Requests: 1, CostNano: 9_000_000},

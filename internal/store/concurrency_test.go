@@ -384,6 +384,8 @@ func TestSweepExpiredHolds(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// Real time for the short holds to expire: the sweep judges them
+		// by the database's clock, which no test can move.
 		time.Sleep(20 * time.Millisecond)
 		n, err := db.SweepExpiredHolds(ctx)
 		if err != nil || n != 3 {

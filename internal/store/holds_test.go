@@ -153,6 +153,8 @@ func TestSweepConcurrentWithUsageBatches(t *testing.T) {
 					}
 				}
 			}
+			// Real time for the 1 ms holds to expire: the sweep judges
+			// them by the database's clock, which no test can move.
 			time.Sleep(5 * time.Millisecond)
 
 			start := make(chan struct{})

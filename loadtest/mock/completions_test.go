@@ -10,6 +10,8 @@ import (
 	"time"
 
 	openai "github.com/openai/openai-go/v3"
+
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // streamCompletion streams params with the official SDK and returns the
@@ -49,6 +51,7 @@ func streamCompletion(t *testing.T, oc *openai.Client, params openai.CompletionN
 }
 
 func TestCompletions(t *testing.T) {
+	t.Parallel()
 	const prompt = "Say this is a test"
 	// The default answer is 20 words; max_tokens defaults to 16.
 	full := strings.Join(Answer(Seed(prompt), 16, false), "")
@@ -145,7 +148,7 @@ func TestCompletions(t *testing.T) {
 			if usage == nil || usage.TotalTokens != u.TotalTokens {
 				t.Fatalf("stream usage %+v, want %s", usage, u.RawJSON())
 			}
-			waitFor(t, "completed", func() bool { return srv.Stats().Completed == 2 })
+			testutil.Eventually(t, "completed", func() bool { return srv.Stats().Completed == 2 })
 			if s := srv.Stats(); s.Chat != 2 || s.Streams != 1 || s.CompletionTokens != 2*u.CompletionTokens || s.PromptTokens != 2*u.PromptTokens {
 				t.Fatalf("stats %+v", s)
 			}
@@ -154,6 +157,7 @@ func TestCompletions(t *testing.T) {
 }
 
 func TestCompletionsLogprobs(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{CompletionTokens: 6, ChunkTokens: 4})
 	oc := officialClient(base, "")
 	const prompt = "one  two\nthree"
@@ -217,6 +221,7 @@ func TestCompletionsLogprobs(t *testing.T) {
 }
 
 func TestCompletionsStreamWire(t *testing.T) {
+	t.Parallel()
 	for _, includeUsage := range []bool{false, true} {
 		t.Run("include_usage="+strconv.FormatBool(includeUsage), func(t *testing.T) {
 			_, base := startServer(t, Config{CompletionTokens: 5, ChunkTokens: 2})
@@ -265,6 +270,7 @@ func TestCompletionsStreamWire(t *testing.T) {
 }
 
 func TestCompletionsErrors(t *testing.T) {
+	t.Parallel()
 	t.Run("429 with retry-after", func(t *testing.T) {
 		_, base := startServer(t, Config{FailRate429: 1, RetryAfter: 2 * time.Second})
 		_, err := officialClient(base, "").Completions.New(context.Background(), openai.CompletionNewParams{
@@ -300,7 +306,7 @@ func TestCompletionsErrors(t *testing.T) {
 			} else if err != nil || len(events) != eventsBeforeFault+1 || !strings.HasPrefix(events[len(events)-1], `{"error":{`) {
 				t.Fatalf("events %q, err %v", events, err)
 			}
-			waitFor(t, "handlers done", func() bool { return srv.Stats().Active == 0 })
+			testutil.Eventually(t, "handlers done", func() bool { return srv.Stats().Active == 0 })
 			if s := srv.Stats(); s.Completed != 0 || s.Streams != 2 {
 				t.Fatalf("stats %+v", s)
 			}
@@ -309,6 +315,7 @@ func TestCompletionsErrors(t *testing.T) {
 }
 
 func TestCompletionsValidation(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{Models: []string{"gpt-3.5-turbo-instruct"}})
 	cases := []struct {
 		name, body string

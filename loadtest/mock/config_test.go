@@ -10,9 +10,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 func TestFailuresDeterministic(t *testing.T) {
+	t.Parallel()
 	run := func() []int {
 		_, base := startServer(t, Config{FailRate429: 0.2, FailRate500: 0.2, FailRate503: 0.2, Seed: 42})
 		var out []int
@@ -37,6 +40,7 @@ func TestFailuresDeterministic(t *testing.T) {
 }
 
 func TestSetConfigConcurrent(t *testing.T) {
+	t.Parallel()
 	srv, base := startServer(t, Config{})
 	var wg sync.WaitGroup
 	for i := range 8 {
@@ -58,7 +62,7 @@ func TestSetConfigConcurrent(t *testing.T) {
 		_ = srv.Stats()
 	}
 	wg.Wait()
-	waitFor(t, "all handlers done", func() bool { return srv.Stats().Active == 0 })
+	testutil.Eventually(t, "all handlers done", func() bool { return srv.Stats().Active == 0 })
 	if s := srv.Stats(); s.Chat != 80 || s.Completed != 80 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -87,6 +91,7 @@ func TestRegisterFlags(t *testing.T) {
 }
 
 func TestMainServes(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()

@@ -13,6 +13,7 @@ import (
 )
 
 func TestTokensPerSecDirective(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		text string
 		want float64
@@ -40,6 +41,7 @@ func TestTokensPerSecDirective(t *testing.T) {
 }
 
 func TestCallDirectives(t *testing.T) {
+	t.Parallel()
 	var d Directives
 	if err := d.Scan("Show me hello.txt. #mock:call=exec_command #mock:arg.cmd=cat%20hello.txt;arg.workdir=/tmp"); err != nil {
 		t.Fatal(err)
@@ -79,6 +81,7 @@ func TestCallDirectives(t *testing.T) {
 // streamed, include_usage asked) and Responses answers; the answer itself
 // is unchanged.
 func TestUsageDirective(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(New(Config{}))
 	defer srv.Close()
 	post := func(path, body string) string {

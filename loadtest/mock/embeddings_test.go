@@ -27,6 +27,7 @@ func decodeB64(t *testing.T, s string) []float32 {
 }
 
 func TestEmbeddings(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	gc := goClient(base, "")
 	cases := []struct {
@@ -134,6 +135,7 @@ func TestEmbeddings(t *testing.T) {
 }
 
 func TestModels(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{Models: []string{"gpt-a", "org/gpt-b"}})
 	gc := goClient(base, "")
 	list, err := gc.ListModels(context.Background())

@@ -12,11 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xroute/xroute/internal/testutil"
+
 	openai "github.com/openai/openai-go/v3"
 	goopenai "github.com/sashabaranov/go-openai"
 )
 
 func TestErrorsGoOpenAI(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		cfg        Config
@@ -60,6 +63,7 @@ func TestErrorsGoOpenAI(t *testing.T) {
 }
 
 func TestErrorsOfficial(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		cfg        Config
@@ -112,6 +116,7 @@ func TestErrorsOfficial(t *testing.T) {
 }
 
 func TestValidationErrors(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	cases := []struct {
 		name, path, body string
@@ -164,6 +169,7 @@ func TestValidationErrors(t *testing.T) {
 }
 
 func TestDirectives(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		header     string
@@ -213,6 +219,7 @@ func TestDirectives(t *testing.T) {
 }
 
 func TestResetMidStream(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		cfg     Config
@@ -282,6 +289,7 @@ func TestResetMidStream(t *testing.T) {
 }
 
 func TestStreamErrorDirective(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	st, err := goClient(base, "").CreateChatCompletionStream(context.Background(), goopenai.ChatCompletionRequest{
 		Model: "m", Stream: true, Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "#mock:stream-error"}},
@@ -312,6 +320,7 @@ func TestStreamErrorDirective(t *testing.T) {
 }
 
 func TestClientCancel(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		cfg     Config
@@ -346,14 +355,14 @@ func TestClientCancel(t *testing.T) {
 				_, _ = io.Copy(io.Discard, br)
 			}()
 			if tc.stream && (tc.cfg.TokensPerSec > 0 || strings.Contains(tc.content, "tps=")) {
-				waitFor(t, "stream start", func() bool { return srv.Stats().Streams == 1 })
+				testutil.Eventually(t, "stream start", func() bool { return srv.Stats().Streams == 1 })
 			} else {
-				waitFor(t, "request", func() bool { return srv.Stats().Active == 1 })
+				testutil.Eventually(t, "request", func() bool { return srv.Stats().Active == 1 })
 				cancel()
 			}
 			<-done
-			waitFor(t, "Canceled", func() bool { return srv.Stats().Canceled == 1 })
-			waitFor(t, "handler exit", func() bool { return srv.Stats().Active == 0 })
+			testutil.Eventually(t, "Canceled", func() bool { return srv.Stats().Canceled == 1 })
+			testutil.Eventually(t, "handler exit", func() bool { return srv.Stats().Active == 0 })
 			if s := srv.Stats(); s.Completed != 0 {
 				t.Fatalf("stats %+v", s)
 			}

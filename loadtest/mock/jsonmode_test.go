@@ -48,6 +48,7 @@ func chatJSON(t *testing.T, oc *openai.Client, params openai.ChatCompletionNewPa
 }
 
 func TestChatJSONMode(t *testing.T) {
+	t.Parallel()
 	var sc map[string]any
 	if err := json.Unmarshal([]byte(planSchema), &sc); err != nil {
 		t.Fatal(err)

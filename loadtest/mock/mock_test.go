@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xroute/xroute/internal/testutil"
+
 	openai "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	goopenai "github.com/sashabaranov/go-openai"
@@ -107,17 +109,6 @@ type rawChunk struct {
 	Usage   *goopenai.Usage              `json:"usage"`
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func mustJSON(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -130,6 +121,7 @@ func mustJSON(t *testing.T, v any) string {
 // ---- chat, non-stream ----
 
 func TestChatNonStream(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{APIKey: "sk-test", CompletionTokens: 12})
 	gc := goClient(base, "sk-test")
 	oc := officialClient(base, "sk-test")
@@ -219,6 +211,7 @@ func TestChatNonStream(t *testing.T) {
 }
 
 func TestChatRawShape(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	resp := post(t, context.Background(), base+"/chat/completions", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":2}`, nil)
 	body := readAll(t, resp)
@@ -248,6 +241,7 @@ func TestChatRawShape(t *testing.T) {
 // ---- chat, stream ----
 
 func TestChatStreamWire(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name         string
 		includeUsage bool
@@ -357,6 +351,7 @@ func TestChatStreamWire(t *testing.T) {
 }
 
 func TestChatStreamSDKs(t *testing.T) {
+	t.Parallel()
 	for _, includeUsage := range []bool{false, true} {
 		t.Run("include_usage="+strconv.FormatBool(includeUsage), func(t *testing.T) {
 			srv, base := startServer(t, Config{ChunkTokens: 2})
@@ -425,7 +420,7 @@ func TestChatStreamSDKs(t *testing.T) {
 			if includeUsage && acc.Usage.TotalTokens != acc.Usage.PromptTokens+5 {
 				t.Fatalf("openai-go usage %+v", acc.Usage)
 			}
-			waitFor(t, "streams completed", func() bool { return srv.Stats().Completed == 2 })
+			testutil.Eventually(t, "streams completed", func() bool { return srv.Stats().Completed == 2 })
 			if s := srv.Stats(); s.Streams != 2 || s.Canceled != 0 || s.CompletionTokens != 10 {
 				t.Fatalf("stats %+v", s)
 			}

@@ -12,6 +12,7 @@ import (
 // named NAME alone, in every path a fault takes (status, stream faults);
 // the other mock answers the same request normally.
 func TestOnlyDirective(t *testing.T) {
+	t.Parallel()
 	primary := httptest.NewServer(New(Config{Name: "mock-primary"}))
 	defer primary.Close()
 	backup := httptest.NewServer(New(Config{Name: "mock-backup"}))

@@ -36,6 +36,7 @@ func (c *testClock) Advance(d time.Duration) {
 // message, 3 for the reply); a repeat reads the longest cached prefix of
 // 1024 + k*128 tokens: for W = 1300 (1311 tokens) that is 1280.
 func TestAutoPromptCache(t *testing.T) {
+	t.Parallel()
 	clk := &testClock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 	_, base := startServer(t, Config{Clock: clk.Now})
 	ctx := context.Background()

@@ -9,12 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xroute/xroute/internal/testutil"
+
 	openai "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
 )
 
 func TestResponsesErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		cfg        Config
@@ -93,6 +96,7 @@ func TestResponsesErrors(t *testing.T) {
 }
 
 func TestResponsesValidation(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	fn := `{"type":"function","name":"f","parameters":{"type":"object"}}`
 	cases := []struct {
@@ -163,6 +167,7 @@ func TestResponsesValidation(t *testing.T) {
 }
 
 func TestResponsesMidStream(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		input     string
@@ -227,7 +232,7 @@ func TestResponsesMidStream(t *testing.T) {
 			if tc.wantLast == "response.failed" && types[len(types)-1] != "response.failed" {
 				t.Fatalf("openai-go: %v", types)
 			}
-			waitFor(t, "handlers done", func() bool { return srv.Stats().Active == 0 })
+			testutil.Eventually(t, "handlers done", func() bool { return srv.Stats().Active == 0 })
 			s := srv.Stats()
 			if s.Completed != 0 || s.Streams != 2 || s.CompletionTokens != 2 {
 				t.Fatalf("stats %+v", s)
@@ -248,6 +253,7 @@ func TestResponsesMidStream(t *testing.T) {
 }
 
 func TestResponsesClientCancel(t *testing.T) {
+	t.Parallel()
 	srv, base := startServer(t, Config{TokensPerSec: 50})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -258,8 +264,8 @@ func TestResponsesClientCancel(t *testing.T) {
 		}
 	}
 	st.Close()
-	waitFor(t, "Canceled", func() bool { return srv.Stats().Canceled == 1 })
-	waitFor(t, "handler exit", func() bool { return srv.Stats().Active == 0 })
+	testutil.Eventually(t, "Canceled", func() bool { return srv.Stats().Canceled == 1 })
+	testutil.Eventually(t, "handler exit", func() bool { return srv.Stats().Active == 0 })
 	if s := srv.Stats(); s.Completed != 0 || s.CompletionTokens == 0 || s.CompletionTokens > 1000 {
 		t.Fatalf("stats %+v", s)
 	}

@@ -15,6 +15,7 @@ import (
 )
 
 func TestResponsesStructuredOutputs(t *testing.T) {
+	t.Parallel()
 	var sc map[string]any
 	if err := json.Unmarshal([]byte(planSchema), &sc); err != nil {
 		t.Fatal(err)
@@ -82,6 +83,7 @@ func TestResponsesStructuredOutputs(t *testing.T) {
 }
 
 func TestResponsesReasoning(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name          string
 		model         string

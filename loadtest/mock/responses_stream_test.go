@@ -6,11 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xroute/xroute/internal/testutil"
+
 	openai "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/responses"
 )
 
 func TestResponsesStreamEvents(t *testing.T) {
+	t.Parallel()
 	msg := []string{"response.output_item.added", "response.content_part.added", "response.output_text.delta+",
 		"response.output_text.done", "response.content_part.done", "response.output_item.done"}
 	call := []string{"response.output_item.added", "response.function_call_arguments.delta+",
@@ -148,7 +151,7 @@ func TestResponsesStreamEvents(t *testing.T) {
 			if tc.wantDeltas > 0 && deltas != tc.wantDeltas {
 				t.Fatalf("%d text deltas, want %d", deltas, tc.wantDeltas)
 			}
-			waitFor(t, "stream completed", func() bool { return srv.Stats().Completed == 2 })
+			testutil.Eventually(t, "stream completed", func() bool { return srv.Stats().Completed == 2 })
 			if s := srv.Stats(); s.Streams != 1 || s.Chat != 2 || s.Canceled != 0 || s.CompletionTokens%2 != 0 {
 				t.Fatalf("stats %+v", s)
 			}
@@ -157,6 +160,7 @@ func TestResponsesStreamEvents(t *testing.T) {
 }
 
 func TestResponsesStreamSDK(t *testing.T) {
+	t.Parallel()
 	srv, base := startServer(t, Config{ChunkTokens: 2, TokensPerSec: 5000})
 	oc := officialClient(base, "")
 	params := responses.ResponseNewParams{Model: "m", Input: userInput("stream please"), MaxOutputTokens: openai.Int(16)}
@@ -168,7 +172,7 @@ func TestResponsesStreamSDK(t *testing.T) {
 	if r.OutputText() != full.OutputText() || r.Usage.OutputTokens != 16 || r.Status != "completed" {
 		t.Fatalf("stream %s\nnon-stream %s", r.RawJSON(), full.RawJSON())
 	}
-	waitFor(t, "completed", func() bool { return srv.Stats().Completed == 2 })
+	testutil.Eventually(t, "completed", func() bool { return srv.Stats().Completed == 2 })
 	if s := srv.Stats(); s.Streams != 1 || s.CompletionTokens != 32 || s.PromptTokens != 2*(3+3+2) {
 		t.Fatalf("stats %+v", s)
 	}

@@ -230,6 +230,7 @@ func weatherTools() []responses.ToolUnionParam {
 // ---- non-stream ----
 
 func TestResponsesText(t *testing.T) {
+	t.Parallel()
 	srv, base := startServer(t, Config{CompletionTokens: 12})
 	oc := officialClient(base, "")
 	cases := []struct {
@@ -326,6 +327,7 @@ func TestResponsesText(t *testing.T) {
 }
 
 func TestResponsesInputItems(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{CompletionTokens: 4})
 	cases := []struct {
 		name, input string
@@ -356,6 +358,7 @@ func TestResponsesInputItems(t *testing.T) {
 // ---- tools ----
 
 func TestResponsesTools(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		setup     func(p *responses.ResponseNewParams)

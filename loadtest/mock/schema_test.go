@@ -316,6 +316,7 @@ func decodeStrict(t *testing.T, doc string, v any) {
 }
 
 func TestJSONValueConforms(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, schema string
 		check        func(t *testing.T, doc string) // extra checks, may be nil

@@ -14,6 +14,7 @@ import (
 // holds the connection silent until the client leaves, which is counted
 // as canceled; every text API of the mock obeys it.
 func TestStallDirective(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, path, body string
 		events           int
@@ -69,6 +70,7 @@ func TestStallDirective(t *testing.T) {
 // TestMalformedDirective: the stream's fault point carries an event that
 // is not JSON, and the stream ends there without [DONE].
 func TestMalformedDirective(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	resp := post(t, context.Background(), base+"/chat/completions", `{"model":"mock-small","stream":true,"messages":[{"role":"user","content":"hi #mock:malformed"}]}`, nil)
 	body := string(readAll(t, resp))

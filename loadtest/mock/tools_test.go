@@ -38,6 +38,7 @@ func officialTools() []openai.ChatCompletionToolUnionParam {
 }
 
 func TestToolCallsOfficial(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		setup     func(p *openai.ChatCompletionNewParams)
@@ -145,6 +146,7 @@ func TestToolCallsOfficial(t *testing.T) {
 }
 
 func TestToolCallStreamWire(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	body := mustJSON(t, map[string]any{
 		"model": "m", "stream": true,
@@ -215,6 +217,7 @@ func TestToolCallStreamWire(t *testing.T) {
 }
 
 func TestToolCallsGoOpenAI(t *testing.T) {
+	t.Parallel()
 	_, base := startServer(t, Config{})
 	params, _ := json.Marshal(weatherParams)
 	req := goopenai.ChatCompletionRequest{

@@ -39,6 +39,7 @@ func cachedBody(model string, words int, user string) string {
 // a prefix below the model's minimum cacheable length is never cached.
 // Token counts: framing 3 + system 3 + words; the user turn 3 + its 2 words.
 func TestPromptCacheScopes(t *testing.T) {
+	t.Parallel()
 	clk := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 	_, base := start(t, Config{Now: clk.Now})
 	const words = 1100
@@ -70,6 +71,7 @@ func TestPromptCacheScopes(t *testing.T) {
 // TestPromptCacheLookback: a breakpoint moved to the newest turn finds the
 // previous turn's entry within 20 blocks, not beyond.
 func TestPromptCacheLookback(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{})
 	sys := strings.TrimSpace(strings.Repeat("stable ", 1100))
 	// a conversation of n user/assistant turns, the breakpoint on the last

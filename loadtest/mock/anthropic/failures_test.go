@@ -12,6 +12,7 @@ import (
 )
 
 func TestFailures(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{Config: mock.Config{RetryAfter: 1500 * time.Millisecond}})
 	tests := []struct {
 		directive string
@@ -90,6 +91,7 @@ func TestFailures(t *testing.T) {
 }
 
 func TestLatencyAndCancel(t *testing.T) {
+	t.Parallel()
 	s, base := start(t, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -120,6 +122,7 @@ func TestTokensDirectiveAndPacing(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{Config: mock.Config{Models: []string{"claude-a"}}})
 	resp := post(t, base, hello, nil)
 	var e errBody

@@ -109,6 +109,7 @@ const (
 )
 
 func TestValidation(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{Config: mock.Config{APIKey: "sk-ant-test"}})
 	user := `"messages":[{"role":"user","content":"hi"}]`
 	sig := thinkingSignature("some thinking")
@@ -200,6 +201,7 @@ func TestValidation(t *testing.T) {
 // TestAccepts sends what real clients (the SDKs, Claude Code) send: every
 // request must be answered 200.
 func TestAccepts(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{Config: mock.Config{APIKey: "sk-ant-test"}})
 	user := `"messages":[{"role":"user","content":"hi"}]`
 	const use = `{"type":"tool_use","id":"toolu_1","name":"f","input":{"a":1}}`
@@ -253,6 +255,7 @@ func TestAccepts(t *testing.T) {
 }
 
 func TestTextMatchesOpenAIMock(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{})
 	oa := httptest.NewServer(mock.New(mock.Config{}))
 	t.Cleanup(oa.Close)
@@ -297,6 +300,7 @@ func TestTextMatchesOpenAIMock(t *testing.T) {
 }
 
 func TestLengthStopSequenceAndCache(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{CacheReadTokens: 4, CacheCreationTokens: 100})
 	resp := post(t, base, `{"model":"m","max_tokens":3,"messages":[{"role":"user","content":"hello there"}]}`, nil)
 	var m msgBody
@@ -327,6 +331,7 @@ func TestLengthStopSequenceAndCache(t *testing.T) {
 const weatherTools = `"tools":[{"name":"get_weather","description":"d","input_schema":{"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}}}},{"name":"get_time","input_schema":{"type":"object","properties":{"tz":{"type":"string","enum":["UTC","CET"]}}}}]`
 
 func TestToolUse(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{})
 	tests := []struct {
 		name      string

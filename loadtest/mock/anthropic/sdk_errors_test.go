@@ -15,6 +15,7 @@ import (
 )
 
 func TestSDKErrors(t *testing.T) {
+	t.Parallel()
 	c, _ := newClient(t, Config{Config: mock.Config{RetryAfter: 2 * time.Second}})
 	wrongKey, _ := newClient(t, Config{}, option.WithAPIKey("sk-ant-wrong"))
 	hi := []anthropic.MessageParam{userText("hi")}
@@ -72,6 +73,7 @@ func TestSDKErrors(t *testing.T) {
 }
 
 func TestSDKMidStreamError(t *testing.T) {
+	t.Parallel()
 	c, s := newClient(t, Config{})
 	stream := c.Messages.NewStreaming(context.Background(), anthropic.MessageNewParams{Model: "m", MaxTokens: 50,
 		Messages: []anthropic.MessageParam{userText("hi #mock:stream-error")}})
@@ -97,6 +99,7 @@ func TestSDKMidStreamError(t *testing.T) {
 // mid-conversation system message, adaptive thinking with effort, context
 // management, metadata, deferred and server tools.
 func TestSDKBetaClaudeCode(t *testing.T) {
+	t.Parallel()
 	c, _ := newClient(t, Config{CacheMinTokens: -1}) // a short prompt: cache any prefix
 	cc := anthropic.BetaCacheControlEphemeralParam{TTL: "1h"}
 	p := anthropic.BetaMessageNewParams{Model: "claude-opus-5-5", MaxTokens: 16000,

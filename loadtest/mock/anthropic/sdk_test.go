@@ -94,6 +94,7 @@ var timeTool = anthropic.ToolUnionParam{OfTool: &anthropic.ToolParam{
 }}
 
 func TestSDKPromptCaching(t *testing.T) {
+	t.Parallel()
 	clk := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
 	c, _ := newClient(t, Config{Now: clk.Now})
 	ctx := context.Background()
@@ -195,6 +196,7 @@ func TestSDKPromptCaching(t *testing.T) {
 }
 
 func TestSDKCacheKnobsWin(t *testing.T) {
+	t.Parallel()
 	c, _ := newClient(t, Config{CacheReadTokens: 4, CacheCreationTokens: 2})
 	p := anthropic.MessageNewParams{Model: "m", MaxTokens: 10,
 		System:   []anthropic.TextBlockParam{{Text: "be brief", CacheControl: anthropic.NewCacheControlEphemeralParam()}},
@@ -211,6 +213,7 @@ func TestSDKCacheKnobsWin(t *testing.T) {
 }
 
 func TestSDKImagesAndDocuments(t *testing.T) {
+	t.Parallel()
 	c, _ := newClient(t, Config{})
 	ctx := context.Background()
 	p := anthropic.MessageNewParams{Model: "m", MaxTokens: 50, Messages: []anthropic.MessageParam{anthropic.NewUserMessage(
@@ -237,6 +240,7 @@ func TestSDKImagesAndDocuments(t *testing.T) {
 }
 
 func TestSDKCountTokens(t *testing.T) {
+	t.Parallel()
 	c, _ := newClient(t, Config{})
 	ctx := context.Background()
 	p := anthropic.MessageNewParams{Model: "claude-opus-5-5", MaxTokens: 4096,
@@ -268,6 +272,7 @@ func TestSDKCountTokens(t *testing.T) {
 }
 
 func TestSDKModels(t *testing.T) {
+	t.Parallel()
 	c, _ := newClient(t, Config{Config: mock.Config{Models: []string{"claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-4-5-20251001"}}})
 	ctx := context.Background()
 	page, err := c.Models.List(ctx, anthropic.ModelListParams{Limit: anthropic.Int(2)})

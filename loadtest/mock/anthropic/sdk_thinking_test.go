@@ -53,6 +53,7 @@ func blockTypes(m *anthropic.Message) string {
 }
 
 func TestSDKThinkingToolRoundTrip(t *testing.T) {
+	t.Parallel()
 	c, _ := newClient(t, Config{Config: mock.Config{ChunkTokens: 16}})
 	ctx := context.Background()
 	p := anthropic.MessageNewParams{Model: "claude-opus-5-5", MaxTokens: 4096,
@@ -135,6 +136,7 @@ func TestSDKThinkingToolRoundTrip(t *testing.T) {
 }
 
 func TestSDKThinkingVariants(t *testing.T) {
+	t.Parallel()
 	c, _ := newClient(t, Config{})
 	ctx := context.Background()
 
@@ -187,6 +189,7 @@ func TestSDKThinkingVariants(t *testing.T) {
 }
 
 func TestSDKStopSequences(t *testing.T) {
+	t.Parallel()
 	c, _ := newClient(t, Config{})
 	ctx := context.Background()
 	p := anthropic.MessageNewParams{Model: "m", MaxTokens: 100, Messages: []anthropic.MessageParam{userText("hello there")}}

@@ -49,6 +49,7 @@ func names(evs []event) string {
 }
 
 func TestStreamOrder(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{Config: mock.Config{ChunkTokens: 8, CompletionTokens: 16}})
 	resp := post(t, base, `{"model":"m","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hello there"}]}`, nil)
 	if ct := resp.Header.Get("content-type"); !strings.HasPrefix(ct, "text/event-stream") {
@@ -110,6 +111,7 @@ func TestStreamOrder(t *testing.T) {
 // TestStreamThinking checks the wire of a thinking + text stream as the
 // reference's streaming docs show it.
 func TestStreamThinking(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{Config: mock.Config{ChunkTokens: 32, CompletionTokens: 6}})
 	resp := post(t, base, `{"model":"m","max_tokens":2000,"stream":true,"thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"hello there"}]}`, nil)
 	evs, err := readEvents(t, resp.Body)

@@ -42,6 +42,7 @@ func goOpenAI(srv *httptest.Server, apiKey string) *goopenai.Client {
 }
 
 func TestGoOpenAIAzureClient(t *testing.T) {
+	t.Parallel()
 	s, srv := serve(t, Config{Config: mock.Config{APIKey: key, Models: []string{"gpt-4o"}}})
 	c := goOpenAI(srv, key)
 	ctx := context.Background()
@@ -117,6 +118,7 @@ func post(t *testing.T, srv *httptest.Server, path, body string, hdr map[string]
 }
 
 func TestAzureBehaviour(t *testing.T) {
+	t.Parallel()
 	_, srv := serve(t, Config{Config: mock.Config{APIKey: key, RetryAfter: 2 * time.Second}, APIVersions: []string{"2024-10-21"}})
 	const dated = "/openai/deployments/dep/chat/completions?api-version=2024-10-21"
 	const chat = `{"messages":[{"role":"user","content":"%s"}]}`
@@ -154,6 +156,7 @@ func TestAzureBehaviour(t *testing.T) {
 }
 
 func TestStreamStartsWithPromptFilterResults(t *testing.T) {
+	t.Parallel()
 	_, srv := serve(t, Config{})
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/openai/deployments/dep/chat/completions?api-version=2024-10-21",
 		strings.NewReader(`{"stream":true,"messages":[{"role":"user","content":"hi"}]}`))
@@ -176,6 +179,7 @@ func TestStreamStartsWithPromptFilterResults(t *testing.T) {
 }
 
 func TestResetThroughTheWrapper(t *testing.T) {
+	t.Parallel()
 	s, srv := serve(t, Config{})
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/openai/v1/chat/completions",
 		strings.NewReader(`{"model":"d","stream":true,"messages":[{"role":"user","content":"hi #mock:reset"}]}`))

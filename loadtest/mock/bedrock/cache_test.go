@@ -35,6 +35,7 @@ func (c *testClock) Advance(d time.Duration) {
 // expire 5 minutes after their last use. Tokens: framing 3 + system 3 +
 // its words; the user turn 3 + 2 words.
 func TestSDKCachePoints(t *testing.T) {
+	t.Parallel()
 	clk := &testClock{t: time.Now()} // SigV4 checks the signing time against the mock's clock
 	_, srv := serve(t, Config{Now: clk.Now})
 	ctx := context.Background()

@@ -76,6 +76,7 @@ func expected(text string, n int) string {
 }
 
 func TestSDKConverse(t *testing.T) {
+	t.Parallel()
 	_, srv := serve(t, Config{AccessKeyID: akid, SecretAccessKey: secret, CacheReadTokens: 2})
 	c := sdkClient(srv, akid, secret)
 	out, err := c.Converse(context.Background(), &bedrockruntime.ConverseInput{
@@ -99,6 +100,7 @@ func TestSDKConverse(t *testing.T) {
 }
 
 func TestSDKConverseTools(t *testing.T) {
+	t.Parallel()
 	_, srv := serve(t, Config{AccessKeyID: akid, SecretAccessKey: secret})
 	c := sdkClient(srv, akid, secret)
 	schema := brdoc.NewLazyDocument(map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}})
@@ -125,6 +127,7 @@ func TestSDKConverseTools(t *testing.T) {
 }
 
 func TestSDKConverseStream(t *testing.T) {
+	t.Parallel()
 	_, srv := serve(t, Config{AccessKeyID: akid, SecretAccessKey: secret, Config: mock.Config{ChunkTokens: 3}})
 	c := sdkClient(srv, akid, secret)
 	schema := brdoc.NewLazyDocument(map[string]any{"type": "object", "properties": map[string]any{"tz": map[string]any{"type": "string"}}})
@@ -195,6 +198,7 @@ func TestSDKConverseStream(t *testing.T) {
 }
 
 func TestSDKErrors(t *testing.T) {
+	t.Parallel()
 	_, srv := serve(t, Config{AccessKeyID: akid, SecretAccessKey: secret})
 	c := sdkClient(srv, akid, secret)
 	tests := []struct {
@@ -253,6 +257,7 @@ func signed(t *testing.T, url, key, sec, region string, when time.Time, body str
 }
 
 func TestSigV4Verification(t *testing.T) {
+	t.Parallel()
 	s, srv := serve(t, Config{AccessKeyID: akid, SecretAccessKey: secret, Config: mock.Config{APIKey: "ABSKkey"}})
 	body := `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`
 	now := time.Now()
@@ -325,6 +330,7 @@ func TestSigV4Verification(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
+	t.Parallel()
 	_, srv := serve(t, Config{})
 	tests := []struct{ name, body, want string }{
 		{"unknown field", `{"messages":[{"role":"user","content":[{"text":"hi"}]}],"temperature":1}`, "Malformed input request"},
@@ -360,6 +366,7 @@ func TestValidation(t *testing.T) {
 
 // The same conversation gets the same answer from the OpenAI mock.
 func TestSameAnswerAsOpenAIMock(t *testing.T) {
+	t.Parallel()
 	_, srv := serve(t, Config{})
 	oai := httptest.NewServer(mock.New(mock.Config{}))
 	defer oai.Close()

@@ -37,6 +37,7 @@ func vectorRequest(t *testing.T) *http.Request {
 // The signer the adapter and the mock use reproduces AWS's published
 // signature.
 func TestSignerMatchesPublishedVector(t *testing.T) {
+	t.Parallel()
 	r := vectorRequest(t)
 	sum := sha256.Sum256(nil)
 	err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: vectorSecret},
@@ -52,6 +53,7 @@ func TestSignerMatchesPublishedVector(t *testing.T) {
 // The mock's verifier accepts the published signature and rejects it when
 // anything signed differs.
 func TestVerifierOnPublishedVector(t *testing.T) {
+	t.Parallel()
 	creds := aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: vectorSecret}
 	a, ok := parseSigV4(vectorAuthorization)
 	if !ok {

@@ -24,6 +24,7 @@ func generated(t *testing.T, base, body string) map[string]any {
 }
 
 func TestCountTokens(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{Config: mock.Config{Models: []string{"gemini-2.5-flash"}}})
 	full := `{"systemInstruction":{"parts":[{"text":"be brief"}]},"contents":[{"role":"user","parts":[{"text":"hello there"},{"inlineData":{"mimeType":"image/png","data":"AAAA"}}]}],` +
 		`"tools":[{"functionDeclarations":[{"name":"get_weather","description":"Weather of a city","parameters":{"type":"OBJECT","properties":{"city":{"type":"STRING"}}}}]}]`
@@ -80,6 +81,7 @@ func TestCountTokens(t *testing.T) {
 }
 
 func TestThinking(t *testing.T) {
+	t.Parallel()
 	withConfig := func(tc string) string {
 		return `{"contents":[{"role":"user","parts":[{"text":"hello there"}]}],"generationConfig":{"thinkingConfig":` + tc + `}}`
 	}

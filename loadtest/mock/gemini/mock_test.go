@@ -74,6 +74,7 @@ var authHdr = map[string]string{"x-goog-api-key": key}
 const hello = `{"contents":[{"role":"user","parts":[{"text":"hello there"}]}]}`
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{Config: mock.Config{APIKey: key}})
 	tests := []struct {
 		name   string
@@ -131,6 +132,7 @@ type response struct {
 }
 
 func TestGenerate(t *testing.T) {
+	t.Parallel()
 	s, base := start(t, Config{ThoughtsTokens: 5})
 	resp, b := post(t, context.Background(), base+"/v1beta/models/gemini-2.5-flash:generateContent", hello, nil)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
@@ -177,6 +179,7 @@ func sseEvents(t *testing.T, body []byte) []response {
 }
 
 func TestStream(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{Config: mock.Config{ChunkTokens: 4}})
 	resp, b := post(t, context.Background(), base+"/v1beta/models/m:streamGenerateContent?alt=sse", hello, nil)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
@@ -205,6 +208,7 @@ func TestStream(t *testing.T) {
 }
 
 func TestJSONMode(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{})
 	type item struct {
 		Name   string  `json:"name"`
@@ -269,6 +273,7 @@ func TestJSONMode(t *testing.T) {
 }
 
 func TestStreamFaults(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{})
 	t.Run("stream-error", func(t *testing.T) {
 		_, b := post(t, context.Background(), base+"/v1beta/models/m:streamGenerateContent?alt=sse", `{"contents":[{"parts":[{"text":"x #mock:stream-error"}]}]}`, nil)
@@ -292,6 +297,7 @@ func TestStreamFaults(t *testing.T) {
 }
 
 func TestFunctionCalls(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{})
 	decls := `"tools":[{"functionDeclarations":[{"name":"a","parametersJsonSchema":{"type":"object","properties":{"x":{"type":"integer"}}}},{"name":"b","parameters":{"type":"OBJECT","properties":{"y":{"type":"STRING"}}}}]}]`
 	tests := []struct {
@@ -336,6 +342,7 @@ func TestFunctionCalls(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{})
 	sigA := signatureFor("a")
 	call := func(sig string) string {
@@ -390,6 +397,7 @@ func TestValidation(t *testing.T) {
 }
 
 func TestErrorDirectives(t *testing.T) {
+	t.Parallel()
 	s, base := start(t, Config{Config: mock.Config{RetryAfter: 2 * time.Second}})
 	tests := []struct {
 		spec   string
@@ -431,6 +439,7 @@ func TestErrorDirectives(t *testing.T) {
 }
 
 func TestFailRates(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{Config: mock.Config{FailRate503: 1}})
 	resp, _ := post(t, context.Background(), base+"/v1beta/models/m:generateContent", hello, nil)
 	if resp.StatusCode != 503 {
@@ -439,6 +448,7 @@ func TestFailRates(t *testing.T) {
 }
 
 func TestModels(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{Config: mock.Config{Models: []string{"gemini-2.5-flash"}}})
 	resp, b := post(t, context.Background(), base+"/v1beta/models/other:generateContent", hello, nil)
 	if e := decodeError(t, b); resp.StatusCode != 404 || !strings.Contains(e.Error.Message, "models/other is not found") {
@@ -456,6 +466,7 @@ func TestModels(t *testing.T) {
 }
 
 func TestEmbeddings(t *testing.T) {
+	t.Parallel()
 	_, base := start(t, Config{})
 	resp, b := post(t, context.Background(), base+"/v1beta/models/e:batchEmbedContents",
 		`{"requests":[{"model":"models/e","content":{"parts":[{"text":"hello"}]}},{"model":"models/e","content":{"parts":[{"text":"world"}]},"outputDimensionality":4}]}`, nil)
@@ -483,6 +494,7 @@ func TestEmbeddings(t *testing.T) {
 }
 
 func TestClientGoneMidStream(t *testing.T) {
+	t.Parallel()
 	s, base := start(t, Config{Config: mock.Config{TokensPerSec: 50, CompletionTokens: 100}})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1beta/models/m:streamGenerateContent?alt=sse", strings.NewReader(hello))
@@ -502,6 +514,7 @@ func TestClientGoneMidStream(t *testing.T) {
 }
 
 func TestMainServes(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
