@@ -291,10 +291,10 @@ type Router struct {
 	// dynamicDeployments counts the shared deployments built for
 	// caller-chosen names, capped at maxDynamic.
 	dynamicDeployments int
-	// OnRejected is told when a pool key was refused upstream by enough
+	// onRejected is told when a pool key was refused upstream by enough
 	// requests and callers, and by its probe, after it has left the pool
 	// for good (disable it in the store, audit it with reason).
-	OnRejected func(provider, credentialID, reason string)
+	onRejected func(provider, credentialID, reason string)
 	guard      *keyGuard
 	probes     sync.WaitGroup
 	probeCtx   context.Context
@@ -327,6 +327,13 @@ type Option func(*Router)
 // WithRouting sets the routing settings (strategies, deployment weights,
 // priorities and tags, hedging, breaker ratio, budget).
 func WithRouting(rt config.Routing) Option { return func(r *Router) { r.rt = rt } }
+
+// WithOnRejected sets the hook told of a pool key refused upstream by
+// enough requests and callers, and by its probe, after it has left the
+// pool for good (disable it in the store, audit it with reason).
+func WithOnRejected(f func(provider, credentialID, reason string)) Option {
+	return func(r *Router) { r.onRejected = f }
+}
 
 // WithStrategies sets the strategies the routing settings may name
 // (default: BuiltinStrategies).
