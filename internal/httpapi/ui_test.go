@@ -17,7 +17,7 @@ import (
 func TestUIServesVendoredChartLibrary(t *testing.T) {
 	gin.SetMode(gin.TestMode)
 	e := gin.New()
-	RegisterUI(e)
+	UI{}.Mount(&e.RouterGroup)
 	get := func(path string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
 		e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
