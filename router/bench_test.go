@@ -52,7 +52,7 @@ func benchRouter(b *testing.B, strategy string) (*Router, *Model) {
 func BenchmarkPick(b *testing.B) {
 	req := &providers.ChatRequest{Model: "m", Stream: true, MaxTokens: 200, ContextTokens: 600,
 		Body: []byte(`{"model":"m","stream":true,"max_tokens":200,"messages":[{"role":"user","content":"Say hello to the benchmark, please."}]}`)}
-	for _, s := range StrategyNames() {
+	for _, s := range BuiltinStrategies().Names() {
 		b.Run(s, func(b *testing.B) {
 			r, m := benchRouter(b, s)
 			ctx := context.Background()
@@ -76,7 +76,7 @@ func BenchmarkPick(b *testing.B) {
 
 // BenchmarkOrder measures the strategies alone on 20 deployments.
 func BenchmarkOrder(b *testing.B) {
-	for _, s := range StrategyNames() {
+	for _, s := range BuiltinStrategies().Names() {
 		b.Run(s, func(b *testing.B) {
 			r, m := benchRouter(b, s)
 			q := &Query{Stream: true, PromptTokens: 400, CompletionTokens: 200, Now: r.now().UnixNano()}

@@ -22,7 +22,7 @@ import (
 // models list; providers.Prober). If those requests came from
 // key_failure_callers distinct caller keys the key is out of the pool
 // meanwhile. A probe the upstream refuses too disables the key for good
-// (OnRejected: the store, the audit); a probe it accepts, or one that
+// (WithOnRejected: the store, the audit); a probe it accepts, or one that
 // cannot tell (timeout, 5xx), puts the key back. The last key of a
 // provider's pool is never taken out, and never disabled automatically.
 
@@ -147,8 +147,8 @@ func (r *Router) probe(d *Deployment, c Credential, gen uint64, out bool, v refu
 		return
 	}
 	r.log.Warn("provider key refused upstream and by its probe; disabled", fields...)
-	if r.OnRejected != nil {
-		r.OnRejected(d.Provider, c.ID, "refused upstream ("+strconv.Itoa(pe.Status)+") in "+strconv.Itoa(v.requests)+
+	if r.onRejected != nil {
+		r.onRejected(d.Provider, c.ID, "refused upstream ("+strconv.Itoa(pe.Status)+") in "+strconv.Itoa(v.requests)+
 			" requests of "+strconv.Itoa(v.callers)+" callers, and by a probe")
 	}
 }

@@ -62,7 +62,7 @@ func pooled(t *testing.T, keys ...*prober) (*Router, *Model, *rejections) {
 	r, m := newRouter(t, 1000, map[string]providers.Provider{"a": &scripted{}}, "a")
 	t.Cleanup(r.Close)
 	rj := &rejections{}
-	r.OnRejected = rj.hook
+	r.onRejected = rj.hook
 	var creds []Credential
 	for i, k := range keys {
 		creds = append(creds, Credential{ID: "pk_" + strconv.Itoa(i), Weight: 1, Adapter: k})

@@ -105,7 +105,7 @@ func (p *plan) init(ctx context.Context, r *Router, m *Model, req *providers.Cha
 	case p.prefs != nil && p.prefs.Strategy != "":
 		s, ok := r.strategies[p.prefs.Strategy]
 		if !ok {
-			return badRequest("provider.sort", "Invalid 'provider.sort': "+unknownStrategy("provider.sort", p.prefs.Strategy).Error()+"; OpenRouter's price, latency and throughput are accepted too.")
+			return badRequest("provider.sort", "Invalid 'provider.sort': "+unknownStrategy("provider.sort", p.prefs.Strategy, r.strategies).Error()+"; OpenRouter's price, latency and throughput are accepted too.")
 		}
 		p.override, p.overrideName = s, p.prefs.Strategy
 	case caller.Strategy != "":

@@ -283,17 +283,18 @@ type Router struct {
 	rc          config.Router
 	rt          config.Routing
 	strategies  map[string]Strategy
-	plans       sync.Pool // of *plan
+	registry    Strategies // WithStrategies; BuiltinStrategies by default
+	plans       sync.Pool  // of *plan
 	mu          sync.Mutex
 	shared      map[string]*Deployment // by provider/model, breakers included
 	dynamic     map[string]*Model      // provider/model names built on demand
 	// dynamicDeployments counts the shared deployments built for
 	// caller-chosen names, capped at maxDynamic.
 	dynamicDeployments int
-	// OnRejected is told when a pool key was refused upstream by enough
+	// onRejected is told when a pool key was refused upstream by enough
 	// requests and callers, and by its probe, after it has left the pool
 	// for good (disable it in the store, audit it with reason).
-	OnRejected func(provider, credentialID, reason string)
+	onRejected func(provider, credentialID, reason string)
 	guard      *keyGuard
 	probes     sync.WaitGroup
 	probeCtx   context.Context
@@ -327,6 +328,17 @@ type Option func(*Router)
 // priorities and tags, hedging, breaker ratio, budget).
 func WithRouting(rt config.Routing) Option { return func(r *Router) { r.rt = rt } }
 
+// WithOnRejected sets the hook told of a pool key refused upstream by
+// enough requests and callers, and by its probe, after it has left the
+// pool for good (disable it in the store, audit it with reason).
+func WithOnRejected(f func(provider, credentialID, reason string)) Option {
+	return func(r *Router) { r.onRejected = f }
+}
+
+// WithStrategies sets the strategies the routing settings may name
+// (default: BuiltinStrategies).
+func WithStrategies(ss Strategies) Option { return func(r *Router) { r.registry = ss } }
+
 // ErrNoDeployment means every deployment of a model was skipped (breakers
 // open, cooling down after a 429) without an attempt.
 var ErrNoDeployment = errors.New("no healthy deployment available")
@@ -356,10 +368,13 @@ func New(cfg config.Config, adapters map[string]providers.Provider, log *zap.Log
 		return nil, err
 	}
 	r.rt = r.rt.WithDefaults()
-	r.strategies = buildStrategies(r.rt)
+	if r.registry == nil {
+		r.registry = BuiltinStrategies()
+	}
+	r.strategies = r.registry.build(r.rt)
 	r.aff = newAffinity(r.rt.Affinity.Entries, r.rt.Affinity.TTL, now, log, r.affRedis, r.affWait)
 	if _, ok := r.strategies[r.rt.DefaultStrategy]; !ok {
-		return nil, unknownStrategy("routing.default_strategy", r.rt.DefaultStrategy)
+		return nil, unknownStrategy("routing.default_strategy", r.rt.DefaultStrategy, r.strategies)
 	}
 	for _, pc := range cfg.Providers {
 		r.pools[pc.Name] = &pool{}
@@ -402,7 +417,7 @@ func (r *Router) configure(m *Model) error {
 	}
 	s, ok := r.strategies[m.strategyName]
 	if !ok {
-		return unknownStrategy(fmt.Sprintf("routing.models[%q].strategy", m.Name), m.strategyName)
+		return unknownStrategy(fmt.Sprintf("routing.models[%q].strategy", m.Name), m.strategyName, r.strategies)
 	}
 	m.strategy = s
 	m.hedge = r.rt.Hedge.Enabled

@@ -14,8 +14,8 @@ import (
 // The router then tries them in that order, skipping those whose breaker
 // is open, that cool down after a 429, or that cannot serve the request.
 //
-// Each strategy is one file that registers itself with RegisterStrategy;
-// nothing else lists them.
+// Each strategy is one file (strategy_<name>.go) plus one line in
+// BuiltinStrategies (strategies.go).
 type Strategy interface {
 	// Order sorts ds in place. ds holds the model's deployments in config
 	// order. Order must be safe for concurrent use and should not allocate.
@@ -53,40 +53,38 @@ const defaultCompletion = 256
 // StrategyFactory builds a strategy from the routing settings.
 type StrategyFactory func(config.Routing) Strategy
 
-// strategies is the registry, written only by RegisterStrategy from the
-// init functions of the strategy files.
-var strategies = map[string]StrategyFactory{}
+// Strategies is a registry of routing strategies by name. It is built
+// explicitly (BuiltinStrategies lists xroute's) and handed to the router
+// (WithStrategies); there is no global registry.
+type Strategies map[string]StrategyFactory
 
-// RegisterStrategy adds a strategy under name. Call it from an init
-// function; registering a name twice is a programming error.
-func RegisterStrategy(name string, f StrategyFactory) {
-	if _, dup := strategies[name]; dup {
-		panic("router: strategy registered twice: " + name)
-	}
-	strategies[name] = f
-}
-
-// StrategyNames lists the registered strategies, sorted.
-func StrategyNames() []string {
-	out := make([]string, 0, len(strategies))
-	for n := range strategies {
+// Names lists the strategies, sorted.
+func (ss Strategies) Names() []string {
+	out := make([]string, 0, len(ss))
+	for n := range ss {
 		out = append(out, n)
 	}
 	sort.Strings(out)
 	return out
 }
 
-// buildStrategies instantiates every registered strategy once.
-func buildStrategies(rt config.Routing) map[string]Strategy {
-	out := make(map[string]Strategy, len(strategies))
-	for n, f := range strategies {
+// build instantiates every strategy once.
+func (ss Strategies) build(rt config.Routing) map[string]Strategy {
+	out := make(map[string]Strategy, len(ss))
+	for n, f := range ss {
 		out[n] = f(rt)
 	}
 	return out
 }
 
-func unknownStrategy(field, name string) error {
-	return fmt.Errorf("%s: unknown strategy %q (known: %s)", field, name, strings.Join(StrategyNames(), ", "))
+// unknownStrategy names the field, the name and the strategies known.
+func unknownStrategy(field, name string, known map[string]Strategy) error {
+	names := make([]string, 0, len(known))
+	for n := range known {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return fmt.Errorf("%s: unknown strategy %q (known: %s)", field, name, strings.Join(names, ", "))
 }
 
 // ranked is a deployment with its score and its random tie-breaker.

@@ -6,14 +6,12 @@ import (
 	"github.com/xroute/xroute/config"
 )
 
-func init() {
-	RegisterStrategy("balanced", func(rt config.Routing) Strategy { return balanced{costWeight: rt.CostWeight} })
-}
-
 // balanced scores each deployment by its cost and its latency relative to
 // the best of the model (1 is the best), weighted by routing.cost_weight.
 // A deployment without latency numbers counts as the fastest.
 type balanced struct{ costWeight float64 }
+
+func newBalanced(rt config.Routing) Strategy { return balanced{costWeight: rt.CostWeight} }
 
 func (b balanced) Order(q *Query, ds []*Deployment) {
 	var stack [32]float64

@@ -31,7 +31,7 @@ func order(r *Router, m *Model, strategy string, stream bool) []string {
 }
 
 func TestStrategiesRegistered(t *testing.T) {
-	if got := strings.Join(StrategyNames(), ","); got != "balanced,cost,latency,priority" {
+	if got := strings.Join(BuiltinStrategies().Names(), ","); got != "balanced,cost,latency,priority" {
 		t.Fatalf("strategies: %s", got)
 	}
 }

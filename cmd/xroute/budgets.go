@@ -103,7 +103,7 @@ func runBudgets(ctx context.Context, sub string, f budgetFlags, cfgPath string, 
 		return err
 	}
 	defer o.close()
-	admin := app.NewCreditsAdmin(billing.NewLedger(o.db, time.Now), billing.NewBudgets(o.db, time.Now, nil), o.audit)
+	admin := app.NewCreditsAdmin(billing.NewLedger(o.db, time.Now), billing.NewBudgets(o.db, time.Now, nil), o.audit, nil)
 	switch sub {
 	case "set":
 		amount, _ := billing.ParseUSD(f.limit)

@@ -66,7 +66,7 @@ func runCredits(ctx context.Context, sub string, f creditsFlags, cfgPath string,
 	}
 	defer o.close()
 	ledger := billing.NewLedger(o.db, time.Now)
-	admin := app.NewCreditsAdmin(ledger, billing.NewBudgets(o.db, time.Now, nil), o.audit)
+	admin := app.NewCreditsAdmin(ledger, billing.NewBudgets(o.db, time.Now, nil), o.audit, nil)
 	switch sub {
 	case "topup":
 		amt, err := billing.ParseUSD(f.amount)

@@ -179,8 +179,8 @@ func openSecrets(ctx context.Context, cfgPath string, stderr io.Writer) (*app.Se
 	if err != nil {
 		return nil, nil, err
 	}
-	s := app.NewSecrets(o.vault, o.db, app.KeyChains(o.db, o.vault), nil, o.cfg, nil, zap.NewNop())
-	s.OnChange(o.publish) // running replicas reload the keys this changes
+	// Running replicas reload the keys this changes (Announce).
+	s := app.NewSecrets(o.cfg, app.SecretsDeps{Vault: o.vault, DB: o.db, Audit: app.KeyChains(o.db, o.vault), Announce: o.publish, Log: zap.NewNop()})
 	return s, o.close, nil
 }
 

@@ -34,7 +34,11 @@ func newResponseCache(ctx context.Context, cfg config.Config, st httpapi.CacheMo
 		pols[m.Name] = respcache.Policy{Enabled: true, TTL: m.Cache.TTL, Scope: scope,
 			Sampled: m.Cache.Sampled, MaxEntryBytes: m.Cache.MaxEntryBytes}
 	}
-	live := httpapi.NewCachePolicies(pols, st)
+	var changed func()
+	if rdb != nil {
+		changed = func() { announce(cacheModelsChanged) }
+	}
+	live := httpapi.NewCachePolicies(pols, st, changed)
 	if err := live.Load(ctx); err != nil {
 		return httpapi.CacheConfig{}, fmt.Errorf("response cache policies: %w", err)
 	}

@@ -213,9 +213,10 @@ func (a *CreditsAdmin) announce(msg string) {
 	}
 }
 
-// NewCreditsAdmin wraps a ledger and budgets for operators.
-func NewCreditsAdmin(l *billing.Ledger, b *billing.Budgets, audit *keys.Auditor) *CreditsAdmin {
-	return &CreditsAdmin{Ledger: l, budgets: b, audit: audit}
+// NewCreditsAdmin wraps a ledger and budgets for operators. changed (nil:
+// one replica) tells the other replicas what to reload.
+func NewCreditsAdmin(l *billing.Ledger, b *billing.Budgets, audit *keys.Auditor, changed func(msg string)) *CreditsAdmin {
+	return &CreditsAdmin{Ledger: l, budgets: b, audit: audit, changed: changed}
 }
 
 // TopUp adds credits (idempotent by key) and audits a real change.

@@ -63,13 +63,29 @@ func newFanout(rdb *redis.Client, log *zap.Logger, onRemote func(hexHash string)
 	return f
 }
 
+// newPublisher returns what announces a local change to the other
+// replicas (the fanout's other half, built before everything that
+// announces, while the subscriber is built after everything it reloads).
+// Without Redis (rdb nil) there is no one to tell: it does nothing.
+func newPublisher(rdb *redis.Client, log *zap.Logger) func(msg string) {
+	if rdb == nil {
+		return func(string) {}
+	}
+	return publisher{rdb: rdb, log: log}.publish
+}
+
+type publisher struct {
+	rdb *redis.Client
+	log *zap.Logger
+}
+
 // publish announces a local invalidation; it never blocks a request for
 // long and only logs when Redis is unreachable.
-func (f *fanout) publish(hexHash string) {
+func (p publisher) publish(hexHash string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := f.rdb.Publish(ctx, invalidationChannel, hexHash).Err(); err != nil {
-		f.log.Warn("key invalidation not fanned out (Redis unreachable); other replicas rely on their cache TTL", zap.Error(err))
+	if err := p.rdb.Publish(ctx, invalidationChannel, hexHash).Err(); err != nil {
+		p.log.Warn("key invalidation not fanned out (Redis unreachable); other replicas rely on their cache TTL", zap.Error(err))
 	}
 }
 

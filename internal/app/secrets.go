@@ -67,35 +67,46 @@ func (s *Secrets) Refresh(ctx context.Context) error {
 	return s.ReloadAll(ctx)
 }
 
-// OnChange makes every change (a key added, disabled, enabled, deleted;
-// the vault rotated) announce itself with publish, for the other
-// replicas or, from the CLI, for all of them.
-func (s *Secrets) OnChange(publish func(msg string)) { s.changed = publish }
-
 func (s *Secrets) announce() {
 	if s.changed != nil {
 		s.changed(providerKeysChanged)
 	}
 }
 
-// NewSecrets builds the provider-key manager; rt and build may be nil (the
-// CLI has no router to refresh).
-func NewSecrets(v *keys.Vault, db *store.DB, audit *keys.Auditor, rt *router.Router, cfg config.Config,
-	build func(config.Provider) (providers.Provider, error), log *zap.Logger) *Secrets {
-	s := &Secrets{vault: v, pks: keys.NewProviderKeys(db, v, time.Now), audit: audit, router: rt,
-		providers: map[string]config.Provider{}, build: build, log: log}
+// SecretsDeps are what the provider-key manager works with.
+type SecretsDeps struct {
+	Vault *keys.Vault
+	DB    *store.DB
+	Audit *keys.Auditor
+	// Router and Build refresh the key pools (nil in the CLI: no router).
+	Router *router.Router
+	Build  func(config.Provider) (providers.Provider, error)
+	// Redact learns every provider key loaded into a pool (nil: none).
+	Redact *keys.Redactor
+	// Announce makes every change (a key added, disabled, enabled,
+	// deleted; the vault rotated) known to the other replicas or, from
+	// the CLI, to all of them (nil: one replica).
+	Announce func(msg string)
+	Log      *zap.Logger
+}
+
+// NewSecrets builds the provider-key manager for cfg's providers.
+func NewSecrets(cfg config.Config, d SecretsDeps) *Secrets {
+	s := &Secrets{vault: d.Vault, pks: keys.NewProviderKeys(d.DB, d.Vault, time.Now), audit: d.Audit, router: d.Router,
+		providers: map[string]config.Provider{}, build: d.Build, log: d.Log, changed: d.Announce, redact: d.Redact}
 	for _, p := range cfg.Providers {
 		s.providers[p.Name] = p
-	}
-	if rt != nil {
-		rt.OnRejected = s.rejected
 	}
 	return s
 }
 
 func (s *Secrets) record(ctx context.Context, kind, actor, subject string, details map[string]any) {
-	if err := s.audit.Record(ctx, keys.Event{Kind: kind, Actor: actor, Subject: subject, Details: details}); err != nil {
-		s.log.Error("audit log write failed", zap.String("kind", kind), zap.Error(err))
+	recordAudit(ctx, s.audit, s.log, kind, actor, subject, details)
+}
+
+func recordAudit(ctx context.Context, audit *keys.Auditor, log *zap.Logger, kind, actor, subject string, details map[string]any) {
+	if err := audit.Record(ctx, keys.Event{Kind: kind, Actor: actor, Subject: subject, Details: details}); err != nil {
+		log.Error("audit log write failed", zap.String("kind", kind), zap.Error(err))
 	}
 }
 
@@ -137,20 +148,36 @@ func (s *Secrets) reload(ctx context.Context, provider string) error {
 	return s.router.SetCredentials(provider, creds)
 }
 
-// rejected is the router's hook: the provider refused a pool key, in
+// rejectedKeys disables the pool keys the router found refused upstream.
+// It is built before the router (router.WithOnRejected) and needs only
+// the store, the audit log and the announcement, not the router.
+type rejectedKeys struct {
+	pks      *keys.ProviderKeys
+	audit    *keys.Auditor
+	log      *zap.Logger
+	announce func(msg string) // nil: one replica
+}
+
+func newRejectedKeys(v *keys.Vault, db *store.DB, audit *keys.Auditor, announce func(string), log *zap.Logger) rejectedKeys {
+	return rejectedKeys{pks: keys.NewProviderKeys(db, v, time.Now), audit: audit, log: log, announce: announce}
+}
+
+// disable is the router's hook: the provider refused a pool key, in
 // requests of several callers and in a probe (reason says so).
-func (s *Secrets) rejected(provider, id, reason string) {
+func (r rejectedKeys) disable(provider, id, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.pks.Disable(ctx, id, reason); err != nil {
+	if err := r.pks.Disable(ctx, id, reason); err != nil {
 		// Not announced: replicas reloading now would put the key back.
-		s.log.Error("disable rejected provider key", zap.String("id", id), zap.Error(err))
+		r.log.Error("disable rejected provider key", zap.String("id", id), zap.Error(err))
 		return
 	}
-	s.record(ctx, "provider_key.disabled", "system", id, map[string]any{"provider": provider, "reason": reason})
+	recordAudit(ctx, r.audit, r.log, "provider_key.disabled", "system", id, map[string]any{"provider": provider, "reason": reason})
 	// This runs on a request's path: the announcement must not hold it
 	// up (a publish to an unreachable Redis waits up to 2 s).
-	go s.announce()
+	if r.announce != nil {
+		go r.announce(providerKeysChanged)
+	}
 }
 
 // AddProviderKey stores a provider key sealed in the vault.

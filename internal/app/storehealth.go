@@ -36,27 +36,39 @@ const (
 // usage recorder or a request finds it unreachable (a connection error,
 // not a deadline), and up again after the next successful ping.
 type storeHealth struct {
+	*storeState
 	ping     func(context.Context) error
-	log      *zap.Logger
 	interval time.Duration
 	timeout  time.Duration
-	// usage is set before start and read-only after (nil: no recorder).
-	usage usageState
+	usage    usageState // nil: no recorder
 
-	up    atomic.Bool
-	gen   atomic.Uint64 // bumped by markDown: a ping that began before it cannot undo it
-	fails atomic.Int32  // failed pings in a row
+	fails atomic.Int32 // failed pings in a row
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
 }
 
+// storeState is the store's up or down, apart from the ping loop: the
+// usage recorder, built before the monitor that reads it, takes the store
+// down through it (billing.WithOnOutage(state.markDown)).
+type storeState struct {
+	log *zap.Logger
+	up  atomic.Bool
+	gen atomic.Uint64 // bumped by markDown: a ping that began before it cannot undo it
+}
+
+// newStoreState starts up: the store was just opened.
+func newStoreState(log *zap.Logger) *storeState {
+	s := &storeState{log: log}
+	s.up.Store(true)
+	return s
+}
+
 // newStoreHealth pings every interval, each ping with a deadline of
-// timeout, but at least minPingTimeout.
-func newStoreHealth(ping func(context.Context) error, log *zap.Logger, interval, timeout time.Duration) *storeHealth {
-	h := &storeHealth{ping: ping, log: log, interval: interval, timeout: max(timeout, minPingTimeout), stop: make(chan struct{})}
-	h.up.Store(true) // the store was just opened
-	return h
+// timeout, but at least minPingTimeout, and updates st. usage (nil: none)
+// is the recorder whose spool it reports.
+func newStoreHealth(st *storeState, ping func(context.Context) error, usage usageState, interval, timeout time.Duration) *storeHealth {
+	return &storeHealth{storeState: st, ping: ping, usage: usage, interval: interval, timeout: max(timeout, minPingTimeout), stop: make(chan struct{})}
 }
 
 // start runs the ping loop until close.
@@ -108,15 +120,15 @@ func (h *storeHealth) check() {
 
 // markDown takes the store down until the next successful ping: the
 // usage recorder found it unreachable (billing.WithOnOutage).
-func (h *storeHealth) markDown() {
-	h.gen.Add(1)
-	if h.up.Swap(false) {
-		h.log.Error("database unreachable: refusing new requests")
+func (s *storeState) markDown() {
+	s.gen.Add(1)
+	if s.up.Swap(false) {
+		s.log.Error("database unreachable: refusing new requests")
 	}
 }
 
 // StoreUp reports whether new requests may use the store.
-func (h *storeHealth) StoreUp() bool { return h.up.Load() }
+func (s *storeState) StoreUp() bool { return s.up.Load() }
 
 // SpoolFull reports that the usage recorder can keep no more records.
 func (h *storeHealth) SpoolFull() bool { return h.usage != nil && h.usage.Full() }

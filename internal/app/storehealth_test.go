@@ -38,7 +38,7 @@ func (p *pings) succeed()       { p.err.Store(nil) }
 
 func TestStoreHealthFollowsPingsAndFailures(t *testing.T) {
 	p := &pings{}
-	h := newStoreHealth(p.ping, zap.NewNop(), time.Hour, time.Second)
+	h := newStoreHealth(newStoreState(zap.NewNop()), p.ping, nil, time.Hour, time.Second)
 	if !h.StoreUp() || h.SpoolFull() {
 		t.Fatal("a fresh monitor reports the store up and no spool")
 	}
@@ -108,13 +108,13 @@ func TestStoreHealthFollowsPingsAndFailures(t *testing.T) {
 func TestStoreHealthPingRacingMarkDown(t *testing.T) {
 	var h *storeHealth
 	first := true
-	h = newStoreHealth(func(context.Context) error {
+	h = newStoreHealth(newStoreState(zap.NewNop()), func(context.Context) error {
 		if first {
 			first = false
 			h.markDown() // the recorder finds the store unreachable meanwhile
 		}
 		return nil
-	}, zap.NewNop(), time.Hour, time.Second)
+	}, nil, time.Hour, time.Second)
 	h.check()
 	if h.StoreUp() {
 		t.Fatal("a ping that began before markDown brought the store back")
@@ -137,11 +137,11 @@ func TestStoreHealthPingTimeout(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var left time.Duration
-			h := newStoreHealth(func(ctx context.Context) error {
+			h := newStoreHealth(newStoreState(zap.NewNop()), func(ctx context.Context) error {
 				d, _ := ctx.Deadline()
 				left = time.Until(d)
 				return nil
-			}, zap.NewNop(), time.Hour, tt.timeout)
+			}, nil, time.Hour, tt.timeout)
 			h.check()
 			// The deadline was set just before the ping: it has all but
 			// a sliver of its time left.
@@ -157,7 +157,7 @@ func TestStoreHealthPingTimeout(t *testing.T) {
 func TestStoreHealthLoopStops(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	p := &pings{}
-	h := newStoreHealth(p.ping, zap.NewNop(), time.Millisecond, time.Second)
+	h := newStoreHealth(newStoreState(zap.NewNop()), p.ping, nil, time.Millisecond, time.Second)
 	h.start()
 	testutil.Eventually(t, "the loop to ping twice", func() bool { return p.calls.Load() >= 2 })
 	h.close()

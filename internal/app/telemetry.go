@@ -34,9 +34,9 @@ func WithIssuerPoll(d time.Duration) Option { return func(o *options) { o.issuer
 func WithTracer(t *telemetry.Tracer) Option { return func(o *options) { o.tracer = t } }
 
 // openTelemetry builds the tracer the telemetry section and the OTEL_*
-// variables ask for (nil: tracing off) and flushes it when a closes,
+// variables ask for (nil: tracing off) and flushes it when the app closes,
 // after the HTTP server has stopped and the usage is written.
-func openTelemetry(ctx context.Context, cfg config.Config, a *App, log *zap.Logger, opts []Option) (*telemetry.Tracer, error) {
+func openTelemetry(ctx context.Context, cfg config.Config, cl *closers, log *zap.Logger, opts []Option) (*telemetry.Tracer, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -54,7 +54,7 @@ func openTelemetry(ctx context.Context, cfg config.Config, a *App, log *zap.Logg
 		log.Warn("tracing: spans not exported", zap.Error(err))
 	}))
 	log.Info("tracing on: spans exported over OTLP")
-	a.closers = append(a.closers, func() {
+	cl.add(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), telemetryFlushTimeout)
 		defer cancel()
 		if err := tel.Shutdown(ctx); err != nil {

@@ -114,6 +114,38 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 		return
 	}
 	g := e.Group("/admin/v1", noStore, s.authenticate, s.requireAdmin, s.authorize)
+	// Every admin sub-API is mounted the same way: built in or given in
+	// Config.AdminRoutes. A new one is a Mounter plus one line here (or
+	// in the app's AdminRoutes when it needs a part the server lacks).
+	subAPIs := []Mounter{
+		MountFunc(s.routeAdminKeys),  // accounts, keys, roles
+		MountFunc(s.routeAdminOps),   // audit log, provider keys, vault
+		MountFunc(s.routeCache),      // cache models, purge
+		MountFunc(s.routeCredits),    // credits, budgets
+		MountFunc(s.routeRequestLog), // request log, captures
+		MountFunc(s.routeCORSAdmin),  // browser origins
+	}
+	for _, m := range append(subAPIs, s.adminExt...) {
+		m.Mount(g)
+	}
+}
+
+// Mounter is one sub-API: it mounts its routes on the group it is given
+// (/admin/v1 for the admin API, /v1 for a caller's routes, the root for
+// the dashboard).
+type Mounter interface {
+	Mount(g *gin.RouterGroup)
+}
+
+// MountFunc is a Mounter that is a function.
+type MountFunc func(g *gin.RouterGroup)
+
+// Mount calls f.
+func (f MountFunc) Mount(g *gin.RouterGroup) { f(g) }
+
+// routeAdminKeys mounts the admin API's own description, accounts and
+// keys.
+func (s *Server) routeAdminKeys(g *gin.RouterGroup) {
 	g.GET("/openapi.json", s.adminOpenAPI)
 	g.GET("/me", s.adminMe)
 	g.GET("/accounts", s.adminListAccounts)
@@ -128,14 +160,6 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 	g.POST("/keys/:id/suspend", s.adminKeyAction)
 	g.POST("/keys/:id/resume", s.adminKeyAction)
 	g.POST("/keys/:id/role", s.adminSetRole) // owner only: not in the role table
-	s.routeAdminOps(g)
-	s.routeCache(g)
-	s.routeCredits(g)
-	s.routeRequestLog(g)
-	s.routeCORSAdmin(g)
-	for _, ext := range s.adminExt {
-		ext(g)
-	}
 }
 
 // noStore keeps every admin answer (keys as they are created, balances,

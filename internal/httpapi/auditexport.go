@@ -24,7 +24,7 @@ type AuditScanner interface {
 // audit rows after seq SEQ (0: from the first), oldest first, as JSON
 // lines in the audit sinks' format, at most N (1000 by default, at most
 // 10000) per page; `xroute audit export` pages through it.
-func AuditExportRoute(st AuditScanner) func(*gin.RouterGroup) {
+func AuditExportRoute(st AuditScanner) MountFunc {
 	return func(g *gin.RouterGroup) {
 		g.GET("/audit/export", func(c *gin.Context) {
 			since, limit := int64(0), 1000

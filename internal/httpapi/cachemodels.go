@@ -31,15 +31,17 @@ type CachePolicies struct {
 	base map[string]respcache.Policy
 	st   CacheModelStore
 	cur  atomic.Pointer[map[string]store.CacheModel]
-	// Changed, when set, announces a change to the other replicas (they
+	// changed, when set, announces a change to the other replicas (they
 	// call Load).
-	Changed func()
+	changed func()
 }
 
 // NewCachePolicies is the table of the config's policies (base) and the
 // store's (st may be nil: config only). Call Load before serving.
-func NewCachePolicies(base map[string]respcache.Policy, st CacheModelStore) *CachePolicies {
-	p := &CachePolicies{base: base, st: st}
+// changed (nil: one replica) announces an admin change to the other
+// replicas.
+func NewCachePolicies(base map[string]respcache.Policy, st CacheModelStore, changed func()) *CachePolicies {
+	p := &CachePolicies{base: base, st: st, changed: changed}
 	p.cur.Store(&map[string]store.CacheModel{})
 	return p
 }
@@ -266,8 +268,8 @@ func (s *Server) saveCacheModels(c *gin.Context, write func(context.Context) err
 		infoOf(c).errMsg = err.Error()
 		return false
 	}
-	if s.cache.Live.Changed != nil {
-		s.cache.Live.Changed()
+	if s.cache.Live.changed != nil {
+		s.cache.Live.changed()
 	}
 	return true
 }

@@ -47,7 +47,7 @@ type deploymentObject struct {
 // the previous page); filters: provider, model (a public model the
 // deployment serves, or its upstream model) and breaker (closed, open,
 // half-open).
-func DeploymentsRoute(r *router.Router) func(*gin.RouterGroup) {
+func DeploymentsRoute(r *router.Router) MountFunc {
 	return func(g *gin.RouterGroup) {
 		g.GET("/deployments", func(c *gin.Context) {
 			after, limit, e := pageArgs(c)

@@ -74,7 +74,7 @@ const maxIssuerBody = 256 << 10
 // another API issuer already has (409), audited (issuer.created,
 // issuer.updated, issuer.deleted), and in force on this replica when
 // the answer is sent (the others within seconds).
-func IssuersRoute(reg IssuerAdmin) func(*gin.RouterGroup) {
+func IssuersRoute(reg IssuerAdmin) MountFunc {
 	return func(g *gin.RouterGroup) {
 		g.GET("/issuers", func(c *gin.Context) {
 			list, err := reg.List(c.Request.Context())

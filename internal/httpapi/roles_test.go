@@ -252,10 +252,10 @@ func TestUndeclaredAdminRouteIsOwnerOnly(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	srv, err := httpapi.New(httpapi.Config{Keys: g.app.Keys, Admin: g.app.Keys, Log: zap.NewNop(),
-		AdminRoutes: []func(*gin.RouterGroup){func(r *gin.RouterGroup) {
+		AdminRoutes: []httpapi.Mounter{httpapi.MountFunc(func(r *gin.RouterGroup) {
 			r.POST("/future/purge", func(c *gin.Context) { c.JSON(200, gin.H{"purged": true}) })
 			r.GET("/future/stats", func(c *gin.Context) { c.JSON(200, gin.H{}) })
-		}}})
+		})}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ type Config struct {
 	Admin KeyAdmin
 	// AdminRoutes mount further admin routes (audit log, provider keys,
 	// vault) on the authenticated /admin/v1 group.
-	AdminRoutes []func(*gin.RouterGroup)
+	AdminRoutes []Mounter
 	// RotationOverlap is the default overlap of a rotation.
 	RotationOverlap time.Duration
 	// TrustedProxies whose X-Forwarded-For is believed (empty: none).
@@ -99,7 +99,7 @@ type Config struct {
 	Credits CreditsAdmin
 	// CallerRoutes mount further caller routes on the authenticated /v1
 	// group (a caller's own usage and credits).
-	CallerRoutes []func(*gin.RouterGroup)
+	CallerRoutes []Mounter
 	// AuditLog and ProviderKeys serve their admin routes (nil: none).
 	AuditLog     AuditLog
 	ProviderKeys ProviderKeyAdmin
@@ -154,7 +154,7 @@ type Server struct {
 	engine  *gin.Engine
 
 	admin           KeyAdmin
-	adminExt        []func(*gin.RouterGroup)
+	adminExt        []Mounter
 	rotationOverlap time.Duration
 	throttle        AuthThrottle
 	guessing        func(netip.Addr)
@@ -265,11 +265,9 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/healthz", s.healthz)
 	s.routeToken(e) // before the /v1 group: the subject token is the credential
 	v1 := e.Group("/v1", s.storeGate, s.traced(telemetry.SpanAuth, s.authenticate), s.callerOnly, s.corsAccount)
-	v1.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat)
-	v1.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings)
-	v1.POST("/completions", s.scope(keys.EndpointCompletions), s.completion)
-	s.routeResponses(v1)
-	s.routeMessages(v1)
+	for _, m := range s.ingresses() {
+		m.Mount(v1)
+	}
 	v1.GET("/models", s.scope(keys.EndpointModels), s.listModels)
 	v1.GET("/models/:id", s.scope(keys.EndpointModels), s.getModel)
 	if s.creditsAdmin != nil {
@@ -277,10 +275,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.routeEphemeral(v1)
 	for _, r := range cfg.CallerRoutes {
-		r(v1)
+		r.Mount(v1)
 	}
 	s.routeAdmin(e)
-	RegisterUI(e)
+	UI{}.Mount(&e.RouterGroup)
 	e.NoRoute(func(c *gin.Context) {
 		adminNoStore(c)
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "Invalid URL ("+c.Request.Method+" "+c.Request.URL.Path+")"))
@@ -291,6 +289,19 @@ func New(cfg Config) (*Server, error) {
 	})
 	s.engine = e
 	return s, nil
+}
+
+// ingresses are the model APIs callers speak, each mounted on the
+// authenticated /v1 group. A new ingress is one new file (its handler
+// and route) plus one line here.
+func (s *Server) ingresses() []Mounter {
+	return []Mounter{
+		MountFunc(func(g *gin.RouterGroup) { g.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat) }),
+		MountFunc(func(g *gin.RouterGroup) { g.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings) }),
+		MountFunc(func(g *gin.RouterGroup) { g.POST("/completions", s.scope(keys.EndpointCompletions), s.completion) }),
+		MountFunc(s.routeResponses), // /responses (responses.go)
+		MountFunc(s.routeMessages),  // /messages (messages.go)
+	}
 }
 
 // ServeHTTP implements http.Handler.

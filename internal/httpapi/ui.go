@@ -23,9 +23,12 @@ var uiFiles embed.FS
 const uiCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-// RegisterUI serves the dashboard at /ui (index.html for /ui and /ui/).
+// UI is the dashboard: its assets at /ui (index.html for /ui and /ui/).
 // The assets are public; every datum comes from /admin/v1 with the key.
-func RegisterUI(e *gin.Engine) {
+type UI struct{}
+
+// Mount serves the dashboard under e (the root group).
+func (UI) Mount(e *gin.RouterGroup) {
 	sub, err := fs.Sub(uiFiles, "ui")
 	if err != nil {
 		panic(err) // the embedded directory is part of the binary

@@ -18,7 +18,7 @@ func TestUIServesVendoredChartLibrary(t *testing.T) {
 	t.Parallel()
 	gin.SetMode(gin.TestMode)
 	e := gin.New()
-	RegisterUI(e)
+	UI{}.Mount(&e.RouterGroup)
 	get := func(path string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
 		e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))

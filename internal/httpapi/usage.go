@@ -36,7 +36,7 @@ type UsageReporter interface {
 // only). The admin JSON report pages when asked (limit, after: the
 // previous page's next_after): rows then come largest cost first, so a
 // table of thousands of keys reads a page at a time.
-func UsageRoutes(rep UsageReporter) (admin func(*gin.RouterGroup), caller func(*gin.RouterGroup)) {
+func UsageRoutes(rep UsageReporter) (admin, caller MountFunc) {
 	admin = func(g *gin.RouterGroup) {
 		g.GET("/usage/report", func(c *gin.Context) {
 			q, format, e := reportQuery(c)

@@ -150,6 +150,12 @@ func ownerOnly(path string) error {
 // Dialect reports the backend: DialectSQLite or DialectPostgres.
 func (s *DB) Dialect() string { return s.dialect }
 
+// Shared reports whether other replicas may use this store at the same
+// time (PostgreSQL; an SQLite file belongs to one process). Callers then
+// keep what several replicas change (holds, spend, settings) in the store
+// and re-read it, instead of trusting their own memory.
+func (s *DB) Shared() bool { return s.dialect == DialectPostgres }
+
 // Close closes the database.
 func (s *DB) Close() error { return s.db.Close() }
 
