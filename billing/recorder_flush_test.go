@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // replaySlowed is a store whose writes take 30 ms, and 300 ms for a batch
@@ -21,7 +21,7 @@ import (
 // Flush or Close is called).
 type replaySlowed struct{ *flakyWriter }
 
-func (w replaySlowed) InsertUsage(ctx context.Context, recs []store.UsageRecord) error {
+func (w replaySlowed) InsertUsage(ctx context.Context, recs []books.UsageRecord) error {
 	d := 30 * time.Millisecond
 	for _, r := range recs {
 		if r.RequestID == "r5" {
@@ -44,7 +44,7 @@ func (w replaySlowed) InsertUsage(ctx context.Context, recs []store.UsageRecord)
 func overflowing(t *testing.T, r *Recorder, n int) {
 	t.Helper()
 	ctx := context.Background()
-	if err := r.Commit(ctx, store.UsageRecord{RequestID: "r0", AccountID: "a", CostNano: 7}); err != nil {
+	if err := r.Commit(ctx, books.UsageRecord{RequestID: "r0", AccountID: "a", CostNano: 7}); err != nil {
 		t.Fatal(err)
 	}
 	flushed := make(chan struct{})
@@ -52,7 +52,7 @@ func overflowing(t *testing.T, r *Recorder, n int) {
 	t.Cleanup(func() { <-flushed })
 	time.Sleep(5 * time.Millisecond)
 	for i := 1; i < n; i++ {
-		if err := r.Commit(ctx, store.UsageRecord{RequestID: fmt.Sprint("r", i), AccountID: "a", CostNano: 7}); err != nil {
+		if err := r.Commit(ctx, books.UsageRecord{RequestID: fmt.Sprint("r", i), AccountID: "a", CostNano: 7}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,7 +136,7 @@ func TestCloseOnAHungStoreKeepsRecords(t *testing.T) {
 	w.hang.Store(&hang)
 	const n = 10
 	for i := range n {
-		if err := r.Commit(context.Background(), store.UsageRecord{RequestID: fmt.Sprint("h", i)}); err != nil {
+		if err := r.Commit(context.Background(), books.UsageRecord{RequestID: fmt.Sprint("h", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

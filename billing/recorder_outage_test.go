@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"github.com/xroute/xroute/billing/books"
+	"github.com/xroute/xroute/internal/dberr"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
 )
@@ -36,11 +39,31 @@ type flakyWriter struct {
 	poison  map[string]error // guarded by mu once the writer is in use
 
 	mu    sync.Mutex
-	byID  map[string]store.UsageRecord
+	byID  map[string]books.UsageRecord
 	calls int
 }
 
-func (w *flakyWriter) InsertUsage(ctx context.Context, recs []store.UsageRecord) error {
+// InsertUsage fails as store.DB.InsertUsage does: with the driver's error
+// marked with its dberr kind, which is all billing branches on.
+func (w *flakyWriter) InsertUsage(ctx context.Context, recs []books.UsageRecord) error {
+	return storeTyped(w.insertUsage(ctx, recs))
+}
+
+// storeTyped marks err as the store's typed() does, with the store's own
+// classification of driver errors (store.IsUnavailable, store.IsBadData).
+func storeTyped(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case store.IsUnavailable(err):
+		return &dberr.Error{Kind: dberr.ErrUnavailable, Err: err}
+	case store.IsBadData(err):
+		return &dberr.Error{Kind: dberr.ErrBadData, Err: err}
+	}
+	return err
+}
+
+func (w *flakyWriter) insertUsage(ctx context.Context, recs []books.UsageRecord) error {
 	if h := w.hang.Load(); h != nil {
 		select {
 		case <-*h:
@@ -63,7 +86,7 @@ func (w *flakyWriter) InsertUsage(ctx context.Context, recs []store.UsageRecord)
 		}
 	}
 	if w.byID == nil {
-		w.byID = map[string]store.UsageRecord{}
+		w.byID = map[string]books.UsageRecord{}
 	}
 	for _, r := range recs {
 		if _, ok := w.byID[r.RequestID]; !ok {
@@ -82,7 +105,7 @@ func (w *flakyWriter) stored() int {
 // holdsNew reports whether recs hold a record not stored yet: a write that
 // inserts nothing (a record stored before) takes no lock and writes no
 // page, so it goes through where others fail. The caller holds mu.
-func (w *flakyWriter) holdsNew(recs []store.UsageRecord) bool {
+func (w *flakyWriter) holdsNew(recs []books.UsageRecord) bool {
 	for _, r := range recs {
 		if _, ok := w.byID[r.RequestID]; !ok {
 			return true
@@ -185,7 +208,7 @@ func TestRecorderSurvivesStoreOutage(t *testing.T) {
 			defer r.Close(context.Background())
 			ctx := context.Background()
 			put := func(id string) error {
-				rec := store.UsageRecord{RequestID: id, AccountID: "acct", CostNano: 7}
+				rec := books.UsageRecord{RequestID: id, AccountID: "acct", CostNano: 7}
 				if tt.viaRecord {
 					return r.Record(rec)
 				}
@@ -278,7 +301,7 @@ func TestCommitDoesNotWaitOnAHangingStore(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		for i := 0; i < 500; i++ {
-			if err := r.Commit(context.Background(), store.UsageRecord{RequestID: fmt.Sprint("h", i)}); err != nil {
+			if err := r.Commit(context.Background(), books.UsageRecord{RequestID: fmt.Sprint("h", i)}); err != nil {
 				done <- err
 				return
 			}
@@ -302,8 +325,8 @@ func TestCommitDoesNotWaitOnAHangingStore(t *testing.T) {
 func TestSpoolFullDuringOutage(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	dir := t.TempDir()
-	rec := func(i int) store.UsageRecord {
-		return store.UsageRecord{RequestID: fmt.Sprintf("f%04d", i), AccountID: "acct"}
+	rec := func(i int) books.UsageRecord {
+		return books.UsageRecord{RequestID: fmt.Sprintf("f%04d", i), AccountID: "acct"}
 	}
 	line := int64(len(mustJSON(t, rec(0))) + 1)
 	sp, err := OpenSpool(dir, WithSpoolLimit(64*line))
@@ -377,7 +400,7 @@ func TestKillDuringOutageLosesNothing(t *testing.T) {
 	defer r.Close(context.Background())
 	ctx := context.Background()
 	for i := 0; i < 20; i++ {
-		if err := r.Commit(ctx, store.UsageRecord{RequestID: fmt.Sprint("k", i)}); err != nil {
+		if err := r.Commit(ctx, books.UsageRecord{RequestID: fmt.Sprint("k", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -385,7 +408,7 @@ func TestKillDuringOutageLosesNothing(t *testing.T) {
 	w.down.Store(true)
 	const n = 200
 	for i := 20; i < n; i++ {
-		if err := r.Commit(ctx, store.UsageRecord{RequestID: fmt.Sprint("k", i)}); err != nil {
+		if err := r.Commit(ctx, books.UsageRecord{RequestID: fmt.Sprint("k", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -445,7 +468,7 @@ func rejectedIDs(t *testing.T, dir string) []string {
 	}
 	var ids []string
 	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-		var r store.UsageRecord
+		var r books.UsageRecord
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("rejected file line %q: %v", line, err)
 		}
@@ -494,7 +517,7 @@ func TestRefusedRecordIsSetAside(t *testing.T) {
 			defer r.Close(context.Background())
 			ctx := context.Background()
 			for _, id := range tt.first {
-				if err := r.Commit(ctx, store.UsageRecord{RequestID: id}); err != nil {
+				if err := r.Commit(ctx, books.UsageRecord{RequestID: id}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -502,7 +525,7 @@ func TestRefusedRecordIsSetAside(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, id := range tt.then {
-				if err := r.Commit(ctx, store.UsageRecord{RequestID: id, Model: "m"}); err != nil {
+				if err := r.Commit(ctx, books.UsageRecord{RequestID: id, Model: "m"}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -561,7 +584,7 @@ func TestRefusedCommitWithoutSpool(t *testing.T) {
 	defer r.Close(context.Background())
 	errs := make(chan error, 3)
 	for _, id := range []string{"good1", "bad", "good2"} {
-		go func() { errs <- r.Commit(context.Background(), store.UsageRecord{RequestID: id}) }()
+		go func() { errs <- r.Commit(context.Background(), books.UsageRecord{RequestID: id}) }()
 	}
 	refused := 0
 	for range 3 {
@@ -591,7 +614,7 @@ func TestReplaySetsAsideRefusedRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"bad", "a", "b", "c"} { // bad first: nothing stored yet to probe with
-		if _, err := sp.Append(store.UsageRecord{RequestID: id}); err != nil {
+		if _, err := sp.Append(books.UsageRecord{RequestID: id}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -637,10 +660,10 @@ func TestRecorderSetsAsideWhatPostgresRefuses(t *testing.T) {
 	var outages atomic.Int32
 	r := NewRecorder(db, zap.NewNop(), 8, 64, time.Hour, WithSpool(sp), WithOnOutage(func() { outages.Add(1) }))
 	defer r.Close(ctx)
-	rec := func(id, model string) store.UsageRecord {
-		return store.UsageRecord{RequestID: id, AccountID: store.DefaultAccountID, KeyID: "k", Model: model, Status: 200, CreatedAt: time.Unix(1e9, 0)}
+	rec := func(id, model string) books.UsageRecord {
+		return books.UsageRecord{RequestID: id, AccountID: store.DefaultAccountID, KeyID: "k", Model: model, Status: 200, CreatedAt: time.Unix(1e9, 0)}
 	}
-	for _, rc := range []store.UsageRecord{rec("bad", "m\x00"), rec("good1", "m"), rec("good2", "m")} {
+	for _, rc := range []books.UsageRecord{rec("bad", "m\x00"), rec("good1", "m"), rec("good2", "m")} {
 		if err := r.Commit(ctx, rc); err != nil {
 			t.Fatal(err)
 		}
@@ -648,7 +671,7 @@ func TestRecorderSetsAsideWhatPostgresRefuses(t *testing.T) {
 	if err := r.Flush(ctx); err != nil || r.Outage() || outages.Load() != 0 {
 		t.Fatalf("flush: %v, outage %v (%d reported); want the good records written", err, r.Outage(), outages.Load())
 	}
-	recs, err := db.ListUsage(ctx, store.UsageFilter{})
+	recs, err := db.ListUsage(ctx, books.UsageFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -658,4 +681,26 @@ func TestRecorderSetsAsideWhatPostgresRefuses(t *testing.T) {
 	if ids := rejectedIDs(t, dir); len(ids) != 1 || ids[0] != "bad" {
 		t.Fatalf("rejected file holds %v, want [bad]", ids)
 	}
+}
+
+// sqliteErr runs stmts on a fresh in-memory SQLite database and returns
+// the error of the last one: a real driver error, not a lookalike.
+func sqliteErr(t *testing.T, stmts ...string) error {
+	t.Helper()
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1) // one connection: one in-memory database
+	for i, s := range stmts {
+		_, err = db.Exec(s)
+		if i < len(stmts)-1 && err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	if err == nil {
+		t.Fatalf("%s: no error", stmts[len(stmts)-1])
+	}
+	return err
 }

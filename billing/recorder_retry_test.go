@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
 )
@@ -60,8 +61,8 @@ func TestRecorderRetriesErrorsThatBlameNoRecord(t *testing.T) {
 				WithOnOutage(func() { outages.Add(1) }), withFailLogEvery(time.Hour))
 			defer r.Close(context.Background())
 			ctx := context.Background()
-			rec := func(id string) store.UsageRecord {
-				return store.UsageRecord{RequestID: id, AccountID: "acct", CostNano: 5000}
+			rec := func(id string) books.UsageRecord {
+				return books.UsageRecord{RequestID: id, AccountID: "acct", CostNano: 5000}
 			}
 			// Stored first: a no-op insert of it goes through all along.
 			if err := r.Commit(ctx, rec("good0")); err != nil {
@@ -137,7 +138,7 @@ func TestRecorderLogsPersistentFailures(t *testing.T) {
 	w.failing.Store(&failure)
 	r := NewRecorder(w, zap.New(core), 8, 64, time.Hour, WithSpool(sp), withBackoff(time.Millisecond, 2*time.Millisecond), withFailLogEvery(20*time.Millisecond))
 	defer r.Close(context.Background())
-	if err := r.Commit(context.Background(), store.UsageRecord{RequestID: "x"}); err != nil {
+	if err := r.Commit(context.Background(), books.UsageRecord{RequestID: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	r.Flush(context.Background())
@@ -173,7 +174,7 @@ func TestRecorderBisectionSetsAsideOnlyBadData(t *testing.T) {
 	r := NewRecorder(w, zap.NewNop(), 8, 64, time.Hour, WithSpool(sp), withBackoff(2*time.Millisecond, 10*time.Millisecond))
 	defer r.Close(context.Background())
 	ctx := context.Background()
-	if err := r.Commit(ctx, store.UsageRecord{RequestID: "good0"}); err != nil {
+	if err := r.Commit(ctx, books.UsageRecord{RequestID: "good0"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Flush(ctx); err != nil {
@@ -182,7 +183,7 @@ func TestRecorderBisectionSetsAsideOnlyBadData(t *testing.T) {
 	w.setPoison("bad", &pgconn.PgError{Code: "22021"})
 	w.setPoison("locked", &pgconn.PgError{Code: "55P03"})
 	for _, id := range []string{"bad", "good1", "locked", "good2"} {
-		if err := r.Commit(ctx, store.UsageRecord{RequestID: id}); err != nil {
+		if err := r.Commit(ctx, books.UsageRecord{RequestID: id}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -235,8 +236,8 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	}
 	r := NewRecorder(db, zap.NewNop(), 8, 64, time.Hour, WithSpool(sp), withWriteTimeout(200*time.Millisecond), withBackoff(20*time.Millisecond, 100*time.Millisecond))
 	defer r.Close(ctx)
-	rec := func(id string, cost int64) store.UsageRecord {
-		return store.UsageRecord{RequestID: id, AccountID: store.DefaultAccountID, KeyID: "k", Model: "m", Status: 200, CreatedAt: time.Now(), CostNano: cost}
+	rec := func(id string, cost int64) books.UsageRecord {
+		return books.UsageRecord{RequestID: id, AccountID: store.DefaultAccountID, KeyID: "k", Model: "m", Status: 200, CreatedAt: time.Now(), CostNano: cost}
 	}
 	if err := r.Commit(ctx, rec("good0", 0)); err != nil {
 		t.Fatal(err)
@@ -277,7 +278,7 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := db.ListUsage(ctx, store.UsageFilter{RequestID: "paid1"})
+	recs, err := db.ListUsage(ctx, books.UsageFilter{RequestID: "paid1"})
 	if err != nil {
 		t.Fatal(err)
 	}

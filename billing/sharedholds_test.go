@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
 )
@@ -39,7 +40,7 @@ func forEachHoldStore(t *testing.T, balances map[string]Nano, fn func(t *testing
 				if err := db.CreateAccount(ctx, store.Account{ID: id, Name: id, CreatedAt: ledgerNow}); err != nil {
 					t.Fatal(err)
 				}
-				if _, _, err := db.PostLedgerEntry(ctx, store.LedgerEntry{AccountID: id, Kind: store.LedgerTopUp, Amount: int64(amount), IdempotencyKey: "seed", CreatedAt: ledgerNow}); err != nil {
+				if _, _, err := db.PostLedgerEntry(ctx, books.LedgerEntry{AccountID: id, Kind: books.LedgerTopUp, Amount: int64(amount), IdempotencyKey: "seed", CreatedAt: ledgerNow}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -121,8 +122,8 @@ func TestSharedHoldsReleaseAndSettle(t *testing.T) {
 		// the transaction that debits the request.
 		h.Settle("acct_a", settled, 50, 35)
 		wantHeld(t, h, "acct_a", 100, 50)
-		rec := store.UsageRecord{RequestID: "req2", AccountID: "acct_a", KeyID: "k", Model: "m", Status: 200, CostNano: 35, CreatedAt: ledgerNow}
-		if err := db.InsertUsage(ctx, []store.UsageRecord{rec}); err != nil {
+		rec := books.UsageRecord{RequestID: "req2", AccountID: "acct_a", KeyID: "k", Model: "m", Status: 200, CostNano: 35, CreatedAt: ledgerNow}
+		if err := db.InsertUsage(ctx, []books.UsageRecord{rec}); err != nil {
 			t.Fatal(err)
 		}
 		wantHeld(t, h, "acct_a", 65, 0)

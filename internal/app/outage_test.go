@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
@@ -233,11 +234,11 @@ func TestPostgresOutage(t *testing.T) {
 	var replayedAfter time.Duration
 	missing := len(served)
 	for {
-		recs, err := db.ListUsage(context.Background(), store.UsageFilter{})
+		recs, err := db.ListUsage(context.Background(), books.UsageFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		byID := map[string]store.UsageRecord{}
+		byID := map[string]books.UsageRecord{}
 		for _, r := range recs {
 			byID[r.RequestID] = r
 		}
