@@ -70,6 +70,7 @@ func wantAlerts(t *testing.T, log *alertLog, want ...string) {
 }
 
 func TestPeriodBounds(t *testing.T) {
+	t.Parallel()
 	paris := time.FixedZone("CET", 3600)
 	at := time.Date(2026, 3, 1, 0, 30, 0, 0, paris) // still Feb 28 in UTC
 	if got, want := Daily.Start(at), time.Date(2026, 2, 28, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
@@ -87,6 +88,7 @@ func TestPeriodBounds(t *testing.T) {
 }
 
 func TestBudgetValidation(t *testing.T) {
+	t.Parallel()
 	ok := Budget{Scope: ScopeAccount, ScopeID: "a", Period: Daily, Limit: 1}
 	for _, c := range []struct {
 		name string

@@ -49,6 +49,7 @@ func redactSecret(b []byte) []byte {
 }
 
 func TestCapturesRedactThenCut(t *testing.T) {
+	t.Parallel()
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name          string
@@ -88,6 +89,7 @@ func TestCapturesRedactThenCut(t *testing.T) {
 // in the next batch together; one that finds the queue full is dropped
 // (and counted), never waited for.
 func TestCapturesBatchAndDrop(t *testing.T) {
+	t.Parallel()
 	sink := &captureSink{entered: make(chan struct{}), gate: make(chan struct{})}
 	c := NewCaptures(sink, nil, zap.NewNop(), 4)
 	c.Capture(Capture{RequestID: "req_first"})

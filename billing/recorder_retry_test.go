@@ -19,6 +19,7 @@ import (
 	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // errorLines are the Error entries logged so far.
@@ -83,7 +84,7 @@ func TestRecorderRetriesErrorsThatBlameNoRecord(t *testing.T) {
 				t.Fatalf("flush while every write fails: %v, want ErrStoreDown", err)
 			}
 			calls := w.callCount()
-			waitFor(t, "the replay to retry", func() bool { return w.callCount() >= calls+20 })
+			testutil.Eventually(t, "the replay to retry", func() bool { return w.callCount() >= calls+20 })
 			if ids := rejectedIDs(t, dir); len(ids) != 0 {
 				t.Fatalf("set aside %v on an error that blames no record", ids)
 			}
@@ -99,7 +100,7 @@ func TestRecorderRetriesErrorsThatBlameNoRecord(t *testing.T) {
 			}
 
 			w.failing.Store(nil)
-			waitFor(t, "the replay after the store takes writes again", drained(r))
+			testutil.Eventually(t, "the replay after the store takes writes again", drained(r))
 			if err := r.Flush(ctx); err != nil {
 				t.Fatalf("flush after recovery: %v", err)
 			}
@@ -142,7 +143,7 @@ func TestRecorderLogsPersistentFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Flush(context.Background())
-	waitFor(t, "the failure logged again", func() bool { return len(errorLines(logs)) >= 3 })
+	testutil.Eventually(t, "the failure logged again", func() bool { return len(errorLines(logs)) >= 3 })
 	for _, l := range errorLines(logs)[1:] {
 		m := l.ContextMap()
 		if !strings.Contains(fmt.Sprint(m["error"]), "53100") || m["failures"] == nil || m["records_waiting"] != int64(1) {
@@ -153,7 +154,7 @@ func TestRecorderLogsPersistentFailures(t *testing.T) {
 		t.Fatalf("%d Error lines for %d failed writes: not rate-limited", len(errorLines(logs)), calls)
 	}
 	w.failing.Store(nil)
-	waitFor(t, "the replay", drained(r))
+	testutil.Eventually(t, "the replay", drained(r))
 	if !w.has("x") {
 		t.Fatal("x not stored")
 	}
@@ -191,7 +192,7 @@ func TestRecorderBisectionSetsAsideOnlyBadData(t *testing.T) {
 		t.Fatalf("flush: %v, want ErrStoreDown: locked could not be written", err)
 	}
 	calls := w.callCount()
-	waitFor(t, "the replay to retry", func() bool { return w.callCount() >= calls+20 })
+	testutil.Eventually(t, "the replay to retry", func() bool { return w.callCount() >= calls+20 })
 	if ids := rejectedIDs(t, dir); len(ids) != 1 || ids[0] != "bad" {
 		t.Fatalf("rejected file holds %v, want [bad] once", ids)
 	}
@@ -199,7 +200,7 @@ func TestRecorderBisectionSetsAsideOnlyBadData(t *testing.T) {
 		t.Fatalf("locked stored %v, good1 stored %v", w.has("locked"), w.has("good1"))
 	}
 	w.setPoison("locked", nil)
-	waitFor(t, "the replay", drained(r))
+	testutil.Eventually(t, "the replay", drained(r))
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +235,8 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRecorder(db, zap.NewNop(), 8, 64, time.Hour, WithSpool(sp), withWriteTimeout(200*time.Millisecond), withBackoff(20*time.Millisecond, 100*time.Millisecond))
+	cw := &countingWriter{w: db}
+	r := NewRecorder(cw, zap.NewNop(), 8, 64, time.Hour, WithSpool(sp), withWriteTimeout(200*time.Millisecond), withBackoff(20*time.Millisecond, 100*time.Millisecond))
 	defer r.Close(ctx)
 	rec := func(id string, cost int64) books.UsageRecord {
 		return books.UsageRecord{RequestID: id, AccountID: store.DefaultAccountID, KeyID: "k", Model: "m", Status: 200, CreatedAt: time.Now(), CostNano: cost}
@@ -267,14 +269,15 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	}
 	err = r.Flush(ctx)
 	t.Logf("flush with the account row locked: %v", err)
-	time.Sleep(2 * time.Second) // the replay retries meanwhile
+	tried := cw.n.Load()
+	testutil.Eventually(t, "the replay to retry against the locked row", func() bool { return cw.n.Load() >= tried+5 })
 	if ids := rejectedIDs(t, dir); len(ids) != 0 {
 		t.Fatalf("set aside %v while the account row was locked", ids)
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "paid1 written after the lock is released", drained(r))
+	testutil.Eventually(t, "paid1 written after the lock is released", drained(r))
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -295,4 +298,16 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	if ids := rejectedIDs(t, dir); len(ids) != 0 {
 		t.Fatalf("set aside %v", ids)
 	}
+}
+
+// countingWriter counts the writes that reach w: a test waits for a
+// number of retries instead of sleeping through them.
+type countingWriter struct {
+	w UsageWriter
+	n atomic.Int64
+}
+
+func (c *countingWriter) InsertUsage(ctx context.Context, recs []books.UsageRecord) error {
+	c.n.Add(1)
+	return c.w.InsertUsage(ctx, recs)
 }

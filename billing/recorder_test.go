@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/billing/books"
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 type memWriter struct {
@@ -100,10 +101,7 @@ func TestCommitWaitsForTheWrite(t *testing.T) {
 	var first sync.Once
 	w.before = func() {
 		first.Do(func() {
-			deadline := time.Now().Add(5 * time.Second)
-			for r.Pending() < 199 && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
+			testutil.Wait(5*time.Second, func() bool { return r.Pending() >= 199 })
 		})
 	}
 	var wg sync.WaitGroup

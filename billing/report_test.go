@@ -13,6 +13,7 @@ import (
 )
 
 func TestReportFormatUSD(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		nano int64
 		want string
@@ -36,6 +37,7 @@ func TestReportFormatUSD(t *testing.T) {
 }
 
 func TestReportParseGroupBy(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		want    []books.Dimension
@@ -64,6 +66,7 @@ func TestReportParseGroupBy(t *testing.T) {
 }
 
 func TestReportParseTime(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want time.Time
@@ -103,6 +106,7 @@ func (f *fakeSource) UsageReport(_ context.Context, q books.ReportQuery) ([]book
 }
 
 func TestReporterReport(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) }
@@ -149,6 +153,7 @@ func TestReporterReport(t *testing.T) {
 }
 
 func TestReporterConvertsRows(t *testing.T) {
+	t.Parallel()
 	bucket := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	src := &fakeSource{rows: []books.ReportRow{
 		{AccountID: "acct_a", Bucket: bucket, Requests: 3, Errors: 1, PromptTokens: 10, CompletionTokens: 20, CachedTokens: 5, CacheWriteTokens: 3,
@@ -200,6 +205,7 @@ func sampleReport() Report {
 }
 
 func TestReportWriteTable(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	if err := WriteTable(&b, sampleReport()); err != nil {
 		t.Fatal(err)
@@ -226,6 +232,7 @@ TOTAL                                 16       1    1209         301     904    
 }
 
 func TestReportWriteCSV(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	if err := WriteCSV(&b, sampleReport()); err != nil {
 		t.Fatal(err)

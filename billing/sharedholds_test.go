@@ -15,6 +15,7 @@ import (
 	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // forEachHoldStore runs fn as a subtest on a fresh store per backend:
@@ -164,18 +165,13 @@ func TestSharedHoldsSweep(t *testing.T) {
 			defer close(stopped)
 			short.Sweep(sctx, 5*time.Millisecond)
 		}()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if _, r, err := long.Balance(ctx, "acct_a"); err != nil {
+		testutil.Eventually(t, "the expired holds swept", func() bool {
+			_, r, err := long.Balance(ctx, "acct_a")
+			if err != nil {
 				t.Fatal(err)
-			} else if r == 40 {
-				break
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("expired holds not swept")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return r == 40
+		})
 		time.Sleep(20 * time.Millisecond) // a few more sweeps find nothing
 		cancel()
 		select {

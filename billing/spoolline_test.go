@@ -12,6 +12,7 @@ import (
 // The hand-written spool line must be what encoding/json writes, so that
 // replay (json.Unmarshal) reads back every field.
 func TestSpoolLineMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
 	full := books.UsageRecord{}
 	// Every field set, by reflection: a field added to UsageRecord and
 	// not to appendRecordJSON fails here.
@@ -64,6 +65,7 @@ func TestSpoolLineMatchesEncodingJSON(t *testing.T) {
 // A time encoding/json refuses is refused the same way, not written in a
 // form replay cannot read.
 func TestSpoolLineRefusesWhatJSONRefuses(t *testing.T) {
+	t.Parallel()
 	rec := books.UsageRecord{RequestID: "r", CreatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
 	if _, ok := appendRecordJSON(nil, &rec); ok {
 		t.Fatal("year 10000 encoded")
