@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,7 +146,8 @@ func TestSharedHoldsSweep(t *testing.T) {
 		defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // the store's own goroutines run on
 		ctx := context.Background()
 		core, logs := observer.New(zapcore.WarnLevel)
-		short := NewSharedHolds(db, time.Millisecond, zap.New(core)) // a killed replica's
+		sweeps := &countingSweeps{HoldStore: db}
+		short := NewSharedHolds(sweeps, time.Millisecond, zap.New(core)) // a killed replica's
 		long := NewSharedHolds(db, time.Hour, zap.NewNop())
 		for _, c := range []struct {
 			h      *SharedHolds
@@ -172,7 +174,8 @@ func TestSharedHoldsSweep(t *testing.T) {
 			}
 			return r == 40
 		})
-		time.Sleep(20 * time.Millisecond) // a few more sweeps find nothing
+		swept := sweeps.n.Load()
+		testutil.Eventually(t, "a few more sweeps (which find nothing)", func() bool { return sweeps.n.Load() >= swept+3 })
 		cancel()
 		select {
 		case <-stopped:
@@ -211,4 +214,16 @@ func TestSharedHoldsSweepStopsIdle(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Sweep did not stop when its context ended")
 	}
+}
+
+// countingSweeps counts the sweeps that reach the store: a test waits for
+// a few of them instead of sleeping through them.
+type countingSweeps struct {
+	HoldStore
+	n atomic.Int32
+}
+
+func (c *countingSweeps) SweepExpiredHolds(ctx context.Context) (int, error) {
+	defer c.n.Add(1)
+	return c.HoldStore.SweepExpiredHolds(ctx)
 }
