@@ -26,7 +26,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
+	"github.com/xroute/xroute/internal/dberr"
 )
 
 // ErrBudgetExceeded is matched (errors.Is) by every *BudgetError.
@@ -36,16 +37,16 @@ var ErrBudgetExceeded = errors.New("billing: budget exceeded")
 var ErrInvalidBudget = errors.New("billing: invalid budget")
 
 // ErrUnknownScope is a budget for an account or a key that does not exist
-// (it also matches store.ErrNotFound): httpapi answers 404.
-var ErrUnknownScope = fmt.Errorf("billing: no such account or key: %w", store.ErrNotFound)
+// (it also matches dberr.ErrNotFound, which store.ErrNotFound is): httpapi answers 404.
+var ErrUnknownScope = fmt.Errorf("billing: no such account or key: %w", dberr.ErrNotFound)
 
 // BudgetScope is what a budget limits.
 type BudgetScope string
 
 // Budget scopes.
 const (
-	ScopeAccount BudgetScope = store.BudgetScopeAccount
-	ScopeKey     BudgetScope = store.BudgetScopeKey
+	ScopeAccount BudgetScope = books.BudgetScopeAccount
+	ScopeKey     BudgetScope = books.BudgetScopeKey
 )
 
 // Period is a budget's window, in UTC.
@@ -53,8 +54,8 @@ type Period string
 
 // Budget periods.
 const (
-	Daily   Period = store.BudgetDaily
-	Monthly Period = store.BudgetMonthly
+	Daily   Period = books.BudgetDaily
+	Monthly Period = books.BudgetMonthly
 )
 
 // Start is the beginning of the period that contains t (UTC midnight, or
@@ -159,13 +160,13 @@ func (e *BudgetError) Is(target error) bool { return target == ErrBudgetExceeded
 
 // BudgetStore is what Budgets needs from persistence (*store.DB).
 type BudgetStore interface {
-	ListBudgets(ctx context.Context, f store.BudgetFilter) ([]store.Budget, error)
-	PutBudget(ctx context.Context, b store.Budget) error
+	ListBudgets(ctx context.Context, f books.BudgetFilter) ([]books.Budget, error)
+	PutBudget(ctx context.Context, b books.Budget) error
 	DeleteBudget(ctx context.Context, scope, scopeID, period string) error
 	UsageSpend(ctx context.Context, scope, scopeID string, since time.Time) (int64, error)
-	// AccountByID and KeyByID find a budget's scope (store.ErrNotFound).
-	AccountByID(ctx context.Context, id string) (store.Account, error)
-	KeyByID(ctx context.Context, id string) (store.APIKey, error)
+	// BudgetScopeExists finds a budget's scope, the account or caller key
+	// (scope "account" or "key"): dberr.ErrNotFound when there is none.
+	BudgetScopeExists(ctx context.Context, scope, scopeID string) error
 }
 
 type scopeRef struct {
@@ -229,7 +230,7 @@ func WithSpendRefresh(d time.Duration) BudgetsOption { return func(b *Budgets) {
 // Load (re)reads every budget definition from the store. Check loads them
 // on first use; call Load again when another replica changed them.
 func (b *Budgets) Load(ctx context.Context) error {
-	rows, err := b.st.ListBudgets(ctx, store.BudgetFilter{})
+	rows, err := b.st.ListBudgets(ctx, books.BudgetFilter{})
 	if err != nil {
 		return fmt.Errorf("billing: load budgets: %w", err)
 	}
@@ -265,7 +266,7 @@ func findBudget(list []Budget, p Period) (Budget, bool) {
 	return Budget{}, false
 }
 
-func budgetFrom(r store.Budget) Budget {
+func budgetFrom(r books.Budget) Budget {
 	return Budget{Scope: BudgetScope(r.Scope), ScopeID: r.ScopeID, Period: Period(r.Period), Limit: Nano(r.LimitNano), AlertPercents: r.AlertPercents}
 }
 
@@ -277,20 +278,15 @@ func (b *Budgets) Set(ctx context.Context, bd Budget) (Budget, error) {
 	}
 	// A budget on nothing would be a row that limits nothing, and a typo in
 	// an id would pass for a limit in place.
-	var lookup error
-	if bd.Scope == ScopeAccount {
-		_, lookup = b.st.AccountByID(ctx, bd.ScopeID)
-	} else {
-		_, lookup = b.st.KeyByID(ctx, bd.ScopeID)
-	}
+	lookup := b.st.BudgetScopeExists(ctx, string(bd.Scope), bd.ScopeID)
 	switch {
-	case errors.Is(lookup, store.ErrNotFound):
+	case errors.Is(lookup, dberr.ErrNotFound):
 		return Budget{}, fmt.Errorf("%w (%s %s)", ErrUnknownScope, bd.Scope, bd.ScopeID)
 	case lookup != nil:
 		return Budget{}, fmt.Errorf("billing: budget scope: %w", lookup)
 	}
 	now := b.now()
-	if err := b.st.PutBudget(ctx, store.Budget{Scope: string(bd.Scope), ScopeID: bd.ScopeID, Period: string(bd.Period),
+	if err := b.st.PutBudget(ctx, books.Budget{Scope: string(bd.Scope), ScopeID: bd.ScopeID, Period: string(bd.Period),
 		LimitNano: int64(bd.Limit), AlertPercents: bd.AlertPercents, CreatedAt: now, UpdatedAt: now}); err != nil {
 		return Budget{}, fmt.Errorf("billing: %w", err)
 	}
@@ -303,7 +299,7 @@ func (b *Budgets) Set(ctx context.Context, bd Budget) (Budget, error) {
 	return bd, nil
 }
 
-// Delete removes a budget; store.ErrNotFound if there was none.
+// Delete removes a budget; dberr.ErrNotFound if there was none.
 func (b *Budgets) Delete(ctx context.Context, scope BudgetScope, scopeID string, period Period) error {
 	if err := b.st.DeleteBudget(ctx, string(scope), scopeID, string(period)); err != nil {
 		return fmt.Errorf("billing: %w", err)
@@ -321,7 +317,7 @@ func (b *Budgets) Delete(ctx context.Context, scope BudgetScope, scopeID string,
 
 // List returns the stored budgets; empty scope or scopeID do not filter.
 func (b *Budgets) List(ctx context.Context, scope BudgetScope, scopeID string) ([]Budget, error) {
-	rows, err := b.st.ListBudgets(ctx, store.BudgetFilter{Scope: string(scope), ScopeID: scopeID})
+	rows, err := b.st.ListBudgets(ctx, books.BudgetFilter{Scope: string(scope), ScopeID: scopeID})
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/store"
 )
 
@@ -69,6 +70,7 @@ func wantAlerts(t *testing.T, log *alertLog, want ...string) {
 }
 
 func TestPeriodBounds(t *testing.T) {
+	t.Parallel()
 	paris := time.FixedZone("CET", 3600)
 	at := time.Date(2026, 3, 1, 0, 30, 0, 0, paris) // still Feb 28 in UTC
 	if got, want := Daily.Start(at), time.Date(2026, 2, 28, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
@@ -86,6 +88,7 @@ func TestPeriodBounds(t *testing.T) {
 }
 
 func TestBudgetValidation(t *testing.T) {
+	t.Parallel()
 	ok := Budget{Scope: ScopeAccount, ScopeID: "a", Period: Daily, Limit: 1}
 	for _, c := range []struct {
 		name string
@@ -209,7 +212,7 @@ func TestBudgetSpendIsSeededFromTheStore(t *testing.T) {
 	budgetScopes(t, db)
 	now := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
 	clock := &testClock{t: now}
-	err := db.DebitUsage(ctx, []store.UsageDebit{
+	err := db.DebitUsage(ctx, []books.UsageDebit{
 		{AccountID: "acct_a", RequestID: "yesterday", Amount: 500, KeyID: "key_1", At: now.Add(-10 * time.Hour)},
 		{AccountID: "acct_a", RequestID: "r1", Amount: 60, KeyID: "key_1", At: now.Add(-time.Hour)},
 	})
@@ -232,7 +235,7 @@ func TestBudgetSpendIsSeededFromTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Add seeds nothing twice: the state already exists.
-	if err := db.DebitUsage(ctx, []store.UsageDebit{{AccountID: "acct_a", RequestID: "r2", Amount: 25, KeyID: "key_1", At: now}}); err != nil {
+	if err := db.DebitUsage(ctx, []books.UsageDebit{{AccountID: "acct_a", RequestID: "r2", Amount: 25, KeyID: "key_1", At: now}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Add(ctx, "acct_a", "key_1", 25); err != nil {
@@ -348,7 +351,7 @@ func TestBudgetSpendRefreshSeesOtherReplicas(t *testing.T) {
 		}
 	}
 	// Replica A spends 90 (committed, then counted).
-	if err := db.DebitUsage(ctx, []store.UsageDebit{{AccountID: "acct_a", RequestID: "r1", Amount: 90, At: clock.Now()}}); err != nil {
+	if err := db.DebitUsage(ctx, []books.UsageDebit{{AccountID: "acct_a", RequestID: "r1", Amount: 90, At: clock.Now()}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Add(ctx, "acct_a", "", 90); err != nil {
@@ -392,7 +395,7 @@ func TestBudgetRefreshInAddStillAlerts(t *testing.T) {
 	}
 	// Another replica spends 60 meanwhile; this request takes 5 s and
 	// costs 30, committed before its Add.
-	if err := db.DebitUsage(ctx, []store.UsageDebit{
+	if err := db.DebitUsage(ctx, []books.UsageDebit{
 		{AccountID: "acct_a", RequestID: "elsewhere", Amount: 60, At: clock.Now()},
 		{AccountID: "acct_a", RequestID: "mine", Amount: 30, At: clock.Now()},
 	}); err != nil {

@@ -10,13 +10,13 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // CaptureStore persists a batch of request captures (a capture whose
 // request id is stored already is skipped).
 type CaptureStore interface {
-	InsertCaptures(ctx context.Context, caps []store.RequestCapture) error
+	InsertCaptures(ctx context.Context, caps []books.RequestCapture) error
 }
 
 // Capture is the raw capture of one request, as the HTTP layer hands it
@@ -131,7 +131,7 @@ func (c *Captures) Close(ctx context.Context) error {
 
 func (c *Captures) run() {
 	defer close(c.done)
-	batch := make([]store.RequestCapture, 0, captureBatch)
+	batch := make([]books.RequestCapture, 0, captureBatch)
 	var acks []chan struct{}
 	for it := range c.queue {
 		batch, acks = c.add(batch[:0], acks[:0], it)
@@ -154,14 +154,14 @@ func (c *Captures) run() {
 	}
 }
 
-func (c *Captures) add(batch []store.RequestCapture, acks []chan struct{}, it captureItem) ([]store.RequestCapture, []chan struct{}) {
+func (c *Captures) add(batch []books.RequestCapture, acks []chan struct{}, it captureItem) ([]books.RequestCapture, []chan struct{}) {
 	if it.c == nil {
 		return batch, append(acks, it.ack)
 	}
 	return append(batch, c.prepare(it.c)), acks
 }
 
-func (c *Captures) write(batch []store.RequestCapture) {
+func (c *Captures) write(batch []books.RequestCapture) {
 	if len(batch) == 0 {
 		return
 	}
@@ -176,10 +176,10 @@ func (c *Captures) write(batch []store.RequestCapture) {
 // prepare redacts both bodies whole, then cuts them at the account's max
 // bytes: a secret that straddles the cut is still recognised and
 // replaced before any part of it could be kept.
-func (c *Captures) prepare(cp *Capture) store.RequestCapture {
+func (c *Captures) prepare(cp *Capture) books.RequestCapture {
 	req, cutReq := c.clean(cp.Request, cp.MaxBytes)
 	resp, cutResp := c.clean(cp.Response, cp.MaxBytes)
-	return store.RequestCapture{RequestID: cp.RequestID, AccountID: cp.AccountID, Request: req, Response: resp,
+	return books.RequestCapture{RequestID: cp.RequestID, AccountID: cp.AccountID, Request: req, Response: resp,
 		Truncated: cp.Truncated || cutReq || cutResp, CreatedAt: cp.CreatedAt, ExpiresAt: cp.ExpiresAt}
 }
 

@@ -10,33 +10,33 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // captureSink records the batches it is given; while gate is set, each
 // write first signals entered and waits for the gate to open.
 type captureSink struct {
 	mu      sync.Mutex
-	batches [][]store.RequestCapture
+	batches [][]books.RequestCapture
 	entered chan struct{}
 	gate    chan struct{}
 }
 
-func (s *captureSink) InsertCaptures(_ context.Context, caps []store.RequestCapture) error {
+func (s *captureSink) InsertCaptures(_ context.Context, caps []books.RequestCapture) error {
 	if s.gate != nil {
 		s.entered <- struct{}{}
 		<-s.gate
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.batches = append(s.batches, append([]store.RequestCapture(nil), caps...))
+	s.batches = append(s.batches, append([]books.RequestCapture(nil), caps...))
 	return nil
 }
 
-func (s *captureSink) all() []store.RequestCapture {
+func (s *captureSink) all() []books.RequestCapture {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []store.RequestCapture
+	var out []books.RequestCapture
 	for _, b := range s.batches {
 		out = append(out, b...)
 	}
@@ -49,6 +49,7 @@ func redactSecret(b []byte) []byte {
 }
 
 func TestCapturesRedactThenCut(t *testing.T) {
+	t.Parallel()
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name          string
@@ -75,7 +76,7 @@ func TestCapturesRedactThenCut(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := sink.all()
-			want := store.RequestCapture{RequestID: "req_1", AccountID: "acct", Request: tc.wantReq, Response: tc.want,
+			want := books.RequestCapture{RequestID: "req_1", AccountID: "acct", Request: tc.wantReq, Response: tc.want,
 				Truncated: tc.truncated, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 			if len(got) != 1 || got[0] != want {
 				t.Fatalf("stored %+v\nwant %+v", got, want)
@@ -88,6 +89,7 @@ func TestCapturesRedactThenCut(t *testing.T) {
 // in the next batch together; one that finds the queue full is dropped
 // (and counted), never waited for.
 func TestCapturesBatchAndDrop(t *testing.T) {
+	t.Parallel()
 	sink := &captureSink{entered: make(chan struct{}), gate: make(chan struct{})}
 	c := NewCaptures(sink, nil, zap.NewNop(), 4)
 	c.Capture(Capture{RequestID: "req_first"})

@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // maxAside bounds the request ids kept of records set aside: beyond it, a
@@ -24,7 +24,7 @@ func (r *Recorder) run() {
 	defer close(r.done)
 	defer r.finish()
 	buf := make([]queued, 0, r.batch)
-	recs := make([]store.UsageRecord, 0, r.batch)
+	recs := make([]books.UsageRecord, 0, r.batch)
 	idx := make([]int, 0, r.batch) // of recs[i] in buf
 	ticker := time.NewTicker(r.interval)
 	defer ticker.Stop()
@@ -134,7 +134,7 @@ func (r *Recorder) run() {
 
 // insert writes records in batches (see put), but for those already set
 // aside: a segment is replayed whole, bad records included.
-func (r *Recorder) insert(ctx context.Context, recs []store.UsageRecord) error {
+func (r *Recorder) insert(ctx context.Context, recs []books.UsageRecord) error {
 	recs = r.withoutAside(recs)
 	for i := 0; i < len(recs); i += r.batch {
 		if err := r.put(ctx, recs[i:min(i+r.batch, len(recs))], nil); err != nil {
@@ -156,11 +156,11 @@ func (r *Recorder) insert(ctx context.Context, recs []store.UsageRecord) error {
 // unreachable, a lock wait or statement timeout, a full disk, a
 // serialization failure) blames none: it is retried a few times, then
 // returned, and the records wait for the replay.
-func (r *Recorder) put(ctx context.Context, recs []store.UsageRecord, refused func(i int, err error)) error {
+func (r *Recorder) put(ctx context.Context, recs []books.UsageRecord, refused func(i int, err error)) error {
 	return r.putFrom(ctx, recs, 0, refused)
 }
 
-func (r *Recorder) putFrom(ctx context.Context, recs []store.UsageRecord, base int, refused func(int, error)) error {
+func (r *Recorder) putFrom(ctx context.Context, recs []books.UsageRecord, base int, refused func(int, error)) error {
 	err := r.tryInsert(ctx, recs)
 	if err == nil || classify(err) != errBadData {
 		return err
@@ -184,7 +184,7 @@ func (r *Recorder) putFrom(ctx context.Context, recs []store.UsageRecord, base i
 // an outage. A data error is not retried: it would fail again. Inserts
 // are idempotent by request id, so a retry after an ambiguous failure
 // cannot double-count.
-func (r *Recorder) tryInsert(ctx context.Context, recs []store.UsageRecord) error {
+func (r *Recorder) tryInsert(ctx context.Context, recs []books.UsageRecord) error {
 	backoff := r.retryBackoff
 	for attempt := 1; ; attempt++ {
 		err := r.insertOne(ctx, recs)
@@ -207,7 +207,7 @@ func (r *Recorder) tryInsert(ctx context.Context, recs []store.UsageRecord) erro
 	}
 }
 
-func (r *Recorder) insertOne(ctx context.Context, recs []store.UsageRecord) error {
+func (r *Recorder) insertOne(ctx context.Context, recs []books.UsageRecord) error {
 	ctx, cancel := context.WithTimeout(ctx, r.writeTimeout)
 	defer cancel()
 	err := r.w.InsertUsage(ctx, recs)
@@ -221,7 +221,7 @@ func (r *Recorder) insertOne(ctx context.Context, recs []store.UsageRecord) erro
 // for an operator to correct and replay; without a spool (or if that
 // fails) the log line is all that is left of it. It logs the record's ids
 // and the store's error, never more of the request.
-func (r *Recorder) setAside(rec store.UsageRecord, cause error) {
+func (r *Recorder) setAside(rec books.UsageRecord, cause error) {
 	r.amu.Lock()
 	if r.aside == nil {
 		r.aside = map[string]struct{}{}
@@ -232,7 +232,7 @@ func (r *Recorder) setAside(rec store.UsageRecord, cause error) {
 	r.amu.Unlock()
 	ids := []zap.Field{zap.String("request_id", rec.RequestID), zap.String("account_id", rec.AccountID), zap.String("key_id", rec.KeyID), zap.Int64("cost_nano", rec.CostNano)}
 	if r.spool != nil {
-		err := r.spool.reject([]store.UsageRecord{rec})
+		err := r.spool.reject([]books.UsageRecord{rec})
 		if err == nil {
 			r.log.Error("usage record refused by the store; set aside in the spool's rejected file",
 				append(ids, zap.String("file", r.spool.rejectedPath()), zap.Error(cause))...)
@@ -246,13 +246,13 @@ func (r *Recorder) setAside(rec store.UsageRecord, cause error) {
 
 // withoutAside returns recs but for the records already set aside (recs
 // itself if none is).
-func (r *Recorder) withoutAside(recs []store.UsageRecord) []store.UsageRecord {
+func (r *Recorder) withoutAside(recs []books.UsageRecord) []books.UsageRecord {
 	r.amu.Lock()
 	defer r.amu.Unlock()
 	if len(r.aside) == 0 {
 		return recs
 	}
-	var out []store.UsageRecord
+	var out []books.UsageRecord
 	for i, rec := range recs {
 		if _, ok := r.aside[rec.RequestID]; !ok {
 			if out != nil {
@@ -261,7 +261,7 @@ func (r *Recorder) withoutAside(recs []store.UsageRecord) []store.UsageRecord {
 			continue
 		}
 		if out == nil {
-			out = append(make([]store.UsageRecord, 0, len(recs)), recs[:i]...)
+			out = append(make([]books.UsageRecord, 0, len(recs)), recs[:i]...)
 		}
 	}
 	if out == nil {
@@ -271,7 +271,7 @@ func (r *Recorder) withoutAside(recs []store.UsageRecord) []store.UsageRecord {
 }
 
 // setProbe remembers a record just written (a copy: recs is reused).
-func (r *Recorder) setProbe(recs []store.UsageRecord) {
+func (r *Recorder) setProbe(recs []books.UsageRecord) {
 	p := recs[len(recs)-1]
 	r.probe.Store(&p)
 }

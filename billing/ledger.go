@@ -11,7 +11,7 @@ package billing
 //	// err: ErrInsufficientCredits -> 429 insufficient_quota, before any upstream call
 //	defer r.Release() // on failure; a no-op once settled
 //	... call the provider, get usage, cost := Cost(model, usage, bp) ...
-//	// usage record + store.UsageDebit{AccountID, RequestID, Amount: cost} are
+//	// usage record + books.UsageDebit{AccountID, RequestID, Amount: cost} are
 //	// committed in one transaction (store.DB.ApplyUsageDebits), then:
 //	r.Settle(cost)
 //
@@ -28,7 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // Errors callers branch on.
@@ -48,11 +48,11 @@ type EntryKind string
 
 // Entry kinds.
 const (
-	KindTopUp      EntryKind = store.LedgerTopUp
-	KindUsage      EntryKind = store.LedgerUsage
-	KindRefund     EntryKind = store.LedgerRefund
-	KindAdjustment EntryKind = store.LedgerAdjustment
-	KindExpiry     EntryKind = store.LedgerExpiry
+	KindTopUp      EntryKind = books.LedgerTopUp
+	KindUsage      EntryKind = books.LedgerUsage
+	KindRefund     EntryKind = books.LedgerRefund
+	KindAdjustment EntryKind = books.LedgerAdjustment
+	KindExpiry     EntryKind = books.LedgerExpiry
 )
 
 // maxKeyLen bounds an idempotency key.
@@ -72,7 +72,7 @@ type Entry struct {
 	CreatedAt      time.Time
 }
 
-func entryFrom(e store.LedgerEntry) Entry {
+func entryFrom(e books.LedgerEntry) Entry {
 	return Entry{ID: e.ID, AccountID: e.AccountID, Kind: EntryKind(e.Kind), Amount: Nano(e.Amount), Reference: e.Reference,
 		IdempotencyKey: e.IdempotencyKey, RequestID: e.RequestID, KeyID: e.KeyID, Actor: e.Actor, CreatedAt: e.CreatedAt}
 }
@@ -92,12 +92,12 @@ type Mismatch struct {
 
 // LedgerStore is what the Ledger needs from persistence (*store.DB).
 type LedgerStore interface {
-	PostLedgerEntry(ctx context.Context, e store.LedgerEntry) (store.LedgerEntry, bool, error)
-	AccountCredit(ctx context.Context, accountID string) (store.AccountCredit, error)
+	PostLedgerEntry(ctx context.Context, e books.LedgerEntry) (books.LedgerEntry, bool, error)
+	AccountCredit(ctx context.Context, accountID string) (books.AccountCredit, error)
 	SetAccountMultiplier(ctx context.Context, accountID string, bp int) error
-	FindLedgerEntries(ctx context.Context, accountID string, f store.LedgerFilter) ([]store.LedgerEntry, error)
-	VerifyBalances(ctx context.Context) ([]store.BalanceMismatch, error)
-	VerifyLedgerChain(ctx context.Context) ([]store.LedgerProblem, error)
+	FindLedgerEntries(ctx context.Context, accountID string, f books.LedgerFilter) ([]books.LedgerEntry, error)
+	VerifyBalances(ctx context.Context) ([]books.BalanceMismatch, error)
+	VerifyLedgerChain(ctx context.Context) ([]books.LedgerProblem, error)
 }
 
 // Ledger posts credits and holds reservations. Safe for concurrent use.
@@ -174,8 +174,8 @@ func (p Posting) validate() error {
 		return bad("no account")
 	case p.IdempotencyKey == "" || len(p.IdempotencyKey) > maxKeyLen:
 		return bad("an idempotency key of 1 to %d characters is required", maxKeyLen)
-	case strings.HasPrefix(p.IdempotencyKey, store.UsageIdempotencyPrefix):
-		return bad("idempotency keys starting with %q are reserved for usage", store.UsageIdempotencyPrefix)
+	case strings.HasPrefix(p.IdempotencyKey, books.UsageIdempotencyPrefix):
+		return bad("idempotency keys starting with %q are reserved for usage", books.UsageIdempotencyPrefix)
 	case p.Amount > MaxAmount || p.Amount < -MaxAmount:
 		return bad("amount %s is beyond %s", p.Amount, MaxAmount)
 	}
@@ -201,16 +201,16 @@ func (p Posting) validate() error {
 // Post appends one entry and moves the balance, in one transaction. It
 // returns the entry and whether it was a replay of the same idempotency
 // key (then nothing changed). ErrIdempotencyConflict when the key was used
-// with another kind or amount; store.ErrNotFound for an unknown account.
+// with another kind or amount; dberr.ErrNotFound for an unknown account.
 func (l *Ledger) Post(ctx context.Context, p Posting) (Entry, bool, error) {
 	if err := p.validate(); err != nil {
 		return Entry{}, false, err
 	}
-	e, replayed, err := l.st.PostLedgerEntry(ctx, store.LedgerEntry{
+	e, replayed, err := l.st.PostLedgerEntry(ctx, books.LedgerEntry{
 		AccountID: p.AccountID, Kind: string(p.Kind), Amount: int64(p.Amount), Reference: p.Reference,
 		IdempotencyKey: p.IdempotencyKey, RequestID: p.RequestID, Actor: p.Actor, CreatedAt: l.now(),
 	})
-	if errors.Is(err, store.ErrIdempotencyConflict) {
+	if errors.Is(err, books.ErrIdempotencyConflict) {
 		return Entry{}, false, fmt.Errorf("%w (%v)", ErrIdempotencyConflict, err)
 	}
 	if err != nil {
@@ -324,11 +324,11 @@ func (l *Ledger) Invalidate(accountID string) {
 // Entries pages through an account's entries, newest first (beforeID: the
 // smallest ID of the previous page, 0 for the first; limit at most 1000).
 func (l *Ledger) Entries(ctx context.Context, accountID string, limit int, beforeID int64) ([]Entry, error) {
-	return l.FindEntries(ctx, accountID, store.LedgerFilter{Limit: limit, BeforeID: beforeID})
+	return l.FindEntries(ctx, accountID, books.LedgerFilter{Limit: limit, BeforeID: beforeID})
 }
 
 // FindEntries is Entries narrowed by key, kind and time window.
-func (l *Ledger) FindEntries(ctx context.Context, accountID string, f store.LedgerFilter) ([]Entry, error) {
+func (l *Ledger) FindEntries(ctx context.Context, accountID string, f books.LedgerFilter) ([]Entry, error) {
 	rows, err := l.st.FindLedgerEntries(ctx, accountID, f)
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)

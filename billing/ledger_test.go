@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/store"
 )
 
@@ -216,7 +217,7 @@ func TestReserveSettleRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.DebitUsage(ctx, []store.UsageDebit{{AccountID: "acct_a", RequestID: "req_1", Amount: 30, At: ledgerNow}}); err != nil {
+	if err := db.DebitUsage(ctx, []books.UsageDebit{{AccountID: "acct_a", RequestID: "req_1", Amount: 30, At: ledgerNow}}); err != nil {
 		t.Fatal(err)
 	}
 	r2.Settle(30)
@@ -294,7 +295,7 @@ func TestConcurrentReservationsNeverOverspend(t *testing.T) {
 						broken.Add(1)
 					}
 					cost := c.cost(rng)
-					if err := db.DebitUsage(ctx, []store.UsageDebit{{AccountID: "acct_a", RequestID: fmt.Sprintf("req_%d", i), Amount: int64(cost), At: ledgerNow}}); err != nil {
+					if err := db.DebitUsage(ctx, []books.UsageDebit{{AccountID: "acct_a", RequestID: fmt.Sprintf("req_%d", i), Amount: int64(cost), At: ledgerNow}}); err != nil {
 						t.Error(err)
 						return
 					}
@@ -406,7 +407,7 @@ func TestVerifyReportsOrphanDebits(t *testing.T) {
 	ctx := context.Background()
 	db := ledgerStore(t, "acct_a")
 	l := NewLedger(db, fixedClock)
-	if err := db.DebitUsage(ctx, []store.UsageDebit{{AccountID: "acct_gone", RequestID: "r", Amount: 3, At: ledgerNow}}); err != nil {
+	if err := db.DebitUsage(ctx, []books.UsageDebit{{AccountID: "acct_gone", RequestID: "r", Amount: 3, At: ledgerNow}}); err != nil {
 		t.Fatal(err)
 	}
 	mm, err := l.Verify(ctx)

@@ -2,10 +2,10 @@ package billing
 
 import (
 	"fmt"
-	"math"
-	"math/bits"
 	"strconv"
 	"strings"
+
+	"github.com/xroute/xroute/internal/money"
 )
 
 // Nano is an amount of money in nano-USD (1e-9 USD). Every balance, cost,
@@ -140,21 +140,5 @@ func ApplyMultiplier(cost Nano, bp int) Nano {
 	if cost < 0 {
 		return -ApplyMultiplier(-cost, bp)
 	}
-	hi, lo := bits.Mul64(uint64(cost), normBP(bp))
-	return Nano(divCeil(hi, lo, OneX))
-}
-
-// divCeil returns ceil((hi:lo) / d), saturating at math.MaxInt64.
-func divCeil(hi, lo, d uint64) int64 {
-	if hi >= d {
-		return math.MaxInt64
-	}
-	q, r := bits.Div64(hi, lo, d)
-	if r != 0 {
-		q++
-	}
-	if q > math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return int64(q)
+	return Nano(money.CeilProducts(normBP(bp), OneX, [2]uint64{uint64(cost), 1}))
 }

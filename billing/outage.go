@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // failLog rate-limits the Error lines of writes that keep failing.
@@ -109,7 +109,7 @@ func (r *Recorder) parkErr(q queued, cause error) {
 	}
 }
 
-func (r *Recorder) appendParked(rec store.UsageRecord) bool {
+func (r *Recorder) appendParked(rec books.UsageRecord) bool {
 	_, err := r.spool.Append(rec)
 	return err == nil
 }
@@ -162,5 +162,5 @@ func (r *Recorder) storeTakesWrites(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.writeTimeout)
 	defer cancel()
-	return r.w.InsertUsage(ctx, []store.UsageRecord{*p})
+	return r.w.InsertUsage(ctx, []books.UsageRecord{*p})
 }

@@ -18,13 +18,13 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // UsageWriter persists a batch of records atomically and idempotently
 // (a record whose request id exists is skipped).
 type UsageWriter interface {
-	InsertUsage(ctx context.Context, recs []store.UsageRecord) error
+	InsertUsage(ctx context.Context, recs []books.UsageRecord) error
 }
 
 // ErrClosed is returned by Record after Close.
@@ -36,7 +36,7 @@ var ErrClosed = errors.New("billing: recorder closed")
 var ErrStoreDown = errors.New("billing: usage store unavailable; records kept for replay")
 
 type queued struct {
-	rec     store.UsageRecord
+	rec     books.UsageRecord
 	ack     chan error // nil for fire-and-forget records
 	spooled bool       // already durable in the spool
 	seg     int64
@@ -91,7 +91,7 @@ type Recorder struct {
 	stopCtx  context.Context                   // every write, cancelled when Close's ctx ends
 	cancel   context.CancelFunc                // of stopCtx
 	wg       sync.WaitGroup                    // the replay goroutine
-	probe    atomic.Pointer[store.UsageRecord] // a record known to be in the store
+	probe    atomic.Pointer[books.UsageRecord] // a record known to be in the store
 
 	// letGo counts the records the writer let go of to the replay: spooled
 	// ones that found the queue full, and those parked during an outage.
@@ -104,7 +104,7 @@ type Recorder struct {
 	passErr  error         // of the last pass; guarded by pmu
 
 	bmu     sync.Mutex
-	backlog []store.UsageRecord // records no spool could take, during an outage
+	backlog []books.UsageRecord // records no spool could take, during an outage
 
 	amu   sync.Mutex
 	aside map[string]struct{} // request ids set aside, not to be written again
@@ -187,7 +187,7 @@ func NewRecorder(w UsageWriter, log *zap.Logger, batchSize, queueSize int, flush
 }
 
 // Record queues one record without waiting for its commit.
-func (r *Recorder) Record(rec store.UsageRecord) error {
+func (r *Recorder) Record(rec books.UsageRecord) error {
 	return r.enqueue(queued{rec: rec})
 }
 
@@ -196,7 +196,7 @@ func (r *Recorder) Record(rec store.UsageRecord) error {
 // the process. With a spool that is one append; without, it waits for the
 // record's database commit (or ctx). During a store outage with the spool
 // full it returns ErrSpoolFull: the record is not kept.
-func (r *Recorder) Commit(ctx context.Context, rec store.UsageRecord) error {
+func (r *Recorder) Commit(ctx context.Context, rec books.UsageRecord) error {
 	if r.spool != nil {
 		seg, err := r.spool.Append(rec)
 		if err == nil {

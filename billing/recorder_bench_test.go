@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
 	"github.com/xroute/xroute/keys"
@@ -81,7 +82,7 @@ func benchRecorderCommit(b *testing.B, db *store.DB) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
-			rec := store.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: store.DefaultAccountID, KeyID: "key_bench",
+			rec := books.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: store.DefaultAccountID, KeyID: "key_bench",
 				Model: "m", Provider: "p", PromptTokens: 10, CompletionTokens: 20, Status: 200, CreatedAt: time.Now(), CostNano: 1234}
 			if err := r.Commit(context.Background(), rec); err != nil {
 				b.Error(err)
@@ -123,7 +124,7 @@ func BenchmarkRecorderCommitSequential(b *testing.B) {
 			defer r.Close(context.Background())
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				rec := store.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: store.DefaultAccountID, KeyID: "k", Model: "m",
+				rec := books.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: store.DefaultAccountID, KeyID: "k", Model: "m",
 					Status: 200, CreatedAt: time.Now(), CostNano: cost}
 				if err := r.Commit(context.Background(), rec); err != nil {
 					b.Fatal(err)
@@ -152,13 +153,13 @@ func BenchmarkDebitUsageBatch(b *testing.B) {
 				}
 			}
 			keyBench(b, db, keyed)
-			batch := make([]store.UsageDebit, 256)
+			batch := make([]books.UsageDebit, 256)
 			b.ReportAllocs()
 			n := 0
 			for b.Loop() {
 				for i := range batch {
 					n++
-					batch[i] = store.UsageDebit{AccountID: accts[i%4], RequestID: fmt.Sprint("r", n), Amount: 1234, KeyID: "k", At: time.Now()}
+					batch[i] = books.UsageDebit{AccountID: accts[i%4], RequestID: fmt.Sprint("r", n), Amount: 1234, KeyID: "k", At: time.Now()}
 				}
 				if err := db.DebitUsage(ctx, batch); err != nil {
 					b.Fatal(err)

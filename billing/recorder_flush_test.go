@@ -13,15 +13,21 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // replaySlowed is a store whose writes take 30 ms, and 300 ms for a batch
 // holding r5: one the replay writes (a slow pass, still in flight when
 // Flush or Close is called).
-type replaySlowed struct{ *flakyWriter }
+// begun counts the writes started (before their delay).
+type replaySlowed struct {
+	*flakyWriter
+	begun *atomic.Int32
+}
 
-func (w replaySlowed) InsertUsage(ctx context.Context, recs []store.UsageRecord) error {
+func (w replaySlowed) InsertUsage(ctx context.Context, recs []books.UsageRecord) error {
+	w.begun.Add(1)
 	d := 30 * time.Millisecond
 	for _, r := range recs {
 		if r.RequestID == "r5" {
@@ -41,18 +47,18 @@ func (w replaySlowed) InsertUsage(ctx context.Context, recs []store.UsageRecord)
 // overflowing commits n spooled records while the writer is busy with a
 // queue of one: most skip the queue and are left to the replay. It
 // returns when they are committed (durable in the spool), not stored.
-func overflowing(t *testing.T, r *Recorder, n int) {
+func overflowing(t *testing.T, r *Recorder, w replaySlowed, n int) {
 	t.Helper()
 	ctx := context.Background()
-	if err := r.Commit(ctx, store.UsageRecord{RequestID: "r0", AccountID: "a", CostNano: 7}); err != nil {
+	if err := r.Commit(ctx, books.UsageRecord{RequestID: "r0", AccountID: "a", CostNano: 7}); err != nil {
 		t.Fatal(err)
 	}
 	flushed := make(chan struct{})
 	go func() { defer close(flushed); r.Flush(ctx) }() // the writer is busy writing r0
 	t.Cleanup(func() { <-flushed })
-	time.Sleep(5 * time.Millisecond)
+	testutil.Eventually(t, "the writer busy writing r0", func() bool { return w.begun.Load() > 0 })
 	for i := 1; i < n; i++ {
-		if err := r.Commit(ctx, store.UsageRecord{RequestID: fmt.Sprint("r", i), AccountID: "a", CostNano: 7}); err != nil {
+		if err := r.Commit(ctx, books.UsageRecord{RequestID: fmt.Sprint("r", i), AccountID: "a", CostNano: 7}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -83,9 +89,10 @@ func TestFlushAndCloseWriteOverflowedRecords(t *testing.T) {
 			core, logs := observer.New(zapcore.WarnLevel)
 			w := &flakyWriter{}
 			var outages atomic.Int32
-			r := NewRecorder(replaySlowed{w}, zap.New(core), 16, 1, time.Hour, WithSpool(sp), WithOnOutage(func() { outages.Add(1) }))
+			slowed := replaySlowed{w, new(atomic.Int32)}
+			r := NewRecorder(slowed, zap.New(core), 16, 1, time.Hour, WithSpool(sp), WithOnOutage(func() { outages.Add(1) }))
 			defer r.Close(context.Background())
-			overflowing(t, r, n)
+			overflowing(t, r, slowed, n)
 			ctx := context.Background()
 			if tt.flush {
 				if err := r.Flush(ctx); err != nil {
@@ -136,7 +143,7 @@ func TestCloseOnAHungStoreKeepsRecords(t *testing.T) {
 	w.hang.Store(&hang)
 	const n = 10
 	for i := range n {
-		if err := r.Commit(context.Background(), store.UsageRecord{RequestID: fmt.Sprint("h", i)}); err != nil {
+		if err := r.Commit(context.Background(), books.UsageRecord{RequestID: fmt.Sprint("h", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -16,8 +16,10 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // errorLines are the Error entries logged so far.
@@ -60,8 +62,8 @@ func TestRecorderRetriesErrorsThatBlameNoRecord(t *testing.T) {
 				WithOnOutage(func() { outages.Add(1) }), withFailLogEvery(time.Hour))
 			defer r.Close(context.Background())
 			ctx := context.Background()
-			rec := func(id string) store.UsageRecord {
-				return store.UsageRecord{RequestID: id, AccountID: "acct", CostNano: 5000}
+			rec := func(id string) books.UsageRecord {
+				return books.UsageRecord{RequestID: id, AccountID: "acct", CostNano: 5000}
 			}
 			// Stored first: a no-op insert of it goes through all along.
 			if err := r.Commit(ctx, rec("good0")); err != nil {
@@ -82,7 +84,7 @@ func TestRecorderRetriesErrorsThatBlameNoRecord(t *testing.T) {
 				t.Fatalf("flush while every write fails: %v, want ErrStoreDown", err)
 			}
 			calls := w.callCount()
-			waitFor(t, "the replay to retry", func() bool { return w.callCount() >= calls+20 })
+			testutil.Eventually(t, "the replay to retry", func() bool { return w.callCount() >= calls+20 })
 			if ids := rejectedIDs(t, dir); len(ids) != 0 {
 				t.Fatalf("set aside %v on an error that blames no record", ids)
 			}
@@ -98,7 +100,7 @@ func TestRecorderRetriesErrorsThatBlameNoRecord(t *testing.T) {
 			}
 
 			w.failing.Store(nil)
-			waitFor(t, "the replay after the store takes writes again", drained(r))
+			testutil.Eventually(t, "the replay after the store takes writes again", drained(r))
 			if err := r.Flush(ctx); err != nil {
 				t.Fatalf("flush after recovery: %v", err)
 			}
@@ -137,11 +139,11 @@ func TestRecorderLogsPersistentFailures(t *testing.T) {
 	w.failing.Store(&failure)
 	r := NewRecorder(w, zap.New(core), 8, 64, time.Hour, WithSpool(sp), withBackoff(time.Millisecond, 2*time.Millisecond), withFailLogEvery(20*time.Millisecond))
 	defer r.Close(context.Background())
-	if err := r.Commit(context.Background(), store.UsageRecord{RequestID: "x"}); err != nil {
+	if err := r.Commit(context.Background(), books.UsageRecord{RequestID: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	r.Flush(context.Background())
-	waitFor(t, "the failure logged again", func() bool { return len(errorLines(logs)) >= 3 })
+	testutil.Eventually(t, "the failure logged again", func() bool { return len(errorLines(logs)) >= 3 })
 	for _, l := range errorLines(logs)[1:] {
 		m := l.ContextMap()
 		if !strings.Contains(fmt.Sprint(m["error"]), "53100") || m["failures"] == nil || m["records_waiting"] != int64(1) {
@@ -152,7 +154,7 @@ func TestRecorderLogsPersistentFailures(t *testing.T) {
 		t.Fatalf("%d Error lines for %d failed writes: not rate-limited", len(errorLines(logs)), calls)
 	}
 	w.failing.Store(nil)
-	waitFor(t, "the replay", drained(r))
+	testutil.Eventually(t, "the replay", drained(r))
 	if !w.has("x") {
 		t.Fatal("x not stored")
 	}
@@ -173,7 +175,7 @@ func TestRecorderBisectionSetsAsideOnlyBadData(t *testing.T) {
 	r := NewRecorder(w, zap.NewNop(), 8, 64, time.Hour, WithSpool(sp), withBackoff(2*time.Millisecond, 10*time.Millisecond))
 	defer r.Close(context.Background())
 	ctx := context.Background()
-	if err := r.Commit(ctx, store.UsageRecord{RequestID: "good0"}); err != nil {
+	if err := r.Commit(ctx, books.UsageRecord{RequestID: "good0"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Flush(ctx); err != nil {
@@ -182,7 +184,7 @@ func TestRecorderBisectionSetsAsideOnlyBadData(t *testing.T) {
 	w.setPoison("bad", &pgconn.PgError{Code: "22021"})
 	w.setPoison("locked", &pgconn.PgError{Code: "55P03"})
 	for _, id := range []string{"bad", "good1", "locked", "good2"} {
-		if err := r.Commit(ctx, store.UsageRecord{RequestID: id}); err != nil {
+		if err := r.Commit(ctx, books.UsageRecord{RequestID: id}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,7 +192,7 @@ func TestRecorderBisectionSetsAsideOnlyBadData(t *testing.T) {
 		t.Fatalf("flush: %v, want ErrStoreDown: locked could not be written", err)
 	}
 	calls := w.callCount()
-	waitFor(t, "the replay to retry", func() bool { return w.callCount() >= calls+20 })
+	testutil.Eventually(t, "the replay to retry", func() bool { return w.callCount() >= calls+20 })
 	if ids := rejectedIDs(t, dir); len(ids) != 1 || ids[0] != "bad" {
 		t.Fatalf("rejected file holds %v, want [bad] once", ids)
 	}
@@ -198,7 +200,7 @@ func TestRecorderBisectionSetsAsideOnlyBadData(t *testing.T) {
 		t.Fatalf("locked stored %v, good1 stored %v", w.has("locked"), w.has("good1"))
 	}
 	w.setPoison("locked", nil)
-	waitFor(t, "the replay", drained(r))
+	testutil.Eventually(t, "the replay", drained(r))
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -233,10 +235,11 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRecorder(db, zap.NewNop(), 8, 64, time.Hour, WithSpool(sp), withWriteTimeout(200*time.Millisecond), withBackoff(20*time.Millisecond, 100*time.Millisecond))
+	cw := &countingWriter{w: db}
+	r := NewRecorder(cw, zap.NewNop(), 8, 64, time.Hour, WithSpool(sp), withWriteTimeout(200*time.Millisecond), withBackoff(20*time.Millisecond, 100*time.Millisecond))
 	defer r.Close(ctx)
-	rec := func(id string, cost int64) store.UsageRecord {
-		return store.UsageRecord{RequestID: id, AccountID: store.DefaultAccountID, KeyID: "k", Model: "m", Status: 200, CreatedAt: time.Now(), CostNano: cost}
+	rec := func(id string, cost int64) books.UsageRecord {
+		return books.UsageRecord{RequestID: id, AccountID: store.DefaultAccountID, KeyID: "k", Model: "m", Status: 200, CreatedAt: time.Now(), CostNano: cost}
 	}
 	if err := r.Commit(ctx, rec("good0", 0)); err != nil {
 		t.Fatal(err)
@@ -266,18 +269,19 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	}
 	err = r.Flush(ctx)
 	t.Logf("flush with the account row locked: %v", err)
-	time.Sleep(2 * time.Second) // the replay retries meanwhile
+	tried := cw.n.Load()
+	testutil.Eventually(t, "the replay to retry against the locked row", func() bool { return cw.n.Load() >= tried+5 })
 	if ids := rejectedIDs(t, dir); len(ids) != 0 {
 		t.Fatalf("set aside %v while the account row was locked", ids)
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "paid1 written after the lock is released", drained(r))
+	testutil.Eventually(t, "paid1 written after the lock is released", drained(r))
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := db.ListUsage(ctx, store.UsageFilter{RequestID: "paid1"})
+	recs, err := db.ListUsage(ctx, books.UsageFilter{RequestID: "paid1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,4 +298,16 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	if ids := rejectedIDs(t, dir); len(ids) != 0 {
 		t.Fatalf("set aside %v", ids)
 	}
+}
+
+// countingWriter counts the writes that reach w: a test waits for a
+// number of retries instead of sleeping through them.
+type countingWriter struct {
+	w UsageWriter
+	n atomic.Int64
+}
+
+func (c *countingWriter) InsertUsage(ctx context.Context, recs []books.UsageRecord) error {
+	c.n.Add(1)
+	return c.w.InsertUsage(ctx, recs)
 }

@@ -11,18 +11,19 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 type memWriter struct {
 	mu       sync.Mutex
-	byID     map[string]store.UsageRecord
+	byID     map[string]books.UsageRecord
 	batches  []int
 	failNext int
 	before   func() // if set, runs before each write, outside mu
 }
 
-func (m *memWriter) InsertUsage(_ context.Context, recs []store.UsageRecord) error {
+func (m *memWriter) InsertUsage(_ context.Context, recs []books.UsageRecord) error {
 	if m.before != nil {
 		m.before()
 	}
@@ -33,7 +34,7 @@ func (m *memWriter) InsertUsage(_ context.Context, recs []store.UsageRecord) err
 		return errors.New("database is locked")
 	}
 	if m.byID == nil {
-		m.byID = map[string]store.UsageRecord{}
+		m.byID = map[string]books.UsageRecord{}
 	}
 	for _, r := range recs {
 		m.byID[r.RequestID] = r
@@ -64,7 +65,7 @@ func TestRecorderFlushesEverythingOnClose(t *testing.T) {
 				go func(g int) {
 					defer wg.Done()
 					for i := g; i < tt.n; i += 4 {
-						if err := r.Record(store.UsageRecord{RequestID: fmt.Sprint(i)}); err != nil {
+						if err := r.Record(books.UsageRecord{RequestID: fmt.Sprint(i)}); err != nil {
 							t.Error(err)
 						}
 					}
@@ -82,7 +83,7 @@ func TestRecorderFlushesEverythingOnClose(t *testing.T) {
 					t.Fatalf("batch of %d exceeds limit %d", b, tt.batch)
 				}
 			}
-			if err := r.Record(store.UsageRecord{RequestID: "late"}); !errors.Is(err, ErrClosed) {
+			if err := r.Record(books.UsageRecord{RequestID: "late"}); !errors.Is(err, ErrClosed) {
 				t.Fatalf("record after close: %v", err)
 			}
 		})
@@ -100,10 +101,7 @@ func TestCommitWaitsForTheWrite(t *testing.T) {
 	var first sync.Once
 	w.before = func() {
 		first.Do(func() {
-			deadline := time.Now().Add(5 * time.Second)
-			for r.Pending() < 199 && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
+			testutil.Wait(5*time.Second, func() bool { return r.Pending() >= 199 })
 		})
 	}
 	var wg sync.WaitGroup
@@ -112,7 +110,7 @@ func TestCommitWaitsForTheWrite(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			id := fmt.Sprint("c", i)
-			if err := r.Commit(context.Background(), store.UsageRecord{RequestID: id}); err != nil {
+			if err := r.Commit(context.Background(), books.UsageRecord{RequestID: id}); err != nil {
 				t.Error(err)
 				return
 			}
@@ -135,7 +133,7 @@ func TestCommitReportsWriteFailure(t *testing.T) {
 	w := &memWriter{failNext: 100}
 	r := NewRecorder(w, zap.NewNop(), 8, 8, time.Hour)
 	defer r.Close(context.Background())
-	if err := r.Commit(context.Background(), store.UsageRecord{RequestID: "x"}); err == nil {
+	if err := r.Commit(context.Background(), books.UsageRecord{RequestID: "x"}); err == nil {
 		t.Fatal("a record that could not be written must not be acknowledged")
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // coveredCount is how many of the records let go of the replay has
@@ -194,7 +194,7 @@ func (r *Recorder) replay(before int64) (int, error) {
 		}
 	}
 	r.bmu.Lock()
-	left := append([]store.UsageRecord(nil), r.backlog...)
+	left := append([]books.UsageRecord(nil), r.backlog...)
 	r.bmu.Unlock()
 	if len(left) == 0 {
 		return n, nil

@@ -11,12 +11,12 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // ReportSource aggregates usage records (the store).
 type ReportSource interface {
-	UsageReport(ctx context.Context, q store.ReportQuery) ([]store.ReportRow, error)
+	UsageReport(ctx context.Context, q books.ReportQuery) ([]books.ReportRow, error)
 }
 
 // Report limits and defaults.
@@ -54,7 +54,7 @@ func NewReporter(src ReportSource, now func() time.Time) *Reporter {
 // Report is a usage report: its query and one row per group.
 type Report struct {
 	Object  string            `json:"object"`
-	GroupBy []store.Dimension `json:"group_by"`
+	GroupBy []books.Dimension `json:"group_by"`
 	From    time.Time         `json:"from"`
 	To      time.Time         `json:"to"`
 	Data    []Row             `json:"data"`
@@ -102,7 +102,7 @@ type Row struct {
 // Report fills the query's defaults (To: now; From: To minus
 // DefaultReportRange), validates it and runs it. A *QueryError reports a
 // bad query.
-func (r *Reporter) Report(ctx context.Context, q store.ReportQuery) (Report, error) {
+func (r *Reporter) Report(ctx context.Context, q books.ReportQuery) (Report, error) {
 	if q.To.IsZero() {
 		q.To = r.now()
 	}
@@ -119,7 +119,7 @@ func (r *Reporter) Report(ctx context.Context, q store.ReportQuery) (Report, err
 	}
 	rep := Report{Object: "usage.report", GroupBy: q.GroupBy, From: q.From, To: q.To, Data: make([]Row, len(rows))}
 	if rep.GroupBy == nil {
-		rep.GroupBy = []store.Dimension{}
+		rep.GroupBy = []books.Dimension{}
 	}
 	for i, sr := range rows {
 		rep.Data[i] = newRow(sr)
@@ -127,7 +127,7 @@ func (r *Reporter) Report(ctx context.Context, q store.ReportQuery) (Report, err
 	return rep, nil
 }
 
-func newRow(sr store.ReportRow) Row {
+func newRow(sr books.ReportRow) Row {
 	row := Row{
 		AccountID: sr.AccountID, KeyID: sr.KeyID, Model: sr.Model, Provider: sr.Provider,
 		Requests: sr.Requests, Errors: sr.Errors, PromptTokens: sr.PromptTokens, CompletionTokens: sr.CompletionTokens,
@@ -147,7 +147,7 @@ func newRow(sr store.ReportRow) Row {
 
 // ValidateQuery checks a complete query: known dimensions, each once, at
 // most one of day and hour, From before To, at most MaxReportRange.
-func ValidateQuery(q store.ReportQuery) error {
+func ValidateQuery(q books.ReportQuery) error {
 	if err := validateGroupBy(q.GroupBy); err != nil {
 		return err
 	}
@@ -164,8 +164,8 @@ func ValidateQuery(q store.ReportQuery) error {
 	return nil
 }
 
-func validateGroupBy(groupBy []store.Dimension) error {
-	seen := map[store.Dimension]bool{}
+func validateGroupBy(groupBy []books.Dimension) error {
+	seen := map[books.Dimension]bool{}
 	for _, d := range groupBy {
 		if !knownDimension(d) {
 			return &QueryError{"group_by", fmt.Sprintf("Unknown group_by %q: use %s.", d, dimensionList())}
@@ -175,14 +175,14 @@ func validateGroupBy(groupBy []store.Dimension) error {
 		}
 		seen[d] = true
 	}
-	if seen[store.ByDay] && seen[store.ByHour] {
+	if seen[books.ByDay] && seen[books.ByHour] {
 		return &QueryError{"group_by", "group_by may hold day or hour, not both."}
 	}
 	return nil
 }
 
-func knownDimension(d store.Dimension) bool {
-	for _, k := range store.Dimensions() {
+func knownDimension(d books.Dimension) bool {
+	for _, k := range books.Dimensions() {
 		if d == k {
 			return true
 		}
@@ -192,7 +192,7 @@ func knownDimension(d store.Dimension) bool {
 
 func dimensionList() string {
 	var names []string
-	for _, d := range store.Dimensions() {
+	for _, d := range books.Dimensions() {
 		names = append(names, string(d))
 	}
 	return strings.Join(names, ", ")
@@ -200,14 +200,14 @@ func dimensionList() string {
 
 // ParseGroupBy reads a comma-separated list of dimensions ("account,model").
 // Empty means no grouping: one row of totals.
-func ParseGroupBy(s string) ([]store.Dimension, error) {
-	var out []store.Dimension
+func ParseGroupBy(s string) ([]books.Dimension, error) {
+	var out []books.Dimension
 	for _, part := range strings.Split(s, ",") {
 		part = strings.ToLower(strings.TrimSpace(part))
 		if part == "" {
 			continue
 		}
-		out = append(out, store.Dimension(part))
+		out = append(out, books.Dimension(part))
 	}
 	if err := validateGroupBy(out); err != nil {
 		return nil, err
@@ -274,21 +274,21 @@ type column struct {
 	csvCell func(Row) string // CSV text (nil: cell)
 }
 
-func columns(groupBy []store.Dimension) []column {
+func columns(groupBy []books.Dimension) []column {
 	var cols []column
 	for _, d := range groupBy {
 		switch d {
-		case store.ByAccount:
+		case books.ByAccount:
 			cols = append(cols, column{head: "ACCOUNT", csvHead: "account_id", cell: func(r Row) string { return r.AccountID }})
-		case store.ByKey:
+		case books.ByKey:
 			cols = append(cols, column{head: "KEY", csvHead: "key_id", cell: func(r Row) string { return r.KeyID }})
-		case store.ByModel:
+		case books.ByModel:
 			cols = append(cols, column{head: "MODEL", csvHead: "model", cell: func(r Row) string { return r.Model }})
-		case store.ByProvider:
+		case books.ByProvider:
 			cols = append(cols, column{head: "PROVIDER", csvHead: "provider", cell: func(r Row) string { return r.Provider }})
-		case store.ByDay, store.ByHour:
+		case books.ByDay, books.ByHour:
 			layout, head := time.DateOnly, "DAY (UTC)"
-			if d == store.ByHour {
+			if d == books.ByHour {
 				layout, head = "2006-01-02 15:00", "HOUR (UTC)"
 			}
 			cols = append(cols, column{head: head, csvHead: "bucket_start",

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 func TestReportFormatUSD(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		nano int64
 		want string
@@ -36,14 +37,15 @@ func TestReportFormatUSD(t *testing.T) {
 }
 
 func TestReportParseGroupBy(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
-		want    []store.Dimension
+		want    []books.Dimension
 		wantErr bool
 	}{
 		{"", nil, false},
-		{"account, Model", []store.Dimension{store.ByAccount, store.ByModel}, false},
-		{"key,provider,hour", []store.Dimension{store.ByKey, store.ByProvider, store.ByHour}, false},
+		{"account, Model", []books.Dimension{books.ByAccount, books.ByModel}, false},
+		{"key,provider,hour", []books.Dimension{books.ByKey, books.ByProvider, books.ByHour}, false},
 		{"color", nil, true},
 		{"model,model", nil, true},
 		{"day,hour", nil, true},
@@ -64,6 +66,7 @@ func TestReportParseGroupBy(t *testing.T) {
 }
 
 func TestReportParseTime(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want time.Time
@@ -92,34 +95,35 @@ func TestReportParseTime(t *testing.T) {
 }
 
 type fakeSource struct {
-	got  store.ReportQuery
-	rows []store.ReportRow
+	got  books.ReportQuery
+	rows []books.ReportRow
 	err  error
 }
 
-func (f *fakeSource) UsageReport(_ context.Context, q store.ReportQuery) ([]store.ReportRow, error) {
+func (f *fakeSource) UsageReport(_ context.Context, q books.ReportQuery) ([]books.ReportRow, error) {
 	f.got = q
 	return f.rows, f.err
 }
 
 func TestReporterReport(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) }
 	tests := []struct {
 		name      string
-		q         store.ReportQuery
-		wantQuery store.ReportQuery
+		q         books.ReportQuery
+		wantQuery books.ReportQuery
 		errParam  string
 	}{
-		{"defaults: the last 30 days", store.ReportQuery{}, store.ReportQuery{From: now.Add(-30 * 24 * time.Hour), To: now}, ""},
-		{"from only: up to now", store.ReportQuery{From: day(1)}, store.ReportQuery{From: day(1), To: now}, ""},
-		{"exactly 366 days", store.ReportQuery{From: day(1), To: day(1).AddDate(0, 0, 366)}, store.ReportQuery{From: day(1), To: day(1).AddDate(0, 0, 366)}, ""},
-		{"367 days", store.ReportQuery{From: day(1), To: day(1).AddDate(0, 0, 367)}, store.ReportQuery{}, "to"},
-		{"from equals to", store.ReportQuery{From: day(2), To: day(2)}, store.ReportQuery{}, "from"},
-		{"from after to", store.ReportQuery{From: day(3), To: day(2)}, store.ReportQuery{}, "from"},
-		{"from after the default to", store.ReportQuery{From: day(20)}, store.ReportQuery{}, "from"},
-		{"bad dimension", store.ReportQuery{GroupBy: []store.Dimension{"colour"}, From: day(1), To: day(2)}, store.ReportQuery{}, "group_by"},
+		{"defaults: the last 30 days", books.ReportQuery{}, books.ReportQuery{From: now.Add(-30 * 24 * time.Hour), To: now}, ""},
+		{"from only: up to now", books.ReportQuery{From: day(1)}, books.ReportQuery{From: day(1), To: now}, ""},
+		{"exactly 366 days", books.ReportQuery{From: day(1), To: day(1).AddDate(0, 0, 366)}, books.ReportQuery{From: day(1), To: day(1).AddDate(0, 0, 366)}, ""},
+		{"367 days", books.ReportQuery{From: day(1), To: day(1).AddDate(0, 0, 367)}, books.ReportQuery{}, "to"},
+		{"from equals to", books.ReportQuery{From: day(2), To: day(2)}, books.ReportQuery{}, "from"},
+		{"from after to", books.ReportQuery{From: day(3), To: day(2)}, books.ReportQuery{}, "from"},
+		{"from after the default to", books.ReportQuery{From: day(20)}, books.ReportQuery{}, "from"},
+		{"bad dimension", books.ReportQuery{GroupBy: []books.Dimension{"colour"}, From: day(1), To: day(2)}, books.ReportQuery{}, "group_by"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,13 +153,14 @@ func TestReporterReport(t *testing.T) {
 }
 
 func TestReporterConvertsRows(t *testing.T) {
+	t.Parallel()
 	bucket := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	src := &fakeSource{rows: []store.ReportRow{
+	src := &fakeSource{rows: []books.ReportRow{
 		{AccountID: "acct_a", Bucket: bucket, Requests: 3, Errors: 1, PromptTokens: 10, CompletionTokens: 20, CachedTokens: 5, CacheWriteTokens: 3,
 			CostNano: 1_234_567, PromptCacheSavedNano: -1_500, CacheHits: 1, ResponseCacheSavedNano: 2_000_000, LatencyP50: 1500 * time.Microsecond, LatencyP95: 2 * time.Second},
 		{AccountID: "acct_b", Requests: 1},
 	}}
-	q := store.ReportQuery{GroupBy: []store.Dimension{store.ByAccount, store.ByDay}, From: bucket, To: bucket.Add(24 * time.Hour)}
+	q := books.ReportQuery{GroupBy: []books.Dimension{books.ByAccount, books.ByDay}, From: bucket, To: bucket.Add(24 * time.Hour)}
 	rep, err := NewReporter(src, nil).Report(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +187,7 @@ func sampleReport() Report {
 	b1 := time.Date(2026, 11, 1, 23, 0, 0, 0, time.UTC)
 	b2 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	return Report{
-		GroupBy: []store.Dimension{store.ByModel, store.ByHour},
+		GroupBy: []books.Dimension{books.ByModel, books.ByHour},
 		From:    time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
 		To:      time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC),
 		Data: []Row{
@@ -200,6 +205,7 @@ func sampleReport() Report {
 }
 
 func TestReportWriteTable(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	if err := WriteTable(&b, sampleReport()); err != nil {
 		t.Fatal(err)
@@ -226,6 +232,7 @@ TOTAL                                 16       1    1209         301     904    
 }
 
 func TestReportWriteCSV(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	if err := WriteCSV(&b, sampleReport()); err != nil {
 		t.Fatal(err)

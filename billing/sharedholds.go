@@ -8,7 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
+	"github.com/xroute/xroute/internal/dberr"
 )
 
 // HoldStore keeps holds in a store every replica shares. HoldCredit must
@@ -62,11 +63,11 @@ func (h *SharedHolds) Hold(ctx context.Context, accountID, requestID string, amo
 	switch {
 	case err == nil:
 		return requestID, nil
-	case errors.Is(err, store.ErrInsufficientCredit):
+	case errors.Is(err, books.ErrInsufficientCredit):
 		return nil, ErrInsufficientCredits
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, dberr.ErrNotFound):
 		return nil, err
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, dberr.ErrConflict):
 		// The id is held already (never by this request: ids are made
 		// per request); that hold is not ours to release.
 		return nil, fmt.Errorf("billing: hold credit: %w", err)

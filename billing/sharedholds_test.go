@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,8 +13,10 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // forEachHoldStore runs fn as a subtest on a fresh store per backend:
@@ -39,7 +42,7 @@ func forEachHoldStore(t *testing.T, balances map[string]Nano, fn func(t *testing
 				if err := db.CreateAccount(ctx, store.Account{ID: id, Name: id, CreatedAt: ledgerNow}); err != nil {
 					t.Fatal(err)
 				}
-				if _, _, err := db.PostLedgerEntry(ctx, store.LedgerEntry{AccountID: id, Kind: store.LedgerTopUp, Amount: int64(amount), IdempotencyKey: "seed", CreatedAt: ledgerNow}); err != nil {
+				if _, _, err := db.PostLedgerEntry(ctx, books.LedgerEntry{AccountID: id, Kind: books.LedgerTopUp, Amount: int64(amount), IdempotencyKey: "seed", CreatedAt: ledgerNow}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -121,8 +124,8 @@ func TestSharedHoldsReleaseAndSettle(t *testing.T) {
 		// the transaction that debits the request.
 		h.Settle("acct_a", settled, 50, 35)
 		wantHeld(t, h, "acct_a", 100, 50)
-		rec := store.UsageRecord{RequestID: "req2", AccountID: "acct_a", KeyID: "k", Model: "m", Status: 200, CostNano: 35, CreatedAt: ledgerNow}
-		if err := db.InsertUsage(ctx, []store.UsageRecord{rec}); err != nil {
+		rec := books.UsageRecord{RequestID: "req2", AccountID: "acct_a", KeyID: "k", Model: "m", Status: 200, CostNano: 35, CreatedAt: ledgerNow}
+		if err := db.InsertUsage(ctx, []books.UsageRecord{rec}); err != nil {
 			t.Fatal(err)
 		}
 		wantHeld(t, h, "acct_a", 65, 0)
@@ -143,7 +146,8 @@ func TestSharedHoldsSweep(t *testing.T) {
 		defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // the store's own goroutines run on
 		ctx := context.Background()
 		core, logs := observer.New(zapcore.WarnLevel)
-		short := NewSharedHolds(db, time.Millisecond, zap.New(core)) // a killed replica's
+		sweeps := &countingSweeps{HoldStore: db}
+		short := NewSharedHolds(sweeps, time.Millisecond, zap.New(core)) // a killed replica's
 		long := NewSharedHolds(db, time.Hour, zap.NewNop())
 		for _, c := range []struct {
 			h      *SharedHolds
@@ -163,19 +167,15 @@ func TestSharedHoldsSweep(t *testing.T) {
 			defer close(stopped)
 			short.Sweep(sctx, 5*time.Millisecond)
 		}()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if _, r, err := long.Balance(ctx, "acct_a"); err != nil {
+		testutil.Eventually(t, "the expired holds swept", func() bool {
+			_, r, err := long.Balance(ctx, "acct_a")
+			if err != nil {
 				t.Fatal(err)
-			} else if r == 40 {
-				break
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("expired holds not swept")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		time.Sleep(20 * time.Millisecond) // a few more sweeps find nothing
+			return r == 40
+		})
+		swept := sweeps.n.Load()
+		testutil.Eventually(t, "a few more sweeps (which find nothing)", func() bool { return sweeps.n.Load() >= swept+3 })
 		cancel()
 		select {
 		case <-stopped:
@@ -214,4 +214,16 @@ func TestSharedHoldsSweepStopsIdle(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Sweep did not stop when its context ended")
 	}
+}
+
+// countingSweeps counts the sweeps that reach the store: a test waits for
+// a few of them instead of sleeping through them.
+type countingSweeps struct {
+	HoldStore
+	n atomic.Int32
+}
+
+func (c *countingSweeps) SweepExpiredHolds(ctx context.Context) (int, error) {
+	defer c.n.Add(1)
+	return c.HoldStore.SweepExpiredHolds(ctx)
 }

@@ -18,7 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // ErrSpoolFull is returned by Append (and by Recorder.Commit during a store
@@ -193,7 +193,7 @@ func (s *Spool) countSegment(path string) (int, int64, error) {
 	}
 	defer f.Close()
 	n := 0
-	size, err := scanSegment(f, s.maxLine, func(store.UsageRecord) { n++ }, nil)
+	size, err := scanSegment(f, s.maxLine, func(books.UsageRecord) { n++ }, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("spool: %s: %w", filepath.Base(path), err)
 	}
@@ -215,7 +215,7 @@ var errLineTooLong = errors.New("line longer than the spool's limit")
 // line (the process died in the middle of a write) is skipped: its
 // answer's final byte was never sent. A bufio.Reader rather than a
 // Scanner: one long line must not make the whole segment unreadable.
-func scanSegment(r io.Reader, maxLine int, rec func(store.UsageRecord), bad func(badLine)) (int64, error) {
+func scanSegment(r io.Reader, maxLine int, rec func(books.UsageRecord), bad func(badLine)) (int64, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var (
 		off, n int64  // the line being read: where it starts, its bytes so far
@@ -260,8 +260,8 @@ func scanSegment(r io.Reader, maxLine int, rec func(store.UsageRecord), bad func
 }
 
 // parseLine decodes one line, newline included.
-func parseLine(line []byte, over bool) (store.UsageRecord, error) {
-	var r store.UsageRecord
+func parseLine(line []byte, over bool) (books.UsageRecord, error) {
+	var r books.UsageRecord
 	if over {
 		return r, errLineTooLong
 	}
@@ -291,7 +291,7 @@ func (s *Spool) openSegment() error {
 // segment it is in. It returns ErrSpoolFull when the record would take the
 // spool past its limit, and an error for a record too long to be read
 // back (the caller then writes it to the store directly).
-func (s *Spool) Append(rec store.UsageRecord) (int64, error) {
+func (s *Spool) Append(rec books.UsageRecord) (int64, error) {
 	p, err := marshalLine(&rec)
 	if err != nil {
 		return 0, err
@@ -423,7 +423,7 @@ func (s *Spool) current() int64 {
 // first failure: what is left stays for the next try. Lines of a segment
 // that hold no record are set aside in the rejected file once the rest is
 // in the store (not before: a failed pass would set them aside twice).
-func (s *Spool) replay(ctx context.Context, before int64, insert func(context.Context, []store.UsageRecord) error) (int, error) {
+func (s *Spool) replay(ctx context.Context, before int64, insert func(context.Context, []books.UsageRecord) error) (int, error) {
 	total := 0
 	for _, seg := range s.sealed(before) {
 		n, err := s.replaySegment(ctx, seg, insert)
@@ -435,7 +435,7 @@ func (s *Spool) replay(ctx context.Context, before int64, insert func(context.Co
 	return total, nil
 }
 
-func (s *Spool) replaySegment(ctx context.Context, seg int64, insert func(context.Context, []store.UsageRecord) error) (int, error) {
+func (s *Spool) replaySegment(ctx context.Context, seg int64, insert func(context.Context, []books.UsageRecord) error) (int, error) {
 	// The file stays open until its bad lines are copied: the writer may
 	// delete it meanwhile (its last records committed), and an unlinked
 	// file is still readable through an open descriptor.
@@ -447,9 +447,9 @@ func (s *Spool) replaySegment(ctx context.Context, seg int64, insert func(contex
 		return 0, fmt.Errorf("spool: %w", err)
 	}
 	defer f.Close()
-	var recs []store.UsageRecord
+	var recs []books.UsageRecord
 	var bad []badLine
-	if _, err := scanSegment(f, s.maxLine, func(r store.UsageRecord) { recs = append(recs, r) }, func(b badLine) { bad = append(bad, b) }); err != nil {
+	if _, err := scanSegment(f, s.maxLine, func(r books.UsageRecord) { recs = append(recs, r) }, func(b badLine) { bad = append(bad, b) }); err != nil {
 		return 0, fmt.Errorf("spool: %s: %w", filepath.Base(f.Name()), err)
 	}
 	if err := insert(ctx, recs); err != nil {
@@ -501,7 +501,7 @@ func (s *Spool) appendRejected(r io.Reader) error {
 // returns how many records it wrote; on error, what is left stays in the
 // spool.
 func (s *Spool) Replay(ctx context.Context, w UsageWriter, batch int) (int, error) {
-	return s.replay(ctx, s.current(), func(ctx context.Context, recs []store.UsageRecord) error {
+	return s.replay(ctx, s.current(), func(ctx context.Context, recs []books.UsageRecord) error {
 		for i := 0; i < len(recs); i += batch {
 			if err := w.InsertUsage(ctx, recs[i:min(i+batch, len(recs))]); err != nil {
 				return fmt.Errorf("replay usage spool: %w", err)
@@ -514,7 +514,7 @@ func (s *Spool) Replay(ctx context.Context, w UsageWriter, batch int) (int, erro
 // reject keeps records the store refuses (while accepting others) in a
 // file of their own, never replayed automatically, so that one bad record
 // cannot hold the spool back forever and is still not lost.
-func (s *Spool) reject(recs []store.UsageRecord) error {
+func (s *Spool) reject(recs []books.UsageRecord) error {
 	var buf []byte
 	for _, r := range recs {
 		line, err := json.Marshal(r)

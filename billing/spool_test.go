@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // crash leaves s as a process killed with SIGKILL leaves its spool: the
@@ -38,7 +38,7 @@ func TestSpoolReplaysWhatWasNotCommitted(t *testing.T) {
 		t.Fatalf("fresh spool holds %d records", recs)
 	}
 	for i := 0; i < 5; i++ {
-		if _, err := s.Append(store.UsageRecord{RequestID: fmt.Sprint("r", i), CostNano: int64(i)}); err != nil {
+		if _, err := s.Append(books.UsageRecord{RequestID: fmt.Sprint("r", i), CostNano: int64(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -80,7 +80,7 @@ func TestSpoolReplayKeepsSegmentsWhenTheStoreIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		if _, err := s.Append(store.UsageRecord{RequestID: fmt.Sprint("r", i)}); err != nil {
+		if _, err := s.Append(books.UsageRecord{RequestID: fmt.Sprint("r", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -105,7 +105,7 @@ func TestSpoolReplayKeepsSegmentsWhenTheStoreIsDown(t *testing.T) {
 }
 
 func TestSpoolLimit(t *testing.T) {
-	rec := store.UsageRecord{RequestID: "req_0123456789abcdef01234567", AccountID: "acct", Model: "m", CreatedAt: time.Unix(1e9, 0)}
+	rec := books.UsageRecord{RequestID: "req_0123456789abcdef01234567", AccountID: "acct", Model: "m", CreatedAt: time.Unix(1e9, 0)}
 	line := int64(len(mustJSON(t, rec)) + 1)
 	tests := []struct {
 		name    string
@@ -153,7 +153,7 @@ func TestSpoolCommittedFreesSealedSegments(t *testing.T) {
 	s.maxSize = 1 // one record a segment
 	bySeg := map[int64]int{}
 	for i := 0; i < 4; i++ {
-		seg, err := s.Append(store.UsageRecord{RequestID: fmt.Sprint("r", i)})
+		seg, err := s.Append(books.UsageRecord{RequestID: fmt.Sprint("r", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +182,7 @@ func TestRecorderWithSpoolCommitsAndCleansUp(t *testing.T) {
 	w := &memWriter{}
 	r := NewRecorder(w, zap.NewNop(), 16, 1024, time.Hour, WithSpool(sp))
 	for i := 0; i < 100; i++ {
-		if err := r.Commit(context.Background(), store.UsageRecord{RequestID: fmt.Sprint("c", i)}); err != nil {
+		if err := r.Commit(context.Background(), books.UsageRecord{RequestID: fmt.Sprint("c", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -210,7 +210,7 @@ func TestSpoolIsLockedToOneProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Append(store.UsageRecord{RequestID: "r"}); err != nil {
+	if _, err := s.Append(books.UsageRecord{RequestID: "r"}); err != nil {
 		t.Fatal(err)
 	}
 	want := "usage spool " + dir + " is in use by another xroute process; give each replica its own usage.spool_dir"
@@ -247,8 +247,8 @@ func TestSpoolIsLockedToOneProcess(t *testing.T) {
 // instead of making the segment (and the spool's start) fail. A torn last
 // line is what a kill leaves: skipped, as before.
 func TestSpoolUnreadableLines(t *testing.T) {
-	rec := func(id string) string { return string(mustJSON(t, store.UsageRecord{RequestID: id})) + "\n" }
-	long := string(mustJSON(t, store.UsageRecord{RequestID: "long", Model: strings.Repeat("m", 2<<20)})) + "\n"
+	rec := func(id string) string { return string(mustJSON(t, books.UsageRecord{RequestID: id})) + "\n" }
+	long := string(mustJSON(t, books.UsageRecord{RequestID: "long", Model: strings.Repeat("m", 2<<20)})) + "\n"
 	tests := []struct {
 		name         string
 		maxLine      int
@@ -328,13 +328,13 @@ func TestSpoolAppendRefusesLinesBeyondTheLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.Append(store.UsageRecord{RequestID: "big", Model: strings.Repeat("m", 2<<10)}); !errors.Is(err, errLineTooLong) {
+	if _, err := s.Append(books.UsageRecord{RequestID: "big", Model: strings.Repeat("m", 2<<10)}); !errors.Is(err, errLineTooLong) {
 		t.Fatalf("append of a record beyond the limit: %v", err)
 	}
 	if recs, bytes := s.Stats(); recs != 0 || bytes != 0 {
 		t.Fatalf("after a refused append: %d records, %d bytes", recs, bytes)
 	}
-	if _, err := s.Append(store.UsageRecord{RequestID: "small"}); err != nil {
+	if _, err := s.Append(books.UsageRecord{RequestID: "small"}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -6,11 +6,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/jsontext"
-	"github.com/xroute/xroute/internal/store"
 )
 
-// A spool line is the JSON of a store.UsageRecord, as encoding/json writes
+// A spool line is the JSON of a books.UsageRecord, as encoding/json writes
 // it (and reads it back at replay), written by hand: Append runs on every
 // paid request before its final byte, and reflection there cost an
 // interface conversion, a walk of the struct's fields and a copy of the
@@ -24,7 +24,7 @@ var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 768); return &b 
 
 // appendRecordJSON appends r as encoding/json would marshal it. ok is
 // false for what encoding/json refuses (a time outside years 0-9999).
-func appendRecordJSON(b []byte, r *store.UsageRecord) (_ []byte, ok bool) {
+func appendRecordJSON(b []byte, r *books.UsageRecord) (_ []byte, ok bool) {
 	if y := r.CreatedAt.Year(); y < 0 || y > 9999 {
 		return b, false
 	}
@@ -83,7 +83,7 @@ func appendRecordJSON(b []byte, r *store.UsageRecord) (_ []byte, ok bool) {
 
 // marshalLine is the spool line of rec, newline included, in a pooled
 // buffer the caller puts back (putLine) once written.
-func marshalLine(rec *store.UsageRecord) (*[]byte, error) {
+func marshalLine(rec *books.UsageRecord) (*[]byte, error) {
 	p := lineBufs.Get().(*[]byte)
 	b, ok := appendRecordJSON((*p)[:0], rec)
 	if !ok {

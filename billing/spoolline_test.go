@@ -6,13 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // The hand-written spool line must be what encoding/json writes, so that
 // replay (json.Unmarshal) reads back every field.
 func TestSpoolLineMatchesEncodingJSON(t *testing.T) {
-	full := store.UsageRecord{}
+	t.Parallel()
+	full := books.UsageRecord{}
 	// Every field set, by reflection: a field added to UsageRecord and
 	// not to appendRecordJSON fails here.
 	v := reflect.ValueOf(&full).Elem()
@@ -33,15 +34,15 @@ func TestSpoolLineMatchesEncodingJSON(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name string
-		rec  store.UsageRecord
+		rec  books.UsageRecord
 	}{
-		{"zero", store.UsageRecord{}},
+		{"zero", books.UsageRecord{}},
 		{"every field", full},
-		{"typical", store.UsageRecord{RequestID: "req_0123456789abcdef01234567", AccountID: "acct_default", KeyID: "key_1", Model: "gpt-4o-mini",
+		{"typical", books.UsageRecord{RequestID: "req_0123456789abcdef01234567", AccountID: "acct_default", KeyID: "key_1", Model: "gpt-4o-mini",
 			Provider: "openai", UpstreamModel: "gpt-4o-mini-2024-07-18", Stream: true, PromptTokens: 12, CompletionTokens: 345,
 			Latency: 1234567 * time.Microsecond, TTFT: 89 * time.Millisecond, Status: 200, Attempts: 1,
 			CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), CostNano: 98765, Deployment: "openai/gpt-4o-mini", Endpoint: "chat"}},
-		{"escapes", store.UsageRecord{RequestID: "a\"b\\c\n\r\t\b\f\x00\x1f<>&\u2028\u2029é😀", Model: "bad\xffutf8\xc3", ErrorCode: "\x7f",
+		{"escapes", books.UsageRecord{RequestID: "a\"b\\c\n\r\t\b\f\x00\x1f<>&\u2028\u2029é😀", Model: "bad\xffutf8\xc3", ErrorCode: "\x7f",
 			CostNano: -5, Latency: -1, CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,7 +54,7 @@ func TestSpoolLineMatchesEncodingJSON(t *testing.T) {
 			if !ok || string(got) != string(want) {
 				t.Fatalf("appendRecordJSON (ok %v)\n got %s\nwant %s", ok, got, want)
 			}
-			var back store.UsageRecord
+			var back books.UsageRecord
 			if err := json.Unmarshal(got, &back); err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +65,8 @@ func TestSpoolLineMatchesEncodingJSON(t *testing.T) {
 // A time encoding/json refuses is refused the same way, not written in a
 // form replay cannot read.
 func TestSpoolLineRefusesWhatJSONRefuses(t *testing.T) {
-	rec := store.UsageRecord{RequestID: "r", CreatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	t.Parallel()
+	rec := books.UsageRecord{RequestID: "r", CreatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
 	if _, ok := appendRecordJSON(nil, &rec); ok {
 		t.Fatal("year 10000 encoded")
 	}
@@ -74,7 +76,7 @@ func TestSpoolLineRefusesWhatJSONRefuses(t *testing.T) {
 }
 
 func BenchmarkSpoolLine(b *testing.B) {
-	rec := store.UsageRecord{RequestID: "req_0123456789abcdef01234567", AccountID: "acct_default", KeyID: "key_1", Model: "gpt-4o-mini",
+	rec := books.UsageRecord{RequestID: "req_0123456789abcdef01234567", AccountID: "acct_default", KeyID: "key_1", Model: "gpt-4o-mini",
 		Provider: "openai", UpstreamModel: "gpt-4o-mini", Stream: true, PromptTokens: 12, CompletionTokens: 345, Status: 200, Attempts: 1,
 		CreatedAt: time.Now(), CostNano: 98765, Deployment: "openai/gpt-4o-mini", Endpoint: "chat"}
 	b.Run("encoding-json", func(b *testing.B) {

@@ -21,6 +21,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/testutil"
@@ -143,7 +144,7 @@ func TestSIGKILLLosesNoCompletedResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	spool.Close()
-	recs, err := db.ListUsage(context.Background(), store.UsageFilter{})
+	recs, err := db.ListUsage(context.Background(), books.UsageFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

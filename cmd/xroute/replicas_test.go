@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/store"
@@ -494,7 +495,7 @@ models:
 		}
 		defer db.Close()
 		missingNow := func() int {
-			recs, err := db.ListUsage(ctx, store.UsageFilter{KeyID: loaderKey.ID})
+			recs, err := db.ListUsage(ctx, books.UsageFilter{KeyID: loaderKey.ID})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -525,7 +526,7 @@ models:
 		for i := range c.replicas {
 			c.stop(i) // drain and flush
 		}
-		recs, err := db.ListUsage(ctx, store.UsageFilter{KeyID: loaderKey.ID})
+		recs, err := db.ListUsage(ctx, books.UsageFilter{KeyID: loaderKey.ID})
 		if err != nil {
 			t.Fatal(err)
 		}

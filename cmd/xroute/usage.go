@@ -10,13 +10,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xroute/xroute/billing"
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // newUsageCmd is `xroute usage report`, local or remote.
 func newUsageCmd(stdout io.Writer) *cobra.Command {
 	var groupBy, from, to string
-	var q store.ReportQuery
+	var q books.ReportQuery
 	report := &cobra.Command{
 		Use:   "report",
 		Short: "usage and cost, grouped and filtered (table, --json, --csv)",

@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
@@ -227,11 +228,11 @@ func TestPostgresOutage(t *testing.T) {
 	defer db.Close()
 	missing := len(served)
 	replayed := testutil.Wait(testutil.Timeout, func() bool {
-		recs, err := db.ListUsage(context.Background(), store.UsageFilter{})
+		recs, err := db.ListUsage(context.Background(), books.UsageFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		byID := map[string]store.UsageRecord{}
+		byID := map[string]books.UsageRecord{}
 		for _, r := range recs {
 			byID[r.RequestID] = r
 		}

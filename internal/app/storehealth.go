@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/internal/store"
 )
 
 // usageState is what the health monitor reads of the usage recorder.
@@ -137,7 +137,9 @@ func (h *storeHealth) SpoolFull() bool { return h.usage != nil && h.usage.Full()
 // means the store cannot be reached (and if so takes it down until the
 // next successful ping). While the store is down, every store error is
 // taken to be that. A deadline or a cancellation alone is not (see
-// billing.IsUnreachable): a pool busy with slow queries would else take
+// store.IsUnavailable, which reads the driver's error: the request path's
+// store calls are not all typed, so billing.IsUnreachable's dberr kind is
+// not enough here): a pool busy with slow queries would else take
 // the store down for every tenant.
 func (h *storeHealth) Unreachable(err error) bool {
 	if err == nil {
@@ -146,7 +148,7 @@ func (h *storeHealth) Unreachable(err error) bool {
 	if !h.up.Load() {
 		return true
 	}
-	if billing.IsUnreachable(err) {
+	if store.IsUnavailable(err) {
 		h.markDown()
 		return true
 	}

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/billing"
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // Capture of request and response bodies, per account, off by default
@@ -31,7 +31,7 @@ type CaptureSink interface {
 
 // CaptureSettingsSource lists the accounts whose capture is on.
 type CaptureSettingsSource interface {
-	CaptureSettings(ctx context.Context) ([]store.CaptureSetting, error)
+	CaptureSettings(ctx context.Context) ([]books.CaptureSetting, error)
 }
 
 // captureTTL is how long a replica trusts its copy of the capture
@@ -53,17 +53,17 @@ type captureSettings struct {
 
 type captureSnapshot struct {
 	at time.Time // zero: stale
-	on map[string]store.CaptureSetting
+	on map[string]books.CaptureSetting
 }
 
 // lookup returns accountID's setting when its capture is on.
-func (cs *captureSettings) lookup(accountID string, now time.Time) (store.CaptureSetting, bool) {
+func (cs *captureSettings) lookup(accountID string, now time.Time) (books.CaptureSetting, bool) {
 	sn := cs.snap.Load()
 	if sn == nil || now.Sub(sn.at) >= captureTTL {
 		sn = cs.reload(sn, now)
 	}
 	if len(sn.on) == 0 {
-		return store.CaptureSetting{}, false
+		return books.CaptureSetting{}, false
 	}
 	set, ok := sn.on[accountID]
 	return set, ok
@@ -86,7 +86,7 @@ func (cs *captureSettings) reload(old *captureSnapshot, now time.Time) *captureS
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	next := &captureSnapshot{at: now, on: map[string]store.CaptureSetting{}}
+	next := &captureSnapshot{at: now, on: map[string]books.CaptureSetting{}}
 	list, err := cs.src.CaptureSettings(ctx)
 	switch {
 	case err != nil:
@@ -105,7 +105,7 @@ func (cs *captureSettings) reload(old *captureSnapshot, now time.Time) *captureS
 
 // invalidate makes the next lookup read the settings again.
 func (cs *captureSettings) invalidate() {
-	on := map[string]store.CaptureSetting{}
+	on := map[string]books.CaptureSetting{}
 	if sn := cs.snap.Load(); sn != nil {
 		on = sn.on
 	}
@@ -119,7 +119,7 @@ const captureSlack = 512
 
 // requestCapture is a request being captured.
 type requestCapture struct {
-	setting store.CaptureSetting
+	setting books.CaptureSetting
 	w       *captureWriter
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/loadtest/mock"
@@ -165,7 +166,7 @@ func TestHoleChurnReturnsToBaseline(t *testing.T) {
 	settled := time.Since(start) - busy
 
 	recs := g.usage()
-	byID := map[string]store.UsageRecord{}
+	byID := map[string]books.UsageRecord{}
 	for _, r := range recs {
 		byID[r.RequestID] = r
 	}

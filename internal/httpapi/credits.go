@@ -12,7 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/xroute/xroute/billing"
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // CreditsAdmin is what the credit routes need: the ledger and budgets,
@@ -20,7 +20,7 @@ import (
 type CreditsAdmin interface {
 	TopUp(ctx context.Context, accountID string, amount billing.Nano, idemKey, actor string) (billing.Entry, bool, error)
 	Balance(ctx context.Context, accountID string) (balance, reserved, available billing.Nano, err error)
-	FindEntries(ctx context.Context, accountID string, f store.LedgerFilter) ([]billing.Entry, error)
+	FindEntries(ctx context.Context, accountID string, f books.LedgerFilter) ([]billing.Entry, error)
 	Verify(ctx context.Context) ([]billing.Mismatch, error)
 	SetMultiplier(ctx context.Context, accountID string, bp int) error
 	SetBudget(ctx context.Context, b billing.Budget, actor string) (billing.Budget, error)
@@ -135,7 +135,7 @@ func (s *Server) callerCredits(c *gin.Context) { s.balance(c, infoOf(c).key.Acco
 // YYYY-MM-DD). The cursor (before, or after) is the previous page's
 // next_after.
 func (s *Server) adminLedger(c *gin.Context) {
-	f := store.LedgerFilter{Limit: 100, KeyID: c.Query("key_id"), Kind: c.Query("kind")}
+	f := books.LedgerFilter{Limit: 100, KeyID: c.Query("key_id"), Kind: c.Query("kind")}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {

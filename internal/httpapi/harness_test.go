@@ -14,9 +14,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
@@ -172,23 +172,23 @@ func (g *gateway) close() {
 }
 
 // usage returns the stored records after flushing the recorder's queue.
-func (g *gateway) usage() []store.UsageRecord {
+func (g *gateway) usage() []books.UsageRecord {
 	g.t.Helper()
 	if err := g.app.Recorder.Flush(context.Background()); err != nil {
 		g.t.Fatal(err)
 	}
-	recs, err := g.app.DB.ListUsage(context.Background(), store.UsageFilter{})
+	recs, err := g.app.DB.ListUsage(context.Background(), books.UsageFilter{})
 	if err != nil {
 		g.t.Fatal(err)
 	}
 	return recs
 }
 
-func (g *gateway) usageFor(requestID string) store.UsageRecord {
+func (g *gateway) usageFor(requestID string) books.UsageRecord {
 	g.t.Helper()
-	var rec store.UsageRecord
+	var rec books.UsageRecord
 	testutil.Eventually(g.t, "the usage record of request "+requestID, func() bool {
-		recs, err := g.app.DB.ListUsage(context.Background(), store.UsageFilter{RequestID: requestID})
+		recs, err := g.app.DB.ListUsage(context.Background(), books.UsageFilter{RequestID: requestID})
 		if err != nil {
 			g.t.Fatal(err)
 		}
@@ -213,4 +213,4 @@ func (g *gateway) assertNoSecretsInLogs() {
 	}
 }
 
-func storeFilter(requestID string) store.UsageFilter { return store.UsageFilter{RequestID: requestID} }
+func storeFilter(requestID string) books.UsageFilter { return books.UsageFilter{RequestID: requestID} }

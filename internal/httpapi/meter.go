@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/billing"
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/providers"
@@ -196,12 +196,12 @@ func noteRoute(info *requestInfo, res router.Result) {
 }
 
 // usageRecord is the record of a request as it stands.
-func (s *Server) usageRecord(info *requestInfo) store.UsageRecord {
+func (s *Server) usageRecord(info *requestInfo) books.UsageRecord {
 	status := info.status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	return store.UsageRecord{
+	return books.UsageRecord{
 		RequestID:              info.id,
 		AccountID:              info.key.AccountID,
 		KeyID:                  info.key.ID,

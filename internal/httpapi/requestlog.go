@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
@@ -27,9 +28,9 @@ import (
 type RequestLogStore interface {
 	RequestLog(ctx context.Context, f store.RequestLogFilter, cursor string, limit int) ([]store.RequestLogRow, string, error)
 	RequestLogEntry(ctx context.Context, requestID string) (store.RequestLogRow, error)
-	RequestCaptureOf(ctx context.Context, requestID string) (store.RequestCapture, error)
-	CaptureSetting(ctx context.Context, accountID string) (store.CaptureSetting, error)
-	PutCaptureSetting(ctx context.Context, c store.CaptureSetting) error
+	RequestCaptureOf(ctx context.Context, requestID string) (books.RequestCapture, error)
+	CaptureSetting(ctx context.Context, accountID string) (books.CaptureSetting, error)
+	PutCaptureSetting(ctx context.Context, c books.CaptureSetting) error
 	CaptureSettingsSource
 }
 
@@ -244,7 +245,7 @@ type captureObject struct {
 	UpdatedAt *time.Time `json:"updated_at"` // null: never set
 }
 
-func newCaptureObject(cs store.CaptureSetting) captureObject {
+func newCaptureObject(cs books.CaptureSetting) captureObject {
 	o := captureObject{Object: "capture_setting", AccountID: cs.AccountID, Enabled: cs.Enabled, Retention: config.FormatDuration(cs.Retention), MaxBytes: cs.MaxBytes}
 	if !cs.UpdatedAt.IsZero() {
 		t := cs.UpdatedAt
@@ -255,13 +256,13 @@ func newCaptureObject(cs store.CaptureSetting) captureObject {
 
 // captureSetting reads an account's setting, the defaults (off) when it
 // has none; ErrNotFound when the account does not exist.
-func (s *Server) captureSetting(ctx context.Context, accountID string) (store.CaptureSetting, error) {
+func (s *Server) captureSetting(ctx context.Context, accountID string) (books.CaptureSetting, error) {
 	if _, err := s.admin.Account(ctx, accountID); err != nil {
-		return store.CaptureSetting{}, err
+		return books.CaptureSetting{}, err
 	}
 	cs, err := s.reqlog.CaptureSetting(ctx, accountID)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.CaptureSetting{AccountID: accountID, Retention: defaultCaptureRetention, MaxBytes: defaultCaptureBytes}, nil
+		return books.CaptureSetting{AccountID: accountID, Retention: defaultCaptureRetention, MaxBytes: defaultCaptureBytes}, nil
 	}
 	return cs, err
 }

@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 func TestParseStatusFilter(t *testing.T) {
@@ -36,9 +36,9 @@ func TestParseStatusFilter(t *testing.T) {
 	}
 }
 
-type settingsList []store.CaptureSetting
+type settingsList []books.CaptureSetting
 
-func (l settingsList) CaptureSettings(context.Context) ([]store.CaptureSetting, error) { return l, nil }
+func (l settingsList) CaptureSettings(context.Context) ([]books.CaptureSetting, error) { return l, nil }
 
 // TestCaptureSettingsLookup: the copy answers for the accounts with
 // capture on, and invalidate makes the next lookup read the source.

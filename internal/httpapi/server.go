@@ -19,7 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/providers"
@@ -43,8 +43,8 @@ type Router interface {
 // UsageRecorder writes usage records: Record queues one, Commit waits
 // until it is durable.
 type UsageRecorder interface {
-	Record(rec store.UsageRecord) error
-	Commit(ctx context.Context, rec store.UsageRecord) error
+	Record(rec books.UsageRecord) error
+	Commit(ctx context.Context, rec books.UsageRecord) error
 }
 
 // AuthThrottle slows down repeated failed authentication per client IP.

@@ -19,8 +19,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/httpapi"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/router"
@@ -94,8 +94,8 @@ type fakeUsage struct {
 	committed atomic.Int32
 }
 
-func (u *fakeUsage) Record(store.UsageRecord) error { return nil }
-func (u *fakeUsage) Commit(context.Context, store.UsageRecord) error {
+func (u *fakeUsage) Record(books.UsageRecord) error { return nil }
+func (u *fakeUsage) Commit(context.Context, books.UsageRecord) error {
 	if p := u.commitErr.Load(); p != nil {
 		return *p
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/xroute/xroute/billing"
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -21,7 +21,7 @@ import (
 // range defaults, validates (a *billing.QueryError is the caller's
 // mistake) and aggregates.
 type UsageReporter interface {
-	Report(ctx context.Context, q store.ReportQuery) (billing.Report, error)
+	Report(ctx context.Context, q books.ReportQuery) (billing.Report, error)
 }
 
 // UsageRoutes returns the usage report routes: admin mounts
@@ -96,8 +96,8 @@ func invalidParam(param, msg string) *apiError {
 }
 
 // reportQuery reads the parameters both routes share.
-func reportQuery(c *gin.Context) (store.ReportQuery, string, *apiError) {
-	var q store.ReportQuery
+func reportQuery(c *gin.Context) (books.ReportQuery, string, *apiError) {
+	var q books.ReportQuery
 	groupBy, err := billing.ParseGroupBy(strings.Join(c.QueryArray("group_by"), ","))
 	if err != nil {
 		return q, "", queryError(err)
@@ -197,7 +197,7 @@ func bucketOrder(a, b billing.Row) int {
 	return a.BucketStart.Compare(*b.BucketStart)
 }
 
-func serveReport(c *gin.Context, rep UsageReporter, q store.ReportQuery, format string, pg *paging) {
+func serveReport(c *gin.Context, rep UsageReporter, q books.ReportQuery, format string, pg *paging) {
 	r, err := rep.Report(c.Request.Context(), q)
 	var qe *billing.QueryError
 	switch {

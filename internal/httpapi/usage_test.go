@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/xroute/xroute/billing"
+	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 )
@@ -23,16 +24,16 @@ import (
 // filters its rows by account and key as the store does.
 type usageSource struct {
 	mu   sync.Mutex
-	got  *store.ReportQuery
-	rows []store.ReportRow
+	got  *books.ReportQuery
+	rows []books.ReportRow
 	err  error
 }
 
-func (s *usageSource) UsageReport(_ context.Context, q store.ReportQuery) ([]store.ReportRow, error) {
+func (s *usageSource) UsageReport(_ context.Context, q books.ReportQuery) ([]books.ReportRow, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.got = &q
-	var out []store.ReportRow
+	var out []books.ReportRow
 	for _, r := range s.rows {
 		if (q.AccountID == "" || r.AccountID == q.AccountID) && (q.KeyID == "" || r.KeyID == q.KeyID) {
 			out = append(out, r)
@@ -41,7 +42,7 @@ func (s *usageSource) UsageReport(_ context.Context, q store.ReportQuery) ([]sto
 	return out, s.err
 }
 
-func (s *usageSource) query() *store.ReportQuery {
+func (s *usageSource) query() *books.ReportQuery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.got
@@ -50,7 +51,7 @@ func (s *usageSource) query() *store.ReportQuery {
 var usageNow = time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
 
 func newUsageSource() *usageSource {
-	return &usageSource{rows: []store.ReportRow{
+	return &usageSource{rows: []books.ReportRow{
 		{AccountID: "acct_a", KeyID: "key_a1", Requests: 4, Errors: 1, PromptTokens: 600, CompletionTokens: 60, CostNano: 6_000_500, CacheHits: 1, ResponseCacheSavedNano: 3_000_000, LatencyP50: 20 * time.Millisecond, LatencyP95: 40 * time.Millisecond},
 		{AccountID: "acct_b", KeyID: "key_b1", Requests: 20, PromptTokens: 20, CompletionTokens: 20, CostNano: 140},
 	}}
@@ -110,8 +111,8 @@ func TestUsageReportAdminJSON(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
-	want := store.ReportQuery{
-		GroupBy: []store.Dimension{store.ByAccount, store.ByKey, store.ByModel},
+	want := books.ReportQuery{
+		GroupBy: []books.Dimension{books.ByAccount, books.ByKey, books.ByModel},
 		From:    time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 2, 4, 0, 0, 0, time.UTC),
 		AccountID: "acct_a", KeyID: "key_a1", Model: "gpt-4o", Provider: "openai",
 	}

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/billing/books"
 )
 
 // TestUsageReportPages: with limit the admin report answers one page of
@@ -14,8 +14,8 @@ func TestUsageReportPages(t *testing.T) {
 	t.Parallel()
 	src := newUsageSource()
 	src.rows = append(src.rows,
-		store.ReportRow{AccountID: "acct_c", KeyID: "key_c1", Requests: 1, CostNano: 9_000_000},
-		store.ReportRow{AccountID: "acct_d", KeyID: "key_d1", Requests: 3, CostNano: 140})
+		books.ReportRow{AccountID: "acct_c", KeyID: "key_c1", Requests: 1, CostNano: 9_000_000},
+		books.ReportRow{AccountID: "acct_d", KeyID: "key_d1", Requests: 3, CostNano: 140})
 	h := usageEngine(t, src, adminKey)
 	var got []string
 	after := ""

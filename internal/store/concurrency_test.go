@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,7 +46,7 @@ func TestLedgerConcurrentPosts(t *testing.T) {
 				h := dbs[w%2]
 				for r := range rounds {
 					acct := []string{"acct_a", "acct_b"}[(w+r)%2]
-					e := LedgerEntry{AccountID: acct, Kind: LedgerTopUp, Amount: 1000, IdempotencyKey: fmt.Sprintf("k%d-%d", w%keys, r), CreatedAt: ledgerT0}
+					e := books.LedgerEntry{AccountID: acct, Kind: books.LedgerTopUp, Amount: 1000, IdempotencyKey: fmt.Sprintf("k%d-%d", w%keys, r), CreatedAt: ledgerT0}
 					_, again, err := h.PostLedgerEntry(ctx, e)
 					if err != nil {
 						errs <- err
@@ -58,9 +59,9 @@ func TestLedgerConcurrentPosts(t *testing.T) {
 					}
 					// Usage for requests u<r>-<0..3>, stored by several
 					// workers at once; each costs 7.
-					var batch []UsageRecord
+					var batch []books.UsageRecord
 					for i := range 4 {
-						batch = append(batch, UsageRecord{RequestID: fmt.Sprintf("u%d-%d", r, (i+w)%4), AccountID: "acct_a", KeyID: "k", Model: "m", Status: 200, CostNano: 7, CreatedAt: ledgerT0})
+						batch = append(batch, books.UsageRecord{RequestID: fmt.Sprintf("u%d-%d", r, (i+w)%4), AccountID: "acct_a", KeyID: "k", Model: "m", Status: 200, CostNano: 7, CreatedAt: ledgerT0})
 					}
 					if err := h.InsertUsage(ctx, batch); err != nil {
 						errs <- err
@@ -95,7 +96,7 @@ func TestLedgerConcurrentPosts(t *testing.T) {
 		if a+b != wantPosted*1000-usage {
 			t.Fatalf("balances %d + %d, want %d", a, b, wantPosted*1000-usage)
 		}
-		if spent, err := db.UsageSpend(ctx, BudgetScopeAccount, "acct_a", ledgerT0); err != nil || spent != usage {
+		if spent, err := db.UsageSpend(ctx, books.BudgetScopeAccount, "acct_a", ledgerT0); err != nil || spent != usage {
 			t.Fatalf("usage spend %d, %v; want %d", spent, err, usage)
 		}
 		if mm, err := db.VerifyBalances(ctx); err != nil || len(mm) != 0 {
@@ -205,7 +206,7 @@ func TestHoldCreditConcurrent(t *testing.T) {
 				switch {
 				case err == nil:
 					ok.Add(1)
-				case errors.Is(err, ErrInsufficientCredit):
+				case errors.Is(err, books.ErrInsufficientCredit):
 					short.Add(1)
 				default:
 					t.Error(err)
@@ -242,7 +243,7 @@ func TestHoldCreditErrors(t *testing.T) {
 			{"unknown account", "nobody", "h2", 1, ErrNotFound},
 			{"hold id taken", "acct_a", "h1", 1, ErrConflict},
 			{"hold id taken, too much anyway", "acct_a", "h1", 100, ErrConflict},
-			{"more than is free", "acct_a", "h2", 5, ErrInsufficientCredit},
+			{"more than is free", "acct_a", "h2", 5, books.ErrInsufficientCredit},
 		} {
 			if err := db.HoldCredit(ctx, c.account, c.hold, c.amount, ttl); !errors.Is(err, c.want) {
 				t.Errorf("%s: %v, want %v", c.name, err, c.want)
@@ -330,11 +331,11 @@ func TestInsertUsageReleasesHolds(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rec := func(id, account string, cost int64) UsageRecord {
-			return UsageRecord{RequestID: id, AccountID: account, KeyID: "k", Model: "m", Status: 200, CostNano: cost, CreatedAt: ledgerT0}
+		rec := func(id, account string, cost int64) books.UsageRecord {
+			return books.UsageRecord{RequestID: id, AccountID: account, KeyID: "k", Model: "m", Status: 200, CostNano: cost, CreatedAt: ledgerT0}
 		}
 		// r1 and r3 cost less than held, r2 nothing; r5 had no hold.
-		batch := []UsageRecord{rec("r3", "acct_b", 25), rec("r1", "acct_a", 8), rec("r2", "acct_a", 0), rec("r5", "acct_a", 1)}
+		batch := []books.UsageRecord{rec("r3", "acct_b", 25), rec("r1", "acct_a", 8), rec("r2", "acct_a", 0), rec("r5", "acct_a", 1)}
 		for range 2 { // the retry changes nothing
 			if err := db.InsertUsage(ctx, batch); err != nil {
 				t.Fatal(err)
@@ -352,7 +353,7 @@ func TestInsertUsageReleasesHolds(t *testing.T) {
 		}
 		checkCredit(t, db, "acct_a", 91, 8)
 		// A batch without holds.
-		if err := db.InsertUsage(ctx, []UsageRecord{rec("r6", "acct_a", 1)}); err != nil {
+		if err := db.InsertUsage(ctx, []books.UsageRecord{rec("r6", "acct_a", 1)}); err != nil {
 			t.Fatal(err)
 		}
 		checkCredit(t, db, "acct_a", 90, 8)
@@ -414,7 +415,7 @@ func TestSweepExpiredHolds(t *testing.T) {
 func topUp(t testing.TB, db *DB, account string, amount int64) {
 	t.Helper()
 	seedAccounts(t, db, account)
-	if _, _, err := db.PostLedgerEntry(context.Background(), LedgerEntry{AccountID: account, Kind: LedgerTopUp, Amount: amount, IdempotencyKey: "seed", CreatedAt: ledgerT0}); err != nil {
+	if _, _, err := db.PostLedgerEntry(context.Background(), books.LedgerEntry{AccountID: account, Kind: books.LedgerTopUp, Amount: amount, IdempotencyKey: "seed", CreatedAt: ledgerT0}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"testing"
 	"time"
 )
@@ -49,7 +50,7 @@ func TestSweepExchangedKeys(t *testing.T) {
 		if _, err := db.exec(ctx, `UPDATE api_keys SET expires_at = ? WHERE id = ?`, later.UnixMilli(), "key_extended"); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.InsertUsage(ctx, []UsageRecord{{RequestID: "req_1", KeyID: "key_old0", AccountID: DefaultAccountID, Model: "m",
+		if err := db.InsertUsage(ctx, []books.UsageRecord{{RequestID: "req_1", KeyID: "key_old0", AccountID: DefaultAccountID, Model: "m",
 			Status: 200, CreatedAt: t0.Add(-time.Minute)}}); err != nil {
 			t.Fatal(err)
 		}

@@ -29,13 +29,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"slices"
 	"time"
 )
-
-// ErrInsufficientCredit is returned when an account's unreserved balance
-// cannot cover a hold.
-var ErrInsufficientCredit = errors.New("insufficient credit")
 
 // The database's current time in unix milliseconds, as SQL. PostgreSQL's
 // clock_timestamp() is the time the expression is evaluated (not the
@@ -106,7 +103,7 @@ SELECT CAST($2 AS TEXT), a.id, $3, c.ms, c.ms + CAST($4 AS BIGINT)
 	case taken:
 		return ErrConflict
 	}
-	return ErrInsufficientCredit
+	return books.ErrInsufficientCredit
 }
 
 // holdCreditSQLite checks and reserves in one transaction, which holds the
@@ -127,7 +124,7 @@ SELECT ?, ?, ?, c.ms, c.ms + ? FROM (SELECT `+sqliteNowMillis+` AS ms) c`,
 			return err
 		}
 		if free < amount {
-			return ErrInsufficientCredit
+			return books.ErrInsufficientCredit
 		}
 		_, err := s.txExec(ctx, tx, `UPDATE accounts SET reserved_nano = reserved_nano + ? WHERE id = ?`, amount, accountID)
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"net/url"
 	"strings"
 	"sync"
@@ -170,11 +171,11 @@ func TestSweepConcurrentWithUsageBatches(t *testing.T) {
 			for w := range writers {
 				writing.Go(func() {
 					<-start
-					var batch []UsageRecord
+					var batch []books.UsageRecord
 					for k := range 6 {
 						i := (w*2 + 5 - k) % perAcct // descending, as a replay might
 						for _, a := range accounts {
-							batch = append(batch, UsageRecord{RequestID: holdID(r, a, i), AccountID: a, KeyID: "k", Model: "m", Status: 200, CostNano: cost, CreatedAt: ledgerT0})
+							batch = append(batch, books.UsageRecord{RequestID: holdID(r, a, i), AccountID: a, KeyID: "k", Model: "m", Status: 200, CostNano: cost, CreatedAt: ledgerT0})
 						}
 					}
 					if err := dbs[w%2].InsertUsage(ctx, batch); err != nil {
@@ -286,10 +287,10 @@ func TestPostgresQueryExecModes(t *testing.T) {
 				t.Fatal("hold over the free balance accepted")
 			}
 			checkCredit(t, db, account, 100, 60)
-			rec := func(i int, cost int64) UsageRecord {
-				return UsageRecord{RequestID: fmt.Sprintf("%s-r%d", name, i), AccountID: account, KeyID: "k", Model: "m", Status: 200, CostNano: cost, CreatedAt: ledgerT0}
+			rec := func(i int, cost int64) books.UsageRecord {
+				return books.UsageRecord{RequestID: fmt.Sprintf("%s-r%d", name, i), AccountID: account, KeyID: "k", Model: "m", Status: 200, CostNano: cost, CreatedAt: ledgerT0}
 			}
-			if err := db.InsertUsage(ctx, []UsageRecord{rec(0, 25), rec(1, 0)}); err != nil {
+			if err := db.InsertUsage(ctx, []books.UsageRecord{rec(0, 25), rec(1, 0)}); err != nil {
 				t.Fatal(err)
 			}
 			checkCredit(t, db, account, 75, 10)

@@ -10,58 +10,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"math"
 	"slices"
 	"strings"
 	"time"
 )
 
-// Ledger entry kinds.
-const (
-	LedgerTopUp      = "top_up"
-	LedgerUsage      = "usage"
-	LedgerRefund     = "refund"
-	LedgerAdjustment = "adjustment"
-	LedgerExpiry     = "expiry"
-)
-
-// UsageIdempotencyPrefix starts the idempotency key of every usage debit
-// ("usage:" + request id).
-const UsageIdempotencyPrefix = "usage:"
-
-// ErrIdempotencyConflict is returned when an idempotency key is reused for
-// an entry of another kind or amount.
-var ErrIdempotencyConflict = errors.New("idempotency key already used for a different entry")
-
-// LedgerEntry is one balance change as stored.
-type LedgerEntry struct {
-	ID             int64
-	AccountID      string
-	Kind           string // see the Ledger* constants
-	Amount         int64  // nano-USD, credits positive, debits negative
-	Reference      string // free text: an invoice, a reason
-	IdempotencyKey string
-	RequestID      string // usage: the request debited
-	KeyID          string // usage: the caller key
-	Actor          string // who posted it: "admin:key_x", "cli", "system"
-	CreatedAt      time.Time
-	// KeyTerm and MAC authenticate the entry (see KeyLedger); 0 and ""
-	// for an entry written unkeyed.
-	KeyTerm uint32
-	MAC     string
-}
-
 const ledgerColumns = `id, account_id, kind, amount_nano, reference, idempotency_key, request_id, key_id, actor, created_at, key_term, mac`
 
-func scanLedger(sc scanner) (LedgerEntry, error) {
-	var e LedgerEntry
+func scanLedger(sc scanner) (books.LedgerEntry, error) {
+	var e books.LedgerEntry
 	var created, term int64
 	err := sc.Scan(&e.ID, &e.AccountID, &e.Kind, &e.Amount, &e.Reference, &e.IdempotencyKey, &e.RequestID, &e.KeyID, &e.Actor, &created, &term, &e.MAC)
 	if errors.Is(err, sql.ErrNoRows) {
-		return LedgerEntry{}, ErrNotFound
+		return books.LedgerEntry{}, ErrNotFound
 	}
 	if err != nil {
-		return LedgerEntry{}, fmt.Errorf("scan ledger entry: %w", err)
+		return books.LedgerEntry{}, fmt.Errorf("scan ledger entry: %w", err)
 	}
 	e.CreatedAt = time.UnixMilli(created).UTC()
 	e.KeyTerm = clampTerm(term)
@@ -75,15 +41,15 @@ func scanLedger(sc scanner) (LedgerEntry, error) {
 // ErrIdempotencyConflict. ErrNotFound if the account does not exist.
 // Concurrent posts, from several processes too, settle the same way: one
 // entry per key, and every balance change counted once.
-func (s *DB) PostLedgerEntry(ctx context.Context, e LedgerEntry) (out LedgerEntry, replayed bool, err error) {
+func (s *DB) PostLedgerEntry(ctx context.Context, e books.LedgerEntry) (out books.LedgerEntry, replayed bool, err error) {
 	if e.IdempotencyKey == "" {
-		return LedgerEntry{}, false, fmt.Errorf("post ledger entry: empty idempotency key")
+		return books.LedgerEntry{}, false, fmt.Errorf("post ledger entry: empty idempotency key")
 	}
 	e.CreatedAt = time.UnixMilli(e.CreatedAt.UnixMilli()).UTC()
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		replay := func(prev LedgerEntry) error {
+		replay := func(prev books.LedgerEntry) error {
 			if prev.Kind != e.Kind || prev.Amount != e.Amount {
-				return fmt.Errorf("idempotency key %q was used for %s %d: %w", e.IdempotencyKey, prev.Kind, prev.Amount, ErrIdempotencyConflict)
+				return fmt.Errorf("idempotency key %q was used for %s %d: %w", e.IdempotencyKey, prev.Kind, prev.Amount, books.ErrIdempotencyConflict)
 			}
 			out, replayed = prev, true
 			return nil
@@ -135,35 +101,26 @@ func (s *DB) PostLedgerEntry(ctx context.Context, e LedgerEntry) (out LedgerEntr
 		return nil
 	})
 	if err != nil {
-		return LedgerEntry{}, false, fmt.Errorf("post %s to %s: %w", e.Kind, e.AccountID, err)
+		return books.LedgerEntry{}, false, fmt.Errorf("post %s to %s: %w", e.Kind, e.AccountID, err)
 	}
 	return out, replayed, nil
 }
 
-func (s *DB) ledgerEntryByKey(ctx context.Context, tx *sql.Tx, accountID, key string) (LedgerEntry, error) {
+func (s *DB) ledgerEntryByKey(ctx context.Context, tx *sql.Tx, accountID, key string) (books.LedgerEntry, error) {
 	return scanLedger(s.txQueryRow(ctx, tx, `SELECT `+ledgerColumns+` FROM ledger_entries WHERE account_id = ? AND idempotency_key = ?`, accountID, key))
-}
-
-// AccountCredit is an account's cached balance and price multiplier.
-type AccountCredit struct {
-	AccountID    string
-	Balance      int64 // nano-USD
-	MultiplierBP int   // basis points, 10000 = 1x
-	// LastEntryID is the newest ledger entry the balance includes (0: none).
-	LastEntryID int64
 }
 
 // AccountCredit reads an account's balance and multiplier (one statement,
 // so Balance and LastEntryID agree). ErrNotFound if there is no account.
-func (s *DB) AccountCredit(ctx context.Context, accountID string) (AccountCredit, error) {
-	c := AccountCredit{AccountID: accountID}
+func (s *DB) AccountCredit(ctx context.Context, accountID string) (books.AccountCredit, error) {
+	c := books.AccountCredit{AccountID: accountID}
 	err := s.queryRow(ctx, `SELECT balance_nano, multiplier_bp, COALESCE((SELECT MAX(id) FROM ledger_entries WHERE account_id = accounts.id), 0) FROM accounts WHERE id = ?`, accountID).
 		Scan(&c.Balance, &c.MultiplierBP, &c.LastEntryID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return AccountCredit{}, fmt.Errorf("account %s: %w", accountID, ErrNotFound)
+		return books.AccountCredit{}, fmt.Errorf("account %s: %w", accountID, ErrNotFound)
 	}
 	if err != nil {
-		return AccountCredit{}, fmt.Errorf("account %s credit: %w", accountID, err)
+		return books.AccountCredit{}, fmt.Errorf("account %s credit: %w", accountID, err)
 	}
 	return c, nil
 }
@@ -186,23 +143,13 @@ func (s *DB) SetAccountMultiplier(ctx context.Context, accountID string, bp int)
 // ListLedgerEntries pages through an account's entries, newest first:
 // pass the smallest ID of the previous page as beforeID (0 for the first
 // page). limit defaults to 100 and is at most 1000.
-func (s *DB) ListLedgerEntries(ctx context.Context, accountID string, limit int, beforeID int64) ([]LedgerEntry, error) {
-	return s.FindLedgerEntries(ctx, accountID, LedgerFilter{Limit: limit, BeforeID: beforeID})
-}
-
-// LedgerFilter narrows an account's entries; zero fields do not filter.
-// The dashboard pages a large ledger by key, kind and time window.
-type LedgerFilter struct {
-	KeyID    string
-	Kind     string
-	From, To time.Time // created in [From, To)
-	BeforeID int64     // the smallest ID of the previous page
-	Limit    int       // default 100, at most 1000
+func (s *DB) ListLedgerEntries(ctx context.Context, accountID string, limit int, beforeID int64) ([]books.LedgerEntry, error) {
+	return s.FindLedgerEntries(ctx, accountID, books.LedgerFilter{Limit: limit, BeforeID: beforeID})
 }
 
 // FindLedgerEntries is ListLedgerEntries with filters: newest first,
 // never more than 1000 rows, so no caller reads a ledger unbounded.
-func (s *DB) FindLedgerEntries(ctx context.Context, accountID string, f LedgerFilter) ([]LedgerEntry, error) {
+func (s *DB) FindLedgerEntries(ctx context.Context, accountID string, f books.LedgerFilter) ([]books.LedgerEntry, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -230,7 +177,7 @@ func (s *DB) FindLedgerEntries(ctx context.Context, accountID string, f LedgerFi
 		return nil, fmt.Errorf("list ledger %s: %w", accountID, err)
 	}
 	defer rows.Close()
-	var out []LedgerEntry
+	var out []books.LedgerEntry
 	for rows.Next() {
 		e, err := scanLedger(rows)
 		if err != nil {
@@ -241,19 +188,10 @@ func (s *DB) FindLedgerEntries(ctx context.Context, accountID string, f LedgerFi
 	return out, rows.Err()
 }
 
-// BalanceMismatch is an account whose cached balance is not the sum of its
-// ledger entries, or entries whose account does not exist.
-type BalanceMismatch struct {
-	AccountID      string
-	Cached         int64 // accounts.balance_nano (0 when the account is missing)
-	Computed       int64 // SUM(ledger_entries.amount_nano)
-	AccountMissing bool
-}
-
 // VerifyBalances recomputes every balance from the ledger in one statement
 // (one consistent snapshot) and returns the accounts that disagree.
 // (Sums are cast back to BIGINT: PostgreSQL sums BIGINTs as NUMERIC.)
-func (s *DB) VerifyBalances(ctx context.Context) ([]BalanceMismatch, error) {
+func (s *DB) VerifyBalances(ctx context.Context) ([]books.BalanceMismatch, error) {
 	rows, err := s.query(ctx, `
 SELECT a.id, a.balance_nano, COALESCE(e.total, 0), 0
   FROM accounts a LEFT JOIN (SELECT account_id, CAST(SUM(amount_nano) AS BIGINT) AS total FROM ledger_entries GROUP BY account_id) e ON e.account_id = a.id
@@ -268,25 +206,15 @@ ORDER BY 1`)
 		return nil, fmt.Errorf("verify balances: %w", err)
 	}
 	defer rows.Close()
-	var out []BalanceMismatch
+	var out []books.BalanceMismatch
 	for rows.Next() {
-		var m BalanceMismatch
+		var m books.BalanceMismatch
 		if err := rows.Scan(&m.AccountID, &m.Cached, &m.Computed, &m.AccountMissing); err != nil {
 			return nil, fmt.Errorf("verify balances: %w", err)
 		}
 		out = append(out, m)
 	}
 	return out, rows.Err()
-}
-
-// UsageDebit is the cost of one metered request, to be debited from its
-// account.
-type UsageDebit struct {
-	AccountID string
-	RequestID string
-	Amount    int64 // nano-USD, >= 0; stored as a negative entry
-	KeyID     string
-	At        time.Time // when the request happened (budgets count by it)
 }
 
 // ApplyUsageDebits writes, inside the caller's transaction tx, one usage
@@ -298,7 +226,7 @@ type UsageDebit struct {
 // debit without a RequestID or with a negative Amount is an error.
 // A zero Amount still writes an entry, so usage records and usage entries
 // reconcile one to one.
-func (s *DB) ApplyUsageDebits(ctx context.Context, tx *sql.Tx, debits []UsageDebit) error {
+func (s *DB) ApplyUsageDebits(ctx context.Context, tx *sql.Tx, debits []books.UsageDebit) error {
 	return s.applyUsage(ctx, tx, debits, nil)
 }
 
@@ -306,8 +234,8 @@ func (s *DB) ApplyUsageDebits(ctx context.Context, tx *sql.Tx, debits []UsageDeb
 // holdIDs, with one update per account for both. Lock order (see
 // holds.go): the holds first, then the accounts in id order, each locked
 // before its entries are chained and inserted.
-func (s *DB) applyUsage(ctx context.Context, tx *sql.Tx, debits []UsageDebit, holdIDs []string) error {
-	byAccount := map[string][]UsageDebit{}
+func (s *DB) applyUsage(ctx context.Context, tx *sql.Tx, debits []books.UsageDebit, holdIDs []string) error {
+	byAccount := map[string][]books.UsageDebit{}
 	for _, d := range debits {
 		if d.AccountID == "" {
 			continue
@@ -356,13 +284,13 @@ func (s *DB) applyUsage(ctx context.Context, tx *sql.Tx, debits []UsageDebit, ho
 		}
 		changed := released[id] != 0
 		ds := byAccount[id]
-		slices.SortStableFunc(ds, func(a, b UsageDebit) int { return strings.Compare(a.RequestID, b.RequestID) })
+		slices.SortStableFunc(ds, func(a, b books.UsageDebit) int { return strings.Compare(a.RequestID, b.RequestID) })
 		for _, d := range ds {
 			when := d.At
 			if when.IsZero() {
 				when = time.Now()
 			}
-			e := LedgerEntry{AccountID: id, Kind: LedgerUsage, Amount: -d.Amount, IdempotencyKey: UsageIdempotencyPrefix + d.RequestID,
+			e := books.LedgerEntry{AccountID: id, Kind: books.LedgerUsage, Amount: -d.Amount, IdempotencyKey: books.UsageIdempotencyPrefix + d.RequestID,
 				RequestID: d.RequestID, KeyID: d.KeyID, Actor: "system", CreatedAt: time.UnixMilli(when.UnixMilli())}
 			if err := s.chain(&h, &e); err != nil {
 				return err
@@ -388,25 +316,17 @@ func (s *DB) applyUsage(ctx context.Context, tx *sql.Tx, debits []UsageDebit, ho
 }
 
 // DebitUsage runs ApplyUsageDebits in a transaction of its own.
-func (s *DB) DebitUsage(ctx context.Context, debits []UsageDebit) error {
+func (s *DB) DebitUsage(ctx context.Context, debits []books.UsageDebit) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error { return s.ApplyUsageDebits(ctx, tx, debits) })
 }
-
-// Budget scopes and periods.
-const (
-	BudgetScopeAccount = "account"
-	BudgetScopeKey     = "key"
-	BudgetDaily        = "daily"
-	BudgetMonthly      = "monthly"
-)
 
 // UsageSpend is what usage entries debited since since (inclusive), for an
 // account (scope "account") or a caller key (scope "key"), in nano-USD.
 func (s *DB) UsageSpend(ctx context.Context, scope, scopeID string, since time.Time) (int64, error) {
 	col := "account_id"
 	switch scope {
-	case BudgetScopeAccount:
-	case BudgetScopeKey:
+	case books.BudgetScopeAccount:
+	case books.BudgetScopeKey:
 		col = "key_id"
 	default:
 		return 0, fmt.Errorf("usage spend: unknown scope %q", scope)
@@ -420,23 +340,11 @@ func (s *DB) UsageSpend(ctx context.Context, scope, scopeID string, since time.T
 	return spent, nil
 }
 
-// Budget is a spend limit for an account or a caller key over a UTC day
-// or month.
-type Budget struct {
-	Scope         string // "account" or "key"
-	ScopeID       string
-	Period        string // "daily" or "monthly"
-	LimitNano     int64
-	AlertPercents []int
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-}
-
 const budgetColumns = `scope, scope_id, period, limit_nano, alert_percents, created_at, updated_at`
 
 // PutBudget creates the budget for (Scope, ScopeID, Period) or replaces
 // its limit and alerts (CreatedAt is kept from the first write).
-func (s *DB) PutBudget(ctx context.Context, b Budget) error {
+func (s *DB) PutBudget(ctx context.Context, b books.Budget) error {
 	pcts := b.AlertPercents
 	if pcts == nil {
 		pcts = []int{}
@@ -462,14 +370,32 @@ func (s *DB) DeleteBudget(ctx context.Context, scope, scopeID, period string) er
 	return nil
 }
 
-// BudgetFilter selects budgets; zero fields do not filter.
-type BudgetFilter struct {
-	Scope   string
-	ScopeID string
+// BudgetScopeExists finds a budget's scope: nil when the account (scope
+// "account") or the caller key (scope "key", revoked or not) is stored,
+// ErrNotFound when it is not. Billing refuses a budget on nothing with it,
+// and needs no account or key row for that.
+func (s *DB) BudgetScopeExists(ctx context.Context, scope, scopeID string) error {
+	table := "accounts"
+	switch scope {
+	case books.BudgetScopeAccount:
+	case books.BudgetScopeKey:
+		table = "api_keys"
+	default:
+		return fmt.Errorf("budget scope: unknown scope %q", scope)
+	}
+	var one int
+	err := s.queryRow(ctx, `SELECT 1 FROM `+table+` WHERE id = ?`, scopeID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s %s: %w", scope, scopeID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("budget scope %s %s: %w", scope, scopeID, typed(err))
+	}
+	return nil
 }
 
 // ListBudgets returns matching budgets ordered by scope, id and period.
-func (s *DB) ListBudgets(ctx context.Context, f BudgetFilter) ([]Budget, error) {
+func (s *DB) ListBudgets(ctx context.Context, f books.BudgetFilter) ([]books.Budget, error) {
 	q := `SELECT ` + budgetColumns + ` FROM budgets`
 	var where []string
 	var args []any
@@ -489,9 +415,9 @@ func (s *DB) ListBudgets(ctx context.Context, f BudgetFilter) ([]Budget, error) 
 		return nil, fmt.Errorf("list budgets: %w", err)
 	}
 	defer rows.Close()
-	var out []Budget
+	var out []books.Budget
 	for rows.Next() {
-		var b Budget
+		var b books.Budget
 		var pcts string
 		var created, updated int64
 		if err := rows.Scan(&b.Scope, &b.ScopeID, &b.Period, &b.LimitNano, &pcts, &created, &updated); err != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"github.com/xroute/xroute/billing/books"
 	"reflect"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func seedAccounts(t testing.TB, db *DB, accounts ...string) {
 	}
 }
 
-func credit(t *testing.T, db *DB, id string) AccountCredit {
+func credit(t *testing.T, db *DB, id string) books.AccountCredit {
 	t.Helper()
 	c, err := db.AccountCredit(context.Background(), id)
 	if err != nil {
@@ -35,7 +36,7 @@ func TestPostLedgerEntryIdempotent(t *testing.T) {
 		if c := credit(t, db, "acct_a"); c.Balance != 0 || c.MultiplierBP != 10000 || c.LastEntryID != 0 {
 			t.Fatalf("new account credit = %+v", c)
 		}
-		e := LedgerEntry{AccountID: "acct_a", Kind: LedgerTopUp, Amount: 10_000_000_000, IdempotencyKey: "k1", Actor: "cli", CreatedAt: ledgerT0}
+		e := books.LedgerEntry{AccountID: "acct_a", Kind: books.LedgerTopUp, Amount: 10_000_000_000, IdempotencyKey: "k1", Actor: "cli", CreatedAt: ledgerT0}
 		first, replayed, err := db.PostLedgerEntry(ctx, e)
 		if err != nil || replayed || first.ID == 0 {
 			t.Fatalf("post = %+v, %v, %v", first, replayed, err)
@@ -45,20 +46,20 @@ func TestPostLedgerEntryIdempotent(t *testing.T) {
 			t.Fatalf("replay = %+v, %v, %v; want %+v", again, replayed, err, first)
 		}
 		e.Amount = 5
-		if _, _, err := db.PostLedgerEntry(ctx, e); !errors.Is(err, ErrIdempotencyConflict) {
+		if _, _, err := db.PostLedgerEntry(ctx, e); !errors.Is(err, books.ErrIdempotencyConflict) {
 			t.Fatalf("different amount: %v, want ErrIdempotencyConflict", err)
 		}
-		e.Amount, e.Kind = 10_000_000_000, LedgerAdjustment
-		if _, _, err := db.PostLedgerEntry(ctx, e); !errors.Is(err, ErrIdempotencyConflict) {
+		e.Amount, e.Kind = 10_000_000_000, books.LedgerAdjustment
+		if _, _, err := db.PostLedgerEntry(ctx, e); !errors.Is(err, books.ErrIdempotencyConflict) {
 			t.Fatalf("different kind: %v, want ErrIdempotencyConflict", err)
 		}
 		if c := credit(t, db, "acct_a"); c.Balance != 10_000_000_000 || c.LastEntryID != first.ID {
 			t.Fatalf("credit = %+v", c)
 		}
-		if _, _, err := db.PostLedgerEntry(ctx, LedgerEntry{AccountID: "nobody", Kind: LedgerTopUp, Amount: 1, IdempotencyKey: "k", CreatedAt: ledgerT0}); !errors.Is(err, ErrNotFound) {
+		if _, _, err := db.PostLedgerEntry(ctx, books.LedgerEntry{AccountID: "nobody", Kind: books.LedgerTopUp, Amount: 1, IdempotencyKey: "k", CreatedAt: ledgerT0}); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("unknown account: %v", err)
 		}
-		if _, _, err := db.PostLedgerEntry(ctx, LedgerEntry{AccountID: "acct_a", Kind: "gift", Amount: 1, IdempotencyKey: "k2", CreatedAt: ledgerT0}); err == nil {
+		if _, _, err := db.PostLedgerEntry(ctx, books.LedgerEntry{AccountID: "acct_a", Kind: "gift", Amount: 1, IdempotencyKey: "k2", CreatedAt: ledgerT0}); err == nil {
 			t.Fatal("unknown kind accepted")
 		}
 		if c := credit(t, db, "acct_a"); c.Balance != 10_000_000_000 {
@@ -71,7 +72,7 @@ func TestLedgerIsAppendOnly(t *testing.T) {
 	ctx := context.Background()
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		seedAccounts(t, db, "acct_a")
-		if _, _, err := db.PostLedgerEntry(ctx, LedgerEntry{AccountID: "acct_a", Kind: LedgerTopUp, Amount: 7, IdempotencyKey: "k", CreatedAt: ledgerT0}); err != nil {
+		if _, _, err := db.PostLedgerEntry(ctx, books.LedgerEntry{AccountID: "acct_a", Kind: books.LedgerTopUp, Amount: 7, IdempotencyKey: "k", CreatedAt: ledgerT0}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.exec(ctx, `UPDATE ledger_entries SET amount_nano = 1000`); err == nil {
@@ -88,11 +89,11 @@ func TestApplyUsageDebits(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		seedAccounts(t, db, "acct_a", "acct_b")
 		for _, id := range []string{"acct_a", "acct_b"} {
-			if _, _, err := db.PostLedgerEntry(ctx, LedgerEntry{AccountID: id, Kind: LedgerTopUp, Amount: 1000, IdempotencyKey: "seed", CreatedAt: ledgerT0}); err != nil {
+			if _, _, err := db.PostLedgerEntry(ctx, books.LedgerEntry{AccountID: id, Kind: books.LedgerTopUp, Amount: 1000, IdempotencyKey: "seed", CreatedAt: ledgerT0}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		batch := []UsageDebit{
+		batch := []books.UsageDebit{
 			{AccountID: "acct_a", RequestID: "r1", Amount: 100, KeyID: "key_1", At: ledgerT0},
 			{AccountID: "acct_a", RequestID: "r2", Amount: 0, KeyID: "key_1", At: ledgerT0},
 			{AccountID: "acct_b", RequestID: "r3", Amount: 300, KeyID: "key_2", At: ledgerT0},
@@ -110,7 +111,7 @@ func TestApplyUsageDebits(t *testing.T) {
 		if err != nil || len(entries) != 3 {
 			t.Fatalf("entries = %+v, %v", entries, err)
 		}
-		if e := entries[1]; e.Kind != LedgerUsage || e.Amount != -100 || e.RequestID != "r1" || e.KeyID != "key_1" || e.IdempotencyKey != "usage:r1" || !e.CreatedAt.Equal(ledgerT0) {
+		if e := entries[1]; e.Kind != books.LedgerUsage || e.Amount != -100 || e.RequestID != "r1" || e.KeyID != "key_1" || e.IdempotencyKey != "usage:r1" || !e.CreatedAt.Equal(ledgerT0) {
 			t.Fatalf("usage entry = %+v", e)
 		}
 
@@ -119,7 +120,7 @@ func TestApplyUsageDebits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := db.ApplyUsageDebits(ctx, tx, []UsageDebit{{AccountID: "acct_a", RequestID: "r9", Amount: 1, At: ledgerT0}}); err != nil {
+		if err := db.ApplyUsageDebits(ctx, tx, []books.UsageDebit{{AccountID: "acct_a", RequestID: "r9", Amount: 1, At: ledgerT0}}); err != nil {
 			t.Fatal(err)
 		}
 		tx.Rollback()
@@ -127,8 +128,8 @@ func TestApplyUsageDebits(t *testing.T) {
 			t.Fatalf("rolled-back debit moved the balance to %d", a)
 		}
 
-		for _, bad := range []UsageDebit{{AccountID: "acct_a", RequestID: "", Amount: 1}, {AccountID: "acct_a", RequestID: "rx", Amount: -1}} {
-			if err := db.DebitUsage(ctx, []UsageDebit{bad}); err == nil {
+		for _, bad := range []books.UsageDebit{{AccountID: "acct_a", RequestID: "", Amount: 1}, {AccountID: "acct_a", RequestID: "rx", Amount: -1}} {
+			if err := db.DebitUsage(ctx, []books.UsageDebit{bad}); err == nil {
 				t.Fatalf("debit %+v accepted", bad)
 			}
 		}
@@ -142,20 +143,20 @@ func TestVerifyBalancesFindsDrift(t *testing.T) {
 	ctx := context.Background()
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		seedAccounts(t, db, "acct_a", "acct_b")
-		if _, _, err := db.PostLedgerEntry(ctx, LedgerEntry{AccountID: "acct_a", Kind: LedgerTopUp, Amount: 500, IdempotencyKey: "k", CreatedAt: ledgerT0}); err != nil {
+		if _, _, err := db.PostLedgerEntry(ctx, books.LedgerEntry{AccountID: "acct_a", Kind: books.LedgerTopUp, Amount: 500, IdempotencyKey: "k", CreatedAt: ledgerT0}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.exec(ctx, `UPDATE accounts SET balance_nano = 999 WHERE id = 'acct_b'`); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.DebitUsage(ctx, []UsageDebit{{AccountID: "acct_gone", RequestID: "r1", Amount: 5, At: ledgerT0}}); err != nil {
+		if err := db.DebitUsage(ctx, []books.UsageDebit{{AccountID: "acct_gone", RequestID: "r1", Amount: 5, At: ledgerT0}}); err != nil {
 			t.Fatal(err)
 		}
 		mm, err := db.VerifyBalances(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []BalanceMismatch{
+		want := []books.BalanceMismatch{
 			{AccountID: "acct_b", Cached: 999, Computed: 0},
 			{AccountID: "acct_gone", Cached: 0, Computed: -5, AccountMissing: true},
 		}
@@ -169,9 +170,9 @@ func TestListLedgerEntriesPages(t *testing.T) {
 	ctx := context.Background()
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		seedAccounts(t, db, "acct_a")
-		var debits []UsageDebit
+		var debits []books.UsageDebit
 		for i := range 7 {
-			debits = append(debits, UsageDebit{AccountID: "acct_a", RequestID: string(rune('a' + i)), Amount: int64(i), At: ledgerT0})
+			debits = append(debits, books.UsageDebit{AccountID: "acct_a", RequestID: string(rune('a' + i)), Amount: int64(i), At: ledgerT0})
 		}
 		if err := db.DebitUsage(ctx, debits); err != nil {
 			t.Fatal(err)
@@ -202,7 +203,7 @@ func TestUsageSpend(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		seedAccounts(t, db, "acct_a")
 		day := time.Date(2026, 3, 14, 0, 0, 0, 0, time.UTC)
-		err := db.DebitUsage(ctx, []UsageDebit{
+		err := db.DebitUsage(ctx, []books.UsageDebit{
 			{AccountID: "acct_a", RequestID: "old", Amount: 1000, KeyID: "k1", At: day.Add(-time.Millisecond)},
 			{AccountID: "acct_a", RequestID: "r1", Amount: 10, KeyID: "k1", At: day},
 			{AccountID: "acct_a", RequestID: "r2", Amount: 20, KeyID: "k2", At: day.Add(time.Hour)},
@@ -211,13 +212,13 @@ func TestUsageSpend(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A top-up does not count as spend.
-		if _, _, err := db.PostLedgerEntry(ctx, LedgerEntry{AccountID: "acct_a", Kind: LedgerTopUp, Amount: 5000, IdempotencyKey: "t", CreatedAt: day.Add(time.Hour)}); err != nil {
+		if _, _, err := db.PostLedgerEntry(ctx, books.LedgerEntry{AccountID: "acct_a", Kind: books.LedgerTopUp, Amount: 5000, IdempotencyKey: "t", CreatedAt: day.Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range []struct {
 			scope, id string
 			want      int64
-		}{{BudgetScopeAccount, "acct_a", 30}, {BudgetScopeKey, "k1", 10}, {BudgetScopeKey, "k2", 20}, {BudgetScopeKey, "k3", 0}} {
+		}{{books.BudgetScopeAccount, "acct_a", 30}, {books.BudgetScopeKey, "k1", 10}, {books.BudgetScopeKey, "k2", 20}, {books.BudgetScopeKey, "k3", 0}} {
 			got, err := db.UsageSpend(ctx, c.scope, c.id, day)
 			if err != nil || got != c.want {
 				t.Errorf("UsageSpend(%s %s) = %d, %v; want %d", c.scope, c.id, got, err, c.want)
@@ -232,7 +233,7 @@ func TestUsageSpend(t *testing.T) {
 func TestBudgetsCRUD(t *testing.T) {
 	ctx := context.Background()
 	forEachBackend(t, func(t *testing.T, db *DB) {
-		b := Budget{Scope: BudgetScopeAccount, ScopeID: "acct_a", Period: BudgetDaily, LimitNano: 5_000_000_000, AlertPercents: []int{50, 80, 100}, CreatedAt: ledgerT0, UpdatedAt: ledgerT0}
+		b := books.Budget{Scope: books.BudgetScopeAccount, ScopeID: "acct_a", Period: books.BudgetDaily, LimitNano: 5_000_000_000, AlertPercents: []int{50, 80, 100}, CreatedAt: ledgerT0, UpdatedAt: ledgerT0}
 		if err := db.PutBudget(ctx, b); err != nil {
 			t.Fatal(err)
 		}
@@ -242,11 +243,11 @@ func TestBudgetsCRUD(t *testing.T) {
 		if err := db.PutBudget(ctx, b2); err != nil {
 			t.Fatal(err)
 		}
-		k := Budget{Scope: BudgetScopeKey, ScopeID: "key_1", Period: BudgetMonthly, LimitNano: 1, CreatedAt: ledgerT0, UpdatedAt: ledgerT0}
+		k := books.Budget{Scope: books.BudgetScopeKey, ScopeID: "key_1", Period: books.BudgetMonthly, LimitNano: 1, CreatedAt: ledgerT0, UpdatedAt: ledgerT0}
 		if err := db.PutBudget(ctx, k); err != nil {
 			t.Fatal(err)
 		}
-		all, err := db.ListBudgets(ctx, BudgetFilter{})
+		all, err := db.ListBudgets(ctx, books.BudgetFilter{})
 		if err != nil || len(all) != 2 {
 			t.Fatalf("list = %+v, %v", all, err)
 		}
@@ -257,17 +258,17 @@ func TestBudgetsCRUD(t *testing.T) {
 		if len(all[1].AlertPercents) != 0 {
 			t.Fatalf("nil percents stored as %v", all[1].AlertPercents)
 		}
-		keys, err := db.ListBudgets(ctx, BudgetFilter{Scope: BudgetScopeKey, ScopeID: "key_1"})
-		if err != nil || len(keys) != 1 || keys[0].Period != BudgetMonthly {
+		keys, err := db.ListBudgets(ctx, books.BudgetFilter{Scope: books.BudgetScopeKey, ScopeID: "key_1"})
+		if err != nil || len(keys) != 1 || keys[0].Period != books.BudgetMonthly {
 			t.Fatalf("filtered list = %+v, %v", keys, err)
 		}
-		if err := db.PutBudget(ctx, Budget{Scope: "team", ScopeID: "x", Period: BudgetDaily, CreatedAt: ledgerT0, UpdatedAt: ledgerT0}); err == nil {
+		if err := db.PutBudget(ctx, books.Budget{Scope: "team", ScopeID: "x", Period: books.BudgetDaily, CreatedAt: ledgerT0, UpdatedAt: ledgerT0}); err == nil {
 			t.Fatal("unknown scope accepted")
 		}
-		if err := db.DeleteBudget(ctx, BudgetScopeKey, "key_1", BudgetMonthly); err != nil {
+		if err := db.DeleteBudget(ctx, books.BudgetScopeKey, "key_1", books.BudgetMonthly); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.DeleteBudget(ctx, BudgetScopeKey, "key_1", BudgetMonthly); !errors.Is(err, ErrNotFound) {
+		if err := db.DeleteBudget(ctx, books.BudgetScopeKey, "key_1", books.BudgetMonthly); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("second delete: %v", err)
 		}
 	})

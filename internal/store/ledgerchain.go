@@ -28,6 +28,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"hash"
 	"io"
 	"math"
@@ -123,7 +124,7 @@ func (s *DB) ledgerGenesis(ctx context.Context, tx *sql.Tx, id string) (string, 
 
 // chain authenticates e as the account's next entry (it does not advance
 // the head: only an entry actually inserted does, see advance).
-func (s *DB) chain(h *accountHead, e *LedgerEntry) error {
+func (s *DB) chain(h *accountHead, e *books.LedgerEntry) error {
 	e.KeyTerm, e.MAC = 0, ""
 	if s.ledgerKeys == nil {
 		return nil
@@ -138,7 +139,7 @@ func (s *DB) chain(h *accountHead, e *LedgerEntry) error {
 }
 
 // advance moves the head past an inserted entry.
-func (h *accountHead) advance(e LedgerEntry) {
+func (h *accountHead) advance(e books.LedgerEntry) {
 	h.balance += e.Amount
 	if e.MAC != "" {
 		h.last = e.MAC
@@ -222,13 +223,6 @@ func (s *DB) SealLedger(ctx context.Context) (sealed int, through int64, err err
 	return sealed, through, nil
 }
 
-// LedgerProblem is a place where the ledger's chain does not hold.
-type LedgerProblem struct {
-	AccountID string
-	EntryID   int64 // 0: the account's head
-	Reason    string
-}
-
 // VerifyLedgerChain walks every account's chain in one consistent snapshot
 // and returns where it does not hold: an entry whose MAC does not match
 // (edited, forged, or one before it removed), an entry without a MAC
@@ -236,7 +230,7 @@ type LedgerProblem struct {
 // name the newest entry. Balances against the sum of entries are
 // VerifyBalances' part. Without keys it checks nothing and returns
 // ErrLedgerKeyed if anything is keyed.
-func (s *DB) VerifyLedgerChain(ctx context.Context) ([]LedgerProblem, error) {
+func (s *DB) VerifyLedgerChain(ctx context.Context) ([]books.LedgerProblem, error) {
 	opts := &sql.TxOptions{ReadOnly: true}
 	if s.isPostgres() {
 		opts.Isolation = sql.LevelRepeatableRead
@@ -334,14 +328,14 @@ type ledgerVerifier struct {
 	epoch    int64
 	hasEpoch bool
 	accounts map[string]*verifiedAccount
-	problems []LedgerProblem
+	problems []books.LedgerProblem
 }
 
 func (v *ledgerVerifier) problem(account string, entry int64, format string, args ...any) {
-	v.problems = append(v.problems, LedgerProblem{AccountID: account, EntryID: entry, Reason: fmt.Sprintf(format, args...)})
+	v.problems = append(v.problems, books.LedgerProblem{AccountID: account, EntryID: entry, Reason: fmt.Sprintf(format, args...)})
 }
 
-func (v *ledgerVerifier) entry(w *accountWalk, e LedgerEntry) error {
+func (v *ledgerVerifier) entry(w *accountWalk, e books.LedgerEntry) error {
 	defer func() { w.g.add(e); w.entries++ }()
 	if e.KeyTerm == 0 {
 		switch {
@@ -377,7 +371,7 @@ func (v *ledgerVerifier) entry(w *accountWalk, e LedgerEntry) error {
 	return nil
 }
 
-func (v *ledgerVerifier) macMatches(e LedgerEntry, prev string) (bool, error) {
+func (v *ledgerVerifier) macMatches(e books.LedgerEntry, prev string) (bool, error) {
 	mac, err := v.keys.MAC(e.KeyTerm, ledgerEntryMessage(e.KeyTerm, e, prev))
 	if err != nil {
 		// An unknown term is a forgery, not a failure of the walk.
@@ -419,14 +413,14 @@ func (v *ledgerVerifier) finish(w *accountWalk) {
 }
 
 // sortProblems orders problems by account, each account's head last.
-func sortProblems(ps []LedgerProblem) {
-	entry := func(p LedgerProblem) int64 {
+func sortProblems(ps []books.LedgerProblem) {
+	entry := func(p books.LedgerProblem) int64 {
 		if p.EntryID == 0 {
 			return math.MaxInt64
 		}
 		return p.EntryID
 	}
-	slices.SortStableFunc(ps, func(a, b LedgerProblem) int {
+	slices.SortStableFunc(ps, func(a, b books.LedgerProblem) int {
 		if c := strings.Compare(a.AccountID, b.AccountID); c != 0 {
 			return c
 		}
@@ -449,7 +443,7 @@ func newGenesis() *genesis {
 	return g
 }
 
-func (g *genesis) add(e LedgerEntry) {
+func (g *genesis) add(e books.LedgerEntry) {
 	writeInt64(g.h, e.ID)
 	writeEntryFields(g.h, e)
 	writeInt64(g.h, int64(e.KeyTerm))
@@ -460,7 +454,7 @@ func (g *genesis) value() string { return ledgerGenesisPrefix + hex.EncodeToStri
 
 // ledgerEntryMessage is what an entry's MAC covers: everything but its id
 // (assigned by the insert), and the MAC of the entry before it.
-func ledgerEntryMessage(term uint32, e LedgerEntry, prev string) []byte {
+func ledgerEntryMessage(term uint32, e books.LedgerEntry, prev string) []byte {
 	var b bytes.Buffer
 	b.Grow(len(ledgerMACDomain) + 12*8 + len(e.AccountID) + len(e.Kind) + len(e.Reference) + len(e.IdempotencyKey) +
 		len(e.RequestID) + len(e.KeyID) + len(e.Actor) + len(prev))
@@ -482,7 +476,7 @@ func ledgerHeadMessage(term uint32, account string, balance int64, last string) 
 	return b.Bytes()
 }
 
-func writeEntryFields(w io.Writer, e LedgerEntry) {
+func writeEntryFields(w io.Writer, e books.LedgerEntry) {
 	writeText(w, e.AccountID)
 	writeText(w, e.Kind)
 	writeInt64(w, e.Amount)

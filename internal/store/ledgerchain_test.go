@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"strings"
 	"sync"
 	"testing"
@@ -83,16 +84,16 @@ func dropLedgerGuards(t *testing.T, db *DB) {
 	}
 }
 
-func post(t *testing.T, db *DB, account, kind string, amount int64, key string) LedgerEntry {
+func post(t *testing.T, db *DB, account, kind string, amount int64, key string) books.LedgerEntry {
 	t.Helper()
-	e, _, err := db.PostLedgerEntry(context.Background(), LedgerEntry{AccountID: account, Kind: kind, Amount: amount, IdempotencyKey: key, Actor: "cli", CreatedAt: ledgerT0})
+	e, _, err := db.PostLedgerEntry(context.Background(), books.LedgerEntry{AccountID: account, Kind: kind, Amount: amount, IdempotencyKey: key, Actor: "cli", CreatedAt: ledgerT0})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
 }
 
-func chainProblems(t *testing.T, db *DB) []LedgerProblem {
+func chainProblems(t *testing.T, db *DB) []books.LedgerProblem {
 	t.Helper()
 	ps, err := db.VerifyLedgerChain(context.Background())
 	if err != nil {
@@ -111,44 +112,44 @@ func TestHoleForgedTopUpPassesVerify(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		for _, tc := range []struct {
 			name   string
-			forge  func(t *testing.T, f forger, entries []LedgerEntry)
+			forge  func(t *testing.T, f forger, entries []books.LedgerEntry)
 			reason string // in one of the problems
 			// sumHolds: the forger kept the balance equal to the sum of
 			// the entries, so the old check alone saw nothing.
 			sumHolds bool
 		}{
-			{"a top-up without a MAC, balance raised to match", func(t *testing.T, f forger, _ []LedgerEntry) {
+			{"a top-up without a MAC, balance raised to match", func(t *testing.T, f forger, _ []books.LedgerEntry) {
 				f.exec(`INSERT INTO ledger_entries (account_id, kind, amount_nano, idempotency_key, actor, created_at) VALUES ('ACCT', 'top_up', 1000000, 'forged', 'cli', 0)`)
 				f.exec(`UPDATE accounts SET balance_nano = balance_nano + 1000000 WHERE id = 'ACCT'`)
 			}, "without a MAC", true},
-			{"a top-up with a made-up MAC, balance raised", func(t *testing.T, f forger, es []LedgerEntry) {
+			{"a top-up with a made-up MAC, balance raised", func(t *testing.T, f forger, es []books.LedgerEntry) {
 				f.exec(`INSERT INTO ledger_entries (account_id, kind, amount_nano, idempotency_key, actor, created_at, key_term, mac) VALUES ('ACCT', 'top_up', 1000000, 'forged', 'cli', 0, 1, ?)`, es[len(es)-1].MAC)
 				f.exec(`UPDATE accounts SET balance_nano = balance_nano + 1000000 WHERE id = 'ACCT'`)
 			}, "MAC does not match", true},
-			{"a top-up's amount raised, balance raised", func(t *testing.T, f forger, es []LedgerEntry) {
+			{"a top-up's amount raised, balance raised", func(t *testing.T, f forger, es []books.LedgerEntry) {
 				f.exec(`UPDATE ledger_entries SET amount_nano = amount_nano + 1000000 WHERE id = ?`, es[0].ID)
 				f.exec(`UPDATE accounts SET balance_nano = balance_nano + 1000000 WHERE id = 'ACCT'`)
 			}, "MAC does not match", true},
-			{"a usage debit removed, balance raised", func(t *testing.T, f forger, es []LedgerEntry) {
+			{"a usage debit removed, balance raised", func(t *testing.T, f forger, es []books.LedgerEntry) {
 				f.exec(`DELETE FROM ledger_entries WHERE id = ?`, es[1].ID)
 				f.exec(`UPDATE accounts SET balance_nano = balance_nano - ? WHERE id = 'ACCT'`, es[1].Amount)
 			}, "MAC does not match", true},
-			{"the newest debit removed, balance raised", func(t *testing.T, f forger, es []LedgerEntry) {
+			{"the newest debit removed, balance raised", func(t *testing.T, f forger, es []books.LedgerEntry) {
 				last := es[len(es)-1]
 				f.exec(`DELETE FROM ledger_entries WHERE id = ?`, last.ID)
 				f.exec(`UPDATE accounts SET balance_nano = balance_nano - ? WHERE id = 'ACCT'`, last.Amount)
 			}, "does not name the account's newest entry", true},
-			{"only the balance raised", func(t *testing.T, f forger, _ []LedgerEntry) {
+			{"only the balance raised", func(t *testing.T, f forger, _ []books.LedgerEntry) {
 				f.exec(`UPDATE accounts SET balance_nano = balance_nano + 1000000 WHERE id = 'ACCT'`)
 			}, "does not match the balance", false},
-			{"the head removed, a top-up without a MAC", func(t *testing.T, f forger, _ []LedgerEntry) {
+			{"the head removed, a top-up without a MAC", func(t *testing.T, f forger, _ []books.LedgerEntry) {
 				f.exec(`UPDATE accounts SET ledger_head = '', ledger_last = '' WHERE id = 'ACCT'`)
 				f.exec(`INSERT INTO ledger_entries (account_id, kind, amount_nano, idempotency_key, actor, created_at) VALUES ('ACCT', 'top_up', 1000000, 'forged', 'cli', 0)`)
 				f.exec(`UPDATE accounts SET balance_nano = balance_nano + 1000000 WHERE id = 'ACCT'`)
 			}, "no ledger head", true},
-			{"the head removed, the next write restarts the chain", func(t *testing.T, f forger, _ []LedgerEntry) {
+			{"the head removed, the next write restarts the chain", func(t *testing.T, f forger, _ []books.LedgerEntry) {
 				f.exec(`UPDATE accounts SET ledger_head = '', ledger_last = '' WHERE id = 'ACCT'`)
-				post(t, f.db, f.acct, LedgerTopUp, 5, "after-removal")
+				post(t, f.db, f.acct, books.LedgerTopUp, 5, "after-removal")
 			}, "starts over", false},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -157,20 +158,20 @@ func TestHoleForgedTopUpPassesVerify(t *testing.T) {
 				seedAccounts(t, db, acct, acct+"_bystander")
 				k := newTestKeys("k-" + acct)
 				keyLedger(t, db, k)
-				es := []LedgerEntry{post(t, db, acct, LedgerTopUp, 5000, "inv-1")}
-				if err := db.DebitUsage(ctx, []UsageDebit{{AccountID: acct, RequestID: acct + "-r1", Amount: 700, At: ledgerT0},
+				es := []books.LedgerEntry{post(t, db, acct, books.LedgerTopUp, 5000, "inv-1")}
+				if err := db.DebitUsage(ctx, []books.UsageDebit{{AccountID: acct, RequestID: acct + "-r1", Amount: 700, At: ledgerT0},
 					{AccountID: acct + "_bystander", RequestID: acct + "-r2", Amount: 0, At: ledgerT0}}); err != nil {
 					t.Fatal(err)
 				}
 				k.rotate() // entries under two key terms
-				if err := db.DebitUsage(ctx, []UsageDebit{{AccountID: acct, RequestID: acct + "-r3", Amount: 300, At: ledgerT0}}); err != nil {
+				if err := db.DebitUsage(ctx, []books.UsageDebit{{AccountID: acct, RequestID: acct + "-r3", Amount: 300, At: ledgerT0}}); err != nil {
 					t.Fatal(err)
 				}
 				list, err := db.ListLedgerEntries(ctx, acct, 0, 0)
 				if err != nil || len(list) != 3 {
 					t.Fatalf("entries: %v %v", list, err)
 				}
-				es = []LedgerEntry{list[2], list[1], list[0]} // oldest first
+				es = []books.LedgerEntry{list[2], list[1], list[0]} // oldest first
 				if es[0].KeyTerm != 1 || es[2].KeyTerm != 2 || es[1].MAC == "" {
 					t.Fatalf("entries are not keyed: %+v", es)
 				}
@@ -223,8 +224,8 @@ func (f forger) exec(q string, args ...any) {
 	}
 }
 
-func problemsOf(ps []LedgerProblem, account string) []LedgerProblem {
-	var out []LedgerProblem
+func problemsOf(ps []books.LedgerProblem, account string) []books.LedgerProblem {
+	var out []books.LedgerProblem
 	for _, p := range ps {
 		if p.AccountID == account {
 			out = append(out, p)
@@ -241,8 +242,8 @@ func TestLedgerChainSealsOldEntries(t *testing.T) {
 	ctx := context.Background()
 	forEachBackendDSN(t, func(t *testing.T, db *DB, dsn string) {
 		seedAccounts(t, db, "acct_old", "acct_empty")
-		post(t, db, "acct_old", LedgerTopUp, 9000, "old-1") // an older version, unkeyed
-		if err := db.DebitUsage(ctx, []UsageDebit{{AccountID: "acct_old", RequestID: "old-r1", Amount: 100, At: ledgerT0}}); err != nil {
+		post(t, db, "acct_old", books.LedgerTopUp, 9000, "old-1") // an older version, unkeyed
+		if err := db.DebitUsage(ctx, []books.UsageDebit{{AccountID: "acct_old", RequestID: "old-r1", Amount: 100, At: ledgerT0}}); err != nil {
 			t.Fatal(err)
 		}
 		k := newTestKeys("seal")
@@ -255,8 +256,8 @@ func TestLedgerChainSealsOldEntries(t *testing.T) {
 			t.Fatalf("seal: %d %d %v", sealed, through, err)
 		}
 		k.epoch, k.hasEpoch = through, true
-		post(t, db, "acct_old", LedgerTopUp, 1, "new-1")
-		post(t, db, "acct_empty", LedgerTopUp, 1, "new-2")
+		post(t, db, "acct_old", books.LedgerTopUp, 1, "new-1")
+		post(t, db, "acct_empty", books.LedgerTopUp, 1, "new-2")
 		if ps := chainProblems(t, db); len(ps) != 0 {
 			t.Fatalf("sealed ledger: %+v", ps)
 		}
@@ -266,10 +267,10 @@ func TestLedgerChainSealsOldEntries(t *testing.T) {
 
 		// Without the keys: no write to a keyed account, no verification.
 		plain := openAgain(t, dsn)
-		if _, _, err := plain.PostLedgerEntry(ctx, LedgerEntry{AccountID: "acct_old", Kind: LedgerTopUp, Amount: 1, IdempotencyKey: "plain", CreatedAt: ledgerT0}); !errors.Is(err, ErrLedgerKeyed) {
+		if _, _, err := plain.PostLedgerEntry(ctx, books.LedgerEntry{AccountID: "acct_old", Kind: books.LedgerTopUp, Amount: 1, IdempotencyKey: "plain", CreatedAt: ledgerT0}); !errors.Is(err, ErrLedgerKeyed) {
 			t.Fatalf("unkeyed post to a keyed account: %v", err)
 		}
-		if err := plain.DebitUsage(ctx, []UsageDebit{{AccountID: "acct_old", RequestID: "plain-r", Amount: 1, At: ledgerT0}}); !errors.Is(err, ErrLedgerKeyed) {
+		if err := plain.DebitUsage(ctx, []books.UsageDebit{{AccountID: "acct_old", RequestID: "plain-r", Amount: 1, At: ledgerT0}}); !errors.Is(err, ErrLedgerKeyed) {
 			t.Fatalf("unkeyed debit of a keyed account: %v", err)
 		}
 		if _, err := plain.VerifyLedgerChain(ctx); !errors.Is(err, ErrLedgerKeyed) {

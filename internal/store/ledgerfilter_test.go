@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"github.com/xroute/xroute/billing/books"
 	"testing"
 	"time"
 )
@@ -13,35 +14,35 @@ func TestFindLedgerEntriesFilters(t *testing.T) {
 	ctx := context.Background()
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		seedAccounts(t, db, "acct_a", "acct_b")
-		if _, _, err := db.PostLedgerEntry(ctx, LedgerEntry{AccountID: "acct_a", Kind: LedgerTopUp, Amount: 1000, IdempotencyKey: "top", CreatedAt: ledgerT0}); err != nil {
+		if _, _, err := db.PostLedgerEntry(ctx, books.LedgerEntry{AccountID: "acct_a", Kind: books.LedgerTopUp, Amount: 1000, IdempotencyKey: "top", CreatedAt: ledgerT0}); err != nil {
 			t.Fatal(err)
 		}
-		var debits []UsageDebit
+		var debits []books.UsageDebit
 		for i := range 6 {
 			key := "k1"
 			if i%2 == 1 {
 				key = "k2"
 			}
-			debits = append(debits, UsageDebit{AccountID: "acct_a", RequestID: string(rune('a' + i)), Amount: 1, KeyID: key, At: ledgerT0.Add(time.Duration(i) * time.Hour)})
+			debits = append(debits, books.UsageDebit{AccountID: "acct_a", RequestID: string(rune('a' + i)), Amount: 1, KeyID: key, At: ledgerT0.Add(time.Duration(i) * time.Hour)})
 		}
-		debits = append(debits, UsageDebit{AccountID: "acct_b", RequestID: "other", Amount: 1, KeyID: "k1", At: ledgerT0})
+		debits = append(debits, books.UsageDebit{AccountID: "acct_b", RequestID: "other", Amount: 1, KeyID: "k1", At: ledgerT0})
 		if err := db.DebitUsage(ctx, debits); err != nil {
 			t.Fatal(err)
 		}
 		tests := []struct {
 			name string
-			f    LedgerFilter
+			f    books.LedgerFilter
 			want int
 		}{
-			{"all", LedgerFilter{}, 7},
-			{"kind", LedgerFilter{Kind: LedgerUsage}, 6},
-			{"key", LedgerFilter{KeyID: "k2"}, 3},
-			{"key and kind", LedgerFilter{KeyID: "k1", Kind: LedgerUsage}, 3},
-			{"from", LedgerFilter{From: ledgerT0.Add(3 * time.Hour)}, 3},
-			{"to", LedgerFilter{To: ledgerT0.Add(time.Hour)}, 2},
-			{"window", LedgerFilter{From: ledgerT0.Add(time.Hour), To: ledgerT0.Add(3 * time.Hour)}, 2},
-			{"limit", LedgerFilter{Limit: 2}, 2},
-			{"limit capped", LedgerFilter{Limit: 5000}, 7},
+			{"all", books.LedgerFilter{}, 7},
+			{"kind", books.LedgerFilter{Kind: books.LedgerUsage}, 6},
+			{"key", books.LedgerFilter{KeyID: "k2"}, 3},
+			{"key and kind", books.LedgerFilter{KeyID: "k1", Kind: books.LedgerUsage}, 3},
+			{"from", books.LedgerFilter{From: ledgerT0.Add(3 * time.Hour)}, 3},
+			{"to", books.LedgerFilter{To: ledgerT0.Add(time.Hour)}, 2},
+			{"window", books.LedgerFilter{From: ledgerT0.Add(time.Hour), To: ledgerT0.Add(3 * time.Hour)}, 2},
+			{"limit", books.LedgerFilter{Limit: 2}, 2},
+			{"limit capped", books.LedgerFilter{Limit: 5000}, 7},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -63,7 +64,7 @@ func TestFindLedgerEntriesFilters(t *testing.T) {
 		// The cursor with a filter: k1's three debits, one page at a time.
 		var seen []int64
 		for before := int64(0); ; {
-			page, err := db.FindLedgerEntries(ctx, "acct_a", LedgerFilter{KeyID: "k1", Limit: 1, BeforeID: before})
+			page, err := db.FindLedgerEntries(ctx, "acct_a", books.LedgerFilter{KeyID: "k1", Limit: 1, BeforeID: before})
 			if err != nil {
 				t.Fatal(err)
 			}

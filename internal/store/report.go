@@ -3,78 +3,22 @@ package store
 import (
 	"context"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"strings"
 	"time"
 )
-
-// Dimension is what a usage report groups by.
-type Dimension string
-
-// The dimensions a report can group by. Day and hour are UTC buckets.
-const (
-	ByAccount  Dimension = "account"
-	ByKey      Dimension = "key"
-	ByModel    Dimension = "model"
-	ByProvider Dimension = "provider"
-	ByDay      Dimension = "day"
-	ByHour     Dimension = "hour"
-)
-
-// Dimensions lists every dimension.
-func Dimensions() []Dimension {
-	return []Dimension{ByAccount, ByKey, ByModel, ByProvider, ByDay, ByHour}
-}
 
 // dimExpr is each dimension's SQL expression. created_at is unix ms, so a
 // UTC day or hour starts where the remainder is zero: plain integer
 // arithmetic, the same on both backends (no date functions, no time zone).
 // Text sorts bytewise on both (PostgreSQL's columns are COLLATE "C").
-var dimExpr = map[Dimension]string{
-	ByAccount:  "account_id",
-	ByKey:      "key_id",
-	ByModel:    "model",
-	ByProvider: "provider",
-	ByDay:      "(created_at - created_at % 86400000)",
-	ByHour:     "(created_at - created_at % 3600000)",
-}
-
-// ReportQuery selects and groups usage records. Empty filters do not
-// filter; a zero From or To leaves that end open.
-type ReportQuery struct {
-	GroupBy   []Dimension
-	From, To  time.Time // [From, To)
-	AccountID string
-	KeyID     string
-	Model     string
-	Provider  string
-}
-
-// ReportRow is one group of a usage report. Only the fields of the
-// dimensions grouped by are set; Bucket is the start of the UTC day or hour.
-type ReportRow struct {
-	AccountID        string
-	KeyID            string
-	Model            string
-	Provider         string
-	Bucket           time.Time
-	Requests         int64
-	Errors           int64 // status >= 400
-	PromptTokens     int64
-	CompletionTokens int64
-	CachedTokens     int64
-	CacheWriteTokens int64
-	CostNano         int64
-	// PromptCacheSavedNano sums the records' prompt-cache savings.
-	PromptCacheSavedNano int64
-	// CacheHits are the requests answered from the response cache;
-	// ResponseCacheSavedNano what they would have cost at full price
-	// minus what they were billed (migration 0018).
-	CacheHits              int64
-	ResponseCacheSavedNano int64
-	// LatencyP50 and LatencyP95 are nearest-rank percentiles: the value at
-	// rank ceil(p/100 × requests) of the group's latencies in order.
-	LatencyP50 time.Duration
-	LatencyP95 time.Duration
+var dimExpr = map[books.Dimension]string{
+	books.ByAccount:  "account_id",
+	books.ByKey:      "key_id",
+	books.ByModel:    "model",
+	books.ByProvider: "provider",
+	books.ByDay:      "(created_at - created_at % 86400000)",
+	books.ByHour:     "(created_at - created_at % 3600000)",
 }
 
 // UsageReport aggregates usage records per group, ordered by the group
@@ -83,7 +27,7 @@ type ReportRow struct {
 // ranks come back, so the answer is at most two rows per group whatever the
 // number of records. The range and account/key filters use the
 // (created_at), (account_id, created_at) and (key_id, created_at) indexes.
-func (s *DB) UsageReport(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
+func (s *DB) UsageReport(ctx context.Context, q books.ReportQuery) ([]books.ReportRow, error) {
 	query, args, err := reportSQL(q)
 	if err != nil {
 		return nil, err
@@ -94,14 +38,14 @@ func (s *DB) UsageReport(ctx context.Context, q ReportQuery) ([]ReportRow, error
 	}
 	defer rows.Close()
 
-	var out []ReportRow
+	var out []books.ReportRow
 	strs := make([]string, len(q.GroupBy))
 	var bucket int64
 	var n, rn, latency int64
-	var r ReportRow
+	var r books.ReportRow
 	dest := make([]any, 0, len(q.GroupBy)+11)
 	for i, d := range q.GroupBy {
-		if d == ByDay || d == ByHour {
+		if d == books.ByDay || d == books.ByHour {
 			dest = append(dest, &bucket)
 		} else {
 			dest = append(dest, &strs[i])
@@ -109,22 +53,22 @@ func (s *DB) UsageReport(ctx context.Context, q ReportQuery) ([]ReportRow, error
 	}
 	dest = append(dest, &n, &r.Errors, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &r.CacheWriteTokens, &r.CostNano, &r.PromptCacheSavedNano, &r.CacheHits, &r.ResponseCacheSavedNano, &rn, &latency)
 	for rows.Next() {
-		r = ReportRow{}
+		r = books.ReportRow{}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("usage report: scan: %w", err)
 		}
 		r.Requests = n
 		for i, d := range q.GroupBy {
 			switch d {
-			case ByAccount:
+			case books.ByAccount:
 				r.AccountID = strs[i]
-			case ByKey:
+			case books.ByKey:
 				r.KeyID = strs[i]
-			case ByModel:
+			case books.ByModel:
 				r.Model = strs[i]
-			case ByProvider:
+			case books.ByProvider:
 				r.Provider = strs[i]
-			case ByDay, ByHour:
+			case books.ByDay, books.ByHour:
 				r.Bucket = time.UnixMilli(bucket).UTC()
 			}
 		}
@@ -152,15 +96,15 @@ func (s *DB) UsageReport(ctx context.Context, q ReportQuery) ([]ReportRow, error
 // ceil(p·n/100); the SQL computes the same with integers.
 func rank(n, p int64) int64 { return (n*p + 99) / 100 }
 
-func sameGroup(a, b ReportRow) bool {
+func sameGroup(a, b books.ReportRow) bool {
 	return a.AccountID == b.AccountID && a.KeyID == b.KeyID && a.Model == b.Model && a.Provider == b.Provider && a.Bucket.Equal(b.Bucket)
 }
 
 // reportSQL builds the report query: the inner query computes, per row,
 // its rank by latency in its group and the group's totals (one window, so
 // one sort); the outer keeps the rows at the p50 and p95 ranks.
-func reportSQL(q ReportQuery) (string, []any, error) {
-	seen := map[Dimension]bool{}
+func reportSQL(q books.ReportQuery) (string, []any, error) {
+	seen := map[books.Dimension]bool{}
 	var groups, aliases []string
 	for i, d := range q.GroupBy {
 		expr, ok := dimExpr[d]
@@ -174,7 +118,7 @@ func reportSQL(q ReportQuery) (string, []any, error) {
 		groups = append(groups, expr)
 		aliases = append(aliases, fmt.Sprintf("g%d", i))
 	}
-	if seen[ByDay] && seen[ByHour] {
+	if seen[books.ByDay] && seen[books.ByHour] {
 		return "", nil, fmt.Errorf("usage report: group by day or by hour, not both")
 	}
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"reflect"
 	"strings"
 	"testing"
@@ -65,70 +66,70 @@ func TestUsageReport(t *testing.T) {
 
 		from, to := utc("2026-11-01T00:00:00Z"), utc("2026-11-03T00:00:00Z")
 		nov1, nov2 := utc("2026-11-01T00:00:00Z"), utc("2026-11-02T00:00:00Z")
-		acctB := ReportRow{AccountID: "acct_b", Requests: 20, PromptTokens: 20, CompletionTokens: 20, CostNano: 140, LatencyP50: 10 * ms, LatencyP95: 19 * ms}
+		acctB := books.ReportRow{AccountID: "acct_b", Requests: 20, PromptTokens: 20, CompletionTokens: 20, CostNano: 140, LatencyP50: 10 * ms, LatencyP95: 19 * ms}
 
 		tests := []struct {
 			name string
-			q    ReportQuery
-			want []ReportRow
+			q    books.ReportQuery
+			want []books.ReportRow
 		}{
 			{
 				// 26 latencies in order: 1,2,3,4,5,5,6,7,8,9,10,10,11,…,19,20,20,30,40,100.
 				// p50 is rank ceil(13) = 13th = 11ms; p95 rank ceil(24.7) = 25th = 40ms.
 				name: "totals",
-				q:    ReportQuery{From: from, To: to},
-				want: []ReportRow{{Requests: 26, Errors: 2, PromptTokens: 630, CompletionTokens: 85, CachedTokens: 50, CostNano: 6640, LatencyP50: 11 * ms, LatencyP95: 40 * ms}},
+				q:    books.ReportQuery{From: from, To: to},
+				want: []books.ReportRow{{Requests: 26, Errors: 2, PromptTokens: 630, CompletionTokens: 85, CachedTokens: 50, CostNano: 6640, LatencyP50: 11 * ms, LatencyP95: 40 * ms}},
 			},
 			{
 				// acct_a latencies 5,10,20,30,40,100: p50 rank 3, p95 rank 6.
 				name: "by account",
-				q:    ReportQuery{GroupBy: []Dimension{ByAccount}, From: from, To: to},
-				want: []ReportRow{
+				q:    books.ReportQuery{GroupBy: []books.Dimension{books.ByAccount}, From: from, To: to},
+				want: []books.ReportRow{
 					{AccountID: "acct_a", Requests: 6, Errors: 2, PromptTokens: 610, CompletionTokens: 65, CachedTokens: 50, CostNano: 6500, LatencyP50: 20 * ms, LatencyP95: 100 * ms},
 					acctB,
 				},
 			},
 			{
 				name: "by account and day, across midnight UTC",
-				q:    ReportQuery{GroupBy: []Dimension{ByAccount, ByDay}, From: from, To: to},
-				want: []ReportRow{
+				q:    books.ReportQuery{GroupBy: []books.Dimension{books.ByAccount, books.ByDay}, From: from, To: to},
+				want: []books.ReportRow{
 					{AccountID: "acct_a", Bucket: nov1, Requests: 3, Errors: 1, PromptTokens: 300, CompletionTokens: 30, CachedTokens: 50, CostNano: 3000, LatencyP50: 40 * ms, LatencyP95: 100 * ms},
 					{AccountID: "acct_a", Bucket: nov2, Requests: 3, Errors: 1, PromptTokens: 310, CompletionTokens: 35, CostNano: 3500, LatencyP50: 20 * ms, LatencyP95: 30 * ms},
-					func() ReportRow { r := acctB; r.Bucket = nov2; return r }(),
+					func() books.ReportRow { r := acctB; r.Bucket = nov2; return r }(),
 				},
 			},
 			{
 				name: "by hour for one key, across midnight UTC",
-				q:    ReportQuery{GroupBy: []Dimension{ByHour}, From: from, To: to, KeyID: "key_a1"},
-				want: []ReportRow{
+				q:    books.ReportQuery{GroupBy: []books.Dimension{books.ByHour}, From: from, To: to, KeyID: "key_a1"},
+				want: []books.ReportRow{
 					{Bucket: utc("2026-11-01T23:00:00Z"), Requests: 2, PromptTokens: 300, CompletionTokens: 30, CachedTokens: 50, CostNano: 3000, LatencyP50: 10 * ms, LatencyP95: 40 * ms},
 					{Bucket: utc("2026-11-02T00:00:00Z"), Requests: 2, Errors: 1, PromptTokens: 300, CompletionTokens: 30, CostNano: 3000, LatencyP50: 20 * ms, LatencyP95: 30 * ms},
 				},
 			},
 			{
 				name: "by model and provider within one account",
-				q:    ReportQuery{GroupBy: []Dimension{ByModel, ByProvider}, From: from, To: to, AccountID: "acct_a"},
-				want: []ReportRow{
+				q:    books.ReportQuery{GroupBy: []books.Dimension{books.ByModel, books.ByProvider}, From: from, To: to, AccountID: "acct_a"},
+				want: []books.ReportRow{
 					{Model: "claude", Provider: "anthropic", Requests: 2, Errors: 1, PromptTokens: 10, CompletionTokens: 5, CostNano: 500, LatencyP50: 5 * ms, LatencyP95: 100 * ms},
 					{Model: "gpt-4o", Provider: "openai", Requests: 4, Errors: 1, PromptTokens: 600, CompletionTokens: 60, CachedTokens: 50, CostNano: 6000, LatencyP50: 20 * ms, LatencyP95: 40 * ms},
 				},
 			},
 			{
 				name: "by key, filtered by model and provider",
-				q:    ReportQuery{GroupBy: []Dimension{ByKey}, From: from, To: to, Model: "gpt-4o", Provider: "openai"},
-				want: []ReportRow{
+				q:    books.ReportQuery{GroupBy: []books.Dimension{books.ByKey}, From: from, To: to, Model: "gpt-4o", Provider: "openai"},
+				want: []books.ReportRow{
 					{KeyID: "key_a1", Requests: 4, Errors: 1, PromptTokens: 600, CompletionTokens: 60, CachedTokens: 50, CostNano: 6000, LatencyP50: 20 * ms, LatencyP95: 40 * ms},
 					{KeyID: "key_b1", Requests: 20, PromptTokens: 20, CompletionTokens: 20, CostNano: 140, LatencyP50: 10 * ms, LatencyP95: 19 * ms},
 				},
 			},
 			{
 				name: "from is inclusive, to exclusive",
-				q:    ReportQuery{GroupBy: []Dimension{ByKey}, From: utc("2026-11-02T00:00:00Z"), To: utc("2026-11-02T00:10:00Z")},
-				want: []ReportRow{{KeyID: "key_a1", Requests: 1, Errors: 1, LatencyP50: 30 * ms, LatencyP95: 30 * ms}},
+				q:    books.ReportQuery{GroupBy: []books.Dimension{books.ByKey}, From: utc("2026-11-02T00:00:00Z"), To: utc("2026-11-02T00:10:00Z")},
+				want: []books.ReportRow{{KeyID: "key_a1", Requests: 1, Errors: 1, LatencyP50: 30 * ms, LatencyP95: 30 * ms}},
 			},
 			{
 				name: "another account's key under an account filter",
-				q:    ReportQuery{GroupBy: []Dimension{ByKey}, From: from, To: to, AccountID: "acct_a", KeyID: "key_b1"},
+				q:    books.ReportQuery{GroupBy: []books.Dimension{books.ByKey}, From: from, To: to, AccountID: "acct_a", KeyID: "key_b1"},
 				want: nil,
 			},
 		}
@@ -148,8 +149,8 @@ func TestUsageReport(t *testing.T) {
 
 func TestUsageReportRejectsBadDimensions(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
-		for _, g := range [][]Dimension{{"color"}, {ByModel, ByModel}, {ByDay, ByHour}} {
-			if _, err := db.UsageReport(context.Background(), ReportQuery{GroupBy: g}); err == nil {
+		for _, g := range [][]books.Dimension{{"color"}, {books.ByModel, books.ByModel}, {books.ByDay, books.ByHour}} {
+			if _, err := db.UsageReport(context.Background(), books.ReportQuery{GroupBy: g}); err == nil {
 				t.Errorf("group by %v: no error", g)
 			}
 		}
@@ -164,13 +165,13 @@ func TestUsageReportUsesIndexes(t *testing.T) {
 	from, to := utc("2026-11-01T00:00:00Z"), utc("2026-12-01T00:00:00Z")
 	tests := []struct {
 		name  string
-		q     ReportQuery
+		q     books.ReportQuery
 		index string
 	}{
-		{"time range", ReportQuery{GroupBy: []Dimension{ByModel, ByDay}, From: from, To: to}, "usage_records_time_id"},
-		{"time range and model", ReportQuery{GroupBy: []Dimension{ByAccount}, From: from, To: to, Model: "gpt-4o"}, "usage_records_time_id"},
-		{"account", ReportQuery{GroupBy: []Dimension{ByKey, ByHour}, From: from, To: to, AccountID: "acct_a"}, "usage_records_account_time_id"},
-		{"key", ReportQuery{From: from, To: to, KeyID: "key_a1"}, "usage_records_key_time_id"},
+		{"time range", books.ReportQuery{GroupBy: []books.Dimension{books.ByModel, books.ByDay}, From: from, To: to}, "usage_records_time_id"},
+		{"time range and model", books.ReportQuery{GroupBy: []books.Dimension{books.ByAccount}, From: from, To: to, Model: "gpt-4o"}, "usage_records_time_id"},
+		{"account", books.ReportQuery{GroupBy: []books.Dimension{books.ByKey, books.ByHour}, From: from, To: to, AccountID: "acct_a"}, "usage_records_account_time_id"},
+		{"key", books.ReportQuery{From: from, To: to, KeyID: "key_a1"}, "usage_records_key_time_id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,7 +211,7 @@ func TestUsageReportPromptCache(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		at := utc("2026-11-02T10:00:00Z")
-		recs := []UsageRecord{
+		recs := []books.UsageRecord{
 			{RequestID: "req_pc1", AccountID: "acct_a", KeyID: "key_a1", Model: "claude", Provider: "anthropic", Status: 200, CreatedAt: at,
 				PromptTokens: 1332, CompletionTokens: 16, CacheWriteTokens: 1332, PromptCacheSavedNano: -999_000},
 			{RequestID: "req_pc2", AccountID: "acct_a", KeyID: "key_a1", Model: "claude", Provider: "anthropic", Status: 200, CreatedAt: at.Add(time.Second),
@@ -221,7 +222,7 @@ func TestUsageReportPromptCache(t *testing.T) {
 		if err := db.InsertUsage(ctx, recs); err != nil {
 			t.Fatal(err)
 		}
-		got, err := db.UsageReport(ctx, ReportQuery{GroupBy: []Dimension{ByAccount, ByKey, ByModel}, From: at.Add(-time.Hour), To: at.Add(time.Hour)})
+		got, err := db.UsageReport(ctx, books.ReportQuery{GroupBy: []books.Dimension{books.ByAccount, books.ByKey, books.ByModel}, From: at.Add(-time.Hour), To: at.Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -242,7 +243,7 @@ func TestUsageReportPromptCache(t *testing.T) {
 		if len(rows) != 1 || rows[0].CachedTokens != 1332 || rows[0].CacheWriteTokens != 12 || rows[0].PromptCacheSavedNano != 3_587_400 {
 			t.Fatalf("request log %+v", rows)
 		}
-		listed, err := db.ListUsage(ctx, UsageFilter{RequestID: "req_pc1"})
+		listed, err := db.ListUsage(ctx, books.UsageFilter{RequestID: "req_pc1"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"strconv"
 	"strings"
 	"time"
@@ -47,7 +48,7 @@ type RequestLogFilter struct {
 
 // RequestLogRow is one request as the log shows it.
 type RequestLogRow struct {
-	UsageRecord
+	books.UsageRecord
 	KeyName     string // "" when the key no longer exists
 	AccountName string
 	// Captured: a capture of the request's bodies is kept (and not past
@@ -219,18 +220,8 @@ func decodeCursor(c string) (ms, id int64, err error) {
 	return ms, id, nil
 }
 
-// CaptureSetting is an account's capture of request and response bodies
-// (an account without one captures nothing).
-type CaptureSetting struct {
-	AccountID string
-	Enabled   bool
-	Retention time.Duration // how long a capture is kept
-	MaxBytes  int           // the most kept of each body
-	UpdatedAt time.Time
-}
-
 // PutCaptureSetting creates or replaces an account's setting.
-func (s *DB) PutCaptureSetting(ctx context.Context, c CaptureSetting) error {
+func (s *DB) PutCaptureSetting(ctx context.Context, c books.CaptureSetting) error {
 	if c.AccountID == "" || c.Retention <= 0 || c.MaxBytes < 1 {
 		return fmt.Errorf("capture setting of %q: need an account, a retention and max bytes", c.AccountID)
 	}
@@ -247,26 +238,26 @@ const captureSettingColumns = `account_id, enabled, retention_ms, max_bytes, upd
 
 // CaptureSetting reads an account's setting. ErrNotFound when it has none
 // (capture is off).
-func (s *DB) CaptureSetting(ctx context.Context, accountID string) (CaptureSetting, error) {
+func (s *DB) CaptureSetting(ctx context.Context, accountID string) (books.CaptureSetting, error) {
 	c, err := scanCaptureSetting(s.queryRow(ctx, `SELECT `+captureSettingColumns+` FROM capture_settings WHERE account_id = ?`, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return CaptureSetting{}, fmt.Errorf("capture setting of %s: %w", accountID, ErrNotFound)
+		return books.CaptureSetting{}, fmt.Errorf("capture setting of %s: %w", accountID, ErrNotFound)
 	}
 	if err != nil {
-		return CaptureSetting{}, fmt.Errorf("capture setting of %s: %w", accountID, err)
+		return books.CaptureSetting{}, fmt.Errorf("capture setting of %s: %w", accountID, err)
 	}
 	return c, nil
 }
 
 // CaptureSettings lists the accounts whose capture is on (a handful at
 // most: the gateway keeps them in memory).
-func (s *DB) CaptureSettings(ctx context.Context) ([]CaptureSetting, error) {
+func (s *DB) CaptureSettings(ctx context.Context) ([]books.CaptureSetting, error) {
 	rows, err := s.query(ctx, `SELECT `+captureSettingColumns+` FROM capture_settings WHERE enabled = 1 ORDER BY account_id`)
 	if err != nil {
 		return nil, fmt.Errorf("capture settings: %w", err)
 	}
 	defer rows.Close()
-	var out []CaptureSetting
+	var out []books.CaptureSetting
 	for rows.Next() {
 		c, err := scanCaptureSetting(rows)
 		if err != nil {
@@ -277,11 +268,11 @@ func (s *DB) CaptureSettings(ctx context.Context) ([]CaptureSetting, error) {
 	return out, rows.Err()
 }
 
-func scanCaptureSetting(sc scanner) (CaptureSetting, error) {
-	var c CaptureSetting
+func scanCaptureSetting(sc scanner) (books.CaptureSetting, error) {
+	var c books.CaptureSetting
 	var enabled, retention, updated int64
 	if err := sc.Scan(&c.AccountID, &enabled, &retention, &c.MaxBytes, &updated); err != nil {
-		return CaptureSetting{}, err
+		return books.CaptureSetting{}, err
 	}
 	c.Enabled = enabled != 0
 	c.Retention = time.Duration(retention) * time.Millisecond
@@ -289,24 +280,11 @@ func scanCaptureSetting(sc scanner) (CaptureSetting, error) {
 	return c, nil
 }
 
-// RequestCapture is what was captured of one request: its body as
-// received and the answer as sent, both redacted and cut at the account's
-// max bytes (Truncated says whether either was cut). Never a header.
-type RequestCapture struct {
-	RequestID string
-	AccountID string
-	Request   string
-	Response  string
-	Truncated bool
-	CreatedAt time.Time
-	ExpiresAt time.Time // retention end: gone for readers after it
-}
-
 // InsertCaptures writes a batch of captures in one transaction; a capture
 // whose request id is stored already is skipped (a retried batch). Text
 // PostgreSQL would refuse (invalid UTF-8, NUL) is replaced, on both
 // backends alike.
-func (s *DB) InsertCaptures(ctx context.Context, caps []RequestCapture) error {
+func (s *DB) InsertCaptures(ctx context.Context, caps []books.RequestCapture) error {
 	if len(caps) == 0 {
 		return nil
 	}
@@ -338,17 +316,17 @@ func storableText(s string) string {
 
 // RequestCaptureOf reads the capture of a request. ErrNotFound when there
 // is none or it is past its retention.
-func (s *DB) RequestCaptureOf(ctx context.Context, requestID string) (RequestCapture, error) {
-	var c RequestCapture
+func (s *DB) RequestCaptureOf(ctx context.Context, requestID string) (books.RequestCapture, error) {
+	var c books.RequestCapture
 	var truncated, created, expires int64
 	err := s.queryRow(ctx, `SELECT request_id, account_id, request_body, response_body, truncated, created_at, expires_at
  FROM request_captures WHERE request_id = ? AND expires_at > (SELECT `+s.nowMillisExpr()+`)`, requestID).
 		Scan(&c.RequestID, &c.AccountID, &c.Request, &c.Response, &truncated, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
-		return RequestCapture{}, fmt.Errorf("capture of %s: %w", requestID, ErrNotFound)
+		return books.RequestCapture{}, fmt.Errorf("capture of %s: %w", requestID, ErrNotFound)
 	}
 	if err != nil {
-		return RequestCapture{}, fmt.Errorf("capture of %s: %w", requestID, err)
+		return books.RequestCapture{}, fmt.Errorf("capture of %s: %w", requestID, err)
 	}
 	c.Truncated = truncated != 0
 	c.CreatedAt = time.UnixMilli(created).UTC()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +16,7 @@ var logT0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 // seedRequestLog stores 30 requests of two accounts and three keys, with
 // several sharing a created_at (the cursor's id half must break the tie),
 // and returns them newest first as the log orders them.
-func seedRequestLog(t *testing.T, db *DB) []UsageRecord {
+func seedRequestLog(t *testing.T, db *DB) []books.UsageRecord {
 	t.Helper()
 	ctx := context.Background()
 	for _, a := range []Account{{ID: "acct_a", Name: "Alpha"}, {ID: "acct_b", Name: "Beta"}} {
@@ -36,10 +37,10 @@ func seedRequestLog(t *testing.T, db *DB) []UsageRecord {
 	}
 	keyIDs := []string{"key_a1", "key_a2", "key_b1"}
 	statuses := []int{200, 200, 429, 502, 200, 400}
-	var recs []UsageRecord
+	var recs []books.UsageRecord
 	for i := range 30 {
 		k := keyIDs[i%3]
-		r := UsageRecord{
+		r := books.UsageRecord{
 			RequestID: fmt.Sprintf("req_%02d", i), KeyID: k, AccountID: map[string]string{"key_a1": "acct_a", "key_a2": "acct_a", "key_b1": "acct_b"}[k],
 			Model: []string{"gpt-4o", "claude"}[i%2], Provider: []string{"openai", "anthropic", "mock"}[i%3], UpstreamModel: "up",
 			Status: statuses[i%len(statuses)], Attempts: 1 + i%2, PromptTokens: i, CompletionTokens: 2 * i,
@@ -54,7 +55,7 @@ func seedRequestLog(t *testing.T, db *DB) []UsageRecord {
 	shuffled := slices.Clone(recs)
 	slices.Reverse(shuffled[10:20])
 	for _, r := range shuffled {
-		if err := db.InsertUsage(ctx, []UsageRecord{r}); err != nil {
+		if err := db.InsertUsage(ctx, []books.UsageRecord{r}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -63,7 +64,7 @@ func seedRequestLog(t *testing.T, db *DB) []UsageRecord {
 	for i, r := range shuffled {
 		order[r.RequestID] = i
 	}
-	slices.SortFunc(recs, func(a, b UsageRecord) int {
+	slices.SortFunc(recs, func(a, b books.UsageRecord) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c
 		}
@@ -79,15 +80,15 @@ func TestRequestLogPages(t *testing.T) {
 		tests := []struct {
 			name  string
 			f     RequestLogFilter
-			match func(UsageRecord) bool
+			match func(books.UsageRecord) bool
 		}{
-			{"all", RequestLogFilter{}, func(UsageRecord) bool { return true }},
-			{"account", RequestLogFilter{AccountID: "acct_a"}, func(r UsageRecord) bool { return r.AccountID == "acct_a" }},
-			{"key", RequestLogFilter{KeyID: "key_b1"}, func(r UsageRecord) bool { return r.KeyID == "key_b1" }},
-			{"model and provider", RequestLogFilter{Model: "gpt-4o", Provider: "openai"}, func(r UsageRecord) bool { return r.Model == "gpt-4o" && r.Provider == "openai" }},
-			{"status 5xx", RequestLogFilter{StatusMin: 500, StatusMax: 599}, func(r UsageRecord) bool { return r.Status >= 500 }},
-			{"errors of an account", RequestLogFilter{AccountID: "acct_a", StatusMin: 400, StatusMax: 999}, func(r UsageRecord) bool { return r.AccountID == "acct_a" && r.Status >= 400 }},
-			{"time window", RequestLogFilter{From: logT0.Add(3 * time.Second), To: logT0.Add(11 * time.Second)}, func(r UsageRecord) bool {
+			{"all", RequestLogFilter{}, func(books.UsageRecord) bool { return true }},
+			{"account", RequestLogFilter{AccountID: "acct_a"}, func(r books.UsageRecord) bool { return r.AccountID == "acct_a" }},
+			{"key", RequestLogFilter{KeyID: "key_b1"}, func(r books.UsageRecord) bool { return r.KeyID == "key_b1" }},
+			{"model and provider", RequestLogFilter{Model: "gpt-4o", Provider: "openai"}, func(r books.UsageRecord) bool { return r.Model == "gpt-4o" && r.Provider == "openai" }},
+			{"status 5xx", RequestLogFilter{StatusMin: 500, StatusMax: 599}, func(r books.UsageRecord) bool { return r.Status >= 500 }},
+			{"errors of an account", RequestLogFilter{AccountID: "acct_a", StatusMin: 400, StatusMax: 999}, func(r books.UsageRecord) bool { return r.AccountID == "acct_a" && r.Status >= 400 }},
+			{"time window", RequestLogFilter{From: logT0.Add(3 * time.Second), To: logT0.Add(11 * time.Second)}, func(r books.UsageRecord) bool {
 				return !r.CreatedAt.Before(logT0.Add(3*time.Second)) && r.CreatedAt.Before(logT0.Add(11*time.Second))
 			}},
 		}
@@ -195,7 +196,7 @@ func TestRequestLogRow(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		all := seedRequestLog(t, db)
 		ctx := context.Background()
-		var want UsageRecord
+		var want books.UsageRecord
 		for _, r := range all {
 			if r.RequestID == "req_07" {
 				want = r
@@ -281,9 +282,9 @@ func TestCaptureSettings(t *testing.T) {
 		if _, err := db.CaptureSetting(ctx, "acct_a"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("no setting: %v, want ErrNotFound", err)
 		}
-		on := CaptureSetting{AccountID: "acct_a", Enabled: true, Retention: 7 * 24 * time.Hour, MaxBytes: 65536, UpdatedAt: logT0}
-		off := CaptureSetting{AccountID: "acct_b", Enabled: false, Retention: time.Hour, MaxBytes: 10, UpdatedAt: logT0}
-		for _, c := range []CaptureSetting{off, {AccountID: "acct_a", Retention: time.Hour, MaxBytes: 1, UpdatedAt: logT0}, on} {
+		on := books.CaptureSetting{AccountID: "acct_a", Enabled: true, Retention: 7 * 24 * time.Hour, MaxBytes: 65536, UpdatedAt: logT0}
+		off := books.CaptureSetting{AccountID: "acct_b", Enabled: false, Retention: time.Hour, MaxBytes: 10, UpdatedAt: logT0}
+		for _, c := range []books.CaptureSetting{off, {AccountID: "acct_a", Retention: time.Hour, MaxBytes: 1, UpdatedAt: logT0}, on} {
 			if err := db.PutCaptureSetting(ctx, c); err != nil {
 				t.Fatal(err)
 			}
@@ -295,7 +296,7 @@ func TestCaptureSettings(t *testing.T) {
 		if err != nil || len(list) != 1 || list[0] != on {
 			t.Errorf("enabled settings %+v, %v; want only acct_a's", list, err)
 		}
-		if err := db.PutCaptureSetting(ctx, CaptureSetting{AccountID: "acct_c"}); err == nil {
+		if err := db.PutCaptureSetting(ctx, books.CaptureSetting{AccountID: "acct_c"}); err == nil {
 			t.Error("a setting without retention or max bytes was stored")
 		}
 	})
@@ -306,7 +307,7 @@ func TestRequestCaptures(t *testing.T) {
 		seedRequestLog(t, db)
 		ctx := context.Background()
 		now := time.Now().UTC().Truncate(time.Millisecond)
-		caps := []RequestCapture{
+		caps := []books.RequestCapture{
 			{RequestID: "req_03", AccountID: "acct_b", Request: `{"model":"m"}`, Response: "data: x\n\n", Truncated: true, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
 			{RequestID: "req_04", AccountID: "acct_a", Request: "bad \xff utf-8 and a NUL \x00", Response: "{}", CreatedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)},
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"slices"
 	"strings"
 	"time"
@@ -353,51 +354,6 @@ func nonNilMap(m map[string]string) map[string]string {
 	return m
 }
 
-// UsageRecord is one metered request.
-type UsageRecord struct {
-	RequestID        string
-	AccountID        string
-	KeyID            string
-	Model            string // public model name the caller asked for
-	Provider         string
-	UpstreamModel    string
-	Stream           bool
-	PromptTokens     int
-	CompletionTokens int
-	CachedTokens     int
-	// CacheWriteTokens are prompt tokens written to the provider's prompt
-	// cache (priced at their own rate).
-	CacheWriteTokens int
-	Latency          time.Duration
-	TTFT             time.Duration
-	Status           int
-	Attempts         int
-	ErrorCode        string
-	CreatedAt        time.Time
-	// CostNano is what the request cost the account (nano-USD); its ledger
-	// debit is written in the same transaction as the record.
-	CostNano int64
-	// Estimated: the provider reported no usage; tokens were counted.
-	Estimated bool
-	// Deployment is the deployment ("provider/model") that served, or the
-	// last one tried when none did; Endpoint the ingress (chat, responses,
-	// messages, completions, embeddings); TraceID the request's W3C trace
-	// id (32 hex, "" when none). The request log shows them.
-	Deployment string
-	Endpoint   string
-	TraceID    string
-	// CacheHit: answered from the response cache (migration 0015).
-	CacheHit bool
-	// PromptCacheSavedNano is what the provider's prompt cache saved
-	// (migration 0019): the cost with the cached and cache-written prompt
-	// tokens at the plain input price, minus CostNano's part for them;
-	// negative when cache writes cost more than the reads saved.
-	PromptCacheSavedNano int64
-	// ResponseCacheSavedNano is what a response cache hit would have cost
-	// at full price minus what it was billed (migration 0018; 0 otherwise).
-	ResponseCacheSavedNano int64
-}
-
 const usageColumns = `request_id, account_id, key_id, model, provider, upstream_model, stream, prompt_tokens, completion_tokens, cached_tokens, latency_us, ttft_us, status, attempts, error_code, created_at, cost_nano, estimated, cache_write_tokens, deployment, endpoint, trace_id, cache_hit, prompt_cache_saved_nano, response_cache_saved_nano`
 
 // InsertUsage writes a batch in one transaction (group commit), with the
@@ -407,7 +363,7 @@ const usageColumns = `request_id, account_id, key_id, model, provider, upstream_
 // record at once. The same transaction releases the credit hold whose id
 // is each stored record's request id (see HoldCredit), so no one ever sees
 // a request's credit both unspent and unheld.
-func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
+func (s *DB) InsertUsage(ctx context.Context, recs []books.UsageRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -415,7 +371,7 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 	// batches then wait on each other's rows in one order (PostgreSQL
 	// would otherwise risk a deadlock).
 	sorted := slices.Clone(recs)
-	slices.SortStableFunc(sorted, func(a, b UsageRecord) int { return strings.Compare(a.RequestID, b.RequestID) })
+	slices.SortStableFunc(sorted, func(a, b books.UsageRecord) int { return strings.Compare(a.RequestID, b.RequestID) })
 	// Typed (ErrUnavailable, ErrBadData): the recorder decides from the
 	// kind whether to retry, set records aside or start an outage.
 	return typed(s.inTx(ctx, func(tx *sql.Tx) error {
@@ -424,7 +380,7 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 			return fmt.Errorf("insert usage: %w", err)
 		}
 		defer stmt.Close()
-		var debits []UsageDebit
+		var debits []books.UsageDebit
 		var stored []string
 		for _, r := range sorted {
 			res, err := stmt.ExecContext(ctx, r.RequestID, r.AccountID, r.KeyID, r.Model, r.Provider, r.UpstreamModel, b2i(r.Stream),
@@ -442,7 +398,7 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 			// Free requests need no ledger entry (and the write would double
 			// the commit's pages); every request that cost something has one.
 			if r.AccountID != "" && r.CostNano != 0 {
-				debits = append(debits, UsageDebit{AccountID: r.AccountID, RequestID: r.RequestID, Amount: r.CostNano, KeyID: r.KeyID, At: r.CreatedAt})
+				debits = append(debits, books.UsageDebit{AccountID: r.AccountID, RequestID: r.RequestID, Amount: r.CostNano, KeyID: r.KeyID, At: r.CreatedAt})
 			}
 		}
 		if len(stored) == 0 {
@@ -452,16 +408,8 @@ func (s *DB) InsertUsage(ctx context.Context, recs []UsageRecord) error {
 	}))
 }
 
-// UsageFilter selects usage records; zero fields do not filter.
-type UsageFilter struct {
-	KeyID     string
-	RequestID string
-	Since     time.Time
-	Limit     int
-}
-
 // ListUsage returns matching records, newest first.
-func (s *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error) {
+func (s *DB) ListUsage(ctx context.Context, f books.UsageFilter) ([]books.UsageRecord, error) {
 	var where []string
 	var args []any
 	if f.KeyID != "" {
@@ -490,9 +438,9 @@ func (s *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error
 		return nil, fmt.Errorf("list usage: %w", err)
 	}
 	defer rows.Close()
-	var out []UsageRecord
+	var out []books.UsageRecord
 	for rows.Next() {
-		var r UsageRecord
+		var r books.UsageRecord
 		var lat, ttft, created int64
 		if err := rows.Scan(&r.RequestID, &r.AccountID, &r.KeyID, &r.Model, &r.Provider, &r.UpstreamModel, &r.Stream,
 			&r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &lat, &ttft, &r.Status, &r.Attempts, &r.ErrorCode, &created, &r.CostNano, &r.Estimated, &r.CacheWriteTokens, &r.Deployment, &r.Endpoint, &r.TraceID, &r.CacheHit, &r.PromptCacheSavedNano, &r.ResponseCacheSavedNano); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xroute/xroute/billing/books"
 	"io/fs"
 	"path/filepath"
 	"slices"
@@ -414,7 +415,7 @@ func TestInsertUsageSkipsReplayedRequests(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		now := time.Now()
-		batch := []UsageRecord{
+		batch := []books.UsageRecord{
 			{RequestID: "r1", KeyID: "k", Model: "m", Provider: "p", Stream: true, Estimated: true, PromptTokens: 10, CompletionTokens: 5, Latency: 1500 * time.Microsecond, Status: 200, Attempts: 1, CreatedAt: now},
 			{RequestID: "r2", KeyID: "k", Model: "m", Status: 502, ErrorCode: "upstream_error", CreatedAt: now},
 		}
@@ -424,18 +425,18 @@ func TestInsertUsageSkipsReplayedRequests(t *testing.T) {
 		if err := db.InsertUsage(ctx, batch); err != nil { // a retried batch
 			t.Fatal(err)
 		}
-		recs, err := db.ListUsage(ctx, UsageFilter{KeyID: "k"})
+		recs, err := db.ListUsage(ctx, books.UsageFilter{KeyID: "k"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(recs) != 2 {
 			t.Fatalf("want 2 records after replay, got %d", len(recs))
 		}
-		r1, _ := db.ListUsage(ctx, UsageFilter{RequestID: "r1"})
+		r1, _ := db.ListUsage(ctx, books.UsageFilter{RequestID: "r1"})
 		if r1[0].PromptTokens != 10 || r1[0].Latency != 1500*time.Microsecond || r1[0].Attempts != 1 || !r1[0].Stream || !r1[0].Estimated {
 			t.Fatalf("round trip: %+v", r1[0])
 		}
-		if page, err := db.ListUsage(ctx, UsageFilter{Since: now.Add(-time.Second), Limit: 1}); err != nil || len(page) != 1 || page[0].RequestID != "r2" {
+		if page, err := db.ListUsage(ctx, books.UsageFilter{Since: now.Add(-time.Second), Limit: 1}); err != nil || len(page) != 1 || page[0].RequestID != "r2" {
 			t.Fatalf("limit: %+v, %v", page, err)
 		}
 	})

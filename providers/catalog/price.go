@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/bits"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/xroute/xroute/internal/money"
 )
 
 // Price is a token price in micro-USD per million tokens, which is the same
@@ -91,28 +92,7 @@ func (p *Price) UnmarshalYAML(n *yaml.Node) error {
 func (p Price) MarshalYAML() (any, error) { return p.String(), nil }
 
 // nanoCost returns ceil(sum(tokens[i] * prices[i]) / 1000) in nano-USD,
-// computed in 128-bit integers so that it is exact for every input. The
-// result saturates at math.MaxInt64 nano-USD (about 9.2 billion USD).
-func nanoCost(terms ...[2]uint64) int64 {
-	var hi, lo uint64
-	for _, t := range terms {
-		h, l := bits.Mul64(t[0], t[1])
-		var c uint64
-		lo, c = bits.Add64(lo, l, 0)
-		hi, c = bits.Add64(hi, h, c)
-		if c != 0 {
-			return math.MaxInt64
-		}
-	}
-	if hi >= 1000 { // the quotient would not fit in 64 bits
-		return math.MaxInt64
-	}
-	q, r := bits.Div64(hi, lo, 1000)
-	if r != 0 {
-		q++
-	}
-	if q > math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return int64(q)
-}
+// exact for every input (internal/money, the arithmetic billing's costs
+// use too). The result saturates at math.MaxInt64 nano-USD (about 9.2
+// billion USD).
+func nanoCost(terms ...[2]uint64) int64 { return money.CeilProducts(1, 1000, terms...) }

@@ -1,4 +1,4 @@
-package billing
+package store
 
 import (
 	"context"
@@ -57,6 +57,28 @@ func pgConnectErr(t *testing.T) error {
 	return err
 }
 
+// errKind is what a failed write says about the store, as billing reads
+// it from the kind typed() gives the error.
+type errKind int
+
+const (
+	errUnknown     errKind = iota // blames no record: retried
+	errUnreachable                // the store cannot be reached: an outage
+	errBadData                    // the store refuses what was written
+)
+
+// classify is billing's reading of a store error (billing.classify): only
+// the dberr kind typed() set.
+func classify(err error) errKind {
+	switch err := typed(err); {
+	case errors.Is(err, ErrUnavailable):
+		return errUnreachable
+	case errors.Is(err, ErrBadData):
+		return errBadData
+	}
+	return errUnknown
+}
+
 type sqlStateErr string
 
 func (e sqlStateErr) Error() string    { return "server error " + string(e) }
@@ -107,12 +129,15 @@ func TestClassifyStoreErrors(t *testing.T) {
 			if got := classify(tt.err); got != tt.want {
 				t.Fatalf("classify(%v) = %v, want %v", tt.err, got, tt.want)
 			}
-			if got, want := IsUnreachable(tt.err), tt.want == errUnreachable; got != want {
-				t.Fatalf("IsUnreachable(%v) = %v, want %v", tt.err, got, want)
+			if got, want := IsUnavailable(tt.err), tt.want == errUnreachable; got != want {
+				t.Fatalf("IsUnavailable(%v) = %v, want %v", tt.err, got, want)
+			}
+			if got, want := IsBadData(tt.err), tt.want == errBadData; got != want {
+				t.Fatalf("IsBadData(%v) = %v, want %v", tt.err, got, want)
 			}
 		})
 	}
-	if IsUnreachable(nil) || classify(nil) == errBadData {
+	if IsUnavailable(nil) || classify(nil) == errBadData || typed(nil) != nil {
 		t.Fatal("nil is no failure")
 	}
 }
