@@ -2,6 +2,7 @@ package keys
 
 import (
 	"fmt"
+	"github.com/xroute/xroute/keys/internal/shardmap"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -341,8 +342,8 @@ func TestAnomalyMemoryBounds(t *testing.T) {
 		d.Observe(Observation{KeyID: "key_" + strconv.Itoa(i), IP: "192.0.2.1", At: clk.Now(), Status: 200})
 		clk.Advance(time.Second)
 	}
-	if n := d.Len(); n > 4*rlShards {
-		t.Fatalf("tracking %d keys, cap %d", n, 4*rlShards)
+	if n := d.Len(); n > 4*shardmap.Count {
+		t.Fatalf("tracking %d keys, cap %d", n, 4*shardmap.Count)
 	}
 
 	d = NewDetector(anomDefaults(), clk.Now)
@@ -351,7 +352,7 @@ func TestAnomalyMemoryBounds(t *testing.T) {
 		clk.Advance(time.Second)
 	}
 	for i := range d.shards {
-		for _, k := range d.shards[i].m {
+		for _, k := range d.shards[i].M {
 			if len(k.ips) > anomMaxIPs {
 				t.Fatalf("%d addresses kept", len(k.ips))
 			}

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"fmt"
+	"github.com/xroute/xroute/keys/internal/shardmap"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -233,7 +234,7 @@ func TestGCRASweepAndCap(t *testing.T) {
 	for i := range 100_000 {
 		l.Allow("flood"+strconv.Itoa(i), PerMinute(1), 1)
 	}
-	if n := l.Len(); n > 8*rlShards {
+	if n := l.Len(); n > 8*shardmap.Count {
 		t.Fatalf("cap exceeded: %d entries", n)
 	}
 }
@@ -367,7 +368,7 @@ func TestConcurrencyAcquireRelease(t *testing.T) {
 	c.Release("other")
 	n := 0
 	for i := range c.shards {
-		n += len(c.shards[i].m)
+		n += len(c.shards[i].M)
 	}
 	if n != 0 {
 		t.Fatalf("%d entries left with nothing in flight", n)
