@@ -2,13 +2,14 @@ package keys
 
 import (
 	"fmt"
-	"github.com/xroute/xroute/keys/internal/shardmap"
 	"hash/maphash"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/keys/internal/clientip"
+	"github.com/xroute/xroute/keys/internal/shardmap"
 )
 
 // Alert kinds.
@@ -218,7 +219,7 @@ func (d *Detector) Observe(o Observation) []Alert {
 		}
 	}
 
-	if addr := throttleAddr(o.IP); addr.IsValid() {
+	if addr := clientip.Group(o.IP); addr.IsValid() {
 		if _, seen := k.ips[addr]; !seen {
 			switch {
 			case !warm:

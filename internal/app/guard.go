@@ -14,6 +14,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/httpapi"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/limits"
 )
 
 // limiter is a rate limiter the guard sweeps: local, or shared in Redis.
@@ -33,8 +34,8 @@ type guard struct {
 	tokens   limiter
 	// conc is the concurrency cap shared through Redis; nil when the cap
 	// is per replica (it then owns no goroutine).
-	conc     *keys.RedisConcurrency
-	throttle *keys.AuthThrottle
+	conc     *limits.RedisConcurrency
+	throttle *limits.AuthThrottle
 	burst    int // auth.failed_auth_burst
 	detector *keys.Detector
 	cfg      config.Anomaly
@@ -54,21 +55,21 @@ type guard struct {
 // and starts the guard's goroutines.
 // hook (nil: none) sends the webhook action's alerts, signed.
 func newGuard(cfg config.Config, ks *keys.Service, audit *keys.Auditor, rdb *redis.Client, hook *webhook, log *zap.Logger) *guard {
-	var requests, tokens limiter = keys.NewLimiter(time.Now), keys.NewLimiter(time.Now)
-	var conc httpapi.ConcurrencyLimiter = keys.NewConcurrency()
-	var shared *keys.RedisConcurrency
+	var requests, tokens limiter = limits.NewLimiter(time.Now), limits.NewLimiter(time.Now)
+	var conc httpapi.ConcurrencyLimiter = limits.NewConcurrency()
+	var shared *limits.RedisConcurrency
 	if rdb != nil {
-		timeout := keys.WithRedisTimeout(cfg.Redis.Timeout)
-		requests = keys.NewRedisLimiter(rdb, "xroute:rl:req:", keys.NewLimiter(time.Now), log, timeout)
-		tokens = keys.NewRedisLimiter(rdb, "xroute:rl:tok:", keys.NewLimiter(time.Now), log, timeout)
-		shared = keys.NewRedisConcurrency(rdb, "xroute:conc:", log, timeout)
+		timeout := limits.WithRedisTimeout(cfg.Redis.Timeout)
+		requests = limits.NewRedisLimiter(rdb, "xroute:rl:req:", limits.NewLimiter(time.Now), log, timeout)
+		tokens = limits.NewRedisLimiter(rdb, "xroute:rl:tok:", limits.NewLimiter(time.Now), log, timeout)
+		shared = limits.NewRedisConcurrency(rdb, "xroute:conc:", log, timeout)
 		conc = shared
 	}
 	g := &guard{
 		requests: requests,
 		tokens:   tokens,
 		conc:     shared,
-		throttle: keys.NewAuthThrottle(cfg.Auth.FailedAuthBurst, cfg.Auth.FailedAuthMaxBackoff, time.Now),
+		throttle: limits.NewAuthThrottle(cfg.Auth.FailedAuthBurst, cfg.Auth.FailedAuthMaxBackoff, time.Now),
 		burst:    cfg.Auth.FailedAuthBurst,
 		cfg:      cfg.Anomaly,
 		keys:     ks,
@@ -203,7 +204,7 @@ func (g *guard) close() {
 func (g *guard) redisFallbacks() float64 {
 	var n int64
 	for _, l := range []limiter{g.requests, g.tokens} {
-		if r, ok := l.(*keys.RedisLimiter); ok {
+		if r, ok := l.(*limits.RedisLimiter); ok {
 			n += r.Fallbacks()
 		}
 	}

@@ -1,9 +1,8 @@
-package keys
+package limits
 
 import (
 	"context"
 	"fmt"
-	"github.com/xroute/xroute/keys/internal/shardmap"
 	"hash/maphash"
 	"math/rand/v2"
 	"strconv"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/keys/internal/shardmap"
 )
 
 // acquireScript takes one lease on a key's lease set if fewer than max are

@@ -1,8 +1,12 @@
-package keys
+// Package limits holds the request path's admission controls: the GCRA
+// rate limiter (RPM, TPM), the concurrent-request cap and the
+// failed-authentication throttle, each in memory per replica and, for the
+// first two, shared through Redis when it is configured (falling back to
+// the local copy while Redis does not answer).
+package limits
 
 import (
 	"encoding/binary"
-	"github.com/xroute/xroute/keys/internal/shardmap"
 	"hash/maphash"
 	"math/bits"
 	"math/rand/v2"
@@ -11,6 +15,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/xroute/xroute/keys/internal/clientip"
+	"github.com/xroute/xroute/keys/internal/shardmap"
 )
 
 // This file holds the per-replica admission controls of the request path:
@@ -419,20 +426,6 @@ func NewAuthThrottle(burst int, maxBackoff time.Duration, now func() time.Time) 
 	return a
 }
 
-// throttleAddr parses and groups a client address.
-func throttleAddr(ip string) netip.Addr {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return netip.Addr{}
-	}
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.WithZone("").Prefix(64)
-		a = p.Addr()
-	}
-	return a
-}
-
 func (a *AuthThrottle) shard(addr netip.Addr) *shardmap.Map[netip.Addr, throttleEntry] {
 	b := addr.As16()
 	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(b[:8])^a.seed, binary.LittleEndian.Uint64(b[8:])^0x9e3779b97f4a7c15)
@@ -443,7 +436,7 @@ func (a *AuthThrottle) shard(addr netip.Addr) *shardmap.Map[netip.Addr, throttle
 // verifying a key and answer 429 with Retry-After (rounded up to seconds)
 // when blocked.
 func (a *AuthThrottle) Check(ip string) (retryAfter time.Duration, blocked bool) {
-	addr := throttleAddr(ip)
+	addr := clientip.Group(ip)
 	now := a.now().UnixNano()
 	s := a.shard(addr)
 	s.Mu.Lock()
@@ -459,7 +452,7 @@ func (a *AuthThrottle) Check(ip string) (retryAfter time.Duration, blocked bool)
 // this failure started a blocking episode: a burst of guesses, worth an
 // anomaly alert once.
 func (a *AuthThrottle) Failed(ip string) (burst bool) {
-	addr := throttleAddr(ip)
+	addr := clientip.Group(ip)
 	now := a.now().UnixNano()
 	s := a.shard(addr)
 	s.Mu.Lock()

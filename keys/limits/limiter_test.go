@@ -1,13 +1,14 @@
-package keys
+package limits
 
 import (
 	"fmt"
-	"github.com/xroute/xroute/keys/internal/shardmap"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/keys/internal/shardmap"
 )
 
 // rlClock is a fake clock, safe for concurrent use.
