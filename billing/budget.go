@@ -20,13 +20,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sync/singleflight"
 	"math/bits"
 	"slices"
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
 )
 
 // ErrBudgetExceeded is matched (errors.Is) by every *BudgetError.
@@ -164,8 +166,8 @@ type BudgetStore interface {
 	DeleteBudget(ctx context.Context, scope, scopeID, period string) error
 	UsageSpend(ctx context.Context, scope, scopeID string, since time.Time) (int64, error)
 	// AccountByID and KeyByID find a budget's scope (store.ErrNotFound).
-	AccountByID(ctx context.Context, id string) (store.Account, error)
-	KeyByID(ctx context.Context, id string) (store.APIKey, error)
+	AccountByID(ctx context.Context, id string) (keys.Account, error)
+	KeyByID(ctx context.Context, id string) (keys.Record, error)
 }
 
 type scopeRef struct {

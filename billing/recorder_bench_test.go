@@ -81,7 +81,7 @@ func benchRecorderCommit(b *testing.B, db *store.DB) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
-			rec := store.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: store.DefaultAccountID, KeyID: "key_bench",
+			rec := store.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: keys.DefaultAccountID, KeyID: "key_bench",
 				Model: "m", Provider: "p", PromptTokens: 10, CompletionTokens: 20, Status: 200, CreatedAt: time.Now(), CostNano: 1234}
 			if err := r.Commit(context.Background(), rec); err != nil {
 				b.Error(err)
@@ -123,7 +123,7 @@ func BenchmarkRecorderCommitSequential(b *testing.B) {
 			defer r.Close(context.Background())
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				rec := store.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: store.DefaultAccountID, KeyID: "k", Model: "m",
+				rec := store.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: keys.DefaultAccountID, KeyID: "k", Model: "m",
 					Status: 200, CreatedAt: time.Now(), CostNano: cost}
 				if err := r.Commit(context.Background(), rec); err != nil {
 					b.Fatal(err)
@@ -147,7 +147,7 @@ func BenchmarkDebitUsageBatch(b *testing.B) {
 			defer db.Close()
 			accts := []string{"acct_0", "acct_1", "acct_2", "acct_3"}
 			for _, id := range accts {
-				if err := db.CreateAccount(ctx, store.Account{ID: id, Name: id, CreatedAt: time.Now()}); err != nil {
+				if err := db.CreateAccount(ctx, keys.Account{ID: id, Name: id, CreatedAt: time.Now()}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
+	"github.com/xroute/xroute/keys"
 )
 
 // flakyWriter is a store that can go down (every write fails, as a
@@ -638,7 +639,7 @@ func TestRecorderSetsAsideWhatPostgresRefuses(t *testing.T) {
 	r := NewRecorder(db, zap.NewNop(), 8, 64, time.Hour, WithSpool(sp), WithOnOutage(func() { outages.Add(1) }))
 	defer r.Close(ctx)
 	rec := func(id, model string) store.UsageRecord {
-		return store.UsageRecord{RequestID: id, AccountID: store.DefaultAccountID, KeyID: "k", Model: model, Status: 200, CreatedAt: time.Unix(1e9, 0)}
+		return store.UsageRecord{RequestID: id, AccountID: keys.DefaultAccountID, KeyID: "k", Model: model, Status: 200, CreatedAt: time.Unix(1e9, 0)}
 	}
 	for _, rc := range []store.UsageRecord{rec("bad", "m\x00"), rec("good1", "m"), rec("good2", "m")} {
 		if err := r.Commit(ctx, rc); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
+	"github.com/xroute/xroute/keys"
 )
 
 // errorLines are the Error entries logged so far.
@@ -236,7 +237,7 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	r := NewRecorder(db, zap.NewNop(), 8, 64, time.Hour, WithSpool(sp), withWriteTimeout(200*time.Millisecond), withBackoff(20*time.Millisecond, 100*time.Millisecond))
 	defer r.Close(ctx)
 	rec := func(id string, cost int64) store.UsageRecord {
-		return store.UsageRecord{RequestID: id, AccountID: store.DefaultAccountID, KeyID: "k", Model: "m", Status: 200, CreatedAt: time.Now(), CostNano: cost}
+		return store.UsageRecord{RequestID: id, AccountID: keys.DefaultAccountID, KeyID: "k", Model: "m", Status: 200, CreatedAt: time.Now(), CostNano: cost}
 	}
 	if err := r.Commit(ctx, rec("good0", 0)); err != nil {
 		t.Fatal(err)
@@ -244,7 +245,7 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	before, _, err := db.CreditState(ctx, store.DefaultAccountID)
+	before, _, err := db.CreditState(ctx, keys.DefaultAccountID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE`, store.DefaultAccountID); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE`, keys.DefaultAccountID); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Commit(ctx, rec("paid1", 5000)); err != nil {
@@ -284,7 +285,7 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	if len(recs) != 1 {
 		t.Fatal("paid1 not stored")
 	}
-	after, _, err := db.CreditState(ctx, store.DefaultAccountID)
+	after, _, err := db.CreditState(ctx, keys.DefaultAccountID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
+	"github.com/xroute/xroute/keys"
 )
 
 // forEachHoldStore runs fn as a subtest on a fresh store per backend:
@@ -36,7 +37,7 @@ func forEachHoldStore(t *testing.T, balances map[string]Nano, fn func(t *testing
 			}
 			t.Cleanup(func() { db.Close() })
 			for id, amount := range balances {
-				if err := db.CreateAccount(ctx, store.Account{ID: id, Name: id, CreatedAt: ledgerNow}); err != nil {
+				if err := db.CreateAccount(ctx, keys.Account{ID: id, Name: id, CreatedAt: ledgerNow}); err != nil {
 					t.Fatal(err)
 				}
 				if _, _, err := db.PostLedgerEntry(ctx, store.LedgerEntry{AccountID: id, Kind: store.LedgerTopUp, Amount: int64(amount), IdempotencyKey: "seed", CreatedAt: ledgerNow}); err != nil {

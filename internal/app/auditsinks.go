@@ -46,7 +46,7 @@ type nudgingAudit struct {
 	nudge func()
 }
 
-func (n nudgingAudit) AppendAudit(ctx context.Context, build func(int64, string) (store.AuditRow, error)) error {
+func (n nudgingAudit) AppendAudit(ctx context.Context, build func(int64, string) (keys.AuditRow, error)) error {
 	if err := n.DB.AppendAudit(ctx, build); err != nil {
 		return err
 	}

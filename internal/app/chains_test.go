@@ -32,7 +32,7 @@ func TestSealChainsOnUpgrade(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := billing.NewLedger(db, time.Now).TopUp(ctx, store.DefaultAccountID, 5*billing.NanoPerUSD, "inv-1", "cli"); err != nil {
+	if _, _, err := billing.NewLedger(db, time.Now).TopUp(ctx, keys.DefaultAccountID, 5*billing.NanoPerUSD, "inv-1", "cli"); err != nil {
 		t.Fatal(err)
 	}
 

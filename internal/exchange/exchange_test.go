@@ -35,13 +35,13 @@ type fixture struct {
 
 func rules() []config.IssuerRule {
 	return []config.IssuerRule{
-		{Name: "ci-main", Claims: map[string]string{"repository_owner": "octo-org", "ref": "refs/heads/main"}, Account: store.DefaultAccountID,
+		{Name: "ci-main", Claims: map[string]string{"repository_owner": "octo-org", "ref": "refs/heads/main"}, Account: keys.DefaultAccountID,
 			Key: config.KeyTemplate{Models: []string{"gpt-4o*"}, Endpoints: []string{"chat.completions", "embeddings"}, RPM: 60, TTL: 15 * time.Minute}},
-		{Name: "ci-any", Claims: map[string]string{"sub": "repo:octo-org/*"}, Account: store.DefaultAccountID,
+		{Name: "ci-any", Claims: map[string]string{"sub": "repo:octo-org/*"}, Account: keys.DefaultAccountID,
 			Key: config.KeyTemplate{Models: []string{"gpt-4o-mini"}, TTL: 5 * time.Minute}},
-		{Name: "k8s", Claims: map[string]string{"kubernetes.io.namespace": "ml-*", "kubernetes.io.serviceaccount.name": "inference"}, Account: store.DefaultAccountID,
+		{Name: "k8s", Claims: map[string]string{"kubernetes.io.namespace": "ml-*", "kubernetes.io.serviceaccount.name": "inference"}, Account: keys.DefaultAccountID,
 			Key: config.KeyTemplate{MaxConcurrent: 4, TTL: time.Hour}, RefreshTokens: true, RefreshTTL: 3 * time.Hour},
-		{Name: "admins", Claims: map[string]string{"groups": "llm-admins", "email": "*@example.com"}, Account: store.DefaultAccountID,
+		{Name: "admins", Claims: map[string]string{"groups": "llm-admins", "email": "*@example.com"}, Account: keys.DefaultAccountID,
 			Key: config.KeyTemplate{TTL: 2 * time.Hour, OutliveIdentity: true}},
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -136,7 +136,7 @@ func TestHoleStalledAfterFirstChunkEndsWithErrorEvent(t *testing.T) {
 				c.Server.StreamKeepAlive = 20 * time.Millisecond
 				c.Server.RequestTimeout = 5 * time.Second // the old hang ends here
 			}})
-			if _, _, err := g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test"); err != nil {
+			if _, _, err := g.app.Ledger.TopUp(context.Background(), keys.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test"); err != nil {
 				t.Fatal(err)
 			}
 			resp, body := postStream(t, g, tc.path, tc.body)
@@ -334,7 +334,7 @@ func TestHoleCallerThatStopsReadingIsCut(t *testing.T) {
 // recorded as cut by the server, its delivered part billed.
 func TestHoleShutdownCutStreamRecordedAsServerCut(t *testing.T) {
 	g := newGateway(t, gwOptions{mock: mock.Config{TokensPerSec: 20, CompletionTokens: 400}, mutate: priced})
-	if _, _, err := g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test"); err != nil {
+	if _, _, err := g.app.Ledger.TopUp(context.Background(), keys.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test"); err != nil {
 		t.Fatal(err)
 	}
 	srv, addr := serveReal(t, g, nil)

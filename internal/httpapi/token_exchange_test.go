@@ -12,7 +12,6 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/exchange"
 	"github.com/xroute/xroute/internal/exchange/oidctest"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -24,9 +23,9 @@ func exchangeGateway(t *testing.T) (*gateway, *oidctest.Issuer) {
 	is := oidctest.New(t)
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		c.Auth.Issuers = []config.Issuer{{Issuer: is.URL, Audiences: []string{"xroute"}, Rules: []config.IssuerRule{
-			{Name: "ci", Claims: map[string]string{"repository_owner": "octo-org", "ref": "refs/heads/main"}, Account: store.DefaultAccountID,
+			{Name: "ci", Claims: map[string]string{"repository_owner": "octo-org", "ref": "refs/heads/main"}, Account: keys.DefaultAccountID,
 				Key: config.KeyTemplate{Models: []string{"gpt-4o-mini"}, Endpoints: []string{"chat.completions"}, TTL: 15 * time.Minute}},
-			{Name: "k8s", Claims: map[string]string{"kubernetes.io.namespace": "ml-*"}, Account: store.DefaultAccountID,
+			{Name: "k8s", Claims: map[string]string{"kubernetes.io.namespace": "ml-*"}, Account: keys.DefaultAccountID,
 				Key: config.KeyTemplate{TTL: time.Hour}, RefreshTokens: true},
 		}}}
 	}})
