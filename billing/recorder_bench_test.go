@@ -13,6 +13,7 @@ import (
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // BenchmarkRecorderCommitSQLite measures the usage writer's sustained rate
@@ -42,7 +43,7 @@ func keyBench(b *testing.B, db *store.DB, keyed bool) {
 	if !keyed {
 		return
 	}
-	v, err := keys.OpenVault(context.Background(), db, keys.GenerateMasterKey())
+	v, err := vault.Open(context.Background(), db, vault.GenerateMasterKey())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,14 +11,15 @@ import (
 	"github.com/xroute/xroute/internal/dberr"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // auKeyed is a keyed auditor over a fresh database and vault, as the
 // gateway builds it, and the database's path for raw access.
-func auKeyed(t *testing.T) (*keys.Auditor, *keys.Vault, *store.DB, string) {
+func auKeyed(t *testing.T) (*keys.Auditor, *vault.Vault, *store.DB, string) {
 	t.Helper()
 	db, path := vtDB(t)
-	v := vtVault(t, db, keys.GenerateMasterKey())
+	v := vtVault(t, db, vault.GenerateMasterKey())
 	a := keys.NewAuditor(db, auTestClock(), keys.KeyedBy(v.ChainKeys("audit")))
 	if _, err := a.Seal(context.Background()); err != nil { // as the gateway does at start
 		t.Fatal(err)
@@ -142,7 +143,7 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 		// keyed auditor seals it (row 4, audit.keyed), and from then on
 		// the old rows cannot be rewritten either.
 		db, path := vtDB(t)
-		v := vtVault(t, db, keys.GenerateMasterKey())
+		v := vtVault(t, db, vault.GenerateMasterKey())
 		a := keys.NewAuditor(db, auTestClock(), keys.KeyedBy(v.ChainKeys("audit")))
 		auRecordN(t, keys.NewAuditor(db, auTestClock()), 3)
 		if _, err := a.Verify(ctx); !errors.Is(err, keys.ErrAuditNotKeyed) {
@@ -191,7 +192,7 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 	t.Run("another vault's key does not verify", func(t *testing.T) {
 		a, _, db, _ := auKeyed(t)
 		auRecordN(t, a, 2)
-		other := vtVault(t, &memKeyring{}, keys.GenerateMasterKey())
+		other := vtVault(t, &memKeyring{}, vault.GenerateMasterKey())
 		var ce *keys.ChainError
 		if _, err := keys.NewAuditor(db, auTestClock(), keys.KeyedBy(other.ChainKeys("audit"))).Verify(ctx); !errors.As(err, &ce) || ce.Seq != 1 {
 			t.Fatalf("verify under another vault: %v", err)
@@ -235,7 +236,7 @@ func TestHoleAuditTruncationCaughtByHead(t *testing.T) {
 		{"seq lowered", func(h *keys.Head) { h.Seq = 3 }, keys.ErrHeadSignature},
 		{"hash replaced", func(h *keys.Head) { h.Hash = strings.Repeat("ab", 32) }, keys.ErrHeadSignature},
 		{"another key", func(h *keys.Head) {
-			other := vtVault(t, &memKeyring{}, keys.GenerateMasterKey())
+			other := vtVault(t, &memKeyring{}, vault.GenerateMasterKey())
 			o := keys.NewAuditor(&memAudit{}, auTestClock(), keys.KeyedBy(other.ChainKeys("audit")))
 			oh, err := o.Head(ctx)
 			if err != nil {

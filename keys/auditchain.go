@@ -20,6 +20,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // Verify walks the whole chain from seq 1 and returns how many rows it
@@ -141,7 +143,7 @@ func (a *Auditor) checkRow(r AuditRow, keyed bool) error {
 		return fmt.Errorf("%w (rows from seq %d are keyed)", ErrAuditKeyRequired, r.Seq)
 	}
 	mac, err := a.keys.MAC(r.KeyTerm, auditMessage(r))
-	if errors.Is(err, ErrUnknownTerm) {
+	if errors.Is(err, vault.ErrUnknownTerm) {
 		return &ChainError{Seq: r.Seq, Reason: fmt.Sprintf("names key term %d, which the vault does not hold (forged)", r.KeyTerm)}
 	}
 	if err != nil {
@@ -213,7 +215,7 @@ func (a *Auditor) checkHeadSignature(h Head) error {
 		return ErrAuditKeyRequired
 	}
 	sk, _, err := a.keys.SigningKey(h.Term)
-	if errors.Is(err, ErrUnknownTerm) {
+	if errors.Is(err, vault.ErrUnknownTerm) {
 		return fmt.Errorf("%w: key term %d is not in the vault", ErrHeadSignature, h.Term)
 	}
 	if err != nil {

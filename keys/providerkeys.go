@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/xroute/xroute/internal/dberr"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // ErrInvalidProviderKey wraps every validation failure of ProviderKeys
@@ -122,12 +123,12 @@ func MaskSecret(s string) string {
 // the actor and records provider_key.* events.
 type ProviderKeys struct {
 	st    ProviderKeyStore
-	vault *Vault
+	vault *vault.Vault
 	now   func() time.Time
 }
 
 // NewProviderKeys returns the provider-key service.
-func NewProviderKeys(st ProviderKeyStore, v *Vault, now func() time.Time) *ProviderKeys {
+func NewProviderKeys(st ProviderKeyStore, v *vault.Vault, now func() time.Time) *ProviderKeys {
 	return &ProviderKeys{st: st, vault: v, now: now}
 }
 
@@ -162,7 +163,7 @@ func (p *ProviderKeys) Add(ctx context.Context, provider, name, secret string, w
 	}
 	now := p.now().UTC().Truncate(time.Millisecond)
 	row := ProviderKeyRecord{
-		ID: id, Provider: provider, Name: name, Ciphertext: ct, Term: Term(ct), Hint: MaskSecret(secret),
+		ID: id, Provider: provider, Name: name, Ciphertext: ct, Term: vault.Term(ct), Hint: MaskSecret(secret),
 		Weight: weight, Status: ProviderKeyActive, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := p.st.CreateProviderKey(ctx, row); err != nil {
@@ -250,7 +251,7 @@ func (p *ProviderKeys) Active(ctx context.Context, provider string) ([]Secret, e
 // vault) it reloads the keyring once and retries.
 func (p *ProviderKeys) open(ctx context.Context, r ProviderKeyRecord) ([]byte, error) {
 	pt, err := p.vault.Open(r.ID, r.Ciphertext)
-	if errors.Is(err, ErrUnknownTerm) {
+	if errors.Is(err, vault.ErrUnknownTerm) {
 		if rerr := p.vault.Reload(ctx); rerr != nil {
 			return nil, errors.Join(err, rerr)
 		}
@@ -300,7 +301,7 @@ func (p *ProviderKeys) reseal(ctx context.Context, r ProviderKeyRecord) error {
 		if err != nil {
 			return err
 		}
-		err = p.st.SwapProviderKeyCiphertext(ctx, r.ID, r.Ciphertext, ct, Term(ct), p.now())
+		err = p.st.SwapProviderKeyCiphertext(ctx, r.ID, r.Ciphertext, ct, vault.Term(ct), p.now())
 		switch {
 		case err == nil, errors.Is(err, dberr.ErrNotFound): // deleted meanwhile: nothing to do
 			return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/xroute/xroute/internal/dberr"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 const pkTestSecret = "sk-proj-Zq81xWm4Lk2Hs9Pd0Tn7abcd"
@@ -26,14 +27,14 @@ const pkTestSecret = "sk-proj-Zq81xWm4Lk2Hs9Pd0Tn7abcd"
 type pkFixture struct {
 	db    *store.DB
 	path  string
-	vault *keys.Vault
+	vault *vault.Vault
 	pk    *keys.ProviderKeys
 }
 
 func newPKFixture(t *testing.T) pkFixture {
 	t.Helper()
 	db, path := vtDB(t)
-	v := vtVault(t, db, keys.GenerateMasterKey())
+	v := vtVault(t, db, vault.GenerateMasterKey())
 	clock := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	return pkFixture{db: db, path: path, vault: v, pk: keys.NewProviderKeys(db, v, func() time.Time { return clock })}
 }
@@ -168,7 +169,7 @@ func TestProviderKeyCopiedToAnotherRowFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := f.pk.Active(ctx, "openai")
-	if !errors.Is(err, keys.ErrDecrypt) || !strings.Contains(err.Error(), b.ID) {
+	if !errors.Is(err, vault.ErrDecrypt) || !strings.Contains(err.Error(), b.ID) {
 		t.Fatalf("copied ciphertext: want ErrDecrypt naming %s, got %v", b.ID, err)
 	}
 }
@@ -290,8 +291,8 @@ func TestReencryptAfterRotation(t *testing.T) {
 	list, _ := f.pk.List(ctx, "")
 	for _, k := range list {
 		row, _ := f.db.ProviderKeyByID(ctx, k.ID)
-		if k.Term != 2 || keys.Term(row.Ciphertext) != 2 {
-			t.Fatalf("key %s still under term %d (ciphertext %d)", k.ID, k.Term, keys.Term(row.Ciphertext))
+		if k.Term != 2 || vault.Term(row.Ciphertext) != 2 {
+			t.Fatalf("key %s still under term %d (ciphertext %d)", k.ID, k.Term, vault.Term(row.Ciphertext))
 		}
 	}
 	act, err := f.pk.Active(ctx, "openai")
@@ -325,7 +326,7 @@ func TestReencryptContinuesPastABadRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := f.pk.Reencrypt(ctx, nil)
-	if !errors.Is(err, keys.ErrDecrypt) || !strings.Contains(err.Error(), b.ID) {
+	if !errors.Is(err, vault.ErrDecrypt) || !strings.Contains(err.Error(), b.ID) {
 		t.Fatalf("want ErrDecrypt naming %s, got %v", b.ID, err)
 	}
 	for _, id := range []string{a.ID, c.ID} {
@@ -343,7 +344,7 @@ func TestReencryptContinuesPastABadRow(t *testing.T) {
 func TestProviderKeysStaleReplicaReloads(t *testing.T) {
 	ctx := context.Background()
 	db, _ := vtDB(t)
-	master := keys.GenerateMasterKey()
+	master := vault.GenerateMasterKey()
 	now := time.Now
 	va, vb := vtVault(t, db, master), vtVault(t, db, master)
 	pa, pb := keys.NewProviderKeys(db, va, now), keys.NewProviderKeys(db, vb, now)
@@ -400,7 +401,7 @@ func TestReencryptRacesAnotherWriter(t *testing.T) {
 		row, _ := f.db.ProviderKeyByID(ctx, id)
 		pt, _ := f.vault.Open(id, row.Ciphertext)
 		ct, _ := f.vault.Seal(id, pt)
-		if err := f.db.SwapProviderKeyCiphertext(ctx, id, row.Ciphertext, ct, keys.Term(ct), time.Now()); err != nil {
+		if err := f.db.SwapProviderKeyCiphertext(ctx, id, row.Ciphertext, ct, vault.Term(ct), time.Now()); err != nil {
 			t.Error(err)
 		}
 	}

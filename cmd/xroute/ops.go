@@ -18,6 +18,7 @@ import (
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // auditFlags are the flags of the audit subcommands.
@@ -190,7 +191,7 @@ func openSecrets(ctx context.Context, cfgPath string, stderr io.Writer) (*app.Se
 type announced struct {
 	cfg     config.Config
 	db      *store.DB
-	vault   *keys.Vault
+	vault   *vault.Vault
 	publish func(string)
 	close   func()
 }

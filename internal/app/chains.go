@@ -9,6 +9,7 @@ import (
 
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // KeyChains makes the store's records tamper-evident against someone who
@@ -16,11 +17,11 @@ import (
 // audit log's rows, are authenticated with keys derived from the vault
 // (sealed under the master key, never in the database in the clear). It
 // returns the keyed auditor. Call it before anything writes.
-func KeyChains(db *store.DB, v *keys.Vault) *keys.Auditor { return keyChainsOn(db, db, v) }
+func KeyChains(db *store.DB, v *vault.Vault) *keys.Auditor { return keyChainsOn(db, db, v) }
 
 // keyChainsOn is KeyChains with the audit log written through audit (db,
 // or db wrapped to nudge the audit sinks).
-func keyChainsOn(db *store.DB, audit keys.AuditStore, v *keys.Vault) *keys.Auditor {
+func keyChainsOn(db *store.DB, audit keys.AuditStore, v *vault.Vault) *keys.Auditor {
 	db.KeyLedger(v.ChainKeys("ledger"))
 	return keys.NewAuditor(audit, time.Now, keys.KeyedBy(v.ChainKeys("audit")))
 }
@@ -31,7 +32,7 @@ func keyChainsOn(db *store.DB, audit keys.AuditStore, v *keys.Vault) *keys.Audit
 // audit.keyed event chained to its last plain row, every account with
 // entries gets a head over its balance and the digest of its entries.
 // From then on a row without a MAC is a forgery. serve calls it at start.
-func SealChains(ctx context.Context, db *store.DB, v *keys.Vault, audit *keys.Auditor, log *zap.Logger) error {
+func SealChains(ctx context.Context, db *store.DB, v *vault.Vault, audit *keys.Auditor, log *zap.Logger) error {
 	sealed, err := audit.Seal(ctx)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // TestSealChainsOnUpgrade: a database written by an older version (plain
@@ -36,7 +37,7 @@ func TestSealChainsOnUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	v, err := keys.OpenVault(ctx, db, keys.GenerateMasterKey())
+	v, err := vault.Open(ctx, db, vault.GenerateMasterKey())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/vault"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/router"
 )
@@ -21,20 +22,20 @@ import (
 // (no keyring stored yet) a missing master-key file is created, and the
 // caller is told so loudly; once a keyring exists, a missing or wrong
 // master key fails here, at start, never at the first request.
-func OpenVault(ctx context.Context, db *store.DB, cfg config.Vault, log *zap.Logger) (*keys.Vault, error) {
+func OpenVault(ctx context.Context, db *store.DB, cfg config.Vault, log *zap.Logger) (*vault.Vault, error) {
 	_, _, err := db.Keyring(ctx)
 	fresh := errors.Is(err, store.ErrNotFound)
 	if err != nil && !fresh {
 		return nil, err
 	}
-	master, generated, err := keys.LoadMasterKey(cfg, fresh)
+	master, generated, err := vault.LoadMasterKey(cfg, fresh)
 	if err != nil {
 		return nil, err
 	}
 	if generated {
 		log.Warn("generated a new vault master key; back it up: without it the stored provider keys cannot be decrypted", zap.String("file", cfg.MasterKeyFile))
 	}
-	v, err := keys.OpenVault(ctx, db, master)
+	v, err := vault.Open(ctx, db, master)
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
 	}
@@ -45,7 +46,7 @@ func OpenVault(ctx context.Context, db *store.DB, cfg config.Vault, log *zap.Log
 // key pools and the audit trail of every change. The admin API and the CLI
 // both go through it.
 type Secrets struct {
-	vault     *keys.Vault
+	vault     *vault.Vault
 	pks       *keys.ProviderKeys
 	audit     *keys.Auditor
 	router    *router.Router // nil in the CLI: no pools to refresh
@@ -80,7 +81,7 @@ func (s *Secrets) announce() {
 
 // NewSecrets builds the provider-key manager; rt and build may be nil (the
 // CLI has no router to refresh).
-func NewSecrets(v *keys.Vault, db *store.DB, audit *keys.Auditor, rt *router.Router, cfg config.Config,
+func NewSecrets(v *vault.Vault, db *store.DB, audit *keys.Auditor, rt *router.Router, cfg config.Config,
 	build func(config.Provider) (providers.Provider, error), log *zap.Logger) *Secrets {
 	s := &Secrets{vault: v, pks: keys.NewProviderKeys(db, v, time.Now), audit: audit, router: rt,
 		providers: map[string]config.Provider{}, build: build, log: log}

@@ -1,6 +1,4 @@
-package keys
-
-// The provider-key vault: a small crypto core in the spirit of Vault's
+// Package vault is the provider-key vault: a small crypto core in the spirit of Vault's
 // AES-GCM barrier. It knows nothing of HTTP or SQL; it seals and opens byte
 // strings bound to an id, and persists its keyring through KeyringStore.
 //
@@ -21,6 +19,7 @@ package keys
 //
 // The id given to Seal (the provider-key row id) is the associated data: a
 // ciphertext copied to another row does not open there.
+package vault
 
 import (
 	"context"
@@ -122,10 +121,10 @@ type termEntry struct {
 	Key  []byte `json:"key"` // base64 in JSON
 }
 
-// OpenVault loads and decrypts the keyring, creating it with term 1 on
+// Open loads and decrypts the keyring, creating it with term 1 on
 // first use. A wrong master key fails here with ErrWrongMasterKey, at start
 // rather than at the first request.
-func OpenVault(ctx context.Context, st KeyringStore, master []byte) (*Vault, error) {
+func Open(ctx context.Context, st KeyringStore, master []byte) (*Vault, error) {
 	if len(master) != MasterKeySize {
 		return nil, fmt.Errorf("vault: master key must be %d bytes, got %d", MasterKeySize, len(master))
 	}
