@@ -1,12 +1,8 @@
 package keys
 
-// Internals the external tests (package keys_test) check against: the
-// audit chain's hashing and the conversion of a stored record.
-var (
-	AuditGenesisHash = auditGenesisHash
-	AuditHash        = auditHash
-	FromRow          = fromRow
-)
+// FromRow is the conversion of a stored record the external tests
+// (package keys_test) check.
+var FromRow = fromRow
 
 // WaitFound and WaitMissing wait until the verified-key and unknown-key
 // caches have applied every write so far (ristretto buffers them), so a

@@ -2,7 +2,7 @@ package keys
 
 // The key domain's stored records. They are declared here, where they are
 // used, and internal/store implements the storage interfaces (Store,
-// ChildStore, AuditStore, ProviderKeyStore, KeyringStore) in terms of
+// ChildStore, ProviderKeyStore; and keys/auditlog.Store, keys/vault.KeyringStore) in terms of
 // them: keys never imports the store.
 
 import (
@@ -69,24 +69,6 @@ type ChildRecord struct {
 	Requests    int64
 	Spent       int64 // nano-USD settled
 	Held        int64 // nano-USD reserved by requests in flight
-}
-
-// AuditRow is one audit-log row as stored. At is unix milliseconds and
-// Details JSON text, both exactly as hashed. KeyTerm is 0 for a row whose
-// Hash is plain SHA-256 (written before the chain was keyed), else the
-// vault term of the key whose HMAC Hash is.
-type AuditRow struct {
-	Seq       int64
-	At        int64
-	Kind      string
-	Actor     string
-	AccountID string
-	Subject   string
-	IP        string
-	Details   string
-	PrevHash  string
-	Hash      string
-	KeyTerm   uint32
 }
 
 // Provider-key statuses.

@@ -17,6 +17,7 @@ import (
 	"github.com/xroute/xroute/internal/httpapi"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // listFlag collects a comma-separated or repeated flag.
@@ -40,7 +41,7 @@ func (l *listFlag) Set(v string) error {
 type offline struct {
 	db        *store.DB
 	keys      *keys.Service
-	audit     *keys.Auditor
+	audit     *auditlog.Auditor
 	closeKeys func()
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 	"github.com/xroute/xroute/keys/vault"
 )
 
@@ -27,9 +28,9 @@ func TestSealChainsOnUpgrade(t *testing.T) {
 	}
 	defer db.Close()
 	// The older version: unkeyed.
-	old := keys.NewAuditor(db, time.Now)
+	old := auditlog.NewAuditor(db, time.Now)
 	for _, kind := range []string{"key.created", "credits.changed"} {
-		if err := old.Record(ctx, keys.Event{Kind: kind, Actor: "cli"}); err != nil {
+		if err := old.Record(ctx, auditlog.Event{Kind: kind, Actor: "cli"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 	"github.com/xroute/xroute/keys/vault"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/router"
@@ -48,7 +49,7 @@ func OpenVault(ctx context.Context, db *store.DB, cfg config.Vault, log *zap.Log
 type Secrets struct {
 	vault     *vault.Vault
 	pks       *keys.ProviderKeys
-	audit     *keys.Auditor
+	audit     *auditlog.Auditor
 	router    *router.Router // nil in the CLI: no pools to refresh
 	providers map[string]config.Provider
 	build     func(config.Provider) (providers.Provider, error)
@@ -81,7 +82,7 @@ func (s *Secrets) announce() {
 
 // NewSecrets builds the provider-key manager; rt and build may be nil (the
 // CLI has no router to refresh).
-func NewSecrets(v *vault.Vault, db *store.DB, audit *keys.Auditor, rt *router.Router, cfg config.Config,
+func NewSecrets(v *vault.Vault, db *store.DB, audit *auditlog.Auditor, rt *router.Router, cfg config.Config,
 	build func(config.Provider) (providers.Provider, error), log *zap.Logger) *Secrets {
 	s := &Secrets{vault: v, pks: keys.NewProviderKeys(db, v, time.Now), audit: audit, router: rt,
 		providers: map[string]config.Provider{}, build: build, log: log}
@@ -95,7 +96,7 @@ func NewSecrets(v *vault.Vault, db *store.DB, audit *keys.Auditor, rt *router.Ro
 }
 
 func (s *Secrets) record(ctx context.Context, kind, actor, subject string, details map[string]any) {
-	if err := s.audit.Record(ctx, keys.Event{Kind: kind, Actor: actor, Subject: subject, Details: details}); err != nil {
+	if err := s.audit.Record(ctx, auditlog.Event{Kind: kind, Actor: actor, Subject: subject, Details: details}); err != nil {
 		s.log.Error("audit log write failed", zap.String("kind", kind), zap.Error(err))
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 	"github.com/xroute/xroute/loadtest/mock"
 	"github.com/xroute/xroute/providers/catalog"
 )
@@ -205,7 +206,7 @@ func TestBudgetHardStop(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		events, _ := g.app.Audit.List(ctx, keys.AuditFilter{Kind: "budget.alert"})
+		events, _ := g.app.Audit.List(ctx, auditlog.Filter{Kind: "budget.alert"})
 		if len(events) > 0 {
 			break
 		}

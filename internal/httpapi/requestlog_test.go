@@ -12,6 +12,7 @@ import (
 
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -341,7 +342,7 @@ func TestCaptureStoresRedactedBodies(t *testing.T) {
 	if strings.Contains(resp, providerKey) {
 		t.Error("the captured answer holds the provider key")
 	}
-	ev, err := g.app.Audit.List(context.Background(), keys.AuditFilter{Kind: "capture.", Limit: 10})
+	ev, err := g.app.Audit.List(context.Background(), auditlog.Filter{Kind: "capture.", Limit: 10})
 	if err != nil || len(ev) != 1 || ev[0].AccountID != keys.DefaultAccountID || ev[0].Details["enabled"] != true {
 		t.Errorf("audit of the change: %+v, %v", ev, err)
 	}

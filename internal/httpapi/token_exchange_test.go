@@ -13,6 +13,7 @@ import (
 	"github.com/xroute/xroute/internal/exchange"
 	"github.com/xroute/xroute/internal/exchange/oidctest"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // exchangeGateway is a gateway that trusts one in-test issuer: pushes to
@@ -166,7 +167,7 @@ func TestTokenExchangeRefusalsOverHTTP(t *testing.T) {
 			if hdr.Get("Cache-Control") != "no-store" {
 				t.Fatal("an error answer without Cache-Control: no-store")
 			}
-			evs, err := g.app.Audit.List(context.Background(), keys.AuditFilter{Kind: "token.", Limit: 1})
+			evs, err := g.app.Audit.List(context.Background(), auditlog.Filter{Kind: "token.", Limit: 1})
 			if err != nil || len(evs) != 1 {
 				t.Fatalf("audit: %v %v", evs, err)
 			}
@@ -220,7 +221,7 @@ func TestTokenRefreshOverHTTP(t *testing.T) {
 			t.Fatalf("a family key after the reuse: %d %v", st, b)
 		}
 	}
-	evs, err := g.app.Audit.List(context.Background(), keys.AuditFilter{Kind: "token.refresh_reused"})
+	evs, err := g.app.Audit.List(context.Background(), auditlog.Filter{Kind: "token.refresh_reused"})
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("audit: %v %v", evs, err)
 	}

@@ -8,7 +8,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 const auditColumns = `seq, at, kind, actor, account_id, subject, ip, details, prev_hash, hash, key_term`
@@ -19,7 +19,7 @@ const auditColumns = `seq, at, kind, actor, account_id, subject, ip, details, pr
 // linear chain: on SQLite the transaction takes the write lock at BEGIN, on
 // PostgreSQL a transaction-scoped advisory lock is taken before reading
 // the last row (a row lock cannot serve: an empty log has no row to lock).
-func (s *DB) AppendAudit(ctx context.Context, build func(lastSeq int64, lastHash string) (keys.AuditRow, error)) error {
+func (s *DB) AppendAudit(ctx context.Context, build func(lastSeq int64, lastHash string) (auditlog.Row, error)) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if s.isPostgres() {
 			if _, err := s.txExec(ctx, tx, `SELECT pg_advisory_xact_lock(?, ?)`, s.lockNS, lockAudit); err != nil {
@@ -45,7 +45,7 @@ func (s *DB) AppendAudit(ctx context.Context, build func(lastSeq int64, lastHash
 }
 
 // ListAudit returns matching rows, newest (highest seq) first.
-func (s *DB) ListAudit(ctx context.Context, f keys.AuditFilter) ([]keys.AuditRow, error) {
+func (s *DB) ListAudit(ctx context.Context, f auditlog.Filter) ([]auditlog.Row, error) {
 	var where []string
 	var args []any
 	if f.Kind != "" {
@@ -86,7 +86,7 @@ func (s *DB) ListAudit(ctx context.Context, f keys.AuditFilter) ([]keys.AuditRow
 
 // ScanAudit returns up to limit rows with seq > afterSeq in ascending
 // order: the chain walk that verification pages through.
-func (s *DB) ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]keys.AuditRow, error) {
+func (s *DB) ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]auditlog.Row, error) {
 	return s.queryAudit(ctx, `SELECT `+auditColumns+` FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, afterSeq, limit)
 }
 
@@ -100,15 +100,15 @@ func (s *DB) FirstKeyedAudit(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
-func (s *DB) queryAudit(ctx context.Context, q string, args ...any) ([]keys.AuditRow, error) {
+func (s *DB) queryAudit(ctx context.Context, q string, args ...any) ([]auditlog.Row, error) {
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
 	defer rows.Close()
-	var out []keys.AuditRow
+	var out []auditlog.Row
 	for rows.Next() {
-		var r keys.AuditRow
+		var r auditlog.Row
 		var term int64
 		if err := rows.Scan(&r.Seq, &r.At, &r.Kind, &r.Actor, &r.AccountID, &r.Subject, &r.IP, &r.Details, &r.PrevHash, &r.Hash, &term); err != nil {
 			return nil, fmt.Errorf("scan audit: %w", err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 func TestKeyringCompareAndSwap(t *testing.T) {
@@ -122,11 +123,11 @@ func TestAuditStore(t *testing.T) {
 		ctx := context.Background()
 		kinds := []string{"key.created", "provider_key.added", "providerXkey.added", "key.revoked"}
 		for i, kind := range kinds {
-			err := db.AppendAudit(ctx, func(lastSeq int64, lastHash string) (keys.AuditRow, error) {
+			err := db.AppendAudit(ctx, func(lastSeq int64, lastHash string) (auditlog.Row, error) {
 				if lastSeq != int64(i) {
 					t.Errorf("append %d: last seq %d", i, lastSeq)
 				}
-				return keys.AuditRow{Seq: lastSeq + 1, At: int64(1000 * (i + 1)), Kind: kind, Actor: "cli", Subject: fmt.Sprint("s", i%2),
+				return auditlog.Row{Seq: lastSeq + 1, At: int64(1000 * (i + 1)), Kind: kind, Actor: "cli", Subject: fmt.Sprint("s", i%2),
 					Details: "{}", PrevHash: "p" + lastHash, Hash: fmt.Sprint("h", i)}, nil
 			})
 			if err != nil {
@@ -135,10 +136,10 @@ func TestAuditStore(t *testing.T) {
 		}
 		// A failing build rolls back and appends nothing.
 		boom := errors.New("boom")
-		if err := db.AppendAudit(ctx, func(int64, string) (keys.AuditRow, error) { return keys.AuditRow{}, boom }); !errors.Is(err, boom) {
+		if err := db.AppendAudit(ctx, func(int64, string) (auditlog.Row, error) { return auditlog.Row{}, boom }); !errors.Is(err, boom) {
 			t.Fatalf("build error: %v", err)
 		}
-		seqs := func(f keys.AuditFilter) []int64 {
+		seqs := func(f auditlog.Filter) []int64 {
 			t.Helper()
 			rows, err := db.ListAudit(ctx, f)
 			if err != nil {
@@ -152,15 +153,15 @@ func TestAuditStore(t *testing.T) {
 		}
 		for _, c := range []struct {
 			name string
-			f    keys.AuditFilter
+			f    auditlog.Filter
 			want string
 		}{
-			{"all newest first", keys.AuditFilter{}, "[4 3 2 1]"},
-			{"kind prefix", keys.AuditFilter{Kind: "key."}, "[4 1]"},
-			{"underscore is literal", keys.AuditFilter{Kind: "provider_key."}, "[2]"},
-			{"subject", keys.AuditFilter{Subject: "s1"}, "[4 2]"},
-			{"since", keys.AuditFilter{Since: time.UnixMilli(3000)}, "[4 3]"},
-			{"page", keys.AuditFilter{BeforeSeq: 4, Limit: 2}, "[3 2]"},
+			{"all newest first", auditlog.Filter{}, "[4 3 2 1]"},
+			{"kind prefix", auditlog.Filter{Kind: "key."}, "[4 1]"},
+			{"underscore is literal", auditlog.Filter{Kind: "provider_key."}, "[2]"},
+			{"subject", auditlog.Filter{Subject: "s1"}, "[4 2]"},
+			{"since", auditlog.Filter{Since: time.UnixMilli(3000)}, "[4 3]"},
+			{"page", auditlog.Filter{BeforeSeq: 4, Limit: 2}, "[3 2]"},
 		} {
 			if got := fmt.Sprint(seqs(c.f)); got != c.want {
 				t.Errorf("%s: %s, want %s", c.name, got, c.want)

@@ -1,4 +1,4 @@
-package keys_test
+package auditlog_test
 
 import (
 	"context"
@@ -10,17 +10,17 @@ import (
 
 	"github.com/xroute/xroute/internal/dberr"
 	"github.com/xroute/xroute/internal/store"
-	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 	"github.com/xroute/xroute/keys/vault"
 )
 
 // auKeyed is a keyed auditor over a fresh database and vault, as the
 // gateway builds it, and the database's path for raw access.
-func auKeyed(t *testing.T) (*keys.Auditor, *vault.Vault, *store.DB, string) {
+func auKeyed(t *testing.T) (*auditlog.Auditor, *vault.Vault, *store.DB, string) {
 	t.Helper()
 	db, path := vtDB(t)
 	v := vtVault(t, db, vault.GenerateMasterKey())
-	a := keys.NewAuditor(db, auTestClock(), keys.KeyedBy(v.ChainKeys("audit")))
+	a := auditlog.NewAuditor(db, auTestClock(), auditlog.KeyedBy(v.ChainKeys("audit")))
 	if _, err := a.Seal(context.Background()); err != nil { // as the gateway does at start
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func auKeyed(t *testing.T) (*keys.Auditor, *vault.Vault, *store.DB, string) {
 // SHA-256 form and re-linked, so the chain is consistent again. asLegacy
 // also marks the rows as plain SHA-256 (key_term 0); otherwise the key
 // term is left and only the hash recomputed.
-func auForge(t *testing.T, path string, from, to int64, asLegacy bool, edit func(r *keys.AuditRow)) {
+func auForge(t *testing.T, path string, from, to int64, asLegacy bool, edit func(r *auditlog.Row)) {
 	t.Helper()
 	raw := vtRaw(t, path)
 	for _, q := range []string{`DROP TRIGGER IF EXISTS audit_log_no_update`, `DROP TRIGGER IF EXISTS audit_log_no_delete`} {
@@ -42,7 +42,7 @@ func auForge(t *testing.T, path string, from, to int64, asLegacy bool, edit func
 		}
 	}
 	rows := auRawRows(t, raw)
-	prev := keys.AuditGenesisHash
+	prev := auditlog.GenesisHash
 	for _, r := range rows {
 		if r.Seq >= from && (to == 0 || r.Seq <= to) {
 			if edit != nil {
@@ -52,7 +52,7 @@ func auForge(t *testing.T, path string, from, to int64, asLegacy bool, edit func
 				r.KeyTerm = 0
 			}
 			r.PrevHash = prev
-			r.Hash = keys.AuditHash(r)
+			r.Hash = auditlog.Hash(r)
 			if _, err := raw.Exec(`UPDATE audit_log SET details = ?, prev_hash = ?, hash = ?, key_term = ? WHERE seq = ?`,
 				r.Details, r.PrevHash, r.Hash, r.KeyTerm, r.Seq); err != nil {
 				t.Fatal(err)
@@ -62,16 +62,16 @@ func auForge(t *testing.T, path string, from, to int64, asLegacy bool, edit func
 	}
 }
 
-func auRawRows(t *testing.T, raw *sql.DB) []keys.AuditRow {
+func auRawRows(t *testing.T, raw *sql.DB) []auditlog.Row {
 	t.Helper()
 	rs, err := raw.Query(`SELECT seq, at, kind, actor, account_id, subject, ip, details, prev_hash, hash, key_term FROM audit_log ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rs.Close()
-	var out []keys.AuditRow
+	var out []auditlog.Row
 	for rs.Next() {
-		var r keys.AuditRow
+		var r auditlog.Row
 		if err := rs.Scan(&r.Seq, &r.At, &r.Kind, &r.Actor, &r.AccountID, &r.Subject, &r.IP, &r.Details, &r.PrevHash, &r.Hash, &r.KeyTerm); err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func auRawRows(t *testing.T, raw *sql.DB) []keys.AuditRow {
 // passes, whichever way the forger goes about it.
 func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 	ctx := context.Background()
-	hide := func(r *keys.AuditRow) {
+	hide := func(r *auditlog.Row) {
 		if r.Seq == 4 {
 			r.Details = `{"name":"innocent"}`
 		}
@@ -96,7 +96,7 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 		name     string
 		from     int64
 		asLegacy bool
-		edit     func(*keys.AuditRow)
+		edit     func(*auditlog.Row)
 		wantSeq  int64 // 0: ErrAuditNotKeyed
 	}{
 		{"edit a row, recompute the rest", 4, false, hide, 4},
@@ -115,9 +115,9 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 				t.Fatalf("seal after forging: %v %v", sealed, err)
 			}
 			_, err := a.Verify(ctx)
-			var ce *keys.ChainError
+			var ce *auditlog.ChainError
 			switch {
-			case tc.wantSeq == 0 && errors.Is(err, keys.ErrAuditNotKeyed):
+			case tc.wantSeq == 0 && errors.Is(err, auditlog.ErrAuditNotKeyed):
 			case tc.wantSeq != 0 && errors.As(err, &ce) && ce.Seq == tc.wantSeq:
 			default:
 				t.Fatalf("forged chain: %v, want broken at seq %d", err, tc.wantSeq)
@@ -128,11 +128,11 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 	t.Run("append a forged row", func(t *testing.T) {
 		a, _, db, _ := auKeyed(t)
 		auRecordN(t, a, 3)
-		plain := keys.NewAuditor(db, auTestClock()) // the published algorithm, no key
-		if err := plain.Record(ctx, keys.Event{Kind: keys.AuditCreditsChanged, Actor: "cli", Details: map[string]any{"amount_usd": "1000000.00"}}); err != nil {
+		plain := auditlog.NewAuditor(db, auTestClock()) // the published algorithm, no key
+		if err := plain.Record(ctx, auditlog.Event{Kind: auditlog.CreditsChanged, Actor: "cli", Details: map[string]any{"amount_usd": "1000000.00"}}); err != nil {
 			t.Fatal(err)
 		}
-		var ce *keys.ChainError
+		var ce *auditlog.ChainError
 		if _, err := a.Verify(ctx); !errors.As(err, &ce) || ce.Seq != 4 || !strings.Contains(ce.Reason, "plain SHA-256") {
 			t.Fatalf("forged tail: %v", err)
 		}
@@ -144,9 +144,9 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 		// the old rows cannot be rewritten either.
 		db, path := vtDB(t)
 		v := vtVault(t, db, vault.GenerateMasterKey())
-		a := keys.NewAuditor(db, auTestClock(), keys.KeyedBy(v.ChainKeys("audit")))
-		auRecordN(t, keys.NewAuditor(db, auTestClock()), 3)
-		if _, err := a.Verify(ctx); !errors.Is(err, keys.ErrAuditNotKeyed) {
+		a := auditlog.NewAuditor(db, auTestClock(), auditlog.KeyedBy(v.ChainKeys("audit")))
+		auRecordN(t, auditlog.NewAuditor(db, auTestClock()), 3)
+		if _, err := a.Verify(ctx); !errors.Is(err, auditlog.ErrAuditNotKeyed) {
 			t.Fatalf("an unsealed old chain: %v", err)
 		}
 		if sealed, err := a.Seal(ctx); !sealed || err != nil {
@@ -160,12 +160,12 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 		if err != nil || rep.Rows != 6 || rep.LegacyRows != 3 || !rep.Keyed {
 			t.Fatalf("sealed chain: %+v %v", rep, err)
 		}
-		auForge(t, path, 2, 3, true, func(r *keys.AuditRow) {
+		auForge(t, path, 2, 3, true, func(r *auditlog.Row) {
 			if r.Seq == 2 {
 				r.Details = `{"name":"innocent"}`
 			}
 		})
-		var ce *keys.ChainError
+		var ce *auditlog.ChainError
 		if _, err := a.Verify(ctx); !errors.As(err, &ce) || ce.Seq != 4 {
 			t.Fatalf("an old row rewritten after the seal: %v", err)
 		}
@@ -184,7 +184,7 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 	t.Run("an auditor without the key cannot vouch for a keyed chain", func(t *testing.T) {
 		a, _, db, _ := auKeyed(t)
 		auRecordN(t, a, 2)
-		if _, err := keys.NewAuditor(db, auTestClock()).Verify(ctx); !errors.Is(err, keys.ErrAuditKeyRequired) {
+		if _, err := auditlog.NewAuditor(db, auTestClock()).Verify(ctx); !errors.Is(err, auditlog.ErrAuditKeyRequired) {
 			t.Fatalf("unkeyed verify of a keyed chain: %v", err)
 		}
 	})
@@ -193,8 +193,8 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 		a, _, db, _ := auKeyed(t)
 		auRecordN(t, a, 2)
 		other := vtVault(t, &memKeyring{}, vault.GenerateMasterKey())
-		var ce *keys.ChainError
-		if _, err := keys.NewAuditor(db, auTestClock(), keys.KeyedBy(other.ChainKeys("audit"))).Verify(ctx); !errors.As(err, &ce) || ce.Seq != 1 {
+		var ce *auditlog.ChainError
+		if _, err := auditlog.NewAuditor(db, auTestClock(), auditlog.KeyedBy(other.ChainKeys("audit"))).Verify(ctx); !errors.As(err, &ce) || ce.Seq != 1 {
 			t.Fatalf("verify under another vault: %v", err)
 		}
 	})
@@ -212,7 +212,7 @@ func TestHoleAuditTruncationCaughtByHead(t *testing.T) {
 	if err != nil || head.Seq != 5 || head.Term != 1 {
 		t.Fatalf("head: %+v %v", head, err)
 	}
-	parsed, err := keys.ParseHead(head.String())
+	parsed, err := auditlog.ParseHead(head.String())
 	if err != nil || !parsed.At.Equal(head.At) || parsed.Signature != head.Signature {
 		t.Fatalf("head round trip: %+v %v", parsed, err)
 	}
@@ -230,20 +230,20 @@ func TestHoleAuditTruncationCaughtByHead(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
-		mutate func(h *keys.Head)
+		mutate func(h *auditlog.Head)
 		want   error
 	}{
-		{"seq lowered", func(h *keys.Head) { h.Seq = 3 }, keys.ErrHeadSignature},
-		{"hash replaced", func(h *keys.Head) { h.Hash = strings.Repeat("ab", 32) }, keys.ErrHeadSignature},
-		{"another key", func(h *keys.Head) {
+		{"seq lowered", func(h *auditlog.Head) { h.Seq = 3 }, auditlog.ErrHeadSignature},
+		{"hash replaced", func(h *auditlog.Head) { h.Hash = strings.Repeat("ab", 32) }, auditlog.ErrHeadSignature},
+		{"another key", func(h *auditlog.Head) {
 			other := vtVault(t, &memKeyring{}, vault.GenerateMasterKey())
-			o := keys.NewAuditor(&memAudit{}, auTestClock(), keys.KeyedBy(other.ChainKeys("audit")))
+			o := auditlog.NewAuditor(&memAudit{}, auTestClock(), auditlog.KeyedBy(other.ChainKeys("audit")))
 			oh, err := o.Head(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			h.PublicKey, h.Signature = oh.PublicKey, oh.Signature
-		}, keys.ErrHeadSignature},
+		}, auditlog.ErrHeadSignature},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := parsed
@@ -265,7 +265,7 @@ func TestHoleAuditTruncationCaughtByHead(t *testing.T) {
 	if n, err := a.Verify(ctx); n != 3 || err != nil {
 		t.Fatalf("truncated chain without a head: %d %v", n, err)
 	}
-	var ce *keys.ChainError
+	var ce *auditlog.ChainError
 	if _, err := a.Check(ctx, &parsed); !errors.As(err, &ce) || ce.Seq != 4 || !strings.Contains(ce.Reason, "truncated") {
 		t.Fatalf("truncated chain against the head: %v", err)
 	}
@@ -298,9 +298,9 @@ func (m *memKeyring) SaveKeyring(_ context.Context, blob []byte, gen int64) (int
 }
 
 // memAudit is an AuditStore in memory.
-type memAudit struct{ rows []keys.AuditRow }
+type memAudit struct{ rows []auditlog.Row }
 
-func (m *memAudit) AppendAudit(_ context.Context, build func(int64, string) (keys.AuditRow, error)) error {
+func (m *memAudit) AppendAudit(_ context.Context, build func(int64, string) (auditlog.Row, error)) error {
 	var seq int64
 	var hash string
 	if n := len(m.rows); n > 0 {
@@ -313,7 +313,7 @@ func (m *memAudit) AppendAudit(_ context.Context, build func(int64, string) (key
 	return err
 }
 
-func (m *memAudit) ListAudit(_ context.Context, f keys.AuditFilter) ([]keys.AuditRow, error) {
+func (m *memAudit) ListAudit(_ context.Context, f auditlog.Filter) ([]auditlog.Row, error) {
 	return nil, fmt.Errorf("not used")
 }
 
@@ -326,8 +326,8 @@ func (m *memAudit) FirstKeyedAudit(context.Context) (int64, error) {
 	return 0, nil
 }
 
-func (m *memAudit) ScanAudit(_ context.Context, after int64, limit int) ([]keys.AuditRow, error) {
-	var out []keys.AuditRow
+func (m *memAudit) ScanAudit(_ context.Context, after int64, limit int) ([]auditlog.Row, error) {
+	var out []auditlog.Row
 	for _, r := range m.rows {
 		if r.Seq > after && len(out) < limit {
 			out = append(out, r)

@@ -1,4 +1,4 @@
-package keys
+package auditlog
 
 // Checking the audit chain: walking it row by row (Verify, Check), the
 // signed head an operator keeps outside the database (Head, ParseHead), and
@@ -129,7 +129,7 @@ func (a *Auditor) Check(ctx context.Context, anchor *Head) (ChainReport, error) 
 }
 
 // checkRow checks one row's hash; keyed says an earlier row was keyed.
-func (a *Auditor) checkRow(r AuditRow, keyed bool) error {
+func (a *Auditor) checkRow(r Row, keyed bool) error {
 	if r.KeyTerm == 0 {
 		if keyed {
 			return &ChainError{Seq: r.Seq, Reason: "a plain SHA-256 row after the chain was keyed (forged, or written without the vault's key)"}
@@ -246,7 +246,7 @@ func headMessage(h Head) []byte {
 // bytes. Length prefixes make the encoding unambiguous: no two different
 // rows encode the same. (The form of rows written before the chain was
 // keyed.)
-func auditHash(r AuditRow) string {
+func auditHash(r Row) string {
 	h := sha256.New()
 	h.Write([]byte(auditHashDomain))
 	writeRowFields(h, r)
@@ -255,7 +255,7 @@ func auditHash(r AuditRow) string {
 
 // auditMessage is what a keyed row's HMAC covers: its own domain tag, the
 // key term, then the fields encoded as auditHash does.
-func auditMessage(r AuditRow) []byte {
+func auditMessage(r Row) []byte {
 	var b bytes.Buffer
 	b.WriteString(auditMACDomain)
 	writeInt(&b, int64(r.KeyTerm))
@@ -263,7 +263,7 @@ func auditMessage(r AuditRow) []byte {
 	return b.Bytes()
 }
 
-func writeRowFields(w io.Writer, r AuditRow) {
+func writeRowFields(w io.Writer, r Row) {
 	writeInt(w, r.Seq)
 	writeInt(w, r.At)
 	for _, f := range []string{r.Kind, r.Actor, r.AccountID, r.Subject, r.IP, r.Details, r.PrevHash} {

@@ -1,6 +1,4 @@
-package keys
-
-// The audit log: append-only and hash-chained. Every row's hash covers its
+// Package auditlog is the audit log, append-only and hash-chained. Every row's hash covers its
 // own fields and the previous row's hash, so editing a row breaks its hash
 // and deleting one breaks the chain after it; Verify walks the chain and
 // names the first broken row.
@@ -17,6 +15,10 @@ package keys
 // signs the chain's newest (seq, hash) for the operator to keep outside
 // the database, and Check with that head catches rows removed (or
 // rewritten) since.
+//
+// Anomaly detection (Detector) lives here too: it watches the same
+// request events and reports what it finds as anomaly.* rows.
+package auditlog
 
 import (
 	"bytes"
@@ -30,27 +32,29 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/xroute/xroute/keys"
 )
 
 // Audit event kinds. admin.* and anomaly.* take any suffix.
 const (
-	AuditKeyCreated          = "key.created"
-	AuditKeyRotated          = "key.rotated"
-	AuditKeyRevoked          = "key.revoked"
-	AuditKeyExpired          = "key.expired"
-	AuditKeySuspended        = "key.suspended"
-	AuditKeyResumed          = "key.resumed"
-	AuditAuthFailedBurst     = "auth.failed_burst"
-	AuditProviderKeyAdded    = "provider_key.added"
-	AuditProviderKeyDisabled = "provider_key.disabled"
-	AuditProviderKeyEnabled  = "provider_key.enabled"
-	AuditProviderKeyDeleted  = "provider_key.deleted"
-	AuditVaultRotated        = "vault.rotated"
-	AuditVaultRewrapped      = "vault.rewrapped"
-	AuditCreditsChanged      = "credits.changed"
-	AuditChainKeyed          = "audit.keyed"
-	AuditAdminPrefix         = "admin."
-	AuditAnomalyPrefix       = "anomaly."
+	KeyCreated          = "key.created"
+	KeyRotated          = "key.rotated"
+	KeyRevoked          = "key.revoked"
+	KeyExpired          = "key.expired"
+	KeySuspended        = "key.suspended"
+	KeyResumed          = "key.resumed"
+	AuthFailedBurst     = "auth.failed_burst"
+	ProviderKeyAdded    = "provider_key.added"
+	ProviderKeyDisabled = "provider_key.disabled"
+	ProviderKeyEnabled  = "provider_key.enabled"
+	ProviderKeyDeleted  = "provider_key.deleted"
+	VaultRotated        = "vault.rotated"
+	VaultRewrapped      = "vault.rewrapped"
+	CreditsChanged      = "credits.changed"
+	ChainKeyed          = "audit.keyed"
+	AdminPrefix         = "admin."
+	AnomalyPrefix       = "anomaly."
 )
 
 const (
@@ -90,18 +94,36 @@ type Event struct {
 	KeyTerm  uint32 // the vault term of the HMAC key; 0: plain SHA-256
 }
 
-// AuditStore is what the Auditor needs from persistence.
-type AuditStore interface {
-	AppendAudit(ctx context.Context, build func(lastSeq int64, lastHash string) (AuditRow, error)) error
-	ListAudit(ctx context.Context, f AuditFilter) ([]AuditRow, error)
-	ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]AuditRow, error)
+// Store is what the Auditor needs from persistence.
+type Store interface {
+	AppendAudit(ctx context.Context, build func(lastSeq int64, lastHash string) (Row, error)) error
+	ListAudit(ctx context.Context, f Filter) ([]Row, error)
+	ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]Row, error)
 	// FirstKeyedAudit is the seq of the first keyed row (0: none).
 	FirstKeyedAudit(ctx context.Context) (int64, error)
 }
 
-// AuditFilter selects events for List (and rows for AuditStore.ListAudit);
+// Row is one audit-log row as stored. At is unix milliseconds and
+// Details JSON text, both exactly as hashed. KeyTerm is 0 for a row whose
+// Hash is plain SHA-256 (written before the chain was keyed), else the
+// vault term of the key whose HMAC Hash is.
+type Row struct {
+	Seq       int64
+	At        int64
+	Kind      string
+	Actor     string
+	AccountID string
+	Subject   string
+	IP        string
+	Details   string
+	PrevHash  string
+	Hash      string
+	KeyTerm   uint32
+}
+
+// Filter selects events for List (and rows for Store.ListAudit);
 // zero fields do not filter.
-type AuditFilter struct {
+type Filter struct {
 	Kind      string // prefix: "key." matches every key event
 	Subject   string
 	AccountID string
@@ -135,9 +157,9 @@ var (
 	ErrHeadSignature = errors.New("audit: the head's signature does not verify (altered, or signed by another vault)")
 )
 
-// AuditKeys authenticate the chain with keys the database does not hold:
+// Keys authenticate the chain with keys the database does not hold:
 // rows are HMACed, heads signed. (*ChainKeys is one.)
-type AuditKeys interface {
+type Keys interface {
 	ActiveTerm() uint32
 	MAC(term uint32, msg []byte) ([]byte, error)
 	SigningKey(term uint32) (ed25519.PrivateKey, uint32, error)
@@ -149,9 +171,9 @@ type AuditKeys interface {
 
 // Auditor records and verifies the audit log.
 type Auditor struct {
-	st   AuditStore
+	st   Store
 	now  func() time.Time
-	keys AuditKeys  // nil: rows are plain SHA-256 (tests; never the gateway)
+	keys Keys       // nil: rows are plain SHA-256 (tests; never the gateway)
 	mu   sync.Mutex // one appender at a time in this process
 }
 
@@ -161,10 +183,10 @@ type AuditorOption func(*Auditor)
 // KeyedBy authenticates new rows with HMACs under k and lets the Auditor
 // check keyed rows and sign heads. Without it, rows are plain SHA-256,
 // which anyone who can write the database can recompute after an edit.
-func KeyedBy(k AuditKeys) AuditorOption { return func(a *Auditor) { a.keys = k } }
+func KeyedBy(k Keys) AuditorOption { return func(a *Auditor) { a.keys = k } }
 
 // NewAuditor returns an auditor writing to st with the clock now.
-func NewAuditor(st AuditStore, now func() time.Time, opts ...AuditorOption) *Auditor {
+func NewAuditor(st Store, now func() time.Time, opts ...AuditorOption) *Auditor {
 	a := &Auditor{st: st, now: now}
 	for _, o := range opts {
 		o(a)
@@ -198,12 +220,12 @@ func (a *Auditor) Record(ctx context.Context, e Event) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	at := a.now().UnixMilli() // under the lock: at never decreases along the chain here
-	err := a.st.AppendAudit(ctx, func(lastSeq int64, lastHash string) (AuditRow, error) {
+	err := a.st.AppendAudit(ctx, func(lastSeq int64, lastHash string) (Row, error) {
 		prev := lastHash
 		if lastSeq == 0 {
 			prev = auditGenesisHash
 		}
-		r := AuditRow{
+		r := Row{
 			Seq: lastSeq + 1, At: at, Kind: e.Kind, Actor: e.Actor, AccountID: e.AccountID,
 			Subject: e.Subject, IP: e.IP, Details: string(details), PrevHash: prev,
 		}
@@ -246,12 +268,12 @@ func (a *Auditor) Seal(ctx context.Context) (bool, error) {
 	}
 	appended := false
 	if first == 0 {
-		last, err := a.st.ListAudit(ctx, AuditFilter{Limit: 1})
+		last, err := a.st.ListAudit(ctx, Filter{Limit: 1})
 		if err != nil {
 			return false, fmt.Errorf("audit: seal: %w", err)
 		}
 		if len(last) > 0 {
-			err = a.Record(ctx, Event{Kind: AuditChainKeyed, Actor: "system",
+			err = a.Record(ctx, Event{Kind: ChainKeyed, Actor: "system",
 				Details: map[string]any{"legacy_rows_through_seq": last[0].Seq, "key_term": a.keys.ActiveTerm()}})
 			if err != nil {
 				return false, err
@@ -271,7 +293,7 @@ func (a *Auditor) Seal(ctx context.Context) (bool, error) {
 }
 
 // List returns matching events, newest first.
-func (a *Auditor) List(ctx context.Context, f AuditFilter) ([]Event, error) {
+func (a *Auditor) List(ctx context.Context, f Filter) ([]Event, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = auditDefaultListLimit
@@ -291,7 +313,7 @@ func (a *Auditor) List(ctx context.Context, f AuditFilter) ([]Event, error) {
 	return out, nil
 }
 
-func eventFromRow(r AuditRow) (Event, error) {
+func eventFromRow(r Row) (Event, error) {
 	e := Event{
 		Seq: r.Seq, At: time.UnixMilli(r.At).UTC(), Kind: r.Kind, Actor: r.Actor, AccountID: r.AccountID,
 		Subject: r.Subject, IP: r.IP, PrevHash: r.PrevHash, Hash: r.Hash, KeyTerm: r.KeyTerm,
@@ -311,12 +333,12 @@ func checkDetails(v any, depth int) error {
 	}
 	switch x := v.(type) {
 	case string:
-		if WellFormed(x) || WellFormed(strings.TrimPrefix(x, "Bearer ")) {
+		if keys.WellFormed(x) || keys.WellFormed(strings.TrimPrefix(x, "Bearer ")) {
 			return ErrSecretInDetails
 		}
 	case map[string]any:
 		for k, e := range x {
-			if WellFormed(k) {
+			if keys.WellFormed(k) {
 				return ErrSecretInDetails
 			}
 			if err := checkDetails(e, depth+1); err != nil {
