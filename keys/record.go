@@ -2,12 +2,10 @@ package keys
 
 // The key domain's stored records. They are declared here, where they are
 // used, and internal/store implements the storage interfaces (Store,
-// ChildStore, ProviderKeyStore; and keys/auditlog.Store, keys/vault.KeyringStore) in terms of
-// them: keys never imports the store.
+// ChildStore, ProviderKeyStore; auditlog.Store and vault.KeyringStore in
+// their packages) in terms of them: keys never imports the store.
 
-import (
-	"time"
-)
+import "time"
 
 // Record is a key as stored: never the key itself. Key is what the request
 // path sees of it (parsed CIDRs, no stored hash).

@@ -1,6 +1,6 @@
-// Package auditlog is the audit log, append-only and hash-chained. Every row's hash covers its
-// own fields and the previous row's hash, so editing a row breaks its hash
-// and deleting one breaks the chain after it; Verify walks the chain and
+// Package auditlog is the audit log, append-only and hash-chained. Every
+// row's hash covers its own fields and the previous row's hash, so editing
+// a row breaks its hash and deleting one breaks the chain after it; Verify walks the chain and
 // names the first broken row.
 //
 // Keyed (KeyedBy, as the gateway and the CLI always are), a row's hash is
@@ -16,8 +16,9 @@
 // the database, and Check with that head catches rows removed (or
 // rewritten) since.
 //
-// Anomaly detection (Detector) lives here too: it watches the same
-// request events and reports what it finds as anomaly.* rows.
+// Anomaly detection (Detector) lives here too: it watches each key's
+// requests and returns Alerts, which the gateway records in this log as
+// anomaly.* events.
 package auditlog
 
 import (
