@@ -12,6 +12,7 @@ import (
 
 	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
 )
 
 type testClock struct {
@@ -123,11 +124,11 @@ func budgetScopes(t testing.TB, db *store.DB) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := db.AccountByID(ctx, "acct_a"); errors.Is(err, store.ErrNotFound) {
-		if err := db.CreateAccount(ctx, store.Account{ID: "acct_a", Name: "a", CreatedAt: ledgerNow}); err != nil {
+		if err := db.CreateAccount(ctx, keys.Account{ID: "acct_a", Name: "a", CreatedAt: ledgerNow}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := db.CreateKey(ctx, store.APIKey{ID: "key_1", AccountID: "acct_a", Name: "k", Hash: "hash_key_1", Hint: "x", CreatedAt: ledgerNow}); err != nil {
+	if err := db.CreateKey(ctx, keys.Record{ID: "key_1", AccountID: "acct_a", Name: "k", Hash: "hash_key_1", Hint: "x", CreatedAt: ledgerNow}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
 )
 
 var ledgerNow = time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
@@ -30,7 +31,7 @@ func ledgerStore(t testing.TB, accounts ...string) *store.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	for _, id := range accounts {
-		if err := db.CreateAccount(ctx, store.Account{ID: id, Name: id, CreatedAt: ledgerNow}); err != nil {
+		if err := db.CreateAccount(ctx, keys.Account{ID: id, Name: id, CreatedAt: ledgerNow}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // BenchmarkRecorderCommitSQLite measures the usage writer's sustained rate
@@ -43,7 +44,7 @@ func keyBench(b *testing.B, db *store.DB, keyed bool) {
 	if !keyed {
 		return
 	}
-	v, err := keys.OpenVault(context.Background(), db, keys.GenerateMasterKey())
+	v, err := vault.Open(context.Background(), db, vault.GenerateMasterKey())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func benchRecorderCommit(b *testing.B, db *store.DB) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
-			rec := books.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: store.DefaultAccountID, KeyID: "key_bench",
+			rec := books.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: keys.DefaultAccountID, KeyID: "key_bench",
 				Model: "m", Provider: "p", PromptTokens: 10, CompletionTokens: 20, Status: 200, CreatedAt: time.Now(), CostNano: 1234}
 			if err := r.Commit(context.Background(), rec); err != nil {
 				b.Error(err)
@@ -124,7 +125,7 @@ func BenchmarkRecorderCommitSequential(b *testing.B) {
 			defer r.Close(context.Background())
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				rec := books.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: store.DefaultAccountID, KeyID: "k", Model: "m",
+				rec := books.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: keys.DefaultAccountID, KeyID: "k", Model: "m",
 					Status: 200, CreatedAt: time.Now(), CostNano: cost}
 				if err := r.Commit(context.Background(), rec); err != nil {
 					b.Fatal(err)
@@ -148,7 +149,7 @@ func BenchmarkDebitUsageBatch(b *testing.B) {
 			defer db.Close()
 			accts := []string{"acct_0", "acct_1", "acct_2", "acct_3"}
 			for _, id := range accts {
-				if err := db.CreateAccount(ctx, store.Account{ID: id, Name: id, CreatedAt: time.Now()}); err != nil {
+				if err := db.CreateAccount(ctx, keys.Account{ID: id, Name: id, CreatedAt: time.Now()}); err != nil {
 					b.Fatal(err)
 				}
 			}

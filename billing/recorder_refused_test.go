@@ -24,6 +24,7 @@ import (
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
 	"github.com/xroute/xroute/internal/testutil"
+	"github.com/xroute/xroute/keys"
 )
 
 func rejectedIDs(t *testing.T, dir string) []string {
@@ -231,7 +232,7 @@ func TestRecorderSetsAsideWhatPostgresRefuses(t *testing.T) {
 	r := NewRecorder(db, zap.NewNop(), 8, 64, time.Hour, WithSpool(sp), WithOnOutage(func() { outages.Add(1) }))
 	defer r.Close(ctx)
 	rec := func(id, model string) books.UsageRecord {
-		return books.UsageRecord{RequestID: id, AccountID: store.DefaultAccountID, KeyID: "k", Model: model, Status: 200, CreatedAt: time.Unix(1e9, 0)}
+		return books.UsageRecord{RequestID: id, AccountID: keys.DefaultAccountID, KeyID: "k", Model: model, Status: 200, CreatedAt: time.Unix(1e9, 0)}
 	}
 	for _, rc := range []books.UsageRecord{rec("bad", "m\x00"), rec("good1", "m"), rec("good2", "m")} {
 		if err := r.Commit(ctx, rc); err != nil {

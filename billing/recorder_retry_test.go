@@ -20,6 +20,7 @@ import (
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
 	"github.com/xroute/xroute/internal/testutil"
+	"github.com/xroute/xroute/keys"
 )
 
 // errorLines are the Error entries logged so far.
@@ -239,7 +240,7 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	r := NewRecorder(cw, zap.NewNop(), 8, 64, time.Hour, WithSpool(sp), withWriteTimeout(200*time.Millisecond), withBackoff(20*time.Millisecond, 100*time.Millisecond))
 	defer r.Close(ctx)
 	rec := func(id string, cost int64) books.UsageRecord {
-		return books.UsageRecord{RequestID: id, AccountID: store.DefaultAccountID, KeyID: "k", Model: "m", Status: 200, CreatedAt: time.Now(), CostNano: cost}
+		return books.UsageRecord{RequestID: id, AccountID: keys.DefaultAccountID, KeyID: "k", Model: "m", Status: 200, CreatedAt: time.Now(), CostNano: cost}
 	}
 	if err := r.Commit(ctx, rec("good0", 0)); err != nil {
 		t.Fatal(err)
@@ -247,7 +248,7 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	before, _, err := db.CreditState(ctx, store.DefaultAccountID)
+	before, _, err := db.CreditState(ctx, keys.DefaultAccountID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +262,7 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE`, store.DefaultAccountID); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE`, keys.DefaultAccountID); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Commit(ctx, rec("paid1", 5000)); err != nil {
@@ -288,7 +289,7 @@ func TestRecorderWaitsOutALockedAccountRow(t *testing.T) {
 	if len(recs) != 1 {
 		t.Fatal("paid1 not stored")
 	}
-	after, _, err := db.CreditState(ctx, store.DefaultAccountID)
+	after, _, err := db.CreditState(ctx, keys.DefaultAccountID)
 	if err != nil {
 		t.Fatal(err)
 	}

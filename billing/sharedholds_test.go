@@ -17,6 +17,7 @@ import (
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
 	"github.com/xroute/xroute/internal/testutil"
+	"github.com/xroute/xroute/keys"
 )
 
 // forEachHoldStore runs fn as a subtest on a fresh store per backend:
@@ -39,7 +40,7 @@ func forEachHoldStore(t *testing.T, balances map[string]Nano, fn func(t *testing
 			}
 			t.Cleanup(func() { db.Close() })
 			for id, amount := range balances {
-				if err := db.CreateAccount(ctx, store.Account{ID: id, Name: id, CreatedAt: ledgerNow}); err != nil {
+				if err := db.CreateAccount(ctx, keys.Account{ID: id, Name: id, CreatedAt: ledgerNow}); err != nil {
 					t.Fatal(err)
 				}
 				if _, _, err := db.PostLedgerEntry(ctx, books.LedgerEntry{AccountID: id, Kind: books.LedgerTopUp, Amount: int64(amount), IdempotencyKey: "seed", CreatedAt: ledgerNow}); err != nil {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/dberr"
 )
 
 // EndpointMint is the scope a key must list, by name, to mint child keys
@@ -32,8 +32,8 @@ var ErrChildCap = errors.New("ephemeral key cap reached")
 
 // ChildStore is what ephemeral child keys need from persistence.
 type ChildStore interface {
-	CreateEphemeralKey(ctx context.Context, k store.APIKey, e store.Ephemeral) error
-	EphemeralByKey(ctx context.Context, keyID string) (store.Ephemeral, error)
+	CreateEphemeralKey(ctx context.Context, k Record, e ChildRecord) error
+	EphemeralByKey(ctx context.Context, keyID string) (ChildRecord, error)
 	RevokeChildren(ctx context.Context, parentID string, t time.Time) (hashes []string, err error)
 	CountEphemeralRequest(ctx context.Context, keyID string) (bool, error)
 	HoldEphemeralSpend(ctx context.Context, keyID string, amount int64) (bool, error)
@@ -90,7 +90,7 @@ func (s *Service) Mint(ctx context.Context, parent *Key, p MintParams) (string, 
 	row.Hash = s.Hash(plain)
 	row.PepperVersion = s.peppers[0].version
 	row.Hint = Hint(plain)
-	if err := s.children.CreateEphemeralKey(ctx, row, store.Ephemeral{ParentID: parent.ID, SpendCap: child.SpendCap, MaxRequests: child.MaxRequests}); err != nil {
+	if err := s.children.CreateEphemeralKey(ctx, row, ChildRecord{ParentID: parent.ID, SpendCap: child.SpendCap, MaxRequests: child.MaxRequests}); err != nil {
 		return "", Key{}, fmt.Errorf("keys: mint: %w", err)
 	}
 	s.missing.Del(cacheKey(s.peppers[0].sum(plain)))
@@ -107,9 +107,9 @@ func (s *Service) Mint(ctx context.Context, parent *Key, p MintParams) (string, 
 
 // narrow builds the child's row from its parent and the request,
 // refusing anything wider than the parent.
-func (s *Service) narrow(parent *Key, p MintParams, now time.Time) (store.APIKey, Child, error) {
-	bad := func(field, msg string) (store.APIKey, Child, error) {
-		return store.APIKey{}, Child{}, &ValidationError{field, msg}
+func (s *Service) narrow(parent *Key, p MintParams, now time.Time) (Record, Child, error) {
+	bad := func(field, msg string) (Record, Child, error) {
+		return Record{}, Child{}, &ValidationError{field, msg}
 	}
 	// Models: each pattern must be one the parent's patterns already match.
 	models := p.Models
@@ -167,15 +167,15 @@ func (s *Service) narrow(parent *Key, p MintParams, now time.Time) (store.APIKey
 	// Limits: 0 inherits; more than a limited parent is wider.
 	rpm, err := narrowLimit("rpm", p.RPM, parent.RPM)
 	if err != nil {
-		return store.APIKey{}, Child{}, err
+		return Record{}, Child{}, err
 	}
 	tpm, err := narrowLimit("tpm", p.TPM, parent.TPM)
 	if err != nil {
-		return store.APIKey{}, Child{}, err
+		return Record{}, Child{}, err
 	}
 	conc, err := narrowLimit("max_concurrent", p.MaxConcurrent, parent.MaxConcurrent)
 	if err != nil {
-		return store.APIKey{}, Child{}, err
+		return Record{}, Child{}, err
 	}
 	// Life: the default, at most the operator's cap, never past the parent.
 	ttl := p.TTL
@@ -201,7 +201,7 @@ func (s *Service) narrow(parent *Key, p MintParams, now time.Time) (store.APIKey
 	if name == "" {
 		name = "ephemeral child of " + parent.Name
 	}
-	row := store.APIKey{AccountID: parent.AccountID, Kind: KindCaller, Name: name,
+	row := Record{AccountID: parent.AccountID, Kind: KindCaller, Name: name,
 		AllowedModels: models, AllowedEndpoints: endpoints, AllowedCIDRs: cidrs, RPM: rpm, TPM: tpm, MaxConcurrent: conc,
 		Metadata: map[string]string{"parent_id": parent.ID}, CreatedAt: now, ExpiresAt: &exp}
 	return row, Child{ParentID: parent.ID, SpendCap: p.SpendCap, MaxRequests: p.MaxRequests}, nil
@@ -231,7 +231,7 @@ func (s *Service) loadChild(ctx context.Context, k *Key) error {
 		return nil
 	}
 	e, err := s.children.EphemeralByKey(ctx, k.ID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, dberr.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -242,7 +242,7 @@ func (s *Service) loadChild(ctx context.Context, k *Key) error {
 		if raw, err := hex.DecodeString(row.Hash); err == nil && len(raw) == sha256.Size {
 			c.parentHash = [sha256.Size]byte(raw)
 		}
-	} else if !errors.Is(err, store.ErrNotFound) {
+	} else if !errors.Is(err, dberr.ErrNotFound) {
 		return fmt.Errorf("keys: verify parent: %w", err)
 	}
 	k.Child = c
@@ -261,7 +261,7 @@ func (s *Service) checkChild(ctx context.Context, k *Key, now time.Time) error {
 	parent, ok := s.found.Get(ck)
 	if !ok || parent.hash != k.Child.parentHash {
 		row, err := s.store.KeyByID(ctx, k.Child.ParentID)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, dberr.ErrNotFound) {
 			return ErrRevoked
 		}
 		if err != nil {
@@ -302,7 +302,7 @@ func (s *Service) isChild(ctx context.Context, id string) (bool, error) {
 		return false, nil
 	}
 	_, err := s.children.EphemeralByKey(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, dberr.ErrNotFound) {
 		return false, nil
 	}
 	return err == nil, err

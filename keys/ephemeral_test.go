@@ -1,4 +1,4 @@
-package keys
+package keys_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
 )
 
 // clock is a settable time source.
@@ -25,14 +26,14 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newChildService(t *testing.T, clk *clock) (*Service, *store.DB) {
+func newChildService(t *testing.T, clk *clock) (*keys.Service, *store.DB) {
 	t.Helper()
 	db, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "k.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	svc, err := NewService(db, Options{Peppers: [][]byte{[]byte(strings.Repeat("p", 32))}, CacheTTL: time.Minute, Now: clk.now,
+	svc, err := keys.NewService(db, keys.Options{Peppers: [][]byte{[]byte(strings.Repeat("p", 32))}, CacheTTL: time.Minute, Now: clk.now,
 		Children: db, EphemeralMaxTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +42,7 @@ func newChildService(t *testing.T, clk *clock) (*Service, *store.DB) {
 	return svc, db
 }
 
-func mintParent(t *testing.T, svc *Service, p CreateParams) (string, *Key) {
+func mintParent(t *testing.T, svc *keys.Service, p keys.CreateParams) (string, *keys.Key) {
 	t.Helper()
 	if p.Name == "" {
 		p.Name = "server"
@@ -60,27 +61,27 @@ func mintParent(t *testing.T, svc *Service, p CreateParams) (string, *Key) {
 func TestMintRefusesWiderThanParent(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	svc, _ := newChildService(t, clk)
-	_, parent := mintParent(t, svc, CreateParams{AllowedModels: []string{"gpt-4o*"}, AllowedEndpoints: []string{EndpointChat, EndpointModels, EndpointMint},
+	_, parent := mintParent(t, svc, keys.CreateParams{AllowedModels: []string{"gpt-4o*"}, AllowedEndpoints: []string{keys.EndpointChat, keys.EndpointModels, keys.EndpointMint},
 		AllowedCIDRs: []string{"10.0.0.0/8"}, RPM: 60, TPM: 1000, MaxConcurrent: 2})
 	tests := []struct {
 		name  string
-		p     MintParams
+		p     keys.MintParams
 		field string // "" when allowed
 	}{
-		{"inherits everything", MintParams{}, ""},
-		{"narrower everything", MintParams{Models: []string{"gpt-4o-mini"}, Endpoints: []string{EndpointChat}, CIDRs: []string{"10.1.0.0/16"}, RPM: 10, TPM: 100, MaxConcurrent: 1, TTL: time.Minute}, ""},
-		{"wider model", MintParams{Models: []string{"claude-3"}}, "models"},
-		{"wider model glob", MintParams{Models: []string{"gpt-*"}}, "models"},
-		{"wider endpoint", MintParams{Endpoints: []string{EndpointEmbeddings}}, "endpoints"},
-		{"mint for a child", MintParams{Endpoints: []string{EndpointMint}}, "endpoints"},
-		{"star endpoint", MintParams{Endpoints: []string{"*"}}, "endpoints"},
-		{"wider cidr", MintParams{CIDRs: []string{"0.0.0.0/0"}}, "allowed_cidrs"},
-		{"outside cidr", MintParams{CIDRs: []string{"192.168.1.1"}}, "allowed_cidrs"},
-		{"wider rpm", MintParams{RPM: 61}, "rpm"},
-		{"wider tpm", MintParams{TPM: 1001}, "tpm"},
-		{"wider concurrency", MintParams{MaxConcurrent: 3}, "max_concurrent"},
-		{"ttl past the cap", MintParams{TTL: 2 * time.Hour}, "ttl_seconds"},
-		{"negative spend", MintParams{SpendCap: -1}, "max_spend_usd"},
+		{"inherits everything", keys.MintParams{}, ""},
+		{"narrower everything", keys.MintParams{Models: []string{"gpt-4o-mini"}, Endpoints: []string{keys.EndpointChat}, CIDRs: []string{"10.1.0.0/16"}, RPM: 10, TPM: 100, MaxConcurrent: 1, TTL: time.Minute}, ""},
+		{"wider model", keys.MintParams{Models: []string{"claude-3"}}, "models"},
+		{"wider model glob", keys.MintParams{Models: []string{"gpt-*"}}, "models"},
+		{"wider endpoint", keys.MintParams{Endpoints: []string{keys.EndpointEmbeddings}}, "endpoints"},
+		{"mint for a child", keys.MintParams{Endpoints: []string{keys.EndpointMint}}, "endpoints"},
+		{"star endpoint", keys.MintParams{Endpoints: []string{"*"}}, "endpoints"},
+		{"wider cidr", keys.MintParams{CIDRs: []string{"0.0.0.0/0"}}, "allowed_cidrs"},
+		{"outside cidr", keys.MintParams{CIDRs: []string{"192.168.1.1"}}, "allowed_cidrs"},
+		{"wider rpm", keys.MintParams{RPM: 61}, "rpm"},
+		{"wider tpm", keys.MintParams{TPM: 1001}, "tpm"},
+		{"wider concurrency", keys.MintParams{MaxConcurrent: 3}, "max_concurrent"},
+		{"ttl past the cap", keys.MintParams{TTL: 2 * time.Hour}, "ttl_seconds"},
+		{"negative spend", keys.MintParams{SpendCap: -1}, "max_spend_usd"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,12 +90,12 @@ func TestMintRefusesWiderThanParent(t *testing.T) {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
 				}
-				if k.Child == nil || k.Child.ParentID != parent.ID || k.RPM > 60 || len(k.AllowedEndpoints) == 0 || k.AllowsEndpoint(EndpointMint) || k.CanMint() {
+				if k.Child == nil || k.Child.ParentID != parent.ID || k.RPM > 60 || len(k.AllowedEndpoints) == 0 || k.AllowsEndpoint(keys.EndpointMint) || k.CanMint() {
 					t.Fatalf("child not narrowed: %+v", k)
 				}
 				return
 			}
-			var ve *ValidationError
+			var ve *keys.ValidationError
 			if !errors.As(err, &ve) || ve.Field != tt.field {
 				t.Fatalf("want a refusal naming %q, got %v", tt.field, err)
 			}
@@ -105,15 +106,15 @@ func TestMintRefusesWiderThanParent(t *testing.T) {
 func TestMintNeedsTheScope(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	svc, _ := newChildService(t, clk)
-	for _, eps := range [][]string{nil, {"*"}, {EndpointChat}} {
-		_, parent := mintParent(t, svc, CreateParams{AllowedEndpoints: eps})
-		if _, _, err := svc.Mint(context.Background(), parent, MintParams{}); err == nil {
+	for _, eps := range [][]string{nil, {"*"}, {keys.EndpointChat}} {
+		_, parent := mintParent(t, svc, keys.CreateParams{AllowedEndpoints: eps})
+		if _, _, err := svc.Mint(context.Background(), parent, keys.MintParams{}); err == nil {
 			t.Fatalf("a key with endpoints %v minted a child", eps)
 		}
 	}
 	// A child never mints, even when its parent may.
-	_, parent := mintParent(t, svc, CreateParams{AllowedEndpoints: []string{EndpointChat, EndpointMint}})
-	plain, _, err := svc.Mint(context.Background(), parent, MintParams{})
+	_, parent := mintParent(t, svc, keys.CreateParams{AllowedEndpoints: []string{keys.EndpointChat, keys.EndpointMint}})
+	plain, _, err := svc.Mint(context.Background(), parent, keys.MintParams{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestMintNeedsTheScope(t *testing.T) {
 	if err != nil || child.Child == nil {
 		t.Fatalf("verify child: %+v %v", child, err)
 	}
-	if _, _, err := svc.Mint(context.Background(), child, MintParams{}); err == nil {
+	if _, _, err := svc.Mint(context.Background(), child, keys.MintParams{}); err == nil {
 		t.Fatal("a child minted a grandchild")
 	}
 }
@@ -129,20 +130,20 @@ func TestMintNeedsTheScope(t *testing.T) {
 func TestChildExpiresAfterTTL(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	svc, _ := newChildService(t, clk)
-	_, parent := mintParent(t, svc, CreateParams{AllowedEndpoints: []string{EndpointChat, EndpointMint}})
+	_, parent := mintParent(t, svc, keys.CreateParams{AllowedEndpoints: []string{keys.EndpointChat, keys.EndpointMint}})
 	ctx := context.Background()
-	plain, k, err := svc.Mint(ctx, parent, MintParams{})
+	plain, k, err := svc.Mint(ctx, parent, keys.MintParams{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := k.ExpiresAt.Sub(clk.now()); got > DefaultChildTTL || got < DefaultChildTTL-time.Second {
+	if got := k.ExpiresAt.Sub(clk.now()); got > keys.DefaultChildTTL || got < keys.DefaultChildTTL-time.Second {
 		t.Fatalf("default ttl: expires in %v", got)
 	}
 	if _, err := svc.Verify(ctx, plain); err != nil {
 		t.Fatalf("fresh child: %v", err)
 	}
-	clk.add(DefaultChildTTL)
-	if _, err := svc.Verify(ctx, plain); !errors.Is(err, ErrExpired) {
+	clk.add(keys.DefaultChildTTL)
+	if _, err := svc.Verify(ctx, plain); !errors.Is(err, keys.ErrExpired) {
 		t.Fatalf("after its ttl: want ErrExpired, got %v", err)
 	}
 }
@@ -151,29 +152,29 @@ func TestParentEndsItsChildren(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name string
-		end  func(svc *Service, parentID string) error
+		end  func(svc *keys.Service, parentID string) error
 	}{
-		{"revoked", func(svc *Service, id string) error { return svc.Revoke(ctx, id, "t") }},
-		{"suspended", func(svc *Service, id string) error { return svc.Suspend(ctx, id, "t", "leak") }},
-		{"rotated out", func(svc *Service, id string) error { _, _, err := svc.Rotate(ctx, id, "t", time.Hour); return err }},
+		{"revoked", func(svc *keys.Service, id string) error { return svc.Revoke(ctx, id, "t") }},
+		{"suspended", func(svc *keys.Service, id string) error { return svc.Suspend(ctx, id, "t", "leak") }},
+		{"rotated out", func(svc *keys.Service, id string) error { _, _, err := svc.Rotate(ctx, id, "t", time.Hour); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := &clock{t: time.Now()}
 			svc, _ := newChildService(t, clk)
-			parentPlain, parent := mintParent(t, svc, CreateParams{AllowedEndpoints: []string{EndpointChat, EndpointMint}})
-			plain, _, err := svc.Mint(ctx, parent, MintParams{})
+			parentPlain, parent := mintParent(t, svc, keys.CreateParams{AllowedEndpoints: []string{keys.EndpointChat, keys.EndpointMint}})
+			plain, _, err := svc.Mint(ctx, parent, keys.MintParams{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if _, err := svc.Verify(ctx, plain); err != nil { // cached now
 				t.Fatal(err)
 			}
-			svc.found.Wait()
+			svc.WaitFound()
 			if err := tt.end(svc, parent.ID); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := svc.Verify(ctx, plain); !errors.Is(err, ErrRevoked) {
+			if _, err := svc.Verify(ctx, plain); !errors.Is(err, keys.ErrRevoked) {
 				t.Fatalf("child after its parent was %s: want ErrRevoked, got %v", tt.name, err)
 			}
 			if tt.name == "rotated out" {
@@ -192,15 +193,15 @@ func TestChildChecksParentAtAuth(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Now()}
 	svc, db := newChildService(t, clk)
-	_, parent := mintParent(t, svc, CreateParams{AllowedEndpoints: []string{EndpointChat, EndpointMint}})
-	plain, _, err := svc.Mint(ctx, parent, MintParams{})
+	_, parent := mintParent(t, svc, keys.CreateParams{AllowedEndpoints: []string{keys.EndpointChat, keys.EndpointMint}})
+	plain, _, err := svc.Mint(ctx, parent, keys.MintParams{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.Verify(ctx, plain); err != nil {
 		t.Fatal(err)
 	}
-	svc.found.Wait()
+	svc.WaitFound()
 	// Another replica revoked the parent: the store changed, and its
 	// invalidation (the parent's hash) arrives here.
 	if _, err := db.RevokeKey(ctx, parent.ID, clk.now()); err != nil {
@@ -208,7 +209,7 @@ func TestChildChecksParentAtAuth(t *testing.T) {
 	}
 	row, _ := db.KeyByID(ctx, parent.ID)
 	svc.InvalidateHash(row.Hash)
-	if _, err := svc.Verify(ctx, plain); !errors.Is(err, ErrRevoked) {
+	if _, err := svc.Verify(ctx, plain); !errors.Is(err, keys.ErrRevoked) {
 		t.Fatalf("want ErrRevoked, got %v", err)
 	}
 }
@@ -217,12 +218,12 @@ func TestChildCannotBeRotated(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Now()}
 	svc, _ := newChildService(t, clk)
-	_, parent := mintParent(t, svc, CreateParams{AllowedEndpoints: []string{EndpointChat, EndpointMint}})
-	_, k, err := svc.Mint(ctx, parent, MintParams{})
+	_, parent := mintParent(t, svc, keys.CreateParams{AllowedEndpoints: []string{keys.EndpointChat, keys.EndpointMint}})
+	_, k, err := svc.Mint(ctx, parent, keys.MintParams{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := svc.Rotate(ctx, k.ID, "t", 0); !errors.Is(err, ErrNotRotatable) {
+	if _, _, err := svc.Rotate(ctx, k.ID, "t", 0); !errors.Is(err, keys.ErrNotRotatable) {
 		t.Fatalf("want ErrNotRotatable, got %v", err)
 	}
 }
@@ -231,8 +232,8 @@ func TestChildCaps(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Now()}
 	svc, _ := newChildService(t, clk)
-	_, parent := mintParent(t, svc, CreateParams{AllowedEndpoints: []string{EndpointChat, EndpointMint}})
-	plain, _, err := svc.Mint(ctx, parent, MintParams{MaxRequests: 2, SpendCap: 1000})
+	_, parent := mintParent(t, svc, keys.CreateParams{AllowedEndpoints: []string{keys.EndpointChat, keys.EndpointMint}})
+	plain, _, err := svc.Mint(ctx, parent, keys.MintParams{MaxRequests: 2, SpendCap: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,20 +246,20 @@ func TestChildCaps(t *testing.T) {
 			t.Fatalf("request %d: %v", i+1, err)
 		}
 	}
-	if err := svc.AdmitChild(ctx, child); !errors.Is(err, ErrChildCap) {
+	if err := svc.AdmitChild(ctx, child); !errors.Is(err, keys.ErrChildCap) {
 		t.Fatalf("third request: want ErrChildCap, got %v", err)
 	}
 	settle, err := svc.HoldChildSpend(ctx, child, 600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.HoldChildSpend(ctx, child, 600); !errors.Is(err, ErrChildCap) {
+	if _, err := svc.HoldChildSpend(ctx, child, 600); !errors.Is(err, keys.ErrChildCap) {
 		t.Fatalf("held 600 of 1000: another 600 must be refused, got %v", err)
 	}
 	if err := settle(ctx, 700); err != nil { // the answer cost more than held: it counts
 		t.Fatal(err)
 	}
-	if _, err := svc.HoldChildSpend(ctx, child, 301); !errors.Is(err, ErrChildCap) {
+	if _, err := svc.HoldChildSpend(ctx, child, 301); !errors.Is(err, keys.ErrChildCap) {
 		t.Fatalf("spent 700 of 1000: 301 must be refused, got %v", err)
 	}
 	if _, err := svc.HoldChildSpend(ctx, child, 300); err != nil {

@@ -1,4 +1,4 @@
-package keys
+package keys_test
 
 import (
 	"context"
@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xroute/xroute/internal/dberr"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
 )
 
 // TestTransitionsAreIdempotent: revoke, suspend and resume each emit one
@@ -24,8 +26,8 @@ func TestTransitionsAreIdempotent(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	var mu sync.Mutex
 	events := map[string]int{}
-	svc, err := NewService(db, Options{Peppers: [][]byte{[]byte(strings.Repeat("p", 32))}, CacheTTL: time.Minute, Now: time.Now,
-		OnEvent: func(_ context.Context, ev LifecycleEvent) {
+	svc, err := keys.NewService(db, keys.Options{Peppers: [][]byte{[]byte(strings.Repeat("p", 32))}, CacheTTL: time.Minute, Now: time.Now,
+		OnEvent: func(_ context.Context, ev keys.LifecycleEvent) {
 			mu.Lock()
 			events[ev.Kind+" "+ev.Subject]++
 			mu.Unlock()
@@ -40,24 +42,24 @@ func TestTransitionsAreIdempotent(t *testing.T) {
 		setup []func(id string) error
 		act   func(id string) error
 		kind  string
-		check func(k Key) error
+		check func(k keys.Key) error
 	}{
 		{"revoke", nil, func(id string) error { return svc.Revoke(ctx, id, "t") }, "key.revoked",
-			func(k Key) error {
+			func(k keys.Key) error {
 				if k.RevokedAt == nil {
 					return errors.New("not revoked")
 				}
 				return nil
 			}},
 		{"suspend", nil, func(id string) error { return svc.Suspend(ctx, id, "t", "why") }, "key.suspended",
-			func(k Key) error {
+			func(k keys.Key) error {
 				if k.SuspendedAt == nil || k.SuspendReason != "why" {
 					return errors.New("not suspended with the first reason")
 				}
 				return nil
 			}},
 		{"resume an active key", nil, func(id string) error { return svc.Resume(ctx, id, "t") }, "key.resumed",
-			func(k Key) error {
+			func(k keys.Key) error {
 				if k.SuspendedAt != nil || k.RevokedAt != nil {
 					return errors.New("not active")
 				}
@@ -65,7 +67,7 @@ func TestTransitionsAreIdempotent(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, k, err := svc.Create(ctx, CreateParams{Name: tc.name})
+			_, k, err := svc.Create(ctx, keys.CreateParams{Name: tc.name})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,7 +100,7 @@ func TestTransitionsAreIdempotent(t *testing.T) {
 			}
 		})
 	}
-	if err := svc.Revoke(ctx, "key_missing", "t"); !errors.Is(err, store.ErrNotFound) {
+	if err := svc.Revoke(ctx, "key_missing", "t"); !errors.Is(err, dberr.ErrNotFound) {
 		t.Fatalf("revoking a missing key: want ErrNotFound, got %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package keys
+package keys_test
 
 import (
 	"context"
@@ -13,13 +13,14 @@ import (
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
 )
 
 func TestGenerateIsWellFormedAndUnique(t *testing.T) {
 	seen := map[string]bool{}
 	for i := 0; i < 1000; i++ {
-		k := Generate()
-		if !WellFormed(k) {
+		k := keys.Generate()
+		if !keys.WellFormed(k) {
 			t.Fatalf("generated key not well formed: %q", k)
 		}
 		if seen[k] {
@@ -30,7 +31,7 @@ func TestGenerateIsWellFormedAndUnique(t *testing.T) {
 }
 
 func TestWellFormedRejects(t *testing.T) {
-	good := Generate()
+	good := keys.Generate()
 	flip := []byte(good)
 	if flip[10] == 'a' {
 		flip[10] = 'b'
@@ -47,7 +48,7 @@ func TestWellFormedRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if WellFormed(tt.key) {
+			if keys.WellFormed(tt.key) {
 				t.Fatalf("accepted %q", tt.key)
 			}
 		})
@@ -60,12 +61,12 @@ type countingStore struct {
 	lookups atomic.Int64
 }
 
-func (c *countingStore) KeyByHash(ctx context.Context, h string) (store.APIKey, error) {
+func (c *countingStore) KeyByHash(ctx context.Context, h string) (keys.Record, error) {
 	c.lookups.Add(1)
 	return c.DB.KeyByHash(ctx, h)
 }
 
-func newService(t *testing.T, now func() time.Time) (*Service, *countingStore) {
+func newService(t *testing.T, now func() time.Time) (*keys.Service, *countingStore) {
 	t.Helper()
 	db, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "k.db"))
 	if err != nil {
@@ -73,7 +74,7 @@ func newService(t *testing.T, now func() time.Time) (*Service, *countingStore) {
 	}
 	t.Cleanup(func() { db.Close() })
 	cs := &countingStore{DB: db}
-	svc, err := NewService(cs, Options{Peppers: [][]byte{[]byte(strings.Repeat("p", 32))}, CacheTTL: time.Minute, Now: now})
+	svc, err := keys.NewService(cs, keys.Options{Peppers: [][]byte{[]byte(strings.Repeat("p", 32))}, CacheTTL: time.Minute, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,12 +85,12 @@ func newService(t *testing.T, now func() time.Time) (*Service, *countingStore) {
 func TestCreateVerifyRevoke(t *testing.T) {
 	ctx := context.Background()
 	svc, cs := newService(t, time.Now)
-	plain, k, err := svc.Create(ctx, CreateParams{Name: "app", AllowedModels: []string{"gpt-4o*"}})
+	plain, k, err := svc.Create(ctx, keys.CreateParams{Name: "app", AllowedModels: []string{"gpt-4o*"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, _ := cs.ListKeys(ctx, store.KeyFilter{})
-	if len(rows) != 1 || strings.Contains(rows[0].Hash, plain) || rows[0].Hash != svc.Hash(plain) || rows[0].Hint != Hint(plain) {
+	rows, _ := cs.ListKeys(ctx, keys.KeyFilter{})
+	if len(rows) != 1 || strings.Contains(rows[0].Hash, plain) || rows[0].Hash != svc.Hash(plain) || rows[0].Hint != keys.Hint(plain) {
 		t.Fatalf("stored row must hold only the HMAC and a hint: %+v", rows[0])
 	}
 	got, err := svc.Verify(ctx, plain)
@@ -99,7 +100,7 @@ func TestCreateVerifyRevoke(t *testing.T) {
 	if !got.AllowsModel("gpt-4o-mini") || got.AllowsModel("claude-3") {
 		t.Fatal("model globs")
 	}
-	svc.found.Wait()
+	svc.WaitFound()
 	before := cs.lookups.Load()
 	for i := 0; i < 10; i++ {
 		if _, err := svc.Verify(ctx, plain); err != nil {
@@ -112,7 +113,7 @@ func TestCreateVerifyRevoke(t *testing.T) {
 	if err := svc.Revoke(ctx, k.ID, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Verify(ctx, plain); !errors.Is(err, ErrRevoked) {
+	if _, err := svc.Verify(ctx, plain); !errors.Is(err, keys.ErrRevoked) {
 		t.Fatalf("after revoke: want ErrRevoked on the very next request, got %v", err)
 	}
 }
@@ -123,7 +124,7 @@ func TestVerifyErrors(t *testing.T) {
 	clock := func() time.Time { return now }
 	svc, cs := newService(t, clock)
 	past := now.Add(-time.Second)
-	expired, _, err := svc.Create(ctx, CreateParams{Name: "old", ExpiresAt: &past})
+	expired, _, err := svc.Create(ctx, keys.CreateParams{Name: "old", ExpiresAt: &past})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,9 +133,9 @@ func TestVerifyErrors(t *testing.T) {
 		key  string
 		want error
 	}{
-		{"malformed", "xr-nope", ErrMalformed},
-		{"well formed but unknown", Generate(), ErrUnknown},
-		{"expired", expired, ErrExpired},
+		{"malformed", "xr-nope", keys.ErrMalformed},
+		{"well formed but unknown", keys.Generate(), keys.ErrUnknown},
+		{"expired", expired, keys.ErrExpired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,11 +145,11 @@ func TestVerifyErrors(t *testing.T) {
 		})
 	}
 	// Malformed keys never reach the store; an unknown key reaches it once.
-	unknown := Generate()
+	unknown := keys.Generate()
 	before := cs.lookups.Load()
 	svc.Verify(ctx, "xr-garbage")
 	svc.Verify(ctx, unknown)
-	svc.missing.Wait()
+	svc.WaitMissing()
 	svc.Verify(ctx, unknown)
 	if n := cs.lookups.Load() - before; n != 1 {
 		t.Fatalf("store lookups = %d, want 1", n)
@@ -157,7 +158,7 @@ func TestVerifyErrors(t *testing.T) {
 
 func TestLoadPepperCreatesPrivateFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "pepper")
-	a, err := LoadPepper(config.Auth{PepperFile: p})
+	a, err := keys.LoadPepper(config.Auth{PepperFile: p})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,11 +166,11 @@ func TestLoadPepperCreatesPrivateFile(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("pepper file mode: %v %v", st, err)
 	}
-	b, err := LoadPepper(config.Auth{PepperFile: p})
+	b, err := keys.LoadPepper(config.Auth{PepperFile: p})
 	if err != nil || string(a) != string(b) || len(a) < 32 {
 		t.Fatalf("pepper must be stable across loads: %q %q %v", a, b, err)
 	}
-	env, _ := LoadPepper(config.Auth{Pepper: strings.Repeat("e", 40), PepperFile: p})
+	env, _ := keys.LoadPepper(config.Auth{Pepper: strings.Repeat("e", 40), PepperFile: p})
 	if string(env) != strings.Repeat("e", 40) {
 		t.Fatal("configured pepper must win over the file")
 	}
@@ -184,7 +185,7 @@ func TestRotateKeepsPropertiesAndOverlaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldPlain, old, err := svc.Create(ctx, CreateParams{AccountID: acct.ID, Name: "app", AllowedModels: []string{"gpt-*"}, AllowedCIDRs: []string{"10.0.0.0/8"}, RPM: 60, Metadata: map[string]string{"team": "x"}})
+	oldPlain, old, err := svc.Create(ctx, keys.CreateParams{AccountID: acct.ID, Name: "app", AllowedModels: []string{"gpt-*"}, AllowedCIDRs: []string{"10.0.0.0/8"}, RPM: 60, Metadata: map[string]string{"team": "x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,17 +197,17 @@ func TestRotateKeepsPropertiesAndOverlaps(t *testing.T) {
 		wantOld error
 	}{
 		{"old key works during the overlap", time.Hour, 59 * time.Minute, nil},
-		{"old key expires after the overlap", time.Hour, time.Hour, ErrExpired},
+		{"old key expires after the overlap", time.Hour, time.Hour, keys.ErrExpired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			now = time.Now()
-			plain, k, err := svc.Create(ctx, CreateParams{AccountID: acct.ID, Name: "tmp"})
+			plain, k, err := svc.Create(ctx, keys.CreateParams{AccountID: acct.ID, Name: "tmp"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			svc.Verify(ctx, plain) // cached before rotation
-			svc.found.Wait()
+			svc.WaitFound()
 			newPlain, nk, err := svc.Rotate(ctx, k.ID, "test", tt.overlap)
 			if err != nil {
 				t.Fatal(err)
@@ -226,7 +227,7 @@ func TestRotateKeepsPropertiesAndOverlaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Verify(ctx, oldPlain); !errors.Is(err, ErrExpired) {
+	if _, err := svc.Verify(ctx, oldPlain); !errors.Is(err, keys.ErrExpired) {
 		t.Fatalf("overlap 0 must stop the old key at once: %v", err)
 	}
 	got, _ := svc.Verify(ctx, newPlain)
@@ -241,13 +242,13 @@ func TestRotateKeepsPropertiesAndOverlaps(t *testing.T) {
 func TestSuspendResume(t *testing.T) {
 	ctx := context.Background()
 	svc, _ := newService(t, time.Now)
-	plain, k, _ := svc.Create(ctx, CreateParams{Name: "app"})
+	plain, k, _ := svc.Create(ctx, keys.CreateParams{Name: "app"})
 	svc.Verify(ctx, plain)
-	svc.found.Wait()
+	svc.WaitFound()
 	if err := svc.Suspend(ctx, k.ID, "test", "anomaly"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Verify(ctx, plain); !errors.Is(err, ErrSuspended) {
+	if _, err := svc.Verify(ctx, plain); !errors.Is(err, keys.ErrSuspended) {
 		t.Fatalf("suspended: %v", err)
 	}
 	if err := svc.Resume(ctx, k.ID, "test"); err != nil {
@@ -266,16 +267,16 @@ func TestPepperRotationRehashesOnUse(t *testing.T) {
 	}
 	defer db.Close()
 	oldPepper, newPepper := []byte(strings.Repeat("o", 32)), []byte(strings.Repeat("n", 32))
-	before, _ := NewService(db, Options{Peppers: [][]byte{oldPepper}, CacheTTL: time.Minute})
-	plain, k, _ := before.Create(ctx, CreateParams{Name: "app"})
+	before, _ := keys.NewService(db, keys.Options{Peppers: [][]byte{oldPepper}, CacheTTL: time.Minute})
+	plain, k, _ := before.Create(ctx, keys.CreateParams{Name: "app"})
 	before.Close()
 
-	onlyNew, _ := NewService(db, Options{Peppers: [][]byte{newPepper}, CacheTTL: time.Minute})
-	if _, err := onlyNew.Verify(ctx, plain); !errors.Is(err, ErrUnknown) {
+	onlyNew, _ := keys.NewService(db, keys.Options{Peppers: [][]byte{newPepper}, CacheTTL: time.Minute})
+	if _, err := onlyNew.Verify(ctx, plain); !errors.Is(err, keys.ErrUnknown) {
 		t.Fatalf("without the old pepper the key is unknown: %v", err)
 	}
 	onlyNew.Close()
-	both, _ := NewService(db, Options{Peppers: [][]byte{newPepper, oldPepper}, CacheTTL: time.Minute})
+	both, _ := keys.NewService(db, keys.Options{Peppers: [][]byte{newPepper, oldPepper}, CacheTTL: time.Minute})
 	defer both.Close()
 	if got, err := both.Verify(ctx, plain); err != nil || got.ID != k.ID {
 		t.Fatalf("old pepper still accepted: %v", err)
@@ -287,7 +288,7 @@ func TestPepperRotationRehashesOnUse(t *testing.T) {
 }
 
 func TestScopes(t *testing.T) {
-	k, err := fromRow(store.APIKey{ID: "k", AllowedEndpoints: []string{EndpointChat}, AllowedCIDRs: []string{"10.1.0.0/16", "192.0.2.7"}})
+	k, err := keys.FromRow(keys.Record{ID: "k", AllowedEndpoints: []string{keys.EndpointChat}, AllowedCIDRs: []string{"10.1.0.0/16", "192.0.2.7"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,8 +296,8 @@ func TestScopes(t *testing.T) {
 		name string
 		ok   bool
 	}{
-		{"endpoint chat", k.AllowsEndpoint(EndpointChat)},
-		{"endpoint embeddings refused", !k.AllowsEndpoint(EndpointEmbeddings)},
+		{"endpoint chat", k.AllowsEndpoint(keys.EndpointChat)},
+		{"endpoint embeddings refused", !k.AllowsEndpoint(keys.EndpointEmbeddings)},
 		{"ip in cidr", k.AllowsIP(netip.MustParseAddr("10.1.2.3"))},
 		{"ipv4-mapped ipv6 in cidr", k.AllowsIP(netip.MustParseAddr("::ffff:10.1.2.3"))},
 		{"single ip", k.AllowsIP(netip.MustParseAddr("192.0.2.7"))},
@@ -308,7 +309,7 @@ func TestScopes(t *testing.T) {
 			t.Errorf("%s", tt.name)
 		}
 	}
-	if _, _, err := (&Service{}).Create(context.Background(), CreateParams{Name: "x", AllowedCIDRs: []string{"nope"}}); err == nil {
+	if _, _, err := (&keys.Service{}).Create(context.Background(), keys.CreateParams{Name: "x", AllowedCIDRs: []string{"nope"}}); err == nil {
 		t.Fatal("bad CIDR accepted")
 	}
 }
@@ -316,12 +317,12 @@ func TestScopes(t *testing.T) {
 func TestAdminAndCallerPrefixes(t *testing.T) {
 	ctx := context.Background()
 	svc, _ := newService(t, time.Now)
-	plain, k, err := svc.Create(ctx, CreateParams{Name: "ops", Kind: KindAdmin})
-	if err != nil || !strings.HasPrefix(plain, AdminPrefix) || k.Kind != KindAdmin {
+	plain, k, err := svc.Create(ctx, keys.CreateParams{Name: "ops", Kind: keys.KindAdmin})
+	if err != nil || !strings.HasPrefix(plain, keys.AdminPrefix) || k.Kind != keys.KindAdmin {
 		t.Fatalf("admin key: %q %+v %v", plain, k, err)
 	}
 	got, err := svc.Verify(ctx, plain)
-	if err != nil || got.Kind != KindAdmin {
+	if err != nil || got.Kind != keys.KindAdmin {
 		t.Fatalf("verify admin: %+v %v", got, err)
 	}
 }
@@ -331,11 +332,11 @@ func TestAdminAndCallerPrefixes(t *testing.T) {
 func BenchmarkVerifyCacheHit(b *testing.B) {
 	db, _ := store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "k.db"))
 	defer db.Close()
-	svc, _ := NewService(db, Options{Peppers: [][]byte{[]byte(strings.Repeat("p", 32))}, CacheTTL: time.Hour})
+	svc, _ := keys.NewService(db, keys.Options{Peppers: [][]byte{[]byte(strings.Repeat("p", 32))}, CacheTTL: time.Hour})
 	defer svc.Close()
-	plain, _, _ := svc.Create(context.Background(), CreateParams{Name: "bench"})
+	plain, _, _ := svc.Create(context.Background(), keys.CreateParams{Name: "bench"})
 	svc.Verify(context.Background(), plain)
-	svc.found.Wait()
+	svc.WaitFound()
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -347,7 +348,7 @@ func BenchmarkVerifyCacheHit(b *testing.B) {
 }
 
 func BenchmarkVerifyMalformed(b *testing.B) {
-	svc := &Service{}
+	svc := &keys.Service{}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		svc.Verify(context.Background(), "xr-0000000000000000000000000000000000000A")

@@ -10,18 +10,13 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/dberr"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // ErrInvalidProviderKey wraps every validation failure of ProviderKeys
 // (httpapi answers 400 for it).
 var ErrInvalidProviderKey = errors.New("invalid provider key")
-
-// Provider-key statuses.
-const (
-	ProviderKeyActive   = store.ProviderKeyActive
-	ProviderKeyDisabled = store.ProviderKeyDisabled
-)
 
 const (
 	maxProviderKeyName   = 64
@@ -31,9 +26,9 @@ const (
 
 // ProviderKeyStore is what ProviderKeys needs from persistence.
 type ProviderKeyStore interface {
-	CreateProviderKey(ctx context.Context, k store.ProviderKey) error
-	ListProviderKeys(ctx context.Context, f store.ProviderKeyFilter) ([]store.ProviderKey, error)
-	ProviderKeyByID(ctx context.Context, id string) (store.ProviderKey, error)
+	CreateProviderKey(ctx context.Context, k ProviderKeyRecord) error
+	ListProviderKeys(ctx context.Context, f ProviderKeyFilter) ([]ProviderKeyRecord, error)
+	ProviderKeyByID(ctx context.Context, id string) (ProviderKeyRecord, error)
 	SetProviderKeyStatus(ctx context.Context, id, status, reason string, at time.Time) error
 	DeleteProviderKey(ctx context.Context, id string) error
 	SwapProviderKeyCiphertext(ctx context.Context, id string, old, ct []byte, term uint32, at time.Time) error
@@ -128,12 +123,12 @@ func MaskSecret(s string) string {
 // the actor and records provider_key.* events.
 type ProviderKeys struct {
 	st    ProviderKeyStore
-	vault *Vault
+	vault *vault.Vault
 	now   func() time.Time
 }
 
 // NewProviderKeys returns the provider-key service.
-func NewProviderKeys(st ProviderKeyStore, v *Vault, now func() time.Time) *ProviderKeys {
+func NewProviderKeys(st ProviderKeyStore, v *vault.Vault, now func() time.Time) *ProviderKeys {
 	return &ProviderKeys{st: st, vault: v, now: now}
 }
 
@@ -167,13 +162,13 @@ func (p *ProviderKeys) Add(ctx context.Context, provider, name, secret string, w
 		return ProviderKey{}, fmt.Errorf("keys: seal provider key: %w", err)
 	}
 	now := p.now().UTC().Truncate(time.Millisecond)
-	row := store.ProviderKey{
-		ID: id, Provider: provider, Name: name, Ciphertext: ct, Term: Term(ct), Hint: MaskSecret(secret),
+	row := ProviderKeyRecord{
+		ID: id, Provider: provider, Name: name, Ciphertext: ct, Term: vault.Term(ct), Hint: MaskSecret(secret),
 		Weight: weight, Status: ProviderKeyActive, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := p.st.CreateProviderKey(ctx, row); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return ProviderKey{}, fmt.Errorf("keys: provider %s already has a key named %q: %w", provider, name, store.ErrConflict)
+		if errors.Is(err, dberr.ErrConflict) {
+			return ProviderKey{}, fmt.Errorf("keys: provider %s already has a key named %q: %w", provider, name, dberr.ErrConflict)
 		}
 		return ProviderKey{}, fmt.Errorf("keys: add provider key: %w", err)
 	}
@@ -191,7 +186,7 @@ func (p *ProviderKeys) Get(ctx context.Context, id string) (ProviderKey, error) 
 
 // List returns the keys of provider ("" for every provider), masked.
 func (p *ProviderKeys) List(ctx context.Context, provider string) ([]ProviderKey, error) {
-	rows, err := p.st.ListProviderKeys(ctx, store.ProviderKeyFilter{Provider: provider})
+	rows, err := p.st.ListProviderKeys(ctx, ProviderKeyFilter{Provider: provider})
 	if err != nil {
 		return nil, fmt.Errorf("keys: list provider keys: %w", err)
 	}
@@ -203,7 +198,7 @@ func (p *ProviderKeys) List(ctx context.Context, provider string) ([]ProviderKey
 }
 
 // Disable takes a key out of the pool (e.g. the upstream answered 401).
-// store.ErrNotFound (wrapped) when the id does not exist.
+// dberr.ErrNotFound (wrapped) when the id does not exist.
 func (p *ProviderKeys) Disable(ctx context.Context, id, reason string) error {
 	reason = strings.TrimSpace(reason)
 	if r := []rune(reason); len(r) > maxDisabledReason {
@@ -236,7 +231,7 @@ func (p *ProviderKeys) Delete(ctx context.Context, id string) error {
 // fails the call, naming the key id: that is an integrity problem to fix,
 // not something to route around silently.
 func (p *ProviderKeys) Active(ctx context.Context, provider string) ([]Secret, error) {
-	rows, err := p.st.ListProviderKeys(ctx, store.ProviderKeyFilter{Provider: provider, Status: ProviderKeyActive})
+	rows, err := p.st.ListProviderKeys(ctx, ProviderKeyFilter{Provider: provider, Status: ProviderKeyActive})
 	if err != nil {
 		return nil, fmt.Errorf("keys: active provider keys: %w", err)
 	}
@@ -254,9 +249,9 @@ func (p *ProviderKeys) Active(ctx context.Context, provider string) ([]Secret, e
 
 // open decrypts a row; on an unknown term (another replica rotated the
 // vault) it reloads the keyring once and retries.
-func (p *ProviderKeys) open(ctx context.Context, r store.ProviderKey) ([]byte, error) {
+func (p *ProviderKeys) open(ctx context.Context, r ProviderKeyRecord) ([]byte, error) {
 	pt, err := p.vault.Open(r.ID, r.Ciphertext)
-	if errors.Is(err, ErrUnknownTerm) {
+	if errors.Is(err, vault.ErrUnknownTerm) {
 		if rerr := p.vault.Reload(ctx); rerr != nil {
 			return nil, errors.Join(err, rerr)
 		}
@@ -273,7 +268,7 @@ func (p *ProviderKeys) open(ctx context.Context, r store.ProviderKey) ([]byte, e
 // that fails does not stop the others; the failures are returned joined.
 // Vault rotation is Vault.Rotate, then Reencrypt.
 func (p *ProviderKeys) Reencrypt(ctx context.Context, progress func(done, total int)) error {
-	rows, err := p.st.ListProviderKeys(ctx, store.ProviderKeyFilter{NotTerm: p.vault.ActiveTerm()})
+	rows, err := p.st.ListProviderKeys(ctx, ProviderKeyFilter{NotTerm: p.vault.ActiveTerm()})
 	if err != nil {
 		return fmt.Errorf("keys: re-encrypt: %w", err)
 	}
@@ -292,7 +287,7 @@ func (p *ProviderKeys) Reencrypt(ctx context.Context, progress func(done, total 
 	return errors.Join(errs...)
 }
 
-func (p *ProviderKeys) reseal(ctx context.Context, r store.ProviderKey) error {
+func (p *ProviderKeys) reseal(ctx context.Context, r ProviderKeyRecord) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		if r.Term == p.vault.ActiveTerm() {
 			return nil
@@ -306,15 +301,15 @@ func (p *ProviderKeys) reseal(ctx context.Context, r store.ProviderKey) error {
 		if err != nil {
 			return err
 		}
-		err = p.st.SwapProviderKeyCiphertext(ctx, r.ID, r.Ciphertext, ct, Term(ct), p.now())
+		err = p.st.SwapProviderKeyCiphertext(ctx, r.ID, r.Ciphertext, ct, vault.Term(ct), p.now())
 		switch {
-		case err == nil, errors.Is(err, store.ErrNotFound): // deleted meanwhile: nothing to do
+		case err == nil, errors.Is(err, dberr.ErrNotFound): // deleted meanwhile: nothing to do
 			return nil
-		case !errors.Is(err, store.ErrConflict):
+		case !errors.Is(err, dberr.ErrConflict):
 			return err
 		}
 		// The row changed under us (another re-encrypt): look again.
-		if r, err = p.st.ProviderKeyByID(ctx, r.ID); errors.Is(err, store.ErrNotFound) {
+		if r, err = p.st.ProviderKeyByID(ctx, r.ID); errors.Is(err, dberr.ErrNotFound) {
 			return nil
 		} else if err != nil {
 			return err
@@ -323,7 +318,7 @@ func (p *ProviderKeys) reseal(ctx context.Context, r store.ProviderKey) error {
 	return errors.New("the row kept changing")
 }
 
-func providerKeyFromRow(r store.ProviderKey) ProviderKey {
+func providerKeyFromRow(r ProviderKeyRecord) ProviderKey {
 	return ProviderKey{
 		ID: r.ID, Provider: r.Provider, Name: r.Name, Hint: r.Hint, Term: r.Term, Weight: r.Weight,
 		Status: r.Status, DisabledReason: r.DisabledReason, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,

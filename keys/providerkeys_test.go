@@ -1,4 +1,4 @@
-package keys
+package keys_test
 
 import (
 	"bytes"
@@ -16,7 +16,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/xroute/xroute/internal/dberr"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 const pkTestSecret = "sk-proj-Zq81xWm4Lk2Hs9Pd0Tn7abcd"
@@ -24,16 +27,16 @@ const pkTestSecret = "sk-proj-Zq81xWm4Lk2Hs9Pd0Tn7abcd"
 type pkFixture struct {
 	db    *store.DB
 	path  string
-	vault *Vault
-	pk    *ProviderKeys
+	vault *vault.Vault
+	pk    *keys.ProviderKeys
 }
 
 func newPKFixture(t *testing.T) pkFixture {
 	t.Helper()
 	db, path := vtDB(t)
-	v := vtVault(t, db, GenerateMasterKey())
+	v := vtVault(t, db, vault.GenerateMasterKey())
 	clock := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	return pkFixture{db: db, path: path, vault: v, pk: NewProviderKeys(db, v, func() time.Time { return clock })}
+	return pkFixture{db: db, path: path, vault: v, pk: keys.NewProviderKeys(db, v, func() time.Time { return clock })}
 }
 
 func TestProviderKeysAddListActive(t *testing.T) {
@@ -43,7 +46,7 @@ func TestProviderKeysAddListActive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(k.ID, "pk_") || k.Hint != "sk-…abcd" || k.Weight != 1 || k.Status != ProviderKeyActive || k.Term != 1 {
+	if !strings.HasPrefix(k.ID, "pk_") || k.Hint != "sk-…abcd" || k.Weight != 1 || k.Status != keys.ProviderKeyActive || k.Term != 1 {
 		t.Fatalf("added: %+v", k)
 	}
 	if _, err := f.pk.Add(ctx, "openai", "backup", "sk-other-secret-0123456789", 3); err != nil {
@@ -52,7 +55,7 @@ func TestProviderKeysAddListActive(t *testing.T) {
 	if _, err := f.pk.Add(ctx, "anthropic", "main", "sk-ant-0123456789abcdef", 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.pk.Add(ctx, "openai", "main", "sk-dup-0123456789abcdef", 1); !errors.Is(err, store.ErrConflict) {
+	if _, err := f.pk.Add(ctx, "openai", "main", "sk-dup-0123456789abcdef", 1); !errors.Is(err, dberr.ErrConflict) {
 		t.Fatalf("duplicate name: want ErrConflict, got %v", err)
 	}
 
@@ -79,7 +82,7 @@ func TestProviderKeysAddListActive(t *testing.T) {
 	if err != nil || len(active) != 2 {
 		t.Fatalf("active: %d, %v", len(active), err)
 	}
-	byName := map[string]Secret{}
+	byName := map[string]keys.Secret{}
 	for _, s := range active {
 		byName[s.Name] = s
 	}
@@ -108,7 +111,7 @@ func TestProviderKeysValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := f.pk.Add(context.Background(), tt.provider, tt.keyName, tt.secret, tt.weight)
-			if !errors.Is(err, ErrInvalidProviderKey) {
+			if !errors.Is(err, keys.ErrInvalidProviderKey) {
 				t.Fatalf("want ErrInvalidProviderKey, got %v", err)
 			}
 			if len(tt.secret) > 6 && strings.Contains(err.Error(), tt.secret) {
@@ -129,13 +132,13 @@ func TestProviderKeysDisableEnableDelete(t *testing.T) {
 		t.Fatalf("disabled key still active: %d", len(act))
 	}
 	got, err := f.pk.Get(ctx, k.ID)
-	if err != nil || got.Status != ProviderKeyDisabled || got.DisabledReason != "upstream 401" {
+	if err != nil || got.Status != keys.ProviderKeyDisabled || got.DisabledReason != "upstream 401" {
 		t.Fatalf("after disable: %+v, %v", got, err)
 	}
 	if err := f.pk.Enable(ctx, k.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := f.pk.Get(ctx, k.ID); got.Status != ProviderKeyActive || got.DisabledReason != "" {
+	if got, _ := f.pk.Get(ctx, k.ID); got.Status != keys.ProviderKeyActive || got.DisabledReason != "" {
 		t.Fatalf("after enable: %+v", got)
 	}
 	if act, _ := f.pk.Active(ctx, "openai"); len(act) != 1 {
@@ -150,7 +153,7 @@ func TestProviderKeysDisableEnableDelete(t *testing.T) {
 		"enable":  f.pk.Enable(ctx, k.ID),
 		"delete":  f.pk.Delete(ctx, k.ID),
 	} {
-		if !errors.Is(err, store.ErrNotFound) {
+		if !errors.Is(err, dberr.ErrNotFound) {
 			t.Errorf("%s of a deleted key: want ErrNotFound, got %v", name, err)
 		}
 	}
@@ -166,13 +169,13 @@ func TestProviderKeyCopiedToAnotherRowFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := f.pk.Active(ctx, "openai")
-	if !errors.Is(err, ErrDecrypt) || !strings.Contains(err.Error(), b.ID) {
+	if !errors.Is(err, vault.ErrDecrypt) || !strings.Contains(err.Error(), b.ID) {
 		t.Fatalf("copied ciphertext: want ErrDecrypt naming %s, got %v", b.ID, err)
 	}
 }
 
 func TestSecretValueNeverPrints(t *testing.T) {
-	s := Secret{ID: "pk_1", Provider: "openai", Weight: 1, Value: NewSecretValue(pkTestSecret)}
+	s := keys.Secret{ID: "pk_1", Provider: "openai", Weight: 1, Value: keys.NewSecretValue(pkTestSecret)}
 	leak := pkTestSecret[3:12]
 	var outs []string
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10.4s", "%T"} {
@@ -207,8 +210,8 @@ func TestSecretValueNeverPrints(t *testing.T) {
 	if s.Value.Reveal() != pkTestSecret {
 		t.Fatal("Reveal lost the secret")
 	}
-	if (SecretValue{}).String() != "…" {
-		t.Fatalf("zero value prints %q", SecretValue{}.String())
+	if (keys.SecretValue{}).String() != "…" {
+		t.Fatalf("zero value prints %q", keys.SecretValue{}.String())
 	}
 }
 
@@ -223,7 +226,7 @@ func TestMaskSecret(t *testing.T) {
 		{"ключ-секрет-очень-длинный", "клю…нный"},
 	}
 	for _, tt := range tests {
-		if got := MaskSecret(tt.in); got != tt.want {
+		if got := keys.MaskSecret(tt.in); got != tt.want {
 			t.Errorf("MaskSecret(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
@@ -288,8 +291,8 @@ func TestReencryptAfterRotation(t *testing.T) {
 	list, _ := f.pk.List(ctx, "")
 	for _, k := range list {
 		row, _ := f.db.ProviderKeyByID(ctx, k.ID)
-		if k.Term != 2 || Term(row.Ciphertext) != 2 {
-			t.Fatalf("key %s still under term %d (ciphertext %d)", k.ID, k.Term, Term(row.Ciphertext))
+		if k.Term != 2 || vault.Term(row.Ciphertext) != 2 {
+			t.Fatalf("key %s still under term %d (ciphertext %d)", k.ID, k.Term, vault.Term(row.Ciphertext))
 		}
 	}
 	act, err := f.pk.Active(ctx, "openai")
@@ -323,7 +326,7 @@ func TestReencryptContinuesPastABadRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := f.pk.Reencrypt(ctx, nil)
-	if !errors.Is(err, ErrDecrypt) || !strings.Contains(err.Error(), b.ID) {
+	if !errors.Is(err, vault.ErrDecrypt) || !strings.Contains(err.Error(), b.ID) {
 		t.Fatalf("want ErrDecrypt naming %s, got %v", b.ID, err)
 	}
 	for _, id := range []string{a.ID, c.ID} {
@@ -341,10 +344,10 @@ func TestReencryptContinuesPastABadRow(t *testing.T) {
 func TestProviderKeysStaleReplicaReloads(t *testing.T) {
 	ctx := context.Background()
 	db, _ := vtDB(t)
-	master := GenerateMasterKey()
+	master := vault.GenerateMasterKey()
 	now := time.Now
 	va, vb := vtVault(t, db, master), vtVault(t, db, master)
-	pa, pb := NewProviderKeys(db, va, now), NewProviderKeys(db, vb, now)
+	pa, pb := keys.NewProviderKeys(db, va, now), keys.NewProviderKeys(db, vb, now)
 	if _, err := pa.Add(ctx, "openai", "a", pkTestSecret, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -398,11 +401,11 @@ func TestReencryptRacesAnotherWriter(t *testing.T) {
 		row, _ := f.db.ProviderKeyByID(ctx, id)
 		pt, _ := f.vault.Open(id, row.Ciphertext)
 		ct, _ := f.vault.Seal(id, pt)
-		if err := f.db.SwapProviderKeyCiphertext(ctx, id, row.Ciphertext, ct, Term(ct), time.Now()); err != nil {
+		if err := f.db.SwapProviderKeyCiphertext(ctx, id, row.Ciphertext, ct, vault.Term(ct), time.Now()); err != nil {
 			t.Error(err)
 		}
 	}
-	pk := NewProviderKeys(rs, f.vault, time.Now)
+	pk := keys.NewProviderKeys(rs, f.vault, time.Now)
 	if err := pk.Reencrypt(ctx, nil); err != nil {
 		t.Fatal(err)
 	}

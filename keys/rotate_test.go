@@ -1,4 +1,4 @@
-package keys
+package keys_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/keys"
 )
 
 // TestHoleRotateSuspendedKey: rotating a suspended key returned an active
@@ -16,7 +18,7 @@ import (
 func TestHoleRotateSuspendedKey(t *testing.T) {
 	ctx := context.Background()
 	svc, _ := newService(t, time.Now)
-	oldPlain, old, _ := svc.Create(ctx, CreateParams{Name: "leaked"})
+	oldPlain, old, _ := svc.Create(ctx, keys.CreateParams{Name: "leaked"})
 	if err := svc.Suspend(ctx, old.ID, "test", "anomaly: new_ip"); err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +30,7 @@ func TestHoleRotateSuspendedKey(t *testing.T) {
 		t.Fatalf("the successor of a suspended key: status %s, %+v", nk.Status(time.Now()), nk)
 	}
 	for name, plain := range map[string]string{"old": oldPlain, "new": newPlain} {
-		if _, err := svc.Verify(ctx, plain); !errors.Is(err, ErrSuspended) {
+		if _, err := svc.Verify(ctx, plain); !errors.Is(err, keys.ErrSuspended) {
 			t.Fatalf("%s key after rotating a suspended key: %v", name, err)
 		}
 	}
@@ -38,7 +40,7 @@ func TestHoleRotateSuspendedKey(t *testing.T) {
 	if _, err := svc.Verify(ctx, newPlain); err != nil {
 		t.Fatalf("the new key once resumed: %v", err)
 	}
-	if _, err := svc.Verify(ctx, oldPlain); !errors.Is(err, ErrSuspended) {
+	if _, err := svc.Verify(ctx, oldPlain); !errors.Is(err, keys.ErrSuspended) {
 		t.Fatalf("resuming the new key let the old one in: %v", err)
 	}
 }
@@ -53,13 +55,13 @@ func TestHoleRotateDuringOverlap(t *testing.T) {
 	clock := func() time.Time { return now }
 	svc, _ := newService(t, clock)
 	expires := now.Add(30 * 24 * time.Hour)
-	_, a, _ := svc.Create(ctx, CreateParams{Name: "app", ExpiresAt: &expires})
+	_, a, _ := svc.Create(ctx, keys.CreateParams{Name: "app", ExpiresAt: &expires})
 	_, b, err := svc.Rotate(ctx, a.ID, "test", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(10 * time.Minute)
-	if _, k, err := svc.Rotate(ctx, a.ID, "test", time.Hour); !errors.Is(err, ErrNotRotatable) || !strings.Contains(err.Error(), b.ID) {
+	if _, k, err := svc.Rotate(ctx, a.ID, "test", time.Hour); !errors.Is(err, keys.ErrNotRotatable) || !strings.Contains(err.Error(), b.ID) {
 		t.Fatalf("second rotation of a key in its overlap: %+v %v", k, err)
 	}
 	cPlain, c, err := svc.Rotate(ctx, b.ID, "test", time.Hour)
@@ -81,19 +83,19 @@ func TestRotateRevokedOrExpiredKeyIsRefused(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	svc, _ := newService(t, func() time.Time { return now })
-	_, revoked, _ := svc.Create(ctx, CreateParams{Name: "revoked"})
+	_, revoked, _ := svc.Create(ctx, keys.CreateParams{Name: "revoked"})
 	if err := svc.Revoke(ctx, revoked.ID, "test"); err != nil {
 		t.Fatal(err)
 	}
 	soon := now.Add(time.Minute)
-	_, expired, _ := svc.Create(ctx, CreateParams{Name: "expired", ExpiresAt: &soon})
+	_, expired, _ := svc.Create(ctx, keys.CreateParams{Name: "expired", ExpiresAt: &soon})
 	now = now.Add(time.Hour)
 	for name, id := range map[string]string{"revoked": revoked.ID, "expired": expired.ID} {
-		if _, _, err := svc.Rotate(ctx, id, "test", 0); !errors.Is(err, ErrNotRotatable) || !strings.Contains(err.Error(), name) {
+		if _, _, err := svc.Rotate(ctx, id, "test", 0); !errors.Is(err, keys.ErrNotRotatable) || !strings.Contains(err.Error(), name) {
 			t.Errorf("rotating a %s key: %v", name, err)
 		}
 	}
-	if _, _, err := svc.Rotate(ctx, "key_nope", "test", 0); errors.Is(err, ErrNotRotatable) || err == nil {
+	if _, _, err := svc.Rotate(ctx, "key_nope", "test", 0); errors.Is(err, keys.ErrNotRotatable) || err == nil {
 		t.Errorf("rotating an unknown key: %v", err)
 	}
 }
@@ -103,7 +105,7 @@ func TestRotateRevokedOrExpiredKeyIsRefused(t *testing.T) {
 func TestConcurrentRotationsYieldOneSuccessor(t *testing.T) {
 	ctx := context.Background()
 	svc, _ := newService(t, time.Now)
-	_, k, _ := svc.Create(ctx, CreateParams{Name: "app"})
+	_, k, _ := svc.Create(ctx, keys.CreateParams{Name: "app"})
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for i := range errs {
@@ -119,7 +121,7 @@ func TestConcurrentRotationsYieldOneSuccessor(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case !errors.Is(err, ErrNotRotatable):
+		case !errors.Is(err, keys.ErrNotRotatable):
 			t.Fatalf("unexpected error: %v", err)
 		}
 	}

@@ -2,28 +2,21 @@ package keys
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"net/netip"
-	"os"
 	"path"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 
-	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/dberr"
 )
 
 // Key kinds.
@@ -45,131 +38,20 @@ var (
 
 // Store is what the key service needs from persistence.
 type Store interface {
-	CreateKey(ctx context.Context, k store.APIKey) error
-	KeyByHash(ctx context.Context, hash string) (store.APIKey, error)
-	KeyByID(ctx context.Context, id string) (store.APIKey, error)
-	ListKeys(ctx context.Context, f store.KeyFilter) ([]store.APIKey, error)
+	CreateKey(ctx context.Context, k Record) error
+	KeyByHash(ctx context.Context, hash string) (Record, error)
+	KeyByID(ctx context.Context, id string) (Record, error)
+	ListKeys(ctx context.Context, f KeyFilter) ([]Record, error)
 	RevokeKey(ctx context.Context, id string, t time.Time) (changed bool, err error)
 	SuspendKey(ctx context.Context, id string, t time.Time, reason string) (changed bool, err error)
 	ResumeKey(ctx context.Context, id string) (changed bool, err error)
-	RotateKey(ctx context.Context, id string, next func(old store.APIKey, successor string) (store.APIKey, time.Time, error)) (store.APIKey, error)
+	RotateKey(ctx context.Context, id string, next func(old Record, successor string) (Record, time.Time, error)) (Record, error)
 	SetKeyRole(ctx context.Context, id, role string) (changed bool, err error)
 	SetKeyMetadata(ctx context.Context, id string, meta map[string]string) error
 	RehashKey(ctx context.Context, id, hash string, pepperVersion int) error
-	CreateAccount(ctx context.Context, a store.Account) error
-	AccountByID(ctx context.Context, id string) (store.Account, error)
-	ListAccounts(ctx context.Context, after string, limit int) ([]store.Account, error)
-}
-
-// Key is a key's properties, as the request path sees them. It never holds
-// the key itself.
-type Key struct {
-	ID               string
-	AccountID        string
-	Kind             string
-	Role             string // an admin key's role (RoleOwner, …); "" for a caller key
-	Name             string
-	Hint             string
-	AllowedModels    []string
-	AllowedEndpoints []string
-	AllowedCIDRs     []netip.Prefix
-	RPM              int
-	TPM              int
-	MaxConcurrent    int
-	Metadata         map[string]string
-	CreatedAt        time.Time
-	ExpiresAt        *time.Time
-	RevokedAt        *time.Time
-	SuspendedAt      *time.Time
-	SuspendReason    string
-	RotatedFrom      string
-	Child            *Child // an ephemeral child key's parent and caps (nil: not a child)
-
-	hash [sha256.Size]byte // for the constant-time check on a cache hit
-}
-
-// Endpoint names a key's endpoint scope may list.
-const (
-	EndpointChat        = "chat.completions"
-	EndpointResponses   = "responses"
-	EndpointCompletions = "completions"
-	EndpointMessages    = "messages"
-	EndpointEmbeddings  = "embeddings"
-	EndpointModels      = "models"
-	EndpointUsage       = "usage"
-)
-
-// Endpoints lists every endpoint name, in the order help texts show them.
-var Endpoints = []string{EndpointChat, EndpointResponses, EndpointCompletions, EndpointMessages, EndpointEmbeddings, EndpointModels, EndpointUsage, EndpointMint}
-
-// AllowsModel reports whether the key may use model. An empty list allows
-// every model; entries are globs ("gpt-4o*", "claude-*").
-func (k *Key) AllowsModel(model string) bool {
-	if len(k.AllowedModels) == 0 {
-		return true
-	}
-	for _, pat := range k.AllowedModels {
-		if ok, _ := path.Match(pat, model); ok {
-			return true
-		}
-	}
-	return false
-}
-
-// AllowsEndpoint reports whether the key may call an endpoint (one of the
-// Endpoint* names). An empty list allows every endpoint.
-func (k *Key) AllowsEndpoint(name string) bool {
-	if len(k.AllowedEndpoints) == 0 {
-		return true
-	}
-	for _, e := range k.AllowedEndpoints {
-		if e == name || e == "*" {
-			return true
-		}
-	}
-	return false
-}
-
-// AllowsIP reports whether a request from ip may use the key. An empty
-// allowlist allows every address; an unparsable ip is refused when a list
-// exists.
-func (k *Key) AllowsIP(ip netip.Addr) bool {
-	if len(k.AllowedCIDRs) == 0 {
-		return true
-	}
-	ip = ip.Unmap()
-	for _, p := range k.AllowedCIDRs {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// Status is "active", "suspended", "revoked" or "expired" at now.
-func (k *Key) Status(now time.Time) string {
-	switch k.check(now) {
-	case ErrRevoked:
-		return "revoked"
-	case ErrExpired:
-		return "expired"
-	case ErrSuspended:
-		return "suspended"
-	}
-	return "active"
-}
-
-func (k *Key) check(now time.Time) error {
-	if k.RevokedAt != nil && !now.Before(*k.RevokedAt) {
-		return ErrRevoked
-	}
-	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
-		return ErrExpired
-	}
-	if k.SuspendedAt != nil {
-		return ErrSuspended
-	}
-	return nil
+	CreateAccount(ctx context.Context, a Account) error
+	AccountByID(ctx context.Context, id string) (Account, error)
+	ListAccounts(ctx context.Context, after string, limit int) ([]Account, error)
 }
 
 // LifecycleEvent is a lifecycle event the service reports to its hook (the audit
@@ -180,40 +62,6 @@ type LifecycleEvent struct {
 	AccountID string
 	Subject   string
 	Details   map[string]any
-}
-
-// pepper is one HMAC secret and its stable version (a fingerprint, so the
-// list of peppers can change without renumbering).
-type pepper struct {
-	version int
-	pool    sync.Pool // of *hasher
-}
-
-type hasher struct {
-	mac hash.Hash
-	buf [64]byte
-	sum [sha256.Size]byte
-}
-
-func newPepper(secret []byte) *pepper {
-	fp := sha256.Sum256(secret)
-	p := &pepper{version: int(binary.BigEndian.Uint32(fp[:4]) >> 1)}
-	p.pool.New = func() any { return &hasher{mac: hmac.New(sha256.New, secret)} }
-	return p
-}
-
-// sum computes HMAC-SHA256(pepper, key) without allocating.
-func (p *pepper) sum(key string) [sha256.Size]byte {
-	h := p.pool.Get().(*hasher)
-	h.mac.Reset()
-	n := copy(h.buf[:], key)
-	h.mac.Write(h.buf[:n])
-	if n < len(key) { // keys are short; longer input is malformed anyway
-		h.mac.Write([]byte(key[n:]))
-	}
-	out := [sha256.Size]byte(h.mac.Sum(h.sum[:0]))
-	p.pool.Put(h)
-	return out
 }
 
 // Service creates and verifies keys.
@@ -366,7 +214,7 @@ func (p *CreateParams) validate() error {
 		return &ValidationError{"limits", "rpm, tpm and max_concurrent must not be negative"}
 	}
 	if p.AccountID == "" {
-		p.AccountID = store.DefaultAccountID
+		p.AccountID = DefaultAccountID
 	}
 	return nil
 }
@@ -390,7 +238,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (string, Key, erro
 		return "", Key{}, err
 	}
 	if _, err := s.store.AccountByID(ctx, p.AccountID); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, dberr.ErrNotFound) {
 			return "", Key{}, &ValidationError{"account_id", fmt.Sprintf("no account %q", p.AccountID)}
 		}
 		return "", Key{}, err
@@ -399,7 +247,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (string, Key, erro
 	if p.Kind == KindAdmin {
 		plain = GenerateAdmin()
 	}
-	row := store.APIKey{
+	row := Record{
 		ID:               NewID("key_"),
 		AccountID:        p.AccountID,
 		Kind:             p.Kind,
@@ -473,13 +321,13 @@ func (s *Service) lookup(ctx context.Context, presented string, current [sha256.
 	if err == nil {
 		return fromRowPtr(row)
 	}
-	if !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, dberr.ErrNotFound) {
 		return nil, fmt.Errorf("keys: verify: %w", err)
 	}
 	for _, old := range s.peppers[1:] {
 		h := old.sum(presented)
 		row, err := s.store.KeyByHash(ctx, hex.EncodeToString(h[:]))
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, dberr.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -505,7 +353,7 @@ func (s *Service) Get(ctx context.Context, id string) (Key, error) {
 }
 
 // List returns keys' properties (never the keys).
-func (s *Service) List(ctx context.Context, f store.KeyFilter) ([]Key, error) {
+func (s *Service) List(ctx context.Context, f KeyFilter) ([]Key, error) {
 	rows, err := s.store.ListKeys(ctx, f)
 	if err != nil {
 		return nil, err
@@ -591,7 +439,7 @@ func (s *Service) Resume(ctx context.Context, id, actor string) error {
 // detector suspending a key again) answers the same and writes no second
 // audit row. The cache is dropped either way, so that this replica reads
 // the stored state even when another one made the change.
-func (s *Service) transitioned(ctx context.Context, changed bool, row store.APIKey, ev LifecycleEvent) {
+func (s *Service) transitioned(ctx context.Context, changed bool, row Record, ev LifecycleEvent) {
 	s.invalidate(row.Hash)
 	if changed {
 		s.onEvent(ctx, ev)
@@ -637,14 +485,14 @@ func (s *Service) Rotate(ctx context.Context, id, actor string, overlap time.Dur
 	}
 	now := s.now()
 	var plain, oldHash string
-	row, err := s.store.RotateKey(ctx, id, func(old store.APIKey, successor string) (store.APIKey, time.Time, error) {
+	row, err := s.store.RotateKey(ctx, id, func(old Record, successor string) (Record, time.Time, error) {
 		switch {
 		case old.RevokedAt != nil:
-			return store.APIKey{}, time.Time{}, &notRotatable{"This key is revoked: a revoked key cannot be rotated. Create a new key instead."}
+			return Record{}, time.Time{}, &notRotatable{"This key is revoked: a revoked key cannot be rotated. Create a new key instead."}
 		case successor != "":
-			return store.APIKey{}, time.Time{}, &notRotatable{"This key was already rotated (its successor is " + successor + "): rotate that key instead."}
+			return Record{}, time.Time{}, &notRotatable{"This key was already rotated (its successor is " + successor + "): rotate that key instead."}
 		case old.ExpiresAt != nil && !now.Before(*old.ExpiresAt):
-			return store.APIKey{}, time.Time{}, &notRotatable{"This key has expired: an expired key cannot be rotated. Create a new key instead."}
+			return Record{}, time.Time{}, &notRotatable{"This key has expired: an expired key cannot be rotated. Create a new key instead."}
 		}
 		plain = Generate()
 		if old.Kind == KindAdmin {
@@ -686,116 +534,24 @@ func (s *Service) Rotate(ctx context.Context, id, actor string, overlap time.Dur
 }
 
 // CreateAccount adds an account.
-func (s *Service) CreateAccount(ctx context.Context, name, actor string, meta map[string]string) (store.Account, error) {
+func (s *Service) CreateAccount(ctx context.Context, name, actor string, meta map[string]string) (Account, error) {
 	if strings.TrimSpace(name) == "" {
-		return store.Account{}, &ValidationError{"name", "an account needs a name"}
+		return Account{}, &ValidationError{"name", "an account needs a name"}
 	}
-	a := store.Account{ID: NewID("acct_"), Name: name, Status: store.AccountActive, Metadata: meta, CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
+	a := Account{ID: NewID("acct_"), Name: name, Status: AccountActive, Metadata: meta, CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
 	if err := s.store.CreateAccount(ctx, a); err != nil {
-		return store.Account{}, err
+		return Account{}, err
 	}
 	s.onEvent(ctx, LifecycleEvent{Kind: "account.created", Actor: actor, AccountID: a.ID, Subject: a.ID, Details: map[string]any{"name": name}})
 	return a, nil
 }
 
 // Account returns one account.
-func (s *Service) Account(ctx context.Context, id string) (store.Account, error) {
+func (s *Service) Account(ctx context.Context, id string) (Account, error) {
 	return s.store.AccountByID(ctx, id)
 }
 
 // Accounts pages through accounts.
-func (s *Service) Accounts(ctx context.Context, after string, limit int) ([]store.Account, error) {
+func (s *Service) Accounts(ctx context.Context, after string, limit int) ([]Account, error) {
 	return s.store.ListAccounts(ctx, after, limit)
-}
-
-func fromRowPtr(r store.APIKey) (*Key, error) {
-	k, err := fromRow(r)
-	if err != nil {
-		return nil, err
-	}
-	return &k, nil
-}
-
-func fromRow(r store.APIKey) (Key, error) {
-	k := Key{ID: r.ID, AccountID: r.AccountID, Kind: r.Kind, Role: r.Role, Name: r.Name, Hint: r.Hint,
-		AllowedModels: r.AllowedModels, AllowedEndpoints: r.AllowedEndpoints, RPM: r.RPM, TPM: r.TPM,
-		MaxConcurrent: r.MaxConcurrent, Metadata: r.Metadata, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
-		RevokedAt: r.RevokedAt, SuspendedAt: r.SuspendedAt, SuspendReason: r.SuspendReason, RotatedFrom: r.RotatedFrom}
-	if raw, err := hex.DecodeString(r.Hash); err == nil && len(raw) == sha256.Size {
-		k.hash = [sha256.Size]byte(raw)
-	}
-	for _, c := range r.AllowedCIDRs {
-		p, err := parseCIDR(c)
-		if err != nil {
-			return Key{}, fmt.Errorf("key %s: %w", r.ID, err)
-		}
-		k.AllowedCIDRs = append(k.AllowedCIDRs, p)
-	}
-	return k, nil
-}
-
-// CIDRStrings renders the allowlist for display.
-func (k *Key) CIDRStrings() []string {
-	out := make([]string, len(k.AllowedCIDRs))
-	for i, p := range k.AllowedCIDRs {
-		out[i] = p.String()
-	}
-	return out
-}
-
-// LoadPeppers returns the HMAC peppers, current first: XROUTE_AUTH_PEPPER
-// (via config) wins over the pepper file, which is created with a fresh
-// random secret (mode 0600) when it does not exist yet; then
-// auth.previous_peppers (comma-separated) in order.
-func LoadPeppers(a config.Auth) ([][]byte, error) {
-	cur, err := LoadPepper(a)
-	if err != nil {
-		return nil, err
-	}
-	out := [][]byte{cur}
-	for _, p := range strings.Split(a.PreviousPeppers, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			if len(p) < 32 {
-				return nil, errors.New("keys: every previous pepper must be at least 32 characters")
-			}
-			out = append(out, []byte(p))
-		}
-	}
-	return out, nil
-}
-
-// LoadPepper returns the current HMAC pepper.
-func LoadPepper(a config.Auth) ([]byte, error) {
-	if a.Pepper != "" {
-		return []byte(a.Pepper), nil
-	}
-	data, err := os.ReadFile(a.PepperFile)
-	if errors.Is(err, os.ErrNotExist) {
-		raw := make([]byte, 32)
-		rand.Read(raw)
-		secret := base64.RawURLEncoding.EncodeToString(raw)
-		f, err := os.OpenFile(a.PepperFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, os.ErrExist) {
-			return LoadPepper(a) // another process created it first
-		}
-		if err != nil {
-			return nil, fmt.Errorf("keys: create pepper file %s: %w", a.PepperFile, err)
-		}
-		if _, err := f.WriteString(secret + "\n"); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("keys: write pepper file: %w", err)
-		}
-		if err := f.Close(); err != nil {
-			return nil, fmt.Errorf("keys: write pepper file: %w", err)
-		}
-		return []byte(secret), nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("keys: read pepper file %s: %w", a.PepperFile, err)
-	}
-	p := strings.TrimSpace(string(data))
-	if len(p) < 32 {
-		return nil, fmt.Errorf("keys: pepper file %s holds fewer than 32 characters", a.PepperFile)
-	}
-	return []byte(p), nil
 }

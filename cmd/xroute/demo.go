@@ -16,7 +16,6 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
@@ -203,7 +202,7 @@ func ensureDemoKeys(ctx context.Context, gw *app.App, dir string) (demoKeys, err
 			return demoKeys{}, err
 		}
 	}
-	if _, _, err := gw.Ledger.TopUp(ctx, store.DefaultAccountID, 10*billing.NanoPerUSD, "demo-initial-credits", "demo"); err != nil {
+	if _, _, err := gw.Ledger.TopUp(ctx, keys.DefaultAccountID, 10*billing.NanoPerUSD, "demo-initial-credits", "demo"); err != nil {
 		return demoKeys{}, fmt.Errorf("demo credits: %w", err)
 	}
 	return dk, nil
@@ -212,7 +211,7 @@ func ensureDemoKeys(ctx context.Context, gw *app.App, dir string) (demoKeys, err
 // revokeOtherDemoKeys revokes the demo keys the current ones replace.
 func revokeOtherDemoKeys(ctx context.Context, ks *keys.Service, dk demoKeys) error {
 	for after := ""; ; {
-		page, err := ks.List(ctx, store.KeyFilter{After: after, Limit: 200})
+		page, err := ks.List(ctx, keys.KeyFilter{After: after, Limit: 200})
 		if err != nil {
 			return fmt.Errorf("demo keys: %w", err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/xroute/xroute/internal/httpapi"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // listFlag collects a comma-separated or repeated flag.
@@ -40,7 +41,7 @@ func (l *listFlag) Set(v string) error {
 type offline struct {
 	db        *store.DB
 	keys      *keys.Service
-	audit     *keys.Auditor
+	audit     *auditlog.Auditor
 	closeKeys func()
 }
 
@@ -232,7 +233,7 @@ func keyIDs(ctx context.Context, cfgPath string) []string {
 			return nil
 		}
 		defer o.close()
-		ks, err := o.keys.List(ctx, store.KeyFilter{})
+		ks, err := o.keys.List(ctx, keys.KeyFilter{})
 		if err != nil {
 			return nil
 		}
@@ -292,7 +293,7 @@ func runKeys(ctx context.Context, sub string, f keyFlags, id, cfgPath string, st
 		}
 		return printNewKey(stdout, stderr, plain, k, f.quiet, f.out.json)
 	case "list":
-		list, err := o.keys.List(ctx, store.KeyFilter{AccountID: f.account})
+		list, err := o.keys.List(ctx, keys.KeyFilter{AccountID: f.account})
 		if err != nil {
 			return err
 		}
@@ -414,7 +415,7 @@ func newAccountsCmd(stdout io.Writer) *cobra.Command {
 		views := make([]accountView, 0, len(list))
 		for _, a := range list {
 			if a.Status == "" {
-				a.Status = store.AccountActive // as the admin API shows it
+				a.Status = keys.AccountActive // as the admin API shows it
 			}
 			views = append(views, accountView{ID: a.ID, Name: a.Name, Status: a.Status, CreatedAt: a.CreatedAt})
 		}

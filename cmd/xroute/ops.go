@@ -17,7 +17,8 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/internal/store"
-	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // auditFlags are the flags of the audit subcommands.
@@ -55,7 +56,7 @@ func runAudit(ctx context.Context, sub string, f auditFlags, cfgPath string, std
 	if err := f.out.check(); err != nil {
 		return err
 	}
-	var anchor *keys.Head
+	var anchor *auditlog.Head
 	if f.head != "" {
 		h, err := readHead(f.head)
 		if err != nil {
@@ -84,7 +85,7 @@ func runAudit(ctx context.Context, sub string, f auditFlags, cfgPath string, std
 		fmt.Fprintln(stderr, "keep this line outside the database; later: xroute audit verify --head FILE")
 		return nil
 	}
-	events, err := o.audit.List(ctx, keys.AuditFilter{Kind: f.kind, Subject: f.subject, Limit: f.limit})
+	events, err := o.audit.List(ctx, auditlog.Filter{Kind: f.kind, Subject: f.subject, Limit: f.limit})
 	if err != nil {
 		return err
 	}
@@ -127,12 +128,12 @@ type auditCheck struct {
 
 // printAuditCheck reports a verification; err is Check's.
 func printAuditCheck(w io.Writer, c auditCheck, err error) error {
-	var ce *keys.ChainError
+	var ce *auditlog.ChainError
 	switch {
 	case errors.As(err, &ce):
 		fmt.Fprintf(w, "audit log BROKEN at seq %d: %s (%d rows checked before it)\n", ce.Seq, ce.Reason, c.Rows)
 		return fmt.Errorf("audit chain broken at seq %d", ce.Seq)
-	case errors.Is(err, keys.ErrAuditNotKeyed), errors.Is(err, keys.ErrHeadSignature):
+	case errors.Is(err, auditlog.ErrAuditNotKeyed), errors.Is(err, auditlog.ErrHeadSignature):
 		fmt.Fprintf(w, "audit log NOT VERIFIED: %v\n", err)
 		return err
 	case err != nil:
@@ -149,7 +150,7 @@ func printAuditCheck(w io.Writer, c auditCheck, err error) error {
 	return nil
 }
 
-func headSeq(h *keys.Head) int64 {
+func headSeq(h *auditlog.Head) int64 {
 	if h == nil {
 		return 0
 	}
@@ -157,18 +158,18 @@ func headSeq(h *keys.Head) int64 {
 }
 
 // readHead reads a head given as its JSON or as the file holding it.
-func readHead(arg string) (keys.Head, error) {
+func readHead(arg string) (auditlog.Head, error) {
 	text := arg
 	if !strings.HasPrefix(strings.TrimSpace(arg), "{") {
 		raw, err := os.ReadFile(arg)
 		if err != nil {
-			return keys.Head{}, fmt.Errorf("--head: %w", err)
+			return auditlog.Head{}, fmt.Errorf("--head: %w", err)
 		}
 		text = string(raw)
 	}
-	h, err := keys.ParseHead(text)
+	h, err := auditlog.ParseHead(text)
 	if err != nil {
-		return keys.Head{}, fmt.Errorf("--head: %w", err)
+		return auditlog.Head{}, fmt.Errorf("--head: %w", err)
 	}
 	return h, nil
 }
@@ -190,7 +191,7 @@ func openSecrets(ctx context.Context, cfgPath string, stderr io.Writer) (*app.Se
 type announced struct {
 	cfg     config.Config
 	db      *store.DB
-	vault   *keys.Vault
+	vault   *vault.Vault
 	publish func(string)
 	close   func()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/internal/httpapi"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // keyListing is the keys list, offline or remote.
@@ -227,7 +228,7 @@ func remoteCredits(ctx context.Context, r *remote, sub string, f creditsFlags, s
 }
 
 // remoteAudit runs audit list|verify|head through the admin API.
-func remoteAudit(ctx context.Context, r *remote, sub string, f auditFlags, anchor *keys.Head, stdout io.Writer) error {
+func remoteAudit(ctx context.Context, r *remote, sub string, f auditFlags, anchor *auditlog.Head, stdout io.Writer) error {
 	switch sub {
 	case "verify":
 		var q url.Values
@@ -248,14 +249,14 @@ func remoteAudit(ctx context.Context, r *remote, sub string, f auditFlags, ancho
 		var err error
 		switch {
 		case !v.OK && v.Broken > 0:
-			err = &keys.ChainError{Seq: v.Broken, Reason: v.Reason}
+			err = &auditlog.ChainError{Seq: v.Broken, Reason: v.Reason}
 		case !v.OK:
 			fmt.Fprintf(stdout, "audit log NOT VERIFIED: %s\n", v.Reason)
 			return errors.New(v.Reason)
 		}
 		return printAuditCheck(stdout, auditCheck{Rows: v.Rows, LegacyRows: v.LegacyRows, HeadChecked: v.HeadChecked, HeadSeq: headSeq(anchor)}, err)
 	case "head":
-		var h keys.Head
+		var h auditlog.Head
 		if _, err := r.do(ctx, http.MethodGet, "/audit/head", nil, nil, &h); err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/xroute/xroute/internal/respcache"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // App is the wired gateway.
@@ -28,7 +29,7 @@ type App struct {
 	Metrics  http.Handler
 	DB       *store.DB
 	Keys     *keys.Service
-	Audit    *keys.Auditor
+	Audit    *auditlog.Auditor
 	Secrets  *Secrets
 	Recorder *billing.Recorder
 	Captures *billing.Captures // request captures of accounts with capture on
@@ -141,13 +142,13 @@ func RecoverUsage(ctx context.Context, db *store.DB, dir string, log *zap.Logger
 
 // AuditHook returns the key service's event hook that writes lifecycle
 // events to the audit log.
-func AuditHook(audit *keys.Auditor, log *zap.Logger) func(context.Context, keys.LifecycleEvent) {
+func AuditHook(audit *auditlog.Auditor, log *zap.Logger) func(context.Context, keys.LifecycleEvent) {
 	return func(ctx context.Context, ev keys.LifecycleEvent) {
 		actor := ev.Actor
 		if actor == "" {
 			actor = "system"
 		}
-		if err := audit.Record(ctx, keys.Event{Kind: ev.Kind, Actor: actor, AccountID: ev.AccountID, Subject: ev.Subject, Details: ev.Details}); err != nil {
+		if err := audit.Record(ctx, auditlog.Event{Kind: ev.Kind, Actor: actor, AccountID: ev.AccountID, Subject: ev.Subject, Details: ev.Details}); err != nil {
 			log.Error("audit log write failed", zap.String("kind", ev.Kind), zap.String("subject", ev.Subject), zap.Error(err))
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/auditsink"
 	"github.com/xroute/xroute/internal/store"
-	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // auditSinks ships the audit log to the configured sinks (audit.sinks),
@@ -37,7 +37,7 @@ func startAuditSinks(cfg config.Audit, db *store.DB, log *zap.Logger) (*auditSin
 
 // store is db as the auditor's store, nudging the shippers after each
 // append.
-func (s *auditSinks) store(db *store.DB) keys.AuditStore {
+func (s *auditSinks) store(db *store.DB) auditlog.Store {
 	return nudgingAudit{DB: db, nudge: s.shippers.Nudge}
 }
 
@@ -46,7 +46,7 @@ type nudgingAudit struct {
 	nudge func()
 }
 
-func (n nudgingAudit) AppendAudit(ctx context.Context, build func(int64, string) (store.AuditRow, error)) error {
+func (n nudgingAudit) AppendAudit(ctx context.Context, build func(int64, string) (auditlog.Row, error)) error {
 	if err := n.DB.AppendAudit(ctx, build); err != nil {
 		return err
 	}

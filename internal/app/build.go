@@ -22,6 +22,8 @@ import (
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
+	"github.com/xroute/xroute/keys/vault"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/providers/builtin"
 	"github.com/xroute/xroute/providers/catalog"
@@ -126,9 +128,9 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 // stores are the database, the vault and the audit log.
 type stores struct {
 	db    *store.DB
-	vault *keys.Vault
+	vault *vault.Vault
 	sinks *auditSinks
-	audit *keys.Auditor
+	audit *auditlog.Auditor
 }
 
 // openStores opens the store, then the vault: its keys make the audit

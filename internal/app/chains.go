@@ -8,7 +8,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/internal/store"
-	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // KeyChains makes the store's records tamper-evident against someone who
@@ -16,13 +17,13 @@ import (
 // audit log's rows, are authenticated with keys derived from the vault
 // (sealed under the master key, never in the database in the clear). It
 // returns the keyed auditor. Call it before anything writes.
-func KeyChains(db *store.DB, v *keys.Vault) *keys.Auditor { return keyChainsOn(db, db, v) }
+func KeyChains(db *store.DB, v *vault.Vault) *auditlog.Auditor { return keyChainsOn(db, db, v) }
 
 // keyChainsOn is KeyChains with the audit log written through audit (db,
 // or db wrapped to nudge the audit sinks).
-func keyChainsOn(db *store.DB, audit keys.AuditStore, v *keys.Vault) *keys.Auditor {
+func keyChainsOn(db *store.DB, audit auditlog.Store, v *vault.Vault) *auditlog.Auditor {
 	db.KeyLedger(v.ChainKeys("ledger"))
-	return keys.NewAuditor(audit, time.Now, keys.KeyedBy(v.ChainKeys("audit")))
+	return auditlog.NewAuditor(audit, time.Now, auditlog.KeyedBy(v.ChainKeys("audit")))
 }
 
 // SealChains records, once, where the audit log and the ledger become
@@ -31,7 +32,7 @@ func keyChainsOn(db *store.DB, audit keys.AuditStore, v *keys.Vault) *keys.Audit
 // audit.keyed event chained to its last plain row, every account with
 // entries gets a head over its balance and the digest of its entries.
 // From then on a row without a MAC is a forgery. serve calls it at start.
-func SealChains(ctx context.Context, db *store.DB, v *keys.Vault, audit *keys.Auditor, log *zap.Logger) error {
+func SealChains(ctx context.Context, db *store.DB, v *vault.Vault, audit *auditlog.Auditor, log *zap.Logger) error {
 	sealed, err := audit.Seal(ctx)
 	if err != nil {
 		return err
@@ -54,6 +55,6 @@ func SealChains(ctx context.Context, db *store.DB, v *keys.Vault, audit *keys.Au
 		return nil // a fresh ledger: nothing written before keying
 	}
 	log.Warn("ledger keyed: the balances and entries of accounts written by older versions are covered from now on, not before", zap.Int("accounts", n))
-	return audit.Record(ctx, keys.Event{Kind: "ledger.keyed", Actor: "system",
+	return audit.Record(ctx, auditlog.Event{Kind: "ledger.keyed", Actor: "system",
 		Details: map[string]any{"accounts_sealed": n, "entries_through_id": through}})
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // TestSealChainsOnUpgrade: a database written by an older version (plain
@@ -26,17 +28,17 @@ func TestSealChainsOnUpgrade(t *testing.T) {
 	}
 	defer db.Close()
 	// The older version: unkeyed.
-	old := keys.NewAuditor(db, time.Now)
+	old := auditlog.NewAuditor(db, time.Now)
 	for _, kind := range []string{"key.created", "credits.changed"} {
-		if err := old.Record(ctx, keys.Event{Kind: kind, Actor: "cli"}); err != nil {
+		if err := old.Record(ctx, auditlog.Event{Kind: kind, Actor: "cli"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := billing.NewLedger(db, time.Now).TopUp(ctx, store.DefaultAccountID, 5*billing.NanoPerUSD, "inv-1", "cli"); err != nil {
+	if _, _, err := billing.NewLedger(db, time.Now).TopUp(ctx, keys.DefaultAccountID, 5*billing.NanoPerUSD, "inv-1", "cli"); err != nil {
 		t.Fatal(err)
 	}
 
-	v, err := keys.OpenVault(ctx, db, keys.GenerateMasterKey())
+	v, err := vault.Open(ctx, db, vault.GenerateMasterKey())
 	if err != nil {
 		t.Fatal(err)
 	}

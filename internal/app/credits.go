@@ -12,6 +12,7 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/internal/httpapi"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/router"
 )
@@ -27,7 +28,7 @@ type credits struct {
 	estOnce sync.Once
 	est     *billing.Estimator
 	estErr  error
-	audit   *keys.Auditor
+	audit   *auditlog.Auditor
 	webhook *webhook // signs and sends alerts (nil: none)
 	log     *zap.Logger
 
@@ -35,7 +36,7 @@ type credits struct {
 	wg     sync.WaitGroup
 }
 
-func newCredits(ledger *billing.Ledger, st billing.BudgetStore, audit *keys.Auditor, hook *webhook, log *zap.Logger, opts ...billing.BudgetsOption) *credits {
+func newCredits(ledger *billing.Ledger, st billing.BudgetStore, audit *auditlog.Auditor, hook *webhook, log *zap.Logger, opts ...billing.BudgetsOption) *credits {
 	c := &credits{ledger: ledger, audit: audit, webhook: hook, log: log, alerts: make(chan billing.Alert, 256)}
 	c.budgets = billing.NewBudgets(st, time.Now, c.enqueue, opts...)
 	c.wg.Add(1)
@@ -73,7 +74,7 @@ func (c *credits) deliver() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		details := map[string]any{"scope": string(a.Budget.Scope), "period": string(a.Budget.Period), "percent": a.Percent,
 			"limit_usd": a.Budget.Limit.String(), "spent_usd": a.Spent.String(), "blocked": a.Blocked}
-		if err := c.audit.Record(ctx, keys.Event{Kind: "budget.alert", Actor: "system", Subject: a.Budget.ScopeID, Details: details}); err != nil {
+		if err := c.audit.Record(ctx, auditlog.Event{Kind: "budget.alert", Actor: "system", Subject: a.Budget.ScopeID, Details: details}); err != nil {
 			c.log.Error("audit budget alert", zap.Error(err))
 		}
 		if c.webhook != nil {
@@ -202,7 +203,7 @@ func (h *hold) Release() { h.r.Release() }
 type CreditsAdmin struct {
 	*billing.Ledger
 	budgets *billing.Budgets
-	audit   *keys.Auditor
+	audit   *auditlog.Auditor
 	// changed tells the other replicas what to reload (nil: one replica).
 	changed func(msg string)
 }
@@ -215,7 +216,7 @@ func (a *CreditsAdmin) announce(msg string) {
 
 // NewCreditsAdmin wraps a ledger and budgets for operators. changed (nil:
 // one replica) tells the other replicas what to reload.
-func NewCreditsAdmin(l *billing.Ledger, b *billing.Budgets, audit *keys.Auditor, changed func(msg string)) *CreditsAdmin {
+func NewCreditsAdmin(l *billing.Ledger, b *billing.Budgets, audit *auditlog.Auditor, changed func(msg string)) *CreditsAdmin {
 	return &CreditsAdmin{Ledger: l, budgets: b, audit: audit, changed: changed}
 }
 
@@ -223,7 +224,7 @@ func NewCreditsAdmin(l *billing.Ledger, b *billing.Budgets, audit *keys.Auditor,
 func (a *CreditsAdmin) TopUp(ctx context.Context, accountID string, amount billing.Nano, idemKey, actor string) (billing.Entry, bool, error) {
 	e, replayed, err := a.Ledger.TopUp(ctx, accountID, amount, idemKey, actor)
 	if err == nil && !replayed {
-		a.audit.Record(ctx, keys.Event{Kind: keys.AuditCreditsChanged, Actor: actor, AccountID: accountID, Subject: accountID,
+		a.audit.Record(ctx, auditlog.Event{Kind: auditlog.CreditsChanged, Actor: actor, AccountID: accountID, Subject: accountID,
 			Details: map[string]any{"kind": "top_up", "amount_usd": amount.String(), "entry_id": e.ID}})
 	}
 	return e, replayed, err
@@ -235,7 +236,7 @@ func (a *CreditsAdmin) SetMultiplier(ctx context.Context, accountID string, bp i
 		return err
 	}
 	a.announce(accountChanged + accountID)
-	a.audit.Record(ctx, keys.Event{Kind: keys.AuditCreditsChanged, Actor: "admin", AccountID: accountID, Subject: accountID,
+	a.audit.Record(ctx, auditlog.Event{Kind: auditlog.CreditsChanged, Actor: "admin", AccountID: accountID, Subject: accountID,
 		Details: map[string]any{"multiplier": billing.FormatMultiplier(bp)}})
 	return nil
 }
@@ -245,7 +246,7 @@ func (a *CreditsAdmin) SetBudget(ctx context.Context, b billing.Budget, actor st
 	out, err := a.budgets.Set(ctx, b)
 	if err == nil {
 		a.announce(budgetsChanged)
-		a.audit.Record(ctx, keys.Event{Kind: "budget.set", Actor: actor, Subject: b.ScopeID,
+		a.audit.Record(ctx, auditlog.Event{Kind: "budget.set", Actor: actor, Subject: b.ScopeID,
 			Details: map[string]any{"scope": string(b.Scope), "period": string(b.Period), "limit_usd": b.Limit.String()}})
 	}
 	return out, err
@@ -262,6 +263,6 @@ func (a *CreditsAdmin) DeleteBudget(ctx context.Context, scope billing.BudgetSco
 		return err
 	}
 	a.announce(budgetsChanged)
-	a.audit.Record(ctx, keys.Event{Kind: "budget.deleted", Actor: actor, Subject: scopeID, Details: map[string]any{"scope": string(scope), "period": string(period)}})
+	a.audit.Record(ctx, auditlog.Event{Kind: "budget.deleted", Actor: actor, Subject: scopeID, Details: map[string]any{"scope": string(scope), "period": string(period)}})
 	return nil
 }

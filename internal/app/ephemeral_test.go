@@ -15,7 +15,6 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -49,7 +48,7 @@ func newEphemeralGateway(t *testing.T) *ephemeralGateway {
 	}
 	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(func() { srv.Close(); a.Close() })
-	if _, _, err := a.Ledger.TopUp(context.Background(), store.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test"); err != nil {
+	if _, _, err := a.Ledger.TopUp(context.Background(), keys.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test"); err != nil {
 		t.Fatal(err)
 	}
 	admin, _, err := a.Keys.Create(context.Background(), keys.CreateParams{Name: "ops", Kind: keys.KindAdmin})
@@ -168,7 +167,7 @@ func TestMintEphemeralOverHTTP(t *testing.T) {
 		t.Fatalf("child minted: %d", resp.StatusCode)
 	}
 	// Its usage is its own row, on its parent's account.
-	rows, err := g.a.DB.ListKeys(context.Background(), store.KeyFilter{})
+	rows, err := g.a.DB.ListKeys(context.Background(), keys.KeyFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +249,7 @@ func TestCORS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for acct, body := range map[string]string{store.DefaultAccountID: `{"origins":["https://App.example:443/"]}`, other.ID: `{"origins":["https://other.example"]}`} {
+	for acct, body := range map[string]string{keys.DefaultAccountID: `{"origins":["https://App.example:443/"]}`, other.ID: `{"origins":["https://other.example"]}`} {
 		if resp := g.do("PUT", "/admin/v1/accounts/"+acct+"/cors", g.admin, body, nil); resp.StatusCode != 200 {
 			t.Fatalf("put cors: %d", resp.StatusCode)
 		}

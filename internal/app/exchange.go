@@ -13,6 +13,7 @@ import (
 	"github.com/xroute/xroute/internal/exchange"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // IssuersChanged is the fan-out message (the CLI announces it too) of a change to the trusted
@@ -40,7 +41,7 @@ type exchangeParts struct {
 // stop. POST /v1/auth/token is served even with no issuer yet: one may be
 // added through the admin API at any time. announce (may be nil) tells
 // the other replicas that the issuers changed.
-func openExchange(ctx context.Context, cfg config.Config, db *store.DB, ks *keys.Service, audit *keys.Auditor, client *http.Client, outcome func(string), log *zap.Logger, poll time.Duration, announce func()) (*exchangeParts, error) {
+func openExchange(ctx context.Context, cfg config.Config, db *store.DB, ks *keys.Service, audit *auditlog.Auditor, client *http.Client, outcome func(string), log *zap.Logger, poll time.Duration, announce func()) (*exchangeParts, error) {
 	x, err := exchange.New(exchange.Options{Issuers: cfg.Auth.Issuers, Minter: ks, Store: db, Audit: audit, Client: client, OnOutcome: outcome})
 	if err != nil {
 		return nil, err

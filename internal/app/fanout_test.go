@@ -18,6 +18,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/limits"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -146,10 +147,10 @@ func TestGlobalRateLimitAcrossReplicas(t *testing.T) {
 func TestRedisDownFallsBackToLocalLimits(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 50 * time.Millisecond})
 	defer rdb.Close()
-	l := keys.NewRedisLimiter(rdb, "t:", keys.NewLimiter(time.Now), zap.NewNop())
+	l := limits.NewRedisLimiter(rdb, "t:", limits.NewLimiter(time.Now), zap.NewNop())
 	allowed := 0
 	for i := 0; i < 10; i++ {
-		if l.Allow("k", keys.PerMinute(5), 1).Allowed {
+		if l.Allow("k", limits.PerMinute(5), 1).Allowed {
 			allowed++
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/httpapi"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
+	"github.com/xroute/xroute/keys/limits"
 )
 
 // limiter is a rate limiter the guard sweeps: local, or shared in Redis.
@@ -33,18 +35,18 @@ type guard struct {
 	tokens   limiter
 	// conc is the concurrency cap shared through Redis; nil when the cap
 	// is per replica (it then owns no goroutine).
-	conc     *keys.RedisConcurrency
-	throttle *keys.AuthThrottle
+	conc     *limits.RedisConcurrency
+	throttle *limits.AuthThrottle
 	burst    int // auth.failed_auth_burst
-	detector *keys.Detector
+	detector *auditlog.Detector
 	cfg      config.Anomaly
 	keys     *keys.Service
-	audit    *keys.Auditor
+	audit    *auditlog.Auditor
 	log      *zap.Logger
 	// hook signs and sends the webhook action's alerts (nil: no webhook).
 	hook *webhook
 
-	alerts chan keys.Alert
+	alerts chan auditlog.Alert
 	stop   chan struct{}
 	wg     sync.WaitGroup
 }
@@ -53,35 +55,35 @@ type guard struct {
 // key's limits hold across replicas, each call bounded by redis.timeout)
 // and starts the guard's goroutines.
 // hook (nil: none) sends the webhook action's alerts, signed.
-func newGuard(cfg config.Config, ks *keys.Service, audit *keys.Auditor, rdb *redis.Client, hook *webhook, log *zap.Logger) *guard {
-	var requests, tokens limiter = keys.NewLimiter(time.Now), keys.NewLimiter(time.Now)
-	var conc httpapi.ConcurrencyLimiter = keys.NewConcurrency()
-	var shared *keys.RedisConcurrency
+func newGuard(cfg config.Config, ks *keys.Service, audit *auditlog.Auditor, rdb *redis.Client, hook *webhook, log *zap.Logger) *guard {
+	var requests, tokens limiter = limits.NewLimiter(time.Now), limits.NewLimiter(time.Now)
+	var conc httpapi.ConcurrencyLimiter = limits.NewConcurrency()
+	var shared *limits.RedisConcurrency
 	if rdb != nil {
-		timeout := keys.WithRedisTimeout(cfg.Redis.Timeout)
-		requests = keys.NewRedisLimiter(rdb, "xroute:rl:req:", keys.NewLimiter(time.Now), log, timeout)
-		tokens = keys.NewRedisLimiter(rdb, "xroute:rl:tok:", keys.NewLimiter(time.Now), log, timeout)
-		shared = keys.NewRedisConcurrency(rdb, "xroute:conc:", log, timeout)
+		timeout := limits.WithRedisTimeout(cfg.Redis.Timeout)
+		requests = limits.NewRedisLimiter(rdb, "xroute:rl:req:", limits.NewLimiter(time.Now), log, timeout)
+		tokens = limits.NewRedisLimiter(rdb, "xroute:rl:tok:", limits.NewLimiter(time.Now), log, timeout)
+		shared = limits.NewRedisConcurrency(rdb, "xroute:conc:", log, timeout)
 		conc = shared
 	}
 	g := &guard{
 		requests: requests,
 		tokens:   tokens,
 		conc:     shared,
-		throttle: keys.NewAuthThrottle(cfg.Auth.FailedAuthBurst, cfg.Auth.FailedAuthMaxBackoff, time.Now),
+		throttle: limits.NewAuthThrottle(cfg.Auth.FailedAuthBurst, cfg.Auth.FailedAuthMaxBackoff, time.Now),
 		burst:    cfg.Auth.FailedAuthBurst,
 		cfg:      cfg.Anomaly,
 		keys:     ks,
 		audit:    audit,
 		log:      log,
 		hook:     hook,
-		alerts:   make(chan keys.Alert, 1024),
+		alerts:   make(chan auditlog.Alert, 1024),
 		stop:     make(chan struct{}),
 	}
 	g.limits = &httpapi.Limits{Requests: g.requests, Tokens: g.tokens, Concurrency: conc,
 		DefaultRPM: cfg.Limits.RPM, DefaultTPM: cfg.Limits.TPM, DefaultConc: cfg.Limits.MaxConcurrent}
 	if cfg.Anomaly.Enabled {
-		g.detector = keys.NewDetector(cfg.Anomaly, time.Now)
+		g.detector = auditlog.NewDetector(cfg.Anomaly, time.Now)
 	}
 	g.wg.Add(2)
 	go g.sweep()
@@ -99,7 +101,7 @@ func (g *guard) observe(o httpapi.Observation) {
 	if o.IP.IsValid() {
 		ip = o.IP.String()
 	}
-	for _, a := range g.detector.Observe(keys.Observation{KeyID: o.KeyID, AccountID: o.AccountID, IP: ip, Tokens: o.Tokens, Status: o.Status}) {
+	for _, a := range g.detector.Observe(auditlog.Observation{KeyID: o.KeyID, AccountID: o.AccountID, IP: ip, Tokens: o.Tokens, Status: o.Status}) {
 		select {
 		case g.alerts <- a:
 		default:
@@ -112,7 +114,7 @@ func (g *guard) observe(o httpapi.Observation) {
 // authentications started a block of the throttle (once per episode); it
 // never blocks.
 func (g *guard) guessing(ip netip.Addr) {
-	a := keys.Alert{Kind: keys.AlertAuthGuessing, IP: ip.String(), At: time.Now(),
+	a := auditlog.Alert{Kind: auditlog.AlertAuthGuessing, IP: ip.String(), At: time.Now(),
 		Detail: fmt.Sprintf("%d failed authentications within a minute from %s", g.burst, ip)}
 	if !g.cfg.Enabled {
 		g.log.Warn("failed authentications burst", zap.String("ip", a.IP), zap.String("detail", a.Detail))
@@ -138,7 +140,7 @@ func (g *guard) act() {
 	}
 }
 
-func (g *guard) handle(a keys.Alert) {
+func (g *guard) handle(a auditlog.Alert) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	g.log.Warn("anomaly", zap.String("key_id", a.KeyID), zap.String("account_id", a.AccountID), zap.String("ip", a.IP), zap.String("kind", a.Kind), zap.String("detail", a.Detail))
@@ -146,7 +148,7 @@ func (g *guard) handle(a keys.Alert) {
 	if subject == "" {
 		subject = "ip:" + a.IP // an address, not a key (auth_guessing)
 	}
-	if err := g.audit.Record(ctx, keys.Event{Kind: "anomaly." + a.Kind, Actor: "system", AccountID: a.AccountID, Subject: subject,
+	if err := g.audit.Record(ctx, auditlog.Event{Kind: "anomaly." + a.Kind, Actor: "system", AccountID: a.AccountID, Subject: subject,
 		Details: map[string]any{"detail": a.Detail, "action": g.cfg.Action}}); err != nil {
 		g.log.Error("audit anomaly", zap.Error(err))
 	}
@@ -203,7 +205,7 @@ func (g *guard) close() {
 func (g *guard) redisFallbacks() float64 {
 	var n int64
 	for _, l := range []limiter{g.requests, g.tokens} {
-		if r, ok := l.(*keys.RedisLimiter); ok {
+		if r, ok := l.(*limits.RedisLimiter); ok {
 			n += r.Fallbacks()
 		}
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/exchange"
 	"github.com/xroute/xroute/internal/exchange/oidctest"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
 	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
@@ -98,7 +97,7 @@ func TestIssuerChangeReachesTheOtherReplica(t *testing.T) {
 	if st := exchangeOn(bases[1]); st != 400 {
 		t.Fatalf("before the issuer is added: %d", st)
 	}
-	doc := `{"issuer":"` + is.URL + `","audiences":["xroute"],"rules":[{"name":"k8s","claims":{"kubernetes.io.namespace":"ml-*"},"account":"` + store.DefaultAccountID + `","key":{"ttl":"10m"}}]}`
+	doc := `{"issuer":"` + is.URL + `","audiences":["xroute"],"rules":[{"name":"k8s","claims":{"kubernetes.io.namespace":"ml-*"},"account":"` + keys.DefaultAccountID + `","key":{"ttl":"10m"}}]}`
 	st, created := call("POST", bases[0]+"/admin/v1/issuers", doc)
 	if st != 201 {
 		t.Fatalf("add through replica 0: %d %v", st, created)

@@ -13,6 +13,8 @@ import (
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
+	"github.com/xroute/xroute/keys/vault"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/router"
 )
@@ -21,20 +23,20 @@ import (
 // (no keyring stored yet) a missing master-key file is created, and the
 // caller is told so loudly; once a keyring exists, a missing or wrong
 // master key fails here, at start, never at the first request.
-func OpenVault(ctx context.Context, db *store.DB, cfg config.Vault, log *zap.Logger) (*keys.Vault, error) {
+func OpenVault(ctx context.Context, db *store.DB, cfg config.Vault, log *zap.Logger) (*vault.Vault, error) {
 	_, _, err := db.Keyring(ctx)
 	fresh := errors.Is(err, store.ErrNotFound)
 	if err != nil && !fresh {
 		return nil, err
 	}
-	master, generated, err := keys.LoadMasterKey(cfg, fresh)
+	master, generated, err := vault.LoadMasterKey(cfg, fresh)
 	if err != nil {
 		return nil, err
 	}
 	if generated {
 		log.Warn("generated a new vault master key; back it up: without it the stored provider keys cannot be decrypted", zap.String("file", cfg.MasterKeyFile))
 	}
-	v, err := keys.OpenVault(ctx, db, master)
+	v, err := vault.Open(ctx, db, master)
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
 	}
@@ -45,9 +47,9 @@ func OpenVault(ctx context.Context, db *store.DB, cfg config.Vault, log *zap.Log
 // key pools and the audit trail of every change. The admin API and the CLI
 // both go through it.
 type Secrets struct {
-	vault     *keys.Vault
+	vault     *vault.Vault
 	pks       *keys.ProviderKeys
-	audit     *keys.Auditor
+	audit     *auditlog.Auditor
 	router    *router.Router // nil in the CLI: no pools to refresh
 	providers map[string]config.Provider
 	build     func(config.Provider) (providers.Provider, error)
@@ -75,9 +77,9 @@ func (s *Secrets) announce() {
 
 // SecretsDeps are what the provider-key manager works with.
 type SecretsDeps struct {
-	Vault *keys.Vault
+	Vault *vault.Vault
 	DB    *store.DB
-	Audit *keys.Auditor
+	Audit *auditlog.Auditor
 	// Router and Build refresh the key pools (nil in the CLI: no router).
 	Router *router.Router
 	Build  func(config.Provider) (providers.Provider, error)
@@ -104,8 +106,8 @@ func (s *Secrets) record(ctx context.Context, kind, actor, subject string, detai
 	recordAudit(ctx, s.audit, s.log, kind, actor, subject, details)
 }
 
-func recordAudit(ctx context.Context, audit *keys.Auditor, log *zap.Logger, kind, actor, subject string, details map[string]any) {
-	if err := audit.Record(ctx, keys.Event{Kind: kind, Actor: actor, Subject: subject, Details: details}); err != nil {
+func recordAudit(ctx context.Context, audit *auditlog.Auditor, log *zap.Logger, kind, actor, subject string, details map[string]any) {
+	if err := audit.Record(ctx, auditlog.Event{Kind: kind, Actor: actor, Subject: subject, Details: details}); err != nil {
 		log.Error("audit log write failed", zap.String("kind", kind), zap.Error(err))
 	}
 }
@@ -153,12 +155,12 @@ func (s *Secrets) reload(ctx context.Context, provider string) error {
 // the store, the audit log and the announcement, not the router.
 type rejectedKeys struct {
 	pks      *keys.ProviderKeys
-	audit    *keys.Auditor
+	audit    *auditlog.Auditor
 	log      *zap.Logger
 	announce func(msg string) // nil: one replica
 }
 
-func newRejectedKeys(v *keys.Vault, db *store.DB, audit *keys.Auditor, announce func(string), log *zap.Logger) rejectedKeys {
+func newRejectedKeys(v *vault.Vault, db *store.DB, audit *auditlog.Auditor, announce func(string), log *zap.Logger) rejectedKeys {
 	return rejectedKeys{pks: keys.NewProviderKeys(db, v, time.Now), audit: audit, log: log, announce: announce}
 }
 

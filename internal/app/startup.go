@@ -8,7 +8,7 @@ import (
 	"syscall"
 
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // StartupError is a start-up failure told in one line: what went wrong
@@ -66,12 +66,12 @@ func Preflight(cfg config.Config) error {
 		}
 	}
 	if cfg.Vault.MasterKey != "" {
-		if _, err := keys.ParseMasterKey(cfg.Vault.MasterKey); err != nil {
+		if _, err := vault.ParseMasterKey(cfg.Vault.MasterKey); err != nil {
 			return &StartupError{What: "XROUTE_VAULT_MASTER_KEY is not a master key (" + err.Error() + ")",
 				Fix: "give the 32-byte key this database's vault was created with, in base64 or hex, or unset it to use vault.master_key_file", Err: err}
 		}
 	} else if data, err := os.ReadFile(cfg.Vault.MasterKeyFile); err == nil {
-		if _, err := keys.ParseMasterKey(string(data)); err != nil {
+		if _, err := vault.ParseMasterKey(string(data)); err != nil {
 			return &StartupError{What: "the master key file " + cfg.Vault.MasterKeyFile + " does not hold a master key (" + err.Error() + ")",
 				Fix: "restore the file from your backup (32 bytes, base64 or hex), or point vault.master_key_file at it", Err: err}
 		}
@@ -123,7 +123,7 @@ func Explain(err error) error {
 	switch {
 	case err == nil || errors.As(err, &se):
 		return err
-	case errors.Is(err, keys.ErrWrongMasterKey):
+	case errors.Is(err, vault.ErrWrongMasterKey):
 		return &StartupError{What: "the master key does not open this database's vault",
 			Fix: "set XROUTE_VAULT_MASTER_KEY (or vault.master_key_file) to the key the database was created with, or use another database.path", Err: err}
 	case errors.As(err, &pe) && (errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOTDIR)):

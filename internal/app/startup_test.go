@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // TestPreflightWritesNothing: Preflight finds what would stop Build
@@ -76,7 +76,7 @@ func TestExplain(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"wrong master key", fmt.Errorf("vault: %w", keys.ErrWrongMasterKey), "does not open this database's vault: set XROUTE_VAULT_MASTER_KEY"},
+		{"wrong master key", fmt.Errorf("vault: %w", vault.ErrWrongMasterKey), "does not open this database's vault: set XROUTE_VAULT_MASTER_KEY"},
 		{"read-only", &os.PathError{Op: "open", Path: "/ro/xroute.db", Err: os.ErrPermission}, "cannot write /ro/xroute.db (permission denied): choose a writable data directory"},
 		{"other errors pass", errors.New("boom"), "boom"},
 	} {

@@ -20,7 +20,7 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
-	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // TestHoleBudgetWebhookUnsigned: budget alerts were posted to the webhook
@@ -63,7 +63,7 @@ func TestHoleBudgetWebhookUnsigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	c := newCredits(billing.NewLedger(db, time.Now), db, keys.NewAuditor(db, time.Now), hook, zap.NewNop())
+	c := newCredits(billing.NewLedger(db, time.Now), db, auditlog.NewAuditor(db, time.Now), hook, zap.NewNop())
 	c.enqueue(billing.Alert{Budget: billing.Budget{Scope: billing.ScopeAccount, ScopeID: "acct_x", Period: billing.Daily, Limit: 100}, Percent: 80, Spent: 80})
 	var d delivery
 	select {

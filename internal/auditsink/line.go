@@ -20,7 +20,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // Line is one audit row as sinks and `xroute audit export` write it: one
@@ -44,7 +44,7 @@ type Line struct {
 }
 
 // LineOf is r as a Line.
-func LineOf(r store.AuditRow) Line {
+func LineOf(r auditlog.Row) Line {
 	det := json.RawMessage(r.Details)
 	if !json.Valid(det) {
 		// Stored by Record as JSON; anything else is carried as a string
@@ -56,7 +56,7 @@ func LineOf(r store.AuditRow) Line {
 }
 
 // AppendJSONL appends rows to buf as JSON lines (each ends in "\n").
-func AppendJSONL(buf []byte, rows []store.AuditRow) []byte {
+func AppendJSONL(buf []byte, rows []auditlog.Row) []byte {
 	for _, r := range rows {
 		b, _ := json.Marshal(LineOf(r)) // a Line always marshals
 		buf = append(buf, b...)

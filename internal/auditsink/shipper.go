@@ -9,11 +9,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // Store is what a shipper needs of persistence (*store.DB is one).
 type Store interface {
-	ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]store.AuditRow, error)
+	ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]auditlog.Row, error)
 	LastAuditSeq(ctx context.Context) (int64, error)
 	LeaseSink(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (acked int64, ok bool, err error)
 	SinkAcked(ctx context.Context, name string) (int64, error)
@@ -24,7 +25,7 @@ type Store interface {
 // Sink delivers a batch of rows (ascending seq, no gaps) to a receiver;
 // nil means the receiver has them.
 type Sink interface {
-	Deliver(ctx context.Context, rows []store.AuditRow) error
+	Deliver(ctx context.Context, rows []auditlog.Row) error
 	Close() error
 }
 

@@ -31,7 +31,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
-	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -40,39 +40,39 @@ const testSecret = "0123456789abcdef-sink-secret"
 
 // open opens (or reopens) the SQLite database at path and returns it with
 // an auditor writing to it.
-func open(t *testing.T, path string) (*store.DB, *keys.Auditor) {
+func open(t *testing.T, path string) (*store.DB, *auditlog.Auditor) {
 	t.Helper()
 	db, err := store.OpenSQLite(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return db, keys.NewAuditor(db, time.Now)
+	return db, auditlog.NewAuditor(db, time.Now)
 }
 
 // forEachBackend runs fn on SQLite and, when XROUTE_TEST_POSTGRES_URL is
 // set, on PostgreSQL; reopen opens the same database again each call (a
 // restart, or another replica).
-func forEachBackend(t *testing.T, fn func(t *testing.T, reopen func() (*store.DB, *keys.Auditor))) {
+func forEachBackend(t *testing.T, fn func(t *testing.T, reopen func() (*store.DB, *auditlog.Auditor))) {
 	t.Run("sqlite", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "x.db")
-		fn(t, func() (*store.DB, *keys.Auditor) { return open(t, path) })
+		fn(t, func() (*store.DB, *auditlog.Auditor) { return open(t, path) })
 	})
 	t.Run("postgres", func(t *testing.T) {
 		url := storetest.Postgres(t)
-		fn(t, func() (*store.DB, *keys.Auditor) {
+		fn(t, func() (*store.DB, *auditlog.Auditor) {
 			db, err := store.OpenPostgres(context.Background(), url)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return db, keys.NewAuditor(db, time.Now)
+			return db, auditlog.NewAuditor(db, time.Now)
 		})
 	})
 }
 
-func record(t *testing.T, a *keys.Auditor, from, to int) {
+func record(t *testing.T, a *auditlog.Auditor, from, to int) {
 	t.Helper()
 	for i := from; i <= to; i++ {
-		if err := a.Record(context.Background(), keys.Event{Kind: keys.AuditKeyCreated, Actor: "admin:key_a", Subject: fmt.Sprint("key_", i), Details: map[string]any{"i": i}}); err != nil {
+		if err := a.Record(context.Background(), auditlog.Event{Kind: auditlog.KeyCreated, Actor: "admin:key_a", Subject: fmt.Sprint("key_", i), Details: map[string]any{"i": i}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -125,7 +125,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rc.t.Errorf("line %q: %v", l, err)
 			continue
 		}
-		if line.Kind != keys.AuditKeyCreated || line.MAC == "" || string(line.Details) != fmt.Sprintf(`{"i":%d}`, line.Seq) {
+		if line.Kind != auditlog.KeyCreated || line.MAC == "" || string(line.Details) != fmt.Sprintf(`{"i":%d}`, line.Seq) {
 			rc.t.Errorf("line %+v", line)
 		}
 		seqs = append(seqs, line.Seq)
@@ -170,7 +170,7 @@ func TestWebhookFailsRecoversAcrossRestartNoGap(t *testing.T) {
 	forEachBackend(t, testRestartNoGap)
 }
 
-func testRestartNoGap(t *testing.T, reopen func() (*store.DB, *keys.Auditor)) {
+func testRestartNoGap(t *testing.T, reopen func() (*store.DB, *auditlog.Auditor)) {
 	rc := newReceiver(t, 3)
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
@@ -243,7 +243,7 @@ func TestLeaseOneShipperAtATime(t *testing.T) {
 	forEachBackend(t, testLease)
 }
 
-func testLease(t *testing.T, reopen func() (*store.DB, *keys.Auditor)) {
+func testLease(t *testing.T, reopen func() (*store.DB, *auditlog.Auditor)) {
 	rc := newReceiver(t, 0)
 	srv := httptest.NewServer(rc)
 	defer srv.Close()

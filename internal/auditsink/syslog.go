@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // syslogPRI is facility 13 (log audit) at severity 5 (notice).
@@ -52,7 +52,7 @@ func NewSyslog(addr string, tlsConf *tls.Config, app, host string, timeout time.
 }
 
 // Deliver writes rows, connecting first if need be.
-func (s *Syslog) Deliver(ctx context.Context, rows []store.AuditRow) error {
+func (s *Syslog) Deliver(ctx context.Context, rows []auditlog.Row) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn == nil {
@@ -92,8 +92,8 @@ func (s *Syslog) Deliver(ctx context.Context, rows []store.AuditRow) error {
 // message is r as an RFC 5424 message: the JSON line is the MSG, the seq
 // and kind also in structured data so a receiver can dedupe and route
 // without parsing the MSG.
-func (s *Syslog) message(r store.AuditRow) []byte {
-	line := AppendJSONL(nil, []store.AuditRow{r})
+func (s *Syslog) message(r auditlog.Row) []byte {
+	line := AppendJSONL(nil, []auditlog.Row{r})
 	line = line[:len(line)-1]
 	var b strings.Builder
 	fmt.Fprintf(&b, "<%d>1 %s %s %s - audit [%s seq=\"%d\" kind=\"%s\"] ",

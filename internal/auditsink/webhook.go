@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // Headers of a webhook delivery (the first two as on anomaly webhooks).
@@ -34,7 +34,7 @@ func NewWebhook(url string, secret []byte, client *http.Client, now func() time.
 }
 
 // Deliver posts rows as one request.
-func (w *Webhook) Deliver(ctx context.Context, rows []store.AuditRow) error {
+func (w *Webhook) Deliver(ctx context.Context, rows []auditlog.Row) error {
 	body := AppendJSONL(nil, rows)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {

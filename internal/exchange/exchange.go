@@ -27,6 +27,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // RFC 8693 identifiers.
@@ -112,9 +113,9 @@ type Store interface {
 	RecordExchangedKey(ctx context.Context, id string, expires time.Time) error
 }
 
-// Auditor records audit rows (keys.Auditor).
+// Auditor records audit rows (auditlog.Auditor).
 type Auditor interface {
-	Record(ctx context.Context, e keys.Event) error
+	Record(ctx context.Context, e auditlog.Event) error
 }
 
 // Options are a Service's dependencies; Client and Now have defaults.
@@ -225,7 +226,7 @@ func (s *Service) Exchange(ctx context.Context, r Request) (Token, error) {
 		return s.refresh(ctx, r)
 	}
 	tok, id, rule, err := s.exchange(ctx, r)
-	ev := keys.Event{Actor: "exchange", IP: r.IP, Details: map[string]any{}}
+	ev := auditlog.Event{Actor: "exchange", IP: r.IP, Details: map[string]any{}}
 	if id != nil {
 		ev.Actor = "oidc:" + clip(id.std.Subject)
 		ev.Details["issuer"] = id.issuer.cfg.Issuer

@@ -15,6 +15,7 @@ import (
 	"github.com/xroute/xroute/internal/exchange/oidctest"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // clock is a settable clock for the service (the issuer signs with the
@@ -27,7 +28,7 @@ func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
 type fixture struct {
 	svc   *exchange.Service
 	keys  *keys.Service
-	audit *keys.Auditor
+	audit *auditlog.Auditor
 	db    *store.DB
 	is    *oidctest.Issuer
 	clock *clock
@@ -35,13 +36,13 @@ type fixture struct {
 
 func rules() []config.IssuerRule {
 	return []config.IssuerRule{
-		{Name: "ci-main", Claims: map[string]string{"repository_owner": "octo-org", "ref": "refs/heads/main"}, Account: store.DefaultAccountID,
+		{Name: "ci-main", Claims: map[string]string{"repository_owner": "octo-org", "ref": "refs/heads/main"}, Account: keys.DefaultAccountID,
 			Key: config.KeyTemplate{Models: []string{"gpt-4o*"}, Endpoints: []string{"chat.completions", "embeddings"}, RPM: 60, TTL: 15 * time.Minute}},
-		{Name: "ci-any", Claims: map[string]string{"sub": "repo:octo-org/*"}, Account: store.DefaultAccountID,
+		{Name: "ci-any", Claims: map[string]string{"sub": "repo:octo-org/*"}, Account: keys.DefaultAccountID,
 			Key: config.KeyTemplate{Models: []string{"gpt-4o-mini"}, TTL: 5 * time.Minute}},
-		{Name: "k8s", Claims: map[string]string{"kubernetes.io.namespace": "ml-*", "kubernetes.io.serviceaccount.name": "inference"}, Account: store.DefaultAccountID,
+		{Name: "k8s", Claims: map[string]string{"kubernetes.io.namespace": "ml-*", "kubernetes.io.serviceaccount.name": "inference"}, Account: keys.DefaultAccountID,
 			Key: config.KeyTemplate{MaxConcurrent: 4, TTL: time.Hour}, RefreshTokens: true, RefreshTTL: 3 * time.Hour},
-		{Name: "admins", Claims: map[string]string{"groups": "llm-admins", "email": "*@example.com"}, Account: store.DefaultAccountID,
+		{Name: "admins", Claims: map[string]string{"groups": "llm-admins", "email": "*@example.com"}, Account: keys.DefaultAccountID,
 			Key: config.KeyTemplate{TTL: 2 * time.Hour, OutliveIdentity: true}},
 	}
 }
@@ -66,7 +67,7 @@ func newFixtureOn(t testing.TB, dsn string, mutate func(*config.Issuer)) *fixtur
 		t.Fatal(err)
 	}
 	t.Cleanup(f.keys.Close)
-	f.audit = keys.NewAuditor(db, f.clock.now)
+	f.audit = auditlog.NewAuditor(db, f.clock.now)
 	is := config.Issuer{Issuer: f.is.URL, Audiences: []string{"xroute"}, MaxTokenLifetime: time.Hour, Rules: rules()}
 	if mutate != nil {
 		mutate(&is)
@@ -83,9 +84,9 @@ func req(tok string) exchange.Request {
 }
 
 // lastAudit returns the newest audit row of the exchange.
-func (f *fixture) lastAudit(t *testing.T) keys.Event {
+func (f *fixture) lastAudit(t *testing.T) auditlog.Event {
 	t.Helper()
-	evs, err := f.audit.List(context.Background(), keys.AuditFilter{Kind: "token.", Limit: 1})
+	evs, err := f.audit.List(context.Background(), auditlog.Filter{Kind: "token.", Limit: 1})
 	if err != nil || len(evs) == 0 {
 		t.Fatalf("no token audit row: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // GrantRefreshToken is RFC 6749's refresh grant.
@@ -52,7 +53,7 @@ func (s *Service) newRefresh(ctx context.Context, family string, k keys.Key, iss
 // anything. That includes two concurrent presentations of one token:
 // exactly one wins, and the second is a reuse.
 func (s *Service) refresh(ctx context.Context, r Request) (Token, error) {
-	ev := keys.Event{Actor: "exchange", IP: r.IP, Details: map[string]any{}}
+	ev := auditlog.Event{Actor: "exchange", IP: r.IP, Details: map[string]any{}}
 	tok, err := s.doRefresh(ctx, r, &ev)
 	var xe *Error
 	switch {
@@ -76,7 +77,7 @@ func (s *Service) refresh(ctx context.Context, r Request) (Token, error) {
 	return tok, err
 }
 
-func (s *Service) doRefresh(ctx context.Context, r Request, ev *keys.Event) (Token, error) {
+func (s *Service) doRefresh(ctx context.Context, r Request, ev *auditlog.Event) (Token, error) {
 	if r.RefreshToken == "" {
 		return Token{}, refuse(CodeInvalidRequest, "no_refresh_token", "refresh_token is required")
 	}

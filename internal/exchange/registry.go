@@ -13,6 +13,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // Issuer sources.
@@ -330,7 +331,7 @@ func (r *Registry) record(ctx context.Context, kind, actor string, e Entry, extr
 	for k, v := range extra {
 		d[k] = v
 	}
-	if err := r.audit.Record(ctx, keys.Event{Kind: kind, Actor: actor, Subject: e.ID, Details: d}); err != nil {
+	if err := r.audit.Record(ctx, auditlog.Event{Kind: kind, Actor: actor, Subject: e.ID, Details: d}); err != nil {
 		return fmt.Errorf("issuer %s changed, but its audit row was not written: %w", e.ID, err)
 	}
 	return nil

@@ -20,16 +20,16 @@ import (
 type KeyAdmin interface {
 	Create(ctx context.Context, p keys.CreateParams) (string, keys.Key, error)
 	Get(ctx context.Context, id string) (keys.Key, error)
-	List(ctx context.Context, f store.KeyFilter) ([]keys.Key, error)
+	List(ctx context.Context, f keys.KeyFilter) ([]keys.Key, error)
 	Rotate(ctx context.Context, id, actor string, overlap time.Duration) (string, keys.Key, error)
 	Revoke(ctx context.Context, id, actor string) error
 	Suspend(ctx context.Context, id, actor, reason string) error
 	Resume(ctx context.Context, id, actor string) error
 	SetRole(ctx context.Context, id, role, actor string) (keys.Key, error)
 	SetCachePolicy(ctx context.Context, id string, p keys.CachePolicy, actor string) (keys.Key, error)
-	CreateAccount(ctx context.Context, name, actor string, meta map[string]string) (store.Account, error)
-	Account(ctx context.Context, id string) (store.Account, error)
-	Accounts(ctx context.Context, after string, limit int) ([]store.Account, error)
+	CreateAccount(ctx context.Context, name, actor string, meta map[string]string) (keys.Account, error)
+	Account(ctx context.Context, id string) (keys.Account, error)
+	Accounts(ctx context.Context, after string, limit int) ([]keys.Account, error)
 }
 
 // KeyObject is a key's public view: never the key, only its hint. Key is
@@ -78,10 +78,10 @@ type AccountObject struct {
 	CreatedAt time.Time         `json:"created_at"`
 }
 
-func newAccountObject(a store.Account) AccountObject {
+func newAccountObject(a keys.Account) AccountObject {
 	status := a.Status
 	if status == "" {
-		status = store.AccountActive // never an empty status in an answer
+		status = keys.AccountActive // never an empty status in an answer
 	}
 	return AccountObject{Object: "account", ID: a.ID, Name: a.Name, Status: status, Metadata: nonNilMap(a.Metadata), CreatedAt: a.CreatedAt}
 }
@@ -257,7 +257,7 @@ func (s *Server) adminListAccounts(c *gin.Context) {
 	// Filters: status, and name (a case-insensitive substring). The store
 	// pages by id; filtered pages read on until they are full.
 	name, status := strings.ToLower(c.Query("name")), c.Query("status")
-	var list []store.Account
+	var list []keys.Account
 	for cur := after; len(list) <= limit; {
 		batch, err := s.admin.Accounts(c.Request.Context(), cur, limit+1)
 		if err != nil {
@@ -320,7 +320,7 @@ func (s *Server) adminListKeys(c *gin.Context) {
 		writeError(c, e)
 		return
 	}
-	list, err := s.admin.List(c.Request.Context(), store.KeyFilter{AccountID: c.Query("account_id"), Kind: c.Query("kind"), After: after, Limit: limit + 1})
+	list, err := s.admin.List(c.Request.Context(), keys.KeyFilter{AccountID: c.Query("account_id"), Kind: c.Query("kind"), After: after, Limit: limit + 1})
 	if err != nil {
 		adminError(c, err)
 		return

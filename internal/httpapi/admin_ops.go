@@ -11,13 +11,14 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // AuditLog reads and verifies the audit log, and signs its head.
 type AuditLog interface {
-	List(ctx context.Context, f keys.AuditFilter) ([]keys.Event, error)
-	Check(ctx context.Context, anchor *keys.Head) (keys.ChainReport, error)
-	Head(ctx context.Context) (keys.Head, error)
+	List(ctx context.Context, f auditlog.Filter) ([]auditlog.Event, error)
+	Check(ctx context.Context, anchor *auditlog.Head) (auditlog.ChainReport, error)
+	Head(ctx context.Context) (auditlog.Head, error)
 }
 
 // ProviderKeyAdmin manages provider keys and the vault.
@@ -60,7 +61,7 @@ type auditObject struct {
 }
 
 func (s *Server) adminListAudit(c *gin.Context) {
-	f := keys.AuditFilter{Kind: c.Query("kind"), Subject: c.Query("subject"), AccountID: c.Query("account_id"), Limit: 100}
+	f := auditlog.Filter{Kind: c.Query("kind"), Subject: c.Query("subject"), AccountID: c.Query("account_id"), Limit: 100}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
@@ -98,7 +99,7 @@ func (s *Server) adminListAudit(c *gin.Context) {
 		f.Since = from
 	}
 	f.Until = to
-	list, err := s.audit.List(c.Request.Context(), keys.AuditFilter{Kind: f.Kind, Subject: f.Subject, AccountID: f.AccountID, Since: f.Since, Until: f.Until, BeforeSeq: f.BeforeSeq, Limit: f.Limit + 1})
+	list, err := s.audit.List(c.Request.Context(), auditlog.Filter{Kind: f.Kind, Subject: f.Subject, AccountID: f.AccountID, Since: f.Since, Until: f.Until, BeforeSeq: f.BeforeSeq, Limit: f.Limit + 1})
 	if err != nil {
 		adminError(c, err)
 		return
@@ -129,9 +130,9 @@ func (s *Server) adminListAudit(c *gin.Context) {
 // /audit/head, as JSON) it also checks that nothing was removed or
 // rewritten since that head was taken.
 func (s *Server) adminVerifyAudit(c *gin.Context) {
-	var anchor *keys.Head
+	var anchor *auditlog.Head
 	if v := c.Query("head"); v != "" {
-		h, err := keys.ParseHead(v)
+		h, err := auditlog.ParseHead(v)
 		if err != nil {
 			writeError(c, invalidParam("head", "head must be a head as GET /admin/v1/audit/head answers it (JSON): "+err.Error()))
 			return
@@ -139,12 +140,12 @@ func (s *Server) adminVerifyAudit(c *gin.Context) {
 		anchor = &h
 	}
 	rep, err := s.audit.Check(c.Request.Context(), anchor)
-	var ce *keys.ChainError
+	var ce *auditlog.ChainError
 	switch {
 	case errors.As(err, &ce):
 		c.JSON(http.StatusOK, gin.H{"object": "audit_verification", "ok": false, "rows": rep.Rows, "legacy_rows": rep.LegacyRows,
 			"broken_at_seq": ce.Seq, "reason": ce.Reason})
-	case errors.Is(err, keys.ErrAuditNotKeyed), errors.Is(err, keys.ErrHeadSignature):
+	case errors.Is(err, auditlog.ErrAuditNotKeyed), errors.Is(err, auditlog.ErrHeadSignature):
 		c.JSON(http.StatusOK, gin.H{"object": "audit_verification", "ok": false, "rows": rep.Rows, "legacy_rows": rep.LegacyRows, "reason": err.Error()})
 	case err != nil:
 		adminError(c, err)
@@ -157,16 +158,16 @@ func (s *Server) adminVerifyAudit(c *gin.Context) {
 // auditHeadObject is a signed head, to keep outside the database.
 type auditHeadObject struct {
 	Object string `json:"object"`
-	keys.Head
+	auditlog.Head
 }
 
 // adminAuditHead signs the chain's newest row, after checking the chain:
 // a broken chain gets no head (409).
 func (s *Server) adminAuditHead(c *gin.Context) {
 	h, err := s.audit.Head(c.Request.Context())
-	var ce *keys.ChainError
+	var ce *auditlog.ChainError
 	switch {
-	case errors.As(err, &ce), errors.Is(err, keys.ErrAuditNotKeyed):
+	case errors.As(err, &ce), errors.Is(err, auditlog.ErrAuditNotKeyed):
 		writeError(c, newError(http.StatusConflict, "invalid_request_error", "audit_chain_broken", "The audit chain does not verify, so no head is signed: "+err.Error()))
 	case err != nil:
 		adminError(c, err)

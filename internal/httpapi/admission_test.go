@@ -10,7 +10,6 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -78,7 +77,7 @@ func TestEveryIngressGetsTheSameAdmission(t *testing.T) {
 		}
 	}})
 	ctx := context.Background()
-	if _, _, err := g.app.Ledger.TopUp(ctx, store.DefaultAccountID, 1000*billing.NanoPerUSD, "t", "test"); err != nil {
+	if _, _, err := g.app.Ledger.TopUp(ctx, keys.DefaultAccountID, 1000*billing.NanoPerUSD, "t", "test"); err != nil {
 		t.Fatal(err)
 	}
 	newKey := func(p keys.CreateParams) string {

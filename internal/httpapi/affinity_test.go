@@ -19,7 +19,6 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
@@ -106,7 +105,7 @@ func newAffGateway(t *testing.T, affinity bool, mutate func(*config.Config)) *af
 			mutate(c)
 		}
 	}})
-	if _, _, err := cg.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, 100*billing.NanoPerUSD, "affinity", "test"); err != nil {
+	if _, _, err := cg.app.Ledger.TopUp(context.Background(), keys.DefaultAccountID, 100*billing.NanoPerUSD, "affinity", "test"); err != nil {
 		t.Fatal(err)
 	}
 	return cg

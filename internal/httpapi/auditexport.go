@@ -8,7 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/xroute/xroute/internal/auditsink"
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // HeaderNextSince names the since of the next page of an audit export:
@@ -17,7 +17,7 @@ const HeaderNextSince = "X-Xroute-Next-Since"
 
 // AuditScanner reads the audit log in seq order (*store.DB is one).
 type AuditScanner interface {
-	ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]store.AuditRow, error)
+	ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]auditlog.Row, error)
 }
 
 // AuditExportRoute is GET /admin/v1/audit/export?since=SEQ&limit=N: the

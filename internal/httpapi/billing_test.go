@@ -13,9 +13,9 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 	"github.com/xroute/xroute/loadtest/mock"
 	"github.com/xroute/xroute/providers/catalog"
 )
@@ -50,7 +50,7 @@ func TestConcurrentSpendNeverOverdraws(t *testing.T) {
 	out, _ := catalog.ParsePrice("2000")
 	maxCost := billing.MaxCost(catalog.Model{Input: in, Output: out, CachedInput: in}, est.PromptTokens([]byte(body)), 8, 0)
 	topUp := 50 * maxCost
-	if _, _, err := g.app.Ledger.TopUp(ctx, store.DefaultAccountID, topUp, "t1", "test"); err != nil {
+	if _, _, err := g.app.Ledger.TopUp(ctx, keys.DefaultAccountID, topUp, "t1", "test"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -83,7 +83,7 @@ func TestConcurrentSpendNeverOverdraws(t *testing.T) {
 	if served < 50 || statuses[200]+statuses[429] != 200 || codes["insufficient_quota"] != statuses[429] {
 		t.Fatalf("statuses %v codes %v", statuses, codes)
 	}
-	bal, reserved, _, err := g.app.Ledger.Balance(ctx, store.DefaultAccountID)
+	bal, reserved, _, err := g.app.Ledger.Balance(ctx, keys.DefaultAccountID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestConcurrentSpendNeverOverdraws(t *testing.T) {
 			}
 		}
 	}
-	entries, err := g.app.Ledger.Entries(ctx, store.DefaultAccountID, 1000, 0)
+	entries, err := g.app.Ledger.Entries(ctx, keys.DefaultAccountID, 1000, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestCreditsEndpointsAndTopUpIdempotency(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t, gwOptions{mutate: priced})
 	admin := g.adminKey(t)
-	base := g.srv.URL + "/admin/v1/accounts/" + store.DefaultAccountID
+	base := g.srv.URL + "/admin/v1/accounts/" + keys.DefaultAccountID
 	st, b, _ := call(t, "POST", base+"/credits", admin, `{"amount":"10.00","idempotency_key":"k1"}`)
 	if st != 201 || b["replayed"] != false {
 		t.Fatalf("top-up: %d %v", st, b)
@@ -156,7 +156,7 @@ func TestCreditsEndpointsAndTopUpIdempotency(t *testing.T) {
 		t.Fatalf("a funded request: %d", st)
 	}
 	st, own, _ := call(t, "GET", g.base+"/credits", g.key, "")
-	if st != 200 || own["account_id"] != store.DefaultAccountID || own["balance_usd"] == "10.00" {
+	if st != 200 || own["account_id"] != keys.DefaultAccountID || own["balance_usd"] == "10.00" {
 		t.Fatalf("caller credits after one request: %d %v", st, own)
 	}
 	bal, _ := strconv.ParseInt(strconv.FormatFloat(own["balance_nano"].(float64), 'f', 0, 64), 10, 64)
@@ -180,8 +180,8 @@ func TestBudgetHardStop(t *testing.T) {
 	g := newGateway(t, gwOptions{mutate: priced})
 	admin := g.adminKey(t)
 	ctx := context.Background()
-	g.app.Ledger.TopUp(ctx, store.DefaultAccountID, 100*billing.NanoPerUSD, "t", "test")
-	st, b, _ := call(t, "POST", g.srv.URL+"/admin/v1/budgets", admin, `{"scope":"account","scope_id":"`+store.DefaultAccountID+`","period":"daily","limit_usd":"0.20"}`)
+	g.app.Ledger.TopUp(ctx, keys.DefaultAccountID, 100*billing.NanoPerUSD, "t", "test")
+	st, b, _ := call(t, "POST", g.srv.URL+"/admin/v1/budgets", admin, `{"scope":"account","scope_id":"`+keys.DefaultAccountID+`","period":"daily","limit_usd":"0.20"}`)
 	if st != 200 {
 		t.Fatalf("set budget: %d %v", st, b)
 	}
@@ -208,7 +208,7 @@ func TestBudgetHardStop(t *testing.T) {
 		t.Fatalf("spent %d nano-USD past a 0.20 USD budget", spent)
 	}
 	testutil.Eventually(t, "a budget alert in the audit log", func() bool {
-		events, _ := g.app.Audit.List(ctx, keys.AuditFilter{Kind: "budget.alert"})
+		events, _ := g.app.Audit.List(ctx, auditlog.Filter{Kind: "budget.alert"})
 		return len(events) > 0
 	})
 }
@@ -229,7 +229,7 @@ func TestStreamWithoutUsageIsEstimated(t *testing.T) {
 		c.Providers = append(c.Providers, config.Provider{Name: "nousage", Type: "openai", BaseURL: up.URL})
 		c.Models = append(c.Models, config.Model{Name: "quiet", Deployments: []config.Deployment{{Provider: "nousage", Model: "m", InputPrice: "1000", OutputPrice: "2000"}}})
 	}})
-	g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test")
+	g.app.Ledger.TopUp(context.Background(), keys.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test")
 	req, _ := http.NewRequest("POST", g.base+"/chat/completions", strings.NewReader(`{"model":"quiet","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`))
 	req.Header.Set("Authorization", "Bearer "+g.key)
 	resp, err := http.DefaultClient.Do(req)
@@ -267,7 +267,7 @@ func TestHedgedModelHoldsForTwoAttempts(t *testing.T) {
 				priced(cfg)
 				cfg.Routing.Hedge.Enabled = c.hedge
 			}})
-			if _, _, err := g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, maxCost*3/2, "t", "test"); err != nil {
+			if _, _, err := g.app.Ledger.TopUp(context.Background(), keys.DefaultAccountID, maxCost*3/2, "t", "test"); err != nil {
 				t.Fatal(err)
 			}
 			st, b, _ := call(t, "POST", g.base+"/chat/completions", g.key, body)
@@ -303,7 +303,7 @@ func TestRequestWithoutMaxTokensIsNotFree(t *testing.T) {
 				}
 			}})
 			if c.credit > 0 {
-				if _, _, err := g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, c.credit, "t", "test"); err != nil {
+				if _, _, err := g.app.Ledger.TopUp(context.Background(), keys.DefaultAccountID, c.credit, "t", "test"); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -116,7 +115,7 @@ func cacheBenchGateway(b *testing.B, mode string) (url, key string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, _, err := a.Ledger.TopUp(context.Background(), store.DefaultAccountID, 1_000_000_000_000_000, "t", "bench"); err != nil {
+	if _, _, err := a.Ledger.TopUp(context.Background(), keys.DefaultAccountID, 1_000_000_000_000_000, "t", "bench"); err != nil {
 		b.Fatal(err)
 	}
 	return srv.URL + "/v1/chat/completions", key

@@ -12,7 +12,6 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -48,7 +47,7 @@ func newCacheGateway(t *testing.T, pol config.ModelCache, mutate ...func(*config
 			}
 		},
 	})
-	if _, _, err := cg.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, 1e12, "cache-test", "test"); err != nil {
+	if _, _, err := cg.app.Ledger.TopUp(context.Background(), keys.DefaultAccountID, 1e12, "cache-test", "test"); err != nil {
 		t.Fatal(err)
 	}
 	return cg
@@ -394,7 +393,7 @@ func TestCachePurge(t *testing.T) {
 		name, body string
 		mine, his  string // after the purge
 	}{
-		{"by account", `{"account_id":"` + store.DefaultAccountID + `"}`, "miss", "hit"},
+		{"by account", `{"account_id":"` + keys.DefaultAccountID + `"}`, "miss", "hit"},
 		{"by model", `{"model":"gpt-4o-mini"}`, "miss", "miss"},
 		{"all", `{"all":true}`, "miss", "miss"},
 	} {
@@ -553,7 +552,7 @@ func TestCacheSavingsInReports(t *testing.T) {
 		m := r.(map[string]any)
 		got[m["account_id"].(string)+"/"+m["model"].(string)] = m
 	}
-	mine := got[store.DefaultAccountID+"/gpt-4o-mini"]
+	mine := got[keys.DefaultAccountID+"/gpt-4o-mini"]
 	if mine == nil || len(got) != 2 {
 		t.Fatalf("report rows %v", rows)
 	}
@@ -565,7 +564,7 @@ func TestCacheSavingsInReports(t *testing.T) {
 		}
 	}
 	for k, r := range got {
-		if k != store.DefaultAccountID+"/gpt-4o-mini" && (r["cache_hits"] != 0.0 || r["response_cache_hit_ratio"] != 0.0 || r["response_cache_saved_nano"] != 0.0) {
+		if k != keys.DefaultAccountID+"/gpt-4o-mini" && (r["cache_hits"] != 0.0 || r["response_cache_hit_ratio"] != 0.0 || r["response_cache_saved_nano"] != 0.0) {
 			t.Errorf("the other account's row %v shows savings", r)
 		}
 	}

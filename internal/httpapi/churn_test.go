@@ -19,7 +19,7 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -53,7 +53,7 @@ func TestHoleChurnReturnsToBaseline(t *testing.T) {
 		c.Server.PreAuthConns = 2 * (callers + stalls)
 		c.Server.RequestTimeout = 30 * time.Second // without stream timeouts, stalls end here
 	}})
-	if _, _, err := g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, 1000*billing.NanoPerUSD, "t", "test"); err != nil {
+	if _, _, err := g.app.Ledger.TopUp(context.Background(), keys.DefaultAccountID, 1000*billing.NanoPerUSD, "t", "test"); err != nil {
 		t.Fatal(err)
 	}
 	_, addr := serveReal(t, g, nil)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // ChildKeys mints ephemeral child keys and counts their requests
@@ -214,7 +215,7 @@ func (s *Server) adminPutCORS(c *gin.Context) {
 	}
 	s.corsOn.invalidate()
 	if s.auditW != nil {
-		if err := s.auditW.Record(c.Request.Context(), keys.Event{Kind: "account.cors_set", Actor: actor(c), AccountID: id, Subject: id,
+		if err := s.auditW.Record(c.Request.Context(), auditlog.Event{Kind: "account.cors_set", Actor: actor(c), AccountID: id, Subject: id,
 			Details: map[string]any{"origins": origins}}); err != nil {
 			s.log.Error("audit cors origins", zapReq(infoOf(c)), zapErr(err))
 		}

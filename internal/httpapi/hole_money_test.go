@@ -12,7 +12,6 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
@@ -58,7 +57,7 @@ func moneyPost(t *testing.T, g *gateway, key, path, body string) rawResponse {
 // balance is the default account's balance and what is still held.
 func balance(t *testing.T, g *gateway) (bal, reserved billing.Nano) {
 	t.Helper()
-	bal, reserved, _, err := g.app.Ledger.Balance(context.Background(), store.DefaultAccountID)
+	bal, reserved, _, err := g.app.Ledger.Balance(context.Background(), keys.DefaultAccountID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/testutil"
+	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -139,7 +139,7 @@ func TestHoleStalledAfterFirstChunkEndsWithErrorEvent(t *testing.T) {
 				c.Server.StreamKeepAlive = 20 * time.Millisecond
 				c.Server.RequestTimeout = 5 * time.Second // the old hang ends here
 			}})
-			if _, _, err := g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test"); err != nil {
+			if _, _, err := g.app.Ledger.TopUp(context.Background(), keys.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test"); err != nil {
 				t.Fatal(err)
 			}
 			resp, body := postStream(t, g, tc.path, tc.body)
@@ -343,7 +343,7 @@ func TestHoleCallerThatStopsReadingIsCut(t *testing.T) {
 func TestHoleShutdownCutStreamRecordedAsServerCut(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{TokensPerSec: 20, CompletionTokens: 400}, mutate: priced})
-	if _, _, err := g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test"); err != nil {
+	if _, _, err := g.app.Ledger.TopUp(context.Background(), keys.DefaultAccountID, 10*billing.NanoPerUSD, "t", "test"); err != nil {
 		t.Fatal(err)
 	}
 	srv, addr := serveReal(t, g, nil)

@@ -19,7 +19,7 @@ import (
 // GitHub Actions tokens from octo-org.
 func issuerJSON(iss string) string {
 	return `{"issuer":"` + iss + `","audiences":["xroute"],"max_token_lifetime":"1h","rules":[{"name":"ci",` +
-		`"claims":{"repository_owner":"octo-org"},"account":"` + store.DefaultAccountID + `",` +
+		`"claims":{"repository_owner":"octo-org"},"account":"` + keys.DefaultAccountID + `",` +
 		`"key":{"models":["gpt-4o-mini"],"endpoints":["chat.completions"],"ttl":"15m"}}]}`
 }
 
@@ -32,7 +32,7 @@ func TestIssuersAdminCRUD(t *testing.T) {
 	cfgIss := "https://config.example"
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		c.Auth.Issuers = []config.Issuer{{Issuer: cfgIss, Audiences: []string{"xroute"}, Rules: []config.IssuerRule{
-			{Name: "all", Claims: map[string]string{"sub": "*"}, Account: store.DefaultAccountID}}}}
+			{Name: "all", Claims: map[string]string{"sub": "*"}, Account: keys.DefaultAccountID}}}}
 	}})
 	owner, ok := g.roleKey(t, keys.RoleOwner)
 	u := g.srv.URL + adminPrefix
@@ -54,7 +54,7 @@ func TestIssuersAdminCRUD(t *testing.T) {
 		{"no audience", `{"issuer":"https://a.example","rules":[{"name":"r","claims":{"sub":"*"},"account":"acct"}]}`, "audiences"},
 		{"not a URL", strings.Replace(issuerJSON("x"), `"x"`, `"not a url"`, 1), "issuer"},
 		{"hmac algorithm", strings.Replace(issuerJSON("https://a.example"), `"audiences"`, `"algorithms":["HS256"],"audiences"`, 1), "algorithms[0]"},
-		{"rule without account", strings.Replace(issuerJSON("https://a.example"), `"account":"`+store.DefaultAccountID+`"`, `"account":""`, 1), "rules[0].account"},
+		{"rule without account", strings.Replace(issuerJSON("https://a.example"), `"account":"`+keys.DefaultAccountID+`"`, `"account":""`, 1), "rules[0].account"},
 		{"bad duration", strings.Replace(issuerJSON("https://a.example"), `"15m"`, `"soon"`, 1), "rules[0].key.ttl"},
 		{"unknown field", strings.Replace(issuerJSON("https://a.example"), `"audiences"`, `"audience":["x"],"audiences"`, 1), "audience"},
 		{"clock skew too large", strings.Replace(issuerJSON("https://a.example"), `"audiences"`, `"clock_skew":"1h","audiences"`, 1), "clock_skew"},
@@ -174,7 +174,7 @@ func TestIssuerAddedThroughAPIIsTrustedAtOnce(t *testing.T) {
 	}
 	// A change of rule is in force at once too.
 	if st, out, _ := call(t, "PATCH", u+"/issuers/"+created["id"].(string), owner,
-		`{"rules":[{"name":"other","claims":{"repository_owner":"someone-else"},"account":"`+store.DefaultAccountID+`"}]}`); st != 200 {
+		`{"rules":[{"name":"other","claims":{"repository_owner":"someone-else"},"account":"`+keys.DefaultAccountID+`"}]}`); st != 200 {
 		t.Fatalf("patch rules: %d %v", st, out)
 	}
 	if st, body := exchangeOnce(); st != 403 || body["error"] != exchange.CodeUnauthorizedClient {

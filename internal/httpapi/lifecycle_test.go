@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -36,7 +35,7 @@ func TestHoleBudgetOnUnknownScopeIsARow(t *testing.T) {
 	}
 	for _, body := range []string{
 		`{"scope":"key","scope_id":"` + k.ID + `","period":"daily","limit_usd":"1.00"}`,
-		`{"scope":"account","scope_id":"` + store.DefaultAccountID + `","period":"monthly","limit_usd":"1.00"}`,
+		`{"scope":"account","scope_id":"` + keys.DefaultAccountID + `","period":"monthly","limit_usd":"1.00"}`,
 	} {
 		if st, b, _ := call(t, "POST", g.srv.URL+"/admin/v1/budgets", admin, body); st != http.StatusOK {
 			t.Fatalf("%s: %d %v", body, st, b)

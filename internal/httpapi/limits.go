@@ -8,12 +8,13 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/limits"
 )
 
 // RateLimiter is a GCRA limiter for one dimension (requests or tokens).
 type RateLimiter interface {
-	Allow(key string, r keys.Rate, cost int) keys.Decision
-	Adjust(key string, r keys.Rate, delta int)
+	Allow(key string, r limits.Rate, cost int) limits.Decision
+	Adjust(key string, r limits.Rate, delta int)
 }
 
 // ConcurrencyLimiter caps requests in flight per key.
@@ -41,7 +42,7 @@ const defaultCompletionReserve = 1024
 type admission struct {
 	l        *Limits
 	key      string
-	tpm, rpm keys.Rate
+	tpm, rpm limits.Rate
 	reserved int
 	conc     bool
 }
@@ -77,7 +78,7 @@ func (s *Server) admitRequest(c *gin.Context, k *keys.Key) *admission {
 	if l == nil {
 		return &admission{}
 	}
-	a := &admission{l: l, key: k.ID, tpm: keys.PerMinute(l.pick(k.TPM, l.DefaultTPM)), rpm: keys.PerMinute(l.pick(k.RPM, l.DefaultRPM))}
+	a := &admission{l: l, key: k.ID, tpm: limits.PerMinute(l.pick(k.TPM, l.DefaultTPM)), rpm: limits.PerMinute(l.pick(k.RPM, l.DefaultRPM))}
 	h := c.Writer.Header()
 	if conc := l.pick(k.MaxConcurrent, l.DefaultConc); conc > 0 {
 		if !l.Concurrency.TryAcquire(k.ID, conc) {
@@ -161,7 +162,7 @@ func (a *admission) release() {
 
 // setLimitHeaders writes OpenAI's x-ratelimit-{limit,remaining,reset}-KIND
 // headers; reset is a Go duration string, which go-openai parses.
-func setLimitHeaders(h http.Header, kind string, d keys.Decision) {
+func setLimitHeaders(h http.Header, kind string, d limits.Decision) {
 	if d.Limit <= 0 {
 		return
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -52,9 +51,9 @@ func TestLedgerListFiltersAndPages(t *testing.T) {
 	g := newGateway(t, gwOptions{mutate: priced})
 	admin := g.adminKey(t)
 	ctx := context.Background()
-	base := g.srv.URL + "/admin/v1/accounts/" + store.DefaultAccountID + "/ledger?"
+	base := g.srv.URL + "/admin/v1/accounts/" + keys.DefaultAccountID + "/ledger?"
 	for i, amount := range []string{"1.00", "2.00", "3.00"} {
-		if st, b, _ := call(t, "POST", g.srv.URL+"/admin/v1/accounts/"+store.DefaultAccountID+"/credits", admin,
+		if st, b, _ := call(t, "POST", g.srv.URL+"/admin/v1/accounts/"+keys.DefaultAccountID+"/credits", admin,
 			fmt.Sprintf(`{"amount":%q,"idempotency_key":"top-%d"}`, amount, i)); st != 201 {
 			t.Fatalf("top-up: %d %v", st, b)
 		}

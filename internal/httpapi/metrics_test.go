@@ -17,7 +17,6 @@ import (
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/httpapi"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
@@ -162,7 +161,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 
 	expect(g.key, chatBody, 429, "insufficient_quota") // no credits yet
-	if _, _, err := g.app.Ledger.TopUp(ctx, store.DefaultAccountID, 100*billing.NanoPerUSD, "t1", "test"); err != nil {
+	if _, _, err := g.app.Ledger.TopUp(ctx, keys.DefaultAccountID, 100*billing.NanoPerUSD, "t1", "test"); err != nil {
 		t.Fatal(err)
 	}
 	expect(g.key, chatBody, 200, "")
@@ -278,7 +277,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 
 	// Nothing a caller holds or chose is a label, nor anywhere in the page.
 	secrets := []string{g.key, rpmKey, tpmKey, concKey, budgetKey,
-		mainKey.ID, rpm.ID, tpm.ID, conc.ID, budget.ID, mainKey.AccountID, store.DefaultAccountID,
+		mainKey.ID, rpm.ID, tpm.ID, conc.ID, budget.ID, mainKey.AccountID, keys.DefaultAccountID,
 		"caller-chosen", "Zq7", "Zq8", providerKey}
 	for name, f := range s.fams {
 		for _, m := range f.Metric {

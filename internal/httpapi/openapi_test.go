@@ -18,7 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/xroute/xroute/internal/httpapi"
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
 )
 
 const adminPrefix = "/admin/v1"
@@ -373,7 +373,7 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 		t.Fatalf("chat: %d %v", st, body)
 	}
 	g.usage() // flush
-	rep := s.do("GET", "/usage/report?group_by=model,provider,day&account_id="+store.DefaultAccountID, "", 200)
+	rep := s.do("GET", "/usage/report?group_by=model,provider,day&account_id="+keys.DefaultAccountID, "", 200)
 	if len(rep.data()) == 0 {
 		t.Fatalf("usage report is empty: %s", rep.raw)
 	}
@@ -388,7 +388,7 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 	s.do("GET", "/usage/report?from=2024-05-01&to=2024-04-01", "", 400)
 
 	// The request log and body capture.
-	capPath := "/accounts/" + store.DefaultAccountID + "/capture"
+	capPath := "/accounts/" + keys.DefaultAccountID + "/capture"
 	if c := s.do("GET", capPath, "", 200); c.body["enabled"] != false || c.str("retention") != "1w" {
 		t.Fatalf("capture by default: %s", c.raw)
 	}
@@ -400,7 +400,7 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 	s.do("GET", "/accounts/acct_nope/capture", "", 404)
 
 	// Browser origins (CORS) per account.
-	corsPath := "/accounts/" + store.DefaultAccountID + "/cors"
+	corsPath := "/accounts/" + keys.DefaultAccountID + "/cors"
 	if c := s.do("GET", corsPath, "", 200); len(c.body["origins"].([]any)) != 0 {
 		t.Fatalf("cors by default: %s", c.raw)
 	}
@@ -443,7 +443,7 @@ func TestOpenAPIRealResponsesValidate(t *testing.T) {
 		t.Fatalf("request log page 2: %v", l)
 	}
 	s.do("GET", "/requests?before="+rl.str("next_after"), "", 200)
-	s.do("GET", "/requests?account="+store.DefaultAccountID+"&model=gpt-4o-mini&provider=primary&status=2xx&from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z", "", 200)
+	s.do("GET", "/requests?account="+keys.DefaultAccountID+"&model=gpt-4o-mini&provider=primary&status=2xx&from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z", "", 200)
 	s.do("GET", "/requests?status=fine", "", 400)
 	s.do("GET", "/requests?from=yesterday", "", 400, true)
 	s.do("GET", "/requests?after=nonsense", "", 400)

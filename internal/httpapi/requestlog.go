@@ -21,7 +21,7 @@ import (
 	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
-	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // RequestLogStore is what the request log needs of the store.
@@ -36,7 +36,7 @@ type RequestLogStore interface {
 
 // AuditWriter records an event in the audit log.
 type AuditWriter interface {
-	Record(ctx context.Context, e keys.Event) error
+	Record(ctx context.Context, e auditlog.Event) error
 }
 
 // auditCaptureChanged is the audit kind of a capture setting change.
@@ -324,7 +324,7 @@ func (s *Server) adminPutCapture(c *gin.Context) {
 		s.captureOn.invalidate()
 	}
 	if s.auditW != nil {
-		ev := keys.Event{Kind: auditCaptureChanged, Actor: actor(c), AccountID: cs.AccountID, Subject: cs.AccountID, IP: infoOf(c).clientIP,
+		ev := auditlog.Event{Kind: auditCaptureChanged, Actor: actor(c), AccountID: cs.AccountID, Subject: cs.AccountID, IP: infoOf(c).clientIP,
 			Details: map[string]any{"enabled": cs.Enabled, "retention": config.FormatDuration(cs.Retention), "max_bytes": cs.MaxBytes}}
 		if err := s.auditW.Record(ctx, ev); err != nil {
 			// The setting is in force; the audit log must say so, so the

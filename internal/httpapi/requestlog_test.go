@@ -12,6 +12,7 @@ import (
 
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -247,7 +248,7 @@ func TestRequestLogAdmin(t *testing.T) {
 	if l := listData(t, adminGet(t, g, admin, "/requests?request_id="+mine[2], 200)); len(l) != 1 || l[0]["request_id"] != mine[2] {
 		t.Errorf("by request id: %v", l)
 	}
-	if l := listData(t, adminGet(t, g, admin, "/requests?provider=primary&model=gpt-4o&status=200&account="+store.DefaultAccountID, 200)); len(l) != 1 {
+	if l := listData(t, adminGet(t, g, admin, "/requests?provider=primary&model=gpt-4o&status=200&account="+keys.DefaultAccountID, 200)); len(l) != 1 {
 		t.Errorf("gpt-4o requests: %v", l)
 	}
 	if l := listData(t, adminGet(t, g, admin, "/requests?status=error", 200)); len(l) != 0 {
@@ -279,7 +280,7 @@ func TestCaptureOffStoresNothing(t *testing.T) {
 	admin := g.adminKey(t)
 	chat := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
 	_, first, _ := logPost(t, g, g.key, "/v1/chat/completions", chat)
-	adminPut(t, g, admin, "/accounts/"+store.DefaultAccountID+"/capture", `{"enabled":false,"retention":"1d"}`, 200)
+	adminPut(t, g, admin, "/accounts/"+keys.DefaultAccountID+"/capture", `{"enabled":false,"retention":"1d"}`, 200)
 	_, second, _ := logPost(t, g, g.key, "/v1/chat/completions", chat)
 	g.flushCaptures()
 	for _, id := range []string{first, second} {
@@ -314,11 +315,11 @@ func TestCaptureStoresRedactedBodies(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t, gwOptions{})
 	admin := g.adminKey(t)
-	set := adminPut(t, g, admin, "/accounts/"+store.DefaultAccountID+"/capture", `{"enabled":true,"retention":"7d","max_bytes":65536}`, 200)
+	set := adminPut(t, g, admin, "/accounts/"+keys.DefaultAccountID+"/capture", `{"enabled":true,"retention":"7d","max_bytes":65536}`, 200)
 	if set["enabled"] != true || set["retention"] != "1w" || set["max_bytes"] != float64(65536) {
 		t.Fatalf("setting: %v", set)
 	}
-	if got := adminGet(t, g, admin, "/accounts/"+store.DefaultAccountID+"/capture", 200); got["enabled"] != true || got["updated_at"] == nil {
+	if got := adminGet(t, g, admin, "/accounts/"+keys.DefaultAccountID+"/capture", 200); got["enabled"] != true || got["updated_at"] == nil {
 		t.Errorf("setting read back: %v", got)
 	}
 	prompt := "my keys are " + providerKey + " and " + g.key + ", please keep them"
@@ -346,8 +347,8 @@ func TestCaptureStoresRedactedBodies(t *testing.T) {
 	if strings.Contains(resp, providerKey) {
 		t.Error("the captured answer holds the provider key")
 	}
-	ev, err := g.app.Audit.List(context.Background(), keys.AuditFilter{Kind: "capture.", Limit: 10})
-	if err != nil || len(ev) != 1 || ev[0].AccountID != store.DefaultAccountID || ev[0].Details["enabled"] != true {
+	ev, err := g.app.Audit.List(context.Background(), auditlog.Filter{Kind: "capture.", Limit: 10})
+	if err != nil || len(ev) != 1 || ev[0].AccountID != keys.DefaultAccountID || ev[0].Details["enabled"] != true {
 		t.Errorf("audit of the change: %+v, %v", ev, err)
 	}
 }
@@ -358,7 +359,7 @@ func TestCaptureStreamTruncated(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t, gwOptions{mock: mock.Config{CompletionTokens: 64}})
 	admin := g.adminKey(t)
-	adminPut(t, g, admin, "/accounts/"+store.DefaultAccountID+"/capture", `{"enabled":true,"max_bytes":300}`, 200)
+	adminPut(t, g, admin, "/accounts/"+keys.DefaultAccountID+"/capture", `{"enabled":true,"max_bytes":300}`, 200)
 	st, id, answer := logPost(t, g, g.key, "/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 	if st != 200 || len(answer) <= 300 {
 		t.Fatalf("%d, %d bytes: want a stream longer than 300 bytes", st, len(answer))

@@ -21,7 +21,6 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
@@ -777,7 +776,7 @@ func TestResponsesAreMeteredLikeChat(t *testing.T) {
 	if g.primary.Stats().Requests != before {
 		t.Fatal("a refused request reached the upstream")
 	}
-	if _, _, err := g.app.Ledger.TopUp(ctx, store.DefaultAccountID, 100*billing.NanoPerUSD, "t1", "test"); err != nil {
+	if _, _, err := g.app.Ledger.TopUp(ctx, keys.DefaultAccountID, 100*billing.NanoPerUSD, "t1", "test"); err != nil {
 		t.Fatal(err)
 	}
 	c := officialClient(g, g.key)
@@ -798,7 +797,7 @@ func TestResponsesAreMeteredLikeChat(t *testing.T) {
 	if rec.CostNano != int64(u.InputTokens)*1000*1000+int64(u.OutputTokens)*2000*1000 || !rec.Stream {
 		t.Fatalf("stream record %+v for usage %+v", rec, u)
 	}
-	bal, reserved, _, err := g.app.Ledger.Balance(ctx, store.DefaultAccountID)
+	bal, reserved, _, err := g.app.Ledger.Balance(ctx, keys.DefaultAccountID)
 	if err != nil || reserved != 0 || bal >= 100*billing.NanoPerUSD {
 		t.Fatalf("balance %d reserved %d: %v", bal, reserved, err)
 	}

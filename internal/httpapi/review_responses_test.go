@@ -25,7 +25,6 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 	geminimock "github.com/xroute/xroute/loadtest/mock/gemini"
@@ -48,7 +47,7 @@ func reviewPost(t *testing.T, g *gateway, key, path string, body []byte) rawResp
 
 func reviewBalance(t *testing.T, g *gateway) billing.Nano {
 	t.Helper()
-	bal, _, _, err := g.app.Ledger.Balance(context.Background(), store.DefaultAccountID)
+	bal, _, _, err := g.app.Ledger.Balance(context.Background(), keys.DefaultAccountID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +56,7 @@ func reviewBalance(t *testing.T, g *gateway) billing.Nano {
 
 func reviewTopUp(t *testing.T, g *gateway, amount billing.Nano) {
 	t.Helper()
-	if _, _, err := g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, amount, "review-"+t.Name(), "test"); err != nil {
+	if _, _, err := g.app.Ledger.TopUp(context.Background(), keys.DefaultAccountID, amount, "review-"+t.Name(), "test"); err != nil {
 		t.Fatal(err)
 	}
 }

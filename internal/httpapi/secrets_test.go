@@ -14,6 +14,7 @@ import (
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // Provider keys without a recognisable shape: only the redactor's list of
@@ -311,7 +312,7 @@ func TestHoleForbiddenModelDisablesEveryPoolKey(t *testing.T) {
 	if len(list) != len(ids) {
 		t.Errorf("keys: %+v", list)
 	}
-	events, err := g.app.Audit.List(context.Background(), keys.AuditFilter{})
+	events, err := g.app.Audit.List(context.Background(), auditlog.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}

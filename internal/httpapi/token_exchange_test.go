@@ -12,9 +12,9 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/exchange"
 	"github.com/xroute/xroute/internal/exchange/oidctest"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // exchangeGateway is a gateway that trusts one in-test issuer: pushes to
@@ -25,9 +25,9 @@ func exchangeGateway(t *testing.T) (*gateway, *oidctest.Issuer) {
 	is := oidctest.New(t)
 	g := newGateway(t, gwOptions{mutate: func(c *config.Config) {
 		c.Auth.Issuers = []config.Issuer{{Issuer: is.URL, Audiences: []string{"xroute"}, Rules: []config.IssuerRule{
-			{Name: "ci", Claims: map[string]string{"repository_owner": "octo-org", "ref": "refs/heads/main"}, Account: store.DefaultAccountID,
+			{Name: "ci", Claims: map[string]string{"repository_owner": "octo-org", "ref": "refs/heads/main"}, Account: keys.DefaultAccountID,
 				Key: config.KeyTemplate{Models: []string{"gpt-4o-mini"}, Endpoints: []string{"chat.completions"}, TTL: 15 * time.Minute}},
-			{Name: "k8s", Claims: map[string]string{"kubernetes.io.namespace": "ml-*"}, Account: store.DefaultAccountID,
+			{Name: "k8s", Claims: map[string]string{"kubernetes.io.namespace": "ml-*"}, Account: keys.DefaultAccountID,
 				Key: config.KeyTemplate{TTL: time.Hour}, RefreshTokens: true},
 		}}}
 	}})
@@ -172,7 +172,7 @@ func TestTokenExchangeRefusalsOverHTTP(t *testing.T) {
 			if hdr.Get("Cache-Control") != "no-store" {
 				t.Fatal("an error answer without Cache-Control: no-store")
 			}
-			evs, err := g.app.Audit.List(context.Background(), keys.AuditFilter{Kind: "token.", Limit: 1})
+			evs, err := g.app.Audit.List(context.Background(), auditlog.Filter{Kind: "token.", Limit: 1})
 			if err != nil || len(evs) != 1 {
 				t.Fatalf("audit: %v %v", evs, err)
 			}
@@ -228,7 +228,7 @@ func TestTokenRefreshOverHTTP(t *testing.T) {
 			t.Fatalf("a family key after the reuse: %d %v", st, b)
 		}
 	}
-	evs, err := g.app.Audit.List(context.Background(), keys.AuditFilter{Kind: "token.refresh_reused"})
+	evs, err := g.app.Audit.List(context.Background(), auditlog.Filter{Kind: "token.refresh_reused"})
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("audit: %v %v", evs, err)
 	}

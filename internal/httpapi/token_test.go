@@ -14,6 +14,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/testutil"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -240,7 +241,7 @@ func TestHoleGuessingBurstRaisesNoAnomaly(t *testing.T) {
 	}
 	select {
 	case m := <-got:
-		if m["kind"] != keys.AlertAuthGuessing || m["ip"] != "127.0.0.1" || m["key_id"] != "" {
+		if m["kind"] != auditlog.AlertAuthGuessing || m["ip"] != "127.0.0.1" || m["key_id"] != "" {
 			t.Fatalf("webhook payload %v", m)
 		}
 	case <-time.After(5 * time.Second):
@@ -251,11 +252,11 @@ func TestHoleGuessingBurstRaisesNoAnomaly(t *testing.T) {
 		t.Fatalf("a second alert for the same burst: %v", m)
 	default:
 	}
-	events, err := g.app.Audit.List(context.Background(), keys.AuditFilter{Subject: "ip:127.0.0.1"})
+	events, err := g.app.Audit.List(context.Background(), auditlog.Filter{Subject: "ip:127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 1 || events[0].Kind != "anomaly."+keys.AlertAuthGuessing {
+	if len(events) != 1 || events[0].Kind != "anomaly."+auditlog.AlertAuthGuessing {
 		t.Fatalf("audit: %+v", events)
 	}
 }
@@ -282,7 +283,7 @@ func TestAnomalySuspendsKey(t *testing.T) {
 	// The audit events are written just after the suspension: wait for them.
 	kinds := map[string]bool{}
 	if !testutil.Wait(testutil.Timeout, func() bool {
-		events, err := g.app.Audit.List(ctx, keys.AuditFilter{Subject: k.ID})
+		events, err := g.app.Audit.List(ctx, auditlog.Filter{Subject: k.ID})
 		if err != nil {
 			t.Fatal(err)
 		}

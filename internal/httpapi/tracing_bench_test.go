@@ -17,7 +17,6 @@ import (
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
 )
@@ -115,7 +114,7 @@ func benchGateway(b *testing.B, tel *config.Telemetry) (url, key string, exports
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, _, err := a.Ledger.TopUp(context.Background(), store.DefaultAccountID, 1_000_000_000_000_000, "t", "bench"); err != nil {
+	if _, _, err := a.Ledger.TopUp(context.Background(), keys.DefaultAccountID, 1_000_000_000_000_000, "t", "bench"); err != nil {
 		b.Fatal(err)
 	}
 	return srv.URL + "/v1/chat/completions", key, exports

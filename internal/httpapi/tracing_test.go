@@ -15,7 +15,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/telemetry"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
@@ -214,7 +213,7 @@ func (g *gateway) logLines(t *testing.T, requestID string) []map[string]any {
 
 func fund(t *testing.T, g *gateway) {
 	t.Helper()
-	if _, _, err := g.app.Ledger.TopUp(context.Background(), store.DefaultAccountID, 1_000_000_000_000, "t", "test"); err != nil {
+	if _, _, err := g.app.Ledger.TopUp(context.Background(), keys.DefaultAccountID, 1_000_000_000_000, "t", "test"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -283,7 +282,7 @@ func TestTraceSuccess(t *testing.T) {
 		"http.response.status_code":      int64(200),
 		"http.route":                     "/v1/chat/completions",
 		"xroute.attempts":                int64(1),
-		"xroute.account_id":              store.DefaultAccountID,
+		"xroute.account_id":              keys.DefaultAccountID,
 		"xroute.request_id":              reqID,
 		"xroute.stream":                  false,
 		"xroute.cache":                   "miss",

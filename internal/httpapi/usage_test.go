@@ -16,7 +16,6 @@ import (
 
 	"github.com/xroute/xroute/billing"
 	"github.com/xroute/xroute/billing/books"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys"
 )
 
@@ -99,7 +98,7 @@ func decodeUsageError(t *testing.T, w *httptest.ResponseRecorder) usageErrBody {
 }
 
 var (
-	adminKey  = &keys.Key{ID: "key_admin", AccountID: store.DefaultAccountID, Kind: keys.KindAdmin}
+	adminKey  = &keys.Key{ID: "key_admin", AccountID: keys.DefaultAccountID, Kind: keys.KindAdmin}
 	callerKey = &keys.Key{ID: "key_a1", AccountID: "acct_a", Kind: "caller"}
 )
 

@@ -7,26 +7,9 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"time"
-)
 
-// AuditRow is one audit-log row as stored. At is unix milliseconds and
-// Details JSON text, both exactly as hashed. KeyTerm is 0 for a row whose
-// Hash is plain SHA-256 (written before the chain was keyed), else the
-// vault term of the key whose HMAC Hash is.
-type AuditRow struct {
-	Seq       int64
-	At        int64
-	Kind      string
-	Actor     string
-	AccountID string
-	Subject   string
-	IP        string
-	Details   string
-	PrevHash  string
-	Hash      string
-	KeyTerm   uint32
-}
+	"github.com/xroute/xroute/keys/auditlog"
+)
 
 const auditColumns = `seq, at, kind, actor, account_id, subject, ip, details, prev_hash, hash, key_term`
 
@@ -36,7 +19,7 @@ const auditColumns = `seq, at, kind, actor, account_id, subject, ip, details, pr
 // linear chain: on SQLite the transaction takes the write lock at BEGIN, on
 // PostgreSQL a transaction-scoped advisory lock is taken before reading
 // the last row (a row lock cannot serve: an empty log has no row to lock).
-func (s *DB) AppendAudit(ctx context.Context, build func(lastSeq int64, lastHash string) (AuditRow, error)) error {
+func (s *DB) AppendAudit(ctx context.Context, build func(lastSeq int64, lastHash string) (auditlog.Row, error)) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if s.isPostgres() {
 			if _, err := s.txExec(ctx, tx, `SELECT pg_advisory_xact_lock(?, ?)`, s.lockNS, lockAudit); err != nil {
@@ -61,24 +44,13 @@ func (s *DB) AppendAudit(ctx context.Context, build func(lastSeq int64, lastHash
 	})
 }
 
-// AuditFilter selects audit rows; zero fields do not filter.
-type AuditFilter struct {
-	KindPrefix string // "key." matches key.created, key.revoked, ...
-	Subject    string
-	AccountID  string
-	Since      time.Time
-	Until      time.Time // rows before this instant (the dashboard's date range)
-	BeforeSeq  int64     // pagination: rows with seq < BeforeSeq
-	Limit      int
-}
-
 // ListAudit returns matching rows, newest (highest seq) first.
-func (s *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditRow, error) {
+func (s *DB) ListAudit(ctx context.Context, f auditlog.Filter) ([]auditlog.Row, error) {
 	var where []string
 	var args []any
-	if f.KindPrefix != "" {
+	if f.Kind != "" {
 		where = append(where, `kind LIKE ? ESCAPE '\'`)
-		args = append(args, likeEscaper.Replace(f.KindPrefix)+"%")
+		args = append(args, likeEscaper.Replace(f.Kind)+"%")
 	}
 	if f.Subject != "" {
 		where = append(where, "subject = ?")
@@ -114,7 +86,7 @@ func (s *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditRow, error) {
 
 // ScanAudit returns up to limit rows with seq > afterSeq in ascending
 // order: the chain walk that verification pages through.
-func (s *DB) ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]AuditRow, error) {
+func (s *DB) ScanAudit(ctx context.Context, afterSeq int64, limit int) ([]auditlog.Row, error) {
 	return s.queryAudit(ctx, `SELECT `+auditColumns+` FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, afterSeq, limit)
 }
 
@@ -128,15 +100,15 @@ func (s *DB) FirstKeyedAudit(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
-func (s *DB) queryAudit(ctx context.Context, q string, args ...any) ([]AuditRow, error) {
+func (s *DB) queryAudit(ctx context.Context, q string, args ...any) ([]auditlog.Row, error) {
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
 	defer rows.Close()
-	var out []AuditRow
+	var out []auditlog.Row
 	for rows.Next() {
-		var r AuditRow
+		var r auditlog.Row
 		var term int64
 		if err := rows.Scan(&r.Seq, &r.At, &r.Kind, &r.Actor, &r.AccountID, &r.Subject, &r.IP, &r.Details, &r.PrevHash, &r.Hash, &term); err != nil {
 			return nil, fmt.Errorf("scan audit: %w", err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/xroute/xroute/billing/books"
 	"github.com/xroute/xroute/internal/dberr"
+	"github.com/xroute/xroute/keys"
 )
 
 // BudgetScopeExists is how billing refuses a budget on nothing. (A key
@@ -14,13 +15,13 @@ import (
 func TestBudgetScopeExists(t *testing.T) {
 	ctx := context.Background()
 	forEachBackend(t, func(t *testing.T, db *DB) {
-		if err := db.BudgetScopeExists(ctx, books.BudgetScopeAccount, DefaultAccountID); err != nil {
+		if err := db.BudgetScopeExists(ctx, books.BudgetScopeAccount, keys.DefaultAccountID); err != nil {
 			t.Fatalf("the default account: %v", err)
 		}
 		for _, tt := range []struct{ scope, id string }{
 			{books.BudgetScopeAccount, "acct_nobody"},
 			{books.BudgetScopeKey, "key_nobody"},
-			{books.BudgetScopeKey, DefaultAccountID}, // an account id is no key
+			{books.BudgetScopeKey, keys.DefaultAccountID}, // an account id is no key
 		} {
 			if err := db.BudgetScopeExists(ctx, tt.scope, tt.id); !errors.Is(err, dberr.ErrNotFound) {
 				t.Fatalf("%s %s: %v, want ErrNotFound", tt.scope, tt.id, err)

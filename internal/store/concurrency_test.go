@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // Two handles on one database stand for two replicas (two processes): on
@@ -124,13 +126,13 @@ func TestAuditChainConcurrent(t *testing.T) {
 		for w := range workers {
 			wg.Go(func() {
 				for i := range each {
-					err := dbs[w%2].AppendAudit(ctx, func(lastSeq int64, lastHash string) (AuditRow, error) {
+					err := dbs[w%2].AppendAudit(ctx, func(lastSeq int64, lastHash string) (auditlog.Row, error) {
 						if lastSeq == 0 {
 							lastHash = "genesis"
 						}
 						kind := fmt.Sprintf("w%d.%d", w, i)
 						seq := lastSeq + 1
-						return AuditRow{Seq: seq, At: int64(seq), Kind: kind, Actor: "test", Details: "{}", PrevHash: lastHash, Hash: chainHash(seq, lastHash, kind)}, nil
+						return auditlog.Row{Seq: seq, At: int64(seq), Kind: kind, Actor: "test", Details: "{}", PrevHash: lastHash, Hash: chainHash(seq, lastHash, kind)}, nil
 					})
 					if err != nil {
 						errs <- err

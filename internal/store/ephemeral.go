@@ -7,22 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/xroute/xroute/keys"
 )
 
-// Ephemeral is an ephemeral child key's row beside its api_keys row: its
-// parent and its caps, and what it has used of them.
-type Ephemeral struct {
-	KeyID       string
-	ParentID    string
-	SpendCap    int64 // nano-USD; 0: none of its own
-	MaxRequests int64 // 0: none
-	Requests    int64
-	Spent       int64 // nano-USD settled
-	Held        int64 // nano-USD reserved by requests in flight
-}
-
 // CreateEphemeralKey inserts a child key and its caps in one transaction.
-func (s *DB) CreateEphemeralKey(ctx context.Context, k APIKey, e Ephemeral) error {
+func (s *DB) CreateEphemeralKey(ctx context.Context, k keys.Record, e keys.ChildRecord) error {
 	if k.Kind == "" {
 		k.Kind = "caller"
 	}
@@ -43,15 +33,15 @@ func (s *DB) CreateEphemeralKey(ctx context.Context, k APIKey, e Ephemeral) erro
 
 // EphemeralByKey returns a child key's row; ErrNotFound for a key that is
 // not a child.
-func (s *DB) EphemeralByKey(ctx context.Context, keyID string) (Ephemeral, error) {
-	e := Ephemeral{KeyID: keyID}
+func (s *DB) EphemeralByKey(ctx context.Context, keyID string) (keys.ChildRecord, error) {
+	e := keys.ChildRecord{KeyID: keyID}
 	err := s.queryRow(ctx, `SELECT parent_id, spend_cap, max_requests, requests, spent, held FROM ephemeral_keys WHERE key_id = ?`, keyID).
 		Scan(&e.ParentID, &e.SpendCap, &e.MaxRequests, &e.Requests, &e.Spent, &e.Held)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Ephemeral{}, ErrNotFound
+		return keys.ChildRecord{}, ErrNotFound
 	}
 	if err != nil {
-		return Ephemeral{}, fmt.Errorf("ephemeral key %s: %w", keyID, err)
+		return keys.ChildRecord{}, fmt.Errorf("ephemeral key %s: %w", keyID, err)
 	}
 	return e, nil
 }

@@ -6,19 +6,21 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/keys"
 )
 
 func TestEphemeralKeysAndCORS(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		now := time.Now().Truncate(time.Millisecond)
-		parent := APIKey{ID: "key_parent", Name: "p", Hash: "aa", Hint: "xr-p", CreatedAt: now}
+		parent := keys.Record{ID: "key_parent", Name: "p", Hash: "aa", Hint: "xr-p", CreatedAt: now}
 		if err := db.CreateKey(ctx, parent); err != nil {
 			t.Fatal(err)
 		}
 		exp := now.Add(time.Minute)
-		child := APIKey{ID: "key_child", Name: "c", Hash: "bb", Hint: "xr-c", CreatedAt: now, ExpiresAt: &exp}
-		if err := db.CreateEphemeralKey(ctx, child, Ephemeral{ParentID: parent.ID, SpendCap: 100, MaxRequests: 1}); err != nil {
+		child := keys.Record{ID: "key_child", Name: "c", Hash: "bb", Hint: "xr-c", CreatedAt: now, ExpiresAt: &exp}
+		if err := db.CreateEphemeralKey(ctx, child, keys.ChildRecord{ParentID: parent.ID, SpendCap: 100, MaxRequests: 1}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.EphemeralByKey(ctx, parent.ID); !errors.Is(err, ErrNotFound) {
@@ -40,7 +42,7 @@ func TestEphemeralKeysAndCORS(t *testing.T) {
 			t.Fatal(err)
 		}
 		e, err := db.EphemeralByKey(ctx, child.ID)
-		if err != nil || e != (Ephemeral{KeyID: child.ID, ParentID: parent.ID, SpendCap: 100, MaxRequests: 1, Requests: 1, Spent: 50}) {
+		if err != nil || e != (keys.ChildRecord{KeyID: child.ID, ParentID: parent.ID, SpendCap: 100, MaxRequests: 1, Requests: 1, Spent: 50}) {
 			t.Fatalf("row: %+v %v", e, err)
 		}
 		hashes, err := db.RevokeChildren(ctx, parent.ID, now)
@@ -54,17 +56,17 @@ func TestEphemeralKeysAndCORS(t *testing.T) {
 			t.Fatal("child not revoked")
 		}
 
-		if err := db.SetCORSOrigins(ctx, DefaultAccountID, []string{"https://app.example"}, now); err != nil {
+		if err := db.SetCORSOrigins(ctx, keys.DefaultAccountID, []string{"https://app.example"}, now); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.SetCORSOrigins(ctx, DefaultAccountID, []string{"https://a.example", "http://localhost:5173"}, now); err != nil {
+		if err := db.SetCORSOrigins(ctx, keys.DefaultAccountID, []string{"https://a.example", "http://localhost:5173"}, now); err != nil {
 			t.Fatal(err)
 		}
 		got, err := db.CORSOrigins(ctx)
-		if err != nil || !reflect.DeepEqual(got, map[string][]string{DefaultAccountID: {"https://a.example", "http://localhost:5173"}}) {
+		if err != nil || !reflect.DeepEqual(got, map[string][]string{keys.DefaultAccountID: {"https://a.example", "http://localhost:5173"}}) {
 			t.Fatalf("origins: %v %v", got, err)
 		}
-		if err := db.SetCORSOrigins(ctx, DefaultAccountID, nil, now); err != nil {
+		if err := db.SetCORSOrigins(ctx, keys.DefaultAccountID, nil, now); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := db.CORSOrigins(ctx); len(got) != 0 {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/xroute/xroute/billing/books"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/billing/books"
+	"github.com/xroute/xroute/keys"
 )
 
 // TestSweepExchangedKeys: the sweep deletes exchanged keys expired before
@@ -21,7 +23,7 @@ func TestSweepExchangedKeys(t *testing.T) {
 		cutoff := t0.Add(time.Hour)
 		mk := func(id string, exp time.Time, exchanged bool) {
 			t.Helper()
-			k := APIKey{ID: id, Name: "exchange:r:" + id, Hash: "h-" + id, Hint: "xr-…", CreatedAt: t0.Add(-time.Hour), ExpiresAt: &exp,
+			k := keys.Record{ID: id, Name: "exchange:r:" + id, Hash: "h-" + id, Hint: "xr-…", CreatedAt: t0.Add(-time.Hour), ExpiresAt: &exp,
 				Metadata: map[string]string{"exchange_issuer": "https://idp.example"}}
 			if err := db.CreateKey(ctx, k); err != nil {
 				t.Fatal(err)
@@ -42,7 +44,7 @@ func TestSweepExchangedKeys(t *testing.T) {
 		mk("key_refresh", t0, true)
 		mk("key_extended", t0, true)
 		mk("key_plain", t0, false) // same marks in name and metadata, but not minted by the exchange
-		if err := db.CreateRefreshToken(ctx, RefreshToken{Hash: "rt1", Family: "fam", KeyID: "key_refresh", AccountID: DefaultAccountID,
+		if err := db.CreateRefreshToken(ctx, RefreshToken{Hash: "rt1", Family: "fam", KeyID: "key_refresh", AccountID: keys.DefaultAccountID,
 			Issuer: "https://idp.example", Rule: "r", CreatedAt: t0, ExpiresAt: cutoff.Add(24 * time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +52,7 @@ func TestSweepExchangedKeys(t *testing.T) {
 		if _, err := db.exec(ctx, `UPDATE api_keys SET expires_at = ? WHERE id = ?`, later.UnixMilli(), "key_extended"); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.InsertUsage(ctx, []books.UsageRecord{{RequestID: "req_1", KeyID: "key_old0", AccountID: DefaultAccountID, Model: "m",
+		if err := db.InsertUsage(ctx, []books.UsageRecord{{RequestID: "req_1", KeyID: "key_old0", AccountID: keys.DefaultAccountID, Model: "m",
 			Status: 200, CreatedAt: t0.Add(-time.Minute)}}); err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +111,7 @@ func TestMigrationMarksExchangedKeys(t *testing.T) {
 		now := time.Now().UTC().Truncate(time.Millisecond)
 		exp := now.Add(time.Hour)
 		meta := map[string]string{"exchange_issuer": "https://idp.example", "exchange_rule": "r"}
-		for _, k := range []APIKey{
+		for _, k := range []keys.Record{
 			{ID: "key_x", Name: "exchange:r:alice", Metadata: meta, ExpiresAt: &exp},
 			{ID: "key_name_only", Name: "exchange:r:bob", ExpiresAt: &exp},
 			{ID: "key_meta_only", Name: "app", Metadata: meta, ExpiresAt: &exp},

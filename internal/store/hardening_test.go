@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/xroute/xroute/keys"
 )
 
 // TestHoleSQLiteWorldReadable: the database holds key hashes, sealed
@@ -43,7 +45,7 @@ func TestHoleSQLiteWorldReadable(t *testing.T) {
 			}
 			defer db.Close()
 			// A write makes sure the WAL and the shared memory exist.
-			if err := db.CreateAccount(context.Background(), Account{ID: "acct_perm", Name: "perm"}); err != nil {
+			if err := db.CreateAccount(context.Background(), keys.Account{ID: "acct_perm", Name: "perm"}); err != nil {
 				t.Fatal(err)
 			}
 			for _, p := range []string{path, path + "-wal", path + "-shm"} {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xroute/xroute/internal/store/storetest"
+	"github.com/xroute/xroute/keys"
 )
 
 // dbNowMillis reads the database's clock, as HoldCredit and
@@ -346,7 +347,7 @@ func TestPostgresLockTimeout(t *testing.T) {
 	if err := short.db.QueryRowContext(ctx, `SHOW lock_timeout`).Scan(&v); err != nil || v != "100ms" {
 		t.Fatalf("lock_timeout from the URL = %q, %v; want 100ms", v, err)
 	}
-	if err := db.CreateAccount(ctx, Account{ID: "acct_lock", Name: "lock", Status: "active", CreatedAt: time.Now()}); err != nil {
+	if err := db.CreateAccount(ctx, keys.Account{ID: "acct_lock", Name: "lock", Status: "active", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := db.db.BeginTx(ctx, nil)

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/keys"
 )
 
 var ledgerT0 = time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC)
@@ -14,7 +16,7 @@ var ledgerT0 = time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC)
 func seedAccounts(t testing.TB, db *DB, accounts ...string) {
 	t.Helper()
 	for _, id := range accounts {
-		if err := db.CreateAccount(context.Background(), Account{ID: id, Name: "name-" + id, CreatedAt: ledgerT0}); err != nil {
+		if err := db.CreateAccount(context.Background(), keys.Account{ID: id, Name: "name-" + id, CreatedAt: ledgerT0}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -37,7 +37,7 @@ import (
 )
 
 // MACKeys authenticate rows with keys the database does not hold (the
-// vault's; keys.ChainKeys is one).
+// vault's; vault.ChainKeys is one).
 type MACKeys interface {
 	// ActiveTerm is the key term new rows are authenticated under.
 	ActiveTerm() uint32

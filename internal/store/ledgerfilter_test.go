@@ -5,6 +5,8 @@ import (
 	"github.com/xroute/xroute/billing/books"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // TestFindLedgerEntriesFilters: the dashboard's ledger filters (key,
@@ -86,21 +88,21 @@ func TestListAuditUntil(t *testing.T) {
 	ctx := context.Background()
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		for i := range 3 {
-			err := db.AppendAudit(ctx, func(seq int64, _ string) (AuditRow, error) {
-				return AuditRow{Seq: seq + 1, At: ledgerT0.Add(time.Duration(i) * time.Hour).UnixMilli(), Kind: "key.created", Actor: "t", Details: "{}", Hash: string(rune('a' + i))}, nil
+			err := db.AppendAudit(ctx, func(seq int64, _ string) (auditlog.Row, error) {
+				return auditlog.Row{Seq: seq + 1, At: ledgerT0.Add(time.Duration(i) * time.Hour).UnixMilli(), Kind: "key.created", Actor: "t", Details: "{}", Hash: string(rune('a' + i))}, nil
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 		}
 		for _, tc := range []struct {
-			f    AuditFilter
+			f    auditlog.Filter
 			want int
 		}{
-			{AuditFilter{}, 3},
-			{AuditFilter{Until: ledgerT0.Add(time.Hour)}, 1},
-			{AuditFilter{Since: ledgerT0.Add(time.Hour), Until: ledgerT0.Add(2 * time.Hour)}, 1},
-			{AuditFilter{Until: ledgerT0}, 0},
+			{auditlog.Filter{}, 3},
+			{auditlog.Filter{Until: ledgerT0.Add(time.Hour)}, 1},
+			{auditlog.Filter{Since: ledgerT0.Add(time.Hour), Until: ledgerT0.Add(2 * time.Hour)}, 1},
+			{auditlog.Filter{Until: ledgerT0}, 0},
 		} {
 			got, err := db.ListAudit(ctx, tc.f)
 			if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/keys"
 )
 
 var logT0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -19,13 +21,13 @@ var logT0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 func seedRequestLog(t *testing.T, db *DB) []books.UsageRecord {
 	t.Helper()
 	ctx := context.Background()
-	for _, a := range []Account{{ID: "acct_a", Name: "Alpha"}, {ID: "acct_b", Name: "Beta"}} {
+	for _, a := range []keys.Account{{ID: "acct_a", Name: "Alpha"}, {ID: "acct_b", Name: "Beta"}} {
 		a.CreatedAt = logT0
 		if err := db.CreateAccount(ctx, a); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, k := range []APIKey{
+	for _, k := range []keys.Record{
 		{ID: "key_a1", Name: "alpha one", AccountID: "acct_a"},
 		{ID: "key_a2", Name: "alpha two", AccountID: "acct_a"},
 		{ID: "key_b1", Name: "beta one", AccountID: "acct_b"},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/keys"
 )
 
 // TestMigrationMakesAdminKeysOwners: migration 0012 gives every admin key
@@ -14,7 +16,7 @@ func TestMigrationMakesAdminKeysOwners(t *testing.T) {
 	forEachBackendDSN(t, func(t *testing.T, db *DB, dsn string) {
 		ctx := context.Background()
 		now := time.Now().UTC().Truncate(time.Millisecond)
-		for _, k := range []APIKey{
+		for _, k := range []keys.Record{
 			{ID: "key_admin", Kind: "admin", Name: "ops", Hash: "h-admin", Hint: "xra-…", CreatedAt: now},
 			{ID: "key_caller", Kind: "caller", Name: "app", Hash: "h-caller", Hint: "xr-…", CreatedAt: now},
 		} {
@@ -44,8 +46,8 @@ func TestSetKeyRole(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		now := time.Now().UTC().Truncate(time.Millisecond)
-		db.CreateKey(ctx, APIKey{ID: "key_a", Kind: "admin", Role: "viewer", Name: "a", Hash: "h-a", Hint: "xra-…", CreatedAt: now})
-		db.CreateKey(ctx, APIKey{ID: "key_c", Kind: "caller", Name: "c", Hash: "h-c", Hint: "xr-…", CreatedAt: now})
+		db.CreateKey(ctx, keys.Record{ID: "key_a", Kind: "admin", Role: "viewer", Name: "a", Hash: "h-a", Hint: "xra-…", CreatedAt: now})
+		db.CreateKey(ctx, keys.Record{ID: "key_c", Kind: "caller", Name: "c", Hash: "h-c", Hint: "xr-…", CreatedAt: now})
 		cases := []struct {
 			name, id, role string
 			changed        bool

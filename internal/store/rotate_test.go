@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/keys"
 )
 
 // TestRotateKeyIsOneTransaction: the decision sees the successor of an
@@ -15,15 +17,15 @@ func TestRotateKeyIsOneTransaction(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		t0 := time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC)
-		if err := db.CreateKey(ctx, APIKey{ID: "key_a", Name: "a", Hash: "ha", Hint: "x", CreatedAt: t0}); err != nil {
+		if err := db.CreateKey(ctx, keys.Record{ID: "key_a", Name: "a", Hash: "ha", Hint: "x", CreatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
 		refused := errors.New("refused")
 		var mu sync.Mutex
 		n := 0
-		next := func(old APIKey, successor string) (APIKey, time.Time, error) {
+		next := func(old keys.Record, successor string) (keys.Record, time.Time, error) {
 			if successor != "" {
-				return APIKey{}, time.Time{}, refused
+				return keys.Record{}, time.Time{}, refused
 			}
 			mu.Lock()
 			n++
@@ -52,7 +54,7 @@ func TestRotateKeyIsOneTransaction(t *testing.T) {
 				t.Fatalf("rotation: %v", err)
 			}
 		}
-		keys, err := db.ListKeys(ctx, KeyFilter{})
+		keys, err := db.ListKeys(ctx, keys.KeyFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}

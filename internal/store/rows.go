@@ -10,39 +10,16 @@ import (
 	"slices"
 	"strings"
 	"time"
-)
 
-// APIKey is a key as stored: never the key itself.
-type APIKey struct {
-	ID               string
-	AccountID        string
-	Kind             string // "caller" or "admin"
-	Role             string // an admin key's role (owner, operator, billing, viewer); "" for a caller key
-	Name             string
-	Hash             string // hex HMAC-SHA256(pepper, key)
-	PepperVersion    int
-	Hint             string // display form, e.g. "xr-AbC…9xYz"
-	AllowedModels    []string
-	AllowedEndpoints []string
-	AllowedCIDRs     []string
-	RPM              int
-	TPM              int
-	MaxConcurrent    int
-	Metadata         map[string]string
-	CreatedAt        time.Time
-	ExpiresAt        *time.Time
-	RevokedAt        *time.Time
-	SuspendedAt      *time.Time
-	SuspendReason    string
-	RotatedFrom      string
-}
+	"github.com/xroute/xroute/keys"
+)
 
 const keyColumns = `id, account_id, kind, name, hash, pepper_version, hint, allowed_models, allowed_endpoints, allowed_cidrs, rpm, tpm, max_concurrent, metadata, created_at, expires_at, revoked_at, suspended_at, suspend_reason, rotated_from, role`
 
 // CreateKey inserts a key row. ErrConflict if the id or hash exists.
-func (s *DB) CreateKey(ctx context.Context, k APIKey) error {
+func (s *DB) CreateKey(ctx context.Context, k keys.Record) error {
 	if k.AccountID == "" {
-		k.AccountID = DefaultAccountID
+		k.AccountID = keys.DefaultAccountID
 	}
 	if k.Kind == "" {
 		k.Kind = "caller"
@@ -59,7 +36,7 @@ func (s *DB) CreateKey(ctx context.Context, k APIKey) error {
 
 const insertKey = `INSERT INTO api_keys (` + keyColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-func keyArgs(k APIKey) []any {
+func keyArgs(k keys.Record) []any {
 	return []any{k.ID, k.AccountID, k.Kind, k.Name, k.Hash, k.PepperVersion, k.Hint, jsonText(nonNil(k.AllowedModels)), jsonText(nonNil(k.AllowedEndpoints)),
 		jsonText(nonNil(k.AllowedCIDRs)), k.RPM, k.TPM, k.MaxConcurrent, jsonText(nonNilMap(k.Metadata)),
 		k.CreatedAt.UnixMilli(), msPtr(k.ExpiresAt), msPtr(k.RevokedAt), msPtr(k.SuspendedAt), k.SuspendReason, k.RotatedFrom, k.Role}
@@ -71,8 +48,8 @@ func keyArgs(k APIKey) []any {
 // refuses with an error (returned as it is). The new row is inserted and
 // the old key set to expire at expireAt, unless it expires earlier. Two
 // rotations of one key cannot both see it unrotated.
-func (s *DB) RotateKey(ctx context.Context, id string, next func(old APIKey, successor string) (APIKey, time.Time, error)) (APIKey, error) {
-	var out APIKey
+func (s *DB) RotateKey(ctx context.Context, id string, next func(old keys.Record, successor string) (keys.Record, time.Time, error)) (keys.Record, error) {
+	var out keys.Record
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		old, err := scanKey(s.txQueryRow(ctx, tx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`+s.forUpdate(), id))
 		if err != nil {
@@ -104,28 +81,19 @@ func (s *DB) RotateKey(ctx context.Context, id string, next func(old APIKey, suc
 }
 
 // KeyByHash finds a key by its hash (the auth lookup).
-func (s *DB) KeyByHash(ctx context.Context, hash string) (APIKey, error) {
+func (s *DB) KeyByHash(ctx context.Context, hash string) (keys.Record, error) {
 	row := s.queryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ?`, hash)
 	return scanKey(row)
 }
 
 // KeyByID finds a key by id.
-func (s *DB) KeyByID(ctx context.Context, id string) (APIKey, error) {
+func (s *DB) KeyByID(ctx context.Context, id string) (keys.Record, error) {
 	row := s.queryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id)
 	return scanKey(row)
 }
 
-// KeyFilter selects keys; zero fields do not filter. Pages go by creation,
-// newest first: pass the last id seen as After.
-type KeyFilter struct {
-	AccountID string
-	Kind      string
-	After     string
-	Limit     int
-}
-
 // ListKeys returns matching keys, newest first.
-func (s *DB) ListKeys(ctx context.Context, f KeyFilter) ([]APIKey, error) {
+func (s *DB) ListKeys(ctx context.Context, f keys.KeyFilter) ([]keys.Record, error) {
 	var where []string
 	var args []any
 	if f.AccountID != "" {
@@ -154,7 +122,7 @@ func (s *DB) ListKeys(ctx context.Context, f KeyFilter) ([]APIKey, error) {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
 	defer rows.Close()
-	var out []APIKey
+	var out []keys.Record
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
@@ -239,18 +207,18 @@ func (s *DB) updateKey(ctx context.Context, op, id, q string, args ...any) error
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanKey(sc scanner) (APIKey, error) {
-	var k APIKey
+func scanKey(sc scanner) (keys.Record, error) {
+	var k keys.Record
 	var models, endpoints, cidrs, meta string
 	var created int64
 	var expires, revoked, suspended sql.NullInt64
 	err := sc.Scan(&k.ID, &k.AccountID, &k.Kind, &k.Name, &k.Hash, &k.PepperVersion, &k.Hint, &models, &endpoints, &cidrs,
 		&k.RPM, &k.TPM, &k.MaxConcurrent, &meta, &created, &expires, &revoked, &suspended, &k.SuspendReason, &k.RotatedFrom, &k.Role)
 	if errors.Is(err, sql.ErrNoRows) {
-		return APIKey{}, ErrNotFound
+		return keys.Record{}, ErrNotFound
 	}
 	if err != nil {
-		return APIKey{}, fmt.Errorf("scan key: %w", err)
+		return keys.Record{}, fmt.Errorf("scan key: %w", err)
 	}
 	for _, f := range []struct {
 		name string
@@ -258,7 +226,7 @@ func scanKey(sc scanner) (APIKey, error) {
 		dst  any
 	}{{"allowed_models", models, &k.AllowedModels}, {"allowed_endpoints", endpoints, &k.AllowedEndpoints}, {"allowed_cidrs", cidrs, &k.AllowedCIDRs}, {"metadata", meta, &k.Metadata}} {
 		if err := json.Unmarshal([]byte(f.raw), f.dst); err != nil {
-			return APIKey{}, fmt.Errorf("key %s: %s: %w", k.ID, f.name, err)
+			return keys.Record{}, fmt.Errorf("key %s: %s: %w", k.ID, f.name, err)
 		}
 	}
 	k.CreatedAt = time.UnixMilli(created).UTC()
@@ -268,26 +236,11 @@ func scanKey(sc scanner) (APIKey, error) {
 	return k, nil
 }
 
-// DefaultAccountID is the account keys belong to unless told otherwise.
-const DefaultAccountID = "acct_default"
-
-// Account owns keys (and, with billing, credits).
-type Account struct {
-	ID        string
-	Name      string
-	Status    string
-	Metadata  map[string]string
-	CreatedAt time.Time
-}
-
-// AccountActive is the status of an account that has not been changed.
-const AccountActive = "active"
-
-// CreateAccount inserts an account (an empty Status is AccountActive).
+// CreateAccount inserts an account (an empty Status is keys.AccountActive).
 // ErrConflict if the id or name exists.
-func (s *DB) CreateAccount(ctx context.Context, a Account) error {
+func (s *DB) CreateAccount(ctx context.Context, a keys.Account) error {
 	if a.Status == "" {
-		a.Status = AccountActive
+		a.Status = keys.AccountActive
 	}
 	_, err := s.exec(ctx, `INSERT INTO accounts (id, name, status, metadata, created_at) VALUES (?, ?, ?, ?, ?)`,
 		a.ID, a.Name, a.Status, jsonText(nonNilMap(a.Metadata)), a.CreatedAt.UnixMilli())
@@ -301,16 +254,16 @@ func (s *DB) CreateAccount(ctx context.Context, a Account) error {
 }
 
 // AccountByID finds an account.
-func (s *DB) AccountByID(ctx context.Context, id string) (Account, error) {
-	var a Account
+func (s *DB) AccountByID(ctx context.Context, id string) (keys.Account, error) {
+	var a keys.Account
 	var meta string
 	var created int64
 	err := s.queryRow(ctx, `SELECT id, name, status, metadata, created_at FROM accounts WHERE id = ?`, id).Scan(&a.ID, &a.Name, &a.Status, &meta, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Account{}, fmt.Errorf("account %s: %w", id, ErrNotFound)
+		return keys.Account{}, fmt.Errorf("account %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Account{}, fmt.Errorf("account %s: %w", id, err)
+		return keys.Account{}, fmt.Errorf("account %s: %w", id, err)
 	}
 	json.Unmarshal([]byte(meta), &a.Metadata)
 	a.CreatedAt = time.UnixMilli(created).UTC()
@@ -318,7 +271,7 @@ func (s *DB) AccountByID(ctx context.Context, id string) (Account, error) {
 }
 
 // ListAccounts pages through accounts by id.
-func (s *DB) ListAccounts(ctx context.Context, after string, limit int) ([]Account, error) {
+func (s *DB) ListAccounts(ctx context.Context, after string, limit int) ([]keys.Account, error) {
 	if limit <= 0 {
 		limit = 100
 	}
@@ -327,9 +280,9 @@ func (s *DB) ListAccounts(ctx context.Context, after string, limit int) ([]Accou
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
 	defer rows.Close()
-	var out []Account
+	var out []keys.Account
 	for rows.Next() {
-		var a Account
+		var a keys.Account
 		var meta string
 		var created int64
 		if err := rows.Scan(&a.ID, &a.Name, &a.Status, &meta, &created); err != nil {

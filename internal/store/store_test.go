@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/xroute/xroute/internal/store/storetest"
+	"github.com/xroute/xroute/keys"
 )
 
 // backend opens a fresh database of one dialect for a test; dsn reopens
@@ -258,7 +259,7 @@ func TestKeysRoundTrip(t *testing.T) {
 		ctx := context.Background()
 		now := time.Now().UTC().Truncate(time.Millisecond)
 		exp := now.Add(time.Hour)
-		k := APIKey{ID: "key_1", Name: "ci", Hash: "abc", PepperVersion: 1, Hint: "xr-ab…yz", AllowedModels: []string{"gpt-*"}, CreatedAt: now, ExpiresAt: &exp}
+		k := keys.Record{ID: "key_1", Name: "ci", Hash: "abc", PepperVersion: 1, Hint: "xr-ab…yz", AllowedModels: []string{"gpt-*"}, CreatedAt: now, ExpiresAt: &exp}
 		if err := db.CreateKey(ctx, k); err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +289,7 @@ func TestKeysRoundTrip(t *testing.T) {
 		if got.RevokedAt == nil {
 			t.Fatal("revoked_at not set")
 		}
-		list, err := db.ListKeys(ctx, KeyFilter{})
+		list, err := db.ListKeys(ctx, keys.KeyFilter{})
 		if err != nil || len(list) != 1 {
 			t.Fatalf("list: %v %v", list, err)
 		}
@@ -300,7 +301,7 @@ func TestKeyLifecycle(t *testing.T) {
 		ctx := context.Background()
 		t0 := time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC)
 		for i := range 5 {
-			k := APIKey{ID: fmt.Sprintf("key_%d", i), Name: "k", Hash: fmt.Sprint("h", i), Hint: "x", CreatedAt: t0.Add(time.Duration(i) * time.Second)}
+			k := keys.Record{ID: fmt.Sprintf("key_%d", i), Name: "k", Hash: fmt.Sprint("h", i), Hint: "x", CreatedAt: t0.Add(time.Duration(i) * time.Second)}
 			if i%2 == 1 {
 				k.AccountID, k.Kind = "acct_b", "admin"
 			}
@@ -308,7 +309,7 @@ func TestKeyLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		ids := func(f KeyFilter) string {
+		ids := func(f keys.KeyFilter) string {
 			t.Helper()
 			ks, err := db.ListKeys(ctx, f)
 			if err != nil {
@@ -322,13 +323,13 @@ func TestKeyLifecycle(t *testing.T) {
 		}
 		for _, c := range []struct {
 			name string
-			f    KeyFilter
+			f    keys.KeyFilter
 			want string
 		}{
-			{"all, newest first", KeyFilter{}, "key_4,key_3,key_2,key_1,key_0"},
-			{"account", KeyFilter{AccountID: "acct_b"}, "key_3,key_1"},
-			{"kind", KeyFilter{Kind: "caller"}, "key_4,key_2,key_0"},
-			{"page", KeyFilter{After: "key_3", Limit: 2}, "key_2,key_1"},
+			{"all, newest first", keys.KeyFilter{}, "key_4,key_3,key_2,key_1,key_0"},
+			{"account", keys.KeyFilter{AccountID: "acct_b"}, "key_3,key_1"},
+			{"kind", keys.KeyFilter{Kind: "caller"}, "key_4,key_2,key_0"},
+			{"page", keys.KeyFilter{After: "key_3", Limit: 2}, "key_2,key_1"},
 		} {
 			if got := ids(c.f); got != c.want {
 				t.Errorf("%s: %s, want %s", c.name, got, c.want)
@@ -377,16 +378,16 @@ func TestKeyLifecycle(t *testing.T) {
 func TestAccounts(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
-		def, err := db.AccountByID(ctx, DefaultAccountID)
+		def, err := db.AccountByID(ctx, keys.DefaultAccountID)
 		if err != nil || def.Name != "default" || def.CreatedAt.Before(time.Now().Add(-time.Hour)) || def.CreatedAt.After(time.Now().Add(time.Minute)) {
 			t.Fatalf("default account: %+v, %v", def, err)
 		}
 		for _, id := range []string{"acct_b", "acct_B", "acct_a"} {
-			if err := db.CreateAccount(ctx, Account{ID: id, Name: "n" + id, Metadata: map[string]string{"team": id}, CreatedAt: time.UnixMilli(1)}); err != nil {
+			if err := db.CreateAccount(ctx, keys.Account{ID: id, Name: "n" + id, Metadata: map[string]string{"team": id}, CreatedAt: time.UnixMilli(1)}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := db.CreateAccount(ctx, Account{ID: "acct_c", Name: "nacct_a"}); !errors.Is(err, ErrConflict) {
+		if err := db.CreateAccount(ctx, keys.Account{ID: "acct_c", Name: "nacct_a"}); !errors.Is(err, ErrConflict) {
 			t.Fatalf("duplicate name: %v", err)
 		}
 		all, err := db.ListAccounts(ctx, "", 0)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/xroute/xroute/keys"
 )
 
 // Keyring returns the vault's encrypted keyring and its generation;
@@ -55,32 +57,11 @@ func (s *DB) SaveKeyring(ctx context.Context, blob []byte, gen int64) (int64, er
 	return gen + 1, nil
 }
 
-// Provider-key statuses.
-const (
-	ProviderKeyActive   = "active"
-	ProviderKeyDisabled = "disabled"
-)
-
-// ProviderKey is an upstream provider key as stored: ciphertext only.
-type ProviderKey struct {
-	ID             string
-	Provider       string
-	Name           string
-	Ciphertext     []byte
-	Term           uint32
-	Hint           string
-	Weight         int
-	Status         string
-	DisabledReason string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-}
-
 const providerKeyColumns = `id, provider, name, ciphertext, term, hint, weight, status, disabled_reason, created_at, updated_at`
 
 // CreateProviderKey inserts a provider key. ErrConflict when the id, or the
 // provider+name pair, exists.
-func (s *DB) CreateProviderKey(ctx context.Context, k ProviderKey) error {
+func (s *DB) CreateProviderKey(ctx context.Context, k keys.ProviderKeyRecord) error {
 	_, err := s.exec(ctx, `INSERT INTO provider_keys (`+providerKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Provider, k.Name, k.Ciphertext, int64(k.Term), k.Hint, k.Weight, k.Status, k.DisabledReason, k.CreatedAt.UnixMilli(), k.UpdatedAt.UnixMilli())
 	if isUniqueViolation(err) {
@@ -92,16 +73,8 @@ func (s *DB) CreateProviderKey(ctx context.Context, k ProviderKey) error {
 	return nil
 }
 
-// ProviderKeyFilter selects provider keys; zero fields do not filter.
-type ProviderKeyFilter struct {
-	Provider string
-	Status   string
-	// NotTerm selects keys sealed under any term but this one.
-	NotTerm uint32
-}
-
 // ListProviderKeys returns matching keys ordered by provider, then age.
-func (s *DB) ListProviderKeys(ctx context.Context, f ProviderKeyFilter) ([]ProviderKey, error) {
+func (s *DB) ListProviderKeys(ctx context.Context, f keys.ProviderKeyFilter) ([]keys.ProviderKeyRecord, error) {
 	var where []string
 	var args []any
 	if f.Provider != "" {
@@ -126,7 +99,7 @@ func (s *DB) ListProviderKeys(ctx context.Context, f ProviderKeyFilter) ([]Provi
 		return nil, fmt.Errorf("list provider keys: %w", err)
 	}
 	defer rows.Close()
-	var out []ProviderKey
+	var out []keys.ProviderKeyRecord
 	for rows.Next() {
 		k, err := scanProviderKey(rows)
 		if err != nil {
@@ -138,7 +111,7 @@ func (s *DB) ListProviderKeys(ctx context.Context, f ProviderKeyFilter) ([]Provi
 }
 
 // ProviderKeyByID finds a provider key. ErrNotFound if it does not exist.
-func (s *DB) ProviderKeyByID(ctx context.Context, id string) (ProviderKey, error) {
+func (s *DB) ProviderKeyByID(ctx context.Context, id string) (keys.ProviderKeyRecord, error) {
 	return scanProviderKey(s.queryRow(ctx, `SELECT `+providerKeyColumns+` FROM provider_keys WHERE id = ?`, id))
 }
 
@@ -185,16 +158,16 @@ func (s *DB) SwapProviderKeyCiphertext(ctx context.Context, id string, old, ct [
 	return fmt.Errorf("re-seal provider key %s: %w", id, ErrConflict)
 }
 
-func scanProviderKey(sc scanner) (ProviderKey, error) {
-	var k ProviderKey
+func scanProviderKey(sc scanner) (keys.ProviderKeyRecord, error) {
+	var k keys.ProviderKeyRecord
 	var created, updated int64
 	var term int64
 	err := sc.Scan(&k.ID, &k.Provider, &k.Name, &k.Ciphertext, &term, &k.Hint, &k.Weight, &k.Status, &k.DisabledReason, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ProviderKey{}, ErrNotFound
+		return keys.ProviderKeyRecord{}, ErrNotFound
 	}
 	if err != nil {
-		return ProviderKey{}, fmt.Errorf("scan provider key: %w", err)
+		return keys.ProviderKeyRecord{}, fmt.Errorf("scan provider key: %w", err)
 	}
 	k.Term = uint32(term)
 	k.CreatedAt = time.UnixMilli(created).UTC()

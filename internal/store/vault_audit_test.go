@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 func TestKeyringCompareAndSwap(t *testing.T) {
@@ -39,11 +42,11 @@ func TestProviderKeysStore(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		now := time.Now().UTC().Truncate(time.Millisecond)
-		mk := func(id, provider, name string, term uint32) ProviderKey {
-			return ProviderKey{ID: id, Provider: provider, Name: name, Ciphertext: []byte("ct-" + id), Term: term,
-				Hint: "sk-…abcd", Weight: 1, Status: ProviderKeyActive, CreatedAt: now, UpdatedAt: now}
+		mk := func(id, provider, name string, term uint32) keys.ProviderKeyRecord {
+			return keys.ProviderKeyRecord{ID: id, Provider: provider, Name: name, Ciphertext: []byte("ct-" + id), Term: term,
+				Hint: "sk-…abcd", Weight: 1, Status: keys.ProviderKeyActive, CreatedAt: now, UpdatedAt: now}
 		}
-		for _, k := range []ProviderKey{mk("pk_1", "openai", "a", 1), mk("pk_2", "openai", "b", 2), mk("pk_3", "anthropic", "a", 1)} {
+		for _, k := range []keys.ProviderKeyRecord{mk("pk_1", "openai", "a", 1), mk("pk_2", "openai", "b", 2), mk("pk_3", "anthropic", "a", 1)} {
 			if err := db.CreateProviderKey(ctx, k); err != nil {
 				t.Fatal(err)
 			}
@@ -61,16 +64,16 @@ func TestProviderKeysStore(t *testing.T) {
 		if _, err := db.ProviderKeyByID(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("missing: %v", err)
 		}
-		if err := db.SetProviderKeyStatus(ctx, "pk_1", ProviderKeyDisabled, "401 upstream", now); err != nil {
+		if err := db.SetProviderKeyStatus(ctx, "pk_1", keys.ProviderKeyDisabled, "401 upstream", now); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.SetProviderKeyStatus(ctx, "nope", ProviderKeyDisabled, "", now); !errors.Is(err, ErrNotFound) {
+		if err := db.SetProviderKeyStatus(ctx, "nope", keys.ProviderKeyDisabled, "", now); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("status of missing: %v", err)
 		}
 		if err := db.SetProviderKeyStatus(ctx, "pk_1", "bogus", "", now); err == nil {
 			t.Fatal("a status outside active/disabled was accepted")
 		}
-		count := func(f ProviderKeyFilter) int {
+		count := func(f keys.ProviderKeyFilter) int {
 			t.Helper()
 			ks, err := db.ListProviderKeys(ctx, f)
 			if err != nil {
@@ -80,13 +83,13 @@ func TestProviderKeysStore(t *testing.T) {
 		}
 		for _, c := range []struct {
 			name string
-			f    ProviderKeyFilter
+			f    keys.ProviderKeyFilter
 			want int
 		}{
-			{"all", ProviderKeyFilter{}, 3},
-			{"provider", ProviderKeyFilter{Provider: "openai"}, 2},
-			{"active in provider", ProviderKeyFilter{Provider: "openai", Status: ProviderKeyActive}, 1},
-			{"not term 2", ProviderKeyFilter{NotTerm: 2}, 2},
+			{"all", keys.ProviderKeyFilter{}, 3},
+			{"provider", keys.ProviderKeyFilter{Provider: "openai"}, 2},
+			{"active in provider", keys.ProviderKeyFilter{Provider: "openai", Status: keys.ProviderKeyActive}, 1},
+			{"not term 2", keys.ProviderKeyFilter{NotTerm: 2}, 2},
 		} {
 			if n := count(c.f); n != c.want {
 				t.Errorf("%s: %d keys, want %d", c.name, n, c.want)
@@ -120,11 +123,11 @@ func TestAuditStore(t *testing.T) {
 		ctx := context.Background()
 		kinds := []string{"key.created", "provider_key.added", "providerXkey.added", "key.revoked"}
 		for i, kind := range kinds {
-			err := db.AppendAudit(ctx, func(lastSeq int64, lastHash string) (AuditRow, error) {
+			err := db.AppendAudit(ctx, func(lastSeq int64, lastHash string) (auditlog.Row, error) {
 				if lastSeq != int64(i) {
 					t.Errorf("append %d: last seq %d", i, lastSeq)
 				}
-				return AuditRow{Seq: lastSeq + 1, At: int64(1000 * (i + 1)), Kind: kind, Actor: "cli", Subject: fmt.Sprint("s", i%2),
+				return auditlog.Row{Seq: lastSeq + 1, At: int64(1000 * (i + 1)), Kind: kind, Actor: "cli", Subject: fmt.Sprint("s", i%2),
 					Details: "{}", PrevHash: "p" + lastHash, Hash: fmt.Sprint("h", i)}, nil
 			})
 			if err != nil {
@@ -133,10 +136,10 @@ func TestAuditStore(t *testing.T) {
 		}
 		// A failing build rolls back and appends nothing.
 		boom := errors.New("boom")
-		if err := db.AppendAudit(ctx, func(int64, string) (AuditRow, error) { return AuditRow{}, boom }); !errors.Is(err, boom) {
+		if err := db.AppendAudit(ctx, func(int64, string) (auditlog.Row, error) { return auditlog.Row{}, boom }); !errors.Is(err, boom) {
 			t.Fatalf("build error: %v", err)
 		}
-		seqs := func(f AuditFilter) []int64 {
+		seqs := func(f auditlog.Filter) []int64 {
 			t.Helper()
 			rows, err := db.ListAudit(ctx, f)
 			if err != nil {
@@ -150,15 +153,15 @@ func TestAuditStore(t *testing.T) {
 		}
 		for _, c := range []struct {
 			name string
-			f    AuditFilter
+			f    auditlog.Filter
 			want string
 		}{
-			{"all newest first", AuditFilter{}, "[4 3 2 1]"},
-			{"kind prefix", AuditFilter{KindPrefix: "key."}, "[4 1]"},
-			{"underscore is literal", AuditFilter{KindPrefix: "provider_key."}, "[2]"},
-			{"subject", AuditFilter{Subject: "s1"}, "[4 2]"},
-			{"since", AuditFilter{Since: time.UnixMilli(3000)}, "[4 3]"},
-			{"page", AuditFilter{BeforeSeq: 4, Limit: 2}, "[3 2]"},
+			{"all newest first", auditlog.Filter{}, "[4 3 2 1]"},
+			{"kind prefix", auditlog.Filter{Kind: "key."}, "[4 1]"},
+			{"underscore is literal", auditlog.Filter{Kind: "provider_key."}, "[2]"},
+			{"subject", auditlog.Filter{Subject: "s1"}, "[4 2]"},
+			{"since", auditlog.Filter{Since: time.UnixMilli(3000)}, "[4 3]"},
+			{"page", auditlog.Filter{BeforeSeq: 4, Limit: 2}, "[3 2]"},
 		} {
 			if got := fmt.Sprint(seqs(c.f)); got != c.want {
 				t.Errorf("%s: %s, want %s", c.name, got, c.want)

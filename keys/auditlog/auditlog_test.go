@@ -1,4 +1,4 @@
-package keys
+package auditlog_test
 
 import (
 	"context"
@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/keys/auditlog"
 )
 
 // auTestClock is a clock that advances one second per reading.
@@ -22,11 +23,11 @@ func auTestClock() func() time.Time {
 }
 
 // auRecordN records n events with varied fields.
-func auRecordN(t *testing.T, a *Auditor, n int) {
+func auRecordN(t *testing.T, a *auditlog.Auditor, n int) {
 	t.Helper()
-	kinds := []string{AuditKeyCreated, AuditProviderKeyAdded, "admin.login", AuditKeyRevoked, AuditCreditsChanged}
+	kinds := []string{auditlog.KeyCreated, auditlog.ProviderKeyAdded, "admin.login", auditlog.KeyRevoked, auditlog.CreditsChanged}
 	for i := 0; i < n; i++ {
-		err := a.Record(context.Background(), Event{
+		err := a.Record(context.Background(), auditlog.Event{
 			Kind: kinds[i%len(kinds)], Actor: "admin:key_x", AccountID: fmt.Sprint("acct_", i%2),
 			Subject: fmt.Sprint("key_", i), IP: "203.0.113.7",
 			Details: map[string]any{"i": i, "amount_nano": int64(9_007_199_254_740_993), "name": "ci"},
@@ -52,7 +53,7 @@ func auDropTriggers(t *testing.T, path string) {
 func TestAuditChainGrowsAndVerifies(t *testing.T) {
 	ctx := context.Background()
 	db, _ := vtDB(t)
-	a := NewAuditor(db, auTestClock())
+	a := auditlog.NewAuditor(db, auTestClock())
 	if n, err := a.Verify(ctx); n != 0 || err != nil {
 		t.Fatalf("empty log: %d, %v", n, err)
 	}
@@ -60,7 +61,7 @@ func TestAuditChainGrowsAndVerifies(t *testing.T) {
 	if n, err := a.Verify(ctx); n != 10 || err != nil {
 		t.Fatalf("verify: %d, %v", n, err)
 	}
-	evs, err := a.List(ctx, AuditFilter{})
+	evs, err := a.List(ctx, auditlog.Filter{})
 	if err != nil || len(evs) != 10 {
 		t.Fatalf("list: %d, %v", len(evs), err)
 	}
@@ -78,7 +79,7 @@ func TestAuditChainGrowsAndVerifies(t *testing.T) {
 		t.Fatalf("big integer in details: %#v", first.Details["amount_nano"])
 	}
 
-	seqs := func(f AuditFilter) string {
+	seqs := func(f auditlog.Filter) string {
 		t.Helper()
 		evs, err := a.List(ctx, f)
 		if err != nil {
@@ -92,18 +93,18 @@ func TestAuditChainGrowsAndVerifies(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		f    AuditFilter
+		f    auditlog.Filter
 		want string
 	}{
-		{"kind prefix", AuditFilter{Kind: "key."}, "9,6,4,1"},
-		{"exact kind", AuditFilter{Kind: AuditProviderKeyAdded}, "7,2"},
-		{"admin.*", AuditFilter{Kind: AuditAdminPrefix}, "8,3"},
-		{"subject", AuditFilter{Subject: "key_4"}, "5"},
-		{"account", AuditFilter{AccountID: "acct_1", Limit: 2}, "10,8"},
-		{"since", AuditFilter{Since: first.At.Add(7 * time.Second)}, "10,9,8"},
-		{"page 1", AuditFilter{Limit: 4}, "10,9,8,7"},
-		{"page 2", AuditFilter{Limit: 4, BeforeSeq: 7}, "6,5,4,3"},
-		{"page 3", AuditFilter{Limit: 4, BeforeSeq: 3}, "2,1"},
+		{"kind prefix", auditlog.Filter{Kind: "key."}, "9,6,4,1"},
+		{"exact kind", auditlog.Filter{Kind: auditlog.ProviderKeyAdded}, "7,2"},
+		{"admin.*", auditlog.Filter{Kind: auditlog.AdminPrefix}, "8,3"},
+		{"subject", auditlog.Filter{Subject: "key_4"}, "5"},
+		{"account", auditlog.Filter{AccountID: "acct_1", Limit: 2}, "10,8"},
+		{"since", auditlog.Filter{Since: first.At.Add(7 * time.Second)}, "10,9,8"},
+		{"page 1", auditlog.Filter{Limit: 4}, "10,9,8,7"},
+		{"page 2", auditlog.Filter{Limit: 4, BeforeSeq: 7}, "6,5,4,3"},
+		{"page 3", auditlog.Filter{Limit: 4, BeforeSeq: 3}, "2,1"},
 	} {
 		if got := seqs(c.f); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
@@ -114,7 +115,7 @@ func TestAuditChainGrowsAndVerifies(t *testing.T) {
 func TestAuditVerifyFindsEditedRow(t *testing.T) {
 	ctx := context.Background()
 	db, path := vtDB(t)
-	a := NewAuditor(db, auTestClock())
+	a := auditlog.NewAuditor(db, auTestClock())
 	auRecordN(t, a, 10)
 	auDropTriggers(t, path)
 	raw := vtRaw(t, path)
@@ -122,7 +123,7 @@ func TestAuditVerifyFindsEditedRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := a.Verify(ctx)
-	var ce *ChainError
+	var ce *auditlog.ChainError
 	if !errors.As(err, &ce) || ce.Seq != 5 || !strings.Contains(ce.Reason, "edited") || n != 4 {
 		t.Fatalf("edited row: %d rows, %v", n, err)
 	}
@@ -134,7 +135,7 @@ func TestAuditVerifyFindsEditedRow(t *testing.T) {
 func TestAuditVerifyFindsRewrittenHash(t *testing.T) {
 	ctx := context.Background()
 	db, path := vtDB(t)
-	a := NewAuditor(db, auTestClock())
+	a := auditlog.NewAuditor(db, auTestClock())
 	auRecordN(t, a, 10)
 	auDropTriggers(t, path)
 	// The attacker edits seq 5 and recomputes its hash; seq 6 still points
@@ -145,12 +146,12 @@ func TestAuditVerifyFindsRewrittenHash(t *testing.T) {
 	}
 	r := rows[0]
 	r.Actor = "cli"
-	r.Hash = auditHash(r)
+	r.Hash = auditlog.Hash(r)
 	if _, err := vtRaw(t, path).Exec(`UPDATE audit_log SET actor = ?, hash = ? WHERE seq = 5`, r.Actor, r.Hash); err != nil {
 		t.Fatal(err)
 	}
 	n, err := a.Verify(ctx)
-	var ce *ChainError
+	var ce *auditlog.ChainError
 	if !errors.As(err, &ce) || ce.Seq != 6 || !strings.Contains(ce.Reason, "seq 5") || n != 5 {
 		t.Fatalf("want the break at seq 6 naming seq 5, got %d rows, %v", n, err)
 	}
@@ -170,14 +171,14 @@ func TestAuditVerifyFindsDeletedRow(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db, path := vtDB(t)
-			a := NewAuditor(db, auTestClock())
+			a := auditlog.NewAuditor(db, auTestClock())
 			auRecordN(t, a, 10)
 			auDropTriggers(t, path)
 			if _, err := vtRaw(t, path).Exec(tt.del); err != nil {
 				t.Fatal(err)
 			}
 			_, err := a.Verify(context.Background())
-			var ce *ChainError
+			var ce *auditlog.ChainError
 			if !errors.As(err, &ce) || ce.Seq != tt.wantSeq || !strings.Contains(ce.Reason, tt.reason) {
 				t.Fatalf("got %v; want seq %d, %q", err, tt.wantSeq, tt.reason)
 			}
@@ -189,7 +190,7 @@ func TestAuditVerifyFindsRenumberedRow(t *testing.T) {
 	// Deleting seq 5 and renumbering 6 -> 5 leaves no gap, but the moved
 	// row's prev_hash (and its hash, which covers seq) give it away.
 	db, path := vtDB(t)
-	a := NewAuditor(db, auTestClock())
+	a := auditlog.NewAuditor(db, auTestClock())
 	auRecordN(t, a, 6)
 	auDropTriggers(t, path)
 	raw := vtRaw(t, path)
@@ -200,7 +201,7 @@ func TestAuditVerifyFindsRenumberedRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := a.Verify(context.Background())
-	var ce *ChainError
+	var ce *auditlog.ChainError
 	if !errors.As(err, &ce) || ce.Seq != 5 {
 		t.Fatalf("renumbered row: %v", err)
 	}
@@ -212,13 +213,13 @@ func TestAuditConcurrentRecord(t *testing.T) {
 	clock := auTestClock()
 	// Two auditors on one database stand for two replicas: their mutexes
 	// are separate, the transaction alone keeps the chain linear.
-	auditors := []*Auditor{NewAuditor(db, clock), NewAuditor(db, clock)}
+	auditors := []*auditlog.Auditor{auditlog.NewAuditor(db, clock), auditlog.NewAuditor(db, clock)}
 	var wg sync.WaitGroup
 	for g := 0; g < 20; g++ {
 		wg.Go(func() {
 			a := auditors[g%2]
 			for i := 0; i < 10; i++ {
-				if err := a.Record(ctx, Event{Kind: AuditKeyCreated, Actor: "system", Subject: fmt.Sprintf("key_%d_%d", g, i)}); err != nil {
+				if err := a.Record(ctx, auditlog.Event{Kind: auditlog.KeyCreated, Actor: "system", Subject: fmt.Sprintf("key_%d_%d", g, i)}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -234,22 +235,22 @@ func TestAuditConcurrentRecord(t *testing.T) {
 
 func TestAuditRecordValidates(t *testing.T) {
 	db, _ := vtDB(t)
-	a := NewAuditor(db, auTestClock())
-	callerKey := Generate()
+	a := auditlog.NewAuditor(db, auTestClock())
+	callerKey := keys.Generate()
 	tests := []struct {
 		name string
-		e    Event
+		e    auditlog.Event
 		want error
 	}{
-		{"no kind", Event{Actor: "cli"}, nil},
-		{"bad kind", Event{Kind: "Key Created", Actor: "cli"}, nil},
-		{"kind without dot", Event{Kind: "created", Actor: "cli"}, nil},
-		{"no actor", Event{Kind: AuditKeyCreated}, nil},
-		{"key in details", Event{Kind: AuditKeyCreated, Actor: "cli", Details: map[string]any{"key": callerKey}}, ErrSecretInDetails},
-		{"bearer key nested", Event{Kind: AuditKeyCreated, Actor: "cli", Details: map[string]any{"req": map[string]any{"h": []any{"Bearer " + callerKey}}}}, ErrSecretInDetails},
-		{"admin key in list", Event{Kind: AuditKeyCreated, Actor: "cli", Details: map[string]any{"k": []string{GenerateAdmin()}}}, ErrSecretInDetails},
-		{"unencodable", Event{Kind: AuditKeyCreated, Actor: "cli", Details: map[string]any{"f": func() {}}}, nil},
-		{"huge details", Event{Kind: AuditKeyCreated, Actor: "cli", Details: map[string]any{"s": strings.Repeat("x", 20<<10)}}, nil},
+		{"no kind", auditlog.Event{Actor: "cli"}, nil},
+		{"bad kind", auditlog.Event{Kind: "Key Created", Actor: "cli"}, nil},
+		{"kind without dot", auditlog.Event{Kind: "created", Actor: "cli"}, nil},
+		{"no actor", auditlog.Event{Kind: auditlog.KeyCreated}, nil},
+		{"key in details", auditlog.Event{Kind: auditlog.KeyCreated, Actor: "cli", Details: map[string]any{"key": callerKey}}, auditlog.ErrSecretInDetails},
+		{"bearer key nested", auditlog.Event{Kind: auditlog.KeyCreated, Actor: "cli", Details: map[string]any{"req": map[string]any{"h": []any{"Bearer " + callerKey}}}}, auditlog.ErrSecretInDetails},
+		{"admin key in list", auditlog.Event{Kind: auditlog.KeyCreated, Actor: "cli", Details: map[string]any{"k": []string{keys.GenerateAdmin()}}}, auditlog.ErrSecretInDetails},
+		{"unencodable", auditlog.Event{Kind: auditlog.KeyCreated, Actor: "cli", Details: map[string]any{"f": func() {}}}, nil},
+		{"huge details", auditlog.Event{Kind: auditlog.KeyCreated, Actor: "cli", Details: map[string]any{"s": strings.Repeat("x", 20<<10)}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -265,7 +266,7 @@ func TestAuditRecordValidates(t *testing.T) {
 	if n, err := a.Verify(context.Background()); n != 0 || err != nil {
 		t.Fatalf("rejected events were written: %d, %v", n, err)
 	}
-	ok := Event{Kind: "anomaly.new_ip", Actor: "system", Details: map[string]any{"hint": Hint(callerKey)}}
+	ok := auditlog.Event{Kind: "anomaly.new_ip", Actor: "system", Details: map[string]any{"hint": keys.Hint(callerKey)}}
 	if err := a.Record(context.Background(), ok); err != nil {
 		t.Fatalf("a hint is not a secret: %v", err)
 	}
@@ -274,21 +275,21 @@ func TestAuditRecordValidates(t *testing.T) {
 func TestAuditHashIsUnambiguous(t *testing.T) {
 	// Moving a character from one field to the next must change the hash.
 	db, _ := vtDB(t)
-	a := NewAuditor(db, func() time.Time { return time.UnixMilli(1000) })
+	a := auditlog.NewAuditor(db, func() time.Time { return time.UnixMilli(1000) })
 	ctx := context.Background()
-	a.Record(ctx, Event{Kind: "admin.x", Actor: "ab", Subject: "c"})
-	a.Record(ctx, Event{Kind: "admin.x", Actor: "a", Subject: "bc"})
-	evs, _ := a.List(ctx, AuditFilter{})
+	a.Record(ctx, auditlog.Event{Kind: "admin.x", Actor: "ab", Subject: "c"})
+	a.Record(ctx, auditlog.Event{Kind: "admin.x", Actor: "a", Subject: "bc"})
+	evs, _ := a.List(ctx, auditlog.Filter{})
 	r1, r2 := evs[1], evs[0]
 	// Same seq and prev_hash on both sides isolates the fields.
-	h1 := auditHash(auRowOf(r1, 1, r1.PrevHash))
-	h2 := auditHash(auRowOf(r2, 1, r1.PrevHash))
+	h1 := auditlog.Hash(auRowOf(r1, 1, r1.PrevHash))
+	h2 := auditlog.Hash(auRowOf(r2, 1, r1.PrevHash))
 	if h1 == h2 {
 		t.Fatal("field boundaries are not part of the hash")
 	}
 }
 
-func auRowOf(e Event, seq int64, prev string) store.AuditRow {
-	return store.AuditRow{Seq: seq, At: e.At.UnixMilli(), Kind: e.Kind, Actor: e.Actor, AccountID: e.AccountID,
+func auRowOf(e auditlog.Event, seq int64, prev string) auditlog.Row {
+	return auditlog.Row{Seq: seq, At: e.At.UnixMilli(), Kind: e.Kind, Actor: e.Actor, AccountID: e.AccountID,
 		Subject: e.Subject, IP: e.IP, Details: "{}", PrevHash: prev}
 }

@@ -1,13 +1,15 @@
-package keys
+package auditlog
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/keys/internal/shardmap"
 )
 
 func anomDefaults() config.Anomaly {
@@ -40,7 +42,7 @@ type anomSim struct {
 }
 
 func newAnomSim(t *testing.T, cfg config.Anomaly) *anomSim {
-	clk := newRLClock()
+	clk := newAnomClock()
 	return &anomSim{t: t, d: NewDetector(cfg, clk.Now), rng: rand.New(rand.NewPCG(1, 2))}
 }
 
@@ -334,15 +336,15 @@ func TestAnomalyRoamingKeysAndIPv6(t *testing.T) {
 }
 
 func TestAnomalyMemoryBounds(t *testing.T) {
-	clk := newRLClock()
+	clk := newAnomClock()
 	d := NewDetector(anomDefaults(), clk.Now)
 	d.perShard = 4
 	for i := range 10_000 {
 		d.Observe(Observation{KeyID: "key_" + strconv.Itoa(i), IP: "192.0.2.1", At: clk.Now(), Status: 200})
 		clk.Advance(time.Second)
 	}
-	if n := d.Len(); n > 4*rlShards {
-		t.Fatalf("tracking %d keys, cap %d", n, 4*rlShards)
+	if n := d.Len(); n > 4*shardmap.Count {
+		t.Fatalf("tracking %d keys, cap %d", n, 4*shardmap.Count)
 	}
 
 	d = NewDetector(anomDefaults(), clk.Now)
@@ -351,7 +353,7 @@ func TestAnomalyMemoryBounds(t *testing.T) {
 		clk.Advance(time.Second)
 	}
 	for i := range d.shards {
-		for _, k := range d.shards[i].m {
+		for _, k := range d.shards[i].M {
 			if len(k.ips) > anomMaxIPs {
 				t.Fatalf("%d addresses kept", len(k.ips))
 			}
@@ -369,7 +371,7 @@ func TestAnomalyMemoryBounds(t *testing.T) {
 func TestAnomalyDisabled(t *testing.T) {
 	cfg := anomDefaults()
 	cfg.Enabled = false
-	d := NewDetector(cfg, newRLClock().Now)
+	d := NewDetector(cfg, newAnomClock().Now)
 	for range 100 {
 		if a := d.Observe(Observation{KeyID: "k", Status: 401}); a != nil {
 			t.Fatal(a)
@@ -381,7 +383,7 @@ func TestAnomalyDisabled(t *testing.T) {
 }
 
 func TestAnomalyObserveDoesNotAllocate(t *testing.T) {
-	clk := newRLClock()
+	clk := newAnomClock()
 	d := NewDetector(anomDefaults(), clk.Now)
 	o := Observation{KeyID: "key_a", AccountID: "acct", IP: "203.0.113.1", At: clk.Now(), Status: 200, Tokens: 100}
 	d.Observe(o)
@@ -427,4 +429,32 @@ func TestAnomalySpikeFloor(t *testing.T) {
 	if got := anomCount(s.take()); fmt.Sprint(got) != fmt.Sprint(map[string]int{"slow/rate_spike": 1}) {
 		t.Fatalf("1 -> 40 requests a minute: %v", got)
 	}
+}
+
+// anomClock is a fake clock, safe for concurrent use.
+type anomClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newAnomClock() *anomClock {
+	return &anomClock{t: time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC)} // a Monday
+}
+
+func (c *anomClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *anomClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *anomClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
 }

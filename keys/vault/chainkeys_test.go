@@ -1,4 +1,4 @@
-package keys
+package vault_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // TestChainKeys: keys per purpose and term, stable across a reload and a
@@ -16,7 +17,7 @@ import (
 func TestChainKeys(t *testing.T) {
 	ctx := context.Background()
 	db, _ := vtDB(t)
-	master := GenerateMasterKey()
+	master := vault.GenerateMasterKey()
 	v := vtVault(t, db, master)
 	audit, ledger := v.ChainKeys("audit"), v.ChainKeys("ledger")
 	msg := []byte("row")
@@ -27,7 +28,7 @@ func TestChainKeys(t *testing.T) {
 	if l1, _ := ledger.MAC(1, msg); bytes.Equal(a1, l1) {
 		t.Fatal("two purposes share a key")
 	}
-	if _, err := audit.MAC(2, msg); !errors.Is(err, ErrUnknownTerm) {
+	if _, err := audit.MAC(2, msg); !errors.Is(err, vault.ErrUnknownTerm) {
 		t.Fatalf("unknown term: %v", err)
 	}
 	if _, err := v.Rotate(ctx); err != nil {
@@ -70,7 +71,7 @@ func TestChainKeys(t *testing.T) {
 	if _, ok := ledger.Epoch(); ok {
 		t.Fatal("the audit epoch leaked into the ledger's")
 	}
-	if err := v.RewrapMaster(ctx, GenerateMasterKey()); err != nil {
+	if err := v.RewrapMaster(ctx, vault.GenerateMasterKey()); err != nil {
 		t.Fatal(err)
 	}
 	if e, ok := audit.Epoch(); !ok || e != 7 {
@@ -86,7 +87,7 @@ func BenchmarkChainKeysMAC(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	v, err := OpenVault(context.Background(), db, GenerateMasterKey())
+	v, err := vault.Open(context.Background(), db, vault.GenerateMasterKey())
 	if err != nil {
 		b.Fatal(err)
 	}

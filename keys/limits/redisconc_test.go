@@ -1,4 +1,4 @@
-package keys
+package limits
 
 import (
 	"bytes"
@@ -17,6 +17,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // patience is how long a test waits for something that must happen. It
@@ -44,12 +46,10 @@ func noLeaks(t *testing.T) {
 // them, still catches a client a test forgot to close.
 func waitRedisPools() {
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	testutil.Wait(patience, func() bool {
 		n := runtime.Stack(buf, true)
-		if !bytes.Contains(buf[:n], []byte("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).")) {
-			return
-		}
-	}
+		return !bytes.Contains(buf[:n], []byte("github.com/redis/go-redis/v9/internal/pool.(*ConnPool)."))
+	})
 }
 
 // testRedis returns a client of the Redis named by XROUTE_TEST_REDIS_URL and
@@ -238,14 +238,13 @@ func TestRedisConcurrencyLeaseLifetime(t *testing.T) {
 	reclaim := func(t *testing.T, c *RedisConcurrency, n int, what string) {
 		t.Helper()
 		got := 0
-		for deadline := time.Now().Add(patience); got < n; time.Sleep(20 * time.Millisecond) {
-			if c.TryAcquire("k", 5) {
+		if !testutil.Wait(patience, func() bool {
+			for got < n && c.TryAcquire("k", 5) {
 				got++
-				continue
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d of %d slots came back within %v", what, got, n, patience)
-			}
+			return got == n
+		}) {
+			t.Fatalf("%s: %d of %d slots came back within %v", what, got, n, patience)
 		}
 	}
 

@@ -1,4 +1,4 @@
-package keys
+package auditlog
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/keys/internal/clientip"
+	"github.com/xroute/xroute/keys/internal/shardmap"
 )
 
 // Alert kinds.
@@ -108,7 +110,7 @@ type Detector struct {
 	seed     maphash.Seed
 	perShard int
 	idle     int64
-	shards   [rlShards]rlShard[string, *anomKey]
+	shards   [shardmap.Count]shardmap.Map[string, *anomKey]
 }
 
 type anomKey struct {
@@ -144,11 +146,11 @@ func NewDetector(cfg config.Anomaly, now func() time.Time) *Detector {
 	}
 	d := &Detector{
 		cfg: cfg, now: now, seed: maphash.MakeSeed(),
-		perShard: DefaultDetectorKeys / rlShards,
+		perShard: DefaultDetectorKeys / shardmap.Count,
 		idle:     int64(max(anomIdle, cfg.Warmup)),
 	}
 	for i := range d.shards {
-		d.shards[i].m = make(map[string]*anomKey)
+		d.shards[i].M = make(map[string]*anomKey)
 	}
 	return d
 }
@@ -167,17 +169,17 @@ func (d *Detector) Observe(o Observation) []Alert {
 	atN := at.UnixNano()
 	minute := atN / int64(time.Minute)
 
-	s := &d.shards[maphash.String(d.seed, o.KeyID)&(rlShards-1)]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k, ok := s.m[o.KeyID]
+	s := &d.shards[maphash.String(d.seed, o.KeyID)&(shardmap.Count-1)]
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	k, ok := s.M[o.KeyID]
 	if !ok {
-		if len(s.m) >= d.perShard {
-			evictOldest(s.m, atN, func(k *anomKey) int64 { return k.last + d.idle })
+		if len(s.M) >= d.perShard {
+			shardmap.EvictOldest(s.M, atN, func(k *anomKey) int64 { return k.last + d.idle })
 		}
 		k = &anomKey{accountID: strings.Clone(o.AccountID), first: atN, last: atN, minute: minute,
 			ips: make(map[netip.Addr]int64)}
-		s.m[strings.Clone(o.KeyID)] = k
+		s.M[strings.Clone(o.KeyID)] = k
 	}
 	k.last = max(k.last, atN)
 	if minute > k.minute {
@@ -217,7 +219,7 @@ func (d *Detector) Observe(o Observation) []Alert {
 		}
 	}
 
-	if addr := throttleAddr(o.IP); addr.IsValid() {
+	if addr := clientip.Group(o.IP); addr.IsValid() {
 		if _, seen := k.ips[addr]; !seen {
 			switch {
 			case !warm:
@@ -285,10 +287,10 @@ func (k *anomKey) forgetOldestIP() {
 // periodically. It returns how many keys it removed.
 func (d *Detector) Sweep() int {
 	now := d.now().UnixNano()
-	return sweepShards(d.shards[:], func(k *anomKey) bool { return k.last+d.idle <= now })
+	return shardmap.Sweep(d.shards[:], func(k *anomKey) bool { return k.last+d.idle <= now })
 }
 
 // Len is the number of keys tracked.
 func (d *Detector) Len() int {
-	return lenShards(d.shards[:])
+	return shardmap.Len(d.shards[:])
 }

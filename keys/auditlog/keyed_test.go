@@ -1,4 +1,4 @@
-package keys
+package auditlog_test
 
 import (
 	"context"
@@ -8,16 +8,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xroute/xroute/internal/dberr"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys/auditlog"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // auKeyed is a keyed auditor over a fresh database and vault, as the
 // gateway builds it, and the database's path for raw access.
-func auKeyed(t *testing.T) (*Auditor, *Vault, *store.DB, string) {
+func auKeyed(t *testing.T) (*auditlog.Auditor, *vault.Vault, *store.DB, string) {
 	t.Helper()
 	db, path := vtDB(t)
-	v := vtVault(t, db, GenerateMasterKey())
-	a := NewAuditor(db, auTestClock(), KeyedBy(v.ChainKeys("audit")))
+	v := vtVault(t, db, vault.GenerateMasterKey())
+	a := auditlog.NewAuditor(db, auTestClock(), auditlog.KeyedBy(v.ChainKeys("audit")))
 	if _, err := a.Seal(context.Background()); err != nil { // as the gateway does at start
 		t.Fatal(err)
 	}
@@ -30,7 +33,7 @@ func auKeyed(t *testing.T) (*Auditor, *Vault, *store.DB, string) {
 // SHA-256 form and re-linked, so the chain is consistent again. asLegacy
 // also marks the rows as plain SHA-256 (key_term 0); otherwise the key
 // term is left and only the hash recomputed.
-func auForge(t *testing.T, path string, from, to int64, asLegacy bool, edit func(r *store.AuditRow)) {
+func auForge(t *testing.T, path string, from, to int64, asLegacy bool, edit func(r *auditlog.Row)) {
 	t.Helper()
 	raw := vtRaw(t, path)
 	for _, q := range []string{`DROP TRIGGER IF EXISTS audit_log_no_update`, `DROP TRIGGER IF EXISTS audit_log_no_delete`} {
@@ -39,7 +42,7 @@ func auForge(t *testing.T, path string, from, to int64, asLegacy bool, edit func
 		}
 	}
 	rows := auRawRows(t, raw)
-	prev := auditGenesisHash
+	prev := auditlog.GenesisHash
 	for _, r := range rows {
 		if r.Seq >= from && (to == 0 || r.Seq <= to) {
 			if edit != nil {
@@ -49,7 +52,7 @@ func auForge(t *testing.T, path string, from, to int64, asLegacy bool, edit func
 				r.KeyTerm = 0
 			}
 			r.PrevHash = prev
-			r.Hash = auditHash(r)
+			r.Hash = auditlog.Hash(r)
 			if _, err := raw.Exec(`UPDATE audit_log SET details = ?, prev_hash = ?, hash = ?, key_term = ? WHERE seq = ?`,
 				r.Details, r.PrevHash, r.Hash, r.KeyTerm, r.Seq); err != nil {
 				t.Fatal(err)
@@ -59,16 +62,16 @@ func auForge(t *testing.T, path string, from, to int64, asLegacy bool, edit func
 	}
 }
 
-func auRawRows(t *testing.T, raw *sql.DB) []store.AuditRow {
+func auRawRows(t *testing.T, raw *sql.DB) []auditlog.Row {
 	t.Helper()
 	rs, err := raw.Query(`SELECT seq, at, kind, actor, account_id, subject, ip, details, prev_hash, hash, key_term FROM audit_log ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rs.Close()
-	var out []store.AuditRow
+	var out []auditlog.Row
 	for rs.Next() {
-		var r store.AuditRow
+		var r auditlog.Row
 		if err := rs.Scan(&r.Seq, &r.At, &r.Kind, &r.Actor, &r.AccountID, &r.Subject, &r.IP, &r.Details, &r.PrevHash, &r.Hash, &r.KeyTerm); err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +87,7 @@ func auRawRows(t *testing.T, raw *sql.DB) []store.AuditRow {
 // passes, whichever way the forger goes about it.
 func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 	ctx := context.Background()
-	hide := func(r *store.AuditRow) {
+	hide := func(r *auditlog.Row) {
 		if r.Seq == 4 {
 			r.Details = `{"name":"innocent"}`
 		}
@@ -93,7 +96,7 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 		name     string
 		from     int64
 		asLegacy bool
-		edit     func(*store.AuditRow)
+		edit     func(*auditlog.Row)
 		wantSeq  int64 // 0: ErrAuditNotKeyed
 	}{
 		{"edit a row, recompute the rest", 4, false, hide, 4},
@@ -112,9 +115,9 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 				t.Fatalf("seal after forging: %v %v", sealed, err)
 			}
 			_, err := a.Verify(ctx)
-			var ce *ChainError
+			var ce *auditlog.ChainError
 			switch {
-			case tc.wantSeq == 0 && errors.Is(err, ErrAuditNotKeyed):
+			case tc.wantSeq == 0 && errors.Is(err, auditlog.ErrAuditNotKeyed):
 			case tc.wantSeq != 0 && errors.As(err, &ce) && ce.Seq == tc.wantSeq:
 			default:
 				t.Fatalf("forged chain: %v, want broken at seq %d", err, tc.wantSeq)
@@ -125,11 +128,11 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 	t.Run("append a forged row", func(t *testing.T) {
 		a, _, db, _ := auKeyed(t)
 		auRecordN(t, a, 3)
-		plain := NewAuditor(db, auTestClock()) // the published algorithm, no key
-		if err := plain.Record(ctx, Event{Kind: AuditCreditsChanged, Actor: "cli", Details: map[string]any{"amount_usd": "1000000.00"}}); err != nil {
+		plain := auditlog.NewAuditor(db, auTestClock()) // the published algorithm, no key
+		if err := plain.Record(ctx, auditlog.Event{Kind: auditlog.CreditsChanged, Actor: "cli", Details: map[string]any{"amount_usd": "1000000.00"}}); err != nil {
 			t.Fatal(err)
 		}
-		var ce *ChainError
+		var ce *auditlog.ChainError
 		if _, err := a.Verify(ctx); !errors.As(err, &ce) || ce.Seq != 4 || !strings.Contains(ce.Reason, "plain SHA-256") {
 			t.Fatalf("forged tail: %v", err)
 		}
@@ -140,10 +143,10 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 		// keyed auditor seals it (row 4, audit.keyed), and from then on
 		// the old rows cannot be rewritten either.
 		db, path := vtDB(t)
-		v := vtVault(t, db, GenerateMasterKey())
-		a := NewAuditor(db, auTestClock(), KeyedBy(v.ChainKeys("audit")))
-		auRecordN(t, NewAuditor(db, auTestClock()), 3)
-		if _, err := a.Verify(ctx); !errors.Is(err, ErrAuditNotKeyed) {
+		v := vtVault(t, db, vault.GenerateMasterKey())
+		a := auditlog.NewAuditor(db, auTestClock(), auditlog.KeyedBy(v.ChainKeys("audit")))
+		auRecordN(t, auditlog.NewAuditor(db, auTestClock()), 3)
+		if _, err := a.Verify(ctx); !errors.Is(err, auditlog.ErrAuditNotKeyed) {
 			t.Fatalf("an unsealed old chain: %v", err)
 		}
 		if sealed, err := a.Seal(ctx); !sealed || err != nil {
@@ -157,12 +160,12 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 		if err != nil || rep.Rows != 6 || rep.LegacyRows != 3 || !rep.Keyed {
 			t.Fatalf("sealed chain: %+v %v", rep, err)
 		}
-		auForge(t, path, 2, 3, true, func(r *store.AuditRow) {
+		auForge(t, path, 2, 3, true, func(r *auditlog.Row) {
 			if r.Seq == 2 {
 				r.Details = `{"name":"innocent"}`
 			}
 		})
-		var ce *ChainError
+		var ce *auditlog.ChainError
 		if _, err := a.Verify(ctx); !errors.As(err, &ce) || ce.Seq != 4 {
 			t.Fatalf("an old row rewritten after the seal: %v", err)
 		}
@@ -181,7 +184,7 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 	t.Run("an auditor without the key cannot vouch for a keyed chain", func(t *testing.T) {
 		a, _, db, _ := auKeyed(t)
 		auRecordN(t, a, 2)
-		if _, err := NewAuditor(db, auTestClock()).Verify(ctx); !errors.Is(err, ErrAuditKeyRequired) {
+		if _, err := auditlog.NewAuditor(db, auTestClock()).Verify(ctx); !errors.Is(err, auditlog.ErrAuditKeyRequired) {
 			t.Fatalf("unkeyed verify of a keyed chain: %v", err)
 		}
 	})
@@ -189,9 +192,9 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 	t.Run("another vault's key does not verify", func(t *testing.T) {
 		a, _, db, _ := auKeyed(t)
 		auRecordN(t, a, 2)
-		other := vtVault(t, &memKeyring{}, GenerateMasterKey())
-		var ce *ChainError
-		if _, err := NewAuditor(db, auTestClock(), KeyedBy(other.ChainKeys("audit"))).Verify(ctx); !errors.As(err, &ce) || ce.Seq != 1 {
+		other := vtVault(t, &memKeyring{}, vault.GenerateMasterKey())
+		var ce *auditlog.ChainError
+		if _, err := auditlog.NewAuditor(db, auTestClock(), auditlog.KeyedBy(other.ChainKeys("audit"))).Verify(ctx); !errors.As(err, &ce) || ce.Seq != 1 {
 			t.Fatalf("verify under another vault: %v", err)
 		}
 	})
@@ -209,7 +212,7 @@ func TestHoleAuditTruncationCaughtByHead(t *testing.T) {
 	if err != nil || head.Seq != 5 || head.Term != 1 {
 		t.Fatalf("head: %+v %v", head, err)
 	}
-	parsed, err := ParseHead(head.String())
+	parsed, err := auditlog.ParseHead(head.String())
 	if err != nil || !parsed.At.Equal(head.At) || parsed.Signature != head.Signature {
 		t.Fatalf("head round trip: %+v %v", parsed, err)
 	}
@@ -227,20 +230,20 @@ func TestHoleAuditTruncationCaughtByHead(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
-		mutate func(h *Head)
+		mutate func(h *auditlog.Head)
 		want   error
 	}{
-		{"seq lowered", func(h *Head) { h.Seq = 3 }, ErrHeadSignature},
-		{"hash replaced", func(h *Head) { h.Hash = strings.Repeat("ab", 32) }, ErrHeadSignature},
-		{"another key", func(h *Head) {
-			other := vtVault(t, &memKeyring{}, GenerateMasterKey())
-			o := NewAuditor(&memAudit{}, auTestClock(), KeyedBy(other.ChainKeys("audit")))
+		{"seq lowered", func(h *auditlog.Head) { h.Seq = 3 }, auditlog.ErrHeadSignature},
+		{"hash replaced", func(h *auditlog.Head) { h.Hash = strings.Repeat("ab", 32) }, auditlog.ErrHeadSignature},
+		{"another key", func(h *auditlog.Head) {
+			other := vtVault(t, &memKeyring{}, vault.GenerateMasterKey())
+			o := auditlog.NewAuditor(&memAudit{}, auTestClock(), auditlog.KeyedBy(other.ChainKeys("audit")))
 			oh, err := o.Head(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			h.PublicKey, h.Signature = oh.PublicKey, oh.Signature
-		}, ErrHeadSignature},
+		}, auditlog.ErrHeadSignature},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := parsed
@@ -262,7 +265,7 @@ func TestHoleAuditTruncationCaughtByHead(t *testing.T) {
 	if n, err := a.Verify(ctx); n != 3 || err != nil {
 		t.Fatalf("truncated chain without a head: %d %v", n, err)
 	}
-	var ce *ChainError
+	var ce *auditlog.ChainError
 	if _, err := a.Check(ctx, &parsed); !errors.As(err, &ce) || ce.Seq != 4 || !strings.Contains(ce.Reason, "truncated") {
 		t.Fatalf("truncated chain against the head: %v", err)
 	}
@@ -281,23 +284,23 @@ type memKeyring struct {
 
 func (m *memKeyring) Keyring(context.Context) ([]byte, int64, error) {
 	if m.blob == nil {
-		return nil, 0, store.ErrNotFound
+		return nil, 0, dberr.ErrNotFound
 	}
 	return m.blob, m.gen, nil
 }
 
 func (m *memKeyring) SaveKeyring(_ context.Context, blob []byte, gen int64) (int64, error) {
 	if gen != m.gen {
-		return 0, store.ErrConflict
+		return 0, dberr.ErrConflict
 	}
 	m.blob, m.gen = blob, m.gen+1
 	return m.gen, nil
 }
 
 // memAudit is an AuditStore in memory.
-type memAudit struct{ rows []store.AuditRow }
+type memAudit struct{ rows []auditlog.Row }
 
-func (m *memAudit) AppendAudit(_ context.Context, build func(int64, string) (store.AuditRow, error)) error {
+func (m *memAudit) AppendAudit(_ context.Context, build func(int64, string) (auditlog.Row, error)) error {
 	var seq int64
 	var hash string
 	if n := len(m.rows); n > 0 {
@@ -310,7 +313,7 @@ func (m *memAudit) AppendAudit(_ context.Context, build func(int64, string) (sto
 	return err
 }
 
-func (m *memAudit) ListAudit(_ context.Context, f store.AuditFilter) ([]store.AuditRow, error) {
+func (m *memAudit) ListAudit(_ context.Context, f auditlog.Filter) ([]auditlog.Row, error) {
 	return nil, fmt.Errorf("not used")
 }
 
@@ -323,8 +326,8 @@ func (m *memAudit) FirstKeyedAudit(context.Context) (int64, error) {
 	return 0, nil
 }
 
-func (m *memAudit) ScanAudit(_ context.Context, after int64, limit int) ([]store.AuditRow, error) {
-	var out []store.AuditRow
+func (m *memAudit) ScanAudit(_ context.Context, after int64, limit int) ([]auditlog.Row, error) {
+	var out []auditlog.Row
 	for _, r := range m.rows {
 		if r.Seq > after && len(out) < limit {
 			out = append(out, r)

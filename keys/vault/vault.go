@@ -1,6 +1,4 @@
-package keys
-
-// The provider-key vault: a small crypto core in the spirit of Vault's
+// Package vault is the provider-key vault: a small crypto core in the spirit of Vault's
 // AES-GCM barrier. It knows nothing of HTTP or SQL; it seals and opens byte
 // strings bound to an id, and persists its keyring through KeyringStore.
 //
@@ -21,6 +19,7 @@ package keys
 //
 // The id given to Seal (the provider-key row id) is the associated data: a
 // ciphertext copied to another row does not open there.
+package vault
 
 import (
 	"context"
@@ -42,7 +41,7 @@ import (
 	"sync"
 
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/internal/dberr"
 )
 
 // Vault errors. Callers branch on them with errors.Is; none of them ever
@@ -80,11 +79,11 @@ const (
 // compare-and-swap on a generation counter so two replicas rotating at once
 // cannot overwrite each other's term.
 type KeyringStore interface {
-	// Keyring returns the blob and its generation; store.ErrNotFound when
+	// Keyring returns the blob and its generation; dberr.ErrNotFound when
 	// none has been saved yet.
 	Keyring(ctx context.Context) (blob []byte, gen int64, err error)
 	// SaveKeyring stores blob if the stored generation is still gen (0: no
-	// keyring yet) and returns the new generation; store.ErrConflict when
+	// keyring yet) and returns the new generation; dberr.ErrConflict when
 	// another writer got there first.
 	SaveKeyring(ctx context.Context, blob []byte, gen int64) (int64, error)
 }
@@ -122,17 +121,17 @@ type termEntry struct {
 	Key  []byte `json:"key"` // base64 in JSON
 }
 
-// OpenVault loads and decrypts the keyring, creating it with term 1 on
+// Open loads and decrypts the keyring, creating it with term 1 on
 // first use. A wrong master key fails here with ErrWrongMasterKey, at start
 // rather than at the first request.
-func OpenVault(ctx context.Context, st KeyringStore, master []byte) (*Vault, error) {
+func Open(ctx context.Context, st KeyringStore, master []byte) (*Vault, error) {
 	if len(master) != MasterKeySize {
 		return nil, fmt.Errorf("vault: master key must be %d bytes, got %d", MasterKeySize, len(master))
 	}
 	v := &Vault{st: st, master: append([]byte(nil), master...)}
 	for attempt := 0; attempt < 3; attempt++ {
 		err := v.Reload(ctx)
-		if !errors.Is(err, store.ErrNotFound) {
+		if !errors.Is(err, dberr.ErrNotFound) {
 			if err != nil {
 				return nil, err
 			}
@@ -146,7 +145,7 @@ func OpenVault(ctx context.Context, st KeyringStore, master []byte) (*Vault, err
 			return nil, err
 		}
 		gen, err := st.SaveKeyring(ctx, blob, 0)
-		if errors.Is(err, store.ErrConflict) {
+		if errors.Is(err, dberr.ErrConflict) {
 			continue
 		}
 		if err != nil {
@@ -161,7 +160,7 @@ func OpenVault(ctx context.Context, st KeyringStore, master []byte) (*Vault, err
 }
 
 // Reload re-reads the keyring from the store (after another replica
-// rotated). It returns store.ErrNotFound when no keyring exists.
+// rotated). It returns dberr.ErrNotFound when no keyring exists.
 func (v *Vault) Reload(ctx context.Context) error {
 	v.wmu.Lock()
 	defer v.wmu.Unlock()
@@ -170,7 +169,7 @@ func (v *Vault) Reload(ctx context.Context) error {
 
 func (v *Vault) reloadLocked(ctx context.Context) error {
 	blob, gen, err := v.st.Keyring(ctx)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, dberr.ErrNotFound) {
 		return err
 	}
 	if err != nil {
@@ -336,7 +335,7 @@ func (v *Vault) Rotate(ctx context.Context) (uint32, error) {
 		doc.Terms = append(doc.Terms, termEntry{Term: next, Key: randomKey()})
 		doc.Active = next
 		newGen, err := v.save(ctx, master, doc, gen)
-		if errors.Is(err, store.ErrConflict) {
+		if errors.Is(err, dberr.ErrConflict) {
 			// Another replica changed the keyring: load it, rotate on top.
 			if err := v.reloadLocked(ctx); err != nil {
 				return 0, err
@@ -379,7 +378,7 @@ func (v *Vault) SetMark(ctx context.Context, name string, value int64) (int64, e
 		}
 		doc.Marks[name] = value
 		newGen, err := v.save(ctx, master, doc, gen)
-		if errors.Is(err, store.ErrConflict) {
+		if errors.Is(err, dberr.ErrConflict) {
 			if err := v.reloadLocked(ctx); err != nil {
 				return 0, err
 			}
@@ -407,7 +406,7 @@ func (v *Vault) RewrapMaster(ctx context.Context, newMaster []byte) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		doc, gen, _ := v.doc()
 		newGen, err := v.save(ctx, newMaster, doc, gen)
-		if errors.Is(err, store.ErrConflict) {
+		if errors.Is(err, dberr.ErrConflict) {
 			if err := v.reloadLocked(ctx); err != nil {
 				return err
 			}

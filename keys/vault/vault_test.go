@@ -1,4 +1,4 @@
-package keys
+package vault_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/store"
+	"github.com/xroute/xroute/keys/vault"
 )
 
 // vtDB opens a fresh SQLite store and returns it with its file path.
@@ -41,9 +42,9 @@ func vtRaw(t *testing.T, path string) *sql.DB {
 	return raw
 }
 
-func vtVault(t *testing.T, st KeyringStore, master []byte) *Vault {
+func vtVault(t *testing.T, st vault.KeyringStore, master []byte) *vault.Vault {
 	t.Helper()
-	v, err := OpenVault(context.Background(), st, master)
+	v, err := vault.Open(context.Background(), st, master)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func vtVault(t *testing.T, st KeyringStore, master []byte) *Vault {
 
 func TestVaultRoundTripAndFormat(t *testing.T) {
 	db, _ := vtDB(t)
-	v := vtVault(t, db, GenerateMasterKey())
+	v := vtVault(t, db, vault.GenerateMasterKey())
 	if v.ActiveTerm() != 1 || v.Terms() != 1 {
 		t.Fatalf("new vault: active %d, %d terms", v.ActiveTerm(), v.Terms())
 	}
@@ -64,7 +65,7 @@ func TestVaultRoundTripAndFormat(t *testing.T) {
 		if len(ct) != 4+1+12+len(pt)+16 {
 			t.Fatalf("ciphertext of %d bytes is %d bytes", len(pt), len(ct))
 		}
-		if !bytes.Equal(ct[:5], []byte{0, 0, 0, 1, 1}) || Term(ct) != 1 || v.Term(ct) != 1 {
+		if !bytes.Equal(ct[:5], []byte{0, 0, 0, 1, 1}) || vault.Term(ct) != 1 || v.Term(ct) != 1 {
 			t.Fatalf("header % x: want term 1, version 1", ct[:5])
 		}
 		if len(pt) > 8 && bytes.Contains(ct, pt[:8]) {
@@ -79,7 +80,7 @@ func TestVaultRoundTripAndFormat(t *testing.T) {
 
 func TestVaultRejects(t *testing.T) {
 	db, _ := vtDB(t)
-	v := vtVault(t, db, GenerateMasterKey())
+	v := vtVault(t, db, vault.GenerateMasterKey())
 	ct, err := v.Seal("pk_1", []byte("sk-secret-value-0123456789"))
 	if err != nil {
 		t.Fatal(err)
@@ -94,16 +95,16 @@ func TestVaultRejects(t *testing.T) {
 		ct   []byte
 		want error
 	}{
-		{"other id (associated data)", "pk_2", ct, ErrDecrypt},
-		{"id prefix", "pk_", ct, ErrDecrypt},
-		{"empty id", "", ct, ErrNoID},
-		{"unknown term", "pk_1", unknownTerm, ErrUnknownTerm},
-		{"unknown version", "pk_1", badVersion, ErrMalformedCiphertext},
-		{"nil", "pk_1", nil, ErrMalformedCiphertext},
-		{"header only", "pk_1", ct[:17], ErrMalformedCiphertext},
-		{"no tag", "pk_1", ct[:17+15], ErrMalformedCiphertext},
-		{"last byte cut", "pk_1", ct[:len(ct)-1], ErrDecrypt},
-		{"extra byte", "pk_1", append(bytes.Clone(ct), 0), ErrDecrypt},
+		{"other id (associated data)", "pk_2", ct, vault.ErrDecrypt},
+		{"id prefix", "pk_", ct, vault.ErrDecrypt},
+		{"empty id", "", ct, vault.ErrNoID},
+		{"unknown term", "pk_1", unknownTerm, vault.ErrUnknownTerm},
+		{"unknown version", "pk_1", badVersion, vault.ErrMalformedCiphertext},
+		{"nil", "pk_1", nil, vault.ErrMalformedCiphertext},
+		{"header only", "pk_1", ct[:17], vault.ErrMalformedCiphertext},
+		{"no tag", "pk_1", ct[:17+15], vault.ErrMalformedCiphertext},
+		{"last byte cut", "pk_1", ct[:len(ct)-1], vault.ErrDecrypt},
+		{"extra byte", "pk_1", append(bytes.Clone(ct), 0), vault.ErrDecrypt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,17 +132,17 @@ func TestVaultRejects(t *testing.T) {
 			}
 		}
 	})
-	if _, err := v.Seal("", []byte("x")); !errors.Is(err, ErrNoID) {
+	if _, err := v.Seal("", []byte("x")); !errors.Is(err, vault.ErrNoID) {
 		t.Fatalf("seal without id: %v", err)
 	}
-	if Term(nil) != 0 || Term([]byte{1, 2}) != 0 {
+	if vault.Term(nil) != 0 || vault.Term([]byte{1, 2}) != 0 {
 		t.Fatal("Term of a short ciphertext should be 0")
 	}
 }
 
 func TestVaultNoncesAreUnique(t *testing.T) {
 	db, _ := vtDB(t)
-	v := vtVault(t, db, GenerateMasterKey())
+	v := vtVault(t, db, vault.GenerateMasterKey())
 	const n = 20000
 	seen := make(map[string]bool, n)
 	for i := 0; i < n; i++ {
@@ -160,7 +161,7 @@ func TestVaultNoncesAreUnique(t *testing.T) {
 func TestVaultRotationKeepsOldCiphertexts(t *testing.T) {
 	ctx := context.Background()
 	db, _ := vtDB(t)
-	master := GenerateMasterKey()
+	master := vault.GenerateMasterKey()
 	v := vtVault(t, db, master)
 	old, _ := v.Seal("pk_1", []byte("old"))
 	term, err := v.Rotate(ctx)
@@ -168,8 +169,8 @@ func TestVaultRotationKeepsOldCiphertexts(t *testing.T) {
 		t.Fatalf("rotate: term %d active %d, %v", term, v.ActiveTerm(), err)
 	}
 	cur, _ := v.Seal("pk_1", []byte("new"))
-	if Term(cur) != 2 {
-		t.Fatalf("new ciphertext under term %d", Term(cur))
+	if vault.Term(cur) != 2 {
+		t.Fatalf("new ciphertext under term %d", vault.Term(cur))
 	}
 	if term, _ = v.Rotate(ctx); term != 3 {
 		t.Fatalf("second rotate: term %d", term)
@@ -179,7 +180,7 @@ func TestVaultRotationKeepsOldCiphertexts(t *testing.T) {
 	if v2.ActiveTerm() != 3 || v2.Terms() != 3 {
 		t.Fatalf("reopened: active %d, %d terms", v2.ActiveTerm(), v2.Terms())
 	}
-	for _, vv := range []*Vault{v, v2} {
+	for _, vv := range []*vault.Vault{v, v2} {
 		if pt, err := vv.Open("pk_1", old); err != nil || string(pt) != "old" {
 			t.Fatalf("old ciphertext: %q, %v", pt, err)
 		}
@@ -192,19 +193,19 @@ func TestVaultRotationKeepsOldCiphertexts(t *testing.T) {
 func TestVaultWrongMasterKeyFailsAtOpen(t *testing.T) {
 	ctx := context.Background()
 	db, _ := vtDB(t)
-	vtVault(t, db, GenerateMasterKey())
-	_, err := OpenVault(ctx, db, GenerateMasterKey())
-	if !errors.Is(err, ErrWrongMasterKey) {
+	vtVault(t, db, vault.GenerateMasterKey())
+	_, err := vault.Open(ctx, db, vault.GenerateMasterKey())
+	if !errors.Is(err, vault.ErrWrongMasterKey) {
 		t.Fatalf("wrong master key: want ErrWrongMasterKey, got %v", err)
 	}
-	if _, err := OpenVault(ctx, db, make([]byte, 16)); err == nil {
+	if _, err := vault.Open(ctx, db, make([]byte, 16)); err == nil {
 		t.Fatal("a 16-byte master key was accepted")
 	}
 }
 
 func TestVaultTamperedKeyringFailsAtOpen(t *testing.T) {
 	db, path := vtDB(t)
-	master := GenerateMasterKey()
+	master := vault.GenerateMasterKey()
 	vtVault(t, db, master)
 	raw := vtRaw(t, path)
 	var blob []byte
@@ -215,7 +216,7 @@ func TestVaultTamperedKeyringFailsAtOpen(t *testing.T) {
 	if _, err := raw.Exec(`UPDATE vault_keyring SET blob = ?`, blob); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenVault(context.Background(), db, master); err == nil {
+	if _, err := vault.Open(context.Background(), db, master); err == nil {
 		t.Fatal("a tampered keyring opened")
 	}
 }
@@ -223,14 +224,14 @@ func TestVaultTamperedKeyringFailsAtOpen(t *testing.T) {
 func TestVaultRewrapMaster(t *testing.T) {
 	ctx := context.Background()
 	db, _ := vtDB(t)
-	oldMaster, newMaster := GenerateMasterKey(), GenerateMasterKey()
+	oldMaster, newMaster := vault.GenerateMasterKey(), vault.GenerateMasterKey()
 	v := vtVault(t, db, oldMaster)
 	v.Rotate(ctx)
 	ct, _ := v.Seal("pk_1", []byte("kept"))
 	if err := v.RewrapMaster(ctx, newMaster); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenVault(ctx, db, oldMaster); !errors.Is(err, ErrWrongMasterKey) {
+	if _, err := vault.Open(ctx, db, oldMaster); !errors.Is(err, vault.ErrWrongMasterKey) {
 		t.Fatalf("old master after rewrap: %v", err)
 	}
 	v2 := vtVault(t, db, newMaster)
@@ -255,13 +256,13 @@ func TestVaultRewrapMaster(t *testing.T) {
 func TestVaultReplicas(t *testing.T) {
 	ctx := context.Background()
 	db, _ := vtDB(t)
-	master := GenerateMasterKey()
+	master := vault.GenerateMasterKey()
 	a, b := vtVault(t, db, master), vtVault(t, db, master)
 	if _, err := a.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ct, _ := a.Seal("pk_1", []byte("from a"))
-	if _, err := b.Open("pk_1", ct); !errors.Is(err, ErrUnknownTerm) {
+	if _, err := b.Open("pk_1", ct); !errors.Is(err, vault.ErrUnknownTerm) {
 		t.Fatalf("stale replica: want ErrUnknownTerm, got %v", err)
 	}
 	// b rotates from a stale keyring: the compare-and-swap makes it build
@@ -280,12 +281,12 @@ func TestVaultReplicas(t *testing.T) {
 
 func TestVaultConcurrentFirstOpen(t *testing.T) {
 	db, _ := vtDB(t)
-	master := GenerateMasterKey()
-	vaults := make([]*Vault, 6)
+	master := vault.GenerateMasterKey()
+	vaults := make([]*vault.Vault, 6)
 	var wg sync.WaitGroup
 	for i := range vaults {
 		wg.Go(func() {
-			v, err := OpenVault(context.Background(), db, master)
+			v, err := vault.Open(context.Background(), db, master)
 			if err != nil {
 				t.Error(err)
 				return
@@ -308,7 +309,7 @@ func TestVaultConcurrentFirstOpen(t *testing.T) {
 func TestVaultConcurrentUse(t *testing.T) {
 	ctx := context.Background()
 	db, _ := vtDB(t)
-	v := vtVault(t, db, GenerateMasterKey())
+	v := vtVault(t, db, vault.GenerateMasterKey())
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Go(func() {
@@ -339,17 +340,17 @@ func TestVaultConcurrentUse(t *testing.T) {
 }
 
 func TestParseMasterKey(t *testing.T) {
-	key := GenerateMasterKey()
+	key := vault.GenerateMasterKey()
 	good := []struct{ name, in string }{
 		{"std base64", base64.StdEncoding.EncodeToString(key)},
 		{"raw url base64", base64.RawURLEncoding.EncodeToString(key)},
 		{"hex", hex.EncodeToString(key)},
 		{"hex upper, spaces", "  " + strings.ToUpper(hex.EncodeToString(key)) + "\n"},
-		{"encoded form", EncodeMasterKey(key)},
+		{"encoded form", vault.EncodeMasterKey(key)},
 	}
 	for _, tt := range good {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseMasterKey(tt.in)
+			got, err := vault.ParseMasterKey(tt.in)
 			if err != nil || !bytes.Equal(got, key) {
 				t.Fatalf("got %x, %v", got, err)
 			}
@@ -363,7 +364,7 @@ func TestParseMasterKey(t *testing.T) {
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseMasterKey(tt.in)
+			_, err := vault.ParseMasterKey(tt.in)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -379,35 +380,35 @@ func TestLoadMasterKey(t *testing.T) {
 	file := filepath.Join(dir, "xroute.master")
 	cfg := config.Vault{MasterKeyFile: file}
 
-	if _, _, err := LoadMasterKey(cfg, false); err == nil {
+	if _, _, err := vault.LoadMasterKey(cfg, false); err == nil {
 		t.Fatal("missing file without create: no error")
 	}
 	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("file created without create")
 	}
-	k1, generated, err := LoadMasterKey(cfg, true)
-	if err != nil || !generated || len(k1) != MasterKeySize {
+	k1, generated, err := vault.LoadMasterKey(cfg, true)
+	if err != nil || !generated || len(k1) != vault.MasterKeySize {
 		t.Fatalf("create: %d bytes, generated %v, %v", len(k1), generated, err)
 	}
 	fi, err := os.Stat(file)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("file mode %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
-	k2, generated, err := LoadMasterKey(cfg, true)
+	k2, generated, err := vault.LoadMasterKey(cfg, true)
 	if err != nil || generated || !bytes.Equal(k1, k2) {
 		t.Fatalf("reload: generated %v, same %v, %v", generated, bytes.Equal(k1, k2), err)
 	}
 
-	env := GenerateMasterKey()
-	k3, generated, err := LoadMasterKey(config.Vault{MasterKey: hex.EncodeToString(env), MasterKeyFile: file}, true)
+	env := vault.GenerateMasterKey()
+	k3, generated, err := vault.LoadMasterKey(config.Vault{MasterKey: hex.EncodeToString(env), MasterKeyFile: file}, true)
 	if err != nil || generated || !bytes.Equal(k3, env) {
 		t.Fatalf("env should win over the file: %v", err)
 	}
-	if _, _, err := LoadMasterKey(config.Vault{MasterKey: "not-a-key"}, true); err == nil {
+	if _, _, err := vault.LoadMasterKey(config.Vault{MasterKey: "not-a-key"}, true); err == nil {
 		t.Fatal("bad env key accepted")
 	}
 	os.WriteFile(file, []byte("garbage\n"), 0o600)
-	if _, _, err := LoadMasterKey(cfg, true); err == nil || !strings.Contains(err.Error(), file) {
+	if _, _, err := vault.LoadMasterKey(cfg, true); err == nil || !strings.Contains(err.Error(), file) {
 		t.Fatalf("bad file: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package keys
+package limits
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/xroute/xroute/keys/internal/shardmap"
 )
 
 // acquireScript takes one lease on a key's lease set if fewer than max are
@@ -113,7 +115,7 @@ type RedisConcurrency struct {
 	// held is this replica's live leases, which Release draws from and the
 	// refresher renews.
 	seed maphash.Seed
-	held [rlShards]rlShard[string, *leaseSet]
+	held [shardmap.Count]shardmap.Map[string, *leaseSet]
 
 	orphanMu sync.Mutex
 	orphans  []orphan // leases to remove from Redis once it answers again
@@ -175,7 +177,7 @@ func NewRedisConcurrency(rdb redis.UniversalClient, prefix string, log *zap.Logg
 	}
 	c.every = max(c.ttl/3, time.Millisecond)
 	for i := range c.held {
-		c.held[i].m = make(map[string]*leaseSet)
+		c.held[i].M = make(map[string]*leaseSet)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -198,8 +200,8 @@ func (c *RedisConcurrency) Close() {
 	})
 }
 
-func (c *RedisConcurrency) shard(key string) *rlShard[string, *leaseSet] {
-	return &c.held[maphash.String(c.seed, key)&(rlShards-1)]
+func (c *RedisConcurrency) shard(key string) *shardmap.Map[string, *leaseSet] {
+	return &c.held[maphash.String(c.seed, key)&(shardmap.Count-1)]
 }
 
 func (c *RedisConcurrency) newID() string {
@@ -235,19 +237,19 @@ func (c *RedisConcurrency) TryAcquire(key string, limit int) bool {
 		return false
 	}
 	s := c.shard(key)
-	s.mu.Lock()
+	s.Mu.Lock()
 	h := c.leases(s, key)
 	h.ids = append(h.ids, id)
-	s.mu.Unlock()
+	s.Mu.Unlock()
 	return true
 }
 
 // leases returns key's entry in a locked shard, creating it if need be.
-func (c *RedisConcurrency) leases(s *rlShard[string, *leaseSet], key string) *leaseSet {
-	h := s.m[key]
+func (c *RedisConcurrency) leases(s *shardmap.Map[string, *leaseSet], key string) *leaseSet {
+	h := s.M[key]
 	if h == nil {
 		h = &leaseSet{}
-		s.m[strings.Clone(key)] = h
+		s.M[strings.Clone(key)] = h
 	}
 	return h
 }
@@ -257,9 +259,9 @@ func (c *RedisConcurrency) leases(s *rlShard[string, *leaseSet], key string) *le
 // this replica alone never exceeds it.
 func (c *RedisConcurrency) acquireLocal(key string, limit int) bool {
 	s := c.shard(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h := s.m[key]
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	h := s.M[key]
 	if limit > 0 && h != nil {
 		if limit -= len(h.ids); limit <= 0 {
 			return false
@@ -282,10 +284,10 @@ func (c *RedisConcurrency) acquireLocal(key string, limit int) bool {
 // lease expires within one TTL anyway.
 func (c *RedisConcurrency) Release(key string) {
 	s := c.shard(key)
-	s.mu.Lock()
-	h := s.m[key]
+	s.Mu.Lock()
+	h := s.M[key]
 	if h == nil {
-		s.mu.Unlock()
+		s.Mu.Unlock()
 		return
 	}
 	var id string
@@ -299,9 +301,9 @@ func (c *RedisConcurrency) Release(key string) {
 		h.ids = h.ids[:last]
 	}
 	if h.local == 0 && len(h.ids) == 0 {
-		delete(s.m, key)
+		delete(s.M, key)
 	}
-	s.mu.Unlock()
+	s.Mu.Unlock()
 	if id == "" {
 		return
 	}
@@ -355,13 +357,13 @@ func (c *RedisConcurrency) refresh(ctx context.Context) error {
 	var live []keyLeases
 	for i := range c.held {
 		s := &c.held[i]
-		s.mu.Lock()
-		for k, h := range s.m {
+		s.Mu.Lock()
+		for k, h := range s.M {
 			if len(h.ids) > 0 {
 				live = append(live, keyLeases{k, append([]string(nil), h.ids...)})
 			}
 		}
-		s.mu.Unlock()
+		s.Mu.Unlock()
 	}
 	c.orphanMu.Lock()
 	orphans := c.orphans

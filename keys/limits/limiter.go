@@ -1,4 +1,9 @@
-package keys
+// Package limits holds the request path's admission controls: the GCRA
+// rate limiter (RPM, TPM), the concurrent-request cap and the
+// failed-authentication throttle, each in memory per replica and, for the
+// first two, shared through Redis when it is configured (falling back to
+// the local copy while Redis does not answer).
+package limits
 
 import (
 	"encoding/binary"
@@ -10,6 +15,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/xroute/xroute/keys/internal/clientip"
+	"github.com/xroute/xroute/keys/internal/shardmap"
 )
 
 // This file holds the per-replica admission controls of the request path:
@@ -19,54 +27,11 @@ import (
 // (the owner calls Sweep periodically) and driven by an injected clock.
 
 const (
-	rlShards = 64 // power of two
-
 	// DefaultLimiterEntries bounds a Limiter (all shards together).
 	DefaultLimiterEntries = 1 << 18
 	// DefaultThrottleEntries bounds an AuthThrottle (all shards together).
 	DefaultThrottleEntries = 1 << 16
-
-	// rlSample is how many entries a full shard inspects to pick a victim.
-	rlSample = 16
 )
-
-// rlShard is one lock and one map, padded so that neighbouring shards do
-// not share a cache line.
-type rlShard[K comparable, V any] struct {
-	mu sync.Mutex
-	m  map[K]V
-	_  [48]byte
-}
-
-// sweepShards deletes every entry for which done reports true and returns
-// how many went.
-func sweepShards[K comparable, V any](shards []rlShard[K, V], done func(V) bool) int {
-	removed := 0
-	for i := range shards {
-		s := &shards[i]
-		s.mu.Lock()
-		for k, v := range s.m {
-			if done(v) {
-				delete(s.m, k)
-				removed++
-			}
-		}
-		s.mu.Unlock()
-	}
-	return removed
-}
-
-// lenShards counts the entries of every shard.
-func lenShards[K comparable, V any](shards []rlShard[K, V]) int {
-	n := 0
-	for i := range shards {
-		s := &shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
-}
 
 // ---------------------------------------------------------------------------
 // GCRA rate limiter
@@ -132,20 +97,20 @@ type Limiter struct {
 	now      func() time.Time
 	seed     maphash.Seed
 	perShard int
-	shards   [rlShards]rlShard[string, int64]
+	shards   [shardmap.Count]shardmap.Map[string, int64]
 }
 
 // NewLimiter returns a Limiter holding at most DefaultLimiterEntries keys.
 func NewLimiter(now func() time.Time) *Limiter {
-	l := &Limiter{now: now, seed: maphash.MakeSeed(), perShard: DefaultLimiterEntries / rlShards}
+	l := &Limiter{now: now, seed: maphash.MakeSeed(), perShard: DefaultLimiterEntries / shardmap.Count}
 	for i := range l.shards {
-		l.shards[i].m = make(map[string]int64)
+		l.shards[i].M = make(map[string]int64)
 	}
 	return l
 }
 
-func (l *Limiter) shard(key string) *rlShard[string, int64] {
-	return &l.shards[maphash.String(l.seed, key)&(rlShards-1)]
+func (l *Limiter) shard(key string) *shardmap.Map[string, int64] {
+	return &l.shards[maphash.String(l.seed, key)&(shardmap.Count-1)]
 }
 
 // gcra decides whether cost units fit a bucket whose TAT is tat (already
@@ -192,20 +157,20 @@ func (l *Limiter) Allow(key string, r Rate, cost int) Decision {
 	}
 	now := l.now().UnixNano()
 	s := l.shard(key)
-	s.mu.Lock()
-	tat, ok := s.m[key]
+	s.Mu.Lock()
+	tat, ok := s.M[key]
 	if tat < now {
 		tat = now
 	}
 	d, newTAT := gcra(r, now, tat, cost)
 	if newTAT > now {
 		if ok {
-			s.m[key] = newTAT
+			s.M[key] = newTAT
 		} else {
 			l.insert(s, key, newTAT, now)
 		}
 	}
-	s.mu.Unlock()
+	s.Mu.Unlock()
 	return d
 }
 
@@ -217,9 +182,9 @@ func (l *Limiter) Peek(key string, r Rate) Decision {
 	}
 	now := l.now().UnixNano()
 	s := l.shard(key)
-	s.mu.Lock()
-	tat := s.m[key]
-	s.mu.Unlock()
+	s.Mu.Lock()
+	tat := s.M[key]
+	s.Mu.Unlock()
 	if tat < now {
 		tat = now
 	}
@@ -248,9 +213,9 @@ func (l *Limiter) Adjust(key string, r Rate, delta int) {
 	capacity := t * int64(r.Limit)
 	now := l.now().UnixNano()
 	s := l.shard(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tat, ok := s.m[key]
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	tat, ok := s.M[key]
 	if tat < now {
 		tat = now
 	}
@@ -258,10 +223,10 @@ func (l *Limiter) Adjust(key string, r Rate, delta int) {
 	switch {
 	case tat <= now:
 		if ok {
-			delete(s.m, key) // the bucket is full: nothing left to remember
+			delete(s.M, key) // the bucket is full: nothing left to remember
 		}
 	case ok:
-		s.m[key] = min(tat, now+2*capacity)
+		s.M[key] = min(tat, now+2*capacity)
 	default:
 		l.insert(s, key, min(tat, now+2*capacity), now)
 	}
@@ -270,40 +235,11 @@ func (l *Limiter) Adjust(key string, r Rate, delta int) {
 // insert adds a new key to a locked shard, making room first when the
 // shard is full. The key is cloned so the map never pins a larger buffer the
 // caller's string may point into.
-func (l *Limiter) insert(s *rlShard[string, int64], key string, tat, now int64) {
-	if len(s.m) >= l.perShard {
-		evictOldest(s.m, now, func(v int64) int64 { return v })
+func (l *Limiter) insert(s *shardmap.Map[string, int64], key string, tat, now int64) {
+	if len(s.M) >= l.perShard {
+		shardmap.EvictOldest(s.M, now, func(v int64) int64 { return v })
 	}
-	s.m[strings.Clone(key)] = tat
-}
-
-// evictOldest makes room in a full map: it inspects a random sample of
-// entries, deletes every one that has expired (score <= now) and, if none
-// had, deletes the sampled entry with the oldest score. Sampling keeps the
-// cost constant when a flood of new keys meets a full shard, where an exact
-// oldest would cost a scan of the whole shard for every insert.
-func evictOldest[K comparable, V any](m map[K]V, now int64, score func(V) int64) {
-	var (
-		victim K
-		oldest int64
-		found  bool
-		freed  bool
-		n      int
-	)
-	for k, v := range m { // map iteration starts at a random position
-		if sc := score(v); sc <= now {
-			delete(m, k)
-			freed = true
-		} else if !found || sc < oldest {
-			victim, oldest, found = k, sc, true
-		}
-		if n++; n == rlSample {
-			break
-		}
-	}
-	if !freed && found {
-		delete(m, victim)
-	}
+	s.M[strings.Clone(key)] = tat
 }
 
 // Sweep forgets every key whose bucket is full again (TAT in the past):
@@ -311,12 +247,12 @@ func evictOldest[K comparable, V any](m map[K]V, now int64, score func(V) int64)
 // (e.g. every minute); it returns how many entries it removed.
 func (l *Limiter) Sweep() int {
 	now := l.now().UnixNano()
-	return sweepShards(l.shards[:], func(tat int64) bool { return tat <= now })
+	return shardmap.Sweep(l.shards[:], func(tat int64) bool { return tat <= now })
 }
 
 // Len is the number of keys held.
 func (l *Limiter) Len() int {
-	return lenShards(l.shards[:])
+	return shardmap.Len(l.shards[:])
 }
 
 // ---------------------------------------------------------------------------
@@ -327,12 +263,12 @@ func (l *Limiter) Len() int {
 // returns to zero. The zero value is not usable; call NewConcurrency.
 type Concurrency struct {
 	seed   maphash.Seed
-	shards [rlShards]concShard
+	shards [shardmap.Count]concShard
 }
 
 type concShard struct {
-	mu sync.Mutex
-	m  map[string]int
+	Mu sync.Mutex
+	M  map[string]int
 	// slab hands out release tokens; see Acquire.
 	slab []concToken
 	_    [24]byte
@@ -354,13 +290,13 @@ func (t *concToken) release() {
 func NewConcurrency() *Concurrency {
 	c := &Concurrency{seed: maphash.MakeSeed()}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]int)
+		c.shards[i].M = make(map[string]int)
 	}
 	return c
 }
 
 func (c *Concurrency) shard(key string) *concShard {
-	return &c.shards[maphash.String(c.seed, key)&(rlShards-1)]
+	return &c.shards[maphash.String(c.seed, key)&(shardmap.Count-1)]
 }
 
 // TryAcquire takes one of key's limit slots and reports whether it got
@@ -369,14 +305,14 @@ func (c *Concurrency) shard(key string) *concShard {
 // natural pairing. It does not allocate.
 func (c *Concurrency) TryAcquire(key string, limit int) bool {
 	s := c.shard(key)
-	s.mu.Lock()
-	n := s.m[key]
+	s.Mu.Lock()
+	n := s.M[key]
 	if limit > 0 && n >= limit {
-		s.mu.Unlock()
+		s.Mu.Unlock()
 		return false
 	}
-	s.m[key] = n + 1
-	s.mu.Unlock()
+	s.M[key] = n + 1
+	s.Mu.Unlock()
 	return true
 }
 
@@ -384,14 +320,14 @@ func (c *Concurrency) TryAcquire(key string, limit int) bool {
 // nothing in flight does nothing.
 func (c *Concurrency) Release(key string) {
 	s := c.shard(key)
-	s.mu.Lock()
-	switch n := s.m[key]; {
+	s.Mu.Lock()
+	switch n := s.M[key]; {
 	case n > 1:
-		s.m[key] = n - 1
+		s.M[key] = n - 1
 	case n == 1:
-		delete(s.m, key)
+		delete(s.M, key)
 	}
-	s.mu.Unlock()
+	s.Mu.Unlock()
 }
 
 // Acquire is TryAcquire returning an idempotent release function: calling
@@ -400,29 +336,29 @@ func (c *Concurrency) Release(key string) {
 // which is what makes a late second call harmless.
 func (c *Concurrency) Acquire(key string, limit int) (release func(), ok bool) {
 	s := c.shard(key)
-	s.mu.Lock()
-	n := s.m[key]
+	s.Mu.Lock()
+	n := s.M[key]
 	if limit > 0 && n >= limit {
-		s.mu.Unlock()
+		s.Mu.Unlock()
 		return func() {}, false
 	}
-	s.m[key] = n + 1
+	s.M[key] = n + 1
 	if len(s.slab) == cap(s.slab) {
 		s.slab = make([]concToken, 0, 64)
 	}
 	s.slab = s.slab[:len(s.slab)+1]
 	t := &s.slab[len(s.slab)-1]
 	t.c, t.key = c, key
-	s.mu.Unlock()
+	s.Mu.Unlock()
 	return t.release, true
 }
 
 // InFlight is the number of key's requests in flight.
 func (c *Concurrency) InFlight(key string) int {
 	s := c.shard(key)
-	s.mu.Lock()
-	n := s.m[key]
-	s.mu.Unlock()
+	s.Mu.Lock()
+	n := s.M[key]
+	s.Mu.Unlock()
 	return n
 }
 
@@ -457,7 +393,7 @@ type AuthThrottle struct {
 	maxBackoff time.Duration
 	seed       uint64
 	perShard   int
-	shards     [rlShards]rlShard[netip.Addr, throttleEntry]
+	shards     [shardmap.Count]shardmap.Map[netip.Addr, throttleEntry]
 }
 
 type throttleEntry struct {
@@ -482,44 +418,30 @@ func NewAuthThrottle(burst int, maxBackoff time.Duration, now func() time.Time) 
 	a := &AuthThrottle{
 		now: now, burst: burst, interval: int64(throttleWindow) / int64(burst),
 		maxBackoff: maxBackoff, seed: rand.Uint64(),
-		perShard: DefaultThrottleEntries / rlShards,
+		perShard: DefaultThrottleEntries / shardmap.Count,
 	}
 	for i := range a.shards {
-		a.shards[i].m = make(map[netip.Addr]throttleEntry)
+		a.shards[i].M = make(map[netip.Addr]throttleEntry)
 	}
 	return a
 }
 
-// throttleAddr parses and groups a client address.
-func throttleAddr(ip string) netip.Addr {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return netip.Addr{}
-	}
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.WithZone("").Prefix(64)
-		a = p.Addr()
-	}
-	return a
-}
-
-func (a *AuthThrottle) shard(addr netip.Addr) *rlShard[netip.Addr, throttleEntry] {
+func (a *AuthThrottle) shard(addr netip.Addr) *shardmap.Map[netip.Addr, throttleEntry] {
 	b := addr.As16()
 	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(b[:8])^a.seed, binary.LittleEndian.Uint64(b[8:])^0x9e3779b97f4a7c15)
-	return &a.shards[((hi^lo)>>32)&(rlShards-1)]
+	return &a.shards[((hi^lo)>>32)&(shardmap.Count-1)]
 }
 
 // Check reports whether ip is blocked now and for how long; call it before
 // verifying a key and answer 429 with Retry-After (rounded up to seconds)
 // when blocked.
 func (a *AuthThrottle) Check(ip string) (retryAfter time.Duration, blocked bool) {
-	addr := throttleAddr(ip)
+	addr := clientip.Group(ip)
 	now := a.now().UnixNano()
 	s := a.shard(addr)
-	s.mu.Lock()
-	e, ok := s.m[addr]
-	s.mu.Unlock()
+	s.Mu.Lock()
+	e, ok := s.M[addr]
+	s.Mu.Unlock()
 	if ok && now < e.until {
 		return time.Duration(e.until - now), true
 	}
@@ -530,12 +452,12 @@ func (a *AuthThrottle) Check(ip string) (retryAfter time.Duration, blocked bool)
 // this failure started a blocking episode: a burst of guesses, worth an
 // anomaly alert once.
 func (a *AuthThrottle) Failed(ip string) (burst bool) {
-	addr := throttleAddr(ip)
+	addr := clientip.Group(ip)
 	now := a.now().UnixNano()
 	s := a.shard(addr)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.m[addr]
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	e, ok := s.M[addr]
 	if ok && e.level > 0 && now-e.until >= int64(throttleWindow) {
 		e = throttleEntry{} // quiet for a window after the last block: forgiven
 	}
@@ -549,10 +471,10 @@ func (a *AuthThrottle) Failed(ip string) (burst bool) {
 		e.level++
 		burst = e.level == 1
 	}
-	if !ok && len(s.m) >= a.perShard {
-		evictOldest(s.m, now, throttleEntry.forgetAt)
+	if !ok && len(s.M) >= a.perShard {
+		shardmap.EvictOldest(s.M, now, throttleEntry.forgetAt)
 	}
-	s.m[addr] = e
+	s.M[addr] = e
 	return burst
 }
 
@@ -560,10 +482,10 @@ func (a *AuthThrottle) Failed(ip string) (burst bool) {
 // periodically. It returns how many entries it removed.
 func (a *AuthThrottle) Sweep() int {
 	now := a.now().UnixNano()
-	return sweepShards(a.shards[:], func(e throttleEntry) bool { return e.forgetAt() <= now })
+	return shardmap.Sweep(a.shards[:], func(e throttleEntry) bool { return e.forgetAt() <= now })
 }
 
 // Len is the number of addresses held.
 func (a *AuthThrottle) Len() int {
-	return lenShards(a.shards[:])
+	return shardmap.Len(a.shards[:])
 }

@@ -1,4 +1,4 @@
-package keys
+package limits
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/keys/internal/shardmap"
 )
 
 // rlClock is a fake clock, safe for concurrent use.
@@ -233,7 +235,7 @@ func TestGCRASweepAndCap(t *testing.T) {
 	for i := range 100_000 {
 		l.Allow("flood"+strconv.Itoa(i), PerMinute(1), 1)
 	}
-	if n := l.Len(); n > 8*rlShards {
+	if n := l.Len(); n > 8*shardmap.Count {
 		t.Fatalf("cap exceeded: %d entries", n)
 	}
 }
@@ -367,7 +369,7 @@ func TestConcurrencyAcquireRelease(t *testing.T) {
 	c.Release("other")
 	n := 0
 	for i := range c.shards {
-		n += len(c.shards[i].m)
+		n += len(c.shards[i].M)
 	}
 	if n != 0 {
 		t.Fatalf("%d entries left with nothing in flight", n)
