@@ -155,7 +155,7 @@ func (s *Service) narrow(parent *Key, p MintParams, now time.Time) (Record, Chil
 		if err != nil {
 			return bad("allowed_cidrs", err.Error())
 		}
-		if len(parent.AllowedCIDRs) > 0 && !slices.ContainsFunc(parent.AllowedCIDRs, func(pp netip.Prefix) bool {
+		if len(parent.Networks) > 0 && !slices.ContainsFunc(parent.Networks, func(pp netip.Prefix) bool {
 			return pp.Bits() <= pf.Bits() && pp.Contains(pf.Addr())
 		}) {
 			return bad("allowed_cidrs", fmt.Sprintf("%q is wider than the parent key's addresses", c))

@@ -15,26 +15,13 @@ import (
 // Key is a key's properties, as the request path sees them. It never holds
 // the key itself.
 type Key struct {
-	ID               string
-	AccountID        string
-	Kind             string
-	Role             string // an admin key's role (RoleOwner, …); "" for a caller key
-	Name             string
-	Hint             string
-	AllowedModels    []string
-	AllowedEndpoints []string
-	AllowedCIDRs     []netip.Prefix
-	RPM              int
-	TPM              int
-	MaxConcurrent    int
-	Metadata         map[string]string
-	CreatedAt        time.Time
-	ExpiresAt        *time.Time
-	RevokedAt        *time.Time
-	SuspendedAt      *time.Time
-	SuspendReason    string
-	RotatedFrom      string
-	Child            *Child // an ephemeral child key's parent and caps (nil: not a child)
+	// Record is the key as stored, less its hash: fromRow clears Hash (the
+	// check on a cache hit compares the parsed bytes below, and a Key is
+	// rendered and logged where a hash has no business).
+	Record
+	// Networks is Record.AllowedCIDRs parsed (a bare address is one host).
+	Networks []netip.Prefix
+	Child    *Child // an ephemeral child key's parent and caps (nil: not a child)
 
 	hash [sha256.Size]byte // for the constant-time check on a cache hit
 }
@@ -85,11 +72,11 @@ func (k *Key) AllowsEndpoint(name string) bool {
 // allowlist allows every address; an unparsable ip is refused when a list
 // exists.
 func (k *Key) AllowsIP(ip netip.Addr) bool {
-	if len(k.AllowedCIDRs) == 0 {
+	if len(k.Networks) == 0 {
 		return true
 	}
 	ip = ip.Unmap()
-	for _, p := range k.AllowedCIDRs {
+	for _, p := range k.Networks {
 		if p.Contains(ip) {
 			return true
 		}
@@ -132,10 +119,8 @@ func fromRowPtr(r Record) (*Key, error) {
 }
 
 func fromRow(r Record) (Key, error) {
-	k := Key{ID: r.ID, AccountID: r.AccountID, Kind: r.Kind, Role: r.Role, Name: r.Name, Hint: r.Hint,
-		AllowedModels: r.AllowedModels, AllowedEndpoints: r.AllowedEndpoints, RPM: r.RPM, TPM: r.TPM,
-		MaxConcurrent: r.MaxConcurrent, Metadata: r.Metadata, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
-		RevokedAt: r.RevokedAt, SuspendedAt: r.SuspendedAt, SuspendReason: r.SuspendReason, RotatedFrom: r.RotatedFrom}
+	k := Key{Record: r}
+	k.Hash = ""
 	if raw, err := hex.DecodeString(r.Hash); err == nil && len(raw) == sha256.Size {
 		k.hash = [sha256.Size]byte(raw)
 	}
@@ -144,15 +129,15 @@ func fromRow(r Record) (Key, error) {
 		if err != nil {
 			return Key{}, fmt.Errorf("key %s: %w", r.ID, err)
 		}
-		k.AllowedCIDRs = append(k.AllowedCIDRs, p)
+		k.Networks = append(k.Networks, p)
 	}
 	return k, nil
 }
 
 // CIDRStrings renders the allowlist for display.
 func (k *Key) CIDRStrings() []string {
-	out := make([]string, len(k.AllowedCIDRs))
-	for i, p := range k.AllowedCIDRs {
+	out := make([]string, len(k.Networks))
+	for i, p := range k.Networks {
 		out[i] = p.String()
 	}
 	return out

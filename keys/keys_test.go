@@ -231,7 +231,7 @@ func TestRotateKeepsPropertiesAndOverlaps(t *testing.T) {
 		t.Fatalf("overlap 0 must stop the old key at once: %v", err)
 	}
 	got, _ := svc.Verify(ctx, newPlain)
-	if got.RPM != 60 || got.AllowedModels[0] != "gpt-*" || got.AllowedCIDRs[0].String() != "10.0.0.0/8" || got.Metadata["team"] != "x" || nk.Hint == old.Hint {
+	if got.RPM != 60 || got.AllowedModels[0] != "gpt-*" || got.Networks[0].String() != "10.0.0.0/8" || got.Metadata["team"] != "x" || nk.Hint == old.Hint {
 		t.Fatalf("rotation must keep properties: %+v", got)
 	}
 	if _, _, err := svc.Rotate(ctx, old.ID, "test", 0); err == nil {

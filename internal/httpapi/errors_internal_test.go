@@ -65,7 +65,7 @@ func TestForeignErrorsAnswerInTheCallersShape(t *testing.T) {
 			w := httptest.NewRecorder()
 			c, _ := gin.CreateTestContext(w)
 			c.Request = httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
-			info := &requestInfo{id: "req_1", key: &keys.Key{ID: "k"}, anthropic: tc.anthropic}
+			info := &requestInfo{id: "req_1", key: &keys.Key{Record: keys.Record{ID: "k"}}, anthropic: tc.anthropic}
 			c.Set(infoKey, info)
 			tc.do(c)
 			if w.Code != tc.status || info.status != tc.status {

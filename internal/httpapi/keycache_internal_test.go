@@ -25,7 +25,7 @@ func TestNarrowPolicy(t *testing.T) {
 		{"an unreadable entry is ignored", map[string]string{"cache_ttl": "soon"}, model, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, on := narrowPolicy(model, &keys.Key{Metadata: tc.meta})
+			got, on := narrowPolicy(model, &keys.Key{Record: keys.Record{Metadata: tc.meta}})
 			if on != tc.wantOn || (on && got != tc.want) {
 				t.Fatalf("narrowPolicy = %+v, %v; want %+v, %v", got, on, tc.want, tc.wantOn)
 			}

@@ -45,7 +45,7 @@ func (v *fakeVerifier) Verify(context.Context, string) (*keys.Key, error) {
 	if p := v.err.Load(); p != nil {
 		return nil, *p
 	}
-	return &keys.Key{ID: "key_1", AccountID: "acct_1", Kind: keys.KindCaller}, nil
+	return &keys.Key{Record: keys.Record{ID: "key_1", AccountID: "acct_1", Kind: keys.KindCaller}}, nil
 }
 
 // fakeRouter answers at once, and streams two chunks with a pause the

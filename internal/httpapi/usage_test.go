@@ -98,8 +98,8 @@ func decodeUsageError(t *testing.T, w *httptest.ResponseRecorder) usageErrBody {
 }
 
 var (
-	adminKey  = &keys.Key{ID: "key_admin", AccountID: keys.DefaultAccountID, Kind: keys.KindAdmin}
-	callerKey = &keys.Key{ID: "key_a1", AccountID: "acct_a", Kind: "caller"}
+	adminKey  = &keys.Key{Record: keys.Record{ID: "key_admin", AccountID: keys.DefaultAccountID, Kind: keys.KindAdmin}}
+	callerKey = &keys.Key{Record: keys.Record{ID: "key_a1", AccountID: "acct_a", Kind: "caller"}}
 )
 
 func TestUsageReportAdminJSON(t *testing.T) {
@@ -223,8 +223,8 @@ func TestUsageCallerSeesOnlyItsOwnAccount(t *testing.T) {
 		{"another account named", "group_by=key&account_id=acct_b", callerKey, http.StatusNotFound, nil},
 		{"another account's key", "group_by=key&key_id=key_b1", callerKey, http.StatusOK, []string{}},
 		{"csv is for operators", "format=csv", callerKey, http.StatusBadRequest, nil},
-		{"key without the usage scope", "", &keys.Key{ID: "key_a2", AccountID: "acct_a", AllowedEndpoints: []string{keys.EndpointChat}}, http.StatusForbidden, nil},
-		{"key with the usage scope", "group_by=key", &keys.Key{ID: "key_a3", AccountID: "acct_a", AllowedEndpoints: []string{keys.EndpointUsage}}, http.StatusOK, []string{"key_a1"}},
+		{"key without the usage scope", "", &keys.Key{Record: keys.Record{ID: "key_a2", AccountID: "acct_a", AllowedEndpoints: []string{keys.EndpointChat}}}, http.StatusForbidden, nil},
+		{"key with the usage scope", "group_by=key", &keys.Key{Record: keys.Record{ID: "key_a3", AccountID: "acct_a", AllowedEndpoints: []string{keys.EndpointUsage}}}, http.StatusOK, []string{"key_a1"}},
 		{"no key", "", nil, http.StatusUnauthorized, nil},
 	}
 	for _, tc := range tests {
