@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xroute/xroute/internal/store/sqlitetest"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -33,8 +35,8 @@ type pkFixture struct {
 
 func newPKFixture(t *testing.T) pkFixture {
 	t.Helper()
-	db, path := vtDB(t)
-	v := vtVault(t, db, vault.GenerateMasterKey())
+	db, path := sqlitetest.Open(t)
+	v := sqlitetest.Vault(t, db, vault.GenerateMasterKey())
 	clock := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	return pkFixture{db: db, path: path, vault: v, pk: keys.NewProviderKeys(db, v, func() time.Time { return clock })}
 }
@@ -164,7 +166,7 @@ func TestProviderKeyCopiedToAnotherRowFails(t *testing.T) {
 	f := newPKFixture(t)
 	a, _ := f.pk.Add(ctx, "openai", "a", pkTestSecret, 1)
 	b, _ := f.pk.Add(ctx, "openai", "b", "sk-b-0123456789abcdefgh", 1)
-	raw := vtRaw(t, f.path)
+	raw := sqlitetest.Raw(t, f.path)
 	if _, err := raw.Exec(`UPDATE provider_keys SET ciphertext = (SELECT ciphertext FROM provider_keys WHERE id = ?) WHERE id = ?`, a.ID, b.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +323,7 @@ func TestReencryptContinuesPastABadRow(t *testing.T) {
 	b, _ := f.pk.Add(ctx, "openai", "b", "sk-b-0123456789abcdefgh", 1)
 	c, _ := f.pk.Add(ctx, "openai", "c", "sk-c-0123456789abcdefgh", 1)
 	f.vault.Rotate(ctx)
-	raw := vtRaw(t, f.path)
+	raw := sqlitetest.Raw(t, f.path)
 	if _, err := raw.Exec(`UPDATE provider_keys SET ciphertext = (SELECT ciphertext FROM provider_keys WHERE id = ?) WHERE id = ?`, a.ID, b.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -343,10 +345,10 @@ func TestReencryptContinuesPastABadRow(t *testing.T) {
 
 func TestProviderKeysStaleReplicaReloads(t *testing.T) {
 	ctx := context.Background()
-	db, _ := vtDB(t)
+	db, _ := sqlitetest.Open(t)
 	master := vault.GenerateMasterKey()
 	now := time.Now
-	va, vb := vtVault(t, db, master), vtVault(t, db, master)
+	va, vb := sqlitetest.Vault(t, db, master), sqlitetest.Vault(t, db, master)
 	pa, pb := keys.NewProviderKeys(db, va, now), keys.NewProviderKeys(db, vb, now)
 	if _, err := pa.Add(ctx, "openai", "a", pkTestSecret, 1); err != nil {
 		t.Fatal(err)

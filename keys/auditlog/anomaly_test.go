@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/internal/testutil"
 
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/keys/internal/shardmap"
@@ -42,7 +43,7 @@ type anomSim struct {
 }
 
 func newAnomSim(t *testing.T, cfg config.Anomaly) *anomSim {
-	clk := newAnomClock()
+	clk := testutil.NewClock()
 	return &anomSim{t: t, d: NewDetector(cfg, clk.Now), rng: rand.New(rand.NewPCG(1, 2))}
 }
 
@@ -336,7 +337,7 @@ func TestAnomalyRoamingKeysAndIPv6(t *testing.T) {
 }
 
 func TestAnomalyMemoryBounds(t *testing.T) {
-	clk := newAnomClock()
+	clk := testutil.NewClock()
 	d := NewDetector(anomDefaults(), clk.Now)
 	d.perShard = 4
 	for i := range 10_000 {
@@ -371,7 +372,7 @@ func TestAnomalyMemoryBounds(t *testing.T) {
 func TestAnomalyDisabled(t *testing.T) {
 	cfg := anomDefaults()
 	cfg.Enabled = false
-	d := NewDetector(cfg, newAnomClock().Now)
+	d := NewDetector(cfg, testutil.NewClock().Now)
 	for range 100 {
 		if a := d.Observe(Observation{KeyID: "k", Status: 401}); a != nil {
 			t.Fatal(a)
@@ -383,7 +384,7 @@ func TestAnomalyDisabled(t *testing.T) {
 }
 
 func TestAnomalyObserveDoesNotAllocate(t *testing.T) {
-	clk := newAnomClock()
+	clk := testutil.NewClock()
 	d := NewDetector(anomDefaults(), clk.Now)
 	o := Observation{KeyID: "key_a", AccountID: "acct", IP: "203.0.113.1", At: clk.Now(), Status: 200, Tokens: 100}
 	d.Observe(o)
@@ -429,32 +430,4 @@ func TestAnomalySpikeFloor(t *testing.T) {
 	if got := anomCount(s.take()); fmt.Sprint(got) != fmt.Sprint(map[string]int{"slow/rate_spike": 1}) {
 		t.Fatalf("1 -> 40 requests a minute: %v", got)
 	}
-}
-
-// anomClock is a fake clock, safe for concurrent use.
-type anomClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newAnomClock() *anomClock {
-	return &anomClock{t: time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC)} // a Monday
-}
-
-func (c *anomClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *anomClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *anomClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xroute/xroute/internal/store/sqlitetest"
+
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/keys/auditlog"
 )
@@ -42,7 +44,7 @@ func auRecordN(t *testing.T, a *auditlog.Auditor, n int) {
 // database access could.
 func auDropTriggers(t *testing.T, path string) {
 	t.Helper()
-	raw := vtRaw(t, path)
+	raw := sqlitetest.Raw(t, path)
 	for _, q := range []string{`DROP TRIGGER audit_log_no_update`, `DROP TRIGGER audit_log_no_delete`} {
 		if _, err := raw.Exec(q); err != nil {
 			t.Fatal(err)
@@ -52,7 +54,7 @@ func auDropTriggers(t *testing.T, path string) {
 
 func TestAuditChainGrowsAndVerifies(t *testing.T) {
 	ctx := context.Background()
-	db, _ := vtDB(t)
+	db, _ := sqlitetest.Open(t)
 	a := auditlog.NewAuditor(db, auTestClock())
 	if n, err := a.Verify(ctx); n != 0 || err != nil {
 		t.Fatalf("empty log: %d, %v", n, err)
@@ -114,11 +116,11 @@ func TestAuditChainGrowsAndVerifies(t *testing.T) {
 
 func TestAuditVerifyFindsEditedRow(t *testing.T) {
 	ctx := context.Background()
-	db, path := vtDB(t)
+	db, path := sqlitetest.Open(t)
 	a := auditlog.NewAuditor(db, auTestClock())
 	auRecordN(t, a, 10)
 	auDropTriggers(t, path)
-	raw := vtRaw(t, path)
+	raw := sqlitetest.Raw(t, path)
 	if _, err := raw.Exec(`UPDATE audit_log SET details = '{"i":4,"amount_nano":0,"name":"ci"}' WHERE seq = 5`); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +136,7 @@ func TestAuditVerifyFindsEditedRow(t *testing.T) {
 
 func TestAuditVerifyFindsRewrittenHash(t *testing.T) {
 	ctx := context.Background()
-	db, path := vtDB(t)
+	db, path := sqlitetest.Open(t)
 	a := auditlog.NewAuditor(db, auTestClock())
 	auRecordN(t, a, 10)
 	auDropTriggers(t, path)
@@ -147,7 +149,7 @@ func TestAuditVerifyFindsRewrittenHash(t *testing.T) {
 	r := rows[0]
 	r.Actor = "cli"
 	r.Hash = auditlog.Hash(r)
-	if _, err := vtRaw(t, path).Exec(`UPDATE audit_log SET actor = ?, hash = ? WHERE seq = 5`, r.Actor, r.Hash); err != nil {
+	if _, err := sqlitetest.Raw(t, path).Exec(`UPDATE audit_log SET actor = ?, hash = ? WHERE seq = 5`, r.Actor, r.Hash); err != nil {
 		t.Fatal(err)
 	}
 	n, err := a.Verify(ctx)
@@ -170,11 +172,11 @@ func TestAuditVerifyFindsDeletedRow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db, path := vtDB(t)
+			db, path := sqlitetest.Open(t)
 			a := auditlog.NewAuditor(db, auTestClock())
 			auRecordN(t, a, 10)
 			auDropTriggers(t, path)
-			if _, err := vtRaw(t, path).Exec(tt.del); err != nil {
+			if _, err := sqlitetest.Raw(t, path).Exec(tt.del); err != nil {
 				t.Fatal(err)
 			}
 			_, err := a.Verify(context.Background())
@@ -189,11 +191,11 @@ func TestAuditVerifyFindsDeletedRow(t *testing.T) {
 func TestAuditVerifyFindsRenumberedRow(t *testing.T) {
 	// Deleting seq 5 and renumbering 6 -> 5 leaves no gap, but the moved
 	// row's prev_hash (and its hash, which covers seq) give it away.
-	db, path := vtDB(t)
+	db, path := sqlitetest.Open(t)
 	a := auditlog.NewAuditor(db, auTestClock())
 	auRecordN(t, a, 6)
 	auDropTriggers(t, path)
-	raw := vtRaw(t, path)
+	raw := sqlitetest.Raw(t, path)
 	if _, err := raw.Exec(`DELETE FROM audit_log WHERE seq = 5`); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +211,7 @@ func TestAuditVerifyFindsRenumberedRow(t *testing.T) {
 
 func TestAuditConcurrentRecord(t *testing.T) {
 	ctx := context.Background()
-	db, _ := vtDB(t)
+	db, _ := sqlitetest.Open(t)
 	clock := auTestClock()
 	// Two auditors on one database stand for two replicas: their mutexes
 	// are separate, the transaction alone keeps the chain linear.
@@ -234,7 +236,7 @@ func TestAuditConcurrentRecord(t *testing.T) {
 }
 
 func TestAuditRecordValidates(t *testing.T) {
-	db, _ := vtDB(t)
+	db, _ := sqlitetest.Open(t)
 	a := auditlog.NewAuditor(db, auTestClock())
 	callerKey := keys.Generate()
 	tests := []struct {
@@ -274,7 +276,7 @@ func TestAuditRecordValidates(t *testing.T) {
 
 func TestAuditHashIsUnambiguous(t *testing.T) {
 	// Moving a character from one field to the next must change the hash.
-	db, _ := vtDB(t)
+	db, _ := sqlitetest.Open(t)
 	a := auditlog.NewAuditor(db, func() time.Time { return time.UnixMilli(1000) })
 	ctx := context.Background()
 	a.Record(ctx, auditlog.Event{Kind: "admin.x", Actor: "ab", Subject: "c"})

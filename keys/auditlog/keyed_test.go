@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xroute/xroute/internal/store/sqlitetest"
+
 	"github.com/xroute/xroute/internal/dberr"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys/auditlog"
@@ -18,8 +20,8 @@ import (
 // gateway builds it, and the database's path for raw access.
 func auKeyed(t *testing.T) (*auditlog.Auditor, *vault.Vault, *store.DB, string) {
 	t.Helper()
-	db, path := vtDB(t)
-	v := vtVault(t, db, vault.GenerateMasterKey())
+	db, path := sqlitetest.Open(t)
+	v := sqlitetest.Vault(t, db, vault.GenerateMasterKey())
 	a := auditlog.NewAuditor(db, auTestClock(), auditlog.KeyedBy(v.ChainKeys("audit")))
 	if _, err := a.Seal(context.Background()); err != nil { // as the gateway does at start
 		t.Fatal(err)
@@ -35,7 +37,7 @@ func auKeyed(t *testing.T) (*auditlog.Auditor, *vault.Vault, *store.DB, string) 
 // term is left and only the hash recomputed.
 func auForge(t *testing.T, path string, from, to int64, asLegacy bool, edit func(r *auditlog.Row)) {
 	t.Helper()
-	raw := vtRaw(t, path)
+	raw := sqlitetest.Raw(t, path)
 	for _, q := range []string{`DROP TRIGGER IF EXISTS audit_log_no_update`, `DROP TRIGGER IF EXISTS audit_log_no_delete`} {
 		if _, err := raw.Exec(q); err != nil {
 			t.Fatal(err)
@@ -142,8 +144,8 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 		// A database written by an older version: plain rows 1..3. The
 		// keyed auditor seals it (row 4, audit.keyed), and from then on
 		// the old rows cannot be rewritten either.
-		db, path := vtDB(t)
-		v := vtVault(t, db, vault.GenerateMasterKey())
+		db, path := sqlitetest.Open(t)
+		v := sqlitetest.Vault(t, db, vault.GenerateMasterKey())
 		a := auditlog.NewAuditor(db, auTestClock(), auditlog.KeyedBy(v.ChainKeys("audit")))
 		auRecordN(t, auditlog.NewAuditor(db, auTestClock()), 3)
 		if _, err := a.Verify(ctx); !errors.Is(err, auditlog.ErrAuditNotKeyed) {
@@ -171,7 +173,7 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 		}
 		// Cut back to the old rows: the vault knows the chain was keyed
 		// from seq 4, so this truncation shows even without a head.
-		raw := vtRaw(t, path)
+		raw := sqlitetest.Raw(t, path)
 		if _, err := raw.Exec(`DELETE FROM audit_log WHERE seq >= 4`); err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +194,7 @@ func TestHoleAuditChainRecomputedAfterEdit(t *testing.T) {
 	t.Run("another vault's key does not verify", func(t *testing.T) {
 		a, _, db, _ := auKeyed(t)
 		auRecordN(t, a, 2)
-		other := vtVault(t, &memKeyring{}, vault.GenerateMasterKey())
+		other := sqlitetest.Vault(t, &memKeyring{}, vault.GenerateMasterKey())
 		var ce *auditlog.ChainError
 		if _, err := auditlog.NewAuditor(db, auTestClock(), auditlog.KeyedBy(other.ChainKeys("audit"))).Verify(ctx); !errors.As(err, &ce) || ce.Seq != 1 {
 			t.Fatalf("verify under another vault: %v", err)
@@ -236,7 +238,7 @@ func TestHoleAuditTruncationCaughtByHead(t *testing.T) {
 		{"seq lowered", func(h *auditlog.Head) { h.Seq = 3 }, auditlog.ErrHeadSignature},
 		{"hash replaced", func(h *auditlog.Head) { h.Hash = strings.Repeat("ab", 32) }, auditlog.ErrHeadSignature},
 		{"another key", func(h *auditlog.Head) {
-			other := vtVault(t, &memKeyring{}, vault.GenerateMasterKey())
+			other := sqlitetest.Vault(t, &memKeyring{}, vault.GenerateMasterKey())
 			o := auditlog.NewAuditor(&memAudit{}, auTestClock(), auditlog.KeyedBy(other.ChainKeys("audit")))
 			oh, err := o.Head(ctx)
 			if err != nil {
@@ -256,7 +258,7 @@ func TestHoleAuditTruncationCaughtByHead(t *testing.T) {
 
 	// Truncation: rows 4..7 go. Without the head the rest still verifies
 	// (nothing in the database says they existed); with it, it fails.
-	raw := vtRaw(t, path)
+	raw := sqlitetest.Raw(t, path)
 	for _, q := range []string{`DROP TRIGGER IF EXISTS audit_log_no_delete`, `DELETE FROM audit_log WHERE seq >= 4`} {
 		if _, err := raw.Exec(q); err != nil {
 			t.Fatal(err)

@@ -8,39 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xroute/xroute/internal/testutil"
+
 	"github.com/xroute/xroute/keys/internal/shardmap"
 )
 
-// rlClock is a fake clock, safe for concurrent use.
-type rlClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newRLClock() *rlClock {
-	return &rlClock{t: time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC)} // a Monday
-}
-
-func (c *rlClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *rlClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *rlClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
 func TestGCRABurstThenRefill(t *testing.T) {
-	clk := newRLClock()
+	clk := testutil.NewClock()
 	l := NewLimiter(clk.Now)
 	r := PerMinute(600)
 	for i := range 600 {
@@ -73,14 +47,14 @@ func TestGCRABurstThenRefill(t *testing.T) {
 func TestGCRAExactBurstForAwkwardLimits(t *testing.T) {
 	for _, r := range []Rate{PerMinute(1), PerMinute(7), PerMinute(999_983), PerMinute(3_000_000), {Limit: 5, Period: time.Second}, {Limit: 100, Period: 24 * time.Hour}} {
 		t.Run(fmt.Sprintf("%d/%s", r.Limit, r.Period), func(t *testing.T) {
-			l := NewLimiter(newRLClock().Now)
+			l := NewLimiter(testutil.NewClock().Now)
 			if d := l.Allow("k", r, r.Limit); !d.Allowed || d.Remaining != 0 {
 				t.Fatalf("a full burst must fit: %+v", d)
 			}
 			if d := l.Allow("k", r, 1); d.Allowed || d.RetryAfter <= 0 {
 				t.Fatalf("one more unit must not: %+v", d)
 			}
-			l2 := NewLimiter(newRLClock().Now)
+			l2 := NewLimiter(testutil.NewClock().Now)
 			for i := range min(r.Limit, 10_000) {
 				if d := l2.Allow("k", r, 1); !d.Allowed || d.Remaining != r.Limit-1-i {
 					t.Fatalf("unit %d: %+v", i, d)
@@ -91,7 +65,7 @@ func TestGCRAExactBurstForAwkwardLimits(t *testing.T) {
 }
 
 func TestGCRATokenCostsAndImpossible(t *testing.T) {
-	clk := newRLClock()
+	clk := testutil.NewClock()
 	l := NewLimiter(clk.Now)
 	r := PerMinute(10_000) // 6ms per token
 	if d := l.Allow("k", r, 6000); !d.Allowed || d.Remaining != 4000 || d.ResetAfter != 36*time.Second {
@@ -118,7 +92,7 @@ func TestGCRATokenCostsAndImpossible(t *testing.T) {
 }
 
 func TestGCRAPeek(t *testing.T) {
-	clk := newRLClock()
+	clk := testutil.NewClock()
 	l := NewLimiter(clk.Now)
 	r := PerMinute(60)
 	if d := l.Peek("k", r); !d.Allowed || d.Remaining != 60 || d.ResetAfter != 0 || d.Limit != 60 {
@@ -144,7 +118,7 @@ func TestGCRAPeek(t *testing.T) {
 }
 
 func TestGCRAAdjust(t *testing.T) {
-	clk := newRLClock()
+	clk := testutil.NewClock()
 	l := NewLimiter(clk.Now)
 	r := PerMinute(10_000)
 
@@ -194,7 +168,7 @@ func TestGCRAAdjust(t *testing.T) {
 }
 
 func TestGCRAUnlimited(t *testing.T) {
-	l := NewLimiter(newRLClock().Now)
+	l := NewLimiter(testutil.NewClock().Now)
 	for _, r := range []Rate{{}, {Limit: 10}, {Period: time.Minute}, PerMinute(-1)} {
 		for range 100 {
 			if d := l.Allow("k", r, 1000); !d.Allowed || d.Limit != 0 {
@@ -212,7 +186,7 @@ func TestGCRAUnlimited(t *testing.T) {
 }
 
 func TestGCRASweepAndCap(t *testing.T) {
-	clk := newRLClock()
+	clk := testutil.NewClock()
 	l := NewLimiter(clk.Now)
 	for i := range 1000 {
 		l.Allow("k"+strconv.Itoa(i), PerMinute(60), 1) // each full again after 1s
@@ -241,7 +215,7 @@ func TestGCRASweepAndCap(t *testing.T) {
 }
 
 func TestGCRAConcurrentAllowIsExact(t *testing.T) {
-	l := NewLimiter(newRLClock().Now) // frozen clock: no refill
+	l := NewLimiter(testutil.NewClock().Now) // frozen clock: no refill
 	r := PerMinute(1000)
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
@@ -264,7 +238,7 @@ func TestGCRAConcurrentAllowIsExact(t *testing.T) {
 }
 
 func TestGCRAAllowDoesNotAllocate(t *testing.T) {
-	l := NewLimiter(newRLClock().Now)
+	l := NewLimiter(testutil.NewClock().Now)
 	r := PerMinute(1 << 30)
 	l.Allow("key_0123456789abcdef", r, 1000) // the entry stays through the loop
 	if n := testing.AllocsPerRun(1000, func() {

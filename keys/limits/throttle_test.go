@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 func TestThrottleFloodBlocksWithGrowingBackoff(t *testing.T) {
-	clk := newRLClock()
+	clk := testutil.NewClock()
 	a := NewAuthThrottle(10, 5*time.Minute, clk.Now)
 	const ip = "203.0.113.7"
 	for i := range 10 {
@@ -44,7 +46,7 @@ func TestThrottleFloodBlocksWithGrowingBackoff(t *testing.T) {
 // is not the throttle's business), and the burst that starts a block is
 // reported once, for one anomaly alert.
 func TestThrottleReportsEachBurstOnce(t *testing.T) {
-	clk := newRLClock()
+	clk := testutil.NewClock()
 	a := NewAuthThrottle(5, time.Minute, clk.Now)
 	const ip = "198.51.100.1"
 	bursts := 0
@@ -71,7 +73,7 @@ func TestThrottleReportsEachBurstOnce(t *testing.T) {
 }
 
 func TestThrottleFailuresDecay(t *testing.T) {
-	clk := newRLClock()
+	clk := testutil.NewClock()
 	a := NewAuthThrottle(5, time.Minute, clk.Now)
 	const ip = "198.51.100.1"
 
@@ -112,7 +114,7 @@ func TestThrottleFailuresDecay(t *testing.T) {
 }
 
 func TestThrottleGroupsAddresses(t *testing.T) {
-	clk := newRLClock()
+	clk := testutil.NewClock()
 	a := NewAuthThrottle(3, time.Minute, clk.Now)
 	// One client owns a /64: rotating through it does not escape.
 	for i := range 3 {
@@ -136,7 +138,7 @@ func TestThrottleGroupsAddresses(t *testing.T) {
 }
 
 func TestThrottleMemoryCapUnderDistinctIPFlood(t *testing.T) {
-	clk := newRLClock()
+	clk := testutil.NewClock()
 	a := NewAuthThrottle(10, 5*time.Minute, clk.Now)
 	const attacker = "192.0.2.66"
 	for range 20 {

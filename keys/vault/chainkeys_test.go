@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/xroute/xroute/internal/store/sqlitetest"
+
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys/vault"
 )
@@ -16,9 +18,9 @@ import (
 // rotation, unknown terms refused, and the epoch recorded once.
 func TestChainKeys(t *testing.T) {
 	ctx := context.Background()
-	db, _ := vtDB(t)
+	db, _ := sqlitetest.Open(t)
 	master := vault.GenerateMasterKey()
-	v := vtVault(t, db, master)
+	v := sqlitetest.Vault(t, db, master)
 	audit, ledger := v.ChainKeys("audit"), v.ChainKeys("ledger")
 	msg := []byte("row")
 	a1, err := audit.MAC(1, msg)
@@ -39,7 +41,7 @@ func TestChainKeys(t *testing.T) {
 	}
 	// Another process (same master key) derives the same keys, for both
 	// terms: old rows keep verifying.
-	other := vtVault(t, db, master).ChainKeys("audit")
+	other := sqlitetest.Vault(t, db, master).ChainKeys("audit")
 	for term := uint32(1); term <= 2; term++ {
 		got, err := other.MAC(term, msg)
 		want, _ := audit.MAC(term, msg)
@@ -48,7 +50,7 @@ func TestChainKeys(t *testing.T) {
 		}
 	}
 	// A replica that has not reloaded finds a new term in the store.
-	stale := vtVault(t, db, master)
+	stale := sqlitetest.Vault(t, db, master)
 	if _, err := v.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +67,7 @@ func TestChainKeys(t *testing.T) {
 	if e, err := other.SetEpoch(ctx, 9); err != nil || e != 7 {
 		t.Fatalf("a second epoch: %d %v (want the first, 7)", e, err)
 	}
-	if e, ok := vtVault(t, db, master).ChainKeys("audit").Epoch(); !ok || e != 7 {
+	if e, ok := sqlitetest.Vault(t, db, master).ChainKeys("audit").Epoch(); !ok || e != 7 {
 		t.Fatalf("epoch after a reload: %d %v", e, ok)
 	}
 	if _, ok := ledger.Epoch(); ok {

@@ -3,7 +3,6 @@ package vault_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -13,47 +12,15 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/xroute/xroute/internal/store/sqlitetest"
+
 	"github.com/xroute/xroute/config"
-	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/keys/vault"
 )
 
-// vtDB opens a fresh SQLite store and returns it with its file path.
-func vtDB(t *testing.T) (*store.DB, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "vault.db")
-	db, err := store.OpenSQLite(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db, path
-}
-
-// vtRaw opens the same database file directly, as an attacker (or an
-// operator with sqlite3) would.
-func vtRaw(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
-	return raw
-}
-
-func vtVault(t *testing.T, st vault.KeyringStore, master []byte) *vault.Vault {
-	t.Helper()
-	v, err := vault.Open(context.Background(), st, master)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func TestVaultRoundTripAndFormat(t *testing.T) {
-	db, _ := vtDB(t)
-	v := vtVault(t, db, vault.GenerateMasterKey())
+	db, _ := sqlitetest.Open(t)
+	v := sqlitetest.Vault(t, db, vault.GenerateMasterKey())
 	if v.ActiveTerm() != 1 || v.Terms() != 1 {
 		t.Fatalf("new vault: active %d, %d terms", v.ActiveTerm(), v.Terms())
 	}
@@ -79,8 +46,8 @@ func TestVaultRoundTripAndFormat(t *testing.T) {
 }
 
 func TestVaultRejects(t *testing.T) {
-	db, _ := vtDB(t)
-	v := vtVault(t, db, vault.GenerateMasterKey())
+	db, _ := sqlitetest.Open(t)
+	v := sqlitetest.Vault(t, db, vault.GenerateMasterKey())
 	ct, err := v.Seal("pk_1", []byte("sk-secret-value-0123456789"))
 	if err != nil {
 		t.Fatal(err)
@@ -141,8 +108,8 @@ func TestVaultRejects(t *testing.T) {
 }
 
 func TestVaultNoncesAreUnique(t *testing.T) {
-	db, _ := vtDB(t)
-	v := vtVault(t, db, vault.GenerateMasterKey())
+	db, _ := sqlitetest.Open(t)
+	v := sqlitetest.Vault(t, db, vault.GenerateMasterKey())
 	const n = 20000
 	seen := make(map[string]bool, n)
 	for i := 0; i < n; i++ {
@@ -160,9 +127,9 @@ func TestVaultNoncesAreUnique(t *testing.T) {
 
 func TestVaultRotationKeepsOldCiphertexts(t *testing.T) {
 	ctx := context.Background()
-	db, _ := vtDB(t)
+	db, _ := sqlitetest.Open(t)
 	master := vault.GenerateMasterKey()
-	v := vtVault(t, db, master)
+	v := sqlitetest.Vault(t, db, master)
 	old, _ := v.Seal("pk_1", []byte("old"))
 	term, err := v.Rotate(ctx)
 	if err != nil || term != 2 || v.ActiveTerm() != 2 || v.Terms() != 2 {
@@ -176,7 +143,7 @@ func TestVaultRotationKeepsOldCiphertexts(t *testing.T) {
 		t.Fatalf("second rotate: term %d", term)
 	}
 	// A fresh start (another process) sees every term.
-	v2 := vtVault(t, db, master)
+	v2 := sqlitetest.Vault(t, db, master)
 	if v2.ActiveTerm() != 3 || v2.Terms() != 3 {
 		t.Fatalf("reopened: active %d, %d terms", v2.ActiveTerm(), v2.Terms())
 	}
@@ -192,8 +159,8 @@ func TestVaultRotationKeepsOldCiphertexts(t *testing.T) {
 
 func TestVaultWrongMasterKeyFailsAtOpen(t *testing.T) {
 	ctx := context.Background()
-	db, _ := vtDB(t)
-	vtVault(t, db, vault.GenerateMasterKey())
+	db, _ := sqlitetest.Open(t)
+	sqlitetest.Vault(t, db, vault.GenerateMasterKey())
 	_, err := vault.Open(ctx, db, vault.GenerateMasterKey())
 	if !errors.Is(err, vault.ErrWrongMasterKey) {
 		t.Fatalf("wrong master key: want ErrWrongMasterKey, got %v", err)
@@ -204,10 +171,10 @@ func TestVaultWrongMasterKeyFailsAtOpen(t *testing.T) {
 }
 
 func TestVaultTamperedKeyringFailsAtOpen(t *testing.T) {
-	db, path := vtDB(t)
+	db, path := sqlitetest.Open(t)
 	master := vault.GenerateMasterKey()
-	vtVault(t, db, master)
-	raw := vtRaw(t, path)
+	sqlitetest.Vault(t, db, master)
+	raw := sqlitetest.Raw(t, path)
 	var blob []byte
 	if err := raw.QueryRow(`SELECT blob FROM vault_keyring`).Scan(&blob); err != nil {
 		t.Fatal(err)
@@ -223,9 +190,9 @@ func TestVaultTamperedKeyringFailsAtOpen(t *testing.T) {
 
 func TestVaultRewrapMaster(t *testing.T) {
 	ctx := context.Background()
-	db, _ := vtDB(t)
+	db, _ := sqlitetest.Open(t)
 	oldMaster, newMaster := vault.GenerateMasterKey(), vault.GenerateMasterKey()
-	v := vtVault(t, db, oldMaster)
+	v := sqlitetest.Vault(t, db, oldMaster)
 	v.Rotate(ctx)
 	ct, _ := v.Seal("pk_1", []byte("kept"))
 	if err := v.RewrapMaster(ctx, newMaster); err != nil {
@@ -234,7 +201,7 @@ func TestVaultRewrapMaster(t *testing.T) {
 	if _, err := vault.Open(ctx, db, oldMaster); !errors.Is(err, vault.ErrWrongMasterKey) {
 		t.Fatalf("old master after rewrap: %v", err)
 	}
-	v2 := vtVault(t, db, newMaster)
+	v2 := sqlitetest.Vault(t, db, newMaster)
 	if v2.ActiveTerm() != 2 {
 		t.Fatalf("rewrap lost the active term: %d", v2.ActiveTerm())
 	}
@@ -245,7 +212,7 @@ func TestVaultRewrapMaster(t *testing.T) {
 	if _, err := v.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if v3 := vtVault(t, db, newMaster); v3.ActiveTerm() != 3 {
+	if v3 := sqlitetest.Vault(t, db, newMaster); v3.ActiveTerm() != 3 {
 		t.Fatalf("rotation after rewrap: active %d", v3.ActiveTerm())
 	}
 	if err := v.RewrapMaster(ctx, []byte("short")); err == nil {
@@ -255,9 +222,9 @@ func TestVaultRewrapMaster(t *testing.T) {
 
 func TestVaultReplicas(t *testing.T) {
 	ctx := context.Background()
-	db, _ := vtDB(t)
+	db, _ := sqlitetest.Open(t)
 	master := vault.GenerateMasterKey()
-	a, b := vtVault(t, db, master), vtVault(t, db, master)
+	a, b := sqlitetest.Vault(t, db, master), sqlitetest.Vault(t, db, master)
 	if _, err := a.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +247,7 @@ func TestVaultReplicas(t *testing.T) {
 }
 
 func TestVaultConcurrentFirstOpen(t *testing.T) {
-	db, _ := vtDB(t)
+	db, _ := sqlitetest.Open(t)
 	master := vault.GenerateMasterKey()
 	vaults := make([]*vault.Vault, 6)
 	var wg sync.WaitGroup
@@ -308,8 +275,8 @@ func TestVaultConcurrentFirstOpen(t *testing.T) {
 
 func TestVaultConcurrentUse(t *testing.T) {
 	ctx := context.Background()
-	db, _ := vtDB(t)
-	v := vtVault(t, db, vault.GenerateMasterKey())
+	db, _ := sqlitetest.Open(t)
+	v := sqlitetest.Vault(t, db, vault.GenerateMasterKey())
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Go(func() {
