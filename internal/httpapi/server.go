@@ -5,16 +5,12 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
@@ -141,103 +137,28 @@ type Config struct {
 	CORS     CORSStore
 }
 
-// Server is the HTTP handler.
+// Server is the HTTP handler: it composes the three planes, each mounted
+// one way — the model API (/v1), the admin API (/admin/v1) and the
+// dashboard (/ui) — under the middleware every request passes, /healthz
+// and /metrics.
 type Server struct {
-	keys    KeyVerifier
-	router  Router
-	usage   UsageRecorder
-	log     *zap.Logger
-	maxBody int64
-	timeout time.Duration
-	health  func(ctx context.Context) error
-	now     func() time.Time
-	engine  *gin.Engine
-
-	admin           KeyAdmin
-	adminExt        []Mounter
-	rotationOverlap time.Duration
-	throttle        AuthThrottle
-	guessing        func(netip.Addr)
-	observe         func(Observation)
-	limits          *Limits
-	audit           AuditLog
-	pkeys           ProviderKeyAdmin
-	credits         Meter
-	creditsAdmin    CreditsAdmin
-	metrics         *metrics
-	storeHealth     StoreHealth
-
-	responses         ResponseStore
-	responseRetention time.Duration
-	tokens            TokenCounter
-	keepAlive         time.Duration
-	bodyTimeout       time.Duration
-	writeTimeout      time.Duration
-
-	reqlog    RequestLogStore
-	captures  CaptureSink
-	captureOn *captureSettings
-	auditW    AuditWriter
-	tel       *telemetry.Tracer
-	exchange  TokenExchanger
-
-	children ChildKeys
-	corsOn   *corsOrigins
-
-	cache        CacheConfig
-	cacheMetrics *cacheMetrics
+	*base
+	engine *gin.Engine
+	model  *modelAPI
+	admin  *adminAPI
 }
 
 // New builds the server and its routes.
 func New(cfg Config) (*Server, error) {
-	s := &Server{
-		keys:    cfg.Keys,
-		router:  cfg.Router,
-		usage:   cfg.Usage,
-		log:     cfg.Log,
-		maxBody: cfg.MaxBodyBytes,
-		timeout: cfg.RequestTimeout,
-		health:  cfg.Health,
-		now:     cfg.Now,
-
-		admin:           cfg.Admin,
-		adminExt:        cfg.AdminRoutes,
-		rotationOverlap: cfg.RotationOverlap,
-		throttle:        cfg.Throttle,
-		guessing:        cfg.Guessing,
-		observe:         cfg.Observe,
-		limits:          cfg.Limits,
-		audit:           cfg.AuditLog,
-		pkeys:           cfg.ProviderKeys,
-		credits:         cfg.Meter,
-		creditsAdmin:    cfg.Credits,
-		storeHealth:     cfg.StoreHealth,
-
-		responses:         cfg.Responses,
-		responseRetention: cfg.ResponseRetention,
-		tokens:            cfg.Tokens,
-		keepAlive:         cfg.StreamKeepAlive,
-		bodyTimeout:       cfg.BodyReadTimeout,
-		writeTimeout:      cfg.WriteTimeout,
-		tel:               cfg.Tracer,
-		exchange:          cfg.Exchange,
-		cache:             cfg.Cache,
+	b, err := newBase(cfg)
+	if err != nil {
+		return nil, err
 	}
-	s.reqlog, s.auditW = cfg.RequestLog, cfg.AuditWriter
-	s.children = cfg.Children
-	if cfg.CORS != nil {
-		s.corsOn = &corsOrigins{src: cfg.CORS, log: cfg.Log}
+	model, err := newModelAPI(b)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Captures != nil && cfg.RequestLog != nil {
-		s.captures = cfg.Captures
-		s.captureOn = &captureSettings{src: cfg.RequestLog, log: cfg.Log}
-	}
-	if s.responseRetention <= 0 {
-		s.responseRetention = 30 * 24 * time.Hour
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
+	s := &Server{base: b, model: model, admin: newAdminAPI(b)}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true // c.Done()/c.Err() follow the request context
@@ -247,38 +168,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	e.Use(s.begin)
-	e.Use(s.cors) // the model API's CORS, preflights included; never /admin
-	m, err := newMetrics(cfg.Metrics, cfg.Router)
-	if err != nil {
-		return nil, err
-	}
-	s.metrics = m
-	if cfg.Cache.Cache != nil {
-		if s.cacheMetrics, err = newCacheMetrics(cfg.Metrics.Registry, cfg.Cache.Cache.Bytes); err != nil {
-			return nil, err
-		}
-		if cfg.Cache.Metrics != nil {
-			cfg.Cache.Metrics.m = s.cacheMetrics
-		}
-	}
-	m.route(e) // GET /metrics, before auth
+	e.Use(s.model.cors) // the model API's CORS, preflights included; never /admin
+	s.metrics.route(e)  // GET /metrics, before auth
 	e.GET("/healthz", s.healthz)
-	s.routeToken(e) // before the /v1 group: the subject token is the credential
-	v1 := e.Group("/v1", s.storeGate, s.traced(telemetry.SpanAuth, s.authenticate), s.callerOnly, s.corsAccount)
-	for _, m := range s.ingresses() {
-		m.Mount(v1)
+	for _, m := range []Mounter{s.model, s.admin, UI{}} {
+		m.Mount(&e.RouterGroup)
 	}
-	v1.GET("/models", s.scope(keys.EndpointModels), s.listModels)
-	v1.GET("/models/:id", s.scope(keys.EndpointModels), s.getModel)
-	if s.creditsAdmin != nil {
-		v1.GET("/credits", s.scope(keys.EndpointUsage), s.callerCredits)
-	}
-	s.routeEphemeral(v1)
-	for _, r := range cfg.CallerRoutes {
-		r.Mount(v1)
-	}
-	s.routeAdmin(e)
-	UI{}.Mount(&e.RouterGroup)
 	e.NoRoute(func(c *gin.Context) {
 		adminNoStore(c)
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "Invalid URL ("+c.Request.Method+" "+c.Request.URL.Path+")"))
@@ -289,19 +184,6 @@ func New(cfg Config) (*Server, error) {
 	})
 	s.engine = e
 	return s, nil
-}
-
-// ingresses are the model APIs callers speak, each mounted on the
-// authenticated /v1 group. A new ingress is one new file (its handler
-// and route) plus one line here.
-func (s *Server) ingresses() []Mounter {
-	return []Mounter{
-		MountFunc(func(g *gin.RouterGroup) { g.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat) }),
-		MountFunc(func(g *gin.RouterGroup) { g.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings) }),
-		MountFunc(func(g *gin.RouterGroup) { g.POST("/completions", s.scope(keys.EndpointCompletions), s.completion) }),
-		MountFunc(s.routeResponses), // /responses (responses.go)
-		MountFunc(s.routeMessages),  // /messages (messages.go)
-	}
 }
 
 // ServeHTTP implements http.Handler.
@@ -332,14 +214,14 @@ func apiPath(p string) string {
 }
 
 func (s *Server) healthz(c *gin.Context) {
-	if s.storeHealth != nil {
+	if s.cfg.StoreHealth != nil {
 		s.healthzStore(c)
 		return
 	}
-	if s.health != nil {
+	if s.cfg.Health != nil {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 		defer cancel()
-		if err := s.health(ctx); err != nil {
+		if err := s.cfg.Health(ctx); err != nil {
 			s.log.Warn("health check failed", zap.Error(err))
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
 			return
@@ -347,74 +229,3 @@ func (s *Server) healthz(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
-
-type modelObject struct {
-	ID      string `json:"id"`
-	Object  string `json:"object"`
-	Created int64  `json:"created"`
-	OwnedBy string `json:"owned_by"`
-}
-
-func toModelObject(m *router.Model) modelObject {
-	return modelObject{ID: m.Name, Object: "model", Created: m.Created, OwnedBy: m.OwnedBy}
-}
-
-// listModels lists the models the caller's key may use, in Anthropic's
-// shape for an Anthropic client.
-func (s *Server) listModels(c *gin.Context) {
-	if infoOf(c).anthropic {
-		s.listAnthropicModels(c)
-		return
-	}
-	k := infoOf(c).key
-	data := []modelObject{}
-	for _, m := range s.router.Models() {
-		if k.AllowsModel(m.Name) {
-			data = append(data, toModelObject(m))
-		}
-	}
-	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
-}
-
-func (s *Server) getModel(c *gin.Context) {
-	id := c.Param("id")
-	m, ok := s.router.Lookup(id)
-	if !ok || !infoOf(c).key.AllowsModel(id) {
-		writeError(c, modelNotFound(id))
-		return
-	}
-	if infoOf(c).anthropic {
-		c.JSON(http.StatusOK, toAnthropicModel(m))
-		return
-	}
-	c.JSON(http.StatusOK, toModelObject(m))
-}
-
-// maxModelName bounds a model name. Names are stored in every usage
-// record and echoed in errors; real ones are well under 100 bytes.
-const maxModelName = 256
-
-// checkModelName refuses a model name no deployment could have: too long,
-// not UTF-8, or with control characters (PostgreSQL refuses a NUL in
-// text, and such a record must never reach the usage writer).
-func checkModelName(model string) *apiError {
-	bad := len(model) > maxModelName || !utf8.ValidString(model)
-	for _, r := range model {
-		if bad || unicode.IsControl(r) {
-			bad = true
-			break
-		}
-	}
-	if bad {
-		return newError(http.StatusBadRequest, "invalid_request_error", "invalid_model",
-			"The model name must be at most "+strconv.Itoa(maxModelName)+" bytes of UTF-8 text without control characters.").withParam("model")
-	}
-	return nil
-}
-
-func modelNotFound(id string) *apiError {
-	return newError(http.StatusNotFound, "invalid_request_error", "model_not_found",
-		"The model `"+id+"` does not exist or you do not have access to it.").withParam("model")
-}
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
