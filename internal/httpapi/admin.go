@@ -114,13 +114,15 @@ func nonNilMap(m map[string]string) map[string]string {
 // origins, and the app's further admin routes.
 type adminAPI struct {
 	*base
+	own *AdminConfig // the admin plane's own part of the config
 }
 
-func newAdminAPI(b *base) *adminAPI { return &adminAPI{base: b} }
+func newAdminAPI(b *base) *adminAPI { return &adminAPI{base: b, own: &b.cfg.Admin} }
 
-// Mount mounts /admin/v1 on the root group (nothing without Config.Admin).
+// Mount mounts /admin/v1 on the root group (nothing without
+// Config.Admin.Keys).
 func (s *adminAPI) Mount(root *gin.RouterGroup) {
-	if s.cfg.Admin == nil {
+	if s.own.Keys == nil {
 		return
 	}
 	g := root.Group("/admin/v1", noStore, s.authenticate, s.requireAdmin, s.authorize)
@@ -135,7 +137,7 @@ func (s *adminAPI) Mount(root *gin.RouterGroup) {
 		MountFunc(s.routeRequestLog), // request log, captures
 		MountFunc(s.routeCORSAdmin),  // browser origins
 	}
-	for _, m := range append(subAPIs, s.cfg.AdminRoutes...) {
+	for _, m := range append(subAPIs, s.own.Routes...) {
 		m.Mount(g)
 	}
 }
@@ -269,7 +271,7 @@ func (s *adminAPI) adminListAccounts(c *gin.Context) {
 	name, status := strings.ToLower(c.Query("name")), c.Query("status")
 	var list []keys.Account
 	for cur := after; len(list) <= limit; {
-		batch, err := s.cfg.Admin.Accounts(c.Request.Context(), cur, limit+1)
+		batch, err := s.own.Keys.Accounts(c.Request.Context(), cur, limit+1)
 		if err != nil {
 			adminError(c, err)
 			return
@@ -307,7 +309,7 @@ func (s *adminAPI) adminCreateAccount(c *gin.Context) {
 	if !s.bindJSON(c, &req) {
 		return
 	}
-	a, err := s.cfg.Admin.CreateAccount(c.Request.Context(), req.Name, actor(c), req.Metadata)
+	a, err := s.own.Keys.CreateAccount(c.Request.Context(), req.Name, actor(c), req.Metadata)
 	if err != nil {
 		adminError(c, err)
 		return
@@ -316,7 +318,7 @@ func (s *adminAPI) adminCreateAccount(c *gin.Context) {
 }
 
 func (s *adminAPI) adminGetAccount(c *gin.Context) {
-	a, err := s.cfg.Admin.Account(c.Request.Context(), c.Param("id"))
+	a, err := s.own.Keys.Account(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		adminError(c, err)
 		return
@@ -330,7 +332,7 @@ func (s *adminAPI) adminListKeys(c *gin.Context) {
 		writeError(c, e)
 		return
 	}
-	list, err := s.cfg.Admin.List(c.Request.Context(), keys.KeyFilter{AccountID: c.Query("account_id"), Kind: c.Query("kind"), After: after, Limit: limit + 1})
+	list, err := s.own.Keys.List(c.Request.Context(), keys.KeyFilter{AccountID: c.Query("account_id"), Kind: c.Query("kind"), After: after, Limit: limit + 1})
 	if err != nil {
 		adminError(c, err)
 		return
@@ -404,7 +406,7 @@ func (s *adminAPI) adminCreateKey(c *gin.Context) {
 		t := s.now().Add(d).UTC()
 		p.ExpiresAt = &t
 	}
-	plain, k, err := s.cfg.Admin.Create(c.Request.Context(), p)
+	plain, k, err := s.own.Keys.Create(c.Request.Context(), p)
 	if err != nil {
 		adminError(c, err)
 		return
@@ -416,7 +418,7 @@ func (s *adminAPI) adminCreateKey(c *gin.Context) {
 }
 
 func (s *adminAPI) adminGetKey(c *gin.Context) {
-	k, err := s.cfg.Admin.Get(c.Request.Context(), c.Param("id"))
+	k, err := s.own.Keys.Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		adminError(c, err)
 		return
@@ -435,7 +437,7 @@ func (s *adminAPI) ownerForAdminKey(c *gin.Context) bool {
 	if roleOf(c) == keys.RoleOwner {
 		return true
 	}
-	k, err := s.cfg.Admin.Get(c.Request.Context(), c.Param("id"))
+	k, err := s.own.Keys.Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		adminError(c, err)
 		return false
@@ -450,7 +452,7 @@ func (s *adminAPI) adminRotateKey(c *gin.Context) {
 	if !s.bindJSON(c, &req) || !s.ownerForAdminKey(c) {
 		return
 	}
-	overlap := s.cfg.RotationOverlap
+	overlap := s.own.RotationOverlap
 	if req.Overlap != nil {
 		d, err := config.ParseDuration(*req.Overlap)
 		if err != nil || d < 0 {
@@ -459,7 +461,7 @@ func (s *adminAPI) adminRotateKey(c *gin.Context) {
 		}
 		overlap = d
 	}
-	plain, k, err := s.cfg.Admin.Rotate(c.Request.Context(), c.Param("id"), actor(c), overlap)
+	plain, k, err := s.own.Keys.Rotate(c.Request.Context(), c.Param("id"), actor(c), overlap)
 	if err != nil {
 		adminError(c, err)
 		return
@@ -480,9 +482,9 @@ func (s *adminAPI) adminKeyAction(c *gin.Context) {
 	var err error
 	switch action := lastSegment(c.FullPath()); action {
 	case "revoke":
-		err = s.cfg.Admin.Revoke(ctx, id, actor(c))
+		err = s.own.Keys.Revoke(ctx, id, actor(c))
 	case "resume":
-		err = s.cfg.Admin.Resume(ctx, id, actor(c))
+		err = s.own.Keys.Resume(ctx, id, actor(c))
 	case "suspend":
 		var req struct {
 			Reason string `json:"reason"`
@@ -493,7 +495,7 @@ func (s *adminAPI) adminKeyAction(c *gin.Context) {
 		if req.Reason == "" {
 			req.Reason = "suspended by an operator"
 		}
-		err = s.cfg.Admin.Suspend(ctx, id, actor(c), req.Reason)
+		err = s.own.Keys.Suspend(ctx, id, actor(c), req.Reason)
 	}
 	if err != nil {
 		adminError(c, err)

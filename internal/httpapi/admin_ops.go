@@ -31,12 +31,12 @@ type ProviderKeyAdmin interface {
 }
 
 func (s *adminAPI) routeAdminOps(g *gin.RouterGroup) {
-	if s.cfg.AuditLog != nil {
+	if s.own.AuditLog != nil {
 		g.GET("/audit", s.adminListAudit)
 		g.GET("/audit/verify", s.adminVerifyAudit)
 		g.GET("/audit/head", s.adminAuditHead)
 	}
-	if s.cfg.ProviderKeys != nil {
+	if s.own.ProviderKeys != nil {
 		g.GET("/provider-keys", s.adminListProviderKeys)
 		g.POST("/provider-keys", s.adminAddProviderKey)
 		g.POST("/provider-keys/:id/disable", s.adminProviderKeyState)
@@ -99,7 +99,7 @@ func (s *adminAPI) adminListAudit(c *gin.Context) {
 		f.Since = from
 	}
 	f.Until = to
-	list, err := s.cfg.AuditLog.List(c.Request.Context(), auditlog.Filter{Kind: f.Kind, Subject: f.Subject, AccountID: f.AccountID, Since: f.Since, Until: f.Until, BeforeSeq: f.BeforeSeq, Limit: f.Limit + 1})
+	list, err := s.own.AuditLog.List(c.Request.Context(), auditlog.Filter{Kind: f.Kind, Subject: f.Subject, AccountID: f.AccountID, Since: f.Since, Until: f.Until, BeforeSeq: f.BeforeSeq, Limit: f.Limit + 1})
 	if err != nil {
 		adminError(c, err)
 		return
@@ -139,7 +139,7 @@ func (s *adminAPI) adminVerifyAudit(c *gin.Context) {
 		}
 		anchor = &h
 	}
-	rep, err := s.cfg.AuditLog.Check(c.Request.Context(), anchor)
+	rep, err := s.own.AuditLog.Check(c.Request.Context(), anchor)
 	var ce *auditlog.ChainError
 	switch {
 	case errors.As(err, &ce):
@@ -164,7 +164,7 @@ type auditHeadObject struct {
 // adminAuditHead signs the chain's newest row, after checking the chain:
 // a broken chain gets no head (409).
 func (s *adminAPI) adminAuditHead(c *gin.Context) {
-	h, err := s.cfg.AuditLog.Head(c.Request.Context())
+	h, err := s.own.AuditLog.Head(c.Request.Context())
 	var ce *auditlog.ChainError
 	switch {
 	case errors.As(err, &ce), errors.Is(err, auditlog.ErrAuditNotKeyed):
@@ -191,7 +191,7 @@ func (s *adminAPI) adminListProviderKeys(c *gin.Context) {
 		writeError(c, e)
 		return
 	}
-	list, err := s.cfg.ProviderKeys.ListProviderKeys(c.Request.Context(), c.Query("provider"))
+	list, err := s.own.ProviderKeys.ListProviderKeys(c.Request.Context(), c.Query("provider"))
 	if err != nil {
 		adminError(c, err)
 		return
@@ -234,7 +234,7 @@ func (s *adminAPI) adminAddProviderKey(c *gin.Context) {
 	if !s.bindJSON(c, &req) {
 		return
 	}
-	pk, err := s.cfg.ProviderKeys.AddProviderKey(c.Request.Context(), actor(c), req.Provider, req.Name, req.Key, req.Weight)
+	pk, err := s.own.ProviderKeys.AddProviderKey(c.Request.Context(), actor(c), req.Provider, req.Name, req.Key, req.Weight)
 	if err != nil {
 		providerKeyError(c, err)
 		return
@@ -253,7 +253,7 @@ func (s *adminAPI) adminProviderKeyState(c *gin.Context) {
 	if !enable && req.Reason == "" {
 		req.Reason = "disabled by an operator"
 	}
-	if err := s.cfg.ProviderKeys.SetProviderKeyEnabled(c.Request.Context(), actor(c), c.Param("id"), enable, req.Reason); err != nil {
+	if err := s.own.ProviderKeys.SetProviderKeyEnabled(c.Request.Context(), actor(c), c.Param("id"), enable, req.Reason); err != nil {
 		providerKeyError(c, err)
 		return
 	}
@@ -261,7 +261,7 @@ func (s *adminAPI) adminProviderKeyState(c *gin.Context) {
 }
 
 func (s *adminAPI) adminDeleteProviderKey(c *gin.Context) {
-	if err := s.cfg.ProviderKeys.DeleteProviderKey(c.Request.Context(), actor(c), c.Param("id")); err != nil {
+	if err := s.own.ProviderKeys.DeleteProviderKey(c.Request.Context(), actor(c), c.Param("id")); err != nil {
 		providerKeyError(c, err)
 		return
 	}
@@ -269,7 +269,7 @@ func (s *adminAPI) adminDeleteProviderKey(c *gin.Context) {
 }
 
 func (s *adminAPI) adminRotateVault(c *gin.Context) {
-	term, err := s.cfg.ProviderKeys.RotateVault(c.Request.Context(), actor(c), nil)
+	term, err := s.own.ProviderKeys.RotateVault(c.Request.Context(), actor(c), nil)
 	if err != nil {
 		adminError(c, err)
 		return

@@ -26,7 +26,7 @@ type ChildKeys interface {
 
 // routeEphemeral mounts POST /v1/keys/ephemeral on the caller group.
 func (s *modelAPI) routeEphemeral(v1 *gin.RouterGroup) {
-	if s.cfg.Children == nil {
+	if s.own.Children == nil {
 		return
 	}
 	v1.POST("/keys/ephemeral", s.mintScope, s.mintEphemeral)
@@ -99,7 +99,7 @@ func (s *modelAPI) mintEphemeral(c *gin.Context) {
 		spend = n
 	}
 	parent := infoOf(c).key
-	plain, k, err := s.cfg.Children.Mint(c.Request.Context(), parent, keys.MintParams{
+	plain, k, err := s.own.Children.Mint(c.Request.Context(), parent, keys.MintParams{
 		Name: req.Name, Models: req.Models, Endpoints: req.Endpoints, CIDRs: req.AllowedCIDRs,
 		RPM: req.RPM, TPM: req.TPM, MaxConcurrent: req.MaxConcurrent,
 		TTL: time.Duration(req.TTLSeconds) * time.Second, SpendCap: int64(spend), MaxRequests: req.MaxRequests,
@@ -130,10 +130,10 @@ func (s *modelAPI) mintEphemeral(c *gin.Context) {
 // admitChild counts a child key's model call against its request cap; on
 // refusal it has answered and returns false.
 func (s *modelAPI) admitChild(c *gin.Context, info *requestInfo) bool {
-	if s.cfg.Children == nil || info.key.Child == nil {
+	if s.own.Children == nil || info.key.Child == nil {
 		return true
 	}
-	err := s.cfg.Children.AdmitChild(c.Request.Context(), info.key)
+	err := s.own.Children.AdmitChild(c.Request.Context(), info.key)
 	switch {
 	case err == nil:
 		return true
@@ -168,7 +168,7 @@ func (s *adminAPI) routeCORSAdmin(g *gin.RouterGroup) {
 
 func (s *adminAPI) adminGetCORS(c *gin.Context) {
 	id := c.Param("id")
-	if _, err := s.cfg.Admin.Account(c.Request.Context(), id); err != nil {
+	if _, err := s.own.Keys.Account(c.Request.Context(), id); err != nil {
 		adminError(c, err)
 		return
 	}
@@ -193,7 +193,7 @@ func (s *adminAPI) adminPutCORS(c *gin.Context) {
 		return
 	}
 	id := c.Param("id")
-	if _, err := s.cfg.Admin.Account(c.Request.Context(), id); err != nil {
+	if _, err := s.own.Keys.Account(c.Request.Context(), id); err != nil {
 		adminError(c, err)
 		return
 	}
@@ -214,8 +214,8 @@ func (s *adminAPI) adminPutCORS(c *gin.Context) {
 		return
 	}
 	s.corsOn.invalidate()
-	if s.cfg.AuditWriter != nil {
-		if err := s.cfg.AuditWriter.Record(c.Request.Context(), auditlog.Event{Kind: "account.cors_set", Actor: actor(c), AccountID: id, Subject: id,
+	if s.own.AuditWriter != nil {
+		if err := s.own.AuditWriter.Record(c.Request.Context(), auditlog.Event{Kind: "account.cors_set", Actor: actor(c), AccountID: id, Subject: id,
 			Details: map[string]any{"origins": origins}}); err != nil {
 			s.log.Error("audit cors origins", zapReq(infoOf(c)), zapErr(err))
 		}

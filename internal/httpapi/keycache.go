@@ -87,7 +87,7 @@ func (s *adminAPI) adminUpdateKey(c *gin.Context) {
 	if !s.ownerForAdminKey(c) {
 		return
 	}
-	k, err := s.cfg.Admin.Get(c.Request.Context(), c.Param("id"))
+	k, err := s.own.Keys.Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		adminError(c, err)
 		return
@@ -97,7 +97,7 @@ func (s *adminAPI) adminUpdateKey(c *gin.Context) {
 		writeError(c, e)
 		return
 	}
-	k, err = s.cfg.Admin.SetCachePolicy(c.Request.Context(), k.ID, p, actor(c))
+	k, err = s.own.Keys.SetCachePolicy(c.Request.Context(), k.ID, p, actor(c))
 	if err != nil {
 		adminError(c, err)
 		return

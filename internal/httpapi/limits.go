@@ -74,7 +74,7 @@ func (l *Limits) pick(own, def int) int {
 // concurrency cap and its RPM. Work a request costs the gateway before it
 // can be priced (reading a stored conversation) comes after them.
 func (s *modelAPI) admitRequest(c *gin.Context, k *keys.Key) *admission {
-	l := s.cfg.Limits
+	l := s.own.Limits
 	if l == nil {
 		return &admission{}
 	}

@@ -79,10 +79,10 @@ func (s *modelAPI) createMessage(c *gin.Context) {
 		worst: Worst{MaxTokens: req.MaxTokens, Hedgeable: true, WebSearches: rq.WebSearches()},
 		serve: func(a *admitted) {
 			prompt := 0
-			if s.cfg.Tokens != nil && req.Stream {
+			if s.own.Tokens != nil && req.Stream {
 				// message_start reports the input; the exact count follows
 				// in message_delta.
-				prompt, _ = s.cfg.Tokens.PromptTokens(req.Body)
+				prompt, _ = s.own.Tokens.PromptTokens(req.Body)
 			}
 			s.serve(c, a, req, &messageOut{b: messages.NewBuilder(rq, messages.NewID(), rq.Model, prompt, req.Stream)})
 		}})
@@ -234,8 +234,8 @@ func (s *modelAPI) countMessageTokens(c *gin.Context) {
 func (s *modelAPI) estimateTokens(c *gin.Context, pivot []byte) (int, bool) {
 	var n int
 	err := errNoTokenizer
-	if s.cfg.Tokens != nil {
-		n, err = s.cfg.Tokens.PromptTokens(pivot)
+	if s.own.Tokens != nil {
+		n, err = s.own.Tokens.PromptTokens(pivot)
 	}
 	if err != nil {
 		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "tokenizer_unavailable", "The gateway cannot count tokens right now."))

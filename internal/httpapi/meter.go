@@ -79,10 +79,10 @@ type Hold interface {
 // hold reserves credits for a request; on refusal it writes the answer
 // and returns false.
 func (s *modelAPI) hold(c *gin.Context, info *requestInfo, m *router.Model, body []byte, w Worst) bool {
-	if s.cfg.Meter == nil {
+	if s.own.Meter == nil {
 		return true
 	}
-	h, err := s.cfg.Meter.Hold(c.Request.Context(), info.id, info.key, m, body, w)
+	h, err := s.own.Meter.Hold(c.Request.Context(), info.id, info.key, m, body, w)
 	var be *billing.BudgetError
 	var ue *UnpricedError
 	switch {
@@ -255,7 +255,7 @@ func (s *modelAPI) commitUsage(c *gin.Context, info *requestInfo) bool {
 	s.price(info, info.body)
 	rec := s.usageRecord(info)
 	sp := s.child(info, telemetry.SpanUsageWrite)
-	err := s.cfg.Usage.Commit(c.Request.Context(), rec)
+	err := s.own.Usage.Commit(c.Request.Context(), rec)
 	endUsageWrite(sp, err)
 	kept := !errors.Is(err, billing.ErrSpoolFull)
 	switch {
@@ -285,11 +285,11 @@ func (s *modelAPI) meter(info *requestInfo) {
 	var err error
 	if info.cost > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err = s.cfg.Usage.Commit(ctx, rec); err != nil {
+		if err = s.own.Usage.Commit(ctx, rec); err != nil {
 			s.log.Error("usage record not committed", zapReq(info), zap.Error(err))
 		}
 		cancel()
-	} else if err = s.cfg.Usage.Record(rec); err != nil {
+	} else if err = s.own.Usage.Record(rec); err != nil {
 		s.log.Error("usage record not queued", zapReq(info), zap.Error(err))
 	}
 	endUsageWrite(sp, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -18,14 +19,18 @@ import (
 // /v1 group — the ingresses callers speak (chat, embeddings, completions,
 // responses, messages), models, the caller's credits, ephemeral keys and
 // the app's caller routes. Its handlers live in the files named after
-// them; the request path reads top to bottom in pipeline.go.
+// them; the request path reads top to bottom in chat.go and pipeline.go.
 type modelAPI struct {
 	*base
+	own          *ModelConfig  // the data plane's own part of the config
 	cacheMetrics *cacheMetrics // the response cache's outcomes (nil: cache or metrics off)
 }
 
 func newModelAPI(b *base) (*modelAPI, error) {
-	m := &modelAPI{base: b}
+	m := &modelAPI{base: b, own: &b.cfg.Model}
+	if m.own.ResponseRetention <= 0 {
+		m.own.ResponseRetention = 30 * 24 * time.Hour
+	}
 	if c := b.cfg.Cache; c.Cache != nil {
 		var err error
 		if m.cacheMetrics, err = newCacheMetrics(b.cfg.Metrics.Registry, c.Cache.Bytes); err != nil {
@@ -52,7 +57,7 @@ func (s *modelAPI) Mount(root *gin.RouterGroup) {
 		v1.GET("/credits", s.scope(keys.EndpointUsage), s.callerCredits)
 	}
 	s.routeEphemeral(v1)
-	for _, r := range s.cfg.CallerRoutes {
+	for _, r := range s.own.CallerRoutes {
 		r.Mount(v1)
 	}
 }

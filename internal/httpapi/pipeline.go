@@ -185,7 +185,7 @@ func (s *modelAPI) reserve(c *gin.Context, info *requestInfo, a *admitted, body 
 	// The request context ends when the caller disconnects, which cancels
 	// the upstream call; the timeout bounds the whole request, failover
 	// included.
-	a.ctx, a.cancel = context.WithTimeout(c.Request.Context(), s.cfg.RequestTimeout)
+	a.ctx, a.cancel = context.WithTimeout(c.Request.Context(), s.own.RequestTimeout)
 	a.ctx = router.WithCaller(a.ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel, KeyID: info.key.ID, RequestID: info.id,
 		Account: info.key.AccountID, Session: c.GetHeader("X-Session-Id"), AgentSession: agentSession(c.Request.Header)})
 	a.reserved = true
@@ -363,8 +363,8 @@ func (s *modelAPI) relayStream(c *gin.Context, st providers.Stream, enc encoder,
 	var named []byte // a chunk's data, naming the public model
 
 	out.start(info)
-	if k, ok := enc.(keepaliver); ok && s.cfg.StreamKeepAlive > 0 {
-		out.keepAlive(k.keepalive(), s.cfg.StreamKeepAlive)
+	if k, ok := enc.(keepaliver); ok && s.own.StreamKeepAlive > 0 {
+		out.keepAlive(k.keepalive(), s.own.StreamKeepAlive)
 	}
 
 	for {
@@ -483,7 +483,7 @@ func (s *modelAPI) serveStream(c *gin.Context, a *admitted, req *providers.ChatR
 	out := s.newStreamOut(c)
 	defer out.close()
 	k, ok := enc.(keepaliver)
-	if !ok || s.cfg.StreamKeepAlive <= 0 {
+	if !ok || s.own.StreamKeepAlive <= 0 {
 		st, res, err := s.cfg.Router.ChatStream(a.ctx, a.m, req)
 		noteRoute(info, res)
 		if err != nil {
@@ -506,7 +506,7 @@ func (s *modelAPI) serveStream(c *gin.Context, a *admitted, req *providers.ChatR
 		st, res, err := s.cfg.Router.ChatStream(a.ctx, a.m, req)
 		done <- routed{st, res, err}
 	}()
-	timer := time.NewTimer(s.cfg.StreamKeepAlive)
+	timer := time.NewTimer(s.own.StreamKeepAlive)
 	defer timer.Stop()
 	for {
 		select {
@@ -527,7 +527,7 @@ func (s *modelAPI) serveStream(c *gin.Context, a *admitted, req *providers.ChatR
 		case <-timer.C:
 			out.start(info)
 			out.write(k.keepalive()) // a caller gone is noticed when routing ends
-			timer.Reset(s.cfg.StreamKeepAlive)
+			timer.Reset(s.own.StreamKeepAlive)
 		}
 	}
 }

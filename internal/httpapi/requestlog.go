@@ -257,7 +257,7 @@ func newCaptureObject(cs books.CaptureSetting) captureObject {
 // captureSetting reads an account's setting, the defaults (off) when it
 // has none; ErrNotFound when the account does not exist.
 func (s *adminAPI) captureSetting(ctx context.Context, accountID string) (books.CaptureSetting, error) {
-	if _, err := s.cfg.Admin.Account(ctx, accountID); err != nil {
+	if _, err := s.own.Keys.Account(ctx, accountID); err != nil {
 		return books.CaptureSetting{}, err
 	}
 	cs, err := s.cfg.RequestLog.CaptureSetting(ctx, accountID)
@@ -323,10 +323,10 @@ func (s *adminAPI) adminPutCapture(c *gin.Context) {
 	if s.captureOn != nil {
 		s.captureOn.invalidate()
 	}
-	if s.cfg.AuditWriter != nil {
+	if s.own.AuditWriter != nil {
 		ev := auditlog.Event{Kind: auditCaptureChanged, Actor: actor(c), AccountID: cs.AccountID, Subject: cs.AccountID, IP: infoOf(c).clientIP,
 			Details: map[string]any{"enabled": cs.Enabled, "retention": config.FormatDuration(cs.Retention), "max_bytes": cs.MaxBytes}}
-		if err := s.cfg.AuditWriter.Record(ctx, ev); err != nil {
+		if err := s.own.AuditWriter.Record(ctx, ev); err != nil {
 			// The setting is in force; the audit log must say so, so the
 			// operator hears that it does not.
 			adminError(c, err)

@@ -41,7 +41,7 @@ func (s *modelAPI) routeResponses(v1 *gin.RouterGroup) {
 	scope := s.scope(keys.EndpointResponses)
 	v1.POST("/responses", scope, s.createResponse)
 	v1.POST("/responses/input_tokens", scope, s.responseInputTokens)
-	if s.cfg.Responses == nil {
+	if s.own.Responses == nil {
 		return
 	}
 	v1.GET("/responses/:id", scope, s.getResponse)
@@ -65,7 +65,7 @@ func (s *modelAPI) createResponse(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if rq.Stored() && s.cfg.Responses == nil {
+	if rq.Stored() && s.own.Responses == nil {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "store_unavailable",
 			"This gateway keeps no responses: send 'store': false.").withParam("store"))
 		return
@@ -118,10 +118,10 @@ func (s *modelAPI) conversation(c *gin.Context, rq *responses.Request) ([]respon
 	id := *rq.PreviousResponseID
 	notFound := newError(http.StatusBadRequest, "invalid_request_error", "previous_response_not_found",
 		"Previous response with id '"+id+"' not found.").withParam("previous_response_id")
-	if s.cfg.Responses == nil {
+	if s.own.Responses == nil {
 		return nil, notFound
 	}
-	chain, err := s.cfg.Responses.ResponseChain(c.Request.Context(), infoOf(c).key.AccountID, id, maxConversation)
+	chain, err := s.own.Responses.ResponseChain(c.Request.Context(), infoOf(c).key.AccountID, id, maxConversation)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, notFound
@@ -305,7 +305,7 @@ func (o *responseOut) outputOf(object []byte, native bool) []byte {
 // reports whether the response is kept as asked; a failure is logged (the
 // answer, already paid for, is delivered all the same).
 func (o *responseOut) save(ctx context.Context, info *requestInfo, object, output []byte) bool {
-	if !o.rq.Stored() || o.s.cfg.Responses == nil {
+	if !o.rq.Stored() || o.s.own.Responses == nil {
 		return true
 	}
 	id := gjson.GetBytes(object, "id").Str
@@ -319,11 +319,11 @@ func (o *responseOut) save(ctx context.Context, info *requestInfo, object, outpu
 	now := o.s.now()
 	rec := store.StoredResponse{ID: id, AccountID: o.key.AccountID, KeyID: o.key.ID, PreviousID: prev, Model: o.rq.Model,
 		Status: gjson.GetBytes(object, "status").Str, Input: o.rq.StoredInput(), Output: output, Response: object,
-		CreatedAt: now, ExpiresAt: now.Add(o.s.cfg.ResponseRetention)}
+		CreatedAt: now, ExpiresAt: now.Add(o.s.own.ResponseRetention)}
 	// A caller that left must not lose the turn it paid for.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := o.s.cfg.Responses.SaveResponse(ctx, rec); err != nil {
+	if err := o.s.own.Responses.SaveResponse(ctx, rec); err != nil {
 		o.s.log.Error("response not stored; the answer goes out unstored", zapReq(info), zap.String("response_id", id), zap.Error(err))
 		return false
 	}
@@ -361,7 +361,7 @@ func (s *modelAPI) getResponse(c *gin.Context) {
 // account's is a 404 like one that does not exist.
 func (s *modelAPI) ownResponse(c *gin.Context) (store.StoredResponse, bool) {
 	id := c.Param("id")
-	r, err := s.cfg.Responses.GetResponse(c.Request.Context(), infoOf(c).key.AccountID, id)
+	r, err := s.own.Responses.GetResponse(c.Request.Context(), infoOf(c).key.AccountID, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(c, responseNotFound(id))
@@ -380,7 +380,7 @@ func responseNotFound(id string) *apiError {
 // deleteResponse is DELETE /v1/responses/{id}.
 func (s *modelAPI) deleteResponse(c *gin.Context) {
 	id := c.Param("id")
-	err := s.cfg.Responses.DeleteResponse(c.Request.Context(), infoOf(c).key.AccountID, id)
+	err := s.own.Responses.DeleteResponse(c.Request.Context(), infoOf(c).key.AccountID, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(c, responseNotFound(id))

@@ -189,7 +189,7 @@ func (s *adminAPI) adminSetRole(c *gin.Context) {
 		writeError(c, newError(http.StatusConflict, "invalid_request_error", "own_role", "An admin key cannot change its own role; use another owner key."))
 		return
 	}
-	k, err := s.cfg.Admin.SetRole(c.Request.Context(), c.Param("id"), req.Role, actor(c))
+	k, err := s.own.Keys.SetRole(c.Request.Context(), c.Param("id"), req.Role, actor(c))
 	if err != nil {
 		adminError(c, err)
 		return

@@ -2,6 +2,12 @@
 // health, and the middleware every request passes (request id, access log,
 // panic recovery, Bearer auth). The request path reads top to bottom in
 // chat.go.
+//
+// Server (server.go) composes three planes, each with one Mount: the
+// model API (modelAPI, model.go: /v1), the admin API (adminAPI, admin.go:
+// /admin/v1) and the dashboard (UI, ui.go: /ui). What both APIs use —
+// the config, the logger, metrics, authentication, the store gate, body
+// reading — is base (shared.go), which each embeds.
 package httpapi
 
 import (
@@ -59,24 +65,17 @@ type Observation struct {
 	Tokens           int
 }
 
-// Config holds the server's dependencies and limits.
+// Config holds the server's dependencies and limits: at the top what
+// both planes use (authentication, the store gate, body reading, metrics,
+// tracing, capture settings, CORS origins, the cache policies, credit
+// balances), then each plane's own part.
 type Config struct {
-	Keys           KeyVerifier
-	Router         Router
-	Usage          UsageRecorder
-	Log            *zap.Logger
-	MaxBodyBytes   int64
-	RequestTimeout time.Duration
+	Keys   KeyVerifier
+	Router Router
+	Log    *zap.Logger
 	// Health reports whether dependencies (the store) answer.
 	Health func(ctx context.Context) error
 	Now    func() time.Time
-	// Admin serves /admin/v1 (nil: no admin API).
-	Admin KeyAdmin
-	// AdminRoutes mount further admin routes (audit log, provider keys,
-	// vault) on the authenticated /admin/v1 group.
-	AdminRoutes []Mounter
-	// RotationOverlap is the default overlap of a rotation.
-	RotationOverlap time.Duration
 	// TrustedProxies whose X-Forwarded-For is believed (empty: none).
 	TrustedProxies []string
 	// Throttle slows down failed authentication per IP (nil: off).
@@ -87,25 +86,47 @@ type Config struct {
 	// Observe receives every request that named a known key (anomaly
 	// detection); it must not block.
 	Observe func(Observation)
-	// Limits are per-key rate and concurrency limits (nil: none).
-	Limits *Limits
-	// Meter prices requests against credits (nil: nothing is charged).
-	Meter Meter
 	// Credits serves the credit and budget admin routes and GET /v1/credits.
 	Credits CreditsAdmin
-	// CallerRoutes mount further caller routes on the authenticated /v1
-	// group (a caller's own usage and credits).
-	CallerRoutes []Mounter
-	// AuditLog and ProviderKeys serve their admin routes (nil: none).
-	AuditLog     AuditLog
-	ProviderKeys ProviderKeyAdmin
 	// Metrics turns on Prometheus metrics and GET /metrics (zero: off).
 	Metrics MetricsConfig
-	// Cache is the response cache (zero: off).
+	// Cache is the response cache (zero: off): the model API serves from
+	// it, the admin API edits its per-model policies.
 	Cache CacheConfig
 	// StoreHealth gates new /v1 requests and answers /healthz while the
 	// database is down (nil: Health is pinged on /healthz, no gate).
 	StoreHealth StoreHealth
+	// MaxBodyBytes bounds a request body; BodyReadTimeout bounds reading
+	// it (0: unbounded); WriteTimeout bounds each write to a caller (0:
+	// unbounded).
+	MaxBodyBytes    int64
+	BodyReadTimeout time.Duration
+	WriteTimeout    time.Duration
+	// RequestLog serves the request log and the capture settings on the
+	// admin API (nil: neither); Captures writes the captures of accounts
+	// that have capture on (nil: nothing is captured).
+	RequestLog RequestLogStore
+	Captures   CaptureSink
+	// Tracer makes every request a trace (nil: tracing off).
+	Tracer *telemetry.Tracer
+	// CORS keeps each account's allowed browser origins (nil: no CORS).
+	CORS CORSStore
+
+	Model ModelConfig // the /v1 data plane's own part
+	Admin AdminConfig // the /admin/v1 plane's own part
+}
+
+// ModelConfig is what only the model API (/v1) uses.
+type ModelConfig struct {
+	Usage          UsageRecorder
+	RequestTimeout time.Duration
+	// Limits are per-key rate and concurrency limits (nil: none).
+	Limits *Limits
+	// Meter prices requests against credits (nil: nothing is charged).
+	Meter Meter
+	// CallerRoutes mount further caller routes on the authenticated /v1
+	// group (a caller's own usage and credits).
+	CallerRoutes []Mounter
 	// Responses keeps Responses API answers (nil: only store: false
 	// requests are served) for ResponseRetention.
 	Responses         ResponseStore
@@ -116,25 +137,27 @@ type Config struct {
 	// stream gets a keep-alive: a ping event (Messages) or an SSE comment
 	// (0: none).
 	StreamKeepAlive time.Duration
-	// BodyReadTimeout bounds reading a request body (0: unbounded);
-	// WriteTimeout bounds each write to a caller (0: unbounded).
-	BodyReadTimeout time.Duration
-	WriteTimeout    time.Duration
-	// RequestLog serves the request log and the capture settings on the
-	// admin API (nil: neither); Captures writes the captures of accounts
-	// that have capture on (nil: nothing is captured). AuditWriter records
-	// capture setting changes in the audit log.
-	RequestLog  RequestLogStore
-	Captures    CaptureSink
-	AuditWriter AuditWriter
-	// Tracer makes every request a trace (nil: tracing off).
-	Tracer *telemetry.Tracer
 	// Exchange serves POST /v1/auth/token (nil: no token exchange).
 	Exchange TokenExchanger
-	// Children mints ephemeral child keys (nil: no POST /v1/keys/ephemeral);
-	// CORS keeps each account's allowed browser origins (nil: no CORS).
+	// Children mints ephemeral child keys (nil: no POST /v1/keys/ephemeral).
 	Children ChildKeys
-	CORS     CORSStore
+}
+
+// AdminConfig is what only the admin API (/admin/v1) uses.
+type AdminConfig struct {
+	// Keys serves /admin/v1 (nil: no admin API).
+	Keys KeyAdmin
+	// Routes mount further admin routes (audit log, provider keys,
+	// vault) on the authenticated /admin/v1 group.
+	Routes []Mounter
+	// RotationOverlap is the default overlap of a rotation.
+	RotationOverlap time.Duration
+	// AuditLog and ProviderKeys serve their admin routes (nil: none).
+	AuditLog     AuditLog
+	ProviderKeys ProviderKeyAdmin
+	// AuditWriter records capture and CORS setting changes in the audit
+	// log.
+	AuditWriter AuditWriter
 }
 
 // Server is the HTTP handler: it composes the three planes, each mounted

@@ -8,7 +8,9 @@ import (
 
 // base is what the planes share: the config they were built from (with
 // its defaults applied), read where it is used rather than copied field
-// by field, and the few values derived from it once. The middleware every
+// by field, and the few values derived from it once. Its methods read
+// only the shared top of the config; each plane reads its own part
+// (Config.Model, Config.Admin) through its own field. The middleware every
 // request passes (begin, authenticate, the store gate, tracing, body
 // reading) hangs off it, since both the model and the admin API use it.
 type base struct {
@@ -25,9 +27,6 @@ type base struct {
 
 // newBase applies cfg's defaults and derives what needs deriving.
 func newBase(cfg Config) (*base, error) {
-	if cfg.ResponseRetention <= 0 {
-		cfg.ResponseRetention = 30 * 24 * time.Hour
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -28,7 +28,7 @@ const maxTokenRequest = 64 << 10
 // refresh_token grant) outside the authenticated /v1 group: the subject
 // token, or the refresh token, is the credential.
 func (s *modelAPI) routeToken(e *gin.RouterGroup) {
-	if s.cfg.Exchange == nil {
+	if s.own.Exchange == nil {
 		return
 	}
 	e.POST("/v1/auth/token", s.tokenExchange)
@@ -57,7 +57,7 @@ func (s *modelAPI) tokenExchange(c *gin.Context) {
 		oauthError(c, http.StatusBadRequest, exchange.CodeInvalidRequest, msg)
 		return
 	}
-	tok, err := s.cfg.Exchange.Exchange(c.Request.Context(), exchange.Request{
+	tok, err := s.own.Exchange.Exchange(c.Request.Context(), exchange.Request{
 		GrantType:          params.Get("grant_type"),
 		SubjectToken:       params.Get("subject_token"),
 		SubjectTokenType:   params.Get("subject_token_type"),
