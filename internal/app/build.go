@@ -369,43 +369,45 @@ func buildHTTP(cfg config.Config, st stores, ks *keys.Service, rs routing, bl bi
 	return httpapi.New(httpapi.Config{
 		Keys:            ks,
 		Router:          rs.router,
-		Usage:           bl.recorder,
 		Log:             log,
-		MaxBodyBytes:    cfg.Server.MaxBodyBytes,
-		RequestTimeout:  cfg.Server.RequestTimeout,
 		Health:          db.Ping,
-		Admin:           ks,
-		RotationOverlap: cfg.Auth.RotationOverlap,
 		TrustedProxies:  cfg.Server.TrustedProxies,
 		Throttle:        g.throttle,
 		Guessing:        g.guessing,
 		Observe:         g.observe,
-		Limits:          g.limits,
-		AdminRoutes:     []httpapi.Mounter{usageAdmin, httpapi.DeploymentsRoute(rs.router), httpapi.AuditExportRoute(db), httpapi.IssuersRoute(xch.reg)},
-		CallerRoutes:    []httpapi.Mounter{usageCaller},
-		Meter:           childMeter{credits: bl.credits, keys: ks},
 		Credits:         bl.creditsAdmin,
-		AuditLog:        st.audit,
-		ProviderKeys:    rs.secrets,
 		Metrics:         mt.config,
 		StoreHealth:     bl.health, // store outage: 503 store_unavailable
+		MaxBodyBytes:    cfg.Server.MaxBodyBytes,
+		BodyReadTimeout: cfg.Server.BodyReadTimeout,
+		WriteTimeout:    cfg.Server.WriteTimeout,
+		RequestLog:      db,
+		Captures:        bl.captures,
+		Tracer:          tel,
+		CORS:            db, // per-account browser origins
+		Cache:           rc,
 
-		Responses:         db,
-		ResponseRetention: cfg.Responses.Retention,
-		Tokens:            bl.credits,
-		StreamKeepAlive:   cfg.Server.StreamKeepAlive,
-		BodyReadTimeout:   cfg.Server.BodyReadTimeout,
-		WriteTimeout:      cfg.Server.WriteTimeout,
-
-		RequestLog:  db,
-		Captures:    bl.captures,
-		AuditWriter: st.audit,
-		Tracer:      tel,
-		Exchange:    xch.svc,
-
-		Children: ks, // POST /v1/keys/ephemeral
-		CORS:     db, // per-account browser origins
-		Cache:    rc,
+		Model: httpapi.ModelConfig{
+			Usage:             bl.recorder,
+			RequestTimeout:    cfg.Server.RequestTimeout,
+			Limits:            g.limits,
+			Meter:             childMeter{credits: bl.credits, keys: ks},
+			CallerRoutes:      []httpapi.Mounter{usageCaller},
+			Responses:         db,
+			ResponseRetention: cfg.Responses.Retention,
+			Tokens:            bl.credits,
+			StreamKeepAlive:   cfg.Server.StreamKeepAlive,
+			Exchange:          xch.svc,
+			Children:          ks, // POST /v1/keys/ephemeral
+		},
+		Admin: httpapi.AdminConfig{
+			Keys:            ks,
+			Routes:          []httpapi.Mounter{usageAdmin, httpapi.DeploymentsRoute(rs.router), httpapi.AuditExportRoute(db), httpapi.IssuersRoute(xch.reg)},
+			RotationOverlap: cfg.Auth.RotationOverlap,
+			AuditLog:        st.audit,
+			ProviderKeys:    rs.secrets,
+			AuditWriter:     st.audit,
+		},
 	})
 }
 

@@ -108,12 +108,24 @@ func nonNilMap(m map[string]string) map[string]string {
 	return m
 }
 
-// routeAdmin mounts /admin/v1: admin keys only.
-func (s *Server) routeAdmin(e *gin.Engine) {
-	if s.admin == nil {
+// adminAPI is the admin plane, /admin/v1 (admin keys only): accounts,
+// keys and roles, the audit log, provider keys and the vault, cache
+// models, credits and budgets, the request log and captures, browser
+// origins, and the app's further admin routes.
+type adminAPI struct {
+	*base
+	own *AdminConfig // the admin plane's own part of the config
+}
+
+func newAdminAPI(b *base) *adminAPI { return &adminAPI{base: b, own: &b.cfg.Admin} }
+
+// Mount mounts /admin/v1 on the root group (nothing without
+// Config.Admin.Keys).
+func (s *adminAPI) Mount(root *gin.RouterGroup) {
+	if s.own.Keys == nil {
 		return
 	}
-	g := e.Group("/admin/v1", noStore, s.authenticate, s.requireAdmin, s.authorize)
+	g := root.Group("/admin/v1", noStore, s.authenticate, s.requireAdmin, s.authorize)
 	// Every admin sub-API is mounted the same way: built in or given in
 	// Config.AdminRoutes. A new one is a Mounter plus one line here (or
 	// in the app's AdminRoutes when it needs a part the server lacks).
@@ -125,7 +137,7 @@ func (s *Server) routeAdmin(e *gin.Engine) {
 		MountFunc(s.routeRequestLog), // request log, captures
 		MountFunc(s.routeCORSAdmin),  // browser origins
 	}
-	for _, m := range append(subAPIs, s.adminExt...) {
+	for _, m := range append(subAPIs, s.own.Routes...) {
 		m.Mount(g)
 	}
 }
@@ -145,7 +157,7 @@ func (f MountFunc) Mount(g *gin.RouterGroup) { f(g) }
 
 // routeAdminKeys mounts the admin API's own description, accounts and
 // keys.
-func (s *Server) routeAdminKeys(g *gin.RouterGroup) {
+func (s *adminAPI) routeAdminKeys(g *gin.RouterGroup) {
 	g.GET("/openapi.json", s.adminOpenAPI)
 	g.GET("/me", s.adminMe)
 	g.GET("/accounts", s.adminListAccounts)
@@ -177,7 +189,7 @@ func adminNoStore(c *gin.Context) {
 	}
 }
 
-func (s *Server) requireAdmin(c *gin.Context) {
+func (s *adminAPI) requireAdmin(c *gin.Context) {
 	if infoOf(c).key.Kind != keys.KindAdmin {
 		writeError(c, newError(http.StatusForbidden, "permission_error", "admin_key_required", "This key cannot use the admin API; use an admin key (xra-…)."))
 		return
@@ -212,7 +224,7 @@ func cursorArg(c *gin.Context) (string, string) {
 }
 
 // bindJSON decodes an admin request body strictly.
-func (s *Server) bindJSON(c *gin.Context, v any) bool {
+func (s *base) bindJSON(c *gin.Context, v any) bool {
 	body, bad := s.readBody(c)
 	if bad != nil {
 		writeError(c, bad)
@@ -248,7 +260,7 @@ func adminError(c *gin.Context, err error) {
 	}
 }
 
-func (s *Server) adminListAccounts(c *gin.Context) {
+func (s *adminAPI) adminListAccounts(c *gin.Context) {
 	after, limit, e := pageArgs(c)
 	if e != nil {
 		writeError(c, e)
@@ -259,7 +271,7 @@ func (s *Server) adminListAccounts(c *gin.Context) {
 	name, status := strings.ToLower(c.Query("name")), c.Query("status")
 	var list []keys.Account
 	for cur := after; len(list) <= limit; {
-		batch, err := s.admin.Accounts(c.Request.Context(), cur, limit+1)
+		batch, err := s.own.Keys.Accounts(c.Request.Context(), cur, limit+1)
 		if err != nil {
 			adminError(c, err)
 			return
@@ -289,7 +301,7 @@ func (s *Server) adminListAccounts(c *gin.Context) {
 	c.JSON(http.StatusOK, page)
 }
 
-func (s *Server) adminCreateAccount(c *gin.Context) {
+func (s *adminAPI) adminCreateAccount(c *gin.Context) {
 	var req struct {
 		Name     string            `json:"name"`
 		Metadata map[string]string `json:"metadata"`
@@ -297,7 +309,7 @@ func (s *Server) adminCreateAccount(c *gin.Context) {
 	if !s.bindJSON(c, &req) {
 		return
 	}
-	a, err := s.admin.CreateAccount(c.Request.Context(), req.Name, actor(c), req.Metadata)
+	a, err := s.own.Keys.CreateAccount(c.Request.Context(), req.Name, actor(c), req.Metadata)
 	if err != nil {
 		adminError(c, err)
 		return
@@ -305,8 +317,8 @@ func (s *Server) adminCreateAccount(c *gin.Context) {
 	c.JSON(http.StatusCreated, newAccountObject(a))
 }
 
-func (s *Server) adminGetAccount(c *gin.Context) {
-	a, err := s.admin.Account(c.Request.Context(), c.Param("id"))
+func (s *adminAPI) adminGetAccount(c *gin.Context) {
+	a, err := s.own.Keys.Account(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		adminError(c, err)
 		return
@@ -314,13 +326,13 @@ func (s *Server) adminGetAccount(c *gin.Context) {
 	c.JSON(http.StatusOK, newAccountObject(a))
 }
 
-func (s *Server) adminListKeys(c *gin.Context) {
+func (s *adminAPI) adminListKeys(c *gin.Context) {
 	after, limit, e := pageArgs(c)
 	if e != nil {
 		writeError(c, e)
 		return
 	}
-	list, err := s.admin.List(c.Request.Context(), keys.KeyFilter{AccountID: c.Query("account_id"), Kind: c.Query("kind"), After: after, Limit: limit + 1})
+	list, err := s.own.Keys.List(c.Request.Context(), keys.KeyFilter{AccountID: c.Query("account_id"), Kind: c.Query("kind"), After: after, Limit: limit + 1})
 	if err != nil {
 		adminError(c, err)
 		return
@@ -363,7 +375,7 @@ type createKeyRequest struct {
 	Cache            *keyCacheUpdate   `json:"cache"`      // the response cache policy, kept in its metadata
 }
 
-func (s *Server) adminCreateKey(c *gin.Context) {
+func (s *adminAPI) adminCreateKey(c *gin.Context) {
 	var req createKeyRequest
 	if !s.bindJSON(c, &req) {
 		return
@@ -394,7 +406,7 @@ func (s *Server) adminCreateKey(c *gin.Context) {
 		t := s.now().Add(d).UTC()
 		p.ExpiresAt = &t
 	}
-	plain, k, err := s.admin.Create(c.Request.Context(), p)
+	plain, k, err := s.own.Keys.Create(c.Request.Context(), p)
 	if err != nil {
 		adminError(c, err)
 		return
@@ -405,8 +417,8 @@ func (s *Server) adminCreateKey(c *gin.Context) {
 	c.JSON(http.StatusCreated, obj)
 }
 
-func (s *Server) adminGetKey(c *gin.Context) {
-	k, err := s.admin.Get(c.Request.Context(), c.Param("id"))
+func (s *adminAPI) adminGetKey(c *gin.Context) {
+	k, err := s.own.Keys.Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		adminError(c, err)
 		return
@@ -421,11 +433,11 @@ func (s *Server) adminGetKey(c *gin.Context) {
 // ownerForAdminKey refuses an action on an admin key to every role but
 // the owner (a rotated admin key is a new admin key of the same role).
 // The key is read first; a missing one is a 404 as before.
-func (s *Server) ownerForAdminKey(c *gin.Context) bool {
+func (s *adminAPI) ownerForAdminKey(c *gin.Context) bool {
 	if roleOf(c) == keys.RoleOwner {
 		return true
 	}
-	k, err := s.admin.Get(c.Request.Context(), c.Param("id"))
+	k, err := s.own.Keys.Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		adminError(c, err)
 		return false
@@ -433,14 +445,14 @@ func (s *Server) ownerForAdminKey(c *gin.Context) bool {
 	return requireOwnerFor(c, k.Kind)
 }
 
-func (s *Server) adminRotateKey(c *gin.Context) {
+func (s *adminAPI) adminRotateKey(c *gin.Context) {
 	var req struct {
 		Overlap *string `json:"overlap"` // a duration (24h, 1w); default from config
 	}
 	if !s.bindJSON(c, &req) || !s.ownerForAdminKey(c) {
 		return
 	}
-	overlap := s.rotationOverlap
+	overlap := s.own.RotationOverlap
 	if req.Overlap != nil {
 		d, err := config.ParseDuration(*req.Overlap)
 		if err != nil || d < 0 {
@@ -449,7 +461,7 @@ func (s *Server) adminRotateKey(c *gin.Context) {
 		}
 		overlap = d
 	}
-	plain, k, err := s.admin.Rotate(c.Request.Context(), c.Param("id"), actor(c), overlap)
+	plain, k, err := s.own.Keys.Rotate(c.Request.Context(), c.Param("id"), actor(c), overlap)
 	if err != nil {
 		adminError(c, err)
 		return
@@ -461,7 +473,7 @@ func (s *Server) adminRotateKey(c *gin.Context) {
 }
 
 // adminKeyAction is revoke, suspend and resume: the last path element.
-func (s *Server) adminKeyAction(c *gin.Context) {
+func (s *adminAPI) adminKeyAction(c *gin.Context) {
 	id := c.Param("id")
 	ctx := c.Request.Context()
 	if !s.ownerForAdminKey(c) {
@@ -470,9 +482,9 @@ func (s *Server) adminKeyAction(c *gin.Context) {
 	var err error
 	switch action := lastSegment(c.FullPath()); action {
 	case "revoke":
-		err = s.admin.Revoke(ctx, id, actor(c))
+		err = s.own.Keys.Revoke(ctx, id, actor(c))
 	case "resume":
-		err = s.admin.Resume(ctx, id, actor(c))
+		err = s.own.Keys.Resume(ctx, id, actor(c))
 	case "suspend":
 		var req struct {
 			Reason string `json:"reason"`
@@ -483,7 +495,7 @@ func (s *Server) adminKeyAction(c *gin.Context) {
 		if req.Reason == "" {
 			req.Reason = "suspended by an operator"
 		}
-		err = s.admin.Suspend(ctx, id, actor(c), req.Reason)
+		err = s.own.Keys.Suspend(ctx, id, actor(c), req.Reason)
 	}
 	if err != nil {
 		adminError(c, err)

@@ -30,13 +30,13 @@ type ProviderKeyAdmin interface {
 	RotateVault(ctx context.Context, actor string, progress func(done, total int)) (uint32, error)
 }
 
-func (s *Server) routeAdminOps(g *gin.RouterGroup) {
-	if s.audit != nil {
+func (s *adminAPI) routeAdminOps(g *gin.RouterGroup) {
+	if s.own.AuditLog != nil {
 		g.GET("/audit", s.adminListAudit)
 		g.GET("/audit/verify", s.adminVerifyAudit)
 		g.GET("/audit/head", s.adminAuditHead)
 	}
-	if s.pkeys != nil {
+	if s.own.ProviderKeys != nil {
 		g.GET("/provider-keys", s.adminListProviderKeys)
 		g.POST("/provider-keys", s.adminAddProviderKey)
 		g.POST("/provider-keys/:id/disable", s.adminProviderKeyState)
@@ -60,7 +60,7 @@ type auditObject struct {
 	KeyTerm   uint32         `json:"key_term"`
 }
 
-func (s *Server) adminListAudit(c *gin.Context) {
+func (s *adminAPI) adminListAudit(c *gin.Context) {
 	f := auditlog.Filter{Kind: c.Query("kind"), Subject: c.Query("subject"), AccountID: c.Query("account_id"), Limit: 100}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -99,7 +99,7 @@ func (s *Server) adminListAudit(c *gin.Context) {
 		f.Since = from
 	}
 	f.Until = to
-	list, err := s.audit.List(c.Request.Context(), auditlog.Filter{Kind: f.Kind, Subject: f.Subject, AccountID: f.AccountID, Since: f.Since, Until: f.Until, BeforeSeq: f.BeforeSeq, Limit: f.Limit + 1})
+	list, err := s.own.AuditLog.List(c.Request.Context(), auditlog.Filter{Kind: f.Kind, Subject: f.Subject, AccountID: f.AccountID, Since: f.Since, Until: f.Until, BeforeSeq: f.BeforeSeq, Limit: f.Limit + 1})
 	if err != nil {
 		adminError(c, err)
 		return
@@ -129,7 +129,7 @@ func (s *Server) adminListAudit(c *gin.Context) {
 // adminVerifyAudit walks the chain; with head (a head from GET
 // /audit/head, as JSON) it also checks that nothing was removed or
 // rewritten since that head was taken.
-func (s *Server) adminVerifyAudit(c *gin.Context) {
+func (s *adminAPI) adminVerifyAudit(c *gin.Context) {
 	var anchor *auditlog.Head
 	if v := c.Query("head"); v != "" {
 		h, err := auditlog.ParseHead(v)
@@ -139,7 +139,7 @@ func (s *Server) adminVerifyAudit(c *gin.Context) {
 		}
 		anchor = &h
 	}
-	rep, err := s.audit.Check(c.Request.Context(), anchor)
+	rep, err := s.own.AuditLog.Check(c.Request.Context(), anchor)
 	var ce *auditlog.ChainError
 	switch {
 	case errors.As(err, &ce):
@@ -163,8 +163,8 @@ type auditHeadObject struct {
 
 // adminAuditHead signs the chain's newest row, after checking the chain:
 // a broken chain gets no head (409).
-func (s *Server) adminAuditHead(c *gin.Context) {
-	h, err := s.audit.Head(c.Request.Context())
+func (s *adminAPI) adminAuditHead(c *gin.Context) {
+	h, err := s.own.AuditLog.Head(c.Request.Context())
 	var ce *auditlog.ChainError
 	switch {
 	case errors.As(err, &ce), errors.Is(err, auditlog.ErrAuditNotKeyed):
@@ -185,13 +185,13 @@ type providerKeyObject struct {
 // adminListProviderKeys lists provider keys ordered by provider, then age.
 // Filters: provider, status (active or disabled). The cursor (after) is
 // the id of the last key of the previous page.
-func (s *Server) adminListProviderKeys(c *gin.Context) {
+func (s *adminAPI) adminListProviderKeys(c *gin.Context) {
 	after, limit, e := pageArgs(c)
 	if e != nil {
 		writeError(c, e)
 		return
 	}
-	list, err := s.pkeys.ListProviderKeys(c.Request.Context(), c.Query("provider"))
+	list, err := s.own.ProviderKeys.ListProviderKeys(c.Request.Context(), c.Query("provider"))
 	if err != nil {
 		adminError(c, err)
 		return
@@ -224,7 +224,7 @@ func (s *Server) adminListProviderKeys(c *gin.Context) {
 	c.JSON(http.StatusOK, page)
 }
 
-func (s *Server) adminAddProviderKey(c *gin.Context) {
+func (s *adminAPI) adminAddProviderKey(c *gin.Context) {
 	var req struct {
 		Provider string `json:"provider"`
 		Name     string `json:"name"`
@@ -234,7 +234,7 @@ func (s *Server) adminAddProviderKey(c *gin.Context) {
 	if !s.bindJSON(c, &req) {
 		return
 	}
-	pk, err := s.pkeys.AddProviderKey(c.Request.Context(), actor(c), req.Provider, req.Name, req.Key, req.Weight)
+	pk, err := s.own.ProviderKeys.AddProviderKey(c.Request.Context(), actor(c), req.Provider, req.Name, req.Key, req.Weight)
 	if err != nil {
 		providerKeyError(c, err)
 		return
@@ -242,7 +242,7 @@ func (s *Server) adminAddProviderKey(c *gin.Context) {
 	c.JSON(http.StatusCreated, providerKeyObject{Object: "provider_key", ProviderKey: pk})
 }
 
-func (s *Server) adminProviderKeyState(c *gin.Context) {
+func (s *adminAPI) adminProviderKeyState(c *gin.Context) {
 	enable := lastSegment(c.FullPath()) == "enable"
 	var req struct {
 		Reason string `json:"reason"`
@@ -253,23 +253,23 @@ func (s *Server) adminProviderKeyState(c *gin.Context) {
 	if !enable && req.Reason == "" {
 		req.Reason = "disabled by an operator"
 	}
-	if err := s.pkeys.SetProviderKeyEnabled(c.Request.Context(), actor(c), c.Param("id"), enable, req.Reason); err != nil {
+	if err := s.own.ProviderKeys.SetProviderKeyEnabled(c.Request.Context(), actor(c), c.Param("id"), enable, req.Reason); err != nil {
 		providerKeyError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "provider_key", "id": c.Param("id"), "status": map[bool]string{true: "active", false: "disabled"}[enable]})
 }
 
-func (s *Server) adminDeleteProviderKey(c *gin.Context) {
-	if err := s.pkeys.DeleteProviderKey(c.Request.Context(), actor(c), c.Param("id")); err != nil {
+func (s *adminAPI) adminDeleteProviderKey(c *gin.Context) {
+	if err := s.own.ProviderKeys.DeleteProviderKey(c.Request.Context(), actor(c), c.Param("id")); err != nil {
 		providerKeyError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "provider_key", "id": c.Param("id"), "deleted": true})
 }
 
-func (s *Server) adminRotateVault(c *gin.Context) {
-	term, err := s.pkeys.RotateVault(c.Request.Context(), actor(c), nil)
+func (s *adminAPI) adminRotateVault(c *gin.Context) {
+	term, err := s.own.ProviderKeys.RotateVault(c.Request.Context(), actor(c), nil)
 	if err != nil {
 		adminError(c, err)
 		return

@@ -14,17 +14,17 @@ import (
 // is read to its end, since the connection then reads on in the
 // background to notice a caller that leaves, which must not time out. A
 // write deadline a previous answer on this connection left is cleared.
-func (s *Server) guardConn(c *gin.Context, info *requestInfo) {
+func (s *base) guardConn(c *gin.Context, info *requestInfo) {
 	rc := http.NewResponseController(c.Writer)
-	if s.writeTimeout > 0 {
+	if s.cfg.WriteTimeout > 0 {
 		_ = rc.SetWriteDeadline(time.Time{}) // not supported under a test recorder
 	}
 	r := c.Request
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return
 	}
-	if s.bodyTimeout > 0 {
-		_ = rc.SetReadDeadline(time.Now().Add(s.bodyTimeout))
+	if s.cfg.BodyReadTimeout > 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
 	}
 	b := &guardedBody{ReadCloser: r.Body, rc: rc}
 	r.Body = b

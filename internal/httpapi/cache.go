@@ -67,7 +67,7 @@ type cacheState struct {
 
 // cacheLookup is the hook before routing: it reports whether the request
 // was answered from the cache.
-func (s *Server) cacheLookup(c *gin.Context, a *admitted, req *providers.ChatRequest, ans answerer) bool {
+func (s *modelAPI) cacheLookup(c *gin.Context, a *admitted, req *providers.ChatRequest, ans answerer) bool {
 	e := s.cacheBegin(c, a, req.Format.String(), req.Choices)
 	if e == nil {
 		return false
@@ -79,9 +79,9 @@ func (s *Server) cacheLookup(c *gin.Context, a *admitted, req *providers.ChatReq
 // cacheBegin looks a request of ingress format up: it returns the entry
 // of a hit (the caller answers it), or nil, having set the header and,
 // for a miss that may be stored, the request's cacheState.
-func (s *Server) cacheBegin(c *gin.Context, a *admitted, format string, choices int) *respcache.Entry {
+func (s *modelAPI) cacheBegin(c *gin.Context, a *admitted, format string, choices int) *respcache.Entry {
 	info := infoOf(c)
-	if s.cache.Cache == nil {
+	if s.cfg.Cache.Cache == nil {
 		return nil
 	}
 	pol, ok := s.cachePolicy(info.model)
@@ -104,7 +104,7 @@ func (s *Server) cacheBegin(c *gin.Context, a *admitted, format string, choices 
 	if pol.Scope == respcache.ScopeGlobal {
 		scope = respcache.ScopeGlobal
 	}
-	k, err := s.cache.Cache.Key(scope, info.model, format, body)
+	k, err := s.cfg.Cache.Cache.Key(scope, info.model, format, body)
 	if err != nil {
 		h.Set(cacheHeader, cacheBypass)
 		s.cacheMetrics.result(cacheBypass)
@@ -112,7 +112,7 @@ func (s *Server) cacheBegin(c *gin.Context, a *admitted, format string, choices 
 	}
 	st := &cacheState{key: k, pol: pol}
 	if !noCache { // no-cache: refresh, the lookup is skipped
-		e, f := s.cache.Cache.Acquire(a.ctx, k)
+		e, f := s.cfg.Cache.Cache.Acquire(a.ctx, k)
 		if e != nil && (e.Vectors != nil) == (format == embeddingsFormat) {
 			h.Set(cacheHeader, cacheHit)
 			s.cacheMetrics.result(cacheHit)
@@ -132,10 +132,10 @@ const embeddingsFormat = "embeddings"
 
 // noteHit records on the request what a hit served: the cached answer's
 // tokens and deployment, billed as a hit.
-func (s *Server) noteHit(c *gin.Context, a *admitted, e *respcache.Entry) {
+func (s *modelAPI) noteHit(c *gin.Context, a *admitted, e *respcache.Entry) {
 	info := infoOf(c)
 	info.cacheHit = true
-	a.hitTokensFree = !s.cache.CountTPM
+	a.hitTokensFree = !s.cfg.Cache.CountTPM
 	info.provider, info.upstream = e.Provider, e.Upstream
 	info.deployment = hitDeployment(a.m, e)
 	info.prompt, info.complete, info.usageSeen = e.Prompt, e.Output, true
@@ -180,7 +180,7 @@ func cacheable(info *requestInfo, choices int, pol respcache.Policy, body []byte
 // serveHit answers a request from a cached entry, streamed or not, and
 // records it as a hit: its tokens as first billed, its cost the
 // configured fraction of their price.
-func (s *Server) serveHit(c *gin.Context, a *admitted, req *providers.ChatRequest, ans answerer, e *respcache.Entry) {
+func (s *modelAPI) serveHit(c *gin.Context, a *admitted, req *providers.ChatRequest, ans answerer, e *respcache.Entry) {
 	info := infoOf(c)
 	id, created := providers.NewCompletionID(), s.now().Unix()
 	if req.Stream {
@@ -241,7 +241,7 @@ func (r *replayStream) Close() error { return nil }
 // cacheDone is the hook after the answer: called by finish, it stores an
 // answer that completed cleanly and ends the request's flight (identical
 // requests waiting for it look again).
-func (s *Server) cacheDone(info *requestInfo) {
+func (s *modelAPI) cacheDone(info *requestInfo) {
 	st := info.cache
 	if st == nil {
 		return
@@ -290,7 +290,7 @@ func (s *Server) cacheDone(info *requestInfo) {
 		Provider: info.provider, Upstream: info.upstream, Stored: s.now()}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := s.cache.Cache.Put(ctx, st.key, e, st.pol.TTL, st.pol.MaxEntryBytes); err != nil {
+	if err := s.cfg.Cache.Cache.Put(ctx, st.key, e, st.pol.TTL, st.pol.MaxEntryBytes); err != nil {
 		s.log.Debug("answer not cached", zapReq(info), zap.Error(err))
 	}
 }
@@ -376,7 +376,7 @@ func (cm *CacheMetrics) Lookup(d time.Duration) {
 // routeCache mounts the purge route on the admin group (always: without
 // a cache it answers 400 cache_off, so the admin API is the same on
 // every configuration).
-func (s *Server) routeCache(g *gin.RouterGroup) {
+func (s *adminAPI) routeCache(g *gin.RouterGroup) {
 	g.POST("/cache/purge", s.adminPurgeCache)
 	s.routeCacheModels(g)
 }
@@ -385,7 +385,7 @@ func (s *Server) routeCache(g *gin.RouterGroup) {
 // {"account_id": ...} (or both), or {"all": true}. This replica's memory
 // and the shared Redis layer are purged, and the purge is announced to
 // the other replicas' memory (respcache.Config.Announce).
-func (s *Server) adminPurgeCache(c *gin.Context) {
+func (s *adminAPI) adminPurgeCache(c *gin.Context) {
 	var in struct {
 		Model     string `json:"model"`
 		AccountID string `json:"account_id"`
@@ -395,7 +395,7 @@ func (s *Server) adminPurgeCache(c *gin.Context) {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "", "The body must be a JSON object: model, account_id, or all."))
 		return
 	}
-	if s.cache.Cache == nil {
+	if s.cfg.Cache.Cache == nil {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "cache_off",
 			"No model has the response cache on: there is nothing to purge."))
 		return
@@ -405,7 +405,7 @@ func (s *Server) adminPurgeCache(c *gin.Context) {
 			"Name what to purge: model, account_id (or both), or all: true (alone)."))
 		return
 	}
-	n, err := s.cache.Cache.Purge(c.Request.Context(), respcache.Target{Model: in.Model, Scope: in.AccountID})
+	n, err := s.cfg.Cache.Cache.Purge(c.Request.Context(), respcache.Target{Model: in.Model, Scope: in.AccountID})
 	if err != nil {
 		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "cache_purge_failed",
 			"This replica's cache was purged; the shared (Redis) layer could not be: "+err.Error()))

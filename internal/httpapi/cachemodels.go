@@ -91,12 +91,12 @@ func (p *CachePolicies) Any() bool {
 }
 
 // cachePolicy is the request path's lookup.
-func (s *Server) cachePolicy(model string) (respcache.Policy, bool) {
-	if s.cache.Live != nil {
-		pol, _ := s.cache.Live.Policy(model)
+func (s *base) cachePolicy(model string) (respcache.Policy, bool) {
+	if s.cfg.Cache.Live != nil {
+		pol, _ := s.cfg.Cache.Live.Policy(model)
 		return pol, pol.Enabled
 	}
-	pol, ok := s.cache.Policies[model]
+	pol, ok := s.cfg.Cache.Policies[model]
 	return pol, ok && pol.Enabled
 }
 
@@ -114,8 +114,8 @@ type CacheModelObject struct {
 	UpdatedBy     string     `json:"updated_by,omitempty"`
 }
 
-func (s *Server) cacheModelObject(model string) CacheModelObject {
-	pol, stored := s.cache.Live.Policy(model)
+func (s *adminAPI) cacheModelObject(model string) CacheModelObject {
+	pol, stored := s.cfg.Cache.Live.Policy(model)
 	o := CacheModelObject{Object: "cache.model", Model: model, Source: "config", Enabled: pol.Enabled, Scope: pol.Scope,
 		Sampled: pol.Sampled, MaxEntryBytes: pol.MaxEntryBytes}
 	if o.Scope == "" {
@@ -130,14 +130,14 @@ func (s *Server) cacheModelObject(model string) CacheModelObject {
 	}
 	o.TTL = ttl.String()
 	if stored {
-		cm := (*s.cache.Live.cur.Load())[model]
+		cm := (*s.cfg.Cache.Live.cur.Load())[model]
 		at := cm.UpdatedAt
 		o.Source, o.UpdatedAt, o.UpdatedBy = "admin", &at, cm.UpdatedBy
 	}
 	return o
 }
 
-func (s *Server) routeCacheModels(g *gin.RouterGroup) {
+func (s *adminAPI) routeCacheModels(g *gin.RouterGroup) {
 	g.GET("/cache/models", s.adminListCacheModels)
 	g.GET("/cache/models/:model", s.adminGetCacheModel)
 	g.PUT("/cache/models/:model", s.adminPutCacheModel)
@@ -147,14 +147,14 @@ func (s *Server) routeCacheModels(g *gin.RouterGroup) {
 // cacheModelsReady answers 400 cache_off when this replica has no cache
 // or no store for policies, and 404 for a model the gateway does not
 // serve.
-func (s *Server) cacheModelsReady(c *gin.Context, model string) bool {
-	if s.cache.Cache == nil || s.cache.Live == nil || s.cache.Live.st == nil {
+func (s *adminAPI) cacheModelsReady(c *gin.Context, model string) bool {
+	if s.cfg.Cache.Cache == nil || s.cfg.Cache.Live == nil || s.cfg.Cache.Live.st == nil {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "cache_off",
 			"The response cache is not built on this server: turn it on for at least one model in the config (cache: enabled) and restart."))
 		return false
 	}
 	if model != "" {
-		if _, ok := s.router.Lookup(model); !ok {
+		if _, ok := s.cfg.Router.Lookup(model); !ok {
 			writeError(c, newError(http.StatusNotFound, "invalid_request_error", "model_not_found", "No such model: "+model).withParam("model"))
 			return false
 		}
@@ -164,19 +164,19 @@ func (s *Server) cacheModelsReady(c *gin.Context, model string) bool {
 
 // adminListCacheModels is GET /admin/v1/cache/models: every served
 // model's policy now.
-func (s *Server) adminListCacheModels(c *gin.Context) {
+func (s *adminAPI) adminListCacheModels(c *gin.Context) {
 	if !s.cacheModelsReady(c, "") {
 		return
 	}
 	out := []CacheModelObject{}
-	for _, m := range s.router.Models() {
+	for _, m := range s.cfg.Router.Models() {
 		out = append(out, s.cacheModelObject(m.Name))
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})
 }
 
 // adminGetCacheModel is GET /admin/v1/cache/models/:model.
-func (s *Server) adminGetCacheModel(c *gin.Context) {
+func (s *adminAPI) adminGetCacheModel(c *gin.Context) {
 	model := c.Param("model")
 	if !s.cacheModelsReady(c, model) {
 		return
@@ -187,7 +187,7 @@ func (s *Server) adminGetCacheModel(c *gin.Context) {
 // adminPutCacheModel is PUT /admin/v1/cache/models/:model: the fields
 // given change the model's policy now (absent ones keep theirs), stored
 // so that every replica applies it.
-func (s *Server) adminPutCacheModel(c *gin.Context) {
+func (s *adminAPI) adminPutCacheModel(c *gin.Context) {
 	model := c.Param("model")
 	var in struct {
 		Enabled       *bool   `json:"enabled"`
@@ -199,7 +199,7 @@ func (s *Server) adminPutCacheModel(c *gin.Context) {
 	if !s.bindJSON(c, &in) || !s.cacheModelsReady(c, model) {
 		return
 	}
-	pol, _ := s.cache.Live.Policy(model)
+	pol, _ := s.cfg.Cache.Live.Policy(model)
 	bad := func(param, msg string) {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", msg).withParam(param))
 	}
@@ -236,7 +236,7 @@ func (s *Server) adminPutCacheModel(c *gin.Context) {
 	}
 	cm := store.CacheModel{Model: model, Enabled: pol.Enabled, TTL: pol.TTL, Scope: pol.Scope, Sampled: pol.Sampled,
 		MaxEntryBytes: pol.MaxEntryBytes, UpdatedAt: s.now().UTC().Truncate(time.Millisecond), UpdatedBy: actor(c)}
-	if !s.saveCacheModels(c, func(ctx context.Context) error { return s.cache.Live.st.PutCacheModel(ctx, cm) }) {
+	if !s.saveCacheModels(c, func(ctx context.Context) error { return s.cfg.Cache.Live.st.PutCacheModel(ctx, cm) }) {
 		return
 	}
 	c.JSON(http.StatusOK, s.cacheModelObject(model))
@@ -244,12 +244,15 @@ func (s *Server) adminPutCacheModel(c *gin.Context) {
 
 // adminDeleteCacheModel is DELETE /admin/v1/cache/models/:model: the
 // model's config policy applies again.
-func (s *Server) adminDeleteCacheModel(c *gin.Context) {
+func (s *adminAPI) adminDeleteCacheModel(c *gin.Context) {
 	model := c.Param("model")
 	if !s.cacheModelsReady(c, model) {
 		return
 	}
-	if !s.saveCacheModels(c, func(ctx context.Context) error { _, err := s.cache.Live.st.DeleteCacheModel(ctx, model); return err }) {
+	if !s.saveCacheModels(c, func(ctx context.Context) error {
+		_, err := s.cfg.Cache.Live.st.DeleteCacheModel(ctx, model)
+		return err
+	}) {
 		return
 	}
 	c.JSON(http.StatusOK, s.cacheModelObject(model))
@@ -257,19 +260,19 @@ func (s *Server) adminDeleteCacheModel(c *gin.Context) {
 
 // saveCacheModels writes, reloads this replica's table and announces the
 // change to the others.
-func (s *Server) saveCacheModels(c *gin.Context, write func(context.Context) error) bool {
+func (s *adminAPI) saveCacheModels(c *gin.Context, write func(context.Context) error) bool {
 	ctx := c.Request.Context()
 	err := write(ctx)
 	if err == nil {
-		err = s.cache.Live.Load(ctx)
+		err = s.cfg.Cache.Live.Load(ctx)
 	}
 	if err != nil {
 		writeError(c, newError(http.StatusInternalServerError, "server_error", "internal_error", "The cache policy could not be saved."))
 		infoOf(c).errMsg = err.Error()
 		return false
 	}
-	if s.cache.Live.changed != nil {
-		s.cache.Live.changed()
+	if s.cfg.Cache.Live.changed != nil {
+		s.cfg.Cache.Live.changed()
 	}
 	return true
 }

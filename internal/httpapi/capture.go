@@ -126,9 +126,9 @@ type requestCapture struct {
 // startCapture begins capturing the answer of a request whose account has
 // capture on: its writer is wrapped to keep what is written. It runs at
 // admission, once the key (and so the account) is known.
-func (s *Server) startCapture(c *gin.Context, info *requestInfo) {
+func (s *base) startCapture(c *gin.Context, info *requestInfo) {
 	// Only the requests the log records (not token counts).
-	if s.captures == nil || info.capture != nil || info.key == nil || info.endpoint == "" {
+	if s.cfg.Captures == nil || info.capture != nil || info.key == nil || info.endpoint == "" {
 		return
 	}
 	set, ok := s.captureOn.lookup(info.key.AccountID, s.now())
@@ -142,13 +142,13 @@ func (s *Server) startCapture(c *gin.Context, info *requestInfo) {
 
 // finishCapture hands a captured request to the sink; it runs when the
 // request has ended, its answer written.
-func (s *Server) finishCapture(info *requestInfo) {
+func (s *base) finishCapture(info *requestInfo) {
 	rc := info.capture
 	if rc == nil {
 		return
 	}
 	info.capture = nil
-	s.captures.Capture(billing.Capture{
+	s.cfg.Captures.Capture(billing.Capture{
 		RequestID: info.id, AccountID: info.key.AccountID,
 		Request: info.received, Response: rc.w.buf, Truncated: rc.w.over,
 		MaxBytes: rc.setting.MaxBytes, CreatedAt: info.start, ExpiresAt: info.start.Add(rc.setting.Retention),

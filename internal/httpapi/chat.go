@@ -20,7 +20,7 @@ const statusClientClosed = 499
 // it, route it, relay the answer, meter it. Auth already happened in the
 // middleware. The caller's body is the pivot: it goes upstream untouched
 // but for the model (and whatever a provider's quirks require).
-func (s *Server) chat(c *gin.Context) {
+func (s *modelAPI) chat(c *gin.Context) {
 	info := infoOf(c)
 	info.endpoint = "chat"
 	body, req, ok := readRequest(s, c, providers.ParseChatRequest, func(r *providers.ChatRequest) string { return r.Model })
@@ -62,15 +62,15 @@ func (e *chatEncoder) keepalive() []byte { return ssePing }
 // readBody reads the body up to the configured limit, within the body
 // read timeout (set by begin). A Content-Length over the limit is refused
 // before a byte of the body is read.
-func (s *Server) readBody(c *gin.Context) ([]byte, *apiError) {
+func (s *base) readBody(c *gin.Context) ([]byte, *apiError) {
 	tooLarge := func() *apiError { // built only when refused: not on every request
 		return newError(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
-			"Request body too large: the limit is "+strconv.FormatInt(s.maxBody, 10)+" bytes.")
+			"Request body too large: the limit is "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes.")
 	}
-	if c.Request.ContentLength > s.maxBody {
+	if c.Request.ContentLength > s.cfg.MaxBodyBytes {
 		return nil, tooLarge()
 	}
-	r := http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBody)
+	r := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
 	body, err := readAllSized(r, c.Request.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -79,7 +79,7 @@ func (s *Server) readBody(c *gin.Context) ([]byte, *apiError) {
 			return nil, tooLarge()
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, newError(http.StatusRequestTimeout, "invalid_request_error", "body_read_timeout",
-				"The request body was not received within "+s.bodyTimeout.String()+".")
+				"The request body was not received within "+s.cfg.BodyReadTimeout.String()+".")
 		}
 		return nil, newError(http.StatusBadRequest, "invalid_request_error", "", "Could not read the request body.")
 	}
@@ -121,7 +121,7 @@ func setRouteHeaders(h http.Header, info *requestInfo) {
 }
 
 // routeFailed answers a request that no deployment served.
-func (s *Server) routeFailed(c *gin.Context, err error) {
+func (s *modelAPI) routeFailed(c *gin.Context, err error) {
 	info := infoOf(c)
 	if info.provider != "" {
 		setRouteHeaders(c.Writer.Header(), info)

@@ -14,7 +14,7 @@ import (
 // natively where the deployment has the endpoint, else as a chat request
 // whose answer is rendered back as text. Metered like chat; the hold and
 // the TPM reservation count every prompt and every choice.
-func (s *Server) completion(c *gin.Context) {
+func (s *modelAPI) completion(c *gin.Context) {
 	info := infoOf(c)
 	info.endpoint = "completions"
 	body, rq, ok := readRequest(s, c, completions.Parse, func(r *completions.Request) string { return r.Model })

@@ -132,7 +132,7 @@ const corsMaxAge = "600"
 // Access-Control-Allow-Origin that lets the page read the answer. The
 // request's own account is checked after auth (corsAccount). Nothing
 // outside /v1 gets a CORS header: never the admin API, nor the dashboard.
-func (s *Server) cors(c *gin.Context) {
+func (s *modelAPI) cors(c *gin.Context) {
 	origin := c.Request.Header.Get("Origin")
 	if s.corsOn == nil || !strings.HasPrefix(c.Request.URL.Path, "/v1/") {
 		c.Next()
@@ -184,7 +184,7 @@ func preflightHeaders(asked string) string {
 
 // corsAccount refuses a browser request (one with an Origin other than
 // xroute's own) whose origin the key's account does not allow.
-func (s *Server) corsAccount(c *gin.Context) {
+func (s *modelAPI) corsAccount(c *gin.Context) {
 	origin := c.Request.Header.Get("Origin")
 	if s.corsOn == nil || origin == "" || sameOrigin(c.Request, origin) {
 		c.Next()

@@ -60,8 +60,8 @@ func newBudgetObject(b billing.Budget) budgetObject {
 	return budgetObject{Object: "budget", Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitUSD: b.Limit.String(), AlertPercents: b.AlertPercents}
 }
 
-func (s *Server) routeCredits(g *gin.RouterGroup) {
-	if s.creditsAdmin == nil {
+func (s *adminAPI) routeCredits(g *gin.RouterGroup) {
+	if s.cfg.Credits == nil {
 		return
 	}
 	g.POST("/accounts/:id/credits", s.adminTopUp)
@@ -85,7 +85,7 @@ func billingError(c *gin.Context, err error) {
 	}
 }
 
-func (s *Server) adminTopUp(c *gin.Context) {
+func (s *adminAPI) adminTopUp(c *gin.Context) {
 	var req struct {
 		Amount         string `json:"amount"` // USD, e.g. "10.00"
 		IdempotencyKey string `json:"idempotency_key"`
@@ -102,7 +102,7 @@ func (s *Server) adminTopUp(c *gin.Context) {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "idempotency_key is required: replaying a top-up with the same key changes nothing.").withParam("idempotency_key"))
 		return
 	}
-	e, replayed, err := s.creditsAdmin.TopUp(c.Request.Context(), c.Param("id"), amount, req.IdempotencyKey, actor(c))
+	e, replayed, err := s.cfg.Credits.TopUp(c.Request.Context(), c.Param("id"), amount, req.IdempotencyKey, actor(c))
 	if err != nil {
 		billingError(c, err)
 		return
@@ -114,8 +114,8 @@ func (s *Server) adminTopUp(c *gin.Context) {
 	c.JSON(status, gin.H{"object": "top_up", "replayed": replayed, "entry": newEntryObject(e)})
 }
 
-func (s *Server) balance(c *gin.Context, accountID string) {
-	bal, res, avail, err := s.creditsAdmin.Balance(c.Request.Context(), accountID)
+func (s *base) balance(c *gin.Context, accountID string) {
+	bal, res, avail, err := s.cfg.Credits.Balance(c.Request.Context(), accountID)
 	if err != nil {
 		billingError(c, err)
 		return
@@ -125,16 +125,16 @@ func (s *Server) balance(c *gin.Context, accountID string) {
 		"balance_nano": int64(bal), "reserved_nano": int64(res), "available_nano": int64(avail)})
 }
 
-func (s *Server) adminBalance(c *gin.Context) { s.balance(c, c.Param("id")) }
+func (s *adminAPI) adminBalance(c *gin.Context) { s.balance(c, c.Param("id")) }
 
 // callerCredits is GET /v1/credits: the caller's own account, nothing else.
-func (s *Server) callerCredits(c *gin.Context) { s.balance(c, infoOf(c).key.AccountID) }
+func (s *modelAPI) callerCredits(c *gin.Context) { s.balance(c, infoOf(c).key.AccountID) }
 
 // adminLedger pages an account's entries, newest first (at most 1000 a
 // page). Filters: key_id, kind, from and to ([from, to), RFC 3339 or
 // YYYY-MM-DD). The cursor (before, or after) is the previous page's
 // next_after.
-func (s *Server) adminLedger(c *gin.Context) {
+func (s *adminAPI) adminLedger(c *gin.Context) {
 	f := books.LedgerFilter{Limit: 100, KeyID: c.Query("key_id"), Kind: c.Query("kind")}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -159,7 +159,7 @@ func (s *Server) adminLedger(c *gin.Context) {
 	}
 	limit := f.Limit
 	f.Limit++
-	list, err := s.creditsAdmin.FindEntries(c.Request.Context(), c.Param("id"), f)
+	list, err := s.cfg.Credits.FindEntries(c.Request.Context(), c.Param("id"), f)
 	if err != nil {
 		billingError(c, err)
 		return
@@ -195,7 +195,7 @@ func timeRange(c *gin.Context) (from, to time.Time, e *apiError) {
 	return from, to, nil
 }
 
-func (s *Server) adminMultiplier(c *gin.Context) {
+func (s *adminAPI) adminMultiplier(c *gin.Context) {
 	var req struct {
 		Multiplier string `json:"multiplier"` // e.g. "1.25"
 	}
@@ -207,15 +207,15 @@ func (s *Server) adminMultiplier(c *gin.Context) {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", err.Error()).withParam("multiplier"))
 		return
 	}
-	if err := s.creditsAdmin.SetMultiplier(c.Request.Context(), c.Param("id"), bp); err != nil {
+	if err := s.cfg.Credits.SetMultiplier(c.Request.Context(), c.Param("id"), bp); err != nil {
 		billingError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "multiplier", "account_id": c.Param("id"), "multiplier": billing.FormatMultiplier(bp)})
 }
 
-func (s *Server) adminVerifyCredits(c *gin.Context) {
-	mm, err := s.creditsAdmin.Verify(c.Request.Context())
+func (s *adminAPI) adminVerifyCredits(c *gin.Context) {
+	mm, err := s.cfg.Credits.Verify(c.Request.Context())
 	if err != nil {
 		billingError(c, err)
 		return
@@ -233,7 +233,7 @@ func (s *Server) adminVerifyCredits(c *gin.Context) {
 // adminListBudgets lists budgets ordered by scope, scope id and period.
 // Filters: scope, scope_id, period. The cursor (after) is the last
 // budget's "scope:scope_id:period".
-func (s *Server) adminListBudgets(c *gin.Context) {
+func (s *adminAPI) adminListBudgets(c *gin.Context) {
 	after, limit, e := pageArgs(c)
 	if e != nil {
 		writeError(c, e)
@@ -248,7 +248,7 @@ func (s *Server) adminListBudgets(c *gin.Context) {
 		}
 		cur = [3]string{after[:i], after[i+1 : j], after[j+1:]}
 	}
-	list, err := s.creditsAdmin.ListBudgets(c.Request.Context(), billing.BudgetScope(c.Query("scope")), c.Query("scope_id"))
+	list, err := s.cfg.Credits.ListBudgets(c.Request.Context(), billing.BudgetScope(c.Query("scope")), c.Query("scope_id"))
 	if err != nil {
 		billingError(c, err)
 		return
@@ -274,7 +274,7 @@ func (s *Server) adminListBudgets(c *gin.Context) {
 	c.JSON(http.StatusOK, page)
 }
 
-func (s *Server) adminSetBudget(c *gin.Context) {
+func (s *adminAPI) adminSetBudget(c *gin.Context) {
 	var req struct {
 		Scope         string `json:"scope"` // account or key
 		ScopeID       string `json:"scope_id"`
@@ -290,7 +290,7 @@ func (s *Server) adminSetBudget(c *gin.Context) {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "invalid_value", "limit_usd must be a USD amount such as \"50.00\".").withParam("limit_usd"))
 		return
 	}
-	b, err := s.creditsAdmin.SetBudget(c.Request.Context(), billing.Budget{Scope: billing.BudgetScope(req.Scope), ScopeID: req.ScopeID,
+	b, err := s.cfg.Credits.SetBudget(c.Request.Context(), billing.Budget{Scope: billing.BudgetScope(req.Scope), ScopeID: req.ScopeID,
 		Period: billing.Period(req.Period), Limit: limit, AlertPercents: req.AlertPercents}, actor(c))
 	if errors.Is(err, billing.ErrUnknownScope) {
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "not_found", "No such "+req.Scope+": "+req.ScopeID+".").withParam("scope_id"))
@@ -303,8 +303,8 @@ func (s *Server) adminSetBudget(c *gin.Context) {
 	c.JSON(http.StatusOK, newBudgetObject(b))
 }
 
-func (s *Server) adminDeleteBudget(c *gin.Context) {
-	err := s.creditsAdmin.DeleteBudget(c.Request.Context(), billing.BudgetScope(c.Query("scope")), c.Query("scope_id"), billing.Period(c.Query("period")), actor(c))
+func (s *adminAPI) adminDeleteBudget(c *gin.Context) {
+	err := s.cfg.Credits.DeleteBudget(c.Request.Context(), billing.BudgetScope(c.Query("scope")), c.Query("scope_id"), billing.Period(c.Query("period")), actor(c))
 	if err != nil {
 		billingError(c, err)
 		return

@@ -60,7 +60,7 @@ func parseInputs(raw json.RawMessage) ([]string, *apiError) {
 // routing with failover, metering), answered in OpenAI's shape whatever the
 // provider. Floats, or base64 of little-endian float32 when asked (the
 // official SDKs ask by default).
-func (s *Server) embeddings(c *gin.Context) {
+func (s *modelAPI) embeddings(c *gin.Context) {
 	info := infoOf(c)
 	info.endpoint = "embeddings"
 	body, bad := s.readBody(c)
@@ -104,13 +104,13 @@ func (s *Server) embeddings(c *gin.Context) {
 }
 
 // serveEmbeddings routes an admitted embeddings request and answers it.
-func (s *Server) serveEmbeddings(c *gin.Context, a *admitted, req embeddingRequest, inputs []string) {
+func (s *modelAPI) serveEmbeddings(c *gin.Context, a *admitted, req embeddingRequest, inputs []string) {
 	info := infoOf(c)
 	if e := s.cacheBegin(c, a, embeddingsFormat, 0); e != nil {
 		s.serveEmbeddingsHit(c, req, e)
 		return
 	}
-	vecs, usage, res, err := s.router.Embed(a.ctx, a.m, inputs, req.Dimensions)
+	vecs, usage, res, err := s.cfg.Router.Embed(a.ctx, a.m, inputs, req.Dimensions)
 	noteRoute(info, res)
 	if err != nil {
 		s.routeFailed(c, err)
@@ -184,7 +184,7 @@ func firstOr(vecs [][]float32) []float32 {
 
 // serveEmbeddingsHit answers an embeddings request from the response
 // cache, recorded and billed as a hit.
-func (s *Server) serveEmbeddingsHit(c *gin.Context, req embeddingRequest, e *respcache.Entry) {
+func (s *modelAPI) serveEmbeddingsHit(c *gin.Context, req embeddingRequest, e *respcache.Entry) {
 	info := infoOf(c)
 	setRouteHeaders(c.Writer.Header(), info)
 	if !s.commitUsage(c, info) {

@@ -25,8 +25,8 @@ type ChildKeys interface {
 }
 
 // routeEphemeral mounts POST /v1/keys/ephemeral on the caller group.
-func (s *Server) routeEphemeral(v1 *gin.RouterGroup) {
-	if s.children == nil {
+func (s *modelAPI) routeEphemeral(v1 *gin.RouterGroup) {
+	if s.own.Children == nil {
 		return
 	}
 	v1.POST("/keys/ephemeral", s.mintScope, s.mintEphemeral)
@@ -34,7 +34,7 @@ func (s *Server) routeEphemeral(v1 *gin.RouterGroup) {
 
 // mintScope admits a key that names keys.mint in its endpoint list; an
 // empty list or "*" does not grant it, and a child never has it.
-func (s *Server) mintScope(c *gin.Context) {
+func (s *modelAPI) mintScope(c *gin.Context) {
 	if !infoOf(c).key.CanMint() {
 		writeError(c, newError(http.StatusForbidden, "permission_error", "endpoint_not_allowed",
 			"This API key may not mint keys: it needs the "+keys.EndpointMint+" scope (its endpoint list must name it), and an ephemeral key never has it."))
@@ -70,7 +70,7 @@ type childKeyObject struct {
 // operator's cap is checked by keys).
 const maxTTLSeconds = 366 * 24 * 3600
 
-func (s *Server) mintEphemeral(c *gin.Context) {
+func (s *modelAPI) mintEphemeral(c *gin.Context) {
 	var req mintRequest
 	if !s.bindJSON(c, &req) {
 		return
@@ -99,7 +99,7 @@ func (s *Server) mintEphemeral(c *gin.Context) {
 		spend = n
 	}
 	parent := infoOf(c).key
-	plain, k, err := s.children.Mint(c.Request.Context(), parent, keys.MintParams{
+	plain, k, err := s.own.Children.Mint(c.Request.Context(), parent, keys.MintParams{
 		Name: req.Name, Models: req.Models, Endpoints: req.Endpoints, CIDRs: req.AllowedCIDRs,
 		RPM: req.RPM, TPM: req.TPM, MaxConcurrent: req.MaxConcurrent,
 		TTL: time.Duration(req.TTLSeconds) * time.Second, SpendCap: int64(spend), MaxRequests: req.MaxRequests,
@@ -129,11 +129,11 @@ func (s *Server) mintEphemeral(c *gin.Context) {
 
 // admitChild counts a child key's model call against its request cap; on
 // refusal it has answered and returns false.
-func (s *Server) admitChild(c *gin.Context, info *requestInfo) bool {
-	if s.children == nil || info.key.Child == nil {
+func (s *modelAPI) admitChild(c *gin.Context, info *requestInfo) bool {
+	if s.own.Children == nil || info.key.Child == nil {
 		return true
 	}
-	err := s.children.AdmitChild(c.Request.Context(), info.key)
+	err := s.own.Children.AdmitChild(c.Request.Context(), info.key)
 	switch {
 	case err == nil:
 		return true
@@ -158,7 +158,7 @@ func childCapError(err error) *apiError {
 }
 
 // routeCORSAdmin mounts the per-account CORS origins on the admin API.
-func (s *Server) routeCORSAdmin(g *gin.RouterGroup) {
+func (s *adminAPI) routeCORSAdmin(g *gin.RouterGroup) {
 	if s.corsOn == nil {
 		return
 	}
@@ -166,9 +166,9 @@ func (s *Server) routeCORSAdmin(g *gin.RouterGroup) {
 	g.PUT("/accounts/:id/cors", s.adminPutCORS)
 }
 
-func (s *Server) adminGetCORS(c *gin.Context) {
+func (s *adminAPI) adminGetCORS(c *gin.Context) {
 	id := c.Param("id")
-	if _, err := s.admin.Account(c.Request.Context(), id); err != nil {
+	if _, err := s.own.Keys.Account(c.Request.Context(), id); err != nil {
 		adminError(c, err)
 		return
 	}
@@ -180,7 +180,7 @@ func (s *Server) adminGetCORS(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"object": "account.cors", "account_id": id, "origins": nonNilStrings(all[id])})
 }
 
-func (s *Server) adminPutCORS(c *gin.Context) {
+func (s *adminAPI) adminPutCORS(c *gin.Context) {
 	var req struct {
 		Origins *[]string `json:"origins"` // required: [] removes them all
 	}
@@ -193,7 +193,7 @@ func (s *Server) adminPutCORS(c *gin.Context) {
 		return
 	}
 	id := c.Param("id")
-	if _, err := s.admin.Account(c.Request.Context(), id); err != nil {
+	if _, err := s.own.Keys.Account(c.Request.Context(), id); err != nil {
 		adminError(c, err)
 		return
 	}
@@ -214,8 +214,8 @@ func (s *Server) adminPutCORS(c *gin.Context) {
 		return
 	}
 	s.corsOn.invalidate()
-	if s.auditW != nil {
-		if err := s.auditW.Record(c.Request.Context(), auditlog.Event{Kind: "account.cors_set", Actor: actor(c), AccountID: id, Subject: id,
+	if s.own.AuditWriter != nil {
+		if err := s.own.AuditWriter.Record(c.Request.Context(), auditlog.Event{Kind: "account.cors_set", Actor: actor(c), AccountID: id, Subject: id,
 			Details: map[string]any{"origins": origins}}); err != nil {
 			s.log.Error("audit cors origins", zapReq(infoOf(c)), zapErr(err))
 		}

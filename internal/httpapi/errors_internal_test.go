@@ -36,7 +36,7 @@ func TestForeignErrorsAnswerInTheCallersShape(t *testing.T) {
 	gin.SetMode(gin.TestMode)
 	foreign := &foreignError{"sk-secret-words-of-a-library"}
 	wrapped := fmt.Errorf("somewhere deep: %w", foreign)
-	s := &Server{log: zap.NewNop()}
+	s := &modelAPI{base: &base{cfg: &Config{}, log: zap.NewNop()}, own: &ModelConfig{}}
 	tests := []struct {
 		name      string
 		anthropic bool
@@ -50,13 +50,13 @@ func TestForeignErrorsAnswerInTheCallersShape(t *testing.T) {
 		{"request error", false, func(c *gin.Context) { writeRequestError(c, wrapped) }, http.StatusBadRequest, "invalid_request_error", ""},
 		{"request error, anthropic", true, func(c *gin.Context) { writeRequestError(c, foreign) }, http.StatusBadRequest, "invalid_request_error", ""},
 		{"credit hold", false, func(c *gin.Context) {
-			hs := &Server{log: zap.NewNop(), credits: foreignMeter{wrapped}}
+			hs := &modelAPI{base: &base{cfg: &Config{}, log: zap.NewNop()}, own: &ModelConfig{Meter: foreignMeter{wrapped}}}
 			if hs.hold(c, infoOf(c), &router.Model{Name: "m"}, nil, Worst{}) {
 				t.Error("a hold that failed admitted the request")
 			}
 		}, http.StatusServiceUnavailable, "server_error", "billing_unavailable"},
 		{"credit hold, anthropic", true, func(c *gin.Context) {
-			hs := &Server{log: zap.NewNop(), credits: foreignMeter{foreign}}
+			hs := &modelAPI{base: &base{cfg: &Config{}, log: zap.NewNop()}, own: &ModelConfig{Meter: foreignMeter{foreign}}}
 			hs.hold(c, infoOf(c), &router.Model{Name: "m"}, nil, Worst{})
 		}, 529, "overloaded_error", ""},
 	}

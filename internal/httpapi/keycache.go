@@ -73,7 +73,7 @@ func (u *keyCacheUpdate) apply(p keys.CachePolicy) (keys.CachePolicy, *apiError)
 // adminUpdateKey is PATCH /admin/v1/keys/:id: {"cache": {...}} changes
 // the key's response cache policy (the only property updated in place;
 // the rest is fixed at creation or has its own action).
-func (s *Server) adminUpdateKey(c *gin.Context) {
+func (s *adminAPI) adminUpdateKey(c *gin.Context) {
 	var req struct {
 		Cache *keyCacheUpdate `json:"cache"`
 	}
@@ -87,7 +87,7 @@ func (s *Server) adminUpdateKey(c *gin.Context) {
 	if !s.ownerForAdminKey(c) {
 		return
 	}
-	k, err := s.admin.Get(c.Request.Context(), c.Param("id"))
+	k, err := s.own.Keys.Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		adminError(c, err)
 		return
@@ -97,7 +97,7 @@ func (s *Server) adminUpdateKey(c *gin.Context) {
 		writeError(c, e)
 		return
 	}
-	k, err = s.admin.SetCachePolicy(c.Request.Context(), k.ID, p, actor(c))
+	k, err = s.own.Keys.SetCachePolicy(c.Request.Context(), k.ID, p, actor(c))
 	if err != nil {
 		adminError(c, err)
 		return

@@ -55,7 +55,7 @@ func estimatePromptTokens(body []byte) int { return len(body)/4 + 1 }
 // admit applies the key's concurrency, RPM and TPM limits before routing.
 // On refusal it writes the 429 and returns nil. The returned admission must
 // be settled with the real token count when the request ends.
-func (s *Server) admit(c *gin.Context, k *keys.Key, body []byte, maxTokens int) *admission {
+func (s *modelAPI) admit(c *gin.Context, k *keys.Key, body []byte, maxTokens int) *admission {
 	a := s.admitRequest(c, k)
 	if a == nil || !s.admitTokens(c, a, body, maxTokens) {
 		return nil
@@ -73,8 +73,8 @@ func (l *Limits) pick(own, def int) int {
 // admitRequest applies the limits that need no body: the key's
 // concurrency cap and its RPM. Work a request costs the gateway before it
 // can be priced (reading a stored conversation) comes after them.
-func (s *Server) admitRequest(c *gin.Context, k *keys.Key) *admission {
-	l := s.limits
+func (s *modelAPI) admitRequest(c *gin.Context, k *keys.Key) *admission {
+	l := s.own.Limits
 	if l == nil {
 		return &admission{}
 	}
@@ -110,7 +110,7 @@ func (s *Server) admitRequest(c *gin.Context, k *keys.Key) *admission {
 // admitTokens reserves the request's tokens against the key's TPM: the
 // prompt estimate plus maxTokens. On refusal it writes the 429, gives the
 // request's concurrency slot and RPM back, and returns false.
-func (s *Server) admitTokens(c *gin.Context, a *admission, body []byte, maxTokens int) bool {
+func (s *modelAPI) admitTokens(c *gin.Context, a *admission, body []byte, maxTokens int) bool {
 	l := a.l
 	if l == nil || a.tpm.Limit <= 0 {
 		return true

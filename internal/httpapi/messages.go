@@ -24,7 +24,7 @@ type TokenCountingProvider interface {
 	CountTokens(ctx context.Context, call *providers.Call) (int, error)
 }
 
-func (s *Server) routeMessages(v1 *gin.RouterGroup) {
+func (s *modelAPI) routeMessages(v1 *gin.RouterGroup) {
 	scope := s.scope(keys.EndpointMessages)
 	v1.POST("/messages", scope, s.createMessage)
 	v1.POST("/messages/count_tokens", scope, s.countMessageTokens)
@@ -42,7 +42,7 @@ func nativeHeaders(r *http.Request) http.Header {
 }
 
 // parseMessage reads, checks and translates a Messages request.
-func (s *Server) parseMessage(c *gin.Context) (*messages.Request, *messages.Translation, *providers.ChatRequest, bool) {
+func (s *modelAPI) parseMessage(c *gin.Context) (*messages.Request, *messages.Translation, *providers.ChatRequest, bool) {
 	_, rq, ok := readRequest(s, c, messages.Parse, func(r *messages.Request) string { return r.Model })
 	if !ok {
 		return nil, nil, nil, false
@@ -68,7 +68,7 @@ func (s *Server) parseMessage(c *gin.Context) (*messages.Request, *messages.Tran
 // the caller's body goes upstream as it is (only the model rewritten) and
 // the answer is relayed as it is; on any other it is translated through
 // the chat pivot and the answer re-encoded as Messages events.
-func (s *Server) createMessage(c *gin.Context) {
+func (s *modelAPI) createMessage(c *gin.Context) {
 	info := infoOf(c)
 	info.endpoint = "messages"
 	rq, _, req, ok := s.parseMessage(c)
@@ -79,10 +79,10 @@ func (s *Server) createMessage(c *gin.Context) {
 		worst: Worst{MaxTokens: req.MaxTokens, Hedgeable: true, WebSearches: rq.WebSearches()},
 		serve: func(a *admitted) {
 			prompt := 0
-			if s.tokens != nil && req.Stream {
+			if s.own.Tokens != nil && req.Stream {
 				// message_start reports the input; the exact count follows
 				// in message_delta.
-				prompt, _ = s.tokens.PromptTokens(req.Body)
+				prompt, _ = s.own.Tokens.PromptTokens(req.Body)
 			}
 			s.serve(c, a, req, &messageOut{b: messages.NewBuilder(rq, messages.NewID(), rq.Model, prompt, req.Stream)})
 		}})
@@ -173,7 +173,7 @@ func (o *messageOut) fail(e *apiError, _ *requestInfo) []byte {
 // model's first deployment whose upstream counts tokens (Anthropic,
 // Gemini), else xroute's own tokenizer. x-xroute-token-count says which
 // ("exact" or "estimate"), and no model is called.
-func (s *Server) countMessageTokens(c *gin.Context) {
+func (s *modelAPI) countMessageTokens(c *gin.Context) {
 	body, bad := s.readBody(c)
 	if bad != nil {
 		writeError(c, bad)
@@ -231,11 +231,11 @@ func (s *Server) countMessageTokens(c *gin.Context) {
 // gateway's tokenizer, for the token-count endpoints when no exact
 // counter answers, and marks the answer as an estimate. When it cannot
 // count it writes the error and reports false.
-func (s *Server) estimateTokens(c *gin.Context, pivot []byte) (int, bool) {
+func (s *modelAPI) estimateTokens(c *gin.Context, pivot []byte) (int, bool) {
 	var n int
 	err := errNoTokenizer
-	if s.tokens != nil {
-		n, err = s.tokens.PromptTokens(pivot)
+	if s.own.Tokens != nil {
+		n, err = s.own.Tokens.PromptTokens(pivot)
 	}
 	if err != nil {
 		writeError(c, newError(http.StatusServiceUnavailable, "server_error", "tokenizer_unavailable", "The gateway cannot count tokens right now."))
@@ -293,7 +293,7 @@ func toAnthropicModel(m *router.Model) anthropicModel {
 // listAnthropicModels is GET /v1/models for an Anthropic client: the
 // models the key may use, in Anthropic's list shape, paged as Anthropic
 // pages it (limit 1..1000, default 20; after_id or before_id).
-func (s *Server) listAnthropicModels(c *gin.Context) {
+func (s *modelAPI) listAnthropicModels(c *gin.Context) {
 	limit := 20
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -305,7 +305,7 @@ func (s *Server) listAnthropicModels(c *gin.Context) {
 	}
 	k := infoOf(c).key
 	var all []anthropicModel
-	for _, m := range s.router.Models() {
+	for _, m := range s.cfg.Router.Models() {
 		if k.AllowsModel(m.Name) {
 			all = append(all, toAnthropicModel(m))
 		}

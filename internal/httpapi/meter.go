@@ -78,11 +78,11 @@ type Hold interface {
 
 // hold reserves credits for a request; on refusal it writes the answer
 // and returns false.
-func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body []byte, w Worst) bool {
-	if s.credits == nil {
+func (s *modelAPI) hold(c *gin.Context, info *requestInfo, m *router.Model, body []byte, w Worst) bool {
+	if s.own.Meter == nil {
 		return true
 	}
-	h, err := s.credits.Hold(c.Request.Context(), info.id, info.key, m, body, w)
+	h, err := s.own.Meter.Hold(c.Request.Context(), info.id, info.key, m, body, w)
 	var be *billing.BudgetError
 	var ue *UnpricedError
 	switch {
@@ -121,7 +121,7 @@ func (s *Server) hold(c *gin.Context, info *requestInfo, m *router.Model, body [
 // price fills in the request's cost from its usage, estimating what the
 // provider did not count (or counted wrong) from the prompt and the
 // delivered output: an answer that came is never billed 0.
-func (s *Server) price(info *requestInfo, body []byte) {
+func (s *modelAPI) price(info *requestInfo, body []byte) {
 	if info.hold == nil || info.deployment == nil {
 		return
 	}
@@ -153,7 +153,7 @@ func (s *Server) price(info *requestInfo, body []byte) {
 		// cache was used for it (the replayed counts are the original
 		// request's), so it saved nothing there.
 		full := info.cost
-		info.cost = int64(float64(full) * s.cache.PriceFraction)
+		info.cost = int64(float64(full) * s.cfg.Cache.PriceFraction)
 		info.hitSaved = full - info.cost
 		info.cacheSaved = 0
 		return
@@ -196,7 +196,7 @@ func noteRoute(info *requestInfo, res router.Result) {
 }
 
 // usageRecord is the record of a request as it stands.
-func (s *Server) usageRecord(info *requestInfo) books.UsageRecord {
+func (s *modelAPI) usageRecord(info *requestInfo) books.UsageRecord {
 	status := info.status
 	if status == 0 {
 		status = http.StatusOK
@@ -250,12 +250,12 @@ func deploymentName(info *requestInfo) string {
 // It returns false when the record could not be kept at all (the database
 // is down and the usage spool full): the request is then not charged, and
 // a caller that has not sent its answer yet refuses it instead.
-func (s *Server) commitUsage(c *gin.Context, info *requestInfo) bool {
+func (s *modelAPI) commitUsage(c *gin.Context, info *requestInfo) bool {
 	info.metered = true
 	s.price(info, info.body)
 	rec := s.usageRecord(info)
 	sp := s.child(info, telemetry.SpanUsageWrite)
-	err := s.usage.Commit(c.Request.Context(), rec)
+	err := s.own.Usage.Commit(c.Request.Context(), rec)
 	endUsageWrite(sp, err)
 	kept := !errors.Is(err, billing.ErrSpoolFull)
 	switch {
@@ -274,7 +274,7 @@ func (s *Server) commitUsage(c *gin.Context, info *requestInfo) bool {
 // meter writes the record of a request that ended without commitUsage
 // (errors, refusals, a caller that left, a stream that broke); it runs
 // deferred. A part that was delivered is still charged.
-func (s *Server) meter(info *requestInfo) {
+func (s *modelAPI) meter(info *requestInfo) {
 	if info.metered {
 		return
 	}
@@ -285,11 +285,11 @@ func (s *Server) meter(info *requestInfo) {
 	var err error
 	if info.cost > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err = s.usage.Commit(ctx, rec); err != nil {
+		if err = s.own.Usage.Commit(ctx, rec); err != nil {
 			s.log.Error("usage record not committed", zapReq(info), zap.Error(err))
 		}
 		cancel()
-	} else if err = s.usage.Record(rec); err != nil {
+	} else if err = s.own.Usage.Record(rec); err != nil {
 		s.log.Error("usage record not queued", zapReq(info), zap.Error(err))
 	}
 	endUsageWrite(sp, err)
@@ -298,7 +298,7 @@ func (s *Server) meter(info *requestInfo) {
 }
 
 // settle charges the reservation what the request cost (0 releases it).
-func (s *Server) settle(info *requestInfo) {
+func (s *modelAPI) settle(info *requestInfo) {
 	if info.hold == nil {
 		return
 	}
@@ -312,15 +312,15 @@ func (s *Server) settle(info *requestInfo) {
 	endSettle(sp, info.cost)
 }
 
-func (s *Server) observeDone(info *requestInfo) {
-	if s.observe == nil {
+func (s *modelAPI) observeDone(info *requestInfo) {
+	if s.cfg.Observe == nil {
 		return
 	}
 	status := info.status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	s.observe(Observation{KeyID: info.key.ID, AccountID: info.key.AccountID, IP: info.clientAddr, Status: status, Tokens: info.prompt + info.complete})
+	s.cfg.Observe(Observation{KeyID: info.key.ID, AccountID: info.key.AccountID, IP: info.clientAddr, Status: status, Tokens: info.prompt + info.complete})
 }
 
 // noteUsage records an answer's usage when the upstream's count can be
@@ -328,7 +328,7 @@ func (s *Server) observeDone(info *requestInfo) {
 // not numbers is an upstream error: logged (once a request), never
 // stored, and the request is counted from the prompt and what was
 // delivered instead. All zeros is no count at all.
-func (s *Server) noteUsage(info *requestInfo, u providers.Usage) bool {
+func (s *modelAPI) noteUsage(info *requestInfo, u providers.Usage) bool {
 	if err := u.Check(); err != nil {
 		if !info.usageBad {
 			info.usageBad = true
@@ -349,7 +349,7 @@ func (s *Server) noteUsage(info *requestInfo, u providers.Usage) bool {
 // reported none (or nothing but zeros, or a count that cannot be right,
 // or one side only) is counted from the prompt and everything the answer
 // delivered instead, marked estimated: never billed 0.
-func (s *Server) noteAnswer(info *requestInfo, resp *providers.ChatResponse) {
+func (s *modelAPI) noteAnswer(info *requestInfo, resp *providers.ChatResponse) {
 	if s.noteUsage(info, resp.Usage) && info.prompt > 0 && info.complete > 0 {
 		return
 	}
@@ -362,7 +362,7 @@ func (s *Server) noteAnswer(info *requestInfo, resp *providers.ChatResponse) {
 // is free), so that the caller's SDK reads numbers that hold: in resp.Usage
 // for the ingresses that render it, in the body where it is relayed as
 // the upstream wrote it (chat, native answers).
-func (s *Server) saneUsage(info *requestInfo, f providers.Format, resp *providers.ChatResponse) {
+func (s *modelAPI) saneUsage(info *requestInfo, f providers.Format, resp *providers.ChatResponse) {
 	s.price(info, info.body)
 	p, c := max(info.prompt, 0), max(info.complete, 0)
 	resp.Usage = providers.Usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c}
@@ -469,7 +469,7 @@ func isTextChunk(data []byte) bool {
 // noteChunkUsage records the usage a streamed chunk reports. It returns
 // false for a usage-only chunk whose count cannot be right: the caller
 // drops it, as if none came.
-func (s *Server) noteChunkUsage(info *requestInfo, chunk *providers.Chunk) bool {
+func (s *modelAPI) noteChunkUsage(info *requestInfo, chunk *providers.Chunk) bool {
 	if chunk.Usage == nil {
 		return true
 	}

@@ -257,7 +257,7 @@ func (s *Server) MetricsHandler() http.Handler {
 
 // observeMetrics counts a finished request; begin calls it once per
 // request, after the answer is written.
-func (s *Server) observeMetrics(c *gin.Context, info *requestInfo) {
+func (s *base) observeMetrics(c *gin.Context, info *requestInfo) {
 	m := s.metrics
 	if m == nil {
 		return

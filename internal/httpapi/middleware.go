@@ -112,7 +112,7 @@ func newRequestID() string {
 // begin gives every request an id (echoed as x-request-id on every answer,
 // errors included), recovers panics into an OpenAI-shaped 500 and writes
 // one access log line when the request ends.
-func (s *Server) begin(c *gin.Context) {
+func (s *base) begin(c *gin.Context) {
 	// The client's address is worked out once (trusted proxies,
 	// forwarding headers) and parsed once: auth, the access log and the
 	// anomaly observer read it from here.
@@ -154,7 +154,7 @@ func asError(p any) error {
 	return nil
 }
 
-func (s *Server) logRequest(c *gin.Context, info *requestInfo) {
+func (s *base) logRequest(c *gin.Context, info *requestInfo) {
 	status := info.status
 	if status == 0 {
 		status = c.Writer.Status()
@@ -207,7 +207,7 @@ var errInvalidKey = unauthorized("invalid_api_key", "Incorrect API key provided.
 
 // authenticate reads the key from the Authorization header only (never
 // from the URL), verifies it and checks where it may be used from.
-func (s *Server) authenticate(c *gin.Context) {
+func (s *base) authenticate(c *gin.Context) {
 	info := infoOf(c)
 	if e := keyInURL(c.Request); e != nil {
 		writeError(c, e)
@@ -247,7 +247,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	// The key is verified even from an address that is blocked: a valid
 	// key is never refused for its neighbours' failures (a shared NAT, a
 	// proxy missing from trusted_proxies); only the keys that fail are.
-	k, err := s.keys.Verify(c.Request.Context(), token)
+	k, err := s.cfg.Keys.Verify(c.Request.Context(), token)
 	if err != nil {
 		var e *apiError
 		switch {
@@ -269,13 +269,13 @@ func (s *Server) authenticate(c *gin.Context) {
 			writeError(c, newError(http.StatusServiceUnavailable, "server_error", "auth_unavailable", "The gateway cannot verify API keys right now. Please retry."))
 			return
 		}
-		if s.throttle != nil {
-			if s.throttle.Failed(ip.String()) && s.guessing != nil {
-				s.guessing(ip) // a burst of guesses: an anomaly, once per episode
+		if s.cfg.Throttle != nil {
+			if s.cfg.Throttle.Failed(ip.String()) && s.cfg.Guessing != nil {
+				s.cfg.Guessing(ip) // a burst of guesses: an anomaly, once per episode
 			}
 			// A guessing address gets a growing backoff instead of an
 			// answer about the key (a well-behaved client waits it out).
-			if wait, blocked := s.throttle.Check(ip.String()); blocked {
+			if wait, blocked := s.cfg.Throttle.Check(ip.String()); blocked {
 				e = newError(http.StatusTooManyRequests, "rate_limit_error", "too_many_auth_failures", "Too many failed authentication attempts from your address. Please retry later.")
 				e.RetryAfter = wait
 			}
@@ -336,7 +336,7 @@ func keyInURL(r *http.Request) *apiError {
 
 // callerOnly keeps admin keys off the model API (least privilege: an
 // operator's key is not an application's key).
-func (s *Server) callerOnly(c *gin.Context) {
+func (s *base) callerOnly(c *gin.Context) {
 	if infoOf(c).key.Kind == keys.KindAdmin {
 		writeError(c, newError(http.StatusForbidden, "permission_error", "caller_key_required", "Admin keys cannot call the model API; create a caller key (xr-…)."))
 		return
@@ -345,7 +345,7 @@ func (s *Server) callerOnly(c *gin.Context) {
 }
 
 // scope refuses a key whose endpoint scope does not include endpoint.
-func (s *Server) scope(endpoint string) gin.HandlerFunc {
+func (s *base) scope(endpoint string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if !infoOf(c).key.AllowsEndpoint(endpoint) {
 			writeError(c, newError(http.StatusForbidden, "permission_error", "endpoint_not_allowed", "This API key may not call "+endpoint+"."))
@@ -357,11 +357,11 @@ func (s *Server) scope(endpoint string) gin.HandlerFunc {
 
 // observeAuthFailure reports a refused request of a known key (revoked,
 // suspended, wrong IP) to the anomaly detector.
-func (s *Server) observeAuthFailure(c *gin.Context, k *keys.Key, ip netip.Addr) {
-	if s.observe == nil || k == nil {
+func (s *base) observeAuthFailure(c *gin.Context, k *keys.Key, ip netip.Addr) {
+	if s.cfg.Observe == nil || k == nil {
 		return
 	}
-	s.observe(Observation{KeyID: k.ID, AccountID: k.AccountID, IP: ip, Status: http.StatusUnauthorized})
+	s.cfg.Observe(Observation{KeyID: k.ID, AccountID: k.AccountID, IP: ip, Status: http.StatusUnauthorized})
 }
 
 // anthropicClient reports whether r comes from an Anthropic client: a

@@ -23,6 +23,6 @@ func OpenAPI() []byte { return bytes.Clone(openAPIDoc) }
 func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
 
 // adminOpenAPI is GET /admin/v1/openapi.json.
-func (s *Server) adminOpenAPI(c *gin.Context) {
+func (s *adminAPI) adminOpenAPI(c *gin.Context) {
 	c.Data(http.StatusOK, "application/json", openAPIDoc)
 }

@@ -51,7 +51,7 @@ type modelCall struct {
 // run is the pipeline. Whatever happens, finish settles the request once,
 // at the end: one deferred call (a panic included), whose steps run in
 // the order written there.
-func (s *Server) run(c *gin.Context, mc modelCall) {
+func (s *modelAPI) run(c *gin.Context, mc modelCall) {
 	info := infoOf(c)
 	info.model, info.stream, info.body = mc.model, mc.stream, mc.body
 	var a *admitted
@@ -78,7 +78,7 @@ func (s *Server) run(c *gin.Context, mc modelCall) {
 // usage record is written unless the answer committed it already, and
 // the credit hold is charged or released (meter). A request refused
 // before it was reserved gives its concurrency slot back.
-func (s *Server) finish(info *requestInfo, a *admitted) {
+func (s *modelAPI) finish(info *requestInfo, a *admitted) {
 	switch {
 	case a == nil:
 	case a.reserved:
@@ -93,7 +93,7 @@ func (s *Server) finish(info *requestInfo, a *admitted) {
 // readRequest reads a model endpoint's body and parses it with parse (the
 // ingress's own parser), then checks the model name model returns. On
 // failure it has answered (413, 400 in OpenAI's shape) and ok is false.
-func readRequest[T any](s *Server, c *gin.Context, parse func([]byte) (T, error), model func(T) string) (body []byte, req T, ok bool) {
+func readRequest[T any](s *modelAPI, c *gin.Context, parse func([]byte) (T, error), model func(T) string) (body []byte, req T, ok bool) {
 	body, bad := s.readBody(c)
 	if bad != nil {
 		writeError(c, bad)
@@ -128,9 +128,9 @@ type admitted struct {
 // request. run calls a modelCall's prepare between it and reserve (work
 // needed before the request can be priced). On refusal it has answered
 // and returns nil.
-func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
+func (s *modelAPI) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
 	s.startCapture(c, info)
-	m, ok := s.router.Lookup(info.model)
+	m, ok := s.cfg.Router.Lookup(info.model)
 	if !ok {
 		writeError(c, modelNotFound(info.model))
 		return nil
@@ -156,7 +156,7 @@ func (s *Server) beginModelCall(c *gin.Context, info *requestInfo) *admitted {
 // reserve is the rest of admission: the key's TPM and the credit hold for
 // the worst case; then the request's deadline starts. On refusal it has
 // answered, released what beginModelCall took, and returns false.
-func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []byte, w Worst) bool {
+func (s *modelAPI) reserve(c *gin.Context, info *requestInfo, a *admitted, body []byte, w Worst) bool {
 	w.Fallbacks = s.fallbacks(info, a.m, body)
 	// TPM reserves every answer's worth of output, each at most what the
 	// deployments that may serve it can write (as the credit hold does),
@@ -185,7 +185,7 @@ func (s *Server) reserve(c *gin.Context, info *requestInfo, a *admitted, body []
 	// The request context ends when the caller disconnects, which cancels
 	// the upstream call; the timeout bounds the whole request, failover
 	// included.
-	a.ctx, a.cancel = context.WithTimeout(c.Request.Context(), s.timeout)
+	a.ctx, a.cancel = context.WithTimeout(c.Request.Context(), s.own.RequestTimeout)
 	a.ctx = router.WithCaller(a.ctx, router.Caller{Strategy: info.key.Metadata["routing_strategy"], AllowModel: info.key.AllowsModel, KeyID: info.key.ID, RequestID: info.id,
 		Account: info.key.AccountID, Session: c.GetHeader("X-Session-Id"), AgentSession: agentSession(c.Request.Header)})
 	a.reserved = true
@@ -208,7 +208,7 @@ func agentSession(h http.Header) string {
 // fallbacks are the models a request's "models" list names that it may
 // fall back to: those that exist and the key may use, as the router reads
 // them (at most maxFallbacks; the router refuses longer lists).
-func (s *Server) fallbacks(info *requestInfo, m *router.Model, body []byte) []*router.Model {
+func (s *modelAPI) fallbacks(info *requestInfo, m *router.Model, body []byte) []*router.Model {
 	if !bytes.Contains(body, modelsKey) {
 		return nil
 	}
@@ -221,7 +221,7 @@ func (s *Server) fallbacks(info *requestInfo, m *router.Model, body []byte) []*r
 		if v.Type != gjson.String {
 			return true
 		}
-		fm, ok := s.router.Lookup(v.Str)
+		fm, ok := s.cfg.Router.Lookup(v.Str)
 		if ok && fm != m && info.key.AllowsModel(v.Str) && !slices.Contains(out, fm) {
 			out = append(out, fm)
 		}
@@ -281,7 +281,7 @@ type keeper interface {
 // serve routes an admitted request and answers it through ans: a stream
 // (with keep-alives when ans can ping), or one body whose usage is
 // committed before it leaves.
-func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, ans answerer) {
+func (s *modelAPI) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, ans answerer) {
 	info := infoOf(c)
 	if s.cacheLookup(c, a, req, ans) {
 		return // answered from the response cache
@@ -290,7 +290,7 @@ func (s *Server) serve(c *gin.Context, a *admitted, req *providers.ChatRequest, 
 		s.serveStream(c, a, req, ans)
 		return
 	}
-	resp, res, err := s.router.Chat(a.ctx, a.m, req)
+	resp, res, err := s.cfg.Router.Chat(a.ctx, a.m, req)
 	noteRoute(info, res)
 	if err != nil {
 		s.routeFailed(c, err)
@@ -349,7 +349,7 @@ func startStream(c *gin.Context, info *requestInfo) {
 // flushing every event: nothing is buffered whole. The answer's usage is
 // committed before its final byte. A stream that breaks ends with an
 // error event in the caller's format (streamBroke).
-func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, out *streamOut) {
+func (s *modelAPI) relayStream(c *gin.Context, st providers.Stream, enc encoder, out *streamOut) {
 	info := infoOf(c)
 	// Routed: the upstream has read the prompt, whatever it delivers.
 	info.served = true
@@ -363,8 +363,8 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 	var named []byte // a chunk's data, naming the public model
 
 	out.start(info)
-	if k, ok := enc.(keepaliver); ok && s.keepAlive > 0 {
-		out.keepAlive(k.keepalive(), s.keepAlive)
+	if k, ok := enc.(keepaliver); ok && s.own.StreamKeepAlive > 0 {
+		out.keepAlive(k.keepalive(), s.own.StreamKeepAlive)
 	}
 
 	for {
@@ -424,7 +424,7 @@ func (s *Server) relayStream(c *gin.Context, st providers.Stream, enc encoder, o
 // caller gets an error event in its format while it can still hear one,
 // and the request is recorded with what really happened (what was
 // delivered is metered all the same).
-func (s *Server) streamBroke(c *gin.Context, enc encoder, out *streamOut, err error) {
+func (s *modelAPI) streamBroke(c *gin.Context, enc encoder, out *streamOut, err error) {
 	info := infoOf(c)
 	var e *apiError
 	switch {
@@ -450,11 +450,11 @@ func (s *Server) streamBroke(c *gin.Context, enc encoder, out *streamOut, err er
 // callerGone records a stream whose caller cannot hear it any more: it
 // hung up (499 client_closed), or it stopped reading and a write missed
 // the write timeout (499 client_write_timeout).
-func (s *Server) callerGone(info *requestInfo, out *streamOut) {
+func (s *modelAPI) callerGone(info *requestInfo, out *streamOut) {
 	info.status, info.errCode = statusClientClosed, "client_closed"
 	if _, timedOut := out.failed(); timedOut {
 		info.errCode = "client_write_timeout"
-		info.errMsg = "The caller read nothing for server.write_timeout (" + s.writeTimeout.String() + ")."
+		info.errMsg = "The caller read nothing for server.write_timeout (" + s.cfg.WriteTimeout.String() + ")."
 	}
 }
 
@@ -478,13 +478,13 @@ var ssePing = []byte(": ping\n\n")
 // interval the stream's headers go out with a ping, then one per interval
 // until the first chunk. A failure after that ends the stream with an
 // error event instead of an error status.
-func (s *Server) serveStream(c *gin.Context, a *admitted, req *providers.ChatRequest, enc encoder) {
+func (s *modelAPI) serveStream(c *gin.Context, a *admitted, req *providers.ChatRequest, enc encoder) {
 	info := infoOf(c)
 	out := s.newStreamOut(c)
 	defer out.close()
 	k, ok := enc.(keepaliver)
-	if !ok || s.keepAlive <= 0 {
-		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
+	if !ok || s.own.StreamKeepAlive <= 0 {
+		st, res, err := s.cfg.Router.ChatStream(a.ctx, a.m, req)
 		noteRoute(info, res)
 		if err != nil {
 			s.routeFailed(c, err)
@@ -503,10 +503,10 @@ func (s *Server) serveStream(c *gin.Context, a *admitted, req *providers.ChatReq
 	}
 	done := make(chan routed, 1)
 	go func() {
-		st, res, err := s.router.ChatStream(a.ctx, a.m, req)
+		st, res, err := s.cfg.Router.ChatStream(a.ctx, a.m, req)
 		done <- routed{st, res, err}
 	}()
-	timer := time.NewTimer(s.keepAlive)
+	timer := time.NewTimer(s.own.StreamKeepAlive)
 	defer timer.Stop()
 	for {
 		select {
@@ -527,7 +527,7 @@ func (s *Server) serveStream(c *gin.Context, a *admitted, req *providers.ChatReq
 		case <-timer.C:
 			out.start(info)
 			out.write(k.keepalive()) // a caller gone is noticed when routing ends
-			timer.Reset(s.keepAlive)
+			timer.Reset(s.own.StreamKeepAlive)
 		}
 	}
 }

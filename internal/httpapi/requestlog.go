@@ -50,8 +50,8 @@ const (
 	maxCaptureBytes         = 1 << 20
 )
 
-func (s *Server) routeRequestLog(g *gin.RouterGroup) {
-	if s.reqlog == nil {
+func (s *adminAPI) routeRequestLog(g *gin.RouterGroup) {
+	if s.cfg.RequestLog == nil {
 		return
 	}
 	g.GET("/requests", s.adminListRequests)
@@ -173,7 +173,7 @@ func parseStatusFilter(v string) (lo, hi int, ok bool) {
 }
 
 // adminListRequests is GET /admin/v1/requests.
-func (s *Server) adminListRequests(c *gin.Context) {
+func (s *adminAPI) adminListRequests(c *gin.Context) {
 	_, limit, e := pageArgs(c)
 	if e != nil {
 		writeError(c, e)
@@ -185,7 +185,7 @@ func (s *Server) adminListRequests(c *gin.Context) {
 		return
 	}
 	cursor, param := cursorArg(c)
-	rows, next, err := s.reqlog.RequestLog(c.Request.Context(), f, cursor, limit)
+	rows, next, err := s.cfg.RequestLog.RequestLog(c.Request.Context(), f, cursor, limit)
 	if errors.Is(err, store.ErrBadCursor) {
 		writeError(c, invalidParam(param, param+" must be the next_after of an earlier page."))
 		return
@@ -207,10 +207,10 @@ func (s *Server) adminListRequests(c *gin.Context) {
 
 // adminGetRequest is GET /admin/v1/requests/{request_id}: the row, and
 // its capture when one is kept.
-func (s *Server) adminGetRequest(c *gin.Context) {
+func (s *adminAPI) adminGetRequest(c *gin.Context) {
 	id := c.Param("request_id")
 	ctx := c.Request.Context()
-	row, err := s.reqlog.RequestLogEntry(ctx, id)
+	row, err := s.cfg.RequestLog.RequestLogEntry(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "not_found", "No such request: "+id))
 		return
@@ -221,7 +221,7 @@ func (s *Server) adminGetRequest(c *gin.Context) {
 	}
 	obj := newRequestObject(row)
 	if row.Captured {
-		cp, err := s.reqlog.RequestCaptureOf(ctx, id)
+		cp, err := s.cfg.RequestLog.RequestCaptureOf(ctx, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			obj.Captured = false // expired in between
@@ -256,18 +256,18 @@ func newCaptureObject(cs books.CaptureSetting) captureObject {
 
 // captureSetting reads an account's setting, the defaults (off) when it
 // has none; ErrNotFound when the account does not exist.
-func (s *Server) captureSetting(ctx context.Context, accountID string) (books.CaptureSetting, error) {
-	if _, err := s.admin.Account(ctx, accountID); err != nil {
+func (s *adminAPI) captureSetting(ctx context.Context, accountID string) (books.CaptureSetting, error) {
+	if _, err := s.own.Keys.Account(ctx, accountID); err != nil {
 		return books.CaptureSetting{}, err
 	}
-	cs, err := s.reqlog.CaptureSetting(ctx, accountID)
+	cs, err := s.cfg.RequestLog.CaptureSetting(ctx, accountID)
 	if errors.Is(err, store.ErrNotFound) {
 		return books.CaptureSetting{AccountID: accountID, Retention: defaultCaptureRetention, MaxBytes: defaultCaptureBytes}, nil
 	}
 	return cs, err
 }
 
-func (s *Server) adminGetCapture(c *gin.Context) {
+func (s *adminAPI) adminGetCapture(c *gin.Context) {
 	cs, err := s.captureSetting(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		adminError(c, err)
@@ -280,7 +280,7 @@ func (s *Server) adminGetCapture(c *gin.Context) {
 // retention and max_bytes keep their current values (or the defaults)
 // when left out. The change is audited, and takes effect on this replica
 // at once, on the others within captureTTL.
-func (s *Server) adminPutCapture(c *gin.Context) {
+func (s *adminAPI) adminPutCapture(c *gin.Context) {
 	var req struct {
 		Enabled   *bool   `json:"enabled"`
 		Retention *string `json:"retention"`
@@ -316,17 +316,17 @@ func (s *Server) adminPutCapture(c *gin.Context) {
 		cs.MaxBytes = *req.MaxBytes
 	}
 	cs.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
-	if err := s.reqlog.PutCaptureSetting(ctx, cs); err != nil {
+	if err := s.cfg.RequestLog.PutCaptureSetting(ctx, cs); err != nil {
 		adminError(c, err)
 		return
 	}
 	if s.captureOn != nil {
 		s.captureOn.invalidate()
 	}
-	if s.auditW != nil {
+	if s.own.AuditWriter != nil {
 		ev := auditlog.Event{Kind: auditCaptureChanged, Actor: actor(c), AccountID: cs.AccountID, Subject: cs.AccountID, IP: infoOf(c).clientIP,
 			Details: map[string]any{"enabled": cs.Enabled, "retention": config.FormatDuration(cs.Retention), "max_bytes": cs.MaxBytes}}
-		if err := s.auditW.Record(ctx, ev); err != nil {
+		if err := s.own.AuditWriter.Record(ctx, ev); err != nil {
 			// The setting is in force; the audit log must say so, so the
 			// operator hears that it does not.
 			adminError(c, err)

@@ -37,11 +37,11 @@ type TokenCounter interface {
 // maxConversation bounds the stored turns previous_response_id replays.
 const maxConversation = 1000
 
-func (s *Server) routeResponses(v1 *gin.RouterGroup) {
+func (s *modelAPI) routeResponses(v1 *gin.RouterGroup) {
 	scope := s.scope(keys.EndpointResponses)
 	v1.POST("/responses", scope, s.createResponse)
 	v1.POST("/responses/input_tokens", scope, s.responseInputTokens)
-	if s.responses == nil {
+	if s.own.Responses == nil {
 		return
 	}
 	v1.GET("/responses/:id", scope, s.getResponse)
@@ -58,14 +58,14 @@ func (s *Server) routeResponses(v1 *gin.RouterGroup) {
 // pivot; a deployment that speaks the Responses API natively gets the
 // caller's own body (only the model rewritten) and its answer is relayed
 // as it is. Either way the answer is stored, unless store is false.
-func (s *Server) createResponse(c *gin.Context) {
+func (s *modelAPI) createResponse(c *gin.Context) {
 	info := infoOf(c)
 	info.endpoint = "responses"
 	_, rq, ok := readRequest(s, c, responses.Parse, func(r *responses.Request) string { return r.Model })
 	if !ok {
 		return
 	}
-	if rq.Stored() && s.responses == nil {
+	if rq.Stored() && s.own.Responses == nil {
 		writeError(c, newError(http.StatusBadRequest, "invalid_request_error", "store_unavailable",
 			"This gateway keeps no responses: send 'store': false.").withParam("store"))
 		return
@@ -111,17 +111,17 @@ func (s *Server) createResponse(c *gin.Context) {
 
 // conversation loads the stored conversation previous_response_id names,
 // oldest first: each turn's input, then its output.
-func (s *Server) conversation(c *gin.Context, rq *responses.Request) ([]responses.Item, *apiError) {
+func (s *modelAPI) conversation(c *gin.Context, rq *responses.Request) ([]responses.Item, *apiError) {
 	if rq.PreviousResponseID == nil {
 		return nil, nil
 	}
 	id := *rq.PreviousResponseID
 	notFound := newError(http.StatusBadRequest, "invalid_request_error", "previous_response_not_found",
 		"Previous response with id '"+id+"' not found.").withParam("previous_response_id")
-	if s.responses == nil {
+	if s.own.Responses == nil {
 		return nil, notFound
 	}
-	chain, err := s.responses.ResponseChain(c.Request.Context(), infoOf(c).key.AccountID, id, maxConversation)
+	chain, err := s.own.Responses.ResponseChain(c.Request.Context(), infoOf(c).key.AccountID, id, maxConversation)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, notFound
@@ -139,7 +139,7 @@ func (s *Server) conversation(c *gin.Context, rq *responses.Request) ([]response
 	return items, nil
 }
 
-func (s *Server) storeError(c *gin.Context, what string, err error) *apiError {
+func (s *modelAPI) storeError(c *gin.Context, what string, err error) *apiError {
 	s.log.Error("responses store: "+what, zapReq(infoOf(c)), zapErr(err))
 	if s.storeDown(err) {
 		return errStoreUnavailable()
@@ -160,7 +160,7 @@ func writeRequestError(c *gin.Context, err error) {
 // responseOut renders one answer: the translated stream through the
 // Builder, or a native stream relayed as it is; and stores the result.
 type responseOut struct {
-	s      *Server
+	s      *modelAPI
 	rq     *responses.Request
 	key    *keys.Key
 	b      *responses.Builder
@@ -305,7 +305,7 @@ func (o *responseOut) outputOf(object []byte, native bool) []byte {
 // reports whether the response is kept as asked; a failure is logged (the
 // answer, already paid for, is delivered all the same).
 func (o *responseOut) save(ctx context.Context, info *requestInfo, object, output []byte) bool {
-	if !o.rq.Stored() || o.s.responses == nil {
+	if !o.rq.Stored() || o.s.own.Responses == nil {
 		return true
 	}
 	id := gjson.GetBytes(object, "id").Str
@@ -319,11 +319,11 @@ func (o *responseOut) save(ctx context.Context, info *requestInfo, object, outpu
 	now := o.s.now()
 	rec := store.StoredResponse{ID: id, AccountID: o.key.AccountID, KeyID: o.key.ID, PreviousID: prev, Model: o.rq.Model,
 		Status: gjson.GetBytes(object, "status").Str, Input: o.rq.StoredInput(), Output: output, Response: object,
-		CreatedAt: now, ExpiresAt: now.Add(o.s.responseRetention)}
+		CreatedAt: now, ExpiresAt: now.Add(o.s.own.ResponseRetention)}
 	// A caller that left must not lose the turn it paid for.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := o.s.responses.SaveResponse(ctx, rec); err != nil {
+	if err := o.s.own.Responses.SaveResponse(ctx, rec); err != nil {
 		o.s.log.Error("response not stored; the answer goes out unstored", zapReq(info), zap.String("response_id", id), zap.Error(err))
 		return false
 	}
@@ -344,7 +344,7 @@ func responseErrorEvent(e *apiError, seq int) []byte {
 }
 
 // getResponse is GET /v1/responses/{id}: the caller's own stored answer.
-func (s *Server) getResponse(c *gin.Context) {
+func (s *modelAPI) getResponse(c *gin.Context) {
 	r, ok := s.ownResponse(c)
 	if !ok {
 		return
@@ -359,9 +359,9 @@ func (s *Server) getResponse(c *gin.Context) {
 
 // ownResponse reads the stored response named in the path; another
 // account's is a 404 like one that does not exist.
-func (s *Server) ownResponse(c *gin.Context) (store.StoredResponse, bool) {
+func (s *modelAPI) ownResponse(c *gin.Context) (store.StoredResponse, bool) {
 	id := c.Param("id")
-	r, err := s.responses.GetResponse(c.Request.Context(), infoOf(c).key.AccountID, id)
+	r, err := s.own.Responses.GetResponse(c.Request.Context(), infoOf(c).key.AccountID, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(c, responseNotFound(id))
@@ -378,9 +378,9 @@ func responseNotFound(id string) *apiError {
 }
 
 // deleteResponse is DELETE /v1/responses/{id}.
-func (s *Server) deleteResponse(c *gin.Context) {
+func (s *modelAPI) deleteResponse(c *gin.Context) {
 	id := c.Param("id")
-	err := s.responses.DeleteResponse(c.Request.Context(), infoOf(c).key.AccountID, id)
+	err := s.own.Responses.DeleteResponse(c.Request.Context(), infoOf(c).key.AccountID, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(c, responseNotFound(id))
@@ -394,7 +394,7 @@ func (s *Server) deleteResponse(c *gin.Context) {
 
 // responseInputItems is GET /v1/responses/{id}/input_items: limit (1 to
 // 100, default 20), order (desc by default, as OpenAI), after an item id.
-func (s *Server) responseInputItems(c *gin.Context) {
+func (s *modelAPI) responseInputItems(c *gin.Context) {
 	limit := 20
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -451,7 +451,7 @@ func (s *Server) responseInputItems(c *gin.Context) {
 // token count without a model call, from xroute's own tokenizer (OpenAI's
 // encodings; an estimate for other vendors' models, which the
 // x-xroute-token-count header says).
-func (s *Server) responseInputTokens(c *gin.Context) {
+func (s *modelAPI) responseInputTokens(c *gin.Context) {
 	body, bad := s.readBody(c)
 	if bad != nil {
 		writeError(c, bad)

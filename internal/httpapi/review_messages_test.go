@@ -177,8 +177,8 @@ func TestReviewNativeStreamMessageStopWaitsForTheUsageCommit(t *testing.T) {
 	usage := &fakeUsage{}
 	full := billing.ErrSpoolFull
 	usage.commitErr.Store(&full)
-	s, err := httpapi.New(httpapi.Config{Keys: &fakeVerifier{}, Router: &nativeRouter{}, Usage: usage, Log: zap.NewNop(),
-		MaxBodyBytes: 1 << 20, RequestTimeout: time.Minute})
+	s, err := httpapi.New(httpapi.Config{Keys: &fakeVerifier{}, Router: &nativeRouter{}, Log: zap.NewNop(),
+		MaxBodyBytes: 1 << 20, Model: httpapi.ModelConfig{Usage: usage, RequestTimeout: time.Minute}})
 	if err != nil {
 		t.Fatal(err)
 	}

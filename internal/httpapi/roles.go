@@ -105,7 +105,7 @@ func roleOf(c *gin.Context) string {
 // authorize refuses an admin route the key's role may not call. It runs
 // after requireAdmin, on the route gin matched (an unknown path never
 // reaches it: that is a 404 for every role).
-func (s *Server) authorize(c *gin.Context) {
+func (s *adminAPI) authorize(c *gin.Context) {
 	allowed := allowedRoles(c.Request.Method, c.FullPath())
 	role := roleOf(c)
 	for _, r := range allowed {
@@ -154,7 +154,7 @@ type meObject struct {
 	Role   string `json:"role"`
 }
 
-func (s *Server) adminMe(c *gin.Context) {
+func (s *adminAPI) adminMe(c *gin.Context) {
 	k := infoOf(c).key
 	c.JSON(http.StatusOK, meObject{Object: "admin_key", KeyID: k.ID, Name: k.Name, Role: roleOf(c)})
 }
@@ -178,7 +178,7 @@ func scrubHints(details map[string]any) map[string]any {
 // owner only (the route is left out of the role table on purpose). An
 // owner cannot change its own key's role, so that the last owner cannot
 // demote itself by mistake; another owner key can.
-func (s *Server) adminSetRole(c *gin.Context) {
+func (s *adminAPI) adminSetRole(c *gin.Context) {
 	var req struct {
 		Role string `json:"role"`
 	}
@@ -189,7 +189,7 @@ func (s *Server) adminSetRole(c *gin.Context) {
 		writeError(c, newError(http.StatusConflict, "invalid_request_error", "own_role", "An admin key cannot change its own role; use another owner key."))
 		return
 	}
-	k, err := s.admin.SetRole(c.Request.Context(), c.Param("id"), req.Role, actor(c))
+	k, err := s.own.Keys.SetRole(c.Request.Context(), c.Param("id"), req.Role, actor(c))
 	if err != nil {
 		adminError(c, err)
 		return

@@ -251,11 +251,11 @@ func TestViewerSeesNoKeyMaterial(t *testing.T) {
 func TestUndeclaredAdminRouteIsOwnerOnly(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t, gwOptions{})
-	srv, err := httpapi.New(httpapi.Config{Keys: g.app.Keys, Admin: g.app.Keys, Log: zap.NewNop(),
-		AdminRoutes: []httpapi.Mounter{httpapi.MountFunc(func(r *gin.RouterGroup) {
+	srv, err := httpapi.New(httpapi.Config{Keys: g.app.Keys, Log: zap.NewNop(), Admin: httpapi.AdminConfig{Keys: g.app.Keys,
+		Routes: []httpapi.Mounter{httpapi.MountFunc(func(r *gin.RouterGroup) {
 			r.POST("/future/purge", func(c *gin.Context) { c.JSON(200, gin.H{"purged": true}) })
 			r.GET("/future/stats", func(c *gin.Context) { c.JSON(200, gin.H{}) })
-		})}})
+		})}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,19 +2,21 @@
 // health, and the middleware every request passes (request id, access log,
 // panic recovery, Bearer auth). The request path reads top to bottom in
 // chat.go.
+//
+// Server (server.go) composes three planes, each with one Mount: the
+// model API (modelAPI, model.go: /v1), the admin API (adminAPI, admin.go:
+// /admin/v1) and the dashboard (UI, ui.go: /ui). What both APIs use —
+// the config, the logger, metrics, authentication, the store gate, body
+// reading — is base (shared.go), which each embeds.
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
@@ -63,24 +65,17 @@ type Observation struct {
 	Tokens           int
 }
 
-// Config holds the server's dependencies and limits.
+// Config holds the server's dependencies and limits: at the top what
+// both planes use (authentication, the store gate, body reading, metrics,
+// tracing, capture settings, CORS origins, the cache policies, credit
+// balances), then each plane's own part.
 type Config struct {
-	Keys           KeyVerifier
-	Router         Router
-	Usage          UsageRecorder
-	Log            *zap.Logger
-	MaxBodyBytes   int64
-	RequestTimeout time.Duration
+	Keys   KeyVerifier
+	Router Router
+	Log    *zap.Logger
 	// Health reports whether dependencies (the store) answer.
 	Health func(ctx context.Context) error
 	Now    func() time.Time
-	// Admin serves /admin/v1 (nil: no admin API).
-	Admin KeyAdmin
-	// AdminRoutes mount further admin routes (audit log, provider keys,
-	// vault) on the authenticated /admin/v1 group.
-	AdminRoutes []Mounter
-	// RotationOverlap is the default overlap of a rotation.
-	RotationOverlap time.Duration
 	// TrustedProxies whose X-Forwarded-For is believed (empty: none).
 	TrustedProxies []string
 	// Throttle slows down failed authentication per IP (nil: off).
@@ -91,25 +86,47 @@ type Config struct {
 	// Observe receives every request that named a known key (anomaly
 	// detection); it must not block.
 	Observe func(Observation)
-	// Limits are per-key rate and concurrency limits (nil: none).
-	Limits *Limits
-	// Meter prices requests against credits (nil: nothing is charged).
-	Meter Meter
 	// Credits serves the credit and budget admin routes and GET /v1/credits.
 	Credits CreditsAdmin
-	// CallerRoutes mount further caller routes on the authenticated /v1
-	// group (a caller's own usage and credits).
-	CallerRoutes []Mounter
-	// AuditLog and ProviderKeys serve their admin routes (nil: none).
-	AuditLog     AuditLog
-	ProviderKeys ProviderKeyAdmin
 	// Metrics turns on Prometheus metrics and GET /metrics (zero: off).
 	Metrics MetricsConfig
-	// Cache is the response cache (zero: off).
+	// Cache is the response cache (zero: off): the model API serves from
+	// it, the admin API edits its per-model policies.
 	Cache CacheConfig
 	// StoreHealth gates new /v1 requests and answers /healthz while the
 	// database is down (nil: Health is pinged on /healthz, no gate).
 	StoreHealth StoreHealth
+	// MaxBodyBytes bounds a request body; BodyReadTimeout bounds reading
+	// it (0: unbounded); WriteTimeout bounds each write to a caller (0:
+	// unbounded).
+	MaxBodyBytes    int64
+	BodyReadTimeout time.Duration
+	WriteTimeout    time.Duration
+	// RequestLog serves the request log and the capture settings on the
+	// admin API (nil: neither); Captures writes the captures of accounts
+	// that have capture on (nil: nothing is captured).
+	RequestLog RequestLogStore
+	Captures   CaptureSink
+	// Tracer makes every request a trace (nil: tracing off).
+	Tracer *telemetry.Tracer
+	// CORS keeps each account's allowed browser origins (nil: no CORS).
+	CORS CORSStore
+
+	Model ModelConfig // the /v1 data plane's own part
+	Admin AdminConfig // the /admin/v1 plane's own part
+}
+
+// ModelConfig is what only the model API (/v1) uses.
+type ModelConfig struct {
+	Usage          UsageRecorder
+	RequestTimeout time.Duration
+	// Limits are per-key rate and concurrency limits (nil: none).
+	Limits *Limits
+	// Meter prices requests against credits (nil: nothing is charged).
+	Meter Meter
+	// CallerRoutes mount further caller routes on the authenticated /v1
+	// group (a caller's own usage and credits).
+	CallerRoutes []Mounter
 	// Responses keeps Responses API answers (nil: only store: false
 	// requests are served) for ResponseRetention.
 	Responses         ResponseStore
@@ -120,124 +137,51 @@ type Config struct {
 	// stream gets a keep-alive: a ping event (Messages) or an SSE comment
 	// (0: none).
 	StreamKeepAlive time.Duration
-	// BodyReadTimeout bounds reading a request body (0: unbounded);
-	// WriteTimeout bounds each write to a caller (0: unbounded).
-	BodyReadTimeout time.Duration
-	WriteTimeout    time.Duration
-	// RequestLog serves the request log and the capture settings on the
-	// admin API (nil: neither); Captures writes the captures of accounts
-	// that have capture on (nil: nothing is captured). AuditWriter records
-	// capture setting changes in the audit log.
-	RequestLog  RequestLogStore
-	Captures    CaptureSink
-	AuditWriter AuditWriter
-	// Tracer makes every request a trace (nil: tracing off).
-	Tracer *telemetry.Tracer
 	// Exchange serves POST /v1/auth/token (nil: no token exchange).
 	Exchange TokenExchanger
-	// Children mints ephemeral child keys (nil: no POST /v1/keys/ephemeral);
-	// CORS keeps each account's allowed browser origins (nil: no CORS).
+	// Children mints ephemeral child keys (nil: no POST /v1/keys/ephemeral).
 	Children ChildKeys
-	CORS     CORSStore
 }
 
-// Server is the HTTP handler.
+// AdminConfig is what only the admin API (/admin/v1) uses.
+type AdminConfig struct {
+	// Keys serves /admin/v1 (nil: no admin API).
+	Keys KeyAdmin
+	// Routes mount further admin routes (audit log, provider keys,
+	// vault) on the authenticated /admin/v1 group.
+	Routes []Mounter
+	// RotationOverlap is the default overlap of a rotation.
+	RotationOverlap time.Duration
+	// AuditLog and ProviderKeys serve their admin routes (nil: none).
+	AuditLog     AuditLog
+	ProviderKeys ProviderKeyAdmin
+	// AuditWriter records capture and CORS setting changes in the audit
+	// log.
+	AuditWriter AuditWriter
+}
+
+// Server is the HTTP handler: it composes the three planes, each mounted
+// one way — the model API (/v1), the admin API (/admin/v1) and the
+// dashboard (/ui) — under the middleware every request passes, /healthz
+// and /metrics.
 type Server struct {
-	keys    KeyVerifier
-	router  Router
-	usage   UsageRecorder
-	log     *zap.Logger
-	maxBody int64
-	timeout time.Duration
-	health  func(ctx context.Context) error
-	now     func() time.Time
-	engine  *gin.Engine
-
-	admin           KeyAdmin
-	adminExt        []Mounter
-	rotationOverlap time.Duration
-	throttle        AuthThrottle
-	guessing        func(netip.Addr)
-	observe         func(Observation)
-	limits          *Limits
-	audit           AuditLog
-	pkeys           ProviderKeyAdmin
-	credits         Meter
-	creditsAdmin    CreditsAdmin
-	metrics         *metrics
-	storeHealth     StoreHealth
-
-	responses         ResponseStore
-	responseRetention time.Duration
-	tokens            TokenCounter
-	keepAlive         time.Duration
-	bodyTimeout       time.Duration
-	writeTimeout      time.Duration
-
-	reqlog    RequestLogStore
-	captures  CaptureSink
-	captureOn *captureSettings
-	auditW    AuditWriter
-	tel       *telemetry.Tracer
-	exchange  TokenExchanger
-
-	children ChildKeys
-	corsOn   *corsOrigins
-
-	cache        CacheConfig
-	cacheMetrics *cacheMetrics
+	*base
+	engine *gin.Engine
+	model  *modelAPI
+	admin  *adminAPI
 }
 
 // New builds the server and its routes.
 func New(cfg Config) (*Server, error) {
-	s := &Server{
-		keys:    cfg.Keys,
-		router:  cfg.Router,
-		usage:   cfg.Usage,
-		log:     cfg.Log,
-		maxBody: cfg.MaxBodyBytes,
-		timeout: cfg.RequestTimeout,
-		health:  cfg.Health,
-		now:     cfg.Now,
-
-		admin:           cfg.Admin,
-		adminExt:        cfg.AdminRoutes,
-		rotationOverlap: cfg.RotationOverlap,
-		throttle:        cfg.Throttle,
-		guessing:        cfg.Guessing,
-		observe:         cfg.Observe,
-		limits:          cfg.Limits,
-		audit:           cfg.AuditLog,
-		pkeys:           cfg.ProviderKeys,
-		credits:         cfg.Meter,
-		creditsAdmin:    cfg.Credits,
-		storeHealth:     cfg.StoreHealth,
-
-		responses:         cfg.Responses,
-		responseRetention: cfg.ResponseRetention,
-		tokens:            cfg.Tokens,
-		keepAlive:         cfg.StreamKeepAlive,
-		bodyTimeout:       cfg.BodyReadTimeout,
-		writeTimeout:      cfg.WriteTimeout,
-		tel:               cfg.Tracer,
-		exchange:          cfg.Exchange,
-		cache:             cfg.Cache,
+	b, err := newBase(cfg)
+	if err != nil {
+		return nil, err
 	}
-	s.reqlog, s.auditW = cfg.RequestLog, cfg.AuditWriter
-	s.children = cfg.Children
-	if cfg.CORS != nil {
-		s.corsOn = &corsOrigins{src: cfg.CORS, log: cfg.Log}
+	model, err := newModelAPI(b)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Captures != nil && cfg.RequestLog != nil {
-		s.captures = cfg.Captures
-		s.captureOn = &captureSettings{src: cfg.RequestLog, log: cfg.Log}
-	}
-	if s.responseRetention <= 0 {
-		s.responseRetention = 30 * 24 * time.Hour
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
+	s := &Server{base: b, model: model, admin: newAdminAPI(b)}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true // c.Done()/c.Err() follow the request context
@@ -247,38 +191,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	e.Use(s.begin)
-	e.Use(s.cors) // the model API's CORS, preflights included; never /admin
-	m, err := newMetrics(cfg.Metrics, cfg.Router)
-	if err != nil {
-		return nil, err
-	}
-	s.metrics = m
-	if cfg.Cache.Cache != nil {
-		if s.cacheMetrics, err = newCacheMetrics(cfg.Metrics.Registry, cfg.Cache.Cache.Bytes); err != nil {
-			return nil, err
-		}
-		if cfg.Cache.Metrics != nil {
-			cfg.Cache.Metrics.m = s.cacheMetrics
-		}
-	}
-	m.route(e) // GET /metrics, before auth
+	e.Use(s.model.cors) // the model API's CORS, preflights included; never /admin
+	s.metrics.route(e)  // GET /metrics, before auth
 	e.GET("/healthz", s.healthz)
-	s.routeToken(e) // before the /v1 group: the subject token is the credential
-	v1 := e.Group("/v1", s.storeGate, s.traced(telemetry.SpanAuth, s.authenticate), s.callerOnly, s.corsAccount)
-	for _, m := range s.ingresses() {
-		m.Mount(v1)
+	for _, m := range []Mounter{s.model, s.admin, UI{}} {
+		m.Mount(&e.RouterGroup)
 	}
-	v1.GET("/models", s.scope(keys.EndpointModels), s.listModels)
-	v1.GET("/models/:id", s.scope(keys.EndpointModels), s.getModel)
-	if s.creditsAdmin != nil {
-		v1.GET("/credits", s.scope(keys.EndpointUsage), s.callerCredits)
-	}
-	s.routeEphemeral(v1)
-	for _, r := range cfg.CallerRoutes {
-		r.Mount(v1)
-	}
-	s.routeAdmin(e)
-	UI{}.Mount(&e.RouterGroup)
 	e.NoRoute(func(c *gin.Context) {
 		adminNoStore(c)
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "Invalid URL ("+c.Request.Method+" "+c.Request.URL.Path+")"))
@@ -289,19 +207,6 @@ func New(cfg Config) (*Server, error) {
 	})
 	s.engine = e
 	return s, nil
-}
-
-// ingresses are the model APIs callers speak, each mounted on the
-// authenticated /v1 group. A new ingress is one new file (its handler
-// and route) plus one line here.
-func (s *Server) ingresses() []Mounter {
-	return []Mounter{
-		MountFunc(func(g *gin.RouterGroup) { g.POST("/chat/completions", s.scope(keys.EndpointChat), s.chat) }),
-		MountFunc(func(g *gin.RouterGroup) { g.POST("/embeddings", s.scope(keys.EndpointEmbeddings), s.embeddings) }),
-		MountFunc(func(g *gin.RouterGroup) { g.POST("/completions", s.scope(keys.EndpointCompletions), s.completion) }),
-		MountFunc(s.routeResponses), // /responses (responses.go)
-		MountFunc(s.routeMessages),  // /messages (messages.go)
-	}
 }
 
 // ServeHTTP implements http.Handler.
@@ -332,14 +237,14 @@ func apiPath(p string) string {
 }
 
 func (s *Server) healthz(c *gin.Context) {
-	if s.storeHealth != nil {
+	if s.cfg.StoreHealth != nil {
 		s.healthzStore(c)
 		return
 	}
-	if s.health != nil {
+	if s.cfg.Health != nil {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 		defer cancel()
-		if err := s.health(ctx); err != nil {
+		if err := s.cfg.Health(ctx); err != nil {
 			s.log.Warn("health check failed", zap.Error(err))
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
 			return
@@ -347,74 +252,3 @@ func (s *Server) healthz(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
-
-type modelObject struct {
-	ID      string `json:"id"`
-	Object  string `json:"object"`
-	Created int64  `json:"created"`
-	OwnedBy string `json:"owned_by"`
-}
-
-func toModelObject(m *router.Model) modelObject {
-	return modelObject{ID: m.Name, Object: "model", Created: m.Created, OwnedBy: m.OwnedBy}
-}
-
-// listModels lists the models the caller's key may use, in Anthropic's
-// shape for an Anthropic client.
-func (s *Server) listModels(c *gin.Context) {
-	if infoOf(c).anthropic {
-		s.listAnthropicModels(c)
-		return
-	}
-	k := infoOf(c).key
-	data := []modelObject{}
-	for _, m := range s.router.Models() {
-		if k.AllowsModel(m.Name) {
-			data = append(data, toModelObject(m))
-		}
-	}
-	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
-}
-
-func (s *Server) getModel(c *gin.Context) {
-	id := c.Param("id")
-	m, ok := s.router.Lookup(id)
-	if !ok || !infoOf(c).key.AllowsModel(id) {
-		writeError(c, modelNotFound(id))
-		return
-	}
-	if infoOf(c).anthropic {
-		c.JSON(http.StatusOK, toAnthropicModel(m))
-		return
-	}
-	c.JSON(http.StatusOK, toModelObject(m))
-}
-
-// maxModelName bounds a model name. Names are stored in every usage
-// record and echoed in errors; real ones are well under 100 bytes.
-const maxModelName = 256
-
-// checkModelName refuses a model name no deployment could have: too long,
-// not UTF-8, or with control characters (PostgreSQL refuses a NUL in
-// text, and such a record must never reach the usage writer).
-func checkModelName(model string) *apiError {
-	bad := len(model) > maxModelName || !utf8.ValidString(model)
-	for _, r := range model {
-		if bad || unicode.IsControl(r) {
-			bad = true
-			break
-		}
-	}
-	if bad {
-		return newError(http.StatusBadRequest, "invalid_request_error", "invalid_model",
-			"The model name must be at most "+strconv.Itoa(maxModelName)+" bytes of UTF-8 text without control characters.").withParam("model")
-	}
-	return nil
-}
-
-func modelNotFound(id string) *apiError {
-	return newError(http.StatusNotFound, "invalid_request_error", "model_not_found",
-		"The model `"+id+"` does not exist or you do not have access to it.").withParam("model")
-}
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -41,8 +41,8 @@ func errSpoolFull() *apiError {
 // usage spool is full: a request that could not be authenticated, charged
 // or metered is better refused at once than failed halfway. Requests
 // already past the gate finish.
-func (s *Server) storeGate(c *gin.Context) {
-	if h := s.storeHealth; h != nil {
+func (s *base) storeGate(c *gin.Context) {
+	if h := s.cfg.StoreHealth; h != nil {
 		switch {
 		case !h.StoreUp():
 			writeError(c, errStoreUnavailable())
@@ -57,14 +57,14 @@ func (s *Server) storeGate(c *gin.Context) {
 
 // storeDown reports whether a store error on the request path means the
 // database cannot be reached (the answer is then store_unavailable).
-func (s *Server) storeDown(err error) bool {
-	return s.storeHealth != nil && s.storeHealth.Unreachable(err)
+func (s *base) storeDown(err error) bool {
+	return s.cfg.StoreHealth != nil && s.cfg.StoreHealth.Unreachable(err)
 }
 
 // healthzStore answers /healthz from the monitor's state, naming the
 // dependency that is down so that a load balancer and an operator see it.
-func (s *Server) healthzStore(c *gin.Context) {
-	h := s.storeHealth
+func (s *base) healthzStore(c *gin.Context) {
+	h := s.cfg.StoreHealth
 	st, spool := "up", "ok"
 	if !h.StoreUp() {
 		st = "down"

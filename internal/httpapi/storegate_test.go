@@ -114,8 +114,8 @@ type gateServer struct {
 func newGateServer(t *testing.T) *gateServer {
 	t.Helper()
 	g := &gateServer{health: &fakeHealth{}, keys: &fakeVerifier{}, usage: &fakeUsage{}, router: &fakeRouter{midStream: make(chan struct{})}}
-	s, err := httpapi.New(httpapi.Config{Keys: g.keys, Router: g.router, Usage: g.usage, Log: zap.NewNop(),
-		MaxBodyBytes: 1 << 20, RequestTimeout: time.Minute, StoreHealth: g.health})
+	s, err := httpapi.New(httpapi.Config{Keys: g.keys, Router: g.router, Log: zap.NewNop(),
+		MaxBodyBytes: 1 << 20, StoreHealth: g.health, Model: httpapi.ModelConfig{Usage: g.usage, RequestTimeout: time.Minute}})
 	if err != nil {
 		t.Fatal(err)
 	}

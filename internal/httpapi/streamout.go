@@ -34,8 +34,8 @@ type streamOut struct {
 	timer    *time.Timer
 }
 
-func (s *Server) newStreamOut(c *gin.Context) *streamOut {
-	return &streamOut{c: c, rc: http.NewResponseController(unwrapWriter(c.Writer)), timeout: s.writeTimeout}
+func (s *modelAPI) newStreamOut(c *gin.Context) *streamOut {
+	return &streamOut{c: c, rc: http.NewResponseController(unwrapWriter(c.Writer)), timeout: s.cfg.WriteTimeout}
 }
 
 // unwrapWriter is the writer under gin's, whose Flush reports errors
@@ -148,8 +148,8 @@ func (o *streamOut) close() {
 // setWriteDeadline bounds the write of a non-streamed answer (an answer
 // of 32 MiB to a caller that does not read). The next request on the
 // connection clears it (begin).
-func (s *Server) setWriteDeadline(c *gin.Context) {
-	if s.writeTimeout > 0 {
-		_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(s.writeTimeout))
+func (s *modelAPI) setWriteDeadline(c *gin.Context) {
+	if s.cfg.WriteTimeout > 0 {
+		_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	}
 }

@@ -27,8 +27,8 @@ const maxTokenRequest = 64 << 10
 // routeToken mounts POST /v1/auth/token (RFC 8693, and RFC 6749's
 // refresh_token grant) outside the authenticated /v1 group: the subject
 // token, or the refresh token, is the credential.
-func (s *Server) routeToken(e *gin.Engine) {
-	if s.exchange == nil {
+func (s *modelAPI) routeToken(e *gin.RouterGroup) {
+	if s.own.Exchange == nil {
 		return
 	}
 	e.POST("/v1/auth/token", s.tokenExchange)
@@ -44,11 +44,11 @@ type tokenResponse struct {
 	RefreshToken    string `json:"refresh_token,omitempty"`
 }
 
-func (s *Server) tokenExchange(c *gin.Context) {
+func (s *modelAPI) tokenExchange(c *gin.Context) {
 	// RFC 6749 §5.1: token answers, errors included, are never cached.
 	c.Header("Cache-Control", "no-store")
 	c.Header("Pragma", "no-cache")
-	if h := s.storeHealth; h != nil && !h.StoreUp() {
+	if h := s.cfg.StoreHealth; h != nil && !h.StoreUp() {
 		oauthError(c, http.StatusServiceUnavailable, exchange.CodeUnavailable, "The gateway's database is unavailable. Please retry.")
 		return
 	}
@@ -57,7 +57,7 @@ func (s *Server) tokenExchange(c *gin.Context) {
 		oauthError(c, http.StatusBadRequest, exchange.CodeInvalidRequest, msg)
 		return
 	}
-	tok, err := s.exchange.Exchange(c.Request.Context(), exchange.Request{
+	tok, err := s.own.Exchange.Exchange(c.Request.Context(), exchange.Request{
 		GrantType:          params.Get("grant_type"),
 		SubjectToken:       params.Get("subject_token"),
 		SubjectTokenType:   params.Get("subject_token_type"),

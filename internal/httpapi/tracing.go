@@ -24,7 +24,7 @@ import (
 // after the access log line; auth, limits, the credit hold, the stream
 // relay, the usage write and the settlement are its children; the
 // router's attempts and the upstream calls under them come through the
-// request's context. With tracing off (s.tel nil) every hook is one nil
+// request's context. With tracing off (s.cfg.Tracer nil) every hook is one nil
 // check, and no attribute is built: attributes are set only on spans that
 // record (sampled).
 
@@ -47,9 +47,9 @@ func (f reqFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // trace when it sent a traceparent. With tracing off, a caller's
 // traceparent still names the trace in the log lines and the request log
 // row (a header lookup, and a parse only when it is there).
-func (s *Server) traceBegin(c *gin.Context, info *requestInfo) {
+func (s *base) traceBegin(c *gin.Context, info *requestInfo) {
 	r := c.Request
-	if s.tel == nil {
+	if s.cfg.Tracer == nil {
 		if _, ok := r.Header["Traceparent"]; !ok {
 			return
 		}
@@ -64,8 +64,8 @@ func (s *Server) traceBegin(c *gin.Context, info *requestInfo) {
 	if route := c.FullPath(); route != "" {
 		name += " " + route
 	}
-	ctx := s.tel.Extract(r.Context(), r.Header)
-	ctx, sp := s.tel.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
+	ctx := s.cfg.Tracer.Extract(r.Context(), r.Header)
+	ctx, sp := s.cfg.Tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
 	info.span, info.traceCtx = sp, ctx
 	if sc := sp.SpanContext(); sc.TraceID().IsValid() {
 		info.traceID = sc.TraceID().String()
@@ -79,13 +79,13 @@ func (s *Server) traceBegin(c *gin.Context, info *requestInfo) {
 		if route := c.FullPath(); route != "" {
 			sp.SetAttributes(semconv.HTTPRoute(route))
 		}
-		info.traceContent = s.tel.CaptureContent()
+		info.traceContent = s.cfg.Tracer.CaptureContent()
 	}
 	c.Request = r.WithContext(ctx)
 }
 
 // traceEnd ends the server span with what the request came to.
-func (s *Server) traceEnd(c *gin.Context, info *requestInfo) {
+func (s *base) traceEnd(c *gin.Context, info *requestInfo) {
 	sp := info.span
 	if sp == nil {
 		return
@@ -117,7 +117,7 @@ func (s *Server) traceEnd(c *gin.Context, info *requestInfo) {
 
 // traceModelCall puts the GenAI attributes of a model call on the server
 // span.
-func (s *Server) traceModelCall(c *gin.Context, info *requestInfo, sp trace.Span) {
+func (s *base) traceModelCall(c *gin.Context, info *requestInfo, sp trace.Span) {
 	attrs := make([]attribute.KeyValue, 0, 16)
 	if op := operationOf(c.FullPath()); op != "" {
 		attrs = append(attrs, semconv.GenAIOperationNameKey.String(op))
@@ -213,11 +213,11 @@ func capturedContent(info *requestInfo) []attribute.KeyValue {
 }
 
 // child starts a span under the request's (nil when it has none).
-func (s *Server) child(info *requestInfo, name string) trace.Span {
+func (s *base) child(info *requestInfo, name string) trace.Span {
 	if info.span == nil {
 		return nil
 	}
-	_, sp := s.tel.Start(info.traceCtx, name)
+	_, sp := s.cfg.Tracer.Start(info.traceCtx, name)
 	return sp
 }
 
@@ -244,8 +244,8 @@ func endChild(sp trace.Span, info *requestInfo, refused bool) {
 // traced runs a middleware step in its own span (the step must not call
 // c.Next: the rest of the chain would run inside the span). Off, it is
 // the step itself.
-func (s *Server) traced(name string, h gin.HandlerFunc) gin.HandlerFunc {
-	if s.tel == nil {
+func (s *base) traced(name string, h gin.HandlerFunc) gin.HandlerFunc {
+	if s.cfg.Tracer == nil {
 		return h
 	}
 	return func(c *gin.Context) {
