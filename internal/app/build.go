@@ -103,7 +103,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 		return nil, err
 	}
 	cl.add(xch.stop)
-	rc, err := newResponseCache(ctx, cfg, st.db, rdb, log.Named("cache"), announce)
+	rc, err := newResponseCache(ctx, cfg, st.db, rdb, mt.config.Registry, log.Named("cache"), announce)
 	if err != nil {
 		return nil, err
 	}

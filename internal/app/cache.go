@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
@@ -21,7 +22,7 @@ import (
 //
 // The policies set through the admin API (st) are read first: a model one
 // of them turns on builds the cache too.
-func newResponseCache(ctx context.Context, cfg config.Config, st httpapi.CacheModelStore, rdb *redis.Client, log *zap.Logger, announce func(string)) (httpapi.CacheConfig, error) {
+func newResponseCache(ctx context.Context, cfg config.Config, st httpapi.CacheModelStore, rdb *redis.Client, reg *prometheus.Registry, log *zap.Logger, announce func(string)) (httpapi.CacheConfig, error) {
 	pols := map[string]respcache.Policy{}
 	for _, m := range cfg.Models {
 		if m.Cache == nil || !m.Cache.Enabled {
@@ -45,7 +46,10 @@ func newResponseCache(ctx context.Context, cfg config.Config, st httpapi.CacheMo
 	if !live.Any() {
 		return httpapi.CacheConfig{}, nil
 	}
-	cm := &httpapi.CacheMetrics{}
+	cm, err := httpapi.NewCacheMetrics(reg)
+	if err != nil {
+		return httpapi.CacheConfig{}, err
+	}
 	rc := respcache.Config{MaxBytes: cfg.Cache.MaxBytes, Log: log, Metrics: cm}
 	if rdb != nil && (cfg.Cache.Redis == nil || *cfg.Cache.Redis) {
 		rc.Redis = rdb
@@ -57,6 +61,10 @@ func newResponseCache(ctx context.Context, cfg config.Config, st httpapi.CacheMo
 	}
 	c, err := respcache.New(rc)
 	if err != nil {
+		return httpapi.CacheConfig{}, err
+	}
+	if err := httpapi.RegisterCacheBytes(reg, c.Bytes); err != nil {
+		c.Close()
 		return httpapi.CacheConfig{}, err
 	}
 	return httpapi.CacheConfig{Cache: c, Policies: pols, Live: live, PriceFraction: cfg.Cache.PriceFraction,

@@ -40,8 +40,8 @@ type CacheConfig struct {
 	PriceFraction float64
 	// CountTPM counts a hit's tokens against the key's TPM limit.
 	CountTPM bool
-	// Metrics is the adapter given to respcache.New; New connects it to
-	// the gateway's registry.
+	// Metrics are the cache's metrics (NewCacheMetrics), the same ones
+	// given to respcache.New (nil: none).
 	Metrics *CacheMetrics
 }
 
@@ -306,9 +306,9 @@ type cacheMetrics struct {
 	lookup  prometheus.Histogram
 }
 
-// newCacheMetrics registers the response cache's metrics on reg (nil
-// reg: none). bytes is read at scrape time.
-func newCacheMetrics(reg *prometheus.Registry, bytes func() int64) (*cacheMetrics, error) {
+// newCacheMetrics registers the response cache's counters on reg (nil
+// reg: none, and a nil *cacheMetrics counts nothing).
+func newCacheMetrics(reg *prometheus.Registry) (*cacheMetrics, error) {
 	if reg == nil {
 		return nil, nil
 	}
@@ -322,9 +322,7 @@ func newCacheMetrics(reg *prometheus.Registry, bytes func() int64) (*cacheMetric
 		lookup: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "xroute_cache_lookup_seconds",
 			Help: "Time to look a request up in the response cache (memory, then Redis).", Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10)}),
 	}
-	bytesG := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xroute_cache_bytes",
-		Help: "Bytes of cached answers in this replica's memory."}, func() float64 { return float64(bytes()) })
-	for _, c := range []prometheus.Collector{m.results, m.evicted, m.redis, m.lookup, bytesG} {
+	for _, c := range []prometheus.Collector{m.results, m.evicted, m.redis, m.lookup} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -347,10 +345,33 @@ func (m *cacheMetrics) result(r string) {
 	}
 }
 
-// CacheMetrics adapts the gateway's cache metrics to respcache.Metrics;
-// the app passes it to respcache.New (before the server exists, hence the
-// indirection through a pointer set by New).
+// CacheMetrics are the response cache's metrics, built before the cache
+// (it reports evictions, Redis errors and lookups through them) and handed
+// to the server in CacheConfig, which counts hits, misses and bypasses.
 type CacheMetrics struct{ m *cacheMetrics }
+
+// NewCacheMetrics registers the response cache's counters and histogram on
+// reg; with a nil reg (metrics off) it returns a CacheMetrics that counts
+// nothing.
+func NewCacheMetrics(reg *prometheus.Registry) (*CacheMetrics, error) {
+	m, err := newCacheMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &CacheMetrics{m: m}, nil
+}
+
+// RegisterCacheBytes registers xroute_cache_bytes, the bytes of cached
+// answers in this replica's memory, read from bytes at scrape time (nil
+// reg: nothing). It is separate from NewCacheMetrics because the cache
+// that knows its size is built with those metrics.
+func RegisterCacheBytes(reg *prometheus.Registry, bytes func() int64) error {
+	if reg == nil {
+		return nil
+	}
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xroute_cache_bytes",
+		Help: "Bytes of cached answers in this replica's memory."}, func() float64 { return float64(bytes()) }))
+}
 
 // Evicted implements respcache.Metrics.
 func (cm *CacheMetrics) Evicted() {

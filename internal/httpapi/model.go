@@ -31,14 +31,8 @@ func newModelAPI(b *base) (*modelAPI, error) {
 	if m.own.ResponseRetention <= 0 {
 		m.own.ResponseRetention = 30 * 24 * time.Hour
 	}
-	if c := b.cfg.Cache; c.Cache != nil {
-		var err error
-		if m.cacheMetrics, err = newCacheMetrics(b.cfg.Metrics.Registry, c.Cache.Bytes); err != nil {
-			return nil, err
-		}
-		if c.Metrics != nil {
-			c.Metrics.m = m.cacheMetrics
-		}
+	if c := b.cfg.Cache; c.Cache != nil && c.Metrics != nil {
+		m.cacheMetrics = c.Metrics.m
 	}
 	return m, nil
 }
