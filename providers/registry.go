@@ -16,6 +16,18 @@ type Deps struct {
 	Getenv func(string) string
 }
 
+// WithDefaults fills what a caller left out (a test, a tool building one
+// adapter): an environment with nothing set, and http.DefaultClient.
+func (d Deps) WithDefaults() Deps {
+	if d.Getenv == nil {
+		d.Getenv = func(string) string { return "" }
+	}
+	if d.Client == nil {
+		d.Client = http.DefaultClient
+	}
+	return d
+}
+
 // Factory builds an adapter from its config entry.
 type Factory func(cfg config.Provider, deps Deps) (Provider, error)
 

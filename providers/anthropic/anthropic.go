@@ -48,14 +48,8 @@ var _ providers.Factory = New
 
 // New builds an adapter from its config entry; it is the registry Factory.
 func New(cfg config.Provider, deps providers.Deps) (providers.Provider, error) {
-	getenv := deps.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	client := deps.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
+	deps = deps.WithDefaults()
+	getenv, client := deps.Getenv, deps.Client
 	base := strings.TrimRight(cfg.BaseURL, "/")
 	if base == "" {
 		base = DefaultBaseURL

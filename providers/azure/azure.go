@@ -45,10 +45,8 @@ const APIVersionV1 = "v1"
 // The wire format is OpenAI's, so the OpenAI adapter does the work with
 // Azure's addresses, key header and error vocabulary.
 func New(cfg config.Provider, deps providers.Deps) (providers.Provider, error) {
+	deps = deps.WithDefaults()
 	getenv := deps.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
 	base := strings.TrimRight(cfg.BaseURL, "/")
 	if base == "" {
 		return nil, errors.New("azure: base_url is required (https://<resource>.openai.azure.com)")

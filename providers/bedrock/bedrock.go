@@ -55,14 +55,8 @@ type Adapter struct {
 // AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. The region is the entry's
 // region, else AWS_REGION, else AWS_DEFAULT_REGION.
 func New(cfg config.Provider, deps providers.Deps) (providers.Provider, error) {
-	getenv := deps.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	client := deps.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
+	deps = deps.WithDefaults()
+	getenv, client := deps.Getenv, deps.Client
 	region := cfg.Region
 	if region == "" {
 		region = getenv("AWS_REGION")

@@ -68,14 +68,8 @@ func newAdapter(cfg config.Provider, deps providers.Deps) (*Adapter, error) {
 		}
 		base += "/" + strings.Trim(version, "/")
 	}
-	getenv := deps.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	client := deps.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
+	deps = deps.WithDefaults()
+	getenv, client := deps.Getenv, deps.Client
 	return &Adapter{
 		name:    cfg.Name,
 		base:    base,

@@ -75,14 +75,8 @@ func New(cfg config.Provider, deps providers.Deps) (providers.Provider, error) {
 
 // NewWith builds an adapter with provider-specific options.
 func NewWith(cfg config.Provider, deps providers.Deps, o Options) *Adapter {
-	getenv := deps.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	client := deps.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
+	deps = deps.WithDefaults()
+	getenv, client := deps.Getenv, deps.Client
 	if o.ErrorFromJSON == nil {
 		o.ErrorFromJSON = errorFromJSON
 	}
