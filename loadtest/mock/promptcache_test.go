@@ -4,31 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/internal/testutil"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 )
-
-// testClock is a settable clock for the prompt cache's TTLs.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // TestAutoPromptCache: OpenAI's automatic caching in chat completions and
 // the Responses API, plain and streamed. A system prompt (instructions) of
@@ -37,7 +20,8 @@ func (c *testClock) Advance(d time.Duration) {
 // 1024 + k*128 tokens: for W = 1300 (1311 tokens) that is 1280.
 func TestAutoPromptCache(t *testing.T) {
 	t.Parallel()
-	clk := &testClock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	clk := testutil.NewClock()
+	clk.Set(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	_, base := startServer(t, Config{Clock: clk.Now})
 	ctx := context.Background()
 	long := strings.TrimSpace(strings.Repeat("stable ", 1300))

@@ -3,31 +3,15 @@ package bedrock
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/internal/testutil"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 )
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // TestSDKCachePoints: a system prompt followed by a cachePoint is written
 // on the first call and read on the next, per credential; a prefix below
@@ -36,7 +20,8 @@ func (c *testClock) Advance(d time.Duration) {
 // its words; the user turn 3 + 2 words.
 func TestSDKCachePoints(t *testing.T) {
 	t.Parallel()
-	clk := &testClock{t: time.Now()} // SigV4 checks the signing time against the mock's clock
+	clk := testutil.NewClock()
+	clk.Set(time.Now()) // SigV4 checks the signing time against the mock's clock
 	_, srv := serve(t, Config{Now: clk.Now})
 	ctx := context.Background()
 	in := func(words int) *bedrockruntime.ConverseInput {
