@@ -241,7 +241,7 @@ var streamOps = ops[*peeked]{
 			}
 			s.Close()
 		}
-		w.pause()
+		w.stop()
 		cancel()
 		if ctx.Err() != nil {
 			return nil, err // the caller left or its deadline passed: not the upstream's silence

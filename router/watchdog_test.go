@@ -90,3 +90,36 @@ func TestStreamTimeoutsPerDeployment(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchdogHonoursAShorterLimit: arming with a shorter limit than the
+// one the timer sleeps for (the first byte's, then the idle one) cuts at
+// the shorter one, not when the long timer would have woken.
+func TestWatchdogHonoursAShorterLimit(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := newWatchdog(cancel, time.Hour)
+	w.pause()
+	w.arm(10 * time.Millisecond)
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not cut 10 s after a read armed for 10 ms")
+	}
+	if err := w.explain(io.ErrUnexpectedEOF, "p", 10*time.Millisecond, true); !errors.Is(err, providers.ErrStalled) {
+		t.Fatalf("explain: %v", err)
+	}
+	w.stop()
+}
+
+// TestWatchdogStoppedNeverFires: a watchdog stopped while armed does not
+// cancel the attempt afterwards.
+func TestWatchdogStoppedNeverFires(t *testing.T) {
+	fired := make(chan struct{})
+	w := newWatchdog(func() { close(fired) }, time.Millisecond)
+	w.stop()
+	select {
+	case <-fired:
+		t.Fatal("a stopped watchdog fired")
+	case <-time.After(50 * time.Millisecond):
+	}
+}
