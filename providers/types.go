@@ -290,6 +290,17 @@ type Stream interface {
 	Close() error
 }
 
+// WaitNotifier is a Stream that can say when a Recv is about to wait for
+// the network: it calls f then, and only then. The relay writes the chunks
+// it has without flushing each and flushes in f, so chunks that arrive
+// together leave together in one write, as a byte-copying proxy sends them,
+// and no chunk waits for a later one. OnWait reports whether f will be
+// called (a wrapper whose inner stream cannot say returns false, and the
+// relay flushes every chunk).
+type WaitNotifier interface {
+	OnWait(f func()) bool
+}
+
 // RequestError is a problem with the caller's request, found before any
 // upstream is called (it maps to a 400).
 type RequestError struct {

@@ -72,6 +72,13 @@ func (p *peeked) Recv() (providers.Chunk, error) {
 	return c, err
 }
 
+// OnWait implements providers.WaitNotifier when the deployment's stream
+// does.
+func (p *peeked) OnWait(f func()) bool {
+	w, ok := p.Stream.(providers.WaitNotifier)
+	return ok && w.OnWait(f)
+}
+
 // Close releases the upstream stream; it may be called more than once.
 func (p *peeked) Close() error {
 	if p.closed {
@@ -79,7 +86,7 @@ func (p *peeked) Close() error {
 	}
 	p.closed = true
 	err := p.Stream.Close()
-	p.watch.pause()
+	p.watch.stop()
 	p.release()
 	if p.won {
 		p.d.health.inflight.Add(-1)

@@ -366,6 +366,13 @@ func (s *modelAPI) relayStream(c *gin.Context, st providers.Stream, enc encoder,
 	if k, ok := enc.(keepaliver); ok && s.own.StreamKeepAlive > 0 {
 		out.keepAlive(k.keepalive(), s.own.StreamKeepAlive)
 	}
+	// A stream that says when it is about to wait for the upstream gets
+	// its chunks flushed then: what arrived together leaves together.
+	// Others flush every chunk.
+	flushEach := true
+	if w, ok := st.(providers.WaitNotifier); ok && w.OnWait(out.flushPending) {
+		flushEach = false
+	}
 
 	for {
 		chunk, err := st.Recv()
@@ -413,7 +420,7 @@ func (s *modelAPI) relayStream(c *gin.Context, st providers.Stream, enc encoder,
 			info.ttft = s.now().Sub(info.start)
 			traceFirstToken(sp, info.ttft)
 		}
-		if out.write(b) != nil {
+		if out.send(b, flushEach) != nil {
 			s.callerGone(info, out)
 			return
 		}

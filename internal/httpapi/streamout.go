@@ -17,7 +17,10 @@ import (
 // deadline. Once the stream relays, a keep-alive goes out whenever the
 // caller has heard nothing for the keep-alive interval; it comes from a
 // timer, so writes are serialised, and the relay's hot path pays a mutex
-// and a deadline per chunk, nothing more.
+// per chunk, nothing more: the connection's write deadline is moved only
+// when less than 7/8 of the write timeout is left of it (moving it resets
+// a runtime timer, a few per cent of a stream's CPU when done per chunk),
+// so a write that cannot complete is cut after 7/8 to all of the timeout.
 type streamOut struct {
 	c       *gin.Context
 	rc      *http.ResponseController // of the connection's own writer: its Flush reports errors
@@ -29,6 +32,8 @@ type streamOut struct {
 	timedOut bool  // err is the write timeout
 	closed   bool
 	last     time.Time // of the last write
+	deadline time.Time // the connection's write deadline, as last set
+	unsent   bool      // written, not yet flushed (send with flush false)
 	ping     []byte
 	every    time.Duration
 	timer    *time.Timer
@@ -69,24 +74,48 @@ func (o *streamOut) isStarted() bool {
 
 // write sends b and flushes it within the write timeout. After a failed
 // write every later one fails at once with the same error.
-func (o *streamOut) write(b []byte) error {
+func (o *streamOut) write(b []byte) error { return o.send(b, true) }
+
+// send writes b, and flushes it unless flush is false: then it leaves
+// with the next flush (flushPending, called by the relay before it waits
+// for the upstream, or the next write that flushes).
+func (o *streamOut) send(b []byte, flush bool) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.writeLocked(b)
+	return o.writeLocked(b, flush)
 }
 
-func (o *streamOut) writeLocked(b []byte) error {
+// flushPending flushes what send left unflushed. A failure is kept for
+// the next write to report.
+func (o *streamOut) flushPending() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.unsent {
+		o.writeLocked(nil, true)
+	}
+}
+
+func (o *streamOut) writeLocked(b []byte, flush bool) error {
 	if o.err != nil {
 		return o.err
 	}
 	now := time.Now()
-	if o.timeout > 0 {
+	if o.timeout > 0 && o.deadline.Sub(now) < o.timeout-o.timeout/8 {
 		// Not supported under a test recorder: no deadline there.
-		_ = o.rc.SetWriteDeadline(now.Add(o.timeout))
+		o.deadline = now.Add(o.timeout)
+		_ = o.rc.SetWriteDeadline(o.deadline)
 	}
-	_, err := o.c.Writer.Write(b)
-	if err == nil {
+	var err error
+	if len(b) > 0 {
+		_, err = o.c.Writer.Write(b)
+	}
+	switch {
+	case err != nil:
+	case flush:
 		err = o.rc.Flush()
+		o.unsent = false
+	default:
+		o.unsent = true
 	}
 	if err != nil {
 		o.err = err
@@ -128,7 +157,7 @@ func (o *streamOut) tick() {
 	}
 	quiet := time.Since(o.last)
 	if quiet >= o.every {
-		o.writeLocked(o.ping)
+		o.writeLocked(o.ping, true)
 		quiet = 0
 	}
 	o.timer.Reset(o.every - quiet)

@@ -120,6 +120,12 @@ type nativeStream struct {
 	ahead bool // message_start seen, no content yet
 }
 
+// OnWait implements providers.WaitNotifier.
+func (s *nativeStream) OnWait(f func()) bool {
+	s.r.OnWait(f)
+	return true
+}
+
 func (s *nativeStream) Recv() (providers.Chunk, error) {
 	for {
 		if len(s.queue) > 0 && !s.ahead {

@@ -350,6 +350,12 @@ func (s *stream) Recv() (providers.Chunk, error) {
 	}
 }
 
+// OnWait implements providers.WaitNotifier.
+func (s *stream) OnWait(f func()) bool {
+	s.r.OnWait(f)
+	return true
+}
+
 func (s *stream) Close() error {
 	s.cancel()
 	return s.body.Close()

@@ -28,11 +28,17 @@ var ErrLineTooLong = errors.New("sse: line too long")
 
 // Reader parses an SSE stream.
 type Reader struct {
-	r    *bufio.Reader
-	data []byte
-	name []byte
-	long []byte
+	r      *bufio.Reader
+	data   []byte
+	name   []byte
+	long   []byte
+	onWait func()
 }
+
+// OnWait makes the reader call f before each read that may wait for the
+// network (its buffer holds no whole line), so that its user can flush
+// what it wrote from the events it has: see providers.WaitNotifier.
+func (s *Reader) OnWait(f func()) { s.onWait = f }
 
 // NewReader returns a Reader on r.
 func NewReader(r io.Reader) *Reader {
@@ -92,6 +98,9 @@ func (s *Reader) Next() (Event, error) {
 
 // readLine returns one line without its terminator (\n or \r\n).
 func (s *Reader) readLine() ([]byte, error) {
+	if s.onWait != nil && !s.lineBuffered() {
+		s.onWait()
+	}
 	line, err := s.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		s.long = append(s.long[:0], line...)
@@ -113,6 +122,17 @@ func (s *Reader) readLine() ([]byte, error) {
 	line = bytes.TrimSuffix(line, []byte{'\n'})
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	return line, nil
+}
+
+// lineBuffered reports whether a whole line is in the buffer already, so
+// that reading it cannot wait.
+func (s *Reader) lineBuffered() bool {
+	n := s.r.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := s.r.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // AppendTypedEvent appends one event as the Responses and Messages APIs

@@ -3,6 +3,7 @@ package sse
 import (
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -93,4 +94,57 @@ func FuzzReader(f *testing.F) {
 		}
 		t.Fatal("more events than input bytes")
 	})
+}
+
+// segments returns one segment per Read, as a network connection returns
+// what arrived together, and counts the reads.
+type segments struct {
+	parts []string
+	reads int
+	check func()
+}
+
+func (s *segments) Read(p []byte) (int, error) {
+	s.check()
+	s.reads++
+	if len(s.parts) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.parts[0])
+	s.parts = s.parts[1:]
+	return n, nil
+}
+
+// TestOnWaitOnlyBeforeARead: the wait hook runs before every read of the
+// underlying reader and at no other time, so events that arrived together
+// are returned without one (the relay flushes them together) and no
+// event is returned while a hook is still owed.
+func TestOnWaitOnlyBeforeARead(t *testing.T) {
+	src := &segments{parts: []string{"data: a\n\ndata: b\n\n", "data: c\n", "\n", "event: d\ndata: e\r\n\r\n"}}
+	waits := 0
+	src.check = func() {
+		if waits != src.reads+1 {
+			t.Fatalf("read %d without its wait (waits %d)", src.reads+1, waits)
+		}
+	}
+	r := NewReader(src)
+	r.OnWait(func() { waits++ })
+	var got []string
+	for {
+		ev, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(ev.Data)+"@"+strconv.Itoa(waits))
+	}
+	// a and b came in one read: no wait between them.
+	if want := "a@1 b@1 c@3 e@4"; strings.Join(got, " ") != want {
+		t.Fatalf("events@waits %q, want %q", strings.Join(got, " "), want)
+	}
+	if waits != src.reads {
+		t.Fatalf("%d waits for %d reads", waits, src.reads)
+	}
 }
