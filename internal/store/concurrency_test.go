@@ -472,3 +472,47 @@ func BenchmarkHoldCredit(b *testing.B) {
 		}
 	}
 }
+
+// TestInsertUsageLargeBatch: a batch longer than one INSERT statement
+// carries (usageRowsPerInsert), with records stored before and a request
+// id twice in it, stores and debits each request once.
+func TestInsertUsageLargeBatch(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		topUp(t, db, "acct_a", 10_000)
+		rec := func(i int) books.UsageRecord {
+			return books.UsageRecord{RequestID: fmt.Sprintf("big%03d", i), AccountID: "acct_a", KeyID: "k", Model: "m", Status: 200, CostNano: int64(i + 1), CreatedAt: ledgerT0}
+		}
+		const n = 2*usageRowsPerInsert + 7
+		var before []books.UsageRecord
+		for i := 0; i < n; i += 10 {
+			before = append(before, rec(i))
+		}
+		if err := db.InsertUsage(ctx, before); err != nil {
+			t.Fatal(err)
+		}
+		var batch []books.UsageRecord
+		for i := range n {
+			batch = append(batch, rec(i))
+		}
+		batch = append(batch, rec(3)) // twice in one batch
+		if err := db.InsertUsage(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		all, err := db.ListUsage(ctx, books.UsageFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != n {
+			t.Fatalf("%d records stored, want %d", len(all), n)
+		}
+		var spent int64
+		for i := range n {
+			spent += int64(i + 1)
+		}
+		checkCredit(t, db, "acct_a", 10_000-spent, 0)
+		if mm, err := db.VerifyBalances(ctx); err != nil || len(mm) != 0 {
+			t.Fatalf("verify = %+v, %v", mm, err)
+		}
+	})
+}

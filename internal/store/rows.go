@@ -309,6 +309,20 @@ func nonNilMap(m map[string]string) map[string]string {
 
 const usageColumns = `request_id, account_id, key_id, model, provider, upstream_model, stream, prompt_tokens, completion_tokens, cached_tokens, latency_us, ttft_us, status, attempts, error_code, created_at, cost_nano, estimated, cache_write_tokens, deployment, endpoint, trace_id, cache_hit, prompt_cache_saved_nano, response_cache_saved_nano`
 
+// usageRowsPerInsert is how many records one INSERT statement carries:
+// 32 × 25 parameters stays far below SQLite's and PostgreSQL's limits.
+const usageRowsPerInsert = 32
+
+// usageColumnCount is the number of columns in usageColumns.
+var usageColumnCount = strings.Count(usageColumns, ",") + 1
+
+// insertUsageSQL is the INSERT of n usage records.
+func insertUsageSQL(n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", usageColumnCount), ", ") + ")"
+	return `INSERT INTO usage_records (` + usageColumns + `) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + ` ON CONFLICT (request_id) DO NOTHING RETURNING request_id`
+}
+
 // InsertUsage writes a batch in one transaction (group commit), with the
 // ledger debits of the records that cost something. A record whose request
 // id is already stored is skipped, with its debit: a retried batch never
@@ -328,25 +342,63 @@ func (s *DB) InsertUsage(ctx context.Context, recs []books.UsageRecord) error {
 	// Typed (ErrUnavailable, ErrBadData): the recorder decides from the
 	// kind whether to retry, set records aside or start an outage.
 	return typed(s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := s.txPrepare(ctx, tx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`)
-		if err != nil {
-			return fmt.Errorf("insert usage: %w", err)
+		// Many rows per statement: one statement's overhead (the driver's
+		// call, SQLite's program start, PostgreSQL's round trip) per
+		// usageRowsPerInsert records rather than per record. RETURNING
+		// names the rows stored now: a request id stored before is skipped,
+		// with its debit.
+		isNew := make(map[string]bool, len(sorted))
+		var stmts [usageRowsPerInsert + 1]*sql.Stmt
+		defer func() {
+			for _, st := range stmts {
+				if st != nil {
+					st.Close()
+				}
+			}
+		}()
+		args := make([]any, 0, usageRowsPerInsert*usageColumnCount)
+		for start := 0; start < len(sorted); start += usageRowsPerInsert {
+			part := sorted[start:min(start+usageRowsPerInsert, len(sorted))]
+			st := stmts[len(part)]
+			if st == nil {
+				var err error
+				if st, err = s.txPrepare(ctx, tx, insertUsageSQL(len(part))); err != nil {
+					return fmt.Errorf("insert usage: %w", err)
+				}
+				stmts[len(part)] = st
+			}
+			args = args[:0]
+			for _, r := range part {
+				args = append(args, r.RequestID, r.AccountID, r.KeyID, r.Model, r.Provider, r.UpstreamModel, b2i(r.Stream),
+					r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.Latency.Microseconds(), r.TTFT.Microseconds(),
+					r.Status, r.Attempts, r.ErrorCode, r.CreatedAt.UnixMilli(), r.CostNano, b2i(r.Estimated), r.CacheWriteTokens, r.Deployment, r.Endpoint, r.TraceID, b2i(r.CacheHit), r.PromptCacheSavedNano, r.ResponseCacheSavedNano)
+			}
+			rows, err := st.QueryContext(ctx, args...)
+			if err != nil {
+				return fmt.Errorf("insert usage %s…: %w", part[0].RequestID, err)
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return fmt.Errorf("insert usage %s…: %w", part[0].RequestID, err)
+				}
+				isNew[id] = true
+			}
+			if err := rows.Close(); err != nil {
+				return fmt.Errorf("insert usage %s…: %w", part[0].RequestID, err)
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("insert usage %s…: %w", part[0].RequestID, err)
+			}
 		}
-		defer stmt.Close()
 		var debits []books.UsageDebit
 		var stored []string
 		for _, r := range sorted {
-			res, err := stmt.ExecContext(ctx, r.RequestID, r.AccountID, r.KeyID, r.Model, r.Provider, r.UpstreamModel, b2i(r.Stream),
-				r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.Latency.Microseconds(), r.TTFT.Microseconds(),
-				r.Status, r.Attempts, r.ErrorCode, r.CreatedAt.UnixMilli(), r.CostNano, b2i(r.Estimated), r.CacheWriteTokens, r.Deployment, r.Endpoint, r.TraceID, b2i(r.CacheHit), r.PromptCacheSavedNano, r.ResponseCacheSavedNano)
-			if err != nil {
-				return fmt.Errorf("insert usage %s: %w", r.RequestID, err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return fmt.Errorf("insert usage %s: %w", r.RequestID, err)
-			} else if n == 0 {
+			if !isNew[r.RequestID] {
 				continue // stored before, with its debit
 			}
+			delete(isNew, r.RequestID) // a request id twice in one batch: once
 			stored = append(stored, r.RequestID)
 			// Free requests need no ledger entry (and the write would double
 			// the commit's pages); every request that cost something has one.
