@@ -7,7 +7,6 @@ package openai
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -212,7 +211,7 @@ func (a *Adapter) Chat(ctx context.Context, call *providers.Call) (*providers.Ch
 	if err != nil {
 		return nil, err
 	}
-	if !json.Valid(body) {
+	if !gjson.ValidBytes(body) {
 		return nil, providers.Malformed(a.name, false, "upstream sent invalid JSON", nil)
 	}
 	out := &providers.ChatResponse{Body: body}
