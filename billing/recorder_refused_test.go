@@ -5,7 +5,6 @@ package billing
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xroute/xroute/internal/store/drivertest"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/goleak"
@@ -67,7 +68,7 @@ func TestRefusedRecordIsSetAside(t *testing.T) {
 		{"class 22 (NUL byte), the process's first record", nil, []string{"bad", "good1", "good2"}, nul, true},
 		{"class 22, alone, before anything was stored", nil, []string{"bad"}, nul, true},
 		{"class 23 in the middle of a batch", []string{"good0"}, []string{"good1", "good2", "bad", "good3", "good4"}, &pgconn.PgError{Code: "23514", Message: "violates check constraint"}, true},
-		{"sqlite constraint", nil, []string{"good1", "bad"}, sqliteErr(t, "CREATE TABLE t (x INTEGER NOT NULL)", "INSERT INTO t VALUES (NULL)"), true},
+		{"sqlite constraint", nil, []string{"good1", "bad"}, drivertest.SQLiteErr(t, "CREATE TABLE t (x INTEGER NOT NULL)", "INSERT INTO t VALUES (NULL)"), true},
 		{"unknown error though the store takes other writes: kept, not blamed", []string{"good0"}, []string{"good1", "bad", "good2"}, errors.New("violates something"), false},
 		{"lock wait timed out though the store takes other writes: kept", []string{"good0"}, []string{"good1", "bad"}, fmt.Errorf("insert usage bad: %w", context.DeadlineExceeded), false},
 		{"lock not available (55P03): kept", []string{"good0"}, []string{"bad"}, &pgconn.PgError{Code: "55P03"}, false},
@@ -252,26 +253,4 @@ func TestRecorderSetsAsideWhatPostgresRefuses(t *testing.T) {
 	if ids := rejectedIDs(t, dir); len(ids) != 1 || ids[0] != "bad" {
 		t.Fatalf("rejected file holds %v, want [bad]", ids)
 	}
-}
-
-// sqliteErr runs stmts on a fresh in-memory SQLite database and returns
-// the error of the last one: a real driver error, not a lookalike.
-func sqliteErr(t *testing.T, stmts ...string) error {
-	t.Helper()
-	db, err := sql.Open("sqlite", ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1) // one connection: one in-memory database
-	for i, s := range stmts {
-		_, err = db.Exec(s)
-		if i < len(stmts)-1 && err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-	if err == nil {
-		t.Fatalf("%s: no error", stmts[len(stmts)-1])
-	}
-	return err
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -12,30 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xroute/xroute/internal/store/drivertest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// sqliteErr runs stmts on a fresh in-memory SQLite database and returns
-// the error of the last one: a real driver error, not a lookalike.
-func sqliteErr(t *testing.T, stmts ...string) error {
-	t.Helper()
-	db, err := sql.Open("sqlite", ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1) // one connection: one in-memory database
-	for i, s := range stmts {
-		_, err = db.Exec(s)
-		if i < len(stmts)-1 && err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-	if err == nil {
-		t.Fatalf("%s: no error", stmts[len(stmts)-1])
-	}
-	return err
-}
 
 // pgConnectErr is what pgx returns when it cannot open a connection: here
 // to a port nothing listens on.
@@ -107,9 +86,9 @@ func TestClassifyStoreErrors(t *testing.T) {
 		{"value out of range (22003)", &pgconn.PgError{Code: "22003"}, errBadData},
 		{"check constraint (23514)", &pgconn.PgError{Code: "23514"}, errBadData},
 		{"unique violation (23505)", sqlStateErr("23505"), errBadData},
-		{"sqlite check constraint", sqliteErr(t, "CREATE TABLE t (x INTEGER CHECK (x > 0))", "INSERT INTO t VALUES (-1)"), errBadData},
-		{"sqlite not null constraint", sqliteErr(t, "CREATE TABLE t (x INTEGER NOT NULL)", "INSERT INTO t VALUES (NULL)"), errBadData},
-		{"sqlite datatype mismatch", sqliteErr(t, "CREATE TABLE t (x INTEGER)", "INSERT INTO t (rowid) VALUES ('abc')"), errBadData},
+		{"sqlite check constraint", drivertest.SQLiteErr(t, "CREATE TABLE t (x INTEGER CHECK (x > 0))", "INSERT INTO t VALUES (-1)"), errBadData},
+		{"sqlite not null constraint", drivertest.SQLiteErr(t, "CREATE TABLE t (x INTEGER NOT NULL)", "INSERT INTO t VALUES (NULL)"), errBadData},
+		{"sqlite datatype mismatch", drivertest.SQLiteErr(t, "CREATE TABLE t (x INTEGER)", "INSERT INTO t (rowid) VALUES ('abc')"), errBadData},
 
 		// Unknown: blames no record; retried, the records kept meanwhile.
 		{"store call timed out (a lock wait)", fmt.Errorf("query: %w", context.DeadlineExceeded), errUnknown},
@@ -121,7 +100,7 @@ func TestClassifyStoreErrors(t *testing.T) {
 		{"disk full (53100)", fmt.Errorf("insert usage r1: %w", &pgconn.PgError{Code: "53100"}), errUnknown},
 		{"out of memory (53200)", &pgconn.PgError{Code: "53200"}, errUnknown},
 		{"query cancelled by statement_timeout (57014)", &pgconn.PgError{Code: "57014"}, errUnknown},
-		{"sqlite syntax error", sqliteErr(t, "INSERT INTO nowhere VALUES (1)"), errUnknown},
+		{"sqlite syntax error", drivertest.SQLiteErr(t, "INSERT INTO nowhere VALUES (1)"), errUnknown},
 		{"plain error", errors.New("database is locked"), errUnknown},
 	}
 	for _, tt := range tests {
