@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xroute/xroute/billing/books"
+	"github.com/xroute/xroute/internal/requestid"
 	"github.com/xroute/xroute/internal/store"
 	"github.com/xroute/xroute/internal/store/storetest"
 	"github.com/xroute/xroute/keys"
@@ -82,8 +83,10 @@ func benchRecorderCommit(b *testing.B, db *store.DB) {
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			i := n.Add(1)
-			rec := books.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: keys.DefaultAccountID, KeyID: "key_bench",
+			n.Add(1)
+			// Ids as the gateway makes them: their order decides which
+			// index pages a batch rewrites.
+			rec := books.UsageRecord{RequestID: requestid.New(), AccountID: keys.DefaultAccountID, KeyID: "key_bench",
 				Model: "m", Provider: "p", PromptTokens: 10, CompletionTokens: 20, Status: 200, CreatedAt: time.Now(), CostNano: 1234}
 			if err := r.Commit(context.Background(), rec); err != nil {
 				b.Error(err)
@@ -125,7 +128,7 @@ func BenchmarkRecorderCommitSequential(b *testing.B) {
 			defer r.Close(context.Background())
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				rec := books.UsageRecord{RequestID: fmt.Sprint("req_", i), AccountID: keys.DefaultAccountID, KeyID: "k", Model: "m",
+				rec := books.UsageRecord{RequestID: requestid.New(), AccountID: keys.DefaultAccountID, KeyID: "k", Model: "m",
 					Status: 200, CreatedAt: time.Now(), CostNano: cost}
 				if err := r.Commit(context.Background(), rec); err != nil {
 					b.Fatal(err)
@@ -160,7 +163,7 @@ func BenchmarkDebitUsageBatch(b *testing.B) {
 			for b.Loop() {
 				for i := range batch {
 					n++
-					batch[i] = books.UsageDebit{AccountID: accts[i%4], RequestID: fmt.Sprint("r", n), Amount: 1234, KeyID: "k", At: time.Now()}
+					batch[i] = books.UsageDebit{AccountID: accts[i%4], RequestID: requestid.New(), Amount: 1234, KeyID: "k", At: time.Now()}
 				}
 				if err := db.DebitUsage(ctx, batch); err != nil {
 					b.Fatal(err)

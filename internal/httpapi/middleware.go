@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -14,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/xroute/xroute/internal/requestid"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/router"
 )
@@ -103,12 +102,6 @@ func infoOf(c *gin.Context) *requestInfo {
 	return v.(*requestInfo)
 }
 
-func newRequestID() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return "req_" + hex.EncodeToString(b[:])
-}
-
 // begin gives every request an id (echoed as x-request-id on every answer,
 // errors included), recovers panics into an OpenAI-shaped 500 and writes
 // one access log line when the request ends.
@@ -116,7 +109,7 @@ func (s *base) begin(c *gin.Context) {
 	// The client's address is worked out once (trusted proxies,
 	// forwarding headers) and parsed once: auth, the access log and the
 	// anomaly observer read it from here.
-	info := &requestInfo{id: newRequestID(), start: s.now(), clientIP: c.ClientIP()}
+	info := &requestInfo{id: requestid.New(), start: s.now(), clientIP: c.ClientIP()}
 	info.clientAddr, _ = netip.ParseAddr(info.clientIP)
 	c.Set(infoKey, info)
 	s.guardConn(c, info)
