@@ -267,46 +267,20 @@ func (s *DB) applyUsage(ctx context.Context, tx *sql.Tx, debits []books.UsageDeb
 		}
 	}
 	slices.Sort(ids)
-	var stmt *sql.Stmt
-	if len(byAccount) > 0 {
-		var err error
-		stmt, err = s.txPrepare(ctx, tx, `INSERT INTO ledger_entries (account_id, kind, amount_nano, idempotency_key, request_id, key_id, actor, created_at, key_term, mac)
-			VALUES (?, 'usage', ?, ?, ?, ?, 'system', ?, ?, ?) ON CONFLICT (account_id, idempotency_key) DO NOTHING`)
-		if err != nil {
-			return fmt.Errorf("usage debits: %w", err)
-		}
-		defer stmt.Close()
-	}
+	w := &debitWriter{s: s, tx: tx}
+	defer w.close()
 	for _, id := range ids {
 		h, err := s.lockAccountHead(ctx, tx, id)
 		if err != nil {
 			return fmt.Errorf("usage debits: %w", err)
 		}
-		changed := released[id] != 0
 		ds := byAccount[id]
 		slices.SortStableFunc(ds, func(a, b books.UsageDebit) int { return strings.Compare(a.RequestID, b.RequestID) })
-		for _, d := range ds {
-			when := d.At
-			if when.IsZero() {
-				when = time.Now()
-			}
-			e := books.LedgerEntry{AccountID: id, Kind: books.LedgerUsage, Amount: -d.Amount, IdempotencyKey: books.UsageIdempotencyPrefix + d.RequestID,
-				RequestID: d.RequestID, KeyID: d.KeyID, Actor: "system", CreatedAt: time.UnixMilli(when.UnixMilli())}
-			if err := s.chain(&h, &e); err != nil {
-				return err
-			}
-			res, err := stmt.ExecContext(ctx, id, e.Amount, e.IdempotencyKey, e.RequestID, e.KeyID, e.CreatedAt.UnixMilli(), int64(e.KeyTerm), e.MAC)
-			if err != nil {
-				return fmt.Errorf("usage debit %s: %w", d.RequestID, err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return fmt.Errorf("usage debit %s: %w", d.RequestID, err)
-			} else if n == 1 {
-				h.advance(e)
-				changed = true
-			}
+		inserted, err := w.write(ctx, &h, ds)
+		if err != nil {
+			return err
 		}
-		if h.exists && changed {
+		if h.exists && (inserted || released[id] != 0) {
 			if err := s.saveAccountHead(ctx, tx, h, released[id]); err != nil {
 				return fmt.Errorf("usage debits: %w", err)
 			}

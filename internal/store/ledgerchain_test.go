@@ -288,3 +288,57 @@ func TestLedgerChainSealsOldEntries(t *testing.T) {
 		}
 	})
 }
+
+// TestUsageDebitsBatchedKeepTheChain: debits go in many per statement,
+// their MACs chained before it is known which are new. A batch in which
+// some debits were stored before (a replay through DebitUsage) must still
+// leave an unbroken chain: the batched attempt is rolled back and the new
+// debits go in one at a time. Batches longer than one statement, several
+// accounts, and a request id twice in one batch are covered too.
+func TestUsageDebitsBatchedKeepTheChain(t *testing.T) {
+	ctx := context.Background()
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		seedAccounts(t, db, "acct_a", "acct_b")
+		keyLedger(t, db, newTestKeys("chain-secret"))
+		post(t, db, "acct_a", books.LedgerTopUp, 1_000_000, "seed")
+		post(t, db, "acct_b", books.LedgerTopUp, 1_000_000, "seed")
+		debits := func(account string, from, to int) []books.UsageDebit {
+			var out []books.UsageDebit
+			for i := from; i < to; i++ {
+				out = append(out, books.UsageDebit{AccountID: account, RequestID: fmt.Sprintf("req_%04d", i), Amount: int64(i), KeyID: "key_1", At: ledgerT0})
+			}
+			return out
+		}
+		sum := func(from, to int) int64 { return int64((to - 1 + from) * (to - from) / 2) }
+		steps := []struct {
+			name  string
+			batch []books.UsageDebit
+		}{
+			{"all new, over two statements", append(debits("acct_a", 0, debitRowsPerInsert+5), debits("acct_b", 0, 3)...)},
+			{"some stored before", append(debits("acct_a", debitRowsPerInsert, debitRowsPerInsert+20), debits("acct_b", 2, 4)...)},
+			{"all stored before", debits("acct_a", 10, 30)},
+			{"one request twice", append(debits("acct_b", 10, 12), debits("acct_b", 11, 12)...)},
+		}
+		for _, st := range steps {
+			if err := db.DebitUsage(ctx, st.batch); err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+			if ps := chainProblems(t, db); len(ps) != 0 {
+				t.Fatalf("%s: chain problems %+v", st.name, ps)
+			}
+		}
+		wantA := 1_000_000 - sum(0, debitRowsPerInsert+20)
+		wantB := 1_000_000 - sum(0, 4) - sum(10, 12)
+		if a, b := credit(t, db, "acct_a").Balance, credit(t, db, "acct_b").Balance; a != wantA || b != wantB {
+			t.Fatalf("balances %d, %d; want %d, %d", a, b, wantA, wantB)
+		}
+		for acct, n := range map[string]int{"acct_a": 1 + debitRowsPerInsert + 20, "acct_b": 1 + 4 + 2} {
+			if es, err := db.ListLedgerEntries(ctx, acct, 0, 0); err != nil || len(es) != n {
+				t.Fatalf("%s: %d entries (%v), want %d", acct, len(es), err, n)
+			}
+		}
+		if mm, err := db.VerifyBalances(ctx); err != nil || len(mm) != 0 {
+			t.Fatalf("verify = %+v, %v", mm, err)
+		}
+	})
+}
