@@ -21,6 +21,8 @@ import (
 // may name a model.
 var modelKey = []byte(`"model"`)
 
+var colon = []byte(":")
+
 // modelPaths are where the formats name the model: at the top of a chat
 // completion, a chunk, a legacy completion, a Responses object and a
 // Messages message; in a Messages stream's message_start; in a Responses
@@ -37,7 +39,17 @@ func quoteModel(model string) []byte {
 // JSON string, see quoteModel): data itself when it names none or names
 // quoted already, else the rewritten answer appended to dst[:0].
 func withModel(dst, data, quoted []byte) []byte {
-	if !bytes.Contains(data, modelKey) {
+	i := indexModelKey(data)
+	if i < 0 {
+		return data
+	}
+	// Every chunk of a stream goes through here, and most already name
+	// the public model (the deployment's id is the public name): when the
+	// only "model" in data is a key whose value is quoted, nothing would
+	// change, wherever it sits, so a byte search answers without parsing
+	// the chunk.
+	after := data[i+len(modelKey):]
+	if v, ok := bytes.CutPrefix(bytes.TrimLeft(after, " \t\r\n"), colon); ok && bytes.HasPrefix(bytes.TrimLeft(v, " \t\r\n"), quoted) && indexModelKey(after) < 0 {
 		return data
 	}
 	for _, p := range modelPaths {
@@ -53,4 +65,21 @@ func withModel(dst, data, quoted []byte) []byte {
 		return append(dst, data[v.Index+len(v.Raw):]...)
 	}
 	return data
+}
+
+// indexModelKey is bytes.Index(data, modelKey), faster on JSON: it looks
+// for the letters first, as '"', the key's first byte, is the commonest
+// byte of JSON and sends a search for it through a false start at every
+// other string.
+func indexModelKey(data []byte) int {
+	for off := 0; ; {
+		j := bytes.Index(data[off:], modelKey[1:])
+		if j < 0 {
+			return -1
+		}
+		if k := off + j; k > 0 && data[k-1] == '"' {
+			return k - 1
+		}
+		off += j + 1
+	}
 }
