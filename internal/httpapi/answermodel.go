@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/tidwall/gjson"
+	"github.com/xroute/xroute/internal/jsontext"
 )
 
 // The model an answer names is the public model the caller asked for, on
@@ -39,7 +40,7 @@ func quoteModel(model string) []byte {
 // JSON string, see quoteModel): data itself when it names none or names
 // quoted already, else the rewritten answer appended to dst[:0].
 func withModel(dst, data, quoted []byte) []byte {
-	i := indexModelKey(data)
+	i := jsontext.IndexQuoted(data, modelKey)
 	if i < 0 {
 		return data
 	}
@@ -47,9 +48,10 @@ func withModel(dst, data, quoted []byte) []byte {
 	// the public model (the deployment's id is the public name): when the
 	// only "model" in data is a key whose value is quoted, nothing would
 	// change, wherever it sits, so a byte search answers without parsing
-	// the chunk.
+	// the chunk. (IndexQuoted: the key is found by its rare first letter,
+	// not by its quote.)
 	after := data[i+len(modelKey):]
-	if v, ok := bytes.CutPrefix(bytes.TrimLeft(after, " \t\r\n"), colon); ok && bytes.HasPrefix(bytes.TrimLeft(v, " \t\r\n"), quoted) && indexModelKey(after) < 0 {
+	if v, ok := bytes.CutPrefix(bytes.TrimLeft(after, " \t\r\n"), colon); ok && bytes.HasPrefix(bytes.TrimLeft(v, " \t\r\n"), quoted) && jsontext.IndexQuoted(after, modelKey) < 0 {
 		return data
 	}
 	for _, p := range modelPaths {
@@ -65,21 +67,4 @@ func withModel(dst, data, quoted []byte) []byte {
 		return append(dst, data[v.Index+len(v.Raw):]...)
 	}
 	return data
-}
-
-// indexModelKey is bytes.Index(data, modelKey), faster on JSON: it looks
-// for the letters first, as '"', the key's first byte, is the commonest
-// byte of JSON and sends a search for it through a false start at every
-// other string.
-func indexModelKey(data []byte) int {
-	for off := 0; ; {
-		j := bytes.Index(data[off:], modelKey[1:])
-		if j < 0 {
-			return -1
-		}
-		if k := off + j; k > 0 && data[k-1] == '"' {
-			return k - 1
-		}
-		off += j + 1
-	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/xroute/xroute/config"
+	"github.com/xroute/xroute/internal/jsontext"
 	"github.com/xroute/xroute/providers"
 	"github.com/xroute/xroute/providers/sse"
 )
@@ -364,16 +365,17 @@ func (s *stream) Close() error {
 // With include_usage every chunk but the last says "usage":null: that one
 // key, followed by null, is answered without parsing the chunk.
 func carriesUsage(data []byte) bool {
-	i := bytes.Index(data, usageKey)
+	i := jsontext.IndexQuoted(data, usageKey)
 	if i < 0 {
 		return false
 	}
-	rest := bytes.TrimLeft(data[i+len(usageKey):], " \t\r\n")
+	after := data[i+len(usageKey):]
+	rest := bytes.TrimLeft(after, " \t\r\n")
 	if len(rest) == 0 || rest[0] != ':' {
 		return true // not the key as we know it: let the parser decide
 	}
 	rest = bytes.TrimLeft(rest[1:], " \t\r\n")
-	return !bytes.HasPrefix(rest, nullValue) || bytes.Count(data, usageKey) > 1
+	return !bytes.HasPrefix(rest, nullValue) || jsontext.IndexQuoted(after, usageKey) >= 0
 }
 
 var nullValue = []byte("null")
