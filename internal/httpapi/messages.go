@@ -78,13 +78,15 @@ func (s *modelAPI) createMessage(c *gin.Context) {
 	s.run(c, modelCall{model: rq.Model, stream: req.Stream, body: req.Body,
 		worst: Worst{MaxTokens: req.MaxTokens, Hedgeable: true, WebSearches: rq.WebSearches()},
 		serve: func(a *admitted) {
-			prompt := 0
+			out := &messageOut{b: messages.NewBuilder(rq, messages.NewID(), rq.Model, 0, req.Stream)}
 			if s.own.Tokens != nil && req.Stream {
-				// message_start reports the input; the exact count follows
-				// in message_delta.
-				prompt, _ = s.own.Tokens.PromptTokens(req.Body)
+				// A translated stream's message_start reports the input (the
+				// exact count follows in message_delta); a native one
+				// relays the upstream's, so the count waits until a
+				// translated stream starts.
+				out.prompt = func() int { n, _ := s.own.Tokens.PromptTokens(req.Body); return n }
 			}
-			s.serve(c, a, req, &messageOut{b: messages.NewBuilder(rq, messages.NewID(), rq.Model, prompt, req.Stream)})
+			s.serve(c, a, req, out)
 		}})
 }
 
@@ -92,6 +94,7 @@ func (s *modelAPI) createMessage(c *gin.Context) {
 // translated ones through the Builder.
 type messageOut struct {
 	b        *messages.Builder
+	prompt   func() int // message_start's input estimate, if any
 	native   bool
 	seen     bool
 	upstrErr bool
@@ -120,12 +123,20 @@ func (o *messageOut) chunk(ch providers.Chunk) []byte {
 	}
 	o.buf = o.buf[:0]
 	if !o.b.Started() {
-		o.buf = append(o.buf, o.b.Start()...)
+		o.buf = append(o.buf, o.start()...)
 	}
 	for _, ev := range ch.Events {
 		o.buf = append(o.buf, o.b.Feed(ev, ch.Usage)...)
 	}
 	return o.buf
+}
+
+// start is the Builder's Start, with the input estimate counted now.
+func (o *messageOut) start() []byte {
+	if o.prompt != nil {
+		o.b.SetPromptTokens(o.prompt())
+	}
+	return o.b.Start()
 }
 
 // render implements answerer: a native message as it came, else the
@@ -150,7 +161,7 @@ func (o *messageOut) finish(_ context.Context, info *requestInfo) []byte {
 	}
 	var out []byte
 	if !o.b.Started() {
-		out = append(out, o.b.Start()...)
+		out = append(out, o.start()...)
 	}
 	ev, _ := o.b.Finish(providers.Usage{PromptTokens: info.prompt, CompletionTokens: info.complete, CachedTokens: info.cached, CacheWriteTokens: info.cacheWrite})
 	return append(out, ev...)
@@ -164,7 +175,7 @@ func (o *messageOut) fail(e *apiError, _ *requestInfo) []byte {
 	typ := gjson.GetBytes(body, "error.type").Str
 	var out []byte
 	if !o.native && !o.b.Started() {
-		out = append(out, o.b.Start()...)
+		out = append(out, o.start()...)
 	}
 	return append(out, o.b.Fail(typ, e.Message)...)
 }

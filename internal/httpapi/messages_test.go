@@ -85,9 +85,15 @@ func TestMessagesStream(t *testing.T) {
 			var msg anthropic.Message
 			var types []string
 			var text string
+			var startInput int64 = -1
 			for st.Next() {
 				ev := st.Current()
 				types = append(types, ev.Type)
+				if ev.Type == "message_start" {
+					// Native: the upstream's count; translated: xroute's
+					// estimate, counted when the translated stream starts.
+					startInput = ev.Message.Usage.InputTokens
+				}
 				if err := msg.Accumulate(ev); err != nil {
 					t.Fatal(err)
 				}
@@ -108,6 +114,9 @@ func TestMessagesStream(t *testing.T) {
 			if len(seen) < 6 || seen[0] != want[0] || seen[1] != want[1] || seen[2] != want[2] ||
 				seen[len(seen)-3] != "content_block_stop" || seen[len(seen)-2] != "message_delta" || seen[len(seen)-1] != "message_stop" {
 				t.Fatalf("events %v", types)
+			}
+			if startInput <= 0 {
+				t.Fatalf("message_start reports %d input tokens (%v)", startInput, types)
 			}
 			if text == "" || msg.Content[0].Text != text || msg.StopReason != "end_turn" || msg.Usage.OutputTokens == 0 || msg.Usage.InputTokens == 0 {
 				t.Fatalf("accumulated %s (text %q)", msg.RawJSON(), text)

@@ -61,6 +61,10 @@ func NewBuilder(r *Request, id, model string, promptTokens int, stream bool) *Bu
 	return b
 }
 
+// SetPromptTokens sets the prompt estimate message_start reports; call it
+// before Start.
+func (b *Builder) SetPromptTokens(n int) { b.usage.PromptTokens = n }
+
 // Started reports whether Start was called.
 func (b *Builder) Started() bool { return b.started }
 
