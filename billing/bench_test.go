@@ -2,6 +2,8 @@ package billing
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -114,13 +116,64 @@ func BenchmarkPromptTokens(b *testing.B) {
 	}
 }
 
+// BenchmarkTextTokens is the tokenizer itself (Count without the cache of
+// long strings).
 func BenchmarkTextTokens(b *testing.B) {
 	e := testEstimator(b)
 	text := strings.Repeat("Streaming deltas add up to text like this, with numbers 12345 and punctuation! ", 13)
 	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
 	for b.Loop() {
-		e.TextTokens("gpt-4o", text)
+		e.o200k.count(text)
+	}
+}
+
+// agentBody is a coding agent's request of about 330 KB: a system prompt,
+// tool schemas and turns earlier requests sent too, then one new turn.
+func agentBody(turn int) []byte {
+	var sb strings.Builder
+	sb.WriteString(`{"model":"gpt-4o","max_tokens":8192,"messages":[{"role":"system","content":`)
+	sb.WriteString(strconv.Quote(strings.Repeat("You are a coding agent. Read files before you edit them; run the tests after. ", 400)))
+	sb.WriteString(`}`)
+	for i := range turn {
+		role := [2]string{"user", "assistant"}[i%2]
+		fmt.Fprintf(&sb, `,{"role":%q,"content":%q}`, role, fmt.Sprintf("turn %d: ", i)+strings.Repeat("func handler(w http.ResponseWriter, r *http.Request) { if err := r.ParseForm(); err != nil { return } }\n", 25))
+	}
+	sb.WriteString(`],"tools":[`)
+	for i := range 40 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		fmt.Fprintf(&sb, `{"type":"function","function":{"name":"tool_%d","description":%q,"parameters":{"type":"object","properties":{"path":{"type":"string"}}}}}`, i, strings.Repeat("Reads or writes a file in the workspace. ", 20))
+	}
+	sb.WriteString(`]}`)
+	return []byte(sb.String())
+}
+
+// BenchmarkPromptTokensAgent is the credit hold's count of an agent's
+// prompt: seen for the first time (no cache), and resent with one new
+// turn, as the agent's next request is.
+func BenchmarkPromptTokensAgent(b *testing.B) {
+	e := testEstimator(b)
+	o, c := *e.o200k, *e.cl100k
+	o.counts, c.counts = nil, nil
+	uncached := &Estimator{o200k: &o, cl100k: &c}
+	prev, next := agentBody(120), agentBody(121)
+	e.PromptTokens(prev)
+	if uncached.PromptTokens(next) != e.PromptTokens(next) {
+		b.Fatal("the cache changed the count")
+	}
+	for _, tc := range []struct {
+		name string
+		e    *Estimator
+	}{{"first-sight", uncached}, {"resent", e}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(next)))
+			b.ReportAllocs()
+			for b.Loop() {
+				tc.e.PromptTokens(next)
+			}
+		})
 	}
 }
 

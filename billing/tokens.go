@@ -21,6 +21,7 @@ import (
 	"math"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	tiktoken_loader "github.com/pkoukk/tiktoken-go-loader"
 	"github.com/tidwall/gjson"
@@ -40,9 +41,10 @@ const (
 // Encoding is one BPE vocabulary with its pre-tokenizer. Safe for
 // concurrent use.
 type Encoding struct {
-	name  string
-	ranks map[string]int
-	o200k bool // the o200k_base split rules, else cl100k_base's
+	name   string
+	ranks  map[string]int
+	o200k  bool        // the o200k_base split rules, else cl100k_base's
+	counts *countCache // of long strings (tokencache.go)
 }
 
 // Name is the tiktoken name of the encoding, e.g. "o200k_base".
@@ -53,7 +55,7 @@ func loadEncoding(name string) (*Encoding, error) {
 	if err != nil {
 		return nil, fmt.Errorf("billing: load %s: %w", name, err)
 	}
-	return &Encoding{name: name, ranks: ranks, o200k: name == "o200k_base"}, nil
+	return &Encoding{name: name, ranks: ranks, o200k: name == "o200k_base", counts: newCountCache()}, nil
 }
 
 // Estimator counts prompt and completion tokens before (or without) the
@@ -107,27 +109,57 @@ func (e *Estimator) TextTokens(model, text string) int { return e.Encoding(model
 // completions, "input"/"prompt" (strings, or token arrays at 1 per id).
 // Malformed JSON counts what can be read; it never fails.
 func (e *Estimator) PromptTokens(body []byte) int {
-	root := gjson.ParseBytes(body)
-	enc := e.Encoding(root.Get("model").String())
+	// One pass over the top-level keys: an agent's body is hundreds of
+	// kilobytes of messages, and a lookup per key would skip over them
+	// once per key.
+	var model, msgs, input, prompt, instructions gjson.Result
+	var tools [2]gjson.Result // "tools", "functions"
+	first := func(r *gjson.Result, v gjson.Result) {
+		if !r.Exists() { // the first of a repeated key, as gjson.Get
+			*r = v
+		}
+	}
+	// The body is read in place (no copy: an agent's is hundreds of
+	// kilobytes), and nothing read from it outlives this call.
+	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			first(&model, v)
+		case "messages":
+			first(&msgs, v)
+		case "tools":
+			first(&tools[0], v)
+		case "functions":
+			first(&tools[1], v)
+		case "input":
+			first(&input, v)
+		case "prompt":
+			first(&prompt, v)
+		case "instructions":
+			first(&instructions, v)
+		}
+		return true
+	})
+	enc := e.Encoding(model.String())
 	c := counter{enc: enc}
-	if msgs := root.Get("messages"); msgs.Exists() {
+	if msgs.Exists() {
 		c.n = 3
 		msgs.ForEach(c.message)
-		for _, k := range [...]string{"tools", "functions"} {
-			if t := root.Get(k); t.IsArray() {
+		for _, t := range tools {
+			if t.IsArray() {
 				c.n += enc.Count(t.Raw)
 			}
 		}
 		return c.n
 	}
-	for _, k := range [...]string{"input", "prompt"} {
-		if v := root.Get(k); v.Exists() {
-			c.value(v)
-			break
-		}
+	switch {
+	case input.Exists():
+		c.value(input)
+	case prompt.Exists():
+		c.value(prompt)
 	}
-	if v := root.Get("instructions"); v.Type == gjson.String {
-		c.n += enc.Count(v.Str)
+	if instructions.Type == gjson.String {
+		c.n += enc.Count(instructions.Str)
 	}
 	return c.n
 }
@@ -137,13 +169,19 @@ type counter struct {
 	n   int
 }
 
+// message counts one message. An object's count is remembered by its JSON
+// text (an agent resends its earlier turns with every request), so a
+// message seen before is neither walked nor unescaped again.
 func (c *counter) message(_, m gjson.Result) bool {
 	if !m.IsObject() {
 		c.value(m)
 		return true
 	}
-	c.n += 3
-	m.ForEach(c.field)
+	c.n += c.enc.remembered(kindMessage, m.Raw, func() int {
+		sub := counter{enc: c.enc, n: 3}
+		m.ForEach(sub.field)
+		return sub.n
+	})
 	return true
 }
 
@@ -220,7 +258,29 @@ func (c *counter) value(v gjson.Result) {
 
 // Count returns the number of tokens of s, as tiktoken's encode_ordinary
 // would produce (special tokens are counted as plain text).
+// A string of countCacheMin bytes or more is counted once and then
+// remembered (tokencache.go).
 func (e *Encoding) Count(s string) int {
+	return e.remembered(kindText, s, func() int { return e.count(s) })
+}
+
+// remembered is count(), remembered by key (of its kind) when key is long
+// enough to be worth it (tokencache.go).
+func (e *Encoding) remembered(kind countKind, key string, count func() int) int {
+	if len(key) < countCacheMin || e.counts == nil {
+		return count()
+	}
+	k := e.counts.key(kind, key)
+	if n, ok := e.counts.get(k); ok {
+		return n
+	}
+	n := count()
+	e.counts.put(k, n)
+	return n
+}
+
+// count is Count without the cache.
+func (e *Encoding) count(s string) int {
 	if s == "" {
 		return 0
 	}
