@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/keys"
 	"github.com/xroute/xroute/loadtest/mock"
+	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
 )
 
 // The request-path benchmarks (issue 22): one request at a time through the
@@ -43,7 +45,7 @@ func BenchmarkRequestPath(b *testing.B) {
 		for _, money := range []struct{ name, model string }{{"free", "free-model"}, {"paid", "paid-model"}} {
 			for _, kind := range []struct{ name, body string }{{"plain", in.plain}, {"stream", in.stream}} {
 				b.Run(in.name+"/"+kind.name+"/"+money.name, func(b *testing.B) {
-					base, key := pathBenchGateway(b)
+					base, key := pathBenchGateway(b, nil)
 					body := strings.Replace(kind.body, "%s", money.model, 1)
 					benchRequests(b, base+in.path, key, body)
 				})
@@ -85,7 +87,7 @@ func benchRequests(b *testing.B, url, key, body string) {
 
 // pathBenchGateway is the gateway as the binary builds it in front of a
 // mock upstream, with a free and a priced model on it and a funded key.
-func pathBenchGateway(b *testing.B) (base, key string) {
+func pathBenchGateway(b *testing.B, more func(*config.Config)) (base, key string) {
 	b.Helper()
 	up := httptest.NewServer(mock.New(mock.Config{APIKey: providerKey}))
 	b.Cleanup(up.Close)
@@ -99,6 +101,9 @@ func pathBenchGateway(b *testing.B) (base, key string) {
 	cfg.Models = []config.Model{
 		{Name: "free-model", Deployments: []config.Deployment{{Provider: "primary", Model: "mock-small", Free: true}}},
 		{Name: "paid-model", Deployments: []config.Deployment{{Provider: "primary", Model: "mock-small", InputPrice: "0.15", OutputPrice: "0.6"}}},
+	}
+	if more != nil {
+		more(&cfg)
 	}
 	a, err := app.Build(context.Background(), cfg, zap.NewNop())
 	if err != nil {
@@ -114,4 +119,55 @@ func pathBenchGateway(b *testing.B) (base, key string) {
 		b.Fatal(err)
 	}
 	return srv.URL, key
+}
+
+// agentMessagesBody is a coding agent's Messages request of about 330 KB,
+// as Claude Code sends them: a long system prompt, 40 tool schemas and
+// 120 earlier turns, streamed. Each request of a session resends all of it
+// with one turn more.
+func agentMessagesBody(model string, turns int) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, `{"model":%q,"max_tokens":16,"stream":true,"system":[{"type":"text","text":%q}],"messages":[`,
+		model, strings.Repeat("You are a coding agent. Read files before you edit them; run the tests after. ", 400))
+	for i := range turns {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		role := [2]string{"user", "assistant"}[i%2]
+		fmt.Fprintf(&sb, `{"role":%q,"content":[{"type":"text","text":%q}]}`, role,
+			fmt.Sprintf("turn %d: ", i)+strings.Repeat("func handler(w http.ResponseWriter, r *http.Request) { if err := r.ParseForm(); err != nil { return } }\n", 25))
+	}
+	sb.WriteString(`],"tools":[`)
+	for i := range 40 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		fmt.Fprintf(&sb, `{"name":"tool_%d","description":%q,"input_schema":{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}}`,
+			i, strings.Repeat("Reads or writes a file in the workspace. ", 20))
+	}
+	sb.WriteString(`]}`)
+	return sb.String()
+}
+
+// BenchmarkAgentRequest is one turn of a coding agent's session through the
+// gateway with money on: a 330 KB Messages request, streamed, to an
+// Anthropic deployment (relayed natively) and to an OpenAI one
+// (translated). The per-request cost that grows with the conversation
+// shows here, not in BenchmarkRequestPath's one-line prompts.
+//
+//	go test -run '^$' -bench AgentRequest -benchtime 200x ./internal/httpapi
+func BenchmarkAgentRequest(b *testing.B) {
+	am := httptest.NewServer(anthropicmock.New(anthropicmock.Config{Config: mock.Config{APIKey: "sk-ant-test-key-0001"}}))
+	b.Cleanup(am.Close)
+	base, key := pathBenchGateway(b, func(c *config.Config) {
+		c.Providers = append(c.Providers, config.Provider{Name: "claude", Type: "anthropic", BaseURL: am.URL, APIKey: "sk-ant-test-key-0001"})
+		c.Models = append(c.Models,
+			config.Model{Name: "agent-native", Deployments: []config.Deployment{{Provider: "claude", Model: "claude-sonnet-4-5", InputPrice: "3", OutputPrice: "15"}}},
+			config.Model{Name: "agent-translated", Deployments: []config.Deployment{{Provider: "primary", Model: "mock-small", InputPrice: "3", OutputPrice: "15"}}})
+	})
+	for _, model := range []string{"agent-native", "agent-translated"} {
+		b.Run(model, func(b *testing.B) {
+			benchRequests(b, base+"/v1/messages", key, agentMessagesBody(model, 121))
+		})
+	}
 }

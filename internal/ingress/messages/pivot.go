@@ -42,7 +42,10 @@ var routingFields = [...]string{"provider", "models", "route", "transforms", "pl
 func (r *Request) Translate() (*Translation, error) {
 	tr := &Translation{}
 	out := &providers.OpenAIRequest{Model: r.Model, Stream: r.Streamed()}
-	sys, _ := blocksOrString("system", r.System)
+	sys := r.system
+	if sys == nil {
+		sys, _ = blocksOrString("system", r.System)
+	}
 	var system []string
 	if t := text(sys); t != "" {
 		system = append(system, t)
@@ -51,7 +54,7 @@ func (r *Request) Translate() (*Translation, error) {
 	for i := range r.Messages {
 		m := &r.Messages[i]
 		at := "messages." + strconv.Itoa(i)
-		bs, err := blocks(at+".content", m.Content)
+		bs, err := m.blocks(at + ".content")
 		if err != nil {
 			return nil, err
 		}
@@ -384,7 +387,7 @@ func (r *Request) nativeBody() ([]byte, error) {
 	thinkingOff := false
 	for i := range r.Messages {
 		m := &r.Messages[i]
-		bs, _ := blocks("", m.Content)
+		bs, _ := m.blocks("")
 		if m.Role == "system" {
 			if t := text(bs); t != "" {
 				b, _ := json.Marshal(map[string]string{"type": "text", "text": t})

@@ -45,12 +45,27 @@ type Request struct {
 	// SystemFolded is true when messages held role "system" turns, which
 	// Anthropic's API refuses: Native folds them into system.
 	SystemFolded bool `json:"-"`
+
+	system []Block // System as Parse decoded it
 }
 
 // Message is one turn: content is a string or an array of blocks.
 type Message struct {
 	Role    string          `json:"role"`
 	Content json.RawMessage `json:"content"`
+
+	// decoded is Content as Parse read it: Translate and Native read the
+	// blocks from here instead of decoding an agent's long turns again.
+	decoded []Block
+}
+
+// blocks is the message's content as blocks: what Parse decoded, else
+// decoded now (a Message built by hand).
+func (m *Message) blocks(at string) ([]Block, error) {
+	if m.decoded != nil {
+		return m.decoded, nil
+	}
+	return blocks(at, m.Content)
 }
 
 // Block is one content block, decoded as far as xroute needs.
@@ -188,13 +203,17 @@ func parse(body []byte, count bool) (*Request, error) {
 		default:
 			return nil, reqErr(at+".role", "%s.role: Input should be 'user' or 'assistant'", at)
 		}
-		if _, err := blocks(at+".content", m.Content); err != nil {
+		bs, err := blocks(at+".content", m.Content)
+		if err != nil {
 			return nil, err
 		}
+		m.decoded = bs
 	}
-	if _, err := blocksOrString("system", r.System); err != nil {
+	sys, err := blocksOrString("system", r.System)
+	if err != nil {
 		return nil, err
 	}
+	r.system = sys
 	if t := r.Temperature; t != nil && (*t < 0 || *t > 1) {
 		return nil, reqErr("temperature", "temperature: Input should be less than or equal to 1")
 	}
