@@ -14,12 +14,13 @@ package providers
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"sync"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"

@@ -3,11 +3,12 @@ package providers
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	json "github.com/segmentio/encoding/json"
 )
 
 // This file holds the OpenAI Chat Completions wire types that translating

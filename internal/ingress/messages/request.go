@@ -10,10 +10,11 @@ package messages
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/xroute/xroute/providers"
 )
