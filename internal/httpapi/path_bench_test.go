@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/loadtest"
 	"github.com/xroute/xroute/loadtest/mock"
 	anthropicmock "github.com/xroute/xroute/loadtest/mock/anthropic"
 )
@@ -121,36 +121,9 @@ func pathBenchGateway(b *testing.B, more func(*config.Config)) (base, key string
 	return srv.URL, key
 }
 
-// agentMessagesBody is a coding agent's Messages request of about 330 KB,
-// as Claude Code sends them: a long system prompt, 40 tool schemas and
-// 120 earlier turns, streamed. Each request of a session resends all of it
-// with one turn more.
-func agentMessagesBody(model string, turns int) string {
-	var sb strings.Builder
-	fmt.Fprintf(&sb, `{"model":%q,"max_tokens":16,"stream":true,"system":[{"type":"text","text":%q}],"messages":[`,
-		model, strings.Repeat("You are a coding agent. Read files before you edit them; run the tests after. ", 400))
-	for i := range turns {
-		if i > 0 {
-			sb.WriteString(",")
-		}
-		role := [2]string{"user", "assistant"}[i%2]
-		fmt.Fprintf(&sb, `{"role":%q,"content":[{"type":"text","text":%q}]}`, role,
-			fmt.Sprintf("turn %d: ", i)+strings.Repeat("func handler(w http.ResponseWriter, r *http.Request) { if err := r.ParseForm(); err != nil { return } }\n", 25))
-	}
-	sb.WriteString(`],"tools":[`)
-	for i := range 40 {
-		if i > 0 {
-			sb.WriteString(",")
-		}
-		fmt.Fprintf(&sb, `{"name":"tool_%d","description":%q,"input_schema":{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}}`,
-			i, strings.Repeat("Reads or writes a file in the workspace. ", 20))
-	}
-	sb.WriteString(`]}`)
-	return sb.String()
-}
-
 // BenchmarkAgentRequest is one turn of a coding agent's session through the
-// gateway with money on: a 330 KB Messages request, streamed, to an
+// gateway with money on: a 330 KB Messages request
+// (loadtest.AgentMessagesBody), streamed, to an
 // Anthropic deployment (relayed natively) and to an OpenAI one
 // (translated). The per-request cost that grows with the conversation
 // shows here, not in BenchmarkRequestPath's one-line prompts.
@@ -167,7 +140,7 @@ func BenchmarkAgentRequest(b *testing.B) {
 	})
 	for _, model := range []string{"agent-native", "agent-translated"} {
 		b.Run(model, func(b *testing.B) {
-			benchRequests(b, base+"/v1/messages", key, agentMessagesBody(model, 121))
+			benchRequests(b, base+"/v1/messages", key, string(loadtest.AgentMessagesBody(model, 121)))
 		})
 	}
 }
