@@ -1,11 +1,9 @@
 package providers
 
 import (
-	stdjson "encoding/json"
-	"reflect"
 	"testing"
 
-	"github.com/segmentio/encoding/json"
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // The request decoders use segmentio/encoding/json, a drop-in for
@@ -32,20 +30,7 @@ func FuzzDecodeMatchesStd(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var a, b chatFields
-		errA := stdjson.Unmarshal(body, &a)
-		errB := json.Unmarshal(body, &b)
-		if (errA == nil) != (errB == nil) {
-			t.Fatalf("%q: encoding/json error %v, segmentio error %v", body, errA, errB)
-		}
-		if errA == nil && !reflect.DeepEqual(a, b) {
-			t.Fatalf("%q: encoding/json %+v, segmentio %+v", body, a, b)
-		}
-		var ra, rb OpenAIRequest
-		errA = stdjson.Unmarshal(body, &ra)
-		errB = json.Unmarshal(body, &rb)
-		if (errA == nil) != (errB == nil) {
-			t.Fatalf("%q as OpenAIRequest: encoding/json error %v, segmentio error %v", body, errA, errB)
-		}
+		testutil.SameDecode[chatFields](t, body, true)
+		testutil.SameDecode[OpenAIRequest](t, body, false)
 	})
 }

@@ -1,11 +1,9 @@
 package messages
 
 import (
-	stdjson "encoding/json"
-	"reflect"
 	"testing"
 
-	"github.com/segmentio/encoding/json"
+	"github.com/xroute/xroute/internal/testutil"
 )
 
 // FuzzDecodeMatchesStd: the Messages request and its content blocks decode
@@ -25,23 +23,7 @@ func FuzzDecodeMatchesStd(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var a, b Request
-		errA := stdjson.Unmarshal(body, &a)
-		errB := json.Unmarshal(body, &b)
-		if (errA == nil) != (errB == nil) {
-			t.Fatalf("%q: encoding/json error %v, segmentio error %v", body, errA, errB)
-		}
-		if errA == nil && !reflect.DeepEqual(a, b) {
-			t.Fatalf("%q: encoding/json %+v, segmentio %+v", body, a, b)
-		}
-		var ba, bb []Block
-		errA = stdjson.Unmarshal(body, &ba)
-		errB = json.Unmarshal(body, &bb)
-		if (errA == nil) != (errB == nil) {
-			t.Fatalf("%q as blocks: encoding/json error %v, segmentio error %v", body, errA, errB)
-		}
-		if errA == nil && !reflect.DeepEqual(ba, bb) {
-			t.Fatalf("%q as blocks: encoding/json %+v, segmentio %+v", body, ba, bb)
-		}
+		testutil.SameDecode[Request](t, body, true)
+		testutil.SameDecode[[]Block](t, body, true)
 	})
 }
