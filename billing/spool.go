@@ -32,9 +32,10 @@ var ErrSpoolFull = errors.New("billing: usage spool full")
 const DefaultSpoolLimit = 512 << 20
 
 // Spool is a local append-only log of usage records. A request appends its
-// record with one write(2) before its answer's final byte: the page cache
-// keeps it through a crash of the process (SIGKILL), at a small fraction of
-// the cost of a database commit per request. The writer then inserts
+// record before its answer's final byte, a copy into the segment's shared
+// mapping (spoolseg_linux.go; one write(2) where segments are not mapped):
+// the page cache keeps it through a crash of the process (SIGKILL), at a
+// small fraction of the cost of a database commit per request. The writer then inserts
 // records into the store in large batches and reports them committed; a
 // segment file is deleted once every record in it is in the store.
 //
@@ -57,9 +58,9 @@ type Spool struct {
 	rmu sync.Mutex // serialises writes to the rejected file
 
 	mu   sync.Mutex
-	lock *os.File // holds the directory's lock (nil where locks are not supported)
-	f    *os.File
-	seg  int64 // the segment being appended to; lower ones are sealed
+	lock *os.File  // holds the directory's lock (nil where locks are not supported)
+	w    segWriter // of the current segment; nil once closed
+	seg  int64     // the segment being appended to; lower ones are sealed
 	segs map[int64]*segment
 
 	// Totals over segs, kept under mu and read without it.
@@ -140,7 +141,7 @@ func OpenSpool(dir string, opts ...SpoolOption) (_ *Spool, err error) {
 		}
 	}
 	s.seg++ // never append to a segment a previous process wrote
-	if err := s.openSegment(); err != nil {
+	if err := s.openSegment(0); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -213,8 +214,10 @@ var errLineTooLong = errors.New("line longer than the spool's limit")
 // goes to rec; each whole line that holds none (corrupted, or longer than
 // maxLine, which is not read into memory) to bad, if not nil. A torn last
 // line (the process died in the middle of a write) is skipped: its
-// answer's final byte was never sent. A bufio.Reader rather than a
-// Scanner: one long line must not make the whole segment unreadable.
+// answer's final byte was never sent. Zero bytes where a line would start
+// are skipped: a mapped segment's unwritten tail, or pages a power loss
+// did not write back. A bufio.Reader rather than a Scanner: one long line
+// must not make the whole segment unreadable.
 func scanSegment(r io.Reader, maxLine int, rec func(books.UsageRecord), bad func(badLine)) (int64, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var (
@@ -223,6 +226,18 @@ func scanSegment(r io.Reader, maxLine int, rec func(books.UsageRecord), bad func
 		over   bool   // longer than maxLine: its bytes are not kept
 	)
 	for {
+		if n == 0 {
+			// Zeros where a line starts are the unwritten tail of a mapped
+			// segment its process left (see mapSeg): no record is there.
+			z, err := skipZeros(br)
+			off += z
+			if errors.Is(err, io.EOF) {
+				return off, nil
+			}
+			if err != nil {
+				return off, err
+			}
+		}
 		chunk, err := br.ReadSlice('\n')
 		partial := errors.Is(err, bufio.ErrBufferFull)
 		if err != nil && !partial && !errors.Is(err, io.EOF) {
@@ -259,6 +274,28 @@ func scanSegment(r io.Reader, maxLine int, rec func(books.UsageRecord), bad func
 	}
 }
 
+// skipZeros reads past the zero bytes at br's start and says how many
+// there were.
+func skipZeros(br *bufio.Reader) (int64, error) {
+	var n int64
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			return n, err
+		}
+		if b[0] != 0 {
+			return n, nil
+		}
+		b, _ = br.Peek(br.Buffered())
+		i := 0
+		for i < len(b) && b[i] == 0 {
+			i++
+		}
+		br.Discard(i)
+		n += int64(i)
+	}
+}
+
 // parseLine decodes one line, newline included.
 func parseLine(line []byte, over bool) (books.UsageRecord, error) {
 	var r books.UsageRecord
@@ -275,19 +312,20 @@ func parseLine(line []byte, over bool) (books.UsageRecord, error) {
 	return r, nil
 }
 
-// openSegment starts segment s.seg; the caller holds mu (or owns s).
-func (s *Spool) openSegment() error {
-	f, err := os.OpenFile(s.path(s.seg), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+// openSegment starts segment s.seg, with room for at least need bytes;
+// the caller holds mu (or owns s).
+func (s *Spool) openSegment(need int64) error {
+	w, err := openSegWriter(s.path(s.seg), max(s.maxSize, need))
 	if err != nil {
-		s.f = nil // Append reports the spool closed rather than write to a closed file
+		s.w = nil // Append reports the spool closed rather than write to a closed file
 		return fmt.Errorf("spool: %w", err)
 	}
-	s.f = f
+	s.w = w
 	s.segs[s.seg] = &segment{}
 	return nil
 }
 
-// Append writes one record (a JSON line, one write call) and returns the
+// Append writes one record (a JSON line) and returns the
 // segment it is in. It returns ErrSpoolFull when the record would take the
 // spool past its limit, and an error for a record too long to be read
 // back (the caller then writes it to the store directly).
@@ -303,18 +341,24 @@ func (s *Spool) Append(rec books.UsageRecord) (int64, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil {
+	if s.w == nil {
 		return 0, errors.New("spool: closed")
 	}
 	if s.limit > 0 && s.bytes.Load()+int64(len(line)) > s.limit {
 		return 0, ErrSpoolFull
 	}
 	if s.segs[s.seg].size >= s.maxSize {
-		if err := s.rotateLocked(); err != nil {
+		if err := s.rotateLocked(0); err != nil {
 			return 0, err
 		}
 	}
-	n, err := s.f.Write(line)
+	n, err := s.w.write(line)
+	if errors.Is(err, errSegFull) {
+		if err := s.rotateLocked(int64(len(line))); err != nil {
+			return 0, err
+		}
+		n, err = s.w.write(line)
+	}
 	cur := s.segs[s.seg]
 	cur.size += int64(n)
 	s.bytes.Add(int64(n))
@@ -332,7 +376,7 @@ func (s *Spool) Append(rec books.UsageRecord) (int64, error) {
 func (s *Spool) rotate() (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil {
+	if s.w == nil {
 		return s.seg, errors.New("spool: closed")
 	}
 	if s.segs[s.seg].size == 0 {
@@ -340,15 +384,19 @@ func (s *Spool) rotate() (int64, error) {
 	}
 	// Not `return s.seg, s.rotateLocked()`: Go leaves unspecified whether
 	// s.seg is read before or after the call, and the caller needs the new one.
-	err := s.rotateLocked()
+	err := s.rotateLocked(0)
 	return s.seg, err
 }
 
-func (s *Spool) rotateLocked() error {
+// rotateLocked seals the current segment and starts the next, with room
+// for at least need bytes.
+func (s *Spool) rotateLocked(need int64) error {
 	old := s.seg
-	s.f.Close()
+	if err := s.w.close(); err != nil {
+		s.logger().Warn("usage spool segment not closed cleanly", zap.Int64("segment", old), zap.Error(err))
+	}
 	s.seg++
-	err := s.openSegment()
+	err := s.openSegment(need)
 	s.dropIfDone(old)
 	return err
 }
@@ -539,9 +587,9 @@ func (s *Spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var err error
-	if s.f != nil {
-		err = s.f.Close()
-		s.f = nil
+	if s.w != nil {
+		err = s.w.close()
+		s.w = nil
 		if sg := s.segs[s.seg]; sg == nil || sg.pending <= 0 {
 			os.Remove(s.path(s.seg))
 		}

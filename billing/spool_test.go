@@ -23,9 +23,23 @@ import (
 func crash(s *Spool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.f.Close()
-	s.f = nil
+	s.w.(interface{ abandon() }).abandon()
+	s.w = nil
 	s.unlock()
+}
+
+// tear appends to segment seg's written bytes what a process killed in the
+// middle of a write leaves: part of a line, no newline.
+func tear(t *testing.T, s *Spool, seg int64, part string) {
+	t.Helper()
+	f, err := os.OpenFile(s.path(seg), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte(part), s.segs[seg].size); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestSpoolReplaysWhatWasNotCommitted(t *testing.T) {
@@ -44,9 +58,7 @@ func TestSpoolReplaysWhatWasNotCommitted(t *testing.T) {
 	}
 	// The process dies here: no Committed, no Close. A torn line follows.
 	crash(s)
-	f, _ := os.OpenFile(s.path(s.seg), os.O_WRONLY|os.O_APPEND, 0)
-	f.WriteString(`{"RequestID":"torn","Co`)
-	f.Close()
+	tear(t, s, s.seg, `{"RequestID":"torn","Co`)
 
 	s2, err := OpenSpool(dir)
 	if err != nil {
