@@ -34,10 +34,6 @@ type Translation struct {
 // must not see them (its signatures are its own).
 const XrouteSignature = "xroute-translated"
 
-// routingFields are OpenRouter's routing extensions (read by the router
-// from the pivot); a native upstream must not see them.
-var routingFields = [...]string{"provider", "models", "route", "transforms", "plugins"}
-
 // Translate builds the pivot and the native body.
 func (r *Request) Translate() (*Translation, error) {
 	tr := &Translation{}
@@ -139,12 +135,14 @@ func (r *Request) Translate() (*Translation, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range routingFields {
-		if v := gjson.GetBytes(r.Body, f); v.Exists() {
-			if body, err = sjson.SetRawBytes(body, f, []byte(v.Raw)); err != nil {
-				return nil, reqErr(f, "Could not read '%s'.", f)
-			}
+	err = r.EachRoutingField(func(f string, raw json.RawMessage) (err error) {
+		if body, err = sjson.SetRawBytes(body, f, raw); err != nil {
+			return reqErr(f, "Could not read '%s'.", f)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	tr.Pivot, tr.PivotBody = out, body
 	if tr.Native, err = r.nativeBody(); err != nil {
@@ -352,13 +350,14 @@ func assistantMessage(at string, bs []Block) (providers.Message, error) {
 // API gets it.
 func (r *Request) nativeBody() ([]byte, error) {
 	body := r.Body
-	var err error
-	for _, f := range routingFields {
-		if gjson.GetBytes(body, f).Exists() {
-			if body, err = sjson.DeleteBytes(body, f); err != nil {
-				return nil, reqErr(f, "Could not read '%s'.", f)
-			}
+	err := r.EachRoutingField(func(f string, _ json.RawMessage) (err error) {
+		if body, err = sjson.DeleteBytes(body, f); err != nil {
+			return reqErr(f, "Could not read '%s'.", f)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	mine := bytes.Contains(body, []byte(XrouteSignature))
 	if !r.SystemFolded && !mine {

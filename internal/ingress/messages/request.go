@@ -40,6 +40,7 @@ type Request struct {
 		Effort string `json:"effort"`
 	} `json:"output_config"`
 	Stream *bool `json:"stream"`
+	providers.RoutingExtensions
 
 	// Body is the caller's JSON, never modified.
 	Body []byte `json:"-"`

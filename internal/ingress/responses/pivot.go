@@ -108,13 +108,14 @@ func (r *Request) Translate(history []Item) (*Translation, error) {
 		return nil, err
 	}
 	// The router reads OpenRouter's routing extensions from the pivot.
-	for _, f := range routingFields {
-		if v := hasField(r.Body, f); v {
-			raw := getRaw(r.Body, f)
-			if body, err = sjson.SetRawBytes(body, f, raw); err != nil {
-				return nil, reqErr(f, "Could not read '%s'.", f)
-			}
+	err = r.EachRoutingField(func(f string, raw json.RawMessage) (err error) {
+		if body, err = sjson.SetRawBytes(body, f, raw); err != nil {
+			return reqErr(f, "Could not read '%s'.", f)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	tr.Pivot, tr.PivotBody = out, body
 	if tr.Native, err = r.nativeBody(history); err != nil {
@@ -473,13 +474,14 @@ func imagePart(at string, p Part) (cp providers.ContentPart, nativeOnly string, 
 // conversation inlined in place of previous_response_id.
 func (r *Request) nativeBody(history []Item) ([]byte, error) {
 	body := r.Body
-	var err error
-	for _, f := range routingFields {
-		if hasField(body, f) {
-			if body, err = sjson.DeleteBytes(body, f); err != nil {
-				return nil, reqErr(f, "Could not read '%s'.", f)
-			}
+	err := r.EachRoutingField(func(f string, _ json.RawMessage) (err error) {
+		if body, err = sjson.DeleteBytes(body, f); err != nil {
+			return reqErr(f, "Could not read '%s'.", f)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	drop := func(it *Item) bool {
 		// With store: false the upstream keeps nothing, so a reasoning

@@ -47,6 +47,7 @@ type Request struct {
 	Conversation       json.RawMessage `json:"conversation"`
 	Prompt             json.RawMessage `json:"prompt"`
 	PromptCacheKey     *string         `json:"prompt_cache_key"`
+	providers.RoutingExtensions
 
 	// Body is the caller's JSON, never modified.
 	Body []byte `json:"-"`
@@ -388,13 +389,6 @@ func text(ps []Part) string {
 	}
 	return sb.String()
 }
-
-// routingFields are OpenRouter's routing extensions (read by the router
-// from the pivot); a native upstream must not see them.
-var routingFields = [...]string{"provider", "models", "route", "transforms", "plugins"}
-
-// hasField reports whether body has a top-level field named f.
-func hasField(body []byte, f string) bool { return gjson.GetBytes(body, f).Exists() }
 
 // getRaw is the raw JSON of a top-level field, nil when absent.
 func getRaw(body []byte, f string) json.RawMessage {
