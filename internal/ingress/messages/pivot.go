@@ -131,7 +131,7 @@ func (r *Request) Translate() (*Translation, error) {
 		out.User = r.Metadata.UserID
 	}
 	out.ReasoningEffort = r.effort()
-	body, err := json.Marshal(out)
+	body, err := providers.MarshalRequest(out)
 	if err != nil {
 		return nil, err
 	}

@@ -103,7 +103,7 @@ func (r *Request) Translate(history []Item) (*Translation, error) {
 	case r.User != nil:
 		out.User = *r.User
 	}
-	body, err := json.Marshal(out)
+	body, err := providers.MarshalRequest(out)
 	if err != nil {
 		return nil, err
 	}
