@@ -30,11 +30,29 @@ func MarshalRequest(r *OpenAIRequest) ([]byte, error) {
 	if !bytes.HasPrefix(tail, head) || !bytes.HasPrefix(tail[len(head):], []byte(null)) {
 		return stdjson.Marshal(r) // not reached while the fields keep their order
 	}
+	// Sized once, with room for escapes: a buffer regrown as it fills
+	// copies an agent's turn several times over (it was most of this
+	// function's time).
 	size := len(tail)
 	for i := range r.Messages {
-		size += len(r.Messages[i].Content.Text) + 64
+		m := &r.Messages[i]
+		size += len(m.Content.Text) + len(m.Name) + len(m.ToolCallID) + 64
+		for j := range m.Content.Parts {
+			p := &m.Content.Parts[j]
+			size += len(p.Text) + 64
+			if p.ImageURL != nil {
+				size += len(p.ImageURL.URL)
+			}
+			if p.File != nil {
+				size += len(p.File.FileData)
+			}
+		}
+		for j := range m.ToolCalls {
+			tc := &m.ToolCalls[j]
+			size += len(tc.ID) + len(tc.Function.Name) + len(tc.Function.Arguments) + 64
+		}
 	}
-	out := make([]byte, 0, size+size/16)
+	out := make([]byte, 0, size+size/4)
 	out = append(out, head...)
 	out = append(out, `,"messages":`...)
 	if out, err = AppendMessages(out, r.Messages); err != nil {

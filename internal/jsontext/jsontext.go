@@ -38,8 +38,17 @@ func AppendEscaped(b []byte, s string) []byte {
 }
 
 func appendEscaped(b []byte, s string, safe *[utf8.RuneSelf]bool) []byte {
+	html := safe == &htmlSafe
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time while none needs a look: message text is
+		// mostly such runs, and a byte at a time was ~175 MB/s.
+		for i+8 <= len(s) && !needsLook(load8(s, i), html) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		if c := s[i]; c < utf8.RuneSelf {
 			if safe[c] {
 				i++
@@ -85,3 +94,35 @@ func appendEscaped(b []byte, s string, safe *[utf8.RuneSelf]bool) []byte {
 	}
 	return append(b, s[start:]...)
 }
+
+const (
+	lsb = 0x0101010101010101 // 1 in every byte
+	msb = 0x8080808080808080 // the high bit of every byte
+)
+
+// load8 is the eight bytes of s at i, the first in the low byte (one load
+// where the compiler can).
+func load8(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// needsLook reports whether any byte of x is one appendEscaped does not
+// copy as it is: a control byte, '"', '\', the start of a multi-byte
+// rune (not ASCII), and with html '<', '>' or '&'. Each term is the exact
+// any-byte test of "Bit Twiddling Hacks" (a byte less than n: (x - n·lsb)
+// &^ x has its high bit set; a zero byte of x^c·lsb: one equal to c), so
+// no such byte goes unseen; a false alarm only costs the byte-wise path.
+func needsLook(x uint64, html bool) bool {
+	m := x | (x-0x20*lsb)&^x
+	m |= zero(x^'"'*lsb) | zero(x^'\\'*lsb)
+	if html {
+		m |= zero(x^'<'*lsb) | zero(x^'>'*lsb) | zero(x^'&'*lsb)
+	}
+	return m&msb != 0
+}
+
+// zero has the high bit of a byte set where v has a zero byte (exactly
+// when v has any).
+func zero(v uint64) uint64 { return (v - lsb) &^ v }
