@@ -50,3 +50,28 @@ func BenchmarkAppendString(b *testing.B) {
 		buf = AppendString(buf[:0], text)
 	}
 }
+
+// FuzzUnquoteMatchesEncodingJSON holds Unquote to encoding/json's decode
+// of a string: where Unquote says it read the literal, the same string;
+// and it reads every literal encoding/json writes.
+func FuzzUnquoteMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{`""`, `"plain"`, `"a\nb\t\"c\"\\ \/ \b\f\r"`, `"\u00e9\u2028\ud83d\ude00"`, `"\ud83d"`, `"\ud83dx"`, `"\ude00\ud83d\ude00"`,
+		`"\ud83d\u0041"`, `"\u12"`, `"\x"`, "\"a\x01b\"", `"a"b"`, "\"\xff\"", `"é 日本 \\u"`, `"0123456789abcdef\n0123456789abcdef"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, ok := Unquote(raw)
+		var want string
+		err := json.Unmarshal(raw, &want)
+		if ok && (err != nil || got != want) {
+			t.Fatalf("Unquote(%q) = %q, encoding/json %q (%v)", raw, got, want, err)
+		}
+		// Every literal encoding/json writes is read.
+		if err == nil {
+			lit, _ := json.Marshal(want)
+			if got, ok := Unquote(lit); !ok || got != want {
+				t.Fatalf("Unquote(%s) = %q, %v; want %q", lit, got, ok, want)
+			}
+		}
+	})
+}

@@ -188,7 +188,7 @@ func userMessages(at string, bs []Block) (out []providers.Message, images bool, 
 		switch b.Type {
 		case "text":
 			if b.Text != "" {
-				parts = append(parts, providers.ContentPart{Type: "text", Text: b.Text})
+				parts = append(parts, providers.ContentPart{Type: "text", Text: string(b.Text)})
 			}
 		case "image":
 			cp, why, err := imagePart(bat, b.Source)
@@ -331,7 +331,7 @@ func assistantMessage(at string, bs []Block) (providers.Message, error) {
 			if m.Content.Text != "" && b.Text != "" {
 				m.Content.Text += "\n"
 			}
-			m.Content.Text += b.Text
+			m.Content.Text += string(b.Text)
 		case "tool_use":
 			if b.ID == "" || b.Name == "" {
 				return m, reqErr(bat, "%s: tool_use blocks need an id and a name", bat)
