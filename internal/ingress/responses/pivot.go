@@ -431,7 +431,7 @@ func chatParts(at string, ps []Part) (out []providers.ContentPart, images bool, 
 		pat := at + "[" + strconv.Itoa(j) + "]"
 		switch p.Type {
 		case "input_text", "output_text", "text":
-			out = append(out, providers.ContentPart{Type: "text", Text: p.Text})
+			out = append(out, providers.ContentPart{Type: "text", Text: string(p.Text)})
 		case "input_image":
 			cp, why, err := imagePart(pat, p)
 			if err != nil {

@@ -16,8 +16,10 @@ import (
 	"strconv"
 	"strings"
 
+	segjson "github.com/segmentio/encoding/json"
 	"github.com/tidwall/gjson"
 
+	"github.com/xroute/xroute/internal/jsontext"
 	"github.com/xroute/xroute/providers"
 )
 
@@ -111,7 +113,7 @@ type Item struct {
 // Part is one content part of a message or a tool output.
 type Part struct {
 	Type     string          `json:"type"`
-	Text     string          `json:"text"`
+	Text     jsontext.String `json:"text"`
 	Refusal  string          `json:"refusal"`
 	ImageURL string          `json:"image_url"`
 	FileID   string          `json:"file_id"`
@@ -263,7 +265,7 @@ func ParseInput(raw json.RawMessage) ([]Item, error) {
 	switch raw[0] {
 	case '"':
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := segjson.Unmarshal(raw, &s); err != nil {
 			return nil, reqErr("input", "Invalid 'input': %v.", err)
 		}
 		content, _ := json.Marshal(s)
@@ -275,7 +277,7 @@ func ParseInput(raw json.RawMessage) ([]Item, error) {
 		return nil, reqErr("input", "Invalid type for 'input': expected a string or an array of input items.")
 	}
 	var raws []json.RawMessage
-	if err := json.Unmarshal(raw, &raws); err != nil {
+	if err := segjson.Unmarshal(raw, &raws); err != nil {
 		return nil, reqErr("input", "Invalid 'input': expected an array of input items.")
 	}
 	if len(raws) > maxItems {
@@ -299,7 +301,7 @@ func parseItem(at string, raw json.RawMessage) (Item, error) {
 	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
 		return it, reqErr(at, "Invalid type for '%s': expected an object.", at)
 	}
-	if err := json.Unmarshal(raw, &it); err != nil {
+	if err := segjson.Unmarshal(raw, &it); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			return it, reqErr(at+"."+te.Field, "Invalid type for '%s.%s': expected %s.", at, te.Field, jsonType(te.Type.Kind().String()))
@@ -352,14 +354,14 @@ func parseItem(at string, raw json.RawMessage) (Item, error) {
 func parts(at string, raw json.RawMessage) ([]Part, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) > 0 && raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		var s jsontext.String
+		if err := s.UnmarshalJSON(raw); err != nil {
 			return nil, reqErr(at, "Invalid '%s': %v.", at, err)
 		}
 		return []Part{{Type: "input_text", Text: s}}, nil
 	}
 	var ps []Part
-	if err := json.Unmarshal(raw, &ps); err != nil {
+	if err := segjson.Unmarshal(raw, &ps); err != nil {
 		return nil, reqErr(at, "Invalid '%s': expected a string or an array of content parts.", at)
 	}
 	for i, p := range ps {
@@ -375,7 +377,7 @@ func parts(at string, raw json.RawMessage) ([]Part, error) {
 func text(ps []Part) string {
 	var sb strings.Builder
 	for _, p := range ps {
-		t := p.Text
+		t := string(p.Text)
 		if p.Type == "refusal" {
 			t = p.Refusal
 		}
