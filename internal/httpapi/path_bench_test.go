@@ -125,7 +125,8 @@ func pathBenchGateway(b *testing.B, more func(*config.Config)) (base, key string
 // gateway with money on: a 330 KB Messages request
 // (loadtest.AgentMessagesBody), streamed, to an
 // Anthropic deployment (relayed natively) and to an OpenAI one
-// (translated). The per-request cost that grows with the conversation
+// (translated); and the same session as a Responses request
+// (loadtest.AgentResponsesBody) to the OpenAI one. The per-request cost that grows with the conversation
 // shows here, not in BenchmarkRequestPath's one-line prompts.
 //
 //	go test -run '^$' -bench AgentRequest -benchtime 200x ./internal/httpapi
@@ -143,4 +144,9 @@ func BenchmarkAgentRequest(b *testing.B) {
 			benchRequests(b, base+"/v1/messages", key, string(loadtest.AgentMessagesBody(model, 121)))
 		})
 	}
+	// The same session as Codex sends it, to the OpenAI mock's Responses
+	// API (native).
+	b.Run("responses", func(b *testing.B) {
+		benchRequests(b, base+"/v1/responses", key, string(loadtest.AgentResponsesBody("agent-translated", 121)))
+	})
 }
