@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/xroute/xroute/loadtest"
 )
 
 // marked lists the gjson paths of a body's cache_control marks.
@@ -130,5 +132,76 @@ func TestAddBreakpointsAllocs(t *testing.T) {
 	marked := []byte(`{"model":"m","system":[{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}],"messages":[]}`)
 	if n := testing.AllocsPerRun(100, func() { AddBreakpoints(marked, 1024) }); n != 0 {
 		t.Fatalf("a body with its own marks costs %v allocations, want 0", n)
+	}
+}
+
+// The marks are written in one copy of the body (spliceMarks); sjson, one
+// edit each (setMarks), is the reference: the same bytes on compact JSON,
+// the same JSON value where the caller's body has spaces.
+func TestSpliceMarksMatchesSjson(t *testing.T) {
+	tools := `[{"name":"a","input_schema":{"type":"object"}},{"name":"b","description":"` + long(1100) + `","input_schema":{"type":"object"}}]`
+	conv := `[{"role":"user","content":"first \"quoted\" \u00e9"},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"text","text":"ok"}]},` +
+		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"x","content":"r"}]},{"role":"assistant","content":"done"},{"role":"user","content":"next"}]`
+	spaced := "{ \"model\" : \"m\" ,\n \"system\" : [ {\"type\":\"text\", \"text\":\"" + long(1200) + "\" } ] ,\n \"messages\" : [ {\"role\":\"user\",\"content\":\"a\"} , { \"role\" : \"assistant\" , \"content\" : [ { \"type\" : \"text\" , \"text\" : \"b\" } ] } , {\"role\":\"user\",\"content\":\"c\"} ] }"
+	for _, tc := range []struct {
+		name, body string
+		compact    bool
+	}{
+		{"tools, system string, turns", `{"model":"m","tools":` + tools + `,"system":"` + long(600) + `","messages":` + conv + `}`, true},
+		{"system blocks", `{"model":"m","system":[{"type":"text","text":"` + long(1200) + `"}],"messages":` + conv + `}`, true},
+		{"messages before system", `{"messages":` + conv + `,"system":"` + long(1200) + `","model":"m"}`, true},
+		{"an empty tool last", `{"model":"m","tools":[{"name":"a","description":"` + long(1100) + `"},{}],"messages":` + conv + `}`, true},
+		{"spaces", spaced, false},
+		{"agent session", string(loadtest.AgentMessagesBody("m", 121)), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			marks := findMarks([]byte(tc.body), 1024)
+			if len(marks) == 0 {
+				t.Fatalf("no marks for %.200s", tc.body)
+			}
+			out, ok := spliceMarks([]byte(tc.body), marks)
+			if !ok {
+				t.Fatal("spliceMarks declined the offsets gjson found")
+			}
+			if got := AddBreakpoints([]byte(tc.body), 1024); !bytes.Equal(got, out) {
+				t.Fatalf("AddBreakpoints does not write the spliced body:\n%.300s\n%.300s", got, out)
+			}
+			ref := setMarks([]byte(tc.body), marks)
+			if tc.compact {
+				if !bytes.Equal(out, ref) {
+					t.Fatalf("spliced and sjson bodies differ:\n%.300s\n%.300s", out, ref)
+				}
+				return
+			}
+			var a, b any
+			if err := json.Unmarshal(out, &a); err != nil {
+				t.Fatalf("spliced body is not JSON: %v\n%s", err, out)
+			}
+			json.Unmarshal(ref, &b)
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("spliced and sjson bodies differ:\n%s\n%s", out, ref)
+			}
+		})
+	}
+}
+
+// BenchmarkAddBreakpointsAgent marks an agent's 330 KB turn: the spliced
+// copy against sjson's edit per mark.
+func BenchmarkAddBreakpointsAgent(b *testing.B) {
+	body := loadtest.AgentMessagesBody("claude-sonnet-4-5", 121)
+	b.SetBytes(int64(len(body)))
+	for _, w := range []struct {
+		name  string
+		write func([]byte, []mark) []byte
+	}{
+		{"splice", func(body []byte, m []mark) []byte { out, _ := spliceMarks(body, m); return out }},
+		{"sjson", setMarks},
+	} {
+		b.Run(w.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				w.write(body, findMarks(body, 1024))
+			}
+		})
 	}
 }
