@@ -12,7 +12,7 @@ import (
 // Each request of a session resends all of it with one turn more; the
 // turns alternate user and assistant from a user turn, so an odd count
 // ends on the user's. The Go benchmarks of the agent-sized path
-// (internal/httpapi, internal/ingress/messages) send it.
+// (internal/httpapi, internal/ingress) send it.
 func AgentMessagesBody(model string, turns int) []byte {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `{"model":%q,"max_tokens":16,"stream":true,"system":[{"type":"text","text":%s}],"messages":[`,

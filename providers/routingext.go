@@ -1,6 +1,10 @@
 package providers
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/tidwall/sjson"
+)
 
 // RoutingExtensions are OpenRouter's routing fields as a caller sent them,
 // decoded with the rest of an ingress's request (embedded in it): the
@@ -17,10 +21,10 @@ type RoutingExtensions struct {
 	Plugins    json.RawMessage `json:"plugins"`
 }
 
-// EachRoutingField calls f with the name and raw JSON of each routing
-// extension the caller sent (null included), in a fixed order, and stops
-// at f's first error.
-func (x *RoutingExtensions) EachRoutingField(f func(name string, raw json.RawMessage) error) error {
+// each calls f with the name and raw JSON of each routing extension the
+// caller sent (null included), in a fixed order, and stops at f's first
+// error, which it returns as the caller's 400 naming the field.
+func (x *RoutingExtensions) each(f func(name string, raw json.RawMessage) error) error {
 	for _, e := range [...]struct {
 		name string
 		raw  json.RawMessage
@@ -29,8 +33,28 @@ func (x *RoutingExtensions) EachRoutingField(f func(name string, raw json.RawMes
 			continue
 		}
 		if err := f(e.name, e.raw); err != nil {
-			return err
+			return &RequestError{Param: e.name, Message: "Could not read '" + e.name + "'."}
 		}
 	}
 	return nil
+}
+
+// CopyRouting returns pivot with the routing extensions the caller sent
+// set on it, for the router.
+func (x *RoutingExtensions) CopyRouting(pivot []byte) ([]byte, error) {
+	err := x.each(func(f string, raw json.RawMessage) (err error) {
+		pivot, err = sjson.SetRawBytes(pivot, f, raw)
+		return err
+	})
+	return pivot, err
+}
+
+// StripRouting returns body (the caller's) without the routing extensions,
+// for a native upstream; body itself when it has none.
+func (x *RoutingExtensions) StripRouting(body []byte) ([]byte, error) {
+	err := x.each(func(f string, _ json.RawMessage) (err error) {
+		body, err = sjson.DeleteBytes(body, f)
+		return err
+	})
+	return body, err
 }

@@ -135,13 +135,7 @@ func (r *Request) Translate() (*Translation, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = r.EachRoutingField(func(f string, raw json.RawMessage) (err error) {
-		if body, err = sjson.SetRawBytes(body, f, raw); err != nil {
-			return reqErr(f, "Could not read '%s'.", f)
-		}
-		return nil
-	})
-	if err != nil {
+	if body, err = r.CopyRouting(body); err != nil {
 		return nil, err
 	}
 	tr.Pivot, tr.PivotBody = out, body
@@ -349,13 +343,7 @@ func assistantMessage(at string, bs []Block) (providers.Message, error) {
 // nativeBody is the caller's body as an upstream speaking the Messages
 // API gets it.
 func (r *Request) nativeBody() ([]byte, error) {
-	body := r.Body
-	err := r.EachRoutingField(func(f string, _ json.RawMessage) (err error) {
-		if body, err = sjson.DeleteBytes(body, f); err != nil {
-			return reqErr(f, "Could not read '%s'.", f)
-		}
-		return nil
-	})
+	body, err := r.StripRouting(r.Body)
 	if err != nil {
 		return nil, err
 	}

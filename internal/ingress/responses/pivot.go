@@ -108,13 +108,7 @@ func (r *Request) Translate(history []Item) (*Translation, error) {
 		return nil, err
 	}
 	// The router reads OpenRouter's routing extensions from the pivot.
-	err = r.EachRoutingField(func(f string, raw json.RawMessage) (err error) {
-		if body, err = sjson.SetRawBytes(body, f, raw); err != nil {
-			return reqErr(f, "Could not read '%s'.", f)
-		}
-		return nil
-	})
-	if err != nil {
+	if body, err = r.CopyRouting(body); err != nil {
 		return nil, err
 	}
 	tr.Pivot, tr.PivotBody = out, body
@@ -473,13 +467,7 @@ func imagePart(at string, p Part) (cp providers.ContentPart, nativeOnly string, 
 // extensions removed and, when continuing a stored conversation, the
 // conversation inlined in place of previous_response_id.
 func (r *Request) nativeBody(history []Item) ([]byte, error) {
-	body := r.Body
-	err := r.EachRoutingField(func(f string, _ json.RawMessage) (err error) {
-		if body, err = sjson.DeleteBytes(body, f); err != nil {
-			return reqErr(f, "Could not read '%s'.", f)
-		}
-		return nil
-	})
+	body, err := r.StripRouting(r.Body)
 	if err != nil {
 		return nil, err
 	}
