@@ -169,3 +169,25 @@ func TestSpoolZerosAmidASegment(t *testing.T) {
 		t.Fatalf("replayed %q, want r0,r2,r3", got)
 	}
 }
+
+// Steps of the mapping already written leave the process's pages (its
+// RSS), not the file: a killed process's records there are all replayed.
+func TestMappedSegmentDropsWrittenPages(t *testing.T) {
+	dir := t.TempDir()
+	s := openMapped(t, dir)
+	var want []string
+	for i := 0; s.segs[s.seg].size < 3*populateStep+1000; i++ {
+		id := fmt.Sprint("r", i)
+		want = append(want, id)
+		if _, err := s.Append(books.UsageRecord{RequestID: id, ErrorCode: strings.Repeat("x", 200)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ms := s.w.(*mapSeg); ms.gone < 2*populateStep {
+		t.Fatalf("%d bytes dropped after %d written: the written steps stay mapped", ms.gone, ms.n)
+	}
+	crash(s)
+	if got := strings.Join(replayAll(t, dir), ","); got != strings.Join(want, ",") {
+		t.Fatalf("replayed %d records, want %d", strings.Count(got, ",")+1, len(want))
+	}
+}
