@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
@@ -332,14 +331,15 @@ type encoder interface {
 	fail(e *apiError, info *requestInfo) []byte
 }
 
-// startStream writes a stream's headers (the route's, when known).
+// startStream writes a stream's headers (the route's, when known; info
+// is nil before routing ended).
 func startStream(c *gin.Context, info *requestInfo) {
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no") // keep nginx in front from buffering
-	if info.provider != "" {
+	if info != nil && info.provider != "" {
 		setRouteHeaders(h, info)
 	}
 	c.Writer.WriteHeader(http.StatusOK)
@@ -489,52 +489,30 @@ func (s *modelAPI) serveStream(c *gin.Context, a *admitted, req *providers.ChatR
 	info := infoOf(c)
 	out := s.newStreamOut(c)
 	defer out.close()
-	k, ok := enc.(keepaliver)
-	if !ok || s.own.StreamKeepAlive <= 0 {
-		st, res, err := s.cfg.Router.ChatStream(a.ctx, a.m, req)
-		noteRoute(info, res)
-		if err != nil {
-			s.routeFailed(c, err)
-			return
-		}
-		if h, ok := enc.(routedHook); ok {
+	// Routing waits for the first byte, a minute when a model thinks
+	// first: meanwhile a keep-alive goes out (starting the stream)
+	// whenever the caller has heard nothing for the interval. The
+	// keep-alives come from out's timer, so routing runs here, in the
+	// handler's goroutine: a goroutine of its own per stream, with a
+	// stack grown anew each time for the router's calls, cost more than
+	// the relay's own work per stream.
+	if k, ok := enc.(keepaliver); ok && s.own.StreamKeepAlive > 0 {
+		out.keepAlive(k.keepalive(), s.own.StreamKeepAlive)
+	}
+	st, res, err := s.cfg.Router.ChatStream(a.ctx, a.m, req)
+	// From here the handler alone writes until relayStream resumes the
+	// keep-alives.
+	started := out.suspend()
+	noteRoute(info, res)
+	switch {
+	case err == nil:
+		if h, ok := enc.(routedHook); ok && !started {
 			h.routed(c, info)
 		}
 		s.relayStream(c, st, enc, out)
-		return
-	}
-	type routed struct {
-		st  providers.Stream
-		res router.Result
-		err error
-	}
-	done := make(chan routed, 1)
-	go func() {
-		st, res, err := s.cfg.Router.ChatStream(a.ctx, a.m, req)
-		done <- routed{st, res, err}
-	}()
-	timer := time.NewTimer(s.own.StreamKeepAlive)
-	defer timer.Stop()
-	for {
-		select {
-		case r := <-done:
-			noteRoute(info, r.res)
-			switch {
-			case r.err == nil:
-				if h, ok := enc.(routedHook); ok && !out.isStarted() {
-					h.routed(c, info)
-				}
-				s.relayStream(c, r.st, enc, out)
-			case !out.isStarted():
-				s.routeFailed(c, r.err)
-			default:
-				s.streamBroke(c, enc, out, r.err)
-			}
-			return
-		case <-timer.C:
-			out.start(info)
-			out.write(k.keepalive()) // a caller gone is noticed when routing ends
-			timer.Reset(s.own.StreamKeepAlive)
-		}
+	case !started:
+		s.routeFailed(c, err)
+	default:
+		s.streamBroke(c, enc, out, err)
 	}
 }

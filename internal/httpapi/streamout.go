@@ -31,12 +31,15 @@ type streamOut struct {
 	err      error // the first failed write: nothing more goes out
 	timedOut bool  // err is the write timeout
 	closed   bool
-	last     time.Time // of the last write
-	deadline time.Time // the connection's write deadline, as last set
-	unsent   bool      // written, not yet flushed (send with flush false)
-	ping     []byte
-	every    time.Duration
-	timer    *time.Timer
+	// suspended: no keep-alive goes out (suspend) until keepAlive
+	// resumes them.
+	suspended bool
+	last      time.Time // of the last write
+	deadline  time.Time // the connection's write deadline, as last set
+	unsent    bool      // written, not yet flushed (send with flush false)
+	ping      []byte
+	every     time.Duration
+	timer     *time.Timer
 }
 
 func (s *modelAPI) newStreamOut(c *gin.Context) *streamOut {
@@ -135,28 +138,53 @@ func (o *streamOut) failed() (err error, timedOut bool) {
 }
 
 // keepAlive starts sending ping after every interval of silence toward
-// the caller, until close.
+// the caller, until close or suspend; called again after suspend, it
+// resumes them. A ping before start starts the stream, without route
+// headers (serveStream arms the keep-alives before routing, which may
+// wait a minute for a model's first byte).
 func (o *streamOut) keepAlive(ping []byte, every time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed || every <= 0 {
 		return
 	}
-	o.ping, o.every = ping, every
+	o.ping, o.every, o.suspended = ping, every, false
 	if o.last.IsZero() {
 		o.last = time.Now()
 	}
-	o.timer = time.AfterFunc(every, o.tick)
+	if o.timer == nil {
+		o.timer = time.AfterFunc(every, o.tick)
+		return
+	}
+	o.timer.Reset(max(every-time.Since(o.last), 0))
+}
+
+// suspend stops the keep-alives until keepAlive resumes them, so that the
+// handler alone writes (an error answer when routing failed before any
+// ping went out, the route's hook), and reports whether the stream
+// started: a ping went out.
+func (o *streamOut) suspend() (started bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.suspended = true
+	if o.timer != nil {
+		o.timer.Stop()
+	}
+	return o.started
 }
 
 func (o *streamOut) tick() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closed || o.err != nil {
+	if o.closed || o.suspended || o.err != nil {
 		return
 	}
 	quiet := time.Since(o.last)
 	if quiet >= o.every {
+		if !o.started {
+			o.started = true
+			startStream(o.c, nil)
+		}
 		o.writeLocked(o.ping, true)
 		quiet = 0
 	}
