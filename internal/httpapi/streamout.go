@@ -68,13 +68,6 @@ func (o *streamOut) start(info *requestInfo) {
 	}
 }
 
-// isStarted reports whether the headers went out.
-func (o *streamOut) isStarted() bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.started
-}
-
 // write sends b and flushes it within the write timeout. After a failed
 // write every later one fails at once with the same error.
 func (o *streamOut) write(b []byte) error { return o.send(b, true) }
