@@ -178,6 +178,9 @@ func (c *Config) Validate() error {
 	if c.Router.FirstByteTimeout < 0 {
 		bad("router.first_byte_timeout", "must not be negative (0: no bound)")
 	}
+	if c.Router.IdleConnsPerHost <= 0 {
+		bad("router.idle_conns_per_host", "must be positive (e.g. 1024)")
+	}
 	if c.Router.StreamIdleTimeout < 0 {
 		bad("router.stream_idle_timeout", "must not be negative (0: no bound)")
 	}

@@ -190,12 +190,13 @@ func OpenKeys(db *store.DB, cfg config.Config, onEvent func(context.Context, key
 		Children: db, EphemeralMaxTTL: cfg.Auth.EphemeralMaxTTL})
 }
 
-// upstreamTransport keeps many idle connections per provider: a gateway
-// talks to few hosts at high concurrency.
-func upstreamTransport() *http.Transport {
+// upstreamTransport keeps many idle connections per provider, up to
+// perHost (router.idle_conns_per_host): a gateway talks to few hosts at
+// high concurrency.
+func upstreamTransport(perHost int) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 4096
-	t.MaxIdleConnsPerHost = 1024
+	t.MaxIdleConns = max(4096, 4*perHost)
+	t.MaxIdleConnsPerHost = perHost
 	t.IdleConnTimeout = 90 * time.Second
 	return t
 }

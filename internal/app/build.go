@@ -78,7 +78,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{Transport: tel.Transport(upstreamTransport())}
+	client := &http.Client{Transport: tel.Transport(upstreamTransport(cfg.Router.IdleConnsPerHost))}
 	cl.add(client.CloseIdleConnections)
 	rs, err := buildRouting(ctx, cfg, cat, st, rdb, client, tel, red, announce, cl, log)
 	if err != nil {
