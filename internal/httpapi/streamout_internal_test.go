@@ -58,7 +58,13 @@ func TestStreamOutKeepAliveAroundRouting(t *testing.T) {
 		if rec.Body.String() != string(ping) {
 			t.Fatalf("a ping went out while suspended: %q", rec.Body.String())
 		}
-		o.keepAlive(ping, time.Hour) // relayStream resumes
+		// relayStream resumes. The last write must be recent here: after
+		// quiet, keepAlive would (rightly) arm the real timer at zero and
+		// it would race the tick below with a ping of its own.
+		o.mu.Lock()
+		o.last = time.Now()
+		o.mu.Unlock()
+		o.keepAlive(ping, time.Hour)
 		quiet(o)
 		o.tick()
 		if rec.Body.String() != string(ping)+string(ping) {
