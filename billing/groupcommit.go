@@ -80,12 +80,12 @@ func (r *Recorder) run() {
 		}
 		buf, waiters = buf[:0], 0
 	}
-	take := func(q queued) {
+	take := func(q *queued) {
 		if r.outage.Load() {
-			r.park(q)
+			r.park(*q)
 			return
 		}
-		buf = append(buf, q)
+		buf = append(buf, *q)
 		if q.ack != nil {
 			waiters++
 		}
