@@ -31,35 +31,20 @@ func insertDebitsSQL(n int) string {
 		` ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING idempotency_key`
 }
 
-// debitWriter writes the usage debits of one transaction, its statements
-// prepared once per size and closed by close.
+// debitWriter writes the usage debits of one transaction; close closes
+// its statements.
 type debitWriter struct {
 	s     *DB
 	tx    *sql.Tx
-	stmts map[int]*sql.Stmt
+	stmts txStmts
 	args  []any
 }
 
-func (w *debitWriter) close() {
-	for _, st := range w.stmts {
-		st.Close()
-	}
+func newDebitWriter(s *DB, tx *sql.Tx) *debitWriter {
+	return &debitWriter{s: s, tx: tx, stmts: txStmts{s: s, tx: tx, hot: s.hot.debits, text: insertDebitsSQL}}
 }
 
-func (w *debitWriter) stmt(ctx context.Context, n int) (*sql.Stmt, error) {
-	if st := w.stmts[n]; st != nil {
-		return st, nil
-	}
-	st, err := w.s.txPrepare(ctx, w.tx, insertDebitsSQL(n))
-	if err != nil {
-		return nil, err
-	}
-	if w.stmts == nil {
-		w.stmts = map[int]*sql.Stmt{}
-	}
-	w.stmts[n] = st
-	return st, nil
-}
+func (w *debitWriter) close() { w.stmts.close() }
 
 // usageEntry is the ledger entry of debit d on account id, not yet chained.
 func usageEntry(id string, d books.UsageDebit) books.LedgerEntry {
@@ -92,7 +77,7 @@ func (w *debitWriter) write(ctx context.Context, h *accountHead, ds []books.Usag
 		if err := w.s.chain(h, &e); err != nil {
 			return changed, err
 		}
-		st, err := w.stmt(ctx, 1)
+		st, err := w.stmts.get(ctx, 1)
 		if err != nil {
 			return changed, fmt.Errorf("usage debit %s: %w", d.RequestID, err)
 		}
@@ -124,9 +109,10 @@ func (w *debitWriter) writeAll(ctx context.Context, h *accountHead, ds []books.U
 		next.advance(es[i])
 	}
 	in := 0
-	for start := 0; start < len(es); start += debitRowsPerInsert {
-		part := es[start:min(start+debitRowsPerInsert, len(es))]
-		st, err := w.stmt(ctx, len(part))
+	for start := 0; start < len(es); {
+		part := es[start : start+piece(len(es)-start, debitRowsPerInsert)]
+		start += len(part)
+		st, err := w.stmts.get(ctx, len(part))
 		if err != nil {
 			return false, fmt.Errorf("usage debits: %w", err)
 		}

@@ -267,7 +267,7 @@ func (s *DB) applyUsage(ctx context.Context, tx *sql.Tx, debits []books.UsageDeb
 		}
 	}
 	slices.Sort(ids)
-	w := &debitWriter{s: s, tx: tx}
+	w := newDebitWriter(s, tx)
 	defer w.close()
 	for _, id := range ids {
 		h, err := s.lockAccountHead(ctx, tx, id)

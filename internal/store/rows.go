@@ -348,24 +348,15 @@ func (s *DB) InsertUsage(ctx context.Context, recs []books.UsageRecord) error {
 		// names the rows stored now: a request id stored before is skipped,
 		// with its debit.
 		isNew := make(map[string]bool, len(sorted))
-		var stmts [usageRowsPerInsert + 1]*sql.Stmt
-		defer func() {
-			for _, st := range stmts {
-				if st != nil {
-					st.Close()
-				}
-			}
-		}()
+		stmts := txStmts{s: s, tx: tx, hot: s.hot.usage, text: insertUsageSQL}
+		defer stmts.close()
 		args := make([]any, 0, usageRowsPerInsert*usageColumnCount)
-		for start := 0; start < len(sorted); start += usageRowsPerInsert {
-			part := sorted[start:min(start+usageRowsPerInsert, len(sorted))]
-			st := stmts[len(part)]
-			if st == nil {
-				var err error
-				if st, err = s.txPrepare(ctx, tx, insertUsageSQL(len(part))); err != nil {
-					return fmt.Errorf("insert usage: %w", err)
-				}
-				stmts[len(part)] = st
+		for start := 0; start < len(sorted); {
+			part := sorted[start : start+piece(len(sorted)-start, usageRowsPerInsert)]
+			start += len(part)
+			st, err := stmts.get(ctx, len(part))
+			if err != nil {
+				return fmt.Errorf("insert usage: %w", err)
 			}
 			args = args[:0]
 			for _, r := range part {

@@ -47,6 +47,8 @@ type DB struct {
 	// ledgerKeys authenticate ledger entries and account heads (nil:
 	// unkeyed; see KeyLedger).
 	ledgerKeys MACKeys
+	// hot: the usage writer's statements, prepared once (hotstmt.go).
+	hot hotStmts
 }
 
 // Open opens the database dsn names: PostgreSQL for a postgres:// or
@@ -92,6 +94,10 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	if err := s.migrate(ctx); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
+	}
+	if err := s.prepareHot(ctx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	return s, nil
 }
