@@ -779,7 +779,13 @@ async function credits(ctx) {
     creditsAccount = r.id;
     setFocus(r.id);
     for (const tr of accounts.el.querySelectorAll('tr[data-account]')) tr.classList.toggle('selected', tr.dataset.account === r.id);
-    showAccount(ctx, r, detail, () => accounts.load()).catch(pagerError);
+    // The account shown (or being loaded) again: rendering it anew would
+    // wipe an amount the operator is typing into its top-up form.
+    if (detail.dataset.account === r.id) return;
+    showAccount(ctx, r, detail, () => accounts.load()).catch((e) => {
+      if (detail.dataset.account === r.id) delete detail.dataset.account; // a click may retry
+      pagerError(e);
+    });
   };
   const accounts = pager({
     name: 'accounts',
@@ -821,8 +827,13 @@ async function credits(ctx) {
 // showAccount is one account's top-up form and its ledger, paged and
 // filtered on the server (never the whole ledger).
 async function showAccount(ctx, acct, detail, refreshBalances) {
+  // Only the latest call renders: an account picked while another was
+  // loading must not be replaced by the earlier one when it finishes.
+  detail.dataset.account = acct.id;
+  const gen = (detail.gen = (detail.gen || 0) + 1);
+  const current = () => ctx.live() && detail.gen === gen;
   const keyRows = await keyList(acct.id);
-  if (!ctx.live()) return;
+  if (!current()) return;
   const amount = h('input', { type: 'text', name: 'amount', inputmode: 'decimal', placeholder: '10.00', required: true, 'aria-label': 'Amount (USD)' });
   const idem = h('input', { type: 'text', name: 'idempotency_key', value: newIdemKey(), required: true, 'aria-label': 'Idempotency key', class: 'mono' });
   const msg = h('p', { class: 'form-note', role: 'status' });
@@ -873,7 +884,7 @@ async function showAccount(ctx, acct, detail, refreshBalances) {
     ledger.reset().catch(pagerError);
   };
   await ledger.load();
-  if (!ctx.live()) return;
+  if (!current()) return;
   clear(detail,
     can.topUp() ? card(`Top up ${acct.name}`, h('p', { class: 'muted' }, 'Replaying a top-up with the same idempotency key changes nothing.'), topUp, msg) : null,
     card(`Ledger · ${acct.name}`, filterBar([['Key', lf.key], ['Kind', lf.kind], ['From', lf.from], ['To', lf.to]], apply, reset), ledger.el));
