@@ -958,6 +958,3 @@ function details(d) {
 
 window.addEventListener('hashchange', route);
 route();
-
-window.addEventListener('hashchange', route);
-route();
