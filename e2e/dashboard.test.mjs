@@ -440,7 +440,7 @@ async function main() {
   }
   await page.fill('input[name=kind]', 'key.revoked');
   await page.click('form.toolbar button[type=submit]');
-  await page.waitForFunction(() => [...document.querySelectorAll('tr.audit-row .pill')].every((e) => e.textContent === 'key.revoked'));
+  await page.waitForFunction(() => { const k = [...document.querySelectorAll('tr.audit-row .pill')]; return k.length > 0 && k.every((e) => e.textContent === 'key.revoked'); });
   assert(await page.locator('tr.audit-row').count() === 1, 'the kind filter leaves one revocation');
   await page.locator('form.toolbar').getByRole('button', { name: 'Clear' }).click();
   await page.locator('tr.audit-row .pill', { hasText: 'key.created' }).first().waitFor();
@@ -506,6 +506,10 @@ async function main() {
   assert(hints.length > 0 && hints.every((t) => t === '—'), 'a viewer sees no key hint: ' + hints.join(', '));
   await nav('Credits');
   await page.locator('tbody a', { hasText: /^default$/ }).click();
+  // The page may show the first account's ledger before the one picked:
+  // wait for the picked one's, so that no request of the page is still to
+  // go out when the key changes below.
+  await page.locator('h2', { hasText: 'Ledger · default' }).waitFor();
   await page.locator('tr.ledger-row').first().waitFor();
   assert(await page.locator('#topup').count() === 0, 'a viewer has no top-up form');
   log('viewer: every control it cannot use hidden, no key hints');
