@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -21,6 +22,7 @@ import (
 	"github.com/xroute/xroute/config"
 	"github.com/xroute/xroute/internal/app"
 	"github.com/xroute/xroute/keys"
+	"github.com/xroute/xroute/loadtest"
 	"github.com/xroute/xroute/loadtest/mock"
 )
 
@@ -29,22 +31,29 @@ import (
 // are opened at once against a mock that sends a token every 4 s, each read
 // up to its first event; then the live heap and the goroutines are
 // counted, per stream, against the same count before. "bare" opens them
-// straight on the mock, "xroute" through the gateway: the process holds
-// client, gateway and mock alike, so xroute's own cost per idle stream is
-// the difference between the two. Run:
+// straight on the mock, "proxy" through the bare httputil.ReverseProxy of
+// the loadtest, "xroute" through the gateway: the process holds client,
+// gateway and mock alike, so a gateway's own cost per idle stream is its
+// difference from bare. Run:
 //
 //	go test -run '^$' -bench IdleStreams -benchtime 500x ./internal/httpapi
 //
 // With -idleheap FILE, the heap of the xroute run is written to FILE while
 // its streams are open (go tool pprof -sample_index=inuse_space).
 func BenchmarkIdleStreams(b *testing.B) {
-	for _, target := range []string{"bare", "xroute"} {
+	for _, target := range []string{"bare", "proxy", "xroute"} {
 		b.Run(target, func(b *testing.B) {
 			up := httptest.NewServer(mock.New(mock.Config{APIKey: providerKey, TokensPerSec: 0.25, ChunkTokens: 1, CompletionTokens: 100}))
 			b.Cleanup(up.Close)
 			url, key := up.URL+"/v1/chat/completions", providerKey
 			model := "mock-small"
-			if target == "xroute" {
+			switch target {
+			case "proxy":
+				u, _ := neturl.Parse(up.URL)
+				px := httptest.NewServer(loadtest.NewReverseProxy(u, nil))
+				b.Cleanup(px.Close)
+				url = px.URL + "/v1/chat/completions"
+			case "xroute":
 				url, key = idleStreamGateway(b, up.URL)
 				model = "gpt-4o-mini"
 			}
@@ -62,7 +71,7 @@ func BenchmarkIdleStreams(b *testing.B) {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
-			heap0, g0 := liveHeap()
+			heap0, stack0, g0 := liveHeap()
 			b.ReportAllocs()
 			b.ResetTimer()
 			var wg sync.WaitGroup
@@ -107,7 +116,7 @@ func BenchmarkIdleStreams(b *testing.B) {
 			for err := range errs {
 				b.Fatal(err)
 			}
-			heap1, g1 := liveHeap()
+			heap1, stack1, g1 := liveHeap()
 			if *idleHeap != "" && target == "xroute" {
 				if f, err := os.Create(*idleHeap); err == nil {
 					pprof.WriteHeapProfile(f)
@@ -115,6 +124,7 @@ func BenchmarkIdleStreams(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(heap1-heap0)/float64(b.N), "heap-B/stream")
+			b.ReportMetric(float64(stack1-stack0)/float64(b.N), "stack-B/stream")
 			b.ReportMetric(float64(g1-g0)/float64(b.N), "goroutines/stream")
 		})
 	}
@@ -122,12 +132,13 @@ func BenchmarkIdleStreams(b *testing.B) {
 
 var idleHeap = flag.String("idleheap", "", "BenchmarkIdleStreams: write the heap profile with the streams open to this file")
 
-// liveHeap is the heap in use after a collection, and the goroutines.
-func liveHeap() (heap int64, goroutines int) {
+// liveHeap is the heap in use after a collection, the goroutines' stacks
+// and the goroutines.
+func liveHeap() (heap, stacks int64, goroutines int) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc), runtime.NumGoroutine()
+	return int64(ms.HeapAlloc), int64(ms.StackInuse), runtime.NumGoroutine()
 }
 
 // idleStreamGateway is the gateway as the binary builds it in front of
