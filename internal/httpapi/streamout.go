@@ -62,6 +62,10 @@ func unwrapWriter(w http.ResponseWriter) http.ResponseWriter {
 func (o *streamOut) start(info *requestInfo) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.startLocked(info)
+}
+
+func (o *streamOut) startLocked(info *requestInfo) {
 	if !o.started {
 		o.started = true
 		startStream(o.c, info)
@@ -174,10 +178,7 @@ func (o *streamOut) tick() {
 	}
 	quiet := time.Since(o.last)
 	if quiet >= o.every {
-		if !o.started {
-			o.started = true
-			startStream(o.c, nil)
-		}
+		o.startLocked(nil) // a ping while routing: no route headers yet
 		o.writeLocked(o.ping, true)
 		quiet = 0
 	}

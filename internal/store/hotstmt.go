@@ -68,12 +68,12 @@ type txStmts struct {
 	tx   *sql.Tx
 	hot  []*sql.Stmt      // prepared once (SQLite), else nil
 	text func(int) string // the statement of n rows
-	open []*sql.Stmt
+	open [8]*sql.Stmt     // by log2 of the rows: up to 128 (the most is 64)
 }
 
 func (t *txStmts) get(ctx context.Context, n int) (*sql.Stmt, error) {
 	k := bits.Len(uint(n)) - 1
-	if k < len(t.open) && t.open[k] != nil {
+	if t.open[k] != nil {
 		return t.open[k], nil
 	}
 	var st *sql.Stmt
@@ -84,9 +84,6 @@ func (t *txStmts) get(ctx context.Context, n int) (*sql.Stmt, error) {
 		if st, err = t.s.txPrepare(ctx, t.tx, t.text(n)); err != nil {
 			return nil, err
 		}
-	}
-	if k >= len(t.open) {
-		t.open = append(t.open, make([]*sql.Stmt, k+1-len(t.open))...)
 	}
 	t.open[k] = st
 	return st, nil
